@@ -1,0 +1,82 @@
+/**
+ * Small durable-file primitives over raw file descriptors. The log uses numeric fds with
+ * positional I/O (pwritev/pread) rather than FileHandle so that one descriptor serves the
+ * writer and concurrent readers without an internal file position.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ErrorCode, MeridianError } from '../errors.js';
+
+const writevAsync = promisify(fs.writev);
+const readAsync = promisify(fs.read);
+export const fdatasyncAsync = promisify(fs.fdatasync);
+export const closeAsync = promisify(fs.close);
+
+/** Linux caps one writev at IOV_MAX (1024) buffers. */
+const IOV_MAX = 1024;
+
+/** Writes every byte of `buffers` at `position`, looping over short writes. */
+export async function writevFully(fd: number, buffers: Buffer[], position: number): Promise<number> {
+  let pos = position;
+  let i = 0;
+  while (i < buffers.length) {
+    const chunk = buffers.slice(i, i + IOV_MAX);
+    const want = chunk.reduce((s, b) => s + b.length, 0);
+    const { bytesWritten } = await writevAsync(fd, chunk, pos);
+    pos += bytesWritten;
+    if (bytesWritten === want) {
+      i += chunk.length;
+      continue;
+    }
+    // Short write: drop what was written and retry the rest of this chunk.
+    let skip = bytesWritten;
+    while (skip > 0 && skip >= buffers[i].length) skip -= buffers[i++].length;
+    if (skip > 0) buffers[i] = buffers[i].subarray(skip);
+  }
+  return pos - position;
+}
+
+/** Reads exactly `length` bytes at `position`, or fewer only at end of file. */
+export async function readFully(fd: number, length: number, position: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await readAsync(fd, buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+export function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Replaces `file` atomically and durably: temp file, fsync, rename, fsync the directory. */
+export function writeFileAtomicSync(file: string, data: Buffer | string): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDirSync(path.dirname(file));
+}
+
+export function storageError(what: string, err: unknown): MeridianError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  // ENOSPC can clear once retention runs; everything else is a disk that needs a human.
+  return new MeridianError(ErrorCode.StorageIo, `${what}: ${(err as Error)?.message ?? String(err)}`, {
+    retriable: code === 'ENOSPC' || code === 'EAGAIN',
+    cause: err,
+  });
+}

@@ -1,0 +1,532 @@
+/**
+ * The hot tier of one partition: an ordered list of segments in one directory.
+ *
+ * Concurrency: `append` is synchronous up to offset assignment (validate, roll, stamp
+ * baseOffset, enqueue), so offsets follow call order. A single flusher drains the queue:
+ * it writes every queued batch with one pwritev per segment, then, if any waiter asked for
+ * durability, issues one fdatasync per dirty segment and releases all of them together.
+ * While that fdatasync runs, new appends pile up and share the next one: group commit
+ * without a timer or a tuning knob.
+ *
+ * Durability modes (config `log.flush.mode`):
+ * - `fsync` (default): `append` waits for fdatasync unless the caller passes `sync: false`.
+ *   Kafka acks=all (-1) is answered only after fdatasync; acks=1 after the write reached
+ *   the OS (it survives a process crash, not a power loss).
+ * - `interval`: `append` waits for the write only, and a timer fdatasyncs every
+ *   `flushIntervalMs` (Kafka's own default behaviour). A caller can still pass `sync: true`.
+ * Either way the timer fdatasyncs dirty data, so nothing stays volatile longer than an
+ * interval.
+ *
+ * Visibility: the high watermark is the end of written data (what a restart after a process
+ * crash still holds); `durableOffset` is the end of fdatasync'd data, for consumers such as
+ * geo-replication that must never see a record a power loss could take back.
+ *
+ * Recovery on open: a segment with a valid index whose recorded length matches the file is
+ * trusted (it was sealed after an fdatasync); every other segment is scanned batch by batch
+ * (length, magic, CRC-32C, offset continuity) and cut at the first bad byte. A segment that
+ * does not continue its predecessor's offsets holds nothing that was acknowledged as durable
+ * (acks wait for every dirty segment's fdatasync) and is removed with its successors.
+ */
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import { fdatasyncAsync, storageError, writevFully } from './fs-util.js';
+import {
+  Attributes,
+  Codec,
+  decodeRecords,
+  lastOffsetOf,
+  readBatchHeader,
+  setBaseOffset,
+  validateBatch,
+} from './record-batch.js';
+import { Segment, type SegmentInfo } from './segment.js';
+import { recoverSegments } from './log-recovery.js';
+
+export interface LogOptions {
+  segmentBytes: number;
+  segmentMs: number;
+  indexIntervalBytes: number;
+  maxBatchBytes: number;
+  flushMode: 'fsync' | 'interval';
+  flushIntervalMs: number;
+  /** -1 = unlimited */
+  retentionBytes: number;
+  /** -1 = unlimited */
+  retentionMs: number;
+}
+
+export const defaultLogOptions: LogOptions = {
+  segmentBytes: 128 * 1024 * 1024,
+  segmentMs: 7 * 24 * 3600 * 1000,
+  indexIntervalBytes: 4096,
+  maxBatchBytes: 8 * 1024 * 1024,
+  flushMode: 'fsync',
+  flushIntervalMs: 1000,
+  retentionBytes: -1,
+  retentionMs: 7 * 24 * 3600 * 1000,
+};
+
+export interface AppendResult {
+  baseOffset: bigint;
+  lastOffset: bigint;
+}
+
+export interface ReadResult {
+  /** Whole batches, concatenated, exactly as stored. Empty when nothing is there yet. */
+  records: Buffer;
+  highWatermark: bigint;
+  logStartOffset: bigint;
+}
+
+/** Returns false to keep a segment that retention would delete (not yet offloaded, say). */
+export type RetentionGuard = (segment: SegmentInfo) => boolean | Promise<boolean>;
+
+interface AppendItem {
+  kind: 'append';
+  segment: Segment;
+  batches: Buffer[];
+  baseOffset: bigint;
+  lastOffset: bigint;
+  sync: boolean;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+interface SealItem {
+  kind: 'seal';
+  segment: Segment;
+  resolve?: () => void;
+}
+interface FlushItem {
+  kind: 'flush';
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+type QueueItem = AppendItem | SealItem | FlushItem;
+
+export class PartitionLog {
+  readonly dir: string;
+  readonly options: LogOptions;
+  #log: Logger | undefined;
+  #segments: Segment[];
+  #active: Segment;
+  #nextOffset: bigint;
+  #writtenEnd: bigint;
+  #durableEnd: bigint;
+  #queue: QueueItem[] = [];
+  #draining = false;
+  #drained: Promise<void> = Promise.resolve();
+  #dirty = new Set<Segment>();
+  #failure: MeridianError | undefined;
+  #closed = false;
+  #timer: NodeJS.Timeout;
+  #guards: RetentionGuard[] = [];
+  #sealedListeners = new Set<(s: SegmentInfo) => void>();
+  #appendListeners = new Set<(highWatermark: bigint) => void>();
+  #retentionRunning = false;
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0 };
+
+  private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger) {
+    this.dir = dir;
+    this.options = options;
+    this.#log = logger;
+    this.#segments = segments;
+    this.#active = segments[segments.length - 1];
+    this.#nextOffset = this.#active.nextOffset;
+    this.#writtenEnd = this.#nextOffset;
+    this.#durableEnd = this.#nextOffset;
+    this.#timer = setInterval(() => this.#onTimer(), options.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  static async open(dir: string, options: Partial<LogOptions> = {}, logger?: Logger): Promise<PartitionLog> {
+    const opts: LogOptions = { ...defaultLogOptions, ...options };
+    fs.mkdirSync(dir, { recursive: true });
+    const segments = await recoverSegments(dir, opts, logger);
+    return new PartitionLog(dir, opts, segments, logger);
+  }
+
+  get logStartOffset(): bigint {
+    return this.#segments[0].baseOffset;
+  }
+
+  /** Offset the next append gets. */
+  get logEndOffset(): bigint {
+    return this.#nextOffset;
+  }
+
+  /** End of written data: what consumers may read. */
+  get highWatermark(): bigint {
+    return this.#writtenEnd;
+  }
+
+  /** End of fdatasync'd data. */
+  get durableOffset(): bigint {
+    return this.#durableEnd;
+  }
+
+  get sizeBytes(): number {
+    return this.#segments.reduce((s, seg) => s + seg.sizeBytes, 0);
+  }
+
+  /** Counters since open: appends (calls), batches, bytes written, write rounds, fdatasyncs. */
+  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number }> {
+    return { ...this.#stats };
+  }
+
+  segments(): SegmentInfo[] {
+    return this.#segments.map((s) => s.info());
+  }
+
+  /** Called with every segment once it is sealed (immutable and durable). */
+  onSegmentSealed(listener: (s: SegmentInfo) => void): () => void {
+    this.#sealedListeners.add(listener);
+    return () => this.#sealedListeners.delete(listener);
+  }
+
+  /** Called after each write round with the new high watermark (for long-polling fetches). */
+  onAppend(listener: (highWatermark: bigint) => void): () => void {
+    this.#appendListeners.add(listener);
+    return () => this.#appendListeners.delete(listener);
+  }
+
+  addRetentionGuard(guard: RetentionGuard): () => void {
+    this.#guards.push(guard);
+    return () => {
+      this.#guards = this.#guards.filter((g) => g !== guard);
+    };
+  }
+
+  /**
+   * Appends one RecordBatch v2. The batch is validated (magic, length, CRC-32C), stamped
+   * with its base offset in place, and stored verbatim. Resolves when written, or when
+   * durable if `sync` (the default in fsync mode).
+   */
+  append(batch: Buffer, opts: { sync?: boolean } = {}): Promise<AppendResult> {
+    return this.appendAll([batch], opts);
+  }
+
+  /**
+   * Appends several batches as one unit: consecutive offsets, one write, one segment (a roll
+   * happens before, never between them). Validation of all precedes any change.
+   */
+  appendAll(batches: readonly Buffer[], opts: { sync?: boolean } = {}): Promise<AppendResult> {
+    try {
+      this.#checkWritable();
+      if (batches.length === 0) throw new MeridianError(ErrorCode.InvalidBatch, 'nothing to append');
+      const headers = batches.map((b) => validateBatch(b, this.options.maxBatchBytes));
+      const bytes = batches.reduce((s, b) => s + b.length, 0);
+      this.#maybeRoll(bytes);
+      const baseOffset = this.#nextOffset;
+      let next = baseOffset;
+      batches.forEach((b, i) => {
+        setBaseOffset(b, next);
+        next += BigInt(headers[i].lastOffsetDelta) + 1n;
+      });
+      this.#nextOffset = next;
+      this.#active.assignedBytes += bytes;
+      const sync = opts.sync ?? this.options.flushMode === 'fsync';
+      return new Promise<AppendResult>((resolve, reject) => {
+        this.#enqueue({ kind: 'append', segment: this.#active, batches: [...batches], baseOffset, lastOffset: next - 1n, sync, resolve, reject });
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Resolves once everything appended so far is durable. */
+  flush(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
+      this.#enqueue({ kind: 'flush', resolve, reject });
+    });
+  }
+
+  /** Seals the active segment now if it holds data (an operator's roll, or the age rule). */
+  roll(): Promise<void> {
+    if (this.#active.assignedBytes === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#rollNow(resolve));
+  }
+
+  /**
+   * Reads whole batches starting with the one that contains `offset`, up to `maxBytes`
+   * (always at least one batch, however large: KIP-74), from a single segment, never past
+   * `upTo` (default: the high watermark). Throws OFFSET_OUT_OF_RANGE outside
+   * [logStartOffset, highWatermark].
+   */
+  async read(offset: bigint, maxBytes: number, opts: { upTo?: bigint } = {}): Promise<ReadResult> {
+    const hw = this.#writtenEnd;
+    const limit = opts.upTo !== undefined && opts.upTo < hw ? opts.upTo : hw;
+    for (;;) {
+      const logStart = this.logStartOffset;
+      if (offset < logStart || offset > hw) {
+        throw new MeridianError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside the log's range [${logStart}, ${hw}] in ${this.dir}`);
+      }
+      const empty = { records: Buffer.alloc(0), highWatermark: hw, logStartOffset: logStart };
+      if (offset >= limit) return empty;
+      const seg = this.#segmentFor(offset);
+      if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
+      try {
+        const range = await this.#findRange(seg, offset, maxBytes, limit);
+        if (range === null) return empty;
+        return { records: await seg.read(range.start, range.length), highWatermark: hw, logStartOffset: logStart };
+      } finally {
+        seg.release();
+      }
+    }
+  }
+
+  /**
+   * First offset whose record timestamp is >= `timestamp` (ListOffsets by time). For
+   * compressed batches the answer is the batch's base offset (records are not opened on
+   * this path); clients skip records below it. Null when no such record exists.
+   */
+  async offsetForTimestamp(timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
+    for (const seg of [...this.#segments]) {
+      if (seg.isEmpty || seg.maxTimestamp < timestamp) continue;
+      if (!seg.acquire()) continue;
+      try {
+        const rel = seg.index.lookupTimestamp(Number(timestamp));
+        const startPos = seg.index.lookupPosition(rel);
+        let hit: { pos: number; size: number; baseOffset: bigint; maxTimestamp: bigint; attributes: number } | null = null;
+        await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
+          if (h.maxTimestamp < timestamp) return true;
+          hit = { pos, size, baseOffset: h.baseOffset, maxTimestamp: h.maxTimestamp, attributes: h.attributes };
+          return false;
+        });
+        if (hit === null) continue;
+        const { pos, size, baseOffset, maxTimestamp, attributes } = hit;
+        if ((attributes & Attributes.codecMask) === Codec.none && (attributes & Attributes.control) === 0) {
+          const rec = decodeRecords(await seg.read(pos, size)).find((r) => r.timestamp >= timestamp);
+          if (rec) return { offset: rec.offset, timestamp: rec.timestamp };
+        }
+        return { offset: baseOffset, timestamp: maxTimestamp };
+      } finally {
+        seg.release();
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Deletes the oldest sealed segments that exceed the time or size retention, stopping at
+   * the first one a guard vetoes (the log stays a contiguous range). Returns what it deleted.
+   */
+  async applyRetention(now = Date.now()): Promise<SegmentInfo[]> {
+    if (this.#retentionRunning || this.#closed) return [];
+    this.#retentionRunning = true;
+    const deleted: SegmentInfo[] = [];
+    try {
+      const { retentionBytes, retentionMs } = this.options;
+      let total = this.sizeBytes;
+      while (this.#segments.length > 1 && this.#segments[0].sealed) {
+        const seg = this.#segments[0];
+        const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
+        const bySize = retentionBytes >= 0 && total - seg.sizeBytes >= retentionBytes;
+        if (!byTime && !bySize) break;
+        const info = seg.info();
+        let vetoed = false;
+        for (const guard of this.#guards) {
+          if (!(await guard(info))) {
+            vetoed = true;
+            break;
+          }
+        }
+        if (vetoed) {
+          this.#log?.debug({ dir: this.dir, baseOffset: String(seg.baseOffset) }, 'retention deferred by a guard');
+          break;
+        }
+        this.#segments.shift();
+        total -= seg.sizeBytes;
+        deleted.push(info);
+        await seg.delete();
+        this.#log?.info(
+          { dir: this.dir, baseOffset: String(info.baseOffset), nextOffset: String(info.nextOffset), bytes: info.sizeBytes, reason: byTime ? 'time' : 'size' },
+          'retention deleted segment',
+        );
+      }
+    } finally {
+      this.#retentionRunning = false;
+    }
+    return deleted;
+  }
+
+  /** Periodic housekeeping: the age rule for rolling, then retention. */
+  async maintain(now = Date.now()): Promise<SegmentInfo[]> {
+    if (this.#closed || this.#failure) return [];
+    if (this.#active.assignedBytes > 0 && now - this.#active.createdAtMs >= this.options.segmentMs) await this.roll();
+    return this.applyRetention(now);
+  }
+
+  /** Drains pending writes, makes them durable and closes the files. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (!this.#failure) {
+      await new Promise<void>((resolve) => this.#enqueue({ kind: 'flush', resolve, reject: () => resolve() }));
+    }
+    await this.#drained;
+    for (const seg of this.#segments) await seg.close();
+  }
+
+  // -- internals --------------------------------------------------------------------------
+
+  #checkWritable(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, `log ${this.dir} is closed`, { retriable: true });
+  }
+
+  #maybeRoll(incoming: number): void {
+    const a = this.#active;
+    if (a.assignedBytes === 0) return;
+    if (a.assignedBytes + incoming > this.options.segmentBytes || Date.now() - a.createdAtMs >= this.options.segmentMs) this.#rollNow();
+  }
+
+  #rollNow(onSealed?: () => void): void {
+    const old = this.#active;
+    const seg = Segment.create(this.dir, this.#nextOffset);
+    this.#segments.push(seg);
+    this.#active = seg;
+    this.#enqueue({ kind: 'seal', segment: old, resolve: onSealed });
+  }
+
+  #segmentFor(offset: bigint): Segment {
+    const segs = this.#segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (segs[mid].baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return segs[lo];
+  }
+
+  async #findRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint): Promise<{ start: number; length: number } | null> {
+    let start = -1;
+    let length = 0;
+    const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
+    await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
+      if (h.baseOffset >= limit) return false;
+      if (start < 0) {
+        if (lastOffsetOf(h) < offset) return true;
+        start = pos;
+        length = size;
+        return true;
+      }
+      if (length + size > maxBytes) return false;
+      length += size;
+      return true;
+    });
+    return start < 0 ? null : { start, length };
+  }
+
+  #enqueue(item: QueueItem): void {
+    this.#queue.push(item);
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#drained = this.#drain();
+    }
+  }
+
+  #onTimer(): void {
+    if (this.#dirty.size > 0 && !this.#failure) this.#enqueue({ kind: 'flush', resolve: () => {}, reject: () => {} });
+  }
+
+  async #drain(): Promise<void> {
+    // Let the appends of the current tick join the first round.
+    await new Promise<void>((r) => setImmediate(r));
+    while (this.#queue.length > 0) {
+      const items = this.#queue;
+      this.#queue = [];
+      try {
+        await this.#process(items);
+      } catch (err) {
+        this.#fail(err, items);
+      }
+    }
+    this.#draining = false;
+  }
+
+  async #process(items: QueueItem[]): Promise<void> {
+    const sealed: Segment[] = [];
+    let needSync = false;
+    let i = 0;
+    while (i < items.length) {
+      const item = items[i];
+      if (item.kind === 'append') {
+        // One pwritev for the run of appends that target the same segment.
+        let j = i;
+        const bufs: Buffer[] = [];
+        while (j < items.length) {
+          const it = items[j];
+          if (it.kind !== 'append' || it.segment !== item.segment) break;
+          bufs.push(...it.batches);
+          needSync ||= it.sync;
+          j++;
+        }
+        const seg = item.segment;
+        let pos = seg.sizeBytes;
+        this.#stats.bytesWritten += await writevFully(seg.fd, bufs, pos);
+        this.#stats.writes++;
+        this.#stats.appends += j - i;
+        this.#stats.batches += bufs.length;
+        for (const b of bufs) {
+          const h = readBatchHeader(b);
+          seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes);
+          pos += b.length;
+        }
+        seg.sizeBytes = pos;
+        this.#dirty.add(seg);
+        this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
+        i = j;
+      } else if (item.kind === 'seal') {
+        await item.segment.seal();
+        this.#dirty.delete(item.segment);
+        sealed.push(item.segment);
+        i++;
+      } else {
+        needSync = true;
+        i++;
+      }
+    }
+    const written = this.#writtenEnd;
+    for (const l of this.#appendListeners) l(written);
+    for (const it of items) if (it.kind === 'append' && !it.sync) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
+    if (needSync) {
+      for (const seg of this.#dirty) {
+        await fdatasyncAsync(seg.fd);
+        this.#stats.fsyncs++;
+      }
+      this.#dirty.clear();
+      this.#durableEnd = written;
+    } else if (this.#dirty.size === 0) {
+      this.#durableEnd = written;
+    }
+    for (const it of items) {
+      if (it.kind === 'append' && it.sync) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
+      else if (it.kind === 'flush') it.resolve();
+      else if (it.kind === 'seal') it.resolve?.();
+    }
+    for (const seg of sealed) {
+      const info = seg.info();
+      for (const l of this.#sealedListeners) l(info);
+    }
+  }
+
+  /**
+   * After a failed write or fdatasync the state of the page cache is unknown (fsyncgate),
+   * so the log goes offline: everything pending and everything after is refused until a
+   * restart runs recovery.
+   */
+  #fail(err: unknown, items: QueueItem[]): void {
+    this.#failure = err instanceof MeridianError ? err : storageError(`log ${this.dir} is offline after an I/O error`, err);
+    this.#log?.error({ err: this.#failure, dir: this.dir }, 'partition log failed; appends refused until restart');
+    for (const it of [...items, ...this.#queue]) {
+      if (it.kind === 'append' || it.kind === 'flush') it.reject(this.#failure);
+      else it.resolve?.();
+    }
+    this.#queue = [];
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Topics of one broker and the partition logs behind them, with the topic metadata kept in
+ * the data directory (`topics.json`, replaced atomically): the embedded default, needing no
+ * external service.
+ *
+ * Layout:  <dataDir>/topics.json
+ *          <dataDir>/logs/<topic>-<partition>/<segments>
+ *
+ * Ordering makes both operations crash-safe: create makes the partition directories before
+ * it records the topic; delete forgets the topic before it removes the directories. So on
+ * open, a log directory of no known topic is leftover work and is removed.
+ *
+ * Lifecycle: `open` opens every partition log (running recovery); `startMaintenance` runs
+ * the age roll and retention on a timer; `close` stops the timer and closes every log.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import { writeFileAtomicSync } from './fs-util.js';
+import { PartitionLog, type LogOptions } from './partition-log.js';
+import type { SegmentInfo } from './segment.js';
+
+export interface TopicInfo {
+  readonly name: string;
+  readonly id: string;
+  readonly partitions: number;
+  readonly createdAt: string;
+  /** Per-topic overrides of the broker's log options. */
+  readonly config: Partial<LogOptions>;
+}
+
+interface TopicsFile {
+  version: 1;
+  topics: TopicInfo[];
+}
+
+const TOPICS_FILE = 'topics.json';
+const LOGS_DIR = 'logs';
+const MAX_PARTITIONS = 10_000;
+
+/** Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..". */
+export function validateTopicName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 249 || !/^[a-zA-Z0-9._-]+$/.test(name) || name === '.' || name === '..') {
+    throw new MeridianError(
+      ErrorCode.InvalidTopic,
+      `invalid topic name ${JSON.stringify(name)}: use 1 to 249 characters of letters, digits, '.', '_' and '-' (not "." or "..")`,
+    );
+  }
+}
+
+export type SealedListener = (topic: string, partition: number, segment: SegmentInfo) => void;
+
+export class TopicManager {
+  readonly dataDir: string;
+  #logOptions: LogOptions;
+  #log: Logger | undefined;
+  #topics = new Map<string, TopicInfo>();
+  #logs = new Map<string, PartitionLog[]>();
+  #sealedListeners = new Set<SealedListener>();
+  #maintenanceTimer: NodeJS.Timeout | undefined;
+  #maintaining = false;
+  #closed = false;
+  /** Serialises create/delete so metadata writes never interleave. */
+  #metaChain: Promise<unknown> = Promise.resolve();
+
+  private constructor(dataDir: string, logOptions: LogOptions, logger?: Logger) {
+    this.dataDir = dataDir;
+    this.#logOptions = logOptions;
+    this.#log = logger;
+  }
+
+  static async open(dataDir: string, logOptions: LogOptions, logger?: Logger): Promise<TopicManager> {
+    const tm = new TopicManager(dataDir, logOptions, logger);
+    await tm.#load();
+    return tm;
+  }
+
+  get #topicsFile(): string {
+    return path.join(this.dataDir, TOPICS_FILE);
+  }
+
+  #partitionDir(topic: string, partition: number): string {
+    return path.join(this.dataDir, LOGS_DIR, `${topic}-${partition}`);
+  }
+
+  async #load(): Promise<void> {
+    const logsDir = path.join(this.dataDir, LOGS_DIR);
+    fs.mkdirSync(logsDir, { recursive: true });
+    let file: TopicsFile = { version: 1, topics: [] };
+    if (fs.existsSync(this.#topicsFile)) {
+      try {
+        file = JSON.parse(fs.readFileSync(this.#topicsFile, 'utf8')) as TopicsFile;
+      } catch (err) {
+        throw new MeridianError(ErrorCode.StorageIo, `topic metadata ${this.#topicsFile} is unreadable: ${(err as Error).message}`, { cause: err });
+      }
+    } else if (fs.readdirSync(logsDir).some((d) => !d.endsWith('.deleted'))) {
+      // Logs without metadata: refuse rather than guess (and never delete them).
+      throw new MeridianError(ErrorCode.StorageIo, `${this.#topicsFile} is missing but ${logsDir} holds partition logs; restore the file or move the logs away`);
+    }
+    const known = new Set<string>();
+    for (const t of file.topics) {
+      this.#topics.set(t.name, t);
+      for (let p = 0; p < t.partitions; p++) known.add(`${t.name}-${p}`);
+    }
+    for (const d of fs.readdirSync(logsDir)) {
+      if (!known.has(d)) {
+        this.#log?.warn({ dir: d }, 'removing a partition directory of no known topic (an interrupted create or delete)');
+        fs.rmSync(path.join(logsDir, d), { recursive: true, force: true });
+      }
+    }
+    for (const t of this.#topics.values()) this.#logs.set(t.name, await this.#openPartitions(t));
+  }
+
+  async #openPartitions(t: TopicInfo): Promise<PartitionLog[]> {
+    const opts = { ...this.#logOptions, ...t.config };
+    const logs: PartitionLog[] = [];
+    for (let p = 0; p < t.partitions; p++) {
+      const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log);
+      log.onSegmentSealed((seg) => {
+        for (const l of this.#sealedListeners) l(t.name, p, seg);
+      });
+      logs.push(log);
+    }
+    return logs;
+  }
+
+  #persist(): void {
+    const file: TopicsFile = { version: 1, topics: [...this.#topics.values()] };
+    writeFileAtomicSync(this.#topicsFile, JSON.stringify(file, null, 2) + '\n');
+  }
+
+  #serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#metaChain.then(fn, fn);
+    this.#metaChain = run.catch(() => {});
+    return run;
+  }
+
+  createTopic(name: string, partitions: number, config: Partial<LogOptions> = {}): Promise<TopicInfo> {
+    return this.#serialised(async () => {
+      this.#checkOpen();
+      validateTopicName(name);
+      if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
+        throw new MeridianError(ErrorCode.InvalidPartitions, `topic ${name}: partition count must be an integer from 1 to ${MAX_PARTITIONS}, got ${partitions}`);
+      }
+      if (this.#topics.has(name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${name} already exists`);
+      const info: TopicInfo = { name, id: crypto.randomUUID(), partitions, createdAt: new Date().toISOString(), config };
+      const logs = await this.#openPartitions(info);
+      this.#topics.set(name, info);
+      this.#logs.set(name, logs);
+      try {
+        this.#persist();
+      } catch (err) {
+        this.#topics.delete(name);
+        this.#logs.delete(name);
+        await Promise.all(logs.map((l) => l.close()));
+        throw err;
+      }
+      this.#log?.info({ topic: name, partitions }, 'topic created');
+      return info;
+    });
+  }
+
+  deleteTopic(name: string): Promise<void> {
+    return this.#serialised(async () => {
+      this.#checkOpen();
+      const info = this.#topics.get(name);
+      if (!info) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${name} does not exist`);
+      const logs = this.#logs.get(name) ?? [];
+      this.#topics.delete(name);
+      this.#logs.delete(name);
+      this.#persist();
+      await Promise.all(logs.map((l) => l.close()));
+      for (let p = 0; p < info.partitions; p++) {
+        const dir = this.#partitionDir(name, p);
+        const doomed = `${dir}.${crypto.randomUUID()}.deleted`;
+        fs.renameSync(dir, doomed);
+        await fs.promises.rm(doomed, { recursive: true, force: true });
+      }
+      this.#log?.info({ topic: name }, 'topic deleted');
+    });
+  }
+
+  getTopic(name: string): TopicInfo | undefined {
+    return this.#topics.get(name);
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.#topics.values()];
+  }
+
+  partition(topic: string, partition: number): PartitionLog | undefined {
+    return this.#logs.get(topic)?.[partition];
+  }
+
+  partitions(topic: string): readonly PartitionLog[] {
+    return this.#logs.get(topic) ?? [];
+  }
+
+  /** Every sealed segment of every partition, as it is sealed (the offloader subscribes). */
+  onSegmentSealed(listener: SealedListener): () => void {
+    this.#sealedListeners.add(listener);
+    return () => this.#sealedListeners.delete(listener);
+  }
+
+  /** Runs the age roll and retention over every partition every `intervalMs`. */
+  startMaintenance(intervalMs: number): void {
+    if (this.#maintenanceTimer) return;
+    this.#maintenanceTimer = setInterval(() => void this.maintain(), intervalMs);
+    this.#maintenanceTimer.unref();
+  }
+
+  async maintain(now = Date.now()): Promise<number> {
+    if (this.#maintaining || this.#closed) return 0;
+    this.#maintaining = true;
+    let deleted = 0;
+    try {
+      for (const logs of [...this.#logs.values()]) {
+        for (const log of logs) {
+          try {
+            deleted += (await log.maintain(now)).length;
+          } catch (err) {
+            this.#log?.error({ err, dir: log.dir }, 'log maintenance failed');
+          }
+        }
+      }
+    } finally {
+      this.#maintaining = false;
+    }
+    return deleted;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, 'topic manager is closed', { retriable: true });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#maintenanceTimer);
+    await this.#metaChain;
+    await Promise.all([...this.#logs.values()].flat().map((l) => l.close()));
+  }
+}
