@@ -2,11 +2,13 @@
  * The hot tier of one partition: an ordered list of segments in one directory.
  *
  * Concurrency: `append` is synchronous up to offset assignment (validate, roll, stamp
- * baseOffset, enqueue), so offsets follow call order. A single flusher drains the queue:
- * it writes every queued batch with one pwritev per segment, then, if any waiter asked for
- * durability, issues one fdatasync per dirty segment and releases all of them together.
- * While that fdatasync runs, new appends pile up and share the next one: group commit
- * without a timer or a tuning knob.
+ * baseOffset, enqueue), so offsets follow call order. Two loops then run as a pipeline:
+ * - the writer takes everything queued and writes it with one pwritev per segment, in
+ *   order, then hands the appends that want durability to the syncer;
+ * - the syncer takes every waiter handed over so far, issues one fdatasync per dirty
+ *   segment, and releases all of them together.
+ * While an fdatasync runs, the writer keeps writing newly arrived appends, and they share
+ * the next fdatasync: group commit without a timer or a tuning knob.
  *
  * Durability modes (config `log.flush.mode`):
  * - `fsync` (default): `append` waits for fdatasync unless the caller passes `sync: false`.
@@ -114,8 +116,12 @@ export class PartitionLog {
   #writtenEnd: bigint;
   #durableEnd: bigint;
   #queue: QueueItem[] = [];
-  #draining = false;
-  #drained: Promise<void> = Promise.resolve();
+  #writing = false;
+  #writerDone: Promise<void> = Promise.resolve();
+  /** Written, waiting for the next fdatasync. */
+  #syncWaiters: Array<AppendItem | FlushItem> = [];
+  #syncing = false;
+  #syncerDone: Promise<void> = Promise.resolve();
   #dirty = new Set<Segment>();
   #failure: MeridianError | undefined;
   #closed = false;
@@ -366,7 +372,8 @@ export class PartitionLog {
     if (!this.#failure) {
       await new Promise<void>((resolve) => this.#enqueue({ kind: 'flush', resolve, reject: () => resolve() }));
     }
-    await this.#drained;
+    await this.#writerDone;
+    await this.#syncerDone;
     for (const seg of this.#segments) await seg.close();
   }
 
@@ -424,9 +431,9 @@ export class PartitionLog {
 
   #enqueue(item: QueueItem): void {
     this.#queue.push(item);
-    if (!this.#draining) {
-      this.#draining = true;
-      this.#drained = this.#drain();
+    if (!this.#writing) {
+      this.#writing = true;
+      this.#writerDone = this.#writer();
     }
   }
 
@@ -434,24 +441,23 @@ export class PartitionLog {
     if (this.#dirty.size > 0 && !this.#failure) this.#enqueue({ kind: 'flush', resolve: () => {}, reject: () => {} });
   }
 
-  async #drain(): Promise<void> {
+  async #writer(): Promise<void> {
     // Let the appends of the current tick join the first round.
     await new Promise<void>((r) => setImmediate(r));
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 && !this.#failure) {
       const items = this.#queue;
       this.#queue = [];
       try {
-        await this.#process(items);
+        await this.#writeRound(items);
       } catch (err) {
         this.#fail(err, items);
       }
     }
-    this.#draining = false;
+    this.#writing = false;
   }
 
-  async #process(items: QueueItem[]): Promise<void> {
+  async #writeRound(items: QueueItem[]): Promise<void> {
     const sealed: Segment[] = [];
-    let needSync = false;
     let i = 0;
     while (i < items.length) {
       const item = items[i];
@@ -463,7 +469,6 @@ export class PartitionLog {
           const it = items[j];
           if (it.kind !== 'append' || it.segment !== item.segment) break;
           bufs.push(...it.batches);
-          needSync ||= it.sync;
           j++;
         }
         const seg = item.segment;
@@ -481,38 +486,62 @@ export class PartitionLog {
         this.#dirty.add(seg);
         this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
         i = j;
-      } else if (item.kind === 'seal') {
-        await item.segment.seal();
-        this.#dirty.delete(item.segment);
-        sealed.push(item.segment);
-        i++;
       } else {
-        needSync = true;
+        if (item.kind === 'seal') {
+          await item.segment.seal();
+          this.#dirty.delete(item.segment);
+          sealed.push(item.segment);
+        }
         i++;
       }
     }
     const written = this.#writtenEnd;
     for (const l of this.#appendListeners) l(written);
-    for (const it of items) if (it.kind === 'append' && !it.sync) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
-    if (needSync) {
-      for (const seg of this.#dirty) {
-        await fdatasyncAsync(seg.fd);
-        this.#stats.fsyncs++;
-      }
-      this.#dirty.clear();
-      this.#durableEnd = written;
-    } else if (this.#dirty.size === 0) {
-      this.#durableEnd = written;
-    }
     for (const it of items) {
-      if (it.kind === 'append' && it.sync) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
-      else if (it.kind === 'flush') it.resolve();
-      else if (it.kind === 'seal') it.resolve?.();
+      if (it.kind === 'seal') it.resolve?.();
+      else if (it.kind === 'flush' || it.sync) this.#syncWaiters.push(it);
+      else it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
     }
     for (const seg of sealed) {
       const info = seg.info();
       for (const l of this.#sealedListeners) l(info);
     }
+    if (this.#syncWaiters.length > 0 && !this.#syncing) {
+      this.#syncing = true;
+      this.#syncerDone = this.#syncer();
+    }
+  }
+
+  async #syncer(): Promise<void> {
+    while (this.#syncWaiters.length > 0 && !this.#failure) {
+      const waiters = this.#syncWaiters;
+      this.#syncWaiters = [];
+      // Every waiter's bytes were written before it was handed over, so syncing the
+      // segments dirty now covers all of them.
+      const target = this.#writtenEnd;
+      const segs = [...this.#dirty];
+      this.#dirty.clear();
+      try {
+        for (const seg of segs) {
+          if (!seg.acquire()) continue; // deleted by retention after sealing: already durable
+          try {
+            await fdatasyncAsync(seg.fd);
+          } finally {
+            seg.release();
+          }
+          this.#stats.fsyncs++;
+        }
+      } catch (err) {
+        this.#fail(err, waiters);
+        break;
+      }
+      if (target > this.#durableEnd) this.#durableEnd = target;
+      for (const w of waiters) {
+        if (w.kind === 'flush') w.resolve();
+        else w.resolve({ baseOffset: w.baseOffset, lastOffset: w.lastOffset });
+      }
+    }
+    this.#syncing = false;
   }
 
   /**
@@ -523,10 +552,11 @@ export class PartitionLog {
   #fail(err: unknown, items: QueueItem[]): void {
     this.#failure = err instanceof MeridianError ? err : storageError(`log ${this.dir} is offline after an I/O error`, err);
     this.#log?.error({ err: this.#failure, dir: this.dir }, 'partition log failed; appends refused until restart');
-    for (const it of [...items, ...this.#queue]) {
+    for (const it of [...items, ...this.#queue, ...this.#syncWaiters]) {
       if (it.kind === 'append' || it.kind === 'flush') it.reject(this.#failure);
       else it.resolve?.();
     }
     this.#queue = [];
+    this.#syncWaiters = [];
   }
 }

@@ -1,0 +1,386 @@
+/**
+ * The one schema of a broker config file. Every file under `config/`, every `MERIDIAN_*`
+ * variable and every programmatic override is checked against it, and its `default`s are
+ * the embedded defaults, so there is a single place that says what a field means.
+ *
+ * Two keywords are Meridian's own (registered by load-config.ts):
+ * - `unit: 'size' | 'duration'`: the field also accepts a string with a unit ("128MiB",
+ *   "7d"); validation rewrites it to a number of bytes or milliseconds before `minimum` and
+ *   `maximum` run, so limits are stated once, in bytes or ms.
+ * - `expected`: a human phrase for error messages where the generic one would be cryptic
+ *   (a regex, a `not`).
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export const FLUSH_MODES = ['fsync', 'interval'] as const;
+export type FlushMode = (typeof FLUSH_MODES)[number];
+
+/** Fully resolved: every default applied, sizes in bytes, durations in milliseconds. */
+export interface BrokerConfig {
+  readonly region: string;
+  readonly nodeId: number;
+  readonly dataDir: string;
+  readonly logging: LoggingConfig;
+  readonly kafka: KafkaListenerConfig;
+  readonly log: LogConfig;
+  readonly topics: TopicsConfig;
+}
+
+export interface LoggingConfig {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+}
+
+export interface KafkaListenerConfig {
+  readonly host: string;
+  readonly port: number;
+  /** null: advertise `host`. */
+  readonly advertisedHost: string | null;
+  /** null: advertise `port`. */
+  readonly advertisedPort: number | null;
+  readonly maxFrameBytes: number;
+}
+
+export interface LogConfig {
+  readonly segmentBytes: number;
+  readonly segmentMs: number;
+  readonly indexIntervalBytes: number;
+  readonly maxBatchBytes: number;
+  readonly flush: {
+    readonly mode: FlushMode;
+    readonly intervalMs: number;
+  };
+  readonly retention: {
+    /** -1: unlimited. */
+    readonly bytes: number;
+    /** -1: unlimited. */
+    readonly ms: number;
+    readonly checkIntervalMs: number;
+  };
+}
+
+export interface TopicsConfig {
+  readonly autoCreate: boolean;
+  readonly defaultPartitions: number;
+}
+
+/** What a file, the environment or an override may say: sizes and durations may carry units. */
+export type SizeInput = number | string;
+export type DurationInput = number | string;
+
+export interface RawBrokerConfig {
+  region: string;
+  nodeId: number;
+  dataDir: string;
+  logging: { level: LogLevel; format: LogFormat };
+  kafka: {
+    host: string;
+    port: number;
+    advertisedHost: string | null;
+    advertisedPort: number | null;
+    maxFrameBytes: SizeInput;
+  };
+  log: {
+    segmentBytes: SizeInput;
+    segmentMs: DurationInput;
+    indexIntervalBytes: SizeInput;
+    maxBatchBytes: SizeInput;
+    flush: { mode: FlushMode; intervalMs: DurationInput };
+    retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
+  };
+  topics: { autoCreate: boolean; defaultPartitions: number };
+}
+
+export type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K];
+};
+
+export type BrokerConfigInput = DeepPartial<RawBrokerConfig>;
+
+// ---------------------------------------------------------------------------------------
+// Units
+
+export type UnitKind = 'size' | 'duration';
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+// No bare "m": minutes or months is exactly the ambiguity a config file must not have.
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  min: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+export const SIZE_UNIT_NAMES = ['B', 'KB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+export const DURATION_UNIT_NAMES = ['ms', 's', 'min', 'h', 'd'] as const;
+
+const QUANTITY = /^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/;
+
+/**
+ * "4KiB" -> 4096, "10MB" -> 10000000, "512" -> 512, 512 -> 512. Units are case-insensitive.
+ * Returns undefined when the text is not a size or is not a whole number of bytes.
+ */
+export function parseSize(input: number | string): number | undefined {
+  return parseQuantity(input, SIZE_UNITS, 'b');
+}
+
+/** "250ms", "30s", "5min", "2h", "7d" or a number of milliseconds. */
+export function parseDuration(input: number | string): number | undefined {
+  return parseQuantity(input, DURATION_UNITS, 'ms');
+}
+
+export function parseUnit(kind: UnitKind, input: number | string): number | undefined {
+  return kind === 'size' ? parseSize(input) : parseDuration(input);
+}
+
+function parseQuantity(input: number | string, units: Readonly<Record<string, number>>, bare: string): number | undefined {
+  if (typeof input === 'number') return Number.isSafeInteger(input) ? input : undefined;
+  const match = QUANTITY.exec(input);
+  if (match === null) return undefined;
+  const factor = units[(match[2] || bare).toLowerCase()];
+  if (factor === undefined) return undefined;
+  // Scale decimals exactly ("1.5GiB") without floating-point drift, then insist on a whole result.
+  const [whole = '', frac = ''] = match[1]!.split('.');
+  const scale = 10 ** frac.length;
+  const value = (Number(whole + frac) * factor) / scale;
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** 134217728 -> "128MiB", 1000 -> "1000B"; the largest binary unit that divides exactly. */
+export function formatSize(bytes: number): string {
+  for (const name of ['TiB', 'GiB', 'MiB', 'KiB'] as const) {
+    const factor = SIZE_UNITS[name.toLowerCase()]!;
+    if (bytes !== 0 && bytes % factor === 0) return `${bytes / factor}${name}`;
+  }
+  return `${bytes}B`;
+}
+
+/** 604800000 -> "7d", 1500 -> "1500ms". */
+export function formatDuration(ms: number): string {
+  for (const name of ['d', 'h', 'min', 's'] as const) {
+    const factor = DURATION_UNITS[name]!;
+    if (ms !== 0 && ms % factor === 0) return `${ms / factor}${name}`;
+  }
+  return `${ms}ms`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema
+
+type JsonType = 'string' | 'integer' | 'boolean' | 'null' | 'object';
+
+export interface LeafSchema {
+  readonly description: string;
+  readonly default: unknown;
+  readonly type: JsonType | readonly JsonType[];
+  readonly unit?: UnitKind;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly minLength?: number;
+  readonly pattern?: string;
+  readonly enum?: readonly unknown[];
+  readonly not?: { readonly enum: readonly unknown[] };
+  readonly expected?: string;
+}
+
+export interface ObjectSchema {
+  readonly description: string;
+  readonly type: 'object';
+  readonly additionalProperties: false;
+  readonly properties: Readonly<Record<string, FieldSchema>>;
+}
+
+export type FieldSchema = LeafSchema | ObjectSchema;
+
+export function isObjectSchema(node: FieldSchema): node is ObjectSchema {
+  return node.type === 'object';
+}
+
+function section(description: string, properties: Record<string, FieldSchema>): ObjectSchema {
+  return { description, type: 'object', additionalProperties: false, properties };
+}
+
+// Timers in Node overflow above 2^31-1 ms (about 24.8 days) and fire immediately, so any
+// duration that ends up in setTimeout/setInterval is capped there.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function size(description: string, def: string | number, limits: { minimum?: number; maximum?: number; unlimited?: boolean } = {}): LeafSchema {
+  return {
+    description,
+    default: def,
+    type: ['integer', 'string'],
+    unit: 'size',
+    minimum: limits.unlimited ? -1 : limits.minimum ?? 0,
+    maximum: limits.maximum ?? Number.MAX_SAFE_INTEGER,
+  };
+}
+
+function duration(
+  description: string,
+  def: string | number,
+  limits: { minimum?: number; maximum?: number; unlimited?: boolean } = {},
+): LeafSchema {
+  return {
+    description,
+    default: def,
+    type: ['integer', 'string'],
+    unit: 'duration',
+    minimum: limits.unlimited ? -1 : limits.minimum ?? 0,
+    maximum: limits.maximum ?? Number.MAX_SAFE_INTEGER,
+  };
+}
+
+const WILDCARD_HOSTS = ['0.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0'] as const;
+
+/** Addresses that mean "every interface": fine to listen on, useless to hand to a client. */
+export function isWildcardHost(host: string): boolean {
+  return (WILDCARD_HOSTS as readonly string[]).includes(host);
+}
+
+export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one region, one node.', {
+  region: {
+    description:
+      'Name of the region this broker serves. It tags every record this region originates, so it must be stable and unique across the mesh.',
+    default: 'us-east',
+    type: 'string',
+    pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+    expected: 'a region name of lowercase letters, digits and dashes, starting with a letter or digit, at most 63 characters (e.g. eu-west)',
+  },
+  nodeId: {
+    description: 'Kafka broker id of this node, as clients see it in Metadata responses (an int32 on the wire).',
+    default: 1,
+    type: 'integer',
+    minimum: 0,
+    maximum: 2 ** 31 - 1,
+  },
+  dataDir: {
+    description: 'Directory holding this broker\'s logs and metadata. Relative paths resolve against the working directory.',
+    default: './meridian-data/us-east',
+    type: 'string',
+    minLength: 1,
+  },
+  logging: section('Structured logging (pino).', {
+    level: {
+      description: 'Lowest level written; "silent" writes nothing.',
+      default: 'info',
+      type: 'string',
+      enum: LOG_LEVELS,
+    },
+    format: {
+      description: 'Output format. "pretty" is reserved for human-readable output and currently writes JSON like "json".',
+      default: 'json',
+      type: 'string',
+      enum: LOG_FORMATS,
+    },
+  }),
+  kafka: section('The Kafka protocol listener.', {
+    host: {
+      description: 'Address to listen on. 0.0.0.0 or :: listen on every interface (then set advertisedHost).',
+      default: '127.0.0.1',
+      type: 'string',
+      minLength: 1,
+    },
+    port: {
+      description: 'TCP port to listen on; 0 picks a free port (tests).',
+      default: 19092,
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+    },
+    advertisedHost: {
+      description:
+        'Host name clients are told to connect to (Metadata responses). null: use host. Must be reachable by clients, so never a wildcard address.',
+      default: null,
+      type: ['string', 'null'],
+      minLength: 1,
+      not: { enum: WILDCARD_HOSTS },
+      expected:
+        'a host name or address that clients can connect to, or null to use kafka.host (not a wildcard such as 0.0.0.0 or ::, which clients cannot reach)',
+    },
+    advertisedPort: {
+      description: 'Port clients are told to connect to. null: use port.',
+      default: null,
+      type: ['integer', 'null'],
+      minimum: 1,
+      maximum: 65535,
+    },
+    maxFrameBytes: size(
+      'Largest request frame accepted; a bigger one closes the connection before it is buffered, which bounds memory per connection.',
+      '100MiB',
+      { minimum: 1 },
+    ),
+  }),
+  log: section('The partition log on local disk.', {
+    // Index entries hold 32-bit byte positions (as Kafka's do), hence the 2 GiB ceiling.
+    segmentBytes: size('Roll to a new segment when the active one reaches this size.', '128MiB', { minimum: 1024, maximum: 2 ** 31 - 1 }),
+    segmentMs: duration('Roll to a new segment when the active one is this old, even if not full.', '7d', { minimum: 1 }),
+    indexIntervalBytes: size('Bytes of batches between two offset-index entries: smaller means faster seeks and a bigger index.', '4KiB'),
+    maxBatchBytes: size('Largest record batch accepted from a producer (Kafka message.max.bytes).', '8MiB', { minimum: 1 }),
+    flush: section('When appended data is made durable.', {
+      mode: {
+        description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss).',
+        default: 'fsync',
+        type: 'string',
+        enum: FLUSH_MODES,
+      },
+      intervalMs: duration('Time between fsyncs when mode is interval.', '1s', { minimum: 1, maximum: MAX_TIMER_MS }),
+    }),
+    retention: section('When old segments are deleted.', {
+      bytes: size('Keep at most this many bytes per partition; -1: unlimited.', -1, { unlimited: true }),
+      ms: duration('Delete segments whose newest record is older than this; -1: unlimited.', '7d', { unlimited: true }),
+      checkIntervalMs: duration('How often retention is checked.', '5min', { minimum: 1, maximum: MAX_TIMER_MS }),
+    }),
+  }),
+  topics: section('Topic creation.', {
+    autoCreate: {
+      description: 'Create a topic when a client produces to or fetches metadata for one that does not exist.',
+      default: true,
+      type: 'boolean',
+    },
+    defaultPartitions: {
+      description: 'Partitions of an auto-created topic.',
+      default: 3,
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+    },
+  }),
+});
+
+/** Every leaf field with its path, in schema order. */
+export function schemaLeaves(node: ObjectSchema = brokerConfigSchema, prefix: readonly string[] = []): Array<{ path: string[]; schema: LeafSchema }> {
+  const out: Array<{ path: string[]; schema: LeafSchema }> = [];
+  for (const [key, child] of Object.entries(node.properties)) {
+    const path = [...prefix, key];
+    if (isObjectSchema(child)) out.push(...schemaLeaves(child, path));
+    else out.push({ path, schema: child });
+  }
+  return out;
+}
+
+/** The schema node at a path, or undefined if the path names no field. */
+export function schemaAt(path: readonly string[]): FieldSchema | undefined {
+  let node: FieldSchema = brokerConfigSchema;
+  for (const key of path) {
+    if (!isObjectSchema(node) || !Object.hasOwn(node.properties, key)) return undefined;
+    node = node.properties[key]!;
+  }
+  return node;
+}

@@ -1,0 +1,314 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MeridianError } from '../../src/errors.js';
+import { ConfigError, defaultConfig, envVarName, listEnvVars, loadConfig, parseConfig } from '../../src/config/load-config.js';
+import { brokerConfigSchema, isObjectSchema, parseDuration, parseSize, schemaLeaves, type FieldSchema } from '../../src/config/schema.js';
+
+const KiB = 1024;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+const DAY = 86_400_000;
+
+let dir = '';
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'meridian-config-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeConfig(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Loads a file that must be refused; returns the error. */
+function refused(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    assert.ok(error instanceof MeridianError);
+    assert.equal(error.code, 'BAD_CONFIG');
+    assert.equal(error.retriable, false);
+    return error;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('defaults', () => {
+  test('an absent or empty file gives the documented defaults, resolved to bytes and ms', () => {
+    const expected = {
+      region: 'us-east',
+      nodeId: 1,
+      dataDir: './meridian-data/us-east',
+      logging: { level: 'info', format: 'json' },
+      kafka: { host: '127.0.0.1', port: 19092, advertisedHost: null, advertisedPort: null, maxFrameBytes: 100 * MiB },
+      log: {
+        segmentBytes: 128 * MiB,
+        segmentMs: 7 * DAY,
+        indexIntervalBytes: 4 * KiB,
+        maxBatchBytes: 8 * MiB,
+        flush: { mode: 'fsync', intervalMs: 1000 },
+        retention: { bytes: -1, ms: 7 * DAY, checkIntervalMs: 5 * 60_000 },
+      },
+      topics: { autoCreate: true, defaultPartitions: 3 },
+    };
+    assert.deepEqual(defaultConfig(), expected);
+    assert.deepEqual(loadConfig({ env: {} }), expected);
+    assert.deepEqual(parseConfig('', 'empty.yaml'), expected);
+    assert.deepEqual(parseConfig('# only a comment\n', 'comment.yaml'), expected);
+  });
+
+  test('a file sets only the fields it names', () => {
+    const config = parseConfig('kafka:\n  port: 9092\n', 'x.yaml');
+    assert.equal(config.kafka.port, 9092);
+    assert.equal(config.kafka.host, '127.0.0.1');
+    assert.equal(config.log.segmentBytes, 128 * MiB);
+  });
+
+  test('every schema field has a description and a default, every object refuses unknown fields', () => {
+    const check = (node: FieldSchema, path: string): void => {
+      assert.ok(node.description.length > 0, `${path} has no description`);
+      if (isObjectSchema(node)) {
+        assert.equal(node.additionalProperties, false, `${path} allows unknown fields`);
+        for (const [key, child] of Object.entries(node.properties)) check(child, path === '' ? key : `${path}.${key}`);
+      } else {
+        assert.ok('default' in node, `${path} has no default`);
+      }
+    };
+    check(brokerConfigSchema, '');
+  });
+});
+
+describe('units', () => {
+  test('sizes: bytes, decimal and binary units', () => {
+    const cases: Array<[string | number, number]> = [
+      [512, 512],
+      ['512', 512],
+      ['512B', 512],
+      ['4KiB', 4 * KiB],
+      ['128MiB', 128 * MiB],
+      ['1GiB', GiB],
+      ['1.5GiB', 1.5 * GiB],
+      ['10MB', 10_000_000],
+      ['2KB', 2000],
+      ['1 GB', 1e9],
+      ['64mib', 64 * MiB],
+    ];
+    for (const [input, bytes] of cases) assert.equal(parseSize(input), bytes, `size ${JSON.stringify(input)}`);
+    for (const bad of ['12 parsecs', '1.5', 'MiB', '', '4 KiB B', '0.3B', '10m']) assert.equal(parseSize(bad), undefined, `size ${JSON.stringify(bad)}`);
+  });
+
+  test('durations: ms, s, min, h, d', () => {
+    const cases: Array<[string | number, number]> = [
+      [250, 250],
+      ['250ms', 250],
+      ['30s', 30_000],
+      ['5min', 300_000],
+      ['2h', 7_200_000],
+      ['7d', 7 * DAY],
+      ['1.5s', 1500],
+    ];
+    for (const [input, ms] of cases) assert.equal(parseDuration(input), ms, `duration ${JSON.stringify(input)}`);
+    // "5m" is refused: minutes or months is the ambiguity a config file must not have.
+    for (const bad of ['5m', '1w', 'soon', '0.5ms']) assert.equal(parseDuration(bad), undefined, `duration ${JSON.stringify(bad)}`);
+  });
+
+  test('a file may mix units and plain numbers', () => {
+    const config = parseConfig(
+      ['log:', '  segmentBytes: 1GiB', '  segmentMs: 2h', '  indexIntervalBytes: 8192', '  retention:', '    bytes: 10MB', '    ms: -1', '    checkIntervalMs: 30s'].join('\n'),
+      'units.yaml',
+    );
+    assert.equal(config.log.segmentBytes, GiB);
+    assert.equal(config.log.segmentMs, 7_200_000);
+    assert.equal(config.log.indexIntervalBytes, 8192);
+    assert.equal(config.log.retention.bytes, 10_000_000);
+    assert.equal(config.log.retention.ms, -1);
+    assert.equal(config.log.retention.checkIntervalMs, 30_000);
+  });
+});
+
+describe('environment', () => {
+  test('variable names: MERIDIAN_ + UPPER_SNAKE path segments joined by __', () => {
+    assert.equal(envVarName(['log', 'segmentBytes']), 'MERIDIAN_LOG__SEGMENT_BYTES');
+    assert.equal(envVarName(['kafka', 'port']), 'MERIDIAN_KAFKA__PORT');
+    assert.equal(envVarName(['nodeId']), 'MERIDIAN_NODE_ID');
+    assert.equal(envVarName(['log', 'retention', 'checkIntervalMs']), 'MERIDIAN_LOG__RETENTION__CHECK_INTERVAL_MS');
+    const vars = listEnvVars();
+    assert.deepEqual(
+      vars.map((v) => v.path),
+      schemaLeaves().map((leaf) => leaf.path.join('.')),
+    );
+    assert.equal(new Set(vars.map((v) => v.name)).size, vars.length);
+  });
+
+  test('every variable set to its default text reproduces the defaults', () => {
+    const env = Object.fromEntries(listEnvVars().map((v) => [v.name, v.default === null ? 'null' : String(v.default)]));
+    assert.deepEqual(loadConfig({ env }), defaultConfig());
+  });
+
+  test('values are coerced to the schema type', () => {
+    const config = loadConfig({
+      env: {
+        MERIDIAN_KAFKA__PORT: '9093',
+        MERIDIAN_NODE_ID: '7',
+        MERIDIAN_TOPICS__AUTO_CREATE: 'false',
+        MERIDIAN_LOG__SEGMENT_BYTES: '256MiB',
+        MERIDIAN_LOG__RETENTION__MS: '-1',
+        MERIDIAN_LOG__FLUSH__INTERVAL_MS: '250',
+        MERIDIAN_KAFKA__ADVERTISED_HOST: 'broker.example.com',
+        MERIDIAN_KAFKA__ADVERTISED_PORT: '',
+        PATH: '/usr/bin', // not ours: ignored
+      },
+    });
+    assert.equal(config.kafka.port, 9093);
+    assert.equal(config.nodeId, 7);
+    assert.equal(config.topics.autoCreate, false);
+    assert.equal(config.log.segmentBytes, 256 * MiB);
+    assert.equal(config.log.retention.ms, -1);
+    assert.equal(config.log.flush.intervalMs, 250);
+    assert.equal(config.kafka.advertisedHost, 'broker.example.com');
+    assert.equal(config.kafka.advertisedPort, null);
+  });
+
+  test('precedence: defaults < file < environment < overrides', () => {
+    const file = writeConfig('precedence.yaml', 'region: eu-west\nkafka:\n  port: 1111\n  host: 10.0.0.1\nlog:\n  segmentBytes: 1MiB\n');
+    const env = { MERIDIAN_KAFKA__PORT: '2222', MERIDIAN_LOG__SEGMENT_BYTES: '2MiB' };
+    const fromFile = loadConfig({ file, env: {} });
+    assert.equal(fromFile.kafka.port, 1111);
+    const fromEnv = loadConfig({ file, env });
+    assert.equal(fromEnv.region, 'eu-west', 'file value kept where env is silent');
+    assert.equal(fromEnv.kafka.host, '10.0.0.1');
+    assert.equal(fromEnv.kafka.port, 2222);
+    assert.equal(fromEnv.log.segmentBytes, 2 * MiB);
+    assert.equal(fromEnv.nodeId, 1, 'default kept where nobody speaks');
+    const fromOverrides = loadConfig({ file, env, overrides: { kafka: { port: 3333 }, log: { segmentBytes: '3MiB' } } });
+    assert.equal(fromOverrides.kafka.port, 3333);
+    assert.equal(fromOverrides.log.segmentBytes, 3 * MiB);
+    assert.equal(fromOverrides.kafka.host, '10.0.0.1');
+  });
+
+  test('overrides are not modified', () => {
+    const overrides = { log: { segmentBytes: '3MiB' } };
+    loadConfig({ env: {}, overrides });
+    assert.deepEqual(overrides, { log: { segmentBytes: '3MiB' } });
+  });
+
+  test('a bad value names the variable, the field, the expectation and the value', () => {
+    const error = refused(() => loadConfig({ env: { MERIDIAN_KAFKA__PORT: 'ninety' } }));
+    assert.equal(error.message, 'MERIDIAN_KAFKA__PORT: kafka.port: expected an integer from 0 to 65535, got "ninety"');
+    const unit = refused(() => loadConfig({ env: { MERIDIAN_LOG__SEGMENT_MS: '3 fortnights' } }));
+    assert.match(unit.message, /^MERIDIAN_LOG__SEGMENT_MS: log\.segmentMs: expected a duration such as 30s or a number of milliseconds, got "3 fortnights"/);
+    const bool = refused(() => loadConfig({ env: { MERIDIAN_TOPICS__AUTO_CREATE: 'yes' } }));
+    assert.equal(bool.message, 'MERIDIAN_TOPICS__AUTO_CREATE: topics.autoCreate: expected true or false, got "yes"');
+  });
+
+  test('an unknown MERIDIAN_ variable is refused, with the likely intended name', () => {
+    const error = refused(() => loadConfig({ env: { MERIDIAN_LOG_SEGMENT_BYTES: '1MiB' } }));
+    assert.match(error.message, /^MERIDIAN_LOG_SEGMENT_BYTES: unknown configuration variable; did you mean MERIDIAN_LOG__SEGMENT_BYTES\?/);
+  });
+});
+
+describe('bad files', () => {
+  test('wrong type', () => {
+    const file = writeConfig('wrong-type.yaml', 'kafka:\n  port: "abc"\n');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.equal(error.message, `${file}: kafka.port: expected an integer from 0 to 65535, got "abc" (line 2)`);
+    assert.deepEqual(error.issues, [{ source: file, path: 'kafka.port', detail: 'expected an integer from 0 to 65535, got "abc"', line: 2 }]);
+  });
+
+  test('out of range', () => {
+    const error = refused(() => parseConfig('kafka:\n  port: 70000\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: kafka\.port: expected an integer from 0 to 65535, got 70000/);
+    const small = refused(() => parseConfig('log:\n  segmentBytes: 512B\n', 'config/x.yaml'));
+    assert.match(small.message, /^config\/x\.yaml: log\.segmentBytes: expected a size such as 128MiB or a number of bytes, at least 1KiB, got "512B"/);
+  });
+
+  test('a section that is not a mapping', () => {
+    const error = refused(() => parseConfig('log: 5\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: log: expected a mapping with the fields segmentBytes, .*, got 5/);
+  });
+
+  test('unknown field, with a suggestion when one is close', () => {
+    const file = writeConfig('unknown.yaml', 'log:\n  segmentByte: 1MiB\n');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.match(error.message, new RegExp(`^${escape(file)}: log\\.segmentByte: unknown field, expected one of segmentBytes, `));
+    assert.match(error.message, /did you mean segmentBytes\?/);
+    const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
+    assert.match(snake.message, /did you mean segmentBytes\?/);
+    const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics \(line 1\)$/);
+  });
+
+  test('bad unit', () => {
+    const file = writeConfig('bad-unit.yaml', 'log:\n  segmentBytes: 12 parsecs\n');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.ok(
+      error.message.startsWith(`${file}: log.segmentBytes: expected a size such as 128MiB or a number of bytes, got "12 parsecs"`),
+      error.message,
+    );
+  });
+
+  test('a misspelt enum value gets a suggestion', () => {
+    const error = refused(() => parseConfig('logging:\n  level: warning\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: logging\.level: expected one of fatal, error, warn, info, debug, trace, silent, got "warning"; did you mean warn\?/);
+  });
+
+  test('advertisedHost 0.0.0.0 or ::', () => {
+    for (const host of ['0.0.0.0', '"::"']) {
+      const file = writeConfig('advertised.yaml', `kafka:\n  advertisedHost: ${host}\n`);
+      const error = refused(() => loadConfig({ file, env: {} }));
+      assert.ok(error.message.startsWith(`${file}: kafka.advertisedHost: expected a host name or address that clients can connect to`), error.message);
+      assert.match(error.message, /not a wildcard/);
+    }
+  });
+
+  test('listening on every interface needs an advertisedHost', () => {
+    const error = refused(() => parseConfig('kafka:\n  host: 0.0.0.0\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: kafka\.advertisedHost: expected a host name or address that clients can connect to, because kafka\.host is 0\.0\.0\.0/);
+    const ok = parseConfig('kafka:\n  host: 0.0.0.0\n  advertisedHost: broker-1.internal\n', 'config/x.yaml');
+    assert.equal(ok.kafka.advertisedHost, 'broker-1.internal');
+  });
+
+  test('a batch larger than a frame could never arrive', () => {
+    const error = refused(() => parseConfig('kafka:\n  maxFrameBytes: 1MiB\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: log\.maxBatchBytes: expected at most kafka\.maxFrameBytes \(1MiB\)/);
+  });
+
+  test('YAML syntax error names the file and the line', () => {
+    const file = writeConfig('syntax.yaml', 'region: us-east\nkafka:\n  port: 1\n  host: a: b\n');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.ok(error.message.startsWith(`${file}: invalid YAML: `), error.message);
+    assert.match(error.message, /at line 4, column \d+/);
+    const duplicate = refused(() => parseConfig('region: a\nregion: b\n', 'config/x.yaml'));
+    assert.match(duplicate.message, /^config\/x\.yaml: invalid YAML: Map keys must be unique at line 2/);
+  });
+
+  test('a file that is not a mapping', () => {
+    const error = refused(() => parseConfig('- region\n- us-east\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: expected a mapping with the fields region, .*, got a list/);
+  });
+
+  test('missing file', () => {
+    const file = join(dir, 'does-not-exist.yaml');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.equal(error.message, `${file}: config file not found (looked for ${file})`);
+  });
+
+  test('every problem is reported at once, each line naming its source', () => {
+    const file = writeConfig('many.yaml', 'nodeId: -1\nlog:\n  segmentMs: soon\n');
+    const error = refused(() => loadConfig({ file, env: { MERIDIAN_KAFKA__PORT: 'x' } }));
+    const lines = error.message.split('\n');
+    assert.equal(lines.length, 3, error.message);
+    assert.ok(lines[0]!.startsWith(`${file}: nodeId: expected an integer from 0 to 2147483647, got -1`), lines[0]);
+    assert.ok(lines[1]!.startsWith(`${file}: log.segmentMs: `), lines[1]);
+    assert.ok(lines[2]!.startsWith('MERIDIAN_KAFKA__PORT: kafka.port: '), lines[2]);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
