@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite and benchmarks use as black-box peers:
+# kcat (a librdkafka client), etcd and NATS. Idempotent; needs root (or sudo) and apt.
+set -euo pipefail
+PKGS=(kcat etcd-server etcd-client nats-server)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-tools: all present (${PKGS[*]})"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-tools: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "install-tools: done"
