@@ -1,18 +1,28 @@
 /**
  * One region's broker: the composition root of everything a broker process runs. It takes
- * the data directory lock, opens the topics (running log recovery), and starts the
- * housekeeping timer. Later issues add the Kafka listener, the offloader and the
- * replicators here, each handed its dependencies through its constructor.
+ * the data directory lock, opens the topics (running log recovery) and the consumer-group
+ * coordinator, starts housekeeping, and opens the Kafka listener last, once everything it
+ * serves is ready. Later issues add the offloader and the replicators here, each handed its
+ * dependencies through its constructor.
  *
  * Lifecycle: `Broker.start(config, logger)` → running → `close()` (idempotent): stops the
- * timers, drains and fsyncs every log, then releases the lock.
+ * listener first (no new requests), then the groups, then drains and fsyncs every log, and
+ * finally releases the lock.
  */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/schema.js';
+import { KafkaServer } from '../protocol/kafka/server.js';
 import { DataDirLock } from '../storage/data-dir-lock.js';
+import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { TopicManager } from '../storage/topic-manager.js';
+import { GroupCoordinator } from './groups/group-coordinator.js';
+import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';
+import { ProducerIdAllocator } from './producer-ids.js';
+import { ProducerStates } from './producer-states.js';
 
 export function logOptionsFrom(config: BrokerConfig): LogOptions {
   const l = config.log;
@@ -28,32 +38,74 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
   };
 }
 
+/** The cluster id clients see in Metadata: made once per data directory, then kept. */
+function clusterIdOf(dataDir: string): string {
+  const file = path.join(dataDir, 'cluster.json');
+  if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { clusterId: string }).clusterId;
+  const clusterId = crypto.randomBytes(16).toString('base64url');
+  writeFileAtomicSync(file, JSON.stringify({ clusterId }) + '\n');
+  return clusterId;
+}
+
 export class Broker {
   readonly config: BrokerConfig;
   readonly topics: TopicManager;
+  readonly groups: GroupCoordinator;
+  readonly kafka: KafkaServer;
   readonly log: Logger;
   #lock: DataDirLock;
   #closing: Promise<void> | undefined;
 
-  private constructor(config: BrokerConfig, topics: TopicManager, lock: DataDirLock, log: Logger) {
+  private constructor(config: BrokerConfig, topics: TopicManager, groups: GroupCoordinator, kafka: KafkaServer, lock: DataDirLock, log: Logger) {
     this.config = config;
     this.topics = topics;
+    this.groups = groups;
+    this.kafka = kafka;
     this.#lock = lock;
     this.log = log;
+  }
+
+  /** The port the Kafka listener is bound to (useful with `kafka.port: 0`). */
+  get kafkaPort(): number {
+    return this.kafka.port;
   }
 
   static async start(config: BrokerConfig, logger: Logger): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
+    let topics: TopicManager | undefined;
+    let groups: GroupCoordinator | undefined;
     try {
       const started = Date.now();
-      const topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
+      topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
       topics.startMaintenance(config.log.retention.checkIntervalMs);
+      groups = await GroupCoordinator.open({ dir: path.join(dataDir, 'groups'), logger: log });
+      const deps: KafkaApiDeps = {
+        config,
+        topics,
+        groups,
+        producerStates: new ProducerStates(),
+        producerIds: new ProducerIdAllocator(dataDir),
+        clusterId: clusterIdOf(dataDir),
+        advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
+        advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
+        logger: log,
+      };
+      const kafka = new KafkaServer({ host: config.kafka.host, port: config.kafka.port, maxFrameBytes: config.kafka.maxFrameBytes, logger: log }, createKafkaHandler(deps));
+      const broker = new Broker(config, topics, groups, kafka, lock, log);
+      const port = await kafka.listen();
+      // With port 0 the real port is known only now; no client can have connected before.
+      if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
-      log.info({ dataDir, topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode }, 'broker started');
-      return new Broker(config, topics, lock, log);
+      log.info(
+        { dataDir, kafka: `${config.kafka.host}:${port}`, topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
+        'broker started',
+      );
+      return broker;
     } catch (err) {
+      await groups?.close();
+      await topics?.close();
       lock.release();
       throw err;
     }
@@ -62,6 +114,8 @@ export class Broker {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.kafka.close();
+        await this.groups.close();
         await this.topics.close();
       } finally {
         this.#lock.release();

@@ -41,6 +41,7 @@ import {
   readBatchHeader,
   setBaseOffset,
   validateBatch,
+  type BatchHeader,
 } from './record-batch.js';
 import { Segment, type SegmentInfo } from './segment.js';
 import { recoverSegments } from './log-recovery.js';
@@ -72,6 +73,12 @@ export const defaultLogOptions: LogOptions = {
 export interface AppendResult {
   baseOffset: bigint;
   lastOffset: bigint;
+}
+
+export interface PendingAppend {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  done: Promise<AppendResult>;
 }
 
 export interface ReadResult {
@@ -218,25 +225,60 @@ export class PartitionLog {
    */
   appendAll(batches: readonly Buffer[], opts: { sync?: boolean } = {}): Promise<AppendResult> {
     try {
-      this.#checkWritable();
-      if (batches.length === 0) throw new MeridianError(ErrorCode.InvalidBatch, 'nothing to append');
-      const headers = batches.map((b) => validateBatch(b, this.options.maxBatchBytes));
-      const bytes = batches.reduce((s, b) => s + b.length, 0);
-      this.#maybeRoll(bytes);
-      const baseOffset = this.#nextOffset;
-      let next = baseOffset;
-      batches.forEach((b, i) => {
-        setBaseOffset(b, next);
-        next += BigInt(headers[i].lastOffsetDelta) + 1n;
-      });
-      this.#nextOffset = next;
-      this.#active.assignedBytes += bytes;
-      const sync = opts.sync ?? this.options.flushMode === 'fsync';
-      return new Promise<AppendResult>((resolve, reject) => {
-        this.#enqueue({ kind: 'append', segment: this.#active, batches: [...batches], baseOffset, lastOffset: next - 1n, sync, resolve, reject });
-      });
+      return this.appendValidated(batches, this.validate(batches), opts).done;
     } catch (err) {
       return Promise.reject(err);
+    }
+  }
+
+  /** Validates batches for this log (magic, length, CRC-32C, size limit) without appending. */
+  validate(batches: readonly Buffer[]): BatchHeader[] {
+    if (batches.length === 0) throw new MeridianError(ErrorCode.InvalidBatch, 'nothing to append');
+    return batches.map((b) => validateBatch(b, this.options.maxBatchBytes));
+  }
+
+  /**
+   * Appends batches already checked by `validate`, returning their offsets at once (they are
+   * assigned synchronously, so a caller can record them before anything else appends) and
+   * `done`, which settles as `append` would.
+   */
+  appendValidated(batches: readonly Buffer[], headers: readonly BatchHeader[], opts: { sync?: boolean } = {}): PendingAppend {
+    this.#checkWritable();
+    const bytes = batches.reduce((s, b) => s + b.length, 0);
+    this.#maybeRoll(bytes);
+    const baseOffset = this.#nextOffset;
+    let next = baseOffset;
+    batches.forEach((b, i) => {
+      setBaseOffset(b, next);
+      next += BigInt(headers[i].lastOffsetDelta) + 1n;
+    });
+    this.#nextOffset = next;
+    this.#active.assignedBytes += bytes;
+    const sync = opts.sync ?? this.options.flushMode === 'fsync';
+    const lastOffset = next - 1n;
+    const done = new Promise<AppendResult>((resolve, reject) => {
+      this.#enqueue({ kind: 'append', segment: this.#active, batches: [...batches], baseOffset, lastOffset, sync, resolve, reject });
+    });
+    return { baseOffset, lastOffset, done };
+  }
+
+  /**
+   * Visits the header of every batch holding offsets at or past `from`, up to the high
+   * watermark, in order (producer-state and dedup rebuilds).
+   */
+  async scanBatchHeaders(from: bigint, visit: (h: BatchHeader) => void): Promise<void> {
+    const start = from < this.logStartOffset ? this.logStartOffset : from;
+    for (const seg of this.#segments.filter((s) => s.nextOffset > start)) {
+      if (!seg.acquire()) continue;
+      try {
+        const pos = seg.baseOffset <= start ? seg.index.lookupPosition(Number(start - seg.baseOffset)) : 0;
+        await seg.scanHeaders(pos, seg.sizeBytes, (h) => {
+          if (lastOffsetOf(h) >= start) visit(h);
+          return true;
+        });
+      } finally {
+        seg.release();
+      }
     }
   }
 

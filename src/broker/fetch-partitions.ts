@@ -1,0 +1,91 @@
+/**
+ * What a Fetch request does, wire-independent: read whole stored batches from each
+ * requested partition within the per-partition and total byte budgets, and long-poll (no
+ * busy loop: it sleeps on the logs' append notifications) until `minBytes` are there,
+ * `maxWaitMs` has passed, or the client went away.
+ *
+ * Budgets follow KIP-74: the first non-empty partition always returns at least one whole
+ * batch, however large; later partitions return only what fits what is left.
+ */
+import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+
+export interface FetchPartitionRequest {
+  topic: string;
+  partition: number;
+  fetchOffset: bigint;
+  maxBytes: number;
+}
+
+export interface FetchPartitionResult {
+  topic: string;
+  partition: number;
+  errorCode: number;
+  highWatermark: bigint;
+  logStartOffset: bigint;
+  records: Buffer | null;
+}
+
+export interface FetchOptions {
+  maxBytes: number;
+  minBytes: number;
+  maxWaitMs: number;
+  signal?: AbortSignal;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export async function fetchPartitions(topics: TopicManager, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<FetchPartitionResult[]> {
+  const deadline = Date.now() + Math.max(0, opts.maxWaitMs);
+  for (;;) {
+    const results: FetchPartitionResult[] = [];
+    const logs: PartitionLog[] = [];
+    let total = 0;
+    let anyError = false;
+    for (const req of reqs) {
+      const log = topics.partition(req.topic, req.partition);
+      if (log === undefined) {
+        results.push({ topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null });
+        anyError = true;
+        continue;
+      }
+      logs.push(log);
+      const budget = Math.min(req.maxBytes, opts.maxBytes - total);
+      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
+      if (budget <= 0 && total > 0) {
+        results.push({ ...base, errorCode: 0, records: EMPTY });
+        continue;
+      }
+      try {
+        const r = await log.read(req.fetchOffset, Math.max(1, budget));
+        const fits = total === 0 || r.records.length <= budget;
+        const records = fits ? r.records : EMPTY;
+        total += records.length;
+        results.push({ ...base, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset, errorCode: 0, records });
+      } catch (err) {
+        anyError = true;
+        results.push({ ...base, errorCode: toKafkaError(err).code, records: null });
+      }
+    }
+    const remaining = deadline - Date.now();
+    if (total >= opts.minBytes || anyError || remaining <= 0 || opts.signal?.aborted || logs.length === 0) return results;
+    await waitForAppend(logs, remaining, opts.signal);
+  }
+}
+
+/** Resolves on the first append to any of `logs`, after `ms`, or on abort. */
+function waitForAppend(logs: PartitionLog[], ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const offs: Array<() => void> = [];
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      for (const off of offs) off();
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+    for (const log of logs) offs.push(log.onAppend(done));
+  });
+}

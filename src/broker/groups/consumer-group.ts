@@ -1,0 +1,427 @@
+/**
+ * The membership state machine of one classic consumer group, after Kafka's
+ * GroupCoordinator.scala and franz-go's kfake/groups.go (KAFKA-COMPAT.md section 3).
+ *
+ *   Empty --join--> PreparingRebalance --all rejoined / rebalance timeout--> CompletingRebalance
+ *   CompletingRebalance --leader's SyncGroup--> Stable
+ *   Stable / CompletingRebalance --join, leave, session expiry--> PreparingRebalance
+ *   PreparingRebalance --nobody left--> Empty;  shutdown() --> Dead
+ *
+ * Held requests: a JoinGroup in PreparingRebalance resolves when every member (and every
+ * member id handed out with MEMBER_ID_REQUIRED) has rejoined, or when the largest rebalance
+ * timeout of the members passes; members that did not rejoin are then removed. When the
+ * group was Empty the join waits `initialRebalanceDelayMs` instead (Kafka's
+ * group.initial.rebalance.delay.ms), extended by that delay, within the rebalance timeout,
+ * while new members keep arriving, so a starting fleet lands in one generation. A follower's
+ * SyncGroup resolves when the leader's arrives.
+ *
+ * Concurrency: every method runs to completion on the event loop; results are delivered by
+ * resolving promises, never by re-entering the caller. Timers (join deadline, member
+ * sessions, pending member ids) are unref'd and all cleared by `shutdown()`.
+ *
+ * Static membership (group.instance.id) is handled for correctness, not speed: a static
+ * member that rejoins with an empty member id gets a new id, its old id is fenced
+ * (FENCED_INSTANCE_ID), and the group rebalances; Kafka's no-rebalance shortcut is omitted.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { KafkaErrorCode } from '../../protocol/kafka/error-codes.js';
+import {
+  GroupState,
+  type DescribedGroup,
+  type HeartbeatRequest,
+  type JoinGroupRequest,
+  type JoinGroupResult,
+  type SyncGroupRequest,
+  type SyncGroupResult,
+} from './group-api.js';
+import { EMPTY_BYTES, GroupMember } from './group-member.js';
+import { joinError, syncError } from './group-results.js';
+import { JoinDeadline } from './join-deadline.js';
+import { selectProtocol, supportsProtocols } from './protocol-selection.js';
+
+export interface ConsumerGroupOptions {
+  initialRebalanceDelayMs: number;
+  maxGroupSize: number;
+  logger?: Logger;
+  /** Called when the group has become Empty with no member left, pending ids included. */
+  onIdle: (group: ConsumerGroup) => void;
+}
+
+const E = KafkaErrorCode;
+
+export class ConsumerGroup {
+  readonly groupId: string;
+  #state: GroupState = GroupState.Empty;
+  #generation = 0;
+  #protocolType: string | null = null;
+  #protocolName: string | null = null;
+  #leaderId: string | null = null;
+  /** Insertion order is join order: the next leader is the oldest member. */
+  #members = new Map<string, GroupMember>();
+  /** group.instance.id -> member id */
+  #staticMembers = new Map<string, string>();
+  /** Ids handed out with MEMBER_ID_REQUIRED, expiring after the session timeout. */
+  #pending = new Map<string, NodeJS.Timeout>();
+  #deadline = new JoinDeadline(() => this.#completeJoin());
+  #options: ConsumerGroupOptions;
+  #log: Logger | undefined;
+  #rebalances = 0;
+
+  constructor(groupId: string, options: ConsumerGroupOptions) {
+    this.groupId = groupId;
+    this.#options = options;
+    this.#log = options.logger?.child({ groupId });
+  }
+
+  get state(): GroupState {
+    return this.#state;
+  }
+
+  get generationId(): number {
+    return this.#generation;
+  }
+
+  get protocolType(): string | null {
+    return this.#protocolType;
+  }
+
+  get memberCount(): number {
+    return this.#members.size;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Generations completed with at least one member. */
+  get rebalances(): number {
+    return this.#rebalances;
+  }
+
+  get isIdle(): boolean {
+    return this.#state === GroupState.Empty && this.#members.size === 0 && this.#pending.size === 0;
+  }
+
+  join(req: JoinGroupRequest): Promise<JoinGroupResult> {
+    if (this.#state === GroupState.Dead) return done(joinError(req.memberId, E.COORDINATOR_NOT_AVAILABLE.code));
+    if (!supportsProtocols([...this.#members.values()], this.#protocolType, req.protocolType, req.protocols)) return done(joinError(req.memberId, E.INCONSISTENT_GROUP_PROTOCOL.code));
+    return req.memberId === '' ? this.#joinNew(req) : this.#joinKnown(req);
+  }
+
+  sync(req: SyncGroupRequest): Promise<SyncGroupResult> {
+    const m = this.#members.get(req.memberId);
+    if (this.#isFenced(req.memberId, req.groupInstanceId)) return done(syncError(E.FENCED_INSTANCE_ID.code));
+    if (m === undefined) return done(syncError(E.UNKNOWN_MEMBER_ID.code));
+    if (req.generationId !== this.#generation) return done(syncError(E.ILLEGAL_GENERATION.code));
+    if ((req.protocolType !== null && req.protocolType !== this.#protocolType) || (req.protocolName !== null && req.protocolName !== this.#protocolName)) {
+      return done(syncError(E.INCONSISTENT_GROUP_PROTOCOL.code));
+    }
+    switch (this.#state) {
+      case GroupState.PreparingRebalance:
+        return done(syncError(E.REBALANCE_IN_PROGRESS.code));
+      case GroupState.Stable:
+        m.touch();
+        return done(this.#syncOk(m.assignment));
+      case GroupState.CompletingRebalance: {
+        const result = new Promise<SyncGroupResult>((resolve) => {
+          const previous = m.syncWaiter;
+          m.syncWaiter = resolve;
+          previous?.(syncError(E.REBALANCE_IN_PROGRESS.code));
+        });
+        m.touch();
+        if (m.memberId === this.#leaderId) this.#assign(req.assignments);
+        return result;
+      }
+      default:
+        return done(syncError(E.UNKNOWN_MEMBER_ID.code));
+    }
+  }
+
+  /** The checks in the order KAFKA-COMPAT.md section 3 gives (Kafka's handleHeartbeat). */
+  heartbeat(req: HeartbeatRequest): number {
+    if (this.#isFenced(req.memberId, req.groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
+    const m = this.#members.get(req.memberId);
+    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
+    if (req.generationId !== this.#generation) return E.ILLEGAL_GENERATION.code;
+    m.touch();
+    return this.#state === GroupState.PreparingRebalance ? E.REBALANCE_IN_PROGRESS.code : E.NONE.code;
+  }
+
+  /** One member of a LeaveGroup; v3+ may name a static member by instance id alone. */
+  leave(memberId: string, groupInstanceId: string | null): number {
+    let id = memberId;
+    if (id === '' && groupInstanceId !== null) id = this.#staticMembers.get(groupInstanceId) ?? '';
+    else if (this.#isFenced(id, groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
+    if (this.#pending.has(id)) {
+      this.#removePending(id);
+      return E.NONE.code;
+    }
+    const m = this.#members.get(id);
+    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
+    this.#removeMemberAndUpdate(m, 'left the group');
+    return E.NONE.code;
+  }
+
+  /** May this member commit offsets now? Kafka's doCommitOffsets checks, in its order. */
+  checkCommit(generationId: number, memberId: string, groupInstanceId: string | null): number {
+    if (this.#state === GroupState.Dead) return E.COORDINATOR_NOT_AVAILABLE.code;
+    if (this.#isFenced(memberId, groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
+    if (generationId < 0 && this.#state === GroupState.Empty) return E.NONE.code; // a "simple" commit
+    const m = this.#members.get(memberId);
+    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
+    if (generationId !== this.#generation) return E.ILLEGAL_GENERATION.code;
+    if (this.#state === GroupState.CompletingRebalance) return E.REBALANCE_IN_PROGRESS.code;
+    m.touch();
+    return E.NONE.code;
+  }
+
+  describe(): DescribedGroup {
+    const stable = this.#state === GroupState.Stable;
+    return {
+      errorCode: E.NONE.code,
+      groupId: this.groupId,
+      groupState: this.#state,
+      protocolType: this.#protocolType ?? '',
+      protocolData: stable ? (this.#protocolName ?? '') : '',
+      members: [...this.#members.values()].map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        memberMetadata: stable ? m.metadataFor(this.#protocolName) : EMPTY_BYTES,
+        memberAssignment: stable ? m.assignment : EMPTY_BYTES,
+      })),
+    };
+  }
+
+  /** Clears every timer and answers held requests with NOT_COORDINATOR (Kafka's unload). */
+  shutdown(): void {
+    this.#state = GroupState.Dead;
+    this.#deadline.cancel();
+    for (const t of this.#pending.values()) clearTimeout(t);
+    this.#pending.clear();
+    for (const m of this.#members.values()) this.#answerWaiters(m, E.NOT_COORDINATOR.code);
+    for (const m of this.#members.values()) m.stop();
+  }
+
+  #joinNew(req: JoinGroupRequest): Promise<JoinGroupResult> {
+    const memberId = `${req.groupInstanceId ?? req.clientId}-${randomUUID()}`;
+    const staticId = req.groupInstanceId === null ? undefined : this.#staticMembers.get(req.groupInstanceId);
+    if (staticId !== undefined) return this.#updateMemberAndRebalance(this.#replaceStaticMember(staticId, memberId), req);
+    if (this.#members.size + this.#pending.size >= this.#options.maxGroupSize) return done(joinError('', E.GROUP_MAX_SIZE_REACHED.code));
+    if (req.groupInstanceId === null && req.requireKnownMemberId) {
+      const timer = setTimeout(() => this.#removePending(memberId), req.sessionTimeoutMs);
+      timer.unref();
+      this.#pending.set(memberId, timer);
+      return done(joinError(memberId, E.MEMBER_ID_REQUIRED.code));
+    }
+    return this.#addMemberAndRebalance(memberId, req);
+  }
+
+  #joinKnown(req: JoinGroupRequest): Promise<JoinGroupResult> {
+    const { memberId } = req;
+    const pending = this.#pending.get(memberId);
+    if (pending !== undefined) {
+      clearTimeout(pending);
+      this.#pending.delete(memberId);
+      return this.#addMemberAndRebalance(memberId, req);
+    }
+    if (this.#isFenced(memberId, req.groupInstanceId)) return done(joinError(memberId, E.FENCED_INSTANCE_ID.code));
+    const m = this.#members.get(memberId);
+    if (m === undefined || m.groupInstanceId !== req.groupInstanceId) return done(joinError(memberId, E.UNKNOWN_MEMBER_ID.code));
+    switch (this.#state) {
+      case GroupState.PreparingRebalance:
+        return this.#updateMemberAndRebalance(m, req);
+      case GroupState.CompletingRebalance:
+      case GroupState.Stable:
+        // A follower rejoining with unchanged metadata (or anyone whose JoinGroup response
+        // was lost before the leader synced) gets the current generation again; a leader
+        // in Stable, or changed metadata, means a new rebalance.
+        if (m.sameProtocols(req.protocols) && (this.#state === GroupState.CompletingRebalance || m.memberId !== this.#leaderId)) {
+          m.update(req);
+          m.touch();
+          return done(this.#joinResult(m));
+        }
+        return this.#updateMemberAndRebalance(m, req);
+      default:
+        return done(joinError(memberId, E.UNKNOWN_MEMBER_ID.code));
+    }
+  }
+
+  #addMemberAndRebalance(memberId: string, req: JoinGroupRequest): Promise<JoinGroupResult> {
+    const m = new GroupMember(memberId, req, (expired) => this.#onSessionExpired(expired));
+    if (this.#members.size === 0) this.#protocolType = req.protocolType;
+    this.#members.set(memberId, m);
+    if (req.groupInstanceId !== null) this.#staticMembers.set(req.groupInstanceId, memberId);
+    this.#leaderId ??= memberId;
+    this.#deadline.noteNewMember();
+    return this.#awaitRebalance(m, `member ${memberId} joined`);
+  }
+
+  #updateMemberAndRebalance(m: GroupMember, req: JoinGroupRequest): Promise<JoinGroupResult> {
+    m.update(req);
+    return this.#awaitRebalance(m, `member ${m.memberId} rejoined`);
+  }
+
+  #awaitRebalance(m: GroupMember, reason: string): Promise<JoinGroupResult> {
+    const result = new Promise<JoinGroupResult>((resolve) => {
+      const previous = m.joinWaiter;
+      m.joinWaiter = resolve;
+      previous?.(joinError(m.memberId, E.REBALANCE_IN_PROGRESS.code)); // superseded by this rejoin
+    });
+    m.touch();
+    if (this.#state === GroupState.PreparingRebalance) this.#maybeCompleteJoin();
+    else this.#prepareRebalance(reason);
+    return result;
+  }
+
+  #prepareRebalance(reason: string): void {
+    if (this.#state === GroupState.CompletingRebalance) {
+      // The leader's assignment for this generation will never come; release the waiters.
+      for (const m of this.#members.values()) {
+        m.assignment = EMPTY_BYTES;
+        const waiter = m.syncWaiter;
+        m.syncWaiter = undefined;
+        waiter?.(syncError(E.REBALANCE_IN_PROGRESS.code));
+      }
+    }
+    const wasEmpty = this.#state === GroupState.Empty;
+    this.#state = GroupState.PreparingRebalance;
+    const rebalanceTimeoutMs = Math.max(0, ...[...this.#members.values()].map((m) => m.rebalanceTimeoutMs));
+    this.#log?.info({ reason, generationId: this.#generation, members: this.#members.size }, 'preparing rebalance');
+    if (wasEmpty) {
+      this.#deadline.startInitial(this.#options.initialRebalanceDelayMs, rebalanceTimeoutMs);
+    } else {
+      this.#deadline.start(rebalanceTimeoutMs);
+      this.#maybeCompleteJoin();
+    }
+  }
+
+  #maybeCompleteJoin(): void {
+    if (this.#state !== GroupState.PreparingRebalance || this.#deadline.initialPhase || this.#pending.size > 0) return;
+    for (const m of this.#members.values()) if (m.joinWaiter === undefined) return;
+    this.#completeJoin();
+  }
+
+  #completeJoin(): void {
+    this.#deadline.cancel();
+    if (this.#state !== GroupState.PreparingRebalance) return;
+    for (const m of [...this.#members.values()]) {
+      if (m.joinWaiter === undefined) this.#dropMember(m, 'did not rejoin within the rebalance timeout');
+    }
+    this.#generation++;
+    if (this.#members.size === 0) {
+      this.#protocolName = null;
+      this.#state = GroupState.Empty;
+      this.#log?.info({ generationId: this.#generation }, 'group is empty');
+      if (this.isIdle) this.#options.onIdle(this);
+      return;
+    }
+    const members = [...this.#members.values()];
+    this.#protocolName = selectProtocol(members, this.#members.get(this.#leaderId ?? '') ?? members[0]);
+    this.#state = GroupState.CompletingRebalance;
+    this.#rebalances++;
+    this.#log?.info({ generationId: this.#generation, protocol: this.#protocolName, leader: this.#leaderId, members: this.#members.size }, 'rebalance completed');
+    for (const m of this.#members.values()) {
+      const waiter = m.joinWaiter;
+      m.joinWaiter = undefined;
+      m.touch();
+      waiter?.(this.#joinResult(m));
+    }
+  }
+
+  #assign(assignments: SyncGroupRequest['assignments']): void {
+    const given = new Map(assignments.map((a) => [a.memberId, a.assignment]));
+    this.#state = GroupState.Stable;
+    for (const m of this.#members.values()) {
+      const bytes = given.get(m.memberId);
+      // Members the leader left out (KafkaJS omits those without partitions) get empty bytes.
+      m.assignment = bytes === undefined ? EMPTY_BYTES : Buffer.from(bytes);
+      const waiter = m.syncWaiter;
+      m.syncWaiter = undefined;
+      if (waiter !== undefined) {
+        m.touch();
+        waiter(this.#syncOk(m.assignment));
+      }
+    }
+    this.#log?.debug({ generationId: this.#generation }, 'group is stable');
+  }
+
+  #removeMemberAndUpdate(m: GroupMember, reason: string): void {
+    this.#dropMember(m, reason);
+    if (this.#state === GroupState.Stable || this.#state === GroupState.CompletingRebalance) this.#prepareRebalance(`member ${m.memberId} ${reason}`);
+    else if (this.#state === GroupState.PreparingRebalance) this.#maybeCompleteJoin();
+  }
+
+  #dropMember(m: GroupMember, reason: string): void {
+    m.stop();
+    this.#members.delete(m.memberId);
+    if (m.groupInstanceId !== null && this.#staticMembers.get(m.groupInstanceId) === m.memberId) this.#staticMembers.delete(m.groupInstanceId);
+    if (this.#leaderId === m.memberId) this.#leaderId = this.#members.keys().next().value ?? null;
+    this.#answerWaiters(m, E.UNKNOWN_MEMBER_ID.code);
+    this.#log?.info({ memberId: m.memberId, clientId: m.clientId, reason }, 'member removed');
+  }
+
+  #replaceStaticMember(oldId: string, newId: string): GroupMember {
+    const m = this.#members.get(oldId) as GroupMember;
+    this.#answerWaiters(m, E.FENCED_INSTANCE_ID.code);
+    this.#members.delete(oldId);
+    m.memberId = newId;
+    this.#members.set(newId, m);
+    this.#staticMembers.set(m.groupInstanceId as string, newId);
+    if (this.#leaderId === oldId) this.#leaderId = newId;
+    return m;
+  }
+
+  #onSessionExpired(m: GroupMember): void {
+    if (this.#members.get(m.memberId) !== m) return;
+    this.#removeMemberAndUpdate(m, `session expired after ${m.sessionTimeoutMs} ms`);
+  }
+
+  #removePending(memberId: string): void {
+    clearTimeout(this.#pending.get(memberId));
+    if (!this.#pending.delete(memberId)) return;
+    this.#maybeCompleteJoin();
+    if (this.isIdle) this.#options.onIdle(this);
+  }
+
+  #answerWaiters(m: GroupMember, errorCode: number): void {
+    const join = m.joinWaiter;
+    const sync = m.syncWaiter;
+    m.joinWaiter = undefined;
+    m.syncWaiter = undefined;
+    join?.(joinError(m.memberId, errorCode));
+    sync?.(syncError(errorCode));
+  }
+
+  /** A group.instance.id now owned by another member id: the caller is a zombie. */
+  #isFenced(memberId: string, groupInstanceId: string | null): boolean {
+    if (groupInstanceId === null) return false;
+    const owner = this.#staticMembers.get(groupInstanceId);
+    return owner !== undefined && owner !== memberId;
+  }
+
+  #joinResult(m: GroupMember): JoinGroupResult {
+    const isLeader = m.memberId === this.#leaderId;
+    return {
+      errorCode: E.NONE.code,
+      generationId: this.#generation,
+      protocolType: this.#protocolType,
+      protocolName: this.#protocolName,
+      leader: this.#leaderId ?? '',
+      memberId: m.memberId,
+      members: isLeader
+        ? [...this.#members.values()].map((x) => ({ memberId: x.memberId, groupInstanceId: x.groupInstanceId, metadata: x.metadataFor(this.#protocolName) }))
+        : [],
+    };
+  }
+
+  #syncOk(assignment: Buffer): SyncGroupResult {
+    return { errorCode: E.NONE.code, protocolType: this.#protocolType, protocolName: this.#protocolName, assignment };
+  }
+}
+
+function done<T>(value: T): Promise<T> {
+  return Promise.resolve(value);
+}

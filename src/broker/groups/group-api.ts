@@ -1,0 +1,169 @@
+/**
+ * The plain-object requests and results of the group coordinator, one pair per Kafka API.
+ *
+ * They carry the fields of the newest version the Kafka handlers decode (JoinGroup v5,
+ * SyncGroup v3+, OffsetCommit v7, ...) in version-neutral form; a handler for an older
+ * version fills the missing fields with Kafka's defaults and drops what its version cannot
+ * encode. Errors are Kafka error codes (`KafkaErrorCode.X.code`), because every caller of
+ * this module is a Kafka handler. Where a result says `null` but the wire field is not
+ * nullable in some version (protocolName before JoinGroup v7), the handler writes "".
+ */
+export const GroupState = {
+  Empty: 'Empty',
+  PreparingRebalance: 'PreparingRebalance',
+  CompletingRebalance: 'CompletingRebalance',
+  Stable: 'Stable',
+  Dead: 'Dead',
+} as const;
+export type GroupState = (typeof GroupState)[keyof typeof GroupState];
+
+export interface GroupProtocol {
+  readonly name: string;
+  /** Opaque to the broker (ConsumerProtocolSubscription for "consumer" groups). */
+  readonly metadata: Buffer;
+}
+
+export interface JoinGroupRequest {
+  readonly groupId: string;
+  /** "" on a member's first join. */
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+  readonly protocolType: string;
+  readonly protocols: readonly GroupProtocol[];
+  readonly sessionTimeoutMs: number;
+  /** JoinGroup v0 has none: the v0 handler passes the session timeout (brod#465). */
+  readonly rebalanceTimeoutMs: number;
+  readonly clientId: string;
+  readonly clientHost: string;
+  /** True for JoinGroup v4+ (KIP-394): a first join gets MEMBER_ID_REQUIRED and an id. */
+  readonly requireKnownMemberId: boolean;
+}
+
+export interface JoinGroupMember {
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+  readonly metadata: Buffer;
+}
+
+export interface JoinGroupResult {
+  readonly errorCode: number;
+  readonly generationId: number;
+  readonly protocolType: string | null;
+  readonly protocolName: string | null;
+  readonly leader: string;
+  readonly memberId: string;
+  /** Filled for the leader only; followers get []. */
+  readonly members: readonly JoinGroupMember[];
+}
+
+export interface SyncGroupRequest {
+  readonly groupId: string;
+  readonly generationId: number;
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+  /** SyncGroup v5+ only; null skips the check. */
+  readonly protocolType: string | null;
+  readonly protocolName: string | null;
+  /** The leader's assignments; [] from followers. */
+  readonly assignments: readonly { readonly memberId: string; readonly assignment: Buffer }[];
+}
+
+export interface SyncGroupResult {
+  readonly errorCode: number;
+  readonly protocolType: string | null;
+  readonly protocolName: string | null;
+  readonly assignment: Buffer;
+}
+
+export interface HeartbeatRequest {
+  readonly groupId: string;
+  readonly generationId: number;
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+}
+
+export interface HeartbeatResult {
+  readonly errorCode: number;
+}
+
+export interface LeaveGroupRequest {
+  readonly groupId: string;
+  /** v0-2 callers pass the one member of their request. */
+  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null }[];
+}
+
+export interface LeaveGroupResult {
+  /** Group-level error. A v0-2 handler sends this if non-zero, else members[0].errorCode. */
+  readonly errorCode: number;
+  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null; readonly errorCode: number }[];
+}
+
+export interface OffsetCommitRequest {
+  readonly groupId: string;
+  /** -1 with memberId "" is a "simple" commit (no group management). */
+  readonly generationIdOrMemberEpoch: number;
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+  readonly topics: readonly {
+    readonly name: string;
+    readonly partitions: readonly {
+      readonly partitionIndex: number;
+      /** The next offset to read, stored opaquely. */
+      readonly committedOffset: bigint;
+      readonly committedLeaderEpoch: number;
+      readonly committedMetadata: string | null;
+    }[];
+  }[];
+}
+
+export interface OffsetCommitResult {
+  readonly topics: readonly { readonly name: string; readonly partitions: readonly { readonly partitionIndex: number; readonly errorCode: number }[] }[];
+}
+
+export interface OffsetFetchRequest {
+  readonly groupId: string;
+  /** null = every partition the group has committed. */
+  readonly topics: readonly { readonly name: string; readonly partitionIndexes: readonly number[] }[] | null;
+}
+
+export interface FetchedPartitionOffset {
+  readonly partitionIndex: number;
+  /** -1n when nothing is committed. */
+  readonly committedOffset: bigint;
+  readonly committedLeaderEpoch: number;
+  readonly metadata: string | null;
+  readonly errorCode: number;
+}
+
+export interface OffsetFetchResult {
+  readonly errorCode: number;
+  readonly topics: readonly { readonly name: string; readonly partitions: readonly FetchedPartitionOffset[] }[];
+}
+
+export interface DescribedGroupMember {
+  readonly memberId: string;
+  readonly groupInstanceId: string | null;
+  readonly clientId: string;
+  readonly clientHost: string;
+  /** The metadata for the chosen protocol, in Stable only (Kafka's GroupMetadata.summary). */
+  readonly memberMetadata: Buffer;
+  /** In Stable only. */
+  readonly memberAssignment: Buffer;
+}
+
+export interface DescribedGroup {
+  readonly errorCode: number;
+  readonly groupId: string;
+  readonly groupState: GroupState;
+  /** "" when unknown. */
+  readonly protocolType: string;
+  /** The chosen protocol in Stable, else "". */
+  readonly protocolData: string;
+  readonly members: readonly DescribedGroupMember[];
+}
+
+export interface ListedGroup {
+  readonly groupId: string;
+  readonly protocolType: string;
+  readonly groupState: GroupState;
+}

@@ -1,0 +1,334 @@
+/**
+ * The classic consumer-group coordinator of a single-node broker: membership (join, sync,
+ * heartbeat, leave) and committed offsets, independent of the wire codecs. The Kafka
+ * handlers decode a request, call one method here and encode the plain result.
+ *
+ * Lifecycle: `GroupCoordinator.open()` loads the committed offsets (see offset-store.ts);
+ * `close()` answers every held JoinGroup/SyncGroup with NOT_COORDINATOR, clears every timer
+ * and waits for queued commits to become durable. After close every call answers
+ * NOT_COORDINATOR, so clients look for the coordinator again.
+ *
+ * Membership lives in memory only: after a restart every group is Empty (or unknown) and
+ * members learn it from UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION and rejoin, which both clients
+ * do on their own. Committed offsets are durable before a commit is acknowledged.
+ *
+ * A group whose last member is gone and that has no committed offsets is forgotten at once
+ * (Kafka does the same in its periodic cleanup), so group ids that never commit cost nothing.
+ * Offsets never expire by time (Kafka's offsets.retention.minutes is not implemented); they
+ * go when their topic is deleted.
+ *
+ * Concurrency: every method runs synchronously up to its first await; held requests are
+ * promises resolved by the group state machines (consumer-group.ts).
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../../errors.js';
+import { KafkaErrorCode } from '../../protocol/kafka/error-codes.js';
+import { ConsumerGroup } from './consumer-group.js';
+import {
+  GroupState,
+  type DescribedGroup,
+  type FetchedPartitionOffset,
+  type HeartbeatRequest,
+  type HeartbeatResult,
+  type JoinGroupRequest,
+  type JoinGroupResult,
+  type LeaveGroupRequest,
+  type LeaveGroupResult,
+  type ListedGroup,
+  type OffsetCommitRequest,
+  type OffsetCommitResult,
+  type OffsetFetchRequest,
+  type OffsetFetchResult,
+  type SyncGroupRequest,
+  type SyncGroupResult,
+} from './group-api.js';
+import { joinError, syncError } from './group-results.js';
+import type { PartitionCommit } from './offset-record.js';
+import { OffsetStore, OffsetStoreErrorCode, type OffsetStoreStats } from './offset-store.js';
+
+export interface GroupCoordinatorOptions {
+  /** Directory of the offset store (offsets.snapshot, offsets-<G>.log). */
+  dir: string;
+  logger?: Logger;
+  /** Kafka's group.initial.rebalance.delay.ms: 3000. */
+  initialRebalanceDelayMs?: number;
+  /** Kafka's group.min.session.timeout.ms: 6000. */
+  minSessionTimeoutMs?: number;
+  /** Kafka's group.max.session.timeout.ms: 1800000. */
+  maxSessionTimeoutMs?: number;
+  /** Kafka's group.max.size is unbounded; here members + pending ids per group, 1000. */
+  maxGroupSize?: number;
+  /** Kafka's offset.metadata.max.bytes: 4096. */
+  maxMetadataBytes?: number;
+  /** Offset log size that triggers compaction into a snapshot: 8 MiB. */
+  compactThresholdBytes?: number;
+  /** Commit bytes waiting for the disk before commits are refused retriably: 32 MiB. */
+  maxQueuedCommitBytes?: number;
+  /** Clock for commit timestamps (ms since the epoch). */
+  now?: () => number;
+}
+
+export interface GroupCoordinatorStats {
+  /** Groups with membership state or committed offsets. */
+  groups: number;
+  byState: Record<Exclude<GroupState, 'Dead'>, number>;
+  members: number;
+  /** Member ids handed out with MEMBER_ID_REQUIRED and not yet used. */
+  pendingMembers: number;
+  /** Generations completed with members, since open. */
+  rebalances: number;
+  offsets: OffsetStoreStats;
+}
+
+const E = KafkaErrorCode;
+
+export class GroupCoordinator {
+  #store: OffsetStore;
+  #groups = new Map<string, ConsumerGroup>();
+  #log: Logger | undefined;
+  #initialRebalanceDelayMs: number;
+  #minSessionTimeoutMs: number;
+  #maxSessionTimeoutMs: number;
+  #maxGroupSize: number;
+  #maxMetadataBytes: number;
+  #now: () => number;
+  #rebalancesOfForgotten = 0;
+  #closing: Promise<void> | undefined;
+
+  private constructor(store: OffsetStore, options: GroupCoordinatorOptions) {
+    this.#store = store;
+    this.#log = options.logger;
+    this.#initialRebalanceDelayMs = options.initialRebalanceDelayMs ?? 3000;
+    this.#minSessionTimeoutMs = options.minSessionTimeoutMs ?? 6000;
+    this.#maxSessionTimeoutMs = options.maxSessionTimeoutMs ?? 1_800_000;
+    this.#maxGroupSize = options.maxGroupSize ?? 1000;
+    this.#maxMetadataBytes = options.maxMetadataBytes ?? 4096;
+    this.#now = options.now ?? Date.now;
+  }
+
+  static async open(options: GroupCoordinatorOptions): Promise<GroupCoordinator> {
+    const store = await OffsetStore.open({
+      dir: options.dir,
+      logger: options.logger,
+      compactThresholdBytes: options.compactThresholdBytes,
+      maxQueuedBytes: options.maxQueuedCommitBytes,
+    });
+    return new GroupCoordinator(store, options);
+  }
+
+  /**
+   * JoinGroup. Resolves when the rebalance completes (or at once with an error). The v0
+   * handler passes rebalanceTimeoutMs = sessionTimeoutMs; v0-3 handlers pass
+   * requireKnownMemberId = false.
+   */
+  joinGroup(req: JoinGroupRequest): Promise<JoinGroupResult> {
+    if (this.#closing !== undefined) return Promise.resolve(joinError(req.memberId, E.NOT_COORDINATOR.code));
+    if (req.groupId === '') return Promise.resolve(joinError(req.memberId, E.INVALID_GROUP_ID.code));
+    if (req.sessionTimeoutMs < this.#minSessionTimeoutMs || req.sessionTimeoutMs > this.#maxSessionTimeoutMs) {
+      return Promise.resolve(joinError(req.memberId, E.INVALID_SESSION_TIMEOUT.code));
+    }
+    let group = this.#groups.get(req.groupId);
+    if (group === undefined) {
+      if (req.memberId !== '') return Promise.resolve(joinError(req.memberId, E.UNKNOWN_MEMBER_ID.code));
+      group = this.#createGroup(req.groupId);
+    }
+    const result = group.join(req);
+    this.#forgetIfUnused(group); // a first join that failed leaves nothing behind
+    return result;
+  }
+
+  /** SyncGroup. A follower's call resolves when the leader's SyncGroup arrives. */
+  syncGroup(req: SyncGroupRequest): Promise<SyncGroupResult> {
+    const error = (errorCode: number): Promise<SyncGroupResult> => Promise.resolve(syncError(errorCode));
+    if (this.#closing !== undefined) return error(E.NOT_COORDINATOR.code);
+    if (req.groupId === '') return error(E.INVALID_GROUP_ID.code);
+    const group = this.#groups.get(req.groupId);
+    return group === undefined ? error(E.UNKNOWN_MEMBER_ID.code) : group.sync(req);
+  }
+
+  heartbeat(req: HeartbeatRequest): HeartbeatResult {
+    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code };
+    if (req.groupId === '') return { errorCode: E.INVALID_GROUP_ID.code };
+    const group = this.#groups.get(req.groupId);
+    return { errorCode: group === undefined ? E.UNKNOWN_MEMBER_ID.code : group.heartbeat(req) };
+  }
+
+  leaveGroup(req: LeaveGroupRequest): LeaveGroupResult {
+    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code, members: [] };
+    if (req.groupId === '') return { errorCode: E.INVALID_GROUP_ID.code, members: [] };
+    const group = this.#groups.get(req.groupId);
+    return {
+      errorCode: E.NONE.code,
+      members: req.members.map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId,
+        errorCode: group === undefined ? E.UNKNOWN_MEMBER_ID.code : group.leave(m.memberId, m.groupInstanceId),
+      })),
+    };
+  }
+
+  /**
+   * OffsetCommit. Resolves once the accepted offsets are fdatasync'd. Unknown topics are the
+   * handler's to reject (UNKNOWN_TOPIC_OR_PARTITION) before calling; a null metadata is
+   * stored as "", as Kafka's KafkaApis does.
+   */
+  async commitOffsets(req: OffsetCommitRequest): Promise<OffsetCommitResult> {
+    const codes = req.topics.map((t) => t.partitions.map(() => E.NONE.code as number));
+    const result = (): OffsetCommitResult => ({
+      topics: req.topics.map((t, i) => ({ name: t.name, partitions: t.partitions.map((p, j) => ({ partitionIndex: p.partitionIndex, errorCode: codes[i][j] })) })),
+    });
+    const failAll = (code: number): OffsetCommitResult => {
+      for (const c of codes) c.fill(code);
+      return result();
+    };
+    if (this.#closing !== undefined) return failAll(E.NOT_COORDINATOR.code);
+    const group = this.#groups.get(req.groupId);
+    const gate =
+      group !== undefined
+        ? group.checkCommit(req.generationIdOrMemberEpoch, req.memberId, req.groupInstanceId)
+        : req.generationIdOrMemberEpoch < 0
+          ? E.NONE.code
+          : this.#store.hasGroup(req.groupId)
+            ? E.UNKNOWN_MEMBER_ID.code // an Empty group known from its offsets
+            : E.ILLEGAL_GENERATION.code; // Kafka: a commit from an older generation of a gone group
+    if (gate !== E.NONE.code) return failAll(gate);
+
+    const commits: PartitionCommit[] = [];
+    const accepted: Array<[number, number]> = [];
+    const commitTimestamp = this.#now();
+    req.topics.forEach((t, i) =>
+      t.partitions.forEach((p, j) => {
+        const metadata = p.committedMetadata ?? '';
+        if (Buffer.byteLength(metadata) > this.#maxMetadataBytes) {
+          codes[i][j] = E.OFFSET_METADATA_TOO_LARGE.code;
+          return;
+        }
+        commits.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, commitTimestamp, metadata });
+        accepted.push([i, j]);
+      }),
+    );
+    try {
+      await this.#store.commit(req.groupId, commits);
+    } catch (err) {
+      const code = storeErrorToKafka(err);
+      this.#log?.warn({ err, groupId: req.groupId, errorCode: code }, 'offset commit failed');
+      for (const [i, j] of accepted) codes[i][j] = code;
+    }
+    return result();
+  }
+
+  /** OffsetFetch. Nothing committed (or no such group) is offset -1 with error 0. */
+  fetchOffsets(req: OffsetFetchRequest): OffsetFetchResult {
+    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code, topics: [] };
+    const offsets = this.#store.offsetsOf(req.groupId);
+    const requested = req.topics ?? [...(offsets ?? new Map())].map(([name, parts]) => ({ name, partitionIndexes: [...parts.keys()] }));
+    return {
+      errorCode: E.NONE.code,
+      topics: requested.map((t) => ({
+        name: t.name,
+        partitions: t.partitionIndexes.map((partitionIndex): FetchedPartitionOffset => {
+          const c = offsets?.get(t.name)?.get(partitionIndex);
+          return c === undefined
+            ? { partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '', errorCode: E.NONE.code }
+            : { partitionIndex, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata, errorCode: E.NONE.code };
+        }),
+      })),
+    };
+  }
+
+  /** DescribeGroups v0-5: an unknown group is described as Dead with error 0, as Kafka does. */
+  describeGroups(groupIds: readonly string[]): DescribedGroup[] {
+    return groupIds.map((groupId) => {
+      const group = this.#groups.get(groupId);
+      if (this.#closing === undefined && group !== undefined) return group.describe();
+      const known = this.#closing === undefined && this.#store.hasGroup(groupId);
+      return {
+        errorCode: this.#closing === undefined ? E.NONE.code : E.NOT_COORDINATOR.code,
+        groupId,
+        groupState: known ? GroupState.Empty : GroupState.Dead,
+        protocolType: '',
+        protocolData: '',
+        members: [],
+      };
+    });
+  }
+
+  listGroups(): ListedGroup[] {
+    if (this.#closing !== undefined) return [];
+    const listed: ListedGroup[] = [...this.#groups.values()].map((g) => ({ groupId: g.groupId, protocolType: g.protocolType ?? '', groupState: g.state }));
+    for (const groupId of this.#store.groupIds()) {
+      if (!this.#groups.has(groupId)) listed.push({ groupId, protocolType: '', groupState: GroupState.Empty });
+    }
+    return listed;
+  }
+
+  /** Forgets every group's offsets of a deleted topic, durably. */
+  async deleteTopicOffsets(topic: string): Promise<void> {
+    if (this.#closing !== undefined) throw new MeridianError(ErrorCode.LogClosed, 'group coordinator is closed');
+    await this.#store.deleteTopic(topic);
+    for (const group of [...this.#groups.values()]) this.#forgetIfUnused(group);
+  }
+
+  stats(): GroupCoordinatorStats {
+    const byState = { Empty: 0, PreparingRebalance: 0, CompletingRebalance: 0, Stable: 0 };
+    let members = 0;
+    let pendingMembers = 0;
+    let rebalances = this.#rebalancesOfForgotten;
+    for (const g of this.#groups.values()) {
+      if (g.state !== GroupState.Dead) byState[g.state]++;
+      members += g.memberCount;
+      pendingMembers += g.pendingCount;
+      rebalances += g.rebalances;
+    }
+    let groups = this.#groups.size;
+    for (const groupId of this.#store.groupIds()) {
+      if (!this.#groups.has(groupId)) {
+        byState.Empty++;
+        groups++;
+      }
+    }
+    return { groups, byState, members, pendingMembers, rebalances, offsets: this.#store.stats() };
+  }
+
+  /** Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const g of this.#groups.values()) g.shutdown();
+      this.#groups.clear();
+      await this.#store.close();
+    })();
+    return this.#closing;
+  }
+
+  #createGroup(groupId: string): ConsumerGroup {
+    const group = new ConsumerGroup(groupId, {
+      initialRebalanceDelayMs: this.#initialRebalanceDelayMs,
+      maxGroupSize: this.#maxGroupSize,
+      logger: this.#log,
+      onIdle: (g) => this.#forgetIfUnused(g),
+    });
+    this.#groups.set(groupId, group);
+    return group;
+  }
+
+  #forgetIfUnused(group: ConsumerGroup): void {
+    if (!group.isIdle || this.#store.hasGroup(group.groupId) || this.#groups.get(group.groupId) !== group) return;
+    this.#groups.delete(group.groupId);
+    this.#rebalancesOfForgotten += group.rebalances;
+    group.shutdown();
+  }
+}
+
+/**
+ * The one place offset-store failures become Kafka codes, following Kafka's
+ * GroupMetadataManager.storeOffsets: a full queue is transient (COORDINATOR_NOT_AVAILABLE,
+ * retriable); an oversized request is INVALID_COMMIT_OFFSET_SIZE; a closed or failed store
+ * is NOT_COORDINATOR (Kafka's answer to KAFKA_STORAGE_ERROR), so clients retry elsewhere
+ * or later.
+ */
+function storeErrorToKafka(err: unknown): number {
+  const code = err instanceof MeridianError ? err.code : undefined;
+  if (code === OffsetStoreErrorCode.QueueFull) return E.COORDINATOR_NOT_AVAILABLE.code;
+  if (code === ErrorCode.BatchTooLarge) return E.INVALID_COMMIT_OFFSET_SIZE.code;
+  return E.NOT_COORDINATOR.code;
+}

@@ -1,0 +1,53 @@
+/**
+ * ApiVersions, and the table of what this broker advertises: the source of truth for the
+ * dispatcher's version checks. Ranges follow KAFKA-COMPAT.md §1.4: the group APIs keep
+ * minVersion 0 (librdkafka enables its balanced consumer only if the ranges overlap v0),
+ * and OffsetFetch stops at 5 and InitProducerId at 1 so that ApiVersions v3 is the only
+ * flexible request a client ever sends.
+ */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
+import type { ApiVersionsRequest, ApiVersionsResponse } from '../../protocol/kafka/messages/api-versions.js';
+
+export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [min: number, max: number]> = new Map([
+  [ApiKey.Produce, [3, 7]],
+  [ApiKey.Fetch, [4, 11]],
+  [ApiKey.ListOffsets, [1, 3]],
+  [ApiKey.Metadata, [0, 6]],
+  [ApiKey.OffsetCommit, [2, 7]],
+  [ApiKey.OffsetFetch, [1, 5]],
+  [ApiKey.FindCoordinator, [0, 2]],
+  [ApiKey.JoinGroup, [0, 5]],
+  [ApiKey.Heartbeat, [0, 3]],
+  [ApiKey.LeaveGroup, [0, 3]],
+  [ApiKey.SyncGroup, [0, 3]],
+  [ApiKey.DescribeGroups, [0, 2]],
+  [ApiKey.ListGroups, [0, 2]],
+  [ApiKey.ApiVersions, [0, 3]],
+  [ApiKey.CreateTopics, [0, 4]],
+  [ApiKey.DeleteTopics, [0, 1]],
+  [ApiKey.InitProducerId, [0, 1]],
+]);
+
+export function isSupported(apiKey: number, version: number): boolean {
+  const r = SUPPORTED_VERSIONS.get(apiKey);
+  return r !== undefined && version >= r[0] && version <= r[1];
+}
+
+export function apiVersionsResponse(errorCode = 0): ApiVersionsResponse {
+  return {
+    errorCode,
+    apiKeys: [...SUPPORTED_VERSIONS].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion })),
+    throttleTimeMs: 0,
+    supportedFeatures: [],
+    finalizedFeaturesEpoch: -1n,
+    finalizedFeatures: [],
+    zkMigrationReady: false,
+  };
+}
+
+export function handleApiVersions(_req: ApiVersionsRequest): ApiVersionsResponse {
+  return apiVersionsResponse();
+}
+
+export const UNSUPPORTED_VERSION = kafkaCode('UNSUPPORTED_VERSION');

@@ -1,0 +1,79 @@
+/**
+ * What a Produce request does to one partition: split the records blob into batches,
+ * validate them, run the idempotence check, append, and wait for the durability the acks
+ * asked for. Wire-independent: the Kafka handler decodes and encodes around it.
+ */
+import { ErrorCode, MeridianError } from '../errors.js';
+import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import { LOG_OVERHEAD } from '../storage/record-batch.js';
+import type { ProducerStates } from './producer-states.js';
+
+export interface ProduceOutcome {
+  errorCode: number;
+  errorMessage: string | null;
+  baseOffset: bigint;
+  logStartOffset: bigint;
+}
+
+/** Splits a produce request's records into whole batches; throws on a malformed blob. */
+export function splitBatches(records: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let p = 0;
+  while (p < records.length) {
+    if (records.length - p < LOG_OVERHEAD) throw new MeridianError(ErrorCode.CorruptBatch, `${records.length - p} stray bytes after the last record batch`);
+    const size = records.readInt32BE(p + 8) + LOG_OVERHEAD;
+    if (size <= LOG_OVERHEAD || p + size > records.length) {
+      throw new MeridianError(ErrorCode.CorruptBatch, `record batch at byte ${p} declares ${size} bytes but ${records.length - p} remain`);
+    }
+    out.push(records.subarray(p, p + size));
+    p += size;
+  }
+  if (out.length === 0) throw new MeridianError(ErrorCode.CorruptBatch, 'produce request carries no record batch');
+  return out;
+}
+
+/**
+ * Appends one partition's records. `sync` waits for fdatasync (acks=-1 in fsync mode).
+ * Never throws: every failure becomes the Kafka error code for that partition.
+ */
+export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<ProduceOutcome> {
+  const fail = (errorCode: number, errorMessage: string): ProduceOutcome => ({ errorCode, errorMessage, baseOffset: -1n, logStartOffset: log.logStartOffset });
+  try {
+    if (records === null) return fail(kafkaCode('CORRUPT_MESSAGE'), 'produce request has null records');
+    const batches = splitBatches(records);
+    const headers = log.validate(batches);
+    const idempotent = headers.some((h) => h.producerId >= 0n);
+    const state = idempotent ? await states.forLog(log) : undefined;
+    if (state) {
+      // One batch per partition per request is what both clients send; with several, the
+      // first decides (a duplicate request repeats all of them).
+      const verdict = state.check(headers[0]);
+      if (verdict.kind === 'error') return fail(verdict.errorCode, verdict.message);
+      if (verdict.kind === 'duplicate') {
+        // Kafka answers a duplicate with the original offsets and no error (never 46), once
+        // the original is as durable as this request asks.
+        await verdict.pending;
+        return { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset };
+      }
+      for (let i = 1; i < headers.length; i++) {
+        const v = state.check(headers[i]);
+        if (v.kind === 'error') return fail(v.errorCode, v.message);
+      }
+    }
+    const pending = log.appendValidated(batches, headers, { sync });
+    if (state) {
+      let base = pending.baseOffset;
+      for (const h of headers) {
+        const last = base + BigInt(h.lastOffsetDelta);
+        state.update(h, base, last, Date.now(), pending.done);
+        base = last + 1n;
+      }
+    }
+    await pending.done;
+    return { errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset };
+  } catch (err) {
+    const k = toKafkaError(err);
+    return fail(k.code, k.message);
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * Idempotent-producer state of one partition: per producer id, its epoch and the metadata
+ * of its last five batches (Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN), so that a
+ * retried batch is recognised and answered with its original offsets instead of being
+ * written twice.
+ *
+ * Rules (Kafka's ProducerAppendInfo.checkSequence, KAFKA-COMPAT.md §4):
+ * - epoch below the current one → INVALID_PRODUCER_EPOCH (47)
+ * - a batch equal to one of the cached five → duplicate: acknowledged with its offsets
+ * - new epoch → the sequence must start at 0, else OUT_OF_ORDER_SEQUENCE_NUMBER (45)
+ * - same epoch → the sequence must follow the last one (wrapping at INT32_MAX), else 45
+ * - an unknown producer (new, or expired, or from before a restart without state) may
+ *   start at any sequence, as modern Kafka allows.
+ *
+ * State changes when the log assigns offsets (synchronously, in append order), so two
+ * connections racing with the same batch see each other. It survives restarts through
+ * snapshots written when a segment seals (covering exactly the sealed offsets) plus a
+ * replay of batch headers after the snapshot.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomicSync } from '../storage/fs-util.js';
+import type { BatchHeader } from '../storage/record-batch.js';
+import { KafkaErrorCode } from '../protocol/kafka/error-codes.js';
+
+const RETAINED_BATCHES = 5;
+const SNAPSHOT_SUFFIX = '.producers';
+const KEEP_SNAPSHOTS = 2;
+
+export interface BatchMeta {
+  epoch: number;
+  firstSeq: number;
+  lastSeq: number;
+  baseOffset: bigint;
+  lastOffset: bigint;
+  /** Producer's max timestamp of the batch, for expiry. */
+  timestamp: number;
+  /** The append's completion while it is in flight (never persisted). */
+  pending?: Promise<unknown>;
+}
+
+interface Entry {
+  epoch: number;
+  batches: BatchMeta[];
+  lastSeenMs: number;
+}
+
+export type SequenceCheck =
+  | { kind: 'append' }
+  | { kind: 'duplicate'; baseOffset: bigint; lastOffset: bigint; pending?: Promise<unknown> }
+  | { kind: 'error'; errorCode: number; message: string };
+
+const APPEND: SequenceCheck = { kind: 'append' };
+
+function lastSeqOf(h: BatchHeader): number {
+  // Sequences wrap at INT32_MAX back to 0.
+  return (h.baseSequence + h.lastOffsetDelta) % 0x80000000;
+}
+
+function nextSeq(seq: number): number {
+  return seq === 0x7fffffff ? 0 : seq + 1;
+}
+
+export class ProducerState {
+  readonly #dir: string;
+  readonly #entries = new Map<bigint, Entry>();
+  readonly #expiryMs: number;
+
+  constructor(dir: string, expiryMs = 7 * 24 * 3600 * 1000) {
+    this.#dir = dir;
+    this.#expiryMs = expiryMs;
+  }
+
+  get producerCount(): number {
+    return this.#entries.size;
+  }
+
+  check(h: BatchHeader): SequenceCheck {
+    if (h.producerId < 0n) return APPEND;
+    const e = this.#entries.get(h.producerId);
+    if (e === undefined) return APPEND;
+    if (h.producerEpoch < e.epoch) {
+      return { kind: 'error', errorCode: KafkaErrorCode.INVALID_PRODUCER_EPOCH.code, message: `producer ${h.producerId} epoch ${h.producerEpoch} is older than ${e.epoch}` };
+    }
+    const lastSeq = lastSeqOf(h);
+    if (h.producerEpoch === e.epoch) {
+      const dup = e.batches.find((b) => b.firstSeq === h.baseSequence && b.lastSeq === lastSeq);
+      if (dup) return { kind: 'duplicate', baseOffset: dup.baseOffset, lastOffset: dup.lastOffset, pending: dup.pending };
+      const last = e.batches[e.batches.length - 1];
+      if (last !== undefined && h.baseSequence !== nextSeq(last.lastSeq)) {
+        return {
+          kind: 'error',
+          errorCode: KafkaErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code,
+          message: `producer ${h.producerId} sent sequence ${h.baseSequence} after ${last.lastSeq}`,
+        };
+      }
+      return APPEND;
+    }
+    if (h.baseSequence !== 0) {
+      return {
+        kind: 'error',
+        errorCode: KafkaErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code,
+        message: `producer ${h.producerId} started epoch ${h.producerEpoch} at sequence ${h.baseSequence}, not 0`,
+      };
+    }
+    return APPEND;
+  }
+
+  /** Records an appended batch (call right after the log assigned its offsets). */
+  update(h: BatchHeader, baseOffset: bigint, lastOffset: bigint, nowMs = Date.now(), pending?: Promise<unknown>): void {
+    if (h.producerId < 0n) return;
+    const meta: BatchMeta = { epoch: h.producerEpoch, firstSeq: h.baseSequence, lastSeq: lastSeqOf(h), baseOffset, lastOffset, timestamp: Number(h.maxTimestamp) };
+    if (pending) {
+      meta.pending = pending;
+      pending.then(
+        () => delete meta.pending,
+        () => delete meta.pending,
+      );
+    }
+    let e = this.#entries.get(h.producerId);
+    if (e === undefined || h.producerEpoch > e.epoch) {
+      e = { epoch: h.producerEpoch, batches: [], lastSeenMs: nowMs };
+      this.#entries.set(h.producerId, e);
+    }
+    e.batches.push(meta);
+    if (e.batches.length > RETAINED_BATCHES) e.batches.shift();
+    e.lastSeenMs = nowMs;
+  }
+
+  /** Forgets producers idle longer than the expiry (Kafka's producer.id.expiration.ms). */
+  expire(nowMs = Date.now()): number {
+    let n = 0;
+    for (const [pid, e] of this.#entries) {
+      if (nowMs - e.lastSeenMs > this.#expiryMs) {
+        this.#entries.delete(pid);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Writes the state as of `upTo` (exclusive): batches at or past it are left out, since a
+   * crash may still take them back. Keeps the newest two snapshots.
+   */
+  writeSnapshot(upTo: bigint): void {
+    const producers: Array<{ pid: string; lastSeenMs: number; batches: Array<Omit<BatchMeta, 'baseOffset' | 'lastOffset' | 'pending'> & { baseOffset: string; lastOffset: string }> }> = [];
+    for (const [pid, e] of this.#entries) {
+      const kept = e.batches.filter((b) => b.lastOffset < upTo);
+      if (kept.length === 0) continue;
+      producers.push({
+        pid: String(pid),
+        lastSeenMs: e.lastSeenMs,
+        batches: kept.map((b) => ({ epoch: b.epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq, timestamp: b.timestamp, baseOffset: String(b.baseOffset), lastOffset: String(b.lastOffset) })),
+      });
+    }
+    const file = path.join(this.#dir, upTo.toString().padStart(20, '0') + SNAPSHOT_SUFFIX);
+    writeFileAtomicSync(file, JSON.stringify({ version: 1, offset: String(upTo), producers }));
+    const all = this.#snapshotFiles();
+    for (const old of all.slice(0, Math.max(0, all.length - KEEP_SNAPSHOTS))) fs.rmSync(path.join(this.#dir, old), { force: true });
+  }
+
+  #snapshotFiles(): string[] {
+    return fs
+      .readdirSync(this.#dir)
+      .filter((f) => f.endsWith(SNAPSHOT_SUFFIX) && /^\d{20}\./.test(f))
+      .sort();
+  }
+
+  /**
+   * Loads the newest readable snapshot at or below `maxOffset` and returns the offset from
+   * which batches must be replayed (`update`) to bring the state up to the log's end.
+   * Snapshots beyond the log's end (the log lost a tail) are deleted.
+   */
+  loadSnapshot(maxOffset: bigint): bigint {
+    this.#entries.clear();
+    const files = this.#snapshotFiles().reverse();
+    for (const f of files) {
+      const offset = BigInt(f.slice(0, 20));
+      if (offset > maxOffset) {
+        fs.rmSync(path.join(this.#dir, f), { force: true });
+        continue;
+      }
+      try {
+        const snap = JSON.parse(fs.readFileSync(path.join(this.#dir, f), 'utf8')) as {
+          producers: Array<{ pid: string; lastSeenMs: number; batches: Array<BatchMeta & { baseOffset: string; lastOffset: string }> }>;
+        };
+        for (const p of snap.producers) {
+          const batches = p.batches.map((b) => ({ ...b, baseOffset: BigInt(b.baseOffset), lastOffset: BigInt(b.lastOffset) }));
+          this.#entries.set(BigInt(p.pid), { epoch: batches[batches.length - 1].epoch, batches, lastSeenMs: p.lastSeenMs });
+        }
+        return offset;
+      } catch {
+        fs.rmSync(path.join(this.#dir, f), { force: true });
+      }
+    }
+    return 0n;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * One client connection: frames in, requests handled one at a time in arrival order,
+ * responses out in the same order.
+ *
+ * Kafka's own broker mutes a connection while one of its requests is in flight, and both
+ * clients rely on in-order answers (they pipeline and match by correlation id, but librdkafka's
+ * idempotent producer also relies on the order of appends). Handling requests of one
+ * connection sequentially gives both for free; parallelism comes from many connections and
+ * from the log's group commit across them.
+ *
+ * Bounded memory: at most `maxQueuedBytes` of received frames wait per connection; past that
+ * the socket is paused (TCP backpressure reaches the client) until the queue drains. A
+ * response that does not fit the socket's buffer pauses processing until 'drain'.
+ *
+ * A frame that cannot be framed (negative or oversize length) or whose header cannot be
+ * decoded closes this connection with a log line; the broker keeps serving everyone else.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { apiKeyName } from './api-keys.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { decodeRequestHeader, type RequestHeader } from './request-header.js';
+import type { Reader } from './reader.js';
+
+export interface RequestContext {
+  readonly header: RequestHeader;
+  readonly connectionId: number;
+  readonly clientHost: string;
+  /** Aborted when the connection closes, so a long-polling handler can give up early. */
+  readonly signal: AbortSignal;
+}
+
+/** Returns the framed response (one or more buffers), or null when no response is due (acks=0). */
+export type RequestHandler = (ctx: RequestContext, body: Reader) => Promise<Buffer[] | null>;
+
+export interface ConnectionOptions {
+  maxFrameBytes: number;
+  maxQueuedBytes: number;
+  logger?: Logger;
+}
+
+export class Connection {
+  readonly id: number;
+  readonly remote: string;
+  #socket: net.Socket;
+  #handler: RequestHandler;
+  #decoder: FrameDecoder;
+  #opts: ConnectionOptions;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #processing = false;
+  #closed = false;
+  #abort = new AbortController();
+  #onClose: () => void;
+  requests = 0;
+
+  constructor(id: number, socket: net.Socket, handler: RequestHandler, opts: ConnectionOptions, onClose: () => void) {
+    this.id = id;
+    this.#socket = socket;
+    this.#handler = handler;
+    this.#opts = opts;
+    this.#onClose = onClose;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err) => opts.logger?.debug({ err, remote: this.remote }, 'connection error'));
+    socket.on('close', () => this.#closedBySocket());
+  }
+
+  #onData(chunk: Buffer): void {
+    let frames: Buffer[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#opts.logger?.warn({ remote: this.remote, err: (err as Error).message }, 'closing connection: unreadable frame');
+      this.close();
+      return;
+    }
+    for (const f of frames) {
+      this.#queue.push(f);
+      this.#queuedBytes += f.length;
+    }
+    if (this.#queuedBytes > this.#opts.maxQueuedBytes) this.#socket.pause();
+    if (!this.#processing && this.#queue.length > 0) void this.#process();
+  }
+
+  async #process(): Promise<void> {
+    this.#processing = true;
+    while (this.#queue.length > 0 && !this.#closed) {
+      const frame = this.#queue.shift()!;
+      this.#queuedBytes -= frame.length;
+      if (this.#socket.isPaused() && this.#queuedBytes <= this.#opts.maxQueuedBytes / 2) this.#socket.resume();
+      let decoded;
+      try {
+        decoded = decodeRequestHeader(frame);
+      } catch (err) {
+        this.#opts.logger?.warn({ remote: this.remote, err: (err as Error).message }, 'closing connection: unreadable request header');
+        this.close();
+        break;
+      }
+      this.requests++;
+      const ctx: RequestContext = { header: decoded.header, connectionId: this.id, clientHost: this.#socket.remoteAddress ?? '', signal: this.#abort.signal };
+      let response: Buffer[] | null;
+      try {
+        response = await this.#handler(ctx, decoded.body);
+      } catch (err) {
+        // The handler could not even build an error response (an unparseable body): Kafka
+        // closes such connections, and so do we.
+        this.#opts.logger?.warn(
+          { remote: this.remote, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, err: (err as Error).message },
+          'closing connection: request could not be handled',
+        );
+        this.close();
+        break;
+      }
+      if (response === null || this.#closed) continue;
+      if (!this.#write(response)) await new Promise<void>((resolve) => this.#socket.once('drain', resolve).once('close', resolve));
+    }
+    this.#processing = false;
+  }
+
+  #write(chunks: Buffer[]): boolean {
+    if (chunks.length === 1) return this.#socket.write(chunks[0]);
+    this.#socket.cork();
+    let ok = true;
+    for (const c of chunks) ok = this.#socket.write(c);
+    this.#socket.uncork();
+    return ok;
+  }
+
+  #closedBySocket(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    this.#queue = [];
+    this.#onClose();
+  }
+
+  close(): void {
+    this.#socket.destroy();
+    this.#closedBySocket();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Starts a real broker in this process on 127.0.0.1 with a free port and a fresh data
+ * directory, and stops it (and removes the directory) afterwards.
+ */
+import { loadConfig } from '../../src/config/load-config.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
+import { Broker } from '../../src/broker/broker.js';
+import { createLogger } from '../../src/logging.js';
+import { tmpDir } from './tmp-dir.js';
+
+export interface TestBroker {
+  broker: Broker;
+  port: number;
+  bootstrap: string;
+  dataDir: string;
+  config: BrokerConfig;
+  /** Stops the broker; the data directory stays until `cleanup`. */
+  stop(): Promise<void>;
+  /** Starts a new broker on the same data directory and port. */
+  restart(): Promise<TestBroker>;
+  cleanup(): Promise<void>;
+}
+
+export async function startBroker(overrides: BrokerConfigInput = {}, existing?: { dataDir: string; cleanup: () => void; port?: number }): Promise<TestBroker> {
+  const dir = existing ?? { ...tmpDir('meridian-broker-'), port: undefined };
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      ...overrides,
+      dataDir: 'dataDir' in dir ? dir.dataDir : dir.dir,
+      logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn', ...(overrides.logging ?? {}) },
+      kafka: { host: '127.0.0.1', port: existing?.port ?? 0, ...(overrides.kafka ?? {}) },
+    },
+  });
+  const logger = createLogger({ level: config.logging.level, name: 'test-broker' });
+  const broker = await Broker.start(config, logger);
+  const dataDir = config.dataDir;
+  const cleanupDir = 'cleanup' in dir ? dir.cleanup : () => {};
+  const tb: TestBroker = {
+    broker,
+    port: broker.kafkaPort,
+    bootstrap: `127.0.0.1:${broker.kafkaPort}`,
+    dataDir,
+    config,
+    stop: () => broker.close(),
+    restart: async () => {
+      await broker.close();
+      return startBroker(overrides, { dataDir, cleanup: cleanupDir, port: broker.kafkaPort });
+    },
+    cleanup: async () => {
+      await broker.close();
+      cleanupDir();
+    },
+  };
+  return tb;
+}

@@ -1,0 +1,227 @@
+/**
+ * Wire-level behaviour with exact bytes: framing, ordering, acks=0, unsupported versions,
+ * malformed and oversize input, corrupt batches. A raw socket client sends what a test
+ * chooses; a broker on 127.0.0.1 answers.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ApiKey, requestHeaderVersion } from '../../src/protocol/kafka/api-keys.js';
+import { Reader } from '../../src/protocol/kafka/reader.js';
+import { encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
+import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { decodeResponse, RawClient } from '../helpers/raw-kafka.js';
+
+let tb: TestBroker;
+before(async () => {
+  tb = await startBroker({ kafka: { maxFrameBytes: 1024 * 1024 }, log: { maxBatchBytes: 512 * 1024 } });
+});
+after(() => tb.cleanup());
+
+const metadataReq = (topics: string[] | null) => ({ topics: topics && topics.map((name) => ({ topicId: '00000000-0000-0000-0000-000000000000', name })), allowAutoTopicCreation: true, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+
+function produceReq(topic: string, partition: number, records: Buffer | null, acks = -1) {
+  return { transactionalId: null, acks, timeoutMs: 30_000, topicData: [{ name: topic, partitionData: [{ index: partition, records }] }] };
+}
+
+function fetchReq(topic: string, partition: number, offset: bigint, maxWaitMs = 0, minBytes = 1) {
+  return {
+    clusterId: null,
+    replicaId: -1,
+    replicaState: { replicaId: -1, replicaEpoch: -1n },
+    maxWaitMs,
+    minBytes,
+    maxBytes: 1 << 20,
+    isolationLevel: 1,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [{ topic, topicId: '00000000-0000-0000-0000-000000000000', partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: offset, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: '00000000-0000-0000-0000-000000000000' }] }],
+    forgottenTopicsData: [],
+    rackId: '',
+  };
+}
+
+async function createTopic(c: RawClient, name: string) {
+  const r = await c.request(ApiKey.Metadata, 4, metadataReq([name]));
+  assert.equal(r.body.topics[0].errorCode, 0);
+}
+
+test('ApiVersions v0-v3 list every API with the ranges the clients need', async () => {
+  const c = await RawClient.connect(tb.port);
+  for (const v of [0, 1, 2, 3]) {
+    const { body } = await c.request(ApiKey.ApiVersions, v, { clientSoftwareName: 'raw', clientSoftwareVersion: '1' });
+    assert.equal(body.errorCode, 0);
+    const byKey = new Map(body.apiKeys.map((k: any) => [k.apiKey, [k.minVersion, k.maxVersion]]));
+    assert.deepEqual(byKey.get(ApiKey.Produce), [3, 7]);
+    assert.deepEqual(byKey.get(ApiKey.Fetch), [4, 11]);
+    assert.deepEqual(byKey.get(ApiKey.JoinGroup), [0, 5]);
+    assert.deepEqual(byKey.get(ApiKey.OffsetFetch), [1, 5]);
+    assert.equal(byKey.size, 17);
+  }
+  c.close();
+});
+
+test('an unsupported ApiVersions version gets a v0 body with error 35 and the connection stays usable', async () => {
+  const c = await RawClient.connect(tb.port);
+  c.send(c.frame(ApiKey.ApiVersions, 0, {}, 77).fill(0, 0, 0));
+  // Version 9 of ApiVersions does not exist: hand-build the header (v2: flexible, with an
+  // empty tag buffer, as a future client would send it).
+  const f = Buffer.alloc(4 + 2 + 2 + 4 + 2 + 1);
+  f.writeInt32BE(11, 0);
+  f.writeInt16BE(ApiKey.ApiVersions, 4);
+  f.writeInt16BE(9, 6);
+  f.writeInt32BE(4242, 8);
+  f.writeInt16BE(-1, 12);
+  await c.next(); // answer to the v0 request above
+  c.send(f);
+  const frame = (await c.next())!;
+  const r = new Reader(frame);
+  assert.equal(r.int32(), 4242);
+  assert.equal(r.int16(), 35);
+  assert.ok(r.int32() >= 17, 'the v0 body lists our APIs');
+  const again = await c.request(ApiKey.ApiVersions, 2, {});
+  assert.equal(again.body.errorCode, 0);
+  c.close();
+});
+
+test('an unknown API key or an unadvertised version gets UNSUPPORTED_VERSION, never a closed socket', async () => {
+  const c = await RawClient.connect(tb.port);
+  for (const [key, version] of [[999, 0], [ApiKey.Produce, 2], [ApiKey.Fetch, 15], [ApiKey.SaslHandshake, 1]]) {
+    const flexible = requestHeaderVersion(key, version) === 2;
+    const f = Buffer.alloc(4 + 10 + (flexible ? 1 : 0));
+    f.writeInt32BE(f.length - 4, 0);
+    f.writeInt16BE(key, 4);
+    f.writeInt16BE(version, 6);
+    f.writeInt32BE(1000 + key, 8);
+    f.writeInt16BE(-1, 12);
+    c.send(f);
+    const r = new Reader((await c.next())!);
+    assert.equal(r.int32(), 1000 + key);
+    assert.equal(r.int16(), 35, `key ${key} v${version}`);
+  }
+  assert.equal(c.closed, false);
+  assert.equal((await c.request(ApiKey.ApiVersions, 2, {})).body.errorCode, 0);
+  c.close();
+});
+
+test('pipelined requests are answered in order; frames split at every byte and packed together work', async () => {
+  const c = await RawClient.connect(tb.port);
+  await createTopic(c, 'pipeline');
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 30; i++) {
+    const batch = encodeBatch({ records: [{ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) }] });
+    frames.push(c.frame(ApiKey.Produce, 7, produceReq('pipeline', 0, batch), 500 + i));
+    frames.push(c.frame(ApiKey.ApiVersions, 2, {}, 600 + i));
+  }
+  const all = Buffer.concat(frames);
+  // Dribble the bytes in odd-sized pieces: partial frames and several frames per chunk.
+  for (let p = 0, step = 1; p < all.length; p += step, step = (step * 7) % 97 || 1) c.send(all.subarray(p, p + step));
+  for (let i = 0; i < 30; i++) {
+    const prod = decodeResponse<any>(ApiKey.Produce, 7, (await c.next())!);
+    assert.equal(prod.correlationId, 500 + i);
+    assert.equal(prod.body.responses[0].partitionResponses[0].errorCode, 0);
+    assert.equal(prod.body.responses[0].partitionResponses[0].baseOffset, BigInt(i));
+    const av = decodeResponse<any>(ApiKey.ApiVersions, 2, (await c.next())!);
+    assert.equal(av.correlationId, 600 + i);
+  }
+  c.close();
+});
+
+test('acks=0 appends but sends no response', async () => {
+  const c = await RawClient.connect(tb.port);
+  await createTopic(c, 'acks0');
+  c.send(c.frame(ApiKey.Produce, 7, produceReq('acks0', 0, encodeBatch({ records: [{ value: Buffer.from('fire') }] }), 0), 900));
+  c.send(c.frame(ApiKey.ApiVersions, 2, {}, 901));
+  const next = decodeResponse<any>(ApiKey.ApiVersions, 2, (await c.next())!);
+  assert.equal(next.correlationId, 901, 'the first response is the ApiVersions one');
+  const f = await c.request(ApiKey.Fetch, 11, fetchReq('acks0', 0, 0n));
+  const p = f.body.responses[0].partitions[0];
+  assert.equal(p.highWatermark, 1n);
+  assert.equal(readBatchHeader(p.records).recordCount, 1);
+  c.close();
+});
+
+test('a corrupt batch gets CORRUPT_MESSAGE and nothing is appended', async () => {
+  const c = await RawClient.connect(tb.port);
+  await createTopic(c, 'corrupt');
+  const bad = encodeBatch({ records: [{ value: Buffer.from('payload') }] });
+  bad[bad.length - 2] ^= 0xff;
+  const r = await c.request(ApiKey.Produce, 7, produceReq('corrupt', 0, bad));
+  assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 2);
+  const truncated = encodeBatch({ records: [{ value: Buffer.from('payload') }] }).subarray(0, 40);
+  const r2 = await c.request(ApiKey.Produce, 7, produceReq('corrupt', 0, truncated));
+  assert.equal(r2.body.responses[0].partitionResponses[0].errorCode, 2);
+  const big = encodeBatch({ records: [{ value: Buffer.alloc(600 * 1024) }] });
+  const r3 = await c.request(ApiKey.Produce, 7, produceReq('corrupt', 0, big));
+  assert.equal(r3.body.responses[0].partitionResponses[0].errorCode, 10, 'MESSAGE_TOO_LARGE above log.maxBatchBytes');
+  const r4 = await c.request(ApiKey.Produce, 7, produceReq('no-such-topic-here', 0, encodeBatch({ records: [{ value: null }] })));
+  assert.equal(r4.body.responses[0].partitionResponses[0].errorCode, 3);
+  const f = await c.request(ApiKey.Fetch, 11, fetchReq('corrupt', 0, 0n));
+  assert.equal(f.body.responses[0].partitions[0].highWatermark, 0n);
+  c.close();
+});
+
+test('an oversize or negative frame closes only that connection, with others unaffected', async () => {
+  const bystander = await RawClient.connect(tb.port);
+  for (const size of [2 * 1024 * 1024, -5, 0x7fffffff]) {
+    const c = await RawClient.connect(tb.port);
+    const f = Buffer.alloc(8);
+    f.writeInt32BE(size, 0);
+    c.send(f);
+    assert.equal(await c.next(), null, `size ${size} closes the connection`);
+  }
+  const garbage = await RawClient.connect(tb.port);
+  garbage.send(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.equal(await garbage.next(), null);
+  assert.equal((await bystander.request(ApiKey.ApiVersions, 2, {})).body.errorCode, 0);
+  bystander.close();
+});
+
+test('an unparseable request body closes that connection only', async () => {
+  const c = await RawClient.connect(tb.port);
+  const f = Buffer.alloc(4 + 10 + 3);
+  f.writeInt32BE(13, 0);
+  f.writeInt16BE(ApiKey.Produce, 4);
+  f.writeInt16BE(7, 6);
+  f.writeInt32BE(5, 8);
+  f.writeInt16BE(-1, 12);
+  c.send(f); // body of 3 bytes: Produce v7 needs far more
+  assert.equal(await c.next(), null);
+  const ok = await RawClient.connect(tb.port);
+  assert.equal((await ok.request(ApiKey.ApiVersions, 2, {})).body.errorCode, 0);
+  ok.close();
+});
+
+test('fetch long-polls until data arrives, without busy polling, and honours max wait', async () => {
+  const c = await RawClient.connect(tb.port);
+  const p = await RawClient.connect(tb.port);
+  await createTopic(c, 'longpoll');
+  const t0 = Date.now();
+  const empty = await c.request(ApiKey.Fetch, 11, fetchReq('longpoll', 0, 0n, 300));
+  assert.ok(Date.now() - t0 >= 250, 'waited for max_wait');
+  assert.equal(empty.body.responses[0].partitions[0].records?.length ?? 0, 0);
+  const cpu0 = process.cpuUsage();
+  const pending = c.request(ApiKey.Fetch, 11, fetchReq('longpoll', 0, 0n, 10_000));
+  await new Promise((r) => setTimeout(r, 400));
+  const cpu = process.cpuUsage(cpu0);
+  assert.ok(cpu.user + cpu.system < 200_000, `an idle long-poll burned ${(cpu.user + cpu.system) / 1000} ms of CPU`);
+  await p.request(ApiKey.Produce, 7, produceReq('longpoll', 0, encodeBatch({ records: [{ value: Buffer.from('wake') }] })));
+  const got = await pending;
+  assert.ok(Date.now() - t0 < 5000, 'answered when data arrived, not at max_wait');
+  assert.equal(readBatchHeader(got.body.responses[0].partitions[0].records).recordCount, 1);
+  const oor = await c.request(ApiKey.Fetch, 11, fetchReq('longpoll', 0, 5n));
+  assert.equal(oor.body.responses[0].partitions[0].errorCode, 1, 'OFFSET_OUT_OF_RANGE past the high watermark');
+  c.close();
+  p.close();
+});
+
+test('metadata never advertises a wildcard; unknown topics without auto-create are UNKNOWN_TOPIC_OR_PARTITION', async () => {
+  const c = await RawClient.connect(tb.port);
+  const r = await c.request(ApiKey.Metadata, 6, { ...metadataReq(['nope.missing']), allowAutoTopicCreation: false });
+  assert.equal(r.body.brokers[0].host, '127.0.0.1');
+  assert.equal(r.body.brokers[0].port, tb.port);
+  assert.equal(r.body.controllerId, r.body.brokers[0].nodeId);
+  assert.equal(r.body.topics[0].errorCode, 3);
+  const bad = await c.request(ApiKey.Metadata, 6, metadataReq(['bad/name']));
+  assert.equal(bad.body.topics[0].errorCode, 17);
+  c.close();
+});
