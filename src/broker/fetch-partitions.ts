@@ -39,34 +39,36 @@ const EMPTY = Buffer.alloc(0);
 export async function fetchPartitions(topics: TopicManager, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<FetchPartitionResult[]> {
   const deadline = Date.now() + Math.max(0, opts.maxWaitMs);
   for (;;) {
-    const results: FetchPartitionResult[] = [];
+    // Read every partition at once (the reads run in parallel in the I/O pool), each
+    // within its own limit; then apply the response's total budget in request order.
     const logs: PartitionLog[] = [];
-    let total = 0;
-    let anyError = false;
-    for (const req of reqs) {
+    const reads = reqs.map(async (req): Promise<FetchPartitionResult> => {
       const log = topics.partition(req.topic, req.partition);
       if (log === undefined) {
-        results.push({ topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null });
-        anyError = true;
-        continue;
+        return { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
       }
       logs.push(log);
-      const budget = Math.min(req.maxBytes, opts.maxBytes - total);
       const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
-      if (budget <= 0 && total > 0) {
-        results.push({ ...base, errorCode: 0, records: EMPTY });
+      try {
+        const r = await log.read(req.fetchOffset, Math.max(1, Math.min(req.maxBytes, opts.maxBytes)));
+        return { ...base, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset, errorCode: 0, records: r.records };
+      } catch (err) {
+        return { ...base, errorCode: toKafkaError(err).code, records: null };
+      }
+    });
+    const results = await Promise.all(reads);
+    let total = 0;
+    let anyError = false;
+    for (const r of results) {
+      if (r.errorCode !== 0) {
+        anyError = true;
         continue;
       }
-      try {
-        const r = await log.read(req.fetchOffset, Math.max(1, budget));
-        const fits = total === 0 || r.records.length <= budget;
-        const records = fits ? r.records : EMPTY;
-        total += records.length;
-        results.push({ ...base, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset, errorCode: 0, records });
-      } catch (err) {
-        anyError = true;
-        results.push({ ...base, errorCode: toKafkaError(err).code, records: null });
-      }
+      const size = r.records?.length ?? 0;
+      // KIP-74: the first non-empty partition always gets its (first) batch; later ones
+      // only what still fits.
+      if (total > 0 && total + size > opts.maxBytes) r.records = EMPTY;
+      total += r.records?.length ?? 0;
     }
     const remaining = deadline - Date.now();
     if (total >= opts.minBytes || anyError || remaining <= 0 || opts.signal?.aborted || logs.length === 0) return results;

@@ -15,7 +15,7 @@ import { ApiKey, apiKeyName, responseHeaderVersion } from '../protocol/kafka/api
 import type { RequestContext, RequestHandler } from '../protocol/kafka/connection.js';
 import { messageCodecs } from '../protocol/kafka/messages/index.js';
 import type { Reader } from '../protocol/kafka/reader.js';
-import { encodeResponseFrame } from '../protocol/kafka/request-header.js';
+import { encodeResponseFrame, encodeResponseFrameChunks } from '../protocol/kafka/request-header.js';
 import { Writer } from '../protocol/kafka/writer.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
@@ -44,7 +44,7 @@ type Handler = (deps: KafkaApiDeps, ctx: RequestContext, req: any, version: numb
 const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [ApiKey.ApiVersions, (_d, _c, req) => handleApiVersions(req)],
   [ApiKey.Metadata, (d, _c, req, v) => handleMetadata(d, req, v)],
-  [ApiKey.Produce, (d, _c, req) => handleProduce(d, req)],
+  [ApiKey.Produce, (d, c, req) => handleProduce(d, c, req)],
   [ApiKey.Fetch, (d, c, req) => handleFetch(d, c, req)],
   [ApiKey.ListOffsets, (d, _c, req) => handleListOffsets(d, req)],
   [ApiKey.CreateTopics, (d, _c, req) => handleCreateTopics(d, req)],
@@ -69,9 +69,10 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
     const req = codec.decodeRequest(body, apiVersion);
     const res = await HANDLERS.get(apiKey)!(deps, ctx, req, apiVersion);
     if (res === null) return null;
-    const w = new Writer(apiKey === ApiKey.Fetch ? 64 * 1024 : 256);
+    // Fetch bodies carry stored record batches: hand them to the socket uncopied.
+    const w = apiKey === ApiKey.Fetch ? new Writer(4096, { zeroCopyFrom: 8192 }) : new Writer(256);
     codec.encodeResponse(w, apiVersion, res);
-    return [encodeResponseFrame(correlationId, responseHeaderVersion(apiKey, apiVersion), w.toBuffer())];
+    return encodeResponseFrameChunks(correlationId, responseHeaderVersion(apiKey, apiVersion), w.toBuffers());
   };
 }
 

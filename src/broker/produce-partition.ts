@@ -38,7 +38,18 @@ export function splitBatches(records: Buffer): Buffer[] {
  * Never throws: every failure becomes the Kafka error code for that partition.
  */
 export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<ProduceOutcome> {
-  const fail = (errorCode: number, errorMessage: string): ProduceOutcome => ({ errorCode, errorMessage, baseOffset: -1n, logStartOffset: log.logStartOffset });
+  return (await beginProducePartition(log, states, records, sync)).done;
+}
+
+/**
+ * The two phases of producePartition: resolves once the batches have their offsets (the
+ * order-sensitive part, after which the connection may handle its next request), with
+ * `done` settling when the append is as durable as `sync` asks.
+ */
+export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<{ done: Promise<ProduceOutcome> }> {
+  // Wrapped in an object: an async function returning a bare promise would wait for it.
+  const fail = (errorCode: number, errorMessage: string) => ({ done: Promise.resolve<ProduceOutcome>({ errorCode, errorMessage, baseOffset: -1n, logStartOffset: log.logStartOffset }) });
+  const failed = (err: unknown): ProduceOutcome => ({ errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, baseOffset: -1n, logStartOffset: log.logStartOffset });
   try {
     if (records === null) return fail(kafkaCode('CORRUPT_MESSAGE'), 'produce request has null records');
     const batches = splitBatches(records);
@@ -53,8 +64,8 @@ export async function producePartition(log: PartitionLog, states: ProducerStates
       if (verdict.kind === 'duplicate') {
         // Kafka answers a duplicate with the original offsets and no error (never 46), once
         // the original is as durable as this request asks.
-        await verdict.pending;
-        return { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset };
+        const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset };
+        return { done: verdict.pending ? verdict.pending.then(() => ok, failed) : Promise.resolve(ok) };
       }
       for (let i = 1; i < headers.length; i++) {
         const v = state.check(headers[i]);
@@ -70,10 +81,10 @@ export async function producePartition(log: PartitionLog, states: ProducerStates
         base = last + 1n;
       }
     }
-    await pending.done;
-    return { errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset };
+    return {
+      done: pending.done.then((): ProduceOutcome => ({ errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset }), failed),
+    };
   } catch (err) {
-    const k = toKafkaError(err);
-    return fail(k.code, k.message);
+    return { done: Promise.resolve(failed(err)) };
   }
 }

@@ -35,7 +35,9 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import { fdatasyncAsync, storageError, writevFully } from './fs-util.js';
 import {
   Attributes,
+  BATCH_HEADER_BYTES,
   Codec,
+  LOG_OVERHEAD,
   decodeRecords,
   lastOffsetOf,
   readBatchHeader,
@@ -315,9 +317,8 @@ export class PartitionLog {
       const seg = this.#segmentFor(offset);
       if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
       try {
-        const range = await this.#findRange(seg, offset, maxBytes, limit);
-        if (range === null) return empty;
-        return { records: await seg.read(range.start, range.length), highWatermark: hw, logStartOffset: logStart };
+        const records = await this.#readRange(seg, offset, maxBytes, limit);
+        return records === null ? empty : { records, highWatermark: hw, logStartOffset: logStart };
       } finally {
         seg.release();
       }
@@ -452,11 +453,49 @@ export class PartitionLog {
     return segs[lo];
   }
 
-  async #findRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint): Promise<{ start: number; length: number } | null> {
+  /**
+   * Reads the batches for a fetch in (usually) one pread: a window from the index entry at
+   * or before `offset`, sized for the budget plus the sparse-index slack, sliced without a
+   * copy. Only a first batch larger than the window costs a second read.
+   */
+  async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint): Promise<Buffer | null> {
+    const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
+    const end = seg.sizeBytes;
+    const windowBytes = Math.min(end - startPos, maxBytes + 2 * this.options.indexIntervalBytes + 64 * 1024);
+    const win = await seg.read(startPos, windowBytes);
     let start = -1;
     let length = 0;
-    const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
-    await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
+    let p = 0;
+    while (p + BATCH_HEADER_BYTES <= win.length) {
+      const size = win.readInt32BE(p + 8) + LOG_OVERHEAD;
+      const base = win.readBigInt64BE(p);
+      if (base >= limit) break;
+      if (start < 0) {
+        if (base + BigInt(win.readInt32BE(p + 23)) >= offset) {
+          start = p;
+          length = size;
+        }
+      } else if (length + size > maxBytes) {
+        break;
+      } else {
+        length += size;
+      }
+      p += size;
+      if (start >= 0 && start + length > win.length) break;
+    }
+    if (start < 0) {
+      // The window ended before the batch holding `offset` (batches much larger than the
+      // index interval): fall back to scanning headers.
+      return startPos + p < end ? this.#scanRange(seg, startPos + p, offset, maxBytes, limit) : null;
+    }
+    if (start + length <= win.length) return win.subarray(start, start + length);
+    return seg.read(startPos + start, length);
+  }
+
+  async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<Buffer | null> {
+    let start = -1;
+    let length = 0;
+    await seg.scanHeaders(fromPos, seg.sizeBytes, (h, pos, size) => {
       if (h.baseOffset >= limit) return false;
       if (start < 0) {
         if (lastOffsetOf(h) < offset) return true;
@@ -468,7 +507,7 @@ export class PartitionLog {
       length += size;
       return true;
     });
-    return start < 0 ? null : { start, length };
+    return start < 0 ? null : seg.read(start, length);
   }
 
   #enqueue(item: QueueItem): void {

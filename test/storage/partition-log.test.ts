@@ -245,3 +245,34 @@ test('reopening a cleanly closed log keeps every batch and continues the offsets
   assert.equal((await log.append(makeBatch('after', 1))).baseOffset, 100n);
   await log.close();
 });
+
+test('reads find the right batch whatever the batch sizes relative to the index interval and window', async () => {
+  const log = await PartitionLog.open(dir(), { indexIntervalBytes: 256, retentionMs: -1 });
+  // Mixed sizes: tiny, index-interval-ish and much larger than the read window.
+  const sizes = [10, 3000, 50, 200_000, 20, 20, 120_000, 5, 70_000, 40];
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 60; i++) {
+    const b = makeBatch(`w${i}`, 1 + (i % 3), sizes[i % sizes.length]);
+    sent.push(Buffer.from(b));
+    await log.append(b);
+  }
+  let offset = 0n;
+  const starts: bigint[] = [];
+  for (let i = 0; i < 60; i++) {
+    starts.push(offset);
+    offset += BigInt(1 + (i % 3));
+  }
+  for (let i = 0; i < 60; i++) {
+    for (const target of [starts[i], starts[i] + BigInt(i % 3)]) {
+      for (const budget of [1, 100, 5000, 300_000]) {
+        const { records } = await log.read(target, budget);
+        const got = splitBatches(records);
+        assert.ok(got.length >= 1);
+        assert.deepEqual(got[0].subarray(8), sent[i].subarray(8), `offset ${target} budget ${budget}`);
+        assert.ok(got.length === 1 || records.length <= budget);
+        got.forEach((b, k) => assert.deepEqual(b.subarray(8), sent[i + k].subarray(8)));
+      }
+    }
+  }
+  await log.close();
+});

@@ -10,6 +10,7 @@ import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { ApiVersionsRequest, ApiVersionsResponse } from '../../protocol/kafka/messages/api-versions.js';
 
 export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [min: number, max: number]> = new Map([
+  // Served from v3 (RecordBatch), but see ADVERTISED_VERSIONS.
   [ApiKey.Produce, [3, 7]],
   [ApiKey.Fetch, [4, 11]],
   [ApiKey.ListOffsets, [1, 3]],
@@ -29,6 +30,15 @@ export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [min: number, max:
   [ApiKey.InitProducerId, [0, 1]],
 ]);
 
+/**
+ * What ApiVersions announces, where it differs from what is served. librdkafka 2.0.2 uses
+ * gzip, snappy and lz4 only if the broker's Produce range includes v0
+ * (rdkafka_msgset_writer.c); otherwise it silently sends those batches uncompressed. Kafka
+ * 4.0 hit the same (KAFKA-18659) and, like it, Meridian advertises Produce 0-7 while
+ * answering v0-v2 with UNSUPPORTED_VERSION: no client that speaks RecordBatch sends them.
+ */
+const ADVERTISED_VERSIONS: ReadonlyMap<number, readonly [min: number, max: number]> = new Map([...SUPPORTED_VERSIONS, [ApiKey.Produce, [0, 7]]]);
+
 export function isSupported(apiKey: number, version: number): boolean {
   const r = SUPPORTED_VERSIONS.get(apiKey);
   return r !== undefined && version >= r[0] && version <= r[1];
@@ -37,7 +47,7 @@ export function isSupported(apiKey: number, version: number): boolean {
 export function apiVersionsResponse(errorCode = 0): ApiVersionsResponse {
   return {
     errorCode,
-    apiKeys: [...SUPPORTED_VERSIONS].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion })),
+    apiKeys: [...ADVERTISED_VERSIONS].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion })),
     throttleTimeMs: 0,
     supportedFeatures: [],
     finalizedFeaturesEpoch: -1n,

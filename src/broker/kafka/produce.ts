@@ -9,10 +9,11 @@
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
-import { producePartition } from '../produce-partition.js';
+import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
+import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 
-export async function handleProduce(deps: KafkaApiDeps, req: ProduceRequest): Promise<ProduceResponse | null> {
+export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req: ProduceRequest): Promise<ProduceResponse | null> {
   if (req.transactionalId !== null) {
     // Transactions are not offered (no transactional InitProducerId is ever granted).
     return {
@@ -25,17 +26,31 @@ export async function handleProduce(deps: KafkaApiDeps, req: ProduceRequest): Pr
     };
   }
   const sync = req.acks === -1 && deps.config.log.flush.mode === 'fsync';
-  const responses = await Promise.all(
+  // Phase 1: every partition's batches get their offsets (in request order per partition).
+  const begun = await Promise.all(
     req.topicData.map(async (t) => ({
       name: t.name,
-      partitionResponses: await Promise.all(
+      partitions: await Promise.all(
         t.partitionData.map(async (p) => {
           const log = deps.topics.partition(t.name, p.index);
-          if (log === undefined) return partitionError(p.index, kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), `unknown topic or partition ${t.name}-${p.index}`);
-          const r = await producePartition(log, deps.producerStates, p.records, sync);
-          if (r.errorCode !== 0) deps.logger.debug({ topic: t.name, partition: p.index, errorCode: r.errorCode, message: r.errorMessage }, 'produce rejected');
+          if (log === undefined) return { index: p.index, done: Promise.resolve(unknownPartition(t.name, p.index)) };
+          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, sync)).done };
+        }),
+      ),
+    })),
+  );
+  // The connection may now handle the next request: its appends land after these.
+  ctx.release();
+  // Phase 2: wait for the durability the acks asked for.
+  const responses = await Promise.all(
+    begun.map(async (t) => ({
+      name: t.name,
+      partitionResponses: await Promise.all(
+        t.partitions.map(async ({ index, done }) => {
+          const r = await done;
+          if (r.errorCode !== 0) deps.logger.debug({ topic: t.name, partition: index, errorCode: r.errorCode, message: r.errorMessage }, 'produce rejected');
           return {
-            index: p.index,
+            index,
             errorCode: r.errorCode,
             baseOffset: r.baseOffset,
             logAppendTimeMs: -1n,
@@ -50,6 +65,10 @@ export async function handleProduce(deps: KafkaApiDeps, req: ProduceRequest): Pr
   );
   if (req.acks === 0) return null;
   return { responses, throttleTimeMs: 0, nodeEndpoints: [] };
+}
+
+function unknownPartition(topic: string, index: number): ProduceOutcome {
+  return { errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), errorMessage: `unknown topic or partition ${topic}-${index}`, baseOffset: -1n, logStartOffset: -1n };
 }
 
 function partitionError(index: number, errorCode: number, errorMessage: string): ProduceResponse['responses'][number]['partitionResponses'][number] {

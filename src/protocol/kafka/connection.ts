@@ -1,12 +1,15 @@
 /**
- * One client connection: frames in, requests handled one at a time in arrival order,
- * responses out in the same order.
+ * One client connection: frames in, requests handled in arrival order, responses out in the
+ * same order.
  *
  * Kafka's own broker mutes a connection while one of its requests is in flight, and both
- * clients rely on in-order answers (they pipeline and match by correlation id, but librdkafka's
- * idempotent producer also relies on the order of appends). Handling requests of one
- * connection sequentially gives both for free; parallelism comes from many connections and
- * from the log's group commit across them.
+ * clients rely on in-order answers (they pipeline and match by correlation id, and
+ * librdkafka's idempotent producer relies on the order of appends). Requests are therefore
+ * handled one after another, with one refinement: a handler may call `ctx.release()` once
+ * the order-sensitive part of its work is done (Produce: offsets assigned), and the next
+ * request starts while it waits for the rest (fdatasync). Pipelined produce requests from
+ * one client thus share group commits instead of paying one fdatasync each. Responses are
+ * still written strictly in request order, and at most MAX_IN_FLIGHT wait at once.
  *
  * Bounded memory: at most `maxQueuedBytes` of received frames wait per connection; past that
  * the socket is paused (TCP backpressure reaches the client) until the queue drains. A
@@ -28,7 +31,11 @@ export interface RequestContext {
   readonly clientHost: string;
   /** Aborted when the connection closes, so a long-polling handler can give up early. */
   readonly signal: AbortSignal;
+  /** Lets the connection start the next request before this one's response is ready. */
+  release(): void;
 }
+
+const MAX_IN_FLIGHT = 16;
 
 /** Returns the framed response (one or more buffers), or null when no response is due (acks=0). */
 export type RequestHandler = (ctx: RequestContext, body: Reader) => Promise<Buffer[] | null>;
@@ -38,6 +45,8 @@ export interface ConnectionOptions {
   maxQueuedBytes: number;
   logger?: Logger;
 }
+
+const noop = () => {};
 
 export class Connection {
   readonly id: number;
@@ -49,6 +58,10 @@ export class Connection {
   #queue: Buffer[] = [];
   #queuedBytes = 0;
   #processing = false;
+  /** Responses not yet written, in request order. */
+  #pending: Array<{ response: Promise<Buffer[] | null>; api: string | number; version: number }> = [];
+  #writing = false;
+  #slotWaiters: Array<() => void> = [];
   #closed = false;
   #abort = new AbortController();
   #onClose: () => void;
@@ -100,24 +113,50 @@ export class Connection {
         break;
       }
       this.requests++;
-      const ctx: RequestContext = { header: decoded.header, connectionId: this.id, clientHost: this.#socket.remoteAddress ?? '', signal: this.#abort.signal };
-      let response: Buffer[] | null;
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const ctx: RequestContext = { header: decoded.header, connectionId: this.id, clientHost: this.#socket.remoteAddress ?? '', signal: this.#abort.signal, release };
+      const response = this.#handler(ctx, decoded.body);
+      this.#pending.push({ response, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion });
+      if (!this.#writing) void this.#writeResponses();
+      await Promise.race([response.then(noop, noop), released]);
+      while (this.#pending.length >= MAX_IN_FLIGHT && !this.#closed) await new Promise<void>((r) => this.#slotWaiters.push(r));
+    }
+    this.#processing = false;
+  }
+
+  async #writeResponses(): Promise<void> {
+    this.#writing = true;
+    while (this.#pending.length > 0 && !this.#closed) {
+      const { response, api, version } = this.#pending[0];
+      let chunks: Buffer[] | null;
       try {
-        response = await this.#handler(ctx, decoded.body);
+        chunks = await response;
       } catch (err) {
         // The handler could not even build an error response (an unparseable body): Kafka
         // closes such connections, and so do we.
-        this.#opts.logger?.warn(
-          { remote: this.remote, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, err: (err as Error).message },
-          'closing connection: request could not be handled',
-        );
+        this.#opts.logger?.warn({ remote: this.remote, api, version, err: (err as Error).message }, 'closing connection: request could not be handled');
         this.close();
         break;
       }
-      if (response === null || this.#closed) continue;
-      if (!this.#write(response)) await new Promise<void>((resolve) => this.#socket.once('drain', resolve).once('close', resolve));
+      this.#pending.shift();
+      for (const w of this.#slotWaiters.splice(0)) w();
+      if (chunks === null || this.#closed) continue;
+      if (!this.#write(chunks)) await this.#drained();
     }
-    this.#processing = false;
+    this.#writing = false;
+  }
+
+  #drained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done);
+        this.#socket.off('close', done);
+        resolve();
+      };
+      this.#socket.on('drain', done);
+      this.#socket.on('close', done);
+    });
   }
 
   #write(chunks: Buffer[]): boolean {
@@ -134,6 +173,9 @@ export class Connection {
     this.#closed = true;
     this.#abort.abort();
     this.#queue = [];
+    for (const p of this.#pending) p.response.catch(noop);
+    this.#pending = [];
+    for (const w of this.#slotWaiters.splice(0)) w();
     this.#onClose();
   }
 

@@ -71,3 +71,19 @@ export function encodeResponseFrame(correlationId: number, headerVersion: Respon
   frame.set(body, 4 + headerBytes);
   return frame;
 }
+
+/**
+ * Frames one response given as several buffers (a Fetch body with zero-copy record
+ * chunks): returns the header as a new buffer followed by the body chunks, uncopied.
+ */
+export function encodeResponseFrameChunks(correlationId: number, headerVersion: ResponseHeaderVersion, body: readonly Buffer[]): Buffer[] {
+  const headerBytes = headerVersion === 1 ? 5 : 4;
+  const bodyBytes = body.reduce((n, b) => n + b.length, 0);
+  const size = headerBytes + bodyBytes;
+  if (size > 0x7fffffff) throw new RangeError(`Response of ${size} bytes does not fit a Kafka frame`);
+  const head = Buffer.allocUnsafe(4 + headerBytes);
+  head.writeInt32BE(size, 0);
+  head.writeInt32BE(correlationId, 4);
+  if (headerVersion === 1) head[8] = 0;
+  return [head, ...body];
+}

@@ -24,27 +24,44 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 /**
  * An append-only byte builder. The buffer starts small and doubles when full, so building a
  * response costs amortized O(n) copies whatever its final size. Single-owner, synchronous:
- * build one message, call toBuffer(), drop the writer.
+ * build one message, call toBuffer() (or toBuffers()), drop the writer.
+ *
+ * With `zeroCopyFrom`, a rawBytes/bytes value at least that large is not copied: the bytes
+ * written so far and the value itself become chunks of the output (toBuffers()), which is
+ * how a Fetch response carries megabytes of stored record batches to the socket without
+ * copying them. Bytes handed out as chunks can no longer be patched with setInt32().
  */
 export class Writer {
   #buf: Buffer;
   #pos = 0;
+  readonly #zeroCopyFrom: number;
+  #chunks: Buffer[] = [];
+  /** Bytes already moved into #chunks. */
+  #chunked = 0;
 
-  constructor(initialCapacity = 64) {
+  constructor(initialCapacity = 64, options: { zeroCopyFrom?: number } = {}) {
     this.#buf = Buffer.allocUnsafe(Math.max(1, initialCapacity));
+    this.#zeroCopyFrom = options.zeroCopyFrom ?? Infinity;
   }
 
   /** Bytes written so far. */
   get length(): number {
-    return this.#pos;
+    return this.#chunked + this.#pos;
   }
 
   /**
-   * The bytes written so far, as a view of the internal buffer (no copy). Writing more
-   * afterwards leaves this view intact, but patching a reserved int32 would show through.
+   * The bytes written so far as one buffer: a view of the internal buffer (no copy) unless
+   * zero-copy chunks were taken, in which case they are concatenated. Writing more
+   * afterwards leaves the result intact, but patching a reserved int32 would show through.
    */
   toBuffer(): Buffer {
-    return this.#buf.subarray(0, this.#pos);
+    if (this.#chunks.length === 0) return this.#buf.subarray(0, this.#pos);
+    return Buffer.concat([...this.#chunks, this.#buf.subarray(0, this.#pos)]);
+  }
+
+  /** The bytes written so far as a list of buffers, without copying zero-copy values. */
+  toBuffers(): Buffer[] {
+    return this.#pos === 0 ? [...this.#chunks] : [...this.#chunks, this.#buf.subarray(0, this.#pos)];
   }
 
   int8(value: number): this {
@@ -177,6 +194,15 @@ export class Writer {
 
   /** Bytes with no length prefix (e.g. a record batch that already carries its own). */
   rawBytes(value: Uint8Array): this {
+    if (value.length >= this.#zeroCopyFrom) {
+      if (this.#pos > 0) this.#chunks.push(this.#buf.subarray(0, this.#pos));
+      this.#chunks.push(Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.length));
+      this.#chunked += this.#pos + value.length;
+      // Later writes go to a fresh buffer, so the chunks handed out never change.
+      this.#buf = Buffer.allocUnsafe(Math.max(256, this.#buf.length - this.#pos));
+      this.#pos = 0;
+      return this;
+    }
     this.#ensure(value.length);
     this.#buf.set(value, this.#pos);
     this.#pos += value.length;
@@ -222,16 +248,17 @@ export class Writer {
 
   /** Writes a zero INT32 placeholder and returns its offset, for setInt32() to fill later. */
   reserveInt32(): number {
-    const offset = this.#pos;
+    const offset = this.length;
     this.int32(0);
     return offset;
   }
 
   setInt32(offset: number, value: number): this {
-    if (!Number.isInteger(offset) || offset < 0 || offset + 4 > this.#pos) {
-      throw new RangeError(`No reserved INT32 at offset ${offset} (${this.#pos} bytes written)`);
+    const local = offset - this.#chunked;
+    if (!Number.isInteger(offset) || local < 0 || local + 4 > this.#pos) {
+      throw new RangeError(`No reserved INT32 at offset ${offset} (${this.length} bytes written, ${this.#chunked} handed out as chunks)`);
     }
-    this.#buf.writeInt32BE(value, offset);
+    this.#buf.writeInt32BE(value, local);
     return this;
   }
 
@@ -244,7 +271,7 @@ export class Writer {
   }
 
   endLengthPrefix(mark: number): this {
-    return this.setInt32(mark, this.#pos - mark - 4);
+    return this.setInt32(mark, this.length - mark - 4);
   }
 
   #utf8(value: string, length: number): this {
