@@ -80,7 +80,13 @@ export class Broker {
       const started = Date.now();
       topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
       topics.startMaintenance(config.log.retention.checkIntervalMs);
-      groups = await GroupCoordinator.open({ dir: path.join(dataDir, 'groups'), logger: log });
+      groups = await GroupCoordinator.open({
+        dir: path.join(dataDir, 'groups'),
+        logger: log,
+        initialRebalanceDelayMs: config.groups.initialRebalanceDelayMs,
+        minSessionTimeoutMs: config.groups.minSessionTimeoutMs,
+        maxSessionTimeoutMs: config.groups.maxSessionTimeoutMs,
+      });
       const deps: KafkaApiDeps = {
         config,
         topics,

@@ -29,6 +29,7 @@ export interface BrokerConfig {
   readonly kafka: KafkaListenerConfig;
   readonly log: LogConfig;
   readonly topics: TopicsConfig;
+  readonly groups: GroupsConfig;
 }
 
 export interface LoggingConfig {
@@ -69,6 +70,12 @@ export interface TopicsConfig {
   readonly defaultPartitions: number;
 }
 
+export interface GroupsConfig {
+  readonly initialRebalanceDelayMs: number;
+  readonly minSessionTimeoutMs: number;
+  readonly maxSessionTimeoutMs: number;
+}
+
 /** What a file, the environment or an override may say: sizes and durations may carry units. */
 export type SizeInput = number | string;
 export type DurationInput = number | string;
@@ -94,6 +101,7 @@ export interface RawBrokerConfig {
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
   topics: { autoCreate: boolean; defaultPartitions: number };
+  groups: { initialRebalanceDelayMs: DurationInput; minSessionTimeoutMs: DurationInput; maxSessionTimeoutMs: DurationInput };
 }
 
 export type DeepPartial<T> = {
@@ -361,6 +369,15 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       minimum: 1,
       maximum: 10000,
     },
+  }),
+  groups: section('Consumer groups (the classic protocol).', {
+    initialRebalanceDelayMs: duration(
+      'How long the first rebalance of an empty group waits for more members to join (Kafka group.initial.rebalance.delay.ms).',
+      '3s',
+      { minimum: 0, maximum: MAX_TIMER_MS },
+    ),
+    minSessionTimeoutMs: duration('Smallest session timeout a member may ask for (Kafka group.min.session.timeout.ms).', '6s', { minimum: 1, maximum: MAX_TIMER_MS }),
+    maxSessionTimeoutMs: duration('Largest session timeout a member may ask for (Kafka group.max.session.timeout.ms).', '30min', { minimum: 1, maximum: MAX_TIMER_MS }),
   }),
 });
 

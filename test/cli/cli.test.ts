@@ -59,3 +59,37 @@ test('broker --config runs one region; SIGTERM stops it cleanly and releases the
   assert.match(out, /"region":"ap-south"/);
   assert.match(out, /broker stopped/);
 });
+
+test('meridian dev (npm start) serves us-east on 19092 and eu-west on 29092, data in ./meridian-data, and stops on Ctrl-C', async (ctx) => {
+  const net = await import('node:net');
+  const busy = async (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+  if ((await busy(19092)) || (await busy(29092))) {
+    ctx.skip('ports 19092/29092 are in use (a dev mesh already running?)');
+    return;
+  }
+  const work = path.join(t.dir, 'dev-cwd');
+  fs.mkdirSync(work);
+  try {
+    const child = spawn(process.execPath, [BIN, 'dev'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => out.includes('meridian is running') && (clearInterval(timer), resolve()), 20);
+      child.once('exit', (code) => reject(new Error(`dev exited ${code}: ${out}`)));
+    });
+    assert.ok(await busy(19092), 'us-east listens on 19092');
+    assert.ok(await busy(29092), 'eu-west listens on 29092');
+    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')));
+    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'eu-west', 'meridian.lock')));
+    child.kill('SIGINT');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')), false);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});

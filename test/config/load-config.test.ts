@@ -55,6 +55,7 @@ describe('defaults', () => {
         retention: { bytes: -1, ms: 7 * DAY, checkIntervalMs: 5 * 60_000 },
       },
       topics: { autoCreate: true, defaultPartitions: 3 },
+      groups: { initialRebalanceDelayMs: 3000, minSessionTimeoutMs: 6000, maxSessionTimeoutMs: 1_800_000 },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -240,7 +241,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups \(line 1\)$/);
   });
 
   test('bad unit', () => {

@@ -73,11 +73,12 @@ export function handleHeartbeat(deps: KafkaApiDeps, req: HeartbeatRequest): Hear
 }
 
 export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, version: number): LeaveGroupResponse {
-  const members = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId })) : [{ memberId: req.memberId, groupInstanceId: null }];
-  const r = deps.groups.leaveGroup({ groupId: req.groupId, members });
+  const leaving = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId })) : [{ memberId: req.memberId, groupInstanceId: null }];
+  const r = deps.groups.leaveGroup({ groupId: req.groupId, members: leaving });
   // v0-2 have one member and only the top-level error.
   const errorCode = version >= 3 || r.errorCode !== 0 ? r.errorCode : (r.members[0]?.errorCode ?? 0);
-  return { throttleTimeMs: 0, errorCode, members: r.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: m.errorCode })) };
+  const members = version >= 3 ? r.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: m.errorCode })) : [];
+  return { throttleTimeMs: 0, errorCode, members };
 }
 
 export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest): Promise<OffsetCommitResponse> {
