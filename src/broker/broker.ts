@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/schema.js';
 import { KafkaServer } from '../protocol/kafka/server.js';
+import { BufferPool } from '../storage/buffer-pool.js';
 import { DataDirLock } from '../storage/data-dir-lock.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
@@ -96,6 +97,7 @@ export class Broker {
         clusterId: clusterIdOf(dataDir),
         advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
+        readBuffers: new BufferPool(),
         logger: log,
       };
       const kafka = new KafkaServer({ host: config.kafka.host, port: config.kafka.port, maxFrameBytes: config.kafka.maxFrameBytes, logger: log }, createKafkaHandler(deps));

@@ -8,6 +8,7 @@
  * batch, however large; later partitions return only what fits what is left.
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
+import type { BufferPool } from '../storage/buffer-pool.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 
@@ -32,6 +33,10 @@ export interface FetchOptions {
   minBytes: number;
   maxWaitMs: number;
   signal?: AbortSignal;
+  /** Reads go into this pool's buffers; every one used is passed to `keep`. */
+  pool?: BufferPool;
+  /** Receives each pooled buffer the returned records live in; release them after the write. */
+  keep?: (pooled: Buffer) => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -42,6 +47,7 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
     // Read every partition at once (the reads run in parallel in the I/O pool), each
     // within its own limit; then apply the response's total budget in request order.
     const logs: PartitionLog[] = [];
+    const slabs: Buffer[] = [];
     const reads = reqs.map(async (req): Promise<FetchPartitionResult> => {
       const log = topics.partition(req.topic, req.partition);
       if (log === undefined) {
@@ -50,7 +56,8 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
       logs.push(log);
       const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
       try {
-        const r = await log.read(req.fetchOffset, Math.max(1, Math.min(req.maxBytes, opts.maxBytes)));
+        const r = await log.read(req.fetchOffset, Math.max(1, Math.min(req.maxBytes, opts.maxBytes)), { pool: opts.pool });
+        if (r.pooled) slabs.push(r.pooled);
         return { ...base, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset, errorCode: 0, records: r.records };
       } catch (err) {
         return { ...base, errorCode: toKafkaError(err).code, records: null };
@@ -71,7 +78,11 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
       total += r.records?.length ?? 0;
     }
     const remaining = deadline - Date.now();
-    if (total >= opts.minBytes || anyError || remaining <= 0 || opts.signal?.aborted || logs.length === 0) return results;
+    if (total >= opts.minBytes || anyError || remaining <= 0 || opts.signal?.aborted || logs.length === 0) {
+      for (const slab of slabs) opts.keep ? opts.keep(slab) : opts.pool?.release(slab);
+      return results;
+    }
+    for (const slab of slabs) opts.pool?.release(slab);
     await waitForAppend(logs, remaining, opts.signal);
   }
 }

@@ -17,6 +17,7 @@ import { messageCodecs } from '../protocol/kafka/messages/index.js';
 import type { Reader } from '../protocol/kafka/reader.js';
 import { encodeResponseFrame, encodeResponseFrameChunks } from '../protocol/kafka/request-header.js';
 import { Writer } from '../protocol/kafka/writer.js';
+import type { BufferPool } from '../storage/buffer-pool.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import { apiVersionsResponse, handleApiVersions, isSupported, UNSUPPORTED_VERSION } from './kafka/api-versions.js';
@@ -36,6 +37,8 @@ export interface KafkaApiDeps {
   clusterId: string;
   advertisedHost: string;
   advertisedPort: number;
+  /** Read buffers for Fetch, reused once each response is written. */
+  readBuffers: BufferPool;
   logger: Logger;
 }
 

@@ -37,16 +37,19 @@ export async function writevFully(fd: number, buffers: Buffer[], position: numbe
   return pos - position;
 }
 
-/** Reads exactly `length` bytes at `position`, or fewer only at end of file. */
-export async function readFully(fd: number, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/**
+ * Reads exactly `length` bytes at `position`, or fewer only at end of file, into `into`
+ * (a pooled buffer of at least `length` bytes) or a new buffer.
+ */
+export async function readFully(fd: number, length: number, position: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await readAsync(fd, buf, got, length - got, position + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
-  return got === length ? buf : buf.subarray(0, got);
+  return got === buf.length ? buf : buf.subarray(0, got);
 }
 
 export function fsyncDirSync(dir: string): void {

@@ -46,6 +46,7 @@ import {
   type BatchHeader,
 } from './record-batch.js';
 import { Segment, type SegmentInfo } from './segment.js';
+import type { BufferPool } from './buffer-pool.js';
 import { recoverSegments } from './log-recovery.js';
 
 export interface LogOptions {
@@ -88,6 +89,8 @@ export interface ReadResult {
   records: Buffer;
   highWatermark: bigint;
   logStartOffset: bigint;
+  /** The pooled buffer `records` lives in, when the read used `opts.pool`: release it after use. */
+  pooled?: Buffer;
 }
 
 /** Returns false to keep a segment that retention would delete (not yet offloaded, say). */
@@ -304,7 +307,7 @@ export class PartitionLog {
    * `upTo` (default: the high watermark). Throws OFFSET_OUT_OF_RANGE outside
    * [logStartOffset, highWatermark].
    */
-  async read(offset: bigint, maxBytes: number, opts: { upTo?: bigint } = {}): Promise<ReadResult> {
+  async read(offset: bigint, maxBytes: number, opts: { upTo?: bigint; pool?: BufferPool } = {}): Promise<ReadResult> {
     const hw = this.#writtenEnd;
     const limit = opts.upTo !== undefined && opts.upTo < hw ? opts.upTo : hw;
     for (;;) {
@@ -317,8 +320,8 @@ export class PartitionLog {
       const seg = this.#segmentFor(offset);
       if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
       try {
-        const records = await this.#readRange(seg, offset, maxBytes, limit);
-        return records === null ? empty : { records, highWatermark: hw, logStartOffset: logStart };
+        const r = await this.#readRange(seg, offset, maxBytes, limit, opts.pool);
+        return r === null ? empty : { records: r.records, pooled: r.pooled, highWatermark: hw, logStartOffset: logStart };
       } finally {
         seg.release();
       }
@@ -458,11 +461,12 @@ export class PartitionLog {
    * or before `offset`, sized for the budget plus the sparse-index slack, sliced without a
    * copy. Only a first batch larger than the window costs a second read.
    */
-  async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint): Promise<Buffer | null> {
+  async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): Promise<{ records: Buffer; pooled?: Buffer } | null> {
     const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
     const end = seg.sizeBytes;
     const windowBytes = Math.min(end - startPos, maxBytes + 2 * this.options.indexIntervalBytes + 64 * 1024);
-    const win = await seg.read(startPos, windowBytes);
+    const pooled = pool?.acquire(windowBytes);
+    const win = await seg.read(startPos, windowBytes, pooled?.subarray(0, windowBytes));
     let start = -1;
     let length = 0;
     let p = 0;
@@ -483,13 +487,14 @@ export class PartitionLog {
       p += size;
       if (start >= 0 && start + length > win.length) break;
     }
-    if (start < 0) {
-      // The window ended before the batch holding `offset` (batches much larger than the
-      // index interval): fall back to scanning headers.
-      return startPos + p < end ? this.#scanRange(seg, startPos + p, offset, maxBytes, limit) : null;
-    }
-    if (start + length <= win.length) return win.subarray(start, start + length);
-    return seg.read(startPos + start, length);
+    if (start >= 0 && start + length <= win.length) return { records: win.subarray(start, start + length), pooled };
+    if (pooled) pool!.release(pooled);
+    if (start >= 0) return { records: await seg.read(startPos + start, length) };
+    // The window ended before the batch holding `offset` (batches much larger than the
+    // index interval): fall back to scanning headers.
+    if (startPos + p >= end) return null;
+    const records = await this.#scanRange(seg, startPos + p, offset, maxBytes, limit);
+    return records === null ? null : { records };
   }
 
   async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<Buffer | null> {

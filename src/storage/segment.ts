@@ -131,8 +131,8 @@ export class Segment implements SegmentInfo {
     }
   }
 
-  async read(position: number, length: number): Promise<Buffer> {
-    return readFully(this.#fd, length, position);
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readFully(this.#fd, length, position, into);
   }
 
   /**

@@ -225,3 +225,65 @@ test('metadata never advertises a wildcard; unknown topics without auto-create a
   assert.equal(bad.body.topics[0].errorCode, 17);
   c.close();
 });
+
+test('pooled read buffers are never reused under a response in flight: concurrent fetches stay byte-exact', async () => {
+  const producer = await RawClient.connect(tb.port);
+  const topics = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
+  const sent = new Map<string, Buffer[]>();
+  for (const t of topics) {
+    await createTopic(producer, t);
+    sent.set(t, []);
+    for (let i = 0; i < 40; i++) {
+      const b = encodeBatch({ records: Array.from({ length: 20 }, (_, k) => ({ value: Buffer.alloc(2000, `${t}:${i}:${k}|`) })) });
+      sent.get(t)!.push(Buffer.from(b));
+      const r = await producer.request(ApiKey.Produce, 7, produceReq(t, 0, b));
+      assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 0);
+    }
+  }
+  producer.close();
+  // A slow reader: its multi-megabyte responses sit in the broker's socket queue (the client
+  // does not read for a while), so a buffer released too early would be overwritten by the
+  // other consumers' reads before its bytes reach the kernel.
+  const slow = await RawClient.connect(tb.port);
+  slow.socket.pause();
+  for (const t of topics) {
+    const req = fetchReq(t, 0, 0n);
+    req.topics[0].partitions[0].partitionMaxBytes = 4 << 20;
+    req.maxBytes = 4 << 20;
+    slow.send(slow.frame(ApiKey.Fetch, 11, req));
+  }
+  setTimeout(() => slow.socket.resume(), 1500);
+  // Four consumers on four connections read their topics from every offset, over and over,
+  // with small budgets so responses are many and buffers recycle fast.
+  await Promise.all(
+    topics.map(async (t) => {
+      const c = await RawClient.connect(tb.port);
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 40; i++) {
+          const req = fetchReq(t, 0, BigInt(i * 20));
+          req.topics[0].partitions[0].partitionMaxBytes = 100_000;
+          const r = await c.request(ApiKey.Fetch, 11, req);
+          const records: Buffer = r.body.responses[0].partitions[0].records;
+          for (let p = 0, k = i; p < records.length; k++) {
+            const size = records.readInt32BE(p + 8) + 12;
+            const batch = records.subarray(p, p + size);
+            assert.deepEqual(batch.subarray(8), sent.get(t)![k].subarray(8), `${t} batch ${k} intact`);
+            p += size;
+          }
+        }
+      }
+      c.close();
+    }),
+  );
+  for (const t of topics) {
+    const records: Buffer = (decodeResponse<any>(ApiKey.Fetch, 11, (await slow.next())!)).body.responses[0].partitions[0].records;
+    let k = 0;
+    for (let p = 0; p < records.length; k++) {
+      const size = records.readInt32BE(p + 8) + 12;
+      assert.deepEqual(records.subarray(p + 8, p + size), sent.get(t)![k].subarray(8), `slow reader: ${t} batch ${k} intact`);
+      p += size;
+    }
+    assert.equal(k, 40);
+  }
+  slow.close();
+});

@@ -19,7 +19,16 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
   for (const t of req.topics) {
     for (const p of t.partitions) wanted.push({ topic: t.topic, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
   }
-  const results = await fetchPartitions(deps.topics, wanted, { maxBytes: req.maxBytes, minBytes: req.minBytes, maxWaitMs: req.maxWaitMs, signal: ctx.signal });
+  const pool = deps.readBuffers;
+  const results = await fetchPartitions(deps.topics, wanted, {
+    maxBytes: req.maxBytes,
+    minBytes: req.minBytes,
+    maxWaitMs: req.maxWaitMs,
+    signal: ctx.signal,
+    pool,
+    // The response references these buffers until the socket has taken its bytes.
+    keep: (slab) => ctx.afterWrite(() => pool.release(slab)),
+  });
   let i = 0;
   return {
     throttleTimeMs: 0,

@@ -33,6 +33,11 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** Lets the connection start the next request before this one's response is ready. */
   release(): void;
+  /**
+   * Runs `fn` once this request's response has been handed to the kernel (or was dropped):
+   * the moment pooled buffers referenced by the response may be reused.
+   */
+  afterWrite(fn: () => void): void;
 }
 
 const MAX_IN_FLIGHT = 16;
@@ -48,6 +53,10 @@ export interface ConnectionOptions {
 
 const noop = () => {};
 
+function runAll(fns: Array<() => void>): void {
+  for (const fn of fns.splice(0)) fn();
+}
+
 export class Connection {
   readonly id: number;
   readonly remote: string;
@@ -59,7 +68,7 @@ export class Connection {
   #queuedBytes = 0;
   #processing = false;
   /** Responses not yet written, in request order. */
-  #pending: Array<{ response: Promise<Buffer[] | null>; api: string | number; version: number }> = [];
+  #pending: Array<{ response: Promise<Buffer[] | null>; api: string | number; version: number; afterWrite: Array<() => void> }> = [];
   #writing = false;
   #slotWaiters: Array<() => void> = [];
   #closed = false;
@@ -115,9 +124,17 @@ export class Connection {
       this.requests++;
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
-      const ctx: RequestContext = { header: decoded.header, connectionId: this.id, clientHost: this.#socket.remoteAddress ?? '', signal: this.#abort.signal, release };
+      const afterWrite: Array<() => void> = [];
+      const ctx: RequestContext = {
+        header: decoded.header,
+        connectionId: this.id,
+        clientHost: this.#socket.remoteAddress ?? '',
+        signal: this.#abort.signal,
+        release,
+        afterWrite: (fn) => afterWrite.push(fn),
+      };
       const response = this.#handler(ctx, decoded.body);
-      this.#pending.push({ response, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion });
+      this.#pending.push({ response, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, afterWrite });
       if (!this.#writing) void this.#writeResponses();
       await Promise.race([response.then(noop, noop), released]);
       while (this.#pending.length >= MAX_IN_FLIGHT && !this.#closed) await new Promise<void>((r) => this.#slotWaiters.push(r));
@@ -128,7 +145,7 @@ export class Connection {
   async #writeResponses(): Promise<void> {
     this.#writing = true;
     while (this.#pending.length > 0 && !this.#closed) {
-      const { response, api, version } = this.#pending[0];
+      const { response, api, version, afterWrite } = this.#pending[0];
       let chunks: Buffer[] | null;
       try {
         chunks = await response;
@@ -141,8 +158,11 @@ export class Connection {
       }
       this.#pending.shift();
       for (const w of this.#slotWaiters.splice(0)) w();
-      if (chunks === null || this.#closed) continue;
-      if (!this.#write(chunks)) await this.#drained();
+      if (chunks === null || this.#closed) {
+        runAll(afterWrite);
+        continue;
+      }
+      if (!this.#write(chunks, afterWrite.length > 0 ? () => runAll(afterWrite) : undefined)) await this.#drained();
     }
     this.#writing = false;
   }
@@ -159,11 +179,12 @@ export class Connection {
     });
   }
 
-  #write(chunks: Buffer[]): boolean {
-    if (chunks.length === 1) return this.#socket.write(chunks[0]);
+  /** Writes one response; `done` runs when the kernel has its bytes (or the socket died). */
+  #write(chunks: Buffer[], done?: () => void): boolean {
+    if (chunks.length === 1) return this.#socket.write(chunks[0], done);
     this.#socket.cork();
     let ok = true;
-    for (const c of chunks) ok = this.#socket.write(c);
+    chunks.forEach((c, i) => (ok = this.#socket.write(c, i === chunks.length - 1 ? done : undefined)));
     this.#socket.uncork();
     return ok;
   }
