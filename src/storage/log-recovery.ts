@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD, computeBatchCrc, lastOffsetOf, readBatchHeader } from './record-batch.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, Segment } from './segment.js';
@@ -79,6 +80,7 @@ function loadSealedIndex(seg: Segment): boolean {
   }
   seg.index = parsed.index;
   seg.nextOffset = parsed.summary.nextOffset;
+  seg.dataCrc32c = parsed.summary.dataCrc32c;
   seg.sealed = true;
   return true;
 }
@@ -89,6 +91,7 @@ const RECOVERY_WINDOW = 4 * 1024 * 1024;
 async function scanAndRepair(seg: Segment, opts: LogOptions, logger?: Logger): Promise<void> {
   const fileSize = seg.sizeBytes;
   seg.index = new SegmentIndex();
+  seg.dataCrc32c = 0;
   let pos = 0;
   let expected = seg.baseOffset;
   let window: Buffer = Buffer.alloc(0);
@@ -127,6 +130,7 @@ async function scanAndRepair(seg: Segment, opts: LogOptions, logger?: Logger): P
       break;
     }
     seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, opts.indexIntervalBytes);
+    seg.dataCrc32c = crc32c(batch, seg.dataCrc32c);
     expected = lastOffsetOf(h) + 1n;
     pos += size;
   }

@@ -30,6 +30,7 @@
  * (acks wait for every dirty segment's fdatasync) and is removed with its successors.
  */
 import fs from 'node:fs';
+import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { fdatasyncAsync, storageError, writevFully } from './fs-util.js';
@@ -564,6 +565,7 @@ export class PartitionLog {
         this.#stats.appends += j - i;
         this.#stats.batches += bufs.length;
         for (const b of bufs) {
+          seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
           const h = readBatchHeader(b);
           seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes);
           pos += b.length;

@@ -11,25 +11,28 @@
  * exactly two objects in tiered storage (data + index):
  *
  *   magic "MIDX" | version u16 | reserved u16 | segmentBytes u64 | baseOffset i64
- *   | nextOffset i64 | maxTimestamp i64 | offsetEntries u32 | timeEntries u32
+ *   | nextOffset i64 | maxTimestamp i64 | dataCrc32c u32 | offsetEntries u32 | timeEntries u32
  *   | offsetEntries x (relOffset u32, position u32)
  *   | timeEntries x (timestamp i64, relOffset u32)
  *   | crc32c u32 of everything before it
  *
  * `segmentBytes` ties the index to the exact length of the log it describes: an index whose
  * length disagrees with its log (a crash between append and seal) is stale and rebuilt.
+ * `dataCrc32c` is the CRC-32C of the whole .log file, recorded at seal time: tiered storage
+ * verifies uploads against it.
  */
 import { crc32c } from '@node-rs/crc32';
 
 const MAGIC = 0x4d494458; // "MIDX"
-const VERSION = 1;
-const HEADER_BYTES = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4 + 4;
+const VERSION = 2;
+const HEADER_BYTES = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 4;
 
 export interface IndexFileSummary {
   segmentBytes: number;
   baseOffset: bigint;
   nextOffset: bigint;
   maxTimestamp: bigint;
+  dataCrc32c: number;
 }
 
 export class SegmentIndex {
@@ -132,6 +135,7 @@ export class SegmentIndex {
     p = buf.writeBigInt64BE(summary.baseOffset, p);
     p = buf.writeBigInt64BE(summary.nextOffset, p);
     p = buf.writeBigInt64BE(summary.maxTimestamp, p);
+    p = buf.writeUInt32BE(summary.dataCrc32c >>> 0, p);
     p = buf.writeUInt32BE(this.#offCount, p);
     p = buf.writeUInt32BE(this.#timeCount, p);
     for (let i = 0; i < this.#offCount; i++) {
@@ -150,8 +154,8 @@ export class SegmentIndex {
   static decode(buf: Buffer): { index: SegmentIndex; summary: IndexFileSummary } | null {
     if (buf.length < HEADER_BYTES + 4) return null;
     if (buf.readUInt32BE(0) !== MAGIC || buf.readUInt16BE(4) !== VERSION) return null;
-    const offCount = buf.readUInt32BE(40);
-    const timeCount = buf.readUInt32BE(44);
+    const offCount = buf.readUInt32BE(44);
+    const timeCount = buf.readUInt32BE(48);
     const end = HEADER_BYTES + offCount * 8 + timeCount * 12;
     if (buf.length !== end + 4) return null;
     if (crc32c(buf.subarray(0, end)) !== buf.readUInt32BE(end)) return null;
@@ -160,6 +164,7 @@ export class SegmentIndex {
       baseOffset: buf.readBigInt64BE(16),
       nextOffset: buf.readBigInt64BE(24),
       maxTimestamp: buf.readBigInt64BE(32),
+      dataCrc32c: buf.readUInt32BE(40),
     };
     const index = new SegmentIndex();
     let p = HEADER_BYTES;

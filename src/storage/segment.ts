@@ -31,6 +31,8 @@ export interface SegmentInfo {
   readonly logPath: string;
   readonly indexPath: string;
   readonly createdAtMs: number;
+  /** CRC-32C of the whole .log file (final once sealed). */
+  readonly dataCrc32c: number;
 }
 
 const SCAN_WINDOW = 256 * 1024;
@@ -47,6 +49,8 @@ export class Segment implements SegmentInfo {
   assignedBytes: number;
   nextOffset: bigint;
   sealed = false;
+  /** Running CRC-32C of the bytes written, in file order. */
+  dataCrc32c = 0;
   #fd: number;
   #bytesSinceIndex = 0;
   #refs = 1; // the log's own reference
@@ -103,6 +107,7 @@ export class Segment implements SegmentInfo {
       logPath: this.logPath,
       indexPath: this.indexPath,
       createdAtMs: this.createdAtMs,
+      dataCrc32c: this.dataCrc32c,
     };
   }
 
@@ -169,6 +174,7 @@ export class Segment implements SegmentInfo {
       baseOffset: this.baseOffset,
       nextOffset: this.nextOffset,
       maxTimestamp: this.maxTimestamp,
+      dataCrc32c: this.dataCrc32c,
     });
     writeFileAtomicSync(this.indexPath, data);
   }

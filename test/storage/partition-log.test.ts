@@ -276,3 +276,19 @@ test('reads find the right batch whatever the batch sizes relative to the index 
   }
   await log.close();
 });
+
+test('each sealed segment records the CRC-32C of its whole file, also after recovery', async () => {
+  const { crc32c } = await import('@node-rs/crc32');
+  const d = dir();
+  let log = await PartitionLog.open(d, { segmentBytes: 4096, retentionMs: -1 });
+  for (let i = 0; i < 30; i++) await log.append(makeBatch(`c${i}`, 2, 300));
+  const check = (l: PartitionLog) => {
+    for (const s of l.segments()) assert.equal(s.dataCrc32c, crc32c(fs.readFileSync(s.logPath)), `segment ${s.baseOffset}`);
+  };
+  check(log);
+  await log.close();
+  fs.rmSync(log.segments()[0].indexPath); // forces a rescan of the first segment
+  log = await PartitionLog.open(d, { segmentBytes: 4096, retentionMs: -1 });
+  check(log);
+  await log.close();
+});

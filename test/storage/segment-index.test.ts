@@ -66,7 +66,7 @@ test('encode/decode round-trips and rejects any corruption', () => {
   fc.assert(
     fc.property(layout, (batches) => {
       const { index } = build(batches, 4096);
-      const summary = { segmentBytes: 12345, baseOffset: 100n, nextOffset: 200n, maxTimestamp: BigInt(index.maxTimestamp) };
+      const summary = { segmentBytes: 12345, baseOffset: 100n, nextOffset: 200n, maxTimestamp: BigInt(index.maxTimestamp), dataCrc32c: 0xdeadbeef };
       const file = index.encode(summary);
       const back = SegmentIndex.decode(file);
       assert.ok(back);
