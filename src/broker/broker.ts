@@ -20,6 +20,10 @@ import { DataDirLock } from '../storage/data-dir-lock.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { TopicManager } from '../storage/topic-manager.js';
+import type { BlobStore } from '../tiered/blobstore/blob-store.js';
+import { RemoteSegmentReader } from '../tiered/remote-reader.js';
+import { createStoreFrom, tieredPolicyFrom } from '../tiered/tiered-config.js';
+import { TieredStorage } from '../tiered/tiered-storage.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';
 import { ProducerIdAllocator } from './producer-ids.js';
@@ -53,12 +57,14 @@ export class Broker {
   readonly topics: TopicManager;
   readonly groups: GroupCoordinator;
   readonly kafka: KafkaServer;
+  readonly tiered: TieredStorage | undefined;
   readonly log: Logger;
   #lock: DataDirLock;
   #closing: Promise<void> | undefined;
 
-  private constructor(config: BrokerConfig, topics: TopicManager, groups: GroupCoordinator, kafka: KafkaServer, lock: DataDirLock, log: Logger) {
+  private constructor(config: BrokerConfig, topics: TopicManager, groups: GroupCoordinator, kafka: KafkaServer, lock: DataDirLock, log: Logger, tiered?: TieredStorage) {
     this.config = config;
+    this.tiered = tiered;
     this.topics = topics;
     this.groups = groups;
     this.kafka = kafka;
@@ -71,16 +77,32 @@ export class Broker {
     return this.kafka.port;
   }
 
-  static async start(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  /**
+   * `inject.blobStore` replaces the store `config.tiered.store` describes (tests hand in a
+   * store on a test server; the broker owns and closes it either way).
+   */
+  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore } = {}): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
     let topics: TopicManager | undefined;
     let groups: GroupCoordinator | undefined;
+    let tiered: TieredStorage | undefined;
     try {
       const started = Date.now();
       topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
       topics.startMaintenance(config.log.retention.checkIntervalMs);
+      if (config.tiered.enabled) {
+        const store = inject.blobStore ?? createStoreFrom(config);
+        tiered = await TieredStorage.start({
+          store,
+          topics,
+          reader: new RemoteSegmentReader({ store, cacheBytes: config.tiered.cache.bytes, blockBytes: config.tiered.cache.blockBytes, maxConcurrentGets: config.tiered.cache.readConcurrency }),
+          policy: tieredPolicyFrom(config),
+          logger: log,
+        });
+        log.info({ store: store.name }, 'tiered storage enabled');
+      }
       groups = await GroupCoordinator.open({
         dir: path.join(dataDir, 'groups'),
         logger: log,
@@ -98,10 +120,11 @@ export class Broker {
         advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
         readBuffers: new BufferPool(),
+        tiered,
         logger: log,
       };
       const kafka = new KafkaServer({ host: config.kafka.host, port: config.kafka.port, maxFrameBytes: config.kafka.maxFrameBytes, logger: log }, createKafkaHandler(deps));
-      const broker = new Broker(config, topics, groups, kafka, lock, log);
+      const broker = new Broker(config, topics, groups, kafka, lock, log, tiered);
       const port = await kafka.listen();
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
@@ -113,6 +136,7 @@ export class Broker {
       return broker;
     } catch (err) {
       await groups?.close();
+      await tiered?.close();
       await topics?.close();
       lock.release();
       throw err;
@@ -124,6 +148,7 @@ export class Broker {
       try {
         await this.kafka.close();
         await this.groups.close();
+        await this.tiered?.close();
         await this.topics.close();
       } finally {
         this.#lock.release();

@@ -9,6 +9,7 @@
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
+import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 
@@ -37,6 +38,8 @@ export interface FetchOptions {
   pool?: BufferPool;
   /** Receives each pooled buffer the returned records live in; release them after the write. */
   keep?: (pooled: Buffer) => void;
+  /** Serves offsets below the local log from the object store. */
+  tiered?: TieredStorage;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -54,11 +57,15 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
         return { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
       }
       logs.push(log);
-      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
+      const logStartOffset = opts.tiered?.logStartOffset(req.topic, req.partition) ?? log.logStartOffset;
+      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset };
       try {
-        const r = await log.read(req.fetchOffset, Math.max(1, Math.min(req.maxBytes, opts.maxBytes)), { pool: opts.pool });
+        const budget = Math.max(1, Math.min(req.maxBytes, opts.maxBytes));
+        const remote = opts.tiered && req.fetchOffset < log.logStartOffset ? await opts.tiered.read(req.topic, req.partition, req.fetchOffset, budget, opts.signal) : undefined;
+        if (remote) return { ...base, highWatermark: remote.highWatermark, errorCode: 0, records: remote.records };
+        const r = await log.read(req.fetchOffset, budget, { pool: opts.pool });
         if (r.pooled) slabs.push(r.pooled);
-        return { ...base, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset, errorCode: 0, records: r.records };
+        return { ...base, highWatermark: r.highWatermark, errorCode: 0, records: r.records };
       } catch (err) {
         return { ...base, errorCode: toKafkaError(err).code, records: null };
       }

@@ -19,6 +19,7 @@ import { encodeResponseFrame, encodeResponseFrameChunks } from '../protocol/kafk
 import { Writer } from '../protocol/kafka/writer.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
 import type { TopicManager } from '../storage/topic-manager.js';
+import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import { apiVersionsResponse, handleApiVersions, isSupported, UNSUPPORTED_VERSION } from './kafka/api-versions.js';
 import { handleFetch, handleListOffsets } from './kafka/fetch.js';
@@ -39,6 +40,8 @@ export interface KafkaApiDeps {
   advertisedPort: number;
   /** Read buffers for Fetch, reused once each response is written. */
   readBuffers: BufferPool;
+  /** Present when tiered storage is enabled. */
+  tiered?: TieredStorage;
   logger: Logger;
 }
 

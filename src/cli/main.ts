@@ -20,17 +20,21 @@ const USAGE = `meridian — a geo-replicated, tiered-storage streaming broker th
 
 Usage:
   meridian dev                    run the local mesh: us-east (127.0.0.1:19092) and
-                                  eu-west (127.0.0.1:29092), data in ./meridian-data
+                                  eu-west (127.0.0.1:29092), data in ./meridian-data,
+                                  sealed segments tiered to ./meridian-data/tiered
   meridian broker --config FILE   run one region's broker from a YAML config file
   meridian help                   this text
   meridian version                the version
 
 Every config field can be set by a MERIDIAN_* environment variable (see config/meridian.yaml).`;
 
-/** The dev mesh: two regions on the embedded defaults, one data folder in the cwd. */
+/**
+ * The dev mesh: two regions on the embedded defaults, one data folder in the cwd, each
+ * tiering sealed segments to ./meridian-data/tiered/<region>.
+ */
 export const DEV_MESH: readonly BrokerConfigInput[] = [
-  { region: 'us-east', dataDir: './meridian-data/us-east', kafka: { port: 19092 } },
-  { region: 'eu-west', dataDir: './meridian-data/eu-west', kafka: { port: 29092 } },
+  { region: 'us-east', dataDir: './meridian-data/us-east', kafka: { port: 19092 }, tiered: { enabled: true } },
+  { region: 'eu-west', dataDir: './meridian-data/eu-west', kafka: { port: 29092 }, tiered: { enabled: true } },
 ];
 
 function fail(message: string, code = 2): never {

@@ -30,6 +30,7 @@ export interface BrokerConfig {
   readonly log: LogConfig;
   readonly topics: TopicsConfig;
   readonly groups: GroupsConfig;
+  readonly tiered: TieredConfig;
 }
 
 export interface LoggingConfig {
@@ -70,6 +71,34 @@ export interface TopicsConfig {
   readonly defaultPartitions: number;
 }
 
+export type BlobStoreType = 'fs' | 's3' | 'gcs' | 'azure';
+
+export interface TieredConfig {
+  readonly enabled: boolean;
+  readonly store: {
+    readonly type: BlobStoreType;
+    readonly dir: string;
+    readonly bucket: string | null;
+    readonly prefix: string;
+    readonly endpoint: string | null;
+    readonly region: string;
+    readonly forcePathStyle: boolean;
+    readonly accessKeyId: string | null;
+    readonly secretAccessKey: string | null;
+    readonly projectId: string | null;
+    readonly keyFilename: string | null;
+    readonly connectionString: string | null;
+    readonly accountName: string | null;
+    readonly accountKey: string | null;
+  };
+  readonly offload: { readonly onSeal: boolean; readonly localBytesThreshold: number; readonly minAgeMs: number };
+  readonly localRetention: { readonly bytes: number; readonly ms: number };
+  readonly deletionLagMs: number;
+  readonly uploadConcurrency: number;
+  readonly checkIntervalMs: number;
+  readonly cache: { readonly bytes: number; readonly blockBytes: number; readonly readConcurrency: number };
+}
+
 export interface GroupsConfig {
   readonly initialRebalanceDelayMs: number;
   readonly minSessionTimeoutMs: number;
@@ -102,6 +131,31 @@ export interface RawBrokerConfig {
   };
   topics: { autoCreate: boolean; defaultPartitions: number };
   groups: { initialRebalanceDelayMs: DurationInput; minSessionTimeoutMs: DurationInput; maxSessionTimeoutMs: DurationInput };
+  tiered: {
+    enabled: boolean;
+    store: {
+      type: BlobStoreType;
+      dir: string;
+      bucket: string | null;
+      prefix: string;
+      endpoint: string | null;
+      region: string;
+      forcePathStyle: boolean;
+      accessKeyId: string | null;
+      secretAccessKey: string | null;
+      projectId: string | null;
+      keyFilename: string | null;
+      connectionString: string | null;
+      accountName: string | null;
+      accountKey: string | null;
+    };
+    offload: { onSeal: boolean; localBytesThreshold: SizeInput; minAgeMs: DurationInput };
+    localRetention: { bytes: SizeInput; ms: DurationInput };
+    deletionLagMs: DurationInput;
+    uploadConcurrency: number;
+    checkIntervalMs: DurationInput;
+    cache: { bytes: SizeInput; blockBytes: SizeInput; readConcurrency: number };
+  };
 }
 
 export type DeepPartial<T> = {
@@ -379,7 +433,47 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     minSessionTimeoutMs: duration('Smallest session timeout a member may ask for (Kafka group.min.session.timeout.ms).', '6s', { minimum: 1, maximum: MAX_TIMER_MS }),
     maxSessionTimeoutMs: duration('Largest session timeout a member may ask for (Kafka group.max.session.timeout.ms).', '30min', { minimum: 1, maximum: MAX_TIMER_MS }),
   }),
+  tiered: section('Tiered storage: sealed segments move to an object store and are read back through Fetch.', {
+    enabled: { description: 'Offload sealed segments and serve offloaded history.', default: false, type: 'boolean' },
+    store: section('The object store. Credentials left null come from the cloud SDK\'s standard chain.', {
+      type: { description: 'fs (a local directory), s3 (or S3-compatible), gcs, or azure.', default: 'fs', type: 'string', enum: ['fs', 's3', 'gcs', 'azure'] },
+      dir: { description: 'fs: the directory holding the objects.', default: './meridian-data/tiered', type: 'string', minLength: 1 },
+      bucket: optionalString('s3 and gcs: the bucket; azure: the container.'),
+      prefix: { description: 'Key prefix inside the bucket or directory; the region name is appended, so regions may share a bucket.', default: '', type: 'string' },
+      endpoint: optionalString('s3: a custom endpoint (MinIO, other S3-compatible stores); gcs: the API endpoint (emulators).'),
+      region: { description: 's3: the AWS region.', default: 'us-east-1', type: 'string', minLength: 1 },
+      forcePathStyle: { description: 's3: path-style addressing (MinIO and most S3-compatible stores).', default: false, type: 'boolean' },
+      accessKeyId: optionalString('s3: access key id; null: the AWS default credential chain.'),
+      secretAccessKey: optionalString('s3: secret access key (prefer MERIDIAN_TIERED__STORE__SECRET_ACCESS_KEY); never logged.'),
+      projectId: optionalString('gcs: the project id.'),
+      keyFilename: optionalString('gcs: a service-account key file; null: application default credentials.'),
+      connectionString: optionalString('azure: a storage connection string (never logged).'),
+      accountName: optionalString('azure: the storage account, with accountKey or the default Azure credential.'),
+      accountKey: optionalString('azure: the account key (never logged).'),
+    }),
+    offload: section('When a sealed segment is uploaded.', {
+      onSeal: { description: 'Upload every segment as soon as it is sealed.', default: true, type: 'boolean' },
+      localBytesThreshold: size('Also upload the oldest sealed segments while a partition holds more than this locally; -1: off.', -1, { unlimited: true }),
+      minAgeMs: duration('Also upload sealed segments older than this; -1: off.', -1, { unlimited: true }),
+    }),
+    localRetention: section('How much offloaded data stays on local disk too.', {
+      bytes: size('Delete offloaded local segments while a partition holds more than this locally; -1: keep them.', '1GiB', { unlimited: true }),
+      ms: duration('Delete offloaded local segments older than this; -1: keep them.', -1, { unlimited: true }),
+    }),
+    deletionLagMs: duration('Wait at least this long after an upload is recorded before deleting the local copy.', '1min', { minimum: 0, maximum: MAX_TIMER_MS }),
+    uploadConcurrency: { description: 'Segment uploads in flight at once, across all partitions.', default: 4, type: 'integer', minimum: 1, maximum: 64 },
+    checkIntervalMs: duration('How often offload and local-deletion rules are evaluated.', '10s', { minimum: 10, maximum: MAX_TIMER_MS }),
+    cache: section('The read cache for offloaded segments.', {
+      bytes: size('Memory for cached blocks of remote segments.', '64MiB', { minimum: 1024 * 1024 }),
+      blockBytes: size('Size of one cached block (one ranged GET).', '1MiB', { minimum: 4096, maximum: 64 * 1024 * 1024 }),
+      readConcurrency: { description: 'Ranged GETs in flight at once.', default: 8, type: 'integer', minimum: 1, maximum: 256 },
+    }),
+  }),
 });
+
+function optionalString(description: string): LeafSchema {
+  return { description, default: null, type: ['string', 'null'], minLength: 1 };
+}
 
 /** Every leaf field with its path, in schema order. */
 export function schemaLeaves(node: ObjectSchema = brokerConfigSchema, prefix: readonly string[] = []): Array<{ path: string[]; schema: LeafSchema }> {

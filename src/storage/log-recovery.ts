@@ -31,7 +31,7 @@ function listBaseOffsets(dir: string): bigint[] {
   return bases.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export async function recoverSegments(dir: string, opts: LogOptions, logger?: Logger): Promise<Segment[]> {
+export async function recoverSegments(dir: string, opts: LogOptions, logger?: Logger, initialOffset = 0n): Promise<Segment[]> {
   const bases = listBaseOffsets(dir);
   const segments: Segment[] = [];
   let expected: bigint | undefined;
@@ -55,7 +55,7 @@ export async function recoverSegments(dir: string, opts: LogOptions, logger?: Lo
     if (!segments[i].sealed) await segments[i].seal();
   }
   const last = segments[segments.length - 1];
-  if (last === undefined) segments.push(Segment.create(dir, 0n));
+  if (last === undefined) segments.push(Segment.create(dir, initialOffset));
   else if (last.sealed) segments.push(Segment.create(dir, last.nextOffset));
   return segments;
 }

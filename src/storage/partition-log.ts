@@ -158,10 +158,15 @@ export class PartitionLog {
     this.#timer.unref();
   }
 
-  static async open(dir: string, options: Partial<LogOptions> = {}, logger?: Logger): Promise<PartitionLog> {
+  /**
+   * Opens (recovering) or creates the log in `dir`. `initialOffset` is where a brand-new,
+   * empty log starts: a partition restored from tiered storage continues after the history
+   * its bucket holds.
+   */
+  static async open(dir: string, options: Partial<LogOptions> = {}, logger?: Logger, initialOffset = 0n): Promise<PartitionLog> {
     const opts: LogOptions = { ...defaultLogOptions, ...options };
     fs.mkdirSync(dir, { recursive: true });
-    const segments = await recoverSegments(dir, opts, logger);
+    const segments = await recoverSegments(dir, opts, logger, initialOffset);
     return new PartitionLog(dir, opts, segments, logger);
   }
 
@@ -402,6 +407,19 @@ export class PartitionLog {
       this.#retentionRunning = false;
     }
     return deleted;
+  }
+
+  /**
+   * Deletes the oldest segment if it is sealed, not the only one, and starts at
+   * `baseOffset` (tiered storage removing a local copy it has offloaded). Returns whether it
+   * did; the log start moves to the next segment.
+   */
+  async deleteOldestSegment(baseOffset: bigint): Promise<boolean> {
+    const seg = this.#segments[0];
+    if (this.#closed || this.#segments.length < 2 || !seg.sealed || seg.baseOffset !== baseOffset) return false;
+    this.#segments.shift();
+    await seg.delete();
+    return true;
   }
 
   /** Periodic housekeeping: the age rule for rolling, then retention. */

@@ -51,6 +51,7 @@ export function validateTopicName(name: string): void {
 }
 
 export type SealedListener = (topic: string, partition: number, segment: SegmentInfo) => void;
+export type TopicListener = (event: 'created' | 'deleted', topic: TopicInfo) => void;
 
 export class TopicManager {
   readonly dataDir: string;
@@ -59,6 +60,7 @@ export class TopicManager {
   #topics = new Map<string, TopicInfo>();
   #logs = new Map<string, PartitionLog[]>();
   #sealedListeners = new Set<SealedListener>();
+  #topicListeners = new Set<TopicListener>();
   #maintenanceTimer: NodeJS.Timeout | undefined;
   #maintaining = false;
   #closed = false;
@@ -113,11 +115,11 @@ export class TopicManager {
     for (const t of this.#topics.values()) this.#logs.set(t.name, await this.#openPartitions(t));
   }
 
-  async #openPartitions(t: TopicInfo): Promise<PartitionLog[]> {
+  async #openPartitions(t: TopicInfo, startOffsets: readonly bigint[] = []): Promise<PartitionLog[]> {
     const opts = { ...this.#logOptions, ...t.config };
     const logs: PartitionLog[] = [];
     for (let p = 0; p < t.partitions; p++) {
-      const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log);
+      const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log, startOffsets[p] ?? 0n);
       log.onSegmentSealed((seg) => {
         for (const l of this.#sealedListeners) l(t.name, p, seg);
       });
@@ -137,7 +139,11 @@ export class TopicManager {
     return run;
   }
 
-  createTopic(name: string, partitions: number, config: Partial<LogOptions> = {}): Promise<TopicInfo> {
+  /**
+   * Creates a topic. `restore` recreates one known elsewhere (tiered storage's bucket): it
+   * keeps the topic id and starts each partition's log at the given offset.
+   */
+  createTopic(name: string, partitions: number, config: Partial<LogOptions> = {}, restore?: { id: string; startOffsets: readonly bigint[] }): Promise<TopicInfo> {
     return this.#serialised(async () => {
       this.#checkOpen();
       validateTopicName(name);
@@ -145,8 +151,8 @@ export class TopicManager {
         throw new MeridianError(ErrorCode.InvalidPartitions, `topic ${name}: partition count must be an integer from 1 to ${MAX_PARTITIONS}, got ${partitions}`);
       }
       if (this.#topics.has(name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${name} already exists`);
-      const info: TopicInfo = { name, id: crypto.randomUUID(), partitions, createdAt: new Date().toISOString(), config };
-      const logs = await this.#openPartitions(info);
+      const info: TopicInfo = { name, id: restore?.id ?? crypto.randomUUID(), partitions, createdAt: new Date().toISOString(), config };
+      const logs = await this.#openPartitions(info, restore?.startOffsets);
       this.#topics.set(name, info);
       this.#logs.set(name, logs);
       try {
@@ -158,6 +164,7 @@ export class TopicManager {
         throw err;
       }
       this.#log?.info({ topic: name, partitions }, 'topic created');
+      for (const l of this.#topicListeners) l('created', info);
       return info;
     });
   }
@@ -179,6 +186,7 @@ export class TopicManager {
         await fs.promises.rm(doomed, { recursive: true, force: true });
       }
       this.#log?.info({ topic: name }, 'topic deleted');
+      for (const l of this.#topicListeners) l('deleted', info);
     });
   }
 
@@ -202,6 +210,12 @@ export class TopicManager {
   onSegmentSealed(listener: SealedListener): () => void {
     this.#sealedListeners.add(listener);
     return () => this.#sealedListeners.delete(listener);
+  }
+
+  /** Called after a topic is created or deleted. */
+  onTopicChange(listener: TopicListener): () => void {
+    this.#topicListeners.add(listener);
+    return () => this.#topicListeners.delete(listener);
   }
 
   /** Runs the age roll and retention over every partition every `intervalMs`. */

@@ -86,6 +86,8 @@ test('meridian dev (npm start) serves us-east on 19092 and eu-west on 29092, dat
     assert.ok(await busy(29092), 'eu-west listens on 29092');
     assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')));
     assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'eu-west', 'meridian.lock')));
+    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'us-east')), 'us-east tiers to a local directory');
+    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'eu-west')));
     child.kill('SIGINT');
     assert.equal(await new Promise((r) => child.once('exit', r)), 0);
     assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')), false);

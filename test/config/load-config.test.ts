@@ -56,6 +56,31 @@ describe('defaults', () => {
       },
       topics: { autoCreate: true, defaultPartitions: 3 },
       groups: { initialRebalanceDelayMs: 3000, minSessionTimeoutMs: 6000, maxSessionTimeoutMs: 1_800_000 },
+      tiered: {
+        enabled: false,
+        store: {
+          type: 'fs',
+          dir: './meridian-data/tiered',
+          bucket: null,
+          prefix: '',
+          endpoint: null,
+          region: 'us-east-1',
+          forcePathStyle: false,
+          accessKeyId: null,
+          secretAccessKey: null,
+          projectId: null,
+          keyFilename: null,
+          connectionString: null,
+          accountName: null,
+          accountKey: null,
+        },
+        offload: { onSeal: true, localBytesThreshold: -1, minAgeMs: -1 },
+        localRetention: { bytes: 1024 ** 3, ms: -1 },
+        deletionLagMs: 60_000,
+        uploadConcurrency: 4,
+        checkIntervalMs: 10_000,
+        cache: { bytes: 64 * 1024 ** 2, blockBytes: 1024 ** 2, readConcurrency: 8 },
+      },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -241,7 +266,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, tiered \(line 1\)$/);
   });
 
   test('bad unit', () => {

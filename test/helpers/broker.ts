@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
 import { Broker } from '../../src/broker/broker.js';
 import { createLogger } from '../../src/logging.js';
+import type { BlobStore } from '../../src/tiered/blobstore/blob-store.js';
 import { tmpDir } from './tmp-dir.js';
 
 export interface TestBroker {
@@ -21,7 +22,11 @@ export interface TestBroker {
   cleanup(): Promise<void>;
 }
 
-export async function startBroker(overrides: BrokerConfigInput = {}, existing?: { dataDir: string; cleanup: () => void; port?: number }): Promise<TestBroker> {
+export async function startBroker(
+  overrides: BrokerConfigInput = {},
+  existing?: { dataDir: string; cleanup: () => void; port?: number },
+  deps: { blobStore?: BlobStore } = {},
+): Promise<TestBroker> {
   const dir = existing ?? { ...tmpDir('meridian-broker-'), port: undefined };
   const config = loadConfig({
     env: {},
@@ -33,7 +38,7 @@ export async function startBroker(overrides: BrokerConfigInput = {}, existing?: 
     },
   });
   const logger = createLogger({ level: config.logging.level, name: 'test-broker' });
-  const broker = await Broker.start(config, logger);
+  const broker = await Broker.start(config, logger, deps);
   const dataDir = config.dataDir;
   const cleanupDir = 'cleanup' in dir ? dir.cleanup : () => {};
   const tb: TestBroker = {
@@ -45,7 +50,7 @@ export async function startBroker(overrides: BrokerConfigInput = {}, existing?: 
     stop: () => broker.close(),
     restart: async () => {
       await broker.close();
-      return startBroker(overrides, { dataDir, cleanup: cleanupDir, port: broker.kafkaPort });
+      return startBroker(overrides, { dataDir, cleanup: cleanupDir, port: broker.kafkaPort }, deps);
     },
     cleanup: async () => {
       await broker.close();

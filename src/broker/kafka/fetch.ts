@@ -28,6 +28,7 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     pool,
     // The response references these buffers until the socket has taken its bytes.
     keep: (slab) => ctx.afterWrite(() => pool.release(slab)),
+    tiered: deps.tiered,
   });
   let i = 0;
   return {
@@ -68,9 +69,9 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
           const log = deps.topics.partition(t.name, p.partitionIndex);
           if (log === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
           try {
-            if (p.timestamp === EARLIEST) return { ...base, errorCode: 0, timestamp: -1n, offset: log.logStartOffset };
+            if (p.timestamp === EARLIEST) return { ...base, errorCode: 0, timestamp: -1n, offset: deps.tiered?.logStartOffset(t.name, p.partitionIndex) ?? log.logStartOffset };
             if (p.timestamp === LATEST || p.timestamp === MAX_TIMESTAMP) return { ...base, errorCode: 0, timestamp: -1n, offset: log.highWatermark };
-            const hit = await log.offsetForTimestamp(p.timestamp);
+            const hit = (await deps.tiered?.offsetForTimestamp(t.name, p.partitionIndex, p.timestamp)) ?? (await log.offsetForTimestamp(p.timestamp));
             // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
             return hit === null ? { ...base, errorCode: 0, timestamp: -1n, offset: -1n } : { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
           } catch (err) {

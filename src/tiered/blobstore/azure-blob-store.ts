@@ -1,0 +1,242 @@
+/**
+ * Azure Blob Storage (and Azurite in tests) through `@azure/storage-blob`, as block blobs.
+ * Buffers up to `partSize` go in one Put Blob; larger Buffers are staged in `partSize`
+ * blocks and committed; streams always go through `uploadStream` (staged blocks, at most
+ * `uploadConcurrency` buffers in memory). Credentials: a connection string, or an account
+ * with a shared key or a SAS token. (Entra ID / managed identity needs `@azure/identity`,
+ * which is not a dependency yet.) The SDK's retry policy is bounded (`maxAttempts`, short
+ * delays, per-try timeout) so a dead endpoint fails in seconds. Stateless besides `closed`.
+ */
+import type { Readable } from 'node:stream';
+import {
+  AnonymousCredential,
+  BlobServiceClient,
+  RestError,
+  StorageSharedKeyCredential,
+  type ContainerClient,
+  type StoragePipelineOptions,
+} from '@azure/storage-blob';
+import {
+  BlobErrorCode,
+  BlobStoreError,
+  abortedError,
+  normalizePrefix,
+  throwIfAborted,
+  validateBody,
+  validateKey,
+  validatePageSize,
+  validateRange,
+  type BlobErrorContext,
+  type BlobOp,
+  type BlobStore,
+  type GetOptions,
+  type ListOptions,
+  type ListPage,
+  type PutOptions,
+} from './blob-store.js';
+import { classify, type SdkFailure } from './classify.js';
+import { abortBodyOnSignal, collectStream } from './stream-util.js';
+
+export interface AzureBlobStoreOptions {
+  container: string;
+  prefix?: string;
+  /** Either a connection string ... */
+  connectionString?: string;
+  /** ... or an account with `accountKey` or `sasToken`. */
+  account?: string;
+  accountKey?: string;
+  sasToken?: string;
+  /** Blob service URL; default `https://<account>.blob.core.windows.net`. */
+  endpoint?: string;
+  /** Block size and the largest single-shot upload, bytes. Default 8 MiB. */
+  partSize?: number;
+  /** Blocks uploaded in parallel per put. Default 4. */
+  uploadConcurrency?: number;
+  /** Tries per request, including the first. Default 3. */
+  maxAttempts?: number;
+  /** Per-try timeout. Default 60 s. */
+  tryTimeoutMs?: number;
+}
+
+const MiB = 1024 * 1024;
+const MAX_BLOCK = 4000 * MiB;
+
+export class AzureBlobStore implements BlobStore {
+  readonly name: string;
+  readonly #container: ContainerClient;
+  readonly #prefix: string;
+  readonly #partSize: number;
+  readonly #concurrency: number;
+  readonly #secrets: string[];
+  #closed = false;
+
+  constructor(options: AzureBlobStoreOptions) {
+    this.#prefix = normalizePrefix(options.prefix);
+    this.#partSize = options.partSize ?? 8 * MiB;
+    if (!Number.isSafeInteger(this.#partSize) || this.#partSize < 1 || this.#partSize > MAX_BLOCK) {
+      throw new RangeError(`azure partSize must be an integer in 1..${MAX_BLOCK}, got ${options.partSize}`);
+    }
+    this.#concurrency = Math.max(1, options.uploadConcurrency ?? 4);
+    this.#secrets = azureSecrets(options);
+    const pipeline: StoragePipelineOptions = {
+      retryOptions: {
+        maxTries: options.maxAttempts ?? 3,
+        tryTimeoutInMs: options.tryTimeoutMs ?? 60_000,
+        retryDelayInMs: 100,
+        maxRetryDelayInMs: 2_000,
+      },
+    };
+    let service: BlobServiceClient;
+    if (options.connectionString !== undefined) {
+      service = BlobServiceClient.fromConnectionString(options.connectionString, pipeline);
+    } else if (options.account !== undefined && (options.accountKey ?? options.sasToken) !== undefined) {
+      const url = options.endpoint ?? `https://${options.account}.blob.core.windows.net`;
+      service =
+        options.accountKey !== undefined
+          ? new BlobServiceClient(url, new StorageSharedKeyCredential(options.account, options.accountKey), pipeline)
+          : new BlobServiceClient(`${url}?${options.sasToken!.replace(/^\?/, '')}`, new AnonymousCredential(), pipeline);
+    } else {
+      throw new TypeError('azure blob store needs connectionString, or account with accountKey or sasToken');
+    }
+    this.#container = service.getContainerClient(options.container);
+    const origin = new URL(this.#container.url).origin; // origin: never the SAS query
+    const where = origin.endsWith('.blob.core.windows.net') ? '' : ` at ${origin}`;
+    this.name = `azure://${this.#container.accountName}/${options.container}/${this.#prefix}${where}`;
+  }
+
+  async put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<{ etag?: string }> {
+    const ctx = this.#ctx('put', key);
+    this.#check(ctx, opts.signal, key);
+    validateBody(ctx, body, opts.contentLength);
+    abortBodyOnSignal(body, opts.signal);
+    const blob = this.#container.getBlockBlobClient(this.#prefix + key);
+    const conditions = opts.ifNoneMatch ? { ifNoneMatch: '*' } : undefined;
+    try {
+      const out = Buffer.isBuffer(body)
+        ? await blob.uploadData(body, {
+            abortSignal: opts.signal,
+            conditions,
+            blockSize: this.#partSize,
+            maxSingleShotSize: this.#partSize,
+            concurrency: this.#concurrency,
+          })
+        : await blob.uploadStream(body, this.#partSize, this.#concurrency, { abortSignal: opts.signal, conditions });
+      return { etag: out.etag };
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy();
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async get(key: string, opts: GetOptions): Promise<Buffer> {
+    const ctx = this.#ctx('get', key);
+    this.#check(ctx, opts.signal, key);
+    validateRange(ctx, opts.range);
+    const blob = this.#container.getBlobClient(this.#prefix + key);
+    const offset = opts.range?.start ?? 0;
+    const count = opts.range ? opts.range.end - opts.range.start + 1 : undefined;
+    try {
+      const out = await blob.download(offset, count, { abortSignal: opts.signal, maxRetryRequests: 2 });
+      if (out.readableStreamBody === undefined) return Buffer.alloc(0);
+      return await collectStream(out.readableStreamBody, opts.signal, ctx);
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async head(key: string, opts: { signal: AbortSignal }): Promise<{ size: number; etag?: string } | null> {
+    const ctx = this.#ctx('head', key);
+    this.#check(ctx, opts.signal, key);
+    try {
+      const out = await this.#container.getBlobClient(this.#prefix + key).getProperties({ abortSignal: opts.signal });
+      return { size: out.contentLength ?? 0, etag: out.etag };
+    } catch (err) {
+      const e = this.#fail(ctx, err, opts.signal);
+      if (e.kind === 'not-found') return null;
+      throw e;
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions): Promise<ListPage> {
+    const ctx = this.#ctx('list', prefix);
+    this.#check(ctx, opts.signal);
+    validatePageSize(ctx, opts.pageSize);
+    try {
+      const pages = this.#container
+        .listBlobsFlat({ prefix: this.#prefix + prefix, abortSignal: opts.signal })
+        .byPage({ continuationToken: opts.continuationToken, maxPageSize: opts.pageSize ?? 1000 });
+      const next = await pages.next();
+      const value = next.done ? undefined : next.value;
+      const page: ListPage = {
+        keys: (value?.segment.blobItems ?? []).map((b) => ({
+          key: b.name.slice(this.#prefix.length),
+          size: b.properties.contentLength ?? 0,
+        })),
+      };
+      if (value?.continuationToken) page.nextToken = value.continuationToken;
+      return page;
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async delete(key: string, opts: { signal: AbortSignal }): Promise<void> {
+    const ctx = this.#ctx('delete', key);
+    this.#check(ctx, opts.signal, key);
+    try {
+      await this.#container.getBlobClient(this.#prefix + key).delete({ abortSignal: opts.signal });
+    } catch (err) {
+      const e = this.#fail(ctx, err, opts.signal);
+      if (e.kind !== 'not-found') throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true; // the SDK's HTTP agent is shared and unref'd: nothing to release
+  }
+
+  #ctx(op: BlobOp, key: string): BlobErrorContext {
+    return { store: this.name, op, key };
+  }
+
+  #check(ctx: BlobErrorContext, signal: AbortSignal, key?: string): void {
+    throwIfAborted(ctx, signal);
+    if (this.#closed) throw new BlobStoreError('fatal', ctx, 'the store is closed');
+    if (key !== undefined) validateKey(ctx, key);
+  }
+
+  #fail(ctx: BlobErrorContext, err: unknown, signal: AbortSignal): BlobStoreError {
+    if (signal.aborted) return abortedError(ctx, signal);
+    const failure: SdkFailure = {};
+    if (err instanceof RestError) {
+      failure.status = err.statusCode;
+      // HEAD answers carry the service code only in a header (RECIPES.md: code undefined).
+      failure.serviceCode = err.code ?? err.response?.headers.get('x-ms-error-code') ?? undefined;
+      const code = failure.serviceCode;
+      if (err.statusCode === 404 && code !== undefined && code !== 'BlobNotFound') {
+        failure.kind = 'fatal'; // ContainerNotFound and friends: configuration
+      } else if (ctx.op === 'put' && (code === 'BlobAlreadyExists' || err.statusCode === 412)) {
+        failure.kind = 'fatal';
+        failure.code = BlobErrorCode.Exists;
+      } else if (code === 'OperationTimedOut' || code === 'ServerBusy') {
+        failure.kind = 'retriable';
+      }
+    }
+    return classify(ctx, err, signal, failure, this.#secrets);
+  }
+}
+
+/** Every credential the options hold, so error text can be scrubbed of them. */
+function azureSecrets(options: AzureBlobStoreOptions): string[] {
+  const out = [options.accountKey, options.sasToken?.replace(/^\?/, '')];
+  for (const part of (options.connectionString ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    const name = part.slice(0, eq).trim().toLowerCase();
+    if (name === 'accountkey' || name === 'sharedaccesssignature') out.push(part.slice(eq + 1));
+  }
+  for (const sas of [...out]) {
+    const sig = sas && /(?:^|&)sig=([^&]+)/.exec(sas)?.[1];
+    if (sig) out.push(sig, decodeURIComponent(sig));
+  }
+  return out.filter((s): s is string => !!s && s.length >= 4);
+}

@@ -1,0 +1,306 @@
+/**
+ * The embedded default: a local directory as an object store. Layout:
+ *
+ *   <dir>/objects/<key>     one file per object, key segments as directories
+ *   <dir>/tmp/<uuid>        writes in progress (never listed)
+ *
+ * Writes are atomic and durable: the body goes to a temp file that is fsynced, then
+ * renamed over the key (or hard-linked for create-only, see `put`), then the directory is
+ * fsynced, so a reader or a crash sees the old object or the new one, never a torn one.
+ * Unlike a bucket, a directory cannot hold both 'a' and 'a/b'; such a put fails with
+ * BLOB_BAD_REQUEST. Concurrent calls are safe; the store keeps no state besides `closed`.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  BlobErrorCode,
+  BlobStoreError,
+  abortedError,
+  badRequest,
+  throwIfAborted,
+  validateBody,
+  validateKey,
+  validatePageSize,
+  validateRange,
+  type BlobErrorContext,
+  type BlobOp,
+  type BlobStore,
+  type GetOptions,
+  type ListOptions,
+  type ListPage,
+  type PutOptions,
+} from './blob-store.js';
+import { safeCause } from './classify.js';
+import { abortBodyOnSignal } from './stream-util.js';
+
+export interface FsBlobStoreOptions {
+  dir: string;
+}
+
+/** Temp files older than this at start-up are leftovers of a crash; younger ones may be a live writer's. */
+const STALE_TMP_MS = 60 * 60_000;
+const READ_CHUNK = 8 * 1024 * 1024;
+const DEFAULT_PAGE = 1000;
+
+const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+const TRANSIENT = new Set(['ENOSPC', 'EAGAIN', 'EMFILE', 'ENFILE', 'EBUSY', 'EINTR']);
+
+export class FsBlobStore implements BlobStore {
+  readonly name: string;
+  readonly #objects: string;
+  readonly #tmp: string;
+  #closed = false;
+
+  constructor(options: FsBlobStoreOptions) {
+    const root = path.resolve(options.dir);
+    this.name = `file://${root}`;
+    this.#objects = path.join(root, 'objects');
+    this.#tmp = path.join(root, 'tmp');
+    fs.mkdirSync(this.#objects, { recursive: true });
+    fs.mkdirSync(this.#tmp, { recursive: true });
+    this.#removeStaleTemps();
+  }
+
+  async put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<{ etag?: string }> {
+    const ctx = this.#ctx('put', key);
+    this.#check(ctx, opts.signal);
+    validateBody(ctx, body, opts.contentLength);
+    abortBodyOnSignal(body, opts.signal);
+    const target = this.#path(key);
+    const tmp = path.join(this.#tmp, randomUUID());
+    try {
+      const fh = await fsp.open(tmp, 'wx');
+      let written = 0;
+      try {
+        const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
+        for await (const chunk of chunks) {
+          throwIfAborted(ctx, opts.signal);
+          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          written += buf.length;
+        }
+        if (opts.contentLength !== undefined && written !== opts.contentLength) {
+          throw badRequest(ctx, `the body had ${written} bytes, contentLength said ${opts.contentLength}`);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      throwIfAborted(ctx, opts.signal);
+      await this.#install(ctx, tmp, target, opts.ifNoneMatch === true);
+      return { etag: etagOf(await fsp.stat(target, { bigint: true })) };
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy();
+      throw this.#fail(ctx, err, opts.signal);
+    } finally {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  async get(key: string, opts: GetOptions): Promise<Buffer> {
+    const ctx = this.#ctx('get', key);
+    this.#check(ctx, opts.signal);
+    validateRange(ctx, opts.range);
+    try {
+      const fh = await fsp.open(this.#path(key), 'r');
+      try {
+        const { size } = await fh.stat();
+        const start = opts.range?.start ?? 0;
+        const end = Math.min(opts.range?.end ?? size - 1, size - 1);
+        if (opts.range !== undefined && start >= size) {
+          throw new BlobStoreError('fatal', ctx, `range ${start}-${opts.range.end} not satisfiable (size ${size})`, {
+            status: 416,
+          });
+        }
+        const out = Buffer.allocUnsafe(Math.max(0, end - start + 1));
+        for (let got = 0; got < out.length; ) {
+          throwIfAborted(ctx, opts.signal);
+          const want = Math.min(READ_CHUNK, out.length - got);
+          const { bytesRead } = await fh.read(out, got, want, start + got);
+          if (bytesRead === 0) return out.subarray(0, got); // truncated underneath us
+          got += bytesRead;
+        }
+        return out;
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async head(key: string, opts: { signal: AbortSignal }): Promise<{ size: number; etag?: string } | null> {
+    const ctx = this.#ctx('head', key);
+    this.#check(ctx, opts.signal);
+    try {
+      const st = await fsp.stat(this.#path(key), { bigint: true });
+      return st.isFile() ? { size: Number(st.size), etag: etagOf(st) } : null;
+    } catch (err) {
+      const e = this.#fail(ctx, err, opts.signal);
+      if (e.kind === 'not-found') return null;
+      throw e;
+    }
+  }
+
+  /**
+   * Walks the directory below the prefix's last '/', sorts, and pages by the last key
+   * returned. O(objects under that directory) per page: fine for an embedded store, and the
+   * key layout keeps each partition's objects under their own directory.
+   */
+  async list(prefix: string, opts: ListOptions): Promise<ListPage> {
+    const ctx = this.#ctx('list', prefix);
+    this.#check(ctx, opts.signal);
+    validatePageSize(ctx, opts.pageSize);
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    if (base !== '') validateKey(ctx, base.slice(0, -1));
+    if (/[\0\\]/.test(prefix)) throw badRequest(ctx, 'the prefix contains NUL or a backslash');
+    const after = opts.continuationToken ? Buffer.from(opts.continuationToken, 'base64url').toString('utf8') : '';
+    try {
+      const keys: string[] = [];
+      await this.#walk(path.join(this.#objects, base), base, opts.signal, ctx, (key) => {
+        if (key.startsWith(prefix) && key > after) keys.push(key);
+      });
+      // UTF-16 order, which equals the clouds' UTF-8 byte order for every key outside the
+      // astral planes; the key layout uses ASCII.
+      keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const page = keys.slice(0, opts.pageSize ?? DEFAULT_PAGE);
+      const out: ListPage = { keys: [] };
+      for (const key of page) {
+        const st = await fsp.stat(this.#path(key)).catch(() => null); // deleted meanwhile: skip
+        if (st?.isFile()) out.keys.push({ key, size: st.size });
+      }
+      if (keys.length > page.length) out.nextToken = Buffer.from(page[page.length - 1]).toString('base64url');
+      return out;
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async delete(key: string, opts: { signal: AbortSignal }): Promise<void> {
+    const ctx = this.#ctx('delete', key);
+    this.#check(ctx, opts.signal);
+    const file = this.#path(key);
+    try {
+      await fsp.unlink(file);
+    } catch (err) {
+      const e = this.#fail(ctx, err, opts.signal);
+      if (e.kind === 'not-found') return;
+      throw e;
+    }
+    try {
+      await this.#pruneEmptyParents(path.dirname(file));
+      await fsyncDir(path.dirname(file)).catch(() => fsyncDir(this.#objects));
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  /** Renames (overwrite) or hard-links (create-only) the finished temp file into place. */
+  async #install(ctx: BlobErrorContext, tmp: string, target: string, createOnly: boolean): Promise<void> {
+    const dir = path.dirname(target);
+    // A concurrent delete may prune the parent between mkdir and rename: retry a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fsp.mkdir(dir, { recursive: true });
+        // link(2) fails with EEXIST when the key exists, atomically, like O_EXCL; unlike
+        // O_EXCL on the final path it never exposes a half-written object.
+        if (createOnly) await fsp.link(tmp, target);
+        else await fsp.rename(tmp, target);
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' && createOnly) {
+          throw new BlobStoreError('fatal', ctx, 'the object already exists', { code: BlobErrorCode.Exists });
+        }
+        if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTEMPTY') {
+          throw badRequest(ctx, 'the key collides with another key used as a directory (the directory store cannot hold both a/b and a/b/c)');
+        }
+        if (code !== 'ENOENT' || attempt >= 3) throw err;
+      }
+    }
+    await fsyncDir(dir);
+  }
+
+  async #walk(dir: string, keyPrefix: string, signal: AbortSignal, ctx: BlobErrorContext, visit: (key: string) => void): Promise<void> {
+    if (signal.aborted) throw abortedError(ctx, signal);
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (NOT_THERE.has((err as NodeJS.ErrnoException).code ?? '')) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const key = keyPrefix + entry.name;
+      if (entry.isDirectory()) await this.#walk(path.join(dir, entry.name), `${key}/`, signal, ctx, visit);
+      else if (entry.isFile()) visit(key);
+    }
+  }
+
+  async #pruneEmptyParents(dir: string): Promise<void> {
+    for (let d = dir; d.startsWith(this.#objects + path.sep); d = path.dirname(d)) {
+      try {
+        await fsp.rmdir(d);
+      } catch {
+        return; // not empty (or already gone): stop climbing
+      }
+    }
+  }
+
+  #removeStaleTemps(): void {
+    const now = Date.now();
+    for (const name of fs.readdirSync(this.#tmp)) {
+      const file = path.join(this.#tmp, name);
+      try {
+        if (now - fs.statSync(file).mtimeMs > STALE_TMP_MS) fs.rmSync(file, { force: true });
+      } catch {
+        // raced with its owner finishing: fine
+      }
+    }
+  }
+
+  #path(key: string): string {
+    return path.join(this.#objects, ...key.split('/'));
+  }
+
+  #ctx(op: BlobOp, key: string): BlobErrorContext {
+    return { store: this.name, op, key };
+  }
+
+  #check(ctx: BlobErrorContext, signal: AbortSignal): void {
+    throwIfAborted(ctx, signal);
+    if (this.#closed) throw new BlobStoreError('fatal', ctx, 'the store is closed');
+    if (ctx.op !== 'list') validateKey(ctx, ctx.key);
+  }
+
+  #fail(ctx: BlobErrorContext, err: unknown, signal: AbortSignal): BlobStoreError {
+    if (err instanceof BlobStoreError) return err;
+    if (signal.aborted) return abortedError(ctx, signal);
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // A put never reports not-found: a vanished directory under the store is a broken store.
+    const missing = NOT_THERE.has(code) && ctx.op !== 'put';
+    const kind = missing ? 'not-found' : TRANSIENT.has(code) ? 'retriable' : 'fatal';
+    const reason = kind === 'not-found' ? 'not found' : `${code || 'error'}: ${(err as Error).message}`;
+    return new BlobStoreError(kind, ctx, reason, { cause: safeCause(err, []) });
+  }
+}
+
+function etagOf(st: fs.BigIntStats): string {
+  return `${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}`;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The one owner of the object-key layout in a bucket (redpanda keeps the same rule: nobody
+ * else builds a key). Keys are relative to the BlobStore's own prefix, which already names
+ * the region (two regions may share a bucket).
+ *
+ *   topics/<topic>/topic.json                                  the topic: id, partitions, config
+ *   topics/<topic>/<topicId>/<partition>/manifest.json         the partition's remote segments
+ *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.log     segment data
+ *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.index   its index
+ *
+ * The topic id keeps a deleted-and-recreated topic from reading its predecessor's data; the
+ * attempt id makes every upload attempt write fresh objects, so a retry never races a
+ * half-finished earlier attempt and the manifest alone decides which objects count.
+ */
+const TOPICS = 'topics';
+
+export interface PartitionRef {
+  topic: string;
+  topicId: string;
+  partition: number;
+}
+
+export const ObjectKeys = {
+  topicsPrefix(): string {
+    return `${TOPICS}/`;
+  },
+
+  topicDescriptor(topic: string): string {
+    return `${TOPICS}/${topic}/topic.json`;
+  },
+
+  partitionPrefix(p: PartitionRef): string {
+    return `${TOPICS}/${p.topic}/${p.topicId}/${p.partition}/`;
+  },
+
+  manifest(p: PartitionRef): string {
+    return `${ObjectKeys.partitionPrefix(p)}manifest.json`;
+  },
+
+  segmentsPrefix(p: PartitionRef): string {
+    return `${ObjectKeys.partitionPrefix(p)}segments/`;
+  },
+
+  segmentData(p: PartitionRef, baseOffset: bigint, attemptId: string): string {
+    return `${ObjectKeys.segmentsPrefix(p)}${baseOffset.toString().padStart(20, '0')}-${attemptId}.log`;
+  },
+
+  segmentIndex(p: PartitionRef, baseOffset: bigint, attemptId: string): string {
+    return `${ObjectKeys.segmentsPrefix(p)}${baseOffset.toString().padStart(20, '0')}-${attemptId}.index`;
+  },
+
+  /** The topic name of a `topics/<topic>/topic.json` key, or null for any other key. */
+  topicOfDescriptor(key: string): string | null {
+    const m = /^topics\/([^/]+)\/topic\.json$/.exec(key);
+    return m ? m[1] : null;
+  },
+} as const;

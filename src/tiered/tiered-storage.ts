@@ -1,0 +1,479 @@
+/**
+ * Tiered storage of one broker: the offloader that moves sealed segments to the object
+ * store, the manifests that describe them, local deletion after offload, retention across
+ * both tiers, restore from the bucket, and the read path for offsets below the local log.
+ *
+ * Per segment, an explicit and idempotent state machine (KIP-405, Pulsar's offloader):
+ *
+ *   local ──upload(attempt id)──▶ copying ──verify + manifest written──▶ copied
+ *     ▲                              │ failure: back to local, retried       │ lag passed and
+ *     └──────────────────────────────┘ with backoff                          ▼ local rules say so
+ *                                                                      local-deleted
+ *
+ * Only "copied" is durable state, and the manifest in the bucket is where it lives: after a
+ * crash, a segment not in the manifest is simply uploaded again under a new attempt id (the
+ * objects of the interrupted attempt are orphans no manifest names). A local segment is
+ * deleted only once the manifest recording it is durable and the deletion lag has passed; a
+ * retention guard on every log vetoes local retention of anything not yet copied.
+ *
+ * Concurrency: uploads of one partition run one at a time, in offset order (the manifest is
+ * a contiguous run); uploads of different partitions share a p-queue bounded by
+ * `uploadConcurrency`. Manifest writes of one partition are serialised.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { Transform } from 'node:stream';
+import { crc32c } from '@node-rs/crc32';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { PartitionLog, ReadResult } from '../storage/partition-log.js';
+import type { SegmentInfo } from '../storage/segment.js';
+import type { TopicInfo, TopicManager } from '../storage/topic-manager.js';
+import type { BlobStore } from './blobstore/blob-store.js';
+import { emptyManifest, loadManifest, remoteEndOffset, saveManifest, segmentFor, type PartitionManifest, type RemoteSegment } from './manifest.js';
+import { ObjectKeys, type PartitionRef } from './object-keys.js';
+import type { RemoteSegmentReader } from './remote-reader.js';
+import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
+
+export interface TieredPolicy {
+  onSeal: boolean;
+  /** Upload oldest sealed segments while local bytes exceed this; -1 off. */
+  localBytesThreshold: number;
+  /** Upload sealed segments older than this; -1 off. */
+  minAgeMs: number;
+  /** Delete offloaded local copies while local bytes exceed this; -1 keep. */
+  localRetentionBytes: number;
+  /** Delete offloaded local copies older than this; -1 keep. */
+  localRetentionMs: number;
+  deletionLagMs: number;
+  checkIntervalMs: number;
+  uploadConcurrency: number;
+}
+
+export interface TieredStorageOptions {
+  store: BlobStore;
+  topics: TopicManager;
+  reader: RemoteSegmentReader;
+  policy: TieredPolicy;
+  retry?: RetryPolicy;
+  logger?: Logger;
+}
+
+export type SegmentState = 'local' | 'copying' | 'copied' | 'local-deleted';
+
+export interface PartitionTierStatus {
+  topic: string;
+  partition: number;
+  localSegments: number;
+  localBytes: number;
+  remoteSegments: number;
+  remoteBytes: number;
+  remoteStartOffset: string;
+  remoteEndOffset: string;
+  manifestVersion: number;
+  state: 'idle' | 'uploading' | 'backing-off';
+  copying: string | null;
+  uploadedSegments: number;
+  uploadedBytes: number;
+  lastError: string | null;
+}
+
+interface Tier {
+  ref: PartitionRef;
+  log: PartitionLog;
+  manifest: PartitionManifest;
+  copying: { baseOffset: bigint; attemptId: string } | null;
+  busy: boolean;
+  force: boolean;
+  backoffUntil: number;
+  lastError: string | null;
+  uploadedSegments: number;
+  uploadedBytes: number;
+  manifestChain: Promise<unknown>;
+  removeGuard: () => void;
+}
+
+interface TopicDescriptor {
+  name: string;
+  id: string;
+  partitions: number;
+}
+
+export class TieredStorage {
+  readonly store: BlobStore;
+  readonly reader: RemoteSegmentReader;
+  #opts: TieredStorageOptions;
+  #log: Logger | undefined;
+  #tiers = new Map<string, Tier[]>();
+  #queue: PQueue;
+  #abort = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #offs: Array<() => void> = [];
+  #closed = false;
+
+  private constructor(opts: TieredStorageOptions) {
+    this.#opts = opts;
+    this.store = opts.store;
+    this.reader = opts.reader;
+    this.#log = opts.logger?.child({ component: 'tiered', store: opts.store.name });
+    this.#queue = new PQueue({ concurrency: opts.policy.uploadConcurrency });
+  }
+
+  /** Restores topics the bucket knows and the disk does not, then starts offloading. */
+  static async start(opts: TieredStorageOptions): Promise<TieredStorage> {
+    const ts = new TieredStorage(opts);
+    await ts.#restoreFromBucket();
+    for (const t of opts.topics.listTopics()) await ts.#attach(t);
+    ts.#offs.push(
+      opts.topics.onSegmentSealed((topic, partition) => {
+        const tier = ts.#tiers.get(topic)?.[partition];
+        if (tier) ts.#pump(tier);
+      }),
+      opts.topics.onTopicChange((event, info) => void (event === 'created' ? ts.#attach(info) : ts.#detach(info)).catch((err) => ts.#log?.error({ err, topic: info.name }, 'tiered topic change failed'))),
+    );
+    ts.#timer = setInterval(() => ts.tick(), opts.policy.checkIntervalMs);
+    ts.#timer.unref();
+    ts.tick();
+    return ts;
+  }
+
+  get #signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  async #restoreFromBucket(): Promise<void> {
+    const topics = this.#opts.topics;
+    let token: string | undefined;
+    do {
+      const page = await withRetry(() => this.store.list(ObjectKeys.topicsPrefix(), { signal: this.#signal, continuationToken: token }), this.#retry);
+      for (const { key } of page.keys) {
+        const name = ObjectKeys.topicOfDescriptor(key);
+        if (name === null || topics.getTopic(name)) continue;
+        const d = JSON.parse((await withRetry(() => this.store.get(key, { signal: this.#signal }), this.#retry)).toString('utf8')) as TopicDescriptor;
+        const starts: bigint[] = [];
+        for (let p = 0; p < d.partitions; p++) {
+          const m = await loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal);
+          starts.push(m ? remoteEndOffset(m) : 0n);
+        }
+        await topics.createTopic(d.name, d.partitions, {}, { id: d.id, startOffsets: starts });
+        this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
+      }
+      token = page.nextToken;
+    } while (token);
+  }
+
+  get #retry(): RetryPolicy {
+    return this.#opts.retry ?? defaultRetry;
+  }
+
+  async #attach(info: TopicInfo): Promise<void> {
+    if (this.#tiers.has(info.name)) return;
+    const descriptor: TopicDescriptor = { name: info.name, id: info.id, partitions: info.partitions };
+    await withRetry(() => this.store.put(ObjectKeys.topicDescriptor(info.name), Buffer.from(JSON.stringify(descriptor)), { signal: this.#signal }), this.#retry);
+    const tiers: Tier[] = [];
+    for (let p = 0; p < info.partitions; p++) {
+      const ref = { topic: info.name, topicId: info.id, partition: p };
+      const log = this.#opts.topics.partition(info.name, p)!;
+      const manifest = (await withRetry(() => loadManifest(this.store, ref, this.#signal), this.#retry)) ?? { ...emptyManifest(ref), startOffset: log.logStartOffset };
+      const tier: Tier = {
+        ref,
+        log,
+        manifest,
+        copying: null,
+        busy: false,
+        force: false,
+        backoffUntil: 0,
+        lastError: null,
+        uploadedSegments: 0,
+        uploadedBytes: 0,
+        manifestChain: Promise.resolve(),
+        // Local retention never deletes what the bucket does not hold yet.
+        removeGuard: log.addRetentionGuard((seg) => seg.nextOffset <= remoteEndOffset(tier.manifest)),
+      };
+      tiers.push(tier);
+    }
+    this.#tiers.set(info.name, tiers);
+  }
+
+  async #detach(info: TopicInfo): Promise<void> {
+    const tiers = this.#tiers.get(info.name);
+    this.#tiers.delete(info.name);
+    for (const t of tiers ?? []) t.removeGuard();
+    // The topic is gone: so is its remote data (descriptor first, so no restore finds it).
+    await this.store.delete(ObjectKeys.topicDescriptor(info.name), { signal: this.#signal });
+    for (let p = 0; p < info.partitions; p++) {
+      const prefix = ObjectKeys.partitionPrefix({ topic: info.name, topicId: info.id, partition: p });
+      let token: string | undefined;
+      do {
+        const page = await this.store.list(prefix, { signal: this.#signal, continuationToken: token });
+        for (const k of page.keys) await this.store.delete(k.key, { signal: this.#signal });
+        token = page.nextToken;
+      } while (token);
+    }
+  }
+
+  /** One evaluation of every rule for every partition (also runs on a timer). */
+  tick(now = Date.now()): void {
+    if (this.#closed) return;
+    for (const tiers of this.#tiers.values()) {
+      for (const tier of tiers) {
+        this.#pump(tier);
+        void this.#deleteLocalCopies(tier, now).catch((err) => this.#log?.error({ err, topic: tier.ref.topic, partition: tier.ref.partition }, 'local deletion failed'));
+        void this.#applyRemoteRetention(tier, now).catch((err) => this.#log?.warn({ err: (err as Error).message, topic: tier.ref.topic, partition: tier.ref.partition }, 'remote retention failed; will retry'));
+      }
+    }
+  }
+
+  /** Rolls the active segments of `topic` and uploads every sealed segment now. */
+  async offloadNow(topic: string): Promise<void> {
+    const tiers = this.#tiers.get(topic);
+    if (!tiers) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${topic} does not exist or is not tiered`);
+    for (const t of tiers) {
+      await t.log.roll();
+      t.force = true;
+      t.backoffUntil = 0;
+    }
+    await Promise.all(tiers.map((t) => this.#drainUploads(t)));
+  }
+
+  async #drainUploads(tier: Tier): Promise<void> {
+    this.#pump(tier);
+    while (tier.busy || this.#nextCandidate(tier, Date.now()) !== undefined) {
+      if (tier.lastError && tier.backoffUntil > Date.now()) throw new MeridianError(ErrorCode.StorageIo, `offload of ${tier.ref.topic}-${tier.ref.partition} failed: ${tier.lastError}`, { retriable: true });
+      await new Promise((r) => setTimeout(r, 20));
+      this.#pump(tier);
+    }
+  }
+
+  #nextCandidate(tier: Tier, now: number): SegmentInfo | undefined {
+    const end = remoteEndOffset(tier.manifest);
+    const sealed = tier.log.segments().filter((s) => s.sealed && s.nextOffset > end);
+    const first = sealed[0];
+    if (first === undefined) return undefined;
+    // A gap between the bucket and the local log (local retention ran before tiering was
+    // on): the manifest restarts at the local log.
+    const p = this.#opts.policy;
+    if (tier.force || p.onSeal) return first;
+    if (p.minAgeMs >= 0 && now - first.createdAtMs >= p.minAgeMs) return first;
+    if (p.localBytesThreshold >= 0 && tier.log.sizeBytes > p.localBytesThreshold) return first;
+    return undefined;
+  }
+
+  #pump(tier: Tier): void {
+    if (tier.busy || this.#closed || Date.now() < tier.backoffUntil) return;
+    const seg = this.#nextCandidate(tier, Date.now());
+    if (seg === undefined) {
+      tier.force = false;
+      return;
+    }
+    tier.busy = true;
+    void this.#queue
+      .add(() => this.#upload(tier, seg))
+      .then(
+        () => {
+          tier.lastError = null;
+          tier.busy = false;
+          this.#pump(tier);
+        },
+        (err: unknown) => {
+          tier.busy = false;
+          tier.copying = null;
+          if (this.#closed) return;
+          tier.lastError = (err as Error).message;
+          tier.backoffUntil = Date.now() + Math.min(60_000, this.#opts.policy.checkIntervalMs);
+          this.#log?.warn({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), err: tier.lastError }, 'offload failed; will retry');
+        },
+      );
+  }
+
+  async #upload(tier: Tier, seg: SegmentInfo): Promise<void> {
+    const attemptId = crypto.randomBytes(4).toString('hex');
+    tier.copying = { baseOffset: seg.baseOffset, attemptId };
+    const dataKey = ObjectKeys.segmentData(tier.ref, seg.baseOffset, attemptId);
+    const indexKey = ObjectKeys.segmentIndex(tier.ref, seg.baseOffset, attemptId);
+    const started = Date.now();
+    const signal = this.#signal;
+    // Data: streamed from the sealed file, its CRC-32C checked against the one taken at seal.
+    await withRetry(async () => {
+      let crc = 0;
+      let bytes = 0;
+      const hashing = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          crc = crc32c(chunk, crc);
+          bytes += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      await this.store.put(dataKey, fs.createReadStream(seg.logPath).pipe(hashing), { signal, contentLength: seg.sizeBytes });
+      if (bytes !== seg.sizeBytes || crc >>> 0 !== seg.dataCrc32c >>> 0) {
+        throw new MeridianError(ErrorCode.StorageIo, `segment ${seg.logPath} changed since it was sealed (CRC-32C ${crc >>> 0} != ${seg.dataCrc32c >>> 0}); refusing to offload it`);
+      }
+      const head = await this.store.head(dataKey, { signal });
+      if (head === null || head.size !== seg.sizeBytes) {
+        throw new MeridianError(ErrorCode.StorageIo, `upload of ${dataKey} verified ${head?.size ?? 'no'} bytes, expected ${seg.sizeBytes}`, { retriable: true });
+      }
+    }, this.#retry, signal, (err, attempt) => this.#log?.debug({ dataKey, attempt, err: (err as Error).message }, 'retrying segment upload'));
+    const index = fs.readFileSync(seg.indexPath);
+    await withRetry(() => this.store.put(indexKey, index, { signal }), this.#retry, signal);
+    const remote: RemoteSegment = {
+      baseOffset: seg.baseOffset,
+      nextOffset: seg.nextOffset,
+      maxTimestamp: seg.maxTimestamp,
+      sizeBytes: seg.sizeBytes,
+      dataCrc32c: seg.dataCrc32c >>> 0,
+      indexSizeBytes: index.length,
+      attemptId,
+      dataKey,
+      indexKey,
+      uploadedAt: new Date().toISOString(),
+    };
+    await this.#updateManifest(tier, (m) => {
+      if (m.segments.length === 0 || remoteEndOffset(m) !== seg.baseOffset) {
+        // First upload, or the local log moved past a gap: the remote run restarts here.
+        m.segments = m.segments.length > 0 && remoteEndOffset(m) === seg.baseOffset ? m.segments : [];
+        if (m.segments.length === 0) m.startOffset = seg.baseOffset;
+      }
+      m.segments.push(remote);
+    });
+    tier.copying = null;
+    tier.uploadedSegments++;
+    tier.uploadedBytes += seg.sizeBytes;
+    const seconds = (Date.now() - started) / 1000;
+    this.#log?.info(
+      { topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes, mbPerSec: +(seg.sizeBytes / 1e6 / Math.max(seconds, 0.001)).toFixed(1) },
+      'segment offloaded',
+    );
+  }
+
+  /** Applies `change` to a copy of the manifest, writes it, then adopts it (serialised). */
+  #updateManifest(tier: Tier, change: (m: PartitionManifest) => void): Promise<void> {
+    const run = tier.manifestChain.then(async () => {
+      const next: PartitionManifest = { ...tier.manifest, segments: [...tier.manifest.segments] };
+      change(next);
+      await withRetry(() => saveManifest(this.store, { ...next }, this.#signal), this.#retry, this.#signal);
+      next.version = tier.manifest.version + 1;
+      tier.manifest = next;
+    });
+    tier.manifestChain = run.catch(() => {});
+    return run;
+  }
+
+  /** copied → local-deleted, oldest first, once the lag has passed and local rules ask. */
+  async #deleteLocalCopies(tier: Tier, now: number): Promise<void> {
+    const p = this.#opts.policy;
+    if (p.localRetentionBytes < 0 && p.localRetentionMs < 0) return;
+    for (;;) {
+      const oldest = tier.log.segments()[0];
+      if (oldest === undefined || !oldest.sealed || tier.log.segments().length < 2) return;
+      const remote = segmentFor(tier.manifest, oldest.baseOffset);
+      if (remote === undefined || remote.nextOffset !== oldest.nextOffset) return;
+      if (now - Date.parse(remote.uploadedAt) < p.deletionLagMs) return;
+      const overSize = p.localRetentionBytes >= 0 && tier.log.sizeBytes > p.localRetentionBytes;
+      const overAge = p.localRetentionMs >= 0 && Number(oldest.maxTimestamp) < now - p.localRetentionMs;
+      if (!overSize && !overAge) return;
+      if (!(await tier.log.deleteOldestSegment(oldest.baseOffset))) return;
+      this.#log?.info({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(oldest.baseOffset) }, 'local copy of offloaded segment deleted');
+    }
+  }
+
+  /**
+   * Retention spans both tiers: the topic's retention.ms and retention.bytes (the latter
+   * over remote plus local bytes) expire the oldest remote segments. The manifest drops
+   * them first; their objects are deleted after, so a reader never finds a listed segment
+   * missing.
+   */
+  async #applyRemoteRetention(tier: Tier, now: number): Promise<void> {
+    const { retentionMs, retentionBytes } = tier.log.options;
+    if (tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0)) return;
+    const localStart = tier.log.logStartOffset;
+    let total = tier.log.sizeBytes + tier.manifest.segments.filter((s) => s.nextOffset <= localStart).reduce((n, s) => n + s.sizeBytes, 0);
+    const expired: RemoteSegment[] = [];
+    for (const seg of tier.manifest.segments) {
+      const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
+      const bySize = retentionBytes >= 0 && total - (seg.nextOffset <= localStart ? seg.sizeBytes : 0) >= retentionBytes;
+      if (!byTime && !bySize) break;
+      expired.push(seg);
+      if (seg.nextOffset <= localStart) total -= seg.sizeBytes;
+    }
+    if (expired.length === 0) return;
+    await this.#updateManifest(tier, (m) => {
+      m.segments = m.segments.slice(expired.length);
+      m.startOffset = m.segments[0]?.baseOffset ?? expired[expired.length - 1].nextOffset;
+    });
+    for (const seg of expired) {
+      await withRetry(() => this.store.delete(seg.dataKey, { signal: this.#signal }), this.#retry, this.#signal);
+      await withRetry(() => this.store.delete(seg.indexKey, { signal: this.#signal }), this.#retry, this.#signal);
+      this.#log?.info({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes }, 'remote segment expired by retention');
+    }
+  }
+
+  /** The partition's first offset across both tiers. */
+  logStartOffset(topic: string, partition: number): bigint | undefined {
+    const tier = this.#tiers.get(topic)?.[partition];
+    if (!tier || tier.manifest.segments.length === 0) return undefined;
+    return tier.manifest.startOffset < tier.log.logStartOffset ? tier.manifest.startOffset : undefined;
+  }
+
+  /** Reads offsets below the local log from the bucket; undefined when not remote. */
+  async read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal): Promise<ReadResult | undefined> {
+    const tier = this.#tiers.get(topic)?.[partition];
+    if (!tier || offset >= tier.log.logStartOffset) return undefined;
+    const seg = segmentFor(tier.manifest, offset);
+    if (seg === undefined) return undefined;
+    const records = await this.reader.read(seg, offset, maxBytes, { signal });
+    return { records, highWatermark: tier.log.highWatermark, logStartOffset: tier.manifest.startOffset };
+  }
+
+  /** ListOffsets by time over the remote segments (null: not in the remote tier). */
+  async offsetForTimestamp(topic: string, partition: number, timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
+    const tier = this.#tiers.get(topic)?.[partition];
+    if (!tier) return null;
+    for (const seg of tier.manifest.segments) {
+      if (seg.nextOffset > tier.log.logStartOffset) break; // the local tier answers from here
+      if (seg.maxTimestamp < timestamp) continue;
+      const hit = await this.reader.offsetForTimestamp(seg, timestamp);
+      if (hit) return hit;
+    }
+    return null;
+  }
+
+  status(): PartitionTierStatus[] {
+    const out: PartitionTierStatus[] = [];
+    for (const tiers of this.#tiers.values()) {
+      for (const t of tiers) {
+        const segs = t.log.segments();
+        out.push({
+          topic: t.ref.topic,
+          partition: t.ref.partition,
+          localSegments: segs.length,
+          localBytes: segs.reduce((n, s) => n + s.sizeBytes, 0),
+          remoteSegments: t.manifest.segments.length,
+          remoteBytes: t.manifest.segments.reduce((n, s) => n + s.sizeBytes, 0),
+          remoteStartOffset: String(t.manifest.startOffset),
+          remoteEndOffset: String(remoteEndOffset(t.manifest)),
+          manifestVersion: t.manifest.version,
+          state: t.busy ? 'uploading' : t.lastError ? 'backing-off' : 'idle',
+          copying: t.copying ? `${t.copying.baseOffset}@${t.copying.attemptId}` : null,
+          uploadedSegments: t.uploadedSegments,
+          uploadedBytes: t.uploadedBytes,
+          lastError: t.lastError,
+        });
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const off of this.#offs) off();
+    this.#abort.abort();
+    this.#queue.clear();
+    await this.#queue.onIdle();
+    for (const tiers of this.#tiers.values()) for (const t of tiers) t.removeGuard();
+    await this.reader.close();
+    await this.store.close();
+  }
+}
