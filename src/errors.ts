@@ -29,6 +29,8 @@ export const ErrorCode = {
   InvalidTopic: 'INVALID_TOPIC',
   InvalidPartitions: 'INVALID_PARTITIONS',
   BadConfig: 'BAD_CONFIG',
+  /** A topic-level config a client asked for that is unknown or has a bad value. */
+  InvalidConfig: 'INVALID_CONFIG',
   StorageIo: 'STORAGE_IO',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -27,8 +27,26 @@ export interface TopicInfo {
   readonly id: string;
   readonly partitions: number;
   readonly createdAt: string;
-  /** Per-topic overrides of the broker's log options. */
-  readonly config: Partial<LogOptions>;
+  /** Per-topic overrides of the broker's defaults. */
+  readonly config: TopicConfig;
+}
+
+/**
+ * What a topic may override (set through CreateTopics configs, Kafka's names in
+ * topic-config.ts): the log options, and the tiered-storage policy of the topic.
+ */
+export type TopicConfig = Partial<LogOptions> & {
+  /** Kafka remote.storage.enable: false keeps this topic out of tiered storage. */
+  remoteStorage?: boolean;
+  /** Kafka local.retention.bytes: offloaded bytes kept locally (-1 keep all). */
+  localRetentionBytes?: number;
+  /** Kafka local.retention.ms. */
+  localRetentionMs?: number;
+};
+
+function logOptionsOf(config: TopicConfig): Partial<LogOptions> {
+  const { remoteStorage: _r, localRetentionBytes: _b, localRetentionMs: _m, ...log } = config;
+  return log;
 }
 
 interface TopicsFile {
@@ -116,7 +134,7 @@ export class TopicManager {
   }
 
   async #openPartitions(t: TopicInfo, startOffsets: readonly bigint[] = []): Promise<PartitionLog[]> {
-    const opts = { ...this.#logOptions, ...t.config };
+    const opts = { ...this.#logOptions, ...logOptionsOf(t.config) };
     const logs: PartitionLog[] = [];
     for (let p = 0; p < t.partitions; p++) {
       const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log, startOffsets[p] ?? 0n);
@@ -143,7 +161,7 @@ export class TopicManager {
    * Creates a topic. `restore` recreates one known elsewhere (tiered storage's bucket): it
    * keeps the topic id and starts each partition's log at the given offset.
    */
-  createTopic(name: string, partitions: number, config: Partial<LogOptions> = {}, restore?: { id: string; startOffsets: readonly bigint[] }): Promise<TopicInfo> {
+  createTopic(name: string, partitions: number, config: TopicConfig = {}, restore?: { id: string; startOffsets: readonly bigint[] }): Promise<TopicInfo> {
     return this.#serialised(async () => {
       this.#checkOpen();
       validateTopicName(name);

@@ -82,6 +82,8 @@ export interface PartitionTierStatus {
 interface Tier {
   ref: PartitionRef;
   log: PartitionLog;
+  /** The broker policy with the topic's overrides. */
+  policy: TieredPolicy;
   manifest: PartitionManifest;
   copying: { baseOffset: bigint; attemptId: string } | null;
   busy: boolean;
@@ -98,6 +100,7 @@ interface TopicDescriptor {
   name: string;
   id: string;
   partitions: number;
+  config: TopicInfo['config'];
 }
 
 export class TieredStorage {
@@ -156,7 +159,7 @@ export class TieredStorage {
           const m = await loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal);
           starts.push(m ? remoteEndOffset(m) : 0n);
         }
-        await topics.createTopic(d.name, d.partitions, {}, { id: d.id, startOffsets: starts });
+        await topics.createTopic(d.name, d.partitions, d.config ?? {}, { id: d.id, startOffsets: starts });
         this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
       }
       token = page.nextToken;
@@ -168,17 +171,24 @@ export class TieredStorage {
   }
 
   async #attach(info: TopicInfo): Promise<void> {
-    if (this.#tiers.has(info.name)) return;
-    const descriptor: TopicDescriptor = { name: info.name, id: info.id, partitions: info.partitions };
+    if (this.#tiers.has(info.name) || info.config.remoteStorage === false) return;
+    const policy: TieredPolicy = {
+      ...this.#opts.policy,
+      localRetentionBytes: info.config.localRetentionBytes ?? this.#opts.policy.localRetentionBytes,
+      localRetentionMs: info.config.localRetentionMs ?? this.#opts.policy.localRetentionMs,
+    };
+    const descriptor: TopicDescriptor = { name: info.name, id: info.id, partitions: info.partitions, config: info.config };
     await withRetry(() => this.store.put(ObjectKeys.topicDescriptor(info.name), Buffer.from(JSON.stringify(descriptor)), { signal: this.#signal }), this.#retry);
     const tiers: Tier[] = [];
     for (let p = 0; p < info.partitions; p++) {
       const ref = { topic: info.name, topicId: info.id, partition: p };
       const log = this.#opts.topics.partition(info.name, p)!;
       const manifest = (await withRetry(() => loadManifest(this.store, ref, this.#signal), this.#retry)) ?? { ...emptyManifest(ref), startOffset: log.logStartOffset };
+      await this.#removeOrphans(ref, manifest);
       const tier: Tier = {
         ref,
         log,
+        policy,
         manifest,
         copying: null,
         busy: false,
@@ -194,6 +204,26 @@ export class TieredStorage {
       tiers.push(tier);
     }
     this.#tiers.set(info.name, tiers);
+  }
+
+  /**
+   * Deletes segment objects no manifest names: what interrupted upload attempts left. Run
+   * before this broker starts uploading the partition, so no live attempt can be hit.
+   */
+  async #removeOrphans(ref: PartitionRef, manifest: PartitionManifest): Promise<void> {
+    const named = new Set(manifest.segments.flatMap((s) => [s.dataKey, s.indexKey]));
+    let token: string | undefined;
+    let removed = 0;
+    do {
+      const page = await withRetry(() => this.store.list(ObjectKeys.segmentsPrefix(ref), { signal: this.#signal, continuationToken: token }), this.#retry);
+      for (const { key } of page.keys) {
+        if (named.has(key)) continue;
+        await withRetry(() => this.store.delete(key, { signal: this.#signal }), this.#retry);
+        removed++;
+      }
+      token = page.nextToken;
+    } while (token);
+    if (removed > 0) this.#log?.info({ topic: ref.topic, partition: ref.partition, removed }, 'removed objects of interrupted offload attempts');
   }
 
   async #detach(info: TopicInfo): Promise<void> {
@@ -253,7 +283,7 @@ export class TieredStorage {
     if (first === undefined) return undefined;
     // A gap between the bucket and the local log (local retention ran before tiering was
     // on): the manifest restarts at the local log.
-    const p = this.#opts.policy;
+    const p = tier.policy;
     if (tier.force || p.onSeal) return first;
     if (p.minAgeMs >= 0 && now - first.createdAtMs >= p.minAgeMs) return first;
     if (p.localBytesThreshold >= 0 && tier.log.sizeBytes > p.localBytesThreshold) return first;
@@ -361,7 +391,7 @@ export class TieredStorage {
 
   /** copied → local-deleted, oldest first, once the lag has passed and local rules ask. */
   async #deleteLocalCopies(tier: Tier, now: number): Promise<void> {
-    const p = this.#opts.policy;
+    const p = tier.policy;
     if (p.localRetentionBytes < 0 && p.localRetentionMs < 0) return;
     for (;;) {
       const oldest = tier.log.segments()[0];

@@ -229,3 +229,33 @@ test('a corrupted remote object fails the read with a retriable error, never wit
   assert.equal(p.records, null, 'no bytes at all');
   c.close();
 });
+
+test('per-topic policy through CreateTopics configs; unknown configs are refused', async () => {
+  const f = await fsStore();
+  cleanups.push(() => f.stop());
+  const tb = await startBroker(TIERED, undefined, { blobStore: f.store });
+  cleanups.push(() => tb.cleanup());
+  const admin = new Kafka({ brokers: [tb.bootstrap], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [
+      { topic: 'hot-only', numPartitions: 1, configEntries: [{ name: 'remote.storage.enable', value: 'false' }] },
+      { topic: 'keep-local', numPartitions: 1, configEntries: [{ name: 'local.retention.bytes', value: '-1' }, { name: 'retention.ms', value: '-1' }] },
+    ],
+  });
+  await assert.rejects(admin.createTopics({ topics: [{ topic: 'weird', configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }), (err: any) =>
+    err.errors?.some((e: any) => e.type === 'INVALID_CONFIG'),
+  );
+  assert.equal(tb.broker.topics.getTopic('weird'), undefined, 'nothing half-created');
+  await admin.disconnect();
+  await produce(tb.bootstrap, 'hot-only', 800);
+  await produce(tb.bootstrap, 'keep-local', 800);
+  await tb.broker.tiered!.offloadNow('keep-local');
+  const tiered = tb.broker.tiered!.status();
+  assert.equal(tiered.some((s) => s.topic === 'hot-only'), false, 'remote.storage.enable=false keeps the topic local');
+  const keep = tiered.find((s) => s.topic === 'keep-local')!;
+  assert.ok(keep.remoteSegments > 3, 'offloaded');
+  await new Promise((r) => setTimeout(r, 300)); // several local-deletion rounds
+  assert.equal(tb.broker.topics.partition('keep-local', 0)!.logStartOffset, 0n, 'local.retention.bytes=-1 keeps the local copies');
+  assert.equal(tb.broker.topics.getTopic('keep-local')!.config.retentionMs, -1);
+});

@@ -10,6 +10,7 @@ import type { DeleteTopicsRequest, DeleteTopicsResponse } from '../../protocol/k
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import { topicConfigFrom } from './topic-config.js';
 
 function topicMetadata(deps: KafkaApiDeps, info: TopicInfo): MetadataResponseTopic {
   const node = deps.config.nodeId;
@@ -108,9 +109,10 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       }
       if (req.validateOnly) {
         validateTopicName(t.name);
+        topicConfigFrom(t.configs);
         if (deps.topics.getTopic(t.name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${t.name} already exists`);
       } else {
-        const info = await deps.topics.createTopic(t.name, partitions);
+        const info = await deps.topics.createTopic(t.name, partitions, topicConfigFrom(t.configs));
         result.topicId = info.id;
       }
       result.numPartitions = partitions;

@@ -15,6 +15,7 @@ const MAPPING: Record<string, KafkaErrorName> = {
   [ErrorCode.InvalidTopic]: 'INVALID_TOPIC_EXCEPTION',
   [ErrorCode.TopicExists]: 'TOPIC_ALREADY_EXISTS',
   [ErrorCode.InvalidPartitions]: 'INVALID_PARTITIONS',
+  [ErrorCode.InvalidConfig]: 'INVALID_CONFIG',
   // A log closing under a request (shutdown, topic deletion): retriable, and clients
   // refresh metadata on it.
   [ErrorCode.LogClosed]: 'NOT_LEADER_OR_FOLLOWER',
