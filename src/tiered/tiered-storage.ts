@@ -85,8 +85,14 @@ interface Tier {
   /** The broker policy with the topic's overrides. */
   policy: TieredPolicy;
   manifest: PartitionManifest;
-  copying: { baseOffset: bigint; attemptId: string } | null;
-  busy: boolean;
+  /** Uploads in flight: base offset → attempt id. */
+  copying: Map<bigint, string>;
+  /** Where the next upload starts (past the segments in flight). */
+  cursor: bigint;
+  /** Bumped by a failure: in-flight uploads of an older generation never commit. */
+  generation: number;
+  /** Settles true once the latest started upload has committed (false if it did not). */
+  commitTail: Promise<boolean>;
   force: boolean;
   backoffUntil: number;
   lastError: string | null;
@@ -190,8 +196,10 @@ export class TieredStorage {
         log,
         policy,
         manifest,
-        copying: null,
-        busy: false,
+        copying: new Map(),
+        cursor: remoteEndOffset(manifest),
+        generation: 0,
+        commitTail: Promise.resolve(true),
         force: false,
         backoffUntil: 0,
         lastError: null,
@@ -269,7 +277,7 @@ export class TieredStorage {
 
   async #drainUploads(tier: Tier): Promise<void> {
     this.#pump(tier);
-    while (tier.busy || this.#nextCandidate(tier, Date.now()) !== undefined) {
+    while (tier.copying.size > 0 || this.#nextCandidate(tier, Date.now()) !== undefined) {
       if (tier.lastError && tier.backoffUntil > Date.now()) throw new MeridianError(ErrorCode.StorageIo, `offload of ${tier.ref.topic}-${tier.ref.partition} failed: ${tier.lastError}`, { retriable: true });
       await new Promise((r) => setTimeout(r, 20));
       this.#pump(tier);
@@ -277,7 +285,8 @@ export class TieredStorage {
   }
 
   #nextCandidate(tier: Tier, now: number): SegmentInfo | undefined {
-    const end = remoteEndOffset(tier.manifest);
+    const committed = remoteEndOffset(tier.manifest);
+    const end = tier.cursor > committed ? tier.cursor : committed;
     const sealed = tier.log.segments().filter((s) => s.sealed && s.nextOffset > end);
     const first = sealed[0];
     if (first === undefined) return undefined;
@@ -290,40 +299,63 @@ export class TieredStorage {
     return undefined;
   }
 
+  /**
+   * Starts uploads for the partition, up to `uploadConcurrency` at once. Objects upload in
+   * parallel; manifest commits happen strictly in offset order (each waits for the one
+   * before), so the manifest stays one contiguous run. A failure bumps the generation: the
+   * uploads behind it never commit (their objects are removed) and the partition backs off.
+   */
   #pump(tier: Tier): void {
-    if (tier.busy || this.#closed || Date.now() < tier.backoffUntil) return;
-    const seg = this.#nextCandidate(tier, Date.now());
-    if (seg === undefined) {
-      tier.force = false;
-      return;
-    }
-    tier.busy = true;
-    void this.#queue
-      .add(() => this.#upload(tier, seg))
-      .then(
-        () => {
-          tier.lastError = null;
-          tier.busy = false;
-          this.#pump(tier);
+    if (this.#closed || Date.now() < tier.backoffUntil) return;
+    while (tier.copying.size < this.#opts.policy.uploadConcurrency) {
+      const seg = this.#nextCandidate(tier, Date.now());
+      if (seg === undefined) {
+        if (tier.copying.size === 0) tier.force = false;
+        return;
+      }
+      const attemptId = crypto.randomBytes(4).toString('hex');
+      tier.cursor = seg.nextOffset;
+      tier.copying.set(seg.baseOffset, attemptId);
+      const generation = tier.generation;
+      const previous = tier.commitTail;
+      const committed = this.#queue
+        .add(() => this.#uploadObjects(tier, seg, attemptId))
+        .then(async (remote) => {
+          if (!(await previous) || generation !== tier.generation) {
+            await this.#removeObjects(remote);
+            return false;
+          }
+          await this.#commit(tier, seg, remote);
+          return true;
+        });
+      tier.commitTail = committed.catch(() => false);
+      committed.then(
+        (ok) => {
+          tier.copying.delete(seg.baseOffset);
+          if (ok) {
+            tier.lastError = null;
+            this.#pump(tier);
+          }
         },
         (err: unknown) => {
-          tier.busy = false;
-          tier.copying = null;
+          tier.copying.delete(seg.baseOffset);
           if (this.#closed) return;
+          tier.generation++;
+          tier.cursor = remoteEndOffset(tier.manifest);
           tier.lastError = (err as Error).message;
           tier.backoffUntil = Date.now() + Math.min(60_000, this.#opts.policy.checkIntervalMs);
           this.#log?.warn({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), err: tier.lastError }, 'offload failed; will retry');
         },
       );
+    }
   }
 
-  async #upload(tier: Tier, seg: SegmentInfo): Promise<void> {
-    const attemptId = crypto.randomBytes(4).toString('hex');
-    tier.copying = { baseOffset: seg.baseOffset, attemptId };
+  /** local → copying: the data and index objects, verified. The manifest is not touched. */
+  async #uploadObjects(tier: Tier, seg: SegmentInfo, attemptId: string): Promise<RemoteSegment> {
     const dataKey = ObjectKeys.segmentData(tier.ref, seg.baseOffset, attemptId);
     const indexKey = ObjectKeys.segmentIndex(tier.ref, seg.baseOffset, attemptId);
-    const started = Date.now();
     const signal = this.#signal;
+    const started = Date.now();
     // Data: streamed from the sealed file, its CRC-32C checked against the one taken at seal.
     await withRetry(async () => {
       let crc = 0;
@@ -346,7 +378,12 @@ export class TieredStorage {
     }, this.#retry, signal, (err, attempt) => this.#log?.debug({ dataKey, attempt, err: (err as Error).message }, 'retrying segment upload'));
     const index = fs.readFileSync(seg.indexPath);
     await withRetry(() => this.store.put(indexKey, index, { signal }), this.#retry, signal);
-    const remote: RemoteSegment = {
+    const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+    this.#log?.info(
+      { topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes, mbPerSec: +(seg.sizeBytes / 1e6 / seconds).toFixed(1) },
+      'segment uploaded',
+    );
+    return {
       baseOffset: seg.baseOffset,
       nextOffset: seg.nextOffset,
       maxTimestamp: seg.maxTimestamp,
@@ -358,22 +395,29 @@ export class TieredStorage {
       indexKey,
       uploadedAt: new Date().toISOString(),
     };
+  }
+
+  /** copying → copied: the manifest recording the segment is written. */
+  async #commit(tier: Tier, seg: SegmentInfo, remote: RemoteSegment): Promise<void> {
     await this.#updateManifest(tier, (m) => {
+      // First upload, or the local log moved past a gap (local retention ran before tiering
+      // was on): the remote run restarts here.
       if (m.segments.length === 0 || remoteEndOffset(m) !== seg.baseOffset) {
-        // First upload, or the local log moved past a gap: the remote run restarts here.
-        m.segments = m.segments.length > 0 && remoteEndOffset(m) === seg.baseOffset ? m.segments : [];
-        if (m.segments.length === 0) m.startOffset = seg.baseOffset;
+        m.segments = [];
+        m.startOffset = seg.baseOffset;
       }
-      m.segments.push(remote);
+      m.segments.push({ ...remote, uploadedAt: new Date().toISOString() });
     });
-    tier.copying = null;
     tier.uploadedSegments++;
     tier.uploadedBytes += seg.sizeBytes;
-    const seconds = (Date.now() - started) / 1000;
-    this.#log?.info(
-      { topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes, mbPerSec: +(seg.sizeBytes / 1e6 / Math.max(seconds, 0.001)).toFixed(1) },
-      'segment offloaded',
-    );
+    this.#log?.debug({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), manifestVersion: tier.manifest.version }, 'segment recorded in the manifest');
+  }
+
+  /** Best effort: objects of an attempt that will never be committed. */
+  async #removeObjects(remote: RemoteSegment): Promise<void> {
+    for (const key of [remote.dataKey, remote.indexKey]) {
+      await this.store.delete(key, { signal: this.#signal }).catch(() => {});
+    }
   }
 
   /** Applies `change` to a copy of the manifest, writes it, then adopts it (serialised). */
@@ -483,8 +527,8 @@ export class TieredStorage {
           remoteStartOffset: String(t.manifest.startOffset),
           remoteEndOffset: String(remoteEndOffset(t.manifest)),
           manifestVersion: t.manifest.version,
-          state: t.busy ? 'uploading' : t.lastError ? 'backing-off' : 'idle',
-          copying: t.copying ? `${t.copying.baseOffset}@${t.copying.attemptId}` : null,
+          state: t.copying.size > 0 ? 'uploading' : t.lastError ? 'backing-off' : 'idle',
+          copying: t.copying.size > 0 ? [...t.copying].map(([b, a]) => `${b}@${a}`).join(',') : null,
           uploadedSegments: t.uploadedSegments,
           uploadedBytes: t.uploadedBytes,
           lastError: t.lastError,
