@@ -270,3 +270,87 @@ async function killChild(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/** An s3rver fixture whose server can be stopped and started again on the same port and data. */
+export interface RestartableS3rverFixture extends StoreFixture {
+  stopServer(): Promise<void>;
+  /** Starts the server again: same port, same directory, so every object written before is back. */
+  startServer(): Promise<void>;
+  /** The port the server listens on in every incarnation. */
+  port: number;
+}
+
+/** Like S3RVER_CHILD, minus the write reporting, plus a fixed port (0 the first time). */
+const S3RVER_RESTARTABLE_CHILD = `
+const [, lib, dir, bucket, port] = process.argv;
+const S3rver = require(lib);
+const srv = new S3rver({ address: '127.0.0.1', port: Number(port), directory: dir, silent: true,
+  configureBuckets: [{ name: bucket, configs: [] }] });
+srv.run().then(({ port }) => console.log('S3rver listening on 127.0.0.1:' + port));
+process.on('SIGTERM', () => srv.close().finally(() => process.exit(0)));
+`;
+
+/**
+ * s3rver (in a child, for the reasons given at `startS3rver`) that a test can take away and
+ * bring back: `stopServer()` kills the process, the way an outage looks to a client (open
+ * connections reset, requests in flight fail, new connections are refused); `startServer()`
+ * starts a new one on the same port over the same directory, so every object written before
+ * is back. An object whose PUT the kill interrupted may be left torn on s3rver's disk (real
+ * stores never show one); its writer was told the PUT failed. The store object stays open
+ * throughout, as a broker's would.
+ */
+export async function startRestartableS3rver(): Promise<RestartableS3rverFixture> {
+  const { dir, cleanup } = tmpDir('meridian-s3rver-');
+  let child: ChildProcess | undefined;
+  const launch = async (port: number): Promise<number> => {
+    const c = spawn(process.execPath, ['-e', S3RVER_RESTARTABLE_CHILD, require.resolve('s3rver'), dir, BUCKET, String(port)], {
+      env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = c;
+    return waitForOutput(c, /listening on 127\.0\.0\.1:(\d+)/, 's3rver');
+  };
+  const port = await launch(0).catch((err: unknown) => {
+    cleanup();
+    throw err;
+  });
+  const secret = `s3-secret-${randomBytes(12).toString('hex')}`;
+  const store = new S3BlobStore({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    bucket: BUCKET,
+    prefix: PREFIX,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: secret },
+    partSize: PART_SIZE,
+    maxAttempts: 2,
+    connectTimeoutMs: 2_000,
+  });
+  // SIGKILL, not killChild's SIGTERM: s3rver's graceful close keeps serving requests on
+  // open keep-alive connections until they go idle, so a busy client would not notice.
+  const stopServer = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  const startServer = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) return;
+    await launch(port);
+  };
+  return {
+    store,
+    port,
+    stopServer,
+    startServer,
+    stop: once(async () => {
+      await store.close();
+      await stopServer();
+      cleanup();
+    }),
+    secrets: [secret],
+    ifNoneMatch: 's3rver does not enforce If-None-Match (RECIPES.md); real S3 and MinIO do',
+    partSize: PART_SIZE,
+  };
+}

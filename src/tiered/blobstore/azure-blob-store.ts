@@ -5,7 +5,8 @@
  * `uploadConcurrency` buffers in memory). Credentials: a connection string, or an account
  * with a shared key or a SAS token. (Entra ID / managed identity needs `@azure/identity`,
  * which is not a dependency yet.) The SDK's retry policy is bounded (`maxAttempts`, short
- * delays, per-try timeout) so a dead endpoint fails in seconds. Stateless besides `closed`.
+ * delays) and every call has an idle deadline, so a dead or silent endpoint fails in
+ * seconds. Stateless besides `closed`.
  */
 import type { Readable } from 'node:stream';
 import {
@@ -35,7 +36,7 @@ import {
   type PutOptions,
 } from './blob-store.js';
 import { classify, type SdkFailure } from './classify.js';
-import { abortBodyOnSignal, collectStream } from './stream-util.js';
+import { IdleDeadline, abortBodyOnSignal, collectStream } from './stream-util.js';
 
 export interface AzureBlobStoreOptions {
   container: string;
@@ -54,8 +55,12 @@ export interface AzureBlobStoreOptions {
   uploadConcurrency?: number;
   /** Tries per request, including the first. Default 3. */
   maxAttempts?: number;
-  /** Per-try timeout. Default 60 s. */
-  tryTimeoutMs?: number;
+  /**
+   * A call that moves no bytes for this long is aborted and fails retriable. Enforced here:
+   * the SDK's `tryTimeoutInMs` is only a server-side hint the client never enforces, so a
+   * server that accepts and never answers would hang a call forever. Default 30 s.
+   */
+  idleTimeoutMs?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -68,6 +73,7 @@ export class AzureBlobStore implements BlobStore {
   readonly #partSize: number;
   readonly #concurrency: number;
   readonly #secrets: string[];
+  readonly #idleMs: number;
   #closed = false;
 
   constructor(options: AzureBlobStoreOptions) {
@@ -78,13 +84,9 @@ export class AzureBlobStore implements BlobStore {
     }
     this.#concurrency = Math.max(1, options.uploadConcurrency ?? 4);
     this.#secrets = azureSecrets(options);
+    this.#idleMs = options.idleTimeoutMs ?? 30_000;
     const pipeline: StoragePipelineOptions = {
-      retryOptions: {
-        maxTries: options.maxAttempts ?? 3,
-        tryTimeoutInMs: options.tryTimeoutMs ?? 60_000,
-        retryDelayInMs: 100,
-        maxRetryDelayInMs: 2_000,
-      },
+      retryOptions: { maxTries: options.maxAttempts ?? 3, retryDelayInMs: 100, maxRetryDelayInMs: 2_000 },
     };
     let service: BlobServiceClient;
     if (options.connectionString !== undefined) {
@@ -111,20 +113,23 @@ export class AzureBlobStore implements BlobStore {
     abortBodyOnSignal(body, opts.signal);
     const blob = this.#container.getBlockBlobClient(this.#prefix + key);
     const conditions = opts.ifNoneMatch ? { ifNoneMatch: '*' } : undefined;
+    const idle = new IdleDeadline(opts.signal, this.#idleMs);
+    const common = { abortSignal: idle.signal, onProgress: idle.progress, conditions };
     try {
       const out = Buffer.isBuffer(body)
         ? await blob.uploadData(body, {
-            abortSignal: opts.signal,
-            conditions,
+            ...common,
             blockSize: this.#partSize,
             maxSingleShotSize: this.#partSize,
             concurrency: this.#concurrency,
           })
-        : await blob.uploadStream(body, this.#partSize, this.#concurrency, { abortSignal: opts.signal, conditions });
+        : await blob.uploadStream(body, this.#partSize, this.#concurrency, common);
       return { etag: out.etag };
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy();
-      throw this.#fail(ctx, err, opts.signal);
+      throw this.#fail(ctx, err, opts.signal, idle);
+    } finally {
+      idle.dispose();
     }
   }
 
@@ -135,25 +140,31 @@ export class AzureBlobStore implements BlobStore {
     const blob = this.#container.getBlobClient(this.#prefix + key);
     const offset = opts.range?.start ?? 0;
     const count = opts.range ? opts.range.end - opts.range.start + 1 : undefined;
+    const idle = new IdleDeadline(opts.signal, this.#idleMs);
     try {
-      const out = await blob.download(offset, count, { abortSignal: opts.signal, maxRetryRequests: 2 });
+      const out = await blob.download(offset, count, { abortSignal: idle.signal, maxRetryRequests: 2 });
       if (out.readableStreamBody === undefined) return Buffer.alloc(0);
-      return await collectStream(out.readableStreamBody, opts.signal, ctx);
+      return await collectStream(out.readableStreamBody, idle.signal, ctx, Infinity, idle.progress);
     } catch (err) {
-      throw this.#fail(ctx, err, opts.signal);
+      throw this.#fail(ctx, err, opts.signal, idle);
+    } finally {
+      idle.dispose();
     }
   }
 
   async head(key: string, opts: { signal: AbortSignal }): Promise<{ size: number; etag?: string } | null> {
     const ctx = this.#ctx('head', key);
     this.#check(ctx, opts.signal, key);
+    const idle = new IdleDeadline(opts.signal, this.#idleMs);
     try {
-      const out = await this.#container.getBlobClient(this.#prefix + key).getProperties({ abortSignal: opts.signal });
+      const out = await this.#container.getBlobClient(this.#prefix + key).getProperties({ abortSignal: idle.signal });
       return { size: out.contentLength ?? 0, etag: out.etag };
     } catch (err) {
-      const e = this.#fail(ctx, err, opts.signal);
+      const e = this.#fail(ctx, err, opts.signal, idle);
       if (e.kind === 'not-found') return null;
       throw e;
+    } finally {
+      idle.dispose();
     }
   }
 
@@ -161,9 +172,10 @@ export class AzureBlobStore implements BlobStore {
     const ctx = this.#ctx('list', prefix);
     this.#check(ctx, opts.signal);
     validatePageSize(ctx, opts.pageSize);
+    const idle = new IdleDeadline(opts.signal, this.#idleMs);
     try {
       const pages = this.#container
-        .listBlobsFlat({ prefix: this.#prefix + prefix, abortSignal: opts.signal })
+        .listBlobsFlat({ prefix: this.#prefix + prefix, abortSignal: idle.signal })
         .byPage({ continuationToken: opts.continuationToken, maxPageSize: opts.pageSize ?? 1000 });
       const next = await pages.next();
       const value = next.done ? undefined : next.value;
@@ -176,18 +188,23 @@ export class AzureBlobStore implements BlobStore {
       if (value?.continuationToken) page.nextToken = value.continuationToken;
       return page;
     } catch (err) {
-      throw this.#fail(ctx, err, opts.signal);
+      throw this.#fail(ctx, err, opts.signal, idle);
+    } finally {
+      idle.dispose();
     }
   }
 
   async delete(key: string, opts: { signal: AbortSignal }): Promise<void> {
     const ctx = this.#ctx('delete', key);
     this.#check(ctx, opts.signal, key);
+    const idle = new IdleDeadline(opts.signal, this.#idleMs);
     try {
-      await this.#container.getBlobClient(this.#prefix + key).delete({ abortSignal: opts.signal });
+      await this.#container.getBlobClient(this.#prefix + key).delete({ abortSignal: idle.signal });
     } catch (err) {
-      const e = this.#fail(ctx, err, opts.signal);
+      const e = this.#fail(ctx, err, opts.signal, idle);
       if (e.kind !== 'not-found') throw e;
+    } finally {
+      idle.dispose();
     }
   }
 
@@ -205,17 +222,21 @@ export class AzureBlobStore implements BlobStore {
     if (key !== undefined) validateKey(ctx, key);
   }
 
-  #fail(ctx: BlobErrorContext, err: unknown, signal: AbortSignal): BlobStoreError {
+  #fail(ctx: BlobErrorContext, err: unknown, signal: AbortSignal, idle: IdleDeadline): BlobStoreError {
     if (signal.aborted) return abortedError(ctx, signal);
     const failure: SdkFailure = {};
-    if (err instanceof RestError) {
-      failure.status = err.statusCode;
+    if (idle.timedOut) {
+      failure.kind = 'retriable';
+      err = new Error(`no progress for ${this.#idleMs} ms`, { cause: err });
+    } else if (err instanceof RestError || (err as { name?: unknown })?.name === 'RestError') {
+      const rest = err as RestError;
+      failure.status = rest.statusCode;
       // HEAD answers carry the service code only in a header (RECIPES.md: code undefined).
-      failure.serviceCode = err.code ?? err.response?.headers.get('x-ms-error-code') ?? undefined;
+      failure.serviceCode = rest.code ?? rest.response?.headers.get('x-ms-error-code') ?? undefined;
       const code = failure.serviceCode;
-      if (err.statusCode === 404 && code !== undefined && code !== 'BlobNotFound') {
+      if (rest.statusCode === 404 && code !== undefined && code !== 'BlobNotFound') {
         failure.kind = 'fatal'; // ContainerNotFound and friends: configuration
-      } else if (ctx.op === 'put' && (code === 'BlobAlreadyExists' || err.statusCode === 412)) {
+      } else if (ctx.op === 'put' && (code === 'BlobAlreadyExists' || rest.statusCode === 412)) {
         failure.kind = 'fatal';
         failure.code = BlobErrorCode.Exists;
       } else if (code === 'OperationTimedOut' || code === 'ServerBusy') {

@@ -71,6 +71,8 @@ export class GcsBlobStore implements BlobStore {
     }
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#secrets = options.credentials?.private_key ? [options.credentials.private_key] : [];
+    const attempts = Math.max(1, options.maxAttempts ?? 3);
+    const maxRetryDelaySec = 2; // this SDK's retry options are in seconds
     const config: StorageOptions = {
       projectId: options.projectId,
       apiEndpoint: options.apiEndpoint,
@@ -78,10 +80,14 @@ export class GcsBlobStore implements BlobStore {
       credentials: options.credentials,
       timeout: this.#timeoutMs,
       retryOptions: {
-        autoRetry: true,
-        maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
-        maxRetryDelay: 2, // seconds, like every delay in this SDK's retry options
-        totalTimeout: Math.ceil(this.#timeoutMs / 1000) * 2,
+        // `maxRetries: 0` is read as "unset" (default 3): turn retries off instead.
+        autoRetry: attempts > 1,
+        maxRetries: attempts - 1,
+        maxRetryDelay: maxRetryDelaySec,
+        // retry-request (under this SDK) never settles a request whose totalTimeout runs
+        // out: its retry path just returns. Keep totalTimeout beyond the whole retry
+        // schedule so that maxRetries always ends the cycle, with an error.
+        totalTimeout: attempts * (Math.ceil(this.#timeoutMs / 1000) + maxRetryDelaySec) + 60,
       },
     };
     this.#storage = new Storage(config);

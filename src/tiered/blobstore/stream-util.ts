@@ -12,6 +12,7 @@ export async function collectStream(
   ctx: BlobErrorContext,
   /** Stop (and destroy the stream) once this many bytes have arrived. */
   limit = Infinity,
+  onChunk?: () => void,
 ): Promise<Buffer> {
   const destroy = () => (stream as NodeJS.ReadableStream & { destroy?: (e?: Error) => void }).destroy?.();
   if (signal.aborted) {
@@ -26,6 +27,7 @@ export async function collectStream(
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
       chunks.push(buf);
       length += buf.length;
+      onChunk?.();
       if (length >= limit) {
         destroy();
         break;
@@ -74,4 +76,34 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal, ctx: BlobErr
  */
 export function abortBodyOnSignal(body: Buffer | Readable, signal: AbortSignal): void {
   if (!Buffer.isBuffer(body)) addAbortSignal(signal, body);
+}
+
+/**
+ * Aborts a call that has made no progress for `idleMs`: for SDKs whose own timeout is not
+ * enforced by the client (Azure's `tryTimeoutInMs` is only a server-side hint). `signal`
+ * combines the caller's signal with the idle timer; feed `progress` from the SDK's
+ * progress callbacks; `timedOut` tells an idle abort from the caller's. Call `dispose()`.
+ */
+export class IdleDeadline {
+  readonly signal: AbortSignal;
+  readonly #own = new AbortController();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(caller: AbortSignal, idleMs: number) {
+    this.signal = AbortSignal.any([caller, this.#own.signal]);
+    this.#timer = setTimeout(() => this.#own.abort(new Error(`no progress for ${idleMs} ms`)), idleMs);
+    this.#timer.unref();
+  }
+
+  readonly progress = (): void => {
+    if (!this.#own.signal.aborted) this.#timer.refresh();
+  };
+
+  get timedOut(): boolean {
+    return this.#own.signal.aborted;
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer);
+  }
 }

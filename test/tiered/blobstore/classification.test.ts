@@ -49,7 +49,7 @@ function reply(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 const configs = (): Array<[string, BlobStoreConfig]> => [
   ['s3', { type: 's3', endpoint, forcePathStyle: true, bucket: 'b', credentials: { accessKeyId: 'k', secretAccessKey: 'sssssss' }, maxAttempts: 1, socketTimeoutMs: 300 }],
-  ['azure', { type: 'azure', account: 'devstoreaccount1', accountKey: Buffer.alloc(32, 1).toString('base64'), endpoint: `${endpoint}/devstoreaccount1`, container: 'c', maxAttempts: 1, tryTimeoutMs: 300 }],
+  ['azure', { type: 'azure', account: 'devstoreaccount1', accountKey: Buffer.alloc(32, 1).toString('base64'), endpoint: `${endpoint}/devstoreaccount1`, container: 'c', maxAttempts: 1, idleTimeoutMs: 300 }],
   ['gcs', { type: 'gcs', apiEndpoint: endpoint, projectId: 'p', bucket: 'b', maxAttempts: 1, timeoutMs: 300 }],
 ];
 

@@ -174,6 +174,13 @@ export function conformance(name: string, factory: () => Promise<StoreFixture>):
         assert.equal(err.kind, 'fatal');
         assert.ok((await store.get(k(`create-only/${key}`), { signal: live() })).equals(original), `${key} kept its bytes`);
       }
+      // Racing creators (an offload retried while the first attempt still runs): one wins.
+      const bodies = Array.from({ length: 8 }, () => randomBytes(1000));
+      const results = await Promise.allSettled(bodies.map((b) => store.put(k('create-only/race'), b, { signal: live(), ifNoneMatch: true })));
+      const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      assert.equal(winners.length, 1, 'exactly one create-only put succeeds');
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as BlobStoreError).code, 'BLOB_EXISTS');
+      assert.ok((await store.get(k('create-only/race'), { signal: live() })).equals(bodies[winners[0]]), "the winner's bytes are stored");
     });
 
     test('keys with empty, "." or ".." segments are refused before any I/O', async () => {
