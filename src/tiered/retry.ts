@@ -31,8 +31,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: 
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    // Not unref'd: a retry in progress is work the process must stay up for (a broker
+    // starting while its store is down would otherwise exit mid-start-up).
     const t = setTimeout(done, ms);
-    t.unref();
     signal?.addEventListener('abort', done, { once: true });
     function done() {
       clearTimeout(t);

@@ -120,6 +120,12 @@ export class TieredStorage {
   #timer: NodeJS.Timeout | undefined;
   #offs: Array<() => void> = [];
   #closed = false;
+  /** Topics waiting for their manifests (store down), with their veto guards' removers. */
+  #pending = new Map<string, () => void>();
+  #restorePending = true;
+  #catchingUp = false;
+  /** Why the store could not be reached at the last attempt, if it could not. */
+  #unavailable: string | null = null;
 
   private constructor(opts: TieredStorageOptions) {
     this.#opts = opts;
@@ -132,19 +138,65 @@ export class TieredStorage {
   /** Restores topics the bucket knows and the disk does not, then starts offloading. */
   static async start(opts: TieredStorageOptions): Promise<TieredStorage> {
     const ts = new TieredStorage(opts);
-    await ts.#restoreFromBucket();
-    for (const t of opts.topics.listTopics()) await ts.#attach(t);
+    for (const t of opts.topics.listTopics()) ts.#pend(t);
+    // A store that is down must not keep the broker from serving local data: what cannot be
+    // restored or attached now is retried on every tick.
+    await ts.#catchUp();
     ts.#offs.push(
       opts.topics.onSegmentSealed((topic, partition) => {
         const tier = ts.#tiers.get(topic)?.[partition];
         if (tier) ts.#pump(tier);
       }),
-      opts.topics.onTopicChange((event, info) => void (event === 'created' ? ts.#attach(info) : ts.#detach(info)).catch((err) => ts.#log?.error({ err, topic: info.name }, 'tiered topic change failed'))),
+      opts.topics.onTopicChange((event, info) => {
+        if (event === 'created') {
+          ts.#pend(info);
+          void ts.#catchUp();
+        } else {
+          ts.#pending.get(info.name)?.();
+          ts.#pending.delete(info.name);
+          void ts.#detach(info).catch((err) => ts.#log?.error({ err, topic: info.name }, 'removing a deleted topic from the bucket failed'));
+        }
+      }),
     );
     ts.#timer = setInterval(() => ts.tick(), opts.policy.checkIntervalMs);
     ts.#timer.unref();
     ts.tick();
     return ts;
+  }
+
+  /**
+   * Queues a topic for attachment. Until its manifests are loaded its logs keep everything:
+   * a guard vetoes all local retention, since nobody knows yet what the bucket holds.
+   */
+  #pend(info: TopicInfo): void {
+    if (this.#tiers.has(info.name) || this.#pending.has(info.name) || info.config.remoteStorage === false) return;
+    const offs = this.#opts.topics.partitions(info.name).map((log) => log.addRetentionGuard(() => false));
+    this.#pending.set(info.name, () => offs.forEach((off) => off()));
+  }
+
+  /** Restores from the bucket and attaches pending topics; failures wait for the next tick. */
+  async #catchUp(): Promise<void> {
+    if (this.#catchingUp || this.#closed) return;
+    this.#catchingUp = true;
+    try {
+      if (this.#restorePending) {
+        await this.#restoreFromBucket();
+        this.#restorePending = false;
+        for (const t of this.#opts.topics.listTopics()) this.#pend(t);
+      }
+      for (const name of [...this.#pending.keys()]) {
+        const info = this.#opts.topics.getTopic(name);
+        if (info) await this.#attach(info);
+        this.#pending.get(name)?.();
+        this.#pending.delete(name);
+      }
+      this.#unavailable = null;
+    } catch (err) {
+      this.#unavailable = (err as Error).message;
+      this.#log?.warn({ err: this.#unavailable, pendingTopics: [...this.#pending.keys()] }, 'object store unavailable; serving local data, will retry');
+    } finally {
+      this.#catchingUp = false;
+    }
   }
 
   get #signal(): AbortSignal {
@@ -178,6 +230,7 @@ export class TieredStorage {
 
   async #attach(info: TopicInfo): Promise<void> {
     if (this.#tiers.has(info.name) || info.config.remoteStorage === false) return;
+    // Short retry budgets here: a store that is down is retried by the next tick instead.
     const policy: TieredPolicy = {
       ...this.#opts.policy,
       localRetentionBytes: info.config.localRetentionBytes ?? this.#opts.policy.localRetentionBytes,
@@ -254,6 +307,7 @@ export class TieredStorage {
   /** One evaluation of every rule for every partition (also runs on a timer). */
   tick(now = Date.now()): void {
     if (this.#closed) return;
+    if (this.#restorePending || this.#pending.size > 0) void this.#catchUp();
     for (const tiers of this.#tiers.values()) {
       for (const tier of tiers) {
         this.#pump(tier);
@@ -512,6 +566,16 @@ export class TieredStorage {
     return null;
   }
 
+  /** Why the store was unreachable at the last attempt (null when it was reached). */
+  get unavailable(): string | null {
+    return this.#unavailable;
+  }
+
+  /** Topics whose manifests could not be loaded yet (their local data is kept whole). */
+  get pendingTopics(): string[] {
+    return [...this.#pending.keys()];
+  }
+
   status(): PartitionTierStatus[] {
     const out: PartitionTierStatus[] = [];
     for (const tiers of this.#tiers.values()) {
@@ -547,6 +611,7 @@ export class TieredStorage {
     this.#queue.clear();
     await this.#queue.onIdle();
     for (const tiers of this.#tiers.values()) for (const t of tiers) t.removeGuard();
+    for (const off of this.#pending.values()) off();
     await this.reader.close();
     await this.store.close();
   }

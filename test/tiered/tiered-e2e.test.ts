@@ -259,3 +259,39 @@ test('per-topic policy through CreateTopics configs; unknown configs are refused
   assert.equal(tb.broker.topics.partition('keep-local', 0)!.logStartOffset, 0n, 'local.retention.bytes=-1 keeps the local copies');
   assert.equal(tb.broker.topics.getTopic('keep-local')!.config.retentionMs, -1);
 });
+
+test('a store that is down at start-up: the broker serves local data, keeps it whole, and tiers once the store is back', async () => {
+  const { startRestartableS3rver } = await import('../helpers/object-stores.js');
+  const f = await startRestartableS3rver();
+  cleanups.push(() => f.stop());
+  await f.stopServer();
+  const tb = await startBroker({ ...TIERED, tiered: { ...TIERED.tiered, checkIntervalMs: 100 } }, undefined, { blobStore: f.store });
+  cleanups.push(() => tb.cleanup());
+  assert.ok(tb.broker.tiered!.unavailable, 'the outage is visible');
+  const sent = await produce(tb.bootstrap, 'outage', 1500);
+  const logs = tb.broker.topics.partitions('outage');
+  assert.ok(logs.some((l) => l.segments().length > 3), 'segments sealed meanwhile');
+  assert.equal(logs.reduce((n, l) => n + Number(l.logStartOffset), 0), 0, 'nothing was deleted locally');
+  // Back up: the topic attaches, everything sealed offloads, local copies go.
+  await f.startServer();
+  await waitFor('attach and offload after the outage', () => {
+    const st = tb.broker.tiered!.status().filter((s) => s.topic === 'outage');
+    return st.length === logs.length && st.every((s) => s.localSegments === 1 && s.remoteSegments > 0 || s.localBytes < 64 * 1024);
+  }, 60_000);
+  assert.equal(tb.broker.tiered!.unavailable, null);
+  const kafka = new Kafka({ brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: 'outage-check' });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'outage', fromBeginning: true });
+  const got = new Map<string, Buffer>();
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        got.set(message.key!.toString(), Buffer.from(message.value!));
+        if (got.size === sent.length) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  for (const s of sent) assert.ok(got.get(s.key)!.equals(s.value));
+});
