@@ -93,6 +93,9 @@ interface Tier {
   generation: number;
   /** Settles true once the latest started upload has committed (false if it did not). */
   commitTail: Promise<boolean>;
+  /** Every upload in flight, so a new generation can wait for the old one to settle. */
+  inflight: Set<Promise<boolean>>;
+  retentionRunning: boolean;
   force: boolean;
   backoffUntil: number;
   lastError: string | null;
@@ -253,6 +256,8 @@ export class TieredStorage {
         cursor: remoteEndOffset(manifest),
         generation: 0,
         commitTail: Promise.resolve(true),
+        inflight: new Set(),
+        retentionRunning: false,
         force: false,
         backoffUntil: 0,
         lastError: null,
@@ -383,9 +388,11 @@ export class TieredStorage {
           return true;
         });
       tier.commitTail = committed.catch(() => false);
+      tier.inflight.add(committed);
       committed.then(
         (ok) => {
           tier.copying.delete(seg.baseOffset);
+          tier.inflight.delete(committed);
           if (ok) {
             tier.lastError = null;
             this.#pump(tier);
@@ -393,8 +400,12 @@ export class TieredStorage {
         },
         (err: unknown) => {
           tier.copying.delete(seg.baseOffset);
+          tier.inflight.delete(committed);
           if (this.#closed) return;
+          // A new generation: uploads still in flight will not commit (their predecessor
+          // failed); the next ones start from the manifest's end once those have settled.
           tier.generation++;
+          tier.commitTail = Promise.allSettled([...tier.inflight]).then(() => true);
           tier.cursor = remoteEndOffset(tier.manifest);
           tier.lastError = (err as Error).message;
           tier.backoffUntil = Date.now() + Math.min(60_000, this.#opts.policy.checkIntervalMs);
@@ -453,10 +464,17 @@ export class TieredStorage {
 
   /** copying → copied: the manifest recording the segment is written. */
   async #commit(tier: Tier, seg: SegmentInfo, remote: RemoteSegment): Promise<void> {
+    const end = remoteEndOffset(tier.manifest);
+    if (tier.manifest.segments.length > 0 && seg.baseOffset < end) {
+      // Already recorded (a stale upload): never rewrite history, drop the duplicate objects.
+      this.#log?.warn({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), remoteEnd: String(end) }, 'discarding an upload of a segment already in the manifest');
+      await this.#removeObjects(remote);
+      return;
+    }
     await this.#updateManifest(tier, (m) => {
-      // First upload, or the local log moved past a gap (local retention ran before tiering
+      // First upload, or a real gap above the remote end (local retention ran before tiering
       // was on): the remote run restarts here.
-      if (m.segments.length === 0 || remoteEndOffset(m) !== seg.baseOffset) {
+      if (m.segments.length === 0 || seg.baseOffset > remoteEndOffset(m)) {
         m.segments = [];
         m.startOffset = seg.baseOffset;
       }
@@ -513,26 +531,36 @@ export class TieredStorage {
    */
   async #applyRemoteRetention(tier: Tier, now: number): Promise<void> {
     const { retentionMs, retentionBytes } = tier.log.options;
-    if (tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0)) return;
-    const localStart = tier.log.logStartOffset;
-    let total = tier.log.sizeBytes + tier.manifest.segments.filter((s) => s.nextOffset <= localStart).reduce((n, s) => n + s.sizeBytes, 0);
-    const expired: RemoteSegment[] = [];
-    for (const seg of tier.manifest.segments) {
-      const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
-      const bySize = retentionBytes >= 0 && total - (seg.nextOffset <= localStart ? seg.sizeBytes : 0) >= retentionBytes;
-      if (!byTime && !bySize) break;
-      expired.push(seg);
-      if (seg.nextOffset <= localStart) total -= seg.sizeBytes;
-    }
-    if (expired.length === 0) return;
-    await this.#updateManifest(tier, (m) => {
-      m.segments = m.segments.slice(expired.length);
-      m.startOffset = m.segments[0]?.baseOffset ?? expired[expired.length - 1].nextOffset;
-    });
-    for (const seg of expired) {
-      await withRetry(() => this.store.delete(seg.dataKey, { signal: this.#signal }), this.#retry, this.#signal);
-      await withRetry(() => this.store.delete(seg.indexKey, { signal: this.#signal }), this.#retry, this.#signal);
-      this.#log?.info({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes }, 'remote segment expired by retention');
+    if (tier.retentionRunning || tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0)) return;
+    tier.retentionRunning = true;
+    try {
+      const localStart = tier.log.logStartOffset;
+      let total = tier.log.sizeBytes + tier.manifest.segments.filter((s) => s.nextOffset <= localStart).reduce((n, s) => n + s.sizeBytes, 0);
+      const expired: RemoteSegment[] = [];
+      for (const seg of tier.manifest.segments) {
+        const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
+        const bySize = retentionBytes >= 0 && total - (seg.nextOffset <= localStart ? seg.sizeBytes : 0) >= retentionBytes;
+        if (!byTime && !bySize) break;
+        expired.push(seg);
+        if (seg.nextOffset <= localStart) total -= seg.sizeBytes;
+      }
+      if (expired.length === 0) return;
+      // Removed by identity, not by count: applying the same change twice is harmless.
+      const gone = new Set(expired.map((s) => s.dataKey));
+      await this.#updateManifest(tier, (m) => {
+        const kept = m.segments.filter((s) => !gone.has(s.dataKey));
+        if (kept.length === m.segments.length) return;
+        const lastGone = m.segments.filter((s) => gone.has(s.dataKey)).at(-1)!;
+        m.segments = kept;
+        m.startOffset = kept[0]?.baseOffset ?? lastGone.nextOffset;
+      });
+      for (const seg of expired) {
+        await withRetry(() => this.store.delete(seg.dataKey, { signal: this.#signal }), this.#retry, this.#signal);
+        await withRetry(() => this.store.delete(seg.indexKey, { signal: this.#signal }), this.#retry, this.#signal);
+        this.#log?.info({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes }, 'remote segment expired by retention');
+      }
+    } finally {
+      tier.retentionRunning = false;
     }
   }
 
