@@ -21,7 +21,6 @@ import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from '../tiered/blobstore/blob-store.js';
-import { RemoteSegmentReader } from '../tiered/remote-reader.js';
 import { createStoreFrom, tieredPolicyFrom } from '../tiered/tiered-config.js';
 import { TieredStorage } from '../tiered/tiered-storage.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
@@ -97,7 +96,7 @@ export class Broker {
         tiered = await TieredStorage.start({
           store,
           topics,
-          reader: new RemoteSegmentReader({ store, cacheBytes: config.tiered.cache.bytes, blockBytes: config.tiered.cache.blockBytes, maxConcurrentGets: config.tiered.cache.readConcurrency }),
+          cache: config.tiered.cache,
           policy: tieredPolicyFrom(config),
           logger: log,
         });

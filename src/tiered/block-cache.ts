@@ -38,6 +38,8 @@ export interface BlockCacheOptions {
   maxConcurrentGets?: number;
   /** Blocks to prefetch after a miss; capped at half the blocks the cache can hold. */
   readAheadBlocks?: number;
+  /** Told of every block lookup (per-partition hit ratios are kept by the caller). */
+  onLookup?: (key: string, hit: boolean) => void;
 }
 
 export interface BlockCacheStats {
@@ -116,6 +118,7 @@ export class BlockCache {
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new MeridianError(ErrorCode.BadConfig, `maxConcurrentGets must be a positive integer, got ${concurrency}`);
     if (!Number.isSafeInteger(opts.cacheBytes) || opts.cacheBytes < 0) throw new MeridianError(ErrorCode.BadConfig, `cacheBytes must be a non-negative integer, got ${opts.cacheBytes}`);
     this.#store = opts.store;
+    this.#onLookup = opts.onLookup;
     this.blockBytes = blockBytes;
     this.cacheBytes = opts.cacheBytes;
     // Read-ahead may fill at most half the cache, so prefetched blocks cannot evict the blocks
@@ -134,6 +137,8 @@ export class BlockCache {
    * Blocks `first..last` of `key` (an object of `size` bytes), as one promise per block,
    * registered in order before any is awaited. Read-ahead follows the highest missed block.
    */
+  readonly #onLookup: ((key: string, hit: boolean) => void) | undefined;
+
   blocks(key: string, size: number, first: number, last: number, signal?: AbortSignal): Array<Promise<Buffer>> {
     this.#checkOpen();
     const out: Array<Promise<Buffer>> = [];
@@ -141,6 +146,7 @@ export class BlockCache {
     for (let n = first; n <= last; n++) {
       const id = blockId(key, n);
       const entry = this.#lru.get(id);
+      this.#onLookup?.(key, entry !== undefined);
       if (entry !== undefined) {
         this.#stats.hits++;
         this.#lru.delete(id);

@@ -49,6 +49,12 @@ export const ObjectKeys = {
     return `${ObjectKeys.segmentsPrefix(p)}${baseOffset.toString().padStart(20, '0')}-${attemptId}.index`;
   },
 
+  /** The partition a segment object belongs to, as `<topic>/<partition>`, or null. */
+  partitionOfSegmentKey(key: string): string | null {
+    const m = /^topics\/([^/]+)\/[^/]+\/(\d+)\/segments\//.exec(key);
+    return m ? `${m[1]}/${m[2]}` : null;
+  },
+
   /** The topic name of a `topics/<topic>/topic.json` key, or null for any other key. */
   topicOfDescriptor(key: string): string | null {
     const m = /^topics\/([^/]+)\/topic\.json$/.exec(key);

@@ -51,6 +51,8 @@ export interface RemoteSegmentReaderOptions {
   readAheadBlocks?: number;
   /** Decoded segment indexes kept (LRU); default 64. */
   indexCacheEntries?: number;
+  /** Told of every block lookup: `hit` when the block was cached. */
+  onLookup?: (key: string, hit: boolean) => void;
 }
 
 export interface RemoteReaderStats extends BlockCacheStats {
@@ -87,6 +89,7 @@ export class RemoteSegmentReader {
       blockBytes: opts.blockBytes,
       maxConcurrentGets: opts.maxConcurrentGets,
       readAheadBlocks: opts.readAheadBlocks ?? DEFAULT_READ_AHEAD_BLOCKS,
+      onLookup: opts.onLookup,
     });
     this.#indexEntries = opts.indexCacheEntries ?? DEFAULT_INDEX_CACHE_ENTRIES;
   }

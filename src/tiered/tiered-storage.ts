@@ -33,7 +33,7 @@ import type { TopicInfo, TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from './blobstore/blob-store.js';
 import { emptyManifest, loadManifest, remoteEndOffset, saveManifest, segmentFor, type PartitionManifest, type RemoteSegment } from './manifest.js';
 import { ObjectKeys, type PartitionRef } from './object-keys.js';
-import type { RemoteSegmentReader } from './remote-reader.js';
+import { RemoteSegmentReader } from './remote-reader.js';
 import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
 
 export interface TieredPolicy {
@@ -54,7 +54,8 @@ export interface TieredPolicy {
 export interface TieredStorageOptions {
   store: BlobStore;
   topics: TopicManager;
-  reader: RemoteSegmentReader;
+  /** The remote read cache (the reader is built here, so hits can be counted per partition). */
+  cache: { bytes: number; blockBytes: number; readConcurrency: number };
   policy: TieredPolicy;
   retry?: RetryPolicy;
   logger?: Logger;
@@ -76,6 +77,7 @@ export interface PartitionTierStatus {
   copying: string | null;
   uploadedSegments: number;
   uploadedBytes: number;
+  cacheHitRatio: number | null;
   lastError: string | null;
 }
 
@@ -125,6 +127,8 @@ export class TieredStorage {
   #closed = false;
   /** Topics waiting for their manifests (store down), with their veto guards' removers. */
   #pending = new Map<string, () => void>();
+  /** Cache lookups per `<topic>/<partition>`. */
+  #lookups = new Map<string, { hits: number; misses: number }>();
   #restorePending = true;
   #catchingUp = false;
   /** Why the store could not be reached at the last attempt, if it could not. */
@@ -133,7 +137,20 @@ export class TieredStorage {
   private constructor(opts: TieredStorageOptions) {
     this.#opts = opts;
     this.store = opts.store;
-    this.reader = opts.reader;
+    this.reader = new RemoteSegmentReader({
+      store: opts.store,
+      cacheBytes: opts.cache.bytes,
+      blockBytes: opts.cache.blockBytes,
+      maxConcurrentGets: opts.cache.readConcurrency,
+      onLookup: (key, hit) => {
+        const p = ObjectKeys.partitionOfSegmentKey(key);
+        if (p === null) return;
+        const c = this.#lookups.get(p) ?? { hits: 0, misses: 0 };
+        if (hit) c.hits++;
+        else c.misses++;
+        this.#lookups.set(p, c);
+      },
+    });
     this.#log = opts.logger?.child({ component: 'tiered', store: opts.store.name });
     this.#queue = new PQueue({ concurrency: opts.policy.uploadConcurrency });
   }
@@ -623,6 +640,7 @@ export class TieredStorage {
           copying: t.copying.size > 0 ? [...t.copying].map(([b, a]) => `${b}@${a}`).join(',') : null,
           uploadedSegments: t.uploadedSegments,
           uploadedBytes: t.uploadedBytes,
+          cacheHitRatio: hitRatio(this.#lookups.get(`${t.ref.topic}/${t.ref.partition}`)),
           lastError: t.lastError,
         });
       }
@@ -643,4 +661,8 @@ export class TieredStorage {
     await this.reader.close();
     await this.store.close();
   }
+}
+
+function hitRatio(c: { hits: number; misses: number } | undefined): number | null {
+  return c === undefined || c.hits + c.misses === 0 ? null : c.hits / (c.hits + c.misses);
 }
