@@ -57,9 +57,9 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
         return { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
       }
       logs.push(log);
-      const logStartOffset = opts.tiered?.logStartOffset(req.topic, req.partition) ?? log.logStartOffset;
-      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset };
+      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
       try {
+        base.logStartOffset = opts.tiered?.logStartOffset(req.topic, req.partition) ?? log.logStartOffset;
         const budget = Math.max(1, Math.min(req.maxBytes, opts.maxBytes));
         const remote = opts.tiered && req.fetchOffset < log.logStartOffset ? await opts.tiered.read(req.topic, req.partition, req.fetchOffset, budget, opts.signal) : undefined;
         if (remote) return { ...base, highWatermark: remote.highWatermark, errorCode: 0, records: remote.records };

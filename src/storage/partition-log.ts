@@ -317,6 +317,7 @@ export class PartitionLog {
     const hw = this.#writtenEnd;
     const limit = opts.upTo !== undefined && opts.upTo < hw ? opts.upTo : hw;
     for (;;) {
+      if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, `log ${this.dir} is closed`, { retriable: true });
       const logStart = this.logStartOffset;
       if (offset < logStart || offset > hw) {
         throw new MeridianError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside the log's range [${logStart}, ${hw}] in ${this.dir}`);

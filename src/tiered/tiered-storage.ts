@@ -22,7 +22,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { Transform } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import { crc32c } from '@node-rs/crc32';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
@@ -98,6 +98,8 @@ interface Tier {
   /** Every upload in flight, so a new generation can wait for the old one to settle. */
   inflight: Set<Promise<boolean>>;
   retentionRunning: boolean;
+  /** The topic was deleted: nothing more is started for this tier. */
+  detached: boolean;
   force: boolean;
   backoffUntil: number;
   lastError: string | null;
@@ -159,9 +161,9 @@ export class TieredStorage {
   static async start(opts: TieredStorageOptions): Promise<TieredStorage> {
     const ts = new TieredStorage(opts);
     for (const t of opts.topics.listTopics()) ts.#pend(t);
-    // A store that is down must not keep the broker from serving local data: what cannot be
-    // restored or attached now is retried on every tick.
-    await ts.#catchUp();
+    // A store that is down must not keep the broker from serving local data: one attempt now
+    // (a restore should finish before clients connect), the rest retried on every tick.
+    await ts.#catchUp({ ...ts.#retry, attempts: 1 });
     ts.#offs.push(
       opts.topics.onSegmentSealed((topic, partition) => {
         const tier = ts.#tiers.get(topic)?.[partition];
@@ -195,77 +197,97 @@ export class TieredStorage {
   }
 
   /** Restores from the bucket and attaches pending topics; failures wait for the next tick. */
-  async #catchUp(): Promise<void> {
+  async #catchUp(retry: RetryPolicy = this.#retry): Promise<void> {
     if (this.#catchingUp || this.#closed) return;
     this.#catchingUp = true;
+    const failures: string[] = [];
     try {
       if (this.#restorePending) {
-        await this.#restoreFromBucket();
-        this.#restorePending = false;
-        for (const t of this.#opts.topics.listTopics()) this.#pend(t);
+        try {
+          failures.push(...(await this.#restoreFromBucket(retry)));
+          this.#restorePending = false;
+          for (const t of this.#opts.topics.listTopics()) this.#pend(t);
+        } catch (err) {
+          failures.push(`listing the bucket: ${(err as Error).message}`);
+        }
       }
+      // One topic's trouble must not hold the others back.
       for (const name of [...this.#pending.keys()]) {
         const info = this.#opts.topics.getTopic(name);
-        if (info) await this.#attach(info);
-        this.#pending.get(name)?.();
-        this.#pending.delete(name);
+        try {
+          if (info) await this.#attach(info, retry);
+          this.#pending.get(name)?.();
+          this.#pending.delete(name);
+        } catch (err) {
+          failures.push(`${name}: ${(err as Error).message}`);
+        }
       }
-      this.#unavailable = null;
-    } catch (err) {
-      this.#unavailable = (err as Error).message;
-      this.#log?.warn({ err: this.#unavailable, pendingTopics: [...this.#pending.keys()] }, 'object store unavailable; serving local data, will retry');
     } finally {
       this.#catchingUp = false;
     }
+    this.#unavailable = failures.length === 0 ? null : failures.join('; ');
+    if (failures.length > 0) this.#log?.warn({ failures, pendingTopics: [...this.#pending.keys()] }, 'tiered storage cannot reach or read the object store for some topics; their local data is kept whole; will retry');
   }
 
   get #signal(): AbortSignal {
     return this.#abort.signal;
   }
 
-  async #restoreFromBucket(): Promise<void> {
+  /** Recreates topics the bucket describes; returns per-topic failures (others proceed). */
+  async #restoreFromBucket(retry: RetryPolicy): Promise<string[]> {
     const topics = this.#opts.topics;
+    const failures: string[] = [];
     let token: string | undefined;
     do {
-      const page = await withRetry(() => this.store.list(ObjectKeys.topicsPrefix(), { signal: this.#signal, continuationToken: token }), this.#retry);
+      const page = await withRetry(() => this.store.list(ObjectKeys.topicsPrefix(), { signal: this.#signal, continuationToken: token }), retry);
       for (const { key } of page.keys) {
         const name = ObjectKeys.topicOfDescriptor(key);
         if (name === null || topics.getTopic(name)) continue;
-        const d = JSON.parse((await withRetry(() => this.store.get(key, { signal: this.#signal }), this.#retry)).toString('utf8')) as TopicDescriptor;
-        const starts: bigint[] = [];
-        for (let p = 0; p < d.partitions; p++) {
-          const m = await loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal);
-          starts.push(m ? remoteEndOffset(m) : 0n);
+        try {
+          const d = JSON.parse((await withRetry(() => this.store.get(key, { signal: this.#signal }), retry)).toString('utf8')) as TopicDescriptor;
+          const starts: bigint[] = [];
+          for (let p = 0; p < d.partitions; p++) {
+            const m = await withRetry(() => loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal), retry);
+            starts.push(m ? remoteEndOffset(m) : 0n);
+          }
+          await topics.createTopic(d.name, d.partitions, d.config ?? {}, { id: d.id, startOffsets: starts });
+          this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
+        } catch (err) {
+          failures.push(`restoring ${name}: ${(err as Error).message}`);
         }
-        await topics.createTopic(d.name, d.partitions, d.config ?? {}, { id: d.id, startOffsets: starts });
-        this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
       }
       token = page.nextToken;
     } while (token);
+    return failures;
   }
 
   get #retry(): RetryPolicy {
     return this.#opts.retry ?? defaultRetry;
   }
 
-  async #attach(info: TopicInfo): Promise<void> {
+  async #attach(info: TopicInfo, retry: RetryPolicy = this.#retry): Promise<void> {
     if (this.#tiers.has(info.name) || info.config.remoteStorage === false) return;
-    // Short retry budgets here: a store that is down is retried by the next tick instead.
     const policy: TieredPolicy = {
       ...this.#opts.policy,
       localRetentionBytes: info.config.localRetentionBytes ?? this.#opts.policy.localRetentionBytes,
       localRetentionMs: info.config.localRetentionMs ?? this.#opts.policy.localRetentionMs,
     };
     const descriptor: TopicDescriptor = { name: info.name, id: info.id, partitions: info.partitions, config: info.config };
-    await withRetry(() => this.store.put(ObjectKeys.topicDescriptor(info.name), Buffer.from(JSON.stringify(descriptor)), { signal: this.#signal }), this.#retry);
-    const tiers: Tier[] = [];
+    await withRetry(() => this.store.put(ObjectKeys.topicDescriptor(info.name), Buffer.from(JSON.stringify(descriptor)), { signal: this.#signal }), retry);
+    // Everything that can fail first; guards and state only once all of it succeeded.
+    const manifests: PartitionManifest[] = [];
     for (let p = 0; p < info.partitions; p++) {
       const ref = { topic: info.name, topicId: info.id, partition: p };
+      const m = await withRetry(() => loadManifest(this.store, ref, this.#signal), retry);
+      await this.#removeOrphans(ref, m ?? emptyManifest(ref), retry);
+      manifests.push(m ?? { ...emptyManifest(ref), startOffset: this.#opts.topics.partition(info.name, p)?.logStartOffset ?? 0n });
+    }
+    // The topic may have been deleted (or deleted and recreated) while we waited.
+    if (this.#closed || this.#opts.topics.getTopic(info.name)?.id !== info.id || this.#tiers.has(info.name)) return;
+    const tiers = manifests.map((manifest, p) => {
       const log = this.#opts.topics.partition(info.name, p)!;
-      const manifest = (await withRetry(() => loadManifest(this.store, ref, this.#signal), this.#retry)) ?? { ...emptyManifest(ref), startOffset: log.logStartOffset };
-      await this.#removeOrphans(ref, manifest);
       const tier: Tier = {
-        ref,
+        ref: { topic: info.name, topicId: info.id, partition: p },
         log,
         policy,
         manifest,
@@ -275,6 +297,7 @@ export class TieredStorage {
         commitTail: Promise.resolve(true),
         inflight: new Set(),
         retentionRunning: false,
+        detached: false,
         force: false,
         backoffUntil: 0,
         lastError: null,
@@ -284,8 +307,8 @@ export class TieredStorage {
         // Local retention never deletes what the bucket does not hold yet.
         removeGuard: log.addRetentionGuard((seg) => seg.nextOffset <= remoteEndOffset(tier.manifest)),
       };
-      tiers.push(tier);
-    }
+      return tier;
+    });
     this.#tiers.set(info.name, tiers);
   }
 
@@ -293,15 +316,15 @@ export class TieredStorage {
    * Deletes segment objects no manifest names: what interrupted upload attempts left. Run
    * before this broker starts uploading the partition, so no live attempt can be hit.
    */
-  async #removeOrphans(ref: PartitionRef, manifest: PartitionManifest): Promise<void> {
+  async #removeOrphans(ref: PartitionRef, manifest: PartitionManifest, retry: RetryPolicy): Promise<void> {
     const named = new Set(manifest.segments.flatMap((s) => [s.dataKey, s.indexKey]));
     let token: string | undefined;
     let removed = 0;
     do {
-      const page = await withRetry(() => this.store.list(ObjectKeys.segmentsPrefix(ref), { signal: this.#signal, continuationToken: token }), this.#retry);
+      const page = await withRetry(() => this.store.list(ObjectKeys.segmentsPrefix(ref), { signal: this.#signal, continuationToken: token }), retry);
       for (const { key } of page.keys) {
         if (named.has(key)) continue;
-        await withRetry(() => this.store.delete(key, { signal: this.#signal }), this.#retry);
+        await withRetry(() => this.store.delete(key, { signal: this.#signal }), retry);
         removed++;
       }
       token = page.nextToken;
@@ -312,7 +335,10 @@ export class TieredStorage {
   async #detach(info: TopicInfo): Promise<void> {
     const tiers = this.#tiers.get(info.name);
     this.#tiers.delete(info.name);
-    for (const t of tiers ?? []) t.removeGuard();
+    for (const t of tiers ?? []) {
+      t.detached = true;
+      t.removeGuard();
+    }
     // The topic is gone: so is its remote data (descriptor first, so no restore finds it).
     await this.store.delete(ObjectKeys.topicDescriptor(info.name), { signal: this.#signal });
     for (let p = 0; p < info.partitions; p++) {
@@ -354,6 +380,7 @@ export class TieredStorage {
   async #drainUploads(tier: Tier): Promise<void> {
     this.#pump(tier);
     while (tier.copying.size > 0 || this.#nextCandidate(tier, Date.now()) !== undefined) {
+      if (this.#closed || tier.detached) throw new MeridianError(ErrorCode.LogClosed, `tiered storage for ${tier.ref.topic} was closed`, { retriable: true });
       if (tier.lastError && tier.backoffUntil > Date.now()) throw new MeridianError(ErrorCode.StorageIo, `offload of ${tier.ref.topic}-${tier.ref.partition} failed: ${tier.lastError}`, { retriable: true });
       await new Promise((r) => setTimeout(r, 20));
       this.#pump(tier);
@@ -382,7 +409,7 @@ export class TieredStorage {
    * uploads behind it never commit (their objects are removed) and the partition backs off.
    */
   #pump(tier: Tier): void {
-    if (this.#closed || Date.now() < tier.backoffUntil) return;
+    if (this.#closed || tier.detached || Date.now() < tier.backoffUntil) return;
     while (tier.copying.size < this.#opts.policy.uploadConcurrency) {
       const seg = this.#nextCandidate(tier, Date.now());
       if (seg === undefined) {
@@ -449,7 +476,15 @@ export class TieredStorage {
           cb(null, chunk);
         },
       });
-      await this.store.put(dataKey, fs.createReadStream(seg.logPath).pipe(hashing), { signal, contentLength: seg.sizeBytes });
+      // pipeline(): a read error (the file gone with its topic, EIO) fails the upload instead
+      // of crashing the process or hanging the put, and the file is closed on every path.
+      const source = fs.createReadStream(seg.logPath);
+      const body = pipeline(source, hashing, () => {});
+      try {
+        await this.store.put(dataKey, body, { signal, contentLength: seg.sizeBytes });
+      } finally {
+        source.destroy();
+      }
       if (bytes !== seg.sizeBytes || crc >>> 0 !== seg.dataCrc32c >>> 0) {
         throw new MeridianError(ErrorCode.StorageIo, `segment ${seg.logPath} changed since it was sealed (CRC-32C ${crc >>> 0} != ${seg.dataCrc32c >>> 0}); refusing to offload it`);
       }
@@ -556,7 +591,9 @@ export class TieredStorage {
       const expired: RemoteSegment[] = [];
       for (const seg of tier.manifest.segments) {
         const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
-        const bySize = retentionBytes >= 0 && total - (seg.nextOffset <= localStart ? seg.sizeBytes : 0) >= retentionBytes;
+        // By size only what the local log no longer holds: remote copies of local data cost
+        // nothing extra against retention.bytes and are what a restore would need.
+        const bySize = retentionBytes >= 0 && seg.nextOffset <= localStart && total - seg.sizeBytes >= retentionBytes;
         if (!byTime && !bySize) break;
         expired.push(seg);
         if (seg.nextOffset <= localStart) total -= seg.sizeBytes;
@@ -581,15 +618,35 @@ export class TieredStorage {
     }
   }
 
-  /** The partition's first offset across both tiers. */
+  #notYetAttached(topic: string): MeridianError {
+    return new MeridianError(ErrorCode.StorageIo, `the object store holding ${topic}'s older data is not reachable yet${this.#unavailable ? ` (${this.#unavailable})` : ''}`, { retriable: true });
+  }
+
+  /**
+   * The partition's first offset across both tiers (undefined: the local log's). Throws a
+   * retriable error while that cannot be known (the topic's manifests are not loaded yet).
+   */
   logStartOffset(topic: string, partition: number): bigint | undefined {
+    const log = this.#opts.topics.partition(topic, partition);
+    if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.get(topic)?.[partition];
     if (!tier || tier.manifest.segments.length === 0) return undefined;
     return tier.manifest.startOffset < tier.log.logStartOffset ? tier.manifest.startOffset : undefined;
   }
 
+  /**
+   * True when the bucket may hold offsets below `localStart` that cannot be known yet (the
+   * topic's manifests are not loaded: store down). Reads there must fail retriably rather
+   * than let a consumer reset past history it cannot see.
+   */
+  #unknownBelow(topic: string, localStart: bigint): boolean {
+    return this.#pending.has(topic) && localStart > 0n;
+  }
+
   /** Reads offsets below the local log from the bucket; undefined when not remote. */
   async read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal): Promise<ReadResult | undefined> {
+    const log = this.#opts.topics.partition(topic, partition);
+    if (log && offset < log.logStartOffset && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.get(topic)?.[partition];
     if (!tier || offset >= tier.log.logStartOffset) return undefined;
     const seg = segmentFor(tier.manifest, offset);
@@ -600,6 +657,8 @@ export class TieredStorage {
 
   /** ListOffsets by time over the remote segments (null: not in the remote tier). */
   async offsetForTimestamp(topic: string, partition: number, timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
+    const log = this.#opts.topics.partition(topic, partition);
+    if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.get(topic)?.[partition];
     if (!tier) return null;
     for (const seg of tier.manifest.segments) {

@@ -278,6 +278,8 @@ export interface RestartableS3rverFixture extends StoreFixture {
   startServer(): Promise<void>;
   /** The port the server listens on in every incarnation. */
   port: number;
+  /** Another store object on the same bucket (a broker closes the store it was given). */
+  openStore(): BlobStore;
 }
 
 /** Like S3RVER_CHILD, minus the write reporting, plus a fixed port (0 the first time). */
@@ -315,17 +317,19 @@ export async function startRestartableS3rver(): Promise<RestartableS3rverFixture
     throw err;
   });
   const secret = `s3-secret-${randomBytes(12).toString('hex')}`;
-  const store = new S3BlobStore({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    bucket: BUCKET,
-    prefix: PREFIX,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: secret },
-    partSize: PART_SIZE,
-    maxAttempts: 2,
-    connectTimeoutMs: 2_000,
-  });
+  const openStore = () =>
+    new S3BlobStore({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      bucket: BUCKET,
+      prefix: PREFIX,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: secret },
+      partSize: PART_SIZE,
+      maxAttempts: 2,
+      connectTimeoutMs: 2_000,
+    });
+  const store = openStore();
   // SIGKILL, not killChild's SIGTERM: s3rver's graceful close keeps serving requests on
   // open keep-alive connections until they go idle, so a busy client would not notice.
   const stopServer = async () => {
@@ -341,6 +345,7 @@ export async function startRestartableS3rver(): Promise<RestartableS3rverFixture
   };
   return {
     store,
+    openStore,
     port,
     stopServer,
     startServer,

@@ -299,3 +299,57 @@ test('a store that is down at start-up: the broker serves local data, keeps it w
   await consumer.disconnect();
   for (const s of sent) assert.ok(got.get(s.key)!.equals(s.value));
 });
+
+test('while the store is unreachable, offsets that may live only in the bucket get a retriable error, never a silent skip', async () => {
+  const { startRestartableS3rver } = await import('../helpers/object-stores.js');
+  const f = await startRestartableS3rver();
+  cleanups.push(() => f.stop());
+  let tb = await startBroker(TIERED, undefined, { blobStore: f.store });
+  cleanups.push(() => tb.cleanup());
+  const sent = await produce(tb.bootstrap, 'hidden', 1500);
+  await tb.broker.tiered!.offloadNow('hidden');
+  await waitFor('local deletion', () => tb.broker.topics.partitions('hidden').every((l) => l.segments().length === 1));
+  // Restart with the store down: the topic's manifests cannot be loaded.
+  await f.stopServer();
+  await tb.stop();
+  tb = await startBroker(TIERED, { dataDir: tb.dataDir, cleanup: () => {}, port: tb.port }, { blobStore: f.openStore() });
+  cleanups.push(() => tb.cleanup());
+  assert.deepEqual(tb.broker.tiered!.pendingTopics, ['hidden']);
+  const c = await RawClient.connect(tb.port);
+  const earliest = await c.request(ApiKey.ListOffsets, 2, { replicaId: -1, isolationLevel: 0, topics: [{ name: 'hidden', partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -2n, maxNumOffsets: 1 }] }], timeoutMs: 0 });
+  assert.equal(earliest.body.topics[0].partitions[0].errorCode, 56, 'ListOffsets earliest: retriable, not the local start');
+  const fetch0 = await c.request(ApiKey.Fetch, 11, {
+    clusterId: null,
+    replicaId: -1,
+    replicaState: { replicaId: -1, replicaEpoch: -1n },
+    maxWaitMs: 0,
+    minBytes: 1,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [{ topic: 'hidden', topicId: '00000000-0000-0000-0000-000000000000', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: '00000000-0000-0000-0000-000000000000' }] }],
+    forgottenTopicsData: [],
+    rackId: '',
+  });
+  assert.equal(fetch0.body.responses[0].partitions[0].errorCode, 56, 'Fetch below the local log: retriable, not OFFSET_OUT_OF_RANGE');
+  c.close();
+  // The store comes back: everything is readable again from the beginning.
+  await f.startServer();
+  await waitFor('attach', () => tb.broker.tiered!.pendingTopics.length === 0, 30_000);
+  const kafka = new Kafka({ brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: 'hidden-check' });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'hidden', fromBeginning: true });
+  const got = new Set<string>();
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        got.add(message.key!.toString());
+        if (got.size === sent.length) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  assert.equal(got.size, sent.length);
+});
