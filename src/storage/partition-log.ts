@@ -395,6 +395,8 @@ export class PartitionLog {
           this.#log?.debug({ dir: this.dir, baseOffset: String(seg.baseOffset) }, 'retention deferred by a guard');
           break;
         }
+        // A guard may be asynchronous: the segment must still be the oldest one.
+        if (this.#segments[0] !== seg || this.#closed) break;
         this.#segments.shift();
         total -= seg.sizeBytes;
         deleted.push(info);
