@@ -100,6 +100,11 @@ interface Tier {
   retentionRunning: boolean;
   /** The topic was deleted: nothing more is started for this tier. */
   detached: boolean;
+  /** Aborted when the generation ends: uploads of a failed run stop retrying at once. */
+  genAbort: AbortController;
+  /** Failure logs are rate-limited per partition while a store is down. */
+  lastWarnAt: number;
+  suppressedWarnings: number;
   force: boolean;
   backoffUntil: number;
   lastError: string | null;
@@ -298,6 +303,9 @@ export class TieredStorage {
         inflight: new Set(),
         retentionRunning: false,
         detached: false,
+        genAbort: new AbortController(),
+        lastWarnAt: 0,
+        suppressedWarnings: 0,
         force: false,
         backoffUntil: 0,
         lastError: null,
@@ -337,6 +345,7 @@ export class TieredStorage {
     this.#tiers.delete(info.name);
     for (const t of tiers ?? []) {
       t.detached = true;
+      t.genAbort.abort();
       t.removeGuard();
     }
     // The topic is gone: so is its remote data (descriptor first, so no restore finds it).
@@ -421,8 +430,9 @@ export class TieredStorage {
       tier.copying.set(seg.baseOffset, attemptId);
       const generation = tier.generation;
       const previous = tier.commitTail;
+      const genSignal = tier.genAbort.signal;
       const committed = this.#queue
-        .add(() => this.#uploadObjects(tier, seg, attemptId))
+        .add(() => this.#uploadObjects(tier, seg, attemptId, genSignal))
         .then(async (remote) => {
           if (!(await previous) || generation !== tier.generation) {
             await this.#removeObjects(remote);
@@ -445,25 +455,38 @@ export class TieredStorage {
         (err: unknown) => {
           tier.copying.delete(seg.baseOffset);
           tier.inflight.delete(committed);
-          if (this.#closed) return;
-          // A new generation: uploads still in flight will not commit (their predecessor
-          // failed); the next ones start from the manifest's end once those have settled.
+          // An upload of a generation that already failed: accounted for by that failure.
+          if (this.#closed || generation !== tier.generation) return;
+          // A new generation: uploads still in flight stop (their retries are aborted) and
+          // will not commit; the next ones start from the manifest's end once they settled.
           tier.generation++;
+          tier.genAbort.abort();
+          tier.genAbort = new AbortController();
           tier.commitTail = Promise.allSettled([...tier.inflight]).then(() => true);
           tier.cursor = remoteEndOffset(tier.manifest);
           tier.lastError = (err as Error).message;
           tier.backoffUntil = Date.now() + Math.min(60_000, this.#opts.policy.checkIntervalMs);
-          this.#log?.warn({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), err: tier.lastError }, 'offload failed; will retry');
+          const now = Date.now();
+          if (now - tier.lastWarnAt >= 30_000) {
+            this.#log?.warn(
+              { topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), err: tier.lastError, suppressedSinceLast: tier.suppressedWarnings },
+              'offload failed; will retry',
+            );
+            tier.lastWarnAt = now;
+            tier.suppressedWarnings = 0;
+          } else {
+            tier.suppressedWarnings++;
+          }
         },
       );
     }
   }
 
   /** local → copying: the data and index objects, verified. The manifest is not touched. */
-  async #uploadObjects(tier: Tier, seg: SegmentInfo, attemptId: string): Promise<RemoteSegment> {
+  async #uploadObjects(tier: Tier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
     const dataKey = ObjectKeys.segmentData(tier.ref, seg.baseOffset, attemptId);
     const indexKey = ObjectKeys.segmentIndex(tier.ref, seg.baseOffset, attemptId);
-    const signal = this.#signal;
+    const signal = AbortSignal.any([this.#signal, genSignal]);
     const started = Date.now();
     // Data: streamed from the sealed file, its CRC-32C checked against the one taken at seal.
     await withRetry(async () => {
