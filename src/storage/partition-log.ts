@@ -23,11 +23,8 @@
  * crash still holds); `durableOffset` is the end of fdatasync'd data, for consumers such as
  * geo-replication that must never see a record a power loss could take back.
  *
- * Recovery on open: a segment with a valid index whose recorded length matches the file is
- * trusted (it was sealed after an fdatasync); every other segment is scanned batch by batch
- * (length, magic, CRC-32C, offset continuity) and cut at the first bad byte. A segment that
- * does not continue its predecessor's offsets holds nothing that was acknowledged as durable
- * (acks wait for every dirty segment's fdatasync) and is removed with its successors.
+ * Recovery on open is log-recovery.ts's. This file is long because the append pipeline,
+ * the read path and retention share the segment list and its invariants.
  */
 import fs from 'node:fs';
 import { crc32c } from '@node-rs/crc32';

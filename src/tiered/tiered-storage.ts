@@ -16,14 +16,14 @@
  * deleted only once the manifest recording it is durable and the deletion lag has passed; a
  * retention guard on every log vetoes local retention of anything not yet copied.
  *
- * Concurrency: uploads of one partition run one at a time, in offset order (the manifest is
- * a contiguous run); uploads of different partitions share a p-queue bounded by
- * `uploadConcurrency`. Manifest writes of one partition are serialised.
+ * Concurrency: uploads share a p-queue bounded by `uploadConcurrency`; a partition's objects
+ * may upload in parallel but its manifest commits happen in offset order (the manifest is a
+ * contiguous run), and its manifest writes are serialised.
+ *
+ * Object-level work (upload and verify, orphan removal, listing) is in segment-objects.ts;
+ * what remains here is the per-partition state those rules and the read path share.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { Transform, pipeline } from 'node:stream';
-import { crc32c } from '@node-rs/crc32';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -35,6 +35,7 @@ import { emptyManifest, loadManifest, remoteEndOffset, saveManifest, segmentFor,
 import { ObjectKeys, type PartitionRef } from './object-keys.js';
 import { RemoteSegmentReader } from './remote-reader.js';
 import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
+import { listKeys, removeUnnamedObjects, uploadSegment } from './segment-objects.js';
 
 export interface TieredPolicy {
   onSeal: boolean;
@@ -242,27 +243,22 @@ export class TieredStorage {
   async #restoreFromBucket(retry: RetryPolicy): Promise<string[]> {
     const topics = this.#opts.topics;
     const failures: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await withRetry(() => this.store.list(ObjectKeys.topicsPrefix(), { signal: this.#signal, continuationToken: token }), retry);
-      for (const { key } of page.keys) {
-        const name = ObjectKeys.topicOfDescriptor(key);
-        if (name === null || topics.getTopic(name)) continue;
-        try {
-          const d = JSON.parse((await withRetry(() => this.store.get(key, { signal: this.#signal }), retry)).toString('utf8')) as TopicDescriptor;
-          const starts: bigint[] = [];
-          for (let p = 0; p < d.partitions; p++) {
-            const m = await withRetry(() => loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal), retry);
-            starts.push(m ? remoteEndOffset(m) : 0n);
-          }
-          await topics.createTopic(d.name, d.partitions, d.config ?? {}, { id: d.id, startOffsets: starts });
-          this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
-        } catch (err) {
-          failures.push(`restoring ${name}: ${(err as Error).message}`);
+    for await (const key of listKeys(this.store, ObjectKeys.topicsPrefix(), this.#signal, retry)) {
+      const name = ObjectKeys.topicOfDescriptor(key);
+      if (name === null || topics.getTopic(name)) continue;
+      try {
+        const d = JSON.parse((await withRetry(() => this.store.get(key, { signal: this.#signal }), retry)).toString('utf8')) as TopicDescriptor;
+        const starts: bigint[] = [];
+        for (let p = 0; p < d.partitions; p++) {
+          const m = await withRetry(() => loadManifest(this.store, { topic: d.name, topicId: d.id, partition: p }, this.#signal), retry);
+          starts.push(m ? remoteEndOffset(m) : 0n);
         }
+        await topics.createTopic(d.name, d.partitions, d.config ?? {}, { id: d.id, startOffsets: starts });
+        this.#log?.info({ topic: d.name, partitions: d.partitions, startOffsets: starts.map(String) }, 'topic restored from the bucket');
+      } catch (err) {
+        failures.push(`restoring ${name}: ${(err as Error).message}`);
       }
-      token = page.nextToken;
-    } while (token);
+    }
     return failures;
   }
 
@@ -325,18 +321,7 @@ export class TieredStorage {
    * before this broker starts uploading the partition, so no live attempt can be hit.
    */
   async #removeOrphans(ref: PartitionRef, manifest: PartitionManifest, retry: RetryPolicy): Promise<void> {
-    const named = new Set(manifest.segments.flatMap((s) => [s.dataKey, s.indexKey]));
-    let token: string | undefined;
-    let removed = 0;
-    do {
-      const page = await withRetry(() => this.store.list(ObjectKeys.segmentsPrefix(ref), { signal: this.#signal, continuationToken: token }), retry);
-      for (const { key } of page.keys) {
-        if (named.has(key)) continue;
-        await withRetry(() => this.store.delete(key, { signal: this.#signal }), retry);
-        removed++;
-      }
-      token = page.nextToken;
-    } while (token);
+    const removed = await removeUnnamedObjects(this.store, ref, manifest, this.#signal, retry);
     if (removed > 0) this.#log?.info({ topic: ref.topic, partition: ref.partition, removed }, 'removed objects of interrupted offload attempts');
   }
 
@@ -352,12 +337,9 @@ export class TieredStorage {
     await this.store.delete(ObjectKeys.topicDescriptor(info.name), { signal: this.#signal });
     for (let p = 0; p < info.partitions; p++) {
       const prefix = ObjectKeys.partitionPrefix({ topic: info.name, topicId: info.id, partition: p });
-      let token: string | undefined;
-      do {
-        const page = await this.store.list(prefix, { signal: this.#signal, continuationToken: token });
-        for (const k of page.keys) await this.store.delete(k.key, { signal: this.#signal });
-        token = page.nextToken;
-      } while (token);
+      for await (const key of listKeys(this.store, prefix, this.#signal, this.#retry)) {
+        await withRetry(() => this.store.delete(key, { signal: this.#signal }), this.#retry);
+      }
     }
   }
 
@@ -483,58 +465,8 @@ export class TieredStorage {
   }
 
   /** local → copying: the data and index objects, verified. The manifest is not touched. */
-  async #uploadObjects(tier: Tier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
-    const dataKey = ObjectKeys.segmentData(tier.ref, seg.baseOffset, attemptId);
-    const indexKey = ObjectKeys.segmentIndex(tier.ref, seg.baseOffset, attemptId);
-    const signal = AbortSignal.any([this.#signal, genSignal]);
-    const started = Date.now();
-    // Data: streamed from the sealed file, its CRC-32C checked against the one taken at seal.
-    await withRetry(async () => {
-      let crc = 0;
-      let bytes = 0;
-      const hashing = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          crc = crc32c(chunk, crc);
-          bytes += chunk.length;
-          cb(null, chunk);
-        },
-      });
-      // pipeline(): a read error (the file gone with its topic, EIO) fails the upload instead
-      // of crashing the process or hanging the put, and the file is closed on every path.
-      const source = fs.createReadStream(seg.logPath);
-      const body = pipeline(source, hashing, () => {});
-      try {
-        await this.store.put(dataKey, body, { signal, contentLength: seg.sizeBytes });
-      } finally {
-        source.destroy();
-      }
-      if (bytes !== seg.sizeBytes || crc >>> 0 !== seg.dataCrc32c >>> 0) {
-        throw new MeridianError(ErrorCode.StorageIo, `segment ${seg.logPath} changed since it was sealed (CRC-32C ${crc >>> 0} != ${seg.dataCrc32c >>> 0}); refusing to offload it`);
-      }
-      const head = await this.store.head(dataKey, { signal });
-      if (head === null || head.size !== seg.sizeBytes) {
-        throw new MeridianError(ErrorCode.StorageIo, `upload of ${dataKey} verified ${head?.size ?? 'no'} bytes, expected ${seg.sizeBytes}`, { retriable: true });
-      }
-    }, this.#retry, signal, (err, attempt) => this.#log?.debug({ dataKey, attempt, err: (err as Error).message }, 'retrying segment upload'));
-    const index = fs.readFileSync(seg.indexPath);
-    await withRetry(() => this.store.put(indexKey, index, { signal }), this.#retry, signal);
-    const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-    this.#log?.info(
-      { topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), bytes: seg.sizeBytes, mbPerSec: +(seg.sizeBytes / 1e6 / seconds).toFixed(1) },
-      'segment uploaded',
-    );
-    return {
-      baseOffset: seg.baseOffset,
-      nextOffset: seg.nextOffset,
-      maxTimestamp: seg.maxTimestamp,
-      sizeBytes: seg.sizeBytes,
-      dataCrc32c: seg.dataCrc32c >>> 0,
-      indexSizeBytes: index.length,
-      attemptId,
-      dataKey,
-      indexKey,
-      uploadedAt: new Date().toISOString(),
-    };
+  #uploadObjects(tier: Tier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
+    return uploadSegment(this.store, tier.ref, seg, attemptId, AbortSignal.any([this.#signal, genSignal]), this.#retry, this.#log);
   }
 
   /** copying → copied: the manifest recording the segment is written. */
