@@ -23,6 +23,10 @@ import { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from '../tiered/blobstore/blob-store.js';
 import { createStoreFrom, tieredPolicyFrom } from '../tiered/tiered-config.js';
 import { TieredStorage } from '../tiered/tiered-storage.js';
+import { parsePolicies, parseRegions } from '../replication/policy.js';
+import { ReplicaStates } from '../replication/replica-state.js';
+import { ReplicationTarget } from '../replication/replication-target.js';
+import { Replicator } from '../replication/replicator.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';
 import { ProducerIdAllocator } from './producer-ids.js';
@@ -57,12 +61,27 @@ export class Broker {
   readonly groups: GroupCoordinator;
   readonly kafka: KafkaServer;
   readonly tiered: TieredStorage | undefined;
+  readonly replicator: Replicator;
+  readonly replicaStates: ReplicaStates;
+  readonly replicationTarget: ReplicationTarget;
   readonly log: Logger;
   #lock: DataDirLock;
   #closing: Promise<void> | undefined;
 
-  private constructor(config: BrokerConfig, topics: TopicManager, groups: GroupCoordinator, kafka: KafkaServer, lock: DataDirLock, log: Logger, tiered?: TieredStorage) {
+  private constructor(
+    config: BrokerConfig,
+    topics: TopicManager,
+    groups: GroupCoordinator,
+    kafka: KafkaServer,
+    lock: DataDirLock,
+    log: Logger,
+    replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget },
+    tiered?: TieredStorage,
+  ) {
     this.config = config;
+    this.replicator = replication.replicator;
+    this.replicaStates = replication.states;
+    this.replicationTarget = replication.target;
     this.tiered = tiered;
     this.topics = topics;
     this.groups = groups;
@@ -87,6 +106,8 @@ export class Broker {
     let topics: TopicManager | undefined;
     let groups: GroupCoordinator | undefined;
     let tiered: TieredStorage | undefined;
+    let replicator: Replicator | undefined;
+    const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
       topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
@@ -120,11 +141,27 @@ export class Broker {
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
         readBuffers: new BufferPool(),
         tiered,
+        replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
       };
       const kafka = new KafkaServer({ host: config.kafka.host, port: config.kafka.port, maxFrameBytes: config.kafka.maxFrameBytes, logger: log }, createKafkaHandler(deps));
-      const broker = new Broker(config, topics, groups, kafka, lock, log, tiered);
       const port = await kafka.listen();
+      // Senders start once this region can answer its peers' handshakes too.
+      const r = config.replication;
+      const regions = parseRegions(r.regions);
+      replicator = new Replicator({
+        region: config.region,
+        regions: regions.filter((x) => x.name !== config.region),
+        policies: parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]),
+        topics,
+        tiered,
+        worker: { maxRequestBytes: r.maxRequestBytes, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
+        maxInFlightBytes: r.maxInFlightBytes,
+        concurrency: r.concurrency,
+        requestTimeoutMs: r.requestTimeoutMs,
+        logger: log,
+      });
+      const broker = new Broker(config, topics, groups, kafka, lock, log, { replicator, states: replicaStates, target: deps.replication }, tiered);
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
@@ -134,6 +171,8 @@ export class Broker {
       );
       return broker;
     } catch (err) {
+      await replicator?.close();
+      await replicaStates.close();
       await groups?.close();
       await tiered?.close();
       await topics?.close();
@@ -145,7 +184,9 @@ export class Broker {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.replicator.close();
         await this.kafka.close();
+        await this.replicaStates.close();
         await this.groups.close();
         await this.tiered?.close();
         await this.topics.close();

@@ -19,11 +19,14 @@ import { encodeResponseFrame, encodeResponseFrameChunks } from '../protocol/kafk
 import { Writer } from '../protocol/kafka/writer.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
 import type { TopicManager } from '../storage/topic-manager.js';
+import { isReplicationApi } from '../replication/replication-api.js';
+import type { ReplicationTarget } from '../replication/replication-target.js';
 import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import { apiVersionsResponse, handleApiVersions, isSupported, UNSUPPORTED_VERSION } from './kafka/api-versions.js';
 import { handleFetch, handleListOffsets } from './kafka/fetch.js';
 import * as groupApis from './kafka/groups.js';
+import { handleReplication } from './kafka/replication.js';
 import { handleInitProducerId, handleProduce } from './kafka/produce.js';
 import { handleCreateTopics, handleDeleteTopics, handleMetadata } from './kafka/topics.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
@@ -42,6 +45,8 @@ export interface KafkaApiDeps {
   readBuffers: BufferPool;
   /** Present when tiered storage is enabled. */
   tiered?: TieredStorage;
+  /** The receiving side of geo-replication (always on: any region may send here). */
+  replication: ReplicationTarget;
   logger: Logger;
 }
 
@@ -70,6 +75,7 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
 export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
   return async (ctx: RequestContext, body: Reader): Promise<Buffer[] | null> => {
     const { apiKey, apiVersion, correlationId } = ctx.header;
+    if (isReplicationApi(apiKey) && apiVersion === 0) return handleReplication(deps, ctx, body);
     if (!isSupported(apiKey, apiVersion)) return [unsupported(deps, ctx)];
     const codec = messageCodecs.get(apiKey)!;
     const req = codec.decodeRequest(body, apiVersion);

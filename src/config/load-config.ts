@@ -9,6 +9,7 @@
  *
  * This is the only module that reads process.env (STYLE.md).
  */
+import { parsePolicies, parseRegions, PolicyError } from '../replication/policy.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -151,6 +152,13 @@ function coerceEnvValue(text: string, schema: LeafSchema): unknown {
   const trimmed = text.trim();
   if (types.includes('null') && (trimmed === '' || trimmed === 'null')) return null;
   if (types.includes('integer') && /^-?\d+$/.test(trimmed)) return Number(trimmed);
+  if (types.includes('array') && trimmed.startsWith('[')) {
+    try {
+      return JSON.parse(trimmed) as unknown;
+    } catch {
+      return text;
+    }
+  }
   if (types.includes('boolean')) {
     if (/^true$/i.test(trimmed)) return true;
     if (/^false$/i.test(trimmed)) return false;
@@ -266,7 +274,23 @@ function crossFieldIssues(config: BrokerConfig, layers: readonly Layer[]): Confi
       ...(at.line === undefined ? {} : { line: at.line }),
     });
   }
+  issues.push(...replicationIssues(config, layers));
   return issues;
+}
+
+/** Regions and policies are checked by the replication module's own parser. */
+function replicationIssues(config: BrokerConfig, layers: readonly Layer[]): ConfigIssue[] {
+  const r = config.replication;
+  try {
+    const regions = parseRegions(r.regions);
+    parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]);
+    return [];
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    const top = err.path.startsWith('replication.regions') ? 'regions' : 'policies';
+    const at = whereSet(layers, ['replication', top]);
+    return [{ source: at.source, path: err.path, detail: err.message.slice(err.path.length + 2), ...(at.line === undefined ? {} : { line: at.line }) }];
+  }
 }
 
 function whereSet(layers: readonly Layer[], path: readonly string[]): { source: string; line?: number } {

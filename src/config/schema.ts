@@ -31,6 +31,19 @@ export interface BrokerConfig {
   readonly topics: TopicsConfig;
   readonly groups: GroupsConfig;
   readonly tiered: TieredConfig;
+  readonly replication: ReplicationConfig;
+}
+
+export interface ReplicationConfig {
+  /** The registry: each region's name and the host:port its Kafka listener is reached at. */
+  readonly regions: ReadonlyArray<{ readonly name: string; readonly address: string }>;
+  /** Raw policies, validated by replication/policy.ts (at load time too). */
+  readonly policies: readonly unknown[];
+  readonly maxInFlightBytes: number;
+  readonly maxRequestBytes: number;
+  readonly concurrency: number;
+  readonly requestTimeoutMs: number;
+  readonly retry: { readonly initialMs: number; readonly maxMs: number };
 }
 
 export interface LoggingConfig {
@@ -156,6 +169,15 @@ export interface RawBrokerConfig {
     checkIntervalMs: DurationInput;
     cache: { bytes: SizeInput; blockBytes: SizeInput; readConcurrency: number };
   };
+  replication: {
+    regions: Array<{ name: string; address: string }>;
+    policies: unknown[];
+    maxInFlightBytes: SizeInput;
+    maxRequestBytes: SizeInput;
+    concurrency: number;
+    requestTimeoutMs: DurationInput;
+    retry: { initialMs: DurationInput; maxMs: DurationInput };
+  };
 }
 
 export type DeepPartial<T> = {
@@ -246,7 +268,7 @@ export function formatDuration(ms: number): string {
 // ---------------------------------------------------------------------------------------
 // Schema
 
-type JsonType = 'string' | 'integer' | 'boolean' | 'null' | 'object';
+type JsonType = 'string' | 'integer' | 'boolean' | 'null' | 'object' | 'array';
 
 export interface LeafSchema {
   readonly description: string;
@@ -260,6 +282,8 @@ export interface LeafSchema {
   readonly enum?: readonly unknown[];
   readonly not?: { readonly enum: readonly unknown[] };
   readonly expected?: string;
+  /** For `type: 'array'`: the JSON schema of each item (deeper checks are the owner's). */
+  readonly items?: Record<string, unknown>;
 }
 
 export interface ObjectSchema {
@@ -467,6 +491,29 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       bytes: size('Memory for cached blocks of remote segments.', '64MiB', { minimum: 1024 * 1024 }),
       blockBytes: size('Size of one cached block (one ranged GET).', '1MiB', { minimum: 4096, maximum: 64 * 1024 * 1024 }),
       readConcurrency: { description: 'Ranged GETs in flight at once.', default: 8, type: 'integer', minimum: 1, maximum: 256 },
+    }),
+  }),
+  replication: section('Geo-replication: this region forwards topics to other regions (the receiving side is always on).', {
+    regions: {
+      description: 'The region registry: a list of { name, address }, address being host:port of that region\'s Kafka listener. As an environment variable: JSON.',
+      default: [],
+      type: 'array',
+      items: { type: 'object' },
+    },
+    policies: {
+      description:
+        'Replication policies, first match wins: a list of { name?, topics, topology, ... } where topology is mesh (regions), one-way or fan-out (source, targets), aggregation (sources, target) or relay (hub and regions, or path), with optional backlogQuota and rateLimit (sizes, -1: none). As an environment variable: JSON.',
+      default: [],
+      type: 'array',
+      items: { type: 'object' },
+    },
+    maxInFlightBytes: size('Bytes read for and sent to one remote region but not yet acknowledged, across its partitions.', '16MiB', { minimum: 64 * 1024 }),
+    maxRequestBytes: size('Batch bytes per replication request (a larger batch is still sent, alone).', '1MiB', { minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    concurrency: { description: 'Replication requests in flight at once per remote region.', default: 8, type: 'integer', minimum: 1, maximum: 16 },
+    requestTimeoutMs: duration('A remote region that does not answer a request within this is treated as unreachable.', '30s', { minimum: 100, maximum: MAX_TIMER_MS }),
+    retry: section('Backoff after a failed replication request: exponential with jitter.', {
+      initialMs: duration('First delay.', '100ms', { minimum: 1, maximum: MAX_TIMER_MS }),
+      maxMs: duration('Largest delay.', '10s', { minimum: 1, maximum: MAX_TIMER_MS }),
     }),
   }),
 });

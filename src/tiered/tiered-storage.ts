@@ -122,6 +122,9 @@ interface TopicDescriptor {
   config: TopicInfo['config'];
 }
 
+/** Returns false to keep a remote segment that retention would delete. */
+export type RemoteRetentionGuard = (topic: string, partition: number, segment: RemoteSegment) => boolean;
+
 export class TieredStorage {
   readonly store: BlobStore;
   readonly reader: RemoteSegmentReader;
@@ -133,6 +136,7 @@ export class TieredStorage {
   #timer: NodeJS.Timeout | undefined;
   #offs: Array<() => void> = [];
   #closed = false;
+  #remoteGuards: RemoteRetentionGuard[] = [];
   /** Topics waiting for their manifests (store down), with their veto guards' removers. */
   #pending = new Map<string, () => void>();
   /** Cache lookups per `<topic>/<partition>`. */
@@ -536,6 +540,23 @@ export class TieredStorage {
    * them first; their objects are deleted after, so a reader never finds a listed segment
    * missing.
    */
+  /**
+   * Adds a veto on remote retention (geo-replication keeps what a remote region has not
+   * received yet); returns its remover.
+   */
+  addRemoteRetentionGuard(guard: RemoteRetentionGuard): () => void {
+    this.#remoteGuards.push(guard);
+    return () => {
+      this.#remoteGuards = this.#remoteGuards.filter((g) => g !== guard);
+    };
+  }
+
+  /** One past the last offset the bucket holds for a partition (undefined: nothing). */
+  remoteEnd(topic: string, partition: number): bigint | undefined {
+    const tier = this.#tiers.get(topic)?.[partition];
+    return tier && tier.manifest.segments.length > 0 ? remoteEndOffset(tier.manifest) : undefined;
+  }
+
   async #applyRemoteRetention(tier: Tier, now: number): Promise<void> {
     const { retentionMs, retentionBytes } = tier.log.options;
     if (tier.retentionRunning || tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0)) return;
@@ -550,6 +571,7 @@ export class TieredStorage {
         // nothing extra against retention.bytes and are what a restore would need.
         const bySize = retentionBytes >= 0 && seg.nextOffset <= localStart && total - seg.sizeBytes >= retentionBytes;
         if (!byTime && !bySize) break;
+        if (!this.#remoteGuards.every((g) => g(tier.ref.topic, tier.ref.partition, seg))) break;
         expired.push(seg);
         if (seg.nextOffset <= localStart) total -= seg.sizeBytes;
       }

@@ -1,0 +1,140 @@
+/**
+ * One TCP connection from this region to a remote region's Kafka port, shared by every
+ * worker of that link. Requests are pipelined and matched to responses by correlation id.
+ * Any failure (connect error, reset, timeout, garbled response) destroys the connection and
+ * fails every request in flight; the next request connects again. Workers treat a failure
+ * as "progress unknown" and ask the remote where to resume, so nothing here needs to retry.
+ */
+import net from 'node:net';
+import { ErrorCode, MeridianError } from '../errors.js';
+import { Reader } from '../protocol/kafka/reader.js';
+import { Writer } from '../protocol/kafka/writer.js';
+
+export interface LinkClientOptions {
+  address: string;
+  clientId: string;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  maxFrameBytes?: number;
+}
+
+interface InFlight {
+  resolve: (r: Reader) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class LinkClient {
+  readonly address: string;
+  #opts: Required<LinkClientOptions>;
+  #socket: net.Socket | undefined;
+  #connecting: Promise<net.Socket> | undefined;
+  #inFlight = new Map<number, InFlight>();
+  #nextId = 1;
+  #buf: Buffer = Buffer.alloc(0);
+  #closed = false;
+
+  constructor(opts: LinkClientOptions) {
+    this.address = opts.address;
+    this.#opts = { connectTimeoutMs: 5000, requestTimeoutMs: 30_000, maxFrameBytes: 64 * 1024 * 1024, ...opts };
+  }
+
+  get connected(): boolean {
+    return this.#socket !== undefined;
+  }
+
+  async request(apiKey: number, version: number, body: (w: Writer) => void): Promise<Reader> {
+    if (this.#closed) throw new MeridianError(ErrorCode.StorageIo, `link to ${this.address} is closed`, { retriable: true });
+    const socket = await this.#connect();
+    const correlationId = this.#nextId++ & 0x7fffffff;
+    const w = new Writer(4096, { zeroCopyFrom: 16 * 1024 });
+    const mark = w.beginLengthPrefix();
+    w.int16(apiKey).int16(version).int32(correlationId).string(this.#opts.clientId);
+    body(w);
+    w.endLengthPrefix(mark);
+    return new Promise<Reader>((resolve, reject) => {
+      const timer = setTimeout(() => this.#fail(new MeridianError(ErrorCode.StorageIo, `no answer from ${this.address} within ${this.#opts.requestTimeoutMs} ms`, { retriable: true })), this.#opts.requestTimeoutMs);
+      this.#inFlight.set(correlationId, { resolve, reject, timer });
+      socket.cork();
+      for (const chunk of w.toBuffers()) socket.write(chunk);
+      socket.uncork();
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#fail(new MeridianError(ErrorCode.StorageIo, `link to ${this.address} closed`, { retriable: true }));
+  }
+
+  #connect(): Promise<net.Socket> {
+    if (this.#socket) return Promise.resolve(this.#socket);
+    this.#connecting ??= new Promise<net.Socket>((resolve, reject) => {
+      const [host, port] = splitAddress(this.address);
+      const socket = net.connect({ host, port, noDelay: true });
+      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        this.#connecting = undefined;
+        if (this.#closed) {
+          socket.destroy();
+          return reject(new MeridianError(ErrorCode.StorageIo, `link to ${this.address} is closed`, { retriable: true }));
+        }
+        this.#socket = socket;
+        this.#buf = Buffer.alloc(0);
+        socket.on('data', (d: Buffer) => this.#onData(d));
+        socket.on('close', () => {
+          if (this.#socket === socket) this.#fail(new MeridianError(ErrorCode.StorageIo, `connection to ${this.address} closed`, { retriable: true }));
+        });
+        resolve(socket);
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        if (this.#socket === socket) {
+          this.#fail(new MeridianError(ErrorCode.StorageIo, `connection to ${this.address} failed: ${err.message}`, { retriable: true, cause: err }));
+        } else {
+          this.#connecting = undefined;
+          reject(new MeridianError(ErrorCode.StorageIo, `cannot connect to ${this.address}: ${err.message}`, { retriable: true, cause: err }));
+        }
+      });
+    });
+    return this.#connecting;
+  }
+
+  #onData(d: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    while (this.#buf.length >= 4) {
+      const size = this.#buf.readInt32BE(0);
+      if (size < 4 || size > this.#opts.maxFrameBytes) {
+        this.#fail(new MeridianError(ErrorCode.StorageIo, `garbled response from ${this.address} (frame of ${size} bytes)`, { retriable: true }));
+        return;
+      }
+      if (this.#buf.length < 4 + size) return;
+      const frame = this.#buf.subarray(4, 4 + size);
+      this.#buf = this.#buf.subarray(4 + size);
+      const r = new Reader(frame);
+      const id = r.int32('correlation_id');
+      const waiter = this.#inFlight.get(id);
+      if (waiter === undefined) continue; // answered after a timeout gave up on it
+      this.#inFlight.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.resolve(r);
+    }
+  }
+
+  #fail(err: Error): void {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.destroy();
+    const waiting = [...this.#inFlight.values()];
+    this.#inFlight.clear();
+    for (const w of waiting) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+  }
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i), Number(address.slice(i + 1))];
+}

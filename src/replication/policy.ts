@@ -1,0 +1,201 @@
+/**
+ * Replication policies: which topics go to which regions, and how.
+ *
+ * A policy names its topics (exact names or `*` globs) and a topology over regions from the
+ * registry. From one region's point of view a policy reduces to its *links*: the remote
+ * regions this region sends the topic to, and whether it forwards only what was produced
+ * here or also what it received (relays):
+ *
+ *   mesh         regions: [a, b, c]       every region sends its own data to every other
+ *   one-way      source: a, targets: [b]  a sends to b (primary to DR)
+ *   fan-out      source: a, targets: [b, c]
+ *   aggregation  sources: [a, b], target: c
+ *   relay        hub: h, regions: [a, b]  spokes send their own data to the hub; the hub
+ *                                         forwards everything to every spoke not on the
+ *                                         data's hop path
+ *   relay        path: [a, b, c]          a chain: each region forwards everything it holds
+ *                                         to the next one
+ *
+ * The first policy whose topics match a topic governs it. Loop prevention does not depend
+ * on the topology being sensible: a region never sends data to a region on its hop path,
+ * and a receiver drops data that already passed through it.
+ */
+import { ErrorCode, MeridianError } from '../errors.js';
+import { parseSize } from '../config/schema.js';
+
+export const TOPOLOGIES = ['mesh', 'one-way', 'fan-out', 'aggregation', 'relay'] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
+
+export interface RegionEntry {
+  name: string;
+  /** host:port of the region's Kafka listener. */
+  address: string;
+}
+
+export interface PolicyInput {
+  name?: string;
+  topics: string | string[];
+  topology: Topology;
+  regions?: string[];
+  source?: string;
+  targets?: string[];
+  sources?: string[];
+  target?: string;
+  hub?: string;
+  path?: string[];
+  /** Unreplicated bytes per partition and link retention may delete anyway; -1: never. */
+  backlogQuota?: number | string;
+  /** Bytes per second per link; -1: unlimited. */
+  rateLimit?: number | string;
+}
+
+export interface Policy {
+  name: string;
+  topics: string[];
+  topology: Topology;
+  regions: string[];
+  edges: Array<{ from: string; to: string; relay: boolean }>;
+  backlogQuota: number;
+  rateLimit: number;
+}
+
+export interface Link {
+  remote: string;
+  /** Forward replicated data too (relay), not only data produced here. */
+  relay: boolean;
+  policy: Policy;
+}
+
+export class PolicyError extends MeridianError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(ErrorCode.BadConfig, `${path}: ${message}`);
+    this.path = path;
+  }
+}
+
+export function parseRegions(input: unknown, field = 'replication.regions'): RegionEntry[] {
+  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of { name, address }');
+  const seen = new Set<string>();
+  return input.map((r, i) => {
+    const at = `${field}[${i}]`;
+    if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address }');
+    const { name, address } = r as Record<string, unknown>;
+    if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) throw new PolicyError(`${at}.name`, `expected a region name (lowercase letters, digits, dashes), got ${JSON.stringify(name)}`);
+    if (typeof address !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(address)) throw new PolicyError(`${at}.address`, `expected host:port of the region's Kafka listener, got ${JSON.stringify(address)}`);
+    const unknownKeys = Object.keys(r as object).filter((k) => k !== 'name' && k !== 'address');
+    if (unknownKeys.length > 0) throw new PolicyError(`${at}.${unknownKeys[0]}`, 'unknown field, expected one of name, address');
+    if (seen.has(name)) throw new PolicyError(`${at}.name`, `region ${name} is listed twice`);
+    seen.add(name);
+    return { name, address };
+  });
+}
+
+const POLICY_FIELDS = ['name', 'topics', 'topology', 'regions', 'source', 'targets', 'sources', 'target', 'hub', 'path', 'backlogQuota', 'rateLimit'];
+
+/** Validates policies against the registry (`known`, which includes this region). */
+export function parsePolicies(input: unknown, known: readonly string[], field = 'replication.policies'): Policy[] {
+  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of policies');
+  return input.map((raw, i) => parsePolicy(raw, known, `${field}[${i}]`, i));
+}
+
+function parsePolicy(raw: unknown, known: readonly string[], at: string, index: number): Policy {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new PolicyError(at, 'expected a mapping');
+  const p = raw as Record<string, unknown>;
+  for (const k of Object.keys(p)) if (!POLICY_FIELDS.includes(k)) throw new PolicyError(`${at}.${k}`, `unknown field, expected one of ${POLICY_FIELDS.join(', ')}`);
+  const topicsRaw = typeof p.topics === 'string' ? [p.topics] : p.topics;
+  if (!Array.isArray(topicsRaw) || topicsRaw.length === 0 || !topicsRaw.every((t) => typeof t === 'string' && /^[a-zA-Z0-9._*-]+$/.test(t))) {
+    throw new PolicyError(`${at}.topics`, 'expected a topic name or pattern (* matches any characters), or a list of them');
+  }
+  const topology = p.topology as Topology;
+  if (!TOPOLOGIES.includes(topology)) throw new PolicyError(`${at}.topology`, `expected one of ${TOPOLOGIES.join(', ')}, got ${JSON.stringify(p.topology)}`);
+  const region = (name: string) => (v: unknown): string => {
+    if (typeof v !== 'string' || !known.includes(v)) throw new PolicyError(`${at}.${name}`, `${JSON.stringify(v)} is not a region in replication.regions (known: ${known.join(', ')})`);
+    return v;
+  };
+  const list = (name: string, min: number): string[] => {
+    const v = p[name];
+    if (!Array.isArray(v) || v.length < min) throw new PolicyError(`${at}.${name}`, `topology ${topology} needs a list of at least ${min} regions`);
+    const out = v.map(region(name));
+    if (new Set(out).size !== out.length) throw new PolicyError(`${at}.${name}`, 'a region is listed twice');
+    return out;
+  };
+  const one = (name: string): string => {
+    if (p[name] === undefined) throw new PolicyError(`${at}.${name}`, `topology ${topology} needs ${name}`);
+    return region(name)(p[name]);
+  };
+  const edges: Policy['edges'] = [];
+  let regions: string[];
+  switch (topology) {
+    case 'mesh':
+      regions = list('regions', 2);
+      for (const a of regions) for (const b of regions) if (a !== b) edges.push({ from: a, to: b, relay: false });
+      break;
+    case 'one-way':
+    case 'fan-out': {
+      const source = one('source');
+      const targets = list('targets', 1);
+      if (targets.includes(source)) throw new PolicyError(`${at}.targets`, `the source ${source} cannot also be a target`);
+      regions = [source, ...targets];
+      for (const t of targets) edges.push({ from: source, to: t, relay: false });
+      break;
+    }
+    case 'aggregation': {
+      const target = one('target');
+      const sources = list('sources', 1);
+      if (sources.includes(target)) throw new PolicyError(`${at}.sources`, `the target ${target} cannot also be a source`);
+      regions = [...sources, target];
+      for (const s of sources) edges.push({ from: s, to: target, relay: false });
+      break;
+    }
+    case 'relay': {
+      if (p.path !== undefined) {
+        regions = list('path', 2);
+        for (let i = 0; i + 1 < regions.length; i++) edges.push({ from: regions[i], to: regions[i + 1], relay: true });
+      } else {
+        const hub = one('hub');
+        const spokes = list('regions', 1);
+        if (spokes.includes(hub)) throw new PolicyError(`${at}.regions`, `the hub ${hub} cannot also be a spoke`);
+        regions = [hub, ...spokes];
+        for (const s of spokes) edges.push({ from: s, to: hub, relay: false }, { from: hub, to: s, relay: true });
+      }
+      break;
+    }
+  }
+  return {
+    name: typeof p.name === 'string' ? p.name : `policy-${index}`,
+    topics: topicsRaw as string[],
+    topology,
+    regions,
+    edges,
+    backlogQuota: sizeField(p.backlogQuota, `${at}.backlogQuota`),
+    rateLimit: sizeField(p.rateLimit, `${at}.rateLimit`),
+  };
+}
+
+function sizeField(v: unknown, at: string): number {
+  if (v === undefined || v === -1 || v === '-1') return -1;
+  const n = typeof v === 'number' || typeof v === 'string' ? parseSize(v) : undefined;
+  if (n === undefined || n < 0) throw new PolicyError(at, `expected a size such as 10GiB, or -1 for unlimited, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*')}$`);
+}
+
+export function topicMatches(policy: Policy, topic: string): boolean {
+  return policy.topics.some((t) => (t.includes('*') ? globToRegExp(t).test(topic) : t === topic));
+}
+
+/** The first policy governing `topic`, if any. */
+export function policyFor(policies: readonly Policy[], topic: string): Policy | undefined {
+  return policies.find((p) => topicMatches(p, topic));
+}
+
+/** The links `region` runs for `topic` under `policies`. */
+export function linksFor(policies: readonly Policy[], region: string, topic: string): Link[] {
+  const policy = policyFor(policies, topic);
+  if (policy === undefined) return [];
+  return policy.edges.filter((e) => e.from === region).map((e) => ({ remote: e.to, relay: e.relay, policy }));
+}

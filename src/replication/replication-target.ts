@@ -1,0 +1,143 @@
+/**
+ * The receiving side of replication: answers ReplicationHandshake and ReplicatedAppend.
+ *
+ * An append keeps the batches whose origin offsets are above what this log already holds
+ * from their origin region (dedup, whichever path they came by), drops anything that already
+ * passed through this region (loop prevention), and writes each run of kept batches behind a
+ * marker, all in one append: one write, one fsync, consecutive offsets. The dedup table is
+ * updated when the offsets are assigned, before the write completes, so a concurrent append
+ * from another sender sees it.
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+import { validateBatch, type BatchHeader } from '../storage/record-batch.js';
+import { encodeMarker, type MarkedBatch } from './marker.js';
+import type { AppendRequest, AppendResponse, HandshakeRequest, HandshakeResponse } from './replication-api.js';
+import { raise, type ReplicaStates } from './replica-state.js';
+import { RunTracker } from './run-tracker.js';
+
+export interface TargetStats {
+  appendedBatches: number;
+  appendedBytes: number;
+  duplicateBatches: number;
+  loopDroppedBatches: number;
+}
+
+export class ReplicationTarget {
+  readonly region: string;
+  readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0 };
+  #topics: TopicManager;
+  #states: ReplicaStates;
+  #log: Logger;
+
+  constructor(opts: { region: string; topics: TopicManager; states: ReplicaStates; logger: Logger }) {
+    this.region = opts.region;
+    this.#topics = opts.topics;
+    this.#states = opts.states;
+    this.#log = opts.logger.child({ component: 'replication-target' });
+  }
+
+  async handshake(req: HandshakeRequest): Promise<HandshakeResponse> {
+    const fail = (code: string, message: string): HandshakeResponse => ({ errorCode: kafkaCode(code as never), errorMessage: message, region: this.region, partitionCount: -1, partitions: [] });
+    if (req.targetRegion !== this.region) return fail('INVALID_REQUEST', `this broker serves region ${this.region}, not ${req.targetRegion}: check replication.regions in ${req.senderRegion}'s config`);
+    if (req.senderRegion === this.region) return fail('INVALID_REQUEST', `region ${req.senderRegion} cannot replicate to itself`);
+    try {
+      let info = this.#topics.getTopic(req.topic);
+      if (info === undefined && req.createIfMissing) {
+        try {
+          info = await this.#topics.createTopic(req.topic, req.partitionCount);
+          this.#log.info({ topic: req.topic, partitions: req.partitionCount, from: req.senderRegion }, 'topic created for replication');
+        } catch (err) {
+          if (!(err instanceof MeridianError && err.code === ErrorCode.TopicExists)) throw err;
+          info = this.#topics.getTopic(req.topic);
+        }
+      }
+      if (info === undefined) return fail('UNKNOWN_TOPIC_OR_PARTITION', `topic ${req.topic} does not exist in region ${this.region}`);
+      if (info.partitions !== req.partitionCount) {
+        return {
+          ...fail('INVALID_PARTITIONS', `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do`),
+          partitionCount: info.partitions,
+        };
+      }
+      const partitions = await Promise.all(
+        this.#topics.partitions(req.topic).map(async (log, partition) => ({ partition, senderCursor: (await this.#states.forLog(log)).table.lastSender(req.senderRegion) })),
+      );
+      return { errorCode: 0, errorMessage: null, region: this.region, partitionCount: info.partitions, partitions };
+    } catch (err) {
+      const e = toKafkaError(err);
+      return { ...fail('UNKNOWN_SERVER_ERROR', e.message), errorCode: e.code };
+    }
+  }
+
+  /**
+   * Validates, dedups and appends; resolves once the offsets are assigned (the connection may
+   * go on with its next request), with `done` settling when the append is durable.
+   */
+  async append(req: AppendRequest): Promise<{ done: Promise<AppendResponse> }> {
+    const fail = (errorCode: number, errorMessage: string) => ({ done: Promise.resolve<AppendResponse>({ errorCode, errorMessage, senderCursor: -1n, appendedBatches: 0, duplicateBatches: 0 }) });
+    if (req.targetRegion !== this.region) return fail(kafkaCode('INVALID_REQUEST'), `this broker serves region ${this.region}, not ${req.targetRegion}`);
+    const log = this.#topics.partition(req.topic, req.partition);
+    if (log === undefined) return fail(kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), `${req.topic}/${req.partition} does not exist in region ${this.region}`);
+    try {
+      const state = await this.#states.forLog(log);
+      const table = state.table;
+      // What this request itself appends, so a batch repeated within it is a duplicate too.
+      const held = new Map<string, bigint>();
+      const runs: Array<{ originRegion: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
+      let duplicates = 0;
+      for (const entry of req.entries) {
+        if (entry.originRegion === this.region || entry.hops.includes(this.region)) {
+          this.stats.loopDroppedBatches += entry.batches.length;
+          duplicates += entry.batches.length;
+          continue;
+        }
+        const run = { originRegion: entry.originRegion, originPartition: entry.originPartition, hops: entry.hops, batches: [] as Buffer[], headers: [] as BatchHeader[], marked: [] as MarkedBatch[], senderLast: -1n };
+        for (const b of entry.batches) {
+          const h = validateBatch(b.batch, log.options.maxBatchBytes);
+          if (b.originBaseOffset <= (held.get(entry.originRegion) ?? table.lastOrigin(entry.originRegion))) {
+            duplicates++;
+            continue;
+          }
+          held.set(entry.originRegion, b.originBaseOffset + BigInt(h.lastOffsetDelta));
+          run.batches.push(b.batch);
+          run.headers.push(h);
+          run.marked.push({ originBaseOffset: b.originBaseOffset, senderBaseOffset: b.senderBaseOffset, crc: h.crc });
+          run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
+        }
+        if (run.batches.length > 0) runs.push(run);
+      }
+      this.stats.duplicateBatches += duplicates;
+      const kept = runs.reduce((n, r) => n + r.batches.length, 0);
+      const answer = (): AppendResponse => ({ errorCode: 0, errorMessage: null, senderCursor: table.lastSender(req.senderRegion), appendedBatches: kept, duplicateBatches: duplicates });
+      if (runs.length === 0) {
+        // Nothing new: the sender may move on (in memory only; after a restart the
+        // rebuilt cursor is lower and the sender resends, which dedups again).
+        raise(table.senders, req.senderRegion, req.senderEndOffset);
+        return { done: Promise.resolve(answer()) };
+      }
+      const out: Buffer[] = [];
+      const headers: BatchHeader[] = [];
+      let bytes = 0;
+      runs.forEach((run, i) => {
+        // The last marker also covers what the sender skipped after its last batch.
+        const senderEndOffset = i === runs.length - 1 && req.senderEndOffset > run.senderLast ? req.senderEndOffset : run.senderLast;
+        const marker = encodeMarker({ originRegion: run.originRegion, originPartition: run.originPartition, senderRegion: req.senderRegion, hops: run.hops, batches: run.marked, senderEndOffset });
+        out.push(marker, ...run.batches);
+        headers.push(validateBatch(marker), ...run.headers);
+        bytes += run.batches.reduce((n, b) => n + b.length, 0);
+      });
+      const pending = log.appendValidated(out, headers);
+      const tracker = new RunTracker();
+      out.forEach((b, i) => table.observe(tracker, b, headers[i]));
+      this.stats.appendedBatches += kept;
+      this.stats.appendedBytes += bytes;
+      return { done: pending.done.then(answer, (err) => ({ ...answer(), errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, senderCursor: -1n })) };
+    } catch (err) {
+      const e = toKafkaError(err);
+      this.#log.warn({ topic: req.topic, partition: req.partition, from: req.senderRegion, err: e.message }, 'replicated append rejected');
+      return fail(e.code, e.message);
+    }
+  }
+}

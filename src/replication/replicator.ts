@@ -1,0 +1,232 @@
+/**
+ * The sending side of geo-replication in one region: turns the policies into workers, one
+ * per (topic, partition, remote region), keeps that set current as topics come and go and
+ * policies change at run time, and holds back retention (local and remote) on anything a
+ * remote has not received yet, unless the policy's backlog quota says otherwise.
+ */
+import type { Logger } from 'pino';
+import type { PartitionLog } from '../storage/partition-log.js';
+import type { SegmentInfo } from '../storage/segment.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+import type { TieredStorage } from '../tiered/tiered-storage.js';
+import { linksFor, parsePolicies, parseRegions, type Policy, type RegionEntry } from './policy.js';
+import { RemoteRegion } from './remote-region.js';
+import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
+
+export interface ReplicatorOptions {
+  region: string;
+  regions: readonly RegionEntry[];
+  policies: readonly Policy[];
+  topics: TopicManager;
+  tiered?: TieredStorage;
+  worker: WorkerOptions;
+  maxInFlightBytes: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+  logger: Logger;
+}
+
+export interface LinkSummary {
+  remote: string;
+  address: string;
+  connected: boolean;
+  inFlightBytes: number;
+  workers: number;
+  states: Record<string, number>;
+}
+
+export class Replicator {
+  readonly region: string;
+  #opts: ReplicatorOptions;
+  #policies: readonly Policy[];
+  #regions: Map<string, RegionEntry>;
+  #remotes = new Map<string, RemoteRegion>();
+  #workers = new Map<string, PartitionWorker>();
+  #guards = new Map<PartitionLog, () => void>();
+  #offRemoteGuard: (() => void) | undefined;
+  #offTopics: () => void;
+  #log: Logger;
+  #closed = false;
+  /** Quota warnings already logged, per worker key (one line per deletion burst). */
+  #quotaWarned = new Set<string>();
+
+  constructor(opts: ReplicatorOptions) {
+    this.#opts = opts;
+    this.region = opts.region;
+    this.#policies = opts.policies;
+    this.#regions = new Map(opts.regions.map((r) => [r.name, r]));
+    this.#log = opts.logger.child({ component: 'replicator' });
+    this.#offTopics = opts.topics.onTopicChange(() => this.reconcile());
+    this.#offRemoteGuard = opts.tiered?.addRemoteRetentionGuard((topic, partition, seg) => this.#mayDelete(topic, partition, seg.nextOffset, seg.sizeBytes, true));
+    this.reconcile();
+    this.#log.info({ policies: this.#policies.map((p) => p.name), regions: [...this.#regions.keys()] }, 'replicator started');
+  }
+
+  get policies(): readonly Policy[] {
+    return this.#policies;
+  }
+
+  /** Replaces the policies at run time (validated first; on error nothing changes). */
+  setPolicies(input: unknown): Policy[] {
+    const policies = parsePolicies(input, [this.region, ...this.#regions.keys()]);
+    this.#policies = policies;
+    this.#log.info({ policies: policies.map((p) => `${p.name}:${p.topology}`) }, 'replication policies changed');
+    this.reconcile();
+    return policies;
+  }
+
+  /** Replaces the region registry at run time (addresses may change; links reconnect). */
+  setRegions(input: unknown): void {
+    const regions = parseRegions(input);
+    for (const [name, remote] of this.#remotes) {
+      const entry = regions.find((r) => r.name === name);
+      if (entry?.address !== remote.address) {
+        for (const [key, w] of this.#workers) if (w.link.remote === name) this.#stopWorker(key);
+        remote.close();
+        this.#remotes.delete(name);
+      }
+    }
+    this.#regions = new Map(regions.map((r) => [r.name, r]));
+    this.reconcile();
+  }
+
+  /** Starts the workers the policies want and stops the ones they no longer want. */
+  reconcile(): void {
+    if (this.#closed) return;
+    const wanted = new Map<string, { topic: string; partition: number; link: ReturnType<typeof linksFor>[number] }>();
+    for (const t of this.#opts.topics.listTopics()) {
+      if (t.name.startsWith('__')) continue; // internal topics stay in their region
+      for (const link of linksFor(this.#policies, this.region, t.name)) {
+        if (!this.#regions.has(link.remote)) continue;
+        for (let p = 0; p < t.partitions; p++) wanted.set(workerKey(t.name, p, link.remote), { topic: t.name, partition: p, link });
+      }
+    }
+    for (const [key, w] of this.#workers) {
+      const want = wanted.get(key);
+      if (want === undefined || want.link.relay !== w.link.relay || want.link.policy !== w.link.policy || this.#opts.topics.partition(w.topic, w.partition) !== w.log) this.#stopWorker(key);
+    }
+    for (const [key, want] of wanted) {
+      if (this.#workers.has(key)) continue;
+      const log = this.#opts.topics.partition(want.topic, want.partition);
+      if (log === undefined) continue;
+      const worker = new PartitionWorker({
+        region: this.region,
+        topic: want.topic,
+        partition: want.partition,
+        link: want.link,
+        log,
+        remote: this.#remote(want.link.remote),
+        tiered: this.#opts.tiered,
+        options: this.#opts.worker,
+        logger: this.#log,
+      });
+      this.#workers.set(key, worker);
+      this.#guardLog(want.topic, want.partition);
+      worker.start();
+    }
+    // Links without workers keep no connection open.
+    for (const [name, remote] of this.#remotes) {
+      if (![...this.#workers.values()].some((w) => w.link.remote === name)) {
+        remote.close();
+        this.#remotes.delete(name);
+      }
+    }
+  }
+
+  #stopWorker(key: string): void {
+    const w = this.#workers.get(key);
+    if (w === undefined) return;
+    this.#workers.delete(key);
+    void w.stop();
+  }
+
+  #remote(name: string): RemoteRegion {
+    let r = this.#remotes.get(name);
+    if (r === undefined) {
+      r = new RemoteRegion({
+        region: this.region,
+        remote: name,
+        address: this.#regions.get(name)!.address,
+        maxInFlightBytes: this.#opts.maxInFlightBytes,
+        concurrency: this.#opts.concurrency,
+        requestTimeoutMs: this.#opts.requestTimeoutMs,
+        partitionCountOf: (topic) => this.#opts.topics.getTopic(topic)?.partitions ?? 0,
+        logger: this.#log,
+      });
+      this.#remotes.set(name, r);
+    }
+    return r;
+  }
+
+  /** One retention guard per partition log, consulting whatever workers it has then. */
+  #guardLog(topic: string, partition: number): void {
+    const log = this.#opts.topics.partition(topic, partition)!;
+    if (this.#guards.has(log)) return;
+    const off = log.addRetentionGuard((seg: SegmentInfo) => {
+      if (this.#opts.topics.partition(topic, partition) !== log) return true; // topic deleted
+      // An offloaded segment stays readable from the object store: the local copy may go.
+      const remoteEnd = this.#opts.tiered?.remoteEnd(topic, partition);
+      if (remoteEnd !== undefined && seg.nextOffset <= remoteEnd) return true;
+      return this.#mayDelete(topic, partition, seg.nextOffset, seg.sizeBytes, false);
+    });
+    this.#guards.set(log, off);
+  }
+
+  /**
+   * Whether retention may delete data of `topic/partition` below `nextOffset`: every remote
+   * must hold it, or the link's backlog must exceed its policy's quota (then it is deleted
+   * loudly: a warning, the worker's quotaDroppedRecords, its status).
+   */
+  #mayDelete(topic: string, partition: number, nextOffset: bigint, sizeBytes: number, remoteTier: boolean): boolean {
+    const workers = [...this.#workers.entries()].filter(([, w]) => w.topic === topic && w.partition === partition);
+    for (const [key, w] of workers) {
+      const acked = w.acknowledged;
+      if (acked !== undefined && acked >= nextOffset - 1n) continue;
+      const quota = w.link.policy.backlogQuota;
+      const backlog = w.backlogBytes();
+      if (quota < 0 || backlog <= quota) return false;
+      const records = Number(nextOffset - (acked === undefined ? 0n : acked + 1n));
+      w.noteQuotaDrop(records > 0 ? records : 0);
+      if (this.#quotaWarned.has(key)) continue;
+      this.#quotaWarned.add(key);
+      setTimeout(() => this.#quotaWarned.delete(key), 10_000).unref();
+      this.#log.warn(
+        { topic, partition, remote: w.link.remote, backlogBytes: backlog, quota, deletedBytes: sizeBytes, upTo: String(nextOffset - 1n), tier: remoteTier ? 'remote' : 'local' },
+        'backlog quota exceeded: retention deletes data the remote region has not received',
+      );
+    }
+    return true;
+  }
+
+  status(): WorkerStatus[] {
+    const now = Date.now();
+    return [...this.#workers.values()].map((w) => w.status(now)).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || a.remote.localeCompare(b.remote));
+  }
+
+  links(): LinkSummary[] {
+    return [...this.#remotes.values()].map((r) => {
+      const workers = [...this.#workers.values()].filter((w) => w.link.remote === r.name);
+      const states: Record<string, number> = {};
+      for (const w of workers) states[w.state] = (states[w.state] ?? 0) + 1;
+      return { remote: r.name, address: r.address, connected: r.connected, inFlightBytes: r.inFlightBytes, workers: workers.length, states };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#offTopics();
+    for (const off of this.#guards.values()) off();
+    this.#guards.clear();
+    this.#offRemoteGuard?.();
+    const workers = [...this.#workers.values()];
+    this.#workers.clear();
+    for (const r of this.#remotes.values()) r.close();
+    await Promise.all(workers.map((w) => w.stop()));
+    this.#remotes.clear();
+  }
+}
+
+function workerKey(topic: string, partition: number, remote: string): string {
+  return `${topic}\0${partition}\0${remote}`;
+}

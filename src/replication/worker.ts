@@ -1,0 +1,395 @@
+/**
+ * One replicator worker: forwards one partition of one topic to one remote region.
+ *
+ *   1. Ask the remote where to resume (the last offset of this log it holds: the remote,
+ *      not a local cursor, is the source of truth).
+ *   2. Read whole batches from the next offset, up to what is durable here (a power loss
+ *      must never take back a record a remote already holds), from local disk or, for
+ *      offloaded offsets, from the object store.
+ *   3. Keep what this link forwards: data produced here, and with relay also data received
+ *      from elsewhere, never to a region already on its hop path. Runs of replicated batches
+ *      are sent whole, so a resume point always falls on a run boundary.
+ *   4. Send them verbatim in one ReplicatedAppend; on success move on, on any failure back
+ *      off (exponential with jitter) and start again at 1.
+ *
+ * One request in flight per worker keeps per-origin order trivially; throughput comes from
+ * many partitions sharing the link's pipelined connection. Memory is bounded by the link's
+ * in-flight byte budget, taken before reading, so a remote that is down costs disk, not RAM.
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import { readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
+import type { TieredStorage } from '../tiered/tiered-storage.js';
+import type { Link } from './policy.js';
+import type { ReplicatedEntry } from './replication-api.js';
+import type { RemoteRegion } from './remote-region.js';
+import { RunTracker } from './run-tracker.js';
+
+export type WorkerState = 'starting' | 'running' | 'idle' | 'backing-off' | 'error' | 'stopped';
+
+export interface WorkerOptions {
+  maxRequestBytes: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+}
+
+export interface WorkerStatus {
+  topic: string;
+  partition: number;
+  remote: string;
+  policy: string;
+  relay: boolean;
+  state: WorkerState;
+  error: string | null;
+  /** Last offset of this partition the remote holds (-1: none; null: not known yet). */
+  replicatedOffset: string | null;
+  /** The origin offset of the last record sent (for data produced here, the same offset). */
+  lastOriginOffset: string | null;
+  backlogRecords: number;
+  backlogBytes: number;
+  lagSeconds: number;
+  bytesPerSecond: number;
+  recordsPerSecond: number;
+  sentBatches: number;
+  sentRecords: number;
+  sentBytes: number;
+  retries: number;
+  /** Records retention deleted before the remote got them (backlog quota). */
+  quotaDroppedRecords: number;
+}
+
+const RATE_WINDOW_MS = 10_000;
+
+interface Chunk {
+  entries: ReplicatedEntry[];
+  /** Last offset of this log the chunk covers (sent or deliberately skipped). */
+  lastOffset: bigint;
+  bytes: number;
+  records: number;
+  batches: number;
+  firstTimestamp: bigint;
+  lastOriginOffset: bigint | null;
+}
+
+export class PartitionWorker {
+  readonly topic: string;
+  readonly partition: number;
+  readonly link: Link;
+  readonly log: PartitionLog;
+  #region: string;
+  #remote: RemoteRegion;
+  #tiered?: TieredStorage;
+  #opts: WorkerOptions;
+  #logger: Logger;
+  #state: WorkerState = 'starting';
+  #error: string | null = null;
+  /** Last offset the remote holds (undefined: ask it). */
+  #cursor: bigint | undefined;
+  #lastKnownCursor: bigint | undefined;
+  #lastOriginOffset: bigint | null = null;
+  #oldestUnsentTimestamp: bigint | null = null;
+  #abort = new AbortController();
+  #done: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #window: Array<{ t: number; bytes: number; records: number }> = [];
+  #started = Date.now();
+  readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
+
+  constructor(opts: { region: string; topic: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: TieredStorage; options: WorkerOptions; logger: Logger }) {
+    this.#region = opts.region;
+    this.topic = opts.topic;
+    this.partition = opts.partition;
+    this.link = opts.link;
+    this.log = opts.log;
+    this.#remote = opts.remote;
+    this.#tiered = opts.tiered;
+    this.#opts = opts.options;
+    this.#logger = opts.logger.child({ topic: opts.topic, partition: opts.partition, remote: opts.link.remote });
+  }
+
+  /** Last offset the remote is known to hold: what retention must keep past (undefined: unknown). */
+  get acknowledged(): bigint | undefined {
+    return this.#lastKnownCursor;
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#done ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#wake?.();
+    await this.#done;
+    this.#state = 'stopped';
+  }
+
+  /** Records that retention deleted unreplicated data under the backlog quota. */
+  noteQuotaDrop(records: number): void {
+    this.totals.quotaDroppedRecords += records;
+  }
+
+  status(now = Date.now()): WorkerStatus {
+    const cursor = this.#lastKnownCursor;
+    const next = cursor === undefined ? this.#earliest() : cursor + 1n;
+    const backlogRecords = Number(this.log.highWatermark > next ? this.log.highWatermark - next : 0n);
+    this.#trimWindow(now);
+    const span = Math.max(1, Math.min(RATE_WINDOW_MS, now - this.#started)) / 1000;
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      remote: this.link.remote,
+      policy: this.link.policy.name,
+      relay: this.link.relay,
+      state: this.#state,
+      error: this.#error,
+      replicatedOffset: cursor === undefined ? null : String(cursor),
+      lastOriginOffset: this.#lastOriginOffset === null ? null : String(this.#lastOriginOffset),
+      backlogRecords,
+      backlogBytes: backlogRecords === 0 ? 0 : this.backlogBytes(next),
+      lagSeconds: backlogRecords === 0 || this.#oldestUnsentTimestamp === null ? 0 : Math.max(0, (now - Number(this.#oldestUnsentTimestamp)) / 1000),
+      bytesPerSecond: Math.round(this.#window.reduce((n, w) => n + w.bytes, 0) / span),
+      recordsPerSecond: Math.round(this.#window.reduce((n, w) => n + w.records, 0) / span),
+      sentBatches: this.totals.batches,
+      sentRecords: this.totals.records,
+      sentBytes: this.totals.bytes,
+      retries: this.totals.retries,
+      quotaDroppedRecords: this.totals.quotaDroppedRecords,
+    };
+  }
+
+  /** Bytes of this log from `next` on (estimated within the segment holding `next`). */
+  backlogBytes(next: bigint = (this.#lastKnownCursor ?? -1n) + 1n): number {
+    let bytes = 0;
+    const segs = this.log.segments();
+    for (const s of segs) {
+      if (s.nextOffset <= next) continue;
+      if (s.baseOffset >= next) bytes += s.sizeBytes;
+      else bytes += (s.sizeBytes * Number(s.nextOffset - next)) / Math.max(1, Number(s.nextOffset - s.baseOffset));
+    }
+    const localStart = this.log.logStartOffset;
+    if (next < localStart && segs.length > 0) {
+      const perOffset = this.log.sizeBytes / Math.max(1, Number(this.log.highWatermark - localStart));
+      bytes += perOffset * Number(localStart - next);
+    }
+    return Math.round(bytes);
+  }
+
+  #earliest(): bigint {
+    try {
+      return this.#tiered?.logStartOffset(this.topic, this.partition) ?? this.log.logStartOffset;
+    } catch {
+      return this.log.logStartOffset;
+    }
+  }
+
+  get #signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  async #run(): Promise<void> {
+    let backoff = this.#opts.retryInitialMs;
+    while (!this.#signal.aborted) {
+      try {
+        if (this.#cursor === undefined) {
+          this.#state = 'starting';
+          this.#cursor = await this.#remote.resumePoint(this.topic, this.partition, this.#partitionCount());
+          this.#lastKnownCursor = this.#cursor;
+          if (this.#error !== null) this.#logger.info({ resumeAfter: String(this.#cursor) }, 'replication link recovered');
+          this.#error = null;
+        }
+        await this.#step();
+        backoff = this.#opts.retryInitialMs;
+      } catch (err) {
+        if (this.#signal.aborted) break;
+        const message = err instanceof Error ? err.message : String(err);
+        const permanent = err instanceof MeridianError && !err.retriable;
+        if (this.#error !== message) this.#logger.warn({ err: message }, permanent ? 'replication link in error; retrying' : 'replication failed; backing off');
+        this.#state = permanent ? 'error' : 'backing-off';
+        this.#error = message;
+        this.#cursor = undefined;
+        this.totals.retries++;
+        const delay = permanent ? this.#opts.retryMaxMs : backoff;
+        await this.#sleep(delay * (0.5 + Math.random()));
+        backoff = Math.min(backoff * 2, this.#opts.retryMaxMs);
+      }
+    }
+  }
+
+  #partitionCount(): number {
+    return this.#remote.partitionCountOf(this.topic);
+  }
+
+  async #step(): Promise<void> {
+    const cursor = this.#cursor!;
+    let next = cursor + 1n;
+    const earliest = this.#earliest();
+    if (next < earliest) {
+      if (cursor >= 0n) {
+        // Retention deleted records the remote never got (only a backlog quota allows it).
+        const lost = Number(earliest - next);
+        this.#logger.warn({ from: String(next), to: String(earliest - 1n), records: lost }, 'replication skipped records retention deleted before the remote received them');
+      }
+      next = earliest;
+      this.#cursor = next - 1n;
+    }
+    const hw = this.log.highWatermark;
+    if (next >= hw) {
+      this.#state = 'idle';
+      this.#oldestUnsentTimestamp = null;
+      await this.#waitForAppend(next);
+      return;
+    }
+    if (next >= this.log.durableOffset && next >= this.log.logStartOffset) {
+      // Written but not yet fsynced (acks=1, or the interval flush mode): sync it now.
+      await this.log.flush();
+    }
+    this.#state = 'running';
+    const grant = await this.#remote.acquire(this.#opts.maxRequestBytes, this.#signal);
+    let used = 0;
+    try {
+      const chunk = await this.#read(next);
+      if (chunk === null) {
+        await this.#sleep(20); // readable bytes not there yet (a race with retention or the flush)
+        return;
+      }
+      used = chunk.bytes;
+      grant.shrink(used);
+      this.#oldestUnsentTimestamp = chunk.firstTimestamp;
+      if (chunk.entries.length > 0) {
+        await this.#remote.append(this.link, {
+          topic: this.topic,
+          partition: this.partition,
+          senderEndOffset: chunk.lastOffset,
+          entries: chunk.entries,
+        }, used, this.#signal);
+        this.totals.batches += chunk.batches;
+        this.totals.records += chunk.records;
+        this.totals.bytes += chunk.bytes;
+        this.#window.push({ t: Date.now(), bytes: chunk.bytes, records: chunk.records });
+        this.#trimWindow(Date.now());
+        if (chunk.lastOriginOffset !== null) this.#lastOriginOffset = chunk.lastOriginOffset;
+      }
+      this.#cursor = chunk.lastOffset;
+      this.#lastKnownCursor = chunk.lastOffset;
+    } finally {
+      grant.release();
+    }
+  }
+
+  /**
+   * Reads whole batches from `next` and keeps what this link forwards. Returns null when
+   * nothing is readable yet. A run of replicated batches cut by the byte budget is left for
+   * the next read, which starts at its marker; if the run alone exceeds the budget, the
+   * budget grows until it fits (a run is one earlier append, bounded by the frame size).
+   */
+  async #read(next: bigint): Promise<Chunk | null> {
+    let budget = this.#opts.maxRequestBytes;
+    for (;;) {
+      const durable = this.log.durableOffset;
+      let records: Buffer;
+      const remote = next < this.log.logStartOffset && this.#tiered ? await this.#tiered.read(this.topic, this.partition, next, budget, this.#signal) : undefined;
+      if (remote) records = remote.records;
+      else records = (await this.log.read(next, budget, { upTo: durable })).records;
+      if (records.length === 0) return null;
+      const batches: Array<{ buf: Buffer; h: BatchHeader }> = [];
+      for (let p = 0; p < records.length; ) {
+        const h = readBatchHeader(records, p);
+        const size = h.batchLength + 12;
+        batches.push({ buf: records.subarray(p, p + size), h });
+        p += size;
+      }
+      const chunk = this.#select(batches, remote !== undefined || lastOffsetOf(batches.at(-1)!.h) + 1n >= durable);
+      if (chunk !== null) return chunk;
+      if (budget >= 256 * 1024 * 1024) throw new MeridianError(ErrorCode.CorruptBatch, `a replicated run at offset ${next} of ${this.topic}/${this.partition} does not fit in 256 MiB`);
+      budget *= 4;
+    }
+  }
+
+  /** Builds the request entries from batches read in log order starting at a run boundary. */
+  #select(batches: Array<{ buf: Buffer; h: BatchHeader }>, atEnd: boolean): Chunk | null {
+    const tracker = new RunTracker();
+    const kinds = batches.map((b) => tracker.classify(b.buf, b.h));
+    let usable = batches.length;
+    if (tracker.inRun && !atEnd) {
+      // Cut before the marker that opened the unfinished run.
+      usable = kinds.map((k) => k.kind).lastIndexOf('marker');
+      if (usable <= 0) return null;
+    }
+    const entries: ReplicatedEntry[] = [];
+    let bytes = 0;
+    let records = 0;
+    let sent = 0;
+    let firstTimestamp: bigint | null = null;
+    let lastOriginOffset: bigint | null = null;
+    const remote = this.link.remote;
+    for (let i = 0; i < usable; i++) {
+      const k = kinds[i];
+      const { buf, h } = batches[i];
+      let origin: { region: string; partition: number; baseOffset: bigint; hops: readonly string[] } | null = null;
+      if (k.kind === 'local') origin = { region: this.#region, partition: this.partition, baseOffset: h.baseOffset, hops: [this.#region] };
+      else if (k.kind === 'replicated' && this.link.relay && !k.origin.hops.includes(remote) && k.origin.region !== remote) {
+        origin = { region: k.origin.region, partition: k.origin.partition, baseOffset: k.origin.baseOffset, hops: [...k.origin.hops, this.#region] };
+      }
+      if (origin === null) continue;
+      firstTimestamp ??= h.maxTimestamp;
+      const prev = entries.at(-1);
+      const batch = { originBaseOffset: origin.baseOffset, senderBaseOffset: h.baseOffset, batch: buf };
+      if (prev && prev.originRegion === origin.region && prev.originPartition === origin.partition && sameHops(prev.hops, origin.hops)) prev.batches.push(batch);
+      else entries.push({ originRegion: origin.region, originPartition: origin.partition, hops: origin.hops, batches: [batch] });
+      bytes += buf.length;
+      records += h.recordCount;
+      sent++;
+      lastOriginOffset = origin.baseOffset + BigInt(h.lastOffsetDelta);
+    }
+    const last = batches[usable - 1].h;
+    return { entries, lastOffset: lastOffsetOf(last), bytes, records, batches: sent, firstTimestamp: firstTimestamp ?? last.maxTimestamp, lastOriginOffset };
+  }
+
+  #waitForAppend(next: bigint): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        off();
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const off = this.log.onAppend((hw) => {
+        if (hw > next) done();
+      });
+      // A safety net: retention or offload may move the log start without an append.
+      const timer = setTimeout(done, 1000);
+      this.#wake = done;
+      if (this.log.highWatermark > next || this.#signal.aborted) done();
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #trimWindow(now: number): void {
+    while (this.#window.length > 0 && this.#window[0].t < now - RATE_WINDOW_MS) this.#window.shift();
+  }
+}
+
+function lastOffsetOf(h: BatchHeader): bigint {
+  return h.baseOffset + BigInt(h.lastOffsetDelta);
+}
+
+function sameHops(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
