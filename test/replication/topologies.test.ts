@@ -1,0 +1,106 @@
+/**
+ * Every topology delivers what it promises and nothing loops, with four regions (a, b, c
+ * and a hub h), each a broker in its own process, one topic per topology:
+ *
+ *   dr      one-way a -> b             b holds a's records; b's own stay in b
+ *   fan     fan-out a -> b, c          b and c hold a's; a holds only its own
+ *   agg     aggregation a, b -> c      c holds a's and b's; a and b only their own
+ *   chain   relay path a -> b -> c     b holds a's; c holds a's (through b) and b's
+ *   star    relay hub h, spokes a b c  every region holds everyone's records, each once
+ *
+ * Every region produces into every topic it has, so each check also covers the directions
+ * that must stay silent.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Kafka, logLevel } from 'kafkajs';
+import { KcatClient } from '../helpers/kcat-client.js';
+import { KCAT_MISSING } from '../helpers/kcat.js';
+import { Regions, waitCaughtUp, waitFor, type Region } from '../helpers/regions.js';
+import { assertExactUnion, consumeTopic, emptyProduced, kcatLines, type Produced } from '../helpers/replication-check.js';
+
+const PARTITIONS = 2;
+const N = 150;
+
+const POLICIES = [
+  { name: 'dr', topics: 'dr', topology: 'one-way', source: 'a', targets: ['b'] },
+  { name: 'fan', topics: 'fan', topology: 'fan-out', source: 'a', targets: ['b', 'c'] },
+  { name: 'agg', topics: 'agg', topology: 'aggregation', sources: ['a', 'b'], target: 'c' },
+  { name: 'chain', topics: 'chain', topology: 'relay', path: ['a', 'b', 'c'] },
+  { name: 'star', topics: 'star', topology: 'relay', hub: 'h', regions: ['a', 'b', 'c'] },
+];
+
+/** Which regions create each topic themselves (the replicators create it downstream). */
+const CREATED_IN: Record<string, string[]> = { dr: ['a'], fan: ['a'], agg: ['a', 'b'], chain: ['a'], star: ['a'] };
+
+/** topic -> region -> the origins whose records it must hold (exactly). */
+const EXPECTED: Record<string, Record<string, string[]>> = {
+  dr: { a: ['a'], b: ['a', 'b'] },
+  fan: { a: ['a'], b: ['a', 'b'], c: ['a', 'c'] },
+  agg: { a: ['a'], b: ['b'], c: ['a', 'b', 'c'] },
+  chain: { a: ['a'], b: ['a', 'b'], c: ['a', 'b', 'c'] },
+  star: { a: ['a', 'b', 'c', 'h'], b: ['a', 'b', 'c', 'h'], c: ['a', 'b', 'c', 'h'], h: ['a', 'b', 'c', 'h'] },
+};
+
+async function produceInto(r: Region, topic: string, produced: Produced, round: number): Promise<void> {
+  for (let p = 0; p < PARTITIONS; p++) {
+    const msgs = Array.from({ length: N }, (_, i) => ({ key: null, value: Buffer.from(`${r.name}/${topic}/p${p}/r${round}/${i}`) }));
+    produced.get(p)!.push(...msgs);
+    await new KcatClient(r.bootstrap).produce(topic, kcatLines(msgs), ['-p', String(p)]);
+  }
+}
+
+test('one-way DR, fan-out, aggregation, relay chain and relay hub each deliver exactly their promise, with no loop', { skip: KCAT_MISSING, timeout: 240_000 }, async (t) => {
+  const regions = await Regions.create({ names: ['a', 'b', 'c', 'h'], policies: POLICIES, overrides: { topics: { autoCreate: false } } });
+  t.after(() => regions.close());
+  await regions.start();
+
+  for (const [topic, where] of Object.entries(CREATED_IN)) {
+    for (const name of where) {
+      const admin = new Kafka({ clientId: 'admin', brokers: [regions.get(name).bootstrap], logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+      await admin.disconnect();
+    }
+  }
+  // Wait until each topic exists wherever it is expected (created by replication).
+  await waitFor('topics created downstream', async () => {
+    for (const [topic, holders] of Object.entries(EXPECTED)) {
+      for (const name of Object.keys(holders)) if (!(await regions.get(name).status()).topics.some((x) => x.name === topic)) return undefined;
+    }
+    return true;
+  });
+
+  // Every region that has a topic produces into it, twice, the second time after the first
+  // round has spread (so relays forward data that arrived while they were forwarding).
+  const produced = new Map<string, Map<string, Produced>>();
+  for (const [topic, holders] of Object.entries(EXPECTED)) {
+    produced.set(topic, new Map(Object.keys(holders).map((n) => [n, emptyProduced(PARTITIONS)])));
+  }
+  for (let round = 0; round < 2; round++) {
+    await Promise.all(
+      Object.entries(EXPECTED).flatMap(([topic, holders]) => Object.keys(holders).map((name) => produceInto(regions.get(name), topic, produced.get(topic)!.get(name)!, round))),
+    );
+    await waitCaughtUp(regions.list);
+  }
+
+  for (const [topic, holders] of Object.entries(EXPECTED)) {
+    for (const [name, origins] of Object.entries(holders)) {
+      const want = new Map(origins.map((o) => [o, produced.get(topic)!.get(o)!]));
+      const messages = await consumeTopic(regions.get(name).bootstrap, topic);
+      assertExactUnion(`${topic} in ${name}`, messages, want);
+    }
+    // Regions outside the topology never got the topic.
+    for (const r of regions.list) {
+      if (holders[r.name] !== undefined) continue;
+      assert.ok(!(await r.status()).topics.some((x) => x.name === topic), `${topic} must not exist in ${r.name}`);
+    }
+  }
+
+  // Loop prevention is structural: the hub never sends a spoke's records back to it.
+  const hub = await regions.get('h').status();
+  const toA = hub.workers.filter((w) => w.topic === 'star' && w.remote === 'a');
+  assert.equal(toA.length, PARTITIONS);
+  // h forwards to a: h's own plus b's and c's records, never a's.
+  assert.equal(toA.reduce((n, w) => n + w.sentRecords, 0), 3 * 2 * PARTITIONS * N);
+});
