@@ -135,7 +135,7 @@ export class Broker {
         topics,
         groups,
         producerStates: new ProducerStates(),
-        producerIds: new ProducerIdAllocator(dataDir),
+        producerIds: new ProducerIdAllocator(dataDir, config.region),
         clusterId: clusterIdOf(dataDir),
         advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,

@@ -20,8 +20,9 @@ const USAGE = `meridian — a geo-replicated, tiered-storage streaming broker th
 
 Usage:
   meridian dev                    run the local mesh: us-east (127.0.0.1:19092) and
-                                  eu-west (127.0.0.1:29092), data in ./meridian-data,
-                                  sealed segments tiered to ./meridian-data/tiered
+                                  eu-west (127.0.0.1:29092) replicating every topic to
+                                  each other, data in ./meridian-data, sealed segments
+                                  tiered to ./meridian-data/tiered
   meridian broker --config FILE   run one region's broker from a YAML config file
   meridian help                   this text
   meridian version                the version
@@ -30,11 +31,18 @@ Every config field can be set by a MERIDIAN_* environment variable (see config/m
 
 /**
  * The dev mesh: two regions on the embedded defaults, one data folder in the cwd, each
- * tiering sealed segments to ./meridian-data/tiered/<region>.
+ * tiering sealed segments to ./meridian-data/tiered/<region>, replicating every topic to
+ * the other (active-active).
  */
+const DEV_REGIONS = [
+  { name: 'us-east', address: '127.0.0.1:19092' },
+  { name: 'eu-west', address: '127.0.0.1:29092' },
+];
+const DEV_REPLICATION = { regions: DEV_REGIONS, policies: [{ name: 'dev-mesh', topics: '*', topology: 'mesh', regions: ['us-east', 'eu-west'] }] };
+
 export const DEV_MESH: readonly BrokerConfigInput[] = [
-  { region: 'us-east', dataDir: './meridian-data/us-east', kafka: { port: 19092 }, tiered: { enabled: true } },
-  { region: 'eu-west', dataDir: './meridian-data/eu-west', kafka: { port: 29092 }, tiered: { enabled: true } },
+  { region: 'us-east', dataDir: './meridian-data/us-east', kafka: { port: 19092 }, tiered: { enabled: true }, replication: DEV_REPLICATION },
+  { region: 'eu-west', dataDir: './meridian-data/eu-west', kafka: { port: 29092 }, tiered: { enabled: true }, replication: DEV_REPLICATION },
 ];
 
 function fail(message: string, code = 2): never {

@@ -81,6 +81,15 @@ describe('defaults', () => {
         checkIntervalMs: 10_000,
         cache: { bytes: 64 * 1024 ** 2, blockBytes: 1024 ** 2, readConcurrency: 8 },
       },
+      replication: {
+        regions: [],
+        policies: [],
+        maxInFlightBytes: 16 * MiB,
+        maxRequestBytes: MiB,
+        concurrency: 8,
+        requestTimeoutMs: 30_000,
+        retry: { initialMs: 100, maxMs: 10_000 },
+      },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -172,7 +181,7 @@ describe('environment', () => {
   });
 
   test('every variable set to its default text reproduces the defaults', () => {
-    const env = Object.fromEntries(listEnvVars().map((v) => [v.name, v.default === null ? 'null' : String(v.default)]));
+    const env = Object.fromEntries(listEnvVars().map((v) => [v.name, v.default === null ? 'null' : Array.isArray(v.default) ? JSON.stringify(v.default) : String(v.default)]));
     assert.deepEqual(loadConfig({ env }), defaultConfig());
   });
 
@@ -266,7 +275,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, tiered \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, tiered, replication \(line 1\)$/);
   });
 
   test('bad unit', () => {
