@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { kcat, KCAT_MISSING } from '../helpers/kcat.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meridian.js', import.meta.url));
 const t = tmpDir('meridian-cli-');
@@ -88,6 +89,22 @@ test('meridian dev (npm start) serves us-east on 19092 and eu-west on 29092, dat
     assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'eu-west', 'meridian.lock')));
     assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'us-east')), 'us-east tiers to a local directory');
     assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'eu-west')));
+    if (!KCAT_MISSING) {
+      // The two regions replicate to each other: produced in one, readable in the other.
+      await kcat(['-P', '-b', '127.0.0.1:19092', '-t', 'dev-topic', '-p', '0'], 'from-us-east\n');
+      await kcat(['-P', '-b', '127.0.0.1:29092', '-t', 'dev-topic', '-p', '0'], 'from-eu-west\n');
+      for (const port of [19092, 29092]) {
+        const deadline = Date.now() + 20_000;
+        let values: string[] = [];
+        while (Date.now() < deadline) {
+          const r = await kcat(['-C', '-b', `127.0.0.1:${port}`, '-t', 'dev-topic', '-p', '0', '-e', '-q', '-f', '%s\n']);
+          values = r.stdout.toString().split('\n').filter(Boolean).sort();
+          if (values.length >= 2) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.deepEqual(values, ['from-eu-west', 'from-us-east'], `region on ${port} holds both records once`);
+      }
+    }
     child.kill('SIGINT');
     assert.equal(await new Promise((r) => child.once('exit', r)), 0);
     assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')), false);
