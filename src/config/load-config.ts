@@ -9,12 +9,12 @@
  *
  * This is the only module that reads process.env (STYLE.md).
  */
-import { parsePolicies, parseRegions, PolicyError } from '../replication/policy.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { parsePolicies, parseRegions, PolicyError } from '../replication/policy.js';
 import {
   brokerConfigSchema,
   DURATION_UNIT_NAMES,
@@ -365,6 +365,12 @@ function issueFromAjv(error: ErrorObject, layer: Layer): ConfigIssue {
   }
   const path = parentPath;
   const node = schemaAt(path);
+  const itemOf = node === undefined && /^\d+$/.test(path.at(-1) ?? '') ? schemaAt(path.slice(0, -1)) : undefined;
+  if (itemOf !== undefined && !isObjectSchema(itemOf)) {
+    // An item of a list field: the list's owner checks items in depth, ajv only their type.
+    const shown = `${path.slice(0, -1).join('.')}[${path.at(-1)}]`;
+    return withLine(layer, path.slice(0, -1), { source: layer.sourceOf(path), path: shown, detail: `expected a mapping, got ${renderValue(layer.originalAt(path))}` });
+  }
   const original = layer.originalAt(path);
   let detail = `expected ${node === undefined ? 'a valid value' : describeExpected(node, error.keyword !== 'unit')}, got ${renderValue(original)}`;
   if (node !== undefined && !isObjectSchema(node)) {
@@ -398,6 +404,7 @@ function describeExpected(node: FieldSchema, withRange = true): string {
   if (node.expected !== undefined) return node.expected;
   const types: readonly string[] = typeof node.type === 'string' ? [node.type] : node.type;
   let text: string;
+  if (types.includes('array')) return 'a list (in an environment variable: JSON, e.g. [{"name": "eu-west", "address": "10.0.0.2:9092"}])';
   if (node.unit === 'size') text = `a size such as 128MiB or a number of bytes${withRange ? unitRange(node, formatSize) : ''}`;
   else if (node.unit === 'duration') text = `a duration such as 30s or a number of milliseconds${withRange ? unitRange(node, formatLongDuration) : ''}`;
   else if (node.enum !== undefined) text = `one of ${node.enum.join(', ')}`;
@@ -476,6 +483,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function getIn(data: unknown, path: readonly string[]): unknown {
   let node = data;
   for (const key of path) {
+    if (Array.isArray(node) && /^\d+$/.test(key)) {
+      node = node[Number(key)];
+      continue;
+    }
     if (!isPlainObject(node) || !Object.hasOwn(node, key)) return undefined;
     node = node[key];
   }

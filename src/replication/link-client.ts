@@ -47,15 +47,18 @@ export class LinkClient {
     if (this.#closed) throw new MeridianError(ErrorCode.StorageIo, `link to ${this.address} is closed`, { retriable: true });
     const socket = await this.#connect();
     const correlationId = this.#nextId++ & 0x7fffffff;
+    // Batches of 16 KiB and more go out as their own chunks, uncopied; the size prefix is
+    // therefore a separate buffer written once the length is known.
     const w = new Writer(4096, { zeroCopyFrom: 16 * 1024 });
-    const mark = w.beginLengthPrefix();
     w.int16(apiKey).int16(version).int32(correlationId).string(this.#opts.clientId);
     body(w);
-    w.endLengthPrefix(mark);
+    const size = Buffer.allocUnsafe(4);
+    size.writeInt32BE(w.length, 0);
     return new Promise<Reader>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(new MeridianError(ErrorCode.StorageIo, `no answer from ${this.address} within ${this.#opts.requestTimeoutMs} ms`, { retriable: true })), this.#opts.requestTimeoutMs);
       this.#inFlight.set(correlationId, { resolve, reject, timer });
       socket.cork();
+      socket.write(size);
       for (const chunk of w.toBuffers()) socket.write(chunk);
       socket.uncork();
     });

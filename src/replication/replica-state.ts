@@ -38,7 +38,9 @@ export class ReplicaTable {
     const o = kind.origin;
     const delta = BigInt(h.lastOffsetDelta);
     raise(this.origins, o.region, o.baseOffset + delta);
-    raise(this.senders, o.senderRegion, o.senderBaseOffset + delta);
+    // The sender resumes after a whole run only: a run cut short by a torn write is resent
+    // from its start (and dedups by origin offset), so a relaying sender never resumes in
+    // the middle of a run it received, where it could not tell whose batches follow.
     if (o.lastOfRun) raise(this.senders, o.senderRegion, o.marker.senderEndOffset);
   }
 

@@ -87,15 +87,19 @@ export class ReplicationTarget {
       const held = new Map<string, bigint>();
       const runs: Array<{ originRegion: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
       let duplicates = 0;
+      let looped = 0;
       for (const entry of req.entries) {
         if (entry.originRegion === this.region || entry.hops.includes(this.region)) {
-          this.stats.loopDroppedBatches += entry.batches.length;
+          looped += entry.batches.length;
           duplicates += entry.batches.length;
           continue;
         }
+        // senderLast is the entry's last batch, kept or not: entries end on the sender's run
+        // boundaries, and that is where the sender may resume.
         const run = { originRegion: entry.originRegion, originPartition: entry.originPartition, hops: entry.hops, batches: [] as Buffer[], headers: [] as BatchHeader[], marked: [] as MarkedBatch[], senderLast: -1n };
         for (const b of entry.batches) {
           const h = validateBatch(b.batch, log.options.maxBatchBytes);
+          run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
           if (b.originBaseOffset <= (held.get(entry.originRegion) ?? table.lastOrigin(entry.originRegion))) {
             duplicates++;
             continue;
@@ -104,11 +108,11 @@ export class ReplicationTarget {
           run.batches.push(b.batch);
           run.headers.push(h);
           run.marked.push({ originBaseOffset: b.originBaseOffset, senderBaseOffset: b.senderBaseOffset, crc: h.crc });
-          run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
         }
         if (run.batches.length > 0) runs.push(run);
       }
-      this.stats.duplicateBatches += duplicates;
+      this.stats.duplicateBatches += duplicates - looped;
+      this.stats.loopDroppedBatches += looped;
       const kept = runs.reduce((n, r) => n + r.batches.length, 0);
       const answer = (): AppendResponse => ({ errorCode: 0, errorMessage: null, senderCursor: table.lastSender(req.senderRegion), appendedBatches: kept, duplicateBatches: duplicates });
       if (runs.length === 0) {

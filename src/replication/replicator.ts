@@ -57,7 +57,7 @@ export class Replicator {
     this.#regions = new Map(opts.regions.map((r) => [r.name, r]));
     this.#log = opts.logger.child({ component: 'replicator' });
     this.#offTopics = opts.topics.onTopicChange(() => this.reconcile());
-    this.#offRemoteGuard = opts.tiered?.addRemoteRetentionGuard((topic, partition, seg) => this.#mayDelete(topic, partition, seg.nextOffset, seg.sizeBytes, true));
+    this.#offRemoteGuard = opts.tiered?.addRemoteRetentionGuard((topic, partition, seg) => this.#mayDelete(topic, partition, seg, true));
     this.reconcile();
     this.#log.info({ policies: this.#policies.map((p) => p.name), regions: [...this.#regions.keys()] }, 'replicator started');
   }
@@ -167,7 +167,7 @@ export class Replicator {
       // An offloaded segment stays readable from the object store: the local copy may go.
       const remoteEnd = this.#opts.tiered?.remoteEnd(topic, partition);
       if (remoteEnd !== undefined && seg.nextOffset <= remoteEnd) return true;
-      return this.#mayDelete(topic, partition, seg.nextOffset, seg.sizeBytes, false);
+      return this.#mayDelete(topic, partition, seg, false);
     });
     this.#guards.set(log, off);
   }
@@ -177,16 +177,26 @@ export class Replicator {
    * must hold it, or the link's backlog must exceed its policy's quota (then it is deleted
    * loudly: a warning, the worker's quotaDroppedRecords, its status).
    */
-  #mayDelete(topic: string, partition: number, nextOffset: bigint, sizeBytes: number, remoteTier: boolean): boolean {
+  #mayDelete(topic: string, partition: number, seg: { baseOffset: bigint; nextOffset: bigint; sizeBytes: number }, remoteTier: boolean): boolean {
+    const { baseOffset, nextOffset, sizeBytes } = seg;
     const workers = [...this.#workers.entries()].filter(([, w]) => w.topic === topic && w.partition === partition);
+    // Vetoes first: a deletion one link allows under its quota must not go ahead while
+    // another link still needs the segment.
+    const over: Array<[string, PartitionWorker, bigint]> = [];
     for (const [key, w] of workers) {
-      const acked = w.acknowledged;
-      if (acked !== undefined && acked >= nextOffset - 1n) continue;
+      const acked = w.acknowledged ?? -1n;
+      if (acked >= nextOffset - 1n) continue;
       const quota = w.link.policy.backlogQuota;
-      const backlog = w.backlogBytes();
-      if (quota < 0 || backlog <= quota) return false;
-      const records = Number(nextOffset - (acked === undefined ? 0n : acked + 1n));
-      w.noteQuotaDrop(records > 0 ? records : 0);
+      // Pulsar-like eviction: the oldest data goes only while what is still held for the
+      // remote exceeds the quota, so the remote keeps receiving the newest quota's worth.
+      if (quota < 0 || w.heldBacklogBytes() <= quota) return false;
+      over.push([key, w, acked]);
+    }
+    for (const [key, w, acked] of over) {
+      const from = acked + 1n > baseOffset ? acked + 1n : baseOffset;
+      const backlog = w.heldBacklogBytes();
+      const quota = w.link.policy.backlogQuota;
+      w.noteQuotaDrop(nextOffset > from ? Number(nextOffset - from) : 0);
       if (this.#quotaWarned.has(key)) continue;
       this.#quotaWarned.add(key);
       setTimeout(() => this.#quotaWarned.delete(key), 10_000).unref();

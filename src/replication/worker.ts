@@ -179,6 +179,16 @@ export class PartitionWorker {
     return Math.round(bytes);
   }
 
+  /**
+   * The backlog this region still holds for the remote: from the first offset the remote
+   * lacks, or from the oldest offset still held if retention already deleted past it.
+   */
+  heldBacklogBytes(): number {
+    const next = (this.#lastKnownCursor ?? -1n) + 1n;
+    const earliest = this.#earliest();
+    return this.backlogBytes(next > earliest ? next : earliest);
+  }
+
   #earliest(): bigint {
     try {
       return this.#tiered?.logStartOffset(this.topic, this.partition) ?? this.log.logStartOffset;
