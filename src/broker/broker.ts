@@ -155,7 +155,7 @@ export class Broker {
         policies: parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]),
         topics,
         tiered,
-        worker: { maxRequestBytes: r.maxRequestBytes, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
+        worker: { maxRequestBytes: r.maxRequestBytes, pipelineDepth: r.pipelineDepth, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
         maxInFlightBytes: r.maxInFlightBytes,
         concurrency: r.concurrency,
         requestTimeoutMs: r.requestTimeoutMs,

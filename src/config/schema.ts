@@ -41,6 +41,7 @@ export interface ReplicationConfig {
   readonly policies: readonly unknown[];
   readonly maxInFlightBytes: number;
   readonly maxRequestBytes: number;
+  readonly pipelineDepth: number;
   readonly concurrency: number;
   readonly requestTimeoutMs: number;
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
@@ -174,6 +175,7 @@ export interface RawBrokerConfig {
     policies: unknown[];
     maxInFlightBytes: SizeInput;
     maxRequestBytes: SizeInput;
+    pipelineDepth: number;
     concurrency: number;
     requestTimeoutMs: DurationInput;
     retry: { initialMs: DurationInput; maxMs: DurationInput };
@@ -509,7 +511,14 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     },
     maxInFlightBytes: size('Bytes read for and sent to one remote region but not yet acknowledged, across its partitions.', '16MiB', { minimum: 64 * 1024 }),
     maxRequestBytes: size('Batch bytes per replication request (a larger batch is still sent, alone).', '1MiB', { minimum: 1024, maximum: 64 * 1024 * 1024 }),
-    concurrency: { description: 'Replication requests in flight at once per remote region.', default: 8, type: 'integer', minimum: 1, maximum: 16 },
+    pipelineDepth: {
+      description: 'Replication requests in flight at once per partition and remote region (pipelining hides the link\'s round trip; the remote refuses any request that would not continue its log).',
+      default: 4,
+      type: 'integer',
+      minimum: 1,
+      maximum: 16,
+    },
+    concurrency: { description: 'Replication requests in flight at once per remote region, across its partitions.', default: 16, type: 'integer', minimum: 1, maximum: 64 },
     requestTimeoutMs: duration('A remote region that does not answer a request within this is treated as unreachable.', '30s', { minimum: 100, maximum: MAX_TIMER_MS }),
     retry: section('Backoff after a failed replication request: exponential with jitter.', {
       initialMs: duration('First delay.', '100ms', { minimum: 1, maximum: MAX_TIMER_MS }),

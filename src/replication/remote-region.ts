@@ -108,7 +108,16 @@ class RateLimiter {
     this.#tokens = rate;
   }
 
-  async take(bytes: number, signal: AbortSignal): Promise<void> {
+  #tail: Promise<void> = Promise.resolve();
+
+  /** Waits for `bytes` worth of tokens; callers are served in call order (FIFO). */
+  take(bytes: number, signal: AbortSignal): Promise<void> {
+    const turn = this.#tail.then(() => this.#take(bytes, signal));
+    this.#tail = turn.catch(() => {});
+    return turn;
+  }
+
+  async #take(bytes: number, signal: AbortSignal): Promise<void> {
     for (;;) {
       const now = Date.now();
       this.#tokens = Math.min(this.rate, this.#tokens + ((now - this.#at) * this.rate) / 1000);
@@ -202,7 +211,7 @@ export class RemoteRegion {
     return res;
   }
 
-  async append(link: Link, req: { topic: string; partition: number; senderEndOffset: bigint; entries: ReplicatedEntry[] }, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
+  async append(link: Link, req: { topic: string; partition: number; senderEndOffset: bigint; continuesFrom: bigint; entries: ReplicatedEntry[] }, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
     const rate = link.policy.rateLimit;
     if (rate > 0) {
       let limiter = this.#limiters.get(link.policy.name);

@@ -12,7 +12,7 @@
  *
  *   ReplicatedAppend (key 32001, v0)
  *     request:  targetRegion STRING, senderRegion STRING, topic STRING, partition INT32,
- *               senderEndOffset INT64,
+ *               senderEndOffset INT64, continuesFrom INT64,
  *               entries ARRAY<[originRegion STRING, originPartition INT32, hops ARRAY<STRING>,
  *                              batches ARRAY<[originBaseOffset INT64, senderBaseOffset INT64,
  *                                             batch BYTES]>]>
@@ -21,9 +21,17 @@
  *
  * senderCursor is the last offset of the sender's log the receiver holds for that partition
  * (-1: none): where the sender's worker resumes. Batches travel verbatim (the sender's bytes).
+ *
+ * continuesFrom lets a sender pipeline appends: it is the senderCursor the sender expects the
+ * receiver to hold when this request arrives (the end of its previous request). A receiver
+ * holding anything else refuses the request (OUT_OF_ORDER_SEQUENCE_NUMBER), so when one
+ * request of a pipeline fails, the ones behind it cannot leave a gap. -2 skips the check.
  */
 import type { Reader } from '../protocol/kafka/reader.js';
 import type { Writer } from '../protocol/kafka/writer.js';
+
+/** continuesFrom value that skips the continuity check (tools, tests). */
+export const NO_CONTINUITY_CHECK = -2n;
 
 export const ReplicationApiKey = { Handshake: 32000, Append: 32001 } as const;
 
@@ -66,6 +74,7 @@ export interface AppendRequest {
   topic: string;
   partition: number;
   senderEndOffset: bigint;
+  continuesFrom: bigint;
   entries: ReplicatedEntry[];
 }
 
@@ -101,7 +110,7 @@ export function readHandshakeResponse(r: Reader): HandshakeResponse {
 }
 
 export function writeAppendRequest(w: Writer, r: AppendRequest): void {
-  w.string(r.targetRegion).string(r.senderRegion).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int32(r.entries.length);
+  w.string(r.targetRegion).string(r.senderRegion).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int64(r.continuesFrom).int32(r.entries.length);
   for (const e of r.entries) {
     w.string(e.originRegion).int32(e.originPartition).int32(e.hops.length);
     for (const h of e.hops) w.string(h);
@@ -111,7 +120,7 @@ export function writeAppendRequest(w: Writer, r: AppendRequest): void {
 }
 
 export function readAppendRequest(r: Reader): AppendRequest {
-  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset') };
+  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset'), continuesFrom: r.int64('continuesFrom') };
   const entries: ReplicatedEntry[] = [];
   for (let n = r.int32('entries'); n > 0; n--) {
     const originRegion = r.string('originRegion');

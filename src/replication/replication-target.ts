@@ -14,7 +14,7 @@ import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
-import type { AppendRequest, AppendResponse, HandshakeRequest, HandshakeResponse } from './replication-api.js';
+import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
 import { raise, type ReplicaStates } from './replica-state.js';
 import { RunTracker } from './run-tracker.js';
 
@@ -83,8 +83,14 @@ export class ReplicationTarget {
     try {
       const state = await this.#states.forLog(log);
       const table = state.table;
+      const held = table.lastSender(req.senderRegion);
+      if (req.continuesFrom !== NO_CONTINUITY_CHECK && req.continuesFrom !== held) {
+        // An earlier request of the sender's pipeline failed (or this region restarted):
+        // appending this one would leave a gap. The sender asks where to resume.
+        return fail(kafkaCode('OUT_OF_ORDER_SEQUENCE_NUMBER'), `${req.topic}/${req.partition} in ${this.region} holds ${req.senderRegion}'s log up to ${held}, but the request continues from ${req.continuesFrom}`);
+      }
       // What this request itself appends, so a batch repeated within it is a duplicate too.
-      const held = new Map<string, bigint>();
+      const pending = new Map<string, bigint>();
       const runs: Array<{ originRegion: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
       let duplicates = 0;
       let looped = 0;
@@ -100,11 +106,11 @@ export class ReplicationTarget {
         for (const b of entry.batches) {
           const h = validateBatch(b.batch, log.options.maxBatchBytes);
           run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
-          if (b.originBaseOffset <= (held.get(entry.originRegion) ?? table.lastOrigin(entry.originRegion))) {
+          if (b.originBaseOffset <= (pending.get(entry.originRegion) ?? table.lastOrigin(entry.originRegion))) {
             duplicates++;
             continue;
           }
-          held.set(entry.originRegion, b.originBaseOffset + BigInt(h.lastOffsetDelta));
+          pending.set(entry.originRegion, b.originBaseOffset + BigInt(h.lastOffsetDelta));
           run.batches.push(b.batch);
           run.headers.push(h);
           run.marked.push({ originBaseOffset: b.originBaseOffset, senderBaseOffset: b.senderBaseOffset, crc: h.crc });
@@ -132,12 +138,12 @@ export class ReplicationTarget {
         headers.push(validateBatch(marker), ...run.headers);
         bytes += run.batches.reduce((n, b) => n + b.length, 0);
       });
-      const pending = log.appendValidated(out, headers);
+      const appended = log.appendValidated(out, headers);
       const tracker = new RunTracker();
       out.forEach((b, i) => table.observe(tracker, b, headers[i]));
       this.stats.appendedBatches += kept;
       this.stats.appendedBytes += bytes;
-      return { done: pending.done.then(answer, (err) => ({ ...answer(), errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, senderCursor: -1n })) };
+      return { done: appended.done.then(answer, (err) => ({ ...answer(), errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, senderCursor: -1n })) };
     } catch (err) {
       const e = toKafkaError(err);
       this.#log.warn({ topic: req.topic, partition: req.partition, from: req.senderRegion, err: e.message }, 'replicated append rejected');

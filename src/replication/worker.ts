@@ -30,6 +30,8 @@ export type WorkerState = 'starting' | 'running' | 'idle' | 'backing-off' | 'err
 
 export interface WorkerOptions {
   maxRequestBytes: number;
+  /** Requests in flight at once for this partition and link. */
+  pipelineDepth: number;
   retryInitialMs: number;
   retryMaxMs: number;
 }
@@ -61,6 +63,13 @@ export interface WorkerStatus {
 
 const RATE_WINDOW_MS = 10_000;
 
+interface InFlight {
+  chunk: Chunk;
+  /** Settles (never rejects) when the request is answered; `error` says how. */
+  settled: Promise<void>;
+  error: unknown;
+}
+
 interface Chunk {
   entries: ReplicatedEntry[];
   /** Last offset of this log the chunk covers (sent or deliberately skipped). */
@@ -84,11 +93,18 @@ export class PartitionWorker {
   #logger: Logger;
   #state: WorkerState = 'starting';
   #error: string | null = null;
-  /** Last offset the remote holds (undefined: ask it). */
-  #cursor: bigint | undefined;
+  /** Last offset the remote confirmed holding (undefined: ask it). */
+  #confirmed: bigint | undefined;
+  /** The same, kept across failures for status and retention. */
   #lastKnownCursor: bigint | undefined;
+  /** End of the last request sent (the next request continues from it). */
+  #sentEnd = -1n;
+  /** Next offset to read: ahead of #confirmed by what is in flight. */
+  #readFrom = 0n;
+  #inFlight: InFlight[] = [];
+  /** Batch timestamp of the oldest record not confirmed, when nothing is in flight. */
+  #nextTimestamp: bigint | null = null;
   #lastOriginOffset: bigint | null = null;
-  #oldestUnsentTimestamp: bigint | null = null;
   #abort = new AbortController();
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -151,7 +167,7 @@ export class PartitionWorker {
       lastOriginOffset: this.#lastOriginOffset === null ? null : String(this.#lastOriginOffset),
       backlogRecords,
       backlogBytes: backlogRecords === 0 ? 0 : this.backlogBytes(next),
-      lagSeconds: backlogRecords === 0 || this.#oldestUnsentTimestamp === null ? 0 : Math.max(0, (now - Number(this.#oldestUnsentTimestamp)) / 1000),
+      lagSeconds: backlogRecords === 0 ? 0 : this.#lagSeconds(now),
       bytesPerSecond: Math.round(this.#window.reduce((n, w) => n + w.bytes, 0) / span),
       recordsPerSecond: Math.round(this.#window.reduce((n, w) => n + w.records, 0) / span),
       sentBatches: this.totals.batches,
@@ -160,6 +176,12 @@ export class PartitionWorker {
       retries: this.totals.retries,
       quotaDroppedRecords: this.totals.quotaDroppedRecords,
     };
+  }
+
+  /** Age of the oldest record the remote does not hold yet (by its batch timestamp). */
+  #lagSeconds(now: number): number {
+    const ts = this.#inFlight[0]?.chunk.firstTimestamp ?? this.#nextTimestamp;
+    return ts === null ? 0 : Math.max(0, (now - Number(ts)) / 1000);
   }
 
   /** Bytes of this log from `next` on (estimated within the segment holding `next`). */
@@ -205,52 +227,64 @@ export class PartitionWorker {
     let backoff = this.#opts.retryInitialMs;
     while (!this.#signal.aborted) {
       try {
-        if (this.#cursor === undefined) {
+        if (this.#confirmed === undefined) {
           this.#state = 'starting';
-          this.#cursor = await this.#remote.resumePoint(this.topic, this.partition, this.#partitionCount());
-          this.#lastKnownCursor = this.#cursor;
-          if (this.#error !== null) this.#logger.info({ resumeAfter: String(this.#cursor) }, 'replication link recovered');
+          const cursor = await this.#remote.resumePoint(this.topic, this.partition, this.#partitionCount());
+          this.#confirmed = cursor;
+          this.#sentEnd = cursor;
+          this.#readFrom = cursor + 1n;
+          this.#lastKnownCursor = cursor;
+          if (this.#error !== null) this.#logger.info({ resumeAfter: String(cursor) }, 'replication link recovered');
           this.#error = null;
         }
         await this.#step();
         backoff = this.#opts.retryInitialMs;
       } catch (err) {
+        // Whatever else is in flight is void now: the remote refuses what would not
+        // continue its log, and the next handshake says where to resume.
+        await Promise.all(this.#inFlight.map((f) => f.settled));
+        this.#nextTimestamp = this.#inFlight[0]?.chunk.firstTimestamp ?? this.#nextTimestamp;
+        this.#inFlight = [];
         if (this.#signal.aborted) break;
         const message = err instanceof Error ? err.message : String(err);
         const permanent = err instanceof MeridianError && !err.retriable;
         if (this.#error !== message) this.#logger.warn({ err: message }, permanent ? 'replication link in error; retrying' : 'replication failed; backing off');
         this.#state = permanent ? 'error' : 'backing-off';
         this.#error = message;
-        this.#cursor = undefined;
+        this.#confirmed = undefined;
         this.totals.retries++;
         const delay = permanent ? this.#opts.retryMaxMs : backoff;
         await this.#sleep(delay * (0.5 + Math.random()));
         backoff = Math.min(backoff * 2, this.#opts.retryMaxMs);
       }
     }
+    await Promise.all(this.#inFlight.map((f) => f.settled));
   }
 
   #partitionCount(): number {
     return this.#remote.partitionCountOf(this.topic);
   }
 
+  /**
+   * One step: send the next chunk if the pipeline has room and there is data, otherwise
+   * wait for the oldest request in flight, otherwise wait for data.
+   */
   async #step(): Promise<void> {
-    const cursor = this.#cursor!;
-    let next = cursor + 1n;
+    let next = this.#readFrom;
     const earliest = this.#earliest();
     if (next < earliest) {
-      if (cursor >= 0n) {
+      if (next > 0n) {
         // Retention deleted records the remote never got (only a backlog quota allows it).
-        const lost = Number(earliest - next);
-        this.#logger.warn({ from: String(next), to: String(earliest - 1n), records: lost }, 'replication skipped records retention deleted before the remote received them');
+        this.#logger.warn({ from: String(next), to: String(earliest - 1n), records: Number(earliest - next) }, 'replication skipped records retention deleted before the remote received them');
       }
       next = earliest;
-      this.#cursor = next - 1n;
+      this.#readFrom = next;
     }
     const hw = this.log.highWatermark;
-    if (next >= hw) {
+    if (next >= hw || this.#inFlight.length >= this.#opts.pipelineDepth) {
+      if (this.#inFlight.length > 0) return this.#settleOldest();
       this.#state = 'idle';
-      this.#oldestUnsentTimestamp = null;
+      this.#nextTimestamp = null;
       await this.#waitForAppend(next);
       return;
     }
@@ -260,34 +294,59 @@ export class PartitionWorker {
     }
     this.#state = 'running';
     const grant = await this.#remote.acquire(this.#opts.maxRequestBytes, this.#signal);
-    let used = 0;
+    let chunk: Chunk | null;
     try {
-      const chunk = await this.#read(next);
-      if (chunk === null) {
-        await this.#sleep(20); // readable bytes not there yet (a race with retention or the flush)
-        return;
-      }
-      used = chunk.bytes;
-      grant.shrink(used);
-      this.#oldestUnsentTimestamp = chunk.firstTimestamp;
-      if (chunk.entries.length > 0) {
-        await this.#remote.append(this.link, {
-          topic: this.topic,
-          partition: this.partition,
-          senderEndOffset: chunk.lastOffset,
-          entries: chunk.entries,
-        }, used, this.#signal);
-        this.totals.batches += chunk.batches;
-        this.totals.records += chunk.records;
-        this.totals.bytes += chunk.bytes;
-        this.#window.push({ t: Date.now(), bytes: chunk.bytes, records: chunk.records });
-        this.#trimWindow(Date.now());
-        if (chunk.lastOriginOffset !== null) this.#lastOriginOffset = chunk.lastOriginOffset;
-      }
-      this.#cursor = chunk.lastOffset;
-      this.#lastKnownCursor = chunk.lastOffset;
-    } finally {
+      chunk = await this.#read(next);
+    } catch (err) {
       grant.release();
+      throw err;
+    }
+    if (chunk === null) {
+      grant.release();
+      if (this.#inFlight.length > 0) return this.#settleOldest();
+      await this.#sleep(20); // readable bytes not there yet (a race with retention or the flush)
+      return;
+    }
+    this.#readFrom = chunk.lastOffset + 1n;
+    if (this.#inFlight.length === 0) this.#nextTimestamp = chunk.firstTimestamp;
+    if (chunk.entries.length === 0) {
+      // Nothing this link forwards: done once everything before it is.
+      grant.release();
+      this.#inFlight.push({ chunk, settled: Promise.resolve(), error: undefined });
+      return;
+    }
+    grant.shrink(chunk.bytes);
+    const continuesFrom = this.#sentEnd;
+    this.#sentEnd = chunk.lastOffset;
+    const entry: InFlight = { chunk, settled: Promise.resolve(), error: undefined };
+    entry.settled = this.#remote
+      .append(this.link, { topic: this.topic, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
+      .then(
+        () => {},
+        (err: unknown) => {
+          entry.error = err ?? new Error('replication request failed');
+        },
+      )
+      .finally(() => grant.release());
+    this.#inFlight.push(entry);
+  }
+
+  /** Waits for the oldest request in flight; on success the remote holds its chunk. */
+  async #settleOldest(): Promise<void> {
+    const f = this.#inFlight[0];
+    await f.settled;
+    if (f.error !== undefined) throw f.error;
+    this.#inFlight.shift();
+    const chunk = f.chunk;
+    this.#confirmed = chunk.lastOffset;
+    this.#lastKnownCursor = chunk.lastOffset;
+    if (chunk.entries.length > 0) {
+      this.totals.batches += chunk.batches;
+      this.totals.records += chunk.records;
+      this.totals.bytes += chunk.bytes;
+      this.#window.push({ t: Date.now(), bytes: chunk.bytes, records: chunk.records });
+      this.#trimWindow(Date.now());
+      if (chunk.lastOriginOffset !== null) this.#lastOriginOffset = chunk.lastOriginOffset;
     }
   }
 

@@ -55,7 +55,7 @@ async function handshake(client: LinkClient, req: Partial<HandshakeRequest> & { 
 }
 
 async function append(client: LinkClient, req: Partial<AppendRequest> & Pick<AppendRequest, 'topic' | 'entries' | 'senderEndOffset'>): Promise<AppendResponse> {
-  const r = await client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: REGION, senderRegion: 'us-east', partition: 0, ...req }));
+  const r = await client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: REGION, senderRegion: 'us-east', partition: 0, continuesFrom: -2n, ...req }));
   return readAppendResponse(r);
 }
 
