@@ -62,6 +62,8 @@ export interface WorkerStatus {
 }
 
 const RATE_WINDOW_MS = 10_000;
+/** How long to wait for a pending fsync before forcing one for replication. */
+const DURABLE_WAIT_MS = 100;
 
 interface InFlight {
   chunk: Chunk;
@@ -289,8 +291,10 @@ export class PartitionWorker {
       return;
     }
     if (next >= this.log.durableOffset && next >= this.log.logStartOffset) {
-      // Written but not yet fsynced (acks=1, or the interval flush mode): sync it now.
-      await this.log.flush();
+      // Written but not yet fsynced. If a producer's fsync is on its way (acks=all), it
+      // covers this; if none is (acks=1, the interval flush mode), sync it now.
+      if (this.log.syncPending) await this.#waitForDurable(next, DURABLE_WAIT_MS);
+      if (next >= this.log.durableOffset) await this.log.flush();
     }
     this.#state = 'running';
     const grant = await this.#remote.acquire(this.#opts.maxRequestBytes, this.#signal);
@@ -434,6 +438,21 @@ export class PartitionWorker {
       const timer = setTimeout(done, 1000);
       this.#wake = done;
       if (this.log.highWatermark > next || this.#signal.aborted) done();
+    });
+  }
+
+  #waitForDurable(next: bigint, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        off();
+        clearTimeout(timer);
+        resolve();
+      };
+      const off = this.log.onDurable((d) => {
+        if (d > next) done();
+      });
+      const timer = setTimeout(done, ms);
+      if (this.log.durableOffset > next || this.#signal.aborted) done();
     });
   }
 

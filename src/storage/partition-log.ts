@@ -139,6 +139,7 @@ export class PartitionLog {
   #guards: RetentionGuard[] = [];
   #sealedListeners = new Set<(s: SegmentInfo) => void>();
   #appendListeners = new Set<(highWatermark: bigint) => void>();
+  #durableListeners = new Set<(durableOffset: bigint) => void>();
   #retentionRunning = false;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0 };
 
@@ -203,6 +204,17 @@ export class PartitionLog {
   onSegmentSealed(listener: (s: SegmentInfo) => void): () => void {
     this.#sealedListeners.add(listener);
     return () => this.#sealedListeners.delete(listener);
+  }
+
+  /** Whether an fdatasync is running or queued (durableOffset is about to advance). */
+  get syncPending(): boolean {
+    return this.#syncing || this.#syncWaiters.length > 0;
+  }
+
+  /** Called each time `durableOffset` advances (geo-replication sends only durable data). */
+  onDurable(listener: (durableOffset: bigint) => void): () => void {
+    this.#durableListeners.add(listener);
+    return () => this.#durableListeners.delete(listener);
   }
 
   /** Called after each write round with the new high watermark (for long-polling fetches). */
@@ -641,7 +653,10 @@ export class PartitionLog {
         this.#fail(err, waiters);
         break;
       }
-      if (target > this.#durableEnd) this.#durableEnd = target;
+      if (target > this.#durableEnd) {
+        this.#durableEnd = target;
+        for (const l of this.#durableListeners) l(target);
+      }
       for (const w of waiters) {
         if (w.kind === 'flush') w.resolve();
         else w.resolve({ baseOffset: w.baseOffset, lastOffset: w.lastOffset });

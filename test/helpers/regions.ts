@@ -68,7 +68,7 @@ export class Region {
   async start(): Promise<void> {
     assert.ok(!this.running, `${this.name} is already running`);
     const overrides = { ...this.overrides, region: this.name, dataDir: this.dataDir, kafka: { host: '127.0.0.1', port: this.port, ...(this.overrides.kafka ?? {}) } };
-    const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(process.env.REGION_NODE_ARGS ? process.env.REGION_NODE_ARGS.split(' ') : []), '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     this.#exited = new Promise((r) => proc.once('exit', () => r()));
     let stderr = '';
