@@ -11,8 +11,8 @@
  * The value (big-endian, Kafka primitive encodings):
  *
  *   version INT16 (0)
- *   originRegion STRING, originPartition INT32
- *   senderRegion STRING
+ *   originRegion STRING, originTopicId STRING, originPartition INT32
+ *   senderRegion STRING, senderTopicId STRING
  *   hops ARRAY<STRING>          the regions the data passed through, origin first, sender last
  *   batches ARRAY<[originBaseOffset INT64, senderBaseOffset INT64, crc UINT32]>
  *   senderEndOffset INT64       the sender's log offset this request covered (>= last batch's)
@@ -39,8 +39,11 @@ export interface MarkedBatch {
 
 export interface Marker {
   originRegion: string;
+  /** The topic's id in the origin region: a topic deleted and recreated there starts afresh. */
+  originTopicId: string;
   originPartition: number;
   senderRegion: string;
+  senderTopicId: string;
   hops: readonly string[];
   batches: readonly MarkedBatch[];
   senderEndOffset: bigint;
@@ -50,7 +53,7 @@ const MARKER_KEY = Buffer.from([0, 0, MARKER_CONTROL_TYPE >> 8, MARKER_CONTROL_T
 
 export function encodeMarker(m: Marker, timestamp = BigInt(Date.now())): Buffer {
   const w = new Writer(64 + m.batches.length * 20);
-  w.int16(MARKER_VERSION).string(m.originRegion).int32(m.originPartition).string(m.senderRegion);
+  w.int16(MARKER_VERSION).string(m.originRegion).string(m.originTopicId).int32(m.originPartition).string(m.senderRegion).string(m.senderTopicId);
   w.int32(m.hops.length);
   for (const h of m.hops) w.string(h);
   w.int32(m.batches.length);
@@ -75,12 +78,14 @@ export function decodeMarker(batch: Buffer, h: BatchHeader = readBatchHeader(bat
   const version = r.int16('marker version');
   if (version !== MARKER_VERSION) throw new MeridianError(ErrorCode.CorruptBatch, `replication marker version ${version} is not supported`);
   const originRegion = r.string('originRegion');
+  const originTopicId = r.string('originTopicId');
   const originPartition = r.int32('originPartition');
   const senderRegion = r.string('senderRegion');
+  const senderTopicId = r.string('senderTopicId');
   const hops: string[] = [];
   for (let n = r.int32('hops'); n > 0; n--) hops.push(r.string('hop'));
   const batches: MarkedBatch[] = [];
   for (let n = r.int32('batches'); n > 0; n--) batches.push({ originBaseOffset: r.int64('originBaseOffset'), senderBaseOffset: r.int64('senderBaseOffset'), crc: r.uint32('crc') });
   const senderEndOffset = r.int64('senderEndOffset');
-  return { originRegion, originPartition, senderRegion, hops, batches, senderEndOffset };
+  return { originRegion, originTopicId, originPartition, senderRegion, senderTopicId, hops, batches, senderEndOffset };
 }

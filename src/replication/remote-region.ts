@@ -182,11 +182,11 @@ export class RemoteRegion {
    * it creates the topic in the remote region if missing, and fails permanently (until the
    * operator fixes it) when partition counts differ.
    */
-  async resumePoint(topic: string, partition: number, partitionCount: number): Promise<bigint> {
-    const key = `${topic}\0${partitionCount}`;
+  async resumePoint(topic: string, topicId: string, partition: number, partitionCount: number): Promise<bigint> {
+    const key = `${topic}\0${topicId}\0${partitionCount}`;
     let p = this.#handshakes.get(key);
     if (p === undefined) {
-      p = this.#handshake(topic, partitionCount);
+      p = this.#handshake(topic, topicId, partitionCount);
       this.#handshakes.set(key, p);
       const forget = () => this.#handshakes.delete(key);
       p.then(() => setTimeout(forget, 200).unref(), forget);
@@ -197,10 +197,10 @@ export class RemoteRegion {
     return entry.senderCursor;
   }
 
-  async #handshake(topic: string, partitionCount: number): Promise<HandshakeResponse> {
+  async #handshake(topic: string, senderTopicId: string, partitionCount: number): Promise<HandshakeResponse> {
     const r = await this.#queue.add(() =>
       this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
-        writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, topic, partitionCount, createIfMissing: true }),
+        writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, senderTopicId, topic, partitionCount, createIfMissing: true }),
       ),
     );
     const res = readHandshakeResponse(r!);
@@ -211,7 +211,7 @@ export class RemoteRegion {
     return res;
   }
 
-  async append(link: Link, req: { topic: string; partition: number; senderEndOffset: bigint; continuesFrom: bigint; entries: ReplicatedEntry[] }, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
+  async append(link: Link, req: { topic: string; senderTopicId: string; partition: number; senderEndOffset: bigint; continuesFrom: bigint; entries: ReplicatedEntry[] }, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
     const rate = link.policy.rateLimit;
     if (rate > 0) {
       let limiter = this.#limiters.get(link.policy.name);

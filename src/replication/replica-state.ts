@@ -1,9 +1,12 @@
 /**
  * The dedup table of one partition, on the receiving side of replication:
- * - per origin region, the last origin offset this log holds (a batch at or below it is a
- *   duplicate, whichever path it came by);
- * - per sender region, the last offset of the sender's log this log holds (where that
- *   sender's worker resumes; the remote, not the sender, is the source of truth).
+ * - per origin (region and topic id there), the last origin offset this log holds (a batch
+ *   at or below it is a duplicate, whichever path it came by);
+ * - per sender (region and topic id there), the last offset of the sender's log this log
+ *   holds (where that sender's worker resumes; the remote, not the sender, is the source of
+ *   truth).
+ * Keying by topic id too means a topic deleted and recreated in a region (its offsets start
+ * at 0 again) is a new origin, not a stream of duplicates.
  *
  * The table is a function of the log: it is rebuilt by walking the markers. A snapshot
  * written each time a segment seals bounds the walk to the active segment. The snapshot is
@@ -37,19 +40,19 @@ export class ReplicaTable {
     if (kind.kind !== 'replicated') return;
     const o = kind.origin;
     const delta = BigInt(h.lastOffsetDelta);
-    raise(this.origins, o.region, o.baseOffset + delta);
+    raise(this.origins, originKey(o.region, o.topicId), o.baseOffset + delta);
     // The sender resumes after a whole run only: a run cut short by a torn write is resent
     // from its start (and dedups by origin offset), so a relaying sender never resumes in
     // the middle of a run it received, where it could not tell whose batches follow.
-    if (o.lastOfRun) raise(this.senders, o.senderRegion, o.marker.senderEndOffset);
+    if (o.lastOfRun) raise(this.senders, originKey(o.senderRegion, o.senderTopicId), o.marker.senderEndOffset);
   }
 
-  lastOrigin(region: string): bigint {
-    return this.origins.get(region) ?? -1n;
+  lastOrigin(region: string, topicId: string): bigint {
+    return this.origins.get(originKey(region, topicId)) ?? -1n;
   }
 
-  lastSender(region: string): bigint {
-    return this.senders.get(region) ?? -1n;
+  lastSender(region: string, topicId: string): bigint {
+    return this.senders.get(originKey(region, topicId)) ?? -1n;
   }
 
   copy(): ReplicaTable {
@@ -58,6 +61,11 @@ export class ReplicaTable {
     for (const [k, v] of this.senders) t.senders.set(k, v);
     return t;
   }
+}
+
+/** The table's key for a region's copy of a topic. */
+export function originKey(region: string, topicId: string): string {
+  return `${region}/${topicId}`;
 }
 
 export function raise(map: Map<string, bigint>, key: string, value: bigint): void {

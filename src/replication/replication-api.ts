@@ -5,15 +5,16 @@
  * advertised in ApiVersions, and a Kafka client never sends them.
  *
  *   ReplicationHandshake (key 32000, v0)
- *     request:  targetRegion STRING, senderRegion STRING, topic STRING, partitionCount INT32,
- *               createIfMissing BOOLEAN
+ *     request:  targetRegion STRING, senderRegion STRING, senderTopicId STRING, topic STRING,
+ *               partitionCount INT32, createIfMissing BOOLEAN
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, region STRING,
  *               partitionCount INT32, partitions ARRAY<[partition INT32, senderCursor INT64]>
  *
  *   ReplicatedAppend (key 32001, v0)
- *     request:  targetRegion STRING, senderRegion STRING, topic STRING, partition INT32,
- *               senderEndOffset INT64, continuesFrom INT64,
- *               entries ARRAY<[originRegion STRING, originPartition INT32, hops ARRAY<STRING>,
+ *     request:  targetRegion STRING, senderRegion STRING, senderTopicId STRING, topic STRING,
+ *               partition INT32, senderEndOffset INT64, continuesFrom INT64,
+ *               entries ARRAY<[originRegion STRING, originTopicId STRING, originPartition INT32,
+ *                              hops ARRAY<STRING>,
  *                              batches ARRAY<[originBaseOffset INT64, senderBaseOffset INT64,
  *                                             batch BYTES]>]>
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, senderCursor INT64,
@@ -42,6 +43,8 @@ export function isReplicationApi(apiKey: number): boolean {
 export interface HandshakeRequest {
   targetRegion: string;
   senderRegion: string;
+  /** The topic's id in the sender's region (progress is tracked per id). */
+  senderTopicId: string;
   topic: string;
   partitionCount: number;
   createIfMissing: boolean;
@@ -63,6 +66,7 @@ export interface ReplicatedBatch {
 
 export interface ReplicatedEntry {
   originRegion: string;
+  originTopicId: string;
   originPartition: number;
   hops: readonly string[];
   batches: ReplicatedBatch[];
@@ -71,6 +75,7 @@ export interface ReplicatedEntry {
 export interface AppendRequest {
   targetRegion: string;
   senderRegion: string;
+  senderTopicId: string;
   topic: string;
   partition: number;
   senderEndOffset: bigint;
@@ -87,11 +92,11 @@ export interface AppendResponse {
 }
 
 export function writeHandshakeRequest(w: Writer, r: HandshakeRequest): void {
-  w.string(r.targetRegion).string(r.senderRegion).string(r.topic).int32(r.partitionCount).boolean(r.createIfMissing);
+  w.string(r.targetRegion).string(r.senderRegion).string(r.senderTopicId).string(r.topic).int32(r.partitionCount).boolean(r.createIfMissing);
 }
 
 export function readHandshakeRequest(r: Reader): HandshakeRequest {
-  return { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), topic: r.string('topic'), partitionCount: r.int32('partitionCount'), createIfMissing: r.boolean('createIfMissing') };
+  return { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partitionCount: r.int32('partitionCount'), createIfMissing: r.boolean('createIfMissing') };
 }
 
 export function writeHandshakeResponse(w: Writer, r: HandshakeResponse): void {
@@ -110,9 +115,9 @@ export function readHandshakeResponse(r: Reader): HandshakeResponse {
 }
 
 export function writeAppendRequest(w: Writer, r: AppendRequest): void {
-  w.string(r.targetRegion).string(r.senderRegion).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int64(r.continuesFrom).int32(r.entries.length);
+  w.string(r.targetRegion).string(r.senderRegion).string(r.senderTopicId).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int64(r.continuesFrom).int32(r.entries.length);
   for (const e of r.entries) {
-    w.string(e.originRegion).int32(e.originPartition).int32(e.hops.length);
+    w.string(e.originRegion).string(e.originTopicId).int32(e.originPartition).int32(e.hops.length);
     for (const h of e.hops) w.string(h);
     w.int32(e.batches.length);
     for (const b of e.batches) w.int64(b.originBaseOffset).int64(b.senderBaseOffset).bytes(b.batch);
@@ -120,16 +125,17 @@ export function writeAppendRequest(w: Writer, r: AppendRequest): void {
 }
 
 export function readAppendRequest(r: Reader): AppendRequest {
-  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset'), continuesFrom: r.int64('continuesFrom') };
+  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset'), continuesFrom: r.int64('continuesFrom') };
   const entries: ReplicatedEntry[] = [];
   for (let n = r.int32('entries'); n > 0; n--) {
     const originRegion = r.string('originRegion');
+    const originTopicId = r.string('originTopicId');
     const originPartition = r.int32('originPartition');
     const hops: string[] = [];
     for (let h = r.int32('hops'); h > 0; h--) hops.push(r.string('hop'));
     const batches: ReplicatedBatch[] = [];
     for (let b = r.int32('batches'); b > 0; b--) batches.push({ originBaseOffset: r.int64('originBaseOffset'), senderBaseOffset: r.int64('senderBaseOffset'), batch: r.bytes('batch') });
-    entries.push({ originRegion, originPartition, hops, batches });
+    entries.push({ originRegion, originTopicId, originPartition, hops, batches });
   }
   return { ...head, entries };
 }

@@ -15,7 +15,7 @@ import type { TopicManager } from '../storage/topic-manager.js';
 import { validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
 import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
-import { raise, type ReplicaStates } from './replica-state.js';
+import { originKey, raise, type ReplicaStates } from './replica-state.js';
 import { RunTracker } from './run-tracker.js';
 
 export interface TargetStats {
@@ -62,7 +62,7 @@ export class ReplicationTarget {
         };
       }
       const partitions = await Promise.all(
-        this.#topics.partitions(req.topic).map(async (log, partition) => ({ partition, senderCursor: (await this.#states.forLog(log)).table.lastSender(req.senderRegion) })),
+        this.#topics.partitions(req.topic).map(async (log, partition) => ({ partition, senderCursor: (await this.#states.forLog(log)).table.lastSender(req.senderRegion, req.senderTopicId) })),
       );
       return { errorCode: 0, errorMessage: null, region: this.region, partitionCount: info.partitions, partitions };
     } catch (err) {
@@ -83,7 +83,7 @@ export class ReplicationTarget {
     try {
       const state = await this.#states.forLog(log);
       const table = state.table;
-      const held = table.lastSender(req.senderRegion);
+      const held = table.lastSender(req.senderRegion, req.senderTopicId);
       if (req.continuesFrom !== NO_CONTINUITY_CHECK && req.continuesFrom !== held) {
         // An earlier request of the sender's pipeline failed (or this region restarted):
         // appending this one would leave a gap. The sender asks where to resume.
@@ -91,7 +91,7 @@ export class ReplicationTarget {
       }
       // What this request itself appends, so a batch repeated within it is a duplicate too.
       const pending = new Map<string, bigint>();
-      const runs: Array<{ originRegion: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
+      const runs: Array<{ originRegion: string; originTopicId: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
       let duplicates = 0;
       let looped = 0;
       for (const entry of req.entries) {
@@ -102,15 +102,16 @@ export class ReplicationTarget {
         }
         // senderLast is the entry's last batch, kept or not: entries end on the sender's run
         // boundaries, and that is where the sender may resume.
-        const run = { originRegion: entry.originRegion, originPartition: entry.originPartition, hops: entry.hops, batches: [] as Buffer[], headers: [] as BatchHeader[], marked: [] as MarkedBatch[], senderLast: -1n };
+        const run = { originRegion: entry.originRegion, originTopicId: entry.originTopicId, originPartition: entry.originPartition, hops: entry.hops, batches: [] as Buffer[], headers: [] as BatchHeader[], marked: [] as MarkedBatch[], senderLast: -1n };
         for (const b of entry.batches) {
           const h = validateBatch(b.batch, log.options.maxBatchBytes);
           run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
-          if (b.originBaseOffset <= (pending.get(entry.originRegion) ?? table.lastOrigin(entry.originRegion))) {
+          const origin = originKey(entry.originRegion, entry.originTopicId);
+          if (b.originBaseOffset <= (pending.get(origin) ?? table.lastOrigin(entry.originRegion, entry.originTopicId))) {
             duplicates++;
             continue;
           }
-          pending.set(entry.originRegion, b.originBaseOffset + BigInt(h.lastOffsetDelta));
+          pending.set(origin, b.originBaseOffset + BigInt(h.lastOffsetDelta));
           run.batches.push(b.batch);
           run.headers.push(h);
           run.marked.push({ originBaseOffset: b.originBaseOffset, senderBaseOffset: b.senderBaseOffset, crc: h.crc });
@@ -120,11 +121,11 @@ export class ReplicationTarget {
       this.stats.duplicateBatches += duplicates - looped;
       this.stats.loopDroppedBatches += looped;
       const kept = runs.reduce((n, r) => n + r.batches.length, 0);
-      const answer = (): AppendResponse => ({ errorCode: 0, errorMessage: null, senderCursor: table.lastSender(req.senderRegion), appendedBatches: kept, duplicateBatches: duplicates });
+      const answer = (): AppendResponse => ({ errorCode: 0, errorMessage: null, senderCursor: table.lastSender(req.senderRegion, req.senderTopicId), appendedBatches: kept, duplicateBatches: duplicates });
       if (runs.length === 0) {
         // Nothing new: the sender may move on (in memory only; after a restart the
         // rebuilt cursor is lower and the sender resends, which dedups again).
-        raise(table.senders, req.senderRegion, req.senderEndOffset);
+        raise(table.senders, originKey(req.senderRegion, req.senderTopicId), req.senderEndOffset);
         return { done: Promise.resolve(answer()) };
       }
       const out: Buffer[] = [];
@@ -133,7 +134,7 @@ export class ReplicationTarget {
       runs.forEach((run, i) => {
         // The last marker also covers what the sender skipped after its last batch.
         const senderEndOffset = i === runs.length - 1 && req.senderEndOffset > run.senderLast ? req.senderEndOffset : run.senderLast;
-        const marker = encodeMarker({ originRegion: run.originRegion, originPartition: run.originPartition, senderRegion: req.senderRegion, hops: run.hops, batches: run.marked, senderEndOffset });
+        const marker = encodeMarker({ originRegion: run.originRegion, originTopicId: run.originTopicId, originPartition: run.originPartition, senderRegion: req.senderRegion, senderTopicId: req.senderTopicId, hops: run.hops, batches: run.marked, senderEndOffset });
         out.push(marker, ...run.batches);
         headers.push(validateBatch(marker), ...run.headers);
         bytes += run.batches.reduce((n, b) => n + b.length, 0);

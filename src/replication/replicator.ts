@@ -112,6 +112,7 @@ export class Replicator {
       const worker = new PartitionWorker({
         region: this.region,
         topic: want.topic,
+        topicId: this.#opts.topics.getTopic(want.topic)!.id,
         partition: want.partition,
         link: want.link,
         log,

@@ -9,12 +9,14 @@ import { decodeMarker, type Marker } from './marker.js';
 
 export interface ReplicatedOrigin {
   region: string;
+  topicId: string;
   partition: number;
   /** The batch's base offset in the origin region's log. */
   baseOffset: bigint;
   /** The sender's base offset for this batch (in the region that sent it here). */
   senderBaseOffset: bigint;
   senderRegion: string;
+  senderTopicId: string;
   hops: readonly string[];
   /** The marker's run is complete with this batch. */
   lastOfRun: boolean;
@@ -54,7 +56,18 @@ export class RunTracker {
         if (lastOfRun) this.#marker = null;
         return {
           kind: 'replicated',
-          origin: { region: m.originRegion, partition: m.originPartition, baseOffset: entry.originBaseOffset, senderBaseOffset: entry.senderBaseOffset, senderRegion: m.senderRegion, hops: m.hops, lastOfRun, marker: m },
+          origin: {
+            region: m.originRegion,
+            topicId: m.originTopicId,
+            partition: m.originPartition,
+            baseOffset: entry.originBaseOffset,
+            senderBaseOffset: entry.senderBaseOffset,
+            senderRegion: m.senderRegion,
+            senderTopicId: m.senderTopicId,
+            hops: m.hops,
+            lastOfRun,
+            marker: m,
+          },
         };
       }
       this.#marker = null; // torn run: what follows is not the marker's

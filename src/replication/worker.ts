@@ -85,6 +85,8 @@ interface Chunk {
 
 export class PartitionWorker {
   readonly topic: string;
+  /** The topic's id here: the remote tracks progress per id. */
+  readonly topicId: string;
   readonly partition: number;
   readonly link: Link;
   readonly log: PartitionLog;
@@ -114,9 +116,10 @@ export class PartitionWorker {
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: TieredStorage; options: WorkerOptions; logger: Logger }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: TieredStorage; options: WorkerOptions; logger: Logger }) {
     this.#region = opts.region;
     this.topic = opts.topic;
+    this.topicId = opts.topicId;
     this.partition = opts.partition;
     this.link = opts.link;
     this.log = opts.log;
@@ -231,7 +234,7 @@ export class PartitionWorker {
       try {
         if (this.#confirmed === undefined) {
           this.#state = 'starting';
-          const cursor = await this.#remote.resumePoint(this.topic, this.partition, this.#partitionCount());
+          const cursor = await this.#remote.resumePoint(this.topic, this.topicId, this.partition, this.#partitionCount());
           this.#confirmed = cursor;
           this.#sentEnd = cursor;
           this.#readFrom = cursor + 1n;
@@ -324,7 +327,7 @@ export class PartitionWorker {
     this.#sentEnd = chunk.lastOffset;
     const entry: InFlight = { chunk, settled: Promise.resolve(), error: undefined };
     entry.settled = this.#remote
-      .append(this.link, { topic: this.topic, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
+      .append(this.link, { topic: this.topic, senderTopicId: this.topicId, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
       .then(
         () => {},
         (err: unknown) => {
@@ -403,17 +406,17 @@ export class PartitionWorker {
     for (let i = 0; i < usable; i++) {
       const k = kinds[i];
       const { buf, h } = batches[i];
-      let origin: { region: string; partition: number; baseOffset: bigint; hops: readonly string[] } | null = null;
-      if (k.kind === 'local') origin = { region: this.#region, partition: this.partition, baseOffset: h.baseOffset, hops: [this.#region] };
+      let origin: { region: string; topicId: string; partition: number; baseOffset: bigint; hops: readonly string[] } | null = null;
+      if (k.kind === 'local') origin = { region: this.#region, topicId: this.topicId, partition: this.partition, baseOffset: h.baseOffset, hops: [this.#region] };
       else if (k.kind === 'replicated' && this.link.relay && !k.origin.hops.includes(remote) && k.origin.region !== remote) {
-        origin = { region: k.origin.region, partition: k.origin.partition, baseOffset: k.origin.baseOffset, hops: [...k.origin.hops, this.#region] };
+        origin = { region: k.origin.region, topicId: k.origin.topicId, partition: k.origin.partition, baseOffset: k.origin.baseOffset, hops: [...k.origin.hops, this.#region] };
       }
       if (origin === null) continue;
       firstTimestamp ??= h.maxTimestamp;
       const prev = entries.at(-1);
       const batch = { originBaseOffset: origin.baseOffset, senderBaseOffset: h.baseOffset, batch: buf };
-      if (prev && prev.originRegion === origin.region && prev.originPartition === origin.partition && sameHops(prev.hops, origin.hops)) prev.batches.push(batch);
-      else entries.push({ originRegion: origin.region, originPartition: origin.partition, hops: origin.hops, batches: [batch] });
+      if (prev && prev.originRegion === origin.region && prev.originTopicId === origin.topicId && prev.originPartition === origin.partition && sameHops(prev.hops, origin.hops)) prev.batches.push(batch);
+      else entries.push({ originRegion: origin.region, originTopicId: origin.topicId, originPartition: origin.partition, hops: origin.hops, batches: [batch] });
       bytes += buf.length;
       records += h.recordCount;
       sent++;

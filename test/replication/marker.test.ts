@@ -19,8 +19,10 @@ const uint32 = fc.oneof(fc.constantFrom(0, 1, 0xffffffff, 0x80000000), fc.intege
 const region = fc.oneof(fc.constantFrom('eu-west', 'us-east', 'a', ''), fc.string({ unit: 'grapheme', maxLength: 40 }));
 const markerArb: fc.Arbitrary<Marker> = fc.record({
   originRegion: region,
+  originTopicId: fc.oneof(fc.uuid(), region),
   originPartition: fc.oneof(fc.constantFrom(0, 2147483647, -2147483648), fc.integer({ min: -2147483648, max: 2147483647 })),
   senderRegion: region,
+  senderTopicId: fc.oneof(fc.uuid(), region),
   hops: fc.array(region, { maxLength: 6 }),
   batches: fc.array(fc.record({ originBaseOffset: int64, senderBaseOffset: int64, crc: uint32 }), { maxLength: 40 }),
   senderEndOffset: int64,
@@ -51,12 +53,14 @@ test('encodeMarker/decodeMarker round trip: regions, hops, batch lists (empty to
 });
 
 test('a marker with an empty batch list and one with int64 extremes decode exactly', () => {
-  const empty: Marker = { originRegion: 'eu-west', originPartition: 0, senderRegion: 'us-east', hops: [], batches: [], senderEndOffset: -1n };
+  const empty: Marker = { originRegion: 'eu-west', originTopicId: 'id-eu', originPartition: 0, senderRegion: 'us-east', senderTopicId: 'id-us', hops: [], batches: [], senderEndOffset: -1n };
   assert.deepEqual(decodeMarker(encodeMarker(empty)), { ...empty, hops: [], batches: [] });
   const extremes: Marker = {
     originRegion: 'ap-south',
+    originTopicId: '3f1c2a9e-0000-4000-8000-000000000001',
     originPartition: 2147483647,
     senderRegion: 'eu-west',
+    senderTopicId: '',
     hops: ['ap-south', 'eu-west'],
     batches: [
       { originBaseOffset: INT64_MAX, senderBaseOffset: INT64_MIN, crc: 0xffffffff },
@@ -116,7 +120,7 @@ test('isMarkerBatch/decodeMarker: false/null for an ordinary batch and for Kafka
 });
 
 test('a garbled marker value is refused, not misread', () => {
-  const batch = encodeMarker({ originRegion: 'eu-west', originPartition: 1, senderRegion: 'us-east', hops: ['eu-west'], batches: [{ originBaseOffset: 5n, senderBaseOffset: 9n, crc: 77 }], senderEndOffset: 9n });
+  const batch = encodeMarker({ originRegion: 'eu-west', originTopicId: 'id-eu', originPartition: 1, senderRegion: 'us-east', senderTopicId: 'id-us', hops: ['eu-west'], batches: [{ originBaseOffset: 5n, senderBaseOffset: 9n, crc: 77 }], senderEndOffset: 9n });
   // Re-encode the same control key with a truncated value.
   const [rec] = decodeRecords(batch);
   const truncated = encodeBatch({ records: [{ key: rec.key, value: rec.value!.subarray(0, rec.value!.length - 3) }], attributes: Attributes.control, producerId: -1n });

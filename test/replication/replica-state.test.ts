@@ -16,6 +16,9 @@ import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
+/** One topic id for every region in these tests (progress is keyed by region and topic id). */
+const TID = 'topic-id';
+
 const SNAPSHOT = 'replication-state.json';
 const cleanups: Array<() => void> = [];
 after(() => cleanups.forEach((c) => c()));
@@ -60,8 +63,10 @@ async function appendRun(log: PartitionLog, spec: RunSpec): Promise<AppendedRun>
   const senderEnd = spec.senderEndOffset ?? lastSenders[lastSenders.length - 1];
   const marker = encodeMarker({
     originRegion: spec.origin,
+    originTopicId: TID,
     originPartition: 0,
     senderRegion: spec.sender,
+    senderTopicId: TID,
     hops: spec.hops ?? [spec.origin],
     batches: spec.batches.map((b) => ({ originBaseOffset: b.originBase, senderBaseOffset: b.senderBase, crc: readBatchHeader(b.batch).crc })),
     senderEndOffset: senderEnd,
@@ -94,8 +99,13 @@ function run(origin: string, sender: string, tag: string, count: number, originB
   return { origin, sender, batches, ...(opts.hops ? { hops: opts.hops } : {}), ...(opts.senderEndOffset !== undefined ? { senderEndOffset: opts.senderEndOffset } : {}) };
 }
 
+/** Keys are `<region>/<topic id>`; every region here uses TID, so tables read by region. */
+function byRegion<V>(entries: Iterable<[string, V]>): Record<string, V> {
+  return Object.fromEntries([...entries].map(([k, v]) => [k.endsWith(`/${TID}`) ? k.slice(0, -TID.length - 1) : k, v]));
+}
+
 function tableOf(s: ReplicaState): { origins: Record<string, bigint>; senders: Record<string, bigint> } {
-  return { origins: Object.fromEntries(s.table.origins), senders: Object.fromEntries(s.table.senders) };
+  return { origins: byRegion(s.table.origins), senders: byRegion(s.table.senders) };
 }
 
 test('load rebuilds origins and senders from markers after the log is closed and reopened', async () => {
@@ -120,9 +130,9 @@ test('load rebuilds origins and senders from markers after the log is closed and
     assert.equal(r3.lastOrigin, 9n);
     assert.equal(r2.lastOrigin, 1011n);
     assert.equal(r2.senderEnd, 50n + 3n * 5n + 2n);
-    assert.equal(s.table.lastOrigin('us-east'), 9n);
-    assert.equal(s.table.lastOrigin('nowhere'), -1n);
-    assert.equal(s.table.lastSender('nowhere'), -1n);
+    assert.equal(s.table.lastOrigin('us-east', TID), 9n);
+    assert.equal(s.table.lastOrigin('nowhere', TID), -1n);
+    assert.equal(s.table.lastSender('nowhere', TID), -1n);
     assert.equal(fs.existsSync(path.join(d, SNAPSHOT)), false, 'no segment sealed, no snapshot');
   } finally {
     await s.close();
@@ -139,8 +149,8 @@ test('the marker senderEndOffset (past the last batch) is the sender cursor once
   const s = await ReplicaState.load(log);
   try {
     assert.equal(r.lastSenderOfBatches[1], 3n);
-    assert.equal(s.table.lastSender('us-east'), 40n);
-    assert.equal(s.table.lastOrigin('us-east'), 3n);
+    assert.equal(s.table.lastSender('us-east', TID), 40n);
+    assert.equal(s.table.lastOrigin('us-east', TID), 3n);
   } finally {
     await s.close();
     await log.close();
@@ -159,7 +169,7 @@ test('a sealed segment writes replication-state.json; reload scans only from the
   const sealedEnd = log.logEndOffset;
   await waitFor('the first snapshot', () => fs.existsSync(path.join(d, SNAPSHOT)));
   const snap1 = JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string; origins: Record<string, string>; senders: Record<string, string> };
-  assert.deepEqual(snap1, {
+  assert.deepEqual({ ...snap1, origins: byRegion(Object.entries(snap1.origins)), senders: byRegion(Object.entries(snap1.senders)) }, {
     offset: String(sealedEnd),
     origins: { 'sa-east': String(a.lastOrigin), 'us-east': String(b.lastOrigin) },
     senders: { 'sa-east': String(a.senderEnd), 'us-east': '210' },
@@ -180,12 +190,12 @@ test('a sealed segment writes replication-state.json; reload scans only from the
 
   // The snapshot agrees with a full rebuild up to its offset...
   const snap = JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string; origins: Record<string, string>; senders: Record<string, string> };
-  assert.equal(snap.origins['sa-east'], String(a.lastOrigin));
-  assert.ok(BigInt(snap.origins['us-east']) <= last.lastOrigin);
+  assert.equal(snap.origins[`sa-east/${TID}`], String(a.lastOrigin));
+  assert.ok(BigInt(snap.origins[`us-east/${TID}`]) <= last.lastOrigin);
 
   // ...and reload starts from it: a value only the snapshot holds survives, and no read goes below the snapshot offset.
-  snap.origins['sa-east'] = '1'; // the log says a.lastOrigin (5); a full scan would raise it back
-  snap.senders['only-in-snapshot'] = '77';
+  snap.origins[`sa-east/${TID}`] = '1'; // the log says a.lastOrigin (5); a full scan would raise it back
+  snap.senders[`only-in-snapshot/${TID}`] = '77';
   fs.writeFileSync(path.join(d, SNAPSHOT), JSON.stringify(snap));
   log = await PartitionLog.open(d, opts);
   const reads: bigint[] = [];
@@ -198,10 +208,10 @@ test('a sealed segment writes replication-state.json; reload scans only from the
   try {
     assert.ok(reads.length > 0, 'the active segment is scanned');
     assert.ok(reads.every((o) => o >= BigInt(snap.offset)), `reads at ${reads.join(', ')} start at the snapshot offset ${snap.offset}`);
-    assert.equal(s.table.lastOrigin('sa-east'), 1n, 'taken from the snapshot, not rescanned');
-    assert.equal(s.table.lastSender('only-in-snapshot'), 77n);
-    assert.equal(s.table.lastOrigin('us-east'), last.lastOrigin, 'the active segment is applied on top');
-    assert.equal(s.table.lastSender('us-east'), last.senderEnd);
+    assert.equal(s.table.lastOrigin('sa-east', TID), 1n, 'taken from the snapshot, not rescanned');
+    assert.equal(s.table.lastSender('only-in-snapshot', TID), 77n);
+    assert.equal(s.table.lastOrigin('us-east', TID), last.lastOrigin, 'the active segment is applied on top');
+    assert.equal(s.table.lastSender('us-east', TID), last.senderEnd);
   } finally {
     await s.close();
     await log.close();
@@ -270,10 +280,10 @@ test('a torn run at the tail: origins stop at the last surviving batch; the send
   const { s, log, r1, r2 } = await tornTail((r2, start) => start + r2.sizes[0] + r2.sizes[1] + r2.sizes[2] + Math.floor(r2.sizes[3] / 2));
   try {
     assert.equal(log.logEndOffset, r2.batchOffsets[2], 'recovery cut the log at the start of the torn batch');
-    assert.equal(s.table.lastOrigin('us-east'), r2.spec.batches[1].originBase + 1n, 'origin cursor at the last surviving batch');
+    assert.equal(s.table.lastOrigin('us-east', TID), r2.spec.batches[1].originBase + 1n, 'origin cursor at the last surviving batch');
     // The lost batch, sent again, is not a duplicate by origin offset.
-    assert.ok(r2.spec.batches[2].originBase > s.table.lastOrigin('us-east'));
-    const cursor = s.table.lastSender('us-east');
+    assert.ok(r2.spec.batches[2].originBase > s.table.lastOrigin('us-east', TID));
+    const cursor = s.table.lastSender('us-east', TID);
     assert.ok(cursor < r2.senderEnd, `sender cursor ${cursor} must not reach the torn marker's senderEndOffset ${r2.senderEnd}`);
     assert.ok(cursor < r2.spec.batches[2].senderBase, `sender cursor ${cursor} must stay below the lost batch's sender offset ${r2.spec.batches[2].senderBase}`);
     // The sender resumes at cursor + 1 and classifies what it reads with a fresh RunTracker
@@ -296,8 +306,8 @@ test('a torn run of which only the marker survived leaves both cursors at the la
   const { s, log, r1, r2 } = await tornTail((r2, start) => start + r2.sizes[0] + 10);
   try {
     assert.equal(log.logEndOffset, r2.batchOffsets[0]);
-    assert.equal(s.table.lastOrigin('us-east'), r1.lastOrigin);
-    assert.equal(s.table.lastSender('us-east'), r1.senderEnd);
+    assert.equal(s.table.lastOrigin('us-east', TID), r1.lastOrigin);
+    assert.equal(s.table.lastSender('us-east', TID), r1.senderEnd);
   } finally {
     await s.close();
     await log.close();
@@ -314,8 +324,8 @@ test('a torn run cut before its last batch: the next complete run after reopenin
     await s.close();
     const reloaded = await ReplicaState.load(log);
     try {
-      assert.equal(reloaded.table.lastOrigin('us-east'), again.lastOrigin);
-      assert.equal(reloaded.table.lastSender('us-east'), 90n);
+      assert.equal(reloaded.table.lastOrigin('us-east', TID), again.lastOrigin);
+      assert.equal(reloaded.table.lastSender('us-east', TID), 90n);
     } finally {
       await reloaded.close();
     }

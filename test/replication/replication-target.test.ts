@@ -31,6 +31,9 @@ import { KCAT_MISSING } from '../helpers/kcat.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
 
+/** The sender's topic id in these tests (progress is keyed by region and topic id). */
+const TID = 'topic-id';
+
 const REGION = 'eu-west';
 const CORRUPT_MESSAGE = 2;
 const INVALID_PARTITIONS = 37;
@@ -50,12 +53,12 @@ after(async () => {
 });
 
 async function handshake(client: LinkClient, req: Partial<HandshakeRequest> & { topic: string; partitionCount: number }): Promise<HandshakeResponse> {
-  const r = await client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', createIfMissing: true, ...req }));
+  const r = await client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, createIfMissing: true, ...req }));
   return readHandshakeResponse(r);
 }
 
 async function append(client: LinkClient, req: Partial<AppendRequest> & Pick<AppendRequest, 'topic' | 'entries' | 'senderEndOffset'>): Promise<AppendResponse> {
-  const r = await client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: REGION, senderRegion: 'us-east', partition: 0, continuesFrom: -2n, ...req }));
+  const r = await client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, partition: 0, continuesFrom: -2n, ...req }));
   return readAppendResponse(r);
 }
 
@@ -139,7 +142,7 @@ test('a wrong targetRegion is refused, naming this region and the one asked for'
   await handshake(link, { topic: 'ap-wrong', partitionCount: 1 });
   const { batches, end } = originBatches('wrong', 1, 1);
   const before = endOffset('ap-wrong');
-  const a = await append(link, { topic: 'ap-wrong', targetRegion: 'ap-south', senderEndOffset: end, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches }] });
+  const a = await append(link, { topic: 'ap-wrong', targetRegion: 'ap-south', senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] });
   assert.equal(a.errorCode, INVALID_REQUEST);
   assert.match(a.errorMessage ?? '', /eu-west.*ap-south/);
   assert.equal(endOffset('ap-wrong'), before);
@@ -161,10 +164,10 @@ test('a bad partition count, a bad topic name and an unknown partition are refus
   assert.match(badName.errorMessage ?? '', /invalid topic name/);
   await handshake(link, { topic: 'ap-unknown-partition', partitionCount: 2 });
   const { batches, end } = originBatches('unknown', 1, 1);
-  const r = await append(link, { topic: 'ap-unknown-partition', partition: 2, senderEndOffset: end, entries: [{ originRegion: 'us-east', originPartition: 2, hops: ['us-east'], batches }] });
+  const r = await append(link, { topic: 'ap-unknown-partition', partition: 2, senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 2, hops: ['us-east'], batches }] });
   assert.equal(r.errorCode, 3, 'UNKNOWN_TOPIC_OR_PARTITION');
   assert.match(r.errorMessage ?? '', /ap-unknown-partition\/2 does not exist in region eu-west/);
-  const noTopic = await append(link, { topic: 'ap-no-such-topic', senderEndOffset: end, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches }] });
+  const noTopic = await append(link, { topic: 'ap-no-such-topic', senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] });
   assert.equal(noTopic.errorCode, 3);
   assert.equal(tb.broker.topics.getTopic('ap-no-such-topic'), undefined, 'an append never creates a topic');
 });
@@ -173,7 +176,7 @@ test('the same append twice is appended once: marker + batches exactly once, rec
   const topic = 'ap-twice';
   await handshake(link, { topic, partitionCount: 1 });
   const { batches, messages, end } = originBatches('twice', 4, 3);
-  const req = { topic, senderEndOffset: end + 5n, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches }] };
+  const req = { topic, senderEndOffset: end + 5n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] };
   const statsBefore = { ...tb.broker.replicationTarget.stats };
   const first = await append(link, req);
   assert.deepEqual(first, { errorCode: 0, errorMessage: null, senderCursor: end + 5n, appendedBatches: 4, duplicateBatches: 0 });
@@ -191,8 +194,10 @@ test('the same append twice is appended once: marker + batches exactly once, rec
   assert.ok(marker, 'the first batch is the marker');
   assert.deepEqual(marker, {
     originRegion: 'us-east',
+    originTopicId: TID,
     originPartition: 0,
     senderRegion: 'us-east',
+    senderTopicId: TID,
     hops: ['us-east'],
     batches: batches.map((b) => ({ originBaseOffset: b.originBaseOffset, senderBaseOffset: b.senderBaseOffset, crc: readBatchHeader(b.batch).crc })),
     senderEndOffset: end + 5n,
@@ -235,8 +240,8 @@ test('entries that passed through this region, or originate here, are dropped (l
     senderRegion: 'ap-south',
     senderEndOffset: 20n,
     entries: [
-      { originRegion: 'us-east', originPartition: 0, hops: ['us-east', REGION, 'ap-south'], batches: a.batches },
-      { originRegion: REGION, originPartition: 0, hops: [REGION, 'ap-south'], batches: b.batches },
+      { originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east', REGION, 'ap-south'], batches: a.batches },
+      { originRegion: REGION, originTopicId: TID, originPartition: 0, hops: [REGION, 'ap-south'], batches: b.batches },
     ],
   });
   assert.equal(r.errorCode, 0);
@@ -250,8 +255,8 @@ test('entries that passed through this region, or originate here, are dropped (l
     senderRegion: 'ap-south',
     senderEndOffset: 30n,
     entries: [
-      { originRegion: 'us-east', originPartition: 0, hops: ['us-east', REGION, 'ap-south'], batches: a.batches },
-      { originRegion: 'sa-east', originPartition: 0, hops: ['sa-east', 'ap-south'], batches: c.batches },
+      { originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east', REGION, 'ap-south'], batches: a.batches },
+      { originRegion: 'sa-east', originTopicId: TID, originPartition: 0, hops: ['sa-east', 'ap-south'], batches: c.batches },
     ],
   });
   assert.equal(mixed.appendedBatches, 1);
@@ -271,14 +276,14 @@ test('a corrupt batch (CRC mismatch) is refused with CORRUPT_MESSAGE and nothing
   const sent = [batches[0], { ...batches[1], batch: bad }, batches[2]];
   const before = endOffset(topic);
   const statsBefore = { ...tb.broker.replicationTarget.stats };
-  const r = await append(link, { topic, senderEndOffset: end, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches: sent }] });
+  const r = await append(link, { topic, senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches: sent }] });
   assert.equal(r.errorCode, CORRUPT_MESSAGE);
   assert.match(r.errorMessage ?? '', /CRC/);
   assert.equal(r.appendedBatches, 0);
   assert.equal(endOffset(topic), before, 'nothing appended');
   assert.deepEqual(tb.broker.replicationTarget.stats, statsBefore);
   // Dedup state untouched: the good request afterwards is appended in full.
-  const ok = await append(link, { topic, senderEndOffset: end, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches }] });
+  const ok = await append(link, { topic, senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] });
   assert.deepEqual({ code: ok.errorCode, appended: ok.appendedBatches, dup: ok.duplicateBatches }, { code: 0, appended: 3, dup: 0 });
 });
 
@@ -286,9 +291,9 @@ test('partially duplicate request: only the batches above what the log holds are
   const topic = 'ap-partial';
   await handshake(link, { topic, partitionCount: 1 });
   const { batches } = originBatches('partial', 5, 2);
-  const r1 = await append(link, { topic, senderEndOffset: 5n, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches: batches.slice(0, 3) }] });
+  const r1 = await append(link, { topic, senderEndOffset: 5n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches: batches.slice(0, 3) }] });
   assert.equal(r1.appendedBatches, 3);
-  const r2 = await append(link, { topic, senderEndOffset: 9n, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches }] });
+  const r2 = await append(link, { topic, senderEndOffset: 9n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] });
   assert.deepEqual({ appended: r2.appendedBatches, dup: r2.duplicateBatches, cursor: r2.senderCursor }, { appended: 2, dup: 3, cursor: 9n });
   const keys = (await logBatches(topic)).filter((b) => decodeMarker(b) === null).flatMap((b) => decodeRecords(b).map((x) => x.key!.toString()));
   assert.deepEqual(keys, batches.flatMap((b) => decodeRecords(b.batch).map((x) => x.key!.toString())), 'every record once, in origin order');
@@ -299,8 +304,8 @@ test('the handshake senderCursor reflects what was appended, per partition and p
   await handshake(link, { topic, partitionCount: 3 });
   const p0 = originBatches('cur0', 2, 2);
   const p2 = originBatches('cur2', 1, 4, 100n);
-  await append(link, { topic, partition: 0, senderEndOffset: p0.end, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east'], batches: p0.batches }] });
-  await append(link, { topic, partition: 2, senderEndOffset: 150n, entries: [{ originRegion: 'us-east', originPartition: 2, hops: ['us-east'], batches: p2.batches }] });
+  await append(link, { topic, partition: 0, senderEndOffset: p0.end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches: p0.batches }] });
+  await append(link, { topic, partition: 2, senderEndOffset: 150n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 2, hops: ['us-east'], batches: p2.batches }] });
   const r = await handshake(link, { topic, partitionCount: 3 });
   assert.equal(r.errorCode, 0);
   assert.deepEqual(r.partitions, [
@@ -321,8 +326,8 @@ test('dedup state survives a broker restart: re-sending an old request appends n
     assert.equal((await handshake(client, { topic, partitionCount: 2 })).errorCode, 0);
     const one = originBatches('rs1', 3, 2);
     const two = originBatches('rs2', 2, 1, one.end + 1n);
-    const req1 = { topic, partition: 1, senderEndOffset: one.end, entries: [{ originRegion: 'us-east', originPartition: 1, hops: ['us-east'], batches: one.batches }] };
-    const req2 = { topic, partition: 1, senderEndOffset: two.end + 3n, entries: [{ originRegion: 'us-east', originPartition: 1, hops: ['us-east'], batches: two.batches }] };
+    const req1 = { topic, partition: 1, senderEndOffset: one.end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 1, hops: ['us-east'], batches: one.batches }] };
+    const req2 = { topic, partition: 1, senderEndOffset: two.end + 3n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 1, hops: ['us-east'], batches: two.batches }] };
     assert.equal((await append(client, req1)).appendedBatches, 3);
     assert.equal((await append(client, req2)).appendedBatches, 2);
     const endBefore = current.broker.topics.partition(topic, 1)!.logEndOffset;
@@ -362,8 +367,8 @@ test('a torn replicated append: after a restart the handshake cursor is the end 
     // ap-south's log: its own batches at 0..3, then a us-east run: marker at 4, batches at 5, 7, 9 (2 records each).
     const own1 = originBatches('hub', 2, 2, 0n);
     const relayed = originBatches('relayed', 3, 2, 100n).batches.map((b, i) => ({ ...b, senderBaseOffset: 5n + BigInt(i * 2) }));
-    const req1 = { topic, senderRegion: sender, senderEndOffset: 3n, entries: [{ originRegion: sender, originPartition: 0, hops: [sender], batches: own1.batches }] };
-    const req2 = { topic, senderRegion: sender, senderEndOffset: 10n, entries: [{ originRegion: 'us-east', originPartition: 0, hops: ['us-east', sender], batches: relayed }] };
+    const req1 = { topic, senderRegion: sender, senderEndOffset: 3n, entries: [{ originRegion: sender, originTopicId: TID, originPartition: 0, hops: [sender], batches: own1.batches }] };
+    const req2 = { topic, senderRegion: sender, senderEndOffset: 10n, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east', sender], batches: relayed }] };
     assert.equal((await append(client, req1)).appendedBatches, 2);
     assert.equal((await append(client, req2)).appendedBatches, 3);
     const sizes = (await logBatches(topic, 0, current)).map((b) => b.length);

@@ -20,8 +20,10 @@ function markerFor(batches: Buffer[], opts: Partial<Marker> & { originBase?: big
   const senderBase = opts.senderBase ?? 500n;
   const marker: Marker = {
     originRegion: opts.originRegion ?? 'us-east',
+    originTopicId: opts.originTopicId ?? 'topic-id-us-east',
     originPartition: opts.originPartition ?? 2,
     senderRegion: opts.senderRegion ?? 'ap-south',
+    senderTopicId: opts.senderTopicId ?? 'topic-id-ap-south',
     hops: opts.hops ?? ['us-east', 'ap-south'],
     batches: batches.map((b, i) => ({ originBaseOffset: originBase + BigInt(i) * 10n, senderBaseOffset: senderBase + BigInt(i) * 10n, crc: readBatchHeader(b).crc })),
     senderEndOffset: opts.senderEndOffset ?? senderBase + BigInt(batches.length) * 10n,
