@@ -13,6 +13,8 @@ import { linksFor, parsePolicies, parseRegions, type Policy, type RegionEntry } 
 import { RemoteRegion } from './remote-region.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
 
+const PROGRESS_LOG_MS = 10_000;
+
 export interface ReplicatorOptions {
   region: string;
   regions: readonly RegionEntry[];
@@ -47,6 +49,7 @@ export class Replicator {
   #offTopics: () => void;
   #log: Logger;
   #closed = false;
+  #progressTimer: NodeJS.Timeout;
   /** Quota warnings already logged, per worker key (one line per deletion burst). */
   #quotaWarned = new Set<string>();
 
@@ -59,6 +62,7 @@ export class Replicator {
     this.#offTopics = opts.topics.onTopicChange(() => this.reconcile());
     this.#offRemoteGuard = opts.tiered?.addRemoteRetentionGuard((topic, partition, seg) => this.#mayDelete(topic, partition, seg, true));
     this.reconcile();
+    this.#progressTimer = setInterval(() => this.#logProgress(), PROGRESS_LOG_MS).unref();
     this.#log.info({ policies: this.#policies.map((p) => p.name), regions: [...this.#regions.keys()] }, 'replicator started');
   }
 
@@ -223,9 +227,38 @@ export class Replicator {
     });
   }
 
+  /** While a link has a backlog, one line per link: how much, how fast, in what state. */
+  #logProgress(): void {
+    const now = Date.now();
+    const byRemote = new Map<string, WorkerStatus[]>();
+    for (const w of this.#workers.values()) {
+      const s = w.status(now);
+      byRemote.set(s.remote, [...(byRemote.get(s.remote) ?? []), s]);
+    }
+    for (const [remote, list] of byRemote) {
+      const backlogRecords = list.reduce((n, s) => n + s.backlogRecords, 0);
+      if (backlogRecords === 0) continue;
+      const states: Record<string, number> = {};
+      for (const s of list) states[s.state] = (states[s.state] ?? 0) + 1;
+      this.#log.info(
+        {
+          remote,
+          backlogRecords,
+          backlogBytes: list.reduce((n, s) => n + s.backlogBytes, 0),
+          mbPerSecond: Number((list.reduce((n, s) => n + s.bytesPerSecond, 0) / 1e6).toFixed(2)),
+          maxLagSeconds: Number(Math.max(...list.map((s) => s.lagSeconds)).toFixed(1)),
+          states,
+          error: list.find((s) => s.error !== null)?.error,
+        },
+        'replication progress',
+      );
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#progressTimer);
     this.#offTopics();
     for (const off of this.#guards.values()) off();
     this.#guards.clear();
