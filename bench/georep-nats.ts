@@ -21,7 +21,7 @@
  * carries an 8-byte sequence number so acks and mirror reads can be matched to messages.
  * Both servers, the client and this script share the machine's 2 cores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -316,6 +316,9 @@ export async function measureJetStreamMirror(opts: {
     log(`phase 1: mirror complete ${catchUpMs.toFixed(0)} ms after the last ack`);
 
     // ---- Phase 2: fixed rate, ack at hub → readable from the mirror on the leaf. ------------
+    // Phase 1's dirty pages are written back first, as in the Meridian runs, so that
+    // writeback does not land in the middle of the lag measurement.
+    spawnSync('sync');
     const count = Math.floor(opts.rate * opts.latencySeconds);
     const base = total; // payload sequence numbers continue from phase 1
     const ackAt = new Float64Array(count).fill(NaN);
