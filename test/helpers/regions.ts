@@ -19,6 +19,8 @@ export interface RegionStatus {
   workers: WorkerStatus[];
   links: Array<{ remote: string; connected: boolean; inFlightBytes: number; workers: number; states: Record<string, number> }>;
   target: { appendedBatches: number; appendedBytes: number; duplicateBatches: number; loopDroppedBatches: number };
+  /** The broker process's resident set size, bytes. */
+  rss: number;
   tiered: Array<{ topic: string; partition: number; remoteEndOffset: string }>;
   topics: Array<{ name: string; partitions: Array<{ logStartOffset: string; highWatermark: string; segments: number }> }>;
 }
