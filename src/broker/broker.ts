@@ -112,6 +112,15 @@ export class Broker {
       const started = Date.now();
       topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
       topics.startMaintenance(config.log.retention.checkIntervalMs);
+      // Partitions that ever received replicated data keep their dedup snapshots current
+      // from now on, whether or not a peer connects.
+      const opened = topics;
+      for (const t of opened.listTopics()) for (const log of opened.partitions(t.name)) replicaStates.followIfTracked(log);
+      opened.onTopicChange((event) => {
+        if (event !== 'deleted') return;
+        const live = new Set(opened.listTopics().flatMap((t) => [...opened.partitions(t.name)]));
+        replicaStates.retain((log) => live.has(log));
+      });
       if (config.tiered.enabled) {
         const store = inject.blobStore ?? createStoreFrom(config);
         tiered = await TieredStorage.start({

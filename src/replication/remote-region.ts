@@ -75,15 +75,22 @@ class ByteBudget {
       };
       if (signal.aborted) return reject(new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true }));
       if (this.#waiters.length === 0 && (this.#used === 0 || this.#used + bytes <= this.capacity)) return grant();
-      const waiter = { bytes, grant };
-      this.#waiters.push(waiter);
-      signal.addEventListener('abort', () => {
+      const onAbort = () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) {
           this.#waiters.splice(i, 1);
           reject(new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true }));
         }
-      }, { once: true });
+      };
+      const waiter = {
+        bytes,
+        grant: () => {
+          signal.removeEventListener('abort', onAbort);
+          grant();
+        },
+      };
+      this.#waiters.push(waiter);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -128,11 +135,15 @@ class RateLimiter {
       }
       const waitMs = Math.ceil(((Math.min(bytes, this.rate) - this.#tokens) * 1000) / this.rate);
       await new Promise<void>((r) => {
-        const t = setTimeout(r, waitMs);
-        signal.addEventListener('abort', () => {
+        const onAbort = () => {
           clearTimeout(t);
           r();
-        }, { once: true });
+        };
+        const t = setTimeout(() => {
+          signal.removeEventListener('abort', onAbort);
+          r();
+        }, waitMs);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
       if (signal.aborted) throw new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true });
     }
@@ -230,7 +241,8 @@ export class RemoteRegion {
   }
 
   close(): void {
-    this.#queue.clear();
+    // Queued requests are not dropped (their callers would wait forever): they run and fail
+    // at once on the closed client.
     this.client.close();
     this.#log.debug('link closed');
   }

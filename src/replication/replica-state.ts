@@ -90,53 +90,110 @@ export async function walkBatches(log: PartitionLog, from: bigint, to: bigint, v
   }
 }
 
+/**
+ * Keeps a partition's snapshot current: each sealed segment is folded into it (scanned from
+ * the previous snapshot, never copied from the live table, which may reflect appends that
+ * are not yet durable), and a retention guard keeps every segment until it is folded, so no
+ * marker is ever deleted before the snapshot holds what it said. Runs for every partition
+ * that has a snapshot file, from broker start, whether or not its live table is loaded.
+ */
+export class SnapshotFollower {
+  readonly log: PartitionLog;
+  #snapshot: { offset: bigint; table: ReplicaTable };
+  #chain: Promise<void> = Promise.resolve();
+  #offSealed: () => void;
+  #offGuard: () => void;
+  #logger?: Logger;
+
+  constructor(log: PartitionLog, logger?: Logger) {
+    this.log = log;
+    this.#logger = logger;
+    const file = path.join(log.dir, SNAPSHOT_FILE);
+    const existed = fs.existsSync(file);
+    this.#snapshot = readSnapshot(log, logger);
+    // The file marks the partition as one that may hold markers: from now on it is followed.
+    if (!existed) this.#write(this.#snapshot);
+    this.#offSealed = log.onSegmentSealed((seg) => this.fold(seg.nextOffset));
+    this.#offGuard = log.addRetentionGuard((seg) => {
+      if (seg.nextOffset <= this.#snapshot.offset) return true;
+      this.fold(seg.nextOffset);
+      return false;
+    });
+    // Segments sealed before this process started (or before a crash let it write their
+    // snapshot) are folded now, in the background.
+    const sealed = log.segments().filter((x) => x.sealed).at(-1);
+    if (sealed !== undefined) this.fold(sealed.nextOffset);
+  }
+
+  /** The snapshot once every fold asked for so far is done. */
+  async current(): Promise<{ offset: bigint; table: ReplicaTable }> {
+    await this.#chain;
+    return this.#snapshot;
+  }
+
+  fold(upTo: bigint): void {
+    this.#chain = this.#chain
+      .then(() => this.#fold(upTo))
+      .catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot failed; the next seal retries'));
+  }
+
+  async close(): Promise<void> {
+    this.#offSealed();
+    this.#offGuard();
+    await this.#chain;
+  }
+
+  async #fold(upTo: bigint): Promise<void> {
+    if (upTo <= this.#snapshot.offset) return;
+    if (this.#snapshot.offset < this.log.logStartOffset) {
+      // Only possible for data written before snapshots were followed: say so loudly.
+      this.#logger?.warn({ dir: this.log.dir, snapshot: String(this.#snapshot.offset), logStart: String(this.log.logStartOffset) }, 'replication markers below the log start were deleted before the dedup snapshot held them');
+    }
+    const table = this.#snapshot.table.copy();
+    const tracker = new RunTracker();
+    await walkBatches(this.log, this.#snapshot.offset, upTo, (b, h) => table.observe(tracker, b, h));
+    const next = { offset: upTo, table };
+    this.#write(next);
+    this.#snapshot = next;
+  }
+
+  #write(snapshot: { offset: bigint; table: ReplicaTable }): void {
+    const snap: Snapshot = {
+      offset: String(snapshot.offset),
+      origins: Object.fromEntries([...snapshot.table.origins].map(([k, v]) => [k, String(v)])),
+      senders: Object.fromEntries([...snapshot.table.senders].map(([k, v]) => [k, String(v)])),
+    };
+    writeFileAtomicSync(path.join(this.log.dir, SNAPSHOT_FILE), JSON.stringify(snap) + '\n');
+  }
+}
+
 export class ReplicaState {
   readonly log: PartitionLog;
   /** The live table: everything appended so far. */
   readonly table: ReplicaTable;
-  #snapshot: { offset: bigint; table: ReplicaTable };
-  #snapshotting: Promise<void> = Promise.resolve();
-  #offSealed: () => void;
-  #logger?: Logger;
+  #follower: SnapshotFollower;
+  #ownsFollower: boolean;
 
-  private constructor(log: PartitionLog, snapshot: { offset: bigint; table: ReplicaTable }, table: ReplicaTable, logger?: Logger) {
+  private constructor(log: PartitionLog, table: ReplicaTable, follower: SnapshotFollower, ownsFollower: boolean) {
     this.log = log;
-    this.#snapshot = snapshot;
     this.table = table;
-    this.#logger = logger;
-    this.#offSealed = log.onSegmentSealed((seg) => {
-      this.#snapshotting = this.#snapshotting.then(() => this.#writeSnapshot(seg.nextOffset)).catch((err) => {
-        this.#logger?.warn({ err: (err as Error).message, dir: log.dir }, 'replication state snapshot failed; the next seal retries');
-      });
-    });
+    this.#follower = follower;
+    this.#ownsFollower = ownsFollower;
   }
 
-  static async load(log: PartitionLog, logger?: Logger): Promise<ReplicaState> {
-    const snapshot = readSnapshot(log, logger);
+  /** Rebuilds the live table: the follower's snapshot, then the markers after it. */
+  static async load(log: PartitionLog, logger?: Logger, follower?: SnapshotFollower): Promise<ReplicaState> {
+    const f = follower ?? new SnapshotFollower(log, logger);
+    const snapshot = await f.current();
     const table = snapshot.table.copy();
     const tracker = new RunTracker();
     await walkBatches(log, snapshot.offset, log.highWatermark, (b, h) => table.observe(tracker, b, h));
-    return new ReplicaState(log, snapshot, table, logger);
+    return new ReplicaState(log, table, f, follower === undefined);
   }
 
-  /** Stops following seals; waits for a snapshot being written. */
+  /** Stops following seals (if this state started the follower); waits for a snapshot being written. */
   async close(): Promise<void> {
-    this.#offSealed();
-    await this.#snapshotting;
-  }
-
-  async #writeSnapshot(upTo: bigint): Promise<void> {
-    if (upTo <= this.#snapshot.offset) return;
-    const table = this.#snapshot.table.copy();
-    const tracker = new RunTracker();
-    await walkBatches(this.log, this.#snapshot.offset, upTo, (b, h) => table.observe(tracker, b, h));
-    const snap: Snapshot = {
-      offset: String(upTo),
-      origins: Object.fromEntries([...table.origins].map(([k, v]) => [k, String(v)])),
-      senders: Object.fromEntries([...table.senders].map(([k, v]) => [k, String(v)])),
-    };
-    writeFileAtomicSync(path.join(this.log.dir, SNAPSHOT_FILE), JSON.stringify(snap) + '\n');
-    this.#snapshot = { offset: upTo, table };
+    if (this.#ownsFollower) await this.#follower.close();
   }
 }
 
@@ -162,35 +219,60 @@ function readSnapshot(log: PartitionLog, logger?: Logger): { offset: bigint; tab
   }
 }
 
-/** Every partition's ReplicaState, loaded on first use; keyed by the log object. */
+/**
+ * Every partition's ReplicaState, loaded on first use, and the snapshot followers of every
+ * partition that has a snapshot (started with the broker). Keyed by the log object.
+ */
 export class ReplicaStates {
   #states = new Map<PartitionLog, Promise<ReplicaState>>();
+  #followers = new Map<PartitionLog, SnapshotFollower>();
   #logger?: Logger;
 
   constructor(logger?: Logger) {
     this.#logger = logger;
   }
 
+  /** Follows a partition's snapshot from now on if it has one (called at broker start). */
+  followIfTracked(log: PartitionLog): void {
+    if (!this.#followers.has(log) && fs.existsSync(path.join(log.dir, SNAPSHOT_FILE))) this.#follower(log);
+  }
+
+  #follower(log: PartitionLog): SnapshotFollower {
+    let f = this.#followers.get(log);
+    if (f === undefined) {
+      f = new SnapshotFollower(log, this.#logger);
+      this.#followers.set(log, f);
+    }
+    return f;
+  }
+
   forLog(log: PartitionLog): Promise<ReplicaState> {
     let p = this.#states.get(log);
     if (p === undefined) {
-      p = ReplicaState.load(log, this.#logger);
+      p = ReplicaState.load(log, this.#logger, this.#follower(log));
       this.#states.set(log, p);
       p.catch(() => this.#states.delete(log));
     }
     return p;
   }
 
+  /** Forgets every log `isLive` rejects (their topics were deleted). */
+  retain(isLive: (log: PartitionLog) => boolean): void {
+    for (const log of new Set([...this.#states.keys(), ...this.#followers.keys()])) if (!isLive(log)) this.drop(log);
+  }
+
   /** Forgets a log (its topic was deleted). */
   drop(log: PartitionLog): void {
-    const p = this.#states.get(log);
     this.#states.delete(log);
-    void p?.then((s) => s.close(), () => {});
+    const f = this.#followers.get(log);
+    this.#followers.delete(log);
+    void f?.close();
   }
 
   async close(): Promise<void> {
-    const all = [...this.#states.values()];
+    const followers = [...this.#followers.values()];
+    this.#followers.clear();
     this.#states.clear();
-    await Promise.allSettled(all.map(async (p) => (await p).close()));
+    await Promise.allSettled(followers.map((f) => f.close()));
   }
 }

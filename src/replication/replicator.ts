@@ -129,6 +129,13 @@ export class Replicator {
       this.#guardLog(want.topic, want.partition);
       worker.start();
     }
+    // Guards of logs whose topic was deleted go with them.
+    const live = new Set(this.#opts.topics.listTopics().flatMap((t) => [...this.#opts.topics.partitions(t.name)]));
+    for (const [log, off] of this.#guards) {
+      if (live.has(log)) continue;
+      off();
+      this.#guards.delete(log);
+    }
     // Links without workers keep no connection open.
     for (const [name, remote] of this.#remotes) {
       if (![...this.#workers.values()].some((w) => w.link.remote === name)) {

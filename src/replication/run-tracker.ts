@@ -41,8 +41,19 @@ export class RunTracker {
 
   classify(batch: Buffer, h: BatchHeader): BatchKind {
     if ((h.attributes & Attributes.control) !== 0) {
-      const marker = decodeMarker(batch, h);
-      if (marker === null) return { kind: 'control' };
+      let marker: Marker | null;
+      try {
+        marker = decodeMarker(batch, h);
+      } catch {
+        // Only this broker writes markers, and only well-formed ones; an unreadable one
+        // (a damaged disk, a bug) must not stop every reader of the log. It describes
+        // nothing: what follows is classified on its own.
+        marker = null;
+      }
+      if (marker === null) {
+        this.#marker = null;
+        return { kind: 'control' };
+      }
       this.#marker = marker.batches.length > 0 ? marker : null;
       this.#next = 0;
       return { kind: 'marker', marker };

@@ -156,7 +156,7 @@ export class PartitionWorker {
 
   status(now = Date.now()): WorkerStatus {
     const cursor = this.#lastKnownCursor;
-    const next = cursor === undefined ? this.#earliest() : cursor + 1n;
+    const next = cursor === undefined ? this.#earliestKnown() : cursor + 1n;
     const backlogRecords = Number(this.log.highWatermark > next ? this.log.highWatermark - next : 0n);
     this.#trimWindow(now);
     const span = Math.max(1, Math.min(RATE_WINDOW_MS, now - this.#started)) / 1000;
@@ -212,13 +212,23 @@ export class PartitionWorker {
    */
   heldBacklogBytes(): number {
     const next = (this.#lastKnownCursor ?? -1n) + 1n;
-    const earliest = this.#earliest();
+    const earliest = this.#earliestKnown();
     return this.backlogBytes(next > earliest ? next : earliest);
   }
 
+  /**
+   * The first offset this region still holds, across both tiers. Throws (retriable) while
+   * the object store's part cannot be known yet: skipping ahead then would skip history
+   * that is only temporarily out of reach.
+   */
   #earliest(): bigint {
+    return this.#tiered?.logStartOffset(this.topic, this.partition) ?? this.log.logStartOffset;
+  }
+
+  /** For status and estimates only: the local log start while the store's is unknown. */
+  #earliestKnown(): bigint {
     try {
-      return this.#tiered?.logStartOffset(this.topic, this.partition) ?? this.log.logStartOffset;
+      return this.#earliest();
     } catch {
       return this.log.logStartOffset;
     }
@@ -252,7 +262,8 @@ export class PartitionWorker {
         this.#inFlight = [];
         if (this.#signal.aborted) break;
         const message = err instanceof Error ? err.message : String(err);
-        const permanent = err instanceof MeridianError && !err.retriable;
+        // Retention moving the log start under a read is a race, not a fault of the link.
+        const permanent = err instanceof MeridianError && !err.retriable && err.code !== ErrorCode.OffsetOutOfRange;
         if (this.#error !== message) this.#logger.warn({ err: message }, permanent ? 'replication link in error; retrying' : 'replication failed; backing off');
         this.#state = permanent ? 'error' : 'backing-off';
         this.#error = message;
@@ -368,9 +379,19 @@ export class PartitionWorker {
     for (;;) {
       const durable = this.log.durableOffset;
       let records: Buffer;
+      // Where the read must stop at the latest: the end of the segment holding `next` (a
+      // run never spans segments, so reaching it completes any run, torn or not) or, in the
+      // active segment, the durable end (appends are durable whole).
+      let end: bigint;
       const remote = next < this.log.logStartOffset && this.#tiered ? await this.#tiered.read(this.topic, this.partition, next, budget, this.#signal) : undefined;
-      if (remote) records = remote.records;
-      else records = (await this.log.read(next, budget, { upTo: durable })).records;
+      if (remote) {
+        records = remote.records;
+        end = this.#tiered!.remoteSegmentEnd(this.topic, this.partition, next) ?? next;
+      } else {
+        records = (await this.log.read(next, budget, { upTo: durable })).records;
+        const seg = this.log.segments().find((s) => s.baseOffset <= next && next < s.nextOffset);
+        end = seg === undefined || seg.nextOffset > durable ? durable : seg.nextOffset;
+      }
       if (records.length === 0) return null;
       const batches: Array<{ buf: Buffer; h: BatchHeader }> = [];
       for (let p = 0; p < records.length; ) {
@@ -379,7 +400,7 @@ export class PartitionWorker {
         batches.push({ buf: records.subarray(p, p + size), h });
         p += size;
       }
-      const chunk = this.#select(batches, remote !== undefined || lastOffsetOf(batches.at(-1)!.h) + 1n >= durable);
+      const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= end);
       if (chunk !== null) return chunk;
       if (budget >= 256 * 1024 * 1024) throw new MeridianError(ErrorCode.CorruptBatch, `a replicated run at offset ${next} of ${this.topic}/${this.partition} does not fit in 256 MiB`);
       budget *= 4;
@@ -423,6 +444,11 @@ export class PartitionWorker {
       lastOriginOffset = origin.baseOffset + BigInt(h.lastOffsetDelta);
     }
     const last = batches[usable - 1].h;
+    // Forwarded batches are slices of the read window; when they are a small part of it
+    // (a mesh link skipping data it received), copy them so the window is not pinned while
+    // the request is in flight: the in-flight budget counts forwarded bytes.
+    const windowBytes = batches.reduce((n, b) => n + b.buf.length, 0);
+    if (bytes * 2 < windowBytes) for (const e of entries) for (const b of e.batches) b.batch = Buffer.from(b.batch);
     return { entries, lastOffset: lastOffsetOf(last), bytes, records, batches: sent, firstTimestamp: firstTimestamp ?? last.maxTimestamp, lastOriginOffset };
   }
 

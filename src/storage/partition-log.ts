@@ -422,13 +422,17 @@ export class PartitionLog {
   }
 
   /**
-   * Deletes the oldest segment if it is sealed, not the only one, and starts at
-   * `baseOffset` (tiered storage removing a local copy it has offloaded). Returns whether it
-   * did; the log start moves to the next segment.
+   * Deletes the oldest segment if it is sealed, not the only one, starts at `baseOffset`
+   * and no retention guard vetoes it (tiered storage removing a local copy it has
+   * offloaded). Returns whether it did; the log start moves to the next segment.
    */
   async deleteOldestSegment(baseOffset: bigint): Promise<boolean> {
     const seg = this.#segments[0];
     if (this.#closed || this.#segments.length < 2 || !seg.sealed || seg.baseOffset !== baseOffset) return false;
+    // The guards hold for this deletion too (geo-replication's dedup snapshot, say).
+    const info = seg.info();
+    for (const guard of this.#guards) if (!(await guard(info))) return false;
+    if (this.#segments[0] !== seg || this.#closed) return false;
     this.#segments.shift();
     await seg.delete();
     return true;

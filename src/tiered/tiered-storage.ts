@@ -551,6 +551,12 @@ export class TieredStorage {
     };
   }
 
+  /** One past the last offset of the remote segment holding `offset` (undefined: none does). */
+  remoteSegmentEnd(topic: string, partition: number, offset: bigint): bigint | undefined {
+    const tier = this.#tiers.get(topic)?.[partition];
+    return tier ? segmentFor(tier.manifest, offset)?.nextOffset : undefined;
+  }
+
   /** One past the last offset the bucket holds for a partition (undefined: nothing). */
   remoteEnd(topic: string, partition: number): bigint | undefined {
     const tier = this.#tiers.get(topic)?.[partition];
