@@ -16,7 +16,10 @@
  * many partitions sharing the link's pipelined connection. Memory is bounded by the link's
  * in-flight byte budget, taken before reading, so a remote that is down costs disk, not RAM.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
+import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
@@ -244,7 +247,9 @@ export class PartitionWorker {
       try {
         if (this.#confirmed === undefined) {
           this.#state = 'starting';
+          this.#checkHold();
           const cursor = await this.#remote.resumePoint(this.topic, this.topicId, this.partition, this.#partitionCount());
+          if (cursor >= 0n && cursor >= this.log.highWatermark) this.#hold(cursor);
           this.#confirmed = cursor;
           this.#sentEnd = cursor;
           this.#readFrom = cursor + 1n;
@@ -275,6 +280,32 @@ export class PartitionWorker {
       }
     }
     await Promise.all(this.#inFlight.map((f) => f.settled));
+  }
+
+  get #holdFile(): string {
+    return path.join(this.log.dir, `replication-hold-${this.link.remote}.json`);
+  }
+
+  /**
+   * The remote holds offsets of this partition that this region does not have: this
+   * region lost data (its disk restored from a backup, or the topic restored from the
+   * bucket without its newest segments). Records produced here at those offsets would be
+   * taken for duplicates there, so the link stops, durably, until an operator resolves it.
+   */
+  #hold(cursor: bigint): never {
+    const message =
+      `region ${this.link.remote} holds ${this.topic}/${this.partition} up to offset ${cursor} but this region's log ends at ${this.log.highWatermark}: ` +
+      `this region lost data it had replicated. Replication of this partition to ${this.link.remote} is stopped so that new records are not mistaken for duplicates; ` +
+      `resolve it (e.g. delete the topic in ${this.link.remote} or accept the loss), then delete ${this.#holdFile}`;
+    writeFileAtomicSync(this.#holdFile, JSON.stringify({ remote: this.link.remote, remoteCursor: String(cursor), logEnd: String(this.log.highWatermark), at: new Date().toISOString(), message }, null, 2) + '\n');
+    this.#logger.error({ remoteCursor: String(cursor), logEnd: String(this.log.highWatermark) }, 'replication stopped: the remote holds offsets this region no longer has');
+    throw new MeridianError(ErrorCode.InvalidPartitions, message);
+  }
+
+  #checkHold(): void {
+    if (!fs.existsSync(this.#holdFile)) return;
+    const held = JSON.parse(fs.readFileSync(this.#holdFile, 'utf8')) as { message: string };
+    throw new MeridianError(ErrorCode.InvalidPartitions, held.message);
   }
 
   #partitionCount(): number {

@@ -165,6 +165,10 @@ export class PartitionLog {
     const opts: LogOptions = { ...defaultLogOptions, ...options };
     fs.mkdirSync(dir, { recursive: true });
     const segments = await recoverSegments(dir, opts, logger, initialOffset);
+    // What recovery found may never have been fsynced (a kill -9 in the interval mode
+    // leaves it in the page cache): sync it before calling it durable.
+    const active = segments[segments.length - 1];
+    if (!active.isEmpty) await fdatasyncAsync(active.fd);
     return new PartitionLog(dir, opts, segments, logger);
   }
 
