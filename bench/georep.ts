@@ -333,6 +333,8 @@ async function main(): Promise<void> {
       '',
       'Both regions, both NATS servers and the clients share 2 cores. NATS 2.9 acknowledges after a buffered write; Meridian\'s interval mode is the like-for-like comparison, fsync mode is Meridian\'s default (fdatasync before every acknowledgement, in both regions).',
       '',
+      'In the interval mode the receiving region fdatasyncs a whole second of appended data at once (log.flush.intervalMs), which stalls its writes while it runs: replicating a backlog is then about as fast as producing, where the fsync mode, syncing each append as it lands, replicates well faster than it can produce.',
+      '',
       `Targets: replication keeps up with region A's maximum produce rate; p99 lag no worse than 2x JetStream's mirror at the same rate and message size.`,
     ];
     console.log(`\n${table}`);
