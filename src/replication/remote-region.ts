@@ -150,6 +150,8 @@ class RateLimiter {
   }
 }
 
+const PERMANENT_APPEND_ERRORS = new Set([kafkaCode('MESSAGE_TOO_LARGE'), kafkaCode('RECORD_LIST_TOO_LARGE'), kafkaCode('INVALID_RECORD'), kafkaCode('CORRUPT_MESSAGE')]);
+
 export class RemoteRegion {
   readonly name: string;
   readonly address: string;
@@ -235,7 +237,10 @@ export class RemoteRegion {
     const res = readAppendResponse(r!);
     if (res.errorCode !== 0) {
       const info = kafkaErrorByCode(res.errorCode);
-      throw new MeridianError(ErrorCode.StorageIo, `region ${this.name} refused the append: ${res.errorMessage ?? info?.name ?? res.errorCode}`, { retriable: true });
+      // A batch the remote will never take (too large for its limits, refused as invalid)
+      // puts the link in error until an operator acts; anything else is worth a retry.
+      const permanent = PERMANENT_APPEND_ERRORS.has(res.errorCode);
+      throw new MeridianError(permanent ? ErrorCode.InvalidBatch : ErrorCode.StorageIo, `region ${this.name} refused the append: ${res.errorMessage ?? info?.name ?? res.errorCode}`, { retriable: !permanent });
     }
     return res;
   }

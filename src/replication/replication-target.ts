@@ -61,8 +61,14 @@ export class ReplicationTarget {
           partitionCount: info.partitions,
         };
       }
+      // The resume points must be durable ones: the sender's retention deletes what they
+      // cover. Appends still being synced (fsync mode) finish first.
       const partitions = await Promise.all(
-        this.#topics.partitions(req.topic).map(async (log, partition) => ({ partition, senderCursor: (await this.#states.forLog(log)).table.lastSender(req.senderRegion, req.senderTopicId) })),
+        this.#topics.partitions(req.topic).map(async (log, partition) => {
+          const state = await this.#states.forLog(log);
+          if (log.options.flushMode === 'fsync' && log.durableOffset < log.highWatermark) await log.flush();
+          return { partition, senderCursor: state.table.lastSender(req.senderRegion, req.senderTopicId) };
+        }),
       );
       return { errorCode: 0, errorMessage: null, region: this.region, partitionCount: info.partitions, partitions };
     } catch (err) {
