@@ -305,7 +305,8 @@ test('while the store is unreachable, offsets that may live only in the bucket g
   const f = await startRestartableS3rver();
   cleanups.push(() => f.stop());
   let tb = await startBroker(TIERED, undefined, { blobStore: f.store });
-  cleanups.push(() => tb.cleanup());
+  const first = tb; // owns the data directory, which the restarted broker reuses
+  cleanups.push(() => first.cleanup());
   const sent = await produce(tb.bootstrap, 'hidden', 1500);
   await tb.broker.tiered!.offloadNow('hidden');
   await waitFor('local deletion', () => tb.broker.topics.partitions('hidden').every((l) => l.segments().length === 1));
