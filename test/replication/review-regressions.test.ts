@@ -763,6 +763,9 @@ test('object store unreachable when the source region starts: its link backs off
   let us = await startBroker(config, undefined, { blobStore: f.store });
   t.after(() => us.cleanup());
   await us.broker.topics.createTopic(TOPIC, 1);
+  // Attaching the new topic to the store is asynchronous (and retried if a request to
+  // s3rver fails on a busy machine): it must be tiered before it can be offloaded.
+  await waitFor('the topic attached to the object store', () => (us.broker.tiered!.status().some((x) => x.topic === TOPIC) && us.broker.tiered!.pendingTopics.length === 0 ? true : undefined), 20_000, 25);
   // eu-west is not up yet: the whole topic is backlog. Produced, offloaded, deleted locally.
   const sent: string[] = [];
   for (let i = 0; i < 600; i++) sent.push(`cold-${i}-${'v'.repeat(100 + (i % 50))}`);
