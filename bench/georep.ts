@@ -26,7 +26,7 @@ import { ApiKey } from '../src/protocol/kafka/api-keys.js';
 import { messageCodecs } from '../src/protocol/kafka/messages/index.js';
 import type { FetchResponse } from '../src/protocol/kafka/messages/fetch.js';
 import { LinkClient } from '../src/replication/link-client.js';
-import { decodeRecords, encodeBatch, readBatchHeader, Attributes } from '../src/storage/record-batch.js';
+import { decodeRecords, encodeBatch, isControlBatch, lastOffsetOf, storedBatches } from '../src/storage/record-batch.js';
 import { Region, freePort } from '../test/helpers/regions.js';
 import { benchDir, formatTable, writeResults, type Row } from './harness.js';
 import { measureJetStreamMirror, type MirrorFigures } from './georep-nats.js';
@@ -155,10 +155,6 @@ async function throughput(a: Region, msgFile: string, log: (s: string) => void):
   return f;
 }
 
-function frame(apiKey: number, version: number, body: (w: import('../src/protocol/kafka/writer.js').Writer) => void) {
-  return { apiKey, version, body };
-}
-
 /**
  * Produces RATE msgs/s into `a` (each millisecond's due messages as one batch, acks=-1, up
  * to 5 requests in flight) while long-polling `b`; returns the lag of each message from its
@@ -185,14 +181,13 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
     let offset = 0n;
     let got = 0;
     while (got < total) {
-      const f = frame(ApiKey.Fetch, 11, (w) =>
+      const r = await consumer.request(ApiKey.Fetch, 11, (w) =>
         messageCodecs.get(ApiKey.Fetch)!.encodeRequest(w, 11, {
           clusterId: null, replicaId: -1, replicaState: { replicaId: -1, replicaEpoch: -1n }, maxWaitMs: 500, minBytes: 1, maxBytes: 8 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
           topics: [{ topic, topicId: '', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: offset, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 8 << 20, replicaDirectoryId: '' }] }],
           forgottenTopicsData: [], rackId: '',
         } as never),
       );
-      const r = await consumer.request(f.apiKey, f.version, f.body);
       const now = performance.now();
       const res = messageCodecs.get(ApiKey.Fetch)!.decodeResponse(r, 11) as FetchResponse;
       const records = res.responses[0].partitions[0].records;
@@ -200,13 +195,9 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
         if (done && performance.now() - start > (LAG_SECONDS + 30) * 1000) throw new Error(`only ${got} of ${total} messages reached eu-west`);
         continue;
       }
-      for (let p = 0; p < records.length; ) {
-        const h = readBatchHeader(records, p);
-        const size = h.batchLength + 12;
-        const batch = records.subarray(p, p + size);
-        p += size;
-        offset = h.baseOffset + BigInt(h.lastOffsetDelta) + 1n;
-        if ((h.attributes & Attributes.control) !== 0) continue;
+      for (const { buf: batch, h } of storedBatches(records)) {
+        offset = lastOffsetOf(h) + 1n;
+        if (isControlBatch(h)) continue;
         for (const rec of decodeRecords(batch)) {
           const seq = Number(rec.value!.readBigUInt64BE(0));
           if (Number.isNaN(seen[seq])) {

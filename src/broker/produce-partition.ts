@@ -6,7 +6,7 @@
 import { ErrorCode, MeridianError } from '../errors.js';
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { Attributes, LOG_OVERHEAD } from '../storage/record-batch.js';
+import { isControlBatch, LOG_OVERHEAD } from '../storage/record-batch.js';
 import type { ProducerStates } from './producer-states.js';
 
 export interface ProduceOutcome {
@@ -54,7 +54,7 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
     if (records === null) return fail(kafkaCode('CORRUPT_MESSAGE'), 'produce request has null records');
     const batches = splitBatches(records);
     const headers = log.validate(batches);
-    if (headers.some((h) => (h.attributes & Attributes.control) !== 0)) {
+    if (headers.some(isControlBatch)) {
       // Control batches are the broker's own (Kafka refuses them from clients too); one from
       // a client could pose as a replication marker.
       return fail(kafkaCode('INVALID_RECORD'), 'control batches cannot be produced by clients');

@@ -25,7 +25,7 @@
 import { ErrorCode, MeridianError } from '../errors.js';
 import { Reader } from '../protocol/kafka/reader.js';
 import { Writer } from '../protocol/kafka/writer.js';
-import { Attributes, Codec, decodeRecords, encodeBatch, readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
+import { Attributes, Codec, decodeRecords, encodeBatch, isControlBatch, readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
 
 /** 'MR': a control type Kafka does not define. */
 export const MARKER_CONTROL_TYPE = 0x4d52;
@@ -64,7 +64,7 @@ export function encodeMarker(m: Marker, timestamp = BigInt(Date.now())): Buffer 
 
 /** True for a batch that is a Meridian marker (checks the header, then the control key). */
 export function isMarkerBatch(batch: Buffer, h: BatchHeader = readBatchHeader(batch)): boolean {
-  if ((h.attributes & Attributes.control) === 0 || (h.attributes & Attributes.codecMask) !== Codec.none || h.recordCount !== 1) return false;
+  if (!isControlBatch(h) || (h.attributes & Attributes.codecMask) !== Codec.none || h.recordCount !== 1) return false;
   const key = decodeRecords(batch)[0]?.key;
   return key !== null && key !== undefined && key.length === 4 && key.equals(MARKER_KEY);
 }

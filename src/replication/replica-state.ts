@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
+import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
 import { RunTracker } from './run-tracker.js';
 
 const SNAPSHOT_FILE = 'replication-state.json';
@@ -79,13 +79,9 @@ export async function walkBatches(log: PartitionLog, from: bigint, to: bigint, v
   while (offset < to) {
     const r = await log.read(offset, SCAN_BYTES, { upTo: to });
     if (r.records.length === 0) break;
-    let p = 0;
-    while (p < r.records.length) {
-      const h = readBatchHeader(r.records, p);
-      const size = h.batchLength + 12;
-      visit(r.records.subarray(p, p + size), h);
-      p += size;
-      offset = h.baseOffset + BigInt(h.lastOffsetDelta) + 1n;
+    for (const { buf, h } of storedBatches(r.records)) {
+      visit(buf, h);
+      offset = lastOffsetOf(h) + 1n;
     }
   }
 }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { TopicManager } from '../storage/topic-manager.js';
-import { Attributes, validateBatch, type BatchHeader } from '../storage/record-batch.js';
+import { isControlBatch, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
 import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
 import { originKey, raise, type ReplicaStates } from './replica-state.js';
@@ -111,7 +111,7 @@ export class ReplicationTarget {
         const run = { originRegion: entry.originRegion, originTopicId: entry.originTopicId, originPartition: entry.originPartition, hops: entry.hops, batches: [] as Buffer[], headers: [] as BatchHeader[], marked: [] as MarkedBatch[], senderLast: -1n };
         for (const b of entry.batches) {
           const h = validateBatch(b.batch, log.options.maxBatchBytes);
-          if ((h.attributes & Attributes.control) !== 0) {
+          if (isControlBatch(h)) {
             // Markers are this broker's to write; a sender never forwards control batches.
             throw new MeridianError(ErrorCode.InvalidBatch, `a replicated batch from ${req.senderRegion} (origin offset ${b.originBaseOffset}) is a control batch; only data batches are replicated`);
           }

@@ -4,7 +4,7 @@
  * the markers. A marker describes the batches right after it; each is recognised by its
  * CRC, so a run cut short by a torn write ends at the first batch that does not match.
  */
-import { Attributes, type BatchHeader } from '../storage/record-batch.js';
+import { isControlBatch, type BatchHeader } from '../storage/record-batch.js';
 import { decodeMarker, type Marker } from './marker.js';
 
 export interface ReplicatedOrigin {
@@ -40,7 +40,7 @@ export class RunTracker {
   }
 
   classify(batch: Buffer, h: BatchHeader): BatchKind {
-    if ((h.attributes & Attributes.control) !== 0) {
+    if (isControlBatch(h)) {
       let marker: Marker | null;
       try {
         marker = decodeMarker(batch, h);

@@ -9,12 +9,13 @@
  *   3. Keep what this link forwards: data produced here, and with relay also data received
  *      from elsewhere, never to a region already on its hop path. Runs of replicated batches
  *      are sent whole, so a resume point always falls on a run boundary.
- *   4. Send them verbatim in one ReplicatedAppend; on success move on, on any failure back
- *      off (exponential with jitter) and start again at 1.
+ *   4. Send them verbatim in ReplicatedAppends, up to `pipelineDepth` in flight, each
+ *      saying which resume point it continues from (the remote refuses one that would leave
+ *      a gap); on success move on, on any failure wait for what is in flight, back off
+ *      (exponential with jitter) and start again at 1.
  *
- * One request in flight per worker keeps per-origin order trivially; throughput comes from
- * many partitions sharing the link's pipelined connection. Memory is bounded by the link's
- * in-flight byte budget, taken before reading, so a remote that is down costs disk, not RAM.
+ * Memory is bounded by the link's in-flight byte budget, taken before reading, so a remote
+ * that is down costs disk, not RAM.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,7 +23,7 @@ import type { Logger } from 'pino';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
+import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
 import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { Link } from './policy.js';
 import type { ReplicatedEntry } from './replication-api.js';
@@ -100,13 +101,13 @@ export class PartitionWorker {
   #logger: Logger;
   #state: WorkerState = 'starting';
   #error: string | null = null;
-  /** Last offset the remote confirmed holding (undefined: ask it). */
-  #confirmed: bigint | undefined;
-  /** The same, kept across failures for status and retention. */
+  /** Whether the remote said where to resume since the last failure (false: ask it). */
+  #resumed = false;
+  /** Last offset the remote confirmed holding, kept across failures for status and retention. */
   #lastKnownCursor: bigint | undefined;
   /** End of the last request sent (the next request continues from it). */
   #sentEnd = -1n;
-  /** Next offset to read: ahead of #confirmed by what is in flight. */
+  /** Next offset to read: ahead of the confirmed offset by what is in flight. */
   #readFrom = 0n;
   #inFlight: InFlight[] = [];
   /** Batch timestamp of the oldest record not confirmed, when nothing is in flight. */
@@ -245,12 +246,12 @@ export class PartitionWorker {
     let backoff = this.#opts.retryInitialMs;
     while (!this.#signal.aborted) {
       try {
-        if (this.#confirmed === undefined) {
+        if (!this.#resumed) {
           this.#state = 'starting';
           this.#checkHold();
           const cursor = await this.#remote.resumePoint(this.topic, this.topicId, this.partition, this.#partitionCount());
           if (cursor >= 0n && cursor >= this.log.highWatermark) this.#hold(cursor);
-          this.#confirmed = cursor;
+          this.#resumed = true;
           this.#sentEnd = cursor;
           this.#readFrom = cursor + 1n;
           this.#lastKnownCursor = cursor;
@@ -272,7 +273,7 @@ export class PartitionWorker {
         if (this.#error !== message) this.#logger.warn({ err: message }, permanent ? 'replication link in error; retrying' : 'replication failed; backing off');
         this.#state = permanent ? 'error' : 'backing-off';
         this.#error = message;
-        this.#confirmed = undefined;
+        this.#resumed = false;
         this.totals.retries++;
         const delay = permanent ? this.#opts.retryMaxMs : backoff;
         await this.#sleep(delay * (0.5 + Math.random()));
@@ -387,7 +388,6 @@ export class PartitionWorker {
     if (f.error !== undefined) throw f.error;
     this.#inFlight.shift();
     const chunk = f.chunk;
-    this.#confirmed = chunk.lastOffset;
     this.#lastKnownCursor = chunk.lastOffset;
     if (chunk.entries.length > 0) {
       this.totals.batches += chunk.batches;
@@ -420,17 +420,11 @@ export class PartitionWorker {
         end = this.#tiered!.remoteSegmentEnd(this.topic, this.partition, next) ?? next;
       } else {
         records = (await this.log.read(next, budget, { upTo: durable })).records;
-        const seg = this.log.segments().find((s) => s.baseOffset <= next && next < s.nextOffset);
-        end = seg === undefined || seg.nextOffset > durable ? durable : seg.nextOffset;
+        const segEnd = this.log.segmentEnd(next);
+        end = segEnd === undefined || segEnd > durable ? durable : segEnd;
       }
       if (records.length === 0) return null;
-      const batches: Array<{ buf: Buffer; h: BatchHeader }> = [];
-      for (let p = 0; p < records.length; ) {
-        const h = readBatchHeader(records, p);
-        const size = h.batchLength + 12;
-        batches.push({ buf: records.subarray(p, p + size), h });
-        p += size;
-      }
+      const batches = storedBatches(records);
       const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= end);
       if (chunk !== null) return chunk;
       if (budget >= 256 * 1024 * 1024) throw new MeridianError(ErrorCode.CorruptBatch, `a replicated run at offset ${next} of ${this.topic}/${this.partition} does not fit in 256 MiB`);
@@ -483,7 +477,17 @@ export class PartitionWorker {
     return { entries, lastOffset: lastOffsetOf(last), bytes, records, batches: sent, firstTimestamp: firstTimestamp ?? last.maxTimestamp, lastOriginOffset };
   }
 
+  /** Until the log holds more than `next`; at most a second (retention or offload may move the log start without an append). */
   #waitForAppend(next: bigint): Promise<void> {
+    return this.#waitFor((l) => this.log.onAppend(l), () => this.log.highWatermark, next, 1000);
+  }
+
+  #waitForDurable(next: bigint, ms: number): Promise<void> {
+    return this.#waitFor((l) => this.log.onDurable(l), () => this.log.durableOffset, next, ms);
+  }
+
+  /** Until `current()` (or what `subscribe` reports) passes `next`, `ms` pass, or the worker stops. */
+  #waitFor(subscribe: (l: (end: bigint) => void) => () => void, current: () => bigint, next: bigint, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = () => {
         off();
@@ -491,28 +495,12 @@ export class PartitionWorker {
         this.#wake = undefined;
         resolve();
       };
-      const off = this.log.onAppend((hw) => {
-        if (hw > next) done();
-      });
-      // A safety net: retention or offload may move the log start without an append.
-      const timer = setTimeout(done, 1000);
-      this.#wake = done;
-      if (this.log.highWatermark > next || this.#signal.aborted) done();
-    });
-  }
-
-  #waitForDurable(next: bigint, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        off();
-        clearTimeout(timer);
-        resolve();
-      };
-      const off = this.log.onDurable((d) => {
-        if (d > next) done();
+      const off = subscribe((end) => {
+        if (end > next) done();
       });
       const timer = setTimeout(done, ms);
-      if (this.log.durableOffset > next || this.#signal.aborted) done();
+      this.#wake = done;
+      if (current() > next || this.#signal.aborted) done();
     });
   }
 
@@ -532,10 +520,6 @@ export class PartitionWorker {
   #trimWindow(now: number): void {
     while (this.#window.length > 0 && this.#window[0].t < now - RATE_WINDOW_MS) this.#window.shift();
   }
-}
-
-function lastOffsetOf(h: BatchHeader): bigint {
-  return h.baseOffset + BigInt(h.lastOffsetDelta);
 }
 
 function sameHops(a: readonly string[], b: readonly string[]): boolean {

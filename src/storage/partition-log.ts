@@ -349,6 +349,15 @@ export class PartitionLog {
   }
 
   /**
+   * One past the last offset the segment holding `offset` can ever hold: its end once
+   * sealed, the current end for the active segment. Undefined outside the log.
+   */
+  segmentEnd(offset: bigint): bigint | undefined {
+    if (offset < this.logStartOffset || offset >= this.#nextOffset) return undefined;
+    return this.#segmentFor(offset).nextOffset;
+  }
+
+  /**
    * First offset whose record timestamp is >= `timestamp` (ListOffsets by time). For
    * compressed batches the answer is the batch's base offset (records are not opened on
    * this path); clients skip records below it. Null when no such record exists.

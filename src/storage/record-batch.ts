@@ -78,6 +78,18 @@ export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   };
 }
 
+/** The whole batches of a stored or fetched run of batches, each with its header, uncopied. */
+export function storedBatches(records: Buffer): Array<{ buf: Buffer; h: BatchHeader }> {
+  const out: Array<{ buf: Buffer; h: BatchHeader }> = [];
+  for (let p = 0; p < records.length; ) {
+    const h = readBatchHeader(records, p);
+    const size = h.batchLength + LOG_OVERHEAD;
+    out.push({ buf: records.subarray(p, p + size), h });
+    p += size;
+  }
+  return out;
+}
+
 export function lastOffsetOf(h: BatchHeader): bigint {
   return h.baseOffset + BigInt(h.lastOffsetDelta);
 }

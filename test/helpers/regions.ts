@@ -70,6 +70,7 @@ export class Region {
   async start(): Promise<void> {
     assert.ok(!this.running, `${this.name} is already running`);
     const overrides = { ...this.overrides, region: this.name, dataDir: this.dataDir, kafka: { host: '127.0.0.1', port: this.port, ...(this.overrides.kafka ?? {}) } };
+    // REGION_NODE_ARGS passes extra node flags to every region (e.g. --cpu-prof when profiling).
     const proc = spawn(process.execPath, [...(process.env.REGION_NODE_ARGS ? process.env.REGION_NODE_ARGS.split(' ') : []), '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     this.#exited = new Promise((r) => proc.once('exit', () => r()));
