@@ -274,6 +274,16 @@ function crossFieldIssues(config: BrokerConfig, layers: readonly Layer[]): Confi
       ...(at.line === undefined ? {} : { line: at.line }),
     });
   }
+  if (config.kafka.queuedMaxRequestBytes < config.kafka.maxFrameBytes) {
+    let at = whereSet(layers, ['kafka', 'queuedMaxRequestBytes']);
+    if (at.source === 'defaults') at = whereSet(layers, ['kafka', 'maxFrameBytes']);
+    issues.push({
+      source: at.source,
+      path: 'kafka.queuedMaxRequestBytes',
+      detail: `expected at least kafka.maxFrameBytes (${formatSize(config.kafka.maxFrameBytes)}), since one whole request must fit in the budget, got ${formatSize(config.kafka.queuedMaxRequestBytes)}`,
+      ...(at.line === undefined ? {} : { line: at.line }),
+    });
+  }
   issues.push(...replicationIssues(config, layers));
   return issues;
 }

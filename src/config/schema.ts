@@ -60,6 +60,14 @@ export interface KafkaListenerConfig {
   /** null: advertise `port`. */
   readonly advertisedPort: number | null;
   readonly maxFrameBytes: number;
+  /** Broker-wide budget of request bytes being received or queued (Kafka queued.max.request.bytes). */
+  readonly queuedMaxRequestBytes: number;
+  readonly connectionsMaxIdleMs: number;
+  readonly requestReceiveTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  /** New connections accepted per second, across clients. */
+  readonly maxConnectionCreationRate: number;
 }
 
 export interface LogConfig {
@@ -67,6 +75,7 @@ export interface LogConfig {
   readonly segmentMs: number;
   readonly indexIntervalBytes: number;
   readonly maxBatchBytes: number;
+  readonly maxUncompressedBatchBytes: number;
   readonly flush: {
     readonly mode: FlushMode;
     readonly intervalMs: number;
@@ -89,6 +98,8 @@ export type BlobStoreType = 'fs' | 's3' | 'gcs' | 'azure';
 
 export interface TieredConfig {
   readonly enabled: boolean;
+  /** Refuse to start when the object store cannot be reached. */
+  readonly required: boolean;
   readonly store: {
     readonly type: BlobStoreType;
     readonly dir: string;
@@ -134,12 +145,19 @@ export interface RawBrokerConfig {
     advertisedHost: string | null;
     advertisedPort: number | null;
     maxFrameBytes: SizeInput;
+    queuedMaxRequestBytes: SizeInput;
+    connectionsMaxIdleMs: DurationInput;
+    requestReceiveTimeoutMs: DurationInput;
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    maxConnectionCreationRate: number;
   };
   log: {
     segmentBytes: SizeInput;
     segmentMs: DurationInput;
     indexIntervalBytes: SizeInput;
     maxBatchBytes: SizeInput;
+    maxUncompressedBatchBytes: SizeInput;
     flush: { mode: FlushMode; intervalMs: DurationInput };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
@@ -147,6 +165,7 @@ export interface RawBrokerConfig {
   groups: { initialRebalanceDelayMs: DurationInput; minSessionTimeoutMs: DurationInput; maxSessionTimeoutMs: DurationInput };
   tiered: {
     enabled: boolean;
+    required: boolean;
     store: {
       type: BlobStoreType;
       dir: string;
@@ -414,6 +433,22 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       '100MiB',
       { minimum: 1 },
     ),
+    queuedMaxRequestBytes: size(
+      'Bytes of requests being received or waiting to be handled, across all connections (Kafka queued.max.request.bytes). When it is used up the broker stops reading from sockets until requests finish; at least maxFrameBytes.',
+      '128MiB',
+      { minimum: 1024 * 1024 },
+    ),
+    connectionsMaxIdleMs: duration('Close a connection that has sent nothing and has no request in progress for this long (Kafka connections.max.idle.ms).', '10min', { minimum: 100, maximum: MAX_TIMER_MS }),
+    requestReceiveTimeoutMs: duration('Close a connection whose request has not finished arriving this long after its first byte (slow clients pin memory).', '30s', { minimum: 100, maximum: MAX_TIMER_MS }),
+    maxConnections: { description: 'Connections open at once, across clients; more are refused (Kafka max.connections).', default: 10000, type: 'integer', minimum: 1, maximum: 1_000_000 },
+    maxConnectionsPerIp: { description: 'Connections open at once from one client address (Kafka max.connections.per.ip).', default: 1000, type: 'integer', minimum: 1, maximum: 1_000_000 },
+    maxConnectionCreationRate: {
+      description: 'New connections accepted per second across clients, with a burst of one second; connections over the rate are closed at once (Kafka max.connection.creation.rate).',
+      default: 1000,
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+    },
   }),
   log: section('The partition log on local disk.', {
     // Index entries hold 32-bit byte positions (as Kafka's do), hence the 2 GiB ceiling.
@@ -421,6 +456,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     segmentMs: duration('Roll to a new segment when the active one is this old, even if not full.', '7d', { minimum: 1 }),
     indexIntervalBytes: size('Bytes of batches between two offset-index entries: smaller means faster seeks and a bigger index.', '4KiB'),
     maxBatchBytes: size('Largest record batch accepted from a producer (Kafka message.max.bytes).', '8MiB', { minimum: 1 }),
+    maxUncompressedBatchBytes: size(
+      'Largest size a compressed batch may decompress to while it is validated on append; a bigger one (a decompression bomb) is refused as corrupt.',
+      '64MiB',
+      { minimum: 1024 },
+    ),
     flush: section('When appended data is made durable.', {
       mode: {
         description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss).',
@@ -461,6 +501,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
   }),
   tiered: section('Tiered storage: sealed segments move to an object store and are read back through Fetch.', {
     enabled: { description: 'Offload sealed segments and serve offloaded history.', default: false, type: 'boolean' },
+    required: {
+      description: 'Refuse to start (exit status 2) when the object store cannot be reached at start-up; false: start, serve local data, and retry the store with back-off.',
+      default: false,
+      type: 'boolean',
+    },
     store: section('The object store. Credentials left null come from the cloud SDK\'s standard chain.', {
       type: { description: 'fs (a local directory), s3 (or S3-compatible), gcs, or azure.', default: 'fs', type: 'string', enum: ['fs', 's3', 'gcs', 'azure'] },
       dir: { description: 'fs: the directory holding the objects.', default: './meridian-data/tiered', type: 'string', minLength: 1 },
