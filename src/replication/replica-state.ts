@@ -252,6 +252,15 @@ export class ReplicaStates {
     return p;
   }
 
+  /**
+   * Drops the live table of `log` so the next use rebuilds it from the log: an append whose
+   * batches the table already counted has failed, and the table must never vouch for a
+   * batch the log does not hold.
+   */
+  invalidate(log: PartitionLog): void {
+    this.#states.delete(log);
+  }
+
   /** Forgets every log `isLive` rejects (their topics were deleted). */
   retain(isLive: (log: PartitionLog) => boolean): void {
     for (const log of new Set([...this.#states.keys(), ...this.#followers.keys()])) if (!isLive(log)) this.drop(log);

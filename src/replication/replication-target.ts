@@ -154,7 +154,14 @@ export class ReplicationTarget {
       out.forEach((b, i) => table.observe(tracker, b, headers[i]));
       this.stats.appendedBatches += kept;
       this.stats.appendedBytes += bytes;
-      return { done: appended.done.then(answer, (err) => ({ ...answer(), errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, senderCursor: -1n })) };
+      return {
+        done: appended.done.then(answer, (err) => {
+          // The table already counted these batches: rebuild it from what the log holds.
+          this.#states.invalidate(log);
+          const e = toKafkaError(err);
+          return { errorCode: e.code, errorMessage: e.message, senderCursor: -1n, appendedBatches: 0, duplicateBatches: duplicates };
+        }),
+      };
     } catch (err) {
       const e = toKafkaError(err);
       this.#log.warn({ topic: req.topic, partition: req.partition, from: req.senderRegion, err: e.message }, 'replicated append rejected');
