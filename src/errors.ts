@@ -32,5 +32,7 @@ export const ErrorCode = {
   /** A topic-level config a client asked for that is unknown or has a bad value. */
   InvalidConfig: 'INVALID_CONFIG',
   StorageIo: 'STORAGE_IO',
+  /** Stored bytes that fail their CRC on a read: reported, never served. */
+  CorruptLog: 'CORRUPT_LOG',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -20,6 +20,7 @@ const MAPPING: Record<string, KafkaErrorName> = {
   // refresh metadata on it.
   [ErrorCode.LogClosed]: 'NOT_LEADER_OR_FOLLOWER',
   [ErrorCode.StorageIo]: 'KAFKA_STORAGE_ERROR',
+  [ErrorCode.CorruptLog]: 'KAFKA_STORAGE_ERROR',
 };
 
 export interface KafkaError {
