@@ -106,17 +106,16 @@ export class ProducerState {
     return APPEND;
   }
 
-  /** Records an appended batch (call right after the log assigned its offsets). */
+  /**
+   * Records an appended batch (call right after the log assigned its offsets). With
+   * `pending`, the batch is only vouched for while its append has not failed: if it fails,
+   * the batch and every later batch of the same producer are forgotten, so a retry is
+   * appended again (or refused as out of order) rather than acknowledged as a duplicate of
+   * records the log never stored (Kafka updates producer state only after the append).
+   */
   update(h: BatchHeader, baseOffset: bigint, lastOffset: bigint, nowMs = Date.now(), pending?: Promise<unknown>): void {
     if (h.producerId < 0n) return;
     const meta: BatchMeta = { epoch: h.producerEpoch, firstSeq: h.baseSequence, lastSeq: lastSeqOf(h), baseOffset, lastOffset, timestamp: Number(h.maxTimestamp) };
-    if (pending) {
-      meta.pending = pending;
-      pending.then(
-        () => delete meta.pending,
-        () => delete meta.pending,
-      );
-    }
     let e = this.#entries.get(h.producerId);
     if (e === undefined || h.producerEpoch > e.epoch) {
       e = { epoch: h.producerEpoch, batches: [], lastSeenMs: nowMs };
@@ -125,6 +124,25 @@ export class ProducerState {
     e.batches.push(meta);
     if (e.batches.length > RETAINED_BATCHES) e.batches.shift();
     e.lastSeenMs = nowMs;
+    if (pending) {
+      meta.pending = pending;
+      const entry = e;
+      pending.then(
+        () => delete meta.pending,
+        () => {
+          delete meta.pending;
+          this.#forget(h.producerId, entry, meta);
+        },
+      );
+    }
+  }
+
+  /** Drops a failed batch and the producer's batches after it (their appends failed too). */
+  #forget(producerId: bigint, entry: Entry, meta: BatchMeta): void {
+    const i = entry.batches.indexOf(meta);
+    if (i < 0) return;
+    entry.batches.splice(i);
+    if (entry.batches.length === 0 && this.#entries.get(producerId) === entry) this.#entries.delete(producerId);
   }
 
   /** Forgets producers idle longer than the expiry (Kafka's producer.id.expiration.ms). */

@@ -13,6 +13,21 @@ const readAsync = promisify(fs.read);
 export const fdatasyncAsync = promisify(fs.fdatasync);
 export const closeAsync = promisify(fs.close);
 
+/**
+ * The two calls through which a partition log's data reaches the disk. A seam so tests can
+ * inject the failures a real disk produces (EIO on write or on fdatasync) that no file
+ * system here can be made to produce on demand; production uses `realIo`.
+ */
+export interface LogIo {
+  writev(fd: number, buffers: Buffer[], position: number): Promise<number>;
+  fdatasync(fd: number): Promise<void>;
+}
+
+export const realIo: LogIo = {
+  writev: (fd, buffers, position) => writevFully(fd, buffers, position),
+  fdatasync: (fd) => fdatasyncAsync(fd),
+};
+
 /** Linux caps one writev at IOV_MAX (1024) buffers. */
 const IOV_MAX = 1024;
 
@@ -68,11 +83,21 @@ export function writeFileAtomicSync(file: string, data: Buffer | string): void {
   try {
     fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // A full disk must not leave a half-written temp file taking what space there is.
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
+  fs.closeSync(fd);
   fs.renameSync(tmp, file);
   fsyncDirSync(path.dirname(file));
+}
+
+/** Out of space (or quota): the condition clears once space is freed, unlike EIO. */
+export function isOutOfSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 export function storageError(what: string, err: unknown): MeridianError {

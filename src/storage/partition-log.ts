@@ -30,12 +30,13 @@ import fs from 'node:fs';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { fdatasyncAsync, storageError, writevFully } from './fs-util.js';
+import { isOutOfSpace, realIo, storageError, type LogIo } from './fs-util.js';
 import {
   Attributes,
   BATCH_HEADER_BYTES,
   Codec,
   LOG_OVERHEAD,
+  computeBatchCrc,
   decodeRecords,
   lastOffsetOf,
   readBatchHeader,
@@ -46,6 +47,16 @@ import {
 import { Segment, type SegmentInfo } from './segment.js';
 import type { BufferPool } from './buffer-pool.js';
 import { recoverSegments } from './log-recovery.js';
+import { VerifiedRanges } from './verified-ranges.js';
+
+/** An fdatasync that failed: after it the page cache's state is unknown (fsyncgate). */
+class SyncFailure extends Error {
+  constructor(cause: unknown) {
+    super('fdatasync failed', { cause });
+  }
+}
+
+const WARN_EVERY_MS = 10_000;
 
 export interface LogOptions {
   segmentBytes: number;
@@ -58,6 +69,8 @@ export interface LogOptions {
   retentionBytes: number;
   /** -1 = unlimited */
   retentionMs: number;
+  /** Where writes and fdatasyncs go; tests inject disk failures here. */
+  io?: LogIo;
 }
 
 export const defaultLogOptions: LogOptions = {
@@ -141,12 +154,16 @@ export class PartitionLog {
   #appendListeners = new Set<(highWatermark: bigint) => void>();
   #durableListeners = new Set<(durableOffset: bigint) => void>();
   #retentionRunning = false;
-  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0 };
+  #io: LogIo;
+  #verified = new WeakMap<Segment, VerifiedRanges>();
+  #warned = new Map<string, { at: number; suppressed: number }>();
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger) {
     this.dir = dir;
     this.options = options;
     this.#log = logger;
+    this.#io = options.io ?? realIo;
     this.#segments = segments;
     this.#active = segments[segments.length - 1];
     this.#nextOffset = this.#active.nextOffset;
@@ -168,7 +185,7 @@ export class PartitionLog {
     // What recovery found may never have been fsynced (a kill -9 in the interval mode
     // leaves it in the page cache): sync it before calling it durable.
     const active = segments[segments.length - 1];
-    if (!active.isEmpty) await fdatasyncAsync(active.fd);
+    if (!active.isEmpty) await (opts.io ?? realIo).fdatasync(active.fd);
     return new PartitionLog(dir, opts, segments, logger);
   }
 
@@ -195,9 +212,17 @@ export class PartitionLog {
     return this.#segments.reduce((s, seg) => s + seg.sizeBytes, 0);
   }
 
-  /** Counters since open: appends (calls), batches, bytes written, write rounds, fdatasyncs. */
-  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number }> {
+  /**
+   * Counters since open: appends (calls), batches, bytes written, write rounds, fdatasyncs,
+   * appends refused because the disk was full, and reads that found a corrupt batch.
+   */
+  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number }> {
     return { ...this.#stats };
+  }
+
+  /** Whether the log went offline after an I/O error it cannot recover from (until a restart). */
+  get offline(): boolean {
+    return this.#failure !== undefined;
   }
 
   segments(): SegmentInfo[] {
@@ -341,7 +366,17 @@ export class PartitionLog {
       if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
       try {
         const r = await this.#readRange(seg, offset, maxBytes, limit, opts.pool);
-        return r === null ? empty : { records: r.records, pooled: r.pooled, highWatermark: hw, logStartOffset: logStart };
+        if (r === null) return empty;
+        let records = r.records;
+        if (seg.sealed) {
+          try {
+            records = this.#checkCrcs(seg, r.position, r.records);
+          } catch (err) {
+            if (r.pooled) opts.pool!.release(r.pooled);
+            throw err;
+          }
+        }
+        return { records, pooled: r.pooled, highWatermark: hw, logStartOffset: logStart };
       } finally {
         seg.release();
       }
@@ -509,7 +544,7 @@ export class PartitionLog {
    * or before `offset`, sized for the budget plus the sparse-index slack, sliced without a
    * copy. Only a first batch larger than the window costs a second read.
    */
-  async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): Promise<{ records: Buffer; pooled?: Buffer } | null> {
+  async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): Promise<{ records: Buffer; position: number; pooled?: Buffer } | null> {
     const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
     const end = seg.sizeBytes;
     const windowBytes = Math.min(end - startPos, maxBytes + 2 * this.options.indexIntervalBytes + 64 * 1024);
@@ -535,17 +570,58 @@ export class PartitionLog {
       p += size;
       if (start >= 0 && start + length > win.length) break;
     }
-    if (start >= 0 && start + length <= win.length) return { records: win.subarray(start, start + length), pooled };
+    if (start >= 0 && start + length <= win.length) return { records: win.subarray(start, start + length), position: startPos + start, pooled };
     if (pooled) pool!.release(pooled);
-    if (start >= 0) return { records: await seg.read(startPos + start, length) };
+    if (start >= 0) return { records: await seg.read(startPos + start, length), position: startPos + start };
     // The window ended before the batch holding `offset` (batches much larger than the
     // index interval): fall back to scanning headers.
     if (startPos + p >= end) return null;
-    const records = await this.#scanRange(seg, startPos + p, offset, maxBytes, limit);
-    return records === null ? null : { records };
+    return this.#scanRange(seg, startPos + p, offset, maxBytes, limit);
   }
 
-  async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<Buffer | null> {
+  /**
+   * Returns the batches of a read from a sealed segment whose CRC-32C holds, checking each
+   * byte once per process (VerifiedRanges). Batches before the first corrupt one are
+   * served; a corrupt first batch is reported (log line, `corruptReads`) and refused with
+   * CORRUPT_LOG, never handed to a consumer or a replicator.
+   */
+  #checkCrcs(seg: Segment, position: number, records: Buffer): Buffer {
+    let ranges = this.#verified.get(seg);
+    if (ranges === undefined) {
+      ranges = new VerifiedRanges();
+      this.#verified.set(seg, ranges);
+    }
+    if (ranges.covers(position, position + records.length)) return records;
+    let p = 0;
+    while (p + BATCH_HEADER_BYTES <= records.length) {
+      const size = records.readInt32BE(p + 8) + LOG_OVERHEAD;
+      if (size < BATCH_HEADER_BYTES || p + size > records.length || records[p + 16] !== 2) break;
+      if (computeBatchCrc(records.subarray(p, p + size)) !== records.readUInt32BE(p + 17)) break;
+      p += size;
+    }
+    if (p > 0) ranges.add(position, position + p);
+    if (p === records.length) return records;
+    this.#stats.corruptReads++;
+    const at = position + p;
+    this.#warn(`corrupt:${seg.baseOffset}:${at}`, 'error', { dir: this.dir, segment: seg.logPath, position: at }, 'corrupt batch in a sealed segment (CRC-32C mismatch); it is not served');
+    if (p > 0) return records.subarray(0, p);
+    throw new MeridianError(ErrorCode.CorruptLog, `the batch at byte ${at} of ${seg.logPath} fails its CRC-32C check; it is not served (the segment needs repair or restore from a replica or the object store)`);
+  }
+
+  /** Logs at most once per WARN_EVERY_MS per key, with the number of repeats suppressed. */
+  #warn(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const w = this.#warned.get(key);
+    if (w !== undefined && now - w.at < WARN_EVERY_MS) {
+      w.suppressed++;
+      return;
+    }
+    this.#warned.set(key, { at: now, suppressed: 0 });
+    if (this.#warned.size > 1000) this.#warned.clear();
+    this.#log?.[level]({ ...fields, repeatsSuppressed: w?.suppressed ?? 0 }, msg);
+  }
+
+  async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<{ records: Buffer; position: number } | null> {
     let start = -1;
     let length = 0;
     await seg.scanHeaders(fromPos, seg.sizeBytes, (h, pos, size) => {
@@ -560,7 +636,7 @@ export class PartitionLog {
       length += size;
       return true;
     });
-    return start < 0 ? null : seg.read(start, length);
+    return start < 0 ? null : { records: await seg.read(start, length), position: start };
   }
 
   #enqueue(item: QueueItem): void {
@@ -590,61 +666,152 @@ export class PartitionLog {
     this.#writing = false;
   }
 
+  /**
+   * Writes one round of queued items in order. The items before a failing write are
+   * finished as usual (they are on disk); the failing one and everything after it go to
+   * #writeFailed.
+   */
   async #writeRound(items: QueueItem[]): Promise<void> {
     const sealed: Segment[] = [];
     let i = 0;
-    while (i < items.length) {
-      const item = items[i];
-      if (item.kind === 'append') {
-        // One pwritev for the run of appends that target the same segment.
-        let j = i;
-        const bufs: Buffer[] = [];
-        while (j < items.length) {
-          const it = items[j];
-          if (it.kind !== 'append' || it.segment !== item.segment) break;
-          bufs.push(...it.batches);
-          j++;
+    let failure: unknown;
+    try {
+      while (i < items.length) {
+        const item = items[i];
+        if (item.kind === 'append') {
+          // One pwritev for the run of appends that target the same segment.
+          let j = i;
+          const bufs: Buffer[] = [];
+          while (j < items.length) {
+            const it = items[j];
+            if (it.kind !== 'append' || it.segment !== item.segment) break;
+            bufs.push(...it.batches);
+            j++;
+          }
+          const seg = item.segment;
+          let pos = seg.sizeBytes;
+          this.#stats.bytesWritten += await this.#io.writev(seg.fd, bufs, pos);
+          this.#stats.writes++;
+          this.#stats.appends += j - i;
+          this.#stats.batches += bufs.length;
+          for (const b of bufs) {
+            seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
+            const h = readBatchHeader(b);
+            seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes);
+            pos += b.length;
+          }
+          seg.sizeBytes = pos;
+          this.#dirty.add(seg);
+          this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
+          i = j;
+        } else {
+          if (item.kind === 'seal') {
+            await this.#seal(item.segment);
+            this.#dirty.delete(item.segment);
+            sealed.push(item.segment);
+          }
+          i++;
         }
-        const seg = item.segment;
-        let pos = seg.sizeBytes;
-        this.#stats.bytesWritten += await writevFully(seg.fd, bufs, pos);
-        this.#stats.writes++;
-        this.#stats.appends += j - i;
-        this.#stats.batches += bufs.length;
-        for (const b of bufs) {
-          seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
-          const h = readBatchHeader(b);
-          seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes);
-          pos += b.length;
-        }
-        seg.sizeBytes = pos;
-        this.#dirty.add(seg);
-        this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
-        i = j;
-      } else {
-        if (item.kind === 'seal') {
-          await item.segment.seal();
-          this.#dirty.delete(item.segment);
-          sealed.push(item.segment);
-        }
-        i++;
       }
+    } catch (err) {
+      failure = err;
     }
+    const done = i === items.length ? items : items.slice(0, i);
     const written = this.#writtenEnd;
-    for (const l of this.#appendListeners) l(written);
-    for (const it of items) {
+    for (const l of this.#appendListeners) this.#notify(l, written);
+    for (const it of done) {
       if (it.kind === 'seal') it.resolve?.();
       else if (it.kind === 'flush' || it.sync) this.#syncWaiters.push(it);
       else it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
     }
     for (const seg of sealed) {
       const info = seg.info();
-      for (const l of this.#sealedListeners) l(info);
+      for (const l of this.#sealedListeners) this.#notify(l, info);
     }
-    if (this.#syncWaiters.length > 0 && !this.#syncing) {
+    if (i < items.length) this.#writeFailed(failure, items.slice(i));
+    if (this.#syncWaiters.length > 0 && !this.#syncing && !this.#failure) {
       this.#syncing = true;
       this.#syncerDone = this.#syncer();
     }
+  }
+
+  /** A listener's exception is logged; it never fails the write path. */
+  #notify<T>(listener: (arg: T) => void, arg: T): void {
+    try {
+      listener(arg);
+    } catch (err) {
+      this.#log?.warn({ err, dir: this.dir }, 'partition log listener failed');
+    }
+  }
+
+  /** Makes a segment's data and then its index durable; after this it never changes. */
+  async #seal(seg: Segment): Promise<void> {
+    if (seg.sealed) return;
+    try {
+      await this.#io.fdatasync(seg.fd);
+    } catch (err) {
+      throw new SyncFailure(err);
+    }
+    seg.writeIndexFile();
+    seg.sealed = true;
+  }
+
+  /**
+   * A write (or an index write at seal) failed. Out of space is a condition that clears:
+   * the log rewinds to the end of what was written and stays writable, so produce gets a
+   * retriable KAFKA_STORAGE_ERROR until space is freed, and then simply works again. Any
+   * other failure (EIO: a disk going away; any failed fdatasync) takes the log offline.
+   */
+  #writeFailed(err: unknown, failed: QueueItem[]): void {
+    if (err instanceof SyncFailure || !isOutOfSpace(err)) {
+      this.#fail(err instanceof SyncFailure ? err.cause : err, failed);
+      return;
+    }
+    try {
+      this.#rewind(err, failed);
+    } catch (rewindErr) {
+      this.#fail(rewindErr, failed);
+    }
+  }
+
+  /**
+   * Undoes everything assigned past the written end: the appends not written are refused,
+   * segments rolled after the first unsealed one (which holds the written end) are removed,
+   * that segment becomes the active one again with any partial write cut off, and the next
+   * append gets the first offset not written. Nothing of a refused append stays behind, so
+   * its retry lands once, at the offsets it would have had.
+   */
+  #rewind(cause: unknown, failed: QueueItem[]): void {
+    const pending = [...failed, ...this.#queue];
+    this.#queue = [];
+    const error = storageError(`log ${this.dir} is out of space; nothing from offset ${this.#writtenEnd} on was written`, cause);
+    const at = this.#segments.findIndex((seg) => !seg.sealed);
+    const keep = this.#segments[at];
+    if (keep === undefined || keep.nextOffset !== this.#writtenEnd) {
+      throw storageError(`log ${this.dir} cannot rewind after running out of space (written end ${this.#writtenEnd})`, cause);
+    }
+    const dropped = this.#segments.splice(at + 1);
+    keep.truncate(keep.sizeBytes);
+    this.#active = keep;
+    this.#nextOffset = this.#writtenEnd;
+    for (const seg of dropped) {
+      this.#dirty.delete(seg);
+      // Removed at once: the next roll creates a segment of the same name.
+      fs.rmSync(seg.logPath, { force: true });
+      fs.rmSync(seg.indexPath, { force: true });
+      void seg.close();
+    }
+    let refused = 0;
+    for (const it of pending) {
+      if (it.kind === 'append') {
+        refused++;
+        it.reject(error);
+      } else if (it.kind === 'flush') {
+        this.#syncWaiters.push(it);
+      }
+    }
+    this.#stats.refusedOutOfSpace += refused;
+    this.#warn('out-of-space', 'warn', { dir: this.dir, refusedAppends: refused, nextOffset: String(this.#nextOffset), err: (cause as Error)?.message }, 'disk full: appends refused with KAFKA_STORAGE_ERROR; the log accepts writes again once space is freed');
   }
 
   async #syncer(): Promise<void> {
@@ -660,7 +827,7 @@ export class PartitionLog {
         for (const seg of segs) {
           if (!seg.acquire()) continue; // deleted by retention after sealing: already durable
           try {
-            await fdatasyncAsync(seg.fd);
+            await this.#io.fdatasync(seg.fd);
           } finally {
             seg.release();
           }
@@ -672,7 +839,7 @@ export class PartitionLog {
       }
       if (target > this.#durableEnd) {
         this.#durableEnd = target;
-        for (const l of this.#durableListeners) l(target);
+        for (const l of this.#durableListeners) this.#notify(l, target);
       }
       for (const w of waiters) {
         if (w.kind === 'flush') w.resolve();

@@ -4,6 +4,7 @@ import { ProducerState } from '../../src/broker/producer-state.js';
 import { ProducerStates } from '../../src/broker/producer-states.js';
 import { producePartition } from '../../src/broker/produce-partition.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { realIo } from '../../src/storage/fs-util.js';
 import { encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
@@ -70,5 +71,58 @@ test('state survives a restart: snapshot at seal plus replay of later batches', 
   // ...a gap is refused, and the next sequence is accepted.
   assert.equal((await producePartition(log, states, batch(9n, 0, 44, 1), true)).errorCode, 45);
   assert.equal((await producePartition(log, states, batch(9n, 0, 40, 1), true)).baseOffset, 40n);
+  await log.close();
+});
+
+test('a failed append is forgotten with everything after it, so a retry is appended again rather than acknowledged', async () => {
+  const s = new ProducerState(dir());
+  const h = (seq: number) => readBatchHeader(batch(3n, 0, seq));
+  s.update(h(0), 0n, 0n);
+  let fail!: (e: Error) => void;
+  const pending = new Promise<unknown>((_, reject) => (fail = reject));
+  pending.catch(() => {});
+  s.update(h(1), 1n, 1n, Date.now(), pending);
+  s.update(h(2), 2n, 2n, Date.now(), pending);
+  const whileInFlight = s.check(h(1));
+  assert.equal(whileInFlight.kind, 'duplicate', 'a retry while the original is in flight waits for it');
+  assert.equal(whileInFlight.kind === 'duplicate' && whileInFlight.pending, pending);
+  fail(new Error('ENOSPC'));
+  await pending.catch(() => {});
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.check(h(1)).kind, 'append', 'the failed batch is no longer vouched for');
+  assert.equal(s.check(h(2)).kind, 'error', 'sequence 2 would leave a gap after the forgotten 1');
+  assert.equal(s.check(h(0)).kind, 'duplicate', 'the batch before the failure is still remembered');
+  // A producer whose only batch failed is unknown again: any sequence may start.
+  const t = new ProducerState(dir());
+  const p2 = Promise.reject(new Error('EIO'));
+  p2.catch(() => {});
+  t.update(readBatchHeader(batch(4n, 0, 0)), 0n, 0n, Date.now(), p2);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.producerCount, 0);
+});
+
+test('produce: an append that fails on disk is not answered as a duplicate on retry', async () => {
+  const d = dir();
+  let failWrites = false;
+  const io = {
+    writev: async (fd: number, bufs: Buffer[], pos: number) => {
+      if (failWrites) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+      return realIo.writev(fd, bufs, pos);
+    },
+    fdatasync: (fd: number) => realIo.fdatasync(fd),
+  };
+  const log = await PartitionLog.open(d, { io });
+  const states = new ProducerStates();
+  assert.equal((await producePartition(log, states, batch(5n, 0, 0), true)).errorCode, 0);
+  failWrites = true;
+  const failed = await producePartition(log, states, batch(5n, 0, 1), true);
+  assert.equal(failed.errorCode, 56, 'KAFKA_STORAGE_ERROR');
+  const again = await producePartition(log, states, batch(5n, 0, 1), true);
+  assert.equal(again.errorCode, 56, 'the retry is tried again, not acknowledged as a duplicate');
+  failWrites = false;
+  const ok = await producePartition(log, states, batch(5n, 0, 1), true);
+  assert.equal(ok.errorCode, 0, 'once space is back the retry is appended');
+  assert.equal(ok.baseOffset, 1n, 'at the offset the failed append had');
+  assert.equal(log.highWatermark, 2n);
   await log.close();
 });
