@@ -17,6 +17,7 @@ import type { BrokerConfig } from '../config/schema.js';
 import { KafkaServer } from '../protocol/kafka/server.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { DataDirLock } from '../storage/data-dir-lock.js';
+import type { LogIo } from '../storage/fs-util.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { TopicManager } from '../storage/topic-manager.js';
@@ -97,9 +98,10 @@ export class Broker {
 
   /**
    * `inject.blobStore` replaces the store `config.tiered.store` describes (tests hand in a
-   * store on a test server; the broker owns and closes it either way).
+   * store on a test server; the broker owns and closes it either way). `inject.logIo`
+   * replaces the partition logs' disk calls (tests inject EIO).
    */
-  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore } = {}): Promise<Broker> {
+  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo } = {}): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
@@ -110,7 +112,7 @@ export class Broker {
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
-      topics = await TopicManager.open(dataDir, logOptionsFrom(config), log);
+      topics = await TopicManager.open(dataDir, { ...logOptionsFrom(config), ...(inject.logIo ? { io: inject.logIo } : {}) }, log);
       topics.startMaintenance(config.log.retention.checkIntervalMs);
       // Partitions that ever received replicated data keep their dedup snapshots current
       // from now on, whether or not a peer connects.

@@ -7,6 +7,7 @@ import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js
 import { Broker } from '../../src/broker/broker.js';
 import { createLogger } from '../../src/logging.js';
 import type { BlobStore } from '../../src/tiered/blobstore/blob-store.js';
+import type { LogIo } from '../../src/storage/fs-util.js';
 import { tmpDir } from './tmp-dir.js';
 
 export interface TestBroker {
@@ -25,7 +26,7 @@ export interface TestBroker {
 export async function startBroker(
   overrides: BrokerConfigInput = {},
   existing?: { dataDir: string; cleanup: () => void; port?: number },
-  deps: { blobStore?: BlobStore } = {},
+  deps: { blobStore?: BlobStore; logIo?: LogIo } = {},
 ): Promise<TestBroker> {
   const dir = existing ?? { ...tmpDir('meridian-broker-'), port: undefined };
   const config = loadConfig({
