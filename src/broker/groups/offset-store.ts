@@ -32,7 +32,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../../errors.js';
-import { closeAsync, fdatasyncAsync, storageError, writevFully } from '../../storage/fs-util.js';
+import { closeAsync, fdatasyncAsync, isOutOfSpace, storageError, writevFully } from '../../storage/fs-util.js';
 import {
   MAX_FRAME_BODY_BYTES,
   RecordType,
@@ -282,6 +282,26 @@ export class OffsetStore {
           const bytes = frames.reduce((s, f) => s + f.length, 0);
           try {
             await writevFully(this.#fd, frames, this.#logBytes);
+          } catch (err) {
+            if (!isOutOfSpace(err)) {
+              this.#fail(err, items);
+              break;
+            }
+            // A full disk clears once space is freed: cut off the partial write, refuse
+            // these commits (retriably) and stay online, as the partition logs do.
+            try {
+              fs.ftruncateSync(this.#fd, this.#logBytes);
+            } catch (truncateErr) {
+              this.#fail(truncateErr, items);
+              break;
+            }
+            const refused = storageError(`offset store in ${this.dir} is out of space; the commit was not written`, err);
+            this.#queuedBytes -= bytes;
+            for (const it of items) it.reject(refused);
+            this.#log?.warn({ dir: this.dir, commits: records.length }, 'disk full: offset commits refused; accepted again once space is freed');
+            continue;
+          }
+          try {
             await fdatasyncAsync(this.#fd);
           } catch (err) {
             this.#fail(err, items);
