@@ -34,5 +34,10 @@ export const ErrorCode = {
   StorageIo: 'STORAGE_IO',
   /** Stored bytes that fail their CRC on a read: reported, never served. */
   CorruptLog: 'CORRUPT_LOG',
+  /**
+   * The broker could not start: a directory it cannot write, a port in use, an object store
+   * that refuses it. Never reaches a client (nothing listens yet); the CLI exits 2 on it.
+   */
+  StartupFailed: 'STARTUP_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -29,6 +29,7 @@ import { ReplicaStates } from '../replication/replica-state.js';
 import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
+import { startupError, tieredStartup } from './startup-error.js';
 import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
@@ -100,8 +101,20 @@ export class Broker {
    * `inject.blobStore` replaces the store `config.tiered.store` describes (tests hand in a
    * store on a test server; the broker owns and closes it either way). `inject.logIo`
    * replaces the partition logs' disk calls (tests inject EIO).
+   *
+   * A failure rejects with a StartupError naming the setting to look at and the cause (or
+   * with the ConfigError that already names it), everything opened so far closed again.
    */
   static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo } = {}): Promise<Broker> {
+    try {
+      return await Broker.#start(config, logger, inject);
+    } catch (err) {
+      // Whatever failed, the operator is told which setting to look at (startup-error.ts).
+      throw startupError(err, config);
+    }
+  }
+
+  static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo }): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
@@ -124,15 +137,17 @@ export class Broker {
         replicaStates.retain((log) => live.has(log));
       });
       if (config.tiered.enabled) {
-        const store = inject.blobStore ?? createStoreFrom(config);
-        tiered = await TieredStorage.start({
-          store,
-          topics,
-          cache: config.tiered.cache,
-          policy: tieredPolicyFrom(config),
-          logger: log,
-        });
-        log.info({ store: store.name }, 'tiered storage enabled');
+        tiered = await tieredStartup(config, inject.blobStore !== undefined, () =>
+          TieredStorage.start({
+            store: inject.blobStore ?? createStoreFrom(config),
+            topics: opened,
+            cache: config.tiered.cache,
+            policy: tieredPolicyFrom(config),
+            required: config.tiered.required,
+            logger: log,
+          }),
+        );
+        log.info({ store: tiered.store.name }, 'tiered storage enabled');
       }
       groups = await GroupCoordinator.open({
         dir: path.join(dataDir, 'groups'),

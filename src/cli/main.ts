@@ -5,11 +5,15 @@
  *   meridian broker --config FILE   one region's broker, for real deployments
  *   meridian help | version
  *
- * Configuration errors print the message that names the file, the field and what was
- * expected, and exit with status 2. SIGINT/SIGTERM stop cleanly (logs drained and fsynced,
- * locks released); a second signal forces the exit.
+ * Exit status 2 for anything the operator must fix before a start can work: a refused
+ * configuration (the loader's message names the file, the field and what was expected), a
+ * wrong argument (with the usage), or a failed start-up (one line naming the setting and the
+ * cause: a directory that cannot be written, a port in use, an object store that refuses
+ * the broker). SIGINT/SIGTERM stop cleanly (logs drained and fsynced, locks released); a
+ * second signal forces the exit.
  */
 import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load-config.js';
 import type { BrokerConfigInput } from '../config/schema.js';
 import { Broker } from '../broker/broker.js';
@@ -24,10 +28,13 @@ Usage:
                                   each other, data in ./meridian-data, sealed segments
                                   tiered to ./meridian-data/tiered
   meridian broker --config FILE   run one region's broker from a YAML config file
+                                  (or --config=FILE; without it, the defaults and
+                                  MERIDIAN_* variables alone)
   meridian help                   this text
   meridian version                the version
 
-Every config field can be set by a MERIDIAN_* environment variable (see config/meridian.yaml).`;
+Every config field can be set by a MERIDIAN_* environment variable (see config/meridian.yaml).
+Exit status 2: the configuration, an argument or the start-up failed; stderr says why.`;
 
 /**
  * The dev mesh: two regions on the embedded defaults, one data folder in the cwd, each
@@ -48,6 +55,30 @@ export const DEV_MESH: readonly BrokerConfigInput[] = [
 function fail(message: string, code = 2): never {
   process.stderr.write(`meridian: ${message}\n`);
   process.exit(code);
+}
+
+/** Strict: a misspelt flag is refused, never silently ignored like a misspelt setting would be. */
+function optionsOf<const O extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    return fail(`${command}: ${argumentProblem(err)}\n\n${USAGE}`);
+  }
+}
+
+function argumentProblem(err: unknown): string {
+  const { code, message } = err as { code?: string; message: string };
+  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${quoted}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `${quoted.split(' ')[0]} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${JSON.stringify(quoted)}`;
+    default:
+      return message;
+  }
 }
 
 function version(): string {
@@ -82,23 +113,31 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   } catch (err) {
     logger.fatal({ err }, 'startup failed');
     await Promise.allSettled(brokers.map((b) => b.close()));
-    fail(err instanceof Error ? err.message : String(err), 1);
+    // Broker.start names the setting to look at (broker/startup-error.ts); brokers start in
+    // order, so the one that failed is the next after those running.
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
+    fail(`cannot start ${configs[brokers.length]?.region ?? 'the broker'}: ${message}`);
   }
   logger.info({ regions: configs.map((c) => c.region) }, 'meridian is running; Ctrl-C stops it');
   // Keep the process alive until a signal arrives (every other timer is unref'd).
   setInterval(() => {}, 1 << 30);
 }
 
+function help(): void {
+  process.stdout.write(`${USAGE}\n`);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'dev':
+      if (optionsOf('dev', rest, { help: { type: 'boolean', short: 'h' } }).help) return help();
       return runBrokers(DEV_MESH.map((overrides) => ({ overrides })));
     case 'broker': {
-      const i = rest.indexOf('--config');
-      const file = i >= 0 ? rest[i + 1] : undefined;
-      if (i >= 0 && file === undefined) fail('--config needs a file path');
-      return runBrokers([{ file }]);
+      const options = optionsOf('broker', rest, { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+      if (options.help) return help();
+      if (options.config === '') fail(`broker: --config needs a value\n\n${USAGE}`);
+      return runBrokers([{ file: options.config }]);
     }
     case 'version':
     case '--version':
@@ -108,8 +147,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(`${USAGE}\n`);
-      return;
+      return help();
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`);
   }

@@ -291,16 +291,39 @@ function crossFieldIssues(config: BrokerConfig, layers: readonly Layer[]): Confi
 /** Regions and policies are checked by the replication module's own parser. */
 function replicationIssues(config: BrokerConfig, layers: readonly Layer[]): ConfigIssue[] {
   const r = config.replication;
-  try {
-    const regions = parseRegions(r.regions);
-    parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]);
-    return [];
-  } catch (err) {
+  const policyIssue = (err: unknown): ConfigIssue => {
     if (!(err instanceof PolicyError)) throw err;
     const top = err.path.startsWith('replication.regions') ? 'regions' : 'policies';
     const at = whereSet(layers, ['replication', top]);
-    return [{ source: at.source, path: err.path, detail: err.message.slice(err.path.length + 2), ...(at.line === undefined ? {} : { line: at.line }) }];
+    return { source: at.source, path: err.path, detail: err.message.slice(err.path.length + 2), ...(at.line === undefined ? {} : { line: at.line }) };
+  };
+  let names: string[];
+  try {
+    names = parseRegions(r.regions).map((x) => x.name);
+  } catch (err) {
+    return [policyIssue(err)];
   }
+  const issues: ConfigIssue[] = [];
+  // Every region's config carries the same registry, its own entry included (issue 9): a
+  // registry without this region means a misspelt region or a file meant for another mesh,
+  // and such a broker would otherwise start and replicate nothing without a word.
+  if (names.length > 0 && !names.includes(config.region)) {
+    let at = whereSet(layers, ['region']);
+    const defaulted = at.source === 'defaults';
+    if (defaulted) at = whereSet(layers, ['replication', 'regions']);
+    issues.push({
+      source: at.source,
+      path: 'region',
+      detail: `expected one of the regions listed in replication.regions (${names.join(', ')}), since the registry must include this broker's own region, got ${JSON.stringify(config.region)}${defaulted ? ' (the default: region is not set)' : ''}`,
+      ...(at.line === undefined ? {} : { line: at.line }),
+    });
+  }
+  try {
+    parsePolicies(r.policies, [config.region, ...names]);
+  } catch (err) {
+    issues.push(policyIssue(err));
+  }
+  return issues;
 }
 
 function whereSet(layers: readonly Layer[], path: readonly string[]): { source: string; line?: number } {

@@ -542,7 +542,8 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
   }),
   replication: section('Geo-replication: this region forwards topics to other regions (the receiving side is always on).', {
     regions: {
-      description: 'The region registry: a list of { name, address }, address being host:port of that region\'s Kafka listener. As an environment variable: JSON.',
+      description:
+        'The region registry: a list of { name, address }, address being host:port of that region\'s Kafka listener, this region included (a registry without it is refused). As an environment variable: JSON.',
       default: [],
       type: 'array',
       items: { type: 'object' },

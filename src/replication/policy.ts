@@ -96,7 +96,10 @@ const POLICY_FIELDS = ['name', 'topics', 'topology', 'regions', 'source', 'targe
 /** Validates policies against the registry (`known`, which includes this region). */
 export function parsePolicies(input: unknown, known: readonly string[], field = 'replication.policies'): Policy[] {
   if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of policies');
-  return input.map((raw, i) => parsePolicy(raw, known, `${field}[${i}]`, i));
+  // Callers pass this region first and then the registry, which usually lists it too; an
+  // error message naming the known regions must name each once.
+  const names = [...new Set(known)];
+  return input.map((raw, i) => parsePolicy(raw, names, `${field}[${i}]`, i));
 }
 
 function parsePolicy(raw: unknown, known: readonly string[], at: string, index: number): Policy {

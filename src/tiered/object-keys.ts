@@ -7,6 +7,7 @@
  *   topics/<topic>/<topicId>/<partition>/manifest.json         the partition's remote segments
  *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.log     segment data
  *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.index   its index
+ *   startup-probe                                              written and deleted at start-up
  *
  * The topic id keeps a deleted-and-recreated topic from reading its predecessor's data; the
  * attempt id makes every upload attempt write fresh objects, so a retry never races a
@@ -59,5 +60,14 @@ export const ObjectKeys = {
   topicOfDescriptor(key: string): string | null {
     const m = /^topics\/([^/]+)\/topic\.json$/.exec(key);
     return m ? m[1] : null;
+  },
+
+  /**
+   * The object a starting broker writes and deletes to learn that the store takes writes.
+   * Outside `topics/`, so no restore or listing of a partition ever sees it; one fixed key,
+   * so a delete that failed leaves one object, overwritten at the next start.
+   */
+  startupProbe(): string {
+    return 'startup-probe';
   },
 } as const;

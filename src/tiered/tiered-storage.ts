@@ -34,7 +34,7 @@ import type { BlobStore } from './blobstore/blob-store.js';
 import { emptyManifest, loadManifest, remoteEndOffset, saveManifest, segmentFor, type PartitionManifest, type RemoteSegment } from './manifest.js';
 import { ObjectKeys, type PartitionRef } from './object-keys.js';
 import { RemoteSegmentReader } from './remote-reader.js';
-import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
+import { defaultRetry, isRetriable, withRetry, type RetryPolicy } from './retry.js';
 import { listKeys, removeUnnamedObjects, uploadSegment } from './segment-objects.js';
 
 export interface TieredPolicy {
@@ -59,8 +59,18 @@ export interface TieredStorageOptions {
   cache: { bytes: number; blockBytes: number; readConcurrency: number };
   policy: TieredPolicy;
   retry?: RetryPolicy;
+  /**
+   * tiered.required: `start()` fails when the store cannot be reached. Otherwise the broker
+   * starts without it and the store is retried with back-off.
+   */
+  required?: boolean;
+  /** How long `start()` waits for the store's first answer; default 5 s, 30 s when required. */
+  startupWaitMs?: number;
   logger?: Logger;
 }
+
+const STARTUP_WAIT_MS = 5_000;
+const REQUIRED_STARTUP_WAIT_MS = 30_000;
 
 export type SegmentState = 'local' | 'copying' | 'copied' | 'local-deleted';
 
@@ -167,13 +177,23 @@ export class TieredStorage {
     this.#queue = new PQueue({ concurrency: opts.policy.uploadConcurrency });
   }
 
-  /** Restores topics the bucket knows and the disk does not, then starts offloading. */
+  /**
+   * Checks the store takes writes, restores topics the bucket knows and the disk does not,
+   * then starts offloading. Throws (with the store closed) when the store refuses the check,
+   * or cannot be reached and `required` is set.
+   */
   static async start(opts: TieredStorageOptions): Promise<TieredStorage> {
     const ts = new TieredStorage(opts);
-    for (const t of opts.topics.listTopics()) ts.#pend(t);
-    // A store that is down must not keep the broker from serving local data: one attempt now
-    // (a restore should finish before clients connect), the rest retried on every tick.
-    await ts.#catchUp({ ...ts.#retry, attempts: 1 });
+    try {
+      for (const t of opts.topics.listTopics()) ts.#pend(t);
+      // A store that is down must not keep the broker from serving local data: when the
+      // probe cannot reach it, everything waits for the timer. When it can, one attempt
+      // now (a restore should finish before clients connect), the rest on every tick.
+      if (await ts.#probe()) await ts.#catchUp({ ...ts.#retry, attempts: 1 });
+    } catch (err) {
+      await ts.close();
+      throw err;
+    }
     ts.#offs.push(
       opts.topics.onSegmentSealed((topic, partition) => {
         const tier = ts.#tiers.get(topic)?.[partition];
@@ -194,6 +214,50 @@ export class TieredStorage {
     ts.#timer.unref();
     ts.tick();
     return ts;
+  }
+
+  /**
+   * Writes and deletes the probe object within the start-up wait; true when the store took
+   * both. Why (issue 9): the catch-up calls the store once per topic and partition in turn,
+   * so against a store that accepts connections and never answers, start-up waited out the
+   * SDK's socket timeout call after call and the listener never opened, with nothing
+   * logged; and a store that refuses writes (a read-only directory, a bucket without write
+   * permission) showed up only as offloads failing forever. A refusal is configuration, so
+   * the start fails at once; no answer within the wait fails it only when required, and
+   * otherwise the timer retries the store while the broker serves.
+   */
+  async #probe(): Promise<boolean> {
+    const required = this.#opts.required === true;
+    const waitMs = this.#opts.startupWaitMs ?? (required ? REQUIRED_STARTUP_WAIT_MS : STARTUP_WAIT_MS);
+    const deadline = AbortSignal.timeout(waitMs);
+    const signal = AbortSignal.any([this.#signal, deadline]);
+    const key = ObjectKeys.startupProbe();
+    const body = Buffer.from(JSON.stringify({ probedAt: new Date().toISOString() }));
+    try {
+      // Without `required` a single attempt: the timer retries soon enough, and the wait
+      // is time the listener is not open.
+      await withRetry(
+        async () => {
+          await this.store.put(key, body, { signal });
+          await this.store.delete(key, { signal });
+        },
+        { ...this.#retry, attempts: required ? this.#retry.attempts : 1 },
+        signal,
+      );
+      return true;
+    } catch (err) {
+      const unreachable = deadline.aborted || isRetriable(err);
+      const why = deadline.aborted ? `no answer within ${waitMs} ms` : (err as Error).message;
+      if (!unreachable) {
+        throw new MeridianError(ErrorCode.StartupFailed, `the object store ${this.store.name} refused a test write: ${why}`, { cause: err, retriable: false });
+      }
+      if (required) {
+        throw new MeridianError(ErrorCode.StartupFailed, `the object store ${this.store.name} cannot be reached and tiered.required is true: ${why}`, { cause: err, retriable: false });
+      }
+      this.#unavailable = why;
+      this.#log?.warn({ err: why, pendingTopics: [...this.#pending.keys()] }, 'the object store cannot be reached at start-up; serving local data and retrying it with back-off');
+      return false;
+    }
   }
 
   /**

@@ -49,10 +49,11 @@ test('broker --config runs one region; SIGTERM stops it cleanly and releases the
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
   });
   assert.ok(fs.existsSync(path.join(dataDir, 'meridian.lock')));
-  // A second broker on the same data directory is refused.
+  // A second broker on the same data directory is refused, like every failed start-up
+  // (issue 9): status 2 and one line naming the field.
   const second = spawnSync(process.execPath, [BIN, 'broker', '--config', file], { encoding: 'utf8' });
-  assert.equal(second.status, 1);
-  assert.match(second.stderr, /is in use by another Meridian process/);
+  assert.equal(second.status, 2);
+  assert.match(second.stderr, /^meridian: cannot start ap-south: dataDir: data directory \S+ is in use by another Meridian process/m);
   child.kill('SIGTERM');
   const code = await new Promise((r) => child.once('exit', r));
   assert.equal(code, 0);

@@ -359,6 +359,51 @@ describe('bad files', () => {
   });
 });
 
+describe('the region registry', () => {
+  const REGISTRY = 'replication:\n  regions:\n    - { name: us-east, address: "10.0.0.1:9092" }\n    - { name: eu-west, address: "10.0.0.2:9092" }\n';
+
+  test("a broker whose own region is missing from a non-empty registry is refused, naming region and the known regions", () => {
+    const error = refused(() => parseConfig(`region: ap-south\n${REGISTRY}`, 'config/x.yaml'));
+    assert.equal(error.issues.length, 1, error.message);
+    assert.equal(error.issues[0]!.path, 'region');
+    assert.equal(
+      error.message,
+      'config/x.yaml: region: expected one of the regions listed in replication.regions (us-east, eu-west), since the registry must include this broker\'s own region, got "ap-south" (line 1)',
+    );
+  });
+
+  test('when region is not set, the default is named as such and the line is the registry\'s', () => {
+    const error = refused(() => parseConfig(REGISTRY.replace('us-east', 'us-west'), 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: region: expected one of the regions listed in replication\.regions \(us-west, eu-west\), .*got "us-east" \(the default: region is not set\) \(line 2\)$/);
+  });
+
+  test('an empty registry, or one listing this region, is accepted', () => {
+    assert.equal(parseConfig('region: ap-south\n', 'config/x.yaml').region, 'ap-south');
+    assert.deepEqual(parseConfig(`region: eu-west\n${REGISTRY}`, 'config/x.yaml').replication.regions.map((r) => r.name), ['us-east', 'eu-west']);
+  });
+
+  test('a policy naming an unknown region is refused; the known regions are each named once', () => {
+    const text = `region: eu-west\n${REGISTRY}  policies:\n    - { topics: "*", topology: mesh, regions: [eu-west, mars] }\n`;
+    const error = refused(() => parseConfig(text, 'config/x.yaml'));
+    assert.equal(error.issues.length, 1, error.message);
+    assert.equal(error.message, 'config/x.yaml: replication.policies[0].regions: "mars" is not a region in replication.regions (known: eu-west, us-east) (line 6)');
+  });
+
+  test('both problems at once: a missing own region and a policy naming an unknown one', () => {
+    const text = `region: ap-south\n${REGISTRY}  policies:\n    - { topics: "*", topology: one-way, source: us-east, targets: [mars] }\n`;
+    const error = refused(() => parseConfig(text, 'config/x.yaml'));
+    assert.deepEqual(error.issues.map((i) => i.path), ['region', 'replication.policies[0].targets']);
+    assert.match(error.message, /\(known: ap-south, us-east, eu-west\)/);
+  });
+
+  test('the same rules hold for MERIDIAN_REGION and MERIDIAN_REPLICATION__REGIONS', () => {
+    const regions = JSON.stringify([{ name: 'us-east', address: '10.0.0.1:9092' }]);
+    const error = refused(() => loadConfig({ env: { MERIDIAN_REGION: 'eu-west', MERIDIAN_REPLICATION__REGIONS: regions } }));
+    assert.match(error.message, /^MERIDIAN_REGION: region: expected one of the regions listed in replication\.regions \(us-east\)/);
+    assert.equal(loadConfig({ env: { MERIDIAN_REGION: 'us-east', MERIDIAN_REPLICATION__REGIONS: regions } }).region, 'us-east');
+  });
+});
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -200,9 +200,12 @@ describe('parseRegions', () => {
 });
 
 describe('loadConfig', () => {
+  // The registry lists every region, the broker's own included (its config's `region` is
+  // eu-west in most cases below, us-east by default in the others).
   const regions = [
     { name: 'us-east', address: '127.0.0.1:19092' },
     { name: 'ap-south', address: '127.0.0.1:19093' },
+    { name: 'eu-west', address: '127.0.0.1:19094' },
   ];
 
   function configError(load: () => unknown): ConfigError {
