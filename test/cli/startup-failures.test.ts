@@ -6,7 +6,7 @@
  *
  * "Not writable" is made with paths under a regular file, which root cannot write either
  * (the tests run as root). The one case that needs an existing directory that refuses
- * writes uses a read-only tmpfs and is skipped where mounting is not allowed.
+ * writes uses a read-only tmpfs, so it needs root (as CI has); without it, it fails saying so.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -115,13 +115,11 @@ test('a tiered directory that cannot be created: tiered.store.dir, and why', asy
   assert.match(line, /^meridian: cannot start us-east: tiered\.store\.dir: \S+\/a-regular-file\/tiered is not a writable directory \(ENOTDIR: not a directory/);
 });
 
-test('a tiered directory that exists but refuses writes: tiered.store.dir, the test write and EROFS', async (ctx) => {
+test('a tiered directory that exists but refuses writes: tiered.store.dir, the test write and EROFS', async () => {
   const mnt = path.join(t.dir, 'read-only');
   fs.mkdirSync(mnt);
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status !== 0) {
-    ctx.skip('mounting a tmpfs is not allowed here');
-    return;
-  }
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+  assert.equal(mounted.status, 0, `this test mounts a read-only tmpfs and needs root (mount -t tmpfs): ${mounted.stderr}`);
   try {
     // The store's own layout, made while writable: the store opens, then the probe fails.
     fs.mkdirSync(path.join(mnt, 'us-east', 'objects'), { recursive: true });
