@@ -41,6 +41,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     segmentMs: l.segmentMs,
     indexIntervalBytes: l.indexIntervalBytes,
     maxBatchBytes: l.maxBatchBytes,
+    maxUncompressedBatchBytes: l.maxUncompressedBatchBytes,
     flushMode: l.flush.mode,
     flushIntervalMs: l.flush.intervalMs,
     retentionBytes: l.retention.bytes,

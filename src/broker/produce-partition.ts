@@ -6,7 +6,8 @@
 import { ErrorCode, MeridianError } from '../errors.js';
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { isControlBatch, LOG_OVERHEAD } from '../storage/record-batch.js';
+import { Attributes, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp } from '../storage/record-batch.js';
+import { validateRecords } from '../storage/record-validator.js';
 import type { ProducerStates } from './producer-states.js';
 
 export interface ProduceOutcome {
@@ -59,6 +60,18 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       // a client could pose as a replication marker.
       return fail(kafkaCode('INVALID_RECORD'), 'control batches cannot be produced by clients');
     }
+    // Every record is walked before anything is written or any producer state moves: a batch
+    // whose CRC is right but whose records are not would stop every consumer of the partition.
+    const limits = { maxRecordBytes: log.options.maxBatchBytes, maxUncompressedBytes: log.options.maxUncompressedBatchBytes };
+    const maxTimestamps = batches.map((b, i) => validateRecords(b, headers[i], limits).maxTimestamp);
+    batches.forEach((b, i) => {
+      // As Kafka's LogValidator: the stored maxTimestamp is the records' true maximum, which
+      // offset-for-time lookups and time retention rely on.
+      if (maxTimestamps[i] !== headers[i].maxTimestamp && (headers[i].attributes & Attributes.timestampTypeLogAppend) === 0) {
+        setMaxTimestamp(b, maxTimestamps[i]);
+        headers[i] = readBatchHeader(b);
+      }
+    });
     const idempotent = headers.some((h) => h.producerId >= 0n);
     const state = idempotent ? await states.forLog(log) : undefined;
     if (state) {

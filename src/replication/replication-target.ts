@@ -13,6 +13,7 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { isControlBatch, validateBatch, type BatchHeader } from '../storage/record-batch.js';
+import { validateRecords } from '../storage/record-validator.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
 import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
 import { originKey, raise, type ReplicaStates } from './replica-state.js';
@@ -97,6 +98,7 @@ export class ReplicationTarget {
       }
       // What this request itself appends, so a batch repeated within it is a duplicate too.
       const pending = new Map<string, bigint>();
+      const recordLimits = { maxRecordBytes: log.options.maxBatchBytes, maxUncompressedBytes: log.options.maxUncompressedBatchBytes };
       const runs: Array<{ originRegion: string; originTopicId: string; originPartition: number; hops: readonly string[]; batches: Buffer[]; headers: BatchHeader[]; marked: MarkedBatch[]; senderLast: bigint }> = [];
       let duplicates = 0;
       let looped = 0;
@@ -114,6 +116,16 @@ export class ReplicationTarget {
           if (isControlBatch(h)) {
             // Markers are this broker's to write; a sender never forwards control batches.
             throw new MeridianError(ErrorCode.InvalidBatch, `a replicated batch from ${req.senderRegion} (origin offset ${b.originBaseOffset}) is a control batch; only data batches are replicated`);
+          }
+          // The same record checks as a produce: a region that took a poison batch (an older
+          // Meridian, a bug) must not spread it. The maxTimestamp is left as it came, since
+          // the marker records the batch's CRC. The refusal is CORRUPT_MESSAGE, INVALID_RECORD
+          // or MESSAGE_TOO_LARGE, which the sender treats as permanent: its link goes to error.
+          try {
+            validateRecords(b.batch, h, recordLimits);
+          } catch (err) {
+            const e = err as MeridianError;
+            throw new MeridianError(e.code, `a replicated batch from ${req.senderRegion} (origin offset ${b.originBaseOffset}) is refused: ${e.message}`, { cause: err });
           }
           run.senderLast = b.senderBaseOffset + BigInt(h.lastOffsetDelta);
           const origin = originKey(entry.originRegion, entry.originTopicId);

@@ -63,6 +63,7 @@ export interface LogOptions {
   segmentMs: number;
   indexIntervalBytes: number;
   maxBatchBytes: number;
+  maxUncompressedBatchBytes: number;
   flushMode: 'fsync' | 'interval';
   flushIntervalMs: number;
   /** -1 = unlimited */
@@ -78,6 +79,7 @@ export const defaultLogOptions: LogOptions = {
   segmentMs: 7 * 24 * 3600 * 1000,
   indexIntervalBytes: 4096,
   maxBatchBytes: 8 * 1024 * 1024,
+  maxUncompressedBatchBytes: 64 * 1024 * 1024,
   flushMode: 'fsync',
   flushIntervalMs: 1000,
   retentionBytes: -1,

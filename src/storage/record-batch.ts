@@ -27,6 +27,7 @@ export const LOG_OVERHEAD = 12;
 const CRC_START = 21;
 const MAGIC_OFFSET = 16;
 const CRC_OFFSET = 17;
+const MAX_TIMESTAMP_OFFSET = 35;
 
 export const Attributes = {
   codecMask: 0x07,
@@ -132,6 +133,16 @@ export function validateBatch(batch: Buffer, maxBatchBytes = Number.MAX_SAFE_INT
     throw new MeridianError(ErrorCode.InvalidBatch, `record batch has ${h.recordCount} records but lastOffsetDelta ${h.lastOffsetDelta}`);
   }
   return h;
+}
+
+/**
+ * Rewrites maxTimestamp, which sits inside the CRC, and recomputes the CRC: what Kafka's
+ * LogValidator does when a producer's maxTimestamp is not the largest record timestamp, so
+ * that time lookups and retention see the truth.
+ */
+export function setMaxTimestamp(batch: Buffer, ts: bigint): void {
+  batch.writeBigInt64BE(ts, MAX_TIMESTAMP_OFFSET);
+  batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
 }
 
 /** Stamps the broker-assigned base offset; outside the CRC, so the batch stays valid. */
