@@ -171,7 +171,21 @@ export class Broker {
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
       };
-      const kafka = new KafkaServer({ host: config.kafka.host, port: config.kafka.port, maxFrameBytes: config.kafka.maxFrameBytes, logger: log }, createKafkaHandler(deps));
+      const kafka = new KafkaServer(
+        {
+          host: config.kafka.host,
+          port: config.kafka.port,
+          maxFrameBytes: config.kafka.maxFrameBytes,
+          queuedMaxRequestBytes: config.kafka.queuedMaxRequestBytes,
+          connectionsMaxIdleMs: config.kafka.connectionsMaxIdleMs,
+          requestReceiveTimeoutMs: config.kafka.requestReceiveTimeoutMs,
+          maxConnections: config.kafka.maxConnections,
+          maxConnectionsPerIp: config.kafka.maxConnectionsPerIp,
+          maxConnectionCreationRate: config.kafka.maxConnectionCreationRate,
+          logger: log,
+        },
+        createKafkaHandler(deps),
+      );
       const port = await kafka.listen();
       // Senders start once this region can answer its peers' handshakes too.
       const r = config.replication;

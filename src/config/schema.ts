@@ -434,14 +434,28 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       { minimum: 1 },
     ),
     queuedMaxRequestBytes: size(
-      'Bytes of requests being received or waiting to be handled, across all connections (Kafka queued.max.request.bytes). When it is used up the broker stops reading from sockets until requests finish; at least maxFrameBytes.',
+      'Bytes of requests being received or waiting to be handled, across all connections (Kafka queued.max.request.bytes), counted as they arrive and given back when the request has been handled. When it is used up the broker stops reading from sockets until requests finish; a request still arriving holds its bytes at most requestReceiveTimeoutMs. At least maxFrameBytes.',
       '128MiB',
       { minimum: 1024 * 1024 },
     ),
-    connectionsMaxIdleMs: duration('Close a connection that has sent nothing and has no request in progress for this long (Kafka connections.max.idle.ms).', '10min', { minimum: 100, maximum: MAX_TIMER_MS }),
-    requestReceiveTimeoutMs: duration('Close a connection whose request has not finished arriving this long after its first byte (slow clients pin memory).', '30s', { minimum: 100, maximum: MAX_TIMER_MS }),
-    maxConnections: { description: 'Connections open at once, across clients; more are refused (Kafka max.connections).', default: 10000, type: 'integer', minimum: 1, maximum: 1_000_000 },
-    maxConnectionsPerIp: { description: 'Connections open at once from one client address (Kafka max.connections.per.ip).', default: 1000, type: 'integer', minimum: 1, maximum: 1_000_000 },
+    connectionsMaxIdleMs: duration(
+      'Close a connection that has sent nothing and has had no request being handled for this long (Kafka connections.max.idle.ms). A waiting long-poll Fetch keeps it open; a response the client does not read does not.',
+      '10min',
+      { minimum: 100, maximum: MAX_TIMER_MS },
+    ),
+    requestReceiveTimeoutMs: duration(
+      'Close a connection whose request has not finished arriving this long after its first byte (slow clients pin memory). Time the broker is not reading because queuedMaxRequestBytes is used up counts, since only this timeout frees a budget held by unfinished requests.',
+      '30s',
+      { minimum: 100, maximum: MAX_TIMER_MS },
+    ),
+    maxConnections: {
+      description: 'Connections open at once, across clients; more are closed as soon as they are accepted (Kafka max.connections, which makes them wait instead).',
+      default: 10000,
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+    },
+    maxConnectionsPerIp: { description: 'Connections open at once from one client address; more from it are closed at once (Kafka max.connections.per.ip).', default: 1000, type: 'integer', minimum: 1, maximum: 1_000_000 },
     maxConnectionCreationRate: {
       description: 'New connections accepted per second across clients, with a burst of one second; connections over the rate are closed at once (Kafka max.connection.creation.rate).',
       default: 1000,

@@ -13,15 +13,24 @@
  *
  * Bounded memory: at most `maxQueuedBytes` of received frames wait per connection; past that
  * the socket is paused (TCP backpressure reaches the client) until the queue drains. A
- * response that does not fit the socket's buffer pauses processing until 'drain'.
+ * response that does not fit the socket's buffer pauses processing until 'drain'. Across
+ * connections, every received byte is charged to the broker-wide `budget` until its
+ * request's response promise settles (or the connection closes), and a connection that finds
+ * the budget exhausted stops reading until it has room (see request-budget.ts).
+ *
+ * Time limits, checked by the server's sweep through `overdue()` (issue 9): a connection
+ * with no bytes received and no request being handled for `idleMs` is idle; a frame not
+ * complete `receiveTimeoutMs` after its first byte arrived is a slow client pinning memory.
  *
  * A frame that cannot be framed (negative or oversize length) or whose header cannot be
- * decoded closes this connection with a log line; the broker keeps serving everyone else.
+ * decoded closes this connection with a (rate-limited) log line; the broker keeps serving
+ * everyone else.
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { apiKeyName } from './api-keys.js';
 import { FrameDecoder } from './frame-decoder.js';
+import type { RequestBudget } from './request-budget.js';
 import { decodeRequestHeader, type RequestHeader } from './request-header.js';
 import type { Reader } from './reader.js';
 
@@ -45,9 +54,28 @@ const MAX_IN_FLIGHT = 16;
 /** Returns the framed response (one or more buffers), or null when no response is due (acks=0). */
 export type RequestHandler = (ctx: RequestContext, body: Reader) => Promise<Buffer[] | null>;
 
+/** Why a connection closed itself: the key its (rate-limited) warn line is counted under. */
+export const CloseReason = {
+  UnreadableFrame: 'unreadable-frame',
+  UnreadableHeader: 'unreadable-request-header',
+  RequestFailed: 'request-failed',
+  Idle: 'idle',
+  ReceiveTimeout: 'request-receive-timeout',
+} as const;
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
+
 export interface ConnectionOptions {
   maxFrameBytes: number;
   maxQueuedBytes: number;
+  budget: RequestBudget;
+  idleMs: number;
+  receiveTimeoutMs: number;
+  /** Monotonic milliseconds; the server's sweep passes the same clock to `overdue()`. */
+  now: () => number;
+  /** Reports a close this connection decided on; the server logs it, rate-limited. */
+  onSelfClose: (reason: CloseReason, fields: Record<string, unknown>, message: string) => void;
+  /** Counts the times this connection stopped reading for the budget. */
+  onBudgetPause: () => void;
   logger?: Logger;
 }
 
@@ -74,6 +102,18 @@ export class Connection {
   #closed = false;
   #abort = new AbortController();
   #onClose: () => void;
+  /** Bytes this connection has charged to the budget and not given back. */
+  #charged = 0;
+  /** Requests whose handler has not settled yet. */
+  #handling = 0;
+  /** Last byte received or request finished: the idle clock. */
+  #activeAt: number;
+  /** When the first byte of the frame being received arrived; -1 when none is partial. */
+  #receiveStartedAt = -1;
+  /** Paused because this connection's own queue is full. */
+  #queueFull = false;
+  /** Paused until the broker-wide budget has room; cancels the wait when set. */
+  #budgetWait: (() => void) | null = null;
   requests = 0;
 
   constructor(id: number, socket: net.Socket, handler: RequestHandler, opts: ConnectionOptions, onClose: () => void) {
@@ -82,6 +122,7 @@ export class Connection {
     this.#handler = handler;
     this.#opts = opts;
     this.#onClose = onClose;
+    this.#activeAt = opts.now();
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
     socket.setNoDelay(true);
@@ -90,21 +131,64 @@ export class Connection {
     socket.on('close', () => this.#closedBySocket());
   }
 
+  /**
+   * Whether a time limit has passed: the receive timeout, or the idle timeout. Time spent
+   * paused for this connection's own full queue does not count against the receive timeout
+   * (the broker, not the client, is slow then); time paused for the budget does, because
+   * only timeouts free a budget that partial frames have used up.
+   */
+  overdue(now: number): CloseReason | null {
+    if (this.#closed) return null;
+    if (this.#receiveStartedAt >= 0 && !this.#queueFull && now - this.#receiveStartedAt >= this.#opts.receiveTimeoutMs) return CloseReason.ReceiveTimeout;
+    if (this.#handling === 0 && this.#queue.length === 0 && now - this.#activeAt >= this.#opts.idleMs) return CloseReason.Idle;
+    return null;
+  }
+
   #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    const now = this.#opts.now();
+    this.#activeAt = now;
+    this.#charged += chunk.length;
+    this.#opts.budget.take(chunk.length);
     let frames: Buffer[];
     try {
       frames = this.#decoder.push(chunk);
     } catch (err) {
-      this.#opts.logger?.warn({ remote: this.remote, err: (err as Error).message }, 'closing connection: unreadable frame');
-      this.close();
+      this.#closeFor(CloseReason.UnreadableFrame, { err: (err as Error).message }, 'closing connection: unreadable frame');
       return;
     }
+    if (this.#decoder.bufferedBytes === 0) this.#receiveStartedAt = -1;
+    else if (frames.length > 0 || this.#receiveStartedAt < 0) this.#receiveStartedAt = now;
     for (const f of frames) {
       this.#queue.push(f);
       this.#queuedBytes += f.length;
     }
-    if (this.#queuedBytes > this.#opts.maxQueuedBytes) this.#socket.pause();
+    if (this.#queuedBytes > this.#opts.maxQueuedBytes) this.#queueFull = true;
+    if (this.#opts.budget.exhausted && this.#budgetWait === null) {
+      this.#opts.onBudgetPause();
+      this.#budgetWait = this.#opts.budget.wait(() => {
+        this.#budgetWait = null;
+        this.#updateReading();
+      });
+    }
+    this.#updateReading();
     if (!this.#processing && this.#queue.length > 0) void this.#process();
+  }
+
+  #updateReading(): void {
+    if (this.#closed) return;
+    const stop = this.#queueFull || this.#budgetWait !== null;
+    if (stop && !this.#socket.isPaused()) this.#socket.pause();
+    else if (!stop && this.#socket.isPaused()) this.#socket.resume();
+  }
+
+  /** Gives back a finished request's bytes (its frame and size prefix). */
+  #finished(bytes: number): void {
+    this.#handling--;
+    if (this.#closed) return;
+    this.#activeAt = this.#opts.now();
+    this.#charged -= bytes;
+    this.#opts.budget.give(bytes);
   }
 
   async #process(): Promise<void> {
@@ -112,13 +196,17 @@ export class Connection {
     while (this.#queue.length > 0 && !this.#closed) {
       const frame = this.#queue.shift()!;
       this.#queuedBytes -= frame.length;
-      if (this.#socket.isPaused() && this.#queuedBytes <= this.#opts.maxQueuedBytes / 2) this.#socket.resume();
+      if (this.#queueFull && this.#queuedBytes <= this.#opts.maxQueuedBytes / 2) {
+        this.#queueFull = false;
+        // The client could not send while paused: its frame's clock restarts now.
+        if (this.#receiveStartedAt >= 0) this.#receiveStartedAt = this.#opts.now();
+        this.#updateReading();
+      }
       let decoded;
       try {
         decoded = decodeRequestHeader(frame);
       } catch (err) {
-        this.#opts.logger?.warn({ remote: this.remote, err: (err as Error).message }, 'closing connection: unreadable request header');
-        this.close();
+        this.#closeFor(CloseReason.UnreadableHeader, { err: (err as Error).message }, 'closing connection: unreadable request header');
         break;
       }
       this.requests++;
@@ -133,7 +221,10 @@ export class Connection {
         release,
         afterWrite: (fn) => afterWrite.push(fn),
       };
+      this.#handling++;
       const response = this.#handler(ctx, decoded.body);
+      const done = () => this.#finished(4 + frame.length);
+      response.then(done, done);
       this.#pending.push({ response, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, afterWrite });
       if (!this.#writing) void this.#writeResponses();
       await Promise.race([response.then(noop, noop), released]);
@@ -152,8 +243,7 @@ export class Connection {
       } catch (err) {
         // The handler could not even build an error response (an unparseable body): Kafka
         // closes such connections, and so do we.
-        this.#opts.logger?.warn({ remote: this.remote, api, version, err: (err as Error).message }, 'closing connection: request could not be handled');
-        this.close();
+        this.#closeFor(CloseReason.RequestFailed, { api, version, err: (err as Error).message }, 'closing connection: request could not be handled');
         break;
       }
       this.#pending.shift();
@@ -189,14 +279,28 @@ export class Connection {
     return ok;
   }
 
+  #closeFor(reason: CloseReason, fields: Record<string, unknown>, message: string): void {
+    if (this.#closed) return;
+    this.#opts.onSelfClose(reason, { remote: this.remote, ...fields }, message);
+    this.close();
+  }
+
   #closedBySocket(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#abort.abort();
     this.#queue = [];
+    this.#queuedBytes = 0;
     for (const p of this.#pending) p.response.catch(noop);
     this.#pending = [];
     for (const w of this.#slotWaiters.splice(0)) w();
+    this.#budgetWait?.();
+    this.#budgetWait = null;
+    this.#decoder.discard();
+    // Handlers still running may hold views of their frames, but the client is gone and
+    // so is the reason to keep its bytes out of the budget.
+    this.#opts.budget.give(this.#charged);
+    this.#charged = 0;
     this.#onClose();
   }
 

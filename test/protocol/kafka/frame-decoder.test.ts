@@ -88,6 +88,30 @@ describe('FrameDecoder', () => {
     assert.equal(decoder.bufferedBytes, 2);
   });
 
+  it('assembles a large frame from socket-sized chunks', () => {
+    const body = Buffer.alloc(300 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+    const stream = Buffer.concat([frame(Buffer.from('before')), frame(body), frame(Buffer.from('after'))]);
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 * 1024 });
+    const chunks = Array.from({ length: Math.ceil(stream.length / 65536) }, (_, i) => stream.subarray(i * 65536, (i + 1) * 65536));
+    const frames = decodeAll(decoder, chunks);
+    assert.equal(frames.length, 3);
+    assert.ok(frames[1].equals(body));
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  it('counts a partly received frame by what arrived, not what was announced, and drops it on discard', () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 100 * 1024 * 1024 });
+    const head = Buffer.alloc(4);
+    head.writeInt32BE(100 * 1024 * 1024, 0);
+    assert.deepEqual(decoder.push(head), []);
+    assert.equal(decoder.bufferedBytes, 4);
+    assert.deepEqual(decoder.push(Buffer.alloc(2 * 1024 * 1024)), []);
+    assert.equal(decoder.bufferedBytes, 4 + 2 * 1024 * 1024);
+    decoder.discard();
+    assert.throws(() => decoder.push(Buffer.alloc(1)), /after discard/);
+  });
+
   it('accepts a frame of exactly maxFrameBytes', () => {
     const body = Buffer.alloc(100, 1);
     assert.deepEqual(new FrameDecoder({ maxFrameBytes: 100 }).push(frame(body)), [body]);

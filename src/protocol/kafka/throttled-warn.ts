@@ -1,0 +1,72 @@
+/**
+ * Warn lines about refused and closed connections, at most one per reason per interval.
+ * Those events come in floods exactly when someone is attacking the broker, and a log that
+ * grows by a line per connection attempt would become the next thing to fill a disk. The
+ * first event of a reason is logged at once; later ones within the interval are only
+ * counted, and the next line of that reason (from `warn()`, or from `tick()` once the interval
+ * has passed) carries `suppressed`, the count not logged since the last line.
+ *
+ * Owned by one KafkaServer, which calls `tick()` periodically and `flush()` on close.
+ */
+import type { Logger } from 'pino';
+
+interface ReasonState {
+  loggedAt: number;
+  suppressed: number;
+  last: Record<string, unknown>;
+  message: string;
+}
+
+export class ThrottledWarn {
+  readonly #logger: Logger | undefined;
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  #reasons = new Map<string, ReasonState>();
+
+  constructor(logger: Logger | undefined, intervalMs = 10_000, now: () => number = () => performance.now()) {
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  /** `fields` should name the remote address; `reason` is the stable key lines are limited by. */
+  warn(reason: string, fields: Record<string, unknown>, message: string): void {
+    const now = this.#now();
+    const state = this.#reasons.get(reason);
+    if (state !== undefined && now - state.loggedAt < this.#intervalMs) {
+      state.suppressed++;
+      state.last = fields;
+      state.message = message;
+      return;
+    }
+    const suppressed = state?.suppressed ?? 0;
+    this.#reasons.set(reason, { loggedAt: now, suppressed: 0, last: fields, message });
+    this.#logger?.warn({ ...fields, reason, ...(suppressed > 0 ? { suppressed } : {}) }, message);
+  }
+
+  /** Logs the counts of reasons whose interval has passed since their last line. */
+  tick(): void {
+    const now = this.#now();
+    for (const [reason, state] of this.#reasons) {
+      if (now - state.loggedAt >= this.#intervalMs) this.#summarize(reason, state, now);
+    }
+  }
+
+  /** Logs every count not logged yet. */
+  flush(): void {
+    const now = this.#now();
+    for (const [reason, state] of this.#reasons) this.#summarize(reason, state, now);
+  }
+
+  #summarize(reason: string, state: ReasonState, now: number): void {
+    if (state.suppressed === 0) {
+      // Nothing pending: forget the reason so the map holds only recent ones.
+      if (now - state.loggedAt >= this.#intervalMs) this.#reasons.delete(reason);
+      return;
+    }
+    // The fields are those of the latest event counted: a sample of the flood.
+    this.#logger?.warn({ ...state.last, reason, suppressed: state.suppressed }, `${state.message} (repeated; the latest shown)`);
+    state.loggedAt = now;
+    state.suppressed = 0;
+  }
+}
