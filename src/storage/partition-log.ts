@@ -48,6 +48,7 @@ import { Segment, type SegmentInfo } from './segment.js';
 import type { BufferPool } from './buffer-pool.js';
 import { recoverSegments } from './log-recovery.js';
 import { VerifiedRanges } from './verified-ranges.js';
+import { ThrottledLog } from '../throttled-log.js';
 
 /** An fdatasync that failed: after it the page cache's state is unknown (fsyncgate). */
 class SyncFailure extends Error {
@@ -158,7 +159,7 @@ export class PartitionLog {
   #retentionRunning = false;
   #io: LogIo;
   #verified = new WeakMap<Segment, VerifiedRanges>();
-  #warned = new Map<string, { at: number; suppressed: number }>();
+  #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger) {
@@ -166,6 +167,7 @@ export class PartitionLog {
     this.options = options;
     this.#log = logger;
     this.#io = options.io ?? realIo;
+    this.#events = new ThrottledLog(logger, WARN_EVERY_MS);
     this.#segments = segments;
     this.#active = segments[segments.length - 1];
     this.#nextOffset = this.#active.nextOffset;
@@ -605,22 +607,9 @@ export class PartitionLog {
     if (p === records.length) return records;
     this.#stats.corruptReads++;
     const at = position + p;
-    this.#warn(`corrupt:${seg.baseOffset}:${at}`, 'error', { dir: this.dir, segment: seg.logPath, position: at }, 'corrupt batch in a sealed segment (CRC-32C mismatch); it is not served');
+    this.#events.error(`corrupt:${seg.baseOffset}:${at}`, { dir: this.dir, segment: seg.logPath, position: at }, 'corrupt batch in a sealed segment (CRC-32C mismatch); it is not served');
     if (p > 0) return records.subarray(0, p);
     throw new MeridianError(ErrorCode.CorruptLog, `the batch at byte ${at} of ${seg.logPath} fails its CRC-32C check; it is not served (the segment needs repair or restore from a replica or the object store)`);
-  }
-
-  /** Logs at most once per WARN_EVERY_MS per key, with the number of repeats suppressed. */
-  #warn(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    const w = this.#warned.get(key);
-    if (w !== undefined && now - w.at < WARN_EVERY_MS) {
-      w.suppressed++;
-      return;
-    }
-    this.#warned.set(key, { at: now, suppressed: 0 });
-    if (this.#warned.size > 1000) this.#warned.clear();
-    this.#log?.[level]({ ...fields, repeatsSuppressed: w?.suppressed ?? 0 }, msg);
   }
 
   async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<{ records: Buffer; position: number } | null> {
@@ -813,7 +802,7 @@ export class PartitionLog {
       }
     }
     this.#stats.refusedOutOfSpace += refused;
-    this.#warn('out-of-space', 'warn', { dir: this.dir, refusedAppends: refused, nextOffset: String(this.#nextOffset), err: (cause as Error)?.message }, 'disk full: appends refused with KAFKA_STORAGE_ERROR; the log accepts writes again once space is freed');
+    this.#events.warn('out-of-space', { dir: this.dir, refusedAppends: refused, nextOffset: String(this.#nextOffset), err: (cause as Error)?.message }, 'disk full: appends refused with KAFKA_STORAGE_ERROR; the log accepts writes again once space is freed');
   }
 
   async #syncer(): Promise<void> {

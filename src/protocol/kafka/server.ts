@@ -6,7 +6,7 @@
  * limits of connection-limits.ts or are closed at once; every connection's received bytes
  * share one RequestBudget; and a sweep closes connections that are idle or that take too
  * long to send a request. Each refusal and close is counted in `stats()` and logged at warn,
- * at most one line per reason per 10 s (throttled-warn.ts).
+ * at most one line per reason per 10 s (throttled-log.ts).
  *
  * Lifecycle: `listen()` binds (port 0 picks a free one, see `port`) and starts the sweep;
  * `close()` stops accepting and sweeping, closes every connection and resolves when the server
@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { CloseReason, Connection, type RequestHandler } from './connection.js';
 import { clientAddress, ConnectionLimits, RefusalReason } from './connection-limits.js';
 import { RequestBudget } from './request-budget.js';
-import { ThrottledWarn } from './throttled-warn.js';
+import { ThrottledLog } from '../../throttled-log.js';
 
 export interface KafkaServerOptions {
   host: string;
@@ -71,7 +71,7 @@ export class KafkaServer {
   #port = 0;
   #budget: RequestBudget;
   #limits: ConnectionLimits;
-  #warn: ThrottledWarn;
+  #warn: ThrottledLog;
   #sweep: NodeJS.Timeout | undefined;
   #accepted = 0;
   #refused = zeroed(RefusalReason);
@@ -83,7 +83,7 @@ export class KafkaServer {
     this.#handler = handler;
     this.#budget = new RequestBudget(opts.queuedMaxRequestBytes);
     this.#limits = new ConnectionLimits(opts, KafkaServer.#now());
-    this.#warn = new ThrottledWarn(opts.logger);
+    this.#warn = new ThrottledLog(opts.logger);
     this.#server = net.createServer((socket) => this.#accept(socket));
   }
 

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { ThrottledWarn } from '../../../src/protocol/kafka/throttled-warn.js';
+import { ThrottledLog } from '../src/throttled-log.js';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
   let now = 0;
-  const warn = new ThrottledWarn(logger, 10_000, () => now);
+  const warn = new ThrottledLog(logger, 10_000, () => now);
   return { lines, warn, at: (ms: number) => (now = ms) };
 }
 
-describe('ThrottledWarn', () => {
+describe('ThrottledLog', () => {
   it('logs the first event of a reason and counts the rest of its interval', () => {
     const { lines, warn, at } = capture();
     for (let i = 0; i < 1000; i++) warn.warn('max-connections', { remote: `10.0.0.1:${i}` }, 'refusing connection');

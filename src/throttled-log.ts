@@ -1,12 +1,13 @@
 /**
- * Warn lines about refused and closed connections, at most one per reason per interval.
- * Those events come in floods exactly when someone is attacking the broker, and a log that
- * grows by a line per connection attempt would become the next thing to fill a disk. The
- * first event of a reason is logged at once; later ones within the interval are only
- * counted, and the next line of that reason (from `warn()`, or from `tick()` once the interval
+ * Log lines about events that come in floods (refused connections during an attack, appends
+ * refused on a full disk, reads of a corrupt batch), at most one per reason per interval: a
+ * log that grows by a line per event would become the next thing to fill a disk. The first
+ * event of a reason is logged at once; later ones within the interval are only counted, and
+ * the next line of that reason (from `warn()`/`error()`, or from `tick()` once the interval
  * has passed) carries `suppressed`, the count not logged since the last line.
  *
- * Owned by one KafkaServer, which calls `tick()` periodically and `flush()` on close.
+ * Each owner (a KafkaServer, a PartitionLog) has its own; owners with a timer call `tick()`
+ * periodically and `flush()` on close.
  */
 import type { Logger } from 'pino';
 
@@ -15,9 +16,10 @@ interface ReasonState {
   suppressed: number;
   last: Record<string, unknown>;
   message: string;
+  level: 'warn' | 'error';
 }
 
-export class ThrottledWarn {
+export class ThrottledLog {
   readonly #logger: Logger | undefined;
   readonly #intervalMs: number;
   readonly #now: () => number;
@@ -29,8 +31,16 @@ export class ThrottledWarn {
     this.#now = now;
   }
 
-  /** `fields` should name the remote address; `reason` is the stable key lines are limited by. */
+  /** `reason` is the stable key lines are limited by; `fields` say where (a remote address, a file). */
   warn(reason: string, fields: Record<string, unknown>, message: string): void {
+    this.#event('warn', reason, fields, message);
+  }
+
+  error(reason: string, fields: Record<string, unknown>, message: string): void {
+    this.#event('error', reason, fields, message);
+  }
+
+  #event(level: 'warn' | 'error', reason: string, fields: Record<string, unknown>, message: string): void {
     const now = this.#now();
     const state = this.#reasons.get(reason);
     if (state !== undefined && now - state.loggedAt < this.#intervalMs) {
@@ -40,8 +50,8 @@ export class ThrottledWarn {
       return;
     }
     const suppressed = state?.suppressed ?? 0;
-    this.#reasons.set(reason, { loggedAt: now, suppressed: 0, last: fields, message });
-    this.#logger?.warn({ ...fields, reason, ...(suppressed > 0 ? { suppressed } : {}) }, message);
+    this.#reasons.set(reason, { loggedAt: now, suppressed: 0, last: fields, message, level });
+    this.#logger?.[level]({ ...fields, reason, ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 
   /** Logs the counts of reasons whose interval has passed since their last line. */
@@ -65,7 +75,7 @@ export class ThrottledWarn {
       return;
     }
     // The fields are those of the latest event counted: a sample of the flood.
-    this.#logger?.warn({ ...state.last, reason, suppressed: state.suppressed }, `${state.message} (repeated; the latest shown)`);
+    this.#logger?.[state.level]({ ...state.last, reason, suppressed: state.suppressed }, `${state.message} (repeated; the latest shown)`);
     state.loggedAt = now;
     state.suppressed = 0;
   }
