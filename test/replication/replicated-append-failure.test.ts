@@ -5,24 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { LinkClient } from '../../src/replication/link-client.js';
-import {
-  readAppendResponse,
-  readHandshakeResponse,
-  ReplicationApiKey,
-  writeAppendRequest,
-  writeHandshakeRequest,
-  type AppendResponse,
-  type ReplicatedBatch,
-} from '../../src/replication/replication-api.js';
+import type { ReplicatedBatch } from '../../src/replication/replication-api.js';
 import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { decodeRecords, encodeBatch, isControlBatch, storedBatches } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { TargetLink } from '../helpers/replication-link.js';
 
 const REGION = 'eu-west';
 const TID = 'tid-1';
 let tb: TestBroker;
-let link: LinkClient;
+let link: TargetLink;
 const io: LogIo & { full: boolean } = {
   full: false,
   writev: async (fd, bufs, pos) => {
@@ -34,38 +26,19 @@ const io: LogIo & { full: boolean } = {
 
 before(async () => {
   tb = await startBroker({ region: REGION }, undefined, { logIo: io });
-  link = new LinkClient({ address: tb.bootstrap, clientId: 'replication-test', requestTimeoutMs: 10_000 });
+  link = new TargetLink({ address: tb.bootstrap, targetRegion: REGION, senderTopicId: TID });
 });
 after(async () => {
   link?.close();
   await tb?.cleanup();
 });
 
-async function senderCursor(topic: string): Promise<bigint> {
-  const r = readHandshakeResponse(
-    await link.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, createIfMissing: true, topic, partitionCount: 1 })),
-  );
-  assert.equal(r.errorCode, 0, r.errorMessage ?? '');
-  return r.partitions[0].senderCursor;
-}
+const senderCursor = (topic: string) => link.senderCursor(topic);
 
-async function append(topic: string, batches: ReplicatedBatch[], continuesFrom: bigint): Promise<AppendResponse> {
-  const last = batches.at(-1)!;
-  const end = last.senderBaseOffset + BigInt(storedBatches(last.batch)[0].h.lastOffsetDelta);
-  return readAppendResponse(
-    await link.request(ReplicationApiKey.Append, 0, (w) =>
-      writeAppendRequest(w, {
-        targetRegion: REGION,
-        senderRegion: 'us-east',
-        senderTopicId: TID,
-        topic,
-        partition: 0,
-        continuesFrom,
-        senderEndOffset: end,
-        entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: [], batches }],
-      }),
-    ),
-  );
+/** Appends `list` continuing from `continuesFrom`; the sender's end is the last batch's end. */
+function append(topic: string, list: ReplicatedBatch[], continuesFrom: bigint) {
+  const last = list.at(-1)!;
+  return link.append(topic, list, last.senderBaseOffset + BigInt(storedBatches(last.batch)[0].h.lastOffsetDelta), continuesFrom);
 }
 
 function batches(from: number, count: number): ReplicatedBatch[] {

@@ -9,22 +9,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MeridianError } from '../../src/errors.js';
 import { createLogger } from '../../src/logging.js';
-import { LinkClient } from '../../src/replication/link-client.js';
 import type { Link, Policy } from '../../src/replication/policy.js';
 import { RemoteRegion } from '../../src/replication/remote-region.js';
-import {
-  readAppendResponse,
-  readHandshakeResponse,
-  ReplicationApiKey,
-  writeAppendRequest,
-  writeHandshakeRequest,
-  type AppendRequest,
-  type AppendResponse,
-  type ReplicatedBatch,
-} from '../../src/replication/replication-api.js';
+import type { ReplicatedBatch } from '../../src/replication/replication-api.js';
 import { BATCH_HEADER_BYTES, encodeBatch, LOG_OVERHEAD, readBatchHeader } from '../../src/storage/record-batch.js';
 import { reseal } from '../helpers/batch-mutations.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { TargetLink } from '../helpers/replication-link.js';
 
 const REGION = 'eu-west';
 const TID = 'topic-id';
@@ -32,39 +23,19 @@ const CORRUPT_MESSAGE = 2;
 const INVALID_RECORD = 87;
 
 let tb: TestBroker;
-let link: LinkClient;
+let link: TargetLink;
 
 before(async () => {
   tb = await startBroker({ region: REGION });
-  link = new LinkClient({ address: tb.bootstrap, clientId: 'replicated-poison-test', requestTimeoutMs: 10_000 });
+  link = new TargetLink({ address: tb.bootstrap, targetRegion: REGION, senderTopicId: TID });
 });
+const handshake = (topic: string) => link.senderCursor(topic);
+const append = (topic: string, batches: ReplicatedBatch[], senderEndOffset: bigint) => link.append(topic, batches, senderEndOffset);
 
 after(async () => {
   link?.close();
   await tb?.cleanup();
 });
-
-async function handshake(topic: string): Promise<bigint> {
-  const r = readHandshakeResponse(
-    await link.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, topic, partitionCount: 1, createIfMissing: true })),
-  );
-  assert.equal(r.errorCode, 0, r.errorMessage ?? '');
-  return r.partitions[0].senderCursor;
-}
-
-async function append(topic: string, batches: ReplicatedBatch[], senderEndOffset: bigint): Promise<AppendResponse> {
-  const req: AppendRequest = {
-    targetRegion: REGION,
-    senderRegion: 'us-east',
-    senderTopicId: TID,
-    topic,
-    partition: 0,
-    continuesFrom: -2n,
-    senderEndOffset,
-    entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: [], batches }],
-  };
-  return readAppendResponse(await link.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, req)));
-}
 
 function batchAt(offset: bigint, values: string[]): Buffer {
   return encodeBatch({ records: values.map((v) => ({ key: Buffer.from(`k-${v}`), value: Buffer.from(v) })), baseOffset: offset, baseTimestamp: 1_700_000_000_000n });
