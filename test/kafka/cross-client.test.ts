@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CompressionTypes, Kafka, logLevel, type IHeaders, type Message } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { assertContiguous, byPartition, KcatClient } from '../helpers/kcat-client.js';
 import type { KcatMessage } from '../helpers/kcat-json.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
@@ -107,7 +106,7 @@ function kcatInput(messages: KcatProduced[]): Buffer {
 
 const identity = (key: Buffer | null, value: Buffer | null): string => `${key === null ? 'null' : key.toString('hex')}|${value === null ? 'null' : value.toString('hex')}`;
 
-test('kcat → KafkaJS: binary keys and values, null/empty keys, and -H headers arrive byte-identical, once each, in order', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('kcat → KafkaJS: binary keys and values, null/empty keys, and -H headers arrive byte-identical, once each, in order', { timeout: 60_000 }, async () => {
   const topic = 'from-kcat';
   const a = kcatHeaders([
     ['trace-id', 'abc-123'],
@@ -198,7 +197,7 @@ function assertSameAsProduced(produced: JsProduced[], consumed: KcatMessage[]): 
   }
 }
 
-test('KafkaJS → kcat: binary keys and values, null and empty ones, headers and timestamps are byte-identical', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('KafkaJS → kcat: binary keys and values, null and empty ones, headers and timestamps are byte-identical', { timeout: 60_000 }, async () => {
   const topic = 'from-kafkajs';
   const admin = kafka.admin();
   await admin.connect();
@@ -240,7 +239,7 @@ test('KafkaJS → kcat: binary keys and values, null and empty ones, headers and
   }
 });
 
-test('KafkaJS gzip → kcat: the compressed batch is stored verbatim (codec 1) and reads back byte-identical', { skip: KCAT_MISSING, timeout: 30_000 }, async () => {
+test('KafkaJS gzip → kcat: the compressed batch is stored verbatim (codec 1) and reads back byte-identical', { timeout: 30_000 }, async () => {
   const topic = 'from-kafkajs-gzip';
   const produced = kafkajsMessages(4, 150).map((m) => ({ ...m, partition: 0 }));
   const producer = kafka.producer();

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { assertContiguous, byPartition, KcatClient } from '../helpers/kcat-client.js';
 import { parseKcatJson, type KcatMessage } from '../helpers/kcat-json.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
@@ -84,7 +83,7 @@ function assertExactlyOnceInOrder(produced: Produced[], consumed: KcatMessage[],
   }
 }
 
-test('kcat -L lists the broker at its advertised 127.0.0.1 address and every topic with its partitions', { skip: KCAT_MISSING, timeout: 30_000 }, async () => {
+test('kcat -L lists the broker at its advertised 127.0.0.1 address and every topic with its partitions', { timeout: 30_000 }, async () => {
   await kc.produce('meta-auto', 'k:v\n', ['-K:']);
   const kafka = new Kafka({ clientId: 'kcat-test-admin', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
@@ -131,7 +130,7 @@ test('kcat -L lists the broker at its advertised 127.0.0.1 address and every top
   );
 });
 
-test('kcat -P -K: of 100,000 keyed messages reads back exactly: same bytes, once each, in order per partition', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('kcat -P -K: of 100,000 keyed messages reads back exactly: same bytes, once each, in order per partition', { timeout: 60_000 }, async () => {
   const topic = 'keyed-100k';
   const produced = keyedMessages(100_000, 'k');
   await kc.produce(topic, keyedInput(produced), ['-K:', '-X', 'acks=all']);
@@ -145,7 +144,7 @@ test('kcat -P -K: of 100,000 keyed messages reads back exactly: same bytes, once
   assert.ok(consumed.every((m) => m.tstype === 'create'));
 });
 
-test('kcat -G consumes every message once, commits, and a second run resumes with exactly the new ones', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('kcat -G consumes every message once, commits, and a second run resumes with exactly the new ones', { timeout: 60_000 }, async () => {
   const topic = 'group-resume';
   const group = 'kcat-g1';
   const first = keyedMessages(600, 'g1');
@@ -188,7 +187,7 @@ const CODECS = [
 ] as const;
 
 for (const [codec, id] of CODECS) {
-  test(`kcat -z ${codec}: the batches are stored compressed as sent (codec ${id}) and read back byte-identical`, { skip: KCAT_MISSING, timeout: 30_000 }, async () => {
+  test(`kcat -z ${codec}: the batches are stored compressed as sent (codec ${id}) and read back byte-identical`, { timeout: 30_000 }, async () => {
     const topic = `codec-${codec}`;
     // librdkafka sends a batch uncompressed when compressing would not make it smaller
     // (rdkafka_msgset_writer.c), and its first batches often hold a single message, so every
@@ -232,7 +231,7 @@ for (const [codec, id] of CODECS) {
   });
 }
 
-test('kcat -X enable.idempotence=true: 10,000 messages stored once each, in order, with contiguous sequences', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('kcat -X enable.idempotence=true: 10,000 messages stored once each, in order, with contiguous sequences', { timeout: 60_000 }, async () => {
   const topic = 'idempotent';
   const produced = keyedMessages(10_000, 'idem');
   // Small batches so librdkafka pipelines several idempotent requests per partition.

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { assertContiguous, byPartition, KcatClient } from '../helpers/kcat-client.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 
@@ -51,7 +50,7 @@ async function committedOffsets(kafka: Kafka, groupId: string, topic: string): P
   return r[0].partitions.map((p) => [p.partition, Number(p.offset)] as [number, number]).sort((a, b) => a[0] - b[0]);
 }
 
-test('messages acknowledged to KafkaJS (acks=-1) and kcat are all there exactly once after a restart, and offsets continue', { skip: KCAT_MISSING, timeout: 60_000 }, async () => {
+test('messages acknowledged to KafkaJS (acks=-1) and kcat are all there exactly once after a restart, and offsets continue', { timeout: 60_000 }, async () => {
   const topic = 'durable';
   const kafka = kafkaFor(broker, 'restart-producer');
   await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true }));

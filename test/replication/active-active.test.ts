@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor } from '../helpers/regions.js';
 import { assertExactUnion, consumeTopic, emptyProduced, kcatLines, type Produced } from '../helpers/replication-check.js';
 
@@ -24,7 +23,7 @@ function kafka(bootstrap: string, clientId: string): Kafka {
   return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
 }
 
-test('three regions, active-active mesh: every region holds exactly the union in origin order; kcat and KafkaJS see no markers', { skip: KCAT_MISSING, timeout: 180_000 }, async (t) => {
+test('three regions, active-active mesh: every region holds exactly the union in origin order; kcat and KafkaJS see no markers', { timeout: 180_000 }, async (t) => {
   const regions = await Regions.create({
     names: NAMES,
     policies: [{ name: 'global', topics: ['orders', 'audit.*'], topology: 'mesh', regions: NAMES }],

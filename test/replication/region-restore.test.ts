@@ -10,12 +10,11 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor } from '../helpers/regions.js';
 import { consumeTopic } from '../helpers/replication-check.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
-test('a region restored from its bucket behind what a remote holds stops that link with a clear error instead of losing new records', { skip: KCAT_MISSING, timeout: 120_000 }, async (t) => {
+test('a region restored from its bucket behind what a remote holds stops that link with a clear error instead of losing new records', { timeout: 120_000 }, async (t) => {
   const store = tmpDir('meridian-restore-store-');
   const regions = await Regions.create({
     names: ['us-east', 'eu-west'],

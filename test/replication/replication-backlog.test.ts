@@ -20,7 +20,6 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor, type Region, type RegionStatus } from '../helpers/regions.js';
 import { assertExactUnion, consumeTopic, kcatLines, type Produced } from '../helpers/replication-check.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
@@ -100,7 +99,7 @@ function oneWay(name: string, topics: string | string[], extra: Record<string, u
   return { name, topics, topology: 'one-way', source: US, targets: [EU], ...extra };
 }
 
-test('remote down until its backlog was offloaded and deleted locally: the link catches up from the object store, every record once, in order', { skip: KCAT_MISSING, timeout: 90_000 }, async (t) => {
+test('remote down until its backlog was offloaded and deleted locally: the link catches up from the object store, every record once, in order', { timeout: 90_000 }, async (t) => {
   const TOPIC = 'cold';
   const store = tmpDir('meridian-backlog-tiered-');
   const tiered: BrokerConfigInput = {
@@ -170,7 +169,7 @@ test('remote down until its backlog was offloaded and deleted locally: the link 
 /** Small segments and a retention check every 100 ms: retention would delete within a tick. */
 const SMALL_RETENTION: BrokerConfigInput = { log: { segmentBytes: 16 * KiB, retention: { bytes: 64 * KiB, checkIntervalMs: 100 } } };
 
-test('without a backlog quota, retention never deletes what the remote has not received; once it has, retention deletes', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('without a backlog quota, retention never deletes what the remote has not received; once it has, retention deletes', { timeout: 60_000 }, async (t) => {
   const TOPIC = 'keep';
   const regions = await Regions.create({
     names: [US, EU],
@@ -224,7 +223,7 @@ test('without a backlog quota, retention never deletes what the remote has not r
   assert.equal(us.logLines.filter((l) => l.includes('backlog quota exceeded')).length, 0);
 });
 
-test('with a backlog quota, retention deletes past it loudly and the remote gets exactly what was still held, from the new log start on', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('with a backlog quota, retention deletes past it loudly and the remote gets exactly what was still held, from the new log start on', { timeout: 60_000 }, async (t) => {
   const TOPIC = 'quota';
   const QUOTA = 128 * KiB;
   const regions = await Regions.create({
@@ -290,7 +289,7 @@ test('with a backlog quota, retention deletes past it loudly and the remote gets
   );
 });
 
-test('partition counts that differ: that topic\'s links stop in error naming both counts and regions, nothing of it is replicated, other topics keep replicating', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('partition counts that differ: that topic\'s links stop in error naming both counts and regions, nothing of it is replicated, other topics keep replicating', { timeout: 60_000 }, async (t) => {
   const regions = await Regions.create({
     names: [US, EU],
     policies: [oneWay('dr', ['orders', 'payments'])],
@@ -351,7 +350,7 @@ test('partition counts that differ: that topic\'s links stop in error naming bot
   assert.equal(euStatus.target.appendedBatches > 0, true, 'eu-west did receive payments');
 });
 
-test('policies changed at run time: a new policy replicates what was produced before and after; removing it stops the workers', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('policies changed at run time: a new policy replicates what was produced before and after; removing it stops the workers', { timeout: 60_000 }, async (t) => {
   const TOPIC = 'late';
   const regions = await Regions.create({ names: [US, EU], policies: [], overrides: { topics: { autoCreate: false } } });
   t.after(() => regions.close());

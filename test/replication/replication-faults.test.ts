@@ -26,7 +26,6 @@ import { test, type TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor, type Region } from '../helpers/regions.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -223,7 +222,7 @@ async function report(t: TestContext, regions: Region[]): Promise<void> {
   }
 }
 
-test('kill -9 of the source region mid-replication, three times: exactly once in both regions', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('kill -9 of the source region mid-replication, three times: exactly once in both regions', { timeout: 60_000 }, async (t) => {
   const regions = await Regions.create({
     names: [US, EU],
     policies: [{ name: 'orders-mesh', topics: TOPIC, topology: 'mesh', regions: [US, EU], rateLimit: '512KiB' }],
@@ -264,7 +263,7 @@ test('kill -9 of the source region mid-replication, three times: exactly once in
   await report(t, [us, eu]);
 });
 
-test('kill -9 of the target region mid-replication, three times, while the source produces: exactly once', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('kill -9 of the target region mid-replication, three times, while the source produces: exactly once', { timeout: 60_000 }, async (t) => {
   const regions = await Regions.create({
     names: [US, EU],
     policies: [{ name: 'orders-one-way', topics: TOPIC, topology: 'one-way', source: US, targets: [EU], rateLimit: '1MiB' }],
@@ -304,7 +303,7 @@ test('kill -9 of the target region mid-replication, three times, while the sourc
   await report(t, [us, eu]);
 });
 
-test('link refused, delayed and cut at random moments while both regions produce: exactly once', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('link refused, delayed and cut at random moments while both regions produce: exactly once', { timeout: 60_000 }, async (t) => {
   // us-east reaches eu-west through toEu, eu-west reaches us-east through toUs.
   const toEu = new TcpProxy({ targetPort: 0 });
   const toUs = new TcpProxy({ targetPort: 0 });

@@ -54,7 +54,6 @@ import { PartitionWorker, type WorkerStatus } from '../../src/replication/worker
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { Attributes, decodeRecords, encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { startRestartableS3rver } from '../helpers/object-stores.js';
 import { RawClient } from '../helpers/raw-kafka.js';
@@ -315,7 +314,7 @@ function describeWorkers(s: RegionStatus): string {
   return s.workers.map((w) => `${w.topic}/${w.partition}->${w.remote} ${w.state} backlog ${w.backlogRecords}${w.error ? `: ${w.error}` : ''}`).join('; ');
 }
 
-test('mesh: a region catching a link up from the object store sends only its own records; the third region holds each record once, under its true origin', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('mesh: a region catching a link up from the object store sends only its own records; the third region holds each record once, under its true origin', { timeout: 60_000 }, async (t) => {
   const [US, EU, AP] = ['us-east', 'eu-west', 'ap-south'];
   const TOPIC = 'mesh-cold';
   const store = tmpDir('meridian-review-tiered-');
@@ -590,7 +589,7 @@ test('abort listeners do not pile up on a worker signal: 10 000 contended budget
 // =======================================================================================
 // 5. Control batches: refused from senders and from clients; a garbled marker in a log.
 
-test('a ReplicatedAppend carrying a control batch is refused with a clear error and nothing of it is appended; the broker restarts clean', { skip: KCAT_MISSING }, async (t) => {
+test('a ReplicatedAppend carrying a control batch is refused with a clear error and nothing of it is appended; the broker restarts clean', async (t) => {
   let tb = await startBroker({ region: 'eu-west' });
   t.after(() => tb.cleanup());
   let peer = new LinkClient({ address: tb.bootstrap, clientId: 'review-peer', requestTimeoutMs: 10_000 });
@@ -617,7 +616,7 @@ test('a ReplicatedAppend carrying a control batch is refused with a clear error 
   assert.deepEqual(await consumeValues(tb.bootstrap, topic), ['ok value 0', 'ok value 1']);
 });
 
-test('a client producing a control batch (a forged or garbled marker, a COMMIT) gets INVALID_RECORD and nothing is appended', { skip: KCAT_MISSING }, async (t) => {
+test('a client producing a control batch (a forged or garbled marker, a COMMIT) gets INVALID_RECORD and nothing is appended', async (t) => {
   const tb = await startBroker({ region: 'eu-west' });
   t.after(() => tb.cleanup());
   const c = await RawClient.connect(tb.port);
@@ -669,7 +668,7 @@ test('a garbled marker already in a log breaks neither ReplicaState.load nor the
   }
 });
 
-test('a broker whose log holds a garbled marker restarts and replicates that topic: the remote gets exactly its records', { skip: KCAT_MISSING, timeout: 30_000 }, async (t) => {
+test('a broker whose log holds a garbled marker restarts and replicates that topic: the remote gets exactly its records', { timeout: 30_000 }, async (t) => {
   const eu = await startBroker({ region: 'eu-west' });
   t.after(() => eu.cleanup());
   const config: BrokerConfigInput = {
@@ -744,7 +743,7 @@ test('object store unreachable at startup, in-process: the worker backs off with
   assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), Array.from({ length: 10 }, (_, i) => `r${i}-0`));
 });
 
-test('object store unreachable when the source region starts: its link backs off saying so, then sends everything, offloaded part included, once each', { skip: KCAT_MISSING, timeout: 60_000 }, async (t) => {
+test('object store unreachable when the source region starts: its link backs off saying so, then sends everything, offloaded part included, once each', { timeout: 60_000 }, async (t) => {
   const TOPIC = 'cold-start';
   const f = await startRestartableS3rver();
   t.after(() => f.stop());

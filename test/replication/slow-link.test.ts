@@ -8,14 +8,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor } from '../helpers/regions.js';
 import { assertExactUnion, consumeTopic, emptyProduced } from '../helpers/replication-check.js';
 
 const IN_FLIGHT = 256 * 1024;
 const REQUEST = 64 * 1024;
 
-test('a rate-limited link keeps its backlog on disk, in-flight bytes within the budget; lifting the limit at run time catches up exactly once', { skip: KCAT_MISSING, timeout: 180_000 }, async (t) => {
+test('a rate-limited link keeps its backlog on disk, in-flight bytes within the budget; lifting the limit at run time catches up exactly once', { timeout: 180_000 }, async (t) => {
   const slow = [{ name: 'dr', topics: 'bulk', topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '256KiB' }];
   const regions = await Regions.create({
     names: ['us-east', 'eu-west'],

@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { KCAT_MISSING } from '../helpers/kcat.js';
 import { Regions, waitCaughtUp, waitFor } from '../helpers/regions.js';
 import { assertExactUnion, consumeTopic, emptyProduced, kcatLines } from '../helpers/replication-check.js';
 
-test('a topic recreated in the source region replicates afresh: nothing of the new topic is taken for a duplicate', { skip: KCAT_MISSING, timeout: 120_000 }, async (t) => {
+test('a topic recreated in the source region replicates afresh: nothing of the new topic is taken for a duplicate', { timeout: 120_000 }, async (t) => {
   const regions = await Regions.create({
     names: ['us-east', 'eu-west'],
     policies: [{ topics: 'lifecycle', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }],
