@@ -3,16 +3,24 @@
  * MeridianError (or wraps one as `cause`), so callers decide on `code` and `retriable`
  * instead of parsing messages. Retriability belongs to the root cause (the lesson of
  * KafkaJS PR #1274): a wrapper copies it from its cause rather than inventing its own.
+ *
+ * Every code is listed with its meaning, its retriability and the Kafka error a client gets
+ * in src/README.md; test/errors.test.ts fails when a code is missing there or in the Kafka
+ * mapping (protocol/kafka/error-mapping.ts).
  */
 export class MeridianError extends Error {
   readonly code: string;
   readonly retriable: boolean;
 
+  /**
+   * `retriable`, when not given, comes from the cause (a MeridianError) or else from the
+   * code: a code whose errors are always retriable or never makes the flag follow from it.
+   */
   constructor(code: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MeridianError';
     this.code = code;
-    this.retriable = options.retriable ?? (options.cause instanceof MeridianError ? options.cause.retriable : false);
+    this.retriable = options.retriable ?? (options.cause instanceof MeridianError ? options.cause.retriable : codeRetriability(code) === 'always');
   }
 }
 
@@ -39,5 +47,61 @@ export const ErrorCode = {
    * that refuses it. Never reaches a client (nothing listens yet); the CLI exits 2 on it.
    */
   StartupFailed: 'STARTUP_FAILED',
+  /** An idempotent producer's batch from an epoch older than the one this partition knows. */
+  InvalidProducerEpoch: 'INVALID_PRODUCER_EPOCH',
+  /**
+   * A batch whose sequence does not continue its producer's (idempotent produce), or a
+   * replicated append that does not continue what the receiving region holds of its sender.
+   */
+  OutOfOrderSequence: 'OUT_OF_ORDER_SEQUENCE',
+  /** A replication request for another region, or from a region to itself: a registry error. */
+  ReplicationMisrouted: 'REPLICATION_MISROUTED',
+  /** A remote region that cannot be connected to, dropped the connection, or did not answer in time. */
+  LinkUnreachable: 'LINK_UNREACHABLE',
+  /** A remote region refuses what this region sends, and will until an operator acts. */
+  RemoteRefused: 'REMOTE_REFUSED',
+  /** A remote region answered that it cannot take a request now (its disk, a restart, a gap). */
+  RemoteUnavailable: 'REMOTE_UNAVAILABLE',
+  /** A remote region holds offsets of this region's log that this region no longer has. */
+  ReplicationDiverged: 'REPLICATION_DIVERGED',
+  /** An operation stopped because its caller went away (shutdown, a link or worker stopping). */
+  Aborted: 'ABORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * Whether an error of a code may succeed if tried again unchanged: `always`, `never`, or
+ * `varies` where each error says (a full disk clears, a failed one does not).
+ */
+export type Retriability = 'always' | 'never' | 'varies';
+
+const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
+  CORRUPT_BATCH: 'never',
+  INVALID_BATCH: 'never',
+  BATCH_TOO_LARGE: 'never',
+  OFFSET_OUT_OF_RANGE: 'never',
+  LOG_CLOSED: 'always',
+  DATA_DIR_LOCKED: 'never',
+  TOPIC_EXISTS: 'never',
+  UNKNOWN_TOPIC: 'always',
+  INVALID_TOPIC: 'never',
+  INVALID_PARTITIONS: 'never',
+  BAD_CONFIG: 'never',
+  INVALID_CONFIG: 'never',
+  STORAGE_IO: 'varies',
+  CORRUPT_LOG: 'never',
+  STARTUP_FAILED: 'never',
+  INVALID_PRODUCER_EPOCH: 'never',
+  OUT_OF_ORDER_SEQUENCE: 'never',
+  REPLICATION_MISROUTED: 'never',
+  LINK_UNREACHABLE: 'always',
+  REMOTE_REFUSED: 'never',
+  REMOTE_UNAVAILABLE: 'always',
+  REPLICATION_DIVERGED: 'never',
+  ABORTED: 'always',
+};
+
+/** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */
+export function codeRetriability(code: string): Retriability {
+  return Object.hasOwn(RETRIABILITY, code) ? RETRIABILITY[code as ErrorCode] : 'varies';
+}

@@ -4,7 +4,7 @@
  * asked for. Wire-independent: the Kafka handler decodes and encodes around it.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
-import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
+import { toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { Attributes, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp } from '../storage/record-batch.js';
 import { validateRecords } from '../storage/record-validator.js';
@@ -49,16 +49,19 @@ export async function producePartition(log: PartitionLog, states: ProducerStates
  */
 export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<{ done: Promise<ProduceOutcome> }> {
   // Wrapped in an object: an async function returning a bare promise would wait for it.
-  const fail = (errorCode: number, errorMessage: string) => ({ done: Promise.resolve<ProduceOutcome>({ errorCode, errorMessage, baseOffset: -1n, logStartOffset: log.logStartOffset }) });
-  const failed = (err: unknown): ProduceOutcome => ({ errorCode: toKafkaError(err).code, errorMessage: toKafkaError(err).message, baseOffset: -1n, logStartOffset: log.logStartOffset });
+  const failed = (err: unknown): ProduceOutcome => {
+    const e = toKafkaError(err);
+    return { errorCode: e.code, errorMessage: e.message, baseOffset: -1n, logStartOffset: log.logStartOffset };
+  };
+  const fail = (err: MeridianError) => ({ done: Promise.resolve(failed(err)) });
   try {
-    if (records === null) return fail(kafkaCode('CORRUPT_MESSAGE'), 'produce request has null records');
+    if (records === null) return fail(new MeridianError(ErrorCode.CorruptBatch, 'produce request has null records'));
     const batches = splitBatches(records);
     const headers = log.validate(batches);
     if (headers.some(isControlBatch)) {
       // Control batches are the broker's own (Kafka refuses them from clients too); one from
       // a client could pose as a replication marker.
-      return fail(kafkaCode('INVALID_RECORD'), 'control batches cannot be produced by clients');
+      return fail(new MeridianError(ErrorCode.InvalidBatch, 'control batches cannot be produced by clients'));
     }
     // Every record is walked before anything is written or any producer state moves: a batch
     // whose CRC is right but whose records are not would stop every consumer of the partition.
@@ -78,7 +81,7 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       // One batch per partition per request is what both clients send; with several, the
       // first decides (a duplicate request repeats all of them).
       const verdict = state.check(headers[0]);
-      if (verdict.kind === 'error') return fail(verdict.errorCode, verdict.message);
+      if (verdict.kind === 'error') return fail(verdict.error);
       if (verdict.kind === 'duplicate') {
         // Kafka answers a duplicate with the original offsets and no error (never 46), once
         // the original is as durable as this request asks.
@@ -87,7 +90,7 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       }
       for (let i = 1; i < headers.length; i++) {
         const v = state.check(headers[i]);
-        if (v.kind === 'error') return fail(v.errorCode, v.message);
+        if (v.kind === 'error') return fail(v.error);
       }
     }
     const pending = log.appendValidated(batches, headers, { sync });

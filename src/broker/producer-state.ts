@@ -4,11 +4,12 @@
  * retried batch is recognised and answered with its original offsets instead of being
  * written twice.
  *
- * Rules (Kafka's ProducerAppendInfo.checkSequence, KAFKA-COMPAT.md §4):
- * - epoch below the current one → INVALID_PRODUCER_EPOCH (47)
+ * Rules (Kafka's ProducerAppendInfo.checkSequence):
+ * - epoch below the current one → INVALID_PRODUCER_EPOCH
  * - a batch equal to one of the cached five → duplicate: acknowledged with its offsets
- * - new epoch → the sequence must start at 0, else OUT_OF_ORDER_SEQUENCE_NUMBER (45)
- * - same epoch → the sequence must follow the last one (wrapping at INT32_MAX), else 45
+ * - new epoch → the sequence must start at 0, else OUT_OF_ORDER_SEQUENCE
+ * - same epoch → the sequence must follow the last one (wrapping at INT32_MAX), else
+ *   OUT_OF_ORDER_SEQUENCE
  * - an unknown producer (new, or expired, or from before a restart without state) may
  *   start at any sequence, as modern Kafka allows.
  *
@@ -21,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { BatchHeader } from '../storage/record-batch.js';
-import { KafkaErrorCode } from '../protocol/kafka/error-codes.js';
+import { ErrorCode, MeridianError } from '../errors.js';
 
 const RETAINED_BATCHES = 5;
 const SNAPSHOT_SUFFIX = '.producers';
@@ -48,7 +49,7 @@ interface Entry {
 export type SequenceCheck =
   | { kind: 'append' }
   | { kind: 'duplicate'; baseOffset: bigint; lastOffset: bigint; pending?: Promise<unknown> }
-  | { kind: 'error'; errorCode: number; message: string };
+  | { kind: 'error'; error: MeridianError };
 
 const APPEND: SequenceCheck = { kind: 'append' };
 
@@ -80,7 +81,7 @@ export class ProducerState {
     const e = this.#entries.get(h.producerId);
     if (e === undefined) return APPEND;
     if (h.producerEpoch < e.epoch) {
-      return { kind: 'error', errorCode: KafkaErrorCode.INVALID_PRODUCER_EPOCH.code, message: `producer ${h.producerId} epoch ${h.producerEpoch} is older than ${e.epoch}` };
+      return { kind: 'error', error: new MeridianError(ErrorCode.InvalidProducerEpoch, `producer ${h.producerId} epoch ${h.producerEpoch} is older than ${e.epoch}`) };
     }
     const lastSeq = lastSeqOf(h);
     if (h.producerEpoch === e.epoch) {
@@ -88,20 +89,12 @@ export class ProducerState {
       if (dup) return { kind: 'duplicate', baseOffset: dup.baseOffset, lastOffset: dup.lastOffset, pending: dup.pending };
       const last = e.batches[e.batches.length - 1];
       if (last !== undefined && h.baseSequence !== nextSeq(last.lastSeq)) {
-        return {
-          kind: 'error',
-          errorCode: KafkaErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code,
-          message: `producer ${h.producerId} sent sequence ${h.baseSequence} after ${last.lastSeq}`,
-        };
+        return { kind: 'error', error: new MeridianError(ErrorCode.OutOfOrderSequence, `producer ${h.producerId} sent sequence ${h.baseSequence} after ${last.lastSeq}`) };
       }
       return APPEND;
     }
     if (h.baseSequence !== 0) {
-      return {
-        kind: 'error',
-        errorCode: KafkaErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code,
-        message: `producer ${h.producerId} started epoch ${h.producerEpoch} at sequence ${h.baseSequence}, not 0`,
-      };
+      return { kind: 'error', error: new MeridianError(ErrorCode.OutOfOrderSequence, `producer ${h.producerId} started epoch ${h.producerEpoch} at sequence ${h.baseSequence}, not 0`) };
     }
     return APPEND;
   }

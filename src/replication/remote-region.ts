@@ -6,8 +6,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { kafkaCode } from '../protocol/kafka/error-mapping.js';
-import { kafkaErrorByCode } from '../protocol/kafka/error-codes.js';
+import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from './link-client.js';
 import type { Link } from './policy.js';
 import {
@@ -73,13 +72,13 @@ class ByteBudget {
           },
         });
       };
-      if (signal.aborted) return reject(new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true }));
+      if (signal.aborted) return reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
       if (this.#waiters.length === 0 && (this.#used === 0 || this.#used + bytes <= this.capacity)) return grant();
       const onAbort = () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) {
           this.#waiters.splice(i, 1);
-          reject(new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true }));
+          reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
         }
       };
       const waiter = {
@@ -145,12 +144,10 @@ class RateLimiter {
         }, waitMs);
         signal.addEventListener('abort', onAbort, { once: true });
       });
-      if (signal.aborted) throw new MeridianError(ErrorCode.StorageIo, 'stopped', { retriable: true });
+      if (signal.aborted) throw new MeridianError(ErrorCode.Aborted, 'stopped');
     }
   }
 }
-
-const PERMANENT_APPEND_ERRORS = new Set([kafkaCode('MESSAGE_TOO_LARGE'), kafkaCode('RECORD_LIST_TOO_LARGE'), kafkaCode('INVALID_RECORD'), kafkaCode('CORRUPT_MESSAGE')]);
 
 export class RemoteRegion {
   readonly name: string;
@@ -206,7 +203,7 @@ export class RemoteRegion {
     }
     const res = await p;
     const entry = res.partitions.find((x) => x.partition === partition);
-    if (entry === undefined) throw new MeridianError(ErrorCode.StorageIo, `region ${this.name} did not report partition ${partition} of ${topic}`, { retriable: true });
+    if (entry === undefined) throw new MeridianError(ErrorCode.RemoteUnavailable, `region ${this.name} did not report partition ${partition} of ${topic}`);
     return entry.senderCursor;
   }
 
@@ -217,10 +214,9 @@ export class RemoteRegion {
       ),
     );
     const res = readHandshakeResponse(r!);
-    if (res.errorCode !== 0) {
-      const permanent = res.errorCode === kafkaCode('INVALID_PARTITIONS') || res.errorCode === kafkaCode('INVALID_REQUEST');
-      throw new MeridianError(permanent ? ErrorCode.InvalidPartitions : ErrorCode.StorageIo, `region ${this.name}: ${res.errorMessage ?? kafkaErrorByCode(res.errorCode)?.name ?? res.errorCode}`, { retriable: !permanent });
-    }
+    // Partition counts that differ, or a registry that sends here what is meant for another
+    // region, are refused until an operator acts; anything else is worth a retry.
+    if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name}`);
     return res;
   }
 
@@ -235,13 +231,9 @@ export class RemoteRegion {
       this.client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, ...req })),
     );
     const res = readAppendResponse(r!);
-    if (res.errorCode !== 0) {
-      const info = kafkaErrorByCode(res.errorCode);
-      // A batch the remote will never take (too large for its limits, refused as invalid)
-      // puts the link in error until an operator acts; anything else is worth a retry.
-      const permanent = PERMANENT_APPEND_ERRORS.has(res.errorCode);
-      throw new MeridianError(permanent ? ErrorCode.InvalidBatch : ErrorCode.StorageIo, `region ${this.name} refused the append: ${res.errorMessage ?? info?.name ?? res.errorCode}`, { retriable: !permanent });
-    }
+    // A batch the remote will never take (too large for its limits, refused as invalid)
+    // puts the link in error until an operator acts; anything else is worth a retry.
+    if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name} refused the append`);
     return res;
   }
 

@@ -10,7 +10,6 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { isControlBatch, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { validateRecords } from '../storage/record-validator.js';
@@ -24,6 +23,18 @@ export interface TargetStats {
   appendedBytes: number;
   duplicateBatches: number;
   loopDroppedBatches: number;
+}
+
+/**
+ * A handshake's answer before it is encoded: `error` (null on success) becomes the
+ * response's error code and message in the protocol layer (broker/kafka/replication.ts).
+ */
+export type HandshakeResult = Omit<HandshakeResponse, 'errorCode' | 'errorMessage'> & { error: Error | null };
+/** An append's answer before it is encoded, as HandshakeResult. */
+export type AppendResult = Omit<AppendResponse, 'errorCode' | 'errorMessage'> & { error: Error | null };
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 export class ReplicationTarget {
@@ -40,10 +51,10 @@ export class ReplicationTarget {
     this.#log = opts.logger.child({ component: 'replication-target' });
   }
 
-  async handshake(req: HandshakeRequest): Promise<HandshakeResponse> {
-    const fail = (code: string, message: string): HandshakeResponse => ({ errorCode: kafkaCode(code as never), errorMessage: message, region: this.region, partitionCount: -1, partitions: [] });
-    if (req.targetRegion !== this.region) return fail('INVALID_REQUEST', `this broker serves region ${this.region}, not ${req.targetRegion}: check replication.regions in ${req.senderRegion}'s config`);
-    if (req.senderRegion === this.region) return fail('INVALID_REQUEST', `region ${req.senderRegion} cannot replicate to itself`);
+  async handshake(req: HandshakeRequest): Promise<HandshakeResult> {
+    const fail = (error: Error): HandshakeResult => ({ error, region: this.region, partitionCount: -1, partitions: [] });
+    if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}: check replication.regions in ${req.senderRegion}'s config`));
+    if (req.senderRegion === this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `region ${req.senderRegion} cannot replicate to itself`));
     try {
       let info = this.#topics.getTopic(req.topic);
       if (info === undefined && req.createIfMissing) {
@@ -55,10 +66,10 @@ export class ReplicationTarget {
           info = this.#topics.getTopic(req.topic);
         }
       }
-      if (info === undefined) return fail('UNKNOWN_TOPIC_OR_PARTITION', `topic ${req.topic} does not exist in region ${this.region}`);
+      if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
       if (info.partitions !== req.partitionCount) {
         return {
-          ...fail('INVALID_PARTITIONS', `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do`),
+          ...fail(new MeridianError(ErrorCode.InvalidPartitions, `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do`)),
           partitionCount: info.partitions,
         };
       }
@@ -71,10 +82,9 @@ export class ReplicationTarget {
           return { partition, senderCursor: state.table.lastSender(req.senderRegion, req.senderTopicId) };
         }),
       );
-      return { errorCode: 0, errorMessage: null, region: this.region, partitionCount: info.partitions, partitions };
+      return { error: null, region: this.region, partitionCount: info.partitions, partitions };
     } catch (err) {
-      const e = toKafkaError(err);
-      return { ...fail('UNKNOWN_SERVER_ERROR', e.message), errorCode: e.code };
+      return fail(asError(err));
     }
   }
 
@@ -82,11 +92,11 @@ export class ReplicationTarget {
    * Validates, dedups and appends; resolves once the offsets are assigned (the connection may
    * go on with its next request), with `done` settling when the append is durable.
    */
-  async append(req: AppendRequest): Promise<{ done: Promise<AppendResponse> }> {
-    const fail = (errorCode: number, errorMessage: string) => ({ done: Promise.resolve<AppendResponse>({ errorCode, errorMessage, senderCursor: -1n, appendedBatches: 0, duplicateBatches: 0 }) });
-    if (req.targetRegion !== this.region) return fail(kafkaCode('INVALID_REQUEST'), `this broker serves region ${this.region}, not ${req.targetRegion}`);
+  async append(req: AppendRequest): Promise<{ done: Promise<AppendResult> }> {
+    const fail = (error: Error) => ({ done: Promise.resolve<AppendResult>({ error, senderCursor: -1n, appendedBatches: 0, duplicateBatches: 0 }) });
+    if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`));
     const log = this.#topics.partition(req.topic, req.partition);
-    if (log === undefined) return fail(kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), `${req.topic}/${req.partition} does not exist in region ${this.region}`);
+    if (log === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `${req.topic}/${req.partition} does not exist in region ${this.region}`));
     try {
       const state = await this.#states.forLog(log);
       const table = state.table;
@@ -94,7 +104,7 @@ export class ReplicationTarget {
       if (req.continuesFrom !== NO_CONTINUITY_CHECK && req.continuesFrom !== held) {
         // An earlier request of the sender's pipeline failed (or this region restarted):
         // appending this one would leave a gap. The sender asks where to resume.
-        return fail(kafkaCode('OUT_OF_ORDER_SEQUENCE_NUMBER'), `${req.topic}/${req.partition} in ${this.region} holds ${req.senderRegion}'s log up to ${held}, but the request continues from ${req.continuesFrom}`);
+        return fail(new MeridianError(ErrorCode.OutOfOrderSequence, `${req.topic}/${req.partition} in ${this.region} holds ${req.senderRegion}'s log up to ${held}, but the request continues from ${req.continuesFrom}`));
       }
       // What this request itself appends, so a batch repeated within it is a duplicate too.
       const pending = new Map<string, bigint>();
@@ -143,7 +153,7 @@ export class ReplicationTarget {
       this.stats.duplicateBatches += duplicates - looped;
       this.stats.loopDroppedBatches += looped;
       const kept = runs.reduce((n, r) => n + r.batches.length, 0);
-      const answer = (): AppendResponse => ({ errorCode: 0, errorMessage: null, senderCursor: table.lastSender(req.senderRegion, req.senderTopicId), appendedBatches: kept, duplicateBatches: duplicates });
+      const answer = (): AppendResult => ({ error: null, senderCursor: table.lastSender(req.senderRegion, req.senderTopicId), appendedBatches: kept, duplicateBatches: duplicates });
       if (runs.length === 0) {
         // Nothing new: the sender may move on (in memory only; after a restart the
         // rebuilt cursor is lower and the sender resends, which dedups again).
@@ -167,17 +177,16 @@ export class ReplicationTarget {
       this.stats.appendedBatches += kept;
       this.stats.appendedBytes += bytes;
       return {
-        done: appended.done.then(answer, (err) => {
+        done: appended.done.then(answer, (err: unknown): AppendResult => {
           // The table already counted these batches: rebuild it from what the log holds.
           this.#states.invalidate(log);
-          const e = toKafkaError(err);
-          return { errorCode: e.code, errorMessage: e.message, senderCursor: -1n, appendedBatches: 0, duplicateBatches: duplicates };
+          return { error: asError(err), senderCursor: -1n, appendedBatches: 0, duplicateBatches: duplicates };
         }),
       };
     } catch (err) {
-      const e = toKafkaError(err);
-      this.#log.warn({ topic: req.topic, partition: req.partition, from: req.senderRegion, err: e.message }, 'replicated append rejected');
-      return fail(e.code, e.message);
+      const error = asError(err);
+      this.#log.warn({ topic: req.topic, partition: req.partition, from: req.senderRegion, err: error.message }, 'replicated append rejected');
+      return fail(error);
     }
   }
 }

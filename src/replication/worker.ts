@@ -300,13 +300,13 @@ export class PartitionWorker {
       `resolve it (e.g. delete the topic in ${this.link.remote} or accept the loss), then delete ${this.#holdFile}`;
     writeFileAtomicSync(this.#holdFile, JSON.stringify({ remote: this.link.remote, remoteCursor: String(cursor), logEnd: String(this.log.highWatermark), at: new Date().toISOString(), message }, null, 2) + '\n');
     this.#logger.error({ remoteCursor: String(cursor), logEnd: String(this.log.highWatermark) }, 'replication stopped: the remote holds offsets this region no longer has');
-    throw new MeridianError(ErrorCode.InvalidPartitions, message);
+    throw new MeridianError(ErrorCode.ReplicationDiverged, message);
   }
 
   #checkHold(): void {
     if (!fs.existsSync(this.#holdFile)) return;
     const held = JSON.parse(fs.readFileSync(this.#holdFile, 'utf8')) as { message: string };
-    throw new MeridianError(ErrorCode.InvalidPartitions, held.message);
+    throw new MeridianError(ErrorCode.ReplicationDiverged, held.message);
   }
 
   #partitionCount(): number {

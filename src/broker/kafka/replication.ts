@@ -5,6 +5,7 @@
  * does, so requests for other partitions on the same link share the next fsync.
  */
 import type { RequestContext } from '../../protocol/kafka/connection.js';
+import { toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
@@ -15,17 +16,25 @@ import {
   writeAppendResponse,
   writeHandshakeResponse,
 } from '../../replication/replication-api.js';
+import type { AppendResult, HandshakeResult } from '../../replication/replication-target.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 
 export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext, body: Reader): Promise<Buffer[]> {
   const { apiKey, correlationId } = ctx.header;
   const w = new Writer(64);
   if (apiKey === ReplicationApiKey.Handshake) {
-    writeHandshakeResponse(w, await deps.replication.handshake(readHandshakeRequest(body)));
+    writeHandshakeResponse(w, withErrorCode(await deps.replication.handshake(readHandshakeRequest(body))));
   } else {
     const begun = await deps.replication.append(readAppendRequest(body));
     ctx.release();
-    writeAppendResponse(w, await begun.done);
+    writeAppendResponse(w, withErrorCode(await begun.done));
   }
   return encodeResponseFrameChunks(correlationId, 0, w.toBuffers());
+}
+
+/** The target's result with its error as the response's error code and message. */
+function withErrorCode<T extends HandshakeResult | AppendResult>({ error, ...rest }: T): Omit<T, 'error'> & { errorCode: number; errorMessage: string | null } {
+  if (error === null) return { ...rest, errorCode: 0, errorMessage: null };
+  const e = toKafkaError(error);
+  return { ...rest, errorCode: e.code, errorMessage: e.message };
 }

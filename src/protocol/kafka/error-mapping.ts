@@ -1,12 +1,24 @@
 /**
- * The one place where Meridian's internal errors become Kafka error codes. Handlers catch,
- * call `toKafkaError`, and put the code (and message, where the response has a field for it)
- * into the response; nothing else in the broker knows Kafka's numbers for internal errors.
+ * The one place where Meridian's errors and Kafka error codes meet. Handlers catch, call
+ * `toKafkaError`, and put the code (and message, where the response has a field for it)
+ * into the response; the replication link turns a remote region's Kafka code back into a
+ * Meridian error with `fromRemoteKafkaError`. Nothing else in the broker knows Kafka's
+ * numbers for internal errors.
+ *
+ * Kafka's clients retry a code Kafka lists as retriable and give up on the others, so each
+ * code maps to a Kafka error whose retriability is the code's own (errors.ts): a code that
+ * is `always` retriable maps to a retriable Kafka error, `never` to one that is not, and
+ * `varies` to a pair chosen by each error's flag. WIRE_RETRIABILITY_DIFFERS lists the few
+ * codes that keep a Kafka error of the other kind, and why. The table in src/README.md
+ * documents all of it; test/errors.test.ts checks the three agree.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
-import { KafkaErrorCode, type KafkaErrorName } from './error-codes.js';
+import { KafkaErrorCode, kafkaErrorByCode, type KafkaErrorName } from './error-codes.js';
 
-const MAPPING: Record<string, KafkaErrorName> = {
+/** One Kafka error, or one for retriable errors of the code and one for the others. */
+export type KafkaMapping = KafkaErrorName | { readonly retriable: KafkaErrorName; readonly permanent: KafkaErrorName };
+
+export const KAFKA_MAPPING = {
   [ErrorCode.CorruptBatch]: 'CORRUPT_MESSAGE',
   [ErrorCode.InvalidBatch]: 'INVALID_RECORD',
   [ErrorCode.BatchTooLarge]: 'MESSAGE_TOO_LARGE',
@@ -19,9 +31,37 @@ const MAPPING: Record<string, KafkaErrorName> = {
   // A log closing under a request (shutdown, topic deletion): retriable, and clients
   // refresh metadata on it.
   [ErrorCode.LogClosed]: 'NOT_LEADER_OR_FOLLOWER',
-  [ErrorCode.StorageIo]: 'KAFKA_STORAGE_ERROR',
+  [ErrorCode.Aborted]: 'NOT_LEADER_OR_FOLLOWER',
+  [ErrorCode.StorageIo]: { retriable: 'KAFKA_STORAGE_ERROR', permanent: 'KAFKA_STORAGE_ERROR' },
   [ErrorCode.CorruptLog]: 'KAFKA_STORAGE_ERROR',
-};
+  [ErrorCode.InvalidProducerEpoch]: 'INVALID_PRODUCER_EPOCH',
+  [ErrorCode.OutOfOrderSequence]: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  [ErrorCode.ReplicationMisrouted]: 'INVALID_REQUEST',
+  // The codes below are raised where no Kafka client is waiting (start-up, the sending
+  // side of a replication link); should one reach a client, it gets an error of the
+  // right retriability.
+  [ErrorCode.DataDirLocked]: 'UNKNOWN_SERVER_ERROR',
+  [ErrorCode.BadConfig]: 'UNKNOWN_SERVER_ERROR',
+  [ErrorCode.StartupFailed]: 'UNKNOWN_SERVER_ERROR',
+  [ErrorCode.LinkUnreachable]: 'NETWORK_EXCEPTION',
+  [ErrorCode.RemoteRefused]: 'UNKNOWN_SERVER_ERROR',
+  [ErrorCode.RemoteUnavailable]: 'REPLICA_NOT_AVAILABLE',
+  [ErrorCode.ReplicationDiverged]: 'UNKNOWN_SERVER_ERROR',
+} as const satisfies Record<ErrorCode, KafkaMapping>;
+
+/**
+ * Codes whose Kafka error is of the other retriability than the code. Each keeps what
+ * Kafka's own broker answers in the same situation, which clients rely on; src/README.md
+ * says why for each.
+ */
+export const WIRE_RETRIABILITY_DIFFERS: ReadonlySet<ErrorCode> = new Set([ErrorCode.CorruptBatch, ErrorCode.StorageIo, ErrorCode.CorruptLog]);
+
+/** The Kafka error a client gets for an error of `code` whose retriability is `retriable`. */
+export function kafkaErrorNameFor(code: string, retriable: boolean): KafkaErrorName {
+  if (!Object.hasOwn(KAFKA_MAPPING, code)) return 'UNKNOWN_SERVER_ERROR';
+  const m: KafkaMapping = KAFKA_MAPPING[code as ErrorCode];
+  return typeof m === 'string' ? m : retriable ? m.retriable : m.permanent;
+}
 
 export interface KafkaError {
   code: number;
@@ -30,7 +70,7 @@ export interface KafkaError {
 }
 
 export function toKafkaError(err: unknown): KafkaError {
-  const name: KafkaErrorName = err instanceof MeridianError ? (MAPPING[err.code] ?? 'UNKNOWN_SERVER_ERROR') : 'UNKNOWN_SERVER_ERROR';
+  const name: KafkaErrorName = err instanceof MeridianError ? kafkaErrorNameFor(err.code, err.retriable) : 'UNKNOWN_SERVER_ERROR';
   const message = err instanceof Error ? err.message : String(err);
   return { code: KafkaErrorCode[name].code, name, message };
 }
@@ -38,4 +78,26 @@ export function toKafkaError(err: unknown): KafkaError {
 /** Kafka error code by name, for handlers that produce protocol-level errors directly. */
 export function kafkaCode(name: KafkaErrorName): number {
   return KafkaErrorCode[name].code;
+}
+
+/**
+ * What a Meridian region answers on the replication API for a request it will never take
+ * as sent: a batch beyond its limits or invalid, partition counts that differ, a request
+ * meant for another region (see the mapping of those codes above).
+ */
+const REFUSED_BY_REMOTE: ReadonlySet<number> = new Set(
+  (['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_PARTITIONS', 'INVALID_REQUEST'] as const).map(kafkaCode),
+);
+
+/**
+ * A remote region's non-zero error code on the replication API, as the error the sending
+ * side acts on: REMOTE_REFUSED (the link stays in error until an operator acts) for a
+ * refusal, REMOTE_UNAVAILABLE (retried after a backoff) for anything else, such as its disk
+ * being full, its shutting down, or a request that did not continue what it holds.
+ * `context` opens the message ("region eu-west refused the append").
+ */
+export function fromRemoteKafkaError(errorCode: number, errorMessage: string | null, context: string): MeridianError {
+  const detail = errorMessage ?? kafkaErrorByCode(errorCode)?.name ?? String(errorCode);
+  const code = REFUSED_BY_REMOTE.has(errorCode) ? ErrorCode.RemoteRefused : ErrorCode.RemoteUnavailable;
+  return new MeridianError(code, `${context}: ${detail}`);
 }
