@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { ApiKey } from '../src/protocol/kafka/api-keys.js';
 import { messageCodecs } from '../src/protocol/kafka/messages/index.js';
+import { FrameDecoder } from '../src/protocol/kafka/frame-decoder.js';
 import { Reader } from '../src/protocol/kafka/reader.js';
 import { Writer } from '../src/protocol/kafka/writer.js';
 import { encodeBatch } from '../src/storage/record-batch.js';
@@ -99,12 +100,9 @@ async function latencyRun(port: number, topic: string, rate: number, seconds: nu
   sock.setNoDelay(true);
   const inflight = new Map<number, number[]>();
   const latencies: number[] = [];
-  let buf = Buffer.alloc(0);
+  const frames = new FrameDecoder({ maxFrameBytes: 0x7fffffff });
   sock.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
-      const frame = buf.subarray(4, 4 + buf.readInt32BE(0));
-      buf = buf.subarray(4 + frame.length);
+    for (const frame of frames.push(d)) {
       const r = new Reader(frame);
       const corr = r.int32();
       const res = messageCodecs.get(ApiKey.Produce)!.decodeResponse(r, 7) as { responses: Array<{ partitionResponses: Array<{ errorCode: number }> }> };

@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { FrameDecoder } from '../protocol/kafka/frame-decoder.js';
 import { Reader } from '../protocol/kafka/reader.js';
 import { Writer } from '../protocol/kafka/writer.js';
 
@@ -31,7 +32,7 @@ export class LinkClient {
   #connecting: Promise<net.Socket> | undefined;
   #inFlight = new Map<number, InFlight>();
   #nextId = 1;
-  #buf: Buffer = Buffer.alloc(0);
+  #frames: FrameDecoder | undefined;
   #closed = false;
 
   constructor(opts: LinkClientOptions) {
@@ -44,7 +45,7 @@ export class LinkClient {
   }
 
   async request(apiKey: number, version: number, body: (w: Writer) => void): Promise<Reader> {
-    if (this.#closed) throw new MeridianError(ErrorCode.StorageIo, `link to ${this.address} is closed`, { retriable: true });
+    if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `link to ${this.address} is closed`);
     const socket = await this.#connect();
     const correlationId = this.#nextId++ & 0x7fffffff;
     // Batches of 16 KiB and more go out as their own chunks, uncopied; the size prefix is
@@ -55,7 +56,7 @@ export class LinkClient {
     const size = Buffer.allocUnsafe(4);
     size.writeInt32BE(w.length, 0);
     return new Promise<Reader>((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail(new MeridianError(ErrorCode.StorageIo, `no answer from ${this.address} within ${this.#opts.requestTimeoutMs} ms`, { retriable: true })), this.#opts.requestTimeoutMs);
+      const timer = setTimeout(() => this.#fail(new MeridianError(ErrorCode.LinkUnreachable, `no answer from ${this.address} within ${this.#opts.requestTimeoutMs} ms`)), this.#opts.requestTimeoutMs);
       this.#inFlight.set(correlationId, { resolve, reject, timer });
       socket.cork();
       socket.write(size);
@@ -66,7 +67,7 @@ export class LinkClient {
 
   close(): void {
     this.#closed = true;
-    this.#fail(new MeridianError(ErrorCode.StorageIo, `link to ${this.address} closed`, { retriable: true }));
+    this.#fail(new MeridianError(ErrorCode.Aborted, `link to ${this.address} closed`));
   }
 
   #connect(): Promise<net.Socket> {
@@ -80,41 +81,47 @@ export class LinkClient {
         this.#connecting = undefined;
         if (this.#closed) {
           socket.destroy();
-          return reject(new MeridianError(ErrorCode.StorageIo, `link to ${this.address} is closed`, { retriable: true }));
+          return reject(new MeridianError(ErrorCode.Aborted, `link to ${this.address} is closed`));
         }
         this.#socket = socket;
-        this.#buf = Buffer.alloc(0);
-        socket.on('data', (d: Buffer) => this.#onData(d));
+        const frames = new FrameDecoder({ maxFrameBytes: this.#opts.maxFrameBytes });
+        this.#frames = frames;
+        socket.on('data', (d: Buffer) => this.#onData(frames, d));
         socket.on('close', () => {
-          if (this.#socket === socket) this.#fail(new MeridianError(ErrorCode.StorageIo, `connection to ${this.address} closed`, { retriable: true }));
+          frames.discard();
+          if (this.#socket === socket) this.#fail(new MeridianError(ErrorCode.LinkUnreachable, `connection to ${this.address} closed`));
         });
         resolve(socket);
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
         if (this.#socket === socket) {
-          this.#fail(new MeridianError(ErrorCode.StorageIo, `connection to ${this.address} failed: ${err.message}`, { retriable: true, cause: err }));
+          this.#fail(new MeridianError(ErrorCode.LinkUnreachable, `connection to ${this.address} failed: ${err.message}`, { cause: err }));
         } else {
           this.#connecting = undefined;
-          reject(new MeridianError(ErrorCode.StorageIo, `cannot connect to ${this.address}: ${err.message}`, { retriable: true, cause: err }));
+          reject(new MeridianError(ErrorCode.LinkUnreachable, `cannot connect to ${this.address}: ${err.message}`, { cause: err }));
         }
       });
     });
     return this.#connecting;
   }
 
-  #onData(d: Buffer): void {
-    this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
-    while (this.#buf.length >= 4) {
-      const size = this.#buf.readInt32BE(0);
-      if (size < 4 || size > this.#opts.maxFrameBytes) {
-        this.#fail(new MeridianError(ErrorCode.StorageIo, `garbled response from ${this.address} (frame of ${size} bytes)`, { retriable: true }));
+  #onData(frames: FrameDecoder, d: Buffer): void {
+    // A chunk that arrives after the connection failed belongs to no request any more.
+    if (this.#frames !== frames) return;
+    let bodies: Buffer[];
+    try {
+      bodies = frames.push(d);
+    } catch (err) {
+      this.#fail(new MeridianError(ErrorCode.LinkUnreachable, `garbled response from ${this.address}: ${(err as Error).message}`, { retriable: true, cause: err }));
+      return;
+    }
+    for (const body of bodies) {
+      if (body.length < 4) {
+        this.#fail(new MeridianError(ErrorCode.LinkUnreachable, `garbled response from ${this.address} (frame of ${body.length} bytes)`));
         return;
       }
-      if (this.#buf.length < 4 + size) return;
-      const frame = this.#buf.subarray(4, 4 + size);
-      this.#buf = this.#buf.subarray(4 + size);
-      const r = new Reader(frame);
+      const r = new Reader(body);
       const id = r.int32('correlation_id');
       const waiter = this.#inFlight.get(id);
       if (waiter === undefined) continue; // answered after a timeout gave up on it
@@ -127,6 +134,8 @@ export class LinkClient {
   #fail(err: Error): void {
     const socket = this.#socket;
     this.#socket = undefined;
+    this.#frames?.discard();
+    this.#frames = undefined;
     socket?.destroy();
     const waiting = [...this.#inFlight.values()];
     this.#inFlight.clear();

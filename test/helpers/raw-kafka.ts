@@ -4,6 +4,7 @@
  * are encoded with the project's own generated codecs; responses are returned as raw frames.
  */
 import net from 'node:net';
+import { FrameDecoder } from '../../src/protocol/kafka/frame-decoder.js';
 import { Reader } from '../../src/protocol/kafka/reader.js';
 import { Writer } from '../../src/protocol/kafka/writer.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../../src/protocol/kafka/api-keys.js';
@@ -11,7 +12,8 @@ import { messageCodecs } from '../../src/protocol/kafka/messages/index.js';
 
 export class RawClient {
   readonly socket: net.Socket;
-  #buf = Buffer.alloc(0);
+  /** Responses of any size a Kafka frame can announce. */
+  readonly #decoder = new FrameDecoder({ maxFrameBytes: 0x7fffffff });
   #frames: Buffer[] = [];
   #waiters: Array<() => void> = [];
   closed = false;
@@ -20,11 +22,10 @@ export class RawClient {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d]);
-      while (this.#buf.length >= 4 && this.#buf.length >= 4 + this.#buf.readInt32BE(0)) {
-        const size = this.#buf.readInt32BE(0);
-        this.#frames.push(this.#buf.subarray(4, 4 + size));
-        this.#buf = this.#buf.subarray(4 + size);
+      try {
+        this.#frames.push(...this.#decoder.push(d));
+      } catch {
+        socket.destroy(); // a negative size prefix: no frame boundary can be trusted after it
       }
       this.#wake();
     });

@@ -5,6 +5,7 @@
  * on this kernel; a proxy is the simplest way to break a link on loopback.)
  */
 import net from 'node:net';
+import { FrameDecoder } from '../../src/protocol/kafka/frame-decoder.js';
 
 export type FrameVerdict = 'forward' | 'kill';
 
@@ -18,19 +19,18 @@ export interface ProxyOptions {
   delayMs?: number;
 }
 
-/** Splits a byte stream into size-prefixed frames. */
+/** Splits a byte stream into whole frames, each with its size prefix, as the inspectors get them. */
 class FrameSplitter {
-  #buf = Buffer.alloc(0);
+  readonly #decoder = new FrameDecoder({ maxFrameBytes: 0x7fffffff });
+
+  /** Throws on a negative size prefix, after which the stream has no frame boundary left. */
   push(chunk: Buffer): Buffer[] {
-    this.#buf = Buffer.concat([this.#buf, chunk]);
-    const out: Buffer[] = [];
-    while (this.#buf.length >= 4) {
-      const size = this.#buf.readInt32BE(0);
-      if (size < 0 || this.#buf.length < 4 + size) break;
-      out.push(this.#buf.subarray(0, 4 + size));
-      this.#buf = this.#buf.subarray(4 + size);
-    }
-    return out;
+    return this.#decoder.push(chunk).map((body) => {
+      const frame = Buffer.allocUnsafe(4 + body.length);
+      frame.writeInt32BE(body.length, 0);
+      body.copy(frame, 4);
+      return frame;
+    });
   }
 }
 
@@ -83,7 +83,13 @@ export class TcpProxy {
         else to.write(b);
       };
       if (!splitter || !inspect) return send(chunk);
-      for (const frame of splitter.push(chunk)) {
+      let frames: Buffer[];
+      try {
+        frames = splitter.push(chunk);
+      } catch {
+        return kill();
+      }
+      for (const frame of frames) {
         if (inspect(frame) === 'kill') return kill();
         send(frame);
       }
