@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { parseSize as parseSizeOrUndefined } from '../src/config/schema.js';
+import { parseSize as parseSizeOrUndefined } from '../src/units.js';
 
 const BENCH_ROOT = path.dirname(fileURLToPath(import.meta.url));
 /** The machine's load when the benchmark started: this VM is shared and noisy, so say so. */

@@ -12,25 +12,20 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { parsePolicies, parseRegions, PolicyError } from '../replication/policy.js';
+import { DURATION_UNIT_NAMES, formatDuration, formatSize, parseUnit, SIZE_UNIT_NAMES, type UnitKind } from '../units.js';
 import {
   brokerConfigSchema,
-  DURATION_UNIT_NAMES,
-  formatDuration,
-  formatSize,
   isObjectSchema,
   isWildcardHost,
-  parseUnit,
   schemaAt,
   schemaLeaves,
-  SIZE_UNIT_NAMES,
   type BrokerConfig,
   type BrokerConfigInput,
   type FieldSchema,
   type LeafSchema,
-  type UnitKind,
 } from './schema.js';
 
 export interface ConfigIssue {
@@ -219,6 +214,12 @@ function lineOfPath(doc: Document, lineCounter: LineCounter, path: readonly stri
   let node: unknown = doc.contents;
   let offset: number | undefined = isNode(node) ? node.range?.[0] : undefined;
   for (const key of path) {
+    if (isSeq(node) && /^\d+$/.test(key)) {
+      node = node.items[Number(key)];
+      if (!isNode(node)) break;
+      offset = node.range?.[0] ?? offset;
+      continue;
+    }
     if (!isMap(node)) break;
     const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
     if (pair === undefined) break;
@@ -284,7 +285,33 @@ function crossFieldIssues(config: BrokerConfig, layers: readonly Layer[]): Confi
       ...(at.line === undefined ? {} : { line: at.line }),
     });
   }
+  issues.push(...requiredWhenIssues(config, layers));
   issues.push(...replicationIssues(config, layers));
+  return issues;
+}
+
+/** Fields the schema marks `requiredWhen`, left null while the fields they depend on say they are needed. */
+function requiredWhenIssues(config: BrokerConfig, layers: readonly Layer[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const { path, schema } of schemaLeaves()) {
+    const rule = schema.requiredWhen;
+    if (rule === undefined || getIn(config, path) !== null) continue;
+    const conditions = Object.entries(rule.when).map(([field, values]) => ({ field: field.split('.'), value: getIn(config, field.split('.')), values }));
+    if (!conditions.every((c) => c.values.includes(c.value))) continue;
+    if (rule.unlessSet !== undefined && getIn(config, rule.unlessSet.split('.')) !== null) continue;
+    // Point at the file that asked for the field: where it is set to null, or else where
+    // the most specific field it depends on (the store's type, listed last) got its value.
+    const reasons = conditions.reverse();
+    let at = whereSet(layers, path);
+    for (const c of reasons) if (at.source === 'defaults') at = whereSet(layers, c.field);
+    const because = reasons.map((c) => `${c.field.join('.')} is ${String(c.value)}`).join(' and ');
+    issues.push({
+      source: at.source,
+      path: path.join('.'),
+      detail: `expected ${rule.expected}, since ${because}, got null`,
+      ...(at.line === undefined ? {} : { line: at.line }),
+    });
+  }
   return issues;
 }
 
@@ -293,8 +320,9 @@ function replicationIssues(config: BrokerConfig, layers: readonly Layer[]): Conf
   const r = config.replication;
   const policyIssue = (err: unknown): ConfigIssue => {
     if (!(err instanceof PolicyError)) throw err;
-    const top = err.path.startsWith('replication.regions') ? 'regions' : 'policies';
-    const at = whereSet(layers, ['replication', top]);
+    // "replication.policies[1].targets" -> the line of that very item's field, where known.
+    const path = err.path.split(/[.[\]]+/).filter(Boolean);
+    const at = whereSet(layers, path.slice(0, 2), path);
     return { source: at.source, path: err.path, detail: err.message.slice(err.path.length + 2), ...(at.line === undefined ? {} : { line: at.line }) };
   };
   let names: string[];
@@ -326,11 +354,15 @@ function replicationIssues(config: BrokerConfig, layers: readonly Layer[]): Conf
   return issues;
 }
 
-function whereSet(layers: readonly Layer[], path: readonly string[]): { source: string; line?: number } {
+/**
+ * The last layer that sets `path`, and the line of `linePath` in it (by default `path`
+ * itself; a deeper path points into a list the layer set).
+ */
+function whereSet(layers: readonly Layer[], path: readonly string[], linePath: readonly string[] = path): { source: string; line?: number } {
   for (let i = layers.length - 1; i >= 0; i--) {
     const layer = layers[i]!;
     if (getIn(layer.data, path) !== undefined) {
-      const line = layer.lineOf(path);
+      const line = layer.lineOf(linePath);
       return line === undefined ? { source: layer.sourceOf(path) } : { source: layer.sourceOf(path), line };
     }
   }
@@ -347,6 +379,7 @@ function validator(): ValidateFunction {
   if (compiled !== undefined) return compiled;
   const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
   ajv.addKeyword({ keyword: 'expected', schemaType: 'string' });
+  ajv.addKeyword({ keyword: 'requiredWhen', schemaType: 'object' }); // checked after the merge: requiredWhenIssues
   ajv.addKeyword({
     keyword: 'unit',
     schemaType: 'string',

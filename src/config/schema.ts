@@ -9,7 +9,12 @@
  *   `maximum` run, so limits are stated once, in bytes or ms.
  * - `expected`: a human phrase for error messages where the generic one would be cryptic
  *   (a regex, a `not`).
+ * - `requiredWhen`: the field must not be null while other fields have given values (the
+ *   bucket of an s3 store). Checked on the merged config, since a file may set the store's
+ *   type and the environment its bucket.
  */
+
+import type { UnitKind } from '../units.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -208,85 +213,6 @@ export type DeepPartial<T> = {
 export type BrokerConfigInput = DeepPartial<RawBrokerConfig>;
 
 // ---------------------------------------------------------------------------------------
-// Units
-
-export type UnitKind = 'size' | 'duration';
-
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  tib: 1024 ** 4,
-};
-
-// No bare "m": minutes or months is exactly the ambiguity a config file must not have.
-const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1000,
-  min: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
-export const SIZE_UNIT_NAMES = ['B', 'KB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
-export const DURATION_UNIT_NAMES = ['ms', 's', 'min', 'h', 'd'] as const;
-
-const QUANTITY = /^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/;
-
-/**
- * "4KiB" -> 4096, "10MB" -> 10000000, "512" -> 512, 512 -> 512. Units are case-insensitive.
- * Returns undefined when the text is not a size or is not a whole number of bytes.
- */
-export function parseSize(input: number | string): number | undefined {
-  return parseQuantity(input, SIZE_UNITS, 'b');
-}
-
-/** "250ms", "30s", "5min", "2h", "7d" or a number of milliseconds. */
-export function parseDuration(input: number | string): number | undefined {
-  return parseQuantity(input, DURATION_UNITS, 'ms');
-}
-
-export function parseUnit(kind: UnitKind, input: number | string): number | undefined {
-  return kind === 'size' ? parseSize(input) : parseDuration(input);
-}
-
-function parseQuantity(input: number | string, units: Readonly<Record<string, number>>, bare: string): number | undefined {
-  if (typeof input === 'number') return Number.isSafeInteger(input) ? input : undefined;
-  const match = QUANTITY.exec(input);
-  if (match === null) return undefined;
-  const factor = units[(match[2] || bare).toLowerCase()];
-  if (factor === undefined) return undefined;
-  // Scale decimals exactly ("1.5GiB") without floating-point drift, then insist on a whole result.
-  const [whole = '', frac = ''] = match[1]!.split('.');
-  const scale = 10 ** frac.length;
-  const value = (Number(whole + frac) * factor) / scale;
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
-/** 134217728 -> "128MiB", 1000 -> "1000B"; the largest binary unit that divides exactly. */
-export function formatSize(bytes: number): string {
-  for (const name of ['TiB', 'GiB', 'MiB', 'KiB'] as const) {
-    const factor = SIZE_UNITS[name.toLowerCase()]!;
-    if (bytes !== 0 && bytes % factor === 0) return `${bytes / factor}${name}`;
-  }
-  return `${bytes}B`;
-}
-
-/** 604800000 -> "7d", 1500 -> "1500ms". */
-export function formatDuration(ms: number): string {
-  for (const name of ['d', 'h', 'min', 's'] as const) {
-    const factor = DURATION_UNITS[name]!;
-    if (ms !== 0 && ms % factor === 0) return `${ms / factor}${name}`;
-  }
-  return `${ms}ms`;
-}
-
-// ---------------------------------------------------------------------------------------
 // Schema
 
 type JsonType = 'string' | 'integer' | 'boolean' | 'null' | 'object' | 'array';
@@ -305,6 +231,18 @@ export interface LeafSchema {
   readonly expected?: string;
   /** For `type: 'array'`: the JSON schema of each item (deeper checks are the owner's). */
   readonly items?: Record<string, unknown>;
+  readonly requiredWhen?: RequiredWhen;
+}
+
+/**
+ * A nullable field that must be set while every field in `when` (dotted path) has one of
+ * its listed values, unless the field `unlessSet` is set instead.
+ */
+export interface RequiredWhen {
+  readonly when: Readonly<Record<string, readonly unknown[]>>;
+  readonly unlessSet?: string;
+  /** What the field should hold, for the error message. */
+  readonly expected: string;
 }
 
 export interface ObjectSchema {
@@ -523,7 +461,10 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     store: section('The object store. Credentials left null come from the cloud SDK\'s standard chain.', {
       type: { description: 'fs (a local directory), s3 (or S3-compatible), gcs, or azure.', default: 'fs', type: 'string', enum: ['fs', 's3', 'gcs', 'azure'] },
       dir: { description: 'fs: the directory holding the objects.', default: './meridian-data/tiered', type: 'string', minLength: 1 },
-      bucket: optionalString('s3 and gcs: the bucket; azure: the container.'),
+      bucket: {
+        ...optionalString('s3 and gcs: the bucket; azure: the container.'),
+        requiredWhen: { when: { 'tiered.enabled': [true], 'tiered.store.type': ['s3', 'gcs', 'azure'] }, expected: 'the name of the bucket (s3, gcs) or container (azure)' },
+      },
       prefix: { description: 'Key prefix inside the bucket or directory; the region name is appended, so regions may share a bucket.', default: '', type: 'string' },
       endpoint: optionalString('s3: a custom endpoint (MinIO, other S3-compatible stores); gcs: the API endpoint (emulators).'),
       region: { description: 's3: the AWS region.', default: 'us-east-1', type: 'string', minLength: 1 },
@@ -532,7 +473,14 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       secretAccessKey: optionalString('s3: secret access key (prefer MERIDIAN_TIERED__STORE__SECRET_ACCESS_KEY); never logged.'),
       projectId: optionalString('gcs: the project id.'),
       keyFilename: optionalString('gcs: a service-account key file; null: application default credentials.'),
-      connectionString: optionalString('azure: a storage connection string (never logged).'),
+      connectionString: {
+        ...optionalString('azure: a storage connection string (never logged).'),
+        requiredWhen: {
+          when: { 'tiered.enabled': [true], 'tiered.store.type': ['azure'] },
+          unlessSet: 'tiered.store.accountName',
+          expected: 'an Azure storage connection string, or tiered.store.accountName to use the account instead',
+        },
+      },
       accountName: optionalString('azure: the storage account, with accountKey or the default Azure credential.'),
       accountKey: optionalString('azure: the account key (never logged).'),
     }),

@@ -21,7 +21,7 @@
  * and a receiver drops data that already passed through it.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
-import { parseSize } from '../config/schema.js';
+import { parseSize } from '../units.js';
 
 export const TOPOLOGIES = ['mesh', 'one-way', 'fan-out', 'aggregation', 'relay'] as const;
 export type Topology = (typeof TOPOLOGIES)[number];

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeridianError } from '../../src/errors.js';
 import { ConfigError, defaultConfig, envVarName, listEnvVars, loadConfig, parseConfig } from '../../src/config/load-config.js';
-import { brokerConfigSchema, isObjectSchema, parseDuration, parseSize, schemaLeaves, type FieldSchema } from '../../src/config/schema.js';
+import { brokerConfigSchema, isObjectSchema, schemaLeaves, type FieldSchema } from '../../src/config/schema.js';
+import { parseDuration, parseSize } from '../../src/units.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -386,7 +387,14 @@ describe('the region registry', () => {
     const text = `region: eu-west\n${REGISTRY}  policies:\n    - { topics: "*", topology: mesh, regions: [eu-west, mars] }\n`;
     const error = refused(() => parseConfig(text, 'config/x.yaml'));
     assert.equal(error.issues.length, 1, error.message);
-    assert.equal(error.message, 'config/x.yaml: replication.policies[0].regions: "mars" is not a region in replication.regions (known: eu-west, us-east) (line 6)');
+    // The line is the policy's own (line 7), not that of `policies:`.
+    assert.equal(error.message, 'config/x.yaml: replication.policies[0].regions: "mars" is not a region in replication.regions (known: eu-west, us-east) (line 7)');
+  });
+
+  test("a bad field deep in a policy is named with its own line", () => {
+    const text = `region: eu-west\n${REGISTRY}  policies:\n    - topics: "*"\n      topology: mesh\n      regions: [eu-west, us-east]\n    - topics: logs\n      topology: fan-out\n      source: eu-west\n      targets: [us-east]\n      rateLimit: 10 parsecs\n`;
+    const error = refused(() => parseConfig(text, 'config/x.yaml'));
+    assert.equal(error.message, 'config/x.yaml: replication.policies[1].rateLimit: expected a size such as 10GiB, or -1 for unlimited, got "10 parsecs" (line 14)');
   });
 
   test('both problems at once: a missing own region and a policy naming an unknown one', () => {
@@ -401,6 +409,42 @@ describe('the region registry', () => {
     const error = refused(() => loadConfig({ env: { MERIDIAN_REGION: 'eu-west', MERIDIAN_REPLICATION__REGIONS: regions } }));
     assert.match(error.message, /^MERIDIAN_REGION: region: expected one of the regions listed in replication\.regions \(us-east\)/);
     assert.equal(loadConfig({ env: { MERIDIAN_REGION: 'us-east', MERIDIAN_REPLICATION__REGIONS: regions } }).region, 'us-east');
+  });
+});
+
+describe('the tiered store', () => {
+  test('an s3, gcs or azure store without a bucket is refused at load, naming tiered.store.bucket', () => {
+    for (const type of ['s3', 'gcs', 'azure']) {
+      const text = `tiered:\n  enabled: true\n  store:\n    type: ${type}\n    accountName: acct\n`;
+      const error = refused(() => parseConfig(text, 'config/x.yaml'));
+      assert.deepEqual(error.issues.map((i) => i.path), ['tiered.store.bucket'], error.message);
+      assert.equal(
+        error.message,
+        `config/x.yaml: tiered.store.bucket: expected the name of the bucket (s3, gcs) or container (azure), since tiered.store.type is ${type} and tiered.enabled is true, got null (line 4)`,
+      );
+    }
+  });
+
+  test('the rule holds across layers: a type from the file, a bucket from the environment', () => {
+    const file = writeConfig('store.yaml', 'tiered:\n  enabled: true\n  store:\n    type: s3\n');
+    assert.equal(loadConfig({ file, env: { MERIDIAN_TIERED__STORE__BUCKET: 'meridian' } }).tiered.store.bucket, 'meridian');
+    const error = refused(() => loadConfig({ file, env: {} }));
+    assert.match(error.message, new RegExp(`^${escape(file)}: tiered\\.store\\.bucket: expected .* \\(line 4\\)$`));
+  });
+
+  test('an azure store needs a connection string or an account name', () => {
+    const error = refused(() => loadConfig({ env: { MERIDIAN_TIERED__ENABLED: 'true', MERIDIAN_TIERED__STORE__TYPE: 'azure', MERIDIAN_TIERED__STORE__BUCKET: 'c' } }));
+    assert.equal(
+      error.message,
+      'MERIDIAN_TIERED__STORE__TYPE: tiered.store.connectionString: expected an Azure storage connection string, or tiered.store.accountName to use the account instead, since tiered.store.type is azure and tiered.enabled is true, got null',
+    );
+    const env = { MERIDIAN_TIERED__ENABLED: 'true', MERIDIAN_TIERED__STORE__TYPE: 'azure', MERIDIAN_TIERED__STORE__BUCKET: 'c' };
+    assert.equal(loadConfig({ env: { ...env, MERIDIAN_TIERED__STORE__ACCOUNT_NAME: 'acct' } }).tiered.store.accountName, 'acct');
+    assert.equal(loadConfig({ env: { ...env, MERIDIAN_TIERED__STORE__CONNECTION_STRING: 'UseDevelopmentStorage=true' } }).tiered.store.type, 'azure');
+  });
+
+  test('with tiered storage off, store fields are not required', () => {
+    assert.equal(parseConfig('tiered:\n  store:\n    type: s3\n', 'config/x.yaml').tiered.store.bucket, null);
   });
 });
 
