@@ -1,13 +1,16 @@
 /**
  * One region's broker: the composition root of everything a broker process runs. It takes
- * the data directory lock, opens the topics (running log recovery) and the consumer-group
- * coordinator, starts housekeeping, and opens the Kafka listener last, once everything it
- * serves is ready. Later issues add the offloader and the replicators here, each handed its
- * dependencies through its constructor.
+ * the data directory lock, opens the topics (running log recovery), tiered storage when it
+ * is enabled and the consumer-group coordinator, starts housekeeping, opens the Kafka
+ * listener once everything it serves is ready, and then starts the replicator: senders
+ * start only once this region can answer its peers' handshakes. Each component is handed
+ * its dependencies through its constructor; config-adapters.ts turns the config into what
+ * they take.
  *
  * Lifecycle: `Broker.start(config, logger)` → running → `close()` (idempotent): stops the
- * listener first (no new requests), then the groups, then drains and fsyncs every log, and
- * finally releases the lock.
+ * replicator (nothing more is sent), then the listener (no new requests), the replication
+ * state, the groups and tiered storage, then drains and fsyncs every log, and finally
+ * releases the lock.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -22,12 +25,12 @@ import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from '../tiered/blobstore/blob-store.js';
-import { createStoreFrom, tieredPolicyFrom } from '../tiered/tiered-config.js';
 import { TieredStorage } from '../tiered/tiered-storage.js';
 import { parsePolicies, parseRegions } from '../replication/policy.js';
 import { ReplicaStates } from '../replication/replica-state.js';
 import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
+import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { startupError, tieredStartup } from './startup-error.js';
 import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';

@@ -1,13 +1,16 @@
 /**
- * From the broker config's `tiered` section to a BlobStore and a policy. The store's key
- * prefix always ends with the region, so regions may share a bucket or directory.
+ * From the broker config to what the components take: the composition root reads
+ * BrokerConfig, the components (tiered/, replication/) never import config/.
+ *
+ * The tiered store's key prefix always ends with the region, so regions may share a bucket
+ * or directory.
  */
 import path from 'node:path';
 import type { BrokerConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { createBlobStore, type BlobStore, type BlobStoreConfig } from './blobstore/index.js';
-import type { TieredPolicy } from './tiered-storage.js';
+import { createBlobStore, type BlobStore, type BlobStoreConfig } from '../tiered/blobstore/index.js';
 
+/** The loader refuses a store without these already (schema `requiredWhen`); a config built by hand may still lack them. */
 function need(value: string | null, field: string, type: string): string {
   if (value === null) throw new MeridianError(ErrorCode.BadConfig, `tiered.store.${field} is required when tiered.store.type is ${type}`);
   return value;
@@ -49,7 +52,8 @@ export function createStoreFrom(config: BrokerConfig): BlobStore {
   return createBlobStore(blobStoreConfigFrom(config));
 }
 
-export function tieredPolicyFrom(config: BrokerConfig): TieredPolicy {
+/** TieredStorage's offload and local-retention policy. */
+export function tieredPolicyFrom(config: BrokerConfig) {
   const t = config.tiered;
   return {
     onSeal: t.offload.onSeal,
