@@ -13,7 +13,15 @@ import type { Logger } from 'pino';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD, computeBatchCrc, lastOffsetOf, readBatchHeader } from './record-batch.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, Segment } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
-import type { LogOptions } from './partition-log.js';
+
+/**
+ * What recovery needs of a log's options (partition-log.ts passes its LogOptions); stated
+ * here so that recovery does not import the log that calls it.
+ */
+export interface RecoveryOptions {
+  /** Bytes of batches between two offset-index entries of a rebuilt index. */
+  readonly indexIntervalBytes: number;
+}
 
 function listBaseOffsets(dir: string): bigint[] {
   const bases: bigint[] = [];
@@ -31,7 +39,7 @@ function listBaseOffsets(dir: string): bigint[] {
   return bases.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export async function recoverSegments(dir: string, opts: LogOptions, logger?: Logger, initialOffset = 0n): Promise<Segment[]> {
+export async function recoverSegments(dir: string, opts: RecoveryOptions, logger?: Logger, initialOffset = 0n): Promise<Segment[]> {
   const bases = listBaseOffsets(dir);
   const segments: Segment[] = [];
   let expected: bigint | undefined;
@@ -88,7 +96,7 @@ function loadSealedIndex(seg: Segment): boolean {
 const RECOVERY_WINDOW = 4 * 1024 * 1024;
 
 /** Rebuilds the index by scanning every batch; truncates at the first invalid one. */
-async function scanAndRepair(seg: Segment, opts: LogOptions, logger?: Logger): Promise<void> {
+async function scanAndRepair(seg: Segment, opts: RecoveryOptions, logger?: Logger): Promise<void> {
   const fileSize = seg.sizeBytes;
   seg.index = new SegmentIndex();
   seg.dataCrc32c = 0;

@@ -7,16 +7,25 @@
  * only until the read ends.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
-import type { BlockCache } from './block-cache.js';
+
+/**
+ * What a view reads through: the BlockCache, which creates the views (`BlockCache.view`).
+ * Stated here rather than imported so that the two files do not import each other.
+ */
+export interface BlockSource {
+  readonly blockBytes: number;
+  /** Blocks `first..last` of the object, each a promise of its bytes. */
+  blocks(key: string, size: number, first: number, last: number, signal?: AbortSignal): Array<Promise<Buffer>>;
+}
 
 export class ObjectView {
   readonly key: string;
   readonly size: number;
-  readonly #cache: BlockCache;
+  readonly #cache: BlockSource;
   readonly #signal: AbortSignal | undefined;
   #pinned = new Map<number, Buffer>();
 
-  constructor(cache: BlockCache, key: string, size: number, signal?: AbortSignal) {
+  constructor(cache: BlockSource, key: string, size: number, signal?: AbortSignal) {
     this.#cache = cache;
     this.key = key;
     this.size = size;
