@@ -1,7 +1,8 @@
 /**
  * The Kafka request dispatcher: version check, decode, handle, encode, frame.
  *
- * Unsupported versions never close the socket (KAFKA-COMPAT.md §1.5):
+ * Unsupported versions never close the socket (a client that ignored ApiVersions gets a
+ * clear error, not a dead connection):
  * - ApiVersions at a version we do not speak gets a v0-shaped body with error 35 and our
  *   ranges, which is exactly what librdkafka and KafkaJS step down on;
  * - any other unknown key or version gets a body that starts with error 35 (as INT16).

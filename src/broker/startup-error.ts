@@ -1,6 +1,6 @@
 /**
  * Start-up failures as an operator reads them: the config field to look at and the cause,
- * on one line (issue 9: a bad start-up must say what is wrong, not hang or print a stack).
+ * on one line: a bad start-up must say what is wrong, not hang or print a stack.
  *
  * `Broker.start` passes every failure through `startupError`, which keeps errors that
  * already name their field (config errors) and attributes the rest by what failed: a

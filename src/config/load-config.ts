@@ -7,7 +7,7 @@
  * expected and what was found. All problems are reported at once: a broker that refuses to
  * start should not make its operator fix one typo per restart.
  *
- * This is the only module that reads process.env (STYLE.md).
+ * This is the only module that reads process.env, so every setting comes from one place.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -332,7 +332,7 @@ function replicationIssues(config: BrokerConfig, layers: readonly Layer[]): Conf
     return [policyIssue(err)];
   }
   const issues: ConfigIssue[] = [];
-  // Every region's config carries the same registry, its own entry included (issue 9): a
+  // Every region's config carries the same registry, its own entry included: a
   // registry without this region means a misspelt region or a file meant for another mesh,
   // and such a broker would otherwise start and replicate nothing without a word.
   if (names.length > 0 && !names.includes(config.region)) {

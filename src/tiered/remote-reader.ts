@@ -11,7 +11,7 @@
  * the blocks into a buffer the caller owns; and every batch in it is checked (magic, length,
  * CRC-32C, offsets inside the segment and continuous) before it is returned. Any mismatch
  * drops the object's cached blocks and fails the read with a non-retriable STORAGE_IO error:
- * a consumer gets an error, never wrong bytes (issue 4). The partition leader epoch is the one
+ * a consumer gets an error, never wrong bytes. The partition leader epoch is the one
  * field no per-batch check covers (it sits outside the batch CRC by Kafka's design).
  *
  * Errors: a store failure becomes STORAGE_IO naming the object, retriable exactly when the

@@ -2,7 +2,7 @@
  * A retry budget for object-store calls: bounded attempts, exponential backoff with full
  * jitter (so many partitions retrying together do not stampede a recovering store), and an
  * AbortSignal that ends the wait at once. Only errors marked retriable are retried; the root
- * cause decides (STYLE.md), never a wrapper.
+ * cause decides, never a wrapper (errors.ts).
  */
 export interface RetryPolicy {
   attempts: number;

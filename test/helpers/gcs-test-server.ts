@@ -1,9 +1,9 @@
 /**
  * TEST DOUBLE — NOT GOOGLE CLOUD STORAGE. Nothing that emulates GCS can run on this machine
- * (fake-gcs-server is Go, the Firebase emulator downloads a jar; ../../shared/RECIPES.md),
+ * (fake-gcs-server is Go, the Firebase emulator downloads a jar),
  * so the GCS backend's conformance run talks to this small in-memory HTTP server instead.
  * It implements exactly the JSON-API subset that `@google-cloud/storage` 7.x sends for the
- * calls GcsBlobStore makes, as captured in RECIPES.md:
+ * calls GcsBlobStore makes, as captured from its requests:
  *
  *   POST /upload/storage/v1/b/B/o?uploadType=multipart&name=N   multipart/related (JSON, data)
  *   POST /upload/storage/v1/b/B/o?uploadType=resumable&name=N   200 + Location (session URI)

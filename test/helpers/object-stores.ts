@@ -61,7 +61,7 @@ export async function fsStore(): Promise<StoreFixture> {
  * s3rver 3.7.1 in a child process rather than in-process: its ListObjectsV2 continuation
  * token uses DES, which Node 20's OpenSSL 3 offers only with `--openssl-legacy-provider`,
  * a flag that can only be given at process start (NODE_OPTIONS); without it every listing
- * page cut by MaxKeys answers 500 (RECIPES.md). A child also lets a test stop the server
+ * page cut by MaxKeys answers 500. A child also lets a test stop the server
  * for real (port refused) without touching the test process. The child script adds one
  * Koa middleware in front of s3rver's own that reports each object write, because nothing
  * else shows that a large put went up in parts: s3rver's multipart ETag is a plain MD5 and
@@ -129,7 +129,7 @@ export async function startS3rver(): Promise<StoreFixture> {
     }),
     badCredentials: () => make('NOT-S3RVER', badSecret),
     secrets: [secret, badSecret],
-    ifNoneMatch: 's3rver does not enforce If-None-Match (RECIPES.md); real S3 and MinIO do',
+    ifNoneMatch: 's3rver does not enforce If-None-Match; real S3 and MinIO do',
     partSize: PART_SIZE,
     partCount: async (key) => parts.get(`/${BUCKET}/${PREFIX}/${key}`)?.size ?? 0,
   };
@@ -141,8 +141,8 @@ const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I
 
 /**
  * Azurite 3.35.0 (the last release that runs on Node 20), blob service only, in memory.
- * RECIPES.md runs it with `npx azurite-blob ...`; this runs the same bin script directly
- * with the same flags, so `stop` signals Azurite itself rather than an npx wrapper.
+ * This runs the bin script behind `npx azurite-blob ...` directly, with the same flags, so
+ * `stop` signals Azurite itself rather than an npx wrapper.
  */
 export async function startAzurite(): Promise<StoreFixture> {
   const { dir, cleanup } = tmpDir('meridian-azurite-');
@@ -355,7 +355,7 @@ export async function startRestartableS3rver(): Promise<RestartableS3rverFixture
       cleanup();
     }),
     secrets: [secret],
-    ifNoneMatch: 's3rver does not enforce If-None-Match (RECIPES.md); real S3 and MinIO do',
+    ifNoneMatch: 's3rver does not enforce If-None-Match; real S3 and MinIO do',
     partSize: PART_SIZE,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The membership state machine of one classic consumer group, after Kafka's
- * GroupCoordinator.scala and franz-go's kfake/groups.go (KAFKA-COMPAT.md section 3).
+ * GroupCoordinator.scala and franz-go's kfake/groups.go (the rules: broker/groups/README.md).
  *
  *   Empty --join--> PreparingRebalance --all rejoined / rebalance timeout--> CompletingRebalance
  *   CompletingRebalance --leader's SyncGroup--> Stable
@@ -138,7 +138,10 @@ export class ConsumerGroup {
     }
   }
 
-  /** The checks in the order KAFKA-COMPAT.md section 3 gives (Kafka's handleHeartbeat). */
+  /**
+   * Kafka's handleHeartbeat, in its order: unknown member, wrong generation, then
+   * REBALANCE_IN_PROGRESS while preparing a rebalance (how members learn to rejoin).
+   */
   heartbeat(req: HeartbeatRequest): number {
     if (this.#isFenced(req.memberId, req.groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
     const m = this.#members.get(req.memberId);

@@ -1,6 +1,7 @@
 /**
  * Which assignment protocol a classic group uses: pure functions over the members, after
- * Kafka's GroupMetadata.supportsProtocols and selectProtocol (KAFKA-COMPAT.md section 3).
+ * Kafka's GroupMetadata.supportsProtocols and selectProtocol: the candidates are the
+ * protocols every member lists, each member votes for its first candidate, most votes win.
  */
 import type { GroupProtocol } from './group-api.js';
 

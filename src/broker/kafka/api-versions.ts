@@ -1,7 +1,8 @@
 /**
  * ApiVersions, and the table of what this broker advertises: the source of truth for the
- * dispatcher's version checks. Ranges follow KAFKA-COMPAT.md §1.4: the group APIs keep
- * minVersion 0 (librdkafka enables its balanced consumer only if the ranges overlap v0),
+ * dispatcher's version checks. Each range covers what KafkaJS 2.2 and librdkafka 2.0 pick
+ * (see the protocol/kafka README): the group APIs keep minVersion 0 (librdkafka enables its
+ * balanced consumer only if the ranges overlap v0),
  * and OffsetFetch stops at 5 and InitProducerId at 1 so that ApiVersions v3 is the only
  * flexible request a client ever sends.
  */

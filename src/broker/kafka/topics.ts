@@ -1,7 +1,8 @@
 /**
  * Metadata, CreateTopics and DeleteTopics. One broker per region answers as the whole
- * cluster: it is every partition's leader and the controller (KAFKA-COMPAT.md §6.3, §6.10),
- * and it advertises its configured host, never a wildcard.
+ * cluster: it is every partition's leader and the controller (KafkaJS sends CreateTopics,
+ * DeleteTopics and InitProducerId to the controller, so controller_id must be a real broker:
+ * this one), and it advertises its configured host, never a wildcard.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
@@ -101,7 +102,7 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
     try {
       if (seen.has(t.name)) throw new MeridianError(ErrorCode.InvalidTopic, `topic ${t.name} appears twice in one request`);
       seen.add(t.name);
-      // KafkaJS sends -1 for "broker default" (KAFKA-COMPAT.md §6.9).
+      // KafkaJS sends -1 for "broker default" when the caller gives no count, even at v3.
       const partitions = t.numPartitions === -1 ? deps.config.topics.defaultPartitions : t.numPartitions;
       if (t.assignments.length > 0) throw new MeridianError(ErrorCode.InvalidPartitions, 'manual replica assignments are not supported');
       if (t.replicationFactor !== -1 && t.replicationFactor !== 1) {

@@ -18,7 +18,7 @@
  * request's response promise settles (or the connection closes), and a connection that finds
  * the budget exhausted stops reading until it has room (see request-budget.ts).
  *
- * Time limits, checked by the server's sweep through `overdue()` (issue 9): a connection
+ * Time limits, checked by the server's sweep through `overdue()`: a connection
  * with no bytes received and no request being handled for `idleMs` is idle; a frame not
  * complete `receiveTimeoutMs` after its first byte arrived is a slow client pinning memory.
  *

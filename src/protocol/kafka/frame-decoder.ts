@@ -41,7 +41,7 @@ function freeNow(buffer: ArrayBuffer): void {
  * in the bytes received however the stream is split. Callers must not modify a chunk after
  * pushing it, and should copy frame bytes they keep after handling the request.
  *
- * Why not a queue of chunks (issue 9): a large frame arriving slowly was held as hundreds of
+ * Why not a queue of chunks: a large frame arriving slowly was held as hundreds of
  * 64 KiB socket reads, small enough for malloc to keep in its heap, where they fragmented it:
  * after 200 connections that each sent 2 MiB of a 100 MiB frame had gone, the broker stayed
  * 130 MB larger even after a full garbage collection. One allocation of the frame's size is

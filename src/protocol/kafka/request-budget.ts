@@ -2,7 +2,7 @@
  * The broker-wide budget of request bytes in memory: received but not yet handled, across
  * every connection (Kafka's queued.max.request.bytes). Without it each connection is bounded
  * only by maxFrameBytes, so enough connections that each announce a large frame and send part
- * of it pin as much memory as they like (issue 9).
+ * of it pin as much memory as they like.
  *
  * Bytes are charged as they arrive, not when a size prefix announces them: a client that
  * announces 100 MiB and sends 2 MiB costs 2 MiB. They cannot be refused (the socket already

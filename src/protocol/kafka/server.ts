@@ -2,7 +2,7 @@
  * The Kafka listener: a TCP server whose connections hand every request to one handler.
  * Transport only; what a request means is the broker's business (broker/kafka-api.ts).
  *
- * It also keeps clients from exhausting the broker (issue 9): new connections pass the
+ * It also keeps clients from exhausting the broker: new connections pass the
  * limits of connection-limits.ts or are closed at once; every connection's received bytes
  * share one RequestBudget; and a sweep closes connections that are idle or that take too
  * long to send a request. Each refusal and close is counted in `stats()` and logged at warn,

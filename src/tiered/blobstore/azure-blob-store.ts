@@ -231,7 +231,7 @@ export class AzureBlobStore implements BlobStore {
     } else if (err instanceof RestError || (err as { name?: unknown })?.name === 'RestError') {
       const rest = err as RestError;
       failure.status = rest.statusCode;
-      // HEAD answers carry the service code only in a header (RECIPES.md: code undefined).
+      // HEAD answers carry the service code only in a header (the RestError's code is undefined).
       failure.serviceCode = rest.code ?? rest.response?.headers.get('x-ms-error-code') ?? undefined;
       const code = failure.serviceCode;
       if (rest.statusCode === 404 && code !== undefined && code !== 'BlobNotFound') {

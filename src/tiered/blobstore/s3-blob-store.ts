@@ -99,7 +99,7 @@ export class S3BlobStore implements BlobStore {
     };
     if (custom) {
       // S3-compatible stores: with the SDK default a stream body is sent aws-chunked, which
-      // s3rver (and some others) store verbatim, framing included (RECIPES.md, s3rver).
+      // s3rver (and some others) store verbatim, framing included.
       config.requestChecksumCalculation = 'WHEN_REQUIRED';
       config.responseChecksumValidation = 'WHEN_REQUIRED';
     }
@@ -112,7 +112,7 @@ export class S3BlobStore implements BlobStore {
     validateBody(ctx, body, opts.contentLength);
     abortBodyOnSignal(body, opts.signal);
     // Real S3 and MinIO enforce If-None-Match: '*' (412 when the key exists, also on
-    // CompleteMultipartUpload); s3rver ignores it and overwrites (RECIPES.md).
+    // CompleteMultipartUpload); s3rver ignores it and overwrites.
     const params = {
       Bucket: this.#bucket,
       Key: this.#prefix + key,
@@ -153,7 +153,7 @@ export class S3BlobStore implements BlobStore {
     const ctx = this.#ctx('get', key);
     this.#check(ctx, opts.signal, key);
     validateRange(ctx, opts.range);
-    // Never a suffix range (bytes=-N): s3rver answers those wrongly (RECIPES.md).
+    // Never a suffix range (bytes=-N): s3rver answers those wrongly.
     const range = opts.range ? `bytes=${opts.range.start}-${opts.range.end}` : undefined;
     try {
       const out = await this.#client.send(

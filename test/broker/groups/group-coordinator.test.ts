@@ -1,6 +1,6 @@
 /**
  * Membership: join, sync, heartbeat, leave, session expiry and rebalance timeouts, with the
- * error codes KafkaJS and librdkafka act on (KAFKA-COMPAT.md section 3). Timeouts are
+ * error codes KafkaJS and librdkafka act on (the rules: src/broker/groups/README.md). Timeouts are
  * shrunk to tens of milliseconds; the sequence of states is what is asserted, not timing.
  */
 import assert from 'node:assert/strict';

@@ -12,7 +12,7 @@ function hex(text: string): Buffer {
 
 const ascii = (text: string): string => Buffer.from(text, 'latin1').toString('hex');
 
-/** ApiVersions v3 as librdkafka 2.0.2 sends it first on every connection (KAFKA-COMPAT.md 1.5). */
+/** ApiVersions v3 as librdkafka 2.0.2 sends it first on every connection: header v2, body flexible. */
 const librdkafkaApiVersions = hex(`
   0012 0003 00000001
   0007 ${ascii('rdkafka')}

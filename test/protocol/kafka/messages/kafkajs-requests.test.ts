@@ -267,7 +267,7 @@ const cases: RequestCase<unknown>[] = [
       timeout: 5000,
       topics: [
         { topic: 'orders', numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-        // KafkaJS sends -1/-1 when unspecified, even at v3 (KAFKA-COMPAT.md pitfall 9).
+        // KafkaJS sends -1/-1 when unspecified, even at v3.
         { topic: 'audit', replicaAssignment: [{ partition: 0, replicas: [1, 2] }] },
       ],
     },

@@ -321,7 +321,7 @@ const cases: ResponseCase<unknown>[] = [
           name: 'orders',
           partitions: [
             { partitionIndex: 0, committedOffset: 1234n, committedLeaderEpoch: -1, metadata: '', errorCode: 0 },
-            // Unknown group or partition: offset -1 with no error (KAFKA-COMPAT.md, OffsetFetch).
+            // Unknown group or partition: offset -1 with no error, as Kafka answers.
             { partitionIndex: 1, committedOffset: -1n, committedLeaderEpoch: -1, metadata: null, errorCode: 0 },
           ],
         },
@@ -498,7 +498,7 @@ describe('responses KafkaJS 2.2.4 reads', () => {
       kafkajsParseResponse('heartbeat', 3, encodeBody(m.encodeHeartbeatResponse, 3, { throttleTimeMs: 0, errorCode: 27 })),
       { type: 'REBALANCE_IN_PROGRESS' },
     );
-    // OffsetFetch v2+ puts the group-level error_code last (KAFKA-COMPAT.md pitfall 4).
+    // OffsetFetch v2+ puts the group-level error_code last, after the topics.
     await assert.rejects(
       kafkajsParseResponse('offsetFetch', 4, encodeBody(m.encodeOffsetFetchResponse, 4, { throttleTimeMs: 0, topics: [], errorCode: 16, groups: [] })),
       { type: 'NOT_COORDINATOR_FOR_GROUP' }, // KafkaJS's name for code 16
@@ -547,7 +547,7 @@ describe('Fetch v11 response with a RecordBatch built by KafkaJS', () => {
       currentLeader: { leaderId: -1, leaderEpoch: -1 },
       snapshotId: { endOffset: -1n, epoch: -1 },
       abortedTransactions: [],
-      // Anything but -1 redirects both clients to another replica (KAFKA-COMPAT.md, Fetch v11).
+      // Anything but -1 redirects both clients to another replica (Fetch v11).
       preferredReadReplica: -1,
       records: blob,
     });
