@@ -33,7 +33,8 @@ import { Replicator } from '../replication/replicator.js';
 import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { startupError, tieredStartup } from './startup-error.js';
-import { createKafkaHandler, type KafkaApiDeps } from './kafka-api.js';
+import type { KafkaApiDeps } from './kafka-api.js';
+import { createKafkaHandler } from './kafka/dispatcher.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
 

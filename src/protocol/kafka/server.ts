@@ -1,6 +1,6 @@
 /**
  * The Kafka listener: a TCP server whose connections hand every request to one handler.
- * Transport only; what a request means is the broker's business (broker/kafka-api.ts).
+ * Transport only; what a request means is the broker's business (broker/kafka/dispatcher.ts).
  *
  * It also keeps clients from exhausting the broker: new connections pass the
  * limits of connection-limits.ts or are closed at once; every connection's received bytes
