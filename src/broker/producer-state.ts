@@ -19,13 +19,12 @@
  * replay of batch headers after the snapshot.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { PartitionFiles } from '../storage/partition-files.js';
 import type { BatchHeader } from '../storage/record-batch.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 
 const RETAINED_BATCHES = 5;
-const SNAPSHOT_SUFFIX = '.producers';
 const KEEP_SNAPSHOTS = 2;
 
 export interface BatchMeta {
@@ -165,17 +164,18 @@ export class ProducerState {
         batches: kept.map((b) => ({ epoch: b.epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq, timestamp: b.timestamp, baseOffset: String(b.baseOffset), lastOffset: String(b.lastOffset) })),
       });
     }
-    const file = path.join(this.#dir, upTo.toString().padStart(20, '0') + SNAPSHOT_SUFFIX);
-    writeFileAtomicSync(file, JSON.stringify({ version: 1, offset: String(upTo), producers }));
-    const all = this.#snapshotFiles();
-    for (const old of all.slice(0, Math.max(0, all.length - KEEP_SNAPSHOTS))) fs.rmSync(path.join(this.#dir, old), { force: true });
+    writeFileAtomicSync(PartitionFiles.producerSnapshot(this.#dir, upTo), JSON.stringify({ version: 1, offset: String(upTo), producers }));
+    const all = this.#snapshotOffsets();
+    for (const old of all.slice(0, Math.max(0, all.length - KEEP_SNAPSHOTS))) fs.rmSync(PartitionFiles.producerSnapshot(this.#dir, old), { force: true });
   }
 
-  #snapshotFiles(): string[] {
+  /** The offsets of the snapshots on disk, oldest first. */
+  #snapshotOffsets(): bigint[] {
     return fs
       .readdirSync(this.#dir)
-      .filter((f) => f.endsWith(SNAPSHOT_SUFFIX) && /^\d{20}\./.test(f))
-      .sort();
+      .map((f) => PartitionFiles.producerSnapshotOffset(f))
+      .filter((o): o is bigint => o !== undefined)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /**
@@ -185,15 +185,14 @@ export class ProducerState {
    */
   loadSnapshot(maxOffset: bigint): bigint {
     this.#entries.clear();
-    const files = this.#snapshotFiles().reverse();
-    for (const f of files) {
-      const offset = BigInt(f.slice(0, 20));
+    for (const offset of this.#snapshotOffsets().reverse()) {
+      const file = PartitionFiles.producerSnapshot(this.#dir, offset);
       if (offset > maxOffset) {
-        fs.rmSync(path.join(this.#dir, f), { force: true });
+        fs.rmSync(file, { force: true });
         continue;
       }
       try {
-        const snap = JSON.parse(fs.readFileSync(path.join(this.#dir, f), 'utf8')) as {
+        const snap = JSON.parse(fs.readFileSync(file, 'utf8')) as {
           producers: Array<{ pid: string; lastSeenMs: number; batches: Array<BatchMeta & { baseOffset: string; lastOffset: string }> }>;
         };
         for (const p of snap.producers) {
@@ -202,7 +201,7 @@ export class ProducerState {
         }
         return offset;
       } catch {
-        fs.rmSync(path.join(this.#dir, f), { force: true });
+        fs.rmSync(file, { force: true });
       }
     }
     return 0n;

@@ -14,14 +14,13 @@
  * live table, because the live table may already reflect appends that are not yet durable.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { PartitionFiles } from '../storage/partition-files.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
 import { RunTracker } from './run-tracker.js';
 
-const SNAPSHOT_FILE = 'replication-state.json';
 const SCAN_BYTES = 1024 * 1024;
 
 interface Snapshot {
@@ -104,7 +103,7 @@ export class SnapshotFollower {
   constructor(log: PartitionLog, logger?: Logger) {
     this.log = log;
     this.#logger = logger;
-    const file = path.join(log.dir, SNAPSHOT_FILE);
+    const file = PartitionFiles.replicationState(log.dir);
     const existed = fs.existsSync(file);
     this.#snapshot = readSnapshot(log, logger);
     // The file marks the partition as one that may hold markers: from now on it is followed.
@@ -159,7 +158,7 @@ export class SnapshotFollower {
       origins: Object.fromEntries([...snapshot.table.origins].map(([k, v]) => [k, String(v)])),
       senders: Object.fromEntries([...snapshot.table.senders].map(([k, v]) => [k, String(v)])),
     };
-    writeFileAtomicSync(path.join(this.log.dir, SNAPSHOT_FILE), JSON.stringify(snap) + '\n');
+    writeFileAtomicSync(PartitionFiles.replicationState(this.log.dir), JSON.stringify(snap) + '\n');
   }
 }
 
@@ -194,7 +193,7 @@ export class ReplicaState {
 }
 
 function readSnapshot(log: PartitionLog, logger?: Logger): { offset: bigint; table: ReplicaTable } {
-  const file = path.join(log.dir, SNAPSHOT_FILE);
+  const file = PartitionFiles.replicationState(log.dir);
   const empty = { offset: log.logStartOffset, table: new ReplicaTable() };
   if (!fs.existsSync(file)) return empty;
   try {
@@ -230,7 +229,7 @@ export class ReplicaStates {
 
   /** Follows a partition's snapshot from now on if it has one (called at broker start). */
   followIfTracked(log: PartitionLog): void {
-    if (!this.#followers.has(log) && fs.existsSync(path.join(log.dir, SNAPSHOT_FILE))) this.#follower(log);
+    if (!this.#followers.has(log) && fs.existsSync(PartitionFiles.replicationState(log.dir))) this.#follower(log);
   }
 
   #follower(log: PartitionLog): SnapshotFollower {

@@ -18,9 +18,9 @@
  * that is down costs disk, not RAM.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { PartitionFiles } from '../storage/partition-files.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
@@ -284,7 +284,7 @@ export class PartitionWorker {
   }
 
   get #holdFile(): string {
-    return path.join(this.log.dir, `replication-hold-${this.link.remote}.json`);
+    return PartitionFiles.replicationHold(this.log.dir, this.link.remote);
   }
 
   /**

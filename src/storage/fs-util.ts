@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { PartitionFiles } from './partition-files.js';
 
 const writevAsync = promisify(fs.writev);
 const readAsync = promisify(fs.read);
@@ -78,7 +79,7 @@ export function fsyncDirSync(dir: string): void {
 
 /** Replaces `file` atomically and durably: temp file, fsync, rename, fsync the directory. */
 export function writeFileAtomicSync(file: string, data: Buffer | string): void {
-  const tmp = `${file}.tmp`;
+  const tmp = PartitionFiles.temp(file);
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeFileSync(fd, data);

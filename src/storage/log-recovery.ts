@@ -11,7 +11,8 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD, computeBatchCrc, lastOffsetOf, readBatchHeader } from './record-batch.js';
-import { INDEX_SUFFIX, LOG_SUFFIX, Segment } from './segment.js';
+import { PartitionFiles } from './partition-files.js';
+import { Segment } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
 
 /**
@@ -26,15 +27,14 @@ export interface RecoveryOptions {
 function listBaseOffsets(dir: string): bigint[] {
   const bases: bigint[] = [];
   for (const name of fs.readdirSync(dir)) {
-    if (name.endsWith('.tmp') || name.endsWith('.deleted')) {
-      fs.rmSync(path.join(dir, name), { force: true });
-    } else if (name.endsWith(LOG_SUFFIX) && /^\d{20}\.log$/.test(name)) {
-      bases.push(BigInt(name.slice(0, 20)));
-    }
+    const base = PartitionFiles.segmentLogOffset(name);
+    if (PartitionFiles.isLeftover(name)) fs.rmSync(path.join(dir, name), { force: true });
+    else if (base !== undefined) bases.push(base);
   }
-  const known = new Set(bases.map(String));
+  const known = new Set(bases);
   for (const name of fs.readdirSync(dir)) {
-    if (name.endsWith(INDEX_SUFFIX) && !known.has(String(BigInt(name.slice(0, 20))))) fs.rmSync(path.join(dir, name), { force: true });
+    const base = PartitionFiles.segmentIndexOffset(name);
+    if (base !== undefined && !known.has(base)) fs.rmSync(path.join(dir, name), { force: true });
   }
   return bases.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -69,9 +69,8 @@ export async function recoverSegments(dir: string, opts: RecoveryOptions, logger
 }
 
 function removeSegmentFiles(dir: string, base: bigint): void {
-  const stem = base.toString().padStart(20, '0');
-  fs.rmSync(path.join(dir, stem + LOG_SUFFIX), { force: true });
-  fs.rmSync(path.join(dir, stem + INDEX_SUFFIX), { force: true });
+  fs.rmSync(PartitionFiles.segmentLog(dir, base), { force: true });
+  fs.rmSync(PartitionFiles.segmentIndex(dir, base), { force: true });
 }
 
 function loadSealedIndex(seg: Segment): boolean {

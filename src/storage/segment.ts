@@ -8,17 +8,13 @@
  * reference (`acquire`/`release`) so that deletion never closes a descriptor under a read.
  */
 import fs from 'node:fs';
-import path from 'node:path';
+import { PartitionFiles } from './partition-files.js';
 import { SegmentIndex } from './segment-index.js';
 import { closeAsync, fdatasyncAsync, fsyncDirSync, readFully, writeFileAtomicSync } from './fs-util.js';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from './record-batch.js';
 
-export const LOG_SUFFIX = '.log';
-export const INDEX_SUFFIX = '.index';
-
-export function segmentFileName(baseOffset: bigint, suffix: string): string {
-  return baseOffset.toString().padStart(20, '0') + suffix;
-}
+// The names live in partition-files.ts; `segmentFileName` stays importable from here.
+export { segmentFileName } from './partition-files.js';
 
 /** Read-only view of a segment handed to listeners and retention guards. */
 export interface SegmentInfo {
@@ -58,8 +54,8 @@ export class Segment implements SegmentInfo {
 
   private constructor(dir: string, baseOffset: bigint, fd: number, sizeBytes: number, createdAtMs: number) {
     this.baseOffset = baseOffset;
-    this.logPath = path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX));
-    this.indexPath = path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX));
+    this.logPath = PartitionFiles.segmentLog(dir, baseOffset);
+    this.indexPath = PartitionFiles.segmentIndex(dir, baseOffset);
     this.#fd = fd;
     this.sizeBytes = sizeBytes;
     this.assignedBytes = sizeBytes;
@@ -70,7 +66,7 @@ export class Segment implements SegmentInfo {
 
   /** Creates a new, empty active segment; the directory entry is made durable at once. */
   static create(dir: string, baseOffset: bigint): Segment {
-    const file = path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX));
+    const file = PartitionFiles.segmentLog(dir, baseOffset);
     const fd = fs.openSync(file, 'wx+');
     fsyncDirSync(dir);
     return new Segment(dir, baseOffset, fd, 0, Date.now());
@@ -78,7 +74,7 @@ export class Segment implements SegmentInfo {
 
   /** Opens an existing segment file; the caller loads or rebuilds its index. */
   static openExisting(dir: string, baseOffset: bigint): Segment {
-    const file = path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX));
+    const file = PartitionFiles.segmentLog(dir, baseOffset);
     const fd = fs.openSync(file, 'r+');
     const st = fs.fstatSync(fd);
     const created = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs;

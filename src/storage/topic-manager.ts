@@ -19,6 +19,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { writeFileAtomicSync } from './fs-util.js';
+import { PartitionFiles } from './partition-files.js';
 import { PartitionLog, type LogOptions } from './partition-log.js';
 import type { SegmentInfo } from './segment.js';
 
@@ -102,7 +103,7 @@ export class TopicManager {
   }
 
   #partitionDir(topic: string, partition: number): string {
-    return path.join(this.dataDir, LOGS_DIR, `${topic}-${partition}`);
+    return path.join(this.dataDir, LOGS_DIR, PartitionFiles.dirName(topic, partition));
   }
 
   async #load(): Promise<void> {
@@ -115,14 +116,14 @@ export class TopicManager {
       } catch (err) {
         throw new MeridianError(ErrorCode.StorageIo, `topic metadata ${this.#topicsFile} is unreadable: ${(err as Error).message}`, { cause: err });
       }
-    } else if (fs.readdirSync(logsDir).some((d) => !d.endsWith('.deleted'))) {
+    } else if (fs.readdirSync(logsDir).some((d) => !PartitionFiles.isDoomed(d))) {
       // Logs without metadata: refuse rather than guess (and never delete them).
       throw new MeridianError(ErrorCode.StorageIo, `${this.#topicsFile} is missing but ${logsDir} holds partition logs; restore the file or move the logs away`);
     }
     const known = new Set<string>();
     for (const t of file.topics) {
       this.#topics.set(t.name, t);
-      for (let p = 0; p < t.partitions; p++) known.add(`${t.name}-${p}`);
+      for (let p = 0; p < t.partitions; p++) known.add(PartitionFiles.dirName(t.name, p));
     }
     for (const d of fs.readdirSync(logsDir)) {
       if (!known.has(d)) {
@@ -199,7 +200,7 @@ export class TopicManager {
       await Promise.all(logs.map((l) => l.close()));
       for (let p = 0; p < info.partitions; p++) {
         const dir = this.#partitionDir(name, p);
-        const doomed = `${dir}.${crypto.randomUUID()}.deleted`;
+        const doomed = PartitionFiles.doomed(dir);
         fs.renameSync(dir, doomed);
         await fs.promises.rm(doomed, { recursive: true, force: true });
       }

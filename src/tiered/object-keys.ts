@@ -11,8 +11,11 @@
  *
  * The topic id keeps a deleted-and-recreated topic from reading its predecessor's data; the
  * attempt id makes every upload attempt write fresh objects, so a retry never races a
- * half-finished earlier attempt and the manifest alone decides which objects count.
+ * half-finished earlier attempt and the manifest alone decides which objects count. Segment
+ * objects are named as the local files are (storage/partition-files.ts), plus the attempt id.
  */
+import { INDEX_SUFFIX, LOG_SUFFIX, paddedOffset } from '../storage/partition-files.js';
+
 const TOPICS = 'topics';
 
 export interface PartitionRef {
@@ -43,11 +46,11 @@ export const ObjectKeys = {
   },
 
   segmentData(p: PartitionRef, baseOffset: bigint, attemptId: string): string {
-    return `${ObjectKeys.segmentsPrefix(p)}${baseOffset.toString().padStart(20, '0')}-${attemptId}.log`;
+    return `${ObjectKeys.segmentsPrefix(p)}${paddedOffset(baseOffset)}-${attemptId}${LOG_SUFFIX}`;
   },
 
   segmentIndex(p: PartitionRef, baseOffset: bigint, attemptId: string): string {
-    return `${ObjectKeys.segmentsPrefix(p)}${baseOffset.toString().padStart(20, '0')}-${attemptId}.index`;
+    return `${ObjectKeys.segmentsPrefix(p)}${paddedOffset(baseOffset)}-${attemptId}${INDEX_SUFFIX}`;
   },
 
   /** The partition a segment object belongs to, as `<topic>/<partition>`, or null. */
