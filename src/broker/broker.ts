@@ -23,6 +23,7 @@ import { DataDirLock } from '../storage/data-dir-lock.js';
 import type { LogIo } from '../storage/fs-util.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import type { LogOptions } from '../storage/partition-log.js';
+import { RetentionGuards } from '../storage/retention-guards.js';
 import { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from '../tiered/blobstore/blob-store.js';
 import { TieredStorage } from '../tiered/tiered-storage.js';
@@ -73,6 +74,7 @@ export class Broker {
   readonly replicationTarget: ReplicationTarget;
   readonly log: Logger;
   #lock: DataDirLock;
+  #retention: RetentionGuards;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -82,6 +84,7 @@ export class Broker {
     kafka: KafkaServer,
     lock: DataDirLock,
     log: Logger,
+    retention: RetentionGuards,
     replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget },
     tiered?: TieredStorage,
   ) {
@@ -94,6 +97,7 @@ export class Broker {
     this.groups = groups;
     this.kafka = kafka;
     this.#lock = lock;
+    this.#retention = retention;
     this.log = log;
   }
 
@@ -124,6 +128,7 @@ export class Broker {
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
     let topics: TopicManager | undefined;
+    let retention: RetentionGuards | undefined;
     let groups: GroupCoordinator | undefined;
     let tiered: TieredStorage | undefined;
     let replicator: Replicator | undefined;
@@ -131,6 +136,11 @@ export class Broker {
     try {
       const started = Date.now();
       topics = await TopicManager.open(dataDir, { ...logOptionsFrom(config), ...(inject.logIo ? { io: inject.logIo } : {}) }, log);
+      // Every rule that may keep data retention would delete, each bound below as its owner
+      // is built: storage/retention-guards.ts.
+      const guards = new RetentionGuards(topics);
+      retention = guards;
+      guards.useLocal('dedup-snapshot', (_topic, _partition, plog, seg) => replicaStates.mayDeleteLocal(plog, seg));
       topics.startMaintenance(config.log.retention.checkIntervalMs);
       // Partitions that ever received replicated data keep their dedup snapshots current
       // from now on, whether or not a peer connects.
@@ -142,16 +152,21 @@ export class Broker {
         replicaStates.retain((log) => live.has(log));
       });
       if (config.tiered.enabled) {
-        tiered = await tieredStartup(config, inject.blobStore !== undefined, () =>
-          TieredStorage.start({
+        tiered = await tieredStartup(config, inject.blobStore !== undefined, async () => {
+          const t = new TieredStorage({
             store: inject.blobStore ?? createStoreFrom(config),
             topics: opened,
             cache: config.tiered.cache,
             policy: tieredPolicyFrom(config),
+            mayDeleteRemote: (topic, partition, seg) => guards.mayDeleteRemote(topic, partition, seg),
             required: config.tiered.required,
             logger: log,
-          }),
-        );
+          });
+          // Bound before the start: until a topic's manifests load, its logs keep everything.
+          guards.useLocal('tiering', (topic, partition, plog, seg) => t.retention.mayDeleteLocal(topic, partition, plog, seg));
+          await t.start();
+          return t;
+        });
         log.info({ store: tiered.store.name }, 'tiered storage enabled');
       }
       groups = await GroupCoordinator.open({
@@ -171,7 +186,7 @@ export class Broker {
         advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
         readBuffers: new BufferPool(),
-        tiered,
+        tiered: tiered?.remote,
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
       };
@@ -199,14 +214,17 @@ export class Broker {
         regions: regions.filter((x) => x.name !== config.region),
         policies: parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]),
         topics,
-        tiered,
+        tiered: tiered?.remote,
         worker: { maxRequestBytes: r.maxRequestBytes, pipelineDepth: r.pipelineDepth, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
         maxInFlightBytes: r.maxInFlightBytes,
         concurrency: r.concurrency,
         requestTimeoutMs: r.requestTimeoutMs,
         logger: log,
       });
-      const broker = new Broker(config, topics, groups, kafka, lock, log, { replicator, states: replicaStates, target: deps.replication }, tiered);
+      const rep = replicator;
+      guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
+      guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
+      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication }, tiered);
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
@@ -220,6 +238,7 @@ export class Broker {
       await replicaStates.close();
       await groups?.close();
       await tiered?.close();
+      retention?.close();
       await topics?.close();
       lock.release();
       throw err;
@@ -234,6 +253,7 @@ export class Broker {
         await this.replicaStates.close();
         await this.groups.close();
         await this.tiered?.close();
+        this.#retention.close();
         await this.topics.close();
       } finally {
         this.#lock.release();

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { BrokerConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { createBlobStore, type BlobStore, type BlobStoreConfig } from '../tiered/blobstore/index.js';
+import type { TieredPolicy } from '../tiered/partition-tier.js';
 
 /** The loader refuses a store without these already (schema `requiredWhen`); a config built by hand may still lack them. */
 function need(value: string | null, field: string, type: string): string {
@@ -53,7 +54,7 @@ export function createStoreFrom(config: BrokerConfig): BlobStore {
 }
 
 /** TieredStorage's offload and local-retention policy. */
-export function tieredPolicyFrom(config: BrokerConfig) {
+export function tieredPolicyFrom(config: BrokerConfig): TieredPolicy {
   const t = config.tiered;
   return {
     onSeal: t.offload.onSeal,

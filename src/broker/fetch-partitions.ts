@@ -9,7 +9,7 @@
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
-import type { TieredStorage } from '../tiered/tiered-storage.js';
+import type { RemoteTier } from '../tiered/remote-tier.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 
@@ -39,7 +39,7 @@ export interface FetchOptions {
   /** Receives each pooled buffer the returned records live in; release them after the write. */
   keep?: (pooled: Buffer) => void;
   /** Serves offsets below the local log from the object store. */
-  tiered?: TieredStorage;
+  tiered?: RemoteTier;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -9,7 +9,7 @@ import type { BrokerConfig } from '../config/schema.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { ReplicationTarget } from '../replication/replication-target.js';
-import type { TieredStorage } from '../tiered/tiered-storage.js';
+import type { RemoteTier } from '../tiered/remote-tier.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
@@ -25,8 +25,8 @@ export interface KafkaApiDeps {
   advertisedPort: number;
   /** Read buffers for Fetch, reused once each response is written. */
   readBuffers: BufferPool;
-  /** Present when tiered storage is enabled. */
-  tiered?: TieredStorage;
+  /** Reads below the local log; present when tiered storage is enabled. */
+  tiered?: RemoteTier;
   /** The receiving side of geo-replication (always on: any region may send here). */
   replication: ReplicationTarget;
   logger: Logger;

@@ -19,6 +19,7 @@ import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
+import type { SegmentInfo } from '../storage/segment.js';
 import { RunTracker } from './run-tracker.js';
 
 const SCAN_BYTES = 1024 * 1024;
@@ -88,16 +89,17 @@ export async function walkBatches(log: PartitionLog, from: bigint, to: bigint, v
 /**
  * Keeps a partition's snapshot current: each sealed segment is folded into it (scanned from
  * the previous snapshot, never copied from the live table, which may reflect appends that
- * are not yet durable), and a retention guard keeps every segment until it is folded, so no
- * marker is ever deleted before the snapshot holds what it said. Runs for every partition
- * that has a snapshot file, from broker start, whether or not its live table is loaded.
+ * are not yet durable), and `mayDelete` (the `dedup-snapshot` retention rule, bound through
+ * ReplicaStates in storage/retention-guards.ts) keeps every segment until it is folded, so
+ * no marker is ever deleted before the snapshot holds what it said. Runs for every
+ * partition that has a snapshot file, from broker start, whether or not its live table is
+ * loaded.
  */
 export class SnapshotFollower {
   readonly log: PartitionLog;
   #snapshot: { offset: bigint; table: ReplicaTable };
   #chain: Promise<void> = Promise.resolve();
   #offSealed: () => void;
-  #offGuard: () => void;
   #logger?: Logger;
 
   constructor(log: PartitionLog, logger?: Logger) {
@@ -109,11 +111,6 @@ export class SnapshotFollower {
     // The file marks the partition as one that may hold markers: from now on it is followed.
     if (!existed) this.#write(this.#snapshot);
     this.#offSealed = log.onSegmentSealed((seg) => this.fold(seg.nextOffset));
-    this.#offGuard = log.addRetentionGuard((seg) => {
-      if (seg.nextOffset <= this.#snapshot.offset) return true;
-      this.fold(seg.nextOffset);
-      return false;
-    });
     // Segments sealed before this process started (or before a crash let it write their
     // snapshot) are folded now, in the background.
     const sealed = log.segments().filter((x) => x.sealed).at(-1);
@@ -126,6 +123,13 @@ export class SnapshotFollower {
     return this.#snapshot;
   }
 
+  /** Whether retention may delete `segment`: only once the snapshot holds it (else it is folded now). */
+  mayDelete(segment: SegmentInfo): boolean {
+    if (segment.nextOffset <= this.#snapshot.offset) return true;
+    this.fold(segment.nextOffset);
+    return false;
+  }
+
   fold(upTo: bigint): void {
     this.#chain = this.#chain
       .then(() => this.#fold(upTo))
@@ -134,7 +138,6 @@ export class SnapshotFollower {
 
   async close(): Promise<void> {
     this.#offSealed();
-    this.#offGuard();
     await this.#chain;
   }
 
@@ -239,6 +242,14 @@ export class ReplicaStates {
       this.#followers.set(log, f);
     }
     return f;
+  }
+
+  /**
+   * The `dedup-snapshot` retention rule (storage/retention-guards.ts): a followed partition
+   * keeps each segment until its markers are in the snapshot.
+   */
+  mayDeleteLocal(log: PartitionLog, segment: SegmentInfo): boolean {
+    return this.#followers.get(log)?.mayDelete(segment) ?? true;
   }
 
   forLog(log: PartitionLog): Promise<ReplicaState> {

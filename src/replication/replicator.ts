@@ -2,13 +2,15 @@
  * The sending side of geo-replication in one region: turns the policies into workers, one
  * per (topic, partition, remote region), keeps that set current as topics come and go and
  * policies change at run time, and holds back retention (local and remote) on anything a
- * remote has not received yet, unless the policy's backlog quota says otherwise.
+ * remote has not received yet, unless the policy's backlog quota says otherwise: the
+ * `replication` rules of storage/retention-guards.ts, which the broker binds to
+ * `mayDeleteLocal` and `mayDeleteRemote`.
  */
 import type { Logger } from 'pino';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
-import type { TieredStorage } from '../tiered/tiered-storage.js';
+import type { RemoteTier } from '../tiered/remote-tier.js';
 import { linksFor, parsePolicies, parseRegions, type Policy, type RegionEntry } from './policy.js';
 import { RemoteRegion } from './remote-region.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
@@ -20,7 +22,8 @@ export interface ReplicatorOptions {
   regions: readonly RegionEntry[];
   policies: readonly Policy[];
   topics: TopicManager;
-  tiered?: TieredStorage;
+  /** Reads below the local log (tiered storage), for workers behind it. */
+  tiered?: RemoteTier;
   worker: WorkerOptions;
   maxInFlightBytes: number;
   concurrency: number;
@@ -44,8 +47,6 @@ export class Replicator {
   #regions: Map<string, RegionEntry>;
   #remotes = new Map<string, RemoteRegion>();
   #workers = new Map<string, PartitionWorker>();
-  #guards = new Map<PartitionLog, () => void>();
-  #offRemoteGuard: (() => void) | undefined;
   #offTopics: () => void;
   #log: Logger;
   #closed = false;
@@ -60,7 +61,6 @@ export class Replicator {
     this.#regions = new Map(opts.regions.map((r) => [r.name, r]));
     this.#log = opts.logger.child({ component: 'replicator' });
     this.#offTopics = opts.topics.onTopicChange(() => this.reconcile());
-    this.#offRemoteGuard = opts.tiered?.addRemoteRetentionGuard((topic, partition, seg) => this.#mayDelete(topic, partition, seg, true));
     this.reconcile();
     this.#progressTimer = setInterval(() => this.#logProgress(), PROGRESS_LOG_MS).unref();
     this.#log.info({ policies: this.#policies.map((p) => p.name), regions: [...this.#regions.keys()] }, 'replicator started');
@@ -126,15 +126,7 @@ export class Replicator {
         logger: this.#log,
       });
       this.#workers.set(key, worker);
-      this.#guardLog(want.topic, want.partition);
       worker.start();
-    }
-    // Guards of logs whose topic was deleted go with them.
-    const live = new Set(this.#opts.topics.listTopics().flatMap((t) => [...this.#opts.topics.partitions(t.name)]));
-    for (const [log, off] of this.#guards) {
-      if (live.has(log)) continue;
-      off();
-      this.#guards.delete(log);
     }
     // Links without workers keep no connection open.
     for (const [name, remote] of this.#remotes) {
@@ -170,18 +162,21 @@ export class Replicator {
     return r;
   }
 
-  /** One retention guard per partition log, consulting whatever workers it has then. */
-  #guardLog(topic: string, partition: number): void {
-    const log = this.#opts.topics.partition(topic, partition)!;
-    if (this.#guards.has(log)) return;
-    const off = log.addRetentionGuard((seg: SegmentInfo) => {
-      if (this.#opts.topics.partition(topic, partition) !== log) return true; // topic deleted
-      // An offloaded segment stays readable from the object store: the local copy may go.
-      const remoteEnd = this.#opts.tiered?.remoteEnd(topic, partition);
-      if (remoteEnd !== undefined && seg.nextOffset <= remoteEnd) return true;
-      return this.#mayDelete(topic, partition, seg, false);
-    });
-    this.#guards.set(log, off);
+  /**
+   * The local `replication` retention rule: a segment of `log` stays while a remote lacks
+   * it, unless the bucket holds it (an offloaded segment stays readable from there, so the
+   * local copy may go) or the link is over its backlog quota.
+   */
+  mayDeleteLocal(topic: string, partition: number, log: PartitionLog, seg: SegmentInfo): boolean {
+    if (this.#opts.topics.partition(topic, partition) !== log) return true; // topic deleted
+    const remoteEnd = this.#opts.tiered?.remoteEnd(topic, partition);
+    if (remoteEnd !== undefined && seg.nextOffset <= remoteEnd) return true;
+    return this.#mayDelete(topic, partition, seg, false);
+  }
+
+  /** The remote `replication` retention rule: a remote segment stays while a remote lacks it. */
+  mayDeleteRemote(topic: string, partition: number, seg: { baseOffset: bigint; nextOffset: bigint; sizeBytes: number }): boolean {
+    return this.#mayDelete(topic, partition, seg, true);
   }
 
   /**
@@ -267,9 +262,6 @@ export class Replicator {
     this.#closed = true;
     clearInterval(this.#progressTimer);
     this.#offTopics();
-    for (const off of this.#guards.values()) off();
-    this.#guards.clear();
-    this.#offRemoteGuard?.();
     const workers = [...this.#workers.values()];
     this.#workers.clear();
     for (const r of this.#remotes.values()) r.close();

@@ -24,7 +24,7 @@ import { PartitionFiles } from '../storage/partition-files.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
-import type { TieredStorage } from '../tiered/tiered-storage.js';
+import type { RemoteTier } from '../tiered/remote-tier.js';
 import type { Link } from './policy.js';
 import type { ReplicatedEntry } from './replication-api.js';
 import type { RemoteRegion } from './remote-region.js';
@@ -96,7 +96,7 @@ export class PartitionWorker {
   readonly log: PartitionLog;
   #region: string;
   #remote: RemoteRegion;
-  #tiered?: TieredStorage;
+  #tiered?: RemoteTier;
   #opts: WorkerOptions;
   #logger: Logger;
   #state: WorkerState = 'starting';
@@ -120,7 +120,7 @@ export class PartitionWorker {
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: TieredStorage; options: WorkerOptions; logger: Logger }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteTier; options: WorkerOptions; logger: Logger }) {
     this.#region = opts.region;
     this.topic = opts.topic;
     this.topicId = opts.topicId;

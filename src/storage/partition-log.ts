@@ -256,6 +256,10 @@ export class PartitionLog {
     return () => this.#appendListeners.delete(listener);
   }
 
+  /**
+   * Adds a veto on deleting segments; returns its remover. The broker adds exactly one per
+   * log, through retention-guards.ts, which composes every rule in one place.
+   */
   addRetentionGuard(guard: RetentionGuard): () => void {
     this.#guards.push(guard);
     return () => {

@@ -1,7 +1,7 @@
 /**
  * The object-level work on one partition's segments, free of the offloader's state: upload a
  * sealed segment as its two objects (verified), remove objects no manifest names, and list
- * keys under a prefix across pages. `tiered-storage.ts` decides when; this decides how.
+ * keys under a prefix across pages. The offloader and the registry decide when; this decides how.
  */
 import fs from 'node:fs';
 import { Transform, pipeline } from 'node:stream';

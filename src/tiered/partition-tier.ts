@@ -1,0 +1,123 @@
+/**
+ * What tiered storage holds per partition, and what its parts share. The registry
+ * (`tiered-storage.ts`) creates one `PartitionTier` per partition of a topic once the topic's
+ * manifests are loaded and drops it when the topic is deleted; the offloader
+ * (`offloader.ts`) uploads and commits through it, tier retention (`tier-retention.ts`)
+ * deletes through it, and the remote tier (`remote-tier.ts`) reads through it.
+ *
+ * Concurrency: everything runs on the event loop; the manifest is replaced, never mutated,
+ * and its writes are serialised per partition (`updateManifest`), so a reader always sees
+ * one whole version.
+ */
+import type { Logger } from 'pino';
+import type { PartitionLog } from '../storage/partition-log.js';
+import type { BlobStore } from './blobstore/blob-store.js';
+import { remoteEndOffset, saveManifest, type PartitionManifest } from './manifest.js';
+import type { PartitionRef } from './object-keys.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+
+export interface TieredPolicy {
+  onSeal: boolean;
+  /** Upload oldest sealed segments while local bytes exceed this; -1 off. */
+  localBytesThreshold: number;
+  /** Upload sealed segments older than this; -1 off. */
+  minAgeMs: number;
+  /** Delete offloaded local copies while local bytes exceed this; -1 keep. */
+  localRetentionBytes: number;
+  /** Delete offloaded local copies older than this; -1 keep. */
+  localRetentionMs: number;
+  deletionLagMs: number;
+  checkIntervalMs: number;
+  uploadConcurrency: number;
+}
+
+/** How every part of tiered storage reaches the store. */
+export interface TierIo {
+  readonly store: BlobStore;
+  readonly retry: RetryPolicy;
+  /** Aborted when tiered storage closes: every store call stops, nothing new starts. */
+  readonly signal: AbortSignal;
+  readonly log: Logger | undefined;
+}
+
+/** Per segment: local → copying(attempt id) → copied → local-deleted (see offloader.ts). */
+export type SegmentState = 'local' | 'copying' | 'copied' | 'local-deleted';
+
+/** The offloader's state of one partition; only the offloader changes it. */
+export interface OffloadState {
+  /** Uploads in flight: base offset → attempt id. */
+  readonly copying: Map<bigint, string>;
+  /** Where the next upload starts (past the segments in flight). */
+  cursor: bigint;
+  /** Bumped by a failure: in-flight uploads of an older generation never commit. */
+  generation: number;
+  /** Settles true once the latest started upload has committed (false if it did not). */
+  commitTail: Promise<boolean>;
+  /** Every upload in flight, so a new generation can wait for the old one to settle. */
+  readonly inflight: Set<Promise<boolean>>;
+  /** Aborted when the generation ends: uploads of a failed run stop retrying at once. */
+  genAbort: AbortController;
+  /** Upload every sealed segment whatever the policy says (`offloadNow`). */
+  force: boolean;
+  backoffUntil: number;
+  lastError: string | null;
+  /** Failure logs are rate-limited per partition while a store is down. */
+  lastWarnAt: number;
+  suppressedWarnings: number;
+  uploadedSegments: number;
+  uploadedBytes: number;
+}
+
+export interface PartitionTier {
+  readonly ref: PartitionRef;
+  readonly log: PartitionLog;
+  /** The broker policy with the topic's overrides. */
+  readonly policy: TieredPolicy;
+  /** The last manifest written (the bucket's view of this partition). */
+  manifest: PartitionManifest;
+  manifestChain: Promise<unknown>;
+  readonly offload: OffloadState;
+  /** The topic was deleted: nothing more is started for this partition. */
+  detached: boolean;
+}
+
+/** The registry as the other parts see it. */
+export interface TierLookup {
+  tier(topic: string, partition: number): PartitionTier | undefined;
+  /** The topic's manifests are not loaded yet (store down): what the bucket holds is unknown. */
+  isPending(topic: string): boolean;
+  /** Why the store was unreachable at the last attempt (null when it was reached). */
+  unavailable(): string | null;
+}
+
+export function newPartitionTier(ref: PartitionRef, log: PartitionLog, policy: TieredPolicy, manifest: PartitionManifest): PartitionTier {
+  const offload: OffloadState = {
+    copying: new Map(),
+    cursor: remoteEndOffset(manifest),
+    generation: 0,
+    commitTail: Promise.resolve(true),
+    inflight: new Set(),
+    genAbort: new AbortController(),
+    force: false,
+    backoffUntil: 0,
+    lastError: null,
+    lastWarnAt: 0,
+    suppressedWarnings: 0,
+    uploadedSegments: 0,
+    uploadedBytes: 0,
+  };
+  return { ref, log, policy, manifest, manifestChain: Promise.resolve(), offload, detached: false };
+}
+
+/** Applies `change` to a copy of the manifest, writes it, then adopts it (serialised). */
+export function updateManifest(io: TierIo, tier: PartitionTier, change: (m: PartitionManifest) => void): Promise<void> {
+  const run = tier.manifestChain.then(async () => {
+    const next: PartitionManifest = { ...tier.manifest, segments: [...tier.manifest.segments] };
+    change(next);
+    await withRetry(() => saveManifest(io.store, { ...next }, io.signal), io.retry, io.signal);
+    next.version = tier.manifest.version + 1;
+    tier.manifest = next;
+  });
+  tier.manifestChain = run.catch(() => {});
+  return run;
+}

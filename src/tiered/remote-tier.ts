@@ -1,0 +1,126 @@
+/**
+ * The read side of tiered storage: what the bucket holds of a partition, as the Fetch and
+ * ListOffsets handlers and the replication worker ask for it. Offsets at or above the local
+ * log start are the local log's; below it, this answers from the manifest and the segment
+ * objects (through `RemoteSegmentReader`, with its block cache).
+ *
+ * While a topic's manifests cannot be loaded (the store is down), the bucket may hold
+ * offsets below the local log that nobody can see yet: every question about them fails
+ * retriably, so that no consumer or replicator skips history that is only out of reach.
+ */
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { ReadResult } from '../storage/partition-log.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+import type { BlobStore } from './blobstore/blob-store.js';
+import { remoteEndOffset, segmentFor } from './manifest.js';
+import { ObjectKeys } from './object-keys.js';
+import type { TierLookup } from './partition-tier.js';
+import { RemoteSegmentReader } from './remote-reader.js';
+
+export interface RemoteCacheOptions {
+  bytes: number;
+  blockBytes: number;
+  readConcurrency: number;
+}
+
+export class RemoteTier {
+  readonly reader: RemoteSegmentReader;
+  #topics: TopicManager;
+  #tiers: TierLookup;
+  /** Cache lookups per `<topic>/<partition>`. */
+  #lookups = new Map<string, { hits: number; misses: number }>();
+
+  constructor(store: BlobStore, cache: RemoteCacheOptions, topics: TopicManager, tiers: TierLookup) {
+    this.#topics = topics;
+    this.#tiers = tiers;
+    this.reader = new RemoteSegmentReader({
+      store,
+      cacheBytes: cache.bytes,
+      blockBytes: cache.blockBytes,
+      maxConcurrentGets: cache.readConcurrency,
+      onLookup: (key, hit) => {
+        const p = ObjectKeys.partitionOfSegmentKey(key);
+        if (p === null) return;
+        const c = this.#lookups.get(p) ?? { hits: 0, misses: 0 };
+        if (hit) c.hits++;
+        else c.misses++;
+        this.#lookups.set(p, c);
+      },
+    });
+  }
+
+  /**
+   * The partition's first offset across both tiers (undefined: the local log's). Throws a
+   * retriable error while that cannot be known (the topic's manifests are not loaded yet).
+   */
+  logStartOffset(topic: string, partition: number): bigint | undefined {
+    const log = this.#topics.partition(topic, partition);
+    if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
+    const tier = this.#tiers.tier(topic, partition);
+    if (!tier || tier.manifest.segments.length === 0) return undefined;
+    return tier.manifest.startOffset < tier.log.logStartOffset ? tier.manifest.startOffset : undefined;
+  }
+
+  /** Reads offsets below the local log from the bucket; undefined when not remote. */
+  async read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal): Promise<ReadResult | undefined> {
+    const log = this.#topics.partition(topic, partition);
+    if (log && offset < log.logStartOffset && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
+    const tier = this.#tiers.tier(topic, partition);
+    if (!tier || offset >= tier.log.logStartOffset) return undefined;
+    const seg = segmentFor(tier.manifest, offset);
+    if (seg === undefined) return undefined;
+    const records = await this.reader.read(seg, offset, maxBytes, { signal });
+    return { records, highWatermark: tier.log.highWatermark, logStartOffset: tier.manifest.startOffset };
+  }
+
+  /** ListOffsets by time over the remote segments (null: not in the remote tier). */
+  async offsetForTimestamp(topic: string, partition: number, timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
+    const log = this.#topics.partition(topic, partition);
+    if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
+    const tier = this.#tiers.tier(topic, partition);
+    if (!tier) return null;
+    for (const seg of tier.manifest.segments) {
+      if (seg.nextOffset > tier.log.logStartOffset) break; // the local tier answers from here
+      if (seg.maxTimestamp < timestamp) continue;
+      const hit = await this.reader.offsetForTimestamp(seg, timestamp);
+      if (hit) return hit;
+    }
+    return null;
+  }
+
+  /** One past the last offset of the remote segment holding `offset` (undefined: none does). */
+  remoteSegmentEnd(topic: string, partition: number, offset: bigint): bigint | undefined {
+    const tier = this.#tiers.tier(topic, partition);
+    return tier ? segmentFor(tier.manifest, offset)?.nextOffset : undefined;
+  }
+
+  /** One past the last offset the bucket holds for a partition (undefined: nothing). */
+  remoteEnd(topic: string, partition: number): bigint | undefined {
+    const tier = this.#tiers.tier(topic, partition);
+    return tier && tier.manifest.segments.length > 0 ? remoteEndOffset(tier.manifest) : undefined;
+  }
+
+  /** The share of block-cache lookups for the partition's segments that hit (null: none yet). */
+  cacheHitRatio(topic: string, partition: number): number | null {
+    const c = this.#lookups.get(`${topic}/${partition}`);
+    return c === undefined || c.hits + c.misses === 0 ? null : c.hits / (c.hits + c.misses);
+  }
+
+  close(): Promise<void> {
+    return this.reader.close();
+  }
+
+  /**
+   * True when the bucket may hold offsets below `localStart` that cannot be known yet (the
+   * topic's manifests are not loaded: store down). Reads there must fail retriably rather
+   * than let a consumer reset past history it cannot see.
+   */
+  #unknownBelow(topic: string, localStart: bigint): boolean {
+    return this.#tiers.isPending(topic) && localStart > 0n;
+  }
+
+  #notYetAttached(topic: string): MeridianError {
+    const why = this.#tiers.unavailable();
+    return new MeridianError(ErrorCode.StorageIo, `the object store holding ${topic}'s older data is not reachable yet${why ? ` (${why})` : ''}`, { retriable: true });
+  }
+}
