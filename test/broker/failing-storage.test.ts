@@ -17,7 +17,7 @@ import { after, test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { waitFor } from '../helpers/regions.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 after(async () => {

@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { kcat } from '../helpers/kcat.js';
+import { waitFor } from '../helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meridian.js', import.meta.url));
 const t = tmpDir('meridian-cli-');
@@ -95,14 +96,11 @@ test('meridian dev (npm start) serves us-east on 19092 and eu-west on 29092, dat
       await kcat(['-P', '-b', '127.0.0.1:19092', '-t', 'dev-topic', '-p', '0'], 'from-us-east\n');
       await kcat(['-P', '-b', '127.0.0.1:29092', '-t', 'dev-topic', '-p', '0'], 'from-eu-west\n');
       for (const port of [19092, 29092]) {
-        const deadline = Date.now() + 20_000;
-        let values: string[] = [];
-        while (Date.now() < deadline) {
+        const values = await waitFor(`both records in the region on ${port}`, async () => {
           const r = await kcat(['-C', '-b', `127.0.0.1:${port}`, '-t', 'dev-topic', '-p', '0', '-e', '-q', '-f', '%s\n']);
-          values = r.stdout.toString().split('\n').filter(Boolean).sort();
-          if (values.length >= 2) break;
-          await new Promise((r) => setTimeout(r, 200));
-        }
+          const v = r.stdout.toString().split('\n').filter(Boolean).sort();
+          return v.length >= 2 ? v : undefined;
+        }, 20_000, 200);
         assert.deepEqual(values, ['from-eu-west', 'from-us-east'], `region on ${port} holds both records once`);
       }
     }

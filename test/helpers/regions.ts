@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { tmpDir } from './tmp-dir.js';
+import { waitFor } from './wait.js';
+
+// bench/drill waits on regions with the tests' one wait helper, imported from here.
+export { waitFor };
 
 const CHILD = fileURLToPath(new URL('../fixtures/region-broker.ts', import.meta.url));
 
@@ -164,6 +168,8 @@ export class Regions {
       const regions = o.names.map((n, j) => ({ name: n, address: o.addressOf ? o.addressOf(name, n, ports[j]) : `127.0.0.1:${ports[j]}` }));
       const overrides: BrokerConfigInput = {
         logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'info' },
+        // Every check reads each region with a fresh KafkaJS group: no 3 s wait for more members.
+        groups: { initialRebalanceDelayMs: 0 },
         ...extra,
         replication: { regions, policies: o.policies, retry: { initialMs: 50, maxMs: 1000 }, requestTimeoutMs: 5000, ...(extra.replication ?? {}) } as BrokerConfigInput['replication'],
       };
@@ -185,22 +191,6 @@ export class Regions {
   async close(): Promise<void> {
     await Promise.all(this.list.map((r) => r.stop()));
     for (const d of this.#dirs) d();
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails with `what`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

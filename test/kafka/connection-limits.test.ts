@@ -24,7 +24,7 @@ import type { KafkaServerStats } from '../../src/protocol/kafka/server.js';
 import { startBroker } from '../helpers/broker.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { RawClient } from '../helpers/raw-kafka.js';
-import { waitFor } from '../helpers/regions.js';
+import { waitFor } from '../helpers/wait.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const MiB = 1024 * 1024;

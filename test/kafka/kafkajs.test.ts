@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
 let tb: TestBroker;
 let kafka: Kafka;
@@ -18,29 +20,14 @@ before(async () => {
 });
 after(() => tb.cleanup());
 
+/** A fresh group reads `topic` until `expected` messages arrived and on to its end (see collectMessages). */
 async function consumeAll(topic: string, expected: number, groupId = `reader-${Math.random()}`): Promise<Array<{ partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> }>> {
-  const consumer = kafka.consumer({ groupId });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const got: Array<{ partition: number; offset: string; key: string | null; value: string | null; headers: Record<string, string> }> = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${expected} messages arrived`)), 30_000);
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        got.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers });
-        if (got.length === expected) {
-          clearTimeout(timer);
-          resolve();
-        }
-      },
-    });
+  const got = await collectMessages(kafka, { groupId, topics: [topic], count: expected });
+  return got.map((m) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.headers)) headers[k] = String(v);
+    return { partition: m.partition, offset: String(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers };
   });
-  // A little longer: anything beyond `expected` would be a duplicate.
-  await new Promise((r) => setTimeout(r, 300));
-  await consumer.disconnect();
-  return got;
 }
 
 test('plain producer: every message lands once, in order per partition, with keys and headers', async () => {
@@ -142,29 +129,18 @@ test('consumer group: two members split the partitions and one takes over when t
     members.push(c);
   }
   // Wait until both are in one generation with a partition split between them.
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const a = assignments.get('a') ?? [];
-    const b = assignments.get('b') ?? [];
-    if (a.length > 0 && b.length > 0 && a.length + b.length === 4 && a.every((p) => !b.includes(p))) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const a = assignments.get('a')!;
-  const b = assignments.get('b')!;
+  const [a, b] = await waitFor('both members to share the partitions in one generation', () => {
+    const x = assignments.get('a') ?? [];
+    const y = assignments.get('b') ?? [];
+    return x.length > 0 && y.length > 0 && x.length + y.length === 4 && x.every((p) => !y.includes(p)) ? [x, y] : undefined;
+  }, 30_000, 100, () => JSON.stringify([...assignments]));
   assert.equal(a.length + b.length, 4);
   assert.ok(a.length > 0 && b.length > 0, `both members got partitions: a=${a} b=${b}`);
   const producer = kafka.producer();
   await producer.connect();
   const values = Array.from({ length: 200 }, (_, i) => `g${i}`);
   await producer.send({ topic, messages: values.slice(0, 100).map((value, i) => ({ value, partition: i % 4 })) });
-  const waitFor = async (pred: () => boolean, what: string) => {
-    const end = Date.now() + 30_000;
-    while (!pred()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await waitFor(() => seen.get('a')!.length + seen.get('b')!.length >= 100, 'first 100');
+  await waitFor('first 100', () => seen.get('a')!.length + seen.get('b')!.length >= 100, 30_000, 50);
   // Each member only saw its own partitions.
   for (const [name, msgs] of seen) {
     const mine = assignments.get(name)!;
@@ -172,9 +148,9 @@ test('consumer group: two members split the partitions and one takes over when t
   }
   // b leaves: a must take over all four partitions and read the rest.
   await members[1].disconnect();
-  await waitFor(() => (assignments.get('a') ?? []).length === 4, 'a to own all partitions');
+  await waitFor('a to own all partitions', () => (assignments.get('a') ?? []).length === 4, 30_000, 50);
   await producer.send({ topic, messages: values.slice(100).map((value, i) => ({ value, partition: i % 4 })) });
-  await waitFor(() => new Set([...seen.get('a')!, ...seen.get('b')!].map((m) => m.value)).size === 200, 'all 200');
+  await waitFor('all 200', () => new Set([...seen.get('a')!, ...seen.get('b')!].map((m) => m.value)).size === 200, 30_000, 50);
   const all = [...seen.get('a')!, ...seen.get('b')!].map((m) => m.value);
   assert.equal(new Set(all).size, 200, 'nothing lost');
   assert.ok(seen.get('a')!.filter((m) => Number(m.value.slice(1)) >= 100).length === 100, 'a read every later message');

@@ -176,7 +176,7 @@ test('a consumer group resumes after a restart exactly after its committed offse
   // fromBeginning only applies without a committed offset: a lost commit would show up
   // here as offset 0 being redelivered.
   const remaining = [...commitAt].reduce((n, [, c]) => n + perPartition - c, 0);
-  const second = await collectMessages(kafka, { groupId, topics: [topic], count: remaining, fromBeginning: true, timeoutMs: 30_000, graceMs: 1_000 });
+  const second = await collectMessages(kafka, { groupId, topics: [topic], count: remaining, fromBeginning: true, timeoutMs: 30_000 });
   for (const [p, target] of commitAt) {
     const got = second.filter((m) => m.partition === p);
     assert.equal(got[0]?.offset, target, `partition ${p}: the rejoined member starts at the first uncommitted offset`);

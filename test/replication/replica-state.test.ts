@@ -15,6 +15,7 @@ import { PartitionLog } from '../../src/storage/partition-log.js';
 import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** One topic id for every region in these tests (progress is keyed by region and topic id). */
 const TID = 'topic-id';
@@ -26,14 +27,6 @@ function dir(): string {
   const t = tmpDir('meridian-replica-state-');
   cleanups.push(t.cleanup);
   return t.dir;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 interface RunSpec {
@@ -169,7 +162,7 @@ test('a sealed segment writes replication-state.json; reload scans only from the
   const b = await appendRun(log, run('us-east', 'us-east', 'us', 2, 100n, 200n, { senderEndOffset: 210n }));
   await log.roll();
   const sealedEnd = log.logEndOffset;
-  await waitFor('the first snapshot', () => (JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string }).offset === String(sealedEnd));
+  await waitFor('the first snapshot', () => (JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string }).offset === String(sealedEnd), 10_000, 10);
   const snap1 = JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string; origins: Record<string, string>; senders: Record<string, string> };
   assert.deepEqual({ ...snap1, origins: byRegion(Object.entries(snap1.origins)), senders: byRegion(Object.entries(snap1.senders)) }, {
     offset: String(sealedEnd),
@@ -184,7 +177,7 @@ test('a sealed segment writes replication-state.json; reload scans only from the
   await waitFor('the snapshot of the last sealed segment', () => {
     const j = JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string };
     return j.offset === String(lastSealed.nextOffset);
-  });
+  }, 10_000, 10);
   const live = tableOf(s);
   assert.deepEqual(live, { origins: {}, senders: {} }, 'appended directly to the log, so the live table saw nothing; the snapshot was computed from the log');
   await s.close();

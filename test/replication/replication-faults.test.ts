@@ -1,7 +1,8 @@
 /**
  * Geo-replication under faults, with every region a real broker in its own process (see
- * test/helpers/regions.ts) and kcat as the only client. Each test ends with the same check,
- * in every region: the topic holds exactly the union of what was produced in all regions,
+ * test/helpers/regions.ts); kcat produces. Each test ends with the same check, in every
+ * region and with two independent consumers, KafkaJS and kcat (which must also agree with
+ * each other): the topic holds exactly the union of what was produced in all regions,
  * every record once, each origin's records in the order they were produced, nothing lost,
  * nothing extra. Records are compared by content (their values are unique,
  * `<origin>-<partition>-<seq>:<filler>`), never by offset: offsets differ between regions
@@ -26,8 +27,10 @@ import { test, type TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { KcatClient } from '../helpers/kcat-client.js';
-import { Regions, waitCaughtUp, waitFor, type Region } from '../helpers/regions.js';
+import { Regions, waitCaughtUp, type Region } from '../helpers/regions.js';
+import { assertClientsAgree, readBoth, type ReadRecord } from '../helpers/replication-check.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TOPIC = 'orders';
 const PARTITIONS = [0, 1];
@@ -169,22 +172,31 @@ function replicationLog(region: Region, n = 15): string {
 }
 
 /**
- * The exactly-once check, on one region: per partition, each origin's records are exactly
- * what was produced there, in produce order; no record is unknown, and keys and headers
- * are empty as produced.
+ * The exactly-once check, on one region, as KafkaJS and as kcat read it: per partition, each
+ * origin's records are exactly what was produced there, in produce order; no record is
+ * unknown, and keys and headers are empty as produced. Returns the record count.
  */
 async function assertExactlyOnce(region: Region, ledger: Ledger, others: Region[]): Promise<number> {
-  const messages = await new KcatClient(region.bootstrap).consumeAll(TOPIC);
+  const reads = await readBoth(region.bootstrap, TOPIC);
+  const problems = (['KafkaJS', 'kcat'] as const).flatMap((client) => exactlyOnceProblems(`${region.name} (${client})`, reads[client], ledger));
+  if (problems.length > 0) {
+    assert.fail(`${problems.join('\n')}\n--- replication log, ${[region, ...others].map((r) => r.name).join(', ')}:\n${[region, ...others].map((r) => replicationLog(r)).join('\n')}`);
+  }
+  assertClientsAgree(region.name, reads);
+  return reads.KafkaJS.length;
+}
+
+function exactlyOnceProblems(where: string, messages: readonly ReadRecord[], ledger: Ledger): string[] {
   const origins = ledger.origins();
   const problems: string[] = [];
   for (const p of PARTITIONS) {
     const got = messages.filter((m) => m.partition === p);
     for (const m of got) {
-      if (m.key !== null || m.headers.length > 0) problems.push(`${region.name}/${p} offset ${m.offset}: unexpected key or headers`);
+      if (m.key !== null || m.headers.length > 0) problems.push(`${where}/${p} offset ${m.offset}: unexpected key or headers`);
     }
-    const values = got.map((m) => m.payload?.toString('latin1') ?? '<null>');
+    const values = got.map((m) => m.value?.toString('latin1') ?? '<null>');
     const unknown = values.filter((v) => !origins.some((o) => v.startsWith(Ledger.key(o, p))));
-    if (unknown.length > 0) problems.push(`${region.name}/${p}: ${unknown.length} records from no origin, e.g. ${unknown.slice(0, 3).join(', ')}`);
+    if (unknown.length > 0) problems.push(`${where}/${p}: ${unknown.length} records from no origin, e.g. ${unknown.slice(0, 3).join(', ')}`);
     for (const origin of origins) {
       const expected = ledger.get(origin, p);
       const mine = values.filter((v) => v.startsWith(Ledger.key(origin, p)));
@@ -197,18 +209,15 @@ async function assertExactlyOnce(region: Region, ledger: Ledger, others: Region[
       const foreign = mine.filter((v) => !want.has(v));
       const firstDiff = mine.findIndex((v, i) => v !== expected[i]);
       problems.push(
-        `${region.name}/${p} records from ${origin}: got ${mine.length}, produced ${expected.length}; ` +
+        `${where}/${p} records from ${origin}: got ${mine.length}, produced ${expected.length}; ` +
           `${missing.length} missing (first ${missing.slice(0, 2).map((v) => v.slice(0, 22)).join(', ')}), ` +
           `${dups.length} duplicated (e.g. ${dups.slice(0, 2).map(([v, c]) => `${v.slice(0, 22)} x${c}`).join(', ')}), ` +
           `${foreign.length} unknown; first difference at #${firstDiff}: got ${mine[firstDiff]?.slice(0, 22)}, expected ${expected[firstDiff]?.slice(0, 22)}`,
       );
     }
   }
-  if (messages.length !== ledger.total && problems.length === 0) problems.push(`${region.name}: ${messages.length} records, produced ${ledger.total}`);
-  if (problems.length > 0) {
-    assert.fail(`${problems.join('\n')}\n--- replication log, ${[region, ...others].map((r) => r.name).join(', ')}:\n${[region, ...others].map((r) => replicationLog(r)).join('\n')}`);
-  }
-  return messages.length;
+  if (messages.length !== ledger.total && problems.length === 0) problems.push(`${where}: ${messages.length} records, produced ${ledger.total}`);
+  return problems;
 }
 
 async function report(t: TestContext, regions: Region[]): Promise<void> {
@@ -340,8 +349,12 @@ test('link refused, delayed and cut at random moments while both regions produce
     const [usWaiting, euWaiting] = await Promise.all([waitBackingOff(us, EU), waitBackingOff(eu, US)]);
     for (const w of [...usWaiting, ...euWaiting]) assert.match(w.error!, /connect|closed/i, `worker ${w.partition}->${w.remote}`);
     await waitFor('both regions to produce while the link is down', () => (producers.every((p, i) => p.calls() >= cutAt[i] + 4) ? true : undefined), 20_000, 20);
-    await sleep(1500);
-    const during = await workersTo(us, EU);
+    // Every worker tries again, twice, and fails again: still backing off, the backlog kept.
+    const retriesAt = new Map(usWaiting.map((w) => [w.partition, w.retries]));
+    const during = await waitFor('us-east\'s workers to retry twice more against the refusing link', async () => {
+      const ws = await workersTo(us, EU);
+      return ws.every((w) => w.retries >= retriesAt.get(w.partition)! + 2) ? ws : undefined;
+    }, 20_000, 50);
     assert.ok(during.every((w) => w.state === 'backing-off' && w.backlogRecords > 0), JSON.stringify(during.map((w) => [w.state, w.backlogRecords])));
     t.diagnostic(`link refused: us-east backlog ${sum(usWaiting, (w) => w.backlogRecords)} records, error "${usWaiting[0].error}"`);
     toEu.setRefusing(false);
@@ -352,8 +365,7 @@ test('link refused, delayed and cut at random moments while both regions produce
     toEu.options.delayMs = 200;
     toUs.options.delayMs = 200;
     const slowFrom = sum(await workersTo(us, EU), (w) => w.sentRecords);
-    await waitFor('records to cross the slow link', async () => (sum(await workersTo(us, EU), (w) => w.sentRecords) > slowFrom + 2000 ? true : undefined), 20_000, 50);
-    await sleep(1500);
+    await waitFor('records to cross the slow link', async () => (sum(await workersTo(us, EU), (w) => w.sentRecords) > slowFrom + 4000 ? true : undefined), 30_000, 50);
     // Back to no delay; the proxy would reorder bytes still waiting out their delay against
     // new undelayed ones, so the switch goes with a cut (a fault the link must survive anyway).
     toEu.options.delayMs = 0;

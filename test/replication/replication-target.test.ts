@@ -217,7 +217,7 @@ test('the same append twice is appended once: marker + batches exactly once, rec
     assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 12 }, (_, i) => i + 1), 'offsets after the marker');
   }
   const kafka = new Kafka({ clientId: 'replication-target-test', brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
-  const viaKafkaJs = await collectMessages(kafka, { groupId: 'replication-target-twice', topics: [topic], count: 12, graceMs: 300 });
+  const viaKafkaJs = await collectMessages(kafka, { groupId: 'replication-target-twice', topics: [topic], count: 12 });
   assert.deepEqual(
     viaKafkaJs.map((m) => ({ key: m.key?.toString(), value: m.value?.toString(), origin: m.headers.origin?.toString() })),
     expected,

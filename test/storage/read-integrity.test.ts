@@ -13,7 +13,7 @@ import { PartitionLog } from '../../src/storage/partition-log.js';
 import { encodeBatch, storedBatches } from '../../src/storage/record-batch.js';
 import { VerifiedRanges } from '../../src/storage/verified-ranges.js';
 import { startBroker } from '../helpers/broker.js';
-import { waitFor } from '../helpers/regions.js';
+import { waitFor } from '../helpers/wait.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];

@@ -16,7 +16,9 @@ import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
 import type { BlobStore } from '../../src/tiered/blobstore/blob-store.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { fsStore, startAzurite, startS3rver, type StoreFixture } from '../helpers/object-stores.js';
+import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { RawClient } from '../helpers/raw-kafka.js';
+import { waitFor } from '../helpers/wait.js';
 import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -27,6 +29,8 @@ after(async () => {
 /** Small segments, immediate offload, no local copies kept once offloaded. */
 const TIERED: BrokerConfigInput = {
   log: { segmentBytes: 64 * 1024, retention: { ms: -1 } },
+  // Reads use fresh KafkaJS groups: no 3 s wait for more members.
+  groups: { initialRebalanceDelayMs: 0 },
   tiered: {
     enabled: true,
     offload: { onSeal: true },
@@ -61,35 +65,18 @@ async function produce(bootstrap: string, topic: string, n: number, from = 0): P
   return sent;
 }
 
-async function consumeAll(bootstrap: string, topic: string, expected: number): Promise<Array<{ offset: bigint; key: string; value: Buffer }>> {
-  const kafka = new Kafka({ brokers: [bootstrap], clientId: 'tiered-consumer', logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `tiered-reader-${Math.random()}`, maxBytesPerPartition: 256 * 1024 });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const got: Array<{ offset: bigint; key: string; value: Buffer }> = [];
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`only ${got.length} of ${expected} records arrived`)), 60_000);
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push({ offset: BigInt(message.offset), key: message.key!.toString(), value: Buffer.from(message.value!) });
-        if (got.length >= expected) {
-          clearTimeout(t);
-          resolve();
-        }
-      },
-    });
-  });
-  await new Promise((r) => setTimeout(r, 200));
-  await consumer.disconnect();
-  return got;
+/** The whole topic as a fresh KafkaJS consumer reads it to the end, with small fetches. */
+async function readAll(bootstrap: string, topic: string): Promise<Array<{ partition: number; offset: bigint; key: string; value: Buffer }>> {
+  const got = await readTopicToEnd(bootstrap, topic, { maxBytesPerPartition: 256 * 1024 });
+  return got.map((m) => ({ partition: m.partition, offset: BigInt(m.offset), key: m.key!.toString(), value: Buffer.from(m.value!) }));
 }
 
-async function waitFor(what: string, pred: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Exactly the records of `sent` (keys unique), each once and byte-identical, in any partition. */
+function assertSameByKey(got: Array<{ key: string; value: Buffer }>, sent: Sent[], what: string): void {
+  assert.equal(got.length, sent.length, `${what}: every record exactly once (got ${got.length}, sent ${sent.length})`);
+  const byKey = new Map(got.map((g) => [g.key, g.value]));
+  assert.equal(byKey.size, got.length, `${what}: no duplicates`);
+  for (const s of sent) assert.ok(byKey.get(s.key)?.equals(s.value), `${what}: ${s.key} byte-identical`);
 }
 
 function assertExactly(got: Array<{ offset: bigint; key: string; value: Buffer }>, sent: Sent[]): void {
@@ -120,7 +107,7 @@ async function offloadAndReadBack(name: string, fixture: StoreFixture): Promise<
   const st = partitionStatus(tb, 'cold');
   assert.equal(st.remoteEndOffset, String(log.logStartOffset), 'the bucket holds everything below the local log');
   assert.ok(log.logStartOffset > 2000n, 'most of the data lives only in the bucket');
-  const got = await consumeAll(tb.bootstrap, 'cold', sent.length);
+  const got = await readAll(tb.bootstrap, 'cold');
   assertExactly(got, sent);
   const stats = tb.broker.tiered!.reader.stats();
   assert.ok(stats.misses > 0, 'reads went to the store');
@@ -170,22 +157,7 @@ test('restore: a broker on an empty disk serves the history from the bucket alon
     before.map((s) => [s.partition, s.remoteEndOffset]),
   );
   // Consume everything: partitions were chosen by key, so compare per key.
-  const kafka = new Kafka({ brokers: [restored.bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: 'dr-check' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'dr', fromBeginning: true });
-  const got = new Map<string, Buffer>();
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        assert.equal(got.has(message.key!.toString()), false, 'no duplicates');
-        got.set(message.key!.toString(), Buffer.from(message.value!));
-        if (got.size === sent.length) resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  for (const s of sent) assert.ok(got.get(s.key)!.equals(s.value), `${s.key} restored byte-identical`);
+  assertSameByKey(await readAll(restored.bootstrap, 'dr'), sent, 'restored from the bucket');
   // New writes continue after the restored history, never overwriting it.
   const more = await produce(restored.bootstrap, 'dr', 100, 2000);
   assert.equal(more.length, 100);
@@ -245,6 +217,7 @@ test('per-topic policy through CreateTopics configs; unknown configs are refused
     topics: [
       { topic: 'hot-only', numPartitions: 1, configEntries: [{ name: 'remote.storage.enable', value: 'false' }] },
       { topic: 'keep-local', numPartitions: 1, configEntries: [{ name: 'local.retention.bytes', value: '-1' }, { name: 'retention.ms', value: '-1' }] },
+      { topic: 'default-local', numPartitions: 1 },
     ],
   });
   await assert.rejects(admin.createTopics({ topics: [{ topic: 'weird', configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }), (err: any) =>
@@ -259,7 +232,11 @@ test('per-topic policy through CreateTopics configs; unknown configs are refused
   assert.equal(tiered.some((s) => s.topic === 'hot-only'), false, 'remote.storage.enable=false keeps the topic local');
   const keep = tiered.find((s) => s.topic === 'keep-local')!;
   assert.ok(keep.remoteSegments > 3, 'offloaded');
-  await new Promise((r) => setTimeout(r, 300)); // several local-deletion rounds
+  // Local deletion runs over every tiered partition on each check: once it has deleted the
+  // copies of a default topic offloaded after keep-local, it has been over keep-local too.
+  await produce(tb.bootstrap, 'default-local', 800);
+  await tb.broker.tiered!.offloadNow('default-local');
+  await waitFor('local deletion of default-local, offloaded after keep-local', () => tb.broker.topics.partition('default-local', 0)!.segments().length === 1, 30_000, 25);
   assert.equal(tb.broker.topics.partition('keep-local', 0)!.logStartOffset, 0n, 'local.retention.bytes=-1 keeps the local copies');
   assert.equal(tb.broker.topics.getTopic('keep-local')!.config.retentionMs, -1);
 });
@@ -283,21 +260,7 @@ test('a store that is down at start-up: the broker serves local data, keeps it w
     return st.length === logs.length && st.every((s) => s.localSegments === 1 && s.remoteSegments > 0 || s.localBytes < 64 * 1024);
   }, 60_000);
   assert.equal(tb.broker.tiered!.unavailable, null);
-  const kafka = new Kafka({ brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: 'outage-check' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'outage', fromBeginning: true });
-  const got = new Map<string, Buffer>();
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        got.set(message.key!.toString(), Buffer.from(message.value!));
-        if (got.size === sent.length) resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  for (const s of sent) assert.ok(got.get(s.key)!.equals(s.value));
+  assertSameByKey(await readAll(tb.bootstrap, 'outage'), sent, 'after the outage');
 });
 
 test('while the store is unreachable, offsets that may live only in the bucket get a retriable error, never a silent skip', async () => {
@@ -338,19 +301,5 @@ test('while the store is unreachable, offsets that may live only in the bucket g
   // The store comes back: everything is readable again from the beginning.
   await f.startServer();
   await waitFor('attach', () => tb.broker.tiered!.pendingTopics.length === 0, 30_000);
-  const kafka = new Kafka({ brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: 'hidden-check' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'hidden', fromBeginning: true });
-  const got = new Set<string>();
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        got.add(message.key!.toString());
-        if (got.size === sent.length) resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  assert.equal(got.size, sent.length);
+  assertSameByKey(await readAll(tb.bootstrap, 'hidden'), sent, 'once the store is back');
 });

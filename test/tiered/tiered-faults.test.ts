@@ -19,7 +19,10 @@
  *    exactly those leave the manifest, however many retention attempts failed meanwhile.
  *
  * Expiry needs record timestamps older than retention.ms; the producer sets them (KafkaJS
- * `timestamp`), so no test waits out a real retention period.
+ * `timestamp`) to expire minutes from now, and the tests run retention as of a later time
+ * they pick (`TieredStorage.tick(now)`), so no test waits out a real retention period or
+ * races one. A check that nothing happened while the store was down first counts the failed
+ * store calls that show the offloader or retention really tried.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import assert from 'node:assert/strict';
@@ -37,8 +40,11 @@ import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 import { loadManifest, remoteEndOffset, type PartitionManifest } from '../../src/tiered/manifest.js';
 import { ObjectKeys, type PartitionRef } from '../../src/tiered/object-keys.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { countingStore } from '../helpers/counting-store.js';
+import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { startRestartableS3rver, startS3rver } from '../helpers/object-stores.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -111,9 +117,9 @@ async function produce(bootstrap: string, topic: string, recs: Rec[]): Promise<v
 }
 
 /**
- * Reads partition 0 with a fresh consumer group until `count` records arrived, then listens
- * a little longer so a duplicate or a stray record is caught too. `from` starts the group at
- * that offset (committed before the consumer joins) instead of the beginning.
+ * Reads partition 0 with a fresh consumer group until `count` records arrived and on to the
+ * end of the partition, so a duplicate or a stray record shows too. `from` starts the group
+ * at that offset (committed before the consumer joins) instead of the beginning.
  */
 async function consume(bootstrap: string, topic: string, count: number, from?: bigint): Promise<Got[]> {
   const kafka = kafkaAt(bootstrap, 'faults-consumer');
@@ -125,29 +131,8 @@ async function consume(bootstrap: string, topic: string, count: number, from?: b
     await admin.disconnect();
   }
   // A short long-poll: disconnect waits for the fetch in flight.
-  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 256 * 1024, maxWaitTimeInMs: 100 });
-  const got: Got[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let reached!: () => void;
-    const done = new Promise<void>((resolve) => (reached = resolve));
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push({ offset: BigInt(message.offset), key: message.key!.toString(), value: Buffer.from(message.value!), timestamp: Number(message.timestamp) });
-        if (got.length >= count) reached();
-      },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      done,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${topic}: only ${got.length} of ${count} records arrived`)), 30_000))),
-    ]).finally(() => clearTimeout(timer));
-    await sleep(300);
-  } finally {
-    await consumer.disconnect();
-  }
-  return got;
+  const got = await collectMessages(kafka, { groupId, topics: [topic], count, consumer: { maxBytesPerPartition: 256 * 1024, maxWaitTimeInMs: 100 } });
+  return got.map((m) => ({ offset: BigInt(m.offset), key: m.key!.toString(), value: Buffer.from(m.value!), timestamp: Number(m.timestamp) }));
 }
 
 /** Exactly `expected`, in order, at consecutive offsets from `first`, byte for byte. */
@@ -161,14 +146,6 @@ function assertExactly(got: Got[], expected: Rec[], first: bigint, what: string)
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, pred: () => boolean | Promise<boolean>, ms = 30_000, everyMs = 20, detail: () => string = () => ''): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what} ${detail()}`);
-    await sleep(everyMs);
-  }
-}
 
 const signal = AbortSignal.timeout(10 * 60_000);
 
@@ -217,6 +194,27 @@ async function inspectBucket(store: BlobStore, ref: PartitionRef): Promise<{ man
   return { manifest, orphans: objects.map((o) => o.key).filter((k) => !named.has(k)) };
 }
 
+/** How far ahead of the wall clock the "old" records of the retention tests expire. */
+const EXPIRES_IN = 10 * 60_000;
+
+/**
+ * Runs tiered retention as of `now` (a time the test picks, past some records' expiry) until
+ * the remote tier starts at `start`. Each run is asynchronous and skipped while another is
+ * running, hence the repeat.
+ */
+async function expireAsOf(tb: TestBroker, topic: string, now: number, start: bigint): Promise<void> {
+  await waitFor(
+    `the remote tier of ${topic} to start at ${start} after retention as of ${new Date(now).toISOString()}`,
+    () => {
+      tb.broker.tiered!.tick(now);
+      return statusOf(tb, topic)!.remoteStartOffset === String(start);
+    },
+    30_000,
+    50,
+    () => JSON.stringify(statusOf(tb, topic)),
+  );
+}
+
 const statusOf = (tb: TestBroker, topic: string) => tb.broker.tiered!.status().find((s) => s.topic === topic && s.partition === 0);
 
 // ---------------------------------------------------------------------------------------
@@ -224,7 +222,8 @@ const statusOf = (tb: TestBroker, topic: string) => tb.broker.tiered!.status().f
 test('object store down mid-offload: offload backs off, nothing unconfirmed is deleted, local data stays readable; once back, the offload completes and everything reads back', async (t) => {
   const s3 = await startRestartableS3rver();
   cleanups.push(() => s3.stop());
-  const tb = await startBroker(TIERED, undefined, { blobStore: s3.store });
+  const counted = countingStore(s3.store);
+  const tb = await startBroker(TIERED, undefined, { blobStore: counted.store });
   cleanups.push(() => tb.cleanup());
   const topic = 'outage';
   await createTopic(tb.bootstrap, topic);
@@ -286,7 +285,9 @@ test('object store down mid-offload: offload backs off, nothing unconfirmed is d
   const down = records('down', 0, 1500);
   await produce(tb.bootstrap, topic, down);
   sent.push(...down);
-  await sleep(500); // several check intervals and retry attempts with the store still gone
+  // The offloader keeps trying with the new segments sealed: three more uploads fail.
+  const failedAtDown = counted.counts('put').failed;
+  await waitFor('three more failed uploads with the store still gone', () => counted.counts('put').failed >= failedAtDown + 3, 30_000, 10);
   const st = status();
   assert.ok(st.lastError, 'still failing while the store is down');
   assert.notEqual(st.state, 'idle');
@@ -560,12 +561,13 @@ test('retention spans both tiers: expired remote segments leave the manifest and
   const offsets = async () => (await admin.fetchTopicOffsets(topic))[0];
   const byTime = async (ts: number) => BigInt((await admin.fetchTopicOffsetsByTimestamp(topic, ts))[0].offset);
 
-  // "old" records fall out of the hour's retention a few seconds after they are produced;
-  // "recent" ones stay. The margin is what the checks before the expiry may take.
+  // "old" records fall out of the hour's retention ten minutes from now, "recent" ones half an
+  // hour later. Retention runs on a timer with the wall clock, so nothing expires during the
+  // test until it runs retention itself as of `later`, when only the old records have expired.
   const t0 = Date.now();
-  const MARGIN = 5_000;
-  const old = records('old', 0, 1000, (i) => t0 - HOUR + MARGIN + 2 * i);
+  const old = records('old', 0, 1000, (i) => t0 - HOUR + EXPIRES_IN + 2 * i);
   const recent = records('recent', 0, 1000, (i) => t0 - 30 * 60_000 + 100 * i);
+  const later = t0 + EXPIRES_IN + 60_000;
   const N = BigInt(old.length);
   await produce(tb.bootstrap, topic, old);
   await tb.broker.tiered!.offloadNow(topic); // also rolls: no segment mixes old and recent
@@ -589,11 +591,9 @@ test('retention spans both tiers: expired remote segments leave the manifest and
   for (const i of [0, 1, 333, 999]) {
     assert.equal(await byTime(old[i].timestamp!), BigInt(i), `old record ${i} by its exact timestamp`);
   }
-  assert.ok(Date.now() < t0 + MARGIN, 'the checks above ran before the old records began to expire (a machine this slow needs a larger MARGIN)');
-  t.diagnostic(`pre-expiry checks done ${Date.now() - t0} ms after the first record (margin ${MARGIN} ms)`);
 
   // The old segments expire: the manifest drops them, then their objects go.
-  await waitFor('the old segments to expire', () => statusOf(tb, topic)!.remoteStartOffset === String(N), MARGIN + 20_000, 50, () => JSON.stringify(statusOf(tb, topic)));
+  await expireAsOf(tb, topic, later, N);
   await waitFor('their objects to be deleted', async () => (await s3.store.head(oldSegments[oldSegments.length - 1].indexKey, { signal })) === null);
   const afterExpiry = await inspectBucket(s3.store, ref);
   assert.ok(afterExpiry.manifest);
@@ -625,7 +625,8 @@ test('retention spans both tiers: expired remote segments leave the manifest and
 test('retention while the object store is down: once it is back, exactly the expired segments leave the manifest', async (t) => {
   const s3 = await startRestartableS3rver();
   cleanups.push(() => s3.stop());
-  const tb = await startBroker(TIERED, undefined, { blobStore: s3.store });
+  const counted = countingStore(s3.store);
+  const tb = await startBroker(TIERED, undefined, { blobStore: counted.store });
   cleanups.push(() => tb.cleanup());
   const topic = 'expiring-in-outage';
   const HOUR = 3_600_000;
@@ -633,11 +634,11 @@ test('retention while the object store is down: once it is back, exactly the exp
   await waitFor('the topic to be attached to tiered storage', () => statusOf(tb, topic) !== undefined);
   const log = tb.broker.topics.partition(topic, 0)!;
 
-  // As above: "old" records expire MARGIN after they were produced, "recent" ones do not.
+  // As above: as of `later` the "old" records have expired, the "recent" ones have not.
   const t0 = Date.now();
-  const MARGIN = 5_000;
-  const old = records('old', 0, 600, (i) => t0 - HOUR + MARGIN + i);
+  const old = records('old', 0, 600, (i) => t0 - HOUR + EXPIRES_IN + i);
   const recent = records('recent', 0, 1000, (i) => t0 - 30 * 60_000 + 100 * i);
+  const later = t0 + EXPIRES_IN + 60_000;
   const N = BigInt(old.length);
   await produce(tb.bootstrap, topic, old);
   await tb.broker.tiered!.offloadNow(topic);
@@ -646,21 +647,25 @@ test('retention while the object store is down: once it is back, exactly the exp
   await waitFor('local copies deleted', () => log.segments().length === 1);
   const ref = await partitionRef(s3.store, topic);
   const before = (await inspectBucket(s3.store, ref)).manifest!;
-  assert.ok(Date.now() < t0 + MARGIN, 'offloaded before the old records began to expire (a machine this slow needs a larger MARGIN)');
-  t.diagnostic(`offloaded ${Date.now() - t0} ms after the first record (margin ${MARGIN} ms)`);
   const recentSegments = before.segments.filter((s) => s.baseOffset >= N);
   assert.equal(before.startOffset, 0n);
   assert.ok(recentSegments.length >= 5);
 
   // The old segments expire while the store is down: retention cannot write the manifest
-  // and keeps trying on every check.
+  // and keeps trying on every run. Three runs as of `later` fail at the manifest write before
+  // the check that nothing was dropped.
   await s3.stopServer();
-  await sleep(Math.max(0, t0 + MARGIN + 1_000 - Date.now()) + 3_000);
+  const failedAtStop = counted.counts('put').failed;
+  await waitFor('three retention runs to fail at the manifest write', () => {
+    tb.broker.tiered!.tick(later);
+    return counted.counts('put').failed >= failedAtStop + 3;
+  }, 30_000, 50);
   assert.equal(statusOf(tb, topic)!.remoteStartOffset, '0', 'nothing dropped while the store is down');
   await s3.startServer();
 
-  await waitFor('the old segments to leave the manifest', () => statusOf(tb, topic)!.remoteStartOffset !== '0', 30_000, 50, () => JSON.stringify(statusOf(tb, topic)));
-  await sleep(1_000); // retention attempts queued during the outage all run
+  await expireAsOf(tb, topic, later, N);
+  // The retention run that dropped them ends by deleting their objects.
+  await waitFor('the last old segment\'s objects to be deleted', async () => (await s3.store.head(before.segments.filter((x) => x.baseOffset < N).at(-1)!.indexKey, { signal })) === null);
   const st = statusOf(tb, topic)!;
   t.diagnostic(JSON.stringify({ remoteStartOffset: st.remoteStartOffset, remoteSegments: st.remoteSegments, manifestVersion: st.manifestVersion }));
   assert.equal(st.remoteStartOffset, String(N), 'the remote tier starts at the first unexpired record');

@@ -13,10 +13,10 @@ import {
   joinReq,
   openCoordinator,
   rejoinAll,
-  sleep,
   stableGroup,
   syncAll,
 } from './group-helpers.js';
+import { waitFor } from '../../helpers/wait.js';
 
 after(cleanupAll);
 
@@ -161,12 +161,7 @@ test('an expired session removes the member and rebalances the others', async ()
   const [ja, jb] = await rejoinAll(gc, reqs);
   await syncAll(gc, [ja, jb]);
   // a keeps heartbeating; b goes silent.
-  let code = 0;
-  const deadline = Date.now() + 3000;
-  while (code === 0 && Date.now() < deadline) {
-    await sleep(25);
-    code = heartbeat(gc, ja);
-  }
+  const code = await waitFor('the survivor\'s heartbeat to answer something else than OK', () => heartbeat(gc, ja) || undefined, 3000, 25);
   assert.equal(code, 27, 'the survivor is told to rejoin');
   assert.equal(heartbeat(gc, jb), 25, 'the dead member is gone');
   assert.equal(gc.stats().members, 1);
