@@ -14,6 +14,7 @@ import {
   type AppendResponse,
   type ReplicatedBatch,
 } from '../../src/replication/replication-api.js';
+import { encodeBatch } from '../../src/storage/record-batch.js';
 
 export class TargetLink {
   readonly client: LinkClient;
@@ -60,4 +61,13 @@ export class TargetLink {
   close(): void {
     this.client.close();
   }
+}
+
+/** Origin batches of one record each from origin offset `base` on, keyed and valued by `tag` and offset. */
+export function originBatches(tag: string, count: number, base = 0n): { batches: ReplicatedBatch[]; end: bigint } {
+  const batches = Array.from({ length: count }, (_, i) => {
+    const offset = base + BigInt(i);
+    return { originBaseOffset: offset, senderBaseOffset: offset, batch: encodeBatch({ records: [{ key: Buffer.from(`${tag}-${offset}`), value: Buffer.from(`${tag} value ${offset}`) }], baseOffset: offset, baseTimestamp: BigInt(Date.now()) }) };
+  });
+  return { batches, end: base + BigInt(count) - 1n };
 }

@@ -4,7 +4,8 @@
  * nothing is written; then ~2,000 random mutations of valid batches (uncompressed and gzip,
  * keys, values, headers), each produced with its CRC recomputed, and the whole partition
  * read back by KafkaJS and by kcat: both must see exactly the accepted records, in order,
- * and reach the end (a poison batch in the log would leave them stuck at its offset).
+ * and reach the end (a poison batch in the log would leave them stuck at its offset). A
+ * client's control batch (a forged or garbled replication marker, a COMMIT) is refused too.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -13,12 +14,15 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { Kafka, logLevel } from 'kafkajs';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
+import { encodeMarker } from '../../src/replication/marker.js';
 import { Attributes, BATCH_HEADER_BYTES, decodeRecords, encodeBatch, readBatchHeader, type DecodedRecord } from '../../src/storage/record-batch.js';
 import { applyEdits, editArb, gzipBatch, kafkaJsHeaders, plainView, recordArb, reseal } from '../helpers/batch-mutations.js';
+import { garbledMarker, makeBatch } from '../helpers/batches.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { RawClient } from '../helpers/raw-kafka.js';
+import { readAgreed } from '../helpers/replication-check.js';
 
 const CORRUPT_MESSAGE = 2;
 const INVALID_RECORD = 87;
@@ -27,7 +31,8 @@ let tb: TestBroker;
 let kafka: Kafka;
 
 before(async () => {
-  tb = await startBroker({ kafka: { maxFrameBytes: 4 * 1024 * 1024 }, log: { maxBatchBytes: 1024 * 1024 } });
+  // No initial rebalance delay: the checks read with fresh KafkaJS groups.
+  tb = await startBroker({ kafka: { maxFrameBytes: 4 * 1024 * 1024 }, log: { maxBatchBytes: 1024 * 1024 }, groups: { initialRebalanceDelayMs: 0 } });
   kafka = new Kafka({ brokers: [tb.bootstrap], clientId: 'poison-test', logLevel: logLevel.NOTHING });
 });
 after(() => tb?.cleanup());
@@ -127,6 +132,26 @@ test('the poison batches of issue 9 are refused and nothing is written', async (
       [1, null, 'another value'],
     ],
   );
+});
+
+test('a client producing a control batch (a forged or garbled marker, a COMMIT) gets INVALID_RECORD and nothing is appended', async (t) => {
+  const c = await RawClient.connect(tb.port);
+  t.after(() => c.close());
+  const topic = 'forged';
+  await createTopic(topic, 1);
+  // Only the receiving side of geo-replication writes markers, and only transactions write
+  // COMMIT/ABORT: a producing client's control batch is refused whole.
+  const forged = encodeMarker({ originRegion: 'us-east', originTopicId: 'us-tid', originPartition: 0, senderRegion: 'us-east', senderTopicId: 'us-tid', hops: ['us-east'], batches: [{ originBaseOffset: 1_000_000n, senderBaseOffset: 1_000_000n, crc: readBatchHeader(makeBatch('forged')).crc }], senderEndOffset: 1_000_000n });
+  const commit = encodeBatch({ records: [{ key: Buffer.from([0, 0, 0, 1]), value: Buffer.from([0, 0, 0, 0, 0, 0]) }], attributes: Attributes.control, baseTimestamp: 0n, producerId: -1n, producerEpoch: -1, baseSequence: -1 });
+  for (const [what, records] of [['garbled marker', garbledMarker()], ['forged marker + data', Buffer.concat([forged, makeBatch('forged')])], ['COMMIT control batch', commit]] as const) {
+    const [p] = await produce(c, topic, [{ index: 0, records }]);
+    assert.equal(p.errorCode, INVALID_RECORD, `${what}: error code`);
+  }
+  assert.equal(tb.broker.topics.partition(topic, 0)!.logEndOffset, 0n, 'nothing appended');
+  // An ordinary produce still works, and the topic holds only it.
+  const [ok] = await produce(c, topic, [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from('plain') }] }) }]);
+  assert.equal(ok.errorCode, 0);
+  assert.deepEqual((await readAgreed('the broker', tb.bootstrap, topic)).map((m) => String(m.value)), ['plain']);
 });
 
 test('a producer\'s maxTimestamp that is not the records\' maximum is rewritten, as Kafka does', async () => {

@@ -2,14 +2,23 @@
  * Dedup markers: the control batch the receiving region writes in front of every run of
  * replicated batches. It must survive a round trip bit for bit, be a well-formed Kafka
  * RecordBatch v2 that clients skip (control attribute, no producer), and never be mistaken
- * for (or mistake) a Kafka transaction marker or an ordinary batch.
+ * for (or mistake) a Kafka transaction marker or an ordinary batch. A garbled marker that is
+ * already in a log (a damaged disk, or an older broker that let one in) breaks neither the
+ * dedup state loaded from it nor the worker reading past it, in process and in a broker.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fs from 'node:fs';
 import fc from 'fast-check';
+import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { decodeMarker, encodeMarker, isMarkerBatch, MARKER_CONTROL_TYPE, type Marker } from '../../src/replication/marker.js';
+import { ReplicaState } from '../../src/replication/replica-state.js';
 import { Attributes, decodeRecords, encodeBatch, readBatchHeader, validateBatch } from '../../src/storage/record-batch.js';
-import { makeBatch } from '../helpers/batches.js';
+import { garbledMarker, makeBatch } from '../helpers/batches.js';
+import { startBroker } from '../helpers/broker.js';
+import { readAgreed } from '../helpers/replication-check.js';
+import { waitFor } from '../helpers/wait.js';
+import { appendRun, dataBatch, fakeRemote, link, logger, newWorker, receivedRecords, scratchLog, waitIdle } from '../helpers/worker-harness.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -130,4 +139,62 @@ test('a garbled marker value is refused, not misread', () => {
   wrongVersion.writeInt16BE(1, 0);
   const v1 = encodeBatch({ records: [{ key: rec.key, value: wrongVersion }], attributes: Attributes.control, producerId: -1n });
   assert.throws(() => decodeMarker(v1), /version 1 is not supported/);
+});
+
+test('a garbled marker already in a log breaks neither ReplicaState.load nor the worker', async (t) => {
+  const { log } = await scratchLog(t, 'meridian-marker-');
+  await appendRun(log, 'a', 0n, [dataBatch('a0'), dataBatch('a1')]);
+  await log.appendAll([garbledMarker()]); // a damaged disk, or an older broker that let one in
+  await log.appendAll([dataBatch('b0')]);
+  await appendRun(log, 'a', 2n, [dataBatch('a2')]);
+  await log.appendAll([dataBatch('b1')]);
+  await log.flush();
+  const state = await ReplicaState.load(log, logger);
+  try {
+    assert.equal(state.table.lastOrigin('a', 'a-tid'), 2n, 'both runs of a are counted');
+    assert.equal(state.table.lastSender('a', 'a-tid'), 2n);
+  } finally {
+    await state.close();
+  }
+  for (const relay of [false, true]) {
+    const fr = fakeRemote();
+    const w = newWorker(log, fr.remote, link('c', relay));
+    w.start();
+    try {
+      const s = await waitIdle(w, 'the worker to replicate past the garbled marker');
+      assert.deepEqual({ error: s.error, replicatedOffset: s.replicatedOffset }, { error: null, replicatedOffset: String(log.highWatermark - 1n) });
+      const a = (k: string) => ({ key: k, origin: 'a', hops: 'a>b' });
+      const b = (k: string) => ({ key: k, origin: 'b', hops: 'b' });
+      assert.deepEqual(receivedRecords(fr.sent), relay ? [a('a0-0'), a('a1-0'), b('b0-0'), a('a2-0'), b('b1-0')] : [b('b0-0'), b('b1-0')]);
+    } finally {
+      await w.stop();
+    }
+  }
+});
+
+test('a broker whose log holds a garbled marker restarts and replicates that topic: the remote gets exactly its records', { timeout: 30_000 }, async (t) => {
+  // No initial rebalance delay: the check reads with a fresh KafkaJS group.
+  const eu = await startBroker({ region: 'eu-west', groups: { initialRebalanceDelayMs: 0 } });
+  t.after(() => eu.cleanup());
+  const config: BrokerConfigInput = {
+    region: 'us-east',
+    replication: {
+      regions: [{ name: 'us-east', address: '127.0.0.1:1' }, { name: 'eu-west', address: eu.bootstrap }],
+      policies: [{ topics: 'damaged', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }],
+      retry: { initialMs: 50, maxMs: 500 },
+    },
+  } as BrokerConfigInput;
+  let us = await startBroker({ ...config, replication: { ...config.replication, policies: [] } as BrokerConfigInput['replication'] });
+  t.after(() => us.cleanup());
+  await us.broker.topics.createTopic('damaged', 1);
+  const log = us.broker.topics.partition('damaged', 0)!;
+  await log.appendAll([dataBatch('before')]);
+  await log.appendAll([garbledMarker()]);
+  await log.appendAll([dataBatch('after')]);
+  await log.flush();
+  await us.stop();
+  us = await startBroker(config, { dataDir: us.dataDir, cleanup: () => fs.rmSync(us.dataDir, { recursive: true, force: true }) });
+  const w = await waitFor('us-east to replicate the damaged topic', () => us.broker.replicator.status().find((x) => x.topic === 'damaged' && x.state === 'idle' && x.backlogRecords === 0), 15_000);
+  assert.equal(w.error, null);
+  assert.deepEqual((await readAgreed('eu-west', eu.bootstrap, 'damaged')).map((m) => String(m.key)), ['before-0', 'after-0']);
 });

@@ -3,17 +3,22 @@
  * sender offset per sender region) is a function of the log. These tests write markers and
  * batches into a real PartitionLog and check that the table rebuilt from disk (after a
  * reopen, from a snapshot, past a bad snapshot, after a torn tail) says exactly what the
- * log holds.
+ * log holds, and that a broker keeps it when retention or tiered local deletion removes the
+ * segments holding the markers (checked over the replication wire API).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { encodeMarker } from '../../src/replication/marker.js';
 import { ReplicaState } from '../../src/replication/replica-state.js';
+import { NO_CONTINUITY_CHECK } from '../../src/replication/replication-api.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { makeBatch } from '../helpers/batches.js';
+import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { originBatches, TargetLink } from '../helpers/replication-link.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -328,3 +333,56 @@ test('a torn run cut before its last batch: the next complete run after reopenin
     await log.close();
   }
 });
+
+// The dedup table is a function of the log, but the log does not keep its markers forever:
+// retention and tiered local deletion remove old segments. The snapshot must hold what they
+// removed before anything loads the table again.
+for (const deletion of ['retention', 'tiered local deletion'] as const) {
+  test(`dedup state survives ${deletion} of the segments holding the markers before anything loads it after a restart`, async (t) => {
+    const TOPIC = 'dedup';
+    const KiB = 1024;
+    const store = tmpDir('meridian-replica-state-store-');
+    t.after(() => store.cleanup());
+    const small: BrokerConfigInput = { log: { segmentBytes: 4 * KiB } };
+    const deleting: BrokerConfigInput =
+      deletion === 'retention'
+        ? { log: { segmentBytes: 4 * KiB, retention: { bytes: 6 * KiB, ms: -1, checkIntervalMs: 50 } } }
+        : { log: { segmentBytes: 4 * KiB, retention: { ms: -1 } }, tiered: { enabled: true, store: { type: 'fs', dir: store.dir }, offload: { onSeal: true }, localRetention: { bytes: 0 }, deletionLagMs: 0, checkIntervalMs: 50 } };
+    let tb = await startBroker({ region: 'eu-west', ...small });
+    t.after(() => tb.cleanup());
+    const peerOf = (b: TestBroker) => new TargetLink({ address: b.bootstrap, targetRegion: 'eu-west', senderRegion: 'us-east', senderTopicId: 'us-tid' });
+    let peer = peerOf(tb);
+    t.after(() => peer.close());
+    // us-east replicates its offsets 0..9, then 10..19, into eu-west.
+    await peer.senderCursor(TOPIC);
+    const first = originBatches('us', 10, 0n);
+    const second = originBatches('us', 10, 10n);
+    assert.equal((await peer.append(TOPIC, first.batches, first.end, -1n)).appendedBatches, 10);
+    await tb.broker.topics.partition(TOPIC, 0)!.roll();
+    assert.equal((await peer.append(TOPIC, second.batches, second.end, first.end)).appendedBatches, 10);
+    const markersEnd = tb.broker.topics.partition(TOPIC, 0)!.logEndOffset;
+    peer.close();
+
+    // Restart with deletion on. us-east stays quiet (nothing loads the dedup table) while
+    // local producers fill new segments and the old ones, markers and all, are deleted.
+    await tb.stop();
+    tb = await startBroker({ region: 'eu-west', ...deleting }, { dataDir: tb.dataDir, cleanup: () => fs.rmSync(tb.dataDir, { recursive: true, force: true }), port: tb.port });
+    const log = tb.broker.topics.partition(TOPIC, 0)!;
+    for (let i = 0; i < 12; i++) await log.appendAll([makeBatch(`local${i}`, 1, 1500)]);
+    await waitFor(`${deletion} to delete every segment holding a marker`, () => log.logStartOffset >= markersEnd, 15_000, 25);
+
+    // us-east comes back: eu-west still knows it holds 0..19 and takes a resend for duplicates.
+    peer = peerOf(tb);
+    assert.equal(await peer.senderCursor(TOPIC), second.end, 'us-east resumes after its offset 19');
+    const end = log.logEndOffset;
+    // A resend of both runs (no continuity check: dedup by origin offset alone).
+    const resend = await peer.append(TOPIC, [...first.batches, ...second.batches], second.end, NO_CONTINUITY_CHECK);
+    assert.deepEqual({ code: resend.errorCode, appended: resend.appendedBatches, duplicates: resend.duplicateBatches }, { code: 0, appended: 0, duplicates: 20 });
+    assert.equal(log.logEndOffset, end, 'nothing appended');
+    // And the same after one more restart (the snapshot holds it, not only memory).
+    peer.close();
+    tb = await tb.restart();
+    peer = peerOf(tb);
+    assert.equal(await peer.senderCursor(TOPIC), second.end);
+  });
+}

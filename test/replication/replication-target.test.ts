@@ -1,7 +1,8 @@
 /**
  * The receiving side of geo-replication, driven over its wire API (keys 32000/32001 on the
  * broker's Kafka port) with the sender's own LinkClient and codecs, against a real
- * in-process broker serving region eu-west.
+ * in-process broker serving region eu-west. Among what it refuses: a request carrying a
+ * control batch (only the target writes markers), with nothing of it appended.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -25,10 +26,12 @@ import {
   type ReplicatedBatch,
 } from '../../src/replication/replication-api.js';
 import { decodeRecords, encodeBatch, LOG_OVERHEAD, readBatchHeader } from '../../src/storage/record-batch.js';
+import { garbledMarker } from '../helpers/batches.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
+import { readAgreed } from '../helpers/replication-check.js';
 
 /** The sender's topic id in these tests (progress is keyed by region and topic id). */
 const TID = 'topic-id';
@@ -37,6 +40,7 @@ const REGION = 'eu-west';
 const CORRUPT_MESSAGE = 2;
 const INVALID_PARTITIONS = 37;
 const INVALID_REQUEST = 42;
+const INVALID_RECORD = 87;
 
 let tb: TestBroker;
 let link: LinkClient;
@@ -282,6 +286,35 @@ test('a corrupt batch (CRC mismatch) is refused with CORRUPT_MESSAGE and nothing
   // Dedup state untouched: the good request afterwards is appended in full.
   const ok = await append(link, { topic, senderEndOffset: end, entries: [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches }] });
   assert.deepEqual({ code: ok.errorCode, appended: ok.appendedBatches, dup: ok.duplicateBatches }, { code: 0, appended: 3, dup: 0 });
+});
+
+test('a ReplicatedAppend carrying a control batch is refused with a clear error and nothing of it is appended; the broker restarts clean', async (t) => {
+  // A broker of its own (it restarts), with no initial rebalance delay for the KafkaJS check.
+  let own = await startBroker({ region: REGION, groups: { initialRebalanceDelayMs: 0 } });
+  t.after(() => own.cleanup());
+  let peer = new LinkClient({ address: own.bootstrap, clientId: 'replication-test', requestTimeoutMs: 10_000 });
+  t.after(() => peer.close());
+  const topic = 'poison';
+  assert.equal((await handshake(peer, { topic, partitionCount: 1 })).errorCode, 0);
+  const { batches, messages, end } = originBatches('ok', 2, 1);
+  const entries = (list: ReplicatedBatch[]) => [{ originRegion: 'us-east', originTopicId: TID, originPartition: 0, hops: ['us-east'], batches: list }];
+  const poisoned = [batches[0], { originBaseOffset: 1n, senderBaseOffset: 1n, batch: garbledMarker() }, batches[1]];
+  const statsBefore = { ...own.broker.replicationTarget.stats };
+  const r = await append(peer, { topic, senderEndOffset: end, entries: entries(poisoned) });
+  assert.equal(r.errorCode, INVALID_RECORD);
+  assert.match(r.errorMessage ?? '', /control batch/);
+  assert.equal(r.appendedBatches, 0);
+  assert.equal(own.broker.topics.partition(topic, 0)!.logEndOffset, 0n, 'nothing appended: no marker, no data, no control batch');
+  assert.deepEqual(own.broker.replicationTarget.stats, statsBefore);
+  // The good batches afterwards go in whole; a restart rebuilds the dedup state cleanly.
+  const ok = await append(peer, { topic, senderEndOffset: end, entries: entries(batches) });
+  assert.deepEqual({ code: ok.errorCode, appended: ok.appendedBatches }, { code: 0, appended: 2 });
+  peer.close();
+  own = await own.restart();
+  peer = new LinkClient({ address: own.bootstrap, clientId: 'replication-test', requestTimeoutMs: 10_000 });
+  const hs = await handshake(peer, { topic, partitionCount: 1 });
+  assert.deepEqual({ code: hs.errorCode, cursor: hs.partitions[0]?.senderCursor }, { code: 0, cursor: end });
+  assert.deepEqual((await readAgreed(REGION, own.bootstrap, topic)).map((m) => String(m.value)), messages.map((m) => m.value));
 });
 
 test('partially duplicate request: only the batches above what the log holds are appended', async () => {
