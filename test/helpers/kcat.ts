@@ -27,7 +27,8 @@ export function kcat(args: string[], input?: Buffer | string, timeoutMs = 60_000
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the process can exit before the last of its stdout is read.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out), stderr: err });
     });
