@@ -32,18 +32,18 @@ import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { isOutOfSpace, realIo, storageError, type LogIo } from './fs-util.js';
 import {
-  Attributes,
   BATCH_HEADER_BYTES,
-  Codec,
   LOG_OVERHEAD,
   computeBatchCrc,
-  decodeRecords,
   lastOffsetOf,
+  opensRecordsForTimestamp,
   readBatchHeader,
   setBaseOffset,
+  timestampHitIn,
   validateBatch,
   type BatchHeader,
 } from './record-batch.js';
+import { BatchRange, selectBatchRange } from './batch-range.js';
 import { Segment, type SegmentInfo } from './segment.js';
 import type { BufferPool } from './buffer-pool.js';
 import { recoverSegments } from './log-recovery.js';
@@ -412,19 +412,15 @@ export class PartitionLog {
       try {
         const rel = seg.index.lookupTimestamp(Number(timestamp));
         const startPos = seg.index.lookupPosition(rel);
-        let hit: { pos: number; size: number; baseOffset: bigint; maxTimestamp: bigint; attributes: number } | null = null;
+        let hit: { h: BatchHeader; pos: number; size: number } | undefined;
         await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
           if (h.maxTimestamp < timestamp) return true;
-          hit = { pos, size, baseOffset: h.baseOffset, maxTimestamp: h.maxTimestamp, attributes: h.attributes };
+          hit = { h, pos, size };
           return false;
         });
-        if (hit === null) continue;
-        const { pos, size, baseOffset, maxTimestamp, attributes } = hit;
-        if ((attributes & Attributes.codecMask) === Codec.none && (attributes & Attributes.control) === 0) {
-          const rec = decodeRecords(await seg.read(pos, size)).find((r) => r.timestamp >= timestamp);
-          if (rec) return { offset: rec.offset, timestamp: rec.timestamp };
-        }
-        return { offset: baseOffset, timestamp: maxTimestamp };
+        if (hit === undefined) continue;
+        const { h, pos, size } = hit;
+        return timestampHitIn(h, opensRecordsForTimestamp(h.attributes) ? await seg.read(pos, size) : undefined, timestamp);
       } finally {
         seg.release();
       }
@@ -558,33 +554,14 @@ export class PartitionLog {
     const windowBytes = Math.min(end - startPos, maxBytes + 2 * this.options.indexIntervalBytes + 64 * 1024);
     const pooled = pool?.acquire(windowBytes);
     const win = await seg.read(startPos, windowBytes, pooled?.subarray(0, windowBytes));
-    let start = -1;
-    let length = 0;
-    let p = 0;
-    while (p + BATCH_HEADER_BYTES <= win.length) {
-      const size = win.readInt32BE(p + 8) + LOG_OVERHEAD;
-      const base = win.readBigInt64BE(p);
-      if (base >= limit) break;
-      if (start < 0) {
-        if (base + BigInt(win.readInt32BE(p + 23)) >= offset) {
-          start = p;
-          length = size;
-        }
-      } else if (length + size > maxBytes) {
-        break;
-      } else {
-        length += size;
-      }
-      p += size;
-      if (start >= 0 && start + length > win.length) break;
-    }
+    const { start, length, next } = selectBatchRange(win, offset, maxBytes, limit);
     if (start >= 0 && start + length <= win.length) return { records: win.subarray(start, start + length), position: startPos + start, pooled };
     if (pooled) pool!.release(pooled);
     if (start >= 0) return { records: await seg.read(startPos + start, length), position: startPos + start };
     // The window ended before the batch holding `offset` (batches much larger than the
     // index interval): fall back to scanning headers.
-    if (startPos + p >= end) return null;
-    return this.#scanRange(seg, startPos + p, offset, maxBytes, limit);
+    if (startPos + next >= end) return null;
+    return this.#scanRange(seg, startPos + next, offset, maxBytes, limit);
   }
 
   /**
@@ -617,21 +594,9 @@ export class PartitionLog {
   }
 
   async #scanRange(seg: Segment, fromPos: number, offset: bigint, maxBytes: number, limit: bigint): Promise<{ records: Buffer; position: number } | null> {
-    let start = -1;
-    let length = 0;
-    await seg.scanHeaders(fromPos, seg.sizeBytes, (h, pos, size) => {
-      if (h.baseOffset >= limit) return false;
-      if (start < 0) {
-        if (lastOffsetOf(h) < offset) return true;
-        start = pos;
-        length = size;
-        return true;
-      }
-      if (length + size > maxBytes) return false;
-      length += size;
-      return true;
-    });
-    return start < 0 ? null : { records: await seg.read(start, length), position: start };
+    const range = new BatchRange(offset, maxBytes, limit);
+    await seg.scanHeaders(fromPos, seg.sizeBytes, (h, pos, size) => range.offer(pos, size, h.baseOffset, lastOffsetOf(h)));
+    return range.found ? { records: await seg.read(range.start, range.length), position: range.start } : null;
   }
 
   #enqueue(item: QueueItem): void {

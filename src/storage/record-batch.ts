@@ -352,3 +352,25 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
   }
   return out;
 }
+
+/**
+ * Whether a by-time lookup opens the records of a batch: only an uncompressed data batch
+ * is opened; a compressed or control batch answers with its base offset.
+ */
+export function opensRecordsForTimestamp(attributes: number): boolean {
+  return (attributes & Attributes.codecMask) === Codec.none && (attributes & Attributes.control) === 0;
+}
+
+/**
+ * The ListOffsets-by-time answer from the first batch whose max timestamp reaches
+ * `timestamp`: its first record at or after it when the batch is opened (`batch` given and
+ * `opensRecordsForTimestamp`), else the batch's base offset and max timestamp; clients skip
+ * the records below it. The local log and the remote segment reader both answer with this.
+ */
+export function timestampHitIn(h: BatchHeader, batch: Buffer | undefined, timestamp: bigint): { offset: bigint; timestamp: bigint } {
+  if (batch !== undefined && opensRecordsForTimestamp(h.attributes)) {
+    const rec = decodeRecords(batch).find((r) => r.timestamp >= timestamp);
+    if (rec) return { offset: rec.offset, timestamp: rec.timestamp };
+  }
+  return { offset: h.baseOffset, timestamp: h.maxTimestamp };
+}

@@ -2,8 +2,10 @@
  * The domain layer of the tiered read path (redpanda's `remote_segment`): serves Fetch and
  * ListOffsets-by-time from a segment that lives only in the object store, with exactly the
  * results `PartitionLog.read` / `offsetForTimestamp` give for the same segment bytes on local
- * disk: whole batches starting with the one that holds `offset`, then more while they fit in
- * `maxBytes`, always at least one (KIP-74), never a partial batch, never past the segment.
+ * disk: which batches a read returns is `storage/batch-range.ts`'s `BatchRange` (whole
+ * batches from the one that holds `offset`, within `maxBytes`, at least one: KIP-74), and a
+ * by-time answer is `timestampHitIn`, the same code the local log runs. Reached through
+ * `RemoteTier` and `storage/log-view.ts`, never directly by a handler.
  *
  * How a read goes: the segment's index object (fetched whole, verified against the manifest
  * record, cached decoded) gives the byte position to scan from; batch headers are walked
@@ -32,7 +34,8 @@
  * which belongs to the composition root.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
-import { Attributes, BATCH_HEADER_BYTES, Codec, LOG_OVERHEAD, computeBatchCrc, decodeRecords, lastOffsetOf, readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
+import { BatchRange } from '../storage/batch-range.js';
+import { BATCH_HEADER_BYTES, LOG_OVERHEAD, computeBatchCrc, lastOffsetOf, readBatchHeader, timestampHitIn, type BatchHeader } from '../storage/record-batch.js';
 import { SegmentIndex } from '../storage/segment-index.js';
 import { BlobStoreError, type BlobStore } from './blobstore/blob-store.js';
 import { BlockCache, type BlockCacheStats } from './block-cache.js';
@@ -106,23 +109,22 @@ export class RemoteSegmentReader {
     const view = this.#cache.view(seg.dataKey, seg.sizeBytes, opts.signal);
     try {
       const index = await this.#index(seg, opts.signal);
+      const range = new BatchRange(offset, maxBytes, undefined);
       let pos = index.lookupPosition(Number(offset - seg.baseOffset));
-      let first = await this.#header(view, seg, pos);
-      while (lastOffsetOf(first.h) < offset) {
-        pos += first.size;
-        view.unpinBefore(pos);
-        first = await this.#header(view, seg, pos);
+      for (;;) {
+        const { h, size } = await this.#header(view, seg, pos);
+        if (!range.offer(pos, size, h.baseOffset, lastOffsetOf(h))) break;
+        pos += size;
+        if (!range.found) {
+          view.unpinBefore(pos);
+          continue;
+        }
+        // Once no batch fits the budget or the object any more, the next header need not be
+        // fetched: the range is the same.
+        if (range.full || pos + BATCH_HEADER_BYTES > seg.sizeBytes) break;
       }
-      let length = first.size;
-      // Every batch is at least a header long: once that no longer fits in the budget (or
-      // the segment), the next header need not be fetched; the result is the same.
-      while (pos + length + BATCH_HEADER_BYTES <= seg.sizeBytes && length + BATCH_HEADER_BYTES <= maxBytes) {
-        const next = await this.#header(view, seg, pos + length);
-        if (length + next.size > maxBytes) break;
-        length += next.size;
-      }
-      const out = await view.copy(pos, length);
-      this.#verify(seg, out, pos, offset);
+      const out = await view.copy(range.start, range.length);
+      this.#verify(seg, out, range.start, offset);
       this.#stats.reads++;
       this.#stats.bytesReturned += out.length;
       return out;
@@ -161,11 +163,7 @@ export class RemoteSegmentReader {
       // Verified even when only header fields are returned: the answer must not come from
       // bytes a read of the same batch would reject.
       this.#verify(seg, batch, pos, undefined);
-      if ((h.attributes & Attributes.codecMask) === Codec.none && (h.attributes & Attributes.control) === 0) {
-        const rec = decodeRecords(batch).find((r) => r.timestamp >= timestamp);
-        if (rec) return { offset: rec.offset, timestamp: rec.timestamp };
-      }
-      return { offset: h.baseOffset, timestamp: h.maxTimestamp };
+      return timestampHitIn(h, batch, timestamp);
     } catch (err) {
       throw this.#fail(err);
     } finally {
