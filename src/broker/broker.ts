@@ -22,6 +22,7 @@ import { BufferPool } from '../storage/buffer-pool.js';
 import { DataDirLock } from '../storage/data-dir-lock.js';
 import type { LogIo } from '../storage/fs-util.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { LogViews } from '../storage/log-view.js';
 import type { LogOptions } from '../storage/partition-log.js';
 import { RetentionGuards } from '../storage/retention-guards.js';
 import { TopicManager } from '../storage/topic-manager.js';
@@ -186,7 +187,7 @@ export class Broker {
         advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
         readBuffers: new BufferPool(),
-        tiered: tiered?.remote,
+        logs: new LogViews(topics, tiered?.remote),
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
       };

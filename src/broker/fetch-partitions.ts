@@ -9,9 +9,8 @@
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
-import type { RemoteTier } from '../tiered/remote-tier.js';
+import type { LogViews } from '../storage/log-view.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import type { TopicManager } from '../storage/topic-manager.js';
 
 export interface FetchPartitionRequest {
   topic: string;
@@ -38,13 +37,11 @@ export interface FetchOptions {
   pool?: BufferPool;
   /** Receives each pooled buffer the returned records live in; release them after the write. */
   keep?: (pooled: Buffer) => void;
-  /** Serves offsets below the local log from the object store. */
-  tiered?: RemoteTier;
 }
 
 const EMPTY = Buffer.alloc(0);
 
-export async function fetchPartitions(topics: TopicManager, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<FetchPartitionResult[]> {
+export async function fetchPartitions(views: LogViews, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<FetchPartitionResult[]> {
   const deadline = Date.now() + Math.max(0, opts.maxWaitMs);
   for (;;) {
     // Read every partition at once (the reads run in parallel in the I/O pool), each
@@ -52,18 +49,17 @@ export async function fetchPartitions(topics: TopicManager, reqs: readonly Fetch
     const logs: PartitionLog[] = [];
     const slabs: Buffer[] = [];
     const reads = reqs.map(async (req): Promise<FetchPartitionResult> => {
-      const log = topics.partition(req.topic, req.partition);
-      if (log === undefined) {
+      const view = views.view(req.topic, req.partition);
+      if (view === undefined) {
         return { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
       }
-      logs.push(log);
-      const base = { topic: req.topic, partition: req.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset };
+      logs.push(view.local);
+      // The local log start stands in while the store's part is unknown (the error path).
+      const base = { topic: req.topic, partition: req.partition, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset };
       try {
-        base.logStartOffset = opts.tiered?.logStartOffset(req.topic, req.partition) ?? log.logStartOffset;
+        base.logStartOffset = view.logStartOffset;
         const budget = Math.max(1, Math.min(req.maxBytes, opts.maxBytes));
-        const remote = opts.tiered && req.fetchOffset < log.logStartOffset ? await opts.tiered.read(req.topic, req.partition, req.fetchOffset, budget, opts.signal) : undefined;
-        if (remote) return { ...base, highWatermark: remote.highWatermark, errorCode: 0, records: remote.records };
-        const r = await log.read(req.fetchOffset, budget, { pool: opts.pool });
+        const r = await view.read(req.fetchOffset, budget, { pool: opts.pool, signal: opts.signal });
         if (r.pooled) slabs.push(r.pooled);
         return { ...base, highWatermark: r.highWatermark, errorCode: 0, records: r.records };
       } catch (err) {

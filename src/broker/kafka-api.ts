@@ -7,9 +7,9 @@
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/schema.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
+import type { LogViews } from '../storage/log-view.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { ReplicationTarget } from '../replication/replication-target.js';
-import type { RemoteTier } from '../tiered/remote-tier.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
@@ -25,8 +25,8 @@ export interface KafkaApiDeps {
   advertisedPort: number;
   /** Read buffers for Fetch, reused once each response is written. */
   readBuffers: BufferPool;
-  /** Reads below the local log; present when tiered storage is enabled. */
-  tiered?: RemoteTier;
+  /** Every read of a partition, across the local log and the object store when tiered. */
+  logs: LogViews;
   /** The receiving side of geo-replication (always on: any region may send here). */
   replication: ReplicationTarget;
   logger: Logger;

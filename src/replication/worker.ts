@@ -22,9 +22,9 @@ import type { Logger } from 'pino';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { LogView, type RemoteHistory } from '../storage/log-view.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
-import type { RemoteTier } from '../tiered/remote-tier.js';
 import type { Link } from './policy.js';
 import type { ReplicatedEntry } from './replication-api.js';
 import type { RemoteRegion } from './remote-region.js';
@@ -96,7 +96,8 @@ export class PartitionWorker {
   readonly log: PartitionLog;
   #region: string;
   #remote: RemoteRegion;
-  #tiered?: RemoteTier;
+  /** `log` and, with tiered storage, what the bucket holds below it: every read goes here. */
+  #view: LogView;
   #opts: WorkerOptions;
   #logger: Logger;
   #state: WorkerState = 'starting';
@@ -120,7 +121,7 @@ export class PartitionWorker {
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteTier; options: WorkerOptions; logger: Logger }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger }) {
     this.#region = opts.region;
     this.topic = opts.topic;
     this.topicId = opts.topicId;
@@ -128,7 +129,7 @@ export class PartitionWorker {
     this.link = opts.link;
     this.log = opts.log;
     this.#remote = opts.remote;
-    this.#tiered = opts.tiered;
+    this.#view = new LogView(opts.log, opts.topic, opts.partition, opts.tiered);
     this.#opts = opts.options;
     this.#logger = opts.logger.child({ topic: opts.topic, partition: opts.partition, remote: opts.link.remote });
   }
@@ -226,7 +227,7 @@ export class PartitionWorker {
    * that is only temporarily out of reach.
    */
   #earliest(): bigint {
-    return this.#tiered?.logStartOffset(this.topic, this.partition) ?? this.log.logStartOffset;
+    return this.#view.logStartOffset;
   }
 
   /** For status and estimates only: the local log start while the store's is unknown. */
@@ -409,20 +410,12 @@ export class PartitionWorker {
     let budget = this.#opts.maxRequestBytes;
     for (;;) {
       const durable = this.log.durableOffset;
-      let records: Buffer;
+      const { records } = await this.#view.read(next, budget, { upTo: durable, signal: this.#signal });
       // Where the read must stop at the latest: the end of the segment holding `next` (a
       // run never spans segments, so reaching it completes any run, torn or not) or, in the
       // active segment, the durable end (appends are durable whole).
-      let end: bigint;
-      const remote = next < this.log.logStartOffset && this.#tiered ? await this.#tiered.read(this.topic, this.partition, next, budget, this.#signal) : undefined;
-      if (remote) {
-        records = remote.records;
-        end = this.#tiered!.remoteSegmentEnd(this.topic, this.partition, next) ?? next;
-      } else {
-        records = (await this.log.read(next, budget, { upTo: durable })).records;
-        const segEnd = this.log.segmentEnd(next);
-        end = segEnd === undefined || segEnd > durable ? durable : segEnd;
-      }
+      const segEnd = this.#view.segmentEnd(next);
+      const end = segEnd === undefined || segEnd > durable ? durable : segEnd;
       if (records.length === 0) return null;
       const batches = storedBatches(records);
       const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= end);

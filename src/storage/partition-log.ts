@@ -107,6 +107,18 @@ export interface ReadResult {
   pooled?: Buffer;
 }
 
+export interface ReadOptions {
+  /** Read nothing at or past this offset (default: the high watermark). */
+  upTo?: bigint;
+  /** Read into a buffer of this pool; the result's `pooled` must then be released. */
+  pool?: BufferPool;
+  /**
+   * Ends a read that waits on the object store (log-view.ts). A local read is one or two
+   * preads and is not interrupted.
+   */
+  signal?: AbortSignal;
+}
+
 /** Returns false to keep a segment that retention would delete (not yet offloaded, say). */
 export type RetentionGuard = (segment: SegmentInfo) => boolean | Promise<boolean>;
 
@@ -359,7 +371,7 @@ export class PartitionLog {
    * `upTo` (default: the high watermark). Throws OFFSET_OUT_OF_RANGE outside
    * [logStartOffset, highWatermark].
    */
-  async read(offset: bigint, maxBytes: number, opts: { upTo?: bigint; pool?: BufferPool } = {}): Promise<ReadResult> {
+  async read(offset: bigint, maxBytes: number, opts: ReadOptions = {}): Promise<ReadResult> {
     const hw = this.#writtenEnd;
     const limit = opts.upTo !== undefined && opts.upTo < hw ? opts.upTo : hw;
     for (;;) {

@@ -1,14 +1,17 @@
 /**
- * The read side of tiered storage: what the bucket holds of a partition, as the Fetch and
- * ListOffsets handlers and the replication worker ask for it. Offsets at or above the local
- * log start are the local log's; below it, this answers from the manifest and the segment
- * objects (through `RemoteSegmentReader`, with its block cache).
+ * The read side of tiered storage: what the bucket holds of a partition below its local log,
+ * answered from the manifest and the segment objects (through `RemoteSegmentReader`, with
+ * its block cache). This is the `RemoteHistory` of `storage/log-view.ts`: readers (Fetch,
+ * ListOffsets, the replication worker) go through a `LogView`, which decides which tier
+ * holds an offset; the checks against the local log start here only keep an answer right
+ * when the local log moved meanwhile.
  *
  * While a topic's manifests cannot be loaded (the store is down), the bucket may hold
  * offsets below the local log that nobody can see yet: every question about them fails
  * retriably, so that no consumer or replicator skips history that is only out of reach.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
+import type { RemoteHistory } from '../storage/log-view.js';
 import type { ReadResult } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from './blobstore/blob-store.js';
@@ -23,7 +26,7 @@ export interface RemoteCacheOptions {
   readConcurrency: number;
 }
 
-export class RemoteTier {
+export class RemoteTier implements RemoteHistory {
   readonly reader: RemoteSegmentReader;
   #topics: TopicManager;
   #tiers: TierLookup;

@@ -12,12 +12,13 @@ import fc from 'fast-check';
 import type { Readable } from 'node:stream';
 import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
-import { Attributes, Codec, LOG_OVERHEAD, encodeBatch } from '../../src/storage/record-batch.js';
+import { LOG_OVERHEAD } from '../../src/storage/record-batch.js';
 import { BlobStoreError, type BlobStore, type GetOptions, type ListOptions, type PutOptions } from '../../src/tiered/blobstore/blob-store.js';
 import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 import type { RemoteSegment } from '../../src/tiered/manifest.js';
 import { RemoteSegmentReader } from '../../src/tiered/remote-reader.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { BASE_TIMESTAMP, variedBatches } from '../helpers/varied-batches.js';
 
 const BLOCK = 4096;
 
@@ -75,15 +76,6 @@ class ProbeStore implements BlobStore {
   }
 }
 
-/** A deterministic PRNG so a failure reproduces. */
-function rng(seed: number): (n: number) => number {
-  let s = seed >>> 0;
-  return (n) => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s % n;
-  };
-}
-
 const signal = new AbortController().signal;
 const cleanups: Array<() => void> = [];
 const readers: RemoteSegmentReader[] = [];
@@ -93,27 +85,11 @@ let segs: RemoteSegment[];
 let minTs = 0n;
 let maxTs = 0n;
 
-/** Batches from 1 record of a few bytes to several blocks, some gzip-flagged or control, with jittered timestamps. */
-function makeBatches(count: number): Buffer[] {
-  const r = rng(42);
-  const out: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
-    const kind = r(100);
-    const [records, valueBytes] = kind < 60 ? [1 + r(3), 1 + r(50)] : kind < 85 ? [1 + r(10), 200 + r(1800)] : kind < 97 ? [1 + r(3), 5000 + r(8000)] : [1, 30_000];
-    const control = r(100) < 3;
-    const attributes = control ? Attributes.transactional | Attributes.control : r(100) < 5 ? Codec.gzip : 0;
-    const n = control ? 1 : records;
-    const recs = Array.from({ length: n }, (_, j) => ({ key: Buffer.from(`k${i}-${j}`), value: Buffer.alloc(valueBytes, `v${i}/${j}/`), timestampDelta: r(9) - 3 }));
-    out.push(encodeBatch({ records: recs, attributes, baseTimestamp: 1_700_000_000_000n + BigInt(i * 3 + r(11) - 5) }));
-  }
-  return out;
-}
-
 before(async () => {
   const t = tmpDir('meridian-remote-reader-');
   cleanups.push(t.cleanup);
   log = await PartitionLog.open(path.join(t.dir, 'log'), { segmentBytes: 64 * 1024, indexIntervalBytes: 1024, flushMode: 'interval' });
-  for (const b of makeBatches(260)) await log.append(b, { sync: false });
+  for (const b of variedBatches(260)) await log.append(b, { sync: false });
   await log.roll();
   probe = new ProbeStore(new FsBlobStore({ dir: path.join(t.dir, 'bucket') }));
   segs = [];
@@ -127,7 +103,7 @@ before(async () => {
   }
   const all = log.segments().map((s) => s.maxTimestamp);
   maxTs = all.reduce((a, b) => (b > a ? b : a));
-  minTs = 1_700_000_000_000n - 10n;
+  minTs = BASE_TIMESTAMP - 10n;
 });
 after(async () => {
   for (const r of readers) await r.close();

@@ -1,7 +1,9 @@
 /**
- * Fetch and ListOffsets. Stored batches go back exactly as stored; there are no
- * transactions, so the last stable offset is the high watermark and no transaction is ever
- * aborted; `preferredReadReplica` is always -1 (anything else redirects both clients).
+ * Fetch and ListOffsets, read through the partitions' log views (storage/log-view.ts), so
+ * offsets offloaded to the object store answer as local ones do. Stored batches go back
+ * exactly as stored; there are no transactions, so the last stable offset is the high
+ * watermark and no transaction is ever aborted; `preferredReadReplica` is always -1
+ * (anything else redirects both clients).
  */
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { FetchRequest, FetchResponse } from '../../protocol/kafka/messages/fetch.js';
@@ -20,7 +22,7 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     for (const p of t.partitions) wanted.push({ topic: t.topic, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
   }
   const pool = deps.readBuffers;
-  const results = await fetchPartitions(deps.topics, wanted, {
+  const results = await fetchPartitions(deps.logs, wanted, {
     maxBytes: req.maxBytes,
     minBytes: req.minBytes,
     maxWaitMs: req.maxWaitMs,
@@ -28,7 +30,6 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     pool,
     // The response references these buffers until the socket has taken its bytes.
     keep: (slab) => ctx.afterWrite(() => pool.release(slab)),
-    tiered: deps.tiered,
   });
   let i = 0;
   return {
@@ -66,12 +67,12 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
       partitions: await Promise.all(
         t.partitions.map(async (p) => {
           const base = { partitionIndex: p.partitionIndex, oldStyleOffsets: [] as bigint[], leaderEpoch: -1 };
-          const log = deps.topics.partition(t.name, p.partitionIndex);
-          if (log === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
+          const view = deps.logs.view(t.name, p.partitionIndex);
+          if (view === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
           try {
-            if (p.timestamp === EARLIEST) return { ...base, errorCode: 0, timestamp: -1n, offset: deps.tiered?.logStartOffset(t.name, p.partitionIndex) ?? log.logStartOffset };
-            if (p.timestamp === LATEST || p.timestamp === MAX_TIMESTAMP) return { ...base, errorCode: 0, timestamp: -1n, offset: log.highWatermark };
-            const hit = (await deps.tiered?.offsetForTimestamp(t.name, p.partitionIndex, p.timestamp)) ?? (await log.offsetForTimestamp(p.timestamp));
+            if (p.timestamp === EARLIEST) return { ...base, errorCode: 0, timestamp: -1n, offset: view.logStartOffset };
+            if (p.timestamp === LATEST || p.timestamp === MAX_TIMESTAMP) return { ...base, errorCode: 0, timestamp: -1n, offset: view.highWatermark };
+            const hit = await view.offsetForTimestamp(p.timestamp);
             // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
             return hit === null ? { ...base, errorCode: 0, timestamp: -1n, offset: -1n } : { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
           } catch (err) {
