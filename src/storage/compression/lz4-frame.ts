@@ -18,12 +18,10 @@
  * where the last sequence stops after its literals. A match may reach back into earlier
  * blocks of the frame unless blocks are independent, never before the frame.
  */
-import { BoundedOutput, corrupt, overBudget } from './output-budget.js';
+import { BoundedOutput, corrupt, need as needBytes, overBudget, skipSkippableFrame } from './output-budget.js';
 import { xxhash32 } from './xxhash32.js';
 
 const MAGIC = 0x184d2204;
-const SKIPPABLE_MASK = 0xfffffff0;
-const SKIPPABLE = 0x184d2a50;
 const BLOCK_MAX = [0, 0, 0, 0, 64 << 10, 256 << 10, 1 << 20, 4 << 20];
 
 const Flg = { versionMask: 0xc0, version1: 0x40, independent: 0x20, blockChecksum: 0x10, contentSize: 0x08, contentChecksum: 0x04, reserved: 0x02, dictId: 0x01 } as const;
@@ -35,15 +33,12 @@ export function lz4FrameDecompress(data: Buffer, maxBytes: number): Buffer {
   let p = 0;
   let frames = 0;
   while (p < data.length) {
-    need(data, p, 4, 'frame magic');
-    const magic = data.readUInt32LE(p);
-    if (((magic & SKIPPABLE_MASK) >>> 0) === SKIPPABLE) {
-      need(data, p + 4, 4, 'skippable frame size');
-      const size = data.readUInt32LE(p + 4);
-      need(data, p + 8, size, 'skippable frame');
-      p += 8 + size;
+    const skipped = skipSkippableFrame('lz4', data, p);
+    if (skipped >= 0) {
+      p = skipped;
       continue;
     }
+    const magic = data.readUInt32LE(p);
     if (magic !== MAGIC) throw corrupt('lz4', `bad frame magic 0x${magic.toString(16)} at byte ${p} (expected 0x184d2204; legacy and raw LZ4 blocks are not Kafka's v2 format)`);
     p = frame(data, p + 4, out, maxBytes);
     frames++;
@@ -53,7 +48,7 @@ export function lz4FrameDecompress(data: Buffer, maxBytes: number): Buffer {
 }
 
 function need(data: Buffer, p: number, n: number, what: string): void {
-  if (data.length - p < n) throw corrupt('lz4', `truncated ${what} at byte ${p}: needs ${n} bytes, ${Math.max(0, data.length - p)} remain`);
+  needBytes('lz4', data, p, n, what);
 }
 
 /** Decodes one frame whose descriptor starts at `p`; returns where the frame ends. */

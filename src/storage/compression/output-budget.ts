@@ -48,3 +48,25 @@ export class BoundedOutput {
     return this.buf.subarray(0, this.length);
   }
 }
+
+/** Throws `codec`'s truncation error unless `n` bytes remain at `p`. */
+export function need(codec: CodecName, data: Buffer, p: number, n: number, what: string): void {
+  if (data.length - p < n) throw corrupt(codec, `truncated ${what} at byte ${p}: needs ${n} bytes, ${Math.max(0, data.length - p)} remain`);
+}
+
+const SKIPPABLE_MASK = 0xfffffff0;
+const SKIPPABLE = 0x184d2a50;
+
+/**
+ * LZ4 and zstd share the skippable-frame format (magic 0x184D2A5?, a little-endian u32
+ * size, that many bytes): returns where the skippable frame at `p` ends, or -1 when the
+ * frame at `p` is not one.
+ */
+export function skipSkippableFrame(codec: CodecName, data: Buffer, p: number): number {
+  need(codec, data, p, 4, 'frame magic');
+  if (((data.readUInt32LE(p) & SKIPPABLE_MASK) >>> 0) !== SKIPPABLE) return -1;
+  need(codec, data, p + 4, 4, 'skippable frame size');
+  const size = data.readUInt32LE(p + 4);
+  need(codec, data, p + 8, size, 'skippable frame');
+  return p + 8 + size;
+}

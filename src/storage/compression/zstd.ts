@@ -21,11 +21,9 @@
  */
 import { Decompress } from 'fzstd';
 import { MeridianError } from '../../errors.js';
-import { corrupt, overBudget } from './output-budget.js';
+import { corrupt, need as needBytes, overBudget, skipSkippableFrame } from './output-budget.js';
 
 const MAGIC = 0xfd2fb528;
-const SKIPPABLE_MASK = 0xfffffff0;
-const SKIPPABLE = 0x184d2a50;
 const MAX_BLOCK = 128 << 10;
 
 export function zstdDecompress(input: Buffer, maxBytes: number): Buffer {
@@ -52,7 +50,7 @@ export function zstdDecompress(input: Buffer, maxBytes: number): Buffer {
 }
 
 function need(data: Buffer, p: number, n: number, what: string): void {
-  if (data.length - p < n) throw corrupt('zstd', `truncated ${what} at byte ${p}: needs ${n} bytes, ${Math.max(0, data.length - p)} remain`);
+  needBytes('zstd', data, p, n, what);
 }
 
 /**
@@ -74,15 +72,12 @@ function checkFrames(data: Buffer, maxBytes: number): number[] {
   const shrink: number[] = [];
   let frames = 0;
   for (let p = 0; p < data.length; ) {
-    need(data, p, 4, 'frame magic');
-    const magic = data.readUInt32LE(p);
-    if (((magic & SKIPPABLE_MASK) >>> 0) === SKIPPABLE) {
-      need(data, p + 4, 4, 'skippable frame size');
-      const size = data.readUInt32LE(p + 4);
-      need(data, p + 8, size, 'skippable frame');
-      p += 8 + size;
+    const skipped = skipSkippableFrame('zstd', data, p);
+    if (skipped >= 0) {
+      p = skipped;
       continue;
     }
+    const magic = data.readUInt32LE(p);
     if (magic !== MAGIC) throw corrupt('zstd', `bad frame magic 0x${magic.toString(16)} at byte ${p}`);
     p = checkFrame(data, p + 4, maxBytes, shrink);
     frames++;
