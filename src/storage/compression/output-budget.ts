@@ -1,6 +1,7 @@
 /**
- * What every decompressor shares: the error it throws and the growable output buffer that
- * refuses to grow past the budget. A decompressor never allocates more than its budget
+ * What every decompressor shares: the error it throws, the growable output buffer that
+ * refuses to grow past the budget, the truncation check, and the skippable frames LZ4 and
+ * zstd have in common. A decompressor never allocates more than its budget
  * (plus what one codec step writes at once), whatever the input claims.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
