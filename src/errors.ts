@@ -66,6 +66,35 @@ export const ErrorCode = {
   ReplicationDiverged: 'REPLICATION_DIVERGED',
   /** An operation stopped because its caller went away (shutdown, a link or worker stopping). */
   Aborted: 'ABORTED',
+  // The consumer-group coordinator (broker/groups). The codes from INVALID_GROUP_ID to
+  // COMMIT_TOO_LARGE tell a client to act (rejoin, give up) rather than resend, so none is
+  // retriable; the last three are the coordinator's own state.
+  /** A group id that is not allowed (the empty string). */
+  InvalidGroupId: 'INVALID_GROUP_ID',
+  /** A session timeout outside the broker's `groups.minSessionTimeoutMs`..`maxSessionTimeoutMs`. */
+  InvalidSessionTimeout: 'INVALID_SESSION_TIMEOUT',
+  /** A member id the group does not know (never joined, left, expired, or the broker restarted): the member rejoins with "". */
+  UnknownMember: 'UNKNOWN_MEMBER',
+  /** A request from another generation than the group's current one: the member rejoins. */
+  IllegalGeneration: 'ILLEGAL_GENERATION',
+  /** The group is rebalancing: the member rejoins before it syncs, heartbeats or commits. */
+  RebalanceInProgress: 'REBALANCE_IN_PROGRESS',
+  /** A member whose protocol type or protocols do not fit the group's. */
+  InconsistentProtocol: 'INCONSISTENT_PROTOCOL',
+  /** A static member (group.instance.id) whose instance id another member id now owns. */
+  FencedInstance: 'FENCED_INSTANCE',
+  /** A join that would take a group past the coordinator's `maxGroupSize` members (and pending member ids). */
+  GroupTooLarge: 'GROUP_TOO_LARGE',
+  /** Offset-commit metadata longer than the coordinator's `maxMetadataBytes` (Kafka's offset.metadata.max.bytes). */
+  OffsetMetadataTooLarge: 'OFFSET_METADATA_TOO_LARGE',
+  /** An offset commit too large for one record of the offset store. */
+  CommitTooLarge: 'COMMIT_TOO_LARGE',
+  /** The group coordinator is closing (or its offset store closed) under a request. */
+  CoordinatorClosed: 'COORDINATOR_CLOSED',
+  /** The coordinator cannot take a request now and may shortly: its commit queue is full, or the group was just unloaded. */
+  CoordinatorBusy: 'COORDINATOR_BUSY',
+  /** The offset store could not make a commit durable: out of space (retriable), or offline after an I/O error until a restart. */
+  OffsetStoreIo: 'OFFSET_STORE_IO',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -99,6 +128,19 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   REMOTE_UNAVAILABLE: 'always',
   REPLICATION_DIVERGED: 'never',
   ABORTED: 'always',
+  INVALID_GROUP_ID: 'never',
+  INVALID_SESSION_TIMEOUT: 'never',
+  UNKNOWN_MEMBER: 'never',
+  ILLEGAL_GENERATION: 'never',
+  REBALANCE_IN_PROGRESS: 'never',
+  INCONSISTENT_PROTOCOL: 'never',
+  FENCED_INSTANCE: 'never',
+  GROUP_TOO_LARGE: 'never',
+  OFFSET_METADATA_TOO_LARGE: 'never',
+  COMMIT_TOO_LARGE: 'never',
+  COORDINATOR_CLOSED: 'always',
+  COORDINATOR_BUSY: 'always',
+  OFFSET_STORE_IO: 'varies',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

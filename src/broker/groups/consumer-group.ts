@@ -21,11 +21,11 @@
  *
  * Static membership (group.instance.id) is handled for correctness, not speed: a static
  * member that rejoins with an empty member id gets a new id, its old id is fenced
- * (FENCED_INSTANCE_ID), and the group rebalances; Kafka's no-rebalance shortcut is omitted.
+ * (FENCED_INSTANCE), and the group rebalances; Kafka's no-rebalance shortcut is omitted.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { KafkaErrorCode } from '../../protocol/kafka/error-codes.js';
+import type { MeridianError } from '../../errors.js';
 import {
   GroupState,
   type DescribedGroup,
@@ -36,7 +36,8 @@ import {
   type SyncGroupResult,
 } from './group-api.js';
 import { EMPTY_BYTES, GroupMember } from './group-member.js';
-import { joinError, syncError } from './group-results.js';
+import { coordinatorClosed, fencedInstance, groupTooLarge, groupUnloaded, illegalGeneration, inconsistentProtocol, rebalanceInProgress, unknownMember } from './group-errors.js';
+import { joinError, memberIdRequired, syncError } from './group-results.js';
 import { JoinDeadline } from './join-deadline.js';
 import { selectProtocol, supportsProtocols } from './protocol-selection.js';
 
@@ -47,8 +48,6 @@ export interface ConsumerGroupOptions {
   /** Called when the group has become Empty with no member left, pending ids included. */
   onIdle: (group: ConsumerGroup) => void;
 }
-
-const E = KafkaErrorCode;
 
 export class ConsumerGroup {
   readonly groupId: string;
@@ -104,22 +103,22 @@ export class ConsumerGroup {
   }
 
   join(req: JoinGroupRequest): Promise<JoinGroupResult> {
-    if (this.#state === GroupState.Dead) return done(joinError(req.memberId, E.COORDINATOR_NOT_AVAILABLE.code));
-    if (!supportsProtocols([...this.#members.values()], this.#protocolType, req.protocolType, req.protocols)) return done(joinError(req.memberId, E.INCONSISTENT_GROUP_PROTOCOL.code));
+    if (this.#state === GroupState.Dead) return done(joinError(req.memberId, groupUnloaded(this.groupId)));
+    if (!supportsProtocols([...this.#members.values()], this.#protocolType, req.protocolType, req.protocols)) return done(joinError(req.memberId, inconsistentProtocol(this.groupId)));
     return req.memberId === '' ? this.#joinNew(req) : this.#joinKnown(req);
   }
 
   sync(req: SyncGroupRequest): Promise<SyncGroupResult> {
     const m = this.#members.get(req.memberId);
-    if (this.#isFenced(req.memberId, req.groupInstanceId)) return done(syncError(E.FENCED_INSTANCE_ID.code));
-    if (m === undefined) return done(syncError(E.UNKNOWN_MEMBER_ID.code));
-    if (req.generationId !== this.#generation) return done(syncError(E.ILLEGAL_GENERATION.code));
+    if (this.#isFenced(req.memberId, req.groupInstanceId)) return done(syncError(this.#fenced(req.groupInstanceId)));
+    if (m === undefined) return done(syncError(unknownMember(this.groupId, req.memberId)));
+    if (req.generationId !== this.#generation) return done(syncError(illegalGeneration(this.groupId, req.generationId, this.#generation)));
     if ((req.protocolType !== null && req.protocolType !== this.#protocolType) || (req.protocolName !== null && req.protocolName !== this.#protocolName)) {
-      return done(syncError(E.INCONSISTENT_GROUP_PROTOCOL.code));
+      return done(syncError(inconsistentProtocol(this.groupId)));
     }
     switch (this.#state) {
       case GroupState.PreparingRebalance:
-        return done(syncError(E.REBALANCE_IN_PROGRESS.code));
+        return done(syncError(rebalanceInProgress(this.groupId)));
       case GroupState.Stable:
         m.touch();
         return done(this.#syncOk(m.assignment));
@@ -127,14 +126,14 @@ export class ConsumerGroup {
         const result = new Promise<SyncGroupResult>((resolve) => {
           const previous = m.syncWaiter;
           m.syncWaiter = resolve;
-          previous?.(syncError(E.REBALANCE_IN_PROGRESS.code));
+          previous?.(syncError(rebalanceInProgress(this.groupId)));
         });
         m.touch();
         if (m.memberId === this.#leaderId) this.#assign(req.assignments);
         return result;
       }
       default:
-        return done(syncError(E.UNKNOWN_MEMBER_ID.code));
+        return done(syncError(unknownMember(this.groupId, req.memberId)));
     }
   }
 
@@ -142,47 +141,47 @@ export class ConsumerGroup {
    * Kafka's handleHeartbeat, in its order: unknown member, wrong generation, then
    * REBALANCE_IN_PROGRESS while preparing a rebalance (how members learn to rejoin).
    */
-  heartbeat(req: HeartbeatRequest): number {
-    if (this.#isFenced(req.memberId, req.groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
+  heartbeat(req: HeartbeatRequest): MeridianError | null {
+    if (this.#isFenced(req.memberId, req.groupInstanceId)) return this.#fenced(req.groupInstanceId);
     const m = this.#members.get(req.memberId);
-    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
-    if (req.generationId !== this.#generation) return E.ILLEGAL_GENERATION.code;
+    if (m === undefined) return unknownMember(this.groupId, req.memberId);
+    if (req.generationId !== this.#generation) return illegalGeneration(this.groupId, req.generationId, this.#generation);
     m.touch();
-    return this.#state === GroupState.PreparingRebalance ? E.REBALANCE_IN_PROGRESS.code : E.NONE.code;
+    return this.#state === GroupState.PreparingRebalance ? rebalanceInProgress(this.groupId) : null;
   }
 
   /** One member of a LeaveGroup; v3+ may name a static member by instance id alone. */
-  leave(memberId: string, groupInstanceId: string | null): number {
+  leave(memberId: string, groupInstanceId: string | null): MeridianError | null {
     let id = memberId;
     if (id === '' && groupInstanceId !== null) id = this.#staticMembers.get(groupInstanceId) ?? '';
-    else if (this.#isFenced(id, groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
+    else if (this.#isFenced(id, groupInstanceId)) return this.#fenced(groupInstanceId);
     if (this.#pending.has(id)) {
       this.#removePending(id);
-      return E.NONE.code;
+      return null;
     }
     const m = this.#members.get(id);
-    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
+    if (m === undefined) return unknownMember(this.groupId, id);
     this.#removeMemberAndUpdate(m, 'left the group');
-    return E.NONE.code;
+    return null;
   }
 
   /** May this member commit offsets now? Kafka's doCommitOffsets checks, in its order. */
-  checkCommit(generationId: number, memberId: string, groupInstanceId: string | null): number {
-    if (this.#state === GroupState.Dead) return E.COORDINATOR_NOT_AVAILABLE.code;
-    if (this.#isFenced(memberId, groupInstanceId)) return E.FENCED_INSTANCE_ID.code;
-    if (generationId < 0 && this.#state === GroupState.Empty) return E.NONE.code; // a "simple" commit
+  checkCommit(generationId: number, memberId: string, groupInstanceId: string | null): MeridianError | null {
+    if (this.#state === GroupState.Dead) return groupUnloaded(this.groupId);
+    if (this.#isFenced(memberId, groupInstanceId)) return this.#fenced(groupInstanceId);
+    if (generationId < 0 && this.#state === GroupState.Empty) return null; // a "simple" commit
     const m = this.#members.get(memberId);
-    if (m === undefined) return E.UNKNOWN_MEMBER_ID.code;
-    if (generationId !== this.#generation) return E.ILLEGAL_GENERATION.code;
-    if (this.#state === GroupState.CompletingRebalance) return E.REBALANCE_IN_PROGRESS.code;
+    if (m === undefined) return unknownMember(this.groupId, memberId);
+    if (generationId !== this.#generation) return illegalGeneration(this.groupId, generationId, this.#generation);
+    if (this.#state === GroupState.CompletingRebalance) return rebalanceInProgress(this.groupId);
     m.touch();
-    return E.NONE.code;
+    return null;
   }
 
   describe(): DescribedGroup {
     const stable = this.#state === GroupState.Stable;
     return {
-      errorCode: E.NONE.code,
+      error: null,
       groupId: this.groupId,
       groupState: this.#state,
       protocolType: this.#protocolType ?? '',
@@ -198,13 +197,13 @@ export class ConsumerGroup {
     };
   }
 
-  /** Clears every timer and answers held requests with NOT_COORDINATOR (Kafka's unload). */
+  /** Clears every timer and answers held requests with COORDINATOR_CLOSED (Kafka's unload). */
   shutdown(): void {
     this.#state = GroupState.Dead;
     this.#deadline.cancel();
     for (const t of this.#pending.values()) clearTimeout(t);
     this.#pending.clear();
-    for (const m of this.#members.values()) this.#answerWaiters(m, E.NOT_COORDINATOR.code);
+    for (const m of this.#members.values()) this.#answerWaiters(m, coordinatorClosed());
     for (const m of this.#members.values()) m.stop();
   }
 
@@ -212,12 +211,12 @@ export class ConsumerGroup {
     const memberId = `${req.groupInstanceId ?? req.clientId}-${randomUUID()}`;
     const staticId = req.groupInstanceId === null ? undefined : this.#staticMembers.get(req.groupInstanceId);
     if (staticId !== undefined) return this.#updateMemberAndRebalance(this.#replaceStaticMember(staticId, memberId), req);
-    if (this.#members.size + this.#pending.size >= this.#options.maxGroupSize) return done(joinError('', E.GROUP_MAX_SIZE_REACHED.code));
+    if (this.#members.size + this.#pending.size >= this.#options.maxGroupSize) return done(joinError('', groupTooLarge(this.groupId, this.#options.maxGroupSize)));
     if (req.groupInstanceId === null && req.requireKnownMemberId) {
       const timer = setTimeout(() => this.#removePending(memberId), req.sessionTimeoutMs);
       timer.unref();
       this.#pending.set(memberId, timer);
-      return done(joinError(memberId, E.MEMBER_ID_REQUIRED.code));
+      return done(memberIdRequired(memberId));
     }
     return this.#addMemberAndRebalance(memberId, req);
   }
@@ -230,9 +229,9 @@ export class ConsumerGroup {
       this.#pending.delete(memberId);
       return this.#addMemberAndRebalance(memberId, req);
     }
-    if (this.#isFenced(memberId, req.groupInstanceId)) return done(joinError(memberId, E.FENCED_INSTANCE_ID.code));
+    if (this.#isFenced(memberId, req.groupInstanceId)) return done(joinError(memberId, this.#fenced(req.groupInstanceId)));
     const m = this.#members.get(memberId);
-    if (m === undefined || m.groupInstanceId !== req.groupInstanceId) return done(joinError(memberId, E.UNKNOWN_MEMBER_ID.code));
+    if (m === undefined || m.groupInstanceId !== req.groupInstanceId) return done(joinError(memberId, unknownMember(this.groupId, memberId)));
     switch (this.#state) {
       case GroupState.PreparingRebalance:
         return this.#updateMemberAndRebalance(m, req);
@@ -248,7 +247,7 @@ export class ConsumerGroup {
         }
         return this.#updateMemberAndRebalance(m, req);
       default:
-        return done(joinError(memberId, E.UNKNOWN_MEMBER_ID.code));
+        return done(joinError(memberId, unknownMember(this.groupId, memberId)));
     }
   }
 
@@ -271,7 +270,7 @@ export class ConsumerGroup {
     const result = new Promise<JoinGroupResult>((resolve) => {
       const previous = m.joinWaiter;
       m.joinWaiter = resolve;
-      previous?.(joinError(m.memberId, E.REBALANCE_IN_PROGRESS.code)); // superseded by this rejoin
+      previous?.(joinError(m.memberId, rebalanceInProgress(this.groupId))); // superseded by this rejoin
     });
     m.touch();
     if (this.#state === GroupState.PreparingRebalance) this.#maybeCompleteJoin();
@@ -286,7 +285,7 @@ export class ConsumerGroup {
         m.assignment = EMPTY_BYTES;
         const waiter = m.syncWaiter;
         m.syncWaiter = undefined;
-        waiter?.(syncError(E.REBALANCE_IN_PROGRESS.code));
+        waiter?.(syncError(rebalanceInProgress(this.groupId)));
       }
     }
     const wasEmpty = this.#state === GroupState.Empty;
@@ -362,13 +361,13 @@ export class ConsumerGroup {
     this.#members.delete(m.memberId);
     if (m.groupInstanceId !== null && this.#staticMembers.get(m.groupInstanceId) === m.memberId) this.#staticMembers.delete(m.groupInstanceId);
     if (this.#leaderId === m.memberId) this.#leaderId = this.#members.keys().next().value ?? null;
-    this.#answerWaiters(m, E.UNKNOWN_MEMBER_ID.code);
+    this.#answerWaiters(m, unknownMember(this.groupId, m.memberId));
     this.#log?.info({ memberId: m.memberId, clientId: m.clientId, reason }, 'member removed');
   }
 
   #replaceStaticMember(oldId: string, newId: string): GroupMember {
     const m = this.#members.get(oldId) as GroupMember;
-    this.#answerWaiters(m, E.FENCED_INSTANCE_ID.code);
+    this.#answerWaiters(m, fencedInstance(this.groupId, m.groupInstanceId as string));
     this.#members.delete(oldId);
     m.memberId = newId;
     this.#members.set(newId, m);
@@ -389,13 +388,13 @@ export class ConsumerGroup {
     if (this.isIdle) this.#options.onIdle(this);
   }
 
-  #answerWaiters(m: GroupMember, errorCode: number): void {
+  #answerWaiters(m: GroupMember, error: MeridianError): void {
     const join = m.joinWaiter;
     const sync = m.syncWaiter;
     m.joinWaiter = undefined;
     m.syncWaiter = undefined;
-    join?.(joinError(m.memberId, errorCode));
-    sync?.(syncError(errorCode));
+    join?.(joinError(m.memberId, error));
+    sync?.(syncError(error));
   }
 
   /** A group.instance.id now owned by another member id: the caller is a zombie. */
@@ -405,10 +404,16 @@ export class ConsumerGroup {
     return owner !== undefined && owner !== memberId;
   }
 
+  /** The answer to a request `#isFenced` refused (its instance id is therefore not null). */
+  #fenced(groupInstanceId: string | null): MeridianError {
+    return fencedInstance(this.groupId, groupInstanceId ?? '');
+  }
+
   #joinResult(m: GroupMember): JoinGroupResult {
     const isLeader = m.memberId === this.#leaderId;
     return {
-      errorCode: E.NONE.code,
+      error: null,
+      memberIdRequired: false,
       generationId: this.#generation,
       protocolType: this.#protocolType,
       protocolName: this.#protocolName,
@@ -421,7 +426,7 @@ export class ConsumerGroup {
   }
 
   #syncOk(assignment: Buffer): SyncGroupResult {
-    return { errorCode: E.NONE.code, protocolType: this.#protocolType, protocolName: this.#protocolName, assignment };
+    return { error: null, protocolType: this.#protocolType, protocolName: this.#protocolName, assignment };
   }
 }
 

@@ -4,10 +4,15 @@
  * They carry the fields of the newest version the Kafka handlers decode (JoinGroup v5,
  * SyncGroup v3+, OffsetCommit v7, ...) in version-neutral form; a handler for an older
  * version fills the missing fields with Kafka's defaults and drops what its version cannot
- * encode. Errors are Kafka error codes (`KafkaErrorCode.X.code`), because every caller of
- * this module is a Kafka handler. Where a result says `null` but the wire field is not
- * nullable in some version (protocolName before JoinGroup v7), the handler writes "".
+ * encode. Errors are values, `error: MeridianError | null` (null: none), because a Kafka
+ * group response has an error field per member or partition rather than failing whole; the
+ * codes are the group coordinator's in src/README.md, and the handlers turn them into Kafka
+ * codes in the one mapping (protocol/kafka/error-mapping.ts). Where a result says `null`
+ * but the wire field is not nullable in some version (protocolName before JoinGroup v7), the
+ * handler writes "".
  */
+import type { MeridianError } from '../../errors.js';
+
 export const GroupState = {
   Empty: 'Empty',
   PreparingRebalance: 'PreparingRebalance',
@@ -46,7 +51,14 @@ export interface JoinGroupMember {
 }
 
 export interface JoinGroupResult {
-  readonly errorCode: number;
+  /** Why the join failed; null when it succeeded, and when `memberIdRequired`. */
+  readonly error: MeridianError | null;
+  /**
+   * KIP-394 (JoinGroup v4+): a first join is handed `memberId` and must join again with it.
+   * A step of the protocol, not a failure, so it is no error code of Meridian's; the handler
+   * answers it with Kafka's MEMBER_ID_REQUIRED.
+   */
+  readonly memberIdRequired: boolean;
   readonly generationId: number;
   readonly protocolType: string | null;
   readonly protocolName: string | null;
@@ -69,7 +81,7 @@ export interface SyncGroupRequest {
 }
 
 export interface SyncGroupResult {
-  readonly errorCode: number;
+  readonly error: MeridianError | null;
   readonly protocolType: string | null;
   readonly protocolName: string | null;
   readonly assignment: Buffer;
@@ -83,7 +95,7 @@ export interface HeartbeatRequest {
 }
 
 export interface HeartbeatResult {
-  readonly errorCode: number;
+  readonly error: MeridianError | null;
 }
 
 export interface LeaveGroupRequest {
@@ -93,9 +105,9 @@ export interface LeaveGroupRequest {
 }
 
 export interface LeaveGroupResult {
-  /** Group-level error. A v0-2 handler sends this if non-zero, else members[0].errorCode. */
-  readonly errorCode: number;
-  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null; readonly errorCode: number }[];
+  /** Group-level error. A v0-2 handler sends this if there is one, else members[0].error. */
+  readonly error: MeridianError | null;
+  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null; readonly error: MeridianError | null }[];
 }
 
 export interface OffsetCommitRequest {
@@ -117,7 +129,7 @@ export interface OffsetCommitRequest {
 }
 
 export interface OffsetCommitResult {
-  readonly topics: readonly { readonly name: string; readonly partitions: readonly { readonly partitionIndex: number; readonly errorCode: number }[] }[];
+  readonly topics: readonly { readonly name: string; readonly partitions: readonly { readonly partitionIndex: number; readonly error: MeridianError | null }[] }[];
 }
 
 export interface OffsetFetchRequest {
@@ -132,11 +144,11 @@ export interface FetchedPartitionOffset {
   readonly committedOffset: bigint;
   readonly committedLeaderEpoch: number;
   readonly metadata: string | null;
-  readonly errorCode: number;
 }
 
 export interface OffsetFetchResult {
-  readonly errorCode: number;
+  /** A fetch fails whole (the coordinator closed) or not at all: no partition has an error of its own. */
+  readonly error: MeridianError | null;
   readonly topics: readonly { readonly name: string; readonly partitions: readonly FetchedPartitionOffset[] }[];
 }
 
@@ -152,7 +164,7 @@ export interface DescribedGroupMember {
 }
 
 export interface DescribedGroup {
-  readonly errorCode: number;
+  readonly error: MeridianError | null;
   readonly groupId: string;
   readonly groupState: GroupState;
   /** "" when unknown. */

@@ -4,12 +4,15 @@
  * handlers decode a request, call one method here and encode the plain result.
  *
  * Lifecycle: `GroupCoordinator.open()` loads the committed offsets (see offset-store.ts);
- * `close()` answers every held JoinGroup/SyncGroup with NOT_COORDINATOR, clears every timer
- * and waits for queued commits to become durable. After close every call answers
- * NOT_COORDINATOR, so clients look for the coordinator again.
+ * `close()` answers every held JoinGroup/SyncGroup with COORDINATOR_CLOSED, clears every
+ * timer and waits for queued commits to become durable. After close every call answers
+ * COORDINATOR_CLOSED (Kafka's NOT_COORDINATOR), so clients look for the coordinator again.
+ *
+ * Errors are values in the results (codes: src/README.md, built in group-errors.ts); the
+ * Kafka handlers map them to Kafka's codes.
  *
  * Membership lives in memory only: after a restart every group is Empty (or unknown) and
- * members learn it from UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION and rejoin, which both clients
+ * members learn it from UNKNOWN_MEMBER / ILLEGAL_GENERATION and rejoin, which both clients
  * do on their own. Committed offsets are durable before a commit is acknowledged.
  *
  * A group whose last member is gone and that has no committed offsets is forgotten at once
@@ -22,7 +25,6 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../../errors.js';
-import { KafkaErrorCode } from '../../protocol/kafka/error-codes.js';
 import { ConsumerGroup } from './consumer-group.js';
 import {
   GroupState,
@@ -42,9 +44,10 @@ import {
   type SyncGroupRequest,
   type SyncGroupResult,
 } from './group-api.js';
+import { commitFailure, coordinatorClosed, illegalGeneration, invalidGroupId, invalidSessionTimeout, offsetMetadataTooLarge, unknownMember } from './group-errors.js';
 import { joinError, syncError } from './group-results.js';
 import type { PartitionCommit } from './offset-record.js';
-import { OffsetStore, OffsetStoreErrorCode, type OffsetStoreStats } from './offset-store.js';
+import { OffsetStore, type OffsetStoreStats } from './offset-store.js';
 
 export interface GroupCoordinatorOptions {
   /** Directory of the offset store (offsets.snapshot, offsets-<G>.log). */
@@ -79,8 +82,6 @@ export interface GroupCoordinatorStats {
   rebalances: number;
   offsets: OffsetStoreStats;
 }
-
-const E = KafkaErrorCode;
 
 export class GroupCoordinator {
   #store: OffsetStore;
@@ -122,14 +123,14 @@ export class GroupCoordinator {
    * requireKnownMemberId = false.
    */
   joinGroup(req: JoinGroupRequest): Promise<JoinGroupResult> {
-    if (this.#closing !== undefined) return Promise.resolve(joinError(req.memberId, E.NOT_COORDINATOR.code));
-    if (req.groupId === '') return Promise.resolve(joinError(req.memberId, E.INVALID_GROUP_ID.code));
+    if (this.#closing !== undefined) return Promise.resolve(joinError(req.memberId, coordinatorClosed()));
+    if (req.groupId === '') return Promise.resolve(joinError(req.memberId, invalidGroupId()));
     if (req.sessionTimeoutMs < this.#minSessionTimeoutMs || req.sessionTimeoutMs > this.#maxSessionTimeoutMs) {
-      return Promise.resolve(joinError(req.memberId, E.INVALID_SESSION_TIMEOUT.code));
+      return Promise.resolve(joinError(req.memberId, invalidSessionTimeout(req.sessionTimeoutMs, this.#minSessionTimeoutMs, this.#maxSessionTimeoutMs)));
     }
     let group = this.#groups.get(req.groupId);
     if (group === undefined) {
-      if (req.memberId !== '') return Promise.resolve(joinError(req.memberId, E.UNKNOWN_MEMBER_ID.code));
+      if (req.memberId !== '') return Promise.resolve(joinError(req.memberId, unknownMember(req.groupId, req.memberId)));
       group = this.#createGroup(req.groupId);
     }
     const result = group.join(req);
@@ -139,30 +140,30 @@ export class GroupCoordinator {
 
   /** SyncGroup. A follower's call resolves when the leader's SyncGroup arrives. */
   syncGroup(req: SyncGroupRequest): Promise<SyncGroupResult> {
-    const error = (errorCode: number): Promise<SyncGroupResult> => Promise.resolve(syncError(errorCode));
-    if (this.#closing !== undefined) return error(E.NOT_COORDINATOR.code);
-    if (req.groupId === '') return error(E.INVALID_GROUP_ID.code);
+    const error = (e: MeridianError): Promise<SyncGroupResult> => Promise.resolve(syncError(e));
+    if (this.#closing !== undefined) return error(coordinatorClosed());
+    if (req.groupId === '') return error(invalidGroupId());
     const group = this.#groups.get(req.groupId);
-    return group === undefined ? error(E.UNKNOWN_MEMBER_ID.code) : group.sync(req);
+    return group === undefined ? error(unknownMember(req.groupId, req.memberId)) : group.sync(req);
   }
 
   heartbeat(req: HeartbeatRequest): HeartbeatResult {
-    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code };
-    if (req.groupId === '') return { errorCode: E.INVALID_GROUP_ID.code };
+    if (this.#closing !== undefined) return { error: coordinatorClosed() };
+    if (req.groupId === '') return { error: invalidGroupId() };
     const group = this.#groups.get(req.groupId);
-    return { errorCode: group === undefined ? E.UNKNOWN_MEMBER_ID.code : group.heartbeat(req) };
+    return { error: group === undefined ? unknownMember(req.groupId, req.memberId) : group.heartbeat(req) };
   }
 
   leaveGroup(req: LeaveGroupRequest): LeaveGroupResult {
-    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code, members: [] };
-    if (req.groupId === '') return { errorCode: E.INVALID_GROUP_ID.code, members: [] };
+    if (this.#closing !== undefined) return { error: coordinatorClosed(), members: [] };
+    if (req.groupId === '') return { error: invalidGroupId(), members: [] };
     const group = this.#groups.get(req.groupId);
     return {
-      errorCode: E.NONE.code,
+      error: null,
       members: req.members.map((m) => ({
         memberId: m.memberId,
         groupInstanceId: m.groupInstanceId,
-        errorCode: group === undefined ? E.UNKNOWN_MEMBER_ID.code : group.leave(m.memberId, m.groupInstanceId),
+        error: group === undefined ? unknownMember(req.groupId, m.memberId) : group.leave(m.memberId, m.groupInstanceId),
       })),
     };
   }
@@ -173,25 +174,25 @@ export class GroupCoordinator {
    * stored as "", as Kafka's KafkaApis does.
    */
   async commitOffsets(req: OffsetCommitRequest): Promise<OffsetCommitResult> {
-    const codes = req.topics.map((t) => t.partitions.map(() => E.NONE.code as number));
+    const errors = req.topics.map((t) => t.partitions.map((): MeridianError | null => null));
     const result = (): OffsetCommitResult => ({
-      topics: req.topics.map((t, i) => ({ name: t.name, partitions: t.partitions.map((p, j) => ({ partitionIndex: p.partitionIndex, errorCode: codes[i][j] })) })),
+      topics: req.topics.map((t, i) => ({ name: t.name, partitions: t.partitions.map((p, j) => ({ partitionIndex: p.partitionIndex, error: errors[i][j] })) })),
     });
-    const failAll = (code: number): OffsetCommitResult => {
-      for (const c of codes) c.fill(code);
+    const failAll = (error: MeridianError): OffsetCommitResult => {
+      for (const e of errors) e.fill(error);
       return result();
     };
-    if (this.#closing !== undefined) return failAll(E.NOT_COORDINATOR.code);
+    if (this.#closing !== undefined) return failAll(coordinatorClosed());
     const group = this.#groups.get(req.groupId);
     const gate =
       group !== undefined
         ? group.checkCommit(req.generationIdOrMemberEpoch, req.memberId, req.groupInstanceId)
         : req.generationIdOrMemberEpoch < 0
-          ? E.NONE.code
+          ? null
           : this.#store.hasGroup(req.groupId)
-            ? E.UNKNOWN_MEMBER_ID.code // an Empty group known from its offsets
-            : E.ILLEGAL_GENERATION.code; // Kafka: a commit from an older generation of a gone group
-    if (gate !== E.NONE.code) return failAll(gate);
+            ? unknownMember(req.groupId, req.memberId) // an Empty group known from its offsets
+            : illegalGeneration(req.groupId, req.generationIdOrMemberEpoch, null); // Kafka: a commit from an older generation of a gone group
+    if (gate !== null) return failAll(gate);
 
     const commits: PartitionCommit[] = [];
     const accepted: Array<[number, number]> = [];
@@ -199,8 +200,9 @@ export class GroupCoordinator {
     req.topics.forEach((t, i) =>
       t.partitions.forEach((p, j) => {
         const metadata = p.committedMetadata ?? '';
-        if (Buffer.byteLength(metadata) > this.#maxMetadataBytes) {
-          codes[i][j] = E.OFFSET_METADATA_TOO_LARGE.code;
+        const metadataBytes = Buffer.byteLength(metadata);
+        if (metadataBytes > this.#maxMetadataBytes) {
+          errors[i][j] = offsetMetadataTooLarge(metadataBytes, this.#maxMetadataBytes);
           return;
         }
         commits.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, commitTimestamp, metadata });
@@ -210,40 +212,40 @@ export class GroupCoordinator {
     try {
       await this.#store.commit(req.groupId, commits);
     } catch (err) {
-      const code = storeErrorToKafka(err);
-      this.#log?.warn({ err, groupId: req.groupId, errorCode: code }, 'offset commit failed');
-      for (const [i, j] of accepted) codes[i][j] = code;
+      const error = commitFailure(err);
+      this.#log?.warn({ err: error, groupId: req.groupId }, 'offset commit failed');
+      for (const [i, j] of accepted) errors[i][j] = error;
     }
     return result();
   }
 
-  /** OffsetFetch. Nothing committed (or no such group) is offset -1 with error 0. */
+  /** OffsetFetch. Nothing committed (or no such group) is offset -1, and no error. */
   fetchOffsets(req: OffsetFetchRequest): OffsetFetchResult {
-    if (this.#closing !== undefined) return { errorCode: E.NOT_COORDINATOR.code, topics: [] };
+    if (this.#closing !== undefined) return { error: coordinatorClosed(), topics: [] };
     const offsets = this.#store.offsetsOf(req.groupId);
     const requested = req.topics ?? [...(offsets ?? new Map())].map(([name, parts]) => ({ name, partitionIndexes: [...parts.keys()] }));
     return {
-      errorCode: E.NONE.code,
+      error: null,
       topics: requested.map((t) => ({
         name: t.name,
         partitions: t.partitionIndexes.map((partitionIndex): FetchedPartitionOffset => {
           const c = offsets?.get(t.name)?.get(partitionIndex);
           return c === undefined
-            ? { partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '', errorCode: E.NONE.code }
-            : { partitionIndex, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata, errorCode: E.NONE.code };
+            ? { partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' }
+            : { partitionIndex, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata };
         }),
       })),
     };
   }
 
-  /** DescribeGroups v0-5: an unknown group is described as Dead with error 0, as Kafka does. */
+  /** DescribeGroups v0-5: an unknown group is described as Dead with no error, as Kafka does. */
   describeGroups(groupIds: readonly string[]): DescribedGroup[] {
     return groupIds.map((groupId) => {
       const group = this.#groups.get(groupId);
       if (this.#closing === undefined && group !== undefined) return group.describe();
       const known = this.#closing === undefined && this.#store.hasGroup(groupId);
       return {
-        errorCode: this.#closing === undefined ? E.NONE.code : E.NOT_COORDINATOR.code,
+        error: this.#closing === undefined ? null : coordinatorClosed(),
         groupId,
         groupState: known ? GroupState.Empty : GroupState.Dead,
         protocolType: '',
@@ -262,7 +264,10 @@ export class GroupCoordinator {
     return listed;
   }
 
-  /** Forgets every group's offsets of a deleted topic, durably. */
+  /**
+   * Forgets every group's offsets of a deleted topic, durably. Throws, as topic deletion
+   * does: LOG_CLOSED when closed, since its caller answers a DeleteTopics, not a group API.
+   */
   async deleteTopicOffsets(topic: string): Promise<void> {
     if (this.#closing !== undefined) throw new MeridianError(ErrorCode.LogClosed, 'group coordinator is closed');
     await this.#store.deleteTopic(topic);
@@ -317,18 +322,4 @@ export class GroupCoordinator {
     this.#rebalancesOfForgotten += group.rebalances;
     group.shutdown();
   }
-}
-
-/**
- * The one place offset-store failures become Kafka codes, following Kafka's
- * GroupMetadataManager.storeOffsets: a full queue is transient (COORDINATOR_NOT_AVAILABLE,
- * retriable); an oversized request is INVALID_COMMIT_OFFSET_SIZE; a closed or failed store
- * is NOT_COORDINATOR (Kafka's answer to KAFKA_STORAGE_ERROR), so clients retry elsewhere
- * or later.
- */
-function storeErrorToKafka(err: unknown): number {
-  const code = err instanceof MeridianError ? err.code : undefined;
-  if (code === OffsetStoreErrorCode.QueueFull) return E.COORDINATOR_NOT_AVAILABLE.code;
-  if (code === ErrorCode.BatchTooLarge) return E.INVALID_COMMIT_OFFSET_SIZE.code;
-  return E.NOT_COORDINATOR.code;
 }

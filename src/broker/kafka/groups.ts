@@ -2,8 +2,14 @@
  * The consumer-group APIs: thin translations between the wire messages and the group
  * coordinator (broker/groups), which owns the state machine and the committed offsets.
  * This broker is the coordinator of every group (one broker per region).
+ *
+ * The coordinator's results carry Meridian errors; here, and only here, they become Kafka
+ * error codes, through the one mapping (kafkaErrorCodeOf). MEMBER_ID_REQUIRED is the one
+ * Kafka code a group handler writes itself: it is JoinGroup v4+'s first round trip, not an
+ * error, and the coordinator's result says so as `memberIdRequired`.
  */
 import type { RequestContext } from '../../protocol/kafka/connection.js';
+import { kafkaCode, kafkaErrorCodeOf } from '../../protocol/kafka/error-mapping.js';
 import type { DescribeGroupsRequest, DescribeGroupsResponse } from '../../protocol/kafka/messages/describe-groups.js';
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../../protocol/kafka/messages/heartbeat.js';
@@ -42,7 +48,7 @@ export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, r
   });
   return {
     throttleTimeMs: 0,
-    errorCode: r.errorCode,
+    errorCode: r.memberIdRequired ? kafkaCode('MEMBER_ID_REQUIRED') : kafkaErrorCodeOf(r.error),
     generationId: r.generationId,
     protocolType: r.protocolType,
     // Not nullable before v7: an absent protocol is the empty string there.
@@ -64,21 +70,21 @@ export async function handleSyncGroup(deps: KafkaApiDeps, req: SyncGroupRequest)
     protocolName: req.protocolName,
     assignments: req.assignments.map((a) => ({ memberId: a.memberId, assignment: Buffer.from(a.assignment) })),
   });
-  return { throttleTimeMs: 0, errorCode: r.errorCode, protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
+  return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(r.error), protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
 }
 
 export function handleHeartbeat(deps: KafkaApiDeps, req: HeartbeatRequest): HeartbeatResponse {
   const r = deps.groups.heartbeat({ groupId: req.groupId, generationId: req.generationId, memberId: req.memberId, groupInstanceId: req.groupInstanceId });
-  return { throttleTimeMs: 0, errorCode: r.errorCode };
+  return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(r.error) };
 }
 
 export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, version: number): LeaveGroupResponse {
   const leaving = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId })) : [{ memberId: req.memberId, groupInstanceId: null }];
   const r = deps.groups.leaveGroup({ groupId: req.groupId, members: leaving });
   // v0-2 have one member and only the top-level error.
-  const errorCode = version >= 3 || r.errorCode !== 0 ? r.errorCode : (r.members[0]?.errorCode ?? 0);
-  const members = version >= 3 ? r.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: m.errorCode })) : [];
-  return { throttleTimeMs: 0, errorCode, members };
+  const error = version >= 3 ? r.error : (r.error ?? r.members[0]?.error ?? null);
+  const members = version >= 3 ? r.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: kafkaErrorCodeOf(m.error) })) : [];
+  return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(error), members };
 }
 
 export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest): Promise<OffsetCommitResponse> {
@@ -97,7 +103,7 @@ export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRe
       })),
     })),
   });
-  return { throttleTimeMs: 0, topics: r.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: p.errorCode })) })) };
+  return { throttleTimeMs: 0, topics: r.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(p.error) })) })) };
 }
 
 export function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number): OffsetFetchResponse {
@@ -113,10 +119,10 @@ export function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, v
         committedOffset: p.committedOffset,
         committedLeaderEpoch: p.committedLeaderEpoch,
         metadata: p.metadata,
-        errorCode: p.errorCode,
+        errorCode: 0, // a fetch fails whole or not at all (OffsetFetchResult.error)
       })),
     })),
-    errorCode: r.errorCode,
+    errorCode: kafkaErrorCodeOf(r.error),
     groups: [],
   };
 }
@@ -125,7 +131,7 @@ export function handleDescribeGroups(deps: KafkaApiDeps, req: DescribeGroupsRequ
   return {
     throttleTimeMs: 0,
     groups: deps.groups.describeGroups(req.groups).map((g) => ({
-      errorCode: g.errorCode,
+      errorCode: kafkaErrorCodeOf(g.error),
       groupId: g.groupId,
       groupState: g.groupState,
       protocolType: g.protocolType,

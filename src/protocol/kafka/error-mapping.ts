@@ -37,6 +37,24 @@ export const KAFKA_MAPPING = {
   [ErrorCode.InvalidProducerEpoch]: 'INVALID_PRODUCER_EPOCH',
   [ErrorCode.OutOfOrderSequence]: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
   [ErrorCode.ReplicationMisrouted]: 'INVALID_REQUEST',
+  // The group coordinator's codes: the errors Kafka's GroupCoordinator answers in the same
+  // situations, which KafkaJS and librdkafka act on (rejoin, find the coordinator again).
+  [ErrorCode.InvalidGroupId]: 'INVALID_GROUP_ID',
+  [ErrorCode.InvalidSessionTimeout]: 'INVALID_SESSION_TIMEOUT',
+  [ErrorCode.UnknownMember]: 'UNKNOWN_MEMBER_ID',
+  [ErrorCode.IllegalGeneration]: 'ILLEGAL_GENERATION',
+  [ErrorCode.RebalanceInProgress]: 'REBALANCE_IN_PROGRESS',
+  [ErrorCode.InconsistentProtocol]: 'INCONSISTENT_GROUP_PROTOCOL',
+  [ErrorCode.FencedInstance]: 'FENCED_INSTANCE_ID',
+  [ErrorCode.GroupTooLarge]: 'GROUP_MAX_SIZE_REACHED',
+  [ErrorCode.OffsetMetadataTooLarge]: 'OFFSET_METADATA_TOO_LARGE',
+  [ErrorCode.CommitTooLarge]: 'INVALID_COMMIT_OFFSET_SIZE',
+  // Kafka's GroupMetadataManager.storeOffsets: a closed coordinator, and a storage failure
+  // under a commit, are NOT_COORDINATOR, so clients look for the coordinator again; a full
+  // commit queue is COORDINATOR_NOT_AVAILABLE, as is a group being unloaded.
+  [ErrorCode.CoordinatorClosed]: 'NOT_COORDINATOR',
+  [ErrorCode.CoordinatorBusy]: 'COORDINATOR_NOT_AVAILABLE',
+  [ErrorCode.OffsetStoreIo]: { retriable: 'NOT_COORDINATOR', permanent: 'NOT_COORDINATOR' },
   // The codes below are raised where no Kafka client is waiting (start-up, the sending
   // side of a replication link); should one reach a client, it gets an error of the
   // right retriability.
@@ -54,7 +72,7 @@ export const KAFKA_MAPPING = {
  * Kafka's own broker answers in the same situation, which clients rely on; src/README.md
  * says why for each.
  */
-export const WIRE_RETRIABILITY_DIFFERS: ReadonlySet<ErrorCode> = new Set([ErrorCode.CorruptBatch, ErrorCode.StorageIo, ErrorCode.CorruptLog]);
+export const WIRE_RETRIABILITY_DIFFERS: ReadonlySet<ErrorCode> = new Set([ErrorCode.CorruptBatch, ErrorCode.StorageIo, ErrorCode.CorruptLog, ErrorCode.OffsetStoreIo]);
 
 /** The Kafka error a client gets for an error of `code` whose retriability is `retriable`. */
 export function kafkaErrorNameFor(code: string, retriable: boolean): KafkaErrorName {
@@ -67,6 +85,14 @@ export interface KafkaError {
   code: number;
   name: KafkaErrorName;
   message: string;
+}
+
+/**
+ * The Kafka error code of a domain result's error: 0 for none. For responses that carry a
+ * code and no message (the group APIs).
+ */
+export function kafkaErrorCodeOf(err: MeridianError | null): number {
+  return err === null ? KafkaErrorCode.NONE.code : toKafkaError(err).code;
 }
 
 export function toKafkaError(err: unknown): KafkaError {

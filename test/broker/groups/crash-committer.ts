@@ -46,8 +46,8 @@ async function main(): Promise<void> {
             },
           ],
         });
-        const codes = r.topics.flatMap((t) => t.partitions.map((p) => p.errorCode));
-        if (codes.some((c) => c !== 0)) throw new Error(`commit failed: ${codes.join(',')}`);
+        const failed = r.topics.flatMap((t) => t.partitions.flatMap((p) => (p.error === null ? [] : [p.error.code])));
+        if (failed.length > 0) throw new Error(`commit failed: ${failed.join(',')}`);
         process.stdout.write(`ack ${lane} ${offset}\n`);
       }
     }),

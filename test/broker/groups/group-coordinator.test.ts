@@ -1,10 +1,12 @@
 /**
  * Membership: join, sync, heartbeat, leave, session expiry and rebalance timeouts, with the
- * error codes KafkaJS and librdkafka act on (the rules: src/broker/groups/README.md). Timeouts are
- * shrunk to tens of milliseconds; the sequence of states is what is asserted, not timing.
+ * error each step answers (the Kafka codes clients get for them: group-kafka-codes.test.ts;
+ * the rules: src/broker/groups/README.md). Timeouts are shrunk to tens of milliseconds; the
+ * sequence of states is what is asserted, not timing.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { ErrorCode } from '../../../src/errors.js';
 import {
   cleanupAll,
   getMemberId,
@@ -36,7 +38,7 @@ test('two members: MEMBER_ID_REQUIRED, held joins, leader gets all metadata, fol
   const [ra, rb] = await Promise.all([joinA, joinB]);
 
   for (const r of [ra, rb]) {
-    assert.equal(r.errorCode, 0);
+    assert.equal(r.error, null);
     assert.equal(r.generationId, 1);
     assert.equal(r.leader, idA, 'the first member leads');
     assert.equal(r.protocolName, 'range');
@@ -63,10 +65,10 @@ test('two members: MEMBER_ID_REQUIRED, held joins, leader gets all metadata, fol
       { memberId: idB, assignment: Buffer.from('for-b') },
     ],
   });
-  assert.equal(syncA.errorCode, 0);
+  assert.equal(syncA.error, null);
   assert.equal(syncA.assignment.toString(), 'for-a');
   const rsB = await syncB;
-  assert.equal(rsB.errorCode, 0);
+  assert.equal(rsB.error, null);
   assert.equal(rsB.assignment.toString(), 'for-b');
   assert.equal(rsB.protocolName, 'range');
 
@@ -81,8 +83,8 @@ test('two members: MEMBER_ID_REQUIRED, held joins, leader gets all metadata, fol
       [idB, 'b', '/127.0.0.1', '0001bb', 'for-b'],
     ],
   );
-  assert.equal(heartbeat(gc, { memberId: idA, generationId: 1 }), 0);
-  assert.equal(heartbeat(gc, { memberId: idB, generationId: 1 }), 0);
+  assert.equal(heartbeat(gc, { memberId: idA, generationId: 1 }), null);
+  assert.equal(heartbeat(gc, { memberId: idB, generationId: 1 }), null);
   // A late SyncGroup in Stable returns the member's assignment at once.
   const again = await gc.syncGroup({ groupId: 'g', generationId: 1, memberId: idB, groupInstanceId: null, protocolType: null, protocolName: null, assignments: [] });
   assert.equal(again.assignment.toString(), 'for-b');
@@ -101,7 +103,7 @@ test('members the leader leaves out get empty bytes', async () => {
   const sa = await gc.syncGroup({ groupId: 'g', generationId: ja.generationId, memberId: ja.memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments: [{ memberId: ja.memberId, assignment: Buffer.from('all') }] });
   assert.equal(sa.assignment.toString(), 'all');
   const sb = await waitB;
-  assert.equal(sb.errorCode, 0);
+  assert.equal(sb.error, null);
   assert.equal(sb.assignment.length, 0);
 });
 
@@ -110,22 +112,22 @@ test('a third member makes the others heartbeat REBALANCE_IN_PROGRESS; they rejo
   const { reqs, joined } = await stableGroup(gc, ['a', 'b']);
   const c = joinReq({ clientId: 'c' });
   const cReq = { ...c, memberId: await getMemberId(gc, c) };
-  assert.equal(heartbeat(gc, joined[0]), 0, 'a pending member id does not rebalance yet');
+  assert.equal(heartbeat(gc, joined[0]), null, 'a pending member id does not rebalance yet');
   const joinC = gc.joinGroup(cReq);
   assert.equal(gc.describeGroups(['g'])[0].groupState, 'PreparingRebalance');
-  assert.equal(heartbeat(gc, joined[0]), 27);
-  assert.equal(heartbeat(gc, joined[1]), 27);
+  assert.equal(heartbeat(gc, joined[0]), ErrorCode.RebalanceInProgress);
+  assert.equal(heartbeat(gc, joined[1]), ErrorCode.RebalanceInProgress);
   assert.equal(await isSettled(joinC), false, 'held until the others rejoin');
   const [ra, rb] = await rejoinAll(gc, reqs);
   const rc = await joinC;
-  assert.equal(rc.errorCode, 0);
+  assert.equal(rc.error, null);
   for (const r of [ra, rb, rc]) assert.equal(r.generationId, 2);
   assert.equal(ra.leader, joined[0].memberId, 'the leader stays while it remains');
   assert.deepEqual(
     ra.result.members.map((m) => m.memberId),
     [joined[0].memberId, joined[1].memberId, cReq.memberId],
   );
-  assert.equal(heartbeat(gc, joined[0]), 22, 'generation 1 is stale now');
+  assert.equal(heartbeat(gc, joined[0]), ErrorCode.IllegalGeneration, 'generation 1 is stale now');
   const assigned = await syncAll(gc, [ra, rb, { memberId: rc.memberId, generationId: 2, leader: rc.leader, result: rc }]);
   assert.deepEqual(assigned, [ra, rb].map((j) => `assign-${j.memberId}`).concat(`assign-${rc.memberId}`));
 });
@@ -134,16 +136,16 @@ test('a leaving member rebalances the rest; the last one leaving empties the gro
   const gc = await openCoordinator();
   const { reqs, joined } = await stableGroup(gc, ['a', 'b']);
   const left = gc.leaveGroup({ groupId: 'g', members: [{ memberId: joined[0].memberId, groupInstanceId: null }] });
-  assert.deepEqual(left, { errorCode: 0, members: [{ memberId: joined[0].memberId, groupInstanceId: null, errorCode: 0 }] });
-  assert.equal(heartbeat(gc, joined[0]), 25, 'gone');
-  assert.equal(heartbeat(gc, joined[1]), 27);
+  assert.deepEqual(left, { error: null, members: [{ memberId: joined[0].memberId, groupInstanceId: null, error: null }] });
+  assert.equal(heartbeat(gc, joined[0]), ErrorCode.UnknownMember, 'gone');
+  assert.equal(heartbeat(gc, joined[1]), ErrorCode.RebalanceInProgress);
   const [rb] = await rejoinAll(gc, [reqs[1]]);
   assert.equal(rb.generationId, 2);
   assert.equal(rb.leader, joined[1].memberId, 'leadership passes to the oldest remaining member');
   assert.deepEqual(rb.result.members.map((m) => m.memberId), [joined[1].memberId]);
   await syncAll(gc, [rb]);
   const unknown = gc.leaveGroup({ groupId: 'g', members: [{ memberId: 'nobody', groupInstanceId: null }] });
-  assert.equal(unknown.members[0].errorCode, 25);
+  assert.equal(unknown.members[0].error?.code, ErrorCode.UnknownMember);
   gc.leaveGroup({ groupId: 'g', members: [{ memberId: rb.memberId, groupInstanceId: null }] });
   // No offsets were committed, so nothing of the group remains (Kafka's cleanup, done at once).
   assert.deepEqual(gc.listGroups(), []);
@@ -161,9 +163,9 @@ test('an expired session removes the member and rebalances the others', async ()
   const [ja, jb] = await rejoinAll(gc, reqs);
   await syncAll(gc, [ja, jb]);
   // a keeps heartbeating; b goes silent.
-  const code = await waitFor('the survivor\'s heartbeat to answer something else than OK', () => heartbeat(gc, ja) || undefined, 3000, 25);
-  assert.equal(code, 27, 'the survivor is told to rejoin');
-  assert.equal(heartbeat(gc, jb), 25, 'the dead member is gone');
+  const code = await waitFor('the survivor\'s heartbeat to answer something else than OK', () => heartbeat(gc, ja) ?? undefined, 3000, 25);
+  assert.equal(code, ErrorCode.RebalanceInProgress, 'the survivor is told to rejoin');
+  assert.equal(heartbeat(gc, jb), ErrorCode.UnknownMember, 'the dead member is gone');
   assert.equal(gc.stats().members, 1);
   const [ra] = await rejoinAll(gc, [reqs[0]]);
   assert.equal(ra.generationId, 2);
@@ -177,27 +179,27 @@ test('a member that does not rejoin within the rebalance timeout is dropped', as
   const joinC = gc.joinGroup({ ...c, memberId: await getMemberId(gc, c) });
   const started = Date.now();
   const joinA = gc.joinGroup(reqs[0]);
-  assert.equal(heartbeat(gc, joined[1]), 27, 'b is told, and ignores it');
+  assert.equal(heartbeat(gc, joined[1]), ErrorCode.RebalanceInProgress, 'b is told, and ignores it');
   assert.equal(await isSettled(joinA, 50), false, 'waiting for b');
   const [ra, rc] = await Promise.all([joinA, joinC]);
   assert.ok(Date.now() - started >= 150, 'completed by the rebalance timeout');
-  assert.equal(ra.errorCode, 0);
+  assert.equal(ra.error, null);
   assert.equal(ra.generationId, 2);
   assert.deepEqual(ra.members.map((m) => m.memberId), [joined[0].memberId, rc.memberId]);
-  assert.equal(heartbeat(gc, joined[1]), 25);
+  assert.equal(heartbeat(gc, joined[1]), ErrorCode.UnknownMember);
   const late = await gc.joinGroup(reqs[1]);
-  assert.equal(late.errorCode, 25, 'its id is no longer known');
+  assert.equal(late.error?.code, ErrorCode.UnknownMember, 'its id is no longer known');
 });
 
-test('protocols: no common protocol or another protocol type is INCONSISTENT_GROUP_PROTOCOL; the vote picks the most preferred', async () => {
+test('protocols: no common protocol or another protocol type is INCONSISTENT_PROTOCOL; the vote picks the most preferred', async () => {
   const gc = await openCoordinator();
   await stableGroup(gc, ['a'], { protocols: [{ name: 'range', metadata: Buffer.from('x') }] });
   const rr = await gc.joinGroup(joinReq({ clientId: 'k', protocols: [{ name: 'roundrobin', metadata: Buffer.from('y') }] }));
-  assert.equal(rr.errorCode, 23);
+  assert.equal(rr.error?.code, ErrorCode.InconsistentProtocol);
   const otherType = await gc.joinGroup(joinReq({ clientId: 'k', protocolType: 'connect' }));
-  assert.equal(otherType.errorCode, 23);
+  assert.equal(otherType.error?.code, ErrorCode.InconsistentProtocol);
   const none = await gc.joinGroup(joinReq({ groupId: 'fresh', protocols: [] }));
-  assert.equal(none.errorCode, 23);
+  assert.equal(none.error?.code, ErrorCode.InconsistentProtocol);
   assert.deepEqual(gc.listGroups().map((g) => g.groupId), ['g'], 'a failed first join leaves no group behind');
 
   const both = (first: string, second: string) => [
@@ -216,28 +218,28 @@ test('protocols: no common protocol or another protocol type is INCONSISTENT_GRO
   assert.deepEqual(results[0].result.members.map((m) => m.metadata.toString()), ['roundrobin', 'roundrobin', 'rr'], "each member's bytes for the chosen protocol");
 });
 
-test('stale generations get ILLEGAL_GENERATION; unknown ids UNKNOWN_MEMBER_ID; bad session timeouts INVALID_SESSION_TIMEOUT', async () => {
+test('stale generations get ILLEGAL_GENERATION; unknown ids UNKNOWN_MEMBER; bad session timeouts INVALID_SESSION_TIMEOUT', async () => {
   const gc = await openCoordinator({ minSessionTimeoutMs: 6000, maxSessionTimeoutMs: 1_800_000 });
   const { joined } = await stableGroup(gc, ['a']);
   const [ja] = joined;
-  assert.equal(heartbeat(gc, { memberId: ja.memberId, generationId: 7 }), 22);
+  assert.equal(heartbeat(gc, { memberId: ja.memberId, generationId: 7 }), ErrorCode.IllegalGeneration);
   const sync = await gc.syncGroup({ groupId: 'g', generationId: 0, memberId: ja.memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments: [] });
-  assert.equal(sync.errorCode, 22);
-  assert.equal(heartbeat(gc, { memberId: 'ghost', generationId: 1 }), 25);
-  assert.equal((await gc.joinGroup(joinReq({ memberId: 'ghost' }))).errorCode, 25);
-  assert.equal((await gc.joinGroup(joinReq({ groupId: 'nope', memberId: 'ghost' }))).errorCode, 25);
-  assert.equal(gc.heartbeat({ groupId: 'nope', generationId: 1, memberId: ja.memberId, groupInstanceId: null }).errorCode, 25);
-  assert.equal((await gc.joinGroup(joinReq({ sessionTimeoutMs: 5999 }))).errorCode, 26);
-  assert.equal((await gc.joinGroup(joinReq({ sessionTimeoutMs: 1_800_001 }))).errorCode, 26);
-  assert.equal((await gc.joinGroup(joinReq({ groupId: '' }))).errorCode, 24);
+  assert.equal(sync.error?.code, ErrorCode.IllegalGeneration);
+  assert.equal(heartbeat(gc, { memberId: 'ghost', generationId: 1 }), ErrorCode.UnknownMember);
+  assert.equal((await gc.joinGroup(joinReq({ memberId: 'ghost' }))).error?.code, ErrorCode.UnknownMember);
+  assert.equal((await gc.joinGroup(joinReq({ groupId: 'nope', memberId: 'ghost' }))).error?.code, ErrorCode.UnknownMember);
+  assert.equal(gc.heartbeat({ groupId: 'nope', generationId: 1, memberId: ja.memberId, groupInstanceId: null }).error?.code, ErrorCode.UnknownMember);
+  assert.equal((await gc.joinGroup(joinReq({ sessionTimeoutMs: 5999 }))).error?.code, ErrorCode.InvalidSessionTimeout);
+  assert.equal((await gc.joinGroup(joinReq({ sessionTimeoutMs: 1_800_001 }))).error?.code, ErrorCode.InvalidSessionTimeout);
+  assert.equal((await gc.joinGroup(joinReq({ groupId: '' }))).error?.code, ErrorCode.InvalidGroupId);
   const wrongProto = await gc.syncGroup({ groupId: 'g', generationId: 1, memberId: ja.memberId, groupInstanceId: null, protocolType: 'consumer', protocolName: 'roundrobin', assignments: [] });
-  assert.equal(wrongProto.errorCode, 23);
+  assert.equal(wrongProto.error?.code, ErrorCode.InconsistentProtocol);
 });
 
 test('JoinGroup v0-3 (no KIP-394) adds the member at once', async () => {
   const gc = await openCoordinator();
   const r = await gc.joinGroup(joinReq({ clientId: 'old', requireKnownMemberId: false }));
-  assert.equal(r.errorCode, 0);
+  assert.equal(r.error, null);
   assert.equal(r.generationId, 1);
   assert.ok(r.memberId.startsWith('old-'));
   assert.equal(r.leader, r.memberId);
@@ -247,7 +249,7 @@ test('a member rejoining as follower with the same metadata in Stable keeps the 
   const gc = await openCoordinator();
   const { reqs, joined } = await stableGroup(gc, ['a', 'b']);
   const again = await gc.joinGroup(reqs[1]);
-  assert.equal(again.errorCode, 0);
+  assert.equal(again.error, null);
   assert.equal(again.generationId, joined[1].generationId);
   assert.deepEqual(again.members, []);
   assert.equal(gc.describeGroups(['g'])[0].groupState, 'Stable', 'no rebalance');
@@ -261,28 +263,28 @@ test('a member rejoining as follower with the same metadata in Stable keeps the 
 test('static members: a rejoin with the same instance id fences the old member id', async () => {
   const gc = await openCoordinator();
   const first = await gc.joinGroup(joinReq({ clientId: 's', groupInstanceId: 'inst-1' }));
-  assert.equal(first.errorCode, 0, 'static members skip MEMBER_ID_REQUIRED');
+  assert.equal(first.error, null, 'static members skip MEMBER_ID_REQUIRED');
   assert.ok(first.memberId.startsWith('inst-1-'));
   await syncAll(gc, [{ memberId: first.memberId, generationId: first.generationId, leader: first.leader, result: first }]);
   const second = await gc.joinGroup(joinReq({ clientId: 's', groupInstanceId: 'inst-1' }));
-  assert.equal(second.errorCode, 0);
+  assert.equal(second.error, null);
   assert.notEqual(second.memberId, first.memberId);
   assert.equal(second.generationId, 2);
-  assert.equal(gc.heartbeat({ groupId: 'g', generationId: 2, memberId: first.memberId, groupInstanceId: 'inst-1' }).errorCode, 82);
+  assert.equal(gc.heartbeat({ groupId: 'g', generationId: 2, memberId: first.memberId, groupInstanceId: 'inst-1' }).error?.code, ErrorCode.FencedInstance);
   const left = gc.leaveGroup({ groupId: 'g', members: [{ memberId: '', groupInstanceId: 'inst-1' }] });
-  assert.equal(left.members[0].errorCode, 0, 'LeaveGroup v3 by instance id');
+  assert.equal(left.members[0].error, null, 'LeaveGroup v3 by instance id');
   assert.equal(gc.stats().members, 0);
 });
 
-test('close answers held requests with NOT_COORDINATOR and refuses new ones', async () => {
+test('close answers held requests with COORDINATOR_CLOSED and refuses new ones', async () => {
   const gc = await openCoordinator({ initialRebalanceDelayMs: 10_000 });
   const a = joinReq({ clientId: 'a' });
   const held = gc.joinGroup({ ...a, memberId: await getMemberId(gc, a) });
   assert.equal(await isSettled(held), false);
   await gc.close();
   await gc.close(); // idempotent
-  assert.equal((await held).errorCode, 16);
-  assert.equal((await gc.joinGroup(joinReq())).errorCode, 16);
-  assert.equal(gc.heartbeat({ groupId: 'g', generationId: 1, memberId: 'x', groupInstanceId: null }).errorCode, 16);
-  assert.equal(gc.fetchOffsets({ groupId: 'g', topics: null }).errorCode, 16);
+  assert.equal((await held).error?.code, ErrorCode.CoordinatorClosed);
+  assert.equal((await gc.joinGroup(joinReq())).error?.code, ErrorCode.CoordinatorClosed);
+  assert.equal(gc.heartbeat({ groupId: 'g', generationId: 1, memberId: 'x', groupInstanceId: null }).error?.code, ErrorCode.CoordinatorClosed);
+  assert.equal(gc.fetchOffsets({ groupId: 'g', topics: null }).error?.code, ErrorCode.CoordinatorClosed);
 });

@@ -4,6 +4,7 @@
  * GroupCoordinator over a real offset store in a temp directory.
  */
 import assert from 'node:assert/strict';
+import type { MeridianError } from '../../../src/errors.js';
 import { GroupCoordinator, type GroupCoordinatorOptions } from '../../../src/broker/groups/group-coordinator.js';
 import type { JoinGroupRequest, JoinGroupResult, OffsetCommitRequest } from '../../../src/broker/groups/group-api.js';
 import { tmpDir } from '../../helpers/tmp-dir.js';
@@ -53,10 +54,16 @@ export function joinReq(overrides: Partial<JoinGroupRequest> = {}): JoinGroupReq
   };
 }
 
+/** The code of a result's error, or null for none: what the tests compare. */
+export function codeOf(error: MeridianError | null): string | null {
+  return error?.code ?? null;
+}
+
 /** KIP-394's first round trip: MEMBER_ID_REQUIRED with a fresh id. */
 export async function getMemberId(gc: GroupCoordinator, req: JoinGroupRequest): Promise<string> {
   const r = await gc.joinGroup(req);
-  assert.equal(r.errorCode, 79, 'MEMBER_ID_REQUIRED');
+  assert.equal(r.memberIdRequired, true, 'MEMBER_ID_REQUIRED');
+  assert.equal(r.error, null);
   assert.ok(r.memberId.startsWith(`${req.clientId}-`), r.memberId);
   return r.memberId;
 }
@@ -87,7 +94,7 @@ export interface Joined {
 export async function rejoinAll(gc: GroupCoordinator, reqs: JoinGroupRequest[]): Promise<Joined[]> {
   const results = await Promise.all(reqs.map((r) => gc.joinGroup(r)));
   return results.map((result) => {
-    assert.equal(result.errorCode, 0, `join error ${result.errorCode}`);
+    assert.equal(result.error, null, `join error ${result.error?.message}`);
     return { memberId: result.memberId, generationId: result.generationId, leader: result.leader, result };
   });
 }
@@ -103,7 +110,7 @@ export async function syncAll(gc: GroupCoordinator, joined: Joined[], groupId = 
   const assignments = joined.map((j) => ({ memberId: j.memberId, assignment: Buffer.from(`assign-${j.memberId}`) }));
   const mine = await gc.syncGroup({ groupId, generationId: leader.generationId, memberId: leader.memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments });
   const theirs = await Promise.all(waits);
-  for (const r of [mine, ...theirs]) assert.equal(r.errorCode, 0, `sync error ${r.errorCode}`);
+  for (const r of [mine, ...theirs]) assert.equal(r.error, null, `sync error ${r.error?.message}`);
   const byId = new Map([[leader.memberId, mine], ...followers.map((f, i) => [f.memberId, theirs[i]] as const)]);
   return joined.map((j) => (byId.get(j.memberId)?.assignment ?? Buffer.alloc(0)).toString());
 }
@@ -124,8 +131,9 @@ export async function stableGroup(
   return { reqs, joined };
 }
 
-export function heartbeat(gc: GroupCoordinator, j: { memberId: string; generationId: number }, groupId = 'g'): number {
-  return gc.heartbeat({ groupId, generationId: j.generationId, memberId: j.memberId, groupInstanceId: null }).errorCode;
+/** The heartbeat's error code, or null when accepted. */
+export function heartbeat(gc: GroupCoordinator, j: { memberId: string; generationId: number }, groupId = 'g'): string | null {
+  return codeOf(gc.heartbeat({ groupId, generationId: j.generationId, memberId: j.memberId, groupInstanceId: null }).error);
 }
 
 export function commitReq(
@@ -143,7 +151,7 @@ export function commitReq(
   return { groupId, generationIdOrMemberEpoch: generation, memberId, groupInstanceId: null, topics: [...topics].map(([name, partitions]) => ({ name, partitions })) };
 }
 
-/** Every partition error code of a commit result, flattened. */
-export function commitCodes(result: { topics: readonly { partitions: readonly { errorCode: number }[] }[] }): number[] {
-  return result.topics.flatMap((t) => t.partitions.map((p) => p.errorCode));
+/** Every partition's error code of a commit result (null: committed), flattened. */
+export function commitCodes(result: { topics: readonly { partitions: readonly { error: MeridianError | null }[] }[] }): Array<string | null> {
+  return result.topics.flatMap((t) => t.partitions.map((p) => codeOf(p.error)));
 }
