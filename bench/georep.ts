@@ -3,22 +3,27 @@
  * JetStream's mirror over a leafnode measured in the same run (bench/georep-nats.ts).
  *
  *   npm run bench:georep
- *   BENCH_GEOREP_MESSAGES=100000 npm run bench:georep     # a quicker run
+ *   BENCH_GEOREP_MESSAGES=100000 BENCH_GEOREP_TRIALS=5 npm run bench:georep
  *
  * Two regions, each a broker in its own process, replicate one topic one way (us-east to
  * eu-west), like a JetStream stream and its mirror:
- *   1. throughput: kcat produces 1 KiB messages into us-east as fast as it can (acks=all);
- *      the replicator's backlog is sampled every 250 ms; replication MB/s is measured from
- *      the first produce to eu-west holding the last record;
- *   2. lag: a producer sends at a fixed moderate rate (5,000 msgs/s) into us-east, and a
- *      consumer long-polls eu-west; lag is the time from the produce acknowledgement in
- *      us-east to the record being returned by a Fetch in eu-west (same process, same clock).
+ *   1. capacity, in alternating trials: with eu-west down, kcat produces 1 KiB messages into
+ *      us-east as fast as it can (acks=all; the baseline), then eu-west starts and the backlog
+ *      is replicated (the subject); the ratio is taken within each trial;
+ *   2. live (one run): kcat produces at full speed while the link replicates; the backlog is
+ *      sampled every 250 ms; replication MB/s is measured from the first produce to eu-west
+ *      holding the last record;
+ *   3. lag, in alternating trials against JetStream: a producer sends at a fixed moderate
+ *      rate (5,000 msgs/s) into us-east, and a consumer long-polls eu-west; lag is the time
+ *      from the produce acknowledgement in us-east to the record being returned by a Fetch in
+ *      eu-west (same process, same clock). Each trial starts fresh servers: JetStream's hub
+ *      and leaf (the baseline), then Meridian's two regions in each flush mode.
  * Both flush modes are measured: fsync (acks after fdatasync, on both sides) and interval
- * (acks after the write), the latter being what NATS 2.9 does by default. Brokers, NATS
- * servers and clients all share the machine's 2 cores. Writes bench/results/georep.md.
+ * (acks after the write, fdatasync every second). Brokers, NATS servers and clients all
+ * share the machine's 2 cores. Writes bench/results/georep.md.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -27,46 +32,43 @@ import { messageCodecs } from '../src/protocol/kafka/messages/index.js';
 import type { FetchResponse } from '../src/protocol/kafka/messages/fetch.js';
 import { LinkClient } from '../src/replication/link-client.js';
 import { decodeRecords, encodeBatch, isControlBatch, lastOffsetOf, storedBatches } from '../src/storage/record-batch.js';
-import { Region, freePort } from '../test/helpers/regions.js';
-import { benchDir, formatTable, writeResults, type Row } from './harness.js';
-import { measureJetStreamMirror, type MirrorFigures } from './georep-nats.js';
+import { Region } from '../test/helpers/regions.js';
+import {
+  alternate,
+  benchDir,
+  formatMedian,
+  formatRatio,
+  formatTable,
+  formatTarget,
+  freePort,
+  median,
+  percentile,
+  repeat,
+  requireKcat,
+  runTimed,
+  trialCount,
+  writeMessageFile,
+  writeResults,
+  type Row,
+} from './harness.js';
+import { JetStreamMirror, natsServerVersion, type FullSpeedFigures, type LagFigures } from './georep-nats.js';
 
 const MESSAGES = Number(process.env.BENCH_GEOREP_MESSAGES ?? 200_000);
 const MSG = 1024;
 const RATE = Number(process.env.BENCH_GEOREP_RATE ?? 5000);
 const LAG_SECONDS = Number(process.env.BENCH_GEOREP_LAG_SECONDS ?? 10);
 const WARMUP_MS = 1000;
-const CAPACITY_TRIALS = Number(process.env.BENCH_GEOREP_TRIALS ?? 5);
+const TRIALS = trialCount('BENCH_GEOREP_TRIALS');
 const SHM = '/dev/shm';
 
-interface Figures {
+type Mode = 'fsync' | 'interval';
+
+interface Capacity {
   produceAloneMBps: number;
   catchUpMBps: number;
-  produceMBps: number;
-  replicationMBps: number;
-  endLagMessages: number;
-  maxLagMessages: number;
-  catchUpMs: number;
-  lagP50Ms: number;
-  lagP99Ms: number;
-  lagMaxMs: number;
-  lagSamples: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-function run(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${cmd} exited ${code}: ${stderr}`))));
-  });
-}
+type Live = Pick<FullSpeedFigures, 'produceMBps' | 'replicationMBps' | 'endLagMessages' | 'maxLagMessages' | 'catchUpMs'>;
 
 async function createTopic(bootstrap: string, topic: string): Promise<void> {
   const admin = new Kafka({ clientId: 'bench', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
@@ -88,40 +90,62 @@ async function untilReplicated(a: Region, topic: string, last: bigint): Promise<
 }
 
 /**
- * Capacity: with eu-west down, kcat fills us-east alone (its maximum produce rate, nothing
- * else running); then eu-west starts and the backlog is replicated (the link's maximum
- * rate, measured from the first record it acknowledges to the last, so eu-west's process
- * start is not counted). Keeping up means the second is at least the first.
+ * Two regions replicating `georep-*` one way, us-east to eu-west, in `dir` (eu-west in
+ * `bDir` when given), started.
  */
-async function capacity(a: Region, b: Region, msgFile: string, log: (s: string) => void): Promise<Pick<Figures, 'produceAloneMBps' | 'catchUpMBps'>> {
-  // This VM's disk varies a lot from one second to the next: trials alternate produce and
-  // replication, and the medians are compared.
-  const trials: Array<Pick<Figures, 'produceAloneMBps' | 'catchUpMBps'>> = [];
-  for (let i = 0; i < CAPACITY_TRIALS; i++) trials.push(await capacityTrial(a, b, `georep-capacity-${i}`, msgFile, log));
-  const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-  return { produceAloneMBps: median(trials.map((t) => t.produceAloneMBps)), catchUpMBps: median(trials.map((t) => t.catchUpMBps)) };
-}
-
-async function capacityTrial(a: Region, b: Region, topic: string, msgFile: string, log: (s: string) => void): Promise<Pick<Figures, 'produceAloneMBps' | 'catchUpMBps'>> {
-  await createTopic(a.bootstrap, topic);
-  await b.stop();
-  const produceMs = await run('kcat', ['-P', '-b', a.bootstrap, '-t', topic, '-p', '0', '-X', 'acks=all', '-l', msgFile]);
-  await b.start();
-  await untilReplicated(a, topic, 0n);
-  const first = BigInt((await worker(a, topic))!.replicatedOffset!);
-  const t0 = performance.now();
-  await untilReplicated(a, topic, BigInt(MESSAGES - 1));
-  const bytes = Number(BigInt(MESSAGES - 1) - first) * MSG;
-  const f = { produceAloneMBps: (MESSAGES * MSG) / (produceMs / 1000) / 1e6, catchUpMBps: bytes / ((performance.now() - t0) / 1000) / 1e6 };
-  log(`  capacity: produce alone ${f.produceAloneMBps.toFixed(1)} MB/s, replication of the backlog ${f.catchUpMBps.toFixed(1)} MB/s`);
-  return f;
+async function regionPair(dir: string, name: string, mode: Mode, bDir?: string): Promise<{ a: Region; b: Region; stop: () => Promise<void> }> {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const regions = [{ name: 'us-east', address: `127.0.0.1:${pa}` }, { name: 'eu-west', address: `127.0.0.1:${pb}` }];
+  const common = {
+    logging: { level: 'warn' as const },
+    log: { flush: { mode, intervalMs: 1000 } },
+    topics: { autoCreate: false },
+    replication: { retry: { initialMs: 20, maxMs: 200 }, regions, policies: [{ name: 'dr', topics: 'georep-*', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }] },
+  };
+  const a = new Region('us-east', pa, path.join(dir, `${name}-us-east`), common);
+  const b = new Region('eu-west', pb, path.join(bDir ?? dir, `${name}-eu-west`), common);
+  await Promise.all([a.start(), b.start()]);
+  return { a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
 }
 
 /**
- * Live: kcat produces at full speed while the link replicates; the backlog is sampled every
- * 250 ms. On one machine the two regions share 2 cores and one disk, so each slows the other.
+ * Capacity, in alternating trials: with eu-west down, kcat fills us-east alone (its maximum
+ * produce rate, nothing else running; the baseline); then eu-west starts and the backlog is
+ * replicated (the link's maximum rate, measured from the first record it acknowledges to the
+ * last, so eu-west's process start is not counted). Keeping up means the second is at least
+ * the first.
  */
-async function throughput(a: Region, msgFile: string, log: (s: string) => void): Promise<Pick<Figures, 'produceMBps' | 'replicationMBps' | 'endLagMessages' | 'maxLagMessages' | 'catchUpMs'>> {
+async function capacity(a: Region, b: Region, msgFile: string, log: (s: string) => void): Promise<Capacity[]> {
+  const topic = (t: number) => `georep-capacity-${t}`;
+  const trials = await alternate(
+    TRIALS,
+    async (t) => {
+      await createTopic(a.bootstrap, topic(t));
+      await b.stop();
+      const p = await runTimed('kcat', ['-P', '-b', a.bootstrap, '-t', topic(t), '-p', '0', '-X', 'acks=all', '-l', msgFile]);
+      return (MESSAGES * MSG) / p.seconds / 1e6;
+    },
+    async (t) => {
+      await b.start();
+      await untilReplicated(a, topic(t), 0n);
+      const first = BigInt((await worker(a, topic(t)))!.replicatedOffset!);
+      const t0 = performance.now();
+      await untilReplicated(a, topic(t), BigInt(MESSAGES - 1));
+      const bytes = Number(BigInt(MESSAGES - 1) - first) * MSG;
+      return bytes / ((performance.now() - t0) / 1000) / 1e6;
+    },
+  );
+  return trials.map(({ baseline, subject }, t) => {
+    log(`  capacity trial ${t + 1}/${TRIALS}: produce alone ${baseline.toFixed(1)} MB/s, replication of the backlog ${subject.toFixed(1)} MB/s`);
+    return { produceAloneMBps: baseline, catchUpMBps: subject };
+  });
+}
+
+/**
+ * Live (one run): kcat produces at full speed while the link replicates; the backlog is
+ * sampled every 250 ms. On one machine the two regions share 2 cores and one disk.
+ */
+async function throughput(a: Region, msgFile: string, log: (s: string) => void): Promise<Live> {
   const topic = 'georep-throughput';
   await createTopic(a.bootstrap, topic);
   while ((await worker(a, topic))?.state !== 'idle') await new Promise((r) => setTimeout(r, 50));
@@ -135,7 +159,7 @@ async function throughput(a: Region, msgFile: string, log: (s: string) => void):
     }
   })();
   const t0 = performance.now();
-  const produceMs = await run('kcat', ['-P', '-b', a.bootstrap, '-t', topic, '-p', '0', '-X', 'acks=all', '-l', msgFile]);
+  const p = await runTimed('kcat', ['-P', '-b', a.bootstrap, '-t', topic, '-p', '0', '-X', 'acks=all', '-l', msgFile]);
   const end = await worker(a, topic);
   const endLag = end?.backlogRecords ?? MESSAGES;
   const tProduced = performance.now();
@@ -145,7 +169,7 @@ async function throughput(a: Region, msgFile: string, log: (s: string) => void):
   await sampler;
   const bytes = MESSAGES * MSG;
   const f = {
-    produceMBps: bytes / (produceMs / 1000) / 1e6,
+    produceMBps: bytes / p.seconds / 1e6,
     replicationMBps: bytes / ((tDone - t0) / 1000) / 1e6,
     endLagMessages: endLag,
     maxLagMessages: Math.max(maxLag, endLag),
@@ -257,105 +281,161 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
   return lags.sort((x, y) => x - y);
 }
 
+/** One lag trial of Meridian in `mode`: a fresh pair of regions, the lag run, removed after. */
+async function meridianLag(dir: string, mode: Mode, t: number, log: (s: string) => void): Promise<LagFigures> {
+  const name = `lag-${mode}-${t}`;
+  const pair = await regionPair(dir, name, mode);
+  try {
+    // Earlier runs' dirty pages are written back first (the NATS trials do the same), so
+    // that writeback does not land in the middle of the lag measurement.
+    spawnSync('sync');
+    const lags = await lagRun(pair.a, pair.b, log);
+    const f = { lagP50Ms: percentile(lags, 50), lagP99Ms: percentile(lags, 99), lagMaxMs: lags[lags.length - 1], lagSamples: lags.length };
+    log(`  Meridian ${mode} lag trial ${t + 1}/${TRIALS}: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
+    return f;
+  } finally {
+    await pair.stop();
+    for (const r of [pair.a, pair.b]) fs.rmSync(r.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** One lag trial of JetStream: a fresh hub and leaf, the lag run, removed after. */
+async function natsLag(dir: string, t: number, log: (s: string) => void): Promise<LagFigures> {
+  const natsDir = path.join(dir, `nats-lag-${t}`);
+  const mirror = await JetStreamMirror.start({ dir: natsDir, messageBytes: MSG, log: (s) => log(`  ${s}`) });
+  try {
+    const f = await mirror.lag(RATE, LAG_SECONDS);
+    log(`  JetStream lag trial ${t + 1}/${TRIALS}: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
+    return f;
+  } finally {
+    await mirror.close();
+    fs.rmSync(natsDir, { recursive: true, force: true });
+  }
+}
+
+/** Capacity and the live run of one flush mode, on one pair of regions. */
+async function meridianCapacity(dir: string, mode: Mode, msgFile: string, log: (s: string) => void): Promise<{ capacity: Capacity[]; live: Live }> {
+  const pair = await regionPair(dir, mode, mode);
+  try {
+    log(`Meridian, flush mode ${mode}:`);
+    const c = await capacity(pair.a, pair.b, msgFile, log);
+    const live = await throughput(pair.a, msgFile, log);
+    return { capacity: c, live };
+  } finally {
+    await pair.stop();
+  }
+}
+
 /**
  * Replication capacity with eu-west on its own storage (a tmpfs, so its writes cost no disk
  * time): what the replication path itself moves, against what us-east's disk takes from a
- * producer. Regions on separate machines each have their own disk; on this one they share
- * it, which caps both the producer and the replicator at the same disk's rate.
+ * producer. On this machine the two regions otherwise share one disk.
  */
-async function measureSeparateStorage(dir: string, msgFile: string, log: (s: string) => void): Promise<Pick<Figures, 'produceAloneMBps' | 'catchUpMBps'> | null> {
+async function separateStorageCapacity(dir: string, msgFile: string, log: (s: string) => void): Promise<Capacity[] | null> {
   if (!fs.existsSync(SHM)) return null;
   const bDir = fs.mkdtempSync(path.join(SHM, 'meridian-georep-'));
-  const [pa, pb] = [await freePort(), await freePort()];
-  const regions = [{ name: 'us-east', address: `127.0.0.1:${pa}` }, { name: 'eu-west', address: `127.0.0.1:${pb}` }];
-  const common = {
-    logging: { level: 'warn' as const },
-    topics: { autoCreate: false },
-    replication: { retry: { initialMs: 20, maxMs: 200 }, regions, policies: [{ name: 'dr', topics: 'georep-*', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }] },
-  };
-  const a = new Region('us-east', pa, path.join(dir, 'separate-us-east'), common);
-  const b = new Region('eu-west', pb, path.join(bDir, 'eu-west'), common);
-  await Promise.all([a.start(), b.start()]);
   try {
-    log('Meridian, fsync mode, eu-west on its own storage (tmpfs):');
-    return await capacity(a, b, msgFile, log);
+    const pair = await regionPair(dir, 'separate', 'fsync', bDir);
+    try {
+      log('Meridian, fsync mode, eu-west on its own storage (tmpfs):');
+      return await capacity(pair.a, pair.b, msgFile, log);
+    } finally {
+      await pair.stop();
+    }
   } finally {
-    await Promise.all([a.stop(), b.stop()]);
     fs.rmSync(bDir, { recursive: true, force: true });
   }
 }
 
-async function measureMeridian(dir: string, mode: 'fsync' | 'interval', msgFile: string, log: (s: string) => void): Promise<Figures> {
-  const [pa, pb] = [await freePort(), await freePort()];
-  const regions = [{ name: 'us-east', address: `127.0.0.1:${pa}` }, { name: 'eu-west', address: `127.0.0.1:${pb}` }];
-  const common = {
-    logging: { level: 'warn' as const },
-    log: { flush: { mode, intervalMs: 1000 } },
-    topics: { autoCreate: false },
-    replication: { retry: { initialMs: 20, maxMs: 200 }, regions, policies: [{ name: 'dr', topics: 'georep-*', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }] },
-  };
-  const a = new Region('us-east', pa, path.join(dir, `${mode}-us-east`), common);
-  const b = new Region('eu-west', pb, path.join(dir, `${mode}-eu-west`), common);
-  await Promise.all([a.start(), b.start()]);
-  try {
-    log(`Meridian, flush mode ${mode}:`);
-    const c = await capacity(a, b, msgFile, log);
-    const t = await throughput(a, msgFile, log);
-    // The throughput runs' dirty pages are written back first (the NATS run does the
-    // same), so that writeback does not land in the middle of the lag measurement.
-    spawnSync('sync');
-    const lags = await lagRun(a, b, log);
-    const f = { ...c, ...t, lagP50Ms: percentile(lags, 50), lagP99Ms: percentile(lags, 99), lagMaxMs: lags[lags.length - 1], lagSamples: lags.length };
-    log(`  lag p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
-    return f;
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-}
-
 async function main(): Promise<void> {
-  if (!fs.existsSync('/usr/bin/kcat')) throw new Error('kcat is required: bash scripts/install-tools.sh');
+  requireKcat();
+  const quick = process.env.BENCH_GEOREP_QUICK === '1'; // tuning runs: Meridian fsync only, no results file
+  const natsVersion = quick ? '' : natsServerVersion();
   const dir = benchDir('georep');
   const log = (s: string) => console.log(s);
-  log(`bench:georep: ${MESSAGES} messages of ${MSG} B at full speed, then ${RATE} msgs/s for ${LAG_SECONDS} s, in ${dir}`);
+  log(`bench:georep: ${TRIALS} trials; ${MESSAGES} messages of ${MSG} B at full speed, then ${RATE} msgs/s for ${LAG_SECONDS} s, in ${dir}`);
   const msgFile = path.join(dir, 'messages.txt');
-  const line = 'g'.repeat(MSG - 1) + '\n';
-  const fd = fs.openSync(msgFile, 'w');
-  for (let i = 0; i < MESSAGES; i += 10_000) fs.writeSync(fd, line.repeat(Math.min(10_000, MESSAGES - i)));
-  fs.closeSync(fd);
+  writeMessageFile(msgFile, MESSAGES, MSG, 'g');
   try {
-    const fsync = await measureMeridian(dir, 'fsync', msgFile, log);
-    if (process.env.BENCH_GEOREP_QUICK === '1') return; // tuning runs: Meridian fsync only, no results file
-    const interval = await measureMeridian(dir, 'interval', msgFile, log);
-    const separate = await measureSeparateStorage(dir, msgFile, log);
-    log('NATS JetStream mirror over a leafnode:');
-    const nats: MirrorFigures = await measureJetStreamMirror({ dir: path.join(dir, 'nats'), messageBytes: MSG, fullSpeedMessages: MESSAGES, rate: RATE, latencySeconds: LAG_SECONDS, log: (s) => log(`  ${s}`) });
-    log(`  produce ${nats.produceMBps.toFixed(1)} MB/s, mirror ${nats.replicationMBps.toFixed(1)} MB/s, lag p50 ${nats.lagP50Ms.toFixed(2)} ms, p99 ${nats.lagP99Ms.toFixed(2)} ms`);
+    const fsync = await meridianCapacity(dir, 'fsync', msgFile, log);
+    if (quick) {
+      await repeat(TRIALS, (t) => meridianLag(dir, 'fsync', t, log));
+      return;
+    }
+    const interval = await meridianCapacity(dir, 'interval', msgFile, log);
+    const separate = await separateStorageCapacity(dir, msgFile, log);
+
+    log('NATS JetStream mirror over a leafnode, full speed:');
+    const natsDir = path.join(dir, 'nats-live');
+    const mirror = await JetStreamMirror.start({ dir: natsDir, messageBytes: MSG, log: (s) => log(`  ${s}`) });
+    let natsLive: FullSpeedFigures;
+    try {
+      natsLive = await mirror.fullSpeed(MESSAGES);
+    } finally {
+      await mirror.close();
+      fs.rmSync(natsDir, { recursive: true, force: true });
+    }
+
+    log(`Lag at ${RATE} msgs/s, ${TRIALS} alternating trials (JetStream, then Meridian fsync and interval):`);
+    const lag = await alternate(
+      TRIALS,
+      (t) => natsLag(dir, t, log),
+      async (t) => ({ fsync: await meridianLag(dir, 'fsync', t, log), interval: await meridianLag(dir, 'interval', t, log) }),
+    );
 
     const n = (x: number, d = 1) => x.toFixed(d);
-    const rows: Row[] = [];
-    const live = (f: { produceMBps: number; replicationMBps: number; maxLagMessages: number; catchUpMs: number }) =>
-      `${n(f.produceMBps)} / ${n(f.replicationMBps)} (max ${f.maxLagMessages} msgs behind, caught up ${n(f.catchUpMs, 0)} ms after the last produce)`;
-    for (const [name, f] of [['Meridian, fsync acks', fsync], ['Meridian, interval flush', interval]] as const) {
-      rows.push([name, n(f.produceAloneMBps), n(f.catchUpMBps), `**${n(f.catchUpMBps / f.produceAloneMBps, 2)}x**`, live(f), n(f.lagP50Ms, 2), n(f.lagP99Ms, 2), n(f.lagMaxMs, 1), `**${n(f.lagP99Ms / nats.lagP99Ms, 2)}x**`]);
-    }
-    if (separate) rows.push(['Meridian, fsync acks, eu-west on its own storage', n(separate.produceAloneMBps), n(separate.catchUpMBps), `**${n(separate.catchUpMBps / separate.produceAloneMBps, 2)}x**`, '—', '—', '—', '—', '—']);
-    rows.push(['NATS JetStream mirror (leafnode)', '—', '—', '—', live(nats), n(nats.lagP50Ms, 2), n(nats.lagP99Ms, 2), n(nats.lagMaxMs, 1), '1x']);
+    const live = (f: Live) => `${n(f.produceMBps)} / ${n(f.replicationMBps)} (max ${f.maxLagMessages} msgs behind, caught up ${n(f.catchUpMs, 0)} ms after the last produce)`;
+    const capacityCells = (c: Capacity[]) => {
+      const ratios = c.map((x) => x.catchUpMBps / x.produceAloneMBps);
+      return [
+        formatMedian(c.map((x) => x.produceAloneMBps)),
+        formatMedian(c.map((x) => x.catchUpMBps)),
+        `**${formatRatio(ratios, 'times')}**; ${formatTarget(ratios, '>=', 1, '1x')}`,
+      ];
+    };
+    const lagCells = (l: LagFigures[], vsNats: string) => [
+      formatMedian(l.map((x) => x.lagP50Ms), '', 2),
+      formatMedian(l.map((x) => x.lagP99Ms), '', 2),
+      n(Math.max(...l.map((x) => x.lagMaxMs)), 1),
+      vsNats,
+    ];
+    const vsNats = (mode: Mode) => {
+      const ratios = lag.map((x) => x.subject[mode].lagP99Ms / x.baseline.lagP99Ms);
+      return `**${formatRatio(ratios, 'times')}**; ${formatTarget(ratios, '<=', 2, '2x')}`;
+    };
+    const rows: Row[] = [
+      ['Meridian, fsync acks', ...capacityCells(fsync.capacity), live(fsync.live), ...lagCells(lag.map((x) => x.subject.fsync), vsNats('fsync'))],
+      ['Meridian, interval flush', ...capacityCells(interval.capacity), live(interval.live), ...lagCells(lag.map((x) => x.subject.interval), vsNats('interval'))],
+    ];
+    if (separate) rows.push(['Meridian, fsync acks, eu-west on its own storage', ...capacityCells(separate), '—', '—', '—', '—', '—']);
+    rows.push(['NATS JetStream mirror (leafnode)', '—', '—', '—', live(natsLive), ...lagCells(lag.map((x) => x.baseline), 'baseline')]);
     const table = formatTable(
-      ['system', 'produce alone MB/s', 'replication of a backlog MB/s', 'replication / produce', 'live: produce / replication MB/s', `lag p50 ms @${RATE}/s`, 'lag p99 ms', 'lag max ms', 'p99 vs JetStream'],
+      [
+        'system',
+        'produce alone MB/s',
+        'replication of a backlog MB/s',
+        'replication / produce',
+        'live, one run: produce / replication MB/s',
+        `lag p50 ms @${RATE}/s`,
+        'lag p99 ms',
+        'lag max ms (all trials)',
+        'p99 vs JetStream',
+      ],
       rows,
     );
+    const samples = median(lag.map((x) => x.subject.fsync.lagSamples));
     const notes = [
-      `One topic, one partition, replicated one way (us-east to eu-west, like a JetStream stream and its mirror). ${MESSAGES} messages of ${MSG} B produced at full speed into region A (kcat, acks=all; for NATS a pipelined publisher at the server's ceiling), then ${RATE} msgs/s for ${LAG_SECONDS} s (first ${WARMUP_MS} ms ignored).`,
+      `One topic, one partition, replicated one way (us-east to eu-west, like a JetStream stream and its mirror). ${MESSAGES} messages of ${MSG} B produced at full speed into region A (kcat, acks=all; for NATS a pipelined publisher at the server's ceiling), then ${RATE} msgs/s for ${LAG_SECONDS} s (first ${WARMUP_MS} ms ignored; about ${samples} samples per trial).`,
       '',
-      `- Capacity: region A alone takes the messages at its maximum rate while B is down; then B starts and the backlog is replicated (timed from the first acknowledged request to the last, so B's process start is not counted). Keeping up means the link replicates at least as fast as A can take produce: the ratio column (medians of ${CAPACITY_TRIALS} alternating trials; this VM's disk varies by 2x from one second to the next). Both regions write to the same disk here, so producing and replicating are capped by the same disk rate; the row with eu-west on its own storage (a tmpfs) measures what the replication path itself carries, as between regions on separate machines.`,
-      '- Live: the same produce with the link running. On one machine the two regions share 2 cores and one disk, so the live figures split the machine between them; JetStream\'s live figures are the same measurement.',
+      `Figures with a range are the median and range (min–max) of ${TRIALS} trials; each ratio is taken within a trial (baseline and subject measured one after the other), then its median and range are shown.`,
+      '',
+      `- Capacity (${TRIALS} alternating trials per row): region A alone takes the messages at its maximum rate while B is down (the baseline); then B starts and the backlog is replicated (timed from the first acknowledged request to the last, so B's process start is not counted). Keeping up means the link replicates at least as fast as A can take produce. Both regions write to the same disk here; the row with eu-west on its own storage (a tmpfs) has B write to memory instead.`,
+      '- Live (one run per system): the same produce with the link running; the two regions (or NATS servers) share 2 cores and one disk.',
+      `- Lag (${TRIALS} alternating trials): each trial starts fresh servers and runs JetStream first (the baseline), then Meridian in fsync mode, then in interval mode; "p99 vs JetStream" divides each Meridian p99 by the same trial's JetStream p99.`,
       '',
       'Live replication MB/s runs from the first produce to region B holding the last message. Lag runs from the produce acknowledgement in A to the message being returned by a consumer in B (same process, same clock; a negative value means B served it before A\'s ack reached the producer).',
       '',
-      'Both regions, both NATS servers and the clients share 2 cores. NATS 2.9 acknowledges after a buffered write; Meridian\'s interval mode is the like-for-like comparison, fsync mode is Meridian\'s default (fdatasync before every acknowledgement, in both regions).',
-      '',
-      'The interval mode replicated a backlog somewhat more slowly than the fsync mode in most runs (the receiving region then fdatasyncs a second of appends at once); the disk noise is too large here to say more.',
+      `Both regions, both NATS servers and the clients share 2 cores. NATS is nats-server ${natsVersion} with JetStream's default sync setting (the configuration sets no sync_interval), so it acknowledges before an fsync, as Meridian's interval mode does; fsync mode is Meridian's default (fdatasync before every acknowledgement, in both regions).`,
       '',
       `Targets: replication keeps up with region A's maximum produce rate; p99 lag no worse than 2x JetStream's mirror at the same rate and message size.`,
     ];

@@ -1,9 +1,12 @@
 /**
  * What every benchmark shares: a scratch directory on the project's filesystem (not tmpfs,
  * so fdatasync means what it means in production), a peak-memory sampler, a markdown table
- * printer, and the results writer that keeps bench/results/<name>.md current.
+ * printer, the results writer that keeps bench/results/<name>.md current, alternating
+ * trials with their median and spread, and the child-process and input helpers.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,4 +80,156 @@ export function writeResults(name: string, title: string, table: string, notes: 
   ].join('\n');
   fs.writeFileSync(path.join(dir, `${name}.md`), body);
   console.log(`\nwrote bench/results/${name}.md`);
+}
+
+// -- trials --------------------------------------------------------------------------------
+//
+// This VM's disk and CPU are shared and vary 2-3x from one run to the next, so a figure
+// measured against a baseline is only worth something when the two are measured close
+// together, several times. Each benchmark alternates its baseline and its subject over a
+// number of trials (baseline, subject, baseline, subject, ...), takes the ratio within each
+// trial, and reports the median ratio with its spread (min–max).
+
+/** A trial count from the environment variable `name`: a positive integer, `fallback` when unset. */
+export function trialCount(name: string, fallback = 3): number {
+  const raw = process.env[name];
+  const n = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
+  if (n < 3) console.warn(`${name}=${n}: fewer than 3 trials; figures are reported as such, not as medians`);
+  return n;
+}
+
+/** Runs `fn(0)`, `fn(1)`, ... `fn(trials - 1)` one after the other and returns their results. */
+export async function repeat<T>(trials: number, fn: (trial: number) => T | Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let t = 0; t < trials; t++) out.push(await fn(t));
+  return out;
+}
+
+export interface Trial<B, S> {
+  baseline: B;
+  subject: S;
+}
+
+/**
+ * `trials` alternating trials: baseline, subject, baseline, subject, ... Each function is
+ * told its trial's index. With `subjectFirst` the order within a trial is subject, baseline
+ * (for a baseline that must follow its subject, such as a re-read after a first read, or a
+ * raw write matched to what the subject just did); the two still alternate.
+ */
+export async function alternate<B, S>(
+  trials: number,
+  baseline: (trial: number) => B | Promise<B>,
+  subject: (trial: number) => S | Promise<S>,
+  opts: { subjectFirst?: boolean } = {},
+): Promise<Array<Trial<B, S>>> {
+  return repeat(trials, async (t) => {
+    if (opts.subjectFirst) {
+      const s = await subject(t);
+      return { baseline: await baseline(t), subject: s };
+    }
+    const b = await baseline(t);
+    return { baseline: b, subject: await subject(t) };
+  });
+}
+
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error('median of nothing');
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+export function spread(xs: readonly number[]): { min: number; max: number } {
+  if (xs.length === 0) throw new Error('spread of nothing');
+  return { min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+/** The p-th percentile of ascending `sorted` (nearest rank below). */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function trialsNote(n: number, range: string): string {
+  return n === 1 ? '1 trial' : `median of ${n}, ${range}`;
+}
+
+/**
+ * Per-trial ratios as `109% (median of 5, 87–141%)`, or with `times` as
+ * `1.16x (median of 5, 0.94–1.41x)`.
+ */
+export function formatRatio(ratios: readonly number[], style: 'percent' | 'times' = 'percent'): string {
+  const times = (x: number) => x.toFixed(Math.abs(x) >= 10 ? 1 : 2);
+  const f = style === 'percent' ? (x: number) => `${(x * 100).toFixed(0)}%` : (x: number) => `${times(x)}x`;
+  const { min, max } = spread(ratios);
+  const range = style === 'percent' ? `${(min * 100).toFixed(0)}–${f(max)}` : `${times(min)}–${f(max)}`;
+  return `${f(median(ratios))} (${trialsNote(ratios.length, range)})`;
+}
+
+/** Per-trial figures as `295.6 MB/s (median of 3, 250.1–320.4)`. */
+export function formatMedian(xs: readonly number[], unit = '', digits = 1): string {
+  const { min, max } = spread(xs);
+  const u = unit ? ` ${unit}` : '';
+  return `${median(xs).toFixed(digits)}${u} (${trialsNote(xs.length, `${min.toFixed(digits)}–${max.toFixed(digits)}`)})`;
+}
+
+/** `target >= 70%: met in 3 of 3 trials`, counting the trials whose figure meets `op target`. */
+export function formatTarget(xs: readonly number[], op: '>=' | '<=' | '<', target: number, shown: string): string {
+  const met = xs.filter((x) => (op === '>=' ? x >= target : op === '<=' ? x <= target : x < target)).length;
+  return `target ${op} ${shown}: met in ${met} of ${xs.length} trial${xs.length === 1 ? '' : 's'}`;
+}
+
+// -- processes and inputs ------------------------------------------------------------------
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs a command to completion and times it (to its exit); stdin from `stdinFile`. Resolves
+ * once its output is fully read ('close', not 'exit': a process can exit before its last
+ * output has been read); rejects on a non-zero exit, with its stderr.
+ */
+export function runTimed(cmd: string, args: string[], stdinFile?: string): Promise<{ seconds: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const stdin = stdinFile ? fs.openSync(stdinFile, 'r') : 'ignore';
+    const t0 = process.hrtime.bigint();
+    let seconds = NaN;
+    const child = spawn(cmd, args, { stdio: [stdin, 'pipe', 'pipe'] });
+    if (typeof stdin === 'number') fs.closeSync(stdin);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', () => (seconds = Number(process.hrtime.bigint() - t0) / 1e9));
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`));
+      else resolve({ seconds, stdout });
+    });
+  });
+}
+
+/** kcat's input: `count` lines of `size` bytes (newline included) of the letter `fill`. */
+export function writeMessageFile(file: string, count: number, size: number, fill: string): void {
+  const line = fill.repeat(size - 1) + '\n';
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let i = 0; i < count; i += 10_000) fs.writeSync(fd, line.repeat(Math.min(10_000, count - i)));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Fails with the install command when kcat is missing. */
+export function requireKcat(): void {
+  if (spawnSync('kcat', ['-V']).error) throw new Error('kcat is required: bash scripts/install-tools.sh');
 }

@@ -1,19 +1,20 @@
 /**
  * bench:tiered — offload throughput, cold reads from the object store through Kafka Fetch
  * and hot (local) reads of the same data in the same run, for the directory backend and S3
- * (s3rver).
+ * (s3rver), in alternating trials.
  *
  *   npm run bench:tiered
- *   BENCH_TIERED_MIB=128 npm run bench:tiered
+ *   BENCH_TIERED_MIB=128 BENCH_TIERED_TRIALS=5 npm run bench:tiered
  *
- * Per backend: kcat produces N MiB (acks=all, 1 KiB) with offload off (its rate is the
- * produce figure offload must keep up with); `offloadNow` uploads every segment (offload
- * MB/s); kcat reads everything back from local disk (hot); the local copies are deleted;
- * one Fetch with a cold cache gives the first-byte latency; kcat reads everything back from
- * the store (cold). The cache's high-water mark is sampled throughout. Writes
- * bench/results/tiered.md.
+ * Per backend, one broker; each trial uses a fresh topic: kcat produces N MiB (acks=all,
+ * 1 KiB) with offload off (its rate is the produce figure offload must keep up with); the
+ * store's own PUT rate is measured straight through the BlobStore; `offloadNow` uploads
+ * every segment (offload MB/s); kcat reads everything back from local disk (hot); the local
+ * copies (held until then) are deleted; one Fetch with a cold cache gives the first-byte
+ * latency; kcat reads everything back from the store (cold). So each trial runs every
+ * baseline before its subject, and the trials alternate them. The cache's high-water mark
+ * is sampled throughout. Writes bench/results/tiered.md.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load-config.js';
@@ -22,25 +23,35 @@ import { createLogger } from '../src/logging.js';
 import { ApiKey } from '../src/protocol/kafka/api-keys.js';
 import type { BlobStore } from '../src/tiered/blobstore/blob-store.js';
 import { FsBlobStore } from '../src/tiered/blobstore/fs-blob-store.js';
+import { DEFAULT_READ_AHEAD_BLOCKS } from '../src/tiered/remote-reader.js';
 import { startS3rver } from '../test/helpers/object-stores.js';
 import { RawClient } from '../test/helpers/raw-kafka.js';
-import { benchDir, formatTable, writeResults, type Row } from './harness.js';
+import {
+  benchDir,
+  formatMedian,
+  formatRatio,
+  formatTable,
+  formatTarget,
+  repeat,
+  requireKcat,
+  runTimed,
+  trialCount,
+  writeMessageFile,
+  writeResults,
+  type Row,
+} from './harness.js';
 
 const MIB = Number(process.env.BENCH_TIERED_MIB ?? 256);
+const TRIALS = trialCount('BENCH_TIERED_TRIALS');
 const MSG = 1024;
 const CACHE_BYTES = 64 * 1024 * 1024;
-
-function run(cmd: string, args: string[], stdinFile?: string): Promise<{ seconds: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: [stdinFile ? fs.openSync(stdinFile, 'r') : 'ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => (code === 0 ? resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, stdout }) : reject(new Error(`${cmd} exited ${code}: ${stderr}`))));
-  });
-}
+const BLOCK_BYTES = 1024 * 1024;
+const READ_CONCURRENCY = 8;
+/**
+ * Local copies stay this long after their upload, so the hot read finds them on disk; the
+ * bench then deletes them by evaluating local retention as of this far in the future.
+ */
+const HOLD_LOCAL_MS = 3_600_000;
 
 /** The store's own PUT rate: 16 MiB objects, 4 in flight, straight through the BlobStore. */
 async function rawPutRate(store: BlobStore, bytes: number): Promise<number> {
@@ -59,8 +70,7 @@ async function rawPutRate(store: BlobStore, bytes: number): Promise<number> {
   return (n * obj.length) / seconds / 1e6;
 }
 
-async function measure(name: string, store: BlobStore, dir: string, msgFile: string, messages: number): Promise<Row[]> {
-  const rawMBs = await rawPutRate(store, messages * MSG);
+async function measure(name: string, store: BlobStore, dir: string, msgFile: string, messages: number): Promise<{ rows: Row[]; partitions: number }> {
   const config = loadConfig({
     env: {},
     overrides: {
@@ -73,41 +83,108 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
         enabled: true,
         offload: { onSeal: false, localBytesThreshold: -1, minAgeMs: -1 },
         localRetention: { bytes: 0 },
-        deletionLagMs: 0,
+        deletionLagMs: HOLD_LOCAL_MS,
         checkIntervalMs: 100,
         uploadConcurrency: 4,
-        cache: { bytes: CACHE_BYTES, blockBytes: 1024 * 1024, readConcurrency: 8 },
+        cache: { bytes: CACHE_BYTES, blockBytes: BLOCK_BYTES, readConcurrency: READ_CONCURRENCY },
       },
     },
   });
   const broker = await Broker.start(config, createLogger({ level: 'warn', name: 'bench' }), { blobStore: store });
+  const tiered = broker.tiered!;
   const bootstrap = `127.0.0.1:${broker.kafkaPort}`;
   const bytes = messages * MSG;
+  const consumeArgs = (topic: string) => ['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-c', String(messages), '-q', '-f', '%S\n'];
   let peakCache = 0;
-  const sampler = setInterval(() => (peakCache = Math.max(peakCache, broker.tiered!.reader.stats().bytesCached)), 10);
+  let partitions = 0;
+  const sampler = setInterval(() => (peakCache = Math.max(peakCache, tiered.reader.stats().bytesCached)), 10);
   try {
-    // Produce with offload off: the rate offload has to keep up with.
-    const p = await run('kcat', ['-P', '-b', bootstrap, '-t', 'cold', '-X', 'acks=all', '-l', msgFile]);
-    const produceMBs = bytes / p.seconds / 1e6;
-    // Offload everything (the active segment is rolled first).
-    const t0 = process.hrtime.bigint();
-    await broker.tiered!.offloadNow('cold');
-    const offloadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const logBytes = broker.tiered!.status().filter((s) => s.topic === 'cold').reduce((n, s) => n + s.remoteBytes, 0);
-    const offloadMBs = logBytes / offloadSeconds / 1e6;
-    // Hot: everything still on local disk.
-    const hot = await run('kcat', ['-C', '-b', bootstrap, '-t', 'cold', '-o', 'beginning', '-c', String(messages), '-q', '-f', '%S\n']);
-    const hotMBs = bytes / hot.seconds / 1e6;
-    // Delete local copies (every segment but the empty active one).
-    broker.tiered!.tick();
-    const deadline = Date.now() + 60_000;
-    while (broker.topics.partitions('cold').some((l) => l.segments().length > 1)) {
-      if (Date.now() > deadline) throw new Error('local copies were not deleted');
-      await new Promise((r) => setTimeout(r, 20));
-      broker.tiered!.tick();
-    }
-    // First byte of a cold read: one Fetch at offset 0 of partition 0, nothing cached.
-    const c = await RawClient.connect(broker.kafkaPort);
+    const trials = await repeat(TRIALS, async (t) => {
+      const topic = `cold-${t}`;
+      // Produce with offload off: the rate offload has to keep up with.
+      const p = await runTimed('kcat', ['-P', '-b', bootstrap, '-t', topic, '-X', 'acks=all', '-l', msgFile]);
+      // The store's own PUT rate, just before the offload.
+      const putMBs = await rawPutRate(store, bytes);
+      // Offload everything (the active segment is rolled first).
+      const t0 = process.hrtime.bigint();
+      await tiered.offloadNow(topic);
+      const offloadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const logBytes = tiered.status().filter((s) => s.topic === topic).reduce((n, s) => n + s.remoteBytes, 0);
+      // Hot: everything still on local disk (no GET may be issued).
+      const getsBeforeHot = tiered.reader.stats().getsIssued;
+      const hot = await runTimed('kcat', consumeArgs(topic));
+      const hotGets = tiered.reader.stats().getsIssued - getsBeforeHot;
+      if (hotGets > 0) throw new Error(`the hot read of ${topic} issued ${hotGets} GETs: local copies were deleted before it`);
+      // Delete local copies (every segment but the empty active one), as if the hold had passed.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        tiered.tick(Date.now() + HOLD_LOCAL_MS);
+        if (!broker.topics.partitions(topic).some((l) => l.segments().length > 1)) break;
+        if (Date.now() > deadline) throw new Error('local copies were not deleted');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // First byte of a cold read: one Fetch at offset 0 of partition 0, nothing of this topic cached.
+      const getsBefore = tiered.reader.stats().getsIssued;
+      const firstByteMs = await firstFetch(broker.kafkaPort, topic);
+      const firstGets = tiered.reader.stats().getsIssued - getsBefore;
+      // Cold: everything from the store (the block above is warm; it is 1 MiB of N).
+      const cold = await runTimed('kcat', consumeArgs(topic));
+      const consumed = cold.stdout.split('\n').filter(Boolean).length;
+      if (consumed !== messages) throw new Error(`cold read returned ${consumed} of ${messages}`);
+      partitions = broker.topics.partitions(topic).length;
+      const f = {
+        produceMBs: bytes / p.seconds / 1e6,
+        putMBs,
+        offloadMBs: logBytes / offloadSeconds / 1e6,
+        hotMBs: bytes / hot.seconds / 1e6,
+        coldMBs: bytes / cold.seconds / 1e6,
+        firstByteMs,
+        firstGets,
+      };
+      console.log(
+        `  ${name} trial ${t + 1}/${TRIALS}: produce ${f.produceMBs.toFixed(0)} MB/s, PUT ${f.putMBs.toFixed(0)} MB/s, offload ${f.offloadMBs.toFixed(0)} MB/s, ` +
+          `hot ${f.hotMBs.toFixed(0)} MB/s, cold ${f.coldMBs.toFixed(0)} MB/s, first byte ${f.firstByteMs.toFixed(1)} ms (${f.firstGets} GETs)`,
+      );
+      return f;
+    });
+    const s = tiered.reader.stats();
+    const col = <K extends keyof (typeof trials)[number]>(k: K) => trials.map((x) => x[k]);
+    const vsProduce = trials.map((x) => x.offloadMBs / x.produceMBs);
+    const vsPut = trials.map((x) => x.offloadMBs / x.putMBs);
+    const coldVsHot = trials.map((x) => x.coldMBs / x.hotMBs);
+    const gets = col('firstGets');
+    const rows: Row[] = [
+      [`${name}: kcat produce, acks=all (offload off)`, formatMedian(col('produceMBs'), 'MB/s'), 'baseline for offload'],
+      [`${name}: the store's own PUT rate (16 MiB objects, 4 in flight)`, formatMedian(col('putMBs'), 'MB/s'), 'baseline for offload'],
+      [
+        `${name}: offload (4 uploads in flight)`,
+        formatMedian(col('offloadMBs'), 'MB/s'),
+        `**${formatRatio(vsProduce, 'times')} produce**; ${formatTarget(vsProduce, '>=', 1, '1x')}; ${formatRatio(vsPut)} of the store's PUT rate`,
+      ],
+      [`${name}: hot read, kcat from local disk`, formatMedian(col('hotMBs'), 'MB/s'), 'baseline for cold read'],
+      [`${name}: cold read, kcat through Fetch from the store`, formatMedian(col('coldMBs'), 'MB/s'), `**${formatRatio(coldVsHot)} of hot**; ${formatTarget(coldVsHot, '>=', 0.5, '50%')}`],
+      [
+        `${name}: first byte of a cold Fetch`,
+        formatMedian(col('firstByteMs'), 'ms'),
+        `${Math.min(...gets) === Math.max(...gets) ? gets[0] : `${Math.min(...gets)}–${Math.max(...gets)}`} GETs issued by that Fetch (read-ahead included)`,
+      ],
+      [
+        `${name}: cache high-water mark`,
+        `${(peakCache / 2 ** 20).toFixed(1)} MiB`,
+        `**configured ${CACHE_BYTES / 2 ** 20} MiB**; over all trials ${s.getsIssued} GETs, hit ratio ${(s.hitRatio * 100).toFixed(0)}%`,
+      ],
+    ];
+    return { rows, partitions };
+  } finally {
+    clearInterval(sampler);
+    await broker.close();
+  }
+}
+
+/** One Fetch at offset 0 of partition 0 of `topic`; its time to the response, ms. */
+async function firstFetch(port: number, topic: string): Promise<number> {
+  const c = await RawClient.connect(port);
+  try {
     const f0 = process.hrtime.bigint();
     const first = await c.request(ApiKey.Fetch, 11, {
       clusterId: null,
@@ -119,54 +196,35 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       isolationLevel: 0,
       sessionId: 0,
       sessionEpoch: -1,
-      topics: [{ topic: 'cold', topicId: '00000000-0000-0000-0000-000000000000', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: '00000000-0000-0000-0000-000000000000' }] }],
+      topics: [{ topic, topicId: '00000000-0000-0000-0000-000000000000', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: '00000000-0000-0000-0000-000000000000' }] }],
       forgottenTopicsData: [],
       rackId: '',
     });
-    const firstByteMs = Number(process.hrtime.bigint() - f0) / 1e6;
-    c.close();
-    if (first.body.responses[0].partitions[0].errorCode !== 0) throw new Error(`cold fetch failed: ${first.body.responses[0].partitions[0].errorCode}`);
-    // Cold: everything from the store (the one block above is warm; it is 1 MiB of N).
-    const cold = await run('kcat', ['-C', '-b', bootstrap, '-t', 'cold', '-o', 'beginning', '-c', String(messages), '-q', '-f', '%S\n']);
-    const consumed = cold.stdout.split('\n').filter(Boolean).length;
-    if (consumed !== messages) throw new Error(`cold read returned ${consumed} of ${messages}`);
-    const coldMBs = bytes / cold.seconds / 1e6;
-    const s = broker.tiered!.reader.stats();
-    console.log(`  ${name}: produce ${produceMBs.toFixed(0)} MB/s, offload ${offloadMBs.toFixed(0)} MB/s, hot ${hotMBs.toFixed(0)} MB/s, cold ${coldMBs.toFixed(0)} MB/s, first byte ${firstByteMs.toFixed(1)} ms`);
-    return [
-      [`${name}: kcat produce, acks=all (offload off)`, `${produceMBs.toFixed(1)} MB/s`, ''],
-      [`${name}: the store's own PUT rate (16 MiB objects, 4 in flight)`, `${rawMBs.toFixed(1)} MB/s`, 'baseline'],
-      [
-        `${name}: offload (4 uploads in flight)`,
-        `${offloadMBs.toFixed(1)} MB/s`,
-        `**${(offloadMBs / produceMBs).toFixed(2)}x produce** (target >= 1x); ${((offloadMBs / rawMBs) * 100).toFixed(0)}% of the store's PUT rate`,
-      ],
-      [`${name}: hot read, kcat from local disk`, `${hotMBs.toFixed(1)} MB/s`, ''],
-      [`${name}: cold read, kcat through Fetch from the store`, `${coldMBs.toFixed(1)} MB/s`, `**${((coldMBs / hotMBs) * 100).toFixed(0)}% of hot** (target >= 50%)`],
-      [`${name}: first byte of a cold Fetch`, `${firstByteMs.toFixed(1)} ms`, 'one 1 MiB block GET + index GET'],
-      [`${name}: cache high-water mark`, `${(peakCache / 2 ** 20).toFixed(1)} MiB`, `**configured ${CACHE_BYTES / 2 ** 20} MiB**; ${s.getsIssued} GETs, hit ratio ${(s.hitRatio * 100).toFixed(0)}%`],
-    ];
+    const ms = Number(process.hrtime.bigint() - f0) / 1e6;
+    const code = first.body.responses[0].partitions[0].errorCode;
+    if (code !== 0) throw new Error(`cold fetch failed: ${code}`);
+    return ms;
   } finally {
-    clearInterval(sampler);
-    await broker.close();
+    c.close();
   }
 }
 
 async function main(): Promise<void> {
+  requireKcat();
   const dir = benchDir('tiered');
   const messages = Math.floor((MIB * 2 ** 20) / MSG);
-  console.log(`bench:tiered: ${messages} messages of ${MSG} B (${MIB} MiB) per backend in ${dir}`);
+  console.log(`bench:tiered: ${TRIALS} trials of ${messages} messages of ${MSG} B (${MIB} MiB) per backend in ${dir}`);
   const msgFile = path.join(dir, 'messages.txt');
-  const line = 't'.repeat(MSG - 1) + '\n';
-  const fd = fs.openSync(msgFile, 'w');
-  for (let i = 0; i < messages; i += 10_000) fs.writeSync(fd, line.repeat(Math.min(10_000, messages - i)));
-  fs.closeSync(fd);
+  writeMessageFile(msgFile, messages, MSG, 't');
   const rows: Row[] = [];
+  let partitions = 0;
   try {
-    rows.push(...(await measure('directory', new FsBlobStore({ dir: path.join(dir, 'bucket') }), dir, msgFile, messages)));
+    const d = await measure('directory', new FsBlobStore({ dir: path.join(dir, 'bucket') }), dir, msgFile, messages);
+    rows.push(...d.rows);
+    partitions = d.partitions;
     const s3 = await startS3rver();
     try {
-      rows.push(...(await measure('s3rver', s3.store, dir, msgFile, messages)));
+      rows.push(...(await measure('s3rver', s3.store, dir, msgFile, messages)).rows);
     } finally {
       await s3.stop();
     }
@@ -176,9 +234,10 @@ async function main(): Promise<void> {
   const table = formatTable(['measurement', 'result', 'vs'], rows);
   console.log(table);
   writeResults('tiered', 'Tiered storage: offload, cold and hot reads', table, [
-    `${MIB} MiB of 1 KiB messages per backend in one partition of 16 MiB segments; the broker runs in this process, kcat and s3rver as child processes, all on 2 cores.`,
-    'Cold reads go through the remote reader: 1 MiB ranged GETs into a 64 MiB LRU cache with 2 blocks of read-ahead and 8 GETs in flight; every batch is CRC-checked before it is served.',
-    's3rver is a Node.js S3 emulator that writes objects to its own disk: a real S3 or MinIO has other latencies; the ratios, not the absolute figures, carry over.',
+    `${MIB} MiB of 1 KiB messages per trial, produced by kcat into a fresh auto-created topic (${partitions} partitions, 16 MiB segments), ${TRIALS} trials per backend; the broker runs in this process, kcat and s3rver as child processes, all on 2 cores.`,
+    'Each trial runs, in order: kcat produce, the store\'s PUT rate, offload, hot read (the local copies are held for it, and it must issue no GET), deletion of the local copies, the first cold Fetch, cold read; so each baseline runs before its subject within a trial and the trials alternate them. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.',
+    `Cold reads go through the remote reader: ${BLOCK_BYTES / 2 ** 20} MiB ranged GETs into a ${CACHE_BYTES / 2 ** 20} MiB LRU cache with ${DEFAULT_READ_AHEAD_BLOCKS} blocks of read-ahead and ${READ_CONCURRENCY} GETs in flight; every batch is CRC-checked before it is served.`,
+    's3rver is a Node.js S3 emulator that writes objects to its own disk; a real S3 or MinIO has other latencies and rates.',
   ]);
 }
 
