@@ -35,7 +35,7 @@ import { after, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { Kafka, logLevel } from 'kafkajs';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
-import type { BlobStore } from '../../src/tiered/blobstore/blob-store.js';
+import { BlobStoreError, type BlobStore } from '../../src/tiered/blobstore/blob-store.js';
 import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 import { loadManifest, remoteEndOffset, type PartitionManifest } from '../../src/tiered/manifest.js';
 import { ObjectKeys, type PartitionRef } from '../../src/tiered/object-keys.js';
@@ -149,11 +149,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const signal = AbortSignal.timeout(10 * 60_000);
 
+/**
+ * The test's own look into the bucket retries what the store calls retriable, as the
+ * broker does: s3rver answers an occasional HTTP 500 to a listing just after it restarts,
+ * and that says nothing about what the broker left in the bucket.
+ */
+async function retrying<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= 5 || !(err instanceof BlobStoreError) || err.kind !== 'retriable') throw err;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
 async function listAll(store: BlobStore, prefix: string): Promise<Array<{ key: string; size: number }>> {
   const out: Array<{ key: string; size: number }> = [];
   let token: string | undefined;
   do {
-    const page = await store.list(prefix, { signal, continuationToken: token });
+    const page = await retrying(() => store.list(prefix, { signal, continuationToken: token }));
     out.push(...page.keys);
     token = page.nextToken;
   } while (token);
@@ -161,7 +177,7 @@ async function listAll(store: BlobStore, prefix: string): Promise<Array<{ key: s
 }
 
 async function partitionRef(store: BlobStore, topic: string): Promise<PartitionRef> {
-  const d = JSON.parse((await store.get(ObjectKeys.topicDescriptor(topic), { signal })).toString('utf8')) as { id: string };
+  const d = JSON.parse((await retrying(() => store.get(ObjectKeys.topicDescriptor(topic), { signal }))).toString('utf8')) as { id: string };
   return { topic, topicId: d.id, partition: 0 };
 }
 
@@ -172,7 +188,7 @@ async function partitionRef(store: BlobStore, topic: string): Promise<PartitionR
  * the manifest (null before the first commit) and the segment objects no manifest names.
  */
 async function inspectBucket(store: BlobStore, ref: PartitionRef): Promise<{ manifest: PartitionManifest | null; orphans: string[] }> {
-  const manifest = await loadManifest(store, ref, signal);
+  const manifest = await retrying(() => loadManifest(store, ref, signal));
   const objects = await listAll(store, ObjectKeys.segmentsPrefix(ref));
   const named = new Set<string>();
   for (const [i, s] of (manifest?.segments ?? []).entries()) {
@@ -182,7 +198,7 @@ async function inspectBucket(store: BlobStore, ref: PartitionRef): Promise<{ man
     assert.ok(s.nextOffset > s.baseOffset, `${where}: not empty`);
     assert.equal(s.dataKey, ObjectKeys.segmentData(ref, s.baseOffset, s.attemptId), `${where}: data key follows the layout`);
     assert.equal(s.indexKey, ObjectKeys.segmentIndex(ref, s.baseOffset, s.attemptId), `${where}: index key follows the layout`);
-    const data = await store.head(s.dataKey, { signal });
+    const data = await retrying(() => store.head(s.dataKey, { signal }));
     const index = await store.head(s.indexKey, { signal });
     assert.ok(data !== null, `${where}: data object ${s.dataKey} exists (no orphaned manifest entry)`);
     assert.ok(index !== null, `${where}: index object ${s.indexKey} exists (no orphaned manifest entry)`);
