@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,16 +181,8 @@ export function formatTarget(xs: readonly number[], op: '>=' | '<=' | '<', targe
 
 // -- processes and inputs ------------------------------------------------------------------
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A free port on 127.0.0.1: the test helpers' own, so benches and tests pick ports alike. */
+export { freePort } from '../test/helpers/regions.js';
 
 /**
  * Runs a command to completion and times it (to its exit); stdin from `stdinFile`. Resolves

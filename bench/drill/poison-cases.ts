@@ -12,7 +12,7 @@
  * always be refused.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { BATCH_HEADER_BYTES, computeBatchCrc, decodeRecords, encodeBatch, LOG_OVERHEAD, readBatchHeader, type DecodedRecord, type RecordInput } from '../../src/storage/record-batch.js';
+import { BATCH_HEADER_BYTES, computeBatchCrc, decodeRecords, encodeBatch, LOG_OVERHEAD, readBatchHeader, varintBytes, type DecodedRecord, type RecordInput } from '../../src/storage/record-batch.js';
 
 export interface PoisonCase {
   kind: string;
@@ -22,16 +22,7 @@ export interface PoisonCase {
 const CRC_OFFSET = 17;
 const ATTRIBUTES_OFFSET = 21;
 
-function zigzagVarint(v: number): Buffer {
-  let z = ((v << 1) ^ (v >> 31)) >>> 0;
-  const out: number[] = [];
-  while (z >= 0x80) {
-    out.push((z & 0x7f) | 0x80);
-    z >>>= 7;
-  }
-  out.push(z);
-  return Buffer.from(out);
-}
+const zigzagVarint = varintBytes;
 
 /** Start and end of every varint in an uncompressed records area (the first 4 bytes are the count). */
 function varintSpans(records: Buffer): Array<[number, number]> {

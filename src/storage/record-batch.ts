@@ -206,6 +206,13 @@ function readVarint(buf: Buffer, pos: number): [number, number] {
   return [(z >>> 1) ^ -(z & 1), pos];
 }
 
+/** The zig-zag varint encoding of `v` (tests and tools that build records by hand). */
+export function varintBytes(v: number): Buffer {
+  const out = Buffer.alloc(varintSize(v));
+  writeVarint(out, 0, v);
+  return out;
+}
+
 function varlongSize(v: number): number {
   let z = v >= 0 ? v * 2 : -v * 2 - 1;
   let n = 1;

@@ -20,6 +20,7 @@ import {
   readBatchHeader,
   setMaxTimestamp,
   validateBatch,
+  varintBytes,
   type BatchInput,
   type RecordInput,
 } from '../../src/storage/record-batch.js';
@@ -71,17 +72,7 @@ function refused(batch: Buffer, code: string, pattern: RegExp, recordIndex?: num
 
 // --- hand-built records, so that any field can be wrong ------------------------------
 
-/** Zig-zag varint bytes of v (or the given raw bytes). */
-function vi(v: number): Buffer {
-  let z = ((v << 1) ^ (v >> 31)) >>> 0;
-  const out: number[] = [];
-  while (z >= 0x80) {
-    out.push((z & 0x7f) | 0x80);
-    z >>>= 7;
-  }
-  out.push(z);
-  return Buffer.from(out);
-}
+const vi = varintBytes;
 
 function field(b: Buffer | null): Buffer {
   return b === null ? vi(-1) : Buffer.concat([vi(b.length), b]);

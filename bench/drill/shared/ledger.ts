@@ -3,16 +3,10 @@
  * against it: every acknowledged record once, nothing twice, nothing unknown, byte for byte,
  * in produce order.
  */
+import type { ReadRecord } from '../../../test/helpers/replication-check.js';
 import type { Tally } from './context.js';
 
-export interface ReadRecord {
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  /** In record order where the client keeps it (kcat); KafkaJS groups them by name. */
-  headers: Array<[string, Buffer | null]>;
-}
+export type { ReadRecord };
 
 export interface Verdict {
   lost: number;
