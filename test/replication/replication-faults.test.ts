@@ -350,11 +350,14 @@ test('link refused, delayed and cut at random moments while both regions produce
     for (const w of [...usWaiting, ...euWaiting]) assert.match(w.error!, /connect|closed/i, `worker ${w.partition}->${w.remote}`);
     await waitFor('both regions to produce while the link is down', () => (producers.every((p, i) => p.calls() >= cutAt[i] + 4) ? true : undefined), 20_000, 20);
     // Every worker tries again, twice, and fails again: still backing off, the backlog kept.
+    // A worker between two attempts is briefly 'starting' (its next handshake), so the state
+    // is part of the condition waited for, not of one snapshot that may land on an attempt.
     const retriesAt = new Map(usWaiting.map((w) => [w.partition, w.retries]));
-    const during = await waitFor('us-east\'s workers to retry twice more against the refusing link', async () => {
-      const ws = await workersTo(us, EU);
-      return ws.every((w) => w.retries >= retriesAt.get(w.partition)! + 2) ? ws : undefined;
-    }, 20_000, 50);
+    let last: Awaited<ReturnType<typeof workersTo>> = [];
+    const during = await waitFor('us-east\'s workers to retry twice more against the refusing link, backing off with their backlog kept', async () => {
+      last = await workersTo(us, EU);
+      return last.every((w) => w.retries >= retriesAt.get(w.partition)! + 2 && w.state === 'backing-off' && w.backlogRecords > 0) ? last : undefined;
+    }, 20_000, 50).catch((err: Error) => assert.fail(`${err.message}: ${JSON.stringify(last.map((w) => [w.state, w.retries, w.backlogRecords]))}`));
     assert.ok(during.every((w) => w.state === 'backing-off' && w.backlogRecords > 0), JSON.stringify(during.map((w) => [w.state, w.backlogRecords])));
     t.diagnostic(`link refused: us-east backlog ${sum(usWaiting, (w) => w.backlogRecords)} records, error "${usWaiting[0].error}"`);
     toEu.setRefusing(false);
