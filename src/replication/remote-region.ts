@@ -103,7 +103,12 @@ class ByteBudget {
   }
 }
 
-/** Bytes per second, with a burst of one second's worth. */
+/**
+ * Bytes per second, with a burst of one second's worth. A request pays before it goes: one
+ * larger than the burst waits until its whole cost has accrued, so the bytes released by
+ * any moment t never exceed rate x (1 s + t), whatever the batch sizes (a producer's 1 MB
+ * batch on a 256 KiB/s link goes after four seconds, not at once followed by a debt).
+ */
 class RateLimiter {
   readonly rate: number;
   #tokens: number;
@@ -124,15 +129,17 @@ class RateLimiter {
   }
 
   async #take(bytes: number, signal: AbortSignal): Promise<void> {
+    // The head of the queue may save up beyond the burst, to its own size and no more.
+    const cap = Math.max(this.rate, bytes);
     for (;;) {
       const now = Date.now();
-      this.#tokens = Math.min(this.rate, this.#tokens + ((now - this.#at) * this.rate) / 1000);
+      this.#tokens = Math.min(cap, this.#tokens + ((now - this.#at) * this.rate) / 1000);
       this.#at = now;
-      if (this.#tokens >= Math.min(bytes, this.rate)) {
-        this.#tokens -= bytes; // may go negative for a request above the burst: later ones wait
+      if (this.#tokens >= bytes) {
+        this.#tokens -= bytes;
         return;
       }
-      const waitMs = Math.ceil(((Math.min(bytes, this.rate) - this.#tokens) * 1000) / this.rate);
+      const waitMs = Math.ceil(((bytes - this.#tokens) * 1000) / this.rate);
       await new Promise<void>((r) => {
         const onAbort = () => {
           clearTimeout(t);
