@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
-import { SUPPORTED_VERSIONS } from '../../src/broker/kafka/api-versions.js';
+import { SUPPORTED_VERSIONS } from '../../src/broker/kafka/apis.js';
 import { encodeBatch } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-kafka.js';

@@ -18,34 +18,9 @@ import { encodeResponseFrame, encodeResponseFrameChunks } from '../../protocol/k
 import { Writer } from '../../protocol/kafka/writer.js';
 import { isReplicationApi } from '../../replication/replication-api.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
-import { apiVersionsResponse, handleApiVersions, isSupported, UNSUPPORTED_VERSION } from './api-versions.js';
-import { handleFetch, handleListOffsets } from './fetch.js';
-import * as groupApis from './groups.js';
+import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
+import { isSupported, KAFKA_APIS } from './apis.js';
 import { handleReplication } from './replication.js';
-import { handleInitProducerId, handleProduce } from './produce.js';
-import { handleCreateTopics, handleDeleteTopics, handleMetadata } from './topics.js';
-
-type Handler = (deps: KafkaApiDeps, ctx: RequestContext, req: any, version: number) => unknown;
-
-const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
-  [ApiKey.ApiVersions, (_d, _c, req) => handleApiVersions(req)],
-  [ApiKey.Metadata, (d, _c, req, v) => handleMetadata(d, req, v)],
-  [ApiKey.Produce, (d, c, req) => handleProduce(d, c, req)],
-  [ApiKey.Fetch, (d, c, req) => handleFetch(d, c, req)],
-  [ApiKey.ListOffsets, (d, _c, req) => handleListOffsets(d, req)],
-  [ApiKey.CreateTopics, (d, _c, req) => handleCreateTopics(d, req)],
-  [ApiKey.DeleteTopics, (d, _c, req) => handleDeleteTopics(d, req)],
-  [ApiKey.InitProducerId, (d, _c, req) => handleInitProducerId(d, req)],
-  [ApiKey.FindCoordinator, (d, _c, req) => groupApis.handleFindCoordinator(d, req)],
-  [ApiKey.JoinGroup, (d, c, req, v) => groupApis.handleJoinGroup(d, c, req, v)],
-  [ApiKey.SyncGroup, (d, _c, req) => groupApis.handleSyncGroup(d, req)],
-  [ApiKey.Heartbeat, (d, _c, req) => groupApis.handleHeartbeat(d, req)],
-  [ApiKey.LeaveGroup, (d, _c, req, v) => groupApis.handleLeaveGroup(d, req, v)],
-  [ApiKey.OffsetCommit, (d, _c, req) => groupApis.handleOffsetCommit(d, req)],
-  [ApiKey.OffsetFetch, (d, _c, req, v) => groupApis.handleOffsetFetch(d, req, v)],
-  [ApiKey.DescribeGroups, (d, _c, req) => groupApis.handleDescribeGroups(d, req)],
-  [ApiKey.ListGroups, (d, _c, req) => groupApis.handleListGroups(d, req)],
-]);
 
 export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
   return async (ctx: RequestContext, body: Reader): Promise<Buffer[] | null> => {
@@ -54,7 +29,7 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
     if (!isSupported(apiKey, apiVersion)) return [unsupported(deps, ctx)];
     const codec = messageCodecs.get(apiKey)!;
     const req = codec.decodeRequest(body, apiVersion);
-    const res = await HANDLERS.get(apiKey)!(deps, ctx, req, apiVersion);
+    const res = await KAFKA_APIS.get(apiKey)!.handle(deps, ctx, req, apiVersion);
     if (res === null) return null;
     // Fetch bodies carry stored record batches: hand them to the socket uncopied.
     const w = apiKey === ApiKey.Fetch ? new Writer(4096, { zeroCopyFrom: 8192 }) : new Writer(256);
@@ -68,7 +43,7 @@ function unsupported(deps: KafkaApiDeps, ctx: RequestContext): Buffer {
   deps.logger.info({ api: apiKeyName(apiKey) ?? `unknown key ${apiKey}`, version: apiVersion, clientId }, 'unsupported API key or version: answered UNSUPPORTED_VERSION');
   const w = new Writer(256);
   if (apiKey === ApiKey.ApiVersions) {
-    messageCodecs.get(ApiKey.ApiVersions)!.encodeResponse(w, 0, apiVersionsResponse(UNSUPPORTED_VERSION));
+    messageCodecs.get(ApiKey.ApiVersions)!.encodeResponse(w, 0, apiVersionsResponse(KAFKA_APIS, UNSUPPORTED_VERSION));
     return encodeResponseFrame(correlationId, 0, w.toBuffer());
   }
   w.int16(UNSUPPORTED_VERSION);

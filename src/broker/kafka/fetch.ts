@@ -5,12 +5,19 @@
  * watermark and no transaction is ever aborted; `preferredReadReplica` is always -1
  * (anything else redirects both clients).
  */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { FetchRequest, FetchResponse } from '../../protocol/kafka/messages/fetch.js';
 import type { ListOffsetsRequest, ListOffsetsResponse } from '../../protocol/kafka/messages/list-offsets.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { fetchPartitions, type FetchPartitionRequest } from '../fetch-partitions.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import type { KafkaApiEntry } from './kafka-api-entry.js';
+
+export const FETCH_APIS: readonly KafkaApiEntry[] = [
+  { key: ApiKey.Fetch, versions: [4, 11], handle: (d, c, req) => handleFetch(d, c, req) },
+  { key: ApiKey.ListOffsets, versions: [1, 3], handle: (d, _c, req) => handleListOffsets(d, req) },
+];
 
 const LATEST = -1n;
 const EARLIEST = -2n;

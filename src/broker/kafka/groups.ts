@@ -8,6 +8,7 @@
  * Kafka code a group handler writes itself: it is JoinGroup v4+'s first round trip, not an
  * error, and the coordinator's result says so as `memberIdRequired`.
  */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { kafkaCode, kafkaErrorCodeOf } from '../../protocol/kafka/error-mapping.js';
 import type { DescribeGroupsRequest, DescribeGroupsResponse } from '../../protocol/kafka/messages/describe-groups.js';
@@ -20,6 +21,20 @@ import type { OffsetCommitRequest, OffsetCommitResponse } from '../../protocol/k
 import type { OffsetFetchRequest, OffsetFetchResponse } from '../../protocol/kafka/messages/offset-fetch.js';
 import type { SyncGroupRequest, SyncGroupResponse } from '../../protocol/kafka/messages/sync-group.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import type { KafkaApiEntry } from './kafka-api-entry.js';
+
+/** The group APIs keep minVersion 0: librdkafka enables its balanced consumer only if the ranges overlap v0. */
+export const GROUP_APIS: readonly KafkaApiEntry[] = [
+  { key: ApiKey.FindCoordinator, versions: [0, 2], handle: (d, _c, req) => handleFindCoordinator(d, req) },
+  { key: ApiKey.JoinGroup, versions: [0, 5], handle: (d, c, req, v) => handleJoinGroup(d, c, req, v) },
+  { key: ApiKey.SyncGroup, versions: [0, 3], handle: (d, _c, req) => handleSyncGroup(d, req) },
+  { key: ApiKey.Heartbeat, versions: [0, 3], handle: (d, _c, req) => handleHeartbeat(d, req) },
+  { key: ApiKey.LeaveGroup, versions: [0, 3], handle: (d, _c, req, v) => handleLeaveGroup(d, req, v) },
+  { key: ApiKey.OffsetCommit, versions: [2, 7], handle: (d, _c, req) => handleOffsetCommit(d, req) },
+  { key: ApiKey.OffsetFetch, versions: [1, 5], handle: (d, _c, req, v) => handleOffsetFetch(d, req, v) },
+  { key: ApiKey.DescribeGroups, versions: [0, 2], handle: (d, _c, req) => handleDescribeGroups(d, req) },
+  { key: ApiKey.ListGroups, versions: [0, 2], handle: (d, _c, req) => handleListGroups(d, req) },
+];
 
 export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest): FindCoordinatorResponse {
   const node = { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort };

@@ -6,12 +6,26 @@
  * written in mode `interval`. Partitions of one request are appended concurrently, so they
  * share the log's group commit.
  */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
 import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import type { KafkaApiEntry } from './kafka-api-entry.js';
+
+/**
+ * Produce is served from v3 (RecordBatch) but *advertised* from v0: librdkafka 2.0.2 uses
+ * gzip, snappy and lz4 only if the broker's Produce range includes v0
+ * (rdkafka_msgset_writer.c); otherwise it silently sends those batches uncompressed. Kafka
+ * 4.0 hit the same (KAFKA-18659) and, like it, Meridian answers v0-v2 with
+ * UNSUPPORTED_VERSION: no client that speaks RecordBatch sends them.
+ */
+export const PRODUCE_APIS: readonly KafkaApiEntry[] = [
+  { key: ApiKey.Produce, versions: [3, 7], advertised: [0, 7], handle: (d, c, req) => handleProduce(d, c, req) },
+  { key: ApiKey.InitProducerId, versions: [0, 1], handle: (d, _c, req) => handleInitProducerId(d, req) },
+];
 
 export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req: ProduceRequest): Promise<ProduceResponse | null> {
   if (req.transactionalId !== null) {

@@ -5,13 +5,21 @@
  * this one), and it advertises its configured host, never a wildcard.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { CreateTopicsRequest, CreateTopicsResponse } from '../../protocol/kafka/messages/create-topics.js';
 import type { DeleteTopicsRequest, DeleteTopicsResponse } from '../../protocol/kafka/messages/delete-topics.js';
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { topicConfigFrom } from './topic-config.js';
+
+export const TOPIC_APIS: readonly KafkaApiEntry[] = [
+  { key: ApiKey.Metadata, versions: [0, 6], handle: (d, _c, req, v) => handleMetadata(d, req, v) },
+  { key: ApiKey.CreateTopics, versions: [0, 4], handle: (d, _c, req) => handleCreateTopics(d, req) },
+  { key: ApiKey.DeleteTopics, versions: [0, 1], handle: (d, _c, req) => handleDeleteTopics(d, req) },
+];
 
 function topicMetadata(deps: KafkaApiDeps, info: TopicInfo): MetadataResponseTopic {
   const node = deps.config.nodeId;

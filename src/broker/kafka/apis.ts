@@ -1,0 +1,39 @@
+/**
+ * Every Kafka API this broker serves, gathered from the handler modules: the source of
+ * truth for ApiVersions, for the dispatcher's version checks and for the README's
+ * compatibility table.
+ */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { API_VERSIONS_VERSIONS, handleApiVersions } from './api-versions.js';
+import { FETCH_APIS } from './fetch.js';
+import { GROUP_APIS } from './groups.js';
+import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { PRODUCE_APIS } from './produce.js';
+import { TOPIC_APIS } from './topics.js';
+
+const ENTRIES: readonly KafkaApiEntry[] = [
+  { key: ApiKey.ApiVersions, versions: API_VERSIONS_VERSIONS, handle: () => handleApiVersions(KAFKA_APIS) },
+  ...PRODUCE_APIS,
+  ...FETCH_APIS,
+  ...TOPIC_APIS,
+  ...GROUP_APIS,
+];
+
+function byKey(entries: readonly KafkaApiEntry[]): ReadonlyMap<number, KafkaApiEntry> {
+  const out = new Map<number, KafkaApiEntry>();
+  for (const e of [...entries].sort((a, b) => a.key - b.key)) {
+    if (out.has(e.key)) throw new Error(`Kafka API ${e.key} is registered twice`);
+    out.set(e.key, e);
+  }
+  return out;
+}
+
+export const KAFKA_APIS: ReadonlyMap<number, KafkaApiEntry> = byKey(ENTRIES);
+
+/** The served ranges by API key. */
+export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [min: number, max: number]> = new Map([...KAFKA_APIS].map(([k, e]) => [k, e.versions]));
+
+export function isSupported(apiKey: number, version: number): boolean {
+  const r = SUPPORTED_VERSIONS.get(apiKey);
+  return r !== undefined && version >= r[0] && version <= r[1];
+}
