@@ -213,6 +213,12 @@ export class TopicManager {
     return this.#topics.get(name);
   }
 
+  /** The topic with this id (Kafka's topic ids: Fetch v13+, Metadata v10+, DeleteTopics v6+). */
+  getTopicById(id: string): TopicInfo | undefined {
+    for (const t of this.#topics.values()) if (t.id === id) return t;
+    return undefined;
+  }
+
   listTopics(): TopicInfo[] {
     return [...this.#topics.values()];
   }

@@ -5,6 +5,8 @@
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { API_VERSIONS_VERSIONS, handleApiVersions } from './api-versions.js';
+import { CLUSTER_APIS } from './cluster.js';
+import { CONFIG_APIS } from './configs.js';
 import { FETCH_APIS } from './fetch.js';
 import { GROUP_APIS } from './groups.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
@@ -17,6 +19,8 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...FETCH_APIS,
   ...TOPIC_APIS,
   ...GROUP_APIS,
+  ...CONFIG_APIS,
+  ...CLUSTER_APIS,
 ];
 
 function byKey(entries: readonly KafkaApiEntry[]): ReadonlyMap<number, KafkaApiEntry> {
