@@ -43,10 +43,15 @@ export type TopicConfig = Partial<LogOptions> & {
   localRetentionBytes?: number;
   /** Kafka local.retention.ms. */
   localRetentionMs?: number;
+  /**
+   * Kafka message.timestamp.type: LogAppendTime stamps every appended batch with the
+   * broker's clock; CreateTime (the default) keeps the producer's timestamps.
+   */
+  timestampType?: 'CreateTime' | 'LogAppendTime';
 };
 
 function logOptionsOf(config: TopicConfig): Partial<LogOptions> {
-  const { remoteStorage: _r, localRetentionBytes: _b, localRetentionMs: _m, ...log } = config;
+  const { remoteStorage: _r, localRetentionBytes: _b, localRetentionMs: _m, timestampType: _t, ...log } = config;
   return log;
 }
 

@@ -7,7 +7,9 @@ import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { API_VERSIONS_VERSIONS, handleApiVersions } from './api-versions.js';
 import { CLUSTER_APIS } from './cluster.js';
 import { CONFIG_APIS } from './configs.js';
+import { DELETE_RECORDS_APIS } from './delete-records.js';
 import { FETCH_APIS } from './fetch.js';
+import { COORDINATOR_APIS } from './find-coordinator.js';
 import { GROUP_APIS } from './groups.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { PRODUCE_APIS } from './produce.js';
@@ -18,7 +20,9 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...PRODUCE_APIS,
   ...FETCH_APIS,
   ...TOPIC_APIS,
+  ...COORDINATOR_APIS,
   ...GROUP_APIS,
+  ...DELETE_RECORDS_APIS,
   ...CONFIG_APIS,
   ...CLUSTER_APIS,
 ];

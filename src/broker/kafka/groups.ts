@@ -12,7 +12,6 @@ import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { kafkaCode, kafkaErrorCodeOf } from '../../protocol/kafka/error-mapping.js';
 import type { DescribeGroupsRequest, DescribeGroupsResponse } from '../../protocol/kafka/messages/describe-groups.js';
-import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../../protocol/kafka/messages/heartbeat.js';
 import type { JoinGroupRequest, JoinGroupResponse } from '../../protocol/kafka/messages/join-group.js';
 import type { LeaveGroupRequest, LeaveGroupResponse } from '../../protocol/kafka/messages/leave-group.js';
@@ -25,7 +24,6 @@ import type { KafkaApiEntry } from './kafka-api-entry.js';
 
 /** The group APIs keep minVersion 0: librdkafka enables its balanced consumer only if the ranges overlap v0. */
 export const GROUP_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.FindCoordinator, versions: [0, 2], handle: (d, _c, req) => handleFindCoordinator(d, req) },
   { key: ApiKey.JoinGroup, versions: [0, 5], handle: (d, c, req, v) => handleJoinGroup(d, c, req, v) },
   { key: ApiKey.SyncGroup, versions: [0, 3], handle: (d, _c, req) => handleSyncGroup(d, req) },
   { key: ApiKey.Heartbeat, versions: [0, 3], handle: (d, _c, req) => handleHeartbeat(d, req) },
@@ -35,17 +33,6 @@ export const GROUP_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.DescribeGroups, versions: [0, 2], handle: (d, _c, req) => handleDescribeGroups(d, req) },
   { key: ApiKey.ListGroups, versions: [0, 2], handle: (d, _c, req) => handleListGroups(d, req) },
 ];
-
-export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest): FindCoordinatorResponse {
-  const node = { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort };
-  return {
-    throttleTimeMs: 0,
-    errorCode: 0,
-    errorMessage: null,
-    ...node,
-    coordinators: req.coordinatorKeys.map((key) => ({ key, ...node, errorCode: 0, errorMessage: null })),
-  };
-}
 
 export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, req: JoinGroupRequest, version: number): Promise<JoinGroupResponse> {
   const r = await deps.groups.joinGroup({
