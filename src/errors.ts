@@ -95,6 +95,12 @@ export const ErrorCode = {
   CoordinatorBusy: 'COORDINATOR_BUSY',
   /** The offset store could not make a commit durable: out of space (retriable), or offline after an I/O error until a restart. */
   OffsetStoreIo: 'OFFSET_STORE_IO',
+  /** A group that has neither members nor committed offsets (DeleteGroups, OffsetDelete, OffsetCommit v9+). */
+  GroupNotFound: 'GROUP_NOT_FOUND',
+  /** DeleteGroups of a group that has members, or OffsetDelete in an active group that is not a consumer group. */
+  NonEmptyGroup: 'NON_EMPTY_GROUP',
+  /** OffsetDelete of a topic an active consumer group is subscribed to. */
+  GroupSubscribedToTopic: 'GROUP_SUBSCRIBED_TO_TOPIC',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -141,6 +147,9 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   COORDINATOR_CLOSED: 'always',
   COORDINATOR_BUSY: 'always',
   OFFSET_STORE_IO: 'varies',
+  GROUP_NOT_FOUND: 'never',
+  NON_EMPTY_GROUP: 'never',
+  GROUP_SUBSCRIBED_TO_TOPIC: 'never',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

@@ -55,6 +55,9 @@ export const KAFKA_MAPPING = {
   [ErrorCode.CoordinatorClosed]: 'NOT_COORDINATOR',
   [ErrorCode.CoordinatorBusy]: 'COORDINATOR_NOT_AVAILABLE',
   [ErrorCode.OffsetStoreIo]: { retriable: 'NOT_COORDINATOR', permanent: 'NOT_COORDINATOR' },
+  [ErrorCode.GroupNotFound]: 'GROUP_ID_NOT_FOUND',
+  [ErrorCode.NonEmptyGroup]: 'NON_EMPTY_GROUP',
+  [ErrorCode.GroupSubscribedToTopic]: 'GROUP_SUBSCRIBED_TO_TOPIC',
   // The codes below are raised where no Kafka client is waiting (start-up, the sending
   // side of a replication link); should one reach a client, it gets an error of the
   // right retriability.
