@@ -1,5 +1,7 @@
 /**
- * The Kafka APIs Meridian knows, and the header versions each one uses:
+ * The Kafka APIs Meridian has codecs for (every API in its copy of Kafka's message schemas;
+ * which of them the broker serves is broker/kafka/apis.ts's table), and the header versions
+ * each one uses:
  *
  *   Request Header v1  => request_api_key INT16, request_api_version INT16, correlation_id INT32,
  *                         client_id NULLABLE_STRING
@@ -34,9 +36,33 @@ export const ApiKey = {
   DeleteRecords: 21,
   InitProducerId: 22,
   OffsetForLeaderEpoch: 23,
+  AddPartitionsToTxn: 24,
+  AddOffsetsToTxn: 25,
+  EndTxn: 26,
+  WriteTxnMarkers: 27,
+  TxnOffsetCommit: 28,
+  DescribeAcls: 29,
+  CreateAcls: 30,
+  DeleteAcls: 31,
   DescribeConfigs: 32,
+  AlterConfigs: 33,
+  DescribeLogDirs: 35,
   SaslAuthenticate: 36,
   CreatePartitions: 37,
+  DeleteGroups: 42,
+  ElectLeaders: 43,
+  IncrementalAlterConfigs: 44,
+  AlterPartitionReassignments: 45,
+  ListPartitionReassignments: 46,
+  OffsetDelete: 47,
+  DescribeUserScramCredentials: 50,
+  AlterUserScramCredentials: 51,
+  DescribeCluster: 60,
+  DescribeProducers: 61,
+  DescribeTransactions: 65,
+  ListTransactions: 66,
+  ConsumerGroupHeartbeat: 68,
+  ConsumerGroupDescribe: 69,
 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 export type ApiKeyName = keyof typeof ApiKey;
@@ -66,9 +92,33 @@ const FIRST_FLEXIBLE_VERSION: Readonly<Record<ApiKey, number | null>> = {
   [ApiKey.DeleteRecords]: 2,
   [ApiKey.InitProducerId]: 2,
   [ApiKey.OffsetForLeaderEpoch]: 4,
+  [ApiKey.AddPartitionsToTxn]: 3,
+  [ApiKey.AddOffsetsToTxn]: 3,
+  [ApiKey.EndTxn]: 3,
+  [ApiKey.WriteTxnMarkers]: 1,
+  [ApiKey.TxnOffsetCommit]: 3,
+  [ApiKey.DescribeAcls]: 2,
+  [ApiKey.CreateAcls]: 2,
+  [ApiKey.DeleteAcls]: 2,
   [ApiKey.DescribeConfigs]: 4,
+  [ApiKey.AlterConfigs]: 2,
+  [ApiKey.DescribeLogDirs]: 2,
   [ApiKey.SaslAuthenticate]: 2,
   [ApiKey.CreatePartitions]: 2,
+  [ApiKey.DeleteGroups]: 2,
+  [ApiKey.ElectLeaders]: 2,
+  [ApiKey.IncrementalAlterConfigs]: 1,
+  [ApiKey.AlterPartitionReassignments]: 0,
+  [ApiKey.ListPartitionReassignments]: 0,
+  [ApiKey.OffsetDelete]: null,
+  [ApiKey.DescribeUserScramCredentials]: 0,
+  [ApiKey.AlterUserScramCredentials]: 0,
+  [ApiKey.DescribeCluster]: 0,
+  [ApiKey.DescribeProducers]: 0,
+  [ApiKey.DescribeTransactions]: 0,
+  [ApiKey.ListTransactions]: 0,
+  [ApiKey.ConsumerGroupHeartbeat]: 0,
+  [ApiKey.ConsumerGroupDescribe]: 0,
 };
 
 export function isApiKey(value: number): value is ApiKey {

@@ -9,6 +9,7 @@ import {
   requestHeaderVersion,
   responseHeaderVersion,
 } from '../../../src/protocol/kafka/api-keys.js';
+import { messageCodecs } from '../../../src/protocol/kafka/messages/index.js';
 
 /** [name, key, first flexible version] as listed in Kafka's message JSONs (validVersions/flexibleVersions). */
 const EXPECTED: [keyof typeof ApiKey, number, number | null][] = [
@@ -32,9 +33,33 @@ const EXPECTED: [keyof typeof ApiKey, number, number | null][] = [
   ['DeleteRecords', 21, 2],
   ['InitProducerId', 22, 2],
   ['OffsetForLeaderEpoch', 23, 4],
+  ['AddPartitionsToTxn', 24, 3],
+  ['AddOffsetsToTxn', 25, 3],
+  ['EndTxn', 26, 3],
+  ['WriteTxnMarkers', 27, 1],
+  ['TxnOffsetCommit', 28, 3],
+  ['DescribeAcls', 29, 2],
+  ['CreateAcls', 30, 2],
+  ['DeleteAcls', 31, 2],
   ['DescribeConfigs', 32, 4],
+  ['AlterConfigs', 33, 2],
+  ['DescribeLogDirs', 35, 2],
   ['SaslAuthenticate', 36, 2],
   ['CreatePartitions', 37, 2],
+  ['DeleteGroups', 42, 2],
+  ['ElectLeaders', 43, 2],
+  ['IncrementalAlterConfigs', 44, 1],
+  ['AlterPartitionReassignments', 45, 0],
+  ['ListPartitionReassignments', 46, 0],
+  ['OffsetDelete', 47, null],
+  ['DescribeUserScramCredentials', 50, 0],
+  ['AlterUserScramCredentials', 51, 0],
+  ['DescribeCluster', 60, 0],
+  ['DescribeProducers', 61, 0],
+  ['DescribeTransactions', 65, 0],
+  ['ListTransactions', 66, 0],
+  ['ConsumerGroupHeartbeat', 68, 0],
+  ['ConsumerGroupDescribe', 69, 0],
 ];
 
 describe('ApiKey', () => {
@@ -48,6 +73,13 @@ describe('ApiKey', () => {
     assert.equal(isApiKey(4), false);
     assert.equal(apiKeyName(4), undefined);
     assert.equal(isApiKey(-1), false);
+  });
+
+  it('agrees with the generated codecs on every key and first flexible version', () => {
+    assert.deepEqual(
+      [...messageCodecs.values()].map((c) => [c.name, c.apiKey, c.flexibleFrom]).sort((a, b) => Number(a[1]) - Number(b[1])),
+      EXPECTED,
+    );
   });
 
   it('switches to header v2 / v1 exactly at the first flexible version', () => {

@@ -342,7 +342,9 @@ export function buildMessage(file: string, text: string): MessageModel {
       if (f.versions === undefined) throw new Error(`${where}: versions missing`);
       const nullable = parseVersions(f.nullableVersions, max, `${where} nullableVersions`) & versions;
       const tagged = parseVersions(f.taggedVersions, max, `${where} taggedVersions`) & versions;
-      if (nullable !== 0 && type.kind === 'struct') throw new Error(`${where}: nullable structs are not supported`);
+      if (nullable !== 0 && type.kind === 'struct' && tagged !== 0) {
+        throw new Error(`${where}: tagged nullable structs are not supported`);
+      }
       if (nullable !== 0 && type.kind === 'primitive' && !['string', 'bytes', 'records'].includes(type.primitive)) {
         throw new Error(`${where}: a ${type.primitive} cannot be nullable`);
       }
@@ -456,7 +458,7 @@ export function buildMessage(file: string, text: string): MessageModel {
 function tsType(f: FieldModel): string {
   const nullable = f.nullable !== 0 ? ' | null' : '';
   const t = f.type;
-  if (t.kind === 'struct') return t.struct.tsName;
+  if (t.kind === 'struct') return t.struct.tsName + nullable;
   if (t.kind === 'array') return `${t.item.kind === 'struct' ? t.item.struct.tsName : primitiveTsType(t.item.primitive)}[]${nullable}`;
   if (t.primitive === 'records') return 'Buffer | null';
   return primitiveTsType(t.primitive) + nullable;
@@ -503,7 +505,8 @@ function defaultExpr(f: FieldModel, ctx: FileContext, where: string): string {
   const d = f.spec.default;
   const t = f.type;
   if (t.kind === 'struct') {
-    if (d !== undefined) throw new Error(`${where}: a struct cannot have a default`);
+    if (d === 'null' && f.nullable !== 0) return 'null';
+    if (d !== undefined) throw new Error(`${where}: a struct can only default to null, and only where nullable`);
     ctx.defaults.add(t.struct);
     return `default${t.struct.tsName}()`;
   }
@@ -568,8 +571,10 @@ function defaultExpr(f: FieldModel, ctx: FileContext, where: string): string {
 function isDefaultExpr(f: FieldModel, value: string, ctx: FileContext, where: string): string {
   const t = f.type;
   if (t.kind === 'struct') {
+    if (defaultExpr(f, ctx, where) === 'null') return `${value} === null`;
     ctx.isDefaults.add(t.struct);
-    return `isDefault${t.struct.tsName}(${value})`;
+    const isDefault = `isDefault${t.struct.tsName}(${value})`;
+    return f.nullable !== 0 ? `(${value} !== null && ${isDefault})` : isDefault;
   }
   const def = defaultExpr(f, ctx, where);
   const emptyish = t.kind === 'array' || t.primitive === 'bytes';
@@ -613,7 +618,12 @@ function readExpr(f: FieldModel, v: number, reader: string, ctx: FileContext): s
   const compact = (f.compact & (1 << v)) !== 0;
   const nullable = (f.nullable & (1 << v)) !== 0;
   const t = f.type;
-  if (t.kind === 'struct') return `decode${t.struct.tsName}(${reader}, version)`;
+  if (t.kind === 'struct') {
+    const decode = `decode${t.struct.tsName}(${reader}, version)`;
+    // A nullable struct is preceded by an INT8 marker, in the versions where it is nullable
+    // only: -1 (any negative) null, 1 present (Kafka's MessageDataGenerator).
+    return nullable ? `(${reader}.int8(${quote(f.label)}) < 0 ? null : ${decode})` : decode;
+  }
   if (t.kind === 'primitive') return readPrimitive(t.primitive, reader, compact, nullable, f.label, ctx);
   const method = `${compact ? 'compact' : ''}${nullable ? 'Nullable' : ''}Array`.replace(/^./, (c) => c.toLowerCase());
   const item = t.item.kind === 'struct' ? `decode${t.item.struct.tsName}(r, version)` : readPrimitive(t.item.primitive, 'r', compact, false, f.label, ctx);
@@ -647,7 +657,10 @@ function writeStatement(m: MessageModel, f: FieldModel, v: number, writer: strin
     ctx.support.add('nonNull');
     checked = `nonNull(${value}, ${quote(m.name)}, version, ${quote(f.label)})`;
   }
-  if (t.kind === 'struct') return `encode${t.struct.tsName}(${writer}, version, ${value});`;
+  if (t.kind === 'struct') {
+    if (!nullable) return `encode${t.struct.tsName}(${writer}, version, ${checked});`;
+    return `if (${value} === null) ${writer}.int8(-1); else encode${t.struct.tsName}(${writer}.int8(1), version, ${value});`;
+  }
   if (t.kind === 'primitive') return `${writePrimitive(t.primitive, writer, checked, compact, nullable, ctx)};`;
   const method = `${compact ? 'compact' : ''}${nullable ? 'Nullable' : ''}Array`.replace(/^./, (c) => c.toLowerCase());
   const item = t.item.kind === 'struct' ? `encode${t.item.struct.tsName}(w, version, item)` : writePrimitive(t.item.primitive, 'w', 'item', compact, false, ctx);

@@ -24,9 +24,33 @@ import { decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, encodeDeleteTopi
 import { decodeDeleteRecordsRequest, decodeDeleteRecordsResponse, encodeDeleteRecordsRequest, encodeDeleteRecordsResponse, type DeleteRecordsRequest, type DeleteRecordsResponse } from './delete-records.js';
 import { decodeInitProducerIdRequest, decodeInitProducerIdResponse, encodeInitProducerIdRequest, encodeInitProducerIdResponse, type InitProducerIdRequest, type InitProducerIdResponse } from './init-producer-id.js';
 import { decodeOffsetForLeaderEpochRequest, decodeOffsetForLeaderEpochResponse, encodeOffsetForLeaderEpochRequest, encodeOffsetForLeaderEpochResponse, type OffsetForLeaderEpochRequest, type OffsetForLeaderEpochResponse } from './offset-for-leader-epoch.js';
+import { decodeAddPartitionsToTxnRequest, decodeAddPartitionsToTxnResponse, encodeAddPartitionsToTxnRequest, encodeAddPartitionsToTxnResponse, type AddPartitionsToTxnRequest, type AddPartitionsToTxnResponse } from './add-partitions-to-txn.js';
+import { decodeAddOffsetsToTxnRequest, decodeAddOffsetsToTxnResponse, encodeAddOffsetsToTxnRequest, encodeAddOffsetsToTxnResponse, type AddOffsetsToTxnRequest, type AddOffsetsToTxnResponse } from './add-offsets-to-txn.js';
+import { decodeEndTxnRequest, decodeEndTxnResponse, encodeEndTxnRequest, encodeEndTxnResponse, type EndTxnRequest, type EndTxnResponse } from './end-txn.js';
+import { decodeWriteTxnMarkersRequest, decodeWriteTxnMarkersResponse, encodeWriteTxnMarkersRequest, encodeWriteTxnMarkersResponse, type WriteTxnMarkersRequest, type WriteTxnMarkersResponse } from './write-txn-markers.js';
+import { decodeTxnOffsetCommitRequest, decodeTxnOffsetCommitResponse, encodeTxnOffsetCommitRequest, encodeTxnOffsetCommitResponse, type TxnOffsetCommitRequest, type TxnOffsetCommitResponse } from './txn-offset-commit.js';
+import { decodeDescribeAclsRequest, decodeDescribeAclsResponse, encodeDescribeAclsRequest, encodeDescribeAclsResponse, type DescribeAclsRequest, type DescribeAclsResponse } from './describe-acls.js';
+import { decodeCreateAclsRequest, decodeCreateAclsResponse, encodeCreateAclsRequest, encodeCreateAclsResponse, type CreateAclsRequest, type CreateAclsResponse } from './create-acls.js';
+import { decodeDeleteAclsRequest, decodeDeleteAclsResponse, encodeDeleteAclsRequest, encodeDeleteAclsResponse, type DeleteAclsRequest, type DeleteAclsResponse } from './delete-acls.js';
 import { decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, type DescribeConfigsRequest, type DescribeConfigsResponse } from './describe-configs.js';
+import { decodeAlterConfigsRequest, decodeAlterConfigsResponse, encodeAlterConfigsRequest, encodeAlterConfigsResponse, type AlterConfigsRequest, type AlterConfigsResponse } from './alter-configs.js';
+import { decodeDescribeLogDirsRequest, decodeDescribeLogDirsResponse, encodeDescribeLogDirsRequest, encodeDescribeLogDirsResponse, type DescribeLogDirsRequest, type DescribeLogDirsResponse } from './describe-log-dirs.js';
 import { decodeSaslAuthenticateRequest, decodeSaslAuthenticateResponse, encodeSaslAuthenticateRequest, encodeSaslAuthenticateResponse, type SaslAuthenticateRequest, type SaslAuthenticateResponse } from './sasl-authenticate.js';
 import { decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, type CreatePartitionsRequest, type CreatePartitionsResponse } from './create-partitions.js';
+import { decodeDeleteGroupsRequest, decodeDeleteGroupsResponse, encodeDeleteGroupsRequest, encodeDeleteGroupsResponse, type DeleteGroupsRequest, type DeleteGroupsResponse } from './delete-groups.js';
+import { decodeElectLeadersRequest, decodeElectLeadersResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, type ElectLeadersRequest, type ElectLeadersResponse } from './elect-leaders.js';
+import { decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse, type IncrementalAlterConfigsRequest, type IncrementalAlterConfigsResponse } from './incremental-alter-configs.js';
+import { decodeAlterPartitionReassignmentsRequest, decodeAlterPartitionReassignmentsResponse, encodeAlterPartitionReassignmentsRequest, encodeAlterPartitionReassignmentsResponse, type AlterPartitionReassignmentsRequest, type AlterPartitionReassignmentsResponse } from './alter-partition-reassignments.js';
+import { decodeListPartitionReassignmentsRequest, decodeListPartitionReassignmentsResponse, encodeListPartitionReassignmentsRequest, encodeListPartitionReassignmentsResponse, type ListPartitionReassignmentsRequest, type ListPartitionReassignmentsResponse } from './list-partition-reassignments.js';
+import { decodeOffsetDeleteRequest, decodeOffsetDeleteResponse, encodeOffsetDeleteRequest, encodeOffsetDeleteResponse, type OffsetDeleteRequest, type OffsetDeleteResponse } from './offset-delete.js';
+import { decodeDescribeUserScramCredentialsRequest, decodeDescribeUserScramCredentialsResponse, encodeDescribeUserScramCredentialsRequest, encodeDescribeUserScramCredentialsResponse, type DescribeUserScramCredentialsRequest, type DescribeUserScramCredentialsResponse } from './describe-user-scram-credentials.js';
+import { decodeAlterUserScramCredentialsRequest, decodeAlterUserScramCredentialsResponse, encodeAlterUserScramCredentialsRequest, encodeAlterUserScramCredentialsResponse, type AlterUserScramCredentialsRequest, type AlterUserScramCredentialsResponse } from './alter-user-scram-credentials.js';
+import { decodeDescribeClusterRequest, decodeDescribeClusterResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, type DescribeClusterRequest, type DescribeClusterResponse } from './describe-cluster.js';
+import { decodeDescribeProducersRequest, decodeDescribeProducersResponse, encodeDescribeProducersRequest, encodeDescribeProducersResponse, type DescribeProducersRequest, type DescribeProducersResponse } from './describe-producers.js';
+import { decodeDescribeTransactionsRequest, decodeDescribeTransactionsResponse, encodeDescribeTransactionsRequest, encodeDescribeTransactionsResponse, type DescribeTransactionsRequest, type DescribeTransactionsResponse } from './describe-transactions.js';
+import { decodeListTransactionsRequest, decodeListTransactionsResponse, encodeListTransactionsRequest, encodeListTransactionsResponse, type ListTransactionsRequest, type ListTransactionsResponse } from './list-transactions.js';
+import { decodeConsumerGroupHeartbeatRequest, decodeConsumerGroupHeartbeatResponse, encodeConsumerGroupHeartbeatRequest, encodeConsumerGroupHeartbeatResponse, type ConsumerGroupHeartbeatRequest, type ConsumerGroupHeartbeatResponse } from './consumer-group-heartbeat.js';
+import { decodeConsumerGroupDescribeRequest, decodeConsumerGroupDescribeResponse, encodeConsumerGroupDescribeRequest, encodeConsumerGroupDescribeResponse, type ConsumerGroupDescribeRequest, type ConsumerGroupDescribeResponse } from './consumer-group-describe.js';
 
 export * from './produce.js';
 export * from './fetch.js';
@@ -48,9 +72,33 @@ export * from './delete-topics.js';
 export * from './delete-records.js';
 export * from './init-producer-id.js';
 export * from './offset-for-leader-epoch.js';
+export * from './add-partitions-to-txn.js';
+export * from './add-offsets-to-txn.js';
+export * from './end-txn.js';
+export * from './write-txn-markers.js';
+export * from './txn-offset-commit.js';
+export * from './describe-acls.js';
+export * from './create-acls.js';
+export * from './delete-acls.js';
 export * from './describe-configs.js';
+export * from './alter-configs.js';
+export * from './describe-log-dirs.js';
 export * from './sasl-authenticate.js';
 export * from './create-partitions.js';
+export * from './delete-groups.js';
+export * from './elect-leaders.js';
+export * from './incremental-alter-configs.js';
+export * from './alter-partition-reassignments.js';
+export * from './list-partition-reassignments.js';
+export * from './offset-delete.js';
+export * from './describe-user-scram-credentials.js';
+export * from './alter-user-scram-credentials.js';
+export * from './describe-cluster.js';
+export * from './describe-producers.js';
+export * from './describe-transactions.js';
+export * from './list-transactions.js';
+export * from './consumer-group-heartbeat.js';
+export * from './consumer-group-describe.js';
 export { UnsupportedVersionError, ZERO_UUID } from './codec-support.js';
 
 /**
@@ -333,6 +381,110 @@ export const offsetForLeaderEpochCodec: MessageCodec<OffsetForLeaderEpochRequest
   encodeResponse: encodeOffsetForLeaderEpochResponse,
 };
 
+export const addPartitionsToTxnCodec: MessageCodec<AddPartitionsToTxnRequest, AddPartitionsToTxnResponse> = {
+  name: 'AddPartitionsToTxn',
+  apiKey: 24,
+  minVersion: 0,
+  maxVersion: 5,
+  flexibleFrom: 3,
+  latestVersionUnstable: false,
+  decodeRequest: decodeAddPartitionsToTxnRequest,
+  encodeRequest: encodeAddPartitionsToTxnRequest,
+  decodeResponse: decodeAddPartitionsToTxnResponse,
+  encodeResponse: encodeAddPartitionsToTxnResponse,
+};
+
+export const addOffsetsToTxnCodec: MessageCodec<AddOffsetsToTxnRequest, AddOffsetsToTxnResponse> = {
+  name: 'AddOffsetsToTxn',
+  apiKey: 25,
+  minVersion: 0,
+  maxVersion: 4,
+  flexibleFrom: 3,
+  latestVersionUnstable: false,
+  decodeRequest: decodeAddOffsetsToTxnRequest,
+  encodeRequest: encodeAddOffsetsToTxnRequest,
+  decodeResponse: decodeAddOffsetsToTxnResponse,
+  encodeResponse: encodeAddOffsetsToTxnResponse,
+};
+
+export const endTxnCodec: MessageCodec<EndTxnRequest, EndTxnResponse> = {
+  name: 'EndTxn',
+  apiKey: 26,
+  minVersion: 0,
+  maxVersion: 5,
+  flexibleFrom: 3,
+  latestVersionUnstable: true,
+  decodeRequest: decodeEndTxnRequest,
+  encodeRequest: encodeEndTxnRequest,
+  decodeResponse: decodeEndTxnResponse,
+  encodeResponse: encodeEndTxnResponse,
+};
+
+export const writeTxnMarkersCodec: MessageCodec<WriteTxnMarkersRequest, WriteTxnMarkersResponse> = {
+  name: 'WriteTxnMarkers',
+  apiKey: 27,
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleFrom: 1,
+  latestVersionUnstable: false,
+  decodeRequest: decodeWriteTxnMarkersRequest,
+  encodeRequest: encodeWriteTxnMarkersRequest,
+  decodeResponse: decodeWriteTxnMarkersResponse,
+  encodeResponse: encodeWriteTxnMarkersResponse,
+};
+
+export const txnOffsetCommitCodec: MessageCodec<TxnOffsetCommitRequest, TxnOffsetCommitResponse> = {
+  name: 'TxnOffsetCommit',
+  apiKey: 28,
+  minVersion: 0,
+  maxVersion: 4,
+  flexibleFrom: 3,
+  latestVersionUnstable: false,
+  decodeRequest: decodeTxnOffsetCommitRequest,
+  encodeRequest: encodeTxnOffsetCommitRequest,
+  decodeResponse: decodeTxnOffsetCommitResponse,
+  encodeResponse: encodeTxnOffsetCommitResponse,
+};
+
+export const describeAclsCodec: MessageCodec<DescribeAclsRequest, DescribeAclsResponse> = {
+  name: 'DescribeAcls',
+  apiKey: 29,
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeAclsRequest,
+  encodeRequest: encodeDescribeAclsRequest,
+  decodeResponse: decodeDescribeAclsResponse,
+  encodeResponse: encodeDescribeAclsResponse,
+};
+
+export const createAclsCodec: MessageCodec<CreateAclsRequest, CreateAclsResponse> = {
+  name: 'CreateAcls',
+  apiKey: 30,
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeCreateAclsRequest,
+  encodeRequest: encodeCreateAclsRequest,
+  decodeResponse: decodeCreateAclsResponse,
+  encodeResponse: encodeCreateAclsResponse,
+};
+
+export const deleteAclsCodec: MessageCodec<DeleteAclsRequest, DeleteAclsResponse> = {
+  name: 'DeleteAcls',
+  apiKey: 31,
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDeleteAclsRequest,
+  encodeRequest: encodeDeleteAclsRequest,
+  decodeResponse: decodeDeleteAclsResponse,
+  encodeResponse: encodeDeleteAclsResponse,
+};
+
 export const describeConfigsCodec: MessageCodec<DescribeConfigsRequest, DescribeConfigsResponse> = {
   name: 'DescribeConfigs',
   apiKey: 32,
@@ -344,6 +496,32 @@ export const describeConfigsCodec: MessageCodec<DescribeConfigsRequest, Describe
   encodeRequest: encodeDescribeConfigsRequest,
   decodeResponse: decodeDescribeConfigsResponse,
   encodeResponse: encodeDescribeConfigsResponse,
+};
+
+export const alterConfigsCodec: MessageCodec<AlterConfigsRequest, AlterConfigsResponse> = {
+  name: 'AlterConfigs',
+  apiKey: 33,
+  minVersion: 0,
+  maxVersion: 2,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeAlterConfigsRequest,
+  encodeRequest: encodeAlterConfigsRequest,
+  decodeResponse: decodeAlterConfigsResponse,
+  encodeResponse: encodeAlterConfigsResponse,
+};
+
+export const describeLogDirsCodec: MessageCodec<DescribeLogDirsRequest, DescribeLogDirsResponse> = {
+  name: 'DescribeLogDirs',
+  apiKey: 35,
+  minVersion: 0,
+  maxVersion: 4,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeLogDirsRequest,
+  encodeRequest: encodeDescribeLogDirsRequest,
+  decodeResponse: decodeDescribeLogDirsResponse,
+  encodeResponse: encodeDescribeLogDirsResponse,
 };
 
 export const saslAuthenticateCodec: MessageCodec<SaslAuthenticateRequest, SaslAuthenticateResponse> = {
@@ -372,6 +550,188 @@ export const createPartitionsCodec: MessageCodec<CreatePartitionsRequest, Create
   encodeResponse: encodeCreatePartitionsResponse,
 };
 
+export const deleteGroupsCodec: MessageCodec<DeleteGroupsRequest, DeleteGroupsResponse> = {
+  name: 'DeleteGroups',
+  apiKey: 42,
+  minVersion: 0,
+  maxVersion: 2,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDeleteGroupsRequest,
+  encodeRequest: encodeDeleteGroupsRequest,
+  decodeResponse: decodeDeleteGroupsResponse,
+  encodeResponse: encodeDeleteGroupsResponse,
+};
+
+export const electLeadersCodec: MessageCodec<ElectLeadersRequest, ElectLeadersResponse> = {
+  name: 'ElectLeaders',
+  apiKey: 43,
+  minVersion: 0,
+  maxVersion: 2,
+  flexibleFrom: 2,
+  latestVersionUnstable: false,
+  decodeRequest: decodeElectLeadersRequest,
+  encodeRequest: encodeElectLeadersRequest,
+  decodeResponse: decodeElectLeadersResponse,
+  encodeResponse: encodeElectLeadersResponse,
+};
+
+export const incrementalAlterConfigsCodec: MessageCodec<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse> = {
+  name: 'IncrementalAlterConfigs',
+  apiKey: 44,
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleFrom: 1,
+  latestVersionUnstable: false,
+  decodeRequest: decodeIncrementalAlterConfigsRequest,
+  encodeRequest: encodeIncrementalAlterConfigsRequest,
+  decodeResponse: decodeIncrementalAlterConfigsResponse,
+  encodeResponse: encodeIncrementalAlterConfigsResponse,
+};
+
+export const alterPartitionReassignmentsCodec: MessageCodec<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse> = {
+  name: 'AlterPartitionReassignments',
+  apiKey: 45,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeAlterPartitionReassignmentsRequest,
+  encodeRequest: encodeAlterPartitionReassignmentsRequest,
+  decodeResponse: decodeAlterPartitionReassignmentsResponse,
+  encodeResponse: encodeAlterPartitionReassignmentsResponse,
+};
+
+export const listPartitionReassignmentsCodec: MessageCodec<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse> = {
+  name: 'ListPartitionReassignments',
+  apiKey: 46,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeListPartitionReassignmentsRequest,
+  encodeRequest: encodeListPartitionReassignmentsRequest,
+  decodeResponse: decodeListPartitionReassignmentsResponse,
+  encodeResponse: encodeListPartitionReassignmentsResponse,
+};
+
+export const offsetDeleteCodec: MessageCodec<OffsetDeleteRequest, OffsetDeleteResponse> = {
+  name: 'OffsetDelete',
+  apiKey: 47,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: null,
+  latestVersionUnstable: false,
+  decodeRequest: decodeOffsetDeleteRequest,
+  encodeRequest: encodeOffsetDeleteRequest,
+  decodeResponse: decodeOffsetDeleteResponse,
+  encodeResponse: encodeOffsetDeleteResponse,
+};
+
+export const describeUserScramCredentialsCodec: MessageCodec<DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse> = {
+  name: 'DescribeUserScramCredentials',
+  apiKey: 50,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeUserScramCredentialsRequest,
+  encodeRequest: encodeDescribeUserScramCredentialsRequest,
+  decodeResponse: decodeDescribeUserScramCredentialsResponse,
+  encodeResponse: encodeDescribeUserScramCredentialsResponse,
+};
+
+export const alterUserScramCredentialsCodec: MessageCodec<AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse> = {
+  name: 'AlterUserScramCredentials',
+  apiKey: 51,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeAlterUserScramCredentialsRequest,
+  encodeRequest: encodeAlterUserScramCredentialsRequest,
+  decodeResponse: decodeAlterUserScramCredentialsResponse,
+  encodeResponse: encodeAlterUserScramCredentialsResponse,
+};
+
+export const describeClusterCodec: MessageCodec<DescribeClusterRequest, DescribeClusterResponse> = {
+  name: 'DescribeCluster',
+  apiKey: 60,
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeClusterRequest,
+  encodeRequest: encodeDescribeClusterRequest,
+  decodeResponse: decodeDescribeClusterResponse,
+  encodeResponse: encodeDescribeClusterResponse,
+};
+
+export const describeProducersCodec: MessageCodec<DescribeProducersRequest, DescribeProducersResponse> = {
+  name: 'DescribeProducers',
+  apiKey: 61,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeProducersRequest,
+  encodeRequest: encodeDescribeProducersRequest,
+  decodeResponse: decodeDescribeProducersResponse,
+  encodeResponse: encodeDescribeProducersResponse,
+};
+
+export const describeTransactionsCodec: MessageCodec<DescribeTransactionsRequest, DescribeTransactionsResponse> = {
+  name: 'DescribeTransactions',
+  apiKey: 65,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeDescribeTransactionsRequest,
+  encodeRequest: encodeDescribeTransactionsRequest,
+  decodeResponse: decodeDescribeTransactionsResponse,
+  encodeResponse: encodeDescribeTransactionsResponse,
+};
+
+export const listTransactionsCodec: MessageCodec<ListTransactionsRequest, ListTransactionsResponse> = {
+  name: 'ListTransactions',
+  apiKey: 66,
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeListTransactionsRequest,
+  encodeRequest: encodeListTransactionsRequest,
+  decodeResponse: decodeListTransactionsResponse,
+  encodeResponse: encodeListTransactionsResponse,
+};
+
+export const consumerGroupHeartbeatCodec: MessageCodec<ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse> = {
+  name: 'ConsumerGroupHeartbeat',
+  apiKey: 68,
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleFrom: 0,
+  latestVersionUnstable: true,
+  decodeRequest: decodeConsumerGroupHeartbeatRequest,
+  encodeRequest: encodeConsumerGroupHeartbeatRequest,
+  decodeResponse: decodeConsumerGroupHeartbeatResponse,
+  encodeResponse: encodeConsumerGroupHeartbeatResponse,
+};
+
+export const consumerGroupDescribeCodec: MessageCodec<ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse> = {
+  name: 'ConsumerGroupDescribe',
+  apiKey: 69,
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleFrom: 0,
+  latestVersionUnstable: false,
+  decodeRequest: decodeConsumerGroupDescribeRequest,
+  encodeRequest: encodeConsumerGroupDescribeRequest,
+  decodeResponse: decodeConsumerGroupDescribeResponse,
+  encodeResponse: encodeConsumerGroupDescribeResponse,
+};
+
 /** Every generated codec by API name, typed. */
 export const messageCodecsByName = {
   Produce: produceCodec,
@@ -394,9 +754,33 @@ export const messageCodecsByName = {
   DeleteRecords: deleteRecordsCodec,
   InitProducerId: initProducerIdCodec,
   OffsetForLeaderEpoch: offsetForLeaderEpochCodec,
+  AddPartitionsToTxn: addPartitionsToTxnCodec,
+  AddOffsetsToTxn: addOffsetsToTxnCodec,
+  EndTxn: endTxnCodec,
+  WriteTxnMarkers: writeTxnMarkersCodec,
+  TxnOffsetCommit: txnOffsetCommitCodec,
+  DescribeAcls: describeAclsCodec,
+  CreateAcls: createAclsCodec,
+  DeleteAcls: deleteAclsCodec,
   DescribeConfigs: describeConfigsCodec,
+  AlterConfigs: alterConfigsCodec,
+  DescribeLogDirs: describeLogDirsCodec,
   SaslAuthenticate: saslAuthenticateCodec,
   CreatePartitions: createPartitionsCodec,
+  DeleteGroups: deleteGroupsCodec,
+  ElectLeaders: electLeadersCodec,
+  IncrementalAlterConfigs: incrementalAlterConfigsCodec,
+  AlterPartitionReassignments: alterPartitionReassignmentsCodec,
+  ListPartitionReassignments: listPartitionReassignmentsCodec,
+  OffsetDelete: offsetDeleteCodec,
+  DescribeUserScramCredentials: describeUserScramCredentialsCodec,
+  AlterUserScramCredentials: alterUserScramCredentialsCodec,
+  DescribeCluster: describeClusterCodec,
+  DescribeProducers: describeProducersCodec,
+  DescribeTransactions: describeTransactionsCodec,
+  ListTransactions: listTransactionsCodec,
+  ConsumerGroupHeartbeat: consumerGroupHeartbeatCodec,
+  ConsumerGroupDescribe: consumerGroupDescribeCodec,
 } as const;
 
 export type MessageApiName = keyof typeof messageCodecsByName;
