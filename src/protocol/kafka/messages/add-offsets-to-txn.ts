@@ -2,7 +2,7 @@
 // AddOffsetsToTxnRequest.json and AddOffsetsToTxnResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 8d267f3be993aa871783023e7c62457cac163c5374475286fbf9ef4dd0171e55).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * AddOffsetsToTxn (API key 25): versions 0-4, flexible from 3.

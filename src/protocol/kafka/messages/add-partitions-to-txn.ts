@@ -2,7 +2,7 @@
 // AddPartitionsToTxnRequest.json and AddPartitionsToTxnResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 835c3fbca6370fbd928edf824699cead40fe0ce24f826d7e45d79d02408ccbc0).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * AddPartitionsToTxn (API key 24): versions 0-5, flexible from 3.

@@ -2,7 +2,7 @@
 // AlterConfigsRequest.json and AlterConfigsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 e9fb911c8a06062497898d0bd12d11f88f9d9d7455cc11814d33b2a7f51034fc).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * AlterConfigs (API key 33): versions 0-2, flexible from 2.

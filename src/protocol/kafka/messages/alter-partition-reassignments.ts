@@ -2,7 +2,7 @@
 // AlterPartitionReassignmentsRequest.json and AlterPartitionReassignmentsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 32db6a52b844321d90ab88e5e0afa40ae9e264274be21504bf0a2bcff8712647).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * AlterPartitionReassignments (API key 45): versions 0, flexible from 0.

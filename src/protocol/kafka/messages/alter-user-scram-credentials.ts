@@ -2,7 +2,7 @@
 // AlterUserScramCredentialsRequest.json and AlterUserScramCredentialsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 94507fc2ac0727bafc063f22bcc3d69c33dc63f38ca11f2fee7717e2a95b44be).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * AlterUserScramCredentials (API key 51): versions 0, flexible from 0.

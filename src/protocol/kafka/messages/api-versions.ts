@@ -2,7 +2,7 @@
 // ApiVersionsRequest.json and ApiVersionsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 f767670c4433a1bfe2cc6fbb16500acfb782cc47e547b17713d0805e1abc59da).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ApiVersions (API key 18): versions 0-4, flexible from 3.

@@ -2,7 +2,7 @@
 // ConsumerGroupDescribeRequest.json and ConsumerGroupDescribeResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 dfe4a7883f1c59d888e8e6e438648faf00b636e789eee95f9d31401ef31c2a71).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ConsumerGroupDescribe (API key 69): versions 0, flexible from 0.

@@ -2,7 +2,7 @@
 // ConsumerGroupHeartbeatRequest.json and ConsumerGroupHeartbeatResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 94a250b00e9d4daec21ca906108c62ce9a7abb36231812df781714eef4455f49).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ConsumerGroupHeartbeat (API key 68): versions 0-1, flexible from 0, v1 unstable (latestVersionUnstable).

@@ -2,7 +2,7 @@
 // CreateAclsRequest.json and CreateAclsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 a14740df518e366ac0d6eaa126c3b318faf9777ff9c2972d2ab98b0fbc9cbd26).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * CreateAcls (API key 30): versions 0-3, flexible from 2, deprecated 0.

@@ -2,7 +2,7 @@
 // CreatePartitionsRequest.json and CreatePartitionsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 346412f71898f4c8ddc1d31fac6aa05b7d9503b0aa77ad8f7acec31d22e8bf60).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * CreatePartitions (API key 37): versions 0-3, flexible from 2.

@@ -2,7 +2,7 @@
 // CreateTopicsRequest.json and CreateTopicsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 a8d498dac33a9eaea3e769873e2bce7102a215d9001c1c2722b1db08d26196fe).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * CreateTopics (API key 19): versions 0-7, flexible from 5, deprecated 0-1.

@@ -2,7 +2,7 @@
 // DeleteAclsRequest.json and DeleteAclsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 a26b0bd659bee7443347ebf189daeb7652b1db342f9a6561b6f0649707aa7d15).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DeleteAcls (API key 31): versions 0-3, flexible from 2, deprecated 0.

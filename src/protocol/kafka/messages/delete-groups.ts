@@ -2,7 +2,7 @@
 // DeleteGroupsRequest.json and DeleteGroupsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 b75fe028c815fdb303863e876dc530b8e4a1cd312f827c123a380ef52c981f8a).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DeleteGroups (API key 42): versions 0-2, flexible from 2, deprecated 0.

@@ -2,7 +2,7 @@
 // DeleteRecordsRequest.json and DeleteRecordsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 a1b21a19fb6d2802556d3f3de7a7abbff895a832e0204705c58b09fde1b4d08a).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DeleteRecords (API key 21): versions 0-2, flexible from 2.

@@ -2,7 +2,7 @@
 // DeleteTopicsRequest.json and DeleteTopicsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 fb18eeb3f01ff943ac6e8c392891c7c25f47392353e83c1b7bc8c1de2f78582f).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DeleteTopics (API key 20): versions 0-6, flexible from 4, deprecated 0.

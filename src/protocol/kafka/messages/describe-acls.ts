@@ -2,7 +2,7 @@
 // DescribeAclsRequest.json and DescribeAclsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 75773d50f45df5188029655a2f933a241140104ed0fcdd483f9df173817069be).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeAcls (API key 29): versions 0-3, flexible from 2, deprecated 0.

@@ -2,7 +2,7 @@
 // DescribeClusterRequest.json and DescribeClusterResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 1f46fa9c685f779578d936fc545ac8d296cdafa45a1b7e0c6b5d29388ac1987c).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeCluster (API key 60): versions 0-1, flexible from 0.

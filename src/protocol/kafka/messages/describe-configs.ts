@@ -2,7 +2,7 @@
 // DescribeConfigsRequest.json and DescribeConfigsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 6a05d1bcd9650bcf7c83cabd1435c80e6c4181b78996fb1604710961d3a4d93f).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeConfigs (API key 32): versions 0-4, flexible from 4, deprecated 0.

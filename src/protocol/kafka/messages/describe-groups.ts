@@ -2,7 +2,7 @@
 // DescribeGroupsRequest.json and DescribeGroupsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 23b84436b717dd3d793f87d52fc137480f251ccd0f25b2e3cd3fa3f8ee48ce11).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeGroups (API key 15): versions 0-5, flexible from 5.

@@ -2,7 +2,7 @@
 // DescribeLogDirsRequest.json and DescribeLogDirsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 a3dd90d14e440ae74901c7c056ca52b277fc890d1b3bc1bb4ce82f5acaa09016).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeLogDirs (API key 35): versions 0-4, flexible from 2, deprecated 0.

@@ -2,7 +2,7 @@
 // DescribeProducersRequest.json and DescribeProducersResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 89c1a3bb39c1c31eff0f8114ab8730c82df736f123a3b8a75342cb3c782d7cb4).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeProducers (API key 61): versions 0, flexible from 0.

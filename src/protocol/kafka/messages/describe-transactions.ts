@@ -2,7 +2,7 @@
 // DescribeTransactionsRequest.json and DescribeTransactionsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 b9d32a0a166ff3bc944a58da13eccbbb7333388c67722fa875cdd2af332dbbde).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeTransactions (API key 65): versions 0, flexible from 0.

@@ -2,7 +2,7 @@
 // DescribeUserScramCredentialsRequest.json and DescribeUserScramCredentialsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 d7d58a7c083b760ae2943c188fbc528ef8dcc8861e714a23a70de23ad48af79d).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * DescribeUserScramCredentials (API key 50): versions 0, flexible from 0.

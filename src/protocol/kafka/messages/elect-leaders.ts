@@ -2,7 +2,7 @@
 // ElectLeadersRequest.json and ElectLeadersResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 2c7ec53441de33389c50e1a52fc1c2c4bf8aac12437a25cad78260889c70ddcd).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ElectLeaders (API key 43): versions 0-2, flexible from 2.

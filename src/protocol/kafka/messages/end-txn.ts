@@ -2,7 +2,7 @@
 // EndTxnRequest.json and EndTxnResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 147d92b1fc8a1ba30c68dbf060aa8c1247daaf18d2cc9e746bf1828f19f11b51).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * EndTxn (API key 26): versions 0-5, flexible from 3, v5 unstable (latestVersionUnstable).

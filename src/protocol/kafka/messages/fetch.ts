@@ -2,7 +2,7 @@
 // FetchRequest.json and FetchResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 ac0c6f7cb983d8737b26f0f10608a5cf9154f22ee58ac4b3a799543f62ce954e).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * Fetch (API key 1): versions 0-17, flexible from 12, deprecated 0-3.

@@ -2,7 +2,7 @@
 // FindCoordinatorRequest.json and FindCoordinatorResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 3db610711303666071ffa5e80efd4ddedec1aa753c19f8137d9f62bcfb8fdf93).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * FindCoordinator (API key 10): versions 0-6, flexible from 3, deprecated 0.

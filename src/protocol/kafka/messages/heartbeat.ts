@@ -2,7 +2,7 @@
 // HeartbeatRequest.json and HeartbeatResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 6d405c7c9c939b03cfbf944ae78e2700f1015aa321619b0fc22a37016d1a46f5).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * Heartbeat (API key 12): versions 0-4, flexible from 4.

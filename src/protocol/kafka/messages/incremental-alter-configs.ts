@@ -2,7 +2,7 @@
 // IncrementalAlterConfigsRequest.json and IncrementalAlterConfigsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 e0dc2c85be55f39f17cfca6e308f756d9d41d05dc4c3d99358fee922aea1d945).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * IncrementalAlterConfigs (API key 44): versions 0-1, flexible from 1.

@@ -2,7 +2,7 @@
 // InitProducerIdRequest.json and InitProducerIdResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 7b6fea9a063448ecb09425f662ea9a330321d07cdbf6fa64126261a8ce7af972).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * InitProducerId (API key 22): versions 0-5, flexible from 2.

@@ -2,7 +2,7 @@
 // JoinGroupRequest.json and JoinGroupResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 e60bed2d91376656eb467edc2af8668dcccabff555501be6b91d60d9103357fe).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * JoinGroup (API key 11): versions 0-9, flexible from 6, deprecated 0-1.

@@ -2,7 +2,7 @@
 // LeaveGroupRequest.json and LeaveGroupResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 33acd37ddf0dc7fe7f38282a0ca9229c83d872e2eb0ee607e15c9b4d4be8e978).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * LeaveGroup (API key 13): versions 0-5, flexible from 4.

@@ -2,7 +2,7 @@
 // ListGroupsRequest.json and ListGroupsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 ec8b1dcc616ad88d031f48366e7c45fda92343e451a47b56cd232216854139ae).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ListGroups (API key 16): versions 0-5, flexible from 3.

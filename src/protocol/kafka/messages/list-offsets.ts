@@ -2,7 +2,7 @@
 // ListOffsetsRequest.json and ListOffsetsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 5abed2790bf81f7a2b630f47aa07928bb49288454fe9ad9f5b6b6a810f975e76).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ListOffsets (API key 2): versions 0-10, flexible from 6, deprecated 0.

@@ -2,7 +2,7 @@
 // ListPartitionReassignmentsRequest.json and ListPartitionReassignmentsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 58a412b02fe60ca917057eba565f81e8060230b782e635d46b0a617103898bd9).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ListPartitionReassignments (API key 46): versions 0, flexible from 0.

@@ -2,7 +2,7 @@
 // ListTransactionsRequest.json and ListTransactionsResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 98805d67e82caf3a14a17161d3b8535956bcd85a2326375a31eae66e30cad1d4).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * ListTransactions (API key 66): versions 0-1, flexible from 0.

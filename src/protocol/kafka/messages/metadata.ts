@@ -2,7 +2,7 @@
 // MetadataRequest.json and MetadataResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 45244b09b030f11e21d8fb96d6d2cf7b72915d39adcf96456c1a342db04f8158).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * Metadata (API key 3): versions 0-12, flexible from 9, deprecated 0-3.

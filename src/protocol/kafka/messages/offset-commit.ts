@@ -2,7 +2,7 @@
 // OffsetCommitRequest.json and OffsetCommitResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 58acf629aa21803f0ef53512d8efdd1318a5587e8dcae0f3251ea7cd531dff7e).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * OffsetCommit (API key 8): versions 0-9, flexible from 8, deprecated 0-1.

@@ -2,7 +2,7 @@
 // OffsetDeleteRequest.json and OffsetDeleteResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 ed4d9df488f7ef7f71deb3d4aec4df75633960a7e229bfd36e6a57c5d600e118).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * OffsetDelete (API key 47): versions 0, never flexible.

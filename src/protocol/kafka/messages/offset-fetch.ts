@@ -2,7 +2,7 @@
 // OffsetFetchRequest.json and OffsetFetchResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 032a988fd7f70422f4e5b0406c8ebbd8e2e01887331f124697fad12808626430).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * OffsetFetch (API key 9): versions 0-9, flexible from 6, deprecated 0.

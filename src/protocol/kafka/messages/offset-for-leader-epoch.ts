@@ -2,7 +2,7 @@
 // OffsetForLeaderEpochRequest.json and OffsetForLeaderEpochResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 df7c9894f97a0d5593460944ff04aecd76a8b42a06db0aca708a0ceef2117601).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * OffsetForLeaderEpoch (API key 23): versions 0-4, flexible from 4, deprecated 0-1.

@@ -2,7 +2,7 @@
 // ProduceRequest.json and ProduceResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 0cfd8d08c23ea7dbaef08b51ce95e297e70546effa4727ff03f6e636119a9d09).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * Produce (API key 0): versions 0-11, flexible from 9, deprecated 0-6.

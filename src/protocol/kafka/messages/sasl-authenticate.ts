@@ -2,7 +2,7 @@
 // SaslAuthenticateRequest.json and SaslAuthenticateResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 fc81e48037f469765c1646399237294de1a3dfad7fab66550c4e9788181a3fa6).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * SaslAuthenticate (API key 36): versions 0-2, flexible from 2.

@@ -2,7 +2,7 @@
 // SaslHandshakeRequest.json and SaslHandshakeResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 c062ac6c8e7dc1ae3ac5d9eb320712b01892e75200ea4cc66348eaa853a3f207).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * SaslHandshake (API key 17): versions 0-1, never flexible, deprecated 0.

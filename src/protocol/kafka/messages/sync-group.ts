@@ -2,7 +2,7 @@
 // SyncGroupRequest.json and SyncGroupResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 087c4efe37a4d8e820e63739b07ed120605290e236d60f14ff22e0e5aa85c620).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * SyncGroup (API key 14): versions 0-5, flexible from 4.

@@ -2,7 +2,7 @@
 // TxnOffsetCommitRequest.json and TxnOffsetCommitResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 82811eb50e1ffcdda4212cdc795cd60820e5bf1966bf448123150fe2447e2a89).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * TxnOffsetCommit (API key 28): versions 0-4, flexible from 3.

@@ -2,7 +2,7 @@
 // WriteTxnMarkersRequest.json and WriteTxnMarkersResponse.json (apache/kafka commit 1eb7644349cb07139d6a3c1ad1986979647cac99,
 // clients/src/main/resources/common/message/; input sha256 7de6db2040835ce8887e45c7d8e1963488e85cbeae5a5aab3c4757db72750d3c).
 // Do not edit by hand; regenerate with
-//   node --import tsx src/protocol/kafka/gen/gen-messages.ts <kafka-spec> src/protocol/kafka/messages
+//   node --import tsx src/protocol/kafka/gen/gen-messages.ts src/protocol/kafka/spec src/protocol/kafka/messages
 
 /*
  * WriteTxnMarkers (API key 27): versions 0-1, flexible from 1.

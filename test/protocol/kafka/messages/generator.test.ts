@@ -3,9 +3,8 @@
  * that uses what Kafka's schemas allow but the committed ones happen not to (commonStructs,
  * a struct referenced by name, a plain struct field, uint16, float64, hex defaults, a
  * field-level flexibleVersions, a struct nullable in some versions). The generated module is imported and checked byte for byte
- * against hand-assembled encodings. The committed codecs cannot be compared with a fresh
- * run here, because the tests must not read the spec folder; README.md says how to
- * regenerate them.
+ * against hand-assembled encodings. generated-in-sync.test.ts compares the committed codecs
+ * with a fresh run over the committed schemas (src/protocol/kafka/spec/).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
