@@ -6,8 +6,8 @@
 import { ErrorCode, MeridianError } from '../errors.js';
 import { toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { Attributes, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp } from '../storage/record-batch.js';
-import { validateRecords } from '../storage/record-validator.js';
+import { Attributes, computeBatchCrc, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp } from '../storage/record-batch.js';
+import { RecordValidationError, validateRecords } from '../storage/record-validator.js';
 import type { ProducerStates } from './producer-states.js';
 
 export interface ProduceOutcome {
@@ -15,6 +15,37 @@ export interface ProduceOutcome {
   errorMessage: string | null;
   baseOffset: bigint;
   logStartOffset: bigint;
+  /** The broker time stamped on the batches of a LogAppendTime topic; -1 for CreateTime. */
+  logAppendTimeMs: bigint;
+  /** The records to blame for a refused batch (Produce v8+ record_errors): index in the batch. */
+  recordErrors: Array<{ batchIndex: number; batchIndexErrorMessage: string | null }>;
+}
+
+export interface ProduceOptions {
+  /** Wait for fdatasync (acks=-1 in fsync mode). */
+  sync: boolean;
+  /** The topic's message.timestamp.type is LogAppendTime: the broker's clock stamps each batch. */
+  logAppendTime?: boolean;
+  /** The broker clock, for LogAppendTime (tests pin it). */
+  now?: () => number;
+}
+
+// RecordBatch v2 header positions (record-batch.ts holds the codec; only the two fields a
+// LogAppendTime stamp rewrites are touched here).
+const CRC_OFFSET = 17;
+const ATTRIBUTES_OFFSET = 21;
+const MAX_TIMESTAMP_OFFSET = 35;
+
+/**
+ * Stamps a batch as Kafka's LogValidator does for a LogAppendTime topic (magic 2): the
+ * timestamp-type attribute bit is set and maxTimestamp becomes the broker's time, which
+ * consumers then report for every record of the batch; the CRC covers both, so it is
+ * recomputed. The records' own timestamps stay as produced.
+ */
+export function stampLogAppendTime(batch: Buffer, now: bigint): void {
+  batch.writeInt16BE(batch.readInt16BE(ATTRIBUTES_OFFSET) | Attributes.timestampTypeLogAppend, ATTRIBUTES_OFFSET);
+  batch.writeBigInt64BE(now, MAX_TIMESTAMP_OFFSET);
+  batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
 }
 
 /** Splits a produce request's records into whole batches; throws on a malformed blob. */
@@ -38,8 +69,8 @@ export function splitBatches(records: Buffer): Buffer[] {
  * Appends one partition's records. `sync` waits for fdatasync (acks=-1 in fsync mode).
  * Never throws: every failure becomes the Kafka error code for that partition.
  */
-export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<ProduceOutcome> {
-  return (await beginProducePartition(log, states, records, sync)).done;
+export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions | boolean): Promise<ProduceOutcome> {
+  return (await beginProducePartition(log, states, records, opts)).done;
 }
 
 /**
@@ -47,11 +78,15 @@ export async function producePartition(log: PartitionLog, states: ProducerStates
  * order-sensitive part, after which the connection may handle its next request), with
  * `done` settling when the append is as durable as `sync` asks.
  */
-export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, sync: boolean): Promise<{ done: Promise<ProduceOutcome> }> {
+export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions | boolean): Promise<{ done: Promise<ProduceOutcome> }> {
+  const { sync, logAppendTime = false, now = Date.now } = typeof opts === 'boolean' ? { sync: opts } : opts;
   // Wrapped in an object: an async function returning a bare promise would wait for it.
   const failed = (err: unknown): ProduceOutcome => {
     const e = toKafkaError(err);
-    return { errorCode: e.code, errorMessage: e.message, baseOffset: -1n, logStartOffset: log.logStartOffset };
+    // Kafka's record_errors name the record a batch was refused for; there is one batch per
+    // partition in what clients send, so the index is the record's index in that batch.
+    const recordErrors = err instanceof RecordValidationError && err.recordIndex !== null ? [{ batchIndex: err.recordIndex, batchIndexErrorMessage: e.message }] : [];
+    return { errorCode: e.code, errorMessage: e.message, baseOffset: -1n, logStartOffset: log.logStartOffset, logAppendTimeMs: -1n, recordErrors };
   };
   const fail = (err: MeridianError) => ({ done: Promise.resolve(failed(err)) });
   try {
@@ -67,10 +102,15 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
     // whose CRC is right but whose records are not would stop every consumer of the partition.
     const limits = { maxRecordBytes: log.options.maxBatchBytes, maxUncompressedBytes: log.options.maxUncompressedBatchBytes };
     const maxTimestamps = batches.map((b, i) => validateRecords(b, headers[i], limits).maxTimestamp);
+    // As Kafka's LogValidator: a LogAppendTime topic stamps the broker's time on every batch;
+    // otherwise the stored maxTimestamp is the records' true maximum, which offset-for-time
+    // lookups and time retention rely on.
+    const appendTime = logAppendTime ? BigInt(now()) : -1n;
     batches.forEach((b, i) => {
-      // As Kafka's LogValidator: the stored maxTimestamp is the records' true maximum, which
-      // offset-for-time lookups and time retention rely on.
-      if (maxTimestamps[i] !== headers[i].maxTimestamp && (headers[i].attributes & Attributes.timestampTypeLogAppend) === 0) {
+      if (logAppendTime) {
+        stampLogAppendTime(b, appendTime);
+        headers[i] = readBatchHeader(b);
+      } else if (maxTimestamps[i] !== headers[i].maxTimestamp && (headers[i].attributes & Attributes.timestampTypeLogAppend) === 0) {
         setMaxTimestamp(b, maxTimestamps[i]);
         headers[i] = readBatchHeader(b);
       }
@@ -85,7 +125,7 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       if (verdict.kind === 'duplicate') {
         // Kafka answers a duplicate with the original offsets and no error (never 46), once
         // the original is as durable as this request asks.
-        const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset };
+        const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: -1n, recordErrors: [] };
         return { done: verdict.pending ? verdict.pending.then(() => ok, failed) : Promise.resolve(ok) };
       }
       for (let i = 1; i < headers.length; i++) {
@@ -103,7 +143,10 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       }
     }
     return {
-      done: pending.done.then((): ProduceOutcome => ({ errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset }), failed),
+      done: pending.done.then(
+        (): ProduceOutcome => ({ errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: appendTime, recordErrors: [] }),
+        failed,
+      ),
     };
   } catch (err) {
     return { done: Promise.resolve(failed(err)) };

@@ -1,22 +1,40 @@
 /**
  * FindCoordinator: this broker coordinates every group of its region (one broker per
- * region), so every key is answered with this broker.
+ * region), so every group key is answered with this broker. v4+ batches keys
+ * (coordinatorKeys, one answer each); v0-v3 carry one key. Transaction keys (keyType 1) get
+ * the transactions-unsupported error with its message (transactions-unsupported.ts);
+ * any other key type is INVALID_REQUEST, as Kafka answers.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 
-export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 2], handle: (d, _c, req) => handleFindCoordinator(d, req) }];
+export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, _c, req, v) => handleFindCoordinator(d, req, v) }];
 
-export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest): FindCoordinatorResponse {
-  const node = { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort };
-  return {
-    throttleTimeMs: 0,
-    errorCode: 0,
-    errorMessage: null,
-    ...node,
-    coordinators: req.coordinatorKeys.map((key) => ({ key, ...node, errorCode: 0, errorMessage: null })),
-  };
+const KeyType = { group: 0, transaction: 1 } as const;
+
+interface Answer {
+  nodeId: number;
+  host: string;
+  port: number;
+  errorCode: number;
+  errorMessage: string | null;
 }
 
+export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number): FindCoordinatorResponse {
+  const answer = (key: string): Answer => {
+    if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, errorCode: 0, errorMessage: null };
+    const none = { nodeId: -1, host: '', port: -1 };
+    if (req.keyType === KeyType.transaction) return { ...none, errorCode: TRANSACTIONS_UNSUPPORTED_CODE, errorMessage: transactionsUnsupportedMessage(key) };
+    return { ...none, errorCode: kafkaCode('INVALID_REQUEST'), errorMessage: `unknown coordinator key type ${req.keyType} (0 is group, 1 is transaction)` };
+  };
+  if (version >= 4) {
+    return { throttleTimeMs: 0, errorCode: 0, errorMessage: null, nodeId: 0, host: '', port: 0, coordinators: req.coordinatorKeys.map((key) => ({ key, ...answer(key) })) };
+  }
+  const a = answer(req.key);
+  // v0 has no message field (not ignorable there): the code alone goes back.
+  return { throttleTimeMs: 0, ...a, errorMessage: version >= 1 ? a.errorMessage : null, coordinators: [] };
+}

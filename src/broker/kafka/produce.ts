@@ -11,6 +11,7 @@ import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
 import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
+import { TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
@@ -21,19 +22,24 @@ import type { KafkaApiEntry } from './kafka-api-entry.js';
  * (rdkafka_msgset_writer.c); otherwise it silently sends those batches uncompressed. Kafka
  * 4.0 hit the same (KAFKA-18659) and, like it, Meridian answers v0-v2 with
  * UNSUPPORTED_VERSION: no client that speaks RecordBatch sends them.
+ *
+ * Produce v8+ carries record_errors and an error message for a refused batch; v9+ is
+ * flexible; the v10+ tagged currentLeader and nodeEndpoints (KIP-951, leader moves) stay
+ * at their defaults: this broker leads every partition it has.
  */
 export const PRODUCE_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.Produce, versions: [3, 7], advertised: [0, 7], handle: (d, c, req) => handleProduce(d, c, req) },
-  { key: ApiKey.InitProducerId, versions: [0, 1], handle: (d, _c, req) => handleInitProducerId(d, req) },
+  { key: ApiKey.Produce, versions: [3, 11], advertised: [0, 11], handle: (d, c, req) => handleProduce(d, c, req) },
+  { key: ApiKey.InitProducerId, versions: [0, 5], handle: (d, _c, req) => handleInitProducerId(d, req) },
 ];
 
 export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req: ProduceRequest): Promise<ProduceResponse | null> {
   if (req.transactionalId !== null) {
     // Transactions are not offered (no transactional InitProducerId is ever granted).
+    const message = transactionsUnsupportedMessage(req.transactionalId);
     return {
       responses: req.topicData.map((t) => ({
         name: t.name,
-        partitionResponses: t.partitionData.map((p) => partitionError(p.index, kafkaCode('TRANSACTIONAL_ID_AUTHORIZATION_FAILED'), 'transactions are not supported')),
+        partitionResponses: t.partitionData.map((p) => partitionError(p.index, TRANSACTIONS_UNSUPPORTED_CODE, message)),
       })),
       throttleTimeMs: 0,
       nodeEndpoints: [],
@@ -48,7 +54,8 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
         t.partitionData.map(async (p) => {
           const log = deps.topics.partition(t.name, p.index);
           if (log === undefined) return { index: p.index, done: Promise.resolve(unknownPartition(t.name, p.index)) };
-          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, sync)).done };
+          const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';
+          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime })).done };
         }),
       ),
     })),
@@ -67,9 +74,9 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
             index,
             errorCode: r.errorCode,
             baseOffset: r.baseOffset,
-            logAppendTimeMs: -1n,
+            logAppendTimeMs: r.logAppendTimeMs,
             logStartOffset: r.logStartOffset,
-            recordErrors: [],
+            recordErrors: r.recordErrors,
             errorMessage: r.errorMessage,
             currentLeader: { leaderId: -1, leaderEpoch: -1 },
           };
@@ -82,16 +89,26 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
 }
 
 function unknownPartition(topic: string, index: number): ProduceOutcome {
-  return { errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), errorMessage: `unknown topic or partition ${topic}-${index}`, baseOffset: -1n, logStartOffset: -1n };
+  return { errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), errorMessage: `unknown topic or partition ${topic}-${index}`, baseOffset: -1n, logStartOffset: -1n, logAppendTimeMs: -1n, recordErrors: [] };
 }
 
 function partitionError(index: number, errorCode: number, errorMessage: string): ProduceResponse['responses'][number]['partitionResponses'][number] {
   return { index, errorCode, baseOffset: -1n, logAppendTimeMs: -1n, logStartOffset: -1n, recordErrors: [], errorMessage, currentLeader: { leaderId: -1, leaderEpoch: -1 } };
 }
 
+/**
+ * InitProducerId for idempotent producers. From v3 a producer may send its current id and
+ * epoch to have the epoch bumped (KIP-360, after an UNKNOWN_PRODUCER_ID or a timed-out
+ * batch); for a producer without a transactional id Kafka's TransactionCoordinator accepts
+ * that blindly and hands out a fresh producer id with epoch 0, which is what this does. A
+ * pair with exactly one of the two set is INVALID_REQUEST, as Kafka's KafkaApis answers.
+ */
 export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest): InitProducerIdResponse {
-  if (req.transactionalId !== null) {
-    return { throttleTimeMs: 0, errorCode: kafkaCode('TRANSACTIONAL_ID_AUTHORIZATION_FAILED'), producerId: -1n, producerEpoch: -1 };
+  const refused = (errorCode: number): InitProducerIdResponse => ({ throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 });
+  if (req.transactionalId !== null) return refused(TRANSACTIONS_UNSUPPORTED_CODE);
+  if ((req.producerId === -1n) !== (req.producerEpoch === -1)) {
+    deps.logger.debug({ producerId: String(req.producerId), producerEpoch: req.producerEpoch }, 'InitProducerId: producerId and producerEpoch must be both -1 or both set');
+    return refused(kafkaCode('INVALID_REQUEST'));
   }
   return { throttleTimeMs: 0, errorCode: 0, producerId: deps.producerIds.next(), producerEpoch: 0 };
 }
