@@ -16,7 +16,7 @@ import { PRODUCE_APIS } from './produce.js';
 import { TOPIC_APIS } from './topics.js';
 
 const ENTRIES: readonly KafkaApiEntry[] = [
-  { key: ApiKey.ApiVersions, versions: API_VERSIONS_VERSIONS, handle: () => handleApiVersions(KAFKA_APIS) },
+  { key: ApiKey.ApiVersions, versions: API_VERSIONS_VERSIONS, handle: (d, c, req, v) => handleApiVersions(KAFKA_APIS, d.logger, c.header.clientId, req, v) },
   ...PRODUCE_APIS,
   ...FETCH_APIS,
   ...TOPIC_APIS,

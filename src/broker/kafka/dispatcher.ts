@@ -1,32 +1,43 @@
 /**
  * The Kafka request dispatcher: version check, decode, handle, encode, frame.
  *
- * Unsupported versions never close the socket (a client that ignored ApiVersions gets a
- * clear error, not a dead connection):
- * - ApiVersions at a version we do not speak gets a v0-shaped body with error 35 and our
- *   ranges, which is exactly what librdkafka and KafkaJS step down on;
- * - any other unknown key or version gets a body that starts with error 35 (as INT16).
- *   Clients only send those if they ignored ApiVersions; they get a clear error and the
- *   connection keeps working.
+ * A request at a version this broker does not serve (issue 11):
+ * - ApiVersions gets the v0-shaped body with UNSUPPORTED_VERSION and our ranges, which is
+ *   exactly what Kafka answers and what librdkafka and KafkaJS step down on;
+ * - an API whose schema has that version gets that API's own response at that version with
+ *   UNSUPPORTED_VERSION in its error fields (unsupported-version.ts), so the client decodes
+ *   a clear error and the connection keeps working;
+ * - an unknown key, a version outside the schema, or an API whose response has nowhere to
+ *   put the error closes the connection (the request is refused by a thrown error, logged by
+ *   the connection), as Kafka does: the body cannot be parsed, so no answer can be trusted
+ *   to mean anything to the client.
+ * Each case logs one warn line per (client id, API, version), not per request; the set of
+ * those already logged is bounded (oldest forgotten first).
  * A body that cannot be decoded throws, and the connection closes (Kafka does the same).
  */
+import type { Logger } from 'pino';
 import { ApiKey, apiKeyName, responseHeaderVersion } from '../../protocol/kafka/api-keys.js';
 import type { RequestContext, RequestHandler } from '../../protocol/kafka/connection.js';
-import { messageCodecs } from '../../protocol/kafka/messages/index.js';
+import { messageCodecs, UnsupportedVersionError } from '../../protocol/kafka/messages/index.js';
 import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrame, encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
 import { isReplicationApi } from '../../replication/replication-api.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
-import { isSupported, KAFKA_APIS } from './apis.js';
+import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
 import { handleReplication } from './replication.js';
+import { unsupportedVersionBody } from './unsupported-version.js';
+
+/** How many (client id, API, version) triples the warn-once memory holds. */
+const WARNED_LIMIT = 1024;
 
 export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
+  const warned = new WarnOnce(deps.logger, WARNED_LIMIT);
   return async (ctx: RequestContext, body: Reader): Promise<Buffer[] | null> => {
     const { apiKey, apiVersion, correlationId } = ctx.header;
     if (isReplicationApi(apiKey) && apiVersion === 0) return handleReplication(deps, ctx, body);
-    if (!isSupported(apiKey, apiVersion)) return [unsupported(deps, ctx)];
+    if (!isSupported(apiKey, apiVersion)) return [unsupported(warned, ctx, body)];
     const codec = messageCodecs.get(apiKey)!;
     const req = codec.decodeRequest(body, apiVersion);
     const res = await KAFKA_APIS.get(apiKey)!.handle(deps, ctx, req, apiVersion);
@@ -38,14 +49,54 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
   };
 }
 
-function unsupported(deps: KafkaApiDeps, ctx: RequestContext): Buffer {
+function servedText(apiKey: number): string {
+  const r = SUPPORTED_VERSIONS.get(apiKey);
+  return r === undefined ? 'not served' : `${r[0]}-${r[1]}`;
+}
+
+/** The framed answer to an unserved key or version; throws (closing the connection) when there is none. */
+function unsupported(warned: WarnOnce, ctx: RequestContext, body: Reader): Buffer {
   const { apiKey, apiVersion, correlationId, clientId } = ctx.header;
-  deps.logger.info({ api: apiKeyName(apiKey) ?? `unknown key ${apiKey}`, version: apiVersion, clientId }, 'unsupported API key or version: answered UNSUPPORTED_VERSION');
-  const w = new Writer(256);
+  const codec = messageCodecs.get(apiKey);
+  const api = codec?.name ?? apiKeyName(apiKey) ?? `unknown key ${apiKey}`;
+  const served = servedText(apiKey);
+  const message = `Meridian serves ${api} versions ${served}, not version ${apiVersion}`;
   if (apiKey === ApiKey.ApiVersions) {
+    warned.warn({ clientId, api, version: apiVersion, served }, 'unsupported ApiVersions version: answered with the v0 form and the supported ranges');
+    const w = new Writer(256);
     messageCodecs.get(ApiKey.ApiVersions)!.encodeResponse(w, 0, apiVersionsResponse(KAFKA_APIS, UNSUPPORTED_VERSION));
     return encodeResponseFrame(correlationId, 0, w.toBuffer());
   }
-  w.int16(UNSUPPORTED_VERSION);
-  return encodeResponseFrame(correlationId, 0, w.toBuffer());
+  if (codec !== undefined && apiVersion >= codec.minVersion && apiVersion <= codec.maxVersion) {
+    const res = unsupportedVersionBody(codec, apiVersion, codec.decodeRequest(body, apiVersion), UNSUPPORTED_VERSION, message);
+    if (res !== null) {
+      warned.warn({ clientId, api, version: apiVersion, served }, 'unsupported API version: answered UNSUPPORTED_VERSION');
+      return encodeResponseFrame(correlationId, responseHeaderVersion(apiKey, apiVersion), res);
+    }
+  }
+  warned.warn({ clientId, api, version: apiVersion, served }, 'unsupported API key or version with no decodable error form: closing the connection');
+  throw new UnsupportedVersionError(`${message}; no response form of this version can carry the error`, apiKey, apiVersion, body.offset);
+}
+
+/**
+ * One warn line per (client id, API, version). Bounded: past `limit` triples the oldest is
+ * forgotten, so a client cycling through ids costs memory up to the limit, then repeats lines.
+ */
+class WarnOnce {
+  readonly #seen = new Set<string>();
+  readonly #log: Logger;
+  readonly #limit: number;
+
+  constructor(log: Logger, limit: number) {
+    this.#log = log;
+    this.#limit = limit;
+  }
+
+  warn(fields: { clientId: string | null; api: string; version: number; served: string }, message: string): void {
+    const key = `${fields.clientId}\u0000${fields.api}\u0000${fields.version}`;
+    if (this.#seen.has(key)) return;
+    if (this.#seen.size >= this.#limit) this.#seen.delete(this.#seen.values().next().value!);
+    this.#seen.add(key);
+    this.#log.warn(fields, message);
+  }
 }
