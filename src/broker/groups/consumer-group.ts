@@ -38,6 +38,7 @@ import {
 import { EMPTY_BYTES, GroupMember } from './group-member.js';
 import { coordinatorClosed, fencedInstance, groupTooLarge, groupUnloaded, illegalGeneration, inconsistentProtocol, rebalanceInProgress, unknownMember } from './group-errors.js';
 import { joinError, memberIdRequired, syncError } from './group-results.js';
+import { subscribedTopicsOf } from './consumer-subscription.js';
 import { JoinDeadline } from './join-deadline.js';
 import { selectProtocol, supportsProtocols } from './protocol-selection.js';
 
@@ -150,8 +151,24 @@ export class ConsumerGroup {
     return this.#state === GroupState.PreparingRebalance ? rebalanceInProgress(this.groupId) : null;
   }
 
-  /** One member of a LeaveGroup; v3+ may name a static member by instance id alone. */
-  leave(memberId: string, groupInstanceId: string | null): MeridianError | null {
+  /**
+   * The topics the members subscribe to, read from their metadata for the selected protocol
+   * (Kafka's GroupMetadata.subscribedTopics); null when that cannot be known: a protocol
+   * type other than "consumer", no protocol selected yet, or metadata that does not parse.
+   */
+  subscribedTopics(): ReadonlySet<string> | null {
+    if (this.#protocolType !== 'consumer' || this.#protocolName === null) return null;
+    const topics = new Set<string>();
+    for (const m of this.#members.values()) {
+      const subscribed = subscribedTopicsOf(m.metadataFor(this.#protocolName));
+      if (subscribed === null) return null;
+      for (const t of subscribed) topics.add(t);
+    }
+    return topics;
+  }
+
+  /** One member of a LeaveGroup; v3+ may name a static member by instance id alone, v5+ says why. */
+  leave(memberId: string, groupInstanceId: string | null, reason: string | null = null): MeridianError | null {
     let id = memberId;
     if (id === '' && groupInstanceId !== null) id = this.#staticMembers.get(groupInstanceId) ?? '';
     else if (this.#isFenced(id, groupInstanceId)) return this.#fenced(groupInstanceId);
@@ -161,7 +178,7 @@ export class ConsumerGroup {
     }
     const m = this.#members.get(id);
     if (m === undefined) return unknownMember(this.groupId, id);
-    this.#removeMemberAndUpdate(m, 'left the group');
+    this.#removeMemberAndUpdate(m, reason === null ? 'left the group' : `left the group (${reason})`);
     return null;
   }
 
@@ -258,12 +275,12 @@ export class ConsumerGroup {
     if (req.groupInstanceId !== null) this.#staticMembers.set(req.groupInstanceId, memberId);
     this.#leaderId ??= memberId;
     this.#deadline.noteNewMember();
-    return this.#awaitRebalance(m, `member ${memberId} joined`);
+    return this.#awaitRebalance(m, withReason(`member ${memberId} joined`, req.reason));
   }
 
   #updateMemberAndRebalance(m: GroupMember, req: JoinGroupRequest): Promise<JoinGroupResult> {
     m.update(req);
-    return this.#awaitRebalance(m, `member ${m.memberId} rejoined`);
+    return this.#awaitRebalance(m, withReason(`member ${m.memberId} rejoined`, req.reason));
   }
 
   #awaitRebalance(m: GroupMember, reason: string): Promise<JoinGroupResult> {
@@ -428,6 +445,11 @@ export class ConsumerGroup {
   #syncOk(assignment: Buffer): SyncGroupResult {
     return { error: null, protocolType: this.#protocolType, protocolName: this.#protocolName, assignment };
   }
+}
+
+/** A client's own reason (JoinGroup v8+, KIP-800) appended to the log line's. */
+function withReason(what: string, reason: string | null | undefined): string {
+  return reason === null || reason === undefined || reason === '' ? what : `${what} (${reason})`;
 }
 
 function done<T>(value: T): Promise<T> {

@@ -1,8 +1,8 @@
 /**
  * The plain-object requests and results of the group coordinator, one pair per Kafka API.
  *
- * They carry the fields of the newest version the Kafka handlers decode (JoinGroup v5,
- * SyncGroup v3+, OffsetCommit v7, ...) in version-neutral form; a handler for an older
+ * They carry the fields of the newest version the Kafka handlers decode (JoinGroup v9,
+ * SyncGroup v5, OffsetCommit v9, ...) in version-neutral form; a handler for an older
  * version fills the missing fields with Kafka's defaults and drops what its version cannot
  * encode. Errors are values, `error: MeridianError | null` (null: none), because a Kafka
  * group response has an error field per member or partition rather than failing whole; the
@@ -42,6 +42,8 @@ export interface JoinGroupRequest {
   readonly clientHost: string;
   /** True for JoinGroup v4+ (KIP-394): a first join gets MEMBER_ID_REQUIRED and an id. */
   readonly requireKnownMemberId: boolean;
+  /** Why the member (re)joins (JoinGroup v8+, KIP-800): logged with the rebalance it starts. */
+  readonly reason?: string | null;
 }
 
 export interface JoinGroupMember {
@@ -100,8 +102,8 @@ export interface HeartbeatResult {
 
 export interface LeaveGroupRequest {
   readonly groupId: string;
-  /** v0-2 callers pass the one member of their request. */
-  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null }[];
+  /** v0-2 callers pass the one member of their request; `reason` is LeaveGroup v5+'s (KIP-800), logged. */
+  readonly members: readonly { readonly memberId: string; readonly groupInstanceId: string | null; readonly reason?: string | null }[];
 }
 
 export interface LeaveGroupResult {
@@ -112,10 +114,19 @@ export interface LeaveGroupResult {
 
 export interface OffsetCommitRequest {
   readonly groupId: string;
-  /** -1 with memberId "" is a "simple" commit (no group management). */
+  /**
+   * -1 with memberId "" is a "simple" commit (no group management), as OffsetCommit v0
+   * always is. v9+ (KIP-848) calls it the member epoch; for a classic group it is the
+   * generation.
+   */
   readonly generationIdOrMemberEpoch: number;
   readonly memberId: string;
   readonly groupInstanceId: string | null;
+  /**
+   * OffsetCommit v9+: a commit with a generation for a group that does not exist gets
+   * GROUP_NOT_FOUND; older versions get ILLEGAL_GENERATION (Kafka keeps both for compatibility).
+   */
+  readonly unknownGroupIsNotFound?: boolean;
   readonly topics: readonly {
     readonly name: string;
     readonly partitions: readonly {
@@ -124,6 +135,8 @@ export interface OffsetCommitRequest {
       readonly committedOffset: bigint;
       readonly committedLeaderEpoch: number;
       readonly committedMetadata: string | null;
+      /** OffsetCommit v1's commit time (ms since the epoch); absent or -1: the coordinator's clock. */
+      readonly commitTimestamp?: number;
     }[];
   }[];
 }
@@ -150,6 +163,24 @@ export interface OffsetFetchResult {
   /** A fetch fails whole (the coordinator closed) or not at all: no partition has an error of its own. */
   readonly error: MeridianError | null;
   readonly topics: readonly { readonly name: string; readonly partitions: readonly FetchedPartitionOffset[] }[];
+}
+
+export interface DeletedGroup {
+  readonly groupId: string;
+  /** GROUP_NOT_FOUND, NON_EMPTY_GROUP, INVALID_GROUP_ID... or null: the group and its offsets are gone, durably. */
+  readonly error: MeridianError | null;
+}
+
+export interface OffsetDeleteRequest {
+  readonly groupId: string;
+  readonly topics: readonly { readonly name: string; readonly partitionIndexes: readonly number[] }[];
+}
+
+export interface OffsetDeleteResult {
+  /** Group-level: GROUP_NOT_FOUND, NON_EMPTY_GROUP, ...; `topics` is then empty. */
+  readonly error: MeridianError | null;
+  /** Per partition: null (deleted, or nothing was committed) or GROUP_SUBSCRIBED_TO_TOPIC. */
+  readonly topics: readonly { readonly name: string; readonly partitions: readonly { readonly partitionIndex: number; readonly error: MeridianError | null }[] }[];
 }
 
 export interface DescribedGroupMember {

@@ -28,6 +28,7 @@ import { ErrorCode, MeridianError } from '../../errors.js';
 import { ConsumerGroup } from './consumer-group.js';
 import {
   GroupState,
+  type DeletedGroup,
   type DescribedGroup,
   type FetchedPartitionOffset,
   type HeartbeatRequest,
@@ -39,14 +40,27 @@ import {
   type ListedGroup,
   type OffsetCommitRequest,
   type OffsetCommitResult,
+  type OffsetDeleteRequest,
+  type OffsetDeleteResult,
   type OffsetFetchRequest,
   type OffsetFetchResult,
   type SyncGroupRequest,
   type SyncGroupResult,
 } from './group-api.js';
-import { commitFailure, coordinatorClosed, illegalGeneration, invalidGroupId, invalidSessionTimeout, offsetMetadataTooLarge, unknownMember } from './group-errors.js';
+import {
+  commitFailure,
+  coordinatorClosed,
+  groupNotFound,
+  groupSubscribedToTopic,
+  illegalGeneration,
+  invalidGroupId,
+  invalidSessionTimeout,
+  nonEmptyGroup,
+  offsetMetadataTooLarge,
+  unknownMember,
+} from './group-errors.js';
 import { joinError, syncError } from './group-results.js';
-import type { PartitionCommit } from './offset-record.js';
+import type { PartitionCommit, TopicPartitions } from './offset-record.js';
 import { OffsetStore, type OffsetStoreStats } from './offset-store.js';
 
 export interface GroupCoordinatorOptions {
@@ -163,7 +177,7 @@ export class GroupCoordinator {
       members: req.members.map((m) => ({
         memberId: m.memberId,
         groupInstanceId: m.groupInstanceId,
-        error: group === undefined ? unknownMember(req.groupId, m.memberId) : group.leave(m.memberId, m.groupInstanceId),
+        error: group === undefined ? unknownMember(req.groupId, m.memberId) : group.leave(m.memberId, m.groupInstanceId, m.reason ?? null),
       })),
     };
   }
@@ -171,7 +185,9 @@ export class GroupCoordinator {
   /**
    * OffsetCommit. Resolves once the accepted offsets are fdatasync'd. Unknown topics are the
    * handler's to reject (UNKNOWN_TOPIC_OR_PARTITION) before calling; a null metadata is
-   * stored as "", as Kafka's KafkaApis does.
+   * stored as "", as Kafka's KafkaApis does, and a partition's commit time is its own
+   * (OffsetCommit v1) or else now. A commit with generation -1 for a group without members
+   * is a "simple" commit, accepted without membership (OffsetCommit v0 always is one).
    */
   async commitOffsets(req: OffsetCommitRequest): Promise<OffsetCommitResult> {
     const errors = req.topics.map((t) => t.partitions.map((): MeridianError | null => null));
@@ -191,7 +207,9 @@ export class GroupCoordinator {
           ? null
           : this.#store.hasGroup(req.groupId)
             ? unknownMember(req.groupId, req.memberId) // an Empty group known from its offsets
-            : illegalGeneration(req.groupId, req.generationIdOrMemberEpoch, null); // Kafka: a commit from an older generation of a gone group
+            : req.unknownGroupIsNotFound === true
+              ? groupNotFound(req.groupId) // Kafka's OffsetCommit v9+
+              : illegalGeneration(req.groupId, req.generationIdOrMemberEpoch, null); // Kafka: a commit from an older generation of a gone group
     if (gate !== null) return failAll(gate);
 
     const commits: PartitionCommit[] = [];
@@ -205,7 +223,8 @@ export class GroupCoordinator {
           errors[i][j] = offsetMetadataTooLarge(metadataBytes, this.#maxMetadataBytes);
           return;
         }
-        commits.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, commitTimestamp, metadata });
+        const timestamp = p.commitTimestamp === undefined || p.commitTimestamp === -1 ? commitTimestamp : p.commitTimestamp;
+        commits.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, commitTimestamp: timestamp, metadata });
         accepted.push([i, j]);
       }),
     );
@@ -265,6 +284,52 @@ export class GroupCoordinator {
   }
 
   /**
+   * DeleteGroups, after Kafka's GroupCoordinator.handleDeleteGroups: a group without members
+   * is forgotten with its committed offsets, durably, before the answer; one with members
+   * gets NON_EMPTY_GROUP, one that does not exist GROUP_NOT_FOUND. The empty group id is
+   * allowed here, as in Kafka, so that an empty-named group's offsets can be deleted.
+   */
+  deleteGroups(groupIds: readonly string[]): Promise<DeletedGroup[]> {
+    return Promise.all(groupIds.map((groupId) => this.#deleteGroup(groupId)));
+  }
+
+  /**
+   * OffsetDelete, after Kafka's GroupCoordinator.handleDeleteOffsets: in a group without
+   * members every named partition's offset is deleted; in an active "consumer" group only
+   * those of topics no member subscribes to (the others get GROUP_SUBSCRIBED_TO_TOPIC); an
+   * active group of another protocol type gets NON_EMPTY_GROUP. A partition with nothing
+   * committed succeeds. Unknown topics are the handler's to reject before calling.
+   */
+  async deleteOffsets(req: OffsetDeleteRequest): Promise<OffsetDeleteResult> {
+    const failGroup = (error: MeridianError): OffsetDeleteResult => ({ error, topics: [] });
+    if (this.#closing !== undefined) return failGroup(coordinatorClosed());
+    if (req.groupId === '') return failGroup(invalidGroupId());
+    const group = this.#groups.get(req.groupId);
+    if (group === undefined && !this.#store.hasGroup(req.groupId)) return failGroup(groupNotFound(req.groupId));
+    let subscribed: ReadonlySet<string> = new Set();
+    if (group !== undefined && group.state !== GroupState.Empty) {
+      if (group.protocolType !== 'consumer') return failGroup(nonEmptyGroup(req.groupId, group.state));
+      subscribed = group.subscribedTopics() ?? subscribed;
+    }
+    const eligible: TopicPartitions[] = req.topics.filter((t) => !subscribed.has(t.name)).map((t) => ({ topic: t.name, partitions: t.partitionIndexes }));
+    let failure: MeridianError | null = null;
+    try {
+      await this.#store.deleteOffsets(req.groupId, eligible);
+    } catch (err) {
+      failure = commitFailure(err, 'offsets not deleted');
+      this.#log?.warn({ err: failure, groupId: req.groupId }, 'offset delete failed');
+    }
+    if (group !== undefined) this.#forgetIfUnused(group);
+    return {
+      error: null,
+      topics: req.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, error: subscribed.has(t.name) ? groupSubscribedToTopic(req.groupId, t.name) : failure })),
+      })),
+    };
+  }
+
+  /**
    * Forgets every group's offsets of a deleted topic, durably. Throws, as topic deletion
    * does: LOG_CLOSED when closed, since its caller answers a DeleteTopics, not a group API.
    */
@@ -303,6 +368,29 @@ export class GroupCoordinator {
       await this.#store.close();
     })();
     return this.#closing;
+  }
+
+  async #deleteGroup(groupId: string): Promise<DeletedGroup> {
+    if (this.#closing !== undefined) return { groupId, error: coordinatorClosed() };
+    const group = this.#groups.get(groupId);
+    if (group !== undefined && group.state !== GroupState.Empty) return { groupId, error: nonEmptyGroup(groupId, group.state) };
+    if (group === undefined && !this.#store.hasGroup(groupId)) return { groupId, error: groupNotFound(groupId) };
+    if (group !== undefined) {
+      // Gone at once, as Kafka's group turns Dead: a join from here on starts a new group,
+      // and a commit from here on is queued after the deletion, so it survives it.
+      this.#groups.delete(groupId);
+      this.#rebalancesOfForgotten += group.rebalances;
+      group.shutdown();
+    }
+    try {
+      await this.#store.deleteGroup(groupId);
+    } catch (err) {
+      const error = commitFailure(err, 'group not deleted');
+      this.#log?.warn({ err: error, groupId }, 'group delete failed');
+      return { groupId, error };
+    }
+    this.#log?.info({ groupId }, 'group deleted');
+    return { groupId, error: null };
   }
 
   #createGroup(groupId: string): ConsumerGroup {

@@ -44,6 +44,18 @@ export function offsetMetadataTooLarge(bytes: number, maxBytes: number): Meridia
   return new MeridianError(ErrorCode.OffsetMetadataTooLarge, `offset metadata of ${bytes} bytes exceeds ${maxBytes}`);
 }
 
+export function groupNotFound(groupId: string): MeridianError {
+  return new MeridianError(ErrorCode.GroupNotFound, `group ${groupId} has no members and no committed offsets`);
+}
+
+export function nonEmptyGroup(groupId: string, state: string): MeridianError {
+  return new MeridianError(ErrorCode.NonEmptyGroup, `group ${groupId} has members (${state}); it can be deleted once they have left`);
+}
+
+export function groupSubscribedToTopic(groupId: string, topic: string): MeridianError {
+  return new MeridianError(ErrorCode.GroupSubscribedToTopic, `group ${groupId} is subscribed to topic ${topic}; its offsets can be deleted once no member subscribes to it`);
+}
+
 export function coordinatorClosed(): MeridianError {
   return new MeridianError(ErrorCode.CoordinatorClosed, 'the group coordinator is closed');
 }
@@ -54,12 +66,13 @@ export function groupUnloaded(groupId: string): MeridianError {
 }
 
 /**
- * What an OffsetCommit answers when the offset store refused or failed its record, after
+ * What an OffsetCommit (or a DeleteGroups or OffsetDelete, with `what` saying so) answers
+ * when the offset store refused or failed its record, after
  * Kafka's GroupMetadataManager.storeOffsets: a full queue is transient, an oversized request
  * is the request's fault, a closed store is the coordinator closing, and anything else is
  * the disk (retriable if it may clear, such as a full disk, as the cause says).
  */
-export function commitFailure(err: unknown): MeridianError {
+export function commitFailure(err: unknown, what = 'offsets not committed'): MeridianError {
   const code = err instanceof MeridianError ? err.code : undefined;
   const detail = err instanceof Error ? err.message : String(err);
   switch (code) {
@@ -70,6 +83,6 @@ export function commitFailure(err: unknown): MeridianError {
     case ErrorCode.LogClosed:
       return new MeridianError(ErrorCode.CoordinatorClosed, detail, { cause: err });
     default:
-      return new MeridianError(ErrorCode.OffsetStoreIo, `offsets not committed: ${detail}`, { cause: err });
+      return new MeridianError(ErrorCode.OffsetStoreIo, `${what}: ${detail}`, { cause: err });
   }
 }

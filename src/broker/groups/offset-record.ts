@@ -11,6 +11,9 @@
  *                   | commitTimestamp i64 | metadata nstr32))
  *   2 DELETE_TOPIC  topic str16
  *   3 DELETE_GROUP  groupId str16
+ *   4 DELETE_OFFSETS groupId str16 | topicCount u32 | topicCount x (topic str16 | partCount u32
+ *                   | partCount x partition i32)          (OffsetDelete; added in issue 11: a
+ *                   store older than that cuts its log at the first such record)
  *
  * str16 = u16 byte length + UTF-8; nstr32 = i32 byte length (-1 = null) + UTF-8.
  *
@@ -31,7 +34,14 @@ export const RecordType = {
   Commit: 1,
   DeleteTopic: 2,
   DeleteGroup: 3,
+  DeleteOffsets: 4,
 } as const;
+
+/** The partitions of one topic whose committed offsets a DELETE_OFFSETS record removes. */
+export interface TopicPartitions {
+  readonly topic: string;
+  readonly partitions: readonly number[];
+}
 
 export interface PartitionCommit {
   readonly topic: string;
@@ -45,7 +55,8 @@ export interface PartitionCommit {
 export type OffsetRecord =
   | { readonly type: typeof RecordType.Commit; readonly groupId: string; readonly commits: readonly PartitionCommit[] }
   | { readonly type: typeof RecordType.DeleteTopic; readonly topic: string }
-  | { readonly type: typeof RecordType.DeleteGroup; readonly groupId: string };
+  | { readonly type: typeof RecordType.DeleteGroup; readonly groupId: string }
+  | { readonly type: typeof RecordType.DeleteOffsets; readonly groupId: string; readonly topics: readonly TopicPartitions[] };
 
 export const FRAME_HEADER_BYTES = 8;
 /** A frame longer than this is damage, not data: no request produces one (see the store's limit). */
@@ -76,6 +87,13 @@ export function encodeRecord(record: OffsetRecord): Buffer {
         fixed.writeBigInt64BE(BigInt(c.commitTimestamp), 16);
         parts.push(fixed, nstr32(c.metadata));
       }
+    }
+  } else if (record.type === RecordType.DeleteOffsets) {
+    parts.push(str16(record.groupId), u32(record.topics.length));
+    for (const t of record.topics) {
+      const indexes = Buffer.allocUnsafe(4 * t.partitions.length);
+      t.partitions.forEach((p, i) => indexes.writeInt32BE(p, 4 * i));
+      parts.push(str16(t.topic), u32(t.partitions.length), indexes);
     }
   } else {
     parts.push(str16(record.type === RecordType.DeleteTopic ? record.topic : record.groupId));
@@ -162,6 +180,16 @@ function decodeBody(body: Buffer): OffsetRecord | null {
       record = { type, topic: r.str16() };
     } else if (type === RecordType.DeleteGroup) {
       record = { type, groupId: r.str16() };
+    } else if (type === RecordType.DeleteOffsets) {
+      const groupId = r.str16();
+      const topics: TopicPartitions[] = [];
+      for (let t = r.u32(); t > 0; t--) {
+        const topic = r.str16();
+        const partitions: number[] = [];
+        for (let p = r.u32(); p > 0; p--) partitions.push(r.i32());
+        topics.push({ topic, partitions });
+      }
+      record = { type, groupId, topics };
     } else {
       return null;
     }

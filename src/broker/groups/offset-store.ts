@@ -42,6 +42,7 @@ import {
   encodeSnapshot,
   type OffsetRecord,
   type PartitionCommit,
+  type TopicPartitions,
 } from './offset-record.js';
 import { fsyncDir, writeFileDurable } from './durable-file.js';
 
@@ -197,6 +198,18 @@ export class OffsetStore {
   /** Forgets all offsets of `groupId`. */
   deleteGroup(groupId: string): Promise<void> {
     return this.#state.has(groupId) ? this.#enqueue({ type: RecordType.DeleteGroup, groupId }) : Promise.resolve();
+  }
+
+  /**
+   * Forgets the offsets of these partitions of `groupId` (OffsetDelete); the group is
+   * forgotten with its last offset. Partitions with nothing committed cost no record.
+   */
+  deleteOffsets(groupId: string, topics: readonly TopicPartitions[]): Promise<void> {
+    const committed = this.#state.get(groupId);
+    const present = topics
+      .map((t) => ({ topic: t.topic, partitions: t.partitions.filter((p) => committed?.get(t.topic)?.has(p) === true) }))
+      .filter((t) => t.partitions.length > 0);
+    return present.length > 0 ? this.#enqueue({ type: RecordType.DeleteOffsets, groupId, topics: present }) : Promise.resolve();
   }
 
   /** Compacts now (normally automatic); resolves when the new snapshot is in place. */
@@ -400,6 +413,18 @@ export class OffsetStore {
       case RecordType.DeleteGroup:
         this.#state.delete(record.groupId);
         break;
+      case RecordType.DeleteOffsets: {
+        const topics = this.#state.get(record.groupId);
+        if (topics === undefined) break;
+        for (const t of record.topics) {
+          const parts = topics.get(t.topic);
+          if (parts === undefined) continue;
+          for (const p of t.partitions) parts.delete(p);
+          if (parts.size === 0) topics.delete(t.topic);
+        }
+        if (topics.size === 0) this.#state.delete(record.groupId);
+        break;
+      }
     }
   }
 

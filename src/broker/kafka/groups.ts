@@ -8,31 +8,46 @@
  * Kafka code a group handler writes itself: it is JoinGroup v4+'s first round trip, not an
  * error, and the coordinator's result says so as `memberIdRequired`.
  */
+import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { kafkaCode, kafkaErrorCodeOf } from '../../protocol/kafka/error-mapping.js';
+import type { DeleteGroupsRequest, DeleteGroupsResponse } from '../../protocol/kafka/messages/delete-groups.js';
 import type { DescribeGroupsRequest, DescribeGroupsResponse } from '../../protocol/kafka/messages/describe-groups.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../../protocol/kafka/messages/heartbeat.js';
 import type { JoinGroupRequest, JoinGroupResponse } from '../../protocol/kafka/messages/join-group.js';
 import type { LeaveGroupRequest, LeaveGroupResponse } from '../../protocol/kafka/messages/leave-group.js';
 import type { ListGroupsRequest, ListGroupsResponse } from '../../protocol/kafka/messages/list-groups.js';
 import type { OffsetCommitRequest, OffsetCommitResponse } from '../../protocol/kafka/messages/offset-commit.js';
-import type { OffsetFetchRequest, OffsetFetchResponse } from '../../protocol/kafka/messages/offset-fetch.js';
+import type { OffsetDeleteRequest, OffsetDeleteResponse } from '../../protocol/kafka/messages/offset-delete.js';
+import type { OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup } from '../../protocol/kafka/messages/offset-fetch.js';
 import type { SyncGroupRequest, SyncGroupResponse } from '../../protocol/kafka/messages/sync-group.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 
-/** The group APIs keep minVersion 0: librdkafka enables its balanced consumer only if the ranges overlap v0. */
+/**
+ * Every version of Kafka's schema, from 0 (librdkafka enables its balanced consumer only if
+ * the ranges overlap v0, and old clients send OffsetCommit v0-1 without asking).
+ */
 export const GROUP_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.JoinGroup, versions: [0, 5], handle: (d, c, req, v) => handleJoinGroup(d, c, req, v) },
-  { key: ApiKey.SyncGroup, versions: [0, 3], handle: (d, _c, req) => handleSyncGroup(d, req) },
-  { key: ApiKey.Heartbeat, versions: [0, 3], handle: (d, _c, req) => handleHeartbeat(d, req) },
-  { key: ApiKey.LeaveGroup, versions: [0, 3], handle: (d, _c, req, v) => handleLeaveGroup(d, req, v) },
-  { key: ApiKey.OffsetCommit, versions: [2, 7], handle: (d, _c, req) => handleOffsetCommit(d, req) },
-  { key: ApiKey.OffsetFetch, versions: [1, 5], handle: (d, _c, req, v) => handleOffsetFetch(d, req, v) },
-  { key: ApiKey.DescribeGroups, versions: [0, 2], handle: (d, _c, req) => handleDescribeGroups(d, req) },
-  { key: ApiKey.ListGroups, versions: [0, 2], handle: (d, _c, req) => handleListGroups(d, req) },
+  { key: ApiKey.JoinGroup, versions: [0, 9], handle: (d, c, req, v) => handleJoinGroup(d, c, req, v) },
+  { key: ApiKey.SyncGroup, versions: [0, 5], handle: (d, _c, req) => handleSyncGroup(d, req) },
+  { key: ApiKey.Heartbeat, versions: [0, 4], handle: (d, _c, req) => handleHeartbeat(d, req) },
+  { key: ApiKey.LeaveGroup, versions: [0, 5], handle: (d, _c, req, v) => handleLeaveGroup(d, req, v) },
+  { key: ApiKey.OffsetCommit, versions: [0, 9], handle: (d, _c, req, v) => handleOffsetCommit(d, req, v) },
+  { key: ApiKey.OffsetFetch, versions: [0, 9], handle: (d, _c, req, v) => handleOffsetFetch(d, req, v) },
+  { key: ApiKey.DescribeGroups, versions: [0, 5], handle: (d, _c, req) => handleDescribeGroups(d, req) },
+  { key: ApiKey.ListGroups, versions: [0, 5], handle: (d, _c, req) => handleListGroups(d, req) },
+  { key: ApiKey.DeleteGroups, versions: [0, 2], handle: (d, _c, req) => handleDeleteGroups(d, req) },
+  { key: ApiKey.OffsetDelete, versions: [0, 0], handle: (d, _c, req) => handleOffsetDelete(d, req) },
 ];
+
+/** DescribeGroups v3+ with includeAuthorizedOperations: without an authorizer every group operation is allowed (READ, DELETE, DESCRIBE, as Kafka's AclOperation codes). */
+const ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8);
+/** Kafka's "not requested" value of authorizedOperations. */
+const OPERATIONS_OMITTED = -2147483648;
+/** The type of every group here (ListGroups v5, KIP-848: the classic protocol's groups are "classic"). */
+const CLASSIC = 'classic';
 
 export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, req: JoinGroupRequest, version: number): Promise<JoinGroupResponse> {
   const r = await deps.groups.joinGroup({
@@ -47,6 +62,7 @@ export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, r
     clientId: ctx.header.clientId ?? '',
     clientHost: ctx.clientHost,
     requireKnownMemberId: version >= 4,
+    reason: req.reason,
   });
   return {
     throttleTimeMs: 0,
@@ -81,7 +97,7 @@ export function handleHeartbeat(deps: KafkaApiDeps, req: HeartbeatRequest): Hear
 }
 
 export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, version: number): LeaveGroupResponse {
-  const leaving = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId })) : [{ memberId: req.memberId, groupInstanceId: null }];
+  const leaving = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, reason: m.reason })) : [{ memberId: req.memberId, groupInstanceId: null }];
   const r = deps.groups.leaveGroup({ groupId: req.groupId, members: leaving });
   // v0-2 have one member and only the top-level error.
   const error = version >= 3 ? r.error : (r.error ?? r.members[0]?.error ?? null);
@@ -89,12 +105,28 @@ export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, ver
   return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(error), members };
 }
 
-export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest): Promise<OffsetCommitResponse> {
+/**
+ * OffsetCommit v0-9, each as Kafka's KafkaApis takes it. The codec fills what a version
+ * lacks with Kafka's defaults, which say what that version means:
+ * - v0 has no generation or member: generation -1 and member "", a "simple" commit, taken
+ *   while the group has no members (Kafka stored v0 commits in ZooKeeper; here they are
+ *   ordinary committed offsets, readable by every OffsetFetch version).
+ * - v1 carries a commit time per partition, kept as the offset's commit time (-1: now).
+ * - v2-4 carry a retention time. Kafka expires such an offset at commit time + retention;
+ *   Meridian accepts the field and keeps offsets until their group or topic is deleted, as
+ *   for every other version (offsets never expire here: broker/groups/README.md).
+ * - v9 (KIP-848) names the field the member epoch; for a classic group it is the generation,
+ *   and a commit with a generation for a group that does not exist gets GROUP_ID_NOT_FOUND
+ *   (ILLEGAL_GENERATION before v9, which Kafka keeps for older clients).
+ * `version` is the request's; left out, the commit is answered as v2-8 answer it.
+ */
+export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest, version?: number): Promise<OffsetCommitResponse> {
   const r = await deps.groups.commitOffsets({
     groupId: req.groupId,
     generationIdOrMemberEpoch: req.generationIdOrMemberEpoch,
     memberId: req.memberId,
     groupInstanceId: req.groupInstanceId,
+    unknownGroupIsNotFound: version !== undefined && version >= 9,
     topics: req.topics.map((t) => ({
       name: t.name,
       partitions: t.partitions.map((p) => ({
@@ -102,31 +134,92 @@ export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRe
         committedOffset: p.committedOffset,
         committedLeaderEpoch: p.committedLeaderEpoch,
         committedMetadata: p.committedMetadata,
+        commitTimestamp: Number(p.commitTimestamp),
       })),
     })),
   });
   return { throttleTimeMs: 0, topics: r.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(p.error) })) })) };
 }
 
+/**
+ * OffsetFetch v0-9. v0-7 ask for one group, v8+ for several (each answered with its own
+ * error). v0-1 cannot ask for "every partition" (null topics) and have no top-level error
+ * field, so a failure is written into each requested partition, as Kafka's
+ * OffsetFetchRequest.getErrorResponse does. v7+'s requireStable needs no wait: without
+ * transactions every committed offset is stable. v9's member id and epoch are KIP-848's;
+ * Kafka does not check them for a classic group, nor does Meridian.
+ */
 export function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number): OffsetFetchResponse {
-  // v0-1 have no null "all partitions" form; v2+ do.
-  const topics = req.topics === null ? null : req.topics.map((t) => ({ name: t.name, partitionIndexes: t.partitionIndexes }));
-  const r = deps.groups.fetchOffsets({ groupId: req.groupId, topics: version >= 2 ? topics : (topics ?? []) });
+  if (version >= 8) {
+    return { throttleTimeMs: 0, topics: [], errorCode: 0, groups: req.groups.map((g) => fetchGroupOffsets(deps, g.groupId, g.topics)) };
+  }
+  const r = deps.groups.fetchOffsets({ groupId: req.groupId, topics: version >= 2 ? req.topics : (req.topics ?? []) });
+  // v0-1: the error goes into every partition asked for.
+  const topics = r.error !== null && version < 2 ? (req.topics ?? []).map((t) => ({ name: t.name, partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' })) })) : r.topics;
+  const partitionError = version < 2 ? kafkaErrorCodeOf(r.error) : 0;
   return {
     throttleTimeMs: 0,
-    topics: r.topics.map((t) => ({
+    topics: topics.map((t) => ({
       name: t.name,
       partitions: t.partitions.map((p) => ({
         partitionIndex: p.partitionIndex,
         committedOffset: p.committedOffset,
         committedLeaderEpoch: p.committedLeaderEpoch,
         metadata: p.metadata,
-        errorCode: 0, // a fetch fails whole or not at all (OffsetFetchResult.error)
+        errorCode: partitionError, // a fetch fails whole or not at all (OffsetFetchResult.error)
       })),
     })),
-    errorCode: kafkaErrorCodeOf(r.error),
+    errorCode: version >= 2 ? kafkaErrorCodeOf(r.error) : 0,
     groups: [],
   };
+}
+
+function fetchGroupOffsets(deps: KafkaApiDeps, groupId: string, topics: OffsetFetchRequest['groups'][number]['topics']): OffsetFetchResponseGroup {
+  const r = deps.groups.fetchOffsets({ groupId, topics });
+  return {
+    groupId,
+    errorCode: kafkaErrorCodeOf(r.error),
+    topics: r.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, committedOffset: p.committedOffset, committedLeaderEpoch: p.committedLeaderEpoch, metadata: p.metadata, errorCode: 0 })),
+    })),
+  };
+}
+
+/**
+ * OffsetDelete v0. Partitions of topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION
+ * before the coordinator is asked, as in Kafka's KafkaApis; the coordinator decides the rest
+ * (group missing, active and subscribed: GroupCoordinator.deleteOffsets).
+ */
+export async function handleOffsetDelete(deps: KafkaApiDeps, req: OffsetDeleteRequest): Promise<OffsetDeleteResponse> {
+  const exists = (topic: string, partition: number): boolean => {
+    const info = deps.topics.getTopic(topic);
+    return info !== undefined && partition >= 0 && partition < info.partitions;
+  };
+  const known = req.topics
+    .map((t) => ({ name: t.name, partitionIndexes: t.partitions.map((p) => p.partitionIndex).filter((p) => exists(t.name, p)) }))
+    .filter((t) => t.partitionIndexes.length > 0);
+  const r = await deps.groups.deleteOffsets({ groupId: req.groupId, topics: known });
+  if (r.error !== null) return { errorCode: kafkaErrorCodeOf(r.error), throttleTimeMs: 0, topics: [] };
+  const answered = new Map(r.topics.map((t) => [t.name, new Map(t.partitions.map((p) => [p.partitionIndex, kafkaErrorCodeOf(p.error)]))]));
+  return {
+    errorCode: 0,
+    throttleTimeMs: 0,
+    topics: req.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: answered.get(t.name)?.get(p.partitionIndex) ?? kafkaErrorCodeOf(unknownTopic(t.name, p.partitionIndex)) })),
+    })),
+  };
+}
+
+function unknownTopic(topic: string, partition: number): MeridianError {
+  return new MeridianError(ErrorCode.UnknownTopic, `partition ${partition} of topic ${topic} does not exist`);
+}
+
+/** DeleteGroups v0-2: one result per group named (GroupCoordinator.deleteGroups). */
+export async function handleDeleteGroups(deps: KafkaApiDeps, req: DeleteGroupsRequest): Promise<DeleteGroupsResponse> {
+  const results = await deps.groups.deleteGroups(req.groupsNames);
+  return { throttleTimeMs: 0, results: results.map((g) => ({ groupId: g.groupId, errorCode: kafkaErrorCodeOf(g.error) })) };
 }
 
 export function handleDescribeGroups(deps: KafkaApiDeps, req: DescribeGroupsRequest): DescribeGroupsResponse {
@@ -146,15 +239,26 @@ export function handleDescribeGroups(deps: KafkaApiDeps, req: DescribeGroupsRequ
         memberMetadata: m.memberMetadata,
         memberAssignment: m.memberAssignment,
       })),
-      authorizedOperations: -2147483648,
+      authorizedOperations: req.includeAuthorizedOperations ? ALL_GROUP_OPERATIONS : OPERATIONS_OMITTED,
     })),
   };
 }
 
-export function handleListGroups(deps: KafkaApiDeps, _req: ListGroupsRequest): ListGroupsResponse {
+/**
+ * ListGroups v0-5. v4's states filter and v5's types filter keep the groups whose state
+ * (type) is one of those named, compared case-insensitively as Kafka 4's coordinator does;
+ * an empty filter keeps all. Every group here is a classic group.
+ */
+export function handleListGroups(deps: KafkaApiDeps, req: ListGroupsRequest): ListGroupsResponse {
+  const states = new Set(req.statesFilter.map((s) => s.trim().toLowerCase()));
+  const types = new Set(req.typesFilter.map((t) => t.trim().toLowerCase()));
+  const kept = (state: string): boolean => (states.size === 0 || states.has(state.toLowerCase())) && (types.size === 0 || types.has(CLASSIC));
   return {
     throttleTimeMs: 0,
     errorCode: 0,
-    groups: deps.groups.listGroups().map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.groupState, groupType: 'classic' })),
+    groups: deps.groups
+      .listGroups()
+      .filter((g) => kept(g.groupState))
+      .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.groupState, groupType: CLASSIC })),
   };
 }
