@@ -120,9 +120,12 @@ test('the consumer-group APIs at every version, through a whole group lifecycle'
   const maxOf = (key: number) => SUPPORTED_VERSIONS.get(key)![1];
   for (const v of versions(ApiKey.JoinGroup)) {
     const groupId = `g-v${v}`;
-    const fc = await c.request(ApiKey.FindCoordinator, Math.min(v, maxOf(ApiKey.FindCoordinator)), { key: groupId, keyType: 0, coordinatorKeys: [] });
-    assert.equal(fc.body.errorCode, 0);
-    assert.equal(fc.body.port, tb.port);
+    const fcv = Math.min(v, maxOf(ApiKey.FindCoordinator));
+    // v4+ batch their keys (KIP-699): the key and the answer move into the arrays.
+    const fc = await c.request(ApiKey.FindCoordinator, fcv, fcv >= 4 ? { key: '', keyType: 0, coordinatorKeys: [groupId] } : { key: groupId, keyType: 0, coordinatorKeys: [] });
+    const coordinator = fcv >= 4 ? fc.body.coordinators[0] : fc.body;
+    assert.equal(coordinator.errorCode, 0, `FindCoordinator v${fcv}`);
+    assert.equal(coordinator.port, tb.port);
     const join = (memberId: string) =>
       c.request(ApiKey.JoinGroup, v, {
         groupId,
@@ -161,8 +164,14 @@ test('the consumer-group APIs at every version, through a whole group lifecycle'
     });
     assert.equal(commit.body.topics[0].partitions[0].errorCode, 0, `OffsetCommit v${cv}`);
     const fv = Math.max(1, Math.min(v, maxOf(ApiKey.OffsetFetch)));
-    const fetched = await c.request(ApiKey.OffsetFetch, fv, { groupId, topics: [{ name: 'grp-topic', partitionIndexes: [1, 2] }], groups: [], requireStable: false });
-    const parts = fetched.body.topics[0].partitions;
+    // v8+ ask for several groups at once (KIP-709): the group and its answer move into `groups`.
+    const asked = [{ name: 'grp-topic', partitionIndexes: [1, 2] }];
+    const fetched = await c.request(
+      ApiKey.OffsetFetch,
+      fv,
+      fv >= 8 ? { groupId: '', topics: [], groups: [{ groupId, memberId: null, memberEpoch: -1, topics: asked }], requireStable: false } : { groupId, topics: asked, groups: [], requireStable: false },
+    );
+    const parts = (fv >= 8 ? fetched.body.groups[0] : fetched.body).topics[0].partitions;
     assert.deepEqual(parts.map((p: any) => [p.partitionIndex, p.committedOffset]), [[1, BigInt(40 + v)], [2, -1n]], `OffsetFetch v${fv}`);
     const dv = Math.min(v, maxOf(ApiKey.DescribeGroups));
     const d = await c.request(ApiKey.DescribeGroups, dv, { groups: [groupId], includeAuthorizedOperations: false });
