@@ -188,6 +188,7 @@ export class Broker {
         advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
         readBuffers: new BufferPool(),
         logs: new LogViews(topics, tiered?.remote),
+        tiered,
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
       };

@@ -10,6 +10,7 @@ import type { BufferPool } from '../storage/buffer-pool.js';
 import type { LogViews } from '../storage/log-view.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { ReplicationTarget } from '../replication/replication-target.js';
+import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
@@ -27,6 +28,8 @@ export interface KafkaApiDeps {
   readBuffers: BufferPool;
   /** Every read of a partition, across the local log and the object store when tiered. */
   logs: LogViews;
+  /** Tiered storage, when enabled (DescribeLogDirs reports what it holds). */
+  tiered: TieredStorage | undefined;
   /** The receiving side of geo-replication (always on: any region may send here). */
   replication: ReplicationTarget;
   logger: Logger;

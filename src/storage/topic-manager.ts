@@ -76,6 +76,17 @@ export function validateTopicName(name: string): void {
 
 export type SealedListener = (topic: string, partition: number, segment: SegmentInfo) => void;
 export type TopicListener = (event: 'created' | 'deleted', topic: TopicInfo) => void;
+/** A topic grew (CreatePartitions, or a replication handshake): partitions `from`..`topic.partitions - 1` are new. */
+export type PartitionsAddedListener = (topic: TopicInfo, from: number) => void;
+/** A topic's overrides changed (AlterConfigs): `topic` holds the new ones. */
+export type TopicConfigListener = (topic: TopicInfo, previous: TopicConfig) => void;
+
+/**
+ * The log options a config change applies to a live partition log. PartitionLog reads each
+ * of them where it is used (the retention check, the roll decision, batch validation on
+ * append), so a new value takes effect at its next use. The others are fixed when a log opens.
+ */
+const LIVE_LOG_OPTIONS = ['segmentBytes', 'segmentMs', 'maxBatchBytes', 'retentionBytes', 'retentionMs'] as const satisfies ReadonlyArray<keyof LogOptions>;
 
 export class TopicManager {
   readonly dataDir: string;
@@ -85,6 +96,8 @@ export class TopicManager {
   #logs = new Map<string, PartitionLog[]>();
   #sealedListeners = new Set<SealedListener>();
   #topicListeners = new Set<TopicListener>();
+  #growthListeners = new Set<PartitionsAddedListener>();
+  #configListeners = new Set<TopicConfigListener>();
   #maintenanceTimer: NodeJS.Timeout | undefined;
   #maintaining = false;
   #closed = false;
@@ -139,10 +152,10 @@ export class TopicManager {
     for (const t of this.#topics.values()) this.#logs.set(t.name, await this.#openPartitions(t));
   }
 
-  async #openPartitions(t: TopicInfo, startOffsets: readonly bigint[] = []): Promise<PartitionLog[]> {
+  async #openPartitions(t: TopicInfo, startOffsets: readonly bigint[] = [], from = 0): Promise<PartitionLog[]> {
     const opts = { ...this.#logOptions, ...logOptionsOf(t.config) };
     const logs: PartitionLog[] = [];
-    for (let p = 0; p < t.partitions; p++) {
+    for (let p = from; p < t.partitions; p++) {
       const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log, startOffsets[p] ?? 0n);
       log.onSegmentSealed((seg) => {
         for (const l of this.#sealedListeners) l(t.name, p, seg);
@@ -214,6 +227,51 @@ export class TopicManager {
     });
   }
 
+  /**
+   * Raises a topic's partition count to `count` (Kafka's CreatePartitions): the new
+   * partitions' logs are opened (empty) before topics.json records the new count, so a crash
+   * in between leaves directories of no known partition, which the next open removes, as an
+   * interrupted create does. A count that is not higher is refused (INVALID_PARTITIONS);
+   * `validateOnly` stops after the checks. Existing partitions and their logs are untouched.
+   */
+  addPartitions(name: string, count: number, opts: { validateOnly?: boolean } = {}): Promise<TopicInfo> {
+    return this.#serialised(async () => {
+      this.#checkOpen();
+      const info = this.#topics.get(name);
+      if (!info) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${name} does not exist`);
+      if (!Number.isInteger(count) || count > MAX_PARTITIONS) {
+        throw new MeridianError(ErrorCode.InvalidPartitions, `topic ${name}: partition count must be an integer up to ${MAX_PARTITIONS}, got ${count}`);
+      }
+      if (count === info.partitions) throw new MeridianError(ErrorCode.InvalidPartitions, `topic ${name} already has ${count} partitions`);
+      if (count < info.partitions) {
+        throw new MeridianError(ErrorCode.InvalidPartitions, `topic ${name} has ${info.partitions} partitions, more than the requested ${count}; partitions cannot be removed`);
+      }
+      const next: TopicInfo = { ...info, partitions: count };
+      if (opts.validateOnly) return next;
+      const added = await this.#openPartitions(next, [], info.partitions);
+      const logs = this.#logs.get(name) ?? [];
+      this.#topics.set(name, next);
+      this.#logs.set(name, [...logs, ...added]);
+      try {
+        this.#persist();
+      } catch (err) {
+        this.#topics.set(name, info);
+        this.#logs.set(name, logs);
+        await Promise.all(added.map((l) => l.close()));
+        throw err;
+      }
+      this.#log?.info({ topic: name, from: info.partitions, to: count }, 'partitions added');
+      for (const l of this.#growthListeners) l(next, info.partitions);
+      return next;
+    });
+  }
+
+  /** Called after a topic gained partitions (`addPartitions`). */
+  onPartitionsAdded(listener: PartitionsAddedListener): () => void {
+    this.#growthListeners.add(listener);
+    return () => this.#growthListeners.delete(listener);
+  }
+
   getTopic(name: string): TopicInfo | undefined {
     return this.#topics.get(name);
   }
@@ -246,6 +304,50 @@ export class TopicManager {
   onTopicChange(listener: TopicListener): () => void {
     this.#topicListeners.add(listener);
     return () => this.#topicListeners.delete(listener);
+  }
+
+  /**
+   * Changes a topic's overrides at run time (AlterConfigs, IncrementalAlterConfigs): `change`
+   * gets the topic as it is and returns its new overrides, or throws to refuse. It runs in
+   * the metadata queue, so concurrent changes of one topic each see the one before.
+   * `validateOnly` stops there. Otherwise the new overrides are recorded in topics.json, then
+   * applied to the live partition logs (LIVE_LOG_OPTIONS) and announced to the
+   * config listeners (tiered storage).
+   */
+  updateTopicConfig(name: string, change: (current: TopicInfo) => TopicConfig, opts: { validateOnly?: boolean } = {}): Promise<TopicInfo> {
+    return this.#serialised(async () => {
+      this.#checkOpen();
+      const info = this.#topics.get(name);
+      if (!info) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${name} does not exist`);
+      const next: TopicInfo = { ...info, config: change(info) };
+      if (opts.validateOnly) return next;
+      this.#topics.set(name, next);
+      try {
+        this.#persist();
+      } catch (err) {
+        this.#topics.set(name, info);
+        throw err;
+      }
+      const options = { ...this.#logOptions, ...logOptionsOf(next.config) };
+      for (const log of this.#logs.get(name) ?? []) {
+        for (const key of LIVE_LOG_OPTIONS) log.options[key] = options[key];
+      }
+      this.#log?.info({ topic: name, config: next.config, previous: info.config }, 'topic config changed');
+      for (const l of this.#configListeners) {
+        try {
+          l(next, info.config);
+        } catch (err) {
+          this.#log?.error({ err, topic: name }, 'a topic config listener failed');
+        }
+      }
+      return next;
+    });
+  }
+
+  /** Called after a topic's overrides changed (`updateTopicConfig`). */
+  onTopicConfigChange(listener: TopicConfigListener): () => void {
+    this.#configListeners.add(listener);
+    return () => this.#configListeners.delete(listener);
   }
 
   /** Runs the age roll and retention over every partition every `intervalMs`. */

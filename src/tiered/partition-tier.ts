@@ -71,8 +71,8 @@ export interface OffloadState {
 export interface PartitionTier {
   readonly ref: PartitionRef;
   readonly log: PartitionLog;
-  /** The broker policy with the topic's overrides. */
-  readonly policy: TieredPolicy;
+  /** The broker policy with the topic's overrides; replaced when the topic's config changes. */
+  policy: TieredPolicy;
   /** The last manifest written (the bucket's view of this partition). */
   manifest: PartitionManifest;
   manifestChain: Promise<unknown>;

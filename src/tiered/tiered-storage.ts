@@ -83,6 +83,8 @@ export class TieredStorage {
   #offloader: Offloader;
   #lookup: TierLookup;
   #tiers = new Map<string, PartitionTier[]>();
+  /** Descriptor rewrites after a config change, per topic (see #reconfigure). */
+  #descriptorWrites = new Map<string, Promise<void>>();
   #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #offs: Array<() => void> = [];
@@ -145,6 +147,7 @@ export class TieredStorage {
           void this.#detach(info).catch((err) => this.#io.log?.error({ err, topic: info.name }, 'removing a deleted topic from the bucket failed'));
         }
       }),
+      topics.onTopicConfigChange((info) => this.#reconfigure(info)),
     );
     this.#timer = setInterval(() => this.tick(), this.#opts.policy.checkIntervalMs);
     this.#timer.unref();
@@ -305,14 +308,48 @@ export class TieredStorage {
     if (failures.length > 0) this.#io.log?.warn({ failures, pendingTopics: this.pendingTopics }, 'tiered storage cannot reach or read the object store for some topics; their local data is kept whole; will retry');
   }
 
-  async #attach(info: TopicInfo, retry: RetryPolicy = this.#io.retry): Promise<void> {
-    if (this.#tiers.has(info.name) || info.config.remoteStorage === false) return;
-    const { store, signal } = this.#io;
-    const policy: TieredPolicy = {
+  /** The broker policy with the topic's overrides. */
+  #policyOf(info: TopicInfo): TieredPolicy {
+    return {
       ...this.#opts.policy,
       localRetentionBytes: info.config.localRetentionBytes ?? this.#opts.policy.localRetentionBytes,
       localRetentionMs: info.config.localRetentionMs ?? this.#opts.policy.localRetentionMs,
     };
+  }
+
+  /**
+   * A topic's config changed (AlterConfigs): a tiered topic takes its new local retention
+   * at the next tick (retention.ms/bytes are read from the log's options there already) and
+   * its descriptor in the bucket is rewritten, so a restore recreates it as it is now; a
+   * topic that turned remote.storage.enable on is attached like a new one. Turning it off
+   * on a tiered topic is refused before it gets here (broker/kafka/configs.ts).
+   */
+  #reconfigure(info: TopicInfo): void {
+    if (this.#closed) return;
+    const tiers = this.#tiers.get(info.name);
+    if (tiers === undefined) {
+      this.#pend(info);
+      if (this.#pending.has(info.name)) void this.#catchUp();
+      return;
+    }
+    const policy = this.#policyOf(info);
+    for (const t of tiers) t.policy = policy;
+    // Chained per topic, and awaited by #detach before it deletes the descriptor, so a
+    // write in flight can never bring back the descriptor of a deleted topic.
+    const previous = this.#descriptorWrites.get(info.name) ?? Promise.resolve();
+    const write = previous
+      .then(() => writeTopicDescriptor(this.#io, info, this.#io.retry))
+      .catch((err) => this.#io.log?.warn({ err: (err as Error).message, topic: info.name }, 'rewriting the topic descriptor in the bucket failed; a restore would use the previous config'));
+    this.#descriptorWrites.set(info.name, write);
+    void write.then(() => {
+      if (this.#descriptorWrites.get(info.name) === write) this.#descriptorWrites.delete(info.name);
+    });
+  }
+
+  async #attach(info: TopicInfo, retry: RetryPolicy = this.#io.retry): Promise<void> {
+    if (this.#tiers.has(info.name) || info.config.remoteStorage === false) return;
+    const { store, signal } = this.#io;
+    const policy = this.#policyOf(info);
     await writeTopicDescriptor(this.#io, info, retry);
     // Everything that can fail first; state only once all of it succeeded.
     const manifests: PartitionManifest[] = [];
@@ -342,6 +379,7 @@ export class TieredStorage {
     const tiers = this.#tiers.get(info.name);
     this.#tiers.delete(info.name);
     for (const t of tiers ?? []) this.#offloader.stop(t);
+    await this.#descriptorWrites.get(info.name);
     await deleteTopicObjects(this.#io, info);
   }
 }
