@@ -44,6 +44,10 @@ export interface RemoteHistory {
   offsetForTimestamp(topic: string, partition: number, timestamp: bigint): Promise<TimestampHit | null>;
   /** One past the last offset of the remote segment holding `offset` (undefined: none). */
   remoteSegmentEnd(topic: string, partition: number, offset: bigint): bigint | undefined;
+  /** One past the last offset the bucket holds for the partition (undefined: nothing). */
+  remoteEnd?(topic: string, partition: number): bigint | undefined;
+  /** The largest batch max timestamp of the remote segments below the local log (undefined: none). */
+  remoteMaxTimestamp?(topic: string, partition: number): bigint | undefined;
 }
 
 export class LogView {
@@ -87,6 +91,35 @@ export class LogView {
   /** ListOffsets by time: the remote segments first (they are older), then the local log. */
   async offsetForTimestamp(timestamp: bigint): Promise<TimestampHit | null> {
     return (await this.#remote?.offsetForTimestamp(this.topic, this.partition, timestamp)) ?? this.local.offsetForTimestamp(timestamp);
+  }
+
+  /**
+   * ListOffsets MAX_TIMESTAMP (KIP-734): the first record carrying the largest timestamp in
+   * either tier, with that timestamp; null for an empty log. The first record at or after
+   * the largest timestamp is that record, so the by-time lookup finds it (inside a
+   * compressed batch, the batch's base offset, as every by-time answer here).
+   */
+  async maxTimestampHit(): Promise<TimestampHit | null> {
+    let max = -1n;
+    for (const s of this.local.segments()) if (s.nextOffset > this.local.logStartOffset && s.maxTimestamp > max) max = s.maxTimestamp;
+    const remote = this.#remote?.remoteMaxTimestamp?.(this.topic, this.partition);
+    if (remote !== undefined && remote > max) max = remote;
+    if (max < 0n) return null;
+    return this.offsetForTimestamp(max);
+  }
+
+  /** ListOffsets EARLIEST_LOCAL_TIMESTAMP (KIP-405): the first offset still on local disk. */
+  get localLogStartOffset(): bigint {
+    return this.local.logStartOffset;
+  }
+
+  /**
+   * ListOffsets LATEST_TIERED_TIMESTAMP (KIP-1005): the last offset the object store holds,
+   * -1 when it holds none (or the partition is not tiered).
+   */
+  get latestTieredOffset(): bigint {
+    const end = this.#remote?.remoteEnd?.(this.topic, this.partition);
+    return end === undefined ? -1n : end - 1n;
   }
 
   /**

@@ -361,11 +361,12 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
 }
 
 /**
- * Whether a by-time lookup opens the records of a batch: only an uncompressed data batch
- * is opened; a compressed or control batch answers with its base offset.
+ * Whether a by-time lookup opens the records of a batch: only an uncompressed CreateTime
+ * data batch is opened; a compressed or control batch answers with its base offset, and so
+ * does a LogAppendTime batch, whose records all carry the batch's max timestamp.
  */
 export function opensRecordsForTimestamp(attributes: number): boolean {
-  return (attributes & Attributes.codecMask) === Codec.none && (attributes & Attributes.control) === 0;
+  return (attributes & (Attributes.codecMask | Attributes.control | Attributes.timestampTypeLogAppend)) === 0;
 }
 
 /**

@@ -97,6 +97,17 @@ export class RemoteTier implements RemoteHistory {
     return tier ? segmentFor(tier.manifest, offset)?.nextOffset : undefined;
   }
 
+  /** The largest batch max timestamp of the remote segments below the local log (ListOffsets MAX_TIMESTAMP). */
+  remoteMaxTimestamp(topic: string, partition: number): bigint | undefined {
+    const tier = this.#tiers.tier(topic, partition);
+    let max: bigint | undefined;
+    for (const seg of tier?.manifest.segments ?? []) {
+      if (seg.nextOffset > tier!.log.logStartOffset) break; // the local tier answers from here
+      if (max === undefined || seg.maxTimestamp > max) max = seg.maxTimestamp;
+    }
+    return max;
+  }
+
   /** One past the last offset the bucket holds for a partition (undefined: nothing). */
   remoteEnd(topic: string, partition: number): bigint | undefined {
     const tier = this.#tiers.tier(topic, partition);

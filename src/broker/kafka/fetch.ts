@@ -1,32 +1,69 @@
 /**
- * Fetch and ListOffsets, read through the partitions' log views (storage/log-view.ts), so
- * offsets offloaded to the object store answer as local ones do. Stored batches go back
- * exactly as stored; there are no transactions, so the last stable offset is the high
- * watermark and no transaction is ever aborted; `preferredReadReplica` is always -1
- * (anything else redirects both clients).
+ * Fetch, ListOffsets and OffsetForLeaderEpoch, read through the partitions' log views
+ * (storage/log-view.ts), so offsets offloaded to the object store answer as local ones do.
+ * Stored batches go back exactly as stored; there are no transactions, so the last stable
+ * offset is the high watermark and no transaction is ever aborted; `preferredReadReplica`
+ * is always -1 (anything else redirects both clients).
+ *
+ * Fetch versions: v12+ flexible (the tagged divergingEpoch, currentLeader and snapshotId
+ * stay at their defaults: there is one leader and no epochs); v13+ names topics by id
+ * (resolved through the topic manager; an unknown id is UNKNOWN_TOPIC_ID); v15 moves the
+ * replica id into replicaState (only consumers fetch here). `currentLeaderEpoch` is not
+ * checked: Metadata reports no leader epoch, so clients send -1.
+ *
+ * Fetch sessions (KIP-227) are not granted, which Kafka allows (a full session cache
+ * answers the same): a full fetch (epoch 0, "open a session", or -1, "no session") is
+ * answered in full with sessionId 0, which tells the client it has no session, so it sends
+ * full fetches from then on; `forgottenTopicsData` then has nothing to forget. An
+ * incremental fetch (epoch > 0) names a session this broker never gave out:
+ * FETCH_SESSION_ID_NOT_FOUND, as Kafka's FetchManager answers for an unknown session, and
+ * the client falls back to a full fetch.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
-import type { FetchRequest, FetchResponse } from '../../protocol/kafka/messages/fetch.js';
+import type { FetchRequest, FetchResponse, FetchResponsePartitionData } from '../../protocol/kafka/messages/fetch.js';
 import type { ListOffsetsRequest, ListOffsetsResponse } from '../../protocol/kafka/messages/list-offsets.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
-import { fetchPartitions, type FetchPartitionRequest } from '../fetch-partitions.js';
+import type { LogView } from '../../storage/log-view.js';
+import { fetchPartitions, type FetchPartitionRequest, type FetchPartitionResult } from '../fetch-partitions.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { handleOffsetForLeaderEpoch } from './offset-for-leader-epoch.js';
 
 export const FETCH_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.Fetch, versions: [4, 11], handle: (d, c, req) => handleFetch(d, c, req) },
-  { key: ApiKey.ListOffsets, versions: [1, 3], handle: (d, _c, req) => handleListOffsets(d, req) },
+  { key: ApiKey.Fetch, versions: [4, 17], handle: (d, c, req, v) => handleFetch(d, c, req, v) },
+  { key: ApiKey.ListOffsets, versions: [1, 9], handle: (d, _c, req) => handleListOffsets(d, req) },
+  { key: ApiKey.OffsetForLeaderEpoch, versions: [0, 4], handle: (d, _c, req) => handleOffsetForLeaderEpoch(d, req) },
 ];
 
+/** ListOffsets' special timestamps (ListOffsetsRequest.java). */
 const LATEST = -1n;
 const EARLIEST = -2n;
 const MAX_TIMESTAMP = -3n;
+const EARLIEST_LOCAL = -4n;
+const LATEST_TIERED = -5n;
 
-export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest): Promise<FetchResponse> {
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+/** Fetch v13+ names topics by id. */
+const TOPIC_IDS_FROM = 13;
+/** FetchMetadata: epoch 0 asks for a new session, -1 for none; anything above is incremental. */
+const FINAL_EPOCH = -1;
+const INITIAL_EPOCH = 0;
+
+export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest, version: number): Promise<FetchResponse> {
+  if (req.sessionEpoch !== FINAL_EPOCH && req.sessionEpoch !== INITIAL_EPOCH) {
+    deps.logger.debug({ sessionId: req.sessionId, sessionEpoch: req.sessionEpoch, clientId: ctx.header.clientId }, 'incremental fetch for a session never granted: FETCH_SESSION_ID_NOT_FOUND');
+    return { throttleTimeMs: 0, errorCode: kafkaCode('FETCH_SESSION_ID_NOT_FOUND'), sessionId: 0, responses: [], nodeEndpoints: [] };
+  }
+  // Each requested topic by name, resolved from its id from v13 (null: unknown id).
+  const topics = req.topics.map((t) => {
+    if (version < TOPIC_IDS_FROM) return { name: t.topic, id: deps.topics.getTopic(t.topic)?.id ?? ZERO_UUID, partitions: t.partitions };
+    return { name: deps.topics.getTopicById(t.topicId)?.name ?? null, id: t.topicId, partitions: t.partitions };
+  });
   const wanted: FetchPartitionRequest[] = [];
-  for (const t of req.topics) {
-    for (const p of t.partitions) wanted.push({ topic: t.topic, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
+  for (const t of topics) {
+    if (t.name === null) continue;
+    for (const p of t.partitions) wanted.push({ topic: t.name, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
   }
   const pool = deps.readBuffers;
   const results = await fetchPartitions(deps.logs, wanted, {
@@ -43,28 +80,33 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     throttleTimeMs: 0,
     errorCode: 0,
     sessionId: 0,
-    responses: req.topics.map((t) => ({
-      topic: t.topic,
-      topicId: '00000000-0000-0000-0000-000000000000',
-      partitions: t.partitions.map(() => {
-        const r = results[i++];
-        return {
-          partitionIndex: r.partition,
-          errorCode: r.errorCode,
-          highWatermark: r.highWatermark,
-          lastStableOffset: r.highWatermark,
-          logStartOffset: r.logStartOffset,
-          divergingEpoch: { epoch: -1, endOffset: -1n },
-          currentLeader: { leaderId: -1, leaderEpoch: -1 },
-          snapshotId: { endOffset: -1n, epoch: -1 },
-          abortedTransactions: r.errorCode === 0 ? [] : null,
-          preferredReadReplica: -1,
-          records: r.records,
-        };
-      }),
+    responses: topics.map((t) => ({
+      topic: t.name ?? '',
+      topicId: t.id,
+      partitions: t.partitions.map((p) => (t.name === null ? unknownTopicId(p.partition) : partitionData(results[i++]))),
     })),
     nodeEndpoints: [],
   };
+}
+
+function partitionData(r: FetchPartitionResult): FetchResponsePartitionData {
+  return {
+    partitionIndex: r.partition,
+    errorCode: r.errorCode,
+    highWatermark: r.highWatermark,
+    lastStableOffset: r.highWatermark,
+    logStartOffset: r.logStartOffset,
+    divergingEpoch: { epoch: -1, endOffset: -1n },
+    currentLeader: { leaderId: -1, leaderEpoch: -1 },
+    snapshotId: { endOffset: -1n, epoch: -1 },
+    abortedTransactions: r.errorCode === 0 ? [] : null,
+    preferredReadReplica: -1,
+    records: r.records,
+  };
+}
+
+function unknownTopicId(partition: number): FetchResponsePartitionData {
+  return partitionData({ topic: '', partition, errorCode: kafkaCode('UNKNOWN_TOPIC_ID'), highWatermark: -1n, logStartOffset: -1n, records: null });
 }
 
 export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequest): Promise<ListOffsetsResponse> {
@@ -77,11 +119,8 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
           try {
-            if (p.timestamp === EARLIEST) return { ...base, errorCode: 0, timestamp: -1n, offset: view.logStartOffset };
-            if (p.timestamp === LATEST || p.timestamp === MAX_TIMESTAMP) return { ...base, errorCode: 0, timestamp: -1n, offset: view.highWatermark };
-            const hit = await view.offsetForTimestamp(p.timestamp);
-            // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
-            return hit === null ? { ...base, errorCode: 0, timestamp: -1n, offset: -1n } : { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
+            const hit = await listOffset(view, p.timestamp);
+            return { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
           } catch (err) {
             return { ...base, errorCode: toKafkaError(err).code, timestamp: -1n, offset: -1n };
           }
@@ -90,4 +129,28 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
     })),
   );
   return { throttleTimeMs: 0, topics };
+}
+
+/**
+ * One partition's ListOffsets answer, as Kafka's UnifiedLog.fetchOffsetByTimestamp gives
+ * it: the special timestamps answer with timestamp -1 except MAX_TIMESTAMP, which names
+ * the record with the largest timestamp and that timestamp; any other value is the first
+ * record at or after it (offset -1, timestamp -1 when there is none).
+ */
+async function listOffset(view: LogView, timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint }> {
+  const none = { offset: -1n, timestamp: -1n };
+  switch (timestamp) {
+    case EARLIEST:
+      return { offset: view.logStartOffset, timestamp: -1n };
+    case LATEST:
+      return { offset: view.highWatermark, timestamp: -1n };
+    case MAX_TIMESTAMP:
+      return (await view.maxTimestampHit()) ?? none;
+    case EARLIEST_LOCAL:
+      return { offset: view.localLogStartOffset, timestamp: -1n };
+    case LATEST_TIERED:
+      return { offset: view.latestTieredOffset, timestamp: -1n };
+    default:
+      return (await view.offsetForTimestamp(timestamp)) ?? none;
+  }
 }
