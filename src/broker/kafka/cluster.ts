@@ -1,6 +1,114 @@
 /**
  * The cluster and its storage over Kafka: DescribeCluster and DescribeLogDirs.
+ *
+ * One broker per region answers as the whole cluster (as Metadata does, topics.ts): it is
+ * the one broker and the controller. DescribeLogDirs reports one log directory, the data
+ * directory's `logs/`, with each partition's local bytes and (v4) the volume's total and
+ * usable bytes. Kafka's schema has no field for bytes in an object store, so tiered
+ * partitions are reported as Redpanda does: a second "log directory" named by the store's URL
+ * (`file://…`, `s3://…`, `gs://…`, `azure://…`) holding each tiered partition's remote
+ * bytes, present only while some partition has data there. Its volume sizes are -1 (unknown).
  */
+import fs from 'node:fs';
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
+import type { DescribeClusterRequest, DescribeClusterResponse } from '../../protocol/kafka/messages/describe-cluster.js';
+import type {
+  DescribeLogDirsRequest,
+  DescribeLogDirsResponse,
+  DescribeLogDirsResponseDescribeLogDirsResult,
+  DescribeLogDirsResponseDescribeLogDirsTopic,
+} from '../../protocol/kafka/messages/describe-log-dirs.js';
+import type { KafkaApiDeps } from '../kafka-api.js';
+import { logDirOf } from './broker-config.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 
-export const CLUSTER_APIS: readonly KafkaApiEntry[] = [];
+export const CLUSTER_APIS: readonly KafkaApiEntry[] = [
+  { key: ApiKey.DescribeCluster, versions: [0, 1], handle: (d, _c, req, v) => handleDescribeCluster(d, req, v) },
+  { key: ApiKey.DescribeLogDirs, versions: [0, 4], handle: (d, _c, req) => handleDescribeLogDirs(d, req) },
+];
+
+/** KIP-919's endpoint types: a broker answers for brokers only. */
+const EndpointType = { Broker: 1, Controller: 2 } as const;
+
+/**
+ * Kafka's AclEntry.supportedOperations(CLUSTER) as a bit field (CREATE 5, ALTER 7, DESCRIBE 8,
+ * CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12): what a
+ * broker without an authorizer reports as allowed, and Meridian has no authorizer.
+ */
+const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((bits, op) => bits | (1 << op), 0);
+/** "Not asked for" (Kafka's Integer.MIN_VALUE). */
+const OPERATIONS_NOT_ASKED = -2147483648;
+
+export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRequest, version: number): DescribeClusterResponse {
+  const out: DescribeClusterResponse = {
+    throttleTimeMs: 0,
+    errorCode: 0,
+    errorMessage: null,
+    endpointType: EndpointType.Broker,
+    clusterId: deps.clusterId,
+    controllerId: deps.config.nodeId,
+    brokers: [{ brokerId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, rack: null }],
+    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPERATIONS_NOT_ASKED,
+  };
+  // As Kafka's broker: an unknown type is UNSUPPORTED_ENDPOINT_TYPE, the controllers'
+  // MISMATCHED_ENDPOINT_TYPE (v0 cannot carry either code: INVALID_REQUEST), and no brokers.
+  if (req.endpointType !== EndpointType.Broker) {
+    const known = req.endpointType === EndpointType.Controller;
+    const error = version === 0 ? 'INVALID_REQUEST' : known ? 'MISMATCHED_ENDPOINT_TYPE' : 'UNSUPPORTED_ENDPOINT_TYPE';
+    return {
+      ...out,
+      errorCode: kafkaCode(error),
+      errorMessage: known
+        ? 'this is a broker endpoint; Meridian has no separate controller endpoints (every broker is its region\'s controller): ask for endpoint type 1 (brokers)'
+        : `unsupported endpoint type ${req.endpointType}: use 1 (brokers)`,
+      clusterId: '',
+      controllerId: -1,
+      brokers: [],
+    };
+  }
+  return out;
+}
+
+/** The volume holding `dir`, in bytes: [total, usable]; -1 where it cannot be read. */
+async function volumeOf(deps: KafkaApiDeps, dir: string): Promise<[bigint, bigint]> {
+  try {
+    const s = await fs.promises.statfs(dir);
+    return [BigInt(s.blocks) * BigInt(s.bsize), BigInt(s.bavail) * BigInt(s.bsize)];
+  } catch (err) {
+    deps.logger.warn({ err, dir }, 'DescribeLogDirs: statfs of the log directory failed; reporting its volume sizes as -1');
+    return [-1n, -1n];
+  }
+}
+
+export async function handleDescribeLogDirs(deps: KafkaApiDeps, req: DescribeLogDirsRequest): Promise<DescribeLogDirsResponse> {
+  const wanted: Array<{ name: string; partitions: number[] }> =
+    req.topics === null
+      ? deps.topics.listTopics().map((t) => ({ name: t.name, partitions: Array.from({ length: t.partitions }, (_, p) => p) }))
+      : req.topics.map((t) => ({ name: t.topic, partitions: t.partitions }));
+  const remoteBytes = new Map<string, number>();
+  for (const s of deps.tiered?.status() ?? []) if (s.remoteSegments > 0) remoteBytes.set(`${s.topic}/${s.partition}`, s.remoteBytes);
+
+  const local: DescribeLogDirsResponseDescribeLogDirsTopic[] = [];
+  const remote: DescribeLogDirsResponseDescribeLogDirsTopic[] = [];
+  for (const t of wanted) {
+    const localParts: DescribeLogDirsResponseDescribeLogDirsTopic['partitions'] = [];
+    const remoteParts: DescribeLogDirsResponseDescribeLogDirsTopic['partitions'] = [];
+    for (const p of new Set(t.partitions)) {
+      // Partitions this broker does not have are left out, as Kafka does.
+      const log = deps.topics.partition(t.name, p);
+      if (log === undefined) continue;
+      localParts.push({ partitionIndex: p, partitionSize: BigInt(log.sizeBytes), offsetLag: 0n, isFutureKey: false });
+      const bytes = remoteBytes.get(`${t.name}/${p}`);
+      if (bytes !== undefined) remoteParts.push({ partitionIndex: p, partitionSize: BigInt(bytes), offsetLag: 0n, isFutureKey: false });
+    }
+    if (localParts.length > 0) local.push({ name: t.name, partitions: localParts });
+    if (remoteParts.length > 0) remote.push({ name: t.name, partitions: remoteParts });
+  }
+
+  const logDir = logDirOf(deps.config);
+  const [totalBytes, usableBytes] = await volumeOf(deps, logDir);
+  const results: DescribeLogDirsResponseDescribeLogDirsResult[] = [{ errorCode: 0, logDir, topics: local, totalBytes, usableBytes }];
+  if (deps.tiered !== undefined && remote.length > 0) results.push({ errorCode: 0, logDir: deps.tiered.store.name, topics: remote, totalBytes: -1n, usableBytes: -1n });
+  return { throttleTimeMs: 0, errorCode: 0, results };
+}
