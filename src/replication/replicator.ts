@@ -60,7 +60,13 @@ export class Replicator {
     this.#policies = opts.policies;
     this.#regions = new Map(opts.regions.map((r) => [r.name, r]));
     this.#log = opts.logger.child({ component: 'replicator' });
-    this.#offTopics = opts.topics.onTopicChange(() => this.reconcile());
+    const offTopics = opts.topics.onTopicChange(() => this.reconcile());
+    // A topic that grew (CreatePartitions) gets workers for its new partitions.
+    const offGrowth = opts.topics.onPartitionsAdded(() => this.reconcile());
+    this.#offTopics = () => {
+      offTopics();
+      offGrowth();
+    };
     this.reconcile();
     this.#progressTimer = setInterval(() => this.#logProgress(), PROGRESS_LOG_MS).unref();
     this.#log.info({ policies: this.#policies.map((p) => p.name), regions: [...this.#regions.keys()] }, 'replicator started');

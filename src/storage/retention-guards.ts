@@ -63,6 +63,7 @@ export class RetentionGuards {
   #remote = new Map<RemoteRuleName, RemoteRetentionRule>();
   #guarded = new Map<PartitionLog, () => void>();
   #offTopics: () => void;
+  #offGrowth: () => void;
 
   constructor(topics: TopicManager) {
     this.#topics = topics;
@@ -71,6 +72,8 @@ export class RetentionGuards {
       if (event === 'created') this.#guardTopic(info.name);
       else this.#forgetDeleted();
     });
+    // New partitions (CreatePartitions) are guarded like a new topic's.
+    this.#offGrowth = topics.onPartitionsAdded((info) => this.#guardTopic(info.name));
   }
 
   /** Binds a local rule (replacing one bound before under the name); returns its remover. */
@@ -103,6 +106,7 @@ export class RetentionGuards {
 
   close(): void {
     this.#offTopics();
+    this.#offGrowth();
     for (const off of this.#guarded.values()) off();
     this.#guarded.clear();
   }

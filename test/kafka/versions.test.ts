@@ -37,32 +37,106 @@ const metadata = (names: string[] | null, auto = true) => ({
 });
 
 test('CreateTopics, Metadata, DeleteTopics at every version', async () => {
+  const ids = new Map<string, string>();
   for (const v of versions(ApiKey.CreateTopics)) {
     const r = await c.request(ApiKey.CreateTopics, v, {
-      topics: [{ name: `ct-${v}`, numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }],
+      topics: [{ name: `ct-${v}`, numPartitions: 2, replicationFactor: 1, assignments: [], configs: [{ name: 'retention.ms', value: '3600000' }] }],
       timeoutMs: 5000,
       validateOnly: false,
     });
-    assert.equal(r.body.topics[0].errorCode, 0, `CreateTopics v${v}`);
+    const t = r.body.topics[0];
+    assert.equal(t.errorCode, 0, `CreateTopics v${v}`);
+    if (v >= 5) {
+      // KIP-525: the created topic's partition count, replication factor and configs.
+      assert.deepEqual([t.numPartitions, t.replicationFactor], [2, 1], `CreateTopics v${v}`);
+      const retention = t.configs.find((cfg: any) => cfg.name === 'retention.ms');
+      assert.deepEqual([retention.value, retention.configSource, retention.readOnly, retention.isSensitive], ['3600000', 1, false, false], `CreateTopics v${v}: retention.ms is the topic's own (DYNAMIC_TOPIC_CONFIG)`);
+      const segment = t.configs.find((cfg: any) => cfg.name === 'segment.bytes');
+      assert.notEqual(segment.configSource, 1, `CreateTopics v${v}: segment.bytes is inherited`);
+    }
+    if (v >= 7) {
+      assert.notEqual(t.topicId, ZERO, `CreateTopics v${v}: the new topic's id`);
+      ids.set(t.name, t.topicId);
+    }
     const again = await c.request(ApiKey.CreateTopics, v, { topics: [{ name: `ct-${v}`, numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
     assert.equal(again.body.topics[0].errorCode, 36, `CreateTopics v${v} duplicate`);
   }
   for (const v of versions(ApiKey.Metadata)) {
-    const r = await c.request(ApiKey.Metadata, v, metadata(['ct-0', 'ct-1'], v < 4));
+    const r = await c.request(ApiKey.Metadata, v, metadata(['ct-0', 'ct-7'], v < 4));
     assert.deepEqual(
       r.body.topics.map((t: any) => [t.name, t.errorCode, t.partitions.length]),
-      [['ct-0', 0, 2], ['ct-1', 0, 2]],
+      [['ct-0', 0, 2], ['ct-7', 0, 2]],
       `Metadata v${v}`,
     );
     assert.equal(r.body.brokers[0].port, tb.port);
+    if (v >= 10) assert.equal(r.body.topics[1].topicId, ids.get('ct-7'), `Metadata v${v}: the topic id CreateTopics gave`);
     if (v >= 1) {
       const all = await c.request(ApiKey.Metadata, v, metadata(null));
       assert.ok(all.body.topics.length >= 2, `Metadata v${v} all topics`);
     }
   }
   for (const v of versions(ApiKey.DeleteTopics)) {
-    const r = await c.request(ApiKey.DeleteTopics, v, { topics: [], topicNames: [`ct-${v}`], timeoutMs: 5000 });
-    assert.equal(r.body.responses[0].errorCode, 0, `DeleteTopics v${v}`);
+    const r = await c.request(ApiKey.DeleteTopics, v, { topics: v >= 6 ? [{ name: `ct-${v}`, topicId: ZERO }] : [], topicNames: [`ct-${v}`], timeoutMs: 5000 });
+    assert.deepEqual(r.body.responses.map((t: any) => [t.name, t.errorCode]), [[`ct-${v}`, 0]], `DeleteTopics v${v}`);
+    const gone = await c.request(ApiKey.Metadata, 4, metadata([`ct-${v}`], false));
+    assert.equal(gone.body.topics[0].errorCode, 3, `DeleteTopics v${v}: the topic is gone`);
+  }
+});
+
+test('Metadata v10+ and DeleteTopics v6 name topics by id; unknown ids are UNKNOWN_TOPIC_ID', async () => {
+  const created = await c.request(ApiKey.CreateTopics, 7, { topics: [{ name: 'by-id', numPartitions: 3, replicationFactor: -1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
+  const id = created.body.topics[0].topicId;
+  const unknown = '0a1b2c3d-0000-4000-8000-000000000001';
+  for (const v of [10, 11, 12]) {
+    const r = await c.request(ApiKey.Metadata, v, { topics: [{ topicId: id, name: null }, { topicId: unknown, name: null }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+    assert.deepEqual(
+      r.body.topics.map((t: any) => [t.name, t.topicId, t.errorCode, t.partitions.length]),
+      [['by-id', id, 0, 3], [v >= 12 ? null : '', unknown, 100, 0]],
+      `Metadata v${v} by id`,
+    );
+  }
+  const del = await c.request(ApiKey.DeleteTopics, 6, { topics: [{ name: null, topicId: id }, { name: null, topicId: unknown }, { name: 'by-id', topicId: id }], topicNames: [], timeoutMs: 5000 });
+  assert.deepEqual(
+    del.body.responses.map((t: any) => [t.name, t.topicId, t.errorCode]),
+    [['by-id', id, 0], [null, unknown, 100], ['by-id', id, 42]],
+    'deleted by id; an unknown id; name and id together is INVALID_REQUEST',
+  );
+  assert.equal((await c.request(ApiKey.Metadata, 12, metadata(['by-id'], false))).body.topics[0].errorCode, 3);
+});
+
+test('Metadata v8+ reports authorized operations only when asked, as Kafka without an authorizer', async () => {
+  await c.request(ApiKey.Metadata, 4, metadata(['ops']));
+  for (const v of versions(ApiKey.Metadata).filter((v) => v >= 8)) {
+    const ask = (include: boolean) =>
+      c.request(ApiKey.Metadata, v, { topics: [{ topicId: ZERO, name: 'ops' }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: include && v <= 10, includeTopicAuthorizedOperations: include });
+    const none = (await ask(false)).body;
+    assert.equal(none.topics[0].topicAuthorizedOperations, -2147483648, `Metadata v${v}: not asked, not provided`);
+    const asked = (await ask(true)).body;
+    // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation 3-8, 10, 11).
+    assert.equal(asked.topics[0].topicAuthorizedOperations, 0b110111111000, `Metadata v${v}: topic operations`);
+    if (v <= 10) assert.equal(asked.clusterAuthorizedOperations, 0b1111110100000, `Metadata v${v}: cluster operations`);
+  }
+});
+
+test('CreatePartitions at every version: grows a topic, refuses fewer or equal, validateOnly changes nothing', async () => {
+  for (const v of versions(ApiKey.CreatePartitions)) {
+    const topic = `grow-${v}`;
+    await c.request(ApiKey.CreateTopics, 4, { topics: [{ name: topic, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
+    const grow = (count: number, validateOnly = false, assignments: Array<{ brokerIds: number[] }> | null = null) =>
+      c.request(ApiKey.CreatePartitions, v, { topics: [{ name: topic, count, assignments }], timeoutMs: 5000, validateOnly });
+    const partitions = async () => (await c.request(ApiKey.Metadata, 4, metadata([topic], false))).body.topics[0].partitions.length;
+    assert.deepEqual((await grow(3, true)).body.results.map((r: any) => [r.name, r.errorCode]), [[topic, 0]], `CreatePartitions v${v} validateOnly`);
+    assert.equal(await partitions(), 1, 'validateOnly leaves the topic as it was');
+    assert.equal((await grow(3)).body.results[0].errorCode, 0, `CreatePartitions v${v}`);
+    assert.equal(await partitions(), 3);
+    for (const count of [3, 2]) {
+      const r = (await grow(count)).body.results[0];
+      assert.equal(r.errorCode, 37, `CreatePartitions v${v} to ${count}: INVALID_PARTITIONS`);
+      assert.match(r.errorMessage, /partitions/);
+    }
+    assert.equal((await grow(5, false, [{ brokerIds: [99] }, { brokerIds: [99] }])).body.results[0].errorCode, 39, 'an assignment naming another broker');
+    const unknown = await c.request(ApiKey.CreatePartitions, v, { topics: [{ name: 'no-such-topic', count: 2, assignments: null }], timeoutMs: 5000, validateOnly: false });
+    assert.equal(unknown.body.results[0].errorCode, 3);
   }
 });
 

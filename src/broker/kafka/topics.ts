@@ -1,27 +1,47 @@
 /**
- * Metadata, CreateTopics and DeleteTopics. One broker per region answers as the whole
- * cluster: it is every partition's leader and the controller (KafkaJS sends CreateTopics,
- * DeleteTopics and InitProducerId to the controller, so controller_id must be a real broker:
- * this one), and it advertises its configured host, never a wildcard.
+ * Metadata, CreateTopics, DeleteTopics and CreatePartitions. One broker per region answers as
+ * the whole cluster: it is every partition's leader and the controller (KafkaJS sends
+ * CreateTopics, DeleteTopics and InitProducerId to the controller, so controller_id must be a
+ * real broker: this one), and it advertises its configured host, never a wildcard.
+ *
+ * Topics have stable ids (Metadata v10+, CreateTopics v7, DeleteTopics v6, Fetch v13+);
+ * Metadata v12 and DeleteTopics v6 name topics by id too, and an id no topic has is
+ * UNKNOWN_TOPIC_ID. Authorized operations (Metadata v8+) are reported only when asked, as
+ * Kafka does without an authorizer: every operation the resource supports (Meridian has no
+ * ACLs); otherwise Kafka's "not provided" (INT32 min), which clients read as absent.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
-import type { CreateTopicsRequest, CreateTopicsResponse } from '../../protocol/kafka/messages/create-topics.js';
-import type { DeleteTopicsRequest, DeleteTopicsResponse } from '../../protocol/kafka/messages/delete-topics.js';
+import type { CreatePartitionsRequest, CreatePartitionsResponse } from '../../protocol/kafka/messages/create-partitions.js';
+import type { CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseCreatableTopicResult } from '../../protocol/kafka/messages/create-topics.js';
+import type { DeleteTopicsRequest, DeleteTopicsResponse, DeleteTopicsResponseDeletableTopicResult } from '../../protocol/kafka/messages/delete-topics.js';
+import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
-import { topicConfigFrom } from './topic-config.js';
+import { describeTopicConfig, topicConfigFrom } from './topic-config.js';
 
 export const TOPIC_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.Metadata, versions: [0, 6], handle: (d, _c, req, v) => handleMetadata(d, req, v) },
-  { key: ApiKey.CreateTopics, versions: [0, 4], handle: (d, _c, req) => handleCreateTopics(d, req) },
-  { key: ApiKey.DeleteTopics, versions: [0, 1], handle: (d, _c, req) => handleDeleteTopics(d, req) },
+  { key: ApiKey.Metadata, versions: [0, 12], handle: (d, _c, req, v) => handleMetadata(d, req, v) },
+  { key: ApiKey.CreateTopics, versions: [0, 7], handle: (d, _c, req, v) => handleCreateTopics(d, req, v) },
+  { key: ApiKey.DeleteTopics, versions: [0, 6], handle: (d, _c, req, v) => handleDeleteTopics(d, req, v) },
+  { key: ApiKey.CreatePartitions, versions: [0, 3], handle: (d, _c, req) => handleCreatePartitions(d, req) },
 ];
 
-function topicMetadata(deps: KafkaApiDeps, info: TopicInfo): MetadataResponseTopic {
+/** Kafka's "authorized operations not provided". */
+const OPS_NOT_PROVIDED = -2147483648;
+/** Kafka's AclOperation codes, as bits of the authorized-operations field (Utils.to32BitField). */
+const opBits = (...ops: number[]): number => ops.reduce((bits, op) => bits | (1 << op), 0);
+// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11:
+// Kafka's AclEntry.supportedOperations(TOPIC).
+const TOPIC_OPERATIONS = opBits(3, 4, 5, 6, 7, 8, 10, 11);
+// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+// IDEMPOTENT_WRITE 12: Kafka's AclEntry.supportedOperations(CLUSTER).
+const CLUSTER_OPERATIONS = opBits(5, 7, 8, 9, 10, 11, 12);
+
+function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number): MetadataResponseTopic {
   const node = deps.config.nodeId;
   return {
     errorCode: 0,
@@ -37,25 +57,32 @@ function topicMetadata(deps: KafkaApiDeps, info: TopicInfo): MetadataResponseTop
       isrNodes: [node],
       offlineReplicas: [],
     })),
-    topicAuthorizedOperations: -2147483648,
+    topicAuthorizedOperations: operations,
   };
 }
 
-function errorTopic(name: string, errorCode: number): MetadataResponseTopic {
-  return { errorCode, name, topicId: '00000000-0000-0000-0000-000000000000', isInternal: false, partitions: [], topicAuthorizedOperations: -2147483648 };
+function errorTopic(name: string | null, errorCode: number, topicId = ZERO_UUID): MetadataResponseTopic {
+  return { errorCode, name, topicId, isInternal: false, partitions: [], topicAuthorizedOperations: OPS_NOT_PROVIDED };
 }
 
 export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number): Promise<MetadataResponse> {
   const { topics } = deps;
+  const ops = req.includeTopicAuthorizedOperations ? TOPIC_OPERATIONS : OPS_NOT_PROVIDED;
   // v0: an empty list means all topics; v1+: null means all, empty means none.
   const all = req.topics === null || (version === 0 && req.topics.length === 0);
   const out: MetadataResponseTopic[] = [];
   if (all) {
-    for (const t of topics.listTopics()) out.push(topicMetadata(deps, t));
+    for (const t of topics.listTopics()) out.push(topicMetadata(deps, t, ops));
   } else {
     const autoCreate = deps.config.topics.autoCreate && (version < 4 || req.allowAutoTopicCreation);
-    for (const { name } of req.topics ?? []) {
-      if (name === null) continue;
+    for (const { name, topicId } of req.topics ?? []) {
+      if (name === null) {
+        // v10+: a topic asked for by id (Kafka answers by id from v12; an id is never auto-created).
+        const byId = topicId === ZERO_UUID ? undefined : topics.getTopicById(topicId);
+        // A response name may be null only from v12: an unknown id at v10-11 has the empty name.
+        out.push(byId === undefined ? errorTopic(version >= 12 ? null : '', kafkaCode('UNKNOWN_TOPIC_ID'), topicId) : topicMetadata(deps, byId, ops));
+        continue;
+      }
       let info = topics.getTopic(name);
       if (info === undefined && autoCreate) {
         try {
@@ -79,7 +106,7 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
         }
         out.push(errorTopic(name, code));
       } else {
-        out.push(topicMetadata(deps, info));
+        out.push(topicMetadata(deps, info, ops));
       }
     }
   }
@@ -89,19 +116,20 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
     clusterId: deps.clusterId,
     controllerId: deps.config.nodeId,
     topics: out,
-    clusterAuthorizedOperations: -2147483648,
+    // v8-10 only; the request field is false at other versions, so the default is written.
+    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPS_NOT_PROVIDED,
   };
 }
 
-export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRequest): Promise<CreateTopicsResponse> {
+export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRequest, version: number): Promise<CreateTopicsResponse> {
   const results: CreateTopicsResponse['topics'] = [];
   const seen = new Set<string>();
   for (const t of req.topics) {
-    const result = {
+    const result: CreateTopicsResponseCreatableTopicResult = {
       name: t.name,
-      topicId: '00000000-0000-0000-0000-000000000000',
+      topicId: ZERO_UUID,
       errorCode: 0,
-      errorMessage: null as string | null,
+      errorMessage: null,
       topicConfigErrorCode: 0,
       numPartitions: -1,
       replicationFactor: -1,
@@ -116,16 +144,18 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       if (t.replicationFactor !== -1 && t.replicationFactor !== 1) {
         throw new MeridianError(ErrorCode.InvalidPartitions, `replication factor ${t.replicationFactor} is not available on a single-broker region; use 1 or -1`);
       }
+      const config = topicConfigFrom(t.configs);
       if (req.validateOnly) {
         validateTopicName(t.name);
-        topicConfigFrom(t.configs);
         if (deps.topics.getTopic(t.name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${t.name} already exists`);
       } else {
-        const info = await deps.topics.createTopic(t.name, partitions, topicConfigFrom(t.configs));
+        const info = await deps.topics.createTopic(t.name, partitions, config);
         result.topicId = info.id;
       }
       result.numPartitions = partitions;
       result.replicationFactor = 1;
+      // v5+: the topic's configs as DescribeConfigs would give them (KIP-525).
+      if (version >= 5) result.configs = describeTopicConfig(config, deps).map((c) => ({ name: c.name, value: c.value, readOnly: c.readOnly, configSource: c.source, isSensitive: false }));
     } catch (err) {
       const k = toKafkaError(err);
       result.errorCode = k.name === 'INVALID_PARTITIONS' && /replication factor/.test(k.message) ? kafkaCode('INVALID_REPLICATION_FACTOR') : k.code;
@@ -136,20 +166,85 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
   return { throttleTimeMs: 0, topics: results };
 }
 
-export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRequest): Promise<DeleteTopicsResponse> {
+/** DeleteTopics: by name (v0-5), by name or by id (v6+). */
+export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRequest, version: number): Promise<DeleteTopicsResponse> {
+  const asked = version >= 6 ? req.topics : req.topicNames.map((name) => ({ name, topicId: ZERO_UUID }));
   const responses: DeleteTopicsResponse['responses'] = [];
-  for (const name of req.topicNames) {
-    let errorCode = 0;
-    let errorMessage: string | null = null;
+  const seen = new Set<string>();
+  for (const { name, topicId } of asked) {
+    const result: DeleteTopicsResponseDeletableTopicResult = { name, topicId, errorCode: 0, errorMessage: null };
+    responses.push(result);
+    const fail = (code: 'INVALID_REQUEST' | 'UNKNOWN_TOPIC_ID', message: string) => {
+      result.errorCode = kafkaCode(code);
+      result.errorMessage = message;
+    };
+    if (name !== null && topicId !== ZERO_UUID) {
+      fail('INVALID_REQUEST', `topic ${name}: give a topic's name or its id, not both`);
+      continue;
+    }
+    const info = name !== null ? deps.topics.getTopic(name) : deps.topics.getTopicById(topicId);
+    if (name === null && info === undefined) {
+      fail('UNKNOWN_TOPIC_ID', `no topic has id ${topicId}`);
+      continue;
+    }
+    const key = info?.id ?? `name:${name}`;
+    if (seen.has(key)) {
+      fail('INVALID_REQUEST', `topic ${name ?? topicId} appears twice in one request`);
+      continue;
+    }
+    seen.add(key);
+    if (info !== undefined) {
+      result.name = info.name;
+      result.topicId = info.id;
+    }
     try {
-      await deps.topics.deleteTopic(name);
-      await deps.groups.deleteTopicOffsets?.(name);
+      await deps.topics.deleteTopic(info?.name ?? name!);
+      await deps.groups.deleteTopicOffsets?.(info?.name ?? name!);
     } catch (err) {
       const k = toKafkaError(err);
-      errorCode = k.code;
-      errorMessage = k.message;
+      result.errorCode = k.code;
+      result.errorMessage = k.message;
     }
-    responses.push({ name, topicId: '00000000-0000-0000-0000-000000000000', errorCode, errorMessage });
   }
   return { throttleTimeMs: 0, responses };
+}
+
+/**
+ * CreatePartitions: raises a topic's partition count at run time (TopicManager.addPartitions);
+ * the new partitions take produce, fetch and group assignments at once, and geo-replication
+ * grows the topic in the regions it replicates to at their next handshake. Fewer or equal
+ * partitions are INVALID_PARTITIONS; replica assignments may only name this broker, one
+ * replica per new partition (INVALID_REPLICA_ASSIGNMENT otherwise).
+ */
+export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePartitionsRequest): Promise<CreatePartitionsResponse> {
+  const seen = new Set<string>();
+  const results: CreatePartitionsResponse['results'] = [];
+  for (const t of req.topics) {
+    const result = { name: t.name, errorCode: 0, errorMessage: null as string | null };
+    results.push(result);
+    try {
+      if (seen.has(t.name)) {
+        result.errorCode = kafkaCode('INVALID_REQUEST');
+        result.errorMessage = `topic ${t.name} appears twice in one request`;
+        continue;
+      }
+      seen.add(t.name);
+      const info = deps.topics.getTopic(t.name);
+      if (info !== undefined && t.assignments !== null) {
+        const node = deps.config.nodeId;
+        const added = t.count - info.partitions;
+        if (t.assignments.length !== added || t.assignments.some((a) => a.brokerIds.length !== 1 || a.brokerIds[0] !== node)) {
+          result.errorCode = kafkaCode('INVALID_REPLICA_ASSIGNMENT');
+          result.errorMessage = `topic ${t.name}: give one assignment per new partition (${Math.max(added, 0)}), each naming only this broker (${node}), or none`;
+          continue;
+        }
+      }
+      await deps.topics.addPartitions(t.name, t.count, { validateOnly: req.validateOnly });
+    } catch (err) {
+      const k = toKafkaError(err);
+      result.errorCode = k.code;
+      result.errorMessage = k.message;
+    }
+  }
+  return { throttleTimeMs: 0, results };
 }
