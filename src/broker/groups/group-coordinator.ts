@@ -17,8 +17,9 @@
  *
  * A group whose last member is gone and that has no committed offsets is forgotten at once
  * (Kafka does the same in its periodic cleanup), so group ids that never commit cost nothing.
- * Offsets never expire by time (Kafka's offsets.retention.minutes is not implemented); they
- * go when their topic is deleted.
+ * Offsets never expire by time (Kafka's offsets.retention.minutes is not implemented, nor
+ * OffsetCommit v2-4's retention time); they go when their topic is deleted, or by
+ * DeleteGroups (the whole group) and OffsetDelete (named partitions).
  *
  * Concurrency: every method runs synchronously up to its first await; held requests are
  * promises resolved by the group state machines (consumer-group.ts).
