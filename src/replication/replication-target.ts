@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import type { TopicManager } from '../storage/topic-manager.js';
+import type { TopicInfo, TopicManager } from '../storage/topic-manager.js';
 import { isControlBatch, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { validateRecords } from '../storage/record-validator.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
@@ -67,9 +67,15 @@ export class ReplicationTarget {
         }
       }
       if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
+      if (info.partitions < req.partitionCount && req.createIfMissing) info = await this.#grow(info.name, req);
       if (info.partitions !== req.partitionCount) {
         return {
-          ...fail(new MeridianError(ErrorCode.InvalidPartitions, `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do`)),
+          ...fail(
+            new MeridianError(
+              ErrorCode.InvalidPartitions,
+              `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do (raise the count in ${req.senderRegion} with CreatePartitions)`,
+            ),
+          ),
           partitionCount: info.partitions,
         };
       }
@@ -85,6 +91,25 @@ export class ReplicationTarget {
       return { error: null, region: this.region, partitionCount: info.partitions, partitions };
     } catch (err) {
       return fail(asError(err));
+    }
+  }
+
+  /**
+   * The sender's topic has more partitions than ours (it grew there with CreatePartitions):
+   * grow ours to match, as a missing topic is created, so the link keeps going and the new
+   * partitions' records land in the partitions of the same number. Partitions are never
+   * removed, so a sender with fewer is refused above instead.
+   */
+  async #grow(topic: string, req: HandshakeRequest): Promise<TopicInfo> {
+    try {
+      const grown = await this.#topics.addPartitions(topic, req.partitionCount);
+      this.#log.info({ topic, partitions: req.partitionCount, from: req.senderRegion }, 'partitions added for replication');
+      return grown;
+    } catch (err) {
+      // Another sender's handshake grew it first (or further): compare with what is there now.
+      const now = this.#topics.getTopic(topic);
+      if (err instanceof MeridianError && err.code === ErrorCode.InvalidPartitions && now !== undefined) return now;
+      throw err;
     }
   }
 
