@@ -6,6 +6,7 @@
  *     00000000000000000000.log          segment data: RecordBatch v2 bytes, named by base offset
  *     00000000000000000000.index        its offset + time index, written when it seals
  *     00000000000000001000.producers    idempotent-producer state as of offset 1000 (newest two kept)
+ *     log-start-offset.json             where DeleteRecords moved the log start (below it nothing is served)
  *     replication-state.json            the replication dedup table as of a sealed offset
  *     replication-hold-<remote>.json    replication to <remote> stopped: this region lost data
  *                                       the remote holds; an operator deletes it to resume
@@ -13,7 +14,8 @@
  *
  * Offsets are 20 zero-padded digits, so names sort in offset order. Recovery removes `.tmp`
  * files, and `.deleted` ones (what a topic deletion renames a partition directory to before
- * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `broker/producer-state.ts`,
+ * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `partition-log.ts` (the log
+ * start), `broker/producer-state.ts`,
  * `replication/replica-state.ts`, `replication/worker.ts` (the hold file).
  */
 import crypto from 'node:crypto';
@@ -25,6 +27,7 @@ const PRODUCERS_SUFFIX = '.producers';
 const TMP_SUFFIX = '.tmp';
 const DELETED_SUFFIX = '.deleted';
 const REPLICATION_STATE = 'replication-state.json';
+const LOG_START = 'log-start-offset.json';
 
 const SEGMENT_LOG = /^(\d{20})\.log$/;
 const SEGMENT_INDEX = /^(\d{20})\.index$/;
@@ -65,6 +68,11 @@ export const PartitionFiles = {
 
   replicationState(dir: string): string {
     return path.join(dir, REPLICATION_STATE);
+  },
+
+  /** The log start offset DeleteRecords moved to (partition-log.ts). */
+  logStart(dir: string): string {
+    return path.join(dir, LOG_START);
   },
 
   replicationHold(dir: string, remote: string): string {

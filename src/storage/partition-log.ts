@@ -30,7 +30,8 @@ import fs from 'node:fs';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { isOutOfSpace, realIo, storageError, type LogIo } from './fs-util.js';
+import { isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { PartitionFiles } from './partition-files.js';
 import {
   BATCH_HEADER_BYTES,
   LOG_OVERHEAD,
@@ -49,6 +50,22 @@ import type { BufferPool } from './buffer-pool.js';
 import { recoverSegments } from './log-recovery.js';
 import { VerifiedRanges } from './verified-ranges.js';
 import { ThrottledLog } from '../throttled-log.js';
+
+/** The log start DeleteRecords persisted in `dir` (0 when it never ran there). */
+function readDeletedBefore(dir: string): bigint {
+  let text: string;
+  try {
+    text = fs.readFileSync(PartitionFiles.logStart(dir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0n;
+    throw storageError(`cannot read the log start of ${dir}`, err);
+  }
+  try {
+    return BigInt((JSON.parse(text) as { logStartOffset: string }).logStartOffset);
+  } catch (err) {
+    throw storageError(`${PartitionFiles.logStart(dir)} is unreadable (it holds where DeleteRecords moved the log start)`, err);
+  }
+}
 
 /** An fdatasync that failed: after it the page cache's state is unknown (fsyncgate). */
 class SyncFailure extends Error {
@@ -169,12 +186,18 @@ export class PartitionLog {
   #appendListeners = new Set<(highWatermark: bigint) => void>();
   #durableListeners = new Set<(durableOffset: bigint) => void>();
   #retentionRunning = false;
+  /**
+   * Where DeleteRecords moved the log start (0: never): offsets below it are not served even
+   * while the segment holding them is still on disk (a guard kept it, or it also holds
+   * offsets above). Persisted in `log-start-offset.json` before it takes effect.
+   */
+  #deletedBefore: bigint;
   #io: LogIo;
   #verified = new WeakMap<Segment, VerifiedRanges>();
   #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
 
-  private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger) {
+  private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
     this.options = options;
     this.#log = logger;
@@ -185,6 +208,8 @@ export class PartitionLog {
     this.#nextOffset = this.#active.nextOffset;
     this.#writtenEnd = this.#nextOffset;
     this.#durableEnd = this.#nextOffset;
+    // Never past the end: a crash may have taken back unsynced records DeleteRecords passed.
+    this.#deletedBefore = deletedBefore < this.#nextOffset ? deletedBefore : this.#nextOffset;
     this.#timer = setInterval(() => this.#onTimer(), options.flushIntervalMs);
     this.#timer.unref();
   }
@@ -202,11 +227,43 @@ export class PartitionLog {
     // leaves it in the page cache): sync it before calling it durable.
     const active = segments[segments.length - 1];
     if (!active.isEmpty) await (opts.io ?? realIo).fdatasync(active.fd);
-    return new PartitionLog(dir, opts, segments, logger);
+    return new PartitionLog(dir, opts, segments, logger, readDeletedBefore(dir));
   }
 
+  /** The first offset served: the first segment's, or where DeleteRecords moved it past that. */
   get logStartOffset(): bigint {
-    return this.#segments[0].baseOffset;
+    const base = this.#segments[0].baseOffset;
+    return this.#deletedBefore > base ? this.#deletedBefore : base;
+  }
+
+  /** Where DeleteRecords last moved the log start (0 if never); the remote tier honours it too. */
+  get deletedBefore(): bigint {
+    return this.#deletedBefore;
+  }
+
+  /**
+   * DeleteRecords: moves the log start to `offset` (at most the high watermark), durably,
+   * then deletes the segments wholly below it through the retention path, so the retention
+   * guards still decide when each file goes (a kept one serves nothing below the new start).
+   * The active segment is rolled first if the new start passes all of it. Returns the log
+   * start. Moving backwards is a no-op, as in Kafka. The offset may lie below the local log
+   * (in the object store's part, which honours `deletedBefore` too).
+   */
+  async deleteRecordsBefore(offset: bigint): Promise<bigint> {
+    this.#checkWritable();
+    const hw = this.#writtenEnd;
+    if (offset < 0n || offset > hw) {
+      throw new MeridianError(ErrorCode.OffsetOutOfRange, `cannot delete records before offset ${offset}: it is outside [0, ${hw}] (the high watermark) in ${this.dir}`);
+    }
+    // Compared with the last DeleteRecords, not the local start: with tiered storage the
+    // offset may lie in the object store's part, below the local log.
+    if (offset <= this.#deletedBefore) return this.logStartOffset;
+    writeFileAtomicSync(PartitionFiles.logStart(this.dir), JSON.stringify({ logStartOffset: String(offset) }));
+    this.#deletedBefore = offset;
+    this.#log?.info({ dir: this.dir, logStartOffset: String(offset) }, 'log start moved by DeleteRecords');
+    if (offset >= this.#active.baseOffset && this.#active.assignedBytes > 0 && offset >= this.#nextOffset) await this.roll();
+    await this.applyRetention();
+    return this.logStartOffset;
   }
 
   /** Offset the next append gets. */
@@ -418,21 +475,24 @@ export class PartitionLog {
    * this path); clients skip records below it. Null when no such record exists.
    */
   async offsetForTimestamp(timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
+    const start = this.logStartOffset;
     for (const seg of [...this.#segments]) {
-      if (seg.isEmpty || seg.maxTimestamp < timestamp) continue;
+      if (seg.isEmpty || seg.maxTimestamp < timestamp || seg.nextOffset <= start) continue;
       if (!seg.acquire()) continue;
       try {
         const rel = seg.index.lookupTimestamp(Number(timestamp));
         const startPos = seg.index.lookupPosition(rel);
         let hit: { h: BatchHeader; pos: number; size: number } | undefined;
         await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
-          if (h.maxTimestamp < timestamp) return true;
+          if (h.maxTimestamp < timestamp || lastOffsetOf(h) < start) return true;
           hit = { h, pos, size };
           return false;
         });
         if (hit === undefined) continue;
         const { h, pos, size } = hit;
-        return timestampHitIn(h, opensRecordsForTimestamp(h.attributes) ? await seg.read(pos, size) : undefined, timestamp);
+        const found = timestampHitIn(h, opensRecordsForTimestamp(h.attributes) ? await seg.read(pos, size) : undefined, timestamp);
+        // A batch straddling the log start: nothing below it is served.
+        return found.offset < start ? { offset: start, timestamp: found.timestamp } : found;
       } finally {
         seg.release();
       }
@@ -455,7 +515,8 @@ export class PartitionLog {
         const seg = this.#segments[0];
         const byTime = retentionMs >= 0 && seg.maxTimestamp >= 0n && Number(seg.maxTimestamp) < now - retentionMs;
         const bySize = retentionBytes >= 0 && total - seg.sizeBytes >= retentionBytes;
-        if (!byTime && !bySize) break;
+        const byDeleteRecords = seg.nextOffset <= this.#deletedBefore;
+        if (!byTime && !bySize && !byDeleteRecords) break;
         const info = seg.info();
         let vetoed = false;
         for (const guard of this.#guards) {
@@ -475,7 +536,7 @@ export class PartitionLog {
         deleted.push(info);
         await seg.delete();
         this.#log?.info(
-          { dir: this.dir, baseOffset: String(info.baseOffset), nextOffset: String(info.nextOffset), bytes: info.sizeBytes, reason: byTime ? 'time' : 'size' },
+          { dir: this.dir, baseOffset: String(info.baseOffset), nextOffset: String(info.nextOffset), bytes: info.sizeBytes, reason: byDeleteRecords ? 'delete-records' : byTime ? 'time' : 'size' },
           'retention deleted segment',
         );
       }

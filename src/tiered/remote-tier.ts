@@ -61,7 +61,9 @@ export class RemoteTier implements RemoteHistory {
     if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.tier(topic, partition);
     if (!tier || tier.manifest.segments.length === 0) return undefined;
-    return tier.manifest.startOffset < tier.log.logStartOffset ? tier.manifest.startOffset : undefined;
+    // DeleteRecords' log start holds across both tiers: nothing below it is served.
+    const start = tier.manifest.startOffset > tier.log.deletedBefore ? tier.manifest.startOffset : tier.log.deletedBefore;
+    return start < tier.log.logStartOffset ? start : undefined;
   }
 
   /** Reads offsets below the local log from the bucket; undefined when not remote. */
@@ -69,7 +71,8 @@ export class RemoteTier implements RemoteHistory {
     const log = this.#topics.partition(topic, partition);
     if (log && offset < log.logStartOffset && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.tier(topic, partition);
-    if (!tier || offset >= tier.log.logStartOffset) return undefined;
+    // Below DeleteRecords' log start: the local log answers OFFSET_OUT_OF_RANGE.
+    if (!tier || offset >= tier.log.logStartOffset || offset < tier.log.deletedBefore) return undefined;
     const seg = segmentFor(tier.manifest, offset);
     if (seg === undefined) return undefined;
     const records = await this.reader.read(seg, offset, maxBytes, { signal });
@@ -82,11 +85,12 @@ export class RemoteTier implements RemoteHistory {
     if (log && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.tier(topic, partition);
     if (!tier) return null;
+    const deletedBefore = tier.log.deletedBefore;
     for (const seg of tier.manifest.segments) {
       if (seg.nextOffset > tier.log.logStartOffset) break; // the local tier answers from here
-      if (seg.maxTimestamp < timestamp) continue;
+      if (seg.maxTimestamp < timestamp || seg.nextOffset <= deletedBefore) continue;
       const hit = await this.reader.offsetForTimestamp(seg, timestamp);
-      if (hit) return hit;
+      if (hit) return hit.offset < deletedBefore ? { offset: deletedBefore, timestamp: hit.timestamp } : hit;
     }
     return null;
   }
@@ -103,6 +107,7 @@ export class RemoteTier implements RemoteHistory {
     let max: bigint | undefined;
     for (const seg of tier?.manifest.segments ?? []) {
       if (seg.nextOffset > tier!.log.logStartOffset) break; // the local tier answers from here
+      if (seg.nextOffset <= tier!.log.deletedBefore) continue;
       if (max === undefined || seg.maxTimestamp > max) max = seg.maxTimestamp;
     }
     return max;

@@ -78,7 +78,9 @@ export class TierRetention {
    */
   async applyRemoteRetention(tier: PartitionTier, now: number): Promise<void> {
     const { retentionMs, retentionBytes } = tier.log.options;
-    if (this.#running.has(tier) || tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0)) return;
+    const deletedBefore = tier.log.deletedBefore;
+    const anyDeleted = tier.manifest.segments.length > 0 && tier.manifest.segments[0].nextOffset <= deletedBefore;
+    if (this.#running.has(tier) || tier.manifest.segments.length === 0 || (retentionMs < 0 && retentionBytes < 0 && !anyDeleted)) return;
     this.#running.add(tier);
     try {
       const localStart = tier.log.logStartOffset;
@@ -89,7 +91,9 @@ export class TierRetention {
         // By size only what the local log no longer holds: remote copies of local data cost
         // nothing extra against retention.bytes and are what a restore would need.
         const bySize = retentionBytes >= 0 && seg.nextOffset <= localStart && total - seg.sizeBytes >= retentionBytes;
-        if (!byTime && !bySize) break;
+        // DeleteRecords moved the partition's log start past this whole segment.
+        const byDeleteRecords = seg.nextOffset <= deletedBefore;
+        if (!byTime && !bySize && !byDeleteRecords) break;
         if (!this.#mayDeleteRemote(tier.ref.topic, tier.ref.partition, seg)) break;
         expired.push(seg);
         if (seg.nextOffset <= localStart) total -= seg.sizeBytes;

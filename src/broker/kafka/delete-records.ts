@@ -1,6 +1,43 @@
 /**
- * DeleteRecords: moves partitions' log start offsets forward.
+ * DeleteRecords: moves partitions' log start offsets forward (Kafka's
+ * Partition.deleteRecordsOnLeader). Per partition: the requested offset, or -1 for the high
+ * watermark, becomes the log start; beyond the high watermark (or below -1) is
+ * OFFSET_OUT_OF_RANGE; an offset at or below the current start changes nothing. From then
+ * on nothing below the start is served, in either tier; the segments wholly below it are
+ * deleted (locally at once, through the retention guards; in the object store at the next
+ * tiered-retention pass); the start survives a restart (PartitionLog.deleteRecordsBefore).
+ * The answer's low watermark is the partition's log start afterwards. `timeoutMs` has
+ * nothing to wait for: there are no followers.
  */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
+import type { DeleteRecordsRequest, DeleteRecordsResponse } from '../../protocol/kafka/messages/delete-records.js';
+import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 
-export const DELETE_RECORDS_APIS: readonly KafkaApiEntry[] = [];
+export const DELETE_RECORDS_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.DeleteRecords, versions: [0, 2], handle: (d, _c, req) => handleDeleteRecords(d, req) }];
+
+const HIGH_WATERMARK = -1n;
+
+export async function handleDeleteRecords(deps: KafkaApiDeps, req: DeleteRecordsRequest): Promise<DeleteRecordsResponse> {
+  const topics = await Promise.all(
+    req.topics.map(async (t) => ({
+      name: t.name,
+      partitions: await Promise.all(
+        t.partitions.map(async (p) => {
+          const view = deps.logs.view(t.name, p.partitionIndex);
+          if (view === undefined) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION') };
+          try {
+            await view.local.deleteRecordsBefore(p.offset === HIGH_WATERMARK ? view.highWatermark : p.offset);
+            return { partitionIndex: p.partitionIndex, lowWatermark: view.logStartOffset, errorCode: 0 };
+          } catch (err) {
+            const e = toKafkaError(err);
+            deps.logger.debug({ topic: t.name, partition: p.partitionIndex, offset: String(p.offset), errorCode: e.code, message: e.message }, 'DeleteRecords refused');
+            return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: e.code };
+          }
+        }),
+      ),
+    })),
+  );
+  return { throttleTimeMs: 0, topics };
+}
