@@ -365,3 +365,17 @@ test('CreateTopics takes message.timestamp.type and cleanup.policy=delete; refus
   assert.match(huge.errorMessage, /from 1024 to 2147483647/);
   assert.equal(tb.broker.topics.getTopic('compacted'), undefined);
 });
+
+test('message.timestamp.type changed at run time: the next batches carry the broker\'s append time, earlier ones keep theirs', async () => {
+  const topic = 'live-timestamps';
+  await createTopic(topic);
+  const old = Date.now() - 2 * HOUR;
+  await produce(topic, 1, 3, old, 'create-time');
+  assert.equal((await incremental(topic, [{ name: 'message.timestamp.type', configOperation: Op.Set, value: 'LogAppendTime' }])).errorCode, 0);
+  const changedAt = Date.now();
+  await produce(topic, 1, 3, old, 'append-time');
+  const got = await readTopicToEnd(tb.bootstrap, topic);
+  assert.equal(got.length, 6);
+  assert.deepEqual(got.slice(0, 3).map((m) => Number(m.timestamp)), [old, old, old], 'written before the change: the producer\'s time');
+  for (const m of got.slice(3)) assert.ok(Number(m.timestamp) >= changedAt && Number(m.timestamp) <= Date.now(), `after the change: the broker's clock (${m.timestamp})`);
+});
