@@ -125,15 +125,25 @@ test('handshake creates a missing topic with the requested partition count; curs
   assert.equal(tb.broker.topics.getTopic('hs-missing'), undefined);
 });
 
-test('a partition-count mismatch answers INVALID_PARTITIONS naming both counts and both regions', async () => {
-  await tb.broker.topics.createTopic('hs-mismatch', 2);
-  const r = await handshake(link, { topic: 'hs-mismatch', partitionCount: 5 });
+test('a sender with fewer partitions is refused with INVALID_PARTITIONS naming both counts and both regions', async () => {
+  await tb.broker.topics.createTopic('hs-mismatch', 3);
+  const r = await handshake(link, { topic: 'hs-mismatch', partitionCount: 2 });
   assert.equal(r.errorCode, INVALID_PARTITIONS);
-  assert.equal(r.partitionCount, 2, 'answers its own count');
+  assert.equal(r.partitionCount, 3, 'answers its own count');
   assert.deepEqual(r.partitions, []);
   const msg = r.errorMessage ?? '';
-  for (const part of ['hs-mismatch', '5 partitions', 'us-east', '2 in region', REGION]) assert.ok(msg.includes(part), `message ${JSON.stringify(msg)} names ${part}`);
-  assert.equal(tb.broker.topics.getTopic('hs-mismatch')?.partitions, 2, 'the topic is left alone');
+  for (const part of ['hs-mismatch', '2 partitions', 'us-east', '3 in region', REGION]) assert.ok(msg.includes(part), `message ${JSON.stringify(msg)} names ${part}`);
+  assert.equal(tb.broker.topics.getTopic('hs-mismatch')?.partitions, 3, 'the topic is left alone: partitions are never removed');
+});
+
+test('a sender with more partitions (grown with CreatePartitions there) grows the topic here to match', async () => {
+  const before = await tb.broker.topics.createTopic('hs-grow', 2);
+  const r = await handshake(link, { topic: 'hs-grow', partitionCount: 5 });
+  assert.equal(r.errorCode, 0, r.errorMessage ?? '');
+  assert.equal(r.partitionCount, 5);
+  assert.deepEqual(r.partitions.map((p) => p.partition), [0, 1, 2, 3, 4]);
+  const after = tb.broker.topics.getTopic('hs-grow');
+  assert.deepEqual([after?.partitions, after?.id], [5, before.id], 'the same topic, with 5 partitions');
 });
 
 test('a wrong targetRegion is refused, naming this region and the one asked for', async () => {
