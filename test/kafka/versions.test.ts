@@ -142,6 +142,8 @@ test('CreatePartitions at every version: grows a topic, refuses fewer or equal, 
 
 test('Produce, Fetch, ListOffsets and InitProducerId at every version', async () => {
   await c.request(ApiKey.Metadata, 4, metadata(['data']));
+  // Fetch v13+ names topics by id.
+  const dataId: string = (await c.request(ApiKey.Metadata, 10, metadata(['data']))).body.topics[0].topicId;
   let expected = 0n;
   for (const v of versions(ApiKey.Produce)) {
     const r = await c.request(ApiKey.Produce, v, {
@@ -165,7 +167,7 @@ test('Produce, Fetch, ListOffsets and InitProducerId at every version', async ()
       isolationLevel: v >= 4 ? 1 : 0,
       sessionId: 0,
       sessionEpoch: -1,
-      topics: [{ topic: 'data', topicId: ZERO, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 2n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: ZERO }] }],
+      topics: [{ topic: v >= 13 ? '' : 'data', topicId: v >= 13 ? dataId : ZERO, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 2n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, replicaDirectoryId: ZERO }] }],
       forgottenTopicsData: [],
       rackId: '',
     });
