@@ -52,8 +52,8 @@ test('ApiVersions v0-v3 list every API with the ranges the clients need', async 
     const { body } = await c.request(ApiKey.ApiVersions, v, { clientSoftwareName: 'raw', clientSoftwareVersion: '1' });
     assert.equal(body.errorCode, 0);
     const byKey = new Map(body.apiKeys.map((k: any) => [k.apiKey, [k.minVersion, k.maxVersion]]));
-    assert.deepEqual(byKey.get(ApiKey.Produce), [0, 7], "advertised from v0 so librdkafka compresses (KAFKA-18659)");
-    assert.deepEqual(byKey.get(ApiKey.Fetch), [4, 11]);
+    assert.deepEqual(byKey.get(ApiKey.Produce), [0, 11], "advertised from v0 so librdkafka compresses (KAFKA-18659)");
+    assert.deepEqual(byKey.get(ApiKey.Fetch), [4, 17]);
     assert.deepEqual(byKey.get(ApiKey.JoinGroup), [0, 5]);
     assert.deepEqual(byKey.get(ApiKey.OffsetFetch), [1, 5]);
     assert.equal(byKey.size, 17);
