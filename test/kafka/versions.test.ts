@@ -271,3 +271,23 @@ test('the consumer-group APIs at every version, through a whole group lifecycle'
   }
   assert.equal(c.closed, false);
 });
+
+test('OffsetForLeaderEpoch and DeleteRecords at every version', async () => {
+  await c.request(ApiKey.CreateTopics, 4, { topics: [{ name: 'epoch-del', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
+  const r = await c.request(ApiKey.Produce, 7, {
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 5000,
+    topicData: [{ name: 'epoch-del', partitionData: [{ index: 0, records: encodeBatch({ records: Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`e${i}`) })) }) }] }],
+  });
+  assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 0);
+  for (const v of versions(ApiKey.OffsetForLeaderEpoch)) {
+    const o = await c.request(ApiKey.OffsetForLeaderEpoch, v, { replicaId: -1, topics: [{ topic: 'epoch-del', partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] }] });
+    assert.deepEqual([o.body.topics[0].partitions[0].errorCode, o.body.topics[0].partitions[0].endOffset], [0, 10n], `OffsetForLeaderEpoch v${v}`);
+  }
+  for (const v of versions(ApiKey.DeleteRecords)) {
+    const d = await c.request(ApiKey.DeleteRecords, v, { topics: [{ name: 'epoch-del', partitions: [{ partitionIndex: 0, offset: BigInt(v + 1) }] }], timeoutMs: 5000 });
+    assert.deepEqual(d.body.topics[0].partitions[0], { partitionIndex: 0, lowWatermark: BigInt(v + 1), errorCode: 0 }, `DeleteRecords v${v}`);
+  }
+  assert.equal(c.closed, false);
+});
