@@ -10,6 +10,7 @@
  * several partitions and read back byte for byte; a two-member consumer group (assignment,
  * rebalance on join and on leave, every record once); committed offsets resumed after a
  * reconnect; topic configs described, altered and described again; offsets by timestamp;
+ * a transactional producer told that transactions are not supported, and an idempotent one;
  * and the same records read identically by KafkaJS and kcat, and theirs by this client.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -490,6 +491,41 @@ test('offsets by timestamp: the first offset whose timestamp is at or after the 
   } finally {
     await forceClose(c);
   }
+});
+
+test('transactions: a transactional producer is told they are not supported and writes nothing; an idempotent producer without a transactional id stores every record once', { timeout: 60_000 }, async () => {
+  const topic = 'plt-transactions';
+  await createTopic(topic, 1);
+  const tx = new Producer({ ...base(), idempotent: true, transactionalId: 'plt-tx' });
+  open.push(() => forceClose(tx));
+  type Wrapped = Error & { response?: { coordinators?: Array<{ errorCode: number; errorMessage: string | null }> }; errors?: Array<{ apiCode?: number }> };
+  await assert.rejects(
+    async () => {
+      const t = await tx.beginTransaction();
+      await t.send({ messages: [{ topic, value: Buffer.from('in a transaction') }] });
+      await t.commit();
+    },
+    (err: Wrapped) => {
+      // The client shows the broker's FindCoordinator answer for the transactional id.
+      const answer = err.response?.coordinators?.[0];
+      assert.match(answer?.errorMessage ?? '', /transactions are not supported/, `the error says why; got ${err.message}`);
+      assert.notEqual(answer?.errorCode, 53, 'not TRANSACTIONAL_ID_AUTHORIZATION_FAILED');
+      assert.ok(!(err.errors ?? []).some((e) => e.apiCode === 53), 'no authorization failure anywhere in the error');
+      return true;
+    },
+  );
+  await forceClose(tx);
+  assert.deepEqual(await ends(topic), new Map([[0, 0n]]), 'the transactional producer wrote nothing');
+
+  const produced = records(topic, 50, 50, 1);
+  const p = new Producer({ ...base(), idempotent: true });
+  open.push(() => forceClose(p));
+  for (let s = 0; s < 5; s++) await p.send({ messages: produced.slice(s * 10, (s + 1) * 10) });
+  assert.equal(typeof p.producerId, 'bigint', 'InitProducerId gave the idempotent producer an id');
+  await forceClose(p);
+  const end = await ends(topic);
+  assert.deepEqual(end, new Map([[0, 50n]]), '50 records stored');
+  assertSameRecords(await readAll(topic, end), expected(produced), 'idempotent producer');
 });
 
 test('cross-client: records produced by @platformatic/kafka read identically by KafkaJS and kcat, and theirs by @platformatic/kafka', { timeout: 120_000 }, async () => {
