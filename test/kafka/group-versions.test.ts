@@ -149,6 +149,16 @@ test('OffsetCommit v0 and v1 commit; OffsetFetch v0-9 and KafkaJS read the offse
   await expectAll('after the restart');
 });
 
+test('OffsetCommit v1: a commit time no clock can mean (INT64 max, min) is accepted as now, and the broker keeps serving', async () => {
+  const r = await commit(1, 'odd-times', 'legacy', [
+    { partitionIndex: 0, committedOffset: 1n, commitTimestamp: 2n ** 63n - 1n },
+    { partitionIndex: 1, committedOffset: 2n, commitTimestamp: -(2n ** 63n) },
+  ]);
+  assert.deepEqual(r, [NONE, NONE]);
+  assert.deepEqual(await fetchOffsets(1, 'odd-times', 'legacy', [0, 1]), [[0, 1n, '', NONE], [1, 2n, '', NONE]]);
+  assert.equal(c.closed, false);
+});
+
 test('OffsetCommit v9: a generation for a group that does not exist is GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before v9)', async () => {
   assert.deepEqual(await commit(9, 'never-joined', 'legacy', [{ partitionIndex: 0, committedOffset: 1n }], 4, 'someone'), [GROUP_ID_NOT_FOUND]);
   assert.deepEqual(await commit(8, 'never-joined', 'legacy', [{ partitionIndex: 0, committedOffset: 1n }], 4, 'someone'), [ILLEGAL_GENERATION]);

@@ -134,11 +134,21 @@ export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRe
         committedOffset: p.committedOffset,
         committedLeaderEpoch: p.committedLeaderEpoch,
         committedMetadata: p.committedMetadata,
-        commitTimestamp: Number(p.commitTimestamp),
+        commitTimestamp: commitTimeOf(p.commitTimestamp),
       })),
     })),
   });
   return { throttleTimeMs: 0, topics: r.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(p.error) })) })) };
+}
+
+/**
+ * OffsetCommit v1's commit time in ms, -1 for "now". Kafka takes any INT64; one beyond what
+ * a millisecond clock can mean (±2^53 ms is ±285,000 years) is taken as now, since commit
+ * times only say when an offset was committed here (they expire nothing).
+ */
+function commitTimeOf(timestamp: bigint): number {
+  const ms = Number(timestamp);
+  return Number.isSafeInteger(ms) ? ms : -1;
 }
 
 /**
