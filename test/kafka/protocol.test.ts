@@ -46,17 +46,46 @@ async function createTopic(c: RawClient, name: string) {
   assert.equal(r.body.topics[0].errorCode, 0);
 }
 
-test('ApiVersions v0-v3 list every API with the ranges the clients need', async () => {
+test('ApiVersions v0-v4 list every API with the ranges the clients need', async () => {
   const c = await RawClient.connect(tb.port);
-  for (const v of [0, 1, 2, 3]) {
+  for (const v of [0, 1, 2, 3, 4]) {
     const { body } = await c.request(ApiKey.ApiVersions, v, { clientSoftwareName: 'raw', clientSoftwareVersion: '1' });
     assert.equal(body.errorCode, 0);
     const byKey = new Map(body.apiKeys.map((k: any) => [k.apiKey, [k.minVersion, k.maxVersion]]));
-    assert.deepEqual(byKey.get(ApiKey.Produce), [0, 11], "advertised from v0 so librdkafka compresses (KAFKA-18659)");
-    assert.deepEqual(byKey.get(ApiKey.Fetch), [4, 17]);
-    assert.deepEqual(byKey.get(ApiKey.JoinGroup), [0, 5]);
-    assert.deepEqual(byKey.get(ApiKey.OffsetFetch), [1, 5]);
-    assert.equal(byKey.size, 17);
+    assert.deepEqual(byKey.get(ApiKey.Produce), [0, 11], 'advertised from v0 so librdkafka compresses (KAFKA-18659)');
+    // The newest version of every API Kafka's schemas define (issue 11), from the oldest a
+    // real client sends; the group APIs from v0, which librdkafka needs to enable its balanced
+    // consumer; Fetch from v4 and ListOffsets from v1, as Kafka 4 (KIP-896).
+    const expected: [number, [number, number]][] = [
+      [ApiKey.Fetch, [4, 17]],
+      [ApiKey.ListOffsets, [1, 9]],
+      [ApiKey.Metadata, [0, 12]],
+      [ApiKey.OffsetCommit, [0, 9]],
+      [ApiKey.OffsetFetch, [0, 9]],
+      [ApiKey.FindCoordinator, [0, 6]],
+      [ApiKey.JoinGroup, [0, 9]],
+      [ApiKey.Heartbeat, [0, 4]],
+      [ApiKey.LeaveGroup, [0, 5]],
+      [ApiKey.SyncGroup, [0, 5]],
+      [ApiKey.DescribeGroups, [0, 5]],
+      [ApiKey.ListGroups, [0, 5]],
+      [ApiKey.ApiVersions, [0, 4]],
+      [ApiKey.CreateTopics, [0, 7]],
+      [ApiKey.DeleteTopics, [0, 6]],
+      [ApiKey.DeleteRecords, [0, 2]],
+      [ApiKey.InitProducerId, [0, 5]],
+      [ApiKey.OffsetForLeaderEpoch, [0, 4]],
+      [ApiKey.DescribeConfigs, [0, 4]],
+      [ApiKey.AlterConfigs, [0, 2]],
+      [ApiKey.DescribeLogDirs, [0, 4]],
+      [ApiKey.CreatePartitions, [0, 3]],
+      [ApiKey.DeleteGroups, [0, 2]],
+      [ApiKey.IncrementalAlterConfigs, [0, 1]],
+      [ApiKey.OffsetDelete, [0, 0]],
+      [ApiKey.DescribeCluster, [0, 1]],
+    ];
+    for (const [key, range] of expected) assert.deepEqual(byKey.get(key), range, `API ${key}`);
+    assert.equal(byKey.size, expected.length + 1);
   }
   c.close();
 });
