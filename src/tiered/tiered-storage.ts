@@ -148,6 +148,9 @@ export class TieredStorage {
         }
       }),
       topics.onTopicConfigChange((info) => this.#reconfigure(info)),
+      topics.onPartitionsAdded((info, from) => {
+        void this.#grow(info, from).catch((err) => this.#io.log?.warn({ err: (err as Error).message, topic: info.name }, 'attaching added partitions to the bucket failed; retried at the next restart'));
+      }),
     );
     this.#timer = setInterval(() => this.tick(), this.#opts.policy.checkIntervalMs);
     this.#timer.unref();
@@ -334,8 +337,16 @@ export class TieredStorage {
     }
     const policy = this.#policyOf(info);
     for (const t of tiers) t.policy = policy;
-    // Chained per topic, and awaited by #detach before it deletes the descriptor, so a
-    // write in flight can never bring back the descriptor of a deleted topic.
+    this.#rewriteDescriptor(info);
+  }
+
+  /**
+   * The descriptor in the bucket is rewritten after a change (config, partition count), so
+   * a restore recreates the topic as it is now. Chained per topic, and awaited by #detach
+   * before it deletes the descriptor, so a write in flight can never bring back the
+   * descriptor of a deleted topic.
+   */
+  #rewriteDescriptor(info: TopicInfo): void {
     const previous = this.#descriptorWrites.get(info.name) ?? Promise.resolve();
     const write = previous
       .then(() => writeTopicDescriptor(this.#io, info, this.#io.retry))
@@ -344,6 +355,29 @@ export class TieredStorage {
     void write.then(() => {
       if (this.#descriptorWrites.get(info.name) === write) this.#descriptorWrites.delete(info.name);
     });
+  }
+
+  /**
+   * A tiered topic gained partitions (CreatePartitions): the new ones are tiered like the
+   * first ones, from their own (empty, or left by an earlier incarnation) manifests. A
+   * topic not attached yet gets all its partitions when it is.
+   */
+  async #grow(info: TopicInfo, from: number): Promise<void> {
+    if (this.#closed || !this.#tiers.has(info.name)) return;
+    const added: PartitionTier[] = [];
+    for (let p = from; p < info.partitions; p++) {
+      const ref = { topic: info.name, topicId: info.id, partition: p };
+      const m = await withRetry(() => loadManifest(this.#io.store, ref, this.#io.signal), this.#io.retry);
+      await this.#removeOrphans(ref, m ?? emptyManifest(ref), this.#io.retry);
+      const log = this.#opts.topics.partition(info.name, p);
+      if (log === undefined) return; // deleted meanwhile
+      added.push(newPartitionTier(ref, log, this.#policyOf(info), m ?? { ...emptyManifest(ref), startOffset: log.logStartOffset }));
+    }
+    const tiers = this.#tiers.get(info.name);
+    if (this.#closed || tiers === undefined || this.#opts.topics.getTopic(info.name)?.id !== info.id || tiers.length !== from) return;
+    this.#tiers.set(info.name, [...tiers, ...added]);
+    this.#rewriteDescriptor(info);
+    this.#io.log?.info({ topic: info.name, from, to: info.partitions }, 'added partitions are tiered');
   }
 
   async #attach(info: TopicInfo, retry: RetryPolicy = this.#io.retry): Promise<void> {

@@ -303,3 +303,32 @@ test('while the store is unreachable, offsets that may live only in the bucket g
   await waitFor('attach', () => tb.broker.tiered!.pendingTopics.length === 0, 30_000);
   assertSameByKey(await readAll(tb.bootstrap, 'hidden'), sent, 'once the store is back');
 });
+
+test('CreatePartitions on a tiered topic: the added partitions offload too, and a restore from the bucket brings back every partition', async () => {
+  const f = await fsStore();
+  cleanups.push(() => f.stop());
+  const first = await startBroker(TIERED, undefined, { blobStore: f.store });
+  const admin = new Kafka({ brokers: [first.bootstrap], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'grown', numPartitions: 1 }] });
+  await admin.createPartitions({ topicPartitions: [{ topic: 'grown', count: 3 }] });
+  await admin.disconnect();
+  const sent = await produce(first.bootstrap, 'grown', 6000);
+  const status = (tb: TestBroker) => tb.broker.tiered!.status().filter((s) => s.topic === 'grown');
+  // Every partition, the two added ones included, offloads its sealed segments and drops
+  // the local copies.
+  await waitFor('all three partitions offloaded', () => {
+    const st = status(first);
+    return st.length === 3 && st.every((s) => s.remoteSegments > 2 && first.broker.topics.partition('grown', s.partition)!.logStartOffset > 0n);
+  });
+  assertSameByKey(await readAll(first.bootstrap, 'grown'), sent, 'read back across both tiers');
+  await first.broker.tiered!.offloadNow('grown');
+  const before = status(first).map((s) => [s.partition, s.remoteEndOffset]);
+  await first.cleanup();
+  // The descriptor in the bucket knows the topic has three partitions.
+  const restored = await startBroker(TIERED, undefined, { blobStore: new FsBlobStore({ dir: storeDirOf(f.store) }) });
+  cleanups.push(() => restored.cleanup());
+  assert.equal(restored.broker.topics.getTopic('grown')?.partitions, 3, 'restored with its three partitions');
+  assert.deepEqual(status(restored).map((s) => [s.partition, s.remoteEndOffset]), before);
+  assertSameByKey(await readAll(restored.bootstrap, 'grown'), sent, 'restored from the bucket');
+});
