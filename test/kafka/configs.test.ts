@@ -343,18 +343,19 @@ test('segment.bytes takes effect at the next roll; max.message.bytes at the next
   assert.equal(fits.length, 2);
 });
 
-test('CreateTopics takes message.timestamp.type and cleanup.policy=delete; refuses compaction and bad values with INVALID_CONFIG', async () => {
+test('CreateTopics takes message.timestamp.type and cleanup.policy=delete; refuses compaction, bad values and remote.storage.enable without tiered storage with INVALID_CONFIG', async () => {
   const r = await raw.request(ApiKey.CreateTopics, 4, {
     topics: [
       { name: 'ts-append', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }, { name: 'cleanup.policy', value: 'delete' }] },
       { name: 'ts-bad', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'message.timestamp.type', value: 'WallClock' }] },
       { name: 'compacted', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'cleanup.policy', value: 'compact,delete' }] },
       { name: 'seg-huge', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'segment.bytes', value: String(2 ** 32) }] },
+      { name: 'tiered-here', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'remote.storage.enable', value: 'true' }] },
     ],
     timeoutMs: 5000,
     validateOnly: false,
   });
-  const [ok, bad, compacted, huge] = r.body.topics;
+  const [ok, bad, compacted, huge, tiered] = r.body.topics;
   assert.equal(ok.errorCode, 0);
   assert.equal((await topicConfigs('ts-append')).get('message.timestamp.type').value, 'LogAppendTime');
   assert.equal(bad.errorCode, INVALID_CONFIG);
@@ -363,7 +364,10 @@ test('CreateTopics takes message.timestamp.type and cleanup.policy=delete; refus
   assert.match(compacted.errorMessage, /log compaction is not supported/);
   assert.equal(huge.errorCode, INVALID_CONFIG);
   assert.match(huge.errorMessage, /from 1024 to 2147483647/);
+  assert.equal(tiered.errorCode, INVALID_CONFIG, 'no tiered storage on this broker: the topic would never be tiered');
+  assert.match(tiered.errorMessage, /tiered\.enabled/);
   assert.equal(tb.broker.topics.getTopic('compacted'), undefined);
+  assert.equal(tb.broker.topics.getTopic('tiered-here'), undefined);
 });
 
 test('message.timestamp.type changed at run time: the next batches carry the broker\'s append time, earlier ones keep theirs', async () => {

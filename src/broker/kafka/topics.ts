@@ -145,6 +145,9 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
         throw new MeridianError(ErrorCode.InvalidPartitions, `replication factor ${t.replicationFactor} is not available on a single-broker region; use 1 or -1`);
       }
       const config = topicConfigFrom(t.configs);
+      if (config.remoteStorage === true && !deps.config.tiered.enabled) {
+        throw new MeridianError(ErrorCode.InvalidConfig, `topic ${t.name}: remote.storage.enable=true needs tiered storage, which is not enabled on this broker (Meridian config: tiered.enabled)`);
+      }
       if (req.validateOnly) {
         validateTopicName(t.name);
         if (deps.topics.getTopic(t.name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${t.name} already exists`);
