@@ -2,6 +2,7 @@
  * Starts a real broker in this process on 127.0.0.1 with a free port and a fresh data
  * directory, and stops it (and removes the directory) afterwards.
  */
+import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
 import { Broker } from '../../src/broker/broker.js';
@@ -23,10 +24,27 @@ export interface TestBroker {
   cleanup(): Promise<void>;
 }
 
+/** The broker's log lines, parsed, for tests that check what an operator would read. */
+export interface LogCapture {
+  readonly destination: Writable;
+  readonly lines: Array<Record<string, any>>;
+}
+
+export function captureLog(): LogCapture {
+  const lines: Array<Record<string, any>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { destination, lines };
+}
+
 export async function startBroker(
   overrides: BrokerConfigInput = {},
   existing?: { dataDir: string; cleanup: () => void; port?: number },
-  deps: { blobStore?: BlobStore; logIo?: LogIo } = {},
+  deps: { blobStore?: BlobStore; logIo?: LogIo; log?: LogCapture } = {},
 ): Promise<TestBroker> {
   const dir = existing ?? { ...tmpDir('meridian-broker-'), port: undefined };
   const config = loadConfig({
@@ -38,7 +56,7 @@ export async function startBroker(
       kafka: { host: '127.0.0.1', port: existing?.port ?? 0, ...(overrides.kafka ?? {}) },
     },
   });
-  const logger = createLogger({ level: config.logging.level, name: 'test-broker' });
+  const logger = createLogger({ level: config.logging.level, name: 'test-broker', ...(deps.log ? { destination: deps.log.destination } : {}) });
   const broker = await Broker.start(config, logger, deps);
   const dataDir = config.dataDir;
   const cleanupDir = 'cleanup' in dir ? dir.cleanup : () => {};

@@ -11,13 +11,14 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { captureLog, startBroker, type TestBroker } from '../helpers/broker.js';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { RawClient } from '../helpers/raw-kafka.js';
 
 let tb: TestBroker;
+const log = captureLog();
 before(async () => {
-  tb = await startBroker({ groups: { initialRebalanceDelayMs: 0 } });
+  tb = await startBroker({ groups: { initialRebalanceDelayMs: 0 } }, undefined, { log });
 });
 after(async () => {
   await tb.cleanup();
@@ -49,6 +50,13 @@ test('a KafkaJS transactional producer fails at once, not with an authorization 
   const fc = await c.request(ApiKey.FindCoordinator, 3, { key: 'orders-tx', keyType: 1, coordinatorKeys: [] });
   c.close();
   assert.equal(fc.body.errorMessage, "transactions are not supported by Meridian (transactional.id 'orders-tx'); use an idempotent producer without a transactional.id");
+  // The operator reads who was refused and why, once (retries within 10 s are counted, not logged).
+  const refusals = log.lines.filter((l) => l.reason === 'transactional-producer');
+  assert.equal(refusals.length, 1, 'one warn line for the refused producer');
+  assert.equal(refusals[0].level, 'warn');
+  assert.equal(refusals[0].clientId, 'tx-client');
+  assert.equal(refusals[0].transactionalId, 'orders-tx');
+  assert.match(refusals[0].msg, /transactions are not supported/);
   // An idempotent producer without a transactional id works, and nothing transactional landed.
   const plain = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await plain.connect();

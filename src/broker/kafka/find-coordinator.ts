@@ -10,9 +10,9 @@ import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
-import { TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
+import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 
-export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, _c, req, v) => handleFindCoordinator(d, req, v) }];
+export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, c, req, v) => handleFindCoordinator(d, req, v, c.header.clientId) }];
 
 const KeyType = { group: 0, transaction: 1 } as const;
 
@@ -24,11 +24,14 @@ interface Answer {
   errorMessage: string | null;
 }
 
-export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number): FindCoordinatorResponse {
+export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number, clientId: string | null = null): FindCoordinatorResponse {
   const answer = (key: string): Answer => {
     if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, errorCode: 0, errorMessage: null };
     const none = { nodeId: -1, host: '', port: -1 };
-    if (req.keyType === KeyType.transaction) return { ...none, errorCode: TRANSACTIONS_UNSUPPORTED_CODE, errorMessage: transactionsUnsupportedMessage(key) };
+    if (req.keyType === KeyType.transaction) {
+      logTransactionalRefusal(deps.logger, 'FindCoordinator', clientId, key);
+      return { ...none, errorCode: TRANSACTIONS_UNSUPPORTED_CODE, errorMessage: transactionsUnsupportedMessage(key) };
+    }
     return { ...none, errorCode: kafkaCode('INVALID_REQUEST'), errorMessage: `unknown coordinator key type ${req.keyType} (0 is group, 1 is transaction)` };
   };
   if (version >= 4) {

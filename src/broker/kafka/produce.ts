@@ -11,7 +11,7 @@ import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
 import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
-import { TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
+import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
@@ -29,13 +29,14 @@ import type { KafkaApiEntry } from './kafka-api-entry.js';
  */
 export const PRODUCE_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.Produce, versions: [3, 11], advertised: [0, 11], handle: (d, c, req) => handleProduce(d, c, req) },
-  { key: ApiKey.InitProducerId, versions: [0, 5], handle: (d, _c, req) => handleInitProducerId(d, req) },
+  { key: ApiKey.InitProducerId, versions: [0, 5], handle: (d, c, req) => handleInitProducerId(d, req, c.header.clientId) },
 ];
 
 export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req: ProduceRequest): Promise<ProduceResponse | null> {
   if (req.transactionalId !== null) {
     // Transactions are not offered (no transactional InitProducerId is ever granted).
     const message = transactionsUnsupportedMessage(req.transactionalId);
+    logTransactionalRefusal(deps.logger, 'Produce', ctx.header.clientId, req.transactionalId);
     return {
       responses: req.topicData.map((t) => ({
         name: t.name,
@@ -103,9 +104,12 @@ function partitionError(index: number, errorCode: number, errorMessage: string):
  * that blindly and hands out a fresh producer id with epoch 0, which is what this does. A
  * pair with exactly one of the two set is INVALID_REQUEST, as Kafka's KafkaApis answers.
  */
-export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest): InitProducerIdResponse {
+export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest, clientId: string | null = null): InitProducerIdResponse {
   const refused = (errorCode: number): InitProducerIdResponse => ({ throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 });
-  if (req.transactionalId !== null) return refused(TRANSACTIONS_UNSUPPORTED_CODE);
+  if (req.transactionalId !== null) {
+    logTransactionalRefusal(deps.logger, 'InitProducerId', clientId, req.transactionalId);
+    return refused(TRANSACTIONS_UNSUPPORTED_CODE);
+  }
   if ((req.producerId === -1n) !== (req.producerEpoch === -1)) {
     deps.logger.debug({ producerId: String(req.producerId), producerEpoch: req.producerEpoch }, 'InitProducerId: producerId and producerEpoch must be both -1 or both set');
     return refused(kafkaCode('INVALID_REQUEST'));

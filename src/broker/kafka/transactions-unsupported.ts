@@ -19,10 +19,26 @@
  * Redpanda answered FindCoordinator for transactions the same way while its transactions
  * were switched off.
  */
+import type { Logger } from 'pino';
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
+import { ThrottledLog } from '../../throttled-log.js';
 
 export const TRANSACTIONS_UNSUPPORTED_CODE = kafkaCode('UNSUPPORTED_VERSION');
 
 export function transactionsUnsupportedMessage(transactionalId: string): string {
   return `transactions are not supported by Meridian (transactional.id '${transactionalId}'); use an idempotent producer without a transactional.id`;
+}
+
+/** One throttled log per broker (keyed by its logger): a retrying client logs a line per 10 s, with a count. */
+const refusalLogs = new WeakMap<Logger, ThrottledLog>();
+
+/**
+ * Logs that a transactional producer was refused, naming the client and its
+ * transactional.id, so an operator sees why an application cannot start without asking
+ * its owners (librdkafka keeps retrying quietly until its own timeout).
+ */
+export function logTransactionalRefusal(logger: Logger, api: string, clientId: string | null, transactionalId: string): void {
+  let log = refusalLogs.get(logger);
+  if (log === undefined) refusalLogs.set(logger, (log = new ThrottledLog(logger)));
+  log.warn('transactional-producer', { api, clientId, transactionalId }, 'a transactional producer was refused: transactions are not supported; the client must drop transactional.id');
 }
