@@ -297,7 +297,7 @@ class FetchWatch {
   };
 
   constructor() {
-    consumerFetchesChannel.subscribe(this.#handlers as never);
+    consumerFetchesChannel.subscribe(this.#handlers);
   }
 
   /** Waits until `c` has completed a Fetch that it started after this call. */
@@ -307,7 +307,7 @@ class FetchWatch {
   }
 
   close(): void {
-    consumerFetchesChannel.unsubscribe(this.#handlers as never);
+    consumerFetchesChannel.unsubscribe(this.#handlers);
   }
 }
 
