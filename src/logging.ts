@@ -10,16 +10,23 @@
  *
  * The walk copies on write: an object without secrets is logged as-is, and a caller's object
  * is never modified.
+ *
+ * Output is JSON lines for log stores, or pino-pretty's human lines for a person at a
+ * terminal (`format: pretty`, or `auto` on a TTY). Pretty output is formatted in-process,
+ * after redaction: the line pino-pretty receives is the censored JSON line.
  */
 import { pino } from 'pino';
+import { build as pinoPretty } from 'pino-pretty';
 import type { LogFormat, LogLevel } from './config/schema.js';
 
 export type Logger = pino.Logger;
 
 export interface CreateLoggerOptions {
   level: LogLevel;
-  /** "pretty" currently writes JSON too: pino-pretty is deliberately not a dependency. */
+  /** json (the default here), pretty, or auto: pretty when `tty` is true. */
   format?: LogFormat;
+  /** Whether the output is a terminal, for `auto`; the composition root passes stdout's isTTY. */
+  tty?: boolean;
   /** Where lines go; stdout when omitted. Tests pass an in-memory stream. */
   destination?: pino.DestinationStream;
   name?: string;
@@ -145,5 +152,21 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     },
   };
   if (options.name !== undefined) loggerOptions.name = options.name;
+  const format = options.format ?? 'json';
+  if (format === 'pretty' || (format === 'auto' && options.tty === true)) {
+    return pino(loggerOptions, prettyStream(options.destination, options.tty === true));
+  }
   return options.destination === undefined ? pino(loggerOptions) : pino(loggerOptions, options.destination);
+}
+
+/** One line per entry: time, level, logger name, message, then the fields as key=JSON. */
+function prettyStream(destination: pino.DestinationStream | undefined, colorize: boolean): pino.DestinationStream {
+  return pinoPretty({
+    colorize,
+    sync: true,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    ...(destination === undefined ? {} : { destination: destination as NodeJS.WritableStream }),
+  });
 }

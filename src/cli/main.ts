@@ -1,7 +1,7 @@
 /**
  * The `meridian` command.
  *
- *   meridian dev                    the local multi-region mesh on the embedded defaults
+ *   meridian dev                    the local two-region mesh of config/us-east.yaml and eu-west.yaml
  *   meridian broker --config FILE   one region's broker, for real deployments
  *   meridian help | version
  *
@@ -13,17 +13,21 @@
  * second signal forces the exit.
  */
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { loadConfig } from '../config/load-config.js';
-import type { BrokerConfigInput } from '../config/schema.js';
+import type { BrokerConfig, BrokerConfigInput } from '../config/schema.js';
 import { Broker } from '../broker/broker.js';
 import { MeridianError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
+import { cliCommand, devBanner, type BannerRegion } from './dev-banner.js';
 
 const USAGE = `meridian — a geo-replicated, tiered-storage streaming broker that speaks Kafka
 
 Usage:
-  meridian dev                    run the local mesh: us-east (127.0.0.1:19092) and
+  meridian dev                    run the local mesh of config/us-east.yaml and
+                                  config/eu-west.yaml: us-east (127.0.0.1:19092) and
                                   eu-west (127.0.0.1:29092) replicating every topic to
                                   each other, data in ./meridian-data, sealed segments
                                   tiered to ./meridian-data/tiered
@@ -37,20 +41,14 @@ Every config field can be set by a MERIDIAN_* environment variable (see config/m
 Exit status 2: the configuration, an argument or the start-up failed; stderr says why.`;
 
 /**
- * The dev mesh: two regions on the embedded defaults, one data folder in the cwd, each
- * tiering sealed segments to ./meridian-data/tiered/<region>, replicating every topic to
- * the other (active-active).
+ * The dev mesh is defined by config/us-east.yaml and config/eu-west.yaml and nothing else:
+ * found next to the package (../../config from src/cli/ and from dist/cli/ alike), so
+ * `meridian dev` works from any directory, and its relative data paths land in that
+ * directory's ./meridian-data.
  */
-const DEV_REGIONS = [
-  { name: 'us-east', address: '127.0.0.1:19092' },
-  { name: 'eu-west', address: '127.0.0.1:29092' },
-];
-const DEV_REPLICATION = { regions: DEV_REGIONS, policies: [{ name: 'dev-mesh', topics: '*', topology: 'mesh', regions: ['us-east', 'eu-west'] }] };
-
-export const DEV_MESH: readonly BrokerConfigInput[] = [
-  { region: 'us-east', dataDir: './meridian-data/us-east', kafka: { port: 19092 }, tiered: { enabled: true }, replication: DEV_REPLICATION },
-  { region: 'eu-west', dataDir: './meridian-data/eu-west', kafka: { port: 29092 }, tiered: { enabled: true }, replication: DEV_REPLICATION },
-];
+export const DEV_CONFIG_FILES: readonly string[] = ['us-east.yaml', 'eu-west.yaml'].map((name) =>
+  fileURLToPath(new URL(`../../config/${name}`, import.meta.url)),
+);
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`meridian: ${message}\n`);
@@ -86,14 +84,22 @@ function version(): string {
   return pkg.version;
 }
 
-async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfigInput }>): Promise<void> {
+async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfigInput }>, options: { banner?: boolean } = {}): Promise<void> {
   let configs;
   try {
     configs = inputs.map((i) => loadConfig(i));
   } catch (err) {
     fail(err instanceof MeridianError ? err.message : String(err));
   }
-  const logger: Logger = createLogger({ level: configs[0].logging.level, format: configs[0].logging.format, name: 'meridian' });
+  // One stdout stream for the log and the banner, so they come out in the order written.
+  const stdout = pino.destination({ dest: 1, sync: false });
+  const logger: Logger = createLogger({
+    level: configs[0].logging.level,
+    format: configs[0].logging.format,
+    tty: process.stdout.isTTY === true,
+    destination: stdout,
+    name: 'meridian',
+  });
   const brokers: Broker[] = [];
   let stopping = false;
   const stop = async (signal: string) => {
@@ -104,6 +110,7 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await Promise.allSettled(brokers.map((b) => b.close()));
+    stdout.flushSync();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -113,14 +120,23 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   } catch (err) {
     logger.fatal({ err }, 'startup failed');
     await Promise.allSettled(brokers.map((b) => b.close()));
+    stdout.flushSync();
     // Broker.start names the setting to look at (broker/startup-error.ts); brokers start in
     // order, so the one that failed is the next after those running.
     const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
     fail(`cannot start ${configs[brokers.length]?.region ?? 'the broker'}: ${message}`);
   }
   logger.info({ regions: configs.map((c) => c.region) }, 'meridian is running; Ctrl-C stops it');
+  if (options.banner === true) {
+    stdout.write(devBanner(configs.map(bannerRegion), process.cwd(), cliCommand(process.argv[1], process.cwd())));
+  }
   // Keep the process alive until a signal arrives (every other timer is unref'd).
   setInterval(() => {}, 1 << 30);
+}
+
+function bannerRegion(config: BrokerConfig): BannerRegion {
+  const kafka = `${config.kafka.advertisedHost ?? config.kafka.host}:${config.kafka.advertisedPort ?? config.kafka.port}`;
+  return { region: config.region, kafka, dataDir: config.dataDir };
 }
 
 function help(): void {
@@ -132,7 +148,7 @@ export async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'dev':
       if (optionsOf('dev', rest, { help: { type: 'boolean', short: 'h' } }).help) return help();
-      return runBrokers(DEV_MESH.map((overrides) => ({ overrides })));
+      return runBrokers(DEV_CONFIG_FILES.map((file) => ({ file })), { banner: true });
     case 'broker': {
       const options = optionsOf('broker', rest, { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
       if (options.help) return help();

@@ -19,7 +19,7 @@ import type { UnitKind } from '../units.js';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const LOG_FORMATS = ['json', 'pretty'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export const FLUSH_MODES = ['fsync', 'interval'] as const;
@@ -329,8 +329,8 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       enum: LOG_LEVELS,
     },
     format: {
-      description: 'Output format. "pretty" is reserved for human-readable output and currently writes JSON like "json".',
-      default: 'json',
+      description: 'Output format: "json" (one JSON object per line), "pretty" (human-readable lines), or "auto": pretty when stdout is a terminal, JSON otherwise.',
+      default: 'auto',
       type: 'string',
       enum: LOG_FORMATS,
     },
