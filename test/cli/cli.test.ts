@@ -8,8 +8,6 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tmpDir } from '../helpers/tmp-dir.js';
-import { kcat } from '../helpers/kcat.js';
-import { waitFor } from '../helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meridian.js', import.meta.url));
 const t = tmpDir('meridian-cli-');
@@ -63,51 +61,4 @@ test('broker --config runs one region; SIGTERM stops it cleanly and releases the
   assert.match(out, /broker stopped/);
 });
 
-test('meridian dev (npm start) serves us-east on 19092 and eu-west on 29092, data in ./meridian-data, and stops on Ctrl-C', async (ctx) => {
-  const net = await import('node:net');
-  const busy = async (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-  if ((await busy(19092)) || (await busy(29092))) {
-    ctx.skip('ports 19092/29092 are in use (a dev mesh already running?)');
-    return;
-  }
-  const work = path.join(t.dir, 'dev-cwd');
-  fs.mkdirSync(work);
-  try {
-    const child = spawn(process.execPath, [BIN, 'dev'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => out.includes('meridian is running') && (clearInterval(timer), resolve()), 20);
-      child.once('exit', (code) => reject(new Error(`dev exited ${code}: ${out}`)));
-    });
-    assert.ok(await busy(19092), 'us-east listens on 19092');
-    assert.ok(await busy(29092), 'eu-west listens on 29092');
-    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')));
-    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'eu-west', 'meridian.lock')));
-    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'us-east')), 'us-east tiers to a local directory');
-    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'tiered', 'eu-west')));
-    {
-      // The two regions replicate to each other: produced in one, readable in the other.
-      await kcat(['-P', '-b', '127.0.0.1:19092', '-t', 'dev-topic', '-p', '0'], 'from-us-east\n');
-      await kcat(['-P', '-b', '127.0.0.1:29092', '-t', 'dev-topic', '-p', '0'], 'from-eu-west\n');
-      for (const port of [19092, 29092]) {
-        const values = await waitFor(`both records in the region on ${port}`, async () => {
-          const r = await kcat(['-C', '-b', `127.0.0.1:${port}`, '-t', 'dev-topic', '-p', '0', '-e', '-q', '-f', '%s\n']);
-          const v = r.stdout.toString().split('\n').filter(Boolean).sort();
-          return v.length >= 2 ? v : undefined;
-        }, 20_000, 200);
-        assert.deepEqual(values, ['from-eu-west', 'from-us-east'], `region on ${port} holds both records once`);
-      }
-    }
-    child.kill('SIGINT');
-    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
-    assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')), false);
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-});
+// `meridian dev` (npm start) is tested end to end in dev-mesh.test.ts.

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { createLogger, isSecretKey, redactSecrets, REDACTED } from '../../src/logging.js';
 
 /** pino writes one JSON line per call into this. */
@@ -108,4 +109,35 @@ test('redactSecrets returns the same object when there is nothing to censor', ()
   assert.equal(redactSecrets(clean), clean);
   const buffer = Buffer.from('payload');
   assert.equal(redactSecrets({ buffer }).buffer, buffer);
+});
+
+/** pino-pretty pipes into its destination, so the pretty cases need a real stream. */
+function memoryStream(): Writable & { text(): string } {
+  const chunks: string[] = [];
+  const stream = new Writable({ write: (chunk: Buffer, _enc, done) => (chunks.push(chunk.toString()), done()) });
+  return Object.assign(stream, { text: () => chunks.join('') });
+}
+
+test('format: pretty writes one human line per entry, censored; auto is pretty only on a terminal', () => {
+  const pretty = memoryStream();
+  createLogger({ level: 'info', format: 'pretty', destination: pretty, name: 'meridian' }).info(
+    { region: 'eu-west', secretAccessKey: 'PRETTY-SECRET-1', conn: 'AccountName=a;AccountKey=PRETTY-KEY-2;' },
+    'broker started',
+  );
+  const line = pretty.text();
+  assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(meridian\): broker started .*"region":"eu-west"/);
+  assert.equal(line.trimEnd().split('\n').length, 1, line);
+  for (const secret of ['PRETTY-SECRET-1', 'PRETTY-KEY-2']) assert.ok(!line.includes(secret), `${secret} leaked: ${line}`);
+
+  const onTerminal = memoryStream();
+  createLogger({ level: 'info', format: 'auto', tty: true, destination: onTerminal }).info('hello');
+  // Coloured on a terminal.
+  assert.match(onTerminal.text(), /\x1b\[\d+mINFO\x1b\[\d+m: .*hello/);
+  assert.throws(() => JSON.parse(onTerminal.text()));
+
+  for (const [format, tty] of [['auto', false], ['json', true]] as const) {
+    const piped = memory();
+    createLogger({ level: 'info', format, tty, destination: piped }).info('hello');
+    assert.equal(piped.records()[0]!.msg, 'hello', `${format} with tty ${tty} writes JSON`);
+  }
 });
