@@ -1,9 +1,25 @@
 /**
  * Prometheus metrics of one broker, in its own prom-client registry (several brokers may
- * share a process: the dev mesh), served by the admin API at GET /metrics.
+ * share a process: the dev mesh), served by the admin API at GET /metrics. Every series
+ * carries the broker's `region`. The names, labels and meanings are listed in METRICS.md.
+ *
+ * Gauges and most counters are computed when Prometheus scrapes, from the status functions
+ * the broker already keeps (the listener, the logs, tiered storage, the replicator, the
+ * group coordinator); only Kafka requests are counted as they happen, through the
+ * broker's request observers. Cardinality stays bounded with many partitions: series are
+ * per topic, link or group, per partition only with `metrics.perPartition`.
+ *
+ * Lifecycle: built once the broker has started; `close()` stops listening to requests and
+ * empties the registry (idempotent). It does not close the broker.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Broker } from '../broker/broker.js';
+import { Scrape } from './metrics-define.js';
+import { registerGroupMetrics } from './metrics-groups.js';
+import { registerKafkaMetrics } from './metrics-kafka.js';
+import { registerReplicationMetrics } from './metrics-replication.js';
+import { registerStorageMetrics } from './metrics-storage.js';
+import { registerTieredMetrics } from './metrics-tiered.js';
 
 export interface BrokerMetrics {
   readonly contentType: string;
@@ -12,13 +28,35 @@ export interface BrokerMetrics {
   close(): void;
 }
 
-export function createBrokerMetrics(broker: Broker): BrokerMetrics {
+export interface BrokerMetricsOptions {
+  /** Per-partition series (bytes per tier, high watermark); default: `metrics.perPartition` of the broker's config. */
+  perPartition?: boolean;
+  /** Node.js process metrics (CPU, memory, event loop lag, GC); default true. */
+  processMetrics?: boolean;
+}
+
+export function createBrokerMetrics(broker: Broker, opts: BrokerMetricsOptions = {}): BrokerMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ region: broker.config.region });
-  collectDefaultMetrics({ register: registry });
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const scrape = new Scrape(broker);
+  const stopRequests = registerKafkaMetrics(registry, broker);
+  registerStorageMetrics(registry, scrape, { perPartition: opts.perPartition ?? broker.config.metrics.perPartition });
+  if (broker.tiered !== undefined) registerTieredMetrics(registry, scrape, broker.tiered);
+  registerReplicationMetrics(registry, scrape);
+  registerGroupMetrics(registry, scrape);
+  let closed = false;
   return {
     contentType: registry.contentType,
-    render: () => registry.metrics(),
-    close: () => registry.clear(),
+    render: () => {
+      scrape.begin();
+      return registry.metrics();
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      stopRequests();
+      registry.clear();
+    },
   };
 }

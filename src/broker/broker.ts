@@ -37,6 +37,7 @@ import { GroupCoordinator } from './groups/group-coordinator.js';
 import { startupError, tieredStartup } from './startup-error.js';
 import type { KafkaApiDeps } from './kafka-api.js';
 import { createKafkaHandler } from './kafka/dispatcher.js';
+import { KafkaRequestObservers } from './kafka/request-observers.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
 
@@ -74,6 +75,8 @@ export class Broker {
   readonly replicaStates: ReplicaStates;
   readonly replicationTarget: ReplicationTarget;
   readonly log: Logger;
+  /** Every Kafka request handled, for whoever listens (the metrics). */
+  readonly kafkaRequests: KafkaRequestObservers;
   #lock: DataDirLock;
   #retention: RetentionGuards;
   #closing: Promise<void> | undefined;
@@ -88,8 +91,10 @@ export class Broker {
     retention: RetentionGuards,
     replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget },
     tiered?: TieredStorage,
+    kafkaRequests: KafkaRequestObservers = new KafkaRequestObservers(),
   ) {
     this.config = config;
+    this.kafkaRequests = kafkaRequests;
     this.replicator = replication.replicator;
     this.replicaStates = replication.states;
     this.replicationTarget = replication.target;
@@ -191,6 +196,7 @@ export class Broker {
         tiered,
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
         logger: log,
+        requestObservers: new KafkaRequestObservers(),
       };
       const kafka = new KafkaServer(
         {
@@ -226,7 +232,7 @@ export class Broker {
       const rep = replicator;
       guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
-      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication }, tiered);
+      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication }, tiered, deps.requestObservers);
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);

@@ -14,6 +14,7 @@ import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
+import type { KafkaRequestObservers } from './kafka/request-observers.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
@@ -33,4 +34,6 @@ export interface KafkaApiDeps {
   /** The receiving side of geo-replication (always on: any region may send here). */
   replication: ReplicationTarget;
   logger: Logger;
+  /** Told of every request once handled (the metrics listen); absent in handler tests. */
+  requestObservers?: KafkaRequestObservers;
 }

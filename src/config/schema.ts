@@ -31,6 +31,7 @@ export interface BrokerConfig {
   readonly nodeId: number;
   readonly dataDir: string;
   readonly logging: LoggingConfig;
+  readonly metrics: MetricsConfig;
   readonly kafka: KafkaListenerConfig;
   readonly log: LogConfig;
   readonly topics: TopicsConfig;
@@ -55,6 +56,12 @@ export interface ReplicationConfig {
 export interface LoggingConfig {
   readonly level: LogLevel;
   readonly format: LogFormat;
+}
+
+/** Prometheus metrics on the admin API (src/admin/METRICS.md). */
+export interface MetricsConfig {
+  /** Series per partition as well as per topic (bytes per tier, high watermark). */
+  readonly perPartition: boolean;
 }
 
 export interface KafkaListenerConfig {
@@ -144,6 +151,7 @@ export interface RawBrokerConfig {
   nodeId: number;
   dataDir: string;
   logging: { level: LogLevel; format: LogFormat };
+  metrics: { perPartition: boolean };
   kafka: {
     host: string;
     port: number;
@@ -450,6 +458,13 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     ),
     minSessionTimeoutMs: duration('Smallest session timeout a member may ask for (Kafka group.min.session.timeout.ms).', '6s', { minimum: 1, maximum: MAX_TIMER_MS }),
     maxSessionTimeoutMs: duration('Largest session timeout a member may ask for (Kafka group.max.session.timeout.ms).', '30min', { minimum: 1, maximum: MAX_TIMER_MS }),
+  }),
+  metrics: section('Prometheus metrics, served at GET /metrics on the admin API (src/admin/METRICS.md).', {
+    perPartition: {
+      description: 'Also export series per partition (bytes per tier, high watermark), not only per topic. Off by default: a broker with thousands of partitions would export thousands of series per metric.',
+      default: false,
+      type: 'boolean',
+    },
   }),
   tiered: section('Tiered storage: sealed segments move to an object store and are read back through Fetch.', {
     enabled: { description: 'Offload sealed segments and serve offloaded history.', default: false, type: 'boolean' },

@@ -131,6 +131,7 @@ export class Offloader {
     o.commitTail = Promise.allSettled([...o.inflight]).then(() => true);
     o.cursor = remoteEndOffset(tier.manifest);
     o.lastError = (err as Error).message;
+    o.uploadFailures++;
     o.backoffUntil = Date.now() + Math.min(60_000, this.#checkIntervalMs);
     const now = Date.now();
     if (now - o.lastWarnAt >= WARN_EVERY_MS) {

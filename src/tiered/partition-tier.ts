@@ -66,6 +66,8 @@ export interface OffloadState {
   suppressedWarnings: number;
   uploadedSegments: number;
   uploadedBytes: number;
+  /** Uploads that failed (each backed the partition off), for the metrics. */
+  uploadFailures: number;
 }
 
 export interface PartitionTier {
@@ -105,6 +107,7 @@ export function newPartitionTier(ref: PartitionRef, log: PartitionLog, policy: T
     suppressedWarnings: 0,
     uploadedSegments: 0,
     uploadedBytes: 0,
+    uploadFailures: 0,
   };
   return { ref, log, policy, manifest, manifestChain: Promise.resolve(), offload, detached: false };
 }

@@ -68,6 +68,8 @@ export interface PartitionTierStatus {
   copying: string | null;
   uploadedSegments: number;
   uploadedBytes: number;
+  /** Uploads that failed since the broker started (each backs the partition off). */
+  uploadFailures: number;
   cacheHitRatio: number | null;
   lastError: string | null;
 }
@@ -206,6 +208,7 @@ export class TieredStorage {
           copying: o.copying.size > 0 ? [...o.copying].map(([b, a]) => `${b}@${a}`).join(',') : null,
           uploadedSegments: o.uploadedSegments,
           uploadedBytes: o.uploadedBytes,
+          uploadFailures: o.uploadFailures,
           cacheHitRatio: this.remote.cacheHitRatio(t.ref.topic, t.ref.partition),
           lastError: o.lastError,
         });

@@ -14,6 +14,9 @@
  * Each case logs one warn line per (client id, API, version), not per request; the set of
  * those already logged is bounded (oldest forgotten first).
  * A body that cannot be decoded throws, and the connection closes (Kafka does the same).
+ *
+ * When the broker's request observers have a listener (the metrics), each request is also
+ * reported once handled: its API, outcome, time and frame sizes (request-observers.ts).
  */
 import type { Logger } from 'pino';
 import { ApiKey, apiKeyName, responseHeaderVersion } from '../../protocol/kafka/api-keys.js';
@@ -22,11 +25,13 @@ import { messageCodecs, UnsupportedVersionError } from '../../protocol/kafka/mes
 import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrame, encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
-import { isReplicationApi } from '../../replication/replication-api.js';
+import { kafkaErrorByCode } from '../../protocol/kafka/error-codes.js';
+import { isReplicationApi, ReplicationApiKey } from '../../replication/replication-api.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
 import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
 import { handleReplication } from './replication.js';
+import { responseOutcome, type KafkaRequestObservers } from './request-observers.js';
 import { unsupportedVersionBody } from './unsupported-version.js';
 
 /** How many (client id, API, version) triples the warn-once memory holds. */
@@ -34,19 +39,66 @@ const WARNED_LIMIT = 1024;
 
 export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
   const warned = new WarnOnce(deps.logger, WARNED_LIMIT);
-  return async (ctx: RequestContext, body: Reader): Promise<Buffer[] | null> => {
+  const dispatch = async (ctx: RequestContext, body: Reader, seen?: Seen): Promise<Buffer[] | null> => {
     const { apiKey, apiVersion, correlationId } = ctx.header;
     if (isReplicationApi(apiKey) && apiVersion === 0) return handleReplication(deps, ctx, body);
-    if (!isSupported(apiKey, apiVersion)) return [unsupported(warned, ctx, body)];
+    if (!isSupported(apiKey, apiVersion)) {
+      if (seen) seen.outcome = 'UNSUPPORTED_VERSION';
+      return [unsupported(warned, ctx, body)];
+    }
     const codec = messageCodecs.get(apiKey)!;
     const req = codec.decodeRequest(body, apiVersion);
     const res = await KAFKA_APIS.get(apiKey)!.handle(deps, ctx, req, apiVersion);
     if (res === null) return null;
+    if (seen) seen.outcome = responseOutcome(res, errorName);
     // Fetch bodies carry stored record batches: hand them to the socket uncopied.
     const w = apiKey === ApiKey.Fetch ? new Writer(4096, { zeroCopyFrom: 8192 }) : new Writer(256);
     codec.encodeResponse(w, apiVersion, res);
     return encodeResponseFrameChunks(correlationId, responseHeaderVersion(apiKey, apiVersion), w.toBuffers());
   };
+  const observers = deps.requestObservers;
+  if (observers === undefined) return dispatch;
+  return (ctx, body) => (observers.active ? observed(observers, dispatch, ctx, body) : dispatch(ctx, body));
+}
+
+/** What the dispatch learnt of a request's outcome while handling it. */
+interface Seen {
+  outcome: string;
+}
+
+/** Runs one request and tells the observers about it, whether it succeeds or throws. */
+async function observed(
+  observers: KafkaRequestObservers,
+  dispatch: (ctx: RequestContext, body: Reader, seen: Seen) => Promise<Buffer[] | null>,
+  ctx: RequestContext,
+  body: Reader,
+): Promise<Buffer[] | null> {
+  const started = performance.now();
+  const { apiKey } = ctx.header;
+  // The header has been read: the frame is what was read plus what remains, and its size prefix.
+  const requestBytes = 4 + body.offset + body.remaining;
+  const seen: Seen = { outcome: 'ok' };
+  const report = (outcome: string, responseBytes: number) =>
+    observers.emit({ apiKey, api: apiLabel(apiKey), outcome, seconds: (performance.now() - started) / 1000, requestBytes, responseBytes });
+  try {
+    const chunks = await dispatch(ctx, body, seen);
+    report(seen.outcome, chunks === null ? 0 : chunks.reduce((n, c) => n + c.length, 0));
+    return chunks;
+  } catch (err) {
+    report('closed', 0);
+    throw err;
+  }
+}
+
+/** A bounded label: every name Kafka or the replication API defines, else `unknown`. */
+function apiLabel(apiKey: number): string {
+  if (apiKey === ReplicationApiKey.Handshake) return 'ReplicationHandshake';
+  if (apiKey === ReplicationApiKey.Append) return 'ReplicatedAppend';
+  return apiKeyName(apiKey) ?? 'unknown';
+}
+
+function errorName(code: number): string {
+  return kafkaErrorByCode(code)?.name ?? 'UNKNOWN_ERROR_CODE';
 }
 
 function servedText(apiKey: number): string {

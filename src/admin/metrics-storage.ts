@@ -1,0 +1,80 @@
+/**
+ * What the partitions hold and how healthy their storage is: bytes per tier (aggregated per
+ * topic; per partition only with `metrics.perPartition`, since a broker may hold thousands
+ * of partitions), offline partitions, corrupt reads and appends refused for a full disk.
+ * Everything is read from the logs and tiered storage's status at scrape time.
+ */
+import type { Registry } from 'prom-client';
+import type { PartitionLog } from '../storage/partition-log.js';
+import { counterFrom, gaugeFrom, one, Sums, type Sample, type Scrape } from './metrics-define.js';
+import { MonotonicTotals } from './metrics-totals.js';
+
+export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts: { perPartition: boolean }): void {
+  const { broker } = scrape;
+  const topics = broker.topics;
+
+  gaugeFrom(registry, 'meridian_topic_partitions', 'Partitions of each topic.', ['topic'], () =>
+    topics.listTopics().map((t) => ({ labels: { topic: t.name }, value: t.partitions })),
+  );
+
+  /**
+   * Local bytes are the partition logs' segments on disk; tiered bytes the segments the
+   * bucket's manifests name. A segment offloaded and not yet deleted locally is in both.
+   */
+  const tierBytes = (): Array<{ topic: string; partition: number; tier: 'local' | 'tiered'; bytes: number }> => {
+    const out: Array<{ topic: string; partition: number; tier: 'local' | 'tiered'; bytes: number }> = [];
+    for (const t of topics.listTopics()) {
+      topics.partitions(t.name).forEach((log, partition) => out.push({ topic: t.name, partition, tier: 'local', bytes: log.sizeBytes }));
+    }
+    for (const s of scrape.tiers) out.push({ topic: s.topic, partition: s.partition, tier: 'tiered', bytes: s.remoteBytes });
+    return out;
+  };
+  gaugeFrom(
+    registry,
+    'meridian_topic_bytes',
+    'Bytes each topic holds, summed over its partitions, by tier: local (segments on this broker\'s disk) or tiered (segments in the object store). An offloaded segment still on disk counts in both.',
+    ['topic', 'tier'],
+    () => {
+      const sums = new Sums();
+      // Every topic shows both tiers, so a dashboard's tiered line starts at 0.
+      for (const t of topics.listTopics()) for (const tier of ['local', 'tiered']) sums.add({ topic: t.name, tier }, 0);
+      for (const b of tierBytes()) sums.add({ topic: b.topic, tier: b.tier }, b.bytes);
+      return sums.samples();
+    },
+  );
+  if (opts.perPartition) {
+    gaugeFrom(registry, 'meridian_partition_bytes', 'Bytes each partition holds, by tier (as meridian_topic_bytes); present with metrics.perPartition.', ['topic', 'partition', 'tier'], () =>
+      tierBytes().map((b) => ({ labels: { topic: b.topic, partition: String(b.partition), tier: b.tier }, value: b.bytes })),
+    );
+    gaugeFrom(registry, 'meridian_partition_high_watermark', 'Each partition\'s high watermark: the offset the next record gets; present with metrics.perPartition.', ['topic', 'partition'], () =>
+      topics.listTopics().flatMap((t) => topics.partitions(t.name).map((log, p) => ({ labels: { topic: t.name, partition: String(p) }, value: Number(log.highWatermark) }))),
+    );
+  }
+
+  gaugeFrom(registry, 'meridian_storage_offline_partitions', 'Partitions whose log went offline after a disk error it cannot recover from; they serve nothing until a restart.', [], () =>
+    one(topics.listTopics().reduce((n, t) => n + topics.partitions(t.name).filter((l) => l.offline).length, 0)),
+  );
+
+  // Per-log counters end with their topic: keep what they counted (MonotonicTotals).
+  const logTotals = (pick: (s: LogStats) => number) => {
+    const totals = new MonotonicTotals();
+    return (): Sample[] =>
+      totals.update(topics.listTopics().flatMap((t) => topics.partitions(t.name).map((log, p) => ({ source: `${t.id}/${p}`, labels: {}, total: pick(log.stats()) }))));
+  };
+  const localCorrupt = logTotals((s) => s.corruptReads);
+  counterFrom(
+    registry,
+    'meridian_storage_corrupt_reads_total',
+    'Reads that found a batch failing its CRC, by tier: local (a sealed segment on disk) or tiered (an object from the store). Corrupt bytes are never served.',
+    ['tier'],
+    () => [{ labels: { tier: 'local' }, value: sum(localCorrupt()) }, { labels: { tier: 'tiered' }, value: broker.tiered?.reader.stats().corruptions ?? 0 }],
+  );
+  const refused = logTotals((s) => s.refusedOutOfSpace);
+  counterFrom(registry, 'meridian_storage_refused_appends_total', 'Appends refused because the disk was full (the producer gets a retriable KAFKA_STORAGE_ERROR).', [], () => one(sum(refused())));
+}
+
+type LogStats = ReturnType<PartitionLog['stats']>;
+
+function sum(samples: readonly Sample[]): number {
+  return samples.reduce((n, s) => n + s.value, 0);
+}
