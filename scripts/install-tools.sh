@@ -3,9 +3,10 @@
 # kcat (a librdkafka client), python3-kafka (kafka-python, a pure-Python client that sends old
 # request versions; test/kafka/kafka-python.test.ts runs it under /usr/bin/python3), etcd, NATS,
 # and the zstd and lz4 command-line compressors (reference encoders for the decompression
-# tests). Idempotent; needs root (or sudo) and apt.
+# tests), and docker-compose (1.29, only to validate docker-compose.yml: no engine runs it).
+# Idempotent; needs root (or sudo) and apt.
 set -euo pipefail
-PKGS=(kcat python3-kafka etcd-server etcd-client nats-server zstd lz4)
+PKGS=(kcat python3-kafka etcd-server etcd-client nats-server zstd lz4 docker-compose)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then
