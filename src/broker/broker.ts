@@ -28,7 +28,10 @@ import { RetentionGuards } from '../storage/retention-guards.js';
 import { TopicManager } from '../storage/topic-manager.js';
 import type { BlobStore } from '../tiered/blobstore/blob-store.js';
 import { TieredStorage } from '../tiered/tiered-storage.js';
-import { parsePolicies, parseRegions } from '../replication/policy.js';
+import { AdminServer } from '../admin/admin-server.js';
+import { checkAdminExposure } from '../admin/auth.js';
+import { parseRegions } from '../replication/policy.js';
+import { PolicyStore } from '../replication/policy-store.js';
 import { ReplicaStates } from '../replication/replica-state.js';
 import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
@@ -77,6 +80,13 @@ export class Broker {
   readonly log: Logger;
   /** Every Kafka request handled, for whoever listens (the metrics). */
   readonly kafkaRequests: KafkaRequestObservers;
+  /** The replication policies in force and where they come from (config file or runtime). */
+  readonly policies: PolicyStore;
+  /** The cluster id clients see in Metadata (kept in the data directory). */
+  readonly clusterId: string;
+  /** When start() began, ms since the epoch. */
+  readonly startedAt: number;
+  #admin: AdminServer | undefined;
   #lock: DataDirLock;
   #retention: RetentionGuards;
   #closing: Promise<void> | undefined;
@@ -89,11 +99,15 @@ export class Broker {
     lock: DataDirLock,
     log: Logger,
     retention: RetentionGuards,
-    replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget },
+    replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget; policies: PolicyStore },
+    identity: { clusterId: string; startedAt: number },
     tiered?: TieredStorage,
     kafkaRequests: KafkaRequestObservers = new KafkaRequestObservers(),
   ) {
     this.config = config;
+    this.policies = replication.policies;
+    this.clusterId = identity.clusterId;
+    this.startedAt = identity.startedAt;
     this.kafkaRequests = kafkaRequests;
     this.replicator = replication.replicator;
     this.replicaStates = replication.states;
@@ -110,6 +124,21 @@ export class Broker {
   /** The port the Kafka listener is bound to (useful with `kafka.port: 0`). */
   get kafkaPort(): number {
     return this.kafka.port;
+  }
+
+  /** The port the admin API is bound to; undefined when `admin.port` is not set. */
+  get adminPort(): number | undefined {
+    return this.#admin?.port;
+  }
+
+  /** The admin API's address (host as bound, port), or undefined without one. */
+  get adminAddress(): { host: string; port: number } | undefined {
+    return this.#admin?.address ?? undefined;
+  }
+
+  /** True from the moment close() is called: readiness probes fail before anything stops. */
+  get closing(): boolean {
+    return this.#closing !== undefined;
   }
 
   /**
@@ -131,6 +160,8 @@ export class Broker {
 
   static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo }): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
+    // Before anything opens: an admin API open to the network needs a token.
+    checkAdminExposure(config.admin);
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
     let topics: TopicManager | undefined;
@@ -138,6 +169,7 @@ export class Broker {
     let groups: GroupCoordinator | undefined;
     let tiered: TieredStorage | undefined;
     let replicator: Replicator | undefined;
+    let admin: AdminServer | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -217,10 +249,12 @@ export class Broker {
       // Senders start once this region can answer its peers' handshakes too.
       const r = config.replication;
       const regions = parseRegions(r.regions);
+      // A runtime set persisted in the data directory wins over the config file's (logged).
+      const policies = PolicyStore.open({ dataDir, known: [config.region, ...regions.map((x) => x.name)], configPolicies: r.policies, logger: log });
       replicator = new Replicator({
         region: config.region,
         regions: regions.filter((x) => x.name !== config.region),
-        policies: parsePolicies(r.policies, [config.region, ...regions.map((x) => x.name)]),
+        policies: policies.policies,
         topics,
         tiered: tiered?.remote,
         worker: { maxRequestBytes: r.maxRequestBytes, pipelineDepth: r.pipelineDepth, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
@@ -232,16 +266,22 @@ export class Broker {
       const rep = replicator;
       guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
-      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication }, tiered, deps.requestObservers);
+      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
+      const adminPort = config.admin.port;
+      if (adminPort !== null) {
+        admin = await AdminServer.start(broker, { ...config.admin, port: adminPort }, log);
+        broker.#admin = admin;
+      }
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
       log.info(
-        { dataDir, kafka: `${config.kafka.host}:${port}`, topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
+        { dataDir, kafka: `${config.kafka.host}:${port}`, ...(admin ? { admin: `http://${config.admin.host}:${admin.port}` } : {}), topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
         'broker started',
       );
       return broker;
     } catch (err) {
+      await admin?.close();
       await replicator?.close();
       await replicaStates.close();
       await groups?.close();
@@ -256,6 +296,7 @@ export class Broker {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.#admin?.close();
         await this.replicator.close();
         await this.kafka.close();
         await this.replicaStates.close();

@@ -38,11 +38,26 @@ export interface BrokerConfig {
   readonly groups: GroupsConfig;
   readonly tiered: TieredConfig;
   readonly replication: ReplicationConfig;
+  readonly admin: AdminConfig;
+}
+
+/** The admin HTTP API (src/admin/README.md). */
+export interface AdminConfig {
+  readonly host: string;
+  /** null: no admin server; 0 picks a free port (tests). */
+  readonly port: number | null;
+  /** Bearer token for the API; null: no token, which the broker allows on a loopback host only. Never logged. */
+  readonly token: string | null;
+  /** Read-only calls without the token (mutating calls still need it). */
+  readonly openReads: boolean;
 }
 
 export interface ReplicationConfig {
-  /** The registry: each region's name and the host:port its Kafka listener is reached at. */
-  readonly regions: ReadonlyArray<{ readonly name: string; readonly address: string }>;
+  /**
+   * The registry: each region's name, the host:port its Kafka listener is reached at, and
+   * optionally the host:port of its admin API (for the CLI and the policy check).
+   */
+  readonly regions: ReadonlyArray<{ readonly name: string; readonly address: string; readonly admin?: string }>;
   /** Raw policies, validated by replication/policy.ts (at load time too). */
   readonly policies: readonly unknown[];
   readonly maxInFlightBytes: number;
@@ -203,7 +218,7 @@ export interface RawBrokerConfig {
     cache: { bytes: SizeInput; blockBytes: SizeInput; readConcurrency: number };
   };
   replication: {
-    regions: Array<{ name: string; address: string }>;
+    regions: Array<{ name: string; address: string; admin?: string }>;
     policies: unknown[];
     maxInFlightBytes: SizeInput;
     maxRequestBytes: SizeInput;
@@ -212,6 +227,7 @@ export interface RawBrokerConfig {
     requestTimeoutMs: DurationInput;
     retry: { initialMs: DurationInput; maxMs: DurationInput };
   };
+  admin: { host: string; port: number | null; token: string | null; openReads: boolean };
 }
 
 export type DeepPartial<T> = {
@@ -520,7 +536,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
   replication: section('Geo-replication: this region forwards topics to other regions (the receiving side is always on).', {
     regions: {
       description:
-        'The region registry: a list of { name, address }, address being host:port of that region\'s Kafka listener, this region included (a registry without it is refused). As an environment variable: JSON.',
+        'The region registry: a list of { name, address, admin? }, address being host:port of that region\'s Kafka listener and admin (optional) host:port of its admin API, this region included (a registry without it is refused). As an environment variable: JSON.',
       default: [],
       type: 'array',
       items: { type: 'object' },
@@ -547,6 +563,25 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       initialMs: duration('First delay.', '100ms', { minimum: 1, maximum: MAX_TIMER_MS }),
       maxMs: duration('Largest delay.', '10s', { minimum: 1, maximum: MAX_TIMER_MS }),
     }),
+  }),
+  admin: section('The admin HTTP API (REST, OpenAPI at /openapi.json, Prometheus /metrics, the dashboard): src/admin/README.md.', {
+    host: {
+      description: 'Address the admin API listens on. Without a token it must be a loopback address (127.0.0.1, ::1, localhost).',
+      default: '127.0.0.1',
+      type: 'string',
+      minLength: 1,
+    },
+    port: {
+      description: 'TCP port of the admin API; null: no admin API; 0 picks a free port (tests).',
+      default: null,
+      type: ['integer', 'null'],
+      minimum: 0,
+      maximum: 65535,
+    },
+    token: optionalString(
+      'Bearer token the admin API requires (Authorization: Bearer <token>) on mutating calls, and on reads unless openReads. null: no token, allowed only on a loopback host. Prefer MERIDIAN_ADMIN__TOKEN; never logged.',
+    ),
+    openReads: { description: 'With a token set: allow read-only calls (GET) without it; mutating calls still need it.', default: false, type: 'boolean' },
   }),
 });
 

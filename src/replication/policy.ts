@@ -30,6 +30,8 @@ export interface RegionEntry {
   name: string;
   /** host:port of the region's Kafka listener. */
   address: string;
+  /** host:port of the region's admin API, when the registry names it (the CLI, the policy-agreement check). */
+  admin?: string;
 }
 
 export interface PolicyInput {
@@ -75,19 +77,21 @@ export class PolicyError extends MeridianError {
 }
 
 export function parseRegions(input: unknown, field = 'replication.regions'): RegionEntry[] {
-  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of { name, address }');
+  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of { name, address, admin? }');
   const seen = new Set<string>();
   return input.map((r, i) => {
     const at = `${field}[${i}]`;
-    if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address }');
+    if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address, admin? }');
     const { name, address } = r as Record<string, unknown>;
     if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) throw new PolicyError(`${at}.name`, `expected a region name (lowercase letters, digits, dashes), got ${JSON.stringify(name)}`);
     if (typeof address !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(address)) throw new PolicyError(`${at}.address`, `expected host:port of the region's Kafka listener, got ${JSON.stringify(address)}`);
-    const unknownKeys = Object.keys(r as object).filter((k) => k !== 'name' && k !== 'address');
-    if (unknownKeys.length > 0) throw new PolicyError(`${at}.${unknownKeys[0]}`, 'unknown field, expected one of name, address');
+    const { admin } = r as Record<string, unknown>;
+    if (admin !== undefined && (typeof admin !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(admin))) throw new PolicyError(`${at}.admin`, `expected host:port of the region's admin API, got ${JSON.stringify(admin)}`);
+    const unknownKeys = Object.keys(r as object).filter((k) => k !== 'name' && k !== 'address' && k !== 'admin');
+    if (unknownKeys.length > 0) throw new PolicyError(`${at}.${unknownKeys[0]}`, 'unknown field, expected one of name, address, admin');
     if (seen.has(name)) throw new PolicyError(`${at}.name`, `region ${name} is listed twice`);
     seen.add(name);
-    return { name, address };
+    return admin === undefined ? { name, address } : { name, address, admin: admin as string };
   });
 }
 
@@ -201,4 +205,12 @@ export function linksFor(policies: readonly Policy[], region: string, topic: str
   const policy = policyFor(policies, topic);
   if (policy === undefined) return [];
   return policy.edges.filter((e) => e.from === region).map((e) => ({ remote: e.to, relay: e.relay, policy }));
+}
+
+/**
+ * Whether a running link may keep its workers under new policies: same remote, relay mode
+ * and policy content (a changed quota or rate limit restarts them with the new values).
+ */
+export function sameLink(a: Link, b: Link): boolean {
+  return a.remote === b.remote && a.relay === b.relay && (a.policy === b.policy || JSON.stringify(a.policy) === JSON.stringify(b.policy));
 }

@@ -11,7 +11,7 @@ import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { RemoteTier } from '../tiered/remote-tier.js';
-import { linksFor, parsePolicies, parseRegions, type Policy, type RegionEntry } from './policy.js';
+import { linksFor, parsePolicies, parseRegions, sameLink, type Policy, type RegionEntry } from './policy.js';
 import { RemoteRegion } from './remote-region.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
 
@@ -76,6 +76,11 @@ export class Replicator {
     return this.#policies;
   }
 
+  /** The remote regions of the registry (this region excluded). */
+  get remoteRegions(): string[] {
+    return [...this.#regions.keys()];
+  }
+
   /** Replaces the policies at run time (validated first; on error nothing changes). */
   setPolicies(input: unknown): Policy[] {
     const policies = parsePolicies(input, [this.region, ...this.#regions.keys()]);
@@ -113,7 +118,7 @@ export class Replicator {
     }
     for (const [key, w] of this.#workers) {
       const want = wanted.get(key);
-      if (want === undefined || want.link.relay !== w.link.relay || want.link.policy !== w.link.policy || this.#opts.topics.partition(w.topic, w.partition) !== w.log) this.#stopWorker(key);
+      if (want === undefined || !sameLink(want.link, w.link) || this.#opts.topics.partition(w.topic, w.partition) !== w.log) this.#stopWorker(key);
     }
     for (const [key, want] of wanted) {
       if (this.#workers.has(key)) continue;

@@ -167,6 +167,16 @@ export function topicConfigFrom(configs: ReadonlyArray<{ name: string; value: st
   return out;
 }
 
+/**
+ * Refuses `remote.storage.enable=true` on a broker without tiered storage (INVALID_CONFIG):
+ * the topic would never be tiered. CreateTopics, both alters and the admin API call it.
+ */
+export function requireTieredStorageFor(topic: string, config: TopicConfig, tieredEnabled: boolean): void {
+  if (config.remoteStorage === true && !tieredEnabled) {
+    throw invalid(`topic ${topic}: remote.storage.enable=true needs tiered storage, which is not enabled on this broker (Meridian config: tiered.enabled)`);
+  }
+}
+
 /** IncrementalAlterConfigs' operations (Kafka's AlterConfigOp.OpType). */
 export const AlterOp = { Set: 0, Delete: 1, Append: 2, Subtract: 3 } as const;
 export type AlterOp = (typeof AlterOp)[keyof typeof AlterOp];

@@ -21,7 +21,7 @@ import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '.
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
-import { describeTopicConfig, topicConfigFrom } from './topic-config.js';
+import { describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 
 export const TOPIC_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.Metadata, versions: [0, 12], handle: (d, _c, req, v) => handleMetadata(d, req, v) },
@@ -145,9 +145,7 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
         throw new MeridianError(ErrorCode.InvalidPartitions, `replication factor ${t.replicationFactor} is not available on a single-broker region; use 1 or -1`);
       }
       const config = topicConfigFrom(t.configs);
-      if (config.remoteStorage === true && !deps.config.tiered.enabled) {
-        throw new MeridianError(ErrorCode.InvalidConfig, `topic ${t.name}: remote.storage.enable=true needs tiered storage, which is not enabled on this broker (Meridian config: tiered.enabled)`);
-      }
+      requireTieredStorageFor(t.name, config, deps.config.tiered.enabled);
       if (req.validateOnly) {
         validateTopicName(t.name);
         if (deps.topics.getTopic(t.name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${t.name} already exists`);

@@ -1,0 +1,103 @@
+/**
+ * `buildAdminApp(broker, options)`: the admin API of one broker as a fastify instance, not
+ * listening (tests call `app.inject()`; `admin-server.ts` listens). Every route carries
+ * request and response schemas (schemas.ts); the OpenAPI document at GET /openapi.json is
+ * generated from them. Errors of every route go through `httpErrorOf` (http-errors.ts);
+ * who may call what is `authorizer` (auth.ts).
+ */
+import fs from 'node:fs';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import { authorizer } from './auth.js';
+import { httpError, httpErrorOf, HttpErrorCode } from './http-errors.js';
+import { createBrokerMetrics } from './metrics.js';
+import { SHARED_SCHEMAS } from './schemas.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { groupRoutes } from './routes/groups.js';
+import { healthRoutes } from './routes/health.js';
+import { replicationRoutes } from './routes/replication.js';
+import { tieredRoutes } from './routes/tiered.js';
+import { topicRoutes } from './routes/topics.js';
+
+export interface AdminOptions {
+  /** null: every call allowed (loopback only; auth.ts). */
+  token: string | null;
+  openReads: boolean;
+  /** How long GET /v1/regions waits for a peer's admin API. */
+  peerTimeoutMs?: number;
+  /** The address the server listens on, once known (GET /v1/cluster). */
+  address?: () => { host: string; port: number } | null;
+  logger?: Logger;
+}
+
+export interface AdminContext {
+  readonly broker: Broker;
+  readonly version: string;
+  readonly options: AdminOptions;
+}
+
+function packageVersion(): string {
+  // ../../package.json from src/admin/ and from dist/admin/ alike.
+  return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export async function buildAdminApp(broker: Broker, options: AdminOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : {}),
+    // Requests are not logged one by one (Prometheus and the dashboard poll); mutations are,
+    // below, without headers, so the token never reaches a log.
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  const ctx: AdminContext = { broker, version: packageVersion(), options };
+  for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Meridian admin API',
+        version: ctx.version,
+        description: 'The admin API of one Meridian broker (one region): cluster, topics, replication, tiered storage, consumer groups. See src/admin/README.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  const authorize = authorizer(options);
+  app.addHook('onRequest', async (req) => {
+    authorize(req.method, req.routeOptions.url ?? req.url.split('?')[0], req.headers.authorization);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') req.log.info({ method: req.method, url: req.url, status: reply.statusCode }, 'admin call');
+  });
+  app.setErrorHandler(async (err, req, reply) => {
+    const { status, body } = httpErrorOf(err);
+    if (status >= 500) req.log.warn({ method: req.method, url: req.url, code: body.error.code, err: body.error.message }, 'admin call failed');
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler(async (req) => {
+    throw httpError(HttpErrorCode.NotFound, `no such admin API route: ${req.method} ${req.url.split('?')[0]}; the routes are listed in GET /openapi.json`);
+  });
+
+  await app.register(async (r) => {
+    healthRoutes(r, ctx);
+    clusterRoutes(r, ctx);
+    topicRoutes(r, ctx);
+    replicationRoutes(r, ctx);
+    tieredRoutes(r, ctx);
+    groupRoutes(r, ctx);
+  });
+
+  const metrics = createBrokerMetrics(broker);
+  app.addHook('onClose', async () => metrics.close());
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['metrics'], produces: ['text/plain'] } }, async (_req, reply) => {
+    const text = await metrics.render();
+    return reply.type(metrics.contentType).send(text);
+  });
+  app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['meta'] } }, async () => app.swagger());
+  return app;
+}
