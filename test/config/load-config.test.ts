@@ -70,6 +70,7 @@ describe('defaults', () => {
       },
       topics: { autoCreate: true, defaultPartitions: 3 },
       groups: { initialRebalanceDelayMs: 3000, minSessionTimeoutMs: 6000, maxSessionTimeoutMs: 1_800_000 },
+      metrics: { perPartition: false },
       tiered: {
         enabled: false,
         required: false,
@@ -291,7 +292,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, tiered, replication \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication \(line 1\)$/);
   });
 
   test('bad unit', () => {
