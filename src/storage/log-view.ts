@@ -96,8 +96,8 @@ export class LogView {
   /**
    * ListOffsets MAX_TIMESTAMP (KIP-734): the first record carrying the largest timestamp in
    * either tier, with that timestamp; null for an empty log. The first record at or after
-   * the largest timestamp is that record, so the by-time lookup finds it (inside a
-   * compressed batch, the batch's base offset, as every by-time answer here).
+   * the largest timestamp is that record, so the by-time lookup finds it (a LogAppendTime
+   * batch answers with its base offset, as every by-time answer here).
    */
   async maxTimestampHit(): Promise<TimestampHit | null> {
     let max = -1n;

@@ -470,9 +470,9 @@ export class PartitionLog {
   }
 
   /**
-   * First offset whose record timestamp is >= `timestamp` (ListOffsets by time). For
-   * compressed batches the answer is the batch's base offset (records are not opened on
-   * this path); clients skip records below it. Null when no such record exists.
+   * First offset whose record timestamp is >= `timestamp` (ListOffsets by time), with that
+   * record's timestamp; compressed batches are opened (within maxUncompressedBatchBytes), as
+   * Kafka does. Null when no such record exists.
    */
   async offsetForTimestamp(timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint } | null> {
     const start = this.logStartOffset;
@@ -490,7 +490,7 @@ export class PartitionLog {
         });
         if (hit === undefined) continue;
         const { h, pos, size } = hit;
-        const found = timestampHitIn(h, opensRecordsForTimestamp(h.attributes) ? await seg.read(pos, size) : undefined, timestamp);
+        const found = timestampHitIn(h, opensRecordsForTimestamp(h.attributes) ? await seg.read(pos, size) : undefined, timestamp, this.options.maxUncompressedBatchBytes);
         // A batch straddling the log start: nothing below it is served.
         return found.offset < start ? { offset: start, timestamp: found.timestamp } : found;
       } finally {

@@ -20,6 +20,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { decompress } from './compression/decompress.js';
 
 export const BATCH_HEADER_BYTES = 61;
 /** Bytes before batchLength's coverage starts: baseOffset + batchLength. */
@@ -361,23 +362,45 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
 }
 
 /**
- * Whether a by-time lookup opens the records of a batch: only an uncompressed CreateTime
- * data batch is opened; a compressed or control batch answers with its base offset, and so
- * does a LogAppendTime batch, whose records all carry the batch's max timestamp.
+ * Whether a by-time lookup opens the records of a batch: every CreateTime data batch is,
+ * compressed or not (Kafka answers with the first record at or after the time, with that
+ * record's own timestamp); a control batch answers with its base offset, and so does a
+ * LogAppendTime batch, whose records all carry the batch's max timestamp.
  */
 export function opensRecordsForTimestamp(attributes: number): boolean {
-  return (attributes & (Attributes.codecMask | Attributes.control | Attributes.timestampTypeLogAppend)) === 0;
+  return (attributes & (Attributes.control | Attributes.timestampTypeLogAppend)) === 0;
+}
+
+/** The decompression bound when a caller gives none (log.maxUncompressedBatchBytes' default). */
+const DEFAULT_MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The records of a stored batch, compressed or not; a compressed batch is opened within
+ * `maxUncompressedBytes` (it passed the same bound when it was appended).
+ */
+export function decodeStoredRecords(batch: Buffer, maxUncompressedBytes = DEFAULT_MAX_UNCOMPRESSED_BYTES): DecodedRecord[] {
+  const h = readBatchHeader(batch);
+  const codec = h.attributes & Attributes.codecMask;
+  if (codec === Codec.none) return decodeRecords(batch);
+  const records = decompress(codec, batch.subarray(BATCH_HEADER_BYTES, h.batchLength + LOG_OVERHEAD), maxUncompressedBytes);
+  // The same batch, uncompressed: the header with codec none and the new length.
+  const plain = Buffer.allocUnsafe(BATCH_HEADER_BYTES + records.length);
+  batch.copy(plain, 0, 0, BATCH_HEADER_BYTES);
+  records.copy(plain, BATCH_HEADER_BYTES);
+  plain.writeInt32BE(BATCH_HEADER_BYTES - LOG_OVERHEAD + records.length, 8);
+  plain.writeInt16BE(h.attributes & ~Attributes.codecMask, 21);
+  return decodeRecords(plain);
 }
 
 /**
  * The ListOffsets-by-time answer from the first batch whose max timestamp reaches
  * `timestamp`: its first record at or after it when the batch is opened (`batch` given and
- * `opensRecordsForTimestamp`), else the batch's base offset and max timestamp; clients skip
- * the records below it. The local log and the remote segment reader both answer with this.
+ * `opensRecordsForTimestamp`), else the batch's base offset and max timestamp. The local
+ * log and the remote segment reader both answer with this.
  */
-export function timestampHitIn(h: BatchHeader, batch: Buffer | undefined, timestamp: bigint): { offset: bigint; timestamp: bigint } {
+export function timestampHitIn(h: BatchHeader, batch: Buffer | undefined, timestamp: bigint, maxUncompressedBytes?: number): { offset: bigint; timestamp: bigint } {
   if (batch !== undefined && opensRecordsForTimestamp(h.attributes)) {
-    const rec = decodeRecords(batch).find((r) => r.timestamp >= timestamp);
+    const rec = decodeStoredRecords(batch, maxUncompressedBytes).find((r) => r.timestamp >= timestamp);
     if (rec) return { offset: rec.offset, timestamp: rec.timestamp };
   }
   return { offset: h.baseOffset, timestamp: h.maxTimestamp };

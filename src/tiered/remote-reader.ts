@@ -137,8 +137,9 @@ export class RemoteSegmentReader {
 
   /**
    * First offset in `seg` whose record timestamp is >= `timestamp`, as
-   * `PartitionLog.offsetForTimestamp` answers it for this segment (the base offset and max
-   * timestamp of a compressed or control batch); null when the segment has no such record.
+   * `PartitionLog.offsetForTimestamp` answers it for this segment (compressed batches
+   * opened; the base offset and max timestamp of a control or LogAppendTime batch); null
+   * when the segment has no such record.
    */
   async offsetForTimestamp(seg: RemoteSegment, timestamp: bigint, opts: { signal?: AbortSignal } = {}): Promise<{ offset: bigint; timestamp: bigint } | null> {
     this.#checkOpen();

@@ -1,9 +1,10 @@
 /**
  * Batches for read-path tests that compare tiers: from one record of a few bytes to several
- * 4 KiB blocks, some gzip-flagged or control, with jittered timestamps; deterministic, so a
+ * 4 KiB blocks, some gzip'd or control, with jittered timestamps; deterministic, so a
  * failure reproduces.
  */
-import { Attributes, Codec, encodeBatch } from '../../src/storage/record-batch.js';
+import { Attributes, encodeBatch } from '../../src/storage/record-batch.js';
+import { gzipBatch } from './batch-mutations.js';
 
 /** A deterministic PRNG: `r(n)` is in [0, n). */
 export function rng(seed: number): (n: number) => number {
@@ -24,10 +25,12 @@ export function variedBatches(count: number, seed = 42): Buffer[] {
     const kind = r(100);
     const [records, valueBytes] = kind < 60 ? [1 + r(3), 1 + r(50)] : kind < 85 ? [1 + r(10), 200 + r(1800)] : kind < 97 ? [1 + r(3), 5000 + r(8000)] : [1, 30_000];
     const control = r(100) < 3;
-    const attributes = control ? Attributes.transactional | Attributes.control : r(100) < 5 ? Codec.gzip : 0;
+    const gzip = !control && r(100) < 5;
+    const attributes = control ? Attributes.transactional | Attributes.control : 0;
     const n = control ? 1 : records;
     const recs = Array.from({ length: n }, (_, j) => ({ key: Buffer.from(`k${i}-${j}`), value: Buffer.alloc(valueBytes, `v${i}/${j}/`), timestampDelta: r(9) - 3 }));
-    out.push(encodeBatch({ records: recs, attributes, baseTimestamp: BASE_TIMESTAMP + BigInt(i * 3 + r(11) - 5) }));
+    const batch = encodeBatch({ records: recs, attributes, baseTimestamp: BASE_TIMESTAMP + BigInt(i * 3 + r(11) - 5) });
+    out.push(gzip ? gzipBatch(batch) : batch);
   }
   return out;
 }

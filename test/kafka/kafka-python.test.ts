@@ -13,8 +13,8 @@
  * probed) and once pinned to Kafka 0.11's versions. OffsetCommit/OffsetFetch v0 and v1 through
  * the client's 0.8.1/0.8.2 modes, and the versions Meridian does not serve (Produce v2, Fetch
  * v3, as Kafka 4 no longer does: KIP-896) refused in a way the client reports.
- * offsets_for_times on gzip'd batches is a todo: the broker answers the batch, not the
- * record (see that test).
+ * offsets_for_times on gzip'd batches answers the record, not the batch (the broker opens
+ * compressed batches on that path, as Kafka does).
  *
  * The expected request versions are kafka-python 2.0.2's (Debian bookworm's python3-kafka).
  * kafka-python must be installed: the tests fail (never skip) where it is not, naming the
@@ -392,12 +392,10 @@ test('kafka-python offsets_for_times (ListOffsets v1) finds the first record at 
   await offsetsForTimes('plain', null);
 });
 
-// Known broker gap: for a compressed batch, PartitionLog.offsetForTimestamp (via
-// timestampHitIn in src/storage/record-batch.ts) answers the batch's base offset and max
-// timestamp without opening the records, where Kafka (LogSegment.findOffsetByTimestamp)
-// answers the first record at or after the time. A consumer seeking there re-reads up to a
-// batch of older records. Marked todo until the broker opens compressed batches on this path.
-test('kafka-python offsets_for_times (ListOffsets v1) finds the first record at or after a time, gzip', { timeout: 300_000, todo: 'broker answers a compressed batch\'s base offset and max timestamp' }, async () => {
+// Kafka (LogSegment.findOffsetByTimestamp) answers the first record at or after the time
+// inside a compressed batch too; answering the batch's base offset made a consumer seeking
+// there re-read up to a batch of older records.
+test('kafka-python offsets_for_times (ListOffsets v1) finds the first record at or after a time, gzip', { timeout: 300_000 }, async () => {
   await offsetsForTimes('gzip', 'gzip');
 });
 

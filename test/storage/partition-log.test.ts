@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { after, test } from 'node:test';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { decodeRecords, readBatchHeader, validateBatch, LOG_OVERHEAD } from '../../src/storage/record-batch.js';
+import { gzipBatch } from '../helpers/batch-mutations.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
@@ -228,6 +229,17 @@ test('offset for timestamp finds the first record at or after it, across segment
   assert.deepEqual(await log.offsetForTimestamp(5004n), { offset: 24n, timestamp: 6000n });
   assert.deepEqual(await log.offsetForTimestamp(19003n), { offset: 79n, timestamp: 19003n });
   assert.equal(await log.offsetForTimestamp(19004n), null);
+  await log.close();
+});
+
+test('offset for timestamp opens compressed batches: the first record at or after the time, with its own timestamp', async () => {
+  const log = await PartitionLog.open(dir(), { segmentBytes: 2048 });
+  // Batch i, gzip'd, holds 4 records with timestamps 1000*i + 0..3.
+  for (let i = 0; i < 10; i++) await log.append(gzipBatch(makeBatch(`z${i}`, 4, 200, BigInt(1000 * i))));
+  assert.deepEqual(await log.offsetForTimestamp(5002n), { offset: 22n, timestamp: 5002n }, 'inside a compressed batch, not its base offset');
+  assert.deepEqual(await log.offsetForTimestamp(5004n), { offset: 24n, timestamp: 6000n });
+  assert.deepEqual(await log.offsetForTimestamp(9003n), { offset: 39n, timestamp: 9003n });
+  assert.equal(await log.offsetForTimestamp(9004n), null);
   await log.close();
 });
 
