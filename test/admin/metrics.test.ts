@@ -6,14 +6,15 @@
  * bytes per tier equal to the segment files on disk and in the bucket, group lag equal to
  * the high watermark minus the committed offset as KafkaJS's admin reads them, and the
  * replication lag of a live link rising while the link is cut and producing continues, and
- * falling back once it is restored.
+ * falling back once it is restored. The two-region test scrapes GET /metrics of each
+ * region's admin API over HTTP.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { createBrokerMetrics, type BrokerMetrics } from '../../src/admin/metrics.js';
+import { createBrokerMetrics } from '../../src/admin/metrics.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { PartitionFiles } from '../../src/storage/partition-files.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
@@ -207,7 +208,7 @@ function steadyProducer(producer: Producer, topic: string): { acked: () => numbe
 
 test('two regions: the replication lag of a live link is in /metrics, rises while the link is cut and producing continues, and falls after', { timeout: 180_000 }, async (t) => {
   const TOPIC = 'metrics-replicated';
-  const eu = await startBroker({ region: 'eu-west', topics: { autoCreate: false } });
+  const eu = await startBroker({ region: 'eu-west', topics: { autoCreate: false }, admin: { port: 0 } } as BrokerConfigInput);
   t.after(() => eu.cleanup());
   const proxy = new TcpProxy({ targetPort: eu.port });
   await proxy.start();
@@ -215,6 +216,7 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   const us = await startBroker({
     region: 'us-east',
     topics: { autoCreate: false },
+    admin: { port: 0 },
     replication: {
       regions: [
         { name: 'us-east', address: '127.0.0.1:1' },
@@ -226,10 +228,9 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
     },
   } as BrokerConfigInput);
   t.after(() => us.cleanup());
-  const usMetrics: BrokerMetrics = createBrokerMetrics(us.broker);
-  t.after(() => usMetrics.close());
-  const euMetrics: BrokerMetrics = createBrokerMetrics(eu.broker);
-  t.after(() => euMetrics.close());
+  // Scraped over HTTP from each region's admin API, as Prometheus does.
+  const usMetrics = () => ParsedScrape.scrape(us.broker.adminAddress!);
+  const euMetrics = () => ParsedScrape.scrape(eu.broker.adminAddress!);
   const link = { remote_region: 'eu-west', topic: TOPIC };
 
   const kafka = kafkaOf(us, 'metrics-replication');
@@ -244,7 +245,7 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   // Live: what is produced reaches eu-west and the link shows no lag.
   await producer.send({ topic: TOPIC, messages: Array.from({ length: 50 }, (_, i) => ({ value: `first-${i}` })) });
   const live = await waitFor('the link to carry the first records and show no lag', async () => {
-    const s = await ParsedScrape.of(usMetrics);
+    const s = await usMetrics();
     return s.value('meridian_replication_sent_records_total', link) === 50 && s.value('meridian_replication_lag_records', link) === 0 ? s : undefined;
   });
   assert.equal(live.value('meridian_replication_lag_seconds', link), 0);
@@ -253,7 +254,7 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   assert.equal(live.series('meridian_replication_lag_seconds', link).length, 1, 'one lag series per link (remote region, topic), not per partition');
   assert.equal(live.value('meridian_replication_partitions', { ...link, state: 'error' }), 0);
   assert.ok(live.value('meridian_replication_sent_bytes_total', link) > 0);
-  const euLive = await ParsedScrape.of(euMetrics);
+  const euLive = await euMetrics();
   assert.ok(euLive.value('meridian_replication_received_batches_total') > 0, 'eu-west counts what it received');
   assert.equal(euLive.value('meridian_kafka_requests_total', { api: 'Produce' }), 0, 'each broker counts only its own requests (one registry each)');
   assert.ok(euLive.value('meridian_kafka_requests_total', { api: 'ReplicatedAppend', outcome: 'ok' }) > 0, 'replication arrives at eu-west\'s Kafka listener');
@@ -264,11 +265,11 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   t.after(() => steady.stop());
   proxy.setRefusing(true);
   const cut = await waitFor('the link\'s lag to rise while it is cut', async () => {
-    const s = await ParsedScrape.of(usMetrics);
+    const s = await usMetrics();
     return s.value('meridian_replication_lag_seconds', link) >= 1 && s.value('meridian_replication_lag_records', link) > 0 ? s : undefined;
   });
   const rising = await waitFor('the lag to keep rising while the link stays cut', async () => {
-    const s = await ParsedScrape.of(usMetrics);
+    const s = await usMetrics();
     return s.value('meridian_replication_lag_seconds', link) > cut.value('meridian_replication_lag_seconds', link) + 0.5 ? s : undefined;
   });
   assert.ok(rising.value('meridian_replication_lag_records', link) >= cut.value('meridian_replication_lag_records', link), 'the backlog grows as producing continues');
@@ -281,13 +282,13 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   // Restored: the lag falls while producing continues, then to nothing once it stops.
   proxy.setRefusing(false);
   await waitFor('the lag to fall once the link is restored', async () => {
-    const s = await ParsedScrape.of(usMetrics);
+    const s = await usMetrics();
     return s.value('meridian_replication_lag_seconds', link) < peak && s.value('meridian_replication_sent_records_total', link) > live.value('meridian_replication_sent_records_total', link) ? s : undefined;
   });
   await steady.stop();
   const produced = 50 + steady.acked();
   const caughtUp = await waitFor('the link to catch up', async () => {
-    const s = await ParsedScrape.of(usMetrics);
+    const s = await usMetrics();
     return s.value('meridian_replication_lag_records', link) === 0 ? s : undefined;
   });
   assert.equal(caughtUp.value('meridian_replication_lag_seconds', link), 0);

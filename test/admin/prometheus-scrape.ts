@@ -22,6 +22,14 @@ export class ParsedScrape {
     return new ParsedScrape(await metrics.render());
   }
 
+  /** Scrapes `GET /metrics` of an admin API, as Prometheus does. */
+  static async scrape(admin: { host: string; port: number }): Promise<ParsedScrape> {
+    const res = await fetch(`http://${admin.host}:${admin.port}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    return new ParsedScrape(await res.text());
+  }
+
   family(name: string): Family {
     const f = this.#families.get(name);
     assert.ok(f, `the scrape has no ${name}`);
