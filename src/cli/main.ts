@@ -136,7 +136,8 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
 
 function bannerRegion(config: BrokerConfig): BannerRegion {
   const kafka = `${config.kafka.advertisedHost ?? config.kafka.host}:${config.kafka.advertisedPort ?? config.kafka.port}`;
-  return { region: config.region, kafka, dataDir: config.dataDir };
+  const admin = config.admin.port === null ? undefined : `http://${config.admin.host}:${config.admin.port}`;
+  return { region: config.region, kafka, dataDir: config.dataDir, ...(admin === undefined ? {} : { admin }) };
 }
 
 function help(): void {
