@@ -95,7 +95,7 @@ async function records(port: number, topic: string): Promise<string[]> {
 }
 
 test('npm start (meridian dev): banner, kcat produce in us-east and consume in eu-west, Ctrl-C, and a restart on the same data', async () => {
-  for (const port of [19092, 29092]) {
+  for (const port of [19092, 29092, 19644, 29644]) {
     // Fails rather than skips: a skipped test would let a green run hide that it never ran.
     assert.equal(await listening(port), false, `port ${port} is in use (a dev mesh already running?); stop it and run again`);
   }
@@ -111,6 +111,12 @@ test('npm start (meridian dev): banner, kcat produce in us-east and consume in e
     for (const line of beforeBanner) assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
     assert.match(out, /us-east +Kafka bootstrap 127\.0\.0\.1:19092/);
     assert.match(out, /eu-west +Kafka bootstrap 127\.0\.0\.1:29092/);
+    // Each region's admin API and dashboard, as the banner gives them, answer.
+    for (const [region, port] of [['us-east', 19644], ['eu-west', 29644]] as const) {
+      assert.match(out, new RegExp(`${region} .*admin and dashboard http://127\\.0\\.0\\.1:${port}/`));
+      const health = await fetch(`http://127.0.0.1:${port}/v1/health`);
+      assert.equal(health.status, 200, `${region} admin /v1/health`);
+    }
     const commands = bannerCommands(out);
     assert.equal(commands.length, 3, `three commands in the banner: ${commands.join(' | ')}`);
     const [produce, consume, status] = commands as [string, string, string];
@@ -158,8 +164,7 @@ test('npm start (meridian dev): banner, kcat produce in us-east and consume in e
     if (first.child.exitCode === null) await stop(first);
   }
   // Everything stopped: ports closed, locks released.
-  assert.equal(await listening(19092), false, 'us-east stopped listening');
-  assert.equal(await listening(29092), false, 'eu-west stopped listening');
+  for (const port of [19092, 29092, 19644, 29644]) assert.equal(await listening(port), false, `port ${port} closed after Ctrl-C`);
   assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'us-east', 'meridian.lock')), false);
   assert.equal(fs.existsSync(path.join(work, 'meridian-data', 'eu-west', 'meridian.lock')), false);
 
@@ -180,6 +185,5 @@ test('npm start (meridian dev): banner, kcat produce in us-east and consume in e
   } finally {
     if (second.child.exitCode === null) await stop(second);
   }
-  assert.equal(await listening(19092), false);
-  assert.equal(await listening(29092), false);
+  for (const port of [19092, 29092, 19644, 29644]) assert.equal(await listening(port), false, `port ${port} closed after the second Ctrl-C`);
 });
