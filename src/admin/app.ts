@@ -6,14 +6,14 @@
  * who may call what is `authorizer` (auth.ts).
  */
 import fs from 'node:fs';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { authorizer } from './auth.js';
+import { authorizer, OPEN_PATHS } from './auth.js';
 import { httpError, httpErrorOf, HttpErrorCode } from './http-errors.js';
 import { createBrokerMetrics } from './metrics.js';
-import { SHARED_SCHEMAS } from './schemas.js';
+import { ref, SHARED_SCHEMAS } from './schemas.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
@@ -48,8 +48,8 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : {}),
     // Requests are not logged one by one (Prometheus and the dashboard poll); mutations are,
     // below, without headers, so the token never reaches a log.
-    disableRequestLogging: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
   });
   const ctx: AdminContext = { broker, version: packageVersion(), options };
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
@@ -65,6 +65,14 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
       security: [{ bearer: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  // Every route may answer these; documented once here rather than on each route.
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ??= {}) as { response?: Record<string, unknown> };
+    const response = (schema.response ??= {});
+    const extra = OPEN_PATHS.has(route.url) ? ['500'] : ['401', '500', '503'];
+    for (const status of extra) response[status] ??= ref('Error');
   });
 
   const authorize = authorizer(options);

@@ -46,6 +46,8 @@ export class Region {
   readonly port: number;
   readonly dataDir: string;
   overrides: BrokerConfigInput;
+  /** The admin API's port while running, when the region serves one (MeshOptions.admin). */
+  adminPort: number | undefined;
   #proc: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #waiters: Array<(line: string) => void> = [];
@@ -92,7 +94,9 @@ export class Region {
         reject(new Error(`region ${this.name} exited (${code ?? sig}) before listening:\n${stderr}`));
       });
       readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-        if (line.startsWith('LISTENING ')) {
+        if (line.startsWith('ADMIN ')) {
+          this.adminPort = Number(line.slice(6));
+        } else if (line.startsWith('LISTENING ')) {
           up = true;
           clearTimeout(timer);
           resolve();
@@ -148,6 +152,8 @@ export interface MeshOptions {
   overrides?: BrokerConfigInput | ((name: string) => BrokerConfigInput);
   /** The address region B uses for region A, when a test puts a proxy in between. */
   addressOf?: (from: string, to: string, port: number) => string;
+  /** Serve the admin API on a port picked here, named as `admin` in every registry entry. */
+  admin?: boolean;
 }
 
 /** Regions that know each other; `start()` starts them all, `close()` stops them and removes their data. */
@@ -162,14 +168,20 @@ export class Regions {
 
   static async create(o: MeshOptions): Promise<Regions> {
     const ports = await Promise.all(o.names.map(() => freePort()));
+    const adminPorts = o.admin ? await Promise.all(o.names.map(() => freePort())) : undefined;
     const dirs = o.names.map(() => tmpDir('meridian-region-'));
     const list = o.names.map((name, i) => {
       const extra = typeof o.overrides === 'function' ? o.overrides(name) : o.overrides ?? {};
-      const regions = o.names.map((n, j) => ({ name: n, address: o.addressOf ? o.addressOf(name, n, ports[j]) : `127.0.0.1:${ports[j]}` }));
+      const regions = o.names.map((n, j) => ({
+        name: n,
+        address: o.addressOf ? o.addressOf(name, n, ports[j]) : `127.0.0.1:${ports[j]}`,
+        ...(adminPorts ? { admin: `127.0.0.1:${adminPorts[j]}` } : {}),
+      }));
       const overrides: BrokerConfigInput = {
         logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'info' },
         // Every check reads each region with a fresh KafkaJS group: no 3 s wait for more members.
         groups: { initialRebalanceDelayMs: 0 },
+        ...(adminPorts ? { admin: { host: '127.0.0.1', port: adminPorts[i] } } : {}),
         ...extra,
         replication: { regions, policies: o.policies, retry: { initialMs: 50, maxMs: 1000 }, requestTimeoutMs: 5000, ...(extra.replication ?? {}) } as BrokerConfigInput['replication'],
       };

@@ -84,7 +84,7 @@ export function tieredRoutes(app: FastifyInstance, { broker }: AdminContext): vo
             bytesQueued: t.int,
             partitions: arr(obj({ topic: t.str, partition: t.int, targetEndOffset: { ...t.offset, description: 'the offload is complete when remoteEndOffset reaches this' } })),
           }),
-          ...errorResponses(400, 401, 404),
+          ...errorResponses(400, 401, 404, 503),
         },
       },
     },
@@ -94,7 +94,11 @@ export function tieredRoutes(app: FastifyInstance, { broker }: AdminContext): vo
       const tieredTopics = [...new Set(status.map((s) => s.topic))].sort();
       const topic = req.body?.topic;
       if (topic !== undefined && !tieredTopics.includes(topic)) {
-        throw new MeridianError(ErrorCode.UnknownTopic, broker.topics.getTopic(topic) === undefined ? `topic ${topic} does not exist` : `topic ${topic} is not tiered (remote.storage.enable=false)`);
+        const info = broker.topics.getTopic(topic);
+        if (info === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${topic} does not exist`);
+        if (info.config.remoteStorage === false) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${topic} is not tiered (remote.storage.enable=false)`);
+        // A topic is attached to the store asynchronously after its creation (or while the store is unreachable).
+        throw httpError(HttpErrorCode.NotReady, `topic ${topic} is not attached to the object store yet${tiered.unavailable ? ` (${tiered.unavailable})` : ''}; try again shortly`);
       }
       const topics = topic === undefined ? tieredTopics : [topic];
       let segmentsQueued = 0;
