@@ -22,6 +22,7 @@ import { Broker } from '../broker/broker.js';
 import { MeridianError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
 import { cliCommand, devBanner, type BannerRegion } from './dev-banner.js';
+import { runAdminCommand } from './commands/index.js';
 
 const USAGE = `meridian — a geo-replicated, tiered-storage streaming broker that speaks Kafka
 
@@ -34,11 +35,26 @@ Usage:
   meridian broker --config FILE   run one region's broker from a YAML config file
                                   (or --config=FILE; without it, the defaults and
                                   MERIDIAN_* variables alone)
+  meridian status                 every region: links, lag, backlog, tiered bytes, problems
+  meridian topic create|list|describe|delete
+                                  topics of a region (create NAME -p N -c name=value)
+  meridian replication status|policies|apply FILE
+                                  links and policies; apply one policy set to every region
+  meridian offload status|trigger [--topic T] [--wait]
+                                  tiered storage; seal and upload now, --wait for the upload
+  meridian group list|describe ID consumer groups with their lag
+  meridian region list            the region registry
   meridian help                   this text
   meridian version                the version
 
 Every config field can be set by a MERIDIAN_* environment variable (see config/meridian.yaml).
-Exit status 2: the configuration, an argument or the start-up failed; stderr says why.`;
+Exit status 2: the configuration, an argument or the start-up failed; stderr says why.
+
+The admin commands (status ... region) talk to a broker's admin API: --admin HOST:PORT, else
+MERIDIAN_ADMIN, else 127.0.0.1:19644 (the dev mesh's us-east); the token from
+MERIDIAN_ADMIN_TOKEN or --token-file FILE; --json for scripts; meridian COMMAND --help for
+more. Exit status: 0 ok, 1 the operation failed or status found problems, 2 a wrong
+argument, 3 the broker could not be reached.`;
 
 /**
  * The dev mesh is defined by config/us-east.yaml and config/eu-west.yaml and nothing else:
@@ -156,6 +172,15 @@ export async function main(argv: string[]): Promise<void> {
       if (options.config === '') fail(`broker: --config needs a value\n\n${USAGE}`);
       return runBrokers([{ file: options.config }]);
     }
+    case 'status':
+    case 'topic':
+    case 'replication':
+    case 'offload':
+    case 'group':
+    case 'region':
+      // The admin API's commands (commands/); the environment is read here, in the composition root.
+      process.exitCode = await runAdminCommand(command, rest, { env: process.env, stdout: process.stdout, stderr: process.stderr });
+      return;
     case 'version':
     case '--version':
       process.stdout.write(`${version()}\n`);

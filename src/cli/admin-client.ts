@@ -1,0 +1,143 @@
+/**
+ * The `meridian` CLI's HTTP client for one broker's admin API (src/admin/README.md), over
+ * Node's fetch. It only moves JSON and classifies what went wrong, so each command decides
+ * on a class, never on a message:
+ *
+ * - `AdminUnreachable`: no HTTP answer at all (refused, no route, DNS, timeout). The CLI
+ *   exits 3 and names the address it tried.
+ * - `AdminApiError`: the broker answered with an error body `{ error: { code, message } }`
+ *   (or something that is not one); `status` and the stable `code` say which.
+ *
+ * The bearer token goes into the Authorization header and nowhere else: no error message,
+ * URL or log line built here contains it.
+ *
+ * Every call carries an AbortSignal: the caller's, combined with a per-request timeout, so
+ * a broker that accepts the connection and never answers cannot hang a script.
+ */
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** No HTTP answer from `address`: the broker is down, or the address is wrong. */
+export class AdminUnreachable extends Error {
+  readonly address: string;
+
+  constructor(address: string, reason: string, options: { cause?: unknown } = {}) {
+    super(`cannot reach the admin API at ${address}: ${reason}`, options);
+    this.name = 'AdminUnreachable';
+    this.address = address;
+  }
+}
+
+/** The broker answered, with an error. `code` is the API's stable code (or HTTP_<status>). */
+export class AdminApiError extends Error {
+  readonly address: string;
+  readonly status: number;
+  readonly code: string;
+
+  constructor(address: string, status: number, code: string, message: string) {
+    super(message);
+    this.name = 'AdminApiError';
+    this.address = address;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface AdminClientOptions {
+  /** `host:port` or an http(s) URL. */
+  address: string;
+  token?: string | null;
+  timeoutMs?: number;
+}
+
+export class AdminClient {
+  /** As the operator gave it (host:port), for messages. */
+  readonly address: string;
+  readonly #base: string;
+  readonly #token: string | null;
+  readonly #timeoutMs: number;
+
+  constructor(opts: AdminClientOptions) {
+    this.address = opts.address;
+    this.#base = baseUrl(opts.address);
+    this.#token = opts.token ?? null;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** A client for another region's admin API, with the same token and timeout. */
+  forAddress(address: string): AdminClient {
+    return new AdminClient({ address, token: this.#token, timeoutMs: this.#timeoutMs });
+  }
+
+  get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('GET', path, undefined, signal);
+  }
+
+  post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('POST', path, body, signal);
+  }
+
+  put<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('PUT', path, body, signal);
+  }
+
+  delete<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('DELETE', path, undefined, signal);
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.#token !== null) headers.authorization = `Bearer ${this.#token}`;
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.#base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined });
+      text = await res.text();
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new AdminUnreachable(this.address, timeout.aborted ? `no answer within ${this.#timeoutMs / 1000} s` : networkReason(err), { cause: err });
+    }
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+      if (res.ok) throw new AdminApiError(this.address, res.status, 'BAD_RESPONSE', `${method} ${path} answered ${res.status} with a body that is not JSON`);
+    }
+    if (!res.ok) {
+      const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      const code = typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`;
+      const message = typeof error?.message === 'string' ? error.message : `${method} ${path} answered ${res.status} ${res.statusText}`.trim();
+      throw new AdminApiError(this.address, res.status, code, message);
+    }
+    return parsed as T;
+  }
+}
+
+/** `host:port`, `[::1]:port` or a URL; a trailing slash is dropped. */
+export function baseUrl(address: string): string {
+  const url = /^https?:\/\//i.test(address) ? address : `http://${address}`;
+  return url.replace(/\/+$/, '');
+}
+
+/** Whether `address` looks like something fetch can reach: host:port or an http(s) URL. */
+export function validAddress(address: string): boolean {
+  try {
+    const u = new URL(baseUrl(address));
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && (u.port !== '' || /^https?:\/\//i.test(address));
+  } catch {
+    return false;
+  }
+}
+
+/** fetch wraps the socket error in `cause`; ECONNREFUSED says more than "fetch failed". */
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
+  if (cause?.code === 'ENOTFOUND') return 'host not found (ENOTFOUND)';
+  if (cause?.code) return `${cause.message ?? cause.code} (${cause.code})`;
+  return (err as Error).message;
+}
