@@ -103,7 +103,7 @@ export const SHARED_SCHEMAS = [
   {
     $id: 'PolicySet',
     ...obj({
-      policies: arr({ type: 'object', description: 'a policy as in replication.policies (src/replication/README.md)' }),
+      policies: arr({ type: 'object', additionalProperties: true, description: 'a policy as in replication.policies (src/replication/README.md)' }),
       source: { type: 'string', enum: ['config', 'runtime'], description: 'runtime: applied through the API, persisted in the data directory, wins over the config file' },
       updatedAt: { ...nullableStr, description: 'when the runtime set was applied; null for the config file\'s' },
       fingerprint: { ...str, description: 'hash of the normalised policies: regions in agreement show the same value' },
@@ -118,6 +118,6 @@ export const SHARED_SCHEMAS = [
 
 export const errorResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ref('Error')]));
 
-export const policiesBody = obj({ policies: arr({ type: 'object' }) });
+export const policiesBody = obj({ policies: arr({ type: 'object', additionalProperties: true, description: 'a policy as in replication.policies (src/replication/README.md)' }) });
 
 export const schemaTypes = { str, num, int, bool, nullableStr, offset, nullableOffset };
