@@ -45,7 +45,7 @@ describe('defaults', () => {
       region: 'us-east',
       nodeId: 1,
       dataDir: './meridian-data/us-east',
-      logging: { level: 'info', format: 'json' },
+      logging: { level: 'info', format: 'auto' },
       kafka: {
         host: '127.0.0.1',
         port: 19092,
