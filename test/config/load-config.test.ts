@@ -107,6 +107,7 @@ describe('defaults', () => {
         requestTimeoutMs: 30_000,
         retry: { initialMs: 100, maxMs: 10_000 },
       },
+      admin: { host: '127.0.0.1', port: null, token: null, openReads: false },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -292,7 +293,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication, admin \(line 1\)$/);
   });
 
   test('bad unit', () => {
