@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { authorizer, OPEN_PATHS } from './auth.js';
 import { httpError, httpErrorOf, HttpErrorCode } from './http-errors.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import { createBrokerMetrics } from './metrics.js';
 import { ref, SHARED_SCHEMAS } from './schemas.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -107,5 +108,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     return reply.type(metrics.contentType).send(text);
   });
   app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['meta'] } }, async () => app.swagger());
+  // The dashboard: GET / and its script and stylesheet (dashboard/routes.ts; open paths in auth.ts).
+  dashboardRoutes(app);
   return app;
 }

@@ -9,10 +9,14 @@
 import crypto from 'node:crypto';
 import type { AdminConfig } from '../config/schema.js';
 import { StartupError } from '../broker/startup-error.js';
+import { DASHBOARD_PATHS } from './dashboard/routes.js';
 import { httpError, HttpErrorCode } from './http-errors.js';
 
-/** Paths anyone may call: liveness and readiness probes. */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(['/v1/health', '/v1/ready']);
+/**
+ * Paths anyone may call: liveness and readiness probes, and the dashboard's page, script and
+ * stylesheet (they hold no data; the page asks for the token when its API calls need one).
+ */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/v1/health', '/v1/ready', ...DASHBOARD_PATHS]);
 
 const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1']);
 

@@ -1,0 +1,181 @@
+/**
+ * The dashboard script's drawing half (browser JavaScript, served inside /dashboard/app.js
+ * after client-app.ts's declarations are in scope): DOM and SVG builders, number formats, the
+ * region graph, the lag charts and the topic bars. Pure functions of the data they are given;
+ * polling, history and problems are client-app.ts.
+ *
+ * Kept as a string because the broker ships compiled JavaScript only (dist/ has no asset
+ * files) and the page must need no build step. The text avoids backquotes and dollar-brace
+ * so it can sit in String.raw unchanged; every value reaches the page through textContent
+ * or setAttribute, never as markup (topic and region names are user data).
+ */
+export const CLIENT_RENDER_JS = String.raw`
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const STATE_RANK = ['idle', 'running', 'starting', 'backing-off', 'error'];
+
+function fill(node, attrs, children) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'text') node.textContent = String(v);
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children || []) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+function el(tag, attrs, children) {
+  return fill(document.createElement(tag), attrs, children);
+}
+function svg(tag, attrs, children) {
+  return fill(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+function formatBytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return (i === 0 ? String(Math.round(v)) : v.toFixed(v < 10 ? 1 : 0)) + ' ' + units[i];
+}
+function formatLag(seconds) {
+  if (seconds < 10) return seconds.toFixed(1) + ' s';
+  if (seconds < 120) return Math.round(seconds) + ' s';
+  const m = Math.floor(seconds / 60);
+  if (m < 120) return m + ' min ' + Math.round(seconds - m * 60) + ' s';
+  return (seconds / 3600).toFixed(1) + ' h';
+}
+function formatCount(n) {
+  return Math.round(n).toLocaleString('en-US');
+}
+function worstState(a, b) {
+  return STATE_RANK.indexOf(a) >= STATE_RANK.indexOf(b) ? a : b;
+}
+/** 1, 2 or 5 times a power of ten, at least v: a chart's top that reads well. */
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+const GRAPH = { w: 640, h: 270, nodeW: 150, nodeH: 58 };
+
+function nodePositions(n) {
+  const { w, h } = GRAPH;
+  if (n === 1) return [{ x: w / 2, y: h / 2 }];
+  if (n === 2) return [{ x: 95, y: h / 2 }, { x: w - 95, y: h / 2 }];
+  // This region on the left, the others around an ellipse.
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const a = Math.PI + (i * 2 * Math.PI) / n;
+    out.push({ x: w / 2 + (w / 2 - 110) * Math.cos(a), y: h / 2 + (h / 2 - 45) * Math.sin(a) });
+  }
+  return out;
+}
+
+/** Where the segment from a box's centre towards (dx, dy) leaves the box (with a margin). */
+function boxEdge(dx, dy) {
+  const hw = GRAPH.nodeW / 2 + 8;
+  const hh = GRAPH.nodeH / 2 + 8;
+  const s = Math.min(dx === 0 ? Infinity : hw / Math.abs(dx), dy === 0 ? Infinity : hh / Math.abs(dy));
+  return { x: dx * s, y: dy * s };
+}
+
+/**
+ * view: { regions: [{ name, self, admin, reachable (true, false or null: unknown),
+ * link: null or { state, lagSeconds, backlogRecords, bytesPerSecond, topics } }] }, this
+ * region first. One arrow per remote this region replicates to.
+ */
+function drawGraph(root, view) {
+  const { w, h, nodeW, nodeH } = GRAPH;
+  root.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
+  const defs = svg('defs', {}, STATE_RANK.map((s) =>
+    svg('marker', { id: 'arrow-' + s, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, [
+      svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 's-' + s }),
+    ])));
+  const pos = nodePositions(view.regions.length);
+  const links = [];
+  const nodes = [];
+  view.regions.forEach((r, i) => {
+    const p = pos[i];
+    if (!r.self && r.link) {
+      const from = pos[0];
+      const dx = p.x - from.x;
+      const dy = p.y - from.y;
+      const len = Math.hypot(dx, dy) || 1;
+      const a = boxEdge(dx / len, dy / len);
+      const x1 = from.x + a.x, y1 = from.y + a.y, x2 = p.x - a.x, y2 = p.y - a.y;
+      const mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
+      const state = r.link.state;
+      const cls = 's-' + state;
+      links.push(svg('g', { class: 'link' + (r.reachable === false ? ' down' : ''), 'data-testid': 'link-' + r.name, 'data-state': state }, [
+        svg('title', { text: view.self + ' → ' + r.name + ': ' + state + (r.link.error ? ' (' + r.link.error + ')' : '') }),
+        svg('line', { x1, y1, x2, y2, class: cls, 'marker-end': 'url(#arrow-' + state + ')' }),
+        svg('text', { x: mx, y: my - 26, 'text-anchor': 'middle', class: 'state ' + cls, text: state + (r.reachable === false ? ' · unreachable' : '') }),
+        svg('text', { x: mx, y: my - 10, 'text-anchor': 'middle', class: 'lag', 'data-testid': 'link-lag', text: 'lag ' + formatLag(r.link.lagSeconds) + ' · ' + formatCount(r.link.backlogRecords) + ' behind' }),
+        svg('text', { x: mx, y: my + 20, 'text-anchor': 'middle', class: 'rate', 'data-testid': 'link-rate', text: formatBytes(r.link.bytesPerSecond) + '/s · ' + r.link.topics + (r.link.topics === 1 ? ' topic' : ' topics') }),
+      ]));
+    }
+    const sub = r.self ? 'this broker' : r.reachable === false ? 'unreachable' : r.link ? 'replicated to' : 'no link from here';
+    const box = svg('g', { class: 'node' + (r.self ? ' self' : '') + (r.reachable === false ? ' unreachable' : ''), 'data-testid': 'region-' + r.name }, [
+      svg('rect', { x: p.x - nodeW / 2, y: p.y - nodeH / 2, width: nodeW, height: nodeH, rx: 8 }),
+      svg('text', { x: p.x, y: p.y - 3, 'text-anchor': 'middle', class: 'name', text: r.name }),
+      svg('text', { x: p.x, y: p.y + 16, 'text-anchor': 'middle', class: 'sub', text: sub }),
+    ]);
+    // A peer's own dashboard, one click away, when the registry names its admin address.
+    nodes.push(!r.self && r.admin ? svg('a', { href: 'http://' + r.admin + '/' }, [svg('title', { text: 'open ' + r.name + "'s dashboard" }), box]) : box);
+  });
+  root.replaceChildren(defs, ...links, ...nodes);
+}
+
+/**
+ * samples: [{ t, lag }], oldest first, none older than maxWindowMs. The time axis spans the
+ * history kept so far (at least a minute), so a freshly opened page shows a line, not a dot.
+ */
+function drawLagChart(samples, now, maxWindowMs, state) {
+  const kept = samples.length > 0 ? now - samples[0].t : 0;
+  const windowMs = Math.min(maxWindowMs, Math.max(60000, Math.ceil(kept / 60000) * 60000));
+  const W = 360, H = 110, L = 44, R = 8, T = 8, B = 18;
+  const top = niceCeil(Math.max(1, ...samples.map((s) => s.lag)));
+  const x = (t) => L + ((t - (now - windowMs)) / windowMs) * (W - L - R);
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  const points = samples.map((s) => x(s.t).toFixed(1) + ',' + y(s.lag).toFixed(1)).join(' ');
+  return svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'lag over the last ' + Math.round(windowMs / 60000) + ' minutes' }, [
+    svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }),
+    svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }),
+    svg('line', { class: 'axis', x1: L, y1: y(top / 2), x2: W - R, y2: y(top / 2), 'stroke-dasharray': '2 4' }),
+    svg('text', { class: 'tick', x: L - 4, y: T + 8, 'text-anchor': 'end', text: formatLag(top) }),
+    svg('text', { class: 'tick', x: L - 4, y: H - B, 'text-anchor': 'end', text: '0 s' }),
+    svg('text', { class: 'tick', x: L, y: H - 4, text: '−' + Math.round(windowMs / 60000) + ' min' }),
+    svg('text', { class: 'tick', x: W - R, y: H - 4, 'text-anchor': 'end', text: 'now' }),
+    samples.length > 0 ? svg('polyline', { class: 's-' + state, points }) : null,
+  ]);
+}
+
+/** topics: GET /v1/topics. One stacked bar per topic, scaled to the largest. */
+function drawTopics(root, topics) {
+  if (topics.length === 0) {
+    root.replaceChildren(el('p', { class: 'empty', text: 'No topics yet.' }));
+    return;
+  }
+  const most = Math.max(1, ...topics.map((t) => t.localBytes + t.tieredBytes));
+  const rows = topics.map((t) => {
+    const local = el('span', { class: 'local' });
+    local.style.width = ((100 * t.localBytes) / most).toFixed(2) + '%';
+    const tiered = el('span', { class: 'tiered' });
+    tiered.style.width = ((100 * t.tieredBytes) / most).toFixed(2) + '%';
+    return el('div', { class: 'topic', 'data-testid': 'topic-' + t.name }, [
+      el('span', { class: 'name', title: t.name + (t.replicationPolicy ? ' (replicated by ' + t.replicationPolicy + ')' : ''), text: t.name }),
+      el('span', { class: 'bar', title: formatBytes(t.localBytes) + ' local, ' + formatBytes(t.tieredBytes) + ' tiered' }, [local, tiered]),
+      el('span', { class: 'figures' }, [
+        el('span', { 'data-testid': 'local-bytes', text: 'local ' + formatBytes(t.localBytes) }),
+        ' · ',
+        el('span', { 'data-testid': 'tiered-bytes', text: 'tiered ' + formatBytes(t.tieredBytes) }),
+      ]),
+    ]);
+  });
+  const legend = el('div', { class: 'legend' }, [el('span', { class: 'sw local' }), 'on this broker\'s disk', el('span', { class: 'sw tiered' }), 'in the object store']);
+  root.replaceChildren(...rows, legend);
+}
+`;
