@@ -170,8 +170,10 @@ function problemsOf(reports: readonly RegionReport[]): Problem[] {
   const byFingerprint = new Map<string, string[]>();
   for (const r of reports) if (r.policies !== null) byFingerprint.set(r.policies.fingerprint, [...(byFingerprint.get(r.policies.fingerprint) ?? []), r.name]);
   if (byFingerprint.size > 1) {
-    // The largest group is taken as the intended set; every other region is named as differing.
-    const groups = [...byFingerprint.entries()].sort((a, b) => b[1].length - a[1].length);
+    // The set most regions hold is taken as the intended one (on a tie, the addressed
+    // region's); every region holding another is named as differing.
+    const own = reports.find((r) => r.self)?.policies?.fingerprint;
+    const groups = [...byFingerprint.entries()].sort((a, b) => b[1].length - a[1].length || Number(b[0] === own) - Number(a[0] === own));
     const detail = groups.map(([f, names]) => `${names.join(', ')} hold ${f}`).join('; ');
     for (const [, names] of groups.slice(1)) {
       for (const name of names) add('problem', 'policy-disagreement', name, `${name}: replication policies differ from the other regions' (${detail}); align them with meridian replication apply FILE`);
