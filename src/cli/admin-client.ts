@@ -135,9 +135,14 @@ export function validAddress(address: string): boolean {
 
 /** fetch wraps the socket error in `cause`; ECONNREFUSED says more than "fetch failed". */
 function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  type Cause = { code?: string; message?: string; errors?: Cause[] };
+  let cause = (err as { cause?: Cause }).cause;
+  // Several addresses tried (IPv4 and IPv6 of a name): the first one's reason.
+  if (cause?.code === undefined && cause?.errors?.[0] !== undefined) cause = cause.errors[0];
   if (cause?.code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
   if (cause?.code === 'ENOTFOUND') return 'host not found (ENOTFOUND)';
   if (cause?.code) return `${cause.message ?? cause.code} (${cause.code})`;
+  // fetch's own refusals (a port browsers block, "bad port") carry no code.
+  if (cause?.message) return `${(err as Error).message}: ${cause.message}`;
   return (err as Error).message;
 }

@@ -18,7 +18,9 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig } from '../config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../config/schema.js';
-import { Broker } from '../broker/broker.js';
+// Loaded when a broker starts (runBrokers): the admin commands need none of the broker's
+// modules (object-store SDKs among them), which would make every `meridian status` ~4x slower.
+import type { Broker } from '../broker/broker.js';
 import { MeridianError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
 import { cliCommand, devBanner, type BannerRegion } from './dev-banner.js';
@@ -132,6 +134,7 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   try {
+    const { Broker } = await import('../broker/broker.js');
     for (const config of configs) brokers.push(await Broker.start(config, logger));
   } catch (err) {
     logger.fatal({ err }, 'startup failed');

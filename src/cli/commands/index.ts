@@ -10,7 +10,7 @@
  * Anything else is a bug in the CLI and is thrown on (node prints the stack, exit 1).
  */
 import { AdminApiError, AdminUnreachable } from '../admin-client.js';
-import { CommandFailed, ExitCode, UsageError, type CliIo, type Command } from './context.js';
+import { CommandFailed, DEFAULT_ADMIN, ExitCode, UsageError, type CliIo, type Command } from './context.js';
 import { groupCommand } from './group.js';
 import { offloadCommand } from './offload.js';
 import { regionCommand } from './region.js';
@@ -36,9 +36,10 @@ export async function runAdminCommand(name: string, args: string[], io: CliIo): 
       return ExitCode.Usage;
     }
     if (err instanceof AdminUnreachable) {
+      const dflt = err.address === DEFAULT_ADMIN ? `${DEFAULT_ADMIN} is the default address: the dev mesh's us-east, which meridian dev starts. ` : '';
       io.stderr.write(
         `meridian: ${name}${sub}: ${err.message}\n` +
-          `Is the broker running, with its admin API (admin.port) on that address? Point the CLI elsewhere with --admin HOST:PORT or MERIDIAN_ADMIN=HOST:PORT.\n`,
+          `${dflt}Is the broker running, with its admin API (admin.port) on that address? Point the CLI elsewhere with --admin HOST:PORT or MERIDIAN_ADMIN=HOST:PORT.\n`,
       );
       return ExitCode.Unreachable;
     }
