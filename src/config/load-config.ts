@@ -85,6 +85,13 @@ export function defaultConfig(): BrokerConfig {
 
 const ENV_PREFIX = 'MERIDIAN_';
 
+/**
+ * The `meridian` CLI's own variables (which admin API to talk to, and its token): they
+ * share the prefix but are not broker config, so a shell that exports them for the CLI can
+ * still start a broker. The broker's token is MERIDIAN_ADMIN__TOKEN (admin.token).
+ */
+export const CLIENT_ENV_VARS: ReadonlySet<string> = new Set(['MERIDIAN_ADMIN', 'MERIDIAN_ADMIN_TOKEN']);
+
 /** ['log', 'segmentBytes'] -> "MERIDIAN_LOG__SEGMENT_BYTES". */
 export function envVarName(path: readonly string[]): string {
   return ENV_PREFIX + path.map((segment) => segment.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('__');
@@ -115,7 +122,7 @@ function envLayer(env: NodeJS.ProcessEnv): Layer {
   const raw = new Map<string, string>();
   const early: ConfigIssue[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || CLIENT_ENV_VARS.has(name)) continue;
     const field = fields.get(name);
     if (field === undefined) {
       // Refused rather than ignored: a misspelt override that silently falls back to the

@@ -263,6 +263,12 @@ describe('environment', () => {
     const error = refused(() => loadConfig({ env: { MERIDIAN_LOG_SEGMENT_BYTES: '1MiB' } }));
     assert.match(error.message, /^MERIDIAN_LOG_SEGMENT_BYTES: unknown configuration variable; did you mean MERIDIAN_LOG__SEGMENT_BYTES\?/);
   });
+
+  test("the CLI's variables (MERIDIAN_ADMIN, MERIDIAN_ADMIN_TOKEN) do not stop a broker from starting and do not set its token", () => {
+    const config = loadConfig({ env: { MERIDIAN_ADMIN: '127.0.0.1:19644', MERIDIAN_ADMIN_TOKEN: 'cli-side' } });
+    assert.notEqual(config.admin.token, 'cli-side');
+    assert.equal(loadConfig({ env: { MERIDIAN_ADMIN__TOKEN: 'broker-side' } }).admin.token, 'broker-side');
+  });
 });
 
 describe('bad files', () => {
