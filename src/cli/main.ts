@@ -24,6 +24,7 @@ import type { Broker } from '../broker/broker.js';
 import { MeridianError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
 import { cliCommand, devBanner, type BannerRegion } from './dev-banner.js';
+import { argumentProblem } from './commands/context.js';
 import { runAdminCommand } from './commands/index.js';
 
 const USAGE = `meridian — a geo-replicated, tiered-storage streaming broker that speaks Kafka
@@ -79,21 +80,6 @@ function optionsOf<const O extends Record<string, { type: 'string' | 'boolean'; 
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     return fail(`${command}: ${argumentProblem(err)}\n\n${USAGE}`);
-  }
-}
-
-function argumentProblem(err: unknown): string {
-  const { code, message } = err as { code?: string; message: string };
-  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
-  switch (code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option ${quoted}`;
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return `${quoted.split(' ')[0]} needs a value`;
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${JSON.stringify(quoted)}`;
-    default:
-      return message;
   }
 }
 

@@ -79,7 +79,8 @@ export function parse<const O extends Options>(args: string[], options: O) {
   }
 }
 
-function argumentProblem(err: unknown): string {
+/** A node:util parseArgs error in the operator's words. */
+export function argumentProblem(err: unknown): string {
   const { code, message } = err as { code?: string; message: string };
   const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
   switch (code) {
@@ -87,6 +88,8 @@ function argumentProblem(err: unknown): string {
       return `unknown option ${quoted}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       return `${quoted.split(' ')[0]} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${JSON.stringify(quoted)}`;
     default:
       return message;
   }
