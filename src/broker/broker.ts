@@ -170,6 +170,7 @@ export class Broker {
     let tiered: TieredStorage | undefined;
     let replicator: Replicator | undefined;
     let admin: AdminServer | undefined;
+    let listener: KafkaServer | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -245,6 +246,7 @@ export class Broker {
         },
         createKafkaHandler(deps),
       );
+      listener = kafka;
       const port = await kafka.listen();
       // Senders start once this region can answer its peers' handshakes too.
       const r = config.replication;
@@ -283,6 +285,8 @@ export class Broker {
     } catch (err) {
       await admin?.close();
       await replicator?.close();
+      // A failure after the listener opened (policies, the admin port) must not leave the Kafka port bound.
+      await listener?.close();
       await replicaStates.close();
       await groups?.close();
       await tiered?.close();
