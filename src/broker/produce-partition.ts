@@ -6,7 +6,7 @@
 import { ErrorCode, MeridianError } from '../errors.js';
 import { toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { Attributes, computeBatchCrc, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp } from '../storage/record-batch.js';
+import { Attributes, isControlBatch, LOG_OVERHEAD, readBatchHeader, setMaxTimestamp, stampLogAppendTime } from '../storage/record-batch.js';
 import { RecordValidationError, validateRecords } from '../storage/record-validator.js';
 import type { ProducerStates } from './producer-states.js';
 
@@ -30,24 +30,6 @@ export interface ProduceOptions {
   now?: () => number;
 }
 
-// RecordBatch v2 header positions (record-batch.ts holds the codec; only the two fields a
-// LogAppendTime stamp rewrites are touched here).
-const CRC_OFFSET = 17;
-const ATTRIBUTES_OFFSET = 21;
-const MAX_TIMESTAMP_OFFSET = 35;
-
-/**
- * Stamps a batch as Kafka's LogValidator does for a LogAppendTime topic (magic 2): the
- * timestamp-type attribute bit is set and maxTimestamp becomes the broker's time, which
- * consumers then report for every record of the batch; the CRC covers both, so it is
- * recomputed. The records' own timestamps stay as produced.
- */
-export function stampLogAppendTime(batch: Buffer, now: bigint): void {
-  batch.writeInt16BE(batch.readInt16BE(ATTRIBUTES_OFFSET) | Attributes.timestampTypeLogAppend, ATTRIBUTES_OFFSET);
-  batch.writeBigInt64BE(now, MAX_TIMESTAMP_OFFSET);
-  batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
-}
-
 /** Splits a produce request's records into whole batches; throws on a malformed blob. */
 export function splitBatches(records: Buffer): Buffer[] {
   const out: Buffer[] = [];
@@ -69,7 +51,7 @@ export function splitBatches(records: Buffer): Buffer[] {
  * Appends one partition's records. `sync` waits for fdatasync (acks=-1 in fsync mode).
  * Never throws: every failure becomes the Kafka error code for that partition.
  */
-export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions | boolean): Promise<ProduceOutcome> {
+export async function producePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions): Promise<ProduceOutcome> {
   return (await beginProducePartition(log, states, records, opts)).done;
 }
 
@@ -78,8 +60,8 @@ export async function producePartition(log: PartitionLog, states: ProducerStates
  * order-sensitive part, after which the connection may handle its next request), with
  * `done` settling when the append is as durable as `sync` asks.
  */
-export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions | boolean): Promise<{ done: Promise<ProduceOutcome> }> {
-  const { sync, logAppendTime = false, now = Date.now } = typeof opts === 'boolean' ? { sync: opts } : opts;
+export async function beginProducePartition(log: PartitionLog, states: ProducerStates, records: Buffer | null, opts: ProduceOptions): Promise<{ done: Promise<ProduceOutcome> }> {
+  const { sync, logAppendTime = false, now = Date.now } = opts;
   // Wrapped in an object: an async function returning a bare promise would wait for it.
   const failed = (err: unknown): ProduceOutcome => {
     const e = toKafkaError(err);

@@ -29,6 +29,7 @@ const CRC_START = 21;
 const MAGIC_OFFSET = 16;
 const CRC_OFFSET = 17;
 const MAX_TIMESTAMP_OFFSET = 35;
+const ATTRIBUTES_OFFSET = 21;
 
 export const Attributes = {
   codecMask: 0x07,
@@ -144,6 +145,17 @@ export function validateBatch(batch: Buffer, maxBatchBytes = Number.MAX_SAFE_INT
 export function setMaxTimestamp(batch: Buffer, ts: bigint): void {
   batch.writeBigInt64BE(ts, MAX_TIMESTAMP_OFFSET);
   batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
+}
+
+/**
+ * Stamps a batch as Kafka's LogValidator does for a LogAppendTime topic (magic 2): the
+ * timestamp-type attribute bit is set and maxTimestamp becomes the broker's time, which
+ * consumers then report for every record of the batch; the CRC covers both, so it is
+ * recomputed. The records' own timestamps stay as produced.
+ */
+export function stampLogAppendTime(batch: Buffer, now: bigint): void {
+  batch.writeInt16BE(batch.readInt16BE(ATTRIBUTES_OFFSET) | Attributes.timestampTypeLogAppend, ATTRIBUTES_OFFSET);
+  setMaxTimestamp(batch, now);
 }
 
 /** Stamps the broker-assigned base offset; outside the CRC, so the batch stays valid. */
@@ -388,7 +400,7 @@ export function decodeStoredRecords(batch: Buffer, maxUncompressedBytes = DEFAUL
   batch.copy(plain, 0, 0, BATCH_HEADER_BYTES);
   records.copy(plain, BATCH_HEADER_BYTES);
   plain.writeInt32BE(BATCH_HEADER_BYTES - LOG_OVERHEAD + records.length, 8);
-  plain.writeInt16BE(h.attributes & ~Attributes.codecMask, 21);
+  plain.writeInt16BE(h.attributes & ~Attributes.codecMask, ATTRIBUTES_OFFSET);
   return decodeRecords(plain);
 }
 

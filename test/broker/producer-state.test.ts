@@ -55,7 +55,7 @@ test('state survives a restart: snapshot at seal plus replay of later batches', 
   let states = new ProducerStates();
   const offsets: bigint[] = [];
   for (let seq = 0; seq < 40; seq += 2) {
-    const r = await producePartition(log, states, batch(9n, 0, seq, 2), true);
+    const r = await producePartition(log, states, batch(9n, 0, seq, 2), { sync: true });
     assert.equal(r.errorCode, 0);
     offsets.push(r.baseOffset);
   }
@@ -64,12 +64,12 @@ test('state survives a restart: snapshot at seal plus replay of later batches', 
   log = await PartitionLog.open(d, { segmentBytes: 1024, retentionMs: -1 });
   states = new ProducerStates();
   // A retry of the last batch after the restart is recognised...
-  const dup = await producePartition(log, states, batch(9n, 0, 38, 2), true);
+  const dup = await producePartition(log, states, batch(9n, 0, 38, 2), { sync: true });
   assert.deepEqual([dup.errorCode, dup.baseOffset], [0, offsets[offsets.length - 1]]);
   assert.equal(log.highWatermark, 40n, 'and not appended');
   // ...a gap is refused, and the next sequence is accepted.
-  assert.equal((await producePartition(log, states, batch(9n, 0, 44, 1), true)).errorCode, 45);
-  assert.equal((await producePartition(log, states, batch(9n, 0, 40, 1), true)).baseOffset, 40n);
+  assert.equal((await producePartition(log, states, batch(9n, 0, 44, 1), { sync: true })).errorCode, 45);
+  assert.equal((await producePartition(log, states, batch(9n, 0, 40, 1), { sync: true })).baseOffset, 40n);
   await log.close();
 });
 
@@ -112,14 +112,14 @@ test('produce: an append that fails on disk is not answered as a duplicate on re
   };
   const log = await PartitionLog.open(d, { io });
   const states = new ProducerStates();
-  assert.equal((await producePartition(log, states, batch(5n, 0, 0), true)).errorCode, 0);
+  assert.equal((await producePartition(log, states, batch(5n, 0, 0), { sync: true })).errorCode, 0);
   failWrites = true;
-  const failed = await producePartition(log, states, batch(5n, 0, 1), true);
+  const failed = await producePartition(log, states, batch(5n, 0, 1), { sync: true });
   assert.equal(failed.errorCode, 56, 'KAFKA_STORAGE_ERROR');
-  const again = await producePartition(log, states, batch(5n, 0, 1), true);
+  const again = await producePartition(log, states, batch(5n, 0, 1), { sync: true });
   assert.equal(again.errorCode, 56, 'the retry is tried again, not acknowledged as a duplicate');
   failWrites = false;
-  const ok = await producePartition(log, states, batch(5n, 0, 1), true);
+  const ok = await producePartition(log, states, batch(5n, 0, 1), { sync: true });
   assert.equal(ok.errorCode, 0, 'once space is back the retry is appended');
   assert.equal(ok.baseOffset, 1n, 'at the offset the failed append had');
   assert.equal(log.highWatermark, 2n);

@@ -28,7 +28,7 @@ import type { KafkaApiDeps } from '../kafka-api.js';
 import { describeBroker } from './broker-config.js';
 import { ConfigResourceType, ConfigSource, ConfigType, type ConfigEntry } from './config-entry.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
-import { AlterOp, applyConfigOp, describeTopicConfig, topicConfigFrom } from './topic-config.js';
+import { AlterOp, applyConfigOp, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 
 export const CONFIG_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.DescribeConfigs, versions: [0, 4], handle: (d, _c, req, v) => handleDescribeConfigs(d, req, v) },
@@ -172,9 +172,7 @@ function checkTransition(deps: KafkaApiDeps, topic: string, before: TopicConfig,
   const tieredOn = deps.config.tiered.enabled;
   const wasTiered = before.remoteStorage ?? tieredOn;
   const willBeTiered = after.remoteStorage ?? tieredOn;
-  if (!wasTiered && willBeTiered && !tieredOn) {
-    throw new MeridianError(ErrorCode.InvalidConfig, `topic ${topic}: remote.storage.enable=true needs tiered storage, which is not enabled on this broker (Meridian config: tiered.enabled)`);
-  }
+  if (!wasTiered) requireTieredStorageFor(topic, after, tieredOn);
   // Kafka before KIP-950 refuses this too: the topic's history below its local log lives
   // only in the object store, and turning tiering off would cut consumers off from it.
   if (wasTiered && !willBeTiered && tieredOn) {

@@ -23,6 +23,7 @@ import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { FetchRequest, FetchResponse, FetchResponsePartitionData } from '../../protocol/kafka/messages/fetch.js';
 import type { ListOffsetsRequest, ListOffsetsResponse } from '../../protocol/kafka/messages/list-offsets.js';
+import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { LogView } from '../../storage/log-view.js';
 import { fetchPartitions, type FetchPartitionRequest, type FetchPartitionResult } from '../fetch-partitions.js';
@@ -43,7 +44,6 @@ const MAX_TIMESTAMP = -3n;
 const EARLIEST_LOCAL = -4n;
 const LATEST_TIERED = -5n;
 
-const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 /** Fetch v13+ names topics by id. */
 const TOPIC_IDS_FROM = 13;
 /** FetchMetadata: epoch 0 asks for a new session, -1 for none; anything above is incremental. */
@@ -57,7 +57,8 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
   }
   // Each requested topic by name, resolved from its id from v13 (null: unknown id).
   const topics = req.topics.map((t) => {
-    if (version < TOPIC_IDS_FROM) return { name: t.topic, id: deps.topics.getTopic(t.topic)?.id ?? ZERO_UUID, partitions: t.partitions };
+    // Before v13 the response carries no topic id: no lookup on the fetch path.
+    if (version < TOPIC_IDS_FROM) return { name: t.topic, id: ZERO_UUID, partitions: t.partitions };
     return { name: deps.topics.getTopicById(t.topicId)?.name ?? null, id: t.topicId, partitions: t.partitions };
   });
   const wanted: FetchPartitionRequest[] = [];
