@@ -14,6 +14,7 @@ import { assertContiguous, byPartition, KcatClient } from '../helpers/kcat-clien
 import type { KcatMessage } from '../helpers/kcat-json.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
+import { rng, randomBytes } from '../helpers/seeded-random.js';
 
 let broker: TestBroker;
 let kc: KcatClient;
@@ -29,28 +30,7 @@ after(async () => {
   await broker?.cleanup();
 });
 
-/** Deterministic bytes (mulberry32), so a failure names the same message on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function randomBytes(next: () => number, len: number, exclude: ReadonlySet<number> = new Set()): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) {
-    let v: number;
-    do v = Math.floor(next() * 256);
-    while (exclude.has(v));
-    b[i] = v;
-  }
-  return b;
-}
 
 const show = (b: Buffer | null | undefined): string => (b === null ? 'null' : b === undefined ? 'undefined' : `${b.length}B:${b.subarray(0, 24).toString('hex')}${b.length > 24 ? '…' : ''}`);
 

@@ -14,6 +14,7 @@ import { encodeBatch } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { RawClient } from '../helpers/raw-kafka.js';
+import { rng } from '../helpers/seeded-random.js';
 
 let tb: TestBroker;
 before(async () => {
@@ -21,17 +22,6 @@ before(async () => {
 });
 after(() => tb.cleanup());
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sendAndClose(port: number, bytes: Buffer): Promise<void> {
   return new Promise((resolve) => {

@@ -40,6 +40,7 @@ import { byPartition, KcatClient } from '../helpers/kcat-client.js';
 import type { KcatMessage } from '../helpers/kcat-json.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
 import { waitFor } from '../helpers/wait.js';
+import { rng, randomBytes } from '../helpers/seeded-random.js';
 
 let tb: TestBroker;
 let kc: KcatClient;
@@ -118,23 +119,7 @@ function seenByKcat(m: KcatMessage): Seen {
   return { partition: m.partition, offset: BigInt(m.offset), key: hex(m.key), value: hex(m.payload), headers: m.headers.map(([k, v]) => [hex(Buffer.from(k, 'utf8')), hex(v)]), timestamp: BigInt(m.ts) };
 }
 
-/** Deterministic bytes (mulberry32): every byte value, so a failure names the same record each run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function bytes(next: () => number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = Math.floor(next() * 256);
-  return b;
-}
 
 const T0 = 1_700_000_000_000n;
 
@@ -145,10 +130,10 @@ function records(topic: string, seed: number, count: number, partitions: number)
     const headers = new Map<Buffer, Buffer>();
     if (i % 3 === 1) headers.set(Buffer.from('trace-id'), Buffer.from(`t-${seed}-${i}`));
     if (i % 3 === 2) {
-      headers.set(Buffer.from('bin'), Buffer.concat([Buffer.from([0, 0xff, 0x0a]), bytes(next, 8)]));
+      headers.set(Buffer.from('bin'), Buffer.concat([Buffer.from([0, 0xff, 0x0a]), randomBytes(next, 8)]));
       headers.set(Buffer.from('ünï'), Buffer.from('välue €', 'utf8'));
     }
-    return { topic, partition: i % partitions, key: Buffer.from(`key-${seed}-${i}`), value: bytes(next, 1 + Math.floor(next() * 1500)), headers, timestamp: T0 + BigInt(i) * 1000n };
+    return { topic, partition: i % partitions, key: Buffer.from(`key-${seed}-${i}`), value: randomBytes(next, 1 + Math.floor(next() * 1500)), headers, timestamp: T0 + BigInt(i) * 1000n };
   });
 }
 
@@ -653,7 +638,7 @@ test('cross-client: records produced by @platformatic/kafka read identically by 
   const kafka = new Kafka({ clientId: 'plt-cross', brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
   const kp = kafka.producer();
   const next = rng(41);
-  const fromJs = Array.from({ length: 60 }, (_, i) => ({ partition: i % 2, key: bytes(next, 12), value: bytes(next, 1 + Math.floor(next() * 800)), headers: { 'js-h': bytes(next, 6) }, timestamp: String(T0 + BigInt(i)) }));
+  const fromJs = Array.from({ length: 60 }, (_, i) => ({ partition: i % 2, key: randomBytes(next, 12), value: randomBytes(next, 1 + Math.floor(next() * 800)), headers: { 'js-h': randomBytes(next, 6) }, timestamp: String(T0 + BigInt(i)) }));
   await kp.connect();
   try {
     await kp.send({ topic: inTopic, acks: -1, messages: fromJs });
