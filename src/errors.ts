@@ -101,6 +101,15 @@ export const ErrorCode = {
   NonEmptyGroup: 'NON_EMPTY_GROUP',
   /** OffsetDelete of a topic an active consumer group is subscribed to. */
   GroupSubscribedToTopic: 'GROUP_SUBSCRIBED_TO_TOPIC',
+  // Disaster recovery (src/dr).
+  /** A produce to a DR copy: a one-way or fan-out policy makes another region the topic's primary until this one is promoted. */
+  TopicReadOnly: 'TOPIC_READ_ONLY',
+  /** Replicated data for a DR topic from a region that is not its primary, or at another promotion epoch: fenced until failback. */
+  ReplicationFenced: 'REPLICATION_FENCED',
+  /** A promote, failback or translation the DR state does not allow (unknown policy or region, not a DR topic, the wrong region). */
+  InvalidDrRequest: 'INVALID_DR_REQUEST',
+  /** A DR report, or a group's offsets, that no region holds. */
+  DrNotFound: 'DR_NOT_FOUND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -150,6 +159,10 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   GROUP_NOT_FOUND: 'never',
   NON_EMPTY_GROUP: 'never',
   GROUP_SUBSCRIBED_TO_TOPIC: 'never',
+  TOPIC_READ_ONLY: 'never',
+  REPLICATION_FENCED: 'always',
+  INVALID_DR_REQUEST: 'never',
+  DR_NOT_FOUND: 'never',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

@@ -16,6 +16,7 @@ import { dashboardRoutes } from './dashboard/routes.js';
 import { createBrokerMetrics } from './metrics.js';
 import { ref, SHARED_SCHEMAS } from './schemas.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { drRoutes } from './routes/dr.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
 import { replicationRoutes } from './routes/replication.js';
@@ -99,6 +100,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     replicationRoutes(r, ctx);
     tieredRoutes(r, ctx);
     groupRoutes(r, ctx);
+    drRoutes(r, ctx);
   });
 
   const metrics = createBrokerMetrics(broker);

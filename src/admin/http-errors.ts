@@ -37,6 +37,10 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   [ErrorCode.TopicExists]: 409,
   [ErrorCode.NonEmptyGroup]: 409,
   [ErrorCode.GroupSubscribedToTopic]: 409,
+  [ErrorCode.InvalidDrRequest]: 400,
+  [ErrorCode.DrNotFound]: 404,
+  [ErrorCode.TopicReadOnly]: 409,
+  [ErrorCode.ReplicationFenced]: 409,
 };
 
 /** What to do next, appended to the domain's message (which says what happened). */

@@ -37,6 +37,7 @@ import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
 import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
+import { DisasterRecovery } from '../dr/disaster-recovery.js';
 import { startupError, tieredStartup } from './startup-error.js';
 import type { KafkaApiDeps } from './kafka-api.js';
 import { createKafkaHandler } from './kafka/dispatcher.js';
@@ -77,6 +78,8 @@ export class Broker {
   readonly replicator: Replicator;
   readonly replicaStates: ReplicaStates;
   readonly replicationTarget: ReplicationTarget;
+  /** Disaster recovery: DR topic roles, promote and failback, offset translation. */
+  readonly dr: DisasterRecovery;
   readonly log: Logger;
   /** Every Kafka request handled, for whoever listens (the metrics). */
   readonly kafkaRequests: KafkaRequestObservers;
@@ -99,7 +102,7 @@ export class Broker {
     lock: DataDirLock,
     log: Logger,
     retention: RetentionGuards,
-    replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget; policies: PolicyStore },
+    replication: { replicator: Replicator; states: ReplicaStates; target: ReplicationTarget; policies: PolicyStore; dr: DisasterRecovery },
     identity: { clusterId: string; startedAt: number },
     tiered?: TieredStorage,
     kafkaRequests: KafkaRequestObservers = new KafkaRequestObservers(),
@@ -112,6 +115,7 @@ export class Broker {
     this.replicator = replication.replicator;
     this.replicaStates = replication.states;
     this.replicationTarget = replication.target;
+    this.dr = replication.dr;
     this.tiered = tiered;
     this.topics = topics;
     this.groups = groups;
@@ -171,6 +175,7 @@ export class Broker {
     let replicator: Replicator | undefined;
     let admin: AdminServer | undefined;
     let listener: KafkaServer | undefined;
+    let dr: DisasterRecovery | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -215,6 +220,26 @@ export class Broker {
         minSessionTimeoutMs: config.groups.minSessionTimeoutMs,
         maxSessionTimeoutMs: config.groups.maxSessionTimeoutMs,
       });
+      // The policies are known before the listener opens: disaster recovery answers for DR
+      // topics (read-only copies, fenced senders) from the first request on.
+      const r = config.replication;
+      const regions = parseRegions(r.regions);
+      // A runtime set persisted in the data directory wins over the config file's (logged).
+      const policies = PolicyStore.open({ dataDir, known: [config.region, ...regions.map((x) => x.name)], configPolicies: r.policies, logger: log });
+      let replicatorRef: Replicator | undefined;
+      const currentPolicies = () => replicatorRef?.policies ?? policies.policies;
+      dr = new DisasterRecovery({
+        region: config.region,
+        dataDir,
+        topics,
+        groups,
+        replicaStates,
+        policies: currentPolicies,
+        regions: () => (replicatorRef?.registry ?? regions).filter((x) => x.name !== config.region),
+        requestTimeoutMs: r.requestTimeoutMs,
+        logger: log,
+      });
+      const disaster = dr;
       const deps: KafkaApiDeps = {
         config,
         topics,
@@ -227,7 +252,8 @@ export class Broker {
         readBuffers: new BufferPool(),
         logs: new LogViews(topics, tiered?.remote),
         tiered,
-        replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log }),
+        replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log, admission: disaster }),
+        dr: disaster,
         logger: log,
         requestObservers: new KafkaRequestObservers(),
       };
@@ -249,10 +275,6 @@ export class Broker {
       listener = kafka;
       const port = await kafka.listen();
       // Senders start once this region can answer its peers' handshakes too.
-      const r = config.replication;
-      const regions = parseRegions(r.regions);
-      // A runtime set persisted in the data directory wins over the config file's (logged).
-      const policies = PolicyStore.open({ dataDir, known: [config.region, ...regions.map((x) => x.name)], configPolicies: r.policies, logger: log });
       replicator = new Replicator({
         region: config.region,
         regions: regions.filter((x) => x.name !== config.region),
@@ -264,11 +286,15 @@ export class Broker {
         concurrency: r.concurrency,
         requestTimeoutMs: r.requestTimeoutMs,
         logger: log,
+        dr: disaster,
       });
+      replicatorRef = replicator;
       const rep = replicator;
+      // A promote or failback changes who sends a DR topic: the links follow at once.
+      disaster.state.onChange(() => rep.reconcile());
       guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
-      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
+      const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies, dr: disaster }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
       // With port 0 the real port is known only now; no client can have connected before.
       if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
@@ -287,6 +313,7 @@ export class Broker {
       await replicator?.close();
       // A failure after the listener opened (policies, the admin port) must not leave the Kafka port bound.
       await listener?.close();
+      await dr?.close();
       await replicaStates.close();
       await groups?.close();
       await tiered?.close();
@@ -303,6 +330,7 @@ export class Broker {
         await this.#admin?.close();
         await this.replicator.close();
         await this.kafka.close();
+        await this.dr.close();
         await this.replicaStates.close();
         await this.groups.close();
         await this.tiered?.close();

@@ -9,6 +9,7 @@ import type { BrokerConfig } from '../config/schema.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
 import type { LogViews } from '../storage/log-view.js';
 import type { TopicManager } from '../storage/topic-manager.js';
+import type { DisasterRecovery } from '../dr/disaster-recovery.js';
 import type { ReplicationTarget } from '../replication/replication-target.js';
 import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
@@ -33,6 +34,8 @@ export interface KafkaApiDeps {
   tiered: TieredStorage | undefined;
   /** The receiving side of geo-replication (always on: any region may send here). */
   replication: ReplicationTarget;
+  /** Disaster recovery: read-only DR copies, offset translation, the OffsetSync and DrProbe APIs. */
+  dr?: DisasterRecovery;
   logger: Logger;
   /** Told of every request once handled (the metrics listen); absent in handler tests. */
   requestObservers?: KafkaRequestObservers;

@@ -29,6 +29,8 @@ export interface RemoteRegionOptions {
   requestTimeoutMs: number;
   /** The local partition count of a topic (what the remote must match). */
   partitionCountOf: (topic: string) => number;
+  /** This region's view of a DR topic's primary and epoch, sent in the handshake. */
+  drViewOf?: (topic: string) => { primary: string; epoch: number } | null;
   logger: Logger;
 }
 
@@ -217,7 +219,7 @@ export class RemoteRegion {
   async #handshake(topic: string, senderTopicId: string, partitionCount: number): Promise<HandshakeResponse> {
     const r = await this.#queue.add(() =>
       this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
-        writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, senderTopicId, topic, partitionCount, createIfMissing: true }),
+        writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, senderTopicId, topic, partitionCount, createIfMissing: true, dr: this.#opts.drViewOf?.(topic) ?? null }),
       ),
     );
     const res = readHandshakeResponse(r!);

@@ -6,7 +6,7 @@
  *
  *   ReplicationHandshake (key 32000, v0)
  *     request:  targetRegion STRING, senderRegion STRING, senderTopicId STRING, topic STRING,
- *               partitionCount INT32, createIfMissing BOOLEAN
+ *               partitionCount INT32, createIfMissing BOOLEAN, drPrimary STRING, drEpoch INT32
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, region STRING,
  *               partitionCount INT32, partitions ARRAY<[partition INT32, senderCursor INT64]>
  *
@@ -19,6 +19,10 @@
  *                                             batch BYTES]>]>
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, senderCursor INT64,
  *               appendedBatches INT32, duplicateBatches INT32
+ *
+ * drPrimary and drEpoch carry the sender's view of a one-way or fan-out topic's primary and
+ * promotion epoch ("" and -1 for other topics): the receiver refuses a sender whose epoch
+ * differs from its own (REPLICATION_FENCED), see dr/disaster-recovery.ts.
  *
  * senderCursor is the last offset of the sender's log the receiver holds for that partition
  * (-1: none): where the sender's worker resumes. Batches travel verbatim (the sender's bytes).
@@ -34,10 +38,11 @@ import type { Writer } from '../protocol/kafka/writer.js';
 /** continuesFrom value that skips the continuity check (tools, tests). */
 export const NO_CONTINUITY_CHECK = -2n;
 
-export const ReplicationApiKey = { Handshake: 32000, Append: 32001 } as const;
+export const ReplicationApiKey = { Handshake: 32000, Append: 32001, OffsetSync: 32002, DrProbe: 32003 } as const;
 
+/** The internal API keys: these two, and disaster recovery's (dr/dr-api.ts). */
 export function isReplicationApi(apiKey: number): boolean {
-  return apiKey === ReplicationApiKey.Handshake || apiKey === ReplicationApiKey.Append;
+  return apiKey >= ReplicationApiKey.Handshake && apiKey <= ReplicationApiKey.DrProbe;
 }
 
 export interface HandshakeRequest {
@@ -48,6 +53,8 @@ export interface HandshakeRequest {
   topic: string;
   partitionCount: number;
   createIfMissing: boolean;
+  /** The sender's view of a DR topic's primary and promotion epoch (dr/dr-state.ts); null for other topics. */
+  dr: { primary: string; epoch: number } | null;
 }
 
 export interface HandshakeResponse {
@@ -93,10 +100,14 @@ export interface AppendResponse {
 
 export function writeHandshakeRequest(w: Writer, r: HandshakeRequest): void {
   w.string(r.targetRegion).string(r.senderRegion).string(r.senderTopicId).string(r.topic).int32(r.partitionCount).boolean(r.createIfMissing);
+  w.string(r.dr?.primary ?? '').int32(r.dr?.epoch ?? -1);
 }
 
 export function readHandshakeRequest(r: Reader): HandshakeRequest {
-  return { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partitionCount: r.int32('partitionCount'), createIfMissing: r.boolean('createIfMissing') };
+  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partitionCount: r.int32('partitionCount'), createIfMissing: r.boolean('createIfMissing') };
+  const primary = r.string('drPrimary');
+  const epoch = r.int32('drEpoch');
+  return { ...head, dr: epoch < 0 ? null : { primary, epoch } };
 }
 
 export function writeHandshakeResponse(w: Writer, r: HandshakeResponse): void {

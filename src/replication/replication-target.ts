@@ -23,6 +23,8 @@ export interface TargetStats {
   appendedBytes: number;
   duplicateBatches: number;
   loopDroppedBatches: number;
+  /** Handshakes and appends refused because the sender is not the DR topic's primary here. */
+  fencedRequests: number;
 }
 
 /**
@@ -37,17 +39,28 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/**
+ * Who may write a topic here by replication (dr/disaster-recovery.ts): under a one-way or
+ * fan-out policy only the topic's primary, at this region's promotion epoch.
+ */
+export interface ReplicationAdmission {
+  admitHandshake(topic: string, sender: string, view: { primary: string; epoch: number } | null): Error | null;
+  admitAppend(topic: string, sender: string): Error | null;
+}
+
 export class ReplicationTarget {
   readonly region: string;
-  readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0 };
+  readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0, fencedRequests: 0 };
   #topics: TopicManager;
   #states: ReplicaStates;
+  #admission: ReplicationAdmission | undefined;
   #log: Logger;
 
-  constructor(opts: { region: string; topics: TopicManager; states: ReplicaStates; logger: Logger }) {
+  constructor(opts: { region: string; topics: TopicManager; states: ReplicaStates; logger: Logger; admission?: ReplicationAdmission }) {
     this.region = opts.region;
     this.#topics = opts.topics;
     this.#states = opts.states;
+    this.#admission = opts.admission;
     this.#log = opts.logger.child({ component: 'replication-target' });
   }
 
@@ -55,6 +68,11 @@ export class ReplicationTarget {
     const fail = (error: Error): HandshakeResult => ({ error, region: this.region, partitionCount: -1, partitions: [] });
     if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}: check replication.regions in ${req.senderRegion}'s config`));
     if (req.senderRegion === this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `region ${req.senderRegion} cannot replicate to itself`));
+    const fenced = this.#admission?.admitHandshake(req.topic, req.senderRegion, req.dr) ?? null;
+    if (fenced !== null) {
+      this.stats.fencedRequests++;
+      return fail(fenced);
+    }
     try {
       let info = this.#topics.getTopic(req.topic);
       if (info === undefined && req.createIfMissing) {
@@ -124,6 +142,13 @@ export class ReplicationTarget {
     if (log === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `${req.topic}/${req.partition} does not exist in region ${this.region}`));
     try {
       const state = await this.#states.forLog(log);
+      // Checked after the last await: a promote that lands while this request waited
+      // refuses it, and nothing between here and the append can let it through.
+      const fenced = this.#admission?.admitAppend(req.topic, req.senderRegion) ?? null;
+      if (fenced !== null) {
+        this.stats.fencedRequests++;
+        return fail(fenced);
+      }
       const table = state.table;
       const held = table.lastSender(req.senderRegion, req.senderTopicId);
       if (req.continuesFrom !== NO_CONTINUITY_CHECK && req.continuesFrom !== held) {

@@ -11,7 +11,7 @@ import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { RemoteTier } from '../tiered/remote-tier.js';
-import { linksFor, parsePolicies, parseRegions, sameLink, type Policy, type RegionEntry } from './policy.js';
+import { linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
 import { RemoteRegion } from './remote-region.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
 
@@ -29,6 +29,12 @@ export interface ReplicatorOptions {
   concurrency: number;
   requestTimeoutMs: number;
   logger: Logger;
+  /**
+   * Disaster recovery's say (dr/disaster-recovery.ts): a one-way or fan-out topic is sent
+   * from whichever region is its primary now, and every handshake carries this region's view
+   * of its primary and promotion epoch.
+   */
+  dr?: { effectiveLinks(topic: string, links: Link[]): Link[]; viewOf(topic: string): { primary: string; epoch: number } | null };
 }
 
 export interface LinkSummary {
@@ -76,6 +82,11 @@ export class Replicator {
     return this.#policies;
   }
 
+  /** The registry's entries for the remote regions (this region excluded). */
+  get registry(): RegionEntry[] {
+    return [...this.#regions.values()];
+  }
+
   /** The remote regions of the registry (this region excluded). */
   get remoteRegions(): string[] {
     return [...this.#regions.keys()];
@@ -111,7 +122,8 @@ export class Replicator {
     const wanted = new Map<string, { topic: string; partition: number; link: ReturnType<typeof linksFor>[number] }>();
     for (const t of this.#opts.topics.listTopics()) {
       if (t.name.startsWith('__')) continue; // internal topics stay in their region
-      for (const link of linksFor(this.#policies, this.region, t.name)) {
+      const links = linksFor(this.#policies, this.region, t.name);
+      for (const link of this.#opts.dr?.effectiveLinks(t.name, links) ?? links) {
         if (!this.#regions.has(link.remote)) continue;
         for (let p = 0; p < t.partitions; p++) wanted.set(workerKey(t.name, p, link.remote), { topic: t.name, partition: p, link });
       }
@@ -166,6 +178,7 @@ export class Replicator {
         concurrency: this.#opts.concurrency,
         requestTimeoutMs: this.#opts.requestTimeoutMs,
         partitionCountOf: (topic) => this.#opts.topics.getTopic(topic)?.partitions ?? 0,
+        drViewOf: (topic) => this.#opts.dr?.viewOf(topic) ?? null,
         logger: this.#log,
       });
       this.#remotes.set(name, r);

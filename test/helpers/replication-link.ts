@@ -33,7 +33,7 @@ export class TargetLink {
   async senderCursor(topic: string): Promise<bigint> {
     const r = readHandshakeResponse(
       await this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
-        writeHandshakeRequest(w, { targetRegion: this.#target, senderRegion: this.#sender, senderTopicId: this.#topicId, topic, partitionCount: 1, createIfMissing: true }),
+        writeHandshakeRequest(w, { targetRegion: this.#target, senderRegion: this.#sender, senderTopicId: this.#topicId, topic, partitionCount: 1, createIfMissing: true, dr: null }),
       ),
     );
     assert.equal(r.errorCode, 0, r.errorMessage ?? '');

@@ -56,7 +56,7 @@ after(async () => {
 });
 
 async function handshake(client: LinkClient, req: Partial<HandshakeRequest> & { topic: string; partitionCount: number }): Promise<HandshakeResponse> {
-  const r = await client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, createIfMissing: true, ...req }));
+  const r = await client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: REGION, senderRegion: 'us-east', senderTopicId: TID, createIfMissing: true, dr: null, ...req }));
   return readHandshakeResponse(r);
 }
 

@@ -62,7 +62,7 @@ import {
 } from './group-errors.js';
 import { joinError, syncError } from './group-results.js';
 import type { PartitionCommit, TopicPartitions } from './offset-record.js';
-import { OffsetStore, type OffsetStoreStats } from './offset-store.js';
+import { OffsetStore, type CommittedOffset, type OffsetStoreStats } from './offset-store.js';
 
 export interface GroupCoordinatorOptions {
   /** Directory of the offset store (offsets.snapshot, offsets-<G>.log). */
@@ -110,6 +110,9 @@ export class GroupCoordinator {
   #now: () => number;
   #rebalancesOfForgotten = 0;
   #closing: Promise<void> | undefined;
+  /** When each group last went from no members to some (disaster recovery's conflict check). */
+  #activeSince = new Map<string, number>();
+  #commitListeners = new Set<(groupId: string, commits: readonly PartitionCommit[]) => void>();
 
   private constructor(store: OffsetStore, options: GroupCoordinatorOptions) {
     this.#store = store;
@@ -138,6 +141,8 @@ export class GroupCoordinator {
    * requireKnownMemberId = false.
    */
   joinGroup(req: JoinGroupRequest): Promise<JoinGroupResult> {
+    const before = this.#groups.get(req.groupId);
+    if (before === undefined || before.memberCount === 0) this.#activeSince.set(req.groupId, this.#now());
     if (this.#closing !== undefined) return Promise.resolve(joinError(req.memberId, coordinatorClosed()));
     if (req.groupId === '') return Promise.resolve(joinError(req.memberId, invalidGroupId()));
     if (req.sessionTimeoutMs < this.#minSessionTimeoutMs || req.sessionTimeoutMs > this.#maxSessionTimeoutMs) {
@@ -231,12 +236,46 @@ export class GroupCoordinator {
     );
     try {
       await this.#store.commit(req.groupId, commits);
+      for (const l of this.#commitListeners) l(req.groupId, commits);
     } catch (err) {
       const error = commitFailure(err);
       this.#log?.warn({ err: error, groupId: req.groupId }, 'offset commit failed');
       for (const [i, j] of accepted) errors[i][j] = error;
     }
     return result();
+  }
+
+  /** Told of every commit once it is durable (offset replication listens). */
+  onCommitted(listener: (groupId: string, commits: readonly PartitionCommit[]) => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  /** The offset a group committed for a partition here, with its commit time. */
+  committed(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
+    return this.#store.get(groupId, topic, partition);
+  }
+
+  /** Every committed group partition (offset replication's resync). */
+  allCommitted(): Array<{ groupId: string; topic: string; partition: number; committed: CommittedOffset }> {
+    const out: Array<{ groupId: string; topic: string; partition: number; committed: CommittedOffset }> = [];
+    for (const groupId of this.#store.groupIds()) {
+      for (const [topic, parts] of this.#store.offsetsOf(groupId) ?? new Map<string, ReadonlyMap<number, CommittedOffset>>()) {
+        for (const [partition, committed] of parts) out.push({ groupId, topic, partition, committed });
+      }
+    }
+    return out;
+  }
+
+  /** Since when the group has had members here (undefined: it has none). */
+  activeSince(groupId: string): number | undefined {
+    const g = this.#groups.get(groupId);
+    return g === undefined || g.memberCount === 0 ? undefined : this.#activeSince.get(groupId);
+  }
+
+  /** Members of a group here now (0 when it has none or is unknown). */
+  memberCount(groupId: string): number {
+    return this.#groups.get(groupId)?.memberCount ?? 0;
   }
 
   /** OffsetFetch. Nothing committed (or no such group) is offset -1, and no error. */

@@ -94,6 +94,8 @@ async function observed(
 function apiLabel(apiKey: number): string {
   if (apiKey === ReplicationApiKey.Handshake) return 'ReplicationHandshake';
   if (apiKey === ReplicationApiKey.Append) return 'ReplicatedAppend';
+  if (apiKey === ReplicationApiKey.OffsetSync) return 'OffsetSync';
+  if (apiKey === ReplicationApiKey.DrProbe) return 'DrProbe';
   return apiKeyName(apiKey) ?? 'unknown';
 }
 

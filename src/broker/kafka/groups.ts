@@ -23,6 +23,7 @@ import type { OffsetDeleteRequest, OffsetDeleteResponse } from '../../protocol/k
 import type { OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup } from '../../protocol/kafka/messages/offset-fetch.js';
 import type { SyncGroupRequest, SyncGroupResponse } from '../../protocol/kafka/messages/sync-group.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import type { OffsetFetchResult } from '../groups/group-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 
 /**
@@ -159,11 +160,11 @@ function commitTimeOf(timestamp: bigint): number {
  * transactions every committed offset is stable. v9's member id and epoch are KIP-848's;
  * Kafka does not check them for a classic group, nor does Meridian.
  */
-export function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number): OffsetFetchResponse {
+export async function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number): Promise<OffsetFetchResponse> {
   if (version >= 8) {
-    return { throttleTimeMs: 0, topics: [], errorCode: 0, groups: req.groups.map((g) => fetchGroupOffsets(deps, g.groupId, g.topics)) };
+    return { throttleTimeMs: 0, topics: [], errorCode: 0, groups: await Promise.all(req.groups.map((g) => fetchGroupOffsets(deps, g.groupId, g.topics))) };
   }
-  const r = deps.groups.fetchOffsets({ groupId: req.groupId, topics: version >= 2 ? req.topics : (req.topics ?? []) });
+  const r = await translated(deps, req.groupId, deps.groups.fetchOffsets({ groupId: req.groupId, topics: version >= 2 ? req.topics : (req.topics ?? []) }));
   // v0-1: the error goes into every partition asked for.
   const topics = r.error !== null && version < 2 ? (req.topics ?? []).map((t) => ({ name: t.name, partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' })) })) : r.topics;
   const partitionError = version < 2 ? kafkaErrorCodeOf(r.error) : 0;
@@ -184,8 +185,18 @@ export function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, v
   };
 }
 
-function fetchGroupOffsets(deps: KafkaApiDeps, groupId: string, topics: OffsetFetchRequest['groups'][number]['topics']): OffsetFetchResponseGroup {
-  const r = deps.groups.fetchOffsets({ groupId, topics });
+/**
+ * A group that moved here from another region resumes from its translated offset
+ * (dr/disaster-recovery.ts): applied to what the coordinator answers, per partition a peer
+ * committed.
+ */
+async function translated(deps: KafkaApiDeps, groupId: string, r: OffsetFetchResult): Promise<OffsetFetchResult> {
+  if (deps.dr === undefined || r.error !== null) return r;
+  return { ...r, topics: await deps.dr.adjustFetched(groupId, r.topics) };
+}
+
+async function fetchGroupOffsets(deps: KafkaApiDeps, groupId: string, topics: OffsetFetchRequest['groups'][number]['topics']): Promise<OffsetFetchResponseGroup> {
+  const r = await translated(deps, groupId, deps.groups.fetchOffsets({ groupId, topics }));
   return {
     groupId,
     errorCode: kafkaErrorCodeOf(r.error),

@@ -16,14 +16,23 @@ import {
   writeAppendResponse,
   writeHandshakeResponse,
 } from '../../replication/replication-api.js';
-import type { AppendResult, HandshakeResult } from '../../replication/replication-target.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import { ErrorCode, MeridianError } from '../../errors.js';
+import { readOffsetSyncRequest, readProbeRequest, writeHead, writeProbeResponse } from '../../dr/dr-api.js';
 
 export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext, body: Reader): Promise<Buffer[]> {
   const { apiKey, correlationId } = ctx.header;
   const w = new Writer(64);
   if (apiKey === ReplicationApiKey.Handshake) {
     writeHandshakeResponse(w, withErrorCode(await deps.replication.handshake(readHandshakeRequest(body))));
+  } else if (apiKey === ReplicationApiKey.OffsetSync) {
+    const req = readOffsetSyncRequest(body);
+    const error = deps.dr === undefined ? new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region') : deps.dr.handleOffsetSync(req);
+    writeHead(w, withErrorCode({ error }));
+  } else if (apiKey === ReplicationApiKey.DrProbe) {
+    const req = readProbeRequest(body);
+    const r = deps.dr === undefined ? { error: new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region'), primary: '', epoch: -1, since: 0, partitions: [] } : await deps.dr.handleProbe(req);
+    writeProbeResponse(w, withErrorCode(r));
   } else {
     const begun = await deps.replication.append(readAppendRequest(body));
     ctx.release();
@@ -33,7 +42,7 @@ export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext,
 }
 
 /** The target's result with its error as the response's error code and message. */
-function withErrorCode<T extends HandshakeResult | AppendResult>({ error, ...rest }: T): Omit<T, 'error'> & { errorCode: number; errorMessage: string | null } {
+function withErrorCode<T extends { error: Error | null }>({ error, ...rest }: T): Omit<T, 'error'> & { errorCode: number; errorMessage: string | null } {
   if (error === null) return { ...rest, errorCode: 0, errorMessage: null };
   const e = toKafkaError(error);
   return { ...rest, errorCode: e.code, errorMessage: e.message };

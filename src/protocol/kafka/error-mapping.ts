@@ -58,6 +58,13 @@ export const KAFKA_MAPPING = {
   [ErrorCode.GroupNotFound]: 'GROUP_ID_NOT_FOUND',
   [ErrorCode.NonEmptyGroup]: 'NON_EMPTY_GROUP',
   [ErrorCode.GroupSubscribedToTopic]: 'GROUP_SUBSCRIBED_TO_TOPIC',
+  // A produce to a DR copy: not retriable, and the message names the policy and the primary.
+  [ErrorCode.TopicReadOnly]: 'POLICY_VIOLATION',
+  // Kafka's answer to a request from a stale leader epoch; the sending region backs off and
+  // retries (it is not in REFUSED_BY_REMOTE), so the link resumes by itself after failback.
+  [ErrorCode.ReplicationFenced]: 'FENCED_LEADER_EPOCH',
+  [ErrorCode.InvalidDrRequest]: 'INVALID_REQUEST',
+  [ErrorCode.DrNotFound]: 'UNKNOWN_SERVER_ERROR',
   // The codes below are raised where no Kafka client is waiting (start-up, the sending
   // side of a replication link); should one reach a client, it gets an error of the
   // right retriability.

@@ -24,18 +24,18 @@ test('OffsetFetch: v0-1 carry a failure in every partition asked for, v2-7 at th
   const gc = await openCoordinator();
   await gc.commitOffsets(commitReq('g', -1, '', [['t', 0, 4n]]));
   const topics = [{ name: 't', partitionIndexes: [0, 1] }];
-  const ok = handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: false }, 0);
+  const ok = await handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: false }, 0);
   assert.deepEqual(ok.topics[0].partitions.map((p) => [p.partitionIndex, p.committedOffset, p.errorCode]), [[0, 4n, NONE], [1, -1n, NONE]]);
   await gc.close();
 
   for (const v of [0, 1]) {
-    const r = handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: false }, v);
+    const r = await handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: false }, v);
     assert.deepEqual(r.topics[0].partitions.map((p) => [p.partitionIndex, p.committedOffset, p.errorCode]), [[0, -1n, NOT_COORDINATOR], [1, -1n, NOT_COORDINATOR]], `v${v}`);
     assert.equal(r.errorCode, NONE, 'v0-1 have no top-level error');
   }
-  const v7 = handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: true }, 7);
+  const v7 = await handleOffsetFetch(depsOf(gc), { groupId: 'g', topics, groups: [], requireStable: true }, 7);
   assert.deepEqual([v7.errorCode, v7.topics], [NOT_COORDINATOR, []]);
-  const v8 = handleOffsetFetch(depsOf(gc), { groupId: '', topics: [], groups: [{ groupId: 'g', memberId: null, memberEpoch: -1, topics: null }], requireStable: false }, 8);
+  const v8 = await handleOffsetFetch(depsOf(gc), { groupId: '', topics: [], groups: [{ groupId: 'g', memberId: null, memberEpoch: -1, topics: null }], requireStable: false }, 8);
   assert.deepEqual(v8.groups.map((g) => [g.groupId, g.errorCode, g.topics]), [['g', NOT_COORDINATOR, []]]);
 });
 

@@ -180,7 +180,7 @@ test('a closed coordinator answers NOT_COORDINATOR on every group API, held requ
   assert.equal(heartbeat(gc, first.memberId, 1), NOT_COORDINATOR);
   for (const v of [0, 3]) assert.equal(handleLeaveGroup(depsOf(gc), { groupId: 'g', memberId: 'x', members: [] }, v).errorCode, NOT_COORDINATOR);
   assert.deepEqual(await commit(gc, '', -1), [NOT_COORDINATOR]);
-  const fetched = handleOffsetFetch(depsOf(gc), { groupId: 'g', topics: null, groups: [], requireStable: false }, 2);
+  const fetched = await handleOffsetFetch(depsOf(gc), { groupId: 'g', topics: null, groups: [], requireStable: false }, 2);
   assert.deepEqual([fetched.errorCode, fetched.topics], [NOT_COORDINATOR, []]);
   assert.equal(handleDescribeGroups(depsOf(gc), { groups: ['g'], includeAuthorizedOperations: false }).groups[0].errorCode, NOT_COORDINATOR);
 });
@@ -188,7 +188,7 @@ test('a closed coordinator answers NOT_COORDINATOR on every group API, held requ
 test('OffsetFetch and DescribeGroups answer no error for what is and is not committed', async () => {
   const gc = await openCoordinator();
   assert.deepEqual(await commit(gc, '', -1), [NONE]);
-  const fetched = handleOffsetFetch(depsOf(gc), { groupId: 'g', topics: [{ name: 't', partitionIndexes: [0, 1] }], groups: [], requireStable: false }, 1);
+  const fetched = await handleOffsetFetch(depsOf(gc), { groupId: 'g', topics: [{ name: 't', partitionIndexes: [0, 1] }], groups: [], requireStable: false }, 1);
   assert.deepEqual([fetched.errorCode, fetched.topics[0].partitions.map((p) => [p.errorCode, p.committedOffset])], [NONE, [[NONE, 5n], [NONE, -1n]]]);
   const described = handleDescribeGroups(depsOf(gc), { groups: ['g', 'unknown'], includeAuthorizedOperations: false }).groups;
   assert.deepEqual(described.map((g) => [g.errorCode, g.groupState]), [[NONE, 'Empty'], [NONE, 'Dead']]);

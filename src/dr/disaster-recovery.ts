@@ -1,0 +1,529 @@
+/**
+ * Disaster recovery in one region: consumer-group offsets that follow a group to another
+ * region exactly, DR topics that are read-only until promoted, promote with a recovery
+ * report, and failback (failback.ts) that preserves the divergent tail.
+ *
+ * Offset translation. A commit at offset o in region A stands for a per-origin vector: for
+ * each origin region, the highest origin offset of the records before o in A's log
+ * (origin-index.ts reads it from the dedup markers). The vector travels to the other
+ * regions of the topic's policy (offset-publisher.ts → remote-offsets.ts). In region B the
+ * group's translated offset is the furthest offset whose every earlier record the vector
+ * covers: exact in every topology, whatever order B interleaved the origins in. OffsetFetch
+ * answers it when the peer's commit is newer than the group's own commit here, and never
+ * less than that own commit (a late commit from A cannot drag back a group that already
+ * committed in B); it is at most B's end (B's index never passes what B holds). A peer's
+ * commit made while the group has members here, after they joined, is a conflict: reported
+ * (status, log) and not applied.
+ *
+ * Roles (dr-state.ts). Under one-way and fan-out policies one region is the primary;
+ * produce elsewhere is refused (TOPIC_READ_ONLY, naming the policy); replicated data is
+ * admitted only from the primary (REPLICATION_FENCED otherwise), so a promoted region is
+ * never written by its old primary, and a returning old primary is never written by the new
+ * one until it failed back. The replicator sends from whichever region is the primary now
+ * (`effectiveLinks`).
+ *
+ * Lifecycle: built by the broker after the group coordinator and the topic manager; the
+ * offset publisher starts at once; `close()` stops it and closes the indexes.
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { GroupCoordinator } from '../broker/groups/group-coordinator.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import { storedBatches } from '../storage/record-batch.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+import { OriginIndex } from '../replication/origin-index.js';
+import { policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
+import { originKey, type ReplicaStates } from '../replication/replica-state.js';
+import type { OffsetSyncRequest, ProbeRequest, ProbeResponse } from './dr-api.js';
+import { DrState, isDrPolicy, policySource, type TopicRole } from './dr-state.js';
+import { OffsetPublisher, type PeerSyncStatus } from './offset-publisher.js';
+import { ReportStore, reportId, type PromoteReport, type RecoveryPartition } from './recovery-report.js';
+import { RemoteOffsets, type RemoteCommit } from './remote-offsets.js';
+
+/** Clocks of two regions may differ this much before a peer's commit counts as concurrent. */
+const CLOCK_SKEW_MS = 1000;
+
+export interface DisasterRecoveryOptions {
+  region: string;
+  dataDir: string;
+  topics: TopicManager;
+  groups: GroupCoordinator;
+  replicaStates: ReplicaStates;
+  policies: () => readonly Policy[];
+  regions: () => readonly RegionEntry[];
+  requestTimeoutMs: number;
+  logger: Logger;
+  syncIntervalMs?: number;
+}
+
+export interface Conflict {
+  group: string;
+  topic: string;
+  partition: number;
+  /** The peer that committed while the group had members here. */
+  region: string;
+  commitTimestamp: number;
+  activeSince: number;
+  detectedAt: number;
+}
+
+export interface Resolved {
+  offset: bigint;
+  /** `local`: the group's own commit here; `translated`: a peer's commit, translated. */
+  source: 'local' | 'translated' | 'none';
+  from: RemoteCommit | null;
+  translated: bigint | null;
+  conflict: Conflict | null;
+}
+
+/** A probe's answer before the protocol layer turns `error` into a Kafka code. */
+export type ProbeResult = Omit<ProbeResponse, 'errorCode' | 'errorMessage'> & { error: MeridianError | null };
+
+export type PromoteScope = { topic: string } | { policy: string } | { region: string };
+
+export class DisasterRecovery {
+  readonly region: string;
+  readonly state: DrState;
+  readonly remote: RemoteOffsets;
+  readonly reports: ReportStore;
+  readonly publisher: OffsetPublisher;
+  readonly topics: TopicManager;
+  readonly groups: GroupCoordinator;
+  readonly replicaStates: ReplicaStates;
+  readonly log: Logger;
+  #opts: DisasterRecoveryOptions;
+  #indexes = new Map<PartitionLog, Promise<OriginIndex>>();
+  #conflicts = new Map<string, Conflict>();
+  #offCommits: () => void;
+  #closed = false;
+
+  constructor(opts: DisasterRecoveryOptions) {
+    this.#opts = opts;
+    this.region = opts.region;
+    this.topics = opts.topics;
+    this.groups = opts.groups;
+    this.replicaStates = opts.replicaStates;
+    this.log = opts.logger.child({ component: 'dr' });
+    this.state = new DrState(opts.dataDir, opts.region);
+    this.remote = new RemoteOffsets(this.state.dir, this.log);
+    this.reports = new ReportStore(this.state.dir);
+    this.publisher = new OffsetPublisher({
+      region: opts.region,
+      regions: opts.regions,
+      policies: opts.policies,
+      topics: opts.topics,
+      vectorOf: (topic, partition, offset) => this.vectorOf(topic, partition, offset),
+      lastTimestampOf: (topic, partition) => this.#lastTimestamp(topic, partition),
+      currentCommits: () => opts.groups.allCommitted().map((c) => ({ group: c.groupId, topic: c.topic, partition: c.partition, offset: c.committed.offset, commitTimestamp: c.committed.commitTimestamp })),
+      requestTimeoutMs: opts.requestTimeoutMs,
+      intervalMs: opts.syncIntervalMs,
+      logger: this.log,
+    });
+    this.#offCommits = opts.groups.onCommitted((group, commits) =>
+      this.publisher.committed(commits.map((c) => ({ group, topic: c.topic, partition: c.partition, offset: c.offset, commitTimestamp: c.commitTimestamp }))),
+    );
+  }
+
+  get policies(): readonly Policy[] {
+    return this.#opts.policies();
+  }
+
+  // ---- roles -------------------------------------------------------------------------
+
+  roleOf(topic: string): TopicRole | undefined {
+    return this.state.roleOf(this.#opts.policies(), topic);
+  }
+
+  /** Null when producers may write `topic` here; else the error they get. */
+  checkWritable(topic: string): MeridianError | null {
+    const role = this.roleOf(topic);
+    if (role === undefined || !role.readOnly) return null;
+    return new MeridianError(
+      ErrorCode.TopicReadOnly,
+      `topic ${topic} is a read-only copy in region ${this.region}: replication policy '${role.policy.name}' (${role.policy.topology}) makes ${role.primary} its primary; produce there, or promote this region with \`meridian dr promote --topic ${topic}\``,
+    );
+  }
+
+  /** Whether replicated data for `topic` from `sender` may be appended here. */
+  admitAppend(topic: string, sender: string): MeridianError | null {
+    const role = this.roleOf(topic);
+    if (role === undefined) return null;
+    if (role.entry?.phase === 'failing-back') return this.#failingBack(role);
+    if (role.primary === sender) return null;
+    return this.#fenced(role, sender);
+  }
+
+  /** The handshake's check: the sender's view of the topic must match ours. */
+  admitHandshake(topic: string, sender: string, view: { primary: string; epoch: number } | null): MeridianError | null {
+    const role = this.roleOf(topic);
+    if (role === undefined) return null;
+    if (role.entry?.phase === 'failing-back') return this.#failingBack(role);
+    if (view !== null && view.epoch > role.epoch) {
+      return new MeridianError(
+        ErrorCode.ReplicationFenced,
+        `region ${view.primary} was promoted to primary of ${topic} (epoch ${view.epoch}), but region ${this.region} is still at epoch ${role.epoch} (primary ${role.primary}) and may hold records ${view.primary} never received: run \`meridian dr failback --topic ${topic}\` against ${this.region}`,
+      );
+    }
+    if (role.primary === sender && (view === null || view.epoch === role.epoch)) return null;
+    return this.#fenced(role, sender);
+  }
+
+  #failingBack(role: TopicRole): MeridianError {
+    return new MeridianError(ErrorCode.ReplicationFenced, `topic ${role.topic} in region ${this.region} is failing back to ${role.primary} (epoch ${role.epoch}): replication resumes when it completes (\`meridian dr failback --topic ${role.topic} --confirm\` completes an interrupted one)`);
+  }
+
+  #fenced(role: TopicRole, sender: string): MeridianError {
+    const promoted = role.entry?.primary === this.region ? ` (promoted here at ${new Date(role.entry.at).toISOString()}, epoch ${role.epoch})` : '';
+    return new MeridianError(
+      ErrorCode.ReplicationFenced,
+      `topic ${role.topic} in region ${this.region} takes replicated data only from its primary ${role.primary}${promoted}, not from ${sender}: run \`meridian dr failback --topic ${role.topic}\` against ${sender} to make it follow ${role.primary}`,
+    );
+  }
+
+  /** This region's view of a DR topic, sent in handshakes; null for other topics. */
+  viewOf(topic: string): { primary: string; epoch: number } | null {
+    const role = this.roleOf(topic);
+    return role === undefined ? null : { primary: role.primary, epoch: role.epoch };
+  }
+
+  /** The links the replicator runs for `topic`: a DR topic's from whichever region is its primary now. */
+  effectiveLinks(topic: string, links: Link[]): Link[] {
+    const role = this.roleOf(topic);
+    if (role === undefined) return links;
+    if (role.primary !== this.region) return [];
+    return role.policy.regions.filter((r) => r !== this.region).map((remote) => ({ remote, relay: false, policy: role.policy }));
+  }
+
+  // ---- offset translation ------------------------------------------------------------
+
+  /** The partition's origin index, caught up with the log. */
+  async indexOf(topic: string, partition: number): Promise<OriginIndex> {
+    const log = this.topics.partition(topic, partition);
+    const info = this.topics.getTopic(topic);
+    if (log === undefined || info === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `${topic}/${partition} does not exist in region ${this.region}`);
+    let p = this.#indexes.get(log);
+    if (p === undefined) {
+      p = OriginIndex.open(log, originKey(this.region, info.id), { logger: this.log });
+      this.#indexes.set(log, p);
+      p.catch(() => this.#indexes.delete(log));
+    }
+    const idx = await p;
+    await idx.catchUp();
+    return idx;
+  }
+
+  async vectorOf(topic: string, partition: number, offset: bigint): Promise<Array<[string, bigint]>> {
+    const idx = await this.indexOf(topic, partition);
+    return [...idx.vectorAt(offset)];
+  }
+
+  /**
+   * The offset a group resumes from in this region: its own commit, or a peer's newer one
+   * translated (never below its own commit, never past this region's end).
+   */
+  async resolve(group: string, topic: string, partition: number): Promise<Resolved> {
+    const own = this.groups.committed(group, topic, partition);
+    const base: Resolved = { offset: own?.offset ?? -1n, source: own === undefined ? 'none' : 'local', from: null, translated: null, conflict: null };
+    const peer = this.remote.commitsFor(group, topic, partition)[0];
+    if (peer === undefined || (own !== undefined && own.commitTimestamp >= peer.commitTimestamp)) return base;
+    const conflict = this.#conflicts.get(`${group}\0${topic}\0${partition}`) ?? null;
+    const activeSince = this.groups.activeSince(group);
+    if (activeSince !== undefined && peer.commitTimestamp > activeSince + CLOCK_SKEW_MS) {
+      // The group has members here and the peer committed after they joined: two live
+      // copies of the group. Its own offsets stand; the conflict is reported.
+      return { ...base, from: peer, conflict: conflict ?? this.#noteConflict(group, topic, partition, peer, activeSince) };
+    }
+    let translated: bigint;
+    try {
+      translated = (await this.indexOf(topic, partition)).translate(peer.vector);
+    } catch (err) {
+      this.log.warn({ group, topic, partition, err: (err as Error).message }, 'offset translation failed; the group resumes from its own commit');
+      return base;
+    }
+    const offset = own !== undefined && own.offset > translated ? own.offset : translated;
+    return { offset, source: offset === own?.offset && own.offset >= translated ? 'local' : 'translated', from: peer, translated, conflict };
+  }
+
+  /** OffsetFetch's answers with translation applied, for the partitions a peer committed. */
+  async adjustFetched<P extends { partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number }>(
+    group: string,
+    topics: ReadonlyArray<{ readonly name: string; readonly partitions: readonly P[] }>,
+  ): Promise<Array<{ name: string; partitions: P[] }>> {
+    return Promise.all(
+      topics.map(async (t) => ({
+        name: t.name,
+        partitions: await Promise.all(
+          t.partitions.map(async (p) => {
+            if (this.remote.commitsFor(group, t.name, p.partitionIndex).length === 0) return p;
+            const r = await this.resolve(group, t.name, p.partitionIndex);
+            if (r.source !== 'translated') return p;
+            return { ...p, committedOffset: r.offset, committedLeaderEpoch: -1 };
+          }),
+        ),
+      })),
+    );
+  }
+
+  /** Every translation this region can make for `group` (admin API, CLI). */
+  async groupStatus(group: string): Promise<
+    Array<{ topic: string; partition: number; committed: string | null; committedAt: number | null; translated: string | null; resolved: string; source: Resolved['source']; peer: string | null; peerOffset: string | null; peerCommittedAt: number | null; syncAgeMs: number | null; conflict: Conflict | null }>
+  > {
+    const parts = new Map<string, { topic: string; partition: number }>();
+    for (const g of this.remote.groups()) if (g.group === group) for (const p of g.partitions) parts.set(`${p.topic}\0${p.partition}`, p);
+    for (const c of this.groups.allCommitted()) if (c.groupId === group) parts.set(`${c.topic}\0${c.partition}`, { topic: c.topic, partition: c.partition });
+    if (parts.size === 0) throw new MeridianError(ErrorCode.DrNotFound, `group ${group} has no committed offsets in region ${this.region} and no peer region sent any`);
+    const now = Date.now();
+    const out = [];
+    for (const { topic, partition } of [...parts.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition)) {
+      const own = this.groups.committed(group, topic, partition);
+      const peer = this.remote.commitsFor(group, topic, partition)[0];
+      const r = this.topics.partition(topic, partition) === undefined ? null : await this.resolve(group, topic, partition);
+      let translated: bigint | null = r?.translated ?? null;
+      if (translated === null && peer !== undefined && r !== null) {
+        try {
+          translated = (await this.indexOf(topic, partition)).translate(peer.vector);
+        } catch {
+          translated = null;
+        }
+      }
+      out.push({
+        topic,
+        partition,
+        committed: own === undefined ? null : String(own.offset),
+        committedAt: own?.commitTimestamp ?? null,
+        translated: translated === null ? null : String(translated),
+        resolved: String(r?.offset ?? -1n),
+        source: r?.source ?? 'none',
+        peer: peer?.region ?? null,
+        peerOffset: peer === undefined ? null : String(peer.offset),
+        peerCommittedAt: peer?.commitTimestamp ?? null,
+        syncAgeMs: peer === undefined ? null : now - peer.receivedAt,
+        conflict: this.#conflicts.get(`${group}\0${topic}\0${partition}`) ?? null,
+      });
+    }
+    return out;
+  }
+
+  /** Groups with offsets here or from peers. */
+  groupIds(): string[] {
+    return [...new Set([...this.remote.groups().map((g) => g.group), ...this.groups.allCommitted().map((c) => c.groupId)])].sort();
+  }
+
+  conflicts(): Conflict[] {
+    return [...this.#conflicts.values()];
+  }
+
+  #noteConflict(group: string, topic: string, partition: number, peer: RemoteCommit, activeSince: number): Conflict {
+    const c: Conflict = { group, topic, partition, region: peer.region, commitTimestamp: peer.commitTimestamp, activeSince, detectedAt: Date.now() };
+    const key = `${group}\0${topic}\0${partition}`;
+    if (!this.#conflicts.has(key)) this.log.warn({ group, topic, partition, peer: peer.region, activeSince: new Date(activeSince).toISOString() }, 'consumer group is active in two regions at once: the peer region\'s commits are not applied here');
+    this.#conflicts.set(key, c);
+    return c;
+  }
+
+  // ---- the internal API --------------------------------------------------------------
+
+  /** OffsetSync from a peer: made durable, then acknowledged. */
+  handleOffsetSync(req: OffsetSyncRequest): MeridianError | null {
+    if (req.targetRegion !== this.region) return new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`);
+    const fresh = this.remote.apply(req);
+    for (const c of fresh) {
+      const activeSince = this.groups.activeSince(c.group);
+      if (activeSince !== undefined && c.commitTimestamp > activeSince + CLOCK_SKEW_MS) this.#noteConflict(c.group, c.topic, c.partition, c, activeSince);
+      // Warm the index so the group's first OffsetFetch here need not build it.
+      if (this.topics.partition(c.topic, c.partition) !== undefined) void this.indexOf(c.topic, c.partition).catch(() => {});
+    }
+    return null;
+  }
+
+  async handleProbe(req: ProbeRequest): Promise<ProbeResult> {
+    const fail = (error: MeridianError): ProbeResult => ({ error, primary: '', epoch: -1, since: 0, partitions: [] });
+    if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`));
+    const role = this.roleOf(req.topic);
+    if (role === undefined) return fail(new MeridianError(ErrorCode.InvalidDrRequest, `topic ${req.topic} is not under a one-way or fan-out policy in region ${this.region}`));
+    const logs = this.topics.partitions(req.topic);
+    const partitions = await Promise.all(
+      logs.map(async (log, partition) => {
+        const st = await this.replicaStates.forLog(log);
+        return { partition, heldOriginOffset: st.table.lastOrigin(req.senderRegion, req.senderTopicId) };
+      }),
+    );
+    return { error: null, primary: role.primary, epoch: role.epoch, since: role.entry?.at ?? 0, partitions };
+  }
+
+  // ---- promote -----------------------------------------------------------------------
+
+  /** The DR topics a scope names here; a scope naming nothing known is an error. */
+  topicsOf(scope: PromoteScope): TopicRole[] {
+    const policies = this.#opts.policies();
+    if ('topic' in scope) {
+      if (this.topics.getTopic(scope.topic) === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${scope.topic} does not exist in region ${this.region}`);
+      const role = this.roleOf(scope.topic);
+      if (role === undefined) {
+        const p = policyFor(policies, scope.topic);
+        throw new MeridianError(ErrorCode.InvalidDrRequest, p === undefined ? `topic ${scope.topic} is not replicated (no policy matches it): there is nothing to promote` : `topic ${scope.topic} is under ${p.topology} policy '${p.name}', which writes in every region: only one-way and fan-out copies are promoted`);
+      }
+      return [role];
+    }
+    if ('policy' in scope) {
+      const p = policies.find((x) => x.name === scope.policy);
+      if (p === undefined) throw new MeridianError(ErrorCode.InvalidDrRequest, `no replication policy named '${scope.policy}' (known: ${policies.map((x) => x.name).join(', ') || 'none'})`);
+      if (!isDrPolicy(p)) throw new MeridianError(ErrorCode.InvalidDrRequest, `policy '${p.name}' is ${p.topology}: only one-way and fan-out copies are promoted`);
+      if (!p.regions.includes(this.region)) throw new MeridianError(ErrorCode.InvalidDrRequest, `policy '${p.name}' does not include region ${this.region}`);
+      return this.topics
+        .listTopics()
+        .map((t) => this.roleOf(t.name))
+        .filter((r): r is TopicRole => r !== undefined && r.policy.name === p.name);
+    }
+    if (scope.region !== this.region) {
+      const known = this.#opts.regions().some((r) => r.name === scope.region);
+      throw new MeridianError(ErrorCode.InvalidDrRequest, known ? `this is region ${this.region}: promote ${scope.region} against its own admin API` : `no region named ${scope.region} in replication.regions`);
+    }
+    return this.topics
+      .listTopics()
+      .map((t) => this.roleOf(t.name))
+      .filter((r): r is TopicRole => r !== undefined);
+  }
+
+  /**
+   * Makes this region the primary of every DR topic in `scope` and reports each one's
+   * recovery point. Per topic: the new role is persisted first (phase `promoting`: from
+   * then on the old primary's data is refused and producers are accepted), then what is
+   * held is flushed and measured, the report saved, and the phase set to `promoted`. A crash
+   * in between leaves `promoting`, which the same command completes (same epoch, same
+   * report id). A topic already promoted here answers its saved report.
+   */
+  async promote(scope: PromoteScope): Promise<PromoteReport[]> {
+    const roles = this.topicsOf(scope);
+    const out: PromoteReport[] = [];
+    for (const role of roles) out.push(await this.#promoteTopic(role));
+    return out;
+  }
+
+  async #promoteTopic(role: TopicRole): Promise<PromoteReport> {
+    const e = role.entry;
+    if (e !== undefined && e.primary === this.region && e.phase === 'promoted' && e.reportId !== undefined && this.reports.has(e.reportId)) return this.reports.get(e.reportId) as PromoteReport;
+    if (!role.readOnly && e?.phase !== 'promoting') {
+      throw new MeridianError(ErrorCode.InvalidDrRequest, `region ${this.region} is already the primary of ${role.topic} (policy '${role.policy.name}', epoch ${role.epoch}): nothing to promote`);
+    }
+    const resuming = e?.phase === 'promoting' && e.primary === this.region;
+    const formerPrimary = resuming ? ((e.failback as { formerPrimary?: string } | undefined)?.formerPrimary ?? policySource(role.policy)) : role.primary;
+    const epoch = resuming ? e.epoch : role.epoch + 1;
+    const at = resuming ? e.at : Date.now();
+    const id = reportId('promote', role.topic, epoch);
+    this.state.set(role.topic, { primary: this.region, epoch, phase: 'promoting', at, reportId: id, failback: { formerPrimary } });
+    this.log.info({ topic: role.topic, formerPrimary, epoch }, 'promoting: inbound replication stopped, producers accepted');
+    const partitions: RecoveryPartition[] = [];
+    const logs = this.topics.partitions(role.topic);
+    for (const [partition, log] of logs.entries()) {
+      // Appends admitted before the role changed finish first: the report counts what is durable.
+      await log.flush();
+      partitions.push(await this.#recoveryPoint(role.topic, partition, log, formerPrimary, at));
+    }
+    const known = partitions.every((p) => p.missingRecords !== null);
+    const report: PromoteReport = {
+      kind: 'promote',
+      id,
+      topic: role.topic,
+      region: this.region,
+      formerPrimary,
+      epoch,
+      policy: role.policy.name,
+      at: new Date(at).toISOString(),
+      partitions,
+      totals: {
+        missingRecords: known ? String(partitions.reduce((n, p) => n + BigInt(p.missingRecords!), 0n)) : null,
+        maxMissingSeconds: partitions.some((p) => p.missingSeconds !== null) ? Math.max(...partitions.map((p) => p.missingSeconds ?? 0)) : null,
+      },
+    };
+    this.reports.save(report);
+    this.state.set(role.topic, { primary: this.region, epoch, phase: 'promoted', at, reportId: id, failback: { formerPrimary } });
+    this.log.info({ topic: role.topic, epoch, missingRecords: report.totals.missingRecords, maxMissingSeconds: report.totals.maxMissingSeconds, report: id }, 'promoted: this region is the primary');
+    return report;
+  }
+
+  async #recoveryPoint(topic: string, partition: number, log: PartitionLog, formerPrimary: string, at: number): Promise<RecoveryPartition> {
+    const state = await this.replicaStates.forLog(log);
+    const end = this.remote.endOf(topic, partition, formerPrimary);
+    // The former primary's topic id: from its last report, else from what the markers say.
+    const prefix = `${formerPrimary}/`;
+    const topicId = end?.topicId ?? [...state.table.origins.keys()].find((k) => k.startsWith(prefix))?.slice(prefix.length);
+    const held = topicId === undefined ? -1n : state.table.lastOrigin(formerPrimary, topicId);
+    if (end === undefined) {
+      return { partition, lastOriginOffsetHeld: String(held), originEndOffset: null, originEndAgeMs: null, missingRecords: null, missingOffsets: null, missingSeconds: null };
+    }
+    const missing = end.endOffset - (held + 1n) > 0n ? end.endOffset - (held + 1n) : 0n;
+    const heldTs = missing > 0n ? await this.#lastTimestamp(topic, partition) : -1;
+    return {
+      partition,
+      lastOriginOffsetHeld: String(held),
+      originEndOffset: String(end.endOffset),
+      originEndAgeMs: Math.max(0, at - end.receivedAt),
+      missingRecords: String(missing),
+      missingOffsets: missing > 0n ? { first: String(held + 1n), last: String(end.endOffset - 1n) } : null,
+      missingSeconds: missing > 0n && end.lastTimestamp >= 0 ? Math.max(0, end.lastTimestamp - (heldTs >= 0 ? heldTs : end.lastTimestamp)) / 1000 : 0,
+    };
+  }
+
+  /** The largest timestamp of a partition's last data batch (-1: empty). */
+  async #lastTimestamp(topic: string, partition: number): Promise<number> {
+    const log = this.topics.partition(topic, partition);
+    if (log === undefined || log.highWatermark <= log.logStartOffset) return -1;
+    const r = await log.read(log.highWatermark - 1n, 1);
+    const batches = storedBatches(r.records);
+    const last = batches.at(-1);
+    return last === undefined ? -1 : Number(last.h.maxTimestamp);
+  }
+
+  // ---- status ------------------------------------------------------------------------
+
+  /**
+   * Each DR topic's role here; for a copy, the primary's partition ends as last reported
+   * (what a promote now would measure against) and the age of each report.
+   */
+  topicStatus(): Array<{ topic: string; policy: string; topology: string; primary: string; epoch: number; readOnly: boolean; phase: string; since: number | null; reportId: string | null; primaryEnds: Array<{ partition: number; endOffset: string; ageMs: number }> }> {
+    const now = Date.now();
+    return this.topics
+      .listTopics()
+      .map((t) => this.roleOf(t.name))
+      .filter((r): r is TopicRole => r !== undefined)
+      .map((r) => ({
+        topic: r.topic,
+        policy: r.policy.name,
+        topology: r.policy.topology,
+        primary: r.primary,
+        epoch: r.epoch,
+        readOnly: r.readOnly,
+        phase: r.entry?.phase ?? 'policy',
+        since: r.entry?.at ?? null,
+        reportId: r.entry?.reportId ?? null,
+        primaryEnds: r.readOnly
+          ? this.topics.partitions(r.topic).flatMap((_log, partition) => {
+              const e = this.remote.endOf(r.topic, partition, r.primary);
+              return e === undefined ? [] : [{ partition, endOffset: String(e.endOffset), ageMs: now - e.receivedAt }];
+            })
+          : [],
+      }));
+  }
+
+  syncStatus(): PeerSyncStatus[] {
+    return this.publisher.status();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#offCommits();
+    this.publisher.close();
+    const idx = [...this.#indexes.values()];
+    this.#indexes.clear();
+    await Promise.allSettled(idx.map(async (p) => (await p).close()));
+  }
+
+  /** Forgets a log's index (its topic was deleted or the log was truncated). */
+  dropIndex(log: PartitionLog): void {
+    const p = this.#indexes.get(log);
+    this.#indexes.delete(log);
+    void p?.then((i) => i.close()).catch(() => {});
+  }
+}

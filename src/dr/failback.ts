@@ -1,0 +1,235 @@
+/**
+ * Failback: the old primary of a DR topic returns after another region was promoted, and
+ * rejoins the new primary's history without losing what only it held.
+ *
+ * Run in the old primary. It asks the topic's other regions (DrProbe) which one is the
+ * primary at a newer epoch and how much of this region's records it holds, per partition.
+ * Everything after that in this region's log is the *divergent tail*: records this region
+ * acknowledged that never reached the new primary.
+ *
+ *   dry run   lists the tail per partition: count, offset range, time range. Changes nothing.
+ *   confirm   1. persists the plan (phase `failing-back`, the new primary and epoch, where
+ *                each partition is cut, the side topic): from here producers are refused and
+ *                no region's data is admitted;
+ *             2. copies each partition's tail, batch by batch and byte for byte, to the side
+ *                topic `<topic>.diverged-<region>-e<epoch>` (same partition), resuming after
+ *                what an earlier attempt copied;
+ *             3. truncates each partition at its cut (storage: PartitionLog.truncateTo);
+ *             4. adopts the new primary and epoch (phase `following`): the new primary's
+ *                handshake is admitted and its records replicate here; the report is saved.
+ *
+ * A crash anywhere leaves either no plan (nothing changed) or the plan, which the same
+ * command completes without asking the peer again: the copy resumes from the side topic's
+ * end, and a truncation already done is a no-op. Switching back later is one more
+ * `promote` here.
+ */
+import { ErrorCode, MeridianError } from '../errors.js';
+import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
+import { LinkClient } from '../replication/link-client.js';
+import { isControlBatch, lastOffsetOf, storedBatches, validateBatch, type BatchHeader } from '../storage/record-batch.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
+import type { DisasterRecovery } from './disaster-recovery.js';
+import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
+
+const SCAN_BYTES = 1024 * 1024;
+
+interface Plan {
+  newPrimary: string;
+  newEpoch: number;
+  sideTopic: string;
+  cuts: Record<string, string>;
+}
+
+/** The side topic a failback preserves `topic`'s divergent tail in. */
+export function sideTopicName(topic: string, region: string, epoch: number): string {
+  return `${topic}.diverged-${region}-e${epoch}`;
+}
+
+export async function failback(dr: DisasterRecovery, topic: string, opts: { confirm: boolean; requestTimeoutMs: number; regions: ReadonlyArray<{ name: string; address: string }> }): Promise<FailbackReport> {
+  const info = dr.topics.getTopic(topic);
+  if (info === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${topic} does not exist in region ${dr.region}`);
+  const role = dr.roleOf(topic);
+  if (role === undefined) throw new MeridianError(ErrorCode.InvalidDrRequest, `topic ${topic} is not under a one-way or fan-out policy in region ${dr.region}: there is nothing to fail back`);
+  const entry = role.entry;
+  if (entry?.phase === 'failing-back') {
+    // A failback that a crash interrupted: finish it with its own plan.
+    return execute(dr, topic, entry.failback as Plan, entry.at);
+  }
+  if (entry?.phase === 'following' && entry.reportId !== undefined && dr.reports.has(entry.reportId) && !opts.confirm) {
+    const done = dr.reports.get(entry.reportId) as FailbackReport;
+    return done;
+  }
+  const peers = role.policy.regions.filter((r) => r !== dr.region);
+  const probes: Array<{ region: string; res: ProbeResponse }> = [];
+  const unreachable: string[] = [];
+  for (const region of peers) {
+    const address = opts.regions.find((r) => r.name === region)?.address;
+    if (address === undefined) continue;
+    try {
+      probes.push({ region, res: await probe(address, { targetRegion: region, senderRegion: dr.region, topic, senderTopicId: info.id }, opts.requestTimeoutMs) });
+    } catch (err) {
+      unreachable.push(`${region} (${(err as Error).message})`);
+    }
+  }
+  const ahead = probes.filter((p) => p.res.primary === p.region && p.res.epoch > role.epoch).sort((a, b) => b.res.epoch - a.res.epoch)[0];
+  if (ahead === undefined) {
+    if (unreachable.length > 0) throw new MeridianError(ErrorCode.InvalidDrRequest, `failback of ${topic} needs the new primary: cannot reach ${unreachable.join(', ')}; nothing was changed`);
+    if (entry?.phase === 'following' && entry.reportId !== undefined && dr.reports.has(entry.reportId)) return dr.reports.get(entry.reportId) as FailbackReport;
+    throw new MeridianError(ErrorCode.InvalidDrRequest, `no region was promoted past epoch ${role.epoch} for ${topic} (primary ${role.primary}): there is nothing to fail back`);
+  }
+  const plan: Plan = { newPrimary: ahead.region, newEpoch: ahead.res.epoch, sideTopic: sideTopicName(topic, dr.region, ahead.res.epoch), cuts: {} };
+  const logs = dr.topics.partitions(topic);
+  for (const [partition, log] of logs.entries()) {
+    const held = ahead.res.partitions.find((p) => p.partition === partition)?.heldOriginOffset ?? -1n;
+    const cut = held + 1n > log.logStartOffset ? held + 1n : log.logStartOffset;
+    if (cut > log.highWatermark) {
+      throw new MeridianError(
+        ErrorCode.InvalidDrRequest,
+        `${topic}/${partition}: ${ahead.region} holds this region's records up to offset ${held}, past this region's end ${log.highWatermark}: this region lost data; restore it before failing back`,
+      );
+    }
+    plan.cuts[String(partition)] = String(cut);
+  }
+  const at = Date.now();
+  if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
+  dr.state.set(topic, { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan });
+  dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, sideTopic: plan.sideTopic }, 'failing back: producers refused, divergent tail being preserved');
+  return execute(dr, topic, plan, at);
+}
+
+async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: number): Promise<FailbackReport> {
+  const logs = dr.topics.partitions(topic);
+  for (const log of logs) await log.flush();
+  const found = await tails(dr, topic, plan);
+  if (found.some((t) => BigInt(t.records) > 0n) && dr.topics.getTopic(plan.sideTopic) === undefined) {
+    try {
+      await dr.topics.createTopic(plan.sideTopic, logs.length);
+    } catch (err) {
+      if (!(err instanceof MeridianError && err.code === ErrorCode.TopicExists)) throw err;
+    }
+  }
+  for (const [partition, log] of logs.entries()) {
+    const cut = BigInt(plan.cuts[String(partition)]);
+    const tail = found[partition];
+    if (BigInt(tail.records) > 0n) tail.preservedAt = await preserve(dr, plan.sideTopic, partition, log, cut);
+    await dr.topics.truncatePartition(topic, partition, cut);
+    dr.dropIndex(log);
+  }
+  const r = report(dr, topic, plan, at, false, found);
+  dr.reports.save(r);
+  dr.state.set(topic, { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id });
+  dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, preservedRecords: r.totals.records, sideTopic: plan.sideTopic, report: r.id }, 'failed back: following the new primary');
+  return r;
+}
+
+function report(dr: DisasterRecovery, topic: string, plan: Plan, at: number, dryRun: boolean, partitions: DivergentPartition[]): FailbackReport {
+  return {
+    kind: 'failback',
+    id: reportId('failback', topic, plan.newEpoch),
+    topic,
+    region: dr.region,
+    newPrimary: plan.newPrimary,
+    epoch: plan.newEpoch,
+    dryRun,
+    sideTopic: plan.sideTopic,
+    at: new Date(at).toISOString(),
+    partitions,
+    totals: { records: String(partitions.reduce((n, p) => n + BigInt(p.records), 0n)) },
+    completed: !dryRun,
+  };
+}
+
+/** Each partition's divergent tail: what lies at or past its cut. */
+async function tails(dr: DisasterRecovery, topic: string, plan: Plan): Promise<DivergentPartition[]> {
+  const out: DivergentPartition[] = [];
+  for (const [partition, log] of dr.topics.partitions(topic).entries()) {
+    const cut = BigInt(plan.cuts[String(partition)]);
+    let records = 0n;
+    let first: bigint | null = null;
+    let last: bigint | null = null;
+    let tsFirst: bigint | null = null;
+    let tsLast: bigint | null = null;
+    await walk(log, cut, (_buf, h) => {
+      if (isControlBatch(h)) return; // markers hold no records
+      records += BigInt(h.lastOffsetDelta) + 1n;
+      first ??= h.baseOffset;
+      last = lastOffsetOf(h);
+      tsFirst ??= h.baseTimestamp;
+      tsLast = h.maxTimestamp > (tsLast ?? -1n) ? h.maxTimestamp : tsLast;
+    });
+    out.push({
+      partition,
+      truncateAt: String(cut),
+      records: String(records),
+      offsets: first === null ? null : { first: String(first), last: String(last) },
+      timestamps: tsFirst === null ? null : { first: new Date(Number(tsFirst)).toISOString(), last: new Date(Number(tsLast)).toISOString() },
+    });
+  }
+  return out;
+}
+
+/**
+ * Copies the batches of `log` from `cut` to the end into the side topic's partition,
+ * verbatim, skipping what an earlier attempt already copied (the side partition's end counts
+ * the records copied: whole batches, in order).
+ */
+async function preserve(dr: DisasterRecovery, sideTopic: string, partition: number, log: PartitionLog, cut: bigint): Promise<{ first: string; last: string } | null> {
+  const side = dr.topics.partition(sideTopic, partition);
+  if (side === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `side topic ${sideTopic}/${partition} is missing`);
+  const start = side.highWatermark;
+  let copied = 0n;
+  const pending: Buffer[] = [];
+  const headers: BatchHeader[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    await side.appendValidated(pending.splice(0), headers.splice(0), { sync: true }).done;
+  };
+  let bytes = 0;
+  await walk(log, cut, async (buf, h) => {
+    if (isControlBatch(h)) return;
+    const span = BigInt(h.lastOffsetDelta) + 1n;
+    if (copied + span <= start) {
+      copied += span;
+      return;
+    }
+    copied += span;
+    const copy = Buffer.from(buf);
+    pending.push(copy);
+    headers.push(validateBatch(copy));
+    bytes += copy.length;
+    if (bytes >= 4 * 1024 * 1024) {
+      bytes = 0;
+      await flush();
+    }
+  });
+  await flush();
+  await side.flush();
+  return side.highWatermark > 0n ? { first: '0', last: String(side.highWatermark - 1n) } : null;
+}
+
+async function walk(log: PartitionLog, from: bigint, visit: (buf: Buffer, h: BatchHeader) => void | Promise<void>): Promise<void> {
+  let offset = from;
+  const end = log.highWatermark;
+  while (offset < end) {
+    const r = await log.read(offset, SCAN_BYTES, { upTo: end });
+    const batches = storedBatches(r.records);
+    if (batches.length === 0) break;
+    for (const { buf, h } of batches) {
+      if (lastOffsetOf(h) < offset) continue;
+      await visit(buf, h);
+      offset = lastOffsetOf(h) + 1n;
+    }
+  }
+}
+
+async function probe(address: string, req: { targetRegion: string; senderRegion: string; topic: string; senderTopicId: string }, timeoutMs: number): Promise<ProbeResponse> {
+  const client = new LinkClient({ address, clientId: `meridian-failback-${req.senderRegion}`, requestTimeoutMs: timeoutMs });
+  try {
+    const res = readProbeResponse(await client.request(DrApiKey.Probe, 0, (w) => writeProbeRequest(w, req)));
+    if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${req.targetRegion}`);
+    return res;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * What peers told this region through OffsetSync (dr-api.ts): each group's committed
+ * offsets in the other regions, as per-origin vectors, and each partition's end offset in
+ * the regions that send it here. Persisted in `<dataDir>/dr/remote-offsets.json`, written
+ * atomically and fsynced before the OffsetSync is acknowledged, so an acknowledged commit
+ * survives a crash of either side (the sender resends what was not acknowledged).
+ *
+ * Dedup: per (group, topic, partition, sender) only the newest commit by commit time is
+ * kept; a resend or a late, older commit changes nothing.
+ *
+ * The file holds one entry per group partition and peer: its size follows the number of
+ * groups, not the commit rate (the sender coalesces commits between syncs).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { writeFileAtomicSync } from '../storage/fs-util.js';
+import type { OffsetSyncRequest } from './dr-api.js';
+
+const FILE = 'remote-offsets.json';
+
+export interface RemoteCommit {
+  region: string;
+  offset: bigint;
+  commitTimestamp: number;
+  vector: Map<string, bigint>;
+  /** When this region received it (ms since the epoch). */
+  receivedAt: number;
+}
+
+export interface RemoteEnd {
+  region: string;
+  topicId: string;
+  endOffset: bigint;
+  lastTimestamp: number;
+  /** When the peer sent it (its clock) and when it arrived (ours). */
+  sentAt: number;
+  receivedAt: number;
+}
+
+interface FileShape {
+  version: 1;
+  commits: Array<{ group: string; topic: string; partition: number; region: string; offset: string; commitTimestamp: number; receivedAt: number; vector: Record<string, string> }>;
+  ends: Array<{ topic: string; partition: number; region: string; topicId: string; endOffset: string; lastTimestamp: number; sentAt: number; receivedAt: number }>;
+}
+
+const tp = (topic: string, partition: number) => `${topic}\0${partition}`;
+
+export class RemoteOffsets {
+  readonly file: string;
+  /** group -> topic\0partition -> region -> commit */
+  #commits = new Map<string, Map<string, Map<string, RemoteCommit>>>();
+  /** topic\0partition -> region -> end */
+  #ends = new Map<string, Map<string, RemoteEnd>>();
+  #log: Logger | undefined;
+
+  constructor(dir: string, logger?: Logger) {
+    this.file = path.join(dir, FILE);
+    this.#log = logger;
+    this.#load();
+  }
+
+  /**
+   * Applies a sync and persists it if anything changed. Returns the commits that were new
+   * (newer than what was held), for conflict detection.
+   */
+  apply(req: OffsetSyncRequest, now = Date.now()): Array<RemoteCommit & { group: string; topic: string; partition: number }> {
+    const fresh: Array<RemoteCommit & { group: string; topic: string; partition: number }> = [];
+    let changed = false;
+    for (const c of req.commits) {
+      let byTp = this.#commits.get(c.group);
+      if (byTp === undefined) this.#commits.set(c.group, (byTp = new Map()));
+      let byRegion = byTp.get(tp(c.topic, c.partition));
+      if (byRegion === undefined) byTp.set(tp(c.topic, c.partition), (byRegion = new Map()));
+      const held = byRegion.get(req.senderRegion);
+      if (held !== undefined && (held.commitTimestamp > c.commitTimestamp || (held.commitTimestamp === c.commitTimestamp && held.offset >= c.offset))) continue;
+      const commit: RemoteCommit = { region: req.senderRegion, offset: c.offset, commitTimestamp: c.commitTimestamp, vector: new Map(c.vector), receivedAt: now };
+      byRegion.set(req.senderRegion, commit);
+      fresh.push({ ...commit, group: c.group, topic: c.topic, partition: c.partition });
+      changed = true;
+    }
+    for (const e of req.ends) {
+      let byRegion = this.#ends.get(tp(e.topic, e.partition));
+      if (byRegion === undefined) this.#ends.set(tp(e.topic, e.partition), (byRegion = new Map()));
+      const held = byRegion.get(req.senderRegion);
+      // The newest report wins even when the end went back (the peer failed back).
+      if (held !== undefined && held.sentAt > req.sentAt) continue;
+      byRegion.set(req.senderRegion, { region: req.senderRegion, topicId: e.topicId, endOffset: e.endOffset, lastTimestamp: e.lastTimestamp, sentAt: req.sentAt, receivedAt: now });
+      changed = true;
+    }
+    if (changed) this.#save();
+    return fresh;
+  }
+
+  /** The commits peers hold for a group's partition, newest commit first. */
+  commitsFor(group: string, topic: string, partition: number): RemoteCommit[] {
+    const byRegion = this.#commits.get(group)?.get(tp(topic, partition));
+    return byRegion === undefined ? [] : [...byRegion.values()].sort((a, b) => b.commitTimestamp - a.commitTimestamp);
+  }
+
+  /** Every group with a commit from a peer, and its partitions. */
+  groups(): Array<{ group: string; partitions: Array<{ topic: string; partition: number }> }> {
+    return [...this.#commits].map(([group, byTp]) => ({
+      group,
+      partitions: [...byTp.keys()].map((k) => {
+        const [topic, p] = k.split('\0');
+        return { topic, partition: Number(p) };
+      }),
+    }));
+  }
+
+  /** What `region` last reported of a partition's end. */
+  endOf(topic: string, partition: number, region: string): RemoteEnd | undefined {
+    return this.#ends.get(tp(topic, partition))?.get(region);
+  }
+
+  /** Forgets a topic (deleted here). */
+  dropTopic(topic: string): void {
+    let changed = false;
+    for (const byTp of this.#commits.values()) for (const k of [...byTp.keys()]) if (k.startsWith(`${topic}\0`)) changed = byTp.delete(k) || changed;
+    for (const k of [...this.#ends.keys()]) if (k.startsWith(`${topic}\0`)) changed = this.#ends.delete(k) || changed;
+    if (changed) this.#save();
+  }
+
+  #save(): void {
+    const out: FileShape = { version: 1, commits: [], ends: [] };
+    for (const [group, byTp] of this.#commits) {
+      for (const [k, byRegion] of byTp) {
+        const [topic, p] = k.split('\0');
+        for (const c of byRegion.values()) {
+          out.commits.push({ group, topic, partition: Number(p), region: c.region, offset: String(c.offset), commitTimestamp: c.commitTimestamp, receivedAt: c.receivedAt, vector: Object.fromEntries([...c.vector].map(([o, v]) => [o, String(v)])) });
+        }
+      }
+    }
+    for (const [k, byRegion] of this.#ends) {
+      const [topic, p] = k.split('\0');
+      for (const e of byRegion.values()) out.ends.push({ topic, partition: Number(p), region: e.region, topicId: e.topicId, endOffset: String(e.endOffset), lastTimestamp: e.lastTimestamp, sentAt: e.sentAt, receivedAt: e.receivedAt });
+    }
+    writeFileAtomicSync(this.file, JSON.stringify(out) + '\n');
+  }
+
+  #load(): void {
+    if (!fs.existsSync(this.file)) return;
+    let s: FileShape;
+    try {
+      s = JSON.parse(fs.readFileSync(this.file, 'utf8')) as FileShape;
+      if (s.version !== 1 || !Array.isArray(s.commits) || !Array.isArray(s.ends)) throw new Error('not a remote-offsets file');
+    } catch (err) {
+      // Peers resend every commit and end they hold on their next sync: losing this file
+      // costs a resync, never a wrong offset.
+      this.#log?.warn({ file: this.file, err: (err as Error).message }, 'remote offsets file unreadable; starting empty until peers resend');
+      return;
+    }
+    for (const c of s.commits) {
+      let byTp = this.#commits.get(c.group);
+      if (byTp === undefined) this.#commits.set(c.group, (byTp = new Map()));
+      let byRegion = byTp.get(tp(c.topic, c.partition));
+      if (byRegion === undefined) byTp.set(tp(c.topic, c.partition), (byRegion = new Map()));
+      byRegion.set(c.region, { region: c.region, offset: BigInt(c.offset), commitTimestamp: c.commitTimestamp, receivedAt: c.receivedAt, vector: new Map(Object.entries(c.vector).map(([o, v]) => [o, BigInt(v)])) });
+    }
+    for (const e of s.ends) {
+      let byRegion = this.#ends.get(tp(e.topic, e.partition));
+      if (byRegion === undefined) this.#ends.set(tp(e.topic, e.partition), (byRegion = new Map()));
+      byRegion.set(e.region, { region: e.region, topicId: e.topicId, endOffset: BigInt(e.endOffset), lastTimestamp: e.lastTimestamp, sentAt: e.sentAt, receivedAt: e.receivedAt });
+    }
+  }
+}
