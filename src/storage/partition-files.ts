@@ -8,6 +8,7 @@
  *     00000000000000001000.producers    idempotent-producer state as of offset 1000 (newest two kept)
  *     log-start-offset.json             where DeleteRecords moved the log start (below it nothing is served)
  *     replication-state.json            the replication dedup table as of a sealed offset
+ *     origin-index.json                 the origin (offset translation) index as of a sealed offset
  *     replication-hold-<remote>.json    replication to <remote> stopped: this region lost data
  *                                       the remote holds; an operator deletes it to resume
  *     <any of the above>.tmp            being replaced atomically (writeFileAtomicSync)
@@ -16,7 +17,7 @@
  * files, and `.deleted` ones (what a topic deletion renames a partition directory to before
  * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `partition-log.ts` (the log
  * start), `broker/producer-state.ts`,
- * `replication/replica-state.ts`, `replication/worker.ts` (the hold file).
+ * `replication/replica-state.ts`, `replication/origin-index.ts`, `replication/worker.ts` (the hold file).
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -27,6 +28,7 @@ const PRODUCERS_SUFFIX = '.producers';
 const TMP_SUFFIX = '.tmp';
 const DELETED_SUFFIX = '.deleted';
 const REPLICATION_STATE = 'replication-state.json';
+const ORIGIN_INDEX = 'origin-index.json';
 const LOG_START = 'log-start-offset.json';
 
 const SEGMENT_LOG = /^(\d{20})\.log$/;
@@ -68,6 +70,11 @@ export const PartitionFiles = {
 
   replicationState(dir: string): string {
     return path.join(dir, REPLICATION_STATE);
+  },
+
+  /** The origin index snapshot (replication/origin-index.ts). */
+  originIndex(dir: string): string {
+    return path.join(dir, ORIGIN_INDEX);
   },
 
   /** The log start offset DeleteRecords moved to (partition-log.ts). */
