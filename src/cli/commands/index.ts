@@ -1,5 +1,5 @@
 /**
- * The admin subcommands of `meridian` (status, topic, replication, offload, group, region)
+ * The admin subcommands of `meridian` (status, topic, replication, offload, group, region, dr)
  * and the one place their errors become exit codes and stderr lines:
  *
  *   UsageError        2  the message, then where to read the usage
@@ -11,6 +11,7 @@
  */
 import { AdminApiError, AdminUnreachable } from '../admin-client.js';
 import { CommandFailed, DEFAULT_ADMIN, ExitCode, UsageError, type CliIo, type Command } from './context.js';
+import { drCommand } from './dr.js';
 import { groupCommand } from './group.js';
 import { offloadCommand } from './offload.js';
 import { regionCommand } from './region.js';
@@ -21,7 +22,7 @@ import { topicCommand } from './topic.js';
 export { ExitCode, type CliIo } from './context.js';
 
 export const ADMIN_COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand].map((c) => [c.name, c]),
+  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand].map((c) => [c.name, c]),
 );
 
 export async function runAdminCommand(name: string, args: string[], io: CliIo): Promise<ExitCode> {
