@@ -12,6 +12,16 @@
  * written each time a segment seals bounds the walk to the active segment. The snapshot is
  * computed by scanning the sealed segment from the previous snapshot, never copied from the
  * live table, because the live table may already reflect appends that are not yet durable.
+ *
+ * Truncation (PartitionLog.truncateTo, failback) takes records, and their markers, out of
+ * the log, so neither table may still count them: ReplicaStates drops the live table (the
+ * next use rebuilds it, and a load the truncation overtook starts again), and the
+ * SnapshotFollower, if its snapshot lies past the new end, resets it to an empty one at the
+ * log start, rewrites replication-state.json and folds the sealed segments again. The
+ * markers of segments already deleted below the log start cannot be recovered that way (a
+ * resend of their batches is appended again rather than recognised; it is logged). A crash
+ * before the rewrite leaves a snapshot past the end, which the follower rewrites when it
+ * starts (with the broker, before anything appends).
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -100,6 +110,9 @@ export class SnapshotFollower {
   #snapshot: { offset: bigint; table: ReplicaTable };
   #chain: Promise<void> = Promise.resolve();
   #offSealed: () => void;
+  #offTruncated: () => void;
+  /** Bumped by each truncation: a fold that began before one does not write its result. */
+  #truncations = 0;
   #logger?: Logger;
 
   constructor(log: PartitionLog, logger?: Logger) {
@@ -107,10 +120,14 @@ export class SnapshotFollower {
     this.#logger = logger;
     const file = PartitionFiles.replicationState(log.dir);
     const existed = fs.existsSync(file);
-    this.#snapshot = readSnapshot(log, logger);
+    const { snapshot, rebuilt } = readSnapshot(log, logger);
+    this.#snapshot = snapshot;
     // The file marks the partition as one that may hold markers: from now on it is followed.
-    if (!existed) this.#write(this.#snapshot);
+    // A snapshot past the log end (a crash after a truncation, before its rewrite) is
+    // replaced at once, before the log can grow past it again and make it look valid.
+    if (!existed || rebuilt) this.#write(this.#snapshot);
     this.#offSealed = log.onSegmentSealed((seg) => this.fold(seg.nextOffset));
+    this.#offTruncated = log.onTruncated((offset) => this.truncated(offset));
     // Segments sealed before this process started (or before a crash let it write their
     // snapshot) are folded now, in the background.
     const sealed = log.segments().filter((x) => x.sealed).at(-1);
@@ -130,6 +147,34 @@ export class SnapshotFollower {
     return false;
   }
 
+  /**
+   * The log was truncated to `offset`: a snapshot past it is replaced by an empty one at the
+   * log start (in memory now, so `mayDelete` keeps every segment until it is folded again;
+   * on disk next in the chain), and the sealed segments are folded again. Folds under way
+   * do not write their result.
+   */
+  truncated(offset: bigint): void {
+    this.#truncations++;
+    if (this.#snapshot.offset > offset) {
+      const start = this.log.logStartOffset;
+      this.#logger?.warn(
+        { dir: this.log.dir, snapshot: String(this.#snapshot.offset), truncatedTo: String(offset), logStart: String(start) },
+        start > 0n
+          ? 'replication state snapshot was past the truncation point: rebuilding it from the log start (markers of segments deleted below it are no longer known)'
+          : 'replication state snapshot was past the truncation point: rebuilding it from the log',
+      );
+      const reset = { offset: start, table: new ReplicaTable() };
+      this.#snapshot = reset;
+      this.#chain = this.#chain
+        .then(() => {
+          if (this.#snapshot === reset) this.#write(reset);
+        })
+        .catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot rewrite after truncation failed; the next seal retries'));
+    }
+    const sealed = this.log.segments().filter((x) => x.sealed).at(-1);
+    if (sealed !== undefined) this.fold(sealed.nextOffset);
+  }
+
   fold(upTo: bigint): void {
     this.#chain = this.#chain
       .then(() => this.#fold(upTo))
@@ -138,18 +183,24 @@ export class SnapshotFollower {
 
   async close(): Promise<void> {
     this.#offSealed();
+    this.#offTruncated();
     await this.#chain;
   }
 
   async #fold(upTo: bigint): Promise<void> {
-    if (upTo <= this.#snapshot.offset) return;
+    // Past the end: asked for before a truncation took the segment away.
+    if (upTo <= this.#snapshot.offset || upTo > this.log.logEndOffset) return;
+    const truncations = this.#truncations;
+    const base = this.#snapshot;
     if (this.#snapshot.offset < this.log.logStartOffset) {
       // Only possible for data written before snapshots were followed: say so loudly.
       this.#logger?.warn({ dir: this.log.dir, snapshot: String(this.#snapshot.offset), logStart: String(this.log.logStartOffset) }, 'replication markers below the log start were deleted before the dedup snapshot held them');
     }
-    const table = this.#snapshot.table.copy();
+    const table = base.table.copy();
     const tracker = new RunTracker();
-    await walkBatches(this.log, this.#snapshot.offset, upTo, (b, h) => table.observe(tracker, b, h));
+    await walkBatches(this.log, base.offset, upTo, (b, h) => table.observe(tracker, b, h));
+    // A truncation during the walk: what was read may be gone (truncated() asked again).
+    if (truncations !== this.#truncations || this.#snapshot !== base) return;
     const next = { offset: upTo, table };
     this.#write(next);
     this.#snapshot = next;
@@ -195,25 +246,27 @@ export class ReplicaState {
   }
 }
 
-function readSnapshot(log: PartitionLog, logger?: Logger): { offset: bigint; table: ReplicaTable } {
+/** The snapshot on disk; `rebuilt` when the file lies past the log end (the caller rewrites it at once). */
+function readSnapshot(log: PartitionLog, logger?: Logger): { snapshot: { offset: bigint; table: ReplicaTable }; rebuilt: boolean } {
   const file = PartitionFiles.replicationState(log.dir);
-  const empty = { offset: log.logStartOffset, table: new ReplicaTable() };
-  if (!fs.existsSync(file)) return empty;
+  const empty = { snapshot: { offset: log.logStartOffset, table: new ReplicaTable() }, rebuilt: true };
+  if (!fs.existsSync(file)) return { ...empty, rebuilt: false };
   try {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Snapshot;
     const offset = BigInt(s.offset);
     if (offset > log.highWatermark) {
-      // The log lost data the snapshot covered (it cannot, short of a lost disk): rescan.
+      // The log lost data the snapshot covered (a truncation the snapshot was not yet
+      // rewritten for, or a lost disk): rescan.
       logger?.warn({ dir: log.dir, snapshot: s.offset, logEnd: String(log.highWatermark) }, 'replication state snapshot is past the log end; rebuilding from the log');
       return empty;
     }
     const table = new ReplicaTable();
     for (const [k, v] of Object.entries(s.origins)) table.origins.set(k, BigInt(v));
     for (const [k, v] of Object.entries(s.senders)) table.senders.set(k, BigInt(v));
-    return { offset: offset < log.logStartOffset ? log.logStartOffset : offset, table };
+    return { snapshot: { offset: offset < log.logStartOffset ? log.logStartOffset : offset, table }, rebuilt: false };
   } catch (err) {
     logger?.warn({ dir: log.dir, err: (err as Error).message }, 'replication state snapshot unreadable; rebuilding from the log');
-    return empty;
+    return { ...empty, rebuilt: false };
   }
 }
 
@@ -224,6 +277,8 @@ function readSnapshot(log: PartitionLog, logger?: Logger): { offset: bigint; tab
 export class ReplicaStates {
   #states = new Map<PartitionLog, Promise<ReplicaState>>();
   #followers = new Map<PartitionLog, SnapshotFollower>();
+  /** Per followed log: its truncation listener's remover, and how many truncations it saw. */
+  #truncations = new Map<PartitionLog, { off: () => void; count: number }>();
   #logger?: Logger;
 
   constructor(logger?: Logger) {
@@ -236,6 +291,7 @@ export class ReplicaStates {
   }
 
   #follower(log: PartitionLog): SnapshotFollower {
+    this.#watch(log);
     let f = this.#followers.get(log);
     if (f === undefined) {
       f = new SnapshotFollower(log, this.#logger);
@@ -255,11 +311,37 @@ export class ReplicaStates {
   forLog(log: PartitionLog): Promise<ReplicaState> {
     let p = this.#states.get(log);
     if (p === undefined) {
-      p = ReplicaState.load(log, this.#logger, this.#follower(log));
-      this.#states.set(log, p);
-      p.catch(() => this.#states.delete(log));
+      const loading = this.#load(log);
+      p = loading;
+      this.#states.set(log, loading);
+      loading.catch(() => {
+        if (this.#states.get(log) === loading) this.#states.delete(log);
+      });
     }
     return p;
+  }
+
+  /** Loads the live table; again if a truncation happened while it loaded. */
+  async #load(log: PartitionLog): Promise<ReplicaState> {
+    for (;;) {
+      const follower = this.#follower(log);
+      const seen = this.#truncations.get(log)?.count;
+      const state = await ReplicaState.load(log, this.#logger, follower);
+      if (this.#truncations.get(log)?.count === seen) return state;
+    }
+  }
+
+  /** Follows the log's truncations (once per log): each drops its live table. */
+  #watch(log: PartitionLog): void {
+    if (this.#truncations.has(log)) return;
+    const entry = {
+      count: 0,
+      off: log.onTruncated(() => {
+        entry.count++;
+        this.invalidate(log);
+      }),
+    };
+    this.#truncations.set(log, entry);
   }
 
   /**
@@ -273,12 +355,14 @@ export class ReplicaStates {
 
   /** Forgets every log `isLive` rejects (their topics were deleted). */
   retain(isLive: (log: PartitionLog) => boolean): void {
-    for (const log of new Set([...this.#states.keys(), ...this.#followers.keys()])) if (!isLive(log)) this.drop(log);
+    for (const log of new Set([...this.#states.keys(), ...this.#followers.keys(), ...this.#truncations.keys()])) if (!isLive(log)) this.drop(log);
   }
 
   /** Forgets a log (its topic was deleted). */
   drop(log: PartitionLog): void {
     this.#states.delete(log);
+    this.#truncations.get(log)?.off();
+    this.#truncations.delete(log);
     const f = this.#followers.get(log);
     this.#followers.delete(log);
     void f?.close();
@@ -288,6 +372,8 @@ export class ReplicaStates {
     const followers = [...this.#followers.values()];
     this.#followers.clear();
     this.#states.clear();
+    for (const t of this.#truncations.values()) t.off();
+    this.#truncations.clear();
     await Promise.allSettled(followers.map((f) => f.close()));
   }
 }

@@ -18,6 +18,8 @@
  * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `partition-log.ts` (the log
  * start), `broker/producer-state.ts`,
  * `replication/replica-state.ts`, `replication/origin-index.ts`, `replication/worker.ts` (the hold file).
+ * A truncation (`PartitionLog.truncateTo`) also removes the producer snapshots past its
+ * offset, first, so that no crash leaves one describing records the log no longer holds.
  */
 import crypto from 'node:crypto';
 import path from 'node:path';

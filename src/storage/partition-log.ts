@@ -27,10 +27,11 @@
  * the read path and retention share the segment list and its invariants.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
 import { PartitionFiles } from './partition-files.js';
 import {
   BATCH_HEADER_BYTES,
@@ -75,6 +76,8 @@ class SyncFailure extends Error {
 }
 
 const WARN_EVERY_MS = 10_000;
+/** Bytes read at a time when a truncation recomputes a cut segment's data CRC. */
+const REBUILD_WINDOW = 1024 * 1024;
 
 export interface LogOptions {
   segmentBytes: number;
@@ -186,6 +189,15 @@ export class PartitionLog {
   #appendListeners = new Set<(highWatermark: bigint) => void>();
   #durableListeners = new Set<(durableOffset: bigint) => void>();
   #retentionRunning = false;
+  #truncatedListeners = new Set<(offset: bigint) => void>();
+  /** Truncations run one at a time, in call order. */
+  #truncations: Promise<void> = Promise.resolve();
+  /**
+   * Set from a `truncateTo` call until it (and any called after it) settles: appends and
+   * DeleteRecords are refused, rolls wait, retention skips the log.
+   */
+  #truncatingTo: bigint | undefined;
+  #truncationsPending = 0;
   /**
    * Where DeleteRecords moved the log start (0: never): offsets below it are not served even
    * while the segment holding them is still on disk (a guard kept it, or it also holds
@@ -266,6 +278,202 @@ export class PartitionLog {
     return this.logStartOffset;
   }
 
+  /**
+   * Removes every record at or past `offset` (failback: the old primary drops the divergent
+   * tail its caller has copied elsewhere, then follows the new primary from `offset`).
+   *
+   * `offset` must lie in [logStartOffset, highWatermark] and be a batch boundary (a batch's
+   * base offset, or the log end), else OFFSET_OUT_OF_RANGE naming the directory, the offset
+   * and the valid range; so a DeleteRecords that moved the start past `offset` refuses it.
+   * Truncating to the log end is a no-op. Truncations run one at a time, in call order.
+   *
+   * Appends: those queued or in flight when it is called are finished (written and
+   * fdatasync'd) first, and then cut with the rest if they lie past `offset` (the caller
+   * stops producing before it copies the tail). From the call until it settles, appends and
+   * `deleteRecordsBefore` are refused with a retriable LOG_CLOSED (a Kafka client gets
+   * NOT_LEADER_OR_FOLLOWER, refreshes its metadata and retries), never queued: one accepted
+   * then would be acknowledged and then cut. `roll` waits for it; retention and tiered local
+   * deletion skip the log until it settles. A refused truncation (bad offset, a check) only
+   * refuses appends for as long as it took to decide.
+   *
+   * `opts.check`, when given, runs synchronously right before anything changes (after the
+   * appends drained) and may throw to refuse: TopicManager's truncation checks (tiered
+   * storage refusing offsets the bucket holds) run there, in the same tick as the changes,
+   * so nothing the check looked at can move in between.
+   *
+   * Steps: producer snapshots (`<n>.producers`) past `offset` are removed (they describe
+   * records about to go; a missing snapshot only costs a longer replay); segments whose base
+   * offset is past `offset` are removed, newest first (index, then data); the segment holding
+   * `offset` loses its index file and is cut at the byte position of the batch starting at
+   * `offset` (a segment starting exactly there is cut to nothing), its index is rebuilt from
+   * what remains and it becomes the active, unsealed segment; the cut is fdatasync'd and the
+   * directory fsync'd before the next offset, high watermark and durable offset, which moved
+   * back to `offset` at the start of the changes, are final and `onTruncated` listeners run.
+   *
+   * Crash safety: at every point the directory is a log recovery opens, holding the whole
+   * log up to some end between `offset` and the old end: newest segments removed first
+   * leave a contiguous prefix; a segment whose index is gone is rescanned; a cut not yet
+   * durable leaves the longer file (all whole batches) or the shorter one; a later segment
+   * left behind after a durable cut does not continue the log and recovery removes it. So a
+   * kill -9 leaves a log that opens with an end >= `offset` (and possibly fewer producer
+   * snapshots), and calling `truncateTo(offset)` again completes the truncation. An I/O
+   * error part-way takes the log offline (as a failed write does) until a restart; then the
+   * same retry completes it.
+   */
+  truncateTo(offset: bigint, opts: { check?: (offset: bigint) => void } = {}): Promise<void> {
+    // Appends are refused from this call on (not from when the truncation starts): one
+    // accepted now would be written, acknowledged and then cut.
+    this.#truncationsPending++;
+    this.#truncatingTo = offset;
+    const run = this.#truncations
+      .then(() => this.#truncate(offset, opts.check))
+      .finally(() => {
+        if (--this.#truncationsPending === 0) this.#truncatingTo = undefined;
+      });
+    this.#truncations = run.catch(() => {});
+    return run;
+  }
+
+  async #truncate(offset: bigint, check: ((offset: bigint) => void) | undefined): Promise<void> {
+    this.#checkOpen();
+    this.#checkTruncationRange(offset);
+    // At the end (then nothing is in flight: the end is the high watermark): nothing to do.
+    if (offset === this.#nextOffset) return;
+    // Refuse a mid-batch offset before holding the log (the bytes below the high watermark
+    // do not change while appends drain).
+    if (offset < this.#writtenEnd) await this.#batchPosition(offset);
+    // Finish everything queued or in flight: written and fdatasync'd.
+    await new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'flush', resolve, reject }));
+    if (this.#failure) throw this.#failure;
+    // DeleteRecords may have moved the start while the appends drained.
+    this.#checkTruncationRange(offset);
+    if (offset === this.#nextOffset) return;
+    const at = this.#segmentFor(offset);
+    const position = await this.#batchPosition(offset);
+    check?.(offset);
+    try {
+      this.#removeProducerSnapshotsAfter(offset);
+    } catch (err) {
+      throw storageError(`cannot truncate ${this.dir} to offset ${offset}: removing its producer snapshots failed`, err);
+    }
+    // From here on, no await until the in-memory state says what the files will: the
+    // segments past `offset` leave the list, the one holding it is no longer sealed (so
+    // the offloader and retention leave it alone), the ends move back.
+    const oldEnd = this.#nextOffset;
+    const cutIndex = this.#segments.indexOf(at);
+    const removed = this.#segments.splice(cutIndex + 1);
+    const wasSealed = at.sealed;
+    at.sealed = false;
+    at.index.truncateToPosition(position);
+    at.sizeBytes = position;
+    at.assignedBytes = position;
+    at.nextOffset = offset;
+    this.#active = at;
+    this.#nextOffset = offset;
+    this.#writtenEnd = offset;
+    this.#durableEnd = offset;
+    for (const seg of removed) this.#dirty.delete(seg);
+    this.#dirty.delete(at);
+    try {
+      for (const seg of removed.reverse()) {
+        fs.rmSync(seg.indexPath, { force: true });
+        fs.rmSync(seg.logPath, { force: true });
+        void seg.close();
+      }
+      if (wasSealed) fs.rmSync(at.indexPath, { force: true });
+      fsyncDirSync(this.dir);
+      const cut = await this.#reopenCut(at, position, offset);
+      this.#segments[cutIndex] = cut;
+      this.#active = cut;
+      void at.close();
+      fsyncDirSync(this.dir);
+    } catch (err) {
+      // The files are between two valid states: recovery at the next open, then the
+      // same truncateTo, completes it.
+      const error = storageError(`log ${this.dir} failed part-way through truncating to offset ${offset}; restart (recovery) and truncate again`, err);
+      this.#fail(error, []);
+      throw error;
+    }
+    this.#log?.warn({ dir: this.dir, offset: String(offset), previousEnd: String(oldEnd), removedSegments: removed.length }, 'log truncated');
+    for (const l of this.#truncatedListeners) this.#notify(l, offset);
+  }
+
+  #checkTruncationRange(offset: bigint): void {
+    const start = this.logStartOffset;
+    const hw = this.#writtenEnd;
+    if (offset < start || offset > hw) {
+      const why = offset < start && this.#deletedBefore > offset ? ' (DeleteRecords moved the log start past it)' : '';
+      throw new MeridianError(ErrorCode.OffsetOutOfRange, `cannot truncate ${this.dir} to offset ${offset}: it is outside [${start}, ${hw}] (log start to high watermark)${why}`);
+    }
+  }
+
+  /**
+   * The byte position, in the segment holding `offset`, of the batch that starts at
+   * `offset` (the segment's size when `offset` is its end); OFFSET_OUT_OF_RANGE when
+   * `offset` falls inside a batch.
+   */
+  async #batchPosition(offset: bigint): Promise<number> {
+    const seg = this.#segmentFor(offset);
+    if (offset === seg.nextOffset) return seg.sizeBytes;
+    let found = -1;
+    let inside: { base: bigint; last: bigint } | undefined;
+    await seg.scanHeaders(seg.index.lookupPosition(Number(offset - seg.baseOffset)), seg.sizeBytes, (h, pos) => {
+      const last = lastOffsetOf(h);
+      if (h.baseOffset === offset) found = pos;
+      else if (h.baseOffset < offset && last >= offset) inside = { base: h.baseOffset, last };
+      else if (last < offset) return true;
+      return false;
+    });
+    if (found >= 0) return found;
+    const where = inside ? `it falls inside the batch ${inside.base}..${inside.last}` : 'no batch starts there';
+    throw new MeridianError(
+      ErrorCode.OffsetOutOfRange,
+      `cannot truncate ${this.dir} to offset ${offset}: ${where}; truncate to a batch's base offset within [${this.logStartOffset}, ${this.#writtenEnd}]`,
+    );
+  }
+
+  /** Producer snapshots past `offset` describe records a truncation removes. */
+  #removeProducerSnapshotsAfter(offset: bigint): void {
+    let removed = false;
+    for (const name of fs.readdirSync(this.dir)) {
+      const at = PartitionFiles.producerSnapshotOffset(name);
+      if (at !== undefined && at > offset) {
+        fs.rmSync(path.join(this.dir, name), { force: true });
+        removed = true;
+      }
+    }
+    if (removed) fsyncDirSync(this.dir);
+  }
+
+  /**
+   * Opens the segment of `old` afresh, cut at `position` (fdatasync'd), with its index and
+   * data CRC rebuilt from the batches that remain: the active segment after a truncation.
+   */
+  async #reopenCut(old: Segment, position: number, end: bigint): Promise<Segment> {
+    const seg = Segment.openExisting(this.dir, old.baseOffset);
+    try {
+      if (seg.sizeBytes !== position) seg.truncate(position);
+      else await this.#io.fdatasync(seg.fd);
+      await seg.scanHeaders(0, position, (h, pos, size) => {
+        seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, this.options.indexIntervalBytes);
+        return true;
+      });
+      if (seg.nextOffset !== end) throw new Error(`the batches before byte ${position} of ${seg.logPath} end at offset ${seg.nextOffset}, not ${end}`);
+      let crc = 0;
+      for (let p = 0; p < position; ) {
+        const chunk = await seg.read(p, Math.min(REBUILD_WINDOW, position - p));
+        if (chunk.length === 0) throw new Error(`${seg.logPath} is shorter than ${position} bytes`);
+        crc = crc32c(chunk, crc);
+        p += chunk.length;
+      }
+      seg.dataCrc32c = crc;
+      return seg;
+    } catch (err) {
+      await seg.close();
+      throw err;
+    }
+  }
+
   /** Offset the next append gets. */
   get logEndOffset(): bigint {
     return this.#nextOffset;
@@ -323,6 +531,17 @@ export class PartitionLog {
   onAppend(listener: (highWatermark: bigint) => void): () => void {
     this.#appendListeners.add(listener);
     return () => this.#appendListeners.delete(listener);
+  }
+
+  /**
+   * Called once a `truncateTo` has completed (durably), with the new log end: everything at
+   * or past it is gone, so a cache of what the log holds (idempotent-producer state, the
+   * replication dedup table, a reader's position) must be reset. The high watermark and
+   * durable offset moved back to it; `onAppend` and `onDurable` are not told.
+   */
+  onTruncated(listener: (offset: bigint) => void): () => void {
+    this.#truncatedListeners.add(listener);
+    return () => this.#truncatedListeners.delete(listener);
   }
 
   /**
@@ -418,6 +637,8 @@ export class PartitionLog {
 
   /** Seals the active segment now if it holds data (an operator's roll, or the age rule). */
   roll(): Promise<void> {
+    // A truncation is choosing the active segment: roll what it leaves.
+    if (this.#truncatingTo !== undefined) return this.#truncations.then(() => this.roll());
     if (this.#active.assignedBytes === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.#rollNow(resolve));
   }
@@ -505,7 +726,7 @@ export class PartitionLog {
    * the first one a guard vetoes (the log stays a contiguous range). Returns what it deleted.
    */
   async applyRetention(now = Date.now()): Promise<SegmentInfo[]> {
-    if (this.#retentionRunning || this.#closed) return [];
+    if (this.#retentionRunning || this.#closed || this.#truncatingTo !== undefined) return [];
     this.#retentionRunning = true;
     const deleted: SegmentInfo[] = [];
     try {
@@ -529,8 +750,9 @@ export class PartitionLog {
           this.#log?.debug({ dir: this.dir, baseOffset: String(seg.baseOffset) }, 'retention deferred by a guard');
           break;
         }
-        // A guard may be asynchronous: the segment must still be the oldest one.
-        if (this.#segments[0] !== seg || this.#closed) break;
+        // A guard may be asynchronous: the segment must still be the oldest one, and sealed
+        // (a truncation that began meanwhile may be cutting it).
+        if (this.#segments[0] !== seg || this.#closed || !seg.sealed || this.#segments.length < 2 || this.#truncatingTo !== undefined) break;
         this.#segments.shift();
         total -= seg.sizeBytes;
         deleted.push(info);
@@ -553,11 +775,11 @@ export class PartitionLog {
    */
   async deleteOldestSegment(baseOffset: bigint): Promise<boolean> {
     const seg = this.#segments[0];
-    if (this.#closed || this.#segments.length < 2 || !seg.sealed || seg.baseOffset !== baseOffset) return false;
+    if (this.#closed || this.#truncatingTo !== undefined || this.#segments.length < 2 || !seg.sealed || seg.baseOffset !== baseOffset) return false;
     // The guards hold for this deletion too (geo-replication's dedup snapshot, say).
     const info = seg.info();
     for (const guard of this.#guards) if (!(await guard(info))) return false;
-    if (this.#segments[0] !== seg || this.#closed) return false;
+    if (this.#segments[0] !== seg || this.#closed || !seg.sealed || this.#segments.length < 2 || this.#truncatingTo !== undefined) return false;
     this.#segments.shift();
     await seg.delete();
     return true;
@@ -580,14 +802,23 @@ export class PartitionLog {
     }
     await this.#writerDone;
     await this.#syncerDone;
+    // A truncation under way finishes (or fails) before its files close.
+    await this.#truncations;
     for (const seg of this.#segments) await seg.close();
   }
 
   // -- internals --------------------------------------------------------------------------
 
-  #checkWritable(): void {
+  #checkOpen(): void {
     if (this.#failure) throw this.#failure;
     if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, `log ${this.dir} is closed`, { retriable: true });
+  }
+
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#truncatingTo !== undefined) {
+      throw new MeridianError(ErrorCode.LogClosed, `log ${this.dir} is being truncated to offset ${this.#truncatingTo}; try again once it completes`, { retriable: true });
+    }
   }
 
   #maybeRoll(incoming: number): void {

@@ -80,6 +80,12 @@ export type TopicListener = (event: 'created' | 'deleted', topic: TopicInfo) => 
 export type PartitionsAddedListener = (topic: TopicInfo, from: number) => void;
 /** A topic's overrides changed (AlterConfigs): `topic` holds the new ones. */
 export type TopicConfigListener = (topic: TopicInfo, previous: TopicConfig) => void;
+/**
+ * May refuse truncating a partition to `offset` by throwing a MeridianError (tiered storage:
+ * the bucket already holds offsets at or past it). Synchronous: it runs once up front and
+ * again in the same tick as the truncation's changes (PartitionLog.truncateTo's `check`).
+ */
+export type TruncationCheck = (topic: string, partition: number, offset: bigint) => void;
 
 /**
  * The log options a config change applies to a live partition log. PartitionLog reads each
@@ -98,6 +104,7 @@ export class TopicManager {
   #topicListeners = new Set<TopicListener>();
   #growthListeners = new Set<PartitionsAddedListener>();
   #configListeners = new Set<TopicConfigListener>();
+  #truncationChecks = new Set<TruncationCheck>();
   #maintenanceTimer: NodeJS.Timeout | undefined;
   #maintaining = false;
   #closed = false;
@@ -342,6 +349,40 @@ export class TopicManager {
       }
       return next;
     });
+  }
+
+  /**
+   * Truncates a partition's log to `offset` (failback: the caller has copied the divergent
+   * tail elsewhere; see PartitionLog.truncateTo for the rules, the appends it refuses and
+   * what a crash leaves). The one entry point the broker calls: an unknown topic or
+   * partition is UNKNOWN_TOPIC, and every truncation check (`addTruncationCheck`) may
+   * refuse first. It runs in the metadata queue, so a topic is not deleted or grown under
+   * it and `close` waits for it. The owners of per-partition state (producer state, the
+   * replication dedup table) follow through `PartitionLog.onTruncated`.
+   */
+  truncatePartition(topic: string, partition: number, offset: bigint): Promise<void> {
+    return this.#serialised(async () => {
+      this.#checkOpen();
+      const info = this.#topics.get(topic);
+      if (!info) throw new MeridianError(ErrorCode.UnknownTopic, `cannot truncate ${topic}/${partition}: topic ${topic} does not exist`);
+      const log = Number.isInteger(partition) ? this.#logs.get(topic)?.[partition] : undefined;
+      if (log === undefined) {
+        throw new MeridianError(ErrorCode.UnknownTopic, `cannot truncate ${topic}/${partition}: topic ${topic} has partitions 0 to ${info.partitions - 1}`);
+      }
+      const check = (at: bigint) => {
+        for (const c of this.#truncationChecks) c(topic, partition, at);
+      };
+      check(offset);
+      const before = log.logEndOffset;
+      await log.truncateTo(offset, { check });
+      this.#log?.info({ topic, partition, offset: String(offset), previousEnd: String(before) }, 'partition truncated');
+    });
+  }
+
+  /** Adds a check that may refuse a `truncatePartition` (tiered storage's); returns its remover. */
+  addTruncationCheck(check: TruncationCheck): () => void {
+    this.#truncationChecks.add(check);
+    return () => this.#truncationChecks.delete(check);
   }
 
   /** Called after a topic's overrides changed (`updateTopicConfig`). */

@@ -10,6 +10,7 @@
  * one whole version.
  */
 import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { BlobStore } from './blobstore/blob-store.js';
 import { remoteEndOffset, saveManifest, type PartitionManifest } from './manifest.js';
@@ -123,4 +124,51 @@ export function updateManifest(io: TierIo, tier: PartitionTier, change: (m: Part
   });
   tier.manifestChain = run.catch(() => {});
   return run;
+}
+
+/**
+ * The last offset of the partition that the object store holds or is receiving: the end
+ * of the manifest's last segment, or of the last segment being uploaded (`offload.cursor`
+ * is past those), minus one. -1 when the bucket holds nothing of it and nothing is on its way.
+ */
+export function highestOffloadedOffset(tier: PartitionTier): bigint {
+  const m = tier.manifest;
+  let end = m.segments.length > 0 ? remoteEndOffset(m) : -1n;
+  if (tier.offload.copying.size > 0 && tier.offload.cursor > end) end = tier.offload.cursor;
+  return end < 0n ? -1n : end - 1n;
+}
+
+/**
+ * Refuses (OFFSET_OUT_OF_RANGE) truncating the partition to `offset` when the object store
+ * holds, or is receiving, offsets at or past it: tiered storage never rewrites the bucket,
+ * so the truncation would leave remote history the log no longer has. The caller reports it.
+ */
+export function checkTruncatable(tier: PartitionTier, offset: bigint): void {
+  const highest = highestOffloadedOffset(tier);
+  if (highest < offset) return;
+  const { topic, partition } = tier.ref;
+  const m = tier.manifest;
+  const committed = m.segments.length > 0 ? remoteEndOffset(m) - 1n : -1n;
+  const first = m.segments.length > 0 && m.segments[0].baseOffset > offset ? m.segments[0].baseOffset : offset;
+  const held = committed >= offset ? `offsets ${first} to ${committed} are in the object store (manifest version ${m.version})` : '';
+  const uploading = highest > committed ? `offsets up to ${highest} are being uploaded to the object store` : '';
+  throw new MeridianError(
+    ErrorCode.OffsetOutOfRange,
+    `cannot truncate ${topic}/${partition} to offset ${offset}: ${[held, uploading].filter((x) => x !== '').join('; ')}, and tiered storage does not rewrite the bucket; truncate at or above ${highest + 1n}`,
+  );
+}
+
+/**
+ * The truncation check of tiered storage (TopicManager.addTruncationCheck): `checkTruncatable`
+ * for a tiered partition; a retriable STORAGE_IO while the topic's manifests are not loaded
+ * (what the bucket holds is unknown); nothing for a partition tiered storage does not hold.
+ */
+export function tierTruncationCheck(lookup: TierLookup): (topic: string, partition: number, offset: bigint) => void {
+  return (topic, partition, offset) => {
+    if (lookup.isPending(topic)) {
+      throw new MeridianError(ErrorCode.StorageIo, `cannot truncate ${topic}/${partition} to offset ${offset} yet: its tiered-storage manifests are not loaded, so what the object store holds is unknown (${lookup.unavailable() ?? 'loading'})`, { retriable: true });
+    }
+    const tier = lookup.tier(topic, partition);
+    if (tier !== undefined) checkTruncatable(tier, offset);
+  };
 }
