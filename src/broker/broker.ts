@@ -37,6 +37,7 @@ import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
 import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
+import { tierTruncationCheck } from '../tiered/partition-tier.js';
 import { DisasterRecovery } from '../dr/disaster-recovery.js';
 import { startupError, tieredStartup } from './startup-error.js';
 import type { KafkaApiDeps } from './kafka-api.js';
@@ -212,6 +213,8 @@ export class Broker {
           return t;
         });
         log.info({ store: tiered.store.name }, 'tiered storage enabled');
+        // A failback never cuts below what the bucket holds (or is receiving).
+        opened.addTruncationCheck(tierTruncationCheck(tiered.lookup));
       }
       groups = await GroupCoordinator.open({
         dir: path.join(dataDir, 'groups'),

@@ -98,6 +98,11 @@ export class TieredStorage {
   /** Why the store could not be reached at the last attempt, if it could not. */
   #unavailable: string | null = null;
 
+  /** What the object store holds per partition (a failback's truncation asks before it cuts). */
+  get lookup(): TierLookup {
+    return this.#lookup;
+  }
+
   constructor(opts: TieredStorageOptions) {
     this.#opts = opts;
     this.store = opts.store;

@@ -43,6 +43,13 @@ const ROUTES = [
   'POST /v1/tiered/offload',
   'GET /v1/groups',
   'GET /v1/groups/{id}',
+  'GET /v1/dr',
+  'GET /v1/dr/groups',
+  'GET /v1/dr/groups/{id}',
+  'POST /v1/dr/promote',
+  'POST /v1/dr/failback',
+  'GET /v1/dr/reports',
+  'GET /v1/dr/reports/{id}',
   'GET /metrics',
   'GET /openapi.json',
 ];

@@ -42,7 +42,12 @@ test('one-way DR: promote reports the exact recovery point, the group resumes at
     policies: [{ name: 'payments-dr', topics: [TOPIC], topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '8KiB' }],
     overrides: { topics: { autoCreate: false } },
   });
-  t.after(() => regions.close());
+  // Clients disconnect before the regions stop (a consumer left running retries forever).
+  const clients: Array<() => Promise<void>> = [];
+  t.after(async () => {
+    for (const c of clients.reverse()) await c().catch(() => {});
+    await regions.close();
+  });
   await regions.start();
   const us = regions.get('us-east');
   const eu = regions.get('eu-west');
@@ -54,7 +59,7 @@ test('one-way DR: promote reports the exact recovery point, the group resumes at
 
   const producer = kafka(us.bootstrap, 'producer').producer({ idempotent: true });
   await producer.connect();
-  t.after(() => producer.disconnect());
+  clients.push(() => producer.disconnect());
   // Small records first: they replicate in a couple of seconds.
   for (let i = 0; i < FIRST; i += 10) await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 10 }, (_, j) => ({ value: `rec-${i + j}` })) });
   await waitFor('the first records in eu-west', async () => ((await readTopicToEnd(eu.bootstrap, TOPIC)).length === FIRST ? true : undefined), 60_000);
@@ -100,7 +105,7 @@ test('one-way DR: promote reports the exact recovery point, the group resumes at
   // The DR copy refuses producers, with an error that says why.
   const euProducer = kafka(eu.bootstrap, 'eu-producer').producer();
   await euProducer.connect();
-  t.after(() => euProducer.disconnect());
+  clients.push(() => euProducer.disconnect());
   await assert.rejects(euProducer.send({ topic: TOPIC, acks: -1, messages: [{ value: 'refused' }] }), (err: Error & { type?: string }) => {
     assert.match(`${err.type ?? ''} ${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`, /POLICY_VIOLATION|policy/i);
     return true;
