@@ -5,8 +5,8 @@
  *
  * Gauges and most counters are computed when Prometheus scrapes, from the status functions
  * the broker already keeps (the listener, the logs, tiered storage, the replicator, the
- * group coordinator); only Kafka requests are counted as they happen, through the
- * broker's request observers. Cardinality stays bounded with many partitions: series are
+ * group coordinator, disaster recovery); only Kafka requests are counted as they happen,
+ * through the broker's request observers. Cardinality stays bounded with many partitions: series are
  * per topic, link or group, per partition only with `metrics.perPartition`.
  *
  * Lifecycle: built once the broker has started; `close()` stops listening to requests and
@@ -15,6 +15,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Broker } from '../broker/broker.js';
 import { Scrape } from './metrics-define.js';
+import { registerDrMetrics } from './metrics-dr.js';
 import { registerGroupMetrics } from './metrics-groups.js';
 import { registerKafkaMetrics } from './metrics-kafka.js';
 import { registerReplicationMetrics } from './metrics-replication.js';
@@ -29,7 +30,7 @@ export interface BrokerMetrics {
 }
 
 export interface BrokerMetricsOptions {
-  /** Per-partition series (bytes per tier, high watermark); default: `metrics.perPartition` of the broker's config. */
+  /** Per-partition series (bytes per tier, high watermark, a DR copy's end report age); default: `metrics.perPartition` of the broker's config. */
   perPartition?: boolean;
   /** Node.js process metrics (CPU, memory, event loop lag, GC); default true. */
   processMetrics?: boolean;
@@ -41,15 +42,18 @@ export function createBrokerMetrics(broker: Broker, opts: BrokerMetricsOptions =
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const scrape = new Scrape(broker);
   const stopRequests = registerKafkaMetrics(registry, broker);
-  registerStorageMetrics(registry, scrape, { perPartition: opts.perPartition ?? broker.config.metrics.perPartition });
+  const perPartition = opts.perPartition ?? broker.config.metrics.perPartition;
+  registerStorageMetrics(registry, scrape, { perPartition });
   if (broker.tiered !== undefined) registerTieredMetrics(registry, scrape, broker.tiered);
   registerReplicationMetrics(registry, scrape);
   registerGroupMetrics(registry, scrape);
+  const dr = registerDrMetrics(registry, scrape, { perPartition });
   let closed = false;
   return {
     contentType: registry.contentType,
     render: () => {
       scrape.begin();
+      dr.begin();
       return registry.metrics();
     },
     close: () => {
