@@ -2,14 +2,15 @@
  * Every topology delivers what it promises and nothing loops, with four regions (a, b, c
  * and a hub h), each a broker in its own process, one topic per topology:
  *
- *   dr      one-way a -> b             b holds a's records; b's own stay in b
- *   fan     fan-out a -> b, c          b and c hold a's; a holds only its own
+ *   dr      one-way a -> b             b holds a's records; b's producers are refused
+ *   fan     fan-out a -> b, c          b and c hold a's and refuse producers; a holds only its own
  *   agg     aggregation a, b -> c      c holds a's and b's; a and b only their own
  *   chain   relay path a -> b -> c     b holds a's; c holds a's (through b) and b's
  *   star    relay hub h, spokes a b c  every region holds everyone's records, each once
  *
  * Every region produces into every topic it has (kcat in the first round, KafkaJS in the
- * second), so each check also covers the directions that must stay silent. Each region's
+ * second), so each check also covers the directions that must stay silent; the read-only
+ * copies of one-way and fan-out topics (src/dr/) refuse both clients with a policy error. Each region's
  * copy is read back with KafkaJS and with kcat.
  */
 import assert from 'node:assert/strict';
@@ -36,12 +37,30 @@ const CREATED_IN: Record<string, string[]> = { dr: ['a'], fan: ['a'], agg: ['a',
 
 /** topic -> region -> the origins whose records it must hold (exactly). */
 const EXPECTED: Record<string, Record<string, string[]>> = {
-  dr: { a: ['a'], b: ['a', 'b'] },
-  fan: { a: ['a'], b: ['a', 'b'], c: ['a', 'c'] },
+  dr: { a: ['a'], b: ['a'] },
+  fan: { a: ['a'], b: ['a'], c: ['a'] },
   agg: { a: ['a'], b: ['b'], c: ['a', 'b', 'c'] },
   chain: { a: ['a'], b: ['a', 'b'], c: ['a', 'b', 'c'] },
   star: { a: ['a', 'b', 'c', 'h'], b: ['a', 'b', 'c', 'h'], c: ['a', 'b', 'c', 'h'], h: ['a', 'b', 'c', 'h'] },
 };
+
+/** The read-only DR copies: topic -> regions whose producers are refused. */
+const READ_ONLY: Record<string, string[]> = { dr: ['b'], fan: ['b', 'c'] };
+
+/** A produce into a read-only copy fails with the policy error, for kcat and for KafkaJS. */
+async function expectRefused(r: Region, topic: string, round: number): Promise<void> {
+  if (round === 0) {
+    await assert.rejects(new KcatClient(r.bootstrap).produce(topic, `${r.name}-refused\n`, ['-p', '0']), /Policy violation/, `${topic} in ${r.name} (kcat)`);
+    return;
+  }
+  const producer = new Kafka({ clientId: `${r.name}-refused`, brokers: [r.bootstrap], logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+  try {
+    await assert.rejects(producer.send({ topic, acks: -1, messages: [{ value: 'refused', partition: 0 }] }), (err: Error & { type?: string }) => /POLICY_VIOLATION/.test(`${err.type ?? ''} ${err.message}`) || /policy/i.test(err.message), `${topic} in ${r.name} (KafkaJS)`);
+  } finally {
+    await producer.disconnect();
+  }
+}
 
 /** Round 0 produces with kcat, round 1 with an idempotent KafkaJS producer; acks=all either way. */
 async function produceInto(r: Region, topic: string, produced: Produced, round: number): Promise<void> {
@@ -88,7 +107,9 @@ test('one-way DR, fan-out, aggregation, relay chain and relay hub each deliver e
   }
   for (let round = 0; round < 2; round++) {
     await Promise.all(
-      Object.entries(EXPECTED).flatMap(([topic, holders]) => Object.keys(holders).map((name) => produceInto(regions.get(name), topic, produced.get(topic)!.get(name)!, round))),
+      Object.entries(EXPECTED).flatMap(([topic, holders]) =>
+        Object.keys(holders).map((name) => (READ_ONLY[topic]?.includes(name) ? expectRefused(regions.get(name), topic, round) : produceInto(regions.get(name), topic, produced.get(topic)!.get(name)!, round))),
+      ),
     );
     await waitCaughtUp(regions.list);
   }

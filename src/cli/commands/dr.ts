@@ -25,6 +25,10 @@
  */
 import { COMMON_USAGE, helpOrUsage, ExitCode, UsageError, connect, parse, positionals, printJson, type CliIo, type Command, type CommandContext } from './context.js';
 import { seconds, table } from './format.js';
+// The v1 bodies are the DR module's own types, serialised (type-only: no broker code loads).
+import type { Conflict } from '../../dr/disaster-recovery.js';
+import type { PeerSyncStatus } from '../../dr/offset-publisher.js';
+import type { DivergentPartition, DrReport, FailbackReport, PromoteReport, RecoveryPartition } from '../../dr/recovery-report.js';
 
 const USAGE = `Usage:
   meridian dr status               DR topics here: primary or read-only copy, the primary,
@@ -61,30 +65,10 @@ export interface DrTopicStatus {
   reportId: string | null;
 }
 
-interface PeerSync {
-  region: string;
-  connected: boolean;
-  pendingCommits: number;
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  syncs: number;
-  failures: number;
-}
-
-interface Conflict {
-  group: string;
-  topic: string;
-  partition: number;
-  region: string;
-  commitTimestamp: number;
-  activeSince: number;
-  detectedAt: number;
-}
-
 export interface DrStatus {
   region: string;
   topics: DrTopicStatus[];
-  offsetSync: PeerSync[];
+  offsetSync: PeerSyncStatus[];
   conflicts: Conflict[];
 }
 
@@ -109,56 +93,6 @@ interface GroupStatus {
   partitions: GroupPartition[];
 }
 
-// The report bodies of the v1 API (their fields are documented in src/dr/recovery-report.ts);
-// the CLI is a client of the HTTP contract, not of the broker's modules.
-interface RecoveryPartition {
-  partition: number;
-  lastOriginOffsetHeld: string;
-  originEndOffset: string | null;
-  originEndAgeMs: number | null;
-  missingRecords: string | null;
-  missingOffsets: { first: string; last: string } | null;
-  missingSeconds: number | null;
-}
-
-interface PromoteReport {
-  kind: 'promote';
-  id: string;
-  topic: string;
-  region: string;
-  formerPrimary: string;
-  epoch: number;
-  policy: string;
-  at: string;
-  partitions: RecoveryPartition[];
-  totals: { missingRecords: string | null; maxMissingSeconds: number | null };
-}
-
-interface DivergentPartition {
-  partition: number;
-  truncateAt: string;
-  records: string;
-  offsets: { first: string; last: string } | null;
-  timestamps: { first: string; last: string } | null;
-  preservedAt?: { first: string; last: string } | null;
-}
-
-interface FailbackReport {
-  kind: 'failback';
-  id: string;
-  topic: string;
-  region: string;
-  newPrimary: string;
-  epoch: number;
-  dryRun: boolean;
-  sideTopic: string;
-  at: string;
-  partitions: DivergentPartition[];
-  totals: { records: string };
-  completed: boolean;
-}
-
-type DrReport = PromoteReport | FailbackReport;
 
 const time = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString());
 const ageOf = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : seconds(ms / 1000));
