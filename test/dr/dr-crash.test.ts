@@ -81,6 +81,16 @@ test('kill -9 during promote and during failback, then the same command again: t
   await producer.connect();
   await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: FIRST }, (_, i) => ({ value: `rec-${i}` })) });
   await waitFor('the first records in eu-west', async () => ((await readTopicToEnd(eu.bootstrap, TOPIC)).length === FIRST ? true : undefined), 60_000);
+  // A group's commit in us-east (offset 30: it has read rec-0..rec-29) reaches eu-west.
+  const usAdmin = kafka(us.bootstrap, 'us-admin').admin();
+  await usAdmin.connect();
+  await usAdmin.setOffsets({ groupId: 'auditors', topic: TOPIC, partitions: [{ partition: 0, offset: '30' }] });
+  await usAdmin.disconnect();
+  await waitFor('the commit in eu-west', async () => {
+    const res = await fetch(`http://127.0.0.1:${eu.adminPort}/v1/dr/groups/auditors`);
+    const g = (await res.json()) as { partitions?: Array<{ peerOffset: string | null }> };
+    return g.partitions?.[0]?.peerOffset === '30' ? true : undefined;
+  });
   // A 2 MB tail the 8 KiB/s link cannot carry: us-east's divergent tail once eu-west is promoted.
   const pad = 'y'.repeat(1000);
   for (let i = FIRST; i < FIRST + TAIL; i += 100) await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 100 }, (_, j) => ({ value: `rec-${i + j}|${pad}` })) });
@@ -98,7 +108,14 @@ test('kill -9 during promote and during failback, then the same command again: t
   const promotePhase = await crashDuring(eu, '/v1/dr/promote', { topic: TOPIC }, 'promoting', promoteDelay);
   t.diagnostic(`promote: killed after ${promoteDelay} ms, phase left: ${promotePhase}`);
   await eu.start();
-  const held = (await readTopicToEnd(eu.bootstrap, TOPIC)).map(valueOf);
+  const euRecords = await readTopicToEnd(eu.bootstrap, TOPIC);
+  const held = euRecords.map(valueOf);
+  // The replicated commit survived eu-west's kill -9: the group resumes at rec-30 there.
+  const euAdmin = kafka(eu.bootstrap, 'eu-admin').admin();
+  await euAdmin.connect();
+  clients.push(() => euAdmin.disconnect());
+  const resumeAt = (await euAdmin.fetchOffsets({ groupId: 'auditors', topics: [TOPIC] }))[0].partitions[0].offset;
+  assert.equal(resumeAt, String(euRecords[30].offset), 'the translated offset is rec-30 in eu-west');
   assert.deepEqual(held, Array.from({ length: held.length }, (_, i) => `rec-${i}`));
   assert.ok(held.length < produced);
   const promoted = await post<{ reports: Array<{ id: string; epoch: number; partitions: Array<{ lastOriginOffsetHeld: string; missingRecords: string }> }> }>(eu, '/v1/dr/promote', { topic: TOPIC });
