@@ -6,9 +6,11 @@
  * for the token, then shows both regions, the link with its lag, its lag chart and the
  * topics' local and tiered bytes. Cutting the link makes the page flag eu-west unreachable
  * and the lag figure rise; restoring it clears the problem; a different policy set on eu-west
- * is flagged as a disagreement. Screenshots go to a temporary directory, and also to the
- * directory named by MERIDIAN_SCREENSHOTS (`MERIDIAN_SCREENSHOTS=docs/screenshots` refreshes
- * the README's).
+ * is flagged as a disagreement. The disaster recovery panel shows orders as primary in
+ * us-east and as a read-only copy of us-east in eu-west (with eu-west's offset sync to the
+ * unreachable us-east down), and goes once eu-west has no policies. Screenshots go to a
+ * temporary directory, and also to the directory named by MERIDIAN_SCREENSHOTS
+ * (`MERIDIAN_SCREENSHOTS=docs/screenshots` refreshes the README's).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -205,6 +207,33 @@ test('two regions in headless Chromium: regions, the link with its lag, charts a
   assert.match(await page.getByTestId(`topic-${LOCAL_TOPIC}`).textContent() ?? '', /clicks.*local \d+(\.\d)? KiB · tiered/);
   await screenshot(page, shots.dir, 'dashboard.png');
 
+  // Disaster recovery: orders is one-way from us-east, so us-east is its primary and eu-west
+  // holds a read-only copy; each page shows its own region's view.
+  const usDr = page.getByTestId('dr').getByTestId(`dr-topic-${TOPIC}`);
+  await usDr.waitFor();
+  assert.equal(await text(usDr.getByTestId('dr-role')), 'primary');
+  assert.equal(await text(usDr.getByTestId('dr-primary')), 'us-east');
+  assert.equal(await text(usDr.getByTestId('dr-epoch')), '0');
+  assert.equal(await text(usDr.getByTestId('dr-phase')), 'policy');
+  assert.equal(await page.getByTestId('dr').getByTestId(`dr-topic-${LOCAL_TOPIC}`).count(), 0, 'a topic no policy replicates is not a DR topic');
+  assert.equal(await text(page.getByTestId('dr-conflicts')), 'No group conflicts.');
+  const euPage = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  const euPageErrors: string[] = [];
+  euPage.on('pageerror', (err) => euPageErrors.push(err.message));
+  await euPage.goto(`http://127.0.0.1:${eu.broker.adminPort}/?refresh=500`);
+  await euPage.getByLabel('Token').fill(TOKEN);
+  await euPage.getByRole('button', { name: 'Use token' }).click();
+  const euDrPanel = euPage.getByTestId('dr');
+  const euDr = euDrPanel.getByTestId(`dr-topic-${TOPIC}`);
+  await euDr.waitFor();
+  assert.equal(await text(euDr.getByTestId('dr-role')), 'read-only copy');
+  assert.equal(await text(euDr.getByTestId('dr-primary')), 'us-east');
+  assert.equal(await text(euDr.getByTestId('dr-epoch')), '0');
+  // eu-west's offset sync to us-east goes to an address that refuses connections.
+  const euSync = euDrPanel.getByTestId('dr-sync-us-east');
+  await waitFor('eu-west\'s offset sync to us-east shown down with its error', async () => (await text(euSync.getByTestId('dr-connected'))) === 'no' && /connect/.test(await text(euSync.getByTestId('dr-last-error'))), 30_000, 200, async () => `row: ${await text(euSync)}`);
+  assert.equal(await text(euSync.getByTestId('dr-last-success')), 'never');
+
   // Cut the link while us-east keeps producing: eu-west unreachable on top, the lag rises.
   const steady = steadyProducer(producer);
   t.after(() => steady.stop());
@@ -233,6 +262,9 @@ test('two regions in headless Chromium: regions, the link with its lag, charts a
   assert.equal((await adminCall(eu, 'PUT', '/v1/replication/policies', { policies: [] })).status, 200);
   await problems.getByText("eu-west's replication policies differ from us-east's").waitFor({ timeout: 30_000 });
   assert.match(await problems.textContent() ?? '', /meridian replication apply FILE/);
+  // Without policies eu-west has no DR topics and no offset sync peers: its panel goes.
+  await euDrPanel.waitFor({ state: 'hidden', timeout: 30_000 });
+  assert.deepEqual(euPageErrors, [], 'eu-west\'s page ran without script errors');
 
   assert.deepEqual(pageErrors, [], 'the page ran without script errors');
 });

@@ -93,7 +93,7 @@ test('a DR copy whose primary is down: role, offset sync, end report age and con
   // What us-east had reported of partition 0 before it went down, 3 s ago.
   const reportedAt = Date.now();
   assert.equal(
-    tb.broker.dr.handleOffsetSync({ targetRegion: 'eu-west', senderRegion: 'us-east', sentAt: reportedAt, commits: [], ends: [{ topic: TOPIC, topicId: 'us-east-topic-id', partition: 0, endOffset: 42n, lastTimestamp: reportedAt }] }),
+    await tb.broker.dr.handleOffsetSync({ targetRegion: 'eu-west', senderRegion: 'us-east', sentAt: reportedAt, commits: [], ends: [{ topic: TOPIC, topicId: 'us-east-topic-id', partition: 0, endOffset: 42n, lastTimestamp: reportedAt }] }),
     null,
   );
   const reported = await scrape();
@@ -113,7 +113,7 @@ test('a DR copy whose primary is down: role, offset sync, end report age and con
   await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
   await consumer.run({ eachMessage: async () => {} });
   await waitFor('the consumer to join its group in eu-west', () => joined && tb.broker.groups.activeSince(LIVE_GROUP) !== undefined, 30_000);
-  tb.broker.dr.handleOffsetSync({
+  await tb.broker.dr.handleOffsetSync({
     targetRegion: 'eu-west',
     senderRegion: 'us-east',
     sentAt: Date.now(),

@@ -1,7 +1,7 @@
 /**
  * The dashboard script's live half (browser JavaScript, see client-render.ts for why it is a
- * string): polls this broker's GET /v1/cluster, /v1/regions, /v1/replication/status and
- * /v1/topics one round after another (never two rounds at once; a slow peer in /v1/regions
+ * string): polls this broker's GET /v1/cluster, /v1/regions, /v1/replication/status,
+ * /v1/topics and /v1/dr one round after another (never two rounds at once; a slow peer in /v1/regions
  * delays the next round instead of piling up), keeps each link's lag for the last few
  * minutes in the tab, and derives the problems shown on top.
  *
@@ -80,6 +80,13 @@ function problemsOf(d) {
   for (const h of d.replication.holds) {
     out.push({ level: 'error', what: 'Partition ' + h.topic + '-' + h.partition + ' is held for ' + h.remote, detail: 'replication to ' + h.remote + ' stopped on a divergence until an operator resolves it: ' + h.file });
   }
+  for (const t of d.dr.topics) {
+    if (t.phase === 'promoting') out.push({ level: 'warning', what: 'Promote of ' + t.topic + ' is under way or was interrupted', detail: 'meridian dr promote --topic ' + t.topic + ' completes it (epoch ' + t.epoch + ')' });
+    if (t.phase === 'failing-back') out.push({ level: 'warning', what: 'Failback of ' + t.topic + ' is under way or was interrupted', detail: 'replication of it is refused until it completes: meridian dr failback --topic ' + t.topic + ' --confirm' });
+  }
+  for (const c of d.dr.conflicts) {
+    out.push({ level: 'warning', what: 'Group ' + c.group + ' is consuming in two regions', detail: c.region + ' committed on ' + c.topic + '-' + c.partition + ' while the group had members in ' + self + '; that commit is not applied here' });
+  }
   return out.sort((a, b) => (a.level === b.level ? 0 : a.level === 'error' ? -1 : 1));
 }
 
@@ -134,6 +141,20 @@ function render(d, now) {
   $('graph-note').textContent = 'Arrows are the links from ' + c.region + ' (lag · records behind · throughput), coloured by state. Click a region to open its own dashboard.';
   renderCharts(d, now);
   drawTopics($('topics'), d.topics);
+  $('dr').hidden = !drawDr($('dr-body'), d.dr, now, showReport);
+}
+
+/** A saved promote or failback report, fetched with the token (a plain link would lack it). */
+async function showReport(id) {
+  const box = $('dr-report');
+  box.hidden = false;
+  $('dr-report-title').textContent = 'Report ' + id;
+  $('dr-report-body').textContent = 'loading…';
+  try {
+    $('dr-report-body').textContent = JSON.stringify(await api('/v1/dr/reports/' + encodeURIComponent(id)), null, 2);
+  } catch (err) {
+    $('dr-report-body').textContent = String(err && err.message ? err.message : err);
+  }
 }
 
 function setStatus(text, down) {
@@ -162,9 +183,9 @@ async function poll() {
   timer = null;
   let waitForToken = false;
   try {
-    const [cluster, regions, replication, topics] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status'), api('/v1/topics')]);
+    const [cluster, regions, replication, topics, dr] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status'), api('/v1/topics'), api('/v1/dr')]);
     $('token-form').hidden = true;
-    render({ cluster, regions, replication, topics }, Date.now());
+    render({ cluster, regions, replication, topics, dr }, Date.now());
     setStatus('live · updated ' + new Date().toLocaleTimeString('en-GB'), false);
   } catch (err) {
     if (err instanceof Unauthorized) {
@@ -202,6 +223,9 @@ $('forget-token').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
   restart();
 });
-$('footer').textContent = 'Polls this broker\'s GET /v1/cluster, /v1/regions, /v1/replication/status and /v1/topics every ' + EVERY_MS / 1000 + ' s; the lag history lives in this tab (last ' + WINDOW_MS / 60000 + ' minutes).';
+$('dr-report-close').addEventListener('click', () => {
+  $('dr-report').hidden = true;
+});
+$('footer').textContent = 'Polls this broker\'s GET /v1/cluster, /v1/regions, /v1/replication/status, /v1/topics and /v1/dr every ' + EVERY_MS / 1000 + ' s; the lag history lives in this tab (last ' + WINDOW_MS / 60000 + ' minutes).';
 poll();
 `;

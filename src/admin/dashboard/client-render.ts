@@ -1,7 +1,7 @@
 /**
  * The dashboard script's drawing half (browser JavaScript, served inside /dashboard/app.js
  * after client-app.ts's declarations are in scope): DOM and SVG builders, number formats, the
- * region graph, the lag charts and the topic bars. Pure functions of the data they are given;
+ * region graph, the lag charts, the topic bars and the disaster recovery tables. Pure functions of the data they are given;
  * polling, history and problems are client-app.ts.
  *
  * Kept as a string because the broker ships compiled JavaScript only (dist/ has no asset
@@ -151,6 +151,71 @@ function drawLagChart(samples, now, maxWindowMs, state) {
     svg('text', { class: 'tick', x: W - R, y: H - 4, 'text-anchor': 'end', text: 'now' }),
     samples.length > 0 ? svg('polyline', { class: 's-' + state, points }) : null,
   ]);
+}
+
+function formatAge(ms) {
+  return ms === null || ms === undefined ? 'never' : formatLag(Math.max(0, ms) / 1000) + ' ago';
+}
+function formatTime(ms) {
+  return ms === null || ms === undefined ? '—' : new Date(ms).toLocaleString('en-GB');
+}
+function table(cls, head, rows) {
+  return el('table', { class: cls }, [
+    el('thead', {}, [el('tr', {}, head.map((h) => el('th', { text: h })))]),
+    el('tbody', {}, rows),
+  ]);
+}
+
+/**
+ * dr: GET /v1/dr. Each DR topic's role here, the offset sync with each peer and the groups
+ * in conflict; onReport(id) shows a saved report (the link also opens the API route).
+ * Returns false when there is nothing to show (no DR topic, no peer, no conflict).
+ */
+function drawDr(root, dr, now, onReport) {
+  if (dr.topics.length === 0 && dr.offsetSync.length === 0 && dr.conflicts.length === 0) {
+    root.replaceChildren(el('p', { class: 'empty', text: 'No DR topics in ' + dr.region + '.' }));
+    return false;
+  }
+  const topics = dr.topics.length === 0
+    ? el('p', { class: 'empty', text: 'No DR topics in ' + dr.region + ' (no one-way or fan-out policy includes it).' })
+    : table('dr-table', ['Topic', 'Role here', 'Primary', 'Epoch', 'Phase', 'Since', 'Primary end reported', 'Report'], dr.topics.map((t) => {
+      const ages = t.primaryEnds.map((e) => e.ageMs);
+      const ends = !t.readOnly ? '—' : ages.length === 0 ? 'never' : formatAge(Math.max(...ages)) + (ages.length < 2 ? '' : ' (oldest of ' + ages.length + ' partitions)');
+      const report = t.reportId === null ? '—' : el('a', { href: '/v1/dr/reports/' + encodeURIComponent(t.reportId), 'data-testid': 'dr-report', text: t.reportId });
+      if (t.reportId !== null) report.addEventListener('click', (e) => {
+        e.preventDefault();
+        onReport(t.reportId);
+      });
+      const busy = t.phase === 'promoting' || t.phase === 'failing-back';
+      return el('tr', { 'data-testid': 'dr-topic-' + t.topic, class: t.readOnly ? 'copy' : 'primary' }, [
+        el('td', { class: 'name', title: t.topic + ' (policy ' + t.policy + ', ' + t.topology + ')', text: t.topic }),
+        el('td', { 'data-testid': 'dr-role', class: 'role', text: t.readOnly ? 'read-only copy' : 'primary' }),
+        el('td', { 'data-testid': 'dr-primary', text: t.primary }),
+        el('td', { 'data-testid': 'dr-epoch', class: 'num', text: String(t.epoch) }),
+        el('td', { 'data-testid': 'dr-phase', class: busy ? 'busy' : null, text: t.phase }),
+        el('td', { text: formatTime(t.since) }),
+        el('td', { 'data-testid': 'dr-ends', text: ends }),
+        el('td', {}, [report]),
+      ]);
+    }));
+  const sync = dr.offsetSync.length === 0
+    ? el('p', { class: 'empty', text: 'No offset sync peers.' })
+    : table('dr-table', ['Offset sync to', 'Connected', 'Pending commits', 'Last success', 'Syncs / failures', 'Last error'], dr.offsetSync.map((p) =>
+      el('tr', { 'data-testid': 'dr-sync-' + p.region }, [
+        el('td', { class: 'name', text: p.region }),
+        el('td', { 'data-testid': 'dr-connected', class: p.connected ? 'up' : 'down', text: p.connected ? 'yes' : 'no' }),
+        el('td', { 'data-testid': 'dr-pending', class: 'num', text: formatCount(p.pendingCommits) }),
+        el('td', { 'data-testid': 'dr-last-success', text: p.lastSuccessAt === null ? 'never' : formatAge(now - p.lastSuccessAt) }),
+        el('td', { class: 'num', text: formatCount(p.syncs) + ' / ' + formatCount(p.failures) }),
+        el('td', { 'data-testid': 'dr-last-error', class: 'error-text', text: p.lastError || '—' }),
+      ])));
+  const conflicts = dr.conflicts.length === 0
+    ? el('p', { class: 'empty', 'data-testid': 'dr-conflicts', text: 'No group conflicts.' })
+    : el('ul', { class: 'dr-conflicts', 'data-testid': 'dr-conflicts' }, dr.conflicts.map((c) =>
+      el('li', {}, [el('b', { text: c.group }), ' on ' + c.topic + '-' + c.partition + ': ' + c.region + ' committed at ' + formatTime(c.commitTimestamp) + ' while the group had members here (since ' + formatTime(c.activeSince) + '); not applied']),
+    ));
+  root.replaceChildren(topics, sync, el('h3', { text: 'Group conflicts' }), conflicts);
+  return true;
 }
 
 /** topics: GET /v1/topics. One stacked bar per topic, scaled to the largest. */

@@ -42,6 +42,15 @@ export const PAGE_HTML = `<!doctype html>
     <h2 id="lag-title">Replication lag over time</h2>
     <div id="lag-charts" class="charts" data-testid="lag-charts"></div>
   </section>
+  <section id="dr" class="panel wide" aria-labelledby="dr-title" data-testid="dr" hidden>
+    <h2 id="dr-title">Disaster recovery</h2>
+    <div id="dr-body"></div>
+    <div id="dr-report" class="dr-report" data-testid="dr-report-view" hidden>
+      <h3 id="dr-report-title"></h3>
+      <button id="dr-report-close" type="button">Close</button>
+      <pre id="dr-report-body"></pre>
+    </div>
+  </section>
   <section class="panel wide" aria-labelledby="topics-title">
     <h2 id="topics-title">Topics: local and tiered bytes</h2>
     <div id="topics" data-testid="topics"></div>

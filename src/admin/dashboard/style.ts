@@ -66,6 +66,20 @@ main { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; padding: 14px 2
 .legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 10px; vertical-align: -1px; }
 .legend .sw.local { background: var(--local); }
 .legend .sw.tiered { background: var(--tiered); }
+.dr-table { width: 100%; border-collapse: collapse; margin: 0 0 10px; font-size: 13px; }
+.dr-table th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line); padding: 3px 8px 3px 0; }
+.dr-table td { padding: 3px 8px 3px 0; border-bottom: 1px solid #eef0f3; vertical-align: top; }
+.dr-table .name { font-weight: 600; }
+.dr-table .num { font-variant-numeric: tabular-nums; }
+.dr-table tr.copy .role { color: var(--starting); }
+.dr-table tr.primary .role { color: #1d6b3d; font-weight: 600; }
+.dr-table .busy, .dr-table .down { color: var(--warn); font-weight: 600; }
+.dr-table .up { color: #1d6b3d; }
+.dr-table .error-text { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
+#dr h3 { margin: 6px 0 4px; font-size: 13px; }
+.dr-conflicts { margin: 0; padding-left: 18px; }
+.dr-report { border-top: 1px solid var(--line); margin-top: 8px; }
+.dr-report pre { max-height: 320px; overflow: auto; background: #f5f6f8; padding: 8px; font-size: 12px; }
 footer { padding: 0 20px 16px; color: var(--muted); font-size: 12px; }
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
 `;
