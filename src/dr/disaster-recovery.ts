@@ -324,14 +324,19 @@ export class DisasterRecovery {
   // ---- the internal API --------------------------------------------------------------
 
   /** OffsetSync from a peer: made durable, then acknowledged. */
-  handleOffsetSync(req: OffsetSyncRequest): MeridianError | null {
+  async handleOffsetSync(req: OffsetSyncRequest): Promise<MeridianError | null> {
     if (req.targetRegion !== this.region) return new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`);
-    const fresh = this.remote.apply(req);
+    const { fresh, durable } = this.remote.apply(req);
     for (const c of fresh) {
       const activeSince = this.groups.activeSince(c.group);
       if (activeSince !== undefined && c.commitTimestamp > activeSince + CLOCK_SKEW_MS) this.#noteConflict(c.group, c.topic, c.partition, c, activeSince);
       // Warm the index so the group's first OffsetFetch here need not build it.
       if (this.topics.partition(c.topic, c.partition) !== undefined) void this.indexOf(c.topic, c.partition).catch(() => {});
+    }
+    try {
+      await durable;
+    } catch (err) {
+      return new MeridianError(ErrorCode.StorageIo, `cannot save the offsets region ${req.senderRegion} sent: ${(err as Error).message}`, { retriable: true, cause: err });
     }
     return null;
   }
@@ -515,6 +520,7 @@ export class DisasterRecovery {
     this.#closed = true;
     this.#offCommits();
     this.publisher.close();
+    await this.remote.flush();
     const idx = [...this.#indexes.values()];
     this.#indexes.clear();
     await Promise.allSettled(idx.map(async (p) => (await p).close()));

@@ -2,8 +2,11 @@
  * What peers told this region through OffsetSync (dr-api.ts): each group's committed
  * offsets in the other regions, as per-origin vectors, and each partition's end offset in
  * the regions that send it here. Persisted in `<dataDir>/dr/remote-offsets.json`, written
- * atomically and fsynced before the OffsetSync is acknowledged, so an acknowledged commit
- * survives a crash of either side (the sender resends what was not acknowledged).
+ * to a temp file, fsynced and renamed (the directory fsynced) before the OffsetSync is
+ * acknowledged, so an acknowledged commit survives a crash of either side (the sender
+ * resends what was not acknowledged). The writes are asynchronous and shared: syncs that
+ * arrive while one is written wait for the next write, which covers them all (group commit,
+ * as the offset store does), so the event loop never blocks on the disk.
  *
  * Dedup: per (group, topic, partition, sender) only the newest commit by commit time is
  * kept; a resend or a late, older commit changes nothing.
@@ -14,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { fsyncDir, writeFileDurable } from '../broker/groups/durable-file.js';
 import type { OffsetSyncRequest } from './dr-api.js';
 
 const FILE = 'remote-offsets.json';
@@ -53,6 +56,8 @@ export class RemoteOffsets {
   /** topic\0partition -> region -> end */
   #ends = new Map<string, Map<string, RemoteEnd>>();
   #log: Logger | undefined;
+  #waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  #writing = false;
 
   constructor(dir: string, logger?: Logger) {
     this.file = path.join(dir, FILE);
@@ -61,10 +66,11 @@ export class RemoteOffsets {
   }
 
   /**
-   * Applies a sync and persists it if anything changed. Returns the commits that were new
-   * (newer than what was held), for conflict detection.
+   * Applies a sync in memory. Returns the commits that were new (newer than what was held),
+   * for conflict detection, and `durable`, which settles once a write covering it is on
+   * disk (at once when nothing changed): the OffsetSync is answered after it.
    */
-  apply(req: OffsetSyncRequest, now = Date.now()): Array<RemoteCommit & { group: string; topic: string; partition: number }> {
+  apply(req: OffsetSyncRequest, now = Date.now()): { fresh: Array<RemoteCommit & { group: string; topic: string; partition: number }>; durable: Promise<void> } {
     const fresh: Array<RemoteCommit & { group: string; topic: string; partition: number }> = [];
     let changed = false;
     for (const c of req.commits) {
@@ -88,8 +94,7 @@ export class RemoteOffsets {
       byRegion.set(req.senderRegion, { region: req.senderRegion, topicId: e.topicId, endOffset: e.endOffset, lastTimestamp: e.lastTimestamp, sentAt: req.sentAt, receivedAt: now });
       changed = true;
     }
-    if (changed) this.#save();
-    return fresh;
+    return { fresh, durable: changed ? this.#persist() : Promise.resolve() };
   }
 
   /** The commits peers hold for a group's partition, newest commit first. */
@@ -119,10 +124,39 @@ export class RemoteOffsets {
     let changed = false;
     for (const byTp of this.#commits.values()) for (const k of [...byTp.keys()]) if (k.startsWith(`${topic}\0`)) changed = byTp.delete(k) || changed;
     for (const k of [...this.#ends.keys()]) if (k.startsWith(`${topic}\0`)) changed = this.#ends.delete(k) || changed;
-    if (changed) this.#save();
+    if (changed) void this.#persist().catch((err) => this.#log?.warn({ file: this.file, err: (err as Error).message }, 'remote offsets not saved; peers resend them'));
   }
 
-  #save(): void {
+  #persist(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+      if (!this.#writing) void this.#writeLoop();
+    });
+  }
+
+  async #writeLoop(): Promise<void> {
+    this.#writing = true;
+    while (this.#waiters.length > 0) {
+      const batch = this.#waiters.splice(0);
+      try {
+        const tmp = `${this.file}.tmp`;
+        await writeFileDurable(tmp, Buffer.from(this.#serialise()));
+        await fs.promises.rename(tmp, this.file);
+        await fsyncDir(path.dirname(this.file));
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.#writing = false;
+  }
+
+  /** Waits for writes under way (shutdown). */
+  async flush(): Promise<void> {
+    if (this.#writing) await this.#persist().catch(() => {});
+  }
+
+  #serialise(): string {
     const out: FileShape = { version: 1, commits: [], ends: [] };
     for (const [group, byTp] of this.#commits) {
       for (const [k, byRegion] of byTp) {
@@ -136,7 +170,7 @@ export class RemoteOffsets {
       const [topic, p] = k.split('\0');
       for (const e of byRegion.values()) out.ends.push({ topic, partition: Number(p), region: e.region, topicId: e.topicId, endOffset: String(e.endOffset), lastTimestamp: e.lastTimestamp, sentAt: e.sentAt, receivedAt: e.receivedAt });
     }
-    writeFileAtomicSync(this.file, JSON.stringify(out) + '\n');
+    return JSON.stringify(out) + '\n';
   }
 
   #load(): void {

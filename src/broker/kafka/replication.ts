@@ -27,7 +27,7 @@ export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext,
     writeHandshakeResponse(w, withErrorCode(await deps.replication.handshake(readHandshakeRequest(body))));
   } else if (apiKey === ReplicationApiKey.OffsetSync) {
     const req = readOffsetSyncRequest(body);
-    const error = deps.dr === undefined ? new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region') : deps.dr.handleOffsetSync(req);
+    const error = deps.dr === undefined ? new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region') : await deps.dr.handleOffsetSync(req);
     writeHead(w, withErrorCode({ error }));
   } else if (apiKey === ReplicationApiKey.DrProbe) {
     const req = readProbeRequest(body);
