@@ -138,6 +138,13 @@ export class DisasterRecovery {
   checkWritable(topic: string): MeridianError | null {
     const role = this.roleOf(topic);
     if (role === undefined || !role.readOnly) return null;
+    const by = role.entry?.supersededBy;
+    if (role.primary === this.region && by !== undefined) {
+      return new MeridianError(
+        ErrorCode.TopicReadOnly,
+        `topic ${topic} no longer takes writes in region ${this.region}: region ${by.primary} was promoted to primary (epoch ${by.epoch}, policy '${role.policy.name}'); produce there, and run \`meridian dr failback --topic ${topic}\` here to follow it`,
+      );
+    }
     return new MeridianError(
       ErrorCode.TopicReadOnly,
       `topic ${topic} is a read-only copy in region ${this.region}: replication policy '${role.policy.name}' (${role.policy.topology}) makes ${role.primary} its primary; produce there, or promote this region with \`meridian dr promote --topic ${topic}\``,
@@ -159,6 +166,7 @@ export class DisasterRecovery {
     if (role === undefined) return null;
     if (role.entry?.phase === 'failing-back') return this.#failingBack(role);
     if (view !== null && view.epoch > role.epoch) {
+      this.#noteSuperseded(role, view);
       return new MeridianError(
         ErrorCode.ReplicationFenced,
         `region ${view.primary} was promoted to primary of ${topic} (epoch ${view.epoch}), but region ${this.region} is still at epoch ${role.epoch} (primary ${role.primary}) and may hold records ${view.primary} never received: run \`meridian dr failback --topic ${topic}\` against ${this.region}`,
@@ -166,6 +174,15 @@ export class DisasterRecovery {
     }
     if (role.primary === sender && (view === null || view.epoch === role.epoch)) return null;
     return this.#fenced(role, sender);
+  }
+
+  /** A newer primary exists: stop taking writes here (persisted) until failback. */
+  #noteSuperseded(role: TopicRole, view: { primary: string; epoch: number }): void {
+    const by = role.entry?.supersededBy;
+    if (by !== undefined && by.epoch >= view.epoch) return;
+    const entry = role.entry ?? { primary: role.primary, epoch: role.epoch, phase: 'promoted' as const, at: Date.now() };
+    this.state.set(role.topic, { ...entry, supersededBy: { primary: view.primary, epoch: view.epoch, at: Date.now() } });
+    this.log.warn({ topic: role.topic, primary: view.primary, epoch: view.epoch, localEpoch: role.epoch }, 'a peer is primary at a newer epoch: producers refused here until failback');
   }
 
   #failingBack(role: TopicRole): MeridianError {
@@ -412,8 +429,10 @@ export class DisasterRecovery {
       throw new MeridianError(ErrorCode.InvalidDrRequest, `region ${this.region} is already the primary of ${role.topic} (policy '${role.policy.name}', epoch ${role.epoch}): nothing to promote`);
     }
     const resuming = e?.phase === 'promoting' && e.primary === this.region;
-    const formerPrimary = resuming ? ((e.failback as { formerPrimary?: string } | undefined)?.formerPrimary ?? policySource(role.policy)) : role.primary;
-    const epoch = resuming ? e.epoch : role.epoch + 1;
+    // A region superseded by a newer primary takes over from that one, past its epoch.
+    const by = role.primary === this.region ? e?.supersededBy : undefined;
+    const formerPrimary = resuming ? ((e.failback as { formerPrimary?: string } | undefined)?.formerPrimary ?? policySource(role.policy)) : (by?.primary ?? role.primary);
+    const epoch = resuming ? e.epoch : Math.max(role.epoch, by?.epoch ?? 0) + 1;
     const at = resuming ? e.at : Date.now();
     const id = reportId('promote', role.topic, epoch);
     this.state.set(role.topic, { primary: this.region, epoch, phase: 'promoting', at, reportId: id, failback: { formerPrimary } });

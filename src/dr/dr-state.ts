@@ -42,6 +42,11 @@ export interface TopicDrEntry {
   reportId?: string;
   /** Failback in progress: the plan being carried out (failback.ts). */
   failback?: unknown;
+  /**
+   * A peer said it is the primary at a newer epoch (its handshake): this region stops taking
+   * writes at once, as a stale leader does, and fails back to follow it.
+   */
+  supersededBy?: { primary: string; epoch: number; at: number };
 }
 
 interface StateFile {
@@ -126,7 +131,8 @@ export class DrState {
     const epoch = entry?.epoch ?? 0;
     // A promotion under way already refuses inbound data, and already takes writes: the
     // operator asked for this region to be the primary.
-    return { topic, policy, primary, epoch, readOnly: primary !== this.region, entry };
+    const superseded = entry?.supersededBy !== undefined && entry.supersededBy.epoch > epoch;
+    return { topic, policy, primary, epoch, readOnly: primary !== this.region || superseded, entry };
   }
 
   #write(topics: Map<string, TopicDrEntry>): void {

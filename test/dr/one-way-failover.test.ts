@@ -180,6 +180,27 @@ test('one-way DR: promote reports the exact recovery point, the group resumes at
   }, 60_000).then((got) => assert.deepEqual(got, after));
   const usProducer = kafka(us.bootstrap, 'us-producer').producer();
   await usProducer.connect();
+  clients.push(() => usProducer.disconnect());
   await assert.rejects(usProducer.send({ topic: TOPIC, acks: -1, messages: [{ value: 'refused' }] }));
-  await usProducer.disconnect();
+
+  // Switching back is one more promote, in us-east (epoch 2), and a failback in eu-west,
+  // whose tail is empty: us-east already holds everything eu-west wrote.
+  const back = await admin<{ reports: Array<{ epoch: number; formerPrimary: string; totals: { missingRecords: string } }> }>(us, 'POST', '/v1/dr/promote', { topic: TOPIC });
+  assert.equal(back.status, 200, JSON.stringify(back.body));
+  assert.deepEqual([back.body.reports[0].epoch, back.body.reports[0].formerPrimary, back.body.reports[0].totals.missingRecords], [2, 'eu-west', '0']);
+  await usProducer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ value: `u-${i}` })) });
+  // eu-west stops taking writes as soon as us-east's handshake tells it of epoch 2.
+  await waitFor('eu-west to learn of the newer primary', async () => {
+    const r = await admin<{ topics: Array<{ topic: string; readOnly: boolean }> }>(eu, 'GET', '/v1/dr');
+    return r.body.topics.find((x) => x.topic === TOPIC)?.readOnly === true ? true : undefined;
+  });
+  await assert.rejects(euProducer.send({ topic: TOPIC, acks: -1, messages: [{ value: 'refused' }] }), /POLICY_VIOLATION|policy/i);
+  const euBack = await admin<{ completed: boolean; totals: { records: string } }>(eu, 'POST', '/v1/dr/failback', { topic: TOPIC, confirm: true });
+  assert.equal(euBack.status, 200, JSON.stringify(euBack.body));
+  assert.deepEqual([euBack.body.completed, euBack.body.totals.records], [true, '0']);
+  const final = [...after, ...Array.from({ length: 10 }, (_, i) => `u-${i}`)];
+  await waitFor('eu-west to follow us-east again', async () => {
+    const got = values(await readTopicToEnd(eu.bootstrap, TOPIC));
+    return got.length >= final.length ? got : undefined;
+  }, 60_000).then((got) => assert.deepEqual(got, final));
 });
