@@ -208,7 +208,10 @@ export class DisasterRecovery {
     const role = this.roleOf(topic);
     if (role === undefined) return links;
     if (role.primary !== this.region) return [];
-    return role.policy.regions.filter((r) => r !== this.region).map((remote) => ({ remote, relay: false, policy: role.policy }));
+    // Relaying: after a promotion a copy may lack records of the old primary that this region
+    // holds (fan-out targets at different points); they go too. A region on a record's hop
+    // path (its origin) never gets it back, and duplicates dedup by origin offset.
+    return role.policy.regions.filter((r) => r !== this.region).map((remote) => ({ remote, relay: true, policy: role.policy }));
   }
 
   // ---- offset translation ------------------------------------------------------------
@@ -364,10 +367,13 @@ export class DisasterRecovery {
     const role = this.roleOf(req.topic);
     if (role === undefined) return fail(new MeridianError(ErrorCode.InvalidDrRequest, `topic ${req.topic} is not under a one-way or fan-out policy in region ${this.region}`));
     const logs = this.topics.partitions(req.topic);
+    const ownKey = originKey(this.region, this.topics.getTopic(req.topic)!.id);
     const partitions = await Promise.all(
       logs.map(async (log, partition) => {
         const st = await this.replicaStates.forLog(log);
-        return { partition, heldOriginOffset: st.table.lastOrigin(req.senderRegion, req.senderTopicId) };
+        // Its own records are held up to its end; the others up to what the markers say.
+        const origins: Array<[string, bigint]> = [...st.table.origins, [ownKey, log.highWatermark - 1n]];
+        return { partition, heldOriginOffset: st.table.lastOrigin(req.senderRegion, req.senderTopicId), origins };
       }),
     );
     return { error: null, primary: role.primary, epoch: role.epoch, since: role.entry?.at ?? 0, partitions };

@@ -17,8 +17,11 @@
  *   DrProbe (key 32003, v0): what a peer knows of a topic, for failback.
  *     request:  targetRegion STRING, senderRegion STRING, topic STRING, senderTopicId STRING
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, primary STRING, epoch INT32,
- *               since INT64, partitions ARRAY<[partition INT32, heldOriginOffset INT64]>
- *   heldOriginOffset: the last offset of the sender's own records that the peer holds.
+ *               since INT64, partitions ARRAY<[partition INT32, heldOriginOffset INT64,
+ *                                              origins ARRAY<[origin STRING, held INT64]>]>
+ *   heldOriginOffset: the last offset of the sender's own records that the peer holds;
+ *   origins: per origin, the last origin offset it holds (its own records included): the
+ *   vector a failing-back region cuts its log at (the first record not covered).
  *
  * A vector maps an origin (`region/topicId`, replica-state.ts's originKey) to the highest
  * origin offset covered (origin-index.ts).
@@ -72,7 +75,7 @@ export interface ProbeResponse extends DrResponseHead {
   primary: string;
   epoch: number;
   since: number;
-  partitions: Array<{ partition: number; heldOriginOffset: bigint }>;
+  partitions: Array<{ partition: number; heldOriginOffset: bigint; origins: Array<[string, bigint]> }>;
 }
 
 export function writeOffsetSyncRequest(w: Writer, r: OffsetSyncRequest): void {
@@ -124,7 +127,10 @@ export function readProbeRequest(r: Reader): ProbeRequest {
 export function writeProbeResponse(w: Writer, r: ProbeResponse): void {
   writeHead(w, r);
   w.string(r.primary).int32(r.epoch).int64(BigInt(r.since)).int32(r.partitions.length);
-  for (const p of r.partitions) w.int32(p.partition).int64(p.heldOriginOffset);
+  for (const p of r.partitions) {
+    w.int32(p.partition).int64(p.heldOriginOffset).int32(p.origins.length);
+    for (const [origin, held] of p.origins) w.string(origin).int64(held);
+  }
 }
 
 export function readProbeResponse(r: Reader): ProbeResponse {
@@ -133,6 +139,12 @@ export function readProbeResponse(r: Reader): ProbeResponse {
   const epoch = r.int32('epoch');
   const since = Number(r.int64('since'));
   const partitions: ProbeResponse['partitions'] = [];
-  for (let n = r.int32('partitions'); n > 0; n--) partitions.push({ partition: r.int32('partition'), heldOriginOffset: r.int64('heldOriginOffset') });
+  for (let n = r.int32('partitions'); n > 0; n--) {
+    const partition = r.int32('partition');
+    const heldOriginOffset = r.int64('heldOriginOffset');
+    const origins: Array<[string, bigint]> = [];
+    for (let o = r.int32('origins'); o > 0; o--) origins.push([r.string('origin'), r.int64('held')]);
+    partitions.push({ partition, heldOriginOffset, origins });
+  }
   return { ...head, primary, epoch, since, partitions };
 }

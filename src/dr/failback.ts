@@ -28,6 +28,7 @@ import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from '../replication/link-client.js';
 import { isControlBatch, lastOffsetOf, storedBatches, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import type { PartitionLog } from '../storage/partition-log.js';
+import { isMarkerBatch } from '../replication/marker.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
@@ -81,15 +82,20 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const plan: Plan = { newPrimary: ahead.region, newEpoch: ahead.res.epoch, sideTopic: sideTopicName(topic, dr.region, ahead.res.epoch), cuts: {} };
   const logs = dr.topics.partitions(topic);
   for (const [partition, log] of logs.entries()) {
-    const held = ahead.res.partitions.find((p) => p.partition === partition)?.heldOriginOffset ?? -1n;
-    const cut = held + 1n > log.logStartOffset ? held + 1n : log.logStartOffset;
-    if (cut > log.highWatermark) {
+    const entry = ahead.res.partitions.find((p) => p.partition === partition);
+    const held = entry?.heldOriginOffset ?? -1n;
+    if (held + 1n > log.highWatermark) {
       throw new MeridianError(
         ErrorCode.InvalidDrRequest,
         `${topic}/${partition}: ${ahead.region} holds this region's records up to offset ${held}, past this region's end ${log.highWatermark}: this region lost data; restore it before failing back`,
       );
     }
-    plan.cuts[String(partition)] = String(cut);
+    // The cut: the first record of this log the new primary does not hold, whatever its
+    // origin (the old primary's own records, or, in another copy, records of the old primary
+    // the new one never received).
+    const index = await dr.indexOf(topic, partition);
+    const cut = await runStart(log, index.translate(new Map(entry?.origins ?? [])));
+    plan.cuts[String(partition)] = String(cut > log.logStartOffset ? cut : log.logStartOffset);
   }
   const at = Date.now();
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
@@ -206,6 +212,14 @@ async function preserve(dr: DisasterRecovery, sideTopic: string, partition: numb
   await flush();
   await side.flush();
   return side.highWatermark > 0n ? { first: '0', last: String(side.highWatermark - 1n) } : null;
+}
+
+/** `offset`, or the offset of the marker right before it when a replicated run starts there. */
+async function runStart(log: PartitionLog, offset: bigint): Promise<bigint> {
+  if (offset <= log.logStartOffset || offset > log.highWatermark) return offset;
+  const r = await log.read(offset - 1n, 1, { upTo: offset });
+  const before = storedBatches(r.records).find((b) => lastOffsetOf(b.h) === offset - 1n);
+  return before !== undefined && isMarkerBatch(before.buf, before.h) ? before.h.baseOffset : offset;
 }
 
 async function walk(log: PartitionLog, from: bigint, visit: (buf: Buffer, h: BatchHeader) => void | Promise<void>): Promise<void> {

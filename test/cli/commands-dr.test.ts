@@ -195,7 +195,7 @@ test('dr failback of a returning old primary: the dry run lists the divergent ta
         }),
       );
     }
-    const [us, eu] = started;
+    let [us, eu] = started;
     const topic = 'fb-orders';
     const send = async (values: string[]) => {
       const producer = new Kafka({ clientId: 'cli-dr', brokers: [us.bootstrap], logLevel: logLevel.NOTHING }).producer();
@@ -213,11 +213,16 @@ test('dr failback of a returning old primary: the dry run lists the divergent ta
       JSON.stringify(us.broker.replicator.status()),
     );
 
+    // eu-west goes down; us-east takes three records it cannot replicate, then goes down too.
+    await eu.stop();
+    await send(['f', 'g', 'h']);
+    await us.stop();
+    eu = started[1] = await eu.restart();
     const promoted = await meridian(['dr', 'promote', '--topic', topic, '--admin', EU]);
     assert.equal(promoted.code, 0, promoted.stderr);
     assert.match(promoted.stdout, /^\s*0\s+4\s/m, 'eu-west holds us-east offsets up to 4');
-    // us-east does not know yet: it still takes writes eu-west will never get.
-    await send(['f', 'g', 'h']);
+    // us-east returns with the three records eu-west never got.
+    us = started[0] = await us.restart();
 
     const dry = await meridian(['dr', 'failback', '--topic', topic, '--admin', US]);
     assert.equal(dry.code, 0, dry.stderr);
