@@ -5,9 +5,11 @@
  * point).
  *
  * One small connection per peer (the data links' queues and rate limits never delay an
- * offset), one OffsetSync in flight per peer. Commits are coalesced per group partition
- * between syncs (only the newest matters), so a peer receives a group's progress within one
- * tick (`intervalMs`, 200 ms) of the commit at any commit rate. A commit leaves the pending
+ * offset), one OffsetSync in flight per peer. A commit is sent as soon as the peer's
+ * connection is free; commits arriving meanwhile are coalesced per group partition (only the
+ * newest matters) and go with the next sync, so a peer holds a group's progress one round
+ * trip and one fsync after the commit at any commit rate. The tick (`intervalMs`, 200 ms)
+ * retries and sends partition ends. A commit leaves the pending
  * set only when the peer acknowledged that very commit (it made it durable first); a failed
  * sync is retried after a backoff, and after a failure (or at start) every current commit is
  * sent again: the peer keeps the newest per group partition, so a resend changes nothing.
@@ -127,6 +129,10 @@ export class OffsetPublisher {
         if (peer !== undefined) peer.pending.set(`${e.group}\0${e.topic}\0${e.partition}`, commit);
       }
     }
+    // A commit goes at once when its peer's connection is free (a failover just after a
+    // commit then re-reads only what followed it); commits arriving while a sync is in flight
+    // wait for it and go together in the next one.
+    if (!this.#closed) for (const p of this.#peers.values()) if (p.pending.size > 0 && !p.inFlight && Date.now() >= p.retryAt) void this.#sync(p);
   }
 
   #peer(name: string): Peer | undefined {
