@@ -110,6 +110,7 @@ interface RoundResult {
   rpMs: number;
   reportRecords: number | null;
   reportMs: number | null;
+  /** How much older than the kill the newest end us-east reported was (the report's age at the promote, less the time from the kill to the promote), ms. */
   reportEndAgeMs: number | null;
   detectMs: number;
   firstClientErrorMs: number | null;
@@ -515,7 +516,7 @@ async function round(rate: number, index: number, killAfterMs: number, log: (s: 
       rpMs: rpRecords === 0 ? 0 : ((lastAckedSeq - firstMissingSeq + 1) * 1000) / rate,
       reportRecords: report.totals.missingRecords === null ? null : Number(report.totals.missingRecords),
       reportMs: report.totals.maxMissingSeconds === null ? null : report.totals.maxMissingSeconds * 1000,
-      reportEndAgeMs: report.partitions.some((p) => p.originEndAgeMs !== null) ? Math.max(...report.partitions.map((p) => p.originEndAgeMs ?? 0)) : null,
+      reportEndAgeMs: report.partitions.some((p) => p.originEndAgeMs !== null) ? Math.min(...report.partitions.map((p) => p.originEndAgeMs ?? Infinity)) - (tPromote0 - tKill) : null,
       detectMs: tDead - tKill,
       firstClientErrorMs: Number.isNaN(firstClientErrorAt) ? null : firstClientErrorAt - tKill,
       promoteMs: tPromoted - tPromote0,
@@ -569,7 +570,7 @@ function roundsTable(results: RoundResult[]): string {
     `${r.acked} (${r.achievedRate.toFixed(0)}/s; ${r.clientBacklog} due but unsent at the kill; client ${r.clientCores.toFixed(2)} cores)`,
     String(r.heldInB),
     `${r.rpRecords} / ${ms(r.rpMs)} ms`,
-    `${r.reportRecords ?? '?'} / ${ms(r.reportMs)} ms (end ${ms(r.reportEndAgeMs)} ms old)`,
+    `${r.reportRecords ?? '?'} / ${ms(r.reportMs)} ms (us-east's last end report ${ms(r.reportEndAgeMs)} ms before the kill)${r.reportRecords !== null && r.reportRecords < r.rpRecords ? ': **fewer**' : ''}`,
     `${ms(r.recoveryMs)}`,
     `${ms(r.detectMs)} + ${ms(r.promoteMs)} + ${ms(r.joinMs)} + ${ms(r.firstFetchMs)}`,
     `${r.redelivered} ≤ ${r.window} + ${r.rpRecords}: ${r.redelivered <= r.window + r.rpRecords ? 'met' : '**missed**'}`,
@@ -617,8 +618,14 @@ function summaryTable(results: RoundResult[]): { table: string; verdicts: string
         `- **${rate} msgs/s was not reached**: the producer was acknowledged ${achieved.toFixed(0)} records/s (median), with a median ${median(rs.map((r) => r.clientBacklog)).toFixed(0)} records due but not yet sent at the kill; this process (producer, consumer, detector) used a median ${median(rs.map((r) => r.clientCores)).toFixed(2)} of the machine's ${os.cpus().length} cores, which it shares with both brokers. The figures at this rate are for the rate achieved.`,
       );
     }
+    const reportFewer = rs.filter((r) => r.reportRecords === null || r.reportRecords < r.rpRecords);
+    const reportMore = rs.filter((r) => r.reportRecords !== null && r.reportRecords > r.rpRecords);
+    const reportNote =
+      reportFewer.length === 0 && reportMore.length === 0
+        ? `the promote report's count agreed with the bench's in all ${n} rounds`
+        : `the promote report's count agreed with the bench's in ${n - reportFewer.length - reportMore.length} of ${n} rounds${reportFewer.length > 0 ? `; it counted **fewer** in ${reportFewer.length} (${reportFewer.map((r) => `${r.reportRecords ?? 'unknown'} for ${r.rpRecords}`).join(', ')}): it measures against the end us-east last reported, and us-east acknowledged records after that report` : ''}${reportMore.length > 0 ? `; more in ${reportMore.length} (records written in us-east whose acknowledgement the kill cut off, which the bench does not count)` : ''}`;
     verdicts.push(
-      `- ${rate} msgs/s (achieved median ${median(rs.map((r) => r.achievedRate)).toFixed(0)}/s): recovery point ${rpVerdict}; recovery time ${rtVerdict}; redelivery within the uncommitted window plus the recovery point in ${redeliveryMet} of ${n} rounds${redeliveryMet < n ? ' (**missed** in the others)' : ''}; records lost ${lost}${lost === 0 ? '' : ' (**missed**)'}.`,
+      `- ${rate} msgs/s (achieved median ${median(rs.map((r) => r.achievedRate)).toFixed(0)}/s): recovery point ${rpVerdict}; recovery time ${rtVerdict}; redelivery within the uncommitted window plus the recovery point in ${redeliveryMet} of ${n} rounds${redeliveryMet < n ? ` (**missed** in the other${n - redeliveryMet === 1 ? '' : 's'}${unsyncedRounds > 0 ? `; a commit us-east had acknowledged had not reached eu-west when it died in ${unsyncedRounds} round${unsyncedRounds === 1 ? '' : 's'}` : ''})` : ''}; redelivered exactly what the commit eu-west held leaves to re-read in ${exact} of ${n}; records lost ${lost}${lost === 0 ? ' (met)' : ' (**missed**)'}; ${reportNote}.`,
     );
   }
   const table = formatTable(
@@ -658,6 +665,8 @@ async function main(): Promise<number> {
     return xs.length === 0 ? '—' : median(xs).toFixed(0);
   };
   writeResults('failover', 'Failover under SIGKILL: recovery point, recovery time, redelivery', summary, [
+    `The load column below is the 1-minute load average at each round's start; from the second round on it includes the bench's own brokers and clients of the round before.`,
+    '',
     `${ROUNDS} rounds at each rate, alternating (${RATES.join(', ')} msgs/s, ...); seed ${SEED} (\`BENCH_FAILOVER_SEED\` replays the kill moments); total run time ${minutes.toFixed(1)} min. With ${ROUNDS} rounds a p99 is the worst round, and p50 the median one; ranges are min–max over the rounds.`,
     '',
     '**Targets**',
@@ -684,9 +693,9 @@ async function main(): Promise<number> {
     '## How the figures are computed (by record id)',
     '',
     '- **Recovery point**: records acknowledged in us-east that eu-west does not hold; in ms of data: the producer generates record i at i / rate after its start (the records due every tick go out as one send), and the span runs from the earliest missing record to the newest acknowledged one, inclusive (n missing records in a row are n / rate). 0 when none is missing.',
-    '- **Redelivered**: records consumed in both regions. Bound (the issue\'s): the uncommitted window plus the recovery point, per round. The commit that matters in eu-west is the last one that *reached* it; "partition commits not in eu-west at the kill" counts partitions whose last commit us-east acknowledged had not been received by eu-west (read from `GET /v1/dr/groups/:id` on eu-west), with that commit\'s age at the kill; such a commit\'s records are read again, over and above the uncommitted window. The last check compares the redelivered records with what exact translation must re-read: records consumed in us-east at or past the commit eu-west had, that eu-west holds.',
+    '- **Redelivered**: records consumed in both regions. Bound (the issue\'s): the uncommitted window plus the recovery point, per round. The commit that matters in eu-west is the last one that *reached* it; the column "partitions whose last commit had not reached eu-west at the kill" counts partitions whose last commit us-east acknowledged eu-west had not received (eu-west\'s side read from `GET /v1/dr/groups/:id`), with that commit\'s age at the kill, the age of the commit eu-west did have, and the group\'s mean commit interval; such a commit\'s records are read again, over and above the uncommitted window. The last check compares the redelivered records with what exact translation must re-read: records consumed in us-east at or past the commit eu-west had, that eu-west holds.',
     '- **Lost**: acknowledged, held by eu-west, and consumed in neither region. Must be 0.',
-    `- Not counted as lost, and shown here for completeness: acknowledged records missing from eu-west that the group had not read in us-east either (the recovery point as the group sees it; median ${medianOf((r) => r.missingUnread)} per round), and records eu-west holds whose acknowledgement never reached the producer (median ${medianOf((r) => r.heldUnacked)} per round; duplicates in eu-west's log: ${results.reduce((s, r) => s + r.duplicatesInB, 0)} in all rounds; failed sends' records: median ${medianOf((r) => r.failedRecords)} per round).`,
+    `- Not counted as lost, and shown here for completeness: acknowledged records missing from eu-west that the group had not read in us-east either (the recovery point as the group sees it; median ${medianOf((r) => r.missingUnread)} per round), and records eu-west holds whose acknowledgement never reached the producer (median ${medianOf((r) => r.heldUnacked)} per round; duplicates in eu-west's log: ${results.reduce((s, r) => s + r.duplicatesInB, 0)} in all rounds; records in failed sends: median ${medianOf((r) => r.failedRecords)} per round, nearly all sent between the kill and the detection, when the producer stops).`,
     '',
     'No ratio is reported, so there is no baseline: every figure is an absolute time or count from the round that produced it; the rates alternate round by round so that drift in the machine\'s load falls on both.',
     '',
