@@ -10,9 +10,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
 import { collectMessages, readTopicToEnd, type ConsumedMessage } from '../helpers/kafkajs-collect.js';
-import { Regions, waitCaughtUp, type Region } from '../helpers/regions.js';
+import { adminCall, drKafka, startDrRegions } from '../helpers/dr.js';
+import { waitCaughtUp, type Region } from '../helpers/regions.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NAMES = ['us-east', 'eu-west', 'ap-south'];
@@ -22,31 +22,14 @@ const PARTITIONS = 3;
 const PER_REGION_PARTITION = 40;
 const UNCOMMITTED = 5;
 
-function kafka(bootstrap: string, clientId: string): Kafka {
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 100 } });
-}
-
-async function getJson<T>(region: Region, path: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${region.adminPort}${path}`);
-  return (await res.json()) as T;
-}
+const kafka = drKafka;
+const getJson = async <T>(region: Region, path: string): Promise<T> => (await adminCall<T>(region, 'GET', path)).body;
 
 const byPartition = (ms: readonly ConsumedMessage[]) => Array.from({ length: PARTITIONS }, (_, p) => ms.filter((m) => m.partition === p).sort((a, b) => a.offset - b.offset).map((m) => m.value!.toString()));
 
 test('active-active, three regions: a group moving from us-east to ap-south resumes exactly where the us-east commit stands in every partition', { timeout: 240_000 }, async (t) => {
-  const regions = await Regions.create({ names: NAMES, admin: true, policies: [{ name: 'global', topics: [TOPIC], topology: 'mesh', regions: NAMES }], overrides: { topics: { autoCreate: false } } });
-  // Clients disconnect before the regions stop (a consumer left running retries forever).
-  const clients: Array<() => Promise<void>> = [];
-  t.after(async () => {
-    for (const c of clients.reverse()) await c().catch(() => {});
-    await regions.close();
-  });
-  await regions.start();
+  const { regions, clients } = await startDrRegions(t, { names: NAMES, policies: [{ name: 'global', topics: [TOPIC], topology: 'mesh', regions: NAMES }] }, { name: TOPIC, partitions: PARTITIONS });
   const [us, , ap] = NAMES.map((n) => regions.get(n));
-  const adm = kafka(us.bootstrap, 'admin').admin();
-  await adm.connect();
-  await adm.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS }] });
-  await adm.disconnect();
   await waitFor('the topic everywhere', async () => {
     for (const r of regions.list) if (!(await r.status()).topics.some((x) => x.name === TOPIC && x.partitions.length === PARTITIONS)) return undefined;
     return true;
@@ -81,13 +64,6 @@ test('active-active, three regions: a group moving from us-east to ap-south resu
     assert.equal(apLog[p].length, total);
   }
   assert.ok(usLog.some((l, p) => l.join() !== apLog[p].join()), 'the regions interleave the origins in different orders');
-  const usOffsets = await (async () => {
-    const a = kafka(us.bootstrap, 'admin-offsets').admin();
-    await a.connect();
-    const o = await a.fetchTopicOffsets(TOPIC);
-    await a.disconnect();
-    return o.sort((x, y) => x.partition - y.partition).map((x) => BigInt(x.high));
-  })();
   const consumedA = byPartition(await collectMessages(kafka(us.bootstrap, 'group-us'), { groupId: GROUP, topics: [TOPIC], count: total * PARTITIONS, fromBeginning: true }));
   // collectMessages commits what it read: commit the five-short offsets over it.
   const setter = kafka(us.bootstrap, 'setter').admin();
@@ -101,7 +77,6 @@ test('active-active, three regions: a group moving from us-east to ap-south resu
   });
   await setter.setOffsets({ groupId: GROUP, topic: TOPIC, partitions: commitAt.map((offset, partition) => ({ partition, offset: String(offset) })) });
   await setter.disconnect();
-  void usOffsets;
   await waitFor('the commits in ap-south', async () => {
     const g = await getJson<{ partitions?: Array<{ partition: number; peerOffset: string | null }> }>(ap, `/v1/dr/groups/${GROUP}`);
     return g.partitions?.length === PARTITIONS && g.partitions.every((x) => x.peerOffset === String(commitAt[x.partition])) ? true : undefined;

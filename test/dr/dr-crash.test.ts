@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
-import { Regions, type Region } from '../helpers/regions.js';
+import { adminCall, drKafka, startDrRegions } from '../helpers/dr.js';
+import type { Region } from '../helpers/regions.js';
 import { rng } from '../helpers/seeded-random.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,14 +21,8 @@ const TOPIC = 'ledger';
 const FIRST = 50;
 const TAIL = 2000;
 
-function kafka(bootstrap: string, clientId: string): Kafka {
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
-}
-
-async function post<T>(region: Region, p: string, body: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`http://127.0.0.1:${region.adminPort}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as T };
-}
+const kafka = drKafka;
+const post = <T>(region: Region, p: string, body: unknown) => adminCall<T>(region, 'POST', p, body);
 
 function phaseOf(region: Region): string {
   try {
@@ -58,24 +52,13 @@ const valueOf = (m: { value: Buffer | null }) => m.value!.toString().split('|')[
 
 test('kill -9 during promote and during failback, then the same command again: the same end state as without the crash', { timeout: 240_000 }, async (t) => {
   const random = rng(Number(process.env.DR_CRASH_SEED ?? Date.now() % 100_000));
-  const regions = await Regions.create({
-    names: ['us-east', 'eu-west'],
-    admin: true,
-    policies: [{ name: 'ledger-dr', topics: [TOPIC], topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '8KiB' }],
-    overrides: { topics: { autoCreate: false } },
-  });
-  const clients: Array<() => Promise<void>> = [];
-  t.after(async () => {
-    for (const c of clients.reverse()) await c().catch(() => {});
-    await regions.close();
-  });
-  await regions.start();
+  const { regions, clients } = await startDrRegions(
+    t,
+    { names: ['us-east', 'eu-west'], policies: [{ name: 'ledger-dr', topics: [TOPIC], topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '8KiB' }] },
+    { name: TOPIC, partitions: 1 },
+  );
   const us = regions.get('us-east');
   const eu = regions.get('eu-west');
-  const adm = kafka(us.bootstrap, 'admin').admin();
-  await adm.connect();
-  await adm.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }] });
-  await adm.disconnect();
 
   const producer = kafka(us.bootstrap, 'producer').producer();
   await producer.connect();

@@ -8,21 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
-import { Regions, type Region } from '../helpers/regions.js';
+import { adminCall, drKafka, startDrRegions } from '../helpers/dr.js';
+import type { Region } from '../helpers/regions.js';
 import { waitFor } from '../helpers/wait.js';
 
 const TOPIC = 'catalog';
 
-function kafka(bootstrap: string, clientId: string): Kafka {
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
-}
-
-async function post<T>(region: Region, p: string, body: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`http://127.0.0.1:${region.adminPort}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as T };
-}
+const kafka = drKafka;
+const post = <T>(region: Region, p: string, body: unknown) => adminCall<T>(region, 'POST', p, body);
 
 const valuesOf = async (r: Region, topic = TOPIC) => (await readTopicToEnd(r.bootstrap, topic)).map((m) => m.value!.toString());
 const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}-${from + i}`);
@@ -38,19 +32,8 @@ async function produce(r: Region, values: string[]): Promise<void> {
 }
 
 test('fan-out: a copy ahead of the promoted one preserves what the new primary lacks and then follows it exactly once', { timeout: 240_000 }, async (t) => {
-  const regions = await Regions.create({
-    names: ['a', 'b', 'c'],
-    admin: true,
-    policies: [{ name: 'catalog-fan', topics: [TOPIC], topology: 'fan-out', source: 'a', targets: ['b', 'c'] }],
-    overrides: { topics: { autoCreate: false } },
-  });
-  t.after(() => regions.close());
-  await regions.start();
+  const { regions } = await startDrRegions(t, { names: ['a', 'b', 'c'], policies: [{ name: 'catalog-fan', topics: [TOPIC], topology: 'fan-out', source: 'a', targets: ['b', 'c'] }] }, { name: TOPIC, partitions: 1 });
   const [a, b, c] = ['a', 'b', 'c'].map((n) => regions.get(n));
-  const adm = kafka(a.bootstrap, 'admin').admin();
-  await adm.connect();
-  await adm.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }] });
-  await adm.disconnect();
 
   await produce(a, range('a', 0, 50));
   await waitFor('b and c to hold the first 50', async () => ((await valuesOf(b)).length === 50 && (await valuesOf(c)).length === 50 ? true : undefined), 60_000);

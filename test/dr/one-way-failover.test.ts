@@ -11,9 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import type { Consumer } from 'kafkajs';
 import { collectMessages, readTopicToEnd } from '../helpers/kafkajs-collect.js';
-import { Regions, type Region } from '../helpers/regions.js';
+import { adminCall, drKafka, startDrRegions } from '../helpers/dr.js';
 import { waitFor } from '../helpers/wait.js';
 
 const TOPIC = 'payments';
@@ -23,39 +23,20 @@ const SECOND = 100;
 const COMMITTED = 60;
 const CONSUMED_IN_A = 70;
 
-function kafka(bootstrap: string, clientId: string): Kafka {
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 100 } });
-}
-
-async function admin<T>(region: Region, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`http://127.0.0.1:${region.adminPort}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as T };
-}
+const kafka = drKafka;
+const admin = adminCall;
 
 const values = (ms: ReadonlyArray<{ value: Buffer | null }>) => ms.map((m) => m.value!.toString().split('|')[0]);
 
 test('one-way DR: promote reports the exact recovery point, the group resumes at its translated offset, failback preserves the divergent tail', { timeout: 240_000 }, async (t) => {
-  const regions = await Regions.create({
-    names: ['us-east', 'eu-west'],
-    admin: true,
+  const { regions, clients } = await startDrRegions(
+    t,
     // 8 KiB/s: the second half (about 100 KiB) is still on its way when the primary dies.
-    policies: [{ name: 'payments-dr', topics: [TOPIC], topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '8KiB' }],
-    overrides: { topics: { autoCreate: false } },
-  });
-  // Clients disconnect before the regions stop (a consumer left running retries forever).
-  const clients: Array<() => Promise<void>> = [];
-  t.after(async () => {
-    for (const c of clients.reverse()) await c().catch(() => {});
-    await regions.close();
-  });
-  await regions.start();
+    { names: ['us-east', 'eu-west'], policies: [{ name: 'payments-dr', topics: [TOPIC], topology: 'one-way', source: 'us-east', targets: ['eu-west'], rateLimit: '8KiB' }] },
+    { name: TOPIC, partitions: 1 },
+  );
   const us = regions.get('us-east');
   const eu = regions.get('eu-west');
-
-  const adm = kafka(us.bootstrap, 'admin').admin();
-  await adm.connect();
-  await adm.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }] });
-  await adm.disconnect();
 
   const producer = kafka(us.bootstrap, 'producer').producer({ idempotent: true });
   await producer.connect();
