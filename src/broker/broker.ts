@@ -16,6 +16,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { effectiveListeners } from '../config/listeners.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { KafkaServer } from '../protocol/kafka/server.js';
 import { BufferPool } from '../storage/buffer-pool.js';
@@ -39,7 +40,7 @@ import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { tierTruncationCheck } from '../tiered/partition-tier.js';
 import { DisasterRecovery } from '../dr/disaster-recovery.js';
-import { startupError, tieredStartup } from './startup-error.js';
+import { checkListenerProtocols, kafkaServerError, startupError, tieredStartup } from './startup-error.js';
 import type { KafkaApiDeps } from './kafka-api.js';
 import { createKafkaHandler } from './kafka/dispatcher.js';
 import { KafkaRequestObservers } from './kafka/request-observers.js';
@@ -91,6 +92,7 @@ export class Broker {
   /** When start() began, ms since the epoch. */
   readonly startedAt: number;
   #admin: AdminServer | undefined;
+  #advertised: ReadonlyMap<string, { host: string; port: number }> = new Map();
   #lock: DataDirLock;
   #retention: RetentionGuards;
   #closing: Promise<void> | undefined;
@@ -126,9 +128,24 @@ export class Broker {
     this.log = log;
   }
 
-  /** The port the Kafka listener is bound to (useful with `kafka.port: 0`). */
+  /** The port the (first) Kafka listener is bound to (useful with `kafka.port: 0`). */
   get kafkaPort(): number {
     return this.kafka.port;
+  }
+
+  /** Each listener's bound port, by listener name. */
+  get kafkaPorts(): ReadonlyMap<string, number> {
+    return this.kafka.ports;
+  }
+
+  /** Each listener's advertised endpoint, by name, in config order (the first is the default). */
+  get advertisedListeners(): ReadonlyMap<string, { host: string; port: number }> {
+    return this.#advertised;
+  }
+
+  /** The first listener's advertised endpoint: where the region is reached by default. */
+  get kafkaAdvertised(): { host: string; port: number } {
+    return this.#advertised.values().next().value!;
   }
 
   /** The port the admin API is bound to; undefined when `admin.port` is not set. */
@@ -165,8 +182,11 @@ export class Broker {
 
   static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo }): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
-    // Before anything opens: an admin API open to the network needs a token.
+    // Before anything opens: an admin API open to the network needs a token, and a SASL
+    // listener needs SASL (never served unauthenticated).
     checkAdminExposure(config.admin);
+    checkListenerProtocols(config);
+    const listeners = effectiveListeners(config.kafka);
     const dataDir = path.resolve(config.dataDir);
     const lock = DataDirLock.acquire(dataDir);
     let topics: TopicManager | undefined;
@@ -250,8 +270,8 @@ export class Broker {
         producerStates: new ProducerStates(),
         producerIds: new ProducerIdAllocator(dataDir, config.region),
         clusterId: clusterIdOf(dataDir),
-        advertisedHost: config.kafka.advertisedHost ?? config.kafka.host,
-        advertisedPort: config.kafka.advertisedPort ?? config.kafka.port,
+        advertisedHost: listeners[0]!.advertisedHost ?? listeners[0]!.host,
+        advertisedPort: listeners[0]!.advertisedPort ?? listeners[0]!.port,
         readBuffers: new BufferPool(),
         logs: new LogViews(topics, tiered?.remote),
         tiered,
@@ -260,23 +280,32 @@ export class Broker {
         logger: log,
         requestObservers: new KafkaRequestObservers(),
       };
-      const kafka = new KafkaServer(
-        {
-          host: config.kafka.host,
-          port: config.kafka.port,
-          maxFrameBytes: config.kafka.maxFrameBytes,
-          queuedMaxRequestBytes: config.kafka.queuedMaxRequestBytes,
-          connectionsMaxIdleMs: config.kafka.connectionsMaxIdleMs,
-          requestReceiveTimeoutMs: config.kafka.requestReceiveTimeoutMs,
-          maxConnections: config.kafka.maxConnections,
-          maxConnectionsPerIp: config.kafka.maxConnectionsPerIp,
-          maxConnectionCreationRate: config.kafka.maxConnectionCreationRate,
-          logger: log,
-        },
-        createKafkaHandler(deps),
-      );
+      let kafka: KafkaServer;
+      try {
+        kafka = new KafkaServer(
+          {
+            listeners,
+            maxFrameBytes: config.kafka.maxFrameBytes,
+            queuedMaxRequestBytes: config.kafka.queuedMaxRequestBytes,
+            connectionsMaxIdleMs: config.kafka.connectionsMaxIdleMs,
+            requestReceiveTimeoutMs: config.kafka.requestReceiveTimeoutMs,
+            maxConnections: config.kafka.maxConnections,
+            maxConnectionsPerIp: config.kafka.maxConnectionsPerIp,
+            maxConnectionCreationRate: config.kafka.maxConnectionCreationRate,
+            logger: log,
+          },
+          createKafkaHandler(deps),
+        );
+      } catch (err) {
+        // A certificate or key that cannot be read or used: name the listener's field.
+        throw kafkaServerError(err, config);
+      }
       listener = kafka;
       const port = await kafka.listen();
+      // With port 0 the real ports are known only now; no client can have connected before.
+      const bound = kafka.ports;
+      const advertised = new Map(listeners.map((l) => [l.name, { host: l.advertisedHost ?? l.host, port: l.advertisedPort ?? bound.get(l.name)! }]));
+      deps.listenerEndpoints = advertised;
       // Senders start once this region can answer its peers' handshakes too.
       replicator = new Replicator({
         region: config.region,
@@ -298,8 +327,8 @@ export class Broker {
       guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
       const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies, dr: disaster }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
-      // With port 0 the real port is known only now; no client can have connected before.
-      if (config.kafka.advertisedPort === null) deps.advertisedPort = port;
+      broker.#advertised = advertised;
+      if (listeners[0]!.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
       if (adminPort !== null) {
         admin = await AdminServer.start(broker, { ...config.admin, port: adminPort }, log);
@@ -307,7 +336,7 @@ export class Broker {
       }
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
       log.info(
-        { dataDir, kafka: `${config.kafka.host}:${port}`, ...(admin ? { admin: `http://${config.admin.host}:${admin.port}` } : {}), topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
+        { dataDir, kafka: config.kafka.listeners.length === 0 ? `${config.kafka.host}:${port}` : listeners.map((l) => `${l.name}://${l.host}:${bound.get(l.name)}`).join(','), ...(admin ? { admin: `http://${config.admin.host}:${admin.port}` } : {}), topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
         'broker started',
       );
       return broker;

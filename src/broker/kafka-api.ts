@@ -24,8 +24,15 @@ export interface KafkaApiDeps {
   producerIds: ProducerIdAllocator;
   groups: GroupCoordinator;
   clusterId: string;
+  /** The first listener's advertised endpoint: the default where no listener is known. */
   advertisedHost: string;
   advertisedPort: number;
+  /**
+   * Each listener's advertised endpoint, by listener name: Metadata, DescribeCluster and
+   * FindCoordinator answer with the endpoint of the listener the request came in on, as
+   * Kafka does, so a client that bootstrapped on the SSL listener stays on it.
+   */
+  listenerEndpoints?: ReadonlyMap<string, { readonly host: string; readonly port: number }>;
   /** Read buffers for Fetch, reused once each response is written. */
   readBuffers: BufferPool;
   /** Every read of a partition, across the local log and the object store when tiered. */
@@ -39,4 +46,10 @@ export interface KafkaApiDeps {
   logger: Logger;
   /** Told of every request once handled (the metrics listen); absent in handler tests. */
   requestObservers?: KafkaRequestObservers;
+}
+
+/** The endpoint to advertise to a request that came in on `listener`. */
+export function advertisedEndpoint(deps: Pick<KafkaApiDeps, 'advertisedHost' | 'advertisedPort' | 'listenerEndpoints'>, listener: string | undefined): { host: string; port: number } {
+  const e = listener === undefined ? undefined : deps.listenerEndpoints?.get(listener);
+  return e === undefined ? { host: deps.advertisedHost, port: deps.advertisedPort } : { host: e.host, port: e.port };
 }

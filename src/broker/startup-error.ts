@@ -9,7 +9,9 @@
  * there points at the store's settings.
  */
 import path from 'node:path';
+import { usesSasl } from '../config/listeners.js';
 import type { BrokerConfig } from '../config/schema.js';
+import { TlsFileError } from '../protocol/kafka/tls-credentials.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 
 export class StartupError extends MeridianError {
@@ -57,22 +59,60 @@ export async function tieredStartup<T>(config: BrokerConfig, injected: boolean, 
   }
 }
 
+/** The config path of the listener named `name`: kafka.listeners[i], or kafka for the single one. */
+function listenerField(config: BrokerConfig, name: string | undefined): { prefix: string; host: string; port: number } {
+  const i = config.kafka.listeners.findIndex((l) => l.name === name);
+  if (i < 0) return { prefix: 'kafka', host: config.kafka.host, port: config.kafka.port };
+  const l = config.kafka.listeners[i]!;
+  return { prefix: `kafka.listeners[${i}]`, host: l.host, port: l.port };
+}
+
 function listenError(err: NodeJS.ErrnoException, config: BrokerConfig): StartupError {
-  const { host, port } = config.kafka;
+  const { prefix, host, port } = listenerField(config, (err as { listener?: string }).listener);
   const at = `${host}:${port}`;
   switch (err.code) {
     case 'EADDRINUSE':
-      return new StartupError('kafka.port', `${at} is already in use (EADDRINUSE); stop what listens there or choose another port`, err);
+      return new StartupError(`${prefix}.port`, `${at} is already in use (EADDRINUSE); stop what listens there or choose another port`, err);
     case 'EACCES':
-      return new StartupError('kafka.port', `no permission to listen on ${at} (EACCES); ports below 1024 need privileges`, err);
+      return new StartupError(`${prefix}.port`, `no permission to listen on ${at} (EACCES); ports below 1024 need privileges`, err);
     case 'EADDRNOTAVAIL':
-      return new StartupError('kafka.host', `${host} is not an address of this machine (EADDRNOTAVAIL)`, err);
+      return new StartupError(`${prefix}.host`, `${host} is not an address of this machine (EADDRNOTAVAIL)`, err);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new StartupError('kafka.host', `${host} does not resolve to an address (${err.code})`, err);
+      return new StartupError(`${prefix}.host`, `${host} does not resolve to an address (${err.code})`, err);
     default:
-      return new StartupError('kafka.port', `cannot listen on ${at}: ${err.message}`, err);
+      return new StartupError(`${prefix}.port`, `cannot listen on ${at}: ${err.message}`, err);
   }
+}
+
+/**
+ * SASL_PLAINTEXT and SASL_SSL listeners are accepted by the config, but SASL is not
+ * available yet: the broker refuses to start rather than serve them unauthenticated.
+ */
+export function checkListenerProtocols(config: BrokerConfig): void {
+  for (const [i, l] of config.kafka.listeners.entries()) {
+    if (!usesSasl(l.securityProtocol)) continue;
+    throw new StartupError(
+      `kafka.listeners[${i}].securityProtocol`,
+      `listener ${l.name} is ${l.securityProtocol}, but SASL authentication is not available in this version of Meridian yet; refusing to start rather than serve it unauthenticated. Use SSL (with tls.clientAuth: required to authenticate clients by certificate) or PLAINTEXT until SASL is supported`,
+      undefined,
+    );
+  }
+}
+
+/** A TLS listener whose certificate, key or CA file cannot be read or used. */
+export function kafkaServerError(err: unknown, config: BrokerConfig): unknown {
+  const name = (err as { listener?: string } | null)?.listener;
+  const i = config.kafka.listeners.findIndex((l) => l.name === name);
+  const l = config.kafka.listeners[i];
+  if (l === undefined || l.tls === null) return err;
+  if (err instanceof TlsFileError) return new StartupError(`kafka.listeners[${i}].tls.${err.field}`, err.message, err);
+  // OpenSSL refused the files' contents: not PEM, or a key that does not match the certificate.
+  return new StartupError(
+    `kafka.listeners[${i}].tls`,
+    `the certificate (${l.tls.certFile}), key (${l.tls.keyFile})${l.tls.caFile === null ? '' : ` or CA file (${l.tls.caFile})`} of listener ${l.name} cannot be used: ${(err as Error).message}`,
+    err,
+  );
 }
 
 /** Codes that mean the directory cannot be written, as opposed to an I/O failure inside it. */

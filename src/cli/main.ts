@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { effectiveListeners } from '../config/listeners.js';
 import { loadConfig } from '../config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../config/schema.js';
 // Loaded when a broker starts (runBrokers): the admin commands need none of the broker's
@@ -144,7 +145,8 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
 }
 
 function bannerRegion(config: BrokerConfig): BannerRegion {
-  const kafka = `${config.kafka.advertisedHost ?? config.kafka.host}:${config.kafka.advertisedPort ?? config.kafka.port}`;
+  const first = effectiveListeners(config.kafka)[0]!;
+  const kafka = `${first.advertisedHost ?? first.host}:${first.advertisedPort ?? first.port}`;
   const admin = config.admin.port === null ? undefined : `http://${config.admin.host}:${config.admin.port}`;
   return { region: config.region, kafka, dataDir: config.dataDir, ...(admin === undefined ? {} : { admin }) };
 }

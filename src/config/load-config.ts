@@ -15,6 +15,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { parsePolicies, parseRegions, PolicyError } from '../replication/policy.js';
+import { ListenerError, parseListeners } from './listeners.js';
 import { DURATION_UNIT_NAMES, formatDuration, formatSize, parseUnit, SIZE_UNIT_NAMES, type UnitKind } from '../units.js';
 import {
   brokerConfigSchema,
@@ -249,6 +250,8 @@ function resolveLayers(userLayers: readonly Layer[]): BrokerConfig {
     if (result.issues.length === 0) merged = deepMerge(merged, result.value);
   }
   if (issues.length > 0) throw new ConfigError(issues);
+  const listenerIssues = completeListeners(merged, userLayers);
+  if (listenerIssues.length > 0) throw new ConfigError(listenerIssues);
   const config = merged as unknown as BrokerConfig;
   const crossIssues = crossFieldIssues(config, userLayers);
   if (crossIssues.length > 0) throw new ConfigError(crossIssues);
@@ -260,10 +263,40 @@ function schemaDefaults(node: FieldSchema = brokerConfigSchema): unknown {
   return Object.fromEntries(Object.entries(node.properties).map(([key, child]) => [key, schemaDefaults(child)]));
 }
 
+/**
+ * `kafka.listeners`, checked in depth by listeners.ts and replaced (in the merged config) by
+ * the completed list; with listeners set, the single listener's four fields must be unset.
+ */
+function completeListeners(merged: Record<string, unknown>, layers: readonly Layer[]): ConfigIssue[] {
+  const kafka = merged.kafka as Record<string, unknown>;
+  try {
+    kafka.listeners = parseListeners(kafka.listeners);
+  } catch (err) {
+    if (!(err instanceof ListenerError)) throw err;
+    const path = err.path.split(/[.[\]]+/).filter(Boolean);
+    const at = whereSet(layers, ['kafka', 'listeners'], path);
+    return [{ source: at.source, path: err.path, detail: err.message.slice(err.path.length + 2), ...(at.line === undefined ? {} : { line: at.line }) }];
+  }
+  if ((kafka.listeners as unknown[]).length === 0) return [];
+  const issues: ConfigIssue[] = [];
+  for (const field of ['host', 'port', 'advertisedHost', 'advertisedPort']) {
+    const at = whereSet(layers, ['kafka', field]);
+    if (at.source === 'defaults') continue;
+    const value = layers.findLast((l) => getIn(l.data, ['kafka', field]) !== undefined)?.originalAt(['kafka', field]);
+    issues.push({
+      source: at.source,
+      path: `kafka.${field}`,
+      detail: `expected nothing, since kafka.listeners is set (each listener has its own host, port, advertisedHost and advertisedPort), got ${renderValue(value)}`,
+      ...(at.line === undefined ? {} : { line: at.line }),
+    });
+  }
+  return issues;
+}
+
 /** Rules one field's schema cannot state. */
 function crossFieldIssues(config: BrokerConfig, layers: readonly Layer[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (config.kafka.advertisedHost === null && isWildcardHost(config.kafka.host)) {
+  if (config.kafka.listeners.length === 0 && config.kafka.advertisedHost === null && isWildcardHost(config.kafka.host)) {
     const at = whereSet(layers, ['kafka', 'host']);
     issues.push({
       source: at.source,

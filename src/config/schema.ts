@@ -15,6 +15,7 @@
  */
 
 import type { UnitKind } from '../units.js';
+import type { ListenerConfig } from './listeners.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -95,6 +96,11 @@ export interface KafkaListenerConfig {
   readonly maxConnectionsPerIp: number;
   /** New connections accepted per second, across clients. */
   readonly maxConnectionCreationRate: number;
+  /**
+   * The listeners, checked and completed (listeners.ts). Empty: one PLAINTEXT listener on
+   * host and port; `effectiveListeners()` gives the list the broker serves either way.
+   */
+  readonly listeners: readonly ListenerConfig[];
 }
 
 export interface LogConfig {
@@ -179,6 +185,7 @@ export interface RawBrokerConfig {
     maxConnections: number;
     maxConnectionsPerIp: number;
     maxConnectionCreationRate: number;
+    listeners: unknown[];
   };
   log: {
     segmentBytes: SizeInput;
@@ -359,15 +366,15 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       enum: LOG_FORMATS,
     },
   }),
-  kafka: section('The Kafka protocol listener.', {
+  kafka: section('The Kafka protocol listeners.', {
     host: {
-      description: 'Address to listen on. 0.0.0.0 or :: listen on every interface (then set advertisedHost).',
+      description: 'Address to listen on. 0.0.0.0 or :: listen on every interface (then set advertisedHost). Not used when listeners is set.',
       default: '127.0.0.1',
       type: 'string',
       minLength: 1,
     },
     port: {
-      description: 'TCP port to listen on; 0 picks a free port (tests).',
+      description: 'TCP port to listen on; 0 picks a free port (tests). Not used when listeners is set.',
       default: 19092,
       type: 'integer',
       minimum: 0,
@@ -375,7 +382,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     },
     advertisedHost: {
       description:
-        'Host name clients are told to connect to (Metadata responses). null: use host. Must be reachable by clients, so never a wildcard address.',
+        'Host name clients are told to connect to (Metadata responses). null: use host. Must be reachable by clients, so never a wildcard address. Not used when listeners is set.',
       default: null,
       type: ['string', 'null'],
       minLength: 1,
@@ -384,7 +391,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
         'a host name or address that clients can connect to, or null to use kafka.host (not a wildcard such as 0.0.0.0 or ::, which clients cannot reach)',
     },
     advertisedPort: {
-      description: 'Port clients are told to connect to. null: use port.',
+      description: 'Port clients are told to connect to. null: use port. Not used when listeners is set.',
       default: null,
       type: ['integer', 'null'],
       minimum: 1,
@@ -424,6 +431,13 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       type: 'integer',
       minimum: 1,
       maximum: 1_000_000,
+    },
+    listeners: {
+      description:
+        'The listeners, each { name, host, port, securityProtocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL), advertisedHost?, advertisedPort?, tls? }, tls being { certFile, keyFile, caFile?, clientAuth? (none, requested, required), reloadIntervalMs? } for SSL and SASL_SSL. Empty: one PLAINTEXT listener named PLAINTEXT on host and port (advertisedHost, advertisedPort); with listeners set, those four must not be. Limits above are shared by all listeners. As an environment variable: JSON.',
+      default: [],
+      type: 'array',
+      items: { type: 'object' },
     },
   }),
   log: section('The partition log on local disk.', {

@@ -58,6 +58,7 @@ describe('defaults', () => {
         maxConnections: 10000,
         maxConnectionsPerIp: 1000,
         maxConnectionCreationRate: 1000,
+        listeners: [],
       },
       log: {
         segmentBytes: 128 * MiB,
@@ -459,3 +460,61 @@ describe('the tiered store', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('kafka.listeners', () => {
+  const listeners = (yaml: string) => parseConfig(`kafka:\n  listeners:\n${yaml}`, 'config/x.yaml');
+
+  test('absent: one PLAINTEXT listener on kafka.host and kafka.port, as before', async () => {
+    const { effectiveListeners } = await import('../../src/config/listeners.js');
+    const config = parseConfig('kafka:\n  port: 9092\n  advertisedHost: broker-1\n', 'x.yaml');
+    assert.deepEqual(config.kafka.listeners, []);
+    assert.deepEqual(effectiveListeners(config.kafka), [
+      { name: 'PLAINTEXT', host: '127.0.0.1', port: 9092, securityProtocol: 'PLAINTEXT', advertisedHost: 'broker-1', advertisedPort: null, tls: null },
+    ]);
+  });
+
+  test('a PLAINTEXT and an SSL listener, completed with their defaults', () => {
+    const config = listeners(
+      '    - { name: INTERNAL, host: 127.0.0.1, port: 9092, securityProtocol: PLAINTEXT }\n' +
+        '    - { name: SSL, host: 0.0.0.0, port: 9093, advertisedHost: b1.example.com, tls: { certFile: /c.pem, keyFile: /k.pem, reloadIntervalMs: 30s } }\n',
+    );
+    assert.deepEqual(config.kafka.listeners, [
+      { name: 'INTERNAL', host: '127.0.0.1', port: 9092, securityProtocol: 'PLAINTEXT', advertisedHost: null, advertisedPort: null, tls: null },
+      {
+        name: 'SSL',
+        host: '0.0.0.0',
+        port: 9093,
+        securityProtocol: 'SSL',
+        advertisedHost: 'b1.example.com',
+        advertisedPort: null,
+        tls: { certFile: '/c.pem', keyFile: '/k.pem', caFile: null, clientAuth: 'none', reloadIntervalMs: 30_000 },
+      },
+    ]);
+  });
+
+  test('as an environment variable: JSON', () => {
+    const config = loadConfig({ env: { MERIDIAN_KAFKA__LISTENERS: '[{"name":"PLAINTEXT","host":"127.0.0.1","port":9092}]' } });
+    assert.equal(config.kafka.listeners[0]!.securityProtocol, 'PLAINTEXT');
+  });
+
+  test('errors name the listener field, the file and the line', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['    - { name: EXTERNAL, host: 127.0.0.1, port: 9093, securityProtocol: SSL }\n', /^config\/x\.yaml: kafka\.listeners\[0\]\.tls: expected a mapping with certFile and keyFile .* got nothing \(line 3\)$/],
+      ['    - { name: EXTERNAL, host: 127.0.0.1, port: 9093, securityProtocol: SSL, tls: { keyFile: /k.pem } }\n', /kafka\.listeners\[0\]\.tls\.certFile: expected the path of the PEM certificate/],
+      ['    - { name: E, host: 127.0.0.1, port: 9093, securityProtocol: SASL_SSL, tls: { certFile: /c, keyFile: /k, clientAuth: required } }\n', /kafka\.listeners\[0\]\.tls\.caFile: expected the path of a PEM file of the CAs that sign client certificates, since clientAuth is required/],
+      ['    - { name: A, host: 127.0.0.1, port: 9092, securityProtocol: PLAINTEXT }\n    - { name: a, host: 127.0.0.1, port: 9093, securityProtocol: PLAINTEXT }\n', /kafka\.listeners\[1\]\.name: expected a name no other listener has/],
+      ['    - { name: A, host: 0.0.0.0, port: 9092, advertisedHost: x, securityProtocol: PLAINTEXT }\n    - { name: B, host: 127.0.0.1, port: 9092, securityProtocol: PLAINTEXT }\n', /kafka\.listeners\[1\]\.port: expected a port no other listener on 127\.0\.0\.1 uses, got 9092/],
+      ['    - { name: A, host: 127.0.0.1, port: 9092, securityProtocol: TLS }\n', /kafka\.listeners\[0\]\.securityProtocol: expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got "TLS"/],
+      ['    - { name: INTERNAL, host: 127.0.0.1, port: 9092 }\n', /kafka\.listeners\[0\]\.securityProtocol: expected one of/],
+      ['    - { name: A, host: 0.0.0.0, port: 9092, securityProtocol: PLAINTEXT }\n', /kafka\.listeners\[0\]\.advertisedHost: expected a host name or address that clients can connect to, because host is 0\.0\.0\.0/],
+      ['    - { name: A, host: 127.0.0.1, port: 9092, securityProtocol: PLAINTEXT, tls: { certFile: /c, keyFile: /k } }\n', /kafka\.listeners\[0\]\.tls: expected no tls settings, since securityProtocol PLAINTEXT does not use TLS/],
+      ['    - { name: A, host: 127.0.0.1, port: 9092, securityProtocol: PLAINTEXT, prot: 1 }\n', /kafka\.listeners\[0\]\.prot: unknown field/],
+    ];
+    for (const [yaml, expected] of cases) assert.match(refused(() => listeners(yaml)).message, expected);
+  });
+
+  test('with listeners, kafka.host, port and advertised* must be left out', () => {
+    const error = refused(() => parseConfig('kafka:\n  port: 9092\n  listeners:\n    - { name: PLAINTEXT, host: 127.0.0.1, port: 9092 }\n', 'config/x.yaml'));
+    assert.match(error.message, /^config\/x\.yaml: kafka\.port: expected nothing, since kafka\.listeners is set .* got 9092 \(line 2\)$/);
+  });
+});

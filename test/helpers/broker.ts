@@ -53,7 +53,8 @@ export async function startBroker(
       ...overrides,
       dataDir: 'dataDir' in dir ? dir.dataDir : dir.dir,
       logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn', ...(overrides.logging ?? {}) },
-      kafka: { host: '127.0.0.1', port: existing?.port ?? 0, ...(overrides.kafka ?? {}) },
+      // With listeners, each names its own host and port (kafka.host and kafka.port must be unset).
+      kafka: overrides.kafka?.listeners !== undefined ? overrides.kafka : { host: '127.0.0.1', port: existing?.port ?? 0, ...(overrides.kafka ?? {}) },
     },
   });
   const logger = createLogger({ level: config.logging.level, name: 'test-broker', ...(deps.log ? { destination: deps.log.destination } : {}) });

@@ -53,7 +53,7 @@ export function clusterRoutes(app: FastifyInstance, ctx: AdminContext): void {
       region: broker.config.region,
       nodeId: broker.config.nodeId,
       version: ctx.version,
-      kafka: { host: broker.config.kafka.advertisedHost ?? broker.config.kafka.host, port: broker.config.kafka.advertisedPort ?? broker.kafkaPort },
+      kafka: broker.kafkaAdvertised,
       admin: ctx.options.address?.() ?? null,
       uptimeSeconds: (Date.now() - broker.startedAt) / 1000,
       tiered: { enabled: broker.tiered !== undefined, store: broker.tiered?.store.name ?? null },
@@ -124,9 +124,9 @@ function registry(ctx: AdminContext) {
   const regions = parseRegions(ctx.broker.config.replication.regions);
   if (regions.length > 0) return regions;
   // A broker without a registry is a region of one.
-  const k = ctx.broker.config.kafka;
+  const k = ctx.broker.kafkaAdvertised;
   const admin = ctx.options.address?.();
-  return [{ name: ctx.broker.config.region, address: `${k.advertisedHost ?? k.host}:${k.advertisedPort ?? ctx.broker.kafkaPort}`, ...(admin ? { admin: `${admin.host}:${admin.port}` } : {}) }];
+  return [{ name: ctx.broker.config.region, address: `${k.host}:${k.port}`, ...(admin ? { admin: `${admin.host}:${admin.port}` } : {}) }];
 }
 
 async function peerFingerprint(admin: string | undefined, ctx: AdminContext, callerAuthorization: string | undefined): Promise<{ fingerprint: string | null; error: string | null }> {

@@ -24,8 +24,8 @@ const SOURCE_NAMES: Record<number, string> = {
 };
 
 function brokerView(broker: Broker) {
-  const k = broker.config.kafka;
-  return { config: broker.config, advertisedHost: k.advertisedHost ?? k.host, advertisedPort: k.advertisedPort ?? broker.kafkaPort };
+  const { host, port } = broker.kafkaAdvertised;
+  return { config: broker.config, advertisedHost: host, advertisedPort: port, listenerEndpoints: broker.advertisedListeners };
 }
 
 function tierStatus(broker: Broker): Map<string, PartitionTierStatus> {

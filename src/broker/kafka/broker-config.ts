@@ -10,6 +10,7 @@
  * unset once the config is resolved, and reads the same).
  */
 import path from 'node:path';
+import { effectiveListeners } from '../../config/listeners.js';
 import { defaultConfig } from '../../config/load-config.js';
 import type { BrokerConfig } from '../../config/schema.js';
 import { ConfigSource, type ConfigEntry, type ConfigTypeName } from './config-entry.js';
@@ -19,6 +20,25 @@ export interface BrokerView {
   readonly config: BrokerConfig;
   readonly advertisedHost: string;
   readonly advertisedPort: number;
+  /** Each listener's advertised endpoint (KafkaApiDeps.listenerEndpoints). */
+  readonly listenerEndpoints?: ReadonlyMap<string, { readonly host: string; readonly port: number }>;
+}
+
+/** Kafka's listeners value: NAME://host:port, comma-separated. */
+function listenersOf(b: BrokerView): string {
+  return effectiveListeners(b.config.kafka)
+    .map((l) => `${l.name}://${l.host}:${l.port}`)
+    .join(',');
+}
+
+function advertisedListenersOf(b: BrokerView): string {
+  const listeners = effectiveListeners(b.config.kafka);
+  return listeners
+    .map((l, i) => {
+      const e = b.listenerEndpoints?.get(l.name) ?? (i === 0 ? { host: b.advertisedHost, port: b.advertisedPort } : { host: l.advertisedHost ?? l.host, port: l.advertisedPort ?? l.port });
+      return `${l.name}://${e.host}:${e.port}`;
+    })
+    .join(',');
 }
 
 interface BrokerSetting {
@@ -49,8 +69,8 @@ const SETTINGS: readonly BrokerSetting[] = [
   s('node.id', 'INT', 'nodeId', 'The id of this broker.', (b) => b.config.nodeId),
   s('broker.id', 'INT', 'nodeId', 'The id of this broker.', (b) => b.config.nodeId),
   s('log.dirs', 'LIST', 'dataDir', 'The directory holding the partition logs.', (b) => logDirOf(b.config)),
-  s('listeners', 'LIST', 'kafka.host, kafka.port', 'The Kafka listener.', (b) => `PLAINTEXT://${b.config.kafka.host}:${b.config.kafka.port}`),
-  s('advertised.listeners', 'LIST', 'kafka.advertisedHost, kafka.advertisedPort', 'The address clients are told to connect to.', (b) => `PLAINTEXT://${b.advertisedHost}:${b.advertisedPort}`),
+  s('listeners', 'LIST', 'kafka.listeners, or kafka.host and kafka.port', 'The Kafka listeners.', listenersOf),
+  s('advertised.listeners', 'LIST', 'kafka.listeners, or kafka.advertisedHost and kafka.advertisedPort', 'The addresses clients are told to connect to, per listener.', advertisedListenersOf),
   s('log.segment.bytes', 'INT', 'log.segmentBytes', 'Roll to a new segment when the active one reaches this size.', (b) => b.config.log.segmentBytes),
   s('log.roll.ms', 'LONG', 'log.segmentMs', 'Roll to a new segment when the active one is this old, even if not full.', (b) => b.config.log.segmentMs),
   s('log.retention.ms', 'LONG', 'log.retention.ms', 'Delete segments whose newest record is older than this; -1: unlimited.', (b) => b.config.log.retention.ms),

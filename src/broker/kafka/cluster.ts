@@ -19,12 +19,12 @@ import type {
   DescribeLogDirsResponseDescribeLogDirsResult,
   DescribeLogDirsResponseDescribeLogDirsTopic,
 } from '../../protocol/kafka/messages/describe-log-dirs.js';
-import type { KafkaApiDeps } from '../kafka-api.js';
+import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import { logDirOf } from './broker-config.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 
 export const CLUSTER_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.DescribeCluster, versions: [0, 1], handle: (d, _c, req, v) => handleDescribeCluster(d, req, v) },
+  { key: ApiKey.DescribeCluster, versions: [0, 1], handle: (d, c, req, v) => handleDescribeCluster(d, req, v, c.listener) },
   { key: ApiKey.DescribeLogDirs, versions: [0, 4], handle: (d, _c, req) => handleDescribeLogDirs(d, req) },
 ];
 
@@ -40,7 +40,8 @@ const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((bits, op) => bits | 
 /** "Not asked for" (Kafka's Integer.MIN_VALUE). */
 const OPERATIONS_NOT_ASKED = -2147483648;
 
-export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRequest, version: number): DescribeClusterResponse {
+/** `listener`: the one the request came in on, whose endpoint is advertised (Kafka's behaviour). */
+export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRequest, version: number, listener?: string): DescribeClusterResponse {
   const out: DescribeClusterResponse = {
     throttleTimeMs: 0,
     errorCode: 0,
@@ -48,7 +49,7 @@ export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRe
     endpointType: EndpointType.Broker,
     clusterId: deps.clusterId,
     controllerId: deps.config.nodeId,
-    brokers: [{ brokerId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, rack: null }],
+    brokers: [{ brokerId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }],
     clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPERATIONS_NOT_ASKED,
   };
   // As Kafka's broker: an unknown type is UNSUPPORTED_ENDPOINT_TYPE, the controllers'

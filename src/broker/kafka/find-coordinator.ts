@@ -8,11 +8,11 @@
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
-import type { KafkaApiDeps } from '../kafka-api.js';
+import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 
-export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, c, req, v) => handleFindCoordinator(d, req, v, c.header.clientId) }];
+export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, c, req, v) => handleFindCoordinator(d, req, v, c.header.clientId, c.listener) }];
 
 const KeyType = { group: 0, transaction: 1 } as const;
 
@@ -24,9 +24,10 @@ interface Answer {
   errorMessage: string | null;
 }
 
-export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number, clientId: string | null = null): FindCoordinatorResponse {
+/** `listener`: the one the request came in on, whose endpoint is the coordinator's address. */
+export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number, clientId: string | null = null, listener?: string): FindCoordinatorResponse {
   const answer = (key: string): Answer => {
-    if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, errorCode: 0, errorMessage: null };
+    if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), errorCode: 0, errorMessage: null };
     const none = { nodeId: -1, host: '', port: -1 };
     if (req.keyType === KeyType.transaction) {
       logTransactionalRefusal(deps.logger, 'FindCoordinator', clientId, key);

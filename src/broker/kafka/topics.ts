@@ -19,12 +19,12 @@ import type { DeleteTopicsRequest, DeleteTopicsResponse, DeleteTopicsResponseDel
 import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
-import type { KafkaApiDeps } from '../kafka-api.js';
+import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 
 export const TOPIC_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.Metadata, versions: [0, 12], handle: (d, _c, req, v) => handleMetadata(d, req, v) },
+  { key: ApiKey.Metadata, versions: [0, 12], handle: (d, c, req, v) => handleMetadata(d, req, v, c.listener) },
   { key: ApiKey.CreateTopics, versions: [0, 7], handle: (d, _c, req, v) => handleCreateTopics(d, req, v) },
   { key: ApiKey.DeleteTopics, versions: [0, 6], handle: (d, _c, req, v) => handleDeleteTopics(d, req, v) },
   { key: ApiKey.CreatePartitions, versions: [0, 3], handle: (d, _c, req) => handleCreatePartitions(d, req) },
@@ -65,7 +65,8 @@ function errorTopic(name: string | null, errorCode: number, topicId = ZERO_UUID)
   return { errorCode, name, topicId, isInternal: false, partitions: [], topicAuthorizedOperations: OPS_NOT_PROVIDED };
 }
 
-export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number): Promise<MetadataResponse> {
+/** `listener`: the one the request came in on, whose endpoint is advertised (Kafka's behaviour). */
+export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number, listener?: string): Promise<MetadataResponse> {
   const { topics } = deps;
   const ops = req.includeTopicAuthorizedOperations ? TOPIC_OPERATIONS : OPS_NOT_PROVIDED;
   // v0: an empty list means all topics; v1+: null means all, empty means none.
@@ -112,7 +113,7 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
   }
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: deps.config.nodeId, host: deps.advertisedHost, port: deps.advertisedPort, rack: null }],
+    brokers: [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }],
     clusterId: deps.clusterId,
     controllerId: deps.config.nodeId,
     topics: out,

@@ -28,13 +28,25 @@
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import type { SecurityProtocol } from '../../config/listeners.js';
 import { apiKeyName } from './api-keys.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { RequestBudget } from './request-budget.js';
 import { decodeRequestHeader, type RequestHeader } from './request-header.js';
 import type { Reader } from './reader.js';
 
-export interface RequestContext {
+/** Who a connection is: the listener it came in on, its security protocol and its principal. */
+export interface ConnectionIdentity {
+  /** The listener's name (kafka.listeners[].name; PLAINTEXT for the single default one). */
+  readonly listener: string;
+  readonly securityProtocol: SecurityProtocol;
+  /** Kafka's form: User:<subject DN> of a verified client certificate, else User:ANONYMOUS. */
+  readonly principal: string;
+}
+
+export const DEFAULT_IDENTITY: ConnectionIdentity = { listener: 'PLAINTEXT', securityProtocol: 'PLAINTEXT', principal: 'User:ANONYMOUS' };
+
+export interface RequestContext extends ConnectionIdentity {
   readonly header: RequestHeader;
   readonly connectionId: number;
   readonly clientHost: string;
@@ -77,6 +89,8 @@ export interface ConnectionOptions {
   /** Counts the times this connection stopped reading for the budget. */
   onBudgetPause: () => void;
   logger?: Logger;
+  /** Default: the PLAINTEXT listener, anonymous. */
+  identity?: ConnectionIdentity;
 }
 
 const noop = () => {};
@@ -88,6 +102,7 @@ function runAll(fns: Array<() => void>): void {
 export class Connection {
   readonly id: number;
   readonly remote: string;
+  readonly identity: ConnectionIdentity;
   #socket: net.Socket;
   #handler: RequestHandler;
   #decoder: FrameDecoder;
@@ -118,6 +133,7 @@ export class Connection {
 
   constructor(id: number, socket: net.Socket, handler: RequestHandler, opts: ConnectionOptions, onClose: () => void) {
     this.id = id;
+    this.identity = opts.identity ?? DEFAULT_IDENTITY;
     this.#socket = socket;
     this.#handler = handler;
     this.#opts = opts;
@@ -214,6 +230,7 @@ export class Connection {
       const released = new Promise<void>((r) => (release = r));
       const afterWrite: Array<() => void> = [];
       const ctx: RequestContext = {
+        ...this.identity,
         header: decoded.header,
         connectionId: this.id,
         clientHost: this.#socket.remoteAddress ?? '',
