@@ -52,7 +52,7 @@ export function registerKafkaMetrics(registry: Registry, broker: Broker): () => 
   const server = () => broker.kafka.stats();
   gaugeFrom(registry, 'meridian_kafka_connections', 'Client connections open on the Kafka listener now.', [], () => one(server().connections));
   counterFrom(registry, 'meridian_kafka_connections_accepted_total', 'Connections the Kafka listener accepted.', [], () => one(server().accepted));
-  counterFrom(registry, 'meridian_kafka_connections_refused_total', 'Connections refused at once for a connection limit, by reason.', ['reason'], () =>
+  counterFrom(registry, 'meridian_kafka_connections_refused_total', 'Connections refused at once for a connection limit, or on a TLS listener for a failed handshake or client certificate, by reason.', ['reason'], () =>
     Object.entries(server().refused).map(([reason, value]) => ({ labels: { reason }, value })),
   );
   counterFrom(registry, 'meridian_kafka_connections_closed_total', 'Connections the broker closed (idle, request too slow to arrive, unreadable input...), by reason; closes by clients are not counted.', ['reason'], () =>
