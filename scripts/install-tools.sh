@@ -4,10 +4,11 @@
 # request versions; test/kafka/kafka-python.test.ts runs it under /usr/bin/python3), etcd, NATS,
 # and the zstd and lz4 command-line compressors (reference encoders for the decompression
 # tests), and docker-compose (1.29, only to validate docker-compose.yml: no engine runs it),
-# and chromium (test/admin/dashboard.test.ts drives it headless with playwright-core).
+# chromium (test/admin/dashboard.test.ts drives it headless with playwright-core), and openssl
+# (test/helpers/tls-certs.ts makes the TLS tests' certificates with it).
 # Idempotent; needs root (or sudo) and apt.
 set -euo pipefail
-PKGS=(kcat python3-kafka etcd-server etcd-client nats-server zstd lz4 docker-compose chromium)
+PKGS=(kcat python3-kafka etcd-server etcd-client nats-server zstd lz4 docker-compose chromium openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then

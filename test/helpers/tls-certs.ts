@@ -31,7 +31,12 @@ export interface Pki {
 }
 
 function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the TLS tests need the openssl command-line tool: run scripts/install-tools.sh (Debian package openssl)');
+    throw err;
+  }
 }
 
 export function makePki(dir: string): Pki {
