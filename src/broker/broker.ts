@@ -324,6 +324,10 @@ export class Broker {
       const rep = replicator;
       // A promote or failback changes who sends a DR topic: the links follow at once.
       disaster.state.onChange(() => rep.reconcile());
+      // A deleted topic takes its DR role, peers' commits and index with it.
+      topics.onTopicChange((event) => {
+        if (event === 'deleted') disaster.forgetDeletedTopics();
+      });
       guards.useLocal('replication', (topic, partition, plog, seg) => rep.mayDeleteLocal(topic, partition, plog, seg));
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
       const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies, dr: disaster }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);

@@ -28,6 +28,11 @@ export interface ProduceOptions {
   logAppendTime?: boolean;
   /** The broker clock, for LogAppendTime (tests pin it). */
   now?: () => number;
+  /**
+   * Asked right before the append, after every await: an error refuses the batch (a DR copy,
+   * or a failback that began while this request waited for the producer state).
+   */
+  mayAppend?: () => MeridianError | null;
 }
 
 /** Splits a produce request's records into whole batches; throws on a malformed blob. */
@@ -115,6 +120,8 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
         if (v.kind === 'error') return fail(v.error);
       }
     }
+    const refused = opts.mayAppend?.() ?? null;
+    if (refused !== null) return fail(refused);
     const pending = log.appendValidated(batches, headers, { sync });
     if (state) {
       let base = pending.baseOffset;

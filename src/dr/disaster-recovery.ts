@@ -79,6 +79,17 @@ export interface Resolved {
 /** A probe's answer before the protocol layer turns `error` into a Kafka code. */
 export type ProbeResult = Omit<ProbeResponse, 'errorCode' | 'errorMessage'> & { error: MeridianError | null };
 
+/** A region that heard of a newer primary than the one it records. */
+function superseded(role: TopicRole): boolean {
+  const by = role.entry?.supersededBy;
+  return by !== undefined && by.epoch > role.epoch;
+}
+
+/** What `promote --policy/--region` acts on: copies, superseded primaries, and promotes under way here. */
+function promotable(role: TopicRole, region: string): boolean {
+  return role.readOnly || (role.entry?.phase === 'promoting' && role.entry.primary === region);
+}
+
 export type PromoteScope = { topic: string } | { policy: string } | { region: string };
 
 export class DisasterRecovery {
@@ -119,9 +130,12 @@ export class DisasterRecovery {
       intervalMs: opts.syncIntervalMs,
       logger: this.log,
     });
-    this.#offCommits = opts.groups.onCommitted((group, commits) =>
-      this.publisher.committed(commits.map((c) => ({ group, topic: c.topic, partition: c.partition, offset: c.offset, commitTimestamp: c.commitTimestamp }))),
-    );
+    // Ordered by this broker's clock when the commit became durable, never by the commit
+    // timestamp an OffsetCommit v1 client may set.
+    this.#offCommits = opts.groups.onCommitted((group, commits) => {
+      const now = Date.now();
+      this.publisher.committed(commits.map((c) => ({ group, topic: c.topic, partition: c.partition, offset: c.offset, commitTimestamp: now })));
+    });
   }
 
   get policies(): readonly Policy[] {
@@ -156,6 +170,7 @@ export class DisasterRecovery {
     const role = this.roleOf(topic);
     if (role === undefined) return null;
     if (role.entry?.phase === 'failing-back') return this.#failingBack(role);
+    if (superseded(role)) return this.#supersededError(role, sender);
     if (role.primary === sender) return null;
     return this.#fenced(role, sender);
   }
@@ -172,8 +187,17 @@ export class DisasterRecovery {
         `region ${view.primary} was promoted to primary of ${topic} (epoch ${view.epoch}), but region ${this.region} is still at epoch ${role.epoch} (primary ${role.primary}) and may hold records ${view.primary} never received: run \`meridian dr failback --topic ${topic}\` against ${this.region}`,
       );
     }
+    if (superseded(role)) return this.#supersededError(role, sender);
     if (role.primary === sender && (view === null || view.epoch === role.epoch)) return null;
     return this.#fenced(role, sender);
+  }
+
+  #supersededError(role: TopicRole, sender: string): MeridianError {
+    const by = role.entry!.supersededBy!;
+    return new MeridianError(
+      ErrorCode.ReplicationFenced,
+      `topic ${role.topic} in region ${this.region} knows of a newer primary, ${by.primary} (epoch ${by.epoch}), and takes nothing from ${sender} until it fails back: run \`meridian dr failback --topic ${role.topic}\` against ${this.region}`,
+    );
   }
 
   /** A newer primary exists: stop taking writes here (persisted) until failback. */
@@ -207,7 +231,8 @@ export class DisasterRecovery {
   effectiveLinks(topic: string, links: Link[]): Link[] {
     const role = this.roleOf(topic);
     if (role === undefined) return links;
-    if (role.primary !== this.region) return [];
+    // A primary that knows of a newer one sends nothing more.
+    if (role.primary !== this.region || superseded(role)) return [];
     // Relaying: after a promotion a copy may lack records of the old primary that this region
     // holds (fan-out targets at different points); they go too. A region on a record's hop
     // path (its origin) never gets it back, and duplicates dedup by origin offset.
@@ -329,7 +354,13 @@ export class DisasterRecovery {
     return [...new Set([...this.remote.groups().map((g) => g.group), ...this.groups.allCommitted().map((c) => c.groupId)])].sort();
   }
 
+  /**
+   * Conflicts detected in the last 10 minutes (each new commit from the peer while the group
+   * has members here detects it again, so a live one stays listed).
+   */
   conflicts(): Conflict[] {
+    const now = Date.now();
+    for (const [k, c] of this.#conflicts) if (now - c.detectedAt > 600_000) this.#conflicts.delete(k);
     return [...this.#conflicts.values()];
   }
 
@@ -366,8 +397,10 @@ export class DisasterRecovery {
     if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`));
     const role = this.roleOf(req.topic);
     if (role === undefined) return fail(new MeridianError(ErrorCode.InvalidDrRequest, `topic ${req.topic} is not under a one-way or fan-out policy in region ${this.region}`));
+    const info = this.topics.getTopic(req.topic);
+    if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
     const logs = this.topics.partitions(req.topic);
-    const ownKey = originKey(this.region, this.topics.getTopic(req.topic)!.id);
+    const ownKey = originKey(this.region, info.id);
     const partitions = await Promise.all(
       logs.map(async (log, partition) => {
         const st = await this.replicaStates.forLog(log);
@@ -401,16 +434,17 @@ export class DisasterRecovery {
       return this.topics
         .listTopics()
         .map((t) => this.roleOf(t.name))
-        .filter((r): r is TopicRole => r !== undefined && r.policy.name === p.name);
+        .filter((r): r is TopicRole => r !== undefined && r.policy.name === p.name && promotable(r, this.region));
     }
     if (scope.region !== this.region) {
       const known = this.#opts.regions().some((r) => r.name === scope.region);
       throw new MeridianError(ErrorCode.InvalidDrRequest, known ? `this is region ${this.region}: promote ${scope.region} against its own admin API` : `no region named ${scope.region} in replication.regions`);
     }
+    // A whole region: the copies here (topics this region already leads are left alone).
     return this.topics
       .listTopics()
       .map((t) => this.roleOf(t.name))
-      .filter((r): r is TopicRole => r !== undefined);
+      .filter((r): r is TopicRole => r !== undefined && promotable(r, this.region));
   }
 
   /**
@@ -430,7 +464,7 @@ export class DisasterRecovery {
 
   async #promoteTopic(role: TopicRole): Promise<PromoteReport> {
     const e = role.entry;
-    if (e !== undefined && e.primary === this.region && e.phase === 'promoted' && e.reportId !== undefined && this.reports.has(e.reportId)) return this.reports.get(e.reportId) as PromoteReport;
+    if (e !== undefined && e.primary === this.region && e.phase === 'promoted' && !superseded(role) && e.reportId !== undefined && this.reports.has(e.reportId)) return this.reports.get(e.reportId) as PromoteReport;
     if (!role.readOnly && e?.phase !== 'promoting') {
       throw new MeridianError(ErrorCode.InvalidDrRequest, `region ${this.region} is already the primary of ${role.topic} (policy '${role.policy.name}', epoch ${role.epoch}): nothing to promote`);
     }
@@ -551,10 +585,20 @@ export class DisasterRecovery {
     await Promise.allSettled(idx.map(async (p) => (await p).close()));
   }
 
-  /** Forgets a log's index (its topic was deleted or the log was truncated). */
-  dropIndex(log: PartitionLog): void {
+  /** Forgets a log's index (its topic was deleted or the log is being truncated); resolves once it is closed. */
+  async dropIndex(log: PartitionLog): Promise<void> {
     const p = this.#indexes.get(log);
     this.#indexes.delete(log);
-    void p?.then((i) => i.close()).catch(() => {});
+    await p?.then((i) => i.close()).catch(() => {});
+  }
+
+  /** Forgets what this region keeps for topics that no longer exist here (a topic deletion). */
+  forgetDeletedTopics(): void {
+    const live = new Set(this.topics.listTopics().map((t) => t.name));
+    for (const [topic] of this.state.entries()) if (!live.has(topic)) this.state.delete(topic);
+    for (const topic of this.remote.topics()) if (!live.has(topic)) this.remote.dropTopic(topic);
+    const logs = new Set(this.topics.listTopics().flatMap((t) => [...this.topics.partitions(t.name)]));
+    for (const log of [...this.#indexes.keys()]) if (!logs.has(log)) void this.dropIndex(log);
+    for (const [k, c] of this.#conflicts) if (!live.has(c.topic)) this.#conflicts.delete(k);
   }
 }

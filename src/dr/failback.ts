@@ -23,7 +23,9 @@
  * end, and a truncation already done is a no-op. Switching back later is one more
  * `promote` here.
  */
+import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { PartitionFiles } from '../storage/partition-files.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from '../replication/link-client.js';
 import { isControlBatch, lastOffsetOf, storedBatches, validateBatch, type BatchHeader } from '../storage/record-batch.js';
@@ -94,7 +96,16 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
     // origin (the old primary's own records, or, in another copy, records of the old primary
     // the new one never received).
     const index = await dr.indexOf(topic, partition);
-    const cut = await runStart(log, index.translate(new Map(entry?.origins ?? [])));
+    const translated = index.translate(new Map(entry?.origins ?? []));
+    if (translated < index.stats().exactFrom) {
+      // Below the index's exact part the answer is conservative (earlier): cutting there
+      // would drop records the new primary holds and never sends back to their origin.
+      throw new MeridianError(
+        ErrorCode.InvalidDrRequest,
+        `${topic}/${partition}: the divergence point lies below what the origin index keeps exactly (offset ${index.stats().exactFrom}); failback refuses to cut at an approximate point. Nothing was changed`,
+      );
+    }
+    const cut = await runStart(log, translated);
     plan.cuts[String(partition)] = String(cut > log.logStartOffset ? cut : log.logStartOffset);
   }
   const at = Date.now();
@@ -110,7 +121,8 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
   const found = await tails(dr, topic, plan);
   if (found.some((t) => BigInt(t.records) > 0n) && dr.topics.getTopic(plan.sideTopic) === undefined) {
     try {
-      await dr.topics.createTopic(plan.sideTopic, logs.length);
+      // Kept until an operator deletes it: the tail may be older than any retention.
+      await dr.topics.createTopic(plan.sideTopic, logs.length, { retentionMs: -1, retentionBytes: -1 });
     } catch (err) {
       if (!(err instanceof MeridianError && err.code === ErrorCode.TopicExists)) throw err;
     }
@@ -119,8 +131,12 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
     const cut = BigInt(plan.cuts[String(partition)]);
     const tail = found[partition];
     if (BigInt(tail.records) > 0n) tail.preservedAt = await preserve(dr, plan.sideTopic, partition, log, cut);
+    await dr.dropIndex(log);
     await dr.topics.truncatePartition(topic, partition, cut);
-    dr.dropIndex(log);
+    // The index snapshot describes the history before the cut: rebuilt from the log.
+    fs.rmSync(PartitionFiles.originIndex(log.dir), { force: true });
+    // Commits here past the cut point into records that are gone (or, later, into others).
+    await dr.groups.clampOffsets(topic, partition, cut);
   }
   const r = report(dr, topic, plan, at, false, found);
   dr.reports.save(r);

@@ -119,6 +119,14 @@ export class RemoteOffsets {
     return this.#ends.get(tp(topic, partition))?.get(region);
   }
 
+  /** Topics with commits or ends from peers. */
+  topics(): string[] {
+    const out = new Set<string>();
+    for (const byTp of this.#commits.values()) for (const k of byTp.keys()) out.add(k.split('\0')[0]);
+    for (const k of this.#ends.keys()) out.add(k.split('\0')[0]);
+    return [...out];
+  }
+
   /** Forgets a topic (deleted here). */
   dropTopic(topic: string): void {
     let changed = false;

@@ -105,6 +105,8 @@ export function writeHandshakeRequest(w: Writer, r: HandshakeRequest): void {
 
 export function readHandshakeRequest(r: Reader): HandshakeRequest {
   const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partitionCount: r.int32('partitionCount'), createIfMissing: r.boolean('createIfMissing') };
+  // A sender from before disaster recovery ends here: no view.
+  if (r.remaining === 0) return { ...head, dr: null };
   const primary = r.string('drPrimary');
   const epoch = r.int32('drEpoch');
   return { ...head, dr: epoch < 0 ? null : { primary, epoch } };

@@ -267,6 +267,18 @@ export class GroupCoordinator {
     return out;
   }
 
+  /**
+   * Moves every group's commit for a partition down to `max` where it is past it (a DR
+   * failback truncated the log there: those offsets pointed into records that are gone).
+   */
+  async clampOffsets(topic: string, partition: number, max: bigint): Promise<void> {
+    const now = this.#now();
+    for (const c of this.allCommitted()) {
+      if (c.topic !== topic || c.partition !== partition || c.committed.offset <= max) continue;
+      await this.#store.commit(c.groupId, [{ topic, partition, offset: max, leaderEpoch: -1, commitTimestamp: now, metadata: c.committed.metadata ?? '' }]);
+    }
+  }
+
   /** Since when the group has had members here (undefined: it has none). */
   activeSince(groupId: string): number | undefined {
     const g = this.#groups.get(groupId);

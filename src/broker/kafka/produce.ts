@@ -59,7 +59,8 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
           const readOnly = deps.dr?.checkWritable(t.name) ?? null;
           if (readOnly !== null) return { index: p.index, done: Promise.resolve(refused(readOnly)) };
           const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';
-          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime })).done };
+          const mayAppend = deps.dr === undefined ? undefined : () => deps.dr!.checkWritable(t.name);
+          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime, mayAppend })).done };
         }),
       ),
     })),
