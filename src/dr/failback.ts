@@ -131,6 +131,8 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
     const cut = BigInt(plan.cuts[String(partition)]);
     const tail = found[partition];
     if (BigInt(tail.records) > 0n) tail.preservedAt = await preserve(dr, plan.sideTopic, partition, log, cut);
+    // Closed first (close waits for a snapshot under way), so no snapshot of the old history
+    // is written after the cut.
     await dr.dropIndex(log);
     await dr.topics.truncatePartition(topic, partition, cut);
     // The index snapshot describes the history before the cut: rebuilt from the log.

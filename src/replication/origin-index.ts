@@ -729,9 +729,7 @@ export class OriginIndex {
 
   /** Writes the index restricted to offsets < `at` (a sealed segment's end). */
   #writeSnapshot(at: bigint): void {
-    // Closed (the log was truncated, the topic deleted): a late write would describe a
-    // history the log no longer has.
-    if (this.#closed || !this.#persist || at <= this.#snapshotOffset || at > this.#indexedTo || at < this.#indexedFrom || this.#reload) return;
+    if (!this.#persist || at <= this.#snapshotOffset || at > this.#indexedTo || at < this.#indexedFrom || this.#reload) return;
     let exactFrom = this.#exactFrom;
     let base = this.#base;
     let checkpoints = this.#checkpoints;
