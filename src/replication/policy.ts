@@ -191,8 +191,17 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*')}$`);
 }
 
+/**
+ * Each policy's patterns, compiled once: produce asks for every partition of every request
+ * whether a DR policy governs the topic. Policies are immutable values, so a WeakMap keyed by
+ * the policy is a memo of a pure function, dropped with the policy.
+ */
+const compiled = new WeakMap<Policy, Array<string | RegExp>>();
+
 export function topicMatches(policy: Policy, topic: string): boolean {
-  return policy.topics.some((t) => (t.includes('*') ? globToRegExp(t).test(topic) : t === topic));
+  let patterns = compiled.get(policy);
+  if (patterns === undefined) compiled.set(policy, (patterns = policy.topics.map((t) => (t.includes('*') ? globToRegExp(t) : t))));
+  return patterns.some((p) => (typeof p === 'string' ? p === topic : p.test(topic)));
 }
 
 /** The first policy governing `topic`, if any. */

@@ -7,8 +7,7 @@
  * share the log's group commit.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
-import type { MeridianError } from '../../errors.js';
-import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
+import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
 import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
@@ -56,9 +55,8 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
         t.partitionData.map(async (p) => {
           const log = deps.topics.partition(t.name, p.index);
           if (log === undefined) return { index: p.index, done: Promise.resolve(unknownPartition(t.name, p.index)) };
-          const readOnly = deps.dr?.checkWritable(t.name) ?? null;
-          if (readOnly !== null) return { index: p.index, done: Promise.resolve(refused(readOnly)) };
           const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';
+          // A DR copy refuses producers (src/dr/): checked right before the append, after every await.
           const mayAppend = deps.dr === undefined ? undefined : () => deps.dr!.checkWritable(t.name);
           return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime, mayAppend })).done };
         }),
@@ -91,11 +89,6 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
   );
   if (req.acks === 0) return null;
   return { responses, throttleTimeMs: 0, nodeEndpoints: [] };
-}
-
-function refused(err: MeridianError): ProduceOutcome {
-  const e = toKafkaError(err);
-  return { errorCode: e.code, errorMessage: e.message, baseOffset: -1n, logStartOffset: -1n, logAppendTimeMs: -1n, recordErrors: [] };
 }
 
 function unknownPartition(topic: string, index: number): ProduceOutcome {
