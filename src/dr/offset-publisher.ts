@@ -154,17 +154,6 @@ export class OffsetPublisher {
     return [...this.#peers.values()].map((p) => ({ ...p.status, connected: p.client.connected, pendingCommits: p.pending.size }));
   }
 
-  /** Resolves when every commit handed in so far has been acknowledged by its peers (tests, shutdown). */
-  async drained(timeoutMs = 10_000): Promise<boolean> {
-    const until = Date.now() + timeoutMs;
-    await this.#chain;
-    while (Date.now() < until) {
-      if ([...this.#peers.values()].every((p) => p.pending.size === 0 && !p.inFlight)) return true;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return false;
-  }
-
   #tick(): void {
     if (this.#closed) return;
     const wanted = new Set<string>();

@@ -285,11 +285,6 @@ export class GroupCoordinator {
     return g === undefined || g.memberCount === 0 ? undefined : this.#activeSince.get(groupId);
   }
 
-  /** Members of a group here now (0 when it has none or is unknown). */
-  memberCount(groupId: string): number {
-    return this.#groups.get(groupId)?.memberCount ?? 0;
-  }
-
   /** OffsetFetch. Nothing committed (or no such group) is offset -1, and no error. */
   fetchOffsets(req: OffsetFetchRequest): OffsetFetchResult {
     if (this.#closing !== undefined) return { error: coordinatorClosed(), topics: [] };
