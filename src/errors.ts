@@ -110,6 +110,35 @@ export const ErrorCode = {
   InvalidDrRequest: 'INVALID_DR_REQUEST',
   /** A DR report, or a group's offsets, that no region holds. */
   DrNotFound: 'DR_NOT_FOUND',
+  // Security (src/security).
+  /** Wrong password, unknown user, an authzid other than the user: the client gives up. */
+  SaslAuthenticationFailed: 'SASL_AUTHENTICATION_FAILED',
+  /** A SASL message that does not parse, is out of order, or breaks the protocol (nonce, channel binding). */
+  InvalidSaslMessage: 'INVALID_SASL_MESSAGE',
+  /** A request other than ApiVersions and the SASL ones before authentication, or a SASL request out of turn. */
+  IllegalSaslState: 'ILLEGAL_SASL_STATE',
+  /** A SASL mechanism this listener does not offer. */
+  UnsupportedSaslMechanism: 'UNSUPPORTED_SASL_MECHANISM',
+  /** A SCRAM credential that cannot be stored: iterations out of range, empty user, bad salt or key. */
+  UnacceptableCredential: 'UNACCEPTABLE_CREDENTIAL',
+  /** Deleting a credential that does not exist. */
+  CredentialNotFound: 'CREDENTIAL_NOT_FOUND',
+  /** The credential file does not parse or holds an invalid entry: the broker does not start. */
+  CorruptCredentialFile: 'CORRUPT_CREDENTIAL_FILE',
+  /** A principal string that is not `Type:name`. */
+  InvalidPrincipal: 'INVALID_PRINCIPAL',
+  /** A CreateAcls binding or a Describe/DeleteAcls filter Kafka refuses. */
+  InvalidAcl: 'INVALID_ACL',
+  /** The principal may not do this to the topic. */
+  TopicAuthorizationFailed: 'TOPIC_AUTHORIZATION_FAILED',
+  /** The principal may not do this to the group. */
+  GroupAuthorizationFailed: 'GROUP_AUTHORIZATION_FAILED',
+  /** The principal may not do this to the cluster (admin operations, the replication API). */
+  ClusterAuthorizationFailed: 'CLUSTER_AUTHORIZATION_FAILED',
+  /** The principal may not use the transactional id. */
+  TransactionalIdAuthorizationFailed: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  /** Replicated data for a topic from a region its policies do not name as a source, or from a principal bound to another region. */
+  ReplicationUnauthorized: 'REPLICATION_UNAUTHORIZED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -163,6 +192,20 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   REPLICATION_FENCED: 'always',
   INVALID_DR_REQUEST: 'never',
   DR_NOT_FOUND: 'never',
+  SASL_AUTHENTICATION_FAILED: 'never',
+  INVALID_SASL_MESSAGE: 'never',
+  ILLEGAL_SASL_STATE: 'never',
+  UNSUPPORTED_SASL_MECHANISM: 'never',
+  UNACCEPTABLE_CREDENTIAL: 'never',
+  CREDENTIAL_NOT_FOUND: 'never',
+  CORRUPT_CREDENTIAL_FILE: 'never',
+  INVALID_PRINCIPAL: 'never',
+  INVALID_ACL: 'never',
+  TOPIC_AUTHORIZATION_FAILED: 'never',
+  GROUP_AUTHORIZATION_FAILED: 'never',
+  CLUSTER_AUTHORIZATION_FAILED: 'never',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'never',
+  REPLICATION_UNAUTHORIZED: 'never',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

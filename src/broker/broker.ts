@@ -46,6 +46,7 @@ import { createKafkaHandler } from './kafka/dispatcher.js';
 import { KafkaRequestObservers } from './kafka/request-observers.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
+import { BrokerSecurity } from '../security/broker-security.js';
 
 export function logOptionsFrom(config: BrokerConfig): LogOptions {
   const l = config.log;
@@ -91,6 +92,8 @@ export class Broker {
   readonly clusterId: string;
   /** When start() began, ms since the epoch. */
   readonly startedAt: number;
+  /** Credentials, ACLs, the authorizer and quotas (set by start() before it returns). */
+  security!: BrokerSecurity;
   #admin: AdminServer | undefined;
   #advertised: ReadonlyMap<string, { host: string; port: number }> = new Map();
   #lock: DataDirLock;
@@ -263,6 +266,9 @@ export class Broker {
         logger: log,
       });
       const disaster = dr;
+      // Credentials and ACLs are loaded before the listener opens: no request is ever
+      // answered without them (a damaged file stops the start).
+      const security = BrokerSecurity.open(dataDir, config.security, log);
       const deps: KafkaApiDeps = {
         config,
         topics,
@@ -277,6 +283,7 @@ export class Broker {
         tiered,
         replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log, admission: disaster }),
         dr: disaster,
+        security,
         logger: log,
         requestObservers: new KafkaRequestObservers(),
       };
@@ -332,6 +339,7 @@ export class Broker {
       guards.useRemote('replication', (topic, partition, seg) => rep.mayDeleteRemote(topic, partition, seg));
       const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies, dr: disaster }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
       broker.#advertised = advertised;
+      broker.security = security;
       if (listeners[0]!.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
       if (adminPort !== null) {

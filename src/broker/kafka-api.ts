@@ -16,6 +16,7 @@ import type { GroupCoordinator } from './groups/group-coordinator.js';
 import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
 import type { KafkaRequestObservers } from './kafka/request-observers.js';
+import type { BrokerSecurity } from '../security/broker-security.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
@@ -44,6 +45,11 @@ export interface KafkaApiDeps {
   /** Disaster recovery: read-only DR copies, offset translation, the OffsetSync and DrProbe APIs. */
   dr?: DisasterRecovery;
   logger: Logger;
+  /**
+   * Authentication, ACLs and quotas (src/security). Absent in handler tests: every request
+   * is then allowed, as with authorization off.
+   */
+  security?: BrokerSecurity;
   /** Told of every request once handled (the metrics listen); absent in handler tests. */
   requestObservers?: KafkaRequestObservers;
 }

@@ -85,16 +85,13 @@ function listenError(err: NodeJS.ErrnoException, config: BrokerConfig): StartupE
   }
 }
 
-/**
- * SASL_PLAINTEXT and SASL_SSL listeners are accepted by the config, but SASL is not
- * available yet: the broker refuses to start rather than serve them unauthenticated.
- */
+/** A SASL listener with no mechanism enabled: nobody could log in, so the broker does not start. */
 export function checkListenerProtocols(config: BrokerConfig): void {
   for (const [i, l] of config.kafka.listeners.entries()) {
-    if (!usesSasl(l.securityProtocol)) continue;
+    if (!usesSasl(l.securityProtocol) || config.security.sasl.mechanisms.length > 0) continue;
     throw new StartupError(
-      `kafka.listeners[${i}].securityProtocol`,
-      `listener ${l.name} is ${l.securityProtocol}, but SASL authentication is not available in this version of Meridian yet; refusing to start rather than serve it unauthenticated. Use SSL (with tls.clientAuth: required to authenticate clients by certificate) or PLAINTEXT until SASL is supported`,
+      'security.sasl.mechanisms',
+      `listener ${l.name} (kafka.listeners[${i}]) is ${l.securityProtocol}, but no SASL mechanism is enabled: no client could authenticate. Enable SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN`,
       undefined,
     );
   }

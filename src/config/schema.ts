@@ -40,6 +40,58 @@ export interface BrokerConfig {
   readonly tiered: TieredConfig;
   readonly replication: ReplicationConfig;
   readonly admin: AdminConfig;
+  readonly security: SecurityConfig;
+}
+
+export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'] as const;
+export type SaslMechanismName = (typeof SASL_MECHANISMS)[number];
+
+/** Authentication, authorization and quotas (src/security/README.md). */
+export interface SecurityConfig {
+  readonly sasl: {
+    /** Offered on SASL listeners, in this order. PLAIN checks the password against the SCRAM credentials. */
+    readonly mechanisms: readonly SaslMechanismName[];
+    /** Session lifetime told to clients (KIP-368, Kafka connections.max.reauth.ms); 0: sessions do not expire. */
+    readonly reauthMs: number;
+    /** First delay before a failed authentication is answered, doubled per recent failure from the address. */
+    readonly failureDelayMs: number;
+    readonly maxFailureDelayMs: number;
+  };
+  /** A credential created at start when its user has none (both SCRAM mechanisms). Never logged. */
+  readonly bootstrap: { readonly user: string | null; readonly password: string | null };
+  readonly authorization: {
+    readonly enabled: boolean;
+    /** Principals allowed everything ("User:admin"). */
+    readonly superUsers: readonly string[];
+    readonly allowEveryoneIfNoAclFound: boolean;
+  };
+  /** Defaults for every principal; per-principal values are set at runtime (admin API, CLI). null: no quota. */
+  readonly quotas: {
+    readonly producerByteRate: number | null;
+    readonly consumerByteRate: number | null;
+    readonly requestRate: number | null;
+  };
+}
+
+/** How this region's replication links reach remote regions: TLS and SASL (per region where the registry says). */
+export interface LinkSecurityConfig {
+  readonly tls: {
+    readonly enabled: boolean;
+    /** PEM CAs the remote's certificate is verified against; null: the system's. */
+    readonly caFile: string | null;
+    /** A client certificate and key for mutual TLS; null: none. */
+    readonly certFile: string | null;
+    readonly keyFile: string | null;
+    /** The name checked against the remote's certificate; null: the host of its address. */
+    readonly serverName: string | null;
+  };
+  readonly sasl: {
+    /** null: no SASL. */
+    readonly mechanism: SaslMechanismName | null;
+    readonly username: string | null;
+    /** Never logged; prefer MERIDIAN_REPLICATION__SASL__PASSWORD. */
+    readonly password: string | null;
+  };
 }
 
 /** The admin HTTP API (src/admin/README.md). */
@@ -51,6 +103,8 @@ export interface AdminConfig {
   readonly token: string | null;
   /** Read-only calls without the token (mutating calls still need it). */
   readonly openReads: boolean;
+  /** Serve HTTPS with this certificate and key (PEM); both null: plain HTTP. */
+  readonly tls: { readonly certFile: string | null; readonly keyFile: string | null };
 }
 
 export interface ReplicationConfig {
@@ -67,6 +121,9 @@ export interface ReplicationConfig {
   readonly concurrency: number;
   readonly requestTimeoutMs: number;
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  /** TLS and SASL of this region's links (each region of the registry may override them). */
+  readonly tls: LinkSecurityConfig['tls'];
+  readonly sasl: LinkSecurityConfig['sasl'];
 }
 
 export interface LoggingConfig {
@@ -233,8 +290,16 @@ export interface RawBrokerConfig {
     concurrency: number;
     requestTimeoutMs: DurationInput;
     retry: { initialMs: DurationInput; maxMs: DurationInput };
+    tls: { enabled: boolean; caFile: string | null; certFile: string | null; keyFile: string | null; serverName: string | null };
+    sasl: { mechanism: SaslMechanismName | null; username: string | null; password: string | null };
   };
-  admin: { host: string; port: number | null; token: string | null; openReads: boolean };
+  admin: { host: string; port: number | null; token: string | null; openReads: boolean; tls: { certFile: string | null; keyFile: string | null } };
+  security: {
+    sasl: { mechanisms: SaslMechanismName[]; reauthMs: DurationInput; failureDelayMs: DurationInput; maxFailureDelayMs: DurationInput };
+    bootstrap: { user: string | null; password: string | null };
+    authorization: { enabled: boolean; superUsers: string[]; allowEveryoneIfNoAclFound: boolean };
+    quotas: { producerByteRate: SizeInput | null; consumerByteRate: SizeInput | null; requestRate: number | null };
+  };
 }
 
 export type DeepPartial<T> = {
@@ -577,6 +642,18 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       initialMs: duration('First delay.', '100ms', { minimum: 1, maximum: MAX_TIMER_MS }),
       maxMs: duration('Largest delay.', '10s', { minimum: 1, maximum: MAX_TIMER_MS }),
     }),
+    tls: section('TLS on the links to remote regions (a region of the registry may override it with its own tls mapping).', {
+      enabled: { description: 'Connect to remote regions over TLS (their listener must be SSL or SASL_SSL).', default: false, type: 'boolean' },
+      caFile: optionalString('PEM CA certificates the remote region\'s certificate is verified against. null: the system\'s CAs.'),
+      certFile: optionalString('PEM client certificate for mutual TLS. null: none.'),
+      keyFile: optionalString('PEM private key of certFile; never logged.'),
+      serverName: optionalString('The name checked against the remote\'s certificate. null: the host of the region\'s address.'),
+    }),
+    sasl: section('SASL credentials of this region on remote regions\' SASL listeners (a region of the registry may override them).', {
+      mechanism: { description: 'SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN; null: no SASL.', default: null, type: ['string', 'null'], enum: [...SASL_MECHANISMS, null] },
+      username: optionalString('The user this region authenticates as on remote regions.'),
+      password: optionalString('Its password. Prefer MERIDIAN_REPLICATION__SASL__PASSWORD; never logged.'),
+    }),
   }),
   admin: section('The admin HTTP API (REST, OpenAPI at /openapi.json, Prometheus /metrics, the dashboard): src/admin/README.md.', {
     host: {
@@ -596,6 +673,37 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       'Bearer token the admin API requires (Authorization: Bearer <token>) on mutating calls, and on reads unless openReads. null: no token, allowed only on a loopback host. Prefer MERIDIAN_ADMIN__TOKEN; never logged.',
     ),
     openReads: { description: 'With a token set: allow read-only calls (GET) without it; mutating calls still need it.', default: false, type: 'boolean' },
+    tls: section('HTTPS for the admin API: set both files, or neither for plain HTTP. The files are re-read when they change.', {
+      certFile: optionalString('PEM certificate (chain) of the admin API.'),
+      keyFile: optionalString('PEM private key of certFile; never logged.'),
+    }),
+  }),
+  security: section('Authentication (SASL on SASL_PLAINTEXT and SASL_SSL listeners), authorization (Kafka ACLs) and quotas: src/security/README.md.', {
+    sasl: section('SASL on SASL listeners.', {
+      mechanisms: {
+        description: 'Mechanisms offered, of SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN. PLAIN checks the password against the SCRAM credentials; it sends the password itself, so offer it over SASL_SSL only, unless on a trusted network.',
+        default: [...SASL_MECHANISMS],
+        type: 'array',
+        items: { type: 'string', enum: [...SASL_MECHANISMS] },
+      },
+      reauthMs: duration('Session lifetime told to clients after authentication (KIP-368, Kafka connections.max.reauth.ms): a client re-authenticates before it ends, and a connection that does not is closed at its next request. 0: sessions do not expire.', 0, { maximum: MAX_TIMER_MS }),
+      failureDelayMs: duration('A failed authentication is answered after this delay, doubled for each recent failure from the same address (failures slowed down, not counted against others).', '100ms', { maximum: MAX_TIMER_MS }),
+      maxFailureDelayMs: duration('Largest such delay.', '5s', { maximum: MAX_TIMER_MS }),
+    }),
+    bootstrap: section('A SCRAM credential (both mechanisms) created at start when its user has none, so a fresh region can be administered. Changed later through AlterUserScramCredentials, the admin API or the CLI, never overwritten from here.', {
+      user: optionalString('User name, e.g. admin (give it superuser rights in authorization.superUsers).'),
+      password: optionalString('Its password. Prefer MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD; never logged nor stored (only salted and hashed).'),
+    }),
+    authorization: section('Kafka ACLs (CreateAcls, DescribeAcls, DeleteAcls), kept per region in <dataDir>/security/acls.json.', {
+      enabled: { description: 'Check every request against the ACLs. With no ACL on a resource, only superusers may use it (secure by default).', default: false, type: 'boolean' },
+      superUsers: { description: 'Principals allowed everything, e.g. ["User:admin"].', default: [], type: 'array', items: { type: 'string', pattern: '^[A-Za-z]+:.+$' } },
+      allowEveryoneIfNoAclFound: { description: 'Allow requests on resources no ACL names (Kafka allow.everyone.if.no.acl.found). Off: deny them.', default: false, type: 'boolean' },
+    }),
+    quotas: section('Default quotas of every principal (Kafka client quotas: throttle_time_ms and a muted connection, not errors). Per-principal quotas are set through the admin API and CLI. null: none.', {
+      producerByteRate: { description: 'Produce bytes per second per principal.', default: null, type: ['integer', 'string', 'null'], unit: 'size', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+      consumerByteRate: { description: 'Fetch bytes per second per principal.', default: null, type: ['integer', 'string', 'null'], unit: 'size', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+      requestRate: { description: 'Requests per second per principal.', default: null, type: ['integer', 'null'], minimum: 1, maximum: 1_000_000_000 },
+    }),
   }),
 });
 

@@ -38,17 +38,6 @@ import {
   type ResourceType,
 } from './acl.js';
 
-/**
- * Codes this module raises that errors.ts does not have yet. INVALID_ACL: a CreateAcls
- * binding or a Describe/DeleteAcls filter Kafka refuses; never retriable; Kafka error
- * INVALID_REQUEST. (A corrupt acls.json is BAD_CONFIG, as for the DR state file; a failed
- * write is STORAGE_IO.)
- */
-export const AclErrorCode = {
-  InvalidAcl: 'INVALID_ACL',
-} as const;
-export type AclErrorCode = (typeof AclErrorCode)[keyof typeof AclErrorCode];
-
 export const SECURITY_DIR = 'security';
 export const ACLS_FILE = 'acls.json';
 
@@ -89,7 +78,7 @@ interface AclsFile {
 }
 
 function invalid(message: string): MeridianError {
-  return new MeridianError(AclErrorCode.InvalidAcl, message, { retriable: false });
+  return new MeridianError(ErrorCode.InvalidAcl, message, { retriable: false });
 }
 
 export interface AclStoreOptions {

@@ -24,7 +24,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MeridianError } from '../errors.js';
+import { ErrorCode, MeridianError } from '../errors.js';
 import { storageError, writeFileAtomicSync } from '../storage/fs-util.js';
 import {
   credentialFromSaltedPassword,
@@ -37,7 +37,6 @@ import {
   scramKeyLength,
   ScramMechanism,
   ScramServer,
-  SecurityErrorCode,
   type ScramServerOptions,
   type StoredCredential,
 } from './scram.js';
@@ -126,7 +125,7 @@ export class CredentialStore {
     checkMechanism(mechanism);
     const mechanisms = this.#users.get(user);
     if (mechanisms === undefined || !mechanisms.has(mechanism)) {
-      throw new MeridianError(SecurityErrorCode.CredentialNotFound, `user ${JSON.stringify(user)} has no ${mechanism} credential to delete`);
+      throw new MeridianError(ErrorCode.CredentialNotFound, `user ${JSON.stringify(user)} has no ${mechanism} credential to delete`);
     }
     const next = new Map(this.#users);
     const rest = new Map(mechanisms);
@@ -244,7 +243,7 @@ function checkUser(user: string): void {
 }
 
 function checkMechanism(mechanism: string): asserts mechanism is ScramMechanism {
-  if (!isScramMechanism(mechanism)) throw new MeridianError(SecurityErrorCode.UnsupportedMechanism, `unsupported SCRAM mechanism ${JSON.stringify(mechanism)} (expected ${SCRAM_MECHANISMS.join(' or ')})`);
+  if (!isScramMechanism(mechanism)) throw new MeridianError(ErrorCode.UnsupportedSaslMechanism, `unsupported SCRAM mechanism ${JSON.stringify(mechanism)} (expected ${SCRAM_MECHANISMS.join(' or ')})`);
 }
 
 function checkIterations(iterations: number): void {
@@ -254,7 +253,7 @@ function checkIterations(iterations: number): void {
 }
 
 function unacceptable(why: string): MeridianError {
-  return new MeridianError(SecurityErrorCode.UnacceptableCredential, `unacceptable SCRAM credential: ${why}`);
+  return new MeridianError(ErrorCode.UnacceptableCredential, `unacceptable SCRAM credential: ${why}`);
 }
 
 /** Clears group and other bits a human may have added (a restore from backup, a chmod). */
@@ -271,7 +270,7 @@ function readCredentialFile(file: string): { users: Users; decoyKey: Buffer } | 
     throw storageError(`reading ${file}`, err);
   }
   const corrupt = (why: string): MeridianError =>
-    new MeridianError(SecurityErrorCode.CorruptCredentialFile, `${file}: ${why}; restore it from a backup (or remove it and recreate the users)`);
+    new MeridianError(ErrorCode.CorruptCredentialFile, `${file}: ${why}; restore it from a backup (or remove it and recreate the users)`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -12,8 +12,7 @@
  * `passwordsEqual` are the constant-time building blocks for one.
  */
 import crypto from 'node:crypto';
-import { MeridianError } from '../errors.js';
-import { SecurityErrorCode } from './scram.js';
+import { ErrorCode, MeridianError } from '../errors.js';
 
 export const PLAIN_MECHANISM = 'PLAIN';
 
@@ -50,10 +49,10 @@ export function parsePlainMessage(message: Buffer): PlainMessage {
 export function authenticatePlain(message: Buffer, check: PlainPasswordCheck): { principal: string } {
   const { authzid, authcid, password } = parsePlainMessage(message);
   if (authzid !== '' && authzid !== authcid) {
-    throw new MeridianError(SecurityErrorCode.AuthenticationFailed, 'PLAIN authentication failed: the authorization identity differs from the user name');
+    throw new MeridianError(ErrorCode.SaslAuthenticationFailed, 'PLAIN authentication failed: the authorization identity differs from the user name');
   }
   if (!check(authcid, password)) {
-    throw new MeridianError(SecurityErrorCode.AuthenticationFailed, 'PLAIN authentication failed: invalid user name or password');
+    throw new MeridianError(ErrorCode.SaslAuthenticationFailed, 'PLAIN authentication failed: invalid user name or password');
   }
   return { principal: authcid };
 }
@@ -83,5 +82,5 @@ export function staticPasswordCheck(users: ReadonlyMap<string, string>): PlainPa
 }
 
 function malformed(why: string): MeridianError {
-  return new MeridianError(SecurityErrorCode.InvalidSaslMessage, `PLAIN: invalid SASL message: ${why}`);
+  return new MeridianError(ErrorCode.InvalidSaslMessage, `PLAIN: invalid SASL message: ${why}`);
 }

@@ -4,8 +4,7 @@
  * `User:<name>` (an unauthenticated listener gives `User:ANONYMOUS`), and ACLs match on
  * the formatted string, so two principals are the same exactly when they format the same.
  */
-import { MeridianError } from '../errors.js';
-import { SecurityErrorCode } from './scram.js';
+import { ErrorCode, MeridianError } from '../errors.js';
 
 export interface KafkaPrincipal {
   /** "User" for everything authentication yields; ACLs may name other types ("Group" in Kafka's docs). */
@@ -35,7 +34,7 @@ export function formatPrincipal(principal: KafkaPrincipal): string {
 export function parsePrincipal(text: string): KafkaPrincipal {
   const colon = text.indexOf(':');
   if (colon <= 0 || colon === text.length - 1) {
-    throw new MeridianError(SecurityErrorCode.InvalidPrincipal, `invalid principal ${JSON.stringify(text)}: expected Type:name, e.g. User:alice`);
+    throw new MeridianError(ErrorCode.InvalidPrincipal, `invalid principal ${JSON.stringify(text)}: expected Type:name, e.g. User:alice`);
   }
   return Object.freeze({ type: text.slice(0, colon), name: text.slice(colon + 1) });
 }

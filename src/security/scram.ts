@@ -26,29 +26,10 @@
  * do not tell whether the user exists. The decoy is computed for every user, known or not,
  * so step one costs the same.
  *
- * This file also holds the SCRAM key derivation that the credential store shares, and the
- * security module's error codes until they move to errors.ts.
+ * This file also holds the SCRAM key derivation that the credential store shares.
  */
 import crypto from 'node:crypto';
-import { MeridianError } from '../errors.js';
-
-/** Codes of the security module's errors (to move to errors.ts; see src/security/README.md). */
-export const SecurityErrorCode = {
-  /** Wrong password, unknown user, an authzid other than the user: the client gives up. */
-  AuthenticationFailed: 'SASL_AUTHENTICATION_FAILED',
-  /** A SASL message that does not parse, is out of order, or breaks the protocol (nonce, channel binding). */
-  InvalidSaslMessage: 'INVALID_SASL_MESSAGE',
-  /** A SCRAM credential that cannot be stored: iterations out of range, empty user, bad salt or key. */
-  UnacceptableCredential: 'UNACCEPTABLE_CREDENTIAL',
-  /** A mechanism other than SCRAM-SHA-256 and SCRAM-SHA-512. */
-  UnsupportedMechanism: 'UNSUPPORTED_SASL_MECHANISM',
-  /** Deleting a credential that does not exist. */
-  CredentialNotFound: 'CREDENTIAL_NOT_FOUND',
-  /** The credential file does not parse or holds an invalid entry: the broker does not start. */
-  CorruptCredentialFile: 'CORRUPT_CREDENTIAL_FILE',
-  /** A principal string that is not `Type:name`. */
-  InvalidPrincipal: 'INVALID_PRINCIPAL',
-} as const;
+import { ErrorCode, MeridianError } from '../errors.js';
 
 export const ScramMechanism = {
   Sha256: 'SCRAM-SHA-256',
@@ -192,13 +173,19 @@ export class ScramServer {
   #nonce: () => string;
   #decoyKey: Buffer;
   #state: State = { kind: 'initial' };
+  #user: string | undefined;
 
   constructor(mechanism: ScramMechanism, lookup: (user: string) => StoredCredential | undefined, options: ScramServerOptions = {}) {
-    if (!isScramMechanism(mechanism)) throw new MeridianError(SecurityErrorCode.UnsupportedMechanism, `unsupported SASL mechanism ${String(mechanism)}`);
+    if (!isScramMechanism(mechanism)) throw new MeridianError(ErrorCode.UnsupportedSaslMechanism, `unsupported SASL mechanism ${String(mechanism)}`);
     this.mechanism = mechanism;
     this.#lookup = lookup;
     this.#nonce = options.nonce ?? (() => crypto.randomBytes(24).toString('base64'));
     this.#decoyKey = options.decoyKey ?? crypto.randomBytes(32);
+  }
+
+  /** The user name the client gave, once its first message parsed (for the audit log; known or not). */
+  get user(): string | undefined {
+    return this.#user;
   }
 
   /** Takes the client's next message; throws a MeridianError (no secrets in it) when the exchange fails. */
@@ -233,16 +220,17 @@ export class ScramServer {
     if (bare[0].startsWith('m=')) throw this.#malformed('mandatory extension (m=) is not supported');
     if (!bare[0].startsWith('n=')) throw this.#malformed('client-first message has no user name (n=)');
     const user = this.#saslName(bare[0].slice(2), 'user name');
+    this.#user = user;
     if (bare.length < 2 || !bare[1].startsWith('r=')) throw this.#malformed('client-first message has no nonce (r=)');
     const clientNonce = bare[1].slice(2);
     if (!isPrintableNonce(clientNonce)) throw this.#malformed('client nonce is empty or not printable ASCII');
     const extensions = parseExtensions(bare.slice(2));
     if (extensions === undefined) throw this.#malformed('malformed extension in the client-first message');
     if (extensions.get('tokenauth')?.toLowerCase() === 'true') {
-      throw new MeridianError(SecurityErrorCode.AuthenticationFailed, `${this.mechanism} authentication failed: delegation tokens (tokenauth) are not supported`);
+      throw new MeridianError(ErrorCode.SaslAuthenticationFailed, `${this.mechanism} authentication failed: delegation tokens (tokenauth) are not supported`);
     }
     if (authzid !== undefined && authzid !== user) {
-      throw new MeridianError(SecurityErrorCode.AuthenticationFailed, `${this.mechanism} authentication failed: the authorization identity differs from the user name`);
+      throw new MeridianError(ErrorCode.SaslAuthenticationFailed, `${this.mechanism} authentication failed: the authorization identity differs from the user name`);
     }
 
     const decoy = this.#decoyCredential(user);
@@ -280,7 +268,7 @@ export class ScramServer {
     const matches = constantTimeEqual(hash(this.mechanism, clientKey), credential.storedKey);
     // The decoy's keys are unrelated to any password, but `known` makes its failure certain.
     if (!matches || !state.known) {
-      throw new MeridianError(SecurityErrorCode.AuthenticationFailed, `${this.mechanism} authentication failed: invalid user name or password`);
+      throw new MeridianError(ErrorCode.SaslAuthenticationFailed, `${this.mechanism} authentication failed: invalid user name or password`);
     }
     const serverSignature = hmac(this.mechanism, credential.serverKey, authMessage);
     return { response: Buffer.from(`v=${serverSignature.toString('base64')}`, 'utf8'), done: true, principal: state.user };
@@ -316,7 +304,7 @@ export class ScramServer {
   }
 
   #malformed(why: string): MeridianError {
-    return new MeridianError(SecurityErrorCode.InvalidSaslMessage, `${this.mechanism}: invalid SASL message: ${why}`);
+    return new MeridianError(ErrorCode.InvalidSaslMessage, `${this.mechanism}: invalid SASL message: ${why}`);
   }
 }
 

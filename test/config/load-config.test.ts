@@ -107,8 +107,16 @@ describe('defaults', () => {
         concurrency: 16,
         requestTimeoutMs: 30_000,
         retry: { initialMs: 100, maxMs: 10_000 },
+        tls: { enabled: false, caFile: null, certFile: null, keyFile: null, serverName: null },
+        sasl: { mechanism: null, username: null, password: null },
       },
-      admin: { host: '127.0.0.1', port: null, token: null, openReads: false },
+      admin: { host: '127.0.0.1', port: null, token: null, openReads: false, tls: { certFile: null, keyFile: null } },
+      security: {
+        sasl: { mechanisms: ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'], reauthMs: 0, failureDelayMs: 100, maxFailureDelayMs: 5000 },
+        bootstrap: { user: null, password: null },
+        authorization: { enabled: false, superUsers: [], allowEveryoneIfNoAclFound: false },
+        quotas: { producerByteRate: null, consumerByteRate: null, requestRate: null },
+      },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -300,7 +308,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication, admin \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication, admin, security \(line 1\)$/);
   });
 
   test('bad unit', () => {

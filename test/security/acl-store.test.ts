@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { aclBinding, AclOperation, AclPermissionType, ANY_ACL_FILTER, PatternType, ResourceType, type AclBindingFilter } from '../../src/security/acl.js';
-import { AclErrorCode, AclStore, type AclChange } from '../../src/security/acl-store.js';
+import { AclStore, type AclChange } from '../../src/security/acl-store.js';
 import { PartitionFiles } from '../../src/storage/partition-files.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
@@ -51,7 +51,7 @@ describe('AclStore', () => {
     ]);
     assert.deepEqual(
       results.map((r) => r.error?.code ?? null),
-      [null, AclErrorCode.InvalidAcl, AclErrorCode.InvalidAcl, AclErrorCode.InvalidAcl, AclErrorCode.InvalidAcl, AclErrorCode.InvalidAcl, null, null],
+      [null, ErrorCode.InvalidAcl, ErrorCode.InvalidAcl, ErrorCode.InvalidAcl, ErrorCode.InvalidAcl, ErrorCode.InvalidAcl, null, null],
     );
     assert.equal(results[1]!.error!.retriable, false);
     assert.match(results[2]!.error!.message, /empty/);
@@ -95,7 +95,7 @@ describe('AclStore', () => {
     assert.deepEqual(names(filter({}, { principal: 'User:bob' })), ['2:teamA.orders:User:bob', '3:bob-app:User:bob']);
     assert.deepEqual(names(filter({}, { principal: 'User:bob', operation: Write })), []);
     const bad = store.describe(filter({ patternType: PatternType.Unknown }));
-    assert.equal(bad.error?.code, AclErrorCode.InvalidAcl);
+    assert.equal(bad.error?.code, ErrorCode.InvalidAcl);
     assert.deepEqual(bad.bindings, []);
   });
 
@@ -112,7 +112,7 @@ describe('AclStore', () => {
     ]);
     assert.deepEqual(results[0]!.deleted, [bobReadsOrders]);
     assert.deepEqual(results[1]!.deleted, [bobReadsOrders, bobGroup]);
-    assert.equal(results[2]!.error?.code, AclErrorCode.InvalidAcl);
+    assert.equal(results[2]!.error?.code, ErrorCode.InvalidAcl);
     assert.deepEqual(results[3], { error: null, deleted: [] });
     assert.deepEqual(store.bindings(), [aliceWritesTeamA, everyoneReadsAll]);
     assert.deepEqual(changes, [{ type: 'deleted', bindings: [bobReadsOrders, bobGroup] }]);
@@ -180,7 +180,7 @@ describe('AclStore', () => {
     try {
       const created = store.create([bobReadsOrders, aclBinding({ ...flat(bobReadsOrders), name: '' })]);
       assert.equal(created[0]!.error?.code, ErrorCode.StorageIo);
-      assert.equal(created[1]!.error?.code, AclErrorCode.InvalidAcl);
+      assert.equal(created[1]!.error?.code, ErrorCode.InvalidAcl);
       const deleted = store.delete([ANY_ACL_FILTER]);
       assert.equal(deleted[0]!.error?.code, ErrorCode.StorageIo);
       assert.deepEqual(deleted[0]!.deleted, []);

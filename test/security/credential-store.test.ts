@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { MeridianError } from '../../src/errors.js';
+import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { CredentialStore, SCRAM_CREDENTIALS_FILE, SECURITY_DIR } from '../../src/security/credential-store.js';
-import { ScramMechanism, SecurityErrorCode, type ScramServer } from '../../src/security/scram.js';
+import { ScramMechanism, type ScramServer } from '../../src/security/scram.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const require = createRequire(import.meta.url);
@@ -132,7 +132,7 @@ test('a replaced credential takes effect for the next login; a deleted one fails
   assert.deepEqual(store.describe(), []);
   assert.equal(store.lookup('dave', ScramMechanism.Sha256), undefined);
   await assert.rejects(kafkajsLogin(store.scramServer(ScramMechanism.Sha256), 'dave', 'new'));
-  assert.throws(() => store.delete('dave', ScramMechanism.Sha256), isCode(SecurityErrorCode.CredentialNotFound));
+  assert.throws(() => store.delete('dave', ScramMechanism.Sha256), isCode(ErrorCode.CredentialNotFound));
 });
 
 test('deleting one mechanism keeps the other', () => {
@@ -146,7 +146,7 @@ test('deleting one mechanism keeps the other', () => {
 test('validation: iterations 4096..16384, non-empty user and password, salted password of the hash length, known mechanism', () => {
   const dir = dataDir();
   const store = CredentialStore.open(dir);
-  const bad = (fn: () => void, code: string = SecurityErrorCode.UnacceptableCredential) => assert.throws(fn, isCode(code));
+  const bad = (fn: () => void, code: string = ErrorCode.UnacceptableCredential) => assert.throws(fn, isCode(code));
   bad(() => store.upsert('u', ScramMechanism.Sha256, 'pw', { iterations: 4095 }));
   bad(() => store.upsert('u', ScramMechanism.Sha256, 'pw', { iterations: 16385 }));
   bad(() => store.upsert('u', ScramMechanism.Sha256, 'pw', { iterations: 5000.5 }));
@@ -156,8 +156,8 @@ test('validation: iterations 4096..16384, non-empty user and password, salted pa
   bad(() => store.upsert('u', ScramMechanism.Sha256, { salt: Buffer.alloc(0), saltedPassword: Buffer.alloc(32), iterations: 4096 }));
   bad(() => store.upsert('u', ScramMechanism.Sha256, { salt: Buffer.alloc(16), saltedPassword: Buffer.alloc(64), iterations: 4096 }));
   bad(() => store.upsert('u', ScramMechanism.Sha512, { salt: Buffer.alloc(16), saltedPassword: Buffer.alloc(64), iterations: 1 }));
-  bad(() => store.upsert('u', 'SCRAM-SHA-1' as ScramMechanism, 'pw'), SecurityErrorCode.UnsupportedMechanism);
-  bad(() => store.delete('u', 'PLAIN' as ScramMechanism), SecurityErrorCode.UnsupportedMechanism);
+  bad(() => store.upsert('u', 'SCRAM-SHA-1' as ScramMechanism, 'pw'), ErrorCode.UnsupportedSaslMechanism);
+  bad(() => store.delete('u', 'PLAIN' as ScramMechanism), ErrorCode.UnsupportedSaslMechanism);
   store.upsert('u', ScramMechanism.Sha256, 'pw', { iterations: 16384 });
   assert.deepEqual(store.describe(), [{ user: 'u', credentials: [{ mechanism: 'SCRAM-SHA-256', iterations: 16384 }] }]);
 });
@@ -174,7 +174,7 @@ test('ensureBootstrap writes missing or changed credentials only', async () => {
   assert.equal(await kafkajsLogin(again.scramServer(ScramMechanism.Sha512), 'admin', 'rotated'), 'admin');
   assert.equal(await kafkajsLogin(again.scramServer(ScramMechanism.Sha256), 'admin', 'admin-pw'), 'admin');
   assert.ok(!fs.readFileSync(fileOf(dir), 'utf8').includes('rotated'));
-  assert.throws(() => again.ensureBootstrap('admin', ''), isCode(SecurityErrorCode.UnacceptableCredential));
+  assert.throws(() => again.ensureBootstrap('admin', ''), isCode(ErrorCode.UnacceptableCredential));
 });
 
 test('verifyPassword checks a password against the SCRAM credential (for PLAIN), false for an unknown user', () => {
@@ -202,7 +202,7 @@ test('a damaged file fails the open (no silent start without users), naming no s
     assert.throws(
       () => CredentialStore.open(dir),
       (err: unknown) => {
-        isCode(SecurityErrorCode.CorruptCredentialFile)(err);
+        isCode(ErrorCode.CorruptCredentialFile)(err);
         assert.ok(!(err as Error).message.includes(good.users.alice['SCRAM-SHA-256'].serverKey));
         return true;
       },

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { MeridianError } from '../../src/errors.js';
+import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { authenticatePlain, parsePlainMessage, passwordsEqual, staticPasswordCheck } from '../../src/security/plain.js';
 import { ANONYMOUS, formatPrincipal, parsePrincipal, principalEquals, userPrincipal } from '../../src/security/principal.js';
-import { SecurityErrorCode } from '../../src/security/scram.js';
 
 const require = createRequire(import.meta.url);
 // KafkaJS is CommonJS and this module is internal (no types).
@@ -51,7 +50,7 @@ describe('SASL PLAIN', () => {
       assert.throws(
         () => authenticatePlain(Buffer.from(`\0${username}\0${password}`), check),
         (err: unknown) => {
-          isCode(SecurityErrorCode.AuthenticationFailed)(err);
+          isCode(ErrorCode.SaslAuthenticationFailed)(err);
           errors.push(err as MeridianError);
           return true;
         },
@@ -62,7 +61,7 @@ describe('SASL PLAIN', () => {
   });
 
   test('an authzid other than the user fails authentication', async () => {
-    assert.throws(() => authenticatePlain(Buffer.from('admin\0alice\0alice-pw'), check), isCode(SecurityErrorCode.AuthenticationFailed, /authorization identity/));
+    assert.throws(() => authenticatePlain(Buffer.from('admin\0alice\0alice-pw'), check), isCode(ErrorCode.SaslAuthenticationFailed, /authorization identity/));
   });
 
   const malformed: Array<[string, Buffer]> = [
@@ -79,7 +78,7 @@ describe('SASL PLAIN', () => {
       assert.throws(
         () => authenticatePlain(message, check),
         (err: unknown) => {
-          isCode(SecurityErrorCode.InvalidSaslMessage)(err);
+          isCode(ErrorCode.InvalidSaslMessage)(err);
           assert.doesNotMatch((err as Error).message, /alice-pw/);
           return true;
         },
@@ -114,7 +113,7 @@ describe('KafkaPrincipal', () => {
     assert.deepEqual(parsePrincipal('User:CN=a:b,O=c'), { type: 'User', name: 'CN=a:b,O=c' }, 'split at the first colon');
     assert.ok(principalEquals(parsePrincipal('User:ANONYMOUS'), ANONYMOUS));
     assert.ok(!principalEquals(parsePrincipal('Group:alice'), userPrincipal('alice')));
-    for (const bad of ['', 'alice', ':alice', 'User:']) assert.throws(() => parsePrincipal(bad), isCode(SecurityErrorCode.InvalidPrincipal));
+    for (const bad of ['', 'alice', ':alice', 'User:']) assert.throws(() => parsePrincipal(bad), isCode(ErrorCode.InvalidPrincipal));
   });
 
   test('principals are frozen', () => {

@@ -10,14 +10,13 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { MeridianError } from '../../src/errors.js';
+import { ErrorCode, MeridianError } from '../../src/errors.js';
 import {
   credentialFromSaltedPassword,
   escapeSaslName,
   saltPassword,
   ScramMechanism,
   ScramServer,
-  SecurityErrorCode,
   unescapeSaslName,
   type StoredCredential,
 } from '../../src/security/scram.js';
@@ -149,7 +148,7 @@ describe('against KafkaJS SCRAM client', () => {
         assert.equal(r.steps, 2, 'both fail at the final message, not before');
         assert.throws(() => {
           throw r.serverError;
-        }, isCode(SecurityErrorCode.AuthenticationFailed));
+        }, isCode(ErrorCode.SaslAuthenticationFailed));
         assert.doesNotMatch((r.serverError as Error).message, /not-it|alice|mallory/);
       }
       const w = wrong.serverError as MeridianError;
@@ -200,11 +199,11 @@ describe('the exchange itself (RFC 5802 test client)', () => {
   });
 
   test('an authzid other than the user fails authentication', () => {
-    assert.throws(() => login(new TestClient(mechanism, 'alice', 'pw', 'n,a=admin,')), isCode(SecurityErrorCode.AuthenticationFailed, /authorization identity/));
+    assert.throws(() => login(new TestClient(mechanism, 'alice', 'pw', 'n,a=admin,')), isCode(ErrorCode.SaslAuthenticationFailed, /authorization identity/));
   });
 
   test("Kafka's tokenauth=true (delegation tokens) is refused", () => {
-    assert.throws(() => login(new TestClient(mechanism, 'alice', 'pw'), ',tokenauth=true'), isCode(SecurityErrorCode.AuthenticationFailed, /tokenauth/));
+    assert.throws(() => login(new TestClient(mechanism, 'alice', 'pw'), ',tokenauth=true'), isCode(ErrorCode.SaslAuthenticationFailed, /tokenauth/));
   });
 
   const malformedFirst: Array<[string, string]> = [
@@ -225,13 +224,13 @@ describe('the exchange itself (RFC 5802 test client)', () => {
   for (const [name, message] of malformedFirst) {
     test(`client-first refused: ${name}`, () => {
       const server = new ScramServer(mechanism, lookup);
-      assert.throws(() => server.step(Buffer.from(message)), isCode(SecurityErrorCode.InvalidSaslMessage));
+      assert.throws(() => server.step(Buffer.from(message)), isCode(ErrorCode.InvalidSaslMessage));
     });
   }
 
   test('client-first refused: invalid UTF-8', () => {
     const server = new ScramServer(mechanism, lookup);
-    assert.throws(() => server.step(Buffer.from([0x6e, 0x2c, 0x2c, 0x6e, 0x3d, 0xff, 0xfe, 0x2c, 0x72, 0x3d, 0x61])), isCode(SecurityErrorCode.InvalidSaslMessage, /UTF-8/));
+    assert.throws(() => server.step(Buffer.from([0x6e, 0x2c, 0x2c, 0x6e, 0x3d, 0xff, 0xfe, 0x2c, 0x72, 0x3d, 0x61])), isCode(ErrorCode.InvalidSaslMessage, /UTF-8/));
   });
 
   test('nonce mismatch is refused', () => {
@@ -239,14 +238,14 @@ describe('the exchange itself (RFC 5802 test client)', () => {
     const server = new ScramServer(mechanism, lookup);
     const first = server.step(client.first());
     const replayed = first.response.toString().split(',')[0].slice(2) + 'X';
-    assert.throws(() => server.step(client.final(first.response, { r: replayed })), isCode(SecurityErrorCode.InvalidSaslMessage, /nonce/));
+    assert.throws(() => server.step(client.final(first.response, { r: replayed })), isCode(ErrorCode.InvalidSaslMessage, /nonce/));
   });
 
   test('channel binding that differs from the GS2 header is refused (a downgrade from "y" to "n")', () => {
     const client = new TestClient(mechanism, 'alice', 'pw', 'y,,');
     const server = new ScramServer(mechanism, lookup);
     const first = server.step(client.first());
-    assert.throws(() => server.step(client.final(first.response, { c: 'biws' })), isCode(SecurityErrorCode.InvalidSaslMessage, /channel binding/));
+    assert.throws(() => server.step(client.final(first.response, { c: 'biws' })), isCode(ErrorCode.InvalidSaslMessage, /channel binding/));
   });
 
   const malformedFinal: Array<[string, (good: string) => string]> = [
@@ -263,7 +262,7 @@ describe('the exchange itself (RFC 5802 test client)', () => {
       const server = new ScramServer(mechanism, lookup);
       const first = server.step(client.first());
       const good = client.final(first.response).toString();
-      assert.throws(() => server.step(Buffer.from(mangle(good))), isCode(SecurityErrorCode.InvalidSaslMessage));
+      assert.throws(() => server.step(Buffer.from(mangle(good))), isCode(ErrorCode.InvalidSaslMessage));
     });
   }
 
@@ -275,7 +274,7 @@ describe('the exchange itself (RFC 5802 test client)', () => {
     assert.throws(
       () => server.step(final),
       (err: unknown) => {
-        isCode(SecurityErrorCode.AuthenticationFailed)(err);
+        isCode(ErrorCode.SaslAuthenticationFailed)(err);
         const m = (err as Error).message;
         assert.doesNotMatch(m, /hunter2|p=|alice/);
         assert.ok(!m.includes(final.toString().slice(-20)));
@@ -286,14 +285,14 @@ describe('the exchange itself (RFC 5802 test client)', () => {
 
   test('no step after the exchange ends, in success or failure', () => {
     const { server } = login(new TestClient(mechanism, 'alice', 'pw'));
-    assert.throws(() => server.step(Buffer.from('n,,n=alice,r=abc')), isCode(SecurityErrorCode.InvalidSaslMessage, /over/));
+    assert.throws(() => server.step(Buffer.from('n,,n=alice,r=abc')), isCode(ErrorCode.InvalidSaslMessage, /over/));
     const failed = new ScramServer(mechanism, lookup);
     assert.throws(() => failed.step(Buffer.from('garbage')));
-    assert.throws(() => failed.step(new TestClient(mechanism, 'alice', 'pw').first()), isCode(SecurityErrorCode.InvalidSaslMessage, /over/));
+    assert.throws(() => failed.step(new TestClient(mechanism, 'alice', 'pw').first()), isCode(ErrorCode.InvalidSaslMessage, /over/));
   });
 
   test('the mechanism must be a SCRAM one', () => {
-    assert.throws(() => new ScramServer('SCRAM-SHA-1' as ScramMechanism, lookup), isCode(SecurityErrorCode.UnsupportedMechanism));
+    assert.throws(() => new ScramServer('SCRAM-SHA-1' as ScramMechanism, lookup), isCode(ErrorCode.UnsupportedSaslMechanism));
   });
 });
 

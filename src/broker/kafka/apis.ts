@@ -13,6 +13,7 @@ import { COORDINATOR_APIS } from './find-coordinator.js';
 import { GROUP_APIS } from './groups.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { PRODUCE_APIS } from './produce.js';
+import { SASL_APIS } from './sasl.js';
 import { TOPIC_APIS } from './topics.js';
 
 const ENTRIES: readonly KafkaApiEntry[] = [
@@ -25,6 +26,7 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...DELETE_RECORDS_APIS,
   ...CONFIG_APIS,
   ...CLUSTER_APIS,
+  ...SASL_APIS,
 ];
 
 function byKey(entries: readonly KafkaApiEntry[]): ReadonlyMap<number, KafkaApiEntry> {

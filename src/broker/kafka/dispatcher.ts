@@ -31,6 +31,7 @@ import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
 import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
 import { handleReplication } from './replication.js';
+import { saslGate } from './sasl.js';
 import { responseOutcome, type KafkaRequestObservers } from './request-observers.js';
 import { unsupportedVersionBody } from './unsupported-version.js';
 
@@ -41,6 +42,8 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
   const warned = new WarnOnce(deps.logger, WARNED_LIMIT);
   const dispatch = async (ctx: RequestContext, body: Reader, seen?: Seen): Promise<Buffer[] | null> => {
     const { apiKey, apiVersion, correlationId } = ctx.header;
+    // SASL listeners: nothing but ApiVersions and SASL until authenticated (sasl.ts).
+    saslGate(ctx);
     if (isReplicationApi(apiKey) && apiVersion === 0) return handleReplication(deps, ctx, body);
     if (!isSupported(apiKey, apiVersion)) {
       if (seen) seen.outcome = 'UNSUPPORTED_VERSION';

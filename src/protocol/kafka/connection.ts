@@ -28,7 +28,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { SecurityProtocol } from '../../config/listeners.js';
+import { usesSasl, type SecurityProtocol } from '../../config/listeners.js';
 import { apiKeyName } from './api-keys.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { RequestBudget } from './request-budget.js';
@@ -46,7 +46,32 @@ export interface ConnectionIdentity {
 
 export const DEFAULT_IDENTITY: ConnectionIdentity = { listener: 'PLAINTEXT', securityProtocol: 'PLAINTEXT', principal: 'User:ANONYMOUS' };
 
+/**
+ * A connection's security state, changed by the SASL handlers (broker/kafka/sasl.ts): who it
+ * is now, whether it may send ordinary requests, and until when.
+ */
+export interface ConnectionSession {
+  readonly listener: string;
+  readonly securityProtocol: SecurityProtocol;
+  principal: string;
+  /** False on a SASL listener until SaslAuthenticate succeeds; true elsewhere. */
+  authenticated: boolean;
+  /** Date.now() at which the SASL session ends (KIP-368); 0: it does not. */
+  expiresAt: number;
+  /** The SASL exchange under way, owned by the SASL handlers. */
+  sasl: unknown;
+}
+
 export interface RequestContext extends ConnectionIdentity {
+  /** The connection's security state (the principal above is its value when the request arrived). */
+  readonly session: ConnectionSession;
+  /** Closes the connection once this request's response is written (a failed authentication). */
+  closeAfterResponse(): void;
+  /**
+   * Stops handling this connection's next requests for `ms` after this one (a quota's
+   * throttle: Kafka mutes the channel while the client backs off).
+   */
+  mute(ms: number): void;
   readonly header: RequestHeader;
   readonly connectionId: number;
   readonly clientHost: string;
@@ -95,6 +120,15 @@ export interface ConnectionOptions {
 
 const noop = () => {};
 
+interface PendingResponse {
+  response: Promise<Buffer[] | null>;
+  api: string | number;
+  version: number;
+  afterWrite: Array<() => void>;
+  /** Close the connection once this response is written. */
+  closeAfter: boolean;
+}
+
 function runAll(fns: Array<() => void>): void {
   for (const fn of fns.splice(0)) fn();
 }
@@ -102,7 +136,7 @@ function runAll(fns: Array<() => void>): void {
 export class Connection {
   readonly id: number;
   readonly remote: string;
-  readonly identity: ConnectionIdentity;
+  readonly session: ConnectionSession;
   #socket: net.Socket;
   #handler: RequestHandler;
   #decoder: FrameDecoder;
@@ -111,7 +145,7 @@ export class Connection {
   #queuedBytes = 0;
   #processing = false;
   /** Responses not yet written, in request order. */
-  #pending: Array<{ response: Promise<Buffer[] | null>; api: string | number; version: number; afterWrite: Array<() => void> }> = [];
+  #pending: PendingResponse[] = [];
   #writing = false;
   #slotWaiters: Array<() => void> = [];
   #closed = false;
@@ -129,11 +163,22 @@ export class Connection {
   #queueFull = false;
   /** Paused until the broker-wide budget has room; cancels the wait when set. */
   #budgetWait: (() => void) | null = null;
+  /** performance.now() until which no further request is handled (a quota throttle). */
+  #mutedUntil = 0;
+  /** A response asked the connection to close once written: nothing more is read or handled. */
+  #closingAfterResponse = false;
   requests = 0;
+
+  /** Who the connection is now. */
+  get identity(): ConnectionIdentity {
+    const { listener, securityProtocol, principal } = this.session;
+    return { listener, securityProtocol, principal };
+  }
 
   constructor(id: number, socket: net.Socket, handler: RequestHandler, opts: ConnectionOptions, onClose: () => void) {
     this.id = id;
-    this.identity = opts.identity ?? DEFAULT_IDENTITY;
+    const identity = opts.identity ?? DEFAULT_IDENTITY;
+    this.session = { ...identity, authenticated: !usesSasl(identity.securityProtocol), expiresAt: 0, sasl: undefined };
     this.#socket = socket;
     this.#handler = handler;
     this.#opts = opts;
@@ -209,7 +254,12 @@ export class Connection {
 
   async #process(): Promise<void> {
     this.#processing = true;
-    while (this.#queue.length > 0 && !this.#closed) {
+    while (this.#queue.length > 0 && !this.#closed && !this.#closingAfterResponse) {
+      const wait = this.#mutedUntil - this.#opts.now();
+      if (wait > 0) {
+        await new Promise<void>((r) => setTimeout(r, wait).unref());
+        continue;
+      }
       const frame = this.#queue.shift()!;
       this.#queuedBytes -= frame.length;
       if (this.#queueFull && this.#queuedBytes <= this.#opts.maxQueuedBytes / 2) {
@@ -229,8 +279,19 @@ export class Connection {
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
       const afterWrite: Array<() => void> = [];
+      const entry: PendingResponse = { response: undefined as unknown as Promise<Buffer[] | null>, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, afterWrite, closeAfter: false };
       const ctx: RequestContext = {
-        ...this.identity,
+        listener: this.session.listener,
+        securityProtocol: this.session.securityProtocol,
+        principal: this.session.principal,
+        session: this.session,
+        closeAfterResponse: () => {
+          entry.closeAfter = true;
+          this.#closingAfterResponse = true;
+        },
+        mute: (ms) => {
+          if (ms > 0) this.#mutedUntil = Math.max(this.#mutedUntil, this.#opts.now() + ms);
+        },
         header: decoded.header,
         connectionId: this.id,
         clientHost: this.#socket.remoteAddress ?? '',
@@ -240,9 +301,10 @@ export class Connection {
       };
       this.#handling++;
       const response = this.#handler(ctx, decoded.body);
+      entry.response = response;
       const done = () => this.#finished(4 + frame.length);
       response.then(done, done);
-      this.#pending.push({ response, api: apiKeyName(decoded.header.apiKey) ?? decoded.header.apiKey, version: decoded.header.apiVersion, afterWrite });
+      this.#pending.push(entry);
       if (!this.#writing) void this.#writeResponses();
       await Promise.race([response.then(noop, noop), released]);
       while (this.#pending.length >= MAX_IN_FLIGHT && !this.#closed) await new Promise<void>((r) => this.#slotWaiters.push(r));
@@ -253,7 +315,7 @@ export class Connection {
   async #writeResponses(): Promise<void> {
     this.#writing = true;
     while (this.#pending.length > 0 && !this.#closed) {
-      const { response, api, version, afterWrite } = this.#pending[0];
+      const { response, api, version, afterWrite, closeAfter } = this.#pending[0];
       let chunks: Buffer[] | null;
       try {
         chunks = await response;
@@ -267,7 +329,16 @@ export class Connection {
       for (const w of this.#slotWaiters.splice(0)) w();
       if (chunks === null || this.#closed) {
         runAll(afterWrite);
+        if (closeAfter) this.close();
         continue;
+      }
+      if (closeAfter) {
+        // The answer goes out, then the connection ends (end() flushes what is written).
+        this.#write(chunks, afterWrite.length > 0 ? () => runAll(afterWrite) : undefined);
+        this.#socket.end();
+        // A client that does not close its side is cut off shortly after.
+        setTimeout(() => this.close(), 1000).unref();
+        break;
       }
       if (!this.#write(chunks, afterWrite.length > 0 ? () => runAll(afterWrite) : undefined)) await this.#drained();
     }

@@ -65,6 +65,24 @@ export const KAFKA_MAPPING = {
   [ErrorCode.ReplicationFenced]: 'FENCED_LEADER_EPOCH',
   [ErrorCode.InvalidDrRequest]: 'INVALID_REQUEST',
   [ErrorCode.DrNotFound]: 'UNKNOWN_SERVER_ERROR',
+  // Security: Kafka's own answers. A SASL message that does not parse gets the same code as
+  // a wrong password, as Kafka's SaslServerAuthenticator answers both.
+  [ErrorCode.SaslAuthenticationFailed]: 'SASL_AUTHENTICATION_FAILED',
+  [ErrorCode.InvalidSaslMessage]: 'SASL_AUTHENTICATION_FAILED',
+  [ErrorCode.IllegalSaslState]: 'ILLEGAL_SASL_STATE',
+  [ErrorCode.UnsupportedSaslMechanism]: 'UNSUPPORTED_SASL_MECHANISM',
+  [ErrorCode.UnacceptableCredential]: 'UNACCEPTABLE_CREDENTIAL',
+  [ErrorCode.CredentialNotFound]: 'RESOURCE_NOT_FOUND',
+  [ErrorCode.CorruptCredentialFile]: 'UNKNOWN_SERVER_ERROR',
+  [ErrorCode.InvalidPrincipal]: 'INVALID_REQUEST',
+  [ErrorCode.InvalidAcl]: 'INVALID_REQUEST',
+  [ErrorCode.TopicAuthorizationFailed]: 'TOPIC_AUTHORIZATION_FAILED',
+  [ErrorCode.GroupAuthorizationFailed]: 'GROUP_AUTHORIZATION_FAILED',
+  [ErrorCode.ClusterAuthorizationFailed]: 'CLUSTER_AUTHORIZATION_FAILED',
+  [ErrorCode.TransactionalIdAuthorizationFailed]: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  // Not in REFUSED_BY_REMOTE: the sender backs off and retries, so the link resumes by
+  // itself once the receiving region's policies or ACLs are fixed (both ends log it).
+  [ErrorCode.ReplicationUnauthorized]: 'CLUSTER_AUTHORIZATION_FAILED',
   // The codes below are raised where no Kafka client is waiting (start-up, the sending
   // side of a replication link); should one reach a client, it gets an error of the
   // right retriability.

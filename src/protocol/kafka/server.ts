@@ -9,7 +9,7 @@
  * too long to send a request. Each refusal and close is counted in `stats()` and logged at
  * warn, at most one line per reason per 10 s (throttled-log.ts).
  *
- * TLS listeners (SSL; SASL_SSL once SASL exists): a connection passes the limits first, as
+ * TLS listeners (SSL, SASL_SSL): a connection passes the limits first, as
  * a plain socket, and is then handed to a node:tls server that never listens itself
  * (`tlsServer.emit('connection')`), so a flood of handshakes costs no more than a flood of
  * connections. TLS 1.2 is the minimum; the certificate files are reloaded when they change
@@ -31,7 +31,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerTlsConfig, SecurityProtocol } from '../../config/listeners.js';
-import { usesSasl, usesTls } from '../../config/listeners.js';
+import { usesTls } from '../../config/listeners.js';
 import { CloseReason, Connection, type ConnectionIdentity, type RequestHandler } from './connection.js';
 import { clientAddress, ConnectionLimits, RefusalReason } from './connection-limits.js';
 import { RequestBudget } from './request-budget.js';
@@ -48,7 +48,7 @@ export interface KafkaListenerOptions {
 }
 
 export interface KafkaServerOptions {
-  /** At least one; SASL listeners are refused (SASL is not available yet). */
+  /** At least one. SASL listeners: the handler authenticates (broker/kafka/sasl.ts). */
   listeners: readonly KafkaListenerOptions[];
   maxFrameBytes: number;
   /** Received-but-unprocessed bytes allowed per connection before its socket is paused. */
@@ -154,10 +154,6 @@ export class KafkaServer {
    */
   constructor(opts: KafkaServerOptions, handler: RequestHandler) {
     if (opts.listeners.length === 0) throw new Error('KafkaServer needs at least one listener');
-    for (const l of opts.listeners) {
-      // Never serve a SASL listener unauthenticated: refused until SASL is wired in.
-      if (usesSasl(l.securityProtocol)) throw new Error(`listener ${l.name}: security protocol ${l.securityProtocol} needs SASL, which this broker does not support yet`);
-    }
     this.#opts = opts;
     this.#handler = handler;
     this.#budget = new RequestBudget(opts.queuedMaxRequestBytes);
