@@ -19,6 +19,7 @@ import { registerDrMetrics } from './metrics-dr.js';
 import { registerGroupMetrics } from './metrics-groups.js';
 import { registerKafkaMetrics } from './metrics-kafka.js';
 import { registerReplicationMetrics } from './metrics-replication.js';
+import { registerSecurityMetrics } from './metrics-security.js';
 import { registerStorageMetrics } from './metrics-storage.js';
 import { registerTieredMetrics } from './metrics-tiered.js';
 
@@ -48,6 +49,7 @@ export function createBrokerMetrics(broker: Broker, opts: BrokerMetricsOptions =
   registerReplicationMetrics(registry, scrape);
   registerGroupMetrics(registry, scrape);
   const dr = registerDrMetrics(registry, scrape, { perPartition });
+  registerSecurityMetrics(registry, scrape);
   let closed = false;
   return {
     contentType: registry.contentType,
