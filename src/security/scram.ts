@@ -256,8 +256,13 @@ export class ScramServer {
     const channelBinding = decodeBase64(parts[0].slice(2));
     if (channelBinding === undefined) throw this.#malformed('channel binding (c=) is not base64');
     if (!channelBinding.equals(Buffer.from(state.gs2Header, 'utf8'))) throw this.#malformed('channel binding (c=) does not match the GS2 header of the client-first message');
+    // Kafka's server accepts a nonce that ends with the exchange's (ScramSaslServer: endsWith):
+    // librdkafka sends its client nonce again in front of the whole nonce.
     const nonce = Buffer.from(parts[1].slice(2), 'utf8');
-    if (!constantTimeEqual(nonce, Buffer.from(state.nonce, 'utf8'))) throw this.#malformed('nonce (r=) does not match the one of this exchange');
+    const expected = Buffer.from(state.nonce, 'utf8');
+    if (nonce.length < expected.length || !constantTimeEqual(nonce.subarray(nonce.length - expected.length), expected)) {
+      throw this.#malformed('nonce (r=) does not match the one of this exchange');
+    }
     const proof = decodeBase64(text.slice(proofAt + 3));
     if (proof === undefined || proof.length !== scramKeyLength(this.mechanism)) throw this.#malformed('proof (p=) is not base64 of the hash length');
 

@@ -83,8 +83,10 @@ test('ApiVersions v0-v4 list every API with the ranges the clients need', async 
       [ApiKey.IncrementalAlterConfigs, [0, 1]],
       [ApiKey.OffsetDelete, [0, 0]],
       [ApiKey.DescribeCluster, [0, 1]],
-      [ApiKey.SaslHandshake, [1, 1]],
+      [ApiKey.SaslHandshake, [0, 1]],
       [ApiKey.SaslAuthenticate, [0, 2]],
+      [ApiKey.DescribeUserScramCredentials, [0, 0]],
+      [ApiKey.AlterUserScramCredentials, [0, 0]],
     ];
     for (const [key, range] of expected) assert.deepEqual(byKey.get(key), range, `API ${key}`);
     assert.equal(byKey.size, expected.length + 1);

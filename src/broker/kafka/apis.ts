@@ -14,6 +14,7 @@ import { GROUP_APIS } from './groups.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { PRODUCE_APIS } from './produce.js';
 import { SASL_APIS } from './sasl.js';
+import { SCRAM_CREDENTIAL_APIS } from './scram-credentials.js';
 import { TOPIC_APIS } from './topics.js';
 
 const ENTRIES: readonly KafkaApiEntry[] = [
@@ -27,6 +28,7 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...CONFIG_APIS,
   ...CLUSTER_APIS,
   ...SASL_APIS,
+  ...SCRAM_CREDENTIAL_APIS,
 ];
 
 function byKey(entries: readonly KafkaApiEntry[]): ReadonlyMap<number, KafkaApiEntry> {

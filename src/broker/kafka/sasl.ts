@@ -168,6 +168,8 @@ async function authenticate(deps: KafkaApiDeps, ctx: RequestContext, req: SaslAu
 }
 
 export const SASL_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.SaslHandshake, versions: [1, 1], handle: (d, c, req) => handshake(d, c, req) },
+  // Advertised from v0: librdkafka turns SASL on only when the announced range includes v0
+  // (else "SASL Handshake not supported by broker"), then sends v1. A v0 request is refused.
+  { key: ApiKey.SaslHandshake, versions: [1, 1], advertised: [0, 1], handle: (d, c, req) => handshake(d, c, req) },
   { key: ApiKey.SaslAuthenticate, versions: [0, 2], handle: (d, c, req) => authenticate(d, c, req) },
 ];
