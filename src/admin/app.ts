@@ -22,6 +22,7 @@ import { healthRoutes } from './routes/health.js';
 import { replicationRoutes } from './routes/replication.js';
 import { tieredRoutes } from './routes/tiered.js';
 import { topicRoutes } from './routes/topics.js';
+import { userRoutes } from './routes/users.js';
 
 export interface AdminOptions {
   /** null: every call allowed (loopback only; auth.ts). */
@@ -101,6 +102,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     tieredRoutes(r, ctx);
     groupRoutes(r, ctx);
     drRoutes(r, ctx);
+    userRoutes(r, ctx);
   });
 
   const metrics = createBrokerMetrics(broker);

@@ -41,6 +41,9 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   [ErrorCode.DrNotFound]: 404,
   [ErrorCode.TopicReadOnly]: 409,
   [ErrorCode.ReplicationFenced]: 409,
+  [ErrorCode.UnacceptableCredential]: 400,
+  [ErrorCode.UnsupportedSaslMechanism]: 400,
+  [ErrorCode.CredentialNotFound]: 404,
 };
 
 /** What to do next, appended to the domain's message (which says what happened). */
