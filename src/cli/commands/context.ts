@@ -39,6 +39,8 @@ export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
   /** Errors, warnings and progress: for people, never parsed. */
   readonly stderr: NodeJS.WritableStream;
+  /** What a command reads that must not be an argument (`user set`'s password); absent: nothing to read. */
+  readonly stdin?: NodeJS.ReadableStream & { readonly isTTY?: boolean };
 }
 
 export interface CommandContext {

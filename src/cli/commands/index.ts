@@ -1,5 +1,6 @@
 /**
- * The admin subcommands of `meridian` (status, topic, replication, offload, group, region, dr)
+ * The admin subcommands of `meridian` (status, topic, replication, offload, group, region, dr,
+ * user)
  * and the one place their errors become exit codes and stderr lines:
  *
  *   UsageError        2  the message, then where to read the usage
@@ -18,11 +19,12 @@ import { regionCommand } from './region.js';
 import { replicationCommand } from './replication.js';
 import { statusCommand } from './status.js';
 import { topicCommand } from './topic.js';
+import { userCommand } from './user.js';
 
 export { ExitCode, type CliIo } from './context.js';
 
 export const ADMIN_COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand].map((c) => [c.name, c]),
+  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand, userCommand].map((c) => [c.name, c]),
 );
 
 export async function runAdminCommand(name: string, args: string[], io: CliIo): Promise<ExitCode> {
