@@ -85,6 +85,9 @@ test('ApiVersions v0-v4 list every API with the ranges the clients need', async 
       [ApiKey.DescribeCluster, [0, 1]],
       [ApiKey.SaslHandshake, [0, 1]],
       [ApiKey.SaslAuthenticate, [0, 2]],
+      [ApiKey.DescribeAcls, [0, 3]],
+      [ApiKey.CreateAcls, [0, 3]],
+      [ApiKey.DeleteAcls, [0, 3]],
       [ApiKey.DescribeUserScramCredentials, [0, 0]],
       [ApiKey.AlterUserScramCredentials, [0, 0]],
     ];

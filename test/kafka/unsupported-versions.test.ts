@@ -73,14 +73,11 @@ test('unserved versions of several APIs decode as UNSUPPORTED_VERSION and the co
     [['uv', [[0, UNSUPPORTED_VERSION, -1n], [1, UNSUPPORTED_VERSION, -1n]]]],
   );
 
-  // DescribeAcls: an API Meridian does not serve at all; its response has a top-level error and message.
-  const acls = { resourceTypeFilter: 1, resourceNameFilter: null, patternTypeFilter: 3, principalFilter: null, hostFilter: null, operation: 1, permissionType: 1 };
-  for (const v of [1, 3]) {
-    const r = await ask(c, ApiKey.DescribeAcls, v, acls, 'client-a');
-    assert.equal(r.errorCode, UNSUPPORTED_VERSION, `DescribeAcls v${v}`);
-    assert.match(r.errorMessage, new RegExp(`DescribeAcls versions not served, not version ${v}`));
-    assert.deepEqual(r.resources, []);
-  }
+  // ListPartitionReassignments: an API Meridian does not serve at all; its response has a top-level error and message.
+  const reassignments = await ask(c, ApiKey.ListPartitionReassignments, 0, { timeoutMs: 1000, topics: null }, 'client-a');
+  assert.equal(reassignments.errorCode, UNSUPPORTED_VERSION, 'ListPartitionReassignments v0');
+  assert.match(reassignments.errorMessage, /ListPartitionReassignments versions not served, not version 0/);
+  assert.deepEqual(reassignments.topics, []);
 
   // EndTxn (flexible v3, header v2): the top-level error code.
   const endTxn = await ask(c, ApiKey.EndTxn, 3, { transactionalId: 't', producerId: 1n, producerEpoch: 0, committed: true }, 'client-a');

@@ -4,6 +4,7 @@
  * compatibility table.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import { ACL_APIS } from './acls.js';
 import { API_VERSIONS_VERSIONS, handleApiVersions } from './api-versions.js';
 import { CLUSTER_APIS } from './cluster.js';
 import { CONFIG_APIS } from './configs.js';
@@ -28,6 +29,7 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...CONFIG_APIS,
   ...CLUSTER_APIS,
   ...SASL_APIS,
+  ...ACL_APIS,
   ...SCRAM_CREDENTIAL_APIS,
 ];
 

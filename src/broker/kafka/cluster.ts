@@ -8,6 +8,11 @@
  * partitions are reported as Redpanda does: a second "log directory" named by the store's URL
  * (`file://…`, `s3://…`, `gs://…`, `azure://…`) holding each tiered partition's remote
  * bytes, present only while some partition has data there. Its volume sizes are -1 (unknown).
+ *
+ * Authorization (authorize.ts), as Kafka's: DescribeCluster answers everyone (as Metadata
+ * lists the brokers to everyone) and reports the cluster operations the requester may do
+ * when asked; DescribeLogDirs needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED
+ * from v3, which has the field; nothing listed before).
  */
 import fs from 'node:fs';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
@@ -22,26 +27,18 @@ import type {
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import { logDirOf } from './broker-config.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, clusterOperations, mayCluster, OPERATIONS_NOT_PROVIDED, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const CLUSTER_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.DescribeCluster, versions: [0, 1], handle: (d, c, req, v) => handleDescribeCluster(d, req, v, c.listener) },
-  { key: ApiKey.DescribeLogDirs, versions: [0, 4], handle: (d, _c, req) => handleDescribeLogDirs(d, req) },
+  { key: ApiKey.DescribeCluster, versions: [0, 1], handle: (d, c, req, v) => handleDescribeCluster(d, req, v, c.listener, c) },
+  { key: ApiKey.DescribeLogDirs, versions: [0, 4], handle: (d, c, req, v) => handleDescribeLogDirs(d, req, v, c) },
 ];
 
 /** KIP-919's endpoint types: a broker answers for brokers only. */
 const EndpointType = { Broker: 1, Controller: 2 } as const;
 
-/**
- * Kafka's AclEntry.supportedOperations(CLUSTER) as a bit field (CREATE 5, ALTER 7, DESCRIBE 8,
- * CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12): what a
- * broker without an authorizer reports as allowed, and Meridian has no authorizer.
- */
-const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((bits, op) => bits | (1 << op), 0);
-/** "Not asked for" (Kafka's Integer.MIN_VALUE). */
-const OPERATIONS_NOT_ASKED = -2147483648;
-
 /** `listener`: the one the request came in on, whose endpoint is advertised (Kafka's behaviour). */
-export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRequest, version: number, listener?: string): DescribeClusterResponse {
+export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRequest, version: number, listener?: string, who: Requester = UNKNOWN_REQUESTER): DescribeClusterResponse {
   const out: DescribeClusterResponse = {
     throttleTimeMs: 0,
     errorCode: 0,
@@ -50,7 +47,7 @@ export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRe
     clusterId: deps.clusterId,
     controllerId: deps.config.nodeId,
     brokers: [{ brokerId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }],
-    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPERATIONS_NOT_ASKED,
+    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? clusterOperations(deps, who) : OPERATIONS_NOT_PROVIDED,
   };
   // As Kafka's broker: an unknown type is UNSUPPORTED_ENDPOINT_TYPE, the controllers'
   // MISMATCHED_ENDPOINT_TYPE (v0 cannot carry either code: INVALID_REQUEST), and no brokers.
@@ -82,7 +79,13 @@ async function volumeOf(deps: KafkaApiDeps, dir: string): Promise<[bigint, bigin
   }
 }
 
-export async function handleDescribeLogDirs(deps: KafkaApiDeps, req: DescribeLogDirsRequest): Promise<DescribeLogDirsResponse> {
+/** DescribeLogDirs v3 added the top-level error code. */
+const LOG_DIRS_ERROR_FROM = 3;
+
+export async function handleDescribeLogDirs(deps: KafkaApiDeps, req: DescribeLogDirsRequest, version = LOG_DIRS_ERROR_FROM, who: Requester = UNKNOWN_REQUESTER): Promise<DescribeLogDirsResponse> {
+  if (!mayCluster(deps, who, AclOperation.Describe)) {
+    return { throttleTimeMs: 0, errorCode: version >= LOG_DIRS_ERROR_FROM ? kafkaCode('CLUSTER_AUTHORIZATION_FAILED') : 0, results: [] };
+  }
   const wanted: Array<{ name: string; partitions: number[] }> =
     req.topics === null
       ? deps.topics.listTopics().map((t) => ({ name: t.name, partitions: Array.from({ length: t.partitions }, (_, p) => p) }))

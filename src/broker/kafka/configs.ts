@@ -11,6 +11,10 @@
  * name or value Meridian does not have is INVALID_CONFIG naming it, a malformed request
  * (duplicate resource or key, unknown operation, SET without a value, another broker's id,
  * an unsupported resource type) is INVALID_REQUEST. Each resource is answered on its own.
+ *
+ * Authorization (authorize.ts), as Kafka's: describing a topic's configs needs
+ * DESCRIBE_CONFIGS on it, the broker's DESCRIBE_CONFIGS on the cluster; changing them
+ * ALTER_CONFIGS (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED for that resource alone).
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
@@ -28,12 +32,14 @@ import type { KafkaApiDeps } from '../kafka-api.js';
 import { describeBroker } from './broker-config.js';
 import { ConfigResourceType, ConfigSource, ConfigType, type ConfigEntry } from './config-entry.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, denial, may, ResourceType, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
+import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import { AlterOp, applyConfigOp, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 
 export const CONFIG_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.DescribeConfigs, versions: [0, 4], handle: (d, _c, req, v) => handleDescribeConfigs(d, req, v) },
-  { key: ApiKey.AlterConfigs, versions: [0, 2], handle: (d, _c, req) => handleAlterConfigs(d, req) },
-  { key: ApiKey.IncrementalAlterConfigs, versions: [0, 1], handle: (d, _c, req) => handleIncrementalAlterConfigs(d, req) },
+  { key: ApiKey.DescribeConfigs, versions: [0, 4], handle: (d, c, req, v) => handleDescribeConfigs(d, req, v, c) },
+  { key: ApiKey.AlterConfigs, versions: [0, 2], handle: (d, c, req) => handleAlterConfigs(d, req, c) },
+  { key: ApiKey.IncrementalAlterConfigs, versions: [0, 1], handle: (d, c, req) => handleIncrementalAlterConfigs(d, req, c) },
 ];
 
 /** A request Kafka answers INVALID_REQUEST: not a config problem, a malformed ask. */
@@ -63,6 +69,12 @@ function checkBrokerName(deps: KafkaApiDeps, name: string): void {
   if (Number(name) !== deps.config.nodeId) throw new BadRequest(`unexpected broker id ${name}: this broker is ${deps.config.nodeId} (or use "" for the cluster-wide defaults)`);
 }
 
+/** Throws TOPIC_ or CLUSTER_AUTHORIZATION_FAILED unless `who` may `op` on the topic (or, for the broker, the cluster). */
+function requireAccess(deps: KafkaApiDeps, who: Requester, op: AclOperation, resourceType: number, name: string): void {
+  const [type, resource] = resourceType === ConfigResourceType.Topic ? [ResourceType.Topic, name] : [ResourceType.Cluster, CLUSTER_RESOURCE_NAME];
+  if (!may(deps, who, op, type, resource)) throw denial(who, op, type, resource);
+}
+
 function topicOf(deps: KafkaApiDeps, name: string) {
   validateTopicName(name);
   const info = deps.topics.getTopic(name);
@@ -73,17 +85,25 @@ function topicOf(deps: KafkaApiDeps, name: string) {
 // ---------------------------------------------------------------------------------------
 // DescribeConfigs
 
-export function handleDescribeConfigs(deps: KafkaApiDeps, req: DescribeConfigsRequest, version: number): DescribeConfigsResponse {
-  return { throttleTimeMs: 0, results: req.resources.map((r) => describeResource(deps, r, req, version)) };
+export function handleDescribeConfigs(deps: KafkaApiDeps, req: DescribeConfigsRequest, version: number, who: Requester = UNKNOWN_REQUESTER): DescribeConfigsResponse {
+  return { throttleTimeMs: 0, results: req.resources.map((r) => describeResource(deps, who, r, req, version)) };
 }
 
-function describeResource(deps: KafkaApiDeps, r: DescribeConfigsRequestDescribeConfigsResource, req: DescribeConfigsRequest, version: number): DescribeConfigsResponseDescribeConfigsResult {
+function describeResource(
+  deps: KafkaApiDeps,
+  who: Requester,
+  r: DescribeConfigsRequestDescribeConfigsResource,
+  req: DescribeConfigsRequest,
+  version: number,
+): DescribeConfigsResponseDescribeConfigsResult {
   const result = { errorCode: 0, errorMessage: null as string | null, resourceType: r.resourceType, resourceName: r.resourceName, configs: [] as DescribeConfigsResponseDescribeConfigsResult['configs'] };
   try {
     let entries: ConfigEntry[];
     if (r.resourceType === ConfigResourceType.Topic) {
+      requireAccess(deps, who, AclOperation.DescribeConfigs, r.resourceType, r.resourceName);
       entries = describeTopicConfig(topicOf(deps, r.resourceName).config, deps);
     } else if (r.resourceType === ConfigResourceType.Broker) {
+      requireAccess(deps, who, AclOperation.DescribeConfigs, r.resourceType, r.resourceName);
       checkBrokerName(deps, r.resourceName);
       // "" asks for the cluster-wide dynamic defaults, of which Meridian has none.
       entries = r.resourceName === '' ? [] : describeBroker(deps);
@@ -132,7 +152,7 @@ function duplicatesOf(resources: readonly AlterResource[]): Set<string> {
   return dup;
 }
 
-async function alterEach<R extends AlterResource>(deps: KafkaApiDeps, resources: readonly R[], alterTopic: (r: R) => Promise<unknown>): Promise<AlterConfigsResponse> {
+async function alterEach<R extends AlterResource>(deps: KafkaApiDeps, who: Requester, resources: readonly R[], alterTopic: (r: R) => Promise<unknown>): Promise<AlterConfigsResponse> {
   const dup = duplicatesOf(resources);
   const responses: AlterConfigsResponse['responses'] = [];
   for (const r of resources) {
@@ -142,12 +162,14 @@ async function alterEach<R extends AlterResource>(deps: KafkaApiDeps, resources:
       const names = r.configs.map((c) => c.name);
       const twice = names.find((n, i) => names.indexOf(n) !== i);
       if (twice !== undefined) throw new BadRequest(`config ${twice} appears more than once for ${r.resourceName}`);
+      if (r.resourceType !== ConfigResourceType.Topic && r.resourceType !== ConfigResourceType.Broker) throw unsupportedType(r.resourceType);
+      requireAccess(deps, who, AclOperation.AlterConfigs, r.resourceType, r.resourceName);
       if (r.resourceType === ConfigResourceType.Topic) {
         validateTopicName(r.resourceName);
         await alterTopic(r);
+      } else {
+        alterBroker(deps, r);
       }
-      else if (r.resourceType === ConfigResourceType.Broker) alterBroker(deps, r);
-      else throw unsupportedType(r.resourceType);
     } catch (err) {
       outcome = outcomeOf(err);
     }
@@ -184,16 +206,16 @@ function checkTransition(deps: KafkaApiDeps, topic: string, before: TopicConfig,
   return after;
 }
 
-export function handleAlterConfigs(deps: KafkaApiDeps, req: AlterConfigsRequest): Promise<AlterConfigsResponse> {
+export function handleAlterConfigs(deps: KafkaApiDeps, req: AlterConfigsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<AlterConfigsResponse> {
   // AlterConfigs replaces the topic's whole set of overrides, as Kafka's does: a config
   // left out of the request goes back to the broker's value.
-  return alterEach(deps, req.resources, (r) =>
+  return alterEach(deps, who, req.resources, (r) =>
     deps.topics.updateTopicConfig(r.resourceName, (info) => checkTransition(deps, info.name, info.config, topicConfigFrom(r.configs)), { validateOnly: req.validateOnly }),
   );
 }
 
-export async function handleIncrementalAlterConfigs(deps: KafkaApiDeps, req: IncrementalAlterConfigsRequest): Promise<IncrementalAlterConfigsResponse> {
-  return alterEach(deps, req.resources, (r) => {
+export async function handleIncrementalAlterConfigs(deps: KafkaApiDeps, req: IncrementalAlterConfigsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<IncrementalAlterConfigsResponse> {
+  return alterEach(deps, who, req.resources, (r) => {
     for (const c of r.configs) {
       if (c.configOperation < AlterOp.Set || c.configOperation > AlterOp.Subtract) {
         throw new BadRequest(`config ${c.name}: unknown operation ${c.configOperation} (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)`);

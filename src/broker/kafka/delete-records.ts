@@ -7,24 +7,29 @@
  * deleted (locally at once, through the retention guards; in the object store at the next
  * tiered-retention pass); the start survives a restart (PartitionLog.deleteRecordsBefore).
  * The answer's low watermark is the partition's log start afterwards. `timeoutMs` has
- * nothing to wait for: there are no followers.
+ * nothing to wait for: there are no followers. A topic the requester may not DELETE is
+ * TOPIC_AUTHORIZATION_FAILED for each of its partitions (authorize.ts).
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { DeleteRecordsRequest, DeleteRecordsResponse } from '../../protocol/kafka/messages/delete-records.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, deniedTopics, enforcing, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
-export const DELETE_RECORDS_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.DeleteRecords, versions: [0, 2], handle: (d, _c, req) => handleDeleteRecords(d, req) }];
+export const DELETE_RECORDS_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.DeleteRecords, versions: [0, 2], handle: (d, c, req) => handleDeleteRecords(d, req, c) }];
 
 const HIGH_WATERMARK = -1n;
 
-export async function handleDeleteRecords(deps: KafkaApiDeps, req: DeleteRecordsRequest): Promise<DeleteRecordsResponse> {
+export async function handleDeleteRecords(deps: KafkaApiDeps, req: DeleteRecordsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<DeleteRecordsResponse> {
+  const sec = enforcing(deps);
+  const denied = sec === null ? null : deniedTopics(sec, who, AclOperation.Delete, req.topics.map((t) => t.name));
   const topics = await Promise.all(
     req.topics.map(async (t) => ({
       name: t.name,
       partitions: await Promise.all(
         t.partitions.map(async (p) => {
+          if (denied?.has(t.name)) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED') };
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION') };
           try {

@@ -18,6 +18,10 @@
  * incremental fetch (epoch > 0) names a session this broker never gave out:
  * FETCH_SESSION_ID_NOT_FOUND, as Kafka's FetchManager answers for an unknown session, and
  * the client falls back to a full fetch.
+ *
+ * Authorization (authorize.ts): Fetch needs READ on each topic, ListOffsets and
+ * OffsetForLeaderEpoch DESCRIBE; a denied topic's partitions get TOPIC_AUTHORIZATION_FAILED
+ * and are not read.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
@@ -30,11 +34,12 @@ import { fetchPartitions, type FetchPartitionRequest, type FetchPartitionResult 
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { handleOffsetForLeaderEpoch } from './offset-for-leader-epoch.js';
+import { AclOperation, deniedTopics, enforcing, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const FETCH_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.Fetch, versions: [4, 17], handle: (d, c, req, v) => handleFetch(d, c, req, v) },
-  { key: ApiKey.ListOffsets, versions: [1, 9], handle: (d, _c, req) => handleListOffsets(d, req) },
-  { key: ApiKey.OffsetForLeaderEpoch, versions: [0, 4], handle: (d, _c, req) => handleOffsetForLeaderEpoch(d, req) },
+  { key: ApiKey.ListOffsets, versions: [1, 9], handle: (d, c, req) => handleListOffsets(d, req, c) },
+  { key: ApiKey.OffsetForLeaderEpoch, versions: [0, 4], handle: (d, c, req) => handleOffsetForLeaderEpoch(d, req, c) },
 ];
 
 /** ListOffsets' special timestamps (ListOffsetsRequest.java). */
@@ -61,9 +66,11 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     if (version < TOPIC_IDS_FROM) return { name: t.topic, id: ZERO_UUID, partitions: t.partitions };
     return { name: deps.topics.getTopicById(t.topicId)?.name ?? null, id: t.topicId, partitions: t.partitions };
   });
+  const sec = enforcing(deps);
+  const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Read, topics.flatMap((t) => (t.name === null ? [] : [t.name])));
   const wanted: FetchPartitionRequest[] = [];
   for (const t of topics) {
-    if (t.name === null) continue;
+    if (t.name === null || denied?.has(t.name)) continue;
     for (const p of t.partitions) wanted.push({ topic: t.name, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
   }
   const pool = deps.readBuffers;
@@ -84,7 +91,11 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     responses: topics.map((t) => ({
       topic: t.name ?? '',
       topicId: t.id,
-      partitions: t.partitions.map((p) => (t.name === null ? unknownTopicId(p.partition) : partitionData(results[i++]))),
+      partitions: t.partitions.map((p) => {
+        if (t.name === null) return unknownTopicId(p.partition);
+        if (denied?.has(t.name)) return unauthorized(p.partition);
+        return partitionData(results[i++]);
+      }),
     })),
     nodeEndpoints: [],
   };
@@ -110,13 +121,23 @@ function unknownTopicId(partition: number): FetchResponsePartitionData {
   return partitionData({ topic: '', partition, errorCode: kafkaCode('UNKNOWN_TOPIC_ID'), highWatermark: -1n, logStartOffset: -1n, records: null });
 }
 
-export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequest): Promise<ListOffsetsResponse> {
+/** A denied topic's partition: empty records, as Kafka answers (librdkafka cannot parse null ones at v11). */
+function unauthorized(partition: number): FetchResponsePartitionData {
+  return partitionData({ topic: '', partition, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED'), highWatermark: -1n, logStartOffset: -1n, records: NO_RECORDS });
+}
+
+const NO_RECORDS = Buffer.alloc(0);
+
+export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<ListOffsetsResponse> {
+  const sec = enforcing(deps);
+  const denied = sec === null ? null : deniedTopics(sec, who, AclOperation.Describe, req.topics.map((t) => t.name));
   const topics = await Promise.all(
     req.topics.map(async (t) => ({
       name: t.name,
       partitions: await Promise.all(
         t.partitions.map(async (p) => {
           const base = { partitionIndex: p.partitionIndex, oldStyleOffsets: [] as bigint[], leaderEpoch: -1 };
+          if (denied?.has(t.name)) return { ...base, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED'), timestamp: -1n, offset: -1n };
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
           try {

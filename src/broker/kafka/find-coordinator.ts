@@ -3,16 +3,19 @@
  * region), so every group key is answered with this broker. v4+ batches keys
  * (coordinatorKeys, one answer each); v0-v3 carry one key. Transaction keys (keyType 1) get
  * the transactions-unsupported error with its message (transactions-unsupported.ts);
- * any other key type is INVALID_REQUEST, as Kafka answers.
+ * any other key type is INVALID_REQUEST, as Kafka answers. A group key needs DESCRIBE on the
+ * group (GROUP_AUTHORIZATION_FAILED), a transaction key DESCRIBE on the transactional id
+ * (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as in Kafka (authorize.ts).
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
-import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
+import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../../protocol/kafka/messages/find-coordinator.js';
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, denial, may, ResourceType, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
 
-export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, c, req, v) => handleFindCoordinator(d, req, v, c.header.clientId, c.listener) }];
+export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [{ key: ApiKey.FindCoordinator, versions: [0, 6], handle: (d, c, req, v) => handleFindCoordinator(d, req, v, c.header.clientId, c.listener, c) }];
 
 const KeyType = { group: 0, transaction: 1 } as const;
 
@@ -25,10 +28,22 @@ interface Answer {
 }
 
 /** `listener`: the one the request came in on, whose endpoint is the coordinator's address. */
-export function handleFindCoordinator(deps: KafkaApiDeps, req: FindCoordinatorRequest, version: number, clientId: string | null = null, listener?: string): FindCoordinatorResponse {
+export function handleFindCoordinator(
+  deps: KafkaApiDeps,
+  req: FindCoordinatorRequest,
+  version: number,
+  clientId: string | null = null,
+  listener?: string,
+  who: Requester = UNKNOWN_REQUESTER,
+): FindCoordinatorResponse {
   const answer = (key: string): Answer => {
-    if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), errorCode: 0, errorMessage: null };
     const none = { nodeId: -1, host: '', port: -1 };
+    const resource = req.keyType === KeyType.group ? ResourceType.Group : req.keyType === KeyType.transaction ? ResourceType.TransactionalId : null;
+    if (resource !== null && !may(deps, who, AclOperation.Describe, resource, key)) {
+      const e = toKafkaError(denial(who, AclOperation.Describe, resource, key));
+      return { ...none, errorCode: e.code, errorMessage: e.message };
+    }
+    if (req.keyType === KeyType.group) return { nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), errorCode: 0, errorMessage: null };
     if (req.keyType === KeyType.transaction) {
       logTransactionalRefusal(deps.logger, 'FindCoordinator', clientId, key);
       return { ...none, errorCode: TRANSACTIONS_UNSUPPORTED_CODE, errorMessage: transactionsUnsupportedMessage(key) };

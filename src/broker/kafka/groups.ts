@@ -7,6 +7,15 @@
  * error codes, through the one mapping (kafkaErrorCodeOf). MEMBER_ID_REQUIRED is the one
  * Kafka code a group handler writes itself: it is JoinGroup v4+'s first round trip, not an
  * error, and the coordinator's result says so as `memberIdRequired`.
+ *
+ * Authorization (authorize.ts), as Kafka's KafkaApis: JoinGroup, SyncGroup, Heartbeat and
+ * LeaveGroup need READ on the group; OffsetCommit READ on the group and on each topic;
+ * OffsetFetch and DescribeGroups DESCRIBE on the group (OffsetFetch leaves out, or answers
+ * TOPIC_AUTHORIZATION_FAILED for, topics the requester may not DESCRIBE); DeleteGroups DELETE
+ * on each group; OffsetDelete DELETE on the group and READ on each topic; ListGroups lists
+ * every group to who may DESCRIBE the cluster, else the groups the requester may DESCRIBE.
+ * A denied group is GROUP_AUTHORIZATION_FAILED, a denied topic's partitions
+ * TOPIC_AUTHORIZATION_FAILED; the coordinator never sees either.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
@@ -24,7 +33,9 @@ import type { OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup 
 import type { SyncGroupRequest, SyncGroupResponse } from '../../protocol/kafka/messages/sync-group.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { OffsetFetchResult } from '../groups/group-api.js';
+import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, authorizedOperations, denial, may, ResourceType, sees, SUPPORTED_OPERATIONS, UNKNOWN_REQUESTER, OPERATIONS_NOT_PROVIDED, type Requester } from './authorize.js';
 
 /**
  * Every version of Kafka's schema, from 0 (librdkafka enables its balanced consumer only if
@@ -32,25 +43,34 @@ import type { KafkaApiEntry } from './kafka-api-entry.js';
  */
 export const GROUP_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.JoinGroup, versions: [0, 9], handle: (d, c, req, v) => handleJoinGroup(d, c, req, v) },
-  { key: ApiKey.SyncGroup, versions: [0, 5], handle: (d, _c, req) => handleSyncGroup(d, req) },
-  { key: ApiKey.Heartbeat, versions: [0, 4], handle: (d, _c, req) => handleHeartbeat(d, req) },
-  { key: ApiKey.LeaveGroup, versions: [0, 5], handle: (d, _c, req, v) => handleLeaveGroup(d, req, v) },
-  { key: ApiKey.OffsetCommit, versions: [0, 9], handle: (d, _c, req, v) => handleOffsetCommit(d, req, v) },
-  { key: ApiKey.OffsetFetch, versions: [0, 9], handle: (d, _c, req, v) => handleOffsetFetch(d, req, v) },
-  { key: ApiKey.DescribeGroups, versions: [0, 5], handle: (d, _c, req) => handleDescribeGroups(d, req) },
-  { key: ApiKey.ListGroups, versions: [0, 5], handle: (d, _c, req) => handleListGroups(d, req) },
-  { key: ApiKey.DeleteGroups, versions: [0, 2], handle: (d, _c, req) => handleDeleteGroups(d, req) },
-  { key: ApiKey.OffsetDelete, versions: [0, 0], handle: (d, _c, req) => handleOffsetDelete(d, req) },
+  { key: ApiKey.SyncGroup, versions: [0, 5], handle: (d, c, req) => handleSyncGroup(d, req, c) },
+  { key: ApiKey.Heartbeat, versions: [0, 4], handle: (d, c, req) => handleHeartbeat(d, req, c) },
+  { key: ApiKey.LeaveGroup, versions: [0, 5], handle: (d, c, req, v) => handleLeaveGroup(d, req, v, c) },
+  { key: ApiKey.OffsetCommit, versions: [0, 9], handle: (d, c, req, v) => handleOffsetCommit(d, req, v, c) },
+  { key: ApiKey.OffsetFetch, versions: [0, 9], handle: (d, c, req, v) => handleOffsetFetch(d, req, v, c) },
+  { key: ApiKey.DescribeGroups, versions: [0, 5], handle: (d, c, req) => handleDescribeGroups(d, req, c) },
+  { key: ApiKey.ListGroups, versions: [0, 5], handle: (d, c, req) => handleListGroups(d, req, c) },
+  { key: ApiKey.DeleteGroups, versions: [0, 2], handle: (d, c, req) => handleDeleteGroups(d, req, c) },
+  { key: ApiKey.OffsetDelete, versions: [0, 0], handle: (d, c, req) => handleOffsetDelete(d, req, c) },
 ];
 
-/** DescribeGroups v3+ with includeAuthorizedOperations: without an authorizer every group operation is allowed (READ, DELETE, DESCRIBE, as Kafka's AclOperation codes). */
-const ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8);
-/** Kafka's "not requested" value of authorizedOperations. */
-const OPERATIONS_OMITTED = -2147483648;
+/** The error of a group request the requester may not make: null when allowed. */
+function groupDenied(deps: KafkaApiDeps, who: Requester, op: AclOperation, groupId: string): MeridianError | null {
+  return may(deps, who, op, ResourceType.Group, groupId) ? null : denial(who, op, ResourceType.Group, groupId);
+}
+
+/** The error of a topic the requester may not `op` on: null when allowed. */
+function topicDenied(deps: KafkaApiDeps, who: Requester, op: AclOperation, topic: string): MeridianError | null {
+  return may(deps, who, op, ResourceType.Topic, topic) ? null : denial(who, op, ResourceType.Topic, topic);
+}
 /** The type of every group here (ListGroups v5, KIP-848: the classic protocol's groups are "classic"). */
 const CLASSIC = 'classic';
 
 export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, req: JoinGroupRequest, version: number): Promise<JoinGroupResponse> {
+  const denied = groupDenied(deps, ctx, AclOperation.Read, req.groupId);
+  if (denied !== null) {
+    return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied), generationId: -1, protocolType: null, protocolName: '', leader: '', skipAssignment: false, memberId: '', members: [] };
+  }
   const r = await deps.groups.joinGroup({
     groupId: req.groupId,
     memberId: req.memberId,
@@ -79,7 +99,9 @@ export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, r
   };
 }
 
-export async function handleSyncGroup(deps: KafkaApiDeps, req: SyncGroupRequest): Promise<SyncGroupResponse> {
+export async function handleSyncGroup(deps: KafkaApiDeps, req: SyncGroupRequest, who: Requester = UNKNOWN_REQUESTER): Promise<SyncGroupResponse> {
+  const denied = groupDenied(deps, who, AclOperation.Read, req.groupId);
+  if (denied !== null) return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied), protocolType: null, protocolName: null, assignment: Buffer.alloc(0) };
   const r = await deps.groups.syncGroup({
     groupId: req.groupId,
     generationId: req.generationId,
@@ -92,12 +114,16 @@ export async function handleSyncGroup(deps: KafkaApiDeps, req: SyncGroupRequest)
   return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(r.error), protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
 }
 
-export function handleHeartbeat(deps: KafkaApiDeps, req: HeartbeatRequest): HeartbeatResponse {
+export function handleHeartbeat(deps: KafkaApiDeps, req: HeartbeatRequest, who: Requester = UNKNOWN_REQUESTER): HeartbeatResponse {
+  const denied = groupDenied(deps, who, AclOperation.Read, req.groupId);
+  if (denied !== null) return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied) };
   const r = deps.groups.heartbeat({ groupId: req.groupId, generationId: req.generationId, memberId: req.memberId, groupInstanceId: req.groupInstanceId });
   return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(r.error) };
 }
 
-export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, version: number): LeaveGroupResponse {
+export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, version: number, who: Requester = UNKNOWN_REQUESTER): LeaveGroupResponse {
+  const denied = groupDenied(deps, who, AclOperation.Read, req.groupId);
+  if (denied !== null) return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied), members: [] };
   const leaving = version >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, reason: m.reason })) : [{ memberId: req.memberId, groupInstanceId: null }];
   const r = deps.groups.leaveGroup({ groupId: req.groupId, members: leaving });
   // v0-2 have one member and only the top-level error.
@@ -121,14 +147,19 @@ export function handleLeaveGroup(deps: KafkaApiDeps, req: LeaveGroupRequest, ver
  *   (ILLEGAL_GENERATION before v9, which Kafka keeps for older clients).
  * `version` is the request's; left out, the commit is answered as v2-8 answer it.
  */
-export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest, version?: number): Promise<OffsetCommitResponse> {
+export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRequest, version?: number, who: Requester = UNKNOWN_REQUESTER): Promise<OffsetCommitResponse> {
+  const everyPartition = (t: OffsetCommitRequest['topics'][number], error: MeridianError) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(error) })) });
+  const groupError = groupDenied(deps, who, AclOperation.Read, req.groupId);
+  if (groupError !== null) return { throttleTimeMs: 0, topics: req.topics.map((t) => everyPartition(t, groupError)) };
+  const topicErrors = req.topics.map((t) => topicDenied(deps, who, AclOperation.Read, t.name));
+  const allowed = req.topics.filter((_, i) => topicErrors[i] === null);
   const r = await deps.groups.commitOffsets({
     groupId: req.groupId,
     generationIdOrMemberEpoch: req.generationIdOrMemberEpoch,
     memberId: req.memberId,
     groupInstanceId: req.groupInstanceId,
     unknownGroupIsNotFound: version !== undefined && version >= 9,
-    topics: req.topics.map((t) => ({
+    topics: allowed.map((t) => ({
       name: t.name,
       partitions: t.partitions.map((p) => ({
         partitionIndex: p.partitionIndex,
@@ -139,7 +170,17 @@ export async function handleOffsetCommit(deps: KafkaApiDeps, req: OffsetCommitRe
       })),
     })),
   });
-  return { throttleTimeMs: 0, topics: r.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(p.error) })) })) };
+  // The coordinator answers the allowed topics in request order; the denied ones keep their place.
+  let next = 0;
+  return {
+    throttleTimeMs: 0,
+    topics: req.topics.map((t, i) => {
+      const error = topicErrors[i];
+      if (error !== null) return everyPartition(t, error);
+      const c = r.topics[next++];
+      return { name: c.name, partitions: c.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: kafkaErrorCodeOf(p.error) })) };
+    }),
+  };
 }
 
 /**
@@ -160,11 +201,11 @@ function commitTimeOf(timestamp: bigint): number {
  * transactions every committed offset is stable. v9's member id and epoch are KIP-848's;
  * Kafka does not check them for a classic group, nor does Meridian.
  */
-export async function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number): Promise<OffsetFetchResponse> {
+export async function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequest, version: number, who: Requester = UNKNOWN_REQUESTER): Promise<OffsetFetchResponse> {
   if (version >= 8) {
-    return { throttleTimeMs: 0, topics: [], errorCode: 0, groups: await Promise.all(req.groups.map((g) => fetchGroupOffsets(deps, g.groupId, g.topics))) };
+    return { throttleTimeMs: 0, topics: [], errorCode: 0, groups: await Promise.all(req.groups.map((g) => fetchGroupOffsets(deps, who, g.groupId, g.topics))) };
   }
-  const r = await translated(deps, req.groupId, deps.groups.fetchOffsets({ groupId: req.groupId, topics: version >= 2 ? req.topics : (req.topics ?? []) }));
+  const { result: r, denied } = await fetchAuthorized(deps, who, req.groupId, version >= 2 ? req.topics : (req.topics ?? []));
   // v0-1: the error goes into every partition asked for.
   const topics = r.error !== null && version < 2 ? (req.topics ?? []).map((t) => ({ name: t.name, partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' })) })) : r.topics;
   const partitionError = version < 2 ? kafkaErrorCodeOf(r.error) : 0;
@@ -179,7 +220,7 @@ export async function handleOffsetFetch(deps: KafkaApiDeps, req: OffsetFetchRequ
         metadata: p.metadata,
         errorCode: partitionError, // a fetch fails whole or not at all (OffsetFetchResult.error)
       })),
-    })),
+    })).concat(denied),
     errorCode: version >= 2 ? kafkaErrorCodeOf(r.error) : 0,
     groups: [],
   };
@@ -195,15 +236,45 @@ async function translated(deps: KafkaApiDeps, groupId: string, r: OffsetFetchRes
   return { ...r, topics: await deps.dr.adjustFetched(groupId, r.topics) };
 }
 
-async function fetchGroupOffsets(deps: KafkaApiDeps, groupId: string, topics: OffsetFetchRequest['groups'][number]['topics']): Promise<OffsetFetchResponseGroup> {
-  const r = await translated(deps, groupId, deps.groups.fetchOffsets({ groupId, topics }));
+type UnauthorizedTopic = { name: string; partitions: Array<{ partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number; metadata: string; errorCode: number }> };
+
+/**
+ * The group's committed offsets as the requester may read them (Kafka's KafkaApis): a group
+ * it may not DESCRIBE fails whole (GROUP_AUTHORIZATION_FAILED); of every topic (null) those it
+ * may not DESCRIBE are left out; a topic it names and may not DESCRIBE is answered apart,
+ * each partition TOPIC_AUTHORIZATION_FAILED, and the coordinator is not asked for it.
+ */
+async function fetchAuthorized(
+  deps: KafkaApiDeps,
+  who: Requester,
+  groupId: string,
+  topics: ReadonlyArray<{ name: string; partitionIndexes: readonly number[] }> | null,
+): Promise<{ result: OffsetFetchResult; denied: UnauthorizedTopic[] }> {
+  const groupError = groupDenied(deps, who, AclOperation.Describe, groupId);
+  if (groupError !== null) return { result: { error: groupError, topics: [] }, denied: [] };
+  if (topics === null) {
+    const r = await translated(deps, groupId, deps.groups.fetchOffsets({ groupId, topics: null }));
+    return { result: { ...r, topics: r.topics.filter((t) => sees(deps, who, AclOperation.Describe, ResourceType.Topic, t.name)) }, denied: [] };
+  }
+  const refused = topics.map((t) => topicDenied(deps, who, AclOperation.Describe, t.name));
+  const r = await translated(deps, groupId, deps.groups.fetchOffsets({ groupId, topics: topics.filter((_, i) => refused[i] === null) }));
+  const denied = topics.flatMap((t, i) => {
+    const error = refused[i];
+    if (error === null) return [];
+    return [{ name: t.name, partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '', errorCode: kafkaErrorCodeOf(error) })) }];
+  });
+  return { result: r, denied };
+}
+
+async function fetchGroupOffsets(deps: KafkaApiDeps, who: Requester, groupId: string, topics: OffsetFetchRequest['groups'][number]['topics']): Promise<OffsetFetchResponseGroup> {
+  const { result: r, denied } = await fetchAuthorized(deps, who, groupId, topics);
   return {
     groupId,
     errorCode: kafkaErrorCodeOf(r.error),
     topics: r.topics.map((t) => ({
       name: t.name,
       partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, committedOffset: p.committedOffset, committedLeaderEpoch: p.committedLeaderEpoch, metadata: p.metadata, errorCode: 0 })),
-    })),
+    })).concat(denied),
   };
 }
 
@@ -212,12 +283,20 @@ async function fetchGroupOffsets(deps: KafkaApiDeps, groupId: string, topics: Of
  * before the coordinator is asked, as in Kafka's KafkaApis; the coordinator decides the rest
  * (group missing, active and subscribed: GroupCoordinator.deleteOffsets).
  */
-export async function handleOffsetDelete(deps: KafkaApiDeps, req: OffsetDeleteRequest): Promise<OffsetDeleteResponse> {
+export async function handleOffsetDelete(deps: KafkaApiDeps, req: OffsetDeleteRequest, who: Requester = UNKNOWN_REQUESTER): Promise<OffsetDeleteResponse> {
+  const groupError = groupDenied(deps, who, AclOperation.Delete, req.groupId);
+  if (groupError !== null) return { errorCode: kafkaErrorCodeOf(groupError), throttleTimeMs: 0, topics: [] };
+  const refused = new Map<string, MeridianError>();
+  for (const t of req.topics) {
+    const error = refused.has(t.name) ? null : topicDenied(deps, who, AclOperation.Read, t.name);
+    if (error !== null) refused.set(t.name, error);
+  }
   const exists = (topic: string, partition: number): boolean => {
     const info = deps.topics.getTopic(topic);
     return info !== undefined && partition >= 0 && partition < info.partitions;
   };
   const known = req.topics
+    .filter((t) => !refused.has(t.name))
     .map((t) => ({ name: t.name, partitionIndexes: t.partitions.map((p) => p.partitionIndex).filter((p) => exists(t.name, p)) }))
     .filter((t) => t.partitionIndexes.length > 0);
   const r = await deps.groups.deleteOffsets({ groupId: req.groupId, topics: known });
@@ -228,7 +307,10 @@ export async function handleOffsetDelete(deps: KafkaApiDeps, req: OffsetDeleteRe
     throttleTimeMs: 0,
     topics: req.topics.map((t) => ({
       name: t.name,
-      partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: answered.get(t.name)?.get(p.partitionIndex) ?? kafkaErrorCodeOf(unknownTopic(t.name, p.partitionIndex)) })),
+      partitions: t.partitions.map((p) => ({
+        partitionIndex: p.partitionIndex,
+        errorCode: answered.get(t.name)?.get(p.partitionIndex) ?? kafkaErrorCodeOf(refused.get(t.name) ?? unknownTopic(t.name, p.partitionIndex)),
+      })),
     })),
   };
 }
@@ -238,39 +320,53 @@ function unknownTopic(topic: string, partition: number): MeridianError {
 }
 
 /** DeleteGroups v0-2: one result per group named (GroupCoordinator.deleteGroups). */
-export async function handleDeleteGroups(deps: KafkaApiDeps, req: DeleteGroupsRequest): Promise<DeleteGroupsResponse> {
-  const results = await deps.groups.deleteGroups(req.groupsNames);
-  return { throttleTimeMs: 0, results: results.map((g) => ({ groupId: g.groupId, errorCode: kafkaErrorCodeOf(g.error) })) };
+export async function handleDeleteGroups(deps: KafkaApiDeps, req: DeleteGroupsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<DeleteGroupsResponse> {
+  const refused = req.groupsNames.map((g) => groupDenied(deps, who, AclOperation.Delete, g));
+  const deleted = await deps.groups.deleteGroups(req.groupsNames.filter((_, i) => refused[i] === null));
+  const errors = new Map(deleted.map((g) => [g.groupId, g.error]));
+  return { throttleTimeMs: 0, results: req.groupsNames.map((groupId, i) => ({ groupId, errorCode: kafkaErrorCodeOf(refused[i] ?? errors.get(groupId) ?? null) })) };
 }
 
-export function handleDescribeGroups(deps: KafkaApiDeps, req: DescribeGroupsRequest): DescribeGroupsResponse {
+export function handleDescribeGroups(deps: KafkaApiDeps, req: DescribeGroupsRequest, who: Requester = UNKNOWN_REQUESTER): DescribeGroupsResponse {
+  const refused = req.groups.map((g) => groupDenied(deps, who, AclOperation.Describe, g));
+  const described = deps.groups.describeGroups(req.groups.filter((_, i) => refused[i] === null));
+  const operations = (groupId: string) => (req.includeAuthorizedOperations ? authorizedOperations(deps, who, ResourceType.Group, groupId, SUPPORTED_OPERATIONS.group) : OPERATIONS_NOT_PROVIDED);
+  let next = 0;
   return {
     throttleTimeMs: 0,
-    groups: deps.groups.describeGroups(req.groups).map((g) => ({
-      errorCode: kafkaErrorCodeOf(g.error),
-      groupId: g.groupId,
-      groupState: g.groupState,
-      protocolType: g.protocolType,
-      protocolData: g.protocolData,
-      members: g.members.map((m) => ({
-        memberId: m.memberId,
-        groupInstanceId: m.groupInstanceId,
-        clientId: m.clientId,
-        clientHost: m.clientHost,
-        memberMetadata: m.memberMetadata,
-        memberAssignment: m.memberAssignment,
-      })),
-      authorizedOperations: req.includeAuthorizedOperations ? ALL_GROUP_OPERATIONS : OPERATIONS_OMITTED,
-    })),
+    groups: req.groups.map((groupId, i) => {
+      const error = refused[i];
+      if (error !== null) return { errorCode: kafkaErrorCodeOf(error), groupId, groupState: '', protocolType: '', protocolData: '', members: [], authorizedOperations: OPERATIONS_NOT_PROVIDED };
+      const g = described[next++];
+      return {
+        errorCode: kafkaErrorCodeOf(g.error),
+        groupId: g.groupId,
+        groupState: g.groupState,
+        protocolType: g.protocolType,
+        protocolData: g.protocolData,
+        members: g.members.map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          memberMetadata: m.memberMetadata,
+          memberAssignment: m.memberAssignment,
+        })),
+        authorizedOperations: operations(g.groupId),
+      };
+    }),
   };
 }
 
 /**
  * ListGroups v0-5. v4's states filter and v5's types filter keep the groups whose state
  * (type) is one of those named, compared case-insensitively as Kafka 4's coordinator does;
- * an empty filter keeps all. Every group here is a classic group.
+ * an empty filter keeps all. Every group here is a classic group. Who may not DESCRIBE the
+ * cluster sees only the groups it may DESCRIBE.
  */
-export function handleListGroups(deps: KafkaApiDeps, req: ListGroupsRequest): ListGroupsResponse {
+export function handleListGroups(deps: KafkaApiDeps, req: ListGroupsRequest, who: Requester = UNKNOWN_REQUESTER): ListGroupsResponse {
+  const everyGroup = sees(deps, who, AclOperation.Describe, ResourceType.Cluster, CLUSTER_RESOURCE_NAME);
+  const visible = (groupId: string): boolean => everyGroup || sees(deps, who, AclOperation.Describe, ResourceType.Group, groupId);
   const states = new Set(req.statesFilter.map((s) => s.trim().toLowerCase()));
   const types = new Set(req.typesFilter.map((t) => t.trim().toLowerCase()));
   const kept = (state: string): boolean => (states.size === 0 || states.has(state.toLowerCase())) && (types.size === 0 || types.has(CLASSIC));
@@ -279,7 +375,7 @@ export function handleListGroups(deps: KafkaApiDeps, req: ListGroupsRequest): Li
     errorCode: 0,
     groups: deps.groups
       .listGroups()
-      .filter((g) => kept(g.groupState))
+      .filter((g) => kept(g.groupState) && visible(g.groupId))
       .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.groupState, groupType: CLASSIC })),
   };
 }

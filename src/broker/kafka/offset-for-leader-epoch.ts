@@ -15,21 +15,26 @@
  *   answers a bootstrapping follower;
  * - `currentLeaderEpoch` (v2+) fences as Kafka does: above 0 is UNKNOWN_LEADER_EPOCH (the
  *   client saw a newer leader than this one), -1 and 0 pass.
+ * A topic the requester may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED (authorize.ts).
  */
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
 import type { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from '../../protocol/kafka/messages/offset-for-leader-epoch.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
+import { AclOperation, deniedTopics, enforcing, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 const LEADER_EPOCH = 0;
 const UNDEFINED_EPOCH = -1;
 
-export function handleOffsetForLeaderEpoch(deps: KafkaApiDeps, req: OffsetForLeaderEpochRequest): OffsetForLeaderEpochResponse {
+export function handleOffsetForLeaderEpoch(deps: KafkaApiDeps, req: OffsetForLeaderEpochRequest, who: Requester = UNKNOWN_REQUESTER): OffsetForLeaderEpochResponse {
+  const sec = enforcing(deps);
+  const denied = sec === null ? null : deniedTopics(sec, who, AclOperation.Describe, req.topics.map((t) => t.topic));
   return {
     throttleTimeMs: 0,
     topics: req.topics.map((t) => ({
       topic: t.topic,
       partitions: t.partitions.map((p) => {
         const undefinedEpoch = { partition: p.partition, leaderEpoch: UNDEFINED_EPOCH, endOffset: -1n };
+        if (denied?.has(t.topic)) return { ...undefinedEpoch, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED') };
         const log = deps.topics.partition(t.topic, p.partition);
         if (log === undefined) return { ...undefinedEpoch, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION') };
         if (p.currentLeaderEpoch > LEADER_EPOCH) return { ...undefinedEpoch, errorCode: kafkaCode('UNKNOWN_LEADER_EPOCH') };

@@ -5,6 +5,12 @@
  * crash); -1 → answered once fdatasync'd in flush mode `fsync` (group commit), or once
  * written in mode `interval`. Partitions of one request are appended concurrently, so they
  * share the log's group commit.
+ *
+ * Authorization (authorize.ts), as Kafka's KafkaApis: Produce needs WRITE on each topic (a
+ * denied topic's partitions get TOPIC_AUTHORIZATION_FAILED, the others are appended) and,
+ * with a transactional id, WRITE on it; InitProducerId of an idempotent producer needs
+ * IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), else
+ * CLUSTER_AUTHORIZATION_FAILED.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
@@ -15,6 +21,7 @@ import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUns
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { AclOperation, deniedTopics, denial, enforcing, may, mayOnAny, ResourceType, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 /**
  * Produce is served from v3 (RecordBatch) but *advertised* from v0: librdkafka 2.0.2 uses
@@ -29,30 +36,28 @@ import type { KafkaApiEntry } from './kafka-api-entry.js';
  */
 export const PRODUCE_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.Produce, versions: [3, 11], advertised: [0, 11], handle: (d, c, req) => handleProduce(d, c, req) },
-  { key: ApiKey.InitProducerId, versions: [0, 5], handle: (d, c, req) => handleInitProducerId(d, req, c.header.clientId) },
+  { key: ApiKey.InitProducerId, versions: [0, 5], handle: (d, c, req) => handleInitProducerId(d, req, c.header.clientId, c) },
 ];
 
 export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req: ProduceRequest): Promise<ProduceResponse | null> {
   if (req.transactionalId !== null) {
+    if (!may(deps, ctx, AclOperation.Write, ResourceType.TransactionalId, req.transactionalId)) {
+      return everyPartition(req, kafkaCode('TRANSACTIONAL_ID_AUTHORIZATION_FAILED'), denial(ctx, AclOperation.Write, ResourceType.TransactionalId, req.transactionalId).message);
+    }
     // Transactions are not offered (no transactional InitProducerId is ever granted).
-    const message = transactionsUnsupportedMessage(req.transactionalId);
     logTransactionalRefusal(deps.logger, 'Produce', ctx.header.clientId, req.transactionalId);
-    return {
-      responses: req.topicData.map((t) => ({
-        name: t.name,
-        partitionResponses: t.partitionData.map((p) => partitionError(p.index, TRANSACTIONS_UNSUPPORTED_CODE, message)),
-      })),
-      throttleTimeMs: 0,
-      nodeEndpoints: [],
-    };
+    return everyPartition(req, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage(req.transactionalId));
   }
   const sync = req.acks === -1 && deps.config.log.flush.mode === 'fsync';
+  const sec = enforcing(deps);
+  const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Write, req.topicData.map((t) => t.name));
   // Phase 1: every partition's batches get their offsets (in request order per partition).
   const begun = await Promise.all(
     req.topicData.map(async (t) => ({
       name: t.name,
       partitions: await Promise.all(
         t.partitionData.map(async (p) => {
+          if (denied?.has(t.name)) return { index: p.index, done: Promise.resolve(unauthorizedTopic(ctx, t.name)) };
           const log = deps.topics.partition(t.name, p.index);
           if (log === undefined) return { index: p.index, done: Promise.resolve(unknownPartition(t.name, p.index)) };
           const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';
@@ -95,6 +100,19 @@ function unknownPartition(topic: string, index: number): ProduceOutcome {
   return { errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), errorMessage: `unknown topic or partition ${topic}-${index}`, baseOffset: -1n, logStartOffset: -1n, logAppendTimeMs: -1n, recordErrors: [] };
 }
 
+/** The same error for every partition of the request. */
+function everyPartition(req: ProduceRequest, errorCode: number, message: string): ProduceResponse {
+  return {
+    responses: req.topicData.map((t) => ({ name: t.name, partitionResponses: t.partitionData.map((p) => partitionError(p.index, errorCode, message)) })),
+    throttleTimeMs: 0,
+    nodeEndpoints: [],
+  };
+}
+
+function unauthorizedTopic(who: Requester, topic: string): ProduceOutcome {
+  return { errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED'), errorMessage: denial(who, AclOperation.Write, ResourceType.Topic, topic).message, baseOffset: -1n, logStartOffset: -1n, logAppendTimeMs: -1n, recordErrors: [] };
+}
+
 function partitionError(index: number, errorCode: number, errorMessage: string): ProduceResponse['responses'][number]['partitionResponses'][number] {
   return { index, errorCode, baseOffset: -1n, logAppendTimeMs: -1n, logStartOffset: -1n, recordErrors: [], errorMessage, currentLeader: { leaderId: -1, leaderEpoch: -1 } };
 }
@@ -106,8 +124,15 @@ function partitionError(index: number, errorCode: number, errorMessage: string):
  * that blindly and hands out a fresh producer id with epoch 0, which is what this does. A
  * pair with exactly one of the two set is INVALID_REQUEST, as Kafka's KafkaApis answers.
  */
-export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest, clientId: string | null = null): InitProducerIdResponse {
+export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest, clientId: string | null = null, who: Requester = UNKNOWN_REQUESTER): InitProducerIdResponse {
   const refused = (errorCode: number): InitProducerIdResponse => ({ throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 });
+  if (req.transactionalId !== null && !may(deps, who, AclOperation.Write, ResourceType.TransactionalId, req.transactionalId)) {
+    return refused(kafkaCode('TRANSACTIONAL_ID_AUTHORIZATION_FAILED'));
+  }
+  const sec = enforcing(deps);
+  if (req.transactionalId === null && sec !== null && !mayOnAny(sec, who, AclOperation.Write, ResourceType.Topic) && !sec.authorizeCluster(who, AclOperation.IdempotentWrite)) {
+    return refused(kafkaCode('CLUSTER_AUTHORIZATION_FAILED'));
+  }
   if (req.transactionalId !== null) {
     logTransactionalRefusal(deps.logger, 'InitProducerId', clientId, req.transactionalId);
     return refused(TRANSACTIONS_UNSUPPORTED_CODE);

@@ -6,9 +6,17 @@
  *
  * Topics have stable ids (Metadata v10+, CreateTopics v7, DeleteTopics v6, Fetch v13+);
  * Metadata v12 and DeleteTopics v6 name topics by id too, and an id no topic has is
- * UNKNOWN_TOPIC_ID. Authorized operations (Metadata v8+) are reported only when asked, as
- * Kafka does without an authorizer: every operation the resource supports (Meridian has no
- * ACLs); otherwise Kafka's "not provided" (INT32 min), which clients read as absent.
+ * UNKNOWN_TOPIC_ID. Authorized operations (Metadata v8+) are reported only when asked: the
+ * operations the requester may do on the resource (every one the resource supports with
+ * authorization off); otherwise Kafka's "not provided" (INT32 min), which clients read as
+ * absent.
+ *
+ * Authorization (authorize.ts), as Kafka's KafkaApis: Metadata for every topic lists only
+ * those the requester may DESCRIBE; a topic named and not describable is
+ * TOPIC_AUTHORIZATION_FAILED (whether it exists or not: no name is confirmed to someone who
+ * may not see it); auto-creating one needs CREATE on the cluster or the topic, else
+ * TOPIC_AUTHORIZATION_FAILED. CreateTopics needs CREATE on the cluster or the topic (and
+ * DESCRIBE_CONFIGS for v5's configs), DeleteTopics DELETE, CreatePartitions ALTER.
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
@@ -18,28 +26,19 @@ import type { CreateTopicsRequest, CreateTopicsResponse, CreateTopicsResponseCre
 import type { DeleteTopicsRequest, DeleteTopicsResponse, DeleteTopicsResponseDeletableTopicResult } from '../../protocol/kafka/messages/delete-topics.js';
 import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
+import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
+import { AclOperation, authorizedOperations, clusterOperations, denial, may, OPERATIONS_NOT_PROVIDED, ResourceType, sees, SUPPORTED_OPERATIONS, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const TOPIC_APIS: readonly KafkaApiEntry[] = [
-  { key: ApiKey.Metadata, versions: [0, 12], handle: (d, c, req, v) => handleMetadata(d, req, v, c.listener) },
-  { key: ApiKey.CreateTopics, versions: [0, 7], handle: (d, _c, req, v) => handleCreateTopics(d, req, v) },
-  { key: ApiKey.DeleteTopics, versions: [0, 6], handle: (d, _c, req, v) => handleDeleteTopics(d, req, v) },
-  { key: ApiKey.CreatePartitions, versions: [0, 3], handle: (d, _c, req) => handleCreatePartitions(d, req) },
+  { key: ApiKey.Metadata, versions: [0, 12], handle: (d, c, req, v) => handleMetadata(d, req, v, c.listener, c) },
+  { key: ApiKey.CreateTopics, versions: [0, 7], handle: (d, c, req, v) => handleCreateTopics(d, req, v, c) },
+  { key: ApiKey.DeleteTopics, versions: [0, 6], handle: (d, c, req, v) => handleDeleteTopics(d, req, v, c) },
+  { key: ApiKey.CreatePartitions, versions: [0, 3], handle: (d, c, req) => handleCreatePartitions(d, req, c) },
 ];
-
-/** Kafka's "authorized operations not provided". */
-const OPS_NOT_PROVIDED = -2147483648;
-/** Kafka's AclOperation codes, as bits of the authorized-operations field (Utils.to32BitField). */
-const opBits = (...ops: number[]): number => ops.reduce((bits, op) => bits | (1 << op), 0);
-// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11:
-// Kafka's AclEntry.supportedOperations(TOPIC).
-const TOPIC_OPERATIONS = opBits(3, 4, 5, 6, 7, 8, 10, 11);
-// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-// IDEMPOTENT_WRITE 12: Kafka's AclEntry.supportedOperations(CLUSTER).
-const CLUSTER_OPERATIONS = opBits(5, 7, 8, 9, 10, 11, 12);
 
 function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number): MetadataResponseTopic {
   const node = deps.config.nodeId;
@@ -62,18 +61,20 @@ function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number):
 }
 
 function errorTopic(name: string | null, errorCode: number, topicId = ZERO_UUID): MetadataResponseTopic {
-  return { errorCode, name, topicId, isInternal: false, partitions: [], topicAuthorizedOperations: OPS_NOT_PROVIDED };
+  return { errorCode, name, topicId, isInternal: false, partitions: [], topicAuthorizedOperations: OPERATIONS_NOT_PROVIDED };
 }
 
 /** `listener`: the one the request came in on, whose endpoint is advertised (Kafka's behaviour). */
-export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number, listener?: string): Promise<MetadataResponse> {
+export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number, listener?: string, who: Requester = UNKNOWN_REQUESTER): Promise<MetadataResponse> {
   const { topics } = deps;
-  const ops = req.includeTopicAuthorizedOperations ? TOPIC_OPERATIONS : OPS_NOT_PROVIDED;
+  const described = (info: TopicInfo): MetadataResponseTopic =>
+    topicMetadata(deps, info, req.includeTopicAuthorizedOperations ? authorizedOperations(deps, who, ResourceType.Topic, info.name, SUPPORTED_OPERATIONS.topic) : OPERATIONS_NOT_PROVIDED);
+  const unauthorized = (name: string | null, topicId = ZERO_UUID) => errorTopic(name, kafkaCode('TOPIC_AUTHORIZATION_FAILED'), topicId);
   // v0: an empty list means all topics; v1+: null means all, empty means none.
   const all = req.topics === null || (version === 0 && req.topics.length === 0);
   const out: MetadataResponseTopic[] = [];
   if (all) {
-    for (const t of topics.listTopics()) out.push(topicMetadata(deps, t, ops));
+    for (const t of topics.listTopics()) if (sees(deps, who, AclOperation.Describe, ResourceType.Topic, t.name)) out.push(described(t));
   } else {
     const autoCreate = deps.config.topics.autoCreate && (version < 4 || req.allowAutoTopicCreation);
     for (const { name, topicId } of req.topics ?? []) {
@@ -81,10 +82,21 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
         // v10+: a topic asked for by id (Kafka answers by id from v12; an id is never auto-created).
         const byId = topicId === ZERO_UUID ? undefined : topics.getTopicById(topicId);
         // A response name may be null only from v12: an unknown id at v10-11 has the empty name.
-        out.push(byId === undefined ? errorTopic(version >= 12 ? null : '', kafkaCode('UNKNOWN_TOPIC_ID'), topicId) : topicMetadata(deps, byId, ops));
+        if (byId === undefined) out.push(errorTopic(version >= 12 ? null : '', kafkaCode('UNKNOWN_TOPIC_ID'), topicId));
+        // Ids are not secret (Kafka answers the id, never the name, to who may not describe it).
+        else if (!may(deps, who, AclOperation.Describe, ResourceType.Topic, byId.name)) out.push(unauthorized(version >= 12 ? null : '', topicId));
+        else out.push(described(byId));
+        continue;
+      }
+      if (!may(deps, who, AclOperation.Describe, ResourceType.Topic, name)) {
+        out.push(unauthorized(name));
         continue;
       }
       let info = topics.getTopic(name);
+      if (info === undefined && autoCreate && !mayCreate(deps, who, name)) {
+        out.push(unauthorized(name));
+        continue;
+      }
       if (info === undefined && autoCreate) {
         try {
           info = await topics.createTopic(name, deps.config.topics.defaultPartitions);
@@ -107,7 +119,7 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
         }
         out.push(errorTopic(name, code));
       } else {
-        out.push(topicMetadata(deps, info, ops));
+        out.push(described(info));
       }
     }
   }
@@ -118,11 +130,16 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
     controllerId: deps.config.nodeId,
     topics: out,
     // v8-10 only; the request field is false at other versions, so the default is written.
-    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPS_NOT_PROVIDED,
+    clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? clusterOperations(deps, who) : OPERATIONS_NOT_PROVIDED,
   };
 }
 
-export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRequest, version: number): Promise<CreateTopicsResponse> {
+/** CREATE on the cluster (any topic) or on the topic, as Kafka asks it for CreateTopics and auto-creation. */
+function mayCreate(deps: KafkaApiDeps, who: Requester, topic: string): boolean {
+  return sees(deps, who, AclOperation.Create, ResourceType.Cluster, CLUSTER_RESOURCE_NAME) || may(deps, who, AclOperation.Create, ResourceType.Topic, topic);
+}
+
+export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRequest, version: number, who: Requester = UNKNOWN_REQUESTER): Promise<CreateTopicsResponse> {
   const results: CreateTopicsResponse['topics'] = [];
   const seen = new Set<string>();
   for (const t of req.topics) {
@@ -139,6 +156,7 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
     try {
       if (seen.has(t.name)) throw new MeridianError(ErrorCode.InvalidTopic, `topic ${t.name} appears twice in one request`);
       seen.add(t.name);
+      if (!mayCreate(deps, who, t.name)) throw denial(who, AclOperation.Create, ResourceType.Topic, t.name);
       // KafkaJS sends -1 for "broker default" when the caller gives no count, even at v3.
       const partitions = t.numPartitions === -1 ? deps.config.topics.defaultPartitions : t.numPartitions;
       if (t.assignments.length > 0) throw new MeridianError(ErrorCode.InvalidPartitions, 'manual replica assignments are not supported');
@@ -156,8 +174,9 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       }
       result.numPartitions = partitions;
       result.replicationFactor = 1;
-      // v5+: the topic's configs as DescribeConfigs would give them (KIP-525).
-      if (version >= 5) result.configs = describeTopicConfig(config, deps).map((c) => ({ name: c.name, value: c.value, readOnly: c.readOnly, configSource: c.source, isSensitive: false }));
+      // v5+: the topic's configs as DescribeConfigs would give them (KIP-525), to who may describe them.
+      if (version >= 5 && !sees(deps, who, AclOperation.DescribeConfigs, ResourceType.Topic, t.name)) result.topicConfigErrorCode = kafkaCode('TOPIC_AUTHORIZATION_FAILED');
+      else if (version >= 5) result.configs = describeTopicConfig(config, deps).map((c) => ({ name: c.name, value: c.value, readOnly: c.readOnly, configSource: c.source, isSensitive: false }));
     } catch (err) {
       const k = toKafkaError(err);
       result.errorCode = k.name === 'INVALID_PARTITIONS' && /replication factor/.test(k.message) ? kafkaCode('INVALID_REPLICATION_FACTOR') : k.code;
@@ -169,14 +188,14 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
 }
 
 /** DeleteTopics: by name (v0-5), by name or by id (v6+). */
-export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRequest, version: number): Promise<DeleteTopicsResponse> {
+export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRequest, version: number, who: Requester = UNKNOWN_REQUESTER): Promise<DeleteTopicsResponse> {
   const asked = version >= 6 ? req.topics : req.topicNames.map((name) => ({ name, topicId: ZERO_UUID }));
   const responses: DeleteTopicsResponse['responses'] = [];
   const seen = new Set<string>();
   for (const { name, topicId } of asked) {
     const result: DeleteTopicsResponseDeletableTopicResult = { name, topicId, errorCode: 0, errorMessage: null };
     responses.push(result);
-    const fail = (code: 'INVALID_REQUEST' | 'UNKNOWN_TOPIC_ID', message: string) => {
+    const fail = (code: 'INVALID_REQUEST' | 'UNKNOWN_TOPIC_ID' | 'TOPIC_AUTHORIZATION_FAILED', message: string) => {
       result.errorCode = kafkaCode(code);
       result.errorMessage = message;
     };
@@ -195,6 +214,16 @@ export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRe
       continue;
     }
     seen.add(key);
+    const topic = info?.name ?? name!;
+    // By id, a topic the requester may not describe keeps its name to itself (Kafka answers it null).
+    if (name === null && !may(deps, who, AclOperation.Describe, ResourceType.Topic, topic)) {
+      fail('TOPIC_AUTHORIZATION_FAILED', denial(who, AclOperation.Describe, ResourceType.Topic, `with id ${topicId}`).message);
+      continue;
+    }
+    if (!may(deps, who, AclOperation.Delete, ResourceType.Topic, topic)) {
+      fail('TOPIC_AUTHORIZATION_FAILED', denial(who, AclOperation.Delete, ResourceType.Topic, topic).message);
+      continue;
+    }
     if (info !== undefined) {
       result.name = info.name;
       result.topicId = info.id;
@@ -218,7 +247,7 @@ export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRe
  * partitions are INVALID_PARTITIONS; replica assignments may only name this broker, one
  * replica per new partition (INVALID_REPLICA_ASSIGNMENT otherwise).
  */
-export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePartitionsRequest): Promise<CreatePartitionsResponse> {
+export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePartitionsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<CreatePartitionsResponse> {
   const seen = new Set<string>();
   const results: CreatePartitionsResponse['results'] = [];
   for (const t of req.topics) {
@@ -231,6 +260,7 @@ export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePart
         continue;
       }
       seen.add(t.name);
+      if (!may(deps, who, AclOperation.Alter, ResourceType.Topic, t.name)) throw denial(who, AclOperation.Alter, ResourceType.Topic, t.name);
       const info = deps.topics.getTopic(t.name);
       if (info !== undefined && t.assignments !== null) {
         const node = deps.config.nodeId;
