@@ -19,6 +19,7 @@ import { clusterRoutes } from './routes/cluster.js';
 import { drRoutes } from './routes/dr.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
+import { quotaRoutes } from './routes/quotas.js';
 import { replicationRoutes } from './routes/replication.js';
 import { tieredRoutes } from './routes/tiered.js';
 import { topicRoutes } from './routes/topics.js';
@@ -102,6 +103,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     tieredRoutes(r, ctx);
     groupRoutes(r, ctx);
     drRoutes(r, ctx);
+    quotaRoutes(r, ctx);
     userRoutes(r, ctx);
   });
 

@@ -18,6 +18,7 @@ import { Scrape } from './metrics-define.js';
 import { registerDrMetrics } from './metrics-dr.js';
 import { registerGroupMetrics } from './metrics-groups.js';
 import { registerKafkaMetrics } from './metrics-kafka.js';
+import { registerQuotaMetrics } from './metrics-quotas.js';
 import { registerReplicationMetrics } from './metrics-replication.js';
 import { registerSecurityMetrics } from './metrics-security.js';
 import { registerStorageMetrics } from './metrics-storage.js';
@@ -50,6 +51,7 @@ export function createBrokerMetrics(broker: Broker, opts: BrokerMetricsOptions =
   registerGroupMetrics(registry, scrape);
   const dr = registerDrMetrics(registry, scrape, { perPartition });
   registerSecurityMetrics(registry, scrape);
+  registerQuotaMetrics(registry, scrape);
   let closed = false;
   return {
     contentType: registry.contentType,

@@ -55,13 +55,16 @@ Usage:
   meridian user list|set NAME|delete NAME
                                   SCRAM users of a region (set reads the password from
                                   MERIDIAN_USER_PASSWORD or stdin)
+  meridian quota list|set PRINCIPAL|remove PRINCIPAL
+                                  client quotas per principal (set --producer-byte-rate,
+                                  --consumer-byte-rate, --request-rate)
   meridian help                   this text
   meridian version                the version
 
 Every config field can be set by a MERIDIAN_* environment variable (see config/meridian.yaml).
 Exit status 2: the configuration, an argument or the start-up failed; stderr says why.
 
-The admin commands (status ... user) talk to a broker's admin API: --admin HOST:PORT, else
+The admin commands (status ... quota) talk to a broker's admin API: --admin HOST:PORT, else
 MERIDIAN_ADMIN, else 127.0.0.1:19644 (the dev mesh's us-east); the token from
 MERIDIAN_ADMIN_TOKEN or --token-file FILE; --json for scripts; meridian COMMAND --help for
 more. Exit status: 0 ok, 1 the operation failed or status found problems, 2 a wrong
@@ -178,6 +181,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'region':
     case 'dr':
     case 'user':
+    case 'quota':
       // The admin API's commands (commands/); the environment is read here, in the composition root.
       process.exitCode = await runAdminCommand(command, rest, { env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
       return;

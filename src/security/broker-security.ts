@@ -15,6 +15,7 @@ import { ThrottledLog } from '../throttled-log.js';
 import { AclOperation, OPERATION_NAMES, RESOURCE_TYPE_NAMES, ResourceType, CLUSTER_RESOURCE_NAME, type AclAuthorizer } from './acl.js';
 import { AclStore } from './acl-store.js';
 import { CredentialStore } from './credential-store.js';
+import { QuotaManager } from './quotas.js';
 import { SCRAM_MECHANISMS } from './scram.js';
 
 /** Who asks: a request's principal and the address it came from. */
@@ -80,14 +81,17 @@ export class BrokerSecurity {
   /** null: authorization is off, every request is allowed. */
   readonly authorizer: AclAuthorizer | null;
   readonly failures: FailureDelays;
+  /** Client quotas per principal (quotas.ts), enforced by the dispatcher. */
+  readonly quotas: QuotaManager;
   readonly stats: SecurityStats = { authentications: { succeeded: 0, failed: 0 }, denials: 0 };
   readonly #denials: ThrottledLog;
   readonly #log: Logger;
 
-  private constructor(config: SecurityConfig, credentials: CredentialStore, acls: AclStore, log: Logger) {
+  private constructor(config: SecurityConfig, credentials: CredentialStore, acls: AclStore, quotas: QuotaManager, log: Logger) {
     this.config = config;
     this.credentials = credentials;
     this.acls = acls;
+    this.quotas = quotas;
     const a = config.authorization;
     this.authorizer = a.enabled ? acls.authorizer({ superUsers: a.superUsers, allowEveryoneIfNoAclFound: a.allowEveryoneIfNoAclFound }) : null;
     this.failures = new FailureDelays(config.sasl.failureDelayMs, config.sasl.maxFailureDelayMs);
@@ -96,7 +100,7 @@ export class BrokerSecurity {
   }
 
   /**
-   * Opens the credential and ACL files of `dataDir` and creates the bootstrap credential
+   * Opens the credential, ACL and quota files of `dataDir` and creates the bootstrap credential
    * when its user has none. Throws (CORRUPT_CREDENTIAL_FILE, BAD_CONFIG, STORAGE_IO) when a
    * file cannot be used: a broker never starts with fewer users or ACLs than it was given.
    */
@@ -110,7 +114,7 @@ export class BrokerSecurity {
     } else if (user !== null) {
       log.warn({ user }, 'security.bootstrap.user is set without a password (MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD): no credential written');
     }
-    const s = new BrokerSecurity(config, credentials, acls, log);
+    const s = new BrokerSecurity(config, credentials, acls, QuotaManager.open(dataDir, config.quotas), log);
     if (config.authorization.enabled) {
       log.info({ superUsers: config.authorization.superUsers, acls: acls.size, allowEveryoneIfNoAclFound: config.authorization.allowEveryoneIfNoAclFound }, 'authorization enabled');
     }

@@ -50,6 +50,9 @@ const ROUTES = [
   'POST /v1/dr/failback',
   'GET /v1/dr/reports',
   'GET /v1/dr/reports/{id}',
+  'GET /v1/security/quotas',
+  'PUT /v1/security/quotas/{principal}',
+  'DELETE /v1/security/quotas/{principal}',
   'GET /metrics',
   'GET /openapi.json',
 ];
@@ -178,6 +181,21 @@ async function everyEndpoint(call: Transport, prefix: string): Promise<void> {
   assert.equal(noGroup.status, 404);
   assert.equal(noGroup.body.error.code, 'GROUP_NOT_FOUND');
   checker.check('GET', '/v1/groups/{id}', noGroup);
+
+  const principal = `User:${prefix}-quota`;
+  const quotaPath = `/v1/security/quotas/${encodeURIComponent(principal)}`;
+  const setQuota = await ok('PUT', '/v1/security/quotas/{principal}', quotaPath, 200, { producerByteRate: '1MiB', requestRate: null });
+  assert.deepEqual(setQuota.override, { producerByteRate: 1048576, requestRate: null });
+  const quotas = await ok('GET', '/v1/security/quotas', '/v1/security/quotas', 200);
+  assert.ok(quotas.overrides.some((o: { principal: string }) => o.principal === principal));
+  const badQuota = await call('PUT', quotaPath, { producerByteRate: 'fast' }, TOKEN);
+  assert.equal(badQuota.status, 400);
+  assert.equal(badQuota.body.error.code, 'INVALID_CONFIG');
+  checker.check('PUT', '/v1/security/quotas/{principal}', badQuota);
+  await ok('DELETE', '/v1/security/quotas/{principal}', quotaPath, 200);
+  const noQuota = await call('DELETE', quotaPath, undefined, TOKEN);
+  assert.equal(noQuota.status, 404);
+  checker.check('DELETE', '/v1/security/quotas/{principal}', noQuota);
 
   const metrics = await call('GET', '/metrics', undefined, TOKEN);
   assert.equal(metrics.status, 200);

@@ -1,0 +1,85 @@
+/**
+ * Client quotas on the request path (security/quotas.ts has the rates and the math): the
+ * dispatcher asks `quotaFor()` before handling a request and `throttle()` after, before the
+ * response is encoded. Kafka's way (KIP-219): the response goes out at once with its
+ * throttle_time_ms, and the connection is muted for that long (ctx.mute), so the client's
+ * next requests wait; well-behaved clients (KafkaJS, librdkafka) also hold their own
+ * requests for the time announced. Nothing is refused: a client over its quota is slowed,
+ * never failed.
+ *
+ * What counts, per principal:
+ * - every request but ApiVersions, SaslHandshake and SaslAuthenticate against requestRate
+ *   (the replication API never reaches here: the dispatcher hands it off first);
+ * - a Produce's record bytes against producerByteRate, recorded whether or not the append
+ *   succeeded, and muted for even with acks=0 (no response);
+ * - a Fetch's record bytes against consumerByteRate. As in Kafka, a fetch that is throttled
+ *   (by either quota) is answered without data — its bytes taken back from the rate — so
+ *   a consumer receives no more than its quota allows; its maxBytes is first bounded to what
+ *   the quota window holds (Kafka's getMaxValueInQuotaWindow), and a fetch larger than that
+ *   even so (one batch above the bound, which Kafka returns whole) is sent with its data
+ *   rather than dropped forever.
+ * The response carries the largest of the throttles it earned.
+ */
+import { ApiKey } from '../../protocol/kafka/api-keys.js';
+import type { RequestContext } from '../../protocol/kafka/connection.js';
+import type { FetchRequest, FetchResponse } from '../../protocol/kafka/messages/fetch.js';
+import type { ProduceRequest } from '../../protocol/kafka/messages/produce.js';
+import { QuotaKind, type PrincipalQuota } from '../../security/quotas.js';
+import type { KafkaApiDeps } from '../kafka-api.js';
+
+/** The request's principal's quota state, or null when no quota applies (or the API is exempt). */
+export function quotaFor(deps: KafkaApiDeps, ctx: RequestContext): PrincipalQuota | null {
+  const key = ctx.header.apiKey;
+  if (key === ApiKey.ApiVersions || key === ApiKey.SaslHandshake || key === ApiKey.SaslAuthenticate) return null;
+  return deps.security?.quotas.of(ctx.principal) ?? null;
+}
+
+/** Bounds a fetch to what the consumer's quota window holds, before it is handled. */
+export function boundFetch(quota: PrincipalQuota, req: FetchRequest): void {
+  const capacity = quota.windowCapacity(QuotaKind.Fetch);
+  if (req.maxBytes <= capacity) return;
+  req.maxBytes = Math.max(1, Math.floor(capacity));
+  req.minBytes = Math.min(req.minBytes, req.maxBytes);
+}
+
+/**
+ * Records the handled request against the principal's quotas, mutes the connection for the
+ * throttle earned and returns the response to encode: `res` with its throttleTimeMs set, or,
+ * for a throttled fetch, the same answer without data.
+ */
+export function throttle(quota: PrincipalQuota, ctx: RequestContext, req: unknown, res: unknown): unknown {
+  const apiKey = ctx.header.apiKey;
+  let ms = quota.record(QuotaKind.Request, 1);
+  if (apiKey === ApiKey.Produce) ms = Math.max(ms, quota.record(QuotaKind.Produce, produceBytes(req as ProduceRequest)));
+  else if (apiKey === ApiKey.Fetch && res !== null) [res, ms] = throttleFetch(quota, res as FetchResponse, ms);
+  ctx.mute(ms);
+  if (ms > 0 && typeof res === 'object' && res !== null && 'throttleTimeMs' in res) (res as { throttleTimeMs: number }).throttleTimeMs = ms;
+  return res;
+}
+
+/** The fetch response to send and the throttle it earned, given the request quota's. */
+function throttleFetch(quota: PrincipalQuota, res: FetchResponse, requestMs: number): [FetchResponse, number] {
+  if (requestMs > 0) return [withoutData(res), requestMs];
+  const bytes = fetchBytes(res);
+  const ms = quota.record(QuotaKind.Fetch, bytes);
+  if (ms === 0 || bytes > quota.windowCapacity(QuotaKind.Fetch)) return [res, ms];
+  quota.unrecord(QuotaKind.Fetch, bytes);
+  return [withoutData(res), ms];
+}
+
+/** Kafka's throttled fetch response: no partitions, no error (the throttle time is set by the caller). */
+function withoutData(res: FetchResponse): FetchResponse {
+  return { throttleTimeMs: 0, errorCode: 0, sessionId: res.sessionId, responses: [], nodeEndpoints: [] };
+}
+
+function produceBytes(req: ProduceRequest): number {
+  let n = 0;
+  for (const t of req.topicData) for (const p of t.partitionData) n += p.records?.length ?? 0;
+  return n;
+}
+
+function fetchBytes(res: FetchResponse): number {
+  let n = 0;
+  for (const t of res.responses) for (const p of t.partitions) n += p.records?.length ?? 0;
+  return n;
+}
