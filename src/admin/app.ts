@@ -6,7 +6,10 @@
  * who may call what is `authorizer` (auth.ts).
  */
 import fs from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
@@ -31,6 +34,8 @@ export interface AdminOptions {
   openReads: boolean;
   /** How long GET /v1/regions waits for a peer's admin API. */
   peerTimeoutMs?: number;
+  /** Serve HTTPS with this certificate and key (admin.tls; admin-server.ts reloads them); absent: HTTP. */
+  https?: tls.SecureContextOptions;
   /** The address the server listens on, once known (GET /v1/cluster). */
   address?: () => { host: string; port: number } | null;
   logger?: Logger;
@@ -47,12 +52,18 @@ function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
+/** An HTTPS server under fastify's HTTP typing: its requests and responses are node's http classes. */
+function httpsServer(options: tls.SecureContextOptions): FastifyServerFactory {
+  return (handler) => https.createServer(options, handler) as unknown as http.Server;
+}
+
 export async function buildAdminApp(broker: Broker, options: AdminOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : {}),
     // Requests are not logged one by one (Prometheus and the dashboard poll); mutations are,
     // below, without headers, so the token never reaches a log.
     logController: new LogController({ disableRequestLogging: true }),
+    ...(options.https === undefined ? {} : { serverFactory: httpsServer(options.https) }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
   });
   const ctx: AdminContext = { broker, version: packageVersion(), options };

@@ -348,7 +348,7 @@ export class Broker {
       }
       const partitions = topics.listTopics().reduce((n, t) => n + t.partitions, 0);
       log.info(
-        { dataDir, kafka: config.kafka.listeners.length === 0 ? `${config.kafka.host}:${port}` : listeners.map((l) => `${l.name}://${l.host}:${bound.get(l.name)}`).join(','), ...(admin ? { admin: `http://${config.admin.host}:${admin.port}` } : {}), topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
+        { dataDir, kafka: config.kafka.listeners.length === 0 ? `${config.kafka.host}:${port}` : listeners.map((l) => `${l.name}://${l.host}:${bound.get(l.name)}`).join(','), ...(admin ? { admin: `${admin.scheme}://${config.admin.host}:${admin.port}` } : {}), topics: topics.listTopics().length, partitions, recoveryMs: Date.now() - started, flushMode: config.log.flush.mode },
         'broker started',
       );
       return broker;

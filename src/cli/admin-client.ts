@@ -13,7 +13,12 @@
  *
  * Every call carries an AbortSignal: the caller's, combined with a per-request timeout, so
  * a broker that accepts the connection and never answers cannot hang a script.
+ *
+ * An https address is verified against the system's CAs, or against `ca` (the CLI's
+ * `--admin-ca`, for an admin API with a certificate of a private CA); fetch has no CA
+ * option, so those requests go through node:https.
  */
+import https from 'node:https';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -48,6 +53,16 @@ export interface AdminClientOptions {
   address: string;
   token?: string | null;
   timeoutMs?: number;
+  /** PEM CA certificates an https admin API's certificate is verified against; default: the system's. */
+  ca?: Buffer;
+}
+
+/** What `request` reads of an answer: fetch's Response, or node:https's in the same shape. */
+interface Answer {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  text(): Promise<string>;
 }
 
 export class AdminClient {
@@ -56,17 +71,19 @@ export class AdminClient {
   readonly #base: string;
   readonly #token: string | null;
   readonly #timeoutMs: number;
+  readonly #ca: Buffer | undefined;
 
   constructor(opts: AdminClientOptions) {
     this.address = opts.address;
     this.#base = baseUrl(opts.address);
     this.#token = opts.token ?? null;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#ca = opts.ca;
   }
 
-  /** A client for another region's admin API, with the same token and timeout. */
+  /** A client for another region's admin API, with the same token, timeout and CA. */
   forAddress(address: string): AdminClient {
-    return new AdminClient({ address, token: this.#token, timeoutMs: this.#timeoutMs });
+    return new AdminClient({ address, token: this.#token, timeoutMs: this.#timeoutMs, ...(this.#ca === undefined ? {} : { ca: this.#ca }) });
   }
 
   get<T>(path: string, signal?: AbortSignal): Promise<T> {
@@ -91,10 +108,12 @@ export class AdminClient {
     if (this.#token !== null) headers.authorization = `Bearer ${this.#token}`;
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    let res: Response;
+    let res: Answer;
     let text: string;
     try {
-      res = await fetch(`${this.#base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined });
+      const url = `${this.#base}${path}`;
+      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined };
+      res = this.#ca !== undefined && url.startsWith('https:') ? await httpsRequest(url, init, this.#ca) : await fetch(url, init);
       text = await res.text();
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -115,6 +134,27 @@ export class AdminClient {
     }
     return parsed as T;
   }
+}
+
+/**
+ * One HTTPS request verified against `ca`, answered in fetch's shape. A failure is thrown
+ * as fetch throws it, the socket's error in `cause`, so `networkReason` reads both alike.
+ */
+function httpsRequest(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal }, ca: Buffer): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: init.method, headers: init.headers, ca, signal: init.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => reject(new Error('request failed', { cause: err })));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ ok: status >= 200 && status < 300, status, statusText: res.statusMessage ?? '', text: async () => text });
+      });
+    });
+    req.on('error', (err) => reject(new Error('request failed', { cause: err })));
+    req.end(init.body);
+  });
 }
 
 /** `host:port`, `[::1]:port` or a URL; a trailing slash is dropped. */

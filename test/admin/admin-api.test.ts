@@ -50,6 +50,9 @@ const ROUTES = [
   'POST /v1/dr/failback',
   'GET /v1/dr/reports',
   'GET /v1/dr/reports/{id}',
+  'GET /v1/security/users',
+  'PUT /v1/security/users/{user}',
+  'DELETE /v1/security/users/{user}',
   'GET /v1/security/quotas',
   'PUT /v1/security/quotas/{principal}',
   'DELETE /v1/security/quotas/{principal}',
@@ -181,6 +184,13 @@ async function everyEndpoint(call: Transport, prefix: string): Promise<void> {
   assert.equal(noGroup.status, 404);
   assert.equal(noGroup.body.error.code, 'GROUP_NOT_FOUND');
   checker.check('GET', '/v1/groups/{id}', noGroup);
+
+  const user = `${prefix}-user`;
+  const userPath = `/v1/security/users/${encodeURIComponent(user)}`;
+  assert.deepEqual(await ok('PUT', '/v1/security/users/{user}', userPath, 200, { password: `${prefix}-pw-for-the-schema`, mechanisms: ['SCRAM-SHA-512'] }), { user, mechanisms: [{ mechanism: 'SCRAM-SHA-512', iterations: 4096 }] });
+  assert.ok((await ok('GET', '/v1/security/users', '/v1/security/users', 200)).some((u: { user: string }) => u.user === user));
+  await ok('DELETE', '/v1/security/users/{user}', userPath, 204);
+  assert.equal((await ok('DELETE', '/v1/security/users/{user}', userPath, 404)).error.code, 'CREDENTIAL_NOT_FOUND');
 
   const principal = `User:${prefix}-quota`;
   const quotaPath = `/v1/security/quotas/${encodeURIComponent(principal)}`;

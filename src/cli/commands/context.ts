@@ -58,6 +58,7 @@ export interface Command {
 
 export const COMMON_OPTIONS = {
   admin: { type: 'string' },
+  'admin-ca': { type: 'string' },
   'token-file': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -66,6 +67,8 @@ export const COMMON_OPTIONS = {
 export const COMMON_USAGE = `Common flags:
   --admin HOST:PORT    the admin API to talk to (else $MERIDIAN_ADMIN, else ${DEFAULT_ADMIN},
                        the dev mesh's us-east)
+  --admin-ca FILE      PEM CA certificates to verify an https:// admin API against
+                       (else $MERIDIAN_ADMIN_CA, else the system's CAs)
   --token-file FILE    read the admin token from FILE (else $MERIDIAN_ADMIN_TOKEN)
   --json               machine-readable output on stdout
   -h, --help           this text`;
@@ -100,13 +103,14 @@ export function argumentProblem(err: unknown): string {
 /**
  * The client for the flags given: `--admin`, else MERIDIAN_ADMIN, else the dev mesh. The
  * token comes from `--token-file` or MERIDIAN_ADMIN_TOKEN; a token file that cannot be read
- * is a usage error (the path is named, the content never).
+ * is a usage error (the path is named, the content never). An https admin API is verified
+ * against `--admin-ca` or MERIDIAN_ADMIN_CA when given.
  */
-export function connect(values: { admin?: string; 'token-file'?: string }, io: CliIo): AdminClient {
+export function connect(values: { admin?: string; 'admin-ca'?: string; 'token-file'?: string }, io: CliIo): AdminClient {
   const address = values.admin ?? nonEmpty(io.env.MERIDIAN_ADMIN) ?? DEFAULT_ADMIN;
   if (!validAddress(address)) {
     const from = values.admin !== undefined ? '--admin' : 'MERIDIAN_ADMIN';
-    throw new UsageError(`${from}: expected HOST:PORT (or an http:// URL), got ${JSON.stringify(address)}`);
+    throw new UsageError(`${from}: expected HOST:PORT (or an http:// or https:// URL), got ${JSON.stringify(address)}`);
   }
   let token: string | null = nonEmpty(io.env.MERIDIAN_ADMIN_TOKEN) ?? null;
   const file = values['token-file'];
@@ -120,7 +124,20 @@ export function connect(values: { admin?: string; 'token-file'?: string }, io: C
     token = text.trim();
     if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
   }
-  return new AdminClient({ address, token });
+  const ca = caOf(values['admin-ca'], io);
+  return new AdminClient({ address, token, ...(ca === undefined ? {} : { ca }) });
+}
+
+/** `--admin-ca`, else MERIDIAN_ADMIN_CA: a PEM file; one that cannot be read is a usage error. */
+function caOf(flag: string | undefined, io: CliIo): Buffer | undefined {
+  const file = flag ?? nonEmpty(io.env.MERIDIAN_ADMIN_CA);
+  if (file === undefined) return undefined;
+  const from = flag !== undefined ? '--admin-ca' : 'MERIDIAN_ADMIN_CA';
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${from}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
