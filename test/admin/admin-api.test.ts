@@ -15,8 +15,9 @@ import { captureLog, startBroker, type TestBroker } from '../helpers/broker.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 import { httpTransport, injectTransport, OpenApiChecker, type Transport } from './admin-client.js';
+import { SECRETS } from '../helpers/secrets.js';
 
-const TOKEN = 'admin-test-token-5d1f0c';
+const TOKEN = SECRETS.adminApiToken;
 /** Kafka's ConfigResource.Type for a topic (KafkaJS exports the enum as a type only under ESM). */
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 const log = captureLog();
@@ -56,6 +57,9 @@ const ROUTES = [
   'GET /v1/security/quotas',
   'PUT /v1/security/quotas/{principal}',
   'DELETE /v1/security/quotas/{principal}',
+  'GET /v1/security/acls',
+  'POST /v1/security/acls',
+  'DELETE /v1/security/acls',
   'GET /metrics',
   'GET /openapi.json',
 ];

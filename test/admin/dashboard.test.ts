@@ -24,8 +24,9 @@ import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
+import { SECRETS } from '../helpers/secrets.js';
 
-const TOKEN = 'dashboard-test-token-7c2e';
+const TOKEN = SECRETS.dashboardToken;
 const TOPIC = 'orders';
 const LOCAL_TOPIC = 'clicks';
 const CHROMIUM_CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];

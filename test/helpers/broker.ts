@@ -9,6 +9,7 @@ import { Broker } from '../../src/broker/broker.js';
 import { createLogger } from '../../src/logging.js';
 import type { BlobStore } from '../../src/tiered/blobstore/blob-store.js';
 import type { LogIo } from '../../src/storage/fs-util.js';
+import { withRunLog } from './run-log.js';
 import { tmpDir } from './tmp-dir.js';
 
 export interface TestBroker {
@@ -57,7 +58,7 @@ export async function startBroker(
       kafka: overrides.kafka?.listeners !== undefined ? overrides.kafka : { host: '127.0.0.1', port: existing?.port ?? 0, ...(overrides.kafka ?? {}) },
     },
   });
-  const logger = createLogger({ level: config.logging.level, name: 'test-broker', ...(deps.log ? { destination: deps.log.destination } : {}) });
+  const logger = createLogger({ name: 'test-broker', ...withRunLog(config.logging.level, deps.log?.destination) });
   const broker = await Broker.start(config, logger, deps);
   const dataDir = config.dataDir;
   const cleanupDir = 'cleanup' in dir ? dir.cleanup : () => {};

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { appendToRunLog } from './run-log.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -23,6 +24,9 @@ export function meridian(args: string[], env: Record<string, string> = {}): Prom
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...base, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
+      // What an operator reads goes into the run's secret check (helpers/run-log.ts).
+      appendToRunLog(stderr);
+      appendToRunLog(stdout);
       resolve({ code, stdout, stderr });
     });
   });

@@ -16,6 +16,7 @@ import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 import { GcsBlobStore } from '../../src/tiered/blobstore/gcs-blob-store.js';
 import { S3BlobStore } from '../../src/tiered/blobstore/s3-blob-store.js';
 import { createGcsTestServer } from './gcs-test-server.js';
+import { registerSecret } from './secrets.js';
 import { tmpDir } from './tmp-dir.js';
 
 export interface StoreFixture {
@@ -105,6 +106,7 @@ export async function startS3rver(): Promise<StoreFixture> {
   // the leak test find it. The access key must be S3RVER (anything else is 403).
   const secret = `s3-secret-${randomBytes(12).toString('hex')}`;
   const badSecret = `s3-bad-secret-${randomBytes(12).toString('hex')}`;
+  registerSecret('s3rver secret access keys', secret, badSecret);
   const make = (accessKeyId: string, secretAccessKey: string) =>
     new S3BlobStore({
       endpoint: `http://127.0.0.1:${port}`,
@@ -168,6 +170,7 @@ export async function startAzurite(): Promise<StoreFixture> {
   });
   const store = new AzureBlobStore({ connectionString, container: BUCKET, prefix: PREFIX, partSize: PART_SIZE, maxAttempts: 2 });
   const badKey = randomBytes(64).toString('base64');
+  registerSecret('Azurite account keys', AZURITE_KEY, badKey);
   const stopServer = once(() => killChild(child));
   return {
     store,
@@ -195,6 +198,7 @@ export async function startGcsTestServer(): Promise<StoreFixture> {
   server.createBucket(BUCKET);
   // With a custom apiEndpoint the SDK sends no credentials; these only prove they never leak.
   const privateKey = `-----BEGIN PRIVATE KEY-----\n${randomBytes(48).toString('base64')}\n-----END PRIVATE KEY-----\n`;
+  registerSecret('GCS service account private key', privateKey.split('\n')[1]!);
   const make = (bucket: string) =>
     new GcsBlobStore({
       apiEndpoint: server.endpoint,
@@ -317,6 +321,7 @@ export async function startRestartableS3rver(): Promise<RestartableS3rverFixture
     throw err;
   });
   const secret = `s3-secret-${randomBytes(12).toString('hex')}`;
+  registerSecret('s3rver secret access key', secret);
   const openStore = () =>
     new S3BlobStore({
       endpoint: `http://127.0.0.1:${port}`,

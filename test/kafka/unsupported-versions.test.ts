@@ -12,6 +12,7 @@ import { Broker } from '../../src/broker/broker.js';
 import { SUPPORTED_VERSIONS } from '../../src/broker/kafka/apis.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/logging.js';
+import { withRunLog } from '../helpers/run-log.js';
 import { ApiKey, requestHeaderVersion } from '../../src/protocol/kafka/api-keys.js';
 import { messageCodecs } from '../../src/protocol/kafka/messages/index.js';
 import { encodeBatch } from '../../src/storage/record-batch.js';
@@ -34,7 +35,7 @@ before(async () => {
       done();
     },
   });
-  broker = await Broker.start(config, createLogger({ level: 'warn', destination, name: 'unsupported-test' }));
+  broker = await Broker.start(config, createLogger({ name: 'unsupported-test', ...withRunLog('warn', destination) }));
   port = broker.kafkaPort;
 });
 after(async () => {

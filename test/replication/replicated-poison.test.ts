@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MeridianError } from '../../src/errors.js';
 import { createLogger } from '../../src/logging.js';
+import { withRunLog } from '../helpers/run-log.js';
 import type { Link, Policy } from '../../src/replication/policy.js';
 import { RemoteRegion } from '../../src/replication/remote-region.js';
 import type { ReplicatedBatch } from '../../src/replication/replication-api.js';
@@ -108,7 +109,7 @@ test('the sender sees the refusal as permanent: its link goes to state error ins
     concurrency: 1,
     requestTimeoutMs: 10_000,
     partitionCountOf: () => 1,
-    logger: createLogger({ level: 'warn', name: 'replicated-poison-sender' }),
+    logger: createLogger({ name: 'replicated-poison-sender', ...withRunLog('warn') }),
   });
   const policy: Policy = { name: 'all', topics: ['*'], topology: 'mesh' as Policy['topology'], regions: ['us-east', REGION], edges: [], backlogQuota: -1, rateLimit: 0 };
   const l: Link = { remote: REGION, relay: false, policy };

@@ -315,7 +315,8 @@ export class Connection {
   async #writeResponses(): Promise<void> {
     this.#writing = true;
     while (this.#pending.length > 0 && !this.#closed) {
-      const { response, api, version, afterWrite, closeAfter } = this.#pending[0];
+      const entry = this.#pending[0];
+      const { response, api, version, afterWrite } = entry;
       let chunks: Buffer[] | null;
       try {
         chunks = await response;
@@ -327,6 +328,9 @@ export class Connection {
       }
       this.#pending.shift();
       for (const w of this.#slotWaiters.splice(0)) w();
+      // Read once the response is ready: a handler may ask to close after an await (a failed
+      // SASL login is answered, and the connection closed, only after its delay).
+      const closeAfter = entry.closeAfter;
       if (chunks === null || this.#closed) {
         runAll(afterWrite);
         if (closeAfter) this.close();
