@@ -57,9 +57,6 @@ const ROUTES = [
   'GET /v1/security/quotas',
   'PUT /v1/security/quotas/{principal}',
   'DELETE /v1/security/quotas/{principal}',
-  'GET /v1/security/acls',
-  'POST /v1/security/acls',
-  'DELETE /v1/security/acls',
   'GET /metrics',
   'GET /openapi.json',
 ];
