@@ -91,7 +91,8 @@ test('Describe lists every user with its mechanisms and iterations: the bootstra
 });
 
 test('a user created by AlterUserScramCredentials (salted client-side) produces and consumes with KafkaJS SCRAM-SHA-512 and kcat SCRAM-SHA-256, then is deleted and cannot log in', { timeout: 60_000 }, async () => {
-  const created = await alter([], [upsertion(USER, SHA256, PASSWORD, 4096), upsertion(USER, SHA512, PASSWORD, 8192)]);
+  const upsertions = [upsertion(USER, SHA256, PASSWORD, 4096), upsertion(USER, SHA512, PASSWORD, 8192)];
+  const created = await alter([], upsertions);
   assert.deepEqual(created.results, [{ user: USER, errorCode: 0, errorMessage: null }]);
   const d = await describe([USER]);
   assert.deepEqual(d.results[0].credentialInfos, [{ mechanism: SHA256, iterations: 4096 }, { mechanism: SHA512, iterations: 8192 }]);
@@ -99,6 +100,7 @@ test('a user created by AlterUserScramCredentials (salted client-side) produces 
   // Neither the password nor the salted passwords are in the credential file.
   const file = fs.readFileSync(tb.broker.security.credentials.file, 'utf8');
   assert.ok(!file.includes(PASSWORD), 'the password is not in the credential file');
+  for (const u of upsertions) assert.ok(!file.includes(u.saltedPassword.toString('base64')) && !file.includes(u.saltedPassword.toString('hex')), 'no salted password in the credential file');
   assert.ok(file.includes(`"${USER}"`));
 
   const topic = 'scram-created-user';
