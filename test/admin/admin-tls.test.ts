@@ -79,6 +79,7 @@ test('the CLI talks to an https admin API with --admin-ca or MERIDIAN_ADMIN_CA; 
   const untrusted = await meridian(['user', 'list', '--admin', base]);
   assert.equal(untrusted.code, 3);
   assert.match(untrusted.stderr, new RegExp(`cannot reach the admin API at ${base.replaceAll('.', '\\.')}: .*(certificate|CERT)`));
+  assert.match(untrusted.stderr, /needs that CA: --admin-ca FILE or MERIDIAN_ADMIN_CA/);
   const noFile = await meridian(['user', 'list', '--admin', base, '--admin-ca', path.join(dir.dir, 'nope.pem')]);
   assert.equal(noFile.code, 2);
   assert.match(noFile.stderr, /--admin-ca: cannot read .*nope\.pem: ENOENT/);

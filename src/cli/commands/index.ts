@@ -41,9 +41,11 @@ export async function runAdminCommand(name: string, args: string[], io: CliIo): 
     }
     if (err instanceof AdminUnreachable) {
       const dflt = err.address === DEFAULT_ADMIN ? `${DEFAULT_ADMIN} is the default address: the dev mesh's us-east, which meridian dev starts. ` : '';
+      // A TLS verification failure: the broker answers, the client does not trust it.
+      const ca = /certificate|CERT/.test(err.message) ? 'An https admin API with a certificate of a private CA needs that CA: --admin-ca FILE or MERIDIAN_ADMIN_CA. ' : '';
       io.stderr.write(
         `meridian: ${name}${sub}: ${err.message}\n` +
-          `${dflt}Is the broker running, with its admin API (admin.port) on that address? Point the CLI elsewhere with --admin HOST:PORT or MERIDIAN_ADMIN=HOST:PORT.\n`,
+          `${ca}${dflt}Is the broker running, with its admin API (admin.port) on that address? Point the CLI elsewhere with --admin HOST:PORT or MERIDIAN_ADMIN=HOST:PORT.\n`,
       );
       return ExitCode.Unreachable;
     }
