@@ -96,3 +96,20 @@ export function findLeaks(dir: string, secrets: readonly Secret[]): LeakReport {
   }
   return report;
 }
+
+/**
+ * Why the run log cannot be checked, or undefined when it can: outside `npm test` (no
+ * directory) that is a skip, except in CI, where a missing or empty log must fail rather
+ * than let the check pass on nothing.
+ */
+export function runLogProblem(dir: string | undefined, ci: boolean): { fail: string } | { skip: string } | undefined {
+  if (dir === undefined) {
+    const why = 'MERIDIAN_TEST_LOG_DIR is not set: the run log exists only under `npm test`';
+    return ci ? { fail: `${why}, and CI must check it` } : { skip: why };
+  }
+  if (!fs.existsSync(dir)) return { fail: `the run log directory ${dir} does not exist: no broker or CLI of this run logged anything there` };
+  if (!fs.readdirSync(dir).some((n) => n.endsWith('.log') && fs.statSync(path.join(dir, n)).size > 0)) {
+    return { fail: `the run log directory ${dir} has no log lines: the tee of helpers/run-log.ts is broken` };
+  }
+  return undefined;
+}
