@@ -18,6 +18,7 @@ import { httpError, httpErrorOf, HttpErrorCode } from './http-errors.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { createBrokerMetrics } from './metrics.js';
 import { ref, SHARED_SCHEMAS } from './schemas.js';
+import { aclRoutes } from './routes/acls.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { drRoutes } from './routes/dr.js';
 import { groupRoutes } from './routes/groups.js';
@@ -114,6 +115,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     tieredRoutes(r, ctx);
     groupRoutes(r, ctx);
     drRoutes(r, ctx);
+    aclRoutes(r, ctx);
     quotaRoutes(r, ctx);
     userRoutes(r, ctx);
   });

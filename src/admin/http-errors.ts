@@ -44,6 +44,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   [ErrorCode.UnacceptableCredential]: 400,
   [ErrorCode.UnsupportedSaslMechanism]: 400,
   [ErrorCode.CredentialNotFound]: 404,
+  [ErrorCode.InvalidAcl]: 400,
 };
 
 /** What to do next, appended to the domain's message (which says what happened). */

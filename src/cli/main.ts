@@ -58,6 +58,8 @@ Usage:
   meridian quota list|set PRINCIPAL|remove PRINCIPAL
                                   client quotas per principal (set --producer-byte-rate,
                                   --consumer-byte-rate, --request-rate)
+  meridian acl list|add|remove    ACLs of a region, with kafka-acls' flags (--allow-principal
+                                  User:x --operation Read --topic T --resource-pattern-type)
   meridian help                   this text
   meridian version                the version
 
@@ -182,6 +184,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'dr':
     case 'user':
     case 'quota':
+    case 'acl':
       // The admin API's commands (commands/); the environment is read here, in the composition root.
       process.exitCode = await runAdminCommand(command, rest, { env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
       return;

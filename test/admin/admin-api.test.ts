@@ -57,6 +57,9 @@ const ROUTES = [
   'GET /v1/security/quotas',
   'PUT /v1/security/quotas/{principal}',
   'DELETE /v1/security/quotas/{principal}',
+  'GET /v1/security/acls',
+  'POST /v1/security/acls',
+  'DELETE /v1/security/acls',
   'GET /metrics',
   'GET /openapi.json',
 ];
@@ -207,6 +210,11 @@ async function everyEndpoint(call: Transport, prefix: string): Promise<void> {
   const noQuota = await call('DELETE', quotaPath, undefined, TOKEN);
   assert.equal(noQuota.status, 404);
   checker.check('DELETE', '/v1/security/quotas/{principal}', noQuota);
+
+  const acl = { resourceType: 'TOPIC', name: `${prefix}.`, patternType: 'PREFIXED', principal: 'User:reader', operation: 'READ' };
+  assert.equal((await ok('POST', '/v1/security/acls', '/v1/security/acls', 201, { acls: [acl] })).created.length, 1);
+  assert.equal((await ok('GET', '/v1/security/acls', `/v1/security/acls?name=${prefix}.`, 200)).length, 1);
+  assert.equal((await ok('DELETE', '/v1/security/acls', `/v1/security/acls?name=${prefix}.`, 200)).deleted.length, 1);
 
   const metrics = await call('GET', '/metrics', undefined, TOKEN);
   assert.equal(metrics.status, 200);

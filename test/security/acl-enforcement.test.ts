@@ -22,11 +22,12 @@ import { KcatClient } from '../helpers/kcat-client.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { kcat } from '../helpers/kcat.js';
 import { waitFor } from '../helpers/wait.js';
+import { SECRETS } from '../helpers/secrets.js';
 
 // KafkaJS's ACL enums are not named exports Node can see in its CommonJS module.
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
 
-const PASSWORDS = { admin: 'admin-secret', alice: 'alice-secret', bob: 'bob-secret' } as const;
+const PASSWORDS = { admin: SECRETS.saslAdmin, alice: SECRETS.saslAlice, bob: SECRETS.saslBob } as const;
 type User = keyof typeof PASSWORDS;
 
 let tb: TestBroker;

@@ -11,6 +11,7 @@
  * Anything else is a bug in the CLI and is thrown on (node prints the stack, exit 1).
  */
 import { AdminApiError, AdminUnreachable } from '../admin-client.js';
+import { aclCommand } from './acl.js';
 import { CommandFailed, DEFAULT_ADMIN, ExitCode, UsageError, type CliIo, type Command } from './context.js';
 import { drCommand } from './dr.js';
 import { groupCommand } from './group.js';
@@ -25,7 +26,7 @@ import { userCommand } from './user.js';
 export { ExitCode, type CliIo } from './context.js';
 
 export const ADMIN_COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand, userCommand, quotaCommand].map((c) => [c.name, c]),
+  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand, userCommand, quotaCommand, aclCommand].map((c) => [c.name, c]),
 );
 
 export async function runAdminCommand(name: string, args: string[], io: CliIo): Promise<ExitCode> {
