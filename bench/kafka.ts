@@ -8,6 +8,11 @@
  * The broker runs as its own process (`meridian broker`), as in production; kcat is the
  * C client (so the client is not the bottleneck), KafkaJS the Node one. Broker, clients and
  * this script share the machine's 2 cores. Writes bench/results/kafka.md.
+ *
+ * The broker has two listeners: PLAINTEXT, which every row uses unless it says otherwise, and
+ * SASL_SSL (TLS with certificates made by openssl in the bench's directory, SCRAM-SHA-512
+ * with a bootstrap user), for the rows that price TLS and SASL against plaintext in
+ * alternating trials, and for the rate of full logins (TCP, TLS, SCRAM).
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +27,8 @@ import { FrameDecoder } from '../src/protocol/kafka/frame-decoder.js';
 import { Reader } from '../src/protocol/kafka/reader.js';
 import { Writer } from '../src/protocol/kafka/writer.js';
 import { encodeBatch } from '../src/storage/record-batch.js';
+import { SECRETS } from '../test/helpers/secrets.js';
+import { makePki, type Pki } from '../test/helpers/tls-certs.js';
 import {
   alternate,
   benchDir,
@@ -53,12 +60,40 @@ const VERIFY_TRIALS = trialCount('BENCH_KAFKA_VERIFY_TRIALS', TRIALS);
 const BASELINE_BYTES_CAP = 512 * 2 ** 20;
 /** Small segments, so most of what is consumed sits in sealed segments (whose reads check CRCs). */
 const SEGMENT_BYTES = '32MiB';
+/** Seconds of logins per handshake-rate trial, and logins under way at once. */
+const LOGIN_SECONDS = Number(process.env.BENCH_KAFKA_LOGIN_SECONDS ?? 3);
+const LOGIN_CONCURRENCY = 4;
+const SASL_USER = 'bench';
 
-async function startBrokerProcess(dir: string, knownPort?: number): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
-  const port = knownPort ?? (await freePort());
+interface BrokerPorts {
+  plain: number;
+  sasl: number;
+}
+
+async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): Promise<{ child: ChildProcess; port: number; saslPort: number; stop: () => Promise<void> }> {
+  const ports = known ?? { plain: await freePort(), sasl: await freePort() };
   const config = path.join(dir, 'broker.yaml');
-  fs.writeFileSync(config, `region: bench\ndataDir: ${path.join(dir, 'data')}\nlogging:\n  level: info\nkafka:\n  port: ${port}\nlog:\n  segmentBytes: ${SEGMENT_BYTES}\n`);
-  const child = spawn(process.execPath, [BIN, 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  fs.writeFileSync(
+    config,
+    [
+      'region: bench',
+      `dataDir: ${path.join(dir, 'data')}`,
+      'logging:',
+      '  level: info',
+      'kafka:',
+      '  listeners:',
+      `    - { name: PLAINTEXT, host: 127.0.0.1, port: ${ports.plain}, securityProtocol: PLAINTEXT }`,
+      `    - { name: SASL_SSL, host: 127.0.0.1, port: ${ports.sasl}, securityProtocol: SASL_SSL, tls: { certFile: ${pki.broker.cert}, keyFile: ${pki.broker.key} } }`,
+      'security:',
+      `  bootstrap: { user: ${SASL_USER} }`,
+      'log:',
+      `  segmentBytes: ${SEGMENT_BYTES}`,
+      '',
+    ].join('\n'),
+  );
+  // The password through the environment, as the config reference recommends, not the file.
+  const env = { ...process.env, MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD: SECRETS.benchSasl };
+  const child = spawn(process.execPath, [BIN, 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d) => {
@@ -69,7 +104,8 @@ async function startBrokerProcess(dir: string, knownPort?: number): Promise<{ ch
   });
   return {
     child,
-    port,
+    port: ports.plain,
+    saslPort: ports.sasl,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -129,6 +165,34 @@ async function latencyRun(port: number, topic: string, rate: number, seconds: nu
   return latencies.sort((a, b) => a - b);
 }
 
+/** kcat's settings for the SASL_SSL listener: SCRAM-SHA-512 as the bootstrap user, the bench's CA. */
+function saslKcatArgs(pki: Pki): string[] {
+  return ['-X', 'security.protocol=SASL_SSL', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', `sasl.username=${SASL_USER}`, '-X', `sasl.password=${SECRETS.benchSasl}`, '-X', `ssl.ca.location=${pki.ca.cert}`];
+}
+
+/**
+ * Logins per second: LOGIN_CONCURRENCY KafkaJS admins connecting and disconnecting for
+ * LOGIN_SECONDS. A connect is a new TCP connection, ApiVersions and Metadata, plus, on
+ * SASL_SSL, the TLS handshake, SaslHandshake and SCRAM-SHA-512's two round trips (KafkaJS
+ * salts the password for each login, in this process).
+ */
+async function loginRate(kafka: Kafka): Promise<number> {
+  let logins = 0;
+  const end = performance.now() + LOGIN_SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: LOGIN_CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        const admin = kafka.admin();
+        await admin.connect();
+        await admin.disconnect();
+        logins++;
+      }
+    }),
+  );
+  return logins / ((performance.now() - t0) / 1000);
+}
+
 async function main(): Promise<void> {
   requireKcat();
   const dir = benchDir('kafka');
@@ -140,9 +204,14 @@ async function main(): Promise<void> {
   const msgFile = path.join(dir, 'messages.txt');
   writeMessageFile(msgFile, MESSAGES, MSG, 'm');
 
-  let broker = await startBrokerProcess(dir);
+  const pkiDir = path.join(dir, 'pki');
+  fs.mkdirSync(pkiDir);
+  const pki = makePki(pkiDir);
+  let broker = await startBrokerProcess(dir, pki);
   const bootstrap = `127.0.0.1:${broker.port}`;
-  const consumeArgs = (topic: string, count: number) => ['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-c', String(count), '-q', '-f', '%S\n'];
+  const saslBootstrap = `127.0.0.1:${broker.saslPort}`;
+  const saslArgs = saslKcatArgs(pki);
+  const consumeArgs = (topic: string, count: number, on = bootstrap, extra: string[] = []) => ['-C', '-b', on, ...extra, '-t', topic, '-o', 'beginning', '-c', String(count), '-q', '-f', '%S\n'];
   const lines = (stdout: string) => stdout.split('\n').filter(Boolean).length;
   const rows: Row[] = [];
   try {
@@ -152,6 +221,7 @@ async function main(): Promise<void> {
     await admin.createTopics({
       topics: [
         ...Array.from({ length: TRIALS }, (_, t) => [{ topic: `kcat-${t}`, numPartitions: 3 }, { topic: `kjs-${t}`, numPartitions: 3 }]).flat(),
+        ...Array.from({ length: TRIALS }, (_, t) => [{ topic: `plain-${t}`, numPartitions: 3 }, { topic: `sasl-ssl-${t}`, numPartitions: 3 }]).flat(),
         { topic: 'latency', numPartitions: 1 },
       ],
     });
@@ -200,6 +270,32 @@ async function main(): Promise<void> {
       ),
     );
 
+    // SASL_SSL against PLAINTEXT: kcat produce (acks=all) into a fresh topic, then kcat
+    // consume of it, over each listener of the same broker, alternating.
+    const kcatRound = async (on: string, extra: string[], topic: string) => {
+      const p = await runTimed('kcat', ['-P', '-b', on, ...extra, '-t', topic, '-X', 'acks=all', '-l', msgFile]);
+      const c = await runTimed('kcat', consumeArgs(topic, MESSAGES, on, extra));
+      if (lines(c.stdout) !== MESSAGES) throw new Error(`consumed ${lines(c.stdout)} of ${MESSAGES} from ${topic}`);
+      return { produce: bytes / p.seconds / 1e6, consume: bytes / c.seconds / 1e6 };
+    };
+    const tlsTrials = await alternate(
+      TRIALS,
+      (t) => kcatRound(bootstrap, [], `plain-${t}`),
+      (t) => kcatRound(saslBootstrap, saslArgs, `sasl-ssl-${t}`),
+    );
+    tlsTrials.forEach(({ baseline, subject }, t) =>
+      console.log(`  SASL_SSL trial ${t + 1}/${TRIALS}: produce ${subject.produce.toFixed(0)} vs ${baseline.produce.toFixed(0)} MB/s plaintext, consume ${subject.consume.toFixed(0)} vs ${baseline.consume.toFixed(0)} MB/s`),
+    );
+    const saslKafka = new Kafka({
+      brokers: [saslBootstrap],
+      clientId: 'bench-logins',
+      ssl: { ca: [fs.readFileSync(pki.ca.cert)] },
+      sasl: { mechanism: 'scram-sha-512', username: SASL_USER, password: SECRETS.benchSasl },
+      logLevel: logLevel.NOTHING,
+    });
+    const logins = await alternate(TRIALS, () => loginRate(kafka), () => loginRate(saslKafka));
+    logins.forEach(({ baseline, subject }, t) => console.log(`  login trial ${t + 1}/${TRIALS}: SASL_SSL ${subject.toFixed(0)}/s, PLAINTEXT ${baseline.toFixed(0)}/s`));
+
     // Latency at a fixed moderate rate.
     const lat = await repeat(TRIALS, async (t) => {
       const l = await latencyRun(broker.port, 'latency', LATENCY_RATE, LATENCY_SECONDS);
@@ -229,7 +325,7 @@ async function main(): Promise<void> {
       },
       async (t) => {
         await broker.stop();
-        broker = await startBrokerProcess(dir, broker.port);
+        broker = await startBrokerProcess(dir, pki, { plain: broker.port, sasl: broker.saslPort });
         // A fresh process runs cold code: warm it up on the other topic first, so the first
         // read differs from the second by the checks alone.
         await runTimed('kcat', consumeArgs('kjs-0', Math.min(MESSAGES, 100_000)));
@@ -250,6 +346,8 @@ async function main(): Promise<void> {
     const p99s = lat.map((l) => percentile(l, 99));
     const maxLatency = Math.max(...lat.map((l) => l[l.length - 1]));
     const verifyRatios = verify.map((v) => v.subject / v.baseline);
+    const saslProduceRatios = tlsTrials.map((x) => x.subject.produce / x.baseline.produce);
+    const saslConsumeRatios = tlsTrials.map((x) => x.subject.consume / x.baseline.consume);
     rows.push(
       ['log durable appends (baseline, 64 appenders × 16 KiB)', formatMedian(base, 'MB/s'), '', `${(baseBytes / 2 ** 20).toFixed(0)} MiB per trial`],
       [
@@ -283,6 +381,26 @@ async function main(): Promise<void> {
         `**${formatRatio(verifyRatios)}** of the same read without checks; ${formatTarget(verifyRatios, '>=', 0.8, '80%')}`,
       ],
       ['kcat consume, second read (checked ranges trusted)', formatMedian(verify.map((v) => v.baseline), 'MB/s'), '', 'baseline for the row above'],
+      [
+        'kcat produce over SASL_SSL (TLS + SCRAM-SHA-512), acks=all, 1 KiB',
+        formatMedian(tlsTrials.map((x) => x.subject.produce), 'MB/s'),
+        formatMedian(tlsTrials.map((x) => (x.subject.produce * 1e6) / MSG), 'msg/s', 0),
+        `**${formatRatio(saslProduceRatios)}** of plaintext in the same trial; ${formatTarget(saslProduceRatios, '>=', 0.7, '70% (TLS costs at most 30%)')}`,
+      ],
+      ['kcat produce over PLAINTEXT (same run)', formatMedian(tlsTrials.map((x) => x.baseline.produce), 'MB/s'), formatMedian(tlsTrials.map((x) => (x.baseline.produce * 1e6) / MSG), 'msg/s', 0), 'baseline for the row above'],
+      [
+        'kcat consume over SASL_SSL from the beginning',
+        formatMedian(tlsTrials.map((x) => x.subject.consume), 'MB/s'),
+        formatMedian(tlsTrials.map((x) => (x.subject.consume * 1e6) / MSG), 'msg/s', 0),
+        `**${formatRatio(saslConsumeRatios)}** of plaintext in the same trial; ${formatTarget(saslConsumeRatios, '>=', 0.7, '70%')}`,
+      ],
+      ['kcat consume over PLAINTEXT (same run)', formatMedian(tlsTrials.map((x) => x.baseline.consume), 'MB/s'), formatMedian(tlsTrials.map((x) => (x.baseline.consume * 1e6) / MSG), 'msg/s', 0), 'baseline for the row above'],
+      [
+        `logins over SASL_SSL: TCP + TLS + SCRAM-SHA-512 (KafkaJS admin connect/disconnect, ${LOGIN_CONCURRENCY} at once)`,
+        '',
+        formatMedian(logins.map((x) => x.subject), 'logins/s', 0),
+        `${formatRatio(logins.map((x) => x.subject / x.baseline))} of the PLAINTEXT connect rate (${formatMedian(logins.map((x) => x.baseline), 'connects/s', 0)}: no TLS, no SASL)`,
+      ],
       ['broker peak RSS', `${(hwm / 2 ** 20).toFixed(0)} MiB`, '', 'before the read-integrity restarts'],
     );
   } finally {
@@ -297,6 +415,7 @@ async function main(): Promise<void> {
     'Times include client start-up and metadata. kcat consume stops at the last message (-c), so the final long-poll for more data is not counted. KafkaJS runs in the benchmark\'s own process; its core share is that process\'s CPU time over the send\'s wall time.',
     `Latency: ${TRIALS} runs of ${LATENCY_SECONDS} s; a minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection; latency runs from a message's due time to its acknowledgement.`,
     `Read integrity: ${VERIFY_TRIALS} trials, each restarting the broker, warming it up on another topic, then reading the first trial's kcat topic twice (first read, then the re-read as its baseline).`,
+    `SASL_SSL: the same broker's second listener (TLS 1.2+ with an EC P-256 certificate made by openssl for the run, SCRAM-SHA-512 as the bootstrap user); ${TRIALS} alternating trials, each: kcat produce and consume of ${MESSAGES} messages over PLAINTEXT, then the same over SASL_SSL, each into its own fresh topic; the ratio is taken within each trial. Logins: ${TRIALS} alternating trials of ${LOGIN_SECONDS} s each over PLAINTEXT then SASL_SSL; each login is a new connection (ApiVersions, Metadata, and on SASL_SSL the TLS handshake, SaslHandshake and SCRAM's two round trips); KafkaJS salts the password (4096 PBKDF2-SHA-512 iterations) for every login in the benchmark's process, on the same 2 cores.`,
     'Broker, clients and the benchmark share 2 cores.',
   ]);
 }
