@@ -50,6 +50,10 @@ const SCENARIOS: Record<string, { regions: string[]; files: Record<string, Expec
       'ap-south': { store: 'gcs', topologies: ['mesh'] },
     },
   },
+  'secure-mesh': {
+    regions: ['us-east', 'eu-west'],
+    files: { 'us-east': { store: 'none', topologies: ['mesh'] }, 'eu-west': { store: 'none', topologies: ['mesh'] } },
+  },
 };
 
 /** The MERIDIAN_* variables a file's header documents ("#   MERIDIAN_X=..."). */
@@ -95,9 +99,14 @@ for (const [scenario, { regions, files }] of Object.entries(SCENARIOS)) {
         expected.topologies,
       );
       if (regions.length > 1) assert.deepEqual(config.replication.regions.map((r) => r.name), regions, 'the registry lists the scenario\'s regions');
-      // Deployed brokers listen on every interface and tell clients a name they can reach.
-      assert.equal(config.kafka.host, '0.0.0.0');
-      assert.notEqual(config.kafka.advertisedHost, null);
+      // Deployed brokers listen on every interface and tell clients a name they can reach
+      // (with listeners: at least one of them does).
+      if (config.kafka.listeners.length === 0) {
+        assert.equal(config.kafka.host, '0.0.0.0');
+        assert.notEqual(config.kafka.advertisedHost, null);
+      } else {
+        assert.ok(config.kafka.listeners.some((l) => l.host === '0.0.0.0' && l.advertisedHost !== null), 'a listener on every interface with an advertised host');
+      }
       assert.ok(config.dataDir.startsWith('/var/lib/meridian/'), `dataDir ${config.dataDir}`);
       // The admin token is documented as an environment variable, and taken from it.
       assert.ok('MERIDIAN_ADMIN__TOKEN' in env, 'the header documents MERIDIAN_ADMIN__TOKEN');
@@ -110,6 +119,14 @@ for (const [scenario, { regions, files }] of Object.entries(SCENARIOS)) {
       if ('MERIDIAN_TIERED__STORE__CONNECTION_STRING' in env) assert.equal(store.connectionString, env.MERIDIAN_TIERED__STORE__CONNECTION_STRING);
       // No secret is written in the file itself.
       for (const [path, value] of secretFields(parse(text))) assert.equal(value, null, `${relative(configDir, file)}: ${path} holds a secret; set it through the environment`);
+      if ('MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD' in env) assert.equal(config.security.bootstrap.password, env.MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD);
+      if ('MERIDIAN_REPLICATION__SASL__PASSWORD' in env) assert.equal(config.replication.sasl.password, env.MERIDIAN_REPLICATION__SASL__PASSWORD);
+      if (scenario === 'secure-mesh') {
+        assert.equal(config.security.authorization.enabled, true);
+        assert.ok(config.kafka.listeners.some((l) => l.securityProtocol === 'SASL_SSL'), 'a SASL_SSL listener');
+        assert.equal(config.replication.tls.enabled, true);
+        assert.equal(config.replication.sasl.username, `${region}-link`);
+      }
       if (expected.store === 's3') assert.ok('MERIDIAN_TIERED__STORE__SECRET_ACCESS_KEY' in env, 'the S3 keys are documented as variables');
       if (expected.store === 'azure') {
         assert.ok('MERIDIAN_TIERED__STORE__ACCOUNT_KEY' in env || 'MERIDIAN_TIERED__STORE__CONNECTION_STRING' in env, 'the Azure key is documented as a variable');
@@ -137,6 +154,7 @@ test('the Azure examples refuse to load without their documented account setting
 function secretFields(value: unknown, path: string[] = []): Array<[string, unknown]> {
   if (typeof value !== 'object' || value === null) return [];
   return Object.entries(value).flatMap(([key, child]): Array<[string, unknown]> =>
-    isSecretKey(key) ? [[[...path, key].join('.'), child]] : secretFields(child, [...path, key]),
+    // A mapping under a secret-sounding key (security.authorization) is a section, not a secret.
+    isSecretKey(key) && (typeof child !== 'object' || child === null) ? [[[...path, key].join('.'), child]] : secretFields(child, [...path, key]),
   );
 }
