@@ -30,8 +30,9 @@
  *
  * Memory: state exists only for principals a quota applies to, and only while they are
  * used: a principal idle for an hour (Kafka's sensor expiry) is forgotten by a sweep that
- * runs from record() at most once a minute. No timers. A principal no quota applies to
- * costs a map lookup per request (`of()` returns null).
+ * runs, at most once a minute, when a principal's state is made (the only time memory grows)
+ * or the states are listed. No timers. A principal no quota applies to costs a map lookup
+ * per request (`of()` returns null).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,7 +41,7 @@ import { fsyncDirSync, storageError, writeFileAtomicSync } from '../storage/fs-u
 import { parseSize } from '../units.js';
 import { parsePrincipal } from './principal.js';
 
-export const QUOTAS_FILE = 'quotas.json';
+const QUOTAS_FILE = 'quotas.json';
 const SECURITY_DIR = 'security';
 
 /** The three quotas, by the name the config and the admin API use. */
@@ -70,16 +71,15 @@ export type QuotaChange = { [K in QuotaKey]?: number | string | null };
 const MAX_RATE: Readonly<Record<QuotaKey, number>> = { producerByteRate: Number.MAX_SAFE_INTEGER, consumerByteRate: Number.MAX_SAFE_INTEGER, requestRate: 1_000_000_000 };
 
 export interface QuotaOptions {
-  /** Kafka quota.window.size.seconds, in ms (default 1000). */
-  windowMs?: number;
-  /** Kafka quota.window.num (default 11). */
-  windows?: number;
-  /** A principal's rates are forgotten after this long without a request (default 1 h). */
-  idleMs?: number;
   /** Monotonic milliseconds (default performance.now). */
   now?: () => number;
 }
 
+/** Kafka's quota.window.num and quota.window.size.seconds. */
+const WINDOWS = 11;
+const WINDOW_MS = 1000;
+/** A principal's state is forgotten after this long without a request (Kafka's sensor expiry). */
+const IDLE_MS = 3_600_000;
 const SWEEP_EVERY_MS = 60_000;
 
 /**
@@ -228,9 +228,6 @@ export class QuotaManager {
   readonly #dataDir: string;
   readonly #overrides: Map<string, QuotaOverride>;
   readonly #active = new Map<string, PrincipalQuota>();
-  readonly #windows: number;
-  readonly #windowMs: number;
-  readonly #idleMs: number;
   readonly #now: () => number;
   #lastSweep: number;
   /** No default and no override: no principal has a quota, `of()` answers at once. */
@@ -241,9 +238,6 @@ export class QuotaManager {
     this.file = path.join(dataDir, SECURITY_DIR, QUOTAS_FILE);
     this.defaults = Object.freeze({ ...defaults });
     this.#overrides = overrides;
-    this.#windows = options.windows ?? 11;
-    this.#windowMs = options.windowMs ?? 1000;
-    this.#idleMs = options.idleMs ?? 3_600_000;
     this.#now = options.now ?? (() => performance.now());
     this.#lastSweep = this.#now();
     this.#none = this.#computeNone();
@@ -266,13 +260,13 @@ export class QuotaManager {
 
   /** The quota state of `principal`, or null when no quota applies to it (the hot path: a map lookup). */
   of(principal: string): PrincipalQuota | null {
+    if (this.#none) return null;
     const active = this.#active.get(principal);
     if (active !== undefined) return active;
-    if (this.#none) return null;
     const limits = this.#limitsOf(principal);
     if (limits.every((l) => l === null)) return null;
     this.#sweep();
-    const q = new PrincipalQuota(principal, limits, this.#windows, this.#windowMs, this.#now);
+    const q = new PrincipalQuota(principal, limits, WINDOWS, WINDOW_MS, this.#now);
     this.#active.set(principal, q);
     return q;
   }
@@ -363,7 +357,7 @@ export class QuotaManager {
     const now = this.#now();
     if (now - this.#lastSweep < SWEEP_EVERY_MS) return;
     this.#lastSweep = now;
-    for (const [p, q] of this.#active) if (now - q.lastUsed >= this.#idleMs) this.#active.delete(p);
+    for (const [p, q] of this.#active) if (now - q.lastUsed >= IDLE_MS) this.#active.delete(p);
   }
 
   #persist(all: Map<string, QuotaOverride>): void {
