@@ -9,6 +9,9 @@
  * teamA.orders byte for byte, and gets TOPIC_AUTHORIZATION_FAILED for teamB.orders (produce
  * and consume), GROUP_AUTHORIZATION_FAILED for group teamB.g, and never sees teamB.orders in
  * Metadata; a Fetch of a topic she may describe but not read is refused by the Fetch itself.
+ * Her admin requests get Kafka's codes where her ACLs do not reach (CreatePartitions without
+ * ALTER, DescribeConfigs without DESCRIBE_CONFIGS, the broker's configs, DeleteRecords), and
+ * ListGroups lists a group only to who may describe it.
  * DeleteAcls of her WRITE applies to her already-open producer's next send, and the denial is
  * logged with her principal and the resource.
  */
@@ -52,9 +55,9 @@ function kcatAs(user: User): string[] {
 
 /** The Kafka error type of a KafkaJS failure, however deep KafkaJS wrapped it. */
 function errorType(err: unknown): string | undefined {
-  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown; errors?: unknown[] } | undefined; e !== undefined && e !== null; ) {
+  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown; errors?: unknown[]; partitions?: Array<{ error?: unknown }> } | undefined; e !== undefined && e !== null; ) {
     if (typeof e.type === 'string' && e.type !== 'UNKNOWN') return e.type;
-    e = (e.cause ?? e.originalError ?? e.errors?.[0]) as typeof e | undefined;
+    e = (e.cause ?? e.originalError ?? e.errors?.[0] ?? e.partitions?.find((p) => p.error != null)?.error) as typeof e | undefined;
   }
   return undefined;
 }
@@ -262,6 +265,23 @@ test('a Fetch of a topic alice may describe but not read is refused by the Fetch
   } finally {
     await superAdmin.deleteAcls({ filters: [describeOnly] });
   }
+});
+
+test('alice\'s admin requests: CREATE under teamA. works; ALTER, DESCRIBE_CONFIGS, DELETE and the broker\'s configs are refused with Kafka\'s codes; ListGroups shows a group only to who may describe it', async () => {
+  await withAdmin('alice', async (a) => {
+    assert.equal(await a.createTopics({ topics: [{ topic: 'teamA.new' }] }), true);
+    await rejectsWith(a.createTopics({ topics: [{ topic: 'teamB.new' }] }), 'TOPIC_AUTHORIZATION_FAILED', 'CreateTopics outside teamA.');
+    await rejectsWith(a.createPartitions({ topicPartitions: [{ topic: 'teamA.orders', count: 3 }] }), 'TOPIC_AUTHORIZATION_FAILED', 'CreatePartitions needs ALTER');
+    await rejectsWith(a.describeConfigs({ resources: [{ type: 2, name: 'teamA.orders' }], includeSynonyms: false }), 'TOPIC_AUTHORIZATION_FAILED', 'DescribeConfigs needs DESCRIBE_CONFIGS');
+    await rejectsWith(a.describeConfigs({ resources: [{ type: 4, name: String(tb.config.nodeId) }], includeSynonyms: false }), 'CLUSTER_AUTHORIZATION_FAILED', "the broker's configs need DESCRIBE_CONFIGS on the cluster");
+    await rejectsWith(a.deleteTopicRecords({ topic: 'teamA.orders', partitions: [{ partition: 0, offset: '-1' }] }), 'TOPIC_AUTHORIZATION_FAILED', 'DeleteRecords needs DELETE');
+    assert.deepEqual((await a.listGroups()).groups.map((g) => g.groupId), ['teamA.readers']);
+    assert.deepEqual((await a.fetchTopicMetadata({ topics: ['teamA.new'] })).topics.map((t) => t.name), ['teamA.new']);
+  });
+  // The group alice's consumer made: listed to her and to the superuser, not to bob.
+  assert.deepEqual((await superAdmin.listGroups()).groups.map((g) => g.groupId), ['teamA.readers']);
+  assert.deepEqual(await withAdmin('bob', async (a) => (await a.listGroups()).groups), []);
+  assert.equal((await superAdmin.fetchTopicOffsets('teamA.orders')).length, 2, 'nothing changed the topic');
 });
 
 test('DeleteAcls of alice\'s WRITE applies to her open producer\'s next send, and the denial is logged with her principal and the topic', async () => {
