@@ -263,6 +263,7 @@ export class Broker {
         policies: currentPolicies,
         regions: () => (replicatorRef?.registry ?? regions).filter((x) => x.name !== config.region),
         requestTimeoutMs: r.requestTimeoutMs,
+        linkSecurity: { tls: r.tls, sasl: r.sasl },
         logger: log,
       });
       const disaster = dr;
@@ -281,7 +282,15 @@ export class Broker {
         readBuffers: new BufferPool(),
         logs: new LogViews(topics, tiered?.remote),
         tiered,
-        replication: new ReplicationTarget({ region: config.region, topics, states: replicaStates, logger: log, admission: disaster }),
+        replication: new ReplicationTarget({
+          region: config.region,
+          topics,
+          states: replicaStates,
+          logger: log,
+          admission: disaster,
+          policies: currentPolicies,
+          regions: () => (replicatorRef?.registry ?? regions).filter((x) => x.name !== config.region),
+        }),
         dr: disaster,
         security,
         logger: log,
@@ -324,6 +333,7 @@ export class Broker {
         maxInFlightBytes: r.maxInFlightBytes,
         concurrency: r.concurrency,
         requestTimeoutMs: r.requestTimeoutMs,
+        linkSecurity: { tls: r.tls, sasl: r.sasl },
         logger: log,
         dr: disaster,
       });

@@ -112,7 +112,16 @@ export interface ReplicationConfig {
    * The registry: each region's name, the host:port its Kafka listener is reached at, and
    * optionally the host:port of its admin API (for the CLI and the policy check).
    */
-  readonly regions: ReadonlyArray<{ readonly name: string; readonly address: string; readonly admin?: string }>;
+  readonly regions: ReadonlyArray<{
+    readonly name: string;
+    readonly address: string;
+    readonly admin?: string;
+    /** This region's link to that region: fields over replication.tls / replication.sasl. */
+    readonly tls?: Partial<LinkSecurityConfig['tls']>;
+    readonly sasl?: Partial<LinkSecurityConfig['sasl']>;
+    /** The principal that region authenticates as here; requests claiming it from others are refused. */
+    readonly principal?: string;
+  }>;
   /** Raw policies, validated by replication/policy.ts (at load time too). */
   readonly policies: readonly unknown[];
   readonly maxInFlightBytes: number;
@@ -282,7 +291,7 @@ export interface RawBrokerConfig {
     cache: { bytes: SizeInput; blockBytes: SizeInput; readConcurrency: number };
   };
   replication: {
-    regions: Array<{ name: string; address: string; admin?: string }>;
+    regions: Array<{ name: string; address: string; admin?: string; tls?: Partial<LinkSecurityConfig['tls']>; sasl?: Partial<LinkSecurityConfig['sasl']>; principal?: string }>;
     policies: unknown[];
     maxInFlightBytes: SizeInput;
     maxRequestBytes: SizeInput;
@@ -615,7 +624,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
   replication: section('Geo-replication: this region forwards topics to other regions (the receiving side is always on).', {
     regions: {
       description:
-        'The region registry: a list of { name, address, admin? }, address being host:port of that region\'s Kafka listener and admin (optional) host:port of its admin API, this region included (a registry without it is refused). As an environment variable: JSON.',
+        'The region registry: a list of { name, address, admin?, tls?, sasl?, principal? }, address being host:port of that region\'s Kafka listener and admin (optional) host:port of its admin API, this region included (a registry without it is refused); tls and sasl override replication.tls and replication.sasl field by field for the link to that region; principal (e.g. User:eu-west-link) is the only principal allowed to send as that region. As an environment variable: JSON.',
       default: [],
       type: 'array',
       items: { type: 'object' },

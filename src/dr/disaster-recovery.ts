@@ -26,13 +26,14 @@
  * offset publisher starts at once; `close()` stops it and closes the indexes.
  */
 import type { Logger } from 'pino';
+import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { GroupCoordinator } from '../broker/groups/group-coordinator.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { storedBatches } from '../storage/record-batch.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { OriginIndex } from '../replication/origin-index.js';
-import { policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
+import { linkSecurityOf, policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
 import { originKey, type ReplicaStates } from '../replication/replica-state.js';
 import type { OffsetSyncRequest, ProbeRequest, ProbeResponse } from './dr-api.js';
 import { DrState, isDrPolicy, policySource, type TopicRole } from './dr-state.js';
@@ -52,6 +53,8 @@ export interface DisasterRecoveryOptions {
   policies: () => readonly Policy[];
   regions: () => readonly RegionEntry[];
   requestTimeoutMs: number;
+  /** replication.tls and replication.sasl: the offset sync's and failback's connections use them (and a region's own). */
+  linkSecurity?: LinkSecurityConfig;
   logger: Logger;
   syncIntervalMs?: number;
 }
@@ -127,6 +130,7 @@ export class DisasterRecovery {
       lastTimestampOf: (topic, partition) => this.#lastTimestamp(topic, partition),
       currentCommits: () => opts.groups.allCommitted().map((c) => ({ group: c.groupId, topic: c.topic, partition: c.partition, offset: c.committed.offset, commitTimestamp: c.committed.commitTimestamp })),
       requestTimeoutMs: opts.requestTimeoutMs,
+      linkSecurity: (entry) => this.linkSecurityTo(entry),
       intervalMs: opts.syncIntervalMs,
       logger: this.log,
     });
@@ -140,6 +144,11 @@ export class DisasterRecovery {
 
   get policies(): readonly Policy[] {
     return this.#opts.policies();
+  }
+
+  /** TLS and SASL of this region's connections to `entry`'s region. */
+  linkSecurityTo(entry: RegionEntry): LinkSecurityConfig | undefined {
+    return this.#opts.linkSecurity && linkSecurityOf(entry, this.#opts.linkSecurity);
   }
 
   // ---- roles -------------------------------------------------------------------------

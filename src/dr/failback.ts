@@ -24,10 +24,12 @@
  * `promote` here.
  */
 import fs from 'node:fs';
+import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from '../replication/link-client.js';
+import type { RegionEntry } from '../replication/policy.js';
 import { isControlBatch, lastOffsetOf, storedBatches, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { isMarkerBatch } from '../replication/marker.js';
@@ -49,7 +51,7 @@ export function sideTopicName(topic: string, region: string, epoch: number): str
   return `${topic}.diverged-${region}-e${epoch}`;
 }
 
-export async function failback(dr: DisasterRecovery, topic: string, opts: { confirm: boolean; requestTimeoutMs: number; regions: ReadonlyArray<{ name: string; address: string }> }): Promise<FailbackReport> {
+export async function failback(dr: DisasterRecovery, topic: string, opts: { confirm: boolean; requestTimeoutMs: number; regions: readonly RegionEntry[] }): Promise<FailbackReport> {
   const info = dr.topics.getTopic(topic);
   if (info === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${topic} does not exist in region ${dr.region}`);
   const role = dr.roleOf(topic);
@@ -67,10 +69,10 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const probes: Array<{ region: string; res: ProbeResponse }> = [];
   const unreachable: string[] = [];
   for (const region of peers) {
-    const address = opts.regions.find((r) => r.name === region)?.address;
-    if (address === undefined) continue;
+    const entry = opts.regions.find((r) => r.name === region);
+    if (entry === undefined) continue;
     try {
-      probes.push({ region, res: await probe(address, { targetRegion: region, senderRegion: dr.region, topic, senderTopicId: info.id }, opts.requestTimeoutMs) });
+      probes.push({ region, res: await probe(entry, dr.linkSecurityTo(entry), { targetRegion: region, senderRegion: dr.region, topic, senderTopicId: info.id }, opts.requestTimeoutMs) });
     } catch (err) {
       unreachable.push(`${region} (${(err as Error).message})`);
     }
@@ -255,8 +257,8 @@ async function walk(log: PartitionLog, from: bigint, visit: (buf: Buffer, h: Bat
   }
 }
 
-async function probe(address: string, req: { targetRegion: string; senderRegion: string; topic: string; senderTopicId: string }, timeoutMs: number): Promise<ProbeResponse> {
-  const client = new LinkClient({ address, clientId: `meridian-failback-${req.senderRegion}`, requestTimeoutMs: timeoutMs });
+async function probe(entry: RegionEntry, security: LinkSecurityConfig | undefined, req: { targetRegion: string; senderRegion: string; topic: string; senderTopicId: string }, timeoutMs: number): Promise<ProbeResponse> {
+  const client = new LinkClient({ address: entry.address, remote: entry.name, security, clientId: `meridian-failback-${req.senderRegion}`, requestTimeoutMs: timeoutMs });
   try {
     const res = readProbeResponse(await client.request(DrApiKey.Probe, 0, (w) => writeProbeRequest(w, req)));
     if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${req.targetRegion}`);

@@ -17,6 +17,7 @@
  * reports is the time since the last one).
  */
 import type { Logger } from 'pino';
+import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { LinkClient } from '../replication/link-client.js';
 import { policyFor, type Policy, type RegionEntry } from '../replication/policy.js';
@@ -44,6 +45,8 @@ export interface OffsetPublisherOptions {
   /** Every group partition committed here now (the resync after a failure or at start). */
   currentCommits: () => CommitEvent[];
   requestTimeoutMs: number;
+  /** TLS and SASL of the connection to a region (replication.tls/sasl and the region's own). */
+  linkSecurity?: (entry: RegionEntry) => LinkSecurityConfig | undefined;
   intervalMs?: number;
   endsEveryMs?: number;
   logger: Logger;
@@ -74,11 +77,11 @@ class Peer {
   needResync = true;
   status: PeerSyncStatus;
 
-  constructor(name: string, address: string, requestTimeoutMs: number, region: string) {
-    this.name = name;
-    this.address = address;
-    this.client = new LinkClient({ address, clientId: `meridian-offsets-${region}`, requestTimeoutMs });
-    this.status = { region: name, connected: false, pendingCommits: 0, lastSuccessAt: null, lastError: null, syncs: 0, failures: 0 };
+  constructor(entry: RegionEntry, requestTimeoutMs: number, region: string, security: LinkSecurityConfig | undefined) {
+    this.name = entry.name;
+    this.address = entry.address;
+    this.client = new LinkClient({ address: entry.address, remote: entry.name, security, clientId: `meridian-offsets-${region}`, requestTimeoutMs });
+    this.status = { region: entry.name, connected: false, pendingCommits: 0, lastSuccessAt: null, lastError: null, syncs: 0, failures: 0 };
   }
 }
 
@@ -144,7 +147,7 @@ export class OffsetPublisher {
       p = undefined;
     }
     if (p === undefined) {
-      p = new Peer(name, entry.address, this.#opts.requestTimeoutMs, this.#opts.region);
+      p = new Peer(entry, this.#opts.requestTimeoutMs, this.#opts.region, this.#opts.linkSecurity?.(entry));
       this.#peers.set(name, p);
     }
     return p;

@@ -20,6 +20,7 @@
  * on the topology being sensible: a region never sends data to a region on its hop path,
  * and a receiver drops data that already passed through it.
  */
+import { SASL_MECHANISMS, type LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { parseSize } from '../units.js';
 
@@ -32,6 +33,12 @@ export interface RegionEntry {
   address: string;
   /** host:port of the region's admin API, when the registry names it (the CLI, the policy-agreement check). */
   admin?: string;
+  /** This region's TLS towards that region, field by field over replication.tls. */
+  tls?: Partial<LinkSecurityConfig['tls']>;
+  /** This region's SASL credentials on that region, field by field over replication.sasl. */
+  sasl?: Partial<LinkSecurityConfig['sasl']>;
+  /** The principal that region's links authenticate as here ("User:eu-west-link"): requests claiming that region from any other principal are refused. */
+  principal?: string;
 }
 
 export interface PolicyInput {
@@ -76,23 +83,51 @@ export class PolicyError extends MeridianError {
   }
 }
 
+const REGION_FIELDS = ['name', 'address', 'admin', 'tls', 'sasl', 'principal'];
+const TLS_FIELDS: Record<keyof LinkSecurityConfig['tls'], 'boolean' | 'string'> = { enabled: 'boolean', caFile: 'string', certFile: 'string', keyFile: 'string', serverName: 'string' };
+const SASL_FIELDS: Record<keyof LinkSecurityConfig['sasl'], 'mechanism' | 'string'> = { mechanism: 'mechanism', username: 'string', password: 'string' };
+
 export function parseRegions(input: unknown, field = 'replication.regions'): RegionEntry[] {
-  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of { name, address, admin? }');
+  if (!Array.isArray(input)) throw new PolicyError(field, 'expected a list of { name, address, admin?, tls?, sasl?, principal? }');
   const seen = new Set<string>();
   return input.map((r, i) => {
     const at = `${field}[${i}]`;
-    if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address, admin? }');
+    if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address, admin?, tls?, sasl?, principal? }');
     const { name, address } = r as Record<string, unknown>;
     if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) throw new PolicyError(`${at}.name`, `expected a region name (lowercase letters, digits, dashes), got ${JSON.stringify(name)}`);
     if (typeof address !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(address)) throw new PolicyError(`${at}.address`, `expected host:port of the region's Kafka listener, got ${JSON.stringify(address)}`);
-    const { admin } = r as Record<string, unknown>;
+    const { admin, tls, sasl, principal } = r as Record<string, unknown>;
     if (admin !== undefined && (typeof admin !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(admin))) throw new PolicyError(`${at}.admin`, `expected host:port of the region's admin API, got ${JSON.stringify(admin)}`);
-    const unknownKeys = Object.keys(r as object).filter((k) => k !== 'name' && k !== 'address' && k !== 'admin');
-    if (unknownKeys.length > 0) throw new PolicyError(`${at}.${unknownKeys[0]}`, 'unknown field, expected one of name, address, admin');
+    const unknownKeys = Object.keys(r as object).filter((k) => !REGION_FIELDS.includes(k));
+    if (unknownKeys.length > 0) throw new PolicyError(`${at}.${unknownKeys[0]}`, `unknown field, expected one of ${REGION_FIELDS.join(', ')}`);
     if (seen.has(name)) throw new PolicyError(`${at}.name`, `region ${name} is listed twice`);
+    if (principal !== undefined && (typeof principal !== 'string' || !/^[A-Za-z]+:.+$/.test(principal))) throw new PolicyError(`${at}.principal`, `expected a principal such as "User:${name}-link", got ${JSON.stringify(principal)}`);
     seen.add(name);
-    return admin === undefined ? { name, address } : { name, address, admin: admin as string };
+    const entry: RegionEntry = { name, address };
+    if (admin !== undefined) entry.admin = admin as string;
+    if (tls !== undefined) entry.tls = linkSection(tls, TLS_FIELDS, `${at}.tls`) as RegionEntry['tls'];
+    if (sasl !== undefined) entry.sasl = linkSection(sasl, SASL_FIELDS, `${at}.sasl`) as RegionEntry['sasl'];
+    if (principal !== undefined) entry.principal = principal as string;
+    return entry;
   });
+}
+
+/** A region's tls or sasl mapping: the fields of replication.tls / replication.sasl, each optional. */
+function linkSection(input: unknown, fields: Record<string, 'boolean' | 'string' | 'mechanism'>, at: string): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new PolicyError(at, `expected a mapping of ${Object.keys(fields).join(', ')}`);
+  for (const [k, v] of Object.entries(input)) {
+    const kind = fields[k];
+    if (kind === undefined) throw new PolicyError(`${at}.${k}`, `unknown field, expected one of ${Object.keys(fields).join(', ')}`);
+    const ok = kind === 'boolean' ? typeof v === 'boolean' : kind === 'mechanism' ? v === null || (SASL_MECHANISMS as readonly unknown[]).includes(v) : v === null || (typeof v === 'string' && v !== '');
+    // The value is not echoed: it may be a password.
+    if (!ok) throw new PolicyError(`${at}.${k}`, kind === 'boolean' ? 'expected true or false' : kind === 'mechanism' ? `expected one of ${SASL_MECHANISMS.join(', ')}, or null` : 'expected a non-empty string, or null');
+  }
+  return { ...input };
+}
+
+/** The TLS and SASL settings of this region's link to `entry`: its own fields over the defaults. */
+export function linkSecurityOf(entry: RegionEntry, defaults: LinkSecurityConfig): LinkSecurityConfig {
+  return { tls: { ...defaults.tls, ...entry.tls }, sasl: { ...defaults.sasl, ...entry.sasl } };
 }
 
 const POLICY_FIELDS = ['name', 'topics', 'topology', 'regions', 'source', 'targets', 'sources', 'target', 'hub', 'path', 'backlogQuota', 'rateLimit'];
@@ -214,6 +249,20 @@ export function linksFor(policies: readonly Policy[], region: string, topic: str
   const policy = policyFor(policies, topic);
   if (policy === undefined) return [];
   return policy.edges.filter((e) => e.from === region).map((e) => ({ remote: e.to, relay: e.relay, policy }));
+}
+
+/**
+ * The regions `policies` have send `topic` to `region`: the sending side's `linksFor` seen
+ * from the receiver, so the receiving side admits exactly what senders do. Under one-way and
+ * fan-out policies that is every other region of the policy, because the sender is whichever
+ * region is the topic's primary now (dr/disaster-recovery.ts `effectiveLinks`), and disaster
+ * recovery's admission then takes data from that primary only.
+ */
+export function sendersTo(policies: readonly Policy[], region: string, topic: string): { policy: Policy | undefined; senders: string[] } {
+  const policy = policyFor(policies, topic);
+  if (policy === undefined) return { policy, senders: [] };
+  if (policy.topology === 'one-way' || policy.topology === 'fan-out') return { policy, senders: policy.regions.includes(region) ? policy.regions.filter((r) => r !== region) : [] };
+  return { policy, senders: [...new Set(policy.edges.filter((e) => e.to === region).map((e) => e.from))] };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from './link-client.js';
@@ -31,6 +32,8 @@ export interface RemoteRegionOptions {
   partitionCountOf: (topic: string) => number;
   /** This region's view of a DR topic's primary and epoch, sent in the handshake. */
   drViewOf?: (topic: string) => { primary: string; epoch: number } | null;
+  /** TLS and SASL of the link (policy.ts `linkSecurityOf`); absent: plain TCP. */
+  security?: LinkSecurityConfig;
   logger: Logger;
 }
 
@@ -173,7 +176,7 @@ export class RemoteRegion {
     this.#opts = opts;
     this.name = opts.remote;
     this.address = opts.address;
-    this.client = new LinkClient({ address: opts.address, clientId: `meridian-replicator-${opts.region}`, requestTimeoutMs: opts.requestTimeoutMs });
+    this.client = new LinkClient({ address: opts.address, remote: opts.remote, security: opts.security, clientId: `meridian-replicator-${opts.region}`, requestTimeoutMs: opts.requestTimeoutMs });
     this.#budget = new ByteBudget(opts.maxInFlightBytes);
     this.#queue = new PQueue({ concurrency: opts.concurrency });
     this.#log = opts.logger.child({ remote: opts.remote });

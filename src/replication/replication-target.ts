@@ -7,13 +7,22 @@
  * marker, all in one append: one write, one fsync, consecutive offsets. The dedup table is
  * updated when the offsets are assigned, before the write completes, so a concurrent append
  * from another sender sees it.
+ *
+ * Who may send (always checked, authorization on or off): a topic is taken only from the
+ * regions this region's policies name as its senders here (policy.ts `sendersTo`, the
+ * sending side's links seen from this end); anything else is REPLICATION_UNAUTHORIZED and
+ * nothing is written. A region of the registry bound to a principal (`principal`) is taken
+ * only over a connection authenticated as it (`admitSender`). The ClusterAction permission
+ * is checked before, by the protocol layer (broker/kafka/replication.ts).
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { ThrottledLog } from '../throttled-log.js';
 import type { TopicInfo, TopicManager } from '../storage/topic-manager.js';
 import { isControlBatch, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import { validateRecords } from '../storage/record-validator.js';
 import { encodeMarker, type MarkedBatch } from './marker.js';
+import { sendersTo, type Policy, type RegionEntry } from './policy.js';
 import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
 import { originKey, raise, type ReplicaStates } from './replica-state.js';
 import { RunTracker } from './run-tracker.js';
@@ -25,6 +34,8 @@ export interface TargetStats {
   loopDroppedBatches: number;
   /** Handshakes and appends refused because the sender is not the DR topic's primary here. */
   fencedRequests: number;
+  /** Requests refused for their principal or claimed region (ClusterAction, sources, bindings). */
+  unauthorizedRequests: number;
 }
 
 /**
@@ -50,24 +61,75 @@ export interface ReplicationAdmission {
 
 export class ReplicationTarget {
   readonly region: string;
-  readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0, fencedRequests: 0 };
+  readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0, fencedRequests: 0, unauthorizedRequests: 0 };
   #topics: TopicManager;
   #states: ReplicaStates;
   #admission: ReplicationAdmission | undefined;
+  #policies: () => readonly Policy[];
+  #regions: () => readonly RegionEntry[];
   #log: Logger;
+  #refusals: ThrottledLog;
 
-  constructor(opts: { region: string; topics: TopicManager; states: ReplicaStates; logger: Logger; admission?: ReplicationAdmission }) {
+  constructor(opts: {
+    region: string;
+    topics: TopicManager;
+    states: ReplicaStates;
+    logger: Logger;
+    admission?: ReplicationAdmission;
+    /** This region's policies now (they change at run time): who may send which topic here. */
+    policies: () => readonly Policy[];
+    /** The registry's other regions now: the principals they are bound to. */
+    regions: () => readonly RegionEntry[];
+  }) {
     this.region = opts.region;
     this.#topics = opts.topics;
     this.#states = opts.states;
     this.#admission = opts.admission;
+    this.#policies = opts.policies;
+    this.#regions = opts.regions;
     this.#log = opts.logger.child({ component: 'replication-target' });
+    this.#refusals = new ThrottledLog(this.#log);
+  }
+
+  /**
+   * Whether a connection authenticated as `principal` may speak for region `sender`: when
+   * the registry binds `sender` to a principal, only that one; and a principal bound to a
+   * region speaks for that region only.
+   */
+  admitSender(sender: string, principal: string): MeridianError | null {
+    const bound = this.#regions().find((r) => r.name === sender)?.principal;
+    const own = this.#regions().find((r) => r.principal === principal && r.name !== sender);
+    if (bound === undefined && own === undefined) return null;
+    if (bound !== undefined && bound !== principal) {
+      return new MeridianError(ErrorCode.ReplicationUnauthorized, `region ${this.region} takes requests from region ${sender} only over a connection authenticated as ${bound} (replication.regions), not as ${principal}`);
+    }
+    return own === undefined ? null : new MeridianError(ErrorCode.ReplicationUnauthorized, `${principal} is the principal of region ${own.name} in region ${this.region}'s registry: it cannot send as region ${sender}`);
+  }
+
+  /** Logs a refused request (rate-limited per principal, region and reason) and counts it. */
+  noteRefused(error: Error, who: { principal: string; clientHost: string; claimedRegion: string; topic?: string; api: string }): void {
+    this.stats.unauthorizedRequests++;
+    const code = error instanceof MeridianError ? error.code : 'ERROR';
+    this.#refusals.warn(`${code} ${who.principal} as ${who.claimedRegion}${who.topic === undefined ? '' : ` for ${who.topic}`}`, { ...who, code, err: error.message }, 'replication request refused');
+  }
+
+  /** REPLICATION_UNAUTHORIZED unless this region's policies have `sender` send `topic` here. */
+  #checkSource(topic: string, sender: string): MeridianError | null {
+    const { policy, senders } = sendersTo(this.#policies(), this.region, topic);
+    if (senders.includes(sender)) return null;
+    const why =
+      policy === undefined
+        ? `no replication policy of region ${this.region} covers topic ${topic}`
+        : `policy '${policy.name}' (${policy.topology}) has ${senders.length === 0 ? 'no region' : senders.join(', ')} send it to ${this.region}`;
+    return new MeridianError(ErrorCode.ReplicationUnauthorized, `region ${this.region} takes topic ${topic} from region ${sender} by no policy: ${why}; nothing was written`);
   }
 
   async handshake(req: HandshakeRequest): Promise<HandshakeResult> {
     const fail = (error: Error): HandshakeResult => ({ error, region: this.region, partitionCount: -1, partitions: [] });
     if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}: check replication.regions in ${req.senderRegion}'s config`));
     if (req.senderRegion === this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `region ${req.senderRegion} cannot replicate to itself`));
+    const unauthorized = this.#checkSource(req.topic, req.senderRegion);
+    if (unauthorized !== null) return fail(unauthorized);
     const fenced = this.#admission?.admitHandshake(req.topic, req.senderRegion, req.dr) ?? null;
     if (fenced !== null) {
       this.stats.fencedRequests++;
@@ -142,8 +204,10 @@ export class ReplicationTarget {
     if (log === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `${req.topic}/${req.partition} does not exist in region ${this.region}`));
     try {
       const state = await this.#states.forLog(log);
-      // Checked after the last await: a promote that lands while this request waited
-      // refuses it, and nothing between here and the append can let it through.
+      // Checked after the last await: a promote or policy change that lands while this
+      // request waited refuses it, and nothing between here and the append can let it through.
+      const unauthorized = this.#checkSource(req.topic, req.senderRegion);
+      if (unauthorized !== null) return fail(unauthorized);
       const fenced = this.#admission?.admitAppend(req.topic, req.senderRegion) ?? null;
       if (fenced !== null) {
         this.stats.fencedRequests++;

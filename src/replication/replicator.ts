@@ -7,11 +7,12 @@
  * `mayDeleteLocal` and `mayDeleteRemote`.
  */
 import type { Logger } from 'pino';
+import type { LinkSecurityConfig } from '../config/schema.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { RemoteTier } from '../tiered/remote-tier.js';
-import { linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
+import { linkSecurityOf, linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
 import { RemoteRegion } from './remote-region.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
 
@@ -28,6 +29,8 @@ export interface ReplicatorOptions {
   maxInFlightBytes: number;
   concurrency: number;
   requestTimeoutMs: number;
+  /** replication.tls and replication.sasl: every link's TLS and SASL unless its region overrides them. */
+  linkSecurity?: LinkSecurityConfig;
   logger: Logger;
   /**
    * Disaster recovery's say (dr/disaster-recovery.ts): a one-way or fan-out topic is sent
@@ -106,7 +109,7 @@ export class Replicator {
     const regions = parseRegions(input);
     for (const [name, remote] of this.#remotes) {
       const entry = regions.find((r) => r.name === name);
-      if (entry?.address !== remote.address) {
+      if (entry?.address !== remote.address || JSON.stringify([entry.tls, entry.sasl]) !== JSON.stringify([this.#regions.get(name)?.tls, this.#regions.get(name)?.sasl])) {
         for (const [key, w] of this.#workers) if (w.link.remote === name) this.#stopWorker(key);
         remote.close();
         this.#remotes.delete(name);
@@ -174,6 +177,7 @@ export class Replicator {
         region: this.region,
         remote: name,
         address: this.#regions.get(name)!.address,
+        security: this.#opts.linkSecurity && linkSecurityOf(this.#regions.get(name)!, this.#opts.linkSecurity),
         maxInFlightBytes: this.#opts.maxInFlightBytes,
         concurrency: this.#opts.concurrency,
         requestTimeoutMs: this.#opts.requestTimeoutMs,

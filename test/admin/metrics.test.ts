@@ -208,7 +208,19 @@ function steadyProducer(producer: Producer, topic: string): { acked: () => numbe
 
 test('two regions: the replication lag of a live link is in /metrics, rises while the link is cut and producing continues, and falls after', { timeout: 180_000 }, async (t) => {
   const TOPIC = 'metrics-replicated';
-  const eu = await startBroker({ region: 'eu-west', topics: { autoCreate: false }, admin: { port: 0 } } as BrokerConfigInput);
+  // eu-west holds the same policy: it takes the topic only from the regions its policies name.
+  const eu = await startBroker({
+    region: 'eu-west',
+    topics: { autoCreate: false },
+    admin: { port: 0 },
+    replication: {
+      regions: [
+        { name: 'us-east', address: '127.0.0.1:1' },
+        { name: 'eu-west', address: '127.0.0.1:1' },
+      ],
+      policies: [{ topics: TOPIC, topology: 'one-way', source: 'us-east', targets: ['eu-west'] }],
+    },
+  } as BrokerConfigInput);
   t.after(() => eu.cleanup());
   const proxy = new TcpProxy({ targetPort: eu.port });
   await proxy.start();

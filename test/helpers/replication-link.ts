@@ -4,6 +4,7 @@
  * topic id talking to one target region, for tests of what the target accepts and refuses.
  */
 import assert from 'node:assert/strict';
+import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { LinkClient } from '../../src/replication/link-client.js';
 import {
   readAppendResponse,
@@ -15,6 +16,19 @@ import {
   type ReplicatedBatch,
 } from '../../src/replication/replication-api.js';
 import { encodeBatch } from '../../src/storage/record-batch.js';
+
+/**
+ * The replication config of `region` taking every topic from `senders` (an aggregation
+ * policy): a region takes a topic only from the regions its policies name as its senders.
+ * An aggregation target sends no data; the senders' addresses (nothing listens there) are
+ * dialled only by disaster recovery's offset sync, which retries quietly.
+ */
+export function receivingFrom(region: string, senders: string[]): BrokerConfigInput['replication'] {
+  return {
+    regions: [region, ...senders].map((name) => ({ name, address: '127.0.0.1:9' })),
+    policies: [{ name: 'from-senders', topics: '*', topology: 'aggregation', sources: senders, target: region }],
+  };
+}
 
 export class TargetLink {
   readonly client: LinkClient;

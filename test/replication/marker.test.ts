@@ -174,13 +174,15 @@ test('a garbled marker already in a log breaks neither ReplicaState.load nor the
 
 test('a broker whose log holds a garbled marker restarts and replicates that topic: the remote gets exactly its records', { timeout: 30_000 }, async (t) => {
   // No initial rebalance delay: the check reads with a fresh KafkaJS group.
-  const eu = await startBroker({ region: 'eu-west', groups: { initialRebalanceDelayMs: 0 } });
+  // eu-west holds the policy too: it takes the topic only from the regions its policies name.
+  const policies = [{ topics: 'damaged', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }];
+  const eu = await startBroker({ region: 'eu-west', groups: { initialRebalanceDelayMs: 0 }, replication: { regions: [{ name: 'us-east', address: '127.0.0.1:1' }, { name: 'eu-west', address: '127.0.0.1:1' }], policies } } as BrokerConfigInput);
   t.after(() => eu.cleanup());
   const config: BrokerConfigInput = {
     region: 'us-east',
     replication: {
       regions: [{ name: 'us-east', address: '127.0.0.1:1' }, { name: 'eu-west', address: eu.bootstrap }],
-      policies: [{ topics: 'damaged', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }],
+      policies,
       retry: { initialMs: 50, maxMs: 500 },
     },
   } as BrokerConfigInput;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/load-config.js';
-import { linksFor, parsePolicies, parseRegions, policyFor, PolicyError, type Policy } from '../../src/replication/policy.js';
+import { linkSecurityOf, linksFor, parsePolicies, parseRegions, policyFor, PolicyError, sendersTo, type Policy } from '../../src/replication/policy.js';
 
 const KNOWN = ['a', 'b', 'c', 'd', 'h'];
 
@@ -196,6 +196,53 @@ describe('parseRegions', () => {
     refused(() => parseRegions([{ name: 'EU West', address: 'a:1' }]), 'replication.regions[0].name', /region name/);
     refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', port: 3 }]), 'replication.regions[0].port', /unknown field/);
     refused(() => parseRegions({ 'eu-west': 'a:1' }), 'replication.regions', /list/);
+  });
+
+  test('a region\'s own link settings (tls, sasl) and principal; the link to it takes them field by field over the defaults', () => {
+    const [entry] = parseRegions([{ name: 'eu-west', address: 'a:1', tls: { caFile: '/etc/eu-ca.pem', serverName: 'eu.example.com' }, sasl: { username: 'us-east-link', password: 'pw' }, principal: 'User:eu-west-link' }]);
+    assert.deepEqual(entry, { name: 'eu-west', address: 'a:1', tls: { caFile: '/etc/eu-ca.pem', serverName: 'eu.example.com' }, sasl: { username: 'us-east-link', password: 'pw' }, principal: 'User:eu-west-link' });
+    const defaults = { tls: { enabled: true, caFile: '/etc/ca.pem', certFile: null, keyFile: null, serverName: null }, sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'default', password: 'default-pw' } };
+    assert.deepEqual(linkSecurityOf(entry, defaults), {
+      tls: { enabled: true, caFile: '/etc/eu-ca.pem', certFile: null, keyFile: null, serverName: 'eu.example.com' },
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'us-east-link', password: 'pw' },
+    });
+  });
+
+  test('bad link settings name the field and never echo a value', () => {
+    refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', tls: { enable: true } }]), 'replication.regions[0].tls.enable', /unknown field, expected one of enabled, caFile, certFile, keyFile, serverName/);
+    refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', tls: { enabled: 'yes' } }]), 'replication.regions[0].tls.enabled', /expected true or false/);
+    refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', tls: true }]), 'replication.regions[0].tls', /expected a mapping/);
+    refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', sasl: { mechanism: 'GSSAPI' } }]), 'replication.regions[0].sasl.mechanism', /SCRAM-SHA-256, SCRAM-SHA-512, PLAIN/);
+    const err = refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', sasl: { password: 12345678 } }]), 'replication.regions[0].sasl.password', /non-empty string/);
+    assert.ok(!err.message.includes('12345678'));
+    refused(() => parseRegions([{ name: 'eu-west', address: 'a:1', principal: 'eu-west-link' }]), 'replication.regions[0].principal', /User:eu-west-link/);
+  });
+});
+
+describe('sendersTo: who may send a topic to a region (the receiving side\'s check)', () => {
+  const senders = (input: unknown[], region: string, topic = 't') => sendersTo(parsePolicies(input, KNOWN), region, topic).senders.sort();
+  test('each topology: exactly the regions whose links reach the region', () => {
+    assert.deepEqual(senders([{ topics: 't', topology: 'mesh', regions: ['a', 'b', 'c'] }], 'b'), ['a', 'c']);
+    assert.deepEqual(senders([{ topics: 't', topology: 'aggregation', sources: ['a', 'b'], target: 'c' }], 'c'), ['a', 'b']);
+    assert.deepEqual(senders([{ topics: 't', topology: 'aggregation', sources: ['a', 'b'], target: 'c' }], 'a'), []);
+    assert.deepEqual(senders([{ topics: 't', topology: 'relay', path: ['a', 'b', 'c'] }], 'c'), ['b']);
+    assert.deepEqual(senders([{ topics: 't', topology: 'relay', hub: 'h', regions: ['a', 'b'] }], 'a'), ['h']);
+    assert.deepEqual(senders([{ topics: 't', topology: 'relay', hub: 'h', regions: ['a', 'b'] }], 'h'), ['a', 'b']);
+    // One writer, but whichever region is primary now sends (disaster recovery admits only it).
+    assert.deepEqual(senders([{ topics: 't', topology: 'fan-out', source: 'a', targets: ['b', 'c'] }], 'b'), ['a', 'c']);
+    assert.deepEqual(senders([{ topics: 't', topology: 'one-way', source: 'a', targets: ['b'] }], 'd'), []);
+    assert.deepEqual(senders([{ topics: 'other', topology: 'mesh', regions: ['a', 'b'] }], 'b'), [], 'no policy covers t');
+  });
+  test('agrees with linksFor in every non-DR topology', () => {
+    for (const policy of [
+      { topics: 't', topology: 'mesh', regions: ['a', 'b', 'c', 'd'] },
+      { topics: 't', topology: 'aggregation', sources: ['a', 'b', 'd'], target: 'c' },
+      { topics: 't', topology: 'relay', path: ['d', 'a', 'b', 'c'] },
+      { topics: 't', topology: 'relay', hub: 'h', regions: ['a', 'b', 'c'] },
+    ]) {
+      const policies = parsePolicies([policy], KNOWN);
+      for (const to of KNOWN) assert.deepEqual(senders([policy], to), KNOWN.filter((from) => linksFor(policies, from, 't').some((l) => l.remote === to)).sort(), `${policy.topology} to ${to}`);
+    }
   });
 });
 

@@ -18,7 +18,7 @@ import { PartitionLog } from '../../src/storage/partition-log.js';
 import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { makeBatch } from '../helpers/batches.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { originBatches, TargetLink } from '../helpers/replication-link.js';
+import { originBatches, receivingFrom, TargetLink } from '../helpers/replication-link.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -348,7 +348,8 @@ for (const deletion of ['retention', 'tiered local deletion'] as const) {
       deletion === 'retention'
         ? { log: { segmentBytes: 4 * KiB, retention: { bytes: 6 * KiB, ms: -1, checkIntervalMs: 50 } } }
         : { log: { segmentBytes: 4 * KiB, retention: { ms: -1 } }, tiered: { enabled: true, store: { type: 'fs', dir: store.dir }, offload: { onSeal: true }, localRetention: { bytes: 0 }, deletionLagMs: 0, checkIntervalMs: 50 } };
-    let tb = await startBroker({ region: 'eu-west', ...small });
+    const receiving: BrokerConfigInput = { region: 'eu-west', replication: receivingFrom('eu-west', ['us-east']) };
+    let tb = await startBroker({ ...receiving, ...small });
     t.after(() => tb.cleanup());
     const peerOf = (b: TestBroker) => new TargetLink({ address: b.bootstrap, targetRegion: 'eu-west', senderRegion: 'us-east', senderTopicId: 'us-tid' });
     let peer = peerOf(tb);
@@ -366,7 +367,7 @@ for (const deletion of ['retention', 'tiered local deletion'] as const) {
     // Restart with deletion on. us-east stays quiet (nothing loads the dedup table) while
     // local producers fill new segments and the old ones, markers and all, are deleted.
     await tb.stop();
-    tb = await startBroker({ region: 'eu-west', ...deleting }, { dataDir: tb.dataDir, cleanup: () => fs.rmSync(tb.dataDir, { recursive: true, force: true }), port: tb.port });
+    tb = await startBroker({ ...receiving, ...deleting }, { dataDir: tb.dataDir, cleanup: () => fs.rmSync(tb.dataDir, { recursive: true, force: true }), port: tb.port });
     const log = tb.broker.topics.partition(TOPIC, 0)!;
     for (let i = 0; i < 12; i++) await log.appendAll([makeBatch(`local${i}`, 1, 1500)]);
     await waitFor(`${deletion} to delete every segment holding a marker`, () => log.logStartOffset >= markersEnd, 15_000, 25);

@@ -9,7 +9,7 @@ import type { ReplicatedBatch } from '../../src/replication/replication-api.js';
 import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { decodeRecords, encodeBatch, isControlBatch, storedBatches } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { TargetLink } from '../helpers/replication-link.js';
+import { receivingFrom, TargetLink } from '../helpers/replication-link.js';
 
 const REGION = 'eu-west';
 const TID = 'tid-1';
@@ -25,7 +25,7 @@ const io: LogIo & { full: boolean } = {
 };
 
 before(async () => {
-  tb = await startBroker({ region: REGION }, undefined, { logIo: io });
+  tb = await startBroker({ region: REGION, replication: receivingFrom(REGION, ['us-east']) }, undefined, { logIo: io });
   link = new TargetLink({ address: tb.bootstrap, targetRegion: REGION, senderTopicId: TID });
 });
 after(async () => {

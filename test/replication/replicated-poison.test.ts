@@ -16,7 +16,7 @@ import type { ReplicatedBatch } from '../../src/replication/replication-api.js';
 import { BATCH_HEADER_BYTES, encodeBatch, LOG_OVERHEAD, readBatchHeader } from '../../src/storage/record-batch.js';
 import { reseal } from '../helpers/batch-mutations.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { TargetLink } from '../helpers/replication-link.js';
+import { receivingFrom, TargetLink } from '../helpers/replication-link.js';
 
 const REGION = 'eu-west';
 const TID = 'topic-id';
@@ -27,7 +27,7 @@ let tb: TestBroker;
 let link: TargetLink;
 
 before(async () => {
-  tb = await startBroker({ region: REGION });
+  tb = await startBroker({ region: REGION, replication: receivingFrom(REGION, ['us-east']) });
   link = new TargetLink({ address: tb.bootstrap, targetRegion: REGION, senderTopicId: TID });
 });
 const handshake = (topic: string) => link.senderCursor(topic);

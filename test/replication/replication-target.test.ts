@@ -32,11 +32,14 @@ import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { readStoredBatches } from '../helpers/log-batches.js';
 import { readAgreed } from '../helpers/replication-check.js';
+import { receivingFrom } from '../helpers/replication-link.js';
 
 /** The sender's topic id in these tests (progress is keyed by region and topic id). */
 const TID = 'topic-id';
 
 const REGION = 'eu-west';
+/** eu-west, taking every topic from us-east and ap-south (the senders of these tests). */
+const RECEIVING = { region: REGION, replication: receivingFrom(REGION, ['us-east', 'ap-south']) };
 const CORRUPT_MESSAGE = 2;
 const INVALID_PARTITIONS = 37;
 const INVALID_REQUEST = 42;
@@ -46,7 +49,7 @@ let tb: TestBroker;
 let link: LinkClient;
 
 before(async () => {
-  tb = await startBroker({ region: REGION });
+  tb = await startBroker(RECEIVING);
   link = new LinkClient({ address: tb.bootstrap, clientId: 'replication-test', requestTimeoutMs: 10_000 });
 });
 
@@ -300,7 +303,7 @@ test('a corrupt batch (CRC mismatch) is refused with CORRUPT_MESSAGE and nothing
 
 test('a ReplicatedAppend carrying a control batch is refused with a clear error and nothing of it is appended; the broker restarts clean', async (t) => {
   // A broker of its own (it restarts), with no initial rebalance delay for the KafkaJS check.
-  let own = await startBroker({ region: REGION, groups: { initialRebalanceDelayMs: 0 } });
+  let own = await startBroker({ ...RECEIVING, groups: { initialRebalanceDelayMs: 0 } });
   t.after(() => own.cleanup());
   let peer = new LinkClient({ address: own.bootstrap, clientId: 'replication-test', requestTimeoutMs: 10_000 });
   t.after(() => peer.close());
@@ -358,7 +361,7 @@ test('the handshake senderCursor reflects what was appended, per partition and p
 });
 
 test('dedup state survives a broker restart: re-sending an old request appends nothing; the cursor is rebuilt from the log', async () => {
-  const own = await startBroker({ region: REGION });
+  const own = await startBroker(RECEIVING);
   const client = new LinkClient({ address: own.bootstrap, clientId: 'replication-test-restart', requestTimeoutMs: 10_000 });
   let current = own;
   try {
@@ -397,7 +400,7 @@ test('dedup state survives a broker restart: re-sending an old request appends n
 });
 
 test('a torn replicated append: after a restart the handshake cursor is the end of the last complete run, and a resend completes the run exactly once', async () => {
-  const own = await startBroker({ region: REGION });
+  const own = await startBroker(RECEIVING);
   const client = new LinkClient({ address: own.bootstrap, clientId: 'replication-test-torn', requestTimeoutMs: 10_000 });
   let current = own;
   try {

@@ -199,7 +199,8 @@ test('object store unreachable when the source region starts: its link backs off
   await us.stop();
   us = await startBroker(config, { dataDir: us.dataDir, cleanup: () => fs.rmSync(us.dataDir, { recursive: true, force: true }), port: us.port }, { blobStore: f.openStore() });
   assert.deepEqual(us.broker.tiered!.pendingTopics, [TOPIC]);
-  const eu = await startBroker({ region: 'eu-west', kafka: { host: '127.0.0.1', port: euPort }, groups: { initialRebalanceDelayMs: 0 } });
+  // The same policies: eu-west takes the topic from the regions they name as its senders.
+  const eu = await startBroker({ region: 'eu-west', kafka: { host: '127.0.0.1', port: euPort }, groups: { initialRebalanceDelayMs: 0 }, replication: config.replication });
   t.after(() => eu.cleanup());
   // (Connection errors while eu-west was starting do not count: wait for the handshake.)
   const down = await waitFor(

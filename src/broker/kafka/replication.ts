@@ -3,6 +3,14 @@
  * the wire format): decode, hand to the ReplicationTarget, frame the answer with response
  * header v0. Appends release the connection once their offsets are assigned, as Produce
  * does, so requests for other partitions on the same link share the next fsync.
+ *
+ * Every request of the four keys (handshake, append, OffsetSync, DrProbe) is first checked
+ * against its connection's principal: with authorization on, it needs ClusterAction on the
+ * cluster (Kafka's permission for broker-to-broker requests), else CLUSTER_AUTHORIZATION_FAILED;
+ * a region the registry binds to a principal is taken only from that principal
+ * (REPLICATION_UNAUTHORIZED). Handshakes and appends are then checked against the policies
+ * (the target's source check). A refusal writes nothing, answers the error with a message
+ * and logs a warn line with the principal, its address and the region it claimed.
  */
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { toKafkaError } from '../../protocol/kafka/error-mapping.js';
@@ -16,29 +24,72 @@ import {
   writeAppendResponse,
   writeHandshakeResponse,
 } from '../../replication/replication-api.js';
+import { AclOperation } from '../../security/acl.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { readOffsetSyncRequest, readProbeRequest, writeHead, writeProbeResponse } from '../../dr/dr-api.js';
+
+const API_NAMES: Readonly<Record<number, string>> = {
+  [ReplicationApiKey.Handshake]: 'ReplicationHandshake',
+  [ReplicationApiKey.Append]: 'ReplicatedAppend',
+  [ReplicationApiKey.OffsetSync]: 'OffsetSync',
+  [ReplicationApiKey.DrProbe]: 'DrProbe',
+};
+
+const DR_NOT_RUNNING = () => new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region');
 
 export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext, body: Reader): Promise<Buffer[]> {
   const { apiKey, correlationId } = ctx.header;
   const w = new Writer(64);
   if (apiKey === ReplicationApiKey.Handshake) {
-    writeHandshakeResponse(w, withErrorCode(await deps.replication.handshake(readHandshakeRequest(body))));
+    const req = readHandshakeRequest(body);
+    const refused = admit(deps, ctx, req.senderRegion, req.topic);
+    const res = refused === null ? await deps.replication.handshake(req) : { error: refused, region: deps.replication.region, partitionCount: -1, partitions: [] };
+    noteUnauthorized(deps, ctx, req.senderRegion, req.topic, res.error);
+    writeHandshakeResponse(w, withErrorCode(res));
   } else if (apiKey === ReplicationApiKey.OffsetSync) {
     const req = readOffsetSyncRequest(body);
-    const error = deps.dr === undefined ? new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region') : await deps.dr.handleOffsetSync(req);
+    const error = admit(deps, ctx, req.senderRegion) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : await deps.dr.handleOffsetSync(req));
+    noteUnauthorized(deps, ctx, req.senderRegion, undefined, error);
     writeHead(w, withErrorCode({ error }));
   } else if (apiKey === ReplicationApiKey.DrProbe) {
     const req = readProbeRequest(body);
-    const r = deps.dr === undefined ? { error: new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region'), primary: '', epoch: -1, since: 0, partitions: [] } : await deps.dr.handleProbe(req);
+    const refused = admit(deps, ctx, req.senderRegion, req.topic) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : null);
+    const r = refused !== null ? { error: refused, primary: '', epoch: -1, since: 0, partitions: [] } : await deps.dr!.handleProbe(req);
+    noteUnauthorized(deps, ctx, req.senderRegion, req.topic, r.error);
     writeProbeResponse(w, withErrorCode(r));
   } else {
-    const begun = await deps.replication.append(readAppendRequest(body));
+    const req = readAppendRequest(body);
+    const refused = admit(deps, ctx, req.senderRegion, req.topic);
+    const begun = refused === null ? await deps.replication.append(req) : null;
     ctx.release();
-    writeAppendResponse(w, withErrorCode(await begun.done));
+    const res = begun === null ? { error: refused, senderCursor: -1n, appendedBatches: 0, duplicateBatches: 0 } : await begun.done;
+    noteUnauthorized(deps, ctx, req.senderRegion, req.topic, res.error);
+    writeAppendResponse(w, withErrorCode(res));
   }
   return encodeResponseFrameChunks(correlationId, 0, w.toBuffers());
+}
+
+/**
+ * The principal's checks: ClusterAction (with authorization on), then the registry's
+ * binding of regions to principals. Null when the request may go on to the target.
+ */
+function admit(deps: KafkaApiDeps, ctx: RequestContext, claimed: string, topic?: string): MeridianError | null {
+  const who = { principal: ctx.principal, clientHost: ctx.clientHost };
+  if (deps.security !== undefined && !deps.security.authorizeCluster(who, AclOperation.ClusterAction)) {
+    const api = API_NAMES[ctx.header.apiKey];
+    return new MeridianError(
+      ErrorCode.ClusterAuthorizationFailed,
+      `${ctx.principal} may not use the replication API (${api}${topic === undefined ? '' : ` for topic ${topic}`}, claiming region ${claimed}) of region ${deps.replication.region}: it needs ClusterAction on the cluster there`,
+    );
+  }
+  return deps.replication.admitSender(claimed, ctx.principal);
+}
+
+/** A refusal for the principal or the claimed region: a warn line and a count (the target's). */
+function noteUnauthorized(deps: KafkaApiDeps, ctx: RequestContext, claimed: string, topic: string | undefined, error: Error | null): void {
+  if (!(error instanceof MeridianError) || (error.code !== ErrorCode.ClusterAuthorizationFailed && error.code !== ErrorCode.ReplicationUnauthorized)) return;
+  deps.replication.noteRefused(error, { principal: ctx.principal, clientHost: ctx.clientHost, claimedRegion: claimed, ...(topic === undefined ? {} : { topic }), api: API_NAMES[ctx.header.apiKey] ?? String(ctx.header.apiKey) });
 }
 
 /** The target's result with its error as the response's error code and message. */
