@@ -69,7 +69,7 @@ const CLASSIC = 'classic';
 export async function handleJoinGroup(deps: KafkaApiDeps, ctx: RequestContext, req: JoinGroupRequest, version: number): Promise<JoinGroupResponse> {
   const denied = groupDenied(deps, ctx, AclOperation.Read, req.groupId);
   if (denied !== null) {
-    return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied), generationId: -1, protocolType: null, protocolName: '', leader: '', skipAssignment: false, memberId: '', members: [] };
+    return { throttleTimeMs: 0, errorCode: kafkaErrorCodeOf(denied), generationId: -1, protocolType: null, protocolName: version >= 7 ? null : '', leader: '', skipAssignment: false, memberId: '', members: [] };
   }
   const r = await deps.groups.joinGroup({
     groupId: req.groupId,
