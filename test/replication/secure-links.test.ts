@@ -15,6 +15,8 @@
  * - A link whose password eu-west refuses, and a link that does not trust eu-west's
  *   certificate, replicate nothing and show a clear error in the sender's replication
  *   status; fixing the credential (or the CA file) resumes the link without a restart.
+ * - Over mutual TLS (a broker of its own) a link is its certificate's subject: refused until
+ *   that principal holds ClusterAction, and bound to its region by the registry.
  * - No password appears in either region's log.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -307,6 +309,45 @@ test('a link that does not trust the remote certificate replicates nothing and s
   fs.copyFileSync(pki.ca.cert, eastLinkCa);
   await waitReplicated();
   await assertWestHoldsEverything('check-ca');
+});
+
+test('mutual TLS: a link with a client certificate is its subject; ClusterAction granted to it lets it in, and the registry binds its region to it', { timeout: 30_000 }, async (t) => {
+  const alice = 'User:CN=alice,OU=ops,O=Meridian,C=US';
+  const tb = await startBroker({
+    region: 'eu-west',
+    kafka: { listeners: [{ name: 'MTLS', host: '127.0.0.1', port: 0, securityProtocol: 'SSL', tls: { certFile: pki.broker.cert, keyFile: pki.broker.key, caFile: pki.ca.cert, clientAuth: 'required' } }] },
+    security: { authorization: { enabled: true, superUsers: [] } },
+    replication: {
+      regions: [
+        { name: 'us-east', address: '127.0.0.1:1', principal: alice },
+        { name: 'eu-west', address: '127.0.0.1:1' },
+        { name: 'ap-south', address: '127.0.0.1:1' },
+      ],
+      policies: [{ topics: 'mtls-*', topology: 'aggregation', sources: ['us-east', 'ap-south'], target: 'eu-west' }],
+    },
+  });
+  t.after(() => tb.cleanup());
+  const client = new LinkClient({
+    address: `127.0.0.1:${tb.broker.kafkaPort}`,
+    remote: 'eu-west',
+    clientId: 'mtls-link',
+    requestTimeoutMs: 10_000,
+    security: { tls: { enabled: true, caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key, serverName: 'localhost' }, sasl: { mechanism: null, username: null, password: null } },
+  });
+  t.after(() => client.close());
+  const handshake = async (senderRegion: string) =>
+    readHandshakeResponse(await client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: 'eu-west', senderRegion, senderTopicId: 'tid', topic: 'mtls-events', partitionCount: 1, createIfMissing: true, dr: null })));
+  const denied = await handshake('us-east');
+  assert.equal(denied.errorCode, CLUSTER_AUTHORIZATION_FAILED);
+  assert.match(denied.errorMessage ?? '', /User:CN=alice,OU=ops,O=Meridian,C=US may not use the replication API/);
+  assert.equal(tb.broker.topics.getTopic('mtls-events'), undefined, 'nothing created');
+  grantClusterAction(tb, alice);
+  const ok = await handshake('us-east');
+  assert.equal(ok.errorCode, 0, ok.errorMessage ?? '');
+  assert.equal(tb.broker.topics.getTopic('mtls-events')?.partitions, 1);
+  const asOther = await handshake('ap-south');
+  assert.equal(asOther.errorCode, CLUSTER_AUTHORIZATION_FAILED);
+  assert.match(asOther.errorMessage ?? '', /is the principal of region us-east .* cannot send as region ap-south/);
 });
 
 test('no password reaches either region\'s log', () => {
