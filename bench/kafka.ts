@@ -170,16 +170,30 @@ function saslKcatArgs(pki: Pki): string[] {
   return ['-X', 'security.protocol=SASL_SSL', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', `sasl.username=${SASL_USER}`, '-X', `sasl.password=${SECRETS.benchSasl}`, '-X', `ssl.ca.location=${pki.ca.cert}`];
 }
 
+/** CPU seconds (user + system) process `pid` has used, from /proc (clock ticks of 10 ms). */
+function processCpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface LoginTrial {
+  perSecond: number;
+  /** The broker's CPU time per login: what a login costs the broker, whoever the client is. */
+  brokerCpuMs: number;
+}
+
 /**
  * Logins per second: LOGIN_CONCURRENCY KafkaJS admins connecting and disconnecting for
  * LOGIN_SECONDS. A connect is a new TCP connection, ApiVersions and Metadata, plus, on
  * SASL_SSL, the TLS handshake, SaslHandshake and SCRAM-SHA-512's two round trips (KafkaJS
- * salts the password for each login, in this process).
+ * salts the password for each login, in this process, on the same cores).
  */
-async function loginRate(kafka: Kafka): Promise<number> {
+async function loginRate(kafka: Kafka, brokerPid: number): Promise<LoginTrial> {
   let logins = 0;
   const end = performance.now() + LOGIN_SECONDS * 1000;
   const t0 = performance.now();
+  const cpu0 = processCpuSeconds(brokerPid);
   await Promise.all(
     Array.from({ length: LOGIN_CONCURRENCY }, async () => {
       while (performance.now() < end) {
@@ -190,7 +204,7 @@ async function loginRate(kafka: Kafka): Promise<number> {
       }
     }),
   );
-  return logins / ((performance.now() - t0) / 1000);
+  return { perSecond: logins / ((performance.now() - t0) / 1000), brokerCpuMs: ((processCpuSeconds(brokerPid) - cpu0) * 1000) / logins };
 }
 
 async function main(): Promise<void> {
@@ -293,8 +307,14 @@ async function main(): Promise<void> {
       sasl: { mechanism: 'scram-sha-512', username: SASL_USER, password: SECRETS.benchSasl },
       logLevel: logLevel.NOTHING,
     });
-    const logins = await alternate(TRIALS, () => loginRate(kafka), () => loginRate(saslKafka));
-    logins.forEach(({ baseline, subject }, t) => console.log(`  login trial ${t + 1}/${TRIALS}: SASL_SSL ${subject.toFixed(0)}/s, PLAINTEXT ${baseline.toFixed(0)}/s`));
+    const brokerPid = broker.child.pid!;
+    const logins = await alternate(TRIALS, () => loginRate(kafka, brokerPid), () => loginRate(saslKafka, brokerPid));
+    logins.forEach(({ baseline, subject }, t) =>
+      console.log(
+        `  login trial ${t + 1}/${TRIALS}: SASL_SSL ${subject.perSecond.toFixed(0)}/s (broker CPU ${subject.brokerCpuMs.toFixed(2)} ms each), ` +
+          `PLAINTEXT ${baseline.perSecond.toFixed(0)}/s (${baseline.brokerCpuMs.toFixed(2)} ms each)`,
+      ),
+    );
 
     // Latency at a fixed moderate rate.
     const lat = await repeat(TRIALS, async (t) => {
@@ -398,8 +418,9 @@ async function main(): Promise<void> {
       [
         `logins over SASL_SSL: TCP + TLS + SCRAM-SHA-512 (KafkaJS admin connect/disconnect, ${LOGIN_CONCURRENCY} at once)`,
         '',
-        formatMedian(logins.map((x) => x.subject), 'logins/s', 0),
-        `${formatRatio(logins.map((x) => x.subject / x.baseline))} of the PLAINTEXT connect rate (${formatMedian(logins.map((x) => x.baseline), 'connects/s', 0)}: no TLS, no SASL)`,
+        formatMedian(logins.map((x) => x.subject.perSecond), 'logins/s', 0),
+        `${formatRatio(logins.map((x) => x.subject.perSecond / x.baseline.perSecond))} of the PLAINTEXT connect rate (${formatMedian(logins.map((x) => x.baseline.perSecond), 'connects/s', 0)}: no TLS, no SASL); ` +
+          `the broker's CPU per login ${formatMedian(logins.map((x) => x.subject.brokerCpuMs), 'ms', 2)} (per plaintext connect ${formatMedian(logins.map((x) => x.baseline.brokerCpuMs), 'ms', 2)})`,
       ],
       ['broker peak RSS', `${(hwm / 2 ** 20).toFixed(0)} MiB`, '', 'before the read-integrity restarts'],
     );
