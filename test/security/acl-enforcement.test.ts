@@ -11,7 +11,8 @@
  * Metadata; a Fetch of a topic she may describe but not read is refused by the Fetch itself.
  * Her admin requests get Kafka's codes where her ACLs do not reach (CreatePartitions without
  * ALTER, DescribeConfigs without DESCRIBE_CONFIGS, the broker's configs, DeleteRecords), and
- * ListGroups lists a group only to who may describe it.
+ * ListGroups lists a group only to who may describe it. The ACL APIs also round-trip at v3
+ * (flexible, what kafka-acls sends) with @platformatic/kafka.
  * DeleteAcls of her WRITE applies to her already-open producer's next send, and the denial is
  * logged with her principal and the resource.
  */
@@ -20,6 +21,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import kafkajs, { Kafka, logLevel, type AclEntry, type Admin } from 'kafkajs';
+import { Admin as PlatformaticAdmin } from '@platformatic/kafka';
 import { captureLog, startBroker, type LogCapture, type TestBroker } from '../helpers/broker.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
@@ -282,6 +284,23 @@ test('alice\'s admin requests: CREATE under teamA. works; ALTER, DESCRIBE_CONFIG
   assert.deepEqual((await superAdmin.listGroups()).groups.map((g) => g.groupId), ['teamA.readers']);
   assert.deepEqual(await withAdmin('bob', async (a) => (await a.listGroups()).groups), []);
   assert.equal((await superAdmin.fetchTopicOffsets('teamA.orders')).length, 2, 'nothing changed the topic');
+});
+
+test('CreateAcls, DescribeAcls and DeleteAcls at v3, the flexible versions kafka-acls sends, with @platformatic/kafka', async () => {
+  const admin = new PlatformaticAdmin({ clientId: 'acl-v3', bootstrapBrokers: [bootstrap], sasl: { mechanism: 'SCRAM-SHA-512', username: 'admin', password: PASSWORDS.admin }, retries: 0 });
+  tb.broker.security.credentials.upsert('admin', 'SCRAM-SHA-512', PASSWORDS.admin);
+  const acl = { resourceType: 5, resourceName: 'bob-tx', resourcePatternType: 3, principal: 'User:bob', host: '10.1.2.3', operation: 4, permissionType: 2 } as const;
+  const filter = { ...acl, operation: 1, permissionType: 1 } as const;
+  try {
+    await admin.createAcls({ creations: [acl] });
+    const described = await admin.describeAcls({ filter });
+    assert.deepEqual(described.map((r) => [r.resourceType, r.resourceName, r.resourcePatternType, r.acls]), [[5, 'bob-tx', 3, [{ principal: 'User:bob', host: '10.1.2.3', operation: 4, permissionType: 2 }]]]);
+    const deleted = await admin.deleteAcls({ filters: [filter] });
+    assert.deepEqual(deleted.map((a) => [a.resourceName, a.principal, a.operation, a.permissionType]), [['bob-tx', 'User:bob', 4, 2]]);
+    assert.deepEqual(await admin.describeAcls({ filter }), []);
+  } finally {
+    await admin.close();
+  }
 });
 
 test('DeleteAcls of alice\'s WRITE applies to her open producer\'s next send, and the denial is logged with her principal and the topic', async () => {
