@@ -5,15 +5,19 @@
  *   can for 20 s while bob, with no quota, does the same: alice's acknowledged bytes over
  *   the 20 s are within 10% of 1 MiB/s, bob's several times that; every send of alice's
  *   resolved (no error), her client logged the throttle times it honoured (KIP-219) and the
- *   broker counts her throttle time, while bob's client never saw a throttle;
+ *   broker counts her throttle time (admin API and the documented /metrics series), while
+ *   bob's client never saw a throttle;
  * - carol gets a 512 KiB/s consumer quota through the CLI and consumes a preloaded topic:
  *   her rate over 8 s is within 15% of it;
  * - dave gets a request-rate quota of 25/s: 100 single-record sends, unthrottled a fraction
- *   of a second, take about 4 s, and none fails.
+ *   of a second, take about 4 s, and none fails;
+ * - erin's acks=0 produces get no response, so no throttle time reaches her client: the
+ *   broker's muting alone holds her next request back.
  * Timing-based: rates are measured over the whole run, with bounds from the issue.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
@@ -21,7 +25,7 @@ import { meridian } from '../helpers/cli-run.js';
 
 const MiB = 1024 * 1024;
 const ADMIN_PASSWORD = 'quota-admin-pw';
-const USERS = ['alice', 'bob', 'carol', 'dave'] as const;
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'] as const;
 const passwordOf = (user: string) => `${user}-quota-pw`;
 
 let tb: TestBroker;
@@ -41,7 +45,7 @@ before(async () => {
   const a = client('admin', ADMIN_PASSWORD).admin();
   await a.connect();
   try {
-    await a.createTopics({ topics: ['alice-t', 'bob-t', 'carol-t', 'dave-t'].map((topic) => ({ topic, numPartitions: 1 })) });
+    await a.createTopics({ topics: ['alice-t', 'bob-t', 'carol-t', 'dave-t', 'erin-t'].map((topic) => ({ topic, numPartitions: 1 })) });
   } finally {
     await a.disconnect();
   }
@@ -136,6 +140,11 @@ test('a 1 MiB/s producer quota holds alice within 10% over 20 s while bob is una
   const metrics = await (await fetch(`http://${admin}/metrics`)).text();
   const m = /^meridian_quota_throttle_seconds_total\{principal="User:alice",kind="produce"[^}]*\} (\S+)$/m.exec(metrics);
   assert.ok(m !== null && Number(m[1]) > 5, 'the throttle time is in /metrics');
+  assert.match(metrics, /^meridian_quota_limit\{principal="User:alice",kind="produce"[^}]*\} 1048576$/m);
+  const doc = fs.readFileSync(new URL('../../src/admin/METRICS.md', import.meta.url), 'utf8');
+  const families = [...new Set([...metrics.matchAll(/^# TYPE (meridian_quota_\w+) /gm)].map((f) => f[1]))];
+  assert.deepEqual(families.sort(), ['meridian_quota_limit', 'meridian_quota_rate', 'meridian_quota_throttle_seconds_total']);
+  for (const f of families) assert.ok(doc.includes(`| \`${f}\` |`), `${f} is documented in METRICS.md`);
 });
 
 test('a 512 KiB/s consumer quota set through the CLI holds carol within 15% over 8 s', { timeout: 60_000 }, async (t) => {
@@ -199,4 +208,22 @@ test('a request-rate quota of 25/s slows dave\'s 100 sends to about 4 s, and non
   const dave = status.active.find((x: { principal: string }) => x.principal === 'User:dave');
   assert.ok(dave.throttleSeconds.request > 1);
   assert.ok(dave.rates.request > 10 && dave.rates.request <= 30, `dave's request rate now ${dave.rates.request}`);
+});
+
+test('acks=0 produces earn a throttle too: the muted connection holds erin\'s next request back', { timeout: 60_000 }, async (t) => {
+  await adminCall('PUT', `/v1/security/quotas/${encodeURIComponent('User:erin')}`, { producerByteRate: '256KiB' });
+  const erinLog: ClientLog = { throttles: [], errors: [] };
+  const producer = client('erin', undefined, erinLog).producer();
+  await producer.connect();
+  t.after(() => producer.disconnect());
+  const value = Buffer.alloc(64 * 1024, 5);
+  // 1 MiB at once, no response: about 3 s over a 256 KiB/s quota.
+  for (let i = 0; i < 16; i++) await producer.send({ topic: 'erin-t', acks: 0, messages: [{ value }] });
+  const started = Date.now();
+  await producer.send({ topic: 'erin-t', acks: -1, messages: [{ value: 'after' }] });
+  const waited = (Date.now() - started) / 1000;
+  t.diagnostic(`erin's acknowledged send after 1 MiB with acks=0 took ${waited.toFixed(2)} s`);
+  assert.ok(waited >= 1.5, `the next request waited ${waited.toFixed(2)} s`);
+  assert.ok(waited < 12, `the next request waited ${waited.toFixed(2)} s (the cap is 11 s)`);
+  assert.deepEqual(erinLog.errors, []);
 });

@@ -15,9 +15,9 @@
  * those already logged is bounded (oldest forgotten first).
  * A body that cannot be decoded throws, and the connection closes (Kafka does the same).
  *
- * Client quotas (quota-enforcement.ts): once handled, a request is recorded against its
- * principal's quotas, and the throttle it earned goes into the response's throttle_time_ms
- * and mutes the connection; replication, ApiVersions and SASL requests are not throttled.
+ * Client quotas (quota-enforcement.ts): a request is recorded against its principal's
+ * quotas, the throttle it earned mutes the connection and goes into the response's
+ * throttle_time_ms; replication, ApiVersions and SASL requests are not throttled.
  *
  * When the broker's request observers have a listener (the metrics), each request is also
  * reported once handled: its API, outcome, time and frame sizes (request-observers.ts).
@@ -26,7 +26,6 @@ import type { Logger } from 'pino';
 import { ApiKey, apiKeyName, responseHeaderVersion } from '../../protocol/kafka/api-keys.js';
 import type { RequestContext, RequestHandler } from '../../protocol/kafka/connection.js';
 import { messageCodecs, UnsupportedVersionError } from '../../protocol/kafka/messages/index.js';
-import type { FetchRequest } from '../../protocol/kafka/messages/fetch.js';
 import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrame, encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
@@ -36,7 +35,7 @@ import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
 import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
 import { handleReplication } from './replication.js';
-import { boundFetch, quotaFor, throttle } from './quota-enforcement.js';
+import { admit, quotaFor, throttled } from './quota-enforcement.js';
 import { saslGate } from './sasl.js';
 import { responseOutcome, type KafkaRequestObservers } from './request-observers.js';
 import { unsupportedVersionBody } from './unsupported-version.js';
@@ -59,9 +58,9 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
     const req = codec.decodeRequest(body, apiVersion);
     // Client quotas (quota-enforcement.ts): null, and nothing more done, when none applies.
     const quota = quotaFor(deps, ctx);
-    if (quota !== null && apiKey === ApiKey.Fetch) boundFetch(quota, req as FetchRequest);
+    const throttledUntil = quota === null ? 0 : admit(quota, ctx, req);
     const handled = await KAFKA_APIS.get(apiKey)!.handle(deps, ctx, req, apiVersion);
-    const res = quota === null ? handled : throttle(quota, ctx, req, handled);
+    const res = quota === null ? handled : throttled(quota, ctx, handled, throttledUntil);
     if (res === null) return null;
     if (seen) seen.outcome = responseOutcome(res, errorName);
     // Fetch bodies carry stored record batches: hand them to the socket uncopied.

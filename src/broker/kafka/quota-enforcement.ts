@@ -1,17 +1,17 @@
 /**
  * Client quotas on the request path (security/quotas.ts has the rates and the math): the
- * dispatcher asks `quotaFor()` before handling a request and `throttle()` after, before the
- * response is encoded. Kafka's way (KIP-219): the response goes out at once with its
- * throttle_time_ms, and the connection is muted for that long (ctx.mute), so the client's
- * next requests wait; well-behaved clients (KafkaJS, librdkafka) also hold their own
- * requests for the time announced. Nothing is refused: a client over its quota is slowed,
- * never failed.
+ * dispatcher asks `quotaFor()` and `admit()` before handling a request and `throttled()`
+ * after, before the response is encoded. Kafka's way (KIP-219): the connection is muted for
+ * the throttle (ctx.mute), so the client's next requests wait, and the response goes out as
+ * soon as it is ready with throttle_time_ms, the rest of the mute; well-behaved clients
+ * (KafkaJS, librdkafka) also hold their own requests that long. Nothing is refused: a
+ * client over its quota is slowed, never failed.
  *
  * What counts, per principal:
  * - every request but ApiVersions, SaslHandshake and SaslAuthenticate against requestRate
  *   (the replication API never reaches here: the dispatcher hands it off first);
- * - a Produce's record bytes against producerByteRate, recorded whether or not the append
- *   succeeded, and muted for even with acks=0 (no response);
+ * - a Produce's record bytes against producerByteRate, recorded as it arrives (whether or not
+ *   the append then succeeds), and muted for even with acks=0 (no response);
  * - a Fetch's record bytes against consumerByteRate. As in Kafka, a fetch that is throttled
  *   (by either quota) is answered without data — its bytes taken back from the rate — so
  *   a consumer receives no more than its quota allows; its maxBytes is first bounded to what
@@ -34,27 +34,45 @@ export function quotaFor(deps: KafkaApiDeps, ctx: RequestContext): PrincipalQuot
   return deps.security?.quotas.of(ctx.principal) ?? null;
 }
 
-/** Bounds a fetch to what the consumer's quota window holds, before it is handled. */
-export function boundFetch(quota: PrincipalQuota, req: FetchRequest): void {
+/**
+ * Before the request is handled: records it (and a Produce's record bytes) and mutes the
+ * connection for the throttle earned, at once — Produce lets the connection start the next
+ * request before its own answer is ready (ctx.release), so a mute set after handling would
+ * come too late for a client that pipelines or does not wait for answers (acks=0). Bounds a
+ * Fetch to what the quota window holds. Returns when the throttle ends (performance.now()
+ * milliseconds; 0: no throttle).
+ */
+export function admit(quota: PrincipalQuota, ctx: RequestContext, req: unknown): number {
+  const apiKey = ctx.header.apiKey;
+  let ms = quota.record(QuotaKind.Request, 1);
+  if (apiKey === ApiKey.Produce) ms = Math.max(ms, quota.record(QuotaKind.Produce, produceBytes(req as ProduceRequest)));
+  else if (apiKey === ApiKey.Fetch) boundFetch(quota, req as FetchRequest);
+  if (ms === 0) return 0;
+  ctx.mute(ms);
+  return performance.now() + ms;
+}
+
+/**
+ * Once handled: the response to encode, its throttleTimeMs what remains of the mute begun by
+ * `admit()` (the client's wait then ends with the broker's, as when Kafka mutes on sending
+ * the response), or for a Fetch the larger throttle its bytes earn (muted for too); a
+ * throttled fetch is answered without its data.
+ */
+export function throttled(quota: PrincipalQuota, ctx: RequestContext, res: unknown, until: number): unknown {
+  let ms = until === 0 ? 0 : Math.max(0, Math.ceil(until - performance.now()));
+  if (ctx.header.apiKey === ApiKey.Fetch && res !== null) {
+    [res, ms] = throttleFetch(quota, res as FetchResponse, ms);
+    ctx.mute(ms);
+  }
+  if (ms > 0 && typeof res === 'object' && res !== null && 'throttleTimeMs' in res) (res as { throttleTimeMs: number }).throttleTimeMs = ms;
+  return res;
+}
+
+function boundFetch(quota: PrincipalQuota, req: FetchRequest): void {
   const capacity = quota.windowCapacity(QuotaKind.Fetch);
   if (req.maxBytes <= capacity) return;
   req.maxBytes = Math.max(1, Math.floor(capacity));
   req.minBytes = Math.min(req.minBytes, req.maxBytes);
-}
-
-/**
- * Records the handled request against the principal's quotas, mutes the connection for the
- * throttle earned and returns the response to encode: `res` with its throttleTimeMs set, or,
- * for a throttled fetch, the same answer without data.
- */
-export function throttle(quota: PrincipalQuota, ctx: RequestContext, req: unknown, res: unknown): unknown {
-  const apiKey = ctx.header.apiKey;
-  let ms = quota.record(QuotaKind.Request, 1);
-  if (apiKey === ApiKey.Produce) ms = Math.max(ms, quota.record(QuotaKind.Produce, produceBytes(req as ProduceRequest)));
-  else if (apiKey === ApiKey.Fetch && res !== null) [res, ms] = throttleFetch(quota, res as FetchResponse, ms);
-  ctx.mute(ms);
-  if (ms > 0 && typeof res === 'object' && res !== null && 'throttleTimeMs' in res) (res as { throttleTimeMs: number }).throttleTimeMs = ms;
-  return res;
 }
 
 /** The fetch response to send and the throttle it earned, given the request quota's. */
