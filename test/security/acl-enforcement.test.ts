@@ -11,7 +11,7 @@
  * Metadata; a Fetch of a topic she may describe but not read is refused by the Fetch itself.
  * Her admin requests get Kafka's codes where her ACLs do not reach (CreatePartitions without
  * ALTER, DescribeConfigs without DESCRIBE_CONFIGS, the broker's configs, DeleteRecords), and
- * ListGroups lists a group only to who may describe it. The ACL APIs also round-trip at v3
+ * ListGroups lists a group only to who may describe it; auto-creation needs CREATE. The ACL APIs also round-trip at v3
  * (flexible, what kafka-acls sends) with @platformatic/kafka.
  * DeleteAcls of her WRITE applies to her already-open producer's next send, and the denial is
  * logged with her principal and the resource.
@@ -269,7 +269,7 @@ test('a Fetch of a topic alice may describe but not read is refused by the Fetch
   }
 });
 
-test('alice\'s admin requests: CREATE under teamA. works; ALTER, DESCRIBE_CONFIGS, DELETE and the broker\'s configs are refused with Kafka\'s codes; ListGroups shows a group only to who may describe it', async () => {
+test('alice\'s admin requests: CREATE under teamA. works (CreateTopics and auto-creation; without CREATE no topic is made); ALTER, DESCRIBE_CONFIGS, DELETE and the broker\'s configs are refused with Kafka\'s codes; ListGroups shows a group only to who may describe it', async () => {
   await withAdmin('alice', async (a) => {
     assert.equal(await a.createTopics({ topics: [{ topic: 'teamA.new' }] }), true);
     await rejectsWith(a.createTopics({ topics: [{ topic: 'teamB.new' }] }), 'TOPIC_AUTHORIZATION_FAILED', 'CreateTopics outside teamA.');
@@ -280,6 +280,29 @@ test('alice\'s admin requests: CREATE under teamA. works; ALTER, DESCRIBE_CONFIG
     assert.deepEqual((await a.listGroups()).groups.map((g) => g.groupId), ['teamA.readers']);
     assert.deepEqual((await a.fetchTopicMetadata({ topics: ['teamA.new'] })).topics.map((t) => t.name), ['teamA.new']);
   });
+  // Auto-creation (topics.autoCreate) needs CREATE besides DESCRIBE: alice has both under
+  // teamA.; bob, given DESCRIBE and WRITE on bob.auto only, gets TOPIC_AUTHORIZATION_FAILED and
+  // no topic is made.
+  const aliceProducer = kafka('alice').producer();
+  await aliceProducer.connect();
+  try {
+    await aliceProducer.send({ topic: 'teamA.auto', messages: [{ value: 'auto' }] });
+  } finally {
+    await aliceProducer.disconnect();
+  }
+  const bobAcls: AclEntry[] = [AclOperationTypes.DESCRIBE, AclOperationTypes.WRITE].map((operation) => ({ ...aliceAcls[0], resourceName: 'bob.auto', resourcePatternType: ResourcePatternTypes.LITERAL, principal: 'User:bob', operation }));
+  await superAdmin.createAcls({ acl: bobAcls });
+  const bobProducer = kafka('bob').producer();
+  await bobProducer.connect();
+  try {
+    await rejectsWith(bobProducer.send({ topic: 'bob.auto', messages: [{ value: 'auto' }] }), 'TOPIC_AUTHORIZATION_FAILED', 'auto-creation without CREATE');
+  } finally {
+    await bobProducer.disconnect();
+    await superAdmin.deleteAcls({ filters: bobAcls });
+  }
+  const topics = await superAdmin.listTopics();
+  assert.ok(topics.includes('teamA.auto') && !topics.includes('bob.auto'), topics.join(', '));
+
   // The group alice's consumer made: listed to her and to the superuser, not to bob.
   assert.deepEqual((await superAdmin.listGroups()).groups.map((g) => g.groupId), ['teamA.readers']);
   assert.deepEqual(await withAdmin('bob', async (a) => (await a.listGroups()).groups), []);
