@@ -70,7 +70,13 @@ export function deniedTopics(sec: BrokerSecurity, who: Requester, op: AclOperati
   return denied;
 }
 
-const DENIAL_CODES: Partial<Record<ResourceType, typeof ErrorCode.TopicAuthorizationFailed | typeof ErrorCode.GroupAuthorizationFailed | typeof ErrorCode.ClusterAuthorizationFailed | typeof ErrorCode.TransactionalIdAuthorizationFailed>> = {
+type DenialCode =
+  | typeof ErrorCode.TopicAuthorizationFailed
+  | typeof ErrorCode.GroupAuthorizationFailed
+  | typeof ErrorCode.ClusterAuthorizationFailed
+  | typeof ErrorCode.TransactionalIdAuthorizationFailed;
+
+const DENIAL_CODES: Partial<Record<ResourceType, DenialCode>> = {
   [ResourceType.Topic]: ErrorCode.TopicAuthorizationFailed,
   [ResourceType.Group]: ErrorCode.GroupAuthorizationFailed,
   [ResourceType.Cluster]: ErrorCode.ClusterAuthorizationFailed,
