@@ -3,7 +3,8 @@
  * expiry, the one-window floor), Kafka's throttle time and its cap, a greedy client held to
  * its quota over 20 s, and the manager's rules: defaults, per-key overrides (null: no quota,
  * "default": back to the default), the file (written atomically, reopened, a damaged one
- * refused naming it), values refused naming the key, idle principals forgotten.
+ * refused naming it, and a broker refusing to start on it), values refused naming the key,
+ * idle principals forgotten.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { MeridianError } from '../../src/errors.js';
 import { PrincipalQuota, QuotaKind, QuotaManager, SampledRate, throttleTimeMs, type Quotas } from '../../src/security/quotas.js';
+import { startBroker } from '../helpers/broker.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const NONE: Quotas = { producerByteRate: null, consumerByteRate: null, requestRate: null };
@@ -167,7 +169,7 @@ test('a damaged quota file stops the start with BAD_CONFIG naming the file', () 
   }
 });
 
-test('a principal idle for an hour is forgotten (no timer: the sweep runs from the next use)', () => {
+test('a principal idle for an hour is forgotten (no timer: swept when a state is made or the states are listed)', () => {
   const dir = tmpDir('meridian-quotas-');
   try {
     const c = clock(1_000_000);
@@ -181,6 +183,21 @@ test('a principal idle for an hour is forgotten (no timer: the sweep runs from t
     const busy = m.active()[0];
     assert.equal(busy.quotas.producerByteRate, 1000);
     assert.deepEqual(busy.throttledResponses, { produce: 0, fetch: 0, request: 0 });
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('a broker does not start on a damaged quota file: the error names the file', async () => {
+  const dir = tmpDir('meridian-quotas-broker-');
+  try {
+    const file = path.join(dir.dir, 'security', 'quotas.json');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '{ "version": 1, "overrides": { "User:a": { "requestRate": "many" } } }');
+    await assert.rejects(
+      startBroker({}, { dataDir: dir.dir, cleanup: () => {} }),
+      (e: unknown) => e instanceof MeridianError && e.code === 'BAD_CONFIG' && e.message.includes(`${file}: the override of "User:a" is not valid`),
+    );
   } finally {
     dir.cleanup();
   }
