@@ -31,8 +31,8 @@
  * Memory: state exists only for principals a quota applies to, and only while they are
  * used: a principal idle for an hour (Kafka's sensor expiry) is forgotten by a sweep that
  * runs, at most once a minute, when a principal's state is made (the only time memory grows)
- * or the states are listed. No timers. A principal no quota applies to costs a map lookup
- * per request (`of()` returns null).
+ * or the states are listed. No timers. A principal no quota applies to costs two map
+ * lookups per request (`of()` returns null), none when no quota is set at all.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -232,6 +232,8 @@ export class QuotaManager {
   #lastSweep: number;
   /** No default and no override: no principal has a quota, `of()` answers at once. */
   #none: boolean;
+  /** Some default is set: every principal has a quota unless its overrides remove them all. */
+  readonly #defaulted: boolean;
 
   private constructor(dataDir: string, defaults: Quotas, overrides: Map<string, QuotaOverride>, options: QuotaOptions) {
     this.#dataDir = dataDir;
@@ -240,6 +242,7 @@ export class QuotaManager {
     this.#overrides = overrides;
     this.#now = options.now ?? (() => performance.now());
     this.#lastSweep = this.#now();
+    this.#defaulted = QUOTA_KEYS.some((k) => this.defaults[k] !== null);
     this.#none = this.#computeNone();
   }
 
@@ -258,11 +261,13 @@ export class QuotaManager {
     return new QuotaManager(dataDir, defaults, text === undefined ? new Map() : parseQuotasFile(file, text), options);
   }
 
-  /** The quota state of `principal`, or null when no quota applies to it (the hot path: a map lookup). */
+  /** The quota state of `principal`, or null when no quota applies to it (the hot path: map lookups only). */
   of(principal: string): PrincipalQuota | null {
     if (this.#none) return null;
     const active = this.#active.get(principal);
     if (active !== undefined) return active;
+    // Without defaults, only an override can give a quota: one more lookup for everyone else.
+    if (!this.#defaulted && !this.#overrides.has(principal)) return null;
     const limits = this.#limitsOf(principal);
     if (limits.every((l) => l === null)) return null;
     this.#sweep();
@@ -349,7 +354,7 @@ export class QuotaManager {
   }
 
   #computeNone(): boolean {
-    return this.#overrides.size === 0 && QUOTA_KEYS.every((k) => this.defaults[k] === null);
+    return this.#overrides.size === 0 && !this.#defaulted;
   }
 
   /** Forgets principals idle for `idleMs`; runs at most once a minute. */
