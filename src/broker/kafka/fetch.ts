@@ -101,6 +101,8 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
   };
 }
 
+const NO_RECORDS: Buffer = Buffer.alloc(0);
+
 function partitionData(r: FetchPartitionResult): FetchResponsePartitionData {
   return {
     partitionIndex: r.partition,
@@ -113,7 +115,9 @@ function partitionData(r: FetchPartitionResult): FetchResponsePartitionData {
     snapshotId: { endOffset: -1n, epoch: -1 },
     abortedTransactions: r.errorCode === 0 ? [] : null,
     preferredReadReplica: -1,
-    records: r.records,
+    // Kafka answers an error partition with empty records, never null (FetchResponse
+    // .partitionResponse): librdkafka reads a null record set at v11 as an invalid size.
+    records: r.records ?? NO_RECORDS,
   };
 }
 
@@ -121,12 +125,10 @@ function unknownTopicId(partition: number): FetchResponsePartitionData {
   return partitionData({ topic: '', partition, errorCode: kafkaCode('UNKNOWN_TOPIC_ID'), highWatermark: -1n, logStartOffset: -1n, records: null });
 }
 
-/** A denied topic's partition: empty records, as Kafka answers (librdkafka cannot parse null ones at v11). */
+/** A denied topic's partition. */
 function unauthorized(partition: number): FetchResponsePartitionData {
-  return partitionData({ topic: '', partition, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED'), highWatermark: -1n, logStartOffset: -1n, records: NO_RECORDS });
+  return partitionData({ topic: '', partition, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED'), highWatermark: -1n, logStartOffset: -1n, records: null });
 }
-
-const NO_RECORDS = Buffer.alloc(0);
 
 export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<ListOffsetsResponse> {
   const sec = enforcing(deps);
