@@ -3,7 +3,7 @@
  * `npm test` run, kept so that the last test file (test/zz-no-secrets.test.ts) can check that
  * no secret was ever logged (issue 14).
  *
- * `npm test` sets MERIDIAN_TEST_LOG_DIR to a fresh directory; node's test runner starts one
+ * `npm test` sets TEST_RUN_LOG_DIR to a fresh directory; node's test runner starts one
  * process per test file, and each process appends its lines to its own file there
  * (`<pid>-<test file>.log`). Without the variable (a single test file run by hand) nothing is
  * written and loggers are built exactly as before.
@@ -18,7 +18,9 @@ import path from 'node:path';
 import { pino } from 'pino';
 import type { LogLevel } from '../../src/config/schema.js';
 
-export const RUN_LOG_DIR_ENV = 'MERIDIAN_TEST_LOG_DIR';
+// Not MERIDIAN_*: the config loader refuses a MERIDIAN_ variable it does not know, and every
+// broker and CLI the tests start inherits this one.
+export const RUN_LOG_DIR_ENV = 'TEST_RUN_LOG_DIR';
 
 /** The shared directory of this run, or undefined outside `npm test`. */
 export function runLogDir(): string | undefined {

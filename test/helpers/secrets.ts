@@ -104,7 +104,7 @@ export function findLeaks(dir: string, secrets: readonly Secret[]): LeakReport {
  */
 export function runLogProblem(dir: string | undefined, ci: boolean): { fail: string } | { skip: string } | undefined {
   if (dir === undefined) {
-    const why = 'MERIDIAN_TEST_LOG_DIR is not set: the run log exists only under `npm test`';
+    const why = 'TEST_RUN_LOG_DIR is not set: the run log exists only under `npm test`';
     return ci ? { fail: `${why}, and CI must check it` } : { skip: why };
   }
   if (!fs.existsSync(dir)) return { fail: `the run log directory ${dir} does not exist: no broker or CLI of this run logged anything there` };
