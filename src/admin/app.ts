@@ -28,6 +28,7 @@ import { replicationRoutes } from './routes/replication.js';
 import { tieredRoutes } from './routes/tiered.js';
 import { topicRoutes } from './routes/topics.js';
 import { userRoutes } from './routes/users.js';
+import { securityRoutes } from './routes/security.js';
 
 export interface AdminOptions {
   /** null: every call allowed (loopback only; auth.ts). */
@@ -118,6 +119,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     aclRoutes(r, ctx);
     quotaRoutes(r, ctx);
     userRoutes(r, ctx);
+    securityRoutes(r, ctx);
   });
 
   const metrics = createBrokerMetrics(broker);

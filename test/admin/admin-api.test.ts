@@ -51,6 +51,7 @@ const ROUTES = [
   'POST /v1/dr/failback',
   'GET /v1/dr/reports',
   'GET /v1/dr/reports/{id}',
+  'GET /v1/security',
   'GET /v1/security/users',
   'PUT /v1/security/users/{user}',
   'DELETE /v1/security/users/{user}',

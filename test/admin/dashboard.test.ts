@@ -218,6 +218,13 @@ test('two regions in headless Chromium: regions, the link with its lag, charts a
   assert.equal(await text(usDr.getByTestId('dr-phase')), 'policy');
   assert.equal(await page.getByTestId('dr').getByTestId(`dr-topic-${LOCAL_TOPIC}`).count(), 0, 'a topic no policy replicates is not a DR topic');
   assert.equal(await text(page.getByTestId('dr-conflicts')), 'No group conflicts.');
+  // Security: this dev-style region serves one PLAINTEXT listener with ACLs off.
+  const security = page.getByTestId('security');
+  const listener = security.getByTestId('security-listener-PLAINTEXT');
+  await listener.waitFor();
+  assert.equal(await text(listener.getByTestId('security-protocol')), 'PLAINTEXT');
+  assert.equal(await text(security.getByTestId('security-authorization')), 'off (everything allowed)');
+  assert.equal(await text(security.getByTestId('security-throttled')), 'No principal throttled by a quota.');
   const euPage = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const euPageErrors: string[] = [];
   euPage.on('pageerror', (err) => euPageErrors.push(err.message));

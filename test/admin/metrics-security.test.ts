@@ -3,7 +3,8 @@
  * SASL_PLAINTEXT listener and authorization on: a KafkaJS login that succeeds and one with a
  * wrong password count as one succeeded and one failed authentication; a produce the ACLs
  * deny (the user has no ACL) counts as a denial; users and ACLs are counted; every security
- * family in the scrape is documented in METRICS.md.
+ * family in the scrape is documented in METRICS.md. GET /v1/security shows the same, with the
+ * listeners and the connections per principal.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import assert from 'node:assert/strict';
@@ -51,6 +52,17 @@ test('authentications by outcome, denials, users and ACLs in /metrics', { timeou
   assert.equal(after.value('meridian_sasl_authentications_total', { outcome: 'failed' }), 1);
   assert.ok(after.value('meridian_sasl_authentications_total', { outcome: 'succeeded' }) >= 1);
   assert.ok(after.value('meridian_authorization_denials_total') >= 1);
+
+  // The same state through GET /v1/security (what the dashboard's security panel shows).
+  const admin = tb.broker.adminAddress!;
+  const summary = (await (await fetch(`http://${admin.host}:${admin.port}/v1/security`)).json()) as any;
+  assert.deepEqual(summary.listeners.map((l: any) => [l.name, l.securityProtocol, l.connections > 0]), [['SASL', 'SASL_PLAINTEXT', true]]);
+  assert.ok(summary.principals.some((p: any) => p.principal === 'User:carol' && p.connections >= 1), JSON.stringify(summary.principals));
+  assert.deepEqual(summary.authorization, { enabled: true, superUsers: ['User:admin'], allowEveryoneIfNoAclFound: false, acls: 1 });
+  assert.equal(summary.users, 2);
+  assert.equal(summary.authentications.failed, 1);
+  assert.ok(summary.denials >= 1);
+  assert.ok(!JSON.stringify(summary).includes(CAROL_PASSWORD));
 
   const doc = fs.readFileSync(METRICS_MD, 'utf8');
   const text = await (await fetch(`http://${tb.broker.adminAddress!.host}:${tb.broker.adminAddress!.port}/metrics`)).text();

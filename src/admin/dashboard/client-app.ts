@@ -1,7 +1,7 @@
 /**
  * The dashboard script's live half (browser JavaScript, see client-render.ts for why it is a
  * string): polls this broker's GET /v1/cluster, /v1/regions, /v1/replication/status,
- * /v1/topics and /v1/dr one round after another (never two rounds at once; a slow peer in /v1/regions
+ * /v1/topics, /v1/dr and /v1/security one round after another (never two rounds at once; a slow peer in /v1/regions
  * delays the next round instead of piling up), keeps each link's lag for the last few
  * minutes in the tab, and derives the problems shown on top.
  *
@@ -142,6 +142,7 @@ function render(d, now) {
   renderCharts(d, now);
   drawTopics($('topics'), d.topics);
   $('dr').hidden = !drawDr($('dr-body'), d.dr, now, showReport);
+  drawSecurity($('security-body'), d.security);
 }
 
 /** A saved promote or failback report, fetched with the token (a plain link would lack it). */
@@ -183,9 +184,9 @@ async function poll() {
   timer = null;
   let waitForToken = false;
   try {
-    const [cluster, regions, replication, topics, dr] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status'), api('/v1/topics'), api('/v1/dr')]);
+    const [cluster, regions, replication, topics, dr, security] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status'), api('/v1/topics'), api('/v1/dr'), api('/v1/security')]);
     $('token-form').hidden = true;
-    render({ cluster, regions, replication, topics, dr }, Date.now());
+    render({ cluster, regions, replication, topics, dr, security }, Date.now());
     setStatus('live · updated ' + new Date().toLocaleTimeString('en-GB'), false);
   } catch (err) {
     if (err instanceof Unauthorized) {
@@ -226,6 +227,6 @@ $('forget-token').addEventListener('click', () => {
 $('dr-report-close').addEventListener('click', () => {
   $('dr-report').hidden = true;
 });
-$('footer').textContent = 'Polls this broker\'s GET /v1/cluster, /v1/regions, /v1/replication/status, /v1/topics and /v1/dr every ' + EVERY_MS / 1000 + ' s; the lag history lives in this tab (last ' + WINDOW_MS / 60000 + ' minutes).';
+$('footer').textContent = 'Polls this broker\'s GET /v1/cluster, /v1/regions, /v1/replication/status, /v1/topics, /v1/dr and /v1/security every ' + EVERY_MS / 1000 + ' s; the lag history lives in this tab (last ' + WINDOW_MS / 60000 + ' minutes).';
 poll();
 `;

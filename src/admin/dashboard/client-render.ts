@@ -243,4 +243,40 @@ function drawTopics(root, topics) {
   const legend = el('div', { class: 'legend' }, [el('span', { class: 'sw local' }), 'on this broker\'s disk', el('span', { class: 'sw tiered' }), 'in the object store']);
   root.replaceChildren(...rows, legend);
 }
+
+/** The security panel: listeners, who is connected, authorization, logins, throttled principals. */
+function drawSecurity(root, sec) {
+  const a = sec.authorization;
+  const summary = el('p', { class: 'security-summary', 'data-testid': 'security-summary' }, [
+    'ACLs ', el('b', { 'data-testid': 'security-authorization', class: a.enabled ? 'up' : 'down', text: a.enabled ? 'enforced' : 'off (everything allowed)' }),
+    ' · ' + formatCount(a.acls) + ' ACLs · ' + formatCount(sec.users) + ' users · superusers ' + (a.superUsers.length === 0 ? 'none' : a.superUsers.join(', ')),
+    ' · logins ', el('b', { 'data-testid': 'security-logins-ok', text: formatCount(sec.authentications.succeeded) }), ' ok / ',
+    el('b', { 'data-testid': 'security-logins-failed', class: sec.authentications.failed > 0 ? 'busy' : null, text: formatCount(sec.authentications.failed) }), ' failed',
+    ' · denials ', el('b', { 'data-testid': 'security-denials', text: formatCount(sec.denials) }),
+  ]);
+  const listeners = table('security-table', ['Listener', 'Protocol', 'Address', 'Connections', 'Certificate'], sec.listeners.map((l) =>
+    el('tr', { 'data-testid': 'security-listener-' + l.name }, [
+      el('td', { class: 'name', text: l.name }),
+      el('td', { 'data-testid': 'security-protocol', text: l.securityProtocol }),
+      el('td', { text: l.host + ':' + l.port }),
+      el('td', { class: 'num', text: formatCount(l.connections) }),
+      el('td', { text: l.certificateSerial === null ? '—' : 'serial ' + l.certificateSerial }),
+    ])));
+  const principals = sec.principals.length === 0
+    ? el('p', { class: 'empty', text: 'No client connected.' })
+    : table('security-table', ['Principal', 'Connections'], sec.principals.map((p) =>
+      el('tr', {}, [el('td', { class: 'name', text: p.principal }), el('td', { class: 'num', text: formatCount(p.connections) })])));
+  const rate = (v, limit, unit) => (unit === 'bytes' ? formatBytes(v) + '/s' : formatCount(Math.round(v)) + '/s') + (limit === null ? '' : ' of ' + (unit === 'bytes' ? formatBytes(limit) + '/s' : formatCount(limit) + '/s'));
+  const throttled = sec.quotas.throttled.length === 0
+    ? el('p', { class: 'empty', 'data-testid': 'security-throttled', text: 'No principal throttled by a quota.' })
+    : table('security-table', ['Throttled principal', 'Produce', 'Fetch', 'Requests', 'Throttled for'], sec.quotas.throttled.map((q) =>
+      el('tr', { 'data-testid': 'security-throttled-' + q.principal }, [
+        el('td', { class: 'name', text: q.principal }),
+        el('td', { class: 'num', text: rate(q.rates.produce, q.quotas.producerByteRate, 'bytes') }),
+        el('td', { class: 'num', text: rate(q.rates.fetch, q.quotas.consumerByteRate, 'bytes') }),
+        el('td', { class: 'num', text: rate(q.rates.request, q.quotas.requestRate, 'requests') }),
+        el('td', { class: 'num', text: (q.throttleSeconds.produce + q.throttleSeconds.fetch + q.throttleSeconds.request).toFixed(1) + ' s' }),
+      ])));
+  root.replaceChildren(summary, listeners, principals, throttled);
+}
 `;

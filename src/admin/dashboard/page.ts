@@ -51,6 +51,10 @@ export const PAGE_HTML = `<!doctype html>
       <pre id="dr-report-body"></pre>
     </div>
   </section>
+  <section id="security" class="panel wide" aria-labelledby="security-title" data-testid="security">
+    <h2 id="security-title">Security</h2>
+    <div id="security-body"></div>
+  </section>
   <section class="panel wide" aria-labelledby="topics-title">
     <h2 id="topics-title">Topics: local and tiered bytes</h2>
     <div id="topics" data-testid="topics"></div>

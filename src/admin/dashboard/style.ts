@@ -66,6 +66,9 @@ main { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; padding: 14px 2
 .legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 10px; vertical-align: -1px; }
 .legend .sw.local { background: var(--local); }
 .legend .sw.tiered { background: var(--tiered); }
+.security-table { width: 100%; border-collapse: collapse; margin: 0 0 10px; font-size: 13px; }
+.security-table th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line); padding: 3px 8px 3px 0; }
+.security-table td { padding: 3px 8px 3px 0; border-bottom: 1px solid #eef0f3; vertical-align: top; }
 .dr-table { width: 100%; border-collapse: collapse; margin: 0 0 10px; font-size: 13px; }
 .dr-table th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line); padding: 3px 8px 3px 0; }
 .dr-table td { padding: 3px 8px 3px 0; border-bottom: 1px solid #eef0f3; vertical-align: top; }
