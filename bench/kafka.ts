@@ -18,6 +18,7 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
@@ -177,6 +178,48 @@ function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds the finished (waited-for) child processes of this process used: the kcat runs. */
+function childrenCpuSeconds(): number {
+  const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** Bytes a raw stream moves (the TLS ceiling baseline). */
+const RAW_STREAM_BYTES = 512 * 1024 * 1024;
+
+/**
+ * The machine's own TLS ceiling: one Node process streams RAW_STREAM_BYTES to itself over
+ * loopback, over TLS (the broker's certificate, the default TLS 1.3 cipher) or plain TCP,
+ * encrypting and decrypting on one core. MB/s.
+ */
+async function rawStream(pki: Pki, useTls: boolean): Promise<number> {
+  const chunk = Buffer.alloc(1024 * 1024, 7);
+  const server = useTls ? tls.createServer({ cert: fs.readFileSync(pki.broker.cert), key: fs.readFileSync(pki.broker.key) }) : net.createServer();
+  server.on(useTls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+    let sent = 0;
+    const pump = () => {
+      while (sent < RAW_STREAM_BYTES) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+      socket.end();
+    };
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const c = useTls ? tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(pki.ca.cert), servername: 'localhost' }) : net.connect(port, '127.0.0.1');
+    c.on('data', () => {});
+    c.on('end', resolve);
+    c.on('error', reject);
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  await new Promise<void>((r) => server.close(() => r()));
+  return RAW_STREAM_BYTES / seconds / 1e6;
+}
+
 interface LoginTrial {
   perSecond: number;
   /** The broker's CPU time per login: what a login costs the broker, whoever the client is. */
@@ -286,17 +329,24 @@ async function main(): Promise<void> {
 
     // SASL_SSL against PLAINTEXT: kcat produce (acks=all) into a fresh topic, then kcat
     // consume of it, over each listener of the same broker, alternating.
+    // Where a consume's CPU goes: the broker's and kcat's seconds per GB read.
     const kcatRound = async (on: string, extra: string[], topic: string) => {
       const p = await runTimed('kcat', ['-P', '-b', on, ...extra, '-t', topic, '-X', 'acks=all', '-l', msgFile]);
+      const broker0 = processCpuSeconds(broker.child.pid!);
+      const kcat0 = childrenCpuSeconds();
       const c = await runTimed('kcat', consumeArgs(topic, MESSAGES, on, extra));
+      const gb = bytes / 1e9;
+      const cpu = { broker: (processCpuSeconds(broker.child.pid!) - broker0) / gb, kcat: (childrenCpuSeconds() - kcat0) / gb };
       if (lines(c.stdout) !== MESSAGES) throw new Error(`consumed ${lines(c.stdout)} of ${MESSAGES} from ${topic}`);
-      return { produce: bytes / p.seconds / 1e6, consume: bytes / c.seconds / 1e6 };
+      return { produce: bytes / p.seconds / 1e6, consume: bytes / c.seconds / 1e6, consumeCpu: cpu };
     };
     const tlsTrials = await alternate(
       TRIALS,
       (t) => kcatRound(bootstrap, [], `plain-${t}`),
       (t) => kcatRound(saslBootstrap, saslArgs, `sasl-ssl-${t}`),
     );
+    const rawTrials = await alternate(TRIALS, () => rawStream(pki, false), () => rawStream(pki, true));
+    rawTrials.forEach(({ baseline, subject }, t) => console.log(`  raw stream trial ${t + 1}/${TRIALS}: TLS ${subject.toFixed(0)} vs TCP ${baseline.toFixed(0)} MB/s`));
     tlsTrials.forEach(({ baseline, subject }, t) =>
       console.log(`  SASL_SSL trial ${t + 1}/${TRIALS}: produce ${subject.produce.toFixed(0)} vs ${baseline.produce.toFixed(0)} MB/s plaintext, consume ${subject.consume.toFixed(0)} vs ${baseline.consume.toFixed(0)} MB/s`),
     );
@@ -412,9 +462,20 @@ async function main(): Promise<void> {
         'kcat consume over SASL_SSL from the beginning',
         formatMedian(tlsTrials.map((x) => x.subject.consume), 'MB/s'),
         formatMedian(tlsTrials.map((x) => (x.subject.consume * 1e6) / MSG), 'msg/s', 0),
-        `**${formatRatio(saslConsumeRatios)}** of plaintext in the same trial; ${formatTarget(saslConsumeRatios, '>=', 0.7, '70%')}`,
+        `**${formatRatio(saslConsumeRatios)}** of plaintext in the same trial; ${formatTarget(saslConsumeRatios, '>=', 0.7, '70%')}; CPU per GB read: broker ${formatMedian(tlsTrials.map((x) => x.subject.consumeCpu.broker), 's', 2)}, kcat ${formatMedian(tlsTrials.map((x) => x.subject.consumeCpu.kcat), 's', 2)}`,
       ],
-      ['kcat consume over PLAINTEXT (same run)', formatMedian(tlsTrials.map((x) => x.baseline.consume), 'MB/s'), formatMedian(tlsTrials.map((x) => (x.baseline.consume * 1e6) / MSG), 'msg/s', 0), 'baseline for the row above'],
+      [
+        'kcat consume over PLAINTEXT (same run)',
+        formatMedian(tlsTrials.map((x) => x.baseline.consume), 'MB/s'),
+        formatMedian(tlsTrials.map((x) => (x.baseline.consume * 1e6) / MSG), 'msg/s', 0),
+        `baseline for the row above; CPU per GB read: broker ${formatMedian(tlsTrials.map((x) => x.baseline.consumeCpu.broker), 's', 2)}, kcat ${formatMedian(tlsTrials.map((x) => x.baseline.consumeCpu.kcat), 's', 2)}`,
+      ],
+      [
+        'raw TLS stream, one Node process encrypting and decrypting over loopback (the machine\'s TLS ceiling)',
+        formatMedian(rawTrials.map((x) => x.subject), 'MB/s'),
+        '',
+        `${formatRatio(rawTrials.map((x) => x.subject / x.baseline))} of the same stream over plain TCP (${formatMedian(rawTrials.map((x) => x.baseline), 'MB/s')}) in the same trial: what TLS costs a single core here, before any broker work`,
+      ],
       [
         `logins over SASL_SSL: TCP + TLS + SCRAM-SHA-512 (KafkaJS admin connect/disconnect, ${LOGIN_CONCURRENCY} at once)`,
         '',
