@@ -78,6 +78,8 @@ class Connection {
   readonly inFlight = new Map<number, InFlight>();
   /** Takes no new requests (its SASL session is ending); closes when the last is answered. */
   retiring = false;
+  /** A response (any) has arrived on it: a close before one may be a listener refusing the link. */
+  answered = false;
   dead = false;
   retireTimer: NodeJS.Timeout | undefined;
   /** Settles when the connection is gone (closed, failed or drained after retiring). */
@@ -207,7 +209,7 @@ export class LinkClient {
     const conn = new Connection(socket, this.#opts.maxFrameBytes);
     this.#open.add(conn);
     socket.on('data', (d: Buffer) => this.#onData(conn, d));
-    socket.on('close', () => this.#fail(conn, new MeridianError(ErrorCode.LinkUnreachable, `connection to ${this.address} closed`)));
+    socket.on('close', () => this.#fail(conn, new MeridianError(ErrorCode.LinkUnreachable, `connection to ${this.address} closed${conn.answered ? '' : this.#closedUnansweredHint()}`)));
     socket.on('error', (err) => this.#fail(conn, new MeridianError(ErrorCode.LinkUnreachable, `connection to ${this.address} failed: ${err.message}`, { cause: err })));
     return conn;
   }
@@ -234,6 +236,16 @@ export class LinkClient {
     } catch (err) {
       throw new MeridianError(ErrorCode.BadConfig, `the link to ${this.#name}: cannot read tls.${field} ${file}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Why a remote might close a connection before answering anything: a SASL listener closes
+   * one that sends a request before authenticating, a TLS listener one that speaks plaintext.
+   * Said only where this link lacks the setting that would explain it.
+   */
+  #closedUnansweredHint(): string {
+    const missing = [this.#security?.sasl.mechanism == null ? 'replication.sasl (a SASL_PLAINTEXT or SASL_SSL listener closes a connection that does not authenticate)' : null, this.#security?.tls.enabled ? null : 'replication.tls (an SSL or SASL_SSL listener closes a plaintext connection)'].filter((x) => x !== null);
+    return missing.length === 0 ? ' before answering' : ` before answering: if ${this.#name}'s listener needs it, set ${missing.join(', or ')} for this link`;
   }
 
   #connectError(err: Error): MeridianError {
@@ -301,6 +313,7 @@ export class LinkClient {
       this.#fail(conn, new MeridianError(ErrorCode.LinkUnreachable, `garbled response from ${this.address}: ${(err as Error).message}`, { retriable: true, cause: err }));
       return;
     }
+    if (bodies.length > 0) conn.answered = true;
     for (const body of bodies) {
       if (body.length < 4) {
         this.#fail(conn, new MeridianError(ErrorCode.LinkUnreachable, `garbled response from ${this.address} (frame of ${body.length} bytes)`));

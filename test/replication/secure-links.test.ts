@@ -243,6 +243,27 @@ test('a forged ReplicatedAppend from an ordinary authenticated client is refused
   assert.equal(line.clientHost, '127.0.0.1');
 });
 
+test('a link without SASL (or without TLS) on eu-west\'s SASL_SSL listener is closed unanswered, and its error names the setting to check', { timeout: 30_000 }, async (t) => {
+  const handshake = (client: LinkClient) =>
+    client.request(ReplicationApiKey.Handshake, 0, (w) => writeHandshakeRequest(w, { targetRegion: 'eu-west', senderRegion: 'us-east', senderTopicId: 'no-sasl', topic: TOPIC, partitionCount: PARTITIONS, createIfMissing: false, dr: null }));
+  const noSasl = new LinkClient({
+    address: `127.0.0.1:${ports['eu-west']}`,
+    remote: 'eu-west',
+    clientId: 'no-sasl',
+    requestTimeoutMs: 10_000,
+    security: { tls: { enabled: true, caFile: pki.ca.cert, certFile: null, keyFile: null, serverName: null }, sasl: { mechanism: null, username: null, password: null } },
+  });
+  t.after(() => noSasl.close());
+  await assert.rejects(handshake(noSasl), (err: Error) => {
+    assert.match(err.message, /connection to 127\.0\.0\.1:\d+ closed before answering: if region eu-west \(127\.0\.0\.1:\d+\)'s listener needs it, set replication\.sasl /);
+    assert.doesNotMatch(err.message, /replication\.tls/, 'TLS is set: not suggested');
+    return true;
+  });
+  const plain = new LinkClient({ address: `127.0.0.1:${ports['eu-west']}`, remote: 'eu-west', clientId: 'plain', requestTimeoutMs: 10_000 });
+  t.after(() => plain.close());
+  await assert.rejects(handshake(plain), /closed before answering: .*set replication\.sasl .*, or replication\.tls /);
+});
+
 test('a principal with ClusterAction claiming a region that is not a source of the topic, or one it is not bound to, is refused; nothing is written', { timeout: 30_000 }, async (t) => {
   // ap-south's would-be link user: allowed the replication API, but no policy has ap-south send orders here.
   west.broker.security.credentials.upsert('ap-south-link', 'SCRAM-SHA-512', STRAY_PASSWORD);
