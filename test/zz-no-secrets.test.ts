@@ -4,8 +4,8 @@
  * run log (helpers/run-log.ts); this reads them all and fails on any line holding a SASL
  * password or token of helpers/secrets.ts, a secret registered at run time (object-store
  * keys, SCRAM StoredKeys, ServerKeys and salted passwords), PEM armour of a private key, or a
- * SCRAM key field with a value. Outside `npm test` there is no run log: the check is skipped,
- * except with CI=true, where that fails.
+ * SCRAM key field with a value. Without a run log (this file run alone, outside `npm test`)
+ * it fails: there is nothing it could vouch for.
  *
  * The first tests prove that the check can fail: a child process logs through the same tee
  * into a directory of the test's own, once cleanly and once with planted secrets.
@@ -50,15 +50,14 @@ test('the check passes a clean run log, and finds every planted secret, naming t
   }
 });
 
-test('a missing or empty run log fails in CI and under npm test; a single file run by hand skips', () => {
+test('a missing or empty run log fails the check', () => {
   const { dir, cleanup } = tmpDir('meridian-run-log-');
   try {
-    assert.ok('fail' in runLogProblem(undefined, true)!);
-    assert.ok('skip' in runLogProblem(undefined, false)!);
-    assert.match((runLogProblem(dir, false) as { fail: string }).fail, /has no log lines/);
-    assert.match((runLogProblem(`${dir}/gone`, true) as { fail: string }).fail, /does not exist/);
+    assert.match(runLogProblem(undefined)!, /TEST_RUN_LOG_DIR is not set/);
+    assert.match(runLogProblem(dir)!, /has no log lines/);
+    assert.match(runLogProblem(`${dir}/gone`)!, /does not exist/);
     fs.writeFileSync(`${dir}/1-x.log`, '{"msg":"a line"}\n');
-    assert.equal(runLogProblem(dir, true), undefined);
+    assert.equal(runLogProblem(dir), undefined);
   } finally {
     cleanup();
   }
@@ -66,9 +65,8 @@ test('a missing or empty run log fails in CI and under npm test; a single file r
 
 test('no secret in any log line of this test run', (t) => {
   const dir = runLogDir();
-  const problem = runLogProblem(dir, process.env.CI === 'true');
-  if (problem !== undefined && 'skip' in problem) return t.skip(problem.skip);
-  if (problem !== undefined) assert.fail(problem.fail);
+  const problem = runLogProblem(dir);
+  if (problem !== undefined) assert.fail(problem);
   const report = findLeaks(dir!, knownSecrets(dir!));
   const shown = report.leaks.slice(0, 50).map((l) => `  ${l.file}:${l.line}: ${l.what}`);
   assert.deepEqual(report.leaks, [], `${report.leaks.length} log lines hold a secret (the log is kept in ${dir}):\n${shown.join('\n')}`);

@@ -34,6 +34,7 @@ import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { freePort } from '../helpers/regions.js';
 import { originBatches } from '../helpers/replication-link.js';
 import { makePki, type Pki } from '../helpers/tls-certs.js';
+import { registerSecret } from '../helpers/secrets.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -45,6 +46,8 @@ const LINK_PASSWORDS: Record<string, string> = { 'us-east': 'us-east-link-secret
 const BOB_PASSWORD = 'bob-secret-d2e0';
 const STRAY_PASSWORD = 'stray-secret-5a71';
 const PASSWORDS = [ADMIN_PASSWORD, ...Object.values(LINK_PASSWORDS), BOB_PASSWORD, STRAY_PASSWORD];
+// The end-of-run check (zz-no-secrets.test.ts) looks for them in every process's log too.
+registerSecret('secure-links passwords', ...PASSWORDS);
 
 let pki: Pki;
 let certs: { dir: string; cleanup: () => void };

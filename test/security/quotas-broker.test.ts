@@ -22,11 +22,14 @@ import { after, before, test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { meridian } from '../helpers/cli-run.js';
+import { registerSecret } from '../helpers/secrets.js';
 
 const MiB = 1024 * 1024;
 const ADMIN_PASSWORD = 'quota-admin-pw';
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'] as const;
 const passwordOf = (user: string) => `${user}-quota-pw`;
+// The end-of-run check (zz-no-secrets.test.ts) looks for them in every process's log.
+registerSecret('quota test passwords', ADMIN_PASSWORD, ...USERS.map(passwordOf));
 
 let tb: TestBroker;
 let admin: string;
