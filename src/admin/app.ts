@@ -29,6 +29,8 @@ import { tieredRoutes } from './routes/tiered.js';
 import { topicRoutes } from './routes/topics.js';
 import { userRoutes } from './routes/users.js';
 import { securityRoutes } from './routes/security.js';
+import { runtimeRoutes } from './routes/runtime.js';
+import { RuntimeStats } from './runtime-stats.js';
 
 export interface AdminOptions {
   /** null: every call allowed (loopback only; auth.ts). */
@@ -121,6 +123,9 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     userRoutes(r, ctx);
     securityRoutes(r, ctx);
   });
+  const runtime = new RuntimeStats(broker.config.metrics.eventLoopResolutionMs);
+  app.addHook('onClose', async () => runtime.close());
+  await app.register(async (r) => runtimeRoutes(r, runtime));
 
   const metrics = createBrokerMetrics(broker);
   app.addHook('onClose', async () => metrics.close());

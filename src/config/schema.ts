@@ -144,6 +144,8 @@ export interface LoggingConfig {
 export interface MetricsConfig {
   /** Series per partition as well as per topic (bytes per tier, high watermark). */
   readonly perPartition: boolean;
+  /** Sample period of the event-loop delay histogram behind GET /v1/runtime. */
+  readonly eventLoopResolutionMs: number;
 }
 
 export interface KafkaListenerConfig {
@@ -569,6 +571,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       default: false,
       type: 'boolean',
     },
+    eventLoopResolutionMs: duration(
+      'Sample period of the event-loop delay histogram served at GET /v1/runtime: a stall longer than it is always seen, a shorter one only when it covers a sample. One timer per process.',
+      '10ms',
+      { minimum: 1, maximum: 1000 },
+    ),
   }),
   tiered: section('Tiered storage: sealed segments move to an object store and are read back through Fetch.', {
     enabled: { description: 'Offload sealed segments and serve offloaded history.', default: false, type: 'boolean' },

@@ -61,6 +61,8 @@ const ROUTES = [
   'GET /v1/security/acls',
   'POST /v1/security/acls',
   'DELETE /v1/security/acls',
+  'GET /v1/runtime',
+  'POST /v1/runtime/reset',
   'GET /metrics',
   'GET /openapi.json',
 ];
@@ -122,6 +124,32 @@ async function everyEndpoint(call: Transport, prefix: string): Promise<void> {
   assert.deepEqual(cluster.kafka, { host: '127.0.0.1', port: tb.port });
   assert.deepEqual(cluster.admin, { host: '127.0.0.1', port: tb.broker.adminPort });
   assert.deepEqual(cluster.tiered.enabled, true);
+  // The runtime window: a loop stalled for 60 ms shows as a delay of at least 40 ms
+  // (sampled every 10 ms); a reset returns the window that ended and starts an empty one.
+  await ok('POST', '/v1/runtime/reset', '/v1/runtime/reset', 200);
+  // The histogram's first sample after a reset only starts its clock.
+  await waitFor('the delay histogram sampling again', async () => (await call('GET', '/v1/runtime', undefined, TOKEN)).body.eventLoopDelayMs.samples > 1);
+  const before = (await call('GET', '/v1/runtime', undefined, TOKEN)).body.eventLoopDelayMs.samples;
+  const stallUntil = performance.now() + 60;
+  while (performance.now() < stallUntil);
+  // The late sample is taken when the loop next runs its timers (app.inject may not turn it).
+  await waitFor('a sample after the stall', async () => (await call('GET', '/v1/runtime', undefined, TOKEN)).body.eventLoopDelayMs.samples > before);
+  let garbage: unknown[] = [];
+  for (let i = 0; i < 200_000; i++) garbage.push({ i, s: `x${i}` });
+  garbage = [];
+  await waitFor('a GC pause observed', async () => (await call('GET', '/v1/runtime', undefined, TOKEN)).body.gc.count > 0);
+  const runtime = await ok('GET', '/v1/runtime', '/v1/runtime', 200);
+  assert.ok(runtime.eventLoopDelayMs.max >= 40, `the 60 ms stall is seen: ${JSON.stringify(runtime.eventLoopDelayMs)}`);
+  assert.ok(runtime.eventLoopDelayMs.samples > 0);
+  assert.ok(runtime.gc.maxMs > 0 && runtime.gc.totalMs >= runtime.gc.maxMs);
+  assert.equal(Object.values(runtime.gc.byKind as Record<string, { count: number }>).reduce((n, k) => n + k.count, 0), runtime.gc.count);
+  assert.ok(runtime.memory.rssBytes > runtime.memory.heapUsedBytes);
+  const ended = await ok('POST', '/v1/runtime/reset', '/v1/runtime/reset', 200);
+  assert.ok(ended.eventLoopDelayMs.max >= 40 && ended.gc.count >= runtime.gc.count);
+  const fresh = await ok('GET', '/v1/runtime', '/v1/runtime', 200);
+  assert.ok(fresh.eventLoopDelayMs.max < ended.eventLoopDelayMs.max, `a new window forgets the stall: ${JSON.stringify(fresh.eventLoopDelayMs)}`);
+  assert.ok(fresh.sinceMs >= ended.sinceMs);
+
   const regions = await ok('GET', '/v1/regions', '/v1/regions', 200);
   assert.equal(regions.length, 1);
   assert.equal(regions[0].self, true);

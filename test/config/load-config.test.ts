@@ -71,7 +71,7 @@ describe('defaults', () => {
       },
       topics: { autoCreate: true, defaultPartitions: 3 },
       groups: { initialRebalanceDelayMs: 3000, minSessionTimeoutMs: 6000, maxSessionTimeoutMs: 1_800_000 },
-      metrics: { perPartition: false },
+      metrics: { perPartition: false, eventLoopResolutionMs: 10 },
       tiered: {
         enabled: false,
         required: false,
