@@ -22,12 +22,6 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
-import { ApiKey } from '../src/protocol/kafka/api-keys.js';
-import { messageCodecs } from '../src/protocol/kafka/messages/index.js';
-import { FrameDecoder } from '../src/protocol/kafka/frame-decoder.js';
-import { Reader } from '../src/protocol/kafka/reader.js';
-import { Writer } from '../src/protocol/kafka/writer.js';
-import { encodeBatch } from '../src/storage/record-batch.js';
 import { SECRETS } from '../test/helpers/secrets.js';
 import { makePki, type Pki } from '../test/helpers/tls-certs.js';
 import {
@@ -49,11 +43,17 @@ import {
   type Row,
 } from './harness.js';
 import { logWrites } from './log-measure.js';
+import { produceLatency, rawFsyncLatency } from './latency.js';
 
 const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
 const MESSAGES = Number(process.env.BENCH_KAFKA_MESSAGES ?? 300_000);
 const MSG = 1024;
 const LATENCY_RATE = Number(process.env.BENCH_KAFKA_RATE ?? 10_000);
+const LATENCY_HIGH_RATE = Number(process.env.BENCH_KAFKA_HIGH_RATE ?? 50_000);
+/** `latency`: only the latency rows (no results file is written), for working on the tail. */
+const ONLY = process.env.BENCH_KAFKA_ONLY;
+/** The broker's event-loop delay histogram samples this often during the run (GET /v1/runtime). */
+const LOOP_RESOLUTION_MS = 2;
 const LATENCY_SECONDS = Number(process.env.BENCH_KAFKA_LATENCY_SECONDS ?? 10);
 const TRIALS = trialCount('BENCH_KAFKA_TRIALS');
 const VERIFY_TRIALS = trialCount('BENCH_KAFKA_VERIFY_TRIALS', TRIALS);
@@ -69,10 +69,19 @@ const SASL_USER = 'bench';
 interface BrokerPorts {
   plain: number;
   sasl: number;
+  admin: number;
 }
 
-async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): Promise<{ child: ChildProcess; port: number; saslPort: number; stop: () => Promise<void> }> {
-  const ports = known ?? { plain: await freePort(), sasl: await freePort() };
+interface BrokerProcess {
+  child: ChildProcess;
+  port: number;
+  saslPort: number;
+  adminPort: number;
+  stop: () => Promise<void>;
+}
+
+async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): Promise<BrokerProcess> {
+  const ports = known ?? { plain: await freePort(), sasl: await freePort(), admin: await freePort() };
   const config = path.join(dir, 'broker.yaml');
   fs.writeFileSync(
     config,
@@ -89,6 +98,8 @@ async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): P
       `  bootstrap: { user: ${SASL_USER} }`,
       'log:',
       `  segmentBytes: ${SEGMENT_BYTES}`,
+      `admin: { host: 127.0.0.1, port: ${ports.admin} }`,
+      `metrics: { eventLoopResolutionMs: ${LOOP_RESOLUTION_MS}ms }`,
       '',
     ].join('\n'),
   );
@@ -107,63 +118,13 @@ async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): P
     child,
     port: ports.plain,
     saslPort: ports.sasl,
+    adminPort: ports.admin,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
   };
-}
-
-/**
- * A minimal producer for the latency figure: messages are due at a fixed rate; every
- * millisecond the due ones go out as one batch (linger ≈ 1 ms) with acks=-1, up to 5
- * requests in flight on one connection, as librdkafka pipelines. Latency is from a
- * message's due time to its acknowledgement.
- */
-async function latencyRun(port: number, topic: string, rate: number, seconds: number): Promise<number[]> {
-  const sock = net.connect(port, '127.0.0.1');
-  await new Promise((r) => sock.once('connect', r));
-  sock.setNoDelay(true);
-  const inflight = new Map<number, number[]>();
-  const latencies: number[] = [];
-  const frames = new FrameDecoder({ maxFrameBytes: 0x7fffffff });
-  sock.on('data', (d: Buffer) => {
-    for (const frame of frames.push(d)) {
-      const r = new Reader(frame);
-      const corr = r.int32();
-      const res = messageCodecs.get(ApiKey.Produce)!.decodeResponse(r, 7) as { responses: Array<{ partitionResponses: Array<{ errorCode: number }> }> };
-      if (res.responses[0].partitionResponses[0].errorCode !== 0) throw new Error('produce failed in latency run');
-      const now = performance.now();
-      for (const due of inflight.get(corr)!) latencies.push(now - due);
-      inflight.delete(corr);
-    }
-  });
-  const value = Buffer.alloc(MSG - 30, 0x6c);
-  const start = performance.now();
-  const total = Math.floor(rate * seconds);
-  let sent = 0;
-  let corr = 0;
-  while (sent < total) {
-    const now = performance.now();
-    const dueCount = Math.min(total, Math.floor(((now - start) / 1000) * rate)) - sent;
-    if (dueCount > 0 && inflight.size < 5) {
-      const dues = Array.from({ length: dueCount }, (_, i) => start + ((sent + i) / rate) * 1000);
-      const batch = encodeBatch({ records: dues.map(() => ({ value })) });
-      const w = new Writer(batch.length + 128);
-      const size = w.reserveInt32();
-      w.int16(ApiKey.Produce).int16(7).int32(++corr).nullableString('bench-latency');
-      messageCodecs.get(ApiKey.Produce)!.encodeRequest(w, 7, { transactionalId: null, acks: -1, timeoutMs: 30_000, topicData: [{ name: topic, partitionData: [{ index: 0, records: batch }] }] } as never);
-      w.setInt32(size, w.length - 4);
-      inflight.set(corr, dues);
-      sock.write(w.toBuffer());
-      sent += dueCount;
-    }
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  while (inflight.size > 0) await new Promise((r) => setTimeout(r, 5));
-  sock.destroy();
-  return latencies.sort((a, b) => a - b);
 }
 
 /** kcat's settings for the SASL_SSL listener: SCRAM-SHA-512 as the bootstrap user, the bench's CA. */
@@ -250,6 +211,79 @@ async function loginRate(kafka: Kafka, brokerPid: number): Promise<LoginTrial> {
   return { perSecond: logins / ((performance.now() - t0) / 1000), brokerCpuMs: ((processCpuSeconds(brokerPid) - cpu0) * 1000) / logins };
 }
 
+/** The broker's runtime window (GET /v1/runtime): event-loop delay and GC pauses. */
+interface RuntimeWindow {
+  eventLoopDelayMs: { p99: number; max: number };
+  gc: { count: number; totalMs: number; maxMs: number; p99Ms: number };
+}
+
+/** Ends the broker's runtime window and begins a new one; returns the window that ended. */
+async function runtimeReset(adminPort: number): Promise<RuntimeWindow> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/runtime/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`POST /v1/runtime/reset answered ${res.status}`);
+  return (await res.json()) as RuntimeWindow;
+}
+
+interface LatencyTrial {
+  lat: number[];
+  runtime: RuntimeWindow;
+}
+
+/**
+ * Produce latency at `rate` against the disk's own: alternating trials of the raw
+ * write + fdatasync schedule (in this process, on the broker's disk) and the produce run,
+ * which the broker's runtime window brackets.
+ */
+async function latencyTrials(broker: BrokerProcess, dir: string, rate: number) {
+  const topic = `latency-${rate}`;
+  return alternate(
+    TRIALS,
+    async (t) => {
+      const raw = await rawFsyncLatency(dir, rate, LATENCY_SECONDS, MSG);
+      console.log(`  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: raw fdatasync p50 ${percentile(raw, 50).toFixed(2)} ms, p99 ${percentile(raw, 99).toFixed(2)} ms, p99.9 ${percentile(raw, 99.9).toFixed(2)} ms`);
+      return raw;
+    },
+    async (t): Promise<LatencyTrial> => {
+      await runtimeReset(broker.adminPort);
+      const lat = await produceLatency(broker.port, topic, rate, LATENCY_SECONDS, MSG);
+      const runtime = await runtimeReset(broker.adminPort);
+      console.log(
+        `  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: produce p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, p99.9 ${percentile(lat, 99.9).toFixed(2)} ms, max ${lat[lat.length - 1].toFixed(1)} ms; ` +
+          `broker loop delay p99 ${runtime.eventLoopDelayMs.p99.toFixed(1)} ms, max ${runtime.eventLoopDelayMs.max.toFixed(1)} ms; GC ${runtime.gc.count} pauses, max ${runtime.gc.maxMs.toFixed(1)} ms, total ${runtime.gc.totalMs.toFixed(0)} ms`,
+      );
+      return { lat, runtime };
+    },
+  );
+}
+
+/** The table rows of one rate: the raw baseline, produce latency against it, the broker's runtime. */
+function latencyRows(rate: number, trials: Awaited<ReturnType<typeof latencyTrials>>, absoluteTargetMs?: number): Row[] {
+  const pcts = (ls: number[][]) =>
+    `p50 ${formatMedian(ls.map((l) => percentile(l, 50)), 'ms', 2)}; p99 ${formatMedian(ls.map((l) => percentile(l, 99)), 'ms', 2)}; p99.9 ${formatMedian(ls.map((l) => percentile(l, 99.9)), 'ms', 2)}`;
+  const raws = trials.map((x) => x.baseline);
+  const lats = trials.map((x) => x.subject.lat);
+  const ratios = trials.map((x) => percentile(x.subject.lat, 99) / percentile(x.baseline, 99));
+  const p99s = lats.map((l) => percentile(l, 99));
+  const rt = trials.map((x) => x.subject.runtime);
+  const targets = [formatTarget(ratios, '<=', 3, '3x the raw p99')];
+  if (absoluteTargetMs !== undefined) targets.push(formatTarget(p99s, '<', absoluteTargetMs, `${absoluteTargetMs} ms (p99)`));
+  return [
+    [`raw write + fdatasync on the same disk, same cadence (${rate} msg/s of ${MSG} B, group commit)`, '', pcts(raws), 'baseline for the row below'],
+    [
+      `produce latency at ${rate} msg/s, acks=-1`,
+      '',
+      pcts(lats),
+      `**p99 ${formatRatio(ratios, 'times')} the raw p99**; ${targets.map((x) => `**${x}**`).join('; ')}; max ${Math.max(...lats.map((l) => l[l.length - 1])).toFixed(1)} ms`,
+    ],
+    [
+      `the broker during those runs (event loop, GC)`,
+      '',
+      `event-loop delay p99 ${formatMedian(rt.map((r) => r.eventLoopDelayMs.p99), 'ms', 2)}, max ${formatMedian(rt.map((r) => r.eventLoopDelayMs.max), 'ms', 1)}`,
+      `GC: ${formatMedian(rt.map((r) => r.gc.count), 'pauses', 0)}, longest ${formatMedian(rt.map((r) => r.gc.maxMs), 'ms', 1)}, total ${formatMedian(rt.map((r) => r.gc.totalMs), 'ms', 0)} per ${LATENCY_SECONDS} s run`,
+    ],
+  ];
+}
+
 async function main(): Promise<void> {
   requireKcat();
   const dir = benchDir('kafka');
@@ -279,10 +313,17 @@ async function main(): Promise<void> {
       topics: [
         ...Array.from({ length: TRIALS }, (_, t) => [{ topic: `kcat-${t}`, numPartitions: 3 }, { topic: `kjs-${t}`, numPartitions: 3 }]).flat(),
         ...Array.from({ length: TRIALS }, (_, t) => [{ topic: `plain-${t}`, numPartitions: 3 }, { topic: `sasl-ssl-${t}`, numPartitions: 3 }]).flat(),
-        { topic: 'latency', numPartitions: 1 },
+        { topic: `latency-${LATENCY_RATE}`, numPartitions: 1 },
+        { topic: `latency-${LATENCY_HIGH_RATE}`, numPartitions: 1 },
       ],
     });
     await admin.disconnect();
+    if (ONLY === 'latency') {
+      const only = [...latencyRows(LATENCY_RATE, await latencyTrials(broker, dir, LATENCY_RATE)), ...latencyRows(LATENCY_HIGH_RATE, await latencyTrials(broker, dir, LATENCY_HIGH_RATE), 10)];
+      console.log(formatTable(['measurement', 'throughput', 'rate', 'vs'], only));
+      console.log('(BENCH_KAFKA_ONLY=latency: no results file written)');
+      return;
+    }
     const producer = kafka.producer();
     await producer.connect();
     const value = Buffer.alloc(MSG, 0x6a);
@@ -366,12 +407,9 @@ async function main(): Promise<void> {
       ),
     );
 
-    // Latency at a fixed moderate rate.
-    const lat = await repeat(TRIALS, async (t) => {
-      const l = await latencyRun(broker.port, 'latency', LATENCY_RATE, LATENCY_SECONDS);
-      console.log(`  latency trial ${t + 1}/${TRIALS} at ${LATENCY_RATE} msg/s: p50 ${percentile(l, 50).toFixed(2)} ms, p99 ${percentile(l, 99).toFixed(2)} ms`);
-      return l;
-    });
+    // Latency at a fixed moderate rate and at a high one, each against the disk's own.
+    const latLow = await latencyTrials(broker, dir, LATENCY_RATE);
+    const latHigh = await latencyTrials(broker, dir, LATENCY_HIGH_RATE);
 
     const status = fs.readFileSync(`/proc/${broker.child.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
@@ -395,7 +433,7 @@ async function main(): Promise<void> {
       },
       async (t) => {
         await broker.stop();
-        broker = await startBrokerProcess(dir, pki, { plain: broker.port, sasl: broker.saslPort });
+        broker = await startBrokerProcess(dir, pki, { plain: broker.port, sasl: broker.saslPort, admin: broker.adminPort });
         // A fresh process runs cold code: warm it up on the other topic first, so the first
         // read differs from the second by the checks alone.
         await runTimed('kcat', consumeArgs('kjs-0', Math.min(MESSAGES, 100_000)));
@@ -413,8 +451,6 @@ async function main(): Promise<void> {
     const kcatRatios = kcatMBs.map((x, i) => x / base[i]);
     const jsRatios = jsMBs.map((x, i) => x / base[i]);
     const consumeRatios = consumeMBs.map((x, i) => x / kcatMBs[i]);
-    const p99s = lat.map((l) => percentile(l, 99));
-    const maxLatency = Math.max(...lat.map((l) => l[l.length - 1]));
     const verifyRatios = verify.map((v) => v.subject / v.baseline);
     const saslProduceRatios = tlsTrials.map((x) => x.subject.produce / x.baseline.produce);
     const saslConsumeRatios = tlsTrials.map((x) => x.subject.consume / x.baseline.consume);
@@ -438,12 +474,8 @@ async function main(): Promise<void> {
         formatMedian(trials.map((x) => MESSAGES / x.subject.consumeSeconds), 'msg/s', 0),
         `**${formatRatio(consumeRatios, 'times')}** the same trial's kcat produce; ${formatTarget(consumeRatios, '>=', 3, '3x')}`,
       ],
-      [
-        `produce latency at ${LATENCY_RATE} msg/s, acks=-1`,
-        '',
-        `p50 ${formatMedian(lat.map((l) => percentile(l, 50)), 'ms', 2)}; p99 ${formatMedian(p99s, 'ms', 2)}`,
-        `**${formatTarget(p99s, '<', 10, '10 ms (p99)')}**; max ${maxLatency.toFixed(1)} ms`,
-      ],
+      ...latencyRows(LATENCY_RATE, latLow),
+      ...latencyRows(LATENCY_HIGH_RATE, latHigh, 10),
       [
         'kcat consume, first read after a restart (sealed-segment CRCs checked)',
         formatMedian(verify.map((v) => v.subject), 'MB/s'),
@@ -495,7 +527,7 @@ async function main(): Promise<void> {
     `${MESSAGES} messages of ${MSG} bytes per trial (KafkaJS: ${jsMessages}). The broker is a separate process in flush mode fsync (acks=all waits for fdatasync, group commit), with ${SEGMENT_BYTES} segments so that most reads come from sealed segments.`,
     `${TRIALS} alternating trials, each: the log baseline, kcat produce into a fresh topic, kcat consume of that topic, KafkaJS produce into another fresh topic. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.`,
     'Times include client start-up and metadata. kcat consume stops at the last message (-c), so the final long-poll for more data is not counted. KafkaJS runs in the benchmark\'s own process; its core share is that process\'s CPU time over the send\'s wall time.',
-    `Latency: ${TRIALS} runs of ${LATENCY_SECONDS} s; a minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection; latency runs from a message's due time to its acknowledgement.`,
+    `Latency: ${TRIALS} alternating trials of ${LATENCY_SECONDS} s per rate, each: the raw baseline, then the produce run. A minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection, to a topic of one partition; latency runs from a message's due time to its acknowledgement. The raw baseline runs the same schedule against a file on the broker's disk: each millisecond's bytes in one write, fdatasync as a group commit (one at a time, covering everything written before it began), latency from due time to the end of the covering fdatasync. The broker's event-loop delay (sampled every ${LOOP_RESOLUTION_MS} ms) and GC pauses come from its GET /v1/runtime window, reset before and read after each produce run.`,
     `Read integrity: ${VERIFY_TRIALS} trials, each restarting the broker, warming it up on another topic, then reading the first trial's kcat topic twice (first read, then the re-read as its baseline).`,
     `SASL_SSL: the same broker's second listener (TLS 1.2+ with an EC P-256 certificate made by openssl for the run, SCRAM-SHA-512 as the bootstrap user); ${TRIALS} alternating trials, each: kcat produce and consume of ${MESSAGES} messages over PLAINTEXT, then the same over SASL_SSL, each into its own fresh topic; the ratio is taken within each trial. Logins: ${TRIALS} alternating trials of ${LOGIN_SECONDS} s each over PLAINTEXT then SASL_SSL; each login is a new connection (ApiVersions, Metadata, and on SASL_SSL the TLS handshake, SaslHandshake and SCRAM's two round trips); KafkaJS salts the password (4096 PBKDF2-SHA-512 iterations) for every login in the benchmark's process, on the same 2 cores.`,
     'Broker, clients and the benchmark share 2 cores.',
