@@ -55,7 +55,8 @@ import { JetStreamMirror, natsServerVersion, type FullSpeedFigures, type LagFigu
 
 const MESSAGES = Number(process.env.BENCH_GEOREP_MESSAGES ?? 200_000);
 const MSG = 1024;
-const RATE = Number(process.env.BENCH_GEOREP_RATE ?? 5000);
+/** Lag is measured at each of these rates (msgs/s). */
+const RATES = (process.env.BENCH_GEOREP_RATES ?? '5000,20000').split(',').map(Number);
 const LAG_SECONDS = Number(process.env.BENCH_GEOREP_LAG_SECONDS ?? 10);
 const WARMUP_MS = 1000;
 const TRIALS = trialCount('BENCH_GEOREP_TRIALS');
@@ -180,11 +181,11 @@ async function throughput(a: Region, msgFile: string, log: (s: string) => void):
 }
 
 /**
- * Produces RATE msgs/s into `a` (each millisecond's due messages as one batch, acks=-1, up
+ * Produces `rate` msgs/s into `a` (each millisecond's due messages as one batch, acks=-1, up
  * to 5 requests in flight) while long-polling `b`; returns the lag of each message from its
  * acknowledgement in `a` to its Fetch in `b`.
  */
-async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<number[]> {
+async function lagRun(a: Region, b: Region, rate: number, log: (s: string) => void): Promise<number[]> {
   const topic = 'georep-lag';
   await createTopic(a.bootstrap, topic);
   // Wait until the topic exists in b (the replicator creates it) and the worker is idle.
@@ -195,7 +196,7 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
   }
   const producer = new LinkClient({ address: a.bootstrap, clientId: 'bench-producer' });
   const consumer = new LinkClient({ address: b.bootstrap, clientId: 'bench-consumer' });
-  const total = Math.floor(RATE * LAG_SECONDS);
+  const total = Math.floor(rate * LAG_SECONDS);
   const acked = new Float64Array(total).fill(NaN);
   const seen = new Float64Array(total).fill(NaN);
   const start = performance.now();
@@ -239,7 +240,7 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
   const pending: Array<Promise<void>> = [];
   while (sent < total) {
     const now = performance.now();
-    const due = Math.min(total, Math.floor(((now - start) / 1000) * RATE)) - sent;
+    const due = Math.min(total, Math.floor(((now - start) / 1000) * rate)) - sent;
     if (due > 0 && inFlight < 5) {
       const first = sent;
       const batch = encodeBatch({
@@ -282,16 +283,16 @@ async function lagRun(a: Region, b: Region, log: (s: string) => void): Promise<n
 }
 
 /** One lag trial of Meridian in `mode`: a fresh pair of regions, the lag run, removed after. */
-async function meridianLag(dir: string, mode: Mode, t: number, log: (s: string) => void): Promise<LagFigures> {
-  const name = `lag-${mode}-${t}`;
+async function meridianLag(dir: string, mode: Mode, rate: number, t: number, log: (s: string) => void): Promise<LagFigures> {
+  const name = `lag-${mode}-${rate}-${t}`;
   const pair = await regionPair(dir, name, mode);
   try {
     // Earlier runs' dirty pages are written back first (the NATS trials do the same), so
     // that writeback does not land in the middle of the lag measurement.
     spawnSync('sync');
-    const lags = await lagRun(pair.a, pair.b, log);
+    const lags = await lagRun(pair.a, pair.b, rate, log);
     const f = { lagP50Ms: percentile(lags, 50), lagP99Ms: percentile(lags, 99), lagMaxMs: lags[lags.length - 1], lagSamples: lags.length };
-    log(`  Meridian ${mode} lag trial ${t + 1}/${TRIALS}: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
+    log(`  Meridian ${mode} lag trial ${t + 1}/${TRIALS} at ${rate} msgs/s: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
     return f;
   } finally {
     await pair.stop();
@@ -300,12 +301,12 @@ async function meridianLag(dir: string, mode: Mode, t: number, log: (s: string) 
 }
 
 /** One lag trial of JetStream: a fresh hub and leaf, the lag run, removed after. */
-async function natsLag(dir: string, t: number, log: (s: string) => void): Promise<LagFigures> {
-  const natsDir = path.join(dir, `nats-lag-${t}`);
+async function natsLag(dir: string, rate: number, t: number, log: (s: string) => void): Promise<LagFigures> {
+  const natsDir = path.join(dir, `nats-lag-${rate}-${t}`);
   const mirror = await JetStreamMirror.start({ dir: natsDir, messageBytes: MSG, log: (s) => log(`  ${s}`) });
   try {
-    const f = await mirror.lag(RATE, LAG_SECONDS);
-    log(`  JetStream lag trial ${t + 1}/${TRIALS}: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
+    const f = await mirror.lag(rate, LAG_SECONDS);
+    log(`  JetStream lag trial ${t + 1}/${TRIALS} at ${rate} msgs/s: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
     return f;
   } finally {
     await mirror.close();
@@ -347,21 +348,53 @@ async function separateStorageCapacity(dir: string, msgFile: string, log: (s: st
   }
 }
 
+/** The lag trials at one rate: JetStream (the baseline), then Meridian fsync and interval, alternating. */
+async function lagAtRate(dir: string, rate: number, log: (s: string) => void) {
+  log(`Lag at ${rate} msgs/s, ${TRIALS} alternating trials (JetStream, then Meridian fsync and interval):`);
+  return alternate(
+    TRIALS,
+    (t) => natsLag(dir, rate, t, log),
+    async (t) => ({ fsync: await meridianLag(dir, 'fsync', rate, t, log), interval: await meridianLag(dir, 'interval', rate, t, log) }),
+  );
+}
+
+type LagTrials = Awaited<ReturnType<typeof lagAtRate>>;
+
+/** Rows of the lag table: per rate, Meridian in each mode against JetStream in the same trials. */
+function lagRows(rate: number, lag: LagTrials): Row[] {
+  const n = (x: number, d = 1) => x.toFixed(d);
+  const cells = (l: LagFigures[]) => [formatMedian(l.map((x) => x.lagP50Ms), '', 2), formatMedian(l.map((x) => x.lagP99Ms), '', 2), n(Math.max(...l.map((x) => x.lagMaxMs)), 1)];
+  const vsNats = (mode: Mode) => {
+    const ratios = lag.map((x) => x.subject[mode].lagP99Ms / x.baseline.lagP99Ms);
+    return `**${formatRatio(ratios, 'times')}**; ${formatTarget(ratios, '<=', 1, '1x')}`;
+  };
+  return [
+    [`${rate}`, 'Meridian, fsync acks', ...cells(lag.map((x) => x.subject.fsync)), vsNats('fsync')],
+    [`${rate}`, 'Meridian, interval flush', ...cells(lag.map((x) => x.subject.interval)), vsNats('interval')],
+    [`${rate}`, 'NATS JetStream mirror (leafnode)', ...cells(lag.map((x) => x.baseline)), 'baseline'],
+  ];
+}
+
+const LAG_HEADER = ['msgs/s', 'system', 'lag p50 ms', 'lag p99 ms', 'lag max ms (all trials)', 'p99 vs JetStream (same trial)'];
+
 async function main(): Promise<void> {
   requireKcat();
-  const quick = process.env.BENCH_GEOREP_QUICK === '1'; // tuning runs: Meridian fsync only, no results file
-  const natsVersion = quick ? '' : natsServerVersion();
+  // BENCH_GEOREP_ONLY=lag: the lag trials only, printed, no results file (tuning runs).
+  const only = process.env.BENCH_GEOREP_ONLY;
+  const natsVersion = natsServerVersion();
   const dir = benchDir('georep');
   const log = (s: string) => console.log(s);
-  log(`bench:georep: ${TRIALS} trials; ${MESSAGES} messages of ${MSG} B at full speed, then ${RATE} msgs/s for ${LAG_SECONDS} s, in ${dir}`);
+  log(`bench:georep: ${TRIALS} trials; ${MESSAGES} messages of ${MSG} B at full speed, then ${RATES.join(' and ')} msgs/s for ${LAG_SECONDS} s, in ${dir}`);
   const msgFile = path.join(dir, 'messages.txt');
   writeMessageFile(msgFile, MESSAGES, MSG, 'g');
   try {
-    const fsync = await meridianCapacity(dir, 'fsync', msgFile, log);
-    if (quick) {
-      await repeat(TRIALS, (t) => meridianLag(dir, 'fsync', t, log));
+    if (only === 'lag') {
+      const rows: Row[] = [];
+      for (const rate of RATES) rows.push(...lagRows(rate, await lagAtRate(dir, rate, log)));
+      console.log(`\n${formatTable(LAG_HEADER, rows)}\n(BENCH_GEOREP_ONLY=lag: no results file written)`);
       return;
     }
+    const fsync = await meridianCapacity(dir, 'fsync', msgFile, log);
     const interval = await meridianCapacity(dir, 'interval', msgFile, log);
     const separate = await separateStorageCapacity(dir, msgFile, log);
 
@@ -376,12 +409,8 @@ async function main(): Promise<void> {
       fs.rmSync(natsDir, { recursive: true, force: true });
     }
 
-    log(`Lag at ${RATE} msgs/s, ${TRIALS} alternating trials (JetStream, then Meridian fsync and interval):`);
-    const lag = await alternate(
-      TRIALS,
-      (t) => natsLag(dir, t, log),
-      async (t) => ({ fsync: await meridianLag(dir, 'fsync', t, log), interval: await meridianLag(dir, 'interval', t, log) }),
-    );
+    const lagTrials: Array<{ rate: number; lag: LagTrials }> = [];
+    for (const rate of RATES) lagTrials.push({ rate, lag: await lagAtRate(dir, rate, log) });
 
     const n = (x: number, d = 1) => x.toFixed(d);
     const live = (f: Live) => `${n(f.produceMBps)} / ${n(f.replicationMBps)} (max ${f.maxLagMessages} msgs behind, caught up ${n(f.catchUpMs, 0)} ms after the last produce)`;
@@ -393,51 +422,30 @@ async function main(): Promise<void> {
         `**${formatRatio(ratios, 'times')}**; ${formatTarget(ratios, '>=', 1, '1x')}`,
       ];
     };
-    const lagCells = (l: LagFigures[], vsNats: string) => [
-      formatMedian(l.map((x) => x.lagP50Ms), '', 2),
-      formatMedian(l.map((x) => x.lagP99Ms), '', 2),
-      n(Math.max(...l.map((x) => x.lagMaxMs)), 1),
-      vsNats,
-    ];
-    const vsNats = (mode: Mode) => {
-      const ratios = lag.map((x) => x.subject[mode].lagP99Ms / x.baseline.lagP99Ms);
-      return `**${formatRatio(ratios, 'times')}**; ${formatTarget(ratios, '<=', 2, '2x')}`;
-    };
     const rows: Row[] = [
-      ['Meridian, fsync acks', ...capacityCells(fsync.capacity), live(fsync.live), ...lagCells(lag.map((x) => x.subject.fsync), vsNats('fsync'))],
-      ['Meridian, interval flush', ...capacityCells(interval.capacity), live(interval.live), ...lagCells(lag.map((x) => x.subject.interval), vsNats('interval'))],
+      ['Meridian, fsync acks', ...capacityCells(fsync.capacity), live(fsync.live)],
+      ['Meridian, interval flush', ...capacityCells(interval.capacity), live(interval.live)],
     ];
-    if (separate) rows.push(['Meridian, fsync acks, eu-west on its own storage', ...capacityCells(separate), '—', '—', '—', '—', '—']);
-    rows.push(['NATS JetStream mirror (leafnode)', '—', '—', '—', live(natsLive), ...lagCells(lag.map((x) => x.baseline), 'baseline')]);
-    const table = formatTable(
-      [
-        'system',
-        'produce alone MB/s',
-        'replication of a backlog MB/s',
-        'replication / produce',
-        'live, one run: produce / replication MB/s',
-        `lag p50 ms @${RATE}/s`,
-        'lag p99 ms',
-        'lag max ms (all trials)',
-        'p99 vs JetStream',
-      ],
-      rows,
-    );
-    const samples = median(lag.map((x) => x.subject.fsync.lagSamples));
+    if (separate) rows.push(['Meridian, fsync acks, eu-west on its own storage', ...capacityCells(separate), '—']);
+    rows.push(['NATS JetStream mirror (leafnode)', '—', '—', '—', live(natsLive)]);
+    const capacityTable = formatTable(['system', 'produce alone MB/s', 'replication of a backlog MB/s', 'replication / produce', 'live, one run: produce / replication MB/s'], rows);
+    const lagTable = formatTable(LAG_HEADER, lagTrials.flatMap(({ rate, lag }) => lagRows(rate, lag)));
+    const table = `${capacityTable}\n\n${lagTable}`;
+    const samples = lagTrials.map(({ rate, lag }) => `${median(lag.map((x) => x.subject.fsync.lagSamples))} at ${rate} msgs/s`).join(', ');
     const notes = [
-      `One topic, one partition, replicated one way (us-east to eu-west, like a JetStream stream and its mirror). ${MESSAGES} messages of ${MSG} B produced at full speed into region A (kcat, acks=all; for NATS a pipelined publisher at the server's ceiling), then ${RATE} msgs/s for ${LAG_SECONDS} s (first ${WARMUP_MS} ms ignored; about ${samples} samples per trial).`,
+      `One topic, one partition, replicated one way (us-east to eu-west, like a JetStream stream and its mirror). Capacity: ${MESSAGES} messages of ${MSG} B produced at full speed into region A (kcat, acks=all; for NATS a pipelined publisher at the server's ceiling). Lag: ${RATES.join(' and ')} msgs/s for ${LAG_SECONDS} s each (first ${WARMUP_MS} ms ignored; about ${samples} samples per trial).`,
       '',
       `Figures with a range are the median and range (min–max) of ${TRIALS} trials; each ratio is taken within a trial (baseline and subject measured one after the other), then its median and range are shown.`,
       '',
       `- Capacity (${TRIALS} alternating trials per row): region A alone takes the messages at its maximum rate while B is down (the baseline); then B starts and the backlog is replicated (timed from the first acknowledged request to the last, so B's process start is not counted). Keeping up means the link replicates at least as fast as A can take produce. Both regions write to the same disk here; the row with eu-west on its own storage (a tmpfs) has B write to memory instead.`,
       '- Live (one run per system): the same produce with the link running; the two regions (or NATS servers) share 2 cores and one disk.',
-      `- Lag (${TRIALS} alternating trials): each trial starts fresh servers and runs JetStream first (the baseline), then Meridian in fsync mode, then in interval mode; "p99 vs JetStream" divides each Meridian p99 by the same trial's JetStream p99.`,
+      `- Lag (${TRIALS} alternating trials per rate): each trial starts fresh servers and runs JetStream first (the baseline), then Meridian in fsync mode, then in interval mode; "p99 vs JetStream" divides each Meridian p99 by the same trial's JetStream p99. The producer sends each millisecond's due messages as one batch (acks=-1, up to 5 requests in flight); the consumer in B long-polls.`,
       '',
       'Live replication MB/s runs from the first produce to region B holding the last message. Lag runs from the produce acknowledgement in A to the message being returned by a consumer in B (same process, same clock; a negative value means B served it before A\'s ack reached the producer).',
       '',
       `Both regions, both NATS servers and the clients share 2 cores. NATS is nats-server ${natsVersion} with JetStream's default sync setting (the configuration sets no sync_interval), so it acknowledges before an fsync, as Meridian's interval mode does; fsync mode is Meridian's default (fdatasync before every acknowledgement, in both regions).`,
       '',
-      `Targets: replication keeps up with region A's maximum produce rate; p99 lag no worse than 2x JetStream's mirror at the same rate and message size.`,
+      'Targets: replication keeps up with region A\'s maximum produce rate; lag p99 no higher than JetStream\'s mirror in the same trial (ratio <= 1), in both flush modes, at each rate.',
     ];
     console.log(`\n${table}`);
     writeResults('georep', 'Geo-replication vs NATS JetStream mirror', table, notes);
