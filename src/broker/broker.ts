@@ -60,6 +60,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     flushIntervalMs: l.flush.intervalMs,
     retentionBytes: l.retention.bytes,
     retentionMs: l.retention.ms,
+    maxOpenFiles: l.maxOpenFiles,
   };
 }
 

@@ -177,6 +177,8 @@ export interface LogConfig {
   readonly indexIntervalBytes: number;
   readonly maxBatchBytes: number;
   readonly maxUncompressedBatchBytes: number;
+  /** Segment file descriptors open at once across all partitions (storage/fd-cache.ts). */
+  readonly maxOpenFiles: number;
   readonly flush: {
     readonly mode: FlushMode;
     readonly intervalMs: number;
@@ -261,6 +263,7 @@ export interface RawBrokerConfig {
     indexIntervalBytes: SizeInput;
     maxBatchBytes: SizeInput;
     maxUncompressedBatchBytes: SizeInput;
+    maxOpenFiles: number;
     flush: { mode: FlushMode; intervalMs: DurationInput };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
@@ -527,6 +530,14 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       '64MiB',
       { minimum: 1024 },
     ),
+    maxOpenFiles: {
+      description:
+        'Segment files kept open at once across all partitions: files open on first read or write and the least recently used idle ones close above this (a file being read, or written and not yet fsynced, stays open, so the count can pass it briefly). Keep it well below the process limit (ulimit -n), leaving room for connections.',
+      default: 4096,
+      type: 'integer',
+      minimum: 16,
+      maximum: 1_000_000,
+    },
     flush: section('When appended data is made durable.', {
       mode: {
         description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss).',

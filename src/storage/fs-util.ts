@@ -13,6 +13,10 @@ const writevAsync = promisify(fs.writev);
 const readAsync = promisify(fs.read);
 export const fdatasyncAsync = promisify(fs.fdatasync);
 export const closeAsync = promisify(fs.close);
+const openAsync = promisify(fs.open);
+const fsyncAsync = promisify(fs.fsync);
+const ftruncateAsync = promisify(fs.ftruncate);
+export { openAsync, ftruncateAsync };
 
 /**
  * The two calls through which a partition log's data reaches the disk. A seam so tests can
@@ -75,6 +79,40 @@ export function fsyncDirSync(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * `fsyncDirSync` on the libuv threadpool: a directory fsync takes milliseconds on a busy
+ * disk, too long for the event loop on the produce path (a segment roll).
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fd = await openAsync(dir, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+/**
+ * `writeFileAtomicSync` on the libuv threadpool, with the same steps and guarantees: the
+ * index written when a segment seals, off the event loop.
+ */
+export async function writeFileAtomic(file: string, data: Buffer | string): Promise<void> {
+  const tmp = PartitionFiles.temp(file);
+  const fd = await openAsync(tmp, 'w');
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    await writevFully(fd, [buf], 0);
+    await fsyncAsync(fd);
+  } catch (err) {
+    await closeAsync(fd);
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  }
+  await closeAsync(fd);
+  await fs.promises.rename(tmp, file);
+  await fsyncDir(path.dirname(file));
 }
 
 /** Replaces `file` atomically and durably: temp file, fsync, rename, fsync the directory. */

@@ -14,10 +14,17 @@
  * - `fsync` (default): `append` waits for fdatasync unless the caller passes `sync: false`.
  *   Kafka acks=all (-1) is answered only after fdatasync; acks=1 after the write reached
  *   the OS (it survives a process crash, not a power loss).
- * - `interval`: `append` waits for the write only, and a timer fdatasyncs every
- *   `flushIntervalMs` (Kafka's own default behaviour). A caller can still pass `sync: true`.
- * Either way the timer fdatasyncs dirty data, so nothing stays volatile longer than an
- * interval.
+ * - `interval`: `append` waits for the write only, and dirty data is fdatasync'd
+ *   `flushIntervalMs` after it was first written (Kafka's own default behaviour). A caller
+ *   can still pass `sync: true`.
+ * Either way the shared FlushScheduler (flush-scheduler.ts) fdatasyncs dirty data, so
+ * nothing stays volatile longer than an interval: a log registers with it when it becomes
+ * dirty, and an idle log has no timer at all.
+ *
+ * Off the event loop: a roll only plans the next segment (offsets stay assigned in call
+ * order, synchronously); the writer creates its file and fsyncs the directory, and seals
+ * the previous segment (fdatasync, index file written and fsynced), all on the libuv
+ * threadpool, in queue order. Segment descriptors come from a shared FdCache (fd-cache.ts).
  *
  * Visibility: the high watermark is the end of written data (what a restart after a process
  * crash still holds); `durableOffset` is the end of fdatasync'd data, for consumers such as
@@ -32,6 +39,9 @@ import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { FdCache, DEFAULT_MAX_OPEN_FILES } from './fd-cache.js';
+import { FlushScheduler } from './flush-scheduler.js';
+import type { RecoveryPoint } from './recovery-checkpoint.js';
 import { PartitionFiles } from './partition-files.js';
 import {
   BATCH_HEADER_BYTES,
@@ -46,9 +56,9 @@ import {
   type BatchHeader,
 } from './record-batch.js';
 import { BatchRange, selectBatchRange } from './batch-range.js';
-import { Segment, type SegmentInfo } from './segment.js';
+import { Segment, segmentCrc, type SegmentContext, type SegmentInfo } from './segment.js';
 import type { BufferPool } from './buffer-pool.js';
-import { recoverSegments } from './log-recovery.js';
+import { recoverSegments, type RecoveryStats } from './log-recovery.js';
 import { VerifiedRanges } from './verified-ranges.js';
 import { ThrottledLog } from '../throttled-log.js';
 
@@ -76,8 +86,6 @@ class SyncFailure extends Error {
 }
 
 const WARN_EVERY_MS = 10_000;
-/** Bytes read at a time when a truncation recomputes a cut segment's data CRC. */
-const REBUILD_WINDOW = 1024 * 1024;
 
 export interface LogOptions {
   segmentBytes: number;
@@ -93,6 +101,24 @@ export interface LogOptions {
   retentionMs: number;
   /** Where writes and fdatasyncs go; tests inject disk failures here. */
   io?: LogIo;
+  /**
+   * Segment file descriptors open at once (config `log.maxOpenFiles`): the TopicManager
+   * sizes its shared FdCache with it; a log opened on its own gets a cache of this size.
+   */
+  maxOpenFiles?: number;
+}
+
+/**
+ * What the logs of one TopicManager share. A log opened without them (tests, tools) makes
+ * its own scheduler and descriptor cache.
+ */
+export interface LogResources {
+  scheduler?: FlushScheduler;
+  files?: FdCache;
+  /** Where the data directory's recovery checkpoint says this log's durable data ends. */
+  recoveryPoint?: RecoveryPoint;
+  /** Rewrites the recovery checkpoint without this log's point (before a truncation cuts). */
+  saveCheckpoint?: () => Promise<void>;
 }
 
 export const defaultLogOptions: LogOptions = {
@@ -183,7 +209,15 @@ export class PartitionLog {
   #dirty = new Set<Segment>();
   #failure: MeridianError | undefined;
   #closed = false;
-  #timer: NodeJS.Timeout;
+  #scheduler: FlushScheduler;
+  #ownScheduler: boolean;
+  /** Registered with the scheduler for the current dirty spell. */
+  #flushScheduled = false;
+  #ctx: SegmentContext;
+  #saveCheckpoint: (() => Promise<void>) | undefined;
+  /** The active segment as of the last completed fdatasync (recovery-checkpoint.ts). */
+  #recoveryPoint: RecoveryPoint | undefined;
+  #recoveryStats: RecoveryStats;
   #guards: RetentionGuard[] = [];
   #sealedListeners = new Set<(s: SegmentInfo) => void>();
   #appendListeners = new Set<(highWatermark: bigint) => void>();
@@ -209,11 +243,16 @@ export class PartitionLog {
   #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
 
-  private constructor(dir: string, options: LogOptions, segments: Segment[], logger?: Logger, deletedBefore = 0n) {
+  private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
     this.options = options;
     this.#log = logger;
     this.#io = options.io ?? realIo;
+    this.#ctx = ctx;
+    this.#ownScheduler = resources.scheduler === undefined;
+    this.#scheduler = resources.scheduler ?? new FlushScheduler();
+    this.#saveCheckpoint = resources.saveCheckpoint;
+    this.#recoveryStats = recovery;
     this.#events = new ThrottledLog(logger, WARN_EVERY_MS);
     this.#segments = segments;
     this.#active = segments[segments.length - 1];
@@ -222,8 +261,7 @@ export class PartitionLog {
     this.#durableEnd = this.#nextOffset;
     // Never past the end: a crash may have taken back unsynced records DeleteRecords passed.
     this.#deletedBefore = deletedBefore < this.#nextOffset ? deletedBefore : this.#nextOffset;
-    this.#timer = setInterval(() => this.#onTimer(), options.flushIntervalMs);
-    this.#timer.unref();
+    this.#recoveryPoint = this.#pointOf(this.#active);
   }
 
   /**
@@ -231,15 +269,30 @@ export class PartitionLog {
    * empty log starts: a partition restored from tiered storage continues after the history
    * its bucket holds.
    */
-  static async open(dir: string, options: Partial<LogOptions> = {}, logger?: Logger, initialOffset = 0n): Promise<PartitionLog> {
+  static async open(dir: string, options: Partial<LogOptions> = {}, logger?: Logger, initialOffset = 0n, resources: LogResources = {}): Promise<PartitionLog> {
     const opts: LogOptions = { ...defaultLogOptions, ...options };
     fs.mkdirSync(dir, { recursive: true });
-    const segments = await recoverSegments(dir, opts, logger, initialOffset);
+    const ctx: SegmentContext = { files: resources.files ?? new FdCache(opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES), indexIntervalBytes: opts.indexIntervalBytes };
+    const { segments, stats, durableAsIs } = await recoverSegments(dir, opts, ctx, logger, initialOffset, resources.recoveryPoint);
     // What recovery found may never have been fsynced (a kill -9 in the interval mode
-    // leaves it in the page cache): sync it before calling it durable.
+    // leaves it in the page cache): sync it before calling it durable. Not needed when the
+    // checkpoint already covers all of it.
     const active = segments[segments.length - 1];
-    if (!active.isEmpty) await (opts.io ?? realIo).fdatasync(active.fd);
-    return new PartitionLog(dir, opts, segments, logger, readDeletedBefore(dir));
+    if (!active.isEmpty && !durableAsIs) await active.sync(opts.io ?? realIo, true);
+    return new PartitionLog(dir, opts, segments, ctx, resources, stats, logger, readDeletedBefore(dir));
+  }
+
+  /** What the recovery at open did (segments trusted, scanned, bytes read). */
+  get recoveryStats(): Readonly<RecoveryStats> {
+    return this.#recoveryStats;
+  }
+
+  /**
+   * How much of the active segment is known fdatasync'd, for the data directory's recovery
+   * checkpoint; undefined while a truncation may be changing it.
+   */
+  get recoveryPoint(): RecoveryPoint | undefined {
+    return this.#recoveryPoint;
   }
 
   /** The first offset served: the first segment's, or where DeleteRecords moved it past that. */
@@ -348,6 +401,10 @@ export class PartitionLog {
     // DeleteRecords may have moved the start while the appends drained.
     this.#checkTruncationRange(offset);
     if (offset === this.#nextOffset) return;
+    // The recovery checkpoint must not vouch for bytes about to be cut (and then rewritten):
+    // forget this log's point, durably, before anything changes.
+    this.#recoveryPoint = undefined;
+    await this.#saveCheckpoint?.();
     const at = this.#segmentFor(offset);
     const position = await this.#batchPosition(offset);
     check?.(offset);
@@ -364,7 +421,7 @@ export class PartitionLog {
     const removed = this.#segments.splice(cutIndex + 1);
     const wasSealed = at.sealed;
     at.sealed = false;
-    at.index.truncateToPosition(position);
+    at.dropIndexPast(position);
     at.sizeBytes = position;
     at.assignedBytes = position;
     at.nextOffset = offset;
@@ -417,7 +474,7 @@ export class PartitionLog {
     if (offset === seg.nextOffset) return seg.sizeBytes;
     let found = -1;
     let inside: { base: bigint; last: bigint } | undefined;
-    await seg.scanHeaders(seg.index.lookupPosition(Number(offset - seg.baseOffset)), seg.sizeBytes, (h, pos) => {
+    await seg.scanHeaders((await seg.ensureIndex()).lookupPosition(Number(offset - seg.baseOffset)), seg.sizeBytes, (h, pos) => {
       const last = lastOffsetOf(h);
       if (h.baseOffset === offset) found = pos;
       else if (h.baseOffset < offset && last >= offset) inside = { base: h.baseOffset, last };
@@ -450,23 +507,16 @@ export class PartitionLog {
    * data CRC rebuilt from the batches that remain: the active segment after a truncation.
    */
   async #reopenCut(old: Segment, position: number, end: bigint): Promise<Segment> {
-    const seg = Segment.openExisting(this.dir, old.baseOffset);
+    const seg = Segment.existing(this.#ctx, this.dir, old.baseOffset);
     try {
-      if (seg.sizeBytes !== position) seg.truncate(position);
-      else await this.#io.fdatasync(seg.fd);
+      if (seg.sizeBytes !== position) await seg.truncate(position);
+      else await seg.sync(this.#io, true);
       await seg.scanHeaders(0, position, (h, pos, size) => {
-        seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, this.options.indexIntervalBytes);
+        seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, this.options.indexIntervalBytes, h.crc);
         return true;
       });
       if (seg.nextOffset !== end) throw new Error(`the batches before byte ${position} of ${seg.logPath} end at offset ${seg.nextOffset}, not ${end}`);
-      let crc = 0;
-      for (let p = 0; p < position; ) {
-        const chunk = await seg.read(p, Math.min(REBUILD_WINDOW, position - p));
-        if (chunk.length === 0) throw new Error(`${seg.logPath} is shorter than ${position} bytes`);
-        crc = crc32c(chunk, crc);
-        p += chunk.length;
-      }
-      seg.dataCrc32c = crc;
+      seg.dataCrc32c = await segmentCrc(seg, position);
       return seg;
     } catch (err) {
       await seg.close();
@@ -616,7 +666,7 @@ export class PartitionLog {
     for (const seg of this.#segments.filter((s) => s.nextOffset > start)) {
       if (!seg.acquire()) continue;
       try {
-        const pos = seg.baseOffset <= start ? seg.index.lookupPosition(Number(start - seg.baseOffset)) : 0;
+        const pos = seg.baseOffset <= start ? (await seg.ensureIndex()).lookupPosition(Number(start - seg.baseOffset)) : 0;
         await seg.scanHeaders(pos, seg.sizeBytes, (h) => {
           if (lastOffsetOf(h) >= start) visit(h);
           return true;
@@ -701,8 +751,9 @@ export class PartitionLog {
       if (seg.isEmpty || seg.maxTimestamp < timestamp || seg.nextOffset <= start) continue;
       if (!seg.acquire()) continue;
       try {
-        const rel = seg.index.lookupTimestamp(Number(timestamp));
-        const startPos = seg.index.lookupPosition(rel);
+        const index = await seg.ensureIndex();
+        const rel = index.lookupTimestamp(Number(timestamp));
+        const startPos = index.lookupPosition(rel);
         let hit: { h: BatchHeader; pos: number; size: number } | undefined;
         await seg.scanHeaders(startPos, seg.sizeBytes, (h, pos, size) => {
           if (h.maxTimestamp < timestamp || lastOffsetOf(h) < start) return true;
@@ -796,7 +847,6 @@ export class PartitionLog {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
     if (!this.#failure) {
       await new Promise<void>((resolve) => this.#enqueue({ kind: 'flush', resolve, reject: () => resolve() }));
     }
@@ -805,6 +855,7 @@ export class PartitionLog {
     // A truncation under way finishes (or fails) before its files close.
     await this.#truncations;
     for (const seg of this.#segments) await seg.close();
+    if (this.#ownScheduler) this.#scheduler.close();
   }
 
   // -- internals --------------------------------------------------------------------------
@@ -829,7 +880,8 @@ export class PartitionLog {
 
   #rollNow(onSealed?: () => void): void {
     const old = this.#active;
-    const seg = Segment.create(this.dir, this.#nextOffset);
+    // Planned only: the writer creates the file (and fsyncs the directory) off the event loop.
+    const seg = Segment.plan(this.#ctx, this.dir, this.#nextOffset);
     this.#segments.push(seg);
     this.#active = seg;
     this.#enqueue({ kind: 'seal', segment: old, resolve: onSealed });
@@ -853,7 +905,7 @@ export class PartitionLog {
    * copy. Only a first batch larger than the window costs a second read.
    */
   async #readRange(seg: Segment, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): Promise<{ records: Buffer; position: number; pooled?: Buffer } | null> {
-    const startPos = seg.index.lookupPosition(Number(offset - seg.baseOffset));
+    const startPos = (await seg.ensureIndex()).lookupPosition(Number(offset - seg.baseOffset));
     const end = seg.sizeBytes;
     const windowBytes = Math.min(end - startPos, maxBytes + 2 * this.options.indexIntervalBytes + 64 * 1024);
     const pooled = pool?.acquire(windowBytes);
@@ -911,8 +963,30 @@ export class PartitionLog {
     }
   }
 
-  #onTimer(): void {
-    if (this.#dirty.size > 0 && !this.#failure) this.#enqueue({ kind: 'flush', resolve: () => {}, reject: () => {} });
+  /** The scheduler's callback, `flushIntervalMs` after the log became dirty. */
+  #flushDue(): void {
+    this.#flushScheduled = false;
+    if (this.#dirty.size > 0 && !this.#failure && !this.#closed) this.#enqueue({ kind: 'flush', resolve: () => {}, reject: () => {} });
+  }
+
+  #markDirty(seg: Segment): void {
+    this.#dirty.add(seg);
+    if (this.#flushScheduled || this.#closed) return;
+    this.#flushScheduled = true;
+    this.#scheduler.schedule(this.options.flushIntervalMs, () => this.#flushDue());
+  }
+
+  /** What a checkpoint taken now would say of `seg` once everything written to it is synced. */
+  #pointOf(seg: Segment): RecoveryPoint {
+    return {
+      baseOffset: seg.baseOffset,
+      position: seg.sizeBytes,
+      nextOffset: seg.nextOffset,
+      dataCrc32c: seg.dataCrc32c,
+      maxTimestamp: Number(seg.maxTimestamp),
+      lastBatchPos: seg.lastBatchPos,
+      lastBatchCrc: seg.lastBatchCrc,
+    };
   }
 
   async #writer(): Promise<void> {
@@ -954,18 +1028,18 @@ export class PartitionLog {
           }
           const seg = item.segment;
           let pos = seg.sizeBytes;
-          this.#stats.bytesWritten += await this.#io.writev(seg.fd, bufs, pos);
+          this.#stats.bytesWritten += await seg.write(this.#io, bufs, pos);
           this.#stats.writes++;
           this.#stats.appends += j - i;
           this.#stats.batches += bufs.length;
           for (const b of bufs) {
             seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
             const h = readBatchHeader(b);
-            seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes);
+            seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes, h.crc);
             pos += b.length;
           }
           seg.sizeBytes = pos;
-          this.#dirty.add(seg);
+          this.#markDirty(seg);
           this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
           i = j;
         } else {
@@ -992,7 +1066,7 @@ export class PartitionLog {
       const info = seg.info();
       for (const l of this.#sealedListeners) this.#notify(l, info);
     }
-    if (i < items.length) this.#writeFailed(failure, items.slice(i));
+    if (i < items.length) await this.#writeFailed(failure, items.slice(i));
     if (this.#syncWaiters.length > 0 && !this.#syncing && !this.#failure) {
       this.#syncing = true;
       this.#syncerDone = this.#syncer();
@@ -1012,11 +1086,11 @@ export class PartitionLog {
   async #seal(seg: Segment): Promise<void> {
     if (seg.sealed) return;
     try {
-      await this.#io.fdatasync(seg.fd);
+      await seg.sync(this.#io, true);
     } catch (err) {
       throw new SyncFailure(err);
     }
-    seg.writeIndexFile();
+    await seg.writeIndexFile();
     seg.sealed = true;
   }
 
@@ -1026,13 +1100,13 @@ export class PartitionLog {
    * retriable KAFKA_STORAGE_ERROR until space is freed, and then simply works again. Any
    * other failure (EIO: a disk going away; any failed fdatasync) takes the log offline.
    */
-  #writeFailed(err: unknown, failed: QueueItem[]): void {
+  async #writeFailed(err: unknown, failed: QueueItem[]): Promise<void> {
     if (err instanceof SyncFailure || !isOutOfSpace(err)) {
       this.#fail(err instanceof SyncFailure ? err.cause : err, failed);
       return;
     }
     try {
-      this.#rewind(err, failed);
+      await this.#rewind(err, failed);
     } catch (rewindErr) {
       this.#fail(rewindErr, failed);
     }
@@ -1045,7 +1119,7 @@ export class PartitionLog {
    * append gets the first offset not written. Nothing of a refused append stays behind, so
    * its retry lands once, at the offsets it would have had.
    */
-  #rewind(cause: unknown, failed: QueueItem[]): void {
+  async #rewind(cause: unknown, failed: QueueItem[]): Promise<void> {
     const pending = [...failed, ...this.#queue];
     this.#queue = [];
     const error = storageError(`log ${this.dir} is out of space; nothing from offset ${this.#writtenEnd} on was written`, cause);
@@ -1054,17 +1128,22 @@ export class PartitionLog {
     if (keep === undefined || keep.nextOffset !== this.#writtenEnd) {
       throw storageError(`log ${this.dir} cannot rewind after running out of space (written end ${this.#writtenEnd})`, cause);
     }
+    // The in-memory state first, in this tick, so appends arriving while the files are cut
+    // get offsets after the written end (they queue behind this write round).
     const dropped = this.#segments.splice(at + 1);
-    keep.truncate(keep.sizeBytes);
     this.#active = keep;
     this.#nextOffset = this.#writtenEnd;
-    for (const seg of dropped) {
-      this.#dirty.delete(seg);
-      // Removed at once: the next roll creates a segment of the same name.
-      fs.rmSync(seg.logPath, { force: true });
-      fs.rmSync(seg.indexPath, { force: true });
-      void seg.close();
-    }
+    keep.assignedBytes = keep.sizeBytes;
+    for (const seg of dropped) this.#dirty.delete(seg);
+    const files = (async () => {
+      await keep.truncate(keep.sizeBytes);
+      for (const seg of dropped) {
+        // Removed before the writer runs again: the next roll creates a segment of the same name.
+        await fs.promises.rm(seg.logPath, { force: true });
+        await fs.promises.rm(seg.indexPath, { force: true });
+        void seg.close();
+      }
+    })();
     let refused = 0;
     for (const it of pending) {
       if (it.kind === 'append') {
@@ -1075,6 +1154,7 @@ export class PartitionLog {
       }
     }
     this.#stats.refusedOutOfSpace += refused;
+    await files;
     this.#events.warn('out-of-space', { dir: this.dir, refusedAppends: refused, nextOffset: String(this.#nextOffset), err: (cause as Error)?.message }, 'disk full: appends refused with KAFKA_STORAGE_ERROR; the log accepts writes again once space is freed');
   }
 
@@ -1085,13 +1165,14 @@ export class PartitionLog {
       // Every waiter's bytes were written before it was handed over, so syncing the
       // segments dirty now covers all of them.
       const target = this.#writtenEnd;
+      const point = this.#pointOf(this.#active);
       const segs = [...this.#dirty];
       this.#dirty.clear();
       try {
         for (const seg of segs) {
           if (!seg.acquire()) continue; // deleted by retention after sealing: already durable
           try {
-            await this.#io.fdatasync(seg.fd);
+            await seg.sync(this.#io);
           } finally {
             seg.release();
           }
@@ -1101,6 +1182,8 @@ export class PartitionLog {
         this.#fail(err, waiters);
         break;
       }
+      // Not while a truncation is under way: it dropped the point before cutting.
+      if (this.#truncatingTo === undefined && point.baseOffset === this.#active.baseOffset) this.#recoveryPoint = point;
       if (target > this.#durableEnd) {
         this.#durableEnd = target;
         for (const l of this.#durableListeners) this.#notify(l, target);

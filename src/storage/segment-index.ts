@@ -25,7 +25,9 @@ import { crc32c } from '@node-rs/crc32';
 
 const MAGIC = 0x4d494458; // "MIDX"
 const VERSION = 2;
-const HEADER_BYTES = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 4;
+/** Bytes before the entries: what recovery reads of a sealed segment's index (`decodeSummary`). */
+export const INDEX_HEADER_BYTES = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4 + 4 + 4;
+const HEADER_BYTES = INDEX_HEADER_BYTES;
 
 export interface IndexFileSummary {
   segmentBytes: number;
@@ -119,6 +121,34 @@ export class SegmentIndex {
     return found < 0 ? 0 : this.#timeRel[found];
   }
 
+  /**
+   * Sets the running maximum without an entry: the active segment recovered from a
+   * checkpoint knows its prefix's largest timestamp but not where it was (a lookup below it
+   * then starts at 0, which is correct, only slower, until `prepend` fills the prefix in).
+   */
+  seedMaxTimestamp(timestamp: number): void {
+    if (timestamp > this.#maxTimestamp) this.#maxTimestamp = timestamp;
+  }
+
+  /**
+   * A new index: `prefix` (the entries of the bytes before this index's first entry) followed
+   * by this one's entries. Entries that would break the order are skipped, as `add*` do.
+   */
+  prependedWith(prefix: SegmentIndex): SegmentIndex {
+    const out = new SegmentIndex();
+    for (const src of [prefix, this as SegmentIndex]) {
+      for (let i = 0; i < src.#offCount; i++) out.addOffset(src.#offRel[i], src.#offPos[i]);
+      for (let i = 0; i < src.#timeCount; i++) out.addTimestamp(src.#timeTs[i], src.#timeRel[i]);
+      out.seedMaxTimestamp(src.#maxTimestamp);
+    }
+    return out;
+  }
+
+  /** Approximate bytes of memory the entries take (the arrays' capacity). */
+  get memoryBytes(): number {
+    return this.#offRel.byteLength + this.#offPos.byteLength + this.#timeTs.byteLength + this.#timeRel.byteLength;
+  }
+
   /** Drops entries at or past `position` (used when recovery truncates a tail). */
   truncateToPosition(position: number): void {
     while (this.#offCount > 0 && this.#offPos[this.#offCount - 1] >= position) this.#offCount--;
@@ -148,6 +178,24 @@ export class SegmentIndex {
     }
     buf.writeUInt32BE(crc32c(buf.subarray(0, p)), p);
     return buf;
+  }
+
+  /**
+   * Parses the header of an index file (its first INDEX_HEADER_BYTES): what recovery needs
+   * to trust a sealed segment without reading its entries. The entries' CRC is checked when
+   * the whole file is loaded (`decode`), on the segment's first read. Null when the header
+   * is not one of this version.
+   */
+  static decodeSummary(buf: Buffer): IndexFileSummary | null {
+    if (buf.length < HEADER_BYTES) return null;
+    if (buf.readUInt32BE(0) !== MAGIC || buf.readUInt16BE(4) !== VERSION) return null;
+    return {
+      segmentBytes: Number(buf.readBigUInt64BE(8)),
+      baseOffset: buf.readBigInt64BE(16),
+      nextOffset: buf.readBigInt64BE(24),
+      maxTimestamp: buf.readBigInt64BE(32),
+      dataCrc32c: buf.readUInt32BE(40),
+    };
   }
 
   /** Parses an index file; returns null if it is truncated, corrupt or of another version. */
