@@ -184,7 +184,7 @@ async function poll() {
   timer = null;
   let waitForToken = false;
   try {
-    const [cluster, regions, replication, topics, dr, security] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status'), api('/v1/topics'), api('/v1/dr'), api('/v1/security')]);
+    const [cluster, regions, replication, topics, dr, security] = await Promise.all([api('/v1/cluster'), api('/v1/regions'), api('/v1/replication/status?workers=false'), api('/v1/topics'), api('/v1/dr'), api('/v1/security')]);
     $('token-form').hidden = true;
     render({ cluster, regions, replication, topics, dr, security }, Date.now());
     setStatus('live · updated ' + new Date().toLocaleTimeString('en-GB'), false);
