@@ -146,6 +146,22 @@ export class TopicManager {
   }
 
   /**
+   * The shared resources at a glance (for metrics): segment descriptors open, their bound,
+   * descriptors closed to stay under it, logs waiting for their interval fdatasync, whether
+   * the one flush timer is armed (false when no log is dirty), checkpoint files written.
+   */
+  resourceStats(): { openFiles: number; maxOpenFiles: number; fdEvictions: number; pendingFlushes: number; flushTimerArmed: boolean; checkpointWrites: number } {
+    return {
+      openFiles: this.#files.size,
+      maxOpenFiles: this.#files.limit,
+      fdEvictions: this.#files.evictions,
+      pendingFlushes: this.#scheduler.pending,
+      flushTimerArmed: this.#scheduler.armed,
+      checkpointWrites: this.#checkpoint.writes,
+    };
+  }
+
+  /**
    * What the recovery at open cost, summed over the partitions: segments trusted from their
    * index, segments and bytes scanned, and how many partitions resumed at the checkpoint.
    */
