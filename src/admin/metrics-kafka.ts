@@ -64,5 +64,19 @@ export function registerKafkaMetrics(registry: Registry, broker: Broker): () => 
   gaugeFrom(registry, 'meridian_kafka_request_budget_limit_bytes', 'kafka.queuedMaxRequestBytes: the most request bytes held at once before sockets pause.', [], () =>
     one(server().requestBudget.limitBytes),
   );
+  // Incremental fetch sessions (KIP-227, broker/kafka/fetch-sessions.ts).
+  const sessions = () => broker.fetchSessions.stats();
+  gaugeFrom(registry, 'meridian_kafka_fetch_sessions', 'Incremental fetch sessions cached now (kafka.fetchSessionCacheSlots at most).', [], () => one(sessions().sessions));
+  gaugeFrom(registry, 'meridian_kafka_fetch_session_partitions', 'Partitions held across the cached fetch sessions.', [], () => one(sessions().partitions));
+  counterFrom(registry, 'meridian_kafka_fetch_session_requests_total', 'Fetch requests by kind: sessionless (epoch -1, or sessions off), full (epoch 0: asks for a session), incremental, error (unknown session, wrong epoch, topic ids mismatch).', ['kind'], () =>
+    Object.entries(sessions().requests).map(([kind, value]) => ({ labels: { kind }, value })),
+  );
+  counterFrom(registry, 'meridian_kafka_fetch_sessions_created_total', 'Fetch sessions opened.', [], () => one(sessions().created));
+  counterFrom(registry, 'meridian_kafka_fetch_sessions_evicted_total', 'Fetch sessions evicted to make room for a new one.', [], () => one(sessions().evicted));
+  counterFrom(registry, 'meridian_kafka_fetch_sessions_refused_total', 'Fetches that asked for a session and were answered without one: every slot taken and none evictable.', [], () => one(sessions().refused));
+  counterFrom(registry, 'meridian_kafka_fetch_session_partitions_total', 'Partitions of incremental fetches, by whether the answer included them (sent) or left them out as unchanged (omitted).', ['result'], () => [
+    { labels: { result: 'sent' }, value: sessions().sentPartitions },
+    { labels: { result: 'omitted' }, value: sessions().omittedPartitions },
+  ]);
   return stop;
 }

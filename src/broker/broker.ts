@@ -47,6 +47,7 @@ import { KafkaRequestObservers } from './kafka/request-observers.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
 import { BrokerSecurity } from '../security/broker-security.js';
+import { FetchSessions } from './kafka/fetch-sessions.js';
 
 export function logOptionsFrom(config: BrokerConfig): LogOptions {
   const l = config.log;
@@ -95,6 +96,8 @@ export class Broker {
   readonly startedAt: number;
   /** Credentials, ACLs, the authorizer and quotas (set by start() before it returns). */
   security!: BrokerSecurity;
+  /** Incremental fetch sessions (KIP-227), for the metrics (set by start() before it returns). */
+  fetchSessions!: FetchSessions;
   #admin: AdminServer | undefined;
   #advertised: ReadonlyMap<string, { host: string; port: number }> = new Map();
   #lock: DataDirLock;
@@ -296,6 +299,11 @@ export class Broker {
         security,
         logger: log,
         requestObservers: new KafkaRequestObservers(),
+        fetchSessions: new FetchSessions({
+          slots: config.kafka.fetchSessionCacheSlots,
+          evictionMs: config.kafka.fetchSessionEvictionMs,
+          topicName: (id) => opened.getTopicById(id)?.name ?? null,
+        }),
       };
       let kafka: KafkaServer;
       try {
@@ -351,6 +359,7 @@ export class Broker {
       const broker = new Broker(config, topics, groups, kafka, lock, log, guards, { replicator, states: replicaStates, target: deps.replication, policies, dr: disaster }, { clusterId: deps.clusterId, startedAt: started }, tiered, deps.requestObservers);
       broker.#advertised = advertised;
       broker.security = security;
+      broker.fetchSessions = deps.fetchSessions!;
       if (listeners[0]!.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
       if (adminPort !== null) {

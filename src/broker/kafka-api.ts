@@ -17,6 +17,7 @@ import type { ProducerIdAllocator } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
 import type { KafkaRequestObservers } from './kafka/request-observers.js';
 import type { BrokerSecurity } from '../security/broker-security.js';
+import type { FetchSessions } from './kafka/fetch-sessions.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
@@ -52,6 +53,8 @@ export interface KafkaApiDeps {
   security?: BrokerSecurity;
   /** Told of every request once handled (the metrics listen); absent in handler tests. */
   requestObservers?: KafkaRequestObservers;
+  /** Incremental fetch sessions (KIP-227); absent in handler tests: none is granted. */
+  fetchSessions?: FetchSessions;
 }
 
 /** The endpoint to advertise to a request that came in on `listener`. */

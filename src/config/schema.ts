@@ -164,6 +164,10 @@ export interface KafkaListenerConfig {
   readonly maxConnectionsPerIp: number;
   /** New connections accepted per second, across clients. */
   readonly maxConnectionCreationRate: number;
+  /** Incremental fetch sessions kept at once (Kafka max.incremental.fetch.session.cache.slots); 0: none. */
+  readonly fetchSessionCacheSlots: number;
+  /** A fetch session idle this long may lose its slot to a new one (min.incremental.fetch.session.eviction.ms). */
+  readonly fetchSessionEvictionMs: number;
   /**
    * The listeners, checked and completed (listeners.ts). Empty: one PLAINTEXT listener on
    * host and port; `effectiveListeners()` gives the list the broker serves either way.
@@ -255,6 +259,8 @@ export interface RawBrokerConfig {
     maxConnections: number;
     maxConnectionsPerIp: number;
     maxConnectionCreationRate: number;
+    fetchSessionCacheSlots: number;
+    fetchSessionEvictionMs: DurationInput;
     listeners: unknown[];
   };
   log: {
@@ -511,6 +517,19 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       minimum: 1,
       maximum: 1_000_000,
     },
+    fetchSessionCacheSlots: {
+      description:
+        'Incremental fetch sessions (KIP-227) kept at once, across connections (Kafka max.incremental.fetch.session.cache.slots). A session lets a consumer send only the partitions that changed and hear only about those with news; a connection holds at most one, freed when it closes. When full, a new session takes the slot of one idle at least fetchSessionEvictionMs, else of the smallest if it has more partitions, else the fetch is answered without a session. 0: no sessions (every fetch is full).',
+      default: 1000,
+      type: 'integer',
+      minimum: 0,
+      maximum: 1_000_000,
+    },
+    fetchSessionEvictionMs: duration(
+      'A fetch session unused this long may lose its slot to a new session when the cache is full (Kafka min.incremental.fetch.session.eviction.ms). Sessions are never expired by a timer; a closed connection frees its session at once.',
+      '2min',
+      { minimum: 0, maximum: MAX_TIMER_MS },
+    ),
     listeners: {
       description:
         'The listeners, each { name, host, port, securityProtocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL), advertisedHost?, advertisedPort?, tls? }, tls being { certFile, keyFile, caFile?, clientAuth? (none, requested, required), reloadIntervalMs? } for SSL and SASL_SSL. Empty: one PLAINTEXT listener named PLAINTEXT on host and port (advertisedHost, advertisedPort); with listeners set, those four must not be. Limits above are shared by all listeners. As an environment variable: JSON.',

@@ -58,6 +58,8 @@ describe('defaults', () => {
         maxConnections: 10000,
         maxConnectionsPerIp: 1000,
         maxConnectionCreationRate: 1000,
+        fetchSessionCacheSlots: 1000,
+        fetchSessionEvictionMs: 120_000,
         listeners: [],
       },
       log: {

@@ -87,16 +87,18 @@ test('Produce v8+ names the record a batch was refused for (record_errors), at e
   assert.equal(c.closed, false);
 });
 
-test('Fetch v13+ resolves topics by id; an unknown id is UNKNOWN_TOPIC_ID; sessions are never granted', async () => {
+test('Fetch v13+ resolves topics by id; an unknown id is UNKNOWN_TOPIC_ID; epoch 0 opens a session, -1 closes it', async () => {
   const id = await createTopic('by-id');
   const r0 = await c.request(ApiKey.Produce, 9, produceBody('by-id', encodeBatch({ records: [{ value: Buffer.from('x') }, { value: Buffer.from('y') }] })));
   assert.equal(r0.body.responses[0].partitionResponses[0].errorCode, 0);
   for (const v of versions(ApiKey.Fetch, 12)) {
     const unknown = '11111111-2222-3333-4444-555555555555';
     const topics = [{ topic: 'by-id', topicId: id, offset: 0n }, ...(v >= 13 ? [{ topic: '', topicId: unknown, offset: 0n }] : [])];
-    // epoch 0 asks for a new session: a full answer with sessionId 0 (no session).
+    // epoch 0 asks for a new session (KIP-227): a full answer and the new session's id
+    // (test/kafka/fetch-sessions.test.ts drives the sessions themselves).
     const r = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: 0, sessionEpoch: 0 }));
-    assert.deepEqual([r.body.errorCode, r.body.sessionId], [0, 0], `Fetch v${v}`);
+    assert.equal(r.body.errorCode, 0, `Fetch v${v}`);
+    assert.ok(r.body.sessionId > 0, `Fetch v${v}: a session id, got ${r.body.sessionId}`);
     const p = r.body.responses[0].partitions[0];
     assert.deepEqual([p.errorCode, p.highWatermark, p.records.readBigInt64BE(0)], [0, 2n, 0n], `Fetch v${v} data`);
     if (v >= 13) {
@@ -107,11 +109,15 @@ test('Fetch v13+ resolves topics by id; an unknown id is UNKNOWN_TOPIC_ID; sessi
       assert.equal(r.body.responses[0].topic, 'by-id');
     }
     // An incremental fetch of a session never granted: FETCH_SESSION_ID_NOT_FOUND.
-    const inc = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: 1234, sessionEpoch: 1 }));
+    const unknownId = r.body.sessionId === 1234 ? 4321 : 1234;
+    const inc = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: unknownId, sessionEpoch: 1 }));
     assert.deepEqual([inc.body.errorCode, inc.body.sessionId, inc.body.responses.length], [70, 0, 0], `Fetch v${v} incremental`);
-    // Closing a session (epoch -1 with an id) is a plain full fetch.
-    const close = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: 1234, sessionEpoch: -1 }));
-    assert.deepEqual([close.body.errorCode, close.body.responses[0].partitions[0].errorCode], [0, 0], `Fetch v${v} final epoch`);
+    // Closing the session (epoch -1 with its id) is a plain full fetch, answered sessionless.
+    const close = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: r.body.sessionId, sessionEpoch: -1 }));
+    assert.deepEqual([close.body.errorCode, close.body.sessionId, close.body.responses[0].partitions[0].errorCode], [0, 0, 0], `Fetch v${v} final epoch`);
+    // ...and the session is gone: its next incremental fetch names an unknown session.
+    const after = await c.request(ApiKey.Fetch, v, fetchBody(topics, { sessionId: r.body.sessionId, sessionEpoch: 1 }));
+    assert.equal(after.body.errorCode, 70, `Fetch v${v}: closed session`);
   }
   assert.equal(c.closed, false);
 });

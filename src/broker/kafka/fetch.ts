@@ -11,13 +11,14 @@
  * replica id into replicaState (only consumers fetch here). `currentLeaderEpoch` is not
  * checked: Metadata reports no leader epoch, so clients send -1.
  *
- * Fetch sessions (KIP-227) are not granted, which Kafka allows (a full session cache
- * answers the same): a full fetch (epoch 0, "open a session", or -1, "no session") is
- * answered in full with sessionId 0, which tells the client it has no session, so it sends
- * full fetches from then on; `forgottenTopicsData` then has nothing to forget. An
- * incremental fetch (epoch > 0) names a session this broker never gave out:
- * FETCH_SESSION_ID_NOT_FOUND, as Kafka's FetchManager answers for an unknown session, and
- * the client falls back to a full fetch.
+ * Fetch sessions (KIP-227, fetch-sessions.ts): an INITIAL fetch (epoch 0) opens a session
+ * when the cache has room and is answered with its id; incremental fetches then name only
+ * the partitions that changed, read every partition of the session (so a long-poll wakes on
+ * an append to any of them, listed in the request or not), and are answered with only the
+ * partitions that have records, an error, or a new high watermark or log start offset.
+ * Without `deps.fetchSessions` (handler tests) no session is granted: INITIAL is answered
+ * with id 0 and an incremental fetch with FETCH_SESSION_ID_NOT_FOUND, as Kafka's full cache
+ * would.
  *
  * Authorization (authorize.ts): Fetch needs READ on each topic, ListOffsets and
  * OffsetForLeaderEpoch DESCRIBE; a denied topic's partitions get TOPIC_AUTHORIZATION_FAILED
@@ -27,13 +28,13 @@ import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { FetchRequest, FetchResponse, FetchResponsePartitionData } from '../../protocol/kafka/messages/fetch.js';
 import type { ListOffsetsRequest, ListOffsetsResponse } from '../../protocol/kafka/messages/list-offsets.js';
-import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { LogView } from '../../storage/log-view.js';
 import { fetchPartitions, type FetchPartitionRequest, type FetchPartitionResult } from '../fetch-partitions.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { handleOffsetForLeaderEpoch } from './offset-for-leader-epoch.js';
+import { FetchSessions, type SessionPartition } from './fetch-sessions.js';
 import { AclOperation, deniedTopics, enforcing, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const FETCH_APIS: readonly KafkaApiEntry[] = [
@@ -51,27 +52,45 @@ const LATEST_TIERED = -5n;
 
 /** Fetch v13+ names topics by id. */
 const TOPIC_IDS_FROM = 13;
-/** FetchMetadata: epoch 0 asks for a new session, -1 for none; anything above is incremental. */
-const FINAL_EPOCH = -1;
-const INITIAL_EPOCH = 0;
 
 export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest, version: number): Promise<FetchResponse> {
-  if (req.sessionEpoch !== FINAL_EPOCH && req.sessionEpoch !== INITIAL_EPOCH) {
-    deps.logger.debug({ sessionId: req.sessionId, sessionEpoch: req.sessionEpoch, clientId: ctx.header.clientId }, 'incremental fetch for a session never granted: FETCH_SESSION_ID_NOT_FOUND');
-    return { throttleTimeMs: 0, errorCode: kafkaCode('FETCH_SESSION_ID_NOT_FOUND'), sessionId: 0, responses: [], nodeEndpoints: [] };
+  const sessions = deps.fetchSessions ?? sessionsNotGranted(deps);
+  const plan = sessions.open(ctx, req, version);
+  if (plan.kind === 'error') {
+    deps.logger.debug({ sessionId: req.sessionId, sessionEpoch: req.sessionEpoch, clientId: ctx.header.clientId, error: plan.errorCode }, 'fetch session error');
+    return { throttleTimeMs: 0, errorCode: kafkaCode(plan.errorCode), sessionId: 0, responses: [], nodeEndpoints: [] };
   }
-  // Each requested topic by name, resolved from its id from v13 (null: unknown id).
-  const topics = req.topics.map((t) => {
-    // Before v13 the response carries no topic id: no lookup on the fetch path.
-    if (version < TOPIC_IDS_FROM) return { name: t.topic, id: ZERO_UUID, partitions: t.partitions };
-    return { name: deps.topics.getTopicById(t.topicId)?.name ?? null, id: t.topicId, partitions: t.partitions };
-  });
+  const answered = await readPartitions(deps, ctx, req, plan.partitions);
+  let sessionId = 0;
+  let sent = answered;
+  if (plan.kind === 'full') sessionId = sessions.created(ctx, version, answered);
+  else if (plan.kind === 'incremental') {
+    sessionId = plan.sessionId;
+    sent = sessions.respond(plan.sessionId, answered);
+  }
+  return { throttleTimeMs: 0, errorCode: 0, sessionId, responses: byTopic(sent, version), nodeEndpoints: [] };
+}
+
+interface Answered {
+  p: SessionPartition;
+  data: FetchResponsePartitionData;
+}
+
+/**
+ * Reads `partitions` (long-polling per the request) and answers each, in order: a topic id
+ * that names no topic is UNKNOWN_TOPIC_ID, a topic the principal may not READ is
+ * TOPIC_AUTHORIZATION_FAILED (checked on every request, a session's partitions included),
+ * and neither is read.
+ */
+async function readPartitions(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest, partitions: readonly SessionPartition[]): Promise<Answered[]> {
   const sec = enforcing(deps);
-  const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Read, topics.flatMap((t) => (t.name === null ? [] : [t.name])));
+  const names = new Set<string>();
+  for (const p of partitions) if (p.topic !== null) names.add(p.topic);
+  const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Read, [...names]);
   const wanted: FetchPartitionRequest[] = [];
-  for (const t of topics) {
-    if (t.name === null || denied?.has(t.name)) continue;
-    for (const p of t.partitions) wanted.push({ topic: t.name, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
+  for (const p of partitions) {
+    if (p.topic === null || denied?.has(p.topic)) continue;
+    wanted.push({ topic: p.topic, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.maxBytes });
   }
   const pool = deps.readBuffers;
   const results = await fetchPartitions(deps.logs, wanted, {
@@ -84,21 +103,34 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     keep: (slab) => ctx.afterWrite(() => pool.release(slab)),
   });
   let i = 0;
-  return {
-    throttleTimeMs: 0,
-    errorCode: 0,
-    sessionId: 0,
-    responses: topics.map((t) => ({
-      topic: t.name ?? '',
-      topicId: t.id,
-      partitions: t.partitions.map((p) => {
-        if (t.name === null) return unknownTopicId(p.partition);
-        if (denied?.has(t.name)) return unauthorized(p.partition);
-        return partitionData(results[i++]);
-      }),
-    })),
-    nodeEndpoints: [],
-  };
+  return partitions.map((p) => {
+    if (p.topic === null) return { p, data: unknownTopicId(p.partition) };
+    if (denied?.has(p.topic)) return { p, data: unauthorized(p.partition) };
+    return { p, data: partitionData(results[i++]!) };
+  });
+}
+
+/**
+ * The response's topics: each topic once, in the order its first partition comes, with its
+ * partitions in order (a full fetch's answer follows the request's order).
+ */
+function byTopic(answered: readonly Answered[], version: number): FetchResponse['responses'] {
+  const topics = new Map<string, FetchResponse['responses'][number]>();
+  for (const { p, data } of answered) {
+    const key = version >= TOPIC_IDS_FROM ? p.topicId : (p.topic ?? '');
+    let t = topics.get(key);
+    if (t === undefined) {
+      t = { topic: version >= TOPIC_IDS_FROM ? '' : (p.topic ?? ''), topicId: p.topicId, partitions: [] };
+      topics.set(key, t);
+    }
+    t.partitions.push(data);
+  }
+  return [...topics.values()];
+}
+
+/** Handler tests build deps without a session cache: no session is ever granted. */
+function sessionsNotGranted(deps: KafkaApiDeps): FetchSessions {
+  return new FetchSessions({ slots: 0, evictionMs: 0, topicName: (id) => deps.topics.getTopicById(id)?.name ?? null });
 }
 
 const NO_RECORDS: Buffer = Buffer.alloc(0);

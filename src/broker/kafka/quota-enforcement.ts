@@ -85,9 +85,13 @@ function throttleFetch(quota: PrincipalQuota, res: FetchResponse, requestMs: num
   return [withoutData(res), ms];
 }
 
-/** Kafka's throttled fetch response: no partitions, no error (the throttle time is set by the caller). */
-function withoutData(res: FetchResponse): FetchResponse {
-  return { throttleTimeMs: 0, errorCode: 0, sessionId: res.sessionId, responses: [], nodeEndpoints: [] };
+/**
+ * Kafka's throttled fetch response (FetchContext.getThrottledResponse): no partitions, no
+ * error, and session id 0 — the fetch session recorded answers the client never got, so the
+ * client starts over with a full fetch (the throttle time is set by the caller).
+ */
+function withoutData(_res: FetchResponse): FetchResponse {
+  return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: [], nodeEndpoints: [] };
 }
 
 function produceBytes(req: ProduceRequest): number {
