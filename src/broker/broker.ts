@@ -341,6 +341,7 @@ export class Broker {
         worker: { maxRequestBytes: r.maxRequestBytes, pipelineDepth: r.pipelineDepth, retryInitialMs: r.retry.initialMs, retryMaxMs: r.retry.maxMs },
         maxInFlightBytes: r.maxInFlightBytes,
         concurrency: r.concurrency,
+        maxLinkRequestBytes: r.maxLinkRequestBytes,
         requestTimeoutMs: r.requestTimeoutMs,
         linkSecurity: { tls: r.tls, sasl: r.sasl },
         logger: log,

@@ -126,6 +126,8 @@ export interface ReplicationConfig {
   readonly policies: readonly unknown[];
   readonly maxInFlightBytes: number;
   readonly maxRequestBytes: number;
+  /** Batch bytes of one request carrying several partitions' appends (ReplicatedAppend v1). */
+  readonly maxLinkRequestBytes: number;
   readonly pipelineDepth: number;
   readonly concurrency: number;
   readonly requestTimeoutMs: number;
@@ -306,6 +308,7 @@ export interface RawBrokerConfig {
     policies: unknown[];
     maxInFlightBytes: SizeInput;
     maxRequestBytes: SizeInput;
+    maxLinkRequestBytes: SizeInput;
     pipelineDepth: number;
     concurrency: number;
     requestTimeoutMs: DurationInput;
@@ -675,6 +678,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     },
     maxInFlightBytes: size('Bytes read for and sent to one remote region but not yet acknowledged, across its partitions.', '16MiB', { minimum: 64 * 1024 }),
     maxRequestBytes: size('Batch bytes per replication request (a larger batch is still sent, alone).', '1MiB', { minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    maxLinkRequestBytes: size(
+      'Batch bytes of one replication request carrying several partitions: appends of a link\'s partitions that wait while concurrency requests are in flight leave together, up to this (one larger append still goes, alone).',
+      '4MiB',
+      { minimum: 1024, maximum: 64 * 1024 * 1024 },
+    ),
     pipelineDepth: {
       description: 'Replication requests in flight at once per partition and remote region (pipelining hides the link\'s round trip; the remote refuses any request that would not continue its log).',
       default: 4,

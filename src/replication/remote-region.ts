@@ -1,7 +1,16 @@
 /**
  * Everything this region shares among the workers that send to one remote region: the
- * connection, the in-flight byte budget, the request queue (`p-queue`), per-policy rate
- * limits, and the handshake that tells each worker where to resume.
+ * connection, the in-flight byte budget, the requests in flight, per-policy rate limits,
+ * and the handshake that tells each worker where to resume.
+ *
+ * Appends are coalesced like a group commit (issue 15): a worker's append goes out at once
+ * when fewer than `concurrency` requests are in flight (no timer, no linger: a lone partition
+ * pays nothing), and the appends that arrive while the link is full wait in the outbox and
+ * leave together, as one ReplicatedAppend v1 of up to `maxLinkRequestBytes`, when a request
+ * is answered. Appends submitted in the same turn of the event loop also share a request.
+ * Order is kept: the outbox is FIFO and requests leave in order on one connection, whose
+ * receiver applies them in order. A remote that has not said it serves v1 (its handshake
+ * response) gets one v0 request per append, as before.
  */
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
@@ -12,13 +21,15 @@ import { LinkClient } from './link-client.js';
 import type { Link } from './policy.js';
 import {
   readAppendResponse,
+  readAppendResponseV1,
   readHandshakeResponse,
   ReplicationApiKey,
   writeAppendRequest,
+  writeAppendRequestV1,
   writeHandshakeRequest,
   type AppendResponse,
   type HandshakeResponse,
-  type ReplicatedEntry,
+  type PartitionAppend,
 } from './replication-api.js';
 
 export interface RemoteRegionOptions {
@@ -26,7 +37,10 @@ export interface RemoteRegionOptions {
   remote: string;
   address: string;
   maxInFlightBytes: number;
+  /** Requests in flight at once (appends; handshakes have as many of their own). */
   concurrency: number;
+  /** Bytes of batches one multi-partition request carries at most (one append larger goes alone). */
+  maxLinkRequestBytes?: number;
   requestTimeoutMs: number;
   /** The local partition count of a topic (what the remote must match). */
   partitionCountOf: (topic: string) => number;
@@ -161,15 +175,46 @@ class RateLimiter {
   }
 }
 
+/** An append waiting in the outbox or in flight. */
+interface Outgoing {
+  req: PartitionAppend;
+  bytes: number;
+  resolve: (r: AppendResponse) => void;
+  reject: (e: Error) => void;
+  signal: AbortSignal;
+  onAbort: () => void;
+}
+
+/** Requests and partition appends sent on a link since it was created (status, tests). */
+export interface LinkCounters {
+  /** ReplicatedAppend requests sent (v0 and v1). */
+  appendRequests: number;
+  /** Partition appends they carried: as many as requests with v0, more with v1. */
+  partitionAppends: number;
+  /** The largest number of partition appends one request carried. */
+  maxPartitionsPerRequest: number;
+  handshakes: number;
+}
+
+const DEFAULT_LINK_REQUEST_BYTES = 4 * 1024 * 1024;
+
 export class RemoteRegion {
   readonly name: string;
   readonly address: string;
   readonly client: LinkClient;
+  readonly counters: LinkCounters = { appendRequests: 0, partitionAppends: 0, maxPartitionsPerRequest: 0, handshakes: 0 };
   #opts: RemoteRegionOptions;
   #budget: ByteBudget;
-  #queue: PQueue;
+  /** Handshakes in flight at once: pipelined on the connection, bounded so none times out queued. */
+  #handshakeQueue: PQueue;
   #limiters = new Map<string, RateLimiter>();
   #handshakes = new Map<string, Promise<HandshakeResponse>>();
+  #outbox: Outgoing[] = [];
+  #inFlightRequests = 0;
+  #flushQueued = false;
+  /** The highest ReplicatedAppend version the remote serves, as its last handshake said. */
+  #appendVersion = 0;
+  #closed = false;
   #log: Logger;
 
   constructor(opts: RemoteRegionOptions) {
@@ -178,7 +223,7 @@ export class RemoteRegion {
     this.address = opts.address;
     this.client = new LinkClient({ address: opts.address, remote: opts.remote, security: opts.security, clientId: `meridian-replicator-${opts.region}`, requestTimeoutMs: opts.requestTimeoutMs });
     this.#budget = new ByteBudget(opts.maxInFlightBytes);
-    this.#queue = new PQueue({ concurrency: opts.concurrency });
+    this.#handshakeQueue = new PQueue({ concurrency: opts.concurrency });
     this.#log = opts.logger.child({ remote: opts.remote });
   }
 
@@ -188,6 +233,11 @@ export class RemoteRegion {
 
   get connected(): boolean {
     return this.client.connected;
+  }
+
+  /** The ReplicatedAppend version appends go out with now (0 until a handshake says more). */
+  get appendVersion(): number {
+    return this.#appendVersion;
   }
 
   partitionCountOf(topic: string): number {
@@ -210,6 +260,9 @@ export class RemoteRegion {
     if (p === undefined) {
       p = this.#handshake(topic, topicId, partitionCount);
       this.#handshakes.set(key, p);
+      // Partitions of the topic asking within 200 ms share the answer (their workers start,
+      // or back off after a link failure, together). A stale cursor is safe: the remote
+      // refuses an append that does not continue what it holds, and the worker asks again.
       const forget = () => this.#handshakes.delete(key);
       p.then(() => setTimeout(forget, 200).unref(), forget);
     }
@@ -220,38 +273,125 @@ export class RemoteRegion {
   }
 
   async #handshake(topic: string, senderTopicId: string, partitionCount: number): Promise<HandshakeResponse> {
-    const r = await this.#queue.add(() =>
-      this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
+    const r = await this.#handshakeQueue.add(() => {
+      this.counters.handshakes++;
+      return this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
         writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, senderTopicId, topic, partitionCount, createIfMissing: true, dr: this.#opts.drViewOf?.(topic) ?? null }),
-      ),
-    );
+      );
+    });
     const res = readHandshakeResponse(r!);
     // Partition counts that differ, or a registry that sends here what is meant for another
     // region, are refused until an operator acts; anything else is worth a retry.
     if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name}`);
+    if (res.maxAppendVersion !== this.#appendVersion) {
+      this.#log.info({ appendVersion: Math.min(res.maxAppendVersion, 1) }, res.maxAppendVersion > 0 ? 'remote takes several partitions per append request' : 'remote takes one partition per append request (an older version)');
+      this.#appendVersion = Math.min(res.maxAppendVersion, 1);
+    }
     return res;
   }
 
-  async append(link: Link, req: { topic: string; senderTopicId: string; partition: number; senderEndOffset: bigint; continuesFrom: bigint; entries: ReplicatedEntry[] }, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
+  /**
+   * Sends one partition's append and resolves with the remote's answer for it, or rejects
+   * with what the remote (or the link) said about it. Waits in the outbox while the link has
+   * `concurrency` requests in flight; leaves the outbox (rejected, nothing sent) if `signal`
+   * aborts first.
+   */
+  async append(link: Link, req: PartitionAppend, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
     const rate = link.policy.rateLimit;
     if (rate > 0) {
       let limiter = this.#limiters.get(link.policy.name);
       if (limiter === undefined || limiter.rate !== rate) this.#limiters.set(link.policy.name, (limiter = new RateLimiter(rate)));
       await limiter.take(bytes, signal);
     }
-    const r = await this.#queue.add(() =>
-      this.client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, ...req })),
-    );
-    const res = readAppendResponse(r!);
-    // A batch the remote will never take (too large for its limits, refused as invalid)
-    // puts the link in error until an operator acts; anything else is worth a retry.
-    if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name} refused the append`);
-    return res;
+    return new Promise<AppendResponse>((resolve, reject) => {
+      if (this.#closed) return reject(new MeridianError(ErrorCode.Aborted, `link to region ${this.name} is closed`));
+      if (signal.aborted) return reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
+      const out: Outgoing = {
+        req,
+        bytes,
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const i = this.#outbox.indexOf(out);
+          if (i < 0) return; // already sent: its answer settles it
+          this.#outbox.splice(i, 1);
+          reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
+        },
+      };
+      signal.addEventListener('abort', out.onAbort, { once: true });
+      this.#outbox.push(out);
+      // Sent at the end of this turn's microtasks: appends submitted together share a
+      // request, and a lone one waits for nothing.
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(() => {
+          this.#flushQueued = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  /** Sends what the outbox holds while the link has room: one request per append (v0) or per `maxLinkRequestBytes` (v1). */
+  #flush(): void {
+    const limit = this.#opts.maxLinkRequestBytes ?? DEFAULT_LINK_REQUEST_BYTES;
+    while (this.#outbox.length > 0 && this.#inFlightRequests < this.#opts.concurrency && !this.#closed) {
+      const version = this.#appendVersion;
+      let n = 1;
+      if (version >= 1) {
+        let bytes = this.#outbox[0].bytes;
+        while (n < this.#outbox.length && bytes + this.#outbox[n].bytes <= limit) bytes += this.#outbox[n++].bytes;
+      }
+      const items = this.#outbox.splice(0, n);
+      for (const it of items) it.signal.removeEventListener('abort', it.onAbort);
+      this.#send(items, version);
+    }
+  }
+
+  #send(items: Outgoing[], version: number): void {
+    this.#inFlightRequests++;
+    this.counters.appendRequests++;
+    this.counters.partitionAppends += items.length;
+    if (items.length > this.counters.maxPartitionsPerRequest) this.counters.maxPartitionsPerRequest = items.length;
+    const head = { targetRegion: this.name, senderRegion: this.#opts.region };
+    const sent =
+      version === 0
+        ? this.client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { ...head, ...items[0].req })).then((r) => [readAppendResponse(r)])
+        : this.client.request(ReplicationApiKey.Append, 1, (w) => writeAppendRequestV1(w, { ...head, partitions: items.map((it) => it.req) })).then((r) => readAppendResponseV1(r));
+    sent
+      .then(
+        (results) => {
+          if (results.length !== items.length) throw new MeridianError(ErrorCode.RemoteUnavailable, `region ${this.name} answered ${results.length} results to an append of ${items.length} partitions`);
+          items.forEach((it, i) => {
+            const res = results[i];
+            // A batch the remote will never take (too large for its limits, refused as
+            // invalid) puts that partition's link in error until an operator acts; anything
+            // else is worth a retry. Either way only that partition: the others' results stand.
+            if (res.errorCode !== 0) it.reject(fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name} refused the append`));
+            else it.resolve(res);
+          });
+        },
+      )
+      .catch((err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        for (const it of items) it.reject(e);
+      })
+      .finally(() => {
+        this.#inFlightRequests--;
+        // What queued while the link was full leaves now, together.
+        this.#flush();
+      });
   }
 
   close(): void {
-    // Queued requests are not dropped (their callers would wait forever): they run and fail
-    // at once on the closed client.
+    // Nothing waits forever: appends not sent yet fail now, those in flight fail with the
+    // closed client.
+    this.#closed = true;
+    for (const it of this.#outbox.splice(0)) {
+      it.signal.removeEventListener('abort', it.onAbort);
+      it.reject(new MeridianError(ErrorCode.Aborted, `link to region ${this.name} closed`));
+    }
     this.client.close();
     this.#log.debug('link closed');
   }

@@ -8,17 +8,41 @@
  *     request:  targetRegion STRING, senderRegion STRING, senderTopicId STRING, topic STRING,
  *               partitionCount INT32, createIfMissing BOOLEAN, drPrimary STRING, drEpoch INT32
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, region STRING,
- *               partitionCount INT32, partitions ARRAY<[partition INT32, senderCursor INT64]>
+ *               partitionCount INT32, partitions ARRAY<[partition INT32, senderCursor INT64]>,
+ *               maxAppendVersion INT16 (since issue 15; absent from older receivers: 0)
  *
- *   ReplicatedAppend (key 32001, v0)
+ *   ReplicatedAppend (key 32001, v0): one partition
  *     request:  targetRegion STRING, senderRegion STRING, senderTopicId STRING, topic STRING,
  *               partition INT32, senderEndOffset INT64, continuesFrom INT64,
- *               entries ARRAY<[originRegion STRING, originTopicId STRING, originPartition INT32,
- *                              hops ARRAY<STRING>,
- *                              batches ARRAY<[originBaseOffset INT64, senderBaseOffset INT64,
- *                                             batch BYTES]>]>
+ *               entries ARRAY<ENTRY>
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, senderCursor INT64,
  *               appendedBatches INT32, duplicateBatches INT32
+ *
+ *   ReplicatedAppend (key 32001, v1): several partitions, of any topics
+ *     request:  targetRegion STRING, senderRegion STRING,
+ *               partitions ARRAY<[senderTopicId STRING, topic STRING, partition INT32,
+ *                                 senderEndOffset INT64, continuesFrom INT64, entries ARRAY<ENTRY>]>
+ *     response: partitions ARRAY<[errorCode INT16, errorMessage NULLABLE_STRING, senderCursor INT64,
+ *                                 appendedBatches INT32, duplicateBatches INT32]>
+ *               one result per request item, in request order
+ *
+ *   ENTRY = originRegion STRING, originTopicId STRING, originPartition INT32, hops ARRAY<STRING>,
+ *           batches ARRAY<[originBaseOffset INT64, senderBaseOffset INT64, batch BYTES]>
+ *
+ * v1 exists so that a link replicating thousands of partitions sends a few requests, each
+ * carrying whatever its workers had ready, instead of one request stream per partition
+ * (issue 15). Each item of a v1 request is exactly a v0 request and is judged alone: one
+ * item's refusal (fenced, out of order, policy, an invalid batch) fails that item only. Items
+ * of the same partition in one request are applied in request order, so a sender's pipeline
+ * (continuesFrom) holds within a request as across requests.
+ *
+ * Which version a sender uses: the receiver's handshake response ends with the highest
+ * ReplicatedAppend version it serves (maxAppendVersion). A receiver from before v1 does not
+ * send the field (an old sender ignores it), so a sender uses v1 only once a handshake with
+ * that remote said so, and v0 otherwise: both directions of a mesh in the middle of a rolling
+ * upgrade keep replicating. The sender keeps what the last handshake said; a remote rolled
+ * back to a version without v1 closes the connection on the first v1 request (an unknown
+ * version), the workers' next handshakes then say 0.
  *
  * drPrimary and drEpoch carry the sender's view of a one-way or fan-out topic's primary and
  * promotion epoch ("" and -1 for other topics): the receiver refuses a sender whose epoch
@@ -63,7 +87,12 @@ export interface HandshakeResponse {
   region: string;
   partitionCount: number;
   partitions: Array<{ partition: number; senderCursor: bigint }>;
+  /** The highest ReplicatedAppend version the receiver serves (0 from a receiver before v1). */
+  maxAppendVersion: number;
 }
+
+/** The ReplicatedAppend versions this broker serves (and sends, when the remote serves them). */
+export const APPEND_VERSIONS = { min: 0, max: 1 } as const;
 
 export interface ReplicatedBatch {
   originBaseOffset: bigint;
@@ -79,15 +108,27 @@ export interface ReplicatedEntry {
   batches: ReplicatedBatch[];
 }
 
-export interface AppendRequest {
-  targetRegion: string;
-  senderRegion: string;
+/** One partition's part of an append: all of a v0 request, one item of a v1 request. */
+export interface PartitionAppend {
   senderTopicId: string;
   topic: string;
   partition: number;
   senderEndOffset: bigint;
   continuesFrom: bigint;
   entries: ReplicatedEntry[];
+}
+
+/** ReplicatedAppend v1: several partitions for one target region. */
+export interface MultiAppendRequest {
+  targetRegion: string;
+  senderRegion: string;
+  partitions: PartitionAppend[];
+}
+
+/** ReplicatedAppend v0: one partition. */
+export interface AppendRequest extends PartitionAppend {
+  targetRegion: string;
+  senderRegion: string;
 }
 
 export interface AppendResponse {
@@ -115,6 +156,7 @@ export function readHandshakeRequest(r: Reader): HandshakeRequest {
 export function writeHandshakeResponse(w: Writer, r: HandshakeResponse): void {
   w.int16(r.errorCode).nullableString(r.errorMessage).string(r.region).int32(r.partitionCount).int32(r.partitions.length);
   for (const p of r.partitions) w.int32(p.partition).int64(p.senderCursor);
+  w.int16(r.maxAppendVersion);
 }
 
 export function readHandshakeResponse(r: Reader): HandshakeResponse {
@@ -124,11 +166,37 @@ export function readHandshakeResponse(r: Reader): HandshakeResponse {
   const partitionCount = r.int32('partitionCount');
   const partitions: HandshakeResponse['partitions'] = [];
   for (let n = r.int32('partitions'); n > 0; n--) partitions.push({ partition: r.int32('partition'), senderCursor: r.int64('senderCursor') });
-  return { errorCode, errorMessage, region, partitionCount, partitions };
+  // A receiver from before ReplicatedAppend v1 ends here.
+  const maxAppendVersion = r.remaining >= 2 ? r.int16('maxAppendVersion') : 0;
+  return { errorCode, errorMessage, region, partitionCount, partitions, maxAppendVersion };
 }
 
 export function writeAppendRequest(w: Writer, r: AppendRequest): void {
-  w.string(r.targetRegion).string(r.senderRegion).string(r.senderTopicId).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int64(r.continuesFrom).int32(r.entries.length);
+  w.string(r.targetRegion).string(r.senderRegion);
+  writePartitionAppend(w, r);
+}
+
+export function readAppendRequest(r: Reader): AppendRequest {
+  const targetRegion = r.string('targetRegion');
+  const senderRegion = r.string('senderRegion');
+  return { targetRegion, senderRegion, ...readPartitionAppend(r) };
+}
+
+export function writeAppendRequestV1(w: Writer, r: MultiAppendRequest): void {
+  w.string(r.targetRegion).string(r.senderRegion).int32(r.partitions.length);
+  for (const p of r.partitions) writePartitionAppend(w, p);
+}
+
+export function readAppendRequestV1(r: Reader): MultiAppendRequest {
+  const targetRegion = r.string('targetRegion');
+  const senderRegion = r.string('senderRegion');
+  const partitions: PartitionAppend[] = [];
+  for (let n = r.int32('partitions'); n > 0; n--) partitions.push(readPartitionAppend(r));
+  return { targetRegion, senderRegion, partitions };
+}
+
+function writePartitionAppend(w: Writer, r: PartitionAppend): void {
+  w.string(r.senderTopicId).string(r.topic).int32(r.partition).int64(r.senderEndOffset).int64(r.continuesFrom).int32(r.entries.length);
   for (const e of r.entries) {
     w.string(e.originRegion).string(e.originTopicId).int32(e.originPartition).int32(e.hops.length);
     for (const h of e.hops) w.string(h);
@@ -137,8 +205,8 @@ export function writeAppendRequest(w: Writer, r: AppendRequest): void {
   }
 }
 
-export function readAppendRequest(r: Reader): AppendRequest {
-  const head = { targetRegion: r.string('targetRegion'), senderRegion: r.string('senderRegion'), senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset'), continuesFrom: r.int64('continuesFrom') };
+function readPartitionAppend(r: Reader): PartitionAppend {
+  const head = { senderTopicId: r.string('senderTopicId'), topic: r.string('topic'), partition: r.int32('partition'), senderEndOffset: r.int64('senderEndOffset'), continuesFrom: r.int64('continuesFrom') };
   const entries: ReplicatedEntry[] = [];
   for (let n = r.int32('entries'); n > 0; n--) {
     const originRegion = r.string('originRegion');
@@ -159,4 +227,16 @@ export function writeAppendResponse(w: Writer, r: AppendResponse): void {
 
 export function readAppendResponse(r: Reader): AppendResponse {
   return { errorCode: r.int16('errorCode'), errorMessage: r.nullableString('errorMessage'), senderCursor: r.int64('senderCursor'), appendedBatches: r.int32('appendedBatches'), duplicateBatches: r.int32('duplicateBatches') };
+}
+
+/** v1: one result per request item, in request order. */
+export function writeAppendResponseV1(w: Writer, results: readonly AppendResponse[]): void {
+  w.int32(results.length);
+  for (const r of results) writeAppendResponse(w, r);
+}
+
+export function readAppendResponseV1(r: Reader): AppendResponse[] {
+  const results: AppendResponse[] = [];
+  for (let n = r.int32('partitions'); n > 0; n--) results.push(readAppendResponse(r));
+  return results;
 }

@@ -42,7 +42,7 @@ export interface TargetStats {
  * A handshake's answer before it is encoded: `error` (null on success) becomes the
  * response's error code and message in the protocol layer (broker/kafka/replication.ts).
  */
-export type HandshakeResult = Omit<HandshakeResponse, 'errorCode' | 'errorMessage'> & { error: Error | null };
+export type HandshakeResult = Omit<HandshakeResponse, 'errorCode' | 'errorMessage' | 'maxAppendVersion'> & { error: Error | null };
 /** An append's answer before it is encoded, as HandshakeResult. */
 export type AppendResult = Omit<AppendResponse, 'errorCode' | 'errorMessage'> & { error: Error | null };
 

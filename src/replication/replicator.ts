@@ -13,10 +13,13 @@ import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { RemoteTier } from '../tiered/remote-tier.js';
 import { linkSecurityOf, linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
-import { RemoteRegion } from './remote-region.js';
+import { RemoteRegion, type LinkCounters } from './remote-region.js';
+import { Ticker } from './ticker.js';
 import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
 
 const PROGRESS_LOG_MS = 10_000;
+/** The shared tick's period: how soon a worker notices an fdatasync that failed (ticker.ts). */
+const TICK_MS = 100;
 
 export interface ReplicatorOptions {
   region: string;
@@ -28,6 +31,8 @@ export interface ReplicatorOptions {
   worker: WorkerOptions;
   maxInFlightBytes: number;
   concurrency: number;
+  /** Batch bytes of one request carrying several partitions (ReplicatedAppend v1). */
+  maxLinkRequestBytes?: number;
   requestTimeoutMs: number;
   /** replication.tls and replication.sasl: every link's TLS and SASL unless its region overrides them. */
   linkSecurity?: LinkSecurityConfig;
@@ -47,6 +52,10 @@ export interface LinkSummary {
   inFlightBytes: number;
   workers: number;
   states: Record<string, number>;
+  /** The ReplicatedAppend version in use (1: several partitions per request). */
+  appendVersion: number;
+  /** Requests and partition appends sent (their ratio is how many partitions a request carries). */
+  counters: LinkCounters;
 }
 
 export class Replicator {
@@ -60,6 +69,8 @@ export class Replicator {
   #log: Logger;
   #closed = false;
   #progressTimer: NodeJS.Timeout;
+  /** One tick for every worker's rare re-checks, running only while one waits (ticker.ts). */
+  #ticker = new Ticker(TICK_MS);
   /** Quota warnings already logged, per worker key (one line per deletion burst). */
   #quotaWarned = new Set<string>();
 
@@ -83,6 +94,11 @@ export class Replicator {
 
   get policies(): readonly Policy[] {
     return this.#policies;
+  }
+
+  /** Whether the workers' shared tick is running: only while a worker waits on an fdatasync (ticker.ts). */
+  get tickRunning(): boolean {
+    return this.#ticker.running;
   }
 
   /** The registry's entries for the remote regions (this region excluded). */
@@ -150,6 +166,7 @@ export class Replicator {
         tiered: this.#opts.tiered,
         options: this.#opts.worker,
         logger: this.#log,
+        ticker: this.#ticker,
       });
       this.#workers.set(key, worker);
       worker.start();
@@ -180,6 +197,7 @@ export class Replicator {
         security: this.#opts.linkSecurity && linkSecurityOf(this.#regions.get(name)!, this.#opts.linkSecurity),
         maxInFlightBytes: this.#opts.maxInFlightBytes,
         concurrency: this.#opts.concurrency,
+        maxLinkRequestBytes: this.#opts.maxLinkRequestBytes,
         requestTimeoutMs: this.#opts.requestTimeoutMs,
         partitionCountOf: (topic) => this.#opts.topics.getTopic(topic)?.partitions ?? 0,
         drViewOf: (topic) => this.#opts.dr?.viewOf(topic) ?? null,
@@ -253,7 +271,7 @@ export class Replicator {
       const workers = [...this.#workers.values()].filter((w) => w.link.remote === r.name);
       const states: Record<string, number> = {};
       for (const w of workers) states[w.state] = (states[w.state] ?? 0) + 1;
-      return { remote: r.name, address: r.address, connected: r.connected, inFlightBytes: r.inFlightBytes, workers: workers.length, states };
+      return { remote: r.name, address: r.address, connected: r.connected, inFlightBytes: r.inFlightBytes, workers: workers.length, states, appendVersion: r.appendVersion, counters: { ...r.counters } };
     });
   }
 

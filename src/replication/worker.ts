@@ -29,6 +29,7 @@ import type { Link } from './policy.js';
 import type { ReplicatedEntry } from './replication-api.js';
 import type { RemoteRegion } from './remote-region.js';
 import { RunTracker } from './run-tracker.js';
+import { Ticker } from './ticker.js';
 
 export type WorkerState = 'starting' | 'running' | 'idle' | 'backing-off' | 'error' | 'stopped';
 
@@ -66,8 +67,8 @@ export interface WorkerStatus {
 }
 
 const RATE_WINDOW_MS = 10_000;
-/** How long to wait for a pending fsync before forcing one for replication. */
-const DURABLE_WAIT_MS = 100;
+/** The tick of a worker given no shared one (tests): see ticker.ts. */
+const OWN_TICK_MS = 100;
 
 interface InFlight {
   chunk: Chunk;
@@ -117,11 +118,14 @@ export class PartitionWorker {
   #abort = new AbortController();
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  /** The replicator's shared tick: re-checks for waits whose event may never come. */
+  #ticker: Ticker;
   #window: Array<{ t: number; bytes: number; records: number }> = [];
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger; ticker?: Ticker }) {
+    this.#ticker = opts.ticker ?? new Ticker(OWN_TICK_MS);
     this.#region = opts.region;
     this.topic = opts.topic;
     this.topicId = opts.topicId;
@@ -340,7 +344,7 @@ export class PartitionWorker {
     if (next >= this.log.durableOffset && next >= this.log.logStartOffset) {
       // Written but not yet fsynced. If a producer's fsync is on its way (acks=all), it
       // covers this; if none is (acks=1, the interval flush mode), sync it now.
-      if (this.log.syncPending) await this.#waitForDurable(next, DURABLE_WAIT_MS);
+      if (this.log.syncPending) await this.#waitForDurable(next);
       if (next >= this.log.durableOffset) await this.log.flush();
     }
     this.#state = 'running';
@@ -355,7 +359,7 @@ export class PartitionWorker {
     if (chunk === null) {
       grant.release();
       if (this.#inFlight.length > 0) return this.#settleOldest();
-      await this.#sleep(20); // readable bytes not there yet (a race with retention or the flush)
+      await this.#waitForTick(); // readable bytes not there yet (a race with retention or the flush)
       return;
     }
     this.#readFrom = chunk.lastOffset + 1n;
@@ -470,33 +474,57 @@ export class PartitionWorker {
     return { entries, lastOffset: lastOffsetOf(last), bytes, records, batches: sent, firstTimestamp: firstTimestamp ?? last.maxTimestamp, lastOriginOffset };
   }
 
-  /** Until the log holds more than `next`; at most a second (retention or offload may move the log start without an append). */
+  /**
+   * Until the log holds more than `next`. Only the log's append event wakes an idle worker:
+   * no timer, no polling (issue 15: thousands of idle partitions cost no CPU). Nothing but
+   * an append can give an idle worker work: the log start (retention, offload, DeleteRecords)
+   * never passes the high watermark, and a stop wakes it through `#wake`.
+   */
   #waitForAppend(next: bigint): Promise<void> {
-    return this.#waitFor((l) => this.log.onAppend(l), () => this.log.highWatermark, next, 1000);
+    return this.#waitUntil(() => this.log.highWatermark > next, [(l) => this.log.onAppend(l)]);
   }
 
-  #waitForDurable(next: bigint, ms: number): Promise<void> {
-    return this.#waitFor((l) => this.log.onDurable(l), () => this.log.durableOffset, next, ms);
+  /**
+   * Until `next` is durable, or no fdatasync is pending any more (then the caller forces
+   * one). Woken by the log's durable event; the shared tick re-checks, for a sync that
+   * failed (the log went offline, and the caller's flush says so).
+   */
+  #waitForDurable(next: bigint): Promise<void> {
+    return this.#waitUntil(() => this.log.durableOffset > next || !this.log.syncPending, [(l) => this.log.onDurable(l), (l) => this.#ticker.subscribe(l)]);
   }
 
-  /** Until `current()` (or what `subscribe` reports) passes `next`, `ms` pass, or the worker stops. */
-  #waitFor(subscribe: (l: (end: bigint) => void) => () => void, current: () => bigint, next: bigint, ms: number): Promise<void> {
+  /** Until the next shared tick, or anything the log says, whichever comes first. */
+  #waitForTick(): Promise<void> {
+    let woken = false;
+    const wake = (l: () => void) => () => {
+      woken = true;
+      l();
+    };
+    return this.#waitUntil(() => woken, [(l) => this.#ticker.subscribe(wake(l)), (l) => this.log.onAppend(wake(l)), (l) => this.log.onDurable(wake(l))]);
+  }
+
+  /** Until `ready()` holds, checked now and at each event of `sources`, or the worker stops. */
+  #waitUntil(ready: () => boolean, sources: ReadonlyArray<(listener: () => void) => () => void>): Promise<void> {
     return new Promise<void>((resolve) => {
+      let settled = false;
+      const offs: Array<() => void> = [];
       const done = () => {
-        off();
-        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        for (const off of offs) off();
         this.#wake = undefined;
         resolve();
       };
-      const off = subscribe((end) => {
-        if (end > next) done();
-      });
-      const timer = setTimeout(done, ms);
+      const check = () => {
+        if (ready() || this.#signal.aborted) done();
+      };
+      for (const subscribe of sources) offs.push(subscribe(check));
       this.#wake = done;
-      if (current() > next || this.#signal.aborted) done();
+      check();
     });
   }
 
+  /** Backoff after a failure: a timer, for a worker in error only. */
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -106,6 +106,7 @@ describe('defaults', () => {
         policies: [],
         maxInFlightBytes: 16 * MiB,
         maxRequestBytes: MiB,
+        maxLinkRequestBytes: 4 * MiB,
         pipelineDepth: 4,
         concurrency: 16,
         requestTimeoutMs: 30_000,

@@ -34,7 +34,7 @@ import { isReplicationApi, ReplicationApiKey } from '../../replication/replicati
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
 import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
-import { handleReplication } from './replication.js';
+import { handleReplication, servesReplicationVersion } from './replication.js';
 import { admit, quotaFor, throttled } from './quota-enforcement.js';
 import { saslGate } from './sasl.js';
 import { responseOutcome, type KafkaRequestObservers } from './request-observers.js';
@@ -49,7 +49,7 @@ export function createKafkaHandler(deps: KafkaApiDeps): RequestHandler {
     const { apiKey, apiVersion, correlationId } = ctx.header;
     // SASL listeners: nothing but ApiVersions and SASL until authenticated (sasl.ts).
     saslGate(ctx);
-    if (isReplicationApi(apiKey) && apiVersion === 0) return handleReplication(deps, ctx, body);
+    if (isReplicationApi(apiKey) && servesReplicationVersion(apiKey, apiVersion)) return handleReplication(deps, ctx, body);
     if (!isSupported(apiKey, apiVersion)) {
       if (seen) seen.outcome = 'UNSUPPORTED_VERSION';
       return [unsupported(warned, ctx, body)];

@@ -18,12 +18,17 @@ import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
 import {
+  APPEND_VERSIONS,
   readAppendRequest,
+  readAppendRequestV1,
   readHandshakeRequest,
   ReplicationApiKey,
   writeAppendResponse,
+  writeAppendResponseV1,
   writeHandshakeResponse,
+  type MultiAppendRequest,
 } from '../../replication/replication-api.js';
+import type { AppendResult } from '../../replication/replication-target.js';
 import { AclOperation } from '../../security/acl.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { ErrorCode, MeridianError } from '../../errors.js';
@@ -38,15 +43,28 @@ const API_NAMES: Readonly<Record<number, string>> = {
 
 const DR_NOT_RUNNING = () => new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region');
 
+/** Whether this broker serves `version` of the internal API `apiKey` (the dispatcher routes those here). */
+export function servesReplicationVersion(apiKey: number, version: number): boolean {
+  if (apiKey === ReplicationApiKey.Append) return version >= APPEND_VERSIONS.min && version <= APPEND_VERSIONS.max;
+  return version === 0;
+}
+
 export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext, body: Reader): Promise<Buffer[]> {
-  const { apiKey, correlationId } = ctx.header;
+  const { apiKey, apiVersion, correlationId } = ctx.header;
   const w = new Writer(64);
   if (apiKey === ReplicationApiKey.Handshake) {
     const req = readHandshakeRequest(body);
+    // A handshake does not depend on what follows it on the connection (a worker appends
+    // only once answered), and one that creates a topic waits for the disk: the connection
+    // goes on with the requests behind it, so a thousand topics' handshakes are pipelined.
+    ctx.release();
     const refused = admit(deps, ctx, req.senderRegion, req.topic);
     const res = refused === null ? await deps.replication.handshake(req) : { error: refused, region: deps.replication.region, partitionCount: -1, partitions: [] };
     noteUnauthorized(deps, ctx, req.senderRegion, req.topic, res.error);
-    writeHandshakeResponse(w, withErrorCode(res));
+    writeHandshakeResponse(w, { ...withErrorCode(res), maxAppendVersion: APPEND_VERSIONS.max });
+  } else if (apiKey === ReplicationApiKey.Append && apiVersion === 1) {
+    const results = await appendV1(deps, ctx, readAppendRequestV1(body));
+    writeAppendResponseV1(w, results.map(withErrorCode));
   } else if (apiKey === ReplicationApiKey.OffsetSync) {
     const req = readOffsetSyncRequest(body);
     const error = admit(deps, ctx, req.senderRegion) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : await deps.dr.handleOffsetSync(req));
@@ -68,6 +86,38 @@ export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext,
     writeAppendResponse(w, withErrorCode(res));
   }
   return encodeResponseFrameChunks(correlationId, 0, w.toBuffers());
+}
+
+/**
+ * ReplicatedAppend v1: each item is a v0 append of its own, judged alone. Items of different
+ * partitions start together; items of the same partition one after the other, in request
+ * order (each continues from the one before). The connection goes on with its next request
+ * once every item's offsets are assigned, as for v0, and the answer waits for all of them.
+ */
+async function appendV1(deps: KafkaApiDeps, ctx: RequestContext, req: MultiAppendRequest): Promise<AppendResult[]> {
+  const none = { senderCursor: -1n, appendedBatches: 0, duplicateBatches: 0 };
+  // The principal speaks for one region in the whole request: checked once.
+  const refused = admit(deps, ctx, req.senderRegion, req.partitions[0]?.topic);
+  if (refused !== null) {
+    ctx.release();
+    noteUnauthorized(deps, ctx, req.senderRegion, undefined, refused);
+    return req.partitions.map(() => ({ error: refused, ...none }));
+  }
+  const last = new Map<string, Promise<unknown>>();
+  const begun = req.partitions.map((p) => {
+    const key = `${p.topic}\0${p.partition}`;
+    const start = () =>
+      deps.replication.append({ targetRegion: req.targetRegion, senderRegion: req.senderRegion, ...p }).catch((err: unknown) => ({ done: Promise.resolve<AppendResult>({ error: err instanceof Error ? err : new Error(String(err)), ...none }) }));
+    const prev = last.get(key);
+    const b = prev === undefined ? start() : prev.then(start);
+    last.set(key, b);
+    return b;
+  });
+  const started = await Promise.all(begun);
+  ctx.release();
+  const results = await Promise.all(started.map((b) => b.done));
+  results.forEach((r, i) => noteUnauthorized(deps, ctx, req.senderRegion, req.partitions[i].topic, r.error));
+  return results;
 }
 
 /**
