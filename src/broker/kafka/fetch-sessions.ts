@@ -274,11 +274,6 @@ export class FetchSessions {
     return sent;
   }
 
-  /** Frees every session (the broker is closing). */
-  clear(): void {
-    for (const s of [...this.#sessions.values()]) this.#remove(s);
-  }
-
   #error(errorCode: SessionErrorName): FetchSessionContext {
     this.#stats.requests.error++;
     return { kind: 'error', errorCode };
