@@ -6,12 +6,14 @@
  * what it has counted and adds what each source added since the last scrape; a source that
  * reports less than before has restarted, and all it reports is new.
  *
- * Memory: one number per source seen at the last scrape (forgotten when a source is gone)
- * and one per series.
+ * Memory: one number and one series key per source seen at the last scrape (forgotten when
+ * a source is gone) and one entry per series. A source always counts into the same series,
+ * so its key is computed once, not at every scrape (10,000 sources per counter with 10,000
+ * partitions).
  */
 export class MonotonicTotals {
-  /** source key → its total at the last scrape. */
-  #last = new Map<string, number>();
+  /** source key → its total at the last scrape and the key of the series it counts into. */
+  #last = new Map<string, { total: number; series: string }>();
   /** series key → what it has counted so far. */
   #series = new Map<string, { labels: Record<string, string>; value: number }>();
 
@@ -20,12 +22,13 @@ export class MonotonicTotals {
    * Returns every series ever counted (a series whose sources are gone keeps its value).
    */
   update(sources: Iterable<{ source: string; labels: Record<string, string>; total: number }>): Array<{ labels: Record<string, string>; value: number }> {
-    const seen = new Map<string, number>();
+    const seen = new Map<string, { total: number; series: string }>();
     for (const { source, labels, total } of sources) {
-      const before = this.#last.get(source) ?? 0;
+      const last = this.#last.get(source);
+      const before = last?.total ?? 0;
       const added = total >= before ? total - before : total;
-      seen.set(source, total);
-      const key = seriesKey(labels);
+      const key = last?.series ?? seriesKey(labels);
+      seen.set(source, { total, series: key });
       const s = this.#series.get(key);
       if (s === undefined) this.#series.set(key, { labels, value: added });
       else s.value += added;
