@@ -72,7 +72,10 @@ export class BrokerProcess {
   /** Spawns the process; `ready()` says when it serves. */
   spawn(): void {
     if (this.running) throw new Error(`${this.spec.region} is already running`);
-    const child = spawn(process.execPath, [BIN, 'broker', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // BENCH_SCALE_NODE_ARGS passes node flags to the brokers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+    // (a profile is written when a broker exits on SIGTERM, not after a SIGKILL).
+    const nodeArgs = process.env.BENCH_SCALE_NODE_ARGS ? process.env.BENCH_SCALE_NODE_ARGS.split(' ') : [];
+    const child = spawn(process.execPath, [...nodeArgs, BIN, 'broker', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#exited = new Promise((r) => child.once('exit', () => r()));
     const keep = (d: Buffer) => {
