@@ -12,14 +12,22 @@
  * as a user would: every record once, bytes identical, order kept per partition; and
  * through the broker's counters (and /metrics) that the consumer's polls were incremental
  * and that their answers left out the idle partitions.
+ *
+ * Then the other clients against the same broker, sessions on: what kind of fetch each
+ * sends (the broker's counters, as evidence of the claim above), and that each still reads
+ * every record once, in order — kcat and KafkaJS sessionless, @platformatic/kafka asking
+ * for a session on every fetch yet holding at most one slot per connection.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { createKafkaClient, setLogger } from 'kafka-ts';
+import { Consumer as PlatformaticConsumer, MessagesStreamModes, type Message } from '@platformatic/kafka';
+import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { rng } from '../helpers/seeded-random.js';
 import { waitFor } from '../helpers/wait.js';
@@ -104,10 +112,10 @@ test(`kafka-ts reads ${PARTITIONS} partitions through incremental fetch sessions
   const detail = () => `received ${total}; sessions ${JSON.stringify(tb.broker.fetchSessions.stats())}; client log: ${kafkaLog.slice(-5).join(' | ')}`;
   await waitFor('phase 1 consumed', () => total >= phase1, 180_000, 100, detail);
 
-  // Caught up: the consumer now polls 2,000 idle partitions. Wait for a few incremental
+  // Caught up: the consumer now polls 2,000 idle partitions. Wait for 5 incremental
   // polls, then produce to 10 partitions while it polls.
   const idle = tb.broker.fetchSessions.stats();
-  await waitFor('idle incremental polls', () => tb.broker.fetchSessions.stats().requests.incremental >= idle.requests.incremental + 3, 60_000, 100, detail);
+  await waitFor('idle incremental polls', () => tb.broker.fetchSessions.stats().requests.incremental >= idle.requests.incremental + 5, 60_000, 100, detail);
   const hot = [7, 100, 333, 512, 999, 1000, 1234, 1500, 1777, 1999];
   await send(hot, 5);
   const expected = produced.reduce((n, p) => n + p.length, 0);
@@ -127,10 +135,10 @@ test(`kafka-ts reads ${PARTITIONS} partitions through incremental fetch sessions
   // incremental ones, whose answers left out the idle partitions.
   const st = tb.broker.fetchSessions.stats();
   assert.ok(st.requests.full >= 1, `a full fetch opened the session: ${JSON.stringify(st)}`);
-  assert.ok(st.requests.incremental >= 5, `incremental fetches: ${JSON.stringify(st)}`);
+  assert.ok(st.requests.incremental >= 6, `incremental fetches (5 idle polls and one with the new data at least): ${JSON.stringify(st)}`);
   assert.ok(st.requests.incremental > 3 * st.requests.full, `mostly incremental: ${JSON.stringify(st)}`);
   assert.equal(st.requests.sessionless, 0, 'no sessionless fetch');
-  assert.ok(st.omittedPartitions >= 3 * PARTITIONS, `idle partitions left out of answers: ${st.omittedPartitions}`);
+  assert.ok(st.omittedPartitions >= 5 * PARTITIONS, `idle partitions left out of answers: ${st.omittedPartitions}`);
   assert.ok(st.sentPartitions < st.omittedPartitions / 10, `answers carried few partitions: sent ${st.sentPartitions}, omitted ${st.omittedPartitions}`);
   assert.equal(st.sessions, 1);
   console.log(`# fetch sessions: ${JSON.stringify(st)}`);
@@ -153,4 +161,72 @@ test(`kafka-ts reads ${PARTITIONS} partitions through incremental fetch sessions
   consumer = undefined;
   // The consumer's connection closed: its session is freed.
   await waitFor('the session freed with its connection', () => tb.broker.fetchSessions.stats().sessions === 0);
+});
+
+test('kcat and KafkaJS fetch sessionless, @platformatic/kafka asks for a session on every fetch and holds one slot; each reads every record once, in order', { timeout: 120_000 }, async () => {
+  const topic = 'sessions-clients';
+  const kjs = new Kafka({ clientId: 'sessions-clients', brokers: [tb.bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kjs.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] });
+  await admin.disconnect();
+  const producer = kjs.producer();
+  await producer.connect();
+  const want: string[][] = [[], [], [], []];
+  const messages = Array.from({ length: 200 }, (_, i) => ({ partition: i % 4, value: `v${i}` }));
+  for (const m of messages) want[m.partition]!.push(m.value);
+  await producer.send({ topic, acks: -1, messages });
+  await producer.disconnect();
+  const inOrder = (got: Array<{ partition: number; value: string }>, who: string) => {
+    const per: string[][] = [[], [], [], []];
+    for (const g of got) per[g.partition]!.push(g.value);
+    assert.deepEqual(per, want, `${who}: every record once, in order per partition`);
+  };
+  const kinds = () => ({ ...tb.broker.fetchSessions.stats().requests });
+  const since = (a: ReturnType<typeof kinds>) => {
+    const b = kinds();
+    return { sessionless: b.sessionless - a.sessionless, full: b.full - a.full, incremental: b.incremental - a.incremental, error: b.error - a.error };
+  };
+
+  // kcat (librdkafka 2.0.2): session id 0, epoch -1 on every fetch.
+  let k = kinds();
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn('kcat', ['-b', tb.bootstrap, '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p %s\\n']);
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`kcat exited ${code}`))));
+  });
+  inOrder(out.trim().split('\n').map((l) => ({ partition: Number(l.split(' ')[0]), value: l.split(' ')[1]! })), 'kcat');
+  let d = since(k);
+  assert.ok(d.sessionless >= 1 && d.full === 0 && d.incremental === 0 && d.error === 0, `kcat fetches sessionless: ${JSON.stringify(d)}`);
+
+  // KafkaJS 2.2.4: the same.
+  k = kinds();
+  inOrder((await readTopicToEnd(tb.bootstrap, topic)).map((m) => ({ partition: m.partition, value: m.value!.toString() })), 'KafkaJS');
+  d = since(k);
+  assert.ok(d.sessionless >= 1 && d.full === 0 && d.incremental === 0 && d.error === 0, `KafkaJS fetches sessionless: ${JSON.stringify(d)}`);
+
+  // @platformatic/kafka 1.35.0: id 0, epoch 0 (a new session) on every fetch, the id never used.
+  k = kinds();
+  const base = tb.broker.fetchSessions.stats().sessions;
+  const pc = new PlatformaticConsumer({ clientId: 'sessions-plt', bootstrapBrokers: [tb.bootstrap], groupId: 'sessions-plt', maxWaitTime: 100 });
+  const got: Array<{ partition: number; value: string }> = [];
+  let most = 0;
+  try {
+    const stream = await pc.consume({ topics: [topic], mode: MessagesStreamModes.EARLIEST, autocommit: false });
+    stream.on('data', (m: Message) => got.push({ partition: m.partition, value: String(m.value) }));
+    await waitFor('@platformatic/kafka to read every record and poll on', () => {
+      most = Math.max(most, tb.broker.fetchSessions.stats().sessions - base);
+      return got.length >= 200 && since(k).full >= 5;
+    }, 60_000, 20);
+    await stream.close();
+  } finally {
+    await new Promise<void>((resolve) => pc.close(true, () => resolve()));
+  }
+  inOrder(got, '@platformatic/kafka');
+  d = since(k);
+  assert.ok(d.full >= 5 && d.incremental === 0 && d.sessionless === 0 && d.error === 0, `@platformatic/kafka asks for a session each fetch, never uses it: ${JSON.stringify(d)}`);
+  assert.ok(most <= 2, `sessions held by @platformatic/kafka at once: ${most} (one per connection it fetches on), not one per poll (${d.full})`);
+  await waitFor('its sessions freed with its connections', () => tb.broker.fetchSessions.stats().sessions === base);
 });
