@@ -74,6 +74,8 @@ interface InFlight {
   chunk: Chunk;
   /** Settles (never rejects) when the request is answered; `error` says how. */
   settled: Promise<void>;
+  /** Whether `settled` has settled. */
+  done: boolean;
   error: unknown;
 }
 
@@ -334,8 +336,15 @@ export class PartitionWorker {
       this.#readFrom = next;
     }
     const hw = this.log.highWatermark;
-    if (next >= hw || this.#inFlight.length >= this.#opts.pipelineDepth) {
-      if (this.#inFlight.length > 0) return this.#settleOldest();
+    if (this.#inFlight.length >= this.#opts.pipelineDepth || (this.#inFlight[0]?.done ?? false)) return this.#settleOldest();
+    if (next >= hw) {
+      if (this.#inFlight.length > 0) {
+        // Caught up with requests in flight: new data goes out as soon as it is here, not
+        // after their answers (each waits for the remote's fdatasync), or a live partition
+        // would send one request per remote fsync whatever pipelineDepth says.
+        await this.#waitForAppendOrAnswer(next, this.#inFlight[0]);
+        return;
+      }
       this.#state = 'idle';
       this.#nextTimestamp = null;
       await this.#waitForAppend(next);
@@ -367,13 +376,13 @@ export class PartitionWorker {
     if (chunk.entries.length === 0) {
       // Nothing this link forwards: done once everything before it is.
       grant.release();
-      this.#inFlight.push({ chunk, settled: Promise.resolve(), error: undefined });
+      this.#inFlight.push({ chunk, settled: Promise.resolve(), done: true, error: undefined });
       return;
     }
     grant.shrink(chunk.bytes);
     const continuesFrom = this.#sentEnd;
     this.#sentEnd = chunk.lastOffset;
-    const entry: InFlight = { chunk, settled: Promise.resolve(), error: undefined };
+    const entry: InFlight = { chunk, settled: Promise.resolve(), done: false, error: undefined };
     entry.settled = this.#remote
       .append(this.link, { topic: this.topic, senderTopicId: this.topicId, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
       .then(
@@ -382,7 +391,10 @@ export class PartitionWorker {
           entry.error = err ?? new Error('replication request failed');
         },
       )
-      .finally(() => grant.release());
+      .finally(() => {
+        entry.done = true;
+        grant.release();
+      });
     this.#inFlight.push(entry);
   }
 
@@ -482,6 +494,18 @@ export class PartitionWorker {
    */
   #waitForAppend(next: bigint): Promise<void> {
     return this.#waitUntil(() => this.log.highWatermark > next, [(l) => this.log.onAppend(l)]);
+  }
+
+  /** Until the log holds more than `next` or `oldest` is answered, whichever comes first. */
+  #waitForAppendOrAnswer(next: bigint, oldest: InFlight): Promise<void> {
+    const answered = (l: () => void) => {
+      let live = true;
+      void oldest.settled.then(() => live && l());
+      return () => {
+        live = false;
+      };
+    };
+    return this.#waitUntil(() => oldest.done || this.log.highWatermark > next, [(l) => this.log.onAppend(l), answered]);
   }
 
   /**

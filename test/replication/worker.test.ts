@@ -9,7 +9,9 @@
  *   - forwarded batches are copies, so requests in flight pin only the bytes they send, and
  *     nothing more is read while the pipeline is full;
  *   - with the object store unreachable, the worker backs off naming it instead of skipping
- *     the offloaded history, then sends everything once the store is back.
+ *     the offloaded history, then sends everything once the store is back;
+ *   - a caught-up worker sends each new durable batch at once, while its earlier requests
+ *     wait for the remote's answers (up to pipelineDepth), not one request per answer.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -127,4 +129,34 @@ test('object store unreachable at startup, in-process: the worker backs off with
   const s = await waitIdle(w, 'the worker to catch up once the store is back');
   assert.deepEqual({ state: s.state, error: s.error, replicatedOffset: s.replicatedOffset }, { state: 'idle', error: null, replicatedOffset: '9' });
   assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), Array.from({ length: 10 }, (_, i) => `r${i}-0`));
+});
+
+test('a caught-up worker sends new data at once, without waiting for the answers of its requests in flight', async (t) => {
+  const { log, track } = await scratchLog(t, 'meridian-worker-');
+  await log.appendAll([dataBatch('live-0')]);
+  await log.flush();
+  const fr = fakeRemote({ hold: true }); // the remote takes its time (its fdatasync): nothing is answered yet
+  const w = newWorker(log, fr.remote, link('c', false));
+  track(w, () => fr.answerAll()).start();
+  await waitFor('the first request', () => fr.sent.length === 1, 10_000, 5);
+  // Live produce: each new durable batch goes out while the earlier requests are unanswered,
+  // up to pipelineDepth in flight.
+  for (let i = 1; i < WORKER_OPTIONS.pipelineDepth; i++) {
+    await log.appendAll([dataBatch(`live-${i}`)]);
+    await log.flush();
+    await waitFor(`request ${i + 1} while ${i} are unanswered`, () => fr.sent.length === i + 1, 10_000, 5);
+  }
+  assert.deepEqual(
+    fr.sent.map((s) => [s.continuesFrom, s.senderEndOffset]),
+    Array.from({ length: WORKER_OPTIONS.pipelineDepth }, (_, i) => [BigInt(i - 1), BigInt(i)]),
+  );
+  // The pipeline is full: the next batch waits for an answer.
+  await log.appendAll([dataBatch('live-full')]);
+  await log.flush();
+  fr.answerAll();
+  await waitFor('the batch behind the full pipeline', () => fr.sent.length === WORKER_OPTIONS.pipelineDepth + 1, 10_000, 5);
+  fr.answerAll();
+  const s = await waitIdle(w, 'everything to be answered');
+  assert.equal(s.replicatedOffset, String(WORKER_OPTIONS.pipelineDepth));
+  assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), [...Array.from({ length: WORKER_OPTIONS.pipelineDepth }, (_, i) => `live-${i}-0`), 'live-full-0']);
 });
