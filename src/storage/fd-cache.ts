@@ -6,34 +6,56 @@
  * Segments open their descriptor lazily, on the first read or write, and tell the cache;
  * the cache keeps them in least-recently-used order and, when more than `limit` are open,
  * closes the least recently used ones that are idle. What "idle" means is the segment's
- * call (`CachedFile.evictable`): no read or write in progress, no reader holding the
- * segment (a deletion may unlink the file under it), and no written bytes that are not yet
- * fdatasync'd (the fdatasync goes through the descriptor the write used, so a write-back
- * error is reported to the log that wrote, not lost with a closed descriptor).
+ * call (`CachedFile.idleState`): no read or write in progress, no reader holding the
+ * segment (a deletion may unlink the file under it). An idle descriptor with written bytes
+ * not yet fdatasync'd is synced first, through that descriptor, and closed after
+ * (`syncThenEvict`): a write-back error is then kept by the segment and reported to its log
+ * at the log's next fdatasync, never lost with a closed descriptor (fsyncgate). So in
+ * interval flush mode, with more dirty partitions than the limit, the cache syncs the
+ * least recently written ones early: more fdatasyncs, but descriptors stay bounded (10,000
+ * partitions each with a dirty active segment and a segment being sealed would otherwise
+ * pass `ulimit -n`).
  *
  * The limit is soft: when every open descriptor is busy, a new one still opens (refusing
  * would fail a produce or a fetch) and the cache shrinks back as they go idle. So the
- * count can pass the limit by the descriptors in use at one moment, at most one per
- * partition being written and not yet synced (interval flush mode) plus the reads in flight.
+ * count can pass the limit by the reads and writes in flight at one moment.
  *
  * Concurrency: single-threaded (event loop); `evict` only starts an asynchronous close.
  */
 
 /** What the cache needs of a segment holding a descriptor. */
 export interface CachedFile {
-  /** Whether its descriptor may be closed now (no I/O, no readers, nothing unsynced). */
-  evictable(): boolean;
-  /** Closes its descriptor; the next use reopens it. Called only when `evictable()`. */
+  /**
+   * `closable`: idle and fully synced; `syncable`: idle but holding unsynced writes;
+   * `busy`: in use (or already being synced to close).
+   */
+  idleState(): 'closable' | 'syncable' | 'busy';
+  /** Closes its descriptor; the next use reopens it. Called only when `closable`. */
   evict(): void;
+  /**
+   * Fdatasyncs its descriptor and closes it if still idle after; calls `done` either way
+   * (having told the cache `closed` if it closed). Called only when `syncable`.
+   */
+  syncThenEvict(done: () => void): void;
 }
 
 export const DEFAULT_MAX_OPEN_FILES = 4096;
+/**
+ * Short-lived descriptors (a directory to fsync, an index file being written) held at once
+ * across all logs: 10,000 partitions rolling together would otherwise open 20,000 of them,
+ * each waiting its turn on the 4 threads of the libuv pool anyway.
+ */
+export const MAX_TRANSIENT_FILES = 32;
 
 export class FdCache {
   readonly limit: number;
   /** Open descriptors, least recently used first (a Map keeps insertion order). */
   #open = new Map<CachedFile, true>();
   #evictions = 0;
+  /** Descriptors being synced before they close (counted as going away). */
+  #closing = 0;
+  #transient = 0;
+  #transientWaiters: Array<() => void> = [];
 
   constructor(limit = DEFAULT_MAX_OPEN_FILES) {
     if (!Number.isInteger(limit) || limit < 1) throw new Error(`log.maxOpenFiles must be a positive integer, got ${limit}`);
@@ -48,6 +70,23 @@ export class FdCache {
   /** Descriptors closed to stay under the limit since the cache was made. */
   get evictions(): number {
     return this.#evictions;
+  }
+
+  /**
+   * Runs `fn`, which opens and closes descriptors of its own (directory fsync, index file
+   * write), with at most MAX_TRANSIENT_FILES such calls at once; the rest wait in order.
+   */
+  async transient<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#transient >= MAX_TRANSIENT_FILES) await new Promise<void>((resolve) => this.#transientWaiters.push(resolve));
+    else this.#transient++;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next waiter, if any.
+      const next = this.#transientWaiters.shift();
+      if (next) next();
+      else this.#transient--;
+    }
   }
 
   /** A descriptor was opened: it is the most recently used, and the cache trims to its limit. */
@@ -69,13 +108,23 @@ export class FdCache {
 
   /** Closes idle descriptors, least recently used first, until at most `limit` are open. */
   trim(): void {
-    if (this.#open.size <= this.limit) return;
+    if (this.#open.size - this.#closing <= this.limit) return;
     for (const file of this.#open.keys()) {
-      if (this.#open.size <= this.limit) return;
-      if (!file.evictable()) continue;
-      this.#open.delete(file);
-      this.#evictions++;
-      file.evict();
+      if (this.#open.size - this.#closing <= this.limit) return;
+      const state = file.idleState();
+      if (state === 'closable') {
+        this.#open.delete(file);
+        this.#evictions++;
+        file.evict();
+      } else if (state === 'syncable') {
+        this.#closing++;
+        this.#evictions++;
+        file.syncThenEvict(() => {
+          this.#closing--;
+          // It may have stayed open (used meanwhile): the next idle one goes instead.
+          this.trim();
+        });
+      }
     }
   }
 }

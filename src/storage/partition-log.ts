@@ -181,6 +181,12 @@ interface AppendItem {
 interface SealItem {
   kind: 'seal';
   segment: Segment;
+  /**
+   * The segment rolled to: its file is created before `segment` seals, so the log's end
+   * stays on disk even if every sealed segment is then deleted (tiered storage's local
+   * deletion) before anything is appended to it.
+   */
+  next: Segment;
   resolve?: () => void;
 }
 interface FlushItem {
@@ -884,7 +890,7 @@ export class PartitionLog {
     const seg = Segment.plan(this.#ctx, this.dir, this.#nextOffset);
     this.#segments.push(seg);
     this.#active = seg;
-    this.#enqueue({ kind: 'seal', segment: old, resolve: onSealed });
+    this.#enqueue({ kind: 'seal', segment: old, next: seg, resolve: onSealed });
   }
 
   #segmentFor(offset: bigint): Segment {
@@ -1044,6 +1050,7 @@ export class PartitionLog {
           i = j;
         } else {
           if (item.kind === 'seal') {
+            await item.next.ensureCreated();
             await this.#seal(item.segment);
             this.#dirty.delete(item.segment);
             sealed.push(item.segment);

@@ -38,11 +38,14 @@ export interface IndexFileSummary {
 }
 
 export class SegmentIndex {
-  #offRel = new Uint32Array(64);
-  #offPos = new Uint32Array(64);
+  // Small to start (V8 keeps typed arrays of 64 bytes or less on its heap, with no
+  // ArrayBuffer of their own): 10,000 idle partitions each hold one active index; a busy
+  // one doubles its way up.
+  #offRel = new Uint32Array(8);
+  #offPos = new Uint32Array(8);
   #offCount = 0;
-  #timeTs = new Float64Array(16);
-  #timeRel = new Uint32Array(16);
+  #timeTs = new Float64Array(4);
+  #timeRel = new Uint32Array(4);
   #timeCount = 0;
   #maxTimestamp = -1;
 

@@ -12,8 +12,10 @@
  * recovered, and the shared FdCache may close it again when it is idle, including the
  * active segment's; the next read or write reopens it. Never closed while: a read or write
  * is in progress (`#pins`), a reader holds the segment (`acquire`/`release`: a deletion
- * unlinks the file under it, and only the open descriptor still reaches the inode), bytes
- * written through it are not yet fdatasync'd, or it is being deleted.
+ * unlinks the file under it, and only the open descriptor still reaches the inode), or it
+ * is being deleted. Bytes written through it and not yet fdatasync'd are synced through it
+ * before it closes; a failure of that fdatasync is kept and thrown by the log's next
+ * `sync`, which takes the log offline as any failed fdatasync does.
  *
  * Index memory: a sealed segment recovered from disk loads its index file on first read
  * (`ensureIndex`) and drops it again when its descriptor is evicted, so an idle partition
@@ -57,8 +59,6 @@ const SCAN_WINDOW = 256 * 1024;
 export class Segment implements SegmentInfo, CachedFile {
   readonly baseOffset: bigint;
   readonly dir: string;
-  readonly logPath: string;
-  readonly indexPath: string;
   readonly createdAtMs: number;
   /** Bytes written to the file (readable). */
   sizeBytes: number;
@@ -91,13 +91,15 @@ export class Segment implements SegmentInfo, CachedFile {
   /** Writes started, and the count of them the last fdatasync covered. */
   #writes = 0;
   #synced = 0;
+  /** An eviction's fdatasync is running. */
+  #evictSyncing = false;
+  /** An eviction's fdatasync failed: the log's next sync throws it. */
+  #syncError: unknown;
 
   private constructor(ctx: SegmentContext, dir: string, baseOffset: bigint, sizeBytes: number, createdAtMs: number, mustCreate: boolean) {
     this.#ctx = ctx;
     this.dir = dir;
     this.baseOffset = baseOffset;
-    this.logPath = PartitionFiles.segmentLog(dir, baseOffset);
-    this.indexPath = PartitionFiles.segmentIndex(dir, baseOffset);
     this.sizeBytes = sizeBytes;
     this.assignedBytes = sizeBytes;
     this.nextOffset = baseOffset;
@@ -127,6 +129,15 @@ export class Segment implements SegmentInfo, CachedFile {
     const st = fs.statSync(PartitionFiles.segmentLog(dir, baseOffset));
     const created = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs;
     return new Segment(ctx, dir, baseOffset, st.size, created, false);
+  }
+
+  // Paths are built when asked, not held: 30,000 segments' two paths each are megabytes.
+  get logPath(): string {
+    return PartitionFiles.segmentLog(this.dir, this.baseOffset);
+  }
+
+  get indexPath(): string {
+    return PartitionFiles.segmentIndex(this.dir, this.baseOffset);
   }
 
   get maxTimestamp(): bigint {
@@ -306,8 +317,25 @@ export class Segment implements SegmentInfo, CachedFile {
 
   // -- descriptors -------------------------------------------------------------------------
 
-  evictable(): boolean {
-    return this.#fd >= 0 && this.#pins === 0 && this.#refs === 1 && this.#writes === this.#synced && !this.#deleting && !this.#closed;
+  idleState(): 'closable' | 'syncable' | 'busy' {
+    if (this.#fd < 0 || this.#pins > 0 || this.#refs !== 1 || this.#deleting || this.#closed || this.#evictSyncing || this.#syncError !== undefined) return 'busy';
+    return this.#writes === this.#synced ? 'closable' : 'syncable';
+  }
+
+  syncThenEvict(done: () => void): void {
+    const fd = this.#fd;
+    const upTo = this.#writes;
+    this.#evictSyncing = true;
+    fs.fdatasync(fd, (err) => {
+      this.#evictSyncing = false;
+      if (err) this.#syncError = err;
+      else if (upTo > this.#synced) this.#synced = upTo;
+      if (this.#fd === fd && this.idleState() === 'closable') {
+        this.#ctx.files.closed(this);
+        this.evict();
+      }
+      done();
+    });
   }
 
   evict(): void {
@@ -330,6 +358,11 @@ export class Segment implements SegmentInfo, CachedFile {
     }
   }
 
+  /** Creates the file of a planned segment now (a no-op once it exists). */
+  async ensureCreated(): Promise<void> {
+    if (this.#mustCreate) await this.withFd(async () => {});
+  }
+
   #openFd(): Promise<number> {
     this.#opening ??= (async () => {
       if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, `segment ${this.logPath} is closed`, { retriable: true });
@@ -338,7 +371,7 @@ export class Segment implements SegmentInfo, CachedFile {
         fd = await openAsync(this.logPath, 'wx+');
         try {
           // The directory entry is durable before any byte of the file can be acknowledged.
-          await fsyncDir(this.dir);
+          await this.#ctx.files.transient(() => fsyncDir(this.dir));
         } catch (err) {
           await closeAsync(fd);
           throw err;
@@ -397,6 +430,7 @@ export class Segment implements SegmentInfo, CachedFile {
    */
   async sync(io: LogIo, force = false): Promise<void> {
     const upTo = this.#writes;
+    if (this.#syncError !== undefined) throw this.#syncError;
     if (upTo === this.#synced && !force) return;
     if (this.#mustCreate) return; // no file yet: nothing written
     await this.withFd((fd) => io.fdatasync(fd));
@@ -443,7 +477,7 @@ export class Segment implements SegmentInfo, CachedFile {
       maxTimestamp: this.maxTimestamp,
       dataCrc32c: this.dataCrc32c,
     });
-    await writeFileAtomic(this.indexPath, data);
+    await this.#ctx.files.transient(() => writeFileAtomic(this.indexPath, data));
   }
 
   /** Cuts the file at `position` (a torn or corrupt tail, a partial write), durably. */

@@ -86,9 +86,9 @@ test('1,000 partitions open with no timer; interval-mode writes become durable o
       await allDurable(logs);
     });
     assert.equal(appended.intervals, 0);
-    // One timer for the earliest deadline (registrations in a later millisecond never re-arm it
-    // earlier), plus the recovery checkpoint's one, not one per log.
-    assert.ok(appended.timeouts <= 4, `${appended.timeouts} timers started for 300 dirty logs`);
+    // A few wakeups (the scheduler takes what is due within a quarter interval together),
+    // plus the recovery checkpoint's timer: not one per log.
+    assert.ok(appended.timeouts <= 10, `${appended.timeouts} timers started for 300 dirty logs`);
     for (const log of logs) assert.equal(log.durableOffset, log.highWatermark);
     assert.equal(tm.resourceStats().pendingFlushes, 0);
     assert.equal(tm.resourceStats().flushTimerArmed, false, 'no timer once nothing is dirty');
