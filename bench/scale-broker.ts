@@ -16,6 +16,16 @@ const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
 /** Lines of the broker's output kept for the error message of a failed start. */
 const TAIL_LINES = 40;
 
+/** One window of the broker's own stalls (admin GET /v1/runtime). */
+export interface RuntimeWindow {
+  seconds: number;
+  loopP99Ms: number;
+  loopMaxMs: number;
+  /** Time spent in GC pauses over the window. */
+  gcMs: number;
+  gcMaxMs: number;
+}
+
 export interface BrokerSpec {
   region: string;
   dir: string;
@@ -144,6 +154,18 @@ export class BrokerProcess {
   cpuSeconds(): number {
     const fields = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+
+  /**
+   * The broker's event-loop delay and GC pauses since the last call (GET /v1/runtime's
+   * window, then POST /v1/runtime/reset to begin the next): what the process itself added
+   * to every request's latency meanwhile.
+   */
+  async runtimeWindow(): Promise<RuntimeWindow> {
+    const res = await fetch(`http://127.0.0.1:${this.spec.adminPort}/v1/runtime/reset`, { method: 'POST' });
+    if (res.status !== 200) throw new Error(`POST /v1/runtime/reset answered ${res.status}: ${await res.text()}`);
+    const w = (await res.json()) as { windowSeconds: number; eventLoopDelayMs: { p99: number; max: number }; gc: { totalMs: number; maxMs: number } };
+    return { seconds: w.windowSeconds, loopP99Ms: w.eventLoopDelayMs.p99, loopMaxMs: w.eventLoopDelayMs.max, gcMs: w.gc.totalMs, gcMaxMs: w.gc.maxMs };
   }
 
   /** GET on the admin API: status, body size in bytes, and milliseconds to the last byte. */

@@ -52,7 +52,7 @@ import {
   writeResults,
   type Row,
 } from './harness.js';
-import { BrokerProcess, PeakSampler } from './scale-broker.js';
+import { BrokerProcess, PeakSampler, type RuntimeWindow } from './scale-broker.js';
 import { ScaleClient, type PartitionRef } from './scale-client.js';
 
 const { values: args } = parseArgs({
@@ -76,7 +76,7 @@ const LAG_RATE = 2000;
 const LAG_SECONDS = Math.max(10, Math.ceil((2 * PARTITIONS) / LAG_RATE));
 const IDLE_SECONDS = 10;
 /** How long the lag consumers get to show they read every partition, and the probes to arrive after the last is sent. */
-const WARM_UP_MS = 180_000;
+const WARM_UP_MS = 90_000;
 const LAG_DRAIN_MS = 60_000;
 const SINGLE = 'single-0';
 const CREATE_BATCH = 250;
@@ -96,14 +96,19 @@ interface Idle {
   fds: number;
   cpuPercent: number;
   euCpuPercent: number;
+  runtime: RuntimeWindow;
 }
 
 async function idle(us: BrokerProcess, eu: BrokerProcess): Promise<Idle> {
+  await us.runtimeWindow();
   const [u0, e0, t0] = [us.cpuSeconds(), eu.cpuSeconds(), performance.now()];
   await sleep(IDLE_SECONDS * 1000);
   const secs = (performance.now() - t0) / 1000;
-  return { rss: us.rss(), fds: us.fds(), cpuPercent: ((us.cpuSeconds() - u0) / secs) * 100, euCpuPercent: ((eu.cpuSeconds() - e0) / secs) * 100 };
+  const [u1, e1] = [us.cpuSeconds(), eu.cpuSeconds()];
+  return { rss: us.rss(), fds: us.fds(), cpuPercent: ((u1 - u0) / secs) * 100, euCpuPercent: ((e1 - e0) / secs) * 100, runtime: await us.runtimeWindow() };
 }
+
+const stalls = (w: RuntimeWindow) => `loop delay p99 ${w.loopP99Ms.toFixed(0)} ms, max ${w.loopMaxMs.toFixed(0)} ms; GC ${((w.gcMs / 1000 / w.seconds) * 100).toFixed(0)}% of the time, longest ${w.gcMaxMs.toFixed(0)} ms`;
 
 /** Metadata for every topic, `n` times in a row on one connection: latencies (ms, sorted) and the response size. */
 async function metadataLatency(us: BrokerProcess, n = 20): Promise<{ ms: number[]; bytes: number }> {
@@ -422,6 +427,8 @@ interface TrialResult {
   baselineMBps: number;
   controlMBps: number;
   subjectMBps: number;
+  /** us-east's own stalls while the subject fleet produced. */
+  subjectRuntime: RuntimeWindow;
   catchUpSeconds: number;
   restart: Restart;
 }
@@ -487,15 +494,18 @@ async function main(): Promise<void> {
       const controlMBps = (total * MSG) / control.seconds / 1e6;
       log(`  control, ${TOPICS} kcats into one partition: ${controlMBps.toFixed(1)} MB/s`);
       await untilReplicated(us);
+      await us.runtimeWindow();
       const subject = await fleet(Array.from({ length: TOPICS }, (_, i) => produceArgs(us, topicName(i), perTopicFile, ['-X', 'topic.partitioner=random'])));
       if (subject.failed.length > 0) throw new Error(`subject fleet: ${subject.failed.length} kcat runs failed: ${subject.failed[0]}`);
       const subjectMBps = (total * MSG) / subject.seconds / 1e6;
+      const subjectRuntime = await us.runtimeWindow();
       const catchUpSeconds = await untilReplicated(us);
       log(`  subject, ${TOPICS} kcats over ${PARTITIONS} partitions: ${subjectMBps.toFixed(1)} MB/s (${((subjectMBps / baselineMBps) * 100).toFixed(0)}% of the baseline); eu-west caught up ${catchUpSeconds.toFixed(1)} s after`);
       const restart = await restartUnderLoad(us, perTopicFile);
       log(`  restart after SIGKILL under load: Metadata for every topic after ${restart.metadataSeconds.toFixed(1)} s, a Produce after ${restart.produceSeconds.toFixed(1)} s; ${restart.fleetFailed} kcat runs failed`);
       await untilReplicated(us);
-      trials.push({ lag, baselineMBps, controlMBps, subjectMBps, catchUpSeconds, restart });
+      log(`  us-east during the subject: ${stalls(subjectRuntime)}`);
+      trials.push({ lag, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
     }
     sampler.stop();
 
@@ -521,9 +531,11 @@ async function main(): Promise<void> {
       ['broker RSS under load (peak, sampled every 250 ms)', mib(peakRss), `target < 1 GiB: ${peakRss < 2 ** 30 ? 'met' : 'missed'}`],
       ['open fds (idle empty; idle after the load; peak)', `${idleEmpty.fds}; ${idleLoaded.fds}; ${sampler.peakFds.get('us-east') ?? 0}`, `limit ${fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)/)?.[1] ?? '?'} (ulimit -n)`],
       [`broker CPU while idle, ${IDLE_SECONDS} s (empty; after the load)`, `${pct(idleEmpty.cpuPercent)}; ${pct(idleLoaded.cpuPercent)} of a core`, `target < 5%: ${idleEmpty.cpuPercent < 5 && idleLoaded.cpuPercent < 5 ? 'met' : 'missed'} (eu-west ${pct(idleEmpty.euCpuPercent)}; ${pct(idleLoaded.euCpuPercent)})`],
+      ['us-east\'s own stalls while idle (empty; after the load)', `${stalls(idleEmpty.runtime)}; ${stalls(idleLoaded.runtime)}`, 'GET /v1/runtime over the idle window'],
       [`Metadata, all ${EXPECT.size} topics (20 in a row; idle, after the load)`, `p50 ${percentile(metaEmpty.ms, 50).toFixed(1)} ms, max ${metaEmpty.ms.at(-1)!.toFixed(1)} ms; p50 ${percentile(metaLoaded.ms, 50).toFixed(1)} ms, max ${metaLoaded.ms.at(-1)!.toFixed(1)} ms`, `${(metaEmpty.bytes / 1024).toFixed(0)} KiB per response`],
-      [`produce: ${TOPICS} kcats over ${PARTITIONS} partitions vs one kcat into one partition`, `${f(trials.map((x) => x.subjectMBps), 'MB/s')} vs ${f(trials.map((x) => x.baselineMBps), 'MB/s')}: **${formatRatio(ratios)}**`, formatTarget(ratios, '>=', 0.5, '50%')],
-      [`produce: the same ${TOPICS} kcats, ${PARTITIONS} partitions vs one partition (control)`, `${f(trials.map((x) => x.controlMBps), 'MB/s')} into one partition: ${formatRatio(controlRatios)}`, 'the fleet\'s own cost taken out'],
+      [`produce: ${TOPICS} kcats (one per topic) over ${PARTITIONS} partitions vs the same ${TOPICS} kcats into one partition`, `${f(trials.map((x) => x.subjectMBps), 'MB/s')} vs ${f(trials.map((x) => x.controlMBps), 'MB/s')}: **${formatRatio(controlRatios)}**`, formatTarget(controlRatios, '>=', 0.5, '50%')],
+      [`produce: the same ${PARTITIONS} partitions vs one kcat into one partition`, `vs ${f(trials.map((x) => x.baselineMBps), 'MB/s')}: **${formatRatio(ratios)}**`, `${formatTarget(ratios, '>=', 0.5, '50%')} (this baseline starts 1 process, the subject ${TOPICS})`],
+      ['us-east\'s own stalls while the subject produced (GET /v1/runtime)', trials.map((x) => stalls(x.subjectRuntime)).join('; '), 'per trial'],
       [`replication lag at ${LAG_RATE}/s over all partitions: ack in us-east → read in eu-west`, `p50 ${f(trials.map((x) => x.lag.remote.p50 / 1000), 's', 3)}, **p99 ${f(lagP99s, 's', 3)}**, max ${(Math.max(...trials.map((x) => x.lag.remote.max)) / 1000).toFixed(3)} s`, `${formatTarget(lagP99s, '<', 1, '1 s')}; ${trials.map((x) => x.lag.remote.missing).join(', ')} of ${LAG_RATE * LAG_SECONDS} probes not read in eu-west ${LAG_DRAIN_MS / 1000} s after the last was sent${trials.some((x) => x.lag.warmed < ALL.length) ? `; the consumers were seen reading only ${trials.map((x) => x.lag.warmed).join(', ')} of ${ALL.length} partitions before the run` : ''}`],
       ['the same records read in us-east (baseline: the consumer\'s own share)', `p50 ${f(trials.map((x) => x.lag.local.p50 / 1000), 's', 3)}, p99 ${f(trials.map((x) => x.lag.local.p99 / 1000), 's', 3)}, max ${(Math.max(...trials.map((x) => x.lag.local.max)) / 1000).toFixed(3)} s`, `eu-west p99 − us-east p99: ${f(trials.map((x) => (x.lag.remote.p99 - x.lag.local.p99) / 1000), 's', 3)}`],
       ['replication catch-up after the produce run', f(trials.map((x) => x.catchUpSeconds), 's'), `${total} messages replicated`],
@@ -539,7 +551,7 @@ async function main(): Promise<void> {
       '',
       `Figures with a range are the median and range (min–max) of ${TRIALS} trial(s); the produce ratio is taken within each trial, the baseline run right before its subject.`,
       '',
-      `- Produce: ${total} messages of ${MSG} B per run, acks=all. Baseline: one kcat into \`${SINGLE}\` partition 0. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Control: the same fleet into \`${SINGLE}\`, which shows what the ${TOPICS} process starts cost by themselves.`,
+      `- Produce: ${total} messages of ${MSG} B per run, acks=all. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Its baseline (the target's row): the same fleet, same messages, into partition 0 of the one-partition topic \`${SINGLE}\`, run right before it: the ratio is what spreading over ${PARTITIONS} partitions costs. Second baseline: one kcat sends all ${total} messages into \`${SINGLE}\` (no process starts to pay for).`,
       `- Replication lag: ${LAG_RATE} one-record batches/s (100 B values) for ${LAG_SECONDS} s, round-robin over all ${PARTITIONS} partitions, acks=all, one connection with up to 5 requests in flight; a kcat consumer group in eu-west (regex subscription, from the latest offsets, shown to read every partition before the run) prints each record unbuffered; lag is from the Produce acknowledgement in us-east to the line arriving here (same clock). A probe not read ${LAG_DRAIN_MS / 1000} s after the last was sent counts as infinitely late (a p99 of Infinity: more than 1% never arrived in time). A second kcat group reads the same records in us-east: the consumer's own share of the lag.`,
       `- Restart: one kcat per topic (idempotent, same messages as the subject) produces; 2 s in, us-east gets SIGKILL and is spawned again at once; timed from the spawn to a Metadata response listing every topic with every partition led, then to an acknowledged Produce. kcat gives up when all its brokers are down (librdkafka's ALL_BROKERS_DOWN is fatal to kcat), so the kcats that were connected at the kill exit with an error: ${median(trials.map((x) => x.restart.fleetFailed))} of ${TOPICS} (median); those started after the restart finish. The consume count below covers whatever they wrote.`,
       `- RSS and fds from /proc/<pid>/status and /proc/<pid>/fd; CPU from /proc/<pid>/stat over ${IDLE_SECONDS} s with no client connected. Admin routes: median of 3 GETs.`,
