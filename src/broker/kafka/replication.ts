@@ -2,7 +2,9 @@
  * The internal replication API on the Kafka port (see replication/replication-api.ts for
  * the wire format): decode, hand to the ReplicationTarget, frame the answer with response
  * header v0. Appends release the connection once their offsets are assigned, as Produce
- * does, so requests for other partitions on the same link share the next fsync.
+ * does, so requests for other partitions on the same link share the next fsync; a v1 append
+ * (several partitions) once every item's offsets are assigned, each item judged alone.
+ * Handshakes release it at once, so a sender's many handshakes are handled concurrently.
  *
  * Every request of the four keys (handshake, append, OffsetSync, DrProbe) is first checked
  * against its connection's principal: with authorization on, it needs ClusterAction on the
