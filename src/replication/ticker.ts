@@ -2,9 +2,11 @@
  * One periodic wake-up shared by every worker of a Replicator (issue 15: no per-partition
  * timers). A worker waiting on an event that may never come (an fdatasync that failed and
  * took its log offline, bytes that a read raced with) subscribes for as long as it waits, and
- * re-checks its condition at each tick. The interval runs only while someone is subscribed,
- * so a replicator whose workers are idle (waiting for appends, which always come as events)
- * holds no timer at all; it is unref'd, so it never keeps the process alive.
+ * re-checks its condition at each tick. The interval runs only while someone is subscribed
+ * (it stops at the first tick that finds no one, rather than at each unsubscribe: a live
+ * partition subscribes and unsubscribes at every fdatasync it waits for), so a replicator
+ * whose workers are idle (waiting for appends, which always come as events) holds no timer
+ * at all after one tick; it is unref'd, so it never keeps the process alive.
  */
 export class Ticker {
   readonly intervalMs: number;
@@ -31,14 +33,15 @@ export class Ticker {
     this.#timer ??= setInterval(() => this.#tick(), this.intervalMs).unref();
     return () => {
       this.#subscribers.delete(fn);
-      if (this.#subscribers.size === 0 && this.#timer !== undefined) {
-        clearInterval(this.#timer);
-        this.#timer = undefined;
-      }
     };
   }
 
   #tick(): void {
+    if (this.#subscribers.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
     for (const fn of [...this.#subscribers]) fn();
   }
 }
