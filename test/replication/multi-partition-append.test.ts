@@ -13,7 +13,7 @@
  *     receiver from before v1 (a stand-in server, since no older Meridian runs here: it
  *     answers the handshake without the maxAppendVersion field and takes v0 appends only)
  *     every append goes alone as v0; against the real broker, appends submitted together
- *     leave in one v1 request.
+ *     leave in one v1 request, and one of them refused there fails alone.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -258,6 +258,21 @@ test('RemoteRegion sends several partitions per request only to a remote whose h
   const fresh = await fourAppends(toNew, 'ok-g');
   assert.deepEqual(fresh.map((r) => [r.errorCode, r.senderCursor]), [0, 1, 2, 3].map(() => [0, 0n]));
   assert.deepEqual([toNew.counters.appendRequests, toNew.counters.partitionAppends, toNew.counters.maxPartitionsPerRequest], [1, 4, 4], 'the four appends left in one request');
+  // One partition refused inside the shared request: only its append fails.
+  const ac = new AbortController();
+  const next = [0, 1, 2, 3].map((p) =>
+    toNew.append(policyLink(REGION, false), item('ok-g', p, `ok-g-${p}`, 1n, 1, p === 2 ? 5n : 0n), 100, ac.signal).then(
+      (r) => `ok ${r.senderCursor}`,
+      (err: Error) => `refused: ${err.message}`,
+    ),
+  );
+  const outcomes = await Promise.all(next);
+  assert.deepEqual([toNew.counters.appendRequests, toNew.counters.partitionAppends], [2, 8], 'the four appends left in one request');
+  assert.deepEqual([outcomes[0], outcomes[1], outcomes[3]], ['ok 1', 'ok 1', 'ok 1']);
+  assert.match(outcomes[2], /^refused: .*continues from 5/);
   const g = await valuesIn('ok-g');
-  assert.deepEqual([0, 1, 2, 3].map((p) => g.get(p)), [0, 1, 2, 3].map((p) => values(`ok-g-${p}`, 0, 1)));
+  assert.deepEqual(
+    [0, 1, 2, 3].map((p) => g.get(p)),
+    [0, 1, 2, 3].map((p) => values(`ok-g-${p}`, 0, p === 2 ? 1 : 2)),
+  );
 });
