@@ -69,6 +69,28 @@ export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts:
     ['tier'],
     () => [{ labels: { tier: 'local' }, value: sum(localCorrupt()) }, { labels: { tier: 'tiered' }, value: broker.tiered?.reader.stats().corruptions ?? 0 }],
   );
+  // Resources shared by every partition (storage/README.md "Many partitions").
+  gaugeFrom(registry, 'meridian_storage_open_files', 'Segment files this broker holds open now (the descriptor cache; busy files may briefly exceed its bound).', [], () => one(topics.resourceStats().openFiles));
+  gaugeFrom(registry, 'meridian_storage_open_files_limit', 'The bound on open segment files (log.maxOpenFiles).', [], () => one(topics.resourceStats().maxOpenFiles));
+  counterFrom(registry, 'meridian_storage_file_evictions_total', 'Idle segment files closed to stay under log.maxOpenFiles (reopened on their next read or write); a fast rise means the bound is too small for the working set.', [], () =>
+    one(topics.resourceStats().fdEvictions),
+  );
+  gaugeFrom(registry, 'meridian_storage_pending_flushes', 'Partitions waiting for their interval fdatasync (flush mode interval); 0 and no timer when nothing is dirty.', [], () => one(topics.resourceStats().pendingFlushes));
+  gaugeFrom(
+    registry,
+    'meridian_storage_recovery_segments',
+    'What the last start-up\'s recovery did with each segment: trusted (sealed, from its index alone) or scanned (batch by batch, wholly or past the recovery checkpoint).',
+    ['how'],
+    () => {
+      const r = topics.recoveryStats();
+      return [
+        { labels: { how: 'trusted' }, value: r.trustedSealed },
+        { labels: { how: 'scanned' }, value: r.scannedSegments },
+      ];
+    },
+  );
+  gaugeFrom(registry, 'meridian_storage_recovery_scanned_bytes', 'Bytes of segment data the last start-up\'s recovery read: the unflushed tails, not the history.', [], () => one(topics.recoveryStats().scannedBytes));
+
   const refused = logTotals((s) => s.refusedOutOfSpace);
   counterFrom(registry, 'meridian_storage_refused_appends_total', 'Appends refused because the disk was full (the producer gets a retriable KAFKA_STORAGE_ERROR).', [], () => one(sum(refused())));
 }

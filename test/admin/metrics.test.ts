@@ -145,6 +145,21 @@ test('one broker: requests, bytes, topic bytes per tier, offload, cold reads and
     assert.equal(settled.s.value('meridian_partition_bytes', { topic: TOPIC, tier }), settled.s.value('meridian_topic_bytes', { topic: TOPIC, tier }), `per-partition ${tier} bytes add up to the topic's`);
   }
   assert.equal(settled.s.value('meridian_storage_offline_partitions'), 0);
+  // Open segment files, as the kernel counts them: this process's descriptors on .log files
+  // under the broker's logs directory (the broker runs in this process).
+  const segmentFds = () =>
+    fs.readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(path.join(path.resolve(tb.dataDir), 'logs')) && target.endsWith('.log') ? [target] : [];
+      } catch {
+        return []; // closed between the listing and the readlink
+      }
+    });
+  const files = await ParsedScrape.of(metrics);
+  assert.equal(files.value('meridian_storage_open_files'), segmentFds().length, `open segment files: what /proc lists (${segmentFds().join(', ')})`);
+  assert.ok(files.value('meridian_storage_open_files') > 0 && files.value('meridian_storage_open_files') <= files.value('meridian_storage_open_files_limit'));
+  assert.equal(files.value('meridian_storage_open_files_limit'), 4096, 'log.maxOpenFiles by default');
   assert.equal(settled.s.value('meridian_storage_corrupt_reads_total'), 0);
 
   // A group reads everything (from the bucket: nothing is local any more) and commits.
