@@ -140,9 +140,11 @@ function mayCreate(deps: KafkaApiDeps, who: Requester, topic: string): boolean {
 }
 
 export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRequest, version: number, who: Requester = UNKNOWN_REQUESTER): Promise<CreateTopicsResponse> {
-  const results: CreateTopicsResponse['topics'] = [];
   const seen = new Set<string>();
-  for (const t of req.topics) {
+  // Every topic of the request is created at once (each one's checks run synchronously, in
+  // request order, before its first await), so they share topics.json writes (the topic
+  // manager's group commit): 1,000 topics in one request cost a few writes, not 1,000.
+  const results = await Promise.all(req.topics.map(async (t) => {
     const result: CreateTopicsResponseCreatableTopicResult = {
       name: t.name,
       topicId: ZERO_UUID,
@@ -182,8 +184,8 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       result.errorCode = k.name === 'INVALID_PARTITIONS' && /replication factor/.test(k.message) ? kafkaCode('INVALID_REPLICATION_FACTOR') : k.code;
       result.errorMessage = k.message;
     }
-    results.push(result);
-  }
+    return result;
+  }));
   return { throttleTimeMs: 0, topics: results };
 }
 
