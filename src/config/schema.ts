@@ -690,7 +690,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       minimum: 1,
       maximum: 16,
     },
-    concurrency: { description: 'Replication requests in flight at once per remote region, across its partitions.', default: 16, type: 'integer', minimum: 1, maximum: 64 },
+    concurrency: { description: 'Append requests in flight at once per remote region, across its partitions (each may carry many partitions; handshakes have their own limit of the same size).', default: 16, type: 'integer', minimum: 1, maximum: 64 },
     requestTimeoutMs: duration('A remote region that does not answer a request within this is treated as unreachable.', '30s', { minimum: 100, maximum: MAX_TIMER_MS }),
     retry: section('Backoff after a failed replication request: exponential with jitter.', {
       initialMs: duration('First delay.', '100ms', { minimum: 1, maximum: MAX_TIMER_MS }),
