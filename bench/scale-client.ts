@@ -113,6 +113,28 @@ export class ScaleClient {
     }
   }
 
+  /**
+   * Produces one batch of `count` records of `value` to each of `batches` (acks=all), all in
+   * one request, without waiting: the caller pipelines. Rejects when any partition answers an
+   * error.
+   */
+  async produceBatches(batches: Array<PartitionRef & { batch: Buffer }>): Promise<void> {
+    const byTopic = new Map<string, Array<{ index: number; records: Buffer }>>();
+    for (const b of batches) {
+      const list = byTopic.get(b.topic) ?? [];
+      if (list.length === 0) byTopic.set(b.topic, list);
+      list.push({ index: b.partition, records: b.batch });
+    }
+    const topicData = [...byTopic].map(([name, partitionData]) => ({ name, partitionData }));
+    const r = await this.#request(ApiKey.Produce, PRODUCE_VERSION, { transactionalId: null, acks: -1, timeoutMs: 30_000, topicData });
+    const res = messageCodecs.get(ApiKey.Produce)!.decodeResponse(r.body, PRODUCE_VERSION) as {
+      responses: Array<{ name: string; partitionResponses: Array<{ index: number; errorCode: number }> }>;
+    };
+    for (const t of res.responses) {
+      for (const p of t.partitionResponses) if (p.errorCode !== 0) throw new Error(`produce to ${t.name}[${p.index}] failed with error code ${p.errorCode}`);
+    }
+  }
+
   /** The latest offset (high watermark) of each partition. */
   async highWatermarks(partitions: PartitionRef[]): Promise<Map<string, bigint>> {
     const byTopic = new Map<string, number[]>();

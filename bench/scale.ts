@@ -17,7 +17,10 @@
  *      - replication lag: a producer sends 2,000 one-record batches/s round-robin over all
  *        N partitions (acks=all) while a kcat consumer group in eu-west reads them; lag is
  *        from the produce acknowledgement in us-east to kcat printing the record in eu-west;
- *      - produce, same total bytes each: the baseline is one kcat into a one-partition topic
+ *      - produce through one connection (this script's producer, ~1 MB requests, 5 in flight):
+ *        over all N partitions round-robin against the same bytes into one partition (the
+ *        target's ratio: what spreading costs the broker);
+ *      - produce with kcat, same total bytes each: the baseline is one kcat into a one-partition topic
  *        (its best case); the subject is one kcat per topic (random partitioner over its 10
  *        partitions, acks=all), 8 at a time; a control row sends the same kcat fleet into the
  *        one-partition topic, to tell the fleet's own cost (1,000 process starts) from the
@@ -54,6 +57,7 @@ import {
 } from './harness.js';
 import { BrokerProcess, PeakSampler, type RuntimeWindow } from './scale-broker.js';
 import { ScaleClient, type PartitionRef } from './scale-client.js';
+import { encodeBatch } from '../src/storage/record-batch.js';
 
 const { values: args } = parseArgs({
   options: { partitions: { type: 'string' }, trials: { type: 'string' }, messages: { type: 'string' } },
@@ -422,8 +426,53 @@ async function consume(us: BrokerProcess): Promise<Consume> {
   };
 }
 
+/** Bytes of one produce request of the one-connection rows (librdkafka's default message.max.bytes). */
+const REQUEST_BYTES = 1_000_000;
+const IN_FLIGHT = 5;
+
+/**
+ * One connection produces `total` records of MSG bytes, acks=all, up to IN_FLIGHT requests of
+ * about REQUEST_BYTES in flight (as librdkafka pipelines), round-robin over `targets`: each
+ * request carries one batch for each of the next partitions in turn, of total/targets records
+ * each (at least 1). Into one partition, each request is one batch of REQUEST_BYTES. MB/s.
+ */
+async function oneConnection(us: BrokerProcess, targets: PartitionRef[], total: number): Promise<number> {
+  const client = await ScaleClient.connect(us.spec.port);
+  try {
+    const perPartition = Math.max(1, Math.min(Math.floor(total / targets.length), Math.floor(REQUEST_BYTES / MSG)));
+    const partitionsPerRequest = Math.max(1, Math.floor(REQUEST_BYTES / (perPartition * MSG)));
+    const value = Buffer.alloc(MSG - 30, 0x73);
+    // Built before the clock starts: the client's encoding is not what is measured.
+    const requests: Array<Array<PartitionRef & { batch: Buffer }>> = [];
+    let sent = 0;
+    let next = 0;
+    while (sent < total) {
+      const req: Array<PartitionRef & { batch: Buffer }> = [];
+      while (req.length < partitionsPerRequest && sent < total) {
+        const n = Math.min(perPartition, total - sent);
+        req.push({ ...targets[next++ % targets.length], batch: encodeBatch({ records: Array.from({ length: n }, () => ({ value })) }) });
+        sent += n;
+      }
+      requests.push(req);
+    }
+    const t0 = performance.now();
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (i < requests.length) await client.produceBatches(requests[i++]);
+      }),
+    );
+    return (total * MSG) / ((performance.now() - t0) / 1000) / 1e6;
+  } finally {
+    client.close();
+  }
+}
+
 interface TrialResult {
   lag: Lag;
+  /** One connection over every partition, and the same into one partition (MB/s). */
+  spreadMBps: number;
+  spreadBaselineMBps: number;
   baselineMBps: number;
   controlMBps: number;
   subjectMBps: number;
@@ -484,6 +533,11 @@ async function main(): Promise<void> {
       const lf = (x: LagFigures) => `p50 ${x.p50.toFixed(0)} ms, p99 ${x.p99.toFixed(0)} ms, max ${x.max.toFixed(0)} ms (${x.samples} samples, ${x.missing} missing)`;
       log(`  lag over ${lag.partitions} partitions, read in eu-west: ${lf(lag.remote)}; read in us-east: ${lf(lag.local)}`);
       await untilReplicated(us);
+      const spreadBaselineMBps = await oneConnection(us, [{ topic: SINGLE, partition: 0 }], total);
+      await untilReplicated(us);
+      const spreadMBps = await oneConnection(us, ALL, total);
+      log(`  one connection over ${PARTITIONS} partitions: ${spreadMBps.toFixed(1)} MB/s; into one partition: ${spreadBaselineMBps.toFixed(1)} MB/s (${((spreadMBps / spreadBaselineMBps) * 100).toFixed(0)}%)`);
+      await untilReplicated(us);
       const tBase = performance.now();
       await kcat(produceArgs(us, SINGLE, totalFile, ['-p', '0']));
       const baselineMBps = (total * MSG) / ((performance.now() - tBase) / 1000) / 1e6;
@@ -505,7 +559,7 @@ async function main(): Promise<void> {
       log(`  restart after SIGKILL under load: Metadata for every topic after ${restart.metadataSeconds.toFixed(1)} s, a Produce after ${restart.produceSeconds.toFixed(1)} s; ${restart.fleetFailed} kcat runs failed`);
       await untilReplicated(us);
       log(`  us-east during the subject: ${stalls(subjectRuntime)}`);
-      trials.push({ lag, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
+      trials.push({ lag, spreadMBps, spreadBaselineMBps, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
     }
     sampler.stop();
 
@@ -524,6 +578,7 @@ async function main(): Promise<void> {
     const f = (xs: number[], unit: string, d = 1) => formatMedian(xs, unit, d);
     const ratios = trials.map((x) => x.subjectMBps / x.baselineMBps);
     const controlRatios = trials.map((x) => x.subjectMBps / x.controlMBps);
+    const spreadRatios = trials.map((x) => x.spreadMBps / x.spreadBaselineMBps);
     const lagP99s = trials.map((x) => x.lag.remote.p99 / 1000);
     const restarts = trials.map((x) => x.restart.metadataSeconds);
     const rows: Row[] = [
@@ -533,6 +588,11 @@ async function main(): Promise<void> {
       [`broker CPU while idle, ${IDLE_SECONDS} s (empty; after the load)`, `${pct(idleEmpty.cpuPercent)}; ${pct(idleLoaded.cpuPercent)} of a core`, `target < 5%: ${idleEmpty.cpuPercent < 5 && idleLoaded.cpuPercent < 5 ? 'met' : 'missed'} (eu-west ${pct(idleEmpty.euCpuPercent)}; ${pct(idleLoaded.euCpuPercent)})`],
       ['us-east\'s own stalls while idle (empty; after the load)', `${stalls(idleEmpty.runtime)}; ${stalls(idleLoaded.runtime)}`, 'GET /v1/runtime over the idle window'],
       [`Metadata, all ${EXPECT.size} topics (20 in a row; idle, after the load)`, `p50 ${percentile(metaEmpty.ms, 50).toFixed(1)} ms, max ${metaEmpty.ms.at(-1)!.toFixed(1)} ms; p50 ${percentile(metaLoaded.ms, 50).toFixed(1)} ms, max ${metaLoaded.ms.at(-1)!.toFixed(1)} ms`, `${(metaEmpty.bytes / 1024).toFixed(0)} KiB per response`],
+      [
+        `produce: one connection over all ${PARTITIONS} partitions vs the same connection into one partition (acks=all, ${IN_FLIGHT} requests of ~1 MB in flight)`,
+        `${f(trials.map((x) => x.spreadMBps), 'MB/s')} vs ${f(trials.map((x) => x.spreadBaselineMBps), 'MB/s')}: **${formatRatio(spreadRatios)}**`,
+        formatTarget(spreadRatios, '>=', 0.5, '50%'),
+      ],
       [`produce: ${TOPICS} kcats (one per topic) over ${PARTITIONS} partitions vs the same ${TOPICS} kcats into one partition`, `${f(trials.map((x) => x.subjectMBps), 'MB/s')} vs ${f(trials.map((x) => x.controlMBps), 'MB/s')}: **${formatRatio(controlRatios)}**`, formatTarget(controlRatios, '>=', 0.5, '50%')],
       [`produce: the same ${PARTITIONS} partitions vs one kcat into one partition`, `vs ${f(trials.map((x) => x.baselineMBps), 'MB/s')}: **${formatRatio(ratios)}**`, `${formatTarget(ratios, '>=', 0.5, '50%')} (this baseline starts 1 process, the subject ${TOPICS})`],
       ['us-east\'s own stalls while the subject produced (GET /v1/runtime)', trials.map((x) => stalls(x.subjectRuntime)).join('; '), 'per trial'],
@@ -551,7 +611,8 @@ async function main(): Promise<void> {
       '',
       `Figures with a range are the median and range (min–max) of ${TRIALS} trial(s); the produce ratio is taken within each trial, the baseline run right before its subject.`,
       '',
-      `- Produce: ${total} messages of ${MSG} B per run, acks=all. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Its baseline (the target's row): the same fleet, same messages, into partition 0 of the one-partition topic \`${SINGLE}\`, run right before it: the ratio is what spreading over ${PARTITIONS} partitions costs. Second baseline: one kcat sends all ${total} messages into \`${SINGLE}\` (no process starts to pay for).`,
+      `- Produce, one connection (the target's row): this script's producer sends ${total} messages of ${MSG} B, acks=all, with ${IN_FLIGHT} requests of about 1 MB in flight on one connection; over all partitions each request carries one batch for each of the next partitions in turn (round-robin, ${Math.max(1, Math.floor(total / PARTITIONS))} records a batch), into one partition each request is one batch. Both run back to back in each trial, the one-partition baseline first; the ratio is what spreading the same bytes over ${PARTITIONS} partitions costs the broker (more, smaller batches; an fdatasync per partition written).`,
+      `- Produce, kcat: ${total} messages of ${MSG} B per run, acks=all. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Its baseline: the same fleet, same messages, into partition 0 of the one-partition topic \`${SINGLE}\`, run right before it: the ratio is what spreading over ${PARTITIONS} partitions costs. Second baseline: one kcat sends all ${total} messages into \`${SINGLE}\` (no process starts to pay for).`,
       `- Replication lag: ${LAG_RATE} one-record batches/s (100 B values) for ${LAG_SECONDS} s, round-robin over all ${PARTITIONS} partitions, acks=all, one connection with up to 5 requests in flight; a kcat consumer group in eu-west (regex subscription, from the latest offsets, shown to read every partition before the run) prints each record unbuffered; lag is from the Produce acknowledgement in us-east to the line arriving here (same clock). A probe not read ${LAG_DRAIN_MS / 1000} s after the last was sent counts as infinitely late (a p99 of Infinity: more than 1% never arrived in time). A second kcat group reads the same records in us-east: the consumer's own share of the lag.`,
       `- Restart: one kcat per topic (idempotent, same messages as the subject) produces; 2 s in, us-east gets SIGKILL and is spawned again at once; timed from the spawn to a Metadata response listing every topic with every partition led, then to an acknowledged Produce. kcat gives up when all its brokers are down (librdkafka's ALL_BROKERS_DOWN is fatal to kcat), so the kcats running at the kill or started while it was down exit with an error: ${median(trials.map((x) => x.restart.fleetFailed))} of ${TOPICS} (median); those started once it serves again finish. The consume count below covers whatever they wrote.`,
       `- RSS and fds from /proc/<pid>/status and /proc/<pid>/fd; CPU from /proc/<pid>/stat over ${IDLE_SECONDS} s with no client connected. Admin routes: median of 3 GETs.`,
