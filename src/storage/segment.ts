@@ -354,7 +354,8 @@ export class Segment implements SegmentInfo, CachedFile {
       this.#ctx.files.touched(this);
       return await fn(fd);
     } finally {
-      if (--this.#pins === 0 && this.#ctx.files.size > this.#ctx.files.limit) this.#ctx.files.trim();
+      // Idle again: close something if over the limit or an open waits for room.
+      if (--this.#pins === 0 && this.#ctx.files.wantsRoom) this.#ctx.files.trim();
     }
   }
 
@@ -366,23 +367,30 @@ export class Segment implements SegmentInfo, CachedFile {
   #openFd(): Promise<number> {
     this.#opening ??= (async () => {
       if (this.#closed) throw new MeridianError(ErrorCode.LogClosed, `segment ${this.logPath} is closed`, { retriable: true });
+      // Room under log.maxOpenFiles first (waits while every descriptor is busy).
+      await this.#ctx.files.admit();
       let fd: number;
-      if (this.#mustCreate) {
-        fd = await openAsync(this.logPath, 'wx+');
-        try {
-          // The directory entry is durable before any byte of the file can be acknowledged.
-          await this.#ctx.files.transient(() => fsyncDir(this.dir));
-        } catch (err) {
-          await closeAsync(fd);
-          throw err;
+      try {
+        if (this.#mustCreate) {
+          fd = await openAsync(this.logPath, 'wx+');
+          try {
+            // The directory entry is durable before any byte of the file can be acknowledged.
+            await this.#ctx.files.transient(() => fsyncDir(this.dir));
+          } catch (err) {
+            await closeAsync(fd);
+            throw err;
+          }
+          this.#mustCreate = false;
+        } else {
+          fd = await openAsync(this.logPath, 'r+');
         }
-        this.#mustCreate = false;
-      } else {
-        fd = await openAsync(this.logPath, 'r+');
-      }
-      if (this.#closed) {
-        await closeAsync(fd);
-        throw new MeridianError(ErrorCode.LogClosed, `segment ${this.logPath} is closed`, { retriable: true });
+        if (this.#closed) {
+          await closeAsync(fd);
+          throw new MeridianError(ErrorCode.LogClosed, `segment ${this.logPath} is closed`, { retriable: true });
+        }
+      } catch (err) {
+        this.#ctx.files.openFailed();
+        throw err;
       }
       this.#fd = fd;
       this.#ctx.files.opened(this);
@@ -410,6 +418,7 @@ export class Segment implements SegmentInfo, CachedFile {
 
   release(): void {
     if (--this.#refs === 0) void this.#closeFd().catch(() => {});
+    else if (this.#refs === 1 && this.#ctx.files.wantsRoom) this.#ctx.files.trim();
   }
 
   // -- I/O ---------------------------------------------------------------------------------
