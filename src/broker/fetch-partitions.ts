@@ -5,7 +5,9 @@
  * `maxWaitMs` has passed, or the client went away.
  *
  * Budgets follow KIP-74: the first non-empty partition always returns at least one whole
- * batch, however large; later partitions return only what fits what is left.
+ * batch, however large; later partitions return only what fits what is left. The reads
+ * themselves are bounded by what is left (`readBudgeted`), so a fetch naming 10,000
+ * partitions holds about `maxBytes` of read buffers, not a window per partition.
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
@@ -41,32 +43,17 @@ export interface FetchOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Partition reads in flight at once for one fetch. The I/O pool runs 4 at a time anyway;
+ * more would only hold more read buffers (a kcat group's full fetch names all 10,000
+ * partitions, and each read used to hold a window of max.partition.fetch.bytes + slack).
+ */
+const READ_CONCURRENCY = 16;
+
 export async function fetchPartitions(views: LogViews, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<FetchPartitionResult[]> {
   const deadline = Date.now() + Math.max(0, opts.maxWaitMs);
   for (;;) {
-    // Read every partition at once (the reads run in parallel in the I/O pool), each
-    // within its own limit; then apply the response's total budget in request order.
-    const logs: PartitionLog[] = [];
-    const slabs: Buffer[] = [];
-    const reads = reqs.map(async (req): Promise<FetchPartitionResult> => {
-      const view = views.view(req.topic, req.partition);
-      if (view === undefined) {
-        return { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
-      }
-      logs.push(view.local);
-      // The local log start stands in while the store's part is unknown (the error path).
-      const base = { topic: req.topic, partition: req.partition, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset };
-      try {
-        base.logStartOffset = view.logStartOffset;
-        const budget = Math.max(1, Math.min(req.maxBytes, opts.maxBytes));
-        const r = await view.read(req.fetchOffset, budget, { pool: opts.pool, signal: opts.signal });
-        if (r.pooled) slabs.push(r.pooled);
-        return { ...base, highWatermark: r.highWatermark, errorCode: 0, records: r.records };
-      } catch (err) {
-        return { ...base, errorCode: toKafkaError(err).code, records: null };
-      }
-    });
-    const results = await Promise.all(reads);
+    const { results, logs, slabs } = await readBudgeted(views, reqs, opts);
     let total = 0;
     let anyError = false;
     for (const r of results) {
@@ -88,6 +75,80 @@ export async function fetchPartitions(views: LogViews, reqs: readonly FetchParti
     for (const slab of slabs) opts.pool?.release(slab);
     await waitForAppend(logs, remaining, opts.signal);
   }
+}
+
+/**
+ * Reads the partitions in request order, up to READ_CONCURRENCY at once (in parallel in the
+ * I/O pool), each within its own limit and within what the response's `maxBytes` has left:
+ * a read reserves its budget from the total when it starts and gives back what it did not
+ * use when it ends, so the read buffers of one fetch stay within about `maxBytes` however
+ * many partitions it names. A partition already read to its end (the usual case in a fetch
+ * of 10,000 partitions) costs no read and no buffer. A partition is answered empty for
+ * lack of budget only when the reads done already fill `maxBytes` (the response is full;
+ * the client fetches it next time), never because reads in flight reserved it.
+ */
+async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionRequest[], opts: FetchOptions): Promise<{ results: FetchPartitionResult[]; logs: PartitionLog[]; slabs: Buffer[] }> {
+  const results: FetchPartitionResult[] = new Array(reqs.length);
+  const logs: PartitionLog[] = [];
+  const slabs: Buffer[] = [];
+  let used = 0;
+  let reserved = 0;
+  let inFlight = 0;
+  let settled: (() => void) | undefined;
+  const reads: Promise<void>[] = [];
+  for (let i = 0; i < reqs.length; i++) {
+    const req = reqs[i];
+    const view = views.view(req.topic, req.partition);
+    if (view === undefined) {
+      results[i] = { topic: req.topic, partition: req.partition, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), highWatermark: -1n, logStartOffset: -1n, records: null };
+      continue;
+    }
+    logs.push(view.local);
+    // The local log start stands in while the store's part is unknown (the error path).
+    const base = { topic: req.topic, partition: req.partition, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset };
+    try {
+      base.logStartOffset = view.logStartOffset;
+    } catch (err) {
+      results[i] = { ...base, errorCode: toKafkaError(err).code, records: null };
+      continue;
+    }
+    if (req.fetchOffset === base.highWatermark && req.fetchOffset >= base.logStartOffset) {
+      results[i] = { ...base, errorCode: 0, records: EMPTY };
+      continue;
+    }
+    // Wait for a slot, and for budget while reads in flight hold it.
+    while (inFlight >= READ_CONCURRENCY || (inFlight > 0 && opts.maxBytes - used - reserved <= 0)) {
+      await new Promise<void>((resolve) => (settled = resolve));
+    }
+    const left = opts.maxBytes - used - reserved;
+    if (left <= 0 && used > 0) {
+      results[i] = { ...base, errorCode: 0, records: EMPTY };
+      continue;
+    }
+    const budget = Math.max(1, Math.min(req.maxBytes, left));
+    reserved += budget;
+    inFlight++;
+    reads.push(
+      (async () => {
+        try {
+          const r = await view.read(req.fetchOffset, budget, { pool: opts.pool, signal: opts.signal });
+          if (r.pooled) slabs.push(r.pooled);
+          used += r.records.length;
+          results[i] = { ...base, highWatermark: r.highWatermark, errorCode: 0, records: r.records };
+        } catch (err) {
+          results[i] = { ...base, errorCode: toKafkaError(err).code, records: null };
+        } finally {
+          reserved -= budget;
+          inFlight--;
+          const wake = settled;
+          settled = undefined;
+          wake?.();
+        }
+      })(),
+    );
+  }
+  await Promise.all(reads);
+  return { results, logs, slabs };
 }
 
 /** Resolves on the first append to any of `logs`, after `ms`, or on abort. */

@@ -86,6 +86,8 @@ class SyncFailure extends Error {
 }
 
 const WARN_EVERY_MS = 10_000;
+/** The records of an empty read: shared (zero bytes, nothing to write into), not one per read. */
+const NO_RECORDS = Buffer.alloc(0);
 
 export interface LogOptions {
   segmentBytes: number;
@@ -714,7 +716,7 @@ export class PartitionLog {
       if (offset < logStart || offset > hw) {
         throw new MeridianError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside the log's range [${logStart}, ${hw}] in ${this.dir}`);
       }
-      const empty = { records: Buffer.alloc(0), highWatermark: hw, logStartOffset: logStart };
+      const empty = { records: NO_RECORDS, highWatermark: hw, logStartOffset: logStart };
       if (offset >= limit) return empty;
       const seg = this.#segmentFor(offset);
       if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
