@@ -13,8 +13,19 @@
  * set only when the peer acknowledged that very commit (it made it durable first); a failed
  * sync is retried after a backoff, and after a failure (or at start) every current commit is
  * sent again: the peer keeps the newest per group partition, so a resend changes nothing.
- * Partition ends go when they changed, and at least every `endsEveryMs` (the age a promote
- * reports is the time since the last one).
+ * Partition ends go when they changed; at least every `endsEveryMs` a sync goes even when
+ * nothing changed, a heartbeat: the peer takes every successful sync as "the ends I hold from
+ * this sender are current as of now" (remote-offsets.ts), which is true because every sync
+ * carries every end that changed since the peer's last acknowledged one, and after a failure
+ * or on a new connection every end is sent again. The age a promote reports is the time since
+ * the last sync.
+ *
+ * Idle cost. A broker may hold 10,000 partitions: the publisher does no per-partition work
+ * when nothing changed. It watches each log (`onAppend`, `onTruncated`) and keeps, per peer,
+ * the set of partitions that changed since the last sync; the tick (`intervalMs`) looks at
+ * peers only. The policies' topic lists per peer are recomputed when topics or policies
+ * change. The last batch's timestamp of a partition (a read from disk, through the storage
+ * layer's bounded descriptor cache) is cached per high watermark: read once per change.
  */
 import type { Logger } from 'pino';
 import type { LinkSecurityConfig } from '../config/schema.js';
@@ -22,6 +33,7 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import { LinkClient } from '../replication/link-client.js';
 import { policyFor, type Policy, type RegionEntry } from '../replication/policy.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
+import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { DrApiKey, readHead, writeOffsetSyncRequest, type PartitionEnd, type SyncedCommit } from './dr-api.js';
 
@@ -64,12 +76,36 @@ export interface PeerSyncStatus {
 
 const MAX_COMMITS_PER_SYNC = 5000;
 
+/** A partition log the publisher watches, and the last batch timestamp read at a high watermark. */
+interface Watched {
+  topic: string;
+  topicId: string;
+  partition: number;
+  log: PartitionLog;
+  off: () => void;
+  ts: { endOffset: bigint; value: number } | undefined;
+}
+
+export interface OffsetPublisherStats {
+  /** Reads of a partition's last batch (for its timestamp): one per change of its end. */
+  lastTimestampReads: number;
+  /** Partition ends sent, over all peers. */
+  endsSent: number;
+  /** Partitions whose ends were considered by syncs, over all peers (what an idle broker keeps near zero). */
+  endsConsidered: number;
+}
+
 class Peer {
   readonly name: string;
   client: LinkClient;
   address: string;
   pending = new Map<string, SyncedCommit>();
-  endsSent = new Map<string, string>();
+  /** Partitions whose end changed since the last sync that carried ends. */
+  dirty = new Set<Watched>();
+  /** Send every end with the next sync (at start, after a failure, on a new connection: the peer may lack some). */
+  full = true;
+  /** The topics whose ends go to this peer (its policies include this region and the peer). */
+  topics = new Set<string>();
   endsSentAt = 0;
   inFlight = false;
   retryAt = 0;
@@ -93,12 +129,27 @@ export class OffsetPublisher {
   #log: Logger;
   /** Commits whose vectors are being computed, in arrival order per group partition. */
   #chain: Promise<void> = Promise.resolve();
+  #watched = new Map<PartitionLog, Watched>();
+  /** Topics were created, deleted or grew: watch their logs before the next sync. */
+  #rescan = true;
+  /** The policies the peers' topic sets were computed from. */
+  #policiesSeen: readonly Policy[] | undefined;
+  #offTopics: Array<() => void>;
+  #stats: OffsetPublisherStats = { lastTimestampReads: 0, endsSent: 0, endsConsidered: 0 };
 
   constructor(opts: OffsetPublisherOptions) {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'offset-sync' });
+    const rescan = () => {
+      this.#rescan = true;
+    };
+    this.#offTopics = [opts.topics.onTopicChange(rescan), opts.topics.onPartitionsAdded(rescan)];
     this.#timer = setInterval(() => this.#tick(), opts.intervalMs ?? 200);
     this.#timer.unref();
+  }
+
+  stats(): OffsetPublisherStats {
+    return { ...this.#stats };
   }
 
   /** The regions (other than this one) that `topic`'s policy replicates among. */
@@ -149,6 +200,8 @@ export class OffsetPublisher {
     if (p === undefined) {
       p = new Peer(entry, this.#opts.requestTimeoutMs, this.#opts.region, this.#opts.linkSecurity?.(entry));
       this.#peers.set(name, p);
+      // A new peer gets every end with its first sync (`full`).
+      p.topics = this.#topicsByPeer.get(name) ?? new Set();
     }
     return p;
   }
@@ -159,8 +212,9 @@ export class OffsetPublisher {
 
   #tick(): void {
     if (this.#closed) return;
-    const wanted = new Set<string>();
-    for (const t of this.#opts.topics.listTopics()) for (const r of this.peersOf(t.name)) wanted.add(r);
+    const policies = this.#opts.policies();
+    if (this.#rescan || policies !== this.#policiesSeen) this.#refresh(policies);
+    const wanted = this.#wantedPeers;
     for (const name of wanted) this.#peer(name);
     for (const [name, p] of this.#peers) {
       if (!wanted.has(name) && p.pending.size === 0) {
@@ -170,6 +224,72 @@ export class OffsetPublisher {
       }
       if (!p.inFlight && Date.now() >= p.retryAt) void this.#sync(p);
     }
+  }
+
+  /** The peers some topic's policy replicates to (recomputed with the topic sets). */
+  #wantedPeers = new Set<string>();
+  /** The topic sets per peer, last computed. */
+  #topicsByPeer = new Map<string, Set<string>>();
+
+  /**
+   * Recomputes which topics go to which peer and watches every partition log (a new one, or
+   * one of a topic new to a peer, is dirty for that peer; gone ones are forgotten). Runs when
+   * topics or policies changed: O(all partitions), but never on an idle tick.
+   */
+  #refresh(policies: readonly Policy[]): void {
+    this.#rescan = false;
+    this.#policiesSeen = policies;
+    const byPeer = new Map<string, Set<string>>();
+    for (const t of this.#opts.topics.listTopics()) {
+      for (const r of this.peersOf(t.name)) {
+        let set = byPeer.get(r);
+        if (set === undefined) byPeer.set(r, (set = new Set()));
+        set.add(t.name);
+      }
+    }
+    this.#topicsByPeer = byPeer;
+    this.#wantedPeers = new Set(byPeer.keys());
+    for (const name of this.#wantedPeers) this.#peer(name);
+    // Topics a peer did not get before: their ends go with its next sync.
+    const added = new Map<Peer, Set<string>>();
+    for (const p of this.#peers.values()) {
+      const topics = byPeer.get(p.name) ?? new Set<string>();
+      added.set(p, new Set([...topics].filter((t) => !p.topics.has(t))));
+      p.topics = topics;
+    }
+    const seen = new Set<PartitionLog>();
+    for (const t of this.#opts.topics.listTopics()) {
+      for (const [partition, log] of this.#opts.topics.partitions(t.name).entries()) {
+        seen.add(log);
+        let w = this.#watched.get(log);
+        if (w === undefined) {
+          const watched: Watched = { topic: t.name, topicId: t.id, partition, log, off: () => {}, ts: undefined };
+          const offAppend = log.onAppend(() => this.#changed(watched));
+          const offTruncated = log.onTruncated(() => {
+            // The same end may come back with other records (a failback): read again.
+            watched.ts = undefined;
+            this.#changed(watched);
+          });
+          watched.off = () => {
+            offAppend();
+            offTruncated();
+          };
+          this.#watched.set(log, (w = watched));
+          this.#changed(w);
+        }
+        for (const [p, topics] of added) if (topics.has(t.name)) p.dirty.add(w);
+      }
+    }
+    for (const [log, w] of this.#watched) {
+      if (seen.has(log)) continue;
+      w.off();
+      this.#watched.delete(log);
+      for (const p of this.#peers.values()) p.dirty.delete(w);
+    }
+  }
+
+  #changed(w: Watched): void {
+    for (const p of this.#peers.values()) if (p.topics.has(w.topic)) p.dirty.add(w);
   }
 
   async #sync(p: Peer): Promise<void> {
@@ -182,20 +302,18 @@ export class OffsetPublisher {
         await this.#enqueue(mine.filter((c) => !p.pending.has(`${c.group}\0${c.topic}\0${c.partition}`)));
         p.needResync = false;
       }
-      const ends = await this.#ends(p);
+      // Taken before the ends are read: the sync claims them current as of this time.
+      const sentAt = Date.now();
+      const ends = await this.#ends(p, sentAt);
       const commits = [...p.pending.entries()].slice(0, MAX_COMMITS_PER_SYNC);
       if (commits.length === 0 && ends === null) return;
-      const sentAt = Date.now();
       const r = await p.client.request(DrApiKey.OffsetSync, 0, (w) =>
-        writeOffsetSyncRequest(w, { targetRegion: p.name, senderRegion: this.#opts.region, sentAt, commits: commits.map(([, c]) => c), ends: ends?.list ?? [] }),
+        writeOffsetSyncRequest(w, { targetRegion: p.name, senderRegion: this.#opts.region, sentAt, commits: commits.map(([, c]) => c), ends: ends ?? [] }),
       );
       const head = readHead(r);
       if (head.errorCode !== 0) throw fromRemoteKafkaError(head.errorCode, head.errorMessage, `region ${p.name} refused the offset sync`);
       for (const [key, c] of commits) if (p.pending.get(key) === c) p.pending.delete(key);
-      if (ends !== null) {
-        for (const [k, v] of ends.sent) p.endsSent.set(k, v);
-        p.endsSentAt = sentAt;
-      }
+      if (ends !== null) p.endsSentAt = sentAt;
       p.status.syncs++;
       p.status.lastSuccessAt = Date.now();
       p.status.lastError = null;
@@ -208,41 +326,58 @@ export class OffsetPublisher {
       p.backoffMs = Math.min(5000, Math.max(200, p.backoffMs * 2));
       p.retryAt = Date.now() + p.backoffMs * (0.5 + Math.random() / 2);
       p.needResync = true;
-      p.endsSent.clear();
+      p.full = true;
     } finally {
       p.inFlight = false;
     }
   }
 
-  /** The partition ends to send to `p`: the ones that changed, or all of them when due. */
-  async #ends(p: Peer): Promise<{ list: PartitionEnd[]; sent: Array<[string, string]> } | null> {
-    const due = Date.now() - p.endsSentAt >= (this.#opts.endsEveryMs ?? 2000);
+  /**
+   * The partition ends to send to `p`: the ones that changed since the last sync, or all of
+   * them after a failure or on a new connection (the peer may have lost what it held); null
+   * when none changed and no heartbeat is due. Taking them clears the dirty set: a failed
+   * sync sends everything next time.
+   */
+  async #ends(p: Peer, now: number): Promise<PartitionEnd[] | null> {
+    const due = now - p.endsSentAt >= (this.#opts.endsEveryMs ?? 2000);
+    // A topic deleted (or re-created) since the last tick: forget its old logs first.
+    if (this.#rescan) this.#refresh(this.#opts.policies());
+    if (!p.client.connected) p.full = true;
+    const candidates = p.full ? [...this.#watched.values()] : [...p.dirty];
+    p.full = false;
+    p.dirty.clear();
     const list: PartitionEnd[] = [];
-    const sent: Array<[string, string]> = [];
-    for (const t of this.#opts.topics.listTopics()) {
-      if (!this.peersOf(t.name).includes(p.name)) continue;
-      for (const [partition, log] of this.#opts.topics.partitions(t.name).entries()) {
-        const key = `${t.name}\0${partition}`;
-        const endOffset = log.highWatermark;
-        const mark = `${t.id}:${endOffset}`;
-        if (!due && p.endsSent.get(key) === mark) continue;
-        let lastTimestamp = -1;
-        try {
-          lastTimestamp = await this.#opts.lastTimestampOf(t.name, partition);
-        } catch {
-          // the end still goes; its age is what matters most
-        }
-        list.push({ topic: t.name, topicId: t.id, partition, endOffset, lastTimestamp });
-        sent.push([key, mark]);
-      }
+    for (const w of candidates) {
+      if (!p.topics.has(w.topic) || this.#watched.get(w.log) !== w) continue;
+      this.#stats.endsConsidered++;
+      const endOffset = w.log.highWatermark;
+      list.push({ topic: w.topic, topicId: w.topicId, partition: w.partition, endOffset, lastTimestamp: await this.#lastTimestamp(w, endOffset) });
     }
-    return list.length === 0 && !due ? null : { list, sent };
+    this.#stats.endsSent += list.length;
+    return list.length === 0 && !due ? null : list;
+  }
+
+  /** The last batch's timestamp at `endOffset`, read from the log once per end. */
+  async #lastTimestamp(w: Watched, endOffset: bigint): Promise<number> {
+    if (w.ts !== undefined && w.ts.endOffset === endOffset) return w.ts.value;
+    this.#stats.lastTimestampReads++;
+    try {
+      const value = await this.#opts.lastTimestampOf(w.topic, w.partition);
+      w.ts = { endOffset, value };
+      return value;
+    } catch {
+      // the end still goes; its age is what matters most
+      return -1;
+    }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    for (const off of this.#offTopics) off();
+    for (const w of this.#watched.values()) w.off();
+    this.#watched.clear();
     for (const p of this.#peers.values()) p.client.close();
     this.#peers.clear();
   }

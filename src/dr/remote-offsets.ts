@@ -13,6 +13,17 @@
  *
  * The file holds one entry per group partition and peer: its size follows the number of
  * groups, not the commit rate (the sender coalesces commits between syncs).
+ *
+ * Heartbeats. A sender sends only the partition ends that changed, and a sync at least every
+ * 2 s even when nothing did (offset-publisher.ts). Every successful sync means "every end
+ * you hold from me is current as of `sentAt`", so the sync's time is kept per sender
+ * (`heard`) and `endOf` reports an end as received at the later of its own arrival and the
+ * sender's last sync: the age a promote reports stays the time since the primary was last
+ * heard from, with no per-partition work per heartbeat. A heartbeat changes nothing durable
+ * by itself: the file is written only when a commit or an end changed (the heard times go
+ * with that write, and at shutdown), so an idle region writes nothing. After a crash the
+ * heard times on disk may be older than the last heartbeat: a promote then reports an older
+ * age, never a younger one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +56,8 @@ interface FileShape {
   version: 1;
   commits: Array<{ group: string; topic: string; partition: number; region: string; offset: string; commitTimestamp: number; receivedAt: number; vector: Record<string, string> }>;
   ends: Array<{ topic: string; partition: number; region: string; topicId: string; endOffset: string; lastTimestamp: number; sentAt: number; receivedAt: number }>;
+  /** Per sender, its last sync (absent in files written before heartbeats). */
+  heard?: Record<string, { sentAt: number; receivedAt: number }>;
 }
 
 const tp = (topic: string, partition: number) => `${topic}\0${partition}`;
@@ -58,6 +71,11 @@ export class RemoteOffsets {
   #log: Logger | undefined;
   #waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   #writing = false;
+  /** sender -> its last successful sync: confirms every end held from it. */
+  #heard = new Map<string, { sentAt: number; receivedAt: number }>();
+  /** A heard time changed since the last write (written with the next one, or at shutdown). */
+  #heardDirty = false;
+  #stats = { writes: 0, syncs: 0, unchangedSyncs: 0 };
 
   constructor(dir: string, logger?: Logger) {
     this.file = path.join(dir, FILE);
@@ -94,7 +112,19 @@ export class RemoteOffsets {
       byRegion.set(req.senderRegion, { region: req.senderRegion, topicId: e.topicId, endOffset: e.endOffset, lastTimestamp: e.lastTimestamp, sentAt: req.sentAt, receivedAt: now });
       changed = true;
     }
+    const heard = this.#heard.get(req.senderRegion);
+    if (heard === undefined || heard.sentAt <= req.sentAt) {
+      this.#heard.set(req.senderRegion, { sentAt: req.sentAt, receivedAt: now });
+      this.#heardDirty = true;
+    }
+    this.#stats.syncs++;
+    if (!changed) this.#stats.unchangedSyncs++;
     return { fresh, durable: changed ? this.#persist() : Promise.resolve() };
+  }
+
+  /** Counters: file writes, syncs applied, and syncs that changed nothing (no write). */
+  stats(): Readonly<{ writes: number; syncs: number; unchangedSyncs: number }> {
+    return { ...this.#stats };
   }
 
   /** The commits peers hold for a group's partition, newest commit first. */
@@ -114,9 +144,15 @@ export class RemoteOffsets {
     }));
   }
 
-  /** What `region` last reported of a partition's end. */
+  /**
+   * What `region` last reported of a partition's end; `sentAt`/`receivedAt` are those of its
+   * last sync when that came later (a heartbeat confirmed the end unchanged).
+   */
   endOf(topic: string, partition: number, region: string): RemoteEnd | undefined {
-    return this.#ends.get(tp(topic, partition))?.get(region);
+    const e = this.#ends.get(tp(topic, partition))?.get(region);
+    const heard = this.#heard.get(region);
+    if (e === undefined || heard === undefined || heard.sentAt < e.sentAt || heard.receivedAt <= e.receivedAt) return e;
+    return { ...e, sentAt: heard.sentAt, receivedAt: heard.receivedAt };
   }
 
   /** Topics with commits or ends from peers. */
@@ -148,6 +184,8 @@ export class RemoteOffsets {
       const batch = this.#waiters.splice(0);
       try {
         const tmp = `${this.file}.tmp`;
+        this.#heardDirty = false;
+        this.#stats.writes++;
         await writeFileDurable(tmp, Buffer.from(this.#serialise()));
         await fs.promises.rename(tmp, this.file);
         await fsyncDir(path.dirname(this.file));
@@ -159,13 +197,13 @@ export class RemoteOffsets {
     this.#writing = false;
   }
 
-  /** Waits for writes under way (shutdown). */
+  /** Waits for writes under way, and writes the heard times if they changed since (shutdown). */
   async flush(): Promise<void> {
-    if (this.#writing) await this.#persist().catch(() => {});
+    if (this.#writing || this.#heardDirty) await this.#persist().catch(() => {});
   }
 
   #serialise(): string {
-    const out: FileShape = { version: 1, commits: [], ends: [] };
+    const out: FileShape = { version: 1, commits: [], ends: [], heard: Object.fromEntries(this.#heard) };
     for (const [group, byTp] of this.#commits) {
       for (const [k, byRegion] of byTp) {
         const [topic, p] = k.split('\0');
@@ -200,6 +238,7 @@ export class RemoteOffsets {
       if (byRegion === undefined) byTp.set(tp(c.topic, c.partition), (byRegion = new Map()));
       byRegion.set(c.region, { region: c.region, offset: BigInt(c.offset), commitTimestamp: c.commitTimestamp, receivedAt: c.receivedAt, vector: new Map(Object.entries(c.vector).map(([o, v]) => [o, BigInt(v)])) });
     }
+    for (const [region, h] of Object.entries(s.heard ?? {})) if (typeof h?.sentAt === 'number' && typeof h.receivedAt === 'number') this.#heard.set(region, { sentAt: h.sentAt, receivedAt: h.receivedAt });
     for (const e of s.ends) {
       let byRegion = this.#ends.get(tp(e.topic, e.partition));
       if (byRegion === undefined) this.#ends.set(tp(e.topic, e.partition), (byRegion = new Map()));
