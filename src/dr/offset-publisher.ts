@@ -52,7 +52,7 @@ export interface OffsetPublisherOptions {
   topics: TopicManager;
   /** The per-origin vector of `offset` in this region's log of the partition. */
   vectorOf: (topic: string, partition: number, offset: bigint) => Promise<Array<[string, bigint]>>;
-  /** The largest timestamp of the last batch of a partition (-1 when empty). */
+  /** The largest timestamp of the last batch of a partition (-1 when empty); called once per change of its end. */
   lastTimestampOf: (topic: string, partition: number) => Promise<number>;
   /** Every group partition committed here now (the resync after a failure or at start). */
   currentCommits: () => CommitEvent[];
