@@ -43,6 +43,11 @@ export const ErrorCode = {
   /** Stored bytes that fail their CRC on a read: reported, never served. */
   CorruptLog: 'CORRUPT_LOG',
   /**
+   * A follower's append (PartitionLog.appendAsFollower) whose batches do not start at the log
+   * end or do not follow each other: a gap or an overlap; nothing was appended.
+   */
+  UnexpectedAppendOffset: 'UNEXPECTED_APPEND_OFFSET',
+  /**
    * The broker could not start: a directory it cannot write, a port in use, an object store
    * that refuses it. Never reaches a client (nothing listens yet); the CLI exits 2 on it.
    */
@@ -163,6 +168,7 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   INVALID_CONFIG: 'never',
   STORAGE_IO: 'varies',
   CORRUPT_LOG: 'never',
+  UNEXPECTED_APPEND_OFFSET: 'never',
   STARTUP_FAILED: 'never',
   INVALID_PRODUCER_EPOCH: 'never',
   OUT_OF_ORDER_SEQUENCE: 'never',

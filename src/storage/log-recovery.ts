@@ -12,6 +12,9 @@
  * A segment that does not continue its predecessor's offsets holds nothing that was
  * acknowledged as durable (acks wait for every dirty segment's fdatasync) and is removed
  * with its successors.
+ * The scans also report where the batches' partitionLeaderEpoch stamps change
+ * (`epochStamps`), from which the log's leader epoch cache learns what its checkpoint may
+ * lack (partition-log.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,6 +54,12 @@ export interface Recovered {
   stats: RecoveryStats;
   /** The active segment's bytes are all covered by the checkpoint (nothing to fdatasync). */
   durableAsIs: boolean;
+  /**
+   * In offset order, each scanned batch whose partitionLeaderEpoch stamp differs from the
+   * batch scanned before it: (stamp, its base offset). Only what the scans read (the
+   * unflushed tail), never the trusted prefix.
+   */
+  epochStamps: Array<{ epoch: number; startOffset: bigint }>;
 }
 
 function listBaseOffsets(dir: string): bigint[] {
@@ -81,6 +90,7 @@ export async function recoverSegments(
   const segments: Segment[] = [];
   const stats: RecoveryStats = { segments: bases.length, trustedSealed: 0, scannedSegments: 0, scannedBytes: 0, checkpointUsed: false };
   let durableAsIs = false;
+  const epochStamps: Recovered['epochStamps'] = [];
   let expected: bigint | undefined;
   for (let i = 0; i < bases.length; i++) {
     const seg = Segment.existing(ctx, dir, bases[i]);
@@ -105,7 +115,7 @@ export async function recoverSegments(
       if (fileSize > from) {
         stats.scannedSegments++;
         stats.scannedBytes += fileSize - from;
-        await scanAndRepair(seg, opts, fileSize, from, logger);
+        await scanAndRepair(seg, opts, fileSize, from, epochStamps, logger);
       } else {
         durableAsIs = stats.checkpointUsed;
       }
@@ -121,7 +131,7 @@ export async function recoverSegments(
   if (last === undefined) segments.push(await Segment.create(ctx, dir, initialOffset));
   else if (last.sealed) segments.push(await Segment.create(ctx, dir, last.nextOffset));
   if (segments[segments.length - 1] !== last) durableAsIs = true;
-  return { segments, stats, durableAsIs };
+  return { segments, stats, durableAsIs, epochStamps };
 }
 
 function removeSegmentFiles(dir: string, base: bigint): void {
@@ -174,7 +184,7 @@ const RECOVERY_WINDOW = 4 * 1024 * 1024;
  * already holding what is before it) and continues the index and data CRC with them;
  * truncates at the first invalid one.
  */
-async function scanAndRepair(seg: Segment, opts: RecoveryOptions, fileSize: number, from: number, logger?: Logger): Promise<void> {
+async function scanAndRepair(seg: Segment, opts: RecoveryOptions, fileSize: number, from: number, epochStamps: Recovered['epochStamps'], logger?: Logger): Promise<void> {
   if (from === 0) {
     seg.index = new SegmentIndex();
     seg.dataCrc32c = 0;
@@ -219,6 +229,7 @@ async function scanAndRepair(seg: Segment, opts: RecoveryOptions, fileSize: numb
     }
     seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, opts.indexIntervalBytes, h.crc);
     seg.dataCrc32c = crc32c(batch, seg.dataCrc32c);
+    if (epochStamps[epochStamps.length - 1]?.epoch !== h.partitionLeaderEpoch) epochStamps.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
     expected = lastOffsetOf(h) + 1n;
     pos += size;
   }

@@ -7,6 +7,8 @@
  *     00000000000000000000.index        its offset + time index, written when it seals
  *     00000000000000001000.producers    idempotent-producer state as of offset 1000 (newest two kept)
  *     log-start-offset.json             where DeleteRecords moved the log start (below it nothing is served)
+ *     leader-epoch-checkpoint           the leader epoch cache: first offset of each leader epoch
+ *                                       (leader-epoch-cache.ts; only in a partition that keeps epochs)
  *     replication-state.json            the replication dedup table as of a sealed offset
  *     origin-index.json                 the origin (offset translation) index as of a sealed offset
  *     replication-hold-<remote>.json    replication to <remote> stopped: this region lost data
@@ -16,7 +18,7 @@
  * Offsets are 20 zero-padded digits, so names sort in offset order. Recovery removes `.tmp`
  * files, and `.deleted` ones (what a topic deletion renames a partition directory to before
  * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `partition-log.ts` (the log
- * start), `broker/producer-state.ts`,
+ * start and the leader epoch checkpoint), `broker/producer-state.ts`,
  * `replication/replica-state.ts`, `replication/origin-index.ts`, `replication/worker.ts` (the hold file).
  * A truncation (`PartitionLog.truncateTo`) also removes the producer snapshots past its
  * offset, first, so that no crash leaves one describing records the log no longer holds.
@@ -32,6 +34,7 @@ const DELETED_SUFFIX = '.deleted';
 const REPLICATION_STATE = 'replication-state.json';
 const ORIGIN_INDEX = 'origin-index.json';
 const LOG_START = 'log-start-offset.json';
+const LEADER_EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
 
 const SEGMENT_LOG = /^(\d{20})\.log$/;
 const SEGMENT_INDEX = /^(\d{20})\.index$/;
@@ -82,6 +85,11 @@ export const PartitionFiles = {
   /** The log start offset DeleteRecords moved to (partition-log.ts). */
   logStart(dir: string): string {
     return path.join(dir, LOG_START);
+  },
+
+  /** The leader epoch cache's checkpoint (leader-epoch-cache.ts, written by partition-log.ts). */
+  leaderEpochCheckpoint(dir: string): string {
+    return path.join(dir, LEADER_EPOCH_CHECKPOINT);
   },
 
   replicationHold(dir: string, remote: string): string {

@@ -30,6 +30,11 @@
  * crash still holds); `durableOffset` is the end of fdatasync'd data, for consumers such as
  * geo-replication that must never see a record a power loss could take back.
  *
+ * Leader epochs (leader-epoch-cache.ts): an append with `leaderEpoch` (a cluster's
+ * leader) stamps it in every batch and records a new epoch's first offset; `appendAsFollower`
+ * copies a leader's batches verbatim and learns epochs from their stamps. The checkpoint is
+ * written before the first batch of a new epoch is (see `#epochs`).
+ *
  * Recovery on open is log-recovery.ts's. This file is long because the append pipeline,
  * the read path and retention share the segment list and its invariants.
  */
@@ -58,7 +63,8 @@ import {
 import { BatchRange, selectBatchRange } from './batch-range.js';
 import { Segment, segmentCrc, type SegmentContext, type SegmentInfo } from './segment.js';
 import type { BufferPool } from './buffer-pool.js';
-import { recoverSegments, type RecoveryStats } from './log-recovery.js';
+import { recoverSegments, type Recovered, type RecoveryStats } from './log-recovery.js';
+import { isValidEpoch, LeaderEpochCache } from './leader-epoch-cache.js';
 import { VerifiedRanges } from './verified-ranges.js';
 import { ThrottledLog } from '../throttled-log.js';
 
@@ -135,6 +141,21 @@ export const defaultLogOptions: LogOptions = {
   retentionMs: 7 * 24 * 3600 * 1000,
 };
 
+/** Where partitionLeaderEpoch sits in a batch: outside the CRC, like baseOffset. */
+const PARTITION_LEADER_EPOCH_AT = 12;
+
+export interface AppendOptions {
+  /** Wait for fdatasync (default: in fsync mode) or only for the write. */
+  sync?: boolean;
+  /**
+   * The appending leader's epoch (a cluster's leader; absent in single-broker mode, where
+   * batches keep the stamp they carry). Stamped in every batch's partitionLeaderEpoch; a
+   * newer epoch than the cache's latest starts there. An epoch older than the latest in the
+   * log is refused (FENCED_LEADER_EPOCH, retriable): a newer leader has written to this log.
+   */
+  leaderEpoch?: number;
+}
+
 export interface AppendResult {
   baseOffset: bigint;
   lastOffset: bigint;
@@ -177,6 +198,8 @@ interface AppendItem {
   baseOffset: bigint;
   lastOffset: bigint;
   sync: boolean;
+  /** The leader epoch checkpoint write that must succeed before these batches are written. */
+  before?: Promise<void>;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -247,12 +270,24 @@ export class PartitionLog {
    */
   #deletedBefore: bigint;
   #io: LogIo;
+  /**
+   * The leader epoch cache. Invariant: its checkpoint never lacks an entry for data on disk
+   * and never holds one past data written after it: every append waits, before its bytes are
+   * written, for a checkpoint write that started after the last change of the cache (a new
+   * epoch, a truncation, a move of the log start), so a crash leaves a checkpoint that
+   * at most holds entries past the recovered end (dropped at open). Recovery still learns
+   * from the stamps it scans, should the file have been lost. A change of the cache happens
+   * once per leader change, so the write costs nothing on the steady path, and none at all in
+   * single-broker mode (no checkpoint file, never dirty).
+   */
+  #epochs: LeaderEpochCache;
   #verified = new WeakMap<Segment, VerifiedRanges>();
   #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
 
-  private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, logger?: Logger, deletedBefore = 0n) {
+  private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, epochs: LeaderEpochCache, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
+    this.#epochs = epochs;
     this.options = options;
     this.#log = logger;
     this.#io = options.io ?? realIo;
@@ -281,13 +316,72 @@ export class PartitionLog {
     const opts: LogOptions = { ...defaultLogOptions, ...options };
     fs.mkdirSync(dir, { recursive: true });
     const ctx: SegmentContext = { files: resources.files ?? new FdCache(opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES), indexIntervalBytes: opts.indexIntervalBytes };
-    const { segments, stats, durableAsIs } = await recoverSegments(dir, opts, ctx, logger, initialOffset, resources.recoveryPoint);
+    const { segments, stats, durableAsIs, epochStamps } = await recoverSegments(dir, opts, ctx, logger, initialOffset, resources.recoveryPoint);
     // What recovery found may never have been fsynced (a kill -9 in the interval mode
     // leaves it in the page cache): sync it before calling it durable. Not needed when the
     // checkpoint already covers all of it.
     const active = segments[segments.length - 1];
     if (!active.isEmpty && !durableAsIs) await active.sync(opts.io ?? realIo, true);
-    return new PartitionLog(dir, opts, segments, ctx, resources, stats, logger, readDeletedBefore(dir));
+    const { cache, corrupt } = LeaderEpochCache.load(PartitionFiles.leaderEpochCheckpoint(dir));
+    const log = new PartitionLog(dir, opts, segments, ctx, resources, stats, cache, logger, readDeletedBefore(dir));
+    try {
+      await log.#loadEpochs(epochStamps, corrupt);
+    } catch (err) {
+      await log.close();
+      throw err;
+    }
+    return log;
+  }
+
+  /**
+   * Brings the checkpoint's entries in line with the recovered log: entries at or past the
+   * end go (an epoch recorded before its first batch was written, which a crash took back),
+   * the stamps the recovery scanned add what the file lacks, the first entry moves up to the
+   * log start. A checkpoint that does not parse is rebuilt from the stamps of the whole log.
+   * A log without a checkpoint (single-broker mode) learns nothing: its stamps are whatever
+   * its producers wrote.
+   */
+  async #loadEpochs(stamps: Recovered['epochStamps'], corrupt: string | undefined): Promise<void> {
+    const cache = this.#epochs;
+    if (corrupt !== undefined) {
+      this.#log?.warn({ dir: this.dir, file: cache.file, reason: corrupt }, 'leader epoch checkpoint unreadable; rebuilding it from the stamps of the log');
+      let last: number | undefined;
+      await this.scanBatchHeaders(this.logStartOffset, (h) => {
+        if (h.partitionLeaderEpoch !== last) this.#learnEpoch(h.partitionLeaderEpoch, h.baseOffset);
+        last = h.partitionLeaderEpoch;
+      });
+    } else if (cache.tracked) {
+      cache.truncateFromEnd(this.#nextOffset);
+      for (const s of stamps) this.#learnEpoch(s.epoch, s.startOffset);
+    }
+    cache.truncateFromStart(this.logStartOffset);
+    if (cache.dirty) await cache.persist();
+  }
+
+  /**
+   * Takes a batch's stamp as an epoch starting at `startOffset` if it is newer than the
+   * latest epoch and starts at or after it (a stamp below, such as a single-broker era
+   * producer's, is not an epoch of this log's history).
+   */
+  #learnEpoch(epoch: number, startOffset: bigint): void {
+    const latest = this.#epochs.latest();
+    if (!isValidEpoch(epoch) || (latest !== undefined && (epoch <= latest.epoch || startOffset < latest.startOffset))) return;
+    this.#epochs.assign(epoch, startOffset);
+  }
+
+  /**
+   * The partition's leader epochs: the first offset of each (read it; only the log changes
+   * it). Empty in single-broker mode.
+   */
+  get leaderEpochs(): LeaderEpochCache {
+    return this.#epochs;
+  }
+
+  /** The log start moved: the epoch cache's first entry follows (written in the background). */
+  #trimEpochs(): void {
+    if (!this.#epochs.truncateFromStart(this.logStartOffset)) return;
+    // The next append waits for this write (or its retry) anyway.
+    this.#epochs.persist().catch((err) => this.#log?.warn({ err, dir: this.dir }, 'leader epoch checkpoint write failed; the next append retries it'));
   }
 
   /** What the recovery at open did (segments trusted, scanned, bytes read). */
@@ -333,6 +427,7 @@ export class PartitionLog {
     if (offset <= this.#deletedBefore) return this.logStartOffset;
     writeFileAtomicSync(PartitionFiles.logStart(this.dir), JSON.stringify({ logStartOffset: String(offset) }));
     this.#deletedBefore = offset;
+    this.#trimEpochs();
     this.#log?.info({ dir: this.dir, logStartOffset: String(offset) }, 'log start moved by DeleteRecords');
     if (offset >= this.#active.baseOffset && this.#active.assignedBytes > 0 && offset >= this.#nextOffset) await this.roll();
     await this.applyRetention();
@@ -437,6 +532,7 @@ export class PartitionLog {
     this.#nextOffset = offset;
     this.#writtenEnd = offset;
     this.#durableEnd = offset;
+    this.#epochs.truncateFromEnd(offset);
     for (const seg of removed) this.#dirty.delete(seg);
     this.#dirty.delete(at);
     try {
@@ -452,6 +548,9 @@ export class PartitionLog {
       this.#active = cut;
       void at.close();
       fsyncDirSync(this.dir);
+      // Before any append: a stale entry left in the file could otherwise end up inside
+      // data written later. (A crash before this leaves entries past the end: dropped at open.)
+      await this.#epochs.persist();
     } catch (err) {
       // The files are between two valid states: recovery at the next open, then the
       // same truncateTo, completes it.
@@ -618,7 +717,7 @@ export class PartitionLog {
    * with its base offset in place, and stored verbatim. Resolves when written, or when
    * durable if `sync` (the default in fsync mode).
    */
-  append(batch: Buffer, opts: { sync?: boolean } = {}): Promise<AppendResult> {
+  append(batch: Buffer, opts: AppendOptions = {}): Promise<AppendResult> {
     return this.appendAll([batch], opts);
   }
 
@@ -626,7 +725,7 @@ export class PartitionLog {
    * Appends several batches as one unit: consecutive offsets, one write, one segment (a roll
    * happens before, never between them). Validation of all precedes any change.
    */
-  appendAll(batches: readonly Buffer[], opts: { sync?: boolean } = {}): Promise<AppendResult> {
+  appendAll(batches: readonly Buffer[], opts: AppendOptions = {}): Promise<AppendResult> {
     try {
       return this.appendValidated(batches, this.validate(batches), opts).done;
     } catch (err) {
@@ -645,24 +744,132 @@ export class PartitionLog {
    * assigned synchronously, so a caller can record them before anything else appends) and
    * `done`, which settles as `append` would.
    */
-  appendValidated(batches: readonly Buffer[], headers: readonly BatchHeader[], opts: { sync?: boolean } = {}): PendingAppend {
+  appendValidated(batches: readonly Buffer[], headers: readonly BatchHeader[], opts: AppendOptions = {}): PendingAppend {
     this.#checkWritable();
+    const epoch = opts.leaderEpoch;
+    if (epoch !== undefined) this.#checkLeaderEpoch(epoch);
     const bytes = batches.reduce((s, b) => s + b.length, 0);
     this.#maybeRoll(bytes);
     const baseOffset = this.#nextOffset;
     let next = baseOffset;
     batches.forEach((b, i) => {
       setBaseOffset(b, next);
+      if (epoch !== undefined) b.writeInt32BE(epoch, PARTITION_LEADER_EPOCH_AT);
       next += BigInt(headers[i].lastOffsetDelta) + 1n;
     });
+    if (epoch !== undefined) this.#epochs.assign(epoch, baseOffset);
     this.#nextOffset = next;
     this.#active.assignedBytes += bytes;
     const sync = opts.sync ?? this.options.flushMode === 'fsync';
     const lastOffset = next - 1n;
+    const before = this.#epochs.dirty ? this.#epochs.persist() : undefined;
     const done = new Promise<AppendResult>((resolve, reject) => {
-      this.#enqueue({ kind: 'append', segment: this.#active, batches: [...batches], baseOffset, lastOffset, sync, resolve, reject });
+      this.#enqueue({ kind: 'append', segment: this.#active, batches: [...batches], baseOffset, lastOffset, sync, before, resolve, reject });
     });
     return { baseOffset, lastOffset, done };
+  }
+
+  /**
+   * A leader's epoch must be an int32 >= 0 and no older than the newest epoch in this log:
+   * an older one means a newer leader wrote here since (this broker was its follower), and
+   * stamping the old epoch after the newer one would make OffsetForLeaderEpoch lie.
+   */
+  #checkLeaderEpoch(epoch: number): void {
+    if (!isValidEpoch(epoch)) {
+      throw new MeridianError(ErrorCode.InvalidBatch, `leader epoch ${epoch} cannot be stamped in ${this.dir}: it must be an int32 >= 0`);
+    }
+    const latest = this.#epochs.latest();
+    if (latest !== undefined && epoch < latest.epoch) {
+      throw new MeridianError(
+        ErrorCode.FencedLeaderEpoch,
+        `append to ${this.dir} as leader of epoch ${epoch} refused: the log already holds epoch ${latest.epoch} from offset ${latest.startOffset}; this broker is not the current leader (refresh the partition state)`,
+      );
+    }
+  }
+
+  /**
+   * Appends what a follower fetched from its leader (one Fetch answer's records: whole
+   * batches, concatenated, the last possibly cut short by the fetch size, which is ignored)
+   * verbatim: offsets and partitionLeaderEpoch stamps as the leader wrote them, so this log
+   * stays byte-identical to the leader's. The first batch must start at the log end, and
+   * each next one where the previous ended (UNEXPECTED_APPEND_OFFSET otherwise: the caller
+   * refetches from `logEndOffset`, or truncates first); every batch is checked (magic,
+   * length, CRC-32C, record count) before anything is appended, so a corrupt or misplaced
+   * batch leaves the log unchanged. A stamp newer than the latest epoch records that epoch's
+   * start. The batches go into as many segments as their size needs (rolled where a leader's
+   * append would roll); `records` must not change until the promise settles.
+   *
+   * Resolves as `append` does (durable in fsync mode unless `sync: false`), with the offsets
+   * appended; with nothing whole to append, at once with `baseOffset` the log end and
+   * `lastOffset` one below it. On a failure (disk full, I/O error) the batches of an earlier
+   * segment may have been written: `logEndOffset` says how far the log got.
+   */
+  appendAsFollower(records: Buffer, opts: { sync?: boolean } = {}): Promise<AppendResult> {
+    try {
+      return this.#appendAsFollower(records, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #appendAsFollower(records: Buffer, opts: { sync?: boolean }): Promise<AppendResult> {
+    this.#checkWritable();
+    const batches: Buffer[] = [];
+    const headers: BatchHeader[] = [];
+    let expected = this.#nextOffset;
+    for (let p = 0; p + LOG_OVERHEAD <= records.length; ) {
+      const size = records.readInt32BE(p + 8) + LOG_OVERHEAD;
+      if (size < BATCH_HEADER_BYTES) {
+        throw new MeridianError(ErrorCode.CorruptBatch, `follower append to ${this.dir} refused: the batch at byte ${p} of the fetched records declares ${size} bytes, less than a batch header; nothing was appended`);
+      }
+      if (p + size > records.length) break; // the partial batch a fetch's size limit cut
+      const batch = records.subarray(p, p + size);
+      let h: BatchHeader;
+      try {
+        h = validateBatch(batch);
+      } catch (err) {
+        const e = err as MeridianError;
+        throw new MeridianError(e.code, `follower append to ${this.dir} refused: the batch at byte ${p} of the fetched records is invalid (${e.message}); nothing was appended`, { cause: err });
+      }
+      if (h.baseOffset !== expected) {
+        const what = batches.length === 0 ? `the log end is ${expected}` : `the batch before it ended at ${expected - 1n}`;
+        throw new MeridianError(
+          ErrorCode.UnexpectedAppendOffset,
+          `follower append to ${this.dir} refused: a fetched batch starts at offset ${h.baseOffset} but ${what} (${h.baseOffset > expected ? 'a gap' : 'an overlap'}); fetch from the log end, truncating first if the logs diverged; nothing was appended`,
+        );
+      }
+      batches.push(batch);
+      headers.push(h);
+      expected = lastOffsetOf(h) + 1n;
+      p += size;
+    }
+    const baseOffset = this.#nextOffset;
+    if (batches.length === 0) return Promise.resolve({ baseOffset, lastOffset: baseOffset - 1n });
+    for (const h of headers) this.#learnEpoch(h.partitionLeaderEpoch, h.baseOffset);
+    const before = this.#epochs.dirty ? this.#epochs.persist() : undefined;
+    const sync = opts.sync ?? this.options.flushMode === 'fsync';
+    // One append item per segment the batches land in.
+    const runs: Array<{ segment: Segment; batches: Buffer[]; baseOffset: bigint; lastOffset: bigint }> = [];
+    batches.forEach((b, i) => {
+      this.#maybeRoll(b.length);
+      let run = runs[runs.length - 1];
+      if (run === undefined || run.segment !== this.#active) {
+        run = { segment: this.#active, batches: [], baseOffset: headers[i].baseOffset, lastOffset: 0n };
+        runs.push(run);
+      }
+      run.batches.push(b);
+      run.lastOffset = lastOffsetOf(headers[i]);
+      this.#active.assignedBytes += b.length;
+      this.#nextOffset = run.lastOffset + 1n;
+    });
+    const done = runs.map(
+      (run, i) =>
+        new Promise<AppendResult>((resolve, reject) => {
+          this.#enqueue({ kind: 'append', ...run, sync, before: i === 0 ? before : undefined, resolve, reject });
+        }),
+    );
+    const lastOffset = this.#nextOffset - 1n;
+    return Promise.all(done).then(() => ({ baseOffset, lastOffset }));
   }
 
   /**
@@ -813,6 +1020,7 @@ export class PartitionLog {
         // (a truncation that began meanwhile may be cutting it).
         if (this.#segments[0] !== seg || this.#closed || !seg.sealed || this.#segments.length < 2 || this.#truncatingTo !== undefined) break;
         this.#segments.shift();
+        this.#trimEpochs();
         total -= seg.sizeBytes;
         deleted.push(info);
         await seg.delete();
@@ -840,6 +1048,7 @@ export class PartitionLog {
     for (const guard of this.#guards) if (!(await guard(info))) return false;
     if (this.#segments[0] !== seg || this.#closed || !seg.sealed || this.#segments.length < 2 || this.#truncatingTo !== undefined) return false;
     this.#segments.shift();
+    this.#trimEpochs();
     await seg.delete();
     return true;
   }
@@ -862,6 +1071,7 @@ export class PartitionLog {
     await this.#syncerDone;
     // A truncation under way finishes (or fails) before its files close.
     await this.#truncations;
+    await this.#epochs.settled();
     for (const seg of this.#segments) await seg.close();
     if (this.#ownScheduler) this.#scheduler.close();
   }
@@ -1035,6 +1245,11 @@ export class PartitionLog {
             j++;
           }
           const seg = item.segment;
+          for (let k = i; k < j; k++) {
+            const before = (items[k] as AppendItem).before;
+            // Unwrapped so that a full disk rewinds the appends as a failed write does.
+            if (before !== undefined) await before.catch((err: unknown) => Promise.reject((err as Error).cause ?? err));
+          }
           let pos = seg.sizeBytes;
           this.#stats.bytesWritten += await seg.write(this.#io, bufs, pos);
           this.#stats.writes++;
@@ -1142,6 +1357,8 @@ export class PartitionLog {
     const dropped = this.#segments.splice(at + 1);
     this.#active = keep;
     this.#nextOffset = this.#writtenEnd;
+    // An epoch recorded for a refused append starts past the end: it goes with it.
+    this.#epochs.truncateFromEnd(this.#nextOffset);
     keep.assignedBytes = keep.sizeBytes;
     for (const seg of dropped) this.#dirty.delete(seg);
     const files = (async () => {

@@ -34,6 +34,8 @@ export const KAFKA_MAPPING = {
   [ErrorCode.Aborted]: 'NOT_LEADER_OR_FOLLOWER',
   [ErrorCode.StorageIo]: { retriable: 'KAFKA_STORAGE_ERROR', permanent: 'KAFKA_STORAGE_ERROR' },
   [ErrorCode.CorruptLog]: 'KAFKA_STORAGE_ERROR',
+  // A follower's own append (Kafka's UnexpectedAppendOffsetException): no client sends it.
+  [ErrorCode.UnexpectedAppendOffset]: 'UNKNOWN_SERVER_ERROR',
   [ErrorCode.InvalidProducerEpoch]: 'INVALID_PRODUCER_EPOCH',
   [ErrorCode.OutOfOrderSequence]: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
   [ErrorCode.ReplicationMisrouted]: 'INVALID_REQUEST',
