@@ -144,6 +144,19 @@ export const ErrorCode = {
   TransactionalIdAuthorizationFailed: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
   /** Replicated data for a topic from a region its policies do not name as a source, or from a principal bound to another region. */
   ReplicationUnauthorized: 'REPLICATION_UNAUTHORIZED',
+  // In-region replication (src/cluster/replica-manager.ts).
+  /** Produce or consumer Fetch to a broker that is not the partition's leader (a follower, or no replica). */
+  NotLeader: 'NOT_LEADER',
+  /** A request carrying a leader epoch older than the partition's current one: the sender's metadata is stale. */
+  FencedLeaderEpoch: 'FENCED_LEADER_EPOCH',
+  /** A request carrying a leader epoch newer than this broker knows: this broker has not seen the change yet. */
+  UnknownLeaderEpoch: 'UNKNOWN_LEADER_EPOCH',
+  /** acks=all with fewer in-sync replicas than min.insync.replicas: nothing was written. */
+  NotEnoughReplicas: 'NOT_ENOUGH_REPLICAS',
+  /** acks=all: written, but the ISR shrank below min.insync.replicas before the high watermark passed it. */
+  NotEnoughReplicasAfterAppend: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  /** acks=all: written, but the in-sync replicas did not all hold it within the request's timeout. */
+  ReplicationTimedOut: 'REPLICATION_TIMED_OUT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -212,6 +225,12 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   CLUSTER_AUTHORIZATION_FAILED: 'never',
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'never',
   REPLICATION_UNAUTHORIZED: 'never',
+  NOT_LEADER: 'always',
+  FENCED_LEADER_EPOCH: 'always',
+  UNKNOWN_LEADER_EPOCH: 'always',
+  NOT_ENOUGH_REPLICAS: 'always',
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: 'always',
+  REPLICATION_TIMED_OUT: 'always',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

@@ -85,6 +85,14 @@ export const KAFKA_MAPPING = {
   // Not in REFUSED_BY_REMOTE: the sender backs off and retries, so the link resumes by
   // itself once the receiving region's policies or ACLs are fixed (both ends log it).
   [ErrorCode.ReplicationUnauthorized]: 'CLUSTER_AUTHORIZATION_FAILED',
+  // In-region replication: Kafka's ReplicaManager answers; clients refresh metadata on the
+  // first three and retry all six.
+  [ErrorCode.NotLeader]: 'NOT_LEADER_OR_FOLLOWER',
+  [ErrorCode.FencedLeaderEpoch]: 'FENCED_LEADER_EPOCH',
+  [ErrorCode.UnknownLeaderEpoch]: 'UNKNOWN_LEADER_EPOCH',
+  [ErrorCode.NotEnoughReplicas]: 'NOT_ENOUGH_REPLICAS',
+  [ErrorCode.NotEnoughReplicasAfterAppend]: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  [ErrorCode.ReplicationTimedOut]: 'REQUEST_TIMED_OUT',
   // The codes below are raised where no Kafka client is waiting (start-up, the sending
   // side of a replication link); should one reach a client, it gets an error of the
   // right retriability.
