@@ -94,6 +94,8 @@ class SyncFailure extends Error {
 const WARN_EVERY_MS = 10_000;
 /** The records of an empty read: shared (zero bytes, nothing to write into), not one per read. */
 const NO_RECORDS = Buffer.alloc(0);
+/** How often a seal that ran out of space (writing the index) is tried again. */
+const SEAL_RETRY_MS = 1_000;
 
 export interface LogOptions {
   segmentBytes: number;
@@ -237,6 +239,8 @@ export class PartitionLog {
   #syncWaiters: Array<AppendItem | FlushItem> = [];
   #syncing = false;
   #syncerDone: Promise<void> = Promise.resolve();
+  /** The seals of rolled segments, chained in roll order (#sealInBackground). */
+  #sealing: Promise<void> = Promise.resolve();
   #dirty = new Set<Segment>();
   #failure: MeridianError | undefined;
   #closed = false;
@@ -500,6 +504,7 @@ export class PartitionLog {
     if (offset < this.#writtenEnd) await this.#batchPosition(offset);
     // Finish everything queued or in flight: written and fdatasync'd.
     await new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'flush', resolve, reject }));
+    await this.#sealing;
     if (this.#failure) throw this.#failure;
     // DeleteRecords may have moved the start while the appends drained.
     this.#checkTruncationRange(offset);
@@ -892,12 +897,15 @@ export class PartitionLog {
     }
   }
 
-  /** Resolves once everything appended so far is durable. */
+  /**
+   * Resolves once everything appended so far is durable, the index files of the segments
+   * rolled before it included (seals run behind the writer: #sealInBackground).
+   */
   flush(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.#failure) return reject(this.#failure);
       this.#enqueue({ kind: 'flush', resolve, reject });
-    });
+    }).then(() => this.#sealing);
   }
 
   /** Seals the active segment now if it holds data (an operator's roll, or the age rule). */
@@ -1069,6 +1077,7 @@ export class PartitionLog {
     }
     await this.#writerDone;
     await this.#syncerDone;
+    await this.#sealing;
     // A truncation under way finishes (or fails) before its files close.
     await this.#truncations;
     await this.#epochs.settled();
@@ -1228,7 +1237,6 @@ export class PartitionLog {
    * #writeFailed.
    */
   async #writeRound(items: QueueItem[]): Promise<void> {
-    const sealed: Segment[] = [];
     let i = 0;
     let failure: unknown;
     try {
@@ -1267,10 +1275,11 @@ export class PartitionLog {
           i = j;
         } else {
           if (item.kind === 'seal') {
+            // The next segment's file exists before the old one seals (its directory entry
+            // is made durable beside the first writes: Segment.sync waits for it); the seal
+            // itself runs behind the writer, so a roll does not hold up the appends after it.
             await item.next.ensureCreated();
-            await this.#seal(item.segment);
-            this.#dirty.delete(item.segment);
-            sealed.push(item.segment);
+            this.#sealing = this.#sealing.then(() => this.#sealInBackground(item));
           }
           i++;
         }
@@ -1282,13 +1291,9 @@ export class PartitionLog {
     const written = this.#writtenEnd;
     for (const l of this.#appendListeners) this.#notify(l, written);
     for (const it of done) {
-      if (it.kind === 'seal') it.resolve?.();
-      else if (it.kind === 'flush' || it.sync) this.#syncWaiters.push(it);
+      if (it.kind === 'seal') continue; // settled by #sealInBackground
+      if (it.kind === 'flush' || it.sync) this.#syncWaiters.push(it);
       else it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset });
-    }
-    for (const seg of sealed) {
-      const info = seg.info();
-      for (const l of this.#sealedListeners) this.#notify(l, info);
     }
     if (i < items.length) await this.#writeFailed(failure, items.slice(i));
     if (this.#syncWaiters.length > 0 && !this.#syncing && !this.#failure) {
@@ -1306,11 +1311,48 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * Seals a rolled segment, one at a time in roll order, while the writer goes on with the
+   * next segment: nothing writes to a rolled segment again, and its data's durability for
+   * acknowledgements is the syncer's business (it is in the dirty set like any other), so
+   * only the sealed flag, the index file and the seal listeners wait for this. Out of space
+   * for the index is retried (the disk-full rule: it clears when space is freed) until the
+   * log closes; the segment then stays unsealed, which recovery completes at the next open.
+   * Any other failure takes the log offline, as a failed write would.
+   */
+  async #sealInBackground(item: SealItem): Promise<void> {
+    const seg = item.segment;
+    for (let attempt = 0; ; attempt++) {
+      if (this.#failure || this.#closed) {
+        item.resolve?.();
+        return;
+      }
+      try {
+        await this.#seal(seg);
+        break;
+      } catch (err) {
+        if (!(err instanceof SyncFailure) && isOutOfSpace(err)) {
+          if (attempt === 0) this.#log?.warn({ err, dir: this.dir, segment: String(seg.baseOffset) }, 'disk full: sealing a rolled segment (its index) waits for space; appends are not held up');
+          await new Promise((r) => setTimeout(r, SEAL_RETRY_MS));
+          continue;
+        }
+        this.#fail(err instanceof SyncFailure ? err.cause : err, []);
+        item.resolve?.();
+        return;
+      }
+    }
+    this.#dirty.delete(seg);
+    item.resolve?.();
+    const info = seg.info();
+    for (const l of this.#sealedListeners) this.#notify(l, info);
+  }
+
   /** Makes a segment's data and then its index durable; after this it never changes. */
   async #seal(seg: Segment): Promise<void> {
     if (seg.sealed) return;
     try {
-      await seg.sync(this.#io, true);
+      // What the syncer already made durable is not synced again.
+      await seg.sync(this.#io);
     } catch (err) {
       throw new SyncFailure(err);
     }
@@ -1347,7 +1389,12 @@ export class PartitionLog {
     const pending = [...failed, ...this.#queue];
     this.#queue = [];
     const error = storageError(`log ${this.dir} is out of space; nothing from offset ${this.#writtenEnd} on was written`, cause);
-    const at = this.#segments.findIndex((seg) => !seg.sealed);
+    // The segment holding the written end: the last one starting at or below it (the one
+    // before it may still be sealing in the background, so "the first unsealed" would not do).
+    let at = -1;
+    this.#segments.forEach((seg, i) => {
+      if (seg.baseOffset <= this.#writtenEnd) at = i;
+    });
     const keep = this.#segments[at];
     if (keep === undefined || keep.nextOffset !== this.#writtenEnd) {
       throw storageError(`log ${this.dir} cannot rewind after running out of space (written end ${this.#writtenEnd})`, cause);

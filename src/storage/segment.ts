@@ -95,6 +95,8 @@ export class Segment implements SegmentInfo, CachedFile {
   #evictSyncing = false;
   /** An eviction's fdatasync failed: the log's next sync throws it. */
   #syncError: unknown;
+  /** The directory fsync recording a newly created file; sync() waits for it. */
+  #entryDurable: Promise<void> | undefined;
 
   private constructor(ctx: SegmentContext, dir: string, baseOffset: bigint, sizeBytes: number, createdAtMs: number, mustCreate: boolean) {
     this.#ctx = ctx;
@@ -373,14 +375,13 @@ export class Segment implements SegmentInfo, CachedFile {
       try {
         if (this.#mustCreate) {
           fd = await openAsync(this.logPath, 'wx+');
-          try {
-            // The directory entry is durable before any byte of the file can be acknowledged.
-            await this.#ctx.files.transient(() => fsyncDir(this.dir));
-          } catch (err) {
-            await closeAsync(fd);
-            throw err;
-          }
           this.#mustCreate = false;
+          // The directory entry must be durable before any byte of the file is acknowledged:
+          // sync() waits for this fsync. It runs beside the first writes rather than in front
+          // of them, so a roll does not stall the partition's appends for a directory fsync.
+          const entry = this.#ctx.files.transient(() => fsyncDir(this.dir));
+          entry.catch(() => {}); // reported by sync(), which every acknowledgement waits for
+          this.#entryDurable = entry;
         } else {
           fd = await openAsync(this.logPath, 'r+');
         }
@@ -440,9 +441,10 @@ export class Segment implements SegmentInfo, CachedFile {
   async sync(io: LogIo, force = false): Promise<void> {
     const upTo = this.#writes;
     if (this.#syncError !== undefined) throw this.#syncError;
-    if (upTo === this.#synced && !force) return;
     if (this.#mustCreate) return; // no file yet: nothing written
-    await this.withFd((fd) => io.fdatasync(fd));
+    if (upTo === this.#synced && !force) return this.#awaitEntry();
+    // The file's data and its directory entry (a new file's) are made durable side by side.
+    await Promise.all([this.withFd((fd) => io.fdatasync(fd)), this.#awaitEntry()]);
     if (upTo > this.#synced) this.#synced = upTo;
   }
 
@@ -489,9 +491,18 @@ export class Segment implements SegmentInfo, CachedFile {
     await this.#ctx.files.transient(() => writeFileAtomic(this.indexPath, data));
   }
 
+  /** Waits for the created file's directory entry to be durable (a no-op once it is). */
+  async #awaitEntry(): Promise<void> {
+    const entry = this.#entryDurable;
+    if (entry === undefined) return;
+    await entry;
+    if (this.#entryDurable === entry) this.#entryDurable = undefined;
+  }
+
   /** Cuts the file at `position` (a torn or corrupt tail, a partial write), durably. */
   async truncate(position: number): Promise<void> {
     const upTo = ++this.#writes;
+    await this.#awaitEntry();
     await this.withFd(async (fd) => {
       await ftruncateAsync(fd, position);
       // fdatasync covers the whole file, so every earlier write too.

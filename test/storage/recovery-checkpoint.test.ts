@@ -108,6 +108,8 @@ test('kill -9 mid-produce on 2,000 partitions: nothing acknowledged lost, no sea
     }
     await Promise.all(appends);
   }
+  // Seals run behind the writer; flush waits for them.
+  for (let t = 0; t < TOPICS; t++) await Promise.all(setup.partitions(`t${t}`).map((log) => log.flush()));
   let sealedAtSetup = 0;
   for (let t = 0; t < TOPICS; t++) for (const log of setup.partitions(`t${t}`)) sealedAtSetup += log.segments().filter((s) => s.sealed).length;
   assert.ok(sealedAtSetup >= TOPICS * PARTITIONS * 3, `${sealedAtSetup} sealed segments: several per partition`);
