@@ -48,6 +48,14 @@ import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
 import { BrokerSecurity } from '../security/broker-security.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
+import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
+
+/**
+ * In-region replication driven by a given partition-state source (src/cluster): the
+ * replication tests hand in an in-memory one; the etcd layer builds its own from
+ * `cluster.etcd`.
+ */
+export type ClusterReplicationInject = Omit<ReplicaManagerOptions, 'nodeId' | 'topics' | 'producerStates' | 'replicaStates' | 'flushMode' | 'logger'>;
 
 export function logOptionsFrom(config: BrokerConfig): LogOptions {
   const l = config.log;
@@ -98,6 +106,8 @@ export class Broker {
   security!: BrokerSecurity;
   /** Incremental fetch sessions (KIP-227), for the metrics (set by start() before it returns). */
   fetchSessions!: FetchSessions;
+  /** In-region replication, when the region is a cluster (src/cluster); undefined on a single broker. */
+  replicaManager: ReplicaManager | undefined;
   #admin: AdminServer | undefined;
   #advertised: ReadonlyMap<string, { host: string; port: number }> = new Map();
   #lock: DataDirLock;
@@ -178,7 +188,7 @@ export class Broker {
    * A failure rejects with a StartupError naming the setting to look at and the cause (or
    * with the ConfigError that already names it), everything opened so far closed again.
    */
-  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo } = {}): Promise<Broker> {
+  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo; cluster?: ClusterReplicationInject } = {}): Promise<Broker> {
     try {
       return await Broker.#start(config, logger, inject);
     } catch (err) {
@@ -187,7 +197,7 @@ export class Broker {
     }
   }
 
-  static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo }): Promise<Broker> {
+  static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo; cluster?: ClusterReplicationInject }): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     // Before anything opens: an admin API open to the network needs a token, and a SASL
     // listener needs SASL (never served unauthenticated).
@@ -204,6 +214,7 @@ export class Broker {
     let admin: AdminServer | undefined;
     let listener: KafkaServer | undefined;
     let dr: DisasterRecovery | undefined;
+    let replicaManager: ReplicaManager | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -305,6 +316,10 @@ export class Broker {
           topicName: (id) => opened.getTopicById(id)?.name ?? null,
         }),
       };
+      if (inject.cluster !== undefined) {
+        replicaManager = new ReplicaManager({ ...inject.cluster, nodeId: config.nodeId, topics, producerStates: deps.producerStates, replicaStates, flushMode: config.log.flush.mode, logger: log });
+        deps.replicaManager = replicaManager;
+      }
       let kafka: KafkaServer;
       try {
         kafka = new KafkaServer(
@@ -331,6 +346,8 @@ export class Broker {
       const bound = kafka.ports;
       const advertised = new Map(listeners.map((l) => [l.name, { host: l.advertisedHost ?? l.host, port: l.advertisedPort ?? bound.get(l.name)! }]));
       deps.listenerEndpoints = advertised;
+      // Followers fetch from the leaders' listeners (retrying until they are up).
+      replicaManager?.start();
       // Senders start once this region can answer its peers' handshakes too.
       replicator = new Replicator({
         region: config.region,
@@ -361,6 +378,7 @@ export class Broker {
       broker.#advertised = advertised;
       broker.security = security;
       broker.fetchSessions = deps.fetchSessions!;
+      broker.replicaManager = replicaManager;
       if (listeners[0]!.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
       if (adminPort !== null) {
@@ -376,6 +394,7 @@ export class Broker {
     } catch (err) {
       await admin?.close();
       await replicator?.close();
+      await replicaManager?.close();
       // A failure after the listener opened (policies, the admin port) must not leave the Kafka port bound.
       await listener?.close();
       await dr?.close();
@@ -394,6 +413,7 @@ export class Broker {
       try {
         await this.#admin?.close();
         await this.replicator.close();
+        await this.replicaManager?.close();
         await this.kafka.close();
         await this.dr.close();
         await this.replicaStates.close();

@@ -11,7 +11,7 @@
  */
 import { kafkaCode, toKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { BufferPool } from '../storage/buffer-pool.js';
-import type { LogViews } from '../storage/log-view.js';
+import type { LogView, LogViews } from '../storage/log-view.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 
 export interface FetchPartitionRequest {
@@ -39,6 +39,15 @@ export interface FetchOptions {
   pool?: BufferPool;
   /** Receives each pooled buffer the returned records live in; release them after the write. */
   keep?: (pooled: Buffer) => void;
+  /**
+   * Region clusters (src/cluster/replica-manager.ts): where reads of a partition stop and
+   * the high watermark answered (a consumer reads to the replicated high watermark, a
+   * follower to the log end); may throw (leadership moved), which answers the partition's
+   * error. Absent: the log's own high watermark, as on a single broker.
+   */
+  bounds?: (view: LogView) => { upTo: bigint; highWatermark: bigint };
+  /** What a long poll waits on per log (absent: its appends). */
+  watch?: (log: PartitionLog, wake: () => void) => () => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -66,7 +75,7 @@ export async function fetchPartitions(views: LogViews, reqs: readonly FetchParti
       return results;
     }
     for (const slab of slabs) opts.pool?.release(slab);
-    await waitForAppend(logs, remaining, opts.signal);
+    await waitForAppend(logs, remaining, opts.signal, opts.watch);
   }
 }
 
@@ -99,13 +108,19 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
     logs.push(view.local);
     // The local log start stands in while the store's part is unknown (the error path).
     const base = { topic: req.topic, partition: req.partition, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset };
+    let upTo: bigint | undefined;
     try {
       base.logStartOffset = view.logStartOffset;
+      if (opts.bounds !== undefined) {
+        const b = opts.bounds(view);
+        upTo = b.upTo;
+        base.highWatermark = b.highWatermark;
+      }
     } catch (err) {
       results[i] = { ...base, errorCode: toKafkaError(err).code, records: null };
       continue;
     }
-    if (req.fetchOffset === base.highWatermark && req.fetchOffset >= base.logStartOffset) {
+    if (req.fetchOffset === (upTo ?? base.highWatermark) && req.fetchOffset >= base.logStartOffset) {
       results[i] = { ...base, errorCode: 0, records: EMPTY };
       continue;
     }
@@ -126,10 +141,10 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
     reads.push(
       (async () => {
         try {
-          const r = await view.read(req.fetchOffset, budget, { pool: opts.pool, signal: opts.signal });
+          const r = await view.read(req.fetchOffset, budget, upTo === undefined ? { pool: opts.pool, signal: opts.signal } : { pool: opts.pool, signal: opts.signal, upTo });
           if (r.pooled) slabs.push(r.pooled);
           used += r.records.length;
-          results[i] = { ...base, highWatermark: r.highWatermark, errorCode: 0, records: r.records };
+          results[i] = { ...base, highWatermark: upTo === undefined ? r.highWatermark : base.highWatermark, errorCode: 0, records: r.records };
         } catch (err) {
           results[i] = { ...base, errorCode: toKafkaError(err).code, records: null };
         } finally {
@@ -146,8 +161,8 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
   return { results, logs, slabs };
 }
 
-/** Resolves on the first append to any of `logs`, after `ms`, or on abort. */
-function waitForAppend(logs: PartitionLog[], ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves on the first append to any of `logs` (or what `watch` watches), after `ms`, or on abort. */
+function waitForAppend(logs: PartitionLog[], ms: number, signal?: AbortSignal, watch?: FetchOptions['watch']): Promise<void> {
   return new Promise<void>((resolve) => {
     const offs: Array<() => void> = [];
     const done = () => {
@@ -158,6 +173,6 @@ function waitForAppend(logs: PartitionLog[], ms: number, signal?: AbortSignal): 
     };
     const timer = setTimeout(done, ms);
     signal?.addEventListener('abort', done);
-    for (const log of logs) offs.push(log.onAppend(done));
+    for (const log of logs) offs.push(watch === undefined ? log.onAppend(done) : watch(log, done));
   });
 }

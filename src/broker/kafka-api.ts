@@ -18,6 +18,7 @@ import type { ProducerStates } from './producer-states.js';
 import type { KafkaRequestObservers } from './kafka/request-observers.js';
 import type { BrokerSecurity } from '../security/broker-security.js';
 import type { FetchSessions } from './kafka/fetch-sessions.js';
+import type { ReplicaManager } from '../cluster/replica-manager.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
@@ -55,6 +56,11 @@ export interface KafkaApiDeps {
   requestObservers?: KafkaRequestObservers;
   /** Incremental fetch sessions (KIP-227); absent in handler tests: none is granted. */
   fetchSessions?: FetchSessions;
+  /**
+   * In-region replication (src/cluster) when the region is a cluster: roles, high
+   * watermarks and the ISR. Absent on a single broker, whose behaviour it leaves unchanged.
+   */
+  replicaManager?: ReplicaManager;
 }
 
 /** The endpoint to advertise to a request that came in on `listener`. */

@@ -33,6 +33,17 @@ export interface ProduceOptions {
    * or a failback that began while this request waited for the producer state).
    */
   mayAppend?: () => MeridianError | null;
+  /**
+   * Region clusters (src/cluster): the leader epoch stamped on the batches, asked right
+   * after `mayAppend` passed (undefined: none, as on a single broker).
+   */
+  leaderEpoch?: () => number | undefined;
+  /**
+   * Region clusters, acks=all: settles once the in-sync replicas hold everything up to
+   * `lastOffset` (the high watermark passed it); rejects with the error to answer. Asked
+   * after the append is as durable as `sync` says, and for a duplicate's original batches.
+   */
+  replicated?: (lastOffset: bigint) => Promise<void>;
 }
 
 /** Splits a produce request's records into whole batches; throws on a malformed blob. */
@@ -113,7 +124,11 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
         // Kafka answers a duplicate with the original offsets and no error (never 46), once
         // the original is as durable as this request asks.
         const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: -1n, recordErrors: [] };
-        return { done: verdict.pending ? verdict.pending.then(() => ok, failed) : Promise.resolve(ok) };
+        const durable = verdict.pending ? verdict.pending.then(() => ok, failed) : Promise.resolve(ok);
+        const replicated = opts.replicated;
+        if (replicated === undefined) return { done: durable };
+        const last = verdict.baseOffset + headers.reduce((n, h) => n + BigInt(h.lastOffsetDelta) + 1n, 0n) - 1n;
+        return { done: durable.then((r) => (r.errorCode !== 0 ? r : replicated(last).then(() => r, failed))) };
       }
       for (let i = 1; i < headers.length; i++) {
         const v = state.check(headers[i]);
@@ -122,7 +137,8 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
     }
     const refused = opts.mayAppend?.() ?? null;
     if (refused !== null) return fail(refused);
-    const pending = log.appendValidated(batches, headers, { sync });
+    const leaderEpoch = opts.leaderEpoch?.();
+    const pending = log.appendValidated(batches, headers, leaderEpoch === undefined ? { sync } : { sync, leaderEpoch });
     if (state) {
       let base = pending.baseOffset;
       for (const h of headers) {
@@ -131,9 +147,13 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
         base = last + 1n;
       }
     }
+    const replicated = opts.replicated;
     return {
       done: pending.done.then(
-        (): ProduceOutcome => ({ errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: appendTime, recordErrors: [] }),
+        (r): ProduceOutcome | Promise<ProduceOutcome> => {
+          const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: appendTime, recordErrors: [] };
+          return replicated === undefined ? ok : replicated(r.lastOffset).then(() => ok, failed);
+        },
         failed,
       ),
     };

@@ -46,6 +46,14 @@ export class ProducerStates {
     return slot.state;
   }
 
+  /**
+   * Forgets the state of `log` (the next use rebuilds it from the log): a follower that
+   * becomes leader (src/cluster) copied batches this state never saw.
+   */
+  invalidate(log: PartitionLog): void {
+    this.#truncated(log);
+  }
+
   /** The log was truncated: forget its state (the next use rebuilds it from the log). */
   #truncated(log: PartitionLog): void {
     const slot = this.#slots.get(log);

@@ -30,7 +30,8 @@ import type { FetchRequest, FetchResponse, FetchResponsePartitionData } from '..
 import type { ListOffsetsRequest, ListOffsetsResponse } from '../../protocol/kafka/messages/list-offsets.js';
 import type { RequestContext } from '../../protocol/kafka/connection.js';
 import type { LogView } from '../../storage/log-view.js';
-import { fetchPartitions, type FetchPartitionRequest, type FetchPartitionResult } from '../fetch-partitions.js';
+import { fetchPartitions, type FetchOptions, type FetchPartitionRequest, type FetchPartitionResult } from '../fetch-partitions.js';
+import type { ReplicaManager } from '../../cluster/replica-manager.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { handleOffsetForLeaderEpoch } from './offset-for-leader-epoch.js';
@@ -40,7 +41,15 @@ import { AclOperation, deniedTopics, enforcing, UNKNOWN_REQUESTER, type Requeste
 export const FETCH_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.Fetch, versions: [4, 17], handle: (d, c, req, v) => handleFetch(d, c, req, v) },
   { key: ApiKey.ListOffsets, versions: [1, 9], handle: (d, c, req) => handleListOffsets(d, req, c) },
-  { key: ApiKey.OffsetForLeaderEpoch, versions: [0, 4], handle: (d, c, req) => handleOffsetForLeaderEpoch(d, req, c) },
+  // A region cluster's leader answers from its epochs (ReplicaManager.offsetForLeaderEpoch).
+  {
+    key: ApiKey.OffsetForLeaderEpoch,
+    versions: [0, 4],
+    handle: (d, c, req) => {
+      const rm = d.replicaManager;
+      return rm === undefined ? handleOffsetForLeaderEpoch(d, req, c) : handleOffsetForLeaderEpoch(d, req, c, (_log, q) => rm.offsetForLeaderEpoch(q.topic, q.partition, q.currentLeaderEpoch, q.leaderEpoch));
+    },
+  },
 ];
 
 /** ListOffsets' special timestamps (ListOffsetsRequest.java). */
@@ -60,7 +69,7 @@ export async function handleFetch(deps: KafkaApiDeps, ctx: RequestContext, req: 
     deps.logger.debug({ sessionId: req.sessionId, sessionEpoch: req.sessionEpoch, clientId: ctx.header.clientId, error: plan.errorCode }, 'fetch session error');
     return { throttleTimeMs: 0, errorCode: kafkaCode(plan.errorCode), sessionId: 0, responses: [], nodeEndpoints: [] };
   }
-  const answered = await readPartitions(deps, ctx, req, plan.partitions);
+  const answered = await readPartitions(deps, ctx, req, plan.partitions, version);
   let sessionId = 0;
   let sent = answered;
   if (plan.kind === 'full') sessionId = sessions.created(ctx, version, answered);
@@ -82,14 +91,16 @@ interface Answered {
  * TOPIC_AUTHORIZATION_FAILED (checked on every request, a session's partitions included),
  * and neither is read.
  */
-async function readPartitions(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest, partitions: readonly SessionPartition[]): Promise<Answered[]> {
+async function readPartitions(deps: KafkaApiDeps, ctx: RequestContext, req: FetchRequest, partitions: readonly SessionPartition[], version: number): Promise<Answered[]> {
   const sec = enforcing(deps);
   const names = new Set<string>();
   for (const p of partitions) if (p.topic !== null) names.add(p.topic);
   const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Read, [...names]);
+  const rm = deps.replicaManager;
+  const cluster = rm === undefined ? undefined : clusterFetch(rm, req, version, partitions);
   const wanted: FetchPartitionRequest[] = [];
   for (const p of partitions) {
-    if (p.topic === null || denied?.has(p.topic)) continue;
+    if (p.topic === null || denied?.has(p.topic) || cluster?.refused.has(p)) continue;
     wanted.push({ topic: p.topic, partition: p.partition, fetchOffset: p.fetchOffset, maxBytes: p.maxBytes });
   }
   const pool = deps.readBuffers;
@@ -101,13 +112,41 @@ async function readPartitions(deps: KafkaApiDeps, ctx: RequestContext, req: Fetc
     pool,
     // The response references these buffers until the socket has taken its bytes.
     keep: (slab) => ctx.afterWrite(() => pool.release(slab)),
+    ...(cluster === undefined ? {} : cluster.options),
   });
   let i = 0;
   return partitions.map((p) => {
     if (p.topic === null) return { p, data: unknownTopicId(p.partition) };
     if (denied?.has(p.topic)) return { p, data: unauthorized(p.partition) };
+    const refused = cluster?.refused.get(p);
+    if (refused !== undefined) return { p, data: partitionData({ topic: p.topic, partition: p.partition, errorCode: refused, highWatermark: -1n, logStartOffset: -1n, records: null }) };
     return { p, data: partitionData(results[i++]!) };
   });
+}
+
+/**
+ * A fetch in a region cluster (src/cluster/replica-manager.ts): each partition must be led
+ * here, at the request's current_leader_epoch when it names one; a follower's fetch
+ * (replica_id >= 0) records its progress and reads to the log end, a consumer's reads to
+ * the replicated high watermark and its long poll also wakes when that moves.
+ */
+function clusterFetch(rm: ReplicaManager, req: FetchRequest, version: number, partitions: readonly SessionPartition[]): { refused: Map<SessionPartition, number>; options: Pick<FetchOptions, 'bounds' | 'watch'> } {
+  const replicaId = version >= 15 ? req.replicaState.replicaId : req.replicaId;
+  const follower = replicaId >= 0;
+  const epochs = new Map<string, number>();
+  for (const t of req.topics) for (const p of t.partitions) epochs.set(`${version >= TOPIC_IDS_FROM ? t.topicId : t.topic}\u0000${p.partition}`, p.currentLeaderEpoch);
+  const refused = new Map<SessionPartition, number>();
+  for (const p of partitions) {
+    if (p.topic === null) continue;
+    const epoch = epochs.get(`${version >= TOPIC_IDS_FROM ? p.topicId : p.topic}\u0000${p.partition}`) ?? -1;
+    const err = rm.checkFetch(p.topic, p.partition, replicaId, epoch);
+    if (err !== null) refused.set(p, toKafkaError(err).code);
+    else if (follower) rm.followerFetched(replicaId, p.topic, p.partition, p.fetchOffset);
+  }
+  const options: Pick<FetchOptions, 'bounds' | 'watch'> = { bounds: (view) => rm.fetchBounds(view, follower) };
+  // A follower's answer waits only for appends (what it copies), never for the high watermark.
+  if (!follower) options.watch = (log, wake) => rm.watch(log, wake);
+  return { refused, options };
 }
 
 /**
@@ -182,7 +221,11 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { ...base, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION'), timestamp: -1n, offset: -1n };
           try {
-            const hit = await listOffset(view, p.timestamp);
+            // A region cluster: the leader answers, and LATEST is the replicated high watermark.
+            const rm = deps.replicaManager;
+            const refused = rm?.checkFetch(t.name, p.partitionIndex, -1, p.currentLeaderEpoch) ?? null;
+            if (refused !== null) throw refused;
+            const hit = await listOffset(view, p.timestamp, rm === undefined ? undefined : () => rm.fetchBounds(view, false).highWatermark);
             return { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
           } catch (err) {
             return { ...base, errorCode: toKafkaError(err).code, timestamp: -1n, offset: -1n };
@@ -200,13 +243,13 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
  * the record with the largest timestamp and that timestamp; any other value is the first
  * record at or after it (offset -1, timestamp -1 when there is none).
  */
-async function listOffset(view: LogView, timestamp: bigint): Promise<{ offset: bigint; timestamp: bigint }> {
+async function listOffset(view: LogView, timestamp: bigint, highWatermark?: () => bigint): Promise<{ offset: bigint; timestamp: bigint }> {
   const none = { offset: -1n, timestamp: -1n };
   switch (timestamp) {
     case EARLIEST:
       return { offset: view.logStartOffset, timestamp: -1n };
     case LATEST:
-      return { offset: view.highWatermark, timestamp: -1n };
+      return { offset: highWatermark?.() ?? view.highWatermark, timestamp: -1n };
     case MAX_TIMESTAMP:
       return (await view.maxTimestampHit()) ?? none;
     case EARLIEST_LOCAL:

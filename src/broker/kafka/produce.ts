@@ -13,7 +13,7 @@
  * CLUSTER_AUTHORIZATION_FAILED.
  */
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
-import { kafkaCode } from '../../protocol/kafka/error-mapping.js';
+import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
 import type { ProduceRequest, ProduceResponse } from '../../protocol/kafka/messages/produce.js';
 import { beginProducePartition, type ProduceOutcome } from '../produce-partition.js';
@@ -63,7 +63,22 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
           const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';
           // A DR copy refuses producers (src/dr/): checked right before the append, after every await.
           const mayAppend = deps.dr === undefined ? undefined : () => deps.dr!.checkWritable(t.name);
-          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime, mayAppend })).done };
+          const rm = deps.replicaManager;
+          if (rm === undefined) return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, { sync, logAppendTime, mayAppend })).done };
+          // A region cluster (src/cluster/replica-manager.ts): only the leader appends, under
+          // its epoch; acks=all also waits for the in-sync replicas. Checked before any work
+          // (a follower's idempotence state is stale) and again right before the append.
+          const refused = rm.checkProduce(t.name, p.index, req.acks);
+          if (refused !== null) return { index: p.index, done: Promise.resolve(refusedOutcome(refused)) };
+          const clusterMayAppend = () => mayAppend?.() ?? rm.checkProduce(t.name, p.index, req.acks);
+          const opts = {
+            sync,
+            logAppendTime,
+            mayAppend: clusterMayAppend,
+            leaderEpoch: () => rm.leaderEpochFor(t.name, p.index),
+            replicated: req.acks === -1 ? (last: bigint) => rm.awaitReplicated(t.name, p.index, last, req.timeoutMs) : undefined,
+          };
+          return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, opts)).done };
         }),
       ),
     })),
@@ -94,6 +109,11 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
   );
   if (req.acks === 0) return null;
   return { responses, throttleTimeMs: 0, nodeEndpoints: [] };
+}
+
+function refusedOutcome(err: unknown): ProduceOutcome {
+  const e = toKafkaError(err);
+  return { errorCode: e.code, errorMessage: e.message, baseOffset: -1n, logStartOffset: -1n, logAppendTimeMs: -1n, recordErrors: [] };
 }
 
 function unknownPartition(topic: string, index: number): ProduceOutcome {

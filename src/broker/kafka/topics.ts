@@ -42,20 +42,21 @@ export const TOPIC_APIS: readonly KafkaApiEntry[] = [
 
 function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number): MetadataResponseTopic {
   const node = deps.config.nodeId;
+  const rm = deps.replicaManager;
   return {
     errorCode: 0,
     name: info.name,
     topicId: info.id,
     isInternal: false,
-    partitions: Array.from({ length: info.partitions }, (_, p) => ({
-      errorCode: 0,
-      partitionIndex: p,
-      leaderId: node,
-      leaderEpoch: -1,
-      replicaNodes: [node],
-      isrNodes: [node],
-      offlineReplicas: [],
-    })),
+    partitions: Array.from({ length: info.partitions }, (_, p) => {
+      // A region cluster (src/cluster): the partition's state says who leads it.
+      const m = rm?.partitionMetadata(info.name, p);
+      if (m !== undefined) {
+        const errorCode = m.leaderId < 0 ? kafkaCode('LEADER_NOT_AVAILABLE') : 0;
+        return { errorCode, partitionIndex: p, leaderId: m.leaderId, leaderEpoch: m.leaderEpoch, replicaNodes: [...m.replicas], isrNodes: [...m.isr], offlineReplicas: [] };
+      }
+      return { errorCode: 0, partitionIndex: p, leaderId: node, leaderEpoch: -1, replicaNodes: [node], isrNodes: [node], offlineReplicas: [] };
+    }),
     topicAuthorizedOperations: operations,
   };
 }
@@ -125,7 +126,7 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
   }
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }],
+    brokers: deps.replicaManager === undefined ? [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }] : deps.replicaManager.brokers().map((b) => ({ ...b, rack: null })),
     clusterId: deps.clusterId,
     controllerId: deps.config.nodeId,
     topics: out,

@@ -1,0 +1,433 @@
+/**
+ * In-region replication on one broker (Kafka's ReplicaManager): turns the partition states
+ * of a `PartitionStateSource` into roles (partition-replica.ts), runs one follower fetcher
+ * per leader broker (replica-fetcher.ts), keeps the ISR of the partitions it leads, and
+ * answers the broker's request handlers:
+ * - Produce: `checkProduce` (leader? enough in-sync replicas for acks=all?),
+ *   `leaderEpochFor` (the epoch stamped on the batches), `awaitReplicated` (acks=all).
+ * - Fetch: `checkFetch` (leader? current_leader_epoch), `followerFetched` (a follower's
+ *   progress), `fetchBounds` (consumers read to the high watermark, followers to the log
+ *   end), `watch` (a consumer's long poll wakes when the high watermark moves).
+ * - OffsetForLeaderEpoch: `offsetForLeaderEpoch`, from the log's epoch cache plus the
+ *   leader's own epoch, which starts at its log end when it is elected (Kafka assigns it then).
+ * - Metadata: `partitionMetadata`, `brokers`.
+ *
+ * Role changes: becoming leader first stops this broker's fetch of the partition and waits
+ * for its in-flight append (so no follower append lands beside a produce), then drops the
+ * in-memory idempotent-producer state and the geo-replication dedup table (both rebuild
+ * from the log, which holds every batch the follower copied), then serves produce under the
+ * new epoch. Until then produce gets NOT_LEADER_OR_FOLLOWER, which clients retry. Becoming
+ * follower fails the produce requests waiting for replication and hands the partition to
+ * the new leader's fetcher, which truncates the divergent tail before it fetches.
+ *
+ * `min.insync.replicas` is `minInsyncReplicas(topic)` when given, else
+ * `defaultMinInsyncReplicas`: the topic-config layer fixes min.insync.replicas at 1
+ * (broker/kafka/topic-config.ts); making it a settable topic config is the next layer's.
+ *
+ * Lifecycle: `start()` reads every state and subscribes; `close()` (idempotent) stops the
+ * fetchers, the ISR timer and the subscription, and fails waiting produce requests.
+ */
+import type { Logger } from 'pino';
+import type { LinkSecurityConfig } from '../config/schema.js';
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { ProducerStates } from '../broker/producer-states.js';
+import type { ReplicaStates } from '../replication/replica-state.js';
+import { answerFromCache, type EpochAnswer } from '../broker/kafka/offset-for-leader-epoch.js';
+import { toKafkaError } from '../protocol/kafka/error-mapping.js';
+import { UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET } from '../storage/leader-epoch-cache.js';
+import type { LogView } from '../storage/log-view.js';
+import type { PartitionLog } from '../storage/partition-log.js';
+import type { TopicManager } from '../storage/topic-manager.js';
+import { notLeader, PartitionReplica } from './partition-replica.js';
+import type { HostPort, NamedPartitionState, PartitionStateSource } from './partition-state-source.js';
+import { ReplicaFetcher } from './replica-fetcher.js';
+
+export interface ReplicaManagerOptions {
+  nodeId: number;
+  source: PartitionStateSource;
+  topics: TopicManager;
+  producerStates: ProducerStates;
+  replicaStates: ReplicaStates;
+  /** The log flush mode: in `fsync` the leader's and followers' ends count once fdatasync'd. */
+  flushMode: 'fsync' | 'interval';
+  /** A follower not caught up for this long leaves the ISR (Kafka replica.lag.time.max.ms; default 10 s). */
+  replicaLagTimeMaxMs?: number;
+  /** min.insync.replicas of topics that set none (default 1). */
+  defaultMinInsyncReplicas?: number;
+  /** A topic's own min.insync.replicas, when it has one. */
+  minInsyncReplicas?: (topic: string) => number | undefined;
+  /** Follower fetch long-poll (Kafka replica.fetch.wait.max.ms; default 500 ms). */
+  fetchMaxWaitMs?: number;
+  /** Follower fetch sizes (default 10 MiB per response, 1 MiB per partition). */
+  fetchMaxBytes?: number;
+  partitionFetchMaxBytes?: number;
+  /** Wait before a refused partition or a failed connection is retried (default 100 ms, doubling to 1 s). */
+  fetchBackoffMs?: number;
+  /** TLS and SASL of the fetchers' connections to other brokers. */
+  linkSecurity?: LinkSecurityConfig;
+  logger?: Logger;
+}
+
+/** What Metadata says of a partition. */
+export interface PartitionMetadata {
+  leaderId: number;
+  leaderEpoch: number;
+  replicas: readonly number[];
+  isr: readonly number[];
+}
+
+const NO_CHECK_EPOCH = -1;
+
+export class ReplicaManager {
+  readonly nodeId: number;
+  readonly #opts: ReplicaManagerOptions;
+  readonly #lagMs: number;
+  /** Every partition's latest state, this broker's or not (Metadata answers for all). */
+  readonly #states = new Map<string, NamedPartitionState>();
+  /** The partitions this broker holds a replica of. */
+  readonly #replicas = new Map<string, PartitionReplica>();
+  readonly #byLog = new WeakMap<PartitionLog, PartitionReplica>();
+  /** Bumped at each role change of a partition: an older asynchronous step gives up. */
+  readonly #generation = new Map<string, number>();
+  readonly #fetchers = new Map<number, ReplicaFetcher>();
+  #unsubscribe: (() => void) | undefined;
+  #offTopics: (() => void) | undefined;
+  #isrTimer: NodeJS.Timeout | undefined;
+  #fetchersPaused = false;
+  #closed = false;
+
+  constructor(opts: ReplicaManagerOptions) {
+    this.nodeId = opts.nodeId;
+    this.#opts = opts;
+    this.#lagMs = opts.replicaLagTimeMaxMs ?? 10_000;
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#opts.source.subscribe((s) => this.#apply(s));
+    for (const s of this.#opts.source.states()) this.#apply(s);
+    // A state naming a topic this broker has not opened yet is applied once it is.
+    this.#offTopics = this.#opts.topics.onTopicChange((event) => {
+      if (event === 'deleted') return this.#forgetDeleted();
+      for (const s of [...this.#states.values()]) if (s.replicas.includes(this.nodeId) && !this.#replicas.has(keyOf(s.topic, s.partition))) this.#reapply(s);
+    });
+    // Kafka checks the ISR every replica.lag.time.max.ms / 2.
+    this.#isrTimer = setInterval(() => this.#checkIsr(), Math.max(10, Math.floor(this.#lagMs / 2)));
+    this.#isrTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#offTopics?.();
+    clearInterval(this.#isrTimer);
+    for (const r of this.#replicas.values()) r.close();
+    await Promise.all([...this.#fetchers.values()].map((f) => f.close()));
+    this.#fetchers.clear();
+  }
+
+  /** This broker's replica of a partition, when it has one. */
+  replica(topic: string, partition: number): PartitionReplica | undefined {
+    return this.#replicas.get(keyOf(topic, partition));
+  }
+
+  /** The fetcher from leader `leaderId`, when this broker follows something of it. */
+  fetcher(leaderId: number): ReplicaFetcher | undefined {
+    return this.#fetchers.get(leaderId);
+  }
+
+  /** Stops every follower fetch (the partitions stay followed): tests and drills stand in for a slow follower. */
+  pauseFetchers(): void {
+    this.#fetchersPaused = true;
+    for (const f of this.#fetchers.values()) f.pause();
+  }
+
+  resumeFetchers(): void {
+    this.#fetchersPaused = false;
+    for (const f of this.#fetchers.values()) f.resume();
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Produce
+
+  /**
+   * Whether a produce may append now (called before any work and again right before the
+   * append): only the leader takes produce; acks=all needs an ISR of min.insync.replicas.
+   */
+  checkProduce(topic: string, partition: number, acks: number): MeridianError | null {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    if (r === undefined || r.role !== 'leader') return this.#notLeader(topic, partition, r);
+    if (acks === -1) {
+      const min = this.minInsyncReplicas(topic);
+      const isr = r.state.isr;
+      if (isr.length < min) {
+        return new MeridianError(ErrorCode.NotEnoughReplicas, `${topic}-${partition}: the ISR [${isr.join(', ')}] has ${isr.length} replica(s), fewer than min.insync.replicas ${min}; nothing was written (acks=all)`);
+      }
+    }
+    return null;
+  }
+
+  /** The leader epoch to stamp on a produce's batches (undefined: not the leader). */
+  leaderEpochFor(topic: string, partition: number): number | undefined {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    return r?.role === 'leader' ? r.leaderEpoch : undefined;
+  }
+
+  /** acks=all: resolves once the high watermark passes `lastOffset`; rejects with the error to answer. */
+  async awaitReplicated(topic: string, partition: number, lastOffset: bigint, timeoutMs: number): Promise<void> {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    if (r === undefined) throw this.#notLeader(topic, partition, r);
+    const err = await r.awaitHighWatermark(lastOffset, this.minInsyncReplicas(topic), timeoutMs);
+    if (err !== null) throw err;
+  }
+
+  minInsyncReplicas(topic: string): number {
+    return this.#opts.minInsyncReplicas?.(topic) ?? this.#opts.defaultMinInsyncReplicas ?? 1;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Fetch
+
+  /**
+   * Whether a fetch of the partition is served here: consumers (replicaId < 0) and followers
+   * alike read from the leader only, a follower only of a partition it replicates; a
+   * `currentLeaderEpoch` other than -1 must be the leader's (older: FENCED_LEADER_EPOCH,
+   * newer: UNKNOWN_LEADER_EPOCH).
+   */
+  checkFetch(topic: string, partition: number, replicaId: number, currentLeaderEpoch: number): MeridianError | null {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    const epochError = this.#checkEpoch(topic, partition, currentLeaderEpoch, r);
+    if (epochError !== null) return epochError;
+    if (r === undefined || r.role !== 'leader') return this.#notLeader(topic, partition, r);
+    if (replicaId >= 0 && !r.state.replicas.includes(replicaId)) {
+      return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${replicaId} fetched as a follower but is not one of its replicas [${r.state.replicas.join(', ')}]`);
+    }
+    return null;
+  }
+
+  /** A follower fetched from `fetchOffset`: it holds everything before it. */
+  followerFetched(replicaId: number, topic: string, partition: number, fetchOffset: bigint): void {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    // Past what the leader has written, the follower's log diverged (it truncates before it
+    // fetches again): it holds nothing the high watermark may count.
+    if (r === undefined || r.role !== 'leader' || fetchOffset > r.log.highWatermark) return;
+    r.followerFetched(replicaId, fetchOffset, Date.now());
+    this.#maybeAlterIsr(r);
+  }
+
+  /**
+   * Where a fetch's reads of the partition stop and the high watermark it answers: a
+   * follower reads to the log end, a consumer to the replicated high watermark (never past
+   * what the log has written). Throws NOT_LEADER_OR_FOLLOWER once leadership moved.
+   */
+  fetchBounds(view: LogView, follower: boolean): { upTo: bigint; highWatermark: bigint } {
+    const r = this.#replicas.get(keyOf(view.topic, view.partition));
+    if (r === undefined || r.role !== 'leader') throw this.#notLeader(view.topic, view.partition, r);
+    const written = view.local.highWatermark;
+    const hw = r.highWatermark < written ? r.highWatermark : written;
+    return { upTo: follower ? written : hw, highWatermark: hw };
+  }
+
+  /** A consumer's long poll wakes on appends and on the high watermark moving. */
+  watch(log: PartitionLog, wake: () => void): () => void {
+    const offAppend = log.onAppend(wake);
+    const offHw = this.#byLog.get(log)?.onHighWatermark(wake);
+    return () => {
+      offAppend();
+      offHw?.();
+    };
+  }
+
+  // -------------------------------------------------------------------------------------
+  // OffsetForLeaderEpoch
+
+  /**
+   * OffsetForLeaderEpoch on this broker (Kafka's Partition.lastOffsetForLeaderEpoch): only
+   * the leader answers, from its log's epoch cache with its own epoch counted from its
+   * election on (broker/kafka/offset-for-leader-epoch.ts answerFromCache); a
+   * `currentLeaderEpoch` other than the leader's is fenced there.
+   */
+  offsetForLeaderEpoch(topic: string, partition: number, currentLeaderEpoch: number, leaderEpoch: number): EpochAnswer {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    const error = this.#checkEpoch(topic, partition, currentLeaderEpoch, r) ?? (r === undefined || r.role !== 'leader' ? this.#notLeader(topic, partition, r) : null);
+    if (error !== null) return { errorCode: toKafkaError(error).code, leaderEpoch: UNDEFINED_EPOCH, endOffset: UNDEFINED_EPOCH_OFFSET };
+    return answerFromCache(r!.log, leaderEpoch, currentLeaderEpoch, r!.leaderEpoch);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Metadata
+
+  partitionMetadata(topic: string, partition: number): PartitionMetadata | undefined {
+    const s = this.#states.get(keyOf(topic, partition));
+    return s === undefined ? undefined : { leaderId: s.leader, leaderEpoch: s.leaderEpoch, replicas: s.replicas, isr: s.isr };
+  }
+
+  /** Every broker the states name, with its registered Kafka listener (unregistered ones left out). */
+  brokers(): Array<{ nodeId: number } & HostPort> {
+    const ids = new Set<number>([this.nodeId]);
+    for (const s of this.#states.values()) for (const id of s.replicas) ids.add(id);
+    const out: Array<{ nodeId: number } & HostPort> = [];
+    for (const nodeId of [...ids].sort((a, b) => a - b)) {
+      const a = this.#opts.source.brokerAddress(nodeId);
+      if (a !== undefined) out.push({ nodeId, host: a.host, port: a.port });
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Roles
+
+  #apply(s: NamedPartitionState): void {
+    if (this.#closed) return;
+    const k = keyOf(s.topic, s.partition);
+    const known = this.#states.get(k);
+    // Watches may deliver an older state after a newer one (a CAS answer and a watch event).
+    if (known !== undefined && (s.leaderEpoch < known.leaderEpoch || (s.leaderEpoch === known.leaderEpoch && s.partitionEpoch < known.partitionEpoch))) return;
+    this.#states.set(k, s);
+    let r = this.#replicas.get(k);
+    if (!s.replicas.includes(this.nodeId)) {
+      if (r !== undefined) {
+        this.#bump(k);
+        r.resign(s);
+        this.#replicas.delete(k);
+        void this.#unfollow(s.topic, s.partition);
+      }
+      return;
+    }
+    if (r === undefined) {
+      const log = this.#opts.topics.partition(s.topic, s.partition);
+      // Not opened here yet: applied when the topic is (start()'s topic listener).
+      if (log === undefined) return;
+      r = new PartitionReplica(this.nodeId, log, s, this.#opts.flushMode === 'fsync');
+      this.#replicas.set(k, r);
+      this.#byLog.set(log, r);
+    }
+    if (s.leader === this.nodeId) {
+      if (r.role === 'leader' && r.leaderEpoch === s.leaderEpoch) return r.update(s);
+      const gen = this.#bump(k);
+      r.resign(s);
+      void this.#becomeLeader(r, s, gen);
+    } else if (s.leader < 0) {
+      this.#bump(k);
+      r.resign(s);
+      void this.#unfollow(s.topic, s.partition);
+    } else {
+      if (r.role === 'follower' && r.leaderEpoch === s.leaderEpoch && r.state.leader === s.leader) return r.update(s);
+      this.#bump(k);
+      r.follow(s);
+      // A loaded producer state would miss what the follower copies, yet write snapshots at
+      // each seal that a later leadership would trust: drop it until then.
+      this.#opts.producerStates.invalidate(r.log);
+      this.#opts.replicaStates.invalidate(r.log);
+      for (const [leader, f] of this.#fetchers) if (leader !== s.leader) void f.remove(s.topic, s.partition);
+      this.#fetcherFor(s.leader).add({ topic: s.topic, partition: s.partition, log: r.log, leaderEpoch: s.leaderEpoch });
+    }
+  }
+
+  /** Replicas whose log went with a deleted topic stop (a recreated topic gets new ones). */
+  #forgetDeleted(): void {
+    for (const [k, r] of [...this.#replicas]) {
+      if (this.#opts.topics.partition(r.topic, r.partition) === r.log) continue;
+      this.#bump(k);
+      r.close();
+      this.#replicas.delete(k);
+      void this.#unfollow(r.topic, r.partition);
+    }
+  }
+
+  /** A state not applied yet because its topic was not open here: applied as new. */
+  #reapply(s: NamedPartitionState): void {
+    this.#states.delete(keyOf(s.topic, s.partition));
+    this.#apply(s);
+  }
+
+  async #becomeLeader(r: PartitionReplica, s: NamedPartitionState, gen: number): Promise<void> {
+    const k = keyOf(s.topic, s.partition);
+    // No follower append may land beside this leader's first produce.
+    await this.#unfollow(s.topic, s.partition);
+    if (this.#closed || this.#generation.get(k) !== gen) return;
+    // The follower copied batches its in-memory tables never saw: both rebuild from the log.
+    this.#opts.producerStates.invalidate(r.log);
+    this.#opts.replicaStates.invalidate(r.log);
+    r.lead(s, Date.now());
+    this.#opts.logger?.info({ topic: s.topic, partition: s.partition, leaderEpoch: s.leaderEpoch, isr: s.isr, logEnd: String(r.log.logEndOffset) }, 'leading partition');
+  }
+
+  async #unfollow(topic: string, partition: number): Promise<void> {
+    await Promise.all([...this.#fetchers.values()].map((f) => f.remove(topic, partition)));
+  }
+
+  #bump(k: string): number {
+    const g = (this.#generation.get(k) ?? 0) + 1;
+    this.#generation.set(k, g);
+    return g;
+  }
+
+  #fetcherFor(leaderId: number): ReplicaFetcher {
+    let f = this.#fetchers.get(leaderId);
+    if (f === undefined) {
+      f = new ReplicaFetcher({
+        nodeId: this.nodeId,
+        leaderId,
+        address: () => this.#opts.source.brokerAddress(leaderId),
+        maxWaitMs: this.#opts.fetchMaxWaitMs ?? 500,
+        maxBytes: this.#opts.fetchMaxBytes ?? 10 * 1024 * 1024,
+        partitionMaxBytes: this.#opts.partitionFetchMaxBytes ?? 1024 * 1024,
+        sync: this.#opts.flushMode === 'fsync',
+        backoffMs: this.#opts.fetchBackoffMs ?? 100,
+        security: this.#opts.linkSecurity,
+        logger: this.#opts.logger,
+        onHighWatermark: (topic, partition, hw) => this.#replicas.get(keyOf(topic, partition))?.setFollowerHighWatermark(hw),
+      });
+      if (this.#fetchersPaused) f.pause();
+      f.start();
+      this.#fetchers.set(leaderId, f);
+    }
+    return f;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // ISR
+
+  #checkIsr(): void {
+    for (const r of this.#replicas.values()) if (r.role === 'leader') this.#maybeAlterIsr(r);
+  }
+
+  #maybeAlterIsr(r: PartitionReplica): void {
+    const desired = r.desiredIsr(Date.now(), this.#lagMs);
+    if (desired === undefined) return;
+    const s = r.state;
+    r.proposeIsr(desired);
+    this.#opts.logger?.info({ topic: s.topic, partition: s.partition, from: s.isr, to: desired, leaderEpoch: s.leaderEpoch }, 'proposing an ISR change');
+    this.#opts.source.alterIsr(s.topic, s.partition, desired, { leaderEpoch: s.leaderEpoch, partitionEpoch: s.partitionEpoch }).then(
+      (res) => {
+        if (res.kind === 'ok') this.#apply(res.state);
+        // Someone else changed the partition: its new state arrives through the subscription.
+        else if (r.pendingIsr === desired) r.clearProposal();
+      },
+      (err) => {
+        if (r.pendingIsr === desired) r.clearProposal();
+        this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition, to: desired }, 'ISR change failed; retried at the next check');
+      },
+    );
+  }
+
+  #checkEpoch(topic: string, partition: number, currentLeaderEpoch: number, r: PartitionReplica | undefined): MeridianError | null {
+    if (currentLeaderEpoch === NO_CHECK_EPOCH) return null;
+    const epoch = r?.state.leaderEpoch ?? this.#states.get(keyOf(topic, partition))?.leaderEpoch;
+    if (epoch === undefined) return null;
+    if (currentLeaderEpoch < epoch) return new MeridianError(ErrorCode.FencedLeaderEpoch, `${topic}-${partition}: the request's leader epoch ${currentLeaderEpoch} is older than the current ${epoch}; refresh metadata`);
+    if (currentLeaderEpoch > epoch) return new MeridianError(ErrorCode.UnknownLeaderEpoch, `${topic}-${partition}: the request's leader epoch ${currentLeaderEpoch} is newer than this broker's ${epoch}; it has not seen the change yet`);
+    return null;
+  }
+
+  #notLeader(topic: string, partition: number, r: PartitionReplica | undefined): MeridianError {
+    const s = r?.state ?? this.#states.get(keyOf(topic, partition));
+    if (s === undefined) return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: this broker has no state for the partition yet`);
+    return notLeader({ topic, partition, state: s }, s.leader === this.nodeId ? `broker ${this.nodeId} is taking over leadership` : `broker ${this.nodeId} does not lead it`);
+  }
+}
+
+function keyOf(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
