@@ -113,3 +113,23 @@ test('followers refuse produce and consumer fetch; stale and future leader epoch
   await waitFor('epoch 0 is fenced', async () => (await rawFetch(leaderPort, topic, 0, 0n, 0)).errorCode === kafkaCode('FENCED_LEADER_EPOCH'));
   assert.equal((await rawFetch(leaderPort, topic, 0, 0n, 1)).errorCode, 0);
 });
+
+test('acks=all times out with REQUEST_TIMED_OUT when the ISR does not catch up within timeout_ms; the leader keeps the record', async () => {
+  const topic = 'acks-all-timeout';
+  await cluster.createTopic(topic, 1, 1);
+  const leader = cluster.node(1);
+  await waitFor('broker 1 leads', () => leader.broker.replicaManager!.replica(topic, 0)?.role === 'leader');
+  cluster.node(2).broker.replicaManager!.pauseFetchers();
+  try {
+    const started = Date.now();
+    const r = await rawProduce(leader.port, topic, 0, ['slow'], -1, 300);
+    assert.equal(r.errorCode, kafkaCode('REQUEST_TIMED_OUT'));
+    assert.ok(Date.now() - started >= 300, 'answered before timeout_ms');
+    // Written on the leader (and broker 3), not yet acknowledged to the ISR: the high watermark stays.
+    assert.equal(leader.log(topic, 0).logEndOffset, 1n);
+    assert.equal((await rawFetch(leader.port, topic, 0, 0n)).highWatermark, 0n);
+  } finally {
+    cluster.node(2).broker.replicaManager!.resumeFetchers();
+  }
+  await waitFor('the high watermark passes it once broker 2 fetches', async () => (await rawFetch(leader.port, topic, 0, 0n)).highWatermark === 1n);
+});
