@@ -326,7 +326,14 @@ export class PartitionLog {
     // checkpoint already covers all of it.
     const active = segments[segments.length - 1];
     if (!active.isEmpty && !durableAsIs) await active.sync(opts.io ?? realIo, true);
-    const { cache, corrupt } = LeaderEpochCache.load(PartitionFiles.leaderEpochCheckpoint(dir));
+    let loaded: ReturnType<typeof LeaderEpochCache.load>;
+    try {
+      loaded = LeaderEpochCache.load(PartitionFiles.leaderEpochCheckpoint(dir));
+    } catch (err) {
+      for (const seg of segments) await seg.close();
+      throw err;
+    }
+    const { cache, corrupt } = loaded;
     const log = new PartitionLog(dir, opts, segments, ctx, resources, stats, cache, logger, readDeletedBefore(dir));
     try {
       await log.#loadEpochs(epochStamps, corrupt);
@@ -800,9 +807,11 @@ export class PartitionLog {
    * each next one where the previous ended (UNEXPECTED_APPEND_OFFSET otherwise: the caller
    * refetches from `logEndOffset`, or truncates first); every batch is checked (magic,
    * length, CRC-32C, record count) before anything is appended, so a corrupt or misplaced
-   * batch leaves the log unchanged. A stamp newer than the latest epoch records that epoch's
-   * start. The batches go into as many segments as their size needs (rolled where a leader's
-   * append would roll); `records` must not change until the promise settles.
+   * batch leaves the log unchanged; there is no size limit (the leader accepted the batch,
+   * and a follower that refused it would stop replicating). A stamp newer than the latest
+   * epoch records that epoch's start. The batches go into as many segments as their size
+   * needs (rolled where a leader's append would roll); `records` must not change until the
+   * promise settles.
    *
    * Resolves as `append` does (durable in fsync mode unless `sync: false`), with the offsets
    * appended; with nothing whole to append, at once with `baseOffset` the log end and
