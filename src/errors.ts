@@ -144,6 +144,19 @@ export const ErrorCode = {
   TransactionalIdAuthorizationFailed: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
   /** Replicated data for a topic from a region its policies do not name as a source, or from a principal bound to another region. */
   ReplicationUnauthorized: 'REPLICATION_UNAUTHORIZED',
+  // Region clusters on etcd (src/cluster).
+  /** A value in etcd that does not parse or has the wrong shape: the message names the key. */
+  CorruptMetadata: 'CORRUPT_METADATA',
+  /** A replication factor below 1 or above the number of live brokers. */
+  InvalidReplicationFactor: 'INVALID_REPLICATION_FACTOR',
+  /** An explicit replica assignment that names a broker twice, an unknown broker, or differs in length between partitions. */
+  InvalidReplicaAssignment: 'INVALID_REPLICA_ASSIGNMENT',
+  /** A controller write from a broker that is not (or no longer) the region's controller: fenced by etcd. */
+  NotController: 'NOT_CONTROLLER',
+  /** A broker registering a node id that another live broker holds (two brokers configured with the same nodeId). */
+  NodeIdInUse: 'NODE_ID_IN_USE',
+  /** etcd could not be reached (or did not answer) within the operation's time budget. */
+  MetadataUnavailable: 'METADATA_UNAVAILABLE',
   // In-region replication (src/cluster/replica-manager.ts).
   /** Produce or consumer Fetch to a broker that is not the partition's leader (a follower, or no replica). */
   NotLeader: 'NOT_LEADER',
@@ -225,6 +238,12 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   CLUSTER_AUTHORIZATION_FAILED: 'never',
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'never',
   REPLICATION_UNAUTHORIZED: 'never',
+  CORRUPT_METADATA: 'never',
+  INVALID_REPLICATION_FACTOR: 'never',
+  INVALID_REPLICA_ASSIGNMENT: 'never',
+  NOT_CONTROLLER: 'always',
+  NODE_ID_IN_USE: 'never',
+  METADATA_UNAVAILABLE: 'always',
   NOT_LEADER: 'always',
   FENCED_LEADER_EPOCH: 'always',
   UNKNOWN_LEADER_EPOCH: 'always',

@@ -41,6 +41,27 @@ export interface BrokerConfig {
   readonly replication: ReplicationConfig;
   readonly admin: AdminConfig;
   readonly security: SecurityConfig;
+  readonly cluster: ClusterConfig;
+}
+
+/** Several brokers per region with metadata in etcd (src/cluster/README.md). */
+export interface ClusterConfig {
+  readonly etcd: {
+    /** host:port (or http(s)://host:port) of each etcd member; empty: not clustered (one broker, metadata in files). */
+    readonly endpoints: readonly string[];
+    readonly tls: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null };
+    readonly username: string | null;
+    /** Never logged; prefer MERIDIAN_CLUSTER__ETCD__PASSWORD. */
+    readonly password: string | null;
+    /** Key prefix; the region's keys are under `<prefix>/<region>/`. */
+    readonly prefix: string;
+  };
+  readonly leaseTtlMs: number;
+  readonly replicaLagTimeMaxMs: number;
+  /** null: min(3, live brokers). */
+  readonly defaultReplicationFactor: number | null;
+  readonly defaultMinInsyncReplicas: number;
+  readonly uncleanLeaderElection: boolean;
 }
 
 export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'] as const;
@@ -322,6 +343,20 @@ export interface RawBrokerConfig {
     bootstrap: { user: string | null; password: string | null };
     authorization: { enabled: boolean; superUsers: string[]; allowEveryoneIfNoAclFound: boolean };
     quotas: { producerByteRate: SizeInput | null; consumerByteRate: SizeInput | null; requestRate: number | null };
+  };
+  cluster: {
+    etcd: {
+      endpoints: string[];
+      tls: { caFile: string | null; certFile: string | null; keyFile: string | null };
+      username: string | null;
+      password: string | null;
+      prefix: string;
+    };
+    leaseTtlMs: DurationInput;
+    replicaLagTimeMaxMs: DurationInput;
+    defaultReplicationFactor: number | null;
+    defaultMinInsyncReplicas: number;
+    uncleanLeaderElection: boolean;
   };
 }
 
@@ -758,6 +793,55 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       consumerByteRate: { description: 'Fetch bytes per second per principal.', default: null, type: ['integer', 'string', 'null'], unit: 'size', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
       requestRate: { description: 'Requests per second per principal.', default: null, type: ['integer', 'null'], minimum: 1, maximum: 1_000_000_000 },
     }),
+  }),
+  cluster: section('Several brokers per region, metadata in etcd, partitions replicated between the brokers (src/cluster/README.md). Off while cluster.etcd.endpoints is empty.', {
+    etcd: section('The etcd cluster holding the region\'s metadata (brokers, controller, topics, partition states).', {
+      endpoints: {
+        description: 'host:port (or http(s)://host:port) of each etcd member. Empty: the region is one broker with its metadata in files (the default). As an environment variable: JSON, e.g. ["10.0.0.5:2379"].',
+        default: [],
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+      },
+      tls: section('TLS to etcd: set caFile (and certFile with keyFile for client certificates), or nothing for plain HTTP.', {
+        caFile: optionalString('PEM CA certificates etcd\'s certificate is verified against. null: no TLS.'),
+        certFile: optionalString('PEM client certificate (etcd --client-cert-auth). null: none.'),
+        keyFile: optionalString('PEM private key of certFile; never logged.'),
+      }),
+      username: optionalString('etcd user (etcd authentication); null: none.'),
+      password: optionalString('Its password. Prefer MERIDIAN_CLUSTER__ETCD__PASSWORD; never logged.'),
+      prefix: {
+        description: 'Key prefix in etcd; a region\'s keys are under <prefix>/<region>/, so regions (and other applications) may share an etcd.',
+        default: '/meridian',
+        type: 'string',
+        pattern: '^/[^\\s]*[^/\\s]$',
+        expected: 'a key prefix starting with / and not ending with / (e.g. /meridian)',
+      },
+    }),
+    leaseTtlMs: duration(
+      'Lifetime of a broker\'s etcd lease (whole seconds; rounded up), renewed every third of it. A broker that stops (SIGKILL, network cut) leaves the region when it expires: its partitions get new leaders then. It stops acting as leader itself a little before (self-fencing).',
+      '6s',
+      { minimum: 2000, maximum: 3_600_000 },
+    ),
+    replicaLagTimeMaxMs: duration('A follower that has not caught up with the leader\'s log end for this long leaves the ISR (Kafka replica.lag.time.max.ms).', '10s', { minimum: 100, maximum: MAX_TIMER_MS }),
+    defaultReplicationFactor: {
+      description: 'Replicas per partition of a topic created without a replication factor; null: min(3, live brokers).',
+      default: null,
+      type: ['integer', 'null'],
+      minimum: 1,
+      maximum: 1000,
+    },
+    defaultMinInsyncReplicas: {
+      description: 'In-sync replicas an acks=all produce needs, for topics without min.insync.replicas (Kafka min.insync.replicas).',
+      default: 1,
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+    },
+    uncleanLeaderElection: {
+      description: 'When no in-sync replica of a partition is alive, elect an out-of-sync one (acknowledged records may be lost) instead of leaving the partition offline (Kafka unclean.leader.election.enable).',
+      default: false,
+      type: 'boolean',
+    },
   }),
 });
 

@@ -121,6 +121,14 @@ describe('defaults', () => {
         authorization: { enabled: false, superUsers: [], allowEveryoneIfNoAclFound: false },
         quotas: { producerByteRate: null, consumerByteRate: null, requestRate: null },
       },
+      cluster: {
+        etcd: { endpoints: [], tls: { caFile: null, certFile: null, keyFile: null }, username: null, password: null, prefix: '/meridian' },
+        leaseTtlMs: 6000,
+        replicaLagTimeMaxMs: 10_000,
+        defaultReplicationFactor: null,
+        defaultMinInsyncReplicas: 1,
+        uncleanLeaderElection: false,
+      },
     };
     assert.deepEqual(defaultConfig(), expected);
     assert.deepEqual(loadConfig({ env: {} }), expected);
@@ -312,7 +320,7 @@ describe('bad files', () => {
     const snake = refused(() => parseConfig('log:\n  segment_bytes: 1MiB\n', 'config/x.yaml'));
     assert.match(snake.message, /did you mean segmentBytes\?/);
     const far = refused(() => parseConfig('colour: blue\n', 'config/x.yaml'));
-    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication, admin, security \(line 1\)$/);
+    assert.match(far.message, /^config\/x\.yaml: colour: unknown field, expected one of region, nodeId, dataDir, logging, kafka, log, topics, groups, metrics, tiered, replication, admin, security, cluster \(line 1\)$/);
   });
 
   test('bad unit', () => {

@@ -85,6 +85,14 @@ export const KAFKA_MAPPING = {
   // Not in REFUSED_BY_REMOTE: the sender backs off and retries, so the link resumes by
   // itself once the receiving region's policies or ACLs are fixed (both ends log it).
   [ErrorCode.ReplicationUnauthorized]: 'CLUSTER_AUTHORIZATION_FAILED',
+  // Region clusters (src/cluster): Kafka's own answers where it has one (CreateTopics,
+  // a controller request to a broker that is not the controller, a duplicate broker id).
+  [ErrorCode.InvalidReplicationFactor]: 'INVALID_REPLICATION_FACTOR',
+  [ErrorCode.InvalidReplicaAssignment]: 'INVALID_REPLICA_ASSIGNMENT',
+  [ErrorCode.NotController]: 'NOT_CONTROLLER',
+  [ErrorCode.NodeIdInUse]: 'DUPLICATE_BROKER_REGISTRATION',
+  [ErrorCode.MetadataUnavailable]: 'REQUEST_TIMED_OUT',
+  [ErrorCode.CorruptMetadata]: 'UNKNOWN_SERVER_ERROR',
   // In-region replication: Kafka's ReplicaManager answers; clients refresh metadata on the
   // first three and retry all six.
   [ErrorCode.NotLeader]: 'NOT_LEADER_OR_FOLLOWER',

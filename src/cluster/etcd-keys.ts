@@ -1,0 +1,75 @@
+/**
+ * The one owner of the etcd key layout of a region (src/cluster/README.md, "etcd: keys,
+ * leases, fencing"). Every other module asks `regionKeys(...)` for a key or a prefix and
+ * parses keys back through it, so the layout is written down exactly once.
+ *
+ *   <prefix>/<region>/brokers/<nodeId>            BrokerInfo, on the broker's lease
+ *   <prefix>/<region>/controller/<leaseId hex>    election candidates, on their brokers' leases
+ *   <prefix>/<region>/topics/<name>               TopicRecord
+ *   <prefix>/<region>/partitions/<topic>/<p>      PartitionState
+ *   <prefix>/<region>/config/policies, config/tiered
+ *
+ * Kafka topic names are [a-zA-Z0-9._-] (never "/"), so `partitions/<topic>/` is a prefix of
+ * that topic's partitions only.
+ */
+
+export interface RegionKeys {
+  /** `<prefix>/<region>/`: everything of the region lives under it. */
+  readonly root: string;
+  readonly brokersPrefix: string;
+  broker(nodeId: number): string;
+  /** The node id of a `brokers/<nodeId>` key, or undefined for another key. */
+  brokerIdOf(key: string): number | undefined;
+  /** Prefix of the controller election: its candidates' keys, lowest create revision leads. */
+  readonly controllerPrefix: string;
+  controllerCandidate(leaseId: string): string;
+  readonly topicsPrefix: string;
+  topic(name: string): string;
+  topicNameOf(key: string): string | undefined;
+  readonly partitionsPrefix: string;
+  partitionsOf(topic: string): string;
+  partition(topic: string, partition: number): string;
+  /** Topic and partition of a `partitions/<topic>/<p>` key, or undefined for another key. */
+  partitionOf(key: string): { topic: string; partition: number } | undefined;
+  readonly policies: string;
+  readonly tiered: string;
+}
+
+/** Default `cluster.etcd.prefix`. */
+export const DEFAULT_PREFIX = '/meridian';
+
+export function regionKeys(prefix: string, region: string): RegionKeys {
+  const root = `${prefix.replace(/\/+$/, '')}/${region}/`;
+  const brokersPrefix = `${root}brokers/`;
+  const controllerPrefix = `${root}controller/`;
+  const topicsPrefix = `${root}topics/`;
+  const partitionsPrefix = `${root}partitions/`;
+  const rest = (key: string, p: string) => (key.startsWith(p) ? key.slice(p.length) : undefined);
+  return {
+    root,
+    brokersPrefix,
+    broker: (nodeId) => `${brokersPrefix}${nodeId}`,
+    brokerIdOf: (key) => {
+      const r = rest(key, brokersPrefix);
+      return r !== undefined && /^\d+$/.test(r) ? Number(r) : undefined;
+    },
+    controllerPrefix,
+    controllerCandidate: (leaseId) => `${controllerPrefix}${BigInt(leaseId).toString(16)}`,
+    topicsPrefix,
+    topic: (name) => `${topicsPrefix}${name}`,
+    topicNameOf: (key) => {
+      const r = rest(key, topicsPrefix);
+      return r === undefined || r === '' || r.includes('/') ? undefined : r;
+    },
+    partitionsPrefix,
+    partitionsOf: (topic) => `${partitionsPrefix}${topic}/`,
+    partition: (topic, p) => `${partitionsPrefix}${topic}/${p}`,
+    partitionOf: (key) => {
+      const r = rest(key, partitionsPrefix);
+      const m = r === undefined ? null : /^([^/]+)\/(\d+)$/.exec(r);
+      return m === null ? undefined : { topic: m[1]!, partition: Number(m[2]) };
+    },
+    policies: `${root}config/policies`,
+    tiered: `${root}config/tiered`,
+  };
+}

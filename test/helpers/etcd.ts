@@ -1,0 +1,191 @@
+/**
+ * A real etcd for tests (Debian's etcd-server, /usr/bin/etcd): one member on 127.0.0.1 with
+ * free client and peer ports and a temporary data directory, ready once its health
+ * endpoint answers. `stop()` and `start()` again keep the ports and the data, so a test can
+ * make etcd unavailable and bring it back; `close()` stops it and removes the directory.
+ *
+ * A missing binary is an error naming the package, never a skip.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Controller, type ControllerOptions } from '../../src/cluster/etcd-controller.js';
+import { Membership } from '../../src/cluster/etcd-membership.js';
+import { EtcdRegion } from '../../src/cluster/etcd-region.js';
+import { TopicStore } from '../../src/cluster/etcd-topics.js';
+import type { BrokerInfo } from '../../src/cluster/partition-state.js';
+import { freePort } from './regions.js';
+import { tmpDir } from './tmp-dir.js';
+import { waitFor } from './wait.js';
+
+export const ETCD_BINARY = process.env.ETCD_BINARY ?? '/usr/bin/etcd';
+
+export class TestEtcd {
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  readonly #cleanup: () => void;
+  #proc: ChildProcess | undefined;
+  #stderr = '';
+
+  private constructor(clientPort: number, peerPort: number, dir: { dir: string; cleanup: () => void }) {
+    this.clientPort = clientPort;
+    this.peerPort = peerPort;
+    this.dataDir = dir.dir;
+    this.#cleanup = dir.cleanup;
+  }
+
+  /** Starts a fresh etcd and waits until it is healthy. */
+  static async start(): Promise<TestEtcd> {
+    if (!existsSync(ETCD_BINARY)) {
+      throw new Error(`etcd is not installed (${ETCD_BINARY} is missing): install the Debian package etcd-server (apt-get install -y etcd-server)`);
+    }
+    const client = await freePort();
+    let peer = await freePort();
+    while (peer === client) peer = await freePort();
+    const e = new TestEtcd(client, peer, tmpDir('meridian-etcd-'));
+    await e.start();
+    return e;
+  }
+
+  /** host:port for the etcd3 client and cluster.etcd.endpoints. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.clientPort}`;
+  }
+
+  get running(): boolean {
+    return this.#proc !== undefined;
+  }
+
+  /** (Re)starts etcd on the same ports and data directory; resolves when healthy. */
+  async start(): Promise<void> {
+    if (this.#proc !== undefined) return;
+    const c = `http://127.0.0.1:${this.clientPort}`;
+    const p = `http://127.0.0.1:${this.peerPort}`;
+    this.#stderr = '';
+    const proc = spawn(
+      ETCD_BINARY,
+      [
+        '--name', 'n1',
+        '--data-dir', this.dataDir,
+        '--listen-client-urls', c,
+        '--advertise-client-urls', c,
+        '--listen-peer-urls', p,
+        '--initial-advertise-peer-urls', p,
+        '--initial-cluster', `n1=${p}`,
+        '--initial-cluster-state', 'new',
+        '--log-level', 'warn',
+        '--logger', 'zap',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    proc.stderr!.on('data', (d: Buffer) => {
+      this.#stderr = (this.#stderr + d.toString()).slice(-4000);
+    });
+    this.#proc = proc;
+    let exited: string | undefined;
+    proc.once('exit', (code, signal) => {
+      exited = `etcd exited (code ${code}, signal ${signal})`;
+      if (this.#proc === proc) this.#proc = undefined;
+    });
+    await waitFor(
+      `etcd healthy on ${c}`,
+      async () => {
+        if (exited !== undefined) throw new Error(`${exited}: ${this.#stderr}`);
+        const res = await fetch(`${c}/health`, { signal: AbortSignal.timeout(1000) });
+        const body = (await res.json()) as { health?: string };
+        return body.health === 'true';
+      },
+      20_000,
+      25,
+      () => `stderr: ${this.#stderr}`,
+    );
+  }
+
+  /** Stops etcd (SIGKILL: etcd's data is fsync'd, as after a crash) and waits for the exit. */
+  async stop(): Promise<void> {
+    const proc = this.#proc;
+    if (proc === undefined) return;
+    this.#proc = undefined;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGKILL');
+      });
+    }
+  }
+
+  /** Stops etcd and removes its data directory. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.#cleanup();
+  }
+}
+
+/** One broker's etcd side, as the broker will wire it: region client, membership, controller, topic store. */
+export interface TestNode {
+  readonly nodeId: number;
+  readonly region: EtcdRegion;
+  readonly membership: Membership;
+  readonly controller: Controller;
+  readonly topics: TopicStore;
+  /** Leaves cleanly: the lease is revoked, the key goes at once. */
+  close(): Promise<void>;
+  /** Dies as on SIGKILL: keepalives stop, nothing is revoked, the client closes. */
+  kill(): Promise<void>;
+}
+
+export interface TestNodeOptions {
+  readonly region?: string;
+  readonly leaseTtlMs?: number;
+  /** Defaults to the etcd's endpoint; a proxy's to cut the node off. */
+  readonly endpoint?: string;
+  readonly controller?: Partial<ControllerOptions>;
+  readonly opTimeoutMs?: number;
+  readonly registerWaitMs?: number;
+}
+
+export function brokerInfo(nodeId: number): BrokerInfo {
+  return { nodeId, kafka: { host: '127.0.0.1', port: 19000 + nodeId }, admin: null, rack: null, startedAt: Date.now() };
+}
+
+/** Registers a node (and starts its controller) against `etcd`. */
+export async function startNode(etcd: TestEtcd, nodeId: number, o: TestNodeOptions = {}): Promise<TestNode> {
+  const region = new EtcdRegion({
+    region: o.region ?? 'us-east',
+    etcd: { endpoints: [o.endpoint ?? etcd.endpoint], prefix: '/meridian-test' },
+    callTimeoutMs: 1000,
+    ...(o.opTimeoutMs !== undefined ? { opTimeoutMs: o.opTimeoutMs } : {}),
+  });
+  const membership = new Membership(region, brokerInfo(nodeId), { leaseTtlMs: o.leaseTtlMs ?? 2000, ...(o.registerWaitMs !== undefined ? { registerWaitMs: o.registerWaitMs } : {}) });
+  try {
+    await membership.start();
+  } catch (err) {
+    region.close();
+    throw err;
+  }
+  const controller = new Controller(region, membership, { uncleanLeaderElection: false, defaultReplicationFactor: null, ...o.controller });
+  await controller.start();
+  const topics = new TopicStore(region, membership);
+  let done = false;
+  return {
+    nodeId,
+    region,
+    membership,
+    controller,
+    topics,
+    async close() {
+      if (done) return;
+      done = true;
+      await controller.close();
+      await membership.close();
+      region.close();
+    },
+    async kill() {
+      if (done) return;
+      done = true;
+      await membership.abandon();
+      await controller.close();
+      region.close();
+    },
+  };
+}
