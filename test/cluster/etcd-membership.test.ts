@@ -28,6 +28,10 @@ describe('etcd membership', () => {
     await etcd.close();
   });
 
+  it('a missing etcd binary is an error naming the Debian package, not a skip', async () => {
+    await assert.rejects(TestEtcd.start({ binary: '/nonexistent/etcd' }), /\/nonexistent\/etcd is missing.*etcd-server/);
+  });
+
   it('brokers join and leave; a broker that stops renewing leaves within TTL + slack', async () => {
     const view = new MembersView(observerRegion);
     const joined: number[] = [];

@@ -27,22 +27,26 @@ export class TestEtcd {
   #proc: ChildProcess | undefined;
   #stderr = '';
 
-  private constructor(clientPort: number, peerPort: number, dir: { dir: string; cleanup: () => void }) {
+  readonly #binary: string;
+
+  private constructor(clientPort: number, peerPort: number, dir: { dir: string; cleanup: () => void }, binary: string) {
+    this.#binary = binary;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
     this.dataDir = dir.dir;
     this.#cleanup = dir.cleanup;
   }
 
-  /** Starts a fresh etcd and waits until it is healthy. */
-  static async start(): Promise<TestEtcd> {
-    if (!existsSync(ETCD_BINARY)) {
-      throw new Error(`etcd is not installed (${ETCD_BINARY} is missing): install the Debian package etcd-server (apt-get install -y etcd-server)`);
+  /** Starts a fresh etcd and waits until it is healthy. `binary` is for the test of a missing one. */
+  static async start(o: { binary?: string } = {}): Promise<TestEtcd> {
+    const binary = o.binary ?? ETCD_BINARY;
+    if (!existsSync(binary)) {
+      throw new Error(`etcd is not installed (${binary} is missing): install the Debian package etcd-server (apt-get install -y etcd-server)`);
     }
     const client = await freePort();
     let peer = await freePort();
     while (peer === client) peer = await freePort();
-    const e = new TestEtcd(client, peer, tmpDir('meridian-etcd-'));
+    const e = new TestEtcd(client, peer, tmpDir('meridian-etcd-'), binary);
     await e.start();
     return e;
   }
@@ -63,7 +67,7 @@ export class TestEtcd {
     const p = `http://127.0.0.1:${this.peerPort}`;
     this.#stderr = '';
     const proc = spawn(
-      ETCD_BINARY,
+      this.#binary,
       [
         '--name', 'n1',
         '--data-dir', this.dataDir,
