@@ -6,26 +6,9 @@
  * etcd and lets the etcd layer change without touching replication.
  */
 
-// The shapes of partition-state.ts (PartitionState, HostPort), restated structurally so that
-// this layer builds on its own; the two stay interchangeable (TypeScript compares shapes) and
-// are to be unified once the etcd layer lands.
+import type { HostPort, PartitionState } from './partition-state.js';
 
-/** One partition's replication state (Kafka's LeaderAndIsr): who holds a copy, who leads, who is in sync. */
-export interface PartitionState {
-  readonly replicas: readonly number[];
-  /** -1: no leader (offline). */
-  readonly leader: number;
-  readonly leaderEpoch: number;
-  /** In-sync replicas, the leader included. */
-  readonly isr: readonly number[];
-  /** Bumped at every change of the state. */
-  readonly partitionEpoch: number;
-}
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort, PartitionState };
 
 /** One partition's state, named. */
 export interface NamedPartitionState extends PartitionState {
