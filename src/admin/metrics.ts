@@ -25,6 +25,7 @@ import { registerGroupMetrics } from './metrics-groups.js';
 import { registerKafkaMetrics } from './metrics-kafka.js';
 import { registerQuotaMetrics } from './metrics-quotas.js';
 import { registerReplicationMetrics } from './metrics-replication.js';
+import { registerClusterMetrics } from './metrics-cluster.js';
 import { registerSecurityMetrics } from './metrics-security.js';
 import { registerStorageMetrics } from './metrics-storage.js';
 import { registerTieredMetrics } from './metrics-tiered.js';
@@ -53,6 +54,7 @@ export function createBrokerMetrics(broker: Broker, opts: BrokerMetricsOptions =
   registerStorageMetrics(registry, scrape, { perPartition });
   if (broker.tiered !== undefined) registerTieredMetrics(registry, scrape, broker.tiered);
   registerReplicationMetrics(registry, scrape);
+  if (broker.cluster !== undefined) registerClusterMetrics(registry, broker.cluster);
   registerGroupMetrics(registry, scrape);
   const dr = registerDrMetrics(registry, scrape, { perPartition });
   registerSecurityMetrics(registry, scrape);

@@ -7,10 +7,16 @@
  * its dependencies through its constructor; config-adapters.ts turns the config into what
  * they take.
  *
+ * With `cluster.etcd.endpoints` set the broker is one of its region's cluster
+ * (src/cluster/README.md): before the listener opens it loads the region from etcd and opens
+ * the topics etcd lists (cluster/cluster-node.ts), once the listener is bound it registers
+ * (lease), campaigns for controller and starts replicating (ReplicaManager).
+ *
  * Lifecycle: `Broker.start(config, logger)` → running → `close()` (idempotent): stops the
- * replicator (nothing more is sent), then the listener (no new requests), the replication
- * state, the groups and tiered storage, then drains and fsyncs every log, and finally
- * releases the lock.
+ * replicator (nothing more is sent), the follower fetchers, leaves the region cluster
+ * (resigns the controllership, revokes the lease last), then the listener (no new
+ * requests), the replication state, the groups and tiered storage, then drains and fsyncs
+ * every log, and finally releases the lock.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -49,6 +55,8 @@ import { ProducerStates } from './producer-states.js';
 import { BrokerSecurity } from '../security/broker-security.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
+import { ClusterNode } from '../cluster/cluster-node.js';
+import { localTopicConfig } from './kafka/topic-config.js';
 
 /**
  * In-region replication driven by a given partition-state source (src/cluster): the
@@ -108,6 +116,8 @@ export class Broker {
   fetchSessions!: FetchSessions;
   /** In-region replication, when the region is a cluster (src/cluster); undefined on a single broker. */
   replicaManager: ReplicaManager | undefined;
+  /** The region cluster on etcd (`cluster.etcd.endpoints` set); undefined on a single broker. */
+  cluster: ClusterNode | undefined;
   #admin: AdminServer | undefined;
   #advertised: ReadonlyMap<string, { host: string; port: number }> = new Map();
   #lock: DataDirLock;
@@ -215,6 +225,7 @@ export class Broker {
     let listener: KafkaServer | undefined;
     let dr: DisasterRecovery | undefined;
     let replicaManager: ReplicaManager | undefined;
+    let cluster: ClusterNode | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -282,6 +293,10 @@ export class Broker {
         logger: log,
       });
       const disaster = dr;
+      // A region cluster: the topics etcd lists are open before the listener is.
+      if (config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined) {
+        cluster = await ClusterNode.open({ config, topics, localConfig: (r) => localTopicConfig(r.configs), logger: log });
+      }
       // Credentials and ACLs are loaded before the listener opens: no request is ever
       // answered without them (a damaged file stops the start).
       const security = BrokerSecurity.open(dataDir, config.security, log);
@@ -290,7 +305,8 @@ export class Broker {
         topics,
         groups,
         producerStates: new ProducerStates(),
-        producerIds: new ProducerIdAllocator(dataDir, config.region),
+        // A cluster's ids come from one etcd counter: unique across its brokers.
+        producerIds: cluster?.producerIds ?? new ProducerIdAllocator(dataDir, config.region),
         clusterId: clusterIdOf(dataDir),
         advertisedHost: listeners[0]!.advertisedHost ?? listeners[0]!.host,
         advertisedPort: listeners[0]!.advertisedPort ?? listeners[0]!.port,
@@ -319,6 +335,26 @@ export class Broker {
       if (inject.cluster !== undefined) {
         replicaManager = new ReplicaManager({ ...inject.cluster, nodeId: config.nodeId, topics, producerStates: deps.producerStates, replicaStates, flushMode: config.log.flush.mode, logger: log });
         deps.replicaManager = replicaManager;
+      } else if (cluster !== undefined) {
+        const node = cluster;
+        const c = config.cluster;
+        replicaManager = new ReplicaManager({
+          source: node.source,
+          replicaLagTimeMaxMs: c.replicaLagTimeMaxMs,
+          defaultMinInsyncReplicas: c.defaultMinInsyncReplicas,
+          minInsyncReplicas: (topic) => node.minInsyncReplicas(topic),
+          // Self-fencing: past its lease's assured end a broker takes no produce.
+          leased: () => node.isLeased(),
+          linkSecurity: { tls: config.replication.tls, sasl: config.replication.sasl },
+          nodeId: config.nodeId,
+          topics,
+          producerStates: deps.producerStates,
+          replicaStates,
+          flushMode: config.log.flush.mode,
+          logger: log,
+        });
+        deps.replicaManager = replicaManager;
+        deps.cluster = node;
       }
       let kafka: KafkaServer;
       try {
@@ -346,6 +382,13 @@ export class Broker {
       const bound = kafka.ports;
       const advertised = new Map(listeners.map((l) => [l.name, { host: l.advertisedHost ?? l.host, port: l.advertisedPort ?? bound.get(l.name)! }]));
       deps.listenerEndpoints = advertised;
+      if (cluster !== undefined) {
+        // Registered at the first listener's advertised address (what clients and follower
+        // fetchers reach); the admin address when its port is fixed.
+        const first = advertised.values().next().value!;
+        const adminPort = config.admin.port;
+        await cluster.join({ nodeId: config.nodeId, kafka: first, admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
+      }
       // Followers fetch from the leaders' listeners (retrying until they are up).
       replicaManager?.start();
       // Senders start once this region can answer its peers' handshakes too.
@@ -379,6 +422,7 @@ export class Broker {
       broker.security = security;
       broker.fetchSessions = deps.fetchSessions!;
       broker.replicaManager = replicaManager;
+      broker.cluster = cluster;
       if (listeners[0]!.advertisedPort === null) deps.advertisedPort = port;
       const adminPort = config.admin.port;
       if (adminPort !== null) {
@@ -395,6 +439,7 @@ export class Broker {
       await admin?.close();
       await replicator?.close();
       await replicaManager?.close();
+      await cluster?.close();
       // A failure after the listener opened (policies, the admin port) must not leave the Kafka port bound.
       await listener?.close();
       await dr?.close();
@@ -414,6 +459,8 @@ export class Broker {
         await this.#admin?.close();
         await this.replicator.close();
         await this.replicaManager?.close();
+        // Resigns the controllership, then revokes the lease: the region sees it leave at once.
+        await this.cluster?.close();
         await this.kafka.close();
         await this.dr.close();
         await this.replicaStates.close();

@@ -13,18 +13,19 @@ import type { DisasterRecovery } from '../dr/disaster-recovery.js';
 import type { ReplicationTarget } from '../replication/replication-target.js';
 import type { TieredStorage } from '../tiered/tiered-storage.js';
 import type { GroupCoordinator } from './groups/group-coordinator.js';
-import type { ProducerIdAllocator } from './producer-ids.js';
+import type { ProducerIdSource } from './producer-ids.js';
 import type { ProducerStates } from './producer-states.js';
 import type { KafkaRequestObservers } from './kafka/request-observers.js';
 import type { BrokerSecurity } from '../security/broker-security.js';
 import type { FetchSessions } from './kafka/fetch-sessions.js';
 import type { ReplicaManager } from '../cluster/replica-manager.js';
+import type { ClusterNode } from '../cluster/cluster-node.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
   topics: TopicManager;
   producerStates: ProducerStates;
-  producerIds: ProducerIdAllocator;
+  producerIds: ProducerIdSource;
   groups: GroupCoordinator;
   clusterId: string;
   /** The first listener's advertised endpoint: the default where no listener is known. */
@@ -61,6 +62,12 @@ export interface KafkaApiDeps {
    * watermarks and the ISR. Absent on a single broker, whose behaviour it leaves unchanged.
    */
   replicaManager?: ReplicaManager;
+  /**
+   * The region cluster on etcd (src/cluster/cluster-node.ts), with `cluster.etcd.endpoints`
+   * set: the topics etcd lists, the live brokers, the controller, topic creation from any
+   * broker. Absent on a single broker (and with an injected replication source).
+   */
+  cluster?: ClusterNode;
 }
 
 /** The endpoint to advertise to a request that came in on `listener`. */

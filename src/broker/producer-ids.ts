@@ -14,9 +14,18 @@ import path from 'node:path';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 
 const FILE = 'producer-ids.json';
+
+/**
+ * Where InitProducerId takes ids from: this allocator on a single broker, the region's etcd
+ * counter in a cluster (cluster/cluster-producer-ids.ts), where every broker must draw from
+ * one sequence or two producers of one partition could get the same id.
+ */
+export interface ProducerIdSource {
+  next(): bigint | Promise<bigint>;
+}
 const BLOCK = 1000n;
 
-export class ProducerIdAllocator {
+export class ProducerIdAllocator implements ProducerIdSource {
   readonly #file: string;
   #next: bigint;
   #blockEnd: bigint;

@@ -8,6 +8,8 @@
  *   <prefix>/<region>/topics/<name>               TopicRecord
  *   <prefix>/<region>/partitions/<topic>/<p>      PartitionState
  *   <prefix>/<region>/config/policies, config/tiered
+ *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
+ *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
  *
  * Kafka topic names are [a-zA-Z0-9._-] (never "/"), so `partitions/<topic>/` is a prefix of
  * that topic's partitions only.
@@ -33,6 +35,11 @@ export interface RegionKeys {
   partitionOf(key: string): { topic: string; partition: number } | undefined;
   readonly policies: string;
   readonly tiered: string;
+  /** The region's producer id counter (cluster-producer-ids.ts). */
+  readonly producerIds: string;
+  /** Topic creations forwarded to the controller (cluster-node.ts). */
+  readonly topicRequestsPrefix: string;
+  topicRequest(name: string): string;
 }
 
 /** Default `cluster.etcd.prefix`. */
@@ -71,5 +78,8 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     },
     policies: `${root}config/policies`,
     tiered: `${root}config/tiered`,
+    producerIds: `${root}producer-ids`,
+    topicRequestsPrefix: `${root}requests/topics/`,
+    topicRequest: (name) => `${root}requests/topics/${name}`,
   };
 }

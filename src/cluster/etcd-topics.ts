@@ -63,10 +63,14 @@ export type AlterIsrResult =
 
 export class TopicStore {
   readonly #region: EtcdRegion;
-  readonly #membership: Membership | undefined;
+  readonly #membership: Pick<Membership, 'nodeId' | 'brokerEpoch'> | undefined;
 
-  /** With a membership, alterIsr also requires this broker's registration to be the one it made. */
-  constructor(region: EtcdRegion, membership?: Membership) {
+  /**
+   * With a membership, alterIsr also requires this broker's registration to be the one it
+   * made (only its node id and broker epoch are read, at each alterIsr: a broker builds the
+   * store before it registers, see cluster-node.ts).
+   */
+  constructor(region: EtcdRegion, membership?: Pick<Membership, 'nodeId' | 'brokerEpoch'>) {
     this.#region = region;
     this.#membership = membership;
   }

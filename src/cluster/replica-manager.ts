@@ -54,6 +54,12 @@ export interface ReplicaManagerOptions {
   replicaLagTimeMaxMs?: number;
   /** min.insync.replicas of topics that set none (default 1). */
   defaultMinInsyncReplicas?: number;
+  /**
+   * Whether this broker may act as a leader now (etcd: its lease is fresh, Membership's
+   * self-fencing clock). False: produce answers NOT_LEADER_OR_FOLLOWER at once, before the
+   * controller can have elected another leader. Default: always.
+   */
+  leased?: () => boolean;
   /** A topic's own min.insync.replicas, when it has one. */
   minInsyncReplicas?: (topic: string) => number | undefined;
   /** Follower fetch long-poll (Kafka replica.fetch.wait.max.ms; default 500 ms). */
@@ -157,6 +163,9 @@ export class ReplicaManager {
   checkProduce(topic: string, partition: number, acks: number): MeridianError | null {
     const r = this.#replicas.get(keyOf(topic, partition));
     if (r === undefined || r.role !== 'leader') return this.#notLeader(topic, partition, r);
+    if (this.#opts.leased?.() === false) {
+      return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId}'s etcd lease was not renewed in time; it does not act as leader until it is (self-fencing)`);
+    }
     if (acks === -1) {
       const min = this.minInsyncReplicas(topic);
       const isr = r.state.isr;

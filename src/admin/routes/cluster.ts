@@ -1,5 +1,7 @@
 /**
- * GET /v1/cluster (this broker) and GET /v1/regions (the registry, each remote's links, and
+ * GET /v1/cluster (this broker; with `regionCluster` its region cluster on etcd: members,
+ * controller, its lease, etcd's status with the last error, partitions led, followed and
+ * offline) and GET /v1/regions (the registry, each remote's links, and
  * whether every region holds the same replication policies).
  *
  * Policy agreement is checked here rather than only in the CLI so that the dashboard and
@@ -44,6 +46,23 @@ export function clusterRoutes(app: FastifyInstance, ctx: AdminContext): void {
             uptimeSeconds: t.num,
             tiered: obj({ enabled: t.bool, store: t.nullableStr }),
             regions: arr(obj({ name: t.str, address: t.str, admin: t.nullableStr })),
+            regionCluster: {
+              anyOf: [
+                obj({
+                  nodeId: t.int,
+                  controllerId: { ...t.int, description: 'the elected controller; -1 while none' },
+                  isController: t.bool,
+                  leaseId: t.nullableStr,
+                  brokerEpoch: t.str,
+                  leaseValidForMs: { ...t.int, description: 'how long this broker still counts itself a member without a renewal; 0: fenced (leads nothing)' },
+                  etcd: obj({ reachable: t.bool, lastError: t.nullableStr, since: t.int, failures: t.int, endpoints: arr(t.str) }),
+                  members: arr(obj({ nodeId: t.int, kafka: hostPort, admin: { anyOf: [hostPort, { type: 'null' }] }, rack: t.nullableStr, startedAt: t.int })),
+                  partitions: obj({ led: t.int, followed: t.int, offline: t.int }),
+                }),
+                { type: 'null' },
+              ],
+              description: 'the region cluster on etcd (cluster.etcd.endpoints set); null on a single broker',
+            },
           }),
         },
       },
@@ -58,6 +77,7 @@ export function clusterRoutes(app: FastifyInstance, ctx: AdminContext): void {
       uptimeSeconds: (Date.now() - broker.startedAt) / 1000,
       tiered: { enabled: broker.tiered !== undefined, store: broker.tiered?.store.name ?? null },
       regions: registry(ctx).map((r) => ({ name: r.name, address: r.address, admin: r.admin ?? null })),
+      regionCluster: broker.cluster === undefined ? null : { ...broker.cluster.status(), partitions: broker.cluster.partitionCounts() },
     }),
   );
 

@@ -24,9 +24,10 @@ import type {
   DescribeLogDirsResponseDescribeLogDirsResult,
   DescribeLogDirsResponseDescribeLogDirsTopic,
 } from '../../protocol/kafka/messages/describe-log-dirs.js';
-import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
+import type { KafkaApiDeps } from '../kafka-api.js';
 import { logDirOf } from './broker-config.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { controllerIdOf, metadataBrokers } from './topics.js';
 import { AclOperation, clusterOperations, mayCluster, OPERATIONS_NOT_PROVIDED, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const CLUSTER_APIS: readonly KafkaApiEntry[] = [
@@ -45,8 +46,9 @@ export function handleDescribeCluster(deps: KafkaApiDeps, req: DescribeClusterRe
     errorMessage: null,
     endpointType: EndpointType.Broker,
     clusterId: deps.clusterId,
-    controllerId: deps.config.nodeId,
-    brokers: [{ brokerId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }],
+    // A region cluster: every live broker and the elected controller (topics.ts).
+    controllerId: controllerIdOf(deps),
+    brokers: metadataBrokers(deps, listener).map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
     clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? clusterOperations(deps, who) : OPERATIONS_NOT_PROVIDED,
   };
   // As Kafka's broker: an unknown type is UNSUPPORTED_ENDPOINT_TYPE, the controllers'

@@ -101,7 +101,9 @@ function describeResource(
     let entries: ConfigEntry[];
     if (r.resourceType === ConfigResourceType.Topic) {
       requireAccess(deps, who, AclOperation.DescribeConfigs, r.resourceType, r.resourceName);
-      entries = describeTopicConfig(topicOf(deps, r.resourceName).config, deps);
+      // A region cluster: min.insync.replicas as etcd's topic record has it (topic-config.ts).
+      const record = deps.cluster?.topicSync.record(r.resourceName);
+      entries = describeTopicConfig(topicOf(deps, r.resourceName).config, deps, record === undefined ? undefined : { configs: record.configs, defaultMinInsyncReplicas: deps.config.cluster.defaultMinInsyncReplicas });
     } else if (r.resourceType === ConfigResourceType.Broker) {
       requireAccess(deps, who, AclOperation.DescribeConfigs, r.resourceType, r.resourceName);
       checkBrokerName(deps, r.resourceName);

@@ -95,8 +95,12 @@ async function readPartitions(deps: KafkaApiDeps, ctx: RequestContext, req: Fetc
   const sec = enforcing(deps);
   const names = new Set<string>();
   for (const p of partitions) if (p.topic !== null) names.add(p.topic);
-  const denied = sec === null ? null : deniedTopics(sec, ctx, AclOperation.Read, [...names]);
   const rm = deps.replicaManager;
+  // A follower's fetch (replica_id >= 0 in a region cluster) needs ClusterAction on the
+  // cluster, as in Kafka, instead of READ on each topic; without it every partition is
+  // TOPIC_AUTHORIZATION_FAILED (Kafka's answer too).
+  const replicaId = version >= 15 ? req.replicaState.replicaId : req.replicaId;
+  const denied = sec === null ? null : replicaId >= 0 && rm !== undefined ? (sec.authorizeCluster(ctx, AclOperation.ClusterAction) ? null : names) : deniedTopics(sec, ctx, AclOperation.Read, [...names]);
   const cluster = rm === undefined ? undefined : clusterFetch(rm, req, version, partitions);
   const wanted: FetchPartitionRequest[] = [];
   for (const p of partitions) {

@@ -144,7 +144,7 @@ function partitionError(index: number, errorCode: number, errorMessage: string):
  * that blindly and hands out a fresh producer id with epoch 0, which is what this does. A
  * pair with exactly one of the two set is INVALID_REQUEST, as Kafka's KafkaApis answers.
  */
-export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest, clientId: string | null = null, who: Requester = UNKNOWN_REQUESTER): InitProducerIdResponse {
+export async function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequest, clientId: string | null = null, who: Requester = UNKNOWN_REQUESTER): Promise<InitProducerIdResponse> {
   const refused = (errorCode: number): InitProducerIdResponse => ({ throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 });
   if (req.transactionalId !== null && !may(deps, who, AclOperation.Write, ResourceType.TransactionalId, req.transactionalId)) {
     return refused(kafkaCode('TRANSACTIONAL_ID_AUTHORIZATION_FAILED'));
@@ -161,5 +161,11 @@ export function handleInitProducerId(deps: KafkaApiDeps, req: InitProducerIdRequ
     deps.logger.debug({ producerId: String(req.producerId), producerEpoch: req.producerEpoch }, 'InitProducerId: producerId and producerEpoch must be both -1 or both set');
     return refused(kafkaCode('INVALID_REQUEST'));
   }
-  return { throttleTimeMs: 0, errorCode: 0, producerId: deps.producerIds.next(), producerEpoch: 0 };
+  try {
+    return { throttleTimeMs: 0, errorCode: 0, producerId: await deps.producerIds.next(), producerEpoch: 0 };
+  } catch (err) {
+    // A cluster's counter lives in etcd: while etcd cannot be reached, a retriable error.
+    deps.logger.warn({ err }, 'InitProducerId: no producer id could be allocated');
+    return refused(toKafkaError(err).code);
+  }
 }

@@ -214,20 +214,60 @@ export function applyConfigOp(current: TopicConfig, name: string, op: AlterOp, v
  * Every topic config with its value, where it comes from and its synonyms (highest
  * precedence first: the topic's override, then the broker's setting).
  */
-export function describeTopicConfig(c: TopicConfig, b: BrokerView): ConfigEntry[] {
+export function describeTopicConfig(c: TopicConfig, b: BrokerView, cluster?: { readonly configs: Readonly<Record<string, string>>; readonly defaultMinInsyncReplicas: number }): ConfigEntry[] {
   return DEFS.map((def) => {
     const broker = describeBrokerSetting(def.broker, b);
-    const inherited: ConfigSynonym = { name: broker.name, value: broker.value, source: broker.source };
-    const override = def.key === undefined ? undefined : c[def.key];
+    let inherited: ConfigSynonym = { name: broker.name, value: broker.value, source: broker.source };
+    let override: unknown = def.key === undefined ? undefined : c[def.key];
+    // A region cluster keeps min.insync.replicas per topic in etcd (clusterTopicConfigs).
+    const clustered = cluster !== undefined && def.name === MIN_INSYNC;
+    if (clustered) {
+      inherited = { name: def.broker, value: String(cluster.defaultMinInsyncReplicas), source: ConfigSource.StaticBroker };
+      override = cluster.configs[MIN_INSYNC];
+    }
     const synonyms: ConfigSynonym[] = override === undefined ? [inherited] : [{ name: def.name, value: String(override), source: ConfigSource.DynamicTopic }, inherited];
     return {
       name: def.name,
       value: synonyms[0].value,
       source: synonyms[0].source,
-      readOnly: def.key === undefined,
+      readOnly: def.key === undefined && !clustered,
       type: def.type,
       documentation: def.doc,
       synonyms,
     };
   });
+}
+
+const MIN_INSYNC = 'min.insync.replicas';
+
+/**
+ * A topic's configs in a region cluster (CreateTopics there): `record` is what the etcd
+ * TopicRecord keeps (every config given, by Kafka name), `local` the overrides storage
+ * applies. There `min.insync.replicas` is settable (an integer from 1 to the replication
+ * factor when that is known), used by the replica manager for acks=all; on a single broker
+ * it stays read-only at 1 (topicConfigFrom).
+ */
+export function clusterTopicConfigs(configs: ReadonlyArray<{ name: string; value: string | null }>, replicationFactor?: number): { local: TopicConfig; record: Record<string, string> } {
+  const record: Record<string, string> = {};
+  const rest: Array<{ name: string; value: string | null }> = [];
+  for (const { name, value } of configs) {
+    if (value === null) continue;
+    if (name === MIN_INSYNC) {
+      const n = Number(value);
+      if (!/^\d+$/.test(value.trim()) || n < 1 || n > INT_MAX) throw invalid(`topic config ${MIN_INSYNC}=${value}: give an integer of at least 1`);
+      if (replicationFactor !== undefined && replicationFactor > 0 && n > replicationFactor) {
+        throw invalid(`topic config ${MIN_INSYNC}=${value} is more than the replication factor ${replicationFactor}: acks=all could never succeed`);
+      }
+      record[name] = String(n);
+    } else {
+      rest.push({ name, value });
+      record[name] = value;
+    }
+  }
+  return { local: topicConfigFrom(rest), record };
+}
+
+/** The storage overrides of an etcd TopicRecord's configs (min.insync.replicas is the replica manager's). */
+export function localTopicConfig(configs: Readonly<Record<string, string>>): TopicConfig {
+  return clusterTopicConfigs(Object.entries(configs).map(([name, value]) => ({ name, value }))).local;
 }

@@ -30,7 +30,7 @@ import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
-import { describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
+import { clusterTopicConfigs, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 import { AclOperation, authorizedOperations, clusterOperations, denial, may, OPERATIONS_NOT_PROVIDED, ResourceType, sees, SUPPORTED_OPERATIONS, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 
 export const TOPIC_APIS: readonly KafkaApiEntry[] = [
@@ -55,6 +55,8 @@ function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number):
         const errorCode = m.leaderId < 0 ? kafkaCode('LEADER_NOT_AVAILABLE') : 0;
         return { errorCode, partitionIndex: p, leaderId: m.leaderId, leaderEpoch: m.leaderEpoch, replicaNodes: [...m.replicas], isrNodes: [...m.isr], offlineReplicas: [] };
       }
+      // A cluster broker without the partition's state yet: no leader known (clients retry).
+      if (deps.cluster !== undefined) return { errorCode: kafkaCode('LEADER_NOT_AVAILABLE'), partitionIndex: p, leaderId: -1, leaderEpoch: -1, replicaNodes: [], isrNodes: [], offlineReplicas: [] };
       return { errorCode: 0, partitionIndex: p, leaderId: node, leaderEpoch: -1, replicaNodes: [node], isrNodes: [node], offlineReplicas: [] };
     }),
     topicAuthorizedOperations: operations,
@@ -67,7 +69,7 @@ function errorTopic(name: string | null, errorCode: number, topicId = ZERO_UUID)
 
 /** `listener`: the one the request came in on, whose endpoint is advertised (Kafka's behaviour). */
 export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, version: number, listener?: string, who: Requester = UNKNOWN_REQUESTER): Promise<MetadataResponse> {
-  const { topics } = deps;
+  const topics = servedTopics(deps);
   const described = (info: TopicInfo): MetadataResponseTopic =>
     topicMetadata(deps, info, req.includeTopicAuthorizedOperations ? authorizedOperations(deps, who, ResourceType.Topic, info.name, SUPPORTED_OPERATIONS.topic) : OPERATIONS_NOT_PROVIDED);
   const unauthorized = (name: string | null, topicId = ZERO_UUID) => errorTopic(name, kafkaCode('TOPIC_AUTHORIZATION_FAILED'), topicId);
@@ -100,7 +102,10 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
       }
       if (info === undefined && autoCreate) {
         try {
-          info = await topics.createTopic(name, deps.config.topics.defaultPartitions);
+          // A cluster creates it in etcd through the controller, from any broker (cluster-node.ts).
+          info = deps.cluster !== undefined
+            ? await deps.cluster.createTopic(name, { partitions: deps.config.topics.defaultPartitions, replicationFactor: null, configs: {} })
+            : await deps.topics.createTopic(name, deps.config.topics.defaultPartitions);
           deps.logger.info({ topic: name, partitions: info.partitions }, 'topic auto-created');
         } catch (err) {
           const e = err as MeridianError;
@@ -126,12 +131,43 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
   }
   return {
     throttleTimeMs: 0,
-    brokers: deps.replicaManager === undefined ? [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }] : deps.replicaManager.brokers().map((b) => ({ ...b, rack: null })),
+    brokers: metadataBrokers(deps, listener),
     clusterId: deps.clusterId,
-    controllerId: deps.config.nodeId,
+    controllerId: controllerIdOf(deps),
     topics: out,
     // v8-10 only; the request field is false at other versions, so the default is written.
     clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? clusterOperations(deps, who) : OPERATIONS_NOT_PROVIDED,
+  };
+}
+
+/**
+ * The brokers Metadata and DescribeCluster list: this one on a single broker; in a region
+ * cluster every live (registered) broker, or with an injected replication source the
+ * brokers the partition states name.
+ */
+export function metadataBrokers(deps: KafkaApiDeps, listener: string | undefined): Array<{ nodeId: number; host: string; port: number; rack: string | null }> {
+  if (deps.cluster !== undefined) return deps.cluster.brokers().map((b) => ({ nodeId: b.nodeId, host: b.kafka.host, port: b.kafka.port, rack: b.rack }));
+  if (deps.replicaManager !== undefined) return deps.replicaManager.brokers().map((b) => ({ ...b, rack: null }));
+  return [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }];
+}
+
+/** The controller clients send CreateTopics to: the elected one in a cluster (-1 while none), else this broker. */
+export function controllerIdOf(deps: KafkaApiDeps): number {
+  return deps.cluster?.controllerId() ?? deps.config.nodeId;
+}
+
+/**
+ * The topics this broker serves: in a region cluster only those etcd lists (a local topic
+ * etcd does not know, left from before the region was a cluster, is not served).
+ */
+function servedTopics(deps: KafkaApiDeps): Pick<KafkaApiDeps['topics'], 'listTopics' | 'getTopic' | 'getTopicById'> {
+  const { topics, cluster } = deps;
+  if (cluster === undefined) return topics;
+  const served = (t: TopicInfo | undefined) => (t !== undefined && cluster.topicSync.ready(t.name) !== undefined ? t : undefined);
+  return {
+    listTopics: () => topics.listTopics().filter((t) => served(t) !== undefined),
+    getTopic: (name) => served(topics.getTopic(name)),
+    getTopicById: (id) => served(topics.getTopicById(id)),
   };
 }
 
@@ -162,6 +198,7 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       if (!mayCreate(deps, who, t.name)) throw denial(who, AclOperation.Create, ResourceType.Topic, t.name);
       // KafkaJS sends -1 for "broker default" when the caller gives no count, even at v3.
       const partitions = t.numPartitions === -1 ? deps.config.topics.defaultPartitions : t.numPartitions;
+      if (deps.cluster !== undefined) return await createInCluster(deps, deps.cluster, t, partitions, req.validateOnly, version, who, result);
       if (t.assignments.length > 0) throw new MeridianError(ErrorCode.InvalidPartitions, 'manual replica assignments are not supported');
       if (t.replicationFactor !== -1 && t.replicationFactor !== 1) {
         throw new MeridianError(ErrorCode.InvalidPartitions, `replication factor ${t.replicationFactor} is not available on a single-broker region; use 1 or -1`);
@@ -188,6 +225,46 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
     return result;
   }));
   return { throttleTimeMs: 0, topics: results };
+}
+
+/**
+ * CreateTopics in a region cluster: the controller places the replicas (the request's
+ * replication_factor, -1 for cluster.defaultReplicationFactor or min(3, live brokers), or
+ * its replica assignments) and writes the topic to etcd; any broker takes the request and
+ * forwards it through etcd (cluster-node.ts). Answered once the topic is open here.
+ */
+async function createInCluster(
+  deps: KafkaApiDeps,
+  cluster: NonNullable<KafkaApiDeps['cluster']>,
+  t: CreateTopicsRequest['topics'][number],
+  partitions: number,
+  validateOnly: boolean,
+  version: number,
+  who: Requester,
+  result: CreateTopicsResponseCreatableTopicResult,
+): Promise<CreateTopicsResponseCreatableTopicResult> {
+  validateTopicName(t.name);
+  const assignment = [...t.assignments].sort((a, b) => a.partitionIndex - b.partitionIndex).map((a) => [...a.brokerIds]);
+  const rf = assignment.length > 0 ? assignment[0]!.length : t.replicationFactor;
+  if (assignment.length === 0 && rf !== -1 && rf < 1) throw new MeridianError(ErrorCode.InvalidReplicationFactor, `replication factor ${rf}: give at least 1, or -1 for the region's default`);
+  const { local, record } = clusterTopicConfigs(t.configs, rf > 0 ? rf : undefined);
+  requireTieredStorageFor(t.name, local, deps.config.tiered.enabled);
+  if (validateOnly) {
+    if (cluster.topicSync.has(t.name)) throw new MeridianError(ErrorCode.TopicExists, `topic ${t.name} already exists`);
+    result.numPartitions = assignment.length > 0 ? assignment.length : partitions;
+    result.replicationFactor = rf;
+    return result;
+  }
+  const info = await cluster.createTopic(t.name, { partitions, replicationFactor: rf === -1 ? null : rf, ...(assignment.length > 0 ? { assignment } : {}), configs: record });
+  const r = cluster.topicSync.record(t.name);
+  result.topicId = info.id;
+  result.numPartitions = info.partitions;
+  result.replicationFactor = r?.replicationFactor ?? rf;
+  if (version >= 5 && !sees(deps, who, AclOperation.DescribeConfigs, ResourceType.Topic, t.name)) result.topicConfigErrorCode = kafkaCode('TOPIC_AUTHORIZATION_FAILED');
+  else if (version >= 5) {
+    result.configs = describeTopicConfig(local, deps, { configs: record, defaultMinInsyncReplicas: deps.config.cluster.defaultMinInsyncReplicas }).map((c) => ({ name: c.name, value: c.value, readOnly: c.readOnly, configSource: c.source, isSensitive: false }));
+  }
+  return result;
 }
 
 /** DeleteTopics: by name (v0-5), by name or by id (v6+). */

@@ -1,0 +1,141 @@
+/**
+ * A cluster broker's topics follow etcd: the topic records are loaded at one revision and
+ * then watched from the revision after it (etcd-topics.ts), and for each record the broker
+ * opens the topic's partition logs locally (TopicManager.createTopic with etcd's topic id,
+ * so every broker answers the same id), grows it when the record has more partitions, and
+ * replaces a local topic of the same name whose id differs (left from before the region was
+ * a cluster, or from a topic deleted and created again): etcd is the truth.
+ *
+ * Every partition of a topic is opened on every broker, also those this broker holds no
+ * replica of: they stay empty (the replica manager neither leads nor follows them), and a
+ * later reassignment finds the log already open. Metadata lists only topics etcd has
+ * (`has`), so a local topic etcd does not know is not served in cluster mode.
+ *
+ * Topic deletion is not part of cluster mode yet: a record deleted from etcd is logged and
+ * the local topic is left as it is.
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, MeridianError } from '../errors.js';
+import type { TopicConfig, TopicInfo, TopicManager } from '../storage/topic-manager.js';
+import type { OpOptions } from './etcd-region.js';
+import type { TopicStore } from './etcd-topics.js';
+import type { TopicRecord, Versioned } from './partition-state.js';
+
+export interface TopicSyncOptions {
+  readonly store: TopicStore;
+  readonly topics: TopicManager;
+  /** The local topic config of an etcd record's configs (what storage applies). */
+  readonly localConfig: (record: TopicRecord) => TopicConfig;
+  readonly logger?: Logger;
+}
+
+export class TopicSync {
+  readonly #o: TopicSyncOptions;
+  readonly #records = new Map<string, TopicRecord>();
+  /** Per topic, the chain of local changes: one at a time, in the order etcd gave them. */
+  readonly #chains = new Map<string, Promise<void>>();
+  readonly #waiters = new Set<() => void>();
+  #watch: { close(): void } | undefined;
+  #closed = false;
+
+  constructor(o: TopicSyncOptions) {
+    this.#o = o;
+  }
+
+  /** Loads every topic record, opens the local logs, then watches. */
+  async start(options: OpOptions = {}): Promise<void> {
+    const snap = await this.#o.store.snapshot(options);
+    for (const [name, r] of snap.topics) this.#changed(name, r);
+    await Promise.all([...this.#chains.values()]);
+    this.#watch = this.#o.store.watchTopics(snap.revision + 1n, {
+      changed: (name, r) => this.#changed(name, r),
+      removed: (name) => {
+        this.#records.delete(name);
+        this.#o.logger?.warn({ topic: name }, 'topic record deleted from etcd; topic deletion is not supported in cluster mode yet, the local topic stays');
+        this.#wake();
+      },
+      reset: (all) => {
+        for (const [name, r] of all) this.#changed(name, r);
+      },
+      error: (err) => this.#o.logger?.error({ err }, 'topic watch'),
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#watch?.close();
+    this.#wake();
+  }
+
+  /** Whether etcd has the topic (as this broker last saw it). */
+  has(name: string): boolean {
+    return this.#records.has(name);
+  }
+
+  record(name: string): TopicRecord | undefined {
+    return this.#records.get(name);
+  }
+
+  records(): ReadonlyMap<string, TopicRecord> {
+    return this.#records;
+  }
+
+  /** The local topic, once it is open with etcd's id and partition count. */
+  ready(name: string): TopicInfo | undefined {
+    const r = this.#records.get(name);
+    const local = this.#o.topics.getTopic(name);
+    return r !== undefined && local !== undefined && local.id === r.topicId && local.partitions >= r.partitions ? local : undefined;
+  }
+
+  /** Resolves with the local topic once etcd has it and it is open here; METADATA_UNAVAILABLE after `timeoutMs`. */
+  async waitReady(name: string, timeoutMs: number, check?: () => Promise<void>): Promise<TopicInfo> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const t = this.ready(name);
+      if (t !== undefined) return t;
+      if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
+      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name} was not ready on this broker within ${timeoutMs} ms (etcd or the controller is slow or unreachable); retry`);
+      await check?.();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(100, Math.max(1, until - Date.now())));
+        this.#waiters.add(wake);
+      });
+    }
+  }
+
+  #wake(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  #changed(name: string, v: Versioned<TopicRecord>): void {
+    this.#records.set(name, v.value);
+    const prev = this.#chains.get(name) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.#open(name, v.value))
+      .catch((err: unknown) => this.#o.logger?.error({ err, topic: name }, 'could not open the topic etcd lists; retried at its next change'))
+      .finally(() => this.#wake());
+    this.#chains.set(name, next);
+  }
+
+  async #open(name: string, r: TopicRecord): Promise<void> {
+    if (this.#closed) return;
+    const topics = this.#o.topics;
+    let local = topics.getTopic(name);
+    if (local !== undefined && local.id !== r.topicId) {
+      this.#o.logger?.warn({ topic: name, localId: local.id, etcdId: r.topicId }, 'a local topic has the name of an etcd topic with another id: replaced by the etcd topic');
+      await topics.deleteTopic(name);
+      local = undefined;
+    }
+    if (local === undefined) {
+      await topics.createTopic(name, r.partitions, this.#o.localConfig(r), { id: r.topicId, startOffsets: [] });
+      this.#o.logger?.info({ topic: name, partitions: r.partitions, topicId: r.topicId }, 'topic opened from etcd');
+    } else if (local.partitions < r.partitions) {
+      await topics.addPartitions(name, r.partitions);
+    }
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * A region cluster as users run it: a real etcd (test/helpers/etcd.ts) and three brokers as
+ * child processes (test/fixtures/region-broker.ts: loadConfig then Broker.start, as the
+ * CLI), configured only by `cluster.etcd.endpoints` and their node ids. Black-box checks
+ * through KafkaJS, kcat and raw requests:
+ * - CreateTopics sent to a broker that is not the controller creates an RF 3 topic (the
+ *   request travels to the controller through etcd); KafkaJS admin creates another;
+ * - kcat (acks=all, idempotent) and KafkaJS (acks=-1) produce; a consumer reads every
+ *   record once, in order; the three brokers' partition logs hold byte-identical batches;
+ * - Metadata from each broker lists the three brokers, the same controller, and leaders
+ *   spread over the three;
+ * - kcat auto-creates a topic through a non-controller broker;
+ * - producer ids handed out by two brokers never collide;
+ * - the controller killed with SIGKILL: another broker is elected and creates a topic;
+ * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel } from 'kafkajs';
+import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
+import { ZERO_UUID } from '../../src/protocol/kafka/messages/index.js';
+import { TestEtcd } from '../helpers/etcd.js';
+import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
+import { kcat } from '../helpers/kcat.js';
+import { RawClient } from '../helpers/raw-kafka.js';
+import { freePort, Region } from '../helpers/regions.js';
+import { tmpDir } from '../helpers/tmp-dir.js';
+import { waitFor } from '../helpers/wait.js';
+
+const REGION = 'east';
+let etcd: TestEtcd;
+const brokers = new Map<number, Region>();
+const dirs: Array<() => void> = [];
+
+interface MetadataAnswer {
+  controllerId: number;
+  brokers: Array<{ nodeId: number; host: string; port: number }>;
+  topics: Array<{ name: string; errorCode: number; partitions: Array<{ partitionIndex: number; leaderId: number; replicaNodes: number[]; isrNodes: number[]; errorCode: number }> }>;
+}
+
+async function request<T>(port: number, apiKey: number, version: number, body: unknown): Promise<T> {
+  const c = await RawClient.connect(port);
+  try {
+    return (await c.request<T>(apiKey, version, body)).body;
+  } finally {
+    c.close();
+  }
+}
+
+function metadata(port: number, topics: string[] | null = null): Promise<MetadataAnswer> {
+  return request<MetadataAnswer>(port, ApiKey.Metadata, 9, {
+    topics: topics === null ? null : topics.map((name) => ({ name, topicId: ZERO_UUID })),
+    allowAutoTopicCreation: false,
+    includeClusterAuthorizedOperations: false,
+    includeTopicAuthorizedOperations: false,
+  });
+}
+
+function running(): Region[] {
+  return [...brokers.values()].filter((b) => b.running);
+}
+
+/** The controller every running broker agrees on. */
+async function controller(): Promise<number> {
+  return waitFor('the running brokers to agree on a controller', async () => {
+    const ids = await Promise.all(running().map(async (b) => (await metadata(b.port)).controllerId));
+    return ids.every((id) => id === ids[0] && id >= 0) && brokers.get(ids[0]!)?.running ? ids[0]! : undefined;
+  }, 30_000);
+}
+
+/** Every batch of a partition's segment files, concatenated (a preallocated tail left out). */
+async function batchBytes(dataDir: string, topic: string, partition: number): Promise<Buffer> {
+  const dir = path.join(dataDir, 'logs', `${topic}-${partition}`);
+  const parts: Buffer[] = [];
+  for (const f of (await fs.readdir(dir)).filter((x) => x.endsWith('.log')).sort()) {
+    const buf = await fs.readFile(path.join(dir, f));
+    let pos = 0;
+    while (pos + 12 <= buf.length) {
+      const len = buf.readInt32BE(pos + 8);
+      if (len <= 0 || pos + 12 + len > buf.length) break;
+      parts.push(buf.subarray(pos, pos + 12 + len));
+      pos += 12 + len;
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+async function createTopicAt(port: number, name: string, partitions: number, replicationFactor: number, configs: Array<{ name: string; value: string }> = []): Promise<{ errorCode: number; errorMessage: string | null; replicationFactor: number; numPartitions: number }> {
+  const r = await request<{ topics: Array<{ errorCode: number; errorMessage: string | null; replicationFactor: number; numPartitions: number }> }>(port, ApiKey.CreateTopics, 5, {
+    topics: [{ name, numPartitions: partitions, replicationFactor, assignments: [], configs }],
+    timeoutMs: 30_000,
+    validateOnly: false,
+  });
+  return r.topics[0]!;
+}
+
+before(async () => {
+  etcd = await TestEtcd.start();
+  const ids = [1, 2, 3];
+  const regions = await Promise.all(ids.map(async (nodeId) => {
+    const d = tmpDir(`meridian-cluster-${nodeId}-`);
+    dirs.push(d.cleanup);
+    const r = new Region(REGION, await freePort(), d.dir, {
+      nodeId,
+      cluster: { etcd: { endpoints: [etcd.endpoint] }, leaseTtlMs: '3s', replicaLagTimeMaxMs: '5s' },
+      topics: { autoCreate: true, defaultPartitions: 3 },
+      admin: { host: '127.0.0.1', port: 0 },
+    });
+    brokers.set(nodeId, r);
+    return r;
+  }));
+  await Promise.all(regions.map((r) => r.start()));
+});
+
+after(async () => {
+  await Promise.all([...brokers.values()].map((b) => b.stop()));
+  await etcd?.close();
+  for (const c of dirs) c();
+});
+
+test('three brokers on etcd: RF 3 topics created from any broker, produce, read once, identical logs, spread leaders', async () => {
+  const ctrl = await controller();
+  const other = [...brokers.values()].find((b) => b !== brokers.get(ctrl))!;
+
+  // Metadata from each broker: the same three brokers and controller.
+  for (const b of brokers.values()) {
+    const m = await metadata(b.port);
+    assert.deepEqual(m.brokers.map((x) => x.nodeId).sort(), [1, 2, 3], `Metadata from ${b.port}`);
+    assert.deepEqual(m.brokers.map((x) => x.port).sort(), [...brokers.values()].map((x) => x.port).sort());
+    assert.equal(m.controllerId, ctrl);
+  }
+
+  // The admin API and the metrics say the same.
+  for (const [nodeId, b] of brokers) {
+    const admin = `http://127.0.0.1:${b.adminPort}`;
+    type RegionCluster = { controllerId: number; isController: boolean; leaseValidForMs: number; etcd: { reachable: boolean }; members: Array<{ nodeId: number }> };
+    // isController once the elected broker has loaded its view (a moment after the election).
+    const rc = await waitFor(`GET /v1/cluster of broker ${nodeId}`, async () => {
+      const body = (await (await fetch(`${admin}/v1/cluster`)).json()) as { regionCluster: RegionCluster };
+      return body.regionCluster.isController === (nodeId === ctrl) ? body.regionCluster : undefined;
+    }, 10_000);
+    assert.equal(rc.controllerId, ctrl);
+    assert.equal(rc.isController, nodeId === ctrl);
+    assert.ok(rc.leaseValidForMs > 0, 'leased');
+    assert.equal(rc.etcd.reachable, true);
+    assert.deepEqual(rc.members.map((m) => m.nodeId), [1, 2, 3]);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^meridian_cluster_is_controller(\\{[^}]*\\})? ${nodeId === ctrl ? 1 : 0}$`, 'm'));
+    assert.match(metrics, /^meridian_cluster_etcd_up(\{[^}]*\})? 1$/m);
+  }
+
+  // CreateTopics to a broker that is not the controller: forwarded through etcd.
+  const created = await createTopicAt(other.port, 'orders', 3, 3, [{ name: 'min.insync.replicas', value: '2' }]);
+  assert.equal(created.errorCode, 0, created.errorMessage ?? '');
+  assert.equal(created.replicationFactor, 3);
+  // A second creation of the name is refused, wherever it is sent.
+  assert.equal((await createTopicAt(brokers.get(ctrl)!.port, 'orders', 3, 3)).errorCode, 36 /* TOPIC_ALREADY_EXISTS */);
+  // More replicas than brokers: refused by the controller, the error carried back.
+  const tooMany = await createTopicAt(other.port, 'too-many', 1, 4);
+  assert.equal(tooMany.errorCode, 38 /* INVALID_REPLICATION_FACTOR */, tooMany.errorMessage ?? '');
+
+  // KafkaJS admin (sends CreateTopics to Metadata's controller).
+  const kafka = new Kafka({ clientId: 'cluster-test', brokers: [other.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    assert.equal(await admin.createTopics({ topics: [{ topic: 'payments', numPartitions: 3, replicationFactor: 3 }], waitForLeaders: true }), true);
+  } finally {
+    await admin.disconnect();
+  }
+
+  // Every broker lists both topics, RF 3, leaders on three different brokers.
+  for (const b of brokers.values()) {
+    const m = await waitFor(`topics with leaders on broker at ${b.port}`, async () => {
+      const x = await metadata(b.port, ['orders', 'payments']);
+      return x.topics.every((t) => t.errorCode === 0 && t.partitions.length === 3 && t.partitions.every((p) => p.leaderId > 0 && p.isrNodes.length === 3)) ? x : undefined;
+    }, 30_000);
+    for (const t of m.topics) {
+      for (const p of t.partitions) assert.deepEqual([...p.replicaNodes].sort(), [1, 2, 3]);
+      assert.equal(new Set(t.partitions.map((p) => p.leaderId)).size, 3, `leaders of ${t.name}: ${t.partitions.map((p) => p.leaderId)}`);
+    }
+  }
+
+  // kcat: acks=all, idempotent, keyed across the three partitions.
+  const kcatLines = Array.from({ length: 300 }, (_, i) => `k${i % 7}:kcat-${i}`).join('\n') + '\n';
+  const k = await kcat(['-b', other.bootstrap, '-P', '-t', 'orders', '-K', ':', '-X', 'acks=all', '-X', 'enable.idempotence=true'], kcatLines, 30_000);
+  assert.equal(k.code, 0, k.stderr);
+  // KafkaJS acks=-1.
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    for (let i = 0; i < 10; i++) {
+      await producer.send({ topic: 'orders', acks: -1, messages: Array.from({ length: 30 }, (_, j) => ({ key: `j${j % 5}`, value: `kafkajs-${i * 30 + j}` })) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+
+  // Read once, in order (per key: each key's records are in one partition, in send order).
+  const got = await readTopicToEnd(other.bootstrap, 'orders', { timeoutMs: 30_000 });
+  const values = got.map((m) => String(m.value));
+  assert.equal(values.length, 600);
+  assert.equal(new Set(values).size, 600, 'no duplicates');
+  const perKey = new Map<string, number[]>();
+  for (const m of got) {
+    const v = String(m.value);
+    const n = Number(v.slice(v.indexOf('-') + 1));
+    const key = `${v.startsWith('kcat') ? 'c' : 'j'}:${String(m.key)}`;
+    perKey.set(key, [...(perKey.get(key) ?? []), n]);
+  }
+  for (const [key, ns] of perKey) assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `order of key ${key}`);
+
+  // The three logs of each partition: byte-identical batches (followers copy verbatim).
+  for (let p = 0; p < 3; p++) {
+    await waitFor(`orders-${p} identical on the three brokers`, async () => {
+      const logs = await Promise.all([...brokers.values()].map((b) => batchBytes(b.dataDir, 'orders', p)));
+      return logs[0]!.length > 0 && logs.every((l) => l.equals(logs[0]!));
+    }, 30_000, 100, async () => (await Promise.all([...brokers.values()].map((b) => batchBytes(b.dataDir, 'orders', p)))).map((l) => l.length).join(' / ') + ' bytes');
+  }
+});
+
+test('kcat auto-creates a topic through a broker that is not the controller', async () => {
+  const ctrl = await controller();
+  const other = [...brokers.values()].find((b) => b !== brokers.get(ctrl) && b.running)!;
+  const k = await kcat(['-b', other.bootstrap, '-P', '-t', 'auto-made', '-X', 'acks=all', '-X', 'enable.idempotence=true'], 'a\nb\nc\n', 30_000);
+  assert.equal(k.code, 0, k.stderr);
+  for (const b of running()) {
+    const m = await metadata(b.port, ['auto-made']);
+    assert.equal(m.topics[0]!.errorCode, 0);
+    assert.equal(m.topics[0]!.partitions.length, 3);
+    for (const p of m.topics[0]!.partitions) assert.equal(p.replicaNodes.length, 3);
+  }
+  const got = await readTopicToEnd(other.bootstrap, 'auto-made', { timeoutMs: 30_000 });
+  assert.deepEqual(got.map((m) => String(m.value)).sort(), ['a', 'b', 'c']);
+});
+
+test('producer ids from different brokers never collide', async () => {
+  const ids: bigint[] = [];
+  for (const b of running()) {
+    const c = await RawClient.connect(b.port);
+    try {
+      for (let i = 0; i < 50; i++) {
+        const r = await c.request<{ errorCode: number; producerId: bigint }>(ApiKey.InitProducerId, 4, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 });
+        assert.equal(r.body.errorCode, 0);
+        ids.push(r.body.producerId);
+      }
+    } finally {
+      c.close();
+    }
+  }
+  assert.equal(new Set(ids.map(String)).size, ids.length, 'every producer id handed out once');
+});
+
+test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {
+  const ctrl = await controller();
+  await brokers.get(ctrl)!.kill9();
+  const next = await controller();
+  assert.notEqual(next, ctrl);
+  const survivor = running().find((b) => b !== brokers.get(next))!;
+  const created = await createTopicAt(survivor.port, 'after-failover', 2, 2);
+  assert.equal(created.errorCode, 0, created.errorMessage ?? '');
+  const m = await waitFor('after-failover led', async () => {
+    const x = await metadata(survivor.port, ['after-failover']);
+    return x.topics[0]!.errorCode === 0 && x.topics[0]!.partitions.every((p) => p.leaderId > 0) ? x : undefined;
+  }, 20_000);
+  assert.equal(m.brokers.length, 2, 'the killed broker left the region');
+  for (const p of m.topics[0]!.partitions) assert.ok(!p.replicaNodes.includes(ctrl), 'placed on live brokers only');
+});
