@@ -1,0 +1,186 @@
+/**
+ * End-to-end failover of a three-broker region on a real etcd (issue 16), every broker a
+ * `meridian broker --config FILE` process (test/helpers/cluster.ts). Topic RF 3 with
+ * min.insync.replicas 2; two idempotent producers run the whole time, a KafkaJS one
+ * (idempotent, acks -1) and kcat (librdkafka, enable.idempotence, acks=all, values on stdin),
+ * while the partition's leader is killed with SIGKILL and restarted, five rounds. Afterwards,
+ * what a user checks: every acknowledged value is read exactly once, in each producer's
+ * order, with contiguous offsets, and the three replicas' logs hold the same batches, byte
+ * for byte at the same offsets.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { kcat } from '../helpers/kcat.js';
+import { assertContiguous } from '../helpers/kcat-client.js';
+import { parseKcatJson } from '../helpers/kcat-json.js';
+
+let cluster: TestCluster;
+
+before(async () => {
+  cluster = await TestCluster.start({ brokers: 3 });
+});
+
+after(async () => {
+  await cluster?.close();
+});
+
+const TOPIC = 'failover';
+const ROUNDS = 5;
+
+/** KafkaJS, idempotent, acks -1: sends two values at a time until stopped; records what was acknowledged. */
+function kafkajsProducer(bootstrap: string[]) {
+  const acked: string[] = [];
+  const failed: Array<{ values: string[]; error: string }> = [];
+  let n = 0;
+  let stopping = false;
+  const kafka = new Kafka({ clientId: 'failover-kafkajs', brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 60, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const fresh = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const done = (async () => {
+    let producer: Producer = fresh();
+    await producer.connect();
+    while (!stopping) {
+      const values = [`k-${n++}`, `k-${n++}`];
+      try {
+        await producer.send({ topic: TOPIC, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
+        acked.push(...values);
+      } catch (err) {
+        // Not acknowledged: such values may be present at most once. KafkaJS keeps a failed
+        // batch's sequence for the next one, so continue with a new producer id.
+        failed.push({ values, error: String(err) });
+        await producer.disconnect().catch(() => {});
+        producer = fresh();
+        await producer.connect();
+      }
+    }
+    await producer.disconnect();
+  })();
+  return {
+    acked,
+    failed,
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
+  };
+}
+
+/**
+ * kcat -P with librdkafka's idempotent producer, fed one value per line on stdin as the test
+ * goes. kcat exits 0 with no delivery error only when every value was acknowledged.
+ */
+function kcatProducer(bootstrap: string[]) {
+  const sent: string[] = [];
+  const child = spawn('kcat', ['-P', '-b', bootstrap.join(','), '-t', TOPIC, '-p', '0', '-X', 'enable.idempotence=true', '-X', 'acks=all', '-X', 'linger.ms=5'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdin.on('error', () => {});
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', (err) => reject(new Error(`kcat could not start (${err.message}): install it with bash scripts/install-tools.sh`)));
+    child.once('close', (code) => resolve(code));
+  });
+  let n = 0;
+  const timer = setInterval(() => {
+    const lines: string[] = [];
+    for (let i = 0; i < 3; i++) lines.push(`c-${n++}`);
+    sent.push(...lines);
+    child.stdin.write(lines.join('\n') + '\n');
+  }, 10);
+  return {
+    sent,
+    stop: async () => {
+      clearInterval(timer);
+      child.stdin.end();
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      return { code, stderr };
+    },
+  };
+}
+
+/** Values of one producer (by prefix) in the order read, as numbers. */
+function sequenceOf(values: string[], prefix: string): number[] {
+  return values.filter((v) => v.startsWith(prefix)).map((v) => Number(v.slice(prefix.length)));
+}
+
+test('five SIGKILLs of the leader under two idempotent producers: every acknowledged value read once, in order; replicas byte-identical', async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  const admin = new Kafka({ clientId: 'failover-admin', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: 3, configEntries: [{ name: 'min.insync.replicas', value: '2' }] }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+  await cluster.partition(TOPIC, 0, (v) => v.replicas.length === 3 && v.isr.length === 3);
+
+  const bootstrap = cluster.nodes.map((b) => b.bootstrap);
+  const kjs = kafkajsProducer(bootstrap);
+  const kc = kcatProducer(bootstrap);
+  const leaders: number[] = [];
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      const before = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+      const ackedBefore = kjs.acked.length;
+      await waitFor(`round ${round}: KafkaJS acknowledgements before the kill`, () => kjs.acked.length >= ackedBefore + 20, 20_000, 20);
+      const victim = cluster.node(before.leader);
+      leaders.push(victim.nodeId);
+      await victim.kill9();
+      mark(`round ${round}: killed leader ${victim.nodeId} (epoch ${before.leaderEpoch})`);
+      const after = await cluster.partition(TOPIC, 0, (v) => v.leader !== victim.nodeId && v.leaderEpoch > before.leaderEpoch && !v.isr.includes(victim.nodeId));
+      assert.ok(after.isr.length >= 2, `round ${round}: the new leader ${after.leader} has ISR [${after.isr.join(', ')}]`);
+      mark(`round ${round}: broker ${after.leader} leads (epoch ${after.leaderEpoch}, isr [${after.isr.join(', ')}])`);
+      const ackedAtFailover = kjs.acked.length;
+      // The killed broker restarts while the producers go on with the new leader.
+      await Promise.all([waitFor(`round ${round}: KafkaJS acknowledgements from the new leader ${after.leader}`, () => kjs.acked.length >= ackedAtFailover + 20, 20_000, 20), victim.start()]);
+      mark(`round ${round}: acknowledged by the new leader; broker ${victim.nodeId} restarted`);
+      await cluster.waitMembers([1, 2, 3]);
+    }
+    await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+  } finally {
+    await kjs.stop();
+  }
+  const kcatEnd = await kc.stop();
+  assert.equal(kcatEnd.code, 0, `kcat -P exited ${kcatEnd.code}; stderr:\n${kcatEnd.stderr.slice(-4000)}`);
+  // Connection errors to the killed brokers are expected on stderr; a lost message is not.
+  assert.doesNotMatch(kcatEnd.stderr, /[Dd]elivery failed|Failed to produce|[Ff]atal|[Ii]dempot/, `kcat -P reported a failed delivery:\n${kcatEnd.stderr.slice(-4000)}`);
+
+  // The replicas: once all three are in the ISR and the producers stopped, the same batches.
+  const state = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+  const batches = await cluster.waitLogsIdentical(TOPIC, 0, state.isr);
+  assert.ok(batches.length > 0);
+  const epochs = new Set(batches.map((b) => b.leaderEpoch));
+  assert.ok(epochs.size >= 2, `the log holds batches of ${epochs.size} leader epoch(s) after ${ROUNDS} leader changes`);
+
+  // What a consumer reads.
+  const r = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
+  assert.equal(r.code, 0, `kcat -C exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  const messages = parseKcatJson(r.stdout);
+  assertContiguous(messages);
+  const values = messages.map((m) => m.payload!.toString());
+  const lastOffset = batches[batches.length - 1]!.lastOffset;
+  assert.equal(BigInt(messages.length), lastOffset + 1n, `kcat read ${messages.length} records; the log ends at offset ${lastOffset}`);
+
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  const duplicates = [...counts].filter(([, c]) => c > 1);
+  assert.deepEqual(duplicates, [], 'no value is stored twice');
+
+  mark(`read ${messages.length} records: ${kjs.acked.length} acknowledged to KafkaJS, ${kc.sent.length} delivered by kcat, in ${batches.length} batches of ${epochs.size} leader epochs`);
+  const missingKjs = kjs.acked.filter((v) => !counts.has(v));
+  assert.deepEqual(missingKjs, [], `every value KafkaJS had acknowledged (${kjs.acked.length}) is read`);
+  const missingKcat = kc.sent.filter((v) => !counts.has(v));
+  assert.deepEqual(missingKcat, [], `every value kcat delivered (${kc.sent.length}) is read`);
+  for (const prefix of ['k-', 'c-']) {
+    const seq = sequenceOf(values, prefix);
+    const outOfOrder = seq.findIndex((x, i) => i > 0 && x <= seq[i - 1]!);
+    assert.equal(outOfOrder, -1, `${prefix} values are read in the order they were produced (at #${outOfOrder}: ${seq[outOfOrder - 1]} then ${seq[outOfOrder]})`);
+  }
+  // With retries covering a failover, KafkaJS never gives up (a value it did would be
+  // allowed at most once, which the duplicate check above covers).
+  assert.deepEqual(kjs.failed, [], `KafkaJS gave up on sends while leaders ${leaders.join(', ')} were killed`);
+  assert.ok(kjs.acked.length >= ROUNDS * 40 && kc.sent.length > 0);
+});
