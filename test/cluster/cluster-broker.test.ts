@@ -12,13 +12,14 @@
  * - kcat auto-creates a topic through a non-controller broker;
  * - producer ids handed out by two brokers never collide;
  * - the controller killed with SIGKILL: another broker is elected and creates a topic;
+ * - min.insync.replicas given at creation is described back (default elsewhere);
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type ConfigResourceTypes } from 'kafkajs';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
 import { ZERO_UUID } from '../../src/protocol/kafka/messages/index.js';
 import { TestEtcd } from '../helpers/etcd.js';
@@ -30,6 +31,8 @@ import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
 const REGION = 'east';
+/** Kafka's config resource type of a topic (KafkaJS exports the enum as a type only under ESM). */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 let etcd: TestEtcd;
 const brokers = new Map<number, Region>();
 const dirs: Array<() => void> = [];
@@ -167,6 +170,10 @@ test('three brokers on etcd: RF 3 topics created from any broker, produce, read 
   await admin.connect();
   try {
     assert.equal(await admin.createTopics({ topics: [{ topic: 'payments', numPartitions: 3, replicationFactor: 3 }], waitForLeaders: true }), true);
+    // min.insync.replicas is a topic config in a cluster: kept in etcd, described by any broker.
+    const described = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: 'orders', configNames: ['min.insync.replicas'] }, { type: TOPIC_RESOURCE, name: 'payments', configNames: ['min.insync.replicas'] }], includeSynonyms: false });
+    const mir = described.resources.map((r) => [r.resourceName, r.configEntries.find((e) => e.configName === 'min.insync.replicas')?.configValue]);
+    assert.deepEqual(Object.fromEntries(mir), { orders: '2', payments: '1' });
   } finally {
     await admin.disconnect();
   }
