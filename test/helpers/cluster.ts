@@ -254,16 +254,21 @@ export class TestCluster {
     return this.nodes.filter((b) => b.running);
   }
 
-  /** Waits until every running broker's Metadata lists exactly `ids` (registered in etcd, seen through the watch). */
+  /**
+   * Waits until every running broker's Metadata lists exactly `ids` (registered in etcd, seen
+   * through the watch) and names the same elected controller (KafkaJS's admin sends
+   * CreateTopics to it and fails on controller -1).
+   */
   async waitMembers(ids: readonly number[], timeoutMs = 30_000): Promise<void> {
     const want = [...ids].sort((a, b) => a - b).join(',');
     let seen = '';
     await waitFor(
-      `brokers [${want}] to be listed in every running broker's Metadata`,
+      `brokers [${want}] and one controller among them in every running broker's Metadata`,
       async () => {
-        const lists = await Promise.all(this.running.map(async (b) => `${b.nodeId}:[${(await b.metadata([])).brokers.join(',')}]`));
-        seen = lists.join(' ');
-        return lists.every((l) => l.endsWith(`[${want}]`));
+        const views = await Promise.all(this.running.map(async (b) => ({ b: b.nodeId, m: await b.metadata([]) })));
+        seen = views.map(({ b, m }) => `${b}: [${m.brokers.join(',')}] controller ${m.controllerId}`).join('; ');
+        const controller = views[0]?.m.controllerId ?? -1;
+        return views.every(({ m }) => m.brokers.join(',') === want && m.controllerId === controller) && ids.includes(controller);
       },
       timeoutMs,
       50,
