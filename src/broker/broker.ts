@@ -388,6 +388,8 @@ export class Broker {
         const first = advertised.values().next().value!;
         const adminPort = config.admin.port;
         await cluster.join({ nodeId: config.nodeId, kafka: first, admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
+        // A lost or stale lease suspends every leadership until the states are read afresh.
+        if (replicaManager !== undefined) cluster.attachLeadership(replicaManager);
       }
       // Followers fetch from the leaders' listeners (retrying until they are up).
       replicaManager?.start();

@@ -44,6 +44,13 @@ export interface ProduceOptions {
    * after the append is as durable as `sync` says, and for a duplicate's original batches.
    */
   replicated?: (lastOffset: bigint) => Promise<void>;
+  /**
+   * Region clusters: asked right before a success is answered (after the append is as
+   * durable as asked, and replicated for acks=all), with the leader epoch `leaderEpoch`
+   * gave (undefined for a duplicate's answer). An error is answered instead: the broker
+   * stopped leading meanwhile, and the record stays in the log unacknowledged.
+   */
+  mayAnswer?: (leaderEpoch: number | undefined) => MeridianError | null;
 }
 
 /** Splits a produce request's records into whole batches; throws on a malformed blob. */
@@ -124,11 +131,15 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
         // Kafka answers a duplicate with the original offsets and no error (never 46), once
         // the original is as durable as this request asks.
         const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: verdict.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: -1n, recordErrors: [] };
+        const answer = (r: ProduceOutcome): ProduceOutcome => {
+          const refusedNow = r.errorCode === 0 ? (opts.mayAnswer?.(undefined) ?? null) : null;
+          return refusedNow === null ? r : failed(refusedNow);
+        };
         const durable = verdict.pending ? verdict.pending.then(() => ok, failed) : Promise.resolve(ok);
         const replicated = opts.replicated;
-        if (replicated === undefined) return { done: durable };
+        if (replicated === undefined) return { done: durable.then(answer) };
         const last = verdict.baseOffset + headers.reduce((n, h) => n + BigInt(h.lastOffsetDelta) + 1n, 0n) - 1n;
-        return { done: durable.then((r) => (r.errorCode !== 0 ? r : replicated(last).then(() => r, failed))) };
+        return { done: durable.then((r) => (r.errorCode !== 0 ? r : replicated(last).then(() => answer(r), failed))) };
       }
       for (let i = 1; i < headers.length; i++) {
         const v = state.check(headers[i]);
@@ -148,11 +159,17 @@ export async function beginProducePartition(log: PartitionLog, states: ProducerS
       }
     }
     const replicated = opts.replicated;
+    const mayAnswer = opts.mayAnswer;
+    // The last check before a success goes out: leadership may have moved during the waits.
+    const answer = (ok: ProduceOutcome): ProduceOutcome => {
+      const refusedNow = mayAnswer?.(leaderEpoch) ?? null;
+      return refusedNow === null ? ok : failed(refusedNow);
+    };
     return {
       done: pending.done.then(
         (r): ProduceOutcome | Promise<ProduceOutcome> => {
           const ok: ProduceOutcome = { errorCode: 0, errorMessage: null, baseOffset: pending.baseOffset, logStartOffset: log.logStartOffset, logAppendTimeMs: appendTime, recordErrors: [] };
-          return replicated === undefined ? ok : replicated(r.lastOffset).then(() => ok, failed);
+          return replicated === undefined ? answer(ok) : replicated(r.lastOffset).then(() => answer(ok), failed);
         },
         failed,
       ),

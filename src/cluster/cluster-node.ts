@@ -37,6 +37,7 @@ import { EtcdPartitionStateSource } from './etcd-state-source.js';
 import { TopicStore } from './etcd-topics.js';
 import { PrefixWatch } from './etcd-watch.js';
 import type { BrokerInfo, TopicRecord } from './partition-state.js';
+import type { NamedPartitionState } from './partition-state-source.js';
 import { TopicSync } from './topic-sync.js';
 
 /** A topic creation as CreateTopics gives it (replicationFactor null: the region's default). */
@@ -47,6 +48,12 @@ export interface TopicCreation {
   readonly assignment?: number[][];
   /** Kafka config names and values, kept in the TopicRecord. */
   readonly configs: Record<string, string>;
+}
+
+/** What `attachLeadership` drives (the replica manager). */
+export interface LeadershipTarget {
+  suspendLeadership(why: string): void;
+  resumeLeadership(fresh: Iterable<NamedPartitionState>): void;
 }
 
 /** What a forwarded creation carries (the value of requests/topics/<name>). */
@@ -97,6 +104,10 @@ export class ClusterNode {
   readonly #o: ClusterNodeOptions;
   #requests: PrefixWatch<TopicRequest> | undefined;
   readonly #executing = new Set<string>();
+  /** The broker epoch the replica manager's leaderships were taken under (attachLeadership); -1n while suspended. */
+  #leadershipEpoch: bigint | undefined;
+  /** Bumped at each lease event: an older fresh read of the states gives up. */
+  #leadershipTurn = 0;
   #closed = false;
 
   private constructor(o: ClusterNodeOptions) {
@@ -105,7 +116,10 @@ export class ClusterNode {
     this.members = new MembersView(this.region);
     // alterIsr is fenced on this broker's registration, made later (join()): the store reads
     // the node id and broker epoch at each call (-1 before join: etcd refuses the change).
-    const epoch = (): bigint => this.membership?.brokerEpoch ?? -1n;
+    // With a replica manager attached (attachLeadership) it is the broker epoch its current
+    // leaderships were taken under (-1 while suspended), not the current registration's: a
+    // broker registered again must not pass the guard on leaderships from before.
+    const epoch = (): bigint => this.#leadershipEpoch ?? this.membership?.brokerEpoch ?? -1n;
     this.topicStore = new TopicStore(this.region, {
       get nodeId() {
         return o.config.nodeId;
@@ -166,6 +180,54 @@ export class ClusterNode {
   /** Whether this broker may act as a member right now (its lease is fresh): leaders check it before every produce. */
   isLeased(): boolean {
     return this.membership?.isLeased() ?? false;
+  }
+
+  /**
+   * Ties the replica manager's leadership to this broker's lease (after `join`): when the
+   * self-fencing clock runs out (`fenced`) or etcd says the lease is gone (`lost`), it
+   * suspends leadership at once; once the lease is fresh again (`leased`, `registered`),
+   * every partition state is read again from etcd (one snapshot, at a revision past the
+   * current registration) and handed to `resumeLeadership`, which applies it before taking
+   * produce again. Without this, a broker registered again would lead on its stale states
+   * until its watch caught up (up to the watch's restart backoff) and acknowledge writes a
+   * newer leader also acknowledges.
+   */
+  attachLeadership(target: LeadershipTarget): void {
+    const m = this.membership;
+    if (m === undefined) throw new MeridianError(ErrorCode.MetadataUnavailable, 'attachLeadership needs the broker registered first: call join() before it');
+    this.#leadershipEpoch = m.brokerEpoch;
+    const suspend = (why: string) => {
+      this.#leadershipTurn++;
+      this.#leadershipEpoch = -1n;
+      target.suspendLeadership(why);
+    };
+    m.on('fenced', () => suspend('its etcd lease was not renewed in time'));
+    m.on('lost', (err) => suspend(`its etcd lease is gone (${describe(err)})`));
+    m.on('leased', () => void this.#reread(m, target));
+    m.on('registered', () => void this.#reread(m, target));
+  }
+
+  async #reread(m: Membership, target: LeadershipTarget): Promise<void> {
+    const turn = ++this.#leadershipTurn;
+    while (!this.#closed && turn === this.#leadershipTurn) {
+      const epoch = m.brokerEpoch;
+      try {
+        const snap = await this.topicStore.snapshot({ timeoutMs: Math.max(1000, this.#o.config.cluster.leaseTtlMs) });
+        if (this.#closed || turn !== this.#leadershipTurn) return;
+        // Fenced again or registered anew meanwhile: that event's own read decides.
+        if (!m.isLeased() || m.brokerEpoch !== epoch) return;
+        if (snap.revision >= epoch) {
+          const states: NamedPartitionState[] = [];
+          for (const [topic, parts] of snap.partitions) for (const [partition, v] of parts) states.push({ ...v.value, topic, partition });
+          this.#leadershipEpoch = epoch;
+          target.resumeLeadership(states);
+          return;
+        }
+      } catch (err) {
+        this.#o.logger?.warn({ error: describe(err) }, 'could not read the partition states again after the lease came back; retrying (this broker leads nothing meanwhile)');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   controllerId(): number {

@@ -154,11 +154,26 @@ export class PartitionReplica {
     this.#followers.clear();
   }
 
-  /** A new state of the same role and epoch (an ISR change). */
+  /**
+   * A new state of the same role and epoch (an ISR change). The same state again (a watch
+   * re-delivers everything after a compaction reload, or a CAS answer and its watch event)
+   * is a no-op: only a higher partitionEpoch settles an ISR proposal in flight, otherwise
+   * the high watermark would stop counting a joining follower while its expansion is
+   * still being written (and pass offsets it does not hold yet).
+   */
   update(state: NamedPartitionState): void {
+    if (state.leaderEpoch === this.#state.leaderEpoch && state.partitionEpoch <= this.#state.partitionEpoch) return;
     this.#state = state;
     this.#pendingIsr = undefined;
     if (this.#role === 'leader') this.recompute();
+  }
+
+  /**
+   * Fails the produce requests waiting for replication with NOT_LEADER_OR_FOLLOWER, the
+   * role unchanged (the broker lost its etcd lease: replica-manager.ts suspendLeadership).
+   */
+  failWaiting(why: string): void {
+    this.#failWaiters(notLeader(this, why));
   }
 
   /** An ISR change is being proposed; the high watermark counts the larger set meanwhile. */

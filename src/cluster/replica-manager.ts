@@ -100,6 +100,8 @@ export class ReplicaManager {
   #offTopics: (() => void) | undefined;
   #isrTimer: NodeJS.Timeout | undefined;
   #fetchersPaused = false;
+  /** Why leadership is suspended (the etcd lease was lost or not renewed in time), or undefined. */
+  #suspended: string | undefined;
   #closed = false;
 
   constructor(opts: ReplicaManagerOptions) {
@@ -154,6 +156,50 @@ export class ReplicaManager {
   }
 
   // -------------------------------------------------------------------------------------
+  // Leadership suspension (the etcd lease; cluster-node.ts wires Membership's events here)
+
+  /**
+   * The broker lost its lease or its self-fencing clock ran out: it stops leading at once,
+   * before the controller can have elected anyone else. Every acks=all request waiting
+   * fails with NOT_LEADER_OR_FOLLOWER and produce is refused until `resumeLeadership`.
+   * Roles are kept (followers go on fetching); the states in hand may be stale by now, so
+   * only a fresh read decides what this broker leads again.
+   */
+  suspendLeadership(why: string): void {
+    if (this.#closed) return;
+    if (this.#suspended === undefined) this.#opts.logger?.warn({ nodeId: this.nodeId, why }, 'leadership suspended: no produce is acknowledged until the partition states are read again from etcd');
+    this.#suspended = why;
+    for (const r of this.#replicas.values()) if (r.role === 'leader') r.failWaiting(`broker ${this.nodeId} stopped acting as leader while the request waited for replication (${why})`);
+  }
+
+  /**
+   * Ends a suspension with `fresh`, every partition state as read from etcd after this
+   * broker registered again (a read whose revision is past its new broker epoch): each is
+   * applied first (a newer leader makes this broker follow it), a partition led here that
+   * the read does not hold stops being led, and only then is produce taken again.
+   */
+  resumeLeadership(fresh: Iterable<NamedPartitionState>): void {
+    if (this.#closed || this.#suspended === undefined) return;
+    const seen = new Set<string>();
+    for (const s of fresh) {
+      seen.add(keyOf(s.topic, s.partition));
+      this.#apply(s);
+    }
+    for (const [k, r] of this.#replicas) {
+      if (r.role !== 'leader' || seen.has(k)) continue;
+      this.#bump(k);
+      r.resign(r.state);
+    }
+    this.#suspended = undefined;
+    this.#opts.logger?.info({ nodeId: this.nodeId }, 'leadership resumed from a fresh read of the partition states');
+  }
+
+  /** Whether leadership is suspended (see suspendLeadership). */
+  get leadershipSuspended(): boolean {
+    return this.#suspended !== undefined;
+  }
+
+  // -------------------------------------------------------------------------------------
   // Produce
 
   /**
@@ -163,9 +209,8 @@ export class ReplicaManager {
   checkProduce(topic: string, partition: number, acks: number): MeridianError | null {
     const r = this.#replicas.get(keyOf(topic, partition));
     if (r === undefined || r.role !== 'leader') return this.#notLeader(topic, partition, r);
-    if (this.#opts.leased?.() === false) {
-      return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId}'s etcd lease was not renewed in time; it does not act as leader until it is (self-fencing)`);
-    }
+    const fenced = this.#fenced(topic, partition);
+    if (fenced !== null) return fenced;
     if (acks === -1) {
       const min = this.minInsyncReplicas(topic);
       const isr = r.state.isr;
@@ -174,6 +219,22 @@ export class ReplicaManager {
       }
     }
     return null;
+  }
+
+  /**
+   * Asked right before a produce is answered with success (acks=1 once written, acks=all
+   * once replicated): this broker must still be leased and lead the partition at
+   * `leaderEpoch`, the epoch stamped on the batches (undefined: any epoch, for a duplicate's
+   * answer). Otherwise NOT_LEADER_OR_FOLLOWER: the record stays in the log unacknowledged
+   * and is truncated if another leader took over, as in Kafka.
+   */
+  checkAnswer(topic: string, partition: number, leaderEpoch: number | undefined): MeridianError | null {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    if (r === undefined || r.role !== 'leader') return this.#notLeader(topic, partition, r);
+    if (leaderEpoch !== undefined && r.leaderEpoch !== leaderEpoch) {
+      return notLeader(r, `the leader epoch changed from ${leaderEpoch} while the request was written; it is not acknowledged`);
+    }
+    return this.#fenced(topic, partition);
   }
 
   /** The leader epoch to stamp on a produce's batches (undefined: not the leader). */
@@ -290,8 +351,10 @@ export class ReplicaManager {
     if (this.#closed) return;
     const k = keyOf(s.topic, s.partition);
     const known = this.#states.get(k);
-    // Watches may deliver an older state after a newer one (a CAS answer and a watch event).
-    if (known !== undefined && (s.leaderEpoch < known.leaderEpoch || (s.leaderEpoch === known.leaderEpoch && s.partitionEpoch < known.partitionEpoch))) return;
+    // Watches may deliver an older state after a newer one (a CAS answer and a watch event),
+    // or the same one again (a watch reloads after a compaction and re-delivers everything):
+    // neither changes anything (re-applying would drop an ISR proposal in flight).
+    if (known !== undefined && (s.leaderEpoch < known.leaderEpoch || (s.leaderEpoch === known.leaderEpoch && s.partitionEpoch <= known.partitionEpoch))) return;
     this.#states.set(k, s);
     let r = this.#replicas.get(k);
     if (!s.replicas.includes(this.nodeId)) {
@@ -399,10 +462,13 @@ export class ReplicaManager {
   // ISR
 
   #checkIsr(): void {
+    if (this.#suspended !== undefined) return;
     for (const r of this.#replicas.values()) if (r.role === 'leader') this.#maybeAlterIsr(r);
   }
 
   #maybeAlterIsr(r: PartitionReplica): void {
+    // A suspended leader proposes nothing: its view of the partition may be stale.
+    if (this.#suspended !== undefined) return;
     const desired = r.desiredIsr(Date.now(), this.#lagMs);
     if (desired === undefined) return;
     const s = r.state;
@@ -419,6 +485,17 @@ export class ReplicaManager {
         this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition, to: desired }, 'ISR change failed; retried at the next check');
       },
     );
+  }
+
+  /** NOT_LEADER_OR_FOLLOWER while the lease is not fresh or leadership is suspended. */
+  #fenced(topic: string, partition: number): MeridianError | null {
+    if (this.#opts.leased?.() === false) {
+      return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId}'s etcd lease was not renewed in time; it does not act as leader until it is (self-fencing)`);
+    }
+    if (this.#suspended !== undefined) {
+      return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId} does not act as leader until it has read the partition states again from etcd (${this.#suspended})`);
+    }
+    return null;
   }
 
   #checkEpoch(topic: string, partition: number, currentLeaderEpoch: number, r: PartitionReplica | undefined): MeridianError | null {

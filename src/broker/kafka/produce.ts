@@ -77,6 +77,8 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
             mayAppend: clusterMayAppend,
             leaderEpoch: () => rm.leaderEpochFor(t.name, p.index),
             replicated: req.acks === -1 ? (last: bigint) => rm.awaitReplicated(t.name, p.index, last, req.timeoutMs) : undefined,
+            // Still leased and leading at the epoch written under, right before a success.
+            mayAnswer: (epoch: number | undefined) => rm.checkAnswer(t.name, p.index, epoch),
           };
           return { index: p.index, done: (await beginProducePartition(log, deps.producerStates, p.records, opts)).done };
         }),
