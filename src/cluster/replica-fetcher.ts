@@ -7,10 +7,17 @@
  * 1. truncate (on every new leader or epoch): OffsetForLeaderEpoch (API 23, v3, replica_id =
  *    this broker) for the latest epoch of its own log; the leader answers where that epoch
  *    ends on its side, and the follower cuts its log at min(that end, its own end). When the
- *    leader does not know the epoch and answers an older one, the follower looks up where
- *    that older epoch ends in its own cache and cuts at the smaller of the two ends (KIP-279),
- *    so one round trip finds the divergence point. A log without epochs (empty, or written
- *    in single-broker mode) skips the phase.
+ *    leader does not know the epoch and answers an older one B (KIP-279): if this log has B
+ *    too, it cuts at the smaller of the two ends of B and is done; if it lacks B, it cuts
+ *    where its own epochs below B end and asks again with its new (older) latest epoch, in
+ *    rounds until the leader answers the epoch asked (Kafka's "truncation not complete").
+ *    One round would keep, say, epoch-A records where the leader holds epoch-B ones
+ *    (follower [A, C] against leader [A, B, D]). Every cut is rounded down to the start of
+ *    the batch holding its target (`PartitionLog.batchBaseAtOrBefore`): the follower's
+ *    batches came from older leaders and may be cut differently from the leader's. An empty
+ *    log skips the phase; a log with records but no epochs (written in single-broker mode)
+ *    is truncated to its log start and fetched again: Kafka truncates it to the high
+ *    watermark, and this broker keeps no high watermark across restarts.
  * 2. fetch: Fetch v11 (replica_id = this broker, current_leader_epoch) from its log end,
  *    long-polling `maxWaitMs` on the leader, so an idle follower costs one request per
  *    `maxWaitMs` per leader. What comes back is appended verbatim (appendAsFollower: the
@@ -76,6 +83,8 @@ export interface ReplicaFetcherOptions {
   /** The leader's high watermark for a partition, from each fetch answer. */
   onHighWatermark?: (topic: string, partition: number, highWatermark: bigint) => void;
 }
+
+type CutResult = 'complete' | 'incomplete' | 'failed';
 
 interface Entry extends FetcherPartition {
   readonly key: string;
@@ -223,66 +232,118 @@ export class ReplicaFetcher {
     return this.#client;
   }
 
+  /**
+   * The truncate phase, in rounds until every entry is done (Kafka's truncation marked
+   * incomplete asks again): a round that cut to where an epoch the leader lacks began asks
+   * again with the log's new latest epoch, which is strictly older, so the rounds end.
+   */
   async #truncate(client: LinkClient, entries: Entry[]): Promise<void> {
+    let pending = entries;
+    while (pending.length > 0 && !this.#closed) pending = await this.#truncateRound(client, pending);
+  }
+
+  /** One OffsetForLeaderEpoch round; returns the entries whose truncation is not complete yet. */
+  async #truncateRound(client: LinkClient, entries: Entry[]): Promise<Entry[]> {
     const asked = new Map<string, { entry: Entry; epoch: number }>();
+    const cuts: Array<Promise<CutResult>> = [];
     for (const e of entries) {
       const latest = e.log.leaderEpochs.latest();
-      if (latest === undefined) e.phase = 'fetch';
-      else asked.set(e.key, { entry: e, epoch: latest.epoch });
+      if (latest !== undefined) asked.set(e.key, { entry: e, epoch: latest.epoch });
+      else if (e.log.logEndOffset > e.log.logStartOffset) {
+        // Records but no epochs (written in single-broker mode): nothing tells where they
+        // part from the leader's. Kafka truncates such a replica to its high watermark; this
+        // broker keeps no high watermark checkpoint (a replica's starts at the log start), so
+        // the whole local log goes and is fetched again.
+        cuts.push(this.#cut(e, e.log.logStartOffset, true));
+      } else e.phase = 'fetch';
     }
-    if (asked.size === 0) return;
-    const byTopic = new Map<string, Array<{ partition: number; currentLeaderEpoch: number; leaderEpoch: number }>>();
-    for (const { entry, epoch } of asked.values()) {
-      let list = byTopic.get(entry.topic);
-      if (list === undefined) byTopic.set(entry.topic, (list = []));
-      list.push({ partition: entry.partition, currentLeaderEpoch: entry.leaderEpoch, leaderEpoch: epoch });
-    }
-    const req = { replicaId: this.#opts.nodeId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) };
-    const res = decodeOffsetForLeaderEpochResponse(await client.request(ApiKey.OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, (w) => encodeOffsetForLeaderEpochRequest(w, OFFSET_FOR_LEADER_EPOCH_VERSION, req)), OFFSET_FOR_LEADER_EPOCH_VERSION);
-    const cuts: Promise<void>[] = [];
-    for (const t of res.topics) {
-      for (const p of t.partitions) {
-        const a = asked.get(key(t.topic, p.partition));
-        if (a === undefined || this.#parts.get(a.entry.key) !== a.entry) continue;
-        const e = a.entry;
-        if (p.errorCode !== 0 || p.endOffset < 0n) {
-          // Not leader yet, or an epoch this leader does not know: its state is moving.
-          e.retryAt = Date.now() + this.#opts.backoffMs;
-          this.#events.warn(`epoch-${e.key}`, { topic: e.topic, partition: e.partition, leader: this.leaderId, errorCode: p.errorCode, asked: a.epoch }, 'OffsetForLeaderEpoch to the leader did not answer an end offset; retrying');
-          continue;
+    const incomplete: Entry[] = [];
+    if (asked.size > 0) {
+      const byTopic = new Map<string, Array<{ partition: number; currentLeaderEpoch: number; leaderEpoch: number }>>();
+      for (const { entry, epoch } of asked.values()) {
+        let list = byTopic.get(entry.topic);
+        if (list === undefined) byTopic.set(entry.topic, (list = []));
+        list.push({ partition: entry.partition, currentLeaderEpoch: entry.leaderEpoch, leaderEpoch: epoch });
+      }
+      const req = { replicaId: this.#opts.nodeId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) };
+      const res = decodeOffsetForLeaderEpochResponse(await client.request(ApiKey.OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, (w) => encodeOffsetForLeaderEpochRequest(w, OFFSET_FOR_LEADER_EPOCH_VERSION, req)), OFFSET_FOR_LEADER_EPOCH_VERSION);
+      for (const t of res.topics) {
+        for (const p of t.partitions) {
+          const a = asked.get(key(t.topic, p.partition));
+          if (a === undefined || this.#parts.get(a.entry.key) !== a.entry) continue;
+          const e = a.entry;
+          if (p.errorCode !== 0 || p.endOffset < 0n) {
+            // Not leader yet, or an epoch this leader does not know: its state is moving.
+            e.retryAt = Date.now() + this.#opts.backoffMs;
+            this.#events.warn(`epoch-${e.key}`, { topic: e.topic, partition: e.partition, leader: this.leaderId, errorCode: p.errorCode, asked: a.epoch }, 'OffsetForLeaderEpoch to the leader did not answer an end offset; retrying');
+            continue;
+          }
+          let target = p.endOffset;
+          let complete = true;
+          if (p.leaderEpoch < a.epoch) {
+            // KIP-279: the leader lacks our latest epoch and answered its newest one below.
+            const own = e.log.leaderEpochs.endOffsetFor(p.leaderEpoch, e.log.logEndOffset);
+            if (own.epoch === p.leaderEpoch) {
+              // Both have that epoch: the common prefix ends where the first of them ends it.
+              if (own.endOffset >= 0n && own.endOffset < target) target = own.endOffset;
+            } else if (own.endOffset >= 0n) {
+              // This log lacks the leader's epoch too: cut to where its own epochs below it
+              // end, then ask again with the (older) latest epoch left. Cutting at the
+              // leader's end instead would keep records of an older epoch where the leader
+              // holds the answered one (Kafka: truncation not complete).
+              target = own.endOffset;
+              complete = false;
+            }
+          }
+          cuts.push(
+            this.#cut(e, target, complete).then((result) => {
+              if (result === 'incomplete' && this.#parts.get(e.key) === e) {
+                const left = e.log.leaderEpochs.latest();
+                // Only while the rounds make progress (each must drop the asked epoch).
+                if (left !== undefined && left.epoch < a.epoch) incomplete.push(e);
+                else e.phase = 'fetch';
+              }
+              return result;
+            }),
+          );
         }
-        let target = p.endOffset;
-        if (p.leaderEpoch < a.epoch) {
-          // KIP-279: the leader's newest epoch at or below ours is older than ours; where
-          // that epoch ends here bounds the common prefix too.
-          const own = e.log.leaderEpochs.endOffsetFor(p.leaderEpoch, e.log.logEndOffset);
-          if (own.endOffset >= 0n && own.endOffset < target) target = own.endOffset;
-        }
-        cuts.push(this.#cut(e, target));
       }
     }
     await Promise.all(cuts);
+    return incomplete;
   }
 
-  async #cut(e: Entry, target: bigint): Promise<void> {
+  /**
+   * Cuts the log at `target` (rounded down to the start of the batch holding it: Kafka's
+   * rule; this log's batches came from older leaders and may be cut differently from the
+   * leader's). With `complete`, the entry moves on to fetching; otherwise it stays in the
+   * truncate phase for another round ('failed': retried after the backoff).
+   */
+  async #cut(e: Entry, target: bigint, complete: boolean): Promise<CutResult> {
     const log = e.log;
     if (target >= log.logEndOffset) {
+      // Nothing to cut here: the leader's end is at or past ours for the answered epoch.
       e.phase = 'fetch';
-      return;
+      return 'complete';
     }
-    if (target < log.logStartOffset) target = log.logStartOffset;
     const run = (async () => {
       await e.busy?.catch(() => {});
-      this.#opts.logger?.warn({ topic: e.topic, partition: e.partition, leader: this.leaderId, epoch: e.leaderEpoch, from: String(log.logEndOffset), to: String(target) }, 'follower truncates its divergent tail to the leader\'s epoch end');
-      await log.truncateTo(target);
+      let to = target < log.logStartOffset ? log.logStartOffset : target;
+      to = await log.batchBaseAtOrBefore(to);
+      if (to < log.logStartOffset) to = log.logStartOffset;
+      this.#opts.logger?.warn({ topic: e.topic, partition: e.partition, leader: this.leaderId, epoch: e.leaderEpoch, from: String(log.logEndOffset), to: String(to), target: String(target), complete }, 'follower truncates its divergent tail to the leader\'s epoch end');
+      await log.truncateTo(to);
     })();
     e.busy = run;
     try {
       await run;
+      if (!complete) return 'incomplete';
       e.phase = 'fetch';
+      return 'complete';
     } catch (err) {
       e.retryAt = Date.now() + this.#opts.backoffMs;
       this.#events.error(`truncate-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(target) }, 'follower could not truncate its log to the leader\'s epoch end; retrying');
+      return 'failed';
     } finally {
       if (e.busy === run) e.busy = null;
     }

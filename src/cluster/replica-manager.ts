@@ -388,8 +388,9 @@ export class ReplicaManager {
       this.#bump(k);
       r.follow(s);
       // A loaded producer state would miss what the follower copies, yet write snapshots at
-      // each seal that a later leadership would trust: drop it until then.
-      this.#opts.producerStates.invalidate(r.log);
+      // each seal that a later leadership would trust: none is kept while following (the
+      // invalidate in #becomeLeader marks the log led again).
+      this.#opts.producerStates.follow(r.log);
       this.#opts.replicaStates.invalidate(r.log);
       for (const [leader, f] of this.#fetchers) if (leader !== s.leader) void f.remove(s.topic, s.partition);
       this.#fetcherFor(s.leader).add({ topic: s.topic, partition: s.partition, log: r.log, leaderEpoch: s.leaderEpoch });

@@ -907,6 +907,30 @@ export class PartitionLog {
   }
 
   /**
+   * The base offset of the batch holding `offset`: `offset` itself when a batch starts there,
+   * or when it is at or past the written end or before the log start (nothing to round).
+   * A follower truncating to its leader's epoch end rounds down with it (Kafka truncates to
+   * the base of the batch holding the target): its own batches, copied from an older leader,
+   * may be cut differently from the new leader's, and `truncateTo` needs a batch boundary.
+   */
+  async batchBaseAtOrBefore(offset: bigint): Promise<bigint> {
+    if (offset >= this.#writtenEnd || offset <= this.logStartOffset) return offset;
+    const seg = this.#segmentFor(offset);
+    if (!seg.acquire()) return offset;
+    try {
+      let base = offset;
+      await seg.scanHeaders((await seg.ensureIndex()).lookupPosition(Number(offset - seg.baseOffset)), seg.sizeBytes, (h) => {
+        if (lastOffsetOf(h) < offset) return true;
+        if (h.baseOffset < offset) base = h.baseOffset;
+        return false;
+      });
+      return base;
+    } finally {
+      seg.release();
+    }
+  }
+
+  /**
    * Resolves once everything appended so far is durable, the index files of the segments
    * rolled before it included (seals run behind the writer: #sealInBackground).
    */
