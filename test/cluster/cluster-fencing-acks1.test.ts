@@ -19,12 +19,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel } from 'kafkajs';
-import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
-import { encodeBatch } from '../../src/storage/record-batch.js';
-import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { recordProduces, TestCluster, waitFor, type ProduceAnswer } from '../helpers/cluster.js';
 import { kcat } from '../helpers/kcat.js';
 import { parseKcatJson } from '../helpers/kcat-json.js';
-import { RawClient } from '../helpers/raw-kafka.js';
 
 const TOPIC = 'fencing-acks1';
 
@@ -38,59 +35,6 @@ after(async () => {
   await cluster?.close();
 });
 
-interface Answer {
-  readonly broker: number;
-  readonly value: string;
-  /** performance.now() when the request was written and when its answer arrived. */
-  readonly sentAt: number;
-  readonly answeredAt: number;
-  readonly errorCode: number;
-  readonly offset: bigint;
-}
-
-/** Sends one record at a time to broker `nodeId` (acks=1) until stopped, recording every answer. */
-function produceTo(nodeId: number, answers: Answer[]) {
-  const b = cluster.node(nodeId);
-  let stopping = false;
-  let seq = 0;
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const done = (async () => {
-    let client: RawClient | undefined;
-    while (!stopping) {
-      if (client === undefined || client.closed) {
-        client = await RawClient.connect(b.port).catch(() => undefined);
-        if (client === undefined) {
-          await pause(50);
-          continue;
-        }
-      }
-      const value = `b${nodeId}-${seq++}`;
-      const sentAt = performance.now();
-      try {
-        const r = await client.request(ApiKey.Produce, 7, {
-          transactionalId: null,
-          acks: 1,
-          timeoutMs: 1000,
-          topicData: [{ name: TOPIC, partitionData: [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from(value) }] }) }] }],
-        });
-        const p = r.body.responses[0].partitionResponses[0];
-        answers.push({ broker: nodeId, value, sentAt, answeredAt: performance.now(), errorCode: p.errorCode, offset: p.baseOffset });
-        // Refusals are answered at once: a short pause keeps the loop from spinning, short
-        // enough that every window of a few milliseconds sees requests.
-        if (p.errorCode !== 0) await pause(2);
-      } catch {
-        client.close();
-        client = undefined;
-      }
-    }
-    client?.close();
-  })();
-  return async () => {
-    stopping = true;
-    await done;
-  };
-}
-
 test('a leader cut off past its lease and reconnected acknowledges no acks=1 write the new leader also acknowledges', async (t) => {
   const admin = new Kafka({ clientId: 'fencing-acks1-admin', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
@@ -103,8 +47,8 @@ test('a leader cut off past its lease and reconnected acknowledges no acks=1 wri
   const old = cluster.node(start.leader);
   const others = cluster.nodes.map((b) => b.nodeId).filter((id) => id !== old.nodeId);
 
-  const answers: Answer[] = [];
-  const stops = cluster.nodes.map((b) => produceTo(b.nodeId, answers));
+  const answers: ProduceAnswer[] = [];
+  const stops = cluster.nodes.map((b) => recordProduces(cluster, b.nodeId, TOPIC, 1, answers));
   const acks = (id: number, since = 0) => answers.filter((a) => a.broker === id && a.errorCode === 0 && a.sentAt >= since);
   let cutAt = 0;
   let next = -1;
@@ -134,13 +78,13 @@ test('a leader cut off past its lease and reconnected acknowledges no acks=1 wri
   }
 
   const ok = answers.filter((a) => a.errorCode === 0);
-  const describe = (a: Answer) => `${a.value} offset ${a.offset} by broker ${a.broker}, sent ${(a.sentAt - cutAt).toFixed(0)} ms after the cut, answered ${(a.answeredAt - cutAt).toFixed(0)} ms after`;
-  const firstNew = ok.filter((a) => a.broker === next && a.sentAt >= cutAt).reduce<Answer | undefined>((m, a) => (m === undefined || a.answeredAt < m.answeredAt ? a : m), undefined);
+  const describe = (a: ProduceAnswer) => `${a.value} offset ${a.offset} by broker ${a.broker}, sent ${(a.sentAt - cutAt).toFixed(0)} ms after the cut, answered ${(a.answeredAt - cutAt).toFixed(0)} ms after`;
+  const firstNew = ok.filter((a) => a.broker === next && a.sentAt >= cutAt).reduce<ProduceAnswer | undefined>((m, a) => (m === undefined || a.answeredAt < m.answeredAt ? a : m), undefined);
   assert.ok(firstNew !== undefined);
   t.diagnostic(`${ok.length} acknowledged; new leader ${next}'s first acknowledgement answered ${(firstNew.answeredAt - cutAt).toFixed(0)} ms after the cut; old leader ${old.nodeId} answered ${answers.filter((a) => a.broker === old.nodeId && a.answeredAt > firstNew.answeredAt).length} requests after it`);
 
   // 1. No offset acknowledged twice, whoever acknowledged it.
-  const byOffset = new Map<bigint, Answer>();
+  const byOffset = new Map<bigint, ProduceAnswer>();
   const twice: string[] = [];
   for (const a of ok) {
     const prior = byOffset.get(a.offset);

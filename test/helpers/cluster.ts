@@ -19,8 +19,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
 import { ZERO_UUID } from '../../src/protocol/kafka/messages/index.js';
+import { encodeBatch } from '../../src/storage/record-batch.js';
 import { TestEtcd } from './etcd.js';
 import { RawClient } from './raw-kafka.js';
 import { freePort } from './regions.js';
@@ -387,3 +389,60 @@ export async function readLogBatches(dataDir: string, topic: string, partition: 
 }
 
 export { waitFor };
+
+export interface ProduceAnswer {
+  readonly broker: number;
+  readonly value: string;
+  /** performance.now() when the request was written and when its answer arrived. */
+  readonly sentAt: number;
+  readonly answeredAt: number;
+  readonly errorCode: number;
+  readonly offset: bigint;
+}
+
+/**
+ * Sends one record at a time (a bare Produce v7 to partition 0 of `topic`, with `acks`) to
+ * broker `nodeId` until the returned function is called, recording every answer: the
+ * fencing tests compare who acknowledged what, and when.
+ */
+export function recordProduces(cluster: TestCluster, nodeId: number, topic: string, acks: 1 | -1, answers: ProduceAnswer[]): () => Promise<void> {
+  const b = cluster.node(nodeId);
+  let stopping = false;
+  let seq = 0;
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const done = (async () => {
+    let client: RawClient | undefined;
+    while (!stopping) {
+      if (client === undefined || client.closed) {
+        client = await RawClient.connect(b.port).catch(() => undefined);
+        if (client === undefined) {
+          await pause(50);
+          continue;
+        }
+      }
+      const value = `b${nodeId}-${seq++}`;
+      const sentAt = performance.now();
+      try {
+        const r = await client.request(ApiKey.Produce, 7, {
+          transactionalId: null,
+          acks,
+          timeoutMs: 1000,
+          topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from(value) }] }) }] }],
+        });
+        const p = r.body.responses[0].partitionResponses[0];
+        answers.push({ broker: nodeId, value, sentAt, answeredAt: performance.now(), errorCode: p.errorCode, offset: p.baseOffset });
+        // Refusals are answered at once: a short pause keeps the loop from spinning, short
+        // enough that every window of a few milliseconds sees requests.
+        if (p.errorCode !== 0) await pause(2);
+      } catch {
+        client.close();
+        client = undefined;
+      }
+    }
+    client?.close();
+  })();
+  return async () => {
+    stopping = true;
+    await done;
+  };
+}
