@@ -103,6 +103,7 @@ export class ReplicaManager {
   /** Why leadership is suspended (the etcd lease was lost or not renewed in time), or undefined. */
   #suspended: string | undefined;
   #closed = false;
+  readonly #leadershipListeners = new Set<(topic: string, partition: number) => void>();
 
   constructor(opts: ReplicaManagerOptions) {
     this.nodeId = opts.nodeId;
@@ -129,9 +130,51 @@ export class ReplicaManager {
     this.#unsubscribe?.();
     this.#offTopics?.();
     clearInterval(this.#isrTimer);
+    const led = [...this.#replicas.values()].filter((r) => r.role === 'leader');
     for (const r of this.#replicas.values()) r.close();
+    for (const r of led) this.#leadershipChanged(r.topic, r.partition);
     await Promise.all([...this.#fetchers.values()].map((f) => f.close()));
     this.#fetchers.clear();
+  }
+
+  /**
+   * Whether this broker leads the partition and may act as its leader now: role leader and
+   * leadership not suspended (the etcd lease). What runs only on a leader (group
+   * coordination, offload, geo-replication workers) asks this, with `leaderEpochFor` for
+   * the epoch to fence its writes with.
+   */
+  isLeading(topic: string, partition: number): boolean {
+    return this.#suspended === undefined && !this.#closed && this.#replicas.get(keyOf(topic, partition))?.role === 'leader';
+  }
+
+  /**
+   * Calls `listener(topic, partition)` whenever `isLeading` of a partition may have changed
+   * (became leader, stopped leading, a new epoch, suspension and resumption, close); the
+   * listener asks `isLeading` / `leaderEpochFor` again (a call may repeat an unchanged
+   * answer). Called synchronously from the role change; a throwing listener is logged.
+   * Returns the unsubscribe.
+   */
+  onLeadershipChange(listener: (topic: string, partition: number) => void): () => void {
+    this.#leadershipListeners.add(listener);
+    return () => this.#leadershipListeners.delete(listener);
+  }
+
+  /** Every partition this broker leads now (`isLeading`). */
+  ledPartitions(): Array<{ topic: string; partition: number; leaderEpoch: number }> {
+    if (this.#suspended !== undefined || this.#closed) return [];
+    const out: Array<{ topic: string; partition: number; leaderEpoch: number }> = [];
+    for (const r of this.#replicas.values()) if (r.role === 'leader') out.push({ topic: r.topic, partition: r.partition, leaderEpoch: r.leaderEpoch });
+    return out;
+  }
+
+  #leadershipChanged(topic: string, partition: number): void {
+    for (const l of this.#leadershipListeners) {
+      try {
+        l(topic, partition);
+      } catch (err) {
+        this.#opts.logger?.error({ err, topic, partition }, 'a leadership listener failed');
+      }
+    }
   }
 
   /** This broker's replica of a partition, when it has one. */
@@ -168,8 +211,10 @@ export class ReplicaManager {
   suspendLeadership(why: string): void {
     if (this.#closed) return;
     if (this.#suspended === undefined) this.#opts.logger?.warn({ nodeId: this.nodeId, why }, 'leadership suspended: no produce is acknowledged until the partition states are read again from etcd');
+    const was = this.#suspended;
     this.#suspended = why;
     for (const r of this.#replicas.values()) if (r.role === 'leader') r.failWaiting(`broker ${this.nodeId} stopped acting as leader while the request waited for replication (${why})`);
+    if (was === undefined) for (const r of this.#replicas.values()) if (r.role === 'leader') this.#leadershipChanged(r.topic, r.partition);
   }
 
   /**
@@ -189,9 +234,11 @@ export class ReplicaManager {
       if (r.role !== 'leader' || seen.has(k)) continue;
       this.#bump(k);
       r.resign(r.state);
+      this.#leadershipChanged(r.topic, r.partition);
     }
     this.#suspended = undefined;
     this.#opts.logger?.info({ nodeId: this.nodeId }, 'leadership resumed from a fresh read of the partition states');
+    for (const r of this.#replicas.values()) if (r.role === 'leader') this.#leadershipChanged(r.topic, r.partition);
   }
 
   /** Whether leadership is suspended (see suspendLeadership). */
@@ -348,6 +395,15 @@ export class ReplicaManager {
   // Roles
 
   #apply(s: NamedPartitionState): void {
+    const before = this.#replicas.get(keyOf(s.topic, s.partition));
+    const was = before?.role === 'leader' ? before.leaderEpoch : undefined;
+    this.#applyState(s);
+    const after = this.#replicas.get(keyOf(s.topic, s.partition));
+    // Becoming leader is announced by #becomeLeader once it leads; this catches the rest.
+    if (was !== undefined && (after !== before || after?.role !== 'leader' || after.leaderEpoch !== was)) this.#leadershipChanged(s.topic, s.partition);
+  }
+
+  #applyState(s: NamedPartitionState): void {
     if (this.#closed) return;
     const k = keyOf(s.topic, s.partition);
     const known = this.#states.get(k);
@@ -402,8 +458,10 @@ export class ReplicaManager {
     for (const [k, r] of [...this.#replicas]) {
       if (this.#opts.topics.partition(r.topic, r.partition) === r.log) continue;
       this.#bump(k);
+      const led = r.role === 'leader';
       r.close();
       this.#replicas.delete(k);
+      if (led) this.#leadershipChanged(r.topic, r.partition);
       void this.#unfollow(r.topic, r.partition);
     }
   }
@@ -423,6 +481,7 @@ export class ReplicaManager {
     this.#opts.producerStates.invalidate(r.log);
     this.#opts.replicaStates.invalidate(r.log);
     r.lead(s, Date.now());
+    this.#leadershipChanged(s.topic, s.partition);
     this.#opts.logger?.info({ topic: s.topic, partition: s.partition, leaderEpoch: s.leaderEpoch, isr: s.isr, logEnd: String(r.log.logEndOffset) }, 'leading partition');
   }
 
