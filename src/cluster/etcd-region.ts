@@ -10,7 +10,7 @@
  *
  * etcd3's own fault handling is switched off (its per-host circuit breaker would hold
  * every call, keepalives included, for 5 s after three failures, long enough to lose a
- * 6 s lease on a blip); the retries here are the only ones, so they are counted and shown.
+ * lease of a few seconds on a blip); the retries here are the only ones, so they are counted and shown.
  *
  * Lifecycle: construct, use, `close()` (idempotent; stops the client's connections; what
  * is waiting fails with ABORTED).

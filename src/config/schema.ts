@@ -818,8 +818,8 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       },
     }),
     leaseTtlMs: duration(
-      'Lifetime of a broker\'s etcd lease (whole seconds; rounded up), renewed every third of it. A broker that stops (SIGKILL, network cut) leaves the region when it expires: its partitions get new leaders then. It stops acting as leader itself a little before (self-fencing).',
-      '6s',
+      'Lifetime of a broker\'s etcd lease (whole seconds; rounded up), renewed every third of it. A broker that stops (SIGKILL, network cut) leaves the region when it expires: its partitions get new leaders then, so it bounds failover time (bench:cluster). It stops acting as leader itself a little before (self-fencing); a broker whose keepalives stall for most of it (a pause, an overloaded etcd) stops leading too.',
+      '3s',
       { minimum: 2000, maximum: 3_600_000 },
     ),
     replicaLagTimeMaxMs: duration('A follower that has not caught up with the leader\'s log end for this long leaves the ISR (Kafka replica.lag.time.max.ms).', '10s', { minimum: 100, maximum: MAX_TIMER_MS }),

@@ -123,7 +123,7 @@ describe('defaults', () => {
       },
       cluster: {
         etcd: { endpoints: [], tls: { caFile: null, certFile: null, keyFile: null }, username: null, password: null, prefix: '/meridian' },
-        leaseTtlMs: 6000,
+        leaseTtlMs: 3000,
         replicaLagTimeMaxMs: 10_000,
         defaultReplicationFactor: null,
         defaultMinInsyncReplicas: 1,

@@ -36,8 +36,8 @@ export interface ClusterOptions {
   /** Brokers, node ids 1..n (default 3). */
   readonly brokers?: number;
   readonly region?: string;
-  /** cluster.leaseTtlMs (default 2000, the smallest the config takes): a dead broker leaves after ~2 s. */
-  readonly leaseTtlMs?: number;
+  /** cluster.leaseTtlMs (default 2000, the smallest the config takes): a dead broker leaves after ~2 s; null: the config's own default. */
+  readonly leaseTtlMs?: number | null;
   /** cluster.replicaLagTimeMaxMs (default 1500). */
   readonly replicaLagTimeMaxMs?: number;
   /** cluster.defaultMinInsyncReplicas (default 1). */
@@ -88,6 +88,11 @@ export class BrokerProcess {
 
   get bootstrap(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  /** The process id while running (benchmarks read its CPU time from /proc). */
+  get pid(): number | undefined {
+    return this.running ? this.#proc!.pid : undefined;
   }
 
   get running(): boolean {
@@ -222,7 +227,7 @@ export class TestCluster {
           topics: { autoCreate: false },
           cluster: {
             etcd: { endpoints: [etcdProxy !== undefined ? `127.0.0.1:${etcdProxy.port}` : etcd.endpoint], prefix: '/meridian-e2e' },
-            leaseTtlMs: o.leaseTtlMs ?? 2000,
+            ...(o.leaseTtlMs === null ? {} : { leaseTtlMs: o.leaseTtlMs ?? 2000 }),
             replicaLagTimeMaxMs: o.replicaLagTimeMaxMs ?? 1500,
             defaultMinInsyncReplicas: o.minInsyncReplicas ?? 1,
           },
