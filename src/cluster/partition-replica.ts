@@ -218,10 +218,15 @@ export class PartitionReplica {
     if (this.#role !== 'leader' || this.#pendingIsr !== undefined) return undefined;
     const isr = this.#state.isr;
     const leaderEnd = this.log.highWatermark;
+    // A follower counts as fetching only if it fetched within the lag time: one that was
+    // caught up and then died (nothing produced since) must still leave the ISR, and must not
+    // be taken back into it after the controller removed it (its last fetch offset would
+    // otherwise still equal the high watermark of an idle partition).
+    const fetching = (p: FollowerProgress | undefined): p is FollowerProgress => p !== undefined && now - p.lastFetchMs <= lagTimeMaxMs;
     const out = isr.filter((id) => {
       if (id === this.nodeId) return true;
       const p = this.#followers.get(id);
-      if (p !== undefined && p.fetchOffset >= leaderEnd) return true;
+      if (fetching(p) && p.fetchOffset >= leaderEnd) return true;
       const caughtUp = p?.lastCaughtUpMs ?? this.#leaderSince;
       return now - caughtUp <= lagTimeMaxMs;
     });
@@ -230,7 +235,7 @@ export class PartitionReplica {
     for (const id of this.#state.replicas) {
       if (isr.includes(id) || out.includes(id)) continue;
       const p = this.#followers.get(id);
-      if (p !== undefined && p.fetchOffset >= this.#hw && p.fetchOffset >= this.#epochStart) out.push(id);
+      if (fetching(p) && p.fetchOffset >= this.#hw && p.fetchOffset >= this.#epochStart) out.push(id);
     }
     if (!out.includes(this.nodeId)) out.unshift(this.nodeId);
     const same = out.length === isr.length && out.every((id) => isr.includes(id));
