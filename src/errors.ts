@@ -100,6 +100,12 @@ export const ErrorCode = {
   CoordinatorBusy: 'COORDINATOR_BUSY',
   /** The offset store could not make a commit durable: out of space (retriable), or offline after an I/O error until a restart. */
   OffsetStoreIo: 'OFFSET_STORE_IO',
+  /** Region clusters: this broker does not lead the group's partition of the offsets topic; find the coordinator again. */
+  NotCoordinator: 'NOT_COORDINATOR',
+  /** Region clusters: this broker just became the group's coordinator and is still loading its offsets partition. */
+  CoordinatorLoading: 'COORDINATOR_LOADING',
+  /** Region clusters: the group has no coordinator now (offsets topic not created yet, its partition without a leader, or too few in-sync replicas for a commit). */
+  CoordinatorUnavailable: 'COORDINATOR_UNAVAILABLE',
   /** A group that has neither members nor committed offsets (DeleteGroups, OffsetDelete, OffsetCommit v9+). */
   GroupNotFound: 'GROUP_NOT_FOUND',
   /** DeleteGroups of a group that has members, or OffsetDelete in an active group that is not a consumer group. */
@@ -170,6 +176,9 @@ export const ErrorCode = {
   NotEnoughReplicasAfterAppend: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
   /** acks=all: written, but the in-sync replicas did not all hold it within the request's timeout. */
   ReplicationTimedOut: 'REPLICATION_TIMED_OUT',
+  // Partition reassignment (src/cluster/reassign-*.ts).
+  /** A reassignment asked of a partition that is already being reassigned: wait for it to finish. */
+  ReassignmentInProgress: 'REASSIGNMENT_IN_PROGRESS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -217,6 +226,9 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   COORDINATOR_CLOSED: 'always',
   COORDINATOR_BUSY: 'always',
   OFFSET_STORE_IO: 'varies',
+  NOT_COORDINATOR: 'always',
+  COORDINATOR_LOADING: 'always',
+  COORDINATOR_UNAVAILABLE: 'always',
   GROUP_NOT_FOUND: 'never',
   NON_EMPTY_GROUP: 'never',
   GROUP_SUBSCRIBED_TO_TOPIC: 'never',
@@ -250,6 +262,7 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   NOT_ENOUGH_REPLICAS: 'always',
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: 'always',
   REPLICATION_TIMED_OUT: 'always',
+  REASSIGNMENT_IN_PROGRESS: 'never',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

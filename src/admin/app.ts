@@ -23,6 +23,7 @@ import { clusterRoutes } from './routes/cluster.js';
 import { drRoutes } from './routes/dr.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
+import { partitionRoutes } from './routes/partitions.js';
 import { quotaRoutes } from './routes/quotas.js';
 import { replicationRoutes } from './routes/replication.js';
 import { tieredRoutes } from './routes/tiered.js';
@@ -114,6 +115,7 @@ export async function buildAdminApp(broker: Broker, options: AdminOptions): Prom
     healthRoutes(r, ctx);
     clusterRoutes(r, ctx);
     topicRoutes(r, ctx);
+    partitionRoutes(r, ctx);
     replicationRoutes(r, ctx);
     tieredRoutes(r, ctx);
     groupRoutes(r, ctx);

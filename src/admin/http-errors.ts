@@ -45,6 +45,8 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   [ErrorCode.UnsupportedSaslMechanism]: 400,
   [ErrorCode.CredentialNotFound]: 404,
   [ErrorCode.InvalidAcl]: 400,
+  [ErrorCode.InvalidReplicaAssignment]: 400,
+  [ErrorCode.ReassignmentInProgress]: 409,
 };
 
 /** What to do next, appended to the domain's message (which says what happened). */

@@ -60,6 +60,10 @@ Usage:
                                   --consumer-byte-rate, --request-rate)
   meridian acl list|add|remove    ACLs of a region, with kafka-acls' flags (--allow-principal
                                   User:x --operation Read --topic T --resource-pattern-type)
+  meridian partitions reassign --topic T --partition P --replicas 1,2,4 [--no-wait]
+                                  move a partition's replicas between the brokers of a
+                                  region cluster, with progress until done
+  meridian partitions list-reassignments | describe --topic T --partition P
   meridian help                   this text
   meridian version                the version
 
@@ -185,6 +189,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'user':
     case 'quota':
     case 'acl':
+    case 'partitions':
       // The admin API's commands (commands/); the environment is read here, in the composition root.
       process.exitCode = await runAdminCommand(command, rest, { env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
       return;

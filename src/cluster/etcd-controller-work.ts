@@ -7,6 +7,12 @@
  * and writes in fenced transactions of at most maxTxnOps - 1 partitions, each a CAS on the
  * partition's mod revision: a CAS lost to a leader's ISR change re-reads and decides again.
  *
+ * Partition reassignments (reassign-plan.ts): the requests under `reassignments/` are watched
+ * too; a partition with one takes its next reassignment step in a pass (after any election
+ * its state needs), each step one fenced transaction guarded on the partition's and the
+ * request's mod revisions, the last one deleting the request. A controller elected mid-way
+ * continues from the state it reads.
+ *
  * Lifecycle: constructed and `start()`ed by the Controller when elected, `close()`d when
  * it is deposed.
  */
@@ -17,6 +23,7 @@ import { MembersView } from './etcd-membership.js';
 import { rev, sleep, type EtcdRegion } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
 import { parseBrokerInfo, parsePartitionState, type PartitionState, type Versioned } from './partition-state.js';
+import { parseReassignment, reassignStep, type Reassignment } from './reassign-plan.js';
 
 export class ControllerWork {
   readonly members: MembersView;
@@ -26,6 +33,9 @@ export class ControllerWork {
   readonly #options: Required<ControllerOptions>;
   readonly #report: (err: Error) => void;
   #watch: PrefixWatch<PartitionState> | undefined;
+  /** Reassignments in progress, by partition key (`partitions/<topic>/<p>`). */
+  readonly reassignments = new Map<string, Versioned<Reassignment>>();
+  #reassignWatch: PrefixWatch<Reassignment> | undefined;
   #closed = false;
   /** Keys to look at in the next pass; `all` after a membership change. */
   #dirty = new Set<string>();
@@ -67,6 +77,7 @@ export class ControllerWork {
       error: (err) => this.#report(err),
     });
     this.#watch.start();
+    await this.#watchReassignments(opts);
     // Takeover: the state may be stale (a broker died while no controller ran). Not awaited:
     // while etcd is down the pass retries, and the campaign must go on watching its key.
     void this.requestPass(true).catch(() => undefined);
@@ -75,7 +86,41 @@ export class ControllerWork {
   close(): void {
     this.#closed = true;
     this.#watch?.close();
+    this.#reassignWatch?.close();
     this.members.close();
+  }
+
+  async #watchReassignments(opts: { signal: AbortSignal; timeoutMs: number }): Promise<void> {
+    const { keys } = this.#region;
+    const partitionKey = (key: string): string | undefined => {
+      const tp = keys.reassignmentOf(key);
+      return tp === undefined ? undefined : keys.partition(tp.topic, tp.partition);
+    };
+    const set = (key: string, v: Versioned<Reassignment>) => {
+      const pk = partitionKey(key);
+      if (pk === undefined) return;
+      this.reassignments.set(pk, v);
+      this.#dirty.add(pk);
+    };
+    const { entries, revision } = await this.#region.getPrefix(keys.reassignmentsPrefix, parseReassignment, opts);
+    for (const [k, v] of entries) set(k, v);
+    this.#reassignWatch = new PrefixWatch(this.#region, keys.reassignmentsPrefix, revision + 1n, parseReassignment, {
+      put: (k, v) => {
+        set(k, v);
+        void this.requestPass(false).catch(() => undefined);
+      },
+      delete: (k) => {
+        const pk = partitionKey(k);
+        if (pk !== undefined) this.reassignments.delete(pk);
+      },
+      reset: (all) => {
+        this.reassignments.clear();
+        for (const [k, v] of all) set(k, v);
+        void this.requestPass(true).catch(() => undefined);
+      },
+      error: (err) => this.#report(err),
+    });
+    this.#reassignWatch.start();
   }
 
   /** Schedules a pass (coalescing requests made while one runs); resolves when a pass that covers it ends. */
@@ -120,10 +165,22 @@ export class ControllerWork {
     const registered = await this.#region.getPrefix(this.#region.keys.brokersPrefix, parseBrokerInfo);
     const alive = new Set([...registered.entries.values()].map((v) => v.value.nodeId));
     const changes: Array<{ key: string; from: Versioned<PartitionState>; to: PartitionState }> = [];
+    const moves: Array<{ key: string; from: Versioned<PartitionState>; request: Versioned<Reassignment>; to: PartitionState | null; complete: boolean }> = [];
     for (const key of keys) {
       const cur = this.partitions.get(key);
       if (cur === undefined) continue;
-      const to = reconcilePartition(cur.value, alive, this.#options.uncleanLeaderElection) ?? (this.#options.preferredLeaderElection ? preferredLeader(cur.value, alive) : null);
+      let to = reconcilePartition(cur.value, alive, this.#options.uncleanLeaderElection);
+      // A reassignment steps only from a state that needs no election first (the next pass
+      // sees the elected state).
+      const request = this.reassignments.get(key);
+      if (to === null && request !== undefined) {
+        const step = reassignStep(cur.value, request.value, alive);
+        if (step.kind !== 'wait') {
+          moves.push({ key, from: cur, request, to: step.kind === 'done' ? null : step.state, complete: step.kind !== 'add' });
+          continue;
+        }
+      }
+      to ??= this.#options.preferredLeaderElection ? preferredLeader(cur.value, alive) : null;
       if (to !== null) changes.push({ key, from: cur, to });
     }
     let changed = 0;
@@ -157,8 +214,54 @@ export class ControllerWork {
         this.#again = true;
       }
     }
+    for (const m of moves) {
+      if (this.#closed) break;
+      if (await this.#reassign(m)) changed++;
+    }
     if (changed > 0) this.#controller.emit('reconciled', changed);
     return changed;
+  }
+
+  /**
+   * One reassignment step: the partition's new state (none when it is already the target) and,
+   * when it completes, the request's deletion, in one fenced transaction guarded on both keys'
+   * mod revisions. A lost race re-reads both and decides again in the next pass.
+   */
+  async #reassign(m: { key: string; from: Versioned<PartitionState>; request: Versioned<Reassignment>; to: PartitionState | null; complete: boolean }): Promise<boolean> {
+    const { client, keys } = this.#region;
+    const tp = keys.partitionOf(m.key)!;
+    const requestKey = keys.reassignment(tp.topic, tp.partition);
+    const ops = [...(m.to === null ? [] : [client.put(m.key).value(JSON.stringify(m.to))]), ...(m.complete ? [client.delete().key(requestKey)] : [])];
+    const res = await this.#controller.fencedTxn(
+      `reassign ${tp.topic}-${tp.partition} to [${m.request.value.target.join(', ')}]: ${m.to === null ? 'done' : m.complete ? 'complete' : 'add replicas'}`,
+      [
+        { key: m.key, target: 'Mod', revision: m.from.modRevision },
+        { key: requestKey, target: 'Mod', revision: m.request.modRevision },
+      ],
+      ops,
+      [m.key, requestKey],
+    );
+    if (!res.succeeded) {
+      const [p, r] = [res.responses[1]?.response_range?.kvs[0], res.responses[2]?.response_range?.kvs[0]];
+      if (p === undefined) this.partitions.delete(m.key);
+      else this.partitions.set(m.key, { value: parsePartitionState(m.key, p.value), modRevision: rev(p.mod_revision), createRevision: rev(p.create_revision) });
+      if (r === undefined) this.reassignments.delete(m.key);
+      else this.reassignments.set(m.key, { value: parseReassignment(requestKey, r.value), modRevision: rev(r.mod_revision), createRevision: rev(r.create_revision) });
+      this.#dirty.add(m.key);
+      this.#again = true;
+      return false;
+    }
+    const at = rev(res.header.revision);
+    if (m.to !== null) {
+      const had = this.partitions.get(m.key);
+      if (had === undefined || had.modRevision < at) this.partitions.set(m.key, { value: m.to, modRevision: at, createRevision: m.from.createRevision });
+    }
+    if (m.complete) this.reassignments.delete(m.key);
+    this.#region.logger?.info(
+      { partition: `${tp.topic}-${tp.partition}`, target: m.request.value.target, replicas: m.to?.replicas, leader: m.to?.leader, leaderEpoch: m.to?.leaderEpoch, isr: m.to?.isr },
+      m.complete ? 'partition reassignment completed' : 'partition reassignment: target replicas added, waiting for them to join the ISR',
+    );
+    return m.to !== null;
   }
 }
 

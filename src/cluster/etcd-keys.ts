@@ -10,6 +10,7 @@
  *   <prefix>/<region>/config/policies, config/tiered
  *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
  *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
+ *   <prefix>/<region>/reassignments/<topic>/<p>   a partition reassignment in progress (reassign-store.ts)
  *
  * Kafka topic names are [a-zA-Z0-9._-] (never "/"), so `partitions/<topic>/` is a prefix of
  * that topic's partitions only.
@@ -40,6 +41,11 @@ export interface RegionKeys {
   /** Topic creations forwarded to the controller (cluster-node.ts). */
   readonly topicRequestsPrefix: string;
   topicRequest(name: string): string;
+  /** Partition reassignments in progress (reassign-store.ts): persistent, deleted by the controller when done. */
+  readonly reassignmentsPrefix: string;
+  reassignment(topic: string, partition: number): string;
+  /** Topic and partition of a `reassignments/<topic>/<p>` key, or undefined for another key. */
+  reassignmentOf(key: string): { topic: string; partition: number } | undefined;
 }
 
 /** Default `cluster.etcd.prefix`. */
@@ -81,5 +87,12 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     producerIds: `${root}producer-ids`,
     topicRequestsPrefix: `${root}requests/topics/`,
     topicRequest: (name) => `${root}requests/topics/${name}`,
+    reassignmentsPrefix: `${root}reassignments/`,
+    reassignment: (topic, p) => `${root}reassignments/${topic}/${p}`,
+    reassignmentOf: (key) => {
+      const r = rest(key, `${root}reassignments/`);
+      const m = r === undefined ? null : /^([^/]+)\/(\d+)$/.exec(r);
+      return m === null ? undefined : { topic: m[1]!, partition: Number(m[2]) };
+    },
   };
 }

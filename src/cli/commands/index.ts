@@ -1,6 +1,6 @@
 /**
  * The admin subcommands of `meridian` (status, topic, replication, offload, group, region, dr,
- * user, quota)
+ * user, quota, acl, partitions)
  * and the one place their errors become exit codes and stderr lines:
  *
  *   UsageError        2  the message, then where to read the usage
@@ -16,6 +16,7 @@ import { CommandFailed, DEFAULT_ADMIN, ExitCode, UsageError, type CliIo, type Co
 import { drCommand } from './dr.js';
 import { groupCommand } from './group.js';
 import { offloadCommand } from './offload.js';
+import { partitionsCommand } from './partitions.js';
 import { quotaCommand } from './quota.js';
 import { regionCommand } from './region.js';
 import { replicationCommand } from './replication.js';
@@ -26,7 +27,7 @@ import { userCommand } from './user.js';
 export { ExitCode, type CliIo } from './context.js';
 
 export const ADMIN_COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand, userCommand, quotaCommand, aclCommand].map((c) => [c.name, c]),
+  [statusCommand, topicCommand, replicationCommand, offloadCommand, groupCommand, regionCommand, drCommand, userCommand, quotaCommand, aclCommand, partitionsCommand].map((c) => [c.name, c]),
 );
 
 export async function runAdminCommand(name: string, args: string[], io: CliIo): Promise<ExitCode> {

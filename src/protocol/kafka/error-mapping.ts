@@ -57,6 +57,11 @@ export const KAFKA_MAPPING = {
   [ErrorCode.CoordinatorClosed]: 'NOT_COORDINATOR',
   [ErrorCode.CoordinatorBusy]: 'COORDINATOR_NOT_AVAILABLE',
   [ErrorCode.OffsetStoreIo]: { retriable: 'NOT_COORDINATOR', permanent: 'NOT_COORDINATOR' },
+  // Region clusters (cluster/group-offsets.ts): the group's coordinator is the leader of its
+  // offsets partition; Kafka's answers while it moves, is loading or has no leader.
+  [ErrorCode.NotCoordinator]: 'NOT_COORDINATOR',
+  [ErrorCode.CoordinatorLoading]: 'COORDINATOR_LOAD_IN_PROGRESS',
+  [ErrorCode.CoordinatorUnavailable]: 'COORDINATOR_NOT_AVAILABLE',
   [ErrorCode.GroupNotFound]: 'GROUP_ID_NOT_FOUND',
   [ErrorCode.NonEmptyGroup]: 'NON_EMPTY_GROUP',
   [ErrorCode.GroupSubscribedToTopic]: 'GROUP_SUBSCRIBED_TO_TOPIC',
@@ -90,6 +95,7 @@ export const KAFKA_MAPPING = {
   [ErrorCode.InvalidReplicationFactor]: 'INVALID_REPLICATION_FACTOR',
   [ErrorCode.InvalidReplicaAssignment]: 'INVALID_REPLICA_ASSIGNMENT',
   [ErrorCode.NotController]: 'NOT_CONTROLLER',
+  [ErrorCode.ReassignmentInProgress]: 'REASSIGNMENT_IN_PROGRESS',
   [ErrorCode.NodeIdInUse]: 'DUPLICATE_BROKER_REGISTRATION',
   [ErrorCode.MetadataUnavailable]: 'REQUEST_TIMED_OUT',
   [ErrorCode.CorruptMetadata]: 'UNKNOWN_SERVER_ERROR',

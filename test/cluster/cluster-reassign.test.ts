@@ -1,0 +1,212 @@
+/**
+ * Partition reassignment on a real etcd (issue 16): four `meridian broker --config FILE`
+ * processes (test/helpers/cluster.ts), a topic placed on brokers 1-3 so broker 4 starts
+ * empty, and the `meridian partitions` CLI (a child process) against the admin API.
+ *
+ * - Under a KafkaJS idempotent acks=-1 producer, partition 0 moves to a set that takes in
+ *   broker 4 and leaves out its current leader: afterwards the replicas and ISR are the
+ *   target, broker 4 leads, its log is byte-identical to the other replicas', the old leader
+ *   is out of both, and every acknowledged value is read exactly once, in order.
+ * - Requests the controller cannot take are refused with what to fix (an unregistered broker,
+ *   an unknown topic, a second target while one is in progress).
+ * - A move waiting for a replica that cannot catch up (broker 4 frozen with SIGSTOP) is
+ *   listed in progress, survives a controller change (the controller stopped), and the new
+ *   controller completes it once broker 4 runs again.
+ *
+ * Leases are the config default (6 s) so that a frozen broker stays registered long enough
+ * for the request naming it to be accepted.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { meridian, meridianJson } from '../helpers/cli-run.js';
+import { kcat } from '../helpers/kcat.js';
+import { assertContiguous } from '../helpers/kcat-client.js';
+import { parseKcatJson } from '../helpers/kcat-json.js';
+
+let cluster: TestCluster;
+const TOPIC = 'moves';
+
+before(async () => {
+  cluster = await TestCluster.start({ brokers: 4, leaseTtlMs: null, minInsyncReplicas: 1 });
+  const admin = new Kafka({ clientId: 'reassign-admin', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [{ topic: TOPIC, replicaAssignment: [{ partition: 0, replicas: [1, 2, 3] }, { partition: 1, replicas: [2, 3, 1] }], configEntries: [{ name: 'min.insync.replicas', value: '2' }] }],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+});
+
+after(async () => {
+  await cluster?.close();
+});
+
+function adminOf(nodeId: number): string {
+  return `127.0.0.1:${cluster.node(nodeId).adminPort}`;
+}
+
+/** KafkaJS, idempotent, acks -1, to one partition until stopped; records what was acknowledged. */
+function producer(partition: number) {
+  const acked: string[] = [];
+  const failed: string[] = [];
+  let n = 0;
+  let stopping = false;
+  const kafka = new Kafka({ clientId: 'reassign-producer', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 60, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const fresh = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const done = (async () => {
+    let p: Producer = fresh();
+    await p.connect();
+    while (!stopping) {
+      const values = [`v-${n++}`, `v-${n++}`];
+      try {
+        await p.send({ topic: TOPIC, acks: -1, messages: values.map((value) => ({ value, partition })) });
+        acked.push(...values);
+      } catch (err) {
+        failed.push(`${values.join(',')}: ${String(err)}`);
+        await p.disconnect().catch(() => {});
+        p = fresh();
+        await p.connect();
+      }
+    }
+    await p.disconnect();
+  })();
+  return { acked, failed, stop: async () => ((stopping = true), await done) };
+}
+
+function sameSet(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-identical, every acknowledged value read once in order', async (t) => {
+  const before = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+  assert.deepEqual([...before.replicas], [1, 2, 3]);
+  const old = before.leader;
+  const target = [4, ...[1, 2, 3].filter((id) => id !== old)];
+  const p = producer(0);
+  try {
+    await waitFor('acknowledged values before the move', () => p.acked.length >= 60, 30_000, 20);
+    // Through a broker that is not necessarily the controller: the request goes through etcd.
+    const asked = p.acked.length;
+    const r = await meridian(['partitions', 'reassign', '--topic', TOPIC, '--partition', '0', '--replicas', target.join(','), '--admin', adminOf(target[1]!), '--timeout', '60']);
+    assert.equal(r.code, 0, `meridian partitions reassign exited ${r.code}:\n${r.stderr}${r.stdout}`);
+    t.diagnostic(`CLI progress:\n${r.stderr}`);
+    assert.match(r.stderr, /reassignment requested: \[1,2,3\] -> \[/);
+    assert.match(r.stderr, /reassignment complete/);
+    assert.match(r.stdout, new RegExp(`replicas \\[${target.join(',')}\\] leader 4 `));
+    assert.ok(p.acked.length > asked, 'the producer was acknowledged while the partition moved');
+    const atEnd = p.acked.length;
+    await waitFor('acknowledged values after the move', () => p.acked.length >= atEnd + 40, 30_000, 20);
+  } finally {
+    await p.stop();
+  }
+  assert.deepEqual(p.failed, [], 'KafkaJS never gave up on a send');
+
+  const state = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+  assert.deepEqual([...state.replicas], target, 'the replicas are the target, in its order');
+  assert.ok(sameSet(state.isr, target), `the ISR [${state.isr.join(', ')}] is the target`);
+  assert.equal(state.leader, 4, 'the first of the target leads');
+  assert.ok(!state.replicas.includes(old) && !state.isr.includes(old), `the old leader ${old} is out of the replicas and the ISR`);
+  const batches = await cluster.waitLogsIdentical(TOPIC, 0, target);
+  assert.ok(batches.length > 0);
+
+  const read = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
+  assert.equal(read.code, 0, `kcat -C exited ${read.code}: ${read.stderr.slice(-2000)}`);
+  const messages = parseKcatJson(read.stdout);
+  assertContiguous(messages);
+  assert.equal(BigInt(messages.length), batches[batches.length - 1]!.lastOffset + 1n, 'kcat reads the whole log');
+  const values = messages.map((m) => m.payload!.toString());
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  assert.deepEqual([...counts].filter(([, c]) => c > 1), [], 'no value is stored twice');
+  assert.deepEqual(p.acked.filter((v) => !counts.has(v)), [], `every acknowledged value (${p.acked.length}) is read`);
+  const seq = values.map((v) => Number(v.slice(2)));
+  assert.equal(seq.findIndex((x, i) => i > 0 && x <= seq[i - 1]!), -1, 'values are read in the order produced');
+  t.diagnostic(`${messages.length} records in ${batches.length} batches; ${p.acked.length} acknowledged; replicas [${state.replicas.join(', ')}]`);
+
+  assert.deepEqual(await meridianJson(['partitions', 'list-reassignments', '--admin', adminOf(1)]), [], 'nothing left in progress');
+});
+
+test('requests the controller cannot take are refused with what to fix', async () => {
+  const post = (body: unknown) => fetch(`http://${adminOf(1)}/v1/partitions/reassign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const unknownBroker = await post({ topic: TOPIC, partition: 1, replicas: [2, 9] });
+  assert.equal(unknownBroker.status, 400);
+  const body = (await unknownBroker.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'INVALID_REPLICA_ASSIGNMENT');
+  assert.match(body.error.message, /broker 9 is not registered/);
+  assert.equal((await post({ topic: 'no-such-topic', partition: 0, replicas: [1] })).status, 404);
+  assert.equal((await post({ topic: TOPIC, partition: 7, replicas: [1] })).status, 404);
+  const twice = await meridian(['partitions', 'reassign', '--topic', TOPIC, '--partition', '1', '--replicas', '1,1', '--admin', adminOf(1)]);
+  assert.equal(twice.code, 2, 'a broker named twice is a usage error');
+  const cli = await meridian(['partitions', 'reassign', '--topic', TOPIC, '--partition', '1', '--replicas', '2,9', '--admin', adminOf(1)]);
+  assert.equal(cli.code, 1);
+  assert.match(cli.stderr, /INVALID_REPLICA_ASSIGNMENT: .*broker 9 is not registered/);
+  assert.deepEqual(await meridianJson(['partitions', 'list-reassignments', '--admin', adminOf(1)]), [], 'a refused request leaves nothing');
+});
+
+test('a move waiting for a frozen replica survives a controller change and completes when it runs again', async (t) => {
+  const b4 = cluster.node(4);
+  const before = await cluster.partition(TOPIC, 1, (v) => v.isr.length === 3);
+  const target = [...before.replicas.filter((id) => id !== before.replicas[2]), 4];
+  // Frozen, it stays registered until its 6 s lease runs out: long enough to be named.
+  process.kill(b4.pid!, 'SIGSTOP');
+  try {
+    const r = await meridian(['partitions', 'reassign', '--topic', TOPIC, '--partition', '1', '--replicas', target.join(','), '--no-wait', '--admin', adminOf(1)]);
+    assert.equal(r.code, 0, `reassign --no-wait exited ${r.code}:\n${r.stderr}`);
+    const again = await fetch(`http://${adminOf(2)}/v1/partitions/reassign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: TOPIC, partition: 1, replicas: [1, 2, 3].reverse() }) });
+    assert.equal(again.status, 409, 'another target while one is in progress');
+    assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'REASSIGNMENT_IN_PROGRESS');
+
+    // The controller adds broker 4 to the replicas; the move then waits for it.
+    await waitFor(
+      'the reassignment listed with broker 4 added and not in sync',
+      async () => {
+        const list = await meridianJson<Array<{ topic: string; partition: number; replicas: number[]; reassignment: { adding: number[]; waitingFor: number[] } }>>(['partitions', 'list-reassignments', '--admin', adminOf(2)]);
+        const e = list.find((x) => x.topic === TOPIC && x.partition === 1);
+        return e !== undefined && e.replicas.includes(4) && e.reassignment.adding.length === 0 && e.reassignment.waitingFor.join(',') === '4';
+      },
+      20_000,
+      100,
+    );
+    const table = await meridian(['partitions', 'list-reassignments', '--admin', adminOf(2)]);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, new RegExp(`${TOPIC}\\s+1\\s+.*\\[${target.join(',')}\\]`));
+
+    // The controller stops (a clean stop resigns at once); another one takes over.
+    const controllerId = (await cluster.node(1).metadata([])).controllerId;
+    assert.ok(controllerId >= 1 && controllerId <= 3, `controller ${controllerId}`);
+    const c = cluster.node(controllerId);
+    await c.stop();
+    const others = [1, 2, 3].filter((id) => id !== controllerId);
+    await waitFor(
+      'a new controller',
+      async () => {
+        const m = await cluster.node(others[0]!).metadata([]);
+        return m.controllerId !== controllerId && m.controllerId !== -1 && others.includes(m.controllerId);
+      },
+      30_000,
+      100,
+    );
+    t.diagnostic(`controller ${controllerId} stopped; broker 4 resumes`);
+    process.kill(b4.pid!, 'SIGCONT');
+    await c.start();
+  } finally {
+    if (b4.running) process.kill(b4.pid!, 'SIGCONT');
+  }
+  await waitFor(
+    'the reassignment to complete',
+    async () => (await meridianJson<unknown[]>(['partitions', 'list-reassignments', '--admin', adminOf(1)])).length === 0,
+    60_000,
+    200,
+  );
+  const state = await cluster.partition(TOPIC, 1, (v) => v.replicas.join(',') === target.join(','));
+  assert.deepEqual([...state.replicas], target);
+  assert.ok(state.isr.every((id) => target.includes(id)), `the ISR [${state.isr.join(', ')}] is within the target`);
+  const described = await meridianJson<{ replicas: number[]; reassignment: unknown }>(['partitions', 'describe', '--topic', TOPIC, '--partition', '1', '--admin', adminOf(4)]);
+  assert.deepEqual(described.replicas, target);
+  assert.equal(described.reassignment, null);
+});
