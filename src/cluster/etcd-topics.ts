@@ -155,6 +155,37 @@ export class TopicStore {
   }
 
   /**
+   * A topic's configs changed (AlterConfigs / IncrementalAlterConfigs on any broker): the
+   * record is rewritten with `configs`, compared on the mod revision of `expected` (the
+   * record the change was decided from), so two brokers altering at once never lose one
+   * change silently: the second gets `{ ok: false, current }` and decides again from it.
+   * Any broker may write this (not only the controller): a config change elects nothing.
+   * The controller writes a record only at its creation today; a later controller rewrite
+   * (partitions added) must compare the mod revision as well, so neither overwrites the
+   * other.
+   */
+  async updateTopicConfigs(
+    name: string,
+    configs: Readonly<Record<string, string>>,
+    expected: Versioned<TopicRecord>,
+    options: OpOptions = {},
+  ): Promise<{ readonly ok: true; readonly record: Versioned<TopicRecord> } | { readonly ok: false; readonly current: Versioned<TopicRecord> | undefined }> {
+    const { client, keys } = this.#region;
+    const key = keys.topic(name);
+    const next: TopicRecord = { ...expected.value, configs: { ...configs } };
+    const res = await this.#region.run(
+      `update the configs of topic ${name}`,
+      async () => client.if(key, 'Mod', '==', expected.modRevision.toString()).then(client.put(key).value(JSON.stringify(next))).else(client.get(key)).commit(),
+      options,
+    );
+    if (res.succeeded) return { ok: true, record: { value: next, modRevision: rev(res.header.revision), createRevision: expected.createRevision } };
+    const now = await this.getTopic(name, options);
+    // Our own write whose answer was lost (a retried transaction): it is there already.
+    if (now !== undefined && now.value.topicId === next.topicId && sameConfigs(now.value.configs, next.configs) && now.modRevision > expected.modRevision) return { ok: true, record: now };
+    return { ok: false, current: now };
+  }
+
+  /**
    * The leader's ISR change (shrink or expand): partitionEpoch + 1, same leader and
    * leaderEpoch, compared on the mod revision of `expected` (the state the leader decided
    * from, as its watch or snapshot gave it). Refused as a conflict, with etcd's current
@@ -186,4 +217,9 @@ export class TopicStore {
     if (now !== undefined && samePartitionState(now.value, next) && now.modRevision > expected.modRevision) return { ok: true, state: now };
     return { ok: false, current: now, ...(now !== undefined && now.modRevision === expected.modRevision ? { fenced: true } : {}) };
   }
+}
+
+function sameConfigs(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
 }

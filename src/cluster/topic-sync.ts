@@ -11,6 +11,12 @@
  * later reassignment finds the log already open. Metadata lists only topics etcd has
  * (`has`), so a local topic etcd does not know is not served in cluster mode.
  *
+ * Topic configs live in the record too: AlterConfigs and IncrementalAlterConfigs on any
+ * broker rewrite it by compare-and-swap (TopicStore.updateTopicConfigs), and every broker
+ * applies a record whose configs differ from its local overrides (TopicManager
+ * .updateTopicConfig), so the region's brokers agree on them; the asking broker answers once
+ * its own copy has applied the change (`waitApplied`).
+ *
  * Topic deletion is not part of cluster mode yet: a record deleted from etcd is logged and
  * the local topic is left as it is.
  */
@@ -31,7 +37,9 @@ export interface TopicSyncOptions {
 
 export class TopicSync {
   readonly #o: TopicSyncOptions;
-  readonly #records = new Map<string, TopicRecord>();
+  readonly #records = new Map<string, Versioned<TopicRecord>>();
+  /** Per topic, the mod revision of the last record applied locally. */
+  readonly #applied = new Map<string, bigint>();
   /** Per topic, the chain of local changes: one at a time, in the order etcd gave them. */
   readonly #chains = new Map<string, Promise<void>>();
   readonly #waiters = new Set<() => void>();
@@ -51,6 +59,7 @@ export class TopicSync {
       changed: (name, r) => this.#changed(name, r),
       removed: (name) => {
         this.#records.delete(name);
+        this.#applied.delete(name);
         this.#o.logger?.warn({ topic: name }, 'topic record deleted from etcd; topic deletion is not supported in cluster mode yet, the local topic stays');
         this.#wake();
       },
@@ -73,16 +82,42 @@ export class TopicSync {
   }
 
   record(name: string): TopicRecord | undefined {
+    return this.#records.get(name)?.value;
+  }
+
+  /** The record with its revisions (the CAS token of a config change). */
+  versioned(name: string): Versioned<TopicRecord> | undefined {
     return this.#records.get(name);
   }
 
   records(): ReadonlyMap<string, TopicRecord> {
-    return this.#records;
+    return new Map([...this.#records].map(([k, v]) => [k, v.value]));
+  }
+
+  /**
+   * Resolves once this broker has applied the topic's record at `modRevision` or later
+   * (opened, grown, configs changed locally); METADATA_UNAVAILABLE after `timeoutMs`.
+   */
+  async waitApplied(name: string, modRevision: bigint, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while ((this.#applied.get(name) ?? -1n) < modRevision) {
+      if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
+      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: the change was written to etcd but not applied on this broker within ${timeoutMs} ms; it applies once the broker's etcd watch delivers it`);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(100, Math.max(1, until - Date.now())));
+        this.#waiters.add(wake);
+      });
+    }
   }
 
   /** The local topic, once it is open with etcd's id and partition count. */
   ready(name: string): TopicInfo | undefined {
-    const r = this.#records.get(name);
+    const r = this.#records.get(name)?.value;
     const local = this.#o.topics.getTopic(name);
     return r !== undefined && local !== undefined && local.id === r.topicId && local.partitions >= r.partitions ? local : undefined;
   }
@@ -113,10 +148,13 @@ export class TopicSync {
   }
 
   #changed(name: string, v: Versioned<TopicRecord>): void {
-    this.#records.set(name, v.value);
+    this.#records.set(name, v);
     const prev = this.#chains.get(name) ?? Promise.resolve();
     const next = prev
-      .then(() => this.#open(name, v.value))
+      .then(async () => {
+        await this.#open(name, v.value);
+        if ((this.#applied.get(name) ?? -1n) < v.modRevision) this.#applied.set(name, v.modRevision);
+      })
       .catch((err: unknown) => this.#o.logger?.error({ err, topic: name }, 'could not open the topic etcd lists; retried at its next change'))
       .finally(() => this.#wake());
     this.#chains.set(name, next);
@@ -137,5 +175,17 @@ export class TopicSync {
     } else if (local.partitions < r.partitions) {
       await topics.addPartitions(name, r.partitions);
     }
+    const want = this.#o.localConfig(r);
+    const now = topics.getTopic(name);
+    if (now !== undefined && !sameTopicConfig(now.config, want)) {
+      await topics.updateTopicConfig(name, () => want);
+      this.#o.logger?.info({ topic: name, config: want }, 'topic configs changed from etcd');
+    }
   }
+}
+
+function sameTopicConfig(a: TopicConfig, b: TopicConfig): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof TopicConfig>;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
 }

@@ -13,6 +13,8 @@
  * - producer ids handed out by two brokers never collide;
  * - the controller killed with SIGKILL: another broker is elected and creates a topic;
  * - min.insync.replicas given at creation is described back (default elsewhere);
+ * - AlterConfigs (KafkaJS) and IncrementalAlterConfigs through different brokers: the configs
+ *   are kept in etcd and every broker describes the same; an invalid one changes nothing;
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
  */
 import assert from 'node:assert/strict';
@@ -258,6 +260,61 @@ test('producer ids from different brokers never collide', async () => {
     }
   }
   assert.equal(new Set(ids.map(String)).size, ids.length, 'every producer id handed out once');
+});
+
+/** DescribeConfigs of one topic asked of the broker at `port`: name -> [value, source]. */
+async function describeAt(port: number, topic: string, names: string[]): Promise<Map<string, [string | null, number]>> {
+  const r = await request<{ results: Array<{ errorCode: number; configs: Array<{ name: string; value: string | null; configSource: number }> }> }>(port, ApiKey.DescribeConfigs, 1, {
+    resources: [{ resourceType: 2, resourceName: topic, configurationKeys: names }],
+    includeSynonyms: false,
+    includeDocumentation: false,
+  });
+  assert.equal(r.results[0]!.errorCode, 0);
+  return new Map(r.results[0]!.configs.map((c) => [c.name, [c.value, c.configSource] as [string | null, number]]));
+}
+
+test('topic configs altered through any broker live in etcd: every broker describes and applies the same', async () => {
+  const [a, b] = running();
+  assert.equal((await createTopicAt(a!.port, 'configured', 1, 3)).errorCode, 0);
+  // KafkaJS's alterConfigs (AlterConfigs v0: the whole set of overrides) through broker b.
+  const kafka = new Kafka({ clientId: 'configs', brokers: [b!.bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: TOPIC_RESOURCE, name: 'configured', configEntries: [{ name: 'retention.ms', value: '3600000' }, { name: 'min.insync.replicas', value: '2' }] }],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  for (const r of running()) {
+    const d = await describeAt(r.port, 'configured', ['retention.ms', 'min.insync.replicas', 'segment.bytes']);
+    assert.deepEqual([d.get('retention.ms')?.[0], d.get('min.insync.replicas')?.[0]], ['3600000', '2'], `broker ${r.port} describes the altered configs`);
+    assert.equal(d.get('retention.ms')?.[1], 1, 'a dynamic topic config (source 1)');
+  }
+  // IncrementalAlterConfigs through broker a: SET one, DELETE another; the rest kept.
+  const inc = await request<{ responses: Array<{ errorCode: number; errorMessage: string | null }> }>(a!.port, ApiKey.IncrementalAlterConfigs, 0, {
+    resources: [{ resourceType: 2, resourceName: 'configured', configs: [{ name: 'segment.bytes', configOperation: 0, value: '1048576' }, { name: 'retention.ms', configOperation: 1, value: null }] }],
+    validateOnly: false,
+  });
+  assert.equal(inc.responses[0]!.errorCode, 0, inc.responses[0]!.errorMessage ?? '');
+  for (const r of running()) {
+    const d = await describeAt(r.port, 'configured', ['retention.ms', 'min.insync.replicas', 'segment.bytes']);
+    assert.deepEqual(
+      [d.get('segment.bytes')?.[0], d.get('min.insync.replicas')?.[0], d.get('retention.ms')?.[1]],
+      ['1048576', '2', 5],
+      `broker ${r.port}: segment.bytes set, min.insync.replicas kept, retention.ms back to the broker's value (source 5)`,
+    );
+  }
+  // min.insync.replicas above the replication factor is refused, and changes nothing.
+  const bad = await request<{ responses: Array<{ errorCode: number; errorMessage: string | null }> }>(b!.port, ApiKey.IncrementalAlterConfigs, 0, {
+    resources: [{ resourceType: 2, resourceName: 'configured', configs: [{ name: 'min.insync.replicas', configOperation: 0, value: '4' }] }],
+    validateOnly: false,
+  });
+  assert.equal(bad.responses[0]!.errorCode, 40, 'INVALID_CONFIG');
+  assert.match(bad.responses[0]!.errorMessage ?? '', /replication factor 3/);
+  assert.equal((await describeAt(a!.port, 'configured', ['min.insync.replicas'])).get('min.insync.replicas')?.[0], '2');
 });
 
 test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {

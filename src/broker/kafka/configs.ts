@@ -34,7 +34,7 @@ import { ConfigResourceType, ConfigSource, ConfigType, type ConfigEntry } from '
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { AclOperation, denial, may, ResourceType, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
-import { AlterOp, applyConfigOp, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
+import { AlterOp, applyConfigOp, clusterTopicConfigs, describeTopicConfig, localTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 
 export const CONFIG_APIS: readonly KafkaApiEntry[] = [
   { key: ApiKey.DescribeConfigs, versions: [0, 4], handle: (d, c, req, v) => handleDescribeConfigs(d, req, v, c) },
@@ -208,9 +208,45 @@ function checkTransition(deps: KafkaApiDeps, topic: string, before: TopicConfig,
   return after;
 }
 
+/** Attempts at a clustered config change that lost its compare-and-swap to another change. */
+const CLUSTER_ALTER_ATTEMPTS = 5;
+/** How long the asking broker waits for its own copy to apply a change written to etcd. */
+const CLUSTER_APPLY_TIMEOUT_MS = 30_000;
+
+/**
+ * A topic config change in a region cluster: the configs live in etcd's topic record (by
+ * Kafka name), so every broker of the region applies the same (cluster/topic-sync.ts).
+ * `change` maps the record's configs to the new ones; they are validated as CreateTopics
+ * validates them there (min.insync.replicas up to the replication factor) plus the
+ * transition rules, written by compare-and-swap on the record's revision (a lost race
+ * decides again from the record etcd now has), and answered once this broker applied it.
+ */
+async function alterClusterTopic(deps: KafkaApiDeps, name: string, change: (configs: Readonly<Record<string, string>>) => Record<string, string>, validateOnly: boolean): Promise<void> {
+  const cluster = deps.cluster!;
+  let v = cluster.topicSync.versioned(name);
+  for (let attempt = 1; ; attempt++) {
+    if (v === undefined) throw new MeridianError(ErrorCode.UnknownTopic, `topic ${name} does not exist`);
+    const next = change(v.value.configs);
+    const { local } = clusterTopicConfigs(Object.entries(next).map(([n, value]) => ({ name: n, value })), v.value.replicationFactor);
+    checkTransition(deps, name, localTopicConfig(v.value.configs), local);
+    if (validateOnly) return;
+    const res = await cluster.topicStore.updateTopicConfigs(name, next, v);
+    if (res.ok) return cluster.topicSync.waitApplied(name, res.record.modRevision, CLUSTER_APPLY_TIMEOUT_MS);
+    if (attempt >= CLUSTER_ALTER_ATTEMPTS) {
+      throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: its configs kept changing under this request (${attempt} attempts lost to concurrent changes); retry`);
+    }
+    v = res.current;
+  }
+}
+
 export function handleAlterConfigs(deps: KafkaApiDeps, req: AlterConfigsRequest, who: Requester = UNKNOWN_REQUESTER): Promise<AlterConfigsResponse> {
   // AlterConfigs replaces the topic's whole set of overrides, as Kafka's does: a config
   // left out of the request goes back to the broker's value.
+  if (deps.cluster !== undefined) {
+    return alterEach(deps, who, req.resources, (r) =>
+      alterClusterTopic(deps, r.resourceName, () => Object.fromEntries(r.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value as string])), req.validateOnly),
+    );
+  }
   return alterEach(deps, who, req.resources, (r) =>
     deps.topics.updateTopicConfig(r.resourceName, (info) => checkTransition(deps, info.name, info.config, topicConfigFrom(r.configs)), { validateOnly: req.validateOnly }),
   );
@@ -223,6 +259,26 @@ export async function handleIncrementalAlterConfigs(deps: KafkaApiDeps, req: Inc
         throw new BadRequest(`config ${c.name}: unknown operation ${c.configOperation} (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)`);
       }
       if (c.configOperation !== AlterOp.Delete && c.value === null) throw new BadRequest(`config ${c.name}: a null value is only allowed with DELETE`);
+    }
+    if (deps.cluster !== undefined) {
+      return alterClusterTopic(
+        deps,
+        r.resourceName,
+        (configs) => {
+          const next: Record<string, string> = { ...configs };
+          for (const c of r.configs) {
+            if (c.configOperation === AlterOp.Set) next[c.name] = c.value as string;
+            else if (c.configOperation === AlterOp.Delete) {
+              applyConfigOp({}, c.name, AlterOp.Delete, null); // an unknown name is refused
+              delete next[c.name];
+            }
+            // APPEND and SUBTRACT apply to list configs, all read-only: checked, nothing kept.
+            else applyConfigOp(localTopicConfig(next), c.name, c.configOperation as AlterOp, c.value);
+          }
+          return next;
+        },
+        req.validateOnly,
+      );
     }
     return deps.topics.updateTopicConfig(
       r.resourceName,
