@@ -56,6 +56,7 @@ import { BrokerSecurity } from '../security/broker-security.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
 import { localTopicConfig } from './kafka/topic-config.js';
 
 /**
@@ -254,6 +255,8 @@ export class Broker {
             policy: tieredPolicyFrom(config),
             mayDeleteRemote: (topic, partition, seg) => guards.mayDeleteRemote(topic, partition, seg),
             required: config.tiered.required,
+            // A region cluster: nothing is offloaded until attachCluster (below) says who leads.
+            clustered: config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined,
             logger: log,
           });
           // Bound before the start: until a topic's manifests load, its logs keep everything.
@@ -393,6 +396,11 @@ export class Broker {
       }
       // Followers fetch from the leaders' listeners (retrying until they are up).
       replicaManager?.start();
+      // Tiering on a cluster: only each partition's leader offloads, behind the manifest
+      // fence in etcd; every broker follows the fenced manifest (tiered/cluster-tiering.ts).
+      if (tiered !== undefined && cluster !== undefined && replicaManager !== undefined) {
+        await tiered.attachCluster({ fence: new EtcdManifestFence(cluster.region), leadership: replicaManager, nodeId: config.nodeId });
+      }
       // Senders start once this region can answer its peers' handshakes too.
       replicator = new Replicator({
         region: config.region,

@@ -65,5 +65,6 @@ export function tieredPolicyFrom(config: BrokerConfig): TieredPolicy {
     deletionLagMs: t.deletionLagMs,
     checkIntervalMs: t.checkIntervalMs,
     uploadConcurrency: t.uploadConcurrency,
+    maxBytesPerSec: t.offload.maxBytesPerSec,
   };
 }

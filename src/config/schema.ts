@@ -246,7 +246,7 @@ export interface TieredConfig {
     readonly accountName: string | null;
     readonly accountKey: string | null;
   };
-  readonly offload: { readonly onSeal: boolean; readonly localBytesThreshold: number; readonly minAgeMs: number };
+  readonly offload: { readonly onSeal: boolean; readonly localBytesThreshold: number; readonly minAgeMs: number; readonly maxBytesPerSec: number };
   readonly localRetention: { readonly bytes: number; readonly ms: number };
   readonly deletionLagMs: number;
   readonly uploadConcurrency: number;
@@ -317,7 +317,7 @@ export interface RawBrokerConfig {
       accountName: string | null;
       accountKey: string | null;
     };
-    offload: { onSeal: boolean; localBytesThreshold: SizeInput; minAgeMs: DurationInput };
+    offload: { onSeal: boolean; localBytesThreshold: SizeInput; minAgeMs: DurationInput; maxBytesPerSec: SizeInput };
     localRetention: { bytes: SizeInput; ms: DurationInput };
     deletionLagMs: DurationInput;
     uploadConcurrency: number;
@@ -682,6 +682,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       onSeal: { description: 'Upload every segment as soon as it is sealed.', default: true, type: 'boolean' },
       localBytesThreshold: size('Also upload the oldest sealed segments while a partition holds more than this locally; -1: off.', -1, { unlimited: true }),
       minAgeMs: duration('Also upload sealed segments older than this; -1: off.', -1, { unlimited: true }),
+      maxBytesPerSec: size('Upload bandwidth shared by all uploads, bytes per second (Kafka remote.log.manager.copy.max.bytes.per.second); -1: unlimited.', -1, { unlimited: true, minimum: 1024 }),
     }),
     localRetention: section('How much offloaded data stays on local disk too.', {
       bytes: size('Delete offloaded local segments while a partition holds more than this locally; -1: keep them.', '1GiB', { unlimited: true }),

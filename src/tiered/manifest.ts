@@ -23,6 +23,15 @@ export interface RemoteSegment {
   dataKey: string;
   indexKey: string;
   uploadedAt: string;
+  /**
+   * Region clusters: the first offset this entry serves, when the object starts below it
+   * (baseOffset). Replicas roll their segments at different offsets, so a new leader's
+   * segment may begin inside the last one its predecessor committed; it is recorded whole
+   * (the object is the verified local file) and serves only from here. Absent: baseOffset.
+   */
+  startOffset?: bigint;
+  /** Region clusters: the leader epoch of the broker that committed this entry. */
+  leaderEpoch?: number;
 }
 
 export interface PartitionManifest extends PartitionRef {
@@ -30,9 +39,11 @@ export interface PartitionManifest extends PartitionRef {
   /** First offset still held remotely (remote retention moves it). */
   startOffset: bigint;
   segments: RemoteSegment[];
+  /** Region clusters: the leader epoch of the broker that wrote this version. */
+  leaderEpoch?: number;
 }
 
-type Json<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K] extends Array<infer U> ? Array<Json<U>> : T[K] };
+type Json<T> = { [K in keyof T]: T[K] extends bigint | undefined ? (undefined extends T[K] ? string | undefined : string) : T[K] extends Array<infer U> ? Array<Json<U>> : T[K] };
 
 export function emptyManifest(p: PartitionRef): PartitionManifest {
   return { ...p, version: 0, startOffset: 0n, segments: [] };
@@ -42,7 +53,13 @@ export function encodeManifest(m: PartitionManifest): Buffer {
   const json: Json<PartitionManifest> = {
     ...m,
     startOffset: String(m.startOffset),
-    segments: m.segments.map((s) => ({ ...s, baseOffset: String(s.baseOffset), nextOffset: String(s.nextOffset), maxTimestamp: String(s.maxTimestamp) })),
+    segments: m.segments.map(({ startOffset, ...s }) => ({
+      ...s,
+      baseOffset: String(s.baseOffset),
+      nextOffset: String(s.nextOffset),
+      maxTimestamp: String(s.maxTimestamp),
+      ...(startOffset !== undefined ? { startOffset: String(startOffset) } : {}),
+    })),
   };
   return Buffer.from(JSON.stringify(json, null, 1));
 }
@@ -53,10 +70,16 @@ export function decodeManifest(buf: Buffer, where: string): PartitionManifest {
     const m: PartitionManifest = {
       ...j,
       startOffset: BigInt(j.startOffset),
-      segments: j.segments.map((s) => ({ ...s, baseOffset: BigInt(s.baseOffset), nextOffset: BigInt(s.nextOffset), maxTimestamp: BigInt(s.maxTimestamp) })),
+      segments: j.segments.map(({ startOffset, ...s }) => ({
+        ...s,
+        baseOffset: BigInt(s.baseOffset),
+        nextOffset: BigInt(s.nextOffset),
+        maxTimestamp: BigInt(s.maxTimestamp),
+        ...(startOffset !== undefined ? { startOffset: BigInt(startOffset) } : {}),
+      })),
     };
     for (let i = 1; i < m.segments.length; i++) {
-      if (m.segments[i].baseOffset !== m.segments[i - 1].nextOffset) throw new Error(`segment ${i} does not continue segment ${i - 1}`);
+      if (servedFrom(m.segments[i]) !== m.segments[i - 1].nextOffset) throw new Error(`segment ${i} does not continue segment ${i - 1}`);
     }
     return m;
   } catch (err) {
@@ -82,6 +105,11 @@ export async function saveManifest(store: BlobStore, m: PartitionManifest, signa
   m.version = next.version;
 }
 
+/** The first offset a manifest entry serves (its object may start below, see `startOffset`). */
+export function servedFrom(s: RemoteSegment): bigint {
+  return s.startOffset ?? s.baseOffset;
+}
+
 /** The remote segment holding `offset`, if any. */
 export function segmentFor(m: PartitionManifest, offset: bigint): RemoteSegment | undefined {
   const segs = m.segments;
@@ -90,7 +118,7 @@ export function segmentFor(m: PartitionManifest, offset: bigint): RemoteSegment 
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     if (segs[mid].nextOffset <= offset) lo = mid + 1;
-    else if (segs[mid].baseOffset > offset) hi = mid - 1;
+    else if (servedFrom(segs[mid]) > offset) hi = mid - 1;
     else return segs[mid];
   }
   return undefined;

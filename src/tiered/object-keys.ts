@@ -7,6 +7,9 @@
  *   topics/<topic>/<topicId>/<partition>/manifest.json         the partition's remote segments
  *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.log     segment data
  *   topics/<topic>/<topicId>/<partition>/segments/<base>-<attempt>.index   its index
+ *   topics/<topic>/<topicId>/<partition>/manifests/<version>-e<epoch>-n<node>.json
+ *                        region clusters: manifest versions, the current one named by the
+ *                        partition's fence in etcd (src/tiered/cluster-tiering.ts)
  *   startup-probe                                              written and deleted at start-up
  *
  * The topic id keeps a deleted-and-recreated topic from reading its predecessor's data; the
@@ -39,6 +42,26 @@ export const ObjectKeys = {
 
   manifest(p: PartitionRef): string {
     return `${ObjectKeys.partitionPrefix(p)}manifest.json`;
+  },
+
+  /** Region clusters: where a partition's manifest versions live. */
+  manifestsPrefix(p: PartitionRef): string {
+    return `${ObjectKeys.partitionPrefix(p)}manifests/`;
+  },
+
+  /**
+   * Region clusters: one manifest version, written once and never overwritten. The writer's
+   * leader epoch and node id are in the name, so a deposed leader writing the same version
+   * as its successor writes another object (never over the successor's).
+   */
+  manifestVersion(p: PartitionRef, version: number, leaderEpoch: number, nodeId: number): string {
+    return `${ObjectKeys.manifestsPrefix(p)}${String(version).padStart(12, '0')}-e${leaderEpoch}-n${nodeId}.json`;
+  },
+
+  /** The version of a `manifests/<version>-…` key, or null for another key. */
+  versionOfManifestKey(key: string): number | null {
+    const m = /\/manifests\/(\d+)-e\d+-n\d+\.json$/.exec(key);
+    return m ? Number(m[1]) : null;
   },
 
   segmentsPrefix(p: PartitionRef): string {

@@ -60,6 +60,23 @@ export class Offloader {
     await Promise.all(tiers.map((t) => this.#drainUploads(t)));
   }
 
+  /**
+   * Region clusters: this broker stopped leading the partition, or starts leading it from
+   * the manifest it just claimed. A new generation without a failure: uploads in flight stop
+   * retrying and never commit (their objects are removed), and the next upload starts at the
+   * end of `tier.manifest`.
+   */
+  reset(tier: PartitionTier): void {
+    const o = tier.offload;
+    o.generation++;
+    o.genAbort.abort();
+    o.genAbort = new AbortController();
+    o.commitTail = Promise.allSettled([...o.inflight]).then(() => true);
+    o.cursor = remoteEndOffset(tier.manifest);
+    o.backoffUntil = 0;
+    o.lastError = null;
+  }
+
   /** Stops the partition's uploads for good (its topic was deleted). */
   stop(tier: PartitionTier): void {
     tier.detached = true;
@@ -75,6 +92,9 @@ export class Offloader {
   pump(tier: PartitionTier): void {
     const o = tier.offload;
     if (this.#closed || tier.detached || Date.now() < o.backoffUntil) return;
+    // Region clusters: only the partition's leader, once its claim on the manifest is
+    // current (cluster-tiering.ts), uploads.
+    if (this.#io.cluster !== undefined && !this.#io.cluster.mayWrite(tier)) return;
     while (o.copying.size < this.#concurrency) {
       const seg = this.#nextCandidate(tier, Date.now());
       if (seg === undefined) {
@@ -160,7 +180,10 @@ export class Offloader {
   #nextCandidate(tier: PartitionTier, now: number): SegmentInfo | undefined {
     const committed = remoteEndOffset(tier.manifest);
     const end = tier.offload.cursor > committed ? tier.offload.cursor : committed;
-    const sealed = tier.log.segments().filter((s) => s.sealed && s.nextOffset > end);
+    // Region clusters: only what the ISR holds (below the replicated high watermark) is
+    // offloaded; a tail above it may still be truncated by a leader change.
+    const limit = this.#io.cluster?.uploadLimit(tier);
+    const sealed = tier.log.segments().filter((s) => s.sealed && s.nextOffset > end && (limit === undefined || s.nextOffset <= limit));
     const first = sealed[0];
     if (first === undefined) return undefined;
     // A gap between the bucket and the local log (local retention ran before tiering was
@@ -175,26 +198,36 @@ export class Offloader {
   /** local → copying: the data and index objects, verified. The manifest is not touched. */
   #uploadObjects(tier: PartitionTier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
     const io = this.#io;
-    return uploadSegment(io.store, tier.ref, seg, attemptId, AbortSignal.any([io.signal, genSignal]), io.retry, io.log);
+    return uploadSegment(io.store, tier.ref, seg, attemptId, AbortSignal.any([io.signal, genSignal]), io.retry, io.log, io.uploadRate);
   }
 
   /** copying → copied: the manifest recording the segment is written. */
   async #commit(tier: PartitionTier, seg: SegmentInfo, remote: RemoteSegment): Promise<void> {
     const end = remoteEndOffset(tier.manifest);
-    if (tier.manifest.segments.length > 0 && seg.baseOffset < end) {
+    if (tier.manifest.segments.length > 0 && seg.nextOffset <= end) {
       // Already recorded (a stale upload): never rewrite history, drop the duplicate objects.
       this.#io.log?.warn({ topic: tier.ref.topic, partition: tier.ref.partition, baseOffset: String(seg.baseOffset), remoteEnd: String(end) }, 'discarding an upload of a segment already in the manifest');
       await this.#removeObjects(remote);
       return;
     }
+    const leaderEpoch = this.#io.cluster?.leaderEpoch(tier);
     await updateManifest(this.#io, tier, (m) => {
-      // First upload, or a real gap above the remote end (local retention ran before tiering
-      // was on): the remote run restarts here.
-      if (m.segments.length === 0 || seg.baseOffset > remoteEndOffset(m)) {
+      const entry: RemoteSegment = { ...remote, uploadedAt: new Date().toISOString(), ...(leaderEpoch !== undefined ? { leaderEpoch } : {}) };
+      const mEnd = remoteEndOffset(m);
+      if (m.segments.length === 0 || seg.baseOffset > mEnd) {
+        // First upload, or a real gap above the remote end (local retention ran before
+        // tiering was on): the remote run restarts here.
         m.segments = [];
         m.startOffset = seg.baseOffset;
+      } else if (seg.baseOffset < mEnd) {
+        // Region clusters: this replica rolled its segment elsewhere than the leader that
+        // committed the entry before (every replica rolls its own), so the segment begins
+        // inside that entry. Recorded whole, it serves from the manifest's end on; the
+        // offsets below are identical bytes the previous entry serves (batches are copied
+        // verbatim and only what the ISR holds is offloaded).
+        entry.startOffset = mEnd;
       }
-      m.segments.push({ ...remote, uploadedAt: new Date().toISOString() });
+      m.segments.push(entry);
     });
     tier.offload.uploadedSegments++;
     tier.offload.uploadedBytes += seg.sizeBytes;

@@ -30,6 +30,8 @@ export interface TieredPolicy {
   deletionLagMs: number;
   checkIntervalMs: number;
   uploadConcurrency: number;
+  /** Upload bytes per second across all uploads (tiered.offload.maxBytesPerSec); -1 or absent: unlimited. */
+  maxBytesPerSec?: number;
 }
 
 /** How every part of tiered storage reaches the store. */
@@ -39,6 +41,31 @@ export interface TierIo {
   /** Aborted when tiered storage closes: every store call stops, nothing new starts. */
   readonly signal: AbortSignal;
   readonly log: Logger | undefined;
+  /**
+   * Region clusters (cluster-tiering.ts): who may offload and write the manifest, up to
+   * where, and how a manifest version is committed (behind the fence in etcd). Undefined on
+   * a single broker: every partition is this broker's, manifests go to `manifest.json`.
+   */
+  cluster?: ClusterTierHooks;
+  /** Bytes per second all uploads share (tiered.offload.maxBytesPerSec); undefined: unlimited. */
+  uploadRate?: UploadRate;
+}
+
+/** A shared upload budget: `take(n)` resolves once `n` more bytes may be sent. */
+export interface UploadRate {
+  take(bytes: number, signal: AbortSignal): Promise<void>;
+}
+
+/** What tiered storage asks of the region cluster, per partition (cluster-tiering.ts). */
+export interface ClusterTierHooks {
+  /** This broker leads the partition and its claim on the manifest is current: it may upload and commit. */
+  mayWrite(tier: PartitionTier): boolean;
+  /** Uploads stop at this offset (exclusive): the replicated high watermark, so only committed data is offloaded. */
+  uploadLimit(tier: PartitionTier): bigint;
+  /** The leader epoch commits are made under (recorded in the manifest entries). */
+  leaderEpoch(tier: PartitionTier): number | undefined;
+  /** Writes `next` as a new manifest version and moves the fence to it; throws FENCED_LEADER_EPOCH when deposed. */
+  save(tier: PartitionTier, next: PartitionManifest): Promise<void>;
 }
 
 /** Per segment: local → copying(attempt id) → copied → local-deleted (see offloader.ts). */
@@ -118,7 +145,8 @@ export function updateManifest(io: TierIo, tier: PartitionTier, change: (m: Part
   const run = tier.manifestChain.then(async () => {
     const next: PartitionManifest = { ...tier.manifest, segments: [...tier.manifest.segments] };
     change(next);
-    await withRetry(() => saveManifest(io.store, { ...next }, io.signal), io.retry, io.signal);
+    if (io.cluster !== undefined) await io.cluster.save(tier, next);
+    else await withRetry(() => saveManifest(io.store, { ...next }, io.signal), io.retry, io.signal);
     next.version = tier.manifest.version + 1;
     tier.manifest = next;
   });

@@ -12,6 +12,7 @@ import type { SegmentInfo } from '../storage/segment.js';
 import type { BlobStore } from './blobstore/blob-store.js';
 import type { PartitionManifest, RemoteSegment } from './manifest.js';
 import { ObjectKeys, type PartitionRef } from './object-keys.js';
+import type { UploadRate } from './partition-tier.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 
 /** Every key under `prefix`, page after page. */
@@ -37,6 +38,7 @@ export async function uploadSegment(
   signal: AbortSignal,
   retry: RetryPolicy,
   log?: Logger,
+  rate?: UploadRate,
 ): Promise<RemoteSegment> {
   const dataKey = ObjectKeys.segmentData(ref, seg.baseOffset, attemptId);
   const indexKey = ObjectKeys.segmentIndex(ref, seg.baseOffset, attemptId);
@@ -48,12 +50,15 @@ export async function uploadSegment(
       transform(chunk: Buffer, _enc, cb) {
         crc = crc32c(chunk, crc);
         bytes += chunk.length;
-        cb(null, chunk);
+        // tiered.offload.maxBytesPerSec: the chunk goes once the shared budget allows it.
+        if (rate === undefined) cb(null, chunk);
+        else rate.take(chunk.length, signal).then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
       },
     });
     // pipeline(): a read error (the file gone with its topic, EIO) fails the upload instead
     // of crashing the process or hanging the put, and the file is closed on every path.
-    const source = fs.createReadStream(seg.logPath);
+    // Small reads when rate-limited, so the budget is spent evenly rather than in bursts.
+    const source = fs.createReadStream(seg.logPath, rate === undefined ? {} : { highWaterMark: 16 * 1024 });
     const body = pipeline(source, hashing, () => {});
     try {
       await store.put(dataKey, body, { signal, contentLength: seg.sizeBytes });

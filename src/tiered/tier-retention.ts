@@ -59,9 +59,13 @@ export class TierRetention {
     for (;;) {
       const oldest = tier.log.segments()[0];
       if (oldest === undefined || !oldest.sealed || tier.log.segments().length < 2) return;
-      const remote = segmentFor(tier.manifest, oldest.baseOffset);
-      if (remote === undefined || remote.nextOffset !== oldest.nextOffset) return;
-      if (now - Date.parse(remote.uploadedAt) < p.deletionLagMs) return;
+      // Covered when the manifest's contiguous run holds its first and last offsets. On a
+      // single broker that is the entry of this very segment; on a region cluster the
+      // leader's segments may be cut elsewhere than this replica's (cluster-tiering.ts).
+      const first = segmentFor(tier.manifest, oldest.baseOffset);
+      const last = oldest.nextOffset > oldest.baseOffset ? segmentFor(tier.manifest, oldest.nextOffset - 1n) : first;
+      if (first === undefined || last === undefined) return;
+      if (now - Date.parse(last.uploadedAt) < p.deletionLagMs) return;
       const overSize = p.localRetentionBytes >= 0 && tier.log.sizeBytes > p.localRetentionBytes;
       const overAge = p.localRetentionMs >= 0 && Number(oldest.maxTimestamp) < now - p.localRetentionMs;
       if (!overSize && !overAge) return;
@@ -77,6 +81,8 @@ export class TierRetention {
    * missing.
    */
   async applyRemoteRetention(tier: PartitionTier, now: number): Promise<void> {
+    // Region clusters: remote retention rewrites the manifest, which only the leader does.
+    if (this.#io.cluster !== undefined && !this.#io.cluster.mayWrite(tier)) return;
     const { retentionMs, retentionBytes } = tier.log.options;
     const deletedBefore = tier.log.deletedBefore;
     const anyDeleted = tier.manifest.segments.length > 0 && tier.manifest.segments[0].nextOffset <= deletedBefore;

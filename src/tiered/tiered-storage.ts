@@ -31,6 +31,8 @@ import { RemoteTier, type RemoteCacheOptions } from './remote-tier.js';
 import { defaultRetry, isRetriable, withRetry, type RetryPolicy } from './retry.js';
 import { removeUnnamedObjects } from './segment-objects.js';
 import { TierRetention, type RemoteRetentionGuard } from './tier-retention.js';
+import { ClusterTiering, type ManifestFence, type PointerAt, type TierLeadership } from './cluster-tiering.js';
+import { TokenBucketRate } from './upload-rate.js';
 
 export interface TieredStorageOptions {
   store: BlobStore;
@@ -48,6 +50,13 @@ export interface TieredStorageOptions {
   required?: boolean;
   /** How long `start()` waits for the store's first answer; default 5 s, 30 s when required. */
   startupWaitMs?: number;
+  /**
+   * A region cluster (`cluster.etcd.endpoints` set): nothing is attached, offloaded or
+   * deleted locally until `attachCluster` names the fence and the leadership, no restore
+   * from the bucket (etcd says which topics exist), and only each partition's leader
+   * offloads (cluster-tiering.ts).
+   */
+  clustered?: boolean;
   logger?: Logger;
 }
 
@@ -97,6 +106,8 @@ export class TieredStorage {
   #catchingUp = false;
   /** Why the store could not be reached at the last attempt, if it could not. */
   #unavailable: string | null = null;
+  /** Region clusters: set by `attachCluster`. */
+  #cluster: ClusterTiering | undefined;
 
   /** What the object store holds per partition (a failback's truncation asks before it cuts). */
   get lookup(): TierLookup {
@@ -106,7 +117,15 @@ export class TieredStorage {
   constructor(opts: TieredStorageOptions) {
     this.#opts = opts;
     this.store = opts.store;
-    this.#io = { store: opts.store, retry: opts.retry ?? defaultRetry, signal: this.#abort.signal, log: opts.logger?.child({ component: 'tiered', store: opts.store.name }) };
+    this.#io = {
+      store: opts.store,
+      retry: opts.retry ?? defaultRetry,
+      signal: this.#abort.signal,
+      log: opts.logger?.child({ component: 'tiered', store: opts.store.name }),
+      ...(opts.policy.maxBytesPerSec !== undefined && opts.policy.maxBytesPerSec > 0 ? { uploadRate: new TokenBucketRate(opts.policy.maxBytesPerSec) } : {}),
+    };
+    // A cluster's topics are etcd's: a broker never recreates one from the bucket.
+    if (opts.clustered === true) this.#restorePending = false;
     const lookup: TierLookup = {
       tier: (topic, partition) => this.#tiers.get(topic)?.[partition],
       isPending: (topic) => this.#pending.has(topic),
@@ -117,6 +136,30 @@ export class TieredStorage {
     this.retention = new TierRetention(this.#io, lookup, opts.mayDeleteRemote);
     this.#offloader = new Offloader(this.#io, opts.policy);
     for (const t of opts.topics.listTopics()) this.#pend(t);
+  }
+
+  /**
+   * Region clusters: from now on each partition is offloaded by its leader only, its
+   * manifest is committed behind `fence`, and every broker follows the fenced manifest
+   * (cluster-tiering.ts). Called once, after the replica manager started; until then a
+   * `clustered` registry attaches nothing (every local segment is kept).
+   */
+  async attachCluster(o: { fence: ManifestFence; leadership: TierLeadership; nodeId: number }): Promise<void> {
+    if (this.#closed || this.#cluster !== undefined) return;
+    const cluster = new ClusterTiering({
+      io: this.#io,
+      lookup: this.#lookup,
+      fence: o.fence,
+      leadership: o.leadership,
+      nodeId: o.nodeId,
+      reset: (tier) => this.#offloader.reset(tier),
+      pump: (tier) => this.#offloader.pump(tier),
+      ...(this.#io.log !== undefined ? { logger: this.#io.log } : {}),
+    });
+    await cluster.start();
+    this.#cluster = cluster;
+    this.#io.cluster = cluster;
+    void this.#catchUp();
   }
 
   /** The remote segment reader (its cache statistics). */
@@ -180,6 +223,7 @@ export class TieredStorage {
     if (this.#restorePending || this.#pending.size > 0) void this.#catchUp();
     for (const tiers of this.#tiers.values()) {
       for (const tier of tiers) {
+        this.#cluster?.tick(tier, now);
         this.#offloader.pump(tier);
         this.retention.run(tier, now);
       }
@@ -227,6 +271,7 @@ export class TieredStorage {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const off of this.#offs) off();
+    this.#cluster?.close();
     this.#abort.abort();
     await this.#offloader.close();
     await this.remote.close();
@@ -290,6 +335,8 @@ export class TieredStorage {
   /** Restores from the bucket and attaches pending topics; failures wait for the next tick. */
   async #catchUp(retry: RetryPolicy = this.#io.retry): Promise<void> {
     if (this.#catchingUp || this.#closed) return;
+    // A cluster's registry waits for attachCluster: which manifest counts is etcd's to say.
+    if (this.#opts.clustered === true && this.#cluster === undefined) return;
     this.#catchingUp = true;
     const failures: string[] = [];
     try {
@@ -373,17 +420,19 @@ export class TieredStorage {
   async #grow(info: TopicInfo, from: number): Promise<void> {
     if (this.#closed || !this.#tiers.has(info.name)) return;
     const added: PartitionTier[] = [];
+    const pointers: Array<PointerAt | null> = [];
     for (let p = from; p < info.partitions; p++) {
       const ref = { topic: info.name, topicId: info.id, partition: p };
-      const m = await withRetry(() => loadManifest(this.#io.store, ref, this.#io.signal), this.#io.retry);
-      await this.#removeOrphans(ref, m ?? emptyManifest(ref), this.#io.retry);
       const log = this.#opts.topics.partition(info.name, p);
       if (log === undefined) return; // deleted meanwhile
-      added.push(newPartitionTier(ref, log, this.#policyOf(info), m ?? { ...emptyManifest(ref), startOffset: log.logStartOffset }));
+      const { manifest, at } = await this.#loadManifest(ref, log.logStartOffset, this.#io.retry);
+      pointers.push(at);
+      added.push(newPartitionTier(ref, log, this.#policyOf(info), manifest));
     }
     const tiers = this.#tiers.get(info.name);
     if (this.#closed || tiers === undefined || this.#opts.topics.getTopic(info.name)?.id !== info.id || tiers.length !== from) return;
     this.#tiers.set(info.name, [...tiers, ...added]);
+    added.forEach((t, i) => this.#cluster?.attached(t, pointers[i]!));
     this.#rewriteDescriptor(info);
     this.#io.log?.info({ topic: info.name, from, to: info.partitions }, 'added partitions are tiered');
   }
@@ -395,17 +444,32 @@ export class TieredStorage {
     await writeTopicDescriptor(this.#io, info, retry);
     // Everything that can fail first; state only once all of it succeeded.
     const manifests: PartitionManifest[] = [];
+    const pointers: Array<PointerAt | null> = [];
     for (let p = 0; p < info.partitions; p++) {
       const ref = { topic: info.name, topicId: info.id, partition: p };
-      const m = await withRetry(() => loadManifest(store, ref, signal), retry);
-      await this.#removeOrphans(ref, m ?? emptyManifest(ref), retry);
-      manifests.push(m ?? { ...emptyManifest(ref), startOffset: this.#opts.topics.partition(info.name, p)?.logStartOffset ?? 0n });
+      const { manifest, at } = await this.#loadManifest(ref, this.#opts.topics.partition(info.name, p)?.logStartOffset ?? 0n, retry);
+      manifests.push(manifest);
+      pointers.push(at);
     }
     // The topic may have been deleted (or deleted and recreated) while we waited.
     if (this.#closed || this.#opts.topics.getTopic(info.name)?.id !== info.id || this.#tiers.has(info.name)) return;
     // From here the `tiering` rule keeps every local segment until the bucket holds it.
     const tiers = manifests.map((manifest, p) => newPartitionTier({ topic: info.name, topicId: info.id, partition: p }, this.#opts.topics.partition(info.name, p)!, policy, manifest));
     this.#tiers.set(info.name, tiers);
+    tiers.forEach((t, p) => this.#cluster?.attached(t, pointers[p]!));
+  }
+
+  /**
+   * A partition's manifest when it is attached. Single broker: `manifest.json`, after the
+   * objects of interrupted uploads are removed (nothing uploads to it yet). Region cluster:
+   * the version the fence names; orphans are the claiming leader's to remove, since another
+   * broker may be uploading to the partition right now.
+   */
+  async #loadManifest(ref: PartitionRef, emptyStart: bigint, retry: RetryPolicy): Promise<{ manifest: PartitionManifest; at: PointerAt | null }> {
+    if (this.#cluster !== undefined) return this.#cluster.load(ref, emptyStart);
+    const m = await withRetry(() => loadManifest(this.#io.store, ref, this.#io.signal), retry);
+    await this.#removeOrphans(ref, m ?? emptyManifest(ref), retry);
+    return { manifest: m ?? { ...emptyManifest(ref), startOffset: emptyStart }, at: null };
   }
 
   /**

@@ -94,7 +94,7 @@ describe('defaults', () => {
           accountName: null,
           accountKey: null,
         },
-        offload: { onSeal: true, localBytesThreshold: -1, minAgeMs: -1 },
+        offload: { onSeal: true, localBytesThreshold: -1, minAgeMs: -1, maxBytesPerSec: -1 },
         localRetention: { bytes: 1024 ** 3, ms: -1 },
         deletionLagMs: 60_000,
         uploadConcurrency: 4,
