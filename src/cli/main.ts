@@ -2,6 +2,7 @@
  * The `meridian` command.
  *
  *   meridian dev                    the local two-region mesh of config/us-east.yaml and eu-west.yaml
+ *   meridian dev --brokers N        the same two regions as clusters of N brokers on etcd (dev-cluster.ts)
  *   meridian broker --config FILE   one region's broker, for real deployments
  *   meridian help | version
  *
@@ -36,6 +37,9 @@ Usage:
                                   eu-west (127.0.0.1:29092) replicating every topic to
                                   each other, data in ./meridian-data, sealed segments
                                   tiered to ./meridian-data/tiered
+  meridian dev --brokers 3        the same two regions, each a cluster of 3 brokers on
+                                  etcd (Debian's etcd-server), data in
+                                  ./meridian-data/cluster
   meridian broker --config FILE   run one region's broker from a YAML config file
                                   (or --config=FILE; without it, the defaults and
                                   MERIDIAN_* variables alone)
@@ -163,6 +167,27 @@ function bannerRegion(config: BrokerConfig): BannerRegion {
   return { region: config.region, kafka, dataDir: config.dataDir, ...(admin === undefined ? {} : { admin }) };
 }
 
+/** `meridian dev --brokers N`: etcd and N broker processes per region (dev-cluster.ts). */
+async function runClusterDev(brokers: string): Promise<void> {
+  if (!/^\d+$/.test(brokers)) fail(`dev: --brokers: expected a number of brokers per region (e.g. 3), got ${JSON.stringify(brokers)}\n\n${USAGE}`);
+  const { runDevCluster, DevClusterError } = await import('./dev-cluster.js');
+  try {
+    process.exitCode = await runDevCluster({
+      brokers: Number(brokers),
+      cwd: process.cwd(),
+      // The brokers run as this command does: the same node, flags (tsx) and entry script.
+      command: [process.execPath, ...process.execArgv, process.argv[1]!],
+      cli: cliCommand(process.argv[1], process.cwd()),
+      stdout: process.stdout,
+      stderr: process.stderr,
+      searchPath: process.env.PATH ?? '',
+    });
+  } catch (err) {
+    if (err instanceof DevClusterError) fail(`dev --brokers ${brokers}: ${err.message}`);
+    throw err;
+  }
+}
+
 function help(): void {
   process.stdout.write(`${USAGE}\n`);
 }
@@ -170,9 +195,12 @@ function help(): void {
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'dev':
-      if (optionsOf('dev', rest, { help: { type: 'boolean', short: 'h' } }).help) return help();
+    case 'dev': {
+      const options = optionsOf('dev', rest, { help: { type: 'boolean', short: 'h' }, brokers: { type: 'string' } });
+      if (options.help) return help();
+      if (options.brokers !== undefined) return runClusterDev(options.brokers);
       return runBrokers(DEV_CONFIG_FILES.map((file) => ({ file })), { banner: true });
+    }
     case 'broker': {
       const options = optionsOf('broker', rest, { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
       if (options.help) return help();

@@ -83,6 +83,8 @@ function sameSet(a: readonly number[], b: readonly number[]): boolean {
 }
 
 test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-identical, every acknowledged value read once in order', async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
   const before = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
   assert.deepEqual([...before.replicas], [1, 2, 3]);
   const old = before.leader;
@@ -92,6 +94,7 @@ test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-id
     await waitFor('acknowledged values before the move', () => p.acked.length >= 60, 30_000, 20);
     // Through a broker that is not necessarily the controller: the request goes through etcd.
     const asked = p.acked.length;
+    mark(`${asked} acknowledged; reassigning`);
     const r = await meridian(['partitions', 'reassign', '--topic', TOPIC, '--partition', '0', '--replicas', target.join(','), '--admin', adminOf(target[1]!), '--timeout', '60']);
     assert.equal(r.code, 0, `meridian partitions reassign exited ${r.code}:\n${r.stderr}${r.stdout}`);
     t.diagnostic(`CLI progress:\n${r.stderr}`);
@@ -100,11 +103,13 @@ test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-id
     assert.match(r.stdout, new RegExp(`replicas \\[${target.join(',')}\\] leader 4 `));
     assert.ok(p.acked.length > asked, 'the producer was acknowledged while the partition moved');
     const atEnd = p.acked.length;
+    mark(`moved (${atEnd} acknowledged)`);
     await waitFor('acknowledged values after the move', () => p.acked.length >= atEnd + 40, 30_000, 20);
   } finally {
     await p.stop();
   }
   assert.deepEqual(p.failed, [], 'KafkaJS never gave up on a send');
+  mark('producer stopped');
 
   const state = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
   assert.deepEqual([...state.replicas], target, 'the replicas are the target, in its order');
@@ -114,8 +119,10 @@ test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-id
   const batches = await cluster.waitLogsIdentical(TOPIC, 0, target);
   assert.ok(batches.length > 0);
 
+  mark('logs identical');
   const read = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
   assert.equal(read.code, 0, `kcat -C exited ${read.code}: ${read.stderr.slice(-2000)}`);
+  mark('read by kcat');
   const messages = parseKcatJson(read.stdout);
   assertContiguous(messages);
   assert.equal(BigInt(messages.length), batches[batches.length - 1]!.lastOffset + 1n, 'kcat reads the whole log');
@@ -165,7 +172,7 @@ test('a move waiting for a frozen replica survives a controller change and compl
     await waitFor(
       'the reassignment listed with broker 4 added and not in sync',
       async () => {
-        const list = await meridianJson<Array<{ topic: string; partition: number; replicas: number[]; reassignment: { adding: number[]; waitingFor: number[] } }>>(['partitions', 'list-reassignments', '--admin', adminOf(2)]);
+        const list = (await (await fetch(`http://${adminOf(2)}/v1/partitions/reassign`)).json()) as Array<{ topic: string; partition: number; replicas: number[]; reassignment: { adding: number[]; waitingFor: number[] } }>;
         const e = list.find((x) => x.topic === TOPIC && x.partition === 1);
         return e !== undefined && e.replicas.includes(4) && e.reassignment.adding.length === 0 && e.reassignment.waitingFor.join(',') === '4';
       },
@@ -199,7 +206,7 @@ test('a move waiting for a frozen replica survives a controller change and compl
   }
   await waitFor(
     'the reassignment to complete',
-    async () => (await meridianJson<unknown[]>(['partitions', 'list-reassignments', '--admin', adminOf(1)])).length === 0,
+    async () => ((await (await fetch(`http://${adminOf(1)}/v1/partitions/reassign`)).json()) as unknown[]).length === 0,
     60_000,
     200,
   );
