@@ -42,6 +42,7 @@ import { PolicyStore } from '../replication/policy-store.js';
 import { ReplicaStates } from '../replication/replica-state.js';
 import { ReplicationTarget } from '../replication/replication-target.js';
 import { Replicator } from '../replication/replicator.js';
+import { replicatorLeadership, targetLeadership } from '../cluster/georep-leadership.js';
 import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { tierTruncationCheck } from '../tiered/partition-tier.js';
@@ -338,6 +339,8 @@ export class Broker {
       if (inject.cluster !== undefined) {
         replicaManager = new ReplicaManager({ ...inject.cluster, nodeId: config.nodeId, topics, producerStates: deps.producerStates, replicaStates, flushMode: config.log.flush.mode, logger: log });
         deps.replicaManager = replicaManager;
+        // Replicated appends from other regions go through each partition's leader here.
+        deps.replication.attachCluster({ leadership: targetLeadership(replicaManager, r.requestTimeoutMs / 2) });
       } else if (cluster !== undefined) {
         const node = cluster;
         const c = config.cluster;
@@ -358,6 +361,13 @@ export class Broker {
         });
         deps.replicaManager = replicaManager;
         deps.cluster = node;
+        // Replicated appends from other regions go through each partition's leader here
+        // (answered within half the senders' request timeout); a missing topic is created
+        // region-wide through the controller.
+        deps.replication.attachCluster({
+          leadership: targetLeadership(replicaManager, r.requestTimeoutMs / 2),
+          createTopic: (name, partitions) => node.createTopic(name, { partitions, replicationFactor: null, configs: {} }),
+        });
       }
       let kafka: KafkaServer;
       try {
@@ -416,6 +426,8 @@ export class Broker {
         linkSecurity: { tls: r.tls, sasl: r.sasl },
         logger: log,
         dr: disaster,
+        // A region cluster: each partition's workers run on its leader here only.
+        ...(replicaManager !== undefined ? { leadership: replicatorLeadership(replicaManager) } : {}),
       });
       replicatorRef = replicator;
       const rep = replicator;

@@ -135,7 +135,8 @@ export interface ReplicationConfig {
    */
   readonly regions: ReadonlyArray<{
     readonly name: string;
-    readonly address: string;
+    /** host:port, or several (comma-separated or a list) for a region cluster's bootstrap brokers. */
+    readonly address: string | readonly string[];
     readonly admin?: string;
     /** This region's link to that region: fields over replication.tls / replication.sasl. */
     readonly tls?: Partial<LinkSecurityConfig['tls']>;
@@ -325,7 +326,7 @@ export interface RawBrokerConfig {
     cache: { bytes: SizeInput; blockBytes: SizeInput; readConcurrency: number };
   };
   replication: {
-    regions: Array<{ name: string; address: string; admin?: string; tls?: Partial<LinkSecurityConfig['tls']>; sasl?: Partial<LinkSecurityConfig['sasl']>; principal?: string }>;
+    regions: Array<{ name: string; address: string | string[]; admin?: string; tls?: Partial<LinkSecurityConfig['tls']>; sasl?: Partial<LinkSecurityConfig['sasl']>; principal?: string }>;
     policies: unknown[];
     maxInFlightBytes: SizeInput;
     maxRequestBytes: SizeInput;
@@ -700,7 +701,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
   replication: section('Geo-replication: this region forwards topics to other regions (the receiving side is always on).', {
     regions: {
       description:
-        'The region registry: a list of { name, address, admin?, tls?, sasl?, principal? }, address being host:port of that region\'s Kafka listener and admin (optional) host:port of its admin API, this region included (a registry without it is refused); tls and sasl override replication.tls and replication.sasl field by field for the link to that region; principal (e.g. User:eu-west-link) is the only principal allowed to send as that region. As an environment variable: JSON.',
+        'The region registry: a list of { name, address, admin?, tls?, sasl?, principal? }, address being host:port of that region\'s Kafka listener (a region cluster: several of its brokers, comma-separated or as a list, used as bootstrap addresses; the link then follows each partition\'s leader there) and admin (optional) host:port of its admin API, this region included (a registry without it is refused); tls and sasl override replication.tls and replication.sasl field by field for the link to that region; principal (e.g. User:eu-west-link) is the only principal allowed to send as that region. As an environment variable: JSON.',
       default: [],
       type: 'array',
       items: { type: 'object' },

@@ -29,8 +29,13 @@ export type Topology = (typeof TOPOLOGIES)[number];
 
 export interface RegionEntry {
   name: string;
-  /** host:port of the region's Kafka listener. */
+  /** host:port of the region's Kafka listener: the first of `bootstrap`. */
   address: string;
+  /**
+   * Every bootstrap address given for the region (a region cluster lists several of its
+   * brokers, as Kafka's bootstrap.servers; a single-broker region one). Absent: [address].
+   */
+  bootstrap?: string[];
   /** host:port of the region's admin API, when the registry names it (the CLI, the policy-agreement check). */
   admin?: string;
   /** This region's TLS towards that region, field by field over replication.tls. */
@@ -93,9 +98,10 @@ export function parseRegions(input: unknown, field = 'replication.regions'): Reg
   return input.map((r, i) => {
     const at = `${field}[${i}]`;
     if (typeof r !== 'object' || r === null) throw new PolicyError(at, 'expected { name, address, admin?, tls?, sasl?, principal? }');
-    const { name, address } = r as Record<string, unknown>;
+    const { name, address: rawAddress } = r as Record<string, unknown>;
     if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) throw new PolicyError(`${at}.name`, `expected a region name (lowercase letters, digits, dashes), got ${JSON.stringify(name)}`);
-    if (typeof address !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(address)) throw new PolicyError(`${at}.address`, `expected host:port of the region's Kafka listener, got ${JSON.stringify(address)}`);
+    const bootstrap = bootstrapOf(rawAddress, `${at}.address`);
+    const address = bootstrap[0];
     const { admin, tls, sasl, principal } = r as Record<string, unknown>;
     if (admin !== undefined && (typeof admin !== 'string' || !/^[^:\s]+:\d{1,5}$/.test(admin))) throw new PolicyError(`${at}.admin`, `expected host:port of the region's admin API, got ${JSON.stringify(admin)}`);
     const unknownKeys = Object.keys(r as object).filter((k) => !REGION_FIELDS.includes(k));
@@ -104,12 +110,32 @@ export function parseRegions(input: unknown, field = 'replication.regions'): Reg
     if (principal !== undefined && (typeof principal !== 'string' || !/^[A-Za-z]+:.+$/.test(principal))) throw new PolicyError(`${at}.principal`, `expected a principal such as "User:${name}-link", got ${JSON.stringify(principal)}`);
     seen.add(name);
     const entry: RegionEntry = { name, address };
+    if (bootstrap.length > 1) entry.bootstrap = bootstrap;
     if (admin !== undefined) entry.admin = admin as string;
     if (tls !== undefined) entry.tls = linkSection(tls, TLS_FIELDS, `${at}.tls`) as RegionEntry['tls'];
     if (sasl !== undefined) entry.sasl = linkSection(sasl, SASL_FIELDS, `${at}.sasl`) as RegionEntry['sasl'];
     if (principal !== undefined) entry.principal = principal as string;
     return entry;
   });
+}
+
+/**
+ * A region's bootstrap addresses: one host:port (a single broker, or one broker of a
+ * cluster), several separated by commas as Kafka's bootstrap.servers ("h1:9092,h2:9092"),
+ * or a list of them. A region cluster is best listed with several: the link reaches it
+ * while any one of them is up, then follows its Metadata (remote-leaders.ts).
+ */
+function bootstrapOf(input: unknown, at: string): string[] {
+  const list = typeof input === 'string' ? input.split(',').map((a) => a.trim()) : Array.isArray(input) ? input : [];
+  const ok = list.length > 0 && list.every((a) => typeof a === 'string' && /^[^:\s,]+:\d{1,5}$/.test(a));
+  if (!ok) throw new PolicyError(at, `expected host:port of the region's Kafka listener, several separated by commas or as a list for a region cluster ("h1:9092,h2:9092"), got ${JSON.stringify(input)}`);
+  const unique = [...new Set(list as string[])];
+  return unique;
+}
+
+/** Every bootstrap address of a registry entry. */
+export function bootstrapAddresses(entry: RegionEntry): string[] {
+  return entry.bootstrap ?? [entry.address];
 }
 
 /** A region's tls or sasl mapping: the fields of replication.tls / replication.sasl, each optional. */

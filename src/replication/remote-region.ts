@@ -11,6 +11,15 @@
  * Order is kept: the outbox is FIFO and requests leave in order on one connection, whose
  * receiver applies them in order. A remote that has not said it serves v1 (its handshake
  * response) gets one v0 request per append, as before.
+ *
+ * A remote region cluster (issue 16): every partition goes to its leader there. Requests go
+ * to the bootstrap address until the remote says a partition is led elsewhere
+ * (NOT_LEADER_OR_FOLLOWER, or a handshake answer without it); the link then asks Metadata
+ * (remote-leaders.ts) and keeps one connection and one outbox per remote broker, so the
+ * appends of several partitions led by the same broker still share a request. A lost
+ * connection or a moved leader refreshes the Metadata; the worker, told by the error,
+ * handshakes again with the partition's new leader (the remote is the source of truth of
+ * where to resume). A single-broker remote never triggers any of this.
  */
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
@@ -19,6 +28,7 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import { LinkClient } from './link-client.js';
 import type { Link } from './policy.js';
+import { LEADER_MOVED_CODES, metadataRequest, notReported, RemoteLeaders } from './remote-leaders.js';
 import {
   readAppendResponse,
   readAppendResponseV1,
@@ -36,6 +46,8 @@ export interface RemoteRegionOptions {
   region: string;
   remote: string;
   address: string;
+  /** Every bootstrap address of the remote (a region cluster: several brokers); absent: [address]. */
+  bootstrap?: readonly string[];
   maxInFlightBytes: number;
   /** Requests in flight at once (appends; handshakes have as many of their own). */
   concurrency: number;
@@ -198,20 +210,37 @@ export interface LinkCounters {
 
 const DEFAULT_LINK_REQUEST_BYTES = 4 * 1024 * 1024;
 
+/** One broker of the remote region: its connection and the appends waiting for it. */
+class Destination {
+  readonly address: string;
+  readonly client: LinkClient;
+  outbox: Outgoing[] = [];
+  inFlightRequests = 0;
+  flushQueued = false;
+
+  constructor(address: string, client: LinkClient) {
+    this.address = address;
+    this.client = client;
+  }
+}
+
 export class RemoteRegion {
   readonly name: string;
   readonly address: string;
-  readonly client: LinkClient;
   readonly counters: LinkCounters = { appendRequests: 0, partitionAppends: 0, maxPartitionsPerRequest: 0, handshakes: 0 };
   #opts: RemoteRegionOptions;
   #budget: ByteBudget;
-  /** Handshakes in flight at once: pipelined on the connection, bounded so none times out queued. */
+  /** Handshakes in flight at once: pipelined on the connections, bounded so none times out queued. */
   #handshakeQueue: PQueue;
   #limiters = new Map<string, RateLimiter>();
   #handshakes = new Map<string, Promise<HandshakeResponse>>();
-  #outbox: Outgoing[] = [];
-  #inFlightRequests = 0;
-  #flushQueued = false;
+  /** The bootstrap addresses; `#bootIndex` is the one in use (the next after a failed connect). */
+  readonly #bootstrap: readonly string[];
+  #bootIndex = 0;
+  /** One per remote broker in use, by address: the bootstrap one, and each leader's (region clusters). */
+  #destinations = new Map<string, Destination>();
+  readonly #leaders = new RemoteLeaders();
+  #refreshing: Promise<void> | undefined;
   /** The highest ReplicatedAppend version the remote serves, as its last handshake said. */
   #appendVersion = 0;
   #closed = false;
@@ -221,10 +250,73 @@ export class RemoteRegion {
     this.#opts = opts;
     this.name = opts.remote;
     this.address = opts.address;
-    this.client = new LinkClient({ address: opts.address, remote: opts.remote, security: opts.security, clientId: `meridian-replicator-${opts.region}`, requestTimeoutMs: opts.requestTimeoutMs });
+    this.#bootstrap = opts.bootstrap !== undefined && opts.bootstrap.length > 0 ? opts.bootstrap : [opts.address];
     this.#budget = new ByteBudget(opts.maxInFlightBytes);
     this.#handshakeQueue = new PQueue({ concurrency: opts.concurrency });
     this.#log = opts.logger.child({ remote: opts.remote });
+  }
+
+  /** The connection to the bootstrap address in use (disaster recovery's probes and tests). */
+  get client(): LinkClient {
+    return this.#destination(this.#bootstrap[this.#bootIndex]).client;
+  }
+
+  /** Whether the remote answered Metadata naming several brokers (a region cluster). */
+  get clustered(): boolean {
+    return this.#leaders.clustered;
+  }
+
+  #destination(address: string): Destination {
+    let d = this.#destinations.get(address);
+    if (d === undefined) {
+      d = new Destination(address, new LinkClient({ address, remote: this.#opts.remote, security: this.#opts.security, clientId: `meridian-replicator-${this.#opts.region}`, requestTimeoutMs: this.#opts.requestTimeoutMs }));
+      this.#destinations.set(address, d);
+      // A late caller after close gets a closed client: its requests fail at once.
+      if (this.#closed) d.client.close();
+    }
+    return d;
+  }
+
+  /** Where `topic/partition`'s requests go: its leader's broker, or the bootstrap address while unknown. */
+  #route(topic: string, partition: number): Destination {
+    this.#leaders.topics.add(topic);
+    return this.#destination(this.#leaders.addressOf(topic, partition) ?? this.#bootstrap[this.#bootIndex]);
+  }
+
+  /**
+   * Something went wrong on `d` for `topic/partition` (a leader moved, or the connection
+   * failed): forget the route and ask Metadata again, once for everyone waiting. A
+   * single-broker remote with one bootstrap address is left alone (nothing to learn).
+   */
+  #rerouteAfter(d: Destination, topic: string | undefined, partition: number | undefined, leaderMoved: boolean): void {
+    if (topic !== undefined && partition !== undefined) this.#leaders.forget(topic, partition);
+    const bootstrapDown = !leaderMoved && d.address === this.#bootstrap[this.#bootIndex] && this.#bootstrap.length > 1;
+    if (bootstrapDown) this.#bootIndex = (this.#bootIndex + 1) % this.#bootstrap.length;
+    if (leaderMoved || this.#leaders.clustered || this.#bootstrap.length > 1) void this.#refresh();
+  }
+
+  /** One Metadata refresh at a time, from the first broker that answers (bootstrap first, then the known ones). */
+  #refresh(): Promise<void> {
+    this.#refreshing ??= (async () => {
+      const candidates = [...new Set([this.#bootstrap[this.#bootIndex], ...this.#bootstrap, ...this.#leaders.brokerAddresses()])];
+      const topics = [...this.#leaders.topics];
+      const req = metadataRequest(topics);
+      for (const address of candidates) {
+        if (this.#closed) return;
+        try {
+          const layout = req.read(await this.#destination(address).client.request(req.apiKey, req.version, req.body));
+          const was = this.#leaders.clustered;
+          this.#leaders.update(layout);
+          if (layout.brokers.size > 1 && !was) this.#log.info({ brokers: [...layout.brokers.values()] }, 'remote region is a cluster: each partition is sent to its leader there');
+          return;
+        } catch (err) {
+          this.#log.debug({ address, err: (err as Error).message }, 'metadata of the remote region not available from this broker');
+        }
+      }
+    })().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
   }
 
   get inFlightBytes(): number {
@@ -232,7 +324,7 @@ export class RemoteRegion {
   }
 
   get connected(): boolean {
-    return this.client.connected;
+    return [...this.#destinations.values()].some((d) => d.client.connected);
   }
 
   /** The ReplicatedAppend version appends go out with now (0 until a handshake says more). */
@@ -255,10 +347,13 @@ export class RemoteRegion {
    * operator fixes it) when partition counts differ.
    */
   async resumePoint(topic: string, topicId: string, partition: number, partitionCount: number): Promise<bigint> {
-    const key = `${topic}\0${topicId}\0${partitionCount}`;
+    // A region cluster answers for the partitions its broker leads: the handshake goes to
+    // the partition's leader (one per topic and broker).
+    const d = this.#route(topic, partition);
+    const key = `${topic}\0${topicId}\0${partitionCount}\0${d.address}`;
     let p = this.#handshakes.get(key);
     if (p === undefined) {
-      p = this.#handshake(topic, topicId, partitionCount);
+      p = this.#handshake(d, topic, topicId, partitionCount);
       this.#handshakes.set(key, p);
       // Partitions of the topic asking within 200 ms share the answer (their workers start,
       // or back off after a link failure, together). A stale cursor is safe: the remote
@@ -266,16 +361,26 @@ export class RemoteRegion {
       const forget = () => this.#handshakes.delete(key);
       p.then(() => setTimeout(forget, 200).unref(), forget);
     }
-    const res = await p;
+    let res: HandshakeResponse;
+    try {
+      res = await p;
+    } catch (err) {
+      if (err instanceof MeridianError && err.code === ErrorCode.LinkUnreachable) this.#rerouteAfter(d, topic, partition, false);
+      throw err;
+    }
     const entry = res.partitions.find((x) => x.partition === partition);
-    if (entry === undefined) throw new MeridianError(ErrorCode.RemoteUnavailable, `region ${this.name} did not report partition ${partition} of ${topic}`);
+    if (entry === undefined) {
+      this.#rerouteAfter(d, topic, partition, true);
+      await this.#refreshing;
+      throw notReported(this.name, topic, partition, d.address);
+    }
     return entry.senderCursor;
   }
 
-  async #handshake(topic: string, senderTopicId: string, partitionCount: number): Promise<HandshakeResponse> {
+  async #handshake(d: Destination, topic: string, senderTopicId: string, partitionCount: number): Promise<HandshakeResponse> {
     const r = await this.#handshakeQueue.add(() => {
       this.counters.handshakes++;
-      return this.client.request(ReplicationApiKey.Handshake, 0, (w) =>
+      return d.client.request(ReplicationApiKey.Handshake, 0, (w) =>
         writeHandshakeRequest(w, { targetRegion: this.name, senderRegion: this.#opts.region, senderTopicId, topic, partitionCount, createIfMissing: true, dr: this.#opts.drViewOf?.(topic) ?? null }),
       );
     });
@@ -313,52 +418,53 @@ export class RemoteRegion {
         reject,
         signal,
         onAbort: () => {
-          const i = this.#outbox.indexOf(out);
-          if (i < 0) return; // already sent: its answer settles it
-          this.#outbox.splice(i, 1);
+          const d = [...this.#destinations.values()].find((x) => x.outbox.includes(out));
+          if (d === undefined) return; // already sent: its answer settles it
+          d.outbox.splice(d.outbox.indexOf(out), 1);
           reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
         },
       };
       signal.addEventListener('abort', out.onAbort, { once: true });
-      this.#outbox.push(out);
+      const d = this.#route(req.topic, req.partition);
+      d.outbox.push(out);
       // Sent at the end of this turn's microtasks: appends submitted together share a
       // request, and a lone one waits for nothing.
-      if (!this.#flushQueued) {
-        this.#flushQueued = true;
+      if (!d.flushQueued) {
+        d.flushQueued = true;
         queueMicrotask(() => {
-          this.#flushQueued = false;
-          this.#flush();
+          d.flushQueued = false;
+          this.#flush(d);
         });
       }
     });
   }
 
   /** Sends what the outbox holds while the link has room: one request per append (v0) or per `maxLinkRequestBytes` (v1). */
-  #flush(): void {
+  #flush(d: Destination): void {
     const limit = this.#opts.maxLinkRequestBytes ?? DEFAULT_LINK_REQUEST_BYTES;
-    while (this.#outbox.length > 0 && this.#inFlightRequests < this.#opts.concurrency && !this.#closed) {
+    while (d.outbox.length > 0 && d.inFlightRequests < this.#opts.concurrency && !this.#closed) {
       const version = this.#appendVersion;
       let n = 1;
       if (version >= 1) {
-        let bytes = this.#outbox[0].bytes;
-        while (n < this.#outbox.length && bytes + this.#outbox[n].bytes <= limit) bytes += this.#outbox[n++].bytes;
+        let bytes = d.outbox[0].bytes;
+        while (n < d.outbox.length && bytes + d.outbox[n].bytes <= limit) bytes += d.outbox[n++].bytes;
       }
-      const items = this.#outbox.splice(0, n);
+      const items = d.outbox.splice(0, n);
       for (const it of items) it.signal.removeEventListener('abort', it.onAbort);
-      this.#send(items, version);
+      this.#send(d, items, version);
     }
   }
 
-  #send(items: Outgoing[], version: number): void {
-    this.#inFlightRequests++;
+  #send(d: Destination, items: Outgoing[], version: number): void {
+    d.inFlightRequests++;
     this.counters.appendRequests++;
     this.counters.partitionAppends += items.length;
     if (items.length > this.counters.maxPartitionsPerRequest) this.counters.maxPartitionsPerRequest = items.length;
     const head = { targetRegion: this.name, senderRegion: this.#opts.region };
     const sent =
       version === 0
-        ? this.client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { ...head, ...items[0].req })).then((r) => [readAppendResponse(r)])
-        : this.client.request(ReplicationApiKey.Append, 1, (w) => writeAppendRequestV1(w, { ...head, partitions: items.map((it) => it.req) })).then((r) => readAppendResponseV1(r));
+        ? d.client.request(ReplicationApiKey.Append, 0, (w) => writeAppendRequest(w, { ...head, ...items[0].req })).then((r) => [readAppendResponse(r)])
+        : d.client.request(ReplicationApiKey.Append, 1, (w) => writeAppendRequestV1(w, { ...head, partitions: items.map((it) => it.req) })).then((r) => readAppendResponseV1(r));
     sent
       .then(
         (results) => {
@@ -368,19 +474,22 @@ export class RemoteRegion {
             // A batch the remote will never take (too large for its limits, refused as
             // invalid) puts that partition's link in error until an operator acts; anything
             // else is worth a retry. Either way only that partition: the others' results stand.
-            if (res.errorCode !== 0) it.reject(fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name} refused the append`));
+            // A region cluster: the partition is led by another broker there now.
+            if (LEADER_MOVED_CODES.has(res.errorCode)) this.#rerouteAfter(d, it.req.topic, it.req.partition, true);
+            if (res.errorCode !== 0) it.reject(fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${this.name} (${d.address}) refused the append`));
             else it.resolve(res);
           });
         },
       )
       .catch((err: unknown) => {
         const e = err instanceof Error ? err : new Error(String(err));
+        if (e instanceof MeridianError && e.code === ErrorCode.LinkUnreachable) this.#rerouteAfter(d, items[0]?.req.topic, items[0]?.req.partition, false);
         for (const it of items) it.reject(e);
       })
       .finally(() => {
-        this.#inFlightRequests--;
+        d.inFlightRequests--;
         // What queued while the link was full leaves now, together.
-        this.#flush();
+        this.#flush(d);
       });
   }
 
@@ -388,11 +497,13 @@ export class RemoteRegion {
     // Nothing waits forever: appends not sent yet fail now, those in flight fail with the
     // closed client.
     this.#closed = true;
-    for (const it of this.#outbox.splice(0)) {
-      it.signal.removeEventListener('abort', it.onAbort);
-      it.reject(new MeridianError(ErrorCode.Aborted, `link to region ${this.name} closed`));
+    for (const d of this.#destinations.values()) {
+      for (const it of d.outbox.splice(0)) {
+        it.signal.removeEventListener('abort', it.onAbort);
+        it.reject(new MeridianError(ErrorCode.Aborted, `link to region ${this.name} closed`));
+      }
+      d.client.close();
     }
-    this.client.close();
     this.#log.debug('link closed');
   }
 }

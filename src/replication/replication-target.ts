@@ -14,6 +14,16 @@
  * nothing is written. A region of the registry bound to a principal (`principal`) is taken
  * only over a connection authenticated as it (`admitSender`). The ClusterAction permission
  * is checked before, by the protocol layer (broker/kafka/replication.ts).
+ *
+ * In a region cluster (`leadership`, cluster/georep-leadership.ts) only a partition's leader
+ * takes its replicated appends, through the leader path with acks=all semantics: refused
+ * with NOT_LEADER_OR_FOLLOWER elsewhere (the sender looks the leader up in Metadata and
+ * sends there), stamped with the leader epoch, and answered once every in-sync replica
+ * holds the batches (and this broker still leads at that epoch), so a leader that dies
+ * loses nothing it acknowledged. An answer that only confirms duplicates waits the same
+ * way for what the log holds, since the table counts appends not yet replicated. The
+ * handshake answers only for the partitions led here, each once what the resume point
+ * covers is replicated. Topics are created through the cluster (`createTopic`).
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -59,6 +69,17 @@ export interface ReplicationAdmission {
   admitAppend(topic: string, sender: string): Error | null;
 }
 
+/** A region cluster's leader path for replicated appends (cluster/georep-leadership.ts). */
+export interface TargetLeadership {
+  /** Whether this broker leads the partition and may act as its leader now. */
+  leads(topic: string, partition: number): boolean;
+  /** Null when an append may go ahead (leader, leased, enough in-sync replicas); else the refusal. */
+  checkAppend(topic: string, partition: number): MeridianError | null;
+  leaderEpochFor(topic: string, partition: number): number | undefined;
+  /** Resolves once every in-sync replica holds up to `lastOffset` and this broker still leads at `leaderEpoch`. */
+  awaitReplicated(topic: string, partition: number, lastOffset: bigint, leaderEpoch: number | undefined): Promise<void>;
+}
+
 export class ReplicationTarget {
   readonly region: string;
   readonly stats: TargetStats = { appendedBatches: 0, appendedBytes: 0, duplicateBatches: 0, loopDroppedBatches: 0, fencedRequests: 0, unauthorizedRequests: 0 };
@@ -69,6 +90,8 @@ export class ReplicationTarget {
   #regions: () => readonly RegionEntry[];
   #log: Logger;
   #refusals: ThrottledLog;
+  #leadership: TargetLeadership | undefined;
+  #createTopic: ((name: string, partitions: number) => Promise<TopicInfo>) | undefined;
 
   constructor(opts: {
     region: string;
@@ -80,7 +103,13 @@ export class ReplicationTarget {
     policies: () => readonly Policy[];
     /** The registry's other regions now: the principals they are bound to. */
     regions: () => readonly RegionEntry[];
+    /** A region cluster: appends through each partition's leader (see the header). */
+    leadership?: TargetLeadership;
+    /** A region cluster: a missing topic is created through the controller, not locally. */
+    createTopic?: (name: string, partitions: number) => Promise<TopicInfo>;
   }) {
+    this.#leadership = opts.leadership;
+    this.#createTopic = opts.createTopic;
     this.region = opts.region;
     this.#topics = opts.topics;
     this.#states = opts.states;
@@ -89,6 +118,16 @@ export class ReplicationTarget {
     this.#regions = opts.regions;
     this.#log = opts.logger.child({ component: 'replication-target' });
     this.#refusals = new ThrottledLog(this.#log);
+  }
+
+  /**
+   * Makes this a region cluster's target (the broker binds it once its replica manager
+   * exists, before the listener opens): appends through each partition's leader, topics
+   * created through the controller. See the header.
+   */
+  attachCluster(o: { leadership: TargetLeadership; createTopic?: (name: string, partitions: number) => Promise<TopicInfo> }): void {
+    this.#leadership = o.leadership;
+    this.#createTopic = o.createTopic;
   }
 
   /**
@@ -139,7 +178,7 @@ export class ReplicationTarget {
       let info = this.#topics.getTopic(req.topic);
       if (info === undefined && req.createIfMissing) {
         try {
-          info = await this.#topics.createTopic(req.topic, req.partitionCount);
+          info = this.#createTopic !== undefined ? await this.#createTopic(req.topic, req.partitionCount) : await this.#topics.createTopic(req.topic, req.partitionCount);
           this.#log.info({ topic: req.topic, partitions: req.partitionCount, from: req.senderRegion }, 'topic created for replication');
         } catch (err) {
           if (!(err instanceof MeridianError && err.code === ErrorCode.TopicExists)) throw err;
@@ -147,7 +186,8 @@ export class ReplicationTarget {
         }
       }
       if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
-      if (info.partitions < req.partitionCount && req.createIfMissing) info = await this.#grow(info.name, req);
+      // (Not in a region cluster: CreatePartitions is not written to etcd yet; refused below.)
+      if (info.partitions < req.partitionCount && req.createIfMissing && this.#leadership === undefined) info = await this.#grow(info.name, req);
       if (info.partitions !== req.partitionCount) {
         return {
           ...fail(
@@ -161,13 +201,29 @@ export class ReplicationTarget {
       }
       // The resume points must be durable ones: the sender's retention deletes what they
       // cover. Appends still being synced (fsync mode) finish first.
-      const partitions = await Promise.all(
+      const leadership = this.#leadership;
+      const answered = await Promise.all(
         this.#topics.partitions(req.topic).map(async (log, partition) => {
+          // A region cluster answers for its own leaderships only: the sender asks the
+          // other partitions' leaders (a partition left out sends it to Metadata).
+          if (leadership !== undefined && !leadership.leads(req.topic, partition)) return null;
           const state = await this.#states.forLog(log);
-          if (log.options.flushMode === 'fsync' && log.durableOffset < log.highWatermark) await log.flush();
-          return { partition, senderCursor: state.table.lastSender(req.senderRegion, req.senderTopicId) };
+          const senderCursor = state.table.lastSender(req.senderRegion, req.senderTopicId);
+          if (leadership !== undefined) {
+            // What the table counts may not be replicated yet: the cursor is answered once it is.
+            const end = log.highWatermark;
+            if (end > log.logStartOffset) {
+              try {
+                await leadership.awaitReplicated(req.topic, partition, end - 1n, leadership.leaderEpochFor(req.topic, partition));
+              } catch {
+                return null;
+              }
+            }
+          } else if (log.options.flushMode === 'fsync' && log.durableOffset < log.highWatermark) await log.flush();
+          return { partition, senderCursor };
         }),
       );
+      const partitions = answered.filter((p): p is { partition: number; senderCursor: bigint } => p !== null);
       return { error: null, region: this.region, partitionCount: info.partitions, partitions };
     } catch (err) {
       return fail(asError(err));
@@ -202,8 +258,14 @@ export class ReplicationTarget {
     if (req.targetRegion !== this.region) return fail(new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`));
     const log = this.#topics.partition(req.topic, req.partition);
     if (log === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `${req.topic}/${req.partition} does not exist in region ${this.region}`));
+    const leadership = this.#leadership;
+    const notLeading = leadership?.checkAppend(req.topic, req.partition) ?? null;
+    if (notLeading !== null) return fail(notLeading);
     try {
       const state = await this.#states.forLog(log);
+      // Checked after the last await (and the leadership: it may have moved meanwhile)
+      const stillLeading = leadership?.checkAppend(req.topic, req.partition) ?? null;
+      if (stillLeading !== null) return fail(stillLeading);
       // Checked after the last await: a promote or policy change that lands while this
       // request waited refuses it, and nothing between here and the append can let it through.
       const unauthorized = this.#checkSource(req.topic, req.senderRegion);
@@ -272,7 +334,12 @@ export class ReplicationTarget {
         // Nothing new: the sender may move on (in memory only; after a restart the
         // rebuilt cursor is lower and the sender resends, which dedups again).
         raise(table.senders, originKey(req.senderRegion, req.senderTopicId), req.senderEndOffset);
-        return { done: Promise.resolve(answer()) };
+        if (leadership === undefined || log.highWatermark <= log.logStartOffset) return { done: Promise.resolve(answer()) };
+        // The duplicates may be of an append not replicated yet: confirmed once it is.
+        const epoch = leadership.leaderEpochFor(req.topic, req.partition);
+        return {
+          done: leadership.awaitReplicated(req.topic, req.partition, log.highWatermark - 1n, epoch).then(answer, (err: unknown): AppendResult => ({ error: asError(err), senderCursor: -1n, appendedBatches: 0, duplicateBatches: duplicates })),
+        };
       }
       const out: Buffer[] = [];
       const headers: BatchHeader[] = [];
@@ -285,13 +352,17 @@ export class ReplicationTarget {
         headers.push(validateBatch(marker), ...run.headers);
         bytes += run.batches.reduce((n, b) => n + b.length, 0);
       });
-      const appended = log.appendValidated(out, headers);
+      // A cluster's leader stamps its epoch on every batch (the origin's stamp is another
+      // region's epoch) and answers once the in-sync replicas hold them.
+      const leaderEpoch = leadership?.leaderEpochFor(req.topic, req.partition);
+      if (leadership !== undefined && leaderEpoch === undefined) return fail(new MeridianError(ErrorCode.NotLeader, `${req.topic}-${req.partition}: this broker stopped leading it in region ${this.region}`));
+      const appended = log.appendValidated(out, headers, leaderEpoch === undefined ? {} : { leaderEpoch });
       const tracker = new RunTracker();
       out.forEach((b, i) => table.observe(tracker, b, headers[i]));
       this.stats.appendedBatches += kept;
       this.stats.appendedBytes += bytes;
       return {
-        done: appended.done.then(answer, (err: unknown): AppendResult => {
+        done: (leadership === undefined ? appended.done : appended.done.then(() => leadership.awaitReplicated(req.topic, req.partition, appended.lastOffset, leaderEpoch))).then(answer, (err: unknown): AppendResult => {
           // The table already counted these batches: rebuild it from what the log holds.
           this.#states.invalidate(log);
           return { error: asError(err), senderCursor: -1n, appendedBatches: 0, duplicateBatches: duplicates };

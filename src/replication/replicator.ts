@@ -5,6 +5,13 @@
  * remote has not received yet, unless the policy's backlog quota says otherwise: the
  * `replication` rules of storage/retention-guards.ts, which the broker binds to
  * `mayDeleteLocal` and `mayDeleteRemote`.
+ *
+ * In a region cluster (`leadership`, src/cluster/georep-leadership.ts) a partition's workers
+ * run only on the broker that leads it in this region, and only while it may act as
+ * leader: they start when it becomes leader and stop at once when it stops (another broker
+ * elected, the etcd lease lost). A new leader's workers ask the remote where to resume, as
+ * after any failure, and send only what every in-sync replica here holds (the replicated
+ * high watermark), so nothing is skipped or sent twice across a failover.
  */
 import type { Logger } from 'pino';
 import type { LinkSecurityConfig } from '../config/schema.js';
@@ -12,10 +19,10 @@ import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import type { RemoteTier } from '../tiered/remote-tier.js';
-import { linkSecurityOf, linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
+import { bootstrapAddresses, linkSecurityOf, linksFor, parsePolicies, parseRegions, sameLink, type Link, type Policy, type RegionEntry } from './policy.js';
 import { RemoteRegion, type LinkCounters } from './remote-region.js';
 import { Ticker } from './ticker.js';
-import { PartitionWorker, type WorkerOptions, type WorkerStatus } from './worker.js';
+import { PartitionWorker, type CommittedEnd, type WorkerOptions, type WorkerStatus } from './worker.js';
 
 const PROGRESS_LOG_MS = 10_000;
 /** The shared tick's period: how soon a worker notices an fdatasync that failed (ticker.ts). */
@@ -43,6 +50,17 @@ export interface ReplicatorOptions {
    * of its primary and promotion epoch.
    */
   dr?: { effectiveLinks(topic: string, links: Link[]): Link[]; viewOf(topic: string): { primary: string; epoch: number } | null };
+  /** A region cluster: workers run on each partition's leader only (see the header). */
+  leadership?: ReplicatorLeadership;
+}
+
+/** Which partitions this broker leads in its region cluster (absent: a single broker leads all). */
+export interface ReplicatorLeadership {
+  isLeading(topic: string, partition: number): boolean;
+  /** Called whenever `isLeading(topic, partition)` may have changed; returns the unsubscribe. */
+  onLeadershipChange(listener: (topic: string, partition: number) => void): () => void;
+  /** The partition's replicated high watermark here, what its worker may send up to. */
+  committedEnd(topic: string, partition: number): CommittedEnd | undefined;
 }
 
 export interface LinkSummary {
@@ -73,6 +91,7 @@ export class Replicator {
   #ticker = new Ticker(TICK_MS);
   /** Quota warnings already logged, per worker key (one line per deletion burst). */
   #quotaWarned = new Set<string>();
+  #reconcileQueued = false;
 
   constructor(opts: ReplicatorOptions) {
     this.#opts = opts;
@@ -83,9 +102,11 @@ export class Replicator {
     const offTopics = opts.topics.onTopicChange(() => this.reconcile());
     // A topic that grew (CreatePartitions) gets workers for its new partitions.
     const offGrowth = opts.topics.onPartitionsAdded(() => this.reconcile());
+    const offLeadership = opts.leadership?.onLeadershipChange((topic, partition) => this.#leadershipChanged(topic, partition));
     this.#offTopics = () => {
       offTopics();
       offGrowth();
+      offLeadership?.();
     };
     this.reconcile();
     this.#progressTimer = setInterval(() => this.#logProgress(), PROGRESS_LOG_MS).unref();
@@ -125,7 +146,7 @@ export class Replicator {
     const regions = parseRegions(input);
     for (const [name, remote] of this.#remotes) {
       const entry = regions.find((r) => r.name === name);
-      if (entry?.address !== remote.address || JSON.stringify([entry.tls, entry.sasl]) !== JSON.stringify([this.#regions.get(name)?.tls, this.#regions.get(name)?.sasl])) {
+      if (entry?.address !== remote.address || JSON.stringify(entry.bootstrap) !== JSON.stringify(this.#regions.get(name)?.bootstrap) || JSON.stringify([entry.tls, entry.sasl]) !== JSON.stringify([this.#regions.get(name)?.tls, this.#regions.get(name)?.sasl])) {
         for (const [key, w] of this.#workers) if (w.link.remote === name) this.#stopWorker(key);
         remote.close();
         this.#remotes.delete(name);
@@ -133,6 +154,24 @@ export class Replicator {
     }
     this.#regions = new Map(regions.map((r) => [r.name, r]));
     this.reconcile();
+  }
+
+  /**
+   * A partition's leadership here may have changed: its workers stop at once if this broker
+   * no longer leads it (nothing more is sent from here), and a reconcile at the end of this
+   * turn starts them if it now does (many changes at once cost one reconcile).
+   */
+  #leadershipChanged(topic: string, partition: number): void {
+    if (this.#closed) return;
+    if (!this.#opts.leadership!.isLeading(topic, partition)) {
+      for (const [key, w] of this.#workers) if (w.topic === topic && w.partition === partition) this.#stopWorker(key);
+    }
+    if (this.#reconcileQueued) return;
+    this.#reconcileQueued = true;
+    queueMicrotask(() => {
+      this.#reconcileQueued = false;
+      this.reconcile();
+    });
   }
 
   /** Starts the workers the policies want and stops the ones they no longer want. */
@@ -144,7 +183,11 @@ export class Replicator {
       const links = linksFor(this.#policies, this.region, t.name);
       for (const link of this.#opts.dr?.effectiveLinks(t.name, links) ?? links) {
         if (!this.#regions.has(link.remote)) continue;
-        for (let p = 0; p < t.partitions; p++) wanted.set(workerKey(t.name, p, link.remote), { topic: t.name, partition: p, link });
+        for (let p = 0; p < t.partitions; p++) {
+          // A region cluster: only the partition's leader here sends it.
+          if (this.#opts.leadership !== undefined && !this.#opts.leadership.isLeading(t.name, p)) continue;
+          wanted.set(workerKey(t.name, p, link.remote), { topic: t.name, partition: p, link });
+        }
       }
     }
     for (const [key, w] of this.#workers) {
@@ -167,6 +210,7 @@ export class Replicator {
         options: this.#opts.worker,
         logger: this.#log,
         ticker: this.#ticker,
+        committed: this.#opts.leadership?.committedEnd(want.topic, want.partition),
       });
       this.#workers.set(key, worker);
       worker.start();
@@ -194,6 +238,7 @@ export class Replicator {
         region: this.region,
         remote: name,
         address: this.#regions.get(name)!.address,
+        bootstrap: bootstrapAddresses(this.#regions.get(name)!),
         security: this.#opts.linkSecurity && linkSecurityOf(this.#regions.get(name)!, this.#opts.linkSecurity),
         maxInFlightBytes: this.#opts.maxInFlightBytes,
         concurrency: this.#opts.concurrency,

@@ -33,6 +33,19 @@ import { Ticker } from './ticker.js';
 
 export type WorkerState = 'starting' | 'running' | 'idle' | 'backing-off' | 'error' | 'stopped';
 
+/**
+ * How far a worker may send in a region cluster (issue 16): the partition's replicated high
+ * watermark in this region. Data past it may still be lost with this broker (a new leader
+ * without it would reuse its offsets for other records, which the remote would then drop as
+ * duplicates), so it is sent only once every in-sync replica holds it.
+ */
+export interface CommittedEnd {
+  /** The first offset not yet replicated in this region (exclusive). */
+  end(): bigint;
+  /** Calls `listener` when `end()` may have moved; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
+}
+
 export interface WorkerOptions {
   maxRequestBytes: number;
   /** Requests in flight at once for this partition and link. */
@@ -122,12 +135,15 @@ export class PartitionWorker {
   #wake: (() => void) | undefined;
   /** The replicator's shared tick: re-checks for waits whose event may never come. */
   #ticker: Ticker;
+  /** A region cluster's replicated high watermark; absent on a single broker (the log end). */
+  #committed: CommittedEnd | undefined;
   #window: Array<{ t: number; bytes: number; records: number }> = [];
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger; ticker?: Ticker }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger; ticker?: Ticker; committed?: CommittedEnd }) {
     this.#ticker = opts.ticker ?? new Ticker(OWN_TICK_MS);
+    this.#committed = opts.committed;
     this.#region = opts.region;
     this.topic = opts.topic;
     this.topicId = opts.topicId;
@@ -245,6 +261,21 @@ export class PartitionWorker {
     }
   }
 
+  /** The end of what may be sent: the log end, or in a region cluster the replicated high watermark. */
+  #end(): bigint {
+    const written = this.log.highWatermark;
+    if (this.#committed === undefined) return written;
+    const c = this.#committed.end();
+    return c < written ? c : written;
+  }
+
+  /** Events after which `#end()` may have moved. */
+  #endSources(): Array<(listener: () => void) => () => void> {
+    const sources: Array<(listener: () => void) => () => void> = [(l) => this.log.onAppend(l)];
+    if (this.#committed !== undefined) sources.push((l) => this.#committed!.onChange(l));
+    return sources;
+  }
+
   get #signal(): AbortSignal {
     return this.#abort.signal;
   }
@@ -335,7 +366,7 @@ export class PartitionWorker {
       next = earliest;
       this.#readFrom = next;
     }
-    const hw = this.log.highWatermark;
+    const hw = this.#end();
     if (this.#inFlight.length >= this.#opts.pipelineDepth || (this.#inFlight[0]?.done ?? false)) return this.#settleOldest();
     if (next >= hw) {
       if (this.#inFlight.length > 0) {
@@ -425,16 +456,17 @@ export class PartitionWorker {
   async #read(next: bigint): Promise<Chunk | null> {
     let budget = this.#opts.maxRequestBytes;
     for (;;) {
-      const durable = this.log.durableOffset;
+      const end = this.#end();
+      const durable = this.log.durableOffset < end ? this.log.durableOffset : end;
       const { records } = await this.#view.read(next, budget, { upTo: durable, signal: this.#signal });
       // Where the read must stop at the latest: the end of the segment holding `next` (a
       // run never spans segments, so reaching it completes any run, torn or not) or, in the
       // active segment, the durable end (appends are durable whole).
       const segEnd = this.#view.segmentEnd(next);
-      const end = segEnd === undefined || segEnd > durable ? durable : segEnd;
+      const stop = segEnd === undefined || segEnd > durable ? durable : segEnd;
       if (records.length === 0) return null;
       const batches = storedBatches(records);
-      const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= end);
+      const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= stop);
       if (chunk !== null) return chunk;
       if (budget >= 256 * 1024 * 1024) throw new MeridianError(ErrorCode.CorruptBatch, `a replicated run at offset ${next} of ${this.topic}/${this.partition} does not fit in 256 MiB`);
       budget *= 4;
@@ -493,7 +525,7 @@ export class PartitionWorker {
    * never passes the high watermark, and a stop wakes it through `#wake`.
    */
   #waitForAppend(next: bigint): Promise<void> {
-    return this.#waitUntil(() => this.log.highWatermark > next, [(l) => this.log.onAppend(l)]);
+    return this.#waitUntil(() => this.#end() > next, this.#endSources());
   }
 
   /** Until the log holds more than `next` or `oldest` is answered, whichever comes first. */
@@ -505,7 +537,7 @@ export class PartitionWorker {
         live = false;
       };
     };
-    return this.#waitUntil(() => oldest.done || this.log.highWatermark > next, [(l) => this.log.onAppend(l), answered]);
+    return this.#waitUntil(() => oldest.done || this.#end() > next, [...this.#endSources(), answered]);
   }
 
   /**

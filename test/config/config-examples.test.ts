@@ -50,7 +50,10 @@ const SCENARIOS: Record<string, { regions: string[]; files: Record<string, Expec
       'ap-south': { store: 'gcs', topologies: ['mesh'] },
     },
   },
-  'region-cluster': { regions: ['us-east'], files: { 'us-east': { store: 'none', topologies: [] } } },
+  'region-cluster': {
+    regions: ['us-east', 'eu-west'],
+    files: { 'us-east': { store: 'none', topologies: ['mesh'] }, 'eu-west': { store: 'none', topologies: ['mesh'] } },
+  },
   'secure-mesh': {
     regions: ['us-east', 'eu-west'],
     files: { 'us-east': { store: 'none', topologies: ['mesh'] }, 'eu-west': { store: 'none', topologies: ['mesh'] } },

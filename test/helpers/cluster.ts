@@ -46,6 +46,12 @@ export interface ClusterOptions {
   readonly etcdProxies?: boolean;
   /** Extra config fields, merged over what the harness writes (shallow per top-level section). */
   readonly config?: Record<string, unknown>;
+  /**
+   * The brokers' Kafka ports (node i gets ports[i - 1]), chosen before the start with
+   * `freePort`: two regions replicating to each other each name the other's brokers in
+   * their registry (`replication.regions`), so both must know the ports first.
+   */
+  readonly ports?: readonly number[];
 }
 
 /** A partition as one broker's Metadata answer describes it. */
@@ -212,9 +218,9 @@ export class TestCluster {
           etcdProxy = new TcpProxy({ targetPort: etcd.clientPort });
           await etcdProxy.start();
         }
-        const port = await freePort();
+        const port = o.ports?.[nodeId - 1] ?? (await freePort());
         let adminPort = await freePort();
-        while (adminPort === port) adminPort = await freePort();
+        while (adminPort === port || o.ports?.includes(adminPort)) adminPort = await freePort();
         const dataDir = path.join(dir.dir, 'data');
         const configFile = path.join(dir.dir, 'broker.yaml');
         const config: Record<string, any> = {

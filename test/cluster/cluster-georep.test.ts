@@ -1,0 +1,274 @@
+/**
+ * Geo-replication between two region clusters (issue 16): us-east and eu-west, three
+ * `meridian broker --config FILE` processes each on its own real etcd
+ * (test/helpers/cluster.ts), replicating a topic of two partitions, RF 3 and
+ * min.insync.replicas 2, active-active (mesh). Each registry lists the other region's three
+ * brokers as bootstrap addresses.
+ *
+ * Two idempotent producers write the whole time: kcat (librdkafka, enable.idempotence,
+ * acks=all, partitioned by librdkafka) in us-east and KafkaJS (idempotent, acks -1, both
+ * partitions) in eu-west. Partition 0's leader is SIGKILLed in both regions at once, which
+ * moves at the same time the sending side (its workers) and the receiving side (the remote
+ * partition's leader, its dedup state) of partition 0 in both directions; then both restart.
+ *
+ * Afterwards, what a user checks, read with kcat and with KafkaJS in each region: every
+ * acknowledged record is present exactly once in both regions; both regions hold the same
+ * records; each origin partition's records are in the remote partition in the origin's
+ * order; each replica set's logs are byte-identical.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
+import { kcat } from '../helpers/kcat.js';
+import { parseKcatJson } from '../helpers/kcat-json.js';
+import { freePort } from '../helpers/regions.js';
+
+const TOPIC = 'geo';
+const PARTITIONS = 2;
+const EAST = 'us-east';
+const WEST = 'eu-west';
+
+let east: TestCluster;
+let west: TestCluster;
+
+/** n distinct free ports. */
+async function ports(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < n) out.add(await freePort());
+  return [...out];
+}
+
+before(async () => {
+  const [e1, e2, e3, w1, w2, w3] = await ports(6);
+  const replication = {
+    // Each region is reached through any of its brokers; the link follows Metadata.
+    regions: [
+      { name: EAST, address: `127.0.0.1:${e1},127.0.0.1:${e2},127.0.0.1:${e3}` },
+      { name: WEST, address: [`127.0.0.1:${w1}`, `127.0.0.1:${w2}`, `127.0.0.1:${w3}`] },
+    ],
+    policies: [{ name: 'geo-mesh', topics: TOPIC, topology: 'mesh', regions: [EAST, WEST] }],
+    // A failover's retries within a second rather than the default 10 s ceiling.
+    retry: { initialMs: 50, maxMs: 500 },
+  };
+  // One region after the other: six brokers starting at once on a small machine can miss
+  // the harness's start-up wait.
+  east = await TestCluster.start({ region: EAST, ports: [e1, e2, e3], minInsyncReplicas: 2, config: { replication } });
+  west = await TestCluster.start({ region: WEST, ports: [w1, w2, w3], minInsyncReplicas: 2, config: { replication } });
+});
+
+after(async () => {
+  await Promise.allSettled([east?.close(), west?.close()]);
+});
+
+/** KafkaJS, idempotent, acks -1, into eu-west: two values a send, on alternating partitions. */
+function kafkajsProducer(bootstrap: string[]) {
+  const acked: string[] = [];
+  const failed: Array<{ values: string[]; error: string }> = [];
+  let n = 0;
+  let stopping = false;
+  const kafka = new Kafka({ clientId: 'georep-kafkajs', brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 60, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const fresh = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const done = (async () => {
+    let producer: Producer = fresh();
+    await producer.connect();
+    while (!stopping) {
+      const partition = n % PARTITIONS;
+      const values = [`w-${n++}`, `w-${n++}`];
+      try {
+        await producer.send({ topic: TOPIC, acks: -1, messages: values.map((value) => ({ value, partition })) });
+        acked.push(...values);
+      } catch (err) {
+        // Not acknowledged: such values may be present at most once (and then in both regions).
+        failed.push({ values, error: String(err) });
+        await producer.disconnect().catch(() => {});
+        producer = fresh();
+        await producer.connect();
+      }
+    }
+    await producer.disconnect();
+  })();
+  return {
+    acked,
+    failed,
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
+  };
+}
+
+/** kcat -P, idempotent, acks=all, into us-east: values on stdin, librdkafka picks the partition. */
+function kcatProducer(bootstrap: string[]) {
+  const sent: string[] = [];
+  const child = spawn('kcat', ['-P', '-b', bootstrap.join(','), '-t', TOPIC, '-X', 'enable.idempotence=true', '-X', 'acks=all', '-X', 'linger.ms=5'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdin.on('error', () => {});
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', (err) => reject(new Error(`kcat could not start (${err.message}): install it with bash scripts/install-tools.sh`)));
+    child.once('close', (code) => resolve(code));
+  });
+  let n = 0;
+  const timer = setInterval(() => {
+    const lines: string[] = [];
+    for (let i = 0; i < 3; i++) lines.push(`e-${n++}`);
+    sent.push(...lines);
+    child.stdin.write(lines.join('\n') + '\n');
+  }, 10);
+  return {
+    sent,
+    stop: async () => {
+      clearInterval(timer);
+      child.stdin.end();
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      return { code, stderr };
+    },
+  };
+}
+
+/** Records the region's replicator workers have had acknowledged by the other region (its brokers' admin API). */
+async function sentRecords(cluster: TestCluster): Promise<number> {
+  let n = 0;
+  for (const b of cluster.running) {
+    const status = (await (await fetch(`http://127.0.0.1:${b.adminPort}/v1/replication/status`)).json()) as { workers: Array<{ sentRecords: number }> };
+    for (const w of status.workers) n += w.sentRecords;
+  }
+  return n;
+}
+
+interface Read {
+  partition: number;
+  offset: number;
+  value: string;
+}
+
+/** Every record of the topic in one region as kcat reads it (to the high watermarks), in log order per partition. */
+async function readWithKcat(cluster: TestCluster): Promise<Read[]> {
+  const r = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-o', 'beginning', '-e'], undefined, 30_000);
+  assert.equal(r.code, 0, `kcat -C in ${cluster.region} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  return parseKcatJson(r.stdout)
+    .map((m) => ({ partition: m.partition, offset: m.offset, value: m.payload!.toString() }))
+    .sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+}
+
+/** Values of `reads` in partition `p` produced in the region whose values start with `prefix`, in log order. */
+function originOrder(reads: readonly Read[], p: number, prefix: string): string[] {
+  return reads.filter((r) => r.partition === p && r.value.startsWith(prefix)).map((r) => r.value);
+}
+
+function counts(values: readonly string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const v of values) m.set(v, (m.get(v) ?? 0) + 1);
+  return m;
+}
+
+test('two three-broker regions replicating active-active while partition 0 leader is SIGKILLed in each: every acknowledged record exactly once in both, in origin order', async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  // The topic is created in us-east; its handshake creates it in eu-west through that
+  // region's controller, unless the creation below gets there first (then it already exists).
+  for (const c of [east, west]) {
+    const admin = new Kafka({ clientId: 'georep-admin', brokers: c.bootstrap, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configEntries: [{ name: 'min.insync.replicas', value: '2' }] }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+  for (const c of [east, west]) for (let p = 0; p < PARTITIONS; p++) await c.partition(TOPIC, p, (v) => v.replicas.length === 3 && v.isr.length === 3);
+  mark('topic geo (2 partitions, RF 3) in both regions');
+
+  const kc = kcatProducer(east.bootstrap);
+  const kjs = kafkajsProducer(west.bootstrap);
+  const killed: string[] = [];
+  try {
+    // Traffic both ways before the kills: each region holds some of the other's records.
+    await waitFor('KafkaJS acknowledgements in eu-west', () => kjs.acked.length >= 60, 30_000, 20);
+    // (Not read with kcat -e here: under steady production a partition may never look ended.)
+    await waitFor('records of each region replicated to the other', async () => (await sentRecords(east)) > 0 && (await sentRecords(west)) > 0, 30_000, 200);
+    mark(`replicating both ways (${kjs.acked.length} acknowledged in eu-west, ${kc.sent.length} sent in us-east)`);
+
+    const before = await Promise.all([east, west].map((c) => c.partition(TOPIC, 0, (v) => v.isr.length === 3)));
+    const victims = [east.node(before[0]!.leader), west.node(before[1]!.leader)];
+    await Promise.all(victims.map((v) => v.kill9()));
+    killed.push(`${EAST} broker ${victims[0]!.nodeId}`, `${WEST} broker ${victims[1]!.nodeId}`);
+    mark(`SIGKILLed partition 0's leaders: ${killed.join(', ')}`);
+    const afterKill = await Promise.all([east, west].map((c, i) => c.partition(TOPIC, 0, (v) => v.leader !== victims[i]!.nodeId && v.leaderEpoch > before[i]!.leaderEpoch)));
+    mark(`new leaders of partition 0: ${EAST} broker ${afterKill[0]!.leader}, ${WEST} broker ${afterKill[1]!.leader}`);
+    const ackedAtFailover = kjs.acked.length;
+    await Promise.all([waitFor('KafkaJS acknowledgements from the new leaders', () => kjs.acked.length >= ackedAtFailover + 40, 30_000, 20), ...victims.map((v) => v.start())]);
+    await Promise.all([east.waitMembers([1, 2, 3]), west.waitMembers([1, 2, 3])]);
+    mark('both brokers restarted and registered');
+    // The restarted brokers catch up (and may lead again) under traffic.
+    const [sentAtRestart, ackedAtRestart] = [kc.sent.length, kjs.acked.length];
+    await waitFor('more records after the restarts', () => kc.sent.length >= sentAtRestart + 150 && kjs.acked.length >= ackedAtRestart + 40, 30_000, 20);
+  } finally {
+    await kjs.stop();
+  }
+  const kcatEnd = await kc.stop();
+  assert.equal(kcatEnd.code, 0, `kcat -P exited ${kcatEnd.code}; stderr:\n${kcatEnd.stderr.slice(-4000)}`);
+  assert.doesNotMatch(kcatEnd.stderr, /[Dd]elivery failed|Failed to produce|[Ff]atal/, `kcat -P reported a failed delivery:\n${kcatEnd.stderr.slice(-4000)}`);
+  mark(`producers stopped: ${kc.sent.length} delivered by kcat in ${EAST}, ${kjs.acked.length} acknowledged to KafkaJS in ${WEST}`);
+
+  // Both regions converge on the same records.
+  const acknowledged = [...kc.sent, ...kjs.acked];
+  let reads: [Read[], Read[]] = [[], []];
+  let missing = '';
+  await waitFor(
+    'every acknowledged record in both regions',
+    async () => {
+      reads = (await Promise.all([readWithKcat(east), readWithKcat(west)])) as [Read[], Read[]];
+      const sets = reads.map((r) => new Set(r.map((x) => x.value)));
+      const lacking = [EAST, WEST].map((name, i) => `${name} lacks ${acknowledged.filter((v) => !sets[i]!.has(v)).length}`);
+      missing = lacking.join(', ');
+      return acknowledged.every((v) => sets[0]!.has(v) && sets[1]!.has(v)) && sets[0]!.size === sets[1]!.size;
+    },
+    40_000,
+    250,
+    () => `(${missing}; ${reads[0].length} records in ${EAST}, ${reads[1].length} in ${WEST})`,
+  );
+  mark(`converged: ${reads[0].length} records in ${EAST}, ${reads[1].length} in ${WEST}`);
+
+  for (const [i, name] of [EAST, WEST].entries()) {
+    const c = counts(reads[i]!.map((r) => r.value));
+    assert.deepEqual([...c].filter(([, n]) => n > 1), [], `kcat in ${name}: no record is stored twice`);
+    assert.equal(reads[i]!.length, reads[1 - i]!.length, `${name} holds as many records as the other region`);
+  }
+  // Origin order per origin partition: a partition's own records, in its log order, are the
+  // remote partition's records of that origin, in the same order.
+  for (let p = 0; p < PARTITIONS; p++) {
+    assert.deepEqual(originOrder(reads[1], p, 'e-'), originOrder(reads[0], p, 'e-'), `partition ${p}: ${EAST}'s records reach ${WEST} in ${EAST}'s order`);
+    assert.deepEqual(originOrder(reads[0], p, 'w-'), originOrder(reads[1], p, 'w-'), `partition ${p}: ${WEST}'s records reach ${EAST} in ${WEST}'s order`);
+    // ...which is each producer's own order.
+    for (const prefix of ['e-', 'w-']) {
+      const seq = originOrder(reads[0], p, prefix).map((v) => Number(v.slice(2)));
+      const at = seq.findIndex((x, j) => j > 0 && x <= seq[j - 1]!);
+      assert.equal(at, -1, `partition ${p}: ${prefix} values in produce order (at #${at}: ${seq[at - 1]} then ${seq[at]})`);
+    }
+  }
+  assert.ok(reads[0].some((r) => r.partition === 0 && r.value.startsWith('w-')) && reads[1].some((r) => r.partition === 0 && r.value.startsWith('e-')), 'partition 0 carried data both ways');
+
+  // KafkaJS reads the same records in each region.
+  for (const [i, c] of [east, west].entries()) {
+    const got = await readTopicToEnd(c.bootstrap[0]!, TOPIC, { timeoutMs: 30_000 });
+    const values = got.map((m) => m.value!.toString());
+    assert.deepEqual([...counts(values)].filter(([, n]) => n > 1), [], `KafkaJS in ${c.region}: no record twice`);
+    assert.deepEqual([...values].sort(), reads[i]!.map((r) => r.value).sort(), `KafkaJS reads in ${c.region} what kcat reads`);
+  }
+
+  // Within each region the replicas agree byte for byte (markers included): the receiving
+  // leader's appends were replicated like any produce.
+  for (const c of [east, west]) {
+    for (let p = 0; p < PARTITIONS; p++) {
+      const s = await c.partition(TOPIC, p, (v) => v.isr.length === 3);
+      await c.waitLogsIdentical(TOPIC, p, s.isr);
+    }
+  }
+  assert.deepEqual(kjs.failed, [], `KafkaJS gave up on sends while ${killed.join(' and ')} were killed`);
+  mark('checked');
+});
