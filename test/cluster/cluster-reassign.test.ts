@@ -13,7 +13,7 @@
  *   listed in progress, survives a controller change (the controller stopped), and the new
  *   controller completes it once broker 4 runs again.
  *
- * Leases are the config default (6 s) so that a frozen broker stays registered long enough
+ * Leases are 6 s (the config default is 3 s) so that a frozen broker stays registered long enough
  * for the request naming it to be accepted.
  */
 import assert from 'node:assert/strict';
@@ -29,7 +29,7 @@ let cluster: TestCluster;
 const TOPIC = 'moves';
 
 before(async () => {
-  cluster = await TestCluster.start({ brokers: 4, leaseTtlMs: null, minInsyncReplicas: 1 });
+  cluster = await TestCluster.start({ brokers: 4, leaseTtlMs: 6000, minInsyncReplicas: 1 });
   const admin = new Kafka({ clientId: 'reassign-admin', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
