@@ -258,6 +258,7 @@ export class Broker {
             required: config.tiered.required,
             // A region cluster: nothing is offloaded until attachCluster (below) says who leads.
             clustered: config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined,
+            nodeId: config.nodeId,
             logger: log,
           });
           // Bound before the start: until a topic's manifests load, its logs keep everything.

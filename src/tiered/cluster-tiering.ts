@@ -310,6 +310,9 @@ export class ClusterTiering implements ClusterTierHooks {
     const st = tier === undefined ? undefined : this.#states.get(tier);
     if (tier === undefined || st === undefined || at === null || at.pointer.topicId !== tier.ref.topicId) return;
     if (st.at !== null && at.revision <= st.at.revision) return; // this broker's own write, or older
+    // The watch may deliver this broker's own claim or commit before the transaction's
+    // answer is processed (two gRPC streams): that is not another leader.
+    if (st.claimedEpoch >= 0 && at.pointer.writer === this.#o.nodeId && at.pointer.leaderEpoch === st.claimedEpoch) return;
     if (st.claimedEpoch >= 0) this.#deposed(tier, at);
     const run = tier.manifestChain.then(async () => {
       if (this.#closed || st.claimedEpoch >= 0 || (st.at !== null && at.revision <= st.at.revision)) return;

@@ -90,10 +90,12 @@ export const ObjectKeys = {
 
   /**
    * The object a starting broker writes and deletes to learn that the store takes writes.
-   * Outside `topics/`, so no restore or listing of a partition ever sees it; one fixed key,
-   * so a delete that failed leaves one object, overwritten at the next start.
+   * Outside `topics/`, so no restore or listing of a partition ever sees it; one fixed key
+   * per broker, so a delete that failed leaves one object, overwritten at the next start.
+   * The brokers of a region cluster share the store and start together: each probes its
+   * own key (`nodeId`), else one's delete lands between another's put and its check.
    */
-  startupProbe(): string {
-    return 'startup-probe';
+  startupProbe(nodeId?: number): string {
+    return nodeId === undefined ? 'startup-probe' : `startup-probe-${nodeId}`;
   },
 } as const;

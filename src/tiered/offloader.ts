@@ -51,7 +51,10 @@ export class Offloader {
   }
 
   /** Rolls the active segments and uploads every sealed segment of `tiers` now. */
-  async offloadNow(tiers: readonly PartitionTier[]): Promise<void> {
+  async offloadNow(all: readonly PartitionTier[]): Promise<void> {
+    // Region clusters: the partitions this broker leads; the others are their leaders' to offload.
+    const cluster = this.#io.cluster;
+    const tiers = cluster === undefined ? all : all.filter((t) => cluster.mayWrite(t));
     for (const t of tiers) {
       await t.log.roll();
       t.offload.force = true;
@@ -171,6 +174,9 @@ export class Offloader {
     this.pump(tier);
     while (o.copying.size > 0 || this.#nextCandidate(tier, Date.now()) !== undefined) {
       if (this.#closed || tier.detached) throw new MeridianError(ErrorCode.LogClosed, `tiered storage for ${tier.ref.topic} was closed`, { retriable: true });
+      if (this.#io.cluster !== undefined && !this.#io.cluster.mayWrite(tier)) {
+        throw new MeridianError(ErrorCode.NotLeader, `${tier.ref.topic}-${tier.ref.partition} is no longer led by this broker: its new leader offloads it`, { retriable: true });
+      }
       if (o.lastError && o.backoffUntil > Date.now()) throw new MeridianError(ErrorCode.StorageIo, `offload of ${tier.ref.topic}-${tier.ref.partition} failed: ${o.lastError}`, { retriable: true });
       await new Promise((r) => setTimeout(r, 20));
       this.pump(tier);

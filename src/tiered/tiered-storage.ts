@@ -57,6 +57,8 @@ export interface TieredStorageOptions {
    * offloads (cluster-tiering.ts).
    */
   clustered?: boolean;
+  /** This broker's node id: in a cluster it names its own start-up probe object. */
+  nodeId?: number;
   logger?: Logger;
 }
 
@@ -294,7 +296,7 @@ export class TieredStorage {
     const waitMs = this.#opts.startupWaitMs ?? (required ? REQUIRED_STARTUP_WAIT_MS : STARTUP_WAIT_MS);
     const deadline = AbortSignal.timeout(waitMs);
     const signal = AbortSignal.any([this.#io.signal, deadline]);
-    const key = ObjectKeys.startupProbe();
+    const key = ObjectKeys.startupProbe(this.#opts.clustered === true ? this.#opts.nodeId : undefined);
     const body = Buffer.from(JSON.stringify({ probedAt: new Date().toISOString() }));
     try {
       // Without `required` a single attempt: the timer retries soon enough, and the wait

@@ -234,20 +234,7 @@ test('leader SIGKILLed mid-upload: the new leader completes the offload under it
   );
 
   // Local copies below the manifest are deleted on every running replica (local retention 0).
-  for (const b of cluster.running) {
-    await waitFor(
-      `broker ${b.nodeId} to delete its local segments the manifest covers`,
-      async () => {
-        const end = remoteEndOffset((await fenced())!.manifest!);
-        const segs = localSegments(b.dataDir);
-        // A segment is wholly covered when the next one starts at or below the manifest end.
-        return segs[0]! > 0n && segs.slice(1).every((nextBase) => nextBase > end) && segs[0]! <= end;
-      },
-      15_000,
-      50,
-      () => `segments: ${localSegments(b.dataDir).join(', ')}`,
-    );
-  }
+  for (const b of cluster.running) await localCopiesDeleted(b.nodeId, b.dataDir);
   mark('local copies deleted below the manifest on the running replicas');
 
   // Cold reads from offset 0: kcat, then KafkaJS, against the new leader.
@@ -265,4 +252,35 @@ test('leader SIGKILLed mid-upload: the new leader completes the offload under it
   const read = await readTopicToEnd(newLeader.bootstrap, TOPIC, { timeoutMs: 30_000 });
   expectSame('KafkaJS', read.map((m) => ({ offset: m.offset, key: m.key, value: m.value })));
   mark('kcat and KafkaJS read every record from offset 0');
+
+  // The killed broker comes back as a replica: it catches up, follows the fenced manifest and
+  // deletes its own local copies below it; the manifest stays one run naming every object.
+  await leader.start();
+  await cluster.waitMembers([1, 2, 3]);
+  await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3);
+  await localCopiesDeleted(leader.nodeId, leader.dataDir);
+  const final = (await fenced())!.manifest!;
+  for (let i = 1; i < final.segments.length; i++) assert.equal(servedFrom(final.segments[i]!), final.segments[i - 1]!.nextOffset);
+  assert.ok(remoteEndOffset(final) >= remoteEndOffset(manifest));
+  const again = await kcat(['-b', leader.bootstrap, '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
+  assert.equal(again.code, 0, `kcat -C exited ${again.code}: ${again.stderr.slice(-2000)}`);
+  expectSame('kcat after the restart', parseKcatJson(again.stdout).map((m) => ({ offset: m.offset, key: m.key, value: m.payload })));
+  mark(`broker ${leader.nodeId} restarted: in the ISR, local copies below the manifest deleted, every record read again`);
 });
+
+/** Waits until a replica holds no local segment the fenced manifest wholly covers. */
+async function localCopiesDeleted(nodeId: number, dataDir: string): Promise<void> {
+  await waitFor(
+    `broker ${nodeId} to delete its local segments the manifest covers`,
+    async () => {
+      const end = remoteEndOffset((await fenced())!.manifest!);
+      const segs = localSegments(dataDir);
+      // A segment is wholly covered when the next one starts at or below the manifest end;
+      // the first one left starts inside the manifest (no gap between the tiers).
+      return segs[0]! > 0n && segs[0]! <= end && segs.slice(1).every((nextBase) => nextBase > end);
+    },
+    15_000,
+    50,
+    () => `segments: ${localSegments(dataDir).join(', ')}`,
+  );
+}
