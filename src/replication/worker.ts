@@ -4,8 +4,9 @@
  *   1. Ask the remote where to resume (the last offset of this log it holds: the remote,
  *      not a local cursor, is the source of truth).
  *   2. Read whole batches from the next offset, up to what is durable here (a power loss
- *      must never take back a record a remote already holds), from local disk or, for
- *      offloaded offsets, from the object store.
+ *      must never take back a record a remote already holds) and, in a region cluster, held
+ *      by every in-sync replica (`CommittedEnd`: a leader change must not take it back
+ *      either), from local disk or, for offloaded offsets, from the object store.
  *   3. Keep what this link forwards: data produced here, and with relay also data received
  *      from elsewhere, never to a region already on its hop path. Runs of replicated batches
  *      are sent whole, so a resume point always falls on a run boundary.
