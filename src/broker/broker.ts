@@ -312,7 +312,8 @@ export class Broker {
         producerStates: new ProducerStates(),
         // A cluster's ids come from one etcd counter: unique across its brokers.
         producerIds: cluster?.producerIds ?? new ProducerIdAllocator(dataDir, config.region),
-        clusterId: clusterIdOf(dataDir),
+        // A region cluster's brokers report one id (etcd); a single broker keeps its own.
+        clusterId: cluster?.clusterId ?? clusterIdOf(dataDir),
         advertisedHost: listeners[0]!.advertisedHost ?? listeners[0]!.host,
         advertisedPort: listeners[0]!.advertisedPort ?? listeners[0]!.port,
         readBuffers: new BufferPool(),

@@ -24,7 +24,7 @@
  * Shutdown (`close`, after the replica manager stopped its fetchers): the controller
  * resigns, the watches stop, the lease is revoked last (the broker leaves at once).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -99,6 +99,12 @@ export class ClusterNode {
   readonly source: EtcdPartitionStateSource;
   readonly topicSync: TopicSync;
   readonly producerIds: EtcdProducerIds;
+  /**
+   * The region's cluster id (Metadata, DescribeCluster): one for all its brokers, kept in
+   * etcd, created by the first broker to start. librdkafka refuses to mix brokers that report
+   * different ids ("a client must not be simultaneously connected to multiple clusters").
+   */
+  clusterId = '';
   membership: Membership | undefined;
   controller: Controller | undefined;
   readonly #o: ClusterNodeOptions;
@@ -137,6 +143,7 @@ export class ClusterNode {
   static async open(o: ClusterNodeOptions): Promise<ClusterNode> {
     const node = new ClusterNode(o);
     try {
+      node.clusterId = await node.#loadClusterId();
       await node.members.start();
       await node.topicSync.start();
       await node.source.start();
@@ -149,6 +156,17 @@ export class ClusterNode {
 
   get nodeId(): number {
     return this.#o.config.nodeId;
+  }
+
+  /** The region's cluster id from etcd; the first broker of the region creates it (CAS on absence). */
+  async #loadClusterId(): Promise<string> {
+    const { client, keys } = this.region;
+    const mine = randomBytes(16).toString('base64url');
+    const res = await this.region.run('read or create the region\'s cluster id', () => client.if(keys.clusterId, 'Create', '==', 0).then(client.put(keys.clusterId).value(mine)).else(client.get(keys.clusterId)).commit());
+    if (res.succeeded) return mine;
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    if (kv === undefined) throw new MeridianError(ErrorCode.MetadataUnavailable, `the region's cluster id key ${keys.clusterId} vanished while it was read; restart the broker`);
+    return kv.value.toString();
   }
 
   /** Registers this broker (its lease), campaigns for controller, serves forwarded creations. */

@@ -38,6 +38,8 @@ export interface RegionKeys {
   readonly tiered: string;
   /** The region's producer id counter (cluster-producer-ids.ts). */
   readonly producerIds: string;
+  /** The cluster id every broker of the region reports in Metadata (created once by the first broker). */
+  readonly clusterId: string;
   /** Topic creations forwarded to the controller (cluster-node.ts). */
   readonly topicRequestsPrefix: string;
   topicRequest(name: string): string;
@@ -85,6 +87,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     policies: `${root}config/policies`,
     tiered: `${root}config/tiered`,
     producerIds: `${root}producer-ids`,
+    clusterId: `${root}cluster-id`,
     topicRequestsPrefix: `${root}requests/topics/`,
     topicRequest: (name) => `${root}requests/topics/${name}`,
     reassignmentsPrefix: `${root}reassignments/`,

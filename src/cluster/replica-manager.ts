@@ -114,11 +114,19 @@ export class ReplicaManager {
   start(): void {
     this.#unsubscribe = this.#opts.source.subscribe((s) => this.#apply(s));
     for (const s of this.#opts.source.states()) this.#apply(s);
-    // A state naming a topic this broker has not opened yet is applied once it is.
-    this.#offTopics = this.#opts.topics.onTopicChange((event) => {
-      if (event === 'deleted') return this.#forgetDeleted();
+    // A state naming a topic (or a partition) this broker has not opened yet is applied once it is.
+    const applyWaiting = () => {
       for (const s of [...this.#states.values()]) if (s.replicas.includes(this.nodeId) && !this.#replicas.has(keyOf(s.topic, s.partition))) this.#reapply(s);
+    };
+    const offChange = this.#opts.topics.onTopicChange((event) => {
+      if (event === 'deleted') return this.#forgetDeleted();
+      applyWaiting();
     });
+    const offGrown = this.#opts.topics.onPartitionsAdded(() => applyWaiting());
+    this.#offTopics = () => {
+      offChange();
+      offGrown();
+    };
     // Kafka checks the ISR every replica.lag.time.max.ms / 2.
     this.#isrTimer = setInterval(() => this.#checkIsr(), Math.max(10, Math.floor(this.#lagMs / 2)));
     this.#isrTimer.unref();

@@ -17,8 +17,8 @@
  * .updateTopicConfig), so the region's brokers agree on them; the asking broker answers once
  * its own copy has applied the change (`waitApplied`).
  *
- * Topic deletion is not part of cluster mode yet: a record deleted from etcd is logged and
- * the local topic is left as it is.
+ * A record deleted from etcd (DeleteTopics on any broker, topic-admin.ts) deletes the local
+ * topic of the same id; the asking broker answers once its copy is gone (`waitGone`).
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -57,14 +57,11 @@ export class TopicSync {
     await Promise.all([...this.#chains.values()]);
     this.#watch = this.#o.store.watchTopics(snap.revision + 1n, {
       changed: (name, r) => this.#changed(name, r),
-      removed: (name) => {
-        this.#records.delete(name);
-        this.#applied.delete(name);
-        this.#o.logger?.warn({ topic: name }, 'topic record deleted from etcd; topic deletion is not supported in cluster mode yet, the local topic stays');
-        this.#wake();
-      },
+      removed: (name) => this.#removed(name),
       reset: (all) => {
         for (const [name, r] of all) this.#changed(name, r);
+        // A reload after a compaction: records that are gone were deleted meanwhile.
+        for (const name of [...this.#records.keys()]) if (!all.has(name)) this.#removed(name);
       },
       error: (err) => this.#o.logger?.error({ err }, 'topic watch'),
     });
@@ -83,6 +80,32 @@ export class TopicSync {
 
   record(name: string): TopicRecord | undefined {
     return this.#records.get(name)?.value;
+  }
+
+  /** The etcd topic store this follows (reads by topic-admin.ts). */
+  get store(): TopicStore {
+    return this.#o.store;
+  }
+
+  /**
+   * Resolves once etcd no longer lists the topic and this broker has deleted its local copy
+   * of id `topicId`; METADATA_UNAVAILABLE after `timeoutMs`.
+   */
+  async waitGone(name: string, topicId: string, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.#records.get(name)?.value.topicId === topicId || this.#o.topics.getTopic(name)?.id === topicId) {
+      if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
+      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: deleted in etcd but not yet on this broker within ${timeoutMs} ms; it goes once the broker's etcd watch delivers the deletion`);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(100, Math.max(1, until - Date.now())));
+        this.#waiters.add(wake);
+      });
+    }
   }
 
   /** The record with its revisions (the CAS token of a config change). */
@@ -156,6 +179,25 @@ export class TopicSync {
         if ((this.#applied.get(name) ?? -1n) < v.modRevision) this.#applied.set(name, v.modRevision);
       })
       .catch((err: unknown) => this.#o.logger?.error({ err, topic: name }, 'could not open the topic etcd lists; retried at its next change'))
+      .finally(() => this.#wake());
+    this.#chains.set(name, next);
+  }
+
+  #removed(name: string): void {
+    const old = this.#records.get(name);
+    this.#records.delete(name);
+    this.#applied.delete(name);
+    if (old === undefined) return this.#wake();
+    const prev = this.#chains.get(name) ?? Promise.resolve();
+    const next = prev
+      .then(async () => {
+        const local = this.#o.topics.getTopic(name);
+        // Created again meanwhile under a new id: that one stays.
+        if (this.#closed || local === undefined || local.id !== old.value.topicId || this.#records.has(name)) return;
+        await this.#o.topics.deleteTopic(name);
+        this.#o.logger?.info({ topic: name, topicId: old.value.topicId }, 'topic deleted: etcd no longer lists it');
+      })
+      .catch((err: unknown) => this.#o.logger?.error({ err, topic: name }, 'could not delete the local copy of a topic etcd no longer lists'))
       .finally(() => this.#wake());
     this.#chains.set(name, next);
   }

@@ -15,6 +15,9 @@
  * - min.insync.replicas given at creation is described back (default elsewhere);
  * - AlterConfigs (KafkaJS) and IncrementalAlterConfigs through different brokers: the configs
  *   are kept in etcd and every broker describes the same; an invalid one changes nothing;
+ * - CreatePartitions and DeleteTopics (KafkaJS) through one broker reach every broker (its
+ *   Metadata, its disk); the deleted name created again is a new, empty topic; every broker
+ *   reports the region's one cluster id;
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
  */
 import assert from 'node:assert/strict';
@@ -262,6 +265,18 @@ test('producer ids from different brokers never collide', async () => {
   assert.equal(new Set(ids.map(String)).size, ids.length, 'every producer id handed out once');
 });
 
+/** A topic's id as Metadata v10 (the first with topic ids) gives it. */
+async function topicIdAt(port: number, topic: string): Promise<string> {
+  const r = await request<{ topics: Array<{ errorCode: number; topicId: string }> }>(port, ApiKey.Metadata, 10, {
+    topics: [{ name: topic, topicId: ZERO_UUID }],
+    allowAutoTopicCreation: false,
+    includeClusterAuthorizedOperations: false,
+    includeTopicAuthorizedOperations: false,
+  });
+  assert.equal(r.topics[0]!.errorCode, 0);
+  return r.topics[0]!.topicId;
+}
+
 /** DescribeConfigs of one topic asked of the broker at `port`: name -> [value, source]. */
 async function describeAt(port: number, topic: string, names: string[]): Promise<Map<string, [string | null, number]>> {
   const r = await request<{ results: Array<{ errorCode: number; configs: Array<{ name: string; value: string | null; configSource: number }> }> }>(port, ApiKey.DescribeConfigs, 1, {
@@ -315,6 +330,61 @@ test('topic configs altered through any broker live in etcd: every broker descri
   assert.equal(bad.responses[0]!.errorCode, 40, 'INVALID_CONFIG');
   assert.match(bad.responses[0]!.errorMessage ?? '', /replication factor 3/);
   assert.equal((await describeAt(a!.port, 'configured', ['min.insync.replicas'])).get('min.insync.replicas')?.[0], '2');
+});
+
+test('CreatePartitions and DeleteTopics through any broker apply to the whole region; the name can be created again', async () => {
+  const [a, b, c] = running();
+  // One region, one cluster id: librdkafka refuses brokers that report different ones.
+  const ids = await Promise.all(running().map(async (r) => ((await metadata(r.port, [])) as unknown as { clusterId: string }).clusterId));
+  assert.equal(new Set(ids).size, 1, `every broker reports the region's cluster id (${ids.join(', ')})`);
+  assert.equal((await createTopicAt(a!.port, 'growing', 1, 3)).errorCode, 0);
+  const kafka = new Kafka({ clientId: 'topic-admin', brokers: [b!.bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // KafkaJS createPartitions through broker b: 1 -> 4, placed over the three brokers.
+    await admin.createPartitions({ topicPartitions: [{ topic: 'growing', count: 4 }] });
+    for (const r of running()) {
+      const m = await waitFor(`broker ${r.port} to list 4 led partitions of growing`, async () => {
+        const t = (await metadata(r.port, ['growing'])).topics[0]!;
+        return t.errorCode === 0 && t.partitions.length === 4 && t.partitions.every((p) => p.leaderId > 0 && p.replicaNodes.length === 3) ? t : undefined;
+      }, 20_000);
+      assert.deepEqual(m.partitions.map((p) => p.partitionIndex).sort(), [0, 1, 2, 3]);
+    }
+    // The new partitions take records: kcat into partition 3 (acks=all), read back from it.
+    const values = Array.from({ length: 20 }, (_, i) => `p3-${i}`);
+    const put = await kcat(['-P', '-b', c!.bootstrap, '-t', 'growing', '-p', '3', '-X', 'acks=all'], values.join('\n') + '\n', 30_000);
+    assert.equal(put.code, 0, put.stderr);
+    const out = await kcat(['-C', '-b', a!.bootstrap, '-t', 'growing', '-p', '3', '-o', 'beginning', '-e', '-q'], undefined, 30_000);
+    assert.deepEqual(out.stdout.toString().trim().split('\n'), values);
+    // Fewer partitions are refused.
+    await assert.rejects(admin.createPartitions({ topicPartitions: [{ topic: 'growing', count: 2 }] }), /INVALID_PARTITIONS|partitions/i);
+
+    // KafkaJS deleteTopics through broker b: gone from every broker's Metadata and disk.
+    const idBefore = await topicIdAt(a!.port, 'growing');
+    await admin.deleteTopics({ topics: ['growing'], timeout: 20_000 });
+    for (const r of running()) {
+      await waitFor(`broker ${r.port} to forget growing`, async () => (await metadata(r.port, ['growing'])).topics[0]!.errorCode === 3, 20_000);
+      await waitFor(`broker ${r.port}'s copy of growing to leave its disk`, async () => {
+        const dirs = await fs.readdir(path.join(r.dataDir, 'logs')).catch(() => [] as string[]);
+        return !dirs.some((d) => d.startsWith('growing-'));
+      }, 20_000);
+    }
+    // Created again: a new topic (new id, empty, one partition).
+    assert.equal((await createTopicAt(c!.port, 'growing', 1, 3)).errorCode, 0);
+    const again = await waitFor('growing created again and led', async () => {
+      const t = (await metadata(a!.port, ['growing'])).topics[0]!;
+      return t.errorCode === 0 && t.partitions.length === 1 && t.partitions[0]!.leaderId > 0 ? t : undefined;
+    }, 20_000);
+    assert.equal(again.partitions.length, 1);
+    const idAfter = await topicIdAt(a!.port, 'growing');
+    assert.notEqual(idAfter, idBefore, 'a new topic id');
+    assert.notEqual(idAfter, ZERO_UUID);
+    const empty = await kcat(['-C', '-b', a!.bootstrap, '-t', 'growing', '-o', 'beginning', '-e', '-q'], undefined, 30_000);
+    assert.equal(empty.stdout.toString().trim(), '', 'nothing of the deleted topic is read back');
+  } finally {
+    await admin.disconnect();
+  }
 });
 
 test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {

@@ -29,6 +29,7 @@ import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '.
 import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
+import { createClusterPartitions, deleteClusterTopic } from '../../cluster/topic-admin.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { clusterTopicConfigs, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from './topic-config.js';
 import { AclOperation, authorizedOperations, clusterOperations, denial, may, OPERATIONS_NOT_PROVIDED, ResourceType, sees, SUPPORTED_OPERATIONS, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
@@ -309,7 +310,9 @@ export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRe
       result.topicId = info.id;
     }
     try {
-      await deps.topics.deleteTopic(info?.name ?? name!);
+      // A region cluster: the topic goes from etcd, and with it from every broker (topic-admin.ts).
+      if (deps.cluster !== undefined) await deleteClusterTopic(deps.cluster, info?.name ?? name!, req.timeoutMs > 0 ? req.timeoutMs : 30_000);
+      else await deps.topics.deleteTopic(info?.name ?? name!);
       await deps.groups.deleteTopicOffsets?.(info?.name ?? name!);
     } catch (err) {
       const k = toKafkaError(err);
@@ -341,6 +344,11 @@ export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePart
       }
       seen.add(t.name);
       if (!may(deps, who, AclOperation.Alter, ResourceType.Topic, t.name)) throw denial(who, AclOperation.Alter, ResourceType.Topic, t.name);
+      // A region cluster: new partitions are placed over its brokers and written to etcd (topic-admin.ts).
+      if (deps.cluster !== undefined) {
+        await createClusterPartitions(deps.cluster, t.name, t.count, t.assignments === null ? null : t.assignments.map((a) => a.brokerIds), { validateOnly: req.validateOnly, timeoutMs: req.timeoutMs > 0 ? req.timeoutMs : 30_000 });
+        continue;
+      }
       const info = deps.topics.getTopic(t.name);
       if (info !== undefined && t.assignments !== null) {
         const node = deps.config.nodeId;
