@@ -57,6 +57,7 @@ import { BrokerSecurity } from '../security/broker-security.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import { ClusterOffsets, offsetsTopicRegion } from '../cluster/group-offsets.js';
 import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
 import { localTopicConfig } from './kafka/topic-config.js';
 
@@ -228,6 +229,7 @@ export class Broker {
     let dr: DisasterRecovery | undefined;
     let replicaManager: ReplicaManager | undefined;
     let cluster: ClusterNode | undefined;
+    let groupOffsets: ClusterOffsets | undefined;
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
@@ -270,13 +272,17 @@ export class Broker {
         // A failback never cuts below what the bucket holds (or is receiving).
         opened.addTruncationCheck(tierTruncationCheck(tiered.lookup));
       }
-      groups = await GroupCoordinator.open({
-        dir: path.join(dataDir, 'groups'),
+      const groupOptions = {
         logger: log,
         initialRebalanceDelayMs: config.groups.initialRebalanceDelayMs,
         minSessionTimeoutMs: config.groups.minSessionTimeoutMs,
         maxSessionTimeoutMs: config.groups.maxSessionTimeoutMs,
-      });
+      };
+      // A region cluster keeps group offsets in the replicated topic __meridian_offsets and
+      // coordinates the groups whose partition this broker leads (cluster/group-offsets.ts).
+      const offsets = config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined ? new ClusterOffsets({ topics, partitions: config.cluster.offsetsTopicPartitions, sync: config.log.flush.mode === 'fsync', logger: log }) : undefined;
+      groupOffsets = offsets;
+      groups = offsets !== undefined ? GroupCoordinator.withBackend(offsets, { ...groupOptions, gate: (g) => offsets.gate(g) }) : await GroupCoordinator.open({ dir: path.join(dataDir, 'groups'), ...groupOptions });
       // The policies are known before the listener opens: disaster recovery answers for DR
       // topics (read-only copies, fenced senders) from the first request on.
       const r = config.replication;
@@ -330,6 +336,7 @@ export class Broker {
         }),
         dr: disaster,
         security,
+        groupOffsets,
         logger: log,
         requestObservers: new KafkaRequestObservers(),
         fetchSessions: new FetchSessions({
@@ -405,6 +412,8 @@ export class Broker {
         await cluster.join({ nodeId: config.nodeId, kafka: first, admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
         // A lost or stale lease suspends every leadership until the states are read afresh.
         if (replicaManager !== undefined) cluster.attachLeadership(replicaManager);
+        // Group coordination follows the leadership of the offsets partitions.
+        if (replicaManager !== undefined) groupOffsets?.attach(replicaManager, offsetsTopicRegion(cluster, () => config.cluster.offsetsTopicPartitions, config.cluster.defaultReplicationFactor), groups, deps.producerStates);
       }
       // Followers fetch from the leaders' listeners (retrying until they are up).
       replicaManager?.start();

@@ -20,6 +20,7 @@ import type { BrokerSecurity } from '../security/broker-security.js';
 import type { FetchSessions } from './kafka/fetch-sessions.js';
 import type { ReplicaManager } from '../cluster/replica-manager.js';
 import type { ClusterNode } from '../cluster/cluster-node.js';
+import type { ClusterOffsets } from '../cluster/group-offsets.js';
 
 export interface KafkaApiDeps {
   config: BrokerConfig;
@@ -68,6 +69,12 @@ export interface KafkaApiDeps {
    * broker. Absent on a single broker (and with an injected replication source).
    */
   cluster?: ClusterNode;
+  /**
+   * Consumer groups on a region cluster (src/cluster/group-offsets.ts): which broker
+   * coordinates a group (FindCoordinator), the offsets topic. Absent on a single broker,
+   * whose coordinator is itself.
+   */
+  groupOffsets?: ClusterOffsets;
 }
 
 /** The endpoint to advertise to a request that came in on `listener`. */

@@ -62,6 +62,8 @@ export interface ClusterConfig {
   readonly defaultReplicationFactor: number | null;
   readonly defaultMinInsyncReplicas: number;
   readonly uncleanLeaderElection: boolean;
+  /** Partitions of the internal topic __meridian_offsets (consumer groups on a cluster). */
+  readonly offsetsTopicPartitions: number;
 }
 
 export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'] as const;
@@ -358,6 +360,7 @@ export interface RawBrokerConfig {
     defaultReplicationFactor: number | null;
     defaultMinInsyncReplicas: number;
     uncleanLeaderElection: boolean;
+    offsetsTopicPartitions: number;
   };
 }
 
@@ -843,6 +846,13 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       description: 'When no in-sync replica of a partition is alive, elect an out-of-sync one (acknowledged records may be lost) instead of leaving the partition offline (Kafka unclean.leader.election.enable).',
       default: false,
       type: 'boolean',
+    },
+    offsetsTopicPartitions: {
+      description: 'Partitions of the internal topic __meridian_offsets, created when a group first looks for its coordinator; the coordinator of a group is the leader of its partition (Kafka offsets.topic.num.partitions). Fixed once the topic exists.',
+      default: 16,
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
     },
   }),
 });

@@ -128,6 +128,7 @@ describe('defaults', () => {
         defaultReplicationFactor: null,
         defaultMinInsyncReplicas: 1,
         uncleanLeaderElection: false,
+        offsetsTopicPartitions: 16,
       },
     };
     assert.deepEqual(defaultConfig(), expected);

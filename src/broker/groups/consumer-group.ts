@@ -48,6 +48,13 @@ export interface ConsumerGroupOptions {
   logger?: Logger;
   /** Called when the group has become Empty with no member left, pending ids included. */
   onIdle: (group: ConsumerGroup) => void;
+  /**
+   * Region clusters: the generation a group continues from when a new coordinator loads it
+   * (the last GROUP_METADATA record of its offsets partition), so numbers are not reused.
+   */
+  initialGeneration?: { generationId: number; protocolType: string | null };
+  /** Called each time a rebalance completes (the generation moved): the coordinator records it. */
+  onGeneration?: (group: ConsumerGroup) => void;
 }
 
 export class ConsumerGroup {
@@ -72,6 +79,20 @@ export class ConsumerGroup {
     this.groupId = groupId;
     this.#options = options;
     this.#log = options.logger?.child({ groupId });
+    if (options.initialGeneration !== undefined) {
+      this.#generation = options.initialGeneration.generationId;
+      this.#protocolType = options.initialGeneration.protocolType;
+    }
+  }
+
+  /** The protocol chosen in this generation (null while none is). */
+  get protocolName(): string | null {
+    return this.#protocolName;
+  }
+
+  /** The member that leads this generation (null without members). */
+  get leaderId(): string | null {
+    return this.#leaderId;
   }
 
   get state(): GroupState {
@@ -334,6 +355,7 @@ export class ConsumerGroup {
       this.#protocolName = null;
       this.#state = GroupState.Empty;
       this.#log?.info({ generationId: this.#generation }, 'group is empty');
+      this.#options.onGeneration?.(this);
       if (this.isIdle) this.#options.onIdle(this);
       return;
     }
@@ -342,6 +364,7 @@ export class ConsumerGroup {
     this.#state = GroupState.CompletingRebalance;
     this.#rebalances++;
     this.#log?.info({ generationId: this.#generation, protocol: this.#protocolName, leader: this.#leaderId, members: this.#members.size }, 'rebalance completed');
+    this.#options.onGeneration?.(this);
     for (const m of this.#members.values()) {
       const waiter = m.joinWaiter;
       m.joinWaiter = undefined;

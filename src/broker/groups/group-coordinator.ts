@@ -23,6 +23,13 @@
  *
  * Concurrency: every method runs synchronously up to its first await; held requests are
  * promises resolved by the group state machines (consumer-group.ts).
+ *
+ * Region clusters (`GroupCoordinator.withBackend`, cluster/group-offsets.ts): the offsets live
+ * in the replicated topic `__meridian_offsets` and this broker coordinates only the groups
+ * whose partition it leads. `gate(groupId)` is asked first by every group request (not
+ * coordinator, loading, no coordinator); `unloadGroups` drops the membership of the groups of
+ * a partition this broker stopped leading; each completed rebalance records the group's
+ * generation, from which a coordinator that loads the group later continues.
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../../errors.js';
@@ -63,6 +70,7 @@ import {
 import { joinError, syncError } from './group-results.js';
 import type { PartitionCommit, TopicPartitions } from './offset-record.js';
 import { OffsetStore, type CommittedOffset, type OffsetStoreStats } from './offset-store.js';
+import type { OffsetBackend } from './offset-backend.js';
 
 export interface GroupCoordinatorOptions {
   /** Directory of the offset store (offsets.snapshot, offsets-<G>.log). */
@@ -86,6 +94,15 @@ export interface GroupCoordinatorOptions {
   now?: () => number;
 }
 
+/** A coordinator over another backend than the file store (region clusters). */
+export interface BackendCoordinatorOptions extends Omit<GroupCoordinatorOptions, 'dir' | 'compactThresholdBytes' | 'maxQueuedCommitBytes'> {
+  /**
+   * Asked first by every request naming a group: an error (NOT_COORDINATOR,
+   * COORDINATOR_LOADING, COORDINATOR_UNAVAILABLE) is answered instead; null serves it here.
+   */
+  gate?: (groupId: string) => MeridianError | null;
+}
+
 export interface GroupCoordinatorStats {
   /** Groups with membership state or committed offsets. */
   groups: number;
@@ -99,7 +116,8 @@ export interface GroupCoordinatorStats {
 }
 
 export class GroupCoordinator {
-  #store: OffsetStore;
+  #store: OffsetBackend;
+  #gate: (groupId: string) => MeridianError | null;
   #groups = new Map<string, ConsumerGroup>();
   #log: Logger | undefined;
   #initialRebalanceDelayMs: number;
@@ -114,8 +132,9 @@ export class GroupCoordinator {
   #activeSince = new Map<string, number>();
   #commitListeners = new Set<(groupId: string, commits: readonly PartitionCommit[]) => void>();
 
-  private constructor(store: OffsetStore, options: GroupCoordinatorOptions) {
+  private constructor(store: OffsetBackend, options: BackendCoordinatorOptions) {
     this.#store = store;
+    this.#gate = options.gate ?? (() => null);
     this.#log = options.logger;
     this.#initialRebalanceDelayMs = options.initialRebalanceDelayMs ?? 3000;
     this.#minSessionTimeoutMs = options.minSessionTimeoutMs ?? 6000;
@@ -135,6 +154,29 @@ export class GroupCoordinator {
     return new GroupCoordinator(store, options);
   }
 
+  /** A coordinator over `store` (a region cluster's offsets topic); `close()` closes the store. */
+  static withBackend(store: OffsetBackend, options: BackendCoordinatorOptions): GroupCoordinator {
+    return new GroupCoordinator(store, options);
+  }
+
+  /**
+   * Drops the membership of every group `which` selects (their offsets partition is no
+   * longer led here): held JoinGroup and SyncGroup get COORDINATOR_CLOSED (NOT_COORDINATOR),
+   * and the members find the new coordinator. Their offsets are the backend's to unload.
+   */
+  unloadGroups(which: (groupId: string) => boolean): number {
+    let n = 0;
+    for (const group of [...this.#groups.values()]) {
+      if (!which(group.groupId)) continue;
+      this.#groups.delete(group.groupId);
+      this.#activeSince.delete(group.groupId);
+      this.#rebalancesOfForgotten += group.rebalances;
+      group.shutdown();
+      n++;
+    }
+    return n;
+  }
+
   /**
    * JoinGroup. Resolves when the rebalance completes (or at once with an error). The v0
    * handler passes rebalanceTimeoutMs = sessionTimeoutMs; v0-3 handlers pass
@@ -145,6 +187,8 @@ export class GroupCoordinator {
     if (before === undefined || before.memberCount === 0) this.#activeSince.set(req.groupId, this.#now());
     if (this.#closing !== undefined) return Promise.resolve(joinError(req.memberId, coordinatorClosed()));
     if (req.groupId === '') return Promise.resolve(joinError(req.memberId, invalidGroupId()));
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return Promise.resolve(joinError(req.memberId, notHere));
     if (req.sessionTimeoutMs < this.#minSessionTimeoutMs || req.sessionTimeoutMs > this.#maxSessionTimeoutMs) {
       return Promise.resolve(joinError(req.memberId, invalidSessionTimeout(req.sessionTimeoutMs, this.#minSessionTimeoutMs, this.#maxSessionTimeoutMs)));
     }
@@ -163,6 +207,8 @@ export class GroupCoordinator {
     const error = (e: MeridianError): Promise<SyncGroupResult> => Promise.resolve(syncError(e));
     if (this.#closing !== undefined) return error(coordinatorClosed());
     if (req.groupId === '') return error(invalidGroupId());
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return error(notHere);
     const group = this.#groups.get(req.groupId);
     return group === undefined ? error(unknownMember(req.groupId, req.memberId)) : group.sync(req);
   }
@@ -170,6 +216,8 @@ export class GroupCoordinator {
   heartbeat(req: HeartbeatRequest): HeartbeatResult {
     if (this.#closing !== undefined) return { error: coordinatorClosed() };
     if (req.groupId === '') return { error: invalidGroupId() };
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return { error: notHere };
     const group = this.#groups.get(req.groupId);
     return { error: group === undefined ? unknownMember(req.groupId, req.memberId) : group.heartbeat(req) };
   }
@@ -177,6 +225,8 @@ export class GroupCoordinator {
   leaveGroup(req: LeaveGroupRequest): LeaveGroupResult {
     if (this.#closing !== undefined) return { error: coordinatorClosed(), members: [] };
     if (req.groupId === '') return { error: invalidGroupId(), members: [] };
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return { error: notHere, members: [] };
     const group = this.#groups.get(req.groupId);
     return {
       error: null,
@@ -205,6 +255,8 @@ export class GroupCoordinator {
       return result();
     };
     if (this.#closing !== undefined) return failAll(coordinatorClosed());
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return failAll(notHere);
     const group = this.#groups.get(req.groupId);
     const gate =
       group !== undefined
@@ -288,6 +340,8 @@ export class GroupCoordinator {
   /** OffsetFetch. Nothing committed (or no such group) is offset -1, and no error. */
   fetchOffsets(req: OffsetFetchRequest): OffsetFetchResult {
     if (this.#closing !== undefined) return { error: coordinatorClosed(), topics: [] };
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return { error: notHere, topics: [] };
     const offsets = this.#store.offsetsOf(req.groupId);
     const requested = req.topics ?? [...(offsets ?? new Map())].map(([name, parts]) => ({ name, partitionIndexes: [...parts.keys()] }));
     return {
@@ -307,6 +361,8 @@ export class GroupCoordinator {
   /** DescribeGroups v0-5: an unknown group is described as Dead with no error, as Kafka does. */
   describeGroups(groupIds: readonly string[]): DescribedGroup[] {
     return groupIds.map((groupId) => {
+      const notHere = this.#closing === undefined ? this.#gate(groupId) : null;
+      if (notHere !== null) return { error: notHere, groupId, groupState: GroupState.Dead, protocolType: '', protocolData: '', members: [] };
       const group = this.#groups.get(groupId);
       if (this.#closing === undefined && group !== undefined) return group.describe();
       const known = this.#closing === undefined && this.#store.hasGroup(groupId);
@@ -351,6 +407,8 @@ export class GroupCoordinator {
     const failGroup = (error: MeridianError): OffsetDeleteResult => ({ error, topics: [] });
     if (this.#closing !== undefined) return failGroup(coordinatorClosed());
     if (req.groupId === '') return failGroup(invalidGroupId());
+    const notHere = this.#gate(req.groupId);
+    if (notHere !== null) return failGroup(notHere);
     const group = this.#groups.get(req.groupId);
     if (group === undefined && !this.#store.hasGroup(req.groupId)) return failGroup(groupNotFound(req.groupId));
     let subscribed: ReadonlySet<string> = new Set();
@@ -419,6 +477,8 @@ export class GroupCoordinator {
 
   async #deleteGroup(groupId: string): Promise<DeletedGroup> {
     if (this.#closing !== undefined) return { groupId, error: coordinatorClosed() };
+    const notHere = this.#gate(groupId);
+    if (notHere !== null) return { groupId, error: notHere };
     const group = this.#groups.get(groupId);
     if (group !== undefined && group.state !== GroupState.Empty) return { groupId, error: nonEmptyGroup(groupId, group.state) };
     if (group === undefined && !this.#store.hasGroup(groupId)) return { groupId, error: groupNotFound(groupId) };
@@ -441,11 +501,24 @@ export class GroupCoordinator {
   }
 
   #createGroup(groupId: string): ConsumerGroup {
+    const recorded = this.#store.generationOf?.(groupId);
+    const record = this.#store.recordGeneration?.bind(this.#store);
     const group = new ConsumerGroup(groupId, {
       initialRebalanceDelayMs: this.#initialRebalanceDelayMs,
       maxGroupSize: this.#maxGroupSize,
       logger: this.#log,
       onIdle: (g) => this.#forgetIfUnused(g),
+      ...(recorded !== undefined ? { initialGeneration: { generationId: recorded.generationId, protocolType: recorded.protocolType } } : {}),
+      // Not waited for: a coordinator that dies before the record is replicated continues
+      // from the generation before, which the members' random ids make harmless.
+      ...(record !== undefined
+        ? {
+            onGeneration: (g: ConsumerGroup) =>
+              void record(g.groupId, { generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leader: g.leaderId }).catch((err: unknown) =>
+                this.#log?.warn({ err, groupId: g.groupId, generationId: g.generationId }, 'the group generation was not recorded'),
+              ),
+          }
+        : {}),
     });
     this.#groups.set(groupId, group);
     return group;

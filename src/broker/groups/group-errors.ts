@@ -76,6 +76,13 @@ export function commitFailure(err: unknown, what = 'offsets not committed'): Mer
   const code = err instanceof MeridianError ? err.code : undefined;
   const detail = err instanceof Error ? err.message : String(err);
   switch (code) {
+    // A region cluster's backend (cluster/group-offsets.ts) already says what the client
+    // should do: find the coordinator again, wait for the load, or retry later.
+    case ErrorCode.NotCoordinator:
+    case ErrorCode.CoordinatorLoading:
+    case ErrorCode.CoordinatorUnavailable:
+    case ErrorCode.CommitTooLarge:
+      return err as MeridianError;
     case OffsetStoreErrorCode.QueueFull:
       return new MeridianError(ErrorCode.CoordinatorBusy, detail, { cause: err });
     case ErrorCode.BatchTooLarge:

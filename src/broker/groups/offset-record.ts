@@ -14,6 +14,9 @@
  *   4 DELETE_OFFSETS groupId str16 | topicCount u32 | topicCount x (topic str16 | partCount u32
  *                   | partCount x partition i32)          (OffsetDelete; added in issue 11: a
  *                   store older than that cuts its log at the first such record)
+ *   5 GROUP_METADATA groupId str16 | generationId i32 | protocolType nstr32 | protocolName nstr32
+ *                   | leader nstr32    (region clusters, issue 16: what a new coordinator
+ *                   continues from; written to the offsets topic only, never to the file store)
  *
  * str16 = u16 byte length + UTF-8; nstr32 = i32 byte length (-1 = null) + UTF-8.
  *
@@ -35,7 +38,16 @@ export const RecordType = {
   DeleteTopic: 2,
   DeleteGroup: 3,
   DeleteOffsets: 4,
+  GroupMetadata: 5,
 } as const;
+
+/** A group's generation as a completed rebalance left it (Kafka's GroupMetadata record, without members). */
+export interface GroupMetadataValue {
+  readonly generationId: number;
+  readonly protocolType: string | null;
+  readonly protocolName: string | null;
+  readonly leader: string | null;
+}
 
 /** The partitions of one topic whose committed offsets a DELETE_OFFSETS record removes. */
 export interface TopicPartitions {
@@ -56,7 +68,8 @@ export type OffsetRecord =
   | { readonly type: typeof RecordType.Commit; readonly groupId: string; readonly commits: readonly PartitionCommit[] }
   | { readonly type: typeof RecordType.DeleteTopic; readonly topic: string }
   | { readonly type: typeof RecordType.DeleteGroup; readonly groupId: string }
-  | { readonly type: typeof RecordType.DeleteOffsets; readonly groupId: string; readonly topics: readonly TopicPartitions[] };
+  | { readonly type: typeof RecordType.DeleteOffsets; readonly groupId: string; readonly topics: readonly TopicPartitions[] }
+  | ({ readonly type: typeof RecordType.GroupMetadata; readonly groupId: string } & GroupMetadataValue);
 
 export const FRAME_HEADER_BYTES = 8;
 /** A frame longer than this is damage, not data: no request produces one (see the store's limit). */
@@ -95,6 +108,10 @@ export function encodeRecord(record: OffsetRecord): Buffer {
       t.partitions.forEach((p, i) => indexes.writeInt32BE(p, 4 * i));
       parts.push(str16(t.topic), u32(t.partitions.length), indexes);
     }
+  } else if (record.type === RecordType.GroupMetadata) {
+    const generation = Buffer.allocUnsafe(4);
+    generation.writeInt32BE(record.generationId, 0);
+    parts.push(str16(record.groupId), generation, nstr32(record.protocolType), nstr32(record.protocolName), nstr32(record.leader));
   } else {
     parts.push(str16(record.type === RecordType.DeleteTopic ? record.topic : record.groupId));
   }
@@ -190,6 +207,8 @@ function decodeBody(body: Buffer): OffsetRecord | null {
         topics.push({ topic, partitions });
       }
       record = { type, groupId, topics };
+    } else if (type === RecordType.GroupMetadata) {
+      record = { type, groupId: r.str16(), generationId: r.i32(), protocolType: r.nstr32(), protocolName: r.nstr32(), leader: r.nstr32() };
     } else {
       return null;
     }

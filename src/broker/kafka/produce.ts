@@ -12,6 +12,8 @@
  * IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), else
  * CLUSTER_AUTHORIZATION_FAILED.
  */
+import { ErrorCode, MeridianError } from '../../errors.js';
+import { isInternalTopic } from '../../cluster/group-offsets-topic.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../../protocol/kafka/messages/init-producer-id.js';
@@ -58,6 +60,8 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
       partitions: await Promise.all(
         t.partitionData.map(async (p) => {
           if (denied?.has(t.name)) return { index: p.index, done: Promise.resolve(unauthorizedTopic(ctx, t.name)) };
+          // Internal topics are written by the broker only (Kafka refuses produce to __consumer_offsets alike).
+          if (isInternalTopic(t.name)) return { index: p.index, done: Promise.resolve(refusedOutcome(new MeridianError(ErrorCode.InvalidTopic, `${t.name} is an internal topic: clients cannot produce to it`))) };
           const log = deps.topics.partition(t.name, p.index);
           if (log === undefined) return { index: p.index, done: Promise.resolve(unknownPartition(t.name, p.index)) };
           const logAppendTime = deps.topics.getTopic(t.name)?.config.timestampType === 'LogAppendTime';

@@ -28,6 +28,7 @@ import { ZERO_UUID } from '../../protocol/kafka/messages/index.js';
 import type { MetadataRequest, MetadataResponse, MetadataResponseTopic } from '../../protocol/kafka/messages/metadata.js';
 import { CLUSTER_RESOURCE_NAME } from '../../security/acl.js';
 import { validateTopicName, type TopicInfo } from '../../storage/topic-manager.js';
+import { isInternalTopic } from '../../cluster/group-offsets-topic.js';
 import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import { createClusterPartitions, deleteClusterTopic } from '../../cluster/topic-admin.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
@@ -48,7 +49,8 @@ function topicMetadata(deps: KafkaApiDeps, info: TopicInfo, operations: number):
     errorCode: 0,
     name: info.name,
     topicId: info.id,
-    isInternal: false,
+    // __meridian_offsets, as Kafka flags __consumer_offsets (clients leave it out of listings).
+    isInternal: isInternalTopic(info.name),
     partitions: Array.from({ length: info.partitions }, (_, p) => {
       // A region cluster (src/cluster): the partition's state says who leads it.
       const m = rm?.partitionMetadata(info.name, p);

@@ -1,0 +1,282 @@
+/**
+ * Consumer groups on a three-broker region (issue 16), every broker a `meridian broker
+ * --config FILE` process on a real etcd (test/helpers/cluster.ts). Group offsets live in the
+ * replicated internal topic __meridian_offsets; a group's coordinator is the leader of its
+ * partition there. What a user checks:
+ * - FindCoordinator asked of every broker names the same coordinator; an OffsetCommit sent
+ *   to another broker gets NOT_COORDINATOR; Metadata flags the offsets topic internal and a
+ *   client cannot produce to it;
+ * - a KafkaJS group of two members consumes an RF 3 topic and commits after each batch
+ *   (manual commits, each acknowledged or not); the coordinator's broker is SIGKILLed while
+ *   a producer keeps writing; the group carries on at the new coordinator: KafkaJS admin's
+ *   fetchOffsets there equals the last commits acknowledged before the kill, every record
+ *   produced before, during and after the kill is consumed, and the records delivered again
+ *   after the kill are only ones at or past those commits;
+ * - kcat (librdkafka's balanced consumer, -G) reads the whole topic as another group on the
+ *   surviving brokers, and its commits are read back.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
+import { ZERO_UUID } from '../../src/protocol/kafka/messages/index.js';
+import { OFFSETS_TOPIC } from '../../src/cluster/group-offsets-topic.js';
+import { encodeBatch } from '../../src/storage/record-batch.js';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { kcat } from '../helpers/kcat.js';
+import { parseKcatJson } from '../helpers/kcat-json.js';
+import { RawClient } from '../helpers/raw-kafka.js';
+
+const TOPIC = 'orders';
+const GROUP = 'billing';
+const PARTITIONS = 4;
+const NOT_COORDINATOR = 16;
+
+let cluster: TestCluster;
+
+before(async () => {
+  // A group that was empty waits initialRebalanceDelayMs before its first generation (3 s by
+  // default, as Kafka); shorter here so the rejoin after the failover costs less test time.
+  cluster = await TestCluster.start({ brokers: 3, config: { groups: { initialRebalanceDelayMs: 300 } } });
+});
+
+after(async () => {
+  await cluster?.close();
+});
+
+async function request<T>(port: number, apiKey: number, version: number, body: unknown): Promise<T> {
+  const c = await RawClient.connect(port);
+  try {
+    return (await c.request<T>(apiKey, version, body)).body;
+  } finally {
+    c.close();
+  }
+}
+
+/** The coordinator broker `port` names for GROUP (FindCoordinator v4, batched keys). */
+async function coordinatorAt(port: number, groupId: string): Promise<{ nodeId: number; port: number; errorCode: number }> {
+  const r = await request<{ coordinators: Array<{ key: string; nodeId: number; port: number; errorCode: number }> }>(port, ApiKey.FindCoordinator, 4, { key: '', keyType: 0, coordinatorKeys: [groupId] });
+  const c = r.coordinators[0]!;
+  assert.equal(c.key, groupId);
+  return c;
+}
+
+/** The coordinator every running broker names (once they agree and it is running). */
+async function agreedCoordinator(groupId: string): Promise<number> {
+  let seen = '';
+  return waitFor(
+    `every running broker's FindCoordinator to name the same running coordinator of ${groupId}`,
+    async () => {
+      const answers = await Promise.all(cluster.running.map(async (b) => ({ b: b.nodeId, c: await coordinatorAt(b.port, groupId) })));
+      seen = answers.map(({ b, c }) => `${b}: node ${c.nodeId} error ${c.errorCode}`).join('; ');
+      const first = answers[0]!.c;
+      const agree = answers.every(({ c }) => c.errorCode === 0 && c.nodeId === first.nodeId);
+      return agree && cluster.running.some((b) => b.nodeId === first.nodeId) ? first.nodeId : false;
+    },
+    30_000,
+    100,
+    () => `(seen ${seen})`,
+  );
+}
+
+interface Delivery {
+  readonly member: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly value: string;
+  readonly afterKill: boolean;
+}
+
+/**
+ * A KafkaJS group member that records every record it is given and then commits the batch
+ * (consumer.commitOffsets, awaited): `acked` holds the highest commit acknowledged per
+ * partition. While `hold` is set a batch waits before anything is recorded or committed.
+ */
+class Member {
+  readonly consumer: Consumer;
+  constructor(
+    readonly name: string,
+    kafka: Kafka,
+    readonly state: { deliveries: Delivery[]; acked: Map<number, bigint>; inFlight: number; hold: Promise<void> | null; killed: boolean },
+  ) {
+    this.consumer = kafka.consumer({ groupId: GROUP, sessionTimeout: 10_000, heartbeatInterval: 500, rebalanceTimeout: 20_000, retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 1000 } });
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: TOPIC, fromBeginning: true });
+    const s = this.state;
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        while (s.hold !== null) await s.hold;
+        if (batch.messages.length === 0) return;
+        for (const m of batch.messages) s.deliveries.push({ member: this.name, partition: batch.partition, offset: BigInt(m.offset), value: m.value!.toString(), afterKill: s.killed });
+        const next = BigInt(batch.lastOffset()) + 1n;
+        s.inFlight++;
+        try {
+          await this.consumer.commitOffsets([{ topic: TOPIC, partition: batch.partition, offset: String(next) }]);
+          if (next > (s.acked.get(batch.partition) ?? -1n)) s.acked.set(batch.partition, next);
+        } finally {
+          s.inFlight--;
+        }
+      },
+    });
+  }
+}
+
+/** KafkaJS, idempotent, acks -1, one value at a time until stopped: what it acknowledged. */
+function runProducer(kafka: Kafka, acked: string[], prefix: string) {
+  let stopping = false;
+  let n = 0;
+  const done = (async () => {
+    let producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    while (!stopping) {
+      const value = `${prefix}-${n++}`;
+      try {
+        await producer.send({ topic: TOPIC, acks: -1, messages: [{ value }] });
+        acked.push(value);
+      } catch {
+        // Not acknowledged (present at most once): continue with a fresh producer id.
+        await producer.disconnect().catch(() => {});
+        producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+        await producer.connect();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await producer.disconnect();
+  })();
+  return async () => {
+    stopping = true;
+    await done;
+  };
+}
+
+test('a consumer group survives the SIGKILL of its coordinator with its committed offsets (KafkaJS, two members) and kcat consumes as a group', async (t) => {
+  const kafka = () => new Kafka({ clientId: 'cluster-groups', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 100, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const admin = kafka().admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configEntries: [{ name: 'min.insync.replicas', value: '2' }] }], waitForLeaders: true });
+  await admin.disconnect();
+
+  // Every broker names the same coordinator (the first ask creates __meridian_offsets).
+  const coordinator = await agreedCoordinator(GROUP);
+  const offsetsTopic = (await cluster.node(coordinator).metadata([OFFSETS_TOPIC])).topics.get(OFFSETS_TOPIC)!;
+  assert.equal(offsetsTopic.errorCode, 0);
+  assert.equal(offsetsTopic.partitions.size, 16, 'cluster.offsetsTopicPartitions defaults to 16');
+  for (const p of offsetsTopic.partitions.values()) assert.equal(p.replicas.length, 3, 'the offsets topic has three replicas in a three-broker region');
+
+  // Metadata flags it internal; a client cannot produce to it.
+  const md = await request<{ topics: Array<{ name: string; isInternal: boolean }> }>(cluster.node(coordinator).port, ApiKey.Metadata, 9, { topics: null, allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+  assert.deepEqual(md.topics.map((x) => [x.name, x.isInternal]).sort(), [[OFFSETS_TOPIC, true], [TOPIC, false]]);
+  const produced = await request<{ responses: Array<{ partitionResponses: Array<{ errorCode: number }> }> }>(cluster.node(coordinator).port, ApiKey.Produce, 7, {
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 5000,
+    topicData: [{ name: OFFSETS_TOPIC, partitionData: [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from('forged') }] }) }] }],
+  });
+  assert.equal(produced.responses[0]!.partitionResponses[0]!.errorCode, 17, 'INVALID_TOPIC_EXCEPTION for a produce to the offsets topic');
+
+  // An OffsetCommit sent to a broker that is not the coordinator: NOT_COORDINATOR.
+  const other = cluster.nodes.find((b) => b.nodeId !== coordinator)!;
+  const refused = await request<{ topics: Array<{ partitions: Array<{ errorCode: number }> }> }>(other.port, ApiKey.OffsetCommit, 8, {
+    groupId: GROUP,
+    generationIdOrMemberEpoch: -1,
+    memberId: '',
+    groupInstanceId: null,
+    retentionTimeMs: -1n,
+    topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, committedOffset: 1n, committedLeaderEpoch: -1, commitTimestamp: -1n, committedMetadata: null }] }],
+  });
+  assert.equal(refused.topics[0]!.partitions[0]!.errorCode, NOT_COORDINATOR, `broker ${other.nodeId} is not the coordinator (${coordinator} is)`);
+
+  // Before: 200 records, consumed and committed by a group of two.
+  const acknowledged: string[] = [];
+  const stopBefore = runProducer(kafka(), acknowledged, 'before');
+  await waitFor('200 records acknowledged before the group starts', () => acknowledged.length >= 200, 30_000);
+  await stopBefore();
+  const state = { deliveries: [] as Delivery[], acked: new Map<number, bigint>(), inFlight: 0, hold: null as Promise<void> | null, killed: false };
+  const members = [new Member('m1', kafka(), state), new Member('m2', kafka(), state)];
+  t.after(() => Promise.allSettled(members.map((m) => m.consumer.disconnect())));
+  await Promise.all(members.map((m) => m.start()));
+  const seen = () => new Set(state.deliveries.map((d) => d.value));
+  await waitFor('the group to consume the first records', () => acknowledged.every((v) => seen().has(v)), 60_000);
+  await waitFor('both members to take part', () => new Set(state.deliveries.map((d) => d.member)).size === 2 || members.length === 1, 30_000).catch(() => undefined);
+
+  // During: a producer keeps writing; the consumers keep committing for a while.
+  const stopDuring = runProducer(kafka(), acknowledged, 'during');
+  const mark = acknowledged.length;
+  await waitFor('records produced meanwhile to be consumed and committed', () => acknowledged.slice(mark, mark + 50).length === 50 && acknowledged.slice(mark, mark + 50).every((v) => seen().has(v)), 60_000);
+
+  // Hold the members (nothing recorded or committed from here), wait for commits in flight.
+  let release!: () => void;
+  state.hold = new Promise<void>((r) => (release = r));
+  await waitFor('the commits in flight to be answered', () => state.inFlight === 0, 30_000);
+  const ackedAtKill = new Map(state.acked);
+  assert.equal(ackedAtKill.size, PARTITIONS, 'every partition had a commit acknowledged');
+
+  // The coordinator's broker dies while the producer runs.
+  assert.equal(await agreedCoordinator(GROUP), coordinator, 'the coordinator did not move before the kill');
+  state.killed = true;
+  await cluster.node(coordinator).kill9();
+  const successor = await agreedCoordinator(GROUP);
+  assert.notEqual(successor, coordinator);
+
+  // The new coordinator holds exactly the commits acknowledged before the kill.
+  const survivors = new Kafka({ clientId: 'cluster-groups-check', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const checker = survivors.admin();
+  await checker.connect();
+  try {
+    const fetched = await waitFor(
+      'KafkaJS admin fetchOffsets at the new coordinator',
+      async () => {
+        const r = await checker.fetchOffsets({ groupId: GROUP, topics: [TOPIC] });
+        return new Map(r[0]!.partitions.map((p) => [p.partition, BigInt(p.offset)]));
+      },
+      30_000,
+    );
+    assert.deepEqual([...fetched].sort((a, b) => a[0] - b[0]), [...ackedAtKill].sort((a, b) => a[0] - b[0]), 'committed offsets at the new coordinator = the last commits acknowledged before the kill');
+  } finally {
+    await checker.disconnect();
+  }
+
+  // After: the group carries on; the producer writes on, then stops.
+  release();
+  state.hold = null;
+  const afterMark = acknowledged.length;
+  await waitFor('records produced after the kill to be acknowledged', () => acknowledged.length >= afterMark + 100, 60_000);
+  await stopDuring();
+  await waitFor(
+    'every acknowledged record to be consumed',
+    () => acknowledged.every((v) => seen().has(v)),
+    60_000,
+    200,
+    () => `(${acknowledged.filter((v) => !seen().has(v)).length} of ${acknowledged.length} not consumed yet)`,
+  );
+
+  // After the kill nothing below the last commit acknowledged before it is delivered again:
+  // what comes twice is at or past those commits (a batch whose own commit failed).
+  const delivered = new Set<string>();
+  let again = 0;
+  for (const d of state.deliveries) {
+    if (d.afterKill) {
+      assert.ok(d.offset >= ackedAtKill.get(d.partition)!, `${d.value} (partition ${d.partition} offset ${d.offset}) was delivered after the kill although the commit ${ackedAtKill.get(d.partition)} covering it was acknowledged before`);
+      if (delivered.has(d.value)) again++;
+    }
+    delivered.add(d.value);
+  }
+  // After the kill, each partition resumes exactly at its acknowledged commit.
+  for (const [p, committed] of ackedAtKill) {
+    const first = state.deliveries.filter((d) => d.afterKill && d.partition === p).reduce((m, d) => (d.offset < m ? d.offset : m), BigInt(Number.MAX_SAFE_INTEGER));
+    if (first !== BigInt(Number.MAX_SAFE_INTEGER)) assert.equal(first, committed, `partition ${p} resumed at its committed offset`);
+  }
+  t.diagnostic(`coordinator ${coordinator} -> ${successor}; ${acknowledged.length} records, ${state.deliveries.length} deliveries, ${again} re-delivered after the kill`);
+  await Promise.all(members.map((m) => m.consumer.disconnect()));
+
+  // kcat's balanced consumer (librdkafka) as another group on the two survivors.
+  const k = await kcat(['-b', cluster.bootstrap.join(','), '-G', 'kcat-readers', '-X', 'auto.offset.reset=earliest', '-e', '-J', TOPIC], undefined, 60_000);
+  assert.equal(k.code, 0, k.stderr);
+  const read = parseKcatJson(k.stdout).map((m) => String(m.payload));
+  assert.equal(new Set(read).size, read.length, 'kcat read no record twice');
+  for (const v of acknowledged) assert.ok(read.includes(v), `kcat read ${v}`);
+});
