@@ -57,8 +57,9 @@ import { BrokerSecurity } from '../security/broker-security.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
-import { ClusterOffsets, offsetsTopicRegion } from '../cluster/group-offsets.js';
+import { ClusterPolicies } from '../cluster/policy-sync.js';
 import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
+import { ClusterOffsets, offsetsTopicRegion } from '../cluster/group-offsets.js';
 import { localTopicConfig } from './kafka/topic-config.js';
 
 /**
@@ -307,6 +308,8 @@ export class Broker {
       // A region cluster: the topics etcd lists are open before the listener is.
       if (config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined) {
         cluster = await ClusterNode.open({ config, topics, localConfig: (r) => localTopicConfig(r.configs), logger: log });
+        // The region's runtime policies (etcd) replace this broker's before anything replicates.
+        cluster.policies = await ClusterPolicies.open(cluster.region, policies, config.nodeId, log);
       }
       // Credentials and ACLs are loaded before the listener opens: no request is ever
       // answered without them (a damaged file stops the start).
@@ -442,6 +445,8 @@ export class Broker {
       });
       replicatorRef = replicator;
       const rep = replicator;
+      // A region cluster: a policy change made through any broker reaches this one's replicator.
+      cluster?.policies?.watch(rep);
       // A promote or failback changes who sends a DR topic: the links follow at once.
       disaster.state.onChange(() => rep.reconcile());
       // A deleted topic takes its DR role, peers' commits and index with it.

@@ -32,6 +32,7 @@ import type { TopicManager, TopicConfig, TopicInfo } from '../storage/topic-mana
 import { EtcdProducerIds } from './cluster-producer-ids.js';
 import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
+import type { ClusterPolicies } from './policy-sync.js';
 import { describe, EtcdRegion, type EtcdStatus } from './etcd-region.js';
 import { EtcdPartitionStateSource } from './etcd-state-source.js';
 import { TopicStore } from './etcd-topics.js';
@@ -105,6 +106,8 @@ export class ClusterNode {
    * different ids ("a client must not be simultaneously connected to multiple clusters").
    */
   clusterId = '';
+  /** The region's runtime replication policies in etcd (policy-sync.ts), once the broker set them up. */
+  policies: ClusterPolicies | undefined;
   membership: Membership | undefined;
   controller: Controller | undefined;
   readonly #o: ClusterNodeOptions;
@@ -341,6 +344,7 @@ export class ClusterNode {
     // Resign first: another broker takes over the controllership before this one leaves.
     if (this.controller?.isController()) await this.controller.resign().catch(() => undefined);
     await this.controller?.close().catch((err: unknown) => this.#o.logger?.warn({ error: describe(err) }, 'controller close'));
+    this.policies?.close();
     this.source.close();
     this.topicSync.close();
     this.members.close();

@@ -18,6 +18,8 @@
  * - CreatePartitions and DeleteTopics (KafkaJS) through one broker reach every broker (its
  *   Metadata, its disk); the deleted name created again is a new, empty topic; every broker
  *   reports the region's one cluster id;
+ * - runtime replication policies (PUT/DELETE /v1/replication/policies) through one broker
+ *   reach every broker (etcd);
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
  */
 import assert from 'node:assert/strict';
@@ -115,6 +117,9 @@ before(async () => {
       cluster: { etcd: { endpoints: [etcd.endpoint] }, leaseTtlMs: '3s', replicaLagTimeMaxMs: '5s' },
       topics: { autoCreate: true, defaultPartitions: 3 },
       admin: { host: '127.0.0.1', port: 0 },
+      // A second region in the registry, so that a policy naming it validates (nothing runs
+      // there: only topics named by the runtime-policies test would replicate, and none is).
+      replication: { regions: [{ name: REGION, address: '127.0.0.1:1' }, { name: 'west', address: '127.0.0.1:2' }] },
     });
     brokers.set(nodeId, r);
     return r;
@@ -385,6 +390,35 @@ test('CreatePartitions and DeleteTopics through any broker apply to the whole re
   } finally {
     await admin.disconnect();
   }
+});
+
+test('runtime replication policies set through one broker\'s admin API apply on every broker; a revert through another applies everywhere', async () => {
+  type PolicySetBody = { source: string; fingerprint: string; policies: unknown[] };
+  const api = async (b: Region, method: string, body?: unknown): Promise<{ status: number; body: PolicySetBody }> => {
+    const res = await fetch(`http://127.0.0.1:${b.adminPort}/v1/replication/policies`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    return { status: res.status, body: (await res.json()) as PolicySetBody };
+  };
+  const [a, b, c] = running();
+  const set = [{ name: 'to-west', topics: ['never-created-*'], topology: 'one-way', source: REGION, targets: ['west'] }];
+  const put = await api(a!, 'PUT', { policies: set });
+  assert.equal(put.status, 200);
+  assert.equal(put.body.source, 'runtime');
+  for (const r of running()) {
+    const got = await waitFor(`broker ${r.port} to apply the runtime policies`, async () => {
+      const g = await api(r, 'GET');
+      return g.body.source === 'runtime' ? g.body : undefined;
+    }, 10_000);
+    assert.equal(got.fingerprint, put.body.fingerprint, 'the same set on every broker');
+  }
+  // A set naming a region the registry lacks is refused and changes nothing anywhere.
+  const bad = await api(b!, 'PUT', { policies: [{ name: 'x', topics: ['t'], topology: 'one-way', source: REGION, targets: ['mars'] }] });
+  assert.equal(bad.status, 400);
+  assert.equal((await api(c!, 'GET')).body.fingerprint, put.body.fingerprint);
+  // Reverted through broker c: every broker is back on its config file's policies.
+  const reverted = await api(c!, 'DELETE');
+  assert.equal(reverted.status, 200);
+  assert.equal(reverted.body.source, 'config');
+  for (const r of running()) await waitFor(`broker ${r.port} to revert`, async () => (await api(r, 'GET')).body.source === 'config', 10_000);
 });
 
 test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {

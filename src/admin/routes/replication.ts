@@ -159,12 +159,13 @@ export function replicationRoutes(app: FastifyInstance, { broker }: AdminContext
         response: { 200: ref('PolicySet'), ...errorResponses(400, 401) },
       },
     },
-    async (req) => policySetBody(broker, broker.policies.replace(req.body.policies, broker.replicator)),
+    // A region cluster keeps the set in etcd for all its brokers (cluster/policy-sync.ts).
+    async (req) => policySetBody(broker, broker.cluster?.policies !== undefined ? await broker.cluster.policies.put(req.body.policies) : broker.policies.replace(req.body.policies, broker.replicator)),
   );
 
   app.delete(
     '/v1/replication/policies',
     { schema: { summary: 'Revert to the config file\'s policies (deletes the runtime set; idempotent)', tags: ['replication'], response: { 200: ref('PolicySet'), ...errorResponses(401) } } },
-    async () => policySetBody(broker, broker.policies.revert(broker.replicator)),
+    async () => policySetBody(broker, broker.cluster?.policies !== undefined ? await broker.cluster.policies.revert() : broker.policies.revert(broker.replicator)),
   );
 }
