@@ -179,6 +179,8 @@ export const ErrorCode = {
   // Partition reassignment (src/cluster/reassign-*.ts).
   /** A reassignment asked of a partition that is already being reassigned: wait for it to finish. */
   ReassignmentInProgress: 'REASSIGNMENT_IN_PROGRESS',
+  /** A cancellation asked of a partition that is not being reassigned. */
+  NoReassignmentInProgress: 'NO_REASSIGNMENT_IN_PROGRESS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -263,6 +265,7 @@ const RETRIABILITY: Readonly<Record<ErrorCode, Retriability>> = {
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: 'always',
   REPLICATION_TIMED_OUT: 'always',
   REASSIGNMENT_IN_PROGRESS: 'never',
+  NO_REASSIGNMENT_IN_PROGRESS: 'never',
 };
 
 /** The retriability of a code; `varies` for codes of other modules (blob stores, codecs), whose errors say. */

@@ -47,6 +47,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   [ErrorCode.InvalidAcl]: 400,
   [ErrorCode.InvalidReplicaAssignment]: 400,
   [ErrorCode.ReassignmentInProgress]: 409,
+  [ErrorCode.NoReassignmentInProgress]: 404,
 };
 
 /** What to do next, appended to the domain's message (which says what happened). */

@@ -11,7 +11,8 @@
  *   1. add: replicas := target ++ (current replicas not in the target), partitionEpoch + 1.
  *      The new replicas see themselves in `replicas` and start fetching from the leader as
  *      followers; the leader adds each to the ISR once it has caught up (its own alterIsr).
- *   2. wait until every target replica is in the ISR.
+ *   2. wait until every target replica is in the ISR (a move that only appends replicas has
+ *      its target as replicas already: it is done once they are in sync).
  *   3. complete, in one write: replicas := target, ISR := ISR ∩ target, leader := the first
  *      target replica when it is alive and in sync (else the current leader when it stays,
  *      else the first live in-sync target replica), leaderEpoch + 1 if the leader changed.
@@ -21,6 +22,13 @@
  * Putting the leader move and the removal in one write keeps the old leader from leading a
  * partition it no longer holds, and nothing acknowledged is lost: the new leader is in the
  * ISR, so it holds everything below the high watermark.
+ *
+ * Cancelling (Kafka's reassignment with null replicas) marks the request `cancelled`: the
+ * partition goes back to its original replicas in one write, without waiting for anyone to
+ * catch up (each original replica was a replica all along): replicas := original, ISR := ISR ∩
+ * original, the leader kept when it is an original replica, else the first original replica
+ * alive and in sync. Only when none is (the original replicas all fell out of sync) does it
+ * wait.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PartitionState } from './partition-state.js';
@@ -33,6 +41,8 @@ export interface Reassignment {
   readonly original: readonly number[];
   /** When it was asked (ms since the epoch). */
   readonly requestedAt: number;
+  /** Cancelled: the partition goes back to `original` (see above). */
+  readonly cancelled?: boolean;
 }
 
 /** The controller's next step for a partition being reassigned. */
@@ -58,13 +68,16 @@ export function reassignmentSets(current: readonly number[], target: readonly nu
  * controller decides the same from the same etcd state.
  */
 export function reassignStep(state: PartitionState, r: Reassignment, alive: ReadonlySet<number>): ReassignStep {
+  if (r.cancelled === true) return revertStep(state, r.original, alive);
   const target = r.target;
-  if (sameList(state.replicas, target)) return { kind: 'done' };
+  const notInSync = target.filter((id) => !state.isr.includes(id));
+  // A move that only adds replicas (in order) has the target as replicas right after its add
+  // step: it is done once they are in sync, not before.
+  if (sameList(state.replicas, target)) return notInSync.length === 0 ? { kind: 'done' } : { kind: 'wait', waitingFor: notInSync };
   if (target.some((id) => !state.replicas.includes(id))) {
     const replicas = [...target, ...state.replicas.filter((id) => !target.includes(id))];
     return { kind: 'add', state: { ...state, replicas, partitionEpoch: state.partitionEpoch + 1 } };
   }
-  const notInSync = target.filter((id) => !state.isr.includes(id));
   if (notInSync.length > 0) return { kind: 'wait', waitingFor: notInSync };
   const candidates = target.filter((id) => alive.has(id));
   if (candidates.length === 0) return { kind: 'wait', waitingFor: [...target] };
@@ -78,6 +91,19 @@ export function reassignStep(state: PartitionState, r: Reassignment, alive: Read
       isr: state.isr.filter((id) => target.includes(id)),
       partitionEpoch: state.partitionEpoch + 1,
     },
+  };
+}
+
+/** A cancelled move: back to the original replicas at once (see the header). */
+function revertStep(state: PartitionState, original: readonly number[], alive: ReadonlySet<number>): ReassignStep {
+  if (sameList(state.replicas, original)) return { kind: 'done' };
+  const isr = state.isr.filter((id) => original.includes(id));
+  const inSync = original.filter((id) => isr.includes(id) && alive.has(id));
+  const leader = original.includes(state.leader) && inSync.includes(state.leader) ? state.leader : inSync[0];
+  if (leader === undefined || isr.length === 0) return { kind: 'wait', waitingFor: [...original] };
+  return {
+    kind: 'complete',
+    state: { replicas: [...original], leader, leaderEpoch: leader === state.leader ? state.leaderEpoch : state.leaderEpoch + 1, isr, partitionEpoch: state.partitionEpoch + 1 },
   };
 }
 
@@ -105,8 +131,8 @@ export function parseReassignment(key: string, raw: Buffer | string): Reassignme
   }
   const o = v as Record<string, unknown> | null;
   const ids = (x: unknown) => Array.isArray(x) && x.length > 0 && x.every((i) => typeof i === 'number' && Number.isSafeInteger(i) && i >= 0) && new Set(x).size === x.length;
-  if (typeof o !== 'object' || o === null || !ids(o.target) || !Array.isArray(o.original) || typeof o.requestedAt !== 'number') {
-    throw new MeridianError(ErrorCode.CorruptMetadata, `etcd key ${key} is not a partition reassignment ({ target, original, requestedAt }); delete it with etcdctl del ${key}`);
+  if (typeof o !== 'object' || o === null || !ids(o.target) || !ids(o.original) || typeof o.requestedAt !== 'number' || (o.cancelled !== undefined && typeof o.cancelled !== 'boolean')) {
+    throw new MeridianError(ErrorCode.CorruptMetadata, `etcd key ${key} is not a partition reassignment ({ target, original, requestedAt, cancelled? }); delete it with etcdctl del ${key}`);
   }
-  return { target: o.target as number[], original: o.original as number[], requestedAt: o.requestedAt };
+  return { target: o.target as number[], original: o.original as number[], requestedAt: o.requestedAt, ...(o.cancelled === true ? { cancelled: true } : {}) };
 }

@@ -32,6 +32,8 @@ export interface PartitionReassignmentView {
 
 export interface ReassignmentProgress {
   readonly target: readonly number[];
+  /** Cancelled: going back to `original`. */
+  readonly cancelled: boolean;
   readonly original: readonly number[];
   /** Target brokers not among the replicas yet (the controller adds them first). */
   readonly adding: readonly number[];
@@ -46,8 +48,10 @@ export interface ReassignmentProgress {
 export type RequestOutcome = 'requested' | 'already-requested' | 'unchanged';
 
 function progress(state: Pick<PartitionState, 'replicas' | 'isr'>, r: Reassignment): ReassignmentProgress {
-  const { adding, removing } = reassignmentSets(state.replicas, r.target);
-  return { target: r.target, original: r.original, adding, removing, waitingFor: r.target.filter((id) => !state.isr.includes(id)), requestedAt: r.requestedAt };
+  const cancelled = r.cancelled === true;
+  const goal = cancelled ? r.original : r.target;
+  const { adding, removing } = reassignmentSets(state.replicas, goal);
+  return { target: r.target, cancelled, original: r.original, adding, removing, waitingFor: cancelled ? [] : r.target.filter((id) => !state.isr.includes(id)), requestedAt: r.requestedAt };
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
@@ -73,7 +77,7 @@ export class ReassignmentStore {
     const brokers = await this.#region.getPrefix(keys.brokersPrefix, parseBrokerInfo, options);
     validateTarget(topic, partition, target, new Set([...brokers.entries.values()].map((v) => v.value.nodeId)));
     if (view.reassignment !== null) {
-      if (sameList(view.reassignment.target, target)) return { outcome: 'already-requested', view };
+      if (sameList(view.reassignment.target, target) && !view.reassignment.cancelled) return { outcome: 'already-requested', view };
       throw new MeridianError(
         ErrorCode.ReassignmentInProgress,
         `${topic}-${partition} is being reassigned to [${view.reassignment.target.join(', ')}] (asked at ${new Date(view.reassignment.requestedAt).toISOString()}); wait until it completes (meridian partitions list-reassignments), then ask again`,
@@ -93,6 +97,29 @@ export class ReassignmentStore {
     }
     this.#region.logger?.info({ topic, partition, from: view.replicas, to: target }, 'partition reassignment requested');
     return { outcome: 'requested', view: { ...view, reassignment: progress(view, value) } };
+  }
+
+  /**
+   * Cancels the partition's reassignment in progress: the controller puts the original
+   * replicas back (reassign-plan.ts). NO_REASSIGNMENT_IN_PROGRESS when there is none; a
+   * second cancellation is accepted.
+   */
+  async cancel(topic: string, partition: number, options: OpOptions = {}): Promise<PartitionReassignmentView> {
+    const { client, keys } = this.#region;
+    const key = keys.reassignment(topic, partition);
+    for (;;) {
+      const view = await this.describe(topic, partition, options);
+      const cur = await this.#region.getJson(key, parseReassignment, options);
+      if (cur === undefined) throw new MeridianError(ErrorCode.NoReassignmentInProgress, `${topic}-${partition} is not being reassigned (its replicas are [${view.replicas.join(', ')}]); nothing to cancel`);
+      if (cur.value.cancelled === true) return view;
+      const value: Reassignment = { ...cur.value, cancelled: true };
+      // On the revision read: a request the controller completed (deleted) meanwhile is not revived.
+      const res = await this.#region.run(`cancel the reassignment of ${topic}-${partition}`, () => client.if(key, 'Mod', '==', cur.modRevision.toString()).then(client.put(key).value(JSON.stringify(value))).commit(), options);
+      if (res.succeeded) {
+        this.#region.logger?.info({ topic, partition, target: cur.value.target, back: cur.value.original }, 'partition reassignment cancelled');
+        return { ...view, reassignment: progress(view, value) };
+      }
+    }
   }
 
   /** One partition's state and its reassignment in progress (UNKNOWN_TOPIC when etcd has no such partition). */

@@ -38,6 +38,7 @@ const ROUTES = [
   'POST /v1/partitions/reassign',
   'GET /v1/partitions/reassign',
   'GET /v1/partitions/{topic}/{partition}',
+  'DELETE /v1/partitions/{topic}/{partition}/reassignment',
   'GET /v1/replication/status',
   'GET /v1/replication/policies',
   'POST /v1/replication/policies/validate',

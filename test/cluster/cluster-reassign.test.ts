@@ -159,6 +159,14 @@ test('a move waiting for a frozen replica survives a controller change and compl
   const b4 = cluster.node(4);
   const before = await cluster.partition(TOPIC, 1, (v) => v.isr.length === 3);
   const target = [...before.replicas.filter((id) => id !== before.replicas[2]), 4];
+  // Broker 4 is to be frozen: if it is the controller, hand the controllership on first.
+  if ((await cluster.node(1).metadata([])).controllerId === 4) {
+    await b4.stop();
+    await b4.start();
+    await cluster.waitMembers([1, 2, 3, 4]);
+  }
+  let c = cluster.node(1);
+  let others: number[] = [];
   // Frozen, it stays registered until its 6 s lease runs out: long enough to be named.
   process.kill(b4.pid!, 'SIGSTOP');
   try {
@@ -179,6 +187,26 @@ test('a move waiting for a frozen replica survives a controller change and compl
       20_000,
       100,
     );
+    // A second move waiting on broker 4, cancelled: the partition goes back at once.
+    const admin = new Kafka({ clientId: 'reassign-admin', brokers: [1, 2, 3].map((id) => cluster.node(id).bootstrap), logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: 'moves-cancel', replicaAssignment: [{ partition: 0, replicas: [1, 2] }] }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+    const original = [1, 2];
+    await cluster.partition('moves-cancel', 0, (v) => v.isr.length === 2, { among: [1, 2, 3] });
+    const doomed = [1, 2, 4];
+    const r2 = await meridian(['partitions', 'reassign', '--topic', 'moves-cancel', '--partition', '0', '--replicas', doomed.join(','), '--no-wait', '--admin', adminOf(3)]);
+    assert.equal(r2.code, 0, r2.stderr);
+    const cancelled = await meridian(['partitions', 'cancel-reassignment', '--topic', 'moves-cancel', '--partition', '0', '--admin', adminOf(1)]);
+    assert.equal(cancelled.code, 0, `cancel-reassignment exited ${cancelled.code}:\n${cancelled.stderr}`);
+    assert.match(cancelled.stdout, new RegExp(`replicas \\[${original.join(',')}\\] `), 'back to the original replicas');
+    const again2 = await meridian(['partitions', 'cancel-reassignment', '--topic', 'moves-cancel', '--partition', '0', '--admin', adminOf(1)]);
+    assert.equal(again2.code, 1);
+    assert.match(again2.stderr, /NO_REASSIGNMENT_IN_PROGRESS/);
+
     const table = await meridian(['partitions', 'list-reassignments', '--admin', adminOf(2)]);
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`${TOPIC}\\s+1\\s+.*\\[${target.join(',')}\\]`));
@@ -186,9 +214,9 @@ test('a move waiting for a frozen replica survives a controller change and compl
     // The controller stops (a clean stop resigns at once); another one takes over.
     const controllerId = (await cluster.node(1).metadata([])).controllerId;
     assert.ok(controllerId >= 1 && controllerId <= 3, `controller ${controllerId}`);
-    const c = cluster.node(controllerId);
+    c = cluster.node(controllerId);
     await c.stop();
-    const others = [1, 2, 3].filter((id) => id !== controllerId);
+    others = [1, 2, 3].filter((id) => id !== controllerId);
     await waitFor(
       'a new controller',
       async () => {
@@ -200,16 +228,20 @@ test('a move waiting for a frozen replica survives a controller change and compl
     );
     t.diagnostic(`controller ${controllerId} stopped; broker 4 resumes`);
     process.kill(b4.pid!, 'SIGCONT');
-    await c.start();
   } finally {
     if (b4.running) process.kill(b4.pid!, 'SIGCONT');
   }
-  await waitFor(
-    'the reassignment to complete',
-    async () => ((await (await fetch(`http://${adminOf(1)}/v1/partitions/reassign`)).json()) as unknown[]).length === 0,
-    60_000,
-    200,
-  );
+  // The stopped controller comes back meanwhile (it may be one of the target replicas).
+  const asker = others[0]!;
+  await Promise.all([
+    c.start(),
+    waitFor(
+      'the reassignment to complete',
+      async () => ((await (await fetch(`http://${adminOf(asker)}/v1/partitions/reassign`)).json()) as unknown[]).length === 0,
+      60_000,
+      200,
+    ),
+  ]);
   const state = await cluster.partition(TOPIC, 1, (v) => v.replicas.join(',') === target.join(','));
   assert.deepEqual([...state.replicas], target);
   assert.ok(state.isr.every((id) => target.includes(id)), `the ISR [${state.isr.join(', ')}] is within the target`);

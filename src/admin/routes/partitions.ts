@@ -5,6 +5,7 @@
  *                                  the partition's replicas (the first of `replicas` leads)
  *   GET  /v1/partitions/reassign   every reassignment in progress, with what it waits for
  *   GET  /v1/partitions/{topic}/{partition}   one partition's state and its reassignment
+ *   DELETE /v1/partitions/{topic}/{partition}/reassignment   cancel it: back to the original replicas
  *
  * Any broker of the region answers: the request is written to etcd
  * (`reassignments/<topic>/<p>`, cluster/reassign-store.ts), where the elected controller
@@ -23,6 +24,7 @@ const reassignment = {
   anyOf: [
     obj({
       target: { ...ids, description: 'the replicas the partition ends with; the first leads' },
+      cancelled: { ...t.bool, description: 'cancelled: the partition goes back to `original`' },
       original: { ...ids, description: 'the replicas when the reassignment was asked' },
       adding: { ...ids, description: 'target brokers not yet among the replicas' },
       removing: { ...ids, description: 'replicas leaving once every target replica is in sync' },
@@ -98,5 +100,18 @@ export function partitionRoutes(app: FastifyInstance, { broker }: AdminContext):
       },
     },
     async (req) => store().describe(req.params.topic, Number(req.params.partition), { timeoutMs: 10_000 }),
+  );
+
+  app.delete<{ Params: { topic: string; partition: string } }>(
+    '/v1/partitions/:topic/:partition/reassignment',
+    {
+      schema: {
+        summary: 'Cancel a partition\'s reassignment in progress: the controller puts the original replicas back (no one needs to catch up for that)',
+        tags: ['partitions'],
+        params: obj({ topic: t.str, partition: { type: 'string', pattern: '^\\d+$', description: 'the partition number' } }),
+        response: { 200: partitionView },
+      },
+    },
+    async (req) => store().cancel(req.params.topic, Number(req.params.partition), { timeoutMs: 10_000 }),
   );
 }

@@ -1,7 +1,8 @@
 /**
- * `meridian partitions reassign|list-reassignments|describe`: moving a partition's replicas
- * between the brokers of a region cluster, as Kafka's kafka-reassign-partitions does
- * (POST /v1/partitions/reassign, GET /v1/partitions/reassign, GET /v1/partitions/T/P).
+ * `meridian partitions reassign|cancel-reassignment|list-reassignments|describe`: moving a
+ * partition's replicas between the brokers of a region cluster, as Kafka's
+ * kafka-reassign-partitions does (POST /v1/partitions/reassign, DELETE
+ * /v1/partitions/T/P/reassignment, GET /v1/partitions/reassign, GET /v1/partitions/T/P).
  *
  * `reassign` asks for the move, then (unless `--no-wait`) follows it until the partition's
  * replicas are the target and no reassignment is left: one line on stderr each time what it
@@ -19,6 +20,9 @@ const USAGE = `Usage:
                           leave. Shows progress until done (exit 1 if it has not finished
                           within --timeout SECONDS, default none); --no-wait returns once
                           the controller has the request
+  meridian partitions cancel-reassignment --topic T --partition P [--no-wait]
+                          stop a move in progress: the partition goes back to the replicas
+                          it had (shows progress until it has, unless --no-wait)
   meridian partitions list-reassignments
                           every reassignment in progress: target, adding, removing and
                           the replicas not in sync yet
@@ -36,7 +40,7 @@ export interface PartitionView {
   leader: number;
   leaderEpoch: number;
   isr: number[];
-  reassignment: { target: number[]; original: number[]; adding: number[]; removing: number[]; waitingFor: number[]; requestedAt: number } | null;
+  reassignment: { target: number[]; cancelled: boolean; original: number[]; adding: number[]; removing: number[]; waitingFor: number[]; requestedAt: number } | null;
 }
 
 function ids(list: readonly number[]): string {
@@ -63,6 +67,7 @@ function progressLine(v: PartitionView): string {
   const r = v.reassignment;
   const state = `replicas ${ids(v.replicas)} leader ${v.leader} isr ${ids(v.isr)}`;
   if (r === null) return state;
+  if (r.cancelled) return `${state}: cancelled, going back to ${ids(r.original)}`;
   if (r.adding.length > 0) return `${state}: asking the controller to add ${ids(r.adding)}`;
   if (r.waitingFor.length > 0) return `${state}: waiting for ${ids(r.waitingFor)} to catch up and join the ISR`;
   return `${state}: every target replica in sync; moving leadership and removing ${ids(r.removing)}`;
@@ -111,6 +116,20 @@ export const partitionsCommand: Command = {
         else io.stdout.write(`${topic}-${partition}: ${progressLine(v)}\n`);
         return ExitCode.Ok;
       }
+      case 'cancel-reassignment': {
+        const { topic, partition } = partitionOf(values);
+        const tp = `${topic}-${partition}`;
+        const path = `/v1/partitions/${encodeURIComponent(topic)}/${partition}`;
+        let v = await client.delete<PartitionView>(`${path}/reassignment`);
+        io.stderr.write(`${tp}: reassignment to ${ids(v.reassignment?.target ?? [])} cancelled; going back to ${ids(v.reassignment?.original ?? v.replicas)}\n`);
+        while (values['no-wait'] !== true && v.reassignment !== null) {
+          await new Promise((r) => setTimeout(r, POLL_MS));
+          v = await client.get<PartitionView>(path);
+        }
+        if (values.json) printJson(io, v);
+        else io.stdout.write(`${tp}: replicas ${ids(v.replicas)} leader ${v.leader} isr ${ids(v.isr)}${v.reassignment === null ? '' : ' (going back)'}\n`);
+        return ExitCode.Ok;
+      }
       case 'reassign': {
         const { topic, partition } = partitionOf(values);
         const replicas = replicasOf(values.replicas);
@@ -152,7 +171,7 @@ export const partitionsCommand: Command = {
         return ExitCode.Ok;
       }
       default:
-        throw new UsageError(`unknown subcommand "partitions ${sub}" (reassign, list-reassignments, describe)`);
+        throw new UsageError(`unknown subcommand "partitions ${sub}" (reassign, cancel-reassignment, list-reassignments, describe)`);
     }
   },
 };

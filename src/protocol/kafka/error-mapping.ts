@@ -96,6 +96,7 @@ export const KAFKA_MAPPING = {
   [ErrorCode.InvalidReplicaAssignment]: 'INVALID_REPLICA_ASSIGNMENT',
   [ErrorCode.NotController]: 'NOT_CONTROLLER',
   [ErrorCode.ReassignmentInProgress]: 'REASSIGNMENT_IN_PROGRESS',
+  [ErrorCode.NoReassignmentInProgress]: 'NO_REASSIGNMENT_IN_PROGRESS',
   [ErrorCode.NodeIdInUse]: 'DUPLICATE_BROKER_REGISTRATION',
   [ErrorCode.MetadataUnavailable]: 'REQUEST_TIMED_OUT',
   [ErrorCode.CorruptMetadata]: 'UNKNOWN_SERVER_ERROR',
