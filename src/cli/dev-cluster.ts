@@ -11,14 +11,15 @@
  *   the README's commands work); each broker's config is written to
  *   ./meridian-data/cluster/config/<region>-<id>.yaml and its log to .../logs/<region>-<id>.log;
  * - geo-replication: each config's registry names both regions with all their brokers'
- *   addresses and a mesh policy over every topic, as config/us-east.yaml does.
+ *   addresses and a mesh policy over every topic, as config/us-east.yaml does;
+ * - tiered storage to ./meridian-data/cluster/tiered (the region name is appended to the key
+ *   prefix, as in the dev mesh): every broker of a region shares its region's store, and only
+ *   a partition's leader offloads (src/cluster/README.md).
  *
  * Brokers run as separate processes (not in this one) so a developer can kill -9 one and
  * watch its partitions fail over. They and etcd are started in their own process groups, so
  * the terminal's Ctrl-C reaches only this process, which stops them in order: every broker
  * first (SIGTERM: they resign, deregister and flush while etcd still answers), then etcd.
- * Tiered storage is off here: on a cluster it is built by another layer (to enable once the
- * leader alone offloads).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -107,6 +108,7 @@ function brokerConfig(b: DevBroker, dataRoot: string, layout: readonly DevBroker
     kafka: { host: kafkaHost, port: Number(kafkaPort) },
     admin: { host: adminHost, port: Number(adminPort) },
     cluster: { etcd: { endpoints: [`127.0.0.1:${DEV_ETCD_CLIENT_PORT}`], prefix: PREFIX } },
+    tiered: { enabled: true, store: { type: 'fs', dir: path.join(dataRoot, 'tiered') } },
     replication: {
       regions: registry(layout),
       policies: [{ name: 'dev-mesh', topics: '*', topology: 'mesh', regions: REGIONS.map((r) => r.name) }],

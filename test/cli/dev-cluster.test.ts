@@ -3,7 +3,7 @@
  * which starts etcd (Debian's etcd-server) and two regions of three broker processes each;
  * the banner's addresses answer, every broker sees its region's three members, kcat
  * produces and consumes a topic in each region through the bootstrap lists the banner
- * gives, and Ctrl-C stops every process it started (brokers and etcd: no pid alive, no port
+ * gives (and what us-east got arrives in eu-west), and Ctrl-C stops every process it started (brokers and etcd: no pid alive, no port
  * listening) with exit 0.
  */
 import assert from 'node:assert/strict';
@@ -102,6 +102,20 @@ test('meridian dev --brokers 3: etcd and six brokers, kcat in each region, Ctrl-
       );
       assert.deepEqual(read, values, `${region}: the values once, in order`);
     }
+    // The regions replicate to each other (mesh): us-east's topic arrives in eu-west.
+    const westList = [...out.matchAll(/kcat -b (\S+) -t demo -C/g)].map((m) => m[1]!)[1]!;
+    const arrived = await waitFor(
+      'dev-us-east replicated to eu-west',
+      async () => {
+        const r = await kcat(['-C', '-b', westList, '-t', 'dev-us-east', '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%s\\n'], undefined, 30_000);
+        const got = r.stdout.toString().split('\n').filter(Boolean);
+        return got.length >= 3 ? got : false;
+      },
+      60_000,
+      500,
+    );
+    assert.deepEqual(arrived, ['us-east-a', 'us-east-b', 'us-east-c'], 'us-east\'s values once, in order, in eu-west');
+    assert.ok(fs.existsSync(path.join(work, 'meridian-data', 'cluster', 'tiered')), 'tiered storage under ./meridian-data/cluster/tiered');
     t2.diagnostic(`checks took ${Date.now() - t0} ms`);
   } finally {
     child.kill('SIGINT');
