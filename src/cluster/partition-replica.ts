@@ -33,6 +33,8 @@ export interface FollowerProgress {
   lastCaughtUpMs: number;
   /** The leader's log end at its previous fetch, and when that was. */
   endAtPreviousFetch: bigint;
+  /** Its log start as its last fetch gave it (-1n: not given). */
+  logStartOffset: bigint;
   previousFetchMs: number;
 }
 
@@ -196,9 +198,10 @@ export class PartitionReplica {
    * A follower fetched from `fetchOffset` (leader): it durably holds everything before it.
    * Updates its progress (Kafka's Replica.updateFetchState) and the high watermark.
    */
-  followerFetched(nodeId: number, fetchOffset: bigint, now: number): void {
+  followerFetched(nodeId: number, fetchOffset: bigint, now: number, logStartOffset = -1n): void {
     const leaderEnd = this.log.highWatermark;
-    const p = this.#followers.get(nodeId) ?? { fetchOffset: -1n, lastFetchMs: 0, lastCaughtUpMs: this.#leaderSince, endAtPreviousFetch: -1n, previousFetchMs: 0 };
+    const p = this.#followers.get(nodeId) ?? { fetchOffset: -1n, lastFetchMs: 0, lastCaughtUpMs: this.#leaderSince, endAtPreviousFetch: -1n, previousFetchMs: 0, logStartOffset: -1n };
+    p.logStartOffset = logStartOffset;
     if (fetchOffset >= leaderEnd) p.lastCaughtUpMs = Math.max(p.lastCaughtUpMs, now);
     else if (fetchOffset >= p.endAtPreviousFetch && p.endAtPreviousFetch >= 0n) p.lastCaughtUpMs = Math.max(p.lastCaughtUpMs, p.previousFetchMs);
     p.fetchOffset = fetchOffset;

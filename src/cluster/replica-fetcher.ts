@@ -401,14 +401,41 @@ export class ReplicaFetcher {
           continue;
         }
         this.#opts.onHighWatermark?.(e.topic, e.partition, p.highWatermark);
-        if (p.records !== null && p.records.length > 0) appends.push(this.#append(e, p.records, p.highWatermark));
+        if (p.records !== null && p.records.length > 0) appends.push(this.#append(e, p.records, p.highWatermark, p.logStartOffset));
+        else if (p.logStartOffset > e.log.logStartOffset) appends.push(this.#followLogStart(e, p.logStartOffset));
       }
     }
     await Promise.all(appends);
   }
 
-  async #append(e: Entry, records: Buffer, highWatermark: bigint): Promise<void> {
-    const run = e.log.appendAsFollower(records, { sync: this.#opts.sync }).then(() => {});
+  /**
+   * The leader's log start moved (DeleteRecords, its retention): this replica's moves too, up
+   * to what it holds, so records deleted on the leader do not come back if this replica
+   * leads later (Kafka's follower log start increment).
+   */
+  async #followLogStart(e: Entry, leaderLogStart: bigint): Promise<void> {
+    const to = leaderLogStart < e.log.logEndOffset ? leaderLogStart : e.log.logEndOffset;
+    if (to <= e.log.logStartOffset || e.busy !== null) return;
+    const run = e.log.deleteRecordsBefore(to).then(() => {});
+    e.busy = run;
+    try {
+      await run;
+    } catch (err) {
+      this.#events.warn(`log-start-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(to) }, 'follower could not move its log start to the leader\'s; retried at the next fetch');
+    } finally {
+      if (e.busy === run) e.busy = null;
+    }
+  }
+
+  async #append(e: Entry, records: Buffer, highWatermark: bigint, leaderLogStart = -1n): Promise<void> {
+    const run = e.log
+      .appendAsFollower(records, { sync: this.#opts.sync })
+      .then(() => {})
+      // After the append, so that a log start inside what was just copied can be reached.
+      .then(async () => {
+        const to = leaderLogStart < e.log.logEndOffset ? leaderLogStart : e.log.logEndOffset;
+        if (to > e.log.logStartOffset) await e.log.deleteRecordsBefore(to).catch((err: unknown) => this.#events.warn(`log-start-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(to) }, 'follower could not move its log start to the leader\'s; retried at the next fetch'));
+      });
     e.busy = run;
     try {
       await run;

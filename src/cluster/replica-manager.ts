@@ -185,6 +185,41 @@ export class ReplicaManager {
     }
   }
 
+  /**
+   * DeleteRecords in a cluster: the replicated high watermark, the highest offset records
+   * may be deleted before; NOT_LEADER_OR_FOLLOWER (or the lease error) when this broker may
+   * not act as the partition's leader now.
+   */
+  deletableBefore(topic: string, partition: number): bigint {
+    const fenced = this.#fenced(topic, partition);
+    if (fenced !== null) throw fenced;
+    const r = this.#replicas.get(keyOf(topic, partition));
+    if (r === undefined || r.role !== 'leader') throw this.#notLeader(topic, partition, r);
+    const written = r.log.highWatermark;
+    return r.highWatermark < written ? r.highWatermark : written;
+  }
+
+  /**
+   * DeleteRecords' completion (Kafka's DelayedDeleteRecords): resolves once every replica in
+   * the ISR reported a log start at or past `offset` in its fetches (followers move theirs
+   * after the leader's: replica-fetcher.ts), so a follower elected next cannot serve the
+   * deleted records again. REQUEST_TIMED_OUT after `timeoutMs`; NOT_LEADER_OR_FOLLOWER if
+   * leadership moves meanwhile.
+   */
+  async awaitLogStart(topic: string, partition: number, offset: bigint, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.#replicas.get(keyOf(topic, partition));
+      if (r === undefined || r.role !== 'leader') throw this.#notLeader(topic, partition, r);
+      const behind = r.state.isr.filter((id) => id !== this.nodeId && (r.followerProgress(id)?.logStartOffset ?? -1n) < offset);
+      if (behind.length === 0) return;
+      if (Date.now() >= until) {
+        throw new MeridianError(ErrorCode.ReplicationTimedOut, `${topic}-${partition}: records before ${offset} are deleted on the leader, but in-sync replica${behind.length > 1 ? 's' : ''} ${behind.join(', ')} did not report ${behind.length > 1 ? 'their' : 'its'} log start there within ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   /** This broker's replica of a partition, when it has one. */
   replica(topic: string, partition: number): PartitionReplica | undefined {
     return this.#replicas.get(keyOf(topic, partition));
@@ -331,12 +366,12 @@ export class ReplicaManager {
   }
 
   /** A follower fetched from `fetchOffset`: it holds everything before it. */
-  followerFetched(replicaId: number, topic: string, partition: number, fetchOffset: bigint): void {
+  followerFetched(replicaId: number, topic: string, partition: number, fetchOffset: bigint, logStartOffset = -1n): void {
     const r = this.#replicas.get(keyOf(topic, partition));
     // Past what the leader has written, the follower's log diverged (it truncates before it
     // fetches again): it holds nothing the high watermark may count.
     if (r === undefined || r.role !== 'leader' || fetchOffset > r.log.highWatermark) return;
-    r.followerFetched(replicaId, fetchOffset, Date.now());
+    r.followerFetched(replicaId, fetchOffset, Date.now(), logStartOffset);
     this.#maybeAlterIsr(r);
   }
 

@@ -20,6 +20,8 @@
  *   reports the region's one cluster id;
  * - runtime replication policies (PUT/DELETE /v1/replication/policies) through one broker
  *   reach every broker (etcd);
+ * - DeleteRecords only on the leader, up to the replicated high watermark; a new leader
+ *   after SIGKILL does not serve the deleted records again;
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
  */
 import assert from 'node:assert/strict';
@@ -419,6 +421,46 @@ test('runtime replication policies set through one broker\'s admin API apply on 
   assert.equal(reverted.status, 200);
   assert.equal(reverted.body.source, 'config');
   for (const r of running()) await waitFor(`broker ${r.port} to revert`, async () => (await api(r, 'GET')).body.source === 'config', 10_000);
+});
+
+test('DeleteRecords is the leader\'s, up to the replicated high watermark; followers follow its log start, so deleted records stay deleted after a leader change', async () => {
+  const [a] = running();
+  assert.equal((await createTopicAt(a!.port, 'trimmed', 1, 3)).errorCode, 0);
+  const view = await waitFor('trimmed led with an ISR of 3', async () => {
+    const p = (await metadata(a!.port, ['trimmed'])).topics[0]!.partitions[0];
+    return p !== undefined && p.leaderId > 0 && p.isrNodes.length === 3 ? p : undefined;
+  }, 20_000);
+  const leader = brokers.get(view.leaderId)!;
+  const put = await kcat(['-P', '-b', leader.bootstrap, '-t', 'trimmed', '-X', 'acks=all'], Array.from({ length: 10 }, (_, i) => `r${i}`).join('\n') + '\n', 30_000);
+  assert.equal(put.code, 0, put.stderr);
+  // Sent to a follower: refused, nothing deleted.
+  const follower = [...brokers.values()].find((b) => b !== leader && b.running)!;
+  const deleteAt = (port: number, offset: bigint) =>
+    request<{ topics: Array<{ partitions: Array<{ errorCode: number; lowWatermark: bigint }> }> }>(port, ApiKey.DeleteRecords, 1, { topics: [{ name: 'trimmed', partitions: [{ partitionIndex: 0, offset }] }], timeoutMs: 10_000 });
+  assert.equal((await deleteAt(follower.port, 6n)).topics[0]!.partitions[0]!.errorCode, 6, 'NOT_LEADER_OR_FOLLOWER from a follower');
+  assert.equal((await deleteAt(leader.port, 11n)).topics[0]!.partitions[0]!.errorCode, 1, 'OFFSET_OUT_OF_RANGE past the high watermark');
+  // KafkaJS (it sends DeleteRecords to the leader): records before offset 6 go.
+  const kafka = new Kafka({ clientId: 'trim', brokers: [a!.bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.fetchTopicMetadata({ topics: ['trimmed'] });
+    await admin.deleteTopicRecords({ topic: 'trimmed', partitions: [{ partition: 0, offset: '6' }] });
+  } finally {
+    await admin.disconnect();
+  }
+  // The leader dies; a follower leads: it must not serve r0..r5 again.
+  await leader.kill9();
+  const next = await waitFor('a new leader of trimmed', async () => {
+    const p = (await metadata(follower.port, ['trimmed'])).topics[0]!.partitions[0];
+    return p !== undefined && p.leaderId > 0 && p.leaderId !== view.leaderId ? p : undefined;
+  }, 20_000);
+  const nl = brokers.get(next.leaderId)!;
+  const out = await kcat(['-C', '-b', nl.bootstrap, '-t', 'trimmed', '-o', 'beginning', '-e', '-q'], undefined, 30_000);
+  assert.deepEqual(out.stdout.toString().trim().split('\n'), ['r6', 'r7', 'r8', 'r9'], 'the new leader starts where the old one deleted up to');
+  // Back: the region has its three brokers again for what follows.
+  await leader.start();
+  await waitFor('the restarted broker back in trimmed\'s ISR', async () => (await metadata(nl.port, ['trimmed'])).topics[0]!.partitions[0]!.isrNodes.length === 3, 30_000);
 });
 
 test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {

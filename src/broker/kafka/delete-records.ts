@@ -10,6 +10,7 @@
  * nothing to wait for: there are no followers. A topic the requester may not DELETE is
  * TOPIC_AUTHORIZATION_FAILED for each of its partitions (authorize.ts).
  */
+import { ErrorCode, MeridianError } from '../../errors.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { DeleteRecordsRequest, DeleteRecordsResponse } from '../../protocol/kafka/messages/delete-records.js';
@@ -33,6 +34,18 @@ export async function handleDeleteRecords(deps: KafkaApiDeps, req: DeleteRecords
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION') };
           try {
+            // A region cluster: only the leader deletes, and only below what its ISR holds
+            // (the replicated high watermark); followers follow its log start (replica-fetcher.ts).
+            const rm = deps.replicaManager;
+            if (rm !== undefined) {
+              const hw = rm.deletableBefore(t.name, p.partitionIndex);
+              const offset = p.offset === HIGH_WATERMARK ? hw : p.offset;
+              if (offset > hw) throw new MeridianError(ErrorCode.OffsetOutOfRange, `${t.name}-${p.partitionIndex}: cannot delete records before offset ${offset}: past the replicated high watermark ${hw}`);
+              await view.local.deleteRecordsBefore(offset);
+              // Answered once every in-sync replica moved its log start too (Kafka's low watermark).
+              await rm.awaitLogStart(t.name, p.partitionIndex, offset, req.timeoutMs > 0 ? req.timeoutMs : 30_000);
+              return { partitionIndex: p.partitionIndex, lowWatermark: view.logStartOffset, errorCode: 0 };
+            }
             await view.local.deleteRecordsBefore(p.offset === HIGH_WATERMARK ? view.highWatermark : p.offset);
             return { partitionIndex: p.partitionIndex, lowWatermark: view.logStartOffset, errorCode: 0 };
           } catch (err) {

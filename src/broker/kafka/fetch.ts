@@ -138,14 +138,22 @@ function clusterFetch(rm: ReplicaManager, req: FetchRequest, version: number, pa
   const replicaId = version >= 15 ? req.replicaState.replicaId : req.replicaId;
   const follower = replicaId >= 0;
   const epochs = new Map<string, number>();
-  for (const t of req.topics) for (const p of t.partitions) epochs.set(`${version >= TOPIC_IDS_FROM ? t.topicId : t.topic}\u0000${p.partition}`, p.currentLeaderEpoch);
+  // A follower's log start (v5+), so DeleteRecords can wait until every replica moved its own.
+  const starts = new Map<string, bigint>();
+  for (const t of req.topics) {
+    for (const p of t.partitions) {
+      const k = `${version >= TOPIC_IDS_FROM ? t.topicId : t.topic}\u0000${p.partition}`;
+      epochs.set(k, p.currentLeaderEpoch);
+      starts.set(k, p.logStartOffset);
+    }
+  }
   const refused = new Map<SessionPartition, number>();
   for (const p of partitions) {
     if (p.topic === null) continue;
     const epoch = epochs.get(`${version >= TOPIC_IDS_FROM ? p.topicId : p.topic}\u0000${p.partition}`) ?? -1;
     const err = rm.checkFetch(p.topic, p.partition, replicaId, epoch);
     if (err !== null) refused.set(p, toKafkaError(err).code);
-    else if (follower) rm.followerFetched(replicaId, p.topic, p.partition, p.fetchOffset);
+    else if (follower) rm.followerFetched(replicaId, p.topic, p.partition, p.fetchOffset, starts.get(`${version >= TOPIC_IDS_FROM ? p.topicId : p.topic}\u0000${p.partition}`) ?? -1n);
   }
   const options: Pick<FetchOptions, 'bounds' | 'watch'> = { bounds: (view) => rm.fetchBounds(view, follower) };
   // A follower's answer waits only for appends (what it copies), never for the high watermark.
