@@ -49,8 +49,10 @@ export interface DevClusterOptions {
   readonly cli: string;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
-  /** The PATH to look for etcd on when /usr/bin/etcd is missing. */
+  /** The PATH to look for etcd on when the binary below is missing. */
   readonly searchPath?: string;
+  /** Where etcd is expected first (default DEV_ETCD_BINARY, Debian's). */
+  readonly etcdBinary?: string;
 }
 
 interface DevBroker {
@@ -125,14 +127,14 @@ function listening(hostPort: string): Promise<boolean> {
   });
 }
 
-function etcdBinary(searchPath: string): string {
-  if (fs.existsSync(DEV_ETCD_BINARY)) return DEV_ETCD_BINARY;
+function etcdBinary(first: string, searchPath: string): string {
+  if (fs.existsSync(first)) return first;
   for (const dir of searchPath.split(path.delimiter)) {
     const candidate = path.join(dir, 'etcd');
     if (dir !== '' && fs.existsSync(candidate)) return candidate;
   }
   throw new DevClusterError(
-    `meridian dev --brokers needs etcd, which is not installed (${DEV_ETCD_BINARY} is missing and no etcd is on PATH): install Debian's etcd-server (sudo apt-get install etcd-server; bash scripts/install-tools.sh installs it too), or etcd from https://etcd.io/docs/latest/install/ (brew install etcd on macOS). Plain \`meridian dev\` needs no etcd.`,
+    `meridian dev --brokers needs etcd, which is not installed (${first} is missing and no etcd is on PATH): install Debian's etcd-server (sudo apt-get install etcd-server; bash scripts/install-tools.sh installs it too), or etcd from https://etcd.io/docs/latest/install/ (brew install etcd on macOS). Plain \`meridian dev\` needs no etcd.`,
   );
 }
 
@@ -145,7 +147,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runDevCluster(o: DevClusterOptions): Promise<number> {
   const dataRoot = path.join(o.cwd, 'meridian-data', 'cluster');
   const layout = devClusterLayout(o.brokers, dataRoot);
-  const binary = etcdBinary(o.searchPath ?? '');
+  const binary = etcdBinary(o.etcdBinary ?? DEV_ETCD_BINARY, o.searchPath ?? '');
   const etcdAddress = `127.0.0.1:${DEV_ETCD_CLIENT_PORT}`;
   for (const hp of [etcdAddress, `127.0.0.1:${DEV_ETCD_PEER_PORT}`, ...layout.flatMap((b) => [b.kafka, b.admin])]) {
     if (await listening(hp)) throw new DevClusterError(`${hp} is in use (a dev mesh or dev cluster already running?); stop it and start again`);

@@ -13,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runDevCluster } from '../../src/cli/dev-cluster.js';
 import { ETCD_BINARY } from '../helpers/etcd.js';
 import { kcat } from '../helpers/kcat.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
@@ -130,4 +131,15 @@ test('meridian dev --brokers 3: etcd and six brokers, kcat in each region, Ctrl-
   assert.match(out, /stopping 6 brokers, then etcd/);
   for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} (a broker or etcd) is gone after Ctrl-C`);
   for (const port of PORTS) assert.equal(await listening(port), false, `nothing listens on ${port} after Ctrl-C`);
+});
+
+test('meridian dev --brokers without etcd: a message naming the package, nothing started', async () => {
+  const work = path.join(t.dir, 'no-etcd');
+  fs.mkdirSync(work);
+  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+  await assert.rejects(
+    runDevCluster({ brokers: 3, cwd: work, command: [process.execPath, BIN], cli: 'meridian', stdout: sink, stderr: sink, etcdBinary: path.join(work, 'no-such-etcd'), searchPath: '' }),
+    (err: Error) => err.name === 'DevClusterError' && /needs etcd/.test(err.message) && /apt-get install etcd-server/.test(err.message),
+  );
+  assert.deepEqual(fs.readdirSync(work), [], 'nothing written');
 });
