@@ -86,6 +86,8 @@ export interface TierLeadership {
 
 /** The leader sweeps unnamed objects when idle at most this often (and at every claim). */
 const SWEEP_EVERY_MS = 60_000;
+/** A claim that failed (etcd or the store unreachable) waits this long before the next try. */
+const CLAIM_RETRY_MS = 1_000;
 /** A manifest object deleted between reading the pointer and the GET: read the pointer again this often. */
 const LOAD_ATTEMPTS = 5;
 
@@ -98,6 +100,10 @@ interface ClusterTierState {
   /** Bumped at each leadership change: an older claim gives up. */
   turn: number;
   lastSweep: number;
+  /** The fence named a newer epoch than this one: no claim at or below it (the replica manager will catch up). */
+  refusedEpoch: number;
+  /** A failed claim (etcd or the store unreachable) is tried again from this time on. */
+  nextClaimAt: number;
 }
 
 export interface ClusterTieringOptions {
@@ -159,7 +165,7 @@ export class ClusterTiering implements ClusterTierHooks {
 
   /** A partition was attached with the manifest `load` gave: follow it, and claim it if led here. */
   attached(tier: PartitionTier, at: PointerAt | null): void {
-    this.#states.set(tier, { at, claimedEpoch: -1, claiming: false, turn: 0, lastSweep: 0 });
+    this.#states.set(tier, { at, claimedEpoch: -1, claiming: false, turn: 0, lastSweep: 0, refusedEpoch: -1, nextClaimAt: 0 });
     this.sync(tier);
   }
 
@@ -231,7 +237,7 @@ export class ClusterTiering implements ClusterTierHooks {
       st.turn++;
       this.#o.reset(tier);
     }
-    if (leading && epoch !== undefined && st.claimedEpoch !== epoch && !st.claiming) void this.#claim(tier, st, epoch);
+    if (leading && epoch !== undefined && st.claimedEpoch !== epoch && !st.claiming && epoch > st.refusedEpoch && Date.now() >= st.nextClaimAt) void this.#claim(tier, st, epoch);
   }
 
   /** From the registry's tick: a claim that failed (etcd or the store down) is retried; the idle leader sweeps. */
@@ -257,6 +263,7 @@ export class ClusterTiering implements ClusterTierHooks {
           const at = await this.#o.fence.read(topic, partition);
           const ours = at !== null && at.pointer.topicId === tier.ref.topicId;
           if (ours && at.pointer.leaderEpoch > epoch) {
+            st.refusedEpoch = epoch;
             this.#log?.warn({ topic, partition, leaderEpoch: epoch, fenceEpoch: at.pointer.leaderEpoch }, 'the manifest fence names a newer leader epoch than this broker leads at; not offloading until its leadership is updated');
             return;
           }
@@ -288,7 +295,8 @@ export class ClusterTiering implements ClusterTierHooks {
       tier.manifestChain = run.catch(() => {});
       await run;
     } catch (err) {
-      this.#log?.warn({ err: (err as Error).message, topic, partition, leaderEpoch: epoch }, 'claiming the manifest failed; retried at the next tick (nothing is offloaded meanwhile)');
+      st.nextClaimAt = Date.now() + CLAIM_RETRY_MS;
+      this.#log?.warn({ err: (err as Error).message, topic, partition, leaderEpoch: epoch }, 'claiming the manifest failed; retried at a later tick (nothing is offloaded meanwhile)');
     } finally {
       st.claiming = false;
     }
@@ -300,7 +308,8 @@ export class ClusterTiering implements ClusterTierHooks {
         .catch((err) => this.#log?.warn({ err: (err as Error).message, topic, partition }, 'removing unnamed objects failed; retried when idle'))
         .finally(() => this.#o.pump(tier));
     }
-    // Leadership may have moved while the claim ran.
+    // Leadership may have moved while the claim ran (a claim refused or failed for this
+    // epoch is not retried from here: refusedEpoch and nextClaimAt hold it back).
     this.sync(tier);
   }
 
