@@ -67,7 +67,8 @@ Usage:
   meridian partitions reassign --topic T --partition P --replicas 1,2,4 [--no-wait]
                                   move a partition's replicas between the brokers of a
                                   region cluster, with progress until done
-  meridian partitions list-reassignments | describe --topic T --partition P
+  meridian partitions cancel-reassignment | describe --topic T --partition P
+  meridian partitions list-reassignments
   meridian help                   this text
   meridian version                the version
 
