@@ -15,6 +15,13 @@
  * acknowledged record is present exactly once in both regions; both regions hold the same
  * records; each origin partition's records are in the remote partition in the origin's
  * order; each replica set's logs are byte-identical.
+ *
+ * The second test pins down why a worker sends only what every in-sync replica holds: with
+ * partition 1's followers in us-east stopped (SIGSTOP), records produced with acks=1 stay
+ * above the high watermark and are not sent; the leader is then SIGKILLed, a follower takes
+ * over without (some of) them and new records take their offsets. Both regions must end up with the
+ * same records, the new ones included (had the old ones been sent, eu-west would drop the
+ * new ones as duplicates of their origin offsets, or the link would stop as diverged).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -55,7 +62,9 @@ before(async () => {
   };
   // One region after the other: six brokers starting at once on a small machine can miss
   // the harness's start-up wait.
-  east = await TestCluster.start({ region: EAST, ports: [e1, e2, e3], minInsyncReplicas: 2, config: { replication } });
+  // us-east: the default 6 s lease and a 5 s replica lag, so that the second test can hold
+  // two followers stopped for a moment without the region counting them out.
+  east = await TestCluster.start({ region: EAST, ports: [e1, e2, e3], minInsyncReplicas: 2, leaseTtlMs: null, replicaLagTimeMaxMs: 5000, config: { replication } });
   west = await TestCluster.start({ region: WEST, ports: [w1, w2, w3], minInsyncReplicas: 2, config: { replication } });
 });
 
@@ -271,4 +280,75 @@ test('two three-broker regions replicating active-active while partition 0 leade
   }
   assert.deepEqual(kjs.failed, [], `KafkaJS gave up on sends while ${killed.join(' and ')} were killed`);
   mark('checked');
+});
+
+test('records above the high watermark are not sent: a leader SIGKILLed with them loses them in both regions, and the records that reuse their offsets reach both', async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  const P = 1;
+  const before = await east.partition(TOPIC, P, (v) => v.isr.length === 3);
+  const leader = east.node(before.leader);
+  const followers = before.replicas.filter((id) => id !== leader.nodeId).map((id) => east.node(id));
+  // Two rounds: the first may still reach the followers in the answer to the fetch each had
+  // parked at the leader (delivered into their socket buffers while they are stopped); the
+  // second, produced once no fetch is parked, stays on the leader alone.
+  const held = Array.from({ length: 20 }, (_, i) => `h1-${i}`);
+  const leaderOnly = Array.from({ length: 20 }, (_, i) => `h2-${i}`);
+  const fresh = Array.from({ length: 30 }, (_, i) => `f-${i}`);
+  const stopped: number[] = [];
+  try {
+    for (const f of followers) {
+      process.kill(f.pid!, 'SIGSTOP');
+      stopped.push(f.pid!);
+    }
+    // acks=1: the leader alone has them; the high watermark cannot pass them.
+    for (const values of [held, leaderOnly]) {
+      const r = await kcat(['-P', '-b', leader.bootstrap, '-t', TOPIC, '-p', String(P), '-X', 'acks=1'], values.join('\n') + '\n', 20_000);
+      assert.equal(r.code, 0, `kcat -P acks=1 exited ${r.code}: ${r.stderr.slice(-2000)}`);
+    }
+    // The leader's worker has them in its backlog and waits (or, were it to send them,
+    // eu-west holds them: then the rest of the test fails, as it must).
+    await waitFor(
+      `the us-east leader's worker for ${TOPIC}-${P} to hold back the acks=1 records (or to have sent them)`,
+      async () => {
+        const status = (await (await fetch(`http://127.0.0.1:${leader.adminPort}/v1/replication/status`)).json()) as { workers: Array<{ topic: string; partition: number; state: string; backlogRecords: number }> };
+        const w = status.workers.find((x) => x.topic === TOPIC && x.partition === P);
+        if (w !== undefined && w.state === 'idle' && w.backlogRecords >= held.length + leaderOnly.length) return true;
+        const westValues = new Set((await readWithKcat(west)).map((x) => x.value));
+        return leaderOnly.every((v) => westValues.has(v));
+      },
+      10_000,
+      50,
+    );
+    await leader.kill9();
+  } finally {
+    for (const pid of stopped) process.kill(pid, 'SIGCONT');
+  }
+  mark(`followers ${followers.map((f) => f.nodeId).join(', ')} stopped while ${held.length + leaderOnly.length} acks=1 records went to leader ${leader.nodeId}; leader SIGKILLed`);
+  const after = await east.partition(TOPIC, P, (v) => v.leader !== leader.nodeId && v.leaderEpoch > before.leaderEpoch);
+  mark(`broker ${after.leader} leads ${TOPIC}-${P} (epoch ${after.leaderEpoch})`);
+  const r = await kcat(['-P', '-b', east.bootstrap.join(','), '-t', TOPIC, '-p', String(P), '-X', 'enable.idempotence=true', '-X', 'acks=all'], fresh.join('\n') + '\n', 30_000);
+  assert.equal(r.code, 0, `kcat -P acks=all exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  await leader.start();
+  await east.waitMembers([1, 2, 3]);
+  mark(`${fresh.length} records produced on the new leader; broker ${leader.nodeId} restarted`);
+
+  let reads: Read[][] = [[], []];
+  await waitFor(
+    'both regions to hold the same records, the new ones included',
+    async () => {
+      reads = await Promise.all([readWithKcat(east), readWithKcat(west)]);
+      const sets = reads.map((x) => new Set(x.map((y) => y.value)));
+      return fresh.every((v) => sets[0]!.has(v) && sets[1]!.has(v)) && sets[0]!.size === sets[1]!.size && [...sets[0]!].every((v) => sets[1]!.has(v));
+    },
+    30_000,
+    250,
+    () => `(${EAST} has ${reads[0]!.length} records, ${WEST} ${reads[1]!.length}; the new records in ${WEST}: ${fresh.filter((v) => reads[1]!.some((x) => x.value === v)).length} of ${fresh.length}; ${WEST}'s link status: see its brokers' logs)`,
+  );
+  for (const [i, name] of [EAST, WEST].entries()) {
+    assert.deepEqual([...counts(reads[i]!.map((x) => x.value))].filter(([, n]) => n > 1), [], `${name}: no record twice`);
+    assert.deepEqual(originOrder(reads[i]!, P, 'f-'), fresh, `${name}: the new records once each, in order`);
+    assert.equal(reads[i]!.filter((x) => x.value.startsWith('h2-')).length, 0, `${name}: the acks=1 records the killed leader alone held are in neither region`);
+  }
+  mark('both regions agree');
 });
