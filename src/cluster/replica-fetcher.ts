@@ -32,7 +32,8 @@
  *
  * Errors: a partition the leader refuses (not leader, fenced or unknown epoch: its state is
  * changing) is retried after `backoffMs` and moved by the ReplicaManager when the new state
- * arrives; OFFSET_OUT_OF_RANGE sends it back to the truncate phase; a connection failure
+ * arrives; OFFSET_OUT_OF_RANGE sends it back to the truncate phase, or, when the leader's
+ * log start lies past this replica's whole log, starts the log over there (resetTo); a connection failure
  * backs the whole fetcher off (doubling up to 1 s).
  *
  * Lifecycle: `start()`, `add`/`remove` at any time (remove resolves once no append or
@@ -397,7 +398,8 @@ export class ReplicaFetcher {
         // Removed or re-added (new epoch) while the fetch was out: its answer is stale.
         if (e === undefined || this.#parts.get(e.key) !== e) continue;
         if (p.errorCode !== 0) {
-          this.#refused(e, p.errorCode);
+          if (p.errorCode === kafkaCode('OFFSET_OUT_OF_RANGE') && p.logStartOffset > e.log.logEndOffset) appends.push(this.#reset(e, p.logStartOffset));
+          else this.#refused(e, p.errorCode);
           continue;
         }
         this.#opts.onHighWatermark?.(e.topic, e.partition, p.highWatermark);
@@ -446,6 +448,26 @@ export class ReplicaFetcher {
       e.phase = 'truncate';
       e.retryAt = Date.now() + this.#opts.backoffMs;
       this.#events.error(`append-${e.key}`, { err, topic: e.topic, partition: e.partition, leader: this.leaderId }, 'follower could not append what its leader sent; truncating and fetching again');
+    } finally {
+      if (e.busy === run) e.busy = null;
+    }
+  }
+
+  /**
+   * This replica's whole log lies below the leader's log start (DeleteRecords or retention
+   * there while it was away): it starts over at the leader's log start (Kafka's
+   * truncateFullyAndStartAt) and fetches from there.
+   */
+  async #reset(e: Entry, leaderLogStart: bigint): Promise<void> {
+    if (e.busy !== null) return;
+    const run = e.log.resetTo(leaderLogStart);
+    e.busy = run;
+    try {
+      await run;
+      this.#events.warn(`reset-${e.key}`, { topic: e.topic, partition: e.partition, leader: this.leaderId, logStart: String(leaderLogStart) }, 'follower was wholly behind the leader\'s log start; its log starts over there');
+    } catch (err) {
+      e.retryAt = Date.now() + this.#opts.backoffMs;
+      this.#events.error(`reset-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(leaderLogStart) }, 'follower could not start its log over at the leader\'s log start; retrying');
     } finally {
       if (e.busy === run) e.busy = null;
     }

@@ -11,7 +11,10 @@
  *   at the first bad byte.
  * A segment that does not continue its predecessor's offsets holds nothing that was
  * acknowledged as durable (acks wait for every dirty segment's fdatasync) and is removed
- * with its successors.
+ * with its successors, except across a gap that lies wholly below the durable log start
+ * (`logStart`: a replica reset to its leader's log start, PartitionLog.resetTo, writes the
+ * start first and its new segment at it; the older segments may outlive a crash): then the
+ * segments before the gap, which hold nothing the log serves, go instead.
  * The scans also report where the batches' partitionLeaderEpoch stamps change
  * (`epochStamps`), from which the log's leader epoch cache learns what its checkpoint may
  * lack (partition-log.ts).
@@ -85,6 +88,7 @@ export async function recoverSegments(
   logger?: Logger,
   initialOffset = 0n,
   point?: RecoveryPoint,
+  logStart = 0n,
 ): Promise<Recovered> {
   const bases = listBaseOffsets(dir);
   const segments: Segment[] = [];
@@ -94,7 +98,16 @@ export async function recoverSegments(
   let expected: bigint | undefined;
   for (let i = 0; i < bases.length; i++) {
     const seg = Segment.existing(ctx, dir, bases[i]);
-    if (expected !== undefined && seg.baseOffset !== expected) {
+    if (expected !== undefined && seg.baseOffset !== expected && expected <= logStart && seg.baseOffset <= logStart && seg.baseOffset > expected) {
+      // Everything before the gap is below the log start: a reset (PartitionLog.resetTo)
+      // that a crash interrupted before retention removed the old segments.
+      for (const old of segments.splice(0)) {
+        await old.close();
+        removeSegmentFiles(dir, old.baseOffset);
+      }
+      epochStamps.length = 0;
+      logger?.warn({ dir, logStart: String(logStart), resumedAt: String(seg.baseOffset) }, 'recovery removed segments below the log start that a reset had left');
+    } else if (expected !== undefined && seg.baseOffset !== expected) {
       // Not a continuation of the previous segment: written after data a crash took back,
       // so none of it was ever acknowledged as durable.
       for (const b of bases.slice(i)) removeSegmentFiles(dir, b);
@@ -128,7 +141,7 @@ export async function recoverSegments(
     if (!segments[i].sealed) await segments[i].seal(realIo);
   }
   const last = segments[segments.length - 1];
-  if (last === undefined) segments.push(await Segment.create(ctx, dir, initialOffset));
+  if (last === undefined) segments.push(await Segment.create(ctx, dir, logStart > initialOffset ? logStart : initialOffset));
   else if (last.sealed) segments.push(await Segment.create(ctx, dir, last.nextOffset));
   if (segments[segments.length - 1] !== last) durableAsIs = true;
   return { segments, stats, durableAsIs, epochStamps };

@@ -320,7 +320,7 @@ export class PartitionLog {
     const opts: LogOptions = { ...defaultLogOptions, ...options };
     fs.mkdirSync(dir, { recursive: true });
     const ctx: SegmentContext = { files: resources.files ?? new FdCache(opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES), indexIntervalBytes: opts.indexIntervalBytes };
-    const { segments, stats, durableAsIs, epochStamps } = await recoverSegments(dir, opts, ctx, logger, initialOffset, resources.recoveryPoint);
+    const { segments, stats, durableAsIs, epochStamps } = await recoverSegments(dir, opts, ctx, logger, initialOffset, resources.recoveryPoint, readDeletedBefore(dir));
     // What recovery found may never have been fsynced (a kill -9 in the interval mode
     // leaves it in the page cache): sync it before calling it durable. Not needed when the
     // checkpoint already covers all of it.
@@ -499,6 +499,76 @@ export class PartitionLog {
       });
     this.#truncations = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Starts the log over at `offset`, past everything it holds (Kafka's
+   * truncateFullyAndStartAt): a follower whose whole log lies below its leader's log start
+   * (records deleted by DeleteRecords or retention while it was away) could otherwise never
+   * fetch again. The log start moves to `offset` first (durably), the next append lands in a
+   * new segment based at `offset`, the leader epochs and producer snapshots of the old
+   * records go, and retention then removes the old segments (all below the start). Like a
+   * truncation it waits for appends in flight and refuses new ones meanwhile.
+   *
+   * Crash safety: until the new segment holds data the old segments still continue into it
+   * (a crash before the new file exists reopens the old log, with its start clamped to its
+   * end, and the follower resets again); after it, recovery drops the segments before the
+   * gap because the durable log start lies past them (log-recovery.ts).
+   */
+  resetTo(offset: bigint): Promise<void> {
+    this.#truncationsPending++;
+    this.#truncatingTo = offset;
+    const run = this.#truncations
+      .then(() => this.#reset(offset))
+      .finally(() => {
+        if (--this.#truncationsPending === 0) this.#truncatingTo = undefined;
+      });
+    this.#truncations = run.catch(() => {});
+    // The old segments, all below the new start, go by retention (which skips a log while a
+    // truncation or reset runs, so it runs after).
+    return run.then(() => {
+      this.applyRetention().catch((err: unknown) => this.#log?.warn({ err, dir: this.dir }, 'retention after a reset failed; the next housekeeping retries'));
+    });
+  }
+
+  async #reset(offset: bigint): Promise<void> {
+    this.#checkOpen();
+    if (offset <= this.#nextOffset) {
+      throw new MeridianError(ErrorCode.OffsetOutOfRange, `cannot reset ${this.dir} to offset ${offset}: the log already reaches ${this.#nextOffset} (a reset starts over past the log end; truncate instead)`);
+    }
+    await new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'flush', resolve, reject }));
+    await this.#sealing;
+    if (this.#failure) throw this.#failure;
+    const oldEnd = this.#nextOffset;
+    this.#recoveryPoint = undefined;
+    await this.#saveCheckpoint?.();
+    try {
+      writeFileAtomicSync(PartitionFiles.logStart(this.dir), JSON.stringify({ logStartOffset: String(offset) }));
+      this.#removeProducerSnapshotsAfter(-1n);
+    } catch (err) {
+      throw storageError(`cannot reset ${this.dir} to offset ${offset}: writing its new log start failed`, err);
+    }
+    this.#deletedBefore = offset;
+    this.#nextOffset = offset;
+    this.#writtenEnd = offset;
+    this.#durableEnd = offset;
+    // The old active segment is sealed behind the writer; the next append goes to a new one at `offset`.
+    if (this.#active.assignedBytes > 0) {
+      this.#rollNow();
+      await new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'flush', resolve, reject }));
+    } else {
+      // An empty active segment is based at the old end: replace it with one at `offset`.
+      const empty = this.#active;
+      const seg = Segment.plan(this.#ctx, this.dir, offset);
+      this.#segments[this.#segments.length - 1] = seg;
+      this.#active = seg;
+      this.#dirty.delete(empty);
+      await empty.delete();
+    }
+    this.#trimEpochs();
+    await this.#sealing;
+    if (this.#failure) throw this.#failure;
+    this.#log?.warn({ dir: this.dir, offset: String(offset), previousEnd: String(oldEnd) }, 'log reset: it starts over at its leader\'s log start');
   }
 
   async #truncate(offset: bigint, check: ((offset: bigint) => void) | undefined): Promise<void> {

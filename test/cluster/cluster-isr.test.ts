@@ -4,7 +4,9 @@
  * - a follower killed with SIGKILL leaves the ISR, and once restarted catches up (its log
  *   byte-identical to the leader's) and rejoins it, as Metadata shows;
  * - with min.insync.replicas 2 and two brokers down, an acks=all KafkaJS producer gets
- *   NOT_ENOUGH_REPLICAS, and nothing it sent then is readable once the brokers are back.
+ *   NOT_ENOUGH_REPLICAS, and nothing it sent then is readable once the brokers are back;
+ * - a follower down while every record it holds was deleted (DeleteRecords to the high
+ *   watermark) starts its log over at the leader's log start and rejoins the ISR.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -118,6 +120,47 @@ test('min.insync.replicas 2 with two brokers down: acks=all gets NOT_ENOUGH_REPL
     assert.deepEqual(values, ['ok-1', 'ok-2'], 'nothing the refused produce sent was written');
     await cluster.waitLogsIdentical(topic, 0, [1, 2, 3]);
   } finally {
+    await producer.disconnect();
+  }
+});
+
+test('a follower whose whole log lies below the leader\'s log start (records deleted while it was down) starts over there and rejoins the ISR', async () => {
+  const topic = 'isr-reset';
+  await createTopic(topic);
+  const producer = producerOf(20);
+  const kafka = new Kafka({ clientId: 'isr-trim', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await producer.connect();
+  await admin.connect();
+  try {
+    const send = (values: string[]) => producer.send({ topic, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
+    await send(Array.from({ length: 30 }, (_, i) => `old-${i}`));
+    const state = await cluster.partition(topic, 0, (v) => v.isr.length === 3);
+    const follower = cluster.node(state.replicas.find((r) => r !== state.leader)!);
+    await follower.kill9();
+    await cluster.partition(topic, 0, (v) => !v.isr.includes(follower.nodeId));
+    await send(Array.from({ length: 20 }, (_, i) => `gone-${i}`));
+    // Everything up to the high watermark deleted: the follower's log (0..29) is now wholly
+    // below the leader's log start (50).
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '-1' }] });
+    await send(Array.from({ length: 10 }, (_, i) => `kept-${i}`));
+    await follower.start();
+    await cluster.waitMembers([1, 2, 3]);
+    const rejoined = await cluster.partition(topic, 0, (v) => v.isr.length === 3);
+    assert.deepEqual([...rejoined.isr].sort(), [1, 2, 3], 'the follower caught up from the leader\'s log start');
+    // From the log start on, the follower holds the leader's batches byte for byte, and nothing below it.
+    const from50 = (bs: Awaited<ReturnType<typeof cluster.waitLogsIdentical>>) => bs.filter((b) => b.baseOffset >= 50n);
+    const leaderLog = from50(await cluster.node(rejoined.leader).readLog(topic, 0));
+    const followerAll = await follower.readLog(topic, 0);
+    assert.ok(followerAll.every((b) => b.baseOffset >= 50n), 'the follower kept none of the deleted records');
+    assert.deepEqual(followerAll.map((b) => b.bytes.toString('hex')), leaderLog.map((b) => b.bytes.toString('hex')));
+    const r = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', topic, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const read = parseKcatJson(r.stdout);
+    assert.deepEqual(read.map((m) => [Number(m.offset), m.payload!.toString()]), Array.from({ length: 10 }, (_, i) => [50 + i, `kept-${i}`]), 'only what was kept, at its offsets');
+  } finally {
+    await admin.disconnect();
     await producer.disconnect();
   }
 });
