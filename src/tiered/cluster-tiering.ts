@@ -30,7 +30,7 @@
  *
  * Objects a deposed leader writes after the claim (an upload that was already running) are
  * garbage no manifest names: they are deleted by the current leader's sweep (at each claim
- * and when its offloader is idle, at most every SWEEP_EVERY_MS), never read.
+ * and at most every SWEEP_EVERY_MS), never read.
  *
  * Lifecycle: built by `TieredStorage.attachCluster` (after the replica manager starts);
  * `start()` begins watching the pointers and leadership; `close()` stops both.
@@ -84,7 +84,7 @@ export interface TierLeadership {
   replica(topic: string, partition: number): { readonly highWatermark: bigint } | undefined;
 }
 
-/** The leader sweeps unnamed objects when idle at most this often (and at every claim). */
+/** The leader sweeps unnamed objects at most this often (and at every claim). */
 const SWEEP_EVERY_MS = 60_000;
 /** A claim that failed (etcd or the store unreachable) waits this long before the next try. */
 const CLAIM_RETRY_MS = 1_000;
@@ -240,12 +240,14 @@ export class ClusterTiering implements ClusterTierHooks {
     if (leading && epoch !== undefined && st.claimedEpoch !== epoch && !st.claiming && epoch > st.refusedEpoch && Date.now() >= st.nextClaimAt) void this.#claim(tier, st, epoch);
   }
 
-  /** From the registry's tick: a claim that failed (etcd or the store down) is retried; the idle leader sweeps. */
+  /** From the registry's tick: a claim that failed (etcd or the store down) is retried; the leader sweeps now and then. */
   tick(tier: PartitionTier, now: number): void {
     const st = this.#states.get(tier);
     if (st === undefined) return;
     this.sync(tier);
-    if (this.mayWrite(tier) && tier.offload.copying.size === 0 && now - st.lastSweep >= SWEEP_EVERY_MS) {
+    // Not only when idle: a leader that never idles would keep a deposed leader's late
+    // objects forever. Its own uploads in flight are skipped by attempt id.
+    if (this.mayWrite(tier) && now - st.lastSweep >= SWEEP_EVERY_MS) {
       st.lastSweep = now;
       void this.#sweep(tier, st).catch((err) => this.#log?.warn({ err: (err as Error).message, topic: tier.ref.topic, partition: tier.ref.partition }, 'removing unnamed objects failed; will retry'));
     }
@@ -305,7 +307,7 @@ export class ClusterTiering implements ClusterTierHooks {
       this.#o.reset(tier);
       st.lastSweep = Date.now();
       void this.#sweep(tier, st)
-        .catch((err) => this.#log?.warn({ err: (err as Error).message, topic, partition }, 'removing unnamed objects failed; retried when idle'))
+        .catch((err) => this.#log?.warn({ err: (err as Error).message, topic, partition }, 'removing unnamed objects failed; retried at the next sweep'))
         .finally(() => this.#o.pump(tier));
     }
     // Leadership may have moved while the claim ran (a claim refused or failed for this
