@@ -5,13 +5,15 @@
  * partition there. What a user checks:
  * - FindCoordinator asked of every broker names the same coordinator; an OffsetCommit sent
  *   to another broker gets NOT_COORDINATOR; Metadata flags the offsets topic internal and a
- *   client cannot produce to it;
+ *   client cannot produce to it, delete its records or delete it;
  * - a KafkaJS group of two members consumes an RF 3 topic and commits after each batch
  *   (manual commits, each acknowledged or not); the coordinator's broker is SIGKILLed while
  *   a producer keeps writing; the group carries on at the new coordinator: KafkaJS admin's
  *   fetchOffsets there equals the last commits acknowledged before the kill, every record
  *   produced before, during and after the kill is consumed, and the records delivered again
  *   after the kill are only ones at or past those commits;
+ * - a group that went through a generation on the coordinator continues from it at the new
+ *   coordinator (its JoinGroup answers a higher generation, not 1 again);
  * - kcat (librdkafka's balanced consumer, -G) reads the whole topic as another group on the
  *   surviving brokers, and its commits are read back.
  */
@@ -77,6 +79,34 @@ async function agreedCoordinator(groupId: string): Promise<number> {
     100,
     () => `(seen ${seen})`,
   );
+}
+
+/**
+ * One member's whole life in `groupId` over a bare socket at broker `port` (JoinGroup v3,
+ * SyncGroup v3, LeaveGroup v3): the generation its JoinGroup answered.
+ */
+async function joinSyncLeave(port: number, groupId: string): Promise<number> {
+  const c = await RawClient.connect(port);
+  try {
+    const joined = (await c.request<{ errorCode: number; generationId: number; memberId: string; protocolName: string }>(ApiKey.JoinGroup, 3, {
+      groupId,
+      sessionTimeoutMs: 10_000,
+      rebalanceTimeoutMs: 10_000,
+      memberId: '',
+      groupInstanceId: null,
+      protocolType: 'consumer',
+      protocols: [{ name: 'range', metadata: Buffer.alloc(0) }],
+      reason: null,
+    })).body;
+    assert.equal(joined.errorCode, 0, `JoinGroup of ${groupId}`);
+    const synced = (await c.request<{ errorCode: number }>(ApiKey.SyncGroup, 3, { groupId, generationId: joined.generationId, memberId: joined.memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments: [{ memberId: joined.memberId, assignment: Buffer.alloc(0) }] })).body;
+    assert.equal(synced.errorCode, 0, `SyncGroup of ${groupId}`);
+    const left = (await c.request<{ errorCode: number }>(ApiKey.LeaveGroup, 3, { groupId, memberId: '', members: [{ memberId: joined.memberId, groupInstanceId: null, reason: null }] })).body;
+    assert.equal(left.errorCode, 0, `LeaveGroup of ${groupId}`);
+    return joined.generationId;
+  } finally {
+    c.close();
+  }
 }
 
 interface Delivery {
@@ -177,6 +207,11 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
     topicData: [{ name: OFFSETS_TOPIC, partitionData: [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from('forged') }] }) }] }],
   });
   assert.equal(produced.responses[0]!.partitionResponses[0]!.errorCode, 17, 'INVALID_TOPIC_EXCEPTION for a produce to the offsets topic');
+  // Nor delete its records or the topic: that would delete committed offsets.
+  const trimmed = await request<{ topics: Array<{ partitions: Array<{ errorCode: number }> }> }>(cluster.node(coordinator).port, ApiKey.DeleteRecords, 2, { topics: [{ name: OFFSETS_TOPIC, partitions: [{ partitionIndex: 0, offset: -1n }] }], timeoutMs: 5000 });
+  assert.equal(trimmed.topics[0]!.partitions[0]!.errorCode, 17, 'INVALID_TOPIC_EXCEPTION for DeleteRecords on the offsets topic');
+  const deleted = await request<{ responses: Array<{ errorCode: number }> }>(cluster.node(coordinator).port, ApiKey.DeleteTopics, 6, { topics: [{ name: OFFSETS_TOPIC, topicId: ZERO_UUID }], topicNames: [], timeoutMs: 5000 });
+  assert.equal(deleted.responses[0]!.errorCode, 42, 'INVALID_REQUEST for DeleteTopics of the offsets topic');
 
   // An OffsetCommit sent to a broker that is not the coordinator: NOT_COORDINATOR.
   const other = cluster.nodes.find((b) => b.nodeId !== coordinator)!;
@@ -190,6 +225,11 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   });
   assert.equal(refused.topics[0]!.partitions[0]!.errorCode, NOT_COORDINATOR, `broker ${other.nodeId} is not the coordinator (${coordinator} is)`);
 
+  // Another group on the same coordinator goes through a generation (its record is replicated).
+  let genGroup = '';
+  for (let i = 0; genGroup === ''; i++) if ((await coordinatorAt(other.port, `gen-${i}`)).nodeId === coordinator) genGroup = `gen-${i}`;
+  const generationBefore = await joinSyncLeave(cluster.node(coordinator).port, genGroup);
+
   // Before: 200 records, consumed and committed by a group of two.
   const acknowledged: string[] = [];
   const stopBefore = runProducer(kafka(), acknowledged, 'before');
@@ -197,7 +237,13 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   await stopBefore();
   const state = { deliveries: [] as Delivery[], acked: new Map<number, bigint>(), inFlight: 0, hold: null as Promise<void> | null, killed: false };
   const members = [new Member('m1', kafka(), state), new Member('m2', kafka(), state)];
-  t.after(() => Promise.allSettled(members.map((m) => m.consumer.disconnect())));
+  let release: () => void = () => {};
+  // A failed assertion must not leave a batch held (KafkaJS's disconnect waits for it).
+  t.after(() => {
+    state.hold = null;
+    release();
+    return Promise.allSettled(members.map((m) => m.consumer.disconnect()));
+  });
   await Promise.all(members.map((m) => m.start()));
   const seen = () => new Set(state.deliveries.map((d) => d.value));
   await waitFor('the group to consume the first records', () => acknowledged.every((v) => seen().has(v)), 60_000);
@@ -209,7 +255,6 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   await waitFor('records produced meanwhile to be consumed and committed', () => acknowledged.slice(mark, mark + 50).length === 50 && acknowledged.slice(mark, mark + 50).every((v) => seen().has(v)), 60_000);
 
   // Hold the members (nothing recorded or committed from here), wait for commits in flight.
-  let release!: () => void;
   state.hold = new Promise<void>((r) => (release = r));
   await waitFor('the commits in flight to be answered', () => state.inFlight === 0, 30_000);
   const ackedAtKill = new Map(state.acked);
@@ -221,6 +266,9 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   await cluster.node(coordinator).kill9();
   const successor = await agreedCoordinator(GROUP);
   assert.notEqual(successor, coordinator);
+  // The new coordinator continues that group's generations rather than restarting them.
+  const generationAfter = await waitFor(`JoinGroup of ${genGroup} at the new coordinator`, () => joinSyncLeave(cluster.node(successor).port, genGroup), 30_000);
+  assert.ok(generationAfter > generationBefore, `generation ${generationAfter} at the new coordinator continues from ${generationBefore}`);
 
   // The new coordinator holds exactly the commits acknowledged before the kill.
   const survivors = new Kafka({ clientId: 'cluster-groups-check', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 1000 } });
@@ -270,7 +318,7 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
     const first = state.deliveries.filter((d) => d.afterKill && d.partition === p).reduce((m, d) => (d.offset < m ? d.offset : m), BigInt(Number.MAX_SAFE_INTEGER));
     if (first !== BigInt(Number.MAX_SAFE_INTEGER)) assert.equal(first, committed, `partition ${p} resumed at its committed offset`);
   }
-  t.diagnostic(`coordinator ${coordinator} -> ${successor}; ${acknowledged.length} records, ${state.deliveries.length} deliveries, ${again} re-delivered after the kill`);
+  t.diagnostic(`coordinator ${coordinator} -> ${successor}; ${genGroup} generation ${generationBefore} -> ${generationAfter}; ${acknowledged.length} records, ${state.deliveries.length} deliveries, ${again} re-delivered after the kill`);
   await Promise.all(members.map((m) => m.consumer.disconnect()));
 
   // kcat's balanced consumer (librdkafka) as another group on the two survivors.
@@ -279,4 +327,14 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   const read = parseKcatJson(k.stdout).map((m) => String(m.payload));
   assert.equal(new Set(read).size, read.length, 'kcat read no record twice');
   for (const v of acknowledged) assert.ok(read.includes(v), `kcat read ${v}`);
+  // librdkafka committed where it stopped (on close): the end of every partition.
+  const reader = new Kafka({ clientId: 'cluster-groups-kcat-check', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await reader.connect();
+  try {
+    const ends = new Map((await reader.fetchTopicOffsets(TOPIC)).map((p) => [p.partition, p.high]));
+    const committed = new Map((await reader.fetchOffsets({ groupId: 'kcat-readers', topics: [TOPIC] }))[0]!.partitions.map((p) => [p.partition, p.offset]));
+    assert.deepEqual([...committed].sort((a, b) => a[0] - b[0]), [...ends].sort((a, b) => a[0] - b[0]), 'kcat-readers committed the end of every partition');
+  } finally {
+    await reader.disconnect();
+  }
 });

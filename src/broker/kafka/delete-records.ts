@@ -11,6 +11,7 @@
  * TOPIC_AUTHORIZATION_FAILED for each of its partitions (authorize.ts).
  */
 import { ErrorCode, MeridianError } from '../../errors.js';
+import { isInternalTopic } from '../../cluster/group-offsets-topic.js';
 import { ApiKey } from '../../protocol/kafka/api-keys.js';
 import { kafkaCode, toKafkaError } from '../../protocol/kafka/error-mapping.js';
 import type { DeleteRecordsRequest, DeleteRecordsResponse } from '../../protocol/kafka/messages/delete-records.js';
@@ -33,6 +34,8 @@ export async function handleDeleteRecords(deps: KafkaApiDeps, req: DeleteRecords
           if (denied?.has(t.name)) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('TOPIC_AUTHORIZATION_FAILED') };
           const view = deps.logs.view(t.name, p.partitionIndex);
           if (view === undefined) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('UNKNOWN_TOPIC_OR_PARTITION') };
+          // Kafka refuses DeleteRecords on internal topics alike: here it would delete committed offsets.
+          if (isInternalTopic(t.name)) return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaCode('INVALID_TOPIC_EXCEPTION') };
           try {
             // A region cluster: only the leader deletes, and only below what its ISR holds
             // (the replicated high watermark); followers follow its log start (replica-fetcher.ts).

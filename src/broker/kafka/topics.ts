@@ -307,6 +307,11 @@ export async function handleDeleteTopics(deps: KafkaApiDeps, req: DeleteTopicsRe
       fail('TOPIC_AUTHORIZATION_FAILED', denial(who, AclOperation.Delete, ResourceType.Topic, topic).message);
       continue;
     }
+    // Deleting __meridian_offsets would delete every group's committed offsets.
+    if (isInternalTopic(topic)) {
+      fail('INVALID_REQUEST', `${topic} is an internal topic (the region's consumer-group offsets): it cannot be deleted`);
+      continue;
+    }
     if (info !== undefined) {
       result.name = info.name;
       result.topicId = info.id;
