@@ -118,6 +118,12 @@ test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-id
   assert.ok(!state.replicas.includes(old) && !state.isr.includes(old), `the old leader ${old} is out of the replicas and the ISR`);
   const batches = await cluster.waitLogsIdentical(TOPIC, 0, target);
   assert.ok(batches.length > 0);
+  // The removed replica stopped copying when it left: what was produced after the move is not in its copy.
+  const left = await cluster.node(old).readLog(TOPIC, 0);
+  assert.ok(left.length < batches.length, `the old leader ${old} holds ${left.length} batches, the replicas ${batches.length}`);
+  // Its last batch may be one it appended as leader just before the move and never got
+  // acknowledged (a removed replica is not truncated); everything before it is the replicas' log.
+  assert.ok(left.slice(0, -1).every((b, i) => b.bytes.equals(batches[i]!.bytes)), 'what it holds is a prefix of the replicas\' log');
 
   mark('logs identical');
   const read = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
