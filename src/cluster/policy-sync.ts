@@ -101,6 +101,11 @@ export class ClusterPolicies {
   async revert(): Promise<PolicySet> {
     const { client, keys } = this.#region;
     const res = await this.#region.run('delete the region\'s replication policies', () => client.delete().key(keys.policies).exec());
+    // Nothing to delete (no runtime set): no new revision, no watch event; already reverted.
+    if (res.deleted === '0') {
+      this.#apply(undefined, this.#applied);
+      return this.#store.current;
+    }
     await this.#waitApplied(rev(res.header.revision));
     return this.#store.current;
   }

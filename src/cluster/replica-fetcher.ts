@@ -377,7 +377,10 @@ export class ReplicaFetcher {
           currentLeaderEpoch: e.leaderEpoch,
           fetchOffset: e.log.logEndOffset,
           lastFetchedEpoch: -1,
-          logStartOffset: e.log.logStartOffset,
+          // Where this replica's deleted records end (DeleteRecords, the leader's start
+          // followed), not its local start: with tiered storage the local start is past
+          // records the bucket still serves, which a DeleteRecords below it must still cut.
+          logStartOffset: e.log.deletedBefore,
           partitionMaxBytes: this.#opts.partitionMaxBytes,
           replicaDirectoryId: ZERO_UUID,
         })),
@@ -404,7 +407,7 @@ export class ReplicaFetcher {
         }
         this.#opts.onHighWatermark?.(e.topic, e.partition, p.highWatermark);
         if (p.records !== null && p.records.length > 0) appends.push(this.#append(e, p.records, p.highWatermark, p.logStartOffset));
-        else if (p.logStartOffset > e.log.logStartOffset) appends.push(this.#followLogStart(e, p.logStartOffset));
+        else if (p.logStartOffset > e.log.deletedBefore) appends.push(this.#followLogStart(e, p.logStartOffset));
       }
     }
     await Promise.all(appends);
@@ -417,7 +420,7 @@ export class ReplicaFetcher {
    */
   async #followLogStart(e: Entry, leaderLogStart: bigint): Promise<void> {
     const to = leaderLogStart < e.log.logEndOffset ? leaderLogStart : e.log.logEndOffset;
-    if (to <= e.log.logStartOffset || e.busy !== null) return;
+    if (to <= e.log.deletedBefore || e.busy !== null) return;
     const run = e.log.deleteRecordsBefore(to).then(() => {});
     e.busy = run;
     try {
@@ -436,7 +439,7 @@ export class ReplicaFetcher {
       // After the append, so that a log start inside what was just copied can be reached.
       .then(async () => {
         const to = leaderLogStart < e.log.logEndOffset ? leaderLogStart : e.log.logEndOffset;
-        if (to > e.log.logStartOffset) await e.log.deleteRecordsBefore(to).catch((err: unknown) => this.#events.warn(`log-start-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(to) }, 'follower could not move its log start to the leader\'s; retried at the next fetch'));
+        if (to > e.log.deletedBefore) await e.log.deleteRecordsBefore(to).catch((err: unknown) => this.#events.warn(`log-start-${e.key}`, { err, topic: e.topic, partition: e.partition, to: String(to) }, 'follower could not move its log start to the leader\'s; retried at the next fetch'));
       });
     e.busy = run;
     try {

@@ -545,7 +545,9 @@ export class ReplicaManager {
         nodeId: this.nodeId,
         leaderId,
         address: () => this.#opts.source.brokerAddress(leaderId),
-        maxWaitMs: this.#opts.fetchMaxWaitMs ?? 500,
+        // Under half the lag time: a caught-up follower parked on an idle leader must fetch
+        // again before it would count as not fetching (partition-replica.ts desiredIsr).
+        maxWaitMs: this.#opts.fetchMaxWaitMs ?? Math.min(500, Math.max(10, Math.floor(this.#lagMs / 2))),
         maxBytes: this.#opts.fetchMaxBytes ?? 10 * 1024 * 1024,
         partitionMaxBytes: this.#opts.partitionFetchMaxBytes ?? 1024 * 1024,
         sync: this.#opts.flushMode === 'fsync',

@@ -19,7 +19,8 @@
  *   Metadata, its disk); the deleted name created again is a new, empty topic; every broker
  *   reports the region's one cluster id;
  * - runtime replication policies (PUT/DELETE /v1/replication/policies) through one broker
- *   reach every broker (etcd);
+ *   reach every broker (etcd); a revert without a runtime set answers at once;
+ * - the admin API's POST and DELETE /v1/topics create and delete for the whole region;
  * - DeleteRecords only on the leader, up to the replicated high watermark; a new leader
  *   after SIGKILL does not serve the deleted records again;
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
@@ -421,6 +422,27 @@ test('runtime replication policies set through one broker\'s admin API apply on 
   assert.equal(reverted.status, 200);
   assert.equal(reverted.body.source, 'config');
   for (const r of running()) await waitFor(`broker ${r.port} to revert`, async () => (await api(r, 'GET')).body.source === 'config', 10_000);
+  // Reverting again (no runtime set) is idempotent and answers at once.
+  const t0 = Date.now();
+  const again = await api(a!, 'DELETE');
+  assert.equal(again.status, 200);
+  assert.equal(again.body.source, 'config');
+  assert.ok(Date.now() - t0 < 5000, `a second revert answered in ${Date.now() - t0} ms`);
+});
+
+test('the admin API creates and deletes topics for the whole region, not one broker\'s copy', async () => {
+  const [a, b] = running();
+  const res = await fetch(`http://127.0.0.1:${a!.adminPort}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'admin-made', partitions: 2 }) });
+  assert.equal(res.status, 201, await res.text());
+  for (const r of running()) {
+    await waitFor(`broker ${r.port} to lead admin-made`, async () => {
+      const t = (await metadata(r.port, ['admin-made'])).topics[0]!;
+      return t.errorCode === 0 && t.partitions.length === 2 && t.partitions.every((p) => p.leaderId > 0 && p.replicaNodes.length === 3);
+    }, 20_000);
+  }
+  const del = await fetch(`http://127.0.0.1:${b!.adminPort}/v1/topics/admin-made`, { method: 'DELETE' });
+  assert.equal(del.status, 204, await del.text());
+  for (const r of running()) await waitFor(`broker ${r.port} to forget admin-made`, async () => (await metadata(r.port, ['admin-made'])).topics[0]!.errorCode === 3, 20_000);
 });
 
 test('DeleteRecords is the leader\'s, up to the replicated high watermark; followers follow its log start, so deleted records stay deleted after a leader change', async () => {

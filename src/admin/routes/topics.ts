@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/broker.js';
-import { describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from '../../broker/kafka/topic-config.js';
+import { clusterTopicConfigs, describeTopicConfig, requireTieredStorageFor, topicConfigFrom } from '../../broker/kafka/topic-config.js';
+import { deleteClusterTopic } from '../../cluster/topic-admin.js';
 import { ConfigSource } from '../../broker/kafka/config-entry.js';
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { policyFor } from '../../replication/policy.js';
@@ -129,7 +130,15 @@ export function topicRoutes(app: FastifyInstance, { broker }: AdminContext): voi
     },
     async (req, reply) => {
       const { name, partitions, configs = {} } = req.body;
-      const config = topicConfigFrom(Object.entries(configs).map(([k, v]) => ({ name: k, value: String(v) })));
+      const given = Object.entries(configs).map(([k, v]) => ({ name: k, value: String(v) }));
+      // A region cluster creates it in etcd through the controller, as CreateTopics does.
+      if (broker.cluster !== undefined) {
+        const { local, record } = clusterTopicConfigs(given);
+        requireTieredStorageFor(name, local, broker.config.tiered.enabled);
+        await broker.cluster.createTopic(name, { partitions: partitions ?? broker.config.topics.defaultPartitions, replicationFactor: null, configs: record });
+        return reply.code(201).send(describeTopic(broker, name));
+      }
+      const config = topicConfigFrom(given);
       requireTieredStorageFor(name, config, broker.config.tiered.enabled);
       await broker.topics.createTopic(name, partitions ?? broker.config.topics.defaultPartitions, config);
       return reply.code(201).send(describeTopic(broker, name));
@@ -147,7 +156,9 @@ export function topicRoutes(app: FastifyInstance, { broker }: AdminContext): voi
     { schema: { summary: 'Delete a topic, its data in both tiers and its committed group offsets', tags: ['topics'], params: obj({ name: t.str }), response: { 204: { type: 'null', description: 'deleted' }, ...errorResponses(401, 404) } } },
     async (req, reply) => {
       const info = topicOf(broker, req.params.name);
-      await broker.topics.deleteTopic(info.name);
+      // A region cluster: deleted from etcd, so from every broker (never only this copy).
+      if (broker.cluster !== undefined) await deleteClusterTopic(broker.cluster, info.name, 30_000);
+      else await broker.topics.deleteTopic(info.name);
       await broker.groups.deleteTopicOffsets(info.name);
       return reply.code(204).send();
     },
