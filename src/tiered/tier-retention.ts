@@ -11,7 +11,7 @@
  */
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { SegmentInfo } from '../storage/segment.js';
-import { remoteEndOffset, segmentFor, type RemoteSegment } from './manifest.js';
+import { remoteEndOffset, segmentFor, servedFrom, type RemoteSegment } from './manifest.js';
 import { updateManifest, type PartitionTier, type TierIo, type TierLookup } from './partition-tier.js';
 import { withRetry } from './retry.js';
 
@@ -112,7 +112,9 @@ export class TierRetention {
         if (kept.length === m.segments.length) return;
         const lastGone = m.segments.filter((s) => gone.has(s.dataKey)).at(-1)!;
         m.segments = kept;
-        m.startOffset = kept[0]?.baseOffset ?? lastGone.nextOffset;
+        // The first offset the first kept entry serves (a new leader's entry may start inside
+        // its predecessor's last one: servedFrom), never an offset no entry serves.
+        m.startOffset = kept[0] !== undefined ? servedFrom(kept[0]) : lastGone.nextOffset;
       });
       const { store, retry, signal } = this.#io;
       for (const seg of expired) {
