@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * The test command (`npm test` runs it after the type check): every test file under test/,
+ * in two phases so the whole run fits CI's budget on a 2-core machine.
+ *
+ *   1. Files that only wait for conditions run two at a time (`--test-concurrency=2`): most
+ *      of their time is spent in child processes, fdatasync and sockets, not on a core.
+ *   2. Then, one at a time, the files listed in SERIAL: those that bind the dev mesh's fixed
+ *      ports (a second one at the same time would find them taken), those whose assertions
+ *      are about time (quotas held within a tolerance, deadlines, rates), and the region
+ *      clusters, whose etcd leases of 2 s must not lapse because another test holds the CPU.
+ *
+ *   3. Last, test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
+ *
+ * Every phase always runs; the exit code is non-zero when any failed.
+ * MERIDIAN_TEST_CONCURRENCY=1 runs everything one at a time (phase 1 included);
+ * MERIDIAN_TEST_PHASE=concurrent or serial runs only that phase.
+ * Arguments, when given, are test files to run instead of all (each still in its phase).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Test files (or directories, ending in /) that run alone, after the others. */
+const SERIAL = [
+  'test/cluster/',
+  'test/cli/',
+  'test/security/quotas.test.ts',
+  'test/security/quotas-broker.test.ts',
+  'test/security/sasl-clients.test.ts',
+  'test/kafka/connection-limits.test.ts',
+  'test/kafka/protocol.test.ts',
+  'test/kafka/fetch-sessions.test.ts',
+  'test/kafka/timestamps.test.ts',
+  'test/kafka/configs.test.ts',
+  'test/kafka/create-many-topics.test.ts',
+  'test/storage/flush-scheduler.test.ts',
+  'test/storage/fd-cache-admit.test.ts',
+  'test/storage/recovery-checkpoint.test.ts',
+  'test/broker/groups/group-coordinator.test.ts',
+  'test/admin/metrics-dr.test.ts',
+  'test/dr/idle-offset-sync.test.ts',
+  'test/replication/replication-backlog.test.ts',
+  'test/tiered/blobstore/',
+  'test/tiered/tiered-faults.test.ts',
+];
+
+function testFiles(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...testFiles(p));
+    else if (e.name.endsWith('.test.ts')) out.push(p.split(path.sep).join('/'));
+  }
+  return out;
+}
+
+const files = (process.argv.length > 2 ? process.argv.slice(2) : testFiles('test')).sort();
+const LAST = 'test/zz-no-secrets.test.ts';
+const serial = (f) => SERIAL.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
+const concurrency = Number(process.env.MERIDIAN_TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`MERIDIAN_TEST_CONCURRENCY must be a positive integer, not ${process.env.MERIDIAN_TEST_CONCURRENCY}`);
+
+const env = { ...process.env };
+if (!env.TEST_RUN_LOG_DIR) env.TEST_RUN_LOG_DIR = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'meridian-test-logs-'));
+
+function run(label, list, n) {
+  if (list.length === 0) return 0;
+  console.log(`# ${label}: ${list.length} files, ${n} at a time`);
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${n}`, ...list], { stdio: 'inherit', env });
+  console.log(`# ${label}: exit ${r.status ?? r.signal} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return r.status ?? 1;
+}
+
+const phase = process.env.MERIDIAN_TEST_PHASE;
+if (phase !== undefined && phase !== 'concurrent' && phase !== 'serial') throw new Error(`MERIDIAN_TEST_PHASE must be concurrent or serial, not ${phase}`);
+const a = phase === 'serial' ? 0 : run('concurrent phase', files.filter((f) => f !== LAST && !serial(f)), concurrency);
+const b = phase === 'concurrent' ? 0 : run('serial phase', files.filter((f) => f !== LAST && serial(f)), 1);
+const c = phase === undefined && files.includes(LAST) ? run('last', [LAST], 1) : 0;
+process.exit(a !== 0 || b !== 0 || c !== 0 ? 1 : 0);
