@@ -379,7 +379,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
     const exists = () => new MeridianError(ErrorCode.TopicExists, `topic ${name} already exists`);
     // First clear what a cut-short creation of the name left (etcd refuses a delete and a
     // put of the same key in one transaction), then the partitions in batches, then the record.
-    const cleared = await this.fencedTxn(`create topic ${name}: clear leftovers`, [absent], [client.delete().prefix(keys.partitionsOf(name))], [], options);
+    // A reassignment requested for an earlier topic of the name (its deletion raced the
+    // request) must not move the new topic's partitions.
+    const cleared = await this.fencedTxn(`create topic ${name}: clear leftovers`, [absent], [client.delete().prefix(keys.partitionsOf(name)), client.delete().prefix(`${keys.reassignmentsPrefix}${name}/`)], [], options);
     if (!cleared.succeeded) throw exists();
     const perTxn = this.#options.maxTxnOps;
     for (let from = 0; from < states.length; from += perTxn) {
