@@ -262,22 +262,24 @@ test('two three-broker regions replicating active-active while partition 0 leade
   }
   assert.ok(reads[0].some((r) => r.partition === 0 && r.value.startsWith('w-')) && reads[1].some((r) => r.partition === 0 && r.value.startsWith('e-')), 'partition 0 carried data both ways');
 
-  // KafkaJS reads the same records in each region.
+  // KafkaJS reads the same records in each region (both regions at once).
+  const kafkajsReads = await Promise.all([east, west].map((c) => readTopicToEnd(c.bootstrap[0]!, TOPIC, { timeoutMs: 30_000 })));
   for (const [i, c] of [east, west].entries()) {
-    const got = await readTopicToEnd(c.bootstrap[0]!, TOPIC, { timeoutMs: 30_000 });
-    const values = got.map((m) => m.value!.toString());
+    const values = kafkajsReads[i]!.map((m) => m.value!.toString());
     assert.deepEqual([...counts(values)].filter(([, n]) => n > 1), [], `KafkaJS in ${c.region}: no record twice`);
     assert.deepEqual([...values].sort(), reads[i]!.map((r) => r.value).sort(), `KafkaJS reads in ${c.region} what kcat reads`);
   }
 
   // Within each region the replicas agree byte for byte (markers included): the receiving
   // leader's appends were replicated like any produce.
-  for (const c of [east, west]) {
-    for (let p = 0; p < PARTITIONS; p++) {
-      const s = await c.partition(TOPIC, p, (v) => v.isr.length === 3);
-      await c.waitLogsIdentical(TOPIC, p, s.isr);
-    }
-  }
+  await Promise.all(
+    [east, west].flatMap((c) =>
+      Array.from({ length: PARTITIONS }, async (_, p) => {
+        const s = await c.partition(TOPIC, p, (v) => v.isr.length === 3);
+        await c.waitLogsIdentical(TOPIC, p, s.isr);
+      }),
+    ),
+  );
   assert.deepEqual(kjs.failed, [], `KafkaJS gave up on sends while ${killed.join(' and ')} were killed`);
   mark('checked');
 });
@@ -327,11 +329,11 @@ test('records above the high watermark are not sent: a leader SIGKILLed with the
   mark(`followers ${followers.map((f) => f.nodeId).join(', ')} stopped while ${held.length + leaderOnly.length} acks=1 records went to leader ${leader.nodeId}; leader SIGKILLed`);
   const after = await east.partition(TOPIC, P, (v) => v.leader !== leader.nodeId && v.leaderEpoch > before.leaderEpoch);
   mark(`broker ${after.leader} leads ${TOPIC}-${P} (epoch ${after.leaderEpoch})`);
+  // (The killed leader stays down: what it alone held is gone with it, as the new leader's
+  // log already says; a restart would only truncate it away.)
   const r = await kcat(['-P', '-b', east.bootstrap.join(','), '-t', TOPIC, '-p', String(P), '-X', 'enable.idempotence=true', '-X', 'acks=all'], fresh.join('\n') + '\n', 30_000);
   assert.equal(r.code, 0, `kcat -P acks=all exited ${r.code}: ${r.stderr.slice(-2000)}`);
-  await leader.start();
-  await east.waitMembers([1, 2, 3]);
-  mark(`${fresh.length} records produced on the new leader; broker ${leader.nodeId} restarted`);
+  mark(`${fresh.length} records produced on the new leader`);
 
   let reads: Read[][] = [[], []];
   await waitFor(
