@@ -186,14 +186,15 @@ export class ReplicationTarget {
         }
       }
       if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
-      // (Not in a region cluster: CreatePartitions is not written to etcd yet; refused below.)
+      // (Not in a region cluster, whose partitions are placed by its controller: refused below,
+      // naming CreatePartitions in this region as the fix.)
       if (info.partitions < req.partitionCount && req.createIfMissing && this.#leadership === undefined) info = await this.#grow(info.name, req);
       if (info.partitions !== req.partitionCount) {
         return {
           ...fail(
             new MeridianError(
               ErrorCode.InvalidPartitions,
-              `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do (raise the count in ${req.senderRegion} with CreatePartitions)`,
+              `topic ${req.topic} has ${req.partitionCount} partitions in region ${req.senderRegion} but ${info.partitions} in region ${this.region}; partition counts must match, nothing is replicated until they do (raise the count in ${info.partitions < req.partitionCount ? `${this.region} (a region cluster's topic is not grown by replication)` : req.senderRegion} with CreatePartitions)`,
             ),
           ),
           partitionCount: info.partitions,
