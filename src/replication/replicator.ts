@@ -262,7 +262,24 @@ export class Replicator {
     if (this.#opts.topics.partition(topic, partition) !== log) return true; // topic deleted
     const remoteEnd = this.#opts.tiered?.remoteEnd(topic, partition);
     if (remoteEnd !== undefined && seg.nextOffset <= remoteEnd) return true;
+    const leadership = this.#opts.leadership;
+    if (leadership !== undefined && !leadership.isLeading(topic, partition)) {
+      // A replica that does not lead the partition here has no worker to say what the
+      // remotes hold: only the leader's retention asks them. It deletes what lies below the
+      // log start it follows from its leader (whose retention already passed this rule) and
+      // keeps the rest while a link may need it, so a follower that becomes leader still
+      // holds whatever the remotes lack.
+      if (seg.nextOffset <= log.logStartOffset) return true;
+      return !this.#linked(topic);
+    }
     return this.#mayDelete(topic, partition, seg, false);
+  }
+
+  /** Whether this region sends `topic` to any remote of its registry. */
+  #linked(topic: string): boolean {
+    if (topic.startsWith('__')) return false;
+    const links = linksFor(this.#policies, this.region, topic);
+    return (this.#opts.dr?.effectiveLinks(topic, links) ?? links).some((l) => this.#regions.has(l.remote));
   }
 
   /** The remote `replication` retention rule: a remote segment stays while a remote lacks it. */
