@@ -58,6 +58,8 @@ import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { ClusterPolicies } from '../cluster/policy-sync.js';
+import { ErrorCode, MeridianError } from '../errors.js';
+import { createClusterPartitions } from '../cluster/topic-admin.js';
 import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
 import { ClusterOffsets, offsetsTopicRegion } from '../cluster/group-offsets.js';
 import { localTopicConfig } from './kafka/topic-config.js';
@@ -379,6 +381,16 @@ export class Broker {
         deps.replication.attachCluster({
           leadership: targetLeadership(replicaManager, r.requestTimeoutMs / 2),
           createTopic: (name, partitions) => node.createTopic(name, { partitions, replicationFactor: null, configs: {} }),
+          // A sender's topic grown with CreatePartitions grows here region-wide too.
+          growTopic: async (name, partitions) => {
+            try {
+              await createClusterPartitions(node, name, partitions, null, { validateOnly: false, timeoutMs: 30_000 });
+            } catch (err) {
+              // Grown already (another leader's handshake, or an operator): wait until it is open here.
+              if (!(err instanceof MeridianError && err.code === ErrorCode.InvalidPartitions)) throw err;
+            }
+            return node.topicSync.waitReady(name, 30_000);
+          },
         });
       }
       let kafka: KafkaServer;

@@ -92,6 +92,7 @@ export class ReplicationTarget {
   #refusals: ThrottledLog;
   #leadership: TargetLeadership | undefined;
   #createTopic: ((name: string, partitions: number) => Promise<TopicInfo>) | undefined;
+  #growTopic: ((name: string, partitions: number) => Promise<TopicInfo>) | undefined;
 
   constructor(opts: {
     region: string;
@@ -125,9 +126,10 @@ export class ReplicationTarget {
    * exists, before the listener opens): appends through each partition's leader, topics
    * created through the controller. See the header.
    */
-  attachCluster(o: { leadership: TargetLeadership; createTopic?: (name: string, partitions: number) => Promise<TopicInfo> }): void {
+  attachCluster(o: { leadership: TargetLeadership; createTopic?: (name: string, partitions: number) => Promise<TopicInfo>; growTopic?: (name: string, partitions: number) => Promise<TopicInfo> }): void {
     this.#leadership = o.leadership;
     this.#createTopic = o.createTopic;
+    this.#growTopic = o.growTopic;
   }
 
   /**
@@ -186,9 +188,8 @@ export class ReplicationTarget {
         }
       }
       if (info === undefined) return fail(new MeridianError(ErrorCode.UnknownTopic, `topic ${req.topic} does not exist in region ${this.region}`));
-      // (Not in a region cluster, whose partitions are placed by its controller: refused below,
-      // naming CreatePartitions in this region as the fix.)
-      if (info.partitions < req.partitionCount && req.createIfMissing && this.#leadership === undefined) info = await this.#grow(info.name, req);
+      // A region cluster grows it region-wide (etcd, cluster/topic-admin.ts) when it can.
+      if (info.partitions < req.partitionCount && req.createIfMissing && (this.#leadership === undefined || this.#growTopic !== undefined)) info = await this.#grow(info.name, req);
       if (info.partitions !== req.partitionCount) {
         return {
           ...fail(
@@ -239,7 +240,7 @@ export class ReplicationTarget {
    */
   async #grow(topic: string, req: HandshakeRequest): Promise<TopicInfo> {
     try {
-      const grown = await this.#topics.addPartitions(topic, req.partitionCount);
+      const grown = this.#growTopic !== undefined ? await this.#growTopic(topic, req.partitionCount) : await this.#topics.addPartitions(topic, req.partitionCount);
       this.#log.info({ topic, partitions: req.partitionCount, from: req.senderRegion }, 'partitions added for replication');
       return grown;
     } catch (err) {

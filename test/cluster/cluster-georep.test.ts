@@ -22,6 +22,9 @@
  * over without (some of) them and new records take their offsets. Both regions must end up with the
  * same records, the new ones included (had the old ones been sent, eu-west would drop the
  * new ones as duplicates of their origin offsets, or the link would stop as diverged).
+ *
+ * The third grows the topic with CreatePartitions in us-east: eu-west (a cluster) grows its
+ * own region-wide at the next handshake, and the new partition's records arrive once, in order.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -62,7 +65,7 @@ before(async () => {
   };
   // One region after the other: six brokers starting at once on a small machine can miss
   // the harness's start-up wait.
-  // us-east: the default 6 s lease and a 5 s replica lag, so that the second test can hold
+  // us-east: the default lease (cluster.leaseTtlMs, 3 s) and a 5 s replica lag, so that the second test can hold
   // two followers stopped for a moment without the region counting them out.
   east = await TestCluster.start({ region: EAST, ports: [e1, e2, e3], minInsyncReplicas: 2, leaseTtlMs: null, replicaLagTimeMaxMs: 5000, config: { replication } });
   west = await TestCluster.start({ region: WEST, ports: [w1, w2, w3], minInsyncReplicas: 2, config: { replication } });
@@ -353,4 +356,33 @@ test('records above the high watermark are not sent: a leader SIGKILLed with the
     assert.equal(reads[i]!.filter((x) => x.value.startsWith('h2-')).length, 0, `${name}: the acks=1 records the killed leader alone held are in neither region`);
   }
   mark('both regions agree');
+});
+
+test('a topic grown with CreatePartitions in one region grows in the other region cluster, and the new partition replicates', async () => {
+  // Every broker back (the tests before killed some): new partitions need RF 3 live brokers.
+  for (const c of [east, west]) {
+    for (const b of c.nodes) if (!b.running) await b.start();
+    await c.waitMembers([1, 2, 3]);
+  }
+  const admin = new Kafka({ clientId: 'georep-grow', brokers: east.bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createPartitions({ topicPartitions: [{ topic: TOPIC, count: PARTITIONS + 1 }] });
+  } finally {
+    await admin.disconnect();
+  }
+  const P = PARTITIONS;
+  await east.partition(TOPIC, P, (v) => v.isr.length === 3);
+  const values = Array.from({ length: 20 }, (_, i) => `grown-${i}`);
+  const put = await kcat(['-P', '-b', east.bootstrap.join(','), '-t', TOPIC, '-p', String(P), '-X', 'acks=all'], values.join('\n') + '\n', 30_000);
+  assert.equal(put.code, 0, put.stderr.slice(-2000));
+  // eu-west grows its topic region-wide at the next handshake and receives the partition.
+  await west.partition(TOPIC, P, (v) => v.isr.length === 3, { timeoutMs: 60_000 });
+  const got = await waitFor('eu-west to hold the new partition\'s records', async () => {
+    const r = await kcat(['-b', west.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', String(P), '-o', 'beginning', '-e'], undefined, 30_000);
+    if (r.code !== 0) return false;
+    const read = parseKcatJson(r.stdout).map((m) => m.payload!.toString());
+    return read.length >= values.length ? read : false;
+  }, 60_000, 200);
+  assert.deepEqual(got, values, 'once each, in order');
 });
