@@ -163,6 +163,9 @@ class Member {
 }
 
 /** KafkaJS, idempotent, acks -1, one value at a time until stopped: what it acknowledged. */
+/** Where each acknowledged value was acknowledged (partition/offset), for failure messages. */
+const ackedAt = new Map<string, string>();
+
 function runProducer(kafka: Kafka, acked: string[], prefix: string) {
   let stopping = false;
   let n = 0;
@@ -172,7 +175,12 @@ function runProducer(kafka: Kafka, acked: string[], prefix: string) {
     while (!stopping) {
       const value = `${prefix}-${n++}`;
       try {
-        await producer.send({ topic: TOPIC, acks: -1, messages: [{ value }] });
+        // An explicit partition: KafkaJS's default partitioner picks again when it retries a
+        // send, while the idempotent sequence it had used stays assigned to the first
+        // partition, so its next record there reuses that sequence and is answered as a
+        // duplicate of the failed attempt (acknowledged, never written). Seen in this test.
+        const [r] = await producer.send({ topic: TOPIC, acks: -1, messages: [{ value, partition: n % PARTITIONS }] });
+        ackedAt.set(value, `${r?.partition}/${r?.baseOffset}`);
         acked.push(value);
       } catch {
         // Not acknowledged (present at most once): continue with a fresh producer id.
@@ -316,7 +324,10 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
       const log = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-o', 'beginning', '-e'], undefined, 30_000).then((r) => parseKcatJson(r.stdout)).catch(() => []);
       const where = missing.slice(0, 5).map((v) => {
         const m = log.find((x) => String(x.payload) === v);
-        return m === undefined ? `${v} absent from the log` : `${v} at ${m.partition}/${m.offset}`;
+        const at = ackedAt.get(v) ?? '?';
+        const [p, o] = at.split('/');
+        const there = log.find((x) => String(x.partition) === p && String(x.offset) === o);
+        return m === undefined ? `${v} (acknowledged at ${at}, where the log now holds ${there === undefined ? 'nothing' : `${String(there.payload)}, acknowledged at ${ackedAt.get(String(there.payload)) ?? 'no offset (its send failed)'}, found in the log at ${log.filter((x) => String(x.payload) === String(there.payload)).map((x) => `${x.partition}/${x.offset}`).join(' and ')}`}) absent from the log` : `${v} at ${m.partition}/${m.offset}`;
       });
       return `(${missing.length} of ${acknowledged.length} not consumed yet: ${where.join(', ')}; ${parts}; committed before the kill ${[...ackedAtKill].map(([p, o]) => `p${p}:${o}`).join(' ')})`;
     },
