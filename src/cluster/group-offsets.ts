@@ -82,9 +82,20 @@ export class ClusterOffsets implements OffsetBackend {
     this.#rm = replicaManager;
     this.#region = region;
     this.#coordinator = coordinator;
-    this.#offLeadership = replicaManager.onLeadershipChange((topic, partition) => {
+    const offLeadership = replicaManager.onLeadershipChange((topic, partition) => {
       if (topic === OFFSETS_TOPIC) this.#refresh(partition);
     });
+    // A topic deleted through any broker goes from every broker (cluster/topic-sync.ts):
+    // each drops the offsets of the groups it coordinates, so a topic created again under
+    // the name starts with none (the asking broker alone reached only its own groups).
+    const offTopics = this.#o.topics.onTopicChange((event, info) => {
+      if (event !== 'deleted' || info.name === OFFSETS_TOPIC) return;
+      this.deleteTopic(info.name).catch((err: unknown) => this.#o.logger?.warn({ err, topic: info.name }, 'could not drop the committed offsets of a deleted topic; a group of this coordinator may still list them'));
+    });
+    this.#offLeadership = () => {
+      offLeadership();
+      offTopics();
+    };
     for (const { topic, partition } of replicaManager.ledPartitions()) if (topic === OFFSETS_TOPIC) this.#refresh(partition);
   }
 
@@ -293,10 +304,19 @@ export class ClusterOffsets implements OffsetBackend {
 
 /** The region as ClusterOffsets sees it, from this broker's ClusterNode. */
 export function offsetsTopicRegion(node: ClusterNode, partitions: () => number, defaultReplicationFactor: number | null): OffsetsTopicRegion {
+  const since = Date.now();
   return {
     topicReady: (name) => node.topicSync.ready(name) !== undefined,
     createOffsetsTopic: async () => {
-      const spec = offsetsTopicSpec(partitions(), node.brokers().length, defaultReplicationFactor);
+      // Its replication factor is fixed at creation: during a (rolling) start, wait a while
+      // for the region's other brokers rather than make it RF 1 for good because one broker
+      // happened to be first (Kafka waits for offsets.topic.replication.factor brokers).
+      const live = node.brokers().length;
+      const want = defaultReplicationFactor ?? 3;
+      if (live < want && Date.now() - since < OFFSETS_TOPIC_SETTLE_MS) {
+        throw new MeridianError(ErrorCode.CoordinatorUnavailable, `${OFFSETS_TOPIC} is created once ${want} brokers are registered (${live} are) or ${OFFSETS_TOPIC_SETTLE_MS / 1000} s after this broker joined; retry`);
+      }
+      const spec = offsetsTopicSpec(partitions(), live, defaultReplicationFactor);
       try {
         await node.createTopic(OFFSETS_TOPIC, spec);
       } catch (err) {
@@ -308,6 +328,9 @@ export function offsetsTopicRegion(node: ClusterNode, partitions: () => number, 
     brokerAddress: (nodeId) => node.brokers().find((b) => b.nodeId === nodeId)?.kafka,
   };
 }
+
+/** How long a broker waits for the region's other brokers before it creates the offsets topic with fewer replicas. */
+const OFFSETS_TOPIC_SETTLE_MS = 30_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());

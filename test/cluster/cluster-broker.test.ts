@@ -21,6 +21,8 @@
  * - runtime replication policies (PUT/DELETE /v1/replication/policies) through one broker
  *   reach every broker (etcd); a revert without a runtime set answers at once;
  * - the admin API's POST and DELETE /v1/topics create and delete for the whole region;
+ * - a topic deleted through a broker other than a group's coordinator loses the group's
+ *   offsets; CreatePartitions of __meridian_offsets is refused;
  * - DeleteRecords only on the leader, up to the replicated high watermark; a new leader
  *   after SIGKILL does not serve the deleted records again;
  * - GET /v1/cluster and /metrics show the members, the controller, the lease and etcd up.
@@ -483,6 +485,34 @@ test('DeleteRecords is the leader\'s, up to the replicated high watermark; follo
   // Back: the region has its three brokers again for what follows.
   await leader.start();
   await waitFor('the restarted broker back in trimmed\'s ISR', async () => (await metadata(nl.port, ['trimmed'])).topics[0]!.partitions[0]!.isrNodes.length === 3, 30_000);
+});
+
+test('a topic deleted through a broker that is not the group\'s coordinator loses its committed offsets everywhere; __meridian_offsets cannot grow', async () => {
+  const [a] = running();
+  assert.equal((await createTopicAt(a!.port, 'offsets-go', 1, 3)).errorCode, 0);
+  const kafka = new Kafka({ clientId: 'offsets-go', brokers: running().map((r) => r.bootstrap), logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.setOffsets({ groupId: 'g-offsets-go', topic: 'offsets-go', partitions: [{ partition: 0, offset: '0' }] });
+    // The group's coordinator, from FindCoordinator (v1: one key).
+    const coord = await request<{ errorCode: number; nodeId: number }>(a!.port, ApiKey.FindCoordinator, 1, { key: 'g-offsets-go', keyType: 0, coordinatorKeys: [] });
+    assert.equal(coord.errorCode, 0);
+    const other = running().find((r) => r !== brokers.get(coord.nodeId))!;
+    const del = await request<{ responses: Array<{ errorCode: number; errorMessage: string | null }> }>(other.port, ApiKey.DeleteTopics, 6, { topics: [{ name: 'offsets-go', topicId: ZERO_UUID }], topicNames: [], timeoutMs: 20_000 });
+    assert.equal(del.responses[0]!.errorCode, 0, del.responses[0]!.errorMessage ?? '');
+    assert.equal((await createTopicAt(other.port, 'offsets-go', 1, 3)).errorCode, 0);
+    const after = await waitFor('the recreated topic\'s group offsets to be gone', async () => {
+      const o = await admin.fetchOffsets({ groupId: 'g-offsets-go', topics: ['offsets-go'] }).catch(() => undefined);
+      const p0 = o?.[0]?.partitions.find((p) => p.partition === 0);
+      return p0 !== undefined && p0.offset === '-1' ? p0 : undefined;
+    }, 20_000);
+    assert.equal(after.offset, '-1', 'no committed offset for the new topic of the name');
+  } finally {
+    await admin.disconnect();
+  }
+  const grow = await request<{ results: Array<{ errorCode: number; errorMessage: string | null }> }>(a!.port, ApiKey.CreatePartitions, 1, { topics: [{ name: '__meridian_offsets', count: 64, assignments: null }], timeoutMs: 5000, validateOnly: false });
+  assert.equal(grow.results[0]!.errorCode, 42, 'INVALID_REQUEST: the offsets topic\'s partition count is fixed');
 });
 
 test('the controller killed with SIGKILL: another broker takes over and creates topics', async () => {

@@ -351,6 +351,13 @@ export async function handleCreatePartitions(deps: KafkaApiDeps, req: CreatePart
       }
       seen.add(t.name);
       if (!may(deps, who, AclOperation.Alter, ResourceType.Topic, t.name)) throw denial(who, AclOperation.Alter, ResourceType.Topic, t.name);
+      // More partitions of __meridian_offsets would move most groups to a partition that
+      // holds none of their offsets (a group's partition is its hash modulo the count).
+      if (isInternalTopic(t.name)) {
+        result.errorCode = kafkaCode('INVALID_REQUEST');
+        result.errorMessage = `${t.name} is an internal topic (the region's consumer-group offsets): its partition count is fixed (cluster.offsetsTopicPartitions)`;
+        continue;
+      }
       // A region cluster: new partitions are placed over its brokers and written to etcd (topic-admin.ts).
       if (deps.cluster !== undefined) {
         await createClusterPartitions(deps.cluster, t.name, t.count, t.assignments === null ? null : t.assignments.map((a) => a.brokerIds), { validateOnly: req.validateOnly, timeoutMs: req.timeoutMs > 0 ? req.timeoutMs : 30_000 });
