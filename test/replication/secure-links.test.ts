@@ -27,6 +27,7 @@ import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { LinkClient } from '../../src/replication/link-client.js';
+import { metadataRequest } from '../../src/replication/remote-leaders.js';
 import { readAppendResponse, readHandshakeResponse, ReplicationApiKey, writeAppendRequest, writeHandshakeRequest } from '../../src/replication/replication-api.js';
 import { AclOperation, AclPermissionType, aclBinding, CLUSTER_RESOURCE_NAME, ResourceType } from '../../src/security/acl.js';
 import { captureLog, startBroker, type LogCapture, type TestBroker } from '../helpers/broker.js';
@@ -244,6 +245,20 @@ test('a forged ReplicatedAppend from an ordinary authenticated client is refused
   const line = await waitFor('a warn line for bob', () => refusalLines('User:bob', 'us-east')[0]);
   assert.equal(line.code, 'CLUSTER_AUTHORIZATION_FAILED');
   assert.equal(line.clientHost, '127.0.0.1');
+});
+
+test('a link principal with ClusterAction alone may describe the topics it replicates (its Metadata routes partitions to leaders); an ordinary user may not', { timeout: 30_000 }, async (t) => {
+  const ask = async (user: string, password: string) => {
+    const c = forger(user, password, 'SCRAM-SHA-512');
+    t.after(() => c.close());
+    const req = metadataRequest([TOPIC]);
+    return req.read(await c.request(req.apiKey, req.version, req.body));
+  };
+  const link = await ask('us-east-link', LINK_PASSWORDS['us-east']!);
+  assert.equal(link.leaders.get(TOPIC)?.size, PARTITIONS, 'every partition of the topic with its leader');
+  west.broker.security.credentials.upsert('carol', 'SCRAM-SHA-512', BOB_PASSWORD);
+  const carol = await ask('carol', BOB_PASSWORD);
+  assert.equal(carol.leaders.has(TOPIC), false, 'without DESCRIBE or ClusterAction the topic is not described');
 });
 
 test('a link without SASL (or without TLS) on eu-west\'s SASL_SSL listener is closed unanswered, and its error names the setting to check', { timeout: 30_000 }, async (t) => {

@@ -94,7 +94,9 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
         else out.push(described(byId));
         continue;
       }
-      if (!may(deps, who, AclOperation.Describe, ResourceType.Topic, name)) {
+      // A replication link's principal holds ClusterAction (as inter-broker principals do):
+      // it routes each partition to its leader from Metadata, so it may describe the topics.
+      if (!sees(deps, who, AclOperation.ClusterAction, ResourceType.Cluster, CLUSTER_RESOURCE_NAME) && !may(deps, who, AclOperation.Describe, ResourceType.Topic, name)) {
         out.push(unauthorized(name));
         continue;
       }
