@@ -92,20 +92,12 @@ export class TopicSync {
    * of id `topicId`; METADATA_UNAVAILABLE after `timeoutMs`.
    */
   async waitGone(name: string, topicId: string, timeoutMs: number): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (this.#records.get(name)?.value.topicId === topicId || this.#o.topics.getTopic(name)?.id === topicId) {
-      if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
-      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: deleted in etcd but not yet on this broker within ${timeoutMs} ms; it goes once the broker's etcd watch delivers the deletion`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.#waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(100, Math.max(1, until - Date.now())));
-        this.#waiters.add(wake);
-      });
-    }
+    await this.#until(
+      name,
+      () => (this.#records.get(name)?.value.topicId === topicId || this.#o.topics.getTopic(name)?.id === topicId ? undefined : true),
+      timeoutMs,
+      `deleted in etcd but not yet on this broker within ${timeoutMs} ms; it goes once the broker's etcd watch delivers the deletion`,
+    );
   }
 
   /** The record with its revisions (the CAS token of a config change). */
@@ -122,20 +114,12 @@ export class TopicSync {
    * (opened, grown, configs changed locally); METADATA_UNAVAILABLE after `timeoutMs`.
    */
   async waitApplied(name: string, modRevision: bigint, timeoutMs: number): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while ((this.#applied.get(name) ?? -1n) < modRevision) {
-      if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
-      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: the change was written to etcd but not applied on this broker within ${timeoutMs} ms; it applies once the broker's etcd watch delivers it`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.#waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(100, Math.max(1, until - Date.now())));
-        this.#waiters.add(wake);
-      });
-    }
+    await this.#until(
+      name,
+      () => ((this.#applied.get(name) ?? -1n) >= modRevision ? true : undefined),
+      timeoutMs,
+      `the change was written to etcd but not applied on this broker within ${timeoutMs} ms; it applies once the broker's etcd watch delivers it`,
+    );
   }
 
   /** The local topic, once it is open with etcd's id and partition count. */
@@ -146,13 +130,22 @@ export class TopicSync {
   }
 
   /** Resolves with the local topic once etcd has it and it is open here; METADATA_UNAVAILABLE after `timeoutMs`. */
-  async waitReady(name: string, timeoutMs: number, check?: () => Promise<void>): Promise<TopicInfo> {
+  waitReady(name: string, timeoutMs: number, check?: () => Promise<void>): Promise<TopicInfo> {
+    return this.#until(name, () => this.ready(name), timeoutMs, `not ready on this broker within ${timeoutMs} ms (etcd or the controller is slow or unreachable); retry`, check);
+  }
+
+  /**
+   * Resolves with `done()`'s value once it has one, re-asking whenever this sync changes
+   * something (and every 100 ms); METADATA_UNAVAILABLE (`topic <name>: <late>`) after
+   * `timeoutMs`, ABORTED once closed. `check` runs between two asks and may throw.
+   */
+  async #until<T>(name: string, done: () => T | undefined, timeoutMs: number, late: string, check?: () => Promise<void>): Promise<T> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const t = this.ready(name);
-      if (t !== undefined) return t;
+      const v = done();
+      if (v !== undefined) return v;
       if (this.#closed) throw new MeridianError(ErrorCode.Aborted, `topic ${name}: the broker is shutting down`);
-      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name} was not ready on this broker within ${timeoutMs} ms (etcd or the controller is slow or unreachable); retry`);
+      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `topic ${name}: ${late}`);
       await check?.();
       await new Promise<void>((resolve) => {
         const wake = () => {
