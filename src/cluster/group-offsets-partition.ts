@@ -140,7 +140,12 @@ export class OffsetsPartition {
           mayAppend: () => (this.#closed ? this.#notCoordinator('no longer leads it') : rm.checkProduce(OFFSETS_TOPIC, p, -1)),
           leaderEpoch: () => rm.leaderEpochFor(OFFSETS_TOPIC, p),
           replicated: (last) => rm.awaitReplicated(OFFSETS_TOPIC, p, last, this.#o.commitTimeoutMs),
-          mayAnswer: (epoch) => (epoch !== undefined && epoch !== this.leaderEpoch ? this.#notCoordinator(`the leader epoch moved from ${this.leaderEpoch}`) : rm.checkAnswer(OFFSETS_TOPIC, p, epoch)),
+          mayAnswer: (epoch) =>
+            this.#closed
+              ? this.#notCoordinator('no longer leads it')
+              : epoch !== undefined && epoch !== this.leaderEpoch
+                ? this.#notCoordinator(`the leader epoch moved from ${this.leaderEpoch}`)
+                : rm.checkAnswer(OFFSETS_TOPIC, p, epoch),
         }),
       );
       // Pushed before the next append begins: the slots are in offset order.

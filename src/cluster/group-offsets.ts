@@ -121,6 +121,10 @@ export class ClusterOffsets implements OffsetBackend {
       return new MeridianError(ErrorCode.NotCoordinator, `broker ${this.#rm?.nodeId ?? '?'} is not the coordinator of group ${groupId}: ${OFFSETS_TOPIC}-${p} is led by ${leader < 0 ? 'no broker now' : `broker ${leader}`}; find the coordinator again`);
     }
     if (!part.loaded) return new MeridianError(ErrorCode.CoordinatorLoading, `group ${groupId}: ${OFFSETS_TOPIC}-${p} is still being loaded here; retry shortly`);
+    // Kept through a suspended lease: nothing is answered until the leadership is resumed.
+    if (this.#rm !== undefined && !this.#rm.isLeading(OFFSETS_TOPIC, p)) {
+      return new MeridianError(ErrorCode.NotCoordinator, `broker ${this.#rm.nodeId} does not act as coordinator of group ${groupId} until its etcd lease is assured again; find the coordinator again`);
+    }
     return null;
   }
 
@@ -266,6 +270,12 @@ export class ClusterOffsets implements OffsetBackend {
     const epoch = rm.leaderEpochFor(OFFSETS_TOPIC, p);
     const current = this.#parts.get(p);
     if (current !== undefined && leading && current.leaderEpoch === epoch) return;
+    // Leadership suspended (the etcd lease not renewed in time) but still the leader of that
+    // epoch here: keep the groups (the gate refuses meanwhile); a blip must not unload every
+    // group this broker coordinates and send them all through a rebalance. The fresh read
+    // that ends the suspension either resumes the same epoch (kept) or moves it (unloaded).
+    const replica = rm.replica(OFFSETS_TOPIC, p);
+    if (current !== undefined && !leading && rm.leadershipSuspended && replica?.role === 'leader' && replica.leaderEpoch === current.leaderEpoch) return;
     if (current !== undefined) this.#unload(p, current, leading ? `leading again at epoch ${epoch}` : 'no longer leading it');
     if (!leading || epoch === undefined) return;
     const log = this.#o.topics.partition(OFFSETS_TOPIC, p);
