@@ -298,8 +298,11 @@ export class ClusterOffsets implements OffsetBackend {
       (err: unknown) => {
         if (part.closed) return;
         // A log that cannot be read: serve nothing of it (NOT_COORDINATOR) rather than rewind groups.
-        this.#o.logger?.error({ err, topic: OFFSETS_TOPIC, partition: p }, 'could not load the offsets partition; its groups are not coordinated here');
+        this.#o.logger?.error({ err, topic: OFFSETS_TOPIC, partition: p }, 'could not load the offsets partition; its groups are not coordinated here until a retry loads it');
         this.#unload(p, part, 'its load failed');
+        // Still the leader: try again (a transient read error must not orphan its groups
+        // until leadership happens to move).
+        setTimeout(() => this.#refresh(p), LOAD_RETRY_MS).unref();
       },
     );
   }
@@ -338,6 +341,9 @@ export function offsetsTopicRegion(node: ClusterNode, partitions: () => number, 
     brokerAddress: (nodeId) => node.brokers().find((b) => b.nodeId === nodeId)?.kafka,
   };
 }
+
+/** Pause before loading an offsets partition again after a failed load. */
+const LOAD_RETRY_MS = 1000;
 
 /** How long a broker waits for the region's other brokers before it creates the offsets topic with fewer replicas. */
 const OFFSETS_TOPIC_SETTLE_MS = 30_000;
