@@ -167,6 +167,15 @@ export class ClusterTiering implements ClusterTierHooks {
   attached(tier: PartitionTier, at: PointerAt | null): void {
     this.#states.set(tier, { at, claimedEpoch: -1, claiming: false, turn: 0, lastSweep: 0, refusedEpoch: -1, nextClaimAt: 0 });
     this.sync(tier);
+    // A pointer moved between `load` and now reached the watch before this partition was
+    // attached and was dropped: read it once more (an idle partition may see no next commit).
+    const { topic, partition } = tier.ref;
+    this.#o.fence.read(topic, partition).then(
+      (now) => {
+        if (now !== null && (at === null || now.revision > at.revision)) this.#pointerMoved(topic, partition, now);
+      },
+      (err: unknown) => this.#log?.warn({ err: (err as Error).message, topic, partition }, 'reading the manifest pointer after attach failed; the next change or claim reads it'),
+    );
   }
 
   // -- ClusterTierHooks ---------------------------------------------------------------
