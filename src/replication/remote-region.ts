@@ -277,6 +277,20 @@ export class RemoteRegion {
     return d;
   }
 
+  /**
+   * Closes the connections to remote brokers the last Metadata no longer names (a broker
+   * that left, or came back at another address), unless they are bootstrap addresses or
+   * still carry requests: they would otherwise pile up over a long-lived link.
+   */
+  #pruneDestinations(): void {
+    const keep = new Set([...this.#bootstrap, ...this.#leaders.brokerAddresses()]);
+    for (const [address, d] of this.#destinations) {
+      if (keep.has(address) || d.inFlightRequests > 0 || d.outbox.length > 0 || d.flushQueued) continue;
+      d.client.close();
+      this.#destinations.delete(address);
+    }
+  }
+
   /** Where `topic/partition`'s requests go: its leader's broker, or the bootstrap address while unknown. */
   #route(topic: string, partition: number): Destination {
     this.#leaders.topics.add(topic);
@@ -307,6 +321,7 @@ export class RemoteRegion {
           const layout = req.read(await this.#destination(address).client.request(req.apiKey, req.version, req.body));
           const was = this.#leaders.clustered;
           this.#leaders.update(layout);
+          this.#pruneDestinations();
           if (layout.brokers.size > 1 && !was) this.#log.info({ brokers: [...layout.brokers.values()] }, 'remote region is a cluster: each partition is sent to its leader there');
           return;
         } catch (err) {
