@@ -24,24 +24,22 @@ import path from 'node:path';
 /** Test files (or directories, ending in /) that run alone, after the others. */
 const SERIAL = [
   'test/cluster/',
-  'test/cli/',
+  // The dev mesh's fixed ports (19092, 19644, ...), bound or asserted free.
+  'test/cli/commands.test.ts',
+  'test/cli/dev-cluster.test.ts',
+  'test/cli/dev-mesh.test.ts',
+  'test/cli/startup-failures.test.ts',
+  // Rates and tolerances.
   'test/security/quotas.test.ts',
   'test/security/quotas-broker.test.ts',
   'test/security/sasl-clients.test.ts',
   'test/kafka/connection-limits.test.ts',
-  'test/kafka/protocol.test.ts',
-  'test/kafka/fetch-sessions.test.ts',
-  'test/kafka/timestamps.test.ts',
-  'test/kafka/configs.test.ts',
-  'test/kafka/create-many-topics.test.ts',
   'test/storage/flush-scheduler.test.ts',
   'test/storage/fd-cache-admit.test.ts',
   // Its bound counts descriptors held open until their writes are fsynced: slower fsyncs
   // beside another test held more at once (464 against 256 + 64 in a two-at-a-time run).
   'test/storage/fd-bound-many.test.ts',
   'test/storage/recovery-checkpoint.test.ts',
-  'test/broker/groups/group-coordinator.test.ts',
-  'test/admin/metrics-dr.test.ts',
   'test/dr/idle-offset-sync.test.ts',
   'test/replication/replication-backlog.test.ts',
   // kill -9 rounds against a producing region within 60 s each: beside another test the
