@@ -27,14 +27,13 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import type { ProducerStates } from '../broker/producer-states.js';
 import { beginProducePartition } from '../broker/produce-partition.js';
 import { decodeFrames, encodeRecord, RecordType, type GroupMetadataValue, type OffsetRecord } from '../broker/groups/offset-record.js';
-import type { CommittedOffset } from '../broker/groups/offset-store.js';
+import { applyOffsetRecord, type CommittedOffset, type GroupOffsets } from '../broker/groups/offset-store.js';
 import { kafkaCode } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { decodeStoredRecords, encodeBatch, isControlBatch, lastOffsetOf, storedBatches } from '../storage/record-batch.js';
 import type { ReplicaManager } from './replica-manager.js';
 import { OFFSETS_TOPIC } from './group-offsets-topic.js';
 
-type GroupOffsets = Map<string, Map<number, CommittedOffset>>;
 
 interface Slot {
   readonly record: OffsetRecord;
@@ -242,39 +241,11 @@ export class OffsetsPartition {
 
   #apply(record: OffsetRecord): void {
     this.#records++;
+    applyOffsetRecord(this.#offsets, record);
     switch (record.type) {
-      case RecordType.Commit: {
-        let topics = this.#offsets.get(record.groupId);
-        if (topics === undefined) this.#offsets.set(record.groupId, (topics = new Map()));
-        for (const c of record.commits) {
-          let parts = topics.get(c.topic);
-          if (parts === undefined) topics.set(c.topic, (parts = new Map()));
-          parts.set(c.partition, { offset: c.offset, leaderEpoch: c.leaderEpoch, metadata: c.metadata, commitTimestamp: c.commitTimestamp });
-        }
-        break;
-      }
-      case RecordType.DeleteTopic:
-        for (const [groupId, topics] of this.#offsets) {
-          topics.delete(record.topic);
-          if (topics.size === 0) this.#offsets.delete(groupId);
-        }
-        break;
       case RecordType.DeleteGroup:
-        this.#offsets.delete(record.groupId);
         this.#generations.delete(record.groupId);
         break;
-      case RecordType.DeleteOffsets: {
-        const topics = this.#offsets.get(record.groupId);
-        if (topics === undefined) break;
-        for (const t of record.topics) {
-          const parts = topics.get(t.topic);
-          if (parts === undefined) continue;
-          for (const p of t.partitions) parts.delete(p);
-          if (parts.size === 0) topics.delete(t.topic);
-        }
-        if (topics.size === 0) this.#offsets.delete(record.groupId);
-        break;
-      }
       case RecordType.GroupMetadata: {
         const known = this.#generations.get(record.groupId);
         // Never backwards: a late record of an older generation changes nothing.

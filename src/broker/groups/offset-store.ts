@@ -93,7 +93,49 @@ type QueueItem =
   | { kind: 'record'; record: OffsetRecord; frame: Buffer; resolve: () => void; reject: (err: Error) => void }
   | { kind: 'compact'; resolve: () => void; reject: (err: Error) => void };
 
-type GroupOffsets = Map<string, Map<number, CommittedOffset>>;
+/** One group's committed offsets: topic -> partition -> offset. */
+export type GroupOffsets = Map<string, Map<number, CommittedOffset>>;
+
+/**
+ * Applies one offset record to `state` (group -> its offsets): commits, topic deletion,
+ * group deletion, offset deletion. Other record types (group metadata) change no offset.
+ * The file store and a cluster's replicated offsets partition replay through it alike.
+ */
+export function applyOffsetRecord(state: Map<string, GroupOffsets>, record: OffsetRecord): void {
+  switch (record.type) {
+    case RecordType.Commit: {
+      let topics = state.get(record.groupId);
+      if (topics === undefined) state.set(record.groupId, (topics = new Map()));
+      for (const c of record.commits) {
+        let parts = topics.get(c.topic);
+        if (parts === undefined) topics.set(c.topic, (parts = new Map()));
+        parts.set(c.partition, { offset: c.offset, leaderEpoch: c.leaderEpoch, metadata: c.metadata, commitTimestamp: c.commitTimestamp });
+      }
+      break;
+    }
+    case RecordType.DeleteTopic:
+      for (const [groupId, topics] of state) {
+        topics.delete(record.topic);
+        if (topics.size === 0) state.delete(groupId);
+      }
+      break;
+    case RecordType.DeleteGroup:
+      state.delete(record.groupId);
+      break;
+    case RecordType.DeleteOffsets: {
+      const topics = state.get(record.groupId);
+      if (topics === undefined) break;
+      for (const t of record.topics) {
+        const parts = topics.get(t.topic);
+        if (parts === undefined) continue;
+        for (const p of t.partitions) parts.delete(p);
+        if (parts.size === 0) topics.delete(t.topic);
+      }
+      if (topics.size === 0) state.delete(record.groupId);
+      break;
+    }
+  }
+}
 
 const SNAPSHOT_FILE = 'offsets.snapshot';
 const LOG_FILE = /^offsets-(\d+)\.log$/;
@@ -393,40 +435,9 @@ export class OffsetStore {
   }
 
   #apply(record: OffsetRecord): void {
-    switch (record.type) {
-      case RecordType.Commit: {
-        let topics = this.#state.get(record.groupId);
-        if (topics === undefined) this.#state.set(record.groupId, (topics = new Map()));
-        for (const c of record.commits) {
-          let parts = topics.get(c.topic);
-          if (parts === undefined) topics.set(c.topic, (parts = new Map()));
-          parts.set(c.partition, { offset: c.offset, leaderEpoch: c.leaderEpoch, metadata: c.metadata, commitTimestamp: c.commitTimestamp });
-        }
-        break;
-      }
-      case RecordType.DeleteTopic:
-        for (const [groupId, topics] of this.#state) {
-          topics.delete(record.topic);
-          if (topics.size === 0) this.#state.delete(groupId);
-        }
-        break;
-      case RecordType.DeleteGroup:
-        this.#state.delete(record.groupId);
-        break;
-      case RecordType.DeleteOffsets: {
-        const topics = this.#state.get(record.groupId);
-        if (topics === undefined) break;
-        for (const t of record.topics) {
-          const parts = topics.get(t.topic);
-          if (parts === undefined) continue;
-          for (const p of t.partitions) parts.delete(p);
-          if (parts.size === 0) topics.delete(t.topic);
-        }
-        if (topics.size === 0) this.#state.delete(record.groupId);
-        break;
-      }
-    }
+    applyOffsetRecord(this.#state, record);
   }
+
 
   #fail(err: unknown, items: QueueItem[]): void {
     this.#failure = storageError(`offset store in ${this.dir} is offline after an I/O error`, err);
