@@ -9,9 +9,9 @@
  * for byte at the same offsets.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkajsLoop, kcatLoop } from '../helpers/cluster-producers.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { kcat } from '../helpers/kcat.js';
 import { assertContiguous } from '../helpers/kcat-client.js';
@@ -29,76 +29,6 @@ after(async () => {
 
 const TOPIC = 'failover';
 const ROUNDS = 5;
-
-/** KafkaJS, idempotent, acks -1: sends two values at a time until stopped; records what was acknowledged. */
-function kafkajsProducer(bootstrap: string[]) {
-  const acked: string[] = [];
-  const failed: Array<{ values: string[]; error: string }> = [];
-  let n = 0;
-  let stopping = false;
-  const kafka = new Kafka({ clientId: 'failover-kafkajs', brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 60, initialRetryTime: 100, maxRetryTime: 1000 } });
-  const fresh = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  const done = (async () => {
-    let producer: Producer = fresh();
-    await producer.connect();
-    while (!stopping) {
-      const values = [`k-${n++}`, `k-${n++}`];
-      try {
-        await producer.send({ topic: TOPIC, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
-        acked.push(...values);
-      } catch (err) {
-        // Not acknowledged: such values may be present at most once. KafkaJS keeps a failed
-        // batch's sequence for the next one, so continue with a new producer id.
-        failed.push({ values, error: String(err) });
-        await producer.disconnect().catch(() => {});
-        producer = fresh();
-        await producer.connect();
-      }
-    }
-    await producer.disconnect();
-  })();
-  return {
-    acked,
-    failed,
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
-}
-
-/**
- * kcat -P with librdkafka's idempotent producer, fed one value per line on stdin as the test
- * goes. kcat exits 0 with no delivery error only when every value was acknowledged.
- */
-function kcatProducer(bootstrap: string[]) {
-  const sent: string[] = [];
-  const child = spawn('kcat', ['-P', '-b', bootstrap.join(','), '-t', TOPIC, '-p', '0', '-X', 'enable.idempotence=true', '-X', 'acks=all', '-X', 'linger.ms=5'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdin.on('error', () => {});
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`kcat could not start (${err.message}): install it with bash scripts/install-tools.sh`)));
-    child.once('close', (code) => resolve(code));
-  });
-  let n = 0;
-  const timer = setInterval(() => {
-    const lines: string[] = [];
-    for (let i = 0; i < 3; i++) lines.push(`c-${n++}`);
-    sent.push(...lines);
-    child.stdin.write(lines.join('\n') + '\n');
-  }, 10);
-  return {
-    sent,
-    stop: async () => {
-      clearInterval(timer);
-      child.stdin.end();
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())]);
-      if (code === 'timeout') child.kill('SIGKILL');
-      return { code, stderr };
-    },
-  };
-}
 
 /** Values of one producer (by prefix) in the order read, as numbers. */
 function sequenceOf(values: string[], prefix: string): number[] {
@@ -118,8 +48,8 @@ test('five SIGKILLs of the leader under two idempotent producers: every acknowle
   await cluster.partition(TOPIC, 0, (v) => v.replicas.length === 3 && v.isr.length === 3);
 
   const bootstrap = cluster.nodes.map((b) => b.bootstrap);
-  const kjs = kafkajsProducer(bootstrap);
-  const kc = kcatProducer(bootstrap);
+  const kjs = kafkajsLoop({ bootstrap, topic: TOPIC, prefix: 'k-', clientId: 'failover-kafkajs', partitionOf: () => 0 });
+  const kc = kcatLoop({ bootstrap, topic: TOPIC, prefix: 'c-', partition: 0 });
   const leaders: number[] = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {

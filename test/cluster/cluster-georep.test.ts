@@ -27,9 +27,9 @@
  * own region-wide at the next handshake, and the new partition's records arrive once, in order.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkajsLoop, kcatLoop } from '../helpers/cluster-producers.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { kcat } from '../helpers/kcat.js';
@@ -74,73 +74,6 @@ before(async () => {
 after(async () => {
   await Promise.allSettled([east?.close(), west?.close()]);
 });
-
-/** KafkaJS, idempotent, acks -1, into eu-west: two values a send, on alternating partitions. */
-function kafkajsProducer(bootstrap: string[]) {
-  const acked: string[] = [];
-  const failed: Array<{ values: string[]; error: string }> = [];
-  let n = 0;
-  let stopping = false;
-  const kafka = new Kafka({ clientId: 'georep-kafkajs', brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 60, initialRetryTime: 100, maxRetryTime: 1000 } });
-  const fresh = () => kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  const done = (async () => {
-    let producer: Producer = fresh();
-    await producer.connect();
-    while (!stopping) {
-      const partition = n % PARTITIONS;
-      const values = [`w-${n++}`, `w-${n++}`];
-      try {
-        await producer.send({ topic: TOPIC, acks: -1, messages: values.map((value) => ({ value, partition })) });
-        acked.push(...values);
-      } catch (err) {
-        // Not acknowledged: such values may be present at most once (and then in both regions).
-        failed.push({ values, error: String(err) });
-        await producer.disconnect().catch(() => {});
-        producer = fresh();
-        await producer.connect();
-      }
-    }
-    await producer.disconnect();
-  })();
-  return {
-    acked,
-    failed,
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
-}
-
-/** kcat -P, idempotent, acks=all, into us-east: values on stdin, librdkafka picks the partition. */
-function kcatProducer(bootstrap: string[]) {
-  const sent: string[] = [];
-  const child = spawn('kcat', ['-P', '-b', bootstrap.join(','), '-t', TOPIC, '-X', 'enable.idempotence=true', '-X', 'acks=all', '-X', 'linger.ms=5'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdin.on('error', () => {});
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`kcat could not start (${err.message}): install it with bash scripts/install-tools.sh`)));
-    child.once('close', (code) => resolve(code));
-  });
-  let n = 0;
-  const timer = setInterval(() => {
-    const lines: string[] = [];
-    for (let i = 0; i < 3; i++) lines.push(`e-${n++}`);
-    sent.push(...lines);
-    child.stdin.write(lines.join('\n') + '\n');
-  }, 10);
-  return {
-    sent,
-    stop: async () => {
-      clearInterval(timer);
-      child.stdin.end();
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())]);
-      if (code === 'timeout') child.kill('SIGKILL');
-      return { code, stderr };
-    },
-  };
-}
 
 /** Records the region's replicator workers have had acknowledged by the other region (its brokers' admin API). */
 async function sentRecords(cluster: TestCluster): Promise<number> {
@@ -195,8 +128,8 @@ test('two three-broker regions replicating active-active while partition 0 leade
   for (const c of [east, west]) for (let p = 0; p < PARTITIONS; p++) await c.partition(TOPIC, p, (v) => v.replicas.length === 3 && v.isr.length === 3);
   mark('topic geo (2 partitions, RF 3) in both regions');
 
-  const kc = kcatProducer(east.bootstrap);
-  const kjs = kafkajsProducer(west.bootstrap);
+  const kc = kcatLoop({ bootstrap: east.bootstrap, topic: TOPIC, prefix: 'e-' });
+  const kjs = kafkajsLoop({ bootstrap: west.bootstrap, topic: TOPIC, prefix: 'w-', clientId: 'georep-kafkajs', partitionOf: (n) => n % PARTITIONS });
   const killed: string[] = [];
   try {
     // Traffic both ways before the kills: each region holds some of the other's records.
