@@ -283,7 +283,7 @@ export class Broker {
       };
       // A region cluster keeps group offsets in the replicated topic __meridian_offsets and
       // coordinates the groups whose partition this broker leads (cluster/group-offsets.ts).
-      const offsets = config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined ? new ClusterOffsets({ topics, partitions: config.cluster.offsetsTopicPartitions, sync: config.log.flush.mode === 'fsync', logger: log }) : undefined;
+      const offsets = config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined ? new ClusterOffsets({ topics, partitions: config.cluster.offsetsTopicPartitions, sync: config.log.flush.mode === 'fsync', compactionBytes: config.cluster.offsetsCompactionBytes, logger: log }) : undefined;
       groupOffsets = offsets;
       groups = offsets !== undefined ? GroupCoordinator.withBackend(offsets, { ...groupOptions, gate: (g) => offsets.gate(g) }) : await GroupCoordinator.open({ dir: path.join(dataDir, 'groups'), ...groupOptions });
       // The policies are known before the listener opens: disaster recovery answers for DR

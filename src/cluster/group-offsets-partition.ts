@@ -21,26 +21,40 @@
  * replication completes in), so a fetch never shows an offset a failover could take back.
  * A failed append is not applied; its record may still be in the log (a timed-out one that
  * replicates later), and a later load replays it, as Kafka's does.
+ *
+ * Compaction (group-offsets-checkpoint.ts; src/cluster/README.md): besides the state it
+ * serves (acknowledged records), the partition keeps the state of everything written to its
+ * log, updated in the step that begins each append. When the log from its start holds at
+ * least `compactionBytes` and twice what a checkpoint of the state takes, an append enqueues
+ * a CHECKPOINT behind itself: in its turn (no append between its batches), it takes the
+ * written state and appends it; once the in-sync replicas hold all of it, the served state
+ * becomes that snapshot (the later appends then apply on top, in log order) and the log start
+ * moves to the checkpoint's first offset, as DeleteRecords moves it (followers follow). One
+ * checkpoint at a time; nothing runs while no commit arrives.
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { ProducerStates } from '../broker/producer-states.js';
-import { beginProducePartition } from '../broker/produce-partition.js';
-import { decodeFrames, encodeRecord, RecordType, type GroupMetadataValue, type OffsetRecord } from '../broker/groups/offset-record.js';
-import { applyOffsetRecord, type CommittedOffset, type GroupOffsets } from '../broker/groups/offset-store.js';
+import { beginProducePartition, type ProduceOutcome } from '../broker/produce-partition.js';
+import { encodeRecord, RecordType, type GroupMetadataValue, type OffsetRecord } from '../broker/groups/offset-record.js';
+import type { CommittedOffset } from '../broker/groups/offset-store.js';
 import { kafkaCode } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { decodeStoredRecords, encodeBatch, isControlBatch, lastOffsetOf, storedBatches } from '../storage/record-batch.js';
+import { encodeBatch } from '../storage/record-batch.js';
 import type { ReplicaManager } from './replica-manager.js';
 import { OFFSETS_TOPIC } from './group-offsets-topic.js';
-
+import { applyToState, checkpointBatches, checkpointBytes, copyState, DEFAULT_CHECKPOINT_CHUNK_BYTES, emptyState, replayOffsetsLog, type GroupsState } from './group-offsets-checkpoint.js';
 
 interface Slot {
-  readonly record: OffsetRecord;
+  /** Applies the acknowledged append to the served state. */
+  readonly apply: () => void;
   outcome: MeridianError | null | undefined;
   readonly resolve: () => void;
   readonly reject: (err: MeridianError) => void;
 }
+
+/** One turn of the append chain: what it began, settling with the error to answer (null: acknowledged). */
+type Begun = { readonly done: Promise<MeridianError | null> };
 
 export interface OffsetsPartitionOptions {
   readonly partition: number;
@@ -52,6 +66,13 @@ export interface OffsetsPartitionOptions {
   readonly sync: boolean;
   /** How long an append waits for the in-sync replicas (Kafka offsets.commit.timeout.ms, 5 s). */
   readonly commitTimeoutMs: number;
+  /**
+   * Compaction (cluster.offsetsCompactionBytes): a checkpoint is written once the log from its
+   * start holds this many bytes and twice what a checkpoint takes. Undefined: never.
+   */
+  readonly compactionBytes?: number;
+  /** Largest value of one checkpoint record (tests make it small to get several batches). */
+  readonly checkpointChunkBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -59,8 +80,10 @@ export class OffsetsPartition {
   readonly partition: number;
   readonly leaderEpoch: number;
   readonly #o: OffsetsPartitionOptions;
-  readonly #offsets = new Map<string, GroupOffsets>();
-  readonly #generations = new Map<string, GroupMetadataValue>();
+  /** What is served: the records acknowledged, applied in log order. */
+  #served: GroupsState = emptyState();
+  /** Everything written to the log (acknowledged or not), in log order: what a checkpoint holds. */
+  #written: GroupsState = emptyState();
   #loaded = false;
   #closed = false;
   /** Appends begin one at a time: their offsets follow call order. */
@@ -68,6 +91,12 @@ export class OffsetsPartition {
   /** Appends in log order, applied from the front as they settle. */
   readonly #slots: Slot[] = [];
   #records = 0;
+  /** Bytes of the log from its start, counting appends as they are enqueued. */
+  #logBytes = 0;
+  /** `#logBytes` at which the next checkpoint is written. */
+  #nextCheckpointAt = Number.POSITIVE_INFINITY;
+  #checkpointing = false;
+  #checkpoints = 0;
 
   constructor(o: OffsetsPartitionOptions) {
     this.#o = o;
@@ -88,35 +117,38 @@ export class OffsetsPartition {
     return this.#records;
   }
 
+  /** Checkpoints completed (the log start moved) since the load. */
+  get checkpoints(): number {
+    return this.#checkpoints;
+  }
+
+  /** Bytes of the log from its start, as this leader counts them. */
+  get logBytes(): number {
+    return this.#logBytes;
+  }
+
   /**
    * Replays the partition from its log start to its end as it is now (this broker just
    * became leader: nothing else appends). Resolves with the number of records replayed;
    * throws when closed meanwhile (leadership moved on) or the log cannot be read.
    */
   async load(): Promise<number> {
-    const log = this.#o.log;
-    const end = log.highWatermark; // the local log's written end
-    let offset = log.logStartOffset;
-    let replayed = 0;
-    while (offset < end) {
-      if (this.#closed) throw this.#notCoordinator('stopped leading it while loading');
-      const r = await log.read(offset, 1024 * 1024, { upTo: end });
-      if (r.records.length === 0) break;
-      for (const { buf, h } of storedBatches(r.records)) {
-        if (!isControlBatch(h)) {
-          for (const rec of decodeStoredRecords(buf)) {
-            if (rec.offset < offset || rec.offset >= end || rec.value === null) continue;
-            const { records } = decodeFrames(rec.value);
-            for (const record of records) this.#apply(record);
-            replayed++;
-          }
-        }
-        offset = lastOffsetOf(h) + 1n;
-      }
-    }
-    if (this.#closed) throw this.#notCoordinator('stopped leading it while loading');
+    const { records, bytes } = await replayOffsetsLog(
+      this.#o.log,
+      this.#served,
+      (record) => {
+        this.#records++;
+        applyToState(this.#served, record);
+      },
+      () => {
+        if (this.#closed) throw this.#notCoordinator('stopped leading it while loading');
+      },
+    );
+    this.#written = copyState(this.#served);
+    this.#logBytes = bytes;
+    if (this.#o.compactionBytes !== undefined) this.#nextCheckpointAt = this.#checkpointThreshold(checkpointBytes(this.#served, this.#chunkBytes()));
     this.#loaded = true;
-    return replayed;
+    return records;
   }
 
   /** Stops serving: appends still waiting settle on their own (the replica manager fails them). */
@@ -129,24 +161,67 @@ export class OffsetsPartition {
     if (!this.loaded) return Promise.reject(this.#closed ? this.#notCoordinator('no longer leads it') : new MeridianError(ErrorCode.CoordinatorLoading, `${this.#name()} is still being loaded`));
     const key = record.type === RecordType.DeleteTopic ? record.topic : record.groupId;
     const batch = encodeBatch({ records: [{ key: Buffer.from(key, 'utf8'), value: encodeRecord(record) }] });
-    const rm = this.#o.replicaManager;
-    const p = this.partition;
+    const log = this.#o.log;
+    const appended = this.#enqueue(
+      () => {
+        this.#records++;
+        applyToState(this.#served, record);
+      },
+      async () => {
+        const end = log.logEndOffset;
+        const begun = await this.#begin(batch);
+        // Written (it has an offset): the checkpoint state follows the log, whatever the
+        // outcome; a refused append left the log as it was.
+        if (log.logEndOffset > end) applyToState(this.#written, record);
+        return { done: begun.done.then((o) => this.#outcome(o)) };
+      },
+    );
+    this.#logBytes += batch.length;
+    this.#maybeCheckpoint();
+    return appended;
+  }
+
+  get(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
+    return this.#served.offsets.get(groupId)?.get(topic)?.get(partition);
+  }
+
+  offsetsOf(groupId: string): ReadonlyMap<string, ReadonlyMap<number, CommittedOffset>> | undefined {
+    return this.#served.offsets.get(groupId);
+  }
+
+  hasGroup(groupId: string): boolean {
+    return this.#served.offsets.has(groupId);
+  }
+
+  hasTopic(topic: string): boolean {
+    for (const topics of this.#served.offsets.values()) if (topics.has(topic)) return true;
+    return false;
+  }
+
+  groupIds(): string[] {
+    return [...this.#served.offsets.keys()];
+  }
+
+  generationOf(groupId: string): GroupMetadataValue | undefined {
+    return this.#served.generations.get(groupId);
+  }
+
+  /** Committed partitions held (for stats). */
+  partitionCount(): number {
+    let n = 0;
+    for (const topics of this.#served.offsets.values()) for (const parts of topics.values()) n += parts.size;
+    return n;
+  }
+
+  /**
+   * Queues one turn of the append chain: `step` runs once every earlier turn has begun (its
+   * offsets follow theirs) and says what it began; `apply` runs once it and every earlier
+   * append settled, in log order, if it was acknowledged.
+   */
+  #enqueue(apply: () => void, step: () => Promise<Begun>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const slot: Slot = { record, outcome: undefined, resolve, reject };
-      const begun = this.#beginTail.then(() =>
-        beginProducePartition(this.#o.log, this.#o.producerStates, batch, {
-          sync: this.#o.sync,
-          mayAppend: () => (this.#closed ? this.#notCoordinator('no longer leads it') : rm.checkProduce(OFFSETS_TOPIC, p, -1)),
-          leaderEpoch: () => rm.leaderEpochFor(OFFSETS_TOPIC, p),
-          replicated: (last) => rm.awaitReplicated(OFFSETS_TOPIC, p, last, this.#o.commitTimeoutMs),
-          mayAnswer: (epoch) =>
-            this.#closed
-              ? this.#notCoordinator('no longer leads it')
-              : epoch !== undefined && epoch !== this.leaderEpoch
-                ? this.#notCoordinator(`the leader epoch moved from ${this.leaderEpoch}`)
-                : rm.checkAnswer(OFFSETS_TOPIC, p, epoch),
-        }),
-      );
+      const slot: Slot = { apply, outcome: undefined, resolve, reject };
+      const begun = this.#beginTail.then(step);
       // Pushed before the next append begins: the slots are in offset order.
       this.#beginTail = begun.then(
         () => undefined,
@@ -156,7 +231,7 @@ export class OffsetsPartition {
       begun.then(
         ({ done }) =>
           done.then(
-            (outcome) => this.#settle(slot, outcome.errorCode === 0 ? null : this.#appendFailure(outcome.errorCode, outcome.errorMessage)),
+            (outcome) => this.#settle(slot, outcome),
             (err: unknown) => this.#settle(slot, this.#appendFailure(-1, String(err))),
           ),
         (err: unknown) => this.#settle(slot, this.#appendFailure(-1, String(err))),
@@ -164,36 +239,113 @@ export class OffsetsPartition {
     });
   }
 
-  get(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
-    return this.#offsets.get(groupId)?.get(topic)?.get(partition);
+  /** Begins the acks=all append of one batch through the produce path (one turn of the chain). */
+  #begin(batch: Buffer): Promise<{ done: Promise<ProduceOutcome> }> {
+    const rm = this.#o.replicaManager;
+    const p = this.partition;
+    return beginProducePartition(this.#o.log, this.#o.producerStates, batch, {
+      sync: this.#o.sync,
+      mayAppend: () => (this.#closed ? this.#notCoordinator('no longer leads it') : rm.checkProduce(OFFSETS_TOPIC, p, -1)),
+      leaderEpoch: () => rm.leaderEpochFor(OFFSETS_TOPIC, p),
+      replicated: (last) => rm.awaitReplicated(OFFSETS_TOPIC, p, last, this.#o.commitTimeoutMs),
+      mayAnswer: (epoch) =>
+        this.#closed
+          ? this.#notCoordinator('no longer leads it')
+          : epoch !== undefined && epoch !== this.leaderEpoch
+            ? this.#notCoordinator(`the leader epoch moved from ${this.leaderEpoch}`)
+            : rm.checkAnswer(OFFSETS_TOPIC, p, epoch),
+    });
   }
 
-  offsetsOf(groupId: string): ReadonlyMap<string, ReadonlyMap<number, CommittedOffset>> | undefined {
-    return this.#offsets.get(groupId);
+  #outcome(o: ProduceOutcome): MeridianError | null {
+    return o.errorCode === 0 ? null : this.#appendFailure(o.errorCode, o.errorMessage);
   }
 
-  hasGroup(groupId: string): boolean {
-    return this.#offsets.has(groupId);
+  /** Enqueues a checkpoint behind the append just enqueued when the log has grown enough. */
+  #maybeCheckpoint(): void {
+    if (this.#checkpointing || this.#closed || this.#logBytes < this.#nextCheckpointAt) return;
+    this.#checkpointing = true;
+    // Everything enqueued so far lies before the checkpoint: what moving the start drops.
+    const bytesBefore = this.#logBytes;
+    const log = this.#o.log;
+    let snapshot: GroupsState | undefined;
+    let first = -1n;
+    let size = 0;
+    const started = Date.now();
+    this.#enqueue(
+      () => {
+        // The state at the checkpoint's position, which a replay from it rebuilds; the
+        // appends after it apply on top in log order.
+        this.#served = snapshot!;
+      },
+      async () => {
+        // Taken in this turn of the chain, after every earlier append has begun and before
+        // any later one: no live commit is overwritten by an older value.
+        const state = copyState(this.#written);
+        const batches = checkpointBatches(state, this.#chunkBytes());
+        size = batches.reduce((n, b) => n + b.length, 0);
+        this.#logBytes += size;
+        const dones: Array<Promise<ProduceOutcome>> = [];
+        for (const batch of batches) {
+          const end = log.logEndOffset;
+          const begun = await this.#begin(batch);
+          dones.push(begun.done);
+          if (log.logEndOffset === end) break; // refused: the rest would only be a partial checkpoint too
+        }
+        snapshot = state;
+        const complete = dones.length === batches.length;
+        return {
+          done: Promise.all(dones).then((outcomes) => {
+            const failed = outcomes.find((o) => o.errorCode !== 0);
+            if (failed !== undefined) return this.#outcome(failed);
+            if (!complete) return this.#notCoordinator('could not append the whole checkpoint');
+            first = outcomes[0]!.baseOffset;
+            return null;
+          }),
+        };
+      },
+    ).then(
+      () => this.#moveLogStart(first, bytesBefore, size, started),
+      (err: unknown) => {
+        // Its records may be in the log: harmless, each repeats a value the log already had.
+        this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition }, 'offsets checkpoint not acknowledged; tried again after more commits');
+        this.#nextCheckpointAt = this.#logBytes + (this.#o.compactionBytes ?? 0);
+        this.#checkpointing = false;
+      },
+    );
   }
 
-  hasTopic(topic: string): boolean {
-    for (const topics of this.#offsets.values()) if (topics.has(topic)) return true;
-    return false;
+  /**
+   * After a checkpoint the in-sync replicas hold: the log starts at its first offset, as
+   * DeleteRecords moves it on a cluster's leader (followers follow the leader's log start).
+   */
+  async #moveLogStart(first: bigint, bytesBefore: number, size: number, started: number): Promise<void> {
+    try {
+      if (this.#closed) return;
+      const hw = this.#o.replicaManager.deletableBefore(OFFSETS_TOPIC, this.partition);
+      if (first > hw) throw new MeridianError(ErrorCode.OffsetOutOfRange, `the checkpoint at ${first} is past the replicated high watermark ${hw}`);
+      const from = this.#o.log.logStartOffset;
+      await this.#o.log.deleteRecordsBefore(first);
+      this.#logBytes -= bytesBefore;
+      this.#nextCheckpointAt = this.#checkpointThreshold(size);
+      this.#checkpoints++;
+      this.#o.logger?.info({ topic: OFFSETS_TOPIC, partition: this.partition, logStartOffset: String(first), from: String(from), checkpointBytes: size, groups: this.#served.offsets.size, ms: Date.now() - started }, 'offsets partition compacted: a checkpoint of its groups, the log start moved to it');
+    } catch (err) {
+      this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition }, 'the log start of the offsets partition was not moved to its checkpoint; tried again after more commits');
+      this.#nextCheckpointAt = this.#logBytes + (this.#o.compactionBytes ?? 0);
+    } finally {
+      this.#checkpointing = false;
+    }
   }
 
-  groupIds(): string[] {
-    return [...this.#offsets.keys()];
+  /** The log size from its start past which a checkpoint of `checkpointSize` bytes is written. */
+  #checkpointThreshold(checkpointSize: number): number {
+    return Math.max(this.#o.compactionBytes ?? Number.POSITIVE_INFINITY, 2 * checkpointSize);
   }
 
-  generationOf(groupId: string): GroupMetadataValue | undefined {
-    return this.#generations.get(groupId);
-  }
-
-  /** Committed partitions held (for stats). */
-  partitionCount(): number {
-    let n = 0;
-    for (const topics of this.#offsets.values()) for (const parts of topics.values()) n += parts.size;
-    return n;
+  #chunkBytes(): number {
+    // A checkpoint batch must pass the log's batch limit with room for the batch header.
+    return Math.max(1024, Math.min(this.#o.checkpointChunkBytes ?? DEFAULT_CHECKPOINT_CHUNK_BYTES, Math.floor(this.#o.log.options.maxBatchBytes / 2)));
   }
 
   #settle(slot: Slot, outcome: MeridianError | null): void {
@@ -201,7 +353,7 @@ export class OffsetsPartition {
     while (this.#slots.length > 0 && this.#slots[0]!.outcome !== undefined) {
       const s = this.#slots.shift()!;
       if (s.outcome === null) {
-        this.#apply(s.record);
+        s.apply();
         s.resolve();
       } else {
         s.reject(s.outcome!);
@@ -237,23 +389,5 @@ export class OffsetsPartition {
 
   #name(): string {
     return `${OFFSETS_TOPIC}-${this.partition}`;
-  }
-
-  #apply(record: OffsetRecord): void {
-    this.#records++;
-    applyOffsetRecord(this.#offsets, record);
-    switch (record.type) {
-      case RecordType.DeleteGroup:
-        this.#generations.delete(record.groupId);
-        break;
-      case RecordType.GroupMetadata: {
-        const known = this.#generations.get(record.groupId);
-        // Never backwards: a late record of an older generation changes nothing.
-        if (known === undefined || record.generationId >= known.generationId) {
-          this.#generations.set(record.groupId, { generationId: record.generationId, protocolType: record.protocolType, protocolName: record.protocolName, leader: record.leader });
-        }
-        break;
-      }
-    }
   }
 }

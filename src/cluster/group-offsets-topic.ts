@@ -4,6 +4,9 @@
  * created with. Pure: no I/O (group-offsets.ts creates it through the controller).
  */
 
+/** Segment size of the offsets topic: small enough that compacted-away segments go soon. */
+const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
+
 /** The internal topic holding every group's committed offsets and generations in a region cluster. */
 export const OFFSETS_TOPIC = '__meridian_offsets';
 
@@ -32,8 +35,10 @@ export function offsetsPartitionFor(groupId: string, partitions: number): number
  * How the offsets topic is created: the region's replication factor (configured, else
  * min(3, live brokers)); min.insync.replicas 2 from three replicas on, so an acknowledged
  * commit survives the loss of any one broker; no retention by time or size, so offsets are
- * never deleted (compaction is a follow-up: the topic grows with every commit); never
- * offloaded to tiered storage (a coordinator replays it from its local log).
+ * never deleted by age (the leader's checkpoints move the log start instead: compaction,
+ * group-offsets-partition.ts); 16 MiB segments, so the files below a moved log start are
+ * deleted soon (Kafka's offsets.topic.segment.bytes is 100 MiB; a partition here compacts
+ * every few MiB); never offloaded to tiered storage (a coordinator replays its local log).
  */
 export function offsetsTopicSpec(partitions: number, liveBrokers: number, defaultReplicationFactor: number | null): { partitions: number; replicationFactor: number; configs: Record<string, string> } {
   const replicationFactor = Math.max(1, defaultReplicationFactor ?? Math.min(3, liveBrokers));
@@ -44,6 +49,7 @@ export function offsetsTopicSpec(partitions: number, liveBrokers: number, defaul
       'min.insync.replicas': replicationFactor >= 3 ? '2' : '1',
       'retention.ms': '-1',
       'retention.bytes': '-1',
+      'segment.bytes': String(OFFSETS_SEGMENT_BYTES),
       'remote.storage.enable': 'false',
     },
   };

@@ -52,6 +52,12 @@ export interface ClusterOffsetsOptions {
   readonly sync: boolean;
   /** How long a commit waits for the in-sync replicas (default 5 s, Kafka offsets.commit.timeout.ms). */
   readonly commitTimeoutMs?: number;
+  /**
+   * cluster.offsetsCompactionBytes: a partition led here writes a checkpoint of its groups and
+   * moves its log start to it once its log holds this many bytes and twice the checkpoint's
+   * (group-offsets-partition.ts). Undefined: never compacted.
+   */
+  readonly compactionBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -220,14 +226,19 @@ export class ClusterOffsets implements OffsetBackend {
     let records = 0;
     let groups = 0;
     let partitions = 0;
+    let compactions = 0;
+    let logBytes = 0;
     for (const p of this.#parts.values()) {
       if (!p.loaded) continue;
       records += p.records;
       groups += p.groupIds().length;
       partitions += p.partitionCount();
+      compactions += p.checkpoints;
+      logBytes += p.logBytes;
     }
-    // The file store's disk counters have no meaning here (the partition logs report theirs).
-    return { records, fsyncs: 0, compactions: 0, logBytes: 0, snapshotBytes: 0, queuedBytes: 0, groups, partitions, truncatedBytesOnOpen: 0 };
+    // compactions: checkpoints that moved a log start; logBytes: the led partitions' logs from
+    // their starts. The file store's other disk counters have no meaning here.
+    return { records, fsyncs: 0, compactions, logBytes, snapshotBytes: 0, queuedBytes: 0, groups, partitions, truncatedBytesOnOpen: 0 };
   }
 
   /** The offsets partitions loaded here and how many are still loading (admin, tests). */
@@ -288,6 +299,7 @@ export class ClusterOffsets implements OffsetBackend {
       producerStates,
       sync: this.#o.sync,
       commitTimeoutMs: this.#o.commitTimeoutMs ?? 5000,
+      ...(this.#o.compactionBytes !== undefined ? { compactionBytes: this.#o.compactionBytes } : {}),
       ...(this.#o.logger ? { logger: this.#o.logger } : {}),
     });
     this.#parts.set(p, part);

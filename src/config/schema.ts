@@ -64,6 +64,8 @@ export interface ClusterConfig {
   readonly uncleanLeaderElection: boolean;
   /** Partitions of the internal topic __meridian_offsets (consumer groups on a cluster). */
   readonly offsetsTopicPartitions: number;
+  /** Bytes of an __meridian_offsets partition's log past which its leader compacts it (a checkpoint). */
+  readonly offsetsCompactionBytes: number;
 }
 
 export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'] as const;
@@ -361,6 +363,7 @@ export interface RawBrokerConfig {
     defaultMinInsyncReplicas: number;
     uncleanLeaderElection: boolean;
     offsetsTopicPartitions: number;
+    offsetsCompactionBytes: SizeInput;
   };
 }
 
@@ -854,6 +857,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       minimum: 1,
       maximum: 1000,
     },
+    offsetsCompactionBytes: size(
+      'Compaction of __meridian_offsets: once a partition\'s log, from its start, holds this many bytes and twice what a checkpoint of its groups takes, its leader appends that checkpoint (every group\'s committed offsets and generation) and, once the in-sync replicas hold it, moves the log start to it. Checked on each commit only: an idle cluster does nothing (Kafka compacts __consumer_offsets).',
+      '8MiB',
+      { minimum: 1024, maximum: 2 ** 31 - 1 },
+    ),
   }),
 });
 

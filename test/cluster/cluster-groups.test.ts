@@ -15,14 +15,19 @@
  * - a group that went through a generation on the coordinator continues from it at the new
  *   coordinator (its JoinGroup answers a higher generation, not 1 again);
  * - kcat (librdkafka's balanced consumer, -G) reads the whole topic as another group on the
- *   surviving brokers, and its commits are read back.
+ *   surviving brokers, and its commits are read back;
+ * - compaction of __meridian_offsets (a 1 KiB threshold here): while the group commits, the
+ *   low watermark of its offsets partition moves past a group deleted with DeleteGroups and
+ *   an offset deleted with OffsetDelete; after the SIGKILL the new coordinator, which replays
+ *   from a checkpoint, has exactly the last acknowledged commits and neither deleted thing
+ *   comes back; the surviving replicas of that partition hold byte-identical batches.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
 import { ZERO_UUID } from '../../src/protocol/kafka/messages/index.js';
-import { OFFSETS_TOPIC } from '../../src/cluster/group-offsets-topic.js';
+import { OFFSETS_TOPIC, offsetsPartitionFor } from '../../src/cluster/group-offsets-topic.js';
 import { encodeBatch } from '../../src/storage/record-batch.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { kcat } from '../helpers/kcat.js';
@@ -39,7 +44,8 @@ let cluster: TestCluster;
 before(async () => {
   // A group that was empty waits initialRebalanceDelayMs before its first generation (3 s by
   // default, as Kafka); shorter here so the rejoin after the failover costs less test time.
-  cluster = await TestCluster.start({ brokers: 3, config: { groups: { initialRebalanceDelayMs: 300 } } });
+  // A 1 KiB compaction threshold: the group's offsets partition compacts every few commits.
+  cluster = await TestCluster.start({ brokers: 3, config: { groups: { initialRebalanceDelayMs: 300 }, cluster: { offsetsCompactionBytes: '1KiB' } } });
 });
 
 after(async () => {
@@ -245,6 +251,35 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   for (let i = 0; genGroup === ''; i++) if ((await coordinatorAt(other.port, `gen-${i}`)).nodeId === coordinator) genGroup = `gen-${i}`;
   const generationBefore = await joinSyncLeave(cluster.node(coordinator).port, genGroup);
 
+  // Two groups on GROUP's offsets partition: one deleted (DeleteGroups), one with an offset
+  // deleted (OffsetDelete); compaction must not bring either back.
+  const offsetsPartition = offsetsPartitionFor(GROUP, 16);
+  const samePartition = (prefix: string) => {
+    for (let i = 0; ; i++) if (offsetsPartitionFor(`${prefix}-${i}`, 16) === offsetsPartition) return `${prefix}-${i}`;
+  };
+  const doomed = samePartition('doomed');
+  const trimmedGroup = samePartition('trimmed');
+  for (const groupId of [doomed, trimmedGroup]) {
+    const r = await request<{ topics: Array<{ partitions: Array<{ errorCode: number }> }> }>(cluster.node(coordinator).port, ApiKey.OffsetCommit, 8, {
+      groupId,
+      generationIdOrMemberEpoch: -1,
+      memberId: '',
+      groupInstanceId: null,
+      retentionTimeMs: -1n,
+      topics: [{ name: TOPIC, partitions: Array.from({ length: PARTITIONS }, (_, p) => ({ partitionIndex: p, committedOffset: 7n, committedLeaderEpoch: -1, commitTimestamp: -1n, committedMetadata: null })) }],
+    });
+    assert.deepEqual(r.topics[0]!.partitions.map((p) => p.errorCode), [0, 0, 0, 0], `simple commit of ${groupId}`);
+  }
+  const groupAdmin = kafka().admin();
+  await groupAdmin.connect();
+  t.after(() => groupAdmin.disconnect());
+  await groupAdmin.deleteGroups([doomed]);
+  const offsetDeleted = await request<{ errorCode: number; topics: Array<{ partitions: Array<{ errorCode: number }> }> }>(cluster.node(coordinator).port, ApiKey.OffsetDelete, 0, { groupId: trimmedGroup, topics: [{ name: TOPIC, partitions: [{ partitionIndex: 1 }] }] });
+  assert.equal(offsetDeleted.errorCode, 0);
+  assert.equal(offsetDeleted.topics[0]!.partitions[0]!.errorCode, 0);
+  const offsetsEnd = async () => (await groupAdmin.fetchTopicOffsets(OFFSETS_TOPIC)).find((p) => p.partition === offsetsPartition)!;
+  const deletionsEnd = BigInt((await offsetsEnd()).high);
+
   // Before: 200 records, consumed and committed by a group of two.
   const acknowledged: string[] = [];
   const stopBefore = runProducer(kafka(), acknowledged, 'before');
@@ -268,6 +303,13 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
   const stopDuring = runProducer(kafka(), acknowledged, 'during');
   const mark = acknowledged.length;
   await waitFor('records produced meanwhile to be consumed and committed', () => acknowledged.slice(mark, mark + 50).length === 50 && acknowledged.slice(mark, mark + 50).every((v) => seen().has(v)), 60_000);
+
+  // Compaction: the group's commits made its partition checkpoint and move its log start
+  // past the deletions (the partition's low watermark, as any Kafka client reads it).
+  const compacted = await waitFor(`the low watermark of ${OFFSETS_TOPIC}-${offsetsPartition} to pass ${deletionsEnd} (its deletions)`, async () => {
+    const o = await offsetsEnd();
+    return BigInt(o.low) > deletionsEnd ? o : false;
+  }, 60_000);
 
   // Hold the members (nothing recorded or committed from here), wait for commits in flight.
   state.hold = new Promise<void>((r) => (release = r));
@@ -299,6 +341,13 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
       30_000,
     );
     assert.deepEqual([...fetched].sort((a, b) => a[0] - b[0]), [...ackedAtKill].sort((a, b) => a[0] - b[0]), 'committed offsets at the new coordinator = the last commits acknowledged before the kill');
+    // What was deleted before the checkpoint stays deleted at the new coordinator.
+    const offsetsOf = async (groupId: string) => new Map((await checker.fetchOffsets({ groupId, topics: [TOPIC] }))[0]!.partitions.map((p) => [p.partition, p.offset]));
+    assert.deepEqual([...(await offsetsOf(doomed))].sort(), [[0, '-1'], [1, '-1'], [2, '-1'], [3, '-1']], `${doomed} (deleted by DeleteGroups) has no offsets`);
+    assert.deepEqual([...(await offsetsOf(trimmedGroup))].sort(), [[0, '7'], [1, '-1'], [2, '7'], [3, '7']], `${trimmedGroup}'s offset of partition 1 (deleted by OffsetDelete) stays deleted`);
+    const listed = (await checker.listGroups()).groups.map((g) => g.groupId);
+    assert.ok(!listed.includes(doomed), `ListGroups does not list ${doomed}: ${listed.join(', ')}`);
+    assert.ok(listed.includes(trimmedGroup), `ListGroups lists ${trimmedGroup}`);
   } finally {
     await checker.disconnect();
   }
@@ -349,6 +398,20 @@ test('a consumer group survives the SIGKILL of its coordinator with its committe
     const first = state.deliveries.filter((d) => d.afterKill && d.partition === p).reduce((m, d) => (d.offset < m ? d.offset : m), BigInt(Number.MAX_SAFE_INTEGER));
     if (first !== BigInt(Number.MAX_SAFE_INTEGER)) assert.equal(first, committed, `partition ${p} resumed at its committed offset`);
   }
+  // The surviving replicas of the compacted partition hold the same batches, byte for byte,
+  // from the leader's log start on (each copy may keep files below it a while longer).
+  const replicaLogs = await waitFor(`the surviving replicas of ${OFFSETS_TOPIC}-${offsetsPartition} to end at the same offset`, async () => {
+    const low = BigInt((await offsetsEnd()).low);
+    const logs = await Promise.all(cluster.running.map(async (b) => ({ nodeId: b.nodeId, batches: (await b.readLog(OFFSETS_TOPIC, offsetsPartition)).filter((x) => x.lastOffset >= low) })));
+    const ends = logs.map((l) => l.batches.at(-1)?.lastOffset ?? -1n);
+    return ends.every((e) => e === ends[0]) && logs.every((l) => l.batches[0]!.baseOffset <= low) ? { low, logs } : false;
+  }, 30_000);
+  const [first, ...rest] = replicaLogs.logs;
+  for (const other of rest) {
+    assert.equal(other.batches.length, first!.batches.length, `brokers ${first!.nodeId} and ${other.nodeId} hold as many batches of ${OFFSETS_TOPIC}-${offsetsPartition} from ${replicaLogs.low}`);
+    other.batches.forEach((b, i) => assert.ok(b.bytes.equals(first!.batches[i]!.bytes), `batch at ${b.baseOffset} identical on brokers ${first!.nodeId} and ${other.nodeId}`));
+  }
+  t.diagnostic(`${OFFSETS_TOPIC}-${offsetsPartition}: low watermark ${compacted.low} (of ${compacted.high}) before the kill, ${replicaLogs.low} after; ${first!.batches.length} batches on each survivor from there`);
   t.diagnostic(`coordinator ${coordinator} -> ${successor}; ${genGroup} generation ${generationBefore} -> ${generationAfter}; ${acknowledged.length} records, ${state.deliveries.length} deliveries, ${again} re-delivered after the kill`);
   await Promise.all(members.map((m) => m.stop()));
 

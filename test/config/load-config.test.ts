@@ -129,6 +129,7 @@ describe('defaults', () => {
         defaultMinInsyncReplicas: 1,
         uncleanLeaderElection: false,
         offsetsTopicPartitions: 16,
+        offsetsCompactionBytes: 8 * 1024 * 1024,
       },
     };
     assert.deepEqual(defaultConfig(), expected);

@@ -13,7 +13,10 @@
  * group was Empty the join waits `initialRebalanceDelayMs` instead (Kafka's
  * group.initial.rebalance.delay.ms), extended by that delay, within the rebalance timeout,
  * while new members keep arriving, so a starting fleet lands in one generation. A follower's
- * SyncGroup resolves when the leader's arrives.
+ * SyncGroup resolves when the leader's arrives. With `recordGeneration` (a region cluster),
+ * the leader's SyncGroup first stores the generation and every member's SyncGroup is answered
+ * only once that is durable, as Kafka's doSyncGroup waits for storeGroup; if storing fails,
+ * they all get its error and the group rebalances (Kafka's resetAndPropagateAssignmentError).
  *
  * Concurrency: every method runs to completion on the event loop; results are delivered by
  * resolving promises, never by re-entering the caller. Timers (join deadline, member
@@ -36,7 +39,7 @@ import {
   type SyncGroupResult,
 } from './group-api.js';
 import { EMPTY_BYTES, GroupMember } from './group-member.js';
-import { coordinatorClosed, fencedInstance, groupTooLarge, groupUnloaded, illegalGeneration, inconsistentProtocol, rebalanceInProgress, unknownMember } from './group-errors.js';
+import { coordinatorClosed, fencedInstance, generationNotStored, groupTooLarge, groupUnloaded, illegalGeneration, inconsistentProtocol, rebalanceInProgress, unknownMember } from './group-errors.js';
 import { joinError, memberIdRequired, syncError } from './group-results.js';
 import { subscribedTopicsOf } from './consumer-subscription.js';
 import { JoinDeadline } from './join-deadline.js';
@@ -53,8 +56,14 @@ export interface ConsumerGroupOptions {
    * (the last GROUP_METADATA record of its offsets partition), so numbers are not reused.
    */
   initialGeneration?: { generationId: number; protocolType: string | null };
-  /** Called each time a rebalance completes (the generation moved): the coordinator records it. */
-  onGeneration?: (group: ConsumerGroup) => void;
+  /**
+   * Stores the group's generation durably (region clusters: a GROUP_METADATA record the
+   * in-sync replicas hold). Awaited by the leader's SyncGroup before anyone's is answered, so a
+   * coordinator elected next never hands out a generation a member has already synced in;
+   * called without waiting when a rebalance leaves the group Empty. Without it (a single
+   * broker) SyncGroup answers at once.
+   */
+  recordGeneration?: (group: ConsumerGroup) => Promise<void>;
 }
 
 export class ConsumerGroup {
@@ -74,6 +83,8 @@ export class ConsumerGroup {
   #options: ConsumerGroupOptions;
   #log: Logger | undefined;
   #rebalances = 0;
+  /** The generation whose record the leader's SyncGroup is storing (-1: none). */
+  #storing = -1;
 
   constructor(groupId: string, options: ConsumerGroupOptions) {
     this.groupId = groupId;
@@ -151,7 +162,7 @@ export class ConsumerGroup {
           previous?.(syncError(rebalanceInProgress(this.groupId)));
         });
         m.touch();
-        if (m.memberId === this.#leaderId) this.#assign(req.assignments);
+        if (m.memberId === this.#leaderId) this.#leaderSynced(req.assignments);
         return result;
       }
       default:
@@ -355,7 +366,8 @@ export class ConsumerGroup {
       this.#protocolName = null;
       this.#state = GroupState.Empty;
       this.#log?.info({ generationId: this.#generation }, 'group is empty');
-      this.#options.onGeneration?.(this);
+      // Not waited for (nobody is answered from it), as Kafka stores an empty group's.
+      this.#options.recordGeneration?.(this).catch((err: unknown) => this.#log?.warn({ err, generationId: this.#generation }, 'the empty group\'s generation was not recorded'));
       if (this.isIdle) this.#options.onIdle(this);
       return;
     }
@@ -364,13 +376,44 @@ export class ConsumerGroup {
     this.#state = GroupState.CompletingRebalance;
     this.#rebalances++;
     this.#log?.info({ generationId: this.#generation, protocol: this.#protocolName, leader: this.#leaderId, members: this.#members.size }, 'rebalance completed');
-    this.#options.onGeneration?.(this);
     for (const m of this.#members.values()) {
       const waiter = m.joinWaiter;
       m.joinWaiter = undefined;
       m.touch();
       waiter?.(this.#joinResult(m));
     }
+  }
+
+  /**
+   * The leader's SyncGroup in CompletingRebalance: store the generation (when the coordinator
+   * stores them), then hand out the assignment, unless the group moved on meanwhile (a rebalance,
+   * an unload) and answered the waiters itself. A second SyncGroup of the leader while storing
+   * only waits with the others.
+   */
+  #leaderSynced(assignments: SyncGroupRequest['assignments']): void {
+    const record = this.#options.recordGeneration;
+    if (record === undefined) return this.#assign(assignments);
+    if (this.#storing === this.#generation) return;
+    const generation = this.#generation;
+    this.#storing = generation;
+    const current = () => this.#state === GroupState.CompletingRebalance && this.#generation === generation;
+    record(this).then(
+      () => {
+        if (current()) this.#assign(assignments);
+      },
+      (err: unknown) => {
+        if (!current()) return;
+        const error = generationNotStored(err, this.groupId, generation);
+        this.#log?.warn({ err: error, generationId: generation }, 'the generation was not stored: the members get the error and rejoin');
+        for (const m of this.#members.values()) {
+          m.assignment = EMPTY_BYTES;
+          const waiter = m.syncWaiter;
+          m.syncWaiter = undefined;
+          waiter?.(syncError(error));
+        }
+        this.#prepareRebalance(`generation ${generation} was not stored`);
+      },
+    );
   }
 
   #assign(assignments: SyncGroupRequest['assignments']): void {

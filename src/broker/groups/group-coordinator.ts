@@ -509,15 +509,10 @@ export class GroupCoordinator {
       logger: this.#log,
       onIdle: (g) => this.#forgetIfUnused(g),
       ...(recorded !== undefined ? { initialGeneration: { generationId: recorded.generationId, protocolType: recorded.protocolType } } : {}),
-      // Not waited for: a coordinator that dies before the record is replicated continues
-      // from the generation before, which the members' random ids make harmless.
+      // The leader's SyncGroup waits for it (consumer-group.ts): a coordinator elected next
+      // continues from every generation a member synced in, never handing one out again.
       ...(record !== undefined
-        ? {
-            onGeneration: (g: ConsumerGroup) =>
-              void record(g.groupId, { generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leader: g.leaderId }).catch((err: unknown) =>
-                this.#log?.warn({ err, groupId: g.groupId, generationId: g.generationId }, 'the group generation was not recorded'),
-              ),
-          }
+        ? { recordGeneration: (g: ConsumerGroup) => record(g.groupId, { generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leader: g.leaderId }) }
         : {}),
     });
     this.#groups.set(groupId, group);

@@ -93,3 +93,16 @@ export function commitFailure(err: unknown, what = 'offsets not committed'): Mer
       return new MeridianError(ErrorCode.OffsetStoreIo, `${what}: ${detail}`, { cause: err });
   }
 }
+
+/**
+ * What a SyncGroup answers when the group's generation could not be stored (a region
+ * cluster's GROUP_METADATA record not acknowledged by the in-sync replicas), as Kafka's
+ * GroupCoordinator does after storeGroup fails: the coordinator's own errors (find it again,
+ * retry later) pass through; anything else is COORDINATOR_NOT_AVAILABLE, which clients retry.
+ */
+export function generationNotStored(err: unknown, groupId: string, generationId: number): MeridianError {
+  const code = err instanceof MeridianError ? err.code : undefined;
+  if (code === ErrorCode.NotCoordinator || code === ErrorCode.CoordinatorUnavailable || code === ErrorCode.CoordinatorLoading || code === ErrorCode.CoordinatorClosed) return err as MeridianError;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new MeridianError(ErrorCode.CoordinatorUnavailable, `generation ${generationId} of group ${groupId} was not stored (${detail}); rejoin`, { cause: err });
+}
