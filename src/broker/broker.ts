@@ -58,6 +58,7 @@ import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { ClusterPolicies } from '../cluster/policy-sync.js';
+import { ClusterSecurity } from '../cluster/security-sync.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { createClusterPartitions } from '../cluster/topic-admin.js';
 import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
@@ -316,6 +317,8 @@ export class Broker {
       // Credentials and ACLs are loaded before the listener opens: no request is ever
       // answered without them (a damaged file stops the start).
       const security = BrokerSecurity.open(dataDir, config.security, log);
+      // A region cluster enforces the region's ACLs, users and quotas (etcd), from the first request.
+      if (cluster !== undefined) cluster.security = await ClusterSecurity.open(cluster.region, security, log);
       const deps: KafkaApiDeps = {
         config,
         topics,
@@ -420,11 +423,12 @@ export class Broker {
       const advertised = new Map(listeners.map((l) => [l.name, { host: l.advertisedHost ?? l.host, port: l.advertisedPort ?? bound.get(l.name)! }]));
       deps.listenerEndpoints = advertised;
       if (cluster !== undefined) {
-        // Registered at the first listener's advertised address (what clients and follower
-        // fetchers reach); the admin address when its port is fixed.
+        // Registered at the first listener's advertised address (what follower fetchers
+        // reach), with every listener's for clients' Metadata; the admin address when its
+        // port is fixed.
         const first = advertised.values().next().value!;
         const adminPort = config.admin.port;
-        await cluster.join({ nodeId: config.nodeId, kafka: first, admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
+        await cluster.join({ nodeId: config.nodeId, kafka: first, listeners: Object.fromEntries(advertised), admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
         // A lost or stale lease suspends every leadership until the states are read afresh.
         if (replicaManager !== undefined) cluster.attachLeadership(replicaManager);
         // Group coordination follows the leadership of the offsets partitions.

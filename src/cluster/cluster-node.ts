@@ -33,6 +33,7 @@ import { EtcdProducerIds } from './cluster-producer-ids.js';
 import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
 import type { ClusterPolicies } from './policy-sync.js';
+import type { ClusterSecurity } from './security-sync.js';
 import { describe, EtcdRegion, type EtcdStatus } from './etcd-region.js';
 import { EtcdPartitionStateSource } from './etcd-state-source.js';
 import { TopicStore } from './etcd-topics.js';
@@ -108,6 +109,8 @@ export class ClusterNode {
   clusterId = '';
   /** The region's runtime replication policies in etcd (policy-sync.ts), once the broker set them up. */
   policies: ClusterPolicies | undefined;
+  /** The region's ACLs, SCRAM credentials and quota overrides in etcd (security-sync.ts), once the broker set them up. */
+  security: ClusterSecurity | undefined;
   membership: Membership | undefined;
   controller: Controller | undefined;
   readonly #o: ClusterNodeOptions;
@@ -345,6 +348,7 @@ export class ClusterNode {
     if (this.controller?.isController()) await this.controller.resign().catch(() => undefined);
     await this.controller?.close().catch((err: unknown) => this.#o.logger?.warn({ error: describe(err) }, 'controller close'));
     this.policies?.close();
+    this.security?.close();
     this.source.close();
     this.topicSync.close();
     this.members.close();

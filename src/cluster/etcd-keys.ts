@@ -8,6 +8,7 @@
  *   <prefix>/<region>/topics/<name>               TopicRecord
  *   <prefix>/<region>/partitions/<topic>/<p>      PartitionState
  *   <prefix>/<region>/config/policies, config/tiered
+ *   <prefix>/<region>/security/acls, security/scram-credentials, security/quotas
  *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
  *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
  *   <prefix>/<region>/reassignments/<topic>/<p>   a partition reassignment in progress (reassign-store.ts)
@@ -36,6 +37,11 @@ export interface RegionKeys {
   partitionOf(key: string): { topic: string; partition: number } | undefined;
   readonly policies: string;
   readonly tiered: string;
+  /** The region's ACLs, SCRAM credentials and quota overrides, one document each (security-sync.ts). */
+  readonly securityPrefix: string;
+  readonly securityAcls: string;
+  readonly securityCredentials: string;
+  readonly securityQuotas: string;
   /** The region's producer id counter (cluster-producer-ids.ts). */
   readonly producerIds: string;
   /** The cluster id every broker of the region reports in Metadata (created once by the first broker). */
@@ -86,6 +92,10 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     },
     policies: `${root}config/policies`,
     tiered: `${root}config/tiered`,
+    securityPrefix: `${root}security/`,
+    securityAcls: `${root}security/acls`,
+    securityCredentials: `${root}security/scram-credentials`,
+    securityQuotas: `${root}security/quotas`,
     producerIds: `${root}producer-ids`,
     clusterId: `${root}cluster-id`,
     topicRequestsPrefix: `${root}requests/topics/`,

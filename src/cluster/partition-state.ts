@@ -31,8 +31,15 @@ export interface PartitionState {
 /** A broker's registration, the value of `brokers/<nodeId>` (on the broker's lease). */
 export interface BrokerInfo {
   readonly nodeId: number;
-  /** Where clients (and follower fetchers) reach its Kafka listener. */
+  /** Where clients (and follower fetchers) reach its Kafka listener: its first listener's advertised address. */
   readonly kafka: HostPort;
+  /**
+   * Every listener's advertised address by listener name (kafka.listeners[].name): Metadata
+   * answers a client with the brokers' addresses on the listener it came in on, as Kafka
+   * does, so a SASL_SSL client is never sent to a PLAINTEXT port. Absent in registrations of
+   * brokers from before this field: `kafka` then serves every listener.
+   */
+  readonly listeners?: Readonly<Record<string, HostPort>>;
   /** Its admin API, when it serves one. */
   readonly admin: HostPort | null;
   /** Rack (Kafka broker.rack), for replica placement; null: none. */
@@ -129,10 +136,18 @@ export function parseBrokerInfo(key: string, raw: Buffer | string): BrokerInfo {
   return {
     nodeId: int(key, o, 'nodeId', 0),
     kafka: hostPort(key, o.kafka, 'kafka'),
+    ...(o.listeners === undefined ? {} : { listeners: listenersOf(key, o.listeners) }),
     admin: o.admin === null || o.admin === undefined ? null : hostPort(key, o.admin, 'admin'),
     rack,
     startedAt: int(key, o, 'startedAt', 0),
   };
+}
+
+function listenersOf(key: string, v: unknown): Record<string, HostPort> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw corrupt(key, `listeners is ${JSON.stringify(v)}, expected { name: { host, port } }`);
+  const out: Record<string, HostPort> = {};
+  for (const [name, hp] of Object.entries(v)) out[name] = hostPort(key, hp, `listeners.${name}`);
+  return out;
 }
 
 export function parseTopicRecord(key: string, raw: Buffer | string): TopicRecord {

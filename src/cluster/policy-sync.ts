@@ -18,6 +18,7 @@
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { PolicySet, PolicyStore, PolicyTarget } from '../replication/policy-store.js';
+import { AppliedWaiters } from './applied-waiters.js';
 import { rev, type EtcdRegion } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
 import type { Versioned } from './partition-state.js';
@@ -36,7 +37,6 @@ function parseShared(key: string, raw: Buffer): SharedPolicies {
 }
 
 const NO_TARGET: PolicyTarget = { setPolicies: () => [] };
-const APPLY_TIMEOUT_MS = 30_000;
 
 export class ClusterPolicies {
   readonly #region: EtcdRegion;
@@ -47,7 +47,7 @@ export class ClusterPolicies {
   #watch: PrefixWatch<SharedPolicies> | undefined;
   /** The etcd revision whose state of the key this broker has applied. */
   #applied: bigint;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new AppliedWaiters();
 
   private constructor(region: EtcdRegion, store: PolicyStore, nodeId: number, logger: Logger | undefined, revision: bigint) {
     this.#region = region;
@@ -84,7 +84,7 @@ export class ClusterPolicies {
 
   close(): void {
     this.#watch?.close();
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.close();
   }
 
   /** PUT: validates, writes the region's set, resolves with this broker's set once applied. */
@@ -121,22 +121,10 @@ export class ClusterPolicies {
       this.#log?.error({ err, writtenBy: v?.value.by }, 'the region\'s replication policies do not validate on this broker (its replication.regions lacks a region they name?); it keeps its current policies');
     }
     if (revision > this.#applied) this.#applied = revision;
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.wake();
   }
 
-  async #waitApplied(revision: bigint): Promise<void> {
-    const until = Date.now() + APPLY_TIMEOUT_MS;
-    while (this.#applied < revision) {
-      if (Date.now() >= until) throw new MeridianError(ErrorCode.MetadataUnavailable, `the policies were written to etcd (revision ${revision}) but this broker's watch did not deliver them within ${APPLY_TIMEOUT_MS} ms`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.#waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, 100);
-        this.#waiters.add(wake);
-      });
-    }
+  #waitApplied(revision: bigint): Promise<void> {
+    return this.#waiters.until(() => this.#applied >= revision, `the policies were written to etcd (revision ${revision}) but this broker's watch did not deliver them`);
   }
 }

@@ -2,8 +2,10 @@
  * One region's ACLs, persisted in `<dataDir>/security/acls.json`: CreateAcls, DescribeAcls
  * and DeleteAcls with Kafka's results, and the `AclSource` the authorizer asks per request.
  *
- * ACLs are per region: nothing here is replicated (an operator creates the ACLs each region
- * needs; see ACL.md).
+ * ACLs are per region: nothing here is replicated to other regions (an operator creates the
+ * ACLs each region needs; see ACL.md). Within a region cluster the region's ACLs are one
+ * document in etcd that every broker applies here (`replaceFrom`; cluster/security-sync.ts),
+ * and changes go through BrokerSecurity.writes rather than straight to this store.
  *
  * Every change is written (whole file, atomically and fsynced: writeFileAtomicSync) before
  * it reaches the index, so what an authorize() call sees is always on disk; a write that
@@ -90,11 +92,14 @@ export class AclStore implements AclSource {
   readonly file: string;
   readonly #dir: string;
   readonly #dataDir: string;
-  readonly #index: AclIndex;
+  #index: AclIndex;
+  /** In memory only (a scratch copy that computes a region-wide change): nothing is written. */
+  readonly #memory: boolean;
   readonly #listeners = new Set<AclChangeListener>();
   readonly #onListenerError: (err: unknown) => void;
 
-  private constructor(dataDir: string, index: AclIndex, options: AclStoreOptions) {
+  private constructor(dataDir: string, index: AclIndex, options: AclStoreOptions, memory = false) {
+    this.#memory = memory;
     this.#dataDir = dataDir;
     this.#dir = path.join(dataDir, SECURITY_DIR);
     this.file = path.join(this.#dir, ACLS_FILE);
@@ -118,8 +123,41 @@ export class AclStore implements AclSource {
     return new AclStore(dataDir, text === undefined ? new AclIndex() : parseAclsFile(file, text), options);
   }
 
+  /**
+   * A store in memory only, holding the ACLs of `doc` (an acls.json text; `what` names where
+   * it comes from in a parse error; none: no ACLs): a region cluster runs a change on such a copy of the
+   * region's ACLs to learn its results and the document to write (cluster/security-sync.ts).
+   */
+  inMemoryCopy(doc: string | undefined, what: string): AclStore {
+    return new AclStore('', doc === undefined ? new AclIndex() : parseAclsFile(what, doc), {}, true);
+  }
+
   get size(): number {
     return this.#index.size;
+  }
+
+  /** The ACLs as acls.json holds them: the document a region cluster keeps in etcd. */
+  exportDoc(): string {
+    return serialize(this.#index.bindings());
+  }
+
+  /**
+   * Makes `doc` (an acls.json text, e.g. the region's from etcd) this store's ACLs: parsed
+   * first (BAD_CONFIG naming `what` if it is not valid, and nothing changes), then in force at
+   * once, then written to acls.json as this broker's copy. Listeners hear what was created
+   * and deleted. Returns the error of the local write, or null: the ACLs are in force either
+   * way, since the region's copy is the durable one.
+   */
+  replaceFrom(doc: string, what: string): MeridianError | null {
+    const next = parseAclsFile(what, doc);
+    const created = next.bindings().filter((b) => !this.#index.has(b));
+    const deleted = this.#index.bindings().filter((b) => !next.has(b));
+    if (created.length === 0 && deleted.length === 0) return null;
+    this.#index = next;
+    const err = this.#persist(next.bindings());
+    if (created.length > 0) this.#emit({ type: 'created', bindings: created });
+    if (deleted.length > 0) this.#emit({ type: 'deleted', bindings: deleted });
+    return err;
   }
 
   /** Every binding, in creation order. */
@@ -204,13 +242,13 @@ export class AclStore implements AclSource {
 
   /** Writes `bindings` as the whole file; the error, or null once it is durable. */
   #persist(bindings: AclBinding[]): MeridianError | null {
+    if (this.#memory) return null;
     try {
       if (!fs.existsSync(this.#dir)) {
         fs.mkdirSync(this.#dir, { recursive: true });
         fsyncDirSync(this.#dataDir);
       }
-      const file: AclsFile = { version: 1, acls: bindings.map(toStored) };
-      writeFileAtomicSync(this.file, JSON.stringify(file, null, 2) + '\n');
+      writeFileAtomicSync(this.file, serialize(bindings));
       return null;
     } catch (err) {
       return storageError(`writing ${this.file}`, err);
@@ -226,6 +264,11 @@ export class AclStore implements AclSource {
       }
     }
   }
+}
+
+function serialize(bindings: readonly AclBinding[]): string {
+  const file: AclsFile = { version: 1, acls: bindings.map(toStored) };
+  return JSON.stringify(file, null, 2) + '\n';
 }
 
 function toStored(b: AclBinding): StoredAcl {

@@ -69,6 +69,21 @@ export class FailureDelays {
   }
 }
 
+/**
+ * How a change to the ACLs, SCRAM credentials or quota overrides is made: `change` runs on
+ * the store and its result is returned once the change is durable and in force on this
+ * broker. On a single broker that is the store itself (its file). In a region cluster
+ * (cluster/security-sync.ts) `change` runs on an in-memory copy of the region's document,
+ * which is then written to etcd and applied by every broker; `change` may run more than once
+ * (after a concurrent change), so it must only act on the store it is given. A change that
+ * throws changes nothing.
+ */
+export interface SecurityWrites {
+  acls<R>(change: (store: AclStore) => R): Promise<R>;
+  credentials<R>(change: (store: CredentialStore) => R): Promise<R>;
+  quotas<R>(change: (quotas: QuotaManager) => R): Promise<R>;
+}
+
 export interface SecurityStats {
   authentications: { succeeded: number; failed: number };
   denials: number;
@@ -84,6 +99,12 @@ export class BrokerSecurity {
   /** Client quotas per principal (quotas.ts), enforced by the dispatcher. */
   readonly quotas: QuotaManager;
   readonly stats: SecurityStats = { authentications: { succeeded: 0, failed: 0 }, denials: 0 };
+  /** Where changes go: this broker's files, until a region cluster replaces it with its etcd documents. */
+  writes: SecurityWrites = {
+    acls: async (change) => change(this.acls),
+    credentials: async (change) => change(this.credentials),
+    quotas: async (change) => change(this.quotas),
+  };
   readonly #denials: ThrottledLog;
   readonly #log: Logger;
 

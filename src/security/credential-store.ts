@@ -76,8 +76,11 @@ export class CredentialStore {
   readonly file: string;
   #users: Users;
   #decoyKey: Buffer;
+  /** In memory only (a scratch copy that computes a region-wide change): nothing is written. */
+  readonly #memory: boolean;
 
-  private constructor(file: string, users: Users, decoyKey: Buffer) {
+  private constructor(file: string, users: Users, decoyKey: Buffer, memory = false) {
+    this.#memory = memory;
     this.file = file;
     this.#users = users;
     this.#decoyKey = decoyKey;
@@ -96,6 +99,48 @@ export class CredentialStore {
     }
     const loaded = readCredentialFile(file);
     return new CredentialStore(file, loaded?.users ?? new Map(), loaded?.decoyKey ?? crypto.randomBytes(32));
+  }
+
+  /**
+   * A store in memory only, holding the credentials of `doc` (a scram-credentials.json text;
+   * `what` names where it comes from in an error): a region cluster runs a change on such a
+   * copy of the region's credentials to learn the document to write (cluster/security-sync.ts).
+   * Without a document: no users and this store's decoy key, so a region's first document
+   * keeps the key of the broker that wrote it.
+   */
+  inMemoryCopy(doc: string | undefined, what: string): CredentialStore {
+    if (doc === undefined) return new CredentialStore('', new Map(), this.#decoyKey, true);
+    const parsed = parseCredentials(doc, what);
+    return new CredentialStore('', parsed.users, parsed.decoyKey, true);
+  }
+
+  /** Whether any user has a credential. */
+  get size(): number {
+    return this.#users.size;
+  }
+
+  /** The credentials as scram-credentials.json holds them: the region's document in etcd. A secret: never log it. */
+  exportDoc(): string {
+    return serialize(this.#users, this.#decoyKey);
+  }
+
+  /**
+   * Makes `doc` (a scram-credentials.json text: the region's, from etcd) this store's
+   * credentials and decoy key: parsed first (CORRUPT_CREDENTIAL_FILE naming `what`, and
+   * nothing changes), in force for the next login at once, then written to this broker's
+   * file as its copy. Returns the error of the local write, or null.
+   */
+  replaceFrom(doc: string, what: string): MeridianError | null {
+    const parsed = parseCredentials(doc, what);
+    if (doc === this.exportDoc()) return null;
+    this.#users = parsed.users;
+    this.#decoyKey = parsed.decoyKey;
+    try {
+      this.#write(doc);
+      return null;
+    } catch (err) {
+      return err as MeridianError;
+    }
   }
 
   /** The credential ScramServer checks a login against; undefined for an unknown user or mechanism. */
@@ -187,16 +232,13 @@ export class CredentialStore {
   }
 
   #commit(next: Users): void {
-    const data: CredentialFile = { version: 1, decoyKey: this.#decoyKey.toString('base64'), users: {} };
-    for (const [user, mechanisms] of next) {
-      const entry: CredentialFile['users'][string] = {};
-      for (const [mechanism, c] of mechanisms) {
-        entry[mechanism] = { salt: c.salt.toString('base64'), iterations: c.iterations, storedKey: c.storedKey.toString('base64'), serverKey: c.serverKey.toString('base64') };
-      }
-      data.users[user] = entry;
-    }
+    if (!this.#memory) this.#write(serialize(next, this.#decoyKey));
+    this.#users = next;
+  }
+
+  #write(text: string): void {
     try {
-      writeFileAtomicSync(this.file, JSON.stringify(data, null, 2) + '\n');
+      writeFileAtomicSync(this.file, text);
       // The temp file was created with the umask's mode; the 0700 directory kept it private
       // until now. fsync so the mode survives a crash along with the content.
       fs.chmodSync(this.file, 0o600);
@@ -209,8 +251,19 @@ export class CredentialStore {
     } catch (err) {
       throw storageError(`writing ${this.file}`, err);
     }
-    this.#users = next;
   }
+}
+
+function serialize(users: Users, decoyKey: Buffer): string {
+  const data: CredentialFile = { version: 1, decoyKey: decoyKey.toString('base64'), users: {} };
+  for (const [user, mechanisms] of users) {
+    const entry: CredentialFile['users'][string] = {};
+    for (const [mechanism, c] of mechanisms) {
+      entry[mechanism] = { salt: c.salt.toString('base64'), iterations: c.iterations, storedKey: c.storedKey.toString('base64'), serverKey: c.serverKey.toString('base64') };
+    }
+    data.users[user] = entry;
+  }
+  return JSON.stringify(data, null, 2) + '\n';
 }
 
 function withCredential(users: Users, user: string, mechanism: ScramMechanism, credential: StoredCredential): Users {
@@ -269,6 +322,11 @@ function readCredentialFile(file: string): { users: Users; decoyKey: Buffer } | 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw storageError(`reading ${file}`, err);
   }
+  return parseCredentials(text, file);
+}
+
+/** Parses a scram-credentials.json text; `file` names it in the error (a path, or the etcd key). */
+function parseCredentials(text: string, file: string): { users: Users; decoyKey: Buffer } {
   const corrupt = (why: string): MeridianError =>
     new MeridianError(ErrorCode.CorruptCredentialFile, `${file}: ${why}; restore it from a backup (or remove it and recreate the users)`);
   let parsed: unknown;

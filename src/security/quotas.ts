@@ -234,8 +234,11 @@ export class QuotaManager {
   #none: boolean;
   /** Some default is set: every principal has a quota unless its overrides remove them all. */
   readonly #defaulted: boolean;
+  /** In memory only (a scratch copy that computes a region-wide change): nothing is written. */
+  readonly #memory: boolean;
 
-  private constructor(dataDir: string, defaults: Quotas, overrides: Map<string, QuotaOverride>, options: QuotaOptions) {
+  private constructor(dataDir: string, defaults: Quotas, overrides: Map<string, QuotaOverride>, options: QuotaOptions, memory = false) {
+    this.#memory = memory;
     this.#dataDir = dataDir;
     this.file = path.join(dataDir, SECURITY_DIR, QUOTAS_FILE);
     this.defaults = Object.freeze({ ...defaults });
@@ -259,6 +262,46 @@ export class QuotaManager {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageError(`reading ${file}`, err);
     }
     return new QuotaManager(dataDir, defaults, text === undefined ? new Map() : parseQuotasFile(file, text), options);
+  }
+
+  /**
+   * A manager in memory only, with this one's defaults and the overrides of `doc` (a
+   * quotas.json text; `what` names where it comes from in an error; none: no overrides): a
+   * region cluster runs a change on such a copy of the region's overrides to learn the
+   * document to write (cluster/security-sync.ts).
+   */
+  inMemoryCopy(doc: string | undefined, what: string): QuotaManager {
+    return new QuotaManager('', this.defaults, doc === undefined ? new Map() : parseQuotasFile(what, doc), { now: this.#now }, true);
+  }
+
+  /** How many principals have overrides. */
+  get size(): number {
+    return this.#overrides.size;
+  }
+
+  /** The overrides as quotas.json holds them: the region's document in etcd. */
+  exportDoc(): string {
+    return serialize(this.#overrides);
+  }
+
+  /**
+   * Makes `doc` (a quotas.json text: the region's, from etcd) this broker's overrides: parsed
+   * first (BAD_CONFIG naming `what`, and nothing changes), applied to every principal's next
+   * request, then written to quotas.json as this broker's copy. Returns the error of the local
+   * write, or null.
+   */
+  replaceFrom(doc: string, what: string): MeridianError | null {
+    const all = parseQuotasFile(what, doc);
+    if (doc === this.exportDoc()) return null;
+    const touched = new Set([...this.#overrides.keys(), ...all.keys()]);
+    let err: MeridianError | null = null;
+    try {
+      this.#persist(all);
+    } catch (e) {
+      err = e as MeridianError;
+    }
+    this.#replace(all, ...touched);
+    return err;
   }
 
   /** The quota state of `principal`, or null when no quota applies to it (the hot path: map lookups only). */
@@ -341,16 +384,18 @@ export class QuotaManager {
     return [e.producerByteRate, e.consumerByteRate, e.requestRate];
   }
 
-  #replace(all: Map<string, QuotaOverride>, principal: string): void {
+  #replace(all: Map<string, QuotaOverride>, ...principals: string[]): void {
     this.#overrides.clear();
     for (const [p, o] of all) this.#overrides.set(p, o);
     this.#none = this.#computeNone();
-    const active = this.#active.get(principal);
-    if (active === undefined) return;
-    const limits = this.#limitsOf(principal);
-    // No quota any more: the principal goes back to the lookup-only path.
-    if (limits.every((l) => l === null)) this.#active.delete(principal);
-    else active.limits = limits;
+    for (const principal of principals) {
+      const active = this.#active.get(principal);
+      if (active === undefined) continue;
+      const limits = this.#limitsOf(principal);
+      // No quota any more: the principal goes back to the lookup-only path.
+      if (limits.every((l) => l === null)) this.#active.delete(principal);
+      else active.limits = limits;
+    }
   }
 
   #computeNone(): boolean {
@@ -366,18 +411,23 @@ export class QuotaManager {
   }
 
   #persist(all: Map<string, QuotaOverride>): void {
+    if (this.#memory) return;
     const dir = path.dirname(this.file);
     try {
       if (!fs.existsSync(dir)) {
         fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         fsyncDirSync(this.#dataDir);
       }
-      const body: QuotasFile = { version: 1, overrides: Object.fromEntries([...all].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
-      writeFileAtomicSync(this.file, JSON.stringify(body, null, 2) + '\n');
+      writeFileAtomicSync(this.file, serialize(all));
     } catch (err) {
       throw storageError(`writing ${this.file}`, err);
     }
   }
+}
+
+function serialize(all: ReadonlyMap<string, QuotaOverride>): string {
+  const body: QuotasFile = { version: 1, overrides: Object.fromEntries([...all].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
+  return JSON.stringify(body, null, 2) + '\n';
 }
 
 function invalidChange(message: string): MeridianError {

@@ -52,6 +52,12 @@ export interface ClusterOptions {
    * their registry (`replication.regions`), so both must know the ports first.
    */
   readonly ports?: readonly number[];
+  /**
+   * Listeners besides the PLAINTEXT one at `port` (which stays first: follower fetches and the
+   * harness use it), each bound to a free port (port 0); their ports are in the broker's
+   * GET /v1/security `listeners`.
+   */
+  readonly extraListeners?: ReadonlyArray<{ readonly name: string; readonly securityProtocol: string }>;
 }
 
 /** A partition as one broker's Metadata answer describes it. */
@@ -228,7 +234,10 @@ export class TestCluster {
           nodeId,
           dataDir,
           logging: { level: process.env.MERIDIAN_TEST_LOG_LEVEL ?? 'warn', format: 'json' },
-          kafka: { host: '127.0.0.1', port },
+          kafka:
+            o.extraListeners === undefined
+              ? { host: '127.0.0.1', port }
+              : { listeners: [{ name: 'PLAINTEXT', host: '127.0.0.1', port, securityProtocol: 'PLAINTEXT' }, ...o.extraListeners.map((l) => ({ ...l, host: '127.0.0.1', port: 0 }))] },
           admin: { host: '127.0.0.1', port: adminPort },
           topics: { autoCreate: false },
           cluster: {

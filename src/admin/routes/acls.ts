@@ -164,7 +164,8 @@ export function aclRoutes(app: FastifyInstance, { broker }: AdminContext): void 
         const reason = invalidBindingReason(b);
         if (reason !== null) throw new MeridianError(ErrorCode.InvalidAcl, `ACL ${describeBinding(b)}: ${reason}; nothing was created`);
       }
-      const failed = store().create(bindings).find((r) => r.error !== null);
+      // In a region cluster: written to etcd and in force on every broker (cluster/security-sync.ts).
+      const failed = (await broker.security.writes.acls((acls) => acls.create(bindings))).find((r) => r.error !== null);
       if (failed !== undefined) throw failed.error!;
       req.log.info({ acls: bindings.map(describeBinding) }, 'ACLs created (admin API)');
       return reply.code(201).send({ created: bindings.map(aclJson) });
@@ -186,7 +187,8 @@ export function aclRoutes(app: FastifyInstance, { broker }: AdminContext): void 
       if ((q.resourceType === undefined || q.resourceType === 'ANY') && q.name === undefined && q.principal === undefined) {
         throw httpError(HttpErrorCode.BadRequest, 'name the ACLs to delete: at least resourceType, name or principal (a DELETE without a filter would remove every ACL)');
       }
-      const [r] = store().delete([filterOf(q)]);
+      const filter = filterOf(q);
+      const [r] = await broker.security.writes.acls((acls) => acls.delete([filter]));
       if (r.error !== null) throw r.error;
       if (r.deleted.length > 0) req.log.info({ acls: r.deleted.map(describeBinding) }, 'ACLs deleted (admin API)');
       return { deleted: r.deleted.map(aclJson) };

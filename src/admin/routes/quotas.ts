@@ -59,7 +59,9 @@ export function quotaRoutes(app: FastifyInstance, { broker }: AdminContext): voi
       },
     },
     async (req) => {
-      manager().set(req.params.principal, req.body);
+      const { principal } = req.params;
+      // In a region cluster: written to etcd and applied by every broker (cluster/security-sync.ts).
+      await broker.security.writes.quotas((q) => q.set(principal, req.body));
       return described(req.params.principal);
     },
   );
@@ -76,7 +78,7 @@ export function quotaRoutes(app: FastifyInstance, { broker }: AdminContext): voi
     },
     async (req) => {
       const { principal } = req.params;
-      if (!manager().remove(principal)) throw httpError(HttpErrorCode.NotFound, `${principal} has no quota override; list them with GET /v1/security/quotas`);
+      if (!(await broker.security.writes.quotas((q) => q.remove(principal)))) throw httpError(HttpErrorCode.NotFound, `${principal} has no quota override; list them with GET /v1/security/quotas`);
       return described(principal);
     },
   );

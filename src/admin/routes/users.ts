@@ -63,7 +63,9 @@ export function userRoutes(app: FastifyInstance, { broker }: AdminContext): void
     async (req) => {
       const { user } = req.params;
       const { password, mechanisms = SCRAM_MECHANISMS, iterations } = req.body;
-      for (const m of mechanisms) broker.security.credentials.upsert(user, m, password, iterations === undefined ? {} : { iterations });
+      await broker.security.writes.credentials((store) => {
+        for (const m of mechanisms) store.upsert(user, m, password, iterations === undefined ? {} : { iterations });
+      });
       return asBody(entryOf(broker.security.credentials.describe(), user));
     },
   );
@@ -81,9 +83,10 @@ export function userRoutes(app: FastifyInstance, { broker }: AdminContext): void
     },
     async (req, reply) => {
       const { user } = req.params;
-      const store = broker.security.credentials;
-      const mechanisms = req.query.mechanism !== undefined ? [req.query.mechanism] : entryOf(store.describe(), user).credentials.map((c) => c.mechanism);
-      for (const m of mechanisms) store.delete(user, m);
+      await broker.security.writes.credentials((store) => {
+        const mechanisms = req.query.mechanism !== undefined ? [req.query.mechanism] : entryOf(store.describe(), user).credentials.map((c) => c.mechanism);
+        for (const m of mechanisms) store.delete(user, m);
+      });
       return reply.code(204).send();
     },
   );

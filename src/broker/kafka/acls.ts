@@ -23,6 +23,7 @@ import type { RequestContext } from '../../protocol/kafka/connection.js';
 import { bindingFromCreation, describeBinding, filterFromDeleteFilter, filterFromDescribeRequest, type AclBinding } from '../../security/acl.js';
 import type { BrokerSecurity } from '../../security/broker-security.js';
 import type { MeridianError } from '../../errors.js';
+import type { AclCreateResult, AclDeleteResult } from '../../security/acl-store.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { AclOperation, denial, enforcing, mayCluster, ResourceType, type Requester } from './authorize.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
@@ -51,17 +52,30 @@ function gate(deps: KafkaApiDeps, who: Requester, op: AclOperation): { refusal: 
   return { security };
 }
 
+/** A whole request's failure (a region cluster could not write its ACLs to etcd): nothing changed. */
+function failure(err: unknown): { errorCode: number; errorMessage: string } {
+  const k = toKafkaError(err);
+  return { errorCode: k.code, errorMessage: k.message };
+}
+
 function outcome(err: MeridianError | null): { errorCode: number; errorMessage: string | null } {
   if (err === null) return { errorCode: 0, errorMessage: null };
   const k = toKafkaError(err);
   return { errorCode: k.code, errorMessage: k.message };
 }
 
-export function handleCreateAcls(deps: KafkaApiDeps, ctx: RequestContext, req: CreateAclsRequest): CreateAclsResponse {
+export async function handleCreateAcls(deps: KafkaApiDeps, ctx: RequestContext, req: CreateAclsRequest): Promise<CreateAclsResponse> {
   const g = gate(deps, ctx, AclOperation.Alter);
   if ('refusal' in g) return { throttleTimeMs: 0, results: req.creations.map(() => g.refusal) };
   const bindings = req.creations.map(bindingFromCreation);
-  const results = g.security.acls.create(bindings);
+  let results: AclCreateResult[];
+  try {
+    // In a region cluster: written to etcd and in force on every broker (cluster/security-sync.ts).
+    results = await g.security.writes.acls((store) => store.create(bindings));
+  } catch (err) {
+    const failed = failure(err);
+    return { throttleTimeMs: 0, results: req.creations.map(() => failed) };
+  }
   const created = bindings.filter((_, i) => results[i].error === null);
   if (created.length > 0) deps.logger.info({ principal: ctx.principal, host: ctx.clientHost, acls: created.map(describeBinding) }, 'ACLs created');
   return { throttleTimeMs: 0, results: results.map((r) => outcome(r.error)) };
@@ -90,10 +104,17 @@ function byResource(bindings: readonly AclBinding[]): DescribeAclsResponseDescri
   return [...out.values()];
 }
 
-export function handleDeleteAcls(deps: KafkaApiDeps, ctx: RequestContext, req: DeleteAclsRequest): DeleteAclsResponse {
+export async function handleDeleteAcls(deps: KafkaApiDeps, ctx: RequestContext, req: DeleteAclsRequest): Promise<DeleteAclsResponse> {
   const g = gate(deps, ctx, AclOperation.Alter);
   if ('refusal' in g) return { throttleTimeMs: 0, filterResults: req.filters.map((): DeleteAclsResponse['filterResults'][number] => ({ ...g.refusal, matchingAcls: [] })) };
-  const results = g.security.acls.delete(req.filters.map(filterFromDeleteFilter));
+  const filters = req.filters.map(filterFromDeleteFilter);
+  let results: AclDeleteResult[];
+  try {
+    results = await g.security.writes.acls((store) => store.delete(filters));
+  } catch (err) {
+    const failed = failure(err);
+    return { throttleTimeMs: 0, filterResults: req.filters.map(() => ({ ...failed, matchingAcls: [] })) };
+  }
   const deleted = new Set(results.flatMap((r) => r.deleted));
   if (deleted.size > 0) deps.logger.info({ principal: ctx.principal, host: ctx.clientHost, acls: [...deleted].map(describeBinding) }, 'ACLs deleted');
   return {

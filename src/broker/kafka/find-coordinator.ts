@@ -18,6 +18,7 @@ import { advertisedEndpoint, type KafkaApiDeps } from '../kafka-api.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
 import { AclOperation, denial, may, ResourceType, UNKNOWN_REQUESTER, type Requester } from './authorize.js';
 import { logTransactionalRefusal, TRANSACTIONS_UNSUPPORTED_CODE, transactionsUnsupportedMessage } from './transactions-unsupported.js';
+import { metadataBrokers } from './topics.js';
 
 export const COORDINATOR_APIS: readonly KafkaApiEntry[] = [
   {
@@ -58,10 +59,12 @@ export async function handleClusterFindCoordinator(
   req: FindCoordinatorRequest,
   version: number,
   clientId: string | null = null,
-  _listener?: string,
+  listener?: string,
   who: Requester = UNKNOWN_REQUESTER,
 ): Promise<FindCoordinatorResponse> {
   const offsets = deps.groupOffsets!;
+  // The coordinator's address on the listener this request came in on, as Metadata gives it.
+  const onListener = (nodeId: number) => metadataBrokers(deps, listener).find((b) => b.nodeId === nodeId);
   const keys = version >= 4 ? req.coordinatorKeys : [req.key];
   const found = new Map<string, Answer>();
   await Promise.all(
@@ -72,7 +75,8 @@ export async function handleClusterFindCoordinator(
         const e = toKafkaError(c.error);
         found.set(key, { nodeId: -1, host: '', port: -1, errorCode: e.code, errorMessage: e.message });
       } else {
-        found.set(key, { nodeId: c.nodeId, host: c.host, port: c.port, errorCode: 0, errorMessage: null });
+        const at = onListener(c.nodeId) ?? c;
+        found.set(key, { nodeId: c.nodeId, host: at.host, port: at.port, errorCode: 0, errorMessage: null });
       }
     }),
   );

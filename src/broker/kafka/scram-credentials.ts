@@ -105,7 +105,7 @@ type Alteration =
   | { kind: 'delete'; mechanism: number }
   | { kind: 'upsert'; mechanism: number; iterations: number; salt: Buffer; saltedPassword: Buffer };
 
-export function handleAlterUserScramCredentials(deps: KafkaApiDeps, ctx: RequestContext, req: AlterUserScramCredentialsRequest): AlterUserScramCredentialsResponse {
+export async function handleAlterUserScramCredentials(deps: KafkaApiDeps, ctx: RequestContext, req: AlterUserScramCredentialsRequest): Promise<AlterUserScramCredentialsResponse> {
   const byUser = new Map<string, Alteration[]>();
   for (const d of req.deletions) pushTo(byUser, d.name, { kind: 'delete', mechanism: d.mechanism });
   for (const u of req.upsertions) pushTo(byUser, u.name, { kind: 'upsert', mechanism: u.mechanism, iterations: u.iterations, salt: u.salt, saltedPassword: u.saltedPassword });
@@ -115,7 +115,15 @@ export function handleAlterUserScramCredentials(deps: KafkaApiDeps, ctx: Request
     // Kafka answers every user named, sorted, with the request-level error.
     return { throttleTimeMs: 0, results: [...byUser.keys()].sort().map((user) => ({ user, ...(denied ?? OK) })) };
   }
-  return { throttleTimeMs: 0, results: [...byUser].map(([user, alterations]) => alterUser(security, user, alterations)) };
+  try {
+    // One change of the credentials for the whole request; in a region cluster it is written
+    // to etcd and in force on every broker (cluster/security-sync.ts).
+    const results = await security.writes.credentials((store) => [...byUser].map(([user, alterations]) => alterUser(store, user, alterations)));
+    return { throttleTimeMs: 0, results };
+  } catch (err) {
+    const failed = outcomeOf(err);
+    return { throttleTimeMs: 0, results: [...byUser.keys()].map((user) => ({ user, ...failed })) };
+  }
 }
 
 function pushTo(byUser: Map<string, Alteration[]>, user: string, a: Alteration): void {
@@ -125,14 +133,14 @@ function pushTo(byUser: Map<string, Alteration[]>, user: string, a: Alteration):
 }
 
 /** Checks all of a user's alterations, then applies them; the first problem is the user's result. */
-function alterUser(security: BrokerSecurity, user: string, alterations: readonly Alteration[]): AlterUserScramCredentialsResponseAlterUserScramCredentialsResult {
-  const problem = checkAlterations(security.credentials, user, alterations);
+function alterUser(store: CredentialStore, user: string, alterations: readonly Alteration[]): AlterUserScramCredentialsResponseAlterUserScramCredentialsResult {
+  const problem = checkAlterations(store, user, alterations);
   if (problem !== null) return { user, ...problem };
   try {
     for (const a of alterations) {
       const mechanism = SCRAM_MECHANISM_CODES[a.mechanism]!;
-      if (a.kind === 'delete') security.credentials.delete(user, mechanism);
-      else security.credentials.upsert(user, mechanism, { salt: a.salt, saltedPassword: a.saltedPassword, iterations: a.iterations });
+      if (a.kind === 'delete') store.delete(user, mechanism);
+      else store.upsert(user, mechanism, { salt: a.salt, saltedPassword: a.saltedPassword, iterations: a.iterations });
     }
   } catch (err) {
     return { user, ...outcomeOf(err) };

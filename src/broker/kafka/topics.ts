@@ -151,7 +151,13 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
  * brokers the partition states name.
  */
 export function metadataBrokers(deps: KafkaApiDeps, listener: string | undefined): Array<{ nodeId: number; host: string; port: number; rack: string | null }> {
-  if (deps.cluster !== undefined) return deps.cluster.brokers().map((b) => ({ nodeId: b.nodeId, host: b.kafka.host, port: b.kafka.port, rack: b.rack }));
+  if (deps.cluster !== undefined) {
+    // Each broker's address on the listener this request came in on (Kafka's rule).
+    return deps.cluster.brokers().map((b) => {
+      const at = (listener !== undefined ? b.listeners?.[listener] : undefined) ?? b.kafka;
+      return { nodeId: b.nodeId, host: at.host, port: at.port, rack: b.rack };
+    });
+  }
   if (deps.replicaManager !== undefined) return deps.replicaManager.brokers().map((b) => ({ ...b, rack: null }));
   return [{ nodeId: deps.config.nodeId, ...advertisedEndpoint(deps, listener), rack: null }];
 }
