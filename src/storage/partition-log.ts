@@ -287,7 +287,7 @@ export class PartitionLog {
   #epochs: LeaderEpochCache;
   #verified = new WeakMap<Segment, VerifiedRanges>();
   #events: ThrottledLog;
-  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0 };
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, epochs: LeaderEpochCache, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
@@ -706,6 +706,7 @@ export class PartitionLog {
       });
       if (seg.nextOffset !== end) throw new Error(`the batches before byte ${position} of ${seg.logPath} end at offset ${seg.nextOffset}, not ${end}`);
       seg.dataCrc32c = await segmentCrc(seg, position);
+      seg.dataCrcOfCheckedBatches = false;
       return seg;
     } catch (err) {
       await seg.close();
@@ -734,9 +735,10 @@ export class PartitionLog {
 
   /**
    * Counters since open: appends (calls), batches, bytes written, write rounds, fdatasyncs,
-   * appends refused because the disk was full, and reads that found a corrupt batch.
+   * appends refused because the disk was full, reads that found a corrupt batch, and the
+   * bytes of sealed segments whose batch CRCs reads checked.
    */
-  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number }> {
+  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number; bytesCrcChecked: number }> {
     return { ...this.#stats };
   }
 
@@ -747,6 +749,25 @@ export class PartitionLog {
 
   segments(): SegmentInfo[] {
     return this.#segments.map((s) => s.info());
+  }
+
+  /**
+   * Someone read the whole file of the sealed segment at `baseOffset` back and found the
+   * CRC-32C `dataCrc32c` (the offloader does, for every upload): if that is the CRC taken
+   * from its checked batches as they were appended, every byte on disk is as appended, so
+   * reads trust the segment instead of checking each batch's CRC again (the first read
+   * after an offload is a consumer catching up, at disk speed; bench:tiered's hot read).
+   * Ignored for any other segment, or one whose CRC came from the file itself.
+   */
+  trustVerifiedFile(baseOffset: bigint, dataCrc32c: number): void {
+    const seg = this.#segments.find((s) => s.baseOffset === baseOffset);
+    if (seg === undefined || !seg.sealed || !seg.dataCrcOfCheckedBatches || seg.dataCrc32c >>> 0 !== dataCrc32c >>> 0) return;
+    let ranges = this.#verified.get(seg);
+    if (ranges === undefined) {
+      ranges = new VerifiedRanges();
+      this.#verified.set(seg, ranges);
+    }
+    ranges.add(0, seg.sizeBytes);
   }
 
   /** Called with every segment once it is sealed (immutable and durable). */
@@ -1270,6 +1291,7 @@ export class PartitionLog {
       if (computeBatchCrc(records.subarray(p, p + size)) !== records.readUInt32BE(p + 17)) break;
       p += size;
     }
+    this.#stats.bytesCrcChecked += p;
     if (p > 0) ranges.add(position, position + p);
     if (p === records.length) return records;
     this.#stats.corruptReads++;

@@ -68,6 +68,12 @@ export class Segment implements SegmentInfo, CachedFile {
   sealed = false;
   /** Running CRC-32C of the bytes written, in file order. */
   dataCrc32c = 0;
+  /**
+   * False when `dataCrc32c` was taken from the file as it was found (a truncation's reopen,
+   * PartitionLog.#reopenCut) rather than from batches whose own CRCs were checked: a file
+   * that matches it then proves nothing about its batches (PartitionLog.trustVerifiedFile).
+   */
+  dataCrcOfCheckedBatches = true;
   /** Position and stored CRC of the last batch (a recovery checkpoint names it). */
   lastBatchPos = -1;
   lastBatchCrc = 0;

@@ -202,9 +202,13 @@ export class Offloader {
   }
 
   /** local → copying: the data and index objects, verified. The manifest is not touched. */
-  #uploadObjects(tier: PartitionTier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
+  async #uploadObjects(tier: PartitionTier, seg: SegmentInfo, attemptId: string, genSignal: AbortSignal): Promise<RemoteSegment> {
     const io = this.#io;
-    return uploadSegment(io.store, tier.ref, seg, attemptId, AbortSignal.any([io.signal, genSignal]), io.retry, io.log, io.uploadRate);
+    const remote = await uploadSegment(io.store, tier.ref, seg, attemptId, AbortSignal.any([io.signal, genSignal]), io.retry, io.log, io.uploadRate);
+    // The upload read the whole file back and matched its seal-time CRC-32C: local reads of
+    // the segment need not check each batch's CRC again (one checksum per byte, not two).
+    tier.log.trustVerifiedFile(seg.baseOffset, remote.dataCrc32c);
+    return remote;
   }
 
   /** copying → copied: the manifest recording the segment is written. */

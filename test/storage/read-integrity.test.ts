@@ -2,6 +2,7 @@
  * Local reads of sealed segments check every batch's CRC-32C (once per byte, then trusted):
  * a byte flipped on disk after the segment sealed is reported (log line, `corruptReads`,
  * KAFKA_STORAGE_ERROR to a client) and never served, while the batches before it still are.
+ * A file read back whole against its seal-time CRC (the offloader's upload check) is trusted.
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 import assert from 'node:assert/strict';
@@ -71,6 +72,43 @@ test('each byte is checked once: a verified range is trusted, a byte flipped aft
   const again = await log.read(0n, 1 << 20);
   assert.equal(storedBatches(again.records).length, 3);
   assert.equal(log.stats().corruptReads, 0);
+});
+
+test('a segment whose whole file matched its seal-time CRC (the offloader reads it back for every upload) is not checked again; a wrong CRC or one taken from the file itself is not trusted', async () => {
+  const t = tmpDir();
+  cleanups.push(t.cleanup);
+  const log = await PartitionLog.open(t.dir, { retentionMs: -1 });
+  cleanups.push(() => log.close());
+  for (let s = 0; s < 2; s++) {
+    for (let i = 0; i < 3; i++) await log.append(encodeBatch({ records: [{ value: value(3 * s + i) }] }));
+    await log.roll();
+  }
+  const [first, second] = log.segments();
+  log.trustVerifiedFile(first.baseOffset, first.dataCrc32c);
+  log.trustVerifiedFile(second.baseOffset, second.dataCrc32c ^ 1);
+  const a = await log.read(0n, 1 << 20);
+  assert.deepEqual(storedBatches(a.records).map((b) => b.h.baseOffset), [0n, 1n, 2n]);
+  assert.equal(log.stats().bytesCrcChecked, 0, 'the verified file is served without checking its batches again');
+  const b = await log.read(3n, 1 << 20);
+  assert.deepEqual(storedBatches(b.records).map((x) => x.h.baseOffset), [3n, 4n, 5n]);
+  assert.equal(log.stats().bytesCrcChecked, second.sizeBytes, 'a CRC other than the seal-time one vouches for nothing');
+
+  // A truncation's reopen takes the data CRC of what remains from the file as found: a
+  // match with it proves nothing about the batches, so the segment is checked as before.
+  const t2 = tmpDir();
+  cleanups.push(t2.cleanup);
+  const cut = await PartitionLog.open(t2.dir, { retentionMs: -1 });
+  cleanups.push(() => cut.close());
+  for (let i = 0; i < 3; i++) await cut.append(encodeBatch({ records: [{ value: value(i) }] }));
+  await cut.truncateTo(2n);
+  await cut.append(encodeBatch({ records: [{ value: value(9) }] }));
+  await cut.roll();
+  const [reopened] = cut.segments();
+  assert.ok(reopened.sealed);
+  cut.trustVerifiedFile(reopened.baseOffset, reopened.dataCrc32c);
+  const c = await cut.read(0n, 1 << 20);
+  assert.equal(storedBatches(c.records).length, 3);
+  assert.equal(cut.stats().bytesCrcChecked, reopened.sizeBytes);
 });
 
 test('verified ranges merge, cover and reset past their bound', () => {

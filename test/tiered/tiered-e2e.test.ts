@@ -226,13 +226,20 @@ test('per-topic policy through CreateTopics configs; unknown configs are refused
   );
   assert.equal(tb.broker.topics.getTopic('weird'), undefined, 'nothing half-created');
   await admin.disconnect();
-  await produce(tb.bootstrap, 'hot-only', 800);
-  await produce(tb.bootstrap, 'keep-local', 800);
+  const hotSent = await produce(tb.bootstrap, 'hot-only', 800);
+  const keepSent = await produce(tb.bootstrap, 'keep-local', 800);
   await tb.broker.tiered!.offloadNow('keep-local');
   const tiered = tb.broker.tiered!.status();
   assert.equal(tiered.some((s) => s.topic === 'hot-only'), false, 'remote.storage.enable=false keeps the topic local');
   const keep = tiered.find((s) => s.topic === 'keep-local')!;
   assert.ok(keep.remoteSegments > 3, 'offloaded');
+  // Each upload read its segment back whole against the seal-time CRC-32C: a consumer then
+  // reads the local copies without checking their batches again (a hot read after offload
+  // checksums each byte once, not twice), while hot-only's first read checks its sealed bytes.
+  assertSameByKey(await readAll(tb.bootstrap, 'keep-local'), keepSent, 'keep-local read from its local copies');
+  assertSameByKey(await readAll(tb.bootstrap, 'hot-only'), hotSent, 'hot-only');
+  assert.equal(tb.broker.topics.partition('keep-local', 0)!.stats().bytesCrcChecked, 0, 'the offloaded segments are not checked again');
+  assert.ok(tb.broker.topics.partition('hot-only', 0)!.stats().bytesCrcChecked > 0, 'a segment nobody verified is checked on its first read');
   // Local deletion runs over every tiered partition on each check: once it has deleted the
   // copies of a default topic offloaded after keep-local, it has been over keep-local too.
   await produce(tb.bootstrap, 'default-local', 800);
