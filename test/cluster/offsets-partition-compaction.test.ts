@@ -7,10 +7,13 @@
  * enqueued between appends still in flight: the served state must equal a replay of the
  * records in call order (no live commit overwritten by an older checkpoint value), the log
  * start must have moved, and each replica's log, replayed as a new coordinator would after a
- * failover, must give that same state; the replicas' batches are byte-identical.
+ * failover, must give that same state; the replicas' batches are byte-identical. With the
+ * followers not fetching, appends fail as SyncGroup and OffsetCommit report it
+ * (COORDINATOR_NOT_AVAILABLE) and no checkpoint moves the log start.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ErrorCode, type MeridianError } from '../../src/errors.js';
 import { RecordType, type OffsetRecord } from '../../src/broker/groups/offset-record.js';
 import { ProducerStates } from '../../src/broker/producer-states.js';
 import { applyToState, emptyState, replayOffsetsLog, type GroupsState } from '../../src/cluster/group-offsets-checkpoint.js';
@@ -98,5 +101,56 @@ test('appends issued all at once with checkpoints among them: served state, ever
   const { records: fromStart } = await replayOffsetsLog(log, state);
   assert.ok(fromStart < records.length / 4, `${fromStart} records from the log start, of ${records.length + 1} appended`);
   t.diagnostic(`${part.checkpoints} checkpoints; log start ${log.logStartOffset} of ${log.highWatermark}; ${part.logBytes} bytes from it`);
+  part.close();
+});
+
+test('followers not fetching: appends (a GROUP_METADATA as SyncGroup writes) fail with COORDINATOR_NOT_AVAILABLE, no checkpoint moves the log start; after they fetch again a checkpoint makes the served state what a replay gives', async () => {
+  const leader = cluster.node(1);
+  const log = leader.log(OFFSETS_TOPIC, 0);
+  const part = new OffsetsPartition({
+    partition: 0,
+    leaderEpoch: cluster.source.get(OFFSETS_TOPIC, 0).leaderEpoch,
+    log,
+    replicaManager: leader.broker.replicaManager!,
+    producerStates: new ProducerStates(),
+    sync: false,
+    // Long enough for a follower that just resumed to fetch twice (its long poll is 500 ms).
+    commitTimeoutMs: 3000,
+    compactionBytes: 1024,
+    checkpointChunkBytes: 256,
+  });
+  await part.load();
+  const groups = ['g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'late'];
+  const loaded = served(part, groups);
+  const startBefore = log.logStartOffset;
+  const late = (i: number): OffsetRecord => ({ type: RecordType.GroupMetadata, groupId: 'late', generationId: i, protocolType: 'consumer', protocolName: 'range', leader: `late-${i}` });
+  for (const b of [2, 3]) cluster.node(b).broker.replicaManager!.pauseFetchers();
+  let outcomes: PromiseSettledResult<void>[];
+  try {
+    // More than the threshold: a checkpoint is enqueued among them and fails with them.
+    outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => part.append(late(i + 1))));
+  } finally {
+    for (const b of [2, 3]) cluster.node(b).broker.replicaManager!.resumeFetchers();
+  }
+  for (const o of outcomes) {
+    assert.equal(o.status, 'rejected');
+    assert.equal(((o as PromiseRejectedResult).reason as MeridianError).code, ErrorCode.CoordinatorUnavailable, String((o as PromiseRejectedResult).reason));
+  }
+  assert.deepEqual(served(part, groups), loaded, 'nothing unacknowledged is served');
+  assert.equal(log.logStartOffset, startBefore, 'no checkpoint moved the log start');
+  assert.equal(part.checkpoints, 0);
+
+  // The followers copy the unacknowledged records too (a replay would apply them, as
+  // Kafka's does); the next checkpoint makes the served state the log's.
+  await waitFor('the followers to copy the unacknowledged records', () => cluster.brokers.every((b) => b.log(OFFSETS_TOPIC, 0).highWatermark === log.highWatermark), 10_000);
+  // More than the threshold again, at once (each ack takes a follower's long poll here).
+  await Promise.all(Array.from({ length: 20 }, (_, i) => part.append({ type: RecordType.Commit, groupId: 'g0', commits: [{ topic: 't', partition: 9, offset: BigInt(i), leaderEpoch: 0, commitTimestamp: 1, metadata: null }] })));
+  await waitFor('a checkpoint to move the log start', () => part.checkpoints > 0, 10_000);
+  await waitFor('the followers to hold the whole log', () => cluster.brokers.every((b) => b.log(OFFSETS_TOPIC, 0).highWatermark === log.highWatermark), 10_000);
+  const replayed = emptyState();
+  await replayOffsetsLog(log, replayed);
+  assert.deepEqual(served(part, groups), replayed, 'served = replay once a checkpoint is acknowledged');
+  assert.equal(part.generationOf('late')?.generationId, 20, 'the unacknowledged generations are in the log, so in the checkpoint');
+  assert.ok(log.logStartOffset > startBefore);
   part.close();
 });
