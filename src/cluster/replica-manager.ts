@@ -24,6 +24,15 @@
  * `defaultMinInsyncReplicas`: the topic-config layer fixes min.insync.replicas at 1
  * (broker/kafka/topic-config.ts); making it a settable topic config is the next layer's.
  *
+ * Removed replicas: once a partition's state (as etcd holds it) no longer lists this broker
+ * (a reassignment completed, or was cancelled after adding it), its local copy is emptied:
+ * the fetch stops first, then the log is truncated to its start (`#discardCopy`), so the
+ * segments go and the directory is left as every broker's non-replica partitions are
+ * (empty: each broker opens every partition, cluster-node.ts). The same runs for a state read
+ * at start-up, for a broker that was down while it was removed. A state listing the broker
+ * again while its copy is being emptied is applied once that is done: it then starts as a
+ * new follower. Only the states decide: the partition is never emptied while listed.
+ *
  * Lifecycle: `start()` reads every state and subscribes; `close()` (idempotent) stops the
  * fetchers, the ISR timer and the subscription, and fails waiting produce requests.
  */
@@ -96,6 +105,8 @@ export class ReplicaManager {
   /** Bumped at each role change of a partition: an older asynchronous step gives up. */
   readonly #generation = new Map<string, number>();
   readonly #fetchers = new Map<number, ReplicaFetcher>();
+  /** Copies of partitions this broker is no longer a replica of, being emptied (`#discardCopy`). */
+  readonly #discarding = new Map<string, Promise<void>>();
   #unsubscribe: (() => void) | undefined;
   #offTopics: (() => void) | undefined;
   #isrTimer: NodeJS.Timeout | undefined;
@@ -463,9 +474,19 @@ export class ReplicaManager {
         this.#replicas.delete(k);
         void this.#unfollow(s.topic, s.partition);
       }
+      this.#discardCopy(s);
       return;
     }
     if (r === undefined) {
+      const discarding = this.#discarding.get(k);
+      if (discarding !== undefined) {
+        // Listed again while its old copy is emptied: the latest state is applied once done.
+        void discarding.then(() => {
+          const latest = this.#states.get(k);
+          if (latest !== undefined && !this.#closed) this.#reapply(latest);
+        });
+        return;
+      }
       const log = this.#opts.topics.partition(s.topic, s.partition);
       // Not opened here yet: applied when the topic is (start()'s topic listener).
       if (log === undefined) return;
@@ -507,6 +528,36 @@ export class ReplicaManager {
       if (led) this.#leadershipChanged(r.topic, r.partition);
       void this.#unfollow(r.topic, r.partition);
     }
+  }
+
+  /**
+   * Empties the local copy of a partition whose state does not list this broker, when it
+   * holds records: a replica removed by a reassignment (Kafka's StopReplica with deletion),
+   * now or while this broker was down. The fetch of it stops first (no follower append runs
+   * beside the truncation); the state is checked again right before (a newer one may list
+   * this broker again: then it is kept). Truncated to its start, the log holds nothing, as a
+   * partition this broker never replicated; added back later, it fetches from the leader's
+   * log start like any new replica. A failure is logged and retried at the partition's next
+   * state (or the next start).
+   */
+  #discardCopy(s: NamedPartitionState): void {
+    const k = keyOf(s.topic, s.partition);
+    if (this.#closed || this.#discarding.has(k)) return;
+    const log = this.#opts.topics.partition(s.topic, s.partition);
+    if (log === undefined || log.logEndOffset <= log.logStartOffset) return;
+    const run = (async () => {
+      await this.#unfollow(s.topic, s.partition);
+      const now = this.#states.get(k);
+      if (this.#closed || this.#replicas.has(k) || now === undefined || now.replicas.includes(this.nodeId)) return;
+      // The topic deleted (or recreated under another id) meanwhile: its log is not ours to touch.
+      if (this.#opts.topics.partition(s.topic, s.partition) !== log) return;
+      const [start, end] = [log.logStartOffset, log.logEndOffset];
+      await log.truncateTo(start);
+      this.#opts.logger?.info({ topic: s.topic, partition: s.partition, replicas: now.replicas, logStart: String(start), previousEnd: String(end) }, 'removed replica: local copy of the partition emptied (this broker is not among its replicas)');
+    })()
+      .catch((err: unknown) => this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition }, 'could not empty the local copy of a partition this broker no longer replicates; retried at its next state or start'))
+      .finally(() => this.#discarding.delete(k));
+    this.#discarding.set(k, run);
   }
 
   /** A state not applied yet because its topic was not open here: applied as new. */

@@ -6,18 +6,25 @@
  * - Under a KafkaJS idempotent acks=-1 producer, partition 0 moves to a set that takes in
  *   broker 4 and leaves out its current leader: afterwards the replicas and ISR are the
  *   target, broker 4 leads, its log is byte-identical to the other replicas', the old leader
- *   is out of both, and every acknowledged value is read exactly once, in order.
+ *   is out of both (its copy emptied), and every acknowledged value is read exactly once, in order.
  * - Requests the controller cannot take are refused with what to fix (an unregistered broker,
  *   an unknown topic, a second target while one is in progress).
  * - A move waiting for a replica that cannot catch up (broker 4 frozen with SIGSTOP) is
  *   listed in progress, survives a controller change (the controller stopped), and the new
  *   controller completes it once broker 4 runs again.
+ * - Kafka's AlterPartitionReassignments and ListPartitionReassignments through
+ *   @platformatic/kafka: refusals per partition, a move listed in progress with KIP-455's
+ *   adding and removing sets, then the target in Metadata and byte-identical logs.
+ * - A removed replica's copy is emptied, live and (a broker down during the move) at start-up.
  *
  * Leases are 6 s (the config default is 3 s) so that a frozen broker stays registered long enough
  * for the request naming it to be accepted.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { alterPartitionReassignmentsV0, Connection, listPartitionReassignmentsV0 } from '@platformatic/kafka';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { meridian, meridianJson } from '../helpers/cli-run.js';
@@ -78,6 +85,25 @@ function producer(partition: number) {
   return { acked, failed, stop: async () => ((stopping = true), await done) };
 }
 
+/** Waits until broker `nodeId`'s copy of the partition holds no records: no batch, no byte in a segment file. */
+async function waitCopyEmptied(nodeId: number, topic: string, partition: number): Promise<void> {
+  const dir = path.join(cluster.node(nodeId).dataDir, 'logs', `${topic}-${partition}`);
+  let seen = '';
+  await waitFor(
+    `broker ${nodeId}'s copy of ${topic}-${partition} to be emptied`,
+    async () => {
+      const batches = await cluster.node(nodeId).readLog(topic, partition);
+      const segments = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.log')) : [];
+      const bytes = segments.reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
+      seen = `${batches.length} batches, ${segments.length} segment files of ${bytes} bytes`;
+      return batches.length === 0 && bytes === 0;
+    },
+    30_000,
+    100,
+    () => `(it holds ${seen})`,
+  );
+}
+
 function sameSet(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
 }
@@ -118,12 +144,8 @@ test('reassign under acks=all produce: broker 4 in, the leader out; logs byte-id
   assert.ok(!state.replicas.includes(old) && !state.isr.includes(old), `the old leader ${old} is out of the replicas and the ISR`);
   const batches = await cluster.waitLogsIdentical(TOPIC, 0, target);
   assert.ok(batches.length > 0);
-  // The removed replica stopped copying when it left: what was produced after the move is not in its copy.
-  const left = await cluster.node(old).readLog(TOPIC, 0);
-  assert.ok(left.length < batches.length, `the old leader ${old} holds ${left.length} batches, the replicas ${batches.length}`);
-  // Its last batch may be one it appended as leader just before the move and never got
-  // acknowledged (a removed replica is not truncated); everything before it is the replicas' log.
-  assert.ok(left.slice(0, -1).every((b, i) => b.bytes.equals(batches[i]!.bytes)), 'what it holds is a prefix of the replicas\' log');
+  // The removed replica's local copy is emptied once etcd no longer lists it (no disk leak).
+  await waitCopyEmptied(old, TOPIC, 0);
 
   mark('logs identical');
   const read = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', TOPIC, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
@@ -256,4 +278,100 @@ test('a move waiting for a frozen replica survives a controller change and compl
   const described = await meridianJson<{ replicas: number[]; reassignment: unknown }>(['partitions', 'describe', '--topic', TOPIC, '--partition', '1', '--admin', adminOf(4)]);
   assert.deepEqual(described.replicas, target);
   assert.equal(described.reassignment, null);
+});
+
+/** The response, whether or not it carries errors (@platformatic/kafka throws on any error code). */
+async function answer<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const response = (err as { response?: T }).response;
+    if (response === undefined) throw err;
+    return response;
+  }
+}
+
+test('Kafka AlterPartitionReassignments and ListPartitionReassignments (@platformatic/kafka): move with records, listed in progress, replicas in Metadata, logs byte-identical, removed copies emptied (one while its broker was down)', async (t) => {
+  // Four brokers: the controller keeps out of it; of the others, `frozen` is the new replica
+  // (held with SIGSTOP so the move is listed in progress), `gone` leaves the partition while
+  // it is stopped, `stays` stays.
+  const controllerId = (await cluster.node(1).metadata([])).controllerId;
+  const [gone, stays, frozen] = [1, 2, 3, 4].filter((id) => id !== controllerId) as [number, number, number];
+  const topic = 'moves-kafka';
+  const admin = new Kafka({ clientId: 'reassign-admin', brokers: cluster.bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, replicaAssignment: [{ partition: 0, replicas: [gone, stays] }] }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+  await cluster.partition(topic, 0, (v) => v.isr.length === 2);
+  const values = Array.from({ length: 3000 }, (_, i) => `r-${i}-${'x'.repeat(i % 97)}`);
+  const produced = await kcat(['-P', '-b', cluster.bootstrap.join(','), '-t', topic, '-p', '0', '-X', 'acks=all', '-X', 'enable.idempotence=true', '-X', 'batch.num.messages=100'], values.join('\n') + '\n', 30_000);
+  assert.equal(produced.code, 0, `kcat -P exited ${produced.code}: ${produced.stderr.slice(-2000)}`);
+  const original = await cluster.waitLogsIdentical(topic, 0, [gone, stays]);
+
+  const conn = new Connection('reassign-kafka');
+  await conn.connect('127.0.0.1', cluster.node(stays).port);
+  // platformatic types replicas as number[] but writes null as Kafka's null array (a cancellation).
+  const alter = (topics: Array<{ name: string; partitions: Array<{ partitionIndex: number; replicas: number[] | null }> }>) => answer(alterPartitionReassignmentsV0.api.async(conn, 10_000, false, topics as never));
+  const list = (topics: Array<{ name: string; partitionIndexes: number[] }> | null) => answer(listPartitionReassignmentsV0.api.async(conn, 10_000, topics as never));
+  const codes = (r: Awaited<ReturnType<typeof alter>>) => Object.fromEntries(r.responses.flatMap((x) => x.partitions.map((p) => [`${x.name}-${p.partitionIndex}`, p.errorCode])));
+  const target = [stays, frozen];
+  try {
+    // Refusals, each per partition in one request, and nothing asked: nothing listed.
+    const refused = await alter([
+      { name: topic, partitions: [{ partitionIndex: 0, replicas: null }, { partitionIndex: 7, replicas: [stays] }] },
+      { name: 'no-such-topic', partitions: [{ partitionIndex: 0, replicas: [stays] }] },
+      { name: TOPIC, partitions: [{ partitionIndex: 0, replicas: [2, 9] }, { partitionIndex: 1, replicas: [2, 2] }] },
+    ]);
+    assert.equal(refused.errorCode, 0);
+    assert.deepEqual(codes(refused), { [`${topic}-0`]: 85, [`${topic}-7`]: 3, 'no-such-topic-0': 3, [`${TOPIC}-0`]: 39, [`${TOPIC}-1`]: 39 }, 'NO_REASSIGNMENT_IN_PROGRESS, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT');
+    assert.match(refused.responses[2]!.partitions[0]!.errorMessage ?? '', /broker 9 is not registered/);
+    assert.deepEqual((await list(null)).topics, []);
+
+    await cluster.node(gone).stop();
+    process.kill(cluster.node(frozen).pid!, 'SIGSTOP');
+    try {
+      const asked = await alter([{ name: topic, partitions: [{ partitionIndex: 0, replicas: target }] }]);
+      assert.deepEqual(codes(asked), { [`${topic}-0`]: 0 });
+      assert.deepEqual(codes(await alter([{ name: topic, partitions: [{ partitionIndex: 0, replicas: target }] }])), { [`${topic}-0`]: 0 }, 'the same target again is a retry');
+      assert.deepEqual(codes(await alter([{ name: topic, partitions: [{ partitionIndex: 0, replicas: [frozen, stays] }] }])), { [`${topic}-0`]: 60 }, 'another target: REASSIGNMENT_IN_PROGRESS');
+      // In progress: the controller adds the frozen broker, then waits for it to catch up.
+      const listed = await waitFor(
+        'the move listed with the new replica added',
+        async () => {
+          const r = await list([{ name: topic, partitionIndexes: [0] }]);
+          const p = r.topics.find((x) => x.name === topic)?.partitions[0];
+          return p !== undefined && p.replicas.includes(frozen) ? { r, p } : false;
+        },
+        20_000,
+        50,
+      );
+      assert.equal(listed.r.errorCode, 0);
+      assert.deepEqual(listed.p, { partitionIndex: 0, replicas: [stays, frozen, gone], addingReplicas: [frozen], removingReplicas: [gone] });
+      assert.deepEqual((await list(null)).topics.map((x) => x.name), [topic], 'listing everything: this move only');
+      assert.deepEqual((await list([{ name: TOPIC, partitionIndexes: [0, 1] }, { name: 'no-such-topic', partitionIndexes: [0] }])).topics, [], 'partitions not being reassigned are left out');
+    } finally {
+      process.kill(cluster.node(frozen).pid!, 'SIGCONT');
+    }
+    await waitFor('the move to complete', async () => (await list(null)).topics.length === 0, 60_000, 100);
+  } finally {
+    await conn.close();
+  }
+  const state = await cluster.partition(topic, 0, (v) => v.replicas.join(',') === target.join(',') && v.isr.length === 2);
+  assert.equal(state.leader, stays, 'the first of the target leads');
+  const moved = await cluster.waitLogsIdentical(topic, 0, target);
+  assert.equal(moved.length, original.length);
+  assert.ok(moved.every((b, i) => b.bytes.equals(original[i]!.bytes)), 'the new replicas hold the records byte for byte as the original replicas did');
+  const read = await kcat(['-b', cluster.bootstrap.join(','), '-C', '-J', '-t', topic, '-p', '0', '-o', 'beginning', '-e'], undefined, 30_000);
+  assert.equal(read.code, 0, read.stderr.slice(-2000));
+  assert.deepEqual(parseKcatJson(read.stdout).map((m) => m.payload!.toString()), values, 'every record read once, in order');
+
+  // The broker that was down while it was removed empties its copy when it starts.
+  assert.ok((await cluster.node(gone).readLog(topic, 0)).length > 0, 'its copy is still there while it is down');
+  await cluster.node(gone).start();
+  await waitCopyEmptied(gone, topic, 0);
+  await cluster.waitMembers([1, 2, 3, 4]);
+  t.diagnostic(`${values.length} records in ${moved.length} batches moved from [${gone}, ${stays}] to [${target.join(', ')}]`);
 });

@@ -90,6 +90,8 @@ test('ApiVersions v0-v4 list every API with the ranges the clients need', async 
       [ApiKey.DeleteAcls, [0, 3]],
       [ApiKey.DescribeUserScramCredentials, [0, 0]],
       [ApiKey.AlterUserScramCredentials, [0, 0]],
+      [ApiKey.AlterPartitionReassignments, [0, 0]],
+      [ApiKey.ListPartitionReassignments, [0, 0]],
     ];
     for (const [key, range] of expected) assert.deepEqual(byKey.get(key), range, `API ${key}`);
     assert.equal(byKey.size, expected.length + 1);

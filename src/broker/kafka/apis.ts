@@ -13,6 +13,7 @@ import { FETCH_APIS } from './fetch.js';
 import { COORDINATOR_APIS } from './find-coordinator.js';
 import { GROUP_APIS } from './groups.js';
 import type { KafkaApiEntry } from './kafka-api-entry.js';
+import { PARTITION_REASSIGNMENT_APIS } from './partition-reassignments.js';
 import { PRODUCE_APIS } from './produce.js';
 import { SASL_APIS } from './sasl.js';
 import { SCRAM_CREDENTIAL_APIS } from './scram-credentials.js';
@@ -31,6 +32,7 @@ const ENTRIES: readonly KafkaApiEntry[] = [
   ...SASL_APIS,
   ...ACL_APIS,
   ...SCRAM_CREDENTIAL_APIS,
+  ...PARTITION_REASSIGNMENT_APIS,
 ];
 
 function byKey(entries: readonly KafkaApiEntry[]): ReadonlyMap<number, KafkaApiEntry> {
