@@ -24,15 +24,14 @@
  * `promote` here.
  */
 import fs from 'node:fs';
-import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
-import { LinkClient } from '../replication/link-client.js';
 import type { RegionEntry } from '../replication/policy.js';
 import { isControlBatch, lastOffsetOf, storedBatches, validateBatch, type BatchHeader } from '../storage/record-batch.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { isMarkerBatch } from '../replication/marker.js';
+import { RemoteBrokers } from './remote-brokers.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
@@ -72,7 +71,7 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
     const entry = opts.regions.find((r) => r.name === region);
     if (entry === undefined) continue;
     try {
-      probes.push({ region, res: await probe(entry, dr.linkSecurityTo(entry), { targetRegion: region, senderRegion: dr.region, topic, senderTopicId: info.id }, opts.requestTimeoutMs) });
+      probes.push({ region, res: await probe(dr, entry, { targetRegion: region, senderRegion: dr.region, topic, senderTopicId: info.id }, opts.requestTimeoutMs) });
     } catch (err) {
       unreachable.push(`${region} (${(err as Error).message})`);
     }
@@ -257,13 +256,18 @@ async function walk(log: PartitionLog, from: bigint, visit: (buf: Buffer, h: Bat
   }
 }
 
-async function probe(entry: RegionEntry, security: LinkSecurityConfig | undefined, req: { targetRegion: string; senderRegion: string; topic: string; senderTopicId: string }, timeoutMs: number): Promise<ProbeResponse> {
-  const client = new LinkClient({ address: entry.address, remote: entry.name, security, clientId: `meridian-failback-${req.senderRegion}`, requestTimeoutMs: timeoutMs });
+/**
+ * Asks `entry`'s region what it holds of `req.topic`: any broker of a region cluster answers
+ * (the bootstrap address in use first, then the others while one cannot be reached, as the
+ * data links walk them: remote-brokers.ts).
+ */
+async function probe(dr: DisasterRecovery, entry: RegionEntry, req: { targetRegion: string; senderRegion: string; topic: string; senderTopicId: string }, timeoutMs: number): Promise<ProbeResponse> {
+  const remote = new RemoteBrokers({ entry, security: dr.linkSecurityTo(entry), clientId: `meridian-failback-${req.senderRegion}`, requestTimeoutMs: timeoutMs, logger: dr.log });
   try {
-    const res = readProbeResponse(await client.request(DrApiKey.Probe, 0, (w) => writeProbeRequest(w, req)));
+    const res = readProbeResponse(await remote.request(DrApiKey.Probe, 0, (w) => writeProbeRequest(w, req)));
     if (res.errorCode !== 0) throw fromRemoteKafkaError(res.errorCode, res.errorMessage, `region ${req.targetRegion}`);
     return res;
   } finally {
-    client.close();
+    remote.close();
   }
 }

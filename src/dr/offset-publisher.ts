@@ -26,16 +26,31 @@
  * peers only. The policies' topic lists per peer are recomputed when topics or policies
  * change. The last batch's timestamp of a partition (a read from disk, through the storage
  * layer's bounded descriptor cache) is cached per high watermark: read once per change.
+ *
+ * A remote region cluster (issue 16). The sync goes to every broker of the remote region
+ * (remote-brokers.ts learns them from its Metadata), each with its own pending commits,
+ * changed ends, backoff and resync, as a single-broker peer had before: a commit leaves a
+ * broker's pending set when that broker acknowledged it. Why every broker rather than the
+ * group's coordinator there: the peer commits must already be on whichever broker
+ * coordinates the group when it fails over, and by then this region may be gone and unable
+ * to send them again. Coordination moves (a broker of the remote dies, leadership of its
+ * offsets partition moves) without the sender hearing of it; a copy on every broker, each
+ * made durable before acknowledging, survives that, as the offsets partition's replicas
+ * do. The price is one sync and one fsync per remote broker per round. A remote broker that
+ * is down keeps its pending set and is retried (with backoff) until its region's Metadata
+ * stops naming it; one that appears (or returns) gets every current commit and end, as on
+ * any new connection. A single-broker remote is sent to as before (one destination, the
+ * bootstrap address in use, the next one after a failed connection).
  */
 import type { Logger } from 'pino';
 import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { LinkClient } from '../replication/link-client.js';
 import { policyFor, type Policy, type RegionEntry } from '../replication/policy.js';
 import { fromRemoteKafkaError } from '../protocol/kafka/error-mapping.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { DrApiKey, readHead, writeOffsetSyncRequest, type PartitionEnd, type SyncedCommit } from './dr-api.js';
+import { RemoteBrokers } from './remote-brokers.js';
 
 export interface CommitEvent {
   group: string;
@@ -64,14 +79,25 @@ export interface OffsetPublisherOptions {
   logger: Logger;
 }
 
-export interface PeerSyncStatus {
-  region: string;
+/** The offset sync with one broker of a peer region. */
+export interface BrokerSyncStatus {
+  address: string;
   connected: boolean;
   pendingCommits: number;
   lastSuccessAt: number | null;
   lastError: string | null;
   syncs: number;
   failures: number;
+}
+
+/**
+ * The offset sync with one peer region, over its brokers: connected when any connection is
+ * up, the commits some broker has not acknowledged yet, the last success at any broker,
+ * the errors of the brokers whose last sync failed (null when none did).
+ */
+export interface PeerSyncStatus extends Omit<BrokerSyncStatus, 'address'> {
+  region: string;
+  brokers: BrokerSyncStatus[];
 }
 
 const MAX_COMMITS_PER_SYNC = 5000;
@@ -95,29 +121,59 @@ export interface OffsetPublisherStats {
   endsConsidered: number;
 }
 
-class Peer {
-  readonly name: string;
-  client: LinkClient;
-  address: string;
+/** One broker of a peer region and what it still needs. */
+class Dest {
+  readonly address: string;
   pending = new Map<string, SyncedCommit>();
   /** Partitions whose end changed since the last sync that carried ends. */
   dirty = new Set<Watched>();
   /** Send every end with the next sync (at start, after a failure, on a new connection: the peer may lack some). */
   full = true;
-  /** The topics whose ends go to this peer (its policies include this region and the peer). */
-  topics = new Set<string>();
   endsSentAt = 0;
   inFlight = false;
   retryAt = 0;
   backoffMs = 0;
   needResync = true;
-  status: PeerSyncStatus;
+  status: BrokerSyncStatus;
 
-  constructor(entry: RegionEntry, requestTimeoutMs: number, region: string, security: LinkSecurityConfig | undefined) {
+  constructor(address: string) {
+    this.address = address;
+    this.status = { address, connected: false, pendingCommits: 0, lastSuccessAt: null, lastError: null, syncs: 0, failures: 0 };
+  }
+}
+
+/** A peer region: its brokers (one destination each) and the topics whose ends go to it. */
+class Peer {
+  readonly name: string;
+  readonly brokers: RemoteBrokers;
+  /** The registry's addresses and security this peer was made with (a change makes a new one). */
+  readonly key: string;
+  dests = new Map<string, Dest>();
+  /** The topics whose ends go to this peer (its policies include this region and the peer). */
+  topics = new Set<string>();
+
+  constructor(entry: RegionEntry, key: string, brokers: RemoteBrokers) {
     this.name = entry.name;
-    this.address = entry.address;
-    this.client = new LinkClient({ address: entry.address, remote: entry.name, security, clientId: `meridian-offsets-${region}`, requestTimeoutMs });
-    this.status = { region: entry.name, connected: false, pendingCommits: 0, lastSuccessAt: null, lastError: null, syncs: 0, failures: 0 };
+    this.key = key;
+    this.brokers = brokers;
+    this.reconcile();
+  }
+
+  /** One destination per broker the peer's Metadata names (a new one resyncs everything). */
+  reconcile(): void {
+    const want = new Set(this.brokers.destinations());
+    for (const address of want) if (!this.dests.has(address)) this.dests.set(address, new Dest(address));
+    for (const address of [...this.dests.keys()]) if (!want.has(address)) this.dests.delete(address);
+  }
+
+  get pendingCommits(): number {
+    const keys = new Set<string>();
+    for (const d of this.dests.values()) for (const k of d.pending.keys()) keys.add(k);
+    return keys.size;
+  }
+
+  close(): void {
+    this.brokers.close();
   }
 }
 
@@ -167,7 +223,8 @@ export class OffsetPublisher {
     this.#chain = this.#chain.then(() => this.#enqueue(relevant)).catch((err) => this.#log.warn({ err: (err as Error).message }, 'offset vector computation failed; the next resync sends the commit'));
   }
 
-  async #enqueue(events: readonly CommitEvent[]): Promise<void> {
+  /** Computes the commits' vectors and makes them pending for every broker of their peers (or for `only`: a resync). */
+  async #enqueue(events: readonly CommitEvent[], only?: Dest): Promise<void> {
     for (const e of events) {
       let vector: Array<[string, bigint]>;
       try {
@@ -180,25 +237,29 @@ export class OffsetPublisher {
       const commit: SyncedCommit = { group: e.group, topic: e.topic, partition: e.partition, offset: e.offset, commitTimestamp: e.commitTimestamp, vector };
       for (const name of this.peersOf(e.topic)) {
         const peer = this.#peer(name);
-        if (peer !== undefined) peer.pending.set(`${e.group}\0${e.topic}\0${e.partition}`, commit);
+        if (peer === undefined) continue;
+        for (const d of only !== undefined ? [only] : peer.dests.values()) d.pending.set(`${e.group}\0${e.topic}\0${e.partition}`, commit);
       }
     }
     // A commit goes at once when its peer's connection is free (a failover just after a
     // commit then re-reads only what followed it); commits arriving while a sync is in flight
     // wait for it and go together in the next one.
-    if (!this.#closed) for (const p of this.#peers.values()) if (p.pending.size > 0 && !p.inFlight && Date.now() >= p.retryAt) void this.#sync(p);
+    if (!this.#closed && only === undefined) for (const p of this.#peers.values()) for (const d of p.dests.values()) if (d.pending.size > 0 && !d.inFlight && Date.now() >= d.retryAt) void this.#sync(p, d);
   }
 
   #peer(name: string): Peer | undefined {
     const entry = this.#opts.regions().find((r) => r.name === name);
     if (entry === undefined) return undefined;
+    const security = this.#opts.linkSecurity?.(entry);
+    const key = JSON.stringify([entry.bootstrap ?? [entry.address], security ?? null]);
     let p = this.#peers.get(name);
-    if (p !== undefined && p.address !== entry.address) {
-      p.client.close();
+    if (p !== undefined && p.key !== key) {
+      p.close();
       p = undefined;
     }
     if (p === undefined) {
-      p = new Peer(entry, this.#opts.requestTimeoutMs, this.#opts.region, this.#opts.linkSecurity?.(entry));
+      const brokers = new RemoteBrokers({ entry, security, clientId: `meridian-offsets-${this.#opts.region}`, requestTimeoutMs: this.#opts.requestTimeoutMs, logger: this.#log });
+      p = new Peer(entry, key, brokers);
       this.#peers.set(name, p);
       // A new peer gets every end with its first sync (`full`).
       p.topics = this.#topicsByPeer.get(name) ?? new Set();
@@ -207,7 +268,20 @@ export class OffsetPublisher {
   }
 
   status(): PeerSyncStatus[] {
-    return [...this.#peers.values()].map((p) => ({ ...p.status, connected: p.client.connected, pendingCommits: p.pending.size }));
+    return [...this.#peers.values()].map((p) => {
+      const brokers = [...p.dests.values()].map((d) => ({ ...d.status, connected: p.brokers.client(d.address).connected, pendingCommits: d.pending.size }));
+      const failing = brokers.filter((b) => b.lastError !== null);
+      return {
+        region: p.name,
+        connected: brokers.some((b) => b.connected),
+        pendingCommits: p.pendingCommits,
+        lastSuccessAt: brokers.reduce<number | null>((t, b) => (b.lastSuccessAt !== null && (t === null || b.lastSuccessAt > t) ? b.lastSuccessAt : t), null),
+        lastError: failing.length === 0 ? null : failing.map((b) => (brokers.length > 1 ? `${b.address}: ${b.lastError}` : b.lastError)).join('; '),
+        syncs: brokers.reduce((n, b) => n + b.syncs, 0),
+        failures: brokers.reduce((n, b) => n + b.failures, 0),
+        brokers,
+      };
+    });
   }
 
   #tick(): void {
@@ -217,12 +291,16 @@ export class OffsetPublisher {
     const wanted = this.#wantedPeers;
     for (const name of wanted) this.#peer(name);
     for (const [name, p] of this.#peers) {
-      if (!wanted.has(name) && p.pending.size === 0) {
-        p.client.close();
+      if (!wanted.has(name) && p.pendingCommits === 0) {
+        p.close();
         this.#peers.delete(name);
         continue;
       }
-      if (!p.inFlight && Date.now() >= p.retryAt) void this.#sync(p);
+      // Which brokers the peer has (a region cluster's Metadata), when due; never blocks the tick.
+      void p.brokers.refreshIfDue().then(() => {
+        if (!this.#closed) p.reconcile();
+      });
+      for (const d of p.dests.values()) if (!d.inFlight && Date.now() >= d.retryAt) void this.#sync(p, d);
     }
   }
 
@@ -257,6 +335,7 @@ export class OffsetPublisher {
       added.set(p, new Set([...topics].filter((t) => !p.topics.has(t))));
       p.topics = topics;
     }
+    // A destination made since (a broker of a peer cluster) sends every end anyway (`full`).
     const seen = new Set<PartitionLog>();
     for (const t of this.#opts.topics.listTopics()) {
       for (const [partition, log] of this.#opts.topics.partitions(t.name).entries()) {
@@ -277,75 +356,80 @@ export class OffsetPublisher {
           this.#watched.set(log, (w = watched));
           this.#changed(w);
         }
-        for (const [p, topics] of added) if (topics.has(t.name)) p.dirty.add(w);
+        for (const [p, topics] of added) if (topics.has(t.name)) for (const d of p.dests.values()) d.dirty.add(w);
       }
     }
     for (const [log, w] of this.#watched) {
       if (seen.has(log)) continue;
       w.off();
       this.#watched.delete(log);
-      for (const p of this.#peers.values()) p.dirty.delete(w);
+      for (const p of this.#peers.values()) for (const d of p.dests.values()) d.dirty.delete(w);
     }
   }
 
   #changed(w: Watched): void {
-    for (const p of this.#peers.values()) if (p.topics.has(w.topic)) p.dirty.add(w);
+    for (const p of this.#peers.values()) if (p.topics.has(w.topic)) for (const d of p.dests.values()) d.dirty.add(w);
   }
 
-  async #sync(p: Peer): Promise<void> {
-    p.inFlight = true;
+  async #sync(p: Peer, d: Dest): Promise<void> {
+    d.inFlight = true;
     try {
-      if (p.needResync) {
-        // Everything committed here now, for this peer's topics: after a failure the peer
+      if (d.needResync) {
+        // Everything committed here now, for this peer's topics: after a failure the broker
         // may have missed any of it; it keeps the newest, so resending is harmless.
         const mine = this.#opts.currentCommits().filter((c) => this.peersOf(c.topic).includes(p.name));
-        await this.#enqueue(mine.filter((c) => !p.pending.has(`${c.group}\0${c.topic}\0${c.partition}`)));
-        p.needResync = false;
+        await this.#enqueue(
+          mine.filter((c) => !d.pending.has(`${c.group}\0${c.topic}\0${c.partition}`)),
+          d,
+        );
+        d.needResync = false;
       }
       // Taken before the ends are read: the sync claims them current as of this time.
       const sentAt = Date.now();
-      const ends = await this.#ends(p, sentAt);
-      const commits = [...p.pending.entries()].slice(0, MAX_COMMITS_PER_SYNC);
+      const ends = await this.#ends(p, d, sentAt);
+      const commits = [...d.pending.entries()].slice(0, MAX_COMMITS_PER_SYNC);
       if (commits.length === 0 && ends === null) return;
-      const r = await p.client.request(DrApiKey.OffsetSync, 0, (w) =>
+      const r = await p.brokers.client(d.address).request(DrApiKey.OffsetSync, 0, (w) =>
         writeOffsetSyncRequest(w, { targetRegion: p.name, senderRegion: this.#opts.region, sentAt, commits: commits.map(([, c]) => c), ends: ends ?? [] }),
       );
       const head = readHead(r);
-      if (head.errorCode !== 0) throw fromRemoteKafkaError(head.errorCode, head.errorMessage, `region ${p.name} refused the offset sync`);
-      for (const [key, c] of commits) if (p.pending.get(key) === c) p.pending.delete(key);
-      if (ends !== null) p.endsSentAt = sentAt;
-      p.status.syncs++;
-      p.status.lastSuccessAt = Date.now();
-      p.status.lastError = null;
-      p.backoffMs = 0;
+      if (head.errorCode !== 0) throw fromRemoteKafkaError(head.errorCode, head.errorMessage, `region ${p.name} (${d.address}) refused the offset sync`);
+      for (const [key, c] of commits) if (d.pending.get(key) === c) d.pending.delete(key);
+      if (ends !== null) d.endsSentAt = sentAt;
+      d.status.syncs++;
+      d.status.lastSuccessAt = Date.now();
+      d.status.lastError = null;
+      d.backoffMs = 0;
     } catch (err) {
       const e = err instanceof MeridianError ? err : new MeridianError(ErrorCode.LinkUnreachable, (err as Error).message, { cause: err });
-      p.status.failures++;
-      if (p.status.lastError !== e.message) this.#log.warn({ remote: p.name, err: e.message }, 'offset sync failed; retrying');
-      p.status.lastError = e.message;
-      p.backoffMs = Math.min(5000, Math.max(200, p.backoffMs * 2));
-      p.retryAt = Date.now() + p.backoffMs * (0.5 + Math.random() / 2);
-      p.needResync = true;
-      p.full = true;
+      d.status.failures++;
+      if (d.status.lastError !== e.message) this.#log.warn({ remote: p.name, address: d.address, err: e.message }, 'offset sync failed; retrying');
+      d.status.lastError = e.message;
+      d.backoffMs = Math.min(5000, Math.max(200, d.backoffMs * 2));
+      d.retryAt = Date.now() + d.backoffMs * (0.5 + Math.random() / 2);
+      d.needResync = true;
+      d.full = true;
+      // A broker that is gone: the next bootstrap address, and the peer's brokers looked up again.
+      if (e.code === ErrorCode.LinkUnreachable) p.brokers.failed(d.address);
     } finally {
-      p.inFlight = false;
+      d.inFlight = false;
     }
   }
 
   /**
-   * The partition ends to send to `p`: the ones that changed since the last sync, or all of
+   * The partition ends to send to broker `d` of `p`: the ones that changed since the last sync, or all of
    * them after a failure or on a new connection (the peer may have lost what it held); null
    * when none changed and no heartbeat is due. Taking them clears the dirty set: a failed
    * sync sends everything next time.
    */
-  async #ends(p: Peer, now: number): Promise<PartitionEnd[] | null> {
-    const due = now - p.endsSentAt >= (this.#opts.endsEveryMs ?? 2000);
+  async #ends(p: Peer, d: Dest, now: number): Promise<PartitionEnd[] | null> {
+    const due = now - d.endsSentAt >= (this.#opts.endsEveryMs ?? 2000);
     // A topic deleted (or re-created) since the last tick: forget its old logs first.
     if (this.#rescan) this.#refresh(this.#opts.policies());
-    if (!p.client.connected) p.full = true;
-    const candidates = p.full ? [...this.#watched.values()] : [...p.dirty];
-    p.full = false;
-    p.dirty.clear();
+    if (!p.brokers.client(d.address).connected) d.full = true;
+    const candidates = d.full ? [...this.#watched.values()] : [...d.dirty];
+    d.full = false;
+    d.dirty.clear();
     const list: PartitionEnd[] = [];
     for (const w of candidates) {
       if (!p.topics.has(w.topic) || this.#watched.get(w.log) !== w) continue;
@@ -378,7 +462,7 @@ export class OffsetPublisher {
     for (const off of this.#offTopics) off();
     for (const w of this.#watched.values()) w.off();
     this.#watched.clear();
-    for (const p of this.#peers.values()) p.client.close();
+    for (const p of this.#peers.values()) p.close();
     this.#peers.clear();
   }
 }

@@ -42,6 +42,55 @@ import {
   type PartitionAppend,
 } from './replication-api.js';
 
+/**
+ * A remote region's bootstrap addresses and the one in use: after a failed connection the
+ * next one is used, so a region cluster stays reachable while any broker it lists is up.
+ * Shared by the data links (RemoteRegion) and disaster recovery's offset sync and probes
+ * (src/dr), so both walk the list the same way.
+ */
+export class BootstrapAddresses {
+  readonly all: readonly string[];
+  #index = 0;
+
+  constructor(entry: { address: string; bootstrap?: readonly string[] }) {
+    this.all = entry.bootstrap !== undefined && entry.bootstrap.length > 0 ? entry.bootstrap : [entry.address];
+  }
+
+  /** The address in use. */
+  get current(): string {
+    return this.all[this.#index];
+  }
+
+  /** `address` could not be reached: move on to the next one (unless another caller already did). */
+  failed(address: string): void {
+    if (address === this.current && this.all.length > 1) this.#index = (this.#index + 1) % this.all.length;
+  }
+
+  /** Every address, the one in use first, then the others in the registry's order after it. */
+  order(): string[] {
+    return [...this.all.slice(this.#index), ...this.all.slice(0, this.#index)];
+  }
+
+  /**
+   * Runs `attempt` against the address in use, then each other one while it fails with
+   * LINK_UNREACHABLE (nothing reached: safe to try elsewhere); any other error is the
+   * remote's answer and is thrown as is. Throws the last LINK_UNREACHABLE when none answered.
+   */
+  async first<T>(attempt: (address: string) => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (const address of this.order()) {
+      try {
+        return await attempt(address);
+      } catch (err) {
+        if (!(err instanceof MeridianError && err.code === ErrorCode.LinkUnreachable)) throw err;
+        this.failed(address);
+        last = err;
+      }
+    }
+    throw last;
+  }
+}
+
 export interface RemoteRegionOptions {
   region: string;
   remote: string;
@@ -234,9 +283,8 @@ export class RemoteRegion {
   #handshakeQueue: PQueue;
   #limiters = new Map<string, RateLimiter>();
   #handshakes = new Map<string, Promise<HandshakeResponse>>();
-  /** The bootstrap addresses; `#bootIndex` is the one in use (the next after a failed connect). */
-  readonly #bootstrap: readonly string[];
-  #bootIndex = 0;
+  /** The bootstrap addresses and the one in use (the next after a failed connect). */
+  readonly #boot: BootstrapAddresses;
   /** One per remote broker in use, by address: the bootstrap one, and each leader's (region clusters). */
   #destinations = new Map<string, Destination>();
   readonly #leaders = new RemoteLeaders();
@@ -250,7 +298,7 @@ export class RemoteRegion {
     this.#opts = opts;
     this.name = opts.remote;
     this.address = opts.address;
-    this.#bootstrap = opts.bootstrap !== undefined && opts.bootstrap.length > 0 ? opts.bootstrap : [opts.address];
+    this.#boot = new BootstrapAddresses(opts);
     this.#budget = new ByteBudget(opts.maxInFlightBytes);
     this.#handshakeQueue = new PQueue({ concurrency: opts.concurrency });
     this.#log = opts.logger.child({ remote: opts.remote });
@@ -258,7 +306,7 @@ export class RemoteRegion {
 
   /** The connection to the bootstrap address in use (disaster recovery's probes and tests). */
   get client(): LinkClient {
-    return this.#destination(this.#bootstrap[this.#bootIndex]).client;
+    return this.#destination(this.#boot.current).client;
   }
 
   /** Whether the remote answered Metadata naming several brokers (a region cluster). */
@@ -283,7 +331,7 @@ export class RemoteRegion {
    * still carry requests: they would otherwise pile up over a long-lived link.
    */
   #pruneDestinations(): void {
-    const keep = new Set([...this.#bootstrap, ...this.#leaders.brokerAddresses()]);
+    const keep = new Set([...this.#boot.all, ...this.#leaders.brokerAddresses()]);
     for (const [address, d] of this.#destinations) {
       if (keep.has(address) || d.inFlightRequests > 0 || d.outbox.length > 0 || d.flushQueued) continue;
       d.client.close();
@@ -294,7 +342,7 @@ export class RemoteRegion {
   /** Where `topic/partition`'s requests go: its leader's broker, or the bootstrap address while unknown. */
   #route(topic: string, partition: number): Destination {
     this.#leaders.topics.add(topic);
-    return this.#destination(this.#leaders.addressOf(topic, partition) ?? this.#bootstrap[this.#bootIndex]);
+    return this.#destination(this.#leaders.addressOf(topic, partition) ?? this.#boot.current);
   }
 
   /**
@@ -304,15 +352,14 @@ export class RemoteRegion {
    */
   #rerouteAfter(d: Destination, topic: string | undefined, partition: number | undefined, leaderMoved: boolean): void {
     if (topic !== undefined && partition !== undefined) this.#leaders.forget(topic, partition);
-    const bootstrapDown = !leaderMoved && d.address === this.#bootstrap[this.#bootIndex] && this.#bootstrap.length > 1;
-    if (bootstrapDown) this.#bootIndex = (this.#bootIndex + 1) % this.#bootstrap.length;
-    if (leaderMoved || this.#leaders.clustered || this.#bootstrap.length > 1) void this.#refresh();
+    if (!leaderMoved) this.#boot.failed(d.address);
+    if (leaderMoved || this.#leaders.clustered || this.#boot.all.length > 1) void this.#refresh();
   }
 
   /** One Metadata refresh at a time, from the first broker that answers (bootstrap first, then the known ones). */
   #refresh(): Promise<void> {
     this.#refreshing ??= (async () => {
-      const candidates = [...new Set([this.#bootstrap[this.#bootIndex], ...this.#bootstrap, ...this.#leaders.brokerAddresses()])];
+      const candidates = [...new Set([...this.#boot.order(), ...this.#leaders.brokerAddresses()])];
       const topics = [...this.#leaders.topics];
       const req = metadataRequest(topics);
       for (const address of candidates) {

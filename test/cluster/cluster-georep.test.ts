@@ -319,3 +319,125 @@ test('a topic grown with CreatePartitions in one region grows in the other regio
   }, 60_000, 200);
   assert.deepEqual(got, values, 'once each, in order');
 });
+
+/** GET on one broker's admin API, parsed. */
+async function adminGet<T>(b: { adminPort: number }, path: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`http://127.0.0.1:${b.adminPort}${path}`);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Each partition's high watermark in a region, asked of `brokers`. */
+async function highWatermarks(brokers: readonly string[]): Promise<Map<number, string>> {
+  const admin = new Kafka({ clientId: 'georep-dr-hw', brokers: [...brokers], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return new Map((await admin.fetchTopicOffsets(TOPIC)).map((p) => [p.partition, p.high]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The group's committed offsets per partition in a region (KafkaJS OffsetFetch at the group's coordinator there). */
+async function committedOffsets(brokers: readonly string[], groupId: string): Promise<Map<number, string>> {
+  const admin = new Kafka({ clientId: 'georep-dr-offsets', brokers: [...brokers], logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 100 } }).admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [TOPIC] });
+    return new Map(t.partitions.map((p) => [p.partition, p.offset]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function sameOffsets(a: Map<number, string>, b: Map<number, string>): boolean {
+  return a.size === b.size && [...a].every(([p, o]) => b.get(p) === o);
+}
+
+type SyncView = { region: string; connected: boolean; lastSuccessAt: number | null; lastError: string | null; brokers: Array<{ address: string }> };
+
+test('disaster recovery between region clusters: a group\'s commits in us-east reach eu-west translated, and keep arriving with the eu-west broker listed first SIGKILLed; group views cover the whole region', async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  for (const c of [east, west]) {
+    for (const b of c.nodes) if (!b.running) await b.start();
+    await c.waitMembers([1, 2, 3]);
+  }
+  const GROUP = 'georep-dr-group';
+  const consumer = new Kafka({ clientId: 'georep-dr', brokers: east.bootstrap, logLevel: logLevel.NOTHING }).consumer({ groupId: GROUP });
+  await consumer.connect();
+  const victim = west.node(1);
+  try {
+    await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
+    // KafkaJS commits after each batch (no autoCommitInterval/threshold).
+    await consumer.run({ eachMessage: async () => {} });
+    const eastAtEnd = async () => {
+      const hw = await highWatermarks(east.bootstrap);
+      return sameOffsets(await committedOffsets(east.bootstrap, GROUP), hw) ? hw : false;
+    };
+    await waitFor('the group in us-east to commit every partition at its end', eastAtEnd, 30_000, 200);
+    // Both regions hold the same records (the tests before): the commit at us-east's end
+    // translates to eu-west's end, what a consumer moving there resumes from.
+    const westAtEnd = async (brokers: readonly string[]) => {
+      const hw = await highWatermarks(brokers);
+      return sameOffsets(await committedOffsets(brokers, GROUP), hw) ? hw : false;
+    };
+    const translated = await waitFor('eu-west to answer the translated offsets (its ends)', () => westAtEnd(west.bootstrap), 30_000, 200);
+    mark(`translated in eu-west: ${JSON.stringify([...translated])}`);
+
+    // us-east's registry lists eu-west's node 1 first: the offset sync, probes and the data
+    // links must carry on through the other two.
+    assert.equal(victim.bootstrap, west.bootstrap[0]);
+    await victim.kill9();
+    const killedAt = Date.now();
+    const survivors = west.running.map((b) => b.bootstrap);
+    const westBefore = await waitFor('eu-west ends from the survivors', () => highWatermarks(survivors), 30_000, 200);
+    const more = Array.from({ length: 30 }, (_, i) => `dr-${i}`);
+    const put = await kcat(['-P', '-b', east.bootstrap.join(','), '-t', TOPIC, '-X', 'acks=all'], more.join('\n') + '\n', 30_000);
+    assert.equal(put.code, 0, put.stderr.slice(-2000));
+    const total = (m: Map<number, string>) => [...m.values()].reduce((n, o) => n + Number(o), 0);
+    await waitFor('the new records (and their markers) in eu-west', async () => total(await highWatermarks(survivors)) >= total(westBefore) + more.length, 60_000, 200);
+    await waitFor('the group in us-east to commit the new ends', eastAtEnd, 30_000, 200);
+    const after = await waitFor('eu-west to answer the new translated offsets without its first broker', () => westAtEnd(survivors), 60_000, 200);
+    assert.ok(total(after) >= total(translated) + more.length, `eu-west's translated offsets moved past the new records: ${JSON.stringify([...translated])} -> ${JSON.stringify([...after])}`);
+    mark(`translated in eu-west after the kill: ${JSON.stringify([...after])}`);
+
+    // Every us-east broker's offset sync to eu-west succeeds again (the dead broker drops out
+    // of eu-west's Metadata once its lease lapses).
+    for (const b of east.running) {
+      await waitFor(`us-east broker ${b.nodeId}: offset sync to eu-west healthy`, async () => {
+        const { body } = await adminGet<{ offsetSync: SyncView[] }>(b, '/v1/dr');
+        const s = body.offsetSync.find((x) => x.region === WEST);
+        return s !== undefined && s.connected && s.lastError === null && (s.lastSuccessAt ?? 0) > killedAt && s.brokers.every((x) => x.address !== victim.bootstrap) ? s : false;
+      }, 30_000, 200);
+    }
+    mark('offset sync healthy from every us-east broker');
+
+    // Group views: the group is coordinated by one us-east broker; every broker lists and describes it.
+    type Listed = { groupId: string; members: number; coordinator: number | null };
+    const local = await Promise.all(east.running.map(async (b) => (await adminGet<Listed[]>(b, '/v1/groups?scope=broker')).body.filter((g) => g.groupId === GROUP)));
+    const coordinators = local.flat().map((g) => g.coordinator);
+    assert.equal(coordinators.length, 1, `exactly one us-east broker coordinates ${GROUP}: ${JSON.stringify(local)}`);
+    for (const b of east.running) {
+      const listed = (await adminGet<Listed[]>(b, '/v1/groups')).body.find((g) => g.groupId === GROUP);
+      assert.deepEqual({ members: listed?.members, coordinator: listed?.coordinator }, { members: 1, coordinator: coordinators[0] }, `GET /v1/groups on us-east broker ${b.nodeId}`);
+      const described = await adminGet<{ members: unknown[]; offsets: Array<{ partition: number; committedOffset: string }>; coordinator: number }>(b, `/v1/groups/${GROUP}`);
+      assert.equal(described.status, 200, `GET /v1/groups/${GROUP} on broker ${b.nodeId}: ${JSON.stringify(described.body)}`);
+      assert.equal(described.body.members.length, 1);
+      assert.equal(described.body.coordinator, coordinators[0]);
+    }
+    // In eu-west every surviving broker answers the group's DR state from its coordinator there.
+    for (const b of west.running) {
+      const ids = (await adminGet<string[]>(b, '/v1/dr/groups')).body;
+      assert.ok(ids.includes(GROUP), `GET /v1/dr/groups on eu-west broker ${b.nodeId}: ${JSON.stringify(ids)}`);
+      const { status, body } = await adminGet<{ coordinator: number | null; partitions: Array<{ partition: number; peer: string | null; resolved: string }> }>(b, `/v1/dr/groups/${GROUP}`);
+      assert.equal(status, 200);
+      assert.notEqual(body.coordinator, null, `eu-west broker ${b.nodeId}: answered by the coordinator`);
+      assert.deepEqual(new Map(body.partitions.map((p) => [p.partition, p.resolved])), after, `eu-west broker ${b.nodeId}: resolved offsets`);
+      assert.ok(body.partitions.every((p) => p.peer === EAST));
+    }
+    mark('group views region-wide');
+  } finally {
+    await consumer.disconnect();
+    await victim.start();
+  }
+});

@@ -3,6 +3,13 @@
  * offset sync with each peer, groups' committed and translated offsets and conflicts;
  * promote (a topic, a policy or this whole region) with its recovery report; failback
  * (dry run, then confirm); saved reports.
+ *
+ * On a region cluster the group views answer for the whole region (groups-region.ts): the
+ * conflicts and the DR group list are the union of every broker's, and a group's state is
+ * the answer of the broker that coordinates it (the one holding its own commits here; every
+ * broker holds the peers' commits, offset-publisher.ts). `?scope=broker` answers for this
+ * broker alone. The offset sync per peer is this broker's own sending (each broker sends
+ * the commits of the groups it coordinates).
  */
 import type { FastifyInstance } from 'fastify';
 import { ErrorCode, MeridianError } from '../../errors.js';
@@ -10,55 +17,75 @@ import { failback } from '../../dr/failback.js';
 import type { PromoteScope } from '../../dr/disaster-recovery.js';
 import type { AdminContext } from '../app.js';
 import { arr, errorResponses, obj, schemaTypes as t } from '../schemas.js';
+import { askOtherBrokers, okBodies, regionWide, scopeQuery, selfNodeId, type ScopeQuery } from './groups-region.js';
 
 /** A report's body: its fields are documented in dr/recovery-report.ts. */
 const report = { type: 'object', additionalProperties: true } as const;
 
-export function drRoutes(app: FastifyInstance, { broker }: AdminContext): void {
+const syncStatus = { region: t.str, connected: t.bool, pendingCommits: t.int, lastSuccessAt: { type: ['integer', 'null'] }, lastError: t.nullableStr, syncs: t.int, failures: t.int };
+const conflict = obj({ group: t.str, topic: t.str, partition: t.int, region: t.str, commitTimestamp: t.int, activeSince: t.int, detectedAt: t.int });
+type ConflictView = { group: string; topic: string; partition: number; region: string; commitTimestamp: number; activeSince: number; detectedAt: number };
+
+export function drRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  const { broker } = ctx;
   const dr = broker.dr;
 
-  app.get(
+  app.get<{ Querystring: ScopeQuery }>(
     '/v1/dr',
     {
       schema: {
-        summary: 'DR topics here (primary, epoch, read-only, phase, report), offset sync per peer, and groups in conflict',
+        summary: "DR topics here (primary, epoch, read-only, phase, report), this broker's offset sync per peer (and per broker of a peer cluster), and groups in conflict (in the whole region on a region cluster)",
         tags: ['dr'],
+        querystring: scopeQuery,
         response: {
           200: obj({
             region: t.str,
             topics: arr(obj({ topic: t.str, policy: t.str, topology: t.str, primary: t.str, epoch: t.int, readOnly: t.bool, phase: t.str, since: { type: ['integer', 'null'] }, reportId: t.nullableStr, primaryEnds: arr(obj({ partition: t.int, endOffset: t.offset, ageMs: t.int })) })),
-            offsetSync: arr(obj({ region: t.str, connected: t.bool, pendingCommits: t.int, lastSuccessAt: { type: ['integer', 'null'] }, lastError: t.nullableStr, syncs: t.int, failures: t.int })),
-            conflicts: arr(obj({ group: t.str, topic: t.str, partition: t.int, region: t.str, commitTimestamp: t.int, activeSince: t.int, detectedAt: t.int })),
+            offsetSync: arr(obj({ ...syncStatus, brokers: arr(obj({ address: t.str, ...Object.fromEntries(Object.entries(syncStatus).filter(([k]) => k !== 'region')) })) })),
+            conflicts: arr(conflict),
           }),
         },
       },
     },
-    async () => ({ region: broker.config.region, topics: dr.topicStatus(), offsetSync: dr.syncStatus(), conflicts: dr.conflicts() }),
+    async (req, reply) => {
+      const conflicts: ConflictView[] = dr.conflicts();
+      if (regionWide(ctx, req)) {
+        for (const { body } of okBodies<{ conflicts: ConflictView[] }>(await askOtherBrokers(ctx, req, reply, '/v1/dr'))) conflicts.push(...body.conflicts);
+      }
+      return { region: broker.config.region, topics: dr.topicStatus(), offsetSync: dr.syncStatus(), conflicts };
+    },
   );
 
-  app.get(
+  app.get<{ Querystring: ScopeQuery }>(
     '/v1/dr/groups',
     {
       schema: {
-        summary: 'Groups with offsets committed here or replicated from a peer region',
+        summary: 'Groups with offsets committed in this region (every broker of a region cluster) or replicated from a peer region',
         tags: ['dr'],
+        querystring: scopeQuery,
         response: { 200: arr(t.str) },
       },
     },
-    async () => dr.groupIds(),
+    async (req, reply) => {
+      const ids = new Set(dr.groupIds());
+      if (regionWide(ctx, req)) for (const { body } of okBodies<string[]>(await askOtherBrokers(ctx, req, reply, '/v1/dr/groups'))) for (const id of body) ids.add(id);
+      return [...ids].sort();
+    },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: ScopeQuery }>(
     '/v1/dr/groups/:id',
     {
       schema: {
         summary: "One group per partition: its commit here, the newest peer commit and its age, the translated offset, what OffsetFetch answers, and any conflict",
         tags: ['dr'],
         params: obj({ id: t.str }),
+        querystring: scopeQuery,
         response: {
           200: obj({
             group: t.str,
             region: t.str,
+            coordinator: { type: ['integer', 'null'], description: 'region clusters only: node id of the broker that answered as the group coordinator (its commit here is the group\'s); null when no broker of the region coordinates it now' },
             partitions: arr(
               obj({
                 topic: t.str,
@@ -75,12 +102,23 @@ export function drRoutes(app: FastifyInstance, { broker }: AdminContext): void {
                 conflict: { type: ['object', 'null'], additionalProperties: true },
               }),
             ),
-          }),
+          }, ['group', 'region', 'partitions']),
           ...errorResponses(401, 404),
         },
       },
     },
-    async (req) => ({ group: req.params.id, region: broker.config.region, partitions: await dr.groupStatus(req.params.id) }),
+    async (req, reply) => {
+      const id = req.params.id;
+      // The coordinator holds the group's own commits (and, like every broker, the peers').
+      const coordinates = broker.groups.describeGroups([id])[0]?.error === null;
+      if (!coordinates && regionWide(ctx, req)) {
+        const answers = okBodies<{ coordinator: number | null }>(await askOtherBrokers(ctx, req, reply, `/v1/dr/groups/${encodeURIComponent(id)}`));
+        const found = answers.find((a) => a.body.coordinator !== null);
+        if (found !== undefined) return found.body;
+      }
+      const self = selfNodeId(ctx);
+      return { group: id, region: broker.config.region, ...(self === null ? {} : { coordinator: coordinates ? self : null }), partitions: await dr.groupStatus(id) };
+    },
   );
 
   app.post<{ Body: { topic?: string; policy?: string; region?: string } }>(
