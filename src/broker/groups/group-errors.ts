@@ -97,12 +97,15 @@ export function commitFailure(err: unknown, what = 'offsets not committed'): Mer
 /**
  * What a SyncGroup answers when the group's generation could not be stored (a region
  * cluster's GROUP_METADATA record not acknowledged by the in-sync replicas), as Kafka's
- * GroupCoordinator does after storeGroup fails: the coordinator's own errors (find it again,
- * retry later) pass through; anything else is COORDINATOR_NOT_AVAILABLE, which clients retry.
+ * GroupCoordinator does after storeGroup fails: NOT_COORDINATOR (find it again) and
+ * COORDINATOR_NOT_AVAILABLE (retry later) pass through; anything else, COORDINATOR_LOADING
+ * included, is COORDINATOR_NOT_AVAILABLE. Kafka's storeGroup never answers
+ * COORDINATOR_LOAD_IN_PROGRESS, and the Java client's SyncGroup handler treats it as an
+ * unexpected error (it rejoins only on NOT_AVAILABLE / NOT_COORDINATOR and the like).
  */
 export function generationNotStored(err: unknown, groupId: string, generationId: number): MeridianError {
   const code = err instanceof MeridianError ? err.code : undefined;
-  if (code === ErrorCode.NotCoordinator || code === ErrorCode.CoordinatorUnavailable || code === ErrorCode.CoordinatorLoading || code === ErrorCode.CoordinatorClosed) return err as MeridianError;
+  if (code === ErrorCode.NotCoordinator || code === ErrorCode.CoordinatorUnavailable || code === ErrorCode.CoordinatorClosed) return err as MeridianError;
   const detail = err instanceof Error ? err.message : String(err);
   return new MeridianError(ErrorCode.CoordinatorUnavailable, `generation ${generationId} of group ${groupId} was not stored (${detail}); rejoin`, { cause: err });
 }

@@ -75,6 +75,9 @@ test('a store that fails answers every member COORDINATOR_NOT_AVAILABLE (or NOT_
     [new MeridianError(ErrorCode.CoordinatorUnavailable, 'the commit was not replicated to enough in-sync replicas in time; retry'), 'COORDINATOR_NOT_AVAILABLE'],
     [new MeridianError(ErrorCode.NotCoordinator, 'this broker no longer leads it; find the coordinator again'), 'NOT_COORDINATOR'],
     [new Error('something else'), 'COORDINATOR_NOT_AVAILABLE'],
+    // The Java client's SyncGroup handler has no case for COORDINATOR_LOAD_IN_PROGRESS (an
+    // unexpected error there); Kafka's storeGroup never answers it.
+    [new MeridianError(ErrorCode.CoordinatorLoading, 'the offsets partition is still being loaded'), 'COORDINATOR_NOT_AVAILABLE'],
   ] as const) {
     const s = store();
     const { group, leader, follower, leaderSync, followerSync } = await twoMembersSyncing(s);
