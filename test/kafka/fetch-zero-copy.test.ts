@@ -113,7 +113,8 @@ test('a Fetch of sealed and active segments hands the socket views of the pooled
     const stored = await topics.partition('z', i)!.read(0n, 1 << 20);
     assert.ok(p.records!.length > 0 && p.records!.equals(stored.records), `partition ${i}: the stored batches`);
     // The socket gets a chunk that is that record set itself, a view of a pooled read buffer.
-    const chunk = chunks.find((c) => c.length === p.records!.length && c.equals(p.records!));
+    const records = p.records!;
+    const chunk: Buffer | undefined = chunks.find((c: Buffer) => c.length === records.length && c.equals(records));
     assert.ok(chunk !== undefined, `partition ${i}: the records are one chunk of the response, not copied into a larger one`);
     assert.ok(pool.out.has(chunk.buffer), `partition ${i}: that chunk is the buffer the pread filled (no copy in between)`);
     assert.equal(pool.back.has(chunk.buffer), false, `partition ${i}: not back in the pool while the response is unwritten`);
