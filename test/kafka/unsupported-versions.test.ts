@@ -74,11 +74,16 @@ test('unserved versions of several APIs decode as UNSUPPORTED_VERSION and the co
     [['uv', [[0, UNSUPPORTED_VERSION, -1n], [1, UNSUPPORTED_VERSION, -1n]]]],
   );
 
-  // ListPartitionReassignments: an API Meridian does not serve at all; its response has a top-level error and message.
-  const reassignments = await ask(c, ApiKey.ListPartitionReassignments, 0, { timeoutMs: 1000, topics: null }, 'client-a');
-  assert.equal(reassignments.errorCode, UNSUPPORTED_VERSION, 'ListPartitionReassignments v0');
-  assert.match(reassignments.errorMessage, /ListPartitionReassignments versions not served, not version 0/);
-  assert.deepEqual(reassignments.topics, []);
+  // ConsumerGroupHeartbeat: an API Meridian does not serve at all; its response has a top-level error and message.
+  const heartbeat = await ask(
+    c,
+    ApiKey.ConsumerGroupHeartbeat,
+    0,
+    { groupId: 'g', memberId: 'm', memberEpoch: 0, instanceId: null, rackId: null, rebalanceTimeoutMs: 1000, subscribedTopicNames: ['uv'], subscribedTopicRegex: null, serverAssignor: null, topicPartitions: [] },
+    'client-a',
+  );
+  assert.equal(heartbeat.errorCode, UNSUPPORTED_VERSION, 'ConsumerGroupHeartbeat v0');
+  assert.match(heartbeat.errorMessage, /ConsumerGroupHeartbeat versions not served, not version 0/);
 
   // EndTxn (flexible v3, header v2): the top-level error code.
   const endTxn = await ask(c, ApiKey.EndTxn, 3, { transactionalId: 't', producerId: 1n, producerEpoch: 0, committed: true }, 'client-a');
