@@ -318,7 +318,7 @@ export class Broker {
       // answered without them (a damaged file stops the start).
       const security = BrokerSecurity.open(dataDir, config.security, log);
       // A region cluster enforces the region's ACLs, users and quotas (etcd), from the first request.
-      if (cluster !== undefined) cluster.security = await ClusterSecurity.open(cluster.region, security, log);
+      if (cluster !== undefined) cluster.security = await ClusterSecurity.open(cluster.region, security, config.nodeId, log);
       const deps: KafkaApiDeps = {
         config,
         topics,

@@ -8,7 +8,7 @@
  *   <prefix>/<region>/topics/<name>               TopicRecord
  *   <prefix>/<region>/partitions/<topic>/<p>      PartitionState
  *   <prefix>/<region>/config/policies, config/tiered
- *   <prefix>/<region>/security/acls, security/scram-credentials, security/quotas
+ *   <prefix>/<region>/security/acls, security/scram-credentials, security/quotas, security/initialized
  *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
  *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
  *   <prefix>/<region>/reassignments/<topic>/<p>   a partition reassignment in progress (reassign-store.ts)
@@ -42,6 +42,8 @@ export interface RegionKeys {
   readonly securityAcls: string;
   readonly securityCredentials: string;
   readonly securityQuotas: string;
+  /** Written with the first documents (security-sync.ts): from then on a missing document is an error, never "none". */
+  readonly securityInitialized: string;
   /** The region's producer id counter (cluster-producer-ids.ts). */
   readonly producerIds: string;
   /** The cluster id every broker of the region reports in Metadata (created once by the first broker). */
@@ -96,6 +98,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     securityAcls: `${root}security/acls`,
     securityCredentials: `${root}security/scram-credentials`,
     securityQuotas: `${root}security/quotas`,
+    securityInitialized: `${root}security/initialized`,
     producerIds: `${root}producer-ids`,
     clusterId: `${root}cluster-id`,
     topicRequestsPrefix: `${root}requests/topics/`,

@@ -20,19 +20,26 @@
  * broker's own file as a copy; a broker that cannot write its copy logs it and still enforces
  * the region's document.
  *
- * Start-up (`open`, before the listener opens): read the documents; a document the region does
- * not have yet is seeded from this broker's file (the first broker of a region that was run as
- * single brokers brings its ACLs, users and quotas; a broker that loses that race takes the
- * winner's and logs what it drops); then the config's bootstrap user is ensured in the
- * region's credentials; then the watch follows the documents.
+ * Start-up (`open`, before the listener opens): read the documents. A region that has none
+ * yet (no `security/initialized` marker) is seeded from this broker's three files in one
+ * transaction with the marker (the first broker of a region that ran as single brokers brings
+ * its ACLs, users and quotas, all three from the same broker); a broker whose own non-empty
+ * files differ from the region's keeps a copy of each (`<file>.local-<time>`), logs where, and
+ * enforces the region's. Then the config's bootstrap user is created in the region's
+ * credentials if it has none (never replaced: a password rotated through
+ * AlterUserScramCredentials stays rotated); then the watch follows the documents.
  *
- * A document the broker cannot parse (written by hand into etcd) is logged and the broker keeps
- * what it had. A deleted document means the region has none (no ACLs, no users, no overrides).
+ * Once the region is initialized, a document is never "none": one that is missing (deleted by
+ * hand) or does not parse is logged, running brokers keep enforcing what they had, and a
+ * broker that starts refuses to (it would enforce its own files, or nothing, instead of the
+ * region's). Either is repaired by any change through a running broker (it starts from what
+ * that broker enforces and writes a valid document) or by restoring the key.
  * Each document is one etcd value: etcd's request limit (1.5 MiB by default) bounds it to
  * several thousand ACLs or users. The credential document holds SCRAM stored and server keys
  * (never passwords): protect etcd as the credential file is protected (TLS and etcd auth, see
  * src/cluster/README.md).
  */
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { AclStore } from '../security/acl-store.js';
@@ -40,6 +47,7 @@ import type { BrokerSecurity, SecurityWrites } from '../security/broker-security
 import type { CredentialStore } from '../security/credential-store.js';
 import type { QuotaManager } from '../security/quotas.js';
 import { SCRAM_MECHANISMS } from '../security/scram.js';
+import { storageError } from '../storage/fs-util.js';
 import { AppliedWaiters } from './applied-waiters.js';
 import { rev, type EtcdRegion } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
@@ -47,6 +55,8 @@ import type { Versioned } from './partition-state.js';
 
 /** What a store offers to be kept in a region's document. */
 interface SharedStore<S> {
+  /** The broker's own file of this document. */
+  readonly file: string;
   readonly size: number;
   exportDoc(): string;
   replaceFrom(doc: string, what: string): MeridianError | null;
@@ -57,6 +67,18 @@ interface SharedStore<S> {
 const MAX_ATTEMPTS = 20;
 
 const parseText = (_key: string, raw: Buffer): string => raw.toString('utf8');
+
+/** Copies a broker's own file aside before the region's document replaces it; returns the copy's path. */
+function keepLocalCopy(file: string): string {
+  const copy = `${file}.local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    fs.copyFileSync(file, copy);
+    fs.chmodSync(copy, 0o600);
+  } catch (err) {
+    throw storageError(`keeping a copy of ${file} before the region's document replaces it`, err);
+  }
+  return copy;
+}
 
 /** One document: its key, the store that enforces it, and the revision this broker applied. */
 class SharedDocument<S extends SharedStore<S>> {
@@ -79,21 +101,29 @@ class SharedDocument<S extends SharedStore<S>> {
     this.store = store;
   }
 
-  /** Applies the region's document (undefined: none) to the store; false when it does not parse (kept what it had). */
-  apply(v: Versioned<string> | undefined, log: Logger | undefined): boolean {
-    const text = v?.value;
+  /**
+   * Applies the region's document to the store. A missing one (deleted by hand) or one that
+   * does not parse is logged and the store keeps what it enforces; returns why, or null.
+   */
+  apply(v: Versioned<string> | undefined, log: Logger | undefined): string | null {
     const what = `etcd key ${this.key}`;
+    if (v === undefined) {
+      const why = `the region's ${this.label} (${what}) are missing (deleted by hand?)`;
+      log?.error({ key: this.key }, `${why}; this broker keeps enforcing the ones it had: make any change through a running broker to write them again, or restore the key`);
+      this.#set(undefined, this.store.exportDoc());
+      return why;
+    }
     try {
-      const doc = text ?? this.store.inMemoryCopy(undefined, what).exportDoc();
-      const err = this.store.replaceFrom(doc, what);
+      const err = this.store.replaceFrom(v.value, what);
       if (err !== null) log?.error({ err }, `the region's ${this.label} are in force but this broker could not write its local copy`);
     } catch (err) {
-      log?.error({ err, key: this.key }, `the region's ${this.label} in etcd do not parse; this broker keeps enforcing the ones it had: fix or delete the key (or make a change, which writes a valid document)`);
+      const why = `the region's ${this.label} (${what}) do not parse: ${(err as Error).message}`;
+      log?.error({ key: this.key, why }, `the region's ${this.label} in etcd do not parse; this broker keeps enforcing the ones it had: fix the key, or make any change through a running broker, which writes a valid document`);
       this.#set(v, this.store.exportDoc());
-      return false;
+      return why;
     }
-    this.#set(v, text);
-    return true;
+    this.#set(v, v.value);
+    return null;
   }
 
   #set(v: Versioned<string> | undefined, base: string | undefined): void {
@@ -105,6 +135,7 @@ class SharedDocument<S extends SharedStore<S>> {
 
 export class ClusterSecurity implements SecurityWrites {
   readonly #region: EtcdRegion;
+  readonly #nodeId: number;
   readonly #log: Logger | undefined;
   readonly #acls: SharedDocument<AclStore>;
   readonly #credentials: SharedDocument<CredentialStore>;
@@ -114,8 +145,9 @@ export class ClusterSecurity implements SecurityWrites {
   #applied = 0n;
   readonly #waiters = new AppliedWaiters();
 
-  private constructor(region: EtcdRegion, security: BrokerSecurity, logger: Logger | undefined) {
+  private constructor(region: EtcdRegion, security: BrokerSecurity, nodeId: number, logger: Logger | undefined) {
     this.#region = region;
+    this.#nodeId = nodeId;
     this.#log = logger;
     const k = region.keys;
     this.#acls = new SharedDocument(k.securityAcls, 'ACLs', security.acls);
@@ -128,14 +160,14 @@ export class ClusterSecurity implements SecurityWrites {
    * `security`'s stores, ensures the bootstrap user, follows the documents, and makes
    * `security.writes` go to etcd.
    */
-  static async open(region: EtcdRegion, security: BrokerSecurity, logger?: Logger): Promise<ClusterSecurity> {
-    const c = new ClusterSecurity(region, security, logger);
+  static async open(region: EtcdRegion, security: BrokerSecurity, nodeId: number, logger?: Logger): Promise<ClusterSecurity> {
+    const c = new ClusterSecurity(region, security, nodeId, logger);
     await c.#load();
     c.#start();
     try {
       const { user, password } = security.config.bootstrap;
       if (user !== null && password !== null) {
-        const written = await c.credentials((s) => s.ensureBootstrap(user, password, SCRAM_MECHANISMS));
+        const written = await c.credentials((s) => s.ensureBootstrap(user, password, SCRAM_MECHANISMS, { onlyMissing: true }));
         if (written.length > 0) logger?.info({ user, mechanisms: written }, "bootstrap SCRAM credential written to the region's credentials");
       }
     } catch (err) {
@@ -169,25 +201,33 @@ export class ClusterSecurity implements SecurityWrites {
 
   async #load(): Promise<void> {
     const { client, keys } = this.#region;
-    let { entries } = await this.#region.getPrefix(keys.securityPrefix, parseText);
-    let seeded = false;
-    for (const d of this.#docs) {
-      if (entries.has(d.key) || d.store.size === 0) continue;
-      // The region has none: this broker's file becomes the region's (only if still none).
-      const res = await this.#region.run(`seed the region's ${d.label}`, () => client.if(d.key, 'Create', '==', 0).then(client.put(d.key).value(d.store.exportDoc())).commit());
-      if (res.succeeded) this.#log?.info({ key: d.key, entries: d.store.size }, `the region had no ${d.label}: seeded from this broker's file`);
-      seeded = true;
+    let { entries, revision } = await this.#region.getPrefix(keys.securityPrefix, parseText);
+    if (!entries.has(keys.securityInitialized)) {
+      // A region without security documents yet: this broker's three files become the
+      // region's, all in one transaction, and only if no other broker did it first.
+      const marker = JSON.stringify({ at: new Date().toISOString(), by: this.#nodeId });
+      const res = await this.#region.run("seed the region's security documents", () =>
+        client
+          .if(keys.securityInitialized, 'Create', '==', 0)
+          .then(client.put(keys.securityInitialized).value(marker), ...this.#docs.map((d) => client.put(d.key).value(d.store.exportDoc())))
+          .commit(),
+      );
+      if (res.succeeded) this.#log?.info({ acls: this.#acls.store.size, users: this.#credentials.store.size, quotaOverrides: this.#quotas.store.size }, "the region had no security documents: seeded from this broker's files");
+      ({ entries, revision } = await this.#region.getPrefix(keys.securityPrefix, parseText));
     }
-    let revision: bigint;
-    if (seeded) ({ entries, revision } = await this.#region.getPrefix(keys.securityPrefix, parseText));
-    else revision = (await this.#region.getPrefix(keys.securityPrefix, parseText)).revision;
     for (const d of this.#docs) {
       const v = entries.get(d.key);
-      const before = d.store.exportDoc();
       const local = d.store.size;
-      d.apply(v, this.#log);
-      if (local > 0 && v !== undefined && d.store.exportDoc() !== before) {
-        this.#log?.warn({ key: d.key, local, region: d.store.size }, `this broker's own ${d.label} differ from the region's: it enforces the region's (etcd) from now on`);
+      if (v !== undefined && local > 0 && v.value !== d.store.exportDoc()) {
+        const copy = keepLocalCopy(d.store.file);
+        this.#log?.warn({ key: d.key, local, copy }, `this broker's own ${d.label} differ from the region's: it enforces the region's (etcd) from now on; its own are kept in ${copy}`);
+      }
+      const why = d.apply(v, this.#log);
+      if (why !== null) {
+        throw new MeridianError(
+          ErrorCode.BadConfig,
+          `${why}: this broker does not start without them (it would enforce the wrong ${d.label}); make any change to them through a running broker of the region, which writes them again, or restore the key from a backup`,
+        );
       }
     }
     this.#applied = revision;
@@ -196,8 +236,8 @@ export class ClusterSecurity implements SecurityWrites {
   #start(): void {
     const byKey = new Map(this.#docs.map((d) => [d.key, d] as const));
     this.#watch = new PrefixWatch(this.#region, this.#region.keys.securityPrefix, this.#applied + 1n, parseText, {
-      put: (key, v) => this.#applyAt(() => byKey.get(key)?.apply(v, this.#log), v.modRevision),
-      delete: (key, at) => this.#applyAt(() => byKey.get(key)?.apply(undefined, this.#log), at),
+      put: (key, v) => this.#applyAt(() => void byKey.get(key)?.apply(v, this.#log), v.modRevision),
+      delete: (key, at) => this.#applyAt(() => void byKey.get(key)?.apply(undefined, this.#log), at),
       reset: (all, at) => this.#applyAt(() => {
         for (const d of byKey.values()) d.apply(all.get(d.key), this.#log);
       }, at),
@@ -222,10 +262,14 @@ export class ClusterSecurity implements SecurityWrites {
       const result = change(copy);
       const next = copy.exportDoc();
       if (next === (d.text ?? d.store.inMemoryCopy(undefined, what).exportDoc())) return result;
-      const guard = base === 0n ? client.if(d.key, 'Create', '==', 0) : client.if(d.key, 'Mod', '==', base.toString());
-      const res = await this.#region.run(`write the region's ${d.label}`, () => guard.then(client.put(d.key).value(next)).commit());
-      if (res.succeeded) {
-        const at = rev(res.header.revision);
+      const res = await this.#region.run(`write the region's ${d.label}`, () =>
+        (base === 0n ? client.if(d.key, 'Create', '==', 0) : client.if(d.key, 'Mod', '==', base.toString())).then(client.put(d.key).value(next)).else(client.get(d.key)).commit(),
+      );
+      // A retried transaction whose first attempt etcd applied (its answer lost) fails its
+      // guard against its own write: the key holding exactly `next` is that success.
+      const kv = res.succeeded ? undefined : res.responses[0]?.response_range?.kvs[0];
+      if (res.succeeded || (kv !== undefined && kv.value.toString('utf8') === next)) {
+        const at = kv === undefined ? rev(res.header.revision) : rev(kv.mod_revision);
         await this.#waiters.until(() => this.#applied >= at, `the region's ${d.label} were written to etcd (revision ${at}) but this broker's watch did not deliver them`);
         return result;
       }

@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { jsonErrorWhere } from './json-error.js';
 import { fsyncDirSync, storageError, writeFileAtomicSync } from '../storage/fs-util.js';
 import {
   AclAuthorizer,
@@ -290,7 +291,7 @@ function parseAclsFile(file: string, text: string): AclIndex {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw fail(`not valid JSON (${(err as Error).message})`);
+    throw fail(`not valid JSON (${jsonErrorWhere(err)})`);
   }
   const f = parsed as Partial<AclsFile> | null;
   if (f === null || typeof f !== 'object' || f.version !== 1 || !Array.isArray(f.acls)) throw fail('not a Meridian ACL file (expected { version: 1, acls: [...] })');

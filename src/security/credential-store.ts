@@ -25,6 +25,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { jsonErrorWhere } from './json-error.js';
 import { storageError, writeFileAtomicSync } from '../storage/fs-util.js';
 import {
   credentialFromSaltedPassword,
@@ -195,15 +196,18 @@ export class CredentialStore {
    * Makes sure `user` logs in with `password` under each of `mechanisms` (the config's
    * admin user): a credential that already matches the password is kept, so a restart
    * rewrites nothing; a missing one or one from another password is replaced. Returns the
-   * mechanisms it wrote.
+   * mechanisms it wrote. With `onlyMissing` an existing credential is kept whatever its
+   * password (a region cluster: a password rotated through AlterUserScramCredentials must
+   * not come back when a broker restarts with the config's old one).
    */
-  ensureBootstrap(user: string, password: string, mechanisms: readonly ScramMechanism[] = SCRAM_MECHANISMS): ScramMechanism[] {
+  ensureBootstrap(user: string, password: string, mechanisms: readonly ScramMechanism[] = SCRAM_MECHANISMS, options: { onlyMissing?: boolean } = {}): ScramMechanism[] {
     checkUser(user);
     for (const m of mechanisms) checkMechanism(m);
     let next: Users = this.#users;
     const written: ScramMechanism[] = [];
     for (const mechanism of new Set(mechanisms)) {
       const current = next.get(user)?.get(mechanism);
+      if (current !== undefined && options.onlyMissing === true) continue;
       if (current !== undefined && password !== '' && credentialMatchesPassword(mechanism, current, password)) continue;
       next = withCredential(next, user, mechanism, fromPassword(mechanism, password, DEFAULT_ITERATIONS));
       written.push(mechanism);
@@ -333,7 +337,7 @@ function parseCredentials(text: string, file: string): { users: Users; decoyKey:
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw corrupt(`not valid JSON (${(err as Error).message})`);
+    throw corrupt(`not valid JSON (${jsonErrorWhere(err)})`);
   }
   const f = parsed as CredentialFile;
   if (typeof f !== 'object' || f === null || f.version !== 1 || typeof f.users !== 'object' || f.users === null) {

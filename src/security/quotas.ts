@@ -37,6 +37,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { jsonErrorWhere } from './json-error.js';
 import { fsyncDirSync, storageError, writeFileAtomicSync } from '../storage/fs-util.js';
 import { parseSize } from '../units.js';
 import { parsePrincipal } from './principal.js';
@@ -452,7 +453,7 @@ function parseQuotasFile(file: string, text: string): Map<string, QuotaOverride>
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw fail(`not valid JSON (${(err as Error).message})`);
+    throw fail(`not valid JSON (${jsonErrorWhere(err)})`);
   }
   const f = parsed as Partial<QuotasFile> | null;
   if (f === null || typeof f !== 'object' || f.version !== 1 || f.overrides === null || typeof f.overrides !== 'object' || Array.isArray(f.overrides)) {

@@ -223,7 +223,7 @@ test('a broker down while users and ACLs changed enforces the region\'s on resta
   const etcd = new Etcd3({ hosts: cluster.etcd.endpoint });
   try {
     const docs = await etcd.getAll().prefix(`/meridian-e2e/${cluster.region}/security/`).strings();
-    assert.deepEqual(Object.keys(docs).map((k) => k.split('/').pop()).sort(), ['acls', 'quotas', 'scram-credentials']);
+    assert.deepEqual(Object.keys(docs).map((k) => k.split('/').pop()).sort(), ['acls', 'initialized', 'quotas', 'scram-credentials']);
     const all = Object.values(docs).join('\n');
     for (const [user, pw] of Object.entries(PASSWORDS)) assert.ok(!all.includes(pw), `etcd holds ${user}'s password`);
     // The keys etcd holds must not reach a log line either.

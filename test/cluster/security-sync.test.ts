@@ -23,6 +23,7 @@ import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
 let etcd: TestEtcd;
+let nodeIds = 1;
 const cleanups: Array<() => void> = [];
 
 before(async () => {
@@ -46,11 +47,12 @@ function localSecurity(dataDir: string, log: LogCapture): BrokerSecurity {
   return BrokerSecurity.open(dataDir, defaultConfig().security, pino({ level: 'info' }, log.destination));
 }
 
-async function join(prefix: string, dataDir: string, log = captureLog()): Promise<Node> {
+async function join(prefix: string, dataDir: string, log = captureLog(), bootstrap?: { user: string; password: string }): Promise<Node> {
   const logger = pino({ level: 'info' }, log.destination);
   const region = new EtcdRegion({ region: 'us-east', etcd: { endpoints: [etcd.endpoint], prefix } });
-  const security = BrokerSecurity.open(dataDir, defaultConfig().security, logger);
-  const sync = await ClusterSecurity.open(region, security, logger);
+  const config = defaultConfig().security;
+  const security = BrokerSecurity.open(dataDir, bootstrap === undefined ? config : { ...config, bootstrap }, logger);
+  const sync = await ClusterSecurity.open(region, security, nodeIds++, logger);
   cleanups.push(() => {
     sync.close();
     region.close();
@@ -95,11 +97,19 @@ test('the first broker seeds the region from its files; a second broker\'s own f
     assert.equal(n.security.quotas.effective('User:alice').producerByteRate, 1000);
   }
   assert.ok(a.log.lines.some((l) => /seeded from this broker's file/.test(l.msg)), 'broker A says it seeded the region');
-  assert.ok(b.log.lines.some((l) => l.level === 40 && /differ from the region's/.test(l.msg)), 'broker B warns that its own ACLs and users give way');
+  const warnings = b.log.lines.filter((l) => l.level === 40 && /differ from the region's/.test(l.msg));
+  assert.equal(warnings.length, 2, "broker B warns that its own ACLs and users give way (its quotas were empty)");
   // B's files now hold the region's copy: a restart without etcd would not resurrect bob.
   const file = JSON.parse(fs.readFileSync(path.join(dirB, 'security', 'acls.json'), 'utf8')) as { acls: Array<{ principal: string }> };
   assert.deepEqual(file.acls.map((x) => x.principal), ['User:alice']);
   assert.ok(!fs.readFileSync(path.join(dirB, 'security', 'scram-credentials.json'), 'utf8').includes('"bob"'));
+  // ...and its own are kept aside, where the warning says, private like the original.
+  for (const w of warnings) {
+    assert.ok(fs.existsSync(w.copy), `the copy ${w.copy} exists`);
+    assert.equal(fs.statSync(w.copy).mode & 0o777, 0o600);
+  }
+  const keptAcls = warnings.find((w) => /acls\.json/.test(w.copy))!;
+  assert.match(fs.readFileSync(keptAcls.copy, 'utf8'), /User:bob/);
 });
 
 test('changes through two brokers at once all count; each answers once its own store applied them, the other follows', async () => {
@@ -121,19 +131,56 @@ test('changes through two brokers at once all count; each answers once its own s
   await assert.rejects(a.security.writes.credentials((s) => s.delete('nobody', 'SCRAM-SHA-256')), /no SCRAM-SHA-256 credential/);
 });
 
-test('a document that does not parse leaves every broker enforcing what it had; a deleted document means none', async () => {
+test('a document that does not parse or is deleted leaves running brokers enforcing what they had, a starting broker refuses; a change through a running broker writes it again', async () => {
   const a = await join('/secsync-bad', newDataDir());
   await a.security.writes.acls((s) => s.create([topicAcl('User:dan', 'keep')]));
   const key = a.region.keys.securityAcls;
   await a.region.client.put(key).value('{ not json');
   await waitFor('the parse error to be logged', () => a.log.lines.some((l) => l.level === 50 && /do not parse/.test(l.msg)), 10_000);
   assert.deepEqual(describeAll(a), [`User:dan:keep:${AclOperation.Read}`], 'still enforcing the ACLs it had');
+  // A broker starting now would enforce the wrong ACLs: it refuses, naming the key.
+  await assert.rejects(join('/secsync-bad', newDataDir()), (err: Error) => /do not parse/.test(err.message) && err.message.includes(key));
   // A change on top of a broken document starts from what the broker enforces and replaces the
   // document with a valid one.
   await a.security.writes.acls((s) => s.create([topicAcl('User:dan', 'fixed')]));
   assert.deepEqual(describeAll(a), [`User:dan:fixed:${AclOperation.Read}`, `User:dan:keep:${AclOperation.Read}`]);
   const stored = JSON.parse((await a.region.client.get(key).string())!) as { acls: Array<{ name: string }> };
   assert.deepEqual(stored.acls.map((x) => x.name).sort(), ['fixed', 'keep']);
+
+  // Deleted by hand: never "no ACLs" (with allowEveryoneIfNoAclFound that would open everything).
   await a.region.client.delete().key(key);
-  await waitFor('the deleted document to mean no ACLs', () => a.security.acls.size === 0, 10_000);
+  await waitFor('the missing document to be logged', () => a.log.lines.some((l) => l.level === 50 && /missing/.test(l.msg)), 10_000);
+  assert.equal(a.security.acls.size, 2, 'still enforcing both ACLs');
+  await assert.rejects(join('/secsync-bad', newDataDir()), (err: Error) => /missing/.test(err.message) && err.message.includes(key));
+  // Any change through a running broker writes the document again; then a broker starts.
+  await a.security.writes.acls((s) => s.delete([{ pattern: { resourceType: ResourceType.Topic, name: 'fixed', patternType: 3 }, entry: { principal: null, host: null, operation: AclOperation.Any, permissionType: AclPermissionType.Any } }]));
+  const c = await join('/secsync-bad', newDataDir());
+  assert.deepEqual(describeAll(c), [`User:dan:keep:${AclOperation.Read}`]);
+});
+
+test('the bootstrap user is created once for the region, never replaced: a password rotated through one broker stays rotated when a broker restarts with the old one in its config', async () => {
+  const bootstrap = { user: 'admin', password: SECRETS.saslAdmin };
+  const a = await join('/secsync-bootstrap', newDataDir(), captureLog(), bootstrap);
+  assert.ok(a.security.credentials.verifyPassword('admin', SECRETS.saslAdmin));
+  await a.security.writes.credentials((s) => {
+    s.upsert('admin', 'SCRAM-SHA-256', SECRETS.saslBob);
+    s.upsert('admin', 'SCRAM-SHA-512', SECRETS.saslBob);
+  });
+  const b = await join('/secsync-bootstrap', newDataDir(), captureLog(), bootstrap);
+  for (const n of [a, b]) {
+    assert.ok(n.security.credentials.verifyPassword('admin', SECRETS.saslBob), 'the rotated password logs in');
+    assert.ok(!n.security.credentials.verifyPassword('admin', SECRETS.saslAdmin), 'the old one does not come back');
+  }
+});
+
+test('a parse error of a credential file never quotes the file (it holds SCRAM keys)', () => {
+  const dir = newDataDir();
+  const s = localSecurity(dir, captureLog());
+  s.credentials.upsert('alice', 'SCRAM-SHA-256', SECRETS.saslAlice);
+  const file = path.join(dir, 'security', 'scram-credentials.json');
+  const text = fs.readFileSync(file, 'utf8');
+  const key = (JSON.parse(text) as { users: { alice: Record<string, { serverKey: string }> } }).users.alice['SCRAM-SHA-256']!.serverKey;
+  // The key's opening quote gone: V8's message quotes the text there (..."rverKey": Z7338KKcV"...).
+  fs.writeFileSync(file, text.replace(`"${key}"`, `Z${key}"`));
+  assert.throws(() => localSecurity(dir, captureLog()), (err: Error) => /not valid JSON/.test(err.message) && !err.message.includes(key.slice(0, 6)));
 });

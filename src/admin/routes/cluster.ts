@@ -56,7 +56,7 @@ export function clusterRoutes(app: FastifyInstance, ctx: AdminContext): void {
                   brokerEpoch: t.str,
                   leaseValidForMs: { ...t.int, description: 'how long this broker still counts itself a member without a renewal; 0: fenced (leads nothing)' },
                   etcd: obj({ reachable: t.bool, lastError: t.nullableStr, since: t.int, failures: t.int, endpoints: arr(t.str) }),
-                  members: arr(obj({ nodeId: t.int, kafka: hostPort, admin: { anyOf: [hostPort, { type: 'null' }] }, rack: t.nullableStr, startedAt: t.int })),
+                  members: arr(obj({ nodeId: t.int, kafka: hostPort, listeners: { type: 'object', additionalProperties: hostPort, description: 'every listener\'s advertised address by name' }, admin: { anyOf: [hostPort, { type: 'null' }] }, rack: t.nullableStr, startedAt: t.int }, ['nodeId', 'kafka', 'admin', 'rack', 'startedAt'])),
                   partitions: obj({ led: t.int, followed: t.int, offline: t.int }),
                 }),
                 { type: 'null' },

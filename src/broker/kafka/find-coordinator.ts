@@ -75,8 +75,12 @@ export async function handleClusterFindCoordinator(
         const e = toKafkaError(c.error);
         found.set(key, { nodeId: -1, host: '', port: -1, errorCode: e.code, errorMessage: e.message });
       } else {
-        const at = onListener(c.nodeId) ?? c;
-        found.set(key, { nodeId: c.nodeId, host: at.host, port: at.port, errorCode: 0, errorMessage: null });
+        const at = onListener(c.nodeId);
+        if (at === undefined) {
+          found.set(key, { nodeId: -1, host: '', port: -1, errorCode: kafkaCode('COORDINATOR_NOT_AVAILABLE'), errorMessage: `the coordinator of ${key} (broker ${c.nodeId}) has no listener ${listener ?? ''} registered` });
+        } else {
+          found.set(key, { nodeId: c.nodeId, host: at.host, port: at.port, errorCode: 0, errorMessage: null });
+        }
       }
     }),
   );

@@ -152,10 +152,12 @@ export async function handleMetadata(deps: KafkaApiDeps, req: MetadataRequest, v
  */
 export function metadataBrokers(deps: KafkaApiDeps, listener: string | undefined): Array<{ nodeId: number; host: string; port: number; rack: string | null }> {
   if (deps.cluster !== undefined) {
-    // Each broker's address on the listener this request came in on (Kafka's rule).
-    return deps.cluster.brokers().map((b) => {
-      const at = (listener !== undefined ? b.listeners?.[listener] : undefined) ?? b.kafka;
-      return { nodeId: b.nodeId, host: at.host, port: at.port, rack: b.rack };
+    // Each broker's address on the listener this request came in on; a broker without that
+    // listener is left out, as Kafka does (a client is never sent to another security
+    // protocol). A registration without listeners (an older broker) serves its one address.
+    return deps.cluster.brokers().flatMap((b) => {
+      const at = listener === undefined || b.listeners === undefined ? b.kafka : b.listeners[listener];
+      return at === undefined ? [] : [{ nodeId: b.nodeId, host: at.host, port: at.port, rack: b.rack }];
     });
   }
   if (deps.replicaManager !== undefined) return deps.replicaManager.brokers().map((b) => ({ ...b, rack: null }));
