@@ -54,6 +54,9 @@ export const PARTITION_REASSIGNMENT_APIS: readonly KafkaApiEntry[] = [
 /** Each etcd operation's budget when the request gives no timeout (Kafka's default is 60 s). */
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** Partitions of one Alter request worked on at once. */
+const ALTER_CONCURRENCY = 8;
+
 type Outcome = Pick<AlterPartitionReassignmentsResponseReassignablePartitionResponse, 'errorCode' | 'errorMessage'>;
 
 const OK: Outcome = { errorCode: 0, errorMessage: null };
@@ -72,21 +75,21 @@ export async function handleAlterPartitionReassignments(deps: KafkaApiDeps, req:
     return { throttleTimeMs: 0, ...denied, responses: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, ...denied })) })) };
   }
   const alter = deps.cluster === undefined ? singleBroker(deps) : inCluster(new ReassignmentStore(deps.cluster.region), req.timeoutMs > 0 ? req.timeoutMs : DEFAULT_TIMEOUT_MS);
-  const responses = await Promise.all(
-    req.topics.map(async (t) => ({
-      name: t.name,
-      partitions: await Promise.all(
-        t.partitions.map(async (p) => {
-          try {
-            await alter(t.name, p.partitionIndex, p.replicas);
-            return { partitionIndex: p.partitionIndex, ...OK };
-          } catch (err) {
-            return { partitionIndex: p.partitionIndex, ...outcomeOf(err) };
-          }
-        }),
-      ),
-    })),
-  );
+  const responses = req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, ...OK })) }));
+  const work = req.topics.flatMap((t, i) => t.partitions.map((p, j) => ({ topic: t.name, p, answer: responses[i]!.partitions[j]! })));
+  // A few partitions at a time: each is a few etcd round trips, and a request may name thousands.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < work.length) {
+      const w = work[next++]!;
+      try {
+        await alter(w.topic, w.p.partitionIndex, w.p.replicas);
+      } catch (err) {
+        Object.assign(w.answer, outcomeOf(err));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ALTER_CONCURRENCY, work.length) }, worker));
   return { throttleTimeMs: 0, ...OK, responses };
 }
 
