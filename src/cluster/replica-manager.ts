@@ -386,6 +386,12 @@ export class ReplicaManager {
     this.#maybeAlterIsr(r);
   }
 
+  /** The log end when this broker became leader of the partition's current epoch (Kafka's leaderEpochStartOffset); undefined unless it leads it. */
+  leaderEpochStartOffset(topic: string, partition: number): bigint | undefined {
+    const r = this.#replicas.get(keyOf(topic, partition));
+    return r === undefined || r.role !== 'leader' ? undefined : r.epochStartOffset;
+  }
+
   /**
    * Where a fetch's reads of the partition stop and the high watermark it answers: a
    * follower reads to the log end, a consumer to the replicated high watermark (never past

@@ -237,7 +237,23 @@ export async function handleListOffsets(deps: KafkaApiDeps, req: ListOffsetsRequ
             const rm = deps.replicaManager;
             const refused = rm?.checkFetch(t.name, p.partitionIndex, -1, p.currentLeaderEpoch) ?? null;
             if (refused !== null) throw refused;
-            const hit = await listOffset(view, p.timestamp, rm === undefined ? undefined : () => rm.fetchBounds(view, false).highWatermark);
+            if (rm === undefined) {
+              const hit = await listOffset(view, p.timestamp);
+              return { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
+            }
+            const hw = rm.fetchBounds(view, false).highWatermark;
+            const hit = await listOffset(view, p.timestamp, () => hw);
+            // Kafka's rules on a replicated partition (KIP-207): while a new leader's high
+            // watermark is below the start of its epoch, LATEST, and a timestamp lookup that
+            // lands at or past it, answer OFFSET_NOT_AVAILABLE (retriable: the offset could
+            // otherwise go backwards); after that, a lookup landing past the high watermark
+            // finds nothing a consumer may read yet.
+            const lagging = hw < (rm.leaderEpochStartOffset(t.name, p.partitionIndex) ?? hw);
+            const lookup = p.timestamp >= 0n;
+            if (lagging && (p.timestamp === LATEST || (lookup && (hit.offset < 0n || hit.offset >= hw)))) {
+              return { ...base, errorCode: kafkaCode('OFFSET_NOT_AVAILABLE'), timestamp: -1n, offset: -1n };
+            }
+            if (lookup && hit.offset >= hw) return { ...base, errorCode: 0, timestamp: -1n, offset: -1n };
             return { ...base, errorCode: 0, timestamp: hit.timestamp, offset: hit.offset };
           } catch (err) {
             return { ...base, errorCode: toKafkaError(err).code, timestamp: -1n, offset: -1n };
