@@ -8,7 +8,8 @@
  *   2. Then, one at a time, the files listed in SERIAL: those that bind the dev mesh's fixed
  *      ports (a second one at the same time would find them taken), those whose assertions
  *      are about time (quotas held within a tolerance, deadlines, rates), and the region
- *      clusters, whose etcd leases of 2 s must not lapse because another test holds the CPU.
+ *      clusters, whose etcd leases of 2 s must not lapse because another test holds the CPU
+ *      (their in-process and lease-free files, CONCURRENT_OK, run in phase 1).
  *
  *   3. Last, test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
  *
@@ -49,6 +50,26 @@ const SERIAL = [
   'test/tiered/tiered-faults.test.ts',
 ];
 
+/**
+ * Files under a SERIAL directory that may run two at a time after all: in-process or pure
+ * logic, no etcd lease and no bound that another test's CPU use could break.
+ */
+const CONCURRENT_OK = [
+  'test/cluster/assignment.test.ts',
+  'test/cluster/reassign-plan.test.ts',
+  'test/cluster/group-offsets-checkpoint.test.ts',
+  // Real etcd, but no lease: documents, compare-and-swap and watches only.
+  'test/cluster/security-sync.test.ts',
+  'test/cluster/etcd-topics.test.ts',
+  // In-process brokers on an in-memory state source, waiting for conditions (lag time 10 s).
+  'test/cluster/replica-produce.test.ts',
+  'test/cluster/replica-leader-change.test.ts',
+  'test/cluster/replica-truncation.test.ts',
+  'test/cluster/replica-redelivery.test.ts',
+  'test/cluster/replica-removal.test.ts',
+  'test/cluster/cluster-follower-acl.test.ts',
+];
+
 function testFiles(dir) {
   const out = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -61,7 +82,7 @@ function testFiles(dir) {
 
 const files = (process.argv.length > 2 ? process.argv.slice(2) : testFiles('test')).sort();
 const LAST = 'test/zz-no-secrets.test.ts';
-const serial = (f) => SERIAL.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
+const serial = (f) => !CONCURRENT_OK.includes(f) && SERIAL.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
 const concurrency = Number(process.env.MERIDIAN_TEST_CONCURRENCY ?? 2);
 if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`MERIDIAN_TEST_CONCURRENCY must be a positive integer, not ${process.env.MERIDIAN_TEST_CONCURRENCY}`);
 
