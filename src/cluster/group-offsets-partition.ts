@@ -11,7 +11,9 @@
  * Lifecycle: built when this broker becomes leader of the partition (at a leader epoch);
  * `load()` replays the log from its start to its end before anything is served (requests
  * meanwhile get COORDINATOR_LOADING); `close()` when leadership ends, after which appends
- * are refused with NOT_COORDINATOR.
+ * are refused with NOT_COORDINATOR. When this broker leads again at a new epoch, the closed
+ * object's last appends may have their offsets but not be written yet: the load first waits
+ * for the log to write everything assigned (a flush), so it replays to the true log end.
  *
  * Appends (acks=all): the batch goes through producePartition with the replica manager's
  * checks (leader, leased, ISR at least min.insync.replicas), stamped with the leader epoch,
@@ -31,6 +33,14 @@
  * becomes that snapshot (the later appends then apply on top, in log order) and the log start
  * moves to the checkpoint's first offset, as DeleteRecords moves it (followers follow). One
  * checkpoint at a time; nothing runs while no commit arrives.
+ *
+ * A checkpoint's batches begin back to back, each waiting for the in-sync replicas from its
+ * own start: each is given the commit timeout plus the time its bytes and those before it
+ * take at `checkpointReplicationBytesPerSec` (a large checkpoint must be able to finish). A
+ * failed one left what it appended in the log, so the next attempt comes only after
+ * max(compactionBytes, 2 × its size) more bytes, doubled after each further failure (up to
+ * 64×): a checkpoint that cannot be replicated costs a shrinking share of the log, and holds
+ * up the appends behind it ever more rarely.
  */
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -73,8 +83,19 @@ export interface OffsetsPartitionOptions {
   readonly compactionBytes?: number;
   /** Largest value of one checkpoint record (tests make it small to get several batches). */
   readonly checkpointChunkBytes?: number;
+  /**
+   * The slowest replication a checkpoint is waited for: each of its batches may take the
+   * commit timeout plus its bytes and those before it at this rate (default 1 MiB/s).
+   */
+  readonly checkpointReplicationBytesPerSec?: number;
   readonly logger?: Logger;
 }
+
+/** The slowest replication a checkpoint is waited for unless the options say otherwise. */
+const DEFAULT_CHECKPOINT_REPLICATION_BYTES_PER_SEC = 1024 * 1024;
+
+/** Failed checkpoints in a row double the gap before the next at most this many times (64×). */
+const MAX_CHECKPOINT_BACKOFF_DOUBLINGS = 6;
 
 export class OffsetsPartition {
   readonly partition: number;
@@ -97,6 +118,8 @@ export class OffsetsPartition {
   #nextCheckpointAt = Number.POSITIVE_INFINITY;
   #checkpointing = false;
   #checkpoints = 0;
+  /** Checkpoints failed in a row: the next attempt waits twice as long after each. */
+  #checkpointFailures = 0;
 
   constructor(o: OffsetsPartitionOptions) {
     this.#o = o;
@@ -133,6 +156,11 @@ export class OffsetsPartition {
    * throws when closed meanwhile (leadership moved on) or the log cannot be read.
    */
   async load(): Promise<number> {
+    // Everything assigned an offset written first: a previous leader object of this broker
+    // (an earlier epoch) may have begun appends that are not on disk yet, and a replay that
+    // stopped before them would leave them out of the state its checkpoints summarise.
+    await this.#o.log.flush();
+    if (this.#closed) throw this.#notCoordinator('stopped leading it while loading');
     const { records, bytes } = await replayOffsetsLog(
       this.#o.log,
       this.#served,
@@ -183,6 +211,32 @@ export class OffsetsPartition {
 
   get(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
     return this.#served.offsets.get(groupId)?.get(topic)?.get(partition);
+  }
+
+  /**
+   * Whether the log may hold offsets of the group that a deletion must cancel: served ones,
+   * or ones only written (an unacknowledged commit that replicated later), which the next
+   * checkpoint would serve.
+   */
+  holdsGroupOffsets(groupId: string): boolean {
+    return this.#served.offsets.has(groupId) || this.#written.offsets.has(groupId);
+  }
+
+  /** Whether a DELETE_GROUP has anything to delete: offsets or a generation, served or only written. */
+  holdsGroup(groupId: string): boolean {
+    return this.holdsGroupOffsets(groupId) || this.#served.generations.has(groupId) || this.#written.generations.has(groupId);
+  }
+
+  /** Whether a DELETE_OFFSETS of this partition has anything to delete (served or only written). */
+  holdsOffset(groupId: string, topic: string, partition: number): boolean {
+    return this.get(groupId, topic, partition) !== undefined || this.#written.offsets.get(groupId)?.get(topic)?.has(partition) === true;
+  }
+
+  /** Whether a DELETE_TOPIC has anything to delete here (served or only written). */
+  holdsTopic(topic: string): boolean {
+    if (this.hasTopic(topic)) return true;
+    for (const topics of this.#written.offsets.values()) if (topics.has(topic)) return true;
+    return false;
   }
 
   offsetsOf(groupId: string): ReadonlyMap<string, ReadonlyMap<number, CommittedOffset>> | undefined {
@@ -239,15 +293,18 @@ export class OffsetsPartition {
     });
   }
 
-  /** Begins the acks=all append of one batch through the produce path (one turn of the chain). */
-  #begin(batch: Buffer): Promise<{ done: Promise<ProduceOutcome> }> {
+  /**
+   * Begins the acks=all append of one batch through the produce path (one turn of the
+   * chain), waiting `timeoutMs` (the commit timeout by default) for the in-sync replicas.
+   */
+  #begin(batch: Buffer, timeoutMs = this.#o.commitTimeoutMs): Promise<{ done: Promise<ProduceOutcome> }> {
     const rm = this.#o.replicaManager;
     const p = this.partition;
     return beginProducePartition(this.#o.log, this.#o.producerStates, batch, {
       sync: this.#o.sync,
       mayAppend: () => (this.#closed ? this.#notCoordinator('no longer leads it') : rm.checkProduce(OFFSETS_TOPIC, p, -1)),
       leaderEpoch: () => rm.leaderEpochFor(OFFSETS_TOPIC, p),
-      replicated: (last) => rm.awaitReplicated(OFFSETS_TOPIC, p, last, this.#o.commitTimeoutMs),
+      replicated: (last) => rm.awaitReplicated(OFFSETS_TOPIC, p, last, timeoutMs),
       mayAnswer: (epoch) =>
         this.#closed
           ? this.#notCoordinator('no longer leads it')
@@ -270,8 +327,11 @@ export class OffsetsPartition {
     const log = this.#o.log;
     let snapshot: GroupsState | undefined;
     let first = -1n;
+    // What the whole checkpoint takes (the spacing of the next one follows it) and what of it
+    // was appended (what the log grew by, when a refusal cut it short).
     let size = 0;
     const started = Date.now();
+    const rate = this.#o.checkpointReplicationBytesPerSec ?? DEFAULT_CHECKPOINT_REPLICATION_BYTES_PER_SEC;
     this.#enqueue(
       () => {
         // The state at the checkpoint's position, which a replay from it rebuilds; the
@@ -284,13 +344,17 @@ export class OffsetsPartition {
         const state = copyState(this.#written);
         const batches = checkpointBatches(state, this.#chunkBytes());
         size = batches.reduce((n, b) => n + b.length, 0);
-        this.#logBytes += size;
         const dones: Array<Promise<ProduceOutcome>> = [];
+        let appended = 0;
         for (const batch of batches) {
           const end = log.logEndOffset;
-          const begun = await this.#begin(batch);
+          // Begun back to back, each waits from its own start: for the commit timeout plus
+          // the time its bytes and those before it take at the slowest rate waited for.
+          const begun = await this.#begin(batch, this.#o.commitTimeoutMs + Math.ceil(((appended + batch.length) * 1000) / rate));
           dones.push(begun.done);
           if (log.logEndOffset === end) break; // refused: the rest would only be a partial checkpoint too
+          appended += batch.length;
+          this.#logBytes += batch.length;
         }
         snapshot = state;
         const complete = dones.length === batches.length;
@@ -308,8 +372,8 @@ export class OffsetsPartition {
       () => this.#moveLogStart(first, bytesBefore, size, started),
       (err: unknown) => {
         // Its records may be in the log: harmless, each repeats a value the log already had.
-        this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition }, 'offsets checkpoint not acknowledged; tried again after more commits');
-        this.#nextCheckpointAt = this.#logBytes + (this.#o.compactionBytes ?? 0);
+        const retryAfter = this.#checkpointFailed(size);
+        this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition, checkpointBytes: size, failures: this.#checkpointFailures, retryAfterBytes: retryAfter, ms: Date.now() - started }, 'offsets checkpoint not acknowledged; tried again after more commits');
         this.#checkpointing = false;
       },
     );
@@ -328,14 +392,27 @@ export class OffsetsPartition {
       await this.#o.log.deleteRecordsBefore(first);
       this.#logBytes -= bytesBefore;
       this.#nextCheckpointAt = this.#checkpointThreshold(size);
+      this.#checkpointFailures = 0;
       this.#checkpoints++;
       this.#o.logger?.info({ topic: OFFSETS_TOPIC, partition: this.partition, logStartOffset: String(first), from: String(from), checkpointBytes: size, groups: this.#served.offsets.size, ms: Date.now() - started }, 'offsets partition compacted: a checkpoint of its groups, the log start moved to it');
     } catch (err) {
-      this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition }, 'the log start of the offsets partition was not moved to its checkpoint; tried again after more commits');
-      this.#nextCheckpointAt = this.#logBytes + (this.#o.compactionBytes ?? 0);
+      const retryAfter = this.#checkpointFailed(size);
+      this.#o.logger?.warn({ err, topic: OFFSETS_TOPIC, partition: this.partition, failures: this.#checkpointFailures, retryAfterBytes: retryAfter }, 'the log start of the offsets partition was not moved to its checkpoint; tried again after more commits');
     } finally {
       this.#checkpointing = false;
     }
+  }
+
+  /**
+   * After a failed checkpoint of `size` bytes (what it left in the log stays there): the next
+   * is tried after max(compactionBytes, 2 × size) more bytes, doubled for each failure in a
+   * row up to 64×. Returns that gap.
+   */
+  #checkpointFailed(size: number): number {
+    this.#checkpointFailures++;
+    const gap = Math.max(this.#o.compactionBytes ?? 0, 2 * size) * 2 ** Math.min(this.#checkpointFailures - 1, MAX_CHECKPOINT_BACKOFF_DOUBLINGS);
+    this.#nextCheckpointAt = this.#logBytes + gap;
+    return gap;
   }
 
   /** The log size from its start past which a checkpoint of `checkpointSize` bytes is written. */

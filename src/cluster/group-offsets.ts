@@ -183,17 +183,22 @@ export class ClusterOffsets implements OffsetBackend {
     return this.#partOf(groupId).then((p) => p.append({ type: RecordType.Commit, groupId, commits }));
   }
 
+  // The deletions decide whether to append against what the log holds, not only what is
+  // served: an unacknowledged commit that replicated later is in the log and in the next
+  // checkpoint, which becomes the served state; without a deletion record after it, what
+  // was deleted would come back then.
+
   async deleteTopic(topic: string): Promise<void> {
-    await Promise.all([...this.#parts.values()].filter((p) => p.loaded && p.hasTopic(topic)).map((p) => p.append({ type: RecordType.DeleteTopic, topic })));
+    await Promise.all([...this.#parts.values()].filter((p) => p.loaded && p.holdsTopic(topic)).map((p) => p.append({ type: RecordType.DeleteTopic, topic })));
   }
 
   deleteGroup(groupId: string): Promise<void> {
-    return this.#partOf(groupId).then((p) => (p.hasGroup(groupId) || p.generationOf(groupId) !== undefined ? p.append({ type: RecordType.DeleteGroup, groupId }) : undefined));
+    return this.#partOf(groupId).then((p) => (p.holdsGroup(groupId) ? p.append({ type: RecordType.DeleteGroup, groupId }) : undefined));
   }
 
   deleteOffsets(groupId: string, topics: readonly TopicPartitions[]): Promise<void> {
     return this.#partOf(groupId).then((p) => {
-      const present = topics.map((t) => ({ topic: t.topic, partitions: t.partitions.filter((x) => p.get(groupId, t.topic, x) !== undefined) })).filter((t) => t.partitions.length > 0);
+      const present = topics.map((t) => ({ topic: t.topic, partitions: t.partitions.filter((x) => p.holdsOffset(groupId, t.topic, x)) })).filter((t) => t.partitions.length > 0);
       return present.length > 0 ? p.append({ type: RecordType.DeleteOffsets, groupId, topics: present }) : undefined;
     });
   }
@@ -216,6 +221,10 @@ export class ClusterOffsets implements OffsetBackend {
 
   hasGroup(groupId: string): boolean {
     return this.#loadedPartOf(groupId)?.hasGroup(groupId) ?? false;
+  }
+
+  mayHoldGroup(groupId: string): boolean {
+    return this.#loadedPartOf(groupId)?.holdsGroupOffsets(groupId) ?? false;
   }
 
   groupIds(): string[] {

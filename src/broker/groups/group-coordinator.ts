@@ -410,7 +410,7 @@ export class GroupCoordinator {
     const notHere = this.#gate(req.groupId);
     if (notHere !== null) return failGroup(notHere);
     const group = this.#groups.get(req.groupId);
-    if (group === undefined && !this.#store.hasGroup(req.groupId)) return failGroup(groupNotFound(req.groupId));
+    if (group === undefined && !this.#knownToStore(req.groupId)) return failGroup(groupNotFound(req.groupId));
     let subscribed: ReadonlySet<string> = new Set();
     if (group !== undefined && group.state !== GroupState.Empty) {
       if (group.protocolType !== 'consumer') return failGroup(nonEmptyGroup(req.groupId, group.state));
@@ -481,7 +481,7 @@ export class GroupCoordinator {
     if (notHere !== null) return { groupId, error: notHere };
     const group = this.#groups.get(groupId);
     if (group !== undefined && group.state !== GroupState.Empty) return { groupId, error: nonEmptyGroup(groupId, group.state) };
-    if (group === undefined && !this.#store.hasGroup(groupId)) return { groupId, error: groupNotFound(groupId) };
+    if (group === undefined && !this.#knownToStore(groupId)) return { groupId, error: groupNotFound(groupId) };
     if (group !== undefined) {
       // Gone at once, as Kafka's group turns Dead: a join from here on starts a new group,
       // and a commit from here on is queued after the deletion, so it survives it.
@@ -517,6 +517,15 @@ export class GroupCoordinator {
     });
     this.#groups.set(groupId, group);
     return group;
+  }
+
+  /**
+   * Whether a deletion of a group without membership here has something to delete: served
+   * offsets, or (region clusters) offsets only in the log that the next checkpoint would
+   * serve. The latter are deleted, not answered GROUP_ID_NOT_FOUND, or they would come back.
+   */
+  #knownToStore(groupId: string): boolean {
+    return this.#store.hasGroup(groupId) || (this.#store.mayHoldGroup?.(groupId) ?? false);
   }
 
   #forgetIfUnused(group: ConsumerGroup): void {

@@ -36,4 +36,11 @@ export interface OffsetBackend {
   recordGeneration?(groupId: string, value: GroupMetadataValue): Promise<void>;
   /** Region clusters: the generation last recorded for the group, when one was. */
   generationOf?(groupId: string): GroupMetadataValue | undefined;
+  /**
+   * Region clusters: whether the log may hold offsets of the group that are not served (an
+   * unacknowledged commit that replicated later; the next checkpoint serves them). A
+   * DeleteGroups or OffsetDelete of such a group deletes them rather than answer
+   * GROUP_ID_NOT_FOUND, or they would come back.
+   */
+  mayHoldGroup?(groupId: string): boolean;
 }
