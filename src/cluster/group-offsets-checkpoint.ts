@@ -137,7 +137,9 @@ export function checkpointBytes(state: GroupsState, chunkBytes = DEFAULT_CHECKPO
  * Replays `log` from its log start to `end` (the written end when omitted) into `into`:
  * every record's frames in order. Resolves with the records replayed and the bytes of the
  * batches read (what the log holds from its start). `stop` is asked between reads and may
- * throw to end the replay (leadership moved on).
+ * throw to end the replay (leadership moved on). The written end can lag the log end (an
+ * append with its offset, not on disk yet): a leader's load flushes the log first
+ * (OffsetsPartition.load), so that nothing assigned before it is left out.
  */
 export async function replayOffsetsLog(log: PartitionLog, into: GroupsState, apply: (record: OffsetRecord) => void = (r) => applyToState(into, r), stop?: () => void, end = log.highWatermark): Promise<{ records: number; bytes: number }> {
   let offset = log.logStartOffset;
