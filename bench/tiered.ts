@@ -5,6 +5,11 @@
  *
  *   npm run bench:tiered
  *   BENCH_TIERED_MIB=128 BENCH_TIERED_TRIALS=5 npm run bench:tiered
+ *   BENCH_TIERED_MIB=64 BENCH_TIERED_BACKENDS=directory BENCH_TIERED_WRITE=0 npm run bench:tiered
+ *
+ * BENCH_TIERED_BACKENDS (default `directory,s3rver`) picks the backends; BENCH_TIERED_WRITE=0
+ * prints the table without writing the results file (a quick check of a change);
+ * BENCH_TIERED_CPU_PROFILE=<dir> writes a V8 CPU profile of each cold read there.
  *
  * Per backend, one broker; each trial uses a fresh topic: kcat produces N MiB (acks=all,
  * 1 KiB) with offload off (its rate is the produce figure offload must keep up with); the
@@ -20,6 +25,7 @@
  * Writes bench/results/tiered.md.
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load-config.js';
 import { Broker } from '../src/broker/broker.js';
@@ -47,6 +53,9 @@ import {
 
 const MIB = Number(process.env.BENCH_TIERED_MIB ?? 256);
 const TRIALS = trialCount('BENCH_TIERED_TRIALS');
+const BACKENDS = new Set((process.env.BENCH_TIERED_BACKENDS ?? 'directory,s3rver').split(',').map((b) => b.trim()));
+const WRITE_RESULTS = process.env.BENCH_TIERED_WRITE !== '0';
+const CPU_PROFILE_DIR = process.env.BENCH_TIERED_CPU_PROFILE;
 const MSG = 1024;
 const CACHE_BYTES = 64 * 1024 * 1024;
 const BLOCK_BYTES = 1024 * 1024;
@@ -136,9 +145,11 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       const firstByteMs = await firstFetch(broker.kafkaPort, topic);
       const firstGets = tiered.reader.stats().getsIssued - getsBefore;
       // Cold: everything from the store (the block above is warm; it is 1 MiB of N).
+      const profiling = CPU_PROFILE_DIR === undefined ? undefined : await startProfile();
       const coldCpu0 = process.cpuUsage();
       const cold = await runTimed('kcat', consumeArgs(topic));
       const coldCpu = process.cpuUsage(coldCpu0);
+      if (profiling !== undefined) await profiling(path.join(CPU_PROFILE_DIR!, `cold-${name}-${t + 1}.cpuprofile`));
       const consumed = cold.stdout.split('\n').filter(Boolean).length;
       if (consumed !== messages) throw new Error(`cold read returned ${consumed} of ${messages}`);
       partitions = broker.topics.partitions(topic).length;
@@ -211,6 +222,22 @@ function cpuSeconds(u: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** Starts V8's CPU profiler; the function it returns stops it and writes the profile to a file. */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<any> =>
+    new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async (file) => {
+    const { profile } = await post('Profiler.stop');
+    session.disconnect();
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(profile));
+  };
+}
+
 /** One Fetch at offset 0 of partition 0 of `topic`; its time to the response, ms. */
 async function firstFetch(port: number, topic: string): Promise<number> {
   const c = await RawClient.connect(port);
@@ -249,20 +276,27 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let partitions = 0;
   try {
-    const d = await measure('directory', new FsBlobStore({ dir: path.join(dir, 'bucket') }), dir, msgFile, messages);
-    rows.push(...d.rows);
-    partitions = d.partitions;
-    const s3 = await startS3rver();
-    try {
-      rows.push(...(await measure('s3rver', s3.store, dir, msgFile, messages)).rows);
-    } finally {
-      await s3.stop();
+    if (BACKENDS.has('directory')) {
+      const d = await measure('directory', new FsBlobStore({ dir: path.join(dir, 'bucket') }), dir, msgFile, messages);
+      rows.push(...d.rows);
+      partitions = d.partitions;
+    }
+    if (BACKENDS.has('s3rver')) {
+      const s3 = await startS3rver();
+      try {
+        const r = await measure('s3rver', s3.store, dir, msgFile, messages);
+        rows.push(...r.rows);
+        partitions = r.partitions;
+      } finally {
+        await s3.stop();
+      }
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const table = formatTable(['measurement', 'result', 'vs'], rows);
   console.log(table);
+  if (!WRITE_RESULTS) return;
   writeResults('tiered', 'Tiered storage: offload, cold and hot reads', table, [
     `${MIB} MiB of 1 KiB messages per trial, produced by kcat into a fresh auto-created topic (${partitions} partitions, 16 MiB segments), ${TRIALS} trials per backend; the broker runs in this process, kcat and s3rver as child processes, all on 2 cores.`,
     'Each trial runs, in order: kcat produce, the store\'s PUT rate, offload, hot read (the local copies are held for it, and it must issue no GET), deletion of the local copies, the first cold Fetch, cold read; so each baseline runs before its subject within a trial and the trials alternate them. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.',

@@ -23,6 +23,7 @@
  *
  * Views are cheap and hold no state of their own: one per request or per worker.
  */
+import type { BufferPool } from './buffer-pool.js';
 import type { PartitionLog, ReadOptions, ReadResult } from './partition-log.js';
 import type { TopicManager } from './topic-manager.js';
 
@@ -38,8 +39,11 @@ export interface TimestampHit {
 export interface RemoteHistory {
   /** The partition's first offset across both tiers (undefined: the local log's). */
   logStartOffset(topic: string, partition: number): bigint | undefined;
-  /** Whole batches of the one remote segment holding `offset` (undefined: none holds it). */
-  read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal): Promise<ReadResult | undefined>;
+  /**
+   * Whole batches of the one remote segment holding `offset` (undefined: none holds it); with
+   * `pool`, in one of its buffers (the result's `pooled`), as a local read with a pool.
+   */
+  read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal, pool?: BufferPool): Promise<ReadResult | undefined>;
   /** The first record at or after `timestamp` in the remote segments (null: none there). */
   offsetForTimestamp(topic: string, partition: number, timestamp: bigint): Promise<TimestampHit | null>;
   /** One past the last offset of the remote segment holding `offset` (undefined: none). */
@@ -82,7 +86,7 @@ export class LogView {
     if (this.#isRemote(offset)) {
       // undefined: the bucket does not hold it either (or the local log grew back over it
       // meanwhile): the local log answers, with OFFSET_OUT_OF_RANGE if it is nowhere.
-      const remote = await this.#remote!.read(this.topic, this.partition, offset, maxBytes, opts.signal);
+      const remote = await this.#remote!.read(this.topic, this.partition, offset, maxBytes, opts.signal, opts.pool);
       if (remote) return remote;
     }
     return this.local.read(offset, maxBytes, opts);

@@ -18,8 +18,21 @@
  *
  * Memory: at most `cacheBytes` of blocks are cached (a block larger than the whole cache is
  * handed to its requesters and not cached). On top of that live only the buffers of GETs in
- * flight (<= maxConcurrentGets blocks) and whatever readers pin through an `ObjectView`
- * while a read runs (usually the same buffers the cache holds).
+ * flight (<= maxConcurrentGets blocks), whatever readers pin through an `ObjectView`
+ * while a read runs (usually the same buffers the cache holds), and up to
+ * 2 * maxConcurrentGets spare block buffers kept for reuse.
+ *
+ * Buffer reuse: a cold reader at disk speed would otherwise have a fresh 1 MiB buffer
+ * allocated (and page-faulted in) per GET and collected after eviction, which costed the
+ * broker more CPU than the bytes themselves. A block evicted or invalidated gives its buffer
+ * back, and the next GET reads into it (`GetOptions.into`; the directory store honours it,
+ * the network stores return their own buffers). A block buffer can still be referenced by
+ * a read in progress (its `ObjectView` pins blocks and hands out views of them), so an
+ * evicted buffer waits ("limbo") until no view is open; only then is it reused. A view that
+ * is never closed only stops reuse, never corrupts a read. Reads copy what they serve out of
+ * the blocks, and every batch copied is CRC-checked after the copy, so even a reuse bug
+ * would surface as a corruption error, not as wrong bytes. A GET that fails or is abandoned
+ * keeps its buffer out of reuse (the store may still be writing into it).
  *
  * Abort: a caller's signal ends its own wait at once. A demand GET whose last waiter has
  * gone is aborted; a read-ahead GET runs on (it is for the cache, not for a caller).
@@ -61,6 +74,8 @@ export interface BlockCacheStats {
   prefetches: number;
   prefetchesDropped: number;
   invalidations: number;
+  /** GETs that read into a recycled block buffer instead of a fresh one. */
+  buffersReused: number;
   /** GETs currently running against the store. */
   inFlight: number;
   /** GETs waiting for a slot. */
@@ -87,12 +102,16 @@ interface Flight {
   started: boolean;
   /** Invalidated or aborted while in flight: its result must not enter the cache. */
   stale: boolean;
+  /** The recycled buffer the GET reads into, when it got one. */
+  slab?: Buffer;
 }
 
 interface Entry {
   readonly buf: Buffer;
   /** Brought in by read-ahead and not yet touched by a demand request. */
   marker: boolean;
+  /** The whole blockBytes buffer `buf` lies in, when the store read into one of ours. */
+  readonly slab?: Buffer;
 }
 
 export class BlockCache {
@@ -109,7 +128,11 @@ export class BlockCache {
   #closed = false;
   #closing: Promise<void> | undefined;
   #seq = 0;
-  #stats = { hits: 0, misses: 0, sharedGets: 0, getsIssued: 0, getFailures: 0, bytesFetched: 0, evictions: 0, prefetches: 0, prefetchesDropped: 0, invalidations: 0, inFlight: 0 };
+  /** Block buffers ready for the next GET, and evicted ones a view may still reference. */
+  readonly #spare: Buffer[] = [];
+  readonly #limbo: Buffer[] = [];
+  #openViews = 0;
+  #stats = { hits: 0, misses: 0, sharedGets: 0, getsIssued: 0, getFailures: 0, bytesFetched: 0, evictions: 0, prefetches: 0, prefetchesDropped: 0, invalidations: 0, buffersReused: 0, inFlight: 0 };
 
   constructor(opts: BlockCacheOptions) {
     const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
@@ -191,6 +214,7 @@ export class BlockCache {
       if (keyOf(id) !== key) continue;
       this.#lru.delete(id);
       this.#bytes -= entry.buf.length;
+      this.#retire(entry);
     }
     for (const [id, flight] of this.#flights) {
       if (keyOf(id) !== key) continue;
@@ -201,7 +225,15 @@ export class BlockCache {
 
   /** A per-read view of one object that pins the blocks the read has touched. */
   view(key: string, size: number, signal?: AbortSignal): ObjectView {
+    this.#openViews++;
     return new ObjectView(this, key, size, signal);
+  }
+
+  /** Called by `ObjectView.close()`: with no view open, evicted buffers may be reused. */
+  viewClosed(): void {
+    if (--this.#openViews > 0) return;
+    this.#openViews = 0;
+    while (this.#limbo.length > 0) this.#keepSpare(this.#limbo.pop()!);
   }
 
   /** Resolves when no GET runs or waits (read-ahead included). */
@@ -234,6 +266,8 @@ export class BlockCache {
       await this.#queue.onIdle();
       this.#lru.clear();
       this.#bytes = 0;
+      this.#spare.length = 0;
+      this.#limbo.length = 0;
     })();
     return this.#closing;
   }
@@ -247,21 +281,34 @@ export class BlockCache {
   #startBlock(key: string, size: number, n: number, prefetch: boolean): Flight {
     const start = n * this.blockBytes;
     const end = Math.min(start + this.blockBytes, size) - 1;
-    return this.#start(blockId(key, n), key, { start, end }, end - start + 1, prefetch, (flight, buf) => {
-      if (!flight.stale && !this.#closed) this.#insert(blockId(key, n), buf, flight.prefetch && !flight.touched);
-    });
+    return this.#start(
+      blockId(key, n),
+      key,
+      { start, end },
+      end - start + 1,
+      prefetch,
+      (flight, buf) => {
+        // The store read into our buffer (a view of it), or ignored it (then it is untouched).
+        const slab = flight.slab !== undefined && buf.buffer === flight.slab.buffer ? flight.slab : undefined;
+        if (flight.slab !== undefined && slab === undefined) this.#keepSpare(flight.slab);
+        if (!flight.stale && !this.#closed) this.#insert(blockId(key, n), buf, flight.prefetch && !flight.touched, slab);
+      },
+      // A fresh buffer when none is spare: it joins the spares when its block leaves the
+      // cache (or at once, when the store returns its own bytes instead).
+      this.#takeSpare() ?? Buffer.allocUnsafeSlow(this.blockBytes),
+    );
   }
 
-  #start(id: string, key: string, range: { start: number; end: number } | undefined, expected: number | undefined, prefetch: boolean, onOk: (f: Flight, buf: Buffer) => void): Flight {
+  #start(id: string, key: string, range: { start: number; end: number } | undefined, expected: number | undefined, prefetch: boolean, onOk: (f: Flight, buf: Buffer) => void, slab?: Buffer): Flight {
     const controller = new AbortController();
-    const flight: Flight = { id, queueId: `${++this.#seq}/${id}`, controller, promise: Promise.resolve(Buffer.alloc(0)), waiters: 0, prefetch, touched: false, started: false, stale: false };
+    const flight: Flight = { id, queueId: `${++this.#seq}/${id}`, controller, promise: Promise.resolve(Buffer.alloc(0)), waiters: 0, prefetch, touched: false, started: false, stale: false, slab };
     const task = async (): Promise<Buffer> => {
       flight.started = true;
       if (controller.signal.aborted) throw abortedError({ store: this.#store.name, op: 'get', key }, controller.signal);
       this.#stats.getsIssued++;
       this.#stats.inFlight++;
       try {
-        return await this.#store.get(key, { signal: controller.signal, range });
+        return await this.#store.get(key, slab === undefined ? { signal: controller.signal, range } : { signal: controller.signal, range, into: slab });
       } finally {
         this.#stats.inFlight--;
       }
@@ -277,7 +324,7 @@ export class BlockCache {
             `object ${key} on ${this.#store.name} returned ${buf.length} bytes for range ${range?.start}-${range?.end} instead of ${expected}: it is shorter than its manifest says (corrupt or replaced)`,
           );
         }
-        const owned = ownBuffer(buf);
+        const owned = slab !== undefined && buf.buffer === slab.buffer ? buf : ownBuffer(buf);
         onOk(flight, owned);
         return owned;
       },
@@ -350,21 +397,40 @@ export class BlockCache {
     }
   }
 
-  #insert(id: string, buf: Buffer, marker: boolean): void {
+  #insert(id: string, buf: Buffer, marker: boolean, slab: Buffer | undefined): void {
     if (buf.length > this.cacheBytes) return;
     const old = this.#lru.get(id);
     if (old !== undefined) {
       this.#lru.delete(id);
       this.#bytes -= old.buf.length;
+      this.#retire(old);
     }
     for (const [victim, entry] of this.#lru) {
       if (this.#bytes + buf.length <= this.cacheBytes) break;
       this.#lru.delete(victim);
       this.#bytes -= entry.buf.length;
       this.#stats.evictions++;
+      this.#retire(entry);
     }
-    this.#lru.set(id, { buf, marker });
+    this.#lru.set(id, slab === undefined ? { buf, marker } : { buf, marker, slab });
     this.#bytes += buf.length;
+  }
+
+  /** An entry left the cache: its buffer is reused once no view can still be reading it. */
+  #retire(entry: Entry): void {
+    if (entry.slab === undefined || this.#closed) return;
+    if (this.#openViews === 0) this.#keepSpare(entry.slab);
+    else if (this.#limbo.length < 2 * this.#maxQueued) this.#limbo.push(entry.slab);
+  }
+
+  #takeSpare(): Buffer | undefined {
+    const slab = this.#spare.pop();
+    if (slab !== undefined) this.#stats.buffersReused++;
+    return slab;
+  }
+
+  #keepSpare(slab: Buffer): void {
+    if (this.#spare.length < 2 * this.#maxQueued && slab.length === this.blockBytes) this.#spare.push(slab);
   }
 }
 

@@ -4,7 +4,8 @@
  * the same range costs one lookup per block and survives eviction in between. Not shared
  * between reads; `close()` (or dropping it) unpins. Pinned blocks are usually the very
  * buffers the cache holds: they cost extra memory only once the cache has evicted them, and
- * only until the read ends.
+ * only until the read ends. Block buffers are recycled by the cache (see block-cache.ts), so
+ * the views `bytes` returns are valid only until `close()`; `copy` is what may outlive it.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
 
@@ -16,6 +17,8 @@ export interface BlockSource {
   readonly blockBytes: number;
   /** Blocks `first..last` of the object, each a promise of its bytes. */
   blocks(key: string, size: number, first: number, last: number, signal?: AbortSignal): Array<Promise<Buffer>>;
+  /** Told once when a view closes: block buffers a view may hold are recycled only after. */
+  viewClosed(): void;
 }
 
 export class ObjectView {
@@ -24,6 +27,7 @@ export class ObjectView {
   readonly #cache: BlockSource;
   readonly #signal: AbortSignal | undefined;
   #pinned = new Map<number, Buffer>();
+  #closed = false;
 
   constructor(cache: BlockSource, key: string, size: number, signal?: AbortSignal) {
     this.#cache = cache;
@@ -49,14 +53,15 @@ export class ObjectView {
   }
 
   /**
-   * A fresh buffer with bytes [pos, pos + len). Pinned blocks are copied; the others are
-   * fetched concurrently and copied as each arrives, without pinning them, so a large range
-   * costs its output plus the GETs in flight.
+   * Bytes [pos, pos + len) copied into `into` (its first `len` bytes; a fresh buffer when not
+   * given). Pinned blocks are copied; the others are fetched concurrently and copied as each
+   * arrives, without pinning them, so a large range costs its output plus the GETs in flight.
    */
-  async copy(pos: number, len: number): Promise<Buffer> {
+  async copy(pos: number, len: number, into?: Buffer): Promise<Buffer> {
     this.#checkRange(pos, len);
+    if (into !== undefined && into.length < len) throw new MeridianError(ErrorCode.StorageIo, `a ${into.length}-byte buffer cannot hold ${len} bytes of ${this.key}`);
     const B = this.#cache.blockBytes;
-    const out = Buffer.allocUnsafe(len);
+    const out = into === undefined ? Buffer.allocUnsafe(len) : into.subarray(0, len);
     const first = Math.floor(pos / B);
     const last = Math.floor((pos + len - 1) / B);
     const pending: Array<Promise<void>> = [];
@@ -78,7 +83,10 @@ export class ObjectView {
       await Promise.allSettled(pending); // the cache closed mid-loop: settle what was started
       throw err;
     }
-    await Promise.all(pending);
+    // Every copy settles before this returns or throws: `into` may be a pooled buffer that
+    // the caller reuses at once after a failure, and a late copy must not land in it.
+    const settled = await Promise.allSettled(pending);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
     return out;
   }
 
@@ -88,8 +96,12 @@ export class ObjectView {
     for (const n of this.#pinned.keys()) if ((n + 1) * B <= pos) this.#pinned.delete(n);
   }
 
+  /** Idempotent. Nothing the view returned (its `bytes` views) may be used afterwards. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#pinned.clear();
+    this.#cache.viewClosed();
   }
 
   #checkRange(pos: number, len: number): void {

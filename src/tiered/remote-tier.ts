@@ -11,6 +11,7 @@
  * retriably, so that no consumer or replicator skips history that is only out of reach.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
+import type { BufferPool } from '../storage/buffer-pool.js';
 import type { RemoteHistory } from '../storage/log-view.js';
 import type { ReadResult } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
@@ -67,7 +68,7 @@ export class RemoteTier implements RemoteHistory {
   }
 
   /** Reads offsets below the local log from the bucket; undefined when not remote. */
-  async read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal): Promise<ReadResult | undefined> {
+  async read(topic: string, partition: number, offset: bigint, maxBytes: number, signal?: AbortSignal, pool?: BufferPool): Promise<ReadResult | undefined> {
     const log = this.#topics.partition(topic, partition);
     if (log && offset < log.logStartOffset && this.#unknownBelow(topic, log.logStartOffset)) throw this.#notYetAttached(topic);
     const tier = this.#tiers.tier(topic, partition);
@@ -75,8 +76,10 @@ export class RemoteTier implements RemoteHistory {
     if (!tier || offset >= tier.log.logStartOffset || offset < tier.log.deletedBefore) return undefined;
     const seg = segmentFor(tier.manifest, offset);
     if (seg === undefined) return undefined;
-    const records = await this.reader.read(seg, offset, maxBytes, { signal });
-    return { records, highWatermark: tier.log.highWatermark, logStartOffset: tier.manifest.startOffset };
+    const { records, pooled } = await this.reader.readPooled(seg, offset, maxBytes, { signal, pool });
+    const result: ReadResult = { records, highWatermark: tier.log.highWatermark, logStartOffset: tier.manifest.startOffset };
+    if (pooled !== undefined) result.pooled = pooled;
+    return result;
   }
 
   /** ListOffsets by time over the remote segments (null: not in the remote tier). */

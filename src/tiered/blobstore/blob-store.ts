@@ -20,6 +20,13 @@ export interface GetOptions {
   signal: AbortSignal;
   /** Inclusive byte range. An `end` past the object's last byte is clamped, as in HTTP. */
   range?: { start: number; end: number };
+  /**
+   * A buffer the store may read the bytes into, returning a view of it (the directory store
+   * does; the network backends ignore it): the block cache recycles its block buffers this
+   * way instead of having a fresh megabyte allocated per GET. The caller must not touch it
+   * until the call settles, nor reuse it after a failure (a read may still be landing).
+   */
+  into?: Buffer;
 }
 
 export interface ListOptions {

@@ -8,7 +8,18 @@
  * renamed over the key (or hard-linked for create-only, see `put`), then the directory is
  * fsynced, so a reader or a crash sees the old object or the new one, never a torn one.
  * Unlike a bucket, a directory cannot hold both 'a' and 'a/b'; such a put fails with
- * BLOB_BAD_REQUEST. Concurrent calls are safe; the store keeps no state besides `closed`.
+ * BLOB_BAD_REQUEST. Concurrent calls are safe.
+ *
+ * Open handles: a cold reader asks for the same segment object in 1 MiB ranges, hundreds of
+ * times in a row, and an open + fstat + close per range cost more than the read. So ranged
+ * GETs keep the object's file handle (and the size fstat gave) open for reuse: at most
+ * `maxOpenHandles` of them, least recently used closed first, each closed once idle for
+ * `handleIdleMs` and never reused more than `handleMaxAgeMs` after it was opened. A put or
+ * delete of the key through this store drops its handle at once. A handle keeps reading the
+ * file it opened: objects ranged GETs read (segment data, keys with an attempt id) are never
+ * rewritten in place, and a deletion or replacement by another process (another broker of
+ * a region cluster sharing the directory) is seen within `handleMaxAgeMs`. Whole-object GETs
+ * (manifests, which are replaced) open the file every time.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -38,12 +49,43 @@ import { abortBodyOnSignal } from './stream-util.js';
 
 export interface FsBlobStoreOptions {
   dir: string;
+  /** File handles kept open for ranged GETs; default 16 (0: none kept). */
+  maxOpenHandles?: number;
+  /** A kept handle unused this long is closed; default 1000 ms. */
+  handleIdleMs?: number;
+  /** A kept handle is not reused once this old; default 2000 ms. */
+  handleMaxAgeMs?: number;
+}
+
+export interface FsBlobStoreStats {
+  /** Handles open now for ranged GETs (kept or in use). */
+  openHandles: number;
+  /** Opens made for ranged GETs. */
+  handleOpens: number;
+  /** Ranged GETs served through a handle already open. */
+  handleReuses: number;
+}
+
+/** A file handle kept for ranged GETs of one object. */
+interface KeptHandle {
+  readonly fh: fsp.FileHandle;
+  readonly size: number;
+  readonly openedAt: number;
+  lastUsed: number;
+  /** GETs reading through it now: it is closed only when none is. */
+  users: number;
+  /** No longer handed out (idle, too old, evicted, its key written): closed when unused. */
+  retired: boolean;
+  closed: boolean;
 }
 
 /** Temp files older than this at start-up are leftovers of a crash; younger ones may be a live writer's. */
 const STALE_TMP_MS = 60 * 60_000;
 const READ_CHUNK = 8 * 1024 * 1024;
 const DEFAULT_PAGE = 1000;
+const DEFAULT_MAX_OPEN_HANDLES = 16;
+const DEFAULT_HANDLE_IDLE_MS = 1000;
+const DEFAULT_HANDLE_MAX_AGE_MS = 2000;
 
 const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
 const TRANSIENT = new Set(['ENOSPC', 'EAGAIN', 'EMFILE', 'ENFILE', 'EBUSY', 'EINTR']);
@@ -52,9 +94,22 @@ export class FsBlobStore implements BlobStore {
   readonly name: string;
   readonly #objects: string;
   readonly #tmp: string;
+  readonly #maxHandles: number;
+  readonly #handleIdleMs: number;
+  readonly #handleMaxAgeMs: number;
+  /** By file path, least recently used first. Retired handles still in use are not here. */
+  readonly #handles = new Map<string, KeptHandle>();
+  /** Opens in progress by file path: concurrent GETs of one object share one open. */
+  readonly #opening = new Map<string, Promise<KeptHandle>>();
+  #openHandles = 0;
+  #sweeper: NodeJS.Timeout | undefined;
+  #stats = { handleOpens: 0, handleReuses: 0 };
   #closed = false;
 
   constructor(options: FsBlobStoreOptions) {
+    this.#maxHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
+    this.#handleIdleMs = options.handleIdleMs ?? DEFAULT_HANDLE_IDLE_MS;
+    this.#handleMaxAgeMs = options.handleMaxAgeMs ?? DEFAULT_HANDLE_MAX_AGE_MS;
     const root = path.resolve(options.dir);
     this.name = `file://${root}`;
     this.#objects = path.join(root, 'objects');
@@ -90,7 +145,9 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
       }
       throwIfAborted(ctx, opts.signal);
+      this.#dropHandle(target);
       await this.#install(ctx, tmp, target, opts.ifNoneMatch === true);
+      this.#dropHandle(target);
       return { etag: etagOf(await fsp.stat(target, { bigint: true })) };
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy();
@@ -104,6 +161,7 @@ export class FsBlobStore implements BlobStore {
     const ctx = this.#ctx('get', key);
     this.#check(ctx, opts.signal);
     validateRange(ctx, opts.range);
+    if (opts.range !== undefined && this.#maxHandles > 0) return this.#getRange(ctx, key, opts.range, opts);
     try {
       const fh = await fsp.open(this.#path(key), 'r');
       try {
@@ -115,21 +173,35 @@ export class FsBlobStore implements BlobStore {
             status: 416,
           });
         }
-        const out = Buffer.allocUnsafe(Math.max(0, end - start + 1));
-        for (let got = 0; got < out.length; ) {
-          throwIfAborted(ctx, opts.signal);
-          const want = Math.min(READ_CHUNK, out.length - got);
-          const { bytesRead } = await fh.read(out, got, want, start + got);
-          if (bytesRead === 0) return out.subarray(0, got); // truncated underneath us
-          got += bytesRead;
-        }
-        return out;
+        return await readRange(ctx, fh, start, end, opts);
       } finally {
         await fh.close();
       }
     } catch (err) {
       throw this.#fail(ctx, err, opts.signal);
     }
+  }
+
+  /** A ranged GET through a kept handle (see the header). */
+  async #getRange(ctx: BlobErrorContext, key: string, range: { start: number; end: number }, opts: GetOptions): Promise<Buffer> {
+    const file = this.#path(key);
+    let h: KeptHandle | undefined;
+    try {
+      h = await this.#acquire(file);
+      if (range.start >= h.size) {
+        throw new BlobStoreError('fatal', ctx, `range ${range.start}-${range.end} not satisfiable (size ${h.size})`, { status: 416 });
+      }
+      return await readRange(ctx, h.fh, range.start, Math.min(range.end, h.size - 1), opts);
+    } catch (err) {
+      throw this.#fail(ctx, err, opts.signal);
+    } finally {
+      if (h !== undefined) this.#release(h);
+    }
+  }
+
+  /** Handles for ranged GETs: counts, for tests and the benchmark. */
+  stats(): FsBlobStoreStats {
+    return { openHandles: this.#openHandles, ...this.#stats };
   }
 
   async head(key: string, opts: { signal: AbortSignal }): Promise<{ size: number; etag?: string } | null> {
@@ -183,6 +255,7 @@ export class FsBlobStore implements BlobStore {
     const ctx = this.#ctx('delete', key);
     this.#check(ctx, opts.signal);
     const file = this.#path(key);
+    this.#dropHandle(file);
     try {
       await fsp.unlink(file);
     } catch (err) {
@@ -200,6 +273,98 @@ export class FsBlobStore implements BlobStore {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const file of [...this.#handles.keys()]) this.#dropHandle(file);
+    await Promise.allSettled(this.#opening.values());
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  // -- kept handles -----------------------------------------------------------------------
+
+  async #acquire(file: string): Promise<KeptHandle> {
+    const now = Date.now();
+    const kept = this.#handles.get(file);
+    if (kept !== undefined && now - kept.openedAt < this.#handleMaxAgeMs) {
+      this.#handles.delete(file);
+      this.#handles.set(file, kept);
+      kept.users++;
+      kept.lastUsed = now;
+      this.#stats.handleReuses++;
+      return kept;
+    }
+    if (kept !== undefined) this.#dropHandle(file);
+    for (;;) {
+      let opening = this.#opening.get(file);
+      if (opening === undefined) {
+        opening = this.#open(file).finally(() => this.#opening.delete(file));
+        this.#opening.set(file, opening);
+      } else {
+        this.#stats.handleReuses++;
+      }
+      const h = await opening;
+      // Dropped (its key written meanwhile) before this continuation ran: open afresh.
+      if (h.closed) continue;
+      h.users++;
+      h.lastUsed = Date.now();
+      return h;
+    }
+  }
+
+  async #open(file: string): Promise<KeptHandle> {
+    const fh = await fsp.open(file, 'r');
+    let size: number;
+    try {
+      ({ size } = await fh.stat());
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    this.#openHandles++;
+    this.#stats.handleOpens++;
+    const now = Date.now();
+    const h: KeptHandle = { fh, size, openedAt: now, lastUsed: now, users: 0, retired: this.#closed, closed: false };
+    if (!h.retired) {
+      this.#dropHandle(file); // a handle of a replaced object, opened by a GET still running
+      this.#handles.set(file, h);
+      for (const [victim] of this.#handles) {
+        if (this.#handles.size <= this.#maxHandles) break;
+        this.#dropHandle(victim);
+      }
+      this.#sweeper ??= setInterval(() => this.#sweep(), Math.max(10, Math.min(this.#handleIdleMs, this.#handleMaxAgeMs) / 2)).unref();
+    }
+    return h;
+  }
+
+  #release(h: KeptHandle): void {
+    h.users--;
+    h.lastUsed = Date.now();
+    if (h.retired && h.users === 0) this.#closeHandle(h);
+  }
+
+  /** Stops handing out `file`'s handle; it closes now or when its last GET ends. */
+  #dropHandle(file: string): void {
+    const h = this.#handles.get(file);
+    if (h === undefined) return;
+    this.#handles.delete(file);
+    h.retired = true;
+    if (h.users === 0) this.#closeHandle(h);
+  }
+
+  #closeHandle(h: KeptHandle): void {
+    h.closed = true;
+    this.#openHandles--;
+    h.fh.close().catch(() => {}); // read-only: a close error loses nothing
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [file, h] of this.#handles) {
+      if (h.users === 0 && (now - h.lastUsed >= this.#handleIdleMs || now - h.openedAt >= this.#handleMaxAgeMs)) this.#dropHandle(file);
+    }
+    if (this.#handles.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   /** Renames (overwrite) or hard-links (create-only) the finished temp file into place. */
@@ -290,6 +455,23 @@ export class FsBlobStore implements BlobStore {
     const reason = kind === 'not-found' ? 'not found' : `${code || 'error'}: ${(err as Error).message}`;
     return new BlobStoreError(kind, ctx, reason, { cause: safeCause(err, []) });
   }
+}
+
+/**
+ * Bytes [start, end] of an open file, into `opts.into` when it is large enough; a short
+ * result when the file ends early (truncated underneath us).
+ */
+async function readRange(ctx: BlobErrorContext, fh: fsp.FileHandle, start: number, end: number, opts: GetOptions): Promise<Buffer> {
+  const len = Math.max(0, end - start + 1);
+  const out = opts.into !== undefined && opts.into.length >= len ? opts.into.subarray(0, len) : Buffer.allocUnsafe(len);
+  for (let got = 0; got < out.length; ) {
+    throwIfAborted(ctx, opts.signal);
+    const want = Math.min(READ_CHUNK, out.length - got);
+    const { bytesRead } = await fh.read(out, got, want, start + got);
+    if (bytesRead === 0) return out.subarray(0, got);
+    got += bytesRead;
+  }
+  return out;
 }
 
 function etagOf(st: fs.BigIntStats): string {
