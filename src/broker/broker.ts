@@ -59,6 +59,7 @@ import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-m
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { ClusterPolicies } from '../cluster/policy-sync.js';
 import { ClusterSecurity } from '../cluster/security-sync.js';
+import { ClusterDrState } from '../cluster/dr-sync.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { createClusterPartitions } from '../cluster/topic-admin.js';
 import { EtcdManifestFence } from '../cluster/tier-manifest-fence.js';
@@ -313,6 +314,8 @@ export class Broker {
         cluster = await ClusterNode.open({ config, topics, localConfig: (r) => localTopicConfig(r.configs), logger: log });
         // The region's runtime policies (etcd) replace this broker's before anything replicates.
         cluster.policies = await ClusterPolicies.open(cluster.region, policies, config.nodeId, log);
+        // The region's DR roles (etcd) replace this broker's before any produce or handshake is answered.
+        cluster.dr = await ClusterDrState.open(cluster.region, disaster.state, config.nodeId, log);
       }
       // Credentials and ACLs are loaded before the listener opens: no request is ever
       // answered without them (a damaged file stops the start).
@@ -378,6 +381,9 @@ export class Broker {
         });
         deps.replicaManager = replicaManager;
         deps.cluster = node;
+        // A promote measures its recovery point from the replicas this broker holds.
+        const replicas = replicaManager;
+        disaster.holdsReplica = (topic, partition) => replicas.replica(topic, partition) !== undefined;
         // Replicated appends from other regions go through each partition's leader here
         // (answered within half the senders' request timeout); a missing topic is created
         // region-wide through the controller.

@@ -34,6 +34,7 @@ import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
 import type { ClusterPolicies } from './policy-sync.js';
 import type { ClusterSecurity } from './security-sync.js';
+import type { ClusterDrState } from './dr-sync.js';
 import { describe, EtcdRegion, type EtcdStatus } from './etcd-region.js';
 import { EtcdPartitionStateSource } from './etcd-state-source.js';
 import { TopicStore } from './etcd-topics.js';
@@ -111,6 +112,8 @@ export class ClusterNode {
   policies: ClusterPolicies | undefined;
   /** The region's ACLs, SCRAM credentials and quota overrides in etcd (security-sync.ts), once the broker set them up. */
   security: ClusterSecurity | undefined;
+  /** The region's disaster-recovery roles and reports in etcd (dr-sync.ts), once the broker set them up. */
+  dr: ClusterDrState | undefined;
   membership: Membership | undefined;
   controller: Controller | undefined;
   readonly #o: ClusterNodeOptions;
@@ -349,6 +352,7 @@ export class ClusterNode {
     await this.controller?.close().catch((err: unknown) => this.#o.logger?.warn({ error: describe(err) }, 'controller close'));
     this.policies?.close();
     this.security?.close();
+    this.dr?.close();
     this.source.close();
     this.topicSync.close();
     this.members.close();

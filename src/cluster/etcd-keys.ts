@@ -12,6 +12,8 @@
  *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
  *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
  *   <prefix>/<region>/reassignments/<topic>/<p>   a partition reassignment in progress (reassign-store.ts)
+ *   <prefix>/<region>/dr/state                     the region's DR roles (state.json's JSON, dr-sync.ts)
+ *   <prefix>/<region>/dr/reports/<id>              a saved promote or failback report (dr-sync.ts)
  *
  * Kafka topic names are [a-zA-Z0-9._-] (never "/"), so `partitions/<topic>/` is a prefix of
  * that topic's partitions only.
@@ -56,6 +58,12 @@ export interface RegionKeys {
   reassignment(topic: string, partition: number): string;
   /** Topic and partition of a `reassignments/<topic>/<p>` key, or undefined for another key. */
   reassignmentOf(key: string): { topic: string; partition: number } | undefined;
+  /** Disaster recovery (dr-sync.ts): the roles document and the saved reports. */
+  readonly drPrefix: string;
+  readonly drState: string;
+  drReport(id: string): string;
+  /** The report id of a `dr/reports/<id>` key, or undefined for another key. */
+  drReportIdOf(key: string): string | undefined;
 }
 
 /** Default `cluster.etcd.prefix`. */
@@ -109,6 +117,13 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
       const r = rest(key, `${root}reassignments/`);
       const m = r === undefined ? null : /^([^/]+)\/(\d+)$/.exec(r);
       return m === null ? undefined : { topic: m[1]!, partition: Number(m[2]) };
+    },
+    drPrefix: `${root}dr/`,
+    drState: `${root}dr/state`,
+    drReport: (id) => `${root}dr/reports/${id}`,
+    drReportIdOf: (key) => {
+      const r = rest(key, `${root}dr/reports/`);
+      return r === undefined || r === '' || r.includes('/') ? undefined : r;
     },
   };
 }

@@ -36,9 +36,9 @@ import { OriginIndex } from '../replication/origin-index.js';
 import { linkSecurityOf, policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
 import { originKey, type ReplicaStates } from '../replication/replica-state.js';
 import type { OffsetSyncRequest, ProbeRequest, ProbeResponse } from './dr-api.js';
-import { DrState, isDrPolicy, policySource, type TopicRole } from './dr-state.js';
+import { DrState, KEEP, isDrPolicy, policySource, type TopicDrEntry, type TopicRole } from './dr-state.js';
 import { OffsetPublisher, type PeerSyncStatus } from './offset-publisher.js';
-import { ReportStore, reportId, type PromoteReport, type RecoveryPartition } from './recovery-report.js';
+import { reportId, type PromoteReport, type RecoveryPartition, type ReportStore } from './recovery-report.js';
 import { RemoteOffsets, type RemoteCommit } from './remote-offsets.js';
 
 /** Clocks of two regions may differ this much before a peer's commit counts as concurrent. */
@@ -108,7 +108,15 @@ export class DisasterRecovery {
   #opts: DisasterRecoveryOptions;
   #indexes = new Map<PartitionLog, Promise<OriginIndex>>();
   #conflicts = new Map<string, Conflict>();
+  /** Superseded markings on their way to the region's document (cluster): one per topic and epoch. */
+  #marking = new Set<string>();
   #offCommits: () => void;
+  /**
+   * A region cluster: whether this broker holds a replica of a partition (the replica
+   * manager's answer). A promote measures its recovery point only from replicas held here;
+   * without it (a single broker) every partition is.
+   */
+  holdsReplica: ((topic: string, partition: number) => boolean) | undefined;
   #closed = false;
 
   constructor(opts: DisasterRecoveryOptions) {
@@ -120,7 +128,7 @@ export class DisasterRecovery {
     this.log = opts.logger.child({ component: 'dr' });
     this.state = new DrState(opts.dataDir, opts.region);
     this.remote = new RemoteOffsets(this.state.dir, this.log);
-    this.reports = new ReportStore(this.state.dir);
+    this.reports = this.state.reports;
     this.publisher = new OffsetPublisher({
       region: opts.region,
       regions: opts.regions,
@@ -209,13 +217,31 @@ export class DisasterRecovery {
     );
   }
 
-  /** A newer primary exists: stop taking writes here (persisted) until failback. */
+  /**
+   * A newer primary exists: stop taking writes here (persisted) until failback. On a single
+   * broker the file is written before the handshake is answered; on a region cluster the
+   * marking goes to the region's document (every broker of the region stops taking writes
+   * as it applies it, this one within milliseconds too) and the handshake is refused at once
+   * regardless. Several leaders hearing the same peer write it once: the change keeps an
+   * entry that already knows of this epoch.
+   */
   #noteSuperseded(role: TopicRole, view: { primary: string; epoch: number }): void {
     const by = role.entry?.supersededBy;
     if (by !== undefined && by.epoch >= view.epoch) return;
-    const entry = role.entry ?? { primary: role.primary, epoch: role.epoch, phase: 'promoted' as const, at: Date.now() };
-    this.state.set(role.topic, { ...entry, supersededBy: { primary: view.primary, epoch: view.epoch, at: Date.now() } });
-    this.log.warn({ topic: role.topic, primary: view.primary, epoch: view.epoch, localEpoch: role.epoch }, 'a peer is primary at a newer epoch: producers refused here until failback');
+    const fallback: TopicDrEntry = { primary: role.primary, epoch: role.epoch, phase: 'promoted', at: Date.now() };
+    const mark = (e: TopicDrEntry | undefined): TopicDrEntry | typeof KEEP => {
+      const cur = e ?? fallback;
+      if (cur.epoch >= view.epoch || (cur.supersededBy?.epoch ?? -1) >= view.epoch) return KEEP;
+      return { ...cur, supersededBy: { primary: view.primary, epoch: view.epoch, at: Date.now() } };
+    };
+    const key = `${role.topic}\0${view.epoch}`;
+    if (this.#marking.has(key)) return;
+    this.#marking.add(key);
+    const done = this.state.update(role.topic, mark).then(
+      () => this.log.warn({ topic: role.topic, primary: view.primary, epoch: view.epoch, localEpoch: role.epoch }, 'a peer is primary at a newer epoch: producers refused here until failback'),
+      (err: unknown) => this.log.error({ err, topic: role.topic, primary: view.primary, epoch: view.epoch }, 'could not record that a peer is primary at a newer epoch (the next handshake tries again)'),
+    );
+    void done.finally(() => this.#marking.delete(key));
   }
 
   #failingBack(role: TopicRole): MeridianError {
@@ -482,13 +508,31 @@ export class DisasterRecovery {
     const by = role.primary === this.region ? e?.supersededBy : undefined;
     const formerPrimary = resuming ? ((e.failback as { formerPrimary?: string } | undefined)?.formerPrimary ?? policySource(role.policy)) : (by?.primary ?? role.primary);
     const epoch = resuming ? e.epoch : Math.max(role.epoch, by?.epoch ?? 0) + 1;
-    const at = resuming ? e.at : Date.now();
+    let at = resuming ? e.at : Date.now();
     const id = reportId('promote', role.topic, epoch);
-    this.state.set(role.topic, { primary: this.region, epoch, phase: 'promoting', at, reportId: id, failback: { formerPrimary } });
+    const promoting: TopicDrEntry = { primary: this.region, epoch, phase: 'promoting', at, reportId: id, failback: { formerPrimary } };
+    // Written before the first effect. On a cluster another broker may have changed the
+    // role since it was read here (the same promote through it, or a peer's marking): the
+    // same promotion is taken over, anything else is refused and the operator retries.
+    await this.state.update(role.topic, (cur) => {
+      if (cur?.primary === this.region && cur.epoch === epoch && (cur.phase === 'promoting' || cur.phase === 'promoted')) {
+        at = cur.at;
+        return KEEP;
+      }
+      if (JSON.stringify(cur) !== JSON.stringify(e)) {
+        throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${role.topic} changed while this promote began (another broker of the region, or a peer's handshake): nothing was changed; run the promote again`, { retriable: true });
+      }
+      return promoting;
+    });
     this.log.info({ topic: role.topic, formerPrimary, epoch }, 'promoting: inbound replication stopped, producers accepted');
     const partitions: RecoveryPartition[] = [];
     const logs = this.topics.partitions(role.topic);
     for (const [partition, log] of logs.entries()) {
+      // A region cluster: a partition this broker holds no replica of has an empty log here.
+      if (this.holdsReplica !== undefined && !this.holdsReplica(role.topic, partition)) {
+        partitions.push({ partition, lastOriginOffsetHeld: '-1', originEndOffset: null, originEndAgeMs: null, missingRecords: null, missingOffsets: null, missingSeconds: null, notMeasured: `broker holds no replica of ${role.topic}/${partition}: promote through a broker that holds one to measure it` });
+        continue;
+      }
       // Appends admitted before the role changed finish first: the report counts what is durable.
       await log.flush();
       partitions.push(await this.#recoveryPoint(role.topic, partition, log, formerPrimary, at));
@@ -509,8 +553,9 @@ export class DisasterRecovery {
         maxMissingSeconds: partitions.some((p) => p.missingSeconds !== null) ? Math.max(...partitions.map((p) => p.missingSeconds ?? 0)) : null,
       },
     };
-    this.reports.save(report);
-    this.state.set(role.topic, { primary: this.region, epoch, phase: 'promoted', at, reportId: id, failback: { formerPrimary } });
+    // The report and the phase that names it are written together (one etcd transaction on a
+    // cluster; report first on a single broker).
+    await this.state.update(role.topic, () => ({ primary: this.region, epoch, phase: 'promoted', at, reportId: id, failback: { formerPrimary } }), report);
     this.log.info({ topic: role.topic, epoch, missingRecords: report.totals.missingRecords, maxMissingSeconds: report.totals.maxMissingSeconds, report: id }, 'promoted: this region is the primary');
     return report;
   }
@@ -604,7 +649,10 @@ export class DisasterRecovery {
   /** Forgets what this region keeps for topics that no longer exist here (a topic deletion). */
   forgetDeletedTopics(): void {
     const live = new Set(this.topics.listTopics().map((t) => t.name));
-    for (const [topic] of this.state.entries()) if (!live.has(topic)) this.state.delete(topic);
+    for (const [topic] of this.state.entries()) {
+      // On a cluster every broker hears the deletion: the first removes the entry, the others find it gone.
+      if (!live.has(topic)) void this.state.update(topic, (e) => (e === undefined || this.topics.getTopic(topic) !== undefined ? KEEP : undefined)).catch((err: unknown) => this.log.error({ err, topic }, 'could not forget the DR role of a deleted topic'));
+    }
     for (const topic of this.remote.topics()) if (!live.has(topic)) this.remote.dropTopic(topic);
     const logs = new Set(this.topics.listTopics().flatMap((t) => [...this.topics.partitions(t.name)]));
     for (const log of [...this.#indexes.keys()]) if (!logs.has(log)) void this.dropIndex(log);

@@ -17,14 +17,21 @@
  * written before the operation's first effect, so a crash leaves a state that the same
  * command completes on retry.
  *
- * Writes are atomic and fsynced (writeFileAtomicSync); calls come one at a time from the
- * admin API (Node's single thread, each write synchronous).
+ * Changes go through `update(topic, change, report)`: `change` gets the topic's entry as it
+ * stands and answers the next one (or KEEP). On a single broker the change is applied to the
+ * file at once: atomic and fsynced (writeFileAtomicSync), the report saved first, so a phase
+ * that names a report always finds it. On a region cluster `writes` (cluster/dr-sync.ts)
+ * sends the change to the region's document in etcd (compare-and-swap, the change re-run on
+ * a newer document when another broker won), and every broker applies the document through
+ * `replaceAll`: state.json is then this broker's copy of it, and the listeners hear each
+ * topic whose entry changed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { policyFor, type Policy } from '../replication/policy.js';
+import { ReportStore, type DrReport } from './recovery-report.js';
 
 export const DR_DIR = 'dr';
 const STATE_FILE = 'state.json';
@@ -49,9 +56,24 @@ export interface TopicDrEntry {
   supersededBy?: { primary: string; epoch: number; at: number };
 }
 
-interface StateFile {
+/** The JSON of state.json, and of the region's document on a cluster. */
+export interface StateFile {
   version: 1;
   topics: Record<string, TopicDrEntry>;
+}
+
+/** What a change answers to leave the entry as it is (nothing written). */
+export const KEEP = Symbol('keep');
+
+/** A change to one topic's entry: the next entry, undefined to forget the topic, or KEEP. */
+export type EntryChange = (entry: TopicDrEntry | undefined) => TopicDrEntry | undefined | typeof KEEP;
+
+/**
+ * Where changes go instead of the local file: a region cluster's document (cluster/dr-sync.ts).
+ * Resolves once this broker applied the change (`replaceAll`), so a read right after sees it.
+ */
+export interface DrStateWrites {
+  change(topic: string, change: EntryChange, report?: DrReport): Promise<void>;
 }
 
 /** A topic's role in this region. */
@@ -78,16 +100,26 @@ export function policySource(policy: Policy): string {
 export class DrState {
   readonly region: string;
   readonly dir: string;
-  #file: string;
+  readonly file: string;
+  /** Saved promote and failback reports (on a cluster: this broker's copies of the region's). */
+  readonly reports: ReportStore;
+  /** Set on a region cluster (cluster/dr-sync.ts): changes go to etcd. */
+  writes: DrStateWrites | undefined;
   #topics: Map<string, TopicDrEntry>;
   #listeners = new Set<(topic: string) => void>();
 
   constructor(dataDir: string, region: string) {
     this.region = region;
     this.dir = path.join(dataDir, DR_DIR);
-    this.#file = path.join(this.dir, STATE_FILE);
+    this.file = path.join(this.dir, STATE_FILE);
     fs.mkdirSync(this.dir, { recursive: true });
-    this.#topics = new Map(Object.entries(readState(this.#file).topics));
+    this.#topics = new Map(Object.entries(readState(this.file).topics));
+    this.reports = new ReportStore(this.dir);
+  }
+
+  /** Whether the roles are the region's (a cluster's document in etcd) rather than this broker's file. */
+  get regionWide(): boolean {
+    return this.writes !== undefined;
   }
 
   entry(topic: string): TopicDrEntry | undefined {
@@ -98,23 +130,52 @@ export class DrState {
     return [...this.#topics];
   }
 
-  /** Persists `entry` for `topic` (durable before it returns), then tells the listeners. */
-  set(topic: string, entry: TopicDrEntry): void {
-    const next = new Map(this.#topics);
-    next.set(topic, entry);
-    this.#write(next);
-    this.#topics = next;
+  /** The whole state as state.json holds it. */
+  snapshot(): StateFile {
+    return { version: 1, topics: Object.fromEntries(this.#topics) };
+  }
+
+  /**
+   * Changes `topic`'s entry (see the header): durable (and, on a cluster, applied here) before
+   * it resolves; `report` is saved with it, before it on a single broker, in the same etcd
+   * transaction on a cluster. A `change` may throw to refuse (nothing is written).
+   */
+  async update(topic: string, change: EntryChange, report?: DrReport): Promise<void> {
+    if (this.writes !== undefined) return this.writes.change(topic, change, report);
+    const next = change(this.#topics.get(topic));
+    if (next === KEEP) return;
+    if (report !== undefined) this.reports.save(report);
+    const topics = new Map(this.#topics);
+    if (next === undefined) {
+      if (!topics.delete(topic)) return;
+    } else {
+      topics.set(topic, next);
+    }
+    this.#write(topics);
+    this.#topics = topics;
     for (const l of this.#listeners) l(topic);
   }
 
-  /** Forgets a topic (deleted). */
-  delete(topic: string): void {
-    if (!this.#topics.has(topic)) return;
-    const next = new Map(this.#topics);
-    next.delete(topic);
-    this.#write(next);
-    this.#topics = next;
-    for (const l of this.#listeners) l(topic);
+  /**
+   * A region cluster's document, applied (cluster/dr-sync.ts): it replaces every entry, and
+   * the listeners hear each topic whose entry changed. The local copy (state.json) is written
+   * first; a copy that cannot be written is reported to the caller, and the document is in
+   * force all the same (etcd is the truth; the copy only serves a restart as a seed).
+   */
+  replaceAll(doc: StateFile): Error | null {
+    const topics = new Map(Object.entries(doc.topics));
+    let copyError: Error | null = null;
+    try {
+      this.#write(topics);
+    } catch (err) {
+      copyError = err as Error;
+    }
+    const changed = new Set<string>();
+    for (const [topic, e] of topics) if (JSON.stringify(e) !== JSON.stringify(this.#topics.get(topic))) changed.add(topic);
+    for (const topic of this.#topics.keys()) if (!topics.has(topic)) changed.add(topic);
+    this.#topics = topics;
+    for (const topic of changed) for (const l of this.#listeners) l(topic);
+    return copyError;
   }
 
   onChange(listener: (topic: string) => void): () => void {
@@ -137,24 +198,30 @@ export class DrState {
 
   #write(topics: Map<string, TopicDrEntry>): void {
     const file: StateFile = { version: 1, topics: Object.fromEntries(topics) };
-    writeFileAtomicSync(this.#file, JSON.stringify(file, null, 2) + '\n');
+    writeFileAtomicSync(this.file, JSON.stringify(file, null, 2) + '\n');
   }
+}
+
+/** Parses and checks a state document; `what` names where it came from in errors. */
+export function parseState(text: string, what: string): StateFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    // The message only: a parse error never quotes the text.
+    throw new MeridianError(ErrorCode.BadConfig, `${what} is not valid JSON (${(err as Error).name}); restore it from a backup or remove it to return every DR topic to its policy's source`);
+  }
+  const s = parsed as StateFile;
+  if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.topics !== 'object' || s.topics === null) {
+    throw new MeridianError(ErrorCode.BadConfig, `${what} is not a Meridian DR state document (expected { version: 1, topics })`);
+  }
+  for (const [topic, e] of Object.entries(s.topics)) {
+    if (typeof e !== 'object' || e === null || typeof e.primary !== 'string' || !Number.isInteger(e.epoch) || typeof e.phase !== 'string') throw new MeridianError(ErrorCode.BadConfig, `${what}: the entry for topic ${topic} is malformed`);
+  }
+  return s;
 }
 
 function readState(file: string): StateFile {
   if (!fs.existsSync(file)) return { version: 1, topics: {} };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new MeridianError(ErrorCode.BadConfig, `${file} is not valid JSON (${(err as Error).message}); restore it from a backup or remove it to return every DR topic to its policy's source`);
-  }
-  const s = parsed as StateFile;
-  if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.topics !== 'object' || s.topics === null) {
-    throw new MeridianError(ErrorCode.BadConfig, `${file} is not a Meridian DR state file (expected { version: 1, topics })`);
-  }
-  for (const [topic, e] of Object.entries(s.topics)) {
-    if (typeof e.primary !== 'string' || !Number.isInteger(e.epoch) || typeof e.phase !== 'string') throw new MeridianError(ErrorCode.BadConfig, `${file}: the entry for topic ${topic} is malformed`);
-  }
-  return s;
+  return parseState(fs.readFileSync(file, 'utf8'), file);
 }

@@ -22,6 +22,11 @@
  * command completes without asking the peer again: the copy resumes from the side topic's
  * end, and a truncation already done is a no-op. Switching back later is one more
  * `promote` here.
+ *
+ * On a region cluster the dry run works (measured from the asked broker's replicas) and
+ * confirm is refused before anything changes: cutting a partition must reach its leader and
+ * every follower together (a leader-epoch change through the controller), which this
+ * per-broker truncation does not do (dr/README.md, "On a region cluster").
  */
 import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -56,6 +61,7 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const role = dr.roleOf(topic);
   if (role === undefined) throw new MeridianError(ErrorCode.InvalidDrRequest, `topic ${topic} is not under a one-way or fan-out policy in region ${dr.region}: there is nothing to fail back`);
   const entry = role.entry;
+  if (entry?.phase === 'failing-back' && dr.state.regionWide) throw clusterConfirmRefused(topic, entry.epoch);
   if (entry?.phase === 'failing-back') {
     // A failback that a crash interrupted: finish it with its own plan.
     return execute(dr, topic, entry.failback as Plan, entry.at);
@@ -111,7 +117,12 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   }
   const at = Date.now();
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
-  dr.state.set(topic, { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan });
+  if (dr.state.regionWide) throw clusterConfirmRefused(topic, plan.newEpoch);
+  const before = JSON.stringify(entry);
+  await dr.state.update(topic, (cur) => {
+    if (JSON.stringify(cur) !== before) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback was planned: nothing was changed; run it again`, { retriable: true });
+    return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan };
+  });
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, sideTopic: plan.sideTopic }, 'failing back: producers refused, divergent tail being preserved');
   return execute(dr, topic, plan, at);
 }
@@ -142,10 +153,16 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
     await dr.groups.clampOffsets(topic, partition, cut);
   }
   const r = report(dr, topic, plan, at, false, found);
-  dr.reports.save(r);
-  dr.state.set(topic, { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id });
+  await dr.state.update(topic, () => ({ primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id }), r);
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, preservedRecords: r.totals.records, sideTopic: plan.sideTopic, report: r.id }, 'failed back: following the new primary');
   return r;
+}
+
+function clusterConfirmRefused(topic: string, epoch: number): MeridianError {
+  return new MeridianError(
+    ErrorCode.InvalidDrRequest,
+    `failback --confirm of ${topic} is not available on a region cluster yet: the cut must reach the leader and every follower of each partition together, which is not built; nothing was changed. The dry run lists the divergent tail; to take writes here again, promote this region past epoch ${epoch} instead (\`meridian dr promote --topic ${topic}\`)`,
+  );
 }
 
 function report(dr: DisasterRecovery, topic: string, plan: Plan, at: number, dryRun: boolean, partitions: DivergentPartition[]): FailbackReport {

@@ -28,6 +28,8 @@ export interface RecoveryPartition {
   missingOffsets: { first: string; last: string } | null;
   /** Seconds of data they span: the old primary's last timestamp minus the last one held. */
   missingSeconds: number | null;
+  /** Region clusters: why this partition was not measured (the promoting broker holds no replica of it). */
+  notMeasured?: string;
 }
 
 export interface PromoteReport {

@@ -1,0 +1,177 @@
+/**
+ * Disaster-recovery roles are region-wide on a region cluster (issue 16, cluster/dr-sync.ts):
+ * a one-way policy us-east → eu-west, us-east a single broker (a one-broker cluster on its
+ * own etcd: the cheapest sender), eu-west three brokers on a real etcd
+ * (test/helpers/cluster.ts), the topic's three partitions led by three different eu-west
+ * brokers.
+ *
+ * What a user checks: the copy refuses producers at every partition leader; us-east dies
+ * (SIGKILL); a promote through ONE eu-west broker's admin API makes eu-west the primary on
+ * all of them: a KafkaJS producer then writes every partition (every leader accepts), every
+ * broker's GET /v1/dr shows the same role and epoch, every broker serves the same recovery
+ * report, and a broker restarted with its local copies removed has both again (from etcd).
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Kafka, logLevel } from 'kafkajs';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
+import { freePort } from '../helpers/regions.js';
+
+const TOPIC = 'orders';
+const PARTITIONS = 3;
+const EAST = 'us-east';
+const WEST = 'eu-west';
+const BEFORE = 10;
+
+let east: TestCluster;
+let west: TestCluster;
+
+async function ports(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < n) out.add(await freePort());
+  return [...out];
+}
+
+before(async () => {
+  const [e1, w1, w2, w3] = await ports(4);
+  const replication = {
+    regions: [
+      { name: EAST, address: `127.0.0.1:${e1}` },
+      { name: WEST, address: [`127.0.0.1:${w1}`, `127.0.0.1:${w2}`, `127.0.0.1:${w3}`] },
+    ],
+    policies: [{ name: 'orders-dr', topics: [TOPIC], topology: 'one-way', source: EAST, targets: [WEST] }],
+    retry: { initialMs: 50, maxMs: 500 },
+  };
+  east = await TestCluster.start({ region: EAST, brokers: 1, ports: [e1], config: { replication } });
+  west = await TestCluster.start({ region: WEST, ports: [w1, w2, w3], config: { replication } });
+});
+
+after(async () => {
+  await Promise.allSettled([east?.close(), west?.close()]);
+});
+
+function kafka(bootstrap: string[], clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 100 } });
+}
+
+interface PromoteReport {
+  id: string;
+  epoch: number;
+  formerPrimary: string;
+  partitions: Array<{ partition: number; lastOriginOffsetHeld: string; notMeasured?: string }>;
+}
+
+interface DrView {
+  topics: Array<{ topic: string; primary: string; epoch: number; readOnly: boolean; phase: string; reportId: string | null }>;
+}
+
+async function adminGet<T>(adminPort: number, route: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}${route}`);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** This broker's own view of the topic's DR role. */
+async function roleOn(adminPort: number): Promise<DrView['topics'][number] | undefined> {
+  const { body } = await adminGet<DrView>(adminPort, '/v1/dr?scope=broker');
+  return body.topics.find((t) => t.topic === TOPIC);
+}
+
+test('a promote through one broker of a region cluster makes the region the primary on every broker: every partition leader takes producers, every broker shows the role and serves the report, a restarted broker too', { timeout: 120_000 }, async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  for (const [c, rf] of [[west, 3], [east, 1]] as const) {
+    const admin = kafka(c.bootstrap, 'dr-admin').admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: rf }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+  const leaders: number[] = [];
+  for (let p = 0; p < PARTITIONS; p++) leaders.push((await west.partition(TOPIC, p, (v) => v.isr.length === 3)).leader);
+  assert.equal(new Set(leaders).size, PARTITIONS, `the partitions are led by different eu-west brokers (leaders ${leaders.join(', ')})`);
+  mark(`topic in both regions; eu-west leaders ${leaders.join(', ')}`);
+
+  // Records in the primary reach the copy.
+  const eastProducer = kafka(east.bootstrap, 'dr-east').producer();
+  await eastProducer.connect();
+  try {
+    for (let p = 0; p < PARTITIONS; p++) await eastProducer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: BEFORE }, (_, i) => ({ partition: p, value: `east-${p}-${i}` })) });
+  } finally {
+    await eastProducer.disconnect();
+  }
+  await waitFor('us-east records in eu-west', async () => ((await readTopicToEnd(west.bootstrap[0]!, TOPIC)).length === PARTITIONS * BEFORE ? true : undefined), 30_000, 100);
+  mark('replicated to eu-west');
+
+  const westProducer = kafka(west.bootstrap, 'dr-west').producer({ retry: { retries: 0 } });
+  await westProducer.connect();
+  let report: PromoteReport;
+  try {
+    // The copy is read-only at every leader.
+    for (let p = 0; p < PARTITIONS; p++) {
+      await assert.rejects(westProducer.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: 'refused' }] }), (err: Error) => /read-only|POLICY_VIOLATION|policy/i.test(`${err.message} ${(err as { type?: string }).type ?? ''}`), `partition ${p} refuses producers before the promote`);
+    }
+
+    // The disaster: us-east dies. eu-west is promoted through one broker.
+    await east.node(1).kill9();
+    const asked = west.node(1);
+    const res = await fetch(`http://127.0.0.1:${asked.adminPort}/v1/dr/promote`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: TOPIC }) });
+    const promoted = (await res.json()) as { reports: PromoteReport[] };
+    assert.equal(res.status, 200, JSON.stringify(promoted));
+    report = promoted.reports[0]!;
+    assert.equal(report.epoch, 1);
+    assert.equal(report.formerPrimary, EAST);
+    // Broker 1 holds a replica of every partition (RF 3): each measured, all 10 records held.
+    assert.deepEqual(report.partitions.map((p) => [p.partition, p.lastOriginOffsetHeld, p.notMeasured]), [0, 1, 2].map((p) => [p, String(BEFORE - 1), undefined]));
+    mark('promoted through broker 1');
+
+    // The asking broker answered once it applied the role; the others apply it within their watch's delay.
+    const own = await roleOn(asked.adminPort);
+    assert.deepEqual([own?.primary, own?.epoch, own?.readOnly, own?.phase, own?.reportId], [WEST, 1, false, 'promoted', report.id], 'the asking broker shows the role it answered');
+    for (const b of west.nodes) {
+      await waitFor(`broker ${b.nodeId} to show eu-west as the primary at epoch 1`, async () => {
+        const r = await roleOn(b.adminPort);
+        return r?.primary === WEST && r.epoch === 1 && !r.readOnly && r.phase === 'promoted' && r.reportId === report.id;
+      }, 5_000, 20);
+    }
+
+    // Every partition leader takes producers now.
+    for (let p = 0; p < PARTITIONS; p++) {
+      const [ack] = await westProducer.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: `west-${p}` }] });
+      assert.equal(ack?.errorCode, 0, `partition ${p} (leader ${leaders[p]}) takes the record`);
+    }
+  } finally {
+    await westProducer.disconnect();
+  }
+  const read = await readTopicToEnd(west.bootstrap[0]!, TOPIC);
+  for (let p = 0; p < PARTITIONS; p++) {
+    assert.deepEqual(read.filter((m) => m.partition === p).map((m) => m.value?.toString()), [...Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`), `west-${p}`]);
+  }
+  mark('every eu-west leader took a record');
+
+  // Every broker serves the same report.
+  for (const b of west.nodes) {
+    const got = await adminGet<unknown>(b.adminPort, `/v1/dr/reports/${report.id}`);
+    assert.equal(got.status, 200, `broker ${b.nodeId} serves the report`);
+    assert.deepEqual(got.body, report);
+  }
+
+  // A broker restarted without its local copies gets the role and the report from etcd.
+  const restarted = west.node(3);
+  await restarted.stop();
+  fs.rmSync(path.join(restarted.dataDir, 'dr', 'state.json'), { force: true });
+  fs.rmSync(path.join(restarted.dataDir, 'dr', 'reports'), { recursive: true, force: true });
+  await restarted.start();
+  await west.waitMembers([1, 2, 3]);
+  const role = await roleOn(restarted.adminPort);
+  assert.equal(role?.primary, WEST);
+  assert.equal(role?.epoch, 1);
+  assert.equal(role?.readOnly, false);
+  assert.equal(role?.phase, 'promoted');
+  assert.deepEqual((await adminGet<unknown>(restarted.adminPort, `/v1/dr/reports/${report.id}`)).body, report);
+  mark('restarted broker 3 has the role and the report');
+});
