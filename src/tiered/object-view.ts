@@ -56,8 +56,10 @@ export class ObjectView {
    * Bytes [pos, pos + len) copied into `into` (its first `len` bytes; a fresh buffer when not
    * given). Pinned blocks are copied; the others are fetched concurrently and copied as each
    * arrives, without pinning them, so a large range costs its output plus the GETs in flight.
+   * `used`, when given, receives the block buffers the bytes came from (index: block number
+   * minus the first block's): each GET brings a new one, so they name what was read.
    */
-  async copy(pos: number, len: number, into?: Buffer): Promise<Buffer> {
+  async copy(pos: number, len: number, into?: Buffer, used?: Buffer[]): Promise<Buffer> {
     this.#checkRange(pos, len);
     if (into !== undefined && into.length < len) throw new MeridianError(ErrorCode.StorageIo, `a ${into.length}-byte buffer cannot hold ${len} bytes of ${this.key}`);
     const B = this.#cache.blockBytes;
@@ -69,14 +71,23 @@ export class ObjectView {
       let n = first;
       while (n <= last) {
         if (this.#pinned.has(n)) {
-          this.#copyBlock(out, pos, n, this.#pinned.get(n)!);
+          const b = this.#pinned.get(n)!;
+          this.#copyBlock(out, pos, n, b);
+          if (used !== undefined) used[n - first] = b;
           n++;
           continue;
         }
         let runEnd = n;
         while (runEnd < last && !this.#pinned.has(runEnd + 1)) runEnd++;
         const base = n;
-        this.#cache.blocks(this.key, this.size, n, runEnd, this.#signal).forEach((p, i) => pending.push(p.then((b) => this.#copyBlock(out, pos, base + i, b))));
+        this.#cache.blocks(this.key, this.size, n, runEnd, this.#signal).forEach((p, i) =>
+          pending.push(
+            p.then((b) => {
+              this.#copyBlock(out, pos, base + i, b);
+              if (used !== undefined) used[base + i - first] = b;
+            }),
+          ),
+        );
         n = runEnd + 1;
       }
     } catch (err) {

@@ -66,6 +66,8 @@ export interface RemoteReaderStats extends BlockCacheStats {
   reads: number;
   bytesReturned: number;
   corruptions: number;
+  /** Bytes whose batch CRC-32C was computed (each fetched copy of a batch once). */
+  crcBytes: number;
 }
 
 export const DEFAULT_READ_AHEAD_BLOCKS = 2;
@@ -82,8 +84,13 @@ export class RemoteSegmentReader {
   readonly #indexEntries: number;
   /** LRU by insertion order, like the block cache. */
   readonly #indexes = new Map<string, SegmentIndex>();
+  /**
+   * Per block buffer (one GET's bytes), the object positions of the batches whose CRC-32C
+   * passed over those bytes. Weak: it goes with the buffer when the cache drops it.
+   */
+  readonly #crcChecked = new WeakMap<Buffer, Set<number>>();
   #closed = false;
-  #stats = { indexHits: 0, indexMisses: 0, reads: 0, bytesReturned: 0, corruptions: 0 };
+  #stats = { indexHits: 0, indexMisses: 0, reads: 0, bytesReturned: 0, corruptions: 0, crcBytes: 0 };
 
   constructor(opts: RemoteSegmentReaderOptions) {
     this.#store = opts.store;
@@ -137,8 +144,9 @@ export class RemoteSegmentReader {
       const slab = opts.pool?.acquire(range.length);
       let out: Buffer;
       try {
-        out = await view.copy(range.start, range.length, slab);
-        this.#verify(seg, out, range.start, offset);
+        const used: Buffer[] = [];
+        out = await view.copy(range.start, range.length, slab, used);
+        this.#verify(seg, out, range.start, offset, used);
       } catch (err) {
         if (slab !== undefined) opts.pool!.release(slab);
         throw err;
@@ -178,10 +186,11 @@ export class RemoteSegmentReader {
       }
       if (hit === undefined) return null;
       const { h, size } = hit;
-      const batch = await view.copy(pos, size);
+      const used: Buffer[] = [];
+      const batch = await view.copy(pos, size, undefined, used);
       // Verified even when only header fields are returned: the answer must not come from
       // bytes a read of the same batch would reject.
-      this.#verify(seg, batch, pos, undefined);
+      this.#verify(seg, batch, pos, undefined, used);
       return timestampHitIn(h, batch, timestamp);
     } catch (err) {
       throw this.#fail(err);
@@ -265,8 +274,17 @@ export class RemoteSegmentReader {
   /**
    * Checks every batch in `buf` (read from byte `at`): whole, magic 2, CRC-32C, offsets inside
    * the segment and continuous, the first one holding `offset` when given.
+   *
+   * The CRC-32C of a batch is computed once per fetched copy of its bytes: `blocks` are the
+   * block buffers `buf` was copied from (block `floor(at / blockBytes)` first), and a batch
+   * whose every block buffer already records it as checked skips the CRC. A block buffer
+   * is one GET's bytes (a new GET, after eviction or invalidation, is a new buffer with no
+   * record), so bytes fetched again are checked again, and two consumers of the same cached
+   * bytes check them once. The structural checks run on every read: they cost nothing.
    */
-  #verify(seg: RemoteSegment, buf: Buffer, at: number, offset: bigint | undefined): void {
+  #verify(seg: RemoteSegment, buf: Buffer, at: number, offset: bigint | undefined, blocks?: Buffer[]): void {
+    const B = this.#cache.blockBytes;
+    const firstBlock = Math.floor(at / B);
     let expected: bigint | undefined;
     for (let p = 0; p < buf.length; ) {
       if (buf.length - p < BATCH_HEADER_BYTES) throw this.#corrupt(seg, `a truncated batch at byte ${at + p}`);
@@ -275,9 +293,15 @@ export class RemoteSegmentReader {
       if (h.magic !== 2 || size < BATCH_HEADER_BYTES || p + size > buf.length) {
         throw this.#corrupt(seg, `the batch at byte ${at + p} has magic ${h.magic} and length ${size}`);
       }
-      const crc = computeBatchCrc(buf.subarray(p, p + size));
-      if (crc !== h.crc) {
-        throw this.#corrupt(seg, `the batch at byte ${at + p} (offset ${h.baseOffset}) fails its CRC-32C check: stored ${h.crc.toString(16)}, computed ${crc.toString(16)}`);
+      const from = Math.floor((at + p) / B) - firstBlock;
+      const to = Math.floor((at + p + size - 1) / B) - firstBlock;
+      if (!this.#checked(blocks, from, to, at + p)) {
+        const crc = computeBatchCrc(buf.subarray(p, p + size));
+        if (crc !== h.crc) {
+          throw this.#corrupt(seg, `the batch at byte ${at + p} (offset ${h.baseOffset}) fails its CRC-32C check: stored ${h.crc.toString(16)}, computed ${crc.toString(16)}`);
+        }
+        this.#stats.crcBytes += size;
+        this.#markChecked(blocks, from, to, at + p);
       }
       const last = lastOffsetOf(h);
       const misplaced = expected === undefined ? offset !== undefined && (h.baseOffset > offset || last < offset) : h.baseOffset !== expected;
@@ -286,6 +310,27 @@ export class RemoteSegmentReader {
       }
       expected = last + 1n;
       p += size;
+    }
+  }
+
+  /** Whether every block buffer batch `pos` was copied from records its CRC as checked. */
+  #checked(blocks: Buffer[] | undefined, from: number, to: number, pos: number): boolean {
+    if (blocks === undefined) return false;
+    for (let i = from; i <= to; i++) {
+      const b = blocks[i];
+      if (b === undefined || this.#crcChecked.get(b)?.has(pos) !== true) return false;
+    }
+    return true;
+  }
+
+  #markChecked(blocks: Buffer[] | undefined, from: number, to: number, pos: number): void {
+    if (blocks === undefined) return;
+    for (let i = from; i <= to; i++) {
+      const b = blocks[i];
+      if (b === undefined) continue;
+      let set = this.#crcChecked.get(b);
+      if (set === undefined) this.#crcChecked.set(b, (set = new Set()));
+      set.add(pos);
     }
   }
 

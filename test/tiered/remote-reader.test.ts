@@ -12,7 +12,8 @@ import fc from 'fast-check';
 import type { Readable } from 'node:stream';
 import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
-import { LOG_OVERHEAD } from '../../src/storage/record-batch.js';
+import { BufferPool } from '../../src/storage/buffer-pool.js';
+import { LOG_OVERHEAD, lastOffsetOf, readBatchHeader } from '../../src/storage/record-batch.js';
 import { BlobStoreError, type BlobStore, type GetOptions, type ListOptions, type PutOptions } from '../../src/tiered/blobstore/blob-store.js';
 import { FsBlobStore } from '../../src/tiered/blobstore/fs-blob-store.js';
 import type { RemoteSegment } from '../../src/tiered/manifest.js';
@@ -329,6 +330,57 @@ test('wherever a byte is flipped, every read either fails as corrupt or returns 
   }
 });
 
+test('issue 15: block buffers are recycled and pooled output is used, and every read still equals the local log', async () => {
+  // A cache of 8 blocks over segments of many: evictions all the time, so buffers go round.
+  const r = reader({ cacheBytes: 8 * BLOCK, readAheadBlocks: 2 });
+  const pool = new BufferPool();
+  for (let pass = 0; pass < 2; pass++) {
+    for (const s of segs) {
+      let offset = s.baseOffset;
+      while (offset < s.nextOffset) {
+        const want = await local(offset, 3 * BLOCK);
+        const got = await r.readPooled(s, offset, 3 * BLOCK, { signal, pool });
+        assert.deepEqual(got.records, want, `pass ${pass} offset ${offset}`);
+        assert.ok(got.pooled !== undefined && got.records.buffer === got.pooled.buffer, 'the records lie in a pooled buffer');
+        offset = lastOffsetOf(readBatchHeader(got.records, lastBatchAt(got.records))) + 1n;
+        pool.release(got.pooled); // the next read may reuse it at once
+      }
+    }
+  }
+  await r.idle();
+  const st = r.stats();
+  assert.ok(st.evictions > 0 && st.buffersReused > 0, `evictions ${st.evictions}, buffers reused ${st.buffersReused}`);
+});
+
+test('issue 15: a batch CRC is computed once per fetched copy: re-reads of cached bytes skip it, re-fetched bytes are checked again', async () => {
+  const s = segs.find((x) => x.sizeBytes > 3 * BLOCK)!;
+  const r = reader({ cacheBytes: 1024 * 1024, readAheadBlocks: 0 });
+  const want = await local(s.baseOffset, 1 << 20);
+  assert.deepEqual(await r.read(s, s.baseOffset, 1 << 20), want);
+  const once = r.stats().crcBytes;
+  assert.equal(once, want.length, 'every byte served was checked');
+  // A second consumer of the same cached blocks, whole and in pieces: nothing checked again.
+  assert.deepEqual(await r.read(s, s.baseOffset, 1 << 20), want);
+  for (const offset of offsetsOf(s).filter((_, i) => i % 7 === 0)) await r.read(s, offset, 2 * BLOCK);
+  assert.equal(r.stats().crcBytes, once);
+  // Dropped from the cache (as on eviction): the next GET's bytes are checked again, and a
+  // byte flipped in the store meanwhile is caught although the old bytes had passed.
+  const good = fs.readFileSync(log.segments().find((x) => x.baseOffset === s.baseOffset)!.logPath);
+  const small = reader({ cacheBytes: 8 * BLOCK, readAheadBlocks: 0 });
+  const first = await local(s.baseOffset, 1);
+  assert.deepEqual(await small.read(s, s.baseOffset, 1), first);
+  await probe.put(s.dataKey, flip(good, 61 + 5), { signal });
+  try {
+    // Still cached: the bytes that passed are served (they are the object's true bytes).
+    assert.deepEqual(await small.read(s, s.baseOffset, 1), first);
+    for (const other of segs.filter((x) => x !== s)) await small.read(other, other.baseOffset, 1 << 20); // evicts s's blocks
+    assert.ok(small.stats().evictions > 0);
+    await assert.rejects(small.read(s, s.baseOffset, 1 << 20), storageError(ErrorCode.StorageIo, false, new RegExp(`${s.dataKey}.*CRC`)));
+  } finally {
+    await probe.put(s.dataKey, good, { signal });
+  }
+});
+
 test('a corrupt index object fails the read and is not cached', async () => {
   const s = segs[4];
   const good = fs.readFileSync(log.segments().find((x) => x.baseOffset === s.baseOffset)!.indexPath);
@@ -353,6 +405,16 @@ test('an aborted read rejects; close is idempotent and later reads fail', async 
   await r.close();
   await assert.rejects(r.read(s, s.baseOffset, 100), storageError(ErrorCode.StorageIo, true, 'closed'));
 });
+
+/** Byte position of the last batch in `records` (whole batches, concatenated). */
+function lastBatchAt(records: Buffer): number {
+  let p = 0;
+  for (;;) {
+    const next = p + records.readInt32BE(p + 8) + LOG_OVERHEAD;
+    if (next >= records.length) return p;
+    p = next;
+  }
+}
 
 function flip(buf: Buffer, pos: number): Buffer {
   const copy = Buffer.from(buf);

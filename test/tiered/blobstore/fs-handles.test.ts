@@ -1,0 +1,124 @@
+/**
+ * The directory store's kept file handles (issue 15): ranged GETs of one object reuse one
+ * open descriptor, the descriptors stay bounded and close once idle, and a write or delete
+ * through the store is never hidden by a kept handle. Descriptors are counted the way an
+ * operator would, in /proc/self/fd, not only through the store's own counters.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { FsBlobStore } from '../../../src/tiered/blobstore/fs-blob-store.js';
+import { BlobStoreError } from '../../../src/tiered/blobstore/blob-store.js';
+import { tmpDir } from '../../helpers/tmp-dir.js';
+import { waitFor } from '../../helpers/wait.js';
+
+const signal = new AbortController().signal;
+const t = tmpDir('meridian-fs-handles-');
+after(() => t.cleanup());
+
+/** Descriptors of this process open on files under `dir`. */
+function fdsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir + path.sep)) out.push(target);
+    } catch {
+      // closed between readdir and readlink (the readdir's own descriptor)
+    }
+  }
+  return out;
+}
+
+function object(size: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+test('ranged GETs of one object share one descriptor, bytes exact, and it closes once idle', async () => {
+  const dir = path.join(t.dir, 'reuse');
+  const store = new FsBlobStore({ dir, handleIdleMs: 50, handleMaxAgeMs: 60_000 });
+  try {
+    const body = object(256 * 1024, 1);
+    await store.put('seg/0-a.log', body, { signal });
+    const B = 4096;
+    for (let n = 0; n < body.length / B; n++) {
+      const got = await store.get('seg/0-a.log', { signal, range: { start: n * B, end: n * B + B - 1 } });
+      assert.deepEqual(got, body.subarray(n * B, n * B + B), `block ${n}`);
+      assert.equal(fdsUnder(dir).length, 1, `one descriptor while reading block ${n}`);
+    }
+    const s = store.stats();
+    assert.equal(s.handleOpens, 1);
+    assert.equal(s.handleReuses, body.length / B - 1);
+    // Into a caller's buffer: the bytes land there and a view of it comes back.
+    const into = Buffer.alloc(B);
+    const got = await store.get('seg/0-a.log', { signal, range: { start: 100, end: 100 + B - 1 }, into });
+    assert.equal(got.buffer, into.buffer);
+    assert.deepEqual(got, body.subarray(100, 100 + B));
+    // Past the end: still HTTP's 416, from the size the open found.
+    await assert.rejects(store.get('seg/0-a.log', { signal, range: { start: body.length, end: body.length + 10 } }), (e: unknown) => e instanceof BlobStoreError && e.status === 416);
+    await waitFor('the idle descriptor to close', () => store.stats().openHandles === 0 && fdsUnder(dir).length === 0, 10_000, 20, () => `open: ${fdsUnder(dir).join(', ')}`);
+  } finally {
+    await store.close();
+  }
+});
+
+test('kept descriptors are bounded: many objects read in turn hold at most maxOpenHandles', async () => {
+  const dir = path.join(t.dir, 'bounded');
+  const store = new FsBlobStore({ dir, maxOpenHandles: 2, handleIdleMs: 60_000 });
+  try {
+    const bodies = Array.from({ length: 6 }, (_, i) => object(8192 + i, i));
+    for (const [i, b] of bodies.entries()) await store.put(`seg/${i}.log`, b, { signal });
+    for (let round = 0; round < 3; round++) {
+      for (const [i, b] of bodies.entries()) {
+        // Concurrent GETs of the same object and of others: still within the bound after.
+        const got = await Promise.all([0, 4096].map((start) => store.get(`seg/${i}.log`, { signal, range: { start, end: start + 4095 } })));
+        assert.deepEqual(Buffer.concat(got), b.subarray(0, 8192));
+        assert.ok(fdsUnder(dir).length <= 2, `round ${round} object ${i}: ${fdsUnder(dir).length} descriptors`);
+      }
+    }
+    assert.ok(store.stats().openHandles <= 2);
+  } finally {
+    await store.close();
+  }
+  assert.equal(store.stats().openHandles, 0, 'close() closes every kept descriptor');
+  assert.deepEqual(fdsUnder(dir), []);
+});
+
+test('a put or delete through the store is seen by the next ranged GET despite a kept descriptor', async () => {
+  const dir = path.join(t.dir, 'writes');
+  const store = new FsBlobStore({ dir, handleIdleMs: 60_000, handleMaxAgeMs: 60_000 });
+  try {
+    const first = object(8192, 1);
+    const second = object(4096, 2);
+    await store.put('k.log', first, { signal });
+    assert.deepEqual(await store.get('k.log', { signal, range: { start: 0, end: 4095 } }), first.subarray(0, 4096));
+    await store.put('k.log', second, { signal });
+    assert.deepEqual(await store.get('k.log', { signal, range: { start: 0, end: 8191 } }), second, 'the replaced object, clamped to its size');
+    await store.delete('k.log', { signal });
+    await assert.rejects(store.get('k.log', { signal, range: { start: 0, end: 10 } }), (e: unknown) => e instanceof BlobStoreError && e.kind === 'not-found');
+    assert.deepEqual(fdsUnder(dir), [], 'no descriptor left on the deleted object');
+  } finally {
+    await store.close();
+  }
+});
+
+test('a descriptor is not reused past handleMaxAgeMs: a replacement by another process is seen', async () => {
+  const dir = path.join(t.dir, 'age');
+  const store = new FsBlobStore({ dir, handleIdleMs: 60_000, handleMaxAgeMs: 30 });
+  try {
+    await store.put('k.log', object(4096, 1), { signal });
+    await store.get('k.log', { signal, range: { start: 0, end: 4095 } });
+    // Another writer (a second broker sharing the directory) replaces the file under us.
+    const other = object(4096, 9);
+    const file = path.join(dir, 'objects', 'k.log');
+    fs.writeFileSync(`${file}.new`, other);
+    fs.renameSync(`${file}.new`, file);
+    await waitFor('the replacement to be read', async () => (await store.get('k.log', { signal, range: { start: 0, end: 4095 } })).equals(other), 10_000, 10);
+    assert.ok(store.stats().handleOpens >= 2);
+  } finally {
+    await store.close();
+  }
+});
