@@ -8,6 +8,10 @@
  * that report is; hence the records that did not replicate (its end minus what is held: its
  * records are the whole of its log under a one-way policy) and the seconds of data they
  * span (its last record's timestamp minus that of the last record held).
+ *
+ * On a region cluster the reports are the region's: each is written to etcd with the phase
+ * that names it (cluster/dr-sync.ts) and every broker keeps a copy here, so every broker
+ * answers `get`, `has` and `list` from its own directory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
