@@ -52,6 +52,15 @@ export class ObjectView {
     return this.#copyPinned(Buffer.allocUnsafe(len), pos, first, last);
   }
 
+  /** Bytes [pos, pos + len) as a view into one pinned block, or undefined (call `bytes`). */
+  pinnedBytes(pos: number, len: number): Buffer | undefined {
+    const B = this.#cache.blockBytes;
+    const n = Math.floor(pos / B);
+    if (Math.floor((pos + len - 1) / B) !== n || pos < 0 || len < 1 || pos + len > this.size) return undefined;
+    const block = this.#pinned.get(n);
+    return block === undefined ? undefined : block.subarray(pos - n * B, pos - n * B + len);
+  }
+
   /**
    * Bytes [pos, pos + len) copied into `into` (its first `len` bytes; a fresh buffer when not
    * given). Pinned blocks are copied; the others are fetched concurrently and copied as each

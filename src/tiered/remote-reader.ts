@@ -130,7 +130,9 @@ export class RemoteSegmentReader {
       const range = new BatchRange(offset, maxBytes, undefined);
       let pos = index.lookupPosition(Number(offset - seg.baseOffset));
       for (;;) {
-        const { h, size } = await this.#header(view, seg, pos);
+        // Synchronous while the header's block is pinned (most batches): an await per batch
+        // header cost more than the header's decoding.
+        const { h, size } = this.#pinnedHeader(view, seg, pos) ?? (await this.#header(view, seg, pos));
         if (!range.offer(pos, size, h.baseOffset, lastOffsetOf(h))) break;
         pos += size;
         if (!range.found) {
@@ -257,12 +259,23 @@ export class RemoteSegmentReader {
     return decoded.index;
   }
 
+  /** `#header` without waiting, when the view already pins the header's bytes; else undefined. */
+  #pinnedHeader(view: ObjectView, seg: RemoteSegment, pos: number): Header | undefined {
+    if (pos + BATCH_HEADER_BYTES > seg.sizeBytes) return undefined; // #header reports it
+    const bytes = view.pinnedBytes(pos, BATCH_HEADER_BYTES);
+    return bytes === undefined ? undefined : this.#checkHeader(seg, pos, bytes);
+  }
+
   /** The header of the batch at `pos`, checked enough to step to the next one safely. */
   async #header(view: ObjectView, seg: RemoteSegment, pos: number): Promise<Header> {
     if (pos + BATCH_HEADER_BYTES > seg.sizeBytes) {
       throw this.#corrupt(seg, `the batch at byte ${pos} would run past the end of the ${seg.sizeBytes}-byte object`);
     }
-    const h = readBatchHeader(await view.bytes(pos, BATCH_HEADER_BYTES));
+    return this.#checkHeader(seg, pos, await view.bytes(pos, BATCH_HEADER_BYTES));
+  }
+
+  #checkHeader(seg: RemoteSegment, pos: number, bytes: Buffer): Header {
+    const h = readBatchHeader(bytes);
     const size = h.batchLength + LOG_OVERHEAD;
     if (h.magic !== 2) throw this.#corrupt(seg, `the batch at byte ${pos} has magic ${h.magic}, not 2`);
     if (size < BATCH_HEADER_BYTES || pos + size > seg.sizeBytes) {
