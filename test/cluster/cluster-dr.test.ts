@@ -10,17 +10,22 @@
  * all of them: a KafkaJS producer then writes every partition (every leader accepts), every
  * broker's GET /v1/dr shows the same role and epoch, every broker serves the same recovery
  * report, and a broker restarted with its local copies removed has both again (from etcd).
+ * A promote interrupted after its first write (phase `promoting` left in etcd, as a crash of
+ * the asked broker leaves it) is completed by the same command through another broker.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { Etcd3 } from 'etcd3';
 import { Kafka, logLevel } from 'kafkajs';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { freePort } from '../helpers/regions.js';
 
 const TOPIC = 'orders';
+/** A second DR topic, for a promote that a crash interrupted. */
+const TOPIC_B = 'orders-b';
 const PARTITIONS = 3;
 const EAST = 'us-east';
 const WEST = 'eu-west';
@@ -42,7 +47,7 @@ before(async () => {
       { name: EAST, address: `127.0.0.1:${e1}` },
       { name: WEST, address: [`127.0.0.1:${w1}`, `127.0.0.1:${w2}`, `127.0.0.1:${w3}`] },
     ],
-    policies: [{ name: 'orders-dr', topics: [TOPIC], topology: 'one-way', source: EAST, targets: [WEST] }],
+    policies: [{ name: 'orders-dr', topics: [TOPIC, TOPIC_B], topology: 'one-way', source: EAST, targets: [WEST] }],
     retry: { initialMs: 50, maxMs: 500 },
   };
   east = await TestCluster.start({ region: EAST, brokers: 1, ports: [e1], config: { replication } });
@@ -61,6 +66,7 @@ interface PromoteReport {
   id: string;
   epoch: number;
   formerPrimary: string;
+  at: string;
   partitions: Array<{ partition: number; lastOriginOffsetHeld: string; notMeasured?: string }>;
 }
 
@@ -74,9 +80,16 @@ async function adminGet<T>(adminPort: number, route: string): Promise<{ status: 
 }
 
 /** This broker's own view of the topic's DR role. */
-async function roleOn(adminPort: number): Promise<DrView['topics'][number] | undefined> {
+async function roleOn(adminPort: number, topic = TOPIC): Promise<DrView['topics'][number] | undefined> {
   const { body } = await adminGet<DrView>(adminPort, '/v1/dr?scope=broker');
-  return body.topics.find((t) => t.topic === TOPIC);
+  return body.topics.find((t) => t.topic === topic);
+}
+
+async function promote(adminPort: number, topic: string): Promise<PromoteReport> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/dr/promote`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic }) });
+  const body = (await res.json()) as { reports: PromoteReport[] };
+  assert.equal(res.status, 200, JSON.stringify(body));
+  return body.reports[0]!;
 }
 
 test('a promote through one broker of a region cluster makes the region the primary on every broker: every partition leader takes producers, every broker shows the role and serves the report, a restarted broker too', { timeout: 120_000 }, async (t) => {
@@ -119,10 +132,7 @@ test('a promote through one broker of a region cluster makes the region the prim
     // The disaster: us-east dies. eu-west is promoted through one broker.
     await east.node(1).kill9();
     const asked = west.node(1);
-    const res = await fetch(`http://127.0.0.1:${asked.adminPort}/v1/dr/promote`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: TOPIC }) });
-    const promoted = (await res.json()) as { reports: PromoteReport[] };
-    assert.equal(res.status, 200, JSON.stringify(promoted));
-    report = promoted.reports[0]!;
+    report = await promote(asked.adminPort, TOPIC);
     assert.equal(report.epoch, 1);
     assert.equal(report.formerPrimary, EAST);
     // Broker 1 holds a replica of every partition (RF 3): each measured, all 10 records held.
@@ -160,6 +170,36 @@ test('a promote through one broker of a region cluster makes the region the prim
     assert.deepEqual(got.body, report);
   }
 
+  // A promote whose broker crashed right after its first write (phase promoting, in etcd)
+  // is completed by the same command through another broker: same epoch, same start.
+  const admin = kafka(west.bootstrap, 'dr-admin-b').admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic: TOPIC_B, numPartitions: 1, replicationFactor: 3 }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+  const startedAt = Date.now() - 60_000;
+  const etcd = new Etcd3({ hosts: west.etcd.endpoint });
+  try {
+    const key = '/meridian-e2e/eu-west/dr/state';
+    const doc = JSON.parse((await etcd.get(key).string())!) as { version: 1; topics: Record<string, unknown> };
+    doc.topics[TOPIC_B] = { primary: WEST, epoch: 1, phase: 'promoting', at: startedAt, reportId: `promote-${TOPIC_B}-e1`, failback: { formerPrimary: EAST } };
+    await etcd.put(key).value(JSON.stringify(doc));
+  } finally {
+    etcd.close();
+  }
+  for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to apply the interrupted promote`, async () => (await roleOn(b.adminPort, TOPIC_B))?.phase === 'promoting', 5_000, 20);
+  const resumed = await promote(west.node(2).adminPort, TOPIC_B);
+  assert.deepEqual([resumed.id, resumed.epoch, resumed.at], [`promote-${TOPIC_B}-e1`, 1, new Date(startedAt).toISOString()]);
+  for (const b of west.nodes) {
+    await waitFor(`broker ${b.nodeId} to show ${TOPIC_B} promoted`, async () => {
+      const r = await roleOn(b.adminPort, TOPIC_B);
+      return r?.phase === 'promoted' && r.epoch === 1 && !r.readOnly;
+    }, 5_000, 20);
+  }
+  mark('an interrupted promote completed through broker 2');
+
   // A broker restarted without its local copies gets the role and the report from etcd.
   const restarted = west.node(3);
   await restarted.stop();
@@ -173,5 +213,6 @@ test('a promote through one broker of a region cluster makes the region the prim
   assert.equal(role?.readOnly, false);
   assert.equal(role?.phase, 'promoted');
   assert.deepEqual((await adminGet<unknown>(restarted.adminPort, `/v1/dr/reports/${report.id}`)).body, report);
+  assert.equal((await roleOn(restarted.adminPort, TOPIC_B))?.phase, 'promoted');
   mark('restarted broker 3 has the role and the report');
 });
