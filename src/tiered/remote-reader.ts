@@ -10,8 +10,9 @@
  * How a read goes: the segment's index object (fetched whole, verified against the manifest
  * record, cached decoded) gives the byte position to scan from; batch headers are walked
  * through the block cache (see block-cache.ts) to find the range; the range is copied out of
- * the blocks into a buffer the caller owns; and every batch in it is checked (magic, length,
- * CRC-32C, offsets inside the segment and continuous) before it is returned. Any mismatch
+ * the blocks into a buffer the caller owns (a pooled one with `readPooled`); and every batch
+ * in it is checked (magic, length, CRC-32C, offsets inside the segment and continuous)
+ * before it is returned, the CRC once per fetched copy of the bytes (`#verify`). Any mismatch
  * drops the object's cached blocks and fails the read with a non-retriable STORAGE_IO error:
  * a consumer gets an error, never wrong bytes. The partition leader epoch is the one
  * field no per-batch check covers (it sits outside the batch CRC by Kafka's design).
