@@ -146,9 +146,11 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       const firstGets = tiered.reader.stats().getsIssued - getsBefore;
       // Cold: everything from the store (the block above is warm; it is 1 MiB of N).
       const profiling = CPU_PROFILE_DIR === undefined ? undefined : await startProfile();
+      const coldStats0 = tiered.reader.stats();
       const coldCpu0 = process.cpuUsage();
       const cold = await runTimed('kcat', consumeArgs(topic));
       const coldCpu = process.cpuUsage(coldCpu0);
+      const coldStats = tiered.reader.stats();
       if (profiling !== undefined) await profiling(path.join(CPU_PROFILE_DIR!, `cold-${name}-${t + 1}.cpuprofile`));
       const consumed = cold.stdout.split('\n').filter(Boolean).length;
       if (consumed !== messages) throw new Error(`cold read returned ${consumed} of ${messages}`);
@@ -164,10 +166,14 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
         hotCpuPerGB: cpuSeconds(hotCpu) / (bytes / 1e9),
         coldCpuPerGB: cpuSeconds(coldCpu) / (bytes / 1e9),
         hotCrcBytes,
+        coldGets: coldStats.getsIssued - coldStats0.getsIssued,
+        coldReused: coldStats.buffersReused - coldStats0.buffersReused,
+        coldCrcBytes: coldStats.crcBytes - coldStats0.crcBytes,
       };
       console.log(
         `  ${name} trial ${t + 1}/${TRIALS}: produce ${f.produceMBs.toFixed(0)} MB/s, PUT ${f.putMBs.toFixed(0)} MB/s, offload ${f.offloadMBs.toFixed(0)} MB/s, ` +
-          `hot ${f.hotMBs.toFixed(0)} MB/s (${f.hotCpuPerGB.toFixed(2)} CPU s/GB), cold ${f.coldMBs.toFixed(0)} MB/s (${f.coldCpuPerGB.toFixed(2)} CPU s/GB), first byte ${f.firstByteMs.toFixed(1)} ms (${f.firstGets} GETs)`,
+          `hot ${f.hotMBs.toFixed(0)} MB/s (${f.hotCpuPerGB.toFixed(2)} CPU s/GB), cold ${f.coldMBs.toFixed(0)} MB/s (${f.coldCpuPerGB.toFixed(2)} CPU s/GB), first byte ${f.firstByteMs.toFixed(1)} ms (${f.firstGets} GETs); ` +
+          `cold: ${f.coldGets} GETs, ${f.coldReused} into recycled block buffers, ${(f.coldCrcBytes / 2 ** 20).toFixed(0)} MiB CRC-checked`,
       );
       return f;
     });
