@@ -23,7 +23,7 @@
  * 2 * maxConcurrentGets spare block buffers kept for reuse.
  *
  * Buffer reuse: a cold reader at disk speed would otherwise have a fresh 1 MiB buffer
- * allocated (and page-faulted in) per GET and collected after eviction, which costed the
+ * allocated (and page-faulted in) per GET and collected after eviction, which cost the
  * broker more CPU than the bytes themselves. A block evicted or invalidated gives its buffer
  * back, and the next GET reads into it (`GetOptions.into`; the directory store honours it,
  * the network stores return their own buffers). A block buffer can still be referenced by
