@@ -408,6 +408,8 @@ test('a snapshot past the log end, of another origin key, or garbage is ignored 
   const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
   const big = await Region.open('big', { ...FAST, segmentBytes: 1000 });
   for (let i = 0; i < 40; i++) await big.produce(2);
+  // Seals run behind the writer: the index snapshots the last sealed segment, so wait for them.
+  await big.log.flush();
   const idx = await OriginIndex.open(big.log, big.key);
   await idx.close();
   const snapshot = fs.readFileSync(path.join(big.log.dir, SNAPSHOT), 'utf8');
@@ -448,6 +450,8 @@ test('truncatedTo forgets what lies at or past the offset (in the exact region, 
     await r.produce(1 + (i % 3));
     await r.pull(eu, 1 + (i % 2));
   }
+  // Seals run behind the writer: the index snapshots the last sealed segment, so wait for them.
+  await r.log.flush();
   const idx = await OriginIndex.open(r.log, r.key);
   const tiny = await OriginIndex.open(r.log, r.key, { maxRuns: 2, maxCheckpoints: 4, persist: false });
   const all = new Map([
