@@ -11,7 +11,9 @@
  * broker's GET /v1/dr shows the same role and epoch, every broker serves the same recovery
  * report, and a broker restarted with its local copies removed has both again (from etcd).
  * A promote interrupted after its first write (phase `promoting` left in etcd, as a crash of
- * the asked broker leaves it) is completed by the same command through another broker.
+ * the asked broker leaves it) is completed by the same command through another broker. Then
+ * us-east returns, is promoted again (epoch 2), and its handshakes make every eu-west broker
+ * refuse producers (the replication target's marking, in the region's document).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -215,4 +217,33 @@ test('a promote through one broker of a region cluster makes the region the prim
   assert.deepEqual((await adminGet<unknown>(restarted.adminPort, `/v1/dr/reports/${report.id}`)).body, report);
   assert.equal((await roleOn(restarted.adminPort, TOPIC_B))?.phase, 'promoted');
   mark('restarted broker 3 has the role and the report');
+
+  // The old primary returns and hears of eu-west's epoch (its handshakes): it stops taking
+  // writes. Promoted again (epoch 2), its own handshakes reach eu-west's partition leaders,
+  // which note the newer primary in the region's document: every eu-west broker shows it and
+  // refuses producers.
+  await east.node(1).start();
+  await waitFor('us-east to learn that eu-west is primary at epoch 1', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 20_000, 50);
+  const back = await promote(east.node(1).adminPort, TOPIC);
+  assert.equal(back.epoch, 2);
+  for (const b of west.nodes) {
+    await waitFor(`eu-west broker ${b.nodeId} to stop taking writes (us-east primary at epoch 2)`, async () => (await roleOn(b.adminPort))?.readOnly === true, 20_000, 50);
+  }
+  const refused = kafka(west.bootstrap, 'dr-west-2').producer({ retry: { retries: 0 } });
+  await refused.connect();
+  try {
+    for (let p = 0; p < PARTITIONS; p++) {
+      await assert.rejects(refused.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: 'stale' }] }), (err: Error) => /POLICY_VIOLATION|promoted to primary|policy/i.test(`${err.message} ${(err as { type?: string }).type ?? ''}`), `partition ${p} (leader ${leaders[p]}) refuses producers once us-east is primary at epoch 2`);
+    }
+  } finally {
+    await refused.disconnect();
+  }
+  const etcdAfter = new Etcd3({ hosts: west.etcd.endpoint });
+  try {
+    const doc = JSON.parse((await etcdAfter.get('/meridian-e2e/eu-west/dr/state').string())!) as { topics: Record<string, { primary: string; epoch: number; supersededBy?: { primary: string; epoch: number } }> };
+    assert.deepEqual([doc.topics[TOPIC]?.primary, doc.topics[TOPIC]?.epoch, doc.topics[TOPIC]?.supersededBy?.primary, doc.topics[TOPIC]?.supersededBy?.epoch], [WEST, 1, EAST, 2], "the marking is in the region's document");
+  } finally {
+    etcdAfter.close();
+  }
+  mark('us-east promoted back: every eu-west leader refuses producers');
 });
