@@ -381,9 +381,10 @@ export class Broker {
         });
         deps.replicaManager = replicaManager;
         deps.cluster = node;
-        // A promote measures its recovery point from the replicas this broker holds.
+        // A promote measures its recovery point from the in-sync replicas this broker holds
+        // (a follower out of the ISR may lack what its leader acknowledged).
         const replicas = replicaManager;
-        disaster.holdsReplica = (topic, partition) => replicas.replica(topic, partition) !== undefined;
+        disaster.holdsReplica = (topic, partition) => replicas.replica(topic, partition)?.state.isr.includes(config.nodeId) === true;
         // Replicated appends from other regions go through each partition's leader here
         // (answered within half the senders' request timeout); a missing topic is created
         // region-wide through the controller.

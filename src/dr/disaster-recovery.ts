@@ -112,9 +112,9 @@ export class DisasterRecovery {
   #marking = new Set<string>();
   #offCommits: () => void;
   /**
-   * A region cluster: whether this broker holds a replica of a partition (the replica
-   * manager's answer). A promote measures its recovery point only from replicas held here;
-   * without it (a single broker) every partition is.
+   * A region cluster: whether this broker holds an in-sync replica of a partition (the
+   * replica manager's answer). A promote measures its recovery point only from those;
+   * without it (a single broker) every partition is measured.
    */
   holdsReplica: ((topic: string, partition: number) => boolean) | undefined;
   #closed = false;
@@ -528,9 +528,10 @@ export class DisasterRecovery {
     const partitions: RecoveryPartition[] = [];
     const logs = this.topics.partitions(role.topic);
     for (const [partition, log] of logs.entries()) {
-      // A region cluster: a partition this broker holds no replica of has an empty log here.
+      // A region cluster: a partition this broker holds no in-sync replica of is not measured
+      // (its log here is empty, or behind what the leader acknowledged).
       if (this.holdsReplica !== undefined && !this.holdsReplica(role.topic, partition)) {
-        partitions.push({ partition, lastOriginOffsetHeld: '-1', originEndOffset: null, originEndAgeMs: null, missingRecords: null, missingOffsets: null, missingSeconds: null, notMeasured: `broker holds no replica of ${role.topic}/${partition}: promote through a broker that holds one to measure it` });
+        partitions.push({ partition, lastOriginOffsetHeld: '-1', originEndOffset: null, originEndAgeMs: null, missingRecords: null, missingOffsets: null, missingSeconds: null, notMeasured: `this broker holds no in-sync replica of ${role.topic}/${partition}: promote through a broker in its ISR to measure it` });
         continue;
       }
       // Appends admitted before the role changed finish first: the report counts what is durable.

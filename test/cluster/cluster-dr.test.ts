@@ -203,7 +203,13 @@ test('a promote through one broker of a region cluster makes the region the prim
   mark('an interrupted promote completed through broker 2');
 
   // A broker restarted without its local copies gets the role and the report from etcd.
+  // Meanwhile (both restarts at once: a process start is most of this test's time) the old
+  // primary returns and hears of eu-west's epoch (its handshakes): it stops taking writes.
   const restarted = west.node(3);
+  const eastBack = (async () => {
+    await east.node(1).start();
+    await waitFor('us-east to learn that eu-west is primary at epoch 1', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 30_000, 50);
+  })();
   await restarted.stop();
   fs.rmSync(path.join(restarted.dataDir, 'dr', 'state.json'), { force: true });
   fs.rmSync(path.join(restarted.dataDir, 'dr', 'reports'), { recursive: true, force: true });
@@ -217,13 +223,12 @@ test('a promote through one broker of a region cluster makes the region the prim
   assert.deepEqual((await adminGet<unknown>(restarted.adminPort, `/v1/dr/reports/${report.id}`)).body, report);
   assert.equal((await roleOn(restarted.adminPort, TOPIC_B))?.phase, 'promoted');
   mark('restarted broker 3 has the role and the report');
+  await eastBack;
+  mark('us-east back, read-only');
 
-  // The old primary returns and hears of eu-west's epoch (its handshakes): it stops taking
-  // writes. Promoted again (epoch 2), its own handshakes reach eu-west's partition leaders,
-  // which note the newer primary in the region's document: every eu-west broker shows it and
+  // Promoted again (epoch 2), us-east's handshakes reach eu-west's partition leaders, which
+  // note the newer primary in the region's document: every eu-west broker shows it and
   // refuses producers.
-  await east.node(1).start();
-  await waitFor('us-east to learn that eu-west is primary at epoch 1', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 20_000, 50);
   const back = await promote(east.node(1).adminPort, TOPIC);
   assert.equal(back.epoch, 2);
   for (const b of west.nodes) {
