@@ -74,7 +74,7 @@ export interface BlockCacheStats {
   prefetches: number;
   prefetchesDropped: number;
   invalidations: number;
-  /** GETs that read into a recycled block buffer instead of a fresh one. */
+  /** GETs whose store read into a recycled block buffer instead of a fresh one. */
   buffersReused: number;
   /** GETs currently running against the store. */
   inFlight: number;
@@ -102,8 +102,10 @@ interface Flight {
   started: boolean;
   /** Invalidated or aborted while in flight: its result must not enter the cache. */
   stale: boolean;
-  /** The recycled buffer the GET reads into, when it got one. */
+  /** The block buffer the store may read into. */
   slab?: Buffer;
+  /** `slab` came from the spares (stats: buffersReused). */
+  recycled?: boolean;
 }
 
 interface Entry {
@@ -281,22 +283,26 @@ export class BlockCache {
   #startBlock(key: string, size: number, n: number, prefetch: boolean): Flight {
     const start = n * this.blockBytes;
     const end = Math.min(start + this.blockBytes, size) - 1;
-    return this.#start(
+    const spare = this.#spare.pop();
+    const flight = this.#start(
       blockId(key, n),
       key,
       { start, end },
       end - start + 1,
       prefetch,
-      (flight, buf) => {
+      (f, buf) => {
         // The store read into our buffer (a view of it), or ignored it (then it is untouched).
-        const slab = flight.slab !== undefined && buf.buffer === flight.slab.buffer ? flight.slab : undefined;
-        if (flight.slab !== undefined && slab === undefined) this.#keepSpare(flight.slab);
-        if (!flight.stale && !this.#closed) this.#insert(blockId(key, n), buf, flight.prefetch && !flight.touched, slab);
+        const slab = f.slab !== undefined && buf.buffer === f.slab.buffer ? f.slab : undefined;
+        if (f.slab !== undefined && slab === undefined) this.#keepSpare(f.slab);
+        if (slab !== undefined && f.recycled) this.#stats.buffersReused++;
+        if (!f.stale && !this.#closed) this.#insert(blockId(key, n), buf, f.prefetch && !f.touched, slab);
       },
       // A fresh buffer when none is spare: it joins the spares when its block leaves the
       // cache (or at once, when the store returns its own bytes instead).
-      this.#takeSpare() ?? Buffer.allocUnsafeSlow(this.blockBytes),
+      spare ?? Buffer.allocUnsafeSlow(this.blockBytes),
     );
+    flight.recycled = spare !== undefined;
+    return flight;
   }
 
   #start(id: string, key: string, range: { start: number; end: number } | undefined, expected: number | undefined, prefetch: boolean, onOk: (f: Flight, buf: Buffer) => void, slab?: Buffer): Flight {
@@ -421,12 +427,6 @@ export class BlockCache {
     if (entry.slab === undefined || this.#closed) return;
     if (this.#openViews === 0) this.#keepSpare(entry.slab);
     else if (this.#limbo.length < 2 * this.#maxQueued) this.#limbo.push(entry.slab);
-  }
-
-  #takeSpare(): Buffer | undefined {
-    const slab = this.#spare.pop();
-    if (slab !== undefined) this.#stats.buffersReused++;
-    return slab;
   }
 
   #keepSpare(slab: Buffer): void {

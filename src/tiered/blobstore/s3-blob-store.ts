@@ -169,7 +169,7 @@ export class S3BlobStore implements BlobStore {
       if (offset > opts.range.start) {
         throw new BlobStoreError('fatal', ctx, `asked for bytes ${opts.range.start}-, got ${out.ContentRange}`);
       }
-      const body = await collectStream(out.Body as Readable, opts.signal, ctx, opts.range.end - offset + 1);
+      const body = await collectStream(out.Body as Readable, opts.signal, ctx, opts.range.end - offset + 1, undefined, opts.into);
       return body.subarray(opts.range.start - offset);
     } catch (err) {
       throw this.#fail(ctx, err, opts.signal);

@@ -13,6 +13,11 @@ export async function collectStream(
   /** Stop (and destroy the stream) once this many bytes have arrived. */
   limit = Infinity,
   onChunk?: () => void,
+  /**
+   * Collect into this buffer when `limit` fits it (returning a view of it), instead of a
+   * list of chunks concatenated into a fresh one: the block cache's recycled block buffers.
+   */
+  into?: Buffer,
 ): Promise<Buffer> {
   const destroy = () => (stream as NodeJS.ReadableStream & { destroy?: (e?: Error) => void }).destroy?.();
   if (signal.aborted) {
@@ -23,8 +28,18 @@ export async function collectStream(
   try {
     const chunks: Buffer[] = [];
     let length = 0;
+    const target = into !== undefined && limit <= into.length ? into : undefined;
     for await (const chunk of stream) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      if (target !== undefined) {
+        length += buf.copy(target, length, 0, Math.min(buf.length, limit - length));
+        onChunk?.();
+        if (length >= limit) {
+          destroy();
+          break;
+        }
+        continue;
+      }
       chunks.push(buf);
       length += buf.length;
       onChunk?.();
@@ -34,6 +49,7 @@ export async function collectStream(
       }
     }
     if (signal.aborted) throw abortedError(ctx, signal);
+    if (target !== undefined) return target.subarray(0, length);
     const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     return all.length > limit ? all.subarray(0, limit) : all;
   } finally {
