@@ -87,9 +87,12 @@ export class RemoteSegmentReader {
   readonly #indexes = new Map<string, SegmentIndex>();
   /**
    * Per block buffer (one GET's bytes), the object positions of the batches whose CRC-32C
-   * passed over those bytes. Weak: it goes with the buffer when the cache drops it.
+   * passed over those bytes. Weak: it goes with the buffer when the cache drops it. At most
+   * `#maxCheckedPerBlock` positions per block (one per KiB of block, at least 256: a few percent
+   * of the cache's bytes): a block of smaller batches has the rest checked again on a re-read.
    */
   readonly #crcChecked = new WeakMap<Buffer, Set<number>>();
+  readonly #maxCheckedPerBlock: number;
   #closed = false;
   #stats = { indexHits: 0, indexMisses: 0, reads: 0, bytesReturned: 0, corruptions: 0, crcBytes: 0 };
 
@@ -104,6 +107,7 @@ export class RemoteSegmentReader {
       onLookup: opts.onLookup,
     });
     this.#indexEntries = opts.indexCacheEntries ?? DEFAULT_INDEX_CACHE_ENTRIES;
+    this.#maxCheckedPerBlock = Math.max(256, Math.floor(this.#cache.blockBytes / 1024));
   }
 
   /**
@@ -344,7 +348,7 @@ export class RemoteSegmentReader {
       if (b === undefined) continue;
       let set = this.#crcChecked.get(b);
       if (set === undefined) this.#crcChecked.set(b, (set = new Set()));
-      set.add(pos);
+      if (set.size < this.#maxCheckedPerBlock) set.add(pos);
     }
   }
 
