@@ -306,6 +306,7 @@ export class Broker {
         regions: () => (replicatorRef?.registry ?? regions).filter((x) => x.name !== config.region),
         requestTimeoutMs: r.requestTimeoutMs,
         linkSecurity: { tls: r.tls, sasl: r.sasl },
+        regionCluster: config.cluster.etcd.endpoints.length > 0 && inject.cluster === undefined,
         logger: log,
       });
       const disaster = dr;

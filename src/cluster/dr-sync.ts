@@ -29,7 +29,7 @@
  * cluster, or a broker whose copy outlived a hand-deleted key) seeds it from that file and
  * its reports, in one transaction that only the first such broker wins. A broker whose own
  * non-empty copy differs from the region's keeps it aside (`state.json.local-<time>`) and
- * applies the region's. A document that does not parse stops the start (it would take
+ * applies the region's (a copy that does not parse was already moved aside by DrState). A document that does not parse stops the start (it would take
  * writes for topics the region copies, or refuse them where it is primary): fix the key.
  * While running, a deleted or broken document is logged and the broker keeps the roles it
  * has; the next change through any broker writes a valid document again from them.

@@ -53,6 +53,8 @@ export interface DisasterRecoveryOptions {
   policies: () => readonly Policy[];
   regions: () => readonly RegionEntry[];
   requestTimeoutMs: number;
+  /** A region cluster: the roles are the region's (cluster/dr-sync.ts) and state.json only this broker's copy. */
+  regionCluster?: boolean;
   /** replication.tls and replication.sasl: the offset sync's and failback's connections use them (and a region's own). */
   linkSecurity?: LinkSecurityConfig;
   logger: Logger;
@@ -126,7 +128,8 @@ export class DisasterRecovery {
     this.groups = opts.groups;
     this.replicaStates = opts.replicaStates;
     this.log = opts.logger.child({ component: 'dr' });
-    this.state = new DrState(opts.dataDir, opts.region);
+    this.state = new DrState(opts.dataDir, opts.region, { localCopy: opts.regionCluster === true });
+    if (this.state.brokenCopy !== undefined) this.log.error({ moved: this.state.brokenCopy }, "this broker's copy of the region's DR roles (dr/state.json) did not parse: moved aside; the region's document in etcd replaces it");
     this.remote = new RemoteOffsets(this.state.dir, this.log);
     this.reports = this.state.reports;
     this.publisher = new OffsetPublisher({

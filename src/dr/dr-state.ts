@@ -105,15 +105,31 @@ export class DrState {
   readonly reports: ReportStore;
   /** Set on a region cluster (cluster/dr-sync.ts): changes go to etcd. */
   writes: DrStateWrites | undefined;
+  /** Region cluster: where a state.json that did not parse was moved (the caller logs it). */
+  readonly brokenCopy: string | undefined;
   #topics: Map<string, TopicDrEntry>;
   #listeners = new Set<(topic: string) => void>();
 
-  constructor(dataDir: string, region: string) {
+  /**
+   * `localCopy`: this broker is part of a region cluster, where state.json is only a copy of
+   * the region's document: one that does not parse is moved aside (`state.json.broken-<time>`)
+   * instead of stopping the start, and the region's document replaces it.
+   */
+  constructor(dataDir: string, region: string, opts: { localCopy?: boolean } = {}) {
     this.region = region;
     this.dir = path.join(dataDir, DR_DIR);
     this.file = path.join(this.dir, STATE_FILE);
     fs.mkdirSync(this.dir, { recursive: true });
-    this.#topics = new Map(Object.entries(readState(this.file).topics));
+    let state: StateFile;
+    try {
+      state = readState(this.file);
+    } catch (err) {
+      if (opts.localCopy !== true || !(err instanceof MeridianError)) throw err;
+      this.brokenCopy = `${this.file}.broken-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      fs.renameSync(this.file, this.brokenCopy);
+      state = { version: 1, topics: {} };
+    }
+    this.#topics = new Map(Object.entries(state.topics));
     this.reports = new ReportStore(this.dir);
   }
 

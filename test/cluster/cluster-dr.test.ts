@@ -211,9 +211,11 @@ test('a promote through one broker of a region cluster makes the region the prim
     await waitFor('us-east to learn that eu-west is primary at epoch 1', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 30_000, 50);
   })();
   await restarted.stop();
+  mark('broker 3 stopped');
   fs.rmSync(path.join(restarted.dataDir, 'dr', 'state.json'), { force: true });
   fs.rmSync(path.join(restarted.dataDir, 'dr', 'reports'), { recursive: true, force: true });
   await restarted.start();
+  mark('broker 3 listening again');
   await west.waitMembers([1, 2, 3]);
   const role = await roleOn(restarted.adminPort);
   assert.equal(role?.primary, WEST);

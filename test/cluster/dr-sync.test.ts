@@ -152,3 +152,23 @@ test('a hand-deleted document leaves the roles in force until the next change wr
   assert.deepEqual(a.state.entry('orders'), promoted(1), 'a running broker keeps its roles');
   await assert.rejects(join(prefix), (err: Error & { code?: string }) => err.code === 'BAD_CONFIG' && err.message.includes(a.region.keys.drState) && !err.message.includes('"topics"'));
 });
+
+test("a cluster broker's own copy that does not parse is moved aside and the region's document replaces it; a single broker's still stops the start", async () => {
+  const prefix = '/drsync-copy';
+  const a = await join(prefix);
+  await a.state.update('orders', () => promoted(1));
+  const dir = newDataDir();
+  fs.mkdirSync(path.join(dir, 'dr'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'dr', 'state.json'), '{ "version": 1, "topics": ');
+  assert.throws(() => new DrState(dir, 'eu-west'), (err: Error & { code?: string }) => err.code === 'BAD_CONFIG');
+  const state = new DrState(dir, 'eu-west', { localCopy: true });
+  assert.ok(state.brokenCopy !== undefined && fs.existsSync(state.brokenCopy), 'moved aside');
+  const region = new EtcdRegion({ region: 'eu-west', etcd: { endpoints: [etcd.endpoint], prefix } });
+  const sync = await ClusterDrState.open(region, state, nodeIds++);
+  cleanups.push(() => {
+    sync.close();
+    region.close();
+  });
+  assert.deepEqual(state.entry('orders'), promoted(1));
+  assert.deepEqual(fileTopics({ dataDir: dir } as Node), { orders: promoted(1) });
+});
