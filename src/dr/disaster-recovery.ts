@@ -36,7 +36,7 @@ import { OriginIndex } from '../replication/origin-index.js';
 import { linkSecurityOf, policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
 import { originKey, type ReplicaStates } from '../replication/replica-state.js';
 import type { OffsetSyncRequest, ProbeRequest, ProbeResponse } from './dr-api.js';
-import { DrState, KEEP, isDrPolicy, policySource, type TopicDrEntry, type TopicRole } from './dr-state.js';
+import { DrState, KEEP, isDrPolicy, policySource, sameRole, type TopicDrEntry, type TopicRole } from './dr-state.js';
 import { OffsetPublisher, type PeerSyncStatus } from './offset-publisher.js';
 import { reportId, type PromoteReport, type RecoveryPartition, type ReportStore } from './recovery-report.js';
 import { RemoteOffsets, type RemoteCommit } from './remote-offsets.js';
@@ -522,7 +522,8 @@ export class DisasterRecovery {
         at = cur.at;
         return KEEP;
       }
-      if (JSON.stringify(cur) !== JSON.stringify(e)) {
+      // A newer primary noted meanwhile at this epoch or past it: this epoch would not be newer.
+      if (!sameRole(cur, e) || (cur?.supersededBy?.epoch ?? -1) >= epoch) {
         throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${role.topic} changed while this promote began (another broker of the region, or a peer's handshake): nothing was changed; run the promote again`, { retriable: true });
       }
       return promoting;

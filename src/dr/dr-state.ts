@@ -87,6 +87,14 @@ export interface TopicRole {
   entry: TopicDrEntry | undefined;
 }
 
+/**
+ * Whether two entries name the same primary, epoch and phase (a `supersededBy` noted in
+ * between does not count: promote and failback both act past it).
+ */
+export function sameRole(a: TopicDrEntry | undefined, b: TopicDrEntry | undefined): boolean {
+  return a?.primary === b?.primary && a?.epoch === b?.epoch && a?.phase === b?.phase;
+}
+
 /** Policies with one writer: the ones promote and failback act on. */
 export function isDrPolicy(policy: Policy): boolean {
   return policy.topology === 'one-way' || policy.topology === 'fan-out';

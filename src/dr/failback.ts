@@ -39,6 +39,7 @@ import { isMarkerBatch } from '../replication/marker.js';
 import { RemoteBrokers } from './remote-brokers.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
+import { sameRole } from './dr-state.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
 
 const SCAN_BYTES = 1024 * 1024;
@@ -118,9 +119,10 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const at = Date.now();
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
   if (dr.state.regionWide) throw clusterConfirmRefused(topic, plan.newEpoch);
-  const before = JSON.stringify(entry);
   await dr.state.update(topic, (cur) => {
-    if (JSON.stringify(cur) !== before) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback was planned: nothing was changed; run it again`, { retriable: true });
+    // A peer's newer epoch noted during the probes is what this failback adopts anyway;
+    // another operation meanwhile (a promote here) is not.
+    if (!sameRole(cur, entry)) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback was planned: nothing was changed; run it again`, { retriable: true });
     return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan };
   });
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, sideTopic: plan.sideTopic }, 'failing back: producers refused, divergent tail being preserved');
