@@ -60,6 +60,7 @@ const CONCURRENT_OK = [
   'test/cluster/group-offsets-checkpoint.test.ts',
   // Real etcd, but no lease: documents, compare-and-swap and watches only.
   'test/cluster/security-sync.test.ts',
+  'test/cluster/dr-sync.test.ts',
   'test/cluster/etcd-topics.test.ts',
   // In-process brokers on an in-memory state source, waiting for conditions (lag time 10 s).
   'test/cluster/replica-produce.test.ts',
