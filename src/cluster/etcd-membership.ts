@@ -66,6 +66,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #validUntil = 0;
   #fenced = true;
   #stopped = false;
+  /** Aborted by close()/abandon(): ends a registration retried without a budget (#relet). */
+  readonly #stopping = new AbortController();
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
@@ -130,6 +132,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   #stop(): void {
     this.#stopped = true;
+    this.#stopping.abort();
     clearTimeout(this.#fenceTimer);
     this.#wake?.();
     this.#validUntil = 0;
@@ -251,12 +254,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.emit('lost', err);
     while (!this.#stopped) {
       try {
-        await this.#register({ timeoutMs: Infinity, signal: this.#region.closingSignal });
+        // Without a budget, so only a stop or the client's close ends it: a broker cut off
+        // from etcd waited here forever through close()/abandon() (a test's after() hung).
+        await this.#register({ timeoutMs: Infinity, signal: AbortSignal.any([this.#region.closingSignal, this.#stopping.signal]) });
         return;
       } catch (e) {
         if (this.#stopped || this.#region.closed) return;
         this.#region.logger?.error({ error: describe(e) }, 'registering again failed; retrying');
-        await sleep(this.ttlMs / 3, this.#region.closingSignal).catch(() => undefined);
+        await sleep(this.ttlMs / 3, this.#region.closingSignal, this.#stopping.signal).catch(() => undefined);
       }
     }
   }
