@@ -120,9 +120,15 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
   if (dr.state.regionWide) throw clusterConfirmRefused(topic, plan.newEpoch);
   await dr.state.update(topic, (cur) => {
-    // A peer's newer epoch noted during the probes is what this failback adopts anyway;
-    // another operation meanwhile (a promote here) is not.
-    if (!sameRole(cur, entry)) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback was planned: nothing was changed; run it again`, { retriable: true });
+    // A peer's newer epoch noted during the probes is what this failback adopts anyway (that
+    // marking may also have created the entry of a topic that had none: same primary and
+    // epoch); another operation meanwhile (a promote here, another failback) is not, and
+    // neither is a primary newer than the one this failback follows.
+    const was = { primary: entry?.primary ?? role.primary, epoch: entry?.epoch ?? role.epoch };
+    const now = { primary: cur?.primary ?? role.primary, epoch: cur?.epoch ?? role.epoch };
+    const busy = (e: typeof cur) => e?.phase === 'promoting' || e?.phase === 'failing-back';
+    const changed = was.primary !== now.primary || was.epoch !== now.epoch || (busy(cur) && !sameRole(cur, entry)) || (cur?.supersededBy?.epoch ?? -1) > plan.newEpoch;
+    if (changed) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback was planned: nothing was changed; run it again`, { retriable: true });
     return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan };
   });
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, sideTopic: plan.sideTopic }, 'failing back: producers refused, divergent tail being preserved');
