@@ -178,6 +178,9 @@ test('a sealed segment writes replication-state.json; reload scans only from the
   let last = b;
   for (let i = 0; i < 12; i++) last = await appendRun(log, run('us-east', 'us-east', `more${i}`, 2, 104n + BigInt(i * 4), 300n + BigInt(i * 4), { valueBytes: 400 }));
   assert.ok(log.segments().length >= 3, `rolled by size (${log.segments().length} segments)`);
+  // Seals run behind the writer: wait for them all, or a seal finishing after this read moves
+  // the snapshot past the segment read here and the wait below never matches.
+  await log.flush();
   const lastSealed = log.segments().filter((x) => x.sealed).at(-1)!;
   await waitFor('the snapshot of the last sealed segment', () => {
     const j = JSON.parse(fs.readFileSync(path.join(d, SNAPSHOT), 'utf8')) as { offset: string };
