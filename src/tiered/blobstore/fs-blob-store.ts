@@ -101,6 +101,8 @@ export class FsBlobStore implements BlobStore {
   readonly #handles = new Map<string, KeptHandle>();
   /** Opens in progress by file path: concurrent GETs of one object share one open. */
   readonly #opening = new Map<string, Promise<KeptHandle>>();
+  /** Descriptors being closed (close() waits for them). */
+  readonly #closingHandles = new Set<Promise<void>>();
   #openHandles = 0;
   #sweeper: NodeJS.Timeout | undefined;
   #stats = { handleOpens: 0, handleReuses: 0 };
@@ -275,6 +277,9 @@ export class FsBlobStore implements BlobStore {
     this.#closed = true;
     for (const file of [...this.#handles.keys()]) this.#dropHandle(file);
     await Promise.allSettled(this.#opening.values());
+    // An open that finished meanwhile, and every descriptor's close: closed when this resolves.
+    for (const file of [...this.#handles.keys()]) this.#dropHandle(file);
+    await Promise.all([...this.#closingHandles]);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
@@ -353,7 +358,9 @@ export class FsBlobStore implements BlobStore {
   #closeHandle(h: KeptHandle): void {
     h.closed = true;
     this.#openHandles--;
-    h.fh.close().catch(() => {}); // read-only: a close error loses nothing
+    const closing = h.fh.close().catch(() => {}); // read-only: a close error loses nothing
+    this.#closingHandles.add(closing);
+    void closing.finally(() => this.#closingHandles.delete(closing));
   }
 
   #sweep(): void {
