@@ -31,6 +31,7 @@ import { meridian, meridianJson } from '../helpers/cli-run.js';
 import { kcat } from '../helpers/kcat.js';
 import { assertContiguous } from '../helpers/kcat-client.js';
 import { parseKcatJson } from '../helpers/kcat-json.js';
+import { platformaticAnswer } from '../helpers/platformatic-answer.js';
 
 let cluster: TestCluster;
 const TOPIC = 'moves';
@@ -280,16 +281,6 @@ test('a move waiting for a frozen replica survives a controller change and compl
   assert.equal(described.reassignment, null);
 });
 
-/** The response, whether or not it carries errors (@platformatic/kafka throws on any error code). */
-async function answer<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    const response = (err as { response?: T }).response;
-    if (response === undefined) throw err;
-    return response;
-  }
-}
 
 test('Kafka AlterPartitionReassignments and ListPartitionReassignments (@platformatic/kafka): move with records, listed in progress, replicas in Metadata, logs byte-identical, removed copies emptied (one while its broker was down)', async (t) => {
   // Four brokers: the controller keeps out of it; of the others, `frozen` is the new replica
@@ -314,8 +305,8 @@ test('Kafka AlterPartitionReassignments and ListPartitionReassignments (@platfor
   const conn = new Connection('reassign-kafka');
   await conn.connect('127.0.0.1', cluster.node(stays).port);
   // platformatic types replicas as number[] but writes null as Kafka's null array (a cancellation).
-  const alter = (topics: Array<{ name: string; partitions: Array<{ partitionIndex: number; replicas: number[] | null }> }>) => answer(alterPartitionReassignmentsV0.api.async(conn, 10_000, false, topics as never));
-  const list = (topics: Array<{ name: string; partitionIndexes: number[] }> | null) => answer(listPartitionReassignmentsV0.api.async(conn, 10_000, topics as never));
+  const alter = (topics: Array<{ name: string; partitions: Array<{ partitionIndex: number; replicas: number[] | null }> }>) => platformaticAnswer(alterPartitionReassignmentsV0.api.async(conn, 10_000, false, topics as never));
+  const list = (topics: Array<{ name: string; partitionIndexes: number[] }> | null) => platformaticAnswer(listPartitionReassignmentsV0.api.async(conn, 10_000, topics as never));
   const codes = (r: Awaited<ReturnType<typeof alter>>) => Object.fromEntries(r.responses.flatMap((x) => x.partitions.map((p) => [`${x.name}-${p.partitionIndex}`, p.errorCode])));
   const target = [stays, frozen];
   try {

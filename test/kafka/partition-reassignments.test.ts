@@ -10,22 +10,13 @@ import { after, before, test } from 'node:test';
 import { alterPartitionReassignmentsV0, Connection, listPartitionReassignmentsV0 } from '@platformatic/kafka';
 import { Kafka, logLevel } from 'kafkajs';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { platformaticAnswer } from '../helpers/platformatic-answer.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** The response, whether or not it carries errors (@platformatic/kafka throws on any error code). */
-async function answer<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    const response = (err as { response?: T }).response;
-    if (response === undefined) throw err;
-    return response;
-  }
-}
 
 type Topics = Array<{ name: string; partitions: Array<{ partitionIndex: number; replicas: number[] | null }> }>;
 
@@ -35,8 +26,8 @@ async function connected(tb: TestBroker) {
   cleanups.push(() => conn.close());
   return {
     // platformatic types replicas as number[] but writes null as Kafka's null array (a cancellation).
-    alter: (topics: Topics) => answer(alterPartitionReassignmentsV0.api.async(conn, 5000, false, topics as never)),
-    list: () => answer(listPartitionReassignmentsV0.api.async(conn, 5000, null as never)),
+    alter: (topics: Topics) => platformaticAnswer(alterPartitionReassignmentsV0.api.async(conn, 5000, false, topics as never)),
+    list: () => platformaticAnswer(listPartitionReassignmentsV0.api.async(conn, 5000, null as never)),
   };
 }
 

@@ -21,6 +21,7 @@ import { kcat } from '../helpers/kcat.js';
 import { collectMessages } from '../helpers/kafkajs-collect.js';
 import { RawClient } from '../helpers/raw-kafka.js';
 import { registerSecret, SECRETS } from '../helpers/secrets.js';
+import { platformaticAnswer } from '../helpers/platformatic-answer.js';
 
 const SHA256 = 1;
 const SHA512 = 2;
@@ -40,20 +41,10 @@ function upsertion(name: string, mechanism: number, password: string, iterations
   return { name, mechanism, iterations, salt, saltedPassword };
 }
 
-/** The response, whether or not it carries errors (platformatic throws on any error code). */
-async function answer<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    const response = (err as { response?: T }).response;
-    if (response === undefined) throw err;
-    return response;
-  }
-}
 
-const describe = (users: string[]) => answer(describeUserScramCredentialsV0.api.async(admin, users.map((name) => ({ name }))));
+const describe = (users: string[]) => platformaticAnswer(describeUserScramCredentialsV0.api.async(admin, users.map((name) => ({ name }))));
 const alter = (deletions: Array<{ name: string; mechanism: number }>, upsertions: ReturnType<typeof upsertion>[]) =>
-  answer(alterUserScramCredentialsV0.api.async(admin, deletions, upsertions));
+  platformaticAnswer(alterUserScramCredentialsV0.api.async(admin, deletions, upsertions));
 
 function kafkaFor(user: string, password: string) {
   return new Kafka({ clientId: `scram-${user}`, brokers: [`127.0.0.1:${saslPort}`], logLevel: logLevel.NOTHING, retry: { retries: 0 }, sasl: { mechanism: 'scram-sha-512', username: user, password } });
