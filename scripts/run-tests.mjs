@@ -13,6 +13,8 @@
  *
  *   3. Last, test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
  *
+ * After each phase it prints every file's time, slowest first (scripts/file-times-reporter.mjs).
+ *
  * Every phase always runs; the exit code is non-zero when any failed.
  * MERIDIAN_TEST_CONCURRENCY=1 runs everything one at a time (phase 1 included);
  * MERIDIAN_TEST_PHASE=concurrent or serial runs only that phase.
@@ -90,17 +92,42 @@ if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`MERIDIAN
 const env = { ...process.env };
 if (!env.TEST_RUN_LOG_DIR) env.TEST_RUN_LOG_DIR = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'meridian-test-logs-'));
 
+/** Each file's time (the sum of its top-level tests), slowest first, from the reporter's lines. */
+function printFileTimes(label, timesFile) {
+  if (!fs.existsSync(timesFile)) return;
+  const perFile = new Map();
+  for (const line of fs.readFileSync(timesFile, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const { file, ms, failed } = JSON.parse(line);
+    const e = perFile.get(file) ?? { ms: 0, tests: 0, failed: 0 };
+    e.ms += ms;
+    e.tests += 1;
+    if (failed) e.failed += 1;
+    perFile.set(file, e);
+  }
+  const rows = [...perFile.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  console.log(`# ${label}: file times, slowest first (sum of top-level tests; ${rows.length} files):`);
+  for (const [file, e] of rows.slice(0, 25)) {
+    console.log(`#   ${(e.ms / 1000).toFixed(1).padStart(6)} s  ${path.relative(process.cwd(), file)} (${e.tests} tests${e.failed ? `, ${e.failed} failed` : ''})`);
+  }
+}
+
 function run(label, list, n) {
   if (list.length === 0) return 0;
   console.log(`# ${label}: ${list.length} files, ${n} at a time`);
   const t0 = Date.now();
+  const timesFile = path.join(env.TEST_RUN_LOG_DIR, `file-times-${label.replace(/\W+/g, '-')}.jsonl`);
   // --test-force-exit: a file whose test timed out with handles still open (a broker it
   // started) is ended once its tests are reported, instead of holding the run forever.
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${n}`, ...list], { stdio: 'inherit', env });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${n}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    `--test-reporter=${FILE_TIMES}`, `--test-reporter-destination=${timesFile}`, ...list], { stdio: 'inherit', env });
+  printFileTimes(label, timesFile);
   console.log(`# ${label}: exit ${r.status ?? r.signal} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return r.status ?? 1;
 }
 
+const FILE_TIMES = new URL('./file-times-reporter.mjs', import.meta.url).href;
 const phase = process.env.MERIDIAN_TEST_PHASE;
 if (phase !== undefined && phase !== 'concurrent' && phase !== 'serial') throw new Error(`MERIDIAN_TEST_PHASE must be concurrent or serial, not ${phase}`);
 const a = phase === 'serial' ? 0 : run('concurrent phase', files.filter((f) => f !== LAST && !serial(f)), concurrency);
