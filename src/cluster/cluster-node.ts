@@ -41,6 +41,7 @@ import { TopicStore } from './etcd-topics.js';
 import { PrefixWatch } from './etcd-watch.js';
 import type { BrokerInfo, TopicRecord } from './partition-state.js';
 import type { NamedPartitionState } from './partition-state-source.js';
+import { settleTruncation, truncatePartitionRegionWide, type TruncateResult, type TruncationSettler } from './partition-truncate.js';
 import { TopicSync } from './topic-sync.js';
 
 /** A topic creation as CreateTopics gives it (replicationFactor null: the region's default). */
@@ -57,6 +58,8 @@ export interface TopicCreation {
 export interface LeadershipTarget {
   suspendLeadership(why: string): void;
   resumeLeadership(fresh: Iterable<NamedPartitionState>): void;
+  /** Where a leader reports the outcome of a region-wide truncation (partition-truncate.ts). */
+  settleTruncationsWith?(settler: TruncationSettler): void;
 }
 
 /** What a forwarded creation carries (the value of requests/topics/<name>). */
@@ -204,6 +207,15 @@ export class ClusterNode {
     void this.#executePending();
   }
 
+  /**
+   * Truncates a partition at `offset` on its leader and every replica of the region
+   * (partition-truncate.ts): resolves once every in-sync replica holds nothing past it.
+   * Writes to the partition are the caller's to hold off meanwhile.
+   */
+  truncatePartition(topic: string, partition: number, offset: bigint, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TruncateResult> {
+    return truncatePartitionRegionWide(this, topic, partition, offset, opts);
+  }
+
   /** Whether this broker may act as a member right now (its lease is fresh): leaders check it before every produce. */
   isLeased(): boolean {
     return this.membership?.isLeased() ?? false;
@@ -223,6 +235,7 @@ export class ClusterNode {
     const m = this.membership;
     if (m === undefined) throw new MeridianError(ErrorCode.MetadataUnavailable, 'attachLeadership needs the broker registered first: call join() before it');
     this.#leadershipEpoch = m.brokerEpoch;
+    target.settleTruncationsWith?.((topic, partition, expected, id, status, reason) => settleTruncation(this, topic, partition, expected, id, status, reason));
     const suspend = (why: string) => {
       this.#leadershipTurn++;
       this.#leadershipEpoch = -1n;

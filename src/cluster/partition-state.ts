@@ -26,6 +26,27 @@ export interface PartitionState {
   readonly isr: readonly number[];
   /** Bumped at every change of this state (Kafka's partition epoch): leader or ISR. */
   readonly partitionEpoch: number;
+  /**
+   * The last region-wide tail truncation of the partition (partition-truncate.ts): carried
+   * by every later write of the state; absent when there never was one.
+   */
+  readonly truncation?: PartitionTruncation;
+}
+
+/**
+ * A tail truncation carried by the state (partition-truncate.ts): from leader epoch `epoch`
+ * on, no replica keeps a record of an older epoch at or past `offset`. The leader of
+ * `epoch` (or a later one) cuts its own log before it leads; followers cut through
+ * OffsetForLeaderEpoch; the leader sets `status` once every in-sync replica fetched in its
+ * epoch (`done`) or when its log cannot be cut there (`refused`, with `reason`).
+ */
+export interface PartitionTruncation {
+  readonly id: string;
+  /** The offset, as a decimal string (64-bit). */
+  readonly offset: string;
+  readonly epoch: number;
+  readonly status: 'pending' | 'done' | 'refused';
+  readonly reason?: string;
 }
 
 /** A broker's registration, the value of `brokers/<nodeId>` (on the broker's lease). */
@@ -122,11 +143,34 @@ export function parsePartitionState(key: string, raw: Buffer | string): Partitio
   const replicas = ids(key, o, 'replicas');
   const isr = ids(key, o, 'isr');
   const leader = int(key, o, 'leader', NO_LEADER);
-  const state: PartitionState = { replicas, leader, leaderEpoch: int(key, o, 'leaderEpoch', 0), isr, partitionEpoch: int(key, o, 'partitionEpoch', 0) };
+  const state: PartitionState = {
+    replicas,
+    leader,
+    leaderEpoch: int(key, o, 'leaderEpoch', 0),
+    isr,
+    partitionEpoch: int(key, o, 'partitionEpoch', 0),
+    ...(o.truncation === undefined ? {} : { truncation: truncationOf(key, o.truncation) }),
+  };
   if (replicas.length === 0) throw corrupt(key, 'replicas is empty');
   if (!isr.every((id) => replicas.includes(id))) throw corrupt(key, `isr ${JSON.stringify(isr)} is not a subset of replicas ${JSON.stringify(replicas)}`);
   if (leader !== NO_LEADER && !replicas.includes(leader)) throw corrupt(key, `leader ${leader} is not one of replicas ${JSON.stringify(replicas)}`);
   return state;
+}
+
+function truncationOf(key: string, v: unknown): PartitionTruncation {
+  const o = v as Record<string, unknown> | null;
+  const ok =
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.id === 'string' &&
+    typeof o.offset === 'string' &&
+    /^\d+$/.test(o.offset) &&
+    typeof o.epoch === 'number' &&
+    Number.isSafeInteger(o.epoch) &&
+    (o.status === 'pending' || o.status === 'done' || o.status === 'refused') &&
+    (o.reason === undefined || typeof o.reason === 'string');
+  if (!ok) throw corrupt(key, `truncation is ${JSON.stringify(v)}, expected { id, offset, epoch, status, reason? }`);
+  return { id: o.id as string, offset: o.offset as string, epoch: o.epoch as number, status: o.status as PartitionTruncation['status'], ...(o.reason === undefined ? {} : { reason: o.reason as string }) };
 }
 
 export function parseBrokerInfo(key: string, raw: Buffer | string): BrokerInfo {

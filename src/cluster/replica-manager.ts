@@ -50,6 +50,7 @@ import type { TopicManager } from '../storage/topic-manager.js';
 import { notLeader, PartitionReplica } from './partition-replica.js';
 import type { HostPort, NamedPartitionState, PartitionStateSource } from './partition-state-source.js';
 import { ReplicaFetcher } from './replica-fetcher.js';
+import { leaderCut, truncationComplete, type TruncationSettler } from './partition-truncate.js';
 
 export interface ReplicaManagerOptions {
   nodeId: number;
@@ -115,6 +116,11 @@ export class ReplicaManager {
   #suspended: string | undefined;
   #closed = false;
   readonly #leadershipListeners = new Set<(topic: string, partition: number) => void>();
+  /** Region-wide truncations (partition-truncate.ts): the id this broker's leadership applied, per partition. */
+  readonly #truncationsCut = new Map<string, string>();
+  /** Outcome writes in flight, per partition (one at a time). */
+  readonly #settling = new Set<string>();
+  #settleTruncation: TruncationSettler | undefined;
 
   constructor(opts: ReplicaManagerOptions) {
     this.nodeId = opts.nodeId;
@@ -229,6 +235,15 @@ export class ReplicaManager {
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /**
+   * Where the leader writes the outcome of a region-wide truncation it carried out
+   * (partition-truncate.ts settleTruncation; the cluster node sets it). Without it a
+   * truncation is still applied, and never reported done.
+   */
+  settleTruncationsWith(settler: TruncationSettler): void {
+    this.#settleTruncation = settler;
   }
 
   /** This broker's replica of a partition, when it has one. */
@@ -384,6 +399,7 @@ export class ReplicaManager {
     if (r === undefined || r.role !== 'leader' || fetchOffset > r.log.highWatermark) return;
     r.followerFetched(replicaId, fetchOffset, Date.now(), logStartOffset);
     this.#maybeAlterIsr(r);
+    this.#maybeSettleTruncation(r);
   }
 
   /** The log end when this broker became leader of the partition's current epoch (Kafka's leaderEpochStartOffset); undefined unless it leads it. */
@@ -577,12 +593,71 @@ export class ReplicaManager {
     // No follower append may land beside this leader's first produce.
     await this.#unfollow(s.topic, s.partition);
     if (this.#closed || this.#generation.get(k) !== gen) return;
+    if (s.truncation !== undefined && !(await this.#applyTruncation(r, s, gen))) return;
     // The follower copied batches its in-memory tables never saw: both rebuild from the log.
     this.#opts.producerStates.invalidate(r.log);
     this.#opts.replicaStates.invalidate(r.log);
     r.lead(s, Date.now());
     this.#leadershipChanged(s.topic, s.partition);
     this.#opts.logger?.info({ topic: s.topic, partition: s.partition, leaderEpoch: s.leaderEpoch, isr: s.isr, logEnd: String(r.log.logEndOffset) }, 'leading partition');
+    this.#maybeSettleTruncation(r);
+  }
+
+  /**
+   * A region-wide truncation in `s` (partition-truncate.ts), before this broker leads it:
+   * records of the epochs before the truncation's past its offset are cut from this log, so
+   * the epoch cache says they end there and followers cut to the same point. A truncation
+   * the log cannot take is reported refused and nothing is cut. Returns false when the
+   * leadership moved on meanwhile.
+   */
+  async #applyTruncation(r: PartitionReplica, s: NamedPartitionState, gen: number): Promise<boolean> {
+    const k = keyOf(s.topic, s.partition);
+    const t = s.truncation!;
+    const stale = () => this.#closed || this.#generation.get(k) !== gen;
+    let refused: string | undefined;
+    try {
+      const cut = await leaderCut(r.log, t, s.leaderEpoch);
+      if (stale()) return false;
+      if (cut.kind === 'refuse') refused = cut.reason;
+      else if (cut.kind === 'cut') {
+        const from = r.log.logEndOffset;
+        // Through the topic manager: its checks (tiered storage's) may refuse the cut.
+        await this.#opts.topics.truncatePartition(s.topic, s.partition, cut.offset);
+        this.#opts.logger?.warn({ topic: s.topic, partition: s.partition, leaderEpoch: s.leaderEpoch, from: String(from), to: String(cut.offset), id: t.id }, 'leader cut its log for a region-wide truncation before leading');
+      }
+    } catch (err) {
+      refused = `the leader could not cut its log: ${(err as Error).message}`;
+    }
+    if (stale()) return false;
+    if (refused === undefined) this.#truncationsCut.set(k, t.id);
+    else {
+      this.#truncationsCut.delete(k);
+      if (t.status === 'pending' && s.leaderEpoch >= t.epoch) {
+        this.#opts.logger?.warn({ topic: s.topic, partition: s.partition, offset: t.offset, reason: refused, id: t.id }, 'region-wide truncation refused by this leader; nothing cut');
+        const settle = this.#settleTruncation;
+        if (settle !== undefined) void settle(s.topic, s.partition, { leaderEpoch: s.leaderEpoch, partitionEpoch: s.partitionEpoch }, t.id, 'refused', refused).catch((err: unknown) => this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition }, 'could not report a refused truncation'));
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The leader reports a truncation done once it cut its own log in this leadership and every
+   * other in-sync replica fetched in its epoch (so went through its truncate phase). Asked
+   * after each follower fetch, at each ISR check and when leading; a failed write is asked
+   * again at the next.
+   */
+  #maybeSettleTruncation(r: PartitionReplica): void {
+    const s = r.state;
+    const k = keyOf(s.topic, s.partition);
+    const settle = this.#settleTruncation;
+    if (settle === undefined || r.role !== 'leader' || this.#suspended !== undefined || this.#settling.has(k)) return;
+    const cutDone = s.truncation !== undefined && this.#truncationsCut.get(k) === s.truncation.id;
+    if (!truncationComplete(s, this.nodeId, cutDone, (id) => (r.followerProgress(id)?.fetchOffset ?? -1n) >= 0n)) return;
+    this.#settling.add(k);
+    void settle(s.topic, s.partition, { leaderEpoch: s.leaderEpoch, partitionEpoch: s.partitionEpoch }, s.truncation!.id, 'done')
+      .catch((err: unknown) => this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition }, 'could not report a region-wide truncation done; asked again at the next check'))
+      .finally(() => this.#settling.delete(k));
   }
 
   async #unfollow(topic: string, partition: number): Promise<void> {
@@ -625,7 +700,11 @@ export class ReplicaManager {
 
   #checkIsr(): void {
     if (this.#suspended !== undefined) return;
-    for (const r of this.#replicas.values()) if (r.role === 'leader') this.#maybeAlterIsr(r);
+    for (const r of this.#replicas.values()) {
+      if (r.role !== 'leader') continue;
+      this.#maybeAlterIsr(r);
+      this.#maybeSettleTruncation(r);
+    }
   }
 
   #maybeAlterIsr(r: PartitionReplica): void {
