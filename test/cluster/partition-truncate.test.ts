@@ -28,6 +28,7 @@ import { waitFor } from '../helpers/wait.js';
 const TOPIC = 'cut-me';
 let etcd: TestEtcd;
 const brokers = new Map<number, TestBroker>();
+const clients: Array<{ disconnect(): Promise<void> }> = [];
 const config = (nodeId: number) => ({
   nodeId,
   region: 'us-east',
@@ -41,6 +42,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const c of clients) await c.disconnect().catch(() => {});
   for (const b of brokers.values()) await b.cleanup().catch(() => {});
   await etcd?.close();
 });
@@ -79,6 +81,11 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
   const leader = state().leader;
   const followers = [1, 2, 3].filter((id) => id !== leader);
   const kcat = new KcatClient([1, 2, 3].map((id) => brokers.get(id)!.bootstrap).join(','));
+  const kafka = new Kafka({ clientId: 'truncate-test', brokers: [1, 2, 3].map((id) => brokers.get(id)!.bootstrap), logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
+  const admin = kafka.admin();
+  clients.push(admin);
+  await admin.connect();
+  const high = async () => (await admin.fetchTopicOffsets(TOPIC)).find((p) => p.partition === 0)?.high;
 
   // 1. 30 records, one batch each, acknowledged by the ISR.
   await produce(kcat, Array.from({ length: 30 }, (_, i) => `a${i}`));
@@ -104,6 +111,8 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
   for (let i = 0; i < 20; i++) assert.ok(at20[i]!.bytes.equals(before30[i]!.bytes), `batch ${i} changed`);
   const read20 = await kcat.consumeAll(TOPIC);
   assert.deepEqual(read20.map((m) => m.payload?.toString()), Array.from({ length: 20 }, (_, i) => `a${i}`));
+  // The high watermark (ListOffsets LATEST at the leader) moved back to 20.
+  assert.equal(await high(), '20');
 
   // 3. The partition goes on: new records after 20, replicated, read in order.
   await produce(kcat, Array.from({ length: 10 }, (_, i) => `b${i}`));
@@ -112,6 +121,7 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
   const read30 = await kcat.consumeAll(TOPIC);
   assert.deepEqual(read30.map((m) => m.payload?.toString()), expected);
   assert.deepEqual(read30.map((m) => m.offset), expected.map((_, i) => i));
+  assert.equal(await high(), '30');
 
   // 4. A follower away during the next truncation: stopped, out of the ISR.
   const away = followers[1]!;
@@ -161,27 +171,20 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
 
   // 6. Refused, nothing cut: inside a batch (five records in one KafkaJS send), below the
   // log start (DeleteRecords moved it).
-  const kafka = new Kafka({ clientId: 'truncate-test', brokers: [1, 2, 3].map((id) => brokers.get(id)!.bootstrap), logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
   const producer = kafka.producer();
-  const admin = kafka.admin();
+  clients.push(producer);
   await producer.connect();
-  await admin.connect();
-  try {
-    await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 5 }, (_, i) => ({ value: `e${i}` })) });
-    await identical([1, 2, 3], 35n);
-    const inside = await node(asker).truncatePartition(TOPIC, 0, 32n, { timeoutMs: 20_000 }).then(() => assert.fail('a cut inside a batch was accepted'), (err: unknown) => err);
-    assert.ok(inside instanceof MeridianError && inside.code === ErrorCode.OffsetOutOfRange, String(inside));
-    assert.match(inside.message, /inside the batch starting at 30/);
-    await admin.fetchTopicMetadata({ topics: [TOPIC] });
-    await admin.deleteTopicRecords({ topic: TOPIC, partitions: [{ partition: 0, offset: '10' }] });
-    const below = await node(asker).truncatePartition(TOPIC, 0, 5n, { timeoutMs: 20_000 }).then(() => assert.fail('a cut below the log start was accepted'), (err: unknown) => err);
-    assert.ok(below instanceof MeridianError && below.code === ErrorCode.OffsetOutOfRange, String(below));
-    assert.match(below.message, /below the log start 10/);
-    await identical([1, 2, 3], 35n);
-    const read = await kcat.consumeAll(TOPIC);
-    assert.deepEqual(read.map((m) => m.payload?.toString()), [...want.slice(10, 28), 'd0', 'd1', 'e0', 'e1', 'e2', 'e3', 'e4']);
-  } finally {
-    await producer.disconnect();
-    await admin.disconnect();
-  }
+  await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 5 }, (_, i) => ({ value: `e${i}` })) });
+  await identical([1, 2, 3], 35n);
+  const inside = await node(asker).truncatePartition(TOPIC, 0, 32n, { timeoutMs: 20_000 }).then(() => assert.fail('a cut inside a batch was accepted'), (err: unknown) => err);
+  assert.ok(inside instanceof MeridianError && inside.code === ErrorCode.OffsetOutOfRange, String(inside));
+  assert.match(inside.message, /inside the batch starting at 30/);
+  await admin.fetchTopicMetadata({ topics: [TOPIC] });
+  await admin.deleteTopicRecords({ topic: TOPIC, partitions: [{ partition: 0, offset: '10' }] });
+  const below = await node(asker).truncatePartition(TOPIC, 0, 5n, { timeoutMs: 20_000 }).then(() => assert.fail('a cut below the log start was accepted'), (err: unknown) => err);
+  assert.ok(below instanceof MeridianError && below.code === ErrorCode.OffsetOutOfRange, String(below));
+  assert.match(below.message, /below the log start 10/);
+  await identical([1, 2, 3], 35n);
+  const read = await kcat.consumeAll(TOPIC);
+  assert.deepEqual(read.map((m) => m.payload?.toString()), [...want.slice(10, 28), 'd0', 'd1', 'e0', 'e1', 'e2', 'e3', 'e4']);
 });
