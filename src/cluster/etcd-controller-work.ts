@@ -24,6 +24,7 @@ import { rev, sleep, type EtcdRegion } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
 import { parseBrokerInfo, parsePartitionState, type PartitionState, type Versioned } from './partition-state.js';
 import { parseReassignment, reassignStep, type Reassignment } from './reassign-plan.js';
+import { carryTruncation } from './partition-truncate.js';
 
 export class ControllerWork {
   readonly members: MembersView;
@@ -176,7 +177,8 @@ export class ControllerWork {
       if (to === null && request !== undefined) {
         const step = reassignStep(cur.value, request.value, alive);
         if (step.kind !== 'wait') {
-          moves.push({ key, from: cur, request, to: step.kind === 'done' ? null : step.state, complete: step.kind !== 'add' });
+          // reassign-plan builds the completed state whole: a region-wide truncation is carried (partition-truncate.ts).
+          moves.push({ key, from: cur, request, to: step.kind === 'done' ? null : carryTruncation(cur.value, step.state), complete: step.kind !== 'add' });
           continue;
         }
       }

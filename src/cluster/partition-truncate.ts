@@ -31,11 +31,12 @@
  * 5. The caller waits for `done` (or `refused`) of its id through the partition-state watch.
  *
  * A leader change in the middle does not lose the request: the controller's elections keep
- * the state's other fields (assignment.ts spreads the state), so the new leader, at a later
- * epoch, still finds the truncation and applies rule 2 before it leads (an in-sync follower
- * that had not cut yet cuts then). A write that drops the field (a reassignment completing,
- * which rewrites the state whole) makes the caller fail with a retriable error; asking again
- * is safe: a repeated truncation at the same X cuts nothing more.
+ * the state's other fields (assignment.ts spreads the state; a reassignment's completion,
+ * built whole, gets it back through `carryTruncation`), so the new leader, at a later epoch,
+ * still finds the truncation and applies rule 2 before it leads (an in-sync follower that
+ * had not cut yet cuts then). Should a write still drop the field (a broker of an older
+ * version), the caller fails with a retriable error; asking again is safe: a repeated
+ * truncation at the same X cuts nothing more.
  *
  * The truncation stays in the state after it is done: its rule (no record of an epoch
  * before E+1 past X) holds forever after, so applying it again is a no-op. The next
@@ -107,6 +108,14 @@ export function truncationComplete(state: PartitionState, selfId: number, cutDon
   return state.isr.every((id) => id === selfId || fetchedInEpoch(id));
 }
 
+/**
+ * `next` with `from`'s truncation when `next` was built without it (a reassignment's
+ * completion writes the state whole): the truncation must survive every later write.
+ */
+export function carryTruncation(from: PartitionState, next: PartitionState): PartitionState {
+  return next.truncation === undefined && from.truncation !== undefined ? { ...next, truncation: from.truncation } : next;
+}
+
 export interface TruncateDeps {
   readonly region: EtcdRegion;
   readonly topicStore: TopicStore;
@@ -165,7 +174,7 @@ export async function truncatePartitionRegionWide(
           throw new MeridianError(ErrorCode.OffsetOutOfRange, `cannot truncate ${where} at ${offset}: broker ${s.leader} (leader, epoch ${s.leaderEpoch}) refused it: ${t.reason ?? 'no reason given'}. Nothing was cut`);
         }
         if (t?.id !== id) {
-          throw new MeridianError(ErrorCode.MetadataUnavailable, `the truncation of ${where} at ${offset} was replaced in etcd before it completed (${t === undefined ? 'a rewrite of the partition state dropped it, e.g. a reassignment completing' : `another truncation, at ${t.offset}, was asked`}); ask again`, { retriable: true });
+          throw new MeridianError(ErrorCode.MetadataUnavailable, `the truncation of ${where} at ${offset} was replaced in etcd before it completed (${t === undefined ? 'a rewrite of the partition state dropped it' : `another truncation, at ${t.offset}, was asked`}); ask again`, { retriable: true });
         }
       }
       const left = deadline - Date.now();

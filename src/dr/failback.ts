@@ -25,8 +25,10 @@
  *
  * On a region cluster the dry run works (measured from the asked broker's replicas) and
  * confirm is refused before anything changes: cutting a partition must reach its leader and
- * every follower together (a leader-epoch change through the controller), which this
- * per-broker truncation does not do (dr/README.md, "On a region cluster").
+ * every follower together, which this per-broker truncation does not do. That cut exists
+ * (cluster/partition-truncate.ts, ClusterNode.truncatePartition); the copy of the tail to
+ * the side topic through the leaders and the clamp of group offsets on every coordinator
+ * do not yet (dr/README.md, "failback `confirm` on a region cluster", lists what remains).
  */
 import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -169,7 +171,7 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
 function clusterConfirmRefused(topic: string, epoch: number): MeridianError {
   return new MeridianError(
     ErrorCode.InvalidDrRequest,
-    `failback --confirm of ${topic} is not available on a region cluster yet: the cut must reach the leader and every follower of each partition together, which is not built; nothing was changed. The dry run lists the divergent tail; to take writes here again, promote this region past epoch ${epoch} instead (\`meridian dr promote --topic ${topic}\`)`,
+    `failback --confirm of ${topic} is not available on a region cluster yet: the divergent tail must be copied to the side topic through each partition's leader and group offsets clamped on every coordinator, which is not built; nothing was changed. The dry run lists the divergent tail; to take writes here again, promote this region past epoch ${epoch} instead (\`meridian dr promote --topic ${topic}\`)`,
   );
 }
 

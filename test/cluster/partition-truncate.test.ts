@@ -17,7 +17,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import type { TruncateResult } from '../../src/cluster/partition-truncate.js';
+import { carryTruncation, type TruncateResult } from '../../src/cluster/partition-truncate.js';
+import type { PartitionState } from '../../src/cluster/partition-state.js';
+import { reassignStep } from '../../src/cluster/reassign-plan.js';
 import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { describeLogDifference, readLogBatches, type StoredBatchBytes } from '../helpers/cluster.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
@@ -187,4 +189,18 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
   await identical([1, 2, 3], 35n);
   const read = await kcat.consumeAll(TOPIC);
   assert.deepEqual(read.map((m) => m.payload?.toString()), [...want.slice(10, 28), 'd0', 'd1', 'e0', 'e1', 'e2', 'e3', 'e4']);
+});
+
+test('a reassignment completing while a truncation is pending keeps it in the state it writes (the next leader applies it)', () => {
+  const truncation = { id: 't1', offset: '20', epoch: 4, status: 'pending' as const };
+  const state = { replicas: [1, 2, 3, 4], leader: 1, leaderEpoch: 4, isr: [1, 2, 3, 4], partitionEpoch: 9, truncation };
+  const step = reassignStep(state, { target: [4, 2, 3], original: [1, 2, 3], requestedAt: 0 }, new Set([1, 2, 3, 4]));
+  assert.equal(step.kind, 'complete');
+  const next = carryTruncation(state, (step as { state: PartitionState }).state);
+  assert.equal(next.leader, 4);
+  assert.equal(next.leaderEpoch, 5);
+  assert.deepEqual(next.truncation, truncation);
+  // A state that has its own (newer) truncation keeps it.
+  const newer = { ...next, truncation: { ...truncation, id: 't2', epoch: 6 } };
+  assert.equal(carryTruncation(state, newer).truncation?.id, 't2');
 });
