@@ -78,7 +78,10 @@ export async function leaderCut(log: PartitionLog, t: PartitionTruncation, leade
   // Where this log's records of the older epochs end.
   const oldEnd = newer?.startOffset ?? log.logEndOffset;
   if (oldEnd <= x) {
-    if (t.status === 'pending' && newer === undefined && log.logEndOffset < x) {
+    // Past the end of the first leader's log, the request asks for what is not there. A
+    // later leader (the first one left mid-way) may hold less than its predecessor's
+    // unreplicated tail: it holds nothing past X, so there is nothing to cut.
+    if (t.status === 'pending' && newer === undefined && log.logEndOffset < x && leaderEpoch === t.epoch) {
       return { kind: 'refuse', reason: `offset ${x} is past the log end ${log.logEndOffset} of the leader` };
     }
     return NONE;

@@ -17,12 +17,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { carryTruncation, type TruncateResult } from '../../src/cluster/partition-truncate.js';
+import { carryTruncation, leaderCut, type TruncateResult } from '../../src/cluster/partition-truncate.js';
 import type { PartitionState } from '../../src/cluster/partition-state.js';
 import { reassignStep } from '../../src/cluster/reassign-plan.js';
+import { PartitionLog } from '../../src/storage/partition-log.js';
+import { encodeBatch } from '../../src/storage/record-batch.js';
 import { ErrorCode, MeridianError } from '../../src/errors.js';
 import { describeLogDifference, readLogBatches, type StoredBatchBytes } from '../helpers/cluster.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { tmpDir } from '../helpers/tmp-dir.js';
 import { TestEtcd } from '../helpers/etcd.js';
 import { KcatClient } from '../helpers/kcat-client.js';
 import { waitFor } from '../helpers/wait.js';
@@ -203,4 +206,37 @@ test('a reassignment completing while a truncation is pending keeps it in the st
   // A state that has its own (newer) truncation keeps it.
   const newer = { ...next, truncation: { ...truncation, id: 't2', epoch: 6 } };
   assert.equal(carryTruncation(state, newer).truncation?.id, 't2');
+});
+
+test('leaderCut on a real log: where the leader cuts, and what it refuses', async () => {
+  const d = tmpDir('meridian-leader-cut-');
+  const log = await PartitionLog.open(d.dir, { retentionMs: -1 });
+  try {
+    // Epoch 1: batches of 1, 3 and 1 records (offsets 0, 1-3, 4); epoch 2: offset 5.
+    for (const [n, epoch] of [[1, 1], [3, 1], [1, 1], [1, 2]] as const) {
+      await log.append(encodeBatch({ records: Array.from({ length: n }, () => ({ value: Buffer.from('v') })), partitionLeaderEpoch: -1 }), { sync: true, leaderEpoch: epoch });
+    }
+    const t = (offset: number, epoch: number, status: 'pending' | 'done' | 'refused' = 'pending') => ({ id: 'x', offset: String(offset), epoch, status });
+    // A truncation at epoch 3 cuts the older epochs' records past X.
+    assert.deepEqual(await leaderCut(log, t(4, 3), 3), { kind: 'cut', offset: 4n });
+    assert.deepEqual(await leaderCut(log, t(6, 3), 3), { kind: 'none' }, 'at the end: nothing to cut');
+    assert.equal((await leaderCut(log, t(2, 3), 3)).kind, 'refuse', 'inside the batch 1-3');
+    assert.match((await leaderCut(log, t(2, 3), 3) as { reason: string }).reason, /inside the batch starting at 1/);
+    assert.match((await leaderCut(log, t(7, 3), 3) as { reason: string }).reason, /past the log end 6/);
+    // A later leader (the first left mid-way) holding less than X has nothing to cut.
+    assert.deepEqual(await leaderCut(log, t(7, 3), 4), { kind: 'none' });
+    // Not for an older epoch, nor once refused.
+    assert.deepEqual(await leaderCut(log, t(4, 3), 2), { kind: 'none' });
+    assert.deepEqual(await leaderCut(log, t(4, 3, 'refused'), 3), { kind: 'none' });
+    // Records of the truncation's epoch past X (epoch 2 starts at 5): a pending one is
+    // refused rather than cutting them, a settled one asks nothing.
+    assert.equal((await leaderCut(log, t(4, 2), 2)).kind, 'refuse');
+    assert.deepEqual(await leaderCut(log, t(4, 2, 'done'), 2), { kind: 'none' });
+    assert.deepEqual(await leaderCut(log, t(5, 2), 2), { kind: 'none' }, 'epoch 2 starts at X: already cut');
+    await log.deleteRecordsBefore(4n);
+    assert.match((await leaderCut(log, t(1, 3), 3) as { reason: string }).reason, /below the log start 4/);
+  } finally {
+    await log.close();
+    d.cleanup();
+  }
 });
