@@ -162,8 +162,10 @@ test('truncate a partition region-wide: every replica ends at X, then the partit
   );
   const survivors = [1, 2, 3].filter((id) => id !== leader);
   // A clear, retriable error is allowed; asking again must then complete it.
-  const done = outcome instanceof Error ? await node(asker).truncatePartition(TOPIC, 0, 28n, { timeoutMs: 20_000 }) : outcome;
-  assert.notEqual(done.leader, leader);
+  // Usually the stopping leader's replica manager closes before it applies the bump and the
+  // next leader cuts (its log says "leader cut its log ... before leading"); should it have
+  // applied it first, it cut then. Either way the survivors end at 28.
+  if (outcome instanceof Error) await node(asker).truncatePartition(TOPIC, 0, 28n, { timeoutMs: 20_000 });
   await identical(survivors, 28n);
   const kcatSurvivors = new KcatClient(survivors.map((id) => brokers.get(id)!.bootstrap).join(','));
   await produce(kcatSurvivors, ['d0', 'd1']);
