@@ -12,7 +12,9 @@
  *   <prefix>/<region>/producer-ids                  the next free producer id (blocks, CAS)
  *   <prefix>/<region>/requests/topics/<name>      a topic creation asked of the controller, on the asker's lease
  *   <prefix>/<region>/reassignments/<topic>/<p>   a partition reassignment in progress (reassign-store.ts)
- *   <prefix>/<region>/dr/state                     the region's DR roles (state.json's JSON, dr-sync.ts)
+ *   <prefix>/<region>/dr/topics/<topic>            one DR topic's role (a TopicDrEntry's JSON, dr-sync.ts)
+ *   <prefix>/<region>/dr/initialized               written once the region's DR roles were seeded (dr-sync.ts)
+ *   <prefix>/<region>/dr/state                     legacy: all roles in one document (the previous version; migrated at start)
  *   <prefix>/<region>/dr/reports/<id>              a saved promote or failback report (dr-sync.ts)
  *
  * Kafka topic names are [a-zA-Z0-9._-] (never "/"), so `partitions/<topic>/` is a prefix of
@@ -58,9 +60,16 @@ export interface RegionKeys {
   reassignment(topic: string, partition: number): string;
   /** Topic and partition of a `reassignments/<topic>/<p>` key, or undefined for another key. */
   reassignmentOf(key: string): { topic: string; partition: number } | undefined;
-  /** Disaster recovery (dr-sync.ts): the roles document and the saved reports. */
+  /** Disaster recovery (dr-sync.ts): one key per topic's role, the seeding marker and the saved reports. */
   readonly drPrefix: string;
+  /** Legacy: the previous version's single roles document, migrated to `dr/topics/` at start. */
   readonly drState: string;
+  readonly drTopicsPrefix: string;
+  drTopic(name: string): string;
+  /** The topic of a `dr/topics/<topic>` key, or undefined for another key. */
+  drTopicOf(key: string): string | undefined;
+  /** Written when the region's roles were first seeded: from then on no broker seeds them again. */
+  readonly drInitialized: string;
   drReport(id: string): string;
   /** The report id of a `dr/reports/<id>` key, or undefined for another key. */
   drReportIdOf(key: string): string | undefined;
@@ -120,6 +129,13 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     },
     drPrefix: `${root}dr/`,
     drState: `${root}dr/state`,
+    drTopicsPrefix: `${root}dr/topics/`,
+    drTopic: (name) => `${root}dr/topics/${name}`,
+    drTopicOf: (key) => {
+      const r = rest(key, `${root}dr/topics/`);
+      return r === undefined || r === '' || r.includes('/') ? undefined : r;
+    },
+    drInitialized: `${root}dr/initialized`,
     drReport: (id) => `${root}dr/reports/${id}`,
     drReportIdOf: (key) => {
       const r = rest(key, `${root}dr/reports/`);

@@ -128,8 +128,8 @@ export class DisasterRecovery {
     this.groups = opts.groups;
     this.replicaStates = opts.replicaStates;
     this.log = opts.logger.child({ component: 'dr' });
-    this.state = new DrState(opts.dataDir, opts.region, { localCopy: opts.regionCluster === true });
-    if (this.state.brokenCopy !== undefined) this.log.error({ moved: this.state.brokenCopy }, "this broker's copy of the region's DR roles (dr/state.json) did not parse: moved aside; the region's document in etcd replaces it");
+    this.state = new DrState(opts.dataDir, opts.region, { localCopy: opts.regionCluster === true, logger: this.log });
+    if (this.state.brokenCopy !== undefined) this.log.error({ moved: this.state.brokenCopy }, "this broker's copy of the region's DR roles (dr/state.json) did not parse: moved aside; the region's roles in etcd replace it");
     this.remote = new RemoteOffsets(this.state.dir, this.log);
     this.reports = this.state.reports;
     this.publisher = new OffsetPublisher({
@@ -559,8 +559,27 @@ export class DisasterRecovery {
       },
     };
     // The report and the phase that names it are written together (one etcd transaction on a
-    // cluster; report first on a single broker).
-    await this.state.update(role.topic, () => ({ primary: this.region, epoch, phase: 'promoted', at, reportId: id, failback: { formerPrimary } }), report);
+    // cluster; report first on a single broker). Only over this promote's own `promoting`: the
+    // role may have changed while the recovery point was measured (a peer's newer epoch noted,
+    // which must stay; the topic deleted, whose entry must not come back; another promote).
+    let kept = false;
+    await this.state.update(
+      role.topic,
+      (cur) => {
+        if (cur?.primary !== this.region || cur.epoch !== epoch || (cur.phase !== 'promoting' && cur.phase !== 'promoted')) {
+          throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${role.topic} changed during this promote (now ${cur === undefined ? "the policy's default" : `${cur.primary} at epoch ${cur.epoch}, ${cur.phase}`}; another broker of the region, a peer's handshake, or the topic deleted): its report was not written; run the promote again`, { retriable: true });
+        }
+        // Completed meanwhile by the same promote through another broker: that one's report stands.
+        if (cur.phase === 'promoted') {
+          kept = true;
+          return KEEP;
+        }
+        const by = cur.supersededBy !== undefined && cur.supersededBy.epoch > epoch ? { supersededBy: cur.supersededBy } : {};
+        return { primary: this.region, epoch, phase: 'promoted', at, reportId: id, failback: { formerPrimary }, ...by };
+      },
+      report,
+    );
+    if (kept && this.reports.has(id)) return this.reports.get(id) as PromoteReport;
     this.log.info({ topic: role.topic, epoch, missingRecords: report.totals.missingRecords, maxMissingSeconds: report.totals.maxMissingSeconds, report: id }, 'promoted: this region is the primary');
     return report;
   }

@@ -21,13 +21,19 @@
  * stands and answers the next one (or KEEP). On a single broker the change is applied to the
  * file at once: atomic and fsynced (writeFileAtomicSync), the report saved first, so a phase
  * that names a report always finds it. On a region cluster `writes` (cluster/dr-sync.ts)
- * sends the change to the region's document in etcd (compare-and-swap, the change re-run on
- * a newer document when another broker won), and every broker applies the document through
- * `replaceAll`: state.json is then this broker's copy of it, and the listeners hear each
+ * sends the change to the topic's key in etcd (compare-and-swap on that key, the change re-run
+ * on a newer entry when another broker won), and every broker applies each topic's key through
+ * `applyEntry` (and the whole set through `replaceAll` at start and after a watch reload):
+ * state.json is then this broker's copy of the region's roles, and the listeners hear each
  * topic whose entry changed.
+ *
+ * Listeners run synchronously where the change is applied (on a cluster, inside the etcd
+ * watch); one that throws is logged with its topic and the others still run, so a faulty
+ * listener can neither leave the state half-announced nor hold up the write that waits for it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { policyFor, type Policy } from '../replication/policy.js';
@@ -56,7 +62,7 @@ export interface TopicDrEntry {
   supersededBy?: { primary: string; epoch: number; at: number };
 }
 
-/** The JSON of state.json, and of the region's document on a cluster. */
+/** The JSON of state.json (and of a region's legacy single document, cluster/dr-sync.ts). */
 export interface StateFile {
   version: 1;
   topics: Record<string, TopicDrEntry>;
@@ -69,8 +75,8 @@ export const KEEP = Symbol('keep');
 export type EntryChange = (entry: TopicDrEntry | undefined) => TopicDrEntry | undefined | typeof KEEP;
 
 /**
- * Where changes go instead of the local file: a region cluster's document (cluster/dr-sync.ts).
- * Resolves once this broker applied the change (`replaceAll`), so a read right after sees it.
+ * Where changes go instead of the local file: a region cluster's per-topic keys (cluster/dr-sync.ts).
+ * Resolves once this broker applied the change (`applyEntry`), so a read right after sees it.
  */
 export interface DrStateWrites {
   change(topic: string, change: EntryChange, report?: DrReport): Promise<void>;
@@ -117,14 +123,17 @@ export class DrState {
   readonly brokenCopy: string | undefined;
   #topics: Map<string, TopicDrEntry>;
   #listeners = new Set<(topic: string) => void>();
+  readonly #log: Logger | undefined;
 
   /**
    * `localCopy`: this broker is part of a region cluster, where state.json is only a copy of
-   * the region's document: one that does not parse is moved aside (`state.json.broken-<time>`)
-   * instead of stopping the start, and the region's document replaces it.
+   * the region's roles: one that does not parse is moved aside (`state.json.broken-<time>`)
+   * instead of stopping the start, and the region's roles replace it. `logger`: where a
+   * listener that throws is reported.
    */
-  constructor(dataDir: string, region: string, opts: { localCopy?: boolean } = {}) {
+  constructor(dataDir: string, region: string, opts: { localCopy?: boolean; logger?: Logger } = {}) {
     this.region = region;
+    this.#log = opts.logger;
     this.dir = path.join(dataDir, DR_DIR);
     this.file = path.join(this.dir, STATE_FILE);
     fs.mkdirSync(this.dir, { recursive: true });
@@ -177,28 +186,41 @@ export class DrState {
     }
     this.#write(topics);
     this.#topics = topics;
-    for (const l of this.#listeners) l(topic);
+    this.#notify(topic);
   }
 
   /**
-   * A region cluster's document, applied (cluster/dr-sync.ts): it replaces every entry, and
-   * the listeners hear each topic whose entry changed. The local copy (state.json) is written
-   * first; a copy that cannot be written is reported to the caller, and the document is in
-   * force all the same (etcd is the truth; the copy only serves a restart as a seed).
+   * One topic's entry of a region cluster, applied (cluster/dr-sync.ts): `undefined` forgets
+   * the topic (its policy's default). The local copy (state.json) is written first; a copy that
+   * cannot be written is reported to the caller, and the entry is in force all the same (etcd
+   * is the truth; the copy only serves a restart as a seed). The listeners hear the topic when
+   * its entry changed.
+   */
+  applyEntry(topic: string, entry: TopicDrEntry | undefined): Error | null {
+    const before = this.#topics.get(topic);
+    if (JSON.stringify(before) === JSON.stringify(entry)) return null;
+    const topics = new Map(this.#topics);
+    if (entry === undefined) topics.delete(topic);
+    else topics.set(topic, entry);
+    const copyError = this.#tryWrite(topics);
+    this.#topics = topics;
+    this.#notify(topic);
+    return copyError;
+  }
+
+  /**
+   * A region cluster's whole set of roles, applied (cluster/dr-sync.ts: at start, and after a
+   * watch reload): it replaces every entry (a topic not in `doc` is forgotten), and the
+   * listeners hear each topic whose entry changed. The copy is written as in `applyEntry`.
    */
   replaceAll(doc: StateFile): Error | null {
     const topics = new Map(Object.entries(doc.topics));
-    let copyError: Error | null = null;
-    try {
-      this.#write(topics);
-    } catch (err) {
-      copyError = err as Error;
-    }
+    const copyError = this.#tryWrite(topics);
     const changed = new Set<string>();
     for (const [topic, e] of topics) if (JSON.stringify(e) !== JSON.stringify(this.#topics.get(topic))) changed.add(topic);
     for (const topic of this.#topics.keys()) if (!topics.has(topic)) changed.add(topic);
     this.#topics = topics;
-    for (const topic of changed) for (const l of this.#listeners) l(topic);
+    for (const topic of changed) this.#notify(topic);
     return copyError;
   }
 
@@ -220,6 +242,26 @@ export class DrState {
     return { topic, policy, primary, epoch, readOnly: primary !== this.region || superseded, entry };
   }
 
+  /** Every listener hears `topic`; one that throws is logged and the rest still run. */
+  #notify(topic: string): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l(topic);
+      } catch (err) {
+        this.#log?.error({ err, topic }, 'a listener of the DR roles failed on this topic\'s change (the role is in force; what the listener drives, e.g. the replicator\'s reconcile, may lag until the next change)');
+      }
+    }
+  }
+
+  #tryWrite(topics: Map<string, TopicDrEntry>): Error | null {
+    try {
+      this.#write(topics);
+      return null;
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
   #write(topics: Map<string, TopicDrEntry>): void {
     const file: StateFile = { version: 1, topics: Object.fromEntries(topics) };
     writeFileAtomicSync(this.file, JSON.stringify(file, null, 2) + '\n');
@@ -239,10 +281,25 @@ export function parseState(text: string, what: string): StateFile {
   if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.topics !== 'object' || s.topics === null) {
     throw new MeridianError(ErrorCode.BadConfig, `${what} is not a Meridian DR state document (expected { version: 1, topics })`);
   }
-  for (const [topic, e] of Object.entries(s.topics)) {
-    if (typeof e !== 'object' || e === null || typeof e.primary !== 'string' || !Number.isInteger(e.epoch) || typeof e.phase !== 'string') throw new MeridianError(ErrorCode.BadConfig, `${what}: the entry for topic ${topic} is malformed`);
-  }
+  for (const [topic, e] of Object.entries(s.topics)) checkEntry(e, `${what}: the entry for topic ${topic}`);
   return s;
+}
+
+/** Parses and checks one topic's entry (a region cluster's `dr/topics/<topic>` key); `what` names where it came from. */
+export function parseEntry(text: string, what: string): TopicDrEntry {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new MeridianError(ErrorCode.BadConfig, `${what} is not valid JSON (${(err as Error).name})`);
+  }
+  return checkEntry(parsed, what);
+}
+
+function checkEntry(e: unknown, what: string): TopicDrEntry {
+  const x = e as TopicDrEntry;
+  if (typeof x !== 'object' || x === null || typeof x.primary !== 'string' || !Number.isInteger(x.epoch) || typeof x.phase !== 'string') throw new MeridianError(ErrorCode.BadConfig, `${what} is malformed (expected { primary, epoch, phase, at })`);
+  return x;
 }
 
 function readState(file: string): StateFile {

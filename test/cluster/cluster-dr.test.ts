@@ -13,7 +13,7 @@
  * A promote interrupted after its first write (phase `promoting` left in etcd, as a crash of
  * the asked broker leaves it) is completed by the same command through another broker. Then
  * us-east returns, is promoted again (epoch 2), and its handshakes make every eu-west broker
- * refuse producers (the replication target's marking, in the region's document).
+ * refuse producers (the replication target's marking, in the topic's key in etcd).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -184,10 +184,8 @@ test('a promote through one broker of a region cluster makes the region the prim
   const startedAt = Date.now() - 60_000;
   const etcd = new Etcd3({ hosts: west.etcd.endpoint });
   try {
-    const key = '/meridian-e2e/eu-west/dr/state';
-    const doc = JSON.parse((await etcd.get(key).string())!) as { version: 1; topics: Record<string, unknown> };
-    doc.topics[TOPIC_B] = { primary: WEST, epoch: 1, phase: 'promoting', at: startedAt, reportId: `promote-${TOPIC_B}-e1`, failback: { formerPrimary: EAST } };
-    await etcd.put(key).value(JSON.stringify(doc));
+    const key = `/meridian-e2e/eu-west/dr/topics/${TOPIC_B}`;
+    await etcd.put(key).value(JSON.stringify({ primary: WEST, epoch: 1, phase: 'promoting', at: startedAt, reportId: `promote-${TOPIC_B}-e1`, failback: { formerPrimary: EAST } }));
   } finally {
     etcd.close();
   }
@@ -229,7 +227,7 @@ test('a promote through one broker of a region cluster makes the region the prim
   mark('us-east back, read-only');
 
   // Promoted again (epoch 2), us-east's handshakes reach eu-west's partition leaders, which
-  // note the newer primary in the region's document: every eu-west broker shows it and
+  // note the newer primary in the topic's etcd key: every eu-west broker shows it and
   // refuses producers.
   const back = await promote(east.node(1).adminPort, TOPIC);
   assert.equal(back.epoch, 2);
@@ -247,8 +245,8 @@ test('a promote through one broker of a region cluster makes the region the prim
   }
   const etcdAfter = new Etcd3({ hosts: west.etcd.endpoint });
   try {
-    const doc = JSON.parse((await etcdAfter.get('/meridian-e2e/eu-west/dr/state').string())!) as { topics: Record<string, { primary: string; epoch: number; supersededBy?: { primary: string; epoch: number } }> };
-    assert.deepEqual([doc.topics[TOPIC]?.primary, doc.topics[TOPIC]?.epoch, doc.topics[TOPIC]?.supersededBy?.primary, doc.topics[TOPIC]?.supersededBy?.epoch], [WEST, 1, EAST, 2], "the marking is in the region's document");
+    const entry = JSON.parse((await etcdAfter.get(`/meridian-e2e/eu-west/dr/topics/${TOPIC}`).string())!) as { primary: string; epoch: number; supersededBy?: { primary: string; epoch: number } };
+    assert.deepEqual([entry.primary, entry.epoch, entry.supersededBy?.primary, entry.supersededBy?.epoch], [WEST, 1, EAST, 2], "the marking is in the topic's key in the region's etcd");
   } finally {
     etcdAfter.close();
   }
