@@ -215,6 +215,9 @@ test('a promote through one broker of a region cluster makes the region the prim
   await restarted.start();
   mark('broker 3 listening again');
   await west.waitMembers([1, 2, 3]);
+  // The admin API opens after the Kafka listener and the registration (broker.ts): a request
+  // right after them can find its port closed (fetch failed once at load 8).
+  await waitFor('broker 3 admin API to answer', () => fetch(`http://127.0.0.1:${restarted.adminPort}/v1/dr?scope=broker`).then((r) => r.ok, () => false), 10_000, 50);
   const role = await roleOn(restarted.adminPort);
   assert.equal(role?.primary, WEST);
   assert.equal(role?.epoch, 1);

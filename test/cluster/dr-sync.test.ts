@@ -247,6 +247,25 @@ test(`a broker with more reports and topics than etcd takes in one transaction (
   await waitFor('the running broker to apply them', () => other.state.entries().length === n, 5_000, 10);
 });
 
+test('two brokers seeding at once: per topic the first writer wins, and both follow what etcd holds', async () => {
+  const prefix = '/drsync-seed-race';
+  const n = 2 * SEED_BATCH + 10;
+  const own = (epoch: number) => {
+    const dir = newDataDir();
+    const topics = Object.fromEntries(Array.from({ length: n }, (_, i) => [`t${i}`, promoted(epoch)]));
+    fs.mkdirSync(path.join(dir, 'dr'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'dr', 'state.json'), JSON.stringify({ version: 1, topics }, null, 2) + '\n');
+    return dir;
+  };
+  const [a, b] = await Promise.all([join(prefix, own(1)), join(prefix, own(2))]);
+  assert.deepEqual(a.state.snapshot(), b.state.snapshot(), 'both follow the same roles');
+  const held = await drKeys(a);
+  const topics = [...held].filter(([k]) => k.startsWith('topics/'));
+  assert.equal(topics.length, n, 'every topic has one key');
+  for (const [k, v] of topics) assert.deepEqual(JSON.parse(v), a.state.entry(k.slice('topics/'.length)));
+  assert.ok(held.has('initialized'));
+});
+
 test('a DrState listener that throws is logged with its topic, the other listeners still hear the change, and the change answers at once', async () => {
   const prefix = '/drsync-listener';
   const a = await join(prefix);
