@@ -40,7 +40,10 @@
  * origin, and a local stream is one run between replicated ones).
  *
  * Retention: runs below the log start are dropped and `indexedFrom` follows the log start
- * (the vector there is kept, so `vectorAt(logStart)` still says what preceded it).
+ * (the vector there is kept, so `vectorAt(logStart)` still says what preceded it). A log start
+ * past everything indexed (the index lagged, or a follower's log was reset to its leader's
+ * log start, PartitionLog.resetTo, after which the records it held may not be the leader's)
+ * starts the index there knowing nothing of what preceded it: conservative.
  *
  * Crash recovery: `origin-index.json` in the partition directory (PartitionFiles.originIndex)
  * holds the index as of a sealed segment's end S, written (atomically) each time a segment
@@ -50,17 +53,28 @@
  * the sealed, durable records before S, never of anything past it (the live index may have
  * indexed unsynced appends). A marker's run never spans segments (one append, one segment),
  * so the walk restarts at S with a fresh RunTracker: a restart walks at most the segments
- * after the last seal. A snapshot past the log end, of another `selfKey`, or unreadable, is
- * ignored with a warning and the index rebuilds from the log start.
+ * after the last seal. The snapshot also records the identity (base, end, size, CRC-32C of the
+ * whole sealed file) of every segment below S, and a load trusts it only if each segment of
+ * the log below S is one of them, unchanged: a truncation below S reopens the segment it cuts
+ * and removes the later ones, so a snapshot that outlived a truncation is never trusted,
+ * however far the log has grown again since (a crash between the durable cut and the
+ * listener's delete; a truncation while no index was loaded). A snapshot past the log end,
+ * below the log start, of another `selfKey`, not matching the log, or unreadable, is ignored
+ * with a warning and the index rebuilds from the log start.
  *
  * Limitation (shared with the dedup table): a walk starts with a fresh RunTracker, so a log
  * start that DeleteRecords moved into the middle of a marker's run makes the rest of that run
  * read as local records. Retention deletes whole segments, which never split a run.
  *
- * Truncation: `truncatedTo(t)` cuts the exact region at t (or, below it, falls back to the
- * greatest checkpoint and rebuilds from the snapshot or the log start on the next catch-up,
- * deleting a snapshot past t). The walk restarts at t with a fresh RunTracker: new batches
- * after a truncation point are never the rest of an old marker's run.
+ * Truncation: the index follows its log's truncations (`PartitionLog.onTruncated`, from
+ * `open` on, so also during its first walk): `truncatedTo(t)` cuts the exact region at t (or,
+ * below it, falls back to the greatest checkpoint and rebuilds from the snapshot or the log
+ * start on the next catch-up), deleting a snapshot past t. A walk under way stops (it checks,
+ * after each read, that no truncation happened and that the log end did not move back below
+ * its target: the end moves back before the listeners run) and the next catch-up walks from
+ * t with a fresh RunTracker: new batches after a truncation point are never the rest of an
+ * old marker's run. A seal from before a truncation is not snapshotted, and a snapshot is
+ * written only at a sealed segment's end with every segment before it sealed.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -92,7 +106,8 @@ export interface OriginIndexOptions {
 const SCAN_BYTES = 1024 * 1024;
 const DEFAULT_MAX_RUNS = 200_000;
 const DEFAULT_MAX_CHECKPOINTS = 1024;
-const SNAPSHOT_VERSION = 1;
+/** 2: with `segments` (version 1 snapshots are rebuilt from the log: they cannot be checked against it). */
+const SNAPSHOT_VERSION = 2;
 const RESOLVED = Promise.resolve();
 
 interface SnapshotFile {
@@ -107,6 +122,12 @@ interface SnapshotFile {
   checkpoints: Array<[string, Record<string, string>]>;
   /** Per origin, runs flattened as "logStart,length,originStart,logStart,length,...". */
   runs: Record<string, string>;
+  /**
+   * The log's segments below `offset` when it was written, as "base,next,size,crc;..."
+   * (crc: the CRC-32C of the whole sealed file): a load trusts the snapshot only if every
+   * segment of the log below `offset` is one of them, unchanged (see segmentsBelow).
+   */
+  segments: string;
 }
 
 /**
@@ -298,6 +319,7 @@ export class OriginIndex {
   #followUp: Promise<void> | null = null;
   #chain: Promise<void> = Promise.resolve();
   #offSealed: (() => void) | null = null;
+  #offTruncated: (() => void) | null = null;
   #closed = false;
   #warnedOrder = false;
 
@@ -318,7 +340,15 @@ export class OriginIndex {
   static async open(log: PartitionLog, selfKey: string, opts: OriginIndexOptions = {}): Promise<OriginIndex> {
     const idx = new OriginIndex(log, selfKey, opts);
     idx.#load();
-    await idx.catchUp();
+    // Followed from before the first walk: a truncation while it runs must cut what it read.
+    idx.#offTruncated = log.onTruncated((offset) => idx.truncatedTo(offset));
+    try {
+      await idx.catchUp();
+    } catch (err) {
+      idx.#offTruncated();
+      idx.#offTruncated = null;
+      throw err;
+    }
     idx.#offSealed = log.onSegmentSealed((seg) => idx.#snapshotSoon(seg.nextOffset));
     // Segments sealed before this process started (or before a crash let it write the
     // snapshot) are snapshotted now, in the background.
@@ -484,6 +514,8 @@ export class OriginIndex {
     this.#closed = true;
     this.#offSealed?.();
     this.#offSealed = null;
+    this.#offTruncated?.();
+    this.#offTruncated = null;
     await this.#walking?.catch(() => undefined);
     await this.#chain;
   }
@@ -561,6 +593,17 @@ export class OriginIndex {
         this.#logger?.warn({ dir: this.log.dir, snapshot: String(s.offset), logEnd: String(this.log.highWatermark) }, 'origin index snapshot is past the log end; rebuilding from the log');
         return fresh();
       }
+      if (s.offset < this.log.logStartOffset) {
+        // All it holds is the vector before the log start, which after a reset (a follower
+        // starting over at its leader's log start) may describe records the leader never had.
+        this.#logger?.info({ dir: this.log.dir, snapshot: String(s.offset), logStart: String(this.log.logStartOffset) }, 'origin index snapshot is below the log start; rebuilding from the log');
+        return fresh();
+      }
+      const stale = staleness(this.log, s.offset, s.segments);
+      if (stale !== undefined) {
+        this.#logger?.warn({ dir: this.log.dir, snapshot: String(s.offset), reason: stale }, 'origin index snapshot does not match the log; rebuilding from the log');
+        return fresh();
+      }
       this.#reset(s.indexedFrom, s.exactFrom, s.start, s.base, s.checkpoints);
       const tip = new Map(s.base);
       for (const [k, runs] of s.runs) {
@@ -575,7 +618,8 @@ export class OriginIndex {
       this.#thinCheckpoints();
       this.#enforceBudget();
     } catch (err) {
-      this.#logger?.warn({ dir: this.log.dir, err: (err as Error).message }, 'origin index snapshot unreadable; rebuilding from the log');
+      if (err instanceof OldSnapshot) this.#logger?.info({ dir: this.log.dir }, 'origin index snapshot is of an older format; rebuilding from the log');
+      else this.#logger?.warn({ dir: this.log.dir, err: (err as Error).message }, 'origin index snapshot unreadable; rebuilding from the log');
       fresh();
     }
   }
@@ -607,14 +651,17 @@ export class OriginIndex {
       try {
         records = (await this.log.read(this.#indexedTo, SCAN_BYTES, { upTo: target })).records;
       } catch (err) {
-        if (gen !== this.#gen) return;
+        if (gen !== this.#gen || this.log.highWatermark < target) return; // truncated meanwhile (see below)
         if (err instanceof MeridianError && err.code === ErrorCode.OffsetOutOfRange && this.#indexedTo < this.log.logStartOffset) {
           this.#pruneTo(this.log.logStartOffset); // retention deleted what was next
           continue;
         }
         throw err;
       }
-      if (gen !== this.#gen) return; // truncated meanwhile: what was read may be gone
+      // Truncated meanwhile: what was read may be gone. The end moves back when the truncation
+      // changes the log, its listener (truncatedTo, bumping gen) runs once the cut is durable:
+      // in between, stop too rather than index records about to go.
+      if (gen !== this.#gen || this.log.highWatermark < target) return;
       if (records.length === 0) break;
       for (const { buf, h } of storedBatches(records)) {
         if (lastOffsetOf(h) < this.#indexedTo) continue;
@@ -696,10 +743,17 @@ export class OriginIndex {
   #pruneTo(logStart: bigint): void {
     if (logStart <= this.#indexedFrom) return;
     for (const b of [...this.#boundaries.keys()]) if (b < logStart) this.#boundaries.delete(b);
-    if (logStart >= this.#indexedTo) {
-      // Nothing indexed survives, and what lay between is unknown: start there, the vector
-      // reached so far being a lower bound of the one at the log start.
+    if (logStart === this.#indexedTo) {
+      // Nothing indexed survives: start there, the vector reached being the one at the log start.
       this.#reset(logStart, logStart, new Map(this.#tip), new Map(this.#tip), []);
+      return;
+    }
+    if (logStart > this.#indexedTo) {
+      // What lay between is unknown, and the start may have jumped past the log end (a
+      // follower's reset to its leader's log start, PartitionLog.resetTo, which tells no
+      // listener): the records indexed may not be the leader's, so their vector is not even
+      // a lower bound. Start there knowing nothing (conservative: redelivery, never a skip).
+      this.#reset(logStart, logStart, new Map(), new Map(), []);
       return;
     }
     const start = this.vectorAt(logStart);
@@ -718,11 +772,14 @@ export class OriginIndex {
   }
 
   #snapshotSoon(sealedEnd: bigint): void {
+    // A truncation after this seal may have taken the segment away (and new appends may end
+    // elsewhere): the next seal snapshots instead.
+    const gen = this.#gen;
     this.#chain = this.#chain
       .then(async () => {
-        if (this.#closed || sealedEnd <= this.#snapshotOffset) return;
+        if (this.#closed || sealedEnd <= this.#snapshotOffset || gen !== this.#gen) return;
         await this.catchUp();
-        this.#writeSnapshot(sealedEnd);
+        if (gen === this.#gen) this.#writeSnapshot(sealedEnd);
       })
       .catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'origin index snapshot failed; the next seal retries'));
   }
@@ -730,6 +787,11 @@ export class OriginIndex {
   /** Writes the index restricted to offsets < `at` (a sealed segment's end). */
   #writeSnapshot(at: bigint): void {
     if (!this.#persist || at <= this.#snapshotOffset || at > this.#indexedTo || at < this.#indexedFrom || this.#reload) return;
+    // The identity of the segments the snapshot describes (see segmentsBelow): `at` must be a
+    // sealed segment's end with every segment before it sealed (not so while a truncation
+    // is under way, its cut segment being open again).
+    const segments = segmentsBelow(this.log, at);
+    if (segments === undefined) return;
     let exactFrom = this.#exactFrom;
     let base = this.#base;
     let checkpoints = this.#checkpoints;
@@ -763,6 +825,7 @@ export class OriginIndex {
       base: encodeVector(base),
       checkpoints: checkpoints.map((c) => [String(c.offset), encodeVector(c.vector)]),
       runs,
+      segments: segments.map((g) => `${g.baseOffset},${g.nextOffset},${g.sizeBytes},${g.dataCrc32c >>> 0}`).join(';'),
     };
     writeFileAtomicSync(PartitionFiles.originIndex(this.log.dir), JSON.stringify(snap) + '\n');
     this.#snapshotOffset = at;
@@ -770,8 +833,62 @@ export class OriginIndex {
   }
 }
 
-function parseSnapshot(text: string): { selfKey: string; offset: bigint; indexedFrom: bigint; start: OriginVector; exactFrom: bigint; base: OriginVector; checkpoints: Checkpoint[]; runs: Map<string, RunList> } {
+/** A segment as a snapshot records it: enough to tell whether the log still holds the same bytes. */
+interface SegmentIdentity {
+  baseOffset: bigint;
+  nextOffset: bigint;
+  sizeBytes: number;
+  dataCrc32c: number;
+}
+
+/**
+ * The log's segments below `at`, when `at` is the end of a sealed segment and every segment
+ * before it is sealed (their bytes final, their CRC that of the whole file); else undefined.
+ */
+function segmentsBelow(log: PartitionLog, at: bigint): SegmentIdentity[] | undefined {
+  const below = log.segments().filter((g) => g.baseOffset < at);
+  if (below.length === 0 || below.some((g) => !g.sealed) || below.at(-1)!.nextOffset !== at) return undefined;
+  return below;
+}
+
+/**
+ * Why a snapshot at `offset` that recorded `recorded` no longer describes `log`, or undefined
+ * when it still does: every segment of the log below `offset` must be a recorded one, sealed
+ * and with the same end, size and CRC (retention may have deleted the oldest). A truncation
+ * below `offset` reopens the segment it cuts and removes the later ones, so however far the
+ * log has grown again since (a crash before the truncation listener deleted the file, or a
+ * truncation while no index was loaded), that segment differs or is still open.
+ */
+function staleness(log: PartitionLog, offset: bigint, recorded: SegmentIdentity[]): string | undefined {
+  const byBase = new Map(recorded.map((g) => [g.baseOffset, g]));
+  const below = log.segments().filter((g) => g.baseOffset < offset);
+  for (const g of below) {
+    const r = byBase.get(g.baseOffset);
+    if (!g.sealed || r === undefined || r.nextOffset !== g.nextOffset || r.sizeBytes !== g.sizeBytes || r.dataCrc32c >>> 0 !== g.dataCrc32c >>> 0) {
+      return `the segment at ${g.baseOffset} is not the one it describes (the log was truncated below ${offset} since)`;
+    }
+  }
+  if (below.length > 0 && below.at(-1)!.nextOffset !== offset) return `no segment of the log ends at ${offset}`;
+  return undefined;
+}
+
+function parseSegments(flat: unknown, offset: bigint): SegmentIdentity[] {
+  if (typeof flat !== 'string') throw new Error('segments missing');
+  if (flat === '') return [];
+  let prev = -1n;
+  return flat.split(';').map((entry) => {
+    const f = entry.split(',');
+    if (f.length !== 4 || !f.every((x) => /^\d{1,20}$/.test(x))) throw new Error(`bad segment ${JSON.stringify(entry)}`);
+    const g = { baseOffset: BigInt(f[0]), nextOffset: BigInt(f[1]), sizeBytes: Number(f[2]), dataCrc32c: Number(f[3]) };
+    if (g.baseOffset <= prev || g.nextOffset < g.baseOffset || g.nextOffset > offset || !Number.isSafeInteger(g.sizeBytes) || g.dataCrc32c > 0xffffffff) throw new Error(`segment ${entry} out of order`);
+    prev = g.baseOffset;
+    return g;
+  });
+}
+
+function parseSnapshot(text: string): { selfKey: string; offset: bigint; indexedFrom: bigint; start: OriginVector; exactFrom: bigint; base: OriginVector; checkpoints: Checkpoint[]; runs: Map<string, RunList>; segments: SegmentIdentity[] } {
   const s = JSON.parse(text) as SnapshotFile;
+  if (typeof s === 'object' && s !== null && s.version === 1) throw new OldSnapshot();
   if (typeof s !== 'object' || s === null || s.version !== SNAPSHOT_VERSION) throw new Error(`unknown snapshot version ${String((s as SnapshotFile | null)?.version)}`);
   if (typeof s.selfKey !== 'string') throw new Error('selfKey missing');
   const offset = offsetOf(s.offset, 'offset');
@@ -809,8 +926,11 @@ function parseSnapshot(text: string): { selfKey: string; offset: bigint; indexed
     }
     runs.set(k, list);
   }
-  return { selfKey: s.selfKey, offset, indexedFrom, start: decodeVector(s.start), exactFrom, base: decodeVector(s.base), checkpoints, runs };
+  return { selfKey: s.selfKey, offset, indexedFrom, start: decodeVector(s.start), exactFrom, base: decodeVector(s.base), checkpoints, runs, segments: parseSegments(s.segments, offset) };
 }
+
+/** A snapshot of the format before segment identities (version 1): rebuilt, it cannot be checked. */
+class OldSnapshot extends Error {}
 
 function offsetOf(x: unknown, what: string): bigint {
   if (typeof x !== 'string' || !/^\d+$/.test(x)) throw new Error(`${what} is not an offset: ${JSON.stringify(x)}`);
