@@ -314,8 +314,12 @@ test('200 connections that each announce 100 MiB and send 2 MiB are held to the 
   const dir = tmpDir('meridian-limits-');
   // An attacker paused by the budget cannot be seen leaving: its FIN waits in the kernel
   // behind the bytes the broker no longer reads. Its bytes come back when its request times
-  // out, so the receive timeout (30 s by default) is shortened to keep the test short.
-  const broker = await BrokerProcess.start({ region: 'us-east', dataDir: dir.dir, logging: { level: 'warn' }, groups, kafka: { host: '127.0.0.1', port: 0, queuedMaxRequestBytes: BUDGET, requestReceiveTimeoutMs: 5000 } });
+  // out, so the receive timeout (30 s by default) is shortened to keep the test short; it
+  // must still outlast the attack's set-up, since every attacker is counted open at once
+  // (5 s did not on a loaded CI machine: the first attackers timed out before the last
+  // connected).
+  const RECEIVE_TIMEOUT_MS = 10_000;
+  const broker = await BrokerProcess.start({ region: 'us-east', dataDir: dir.dir, logging: { level: 'warn' }, groups, kafka: { host: '127.0.0.1', port: 0, queuedMaxRequestBytes: BUDGET, requestReceiveTimeoutMs: RECEIVE_TIMEOUT_MS } });
   const attackers: Peer[] = [];
   let sampler: NodeJS.Timeout | undefined;
   try {
@@ -329,9 +333,9 @@ test('200 connections that each announce 100 MiB and send 2 MiB are held to the 
     const announce = Buffer.alloc(4);
     announce.writeInt32BE(100 * MiB, 0);
     const payload = Buffer.alloc(2 * MiB, 0x5a);
-    for (let i = 0; i < ATTACKERS; i++) {
-      const p = await connect(broker.port);
-      attackers.push(p);
+    // All at once: the attack is set up well within the receive timeout.
+    attackers.push(...(await Promise.all(Array.from({ length: ATTACKERS }, () => connect(broker.port)))));
+    for (const p of attackers) {
       p.socket.write(announce);
       p.socket.write(payload);
     }
@@ -357,7 +361,7 @@ test('200 connections that each announce 100 MiB and send 2 MiB are held to the 
     await waitFor('the broker to let go of the attackers', async () => {
       const s = await broker.stats();
       return s.connections === 0 && s.requestBudget.heldBytes === 0 ? true : undefined;
-    }, 20_000, 100);
+    }, RECEIVE_TIMEOUT_MS + 20_000, 100);
     // Socket reads the broker has finished with are freed at V8's next garbage collection,
     // which external memory (64 MiB, V8's soft limit) triggers; an idle broker may not run
     // one soon, so up to that much may still be resident.
