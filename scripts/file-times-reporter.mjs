@@ -1,9 +1,8 @@
 /**
  * A node:test reporter that writes one JSON line per top-level test (its file, duration and
  * outcome) as it ends. scripts/run-tests.mjs adds it beside the spec reporter, sends it to a
- * file and, once a phase ends, prints each file's time (the sum of its top-level tests),
- * slowest first, so the suite's time budget can be spent where it is known to go. Lines are
- * written as they come because --test-force-exit ends the run before a reporter's end.
+ * file per test file and counts each file's tests and failures from it. Lines are written as
+ * they come because --test-force-exit ends the run before a reporter's end.
  */
 export default async function* fileTimes(source) {
   for await (const event of source) {

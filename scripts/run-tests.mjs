@@ -1,77 +1,126 @@
 #!/usr/bin/env node
 /**
  * The test command (`npm test` runs it after the type check): every test file under test/,
- * in two phases so the whole run fits CI's budget on a 2-core machine.
+ * each in its own `node --test` process, scheduled so the whole run fits CI's 30-minute
+ * budget on a 2-core machine without putting tests that need a quiet machine beside others.
  *
- *   1. Files that only wait for conditions run two at a time (`--test-concurrency=2`): most
- *      of their time is spent in child processes, fdatasync and sockets, not on a core.
- *   2. Then, one at a time, the files listed in SERIAL: those that bind the dev mesh's fixed
- *      ports (a second one at the same time would find them taken), those whose assertions
- *      are about time (quotas held within a tolerance, deadlines, rates), and the region
- *      clusters, whose etcd leases of 2 s must not lapse because another test holds the CPU
- *      (their in-process and lease-free files, CONCURRENT_OK, run in phase 1).
+ * Each file has classes (below):
+ *   alone    its assertions are about time (quotas held within a tolerance, deadlines, rates,
+ *            descriptors held until fsync), or its etcd leases must not lapse because another
+ *            test holds the CPU (a fenced leader's own clock): it runs with nothing beside it,
+ *            after everything else;
+ *   cluster  a region cluster on etcd with 2 s leases: beside at most one other file, never
+ *            another cluster file nor a heavy one;
+ *   heavy    a lot of CPU or disk at once (thousands of partitions, kill -9 rounds, three
+ *            regions): never beside a cluster file;
+ *   ports    binds the dev mesh's fixed ports (19092, 19644, ...) or asserts them free: never
+ *            beside another ports file;
+ *   (none)   waits for conditions only: any two at a time.
  *
- *   3. Last, test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
+ * Phase 1 runs every file that is not `alone`, two at a time (MERIDIAN_TEST_CONCURRENCY),
+ * longest first by scripts/test-durations.json (seconds per file, from a CI run; a file it
+ * does not list counts as DEFAULT_SECONDS), each time starting the first waiting file the
+ * classes allow. Phase 2 runs the `alone` files one at a time. Last, test/zz-no-secrets.test.ts
+ * alone: it reads every log line the run wrote.
  *
- * After each phase it prints every file's time, slowest first (scripts/file-times-reporter.mjs).
+ * A file's output is printed whole when it ends (two files' lines never interleave), with
+ * its outcome and wall time; a file still running after FILE_TIMEOUT_MS is killed and fails.
+ * At the end: the failed files, and the slowest files by wall time (to refresh
+ * test-durations.json from).
  *
- * Every phase always runs; the exit code is non-zero when any failed.
- * MERIDIAN_TEST_CONCURRENCY=1 runs everything one at a time (phase 1 included);
- * MERIDIAN_TEST_PHASE=concurrent or serial runs only that phase.
+ * Every phase always runs; the exit code is non-zero when any file failed.
+ * MERIDIAN_TEST_PHASE=concurrent or serial runs only phase 1 or phase 2.
  * Arguments, when given, are test files to run instead of all (each still in its phase).
+ * NEVER import this file from a test: it runs the suite.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
-/** Test files (or directories, ending in /) that run alone, after the others. */
-const SERIAL = [
-  'test/cluster/',
-  // The dev mesh's fixed ports (19092, 19644, ...), bound or asserted free.
-  'test/cli/commands.test.ts',
-  'test/cli/dev-cluster.test.ts',
-  'test/cli/dev-mesh.test.ts',
-  'test/cli/startup-failures.test.ts',
-  // Rates and tolerances.
-  'test/security/quotas.test.ts',
-  'test/security/quotas-broker.test.ts',
-  'test/security/sasl-clients.test.ts',
-  'test/kafka/connection-limits.test.ts',
-  'test/storage/flush-scheduler.test.ts',
-  'test/storage/fd-cache-admit.test.ts',
-  // Its bound counts descriptors held open until their writes are fsynced: slower fsyncs
-  // beside another test held more at once (464 against 256 + 64 in a two-at-a-time run).
-  'test/storage/fd-bound-many.test.ts',
-  'test/storage/recovery-checkpoint.test.ts',
-  'test/dr/idle-offset-sync.test.ts',
-  'test/replication/replication-backlog.test.ts',
-  // kill -9 rounds against a producing region within 60 s each: beside another test the
-  // replication of the backlog slowed past that (a CI run at 675ae67).
-  'test/replication/replication-faults.test.ts',
-  'test/tiered/blobstore/',
-  'test/tiered/tiered-faults.test.ts',
-];
+/** Files (or directories, ending in /) by class. A file may match several classes. */
+const CLASSES = {
+  alone: [
+    'test/security/quotas.test.ts',
+    'test/security/quotas-broker.test.ts',
+    'test/security/sasl-clients.test.ts',
+    'test/kafka/connection-limits.test.ts',
+    'test/storage/flush-scheduler.test.ts',
+    'test/storage/fd-cache-admit.test.ts',
+    // Its bound counts descriptors held open until their writes are fsynced: slower fsyncs
+    // beside another test held more at once (464 and 467 against 256 + 64).
+    'test/storage/fd-bound-many.test.ts',
+    'test/storage/recovery-checkpoint.test.ts',
+    'test/dr/idle-offset-sync.test.ts',
+    'test/replication/replication-backlog.test.ts',
+    // kill -9 rounds against a producing region within 60 s each: beside another test the
+    // replication of the backlog slowed past that (CI runs at 675ae67 and 5f0c5bd).
+    'test/replication/replication-faults.test.ts',
+    'test/tiered/blobstore/',
+    'test/tiered/tiered-faults.test.ts',
+    // A leader cut off from etcd must stop acknowledging before another is elected: that is
+    // its own clock against the lease's, which a starved event loop would skew.
+    'test/cluster/cluster-fencing.test.ts',
+    'test/cluster/cluster-fencing-acks1.test.ts',
+    'test/cluster/etcd-unavailable.test.ts',
+  ],
+  cluster: ['test/cluster/', 'test/cli/dev-cluster.test.ts', 'test/deploy/compose-cluster.test.ts'],
+  heavy: [
+    'test/replication/many-partitions.test.ts',
+    'test/storage/crash.test.ts',
+    'test/broker/failing-storage.test.ts',
+    'test/kafka/create-many-topics.test.ts',
+    'test/dr/active-active-failover.test.ts',
+    'test/replication/topologies.test.ts',
+  ],
+  ports: ['test/cli/commands.test.ts', 'test/cli/dev-cluster.test.ts', 'test/cli/dev-mesh.test.ts', 'test/cli/startup-failures.test.ts'],
+};
 
 /**
- * Files under a SERIAL directory that may run two at a time after all: in-process or pure
- * logic, no etcd lease and no bound that another test's CPU use could break.
+ * Files under test/cluster/ that are not cluster files after all: in-process or pure logic,
+ * or real etcd without a lease (documents, compare-and-swap, watches), or in-process brokers
+ * on an in-memory state source waiting for conditions.
  */
-const CONCURRENT_OK = [
+const NOT_CLUSTER = [
   'test/cluster/assignment.test.ts',
   'test/cluster/reassign-plan.test.ts',
   'test/cluster/group-offsets-checkpoint.test.ts',
-  // Real etcd, but no lease: documents, compare-and-swap and watches only.
   'test/cluster/security-sync.test.ts',
   'test/cluster/dr-sync.test.ts',
   'test/cluster/etcd-topics.test.ts',
-  // In-process brokers on an in-memory state source, waiting for conditions (lag time 10 s).
   'test/cluster/replica-produce.test.ts',
   'test/cluster/replica-leader-change.test.ts',
   'test/cluster/replica-truncation.test.ts',
   'test/cluster/replica-redelivery.test.ts',
   'test/cluster/replica-removal.test.ts',
   'test/cluster/cluster-follower-acl.test.ts',
+  'test/cluster/origin-index-follower-truncation.test.ts',
 ];
+
+const LAST = 'test/zz-no-secrets.test.ts';
+const DEFAULT_SECONDS = 8;
+const FILE_TIMEOUT_MS = 15 * 60_000;
+
+const matches = (f, list) => list.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
+function classesOf(f) {
+  const c = new Set();
+  for (const [name, list] of Object.entries(CLASSES)) if (matches(f, list)) c.add(name);
+  if (NOT_CLUSTER.includes(f)) c.delete('cluster');
+  return c;
+}
+
+/** Whether `f` may start beside the files running now. */
+function mayStart(f, running, lanes) {
+  if (running.length >= lanes) return false;
+  const c = classesOf(f);
+  const others = running.map((r) => classesOf(r.file));
+  if (c.has('alone')) return running.length === 0;
+  if (others.some((o) => o.has('alone'))) return false;
+  if (c.has('ports') && others.some((o) => o.has('ports'))) return false;
+  if (c.has('cluster') && others.some((o) => o.has('cluster') || o.has('heavy'))) return false;
+  if (c.has('heavy') && others.some((o) => o.has('cluster'))) return false;
+  return true;
+}
 
 function testFiles(dir) {
   const out = [];
@@ -83,54 +132,112 @@ function testFiles(dir) {
   return out;
 }
 
-const files = (process.argv.length > 2 ? process.argv.slice(2) : testFiles('test')).sort();
-const LAST = 'test/zz-no-secrets.test.ts';
-const serial = (f) => !CONCURRENT_OK.includes(f) && SERIAL.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
-const concurrency = Number(process.env.MERIDIAN_TEST_CONCURRENCY ?? 2);
-if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`MERIDIAN_TEST_CONCURRENCY must be a positive integer, not ${process.env.MERIDIAN_TEST_CONCURRENCY}`);
-
-const env = { ...process.env };
-if (!env.TEST_RUN_LOG_DIR) env.TEST_RUN_LOG_DIR = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'meridian-test-logs-'));
-
-/** Each file's time (the sum of its top-level tests), slowest first, from the reporter's lines. */
-function printFileTimes(label, timesFile) {
-  if (!fs.existsSync(timesFile)) return;
-  const perFile = new Map();
-  for (const line of fs.readFileSync(timesFile, 'utf8').split('\n')) {
-    if (line === '') continue;
-    const { file, ms, failed } = JSON.parse(line);
-    const e = perFile.get(file) ?? { ms: 0, tests: 0, failed: 0 };
-    e.ms += ms;
-    e.tests += 1;
-    if (failed) e.failed += 1;
-    perFile.set(file, e);
-  }
-  const rows = [...perFile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-  console.log(`# ${label}: file times, slowest first (sum of top-level tests; ${rows.length} files):`);
-  for (const [file, e] of rows.slice(0, 25)) {
-    console.log(`#   ${(e.ms / 1000).toFixed(1).padStart(6)} s  ${path.relative(process.cwd(), file)} (${e.tests} tests${e.failed ? `, ${e.failed} failed` : ''})`);
-  }
-}
-
-function run(label, list, n) {
-  if (list.length === 0) return 0;
-  console.log(`# ${label}: ${list.length} files, ${n} at a time`);
-  const t0 = Date.now();
-  const timesFile = path.join(env.TEST_RUN_LOG_DIR, `file-times-${label.replace(/\W+/g, '-')}.jsonl`);
-  // --test-force-exit: a file whose test timed out with handles still open (a broker it
-  // started) is ended once its tests are reported, instead of holding the run forever.
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${n}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    `--test-reporter=${FILE_TIMES}`, `--test-reporter-destination=${timesFile}`, ...list], { stdio: 'inherit', env });
-  printFileTimes(label, timesFile);
-  console.log(`# ${label}: exit ${r.status ?? r.signal} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  return r.status ?? 1;
-}
-
-const FILE_TIMES = new URL('./file-times-reporter.mjs', import.meta.url).href;
+const lanes = Number(process.env.MERIDIAN_TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`MERIDIAN_TEST_CONCURRENCY must be a positive integer, not ${process.env.MERIDIAN_TEST_CONCURRENCY}`);
 const phase = process.env.MERIDIAN_TEST_PHASE;
 if (phase !== undefined && phase !== 'concurrent' && phase !== 'serial') throw new Error(`MERIDIAN_TEST_PHASE must be concurrent or serial, not ${phase}`);
-const a = phase === 'serial' ? 0 : run('concurrent phase', files.filter((f) => f !== LAST && !serial(f)), concurrency);
-const b = phase === 'concurrent' ? 0 : run('serial phase', files.filter((f) => f !== LAST && serial(f)), 1);
-const c = phase === undefined && files.includes(LAST) ? run('last', [LAST], 1) : 0;
-process.exit(a !== 0 || b !== 0 || c !== 0 ? 1 : 0);
+
+const durations = JSON.parse(fs.readFileSync(new URL('./test-durations.json', import.meta.url), 'utf8'));
+const expected = (f) => durations[f] ?? DEFAULT_SECONDS;
+const files = (process.argv.length > 2 ? process.argv.slice(2) : testFiles('test')).sort();
+const byLength = (list) => [...list].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b));
+
+const env = { ...process.env };
+if (!env.TEST_RUN_LOG_DIR) env.TEST_RUN_LOG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'meridian-test-logs-'));
+const FILE_TIMES = new URL('./file-times-reporter.mjs', import.meta.url).href;
+const timesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meridian-test-times-'));
+
+/** Results of every file run: { file, ok, wallMs, tests, failedTests }. */
+const results = [];
+
+/** Runs one file in its own process; resolves with its result once its output is printed. */
+function runFile(file) {
+  const t0 = Date.now();
+  const times = path.join(timesDir, `${file.replace(/\W+/g, '-')}.jsonl`);
+  // --test-force-exit: a file whose test timed out with handles still open (a broker it
+  // started) is ended once its tests are reported, instead of holding the run.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${FILE_TIMES}`, `--test-reporter-destination=${times}`, file],
+    { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  const out = [];
+  child.stdout.on('data', (b) => out.push(b));
+  child.stderr.on('data', (b) => out.push(b));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  }, FILE_TIMEOUT_MS);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const wallMs = Date.now() - t0;
+      let tests = 0;
+      let failedTests = 0;
+      if (fs.existsSync(times)) {
+        for (const line of fs.readFileSync(times, 'utf8').split('\n')) {
+          if (line === '') continue;
+          tests++;
+          if (JSON.parse(line).failed) failedTests++;
+        }
+      }
+      const ok = code === 0 && !timedOut;
+      const why = timedOut ? `killed after ${FILE_TIMEOUT_MS / 60_000} min` : ok ? 'ok' : `FAILED (exit ${code ?? signal})`;
+      process.stdout.write(`\n# ${file}: ${why}, ${(wallMs / 1000).toFixed(1)} s, ${tests} tests${failedTests ? `, ${failedTests} failed` : ''}\n`);
+      process.stdout.write(Buffer.concat(out));
+      const r = { file, ok, wallMs, tests, failedTests };
+      results.push(r);
+      resolve(r);
+    });
+  });
+}
+
+/** Runs `list` with at most `n` files at once, as the classes allow, longest first. */
+async function runPhase(label, list, n) {
+  if (list.length === 0) return;
+  console.log(`# ${label}: ${list.length} files, up to ${n} at a time`);
+  const t0 = Date.now();
+  const waiting = byLength(list);
+  const running = [];
+  await new Promise((done) => {
+    const fill = () => {
+      for (let i = 0; i < waiting.length && running.length < n; ) {
+        if (!mayStart(waiting[i], running, n)) {
+          i++;
+          continue;
+        }
+        const file = waiting.splice(i, 1)[0];
+        const entry = { file };
+        running.push(entry);
+        void runFile(file).then(() => {
+          running.splice(running.indexOf(entry), 1);
+          if (waiting.length === 0 && running.length === 0) done();
+          else fill();
+        });
+      }
+      if (waiting.length > 0 && running.length === 0) throw new Error(`no file of ${label} can start: ${waiting.join(', ')}`);
+    };
+    fill();
+  });
+  console.log(`# ${label}: done after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+const t0 = Date.now();
+const alone = (f) => classesOf(f).has('alone');
+if (phase !== 'serial') await runPhase('phase 1 (two at a time as the classes allow)', files.filter((f) => f !== LAST && !alone(f)), lanes);
+if (phase !== 'concurrent') await runPhase('phase 2 (alone)', files.filter((f) => f !== LAST && alone(f)), 1);
+if (phase === undefined && files.includes(LAST)) await runPhase('last', [LAST], 1);
+
+const failed = results.filter((r) => !r.ok);
+console.log(`\n# slowest files (wall time, for scripts/test-durations.json):`);
+for (const r of [...results].sort((a, b) => b.wallMs - a.wallMs).slice(0, 30)) console.log(`#   ${(r.wallMs / 1000).toFixed(1).padStart(6)} s  ${r.file}`);
+const testCount = results.reduce((s, r) => s + r.tests, 0);
+console.log(`# ${results.length} files, ${testCount} tests, ${failed.length} files failed, ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
+for (const r of failed) console.log(`# FAILED: ${r.file}${r.failedTests ? ` (${r.failedTests} of ${r.tests} tests)` : ''}`);
+fs.rmSync(timesDir, { recursive: true, force: true });
+process.exit(failed.length > 0 ? 1 : 0);
