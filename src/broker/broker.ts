@@ -257,7 +257,7 @@ export class Broker {
       if (config.tiered.enabled) {
         tiered = await tieredStartup(config, inject.blobStore !== undefined, async () => {
           const t = new TieredStorage({
-            store: inject.blobStore ?? createStoreFrom(config),
+            store: inject.blobStore ?? (await createStoreFrom(config)),
             topics: opened,
             cache: config.tiered.cache,
             policy: tieredPolicyFrom(config),
@@ -386,6 +386,20 @@ export class Broker {
         // (a follower out of the ISR may lack what its leader acknowledged).
         const replicas = replicaManager;
         disaster.holdsReplica = (topic, partition) => replicas.replica(topic, partition)?.state.isr.includes(config.nodeId) === true;
+        // Failback on a cluster copies through the leaders and cuts region-wide (dr/failback-cluster.ts).
+        disaster.clusterOps = {
+          truncatePartition: (topic, partition, offset, o) => node.truncatePartition(topic, partition, offset, o),
+          createTopic: async (name, partitions, replicationFactor, configs) => {
+            await node.createTopic(name, { partitions, replicationFactor, configs });
+          },
+          leaderOf: (topic, partition) => {
+            const s = node.source.versioned(topic, partition)?.value;
+            const at = s === undefined || s.leader < 0 ? undefined : node.members.members().get(s.leader)?.kafka;
+            return s === undefined || at === undefined ? undefined : { nodeId: s.leader, leaderEpoch: s.leaderEpoch, host: at.host, port: at.port };
+          },
+          replicationFactor: (topic) => node.source.versioned(topic, 0)?.value.replicas.length,
+          security: { tls: config.replication.tls, sasl: config.replication.sasl },
+        };
         // Replicated appends from other regions go through each partition's leader here
         // (answered within half the senders' request timeout); a missing topic is created
         // region-wide through the controller.

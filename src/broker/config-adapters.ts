@@ -49,7 +49,7 @@ export function blobStoreConfigFrom(config: BrokerConfig): BlobStoreConfig {
   }
 }
 
-export function createStoreFrom(config: BrokerConfig): BlobStore {
+export function createStoreFrom(config: BrokerConfig): Promise<BlobStore> {
   return createBlobStore(blobStoreConfigFrom(config));
 }
 

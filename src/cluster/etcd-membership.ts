@@ -28,10 +28,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Lease } from 'etcd3';
+import type { Lease } from 'etcd3';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { parseBrokerInfo, type BrokerInfo } from './partition-state.js';
-import { describe, isTransient, rev, sleep, type EtcdRegion, type OpOptions } from './etcd-region.js';
+import { describe, etcd3, isTransient, rev, sleep, type EtcdRegion, type OpOptions } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
 
 export interface MembershipOptions {
@@ -235,7 +235,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         wait = interval;
       } catch (err) {
         if (this.#stopped) return;
-        if (err instanceof EtcdLeaseInvalidError || !isTransient(err)) {
+        if (err instanceof etcd3().EtcdLeaseInvalidError || !isTransient(err)) {
           await this.#relet(err as Error);
           wait = interval;
         } else {

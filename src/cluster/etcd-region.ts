@@ -18,7 +18,9 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Etcd3Module from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions } from 'etcd3';
 import type { BrokerConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { Logger } from '../logging.js';
@@ -72,6 +74,18 @@ export interface EtcdRegionEvents {
 
 /** etcd3's revisions are decimal strings; Meridian's are bigints. */
 export const rev = (s: string | number): bigint => BigInt(s);
+
+const requireCjs = createRequire(import.meta.url);
+let etcd3Module: typeof Etcd3Module | undefined;
+
+/**
+ * The etcd3 client library, loaded on first use: with its gRPC stack it costs about 0.4 s of
+ * CPU to load, which a broker that is not part of a region cluster (and every CLI command)
+ * no longer pays. etcd3 is CommonJS, so this is the module an `import` would give.
+ */
+export function etcd3(): typeof Etcd3Module {
+  return (etcd3Module ??= requireCjs('etcd3') as typeof Etcd3Module);
+}
 
 export class EtcdRegion extends EventEmitter<EtcdRegionEvents> {
   readonly region: string;
@@ -129,7 +143,7 @@ export class EtcdRegion extends EventEmitter<EtcdRegionEvents> {
         callOptions: () => ({ deadline: Date.now() + this.callTimeoutMs }),
       };
     }
-    this.client = new Etcd3(clientOptions);
+    this.client = new (etcd3().Etcd3)(clientOptions);
     this.#status = { reachable: true, lastError: null, since: Date.now(), failures: 0, endpoints: this.#endpoints };
   }
 
@@ -245,7 +259,7 @@ function readPem(file: string | null, field: string): Buffer {
 /** Errors worth retrying: the transport, etcd without a leader, a deadline. */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (isRecoverableError(err)) return true;
+  if (etcd3().isRecoverableError(err)) return true;
   // Connection failures that reach us unclassified by etcd3 (grpc-js status 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
   const code = (err as { code?: unknown }).code;
   return code === 14 || code === 4 || /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|No connection established|etcdserver: (no leader|request timed out|leader changed|too many requests)/i.test(err.message);

@@ -7,7 +7,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { appendToRunLog } from './run-log.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** What a user runs: dist/ when it is current (`npm test` builds it first), else the sources through tsx. */
+const MAIN = fileURLToPath(new URL('../../bin/meridian.js', import.meta.url));
 
 export interface CliResult {
   code: number;
@@ -22,7 +23,7 @@ export interface CliResult {
 export function meridian(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MERIDIAN_')));
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...base, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], { env: { ...base, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
       // What an operator reads goes into the run's secret check (helpers/run-log.ts).
       appendToRunLog(stderr);

@@ -1,13 +1,17 @@
 /**
- * The blob store layer's public surface: the interface and its error, the four backends,
- * and `createBlobStore`, which the composition root calls with the `tiered.store` section
- * of the broker config.
+ * The blob store layer's public surface: the interface and its error, and `createBlobStore`,
+ * which the composition root calls with the `tiered.store` section of the broker config.
+ *
+ * The cloud backends are loaded only when configured (`import()` in createBlobStore): their
+ * SDKs (AWS, Google Cloud, Azure) cost about 1 s of CPU and tens of MiB to load, which every
+ * broker start and every CLI command paid before, whatever its store (or none). Import a
+ * backend's class from its own module (./s3-blob-store.js, ...) where it is needed by name.
  */
-import { AzureBlobStore, type AzureBlobStoreOptions } from './azure-blob-store.js';
+import type { AzureBlobStoreOptions } from './azure-blob-store.js';
 import type { BlobStore } from './blob-store.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
-import { GcsBlobStore, type GcsBlobStoreOptions } from './gcs-blob-store.js';
-import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
+import type { GcsBlobStoreOptions } from './gcs-blob-store.js';
+import type { S3BlobStoreOptions } from './s3-blob-store.js';
 
 export {
   BlobErrorCode,
@@ -21,7 +25,7 @@ export {
   type ListPage,
   type PutOptions,
 } from './blob-store.js';
-export { AzureBlobStore, FsBlobStore, GcsBlobStore, S3BlobStore };
+export { FsBlobStore };
 export type { AzureBlobStoreOptions, FsBlobStoreOptions, GcsBlobStoreOptions, S3BlobStoreOptions };
 
 export type BlobStoreConfig =
@@ -30,16 +34,17 @@ export type BlobStoreConfig =
   | ({ type: 'gcs' } & GcsBlobStoreOptions)
   | ({ type: 'azure' } & AzureBlobStoreOptions);
 
-export function createBlobStore(config: BlobStoreConfig): BlobStore {
+/** The store `config` names; a cloud backend's module (and SDK) is loaded here, on first use. */
+export async function createBlobStore(config: BlobStoreConfig): Promise<BlobStore> {
   switch (config.type) {
     case 'fs':
       return new FsBlobStore(config);
     case 's3':
-      return new S3BlobStore(config);
+      return new (await import('./s3-blob-store.js')).S3BlobStore(config);
     case 'gcs':
-      return new GcsBlobStore(config);
+      return new (await import('./gcs-blob-store.js')).GcsBlobStore(config);
     case 'azure':
-      return new AzureBlobStore(config);
+      return new (await import('./azure-blob-store.js')).AzureBlobStore(config);
     default: {
       const unknown: never = config;
       throw new TypeError(`unknown blob store type ${JSON.stringify((unknown as { type?: unknown }).type)}`);

@@ -11,14 +11,10 @@ import { Readable } from 'node:stream';
 import { MeridianError } from '../../../src/errors.js';
 import { BlobStoreError, validateKey } from '../../../src/tiered/blobstore/blob-store.js';
 import { isTransientTransportError, kindForStatus, redact, safeCause } from '../../../src/tiered/blobstore/classify.js';
-import {
-  AzureBlobStore,
-  FsBlobStore,
-  GcsBlobStore,
-  S3BlobStore,
-  createBlobStore,
-  type BlobStoreConfig,
-} from '../../../src/tiered/blobstore/index.js';
+import { AzureBlobStore } from '../../../src/tiered/blobstore/azure-blob-store.js';
+import { GcsBlobStore } from '../../../src/tiered/blobstore/gcs-blob-store.js';
+import { FsBlobStore, createBlobStore, type BlobStoreConfig } from '../../../src/tiered/blobstore/index.js';
+import { S3BlobStore } from '../../../src/tiered/blobstore/s3-blob-store.js';
 import { tmpDir } from '../../helpers/tmp-dir.js';
 
 const live = () => new AbortController().signal;
@@ -110,7 +106,7 @@ describe('createBlobStore', () => {
   ];
   for (const [config, cls, name, secrets] of cases) {
     test(`${config.type} → ${name}`, async () => {
-      const store = createBlobStore(config);
+      const store = await createBlobStore(config);
       try {
         assert.ok(store instanceof cls);
         assert.equal(store.name, name);
@@ -122,11 +118,11 @@ describe('createBlobStore', () => {
     });
   }
 
-  test('bad options are refused with a message naming the option', () => {
-    assert.throws(() => createBlobStore({ type: 's3', bucket: 'b', partSize: 1024 * 1024 }), /partSize/);
-    assert.throws(() => createBlobStore({ type: 'gcs', bucket: 'b', partSize: 1000 }), /partSize/);
-    assert.throws(() => createBlobStore({ type: 'azure', container: 'c', account: 'a' }), /connectionString|accountKey/);
-    assert.throws(() => createBlobStore({ type: 'nope' } as unknown as BlobStoreConfig), /unknown blob store type/);
+  test('bad options are refused with a message naming the option', async () => {
+    await assert.rejects(createBlobStore({ type: 's3', bucket: 'b', partSize: 1024 * 1024 }), /partSize/);
+    await assert.rejects(createBlobStore({ type: 'gcs', bucket: 'b', partSize: 1000 }), /partSize/);
+    await assert.rejects(createBlobStore({ type: 'azure', container: 'c', account: 'a' }), /connectionString|accountKey/);
+    await assert.rejects(createBlobStore({ type: 'nope' } as unknown as BlobStoreConfig), /unknown blob store type/);
   });
 });
 

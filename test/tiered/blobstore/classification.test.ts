@@ -75,7 +75,7 @@ describe('backends classify their SDK errors', () => {
     server = http.createServer(reply);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    for (const [name, config] of configs()) stores.set(name, createBlobStore(config));
+    for (const [name, config] of configs()) stores.set(name, await createBlobStore(config));
   });
   after(async () => {
     for (const store of stores.values()) await store.close();
