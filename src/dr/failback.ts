@@ -15,20 +15,22 @@
  *                topic `<topic>.diverged-<region>-e<epoch>` (same partition), resuming after
  *                what an earlier attempt copied;
  *             3. truncates each partition at its cut (storage: PartitionLog.truncateTo);
- *             4. adopts the new primary and epoch (phase `following`): the new primary's
- *                handshake is admitted and its records replicate here; the report is saved.
+ *             4. adopts the new primary and epoch (phase `following`), only over its own
+ *                `failing-back` entry: the new primary's handshake is admitted and its
+ *                records replicate here; the report is saved.
  *
  * A crash anywhere leaves either no plan (nothing changed) or the plan, which the same
  * command completes without asking the peer again: the copy resumes from the side topic's
  * end, and a truncation already done is a no-op. Switching back later is one more
  * `promote` here.
  *
- * On a region cluster the dry run works (measured from the asked broker's replicas) and
- * confirm is refused before anything changes: cutting a partition must reach its leader and
- * every follower together, which this per-broker truncation does not do. That cut exists
- * (cluster/partition-truncate.ts, ClusterNode.truncatePartition); the copy of the tail to
- * the side topic through the leaders and the clamp of group offsets on every coordinator
- * do not yet (dr/README.md, "failback `confirm` on a region cluster", lists what remains).
+ * On a region cluster (failback-cluster.ts) the same plan is carried out region-wide: the
+ * dry run measures from the asked broker's replicas; confirm reads each tail from the
+ * partition's leader, produces it (acks=all) to the side topic's partition leader, resuming
+ * after the side partition's replicated end, and cuts the partition on its leader and every
+ * replica (ClusterNode.truncatePartition). The `following` write is made only over this
+ * failback's own `failing-back` entry; every coordinator of the region then clamps its
+ * groups' commits past the cuts as it applies it (disaster-recovery.ts).
  */
 import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -42,6 +44,7 @@ import { RemoteBrokers } from './remote-brokers.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
 import { sameRole } from './dr-state.js';
+import { failbackOnCluster } from './failback-cluster.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
 
 const SCAN_BYTES = 1024 * 1024;
@@ -64,10 +67,10 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const role = dr.roleOf(topic);
   if (role === undefined) throw new MeridianError(ErrorCode.InvalidDrRequest, `topic ${topic} is not under a one-way or fan-out policy in region ${dr.region}: there is nothing to fail back`);
   const entry = role.entry;
-  if (entry?.phase === 'failing-back' && dr.state.regionWide) throw clusterConfirmRefused(topic, entry.epoch);
+  if (entry?.phase === 'failing-back' && dr.state.regionWide && dr.clusterOps === undefined) throw clusterConfirmRefused(topic, entry.epoch);
   if (entry?.phase === 'failing-back') {
     // A failback that a crash interrupted: finish it with its own plan.
-    return execute(dr, topic, entry.failback as Plan, entry.at);
+    return execute(dr, topic, entry.failback as Plan, entry.at, opts.requestTimeoutMs);
   }
   if (entry?.phase === 'following' && entry.reportId !== undefined && dr.reports.has(entry.reportId) && !opts.confirm) {
     const done = dr.reports.get(entry.reportId) as FailbackReport;
@@ -120,7 +123,7 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   }
   const at = Date.now();
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
-  if (dr.state.regionWide) throw clusterConfirmRefused(topic, plan.newEpoch);
+  if (dr.state.regionWide && dr.clusterOps === undefined) throw clusterConfirmRefused(topic, plan.newEpoch);
   await dr.state.update(topic, (cur) => {
     // A peer's newer epoch noted during the probes is what this failback adopts anyway (that
     // marking may also have created the entry of a topic that had none: same primary and
@@ -134,10 +137,21 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
     return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'failing-back', at, failback: plan };
   });
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, sideTopic: plan.sideTopic }, 'failing back: producers refused, divergent tail being preserved');
-  return execute(dr, topic, plan, at);
+  return execute(dr, topic, plan, at, opts.requestTimeoutMs);
 }
 
-async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: number): Promise<FailbackReport> {
+async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: number, requestTimeoutMs: number): Promise<FailbackReport> {
+  const ops = dr.clusterOps;
+  if (dr.state.regionWide && ops !== undefined) {
+    const found = await failbackOnCluster(topic, plan, {
+      ops,
+      clientId: `meridian-failback-${dr.region}`,
+      requestTimeoutMs,
+      partitionTimeoutMs: Math.max(30_000, requestTimeoutMs),
+      partitions: dr.topics.partitions(topic).length,
+    });
+    return follow(dr, topic, plan, at, found);
+  }
   const logs = dr.topics.partitions(topic);
   for (const log of logs) await log.flush();
   const found = await tails(dr, topic, plan);
@@ -162,16 +176,32 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
     // Commits here past the cut point into records that are gone (or, later, into others).
     await dr.groups.clampOffsets(topic, partition, cut);
   }
+  return follow(dr, topic, plan, at, found);
+}
+
+/**
+ * The last step: adopt the new primary (phase `following`) with the report, only over this
+ * failback's own `failing-back` entry (another operation meanwhile, e.g. a promote through
+ * another broker of a cluster, is not overwritten: nothing is written, retriable).
+ */
+async function follow(dr: DisasterRecovery, topic: string, plan: Plan, at: number, found: DivergentPartition[]): Promise<FailbackReport> {
   const r = report(dr, topic, plan, at, false, found);
-  await dr.state.update(topic, () => ({ primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id }), r);
+  await dr.state.update(topic, (cur) => {
+    const own = cur?.phase === 'failing-back' && cur.epoch === plan.newEpoch && cur.primary === plan.newPrimary && (cur.failback as Plan | undefined)?.sideTopic === plan.sideTopic;
+    if (!own) {
+      throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback ran (now ${cur === undefined ? 'no entry' : `${cur.phase} at epoch ${cur.epoch}, primary ${cur.primary}`}): the failback was not completed; nothing was written. Check \`meridian dr status\` and run the failback again`, { retriable: true });
+    }
+    return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id };
+  }, r);
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, preservedRecords: r.totals.records, sideTopic: plan.sideTopic, report: r.id }, 'failed back: following the new primary');
   return r;
 }
 
+/** A region cluster whose broker has no handle on the cluster (a test's injected replication): nothing to cut with. */
 function clusterConfirmRefused(topic: string, epoch: number): MeridianError {
   return new MeridianError(
     ErrorCode.InvalidDrRequest,
-    `failback --confirm of ${topic} is not available on a region cluster yet: the divergent tail must be copied to the side topic through each partition's leader and group offsets clamped on every coordinator, which is not built; nothing was changed. The dry run lists the divergent tail; to take writes here again, promote this region past epoch ${epoch} instead (\`meridian dr promote --topic ${topic}\`)`,
+    `failback --confirm of ${topic} needs this broker's region cluster (etcd), which it is not attached to; nothing was changed. The dry run lists the divergent tail; to take writes here again, promote this region past epoch ${epoch} instead (\`meridian dr promote --topic ${topic}\`)`,
   );
 }
 

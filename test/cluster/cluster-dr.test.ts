@@ -14,6 +14,15 @@
  * the asked broker leaves it) is completed by the same command through another broker. Then
  * us-east returns, is promoted again (epoch 2), and its handshakes make every eu-west broker
  * refuse producers (the replication target's marking, in the topic's key in etcd).
+ *
+ * The second test continues from there: eu-west, the old primary, fails back with
+ * `failback --confirm` through a broker that does not lead every partition (dr/failback-
+ * cluster.ts). As a crash of an earlier attempt right after its first partition's copy leaves
+ * it (plan in etcd, side partition 0 holding that copy), so the copy must resume without
+ * duplicating. Afterwards every replica of every partition holds the same bytes with the
+ * divergent records gone, the side topic holds exactly them (once, in order, records
+ * byte-identical), a group's commits past the cuts are clamped to them (one below them is
+ * not), and the new primary's next records replicate in: both regions read the same records.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,7 +30,12 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { Kafka, logLevel } from 'kafkajs';
-import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, waitFor, type StoredBatchBytes } from '../helpers/cluster.js';
+import { kcat } from '../helpers/kcat.js';
+import { anonymous } from '../../src/dr/failback-cluster.js';
+import { LinkClient } from '../../src/replication/link-client.js';
+import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
+import { decodeProduceResponse, encodeProduceRequest } from '../../src/protocol/kafka/messages/produce.js';
 import { readTopicToEnd } from '../helpers/kafkajs-collect.js';
 import { freePort } from '../helpers/regions.js';
 
@@ -254,4 +268,149 @@ test('a promote through one broker of a region cluster makes the region the prim
     etcdAfter.close();
   }
   mark('us-east promoted back: every eu-west leader refuses producers');
+});
+
+interface FailbackReport {
+  completed: boolean;
+  dryRun: boolean;
+  sideTopic: string;
+  newPrimary: string;
+  epoch: number;
+  totals: { records: string };
+  partitions: Array<{ partition: number; truncateAt: string; records: string; offsets: { first: string; last: string } | null }>;
+}
+
+async function failbackVia(adminPort: number, body: { topic: string; confirm?: boolean }): Promise<FailbackReport> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/dr/failback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  return JSON.parse(text) as FailbackReport;
+}
+
+/** One batch produced as is (acks=all) to a partition's leader. */
+async function produceBatch(port: number, topic: string, partition: number, batch: Buffer): Promise<void> {
+  const client = new LinkClient({ address: `127.0.0.1:${port}`, clientId: 'dr-test-raw', requestTimeoutMs: 10_000 });
+  try {
+    const req = { transactionalId: null, acks: -1, timeoutMs: 10_000, topicData: [{ name: topic, partitionData: [{ index: partition, records: batch }] }] };
+    const res = decodeProduceResponse(await client.request(ApiKey.Produce, 8, (w) => encodeProduceRequest(w, 8, req)), 8);
+    assert.equal(res.responses[0]?.partitionResponses[0]?.errorCode, 0, `produce to ${topic}/${partition}`);
+  } finally {
+    client.close();
+  }
+}
+
+/** The records of a stored batch without its offset-bearing header: timestamps and record bytes. */
+const recordsOf = (b: StoredBatchBytes) => Buffer.concat([b.bytes.subarray(27, 43), b.bytes.subarray(57)]);
+const isControl = (b: StoredBatchBytes) => (b.bytes.readInt16BE(21) & 0x20) !== 0;
+
+test('failback --confirm on a region cluster, resumed after a crash: the divergent tail copied once to the side topic through the leaders, every replica cut, group commits clamped, the new primary replicates in', { timeout: 120_000 }, async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  // From the test above: each eu-west partition holds us-east's 10 records then `west-<p>`,
+  // written while eu-west was primary (epoch 1); us-east is primary again at epoch 2.
+  const asked = west.node(2);
+  const leaders: number[] = [];
+  for (let p = 0; p < PARTITIONS; p++) leaders.push((await west.partition(TOPIC, p, (v) => v.isr.length === 3)).leader);
+  assert.ok(leaders.some((l) => l !== asked.nodeId), `broker ${asked.nodeId} does not lead every partition (leaders ${leaders.join(', ')})`);
+  const before: StoredBatchBytes[][] = [];
+  for (let p = 0; p < PARTITIONS; p++) before.push(await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]));
+  mark('eu-west replicas identical');
+
+  // The dry run names one divergent record per partition: `west-<p>`.
+  const dry = await failbackVia(asked.adminPort, { topic: TOPIC });
+  assert.equal(dry.newPrimary, EAST);
+  assert.equal(dry.epoch, 2);
+  assert.deepEqual(dry.partitions.map((p) => p.records), ['1', '1', '1']);
+  const cuts = dry.partitions.map((p) => BigInt(p.truncateAt));
+  const tails = before.map((log, p) => log.filter((b) => b.baseOffset >= cuts[p]! && !isControl(b)));
+  for (let p = 0; p < PARTITIONS; p++) assert.equal(tails[p]!.length, 1, `partition ${p}: one tail batch at or past the cut ${cuts[p]}`);
+  mark(`dry run: cuts ${cuts.join(', ')}`);
+
+  // Groups: one committed past each cut (it read `west-<p>`), one below it.
+  const admin = kafka(west.bootstrap, 'dr-admin-failback').admin();
+  await admin.connect();
+  try {
+    await admin.setOffsets({ groupId: 'readers-past', topic: TOPIC, partitions: cuts.map((c, p) => ({ partition: p, offset: String(c + 1n) })) });
+    await admin.setOffsets({ groupId: 'readers-below', topic: TOPIC, partitions: cuts.map((_c, p) => ({ partition: p, offset: '5' })) });
+    mark('group commits set');
+
+    // An earlier attempt crashed right after copying partition 0: its plan is in etcd (phase
+    // failing-back, as failback's first write leaves it) and the side topic holds that copy.
+    const sideTopic = `${TOPIC}.diverged-${WEST}-e2`;
+    assert.equal(dry.sideTopic, sideTopic);
+    const etcd = new Etcd3({ hosts: west.etcd.endpoint });
+    try {
+      const plan = { newPrimary: EAST, newEpoch: 2, sideTopic, cuts: Object.fromEntries(cuts.map((c, p) => [String(p), String(c)])) };
+      await etcd.put(`/meridian-e2e/eu-west/dr/topics/${TOPIC}`).value(JSON.stringify({ primary: EAST, epoch: 2, phase: 'failing-back', at: Date.now(), failback: plan }));
+    } finally {
+      etcd.close();
+    }
+    for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to apply the interrupted failback`, async () => (await roleOn(b.adminPort))?.phase === 'failing-back', 5_000, 20);
+    await admin.createTopics({ topics: [{ topic: sideTopic, numPartitions: PARTITIONS, replicationFactor: 3, configEntries: [{ name: 'retention.ms', value: '-1' }, { name: 'retention.bytes', value: '-1' }] }], waitForLeaders: true });
+    const side0 = await west.partition(sideTopic, 0, (v) => v.isr.length === 3);
+    await produceBatch(west.node(side0.leader).port, sideTopic, 0, anonymous(tails[0]![0]!.bytes));
+    mark('interrupted failback staged: plan in etcd, partition 0 copied');
+
+    // The same command completes it, through a broker that does not lead every partition.
+    mark('failback confirm asked');
+    const done = await failbackVia(asked.adminPort, { topic: TOPIC, confirm: true });
+    assert.equal(done.completed, true);
+    assert.equal(done.sideTopic, sideTopic);
+    assert.deepEqual(done.partitions.map((p) => [p.truncateAt, p.records]), cuts.map((c) => [String(c), '1']));
+    mark('failback confirmed through broker 2');
+
+    // Every replica: the same bytes, below the cut as before, no record of the tail left.
+    for (let p = 0; p < PARTITIONS; p++) {
+      const after = await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
+      assert.deepEqual(after.filter((b) => b.baseOffset < cuts[p]!).map((b) => b.bytes), before[p]!.filter((b) => b.baseOffset < cuts[p]!).map((b) => b.bytes), `partition ${p}: unchanged below the cut`);
+      assert.deepEqual(after.filter((b) => b.baseOffset >= cuts[p]! && !isControl(b)), [], `partition ${p}: no record at or past the cut ${cuts[p]}`);
+    }
+    const read = await readTopicToEnd(west.bootstrap[0]!, TOPIC);
+    for (let p = 0; p < PARTITIONS; p++) assert.deepEqual(read.filter((m) => m.partition === p).map((m) => m.value?.toString()), Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`));
+
+    // The side topic: exactly the tail, once per partition (partition 0 not copied again),
+    // the same records and timestamps, on every replica.
+    for (let p = 0; p < PARTITIONS; p++) {
+      const got = await kcat(['-C', '-b', west.bootstrap[0]!, '-t', sideTopic, '-p', String(p), '-o', 'beginning', '-e', '-q', '-f', '%s\n']);
+      assert.equal(got.code, 0, got.stderr);
+      assert.deepEqual(got.stdout.toString().split('\n').filter((l) => l !== ''), [`west-${p}`], `side partition ${p} read with kcat`);
+      const copies = await west.waitLogsIdentical(sideTopic, p, [1, 2, 3]);
+      assert.deepEqual(copies.map(recordsOf), tails[p]!.map(recordsOf), `side partition ${p}: the tail's records, byte for byte`);
+    }
+    mark('replicas cut, side topic holds the tail once');
+
+    // Every coordinator clamped the commits past the cuts; the one below stays.
+    await waitFor('the commits past the cuts clamped to the cuts', async () => {
+      const [o] = await admin.fetchOffsets({ groupId: 'readers-past', topics: [TOPIC] });
+      return o?.partitions.sort((a, b) => a.partition - b.partition).map((x) => x.offset).join(',') === cuts.map(String).join(',');
+    }, 10_000, 50);
+    const [below] = await admin.fetchOffsets({ groupId: 'readers-below', topics: [TOPIC] });
+    assert.deepEqual(below?.partitions.sort((a, b) => a.partition - b.partition).map((x) => x.offset), ['5', '5', '5']);
+  } finally {
+    await admin.disconnect();
+  }
+  mark('commits clamped');
+  for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to follow us-east at epoch 2`, async () => {
+    const r = await roleOn(b.adminPort);
+    return r?.phase === 'following' && r.primary === EAST && r.epoch === 2 && r.readOnly;
+  }, 5_000, 20);
+
+  // The new primary's records replicate in after the cut: both regions read the same.
+  const producer = kafka(east.bootstrap, 'dr-east-after').producer();
+  await producer.connect();
+  try {
+    for (let p = 0; p < PARTITIONS; p++) await producer.send({ topic: TOPIC, acks: -1, messages: Array.from({ length: 3 }, (_, i) => ({ partition: p, value: `east2-${p}-${i}` })) });
+  } finally {
+    await producer.disconnect();
+  }
+  mark('us-east wrote 3 more records per partition');
+  const want = (p: number) => [...Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`), ...Array.from({ length: 3 }, (_, i) => `east2-${p}-${i}`)];
+  const byPartition = async (bootstrap: string) => {
+    const got = await readTopicToEnd(bootstrap, TOPIC);
+    return Array.from({ length: PARTITIONS }, (_, p) => got.filter((m) => m.partition === p).map((m) => m.value?.toString()));
+  };
+  await waitFor('us-east\'s new records in eu-west', async () => (JSON.stringify(await byPartition(west.bootstrap[0]!)) === JSON.stringify([0, 1, 2].map(want)) ? true : undefined), 30_000, 100);
+  assert.deepEqual(await byPartition(east.bootstrap[0]!), [0, 1, 2].map(want));
+  for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
+  mark('the new primary\'s records replicated in; both regions read the same');
 });
