@@ -299,6 +299,19 @@ async function produceBatch(port: number, topic: string, partition: number, batc
   }
 }
 
+/** Every record value of `topic`, per partition in log order, as kcat (librdkafka) reads them from the beginning to the end. */
+async function kcatValues(bootstrap: string, topic: string): Promise<string[][]> {
+  const got = await kcat(['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p %s\n']);
+  assert.equal(got.code, 0, got.stderr);
+  const out = Array.from({ length: PARTITIONS }, () => [] as string[]);
+  for (const line of got.stdout.toString().split('\n')) {
+    if (line === '') continue;
+    const at = line.indexOf(' ');
+    out[Number(line.slice(0, at))]!.push(line.slice(at + 1));
+  }
+  return out;
+}
+
 /** The records of a stored batch without its offset-bearing header: timestamps and record bytes. */
 const recordsOf = (b: StoredBatchBytes) => Buffer.concat([b.bytes.subarray(27, 43), b.bytes.subarray(57)]);
 const isControl = (b: StoredBatchBytes) => (b.bytes.readInt16BE(21) & 0x20) !== 0;
@@ -330,9 +343,12 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
   const admin = kafka(west.bootstrap, 'dr-admin-failback').admin();
   await admin.connect();
   try {
-    await admin.setOffsets({ groupId: 'readers-past', topic: TOPIC, partitions: cuts.map((c, p) => ({ partition: p, offset: String(c + 1n) })) });
-    await admin.setOffsets({ groupId: 'readers-below', topic: TOPIC, partitions: cuts.map((_c, p) => ({ partition: p, offset: '5' })) });
-    mark('group commits set');
+    // KafkaJS's setOffsets joins the group with a consumer (seconds each): both at once,
+    // while the interrupted failback is staged.
+    const commits = Promise.all([
+      admin.setOffsets({ groupId: 'readers-past', topic: TOPIC, partitions: cuts.map((c, p) => ({ partition: p, offset: String(c + 1n) })) }),
+      admin.setOffsets({ groupId: 'readers-below', topic: TOPIC, partitions: cuts.map((_c, p) => ({ partition: p, offset: '5' })) }),
+    ]);
 
     // An earlier attempt crashed right after copying partition 0: its plan is in etcd (phase
     // failing-back, as failback's first write leaves it) and the side topic holds that copy.
@@ -350,6 +366,8 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
     const side0 = await west.partition(sideTopic, 0, (v) => v.isr.length === 3);
     await produceBatch(west.node(side0.leader).port, sideTopic, 0, anonymous(tails[0]![0]!.bytes));
     mark('interrupted failback staged: plan in etcd, partition 0 copied');
+    await commits;
+    mark('group commits set');
 
     // The same command completes it, through a broker that does not lead every partition.
     mark('failback confirm asked');
@@ -365,15 +383,12 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
       assert.deepEqual(after.filter((b) => b.baseOffset < cuts[p]!).map((b) => b.bytes), before[p]!.filter((b) => b.baseOffset < cuts[p]!).map((b) => b.bytes), `partition ${p}: unchanged below the cut`);
       assert.deepEqual(after.filter((b) => b.baseOffset >= cuts[p]! && !isControl(b)), [], `partition ${p}: no record at or past the cut ${cuts[p]}`);
     }
-    const read = await readTopicToEnd(west.bootstrap[0]!, TOPIC);
-    for (let p = 0; p < PARTITIONS; p++) assert.deepEqual(read.filter((m) => m.partition === p).map((m) => m.value?.toString()), Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`));
+    assert.deepEqual(await kcatValues(west.bootstrap[0]!, TOPIC), [0, 1, 2].map((p) => Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`)), 'eu-west read with kcat after the cut');
 
     // The side topic: exactly the tail, once per partition (partition 0 not copied again),
     // the same records and timestamps, on every replica.
+    assert.deepEqual(await kcatValues(west.bootstrap[0]!, sideTopic), [0, 1, 2].map((p) => [`west-${p}`]), 'the side topic read with kcat');
     for (let p = 0; p < PARTITIONS; p++) {
-      const got = await kcat(['-C', '-b', west.bootstrap[0]!, '-t', sideTopic, '-p', String(p), '-o', 'beginning', '-e', '-q', '-f', '%s\n']);
-      assert.equal(got.code, 0, got.stderr);
-      assert.deepEqual(got.stdout.toString().split('\n').filter((l) => l !== ''), [`west-${p}`], `side partition ${p} read with kcat`);
       const copies = await west.waitLogsIdentical(sideTopic, p, [1, 2, 3]);
       assert.deepEqual(copies.map(recordsOf), tails[p]!.map(recordsOf), `side partition ${p}: the tail's records, byte for byte`);
     }
@@ -405,12 +420,9 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
   }
   mark('us-east wrote 3 more records per partition');
   const want = (p: number) => [...Array.from({ length: BEFORE }, (_, i) => `east-${p}-${i}`), ...Array.from({ length: 3 }, (_, i) => `east2-${p}-${i}`)];
-  const byPartition = async (bootstrap: string) => {
-    const got = await readTopicToEnd(bootstrap, TOPIC);
-    return Array.from({ length: PARTITIONS }, (_, p) => got.filter((m) => m.partition === p).map((m) => m.value?.toString()));
-  };
-  await waitFor('us-east\'s new records in eu-west', async () => (JSON.stringify(await byPartition(west.bootstrap[0]!)) === JSON.stringify([0, 1, 2].map(want)) ? true : undefined), 30_000, 100);
-  assert.deepEqual(await byPartition(east.bootstrap[0]!), [0, 1, 2].map(want));
+  let seen: string[][] = [];
+  await waitFor('us-east\'s new records in eu-west', async () => JSON.stringify((seen = await kcatValues(west.bootstrap[0]!, TOPIC))) === JSON.stringify([0, 1, 2].map(want)), 30_000, 100, () => `(eu-west holds ${JSON.stringify(seen)})`);
+  assert.deepEqual(await kcatValues(east.bootstrap[0]!, TOPIC), [0, 1, 2].map(want), 'us-east read with kcat');
   for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
   mark('the new primary\'s records replicated in; both regions read the same');
 });
