@@ -23,6 +23,8 @@
  * divergent records gone, the side topic holds exactly them (once, in order, records
  * byte-identical), a group's commits past the cuts are clamped to them (one below them is
  * not), and the new primary's next records replicate in: both regions read the same records.
+ * Then a second round, uninterrupted from the plan on (eu-west promoted again and writing,
+ * us-east promoted past it): the failback creates its side topic itself.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -316,7 +318,7 @@ async function kcatValues(bootstrap: string, topic: string): Promise<string[][]>
 const recordsOf = (b: StoredBatchBytes) => Buffer.concat([b.bytes.subarray(27, 43), b.bytes.subarray(57)]);
 const isControl = (b: StoredBatchBytes) => (b.bytes.readInt16BE(21) & 0x20) !== 0;
 
-test('failback --confirm on a region cluster, resumed after a crash: the divergent tail copied once to the side topic through the leaders, every replica cut, group commits clamped, the new primary replicates in', { timeout: 120_000 }, async (t) => {
+test('failback --confirm on a region cluster, resumed after a crash: the divergent tail copied once to the side topic through the leaders, every replica cut, group commits clamped, the new primary replicates in; then a second one uninterrupted', { timeout: 120_000 }, async (t) => {
   const t0 = Date.now();
   const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
   // From the test above: each eu-west partition holds us-east's 10 records then `west-<p>`,
@@ -425,4 +427,31 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
   assert.deepEqual(await kcatValues(east.bootstrap[0]!, TOPIC), [0, 1, 2].map(want), 'us-east read with kcat');
   for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
   mark('the new primary\'s records replicated in; both regions read the same');
+
+  // Once more from the start, uninterrupted: eu-west promoted again (epoch 3) writes
+  // `west3-<p>`, which us-east (superseded, refusing it) never receives; us-east is promoted
+  // past it (epoch 4); the failback through broker 3 decides the plan, writes it, creates the
+  // side topic itself, copies and cuts.
+  assert.equal((await promote(west.node(1).adminPort, TOPIC)).epoch, 3);
+  const westAgain = kafka(west.bootstrap, 'dr-west-3').producer();
+  await westAgain.connect();
+  try {
+    for (let p = 0; p < PARTITIONS; p++) await westAgain.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: `west3-${p}` }] });
+  } finally {
+    await westAgain.disconnect();
+  }
+  await waitFor('us-east to learn of eu-west at epoch 3', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 20_000, 50);
+  assert.equal((await promote(east.node(1).adminPort, TOPIC)).epoch, 4);
+  for (const b of west.nodes) await waitFor(`eu-west broker ${b.nodeId} to learn of us-east at epoch 4`, async () => (await roleOn(b.adminPort))?.readOnly === true, 20_000, 50);
+  mark('eu-west wrote west3-<p> at epoch 3; us-east promoted to epoch 4');
+  assert.ok(leaders.some((l) => l !== 3), `broker 3 does not lead every partition (leaders ${leaders.join(', ')})`);
+  const again = await failbackVia(west.node(3).adminPort, { topic: TOPIC, confirm: true });
+  assert.equal(again.completed, true);
+  assert.equal(again.sideTopic, `${TOPIC}.diverged-${WEST}-e4`);
+  assert.deepEqual(again.partitions.map((p) => p.records), ['1', '1', '1']);
+  assert.deepEqual(await kcatValues(west.bootstrap[0]!, again.sideTopic), [0, 1, 2].map((p) => [`west3-${p}`]), 'the second side topic read with kcat');
+  assert.deepEqual(await kcatValues(west.bootstrap[0]!, TOPIC), [0, 1, 2].map(want), 'eu-west read with kcat after the second cut');
+  for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
+  for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to follow us-east at epoch 4`, async () => (await roleOn(b.adminPort))?.phase === 'following', 5_000, 20);
+  mark('a second failback, uninterrupted, through broker 3');
 });
