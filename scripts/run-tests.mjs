@@ -18,7 +18,7 @@
  *   (none)   waits for conditions only: any two at a time.
  *
  * Phase 1 runs every file that is not `alone`, two at a time (MERIDIAN_TEST_CONCURRENCY),
- * longest first by scripts/test-durations.json (seconds per file, from a CI run; a file it
+ * longest first by scripts/test-durations.json (wall seconds per file, from a CI run; a file it
  * does not list counts as DEFAULT_SECONDS), each time starting the first waiting file the
  * classes allow. Phase 2 runs the `alone` files one at a time. Last, test/zz-no-secrets.test.ts
  * alone: it reads every log line the run wrote.
