@@ -43,7 +43,7 @@ import { isMarkerBatch } from '../replication/marker.js';
 import { RemoteBrokers } from './remote-brokers.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
-import { sameRole } from './dr-state.js';
+import { sameRole, type TopicDrEntry } from './dr-state.js';
 import { failbackOnCluster } from './failback-cluster.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
 
@@ -187,14 +187,18 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
 async function follow(dr: DisasterRecovery, topic: string, plan: Plan, at: number, found: DivergentPartition[]): Promise<FailbackReport> {
   const r = report(dr, topic, plan, at, false, found);
   await dr.state.update(topic, (cur) => {
-    const own = cur?.phase === 'failing-back' && cur.epoch === plan.newEpoch && cur.primary === plan.newPrimary && (cur.failback as Plan | undefined)?.sideTopic === plan.sideTopic;
-    if (!own) {
+    if (!ownFailback(cur, plan)) {
       throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback ran (now ${cur === undefined ? 'no entry' : `${cur.phase} at epoch ${cur.epoch}, primary ${cur.primary}`}): the failback was not completed; nothing was written. Check \`meridian dr status\` and run the failback again`, { retriable: true });
     }
     return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id };
   }, r);
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, preservedRecords: r.totals.records, sideTopic: plan.sideTopic, report: r.id }, 'failed back: following the new primary');
   return r;
+}
+
+/** Whether `entry` is the `failing-back` entry `plan`'s failback wrote (same new primary, epoch and side topic). */
+export function ownFailback(entry: TopicDrEntry | undefined, plan: Pick<Plan, 'newPrimary' | 'newEpoch' | 'sideTopic'>): boolean {
+  return entry?.phase === 'failing-back' && entry.epoch === plan.newEpoch && entry.primary === plan.newPrimary && (entry.failback as Plan | undefined)?.sideTopic === plan.sideTopic;
 }
 
 /** A region cluster whose broker has no handle on the cluster (a test's injected replication): nothing to cut with. */
