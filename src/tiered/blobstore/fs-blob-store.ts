@@ -15,7 +15,9 @@
  * GETs keep the object's file handle (and the size fstat gave) open for reuse: at most
  * `maxOpenHandles` of them, least recently used closed first, each closed once idle for
  * `handleIdleMs` and never reused more than `handleMaxAgeMs` after it was opened. A put or
- * delete of the key through this store drops its handle at once. A handle keeps reading the
+ * delete of the key through this store drops its handle at once, and an open of it under way
+ * then serves only the GETs already waiting for it (it may be the old object's descriptor;
+ * before, it was kept and served later GETs the old bytes until handleMaxAgeMs). A handle keeps reading the
  * file it opened: objects ranged GETs read (segment data, keys with an attempt id) are never
  * rewritten in place, and a deletion or replacement by another process (another broker of
  * a region cluster sharing the directory) is seen within `handleMaxAgeMs`. Whole-object GETs
@@ -66,6 +68,13 @@ export interface FsBlobStoreStats {
   handleReuses: number;
 }
 
+/** An open of a file under way (see #opening). */
+interface Opening {
+  promise: Promise<KeptHandle>;
+  /** A put or delete of the file came after the open began. */
+  stale: boolean;
+}
+
 /** A file handle kept for ranged GETs of one object. */
 interface KeptHandle {
   readonly fh: fsp.FileHandle;
@@ -100,7 +109,14 @@ export class FsBlobStore implements BlobStore {
   /** By file path, least recently used first. Retired handles still in use are not here. */
   readonly #handles = new Map<string, KeptHandle>();
   /** Opens in progress by file path: concurrent GETs of one object share one open. */
-  readonly #opening = new Map<string, Promise<KeptHandle>>();
+  /**
+   * Opens under way, by file, shared by the GETs that ask meanwhile. A put or delete of the
+   * file marks its open stale and removes it: its descriptor may be the old object's, so it
+   * serves only the GETs already waiting for it and is never kept for later ones.
+   */
+  readonly #opening = new Map<string, Opening>();
+  /** Every open under way, stale ones included (close() waits for them). */
+  readonly #openingAll = new Set<Promise<KeptHandle>>();
   /** Descriptors being closed (close() waits for them). */
   readonly #closingHandles = new Set<Promise<void>>();
   #openHandles = 0;
@@ -147,9 +163,9 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
       }
       throwIfAborted(ctx, opts.signal);
-      this.#dropHandle(target);
+      this.#invalidate(target);
       await this.#install(ctx, tmp, target, opts.ifNoneMatch === true);
-      this.#dropHandle(target);
+      this.#invalidate(target);
       return { etag: etagOf(await fsp.stat(target, { bigint: true })) };
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy();
@@ -257,9 +273,10 @@ export class FsBlobStore implements BlobStore {
     const ctx = this.#ctx('delete', key);
     this.#check(ctx, opts.signal);
     const file = this.#path(key);
-    this.#dropHandle(file);
+    this.#invalidate(file);
     try {
       await fsp.unlink(file);
+      this.#invalidate(file);
     } catch (err) {
       const e = this.#fail(ctx, err, opts.signal);
       if (e.kind === 'not-found') return;
@@ -276,7 +293,7 @@ export class FsBlobStore implements BlobStore {
   async close(): Promise<void> {
     this.#closed = true;
     for (const file of [...this.#handles.keys()]) this.#dropHandle(file);
-    await Promise.allSettled(this.#opening.values());
+    await Promise.allSettled([...this.#openingAll]);
     // An open that finished meanwhile, and every descriptor's close: closed when this resolves.
     for (const file of [...this.#handles.keys()]) this.#dropHandle(file);
     await Promise.all([...this.#closingHandles]);
@@ -301,12 +318,18 @@ export class FsBlobStore implements BlobStore {
     for (;;) {
       let opening = this.#opening.get(file);
       if (opening === undefined) {
-        opening = this.#open(file).finally(() => this.#opening.delete(file));
-        this.#opening.set(file, opening);
+        const o: Opening = { stale: false, promise: Promise.resolve(undefined as unknown as KeptHandle) };
+        o.promise = this.#open(file, o).finally(() => {
+          if (this.#opening.get(file) === o) this.#opening.delete(file);
+          this.#openingAll.delete(o.promise);
+        });
+        this.#openingAll.add(o.promise);
+        this.#opening.set(file, o);
+        opening = o;
       } else {
         this.#stats.handleReuses++;
       }
-      const h = await opening;
+      const h = await opening.promise;
       // Dropped (its key written meanwhile) before this continuation ran: open afresh.
       if (h.closed) continue;
       h.users++;
@@ -315,7 +338,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async #open(file: string): Promise<KeptHandle> {
+  async #open(file: string, opening: Opening): Promise<KeptHandle> {
     const fh = await fsp.open(file, 'r');
     let size: number;
     try {
@@ -327,7 +350,8 @@ export class FsBlobStore implements BlobStore {
     this.#openHandles++;
     this.#stats.handleOpens++;
     const now = Date.now();
-    const h: KeptHandle = { fh, size, openedAt: now, lastUsed: now, users: 0, retired: this.#closed, closed: false };
+    // A put or delete of the key since this open began: the descriptor may be the old object's.
+    const h: KeptHandle = { fh, size, openedAt: now, lastUsed: now, users: 0, retired: this.#closed || opening.stale, closed: false };
     if (!h.retired) {
       this.#dropHandle(file); // a handle of a replaced object, opened by a GET still running
       this.#handles.set(file, h);
@@ -344,6 +368,19 @@ export class FsBlobStore implements BlobStore {
     h.users--;
     h.lastUsed = Date.now();
     if (h.retired && h.users === 0) this.#closeHandle(h);
+  }
+
+  /**
+   * A put or delete of `file` through this store: its kept handle is dropped, and an open
+   * under way is neither kept nor shared with GETs that start from now on.
+   */
+  #invalidate(file: string): void {
+    const o = this.#opening.get(file);
+    if (o !== undefined) {
+      o.stale = true;
+      this.#opening.delete(file);
+    }
+    this.#dropHandle(file);
   }
 
   /** Stops handing out `file`'s handle; it closes now or when its last GET ends. */

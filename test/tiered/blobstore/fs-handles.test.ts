@@ -105,6 +105,36 @@ test('a put or delete through the store is seen by the next ranged GET despite a
   }
 });
 
+test('a delete or put while a ranged GET is still opening the file: later GETs never get that descriptor', async () => {
+  const dir = path.join(t.dir, 'racing');
+  const store = new FsBlobStore({ dir, handleIdleMs: 60_000, handleMaxAgeMs: 60_000 });
+  try {
+    const first = object(8192, 3);
+    const second = object(8192, 4);
+    await store.put('d.log', first, { signal });
+    // The GET's open is under way (get() reaches fsp.open without waiting) when the delete
+    // begins: it may still read the old object, being concurrent with the delete, but the
+    // descriptor must not be kept for GETs that come after the delete.
+    const racing = store.get('d.log', { signal, range: { start: 0, end: 1023 } }).then(
+      (b) => b,
+      (e: unknown) => e,
+    );
+    await store.delete('d.log', { signal });
+    const r = await racing;
+    assert.ok(r instanceof BlobStoreError ? r.kind === 'not-found' : Buffer.compare(r as Buffer, first.subarray(0, 1024)) === 0, 'the racing GET sees the old object or none');
+    await assert.rejects(store.get('d.log', { signal, range: { start: 0, end: 10 } }), (e: unknown) => e instanceof BlobStoreError && e.kind === 'not-found', 'a GET after the delete: not found');
+    assert.deepEqual(fdsUnder(dir), [], 'no descriptor left on the deleted object');
+
+    await store.put('p.log', first, { signal });
+    const racingPut = store.get('p.log', { signal, range: { start: 0, end: 1023 } });
+    await store.put('p.log', second, { signal });
+    await racingPut;
+    assert.deepEqual(await store.get('p.log', { signal, range: { start: 0, end: 1023 } }), second.subarray(0, 1024), 'a GET after the put: the new object');
+  } finally {
+    await store.close();
+  }
+});
+
 test('a descriptor is not reused past handleMaxAgeMs: a replacement by another process is seen', async () => {
   const dir = path.join(t.dir, 'age');
   const store = new FsBlobStore({ dir, handleIdleMs: 60_000, handleMaxAgeMs: 30 });
