@@ -124,6 +124,12 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const at = Date.now();
   if (!opts.confirm) return report(dr, topic, plan, at, true, await tails(dr, topic, plan));
   if (dr.state.regionWide && dr.clusterOps === undefined) throw clusterConfirmRefused(topic, plan.newEpoch);
+  // On a cluster the tail is produced to the side topic (a single broker appends it to its
+  // log directly): a DR policy whose pattern makes it a read-only copy here would refuse it.
+  const sideRefused = dr.state.regionWide ? dr.checkWritable(plan.sideTopic) : null;
+  if (sideRefused !== null) {
+    throw new MeridianError(ErrorCode.InvalidDrRequest, `failback of ${topic} on a region cluster writes its divergent tail to ${plan.sideTopic} with Produce, which this region refuses: ${sideRefused.message}. Exclude ${plan.sideTopic} from that policy's topics and run the failback again; nothing was changed`);
+  }
   await dr.state.update(topic, (cur) => {
     // A peer's newer epoch noted during the probes is what this failback adopts anyway (that
     // marking may also have created the entry of a topic that had none: same primary and
