@@ -13,7 +13,8 @@
  * What a view preserves of the local log's contract, whichever tier answers:
  * - `read` returns whole batches from one segment, at least one (KIP-74); `upTo` bounds the
  *   local tier (the remote one lies wholly below the local log start, durable by
- *   construction); a pooled buffer is used, and must be released, only for a local read.
+ *   construction); with a pool, either tier may answer in one of its buffers (the result's
+ *   `pooled`), which the caller then releases.
  * - Below the local log start while the store's part is unknown (its manifests are not
  *   loaded: store down), every answer fails with a retriable STORAGE_IO (Kafka
  *   KAFKA_STORAGE_ERROR), never OFFSET_OUT_OF_RANGE, so that no consumer or replicator skips

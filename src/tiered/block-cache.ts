@@ -330,7 +330,10 @@ export class BlockCache {
             `object ${key} on ${this.#store.name} returned ${buf.length} bytes for range ${range?.start}-${range?.end} instead of ${expected}: it is shorter than its manifest says (corrupt or replaced)`,
           );
         }
-        const owned = slab !== undefined && buf.buffer === slab.buffer ? buf : ownBuffer(buf);
+        // A fresh view object per fill, even over a recycled slab (a store may hand `into`
+        // itself back): readers key what they know of a block's bytes by the Buffer object
+        // (remote-reader.ts, the batches whose CRC passed), which must never outlive the fill.
+        const owned = slab !== undefined && buf.buffer === slab.buffer ? buf.subarray(0) : ownBuffer(buf);
         onOk(flight, owned);
         return owned;
       },

@@ -87,7 +87,9 @@ export class RemoteSegmentReader {
   readonly #indexes = new Map<string, SegmentIndex>();
   /**
    * Per block buffer (one GET's bytes), the object positions of the batches whose CRC-32C
-   * passed over those bytes. Weak: it goes with the buffer when the cache drops it. At most
+   * passed over those bytes. Weak: it goes with the buffer when the cache drops it. The
+   * cache hands out a new Buffer object for every fill, recycled memory included
+   * (block-cache.ts), so a key never stands for bytes other than the ones checked. At most
    * `#maxCheckedPerBlock` positions per block (one per KiB of block, at least 256: a few percent
    * of the cache's bytes): a block of smaller batches has the rest checked again on a re-read.
    */
