@@ -315,7 +315,11 @@ export class ClusterOffsets implements OffsetBackend {
     this.#loads++;
     const started = Date.now();
     part.load().then(
-      (records) => this.#o.logger?.info({ topic: OFFSETS_TOPIC, partition: p, leaderEpoch: epoch, records, groups: part.groupIds().length, ms: Date.now() - started }, 'offsets partition loaded: coordinating its groups'),
+      (records) => {
+        this.#o.logger?.info({ topic: OFFSETS_TOPIC, partition: p, leaderEpoch: epoch, records, groups: part.groupIds().length, ms: Date.now() - started }, 'offsets partition loaded: coordinating its groups');
+        // Whoever rewrites commits on load (a DR failback's clamp) does it as soon as it serves.
+        if (!part.closed) this.#coordinator?.offsetsLoaded(p);
+      },
       (err: unknown) => {
         if (part.closed) return;
         // A log that cannot be read: serve nothing of it (NOT_COORDINATOR) rather than rewind groups.

@@ -41,6 +41,7 @@ import { OffsetPublisher, type PeerSyncStatus } from './offset-publisher.js';
 import { reportId, type PromoteReport, type RecoveryPartition, type ReportStore } from './recovery-report.js';
 import { RemoteOffsets, type RemoteCommit } from './remote-offsets.js';
 import type { DrClusterOps } from './failback-cluster.js';
+import { FailbackClamp } from './failback-clamp.js';
 
 /** Clocks of two regions may differ this much before a peer's commit counts as concurrent. */
 const CLOCK_SKEW_MS = 1000;
@@ -126,8 +127,8 @@ export class DisasterRecovery {
    * failback --confirm is refused on a cluster.
    */
   clusterOps: DrClusterOps | undefined;
-  /** Each topic's entry as this broker last applied it (a cluster: the failback clamp below). */
-  #applied = new Map<string, TopicDrEntry | undefined>();
+  /** A region cluster: group commits a failback made stale, answered and rewritten at the cuts (failback-clamp.ts). */
+  #clamp: FailbackClamp | undefined;
   #closed = false;
 
   constructor(opts: DisasterRecoveryOptions) {
@@ -138,7 +139,11 @@ export class DisasterRecovery {
     this.replicaStates = opts.replicaStates;
     this.log = opts.logger.child({ component: 'dr' });
     this.state = new DrState(opts.dataDir, opts.region, { localCopy: opts.regionCluster === true, logger: this.log });
-    if (opts.regionCluster === true) this.state.onChange((topic) => this.#clampAfterFailback(topic));
+    if (opts.regionCluster === true) {
+      const clamp = new FailbackClamp({ groups: opts.groups, entryOf: (topic) => this.state.entry(topic), entries: () => this.state.entries(), logger: this.log });
+      this.#clamp = clamp;
+      this.state.onChange((topic) => void clamp.entryChanged(topic));
+    }
     if (this.state.brokenCopy !== undefined) this.log.error({ moved: this.state.brokenCopy }, "this broker's copy of the region's DR roles (dr/state.json) did not parse: moved aside; the region's roles in etcd replace it");
     this.remote = new RemoteOffsets(this.state.dir, this.log);
     this.reports = this.state.reports;
@@ -666,34 +671,12 @@ export class DisasterRecovery {
     if (this.#closed) return;
     this.#closed = true;
     this.#offCommits();
+    this.#clamp?.close();
     this.publisher.close();
     await this.remote.flush();
     const idx = [...this.#indexes.values()];
     this.#indexes.clear();
     await Promise.allSettled(idx.map(async (p) => (await p).close()));
-  }
-
-  /**
-   * A region cluster: once a topic's failback completes (this broker applies its `following`
-   * over the `failing-back` entry it applied before), the groups this broker coordinates move
-   * every commit past a partition's cut down to the cut: those offsets pointed into the
-   * divergent tail, and the new primary's records land there. Every coordinator of the region
-   * does it as it applies the entry (each holds its groups' offsets in its memory and its
-   * replicated log), after the cuts (the failback writes `following` last), when no consumer
-   * can read past a cut any more. Only a transition seen live counts: a broker starting
-   * clamps nothing (it coordinates no group before it joins); one whose watch reloaded in
-   * between misses it (src/dr/README.md, Limits).
-   */
-  #clampAfterFailback(topic: string): void {
-    const prev = this.#applied.get(topic);
-    const cur = this.state.entry(topic);
-    this.#applied.set(topic, cur);
-    if (prev?.phase !== 'failing-back' || cur?.phase !== 'following' || cur.epoch !== prev.epoch || cur.primary !== prev.primary) return;
-    const cuts = (prev.failback as { cuts?: Record<string, string> } | undefined)?.cuts ?? {};
-    void (async () => {
-      for (const [partition, cut] of Object.entries(cuts)) await this.groups.clampOffsets(topic, Number(partition), BigInt(cut));
-      this.log.info({ topic, epoch: cur.epoch, cuts }, 'failback completed in the region: group commits past the cuts clamped on this coordinator');
-    })().catch((err: unknown) => this.log.error({ err, topic }, 'could not clamp the group commits past a failback\'s cuts on this coordinator; commits past a cut skip the new primary\'s records there'));
   }
 
   /** Forgets a log's index (its topic was deleted or the log is being truncated); resolves once it is closed. */

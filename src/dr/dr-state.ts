@@ -53,7 +53,7 @@ export interface TopicDrEntry {
   at: number;
   /** The id of the recovery report (promote) or failback report written for this phase. */
   reportId?: string;
-  /** Failback in progress: the plan being carried out (failback.ts). */
+  /** Failback in progress: the plan being carried out (failback.ts); on `following` after one on a region cluster, what it cut (failback-clamp.ts). */
   failback?: unknown;
   /**
    * A peer said it is the primary at a newer epoch (its handshake): this region stops taking

@@ -30,10 +30,11 @@
  *    `failing-back` for the same command to complete (a repeated cut at the same offset
  *    cuts nothing more).
  *
- * Group commits past the cuts are clamped by every coordinator of the region as it applies
- * the `following` entry (DisasterRecovery, `#clampAfterFailback`), not here: the region's
- * groups are coordinated by the leaders of `__meridian_offsets`'s partitions, spread over the
- * brokers, and each coordinator's offsets live in its memory and its replicated log.
+ * Group commits past the cuts are clamped by every coordinator of the region (DisasterRecovery,
+ * by the rule of failback-clamp.ts, from the cuts and the epochs returned here, which the
+ * `following` entry carries), not here: the region's groups are coordinated by the leaders of
+ * `__meridian_offsets`'s partitions, spread over the brokers, and each coordinator's offsets
+ * live in its memory and its replicated log.
  */
 import { ErrorCode, MeridianError } from '../errors.js';
 import { ApiKey } from '../protocol/kafka/api-keys.js';
@@ -67,7 +68,7 @@ export interface PartitionLeader {
 /** What failback needs of the region cluster (broker.ts sets it from the ClusterNode). */
 export interface DrClusterOps {
   /** Cuts a partition at `offset` on its leader and every replica (ClusterNode.truncatePartition). */
-  truncatePartition(topic: string, partition: number, offset: bigint, opts: { timeoutMs: number }): Promise<unknown>;
+  truncatePartition(topic: string, partition: number, offset: bigint, opts: { timeoutMs: number }): Promise<{ readonly leaderEpoch: number }>;
   /** Creates a topic region-wide (TOPIC_EXISTS when it is there) and resolves once it is open here. */
   createTopic(name: string, partitions: number, replicationFactor: number, configs: Record<string, string>): Promise<void>;
   /** The partition's leader now; undefined while it has none or its state is unknown here. */
@@ -92,11 +93,18 @@ export interface ClusterFailbackOptions {
   readonly partitions: number;
 }
 
+/** What the region-wide failback did: each tail, and the leader epoch each cut left its partition at. */
+export interface ClusterFailbackResult {
+  readonly partitions: DivergentPartition[];
+  /** Per partition: records written past the cut from now on carry this leader epoch or a later one (failback-clamp.ts). */
+  readonly leaderEpochs: Record<string, number>;
+}
+
 /**
  * Copies every partition's divergent tail to the side topic through the leaders, then cuts
  * each partition region-wide (the file header). Returns what each tail held.
  */
-export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan, o: ClusterFailbackOptions): Promise<DivergentPartition[]> {
+export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan, o: ClusterFailbackOptions): Promise<ClusterFailbackResult> {
   const region = new RegionClients(o);
   try {
     // The leaders' ends first: whether there is a tail at all decides the side topic.
@@ -104,13 +112,14 @@ export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan
     for (let p = 0; p < o.partitions; p++) ends.push(await retrying(o, () => region.logEnd(topic, p)));
     if (ends.some((end, p) => end > BigInt(plan.cuts[String(p)]!))) await ensureSideTopic(topic, plan.sideTopic, o);
     const out: DivergentPartition[] = [];
+    const leaderEpochs: Record<string, number> = {};
     for (let p = 0; p < o.partitions; p++) {
       const cut = BigInt(plan.cuts[String(p)]!);
       // A failed attempt (a leader change, a lost answer) starts over from the side
       // partition's replicated end: nothing is copied twice.
       const tail = await retrying(o, () => copyTail(region, topic, plan.sideTopic, p, cut, ends[p]!));
       try {
-        await o.ops.truncatePartition(topic, p, cut, { timeoutMs: o.partitionTimeoutMs });
+        leaderEpochs[String(p)] = (await o.ops.truncatePartition(topic, p, cut, { timeoutMs: o.partitionTimeoutMs })).leaderEpoch;
       } catch (err) {
         const e = err as Error;
         // Retriable as its cause is (a refusal by the leader is not; a timeout or a lost
@@ -123,7 +132,7 @@ export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan
       }
       out.push(tail);
     }
-    return out;
+    return { partitions: out, leaderEpochs };
   } finally {
     region.close();
   }

@@ -29,8 +29,10 @@
  * partition's leader, produces it (acks=all) to the side topic's partition leader, resuming
  * after the side partition's replicated end, and cuts the partition on its leader and every
  * replica (ClusterNode.truncatePartition). The `following` write is made only over this
- * failback's own `failing-back` entry; every coordinator of the region then clamps its
- * groups' commits past the cuts as it applies it (disaster-recovery.ts).
+ * failback's own `failing-back` entry and carries the cuts, the epoch each cut left its
+ * partition at and when the cuts were done: every coordinator of the region answers and
+ * rewrites its groups' stale commits past the cuts by that (failback-clamp.ts,
+ * disaster-recovery.ts), whenever it holds the entry or loads an offsets partition.
  */
 import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -45,6 +47,7 @@ import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } fr
 import type { DisasterRecovery } from './disaster-recovery.js';
 import { sameRole, type TopicDrEntry } from './dr-state.js';
 import { failbackOnCluster } from './failback-cluster.js';
+import type { FailbackCuts } from './failback-clamp.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
 
 const SCAN_BYTES = 1024 * 1024;
@@ -149,14 +152,17 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
 async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: number, requestTimeoutMs: number): Promise<FailbackReport> {
   const ops = dr.clusterOps;
   if (dr.state.regionWide && ops !== undefined) {
-    const found = await failbackOnCluster(topic, plan, {
+    const done = await failbackOnCluster(topic, plan, {
       ops,
       clientId: `meridian-failback-${dr.region}`,
       requestTimeoutMs,
       partitionTimeoutMs: Math.max(30_000, requestTimeoutMs),
       partitions: dr.topics.partitions(topic).length,
     });
-    return follow(dr, topic, plan, at, found);
+    // Every cut is done: from here the `following` entry tells every coordinator which
+    // commits past a cut are stale (failback-clamp.ts).
+    const cuts: FailbackCuts = { sideTopic: plan.sideTopic, cuts: plan.cuts, leaderEpochs: done.leaderEpochs, completedAt: Date.now() };
+    return follow(dr, topic, plan, at, done.partitions, cuts);
   }
   const logs = dr.topics.partitions(topic);
   for (const log of logs) await log.flush();
@@ -190,13 +196,13 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
  * failback's own `failing-back` entry (another operation meanwhile, e.g. a promote through
  * another broker of a cluster, is not overwritten: nothing is written, retriable).
  */
-async function follow(dr: DisasterRecovery, topic: string, plan: Plan, at: number, found: DivergentPartition[]): Promise<FailbackReport> {
+async function follow(dr: DisasterRecovery, topic: string, plan: Plan, at: number, found: DivergentPartition[], cuts?: FailbackCuts): Promise<FailbackReport> {
   const r = report(dr, topic, plan, at, false, found);
   await dr.state.update(topic, (cur) => {
     if (!ownFailback(cur, plan)) {
       throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed while this failback ran (now ${cur === undefined ? 'no entry' : `${cur.phase} at epoch ${cur.epoch}, primary ${cur.primary}`}): the failback was not completed; nothing was written. Check \`meridian dr status\` and run the failback again`, { retriable: true });
     }
-    return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id };
+    return { primary: plan.newPrimary, epoch: plan.newEpoch, phase: 'following', at, reportId: r.id, ...(cuts === undefined ? {} : { failback: cuts }) };
   }, r);
   dr.log.info({ topic, newPrimary: plan.newPrimary, epoch: plan.newEpoch, preservedRecords: r.totals.records, sideTopic: plan.sideTopic, report: r.id }, 'failed back: following the new primary');
   return r;

@@ -131,6 +131,8 @@ export class GroupCoordinator {
   /** When each group last went from no members to some (disaster recovery's conflict check). */
   #activeSince = new Map<string, number>();
   #commitListeners = new Set<(groupId: string, commits: readonly PartitionCommit[]) => void>();
+  #loadedListeners = new Set<(partition: number) => void>();
+  #commitView: ((topic: string, partition: number, c: CommittedOffset) => CommittedOffset) | undefined;
 
   private constructor(store: OffsetBackend, options: BackendCoordinatorOptions) {
     this.#store = store;
@@ -303,9 +305,30 @@ export class GroupCoordinator {
     return () => this.#commitListeners.delete(listener);
   }
 
-  /** The offset a group committed for a partition here, with its commit time. */
+  /** The offset a group committed for a partition here, with its commit time (as `commitView` answers it). */
   committed(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
-    return this.#store.get(groupId, topic, partition);
+    const c = this.#store.get(groupId, topic, partition);
+    return c === undefined || this.#commitView === undefined ? c : this.#commitView(topic, partition, c);
+  }
+
+  /**
+   * How OffsetFetch (and `committed`) answer a stored commit: disaster recovery on a region
+   * cluster answers a commit a failback made stale at the cut (src/dr/failback-clamp.ts)
+   * from the moment this broker holds the failback's entry, before its rewrite is replicated.
+   */
+  setCommitView(view: ((topic: string, partition: number, c: CommittedOffset) => CommittedOffset) | undefined): void {
+    this.#commitView = view;
+  }
+
+  /** Told each time an offsets partition finished loading here (a region cluster: this broker became its coordinator). */
+  onOffsetsLoaded(listener: (partition: number) => void): () => void {
+    this.#loadedListeners.add(listener);
+    return () => this.#loadedListeners.delete(listener);
+  }
+
+  /** The offset backend says an offsets partition is loaded and served here (cluster/group-offsets.ts). */
+  offsetsLoaded(partition: number): void {
+    for (const l of this.#loadedListeners) l(partition);
   }
 
   /** Every committed group partition (offset replication's resync). */
@@ -320,15 +343,19 @@ export class GroupCoordinator {
   }
 
   /**
-   * Moves every group's commit for a partition down to `max` where it is past it (a DR
-   * failback truncated the log there: those offsets pointed into records that are gone).
+   * Moves every group's commit for a partition down to `max` where it is past it and
+   * `stale` says so (a DR failback truncated the log there: those offsets pointed into
+   * records that are gone). Returns how many commits it moved.
    */
-  async clampOffsets(topic: string, partition: number, max: bigint): Promise<void> {
+  async clampOffsets(topic: string, partition: number, max: bigint, stale: (c: CommittedOffset) => boolean = () => true): Promise<number> {
     const now = this.#now();
+    let moved = 0;
     for (const c of this.allCommitted()) {
-      if (c.topic !== topic || c.partition !== partition || c.committed.offset <= max) continue;
+      if (c.topic !== topic || c.partition !== partition || c.committed.offset <= max || !stale(c.committed)) continue;
+      moved++;
       await this.#store.commit(c.groupId, [{ topic, partition, offset: max, leaderEpoch: -1, commitTimestamp: now, metadata: c.committed.metadata ?? '' }]);
     }
+    return moved;
   }
 
   /** Since when the group has had members here (undefined: it has none). */
@@ -349,7 +376,8 @@ export class GroupCoordinator {
       topics: requested.map((t) => ({
         name: t.name,
         partitions: t.partitionIndexes.map((partitionIndex): FetchedPartitionOffset => {
-          const c = offsets?.get(t.name)?.get(partitionIndex);
+          const stored = offsets?.get(t.name)?.get(partitionIndex);
+          const c = stored === undefined || this.#commitView === undefined ? stored : this.#commitView(t.name, partitionIndex, stored);
           return c === undefined
             ? { partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' }
             : { partitionIndex, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata };
