@@ -19,6 +19,7 @@ import { PartitionLog, type LogOptions } from '../../src/storage/partition-log.j
 import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { bfTranslate, bfVector, type Rec } from '../helpers/origin-model.js';
 
 const SNAPSHOT = 'origin-index.json';
 const cleanups: Array<() => void> = [];
@@ -27,11 +28,6 @@ after(() => cleanups.forEach((c) => c()));
 /** No fsync per append (the seals and the truncations still fsync). */
 const FAST: Partial<LogOptions> = { flushMode: 'interval', flushIntervalMs: 60_000 };
 
-interface Rec {
-  offset: bigint;
-  origin: string;
-  originOffset: bigint;
-}
 
 /** A partition of region `self` and the model of the records its log holds. */
 class Part {
@@ -112,16 +108,6 @@ class Part {
 
 const obj = (v: OriginVector): Record<string, bigint> => Object.fromEntries([...v].sort(([a], [b]) => (a < b ? -1 : 1)));
 
-function bfVector(recs: readonly Rec[], o: bigint): OriginVector {
-  const v: OriginVector = new Map();
-  for (const r of recs) if (r.offset < o) v.set(r.origin, r.originOffset);
-  return v;
-}
-
-function bfTranslate(recs: readonly Rec[], v: OriginVector, end: bigint): bigint {
-  for (const r of recs) if (r.originOffset > (v.get(r.origin) ?? -1n)) return r.offset;
-  return end;
-}
 
 /**
  * Every offset from the log start: vectorAt as the brute force says; translate of that vector,

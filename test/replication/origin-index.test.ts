@@ -19,6 +19,7 @@ import { readBatchHeader } from '../../src/storage/record-batch.js';
 import { garbledMarker, makeBatch } from '../helpers/batches.js';
 import { rng } from '../helpers/seeded-random.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { bfTranslate, bfVector, type Rec } from '../helpers/origin-model.js';
 
 const SNAPSHOT = 'origin-index.json';
 const cleanups: Array<() => void> = [];
@@ -32,11 +33,6 @@ function dir(): string {
 /** No fsync per append (the seals still fsync): these tests append thousands of batches. */
 const FAST: Partial<LogOptions> = { flushMode: 'interval', flushIntervalMs: 60_000 };
 
-interface Rec {
-  offset: bigint;
-  origin: string;
-  originOffset: bigint;
-}
 
 /** One region's copy of a partition: its log, and the model of what the test appended. */
 class Region {
@@ -104,17 +100,6 @@ async function appendMarked(log: PartitionLog, origin: string, topicId: string, 
 }
 
 // -- brute force over the model --------------------------------------------------------------
-
-function bfVector(recs: readonly Rec[], o: bigint): OriginVector {
-  const v: OriginVector = new Map();
-  for (const r of recs) if (r.offset < o) v.set(r.origin, r.originOffset);
-  return v;
-}
-
-function bfTranslate(recs: readonly Rec[], v: OriginVector, end: bigint): bigint {
-  for (const r of recs) if (r.originOffset > (v.get(r.origin) ?? -1n)) return r.offset;
-  return end;
-}
 
 function bfCount(recs: readonly Rec[], origin: string, from: bigint, to: bigint): { count: bigint; first: bigint | null; last: bigint | null } {
   const hits = recs.filter((r) => r.origin === origin && r.offset >= from && r.offset < to);
