@@ -29,14 +29,12 @@ import { OFFSETS_TOPIC } from '../../src/cluster/group-offsets-topic.js';
 import type { PartitionLog } from '../../src/storage/partition-log.js';
 import { decodeStoredRecords, storedBatches } from '../../src/storage/record-batch.js';
 import { waitFor } from '../helpers/wait.js';
-import { logBytes, startReplicaCluster, type ReplicaCluster } from './replica-cluster.js';
+import { logBytes, startOffsetsCluster, type ReplicaCluster } from './replica-cluster.js';
 
 let cluster: ReplicaCluster;
 
 before(async () => {
-  cluster = await startReplicaCluster({ brokers: 3, defaultMinInsyncReplicas: 2 });
-  await cluster.createTopic(OFFSETS_TOPIC, 1, 1);
-  await waitFor('broker 1 to lead the offsets partition', () => cluster.node(1).broker.replicaManager!.isLeading(OFFSETS_TOPIC, 0), 10_000);
+  cluster = await startOffsetsCluster();
 });
 
 after(async () => {

@@ -11,6 +11,7 @@
  * source, and stops them afterwards.
  */
 import { Broker } from '../../src/broker/broker.js';
+import { OFFSETS_TOPIC } from '../../src/cluster/group-offsets-topic.js';
 import type { AlterIsrResult, HostPort, IsrExpectation, NamedPartitionState, PartitionState, PartitionStateSource } from '../../src/cluster/partition-state-source.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
@@ -18,6 +19,7 @@ import { createLogger } from '../../src/logging.js';
 import type { PartitionLog } from '../../src/storage/partition-log.js';
 import { withRunLog } from '../helpers/run-log.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
+import { waitFor } from '../helpers/wait.js';
 
 const key = (topic: string, partition: number) => `${topic}/${partition}`;
 
@@ -170,6 +172,17 @@ export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promis
 }
 
 /** Every batch of a log, from its start to its end, as stored (offsets, epochs, bytes). */
+/**
+ * Three brokers (min.insync.replicas 2) with one partition of the internal offsets topic,
+ * replicated on all three and led by broker 1: the setup of the group-offsets tests.
+ */
+export async function startOffsetsCluster(): Promise<ReplicaCluster> {
+  const cluster = await startReplicaCluster({ brokers: 3, defaultMinInsyncReplicas: 2 });
+  await cluster.createTopic(OFFSETS_TOPIC, 1, 1);
+  await waitFor('broker 1 to lead the offsets partition', () => cluster.node(1).broker.replicaManager!.isLeading(OFFSETS_TOPIC, 0), 10_000);
+  return cluster;
+}
+
 export async function logBytes(log: PartitionLog): Promise<Buffer> {
   const parts: Buffer[] = [];
   let offset = log.logStartOffset;

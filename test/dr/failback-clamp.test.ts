@@ -24,7 +24,7 @@ import { OFFSETS_TOPIC } from '../../src/cluster/group-offsets-topic.js';
 import type { TopicDrEntry } from '../../src/dr/dr-state.js';
 import { FailbackClamp, failbackCutsOf, staleCommitCut, type FailbackCuts } from '../../src/dr/failback-clamp.js';
 import { waitFor } from '../helpers/wait.js';
-import { startReplicaCluster, type ReplicaCluster } from '../cluster/replica-cluster.js';
+import { startOffsetsCluster, type ReplicaCluster } from '../cluster/replica-cluster.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -50,9 +50,7 @@ test('the rule: stale past the cut by leader epoch, else by time; at or below th
 let cluster: ReplicaCluster;
 
 before(async () => {
-  cluster = await startReplicaCluster({ brokers: 3, defaultMinInsyncReplicas: 2 });
-  await cluster.createTopic(OFFSETS_TOPIC, 1, 1);
-  await waitFor('broker 1 to lead the offsets partition', () => cluster.node(1).broker.replicaManager!.isLeading(OFFSETS_TOPIC, 0), 10_000);
+  cluster = await startOffsetsCluster();
 });
 
 after(async () => {

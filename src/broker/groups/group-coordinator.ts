@@ -307,7 +307,11 @@ export class GroupCoordinator {
 
   /** The offset a group committed for a partition here, with its commit time (as `commitView` answers it). */
   committed(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
-    const c = this.#store.get(groupId, topic, partition);
+    return this.#viewed(topic, partition, this.#store.get(groupId, topic, partition));
+  }
+
+  /** A stored commit as `commitView` answers it. */
+  #viewed(topic: string, partition: number, c: CommittedOffset | undefined): CommittedOffset | undefined {
     return c === undefined || this.#commitView === undefined ? c : this.#commitView(topic, partition, c);
   }
 
@@ -376,8 +380,7 @@ export class GroupCoordinator {
       topics: requested.map((t) => ({
         name: t.name,
         partitions: t.partitionIndexes.map((partitionIndex): FetchedPartitionOffset => {
-          const stored = offsets?.get(t.name)?.get(partitionIndex);
-          const c = stored === undefined || this.#commitView === undefined ? stored : this.#commitView(t.name, partitionIndex, stored);
+          const c = this.#viewed(t.name, partitionIndex, offsets?.get(t.name)?.get(partitionIndex));
           return c === undefined
             ? { partitionIndex, committedOffset: -1n, committedLeaderEpoch: -1, metadata: '' }
             : { partitionIndex, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata };
