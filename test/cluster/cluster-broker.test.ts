@@ -142,7 +142,13 @@ test('three brokers on etcd: RF 3 topics created from any broker, produce, read 
   const ctrl = await controller();
   const other = [...brokers.values()].find((b) => b !== brokers.get(ctrl))!;
 
-  // Metadata from each broker: the same three brokers and controller.
+  // Metadata from each broker: the same three brokers and controller. A broker's start
+  // waits for its own registration, not for its watch to have delivered the others' (a CI
+  // run saw broker 3 missing from another's Metadata right after start): wait for that first.
+  await waitFor('every broker to list the three brokers in Metadata', async () => {
+    for (const b of brokers.values()) if ((await metadata(b.port)).brokers.length !== 3) return undefined;
+    return true;
+  }, 15_000);
   for (const b of brokers.values()) {
     const m = await metadata(b.port);
     assert.deepEqual(m.brokers.map((x) => x.nodeId).sort(), [1, 2, 3], `Metadata from ${b.port}`);
