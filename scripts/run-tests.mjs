@@ -25,8 +25,8 @@
  *
  * A file's output is printed whole when it ends (two files' lines never interleave), with
  * its outcome and wall time; a file still running after FILE_TIMEOUT_MS is killed and fails.
- * At the end: the failed files, and the slowest files by wall time (to refresh
- * test-durations.json from).
+ * At the end: the slowest files by wall time (to refresh test-durations.json from), then
+ * each failed file's failure again (its "failing tests" section), so the run's tail says why.
  *
  * Every phase always runs; the exit code is non-zero when any file failed.
  * MERIDIAN_TEST_PHASE=concurrent or serial runs only phase 1 or phase 2.
@@ -189,12 +189,26 @@ function runFile(file) {
       const ok = code === 0 && !timedOut;
       const why = timedOut ? `killed after ${FILE_TIMEOUT_MS / 60_000} min` : ok ? 'ok' : `FAILED (exit ${code ?? signal})`;
       process.stdout.write(`\n# ${file}: ${why}, ${(wallMs / 1000).toFixed(1)} s, ${tests} tests${failedTests ? `, ${failedTests} failed` : ''}\n`);
-      process.stdout.write(Buffer.concat(out));
-      const r = { file, ok, wallMs, tests, failedTests };
+      const text = Buffer.concat(out);
+      process.stdout.write(text);
+      const r = { file, ok, wallMs, tests, failedTests, failure: ok ? undefined : failureExcerpt(text.toString('utf8'), why) };
       results.push(r);
       resolve(r);
     });
   });
+}
+
+/**
+ * What a failed file said about its failure, to print again at the very end of the run,
+ * where a reader of a long log (or of its tail alone) finds it: the spec reporter's
+ * "failing tests" section when there is one, else the file's last lines; 80 lines at most.
+ */
+function failureExcerpt(text, why) {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.includes('failing tests:'));
+  const part = at >= 0 ? lines.slice(at) : lines.slice(-60);
+  const cut = part.length > 80 ? [...part.slice(0, 80), `... (${part.length - 80} more lines above in the file's output)`] : part;
+  return [`# ${why}`, ...cut].join('\n');
 }
 
 /** Runs `list` with at most `n` files at once, as the classes allow, longest first. */
@@ -238,6 +252,7 @@ console.log(`\n# slowest files (wall time, for scripts/test-durations.json):`);
 for (const r of [...results].sort((a, b) => b.wallMs - a.wallMs).slice(0, 30)) console.log(`#   ${(r.wallMs / 1000).toFixed(1).padStart(6)} s  ${r.file}`);
 const testCount = results.reduce((s, r) => s + r.tests, 0);
 console.log(`# ${results.length} files, ${testCount} tests, ${failed.length} files failed, ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
+for (const r of failed) console.log(`\n# --- why ${r.file} failed ---\n${r.failure}`);
 for (const r of failed) console.log(`# FAILED: ${r.file}${r.failedTests ? ` (${r.failedTests} of ${r.tests} tests)` : ''}`);
 fs.rmSync(timesDir, { recursive: true, force: true });
 process.exit(failed.length > 0 ? 1 : 0);

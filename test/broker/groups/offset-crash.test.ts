@@ -56,7 +56,7 @@ function runAndKill(dir: string, round: number, lanes: Lane[]): Promise<number> 
   });
 }
 
-test(`kill -9 during durable offset commits loses no acknowledged commit (${ROUNDS} rounds)`, { timeout: 120_000 }, async () => {
+test(`kill -9 during durable offset commits loses no acknowledged commit (${ROUNDS} rounds)`, { timeout: 120_000 }, async (t) => {
   const dir = freshDir();
   const lanes: Lane[] = Array.from({ length: LANES }, () => ({ acked: 0n, tried: 0n }));
   let totalAcks = 0;
@@ -85,6 +85,7 @@ test(`kill -9 during durable offset commits loses no acknowledged commit (${ROUN
       await gc.close();
     }
   }
+  t.diagnostic(`${totalAcks} acknowledged commits over ${ROUNDS} rounds`);
   assert.ok(totalAcks > ROUNDS * 50, `only ${totalAcks} acknowledged commits`);
   assert.ok(fs.existsSync(path.join(dir, 'offsets.snapshot')), 'rounds crossed compactions');
 });
