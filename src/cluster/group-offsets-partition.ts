@@ -456,6 +456,9 @@ export class OffsetsPartition {
       case kafkaCode('RECORD_LIST_TOO_LARGE'):
         return new MeridianError(ErrorCode.CommitTooLarge, detail);
       default:
+        // This object's own refusal (#notCoordinator, through mayAppend or mayAnswer) already
+        // names the partition and says what to do.
+        if (kafkaErrorCode === kafkaCode('NOT_COORDINATOR') && message !== null) return new MeridianError(ErrorCode.NotCoordinator, message);
         return new MeridianError(ErrorCode.NotCoordinator, `${detail}; find the coordinator again`);
     }
   }

@@ -278,7 +278,12 @@ test('leading again at a new epoch: the load waits for the previous leader objec
   const previous = leaderPart({});
   await previous.load();
   const end = log.logEndOffset;
-  const pending = previous.append(commitOf('reloaded', 0, 42, 'in flight'));
+  // Its outcome is taken at once: it may fail (the object is closed below) before the load
+  // ends, and a rejection nobody handles yet fails the file.
+  const outcome = previous.append(commitOf('reloaded', 0, 42, 'in flight')).then(
+    () => null,
+    (err: unknown) => err as MeridianError,
+  );
   // Its turn of the append chain runs in a few microtasks; the write to disk takes I/O.
   for (let i = 0; i < 1000 && log.logEndOffset === end; i++) await Promise.resolve();
   assert.ok(log.logEndOffset > end, 'the append has its offset');
@@ -286,7 +291,11 @@ test('leading again at a new epoch: the load waits for the previous leader objec
   previous.close();
   const next = leaderPart({});
   await next.load();
-  await pending.catch(() => undefined); // NOT_COORDINATOR: the previous object is closed
+  const refused = await outcome;
+  if (refused !== null) {
+    assert.equal(refused.code, ErrorCode.NotCoordinator, 'the previous object is closed');
+    assert.equal(refused.message.split('find the coordinator again').length, 2, `the advice is given once: ${refused.message}`);
+  }
   assert.equal(next.get('reloaded', 't', 0)?.offset, 42n, 'the record assigned before the load is replayed');
   await waitFor('the log to be written to its end', () => log.highWatermark === log.logEndOffset, 10_000);
   const replayed = emptyState();
