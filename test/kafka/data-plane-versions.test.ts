@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ApiKey } from '../../src/protocol/kafka/api-keys.js';
 import { SUPPORTED_VERSIONS } from '../../src/broker/kafka/apis.js';
-import { encodeBatch } from '../../src/storage/record-batch.js';
+import { BATCH_HEADER_BYTES, encodeBatch } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-kafka.js';
 
@@ -67,7 +67,8 @@ test('Produce v8+ names the record a batch was refused for (record_errors), at e
   const good = encodeBatch({ records: [{ value: Buffer.from('a') }, { value: Buffer.from('b') }, { value: Buffer.from('c') }] });
   for (const v of versions(ApiKey.Produce)) {
     const bad = Buffer.from(good);
-    const rec1 = bad.indexOf(Buffer.from('b')) - 3; // ... offsetDelta, keyLength(-1), valueLength(1), 'b'
+    // Searched among the records only: the header's timestamps and CRC may hold a 'b' byte.
+    const rec1 = bad.indexOf(Buffer.from('b'), BATCH_HEADER_BYTES) - 3; // ... offsetDelta, keyLength(-1), valueLength(1), 'b'
     assert.equal(bad[rec1], 2, 'offset delta 1 (zig-zag 2) sits 3 bytes before the value');
     bad[rec1] = 10;
     const { crc32c } = await import('@node-rs/crc32');
