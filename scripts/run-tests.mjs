@@ -7,8 +7,9 @@
  * Each file has classes (below):
  *   alone    its assertions are about time (quotas held within a tolerance, deadlines, rates,
  *            descriptors held until fsync), or its etcd leases must not lapse because another
- *            test holds the CPU (a fenced leader's own clock): it runs with nothing beside it,
- *            after everything else;
+ *            test holds the CPU (a fenced leader's own clock): it runs after everything else,
+ *            beside at most one filler (a short in-process file, see FILLER_SECONDS);
+ *   strict   an `alone` file that takes not even a filler beside it;
  *   cluster  a region cluster on etcd with 2 s leases: beside at most one other file, never
  *            another cluster file nor a heavy one;
  *   heavy    a lot of CPU or disk at once (thousands of partitions, kill -9 rounds, three
@@ -17,11 +18,13 @@
  *            beside another ports file;
  *   (none)   waits for conditions only: any two at a time.
  *
- * Phase 1 runs every file that is not `alone`, two at a time (MERIDIAN_TEST_CONCURRENCY),
- * longest first by scripts/test-durations.json (wall seconds per file, from a CI run; a file it
- * does not list counts as DEFAULT_SECONDS), each time starting the first waiting file the
- * classes allow. Phase 2 runs the `alone` files one at a time. Last, test/zz-no-secrets.test.ts
- * alone: it reads every log line the run wrote.
+ * Phase 1 runs every file that is neither `alone` nor a filler, two at a time
+ * (MERIDIAN_TEST_CONCURRENCY), longest first by scripts/test-durations.json (wall seconds per
+ * file, from a CI run; a file it does not list counts as DEFAULT_SECONDS), each time starting
+ * the first waiting file the classes allow. Phase 2 runs the `strict` files one at a time,
+ * then the other `alone` files one at a time with the fillers in the second lane. Last,
+ * test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
+ * MERIDIAN_TEST_PLAN=1 prints which files run in which phase, and runs nothing.
  *
  * A file's output is printed whole when it ends (two files' lines never interleave), with
  * its outcome and wall time; a file still running after FILE_TIMEOUT_MS is killed and fails.
@@ -64,6 +67,16 @@ const CLASSES = {
     'test/cluster/cluster-fencing-acks1.test.ts',
     'test/cluster/etcd-unavailable.test.ts',
   ],
+  // `alone` files that take no companion at all, not even a filler (below): their bounds are
+  // fsync counts, timer precision or lease clocks.
+  strict: [
+    'test/storage/flush-scheduler.test.ts',
+    'test/storage/fd-cache-admit.test.ts',
+    'test/storage/fd-bound-many.test.ts',
+    'test/cluster/cluster-fencing.test.ts',
+    'test/cluster/cluster-fencing-acks1.test.ts',
+    'test/cluster/etcd-unavailable.test.ts',
+  ],
   cluster: ['test/cluster/', 'test/cli/dev-cluster.test.ts', 'test/deploy/compose-cluster.test.ts'],
   heavy: [
     'test/replication/many-partitions.test.ts',
@@ -97,6 +110,14 @@ const NOT_CLUSTER = [
   'test/cluster/origin-index-follower-truncation.test.ts',
 ];
 
+/**
+ * Fillers: short files of no class outside test/storage/ (in-process logic, one in-process
+ * broker at most, no fsync-bound storage work), expected to take at most FILLER_SECONDS.
+ * They run in phase 2, one at a time beside each `alone` file that is not `strict`, using
+ * the core an `alone` file leaves idle, instead of taking a lane of phase 1.
+ */
+const FILLER_SECONDS = 10;
+
 const LAST = 'test/zz-no-secrets.test.ts';
 const DEFAULT_SECONDS = 8;
 const FILE_TIMEOUT_MS = 15 * 60_000;
@@ -114,7 +135,11 @@ function mayStart(f, running, lanes) {
   if (running.length >= lanes) return false;
   const c = classesOf(f);
   const others = running.map((r) => classesOf(r.file));
-  if (c.has('alone')) return running.length === 0;
+  if (c.has('strict')) return running.length === 0;
+  if (others.some((o) => o.has('strict'))) return false;
+  // Phase 2: an `alone` file beside fillers only; fillers beside anything but a strict file.
+  if (isFiller(f)) return true;
+  if (c.has('alone')) return running.every((r) => isFiller(r.file));
   if (others.some((o) => o.has('alone'))) return false;
   if (c.has('ports') && others.some((o) => o.has('ports'))) return false;
   if (c.has('cluster') && others.some((o) => o.has('cluster') || o.has('heavy'))) return false;
@@ -140,6 +165,7 @@ if (phase !== undefined && phase !== 'concurrent' && phase !== 'serial') throw n
 const durations = JSON.parse(fs.readFileSync(new URL('./test-durations.json', import.meta.url), 'utf8'));
 const expected = (f) => durations[f] ?? DEFAULT_SECONDS;
 const files = (process.argv.length > 2 ? process.argv.slice(2) : testFiles('test')).sort();
+const isFiller = (f) => f !== LAST && classesOf(f).size === 0 && !f.startsWith('test/storage/') && expected(f) <= FILLER_SECONDS;
 const byLength = (list) => [...list].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b));
 
 const env = { ...process.env };
@@ -243,8 +269,21 @@ async function runPhase(label, list, n) {
 
 const t0 = Date.now();
 const alone = (f) => classesOf(f).has('alone');
-if (phase !== 'serial') await runPhase('phase 1 (two at a time as the classes allow)', files.filter((f) => f !== LAST && !alone(f)), lanes);
-if (phase !== 'concurrent') await runPhase('phase 2 (alone)', files.filter((f) => f !== LAST && alone(f)), 1);
+const strict = (f) => classesOf(f).has('strict');
+if (process.env.MERIDIAN_TEST_PLAN) {
+  // Prints which phase each file runs in, with its expected seconds, and runs nothing.
+  const show = (label, list) => console.log(`# ${label}: ${list.length} files, ${list.reduce((n, f) => n + expected(f), 0)} s expected\n${byLength(list).map((f) => `#   ${String(expected(f)).padStart(4)} s  ${f}`).join('\n')}`);
+  show('phase 1', files.filter((f) => f !== LAST && !alone(f) && !isFiller(f)));
+  show('phase 2, strict', files.filter((f) => strict(f)));
+  show('phase 2, alone', files.filter((f) => alone(f) && !strict(f)));
+  show('phase 2, fillers', files.filter((f) => isFiller(f)));
+  process.exit(0);
+}
+if (phase !== 'serial') await runPhase('phase 1 (two at a time as the classes allow)', files.filter((f) => f !== LAST && !alone(f) && !isFiller(f)), lanes);
+if (phase !== 'concurrent') {
+  await runPhase('phase 2 (strict: alone)', files.filter((f) => strict(f)), 1);
+  await runPhase('phase 2 (alone, each beside fillers)', files.filter((f) => (alone(f) && !strict(f)) || isFiller(f)), lanes);
+}
 if (phase === undefined && files.includes(LAST)) await runPhase('last', [LAST], 1);
 
 const failed = results.filter((r) => !r.ok);
