@@ -27,6 +27,7 @@ import type { BrokerConfig } from '../config/schema.js';
 import { KafkaServer } from '../protocol/kafka/server.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { DataDirLock } from '../storage/data-dir-lock.js';
+import { derivedMaxOpenFiles } from '../storage/fd-cache.js';
 import type { LogIo } from '../storage/fs-util.js';
 import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { LogViews } from '../storage/log-view.js';
@@ -85,7 +86,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     flushIntervalMs: l.flush.intervalMs,
     retentionBytes: l.retention.bytes,
     retentionMs: l.retention.ms,
-    maxOpenFiles: l.maxOpenFiles,
+    maxOpenFiles: l.maxOpenFiles ?? derivedMaxOpenFiles(),
   };
 }
 

@@ -210,7 +210,7 @@ export interface LogConfig {
   readonly maxBatchBytes: number;
   readonly maxUncompressedBatchBytes: number;
   /** Segment file descriptors open at once across all partitions (storage/fd-cache.ts). */
-  readonly maxOpenFiles: number;
+  readonly maxOpenFiles: number | null;
   readonly flush: {
     readonly mode: FlushMode;
     readonly intervalMs: number;
@@ -297,7 +297,7 @@ export interface RawBrokerConfig {
     indexIntervalBytes: SizeInput;
     maxBatchBytes: SizeInput;
     maxUncompressedBatchBytes: SizeInput;
-    maxOpenFiles: number;
+    maxOpenFiles: number | null;
     flush: { mode: FlushMode; intervalMs: DurationInput };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
@@ -596,9 +596,9 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     ),
     maxOpenFiles: {
       description:
-        'Segment files kept open at once across all partitions: files open on first read or write and the least recently used idle ones close above this (a file being read, or written and not yet fsynced, stays open, so the count can pass it briefly). Keep it well below the process limit (ulimit -n), leaving room for connections.',
-      default: 4096,
-      type: 'integer',
+        'Segment files kept open at once across all partitions: files open on first read or write and the least recently used idle ones close above this (a file being read, or written and not yet fsynced, stays open, so the count can pass it briefly). null: 60% of the process limit (ulimit -n, read at start; at least 256, 4096 where it cannot be read). Set it well below the process limit, leaving room for connections.',
+      default: null,
+      type: ['integer', 'null'],
       minimum: 16,
       maximum: 1_000_000,
     },

@@ -16,6 +16,7 @@ import { test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { createBrokerMetrics } from '../../src/admin/metrics.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
+import { derivedMaxOpenFiles } from '../../src/storage/fd-cache.js';
 import { PartitionFiles } from '../../src/storage/partition-files.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -159,7 +160,7 @@ test('one broker: requests, bytes, topic bytes per tier, offload, cold reads and
   const files = await ParsedScrape.of(metrics);
   assert.equal(files.value('meridian_storage_open_files'), segmentFds().length, `open segment files: what /proc lists (${segmentFds().join(', ')})`);
   assert.ok(files.value('meridian_storage_open_files') > 0 && files.value('meridian_storage_open_files') <= files.value('meridian_storage_open_files_limit'));
-  assert.equal(files.value('meridian_storage_open_files_limit'), 4096, 'log.maxOpenFiles by default');
+  assert.equal(files.value('meridian_storage_open_files_limit'), derivedMaxOpenFiles(), 'log.maxOpenFiles by default: derived from this process\'s open-file limit');
   assert.equal(settled.s.value('meridian_storage_corrupt_reads_total'), 0);
 
   // A group reads everything (from the bucket: nothing is local any more) and commits.

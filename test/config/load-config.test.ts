@@ -68,7 +68,7 @@ describe('defaults', () => {
         indexIntervalBytes: 4 * KiB,
         maxBatchBytes: 8 * MiB,
         maxUncompressedBatchBytes: 64 * MiB,
-        maxOpenFiles: 4096,
+        maxOpenFiles: null,
         flush: { mode: 'fsync', intervalMs: 1000 },
         retention: { bytes: -1, ms: 7 * DAY, checkIntervalMs: 5 * 60_000 },
       },
