@@ -107,7 +107,7 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
     }
     logs.push(view.local);
     // The local log start stands in while the store's part is unknown (the error path).
-    const base = { topic: req.topic, partition: req.partition, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset };
+    const base: FetchPartitionResult = { topic: req.topic, partition: req.partition, errorCode: 0, highWatermark: view.highWatermark, logStartOffset: view.local.logStartOffset, records: EMPTY };
     let upTo: bigint | undefined;
     try {
       base.logStartOffset = view.logStartOffset;
@@ -121,7 +121,9 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
       continue;
     }
     if (req.fetchOffset === (upTo ?? base.highWatermark) && req.fetchOffset >= base.logStartOffset) {
-      results[i] = { ...base, errorCode: 0, records: EMPTY };
+      // The usual case of a fetch naming thousands of partitions: no read, one object.
+      base.errorCode = 0;
+      results[i] = base;
       continue;
     }
     // Wait for budget while reads in flight hold it. No cap on reads in flight beyond that:

@@ -202,3 +202,23 @@ test('an aborted signal ends a read from the bucket', async () => {
   await assert.rejects(fresh.read(0n, 100, { signal: ac.signal }), (err: unknown) => err instanceof MeridianError && err.code === ErrorCode.StorageIo);
   assert.deepEqual((await fresh.read(0n, 100)).records, (await pure.read(0n, 100)).records);
 });
+
+test('LogViews hands out one view per partition log, and a new one for a partition deleted and created again', async () => {
+  const t = tmpDir('meridian-log-views-');
+  cleanups.push(t.cleanup);
+  const topics = await TopicManager.open(path.join(t.dir, 'logs'), defaultLogOptions);
+  cleanups.push(() => topics.close());
+  await topics.createTopic('v', 2);
+  const views = new LogViews(topics);
+  const first = views.view('v', 1)!;
+  assert.equal(views.view('v', 1), first, 'the same view again');
+  assert.notEqual(views.view('v', 0), first);
+  assert.equal(first.local, topics.partition('v', 1));
+  assert.equal(views.view('v', 2), undefined);
+  await topics.deleteTopic('v');
+  assert.equal(views.view('v', 1), undefined);
+  await topics.createTopic('v', 2);
+  const again = views.view('v', 1)!;
+  assert.notEqual(again, first, 'a recreated partition gets a view of its new log');
+  assert.equal(again.local, topics.partition('v', 1));
+});

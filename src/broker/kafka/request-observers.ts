@@ -64,7 +64,10 @@ function firstErrorCode(value: unknown, depth: number): number {
   const own = record.errorCode;
   if (typeof own === 'number' && own !== 0) return own;
   if (depth >= MAX_DEPTH) return 0;
-  for (const child of Object.values(record)) {
+  // for...in, not Object.values: no array per object (a Fetch response of 10,000 partitions
+  // is 10,000 of them).
+  for (const key in record) {
+    const child = record[key];
     if (!Array.isArray(child)) continue;
     for (const item of child) {
       const code = firstErrorCode(item, depth + 1);
