@@ -15,7 +15,7 @@ import readline from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { benchDir, freePort, percentile } from './harness.js';
 import { BrokerProcess } from './scale-broker.js';
-import { ScaleClient, type PartitionRef } from './scale-client.js';
+import { produceProbes, ScaleClient, type PartitionRef } from './scale-client.js';
 
 const PARTITIONS = Number(process.env.FETCH_PROBE_PARTITIONS ?? 10_000);
 const RATE = 2000;
@@ -50,30 +50,9 @@ try {
     if (covered() === ALL.length || round >= 20) break;
   }
   const total = RATE * SECONDS;
-  const acked = new Float64Array(total).fill(NaN);
   const cpu0 = us.cpuSeconds();
   const start = performance.now();
-  let sent = 0;
-  let inFlight = 0;
-  const pending: Array<Promise<void>> = [];
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE)) - sent;
-    if (due > 0 && inFlight < 5) {
-      const first = sent;
-      const n = Math.min(due, ALL.length);
-      sent += n;
-      inFlight++;
-      pending.push(
-        producer.produce(Array.from({ length: n }, (_, i) => ({ ...ALL[(first + i) % ALL.length], key: `p${first + i}` })), value).then(() => {
-          const t = performance.now();
-          for (let i = first; i < first + n; i++) acked[i] = t;
-          inFlight--;
-        }),
-      );
-    }
-    await sleep(2);
-  }
-  await Promise.all(pending);
+  const acked = await produceProbes(producer, ALL, RATE, total, value);
   const deadline = performance.now() + 60_000;
   const got = () => Array.from({ length: total }, (_, i) => seen.has(`p${i}`)).filter(Boolean).length;
   while (got() < total && performance.now() < deadline) await sleep(200);

@@ -156,3 +156,37 @@ export class ScaleClient {
     this.#sock.destroy();
   }
 }
+
+/**
+ * bench:scale's lag probes: `total` one-record produces at `rate` a second, round-robin over
+ * `partitions` (probe i has key `p<i>`), each millisecond's due ones in one request, up to 5
+ * requests in flight on `producer`. Resolves with each probe's acknowledgement time
+ * (performance.now()) once every request is answered.
+ */
+export async function produceProbes(producer: ScaleClient, partitions: readonly PartitionRef[], rate: number, total: number, value: Buffer): Promise<Float64Array> {
+  const acked = new Float64Array(total).fill(NaN);
+  const start = performance.now();
+  let sent = 0;
+  let inFlight = 0;
+  const pending: Array<Promise<void>> = [];
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate)) - sent;
+    if (due > 0 && inFlight < 5) {
+      const first = sent;
+      const n = Math.min(due, partitions.length);
+      const records = Array.from({ length: n }, (_, i) => ({ ...partitions[(first + i) % partitions.length], key: `p${first + i}` }));
+      sent += n;
+      inFlight++;
+      pending.push(
+        producer.produce(records, value).then(() => {
+          const t = performance.now();
+          for (let i = first; i < first + n; i++) acked[i] = t;
+          inFlight--;
+        }),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.all(pending);
+  return acked;
+}

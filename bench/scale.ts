@@ -56,7 +56,7 @@ import {
   type Row,
 } from './harness.js';
 import { BrokerProcess, PeakSampler, type RuntimeWindow } from './scale-broker.js';
-import { ScaleClient, type PartitionRef } from './scale-client.js';
+import { produceProbes, ScaleClient, type PartitionRef } from './scale-client.js';
 import { encodeBatch } from '../src/storage/record-batch.js';
 
 const { values: args } = parseArgs({
@@ -278,30 +278,7 @@ async function lagRun(us: BrokerProcess, eu: BrokerProcess, trial: number): Prom
       log(`  lag warm-up round ${round}: both consumers have read ${warmed} of ${ALL.length} partitions`);
     }
     const total = LAG_RATE * LAG_SECONDS;
-    const acked = new Float64Array(total).fill(NaN);
-    const start = performance.now();
-    let sent = 0;
-    let inFlight = 0;
-    const pending: Array<Promise<void>> = [];
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * LAG_RATE)) - sent;
-      if (due > 0 && inFlight < 5) {
-        const first = sent;
-        const n = Math.min(due, ALL.length);
-        const records = Array.from({ length: n }, (_, i) => ({ ...ALL[(first + i) % ALL.length], key: `p${first + i}` }));
-        sent += n;
-        inFlight++;
-        pending.push(
-          producer.produce(records, value).then(() => {
-            const t = performance.now();
-            for (let i = first; i < first + n; i++) acked[i] = t;
-            inFlight--;
-          }),
-        );
-      }
-      await sleep(2);
-    }
-    await Promise.all(pending);
+    const acked = await produceProbes(producer, ALL, LAG_RATE, total, value);
     const deadline = performance.now() + LAG_DRAIN_MS;
     const got = (r: typeof remote) => {
       let n = 0;

@@ -48,11 +48,6 @@ const CLASSES = {
     'test/security/quotas-broker.test.ts',
     'test/security/sasl-clients.test.ts',
     'test/kafka/connection-limits.test.ts',
-    'test/storage/flush-scheduler.test.ts',
-    'test/storage/fd-cache-admit.test.ts',
-    // Its bound counts descriptors held open until their writes are fsynced: slower fsyncs
-    // beside another test held more at once (464 and 467 against 256 + 64).
-    'test/storage/fd-bound-many.test.ts',
     'test/storage/recovery-checkpoint.test.ts',
     'test/dr/idle-offset-sync.test.ts',
     'test/replication/replication-backlog.test.ts',
@@ -61,18 +56,17 @@ const CLASSES = {
     'test/replication/replication-faults.test.ts',
     'test/tiered/blobstore/',
     'test/tiered/tiered-faults.test.ts',
-    // A leader cut off from etcd must stop acknowledging before another is elected: that is
-    // its own clock against the lease's, which a starved event loop would skew.
-    'test/cluster/cluster-fencing.test.ts',
-    'test/cluster/cluster-fencing-acks1.test.ts',
-    'test/cluster/etcd-unavailable.test.ts',
   ],
-  // `alone` files that take no companion at all, not even a filler (below): their bounds are
-  // fsync counts, timer precision or lease clocks.
+  // `alone` files (a strict file is alone too) that take no companion at all, not even a
+  // filler (below): their bounds are fsync counts, timer precision or lease clocks.
   strict: [
     'test/storage/flush-scheduler.test.ts',
     'test/storage/fd-cache-admit.test.ts',
+    // Its bound counts descriptors held open until their writes are fsynced: slower fsyncs
+    // beside another test held more at once (464 and 467 against 256 + 64).
     'test/storage/fd-bound-many.test.ts',
+    // A leader cut off from etcd must stop acknowledging before another is elected: that is
+    // its own clock against the lease's, which a starved event loop would skew.
     'test/cluster/cluster-fencing.test.ts',
     'test/cluster/cluster-fencing-acks1.test.ts',
     'test/cluster/etcd-unavailable.test.ts',
@@ -127,6 +121,7 @@ function classesOf(f) {
   const c = new Set();
   for (const [name, list] of Object.entries(CLASSES)) if (matches(f, list)) c.add(name);
   if (NOT_CLUSTER.includes(f)) c.delete('cluster');
+  if (c.has('strict')) c.add('alone');
   return c;
 }
 

@@ -122,7 +122,6 @@ async function readBudgeted(views: LogViews, reqs: readonly FetchPartitionReques
     }
     if (req.fetchOffset === (upTo ?? base.highWatermark) && req.fetchOffset >= base.logStartOffset) {
       // The usual case of a fetch naming thousands of partitions: no read, one object.
-      base.errorCode = 0;
       results[i] = base;
       continue;
     }

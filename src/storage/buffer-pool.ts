@@ -25,7 +25,7 @@ export class BufferPool {
     return this.#pooledBytes;
   }
 
-  /** A buffer of at least `size` bytes (its length is the size class; slice what you use). */
+  /** A buffer of at least `size` bytes (its length is the size class, or `size` itself for a small one; slice what you use). */
   acquire(size: number): Buffer {
     // A small read (a tail-following consumer's: one batch of one partition, of the many a
     // fetch reads) takes a buffer of its own size: a 64 KiB class per read made the broker
