@@ -75,6 +75,13 @@ export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts:
   counterFrom(registry, 'meridian_storage_file_evictions_total', 'Idle segment files closed to stay under log.maxOpenFiles (reopened on their next read or write); a fast rise means the bound is too small for the working set.', [], () =>
     one(topics.resourceStats().fdEvictions),
   );
+  gaugeFrom(registry, 'meridian_storage_tail_cache_bytes', 'Memory holding the newest bytes of followed partitions (log.tailCacheBytes bounds it).', [], () => one(topics.resourceStats().tailCacheBytes));
+  counterFrom(registry, 'meridian_storage_tail_cache_reads_total', 'Reads at the end of a log answered from memory instead of the disk (consumers, replicators and followers at the tail).', [], () =>
+    one(topics.resourceStats().tailCacheHits),
+  );
+  counterFrom(registry, 'meridian_storage_tail_cache_evictions_total', 'Partitions that gave up their cached tail to stay under log.tailCacheBytes (their next reads go to the disk); a fast rise means more partitions are followed than it holds.', [], () =>
+    one(topics.resourceStats().tailCacheEvictions),
+  );
   gaugeFrom(registry, 'meridian_storage_pending_flushes', 'Partitions waiting for their interval fdatasync (flush mode interval); 0 and no timer when nothing is dirty.', [], () => one(topics.resourceStats().pendingFlushes));
   gaugeFrom(
     registry,

@@ -87,6 +87,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     retentionBytes: l.retention.bytes,
     retentionMs: l.retention.ms,
     maxOpenFiles: l.maxOpenFiles ?? derivedMaxOpenFiles(),
+    tailCacheBytes: l.tailCacheBytes,
   };
 }
 

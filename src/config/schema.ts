@@ -211,6 +211,8 @@ export interface LogConfig {
   readonly maxUncompressedBatchBytes: number;
   /** Segment file descriptors open at once across all partitions (storage/fd-cache.ts). */
   readonly maxOpenFiles: number | null;
+  /** Memory for the newest bytes of active segments, across all partitions (storage/tail-cache.ts). */
+  readonly tailCacheBytes: number;
   readonly flush: {
     readonly mode: FlushMode;
     readonly intervalMs: number;
@@ -298,6 +300,7 @@ export interface RawBrokerConfig {
     maxBatchBytes: SizeInput;
     maxUncompressedBatchBytes: SizeInput;
     maxOpenFiles: number | null;
+    tailCacheBytes: SizeInput;
     flush: { mode: FlushMode; intervalMs: DurationInput };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
@@ -602,6 +605,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       minimum: 16,
       maximum: 1_000_000,
     },
+    tailCacheBytes: size(
+      'Memory for the newest bytes of each followed partition (one a consumer, replicator or follower reads at its end), across all partitions: reads at the end of the log are answered from it instead of the disk. Up to 1 MiB per partition; past the total, the least recently written partitions give theirs up. 0 turns it off.',
+      '32MiB',
+      { minimum: 0, maximum: 64 * 1024 * 1024 * 1024 },
+    ),
     flush: section('When appended data is made durable.', {
       mode: {
         description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss).',

@@ -45,6 +45,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
 import { FdCache, DEFAULT_MAX_OPEN_FILES } from './fd-cache.js';
+import { TailCache, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import type { RecoveryPoint } from './recovery-checkpoint.js';
 import { PartitionFiles } from './partition-files.js';
@@ -116,6 +117,8 @@ export interface LogOptions {
    * sizes its shared FdCache with it; a log opened on its own gets a cache of this size.
    */
   maxOpenFiles?: number;
+  /** Memory for active segments' tails across the TopicManager's logs (`log.tailCacheBytes`). */
+  tailCacheBytes?: number;
 }
 
 /**
@@ -125,6 +128,8 @@ export interface LogOptions {
 export interface LogResources {
   scheduler?: FlushScheduler;
   files?: FdCache;
+  /** The memory for the tails of active segments (`log.tailCacheBytes`; tail-cache.ts). */
+  tail?: TailCacheBudget;
   /** Where the data directory's recovery checkpoint says this log's durable data ends. */
   recoveryPoint?: RecoveryPoint;
   /** Rewrites the recovery checkpoint without this log's point (before a truncation cuts). */
@@ -286,6 +291,8 @@ export class PartitionLog {
    */
   #epochs: LeaderEpochCache;
   #verified = new WeakMap<Segment, VerifiedRanges>();
+  /** The newest bytes of the active segment, for reads at the end of the log. */
+  readonly #tail: TailCache;
   #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
 
@@ -297,6 +304,7 @@ export class PartitionLog {
     this.#io = options.io ?? realIo;
     this.#ctx = ctx;
     this.#ownScheduler = resources.scheduler === undefined;
+    this.#tail = new TailCache(resources.tail ?? new TailCacheBudget());
     this.#scheduler = resources.scheduler ?? new FlushScheduler();
     this.#saveCheckpoint = resources.saveCheckpoint;
     this.#recoveryStats = recovery;
@@ -589,6 +597,7 @@ export class PartitionLog {
     // The recovery checkpoint must not vouch for bytes about to be cut (and then rewritten):
     // forget this log's point, durably, before anything changes.
     this.#recoveryPoint = undefined;
+    this.#tail.clear();
     await this.#saveCheckpoint?.();
     const at = this.#segmentFor(offset);
     const position = await this.#batchPosition(offset);
@@ -1056,10 +1065,17 @@ export class PartitionLog {
         throw new MeridianError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside the log's range [${logStart}, ${hw}] in ${this.dir}`);
       }
       const empty = { records: NO_RECORDS, highWatermark: hw, logStartOffset: logStart };
-      if (offset >= limit) return empty;
+      if (offset >= limit) {
+        // A reader waiting at the end: what is appended next is worth keeping in memory.
+        if (offset >= this.#active.baseOffset) this.#tail.follow();
+        return empty;
+      }
       const seg = this.#segmentFor(offset);
       if (!seg.acquire()) continue; // deleted by retention between lookup and acquire
       try {
+        if (seg === this.#active) this.#tail.follow();
+        const cached = this.#tail.read(seg, offset, maxBytes, limit, opts.pool);
+        if (cached !== null) return { records: cached.records, pooled: cached.pooled, highWatermark: hw, logStartOffset: logStart };
         const r = await this.#readRange(seg, offset, maxBytes, limit, opts.pool);
         if (r === null) return empty;
         let records = r.records;
@@ -1206,6 +1222,7 @@ export class PartitionLog {
     await this.#truncations;
     await this.#epochs.settled();
     for (const seg of this.#segments) await seg.close();
+    this.#tail.clear();
     if (this.#ownScheduler) this.#scheduler.close();
   }
 
@@ -1383,17 +1400,22 @@ export class PartitionLog {
             // Unwrapped so that a full disk rewinds the appends as a failed write does.
             if (before !== undefined) await before.catch((err: unknown) => Promise.reject((err as Error).cause ?? err));
           }
-          let pos = seg.sizeBytes;
+          const at = seg.sizeBytes;
+          let pos = at;
           this.#stats.bytesWritten += await seg.write(this.#io, bufs, pos);
           this.#stats.writes++;
           this.#stats.appends += j - i;
           this.#stats.batches += bufs.length;
-          for (const b of bufs) {
+          const bases: bigint[] = new Array(bufs.length);
+          for (let k = 0; k < bufs.length; k++) {
+            const b = bufs[k];
             seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
             const h = readBatchHeader(b);
+            bases[k] = h.baseOffset;
             seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes, h.crc);
             pos += b.length;
           }
+          this.#tail.written(seg, at, bufs, bases);
           seg.sizeBytes = pos;
           this.#markDirty(seg);
           this.#writtenEnd = (items[j - 1] as AppendItem).lastOffset + 1n;
@@ -1492,6 +1514,7 @@ export class PartitionLog {
    * other failure (EIO: a disk going away; any failed fdatasync) takes the log offline.
    */
   async #writeFailed(err: unknown, failed: QueueItem[]): Promise<void> {
+    this.#tail.clear();
     if (err instanceof SyncFailure || !isOutOfSpace(err)) {
       this.#fail(err instanceof SyncFailure ? err.cause : err, failed);
       return;

@@ -28,6 +28,7 @@ import { writeFileAtomic } from './fs-util.js';
 import { PartitionFiles } from './partition-files.js';
 import { PartitionLog, type LogOptions, type LogResources } from './partition-log.js';
 import { DEFAULT_MAX_OPEN_FILES, FdCache } from './fd-cache.js';
+import { DEFAULT_TAIL_CACHE_BYTES, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import { RecoveryCheckpoint, type NamedPoint } from './recovery-checkpoint.js';
 import type { RecoveryStats } from './log-recovery.js';
@@ -129,6 +130,7 @@ export class TopicManager {
   #metaChain: Promise<unknown> = Promise.resolve();
   #scheduler: FlushScheduler;
   #files: FdCache;
+  #tail: TailCacheBudget;
   #checkpoint: RecoveryCheckpoint;
   #recovery: RecoveryStats = { segments: 0, trustedSealed: 0, scannedSegments: 0, scannedBytes: 0, checkpointUsed: false };
   #checkpointsUsed = 0;
@@ -149,6 +151,7 @@ export class TopicManager {
     this.#log = logger;
     this.#scheduler = new FlushScheduler((err) => logger?.error({ err }, 'a scheduled flush failed'));
     this.#files = new FdCache(logOptions.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+    this.#tail = new TailCacheBudget(logOptions.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES);
     this.#checkpoint = RecoveryCheckpoint.read(dataDir, () => this.#recoveryPoints(), logger);
   }
 
@@ -175,8 +178,11 @@ export class TopicManager {
    * descriptors closed to stay under it, logs waiting for their interval fdatasync, whether
    * the one flush timer is armed (false when no log is dirty), checkpoint files written.
    */
-  resourceStats(): { openFiles: number; maxOpenFiles: number; fdEvictions: number; pendingFlushes: number; flushTimerArmed: boolean; checkpointWrites: number } {
+  resourceStats(): { openFiles: number; maxOpenFiles: number; fdEvictions: number; pendingFlushes: number; flushTimerArmed: boolean; checkpointWrites: number; tailCacheBytes: number; tailCacheHits: number; tailCacheEvictions: number } {
     return {
+      tailCacheBytes: this.#tail.bytes,
+      tailCacheHits: this.#tail.hits,
+      tailCacheEvictions: this.#tail.evictions,
       openFiles: this.#files.size,
       maxOpenFiles: this.#files.limit,
       fdEvictions: this.#files.evictions,
@@ -278,6 +284,7 @@ export class TopicManager {
       const resources: LogResources = {
         scheduler: this.#scheduler,
         files: this.#files,
+        tail: this.#tail,
         recoveryPoint: recovering ? this.#checkpoint.get(PartitionFiles.dirName(t.name, p), t.id) : undefined,
         saveCheckpoint: () => this.#checkpoint.writeNow(),
       };

@@ -69,6 +69,7 @@ describe('defaults', () => {
         maxBatchBytes: 8 * MiB,
         maxUncompressedBatchBytes: 64 * MiB,
         maxOpenFiles: null,
+        tailCacheBytes: 32 * MiB,
         flush: { mode: 'fsync', intervalMs: 1000 },
         retention: { bytes: -1, ms: 7 * DAY, checkIntervalMs: 5 * 60_000 },
       },

@@ -1,0 +1,202 @@
+/**
+ * The newest bytes of each log's active segment, kept in memory (config `log.tailCacheBytes`),
+ * so that the reads that follow a write are answered without a pread. A streaming broker's
+ * readers sit at the end of the log: a consumer long-polling, the geo-replication worker
+ * sending what was just made durable, a follower fetching its leader's last append. Each of
+ * those reads went through the 4-thread I/O pool, queued behind the writes and fdatasyncs of
+ * every partition, and put that queue into the replication lag (issue 15: bench:georep's
+ * lag at 5,000 msgs/s traced a pread on each side of the link among the slowest hops).
+ *
+ * Shape: one buffer per log, holding a run of whole batches exactly as they lie in the file,
+ * from a file position to the written end, with the base offset and position of each batch.
+ * Writes are copied in after they reach the file (the log's buffers come from requests and
+ * pools whose owners reuse them); a read copies out the batches it selects (a reader may
+ * stamp them into another log in place). So a read from the cache returns the same bytes
+ * as a read of the file, in a buffer of its own, one copy from memory instead of a syscall.
+ *
+ * Bounds: a log's buffer grows by doubling up to PARTITION_BYTES; when full, its older half
+ * is dropped (whole batches, so every window starts on a batch). All logs of a TopicManager
+ * share one TailCacheBudget: past its limit, the least recently written logs lose their
+ * buffers. Only a log that was read at its active segment caches (someone follows it): the
+ * 10,000 partitions nobody reads cost nothing. Any change of what the file holds that is not
+ * an append at the written end (a truncation, a failed write, a roll to a new segment)
+ * clears the log's buffer first.
+ */
+import { selectBatchRange } from './batch-range.js';
+import type { BufferPool } from './buffer-pool.js';
+
+/** The most one partition's tail holds. */
+export const PARTITION_BYTES = 1024 * 1024;
+/** A log's first buffer (it grows by doubling). */
+const FIRST_BYTES = 16 * 1024;
+export const DEFAULT_TAIL_CACHE_BYTES = 32 * 1024 * 1024;
+
+export class TailCacheBudget {
+  readonly limit: number;
+  /** Logs holding a buffer, least recently written first; the value is its capacity. */
+  readonly #held = new Map<TailCache, number>();
+  #bytes = 0;
+  /** Reads answered from memory, and buffers dropped to stay within the limit. */
+  hits = 0;
+  evictions = 0;
+
+  constructor(limit = DEFAULT_TAIL_CACHE_BYTES) {
+    this.limit = limit;
+  }
+
+  /** Bytes held across logs. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** `cache` holds `capacity` bytes now (0: none) and was just written: the most recent. */
+  charge(cache: TailCache, capacity: number): void {
+    this.#bytes -= this.#held.get(cache) ?? 0;
+    this.#held.delete(cache);
+    if (capacity === 0) return;
+    this.#held.set(cache, capacity);
+    this.#bytes += capacity;
+    for (const [other] of this.#held) {
+      if (this.#bytes <= this.limit) break;
+      if (other === cache) continue;
+      this.evictions++;
+      other.clear(); // charges 0, which deletes it from the map
+    }
+  }
+
+  /** `cache` was just written: the most recent. */
+  touch(cache: TailCache): void {
+    const capacity = this.#held.get(cache);
+    if (capacity === undefined) return;
+    this.#held.delete(cache);
+    this.#held.set(cache, capacity);
+  }
+}
+
+/** One log's tail. The key is the segment the bytes belong to. */
+export class TailCache {
+  readonly #budget: TailCacheBudget;
+  #buf: Buffer | null = null;
+  #segment: object | null = null;
+  /** File position of #buf[0], and bytes held. */
+  #start = 0;
+  #length = 0;
+  /** Base offset and file position of each batch held, from #first on. */
+  #bases: bigint[] = [];
+  #positions: number[] = [];
+  #first = 0;
+  /** Whether a reader read this log's active segment: only then is it worth caching. */
+  #followed = false;
+
+  constructor(budget: TailCacheBudget) {
+    this.#budget = budget;
+  }
+
+  /** Bytes held (for tests and stats). */
+  get bytes(): number {
+    return this.#length;
+  }
+
+  /** A reader read the active segment (`segment`): appends to it are kept from now on. */
+  follow(): void {
+    this.#followed = true;
+  }
+
+  /**
+   * `bufs` (whole batches with these base offsets) were written to `segment` at file position
+   * `position`. Kept when they continue what is held; otherwise what is held is dropped first.
+   */
+  written(segment: object, position: number, bufs: readonly Buffer[], bases: readonly bigint[]): void {
+    if (!this.#followed || this.#budget.limit === 0) return;
+    let n = 0;
+    for (const b of bufs) n += b.length;
+    const cap = Math.min(PARTITION_BYTES, this.#budget.limit);
+    if (n > cap) return this.clear();
+    if (segment !== this.#segment || position !== this.#start + this.#length) {
+      this.#reset();
+      this.#segment = segment;
+      this.#start = position;
+    }
+    if (this.#buf === null || this.#length + n > this.#buf.length) this.#makeRoom(n, cap);
+    const buf = this.#buf!;
+    let at = this.#length;
+    for (let i = 0; i < bufs.length; i++) {
+      this.#bases.push(bases[i]);
+      this.#positions.push(this.#start + at);
+      at += bufs[i].copy(buf, at);
+    }
+    this.#length = at;
+    this.#budget.touch(this);
+  }
+
+  /** Makes room for `n` more bytes: drops the older half (or more) when full, then grows. */
+  #makeRoom(n: number, cap: number): void {
+    if (this.#length + n > cap) {
+      // Keep the batches that start in the newer half, and leave room for n.
+      const keepFrom = this.#start + Math.max(this.#length + n - cap, this.#length >> 1);
+      let i = this.#first;
+      while (i < this.#positions.length && this.#positions[i] < keepFrom) i++;
+      const drop = i === this.#positions.length ? this.#length : this.#positions[i] - this.#start;
+      if (drop < this.#length) this.#buf!.copy(this.#buf!, 0, drop, this.#length);
+      this.#length -= drop;
+      this.#start += drop;
+      this.#first = i;
+      if (this.#first > 1024 && this.#first * 2 > this.#positions.length) {
+        this.#bases = this.#bases.slice(this.#first);
+        this.#positions = this.#positions.slice(this.#first);
+        this.#first = 0;
+      }
+    }
+    const needed = this.#length + n;
+    if (this.#buf !== null && needed <= this.#buf.length) return;
+    let size = this.#buf === null ? FIRST_BYTES : this.#buf.length;
+    while (size < needed) size *= 2;
+    const next = Buffer.allocUnsafeSlow(Math.min(size, cap));
+    if (this.#buf !== null) this.#buf.copy(next, 0, 0, this.#length);
+    this.#buf = next;
+    this.#budget.charge(this, next.length);
+  }
+
+  /**
+   * The batches a read of `segment` from `offset` selects (the batch holding it first, then
+   * whole batches within `maxBytes`, none starting at or past `limit`), copied into a buffer
+   * of their own (from `pool` when given: `pooled` is then what the caller releases); null
+   * when this tail does not hold the batch holding `offset`.
+   */
+  read(segment: object, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): { records: Buffer; pooled?: Buffer } | null {
+    if (this.#buf === null || segment !== this.#segment || this.#first >= this.#bases.length || offset < this.#bases[this.#first]) return null;
+    // The last batch starting at or before `offset`.
+    let lo = this.#first;
+    let hi = this.#bases.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#bases[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const from = this.#positions[lo] - this.#start;
+    const window = this.#buf.subarray(from, this.#length);
+    const { start, length } = selectBatchRange(window, offset, maxBytes, limit);
+    if (start < 0 || start + length > window.length) return null;
+    this.#budget.hits++;
+    const pooled = pool?.acquire(length);
+    const records = pooled !== undefined ? pooled.subarray(0, length) : Buffer.allocUnsafe(length);
+    window.copy(records, 0, start, start + length);
+    return { records, pooled };
+  }
+
+  /** Drops what is held (the file changed other than by an append, or the budget needs it). */
+  clear(): void {
+    this.#reset();
+    this.#buf = null;
+    this.#segment = null;
+    this.#followed = false;
+    this.#budget.charge(this, 0);
+  }
+
+  #reset(): void {
+    this.#length = 0;
+    this.#bases = [];
+    this.#positions = [];
+    this.#first = 0;
+  }
+}
