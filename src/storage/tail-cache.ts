@@ -29,6 +29,8 @@ import type { BufferPool } from './buffer-pool.js';
 export const PARTITION_BYTES = 1024 * 1024;
 /** A log's first buffer (it grows by doubling). */
 const FIRST_BYTES = 16 * 1024;
+/** First-size buffers kept for reuse (1 MiB at most). */
+const MAX_SPARE = 64;
 export const DEFAULT_TAIL_CACHE_BYTES = 32 * 1024 * 1024;
 
 export class TailCacheBudget {
@@ -39,6 +41,12 @@ export class TailCacheBudget {
   /** Reads answered from memory, and buffers dropped to stay within the limit. */
   hits = 0;
   evictions = 0;
+  /**
+   * First-size buffers given up, for the next log that starts caching: with more followed
+   * partitions than the budget holds (bench:scale's 10,000), logs keep taking turns, and
+   * each turn would otherwise be a fresh allocation.
+   */
+  readonly #spare: Buffer[] = [];
 
   constructor(limit = DEFAULT_TAIL_CACHE_BYTES) {
     this.limit = limit;
@@ -62,6 +70,16 @@ export class TailCacheBudget {
       this.evictions++;
       other.clear(); // charges 0, which deletes it from the map
     }
+  }
+
+  /** A buffer of FIRST_BYTES for a log that starts caching. */
+  firstBuffer(): Buffer {
+    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(FIRST_BYTES);
+  }
+
+  /** A log gave its buffer up: kept for the next one if it is of the first size. */
+  giveBack(buf: Buffer): void {
+    if (buf.length === FIRST_BYTES && this.#spare.length < MAX_SPARE) this.#spare.push(buf);
   }
 
   /** `cache` was just written: the most recent. */
@@ -151,8 +169,12 @@ export class TailCache {
     if (this.#buf !== null && needed <= this.#buf.length) return;
     let size = this.#buf === null ? FIRST_BYTES : this.#buf.length;
     while (size < needed) size *= 2;
-    const next = Buffer.allocUnsafeSlow(Math.min(size, cap));
-    if (this.#buf !== null) this.#buf.copy(next, 0, 0, this.#length);
+    size = Math.min(size, cap);
+    const next = size === FIRST_BYTES ? this.#budget.firstBuffer() : Buffer.allocUnsafeSlow(size);
+    if (this.#buf !== null) {
+      this.#buf.copy(next, 0, 0, this.#length);
+      this.#budget.giveBack(this.#buf);
+    }
     this.#buf = next;
     this.#budget.charge(this, next.length);
   }
@@ -187,6 +209,7 @@ export class TailCache {
   /** Drops what is held (the file changed other than by an append, or the budget needs it). */
   clear(): void {
     this.#reset();
+    if (this.#buf !== null) this.#budget.giveBack(this.#buf);
     this.#buf = null;
     this.#segment = null;
     this.#followed = false;
