@@ -64,16 +64,24 @@ export class PartitionReplica {
   #hwListeners = new Set<() => void>();
   #offOwnEnd: (() => void) | undefined;
   readonly #durableEnd: () => bigint;
+  readonly #onHwChange: (() => void) | undefined;
 
-  constructor(nodeId: number, log: PartitionLog, state: NamedPartitionState, fsyncMode: boolean) {
+  /**
+   * `initialHw`: the high watermark this broker's checkpoint held (hw-checkpoint.ts), clamped
+   * to the log; `onHwChange` is called whenever the high watermark moves (to checkpoint it).
+   */
+  constructor(nodeId: number, log: PartitionLog, state: NamedPartitionState, fsyncMode: boolean, opts: { initialHw?: bigint; onHwChange?: () => void } = {}) {
     this.nodeId = nodeId;
     this.log = log;
     this.topic = state.topic;
     this.partition = state.partition;
     this.#state = state;
-    // Nothing is known replicated until the ISR says so (no high watermark checkpoint yet: a
-    // restarted leader exposes its records again once its followers fetched them).
-    this.#hw = log.logStartOffset;
+    // What the checkpoint says was replicated, within what the log holds; without one,
+    // nothing is known replicated until the ISR says so.
+    const start = log.logStartOffset;
+    const initial = opts.initialHw ?? start;
+    this.#hw = initial < start ? start : initial > log.highWatermark ? log.highWatermark : initial;
+    this.#onHwChange = opts.onHwChange;
     // The leader's own end counts once it is as durable as acks=-1 asks on a single broker.
     this.#durableEnd = fsyncMode ? () => log.durableOffset : () => log.highWatermark;
   }
@@ -127,7 +135,7 @@ export class PartitionReplica {
       this.#followers.clear();
       // What the previous leader said was replicated (as a follower) is the floor; it can
       // never be above what this log holds.
-      if (this.#hw > this.log.highWatermark) this.#hw = this.log.highWatermark;
+      if (this.#hw > this.log.highWatermark) this.#setHw(this.log.highWatermark);
       this.#offOwnEnd?.();
       const recompute = () => this.recompute();
       const offs = [this.log.onDurable(recompute), this.log.onAppend(recompute), this.log.onTruncated(() => this.#truncated())];
@@ -191,7 +199,7 @@ export class PartitionReplica {
 
   /** The high watermark the leader sent with a fetch answer (follower). */
   setFollowerHighWatermark(hw: bigint): void {
-    if (this.#role !== 'leader') this.#hw = hw < this.log.highWatermark ? hw : this.log.highWatermark;
+    if (this.#role !== 'leader') this.#setHw(hw < this.log.highWatermark ? hw : this.log.highWatermark);
   }
 
   /**
@@ -256,7 +264,7 @@ export class PartitionReplica {
       if (end < hw) hw = end;
     }
     if (hw <= this.#hw) return;
-    this.#hw = hw;
+    this.#setHw(hw);
     if (this.#waiters.length > 0) {
       const size = this.maximalIsr.length;
       const still: Waiter[] = [];
@@ -312,7 +320,13 @@ export class PartitionReplica {
   }
 
   #truncated(): void {
-    if (this.#hw > this.log.highWatermark) this.#hw = this.log.highWatermark;
+    if (this.#hw > this.log.highWatermark) this.#setHw(this.log.highWatermark);
+  }
+
+  #setHw(hw: bigint): void {
+    if (hw === this.#hw) return;
+    this.#hw = hw;
+    this.#onHwChange?.();
   }
 
   #failWaiters(err: MeridianError): void {

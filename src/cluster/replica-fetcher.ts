@@ -252,9 +252,9 @@ export class ReplicaFetcher {
       if (latest !== undefined) asked.set(e.key, { entry: e, epoch: latest.epoch });
       else if (e.log.logEndOffset > e.log.logStartOffset) {
         // Records but no epochs (written in single-broker mode): nothing tells where they
-        // part from the leader's. Kafka truncates such a replica to its high watermark; this
-        // broker keeps no high watermark checkpoint (a replica's starts at the log start), so
-        // the whole local log goes and is fetched again.
+        // part from the leader's. Kafka truncates such a replica to its high watermark; a
+        // log from single-broker mode has none checkpointed (hw-checkpoint.ts records only
+        // replicas), so the whole local log goes and is fetched again.
         cuts.push(this.#cut(e, e.log.logStartOffset, true));
       } else e.phase = 'fetch';
     }

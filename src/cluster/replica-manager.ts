@@ -47,6 +47,7 @@ import { UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET } from '../storage/leader-epoch
 import type { LogView } from '../storage/log-view.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import type { TopicManager } from '../storage/topic-manager.js';
+import { HighWatermarkCheckpoint } from './hw-checkpoint.js';
 import { notLeader, PartitionReplica } from './partition-replica.js';
 import type { HostPort, NamedPartitionState, PartitionStateSource } from './partition-state-source.js';
 import { ReplicaFetcher } from './replica-fetcher.js';
@@ -81,6 +82,8 @@ export interface ReplicaManagerOptions {
   fetchBackoffMs?: number;
   /** TLS and SASL of the fetchers' connections to other brokers. */
   linkSecurity?: LinkSecurityConfig;
+  /** How soon a moved high watermark is checkpointed (Kafka replica.high.watermark.checkpoint.interval.ms; default 5 s). */
+  hwCheckpointMs?: number;
   logger?: Logger;
 }
 
@@ -121,11 +124,27 @@ export class ReplicaManager {
   /** Outcome writes in flight, per partition (one at a time). */
   readonly #settling = new Set<string>();
   #settleTruncation: TruncationSettler | undefined;
+  /** The replicated high watermarks, kept across restarts (hw-checkpoint.ts). */
+  readonly #hwCheckpoint: HighWatermarkCheckpoint;
 
   constructor(opts: ReplicaManagerOptions) {
     this.nodeId = opts.nodeId;
     this.#opts = opts;
     this.#lagMs = opts.replicaLagTimeMaxMs ?? 10_000;
+    this.#hwCheckpoint = new HighWatermarkCheckpoint(opts.topics.dataDir, () => this.#highWatermarks(), { intervalMs: opts.hwCheckpointMs, logger: opts.logger });
+  }
+
+  /** Every replica's high watermark, by topic id (the checkpoint's contents). */
+  *#highWatermarks(): Iterable<[string, number, bigint]> {
+    for (const r of this.#replicas.values()) {
+      const id = this.#opts.topics.getTopic(r.topic)?.id;
+      if (id !== undefined) yield [id, r.partition, r.highWatermark];
+    }
+  }
+
+  /** High-watermark checkpoint files written since start (for tests and stats). */
+  get hwCheckpointWrites(): number {
+    return this.#hwCheckpoint.writes;
   }
 
   start(): void {
@@ -155,6 +174,8 @@ export class ReplicaManager {
     this.#unsubscribe?.();
     this.#offTopics?.();
     clearInterval(this.#isrTimer);
+    // Before the replicas close: what they hold now is what the next start exposes.
+    await this.#hwCheckpoint.close();
     const led = [...this.#replicas.values()].filter((r) => r.role === 'leader');
     for (const r of this.#replicas.values()) r.close();
     for (const r of led) this.#leadershipChanged(r.topic, r.partition);
@@ -512,7 +533,11 @@ export class ReplicaManager {
       const log = this.#opts.topics.partition(s.topic, s.partition);
       // Not opened here yet: applied when the topic is (start()'s topic listener).
       if (log === undefined) return;
-      r = new PartitionReplica(this.nodeId, log, s, this.#opts.flushMode === 'fsync');
+      const topicId = this.#opts.topics.getTopic(s.topic)?.id;
+      r = new PartitionReplica(this.nodeId, log, s, this.#opts.flushMode === 'fsync', {
+        initialHw: topicId === undefined ? undefined : this.#hwCheckpoint.initial(topicId, s.partition),
+        onHwChange: () => this.#hwCheckpoint.changed(),
+      });
       this.#replicas.set(k, r);
       this.#byLog.set(log, r);
     }

@@ -101,6 +101,10 @@ export interface ReplicaCluster {
   bootstrap: string[];
   /** Creates the topic on every broker and writes its states: replicas [1..n], leader `leader`, epoch 0. */
   createTopic(topic: string, partitions: number, leader?: number): Promise<void>;
+  /** Closes broker `id` (a clean shutdown); its data directory stays for `start`. */
+  stop(id: number): Promise<void>;
+  /** Starts broker `id` again on its data directory (a new port, registered with the source). */
+  start(id: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,37 +120,40 @@ export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promis
   const source = new MemoryStateSource();
   const brokers: ClusterBroker[] = [];
   const cleanups: Array<() => void> = [];
+  const startNode = async (nodeId: number, dataDir: string): Promise<ClusterBroker> => {
+    const config = loadConfig({
+      env: {},
+      overrides: { ...(o.overrides ?? {}), nodeId, dataDir, logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn' }, kafka: { host: '127.0.0.1', port: 0 } },
+    });
+    const logger = createLogger({ name: `replica-${nodeId}`, ...withRunLog(config.logging.level) });
+    const broker = await Broker.start(config, logger, {
+      cluster: {
+        source,
+        replicaLagTimeMaxMs: o.replicaLagTimeMaxMs ?? 10_000,
+        defaultMinInsyncReplicas: o.defaultMinInsyncReplicas ?? 1,
+        fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500,
+        fetchBackoffMs: 50,
+      },
+    });
+    source.register(nodeId, { host: '127.0.0.1', port: broker.kafkaPort });
+    return {
+      nodeId,
+      broker,
+      bootstrap: `127.0.0.1:${broker.kafkaPort}`,
+      port: broker.kafkaPort,
+      dataDir,
+      log: (topic, partition) => {
+        const l = broker.topics.partition(topic, partition);
+        if (l === undefined) throw new Error(`broker ${nodeId} has no ${topic}-${partition}`);
+        return l;
+      },
+    };
+  };
   try {
     for (let nodeId = 1; nodeId <= (o.brokers ?? 3); nodeId++) {
       const dir = tmpDir(`meridian-replica-${nodeId}-`);
       cleanups.push(dir.cleanup);
-      const config = loadConfig({
-        env: {},
-        overrides: { ...(o.overrides ?? {}), nodeId, dataDir: dir.dir, logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn' }, kafka: { host: '127.0.0.1', port: 0 } },
-      });
-      const logger = createLogger({ name: `replica-${nodeId}`, ...withRunLog(config.logging.level) });
-      const broker = await Broker.start(config, logger, {
-        cluster: {
-          source,
-          replicaLagTimeMaxMs: o.replicaLagTimeMaxMs ?? 10_000,
-          defaultMinInsyncReplicas: o.defaultMinInsyncReplicas ?? 1,
-          fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500,
-          fetchBackoffMs: 50,
-        },
-      });
-      source.register(nodeId, { host: '127.0.0.1', port: broker.kafkaPort });
-      brokers.push({
-        nodeId,
-        broker,
-        bootstrap: `127.0.0.1:${broker.kafkaPort}`,
-        port: broker.kafkaPort,
-        dataDir: dir.dir,
-        log: (topic, partition) => {
-          const l = broker.topics.partition(topic, partition);
-          if (l === undefined) throw new Error(`broker ${nodeId} has no ${topic}-${partition}`);
-          return l;
-        },
-      });
+      brokers.push(await startNode(nodeId, dir.dir));
     }
   } catch (err) {
     await Promise.allSettled(brokers.map((b) => b.broker.close()));
@@ -163,6 +170,13 @@ export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promis
       for (const b of brokers) await b.broker.topics.createTopic(topic, partitions);
       const ids = brokers.map((b) => b.nodeId);
       for (let p = 0; p < partitions; p++) source.set(topic, p, { replicas: ids, leader, leaderEpoch: 0, isr: ids });
+    },
+    async stop(id) {
+      await node(id).broker.close();
+    },
+    async start(id) {
+      const i = brokers.findIndex((b) => b.nodeId === id);
+      brokers[i] = await startNode(id, brokers[i].dataDir);
     },
     async close() {
       await Promise.allSettled(brokers.map((b) => b.broker.close()));
