@@ -46,10 +46,12 @@ import {
   repeat,
   requireKcat,
   runTimed,
+  runtimeReset,
   trialCount,
   writeMessageFile,
   writeResults,
   type Row,
+  type RuntimeWindow,
 } from './harness.js';
 import { JetStreamMirror, natsServerVersion, type FullSpeedFigures, type LagFigures } from './georep-nats.js';
 
@@ -59,6 +61,8 @@ const MSG = 1024;
 const RATES = (process.env.BENCH_GEOREP_RATES ?? '5000,20000').split(',').map(Number);
 const LAG_SECONDS = Number(process.env.BENCH_GEOREP_LAG_SECONDS ?? 10);
 const WARMUP_MS = 1000;
+/** Each region's event-loop delay histogram samples this often during the lag runs (GET /v1/runtime). */
+const LOOP_RESOLUTION_MS = 2;
 const TRIALS = trialCount('BENCH_GEOREP_TRIALS');
 const SHM = '/dev/shm';
 
@@ -95,16 +99,17 @@ async function untilReplicated(a: Region, topic: string, last: bigint): Promise<
  * `bDir` when given), started.
  */
 async function regionPair(dir: string, name: string, mode: Mode, bDir?: string): Promise<{ a: Region; b: Region; stop: () => Promise<void> }> {
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb, adminA, adminB] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const regions = [{ name: 'us-east', address: `127.0.0.1:${pa}` }, { name: 'eu-west', address: `127.0.0.1:${pb}` }];
   const common = {
     logging: { level: 'warn' as const },
+    metrics: { eventLoopResolutionMs: LOOP_RESOLUTION_MS },
     log: { flush: { mode, intervalMs: 1000 } },
     topics: { autoCreate: false },
     replication: { retry: { initialMs: 20, maxMs: 200 }, regions, policies: [{ name: 'dr', topics: 'georep-*', topology: 'one-way', source: 'us-east', targets: ['eu-west'] }] },
   };
-  const a = new Region('us-east', pa, path.join(dir, `${name}-us-east`), common);
-  const b = new Region('eu-west', pb, path.join(bDir ?? dir, `${name}-eu-west`), common);
+  const a = new Region('us-east', pa, path.join(dir, `${name}-us-east`), { ...common, admin: { host: '127.0.0.1', port: adminA } });
+  const b = new Region('eu-west', pb, path.join(bDir ?? dir, `${name}-eu-west`), { ...common, admin: { host: '127.0.0.1', port: adminB } });
   await Promise.all([a.start(), b.start()]);
   return { a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
 }
@@ -282,17 +287,25 @@ async function lagRun(a: Region, b: Region, rate: number, log: (s: string) => vo
   return lags.sort((x, y) => x - y);
 }
 
+/** Meridian's lag figures, with what each region's runtime did during the run. */
+type MeridianLag = LagFigures & { runtime: { a: RuntimeWindow; b: RuntimeWindow } };
+
+const runtimeLine = (r: RuntimeWindow) => `loop delay p99 ${r.eventLoopDelayMs.p99.toFixed(1)} ms, max ${r.eventLoopDelayMs.max.toFixed(1)} ms; GC ${r.gc.count} pauses, longest ${r.gc.maxMs.toFixed(1)} ms`;
+
 /** One lag trial of Meridian in `mode`: a fresh pair of regions, the lag run, removed after. */
-async function meridianLag(dir: string, mode: Mode, rate: number, t: number, log: (s: string) => void): Promise<LagFigures> {
+async function meridianLag(dir: string, mode: Mode, rate: number, t: number, log: (s: string) => void): Promise<MeridianLag> {
   const name = `lag-${mode}-${rate}-${t}`;
   const pair = await regionPair(dir, name, mode);
   try {
     // Earlier runs' dirty pages are written back first (the NATS trials do the same), so
     // that writeback does not land in the middle of the lag measurement.
     spawnSync('sync');
+    const adminPorts = [pair.a.adminPort!, pair.b.adminPort!];
+    await Promise.all(adminPorts.map(runtimeReset));
     const lags = await lagRun(pair.a, pair.b, rate, log);
-    const f = { lagP50Ms: percentile(lags, 50), lagP99Ms: percentile(lags, 99), lagMaxMs: lags[lags.length - 1], lagSamples: lags.length };
-    log(`  Meridian ${mode} lag trial ${t + 1}/${TRIALS} at ${rate} msgs/s: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms`);
+    const [ra, rb] = await Promise.all(adminPorts.map(runtimeReset));
+    const f = { lagP50Ms: percentile(lags, 50), lagP99Ms: percentile(lags, 99), lagMaxMs: lags[lags.length - 1], lagSamples: lags.length, runtime: { a: ra, b: rb } };
+    log(`  Meridian ${mode} lag trial ${t + 1}/${TRIALS} at ${rate} msgs/s: p50 ${f.lagP50Ms.toFixed(2)} ms, p99 ${f.lagP99Ms.toFixed(2)} ms, max ${f.lagMaxMs.toFixed(1)} ms; us-east ${runtimeLine(ra)}; eu-west ${runtimeLine(rb)}`);
     return f;
   } finally {
     await pair.stop();
@@ -377,6 +390,20 @@ function lagRows(rate: number, lag: LagTrials): Row[] {
 
 const LAG_HEADER = ['msgs/s', 'system', 'lag p50 ms', 'lag p99 ms', 'lag max ms (all trials)', 'p99 vs JetStream (same trial)'];
 
+/** Rows of the runtime table: per rate and mode, each region's event loop and GC during the lag runs. */
+function runtimeRows(rate: number, lag: LagTrials): Row[] {
+  const cells = (rs: RuntimeWindow[]) => [
+    `${formatMedian(rs.map((r) => r.eventLoopDelayMs.p99), '', 1)} / ${formatMedian(rs.map((r) => r.eventLoopDelayMs.max), '', 1)}`,
+    `${formatMedian(rs.map((r) => r.gc.maxMs), '', 1)} / ${formatMedian(rs.map((r) => r.gc.totalMs), '', 0)}`,
+  ];
+  return (['fsync', 'interval'] as const).map((mode) => {
+    const runs = lag.map((x) => x.subject[mode]);
+    return [`${rate}`, mode === 'fsync' ? 'Meridian, fsync acks' : 'Meridian, interval flush', ...cells(runs.map((r) => r.runtime.a)), ...cells(runs.map((r) => r.runtime.b))];
+  });
+}
+
+const RUNTIME_HEADER = ['msgs/s', 'system', 'us-east event-loop delay p99 / max ms', 'us-east GC longest / total ms', 'eu-west event-loop delay p99 / max ms', 'eu-west GC longest / total ms'];
+
 async function main(): Promise<void> {
   requireKcat();
   // BENCH_GEOREP_ONLY=lag: the lag trials only, printed, no results file (tuning runs).
@@ -390,8 +417,13 @@ async function main(): Promise<void> {
   try {
     if (only === 'lag') {
       const rows: Row[] = [];
-      for (const rate of RATES) rows.push(...lagRows(rate, await lagAtRate(dir, rate, log)));
-      console.log(`\n${formatTable(LAG_HEADER, rows)}\n(BENCH_GEOREP_ONLY=lag: no results file written)`);
+      const runtime: Row[] = [];
+      for (const rate of RATES) {
+        const lag = await lagAtRate(dir, rate, log);
+        rows.push(...lagRows(rate, lag));
+        runtime.push(...runtimeRows(rate, lag));
+      }
+      console.log(`\n${formatTable(LAG_HEADER, rows)}\n\n${formatTable(RUNTIME_HEADER, runtime)}\n(BENCH_GEOREP_ONLY=lag: no results file written)`);
       return;
     }
     const fsync = await meridianCapacity(dir, 'fsync', msgFile, log);
@@ -430,7 +462,8 @@ async function main(): Promise<void> {
     rows.push(['NATS JetStream mirror (leafnode)', '—', '—', '—', live(natsLive)]);
     const capacityTable = formatTable(['system', 'produce alone MB/s', 'replication of a backlog MB/s', 'replication / produce', 'live, one run: produce / replication MB/s'], rows);
     const lagTable = formatTable(LAG_HEADER, lagTrials.flatMap(({ rate, lag }) => lagRows(rate, lag)));
-    const table = `${capacityTable}\n\n${lagTable}`;
+    const runtimeTable = formatTable(RUNTIME_HEADER, lagTrials.flatMap(({ rate, lag }) => runtimeRows(rate, lag)));
+    const table = `${capacityTable}\n\n${lagTable}\n\n${runtimeTable}`;
     const samples = lagTrials.map(({ rate, lag }) => `${median(lag.map((x) => x.subject.fsync.lagSamples))} at ${rate} msgs/s`).join(', ');
     const notes = [
       `One topic, one partition, replicated one way (us-east to eu-west, like a JetStream stream and its mirror). Capacity: ${MESSAGES} messages of ${MSG} B produced at full speed into region A (kcat, acks=all; for NATS a pipelined publisher at the server's ceiling). Lag: ${RATES.join(' and ')} msgs/s for ${LAG_SECONDS} s each (first ${WARMUP_MS} ms ignored; about ${samples} samples per trial).`,
@@ -440,6 +473,8 @@ async function main(): Promise<void> {
       `- Capacity (${TRIALS} alternating trials per row): region A alone takes the messages at its maximum rate while B is down (the baseline); then B starts and the backlog is replicated (timed from the first acknowledged request to the last, so B's process start is not counted). Keeping up means the link replicates at least as fast as A can take produce. Both regions write to the same disk here; the row with eu-west on its own storage (a tmpfs) has B write to memory instead.`,
       '- Live (one run per system): the same produce with the link running; the two regions (or NATS servers) share 2 cores and one disk.',
       `- Lag (${TRIALS} alternating trials per rate): each trial starts fresh servers and runs JetStream first (the baseline), then Meridian in fsync mode, then in interval mode; "p99 vs JetStream" divides each Meridian p99 by the same trial's JetStream p99. The producer sends each millisecond's due messages as one batch (acks=-1, up to 5 requests in flight); the consumer in B long-polls.`,
+      '',
+      `The regions during the lag runs (last table): each region's GET /v1/runtime window, reset before and read after each Meridian lag run: how late its event loop ran (sampled every ${LOOP_RESOLUTION_MS} ms; p99 and max) and its GC pauses (longest, and their total over the ${LAG_SECONDS} s run), medians of the trials. A lag tail longer than both says the time went elsewhere: the disk, the other processes on the 2 cores, or the client.`,
       '',
       'Live replication MB/s runs from the first produce to region B holding the last message. Lag runs from the produce acknowledgement in A to the message being returned by a consumer in B (same process, same clock; a negative value means B served it before A\'s ack reached the producer).',
       '',

@@ -224,3 +224,16 @@ export function writeMessageFile(file: string, count: number, size: number, fill
 export function requireKcat(): void {
   if (spawnSync('kcat', ['-V']).error) throw new Error('kcat is required: bash scripts/install-tools.sh');
 }
+
+/** The broker's runtime window (GET /v1/runtime): event-loop delay and GC pauses. */
+export interface RuntimeWindow {
+  eventLoopDelayMs: { p99: number; max: number };
+  gc: { count: number; totalMs: number; maxMs: number; p99Ms: number };
+}
+
+/** Ends the broker's runtime window and begins a new one; returns the window that ended. */
+export async function runtimeReset(adminPort: number): Promise<RuntimeWindow> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/runtime/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`POST /v1/runtime/reset answered ${res.status}`);
+  return (await res.json()) as RuntimeWindow;
+}

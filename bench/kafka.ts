@@ -37,10 +37,12 @@ import {
   repeat,
   requireKcat,
   runTimed,
+  runtimeReset,
   trialCount,
   writeMessageFile,
   writeResults,
   type Row,
+  type RuntimeWindow,
 } from './harness.js';
 import { logWrites } from './log-measure.js';
 import { produceLatency, rawFsyncLatency } from './latency.js';
@@ -209,19 +211,6 @@ async function loginRate(kafka: Kafka, brokerPid: number): Promise<LoginTrial> {
     }),
   );
   return { perSecond: logins / ((performance.now() - t0) / 1000), brokerCpuMs: ((processCpuSeconds(brokerPid) - cpu0) * 1000) / logins };
-}
-
-/** The broker's runtime window (GET /v1/runtime): event-loop delay and GC pauses. */
-interface RuntimeWindow {
-  eventLoopDelayMs: { p99: number; max: number };
-  gc: { count: number; totalMs: number; maxMs: number; p99Ms: number };
-}
-
-/** Ends the broker's runtime window and begins a new one; returns the window that ended. */
-async function runtimeReset(adminPort: number): Promise<RuntimeWindow> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/runtime/reset`, { method: 'POST' });
-  if (!res.ok) throw new Error(`POST /v1/runtime/reset answered ${res.status}`);
-  return (await res.json()) as RuntimeWindow;
 }
 
 interface LatencyTrial {

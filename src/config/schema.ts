@@ -276,7 +276,7 @@ export interface RawBrokerConfig {
   nodeId: number;
   dataDir: string;
   logging: { level: LogLevel; format: LogFormat };
-  metrics: { perPartition: boolean };
+  metrics: { perPartition: boolean; eventLoopResolutionMs: DurationInput };
   kafka: {
     host: string;
     port: number;
