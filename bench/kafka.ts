@@ -107,7 +107,9 @@ async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): P
   );
   // The password through the environment, as the config reference recommends, not the file.
   const env = { ...process.env, MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD: SECRETS.benchSasl };
-  const child = spawn(process.execPath, [BIN, 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  // BENCH_KAFKA_NODE_ARGS passes node flags to the broker (e.g. "--max-semi-space-size=32", "--cpu-prof").
+  const nodeArgs = (process.env.BENCH_KAFKA_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d) => {
