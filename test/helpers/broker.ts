@@ -59,9 +59,17 @@ export async function startBroker(
     },
   });
   const logger = createLogger({ name: 'test-broker', ...withRunLog(config.logging.level, deps.log?.destination) });
-  const broker = await Broker.start(config, logger, deps);
-  const dataDir = config.dataDir;
   const cleanupDir = 'cleanup' in dir ? dir.cleanup : () => {};
+  let broker: Broker;
+  try {
+    broker = await Broker.start(config, logger, deps);
+  } catch (err) {
+    // A broker that refuses to start (the tests of startup errors) leaves no directory behind
+    // when this call made it; a caller's own directory stays the caller's.
+    if (existing === undefined) cleanupDir();
+    throw err;
+  }
+  const dataDir = config.dataDir;
   const tb: TestBroker = {
     broker,
     port: broker.kafkaPort,
