@@ -47,8 +47,6 @@ export class HighWatermarkCheckpoint {
   #dirty = false;
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
-  /** Files written since open. */
-  writes = 0;
 
   constructor(dataDir: string, snapshot: () => Iterable<[string, number, bigint]>, opts: { intervalMs?: number; logger?: Logger } = {}) {
     this.file = path.join(dataDir, HW_CHECKPOINT_FILE);
@@ -89,7 +87,6 @@ export class HighWatermarkCheckpoint {
       for (const [topicId, partition, hw] of this.#snapshot()) body.partitions[`${topicId}/${partition}`] = String(hw);
       try {
         await writeFileAtomic(this.file, JSON.stringify(body) + '\n');
-        this.writes++;
       } catch (err) {
         this.#dirty = true;
         throw err;

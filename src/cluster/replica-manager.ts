@@ -142,11 +142,6 @@ export class ReplicaManager {
     }
   }
 
-  /** High-watermark checkpoint files written since start (for tests and stats). */
-  get hwCheckpointWrites(): number {
-    return this.#hwCheckpoint.writes;
-  }
-
   start(): void {
     this.#unsubscribe = this.#opts.source.subscribe((s) => this.#apply(s));
     for (const s of this.#opts.source.states()) this.#apply(s);
