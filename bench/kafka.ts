@@ -46,6 +46,7 @@ import {
 } from './harness.js';
 import { logWrites } from './log-measure.js';
 import { produceLatency, rawFsyncLatency } from './latency.js';
+import { BROKER_NODE_FLAGS } from '../src/node-flags.js';
 
 const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
 const MESSAGES = Number(process.env.BENCH_KAFKA_MESSAGES ?? 300_000);
@@ -107,8 +108,9 @@ async function startBrokerProcess(dir: string, pki: Pki, known?: BrokerPorts): P
   );
   // The password through the environment, as the config reference recommends, not the file.
   const env = { ...process.env, MERIDIAN_SECURITY__BOOTSTRAP__PASSWORD: SECRETS.benchSasl };
-  // BENCH_KAFKA_NODE_ARGS passes node flags to the broker (e.g. "--max-semi-space-size=32", "--cpu-prof").
-  const nodeArgs = (process.env.BENCH_KAFKA_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
+  // The broker runs with the node flags `meridian` passes (src/node-flags.ts). BENCH_KAFKA_NODE_ARGS
+  // replaces them (e.g. "--cpu-prof"; "" for node's defaults).
+  const nodeArgs = (process.env.BENCH_KAFKA_NODE_ARGS ?? BROKER_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
   const child = spawn(process.execPath, [...nodeArgs, BIN, 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env });
   await new Promise<void>((resolve, reject) => {
     let out = '';

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScaleClient } from './scale-client.js';
+import { BROKER_NODE_FLAGS } from '../src/node-flags.js';
 
 const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
 /** Lines of the broker's output kept for the error message of a failed start. */
@@ -82,9 +83,10 @@ export class BrokerProcess {
   /** Spawns the process; `ready()` says when it serves. */
   spawn(): void {
     if (this.running) throw new Error(`${this.spec.region} is already running`);
-    // BENCH_SCALE_NODE_ARGS passes node flags to the brokers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-    // (a profile is written when a broker exits on SIGTERM, not after a SIGKILL).
-    const nodeArgs = process.env.BENCH_SCALE_NODE_ARGS ? process.env.BENCH_SCALE_NODE_ARGS.split(' ') : [];
+    // The brokers run with the node flags `meridian` passes (src/node-flags.ts). BENCH_SCALE_NODE_ARGS
+    // replaces them, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" ("" for node's defaults; a profile
+    // is written when a broker exits on SIGTERM, not after a SIGKILL).
+    const nodeArgs = (process.env.BENCH_SCALE_NODE_ARGS ?? BROKER_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
     const child = spawn(process.execPath, [...nodeArgs, BIN, 'broker', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#exited = new Promise((r) => child.once('exit', () => r()));

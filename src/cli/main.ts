@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { effectiveListeners } from '../config/listeners.js';
+import { BROKER_NODE_FLAGS, missingNodeFlags } from '../node-flags.js';
 import { loadConfig } from '../config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../config/schema.js';
 // Loaded when a broker starts (runBrokers): the admin commands need none of the broker's
@@ -126,6 +127,10 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
     destination: stdout,
     name: 'meridian',
   });
+  const missing = missingNodeFlags();
+  if (missing.length > 0) {
+    logger.info({ missing, recommended: BROKER_NODE_FLAGS }, 'node was started without the flags Meridian is measured with (npm start, the meridian command and the Docker image pass them); GC pauses may be longer under load');
+  }
   const brokers: Broker[] = [];
   let stopping = false;
   const stop = async (signal: string) => {

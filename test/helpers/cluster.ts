@@ -29,6 +29,7 @@ import { freePort } from './regions.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { tmpDir } from './tmp-dir.js';
 import { waitFor } from './wait.js';
+import { BROKER_NODE_FLAGS } from '../../src/node-flags.js';
 
 const CLI = fileURLToPath(new URL('../../bin/meridian.js', import.meta.url));
 
@@ -119,7 +120,8 @@ export class BrokerProcess {
   /** Spawns the broker; resolves once its Kafka port accepts connections (see TestCluster.waitMembers for membership). */
   async start(): Promise<void> {
     if (this.running) throw new Error(`broker ${this.nodeId} is already running`);
-    const proc = spawn(process.execPath, [CLI, 'broker', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the node flags `meridian` passes, as a deployed broker runs.
+    const proc = spawn(process.execPath, [...BROKER_NODE_FLAGS, CLI, 'broker', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer) => {
       this.#output = (this.#output + d.toString()).slice(-8000);
     };

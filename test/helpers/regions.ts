@@ -13,6 +13,7 @@ import type { BrokerConfigInput } from '../../src/config/schema.js';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { tmpDir } from './tmp-dir.js';
 import { waitFor } from './wait.js';
+import { BROKER_NODE_FLAGS } from '../../src/node-flags.js';
 
 // bench/drill waits on regions with the tests' one wait helper, imported from here.
 export { waitFor };
@@ -76,8 +77,10 @@ export class Region {
   async start(): Promise<void> {
     assert.ok(!this.running, `${this.name} is already running`);
     const overrides = { ...this.overrides, region: this.name, dataDir: this.dataDir, kafka: { host: '127.0.0.1', port: this.port, ...(this.overrides.kafka ?? {}) } };
-    // REGION_NODE_ARGS passes extra node flags to every region (e.g. --cpu-prof when profiling).
-    const proc = spawn(process.execPath, [...(process.env.REGION_NODE_ARGS ? process.env.REGION_NODE_ARGS.split(' ') : []), '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Every region runs with the node flags `meridian` passes (src/node-flags.ts). REGION_NODE_ARGS
+    // replaces them (e.g. "--cpu-prof" when profiling; "" for node's defaults).
+    const nodeArgs = (process.env.REGION_NODE_ARGS ?? BROKER_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     this.#exited = new Promise((r) => proc.once('exit', () => r()));
     let stderr = '';

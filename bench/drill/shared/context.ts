@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Region } from '../../../test/helpers/regions.js';
+import { BROKER_NODE_FLAGS } from '../../../src/node-flags.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -206,7 +207,7 @@ export class WatchedBroker {
   }
 }
 
-/** Extra node flags for every broker process (Region reads REGION_NODE_ARGS at start). */
+/** Node flags for every broker process (Region reads REGION_NODE_ARGS at start): the ones `meridian` passes, and crash reports. */
 export function brokerNodeArgs(reportDir: string): string {
-  return `--report-uncaught-exception --report-on-fatalerror --report-directory=${reportDir}`;
+  return [...BROKER_NODE_FLAGS, '--report-uncaught-exception', '--report-on-fatalerror', `--report-directory=${reportDir}`].join(' ');
 }
