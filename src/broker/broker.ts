@@ -48,6 +48,7 @@ import { createStoreFrom, tieredPolicyFrom } from './config-adapters.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { tierTruncationCheck } from '../tiered/partition-tier.js';
 import { DisasterRecovery } from '../dr/disaster-recovery.js';
+import { linkPrincipal } from '../dr/failback-cluster.js';
 import { checkListenerProtocols, kafkaServerError, startupError, tieredStartup } from './startup-error.js';
 import type { KafkaApiDeps } from './kafka-api.js';
 import { createKafkaHandler } from './kafka/dispatcher.js';
@@ -55,6 +56,7 @@ import { KafkaRequestObservers } from './kafka/request-observers.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStates } from './producer-states.js';
 import { BrokerSecurity } from '../security/broker-security.js';
+import { AclOperation, ResourceType } from '../security/acl.js';
 import { FetchSessions } from './kafka/fetch-sessions.js';
 import { ReplicaManager, type ReplicaManagerOptions } from '../cluster/replica-manager.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
@@ -401,6 +403,15 @@ export class Broker {
           },
           replicationFactor: (topic) => node.source.versioned(topic, 0)?.value.replicas.length,
           security: { tls: config.replication.tls, sasl: config.replication.sasl },
+          missingAccess: (wants) => {
+            const principal = linkPrincipal(config.replication);
+            if (principal === null) return null;
+            const authorizer = security.authorizer;
+            // Its connections come from this broker's own address (ACLs may name hosts).
+            const host = node.members.members().get(config.nodeId)?.kafka.host ?? '127.0.0.1';
+            const missing = authorizer === null ? [] : wants.filter((w) => !authorizer.authorize(principal, host, w.operation === 'Read' ? AclOperation.Read : AclOperation.Write, { type: ResourceType.Topic, name: w.topic }).allowed);
+            return { principal, missing };
+          },
         };
         // Replicated appends from other regions go through each partition's leader here
         // (answered within half the senders' request timeout); a missing topic is created

@@ -77,6 +77,48 @@ export interface DrClusterOps {
   replicationFactor(topic: string): number | undefined;
   /** TLS and SASL of this broker's connections to the other brokers of its region (replication.tls/sasl, as the follower fetchers). */
   readonly security: LinkSecurityConfig | undefined;
+  /**
+   * With authorization on: which of `wants` the principal of those connections may not do,
+   * as this broker's authorizer answers for its own host (ACLs are region-wide). Null when
+   * that principal cannot be told from the config (a TLS client certificate without SASL).
+   */
+  missingAccess(wants: readonly TopicAccess[]): { principal: string; missing: TopicAccess[] } | null;
+}
+
+/** A Kafka permission on a topic, as `meridian acl add` names it. */
+export interface TopicAccess {
+  readonly operation: 'Read' | 'Write';
+  readonly topic: string;
+}
+
+/**
+ * What failback does over the Kafka port on a cluster, as ACLs of the principal of the
+ * region's in-region connections: it reads the DR topic (Fetch; ListOffsets and
+ * OffsetForLeaderEpoch need Describe, which Read implies) and writes the side topic (Produce;
+ * Write implies Describe). ClusterAction, which the followers need, covers neither: Kafka's
+ * inter-broker principal is usually a superuser, which needs nothing more.
+ */
+export function failbackAccess(topic: string, sideTopic: string): TopicAccess[] {
+  return [
+    { operation: 'Read', topic },
+    { operation: 'Write', topic: sideTopic },
+  ];
+}
+
+/**
+ * The principal a broker's connections with `link` authenticate as: the SASL user, else
+ * User:ANONYMOUS (plaintext, or TLS without a client certificate). Null with a client
+ * certificate and no SASL: the certificate's subject decides, which the config does not say.
+ */
+export function linkPrincipal(link: Pick<LinkSecurityConfig, 'tls' | 'sasl'>): string | null {
+  if (link.sasl.mechanism !== null && link.sasl.username !== null) return `User:${link.sasl.username}`;
+  if (link.tls.enabled && link.tls.certFile !== null) return null;
+  return 'User:ANONYMOUS';
+}
+
+/** The `meridian acl add` commands that grant `missing` to `principal`. */
+export function grantCommands(principal: string, missing: readonly TopicAccess[]): string {
+  return missing.map((m) => `meridian acl add --allow-principal ${principal} --operation ${m.operation} --topic ${m.topic}`).join('; ');
 }
 
 export interface ClusterFailbackPlan {
@@ -105,7 +147,7 @@ export interface ClusterFailbackResult {
  * each partition region-wide (the file header). Returns what each tail held.
  */
 export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan, o: ClusterFailbackOptions): Promise<ClusterFailbackResult> {
-  const region = new RegionClients(o);
+  const region = new RegionClients(o, topic, plan.sideTopic);
   try {
     // The leaders' ends first: whether there is a tail at all decides the side topic.
     const ends: bigint[] = [];
@@ -220,10 +262,14 @@ export function anonymous(batch: Buffer): Buffer {
  */
 class RegionClients {
   readonly #o: ClusterFailbackOptions;
+  readonly #topic: string;
+  readonly #sideTopic: string;
   readonly #clients = new Map<string, LinkClient>();
 
-  constructor(o: ClusterFailbackOptions) {
+  constructor(o: ClusterFailbackOptions, topic: string, sideTopic: string) {
     this.#o = o;
+    this.#topic = topic;
+    this.#sideTopic = sideTopic;
   }
 
   close(): void {
@@ -251,6 +297,16 @@ class RegionClients {
 
   #refused(topic: string, partition: number, what: string, errorCode: number, message?: string | null): MeridianError {
     const info = kafkaErrorByCode(errorCode);
+    if (info?.name === 'TOPIC_AUTHORIZATION_FAILED') {
+      // ACLs changed since the failback's own check (failback.ts), or a principal it could not tell.
+      const access = topic === this.#sideTopic ? ('Write' as const) : ('Read' as const);
+      const security = this.#o.ops.security;
+      const principal = (security === undefined ? 'User:ANONYMOUS' : linkPrincipal(security)) ?? '<the subject of replication.tls.certFile>';
+      return new MeridianError(
+        ErrorCode.InvalidDrRequest,
+        `failback: ${what} of ${topic}/${partition} was refused by its leader: TOPIC_AUTHORIZATION_FAILED. Failback reads ${this.#topic} and writes ${this.#sideTopic} over the Kafka port as ${principal}, the principal of this region's in-region connections (replication.sasl / replication.tls), which needs ${access} on topic ${topic} (ClusterAction does not cover it). Grant it (${grantCommands(principal, [{ operation: access, topic }])}) and run the failback again; the topic stays failing-back until then`,
+      );
+    }
     // Retriable as Kafka classifies the code (a leader change, a fenced epoch, a timeout).
     return new MeridianError(ErrorCode.RemoteUnavailable, `failback: ${what} of ${topic}/${partition} was refused by its leader: ${info?.name ?? String(errorCode)}${message ? ` (${message})` : ''}; run the failback again`, { retriable: info?.retriable ?? false });
   }

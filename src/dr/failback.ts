@@ -46,7 +46,7 @@ import { RemoteBrokers } from './remote-brokers.js';
 import { DrApiKey, readProbeResponse, writeProbeRequest, type ProbeResponse } from './dr-api.js';
 import type { DisasterRecovery } from './disaster-recovery.js';
 import { sameRole, type TopicDrEntry } from './dr-state.js';
-import { failbackOnCluster } from './failback-cluster.js';
+import { failbackAccess, failbackOnCluster, grantCommands } from './failback-cluster.js';
 import type { FailbackCuts } from './failback-clamp.js';
 import { reportId, type DivergentPartition, type FailbackReport } from './recovery-report.js';
 
@@ -132,6 +132,15 @@ export async function failback(dr: DisasterRecovery, topic: string, opts: { conf
   const sideRefused = dr.state.regionWide ? dr.checkWritable(plan.sideTopic) : null;
   if (sideRefused !== null) {
     throw new MeridianError(ErrorCode.InvalidDrRequest, `failback of ${topic} on a region cluster writes its divergent tail to ${plan.sideTopic} with Produce, which this region refuses: ${sideRefused.message}. Exclude ${plan.sideTopic} from that policy's topics and run the failback again; nothing was changed`);
+  }
+  // On a cluster the copy runs over the Kafka port as the in-region principal: with
+  // authorization on, it needs Read here and Write on the side topic (failback-cluster.ts).
+  const access = dr.state.regionWide ? dr.clusterOps?.missingAccess(failbackAccess(topic, plan.sideTopic)) : null;
+  if (access && access.missing.length > 0) {
+    throw new MeridianError(
+      ErrorCode.InvalidDrRequest,
+      `failback of ${topic} on a region cluster reads ${topic} and writes its divergent tail to ${plan.sideTopic} over the Kafka port as ${access.principal} (the principal of replication.sasl / replication.tls, as the followers use), which may not: it lacks ${access.missing.map((m) => `${m.operation} on topic ${m.topic}`).join(' and ')} (ClusterAction does not cover them). Grant them (${grantCommands(access.principal, access.missing)}) and run the failback again; nothing was changed`,
+    );
   }
   await dr.state.update(topic, (cur) => {
     // A peer's newer epoch noted during the probes is what this failback adopts anyway (that

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { anonymous } from '../../src/dr/failback-cluster.js';
+import { anonymous, failbackAccess, grantCommands, linkPrincipal } from '../../src/dr/failback-cluster.js';
 import { Attributes, decodeRecords, encodeBatch, readBatchHeader, validateBatch } from '../../src/storage/record-batch.js';
 
 test('anonymous: records, timestamps and the rest of the header kept, producer id, epoch, sequence and the transactional bit cleared, CRC valid; the original untouched', () => {
@@ -38,4 +38,22 @@ test('anonymous: records, timestamps and the rest of the header kept, producer i
   // Offsets are the side partition's own (its leader assigns them); everything else is equal.
   const withoutOffset = (b: Buffer) => decodeRecords(b).map(({ offset: _offset, ...r }) => r);
   assert.deepEqual(withoutOffset(copy), withoutOffset(original));
+});
+
+test('the principal failback acts as on a cluster: the SASL user, ANONYMOUS without one, unknown with a client certificate alone', () => {
+  const tls = (certFile: string | null, enabled = true) => ({ enabled, caFile: null, certFile, keyFile: certFile, serverName: null });
+  const noSasl = { mechanism: null, username: null, password: null };
+  assert.equal(linkPrincipal({ tls: tls(null, false), sasl: { mechanism: 'SCRAM-SHA-512', username: 'west-link', password: 'x' } }), 'User:west-link');
+  assert.equal(linkPrincipal({ tls: tls('/etc/cert.pem'), sasl: { mechanism: 'PLAIN', username: 'west-link', password: 'x' } }), 'User:west-link');
+  assert.equal(linkPrincipal({ tls: tls(null, false), sasl: noSasl }), 'User:ANONYMOUS');
+  assert.equal(linkPrincipal({ tls: tls(null), sasl: noSasl }), 'User:ANONYMOUS');
+  assert.equal(linkPrincipal({ tls: tls('/etc/cert.pem'), sasl: noSasl }), null);
+  assert.deepEqual(failbackAccess('orders', 'orders.diverged-eu-west-e2'), [
+    { operation: 'Read', topic: 'orders' },
+    { operation: 'Write', topic: 'orders.diverged-eu-west-e2' },
+  ]);
+  assert.equal(
+    grantCommands('User:west-link', failbackAccess('orders', 'orders.diverged-eu-west-e2')),
+    'meridian acl add --allow-principal User:west-link --operation Read --topic orders; meridian acl add --allow-principal User:west-link --operation Write --topic orders.diverged-eu-west-e2',
+  );
 });
