@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env -S node --initial-old-space-size=128
 // The `meridian` command. It runs one of two builds of the same CLI:
 //
 //   dist/cli/main.js  the compiled JavaScript (`npm run build`): what a production install
