@@ -14,11 +14,6 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-// libuv's I/O pool (fdatasync, pread, write) with 16 threads instead of 4, unless the
-// environment says otherwise: src/node-flags.ts (BROKER_IO_THREADS) says why. Set before
-// anything starts the pool (this file only uses synchronous fs before the import below).
-if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = '16';
-
 const root = new URL('../', import.meta.url);
 const compiled = new URL('dist/cli/main.js', root);
 const sources = new URL('src/', root);

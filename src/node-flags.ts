@@ -31,24 +31,3 @@ export function missingNodeFlags(execArgv: readonly string[] = process.execArgv)
 function flagName(flag: string): string {
   return flag.split('=')[0]!.replace(/_/g, '-');
 }
-
-/**
- * Threads of libuv's pool, where every fdatasync, pread and write of the logs runs (node's
- * default is 4). With thousands of partitions each fsyncing its own segment file, 4 threads
- * capped a broker's durable appends: this VM's disk took 19,000-22,000 write+fdatasync/s over
- * 2,000 files with 4 threads and 36,000-41,000 with 16, and a fetch's pread waited behind
- * them. bin/meridian.js sets UV_THREADPOOL_SIZE to this unless the environment sets it; libuv
- * reads it once, when the pool first starts, so it cannot be changed later in the process.
- */
-export const BROKER_IO_THREADS = 16;
-
-/** `env` with UV_THREADPOOL_SIZE set to BROKER_IO_THREADS unless it names a size already. */
-export function brokerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return env.UV_THREADPOOL_SIZE === undefined || env.UV_THREADPOOL_SIZE === '' ? { ...env, UV_THREADPOOL_SIZE: String(BROKER_IO_THREADS) } : env;
-}
-
-/** The pool size this process runs with (libuv's default 4 when unset; it caps at 1024). */
-export function ioThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.UV_THREADPOOL_SIZE);
-  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
-}

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { effectiveListeners } from '../config/listeners.js';
-import { BROKER_NODE_FLAGS, ioThreads, missingNodeFlags } from '../node-flags.js';
+import { BROKER_NODE_FLAGS, missingNodeFlags } from '../node-flags.js';
 import { loadConfig } from '../config/load-config.js';
 import type { BrokerConfig, BrokerConfigInput } from '../config/schema.js';
 // Loaded when a broker starts (runBrokers): the admin commands need none of the broker's
@@ -158,7 +158,7 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
     const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
     fail(`cannot start ${configs[brokers.length]?.region ?? 'the broker'}: ${message}`);
   }
-  logger.info({ regions: configs.map((c) => c.region), ioThreads: ioThreads() }, 'meridian is running; Ctrl-C stops it');
+  logger.info({ regions: configs.map((c) => c.region) }, 'meridian is running; Ctrl-C stops it');
   if (options.banner === true) {
     stdout.write(devBanner(configs.map(bannerRegion), process.cwd(), cliCommand(process.argv[1], process.cwd())));
   }

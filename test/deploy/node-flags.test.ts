@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BROKER_IO_THREADS, BROKER_NODE_FLAGS, brokerEnv, ioThreads, missingNodeFlags } from '../../src/node-flags.js';
+import { BROKER_NODE_FLAGS, missingNodeFlags } from '../../src/node-flags.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -50,23 +50,12 @@ test('missingNodeFlags reads the command line, by flag name and any value', () =
   assert.deepEqual(missingNodeFlags(['--max-old-space-size=128', '--trace-gc']), [...BROKER_NODE_FLAGS]);
 });
 
-test('brokerEnv and ioThreads: UV_THREADPOOL_SIZE defaults to BROKER_IO_THREADS, a size given is kept', () => {
-  assert.equal(brokerEnv({ PATH: '/bin' }).UV_THREADPOOL_SIZE, String(BROKER_IO_THREADS));
-  assert.equal(brokerEnv({ UV_THREADPOOL_SIZE: '8' }).UV_THREADPOOL_SIZE, '8');
-  assert.equal(ioThreads({}), 4);
-  assert.equal(ioThreads({ UV_THREADPOOL_SIZE: '16' }), 16);
-  assert.equal(ioThreads({ UV_THREADPOOL_SIZE: 'lots' }), 4);
-  // bin/meridian.js is JavaScript and cannot import the constant: it must say the same number.
-  assert.match(fs.readFileSync(BIN, 'utf8'), new RegExp(`process\\.env\\.UV_THREADPOOL_SIZE = '${BROKER_IO_THREADS}'`));
-});
-
 /** Starts a broker with `command`, waits until it runs, stops it; its log. */
-async function brokerLog(name: string, command: string, args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
+async function brokerLog(name: string, command: string, args: string[]): Promise<string> {
   const file = path.join(t.dir, `${name}.yaml`);
   fs.writeFileSync(file, `region: ${name}\ndataDir: ${path.join(t.dir, name)}\nkafka:\n  port: 0\nadmin:\n  port: null\n`);
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+  const env = { ...process.env };
   delete env.NODE_OPTIONS; // the tsx loader of the test runner
-  if (extraEnv.UV_THREADPOOL_SIZE === undefined) delete env.UV_THREADPOOL_SIZE;
   const child = spawn(command, [...args, 'broker', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -93,9 +82,6 @@ async function brokerLog(name: string, command: string, args: string[], extraEnv
 test('the meridian command run as an executable starts node with the flags; plain node is told what it lacks', async () => {
   const viaShebang = await brokerLog('shebang', BIN, []);
   assert.doesNotMatch(viaShebang, /started without the flags/);
-  // bin/meridian.js gives the broker BROKER_IO_THREADS libuv threads unless the environment names a size.
-  assert.match(viaShebang, new RegExp(`"ioThreads":${BROKER_IO_THREADS}[,}]`));
-  assert.match(await brokerLog('threads', BIN, [], { UV_THREADPOOL_SIZE: '6' }), /"ioThreads":6[,}]/);
   const plain = await brokerLog('plain', process.execPath, [BIN]);
   assert.match(plain, /node was started without the flags Meridian is measured with/);
   for (const flag of BROKER_NODE_FLAGS) assert.ok(plain.includes(flag), `the log names ${flag}`);

@@ -13,7 +13,7 @@ import type { BrokerConfigInput } from '../../src/config/schema.js';
 import type { WorkerStatus } from '../../src/replication/worker.js';
 import { tmpDir } from './tmp-dir.js';
 import { waitFor } from './wait.js';
-import { BROKER_NODE_FLAGS, brokerEnv } from '../../src/node-flags.js';
+import { BROKER_NODE_FLAGS } from '../../src/node-flags.js';
 
 // bench/drill waits on regions with the tests' one wait helper, imported from here.
 export { waitFor };
@@ -80,8 +80,7 @@ export class Region {
     // Every region runs with the node flags `meridian` passes (src/node-flags.ts). REGION_NODE_ARGS
     // replaces them (e.g. "--cpu-prof" when profiling; "" for node's defaults).
     const nodeArgs = (process.env.REGION_NODE_ARGS ?? BROKER_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
-    // And with the I/O pool bin/meridian.js gives a broker (tsx may start the pool before the child's code runs).
-    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'], env: brokerEnv(process.env) });
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     this.#exited = new Promise((r) => proc.once('exit', () => r()));
     let stderr = '';
