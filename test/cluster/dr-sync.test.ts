@@ -29,14 +29,15 @@ import { waitFor } from '../helpers/wait.js';
 
 let etcd: TestEtcd;
 let nodeIds = 1;
-const cleanups: Array<() => void> = [];
+const cleanups: Array<() => void | Promise<void>> = [];
 
 before(async () => {
   etcd = await TestEtcd.start();
 });
 
 after(async () => {
-  for (const c of cleanups.reverse()) c();
+  // In order, awaited: a broker's cleanup closes it before its data directory goes.
+  for (const c of cleanups.reverse()) await c();
   await etcd?.close();
 });
 
@@ -297,7 +298,7 @@ test("promote's final `promoted` write keeps a newer epoch noted while it measur
       retry: { initialMs: 1000, maxMs: 1000 },
     },
   });
-  cleanups.push(() => void b.cleanup());
+  cleanups.push(() => b.cleanup());
   const dr = b.broker.dr;
   await b.broker.topics.createTopic('orders', 1);
   await b.broker.topics.createTopic('gone', 1);
