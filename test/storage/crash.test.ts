@@ -48,7 +48,7 @@ function runAndKill(round: number, reported: Map<bigint, Reported>): Promise<big
         }
       }
     });
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => { // after its stdout is read to the end ('exit' can come first)
       if (signal === 'SIGKILL') resolve(readyAt);
       else reject(new Error(`child exited ${code}: ${stderr}`));
     });

@@ -88,7 +88,7 @@ function produceAndKill(dataDir: string, acks: number): Promise<{ acked: Acked[]
         }
       }
     });
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => { // after its stdout is read to the end ('exit' can come first)
       if (signal === 'SIGKILL') resolve({ acked, writtenBytes });
       else reject(new Error(`appender exited ${code}: ${stderr}`));
     });

@@ -49,7 +49,9 @@ function runAndKill(dir: string, round: number, lanes: Lane[]): Promise<number> 
         }
       }
     });
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': 'exit' can come before the last acknowledgements the child wrote
+    // have been read from its stdout, and the check below would then judge a stale view.
+    child.on('close', (code, signal) => {
       if (signal === 'SIGKILL') resolve(acks);
       else reject(new Error(`child exited ${code}: ${stderr}`));
     });
