@@ -46,6 +46,7 @@ import { decodeOffsetForLeaderEpochResponse, encodeOffsetForLeaderEpochRequest }
 import { decodeProduceResponse, encodeProduceRequest } from '../protocol/kafka/messages/produce.js';
 import { LinkClient } from '../replication/link-client.js';
 import type { LinkSecurityConfig } from '../config/schema.js';
+import { ANONYMOUS, formatPrincipal, userPrincipal } from '../security/principal.js';
 import { computeBatchCrc, isControlBatch, lastOffsetOf, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '../storage/record-batch.js';
 import type { DivergentPartition } from './recovery-report.js';
 
@@ -111,9 +112,9 @@ export function failbackAccess(topic: string, sideTopic: string): TopicAccess[] 
  * certificate and no SASL: the certificate's subject decides, which the config does not say.
  */
 export function linkPrincipal(link: Pick<LinkSecurityConfig, 'tls' | 'sasl'>): string | null {
-  if (link.sasl.mechanism !== null && link.sasl.username !== null) return `User:${link.sasl.username}`;
+  if (link.sasl.mechanism !== null && link.sasl.username !== null) return formatPrincipal(userPrincipal(link.sasl.username));
   if (link.tls.enabled && link.tls.certFile !== null) return null;
-  return 'User:ANONYMOUS';
+  return formatPrincipal(ANONYMOUS);
 }
 
 /** The `meridian acl add` commands that grant `missing` to `principal`. */
@@ -301,7 +302,7 @@ class RegionClients {
       // ACLs changed since the failback's own check (failback.ts), or a principal it could not tell.
       const access = topic === this.#sideTopic ? ('Write' as const) : ('Read' as const);
       const security = this.#o.ops.security;
-      const principal = (security === undefined ? 'User:ANONYMOUS' : linkPrincipal(security)) ?? '<the subject of replication.tls.certFile>';
+      const principal = (security === undefined ? formatPrincipal(ANONYMOUS) : linkPrincipal(security)) ?? '<the subject of replication.tls.certFile>';
       return new MeridianError(
         ErrorCode.InvalidDrRequest,
         `failback: ${what} of ${topic}/${partition} was refused by its leader: TOPIC_AUTHORIZATION_FAILED. Failback reads ${this.#topic} and writes ${this.#sideTopic} over the Kafka port as ${principal}, the principal of this region's in-region connections (replication.sasl / replication.tls), which needs ${access} on topic ${topic} (ClusterAction does not cover it). Grant it (${grantCommands(principal, [{ operation: access, topic }])}) and run the failback again; the topic stays failing-back until then`,
