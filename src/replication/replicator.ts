@@ -343,7 +343,11 @@ export class Replicator {
     const byRemote = new Map<string, WorkerStatus[]>();
     for (const w of this.#workers.values()) {
       const s = w.status(now);
-      byRemote.set(s.remote, [...(byRemote.get(s.remote) ?? []), s]);
+      // Appended in place: copying the list for each worker made this quadratic (at 10,000
+      // partitions, 400 MB of garbage and a long stall of the event loop every 10 s).
+      const list = byRemote.get(s.remote);
+      if (list === undefined) byRemote.set(s.remote, [s]);
+      else list.push(s);
     }
     for (const [remote, list] of byRemote) {
       const backlogRecords = list.reduce((n, s) => n + s.backlogRecords, 0);
