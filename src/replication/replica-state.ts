@@ -25,7 +25,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import { writeFileAtomicSync } from '../storage/fs-util.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../storage/fs-util.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
@@ -113,6 +113,8 @@ export class SnapshotFollower {
   #offTruncated: () => void;
   /** Bumped by each truncation: a fold that began before one does not write its result. */
   #truncations = 0;
+  /** Whether replication-state.json exists for this partition (written or found at start). */
+  #onDisk: boolean;
   #logger?: Logger;
 
   constructor(log: PartitionLog, logger?: Logger) {
@@ -122,10 +124,18 @@ export class SnapshotFollower {
     const existed = fs.existsSync(file);
     const { snapshot, rebuilt } = readSnapshot(log, logger);
     this.#snapshot = snapshot;
-    // The file marks the partition as one that may hold markers: from now on it is followed.
+    this.#onDisk = existed && !rebuilt;
     // A snapshot past the log end (a crash after a truncation, before its rewrite) is
     // replaced at once, before the log can grow past it again and make it look valid.
-    if (!existed || rebuilt) this.#write(this.#snapshot);
+    if (rebuilt) {
+      writeFileAtomicSync(PartitionFiles.replicationState(log.dir), serialise(snapshot));
+      this.#onDisk = true;
+    }
+    // A new partition's file marks it as one that may hold markers (from now on it is followed
+    // at every start): written in the background, and `current()` waits for it, so it is on
+    // disk before the first marker can be appended. Written synchronously, 10,000 partitions'
+    // first handshakes stalled the event loop for seconds (two fsyncs each).
+    if (!this.#onDisk) this.#enqueue(() => this.#write(this.#snapshot)).catch(() => {});
     this.#offSealed = log.onSegmentSealed((seg) => this.fold(seg.nextOffset));
     this.#offTruncated = log.onTruncated((offset) => this.truncated(offset));
     // Segments sealed before this process started (or before a crash let it write their
@@ -137,6 +147,8 @@ export class SnapshotFollower {
   /** The snapshot once every fold asked for so far is done. */
   async current(): Promise<{ offset: bigint; table: ReplicaTable }> {
     await this.#chain;
+    // The first write failed (a full disk, say): try again, and fail the caller if it fails.
+    if (!this.#onDisk) await this.#enqueue(() => (this.#onDisk ? undefined : this.#write(this.#snapshot)));
     return this.#snapshot;
   }
 
@@ -165,20 +177,23 @@ export class SnapshotFollower {
       );
       const reset = { offset: start, table: new ReplicaTable() };
       this.#snapshot = reset;
-      this.#chain = this.#chain
-        .then(() => {
-          if (this.#snapshot === reset) this.#write(reset);
-        })
-        .catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot rewrite after truncation failed; the next seal retries'));
+      this.#enqueue(async () => {
+        if (this.#snapshot === reset) await this.#write(reset);
+      }).catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot rewrite after truncation failed; the next seal retries'));
     }
     const sealed = this.log.segments().filter((x) => x.sealed).at(-1);
     if (sealed !== undefined) this.fold(sealed.nextOffset);
   }
 
   fold(upTo: bigint): void {
-    this.#chain = this.#chain
-      .then(() => this.#fold(upTo))
-      .catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot failed; the next seal retries'));
+    this.#enqueue(() => this.#fold(upTo)).catch((err) => this.#logger?.warn({ err: (err as Error).message, dir: this.log.dir }, 'replication state snapshot failed; the next seal retries'));
+  }
+
+  /** Runs `fn` after everything queued before it; the queue goes on whether it fails or not. */
+  #enqueue(fn: () => Promise<void> | undefined): Promise<void> {
+    const run = this.#chain.then(fn);
+    this.#chain = run.catch(() => {});
+    return run;
   }
 
   async close(): Promise<void> {
@@ -202,18 +217,25 @@ export class SnapshotFollower {
     // A truncation during the walk: what was read may be gone (truncated() asked again).
     if (truncations !== this.#truncations || this.#snapshot !== base) return;
     const next = { offset: upTo, table };
-    this.#write(next);
+    await this.#write(next);
+    // A truncation while it was written: its reset stands (it is written next in the queue).
+    if (truncations !== this.#truncations || this.#snapshot !== base) return;
     this.#snapshot = next;
   }
 
-  #write(snapshot: { offset: bigint; table: ReplicaTable }): void {
-    const snap: Snapshot = {
-      offset: String(snapshot.offset),
-      origins: Object.fromEntries([...snapshot.table.origins].map(([k, v]) => [k, String(v)])),
-      senders: Object.fromEntries([...snapshot.table.senders].map(([k, v]) => [k, String(v)])),
-    };
-    writeFileAtomicSync(PartitionFiles.replicationState(this.log.dir), JSON.stringify(snap) + '\n');
+  async #write(snapshot: { offset: bigint; table: ReplicaTable }): Promise<void> {
+    await writeFileAtomic(PartitionFiles.replicationState(this.log.dir), serialise(snapshot));
+    this.#onDisk = true;
   }
+}
+
+function serialise(snapshot: { offset: bigint; table: ReplicaTable }): string {
+  const snap: Snapshot = {
+    offset: String(snapshot.offset),
+    origins: Object.fromEntries([...snapshot.table.origins].map(([k, v]) => [k, String(v)])),
+    senders: Object.fromEntries([...snapshot.table.senders].map(([k, v]) => [k, String(v)])),
+  };
+  return JSON.stringify(snap) + '\n';
 }
 
 export class ReplicaState {
