@@ -17,8 +17,9 @@
  * Bounds: a log's buffer grows by doubling up to PARTITION_BYTES; when full, its older half
  * is dropped (whole batches, so every window starts on a batch). All logs of a TopicManager
  * share one TailCacheBudget: past its limit, the least recently written logs lose their
- * buffers. Only a log that was read at its active segment caches (someone follows it): the
- * 10,000 partitions nobody reads cost nothing. Any change of what the file holds that is not
+ * buffers (they stay followed: their next write is kept again). Only a log that was read at
+ * its active segment caches (someone follows it): the 10,000 partitions nobody reads cost
+ * nothing. Any change of what the file holds that is not
  * an append at the written end (a truncation, a failed write, a roll to a new segment)
  * clears the log's buffer first.
  */
@@ -27,10 +28,13 @@ import type { BufferPool } from './buffer-pool.js';
 
 /** The most one partition's tail holds. */
 export const PARTITION_BYTES = 1024 * 1024;
-/** A log's first buffer (it grows by doubling). */
-const FIRST_BYTES = 16 * 1024;
+/**
+ * A log's first buffer (it grows by doubling): small, so that the default budget holds the
+ * tails of thousands of partitions of small batches at once.
+ */
+const FIRST_BYTES = 4 * 1024;
 /** First-size buffers kept for reuse (1 MiB at most). */
-const MAX_SPARE = 64;
+const MAX_SPARE = 256;
 export const DEFAULT_TAIL_CACHE_BYTES = 32 * 1024 * 1024;
 
 export class TailCacheBudget {
@@ -68,7 +72,7 @@ export class TailCacheBudget {
       if (this.#bytes <= this.limit) break;
       if (other === cache) continue;
       this.evictions++;
-      other.clear(); // charges 0, which deletes it from the map
+      other.evict(); // charges 0, which deletes it from the map
     }
   }
 
@@ -206,13 +210,24 @@ export class TailCache {
     return { records, pooled };
   }
 
-  /** Drops what is held (the file changed other than by an append, or the budget needs it). */
+  /** Drops what is held: the file changed other than by an append. Cached again once read at its end. */
   clear(): void {
+    this.evict();
+    this.#followed = false;
+  }
+
+  /**
+   * Drops what is held for the budget. The log stays followed, so its next write is kept:
+   * with more followed logs than the budget holds (10,000 partitions written round-robin),
+   * a log evicted between two of its writes would otherwise be unfollowed, its next write
+   * not kept, and every read after a write a pread (bench:scale saw none answered from
+   * memory).
+   */
+  evict(): void {
     this.#reset();
     if (this.#buf !== null) this.#budget.giveBack(this.#buf);
     this.#buf = null;
     this.#segment = null;
-    this.#followed = false;
     this.#budget.charge(this, 0);
   }
 
