@@ -43,6 +43,8 @@ const MAX_STRING_BYTES = 0x7fff;
  */
 export class Reader {
   readonly #buf: Buffer;
+  /** A view of #buf for 64-bit reads, made on first use. */
+  #int64View: DataView | undefined;
   #pos: number;
 
   constructor(buffer: Buffer, offset = 0) {
@@ -79,7 +81,10 @@ export class Reader {
   }
 
   int64(field?: string): bigint {
-    return this.#buf.readBigInt64BE(this.#take(8, 'INT64', field));
+    // Through a DataView: Buffer#readBigInt64BE assembles the value from BigInt shifts,
+    // allocating several per call (twice as slow).
+    const at = this.#take(8, 'INT64', field);
+    return (this.#int64View ??= new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.length)).getBigInt64(at);
   }
 
   float64(field?: string): number {

@@ -33,6 +33,8 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  */
 export class Writer {
   #buf: Buffer;
+  /** A view of #buf for 64-bit writes, made on first use and dropped when #buf is replaced. */
+  #int64View: DataView | undefined;
   #pos = 0;
   readonly #zeroCopyFrom: number;
   #chunks: Buffer[] = [];
@@ -89,8 +91,14 @@ export class Writer {
   }
 
   int64(value: bigint): this {
+    // DataView wraps out-of-range values silently; Buffer threw, and so does this.
+    if (value < INT64_MIN || value > INT64_MAX) throw new RangeError(`INT64 out of range: ${value}`);
     this.#ensure(8);
-    this.#pos = this.#buf.writeBigInt64BE(value, this.#pos);
+    // Through a DataView: Buffer#writeBigInt64BE splits the value with BigInt shifts and
+    // masks, allocating on every call (7 times slower; a Fetch answer for 10,000 partitions
+    // writes 30,000 of them).
+    (this.#int64View ??= new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.length)).setBigInt64(this.#pos, value);
+    this.#pos += 8;
     return this;
   }
 
@@ -200,6 +208,7 @@ export class Writer {
       this.#chunked += this.#pos + value.length;
       // Later writes go to a fresh buffer, so the chunks handed out never change.
       this.#buf = Buffer.allocUnsafe(Math.max(256, this.#buf.length - this.#pos));
+      this.#int64View = undefined;
       this.#pos = 0;
       return this;
     }
@@ -286,6 +295,7 @@ export class Writer {
     const grown = Buffer.allocUnsafe(Math.max(needed, this.#buf.length * 2));
     this.#buf.copy(grown, 0, 0, this.#pos);
     this.#buf = grown;
+    this.#int64View = undefined;
   }
 }
 
