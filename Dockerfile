@@ -37,5 +37,5 @@ EXPOSE 9092 9644
 # With a token configured (MERIDIAN_ADMIN__TOKEN) the check sends it, in case reads need it.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD node -e "const t=process.env.MERIDIAN_ADMIN__TOKEN;fetch('http://127.0.0.1:9644/v1/health',{headers:t?{authorization:'Bearer '+t}:{}}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "--initial-old-space-size=128", "bin/meridian.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=128", "--heap-growing-percent=100", "bin/meridian.js"]
 CMD ["help"]

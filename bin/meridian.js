@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=128
+#!/usr/bin/env -S node --initial-old-space-size=128 --heap-growing-percent=100
 // The `meridian` command. It runs one of two builds of the same CLI:
 //
 //   dist/cli/main.js  the compiled JavaScript (`npm run build`): what a production install

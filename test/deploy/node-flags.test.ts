@@ -45,8 +45,9 @@ test('npm start, the shebang and the Docker entrypoint carry every broker flag',
 
 test('missingNodeFlags reads the command line, by flag name and any value', () => {
   assert.deepEqual(missingNodeFlags([]), [...BROKER_NODE_FLAGS]);
-  assert.deepEqual(missingNodeFlags(['--initial-old-space-size=256']), []);
-  assert.deepEqual(missingNodeFlags(['--import', 'tsx', '--initial_old_space_size=128']), []);
+  assert.deepEqual(missingNodeFlags(['--initial-old-space-size=256', '--heap-growing-percent=50']), []);
+  assert.deepEqual(missingNodeFlags(['--import', 'tsx', '--initial_old_space_size=128', '--heap_growing_percent=100']), []);
+  assert.deepEqual(missingNodeFlags(['--initial-old-space-size=128']), ['--heap-growing-percent=100']);
   assert.deepEqual(missingNodeFlags(['--max-old-space-size=128', '--trace-gc']), [...BROKER_NODE_FLAGS]);
 });
 
