@@ -25,7 +25,6 @@
  * Lifecycle: built by the broker after the group coordinator and the topic manager; the
  * offset publisher starts at once; `close()` stops it and closes the indexes.
  */
-import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
@@ -46,17 +45,6 @@ import { FailbackClamp } from './failback-clamp.js';
 
 /** Clocks of two regions may differ this much before a peer's commit counts as concurrent. */
 const CLOCK_SKEW_MS = 1000;
-/**
- * Warming the origin indexes of the partitions a peer's commits name (so that a failover's
- * first OffsetFetch here need not build them): at most this many at once, each partition at
- * most once per WARM_EVERY_MS. A group over 10,000 partitions commits them all every few
- * seconds; warming each on every sync walked 10,000 logs per commit interval, and after a
- * restart (no index in memory) read every partition's whole active segment at once, while
- * the same broker served produce and replication (bench:scale's trials after a SIGKILL).
- * An OffsetFetch still catches its partition's index up to the log end first.
- */
-const WARM_CONCURRENCY = 2;
-const WARM_EVERY_MS = 30_000;
 
 export interface DisasterRecoveryOptions {
   region: string;
@@ -123,10 +111,6 @@ export class DisasterRecovery {
   readonly log: Logger;
   #opts: DisasterRecoveryOptions;
   #indexes = new Map<PartitionLog, Promise<OriginIndex>>();
-  #warmQueue = new PQueue({ concurrency: WARM_CONCURRENCY });
-  /** Logs queued for a warm, and when each was last warmed. */
-  #warmPending = new Set<PartitionLog>();
-  #warmedAt = new Map<PartitionLog, number>();
   #conflicts = new Map<string, Conflict>();
   /** Superseded markings on their way to the region's document (cluster): one per topic and epoch. */
   #marking = new Set<string>();
@@ -468,7 +452,8 @@ export class DisasterRecovery {
     for (const c of fresh) {
       const activeSince = this.groups.activeSince(c.group);
       if (activeSince !== undefined && c.commitTimestamp > activeSince + CLOCK_SKEW_MS) this.#noteConflict(c.group, c.topic, c.partition, c, activeSince, newConflicts);
-      this.#warm(c.topic, c.partition);
+      // Warm the index so the group's first OffsetFetch here need not build it.
+      if (this.topics.partition(c.topic, c.partition) !== undefined) void this.indexOf(c.topic, c.partition).catch(() => {});
     }
     for (const [group, partitions] of newConflicts) this.#warnConflict(group, req.senderRegion, this.groups.activeSince(group) ?? 0, partitions);
     try {
@@ -701,33 +686,12 @@ export class DisasterRecovery {
     return this.publisher.status();
   }
 
-  /** Warms a partition's origin index in the background (see WARM_EVERY_MS). */
-  #warm(topic: string, partition: number): void {
-    const log = this.topics.partition(topic, partition);
-    if (log === undefined || this.#closed || this.#warmPending.has(log)) return;
-    const at = this.#warmedAt.get(log);
-    if (at !== undefined && Date.now() - at < WARM_EVERY_MS) return;
-    this.#warmPending.add(log);
-    void this.#warmQueue.add(async () => {
-      this.#warmPending.delete(log);
-      if (this.#closed) return;
-      try {
-        await this.indexOf(topic, partition);
-        this.#warmedAt.set(log, Date.now());
-      } catch {
-        // Built (and its error reported) when an OffsetFetch needs it.
-      }
-    });
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#offCommits();
     this.#clamp?.close();
     this.publisher.close();
-    this.#warmQueue.clear();
-    await this.#warmQueue.onIdle();
     await this.remote.flush();
     const idx = [...this.#indexes.values()];
     this.#indexes.clear();
@@ -738,7 +702,6 @@ export class DisasterRecovery {
   async dropIndex(log: PartitionLog): Promise<void> {
     const p = this.#indexes.get(log);
     this.#indexes.delete(log);
-    this.#warmedAt.delete(log);
     await p?.then((i) => i.close()).catch(() => {});
   }
 
