@@ -19,9 +19,8 @@
  * share one TailCacheBudget: past its limit, the least recently written logs lose their
  * buffers (they stay followed: their next write is kept again). Only a log that was read at
  * its active segment caches (someone follows it): the 10,000 partitions nobody reads cost
- * nothing. Any change of what the file holds that is not
- * an append at the written end (a truncation, a failed write, a roll to a new segment)
- * clears the log's buffer first.
+ * nothing. Any change of what the file holds that is not an append at the written end (a
+ * truncation, a failed write, a roll to a new segment) clears the log's buffer first.
  */
 import { selectBatchRange } from './batch-range.js';
 import type { BufferPool } from './buffer-pool.js';
