@@ -422,15 +422,15 @@ export class DisasterRecovery {
    * that one sync naming thousands of a group's partitions logs one line per group, not one
    * per partition.
    */
-  #noteConflict(group: string, topic: string, partition: number, peer: RemoteCommit, activeSince: number, batch?: Map<string, string[]>): Conflict {
+  #noteConflict(group: string, topic: string, partition: number, peer: RemoteCommit, activeSince: number, batch?: Map<string, { activeSince: number; partitions: string[] }>): Conflict {
     const c: Conflict = { group, topic, partition, region: peer.region, commitTimestamp: peer.commitTimestamp, activeSince, detectedAt: Date.now() };
     const key = `${group}\0${topic}\0${partition}`;
     if (!this.#conflicts.has(key)) {
       if (batch === undefined) this.#warnConflict(group, peer.region, activeSince, [`${topic}/${partition}`]);
       else {
-        const list = batch.get(group);
-        if (list === undefined) batch.set(group, [`${topic}/${partition}`]);
-        else list.push(`${topic}/${partition}`);
+        const held = batch.get(group);
+        if (held === undefined) batch.set(group, { activeSince, partitions: [`${topic}/${partition}`] });
+        else held.partitions.push(`${topic}/${partition}`);
       }
     }
     this.#conflicts.set(key, c);
@@ -448,14 +448,14 @@ export class DisasterRecovery {
   async handleOffsetSync(req: OffsetSyncRequest): Promise<MeridianError | null> {
     if (req.targetRegion !== this.region) return new MeridianError(ErrorCode.ReplicationMisrouted, `this broker serves region ${this.region}, not ${req.targetRegion}`);
     const { fresh, durable } = this.remote.apply(req);
-    const newConflicts = new Map<string, string[]>();
+    const newConflicts = new Map<string, { activeSince: number; partitions: string[] }>();
     for (const c of fresh) {
       const activeSince = this.groups.activeSince(c.group);
       if (activeSince !== undefined && c.commitTimestamp > activeSince + CLOCK_SKEW_MS) this.#noteConflict(c.group, c.topic, c.partition, c, activeSince, newConflicts);
       // Warm the index so the group's first OffsetFetch here need not build it.
       if (this.topics.partition(c.topic, c.partition) !== undefined) void this.indexOf(c.topic, c.partition).catch(() => {});
     }
-    for (const [group, partitions] of newConflicts) this.#warnConflict(group, req.senderRegion, this.groups.activeSince(group) ?? 0, partitions);
+    for (const [group, { activeSince, partitions }] of newConflicts) this.#warnConflict(group, req.senderRegion, activeSince, partitions);
     try {
       await durable;
     } catch (err) {

@@ -213,31 +213,37 @@ export class RemoteOffsets {
     for (const [group, byTp] of this.#commits) {
       for (const [k, byRegion] of byTp) {
         for (const c of byRegion.values()) {
-          let json = this.#json.get(c);
-          if (json === undefined) {
-            const [topic, p] = k.split('\0');
-            const entry: FileShape['commits'][number] = { group, topic, partition: Number(p), region: c.region, offset: String(c.offset), commitTimestamp: c.commitTimestamp, receivedAt: c.receivedAt, vector: Object.fromEntries([...c.vector].map(([o, v]) => [o, String(v)])) };
-            json = JSON.stringify(entry);
-            this.#json.set(c, json);
-          }
-          commits.push(json);
+          commits.push(
+            this.#jsonOf(c, (): FileShape['commits'][number] => {
+              const [topic, p] = k.split('\0');
+              return { group, topic, partition: Number(p), region: c.region, offset: String(c.offset), commitTimestamp: c.commitTimestamp, receivedAt: c.receivedAt, vector: Object.fromEntries([...c.vector].map(([o, v]) => [o, String(v)])) };
+            }),
+          );
         }
       }
     }
     const ends: string[] = [];
     for (const [k, byRegion] of this.#ends) {
       for (const e of byRegion.values()) {
-        let json = this.#json.get(e);
-        if (json === undefined) {
-          const [topic, p] = k.split('\0');
-          const entry: FileShape['ends'][number] = { topic, partition: Number(p), region: e.region, topicId: e.topicId, endOffset: String(e.endOffset), lastTimestamp: e.lastTimestamp, sentAt: e.sentAt, receivedAt: e.receivedAt };
-          json = JSON.stringify(entry);
-          this.#json.set(e, json);
-        }
-        ends.push(json);
+        ends.push(
+          this.#jsonOf(e, (): FileShape['ends'][number] => {
+            const [topic, p] = k.split('\0');
+            return { topic, partition: Number(p), region: e.region, topicId: e.topicId, endOffset: String(e.endOffset), lastTimestamp: e.lastTimestamp, sentAt: e.sentAt, receivedAt: e.receivedAt };
+          }),
+        );
       }
     }
     return `{"version":1,"commits":[${commits.join(',')}],"ends":[${ends.join(',')}],"heard":${JSON.stringify(Object.fromEntries(this.#heard))}}\n`;
+  }
+
+  /** `entry`'s line of the file, encoded from `shape()` the first time it is written. */
+  #jsonOf(entry: object, shape: () => object): string {
+    let json = this.#json.get(entry);
+    if (json === undefined) {
+      json = JSON.stringify(shape());
+      this.#json.set(entry, json);
+    }
+    return json;
   }
 
   #load(): void {
