@@ -30,7 +30,6 @@ import type { LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { GroupCoordinator } from '../broker/groups/group-coordinator.js';
 import type { PartitionLog } from '../storage/partition-log.js';
-import { storedBatches } from '../storage/record-batch.js';
 import type { TopicManager } from '../storage/topic-manager.js';
 import { OriginIndex } from '../replication/origin-index.js';
 import { linkSecurityOf, policyFor, type Link, type Policy, type RegionEntry } from '../replication/policy.js';
@@ -645,10 +644,8 @@ export class DisasterRecovery {
   async #lastTimestamp(topic: string, partition: number): Promise<number> {
     const log = this.topics.partition(topic, partition);
     if (log === undefined || log.highWatermark <= log.logStartOffset) return -1;
-    const r = await log.read(log.highWatermark - 1n, 1);
-    const batches = storedBatches(r.records);
-    const last = batches.at(-1);
-    return last === undefined ? -1 : Number(last.h.maxTimestamp);
+    const h = await log.batchHeaderAt(log.highWatermark - 1n);
+    return h === undefined ? -1 : Number(h.maxTimestamp);
   }
 
   // ---- status ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import { writeFileAtomicSync } from '../storage/fs-util.js';
 import { PartitionFiles } from '../storage/partition-files.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { LogView, type RemoteHistory } from '../storage/log-view.js';
+import type { BufferPool } from '../storage/buffer-pool.js';
 import type { PartitionLog } from '../storage/partition-log.js';
 import { lastOffsetOf, storedBatches, type BatchHeader } from '../storage/record-batch.js';
 import type { Link } from './policy.js';
@@ -102,6 +103,8 @@ interface Chunk {
   batches: number;
   firstTimestamp: bigint;
   lastOriginOffset: bigint | null;
+  /** The pooled read buffer the entries' batches live in: released once the request settles. */
+  pooled?: Buffer;
 }
 
 export class PartitionWorker {
@@ -115,6 +118,8 @@ export class PartitionWorker {
   #remote: RemoteRegion;
   /** `log` and, with tiered storage, what the bucket holds below it: every read goes here. */
   #view: LogView;
+  /** Read buffers, shared by the replicator's workers (absent: each read allocates its own). */
+  #pool: BufferPool | undefined;
   #opts: WorkerOptions;
   #logger: Logger;
   #state: WorkerState = 'starting';
@@ -142,7 +147,8 @@ export class PartitionWorker {
   #started = Date.now();
   readonly totals = { batches: 0, records: 0, bytes: 0, retries: 0, quotaDroppedRecords: 0 };
 
-  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger; ticker?: Ticker; committed?: CommittedEnd }) {
+  constructor(opts: { region: string; topic: string; topicId: string; partition: number; link: Link; log: PartitionLog; remote: RemoteRegion; tiered?: RemoteHistory; options: WorkerOptions; logger: Logger; ticker?: Ticker; committed?: CommittedEnd; pool?: BufferPool }) {
+    this.#pool = opts.pool;
     this.#ticker = opts.ticker ?? new Ticker(OWN_TICK_MS);
     this.#committed = opts.committed;
     this.#region = opts.region;
@@ -407,6 +413,7 @@ export class PartitionWorker {
     if (this.#inFlight.length === 0) this.#nextTimestamp = chunk.firstTimestamp;
     if (chunk.entries.length === 0) {
       // Nothing this link forwards: done once everything before it is.
+      this.#release(chunk);
       grant.release();
       this.#inFlight.push({ chunk, settled: Promise.resolve(), done: true, error: undefined });
       return;
@@ -424,6 +431,9 @@ export class PartitionWorker {
         },
       )
       .finally(() => {
+        // Answered or failed: the link wrote the batches or dropped them with its
+        // connection, so their buffer may be reused.
+        this.#release(chunk);
         entry.done = true;
         grant.release();
       });
@@ -459,19 +469,38 @@ export class PartitionWorker {
     for (;;) {
       const end = this.#end();
       const durable = this.log.durableOffset < end ? this.log.durableOffset : end;
-      const { records } = await this.#view.read(next, budget, { upTo: durable, signal: this.#signal });
+      const { records, pooled } = await this.#view.read(next, budget, { upTo: durable, signal: this.#signal, pool: this.#pool });
       // Where the read must stop at the latest: the end of the segment holding `next` (a
       // run never spans segments, so reaching it completes any run, torn or not) or, in the
       // active segment, the durable end (appends are durable whole).
       const segEnd = this.#view.segmentEnd(next);
       const stop = segEnd === undefined || segEnd > durable ? durable : segEnd;
-      if (records.length === 0) return null;
+      if (records.length === 0) {
+        if (pooled !== undefined) this.#pool!.release(pooled);
+        return null;
+      }
       const batches = storedBatches(records);
       const chunk = this.#select(batches, lastOffsetOf(batches.at(-1)!.h) + 1n >= stop);
+      if (chunk !== null && chunk.bytes * 2 >= records.length) {
+        chunk.pooled = pooled;
+        return chunk;
+      }
+      // Forwarded batches are slices of the read window; when they are a small part of it (a
+      // mesh link skipping data it received), they are copied, so the window is not pinned
+      // while the request is in flight (the in-flight budget counts forwarded bytes).
+      if (chunk !== null) for (const e of chunk.entries) for (const b of e.batches) b.batch = Buffer.from(b.batch);
+      if (pooled !== undefined) this.#pool!.release(pooled);
       if (chunk !== null) return chunk;
       if (budget >= 256 * 1024 * 1024) throw new MeridianError(ErrorCode.CorruptBatch, `a replicated run at offset ${next} of ${this.topic}/${this.partition} does not fit in 256 MiB`);
       budget *= 4;
     }
+  }
+
+  /** Gives a chunk's read buffer back to the pool; nothing may use its entries' batches afterwards. */
+  #release(chunk: Chunk): void {
+    if (chunk.pooled === undefined) return;
+    this.#pool!.release(chunk.pooled);
+    chunk.pooled = undefined;
   }
 
   /** Builds the request entries from batches read in log order starting at a run boundary. */
@@ -511,11 +540,6 @@ export class PartitionWorker {
       lastOriginOffset = origin.baseOffset + BigInt(h.lastOffsetDelta);
     }
     const last = batches[usable - 1].h;
-    // Forwarded batches are slices of the read window; when they are a small part of it
-    // (a mesh link skipping data it received), copy them so the window is not pinned while
-    // the request is in flight: the in-flight budget counts forwarded bytes.
-    const windowBytes = batches.reduce((n, b) => n + b.buf.length, 0);
-    if (bytes * 2 < windowBytes) for (const e of entries) for (const b of e.batches) b.batch = Buffer.from(b.batch);
     return { entries, lastOffset: lastOffsetOf(last), bytes, records, batches: sent, firstTimestamp: firstTimestamp ?? last.maxTimestamp, lastOriginOffset };
   }
 

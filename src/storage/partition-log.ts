@@ -1095,6 +1095,19 @@ export class PartitionLog {
   }
 
   /**
+   * The header of the batch holding `offset` (below the high watermark): read in place from
+   * the tail cache when it holds it, nothing copied; else from a read of that batch.
+   */
+  async batchHeaderAt(offset: bigint): Promise<BatchHeader | undefined> {
+    if (offset >= this.#active.baseOffset && offset < this.#writtenEnd) {
+      const h = this.#tail.headerAt(this.#active, offset);
+      if (h !== null) return h;
+    }
+    const r = await this.read(offset, 1);
+    return r.records.length >= BATCH_HEADER_BYTES ? readBatchHeader(r.records) : undefined;
+  }
+
+  /**
    * One past the last offset the segment holding `offset` can ever hold: its end once
    * sealed, the current end for the active segment. Undefined outside the log.
    */

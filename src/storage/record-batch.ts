@@ -260,24 +260,23 @@ function readVarlong(buf: Buffer, pos: number): [number, number] {
   return [z % 2 === 0 ? z / 2 : -(z + 1) / 2, pos];
 }
 
-function encodeRecord(r: RecordInput, offsetDelta: number): Buffer {
+/** A record's body length (after its length varint), with its header keys encoded. */
+function recordBody(r: RecordInput, offsetDelta: number, hkeys: Buffer[]): number {
   const key = r.key ?? null;
-  const headers = r.headers ?? [];
-  const tsDelta = r.timestampDelta ?? 0;
-  let body = 1 + varlongSize(tsDelta) + varintSize(offsetDelta);
+  let body = 1 + varlongSize(r.timestampDelta ?? 0) + varintSize(offsetDelta);
   body += key === null ? varintSize(-1) : varintSize(key.length) + key.length;
   body += r.value === null ? varintSize(-1) : varintSize(r.value.length) + r.value.length;
+  const headers = r.headers ?? [];
   body += varintSize(headers.length);
-  const hkeys = headers.map((h) => Buffer.from(h.key, 'utf8'));
   headers.forEach((h, i) => {
     body += varintSize(hkeys[i].length) + hkeys[i].length;
     body += h.value === null ? varintSize(-1) : varintSize(h.value.length) + h.value.length;
   });
-  const out = Buffer.alloc(varintSize(body) + body);
-  let p = writeVarint(out, 0, body);
-  out[p++] = 0;
-  p = writeVarlong(out, p, tsDelta);
-  p = writeVarint(out, p, offsetDelta);
+  return body;
+}
+
+/** Writes a record of `body` bytes at `p`; returns the position after it. */
+function writeRecord(out: Buffer, p: number, r: RecordInput, offsetDelta: number, body: number, hkeys: Buffer[]): number {
   const putBytes = (b: Buffer | null) => {
     if (b === null) {
       p = writeVarint(out, p, -1);
@@ -286,29 +285,41 @@ function encodeRecord(r: RecordInput, offsetDelta: number): Buffer {
       p += b.copy(out, p);
     }
   };
-  putBytes(key);
+  p = writeVarint(out, p, body);
+  out[p++] = 0;
+  p = writeVarlong(out, p, r.timestampDelta ?? 0);
+  p = writeVarint(out, p, offsetDelta);
+  putBytes(r.key ?? null);
   putBytes(r.value);
+  const headers = r.headers ?? [];
   p = writeVarint(out, p, headers.length);
   headers.forEach((h, i) => {
     putBytes(hkeys[i]);
     putBytes(h.value);
   });
-  return out;
+  return p;
 }
 
-/** Builds an uncompressed RecordBatch v2 with a valid CRC. */
+/**
+ * Builds an uncompressed RecordBatch v2 with a valid CRC. The records are written straight
+ * into the batch, which is allocated uninitialised (every byte is written below): the
+ * replication target encodes a marker batch per append, and a zero-filled buffer per record
+ * and per batch was 5% of eu-west's time in bench:scale's produce over 10,000 partitions.
+ */
 export function encodeBatch(input: BatchInput): Buffer {
   const n = input.records.length;
   if (n === 0) throw new MeridianError(ErrorCode.InvalidBatch, 'a record batch needs at least one record');
-  const records = input.records.map((r, i) => encodeRecord(r, i));
-  const bodyLen = records.reduce((s, r) => s + r.length, 0);
-  const buf = Buffer.alloc(BATCH_HEADER_BYTES + bodyLen);
+  const hkeys = input.records.map((r) => (r.headers ?? []).map((h) => Buffer.from(h.key, 'utf8')));
+  const bodies = input.records.map((r, i) => recordBody(r, i, hkeys[i]));
+  const bodyLen = bodies.reduce((sum, b) => sum + varintSize(b) + b, 0);
+  const buf = Buffer.allocUnsafe(BATCH_HEADER_BYTES + bodyLen);
   const baseTs = input.baseTimestamp ?? BigInt(Date.now());
   const maxDelta = input.records.reduce((m, r) => Math.max(m, r.timestampDelta ?? 0), 0);
   buf.writeBigInt64BE(input.baseOffset ?? 0n, 0);
   buf.writeInt32BE(buf.length - LOG_OVERHEAD, 8);
   buf.writeInt32BE(input.partitionLeaderEpoch ?? 0, 12);
   buf.writeInt8(2, MAGIC_OFFSET);
+  buf.writeUInt32BE(0, CRC_OFFSET);
   buf.writeInt16BE(input.attributes ?? 0, 21);
   buf.writeInt32BE(n - 1, 23);
   buf.writeBigInt64BE(baseTs, 27);
@@ -318,7 +329,8 @@ export function encodeBatch(input: BatchInput): Buffer {
   buf.writeInt32BE(input.baseSequence ?? -1, 53);
   buf.writeInt32BE(n, 57);
   let p = BATCH_HEADER_BYTES;
-  for (const r of records) p += r.copy(buf, p);
+  for (let i = 0; i < n; i++) p = writeRecord(buf, p, input.records[i], i, bodies[i], hkeys[i]);
+  if (p !== buf.length) throw new Error(`encodeBatch wrote ${p} of ${buf.length} bytes`);
   buf.writeUInt32BE(computeBatchCrc(buf), CRC_OFFSET);
   return buf;
 }

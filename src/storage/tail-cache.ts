@@ -24,6 +24,7 @@
  */
 import { selectBatchRange } from './batch-range.js';
 import type { BufferPool } from './buffer-pool.js';
+import { BATCH_HEADER_BYTES, type BatchHeader, lastOffsetOf, readBatchHeader } from './record-batch.js';
 
 /** The most one partition's tail holds. */
 export const PARTITION_BYTES = 1024 * 1024;
@@ -32,8 +33,14 @@ export const PARTITION_BYTES = 1024 * 1024;
  * tails of thousands of partitions of small batches at once.
  */
 const FIRST_BYTES = 4 * 1024;
-/** First-size buffers kept for reuse (1 MiB at most). */
-const MAX_SPARE = 256;
+/**
+ * Buffers given up are kept for the next log that needs one of the same size: up to half
+ * the budget, and 4 MiB. With more followed partitions than the budget holds (bench:scale's
+ * 10,000, each written 20 KB at a time), every write evicts another log's buffer and needs
+ * one of its own; a fresh allocation each time was 8% of the broker's time there (new
+ * memory faulted in on the copy), and the garbage collector's work besides.
+ */
+const MAX_SPARE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_TAIL_CACHE_BYTES = 32 * 1024 * 1024;
 
 export class TailCacheBudget {
@@ -44,15 +51,20 @@ export class TailCacheBudget {
   /** Reads answered from memory, and buffers dropped to stay within the limit. */
   hits = 0;
   evictions = 0;
+  /** Buffers allocated (not taken from those given up). */
+  allocations = 0;
   /**
-   * First-size buffers given up, for the next log that starts caching: with more followed
-   * partitions than the budget holds (bench:scale's 10,000), logs keep taking turns, and
-   * each turn would otherwise be a fresh allocation.
+   * Buffers given up, by size, for the next log that needs one: with more followed
+   * partitions than the budget holds, logs keep taking turns, and each turn would otherwise
+   * be a fresh allocation. Their bytes are not charged (they hold nothing).
    */
-  readonly #spare: Buffer[] = [];
+  readonly #spare = new Map<number, Buffer[]>();
+  #spareBytes = 0;
+  readonly #maxSpareBytes: number;
 
   constructor(limit = DEFAULT_TAIL_CACHE_BYTES) {
     this.limit = limit;
+    this.#maxSpareBytes = Math.min(MAX_SPARE_BYTES, Math.floor(limit / 2));
   }
 
   /** Bytes held across logs. */
@@ -75,14 +87,29 @@ export class TailCacheBudget {
     }
   }
 
-  /** A buffer of FIRST_BYTES for a log that starts caching. */
-  firstBuffer(): Buffer {
-    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(FIRST_BYTES);
+  /** A buffer of exactly `size` bytes: one given up earlier, or a new one. */
+  take(size: number): Buffer {
+    const buf = this.#spare.get(size)?.pop();
+    if (buf === undefined) {
+      this.allocations++;
+      return Buffer.allocUnsafeSlow(size);
+    }
+    this.#spareBytes -= size;
+    return buf;
   }
 
-  /** A log gave its buffer up: kept for the next one if it is of the first size. */
+  /** A log gave its buffer up (nothing reads it any more): kept for the next one while there is room. */
   giveBack(buf: Buffer): void {
-    if (buf.length === FIRST_BYTES && this.#spare.length < MAX_SPARE) this.#spare.push(buf);
+    if (this.#spareBytes + buf.length > this.#maxSpareBytes) return;
+    let list = this.#spare.get(buf.length);
+    if (list === undefined) this.#spare.set(buf.length, (list = []));
+    list.push(buf);
+    this.#spareBytes += buf.length;
+  }
+
+  /** Bytes kept in given-up buffers (for tests and stats). */
+  get spareBytes(): number {
+    return this.#spareBytes;
   }
 
   /** `cache` was just written: the most recent. */
@@ -173,13 +200,14 @@ export class TailCache {
     let size = this.#buf === null ? FIRST_BYTES : this.#buf.length;
     while (size < needed) size *= 2;
     size = Math.min(size, cap);
-    const next = size === FIRST_BYTES ? this.#budget.firstBuffer() : Buffer.allocUnsafeSlow(size);
+    // Charged first: the logs evicted to make room give their buffers up before one is taken.
+    this.#budget.charge(this, size);
+    const next = this.#budget.take(size);
     if (this.#buf !== null) {
       this.#buf.copy(next, 0, 0, this.#length);
       this.#budget.giveBack(this.#buf);
     }
     this.#buf = next;
-    this.#budget.charge(this, next.length);
   }
 
   /**
@@ -189,17 +217,10 @@ export class TailCache {
    * when this tail does not hold the batch holding `offset`.
    */
   read(segment: object, offset: bigint, maxBytes: number, limit: bigint, pool?: BufferPool): { records: Buffer; pooled?: Buffer } | null {
-    if (this.#buf === null || segment !== this.#segment || this.#first >= this.#bases.length || offset < this.#bases[this.#first]) return null;
-    // The last batch starting at or before `offset`.
-    let lo = this.#first;
-    let hi = this.#bases.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.#bases[mid] <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    const from = this.#positions[lo] - this.#start;
-    const window = this.#buf.subarray(from, this.#length);
+    const at = this.#batchAtOrBefore(segment, offset);
+    if (at < 0) return null;
+    const from = this.#positions[at] - this.#start;
+    const window = this.#buf!.subarray(from, this.#length);
     const { start, length } = selectBatchRange(window, offset, maxBytes, limit);
     if (start < 0 || start + length > window.length) return null;
     this.#budget.hits++;
@@ -207,6 +228,33 @@ export class TailCache {
     const records = pooled !== undefined ? pooled.subarray(0, length) : Buffer.allocUnsafe(length);
     window.copy(records, 0, start, start + length);
     return { records, pooled };
+  }
+
+  /**
+   * The header of the batch holding `offset` in `segment`, read in place (nothing copied);
+   * null when this tail does not hold it. For a reader that needs one batch's header only
+   * (disaster recovery's last timestamp of every partition).
+   */
+  headerAt(segment: object, offset: bigint): BatchHeader | null {
+    const at = this.#batchAtOrBefore(segment, offset);
+    if (at < 0) return null;
+    const from = this.#positions[at] - this.#start;
+    if (from + BATCH_HEADER_BYTES > this.#length) return null;
+    const h = readBatchHeader(this.#buf!, from);
+    return offset <= lastOffsetOf(h) ? h : null;
+  }
+
+  /** The index of the last batch held that starts at or before `offset`; -1 when none does. */
+  #batchAtOrBefore(segment: object, offset: bigint): number {
+    if (this.#buf === null || segment !== this.#segment || this.#first >= this.#bases.length || offset < this.#bases[this.#first]) return -1;
+    let lo = this.#first;
+    let hi = this.#bases.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#bases[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   /** Drops what is held: the file changed other than by an append. Cached again once read at its end. */

@@ -16,6 +16,7 @@ import type { Link, Policy } from '../../src/replication/policy.js';
 import type { RemoteRegion } from '../../src/replication/remote-region.js';
 import type { AppendResponse, ReplicatedEntry } from '../../src/replication/replication-api.js';
 import { PartitionWorker, type WorkerStatus } from '../../src/replication/worker.js';
+import type { BufferPool } from '../../src/storage/buffer-pool.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { decodeRecords, encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
 import { tmpDir } from './tmp-dir.js';
@@ -68,8 +69,10 @@ export function receivedRecords(sent: readonly SentRequest[]): Array<{ key: stri
  * A remote region that acknowledges every append (as a RemoteRegion would, minus the
  * network); with `hold`, each answer waits until the test releases it.
  */
-export function fakeRemote(opts: { cursor?: bigint; hold?: boolean } = {}) {
+export function fakeRemote(opts: { cursor?: bigint; hold?: boolean; copy?: boolean } = {}) {
   const sent: SentRequest[] = [];
+  /** With `copy`: each request's batches as they were when it was sent (what a link writes out). */
+  const copies: SentRequest[] = [];
   const held: Array<() => void> = [];
   let grantedBytes = 0;
   const remote = {
@@ -94,12 +97,14 @@ export function fakeRemote(opts: { cursor?: bigint; hold?: boolean } = {}) {
     },
     append: async (_l: Link, req: SentRequest): Promise<AppendResponse> => {
       sent.push({ continuesFrom: req.continuesFrom, senderEndOffset: req.senderEndOffset, entries: req.entries });
+      if (opts.copy) copies.push({ ...sent.at(-1)!, entries: req.entries.map((e) => ({ ...e, batches: e.batches.map((b) => ({ ...b, batch: Buffer.from(b.batch) })) })) });
       if (opts.hold) await new Promise<void>((r) => held.push(r)); // a slow WAN: answered when the test says
       return { errorCode: 0, errorMessage: null, senderCursor: req.senderEndOffset, appendedBatches: 0, duplicateBatches: 0 };
     },
   };
   return {
     sent,
+    copies,
     remote: remote as unknown as RemoteRegion,
     get grantedBytes() {
       return grantedBytes;
@@ -112,7 +117,7 @@ export function fakeRemote(opts: { cursor?: bigint; hold?: boolean } = {}) {
 
 export const WORKER_OPTIONS = { pipelineDepth: 4, retryInitialMs: 10, retryMaxMs: 100 };
 
-export function newWorker(log: PartitionLog, remote: RemoteRegion, l: Link, extra: { tiered?: unknown; maxRequestBytes?: number } = {}): PartitionWorker {
+export function newWorker(log: PartitionLog, remote: RemoteRegion, l: Link, extra: { tiered?: unknown; maxRequestBytes?: number; pool?: BufferPool } = {}): PartitionWorker {
   return new PartitionWorker({
     region: 'b',
     topic: 't',
@@ -124,6 +129,7 @@ export function newWorker(log: PartitionLog, remote: RemoteRegion, l: Link, extr
     tiered: extra.tiered as never,
     options: { maxRequestBytes: extra.maxRequestBytes ?? 1 << 20, ...WORKER_OPTIONS },
     logger,
+    pool: extra.pool,
   });
 }
 

@@ -15,6 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BufferPool } from '../../src/storage/buffer-pool.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   appendRun,
@@ -111,6 +112,43 @@ test('forwarded batches that are a small part of their read window are copies: r
   const inFlight = fr.sent.slice(1).flatMap((s) => s.entries.flatMap((e) => e.batches.map((b) => b.batch)));
   assert.deepEqual(inFlight.flatMap(keysOf), ['b1-0', 'b2-0', 'b3-0', 'b4-0']);
   assert.equal(fr.grantedBytes, inFlight.reduce((n, b) => n + b.length, 0), 'the answered request gave its budget back');
+});
+
+test('pooled read buffers: a request\'s batches stay intact until it is answered, then their buffer is reused; every record arrives byte-identical', async (t) => {
+  const { log, track } = await scratchLog(t, 'meridian-worker-');
+  // Batches of ~40 KiB, one per request: each read takes a 64 KiB buffer from the pool.
+  const appended = Array.from({ length: 12 }, (_, i) => dataBatch(`p${i}`, 1, 40 * KiB));
+  for (const b of appended) await log.appendAll([Buffer.from(b)]);
+  await log.flush();
+  const pool = new BufferPool();
+  const fr = fakeRemote({ hold: true, copy: true });
+  const w = newWorker(log, fr.remote, link('c', false), { maxRequestBytes: 48 * KiB, pool });
+  track(w, () => fr.answerAll()).start();
+  const sentBatch = (i: number) => fr.sent[i].entries[0].batches[0].batch;
+  await waitFor('four requests in flight', () => fr.sent.length >= WORKER_OPTIONS.pipelineDepth, 10_000, 10);
+  const inFlight = fr.sent.map((_, i) => sentBatch(i));
+  assert.equal(new Set(inFlight.map((b) => b.buffer)).size, WORKER_OPTIONS.pipelineDepth, 'each request in flight has a buffer of its own');
+
+  // The first answer gives its buffer back; the next read takes it, while the three
+  // requests still in flight keep their bytes.
+  fr.answerNext();
+  await waitFor('a fifth request once the first is answered', () => fr.sent.length > WORKER_OPTIONS.pipelineDepth, 10_000, 10);
+  assert.equal(sentBatch(WORKER_OPTIONS.pipelineDepth).buffer, inFlight[0].buffer, 'the answered request\'s buffer was reused');
+  for (let i = 1; i < WORKER_OPTIONS.pipelineDepth; i++) assert.ok(sentBatch(i).equals(fr.copies[i].entries[0].batches[0].batch), `request ${i} in flight kept its bytes`);
+
+  fr.answerAll();
+  const hold = setInterval(() => fr.answerAll(), 5);
+  t.after(() => clearInterval(hold));
+  await waitIdle(w, 'the worker to send everything');
+  // What each request carried when it was sent (as a link writes it out) is exactly what was appended.
+  const received = fr.copies.flatMap((s) => s.entries.flatMap((e) => e.batches.map((b) => b.batch)));
+  assert.equal(received.length, appended.length);
+  received.forEach((b, i) => {
+    const want = Buffer.from(appended[i]);
+    want.writeBigInt64BE(BigInt(i), 0); // the log stamped its offset
+    assert.ok(b.equals(want), `batch ${i} differs from what was appended`);
+  });
+  assert.ok(pool.pooledBytes > 0, 'the buffers went back to the pool');
 });
 
 test('object store unreachable at startup, in-process: the worker backs off with a clear error, then replicates everything, offloaded part included', async (t) => {
