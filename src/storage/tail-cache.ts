@@ -98,13 +98,35 @@ export class TailCacheBudget {
     return buf;
   }
 
-  /** A log gave its buffer up (nothing reads it any more): kept for the next one while there is room. */
+  /**
+   * A log gave its buffer up (nothing reads it any more): kept for the next one. When the
+   * spares are full, buffers of other sizes make room (the most bytes first): the sizes in
+   * use change with the traffic (bench:scale's lag run leaves thousands of 4 KiB buffers, its
+   * 20 KB produce then needs 32 KiB ones), and spares of a size nobody takes would otherwise
+   * keep every buffer of the size in use from being kept.
+   */
   giveBack(buf: Buffer): void {
-    if (this.#spareBytes + buf.length > this.#maxSpareBytes) return;
+    const size = buf.length;
+    if (size > this.#maxSpareBytes) return;
+    while (this.#spareBytes + size > this.#maxSpareBytes) this.#dropSpareOtherThan(size);
     let list = this.#spare.get(buf.length);
     if (list === undefined) this.#spare.set(buf.length, (list = []));
     list.push(buf);
     this.#spareBytes += buf.length;
+  }
+
+  /** Drops one spare buffer of the size holding the most spare bytes, `size` last. */
+  #dropSpareOtherThan(size: number): void {
+    let victim = size;
+    let most = 0;
+    for (const [s, list] of this.#spare) {
+      if (s !== size && s * list.length > most) {
+        victim = s;
+        most = s * list.length;
+      }
+    }
+    this.#spare.get(victim)!.pop();
+    this.#spareBytes -= victim;
   }
 
   /** Bytes kept in given-up buffers (for tests and stats). */
