@@ -14,7 +14,9 @@
  *             2. copies each partition's tail, batch by batch and byte for byte, to the side
  *                topic `<topic>.diverged-<region>-e<epoch>` (same partition), resuming after
  *                what an earlier attempt copied;
- *             3. truncates each partition at its cut (storage: PartitionLog.truncateTo);
+ *             3. truncates each partition at its cut (storage: PartitionLog.truncateTo),
+ *                each partition's tail (count, offsets, times) saved with the plan before the
+ *                first cut, so that a failback resumed after a cut reports it;
  *             4. adopts the new primary and epoch (phase `following`), only over its own
  *                `failing-back` entry: the new primary's handshake is admitted and its
  *                records replicate here; the report is saved.
@@ -57,6 +59,11 @@ interface Plan {
   newEpoch: number;
   sideTopic: string;
   cuts: Record<string, string>;
+  /**
+   * Each partition's tail as found before the first cut, saved with the plan: after a crash
+   * past a cut that tail is only in the side topic, and the resumed failback reports this.
+   */
+  tails?: DivergentPartition[];
 }
 
 /** The side topic a failback preserves `topic`'s divergent tail in. */
@@ -175,7 +182,16 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
   }
   const logs = dr.topics.partitions(topic);
   for (const log of logs) await log.flush();
-  const found = await tails(dr, topic, plan);
+  // Producers and replication are refused since the plan was saved, so the tails cannot
+  // change before the cuts: measured once, saved before anything is cut.
+  const found = plan.tails?.map((t) => ({ ...t })) ?? (await tails(dr, topic, plan));
+  if (plan.tails === undefined) {
+    const saved: Plan = { ...plan, tails: found.map((t) => ({ ...t })) };
+    await dr.state.update(topic, (cur) => {
+      if (!ownFailback(cur, plan)) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed during its failback: nothing was cut; run it again`, { retriable: true });
+      return { ...cur!, failback: saved };
+    });
+  }
   if (found.some((t) => BigInt(t.records) > 0n) && dr.topics.getTopic(plan.sideTopic) === undefined) {
     try {
       // Kept until an operator deletes it: the tail may be older than any retention.
