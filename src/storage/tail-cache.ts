@@ -109,10 +109,10 @@ export class TailCacheBudget {
     const size = buf.length;
     if (size > this.#maxSpareBytes) return;
     while (this.#spareBytes + size > this.#maxSpareBytes) this.#dropSpareOtherThan(size);
-    let list = this.#spare.get(buf.length);
-    if (list === undefined) this.#spare.set(buf.length, (list = []));
+    let list = this.#spare.get(size);
+    if (list === undefined) this.#spare.set(size, (list = []));
     list.push(buf);
-    this.#spareBytes += buf.length;
+    this.#spareBytes += size;
   }
 
   /** Drops one spare buffer of the size holding the most spare bytes, `size` last. */
