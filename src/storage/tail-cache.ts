@@ -157,6 +157,8 @@ export class TailCache {
   #first = 0;
   /** Whether a reader read this log's active segment: only then is it worth caching. */
   #followed = false;
+  /** A reader read this log's end since its buffer was last evicted (or it was followed). */
+  #readSinceEvicted = false;
 
   constructor(budget: TailCacheBudget) {
     this.#budget = budget;
@@ -170,6 +172,7 @@ export class TailCache {
   /** A reader read the active segment (`segment`): appends to it are kept from now on. */
   follow(): void {
     this.#followed = true;
+    this.#readSinceEvicted = true;
   }
 
   /**
@@ -286,13 +289,19 @@ export class TailCache {
   }
 
   /**
-   * Drops what is held for the budget. The log stays followed, so its next write is kept:
-   * with more followed logs than the budget holds (10,000 partitions written round-robin),
-   * a log evicted between two of its writes would otherwise be unfollowed, its next write
-   * not kept, and every read after a write a pread (bench:scale saw none answered from
-   * memory).
+   * Drops what is held for the budget. A log read since its last eviction stays followed, so
+   * its next write is kept: with more followed logs than the budget holds (10,000 partitions
+   * written round-robin), a log evicted between two of its writes would otherwise be
+   * unfollowed, its next write not kept, and every read after a write a pread (bench:scale
+   * saw none answered from memory). A log nobody read since its last eviction is unfollowed:
+   * its readers are gone (a consumer group that read every partition once, then stopped),
+   * and copying each of its writes into a buffer that is evicted unread, and evicting other
+   * logs' to make room, is work for nobody (bench:scale's eu-west after its lag run). Its
+   * next read at the end follows it again.
    */
   evict(): void {
+    if (!this.#readSinceEvicted) this.#followed = false;
+    this.#readSinceEvicted = false;
     this.#reset();
     if (this.#buf !== null) this.#budget.giveBack(this.#buf);
     this.#buf = null;

@@ -178,10 +178,15 @@ test('batches larger than the first buffer over more partitions than the budget 
   const budget = new TailCacheBudget(96 * 1024);
   const logs = await Promise.all(Array.from({ length: 40 }, () => open(dir(), budget)));
   for (const log of logs) await log.read(0n, 1);
-  // First small batches, as bench:scale's lag run leaves them: the budget full of 4 KiB
-  // buffers. Each larger write below evicts eight of them, so the spares fill with a size
-  // nobody takes; the 32 KiB buffers given up must still be kept.
-  for (let round = 0; round < 2; round++) for (const [i, log] of logs.entries()) await log.append(makeBatch(`small${i}r${round}`, 1, 150));
+  // First small batches, each read after its write, as bench:scale's lag run leaves them:
+  // the budget full of 4 KiB buffers. Each larger write below evicts eight of them, so the
+  // spares fill with a size nobody takes; the 32 KiB buffers given up must still be kept.
+  for (let round = 0; round < 2; round++) {
+    for (const [i, log] of logs.entries()) {
+      const { baseOffset } = await log.append(makeBatch(`small${i}r${round}`, 1, 150));
+      await log.read(baseOffset, 1 << 20);
+    }
+  }
   const hitsBefore = budget.hits;
   const allocationsBefore = budget.allocations;
   const evictionsBefore = budget.evictions;
@@ -209,6 +214,52 @@ test('batches larger than the first buffer over more partitions than the budget 
     const file = await fileReader(log);
     await assertSameReads(log, file, 20, 13);
     for (let o = 0n; o < log.highWatermark; o += 5n) assert.deepEqual(await log.batchHeaderAt(o), readBatchHeader((await file.read(o, 1)).records), `header at ${o}`);
+    await file.close();
+  }
+  await Promise.all(logs.map((l) => l.close()));
+});
+
+test('a log whose readers stopped is no longer cached once its tail is evicted unread; a read at its end follows it again', async () => {
+  // bench:scale's eu-west after its lag run: a consumer group read every partition, then
+  // stopped. Copying each later write into a buffer that is evicted unread (and evicting
+  // other logs' to make room) is work for nobody.
+  const budget = new TailCacheBudget(16 * 1024);
+  const logs = await Promise.all(Array.from({ length: 8 }, () => open(dir(), budget)));
+  for (const log of logs) {
+    const { baseOffset } = await log.append(makeBatch('read', 1, 150));
+    await log.read(baseOffset, 1 << 20);
+  }
+  // The readers are gone: eight logs take turns in a budget of four buffers, each tail
+  // evicted unread, until the logs left without a buffer stop being cached.
+  for (let round = 0; round < 3; round++) for (const [i, log] of logs.entries()) await log.append(makeBatch(`p${i}r${round}`, 1, 150));
+  const steady = { evictions: budget.evictions, allocations: budget.allocations, bytes: budget.bytes };
+  assert.ok(steady.evictions >= 8, `${steady.evictions} evictions: every log was evicted`);
+  const writes = async (tag: string) => {
+    for (let round = 0; round < 3; round++) for (const [i, log] of logs.entries()) await log.append(makeBatch(`p${i}${tag}${round}`, 1, 150));
+  };
+  await writes('late');
+  assert.deepEqual({ evictions: budget.evictions, allocations: budget.allocations, bytes: budget.bytes }, steady, 'their writes evict nothing and take no buffer');
+  // The disaster-recovery header read of a partition's end is not a reader: it follows nothing.
+  for (const log of logs) {
+    const file = await fileReader(log);
+    const want = readBatchHeader((await file.read(log.highWatermark - 1n, 1)).records);
+    await file.close();
+    assert.deepEqual(await log.batchHeaderAt(log.highWatermark - 1n), want, 'the last batch header, read from the file');
+  }
+  await writes('after-headers');
+  assert.deepEqual({ evictions: budget.evictions, allocations: budget.allocations, bytes: budget.bytes }, steady, 'a header read does not follow a log');
+  // A reader comes back to one log: its writes are cached again, and read from memory.
+  const back = logs[3];
+  await back.read(back.highWatermark, 1);
+  const hits = budget.hits;
+  for (let i = 0; i < 5; i++) {
+    const { baseOffset } = await back.append(makeBatch(`back${i}`, 1, 150));
+    await back.read(baseOffset, 1 << 20);
+  }
+  assert.equal(budget.hits - hits, 5, 'each read after a write came from memory');
+  for (const log of logs) {
+    const file = await fileReader(log);
+    await assertSameReads(log, file, 20, 17);
     await file.close();
   }
   await Promise.all(logs.map((l) => l.close()));
