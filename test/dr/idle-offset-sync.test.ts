@@ -64,7 +64,7 @@ test('an idle region re-reads no partition and rewrites nothing over several hea
   const settle = [syncsNow(us) + 2, syncsNow(eu) + 2];
   await waitFor('two more syncs each way', () => syncsNow(us) >= settle[0] && syncsNow(eu) >= settle[1], 30_000);
 
-  const snapshot = (b: TestBroker) => ({ publisher: b.broker.dr.publisher.stats(), remote: b.broker.dr.remote.stats(), file: fs.readFileSync(b.broker.dr.remote.file) });
+  const snapshot = (b: TestBroker) => ({ publisher: b.broker.dr.publisher.stats(), remote: b.broker.dr.remote.stats(), file: fs.readFileSync(b.broker.dr.remote.file), journal: fs.readFileSync(b.broker.dr.remote.journalFile!) });
   const before = { us: snapshot(us), eu: snapshot(eu) };
   const idleSince = Date.now();
   // Three heartbeat rounds (every 2 s) each way with nothing produced.
@@ -79,6 +79,7 @@ test('an idle region re-reads no partition and rewrites nothing over several hea
     assert.equal(a.remote.writes, b.remote.writes, `${region}: remote offsets not rewritten while idle`);
     assert.ok(a.remote.unchangedSyncs >= b.remote.unchangedSyncs + 3, `${region}: the heartbeats arrived and changed nothing`);
     assert.ok(a.file.equals(b.file), `${region}: remote-offsets.json unchanged on disk`);
+    assert.ok(a.journal.equals(b.journal), `${region}: its journal unchanged on disk`);
   }
   // The copy still sees the primary as just heard from: every end's age is younger than the idle window.
   const status = eu.broker.dr.topicStatus().filter((s) => s.topic.startsWith('idle-'));
