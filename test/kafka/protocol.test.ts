@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ApiKey, requestHeaderVersion } from '../../src/protocol/kafka/api-keys.js';
 import { Reader } from '../../src/protocol/kafka/reader.js';
-import { encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
+import { decodeRecords, encodeBatch, readBatchHeader, storedBatches } from '../../src/storage/record-batch.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { decodeResponse, RawClient } from '../helpers/raw-kafka.js';
 import { waitFor } from '../helpers/wait.js';
@@ -177,6 +177,50 @@ test('acks=0 appends but sends no response', async () => {
   const p = f.body.responses[0].partitions[0];
   assert.equal(p.highWatermark, 1n);
   assert.equal(readBatchHeader(p.records).recordCount, 1);
+  c.close();
+});
+
+test('pipelined large produce requests (acks -1, 1 and 0) are stored byte-identical while their frames\' memory is reused', { timeout: 60_000 }, async () => {
+  // Frames of 64 KiB..4 MiB are assembled in pooled buffers that Produce frees once its
+  // appends are written: a buffer reused too early would store another request's bytes.
+  const c = await RawClient.connect(tb.port);
+  const topics = ['reuse-a', 'reuse-b'];
+  for (const t of topics) await createTopic(c, t);
+  let seed = 12345;
+  const random = (n: number) => {
+    const b = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) b[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    return b;
+  };
+  const sent = new Map<string, Buffer[]>(topics.map((t) => [t, []]));
+  const answered: number[] = [];
+  for (let i = 0; i < 24; i++) {
+    const topic = topics[i % 2];
+    const values = [random(150_000 + i * 1000), random(90_000)];
+    sent.get(topic)!.push(...values);
+    const records = Buffer.concat(values.map((value) => encodeBatch({ records: [{ value }] })));
+    const acks = [-1, 1, 0][i % 3];
+    const id = 2000 + i;
+    if (acks !== 0) answered.push(id);
+    c.send(c.frame(ApiKey.Produce, 7, produceReq(topic, 0, records, acks), id));
+  }
+  for (const id of answered) {
+    const r = decodeResponse<any>(ApiKey.Produce, 7, (await c.next())!);
+    assert.equal(r.correlationId, id);
+    assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 0);
+  }
+  for (const topic of topics) {
+    const want = sent.get(topic)!;
+    // acks=0 requests have no answer: wait until every record is there.
+    await waitFor(`${topic}: all ${want.length} records`, async () => (await c.request(ApiKey.Fetch, 11, fetchReq(topic, 0, BigInt(want.length - 1)))).body.responses[0].partitions[0].highWatermark === BigInt(want.length), 30_000);
+    const got: Buffer[] = [];
+    while (got.length < want.length) {
+      const f = await c.request(ApiKey.Fetch, 11, fetchReq(topic, 0, BigInt(got.length)));
+      for (const { buf } of storedBatches(f.body.responses[0].partitions[0].records)) for (const r of decodeRecords(buf)) got.push(r.value!);
+    }
+    assert.equal(got.length, want.length);
+    got.forEach((v, i) => assert.ok(v.equals(want[i]), `${topic} offset ${i}: the stored value differs from the one sent`));
+  }
   c.close();
 });
 

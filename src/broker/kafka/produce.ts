@@ -91,6 +91,9 @@ export async function handleProduce(deps: KafkaApiDeps, ctx: RequestContext, req
   );
   // The connection may now handle the next request: its appends land after these.
   ctx.release();
+  // The batches are views of the request's frame, held by the logs' queues until written
+  // (or refused); nothing refers to the frame after that, so its memory may serve the next.
+  ctx.freeFrameAfter(Promise.allSettled(begun.flatMap((t) => t.partitions.map((p) => p.done))));
   // Phase 2: wait for the durability the acks asked for.
   const responses = await Promise.all(
     begun.map(async (t) => ({

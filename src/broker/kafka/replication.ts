@@ -117,6 +117,10 @@ async function appendV1(deps: KafkaApiDeps, ctx: RequestContext, req: MultiAppen
   });
   const started = await Promise.all(begun);
   ctx.release();
+  // The batches are views of the request's frame, held by the log's queue until written (or
+  // refused; markers are encoded apart): after that nothing refers to it, and its memory may
+  // serve the next request.
+  ctx.freeFrameAfter(Promise.allSettled(started.map((b) => b.done)));
   const results = await Promise.all(started.map((b) => b.done));
   results.forEach((r, i) => noteUnauthorized(deps, ctx, req.senderRegion, req.partitions[i].topic, r.error));
   return results;

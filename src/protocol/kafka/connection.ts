@@ -29,6 +29,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { usesSasl, type SecurityProtocol } from '../../config/listeners.js';
+import type { BufferPool } from '../../storage/buffer-pool.js';
 import { apiKeyName } from './api-keys.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { RequestBudget } from './request-budget.js';
@@ -84,6 +85,15 @@ export interface RequestContext extends ConnectionIdentity {
    * the moment pooled buffers referenced by the response may be reused.
    */
   afterWrite(fn: () => void): void;
+  /**
+   * The request's frame (the body and every view of it the handler made) is referenced by
+   * nothing once `settled` settles: the connection may then give its memory back to the
+   * frame pool for the next request. A handler calls it only when it knows that (Produce:
+   * once every partition's append has been written or refused; the log's queue holds the
+   * batches until then). Not calling it is always safe; calling it early corrupts the next
+   * request that reuses the memory. At most once per request.
+   */
+  freeFrameAfter(settled: Promise<unknown>): void;
 }
 
 const MAX_IN_FLIGHT = 16;
@@ -116,6 +126,8 @@ export interface ConnectionOptions {
   logger?: Logger;
   /** Default: the PLAINTEXT listener, anonymous. */
   identity?: ConnectionIdentity;
+  /** Large frames are assembled in buffers from here, reused once handlers free them (`freeFrameAfter`). */
+  framePool?: BufferPool;
 }
 
 const noop = () => {};
@@ -185,7 +197,7 @@ export class Connection {
     this.#onClose = onClose;
     this.#activeAt = opts.now();
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.#decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    this.#decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes, pool: opts.framePool });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err) => opts.logger?.debug({ err, remote: this.remote }, 'connection error'));
@@ -298,6 +310,12 @@ export class Connection {
         signal: this.#abort.signal,
         release,
         afterWrite: (fn) => afterWrite.push(fn),
+        freeFrameAfter: (settled) => {
+          const pooled = this.#decoder.takePooled(frame);
+          if (pooled === undefined) return;
+          const giveBack = () => this.#opts.framePool!.release(pooled);
+          settled.then(giveBack, giveBack);
+        },
       };
       this.#handling++;
       const response = this.#handler(ctx, decoded.body);

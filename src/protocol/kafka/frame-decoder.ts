@@ -7,6 +7,7 @@
  * Pure and synchronous: the connection feeds it socket chunks and gets whole frames back.
  */
 import { MessageChannel } from 'node:worker_threads';
+import type { BufferPool } from '../../storage/buffer-pool.js';
 import { KafkaCodecErrorCode, KafkaFrameError } from './codec-errors.js';
 
 export interface FrameDecoderOptions {
@@ -15,7 +16,21 @@ export interface FrameDecoderOptions {
    * it is buffered (Kafka's socket.request.max.bytes, 100 MiB by default there).
    */
   readonly maxFrameBytes: number;
+  /**
+   * Where frames of POOLED_MIN_BYTES..POOLED_MAX_BYTES that span chunks are assembled (a
+   * class-sized buffer, sliced). Such a frame goes back only when its owner says nothing
+   * refers to it any more (`takePooled`); one never given back is the garbage collector's.
+   */
+  readonly pool?: BufferPool;
 }
+
+/**
+ * Frames assembled in pooled buffers: the sizes produce and replication requests come in
+ * (librdkafka's message.max.bytes is 1 MB). Smaller ones are cheap to allocate; larger ones
+ * are rare and would hold a class twice their size.
+ */
+export const POOLED_MIN_BYTES = 64 * 1024;
+export const POOLED_MAX_BYTES = 4 * 1024 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -65,6 +80,9 @@ export class FrameDecoder {
   #filled = 0;
   #failure: KafkaFrameError | null = null;
   #discarded = false;
+  readonly #pool: BufferPool | undefined;
+  /** The pooled buffer behind each frame returned that was assembled in one. */
+  readonly #pooled = new WeakMap<Buffer, Buffer>();
 
   constructor(options: FrameDecoderOptions) {
     const max = options.maxFrameBytes;
@@ -72,6 +90,18 @@ export class FrameDecoder {
       throw new RangeError(`maxFrameBytes must be an integer in 0 ..= 2^31-1, got ${max}`);
     }
     this.#maxFrameBytes = max;
+    this.#pool = options.pool;
+  }
+
+  /**
+   * The pooled buffer `frame` was assembled in, once: the caller gives it back to the pool
+   * when nothing refers to the frame any more. Undefined for a frame of its own (or asked
+   * for a second time: a buffer given back twice would be handed to two frames).
+   */
+  takePooled(frame: Buffer): Buffer | undefined {
+    const pooled = this.#pooled.get(frame);
+    this.#pooled.delete(frame);
+    return pooled;
   }
 
   /** Bytes received but not yet returned as part of a frame, size prefixes included. */
@@ -113,8 +143,10 @@ export class FrameDecoder {
         // Nothing is allocated for a bare size prefix: an announcement costs nothing.
         if (available === 0) break;
         // Slow: an allocation of its own, never a slice of Node's shared pool, so that
-        // discard() can free it.
-        this.#frame = Buffer.allocUnsafeSlow(this.#frameSize);
+        // discard() can free it (a pooled buffer is one too: nothing else uses it until it
+        // is given back, which a discarded frame never is).
+        const size = this.#frameSize;
+        this.#frame = this.#pool !== undefined && size >= POOLED_MIN_BYTES && size <= POOLED_MAX_BYTES ? this.#fromPool(size) : Buffer.allocUnsafeSlow(size);
         this.#filled = 0;
       }
       const n = Math.min(this.#frameSize - this.#filled, available);
@@ -128,6 +160,13 @@ export class FrameDecoder {
       this.#frameSize = -1;
     }
     return frames;
+  }
+
+  #fromPool(size: number): Buffer {
+    const pooled = this.#pool!.acquire(size);
+    const frame = pooled.subarray(0, size);
+    this.#pooled.set(frame, pooled);
+    return frame;
   }
 
   /** Drops a partly received frame, returning its memory now; for a connection that closed. */
