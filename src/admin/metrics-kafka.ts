@@ -64,6 +64,11 @@ export function registerKafkaMetrics(registry: Registry, broker: Broker): () => 
   gaugeFrom(registry, 'meridian_kafka_request_budget_limit_bytes', 'kafka.queuedMaxRequestBytes: the most request bytes held at once before sockets pause.', [], () =>
     one(server().requestBudget.limitBytes),
   );
+  gaugeFrom(registry, 'meridian_kafka_frame_pool_bytes', 'Memory of large request frames kept free for the next ones (produce and replication appends give theirs back once written).', [], () => one(server().framePool.pooledBytes));
+  counterFrom(registry, 'meridian_kafka_frames_pooled_total', 'Large request frames assembled in a pooled buffer, by whether it was reused or newly allocated.', ['outcome'], () => [
+    { labels: { outcome: 'reused' }, value: server().framePool.reused },
+    { labels: { outcome: 'allocated' }, value: server().framePool.allocated },
+  ]);
   // Incremental fetch sessions (KIP-227, broker/kafka/fetch-sessions.ts).
   const sessions = () => broker.fetchSessions.stats();
   gaugeFrom(registry, 'meridian_kafka_fetch_sessions', 'Incremental fetch sessions cached now (kafka.fetchSessionCacheSlots at most).', [], () => one(sessions().sessions));

@@ -15,6 +15,9 @@ export class BufferPool {
   readonly #maxPooledBytes: number;
   readonly #maxClass: number;
   #pooledBytes = 0;
+  /** Pooled-size requests served from the free buffers, and those that allocated one. */
+  reused = 0;
+  allocated = 0;
 
   constructor(opts: { maxPooledBytes?: number; maxBufferBytes?: number } = {}) {
     this.#maxPooledBytes = opts.maxPooledBytes ?? 64 * 1024 * 1024;
@@ -38,8 +41,10 @@ export class BufferPool {
     const buf = list?.pop();
     if (buf) {
       this.#pooledBytes -= cls;
+      this.reused++;
       return buf;
     }
+    this.allocated++;
     return Buffer.allocUnsafeSlow(cls);
   }
 

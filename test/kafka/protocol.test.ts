@@ -192,9 +192,20 @@ test('pipelined large produce requests (acks -1, 1 and 0) are stored byte-identi
     for (let i = 0; i < n; i++) b[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
     return b;
   };
+  const poolBefore = tb.broker.kafka.stats().framePool;
   const sent = new Map<string, Buffer[]>(topics.map((t) => [t, []]));
   const answered: number[] = [];
+  const drain = async () => {
+    for (const id of answered.splice(0)) {
+      const r = decodeResponse<any>(ApiKey.Produce, 7, (await c.next())!);
+      assert.equal(r.correlationId, id);
+      assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 0);
+    }
+  };
   for (let i = 0; i < 24; i++) {
+    // Two waves: the first one's frames are all written (request 10, acks=1, is answered
+    // after everything before it in both logs) before the second arrives to reuse them.
+    if (i === 11) await drain();
     const topic = topics[i % 2];
     const values = [random(150_000 + i * 1000), random(90_000)];
     sent.get(topic)!.push(...values);
@@ -204,11 +215,7 @@ test('pipelined large produce requests (acks -1, 1 and 0) are stored byte-identi
     if (acks !== 0) answered.push(id);
     c.send(c.frame(ApiKey.Produce, 7, produceReq(topic, 0, records, acks), id));
   }
-  for (const id of answered) {
-    const r = decodeResponse<any>(ApiKey.Produce, 7, (await c.next())!);
-    assert.equal(r.correlationId, id);
-    assert.equal(r.body.responses[0].partitionResponses[0].errorCode, 0);
-  }
+  await drain();
   for (const topic of topics) {
     const want = sent.get(topic)!;
     // acks=0 requests have no answer: wait until every record is there.
@@ -221,6 +228,9 @@ test('pipelined large produce requests (acks -1, 1 and 0) are stored byte-identi
     assert.equal(got.length, want.length);
     got.forEach((v, i) => assert.ok(v.equals(want[i]), `${topic} offset ${i}: the stored value differs from the one sent`));
   }
+  const pool = tb.broker.kafka.stats().framePool;
+  assert.equal(pool.reused + pool.allocated - poolBefore.reused - poolBefore.allocated, 24, 'every produce frame was assembled in a pooled buffer');
+  assert.ok(pool.reused - poolBefore.reused > 0, 'and the second wave reused ones the first gave back');
   c.close();
 });
 

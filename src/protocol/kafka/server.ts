@@ -107,6 +107,11 @@ export interface KafkaServerStats {
     /** Held now: received and not yet handled, across connections. */
     heldBytes: number;
   };
+  /**
+   * Large request frames (RequestContext.freeFrameAfter): held free for reuse now, and how
+   * many were assembled in a reused buffer or a newly allocated one.
+   */
+  framePool: { pooledBytes: number; reused: number; allocated: number };
   /** Connections not being read now because the request budget is used up. */
   socketsPaused: number;
   /** Times a connection was paused for the request budget. */
@@ -244,6 +249,7 @@ export class KafkaServer {
       refused: { ...this.#refused },
       closed: { ...this.#closed },
       requestBudget: { limitBytes: this.#budget.limit, heldBytes: this.#budget.used },
+      framePool: { pooledBytes: this.#framePool.pooledBytes, reused: this.#framePool.reused, allocated: this.#framePool.allocated },
       socketsPaused: this.#budget.waiting,
       budgetPauses: this.#budgetPauses,
       listeners: this.#listeners.map((l) => ({
