@@ -458,6 +458,9 @@ test('1,000 idle connections, 200 slowloris connections and a fuzzer do not stop
 
     const kafka = new Kafka({ brokers: [tb.bootstrap], clientId: 'under-siege', logLevel: logLevel.NOTHING });
     await produceAndConsume(kafka, 'under-siege', 2000, 'under-siege');
+    // The siege goes on until the broker has cut the slowloris connections (2 s after their
+    // first byte): a transfer that finishes sooner must not end it before that could happen.
+    await waitFor('200 slowloris connections cut off', () => tb.broker.kafka.stats().closed['request-receive-timeout'] >= 200, 30_000);
 
     stopping = true;
     for (const p of slow) p.socket.destroy();
