@@ -43,13 +43,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { promisify } from 'node:util';
 import { fsyncDir, writeFileDurable } from '../broker/groups/durable-file.js';
-import { closeAsync, writevFully } from '../storage/fs-util.js';
+import { closeAsync, fdatasyncAsync, openAsync, writevFully } from '../storage/fs-util.js';
 import type { OffsetSyncRequest } from './dr-api.js';
-
-const openAsync = promisify(fs.open);
-const fdatasyncAsync = promisify(fs.fdatasync);
 
 const FILE = 'remote-offsets.json';
 /** A journal is compacted into a new snapshot once it is larger than the snapshot and this. */
