@@ -445,11 +445,65 @@ async function oneConnection(us: BrokerProcess, targets: PartitionRef[], total: 
   }
 }
 
+const PATTERN_SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'fsync-pattern.ts');
+
+/** What one fsync-pattern.ts run measured. */
+interface PatternRun {
+  mbps: number;
+  userSeconds: number;
+  systemSeconds: number;
+}
+
+function patternRun(dir: string, files: number, writeBytes: number, perRequest: number, totalBytes: number): Promise<PatternRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', PATTERN_SCRIPT, dir, String(files), String(writeBytes), String(perRequest), String(IN_FLIGHT), String(totalBytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    LIVE.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      LIVE.delete(child);
+      if (code !== 0) reject(new Error(`fsync-pattern.ts exited ${code}: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as PatternRun);
+    });
+  });
+}
+
+/**
+ * The disk alone, in the one-connection rows' patterns: two writers at once (as us-east and
+ * eu-west each write the same bytes), each writing `total` records' worth of bytes with an
+ * fdatasync per file written, 5 requests in flight; into one file with ~1 MB writes, then
+ * over one file per partition with one partition batch's bytes per write and as many writes
+ * per request as the produce puts partitions in one. MB/s per writer (the slower of the two)
+ * and the two writers' system CPU seconds together.
+ */
+async function diskPattern(dir: string, total: number): Promise<{ single: PatternRun; spread: PatternRun }> {
+  const perPartition = Math.max(1, Math.min(Math.floor(total / PARTITIONS), Math.floor(REQUEST_BYTES / MSG)));
+  const batchBytes = perPartition * MSG;
+  const perRequest = Math.max(1, Math.floor(REQUEST_BYTES / batchBytes));
+  const singleBytes = Math.floor(REQUEST_BYTES / MSG) * MSG;
+  const both = async (files: number, writeBytes: number, writesPerRequest: number): Promise<PatternRun> => {
+    const runs = await Promise.all(['a', 'b'].map((w) => patternRun(path.join(dir, `disk-pattern-${w}`), files, writeBytes, writesPerRequest, total * MSG)));
+    return {
+      mbps: Math.min(...runs.map((r) => r.mbps)),
+      userSeconds: runs.reduce((a, r) => a + r.userSeconds, 0),
+      systemSeconds: runs.reduce((a, r) => a + r.systemSeconds, 0),
+    };
+  };
+  const single = await both(1, singleBytes, 1);
+  const spread = await both(PARTITIONS, batchBytes, perRequest);
+  return { single, spread };
+}
+
 interface TrialResult {
   lag: Lag;
   /** One connection over every partition, and the same into one partition (MB/s). */
   spreadMBps: number;
   spreadBaselineMBps: number;
+  /** The disk alone in the same two patterns (diskPattern). */
+  disk: { single: PatternRun; spread: PatternRun };
   baselineMBps: number;
   controlMBps: number;
   subjectMBps: number;
@@ -515,6 +569,9 @@ async function main(): Promise<void> {
       const spreadMBps = await oneConnection(us, ALL, total);
       log(`  one connection over ${PARTITIONS} partitions: ${spreadMBps.toFixed(1)} MB/s; into one partition: ${spreadBaselineMBps.toFixed(1)} MB/s (${((spreadMBps / spreadBaselineMBps) * 100).toFixed(0)}%)`);
       await untilReplicated(us);
+      const disk = await diskPattern(dir, total);
+      log(`  the disk alone, two writers, an fdatasync per file written: ${disk.spread.mbps.toFixed(1)} MB/s over ${PARTITIONS} files vs ${disk.single.mbps.toFixed(1)} MB/s into one (${((disk.spread.mbps / disk.single.mbps) * 100).toFixed(0)}%); system CPU ${disk.spread.systemSeconds.toFixed(2)} s vs ${disk.single.systemSeconds.toFixed(2)} s`);
+      await untilReplicated(us);
       const tBase = performance.now();
       await kcat(produceArgs(us, SINGLE, totalFile, ['-p', '0']));
       const baselineMBps = (total * MSG) / ((performance.now() - tBase) / 1000) / 1e6;
@@ -536,7 +593,7 @@ async function main(): Promise<void> {
       log(`  restart after SIGKILL under load: Metadata for every topic after ${restart.metadataSeconds.toFixed(1)} s, a Produce after ${restart.produceSeconds.toFixed(1)} s; ${restart.fleetFailed} kcat runs failed`);
       await untilReplicated(us);
       log(`  us-east during the subject: ${stalls(subjectRuntime)}`);
-      trials.push({ lag, spreadMBps, spreadBaselineMBps, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
+      trials.push({ lag, spreadMBps, spreadBaselineMBps, disk, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
     }
     sampler.stop();
 
@@ -556,6 +613,7 @@ async function main(): Promise<void> {
     const ratios = trials.map((x) => x.subjectMBps / x.baselineMBps);
     const controlRatios = trials.map((x) => x.subjectMBps / x.controlMBps);
     const spreadRatios = trials.map((x) => x.spreadMBps / x.spreadBaselineMBps);
+    const diskRatios = trials.map((x) => x.disk.spread.mbps / x.disk.single.mbps);
     const lagP99s = trials.map((x) => x.lag.remote.p99 / 1000);
     const restarts = trials.map((x) => x.restart.metadataSeconds);
     const rows: Row[] = [
@@ -569,6 +627,11 @@ async function main(): Promise<void> {
         `produce: one connection over all ${PARTITIONS} partitions vs the same connection into one partition (acks=all, ${IN_FLIGHT} requests of ~1 MB in flight)`,
         `${f(trials.map((x) => x.spreadMBps), 'MB/s')} vs ${f(trials.map((x) => x.spreadBaselineMBps), 'MB/s')}: **${formatRatio(spreadRatios)}**`,
         formatTarget(spreadRatios, '>=', 0.5, '50%'),
+      ],
+      [
+        `the disk alone in the same two patterns: two writers at once (as the two regions), an fdatasync per file written; over ${PARTITIONS} files vs into one`,
+        `${f(trials.map((x) => x.disk.spread.mbps), 'MB/s')} vs ${f(trials.map((x) => x.disk.single.mbps), 'MB/s')}: **${formatRatio(diskRatios)}**`,
+        `the ceiling an fdatasync per partition puts on the row above; the writers' system CPU ${f(trials.map((x) => x.disk.spread.systemSeconds), 's', 2)} vs ${f(trials.map((x) => x.disk.single.systemSeconds), 's', 2)}`,
       ],
       [`produce: ${TOPICS} kcats (one per topic) over ${PARTITIONS} partitions vs the same ${TOPICS} kcats into one partition`, `${f(trials.map((x) => x.subjectMBps), 'MB/s')} vs ${f(trials.map((x) => x.controlMBps), 'MB/s')}: **${formatRatio(controlRatios)}**`, formatTarget(controlRatios, '>=', 0.5, '50%')],
       [`produce: the same ${PARTITIONS} partitions vs one kcat into one partition`, `vs ${f(trials.map((x) => x.baselineMBps), 'MB/s')}: **${formatRatio(ratios)}**`, `${formatTarget(ratios, '>=', 0.5, '50%')} (this baseline starts 1 process, the subject ${TOPICS})`],
@@ -589,6 +652,7 @@ async function main(): Promise<void> {
       `Figures with a range are the median and range (min–max) of ${TRIALS} trial(s); the produce ratio is taken within each trial, the baseline run right before its subject.`,
       '',
       `- Produce, one connection (the target's row): this script's producer sends ${total} messages of ${MSG} B, acks=all, with ${IN_FLIGHT} requests of about 1 MB in flight on one connection; over all partitions each request carries one batch for each of the next partitions in turn (round-robin, ${Math.max(1, Math.floor(total / PARTITIONS))} records a batch), into one partition each request is one batch. Both run back to back in each trial, the one-partition baseline first; the ratio is what spreading the same bytes over ${PARTITIONS} partitions costs the broker (more, smaller batches; an fdatasync per partition written).`,
+      `- The disk alone (bench/fsync-pattern.ts, no broker): right after that pair, two processes at once (us-east and eu-west each write every byte) each write the same ${total * MSG} bytes with ${IN_FLIGHT} requests in flight: into one file, ~1 MB per write; then over ${PARTITIONS} files (one per partition) in the produce's pattern, one partition batch's bytes per file per request, each write followed by an fdatasync of its file, as a log per partition in fsync mode does. MB/s is the slower writer's. The ratio is what the disk itself gives up for an fdatasync per partition, before any broker code runs.`,
       `- Produce, kcat: ${total} messages of ${MSG} B per run, acks=all. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Its baseline: the same fleet, same messages, into partition 0 of the one-partition topic \`${SINGLE}\`, run right before it: the ratio is what spreading over ${PARTITIONS} partitions costs. Second baseline: one kcat sends all ${total} messages into \`${SINGLE}\` (no process starts to pay for).`,
       `- Replication lag: ${LAG_RATE} one-record batches/s (100 B values) for ${LAG_SECONDS} s, round-robin over all ${PARTITIONS} partitions, acks=all, one connection with up to 5 requests in flight; a kcat consumer group in eu-west (regex subscription, from the latest offsets, shown to read every partition before the run) prints each record unbuffered; lag is from the Produce acknowledgement in us-east to the line arriving here (same clock). A probe not read ${LAG_DRAIN_MS / 1000} s after the last was sent counts as infinitely late (a p99 of Infinity: more than 1% never arrived in time). A second kcat group reads the same records in us-east: the consumer's own share of the lag.`,
       `- Restart: one kcat per topic (idempotent, same messages as the subject) produces; 2 s in, us-east gets SIGKILL and is spawned again at once; timed from the spawn to a Metadata response listing every topic with every partition led, then to an acknowledged Produce. kcat gives up when all its brokers are down (librdkafka's ALL_BROKERS_DOWN is fatal to kcat), so the kcats running at the kill or started while it was down exit with an error: ${median(trials.map((x) => x.restart.fleetFailed))} of ${TOPICS} (median); those started once it serves again finish. The consume count below covers whatever they wrote.`,

@@ -13,7 +13,8 @@
  *
  * Per backend, one broker; each trial uses a fresh topic: kcat produces N MiB (acks=all,
  * 1 KiB) with offload off (its rate is the produce figure offload must keep up with); the
- * store's own PUT rate is measured straight through the BlobStore; `offloadNow` uploads
+ * store's own PUT rate is measured straight through the BlobStore (and, before the cold read,
+ * its GET rate in the cold reader's pattern); `offloadNow` uploads
  * every segment (offload MB/s); kcat reads everything back from local disk (hot); the local
  * copies (held until then) are deleted; one Fetch with a cold cache gives the first-byte
  * latency; kcat reads everything back from the store (cold). So each trial runs every
@@ -66,9 +67,14 @@ const READ_CONCURRENCY = 8;
  */
 const HOLD_LOCAL_MS = 3_600_000;
 
-/** The store's own PUT rate: 16 MiB objects, 4 in flight, straight through the BlobStore. */
-async function rawPutRate(store: BlobStore, bytes: number): Promise<number> {
-  const obj = Buffer.alloc(16 * 1024 * 1024, 0x72);
+const RAW_OBJECT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The store's own PUT rate: 16 MiB objects, 4 in flight, straight through the BlobStore. The
+ * objects stay for `rawGetRate` (their count is returned).
+ */
+async function rawPutRate(store: BlobStore, bytes: number): Promise<{ mbps: number; objects: number }> {
+  const obj = Buffer.alloc(RAW_OBJECT_BYTES, 0x72);
   const n = Math.max(4, Math.round(bytes / obj.length));
   const signal = new AbortController().signal;
   let next = 0;
@@ -79,8 +85,35 @@ async function rawPutRate(store: BlobStore, bytes: number): Promise<number> {
     }),
   );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  for (let i = 0; i < n; i++) await store.delete(`raw-baseline/${i}`, { signal });
-  return (n * obj.length) / seconds / 1e6;
+  return { mbps: (n * obj.length) / seconds / 1e6, objects: n };
+}
+
+/**
+ * The store's own GET rate in the cold reader's pattern, straight through the BlobStore: the
+ * objects `rawPutRate` left, in ranged GETs of BLOCK_BYTES, READ_CONCURRENCY in flight, each
+ * into a recycled block buffer (where the store takes one); every byte is compared with what
+ * was put. Deletes the objects.
+ */
+async function rawGetRate(store: BlobStore, objects: number): Promise<number> {
+  const signal = new AbortController().signal;
+  const ranges: Array<{ key: string; start: number }> = [];
+  for (let i = 0; i < objects; i++) for (let p = 0; p < RAW_OBJECT_BYTES; p += BLOCK_BYTES) ranges.push({ key: `raw-baseline/${i}`, start: p });
+  const expected = Buffer.alloc(BLOCK_BYTES, 0x72);
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: READ_CONCURRENCY }, async () => {
+      const into = Buffer.allocUnsafe(BLOCK_BYTES);
+      while (next < ranges.length) {
+        const r = ranges[next++]!;
+        const got = await store.get(r.key, { signal, range: { start: r.start, end: r.start + BLOCK_BYTES - 1 }, into });
+        if (!got.equals(expected)) throw new Error(`raw GET of ${r.key} at ${r.start} returned other bytes than were put`);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (let i = 0; i < objects; i++) await store.delete(`raw-baseline/${i}`, { signal });
+  return (ranges.length * BLOCK_BYTES) / seconds / 1e6;
 }
 
 async function measure(name: string, store: BlobStore, dir: string, msgFile: string, messages: number): Promise<{ rows: Row[]; partitions: number }> {
@@ -117,7 +150,8 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       // Produce with offload off: the rate offload has to keep up with.
       const p = await runTimed('kcat', ['-P', '-b', bootstrap, '-t', topic, '-X', 'acks=all', '-l', msgFile]);
       // The store's own PUT rate, just before the offload.
-      const putMBs = await rawPutRate(store, bytes);
+      const put = await rawPutRate(store, bytes);
+      const putMBs = put.mbps;
       // Offload everything (the active segment is rolled first).
       const t0 = process.hrtime.bigint();
       await tiered.offloadNow(topic);
@@ -145,6 +179,8 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       const firstByteMs = await firstFetch(broker.kafkaPort, topic);
       const firstGets = tiered.reader.stats().getsIssued - getsBefore;
       // Cold: everything from the store (the block above is warm; it is 1 MiB of N).
+      // The store's own GET rate, just before the cold read.
+      const getMBs = await rawGetRate(store, put.objects);
       const profiling = CPU_PROFILE_DIR === undefined ? undefined : await startProfile();
       const coldStats0 = tiered.reader.stats();
       const coldCpu0 = process.cpuUsage();
@@ -158,6 +194,7 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       const f = {
         produceMBs: bytes / p.seconds / 1e6,
         putMBs,
+        getMBs,
         offloadMBs: logBytes / offloadSeconds / 1e6,
         hotMBs: bytes / hot.seconds / 1e6,
         coldMBs: bytes / cold.seconds / 1e6,
@@ -172,7 +209,7 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
       };
       console.log(
         `  ${name} trial ${t + 1}/${TRIALS}: produce ${f.produceMBs.toFixed(0)} MB/s, PUT ${f.putMBs.toFixed(0)} MB/s, offload ${f.offloadMBs.toFixed(0)} MB/s, ` +
-          `hot ${f.hotMBs.toFixed(0)} MB/s (${f.hotCpuPerGB.toFixed(2)} CPU s/GB), cold ${f.coldMBs.toFixed(0)} MB/s (${f.coldCpuPerGB.toFixed(2)} CPU s/GB), first byte ${f.firstByteMs.toFixed(1)} ms (${f.firstGets} GETs); ` +
+          `hot ${f.hotMBs.toFixed(0)} MB/s (${f.hotCpuPerGB.toFixed(2)} CPU s/GB), GET ${f.getMBs.toFixed(0)} MB/s, cold ${f.coldMBs.toFixed(0)} MB/s (${f.coldCpuPerGB.toFixed(2)} CPU s/GB), first byte ${f.firstByteMs.toFixed(1)} ms (${f.firstGets} GETs); ` +
           `cold: ${f.coldGets} GETs, ${f.coldReused} into recycled block buffers, ${(f.coldCrcBytes / 2 ** 20).toFixed(0)} MiB CRC-checked`,
       );
       return f;
@@ -182,6 +219,7 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
     const vsProduce = trials.map((x) => x.offloadMBs / x.produceMBs);
     const vsPut = trials.map((x) => x.offloadMBs / x.putMBs);
     const coldVsHot = trials.map((x) => x.coldMBs / x.hotMBs);
+    const coldVsGet = trials.map((x) => x.coldMBs / x.getMBs);
     const gets = col('firstGets');
     const rows: Row[] = [
       [`${name}: kcat produce, acks=all (offload off)`, formatMedian(col('produceMBs'), 'MB/s'), 'baseline for offload'],
@@ -196,10 +234,11 @@ async function measure(name: string, store: BlobStore, dir: string, msgFile: str
         formatMedian(col('hotMBs'), 'MB/s'),
         `baseline for cold read; broker CPU ${formatMedian(col('hotCpuPerGB'), 's', 2)} per GB read; batch CRCs checked again: ${Math.max(...col('hotCrcBytes'))} bytes (the upload checked every sealed byte)`,
       ],
+      [`${name}: the store's own GET rate (1 MiB ranges, ${READ_CONCURRENCY} in flight, as the cold reader)`, formatMedian(col('getMBs'), 'MB/s'), 'baseline for cold read: the most the store serves this way'],
       [
         `${name}: cold read, kcat through Fetch from the store`,
         formatMedian(col('coldMBs'), 'MB/s'),
-        `**${formatRatio(coldVsHot)} of hot**; ${formatTarget(coldVsHot, '>=', 0.5, '50%')}; broker CPU ${formatMedian(col('coldCpuPerGB'), 's', 2)} per GB read`,
+        `**${formatRatio(coldVsHot)} of hot**; ${formatTarget(coldVsHot, '>=', 0.5, '50%')}; ${formatRatio(coldVsGet)} of the store's GET rate; broker CPU ${formatMedian(col('coldCpuPerGB'), 's', 2)} per GB read`,
       ],
       [
         `${name}: first byte of a cold Fetch`,
@@ -305,7 +344,7 @@ async function main(): Promise<void> {
   if (!WRITE_RESULTS) return;
   writeResults('tiered', 'Tiered storage: offload, cold and hot reads', table, [
     `${MIB} MiB of 1 KiB messages per trial, produced by kcat into a fresh auto-created topic (${partitions} partitions, 16 MiB segments), ${TRIALS} trials per backend; the broker runs in this process, kcat and s3rver as child processes, all on 2 cores.`,
-    'Each trial runs, in order: kcat produce, the store\'s PUT rate, offload, hot read (the local copies are held for it, and it must issue no GET), deletion of the local copies, the first cold Fetch, cold read; so each baseline runs before its subject within a trial and the trials alternate them. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.',
+    'Each trial runs, in order: kcat produce, the store\'s PUT rate, offload, hot read (the local copies are held for it, and it must issue no GET), deletion of the local copies, the first cold Fetch, the store\'s GET rate (the PUT rate\'s objects read back in the cold reader\'s ranges and concurrency, every byte compared, then deleted), cold read; so each baseline runs before its subject within a trial and the trials alternate them. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.',
     'Broker CPU per GB read is this process\'s CPU time (the broker, and the bench\'s own bookkeeping) over the bytes read: on this shared machine MB/s moves with the load (the store\'s PUT rate, which runs no broker code, moves with it), CPU per GB much less.',
     `Cold reads go through the remote reader: ${BLOCK_BYTES / 2 ** 20} MiB ranged GETs into a ${CACHE_BYTES / 2 ** 20} MiB LRU cache with ${DEFAULT_READ_AHEAD_BLOCKS} blocks of read-ahead and ${READ_CONCURRENCY} GETs in flight; every batch is CRC-checked before it is served.`,
     's3rver is a Node.js S3 emulator that writes objects to its own disk; a real S3 or MinIO has other latencies and rates.',
