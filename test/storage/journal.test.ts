@@ -1,0 +1,208 @@
+/**
+ * The shared journal of fsync mode (src/storage/journal.ts): appends of many logs made
+ * durable in groups, and the start-up replay that writes them back into segment files a
+ * crash left short: every record after its log's last barrier, none after a torn one, none
+ * into a segment file that is gone. Real files throughout; the lost page cache of a crash is
+ * played by cutting the segment files short before the replay.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { LogJournal, replayJournal, type JournalMember } from '../../src/storage/journal.js';
+import { segmentFileName, LOG_SUFFIX } from '../../src/storage/partition-files.js';
+import { tmpDir } from '../helpers/tmp-dir.js';
+
+const cleanups: Array<() => void> = [];
+after(() => cleanups.forEach((c) => c()));
+function dirs(): { journal: string; logs: string } {
+  const t = tmpDir();
+  cleanups.push(t.cleanup);
+  return { journal: path.join(t.dir, 'journal'), logs: path.join(t.dir, 'logs') };
+}
+
+/** A segment file the test writes as a log would, and can cut short as a crash would. */
+class FakeLog implements JournalMember {
+  readonly file: string;
+  syncs = 0;
+  constructor(logs: string, readonly name: string, readonly base = 0n) {
+    fs.mkdirSync(path.join(logs, name), { recursive: true });
+    this.file = path.join(logs, name, segmentFileName(base, LOG_SUFFIX));
+    fs.writeFileSync(this.file, '');
+  }
+  async syncForJournal(): Promise<void> {
+    this.syncs++;
+  }
+  write(position: number, data: Buffer): void {
+    const fd = fs.openSync(this.file, 'r+');
+    fs.writeSync(fd, data, 0, data.length, position);
+    fs.closeSync(fd);
+  }
+  contents(): Buffer {
+    return fs.readFileSync(this.file);
+  }
+}
+
+function generationFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n.endsWith('.journal')).sort();
+}
+
+test('appends of many logs are made durable in groups, and a replay writes every one back into files a crash cut short', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal);
+  const logs = Array.from({ length: 10 }, (_, i) => new FakeLog(d.logs, `orders-${i}`));
+  const expected = logs.map(() => [] as Buffer[]);
+  // Five rounds of 10 logs x 5 writes, each round's appends issued together.
+  for (let round = 0; round < 5; round++) {
+    const acks: Promise<void>[] = [];
+    for (let i = 0; i < logs.length; i++) {
+      for (let k = 0; k < 5; k++) {
+        const data = crypto.randomBytes(100 + ((i * 7 + k * 13 + round) % 900));
+        const at = expected[i]!.reduce((n, b) => n + b.length, 0);
+        logs[i]!.write(at, data);
+        expected[i]!.push(data);
+        // A record may be split across buffers, as a write round's batches are.
+        acks.push(journal.append(logs[i]!, logs[i]!.name, 0n, at, [data.subarray(0, 50), data.subarray(50)]));
+      }
+    }
+    await Promise.all(acks);
+  }
+  const stats = journal.stats();
+  assert.equal(stats.records, 250);
+  assert.ok(stats.groups <= 25, `250 appends in 5 rounds took ${stats.groups} groups (one write and fdatasync each)`);
+  await journal.close();
+  // The crash: every segment file lost its unsynced tail (here: all of it, or half of it).
+  logs.forEach((l, i) => fs.truncateSync(l.file, i % 2 === 0 ? 0 : Math.floor(l.contents().length / 2)));
+  const r = await replayJournal(d.journal, d.logs);
+  assert.deepEqual({ applied: r.applied, voided: r.voided, missing: r.missing, tornBytes: r.tornBytes }, { applied: 250, voided: 0, missing: 0, tornBytes: 0 });
+  logs.forEach((l, i) => assert.ok(l.contents().equals(Buffer.concat(expected[i]!)), `${l.name} is byte-identical after the replay`));
+  assert.deepEqual(generationFiles(d.journal), [], 'the replay removes the generations it applied');
+});
+
+test('a barrier voids its log\'s earlier records, so a replay never writes back a tail that was truncated', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal);
+  const a = new FakeLog(d.logs, 'a-0');
+  const b = new FakeLog(d.logs, 'b-0');
+  const old = Buffer.alloc(4000, 0x6f);
+  a.write(0, old);
+  await journal.append(a, 'a-0', 0n, 0, [old]);
+  b.write(0, old);
+  await journal.append(b, 'b-0', 0n, 0, [old]);
+  // Log a truncates to 1000 (having synced its segment), then writes 500 new bytes there.
+  await journal.barrier('a-0');
+  fs.truncateSync(a.file, 1000);
+  const fresh = Buffer.alloc(500, 0x6e);
+  a.write(1000, fresh);
+  await journal.append(a, 'a-0', 0n, 1000, [fresh]);
+  await journal.close();
+  fs.truncateSync(a.file, 1000); // the crash loses the new bytes
+  fs.truncateSync(b.file, 0);
+  const r = await replayJournal(d.journal, d.logs);
+  assert.equal(r.voided, 1);
+  assert.equal(r.applied, 2);
+  assert.ok(a.contents().equals(Buffer.concat([old.subarray(0, 1000), fresh])), 'a holds its first 1000 bytes and the 500 written after the truncation, nothing of the cut tail');
+  assert.ok(b.contents().equals(old), 'another log\'s records are not voided');
+});
+
+test('a replay stops at a torn record, and skips records whose segment file is gone', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal);
+  const kept = new FakeLog(d.logs, 'kept-0');
+  const gone = new FakeLog(d.logs, 'gone-0', 500n);
+  const first = Buffer.alloc(300, 1);
+  const second = Buffer.alloc(300, 2);
+  await journal.append(kept, 'kept-0', 0n, 0, [first]);
+  await journal.append(gone, 'gone-0', 500n, 0, [first]);
+  await journal.append(kept, 'kept-0', 0n, 300, [second]);
+  await journal.close();
+  // The last record torn: its last 10 bytes never reached the disk.
+  const [gen] = generationFiles(d.journal);
+  const file = path.join(d.journal, gen!);
+  fs.truncateSync(file, fs.statSync(file).size - 10);
+  fs.truncateSync(kept.file, 0);
+  fs.rmSync(path.join(d.logs, 'gone-0'), { recursive: true });
+  const r = await replayJournal(d.journal, d.logs);
+  assert.deepEqual({ records: r.records, applied: r.applied, missing: r.missing }, { records: 2, applied: 1, missing: 1 });
+  assert.ok(r.tornBytes > 0);
+  assert.ok(kept.contents().equals(first), 'everything before the torn record is back, nothing after it');
+  assert.equal(fs.existsSync(path.join(d.logs, 'gone-0')), false, 'a replay never creates a segment file');
+});
+
+test('a corrupt byte inside a record stops the replay there', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal);
+  const log = new FakeLog(d.logs, 'c-0');
+  await journal.append(log, 'c-0', 0n, 0, [Buffer.alloc(100, 1)]);
+  await journal.append(log, 'c-0', 0n, 100, [Buffer.alloc(100, 2)]);
+  await journal.close();
+  const [gen] = generationFiles(d.journal);
+  const file = path.join(d.journal, gen!);
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 50] ^= 0xff; // inside the second record's data
+  fs.writeFileSync(file, bytes);
+  const r = await replayJournal(d.journal, d.logs);
+  assert.equal(r.applied, 1);
+  assert.ok(log.contents().equals(Buffer.alloc(100, 1)));
+});
+
+test('a full generation rotates: its logs sync their own files, then it is deleted; a replay reads every generation left, in order', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { generationBytes: 2048 });
+  const logs = Array.from({ length: 4 }, (_, i) => new FakeLog(d.logs, `r-${i}`));
+  const positions = [0, 0, 0, 0];
+  const all = logs.map(() => [] as Buffer[]);
+  for (let k = 0; k < 40; k++) {
+    const i = k % 4;
+    const data = Buffer.alloc(200, k + 1); // never zero: a slot the replay did not write reads as zeros
+    logs[i]!.write(positions[i]!, data);
+    await journal.append(logs[i]!, logs[i]!.name, 0n, positions[i]!, [data]);
+    positions[i]! += 200;
+    all[i]!.push(data);
+  }
+  const stats = journal.stats();
+  assert.ok(stats.rotations >= 3, `${stats.rotations} rotations for ~9 KiB in 2 KiB generations`);
+  // Retired generations are deleted once their logs synced; the current one stays.
+  const deadline = Date.now() + 10_000;
+  while (generationFiles(d.journal).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(generationFiles(d.journal).length, 1, 'only the current generation is left');
+  for (const l of logs) assert.ok(l.syncs >= 1, `${l.name} was asked to sync before a generation holding its records was deleted`);
+  await journal.close();
+  // Only the current generation's records come back; the older ones were synced by their logs.
+  for (const l of logs) fs.truncateSync(l.file, 0);
+  const r = await replayJournal(d.journal, d.logs);
+  let replayedSlots = 0;
+  for (let i = 0; i < 4; i++) {
+    const got = logs[i]!.contents();
+    const slots = got.length / 200;
+    let seenData = false;
+    for (let s = 0; s < slots; s++) {
+      const slot = got.subarray(s * 200, (s + 1) * 200);
+      if (slot.every((b) => b === 0)) {
+        assert.equal(seenData, false, `r-${i}: the replayed records are the newest ones, with no hole after them`);
+        continue;
+      }
+      seenData = true;
+      replayedSlots++;
+      assert.ok(slot.equals(all[i]![s]!), `r-${i} slot ${s} is what was written there`);
+    }
+  }
+  assert.equal(replayedSlots, r.applied);
+  assert.ok(r.applied > 0 && r.applied < 40, `${r.applied} records in the last generation`);
+});
+
+test('a journal opened after a crash starts a new generation after the ones left, and they all replay', async () => {
+  const d = dirs();
+  const log = new FakeLog(d.logs, 'g-0');
+  const j1 = await LogJournal.open(d.journal);
+  await j1.append(log, 'g-0', 0n, 0, [Buffer.alloc(10, 1)]);
+  await j1.close();
+  const j2 = await LogJournal.open(d.journal);
+  await j2.append(log, 'g-0', 0n, 10, [Buffer.alloc(10, 2)]);
+  await j2.close();
+  assert.equal(generationFiles(d.journal).length, 2);
+  const r = await replayJournal(d.journal, d.logs);
+  assert.equal(r.generations, 2);
+  assert.ok(log.contents().equals(Buffer.concat([Buffer.alloc(10, 1), Buffer.alloc(10, 2)])));
+});
