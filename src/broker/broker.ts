@@ -86,6 +86,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     maxUncompressedBatchBytes: l.maxUncompressedBatchBytes,
     flushMode: l.flush.mode,
     flushIntervalMs: l.flush.intervalMs,
+    journal: l.flush.journal,
     retentionBytes: l.retention.bytes,
     retentionMs: l.retention.ms,
     maxOpenFiles: l.maxOpenFiles ?? derivedMaxOpenFiles(),

@@ -216,6 +216,8 @@ export interface LogConfig {
   readonly flush: {
     readonly mode: FlushMode;
     readonly intervalMs: number;
+    /** fsync mode: small writes of many partitions made durable together (storage/journal.ts). */
+    readonly journal: boolean;
   };
   readonly retention: {
     /** -1: unlimited. */
@@ -301,7 +303,7 @@ export interface RawBrokerConfig {
     maxUncompressedBatchBytes: SizeInput;
     maxOpenFiles: number | null;
     tailCacheBytes: SizeInput;
-    flush: { mode: FlushMode; intervalMs: DurationInput };
+    flush: { mode: FlushMode; intervalMs: DurationInput; journal: boolean };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
   topics: { autoCreate: boolean; defaultPartitions: number };
@@ -618,6 +620,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
         enum: FLUSH_MODES,
       },
       intervalMs: duration('Time between fsyncs when mode is interval.', '1s', { minimum: 1, maximum: MAX_TIMER_MS }),
+      journal: {
+        description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal, with other partitions\' writes (one fdatasync for all), instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. false: every partition fdatasyncs its own file.',
+        default: true,
+        type: 'boolean',
+      },
     }),
     retention: section('When old segments are deleted.', {
       bytes: size('Keep at most this many bytes per partition; -1: unlimited.', -1, { unlimited: true }),

@@ -24,6 +24,7 @@
  *
  * `replayJournal` runs at start-up, before any log opens.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
@@ -52,6 +53,11 @@ export interface JournalMember {
 export interface JournalOptions {
   /** Rotate once a generation holds this many bytes. Default 256 MiB. */
   generationBytes?: number;
+  /**
+   * Retire a generation with one syncfs of the file system (default true); false asks each
+   * member to sync its own segments instead (also the fallback when syncfs cannot run).
+   */
+  syncFileSystem?: boolean;
   /** Failures and rotations are logged here. */
   log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
@@ -121,6 +127,7 @@ export class LogJournal {
   readonly dir: string;
   readonly #generationBytes: number;
   readonly #log: JournalOptions['log'];
+  readonly #syncFs: boolean;
   #generation: number;
   #fd: number;
   #position = 0;
@@ -141,6 +148,7 @@ export class LogJournal {
     this.#fd = fd;
     this.#generationBytes = options.generationBytes ?? 256 * 1024 * 1024;
     this.#log = options.log;
+    this.#syncFs = options.syncFileSystem ?? true;
   }
 
   /**
@@ -246,7 +254,9 @@ export class LogJournal {
     this.#members = new Set();
     this.#stats.rotations++;
     const retire = async () => {
-      await Promise.all([...old.members].map((m) => m.syncForJournal()));
+      // One syncfs for the whole file system (coreutils' `sync -f`) makes every segment
+      // written before it durable at once; without it, each member syncs its own.
+      if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...old.members].map((m) => m.syncForJournal()));
       await closeAsync(old.fd);
       await fs.promises.unlink(path.join(this.dir, generationName(old.generation)));
       await fsyncDir(this.dir);
@@ -257,6 +267,18 @@ export class LogJournal {
       this.#log?.warn({ err, dir: this.dir, generation: old.generation }, 'journal: retiring a generation failed; it stays for the next start');
     });
   }
+}
+
+/**
+ * syncfs(2) of the file system holding `dir`, through coreutils' `sync -f` (node has no
+ * binding for it). False when it cannot run or fails: the caller then syncs file by file.
+ */
+function syncFileSystem(dir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('sync', ['-f', dir], { stdio: 'ignore' });
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
+  });
 }
 
 export interface ReplayResult {

@@ -498,6 +498,11 @@ export class Segment implements SegmentInfo, CachedFile {
   }
 
   /** Waits for the created file's directory entry to be durable (a no-op once it is). */
+  /** Resolves once the file's directory entry is durable (at once for a file that was not just created). */
+  entryDurable(): Promise<void> {
+    return this.#awaitEntry();
+  }
+
   async #awaitEntry(): Promise<void> {
     const entry = this.#entryDurable;
     if (entry === undefined) return;

@@ -27,6 +27,7 @@ import { ErrorCode, MeridianError } from '../errors.js';
 import { writeFileAtomic } from './fs-util.js';
 import { PartitionFiles } from './partition-files.js';
 import { PartitionLog, type LogOptions, type LogResources } from './partition-log.js';
+import { JOURNAL_DIR, LogJournal, replayJournal, type ReplayResult } from './journal.js';
 import { DEFAULT_MAX_OPEN_FILES, FdCache } from './fd-cache.js';
 import { DEFAULT_TAIL_CACHE_BYTES, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
@@ -131,6 +132,8 @@ export class TopicManager {
   #scheduler: FlushScheduler;
   #files: FdCache;
   #tail: TailCacheBudget;
+  #journal: LogJournal | undefined;
+  #journalReplay: ReplayResult | undefined;
   #checkpoint: RecoveryCheckpoint;
   #recovery: RecoveryStats = { segments: 0, trustedSealed: 0, scannedSegments: 0, scannedBytes: 0, checkpointUsed: false };
   #checkpointsUsed = 0;
@@ -178,8 +181,27 @@ export class TopicManager {
    * descriptors closed to stay under it, logs waiting for their interval fdatasync, whether
    * the one flush timer is armed (false when no log is dirty), checkpoint files written.
    */
-  resourceStats(): { openFiles: number; maxOpenFiles: number; fdEvictions: number; pendingFlushes: number; flushTimerArmed: boolean; checkpointWrites: number; tailCacheBytes: number; tailCacheHits: number; tailCacheEvictions: number } {
+  resourceStats(): {
+    openFiles: number;
+    maxOpenFiles: number;
+    fdEvictions: number;
+    pendingFlushes: number;
+    flushTimerArmed: boolean;
+    checkpointWrites: number;
+    tailCacheBytes: number;
+    tailCacheHits: number;
+    tailCacheEvictions: number;
+    journalRecords: number;
+    journalGroups: number;
+    journalBytes: number;
+    journalRotations: number;
+  } {
+    const j = this.#journal?.stats();
     return {
+      journalRecords: j?.records ?? 0,
+      journalGroups: j?.groups ?? 0,
+      journalBytes: j?.bytes ?? 0,
+      journalRotations: j?.rotations ?? 0,
       tailCacheBytes: this.#tail.bytes,
       tailCacheHits: this.#tail.hits,
       tailCacheEvictions: this.#tail.evictions,
@@ -190,6 +212,11 @@ export class TopicManager {
       flushTimerArmed: this.#scheduler.armed,
       checkpointWrites: this.#checkpoint.writes,
     };
+  }
+
+  /** What the start-up replay of the journal wrote back (storage/journal.ts). */
+  get journalReplay(): Readonly<ReplayResult> | undefined {
+    return this.#journalReplay;
   }
 
   /**
@@ -229,6 +256,14 @@ export class TopicManager {
   async #load(): Promise<void> {
     const logsDir = path.join(this.dataDir, LOGS_DIR);
     fs.mkdirSync(logsDir, { recursive: true });
+    // Before any log opens: what the journal holds goes back into the segments (even with
+    // the journal now turned off, a previous run may have left one).
+    const journalDir = path.join(this.dataDir, JOURNAL_DIR);
+    const replayed = await replayJournal(journalDir, logsDir);
+    this.#journalReplay = replayed;
+    if (replayed.generations > 0) this.#log?.info({ ...replayed }, 'journal replayed into the segment files');
+    if (replayed.tornBytes > 0) this.#log?.warn({ tornBytes: replayed.tornBytes }, 'the journal ended in a torn record (a crash during a write): nothing after it was acknowledged');
+    if (this.#logOptions.journal !== false) this.#journal = await LogJournal.open(journalDir, { log: this.#log });
     let file: TopicsFile = { version: 1, topics: [] };
     if (fs.existsSync(this.#topicsFile)) {
       try {
@@ -287,6 +322,8 @@ export class TopicManager {
         tail: this.#tail,
         recoveryPoint: recovering ? this.#checkpoint.get(PartitionFiles.dirName(t.name, p), t.id) : undefined,
         saveCheckpoint: () => this.#checkpoint.writeNow(),
+        journal: this.#journal,
+        journalName: PartitionFiles.dirName(t.name, p),
       };
       const log = await PartitionLog.open(this.#partitionDir(t.name, p), opts, this.#log, startOffsets[p] ?? 0n, resources);
       log.onSegmentSealed((seg) => {
@@ -647,6 +684,13 @@ export class TopicManager {
     // Creations staged before close still get their topics.json write.
     while (this.#persisting !== undefined) await this.#persisting;
     await Promise.all([...this.#logs.values()].flat().map((l) => l.close()));
+    // Each log synced its segments and voided its records at close: the next start reads
+    // the journal and writes nothing back.
+    try {
+      await this.#journal?.close();
+    } catch (err) {
+      this.#log?.warn({ err }, 'journal close failed; the next start replays it');
+    }
     this.#scheduler.close();
     // After the logs closed (each flushed): a clean shutdown leaves nothing to scan.
     try {

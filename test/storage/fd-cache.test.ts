@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, test } from 'node:test';
 import { PartitionLog, defaultLogOptions } from '../../src/storage/partition-log.js';
 import { LOG_OVERHEAD, readBatchHeader, validateBatch } from '../../src/storage/record-batch.js';
@@ -42,12 +43,16 @@ async function readAll(log: PartitionLog): Promise<Buffer[]> {
   return out;
 }
 
-/** Descriptors of this process open on files under `root` (Linux /proc). */
+/**
+ * Descriptors of this process open on segment files under `root` (Linux /proc): the
+ * partitions' directories, not the data directory's own files (the journal's, say).
+ */
 function fdsUnder(root: string): number {
   let n = 0;
+  const logs = path.join(root, 'logs') + path.sep;
   for (const fd of fs.readdirSync('/proc/self/fd')) {
     try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(root)) n++;
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(logs)) n++;
     } catch {
       // closed while listing
     }

@@ -1,0 +1,171 @@
+/**
+ * The shared journal end to end, through the TopicManager (fsync mode): what was
+ * acknowledged survives a crash that loses every byte the segments had not fdatasync'd,
+ * because the start-up replay writes the journal back; a truncation and a topic deleted and
+ * created again are never undone by it.
+ *
+ * A crash here is a copy of the data directory taken while the broker runs (nothing closed,
+ * nothing flushed), with its segment files then cut back to what an fdatasync of theirs had
+ * covered: what a power loss leaves. The running TopicManager, which still has every byte in
+ * the page cache, is the reference every read of the copy is compared with.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { defaultLogOptions, type PartitionLog } from '../../src/storage/partition-log.js';
+import { TopicManager } from '../../src/storage/topic-manager.js';
+import { makeBatch } from '../helpers/batches.js';
+import { tmpDir } from '../helpers/tmp-dir.js';
+
+const cleanups: Array<() => void> = [];
+after(() => cleanups.forEach((c) => c()));
+function dir(): string {
+  const t = tmpDir();
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+const opts = { ...defaultLogOptions, flushMode: 'fsync' as const, journal: true, retentionMs: -1 };
+
+/** Every batch of a log from its start to its end, as stored. */
+async function readAll(log: PartitionLog): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let offset = log.logStartOffset;
+  while (offset < log.highWatermark) {
+    const r = await log.read(offset, 4 * 1024 * 1024);
+    assert.ok(r.records.length > 0, `a read at ${offset} below the end returned nothing`);
+    parts.push(Buffer.from(r.records));
+    let p = 0;
+    while (p < r.records.length) {
+      const count = r.records.readInt32BE(p + 57);
+      offset = r.records.readBigInt64BE(p) + BigInt(r.records.readInt32BE(p + 23)) + 1n;
+      p += r.records.readInt32BE(p + 8) + 12;
+      assert.ok(count > 0);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+/** The active segment file of a partition directory. */
+function activeSegment(partitionDir: string): string {
+  const logs = fs.readdirSync(partitionDir).filter((n) => n.endsWith('.log')).sort();
+  return path.join(partitionDir, logs.at(-1)!);
+}
+
+/** A crash: the data directory as it is now, in `to` (the broker keeps running on `from`). */
+function crashCopy(from: string, to: string): void {
+  fs.cpSync(from, to, { recursive: true });
+  fs.rmSync(path.join(to, 'data-dir.lock'), { force: true });
+}
+
+test('acknowledged appends of 40 partitions survive losing every byte their segments had not fdatasync\'d: the journal writes them back at start-up', async () => {
+  const d = dir();
+  const tm = await TopicManager.open(d, opts);
+  await tm.createTopic('j', 40);
+  // Round 0: one large batch per partition, over the journal's round limit: fdatasync'd in its segment.
+  await Promise.all(Array.from({ length: 40 }, (_, p) => tm.partition('j', p)!.append(makeBatch(`big-${p}`, 1, 300 * 1024))));
+  const synced = Array.from({ length: 40 }, (_, p) => fs.statSync(activeSegment(path.join(d, 'logs', `j-${p}`))).size);
+  // Rounds 1-6: small batches, made durable only through the journal.
+  for (let round = 1; round <= 6; round++) {
+    await Promise.all(Array.from({ length: 40 }, (_, p) => tm.partition('j', p)!.append(makeBatch(`r${round}-p${p}`, 1 + ((p + round) % 5), 200 + ((p * 37 + round * 101) % 3000)))));
+  }
+  assert.ok(tm.resourceStats().journalRecords >= 240, `the small rounds went through the journal (${tm.resourceStats().journalRecords} records)`);
+  const copy = path.join(dir(), 'data');
+  crashCopy(d, copy);
+  // The power loss: each segment keeps only what its own fdatasync covered.
+  for (let p = 0; p < 40; p++) {
+    const file = activeSegment(path.join(copy, 'logs', `j-${p}`));
+    assert.ok(fs.statSync(file).size > synced[p]!);
+    fs.truncateSync(file, synced[p]!);
+  }
+  const restarted = await TopicManager.open(copy, opts);
+  try {
+    assert.equal(restarted.journalReplay?.applied, 240, 'every journaled round was written back');
+    for (let p = 0; p < 40; p++) {
+      const before = tm.partition('j', p)!;
+      const after = restarted.partition('j', p)!;
+      assert.equal(after.highWatermark, before.highWatermark, `j-${p}: every acknowledged offset is there`);
+      assert.ok((await readAll(after)).equals(await readAll(before)), `j-${p}: byte-identical to what was acknowledged`);
+    }
+    // And the log goes on from there.
+    await restarted.partition('j', 0)!.append(makeBatch('after', 2, 100));
+  } finally {
+    await restarted.close();
+    await tm.close();
+  }
+});
+
+test('a truncation is never undone by a replay: the cut tail stays cut, what was written after it comes back', async () => {
+  const d = dir();
+  const tm = await TopicManager.open(d, opts);
+  await tm.createTopic('t', 1);
+  const log = tm.partition('t', 0)!;
+  for (let i = 0; i < 10; i++) await log.append(makeBatch(`before-${i}`, 1, 500));
+  await tm.truncatePartition('t', 0, 4n);
+  const cutSize = fs.statSync(activeSegment(path.join(d, 'logs', 't-0'))).size;
+  for (let i = 0; i < 3; i++) await log.append(makeBatch(`after-${i}`, 1, 800));
+  const copy = path.join(dir(), 'data');
+  crashCopy(d, copy);
+  // The truncation fdatasync'd the cut; the three appends after it reached only the journal.
+  fs.truncateSync(activeSegment(path.join(copy, 'logs', 't-0')), cutSize);
+  const restarted = await TopicManager.open(copy, opts);
+  try {
+    assert.equal(restarted.journalReplay?.voided, 10, 'the records before the truncation are void');
+    assert.equal(restarted.journalReplay?.applied, 3);
+    const after = restarted.partition('t', 0)!;
+    assert.equal(after.highWatermark, 7n);
+    assert.ok((await readAll(after)).equals(await readAll(log)), 'offsets 0-3 as before, then the three appends; nothing of the cut tail');
+  } finally {
+    await restarted.close();
+    await tm.close();
+  }
+});
+
+test('a topic deleted and created again under the same name gets none of the old topic\'s journaled records back', async () => {
+  const d = dir();
+  const tm = await TopicManager.open(d, opts);
+  await tm.createTopic('x', 1);
+  for (let i = 0; i < 5; i++) await tm.partition('x', 0)!.append(makeBatch(`old-${i}`, 1, 2000));
+  await tm.deleteTopic('x');
+  await tm.createTopic('x', 1);
+  await tm.partition('x', 0)!.append(makeBatch('new', 1, 100));
+  const copy = path.join(dir(), 'data');
+  crashCopy(d, copy);
+  fs.truncateSync(activeSegment(path.join(copy, 'logs', 'x-0')), 0);
+  const restarted = await TopicManager.open(copy, opts);
+  try {
+    assert.equal(restarted.journalReplay?.voided, 5);
+    const after = restarted.partition('x', 0)!;
+    assert.equal(after.highWatermark, 1n, 'one record: the new topic\'s');
+    assert.ok((await readAll(after)).equals(await readAll(tm.partition('x', 0)!)));
+  } finally {
+    await restarted.close();
+    await tm.close();
+  }
+});
+
+test('a clean close leaves nothing to write back, and with the journal turned off a journal left behind is still replayed', async () => {
+  const d = dir();
+  let tm = await TopicManager.open(d, opts);
+  await tm.createTopic('c', 2);
+  for (let i = 0; i < 4; i++) await tm.partition('c', i % 2)!.append(makeBatch(`c-${i}`, 1, 300));
+  await tm.close();
+  tm = await TopicManager.open(d, opts);
+  assert.equal(tm.journalReplay?.applied, 0, 'every record was voided by its log\'s close');
+  assert.equal(tm.journalReplay?.voided, 4);
+  await tm.partition('c', 0)!.append(makeBatch('left', 1, 300));
+  const copy = path.join(dir(), 'data');
+  crashCopy(d, copy);
+  const seg = activeSegment(path.join(copy, 'logs', 'c-0'));
+  fs.truncateSync(seg, fs.statSync(seg).size - 100);
+  const off = await TopicManager.open(copy, { ...opts, journal: false });
+  try {
+    assert.equal(off.journalReplay?.applied, 1);
+    assert.equal(off.partition('c', 0)!.highWatermark, 3n);
+    assert.equal(fs.existsSync(path.join(copy, 'journal')) ? fs.readdirSync(path.join(copy, 'journal')).length : 0, 0, 'no journal is kept when it is off');
+  } finally {
+    await off.close();
+    await tm.close();
+  }
+});
