@@ -82,6 +82,13 @@ export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts:
   counterFrom(registry, 'meridian_storage_tail_cache_evictions_total', 'Partitions that gave up their cached tail to stay under log.tailCacheBytes (their next reads go to the disk); a fast rise means more partitions are followed than it holds.', [], () =>
     one(topics.resourceStats().tailCacheEvictions),
   );
+  // The shared journal of fsync mode (log.flush.journal; storage/README.md "the shared journal"): 0 when off.
+  counterFrom(registry, 'meridian_storage_journal_records_total', 'Partition write rounds made durable through the shared journal instead of by their own fdatasync (log.flush.journal).', [], () =>
+    one(topics.resourceStats().journalRecords),
+  );
+  counterFrom(registry, 'meridian_storage_journal_syncs_total', 'Journal group commits: one write and one fdatasync each, for every record pending at the time.', [], () => one(topics.resourceStats().journalGroups));
+  counterFrom(registry, 'meridian_storage_journal_bytes_total', 'Bytes written to the shared journal (records and their headers).', [], () => one(topics.resourceStats().journalBytes));
+  counterFrom(registry, 'meridian_storage_journal_rotations_total', 'Journal generations started; each older one is deleted once one syncfs made its segments durable.', [], () => one(topics.resourceStats().journalRotations));
   gaugeFrom(registry, 'meridian_storage_pending_flushes', 'Partitions waiting for their interval fdatasync (flush mode interval); 0 and no timer when nothing is dirty.', [], () => one(topics.resourceStats().pendingFlushes));
   gaugeFrom(
     registry,

@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { closeAsync, fdatasyncAsync, fsyncDir, openAsync, storageError, writevFully } from './fs-util.js';
+import { closeAsync, fdatasyncAsync, fsyncDir, openAsync, realIo, storageError, writevFully, type LogIo } from './fs-util.js';
 import { paddedOffset, segmentFileName, LOG_SUFFIX } from './partition-files.js';
 
 export const JOURNAL_DIR = 'journal';
@@ -51,6 +51,8 @@ export interface JournalMember {
 }
 
 export interface JournalOptions {
+  /** Where the journal's writes and fdatasyncs go (the logs' LogIo: tests inject disk failures). */
+  io?: LogIo;
   /** Rotate once a generation holds this many bytes. Default 256 MiB. */
   generationBytes?: number;
   /**
@@ -128,6 +130,7 @@ export class LogJournal {
   readonly #generationBytes: number;
   readonly #log: JournalOptions['log'];
   readonly #syncFs: boolean;
+  readonly #io: LogIo;
   #generation: number;
   #fd: number;
   #position = 0;
@@ -149,6 +152,7 @@ export class LogJournal {
     this.#generationBytes = options.generationBytes ?? 256 * 1024 * 1024;
     this.#log = options.log;
     this.#syncFs = options.syncFileSystem ?? true;
+    this.#io = options.io ?? realIo;
   }
 
   /**
@@ -214,10 +218,10 @@ export class LogJournal {
       let written = false;
       try {
         if (this.#position >= this.#generationBytes) await this.#rotate();
-        await writevFully(this.#fd, group.bufs, this.#position);
+        await this.#io.writev(this.#fd, group.bufs, this.#position);
         written = true;
         this.#position += group.bytes;
-        await fdatasyncAsync(this.#fd);
+        await this.#io.fdatasync(this.#fd);
       } catch (err) {
         if (!written && (err as NodeJS.ErrnoException).code === 'ENOSPC') {
           // Out of space clears once space is freed: this group is refused (retriable) and

@@ -120,7 +120,7 @@ export interface LogOptions {
   maxOpenFiles?: number;
   /** Memory for active segments' tails across the TopicManager's logs (`log.tailCacheBytes`). */
   tailCacheBytes?: number;
-  /** The TopicManager keeps a shared journal for fsync mode (`log.flush.journal`, default true). */
+  /** The TopicManager keeps a shared journal for fsync mode (`log.flush.journal`, default false). */
   journal?: boolean;
 }
 
@@ -154,6 +154,15 @@ export interface LogResources {
  * ~16% of one 1 MB write's rate on this machine's disk.
  */
 export const JOURNAL_MAX_ROUND_BYTES = 256 * 1024;
+
+/** Whether items[from..to) are all appends that wait for durability. */
+function allSync(items: readonly QueueItem[], from: number, to: number): boolean {
+  for (let k = from; k < to; k++) {
+    const it = items[k]!;
+    if (it.kind !== 'append' || !it.sync) return false;
+  }
+  return true;
+}
 
 export const defaultLogOptions: LogOptions = {
   segmentBytes: 128 * 1024 * 1024,
@@ -1491,7 +1500,10 @@ export class PartitionLog {
           }
           this.#tail.written(seg, at, bufs, bases);
           seg.sizeBytes = pos;
-          if (this.#journal !== undefined && pos - at <= JOURNAL_MAX_ROUND_BYTES) {
+          // Only a run of appends that wait for durability: the journal reads their batches
+          // after this round, and an append answered at its write may have had its buffer
+          // (a pooled request frame) reused by then.
+          if (this.#journal !== undefined && pos - at <= JOURNAL_MAX_ROUND_BYTES && allSync(items, i, j)) {
             this.#journalRuns.push({ segment: seg, position: at, batches: bufs });
             this.#journaled.add(seg);
           } else {

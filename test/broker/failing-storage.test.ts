@@ -166,10 +166,12 @@ function faultyIo(which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
   return io;
 }
 
-for (const which of ['write', 'fdatasync'] as const) {
-  test(`EIO on ${which}: the partition goes offline with KAFKA_STORAGE_ERROR, the broker stays up, and after a restart every acknowledged record is there exactly once`, async () => {
+// With the shared journal (log.flush.journal) the fdatasync that fails is the journal's: it
+// goes offline, and the log, whose segment fdatasync fails too, goes offline with it.
+for (const [which, journal] of [['write', false], ['fdatasync', false], ['fdatasync', true]] as const) {
+  test(`EIO on ${which}${journal ? ' (with the shared journal)' : ''}: the partition goes offline with KAFKA_STORAGE_ERROR, the broker stays up, and after a restart every acknowledged record is there exactly once`, async () => {
     const io = faultyIo(which);
-    const overrides = { log: { segmentBytes: 1024 * 1024, retention: { ms: -1 } }, topics: { autoCreate: true, defaultPartitions: 1 } };
+    const overrides = { log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal } }, topics: { autoCreate: true, defaultPartitions: 1 } };
     let tb = await startBroker(overrides, undefined, { logIo: io });
     cleanups.push(() => tb.cleanup());
     const producer = await idempotentProducer(tb);
