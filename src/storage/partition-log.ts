@@ -1683,17 +1683,18 @@ export class PartitionLog {
       const target = this.#writtenEnd;
       const point = this.#pointOf(this.#active);
       let runs = this.#journalRuns;
-      this.#journalRuns = [];
-      const segs = new Set(this.#dirty);
+      const segs = [...this.#dirty];
       this.#dirty.clear();
       // A flush (a truncation, a reset, close) wants everything in the segments themselves.
-      if (waiters.some((w) => w.kind === 'flush')) {
-        for (const seg of this.#journaled) segs.add(seg);
+      if (this.#journaled.size > 0 && waiters.some((w) => w.kind === 'flush')) {
+        for (const seg of this.#journaled) if (!segs.includes(seg)) segs.push(seg);
         this.#journaled.clear();
         runs = [];
       }
+      if (this.#journalRuns.length > 0) this.#journalRuns = [];
       try {
-        await Promise.all([this.#syncSegments(segs), this.#journalWrite(runs)]);
+        if (runs.length === 0) await this.#syncSegments(segs);
+        else await Promise.all([this.#syncSegments(segs), this.#journalWrite(runs)]);
       } catch (err) {
         this.#fail(err, waiters);
         break;
