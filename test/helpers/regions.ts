@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +31,41 @@ export interface RegionStatus {
   topics: Array<{ name: string; partitions: Array<{ logStartOffset: string; highWatermark: string; segments: number }> }>;
 }
 
-export function freePort(): Promise<number> {
+/** The kernel's range for the local ports of outgoing connections (and listen(0)). */
+function ephemeralRange(): [number, number] | undefined {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo!, hi!] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port nothing listens on, for a server started later (a region's address must be known
+ * before the region starts). Picked below the kernel's ephemeral range when there is room:
+ * a port handed out by listen(0) lies in that range, and another process's outgoing
+ * connection could take it as its local port before the server binds it, which failed a CI
+ * run (EADDRINUSE on a region's admin port). Random in the 12,000 ports below the range,
+ * checked by binding it; listen(0) where the range leaves no room.
+ */
+export async function freePort(): Promise<number> {
+  const range = ephemeralRange();
+  if (range !== undefined && range[0] > 13_024) {
+    const [hi, lo] = [range[0], range[0] - 12_000];
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = lo + Math.floor(Math.random() * (hi - lo));
+      if (await bindable(port)) return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
