@@ -17,10 +17,13 @@
  *
  * Appends are grouped: one group is written and fdatasync'd at a time, and each append
  * resolves when the group holding it is durable. The journal rotates once a generation holds
- * `generationBytes`: new records go to the next generation, every member that appended to
- * the old one syncs its segments (`JournalMember.syncForJournal`), and then the old file is
- * deleted. A failed write or fdatasync takes the journal offline (the state of the page cache
- * is unknown after a failed fdatasync): that group and every later append are refused.
+ * `generationBytes`: new records go to the next generation, one syncfs of the file system
+ * (or, failing that, every member that appended to the old one syncing its segments,
+ * `JournalMember.syncForJournal`) makes the old one's records redundant, and then its file is
+ * deleted. A write that runs out of space refuses its group and cuts what reached the file,
+ * so every generation but the last ends on a whole record; any other failed write or
+ * fdatasync takes the journal offline (the state of the page cache is unknown after a failed
+ * fdatasync): that group and every later append are refused.
  *
  * `replayJournal` runs at start-up, before any log opens.
  */
@@ -29,7 +32,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { closeAsync, fdatasyncAsync, fsyncDir, openAsync, realIo, storageError, writevFully, type LogIo } from './fs-util.js';
+import { closeAsync, fdatasyncAsync, fsyncDir, ftruncateAsync, openAsync, realIo, storageError, writevFully, type LogIo } from './fs-util.js';
 import { paddedOffset, segmentFileName, LOG_SUFFIX } from './partition-files.js';
 
 export const JOURNAL_DIR = 'journal';
@@ -224,12 +227,17 @@ export class LogJournal {
         await this.#io.fdatasync(this.#fd);
       } catch (err) {
         if (!written && (err as NodeJS.ErrnoException).code === 'ENOSPC') {
-          // Out of space clears once space is freed: this group is refused (retriable) and
-          // the next one overwrites whatever part of it reached the file (a replay stops at
-          // the first record that fails its CRC, so a longer leftover is never read).
+          // Out of space clears once space is freed: this group is refused (retriable), and
+          // whatever part of it reached the file is cut, so that no generation is left with a
+          // torn record before a rotation (a replay stops at the first one).
           const refused = storageError(`the journal ${this.dir} is out of space`, err);
           for (const w of group.waiters) w.reject(refused);
-          continue;
+          try {
+            await ftruncateAsync(this.#fd, this.#position);
+            continue;
+          } catch (cutErr) {
+            err = cutErr;
+          }
         }
         this.#failure = storageError(`the journal ${this.dir} is offline after an I/O error`, err);
         this.#log?.error({ err, dir: this.dir }, 'journal write failed; journaled appends refused until restart');

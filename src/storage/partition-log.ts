@@ -328,7 +328,7 @@ export class PartitionLog {
   /** The newest bytes of the active segment, for reads at the end of the log. */
   readonly #tail: TailCache;
   #events: ThrottledLog;
-  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, journaled: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, epochs: LeaderEpochCache, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
@@ -1749,7 +1749,6 @@ export class PartitionLog {
         ...runs.map((r) => journal.append(this, this.#journalName, r.segment.baseOffset, r.position, r.batches)),
         ...[...entries].map((seg) => seg.entryDurable()),
       ]);
-      this.#stats.journaled += runs.length;
     } catch (err) {
       this.#events.warn('journal-fallback', { err, dir: this.dir }, 'journal refused a write round; its segments are fdatasync\'d instead');
       await this.#syncSegments(entries);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { LogJournal, replayJournal, type JournalMember } from '../../src/storage/journal.js';
+import { realIo } from '../../src/storage/fs-util.js';
 import { segmentFileName, LOG_SUFFIX } from '../../src/storage/partition-files.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
@@ -208,4 +209,48 @@ test('a journal opened after a crash starts a new generation after the ones left
   const r = await replayJournal(d.journal, d.logs);
   assert.equal(r.generations, 2);
   assert.ok(log.contents().equals(Buffer.concat([Buffer.alloc(10, 1), Buffer.alloc(10, 2)])));
+});
+
+test('a group refused for want of space leaves no torn bytes behind: records in the generations after it still replay', async () => {
+  const d = dirs();
+  // The disk runs out of space halfway through one group's write (part of it reaches the file).
+  let failNext = false;
+  const io = {
+    writev: async (fd: number, bufs: Buffer[], position: number) => {
+      if (failNext) {
+        failNext = false;
+        const all = Buffer.concat(bufs);
+        fs.writeSync(fd, all, 0, all.length >> 1, position);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      }
+      return realIo.writev(fd, bufs, position);
+    },
+    fdatasync: realIo.fdatasync,
+  };
+  const journal = await LogJournal.open(d.journal, { io, generationBytes: 1000, syncFileSystem: false });
+  // A log that cannot sync its segments: no generation retires, so the replay reads them all,
+  // as after a crash before they retired.
+  const log = new FakeLog(d.logs, 's-0');
+  log.syncForJournal = () => Promise.reject(new Error('EIO: the test keeps every generation'));
+  const acked: Buffer[] = [];
+  let at = 0;
+  const put = async (data: Buffer) => {
+    log.write(at, data);
+    await journal.append(log, 's-0', 0n, at, [data]);
+    at += data.length;
+    acked.push(data);
+  };
+  await put(Buffer.alloc(100, 1));
+  failNext = true;
+  await assert.rejects(journal.append(log, 's-0', 0n, at, [Buffer.alloc(2000, 9)]), /out of space/);
+  // Enough small records to fill this generation past the refused group's leftover, and rotate.
+  for (let k = 2; k < 30; k++) await put(Buffer.alloc(100, k));
+  assert.ok(journal.stats().rotations >= 2);
+  await journal.close();
+  assert.ok(generationFiles(d.journal).length >= 3, 'every generation is still there');
+  fs.truncateSync(log.file, 0);
+  const r = await replayJournal(d.journal, d.logs);
+  assert.equal(r.tornBytes, 0, 'no generation ends in a torn record');
+  assert.equal(r.applied, acked.length);
+  assert.ok(log.contents().equals(Buffer.concat(acked)), 'every acknowledged record is back, from every generation');
 });
