@@ -20,10 +20,20 @@
  * `generationBytes`: new records go to the next generation, one syncfs of the file system
  * (or, failing that, every member that appended to the old one syncing its segments,
  * `JournalMember.syncForJournal`) makes the old one's records redundant, and then its file is
- * deleted. A write that runs out of space refuses its group and cuts what reached the file,
- * so every generation but the last ends on a whole record; any other failed write or
- * fdatasync takes the journal offline (the state of the page cache is unknown after a failed
- * fdatasync): that group and every later append are refused.
+ * deleted.
+ *
+ * The journal holds a second copy of what its logs wrote since the last retirement, so a
+ * full disk would fill with half the data. A write that runs out of space therefore gives
+ * that space back first (a checkpoint: the older generations retire, one syncfs makes the
+ * current one's records redundant too, and its file is cut to nothing), then tries the group
+ * once more. Should that fail too, the group is refused (the logs then fdatasync their own
+ * segments) and what reached the file is cut, so every generation ends on a whole record.
+ * Any other failed write or fdatasync takes the journal offline (the state of the page cache
+ * is unknown after a failed fdatasync): that group and every later append are refused.
+ *
+ * A barrier for a log with no record in any generation still on disk is not written: there
+ * is nothing for it to void. Closing ten thousand idle logs writes nothing, and a log can be
+ * truncated on a full disk once a checkpoint has retired its records.
  *
  * `replayJournal` runs at start-up, before any log opens.
  */
@@ -75,14 +85,29 @@ export interface JournalStats {
   groups: number;
   bytes: number;
   rotations: number;
+  /** Times a write ran out of space and the journal gave its space back (a checkpoint). */
+  checkpoints: number;
+}
+
+interface Entry {
+  kind: number;
+  log: string;
+  bufs: Buffer[];
+  bytes: number;
 }
 
 interface Pending {
-  bufs: Buffer[];
+  entries: Entry[];
   bytes: number;
   waiters: Array<{ resolve: () => void; reject: (err: Error) => void }>;
   members: Set<JournalMember>;
+  /** The logs with DATA entries in this group. */
+  logs: Set<string>;
 }
+
+const emptyGroup = (): Pending => ({ entries: [], bytes: 0, waiters: [], members: new Set(), logs: new Set() });
+
+const outOfSpace = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC';
 
 function header(kind: number, log: string, segmentBase: bigint, position: number, dataBytes: number): Buffer {
   const name = Buffer.from(log, 'utf8');
@@ -137,15 +162,22 @@ export class LogJournal {
   #generation: number;
   #fd: number;
   #position = 0;
-  #pending: Pending = { bufs: [], bytes: 0, waiters: [], members: new Set() };
+  #pending: Pending = emptyGroup();
+  /** The group being written. */
+  #inflight: Pending | undefined;
   /** Members that appended to the current generation. */
   #members = new Set<JournalMember>();
+  /** Logs with DATA records in the current generation (also those of the group being written). */
+  #logs = new Set<string>();
+  /** The same for each generation being retired (dropped once its file is deleted). */
+  #retiringLogs = new Set<Set<string>>();
   #writing = false;
+  #checkpointWanted = false;
   #failure: Error | undefined;
   #closed = false;
   /** Settles when the generations retired so far are deleted. */
   #retiring: Promise<void> = Promise.resolve();
-  #stats = { records: 0, groups: 0, bytes: 0, rotations: 0 };
+  #stats = { records: 0, groups: 0, bytes: 0, rotations: 0, checkpoints: 0 };
   #idle: Array<() => void> = [];
 
   private constructor(dir: string, generation: number, fd: number, options: JournalOptions) {
@@ -172,7 +204,7 @@ export class LogJournal {
 
   /** Journals `data`, written at `position` of segment `segmentBase` of `log`; resolves once durable. */
   append(member: JournalMember, log: string, segmentBase: bigint, position: number, data: readonly Buffer[]): Promise<void> {
-    return this.#add(member, frame(KIND_DATA, log, segmentBase, position, data));
+    return this.#add(member, KIND_DATA, log, frame(KIND_DATA, log, segmentBase, position, data));
   }
 
   /**
@@ -180,7 +212,28 @@ export class LogJournal {
    * in its own files first; it may truncate or delete them once this resolves.
    */
   barrier(log: string): Promise<void> {
-    return this.#add(undefined, frame(KIND_BARRIER, log, 0n, 0, []));
+    if (!this.#holds(log)) return this.#failure ? Promise.reject(this.#failure) : Promise.resolve();
+    return this.#add(undefined, KIND_BARRIER, log, frame(KIND_BARRIER, log, 0n, 0, []));
+  }
+
+  /** Whether a generation still on disk, or a group not yet written, may hold DATA records of `log`. */
+  #holds(log: string): boolean {
+    if (this.#logs.has(log) || this.#pending.logs.has(log) || this.#inflight?.logs.has(log)) return true;
+    for (const s of this.#retiringLogs) if (s.has(log)) return true;
+    return false;
+  }
+
+  /**
+   * A log's own write ran out of space: the journal gives back the space it holds (a
+   * checkpoint, between two groups), so that the write's retry finds it.
+   */
+  giveBackSpace(): void {
+    if (this.#failure || this.#closed || this.#position === 0) return;
+    this.#checkpointWanted = true;
+    if (!this.#writing) {
+      this.#writing = true;
+      void this.#writer();
+    }
   }
 
   stats(): JournalStats {
@@ -190,21 +243,25 @@ export class LogJournal {
   /** Waits for the pending groups, then closes the file (the generation stays for the next start's replay). */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#checkpointWanted = false;
     if (this.#writing || this.#pending.waiters.length > 0) await new Promise<void>((r) => this.#idle.push(r));
     this.#closed = true;
     await this.#retiring;
     await closeAsync(this.#fd);
   }
 
-  #add(member: JournalMember | undefined, bufs: Buffer[]): Promise<void> {
+  #add(member: JournalMember | undefined, kind: number, log: string, bufs: Buffer[]): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new MeridianError(ErrorCode.LogClosed, 'the journal is closed', { retriable: true }));
     return new Promise<void>((resolve, reject) => {
       const p = this.#pending;
-      for (const b of bufs) p.bytes += b.length;
-      p.bufs.push(...bufs);
+      let bytes = 0;
+      for (const b of bufs) bytes += b.length;
+      p.entries.push({ kind, log, bufs, bytes });
+      p.bytes += bytes;
       p.waiters.push({ resolve, reject });
       if (member !== undefined) p.members.add(member);
+      if (kind === KIND_DATA) p.logs.add(log);
       this.#stats.records++;
       if (!this.#writing) {
         this.#writing = true;
@@ -215,48 +272,123 @@ export class LogJournal {
   }
 
   async #writer(): Promise<void> {
-    while (this.#pending.waiters.length > 0 && !this.#failure) {
+    while ((this.#pending.waiters.length > 0 || this.#checkpointWanted) && !this.#failure) {
+      if (this.#checkpointWanted) {
+        this.#checkpointWanted = false;
+        await this.#checkpoint();
+        continue;
+      }
       const group = this.#pending;
-      this.#pending = { bufs: [], bytes: 0, waiters: [], members: new Set() };
-      let written = false;
-      try {
-        if (this.#position >= this.#generationBytes) await this.#rotate();
-        await this.#io.writev(this.#fd, group.bufs, this.#position);
-        written = true;
-        this.#position += group.bytes;
-        await this.#io.fdatasync(this.#fd);
-      } catch (err) {
-        if (!written && (err as NodeJS.ErrnoException).code === 'ENOSPC') {
-          // Out of space clears once space is freed: this group is refused (retriable), and
-          // whatever part of it reached the file is cut, so that no generation is left with a
-          // torn record before a rotation (a replay stops at the first one).
-          const refused = storageError(`the journal ${this.dir} is out of space`, err);
-          for (const w of group.waiters) w.reject(refused);
-          try {
-            await ftruncateAsync(this.#fd, this.#position);
-            continue;
-          } catch (cutErr) {
-            err = cutErr;
-          }
-        }
-        this.#failure = storageError(`the journal ${this.dir} is offline after an I/O error`, err);
-        this.#log?.error({ err, dir: this.dir }, 'journal write failed; journaled appends refused until restart');
+      this.#pending = emptyGroup();
+      this.#inflight = group;
+      let err = await this.#write(group);
+      if (err !== undefined && outOfSpace(err.cause) && (await this.#checkpoint())) {
+        // The space this journal held is back: barriers of logs that no longer have records
+        // anywhere are dropped (they void nothing), and the group is tried once more.
+        this.#dropNeedlessBarriers(group);
+        err = await this.#write(group);
+      }
+      if (err !== undefined && outOfSpace(err.cause) && !err.written) {
+        // Out of space clears once space is freed: this group is refused (retriable); what
+        // part of it reached the file was cut.
+        const refused = storageError(`the journal ${this.dir} is out of space`, err.cause);
+        for (const w of group.waiters) w.reject(refused);
+        this.#inflight = undefined;
+        continue;
+      }
+      if (err !== undefined) {
+        this.#failure = storageError(`the journal ${this.dir} is offline after an I/O error`, err.cause);
+        this.#log?.error({ err: err.cause, dir: this.dir }, 'journal write failed; journaled appends refused until restart');
         for (const w of [...group.waiters, ...this.#pending.waiters]) w.reject(this.#failure);
-        this.#pending = { bufs: [], bytes: 0, waiters: [], members: new Set() };
+        this.#pending = emptyGroup();
         break;
       }
       for (const m of group.members) this.#members.add(m);
       this.#stats.groups++;
       this.#stats.bytes += group.bytes;
+      this.#inflight = undefined;
       for (const w of group.waiters) w.resolve();
     }
+    this.#inflight = undefined;
     this.#writing = false;
     for (const r of this.#idle.splice(0)) r();
   }
 
+  /**
+   * Writes and fdatasyncs one group at the end of the current generation (rotating first when
+   * it is full). On a failed write that ran out of space, cuts what reached the file back to
+   * the last whole record. Returns the failure, if any.
+   */
+  async #write(group: Pending): Promise<{ cause: unknown; written: boolean } | undefined> {
+    let written = false;
+    const added: string[] = [];
+    try {
+      if (this.#position >= this.#generationBytes) await this.#rotate();
+      for (const log of group.logs) {
+        if (this.#logs.has(log)) continue;
+        this.#logs.add(log);
+        added.push(log);
+      }
+      const bufs: Buffer[] = [];
+      for (const e of group.entries) bufs.push(...e.bufs);
+      await this.#io.writev(this.#fd, bufs, this.#position);
+      written = true;
+      this.#position += group.bytes;
+      await this.#io.fdatasync(this.#fd);
+      return undefined;
+    } catch (err) {
+      if (!written && outOfSpace(err)) {
+        try {
+          await ftruncateAsync(this.#fd, this.#position);
+          // Not one of these records is left in the file.
+          for (const log of added) this.#logs.delete(log);
+        } catch (cutErr) {
+          return { cause: cutErr, written };
+        }
+      }
+      return { cause: err, written };
+    }
+  }
+
+  /**
+   * Gives back the space the journal holds: every older generation retires, then one syncfs
+   * (or every member's own sync) makes the current generation's records redundant and its
+   * file is cut to nothing. False when there was nothing to give back, or it failed.
+   */
+  async #checkpoint(): Promise<boolean> {
+    const older = this.#retiringLogs.size;
+    await this.#retiring;
+    if (this.#position === 0) return older > this.#retiringLogs.size;
+    const held = this.#position;
+    try {
+      if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...this.#members].map((m) => m.syncForJournal()));
+      await ftruncateAsync(this.#fd, 0);
+      // The cut must be durable before anything is written over it.
+      await this.#io.fdatasync(this.#fd);
+    } catch (err) {
+      this.#log?.warn({ err, dir: this.dir }, 'journal: out of space, and giving its space back failed');
+      return false;
+    }
+    this.#position = 0;
+    this.#members = new Set();
+    this.#logs = new Set();
+    this.#stats.checkpoints++;
+    this.#log?.warn({ dir: this.dir, bytes: held }, 'journal: out of space; gave back the space it held (its records were made redundant with one sync)');
+    return true;
+  }
+
+  #dropNeedlessBarriers(group: Pending): void {
+    const kept: Entry[] = [];
+    for (const e of group.entries) {
+      if (e.kind === KIND_BARRIER && !group.logs.has(e.log) && !this.#holds(e.log)) group.bytes -= e.bytes;
+      else kept.push(e);
+    }
+    group.entries = kept;
+  }
+
   /** Starts the next generation; the old one is deleted once its members have synced. */
   async #rotate(): Promise<void> {
-    const old = { generation: this.#generation, fd: this.#fd, members: this.#members };
+    const old = { generation: this.#generation, fd: this.#fd, members: this.#members, logs: this.#logs };
     const next = old.generation + 1;
     const fd = await openAsync(path.join(this.dir, generationName(next)), 'wx');
     await fsyncDir(this.dir);
@@ -264,6 +396,8 @@ export class LogJournal {
     this.#fd = fd;
     this.#position = 0;
     this.#members = new Set();
+    this.#logs = new Set();
+    this.#retiringLogs.add(old.logs);
     this.#stats.rotations++;
     const retire = async () => {
       // One syncfs for the whole file system (coreutils' `sync -f`) makes every segment
@@ -272,6 +406,7 @@ export class LogJournal {
       await closeAsync(old.fd);
       await fs.promises.unlink(path.join(this.dir, generationName(old.generation)));
       await fsyncDir(this.dir);
+      this.#retiringLogs.delete(old.logs);
     };
     // Generations retire in order: a replay must never find a newer one missing an older one's records.
     this.#retiring = this.#retiring.then(retire).catch((err: unknown) => {

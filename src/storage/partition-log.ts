@@ -120,7 +120,7 @@ export interface LogOptions {
   maxOpenFiles?: number;
   /** Memory for active segments' tails across the TopicManager's logs (`log.tailCacheBytes`). */
   tailCacheBytes?: number;
-  /** The TopicManager keeps a shared journal for fsync mode (`log.flush.journal`, default false). */
+  /** The TopicManager keeps a shared journal for fsync mode (`log.flush.journal`, on by default in the config; off here unless set). */
   journal?: boolean;
 }
 
@@ -1670,6 +1670,9 @@ export class PartitionLog {
       }
     }
     this.#stats.refusedOutOfSpace += refused;
+    // The shared journal holds a second copy of recent small writes: it gives that space
+    // back, so the producer's retry finds it.
+    this.#journal?.giveBackSpace();
     await files;
     this.#events.warn('out-of-space', { dir: this.dir, refusedAppends: refused, nextOffset: String(this.#nextOffset), err: (cause as Error)?.message }, 'disk full: appends refused with KAFKA_STORAGE_ERROR; the log accepts writes again once space is freed');
   }

@@ -195,6 +195,7 @@ export class TopicManager {
     journalGroups: number;
     journalBytes: number;
     journalRotations: number;
+    journalCheckpoints: number;
   } {
     const j = this.#journal?.stats();
     return {
@@ -202,6 +203,7 @@ export class TopicManager {
       journalGroups: j?.groups ?? 0,
       journalBytes: j?.bytes ?? 0,
       journalRotations: j?.rotations ?? 0,
+      journalCheckpoints: j?.checkpoints ?? 0,
       tailCacheBytes: this.#tail.bytes,
       tailCacheHits: this.#tail.hits,
       tailCacheEvictions: this.#tail.evictions,

@@ -254,3 +254,89 @@ test('a group refused for want of space leaves no torn bytes behind: records in 
   assert.equal(r.applied, acked.length);
   assert.ok(log.contents().equals(Buffer.concat(acked)), 'every acknowledged record is back, from every generation');
 });
+
+/** An io whose writes fail with ENOSPC while `full` is set (after writing half of what they were given). */
+function fillingIo(): { io: typeof realIo; full: boolean; refused: number } {
+  const state = {
+    full: false,
+    refused: 0,
+    io: {
+      ...realIo,
+      writev: async (fd: number, bufs: Buffer[], position: number) => {
+        if (state.full) {
+          state.refused++;
+          const all = Buffer.concat(bufs);
+          fs.writeSync(fd, all, 0, all.length >> 1, position);
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        }
+        return realIo.writev(fd, bufs, position);
+      },
+    },
+  };
+  return state;
+}
+
+test('a write that runs out of space first gives back the space the journal holds (its logs sync, its file is cut to nothing), then goes through', async () => {
+  const d = dirs();
+  const disk = fillingIo();
+  const journal = await LogJournal.open(d.journal, { io: disk.io, syncFileSystem: false });
+  const logs = [new FakeLog(d.logs, 'g-0'), new FakeLog(d.logs, 'g-1')];
+  const held = Buffer.alloc(3000, 7);
+  for (const l of logs) {
+    l.write(0, held);
+    await journal.append(l, l.name, 0n, 0, [held]);
+  }
+  const [file] = generationFiles(d.journal);
+  assert.ok(fs.statSync(path.join(d.journal, file!)).size > 6000);
+  // The disk is full for one write: the journal gives its 6 KB back, and the retry fits.
+  const last = Buffer.alloc(500, 8);
+  logs[0]!.write(3000, last);
+  disk.full = true;
+  const appended = journal.append(logs[0]!, 'g-0', 0n, 3000, [last]);
+  await new Promise<void>((r) => setImmediate(r));
+  disk.full = false;
+  await appended;
+  assert.equal(disk.refused, 1);
+  assert.deepEqual(logs.map((l) => l.syncs), [1, 1], 'every log that appended synced its segments before the space was given back');
+  assert.equal(journal.stats().checkpoints, 1);
+  const size = fs.statSync(path.join(d.journal, file!)).size;
+  assert.ok(size < 1000, `the generation holds only the retried record (${size} bytes)`);
+  await journal.close();
+  // A crash: what the logs synced stays, the last record's bytes are lost from the segment.
+  fs.truncateSync(logs[0]!.file, 3000);
+  const r = await replayJournal(d.journal, d.logs);
+  assert.deepEqual({ applied: r.applied, tornBytes: r.tornBytes }, { applied: 1, tornBytes: 0 });
+  assert.ok(logs[0]!.contents().equals(Buffer.concat([held, last])));
+  assert.ok(logs[1]!.contents().equals(held));
+});
+
+test('on a disk that stays full an append is refused with nothing torn left behind, and a log whose records were given back truncates without writing a barrier', async () => {
+  const d = dirs();
+  const disk = fillingIo();
+  const journal = await LogJournal.open(d.journal, { io: disk.io, syncFileSystem: false });
+  const a = new FakeLog(d.logs, 'full-0');
+  const first = Buffer.alloc(2000, 1);
+  a.write(0, first);
+  await journal.append(a, 'full-0', 0n, 0, [first]);
+  disk.full = true;
+  await assert.rejects(journal.append(a, 'full-0', 0n, 2000, [Buffer.alloc(2000, 2)]), /out of space/);
+  assert.equal(journal.stats().checkpoints, 1, 'the space was given back once');
+  assert.equal(disk.refused, 2, 'the group was tried again after the space was given back, once');
+  // Its records were made redundant by the checkpoint: a barrier has nothing to void, and
+  // needs no space.
+  const records = journal.stats().records;
+  await journal.barrier('full-0');
+  assert.equal(journal.stats().records, records, 'no barrier written');
+  // A log that never appended needs none either.
+  await journal.barrier('never-0');
+  assert.equal(disk.refused, 2);
+  disk.full = false;
+  const again = Buffer.alloc(300, 3);
+  a.write(2000, again);
+  await journal.append(a, 'full-0', 0n, 2000, [again]);
+  await journal.barrier('full-0');
+  assert.equal(journal.stats().records, records + 2, 'the log appended again: its barrier is written');
+  await journal.close();
+  const r = await replayJournal(d.journal, d.logs);
+  assert.deepEqual({ applied: r.applied, voided: r.voided, tornBytes: r.tornBytes }, { applied: 0, voided: 1, tornBytes: 0 });
+});
