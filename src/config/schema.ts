@@ -621,8 +621,8 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       },
       intervalMs: duration('Time between fsyncs when mode is interval.', '1s', { minimum: 1, maximum: MAX_TIMER_MS }),
       journal: {
-        description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal together with other partitions\' writes (one fdatasync for all) instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. Costs a second write of those bytes, whose space it gives back when the disk fills (storage/README.md, "the shared journal").',
-        default: true,
+        description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal together with other partitions\' writes (one fdatasync for all) instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. Costs a second write of those bytes, whose space it gives back when the disk fills. Off by default: it adds to one busy partition\'s produce tail (storage/README.md, "the shared journal").',
+        default: false,
         type: 'boolean',
       },
     }),

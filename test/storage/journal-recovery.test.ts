@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { defaultLogOptions, type PartitionLog } from '../../src/storage/partition-log.js';
+import { realIo } from '../../src/storage/fs-util.js';
 import { TopicManager } from '../../src/storage/topic-manager.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
@@ -166,6 +167,42 @@ test('a clean close leaves nothing to write back, and with the journal turned of
     assert.equal(fs.existsSync(path.join(copy, 'journal')) ? fs.readdirSync(path.join(copy, 'journal')).length : 0, 0, 'no journal is kept when it is off');
   } finally {
     await off.close();
+    await tm.close();
+  }
+});
+
+test('a busy log journals at most 1 MiB between fdatasyncs of its own segment, so a seal never has tens of MiB to flush; a crash still loses nothing', async () => {
+  const d = dir();
+  // What each segment file's own fdatasyncs covered (its size at the call).
+  const synced = new Map<string, number>();
+  const io = {
+    ...realIo,
+    fdatasync: async (fd: number) => {
+      await realIo.fdatasync(fd);
+      const file = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (file.endsWith('.log')) synced.set(file, Math.max(synced.get(file) ?? 0, fs.fstatSync(fd).size));
+    },
+  };
+  const tm = await TopicManager.open(d, { ...opts, io });
+  await tm.createTopic('busy', 1);
+  const log = tm.partition('busy', 0)!;
+  // 4 MiB in 40 KB rounds, one at a time: each small enough for the journal.
+  for (let i = 0; i < 100; i++) await log.append(makeBatch(`busy-${i}`, 4, 10 * 1024));
+  const file = activeSegment(path.join(d, 'logs', 'busy-0'));
+  const size = fs.statSync(file).size;
+  const covered = synced.get(file) ?? 0;
+  assert.ok(size - covered <= 1024 * 1024, `${size - covered} bytes of the segment not covered by its own fdatasync (at most 1 MiB)`);
+  const records = tm.resourceStats().journalRecords;
+  assert.ok(records >= 80 && records < 100, `most rounds went through the journal, one in ~25 to the segment's own fdatasync (${records} of 100 journaled)`);
+  const copy = path.join(dir(), 'data');
+  crashCopy(d, copy);
+  fs.truncateSync(activeSegment(path.join(copy, 'logs', 'busy-0')), covered);
+  const restarted = await TopicManager.open(copy, opts);
+  try {
+    assert.equal(restarted.partition('busy', 0)!.highWatermark, log.highWatermark);
+    assert.ok((await readAll(restarted.partition('busy', 0)!)).equals(await readAll(log)), 'byte-identical to what was acknowledged');
+  } finally {
+    await restarted.close();
     await tm.close();
   }
 });

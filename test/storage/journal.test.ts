@@ -340,3 +340,40 @@ test('on a disk that stays full an append is refused with nothing torn left behi
   const r = await replayJournal(d.journal, d.logs);
   assert.deepEqual({ applied: r.applied, voided: r.voided, tornBytes: r.tornBytes }, { applied: 0, voided: 1, tornBytes: 0 });
 });
+
+test('a replay reads a generation a chunk at a time: records across chunk boundaries, one larger than a chunk, more segment files than it keeps open, and a torn last record', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { syncFileSystem: false });
+  // 200 logs (more than a replay keeps open), ~12 MB of records of uneven sizes (several
+  // 4 MiB chunks, so records straddle their boundaries), one of 5 MiB (larger than a chunk).
+  const logs = Array.from({ length: 200 }, (_, i) => new FakeLog(d.logs, `wide-${i}`));
+  const written = logs.map(() => 0);
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const acks: Promise<void>[] = [];
+  const put = (i: number, data: Buffer) => {
+    logs[i]!.write(written[i]!, data);
+    acks.push(journal.append(logs[i]!, logs[i]!.name, 0n, written[i]!, [data]));
+    written[i]! += data.length;
+  };
+  for (let k = 0; k < 600; k++) put(k % 200, crypto.randomBytes(1 + Math.floor(rand() * 40_000)));
+  put(3, crypto.randomBytes(5 * 1024 * 1024));
+  for (let k = 0; k < 10; k++) put(k, crypto.randomBytes(1000 + k));
+  await Promise.all(acks);
+  await journal.close();
+  const expected = logs.map((l) => l.contents());
+  // The crash: every segment file lost everything; the journal's last record is torn.
+  for (const l of logs) fs.truncateSync(l.file, 0);
+  const [file] = generationFiles(d.journal);
+  const full = path.join(d.journal, file!);
+  fs.truncateSync(full, fs.statSync(full).size - 500);
+  // Each file written back synced on its own (as when syncfs cannot run).
+  const r = await replayJournal(d.journal, d.logs, { syncFileSystem: false });
+  assert.equal(r.applied, 610, 'every record but the torn one');
+  assert.ok(r.tornBytes > 0 && r.tornBytes < 1100, `only the last record is torn (${r.tornBytes} bytes)`);
+  logs.forEach((l, i) => {
+    // Log 9's last record (1009 bytes) was the torn one.
+    const want = i === 9 ? expected[i]!.subarray(0, expected[i]!.length - 1009) : expected[i]!;
+    assert.ok(l.contents().equals(want), `${l.name} is byte-identical after the replay`);
+  });
+});
