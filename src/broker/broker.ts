@@ -87,6 +87,7 @@ export function logOptionsFrom(config: BrokerConfig): LogOptions {
     flushMode: l.flush.mode,
     flushIntervalMs: l.flush.intervalMs,
     journal: l.flush.journal,
+    journalMinLogs: l.flush.journalMinPartitions,
     retentionBytes: l.retention.bytes,
     retentionMs: l.retention.ms,
     maxOpenFiles: l.maxOpenFiles ?? derivedMaxOpenFiles(),

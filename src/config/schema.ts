@@ -218,6 +218,8 @@ export interface LogConfig {
     readonly intervalMs: number;
     /** fsync mode: small writes of many partitions made durable together (storage/journal.ts). */
     readonly journal: boolean;
+    /** The journal takes a partition's writes only while this many partitions write at once. */
+    readonly journalMinPartitions: number;
   };
   readonly retention: {
     /** -1: unlimited. */
@@ -303,7 +305,7 @@ export interface RawBrokerConfig {
     maxUncompressedBatchBytes: SizeInput;
     maxOpenFiles: number | null;
     tailCacheBytes: SizeInput;
-    flush: { mode: FlushMode; intervalMs: DurationInput; journal: boolean };
+    flush: { mode: FlushMode; intervalMs: DurationInput; journal: boolean; journalMinPartitions: number };
     retention: { bytes: SizeInput; ms: DurationInput; checkIntervalMs: DurationInput };
   };
   topics: { autoCreate: boolean; defaultPartitions: number };
@@ -624,6 +626,13 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
         description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal together with other partitions\' writes (one fdatasync for all) instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. Costs a second write of those bytes, whose space it gives back when the disk fills. Off by default: it adds to one busy partition\'s produce tail (storage/README.md, "the shared journal").',
         default: false,
         type: 'boolean',
+      },
+      journalMinPartitions: {
+        description: 'With the journal: a partition\'s write goes to it only while at least this many partitions wrote within the last 10 ms (a group must hold several partitions\' writes to save fdatasyncs); below that each partition fdatasyncs its own segment. 1: every small write is journaled.',
+        default: 4,
+        type: 'integer',
+        minimum: 1,
+        maximum: 1000000,
       },
     }),
     retention: section('When old segments are deleted.', {

@@ -46,6 +46,15 @@ import { closeAsync, fdatasyncAsync, fsyncDir, ftruncateAsync, openAsync, realIo
 import { paddedOffset, segmentFileName, LOG_SUFFIX } from './partition-files.js';
 
 export const JOURNAL_DIR = 'journal';
+
+/**
+ * A log's round is journaled only while at least this many logs wrote rounds within the
+ * last SHARING_WINDOW_MS (`LogJournal.sharing`): the journal saves fdatasyncs only when a
+ * group holds several logs' rounds. One busy partition (with maybe an offsets partition
+ * beside it) keeps its own fdatasync, and the tail latency it has without a journal.
+ */
+export const MIN_SHARING_LOGS = 4;
+export const SHARING_WINDOW_MS = 10;
 const SUFFIX = '.journal';
 const GENERATION = /^(\d{20})\.journal$/;
 
@@ -73,6 +82,8 @@ export interface JournalOptions {
    * member to sync its own segments instead (also the fallback when syncfs cannot run).
    */
   syncFileSystem?: boolean;
+  /** Journal a log's round only while this many logs write at once (default MIN_SHARING_LOGS). */
+  minSharingLogs?: number;
   /** Failures and rotations are logged here. */
   log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
@@ -159,6 +170,7 @@ export class LogJournal {
   readonly #log: JournalOptions['log'];
   readonly #syncFs: boolean;
   readonly #io: LogIo;
+  readonly #minSharing: number;
   #generation: number;
   #fd: number;
   #position = 0;
@@ -179,6 +191,9 @@ export class LogJournal {
   #retiring: Promise<void> = Promise.resolve();
   #stats = { records: 0, groups: 0, bytes: 0, rotations: 0, checkpoints: 0 };
   #idle: Array<() => void> = [];
+  /** Logs that wrote a round in the current window, and how many did in the one before. */
+  #window = { start: -Infinity, logs: new Set<string>() };
+  #previousWindowLogs = 0;
 
   private constructor(dir: string, generation: number, fd: number, options: JournalOptions) {
     this.dir = dir;
@@ -188,6 +203,7 @@ export class LogJournal {
     this.#log = options.log;
     this.#syncFs = options.syncFileSystem ?? true;
     this.#io = options.io ?? realIo;
+    this.#minSharing = options.minSharingLogs ?? MIN_SHARING_LOGS;
   }
 
   /**
@@ -234,6 +250,22 @@ export class LogJournal {
       this.#writing = true;
       void this.#writer();
     }
+  }
+
+  /**
+   * `log` wrote a round: whether enough logs are writing at once (`minSharingLogs` in this
+   * window or the one before) for the journal to save fdatasyncs.
+   */
+  sharing(log: string, now = performance.now()): boolean {
+    if (this.#minSharing <= 1) return true;
+    const w = this.#window;
+    if (now - w.start >= SHARING_WINDOW_MS) {
+      this.#previousWindowLogs = now - w.start < 2 * SHARING_WINDOW_MS ? w.logs.size : 0;
+      this.#window = { start: now, logs: new Set([log]) };
+    } else {
+      w.logs.add(log);
+    }
+    return Math.max(this.#window.logs.size, this.#previousWindowLogs) >= this.#minSharing;
   }
 
   stats(): JournalStats {

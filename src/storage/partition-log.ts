@@ -122,6 +122,8 @@ export interface LogOptions {
   tailCacheBytes?: number;
   /** The TopicManager keeps a shared journal for fsync mode (`log.flush.journal`, default false). */
   journal?: boolean;
+  /** The journal's MIN_SHARING_LOGS (`log.flush.journalMinPartitions`). */
+  journalMinLogs?: number;
 }
 
 /**
@@ -1518,7 +1520,13 @@ export class PartitionLog {
           // Only a run of appends that wait for durability: the journal reads their batches
           // after this round, and an append answered at its write may have had its buffer
           // (a pooled request frame) reused by then.
-          if (this.#journal !== undefined && pos - at <= JOURNAL_MAX_ROUND_BYTES && this.#journalDebt + (pos - at) <= JOURNAL_MAX_LOG_DEBT_BYTES && allSync(items, i, j)) {
+          if (
+            this.#journal !== undefined &&
+            pos - at <= JOURNAL_MAX_ROUND_BYTES &&
+            this.#journalDebt + (pos - at) <= JOURNAL_MAX_LOG_DEBT_BYTES &&
+            allSync(items, i, j) &&
+            this.#journal.sharing(this.#journalName)
+          ) {
             this.#journalRuns.push({ segment: seg, position: at, batches: bufs });
             this.#journaled.add(seg);
             this.#journalDebt += pos - at;

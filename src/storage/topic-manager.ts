@@ -265,7 +265,7 @@ export class TopicManager {
     this.#journalReplay = replayed;
     if (replayed.generations > 0) this.#log?.info({ ...replayed }, 'journal replayed into the segment files');
     if (replayed.tornBytes > 0) this.#log?.warn({ tornBytes: replayed.tornBytes }, 'the journal ended in a torn record (a crash during a write): nothing after it was acknowledged');
-    if (this.#logOptions.journal === true) this.#journal = await LogJournal.open(journalDir, { log: this.#log, io: this.#logOptions.io });
+    if (this.#logOptions.journal === true) this.#journal = await LogJournal.open(journalDir, { log: this.#log, io: this.#logOptions.io, minSharingLogs: this.#logOptions.journalMinLogs });
     let file: TopicsFile = { version: 1, topics: [] };
     if (fs.existsSync(this.#topicsFile)) {
       try {

@@ -109,14 +109,14 @@ async function idempotentProducer(tb: TestBroker): Promise<Producer> {
   return producer;
 }
 
-// With the shared journal, the journal gives its space back when a write runs out of it
+// With the shared journal (taking this one partition's writes: journalMinPartitions 1), the journal gives its space back when a write runs out of it
 // (it retires its generations at once), so the consumer group's commits still find room.
 for (const journal of [false, true]) test(`disk full${journal ? ' (with the shared journal)' : ''}: produce gets KAFKA_STORAGE_ERROR, reads go on, writes resume once space is freed, and every acknowledged record is there exactly once, also after a restart`, async () => {
   const mount = mountTmpfs(24 * 1024 * 1024);
   const dataDir = path.join(mount, 'data');
   const ballast = path.join(mount, 'ballast');
   fs.writeFileSync(ballast, Buffer.alloc(6 * 1024 * 1024, 1));
-  let tb = await startBroker({ log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal } }, topics: { autoCreate: true, defaultPartitions: 1 } }, { dataDir, cleanup: () => {} });
+  let tb = await startBroker({ log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal, journalMinPartitions: 1 } }, topics: { autoCreate: true, defaultPartitions: 1 } }, { dataDir, cleanup: () => {} });
   cleanups.push(() => tb.cleanup());
   const producer = await idempotentProducer(tb);
   const out: Outcome = { acked: new Set(), failed: new Set(), errors: [] };
@@ -180,7 +180,7 @@ function faultyIo(which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
 for (const [which, journal] of [['write', false], ['fdatasync', false], ['fdatasync', true]] as const) {
   test(`EIO on ${which}${journal ? ' (with the shared journal)' : ''}: the partition goes offline with KAFKA_STORAGE_ERROR, the broker stays up, and after a restart every acknowledged record is there exactly once`, async () => {
     const io = faultyIo(which);
-    const overrides = { log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal } }, topics: { autoCreate: true, defaultPartitions: 1 } };
+    const overrides = { log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal, journalMinPartitions: 1 } }, topics: { autoCreate: true, defaultPartitions: 1 } };
     let tb = await startBroker(overrides, undefined, { logIo: io });
     cleanups.push(() => tb.cleanup());
     const producer = await idempotentProducer(tb);

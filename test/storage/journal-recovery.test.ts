@@ -27,7 +27,8 @@ function dir(): string {
   return t.dir;
 }
 
-const opts = { ...defaultLogOptions, flushMode: 'fsync' as const, journal: true, retentionMs: -1 };
+// journalMinLogs 1: every small round is journaled, also those of a single partition.
+const opts = { ...defaultLogOptions, flushMode: 'fsync' as const, journal: true, journalMinLogs: 1, retentionMs: -1 };
 
 /** Every batch of a log from its start to its end, as stored. */
 async function readAll(log: PartitionLog): Promise<Buffer> {
@@ -203,6 +204,25 @@ test('a busy log journals at most 1 MiB between fdatasyncs of its own segment, s
     assert.ok((await readAll(restarted.partition('busy', 0)!)).equals(await readAll(log)), 'byte-identical to what was acknowledged');
   } finally {
     await restarted.close();
+    await tm.close();
+  }
+});
+
+test('by default a partition writing alone keeps its own fdatasync; partitions writing together go through the journal', async () => {
+  const d = dir();
+  const tm = await TopicManager.open(d, { ...opts, journalMinLogs: undefined });
+  try {
+    await tm.createTopic('alone', 1);
+    await tm.createTopic('many', 8);
+    const solo = tm.partition('alone', 0)!;
+    for (let i = 0; i < 20; i++) await solo.append(makeBatch(`solo-${i}`, 1, 500));
+    assert.equal(tm.resourceStats().journalRecords, 0, 'nothing journaled for one partition');
+    assert.ok(solo.stats().fsyncs >= 20, `each append fdatasync'd its own segment (${solo.stats().fsyncs})`);
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 8 }, (_, p) => tm.partition('many', p)!.append(makeBatch(`m${round}-${p}`, 1, 500))));
+    }
+    assert.ok(tm.resourceStats().journalRecords >= 8, `eight partitions at once went through the journal (${tm.resourceStats().journalRecords} records)`);
+  } finally {
     await tm.close();
   }
 });

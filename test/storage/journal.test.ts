@@ -377,3 +377,23 @@ test('a replay reads a generation a chunk at a time: records across chunk bounda
     assert.ok(l.contents().equals(want), `${l.name} is byte-identical after the replay`);
   });
 });
+
+test('the journal takes a round only while several logs write at once (minSharingLogs within the window or the one before)', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { minSharingLogs: 3 });
+  // One log writing alone, however often: never.
+  for (let t = 0; t < 100; t += 1) assert.equal(journal.sharing('solo', t), false);
+  // Three logs within one window: yes, for each of them.
+  assert.equal(journal.sharing('b', 100), false);
+  assert.equal(journal.sharing('c', 105), false);
+  assert.equal(journal.sharing('solo', 107), true);
+  assert.equal(journal.sharing('b', 109), true);
+  // The next window still counts the last one's three...
+  assert.equal(journal.sharing('solo', 112), true);
+  // ...but not after a quiet window.
+  assert.equal(journal.sharing('solo', 140), false);
+  await journal.close();
+  const always = await LogJournal.open(dirs().journal, { minSharingLogs: 1 });
+  assert.equal(always.sharing('solo', 0), true);
+  await always.close();
+});
