@@ -22,14 +22,14 @@ import { benchDir, formatTable, loadLine, writeResults, type Row } from './harne
 import { connectionFlood } from './drill/connection-flood.js';
 import { diskFull } from './drill/disk-full.js';
 import { killOffload } from './drill/kill-offload.js';
-import { killProduce } from './drill/kill-produce.js';
+import { killProduce, killProduceJournal } from './drill/kill-produce.js';
 import { killReplication } from './drill/kill-replication.js';
 import { linkFaults } from './drill/link-faults.js';
 import { poisonBatches } from './drill/poison-batches.js';
 import { brokerNodeArgs, DrillContext, type Scenario } from './drill/shared/context.js';
 import { storeOutage } from './drill/store-outage.js';
 
-const SCENARIOS: Scenario[] = [killProduce, killReplication, killOffload, linkFaults, storeOutage, diskFull, poisonBatches, connectionFlood];
+const SCENARIOS: Scenario[] = [killProduce, killProduceJournal, killReplication, killOffload, linkFaults, storeOutage, diskFull, poisonBatches, connectionFlood];
 
 interface Result {
   scenario: Scenario;
