@@ -341,6 +341,11 @@ export class LogJournal {
       this.#inflight = undefined;
       for (const w of group.waiters) w.resolve();
     }
+    if (this.#failure) {
+      // Offline (a failed checkpoint ends the loop here too): nothing pending is left waiting.
+      for (const w of this.#pending.waiters) w.reject(this.#failure);
+      this.#pending = emptyGroup();
+    }
     this.#inflight = undefined;
     this.#writing = false;
     for (const r of this.#idle.splice(0)) r();
@@ -392,13 +397,21 @@ export class LogJournal {
     await this.#retiring;
     if (this.#position === 0) return older > this.#retiringLogs.size;
     const held = this.#position;
+    let cut = false;
     try {
       if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...this.#members].map((m) => m.syncForJournal()));
       await ftruncateAsync(this.#fd, 0);
+      cut = true;
       // The cut must be durable before anything is written over it.
       await this.#io.fdatasync(this.#fd);
     } catch (err) {
-      this.#log?.warn({ err, dir: this.dir }, 'journal: out of space, and giving its space back failed');
+      if (cut) {
+        // The file no longer matches #position: nothing more may be written to it.
+        this.#failure = storageError(`the journal ${this.dir} is offline after an I/O error`, err);
+        this.#log?.error({ err, dir: this.dir }, 'journal: the fdatasync after cutting it failed; journaled appends refused until restart');
+      } else {
+        this.#log?.warn({ err, dir: this.dir }, 'journal: out of space, and giving its space back failed');
+      }
       return false;
     }
     this.#position = 0;

@@ -397,3 +397,29 @@ test('the journal takes a round only while several logs write at once (minSharin
   assert.equal(always.sharing('solo', 0), true);
   await always.close();
 });
+
+test('a checkpoint whose fdatasync after the cut fails takes the journal offline: the file no longer matches, so nothing more is written to it', async () => {
+  const d = dirs();
+  const disk = fillingIo();
+  let eio = false;
+  const io = {
+    ...disk.io,
+    fdatasync: async (fd: number) => {
+      if (eio) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      return realIo.fdatasync(fd);
+    },
+  };
+  const journal = await LogJournal.open(d.journal, { io, syncFileSystem: false });
+  const a = new FakeLog(d.logs, 'cut-0');
+  const first = Buffer.alloc(1000, 1);
+  a.write(0, first);
+  await journal.append(a, 'cut-0', 0n, 0, [first]);
+  disk.full = true;
+  eio = true;
+  await assert.rejects(journal.append(a, 'cut-0', 0n, 1000, [Buffer.alloc(1000, 2)]), /out of space|offline/);
+  disk.full = false;
+  eio = false;
+  await assert.rejects(journal.append(a, 'cut-0', 0n, 1000, [Buffer.alloc(10, 3)]), /offline/, 'later appends are refused, not written after a hole');
+  assert.equal(journal.stats().checkpoints, 0);
+  await journal.close();
+});
