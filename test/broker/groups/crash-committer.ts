@@ -4,7 +4,10 @@
  * partitions p and p+100 of one topic and commits them together in one request with
  * increasing offsets; it prints "try <lane> <offset>" before a commit and
  * "ack <lane> <offset>" once the commit is acknowledged (durable). The parent kill -9s it.
- * Stdout to a pipe is synchronous on Linux, so every printed line reaches the parent.
+ * Stdout to a pipe is asynchronous on POSIX (Node's "A note on process I/O"): a line still
+ * queued in this process when it is killed never reaches the parent. So a commit starts only
+ * once its "try" line is in the pipe; an "ack" line lost with the process only leaves the
+ * parent expecting the commit it had in flight, which it accepts.
  */
 import { GroupCoordinator } from '../../../src/broker/groups/group-coordinator.js';
 
@@ -14,6 +17,11 @@ export function laneTopic(lane: number): string {
 }
 export function lanePartition(lane: number): number {
   return Math.floor(lane / 4);
+}
+
+/** Resolves once `line` has been written to the pipe (it then outlives this process). */
+function report(line: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(line, (err) => (err ? reject(err) : resolve())));
 }
 
 async function main(): Promise<void> {
@@ -31,7 +39,7 @@ async function main(): Promise<void> {
   await Promise.all(
     start.map(async (from, lane) => {
       for (let offset = from + 1n; ; offset++) {
-        process.stdout.write(`try ${lane} ${offset}\n`);
+        await report(`try ${lane} ${offset}\n`);
         const partition = lanePartition(lane);
         const metadata = `r${round}-${offset}`;
         const r = await gc.commitOffsets({
@@ -48,7 +56,7 @@ async function main(): Promise<void> {
         });
         const failed = r.topics.flatMap((t) => t.partitions.flatMap((p) => (p.error === null ? [] : [p.error.code])));
         if (failed.length > 0) throw new Error(`commit failed: ${failed.join(',')}`);
-        process.stdout.write(`ack ${lane} ${offset}\n`);
+        await report(`ack ${lane} ${offset}\n`);
       }
     }),
   );
