@@ -17,6 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -117,7 +118,11 @@ export class BrokerProcess {
     return this.#output;
   }
 
-  /** Spawns the broker; resolves once its Kafka port accepts connections (see TestCluster.waitMembers for membership). */
+  /**
+   * Spawns the broker; resolves once its Kafka port and then its admin port accept
+   * connections (the broker opens the admin API after the Kafka listener; see
+   * TestCluster.waitMembers for membership).
+   */
   async start(): Promise<void> {
     if (this.running) throw new Error(`broker ${this.nodeId} is already running`);
     // With the node flags `meridian` passes, as a deployed broker runs.
@@ -136,6 +141,23 @@ export class BrokerProcess {
         const c = await RawClient.connect(this.port);
         c.close();
         return true;
+      },
+      30_000,
+      50,
+      () => `output:\n${this.#output}`,
+    );
+    await waitFor(
+      `broker ${this.nodeId}'s admin API to listen on 127.0.0.1:${this.adminPort}`,
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`broker ${this.nodeId} exited (code ${proc.exitCode}, signal ${proc.signalCode})`);
+        return await new Promise<boolean | undefined>((resolve) => {
+          const s = net.connect(this.adminPort, '127.0.0.1');
+          s.once('connect', () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.once('error', () => resolve(undefined));
+        });
       },
       30_000,
       50,
