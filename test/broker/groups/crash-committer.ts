@@ -10,6 +10,7 @@
  * parent expecting the commit it had in flight, which it accepts.
  */
 import { GroupCoordinator } from '../../../src/broker/groups/group-coordinator.js';
+import { reportLine as report } from '../../helpers/pipe-report.js';
 
 export const LANES = 16;
 export function laneTopic(lane: number): string {
@@ -19,10 +20,6 @@ export function lanePartition(lane: number): number {
   return Math.floor(lane / 4);
 }
 
-/** Resolves once `line` has been written to the pipe (it then outlives this process). */
-function report(line: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(line, (err) => (err ? reject(err) : resolve())));
-}
 
 async function main(): Promise<void> {
   const [dir, round] = process.argv.slice(2);
