@@ -133,15 +133,18 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   }
   const brokers: Broker[] = [];
   let stopping = false;
+  let logClosing = false;
   const stop = async (signal: string) => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting without a clean shutdown');
+      // The log may already be closing (draining before the exit).
+      if (!logClosing) logger.warn({ signal }, 'second signal: exiting without a clean shutdown');
       process.exit(130);
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await Promise.allSettled(brokers.map((b) => b.close()));
-    stdout.flushSync();
+    logClosing = true;
+    await drained(stdout);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -152,7 +155,7 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   } catch (err) {
     logger.fatal({ err }, 'startup failed');
     await Promise.allSettled(brokers.map((b) => b.close()));
-    stdout.flushSync();
+    await drained(stdout);
     // Broker.start names the setting to look at (broker/startup-error.ts); brokers start in
     // order, so the one that failed is the next after those running.
     const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
@@ -164,6 +167,24 @@ async function runBrokers(inputs: Array<{ file?: string; overrides?: BrokerConfi
   }
   // Keep the process alive until a signal arrives (every other timer is unref'd).
   setInterval(() => {}, 1 << 30);
+}
+
+/**
+ * Resolves once every log line written to `stream` has reached the file descriptor. flushSync
+ * is not enough before process.exit: with an asynchronous write still in flight it writes the
+ * later lines first and the process may exit before the in-flight one lands (the last lines,
+ * 'broker stopped' among them, went missing from a pipe). Bounded, so a reader that stopped
+ * reading cannot hold the exit forever.
+ */
+function drained(stream: ReturnType<typeof pino.destination>, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stream.end();
+  });
 }
 
 function bannerRegion(config: BrokerConfig): BannerRegion {

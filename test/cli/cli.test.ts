@@ -54,7 +54,7 @@ test('broker --config runs one region; SIGTERM stops it cleanly and releases the
   assert.equal(second.status, 2);
   assert.match(second.stderr, /^meridian: cannot start ap-south: dataDir: data directory \S+ is in use by another Meridian process/m);
   child.kill('SIGTERM');
-  const code = await new Promise((r) => child.once('exit', r));
+  const code = await new Promise((r) => child.once('close', r));
   assert.equal(code, 0);
   assert.equal(fs.existsSync(path.join(dataDir, 'meridian.lock')), false);
   assert.match(out, /"region":"ap-south"/);

@@ -54,7 +54,7 @@ test('meridian dev --brokers 3: etcd and six brokers, kcat in each region, Ctrl-
   let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   let pids: number[] = [];
   try {
     await waitFor(

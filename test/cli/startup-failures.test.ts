@@ -58,7 +58,7 @@ function meridian(args: string[]): Promise<Exit> {
       child.kill('SIGKILL');
       reject(new Error(`meridian ${args.join(' ')} neither started nor exited within ${DEADLINE_MS} ms (the hang of issue 9)\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, DEADLINE_MS);
-    child.once('exit', (status) => {
+    child.once('close', (status) => {
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
     });

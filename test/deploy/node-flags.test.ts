@@ -74,7 +74,7 @@ async function brokerLog(name: string, command: string, args: string[]): Promise
     });
   });
   child.removeAllListeners('exit');
-  const exited = new Promise((r) => child.once('exit', r));
+  const exited = new Promise((r) => child.once('close', r));
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
   return out;

@@ -55,7 +55,7 @@ function refusedLock(dir: string): Promise<{ code: number | null; stderr: string
       child.kill('SIGKILL');
       reject(new Error('a second process took a held lock'));
     });
-    child.once('exit', (code) => resolve({ code, stderr }));
+    child.once('close', (code) => resolve({ code, stderr }));
   });
 }
 
