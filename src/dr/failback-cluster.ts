@@ -24,7 +24,10 @@
  *    attempt copied, whole batches in order (only failback writes the side topic); that many
  *    tail records are skipped. A batch the side leader appended without answering is counted
  *    once replicated; one it lost with a leader change is copied again.
- * 4. The partition is cut at its cut on the leader and every replica
+ * 4. The tail found (its record count, offsets, timestamps, where the side topic holds it) is
+ *    saved with the plan in etcd before the partition is cut: a failback resumed after that
+ *    cut finds nothing past it any more, and reports the saved tail instead.
+ * 5. The partition is cut at its cut on the leader and every replica
  *    (`ClusterNode.truncatePartition`, cluster/partition-truncate.ts); a refusal (the leader's
  *    reason) or a timeout is an error naming the partition, and the failback stays
  *    `failing-back` for the same command to complete (a repeated cut at the same offset
@@ -125,6 +128,8 @@ export function grantCommands(principal: string, missing: readonly TopicAccess[]
 export interface ClusterFailbackPlan {
   readonly sideTopic: string;
   readonly cuts: Record<string, string>;
+  /** The tails an earlier attempt saved before cutting their partitions (`saveTail`). */
+  readonly tails?: readonly DivergentPartition[];
 }
 
 export interface ClusterFailbackOptions {
@@ -134,6 +139,11 @@ export interface ClusterFailbackOptions {
   /** How long one partition's copy and cut may take before the attempt fails (retriable). */
   readonly partitionTimeoutMs: number;
   readonly partitions: number;
+  /**
+   * Saves a partition's tail with the plan (etcd) before that partition is cut: once cut, the
+   * tail is only in the side topic, and a failback resumed after a crash reports the saved one.
+   */
+  readonly saveTail: (tail: DivergentPartition) => Promise<void>;
 }
 
 /** What the region-wide failback did: each tail, and the leader epoch each cut left its partition at. */
@@ -160,7 +170,12 @@ export async function failbackOnCluster(topic: string, plan: ClusterFailbackPlan
       const cut = BigInt(plan.cuts[String(p)]!);
       // A failed attempt (a leader change, a lost answer) starts over from the side
       // partition's replicated end: nothing is copied twice.
-      const tail = await retrying(o, () => copyTail(region, topic, plan.sideTopic, p, cut, ends[p]!));
+      const measured = await retrying(o, () => copyTail(region, topic, plan.sideTopic, p, cut, ends[p]!));
+      // Producers are refused since the plan was saved, so a tail measured before its cut
+      // is the tail; measured again after the cut it would be empty.
+      const saved = plan.tails?.find((t) => t.partition === p);
+      const tail = saved === undefined ? measured : { ...saved };
+      if (saved === undefined && BigInt(measured.records) > 0n) await o.saveTail(measured);
       try {
         leaderEpochs[String(p)] = (await o.ops.truncatePartition(topic, p, cut, { timeoutMs: o.partitionTimeoutMs })).leaderEpoch;
       } catch (err) {

@@ -62,6 +62,8 @@ interface Plan {
   /**
    * Each partition's tail as found before the first cut, saved with the plan: after a crash
    * past a cut that tail is only in the side topic, and the resumed failback reports this.
+   * A single broker saves every partition's at once; a region cluster saves each partition's
+   * right before cutting it (only those with records), so it may hold some.
    */
   tails?: DivergentPartition[];
 }
@@ -174,6 +176,7 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
       requestTimeoutMs,
       partitionTimeoutMs: Math.max(30_000, requestTimeoutMs),
       partitions: dr.topics.partitions(topic).length,
+      saveTail: (tail) => saveTail(dr, topic, plan, tail),
     });
     // Every cut is done: from here the `following` entry tells every coordinator which
     // commits past a cut are stale (failback-clamp.ts).
@@ -184,8 +187,8 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
   for (const log of logs) await log.flush();
   // Producers and replication are refused since the plan was saved, so the tails cannot
   // change before the cuts: measured once, saved before anything is cut.
-  const found = plan.tails?.map((t) => ({ ...t })) ?? (await tails(dr, topic, plan));
-  if (plan.tails === undefined) {
+  const found = plan.tails?.length === logs.length ? plan.tails.map((t) => ({ ...t })) : await tails(dr, topic, plan);
+  if (plan.tails?.length !== logs.length) {
     const saved: Plan = { ...plan, tails: found.map((t) => ({ ...t })) };
     await dr.state.update(topic, (cur) => {
       if (!ownFailback(cur, plan)) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed during its failback: nothing was cut; run it again`, { retriable: true });
@@ -214,6 +217,19 @@ async function execute(dr: DisasterRecovery, topic: string, plan: Plan, at: numb
     await dr.groups.clampOffsets(topic, partition, cut);
   }
   return follow(dr, topic, plan, at, found);
+}
+
+/**
+ * A region cluster's failback saves each partition's tail with its plan right before that
+ * partition is cut (failback-cluster.ts), only over this failback's own entry.
+ */
+async function saveTail(dr: DisasterRecovery, topic: string, plan: Plan, tail: DivergentPartition): Promise<void> {
+  await dr.state.update(topic, (cur) => {
+    if (!ownFailback(cur, plan)) throw new MeridianError(ErrorCode.InvalidDrRequest, `the DR role of ${topic} changed during its failback: partition ${tail.partition} was not cut; check \`meridian dr status\` and run the failback again`, { retriable: true });
+    const was = cur!.failback as Plan;
+    const kept = (was.tails ?? []).filter((t) => t.partition !== tail.partition);
+    return { ...cur!, failback: { ...was, tails: [...kept, { ...tail }].sort((a, b) => a.partition - b.partition) } };
+  });
 }
 
 /**

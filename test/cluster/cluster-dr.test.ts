@@ -25,6 +25,12 @@
  * not), and the new primary's next records replicate in: both regions read the same records.
  * Then a second round, uninterrupted from the plan on (eu-west promoted again and writing,
  * us-east promoted past it): the failback creates its side topic itself.
+ *
+ * The third test crashes a failback for real: the asked broker is SIGKILLed the moment it asks
+ * partition 0's cut in etcd. The cut completes without it; the same failback through another
+ * broker then reports every partition's tail as the dry run found it, partition 0's from the
+ * plan (saved there before the cut, since the topic no longer holds it), and the side topic
+ * holds each tail once.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -279,7 +285,7 @@ interface FailbackReport {
   newPrimary: string;
   epoch: number;
   totals: { records: string };
-  partitions: Array<{ partition: number; truncateAt: string; records: string; offsets: { first: string; last: string } | null }>;
+  partitions: Array<{ partition: number; truncateAt: string; records: string; offsets: { first: string; last: string } | null; timestamps: { first: string; last: string } | null; preservedAt?: { first: string; last: string } }>;
 }
 
 async function failbackVia(adminPort: number, body: { topic: string; confirm?: boolean }): Promise<FailbackReport> {
@@ -287,6 +293,25 @@ async function failbackVia(adminPort: number, body: { topic: string; confirm?: b
   const text = await res.text();
   assert.equal(res.status, 200, text);
   return JSON.parse(text) as FailbackReport;
+}
+
+/**
+ * A new divergence: eu-west is promoted again (to `westEpoch`) and writes `west<westEpoch>-<p>`
+ * to each partition, which us-east (superseded, refusing it) never receives; us-east is then
+ * promoted past it, and every eu-west broker learns so (read-only again).
+ */
+async function divergeAgain(westEpoch: number): Promise<void> {
+  assert.equal((await promote(west.node(1).adminPort, TOPIC)).epoch, westEpoch);
+  const producer = kafka(west.bootstrap, `dr-west-${westEpoch}`).producer();
+  await producer.connect();
+  try {
+    for (let p = 0; p < PARTITIONS; p++) await producer.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: `west${westEpoch}-${p}` }] });
+  } finally {
+    await producer.disconnect();
+  }
+  await waitFor(`us-east to learn of eu-west at epoch ${westEpoch}`, async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 20_000, 50);
+  assert.equal((await promote(east.node(1).adminPort, TOPIC)).epoch, westEpoch + 1);
+  for (const b of west.nodes) await waitFor(`eu-west broker ${b.nodeId} to learn of us-east at epoch ${westEpoch + 1}`, async () => (await roleOn(b.adminPort))?.readOnly === true, 20_000, 50);
 }
 
 /** One batch produced as is (acks=all) to a partition's leader. */
@@ -432,17 +457,7 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
   // `west3-<p>`, which us-east (superseded, refusing it) never receives; us-east is promoted
   // past it (epoch 4); the failback through broker 3 decides the plan, writes it, creates the
   // side topic itself, copies and cuts.
-  assert.equal((await promote(west.node(1).adminPort, TOPIC)).epoch, 3);
-  const westAgain = kafka(west.bootstrap, 'dr-west-3').producer();
-  await westAgain.connect();
-  try {
-    for (let p = 0; p < PARTITIONS; p++) await westAgain.send({ topic: TOPIC, acks: -1, messages: [{ partition: p, value: `west3-${p}` }] });
-  } finally {
-    await westAgain.disconnect();
-  }
-  await waitFor('us-east to learn of eu-west at epoch 3', async () => (await roleOn(east.node(1).adminPort))?.readOnly === true, 20_000, 50);
-  assert.equal((await promote(east.node(1).adminPort, TOPIC)).epoch, 4);
-  for (const b of west.nodes) await waitFor(`eu-west broker ${b.nodeId} to learn of us-east at epoch 4`, async () => (await roleOn(b.adminPort))?.readOnly === true, 20_000, 50);
+  await divergeAgain(3);
   mark('eu-west wrote west3-<p> at epoch 3; us-east promoted to epoch 4');
   assert.ok(leaders.some((l) => l !== 3), `broker 3 does not lead every partition (leaders ${leaders.join(', ')})`);
   const again = await failbackVia(west.node(3).adminPort, { topic: TOPIC, confirm: true });
@@ -454,4 +469,85 @@ test('failback --confirm on a region cluster, resumed after a crash: the diverge
   for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
   for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to follow us-east at epoch 4`, async () => (await roleOn(b.adminPort))?.phase === 'following', 5_000, 20);
   mark('a second failback, uninterrupted, through broker 3');
+});
+
+test('a failback on a region cluster whose broker dies right after asking its first cut: the cut completes without it, and the same failback through another broker reports every tail (the cut one from its plan), copied once', { timeout: 120_000 }, async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  // From the test above: us-east is primary at epoch 4. eu-west is promoted again (epoch 5)
+  // and writes `west5-<p>`, which us-east, superseded, never receives; us-east is promoted
+  // past it (epoch 6).
+  await divergeAgain(5);
+  const before = await kcatValues(west.bootstrap[0]!, TOPIC);
+  for (let p = 0; p < PARTITIONS; p++) assert.equal(before[p]!.at(-1), `west5-${p}`);
+  mark('eu-west wrote west5-<p> at epoch 5; us-east promoted to epoch 6');
+
+  // The broker asked is not partition 0's leader; the one asked again is neither of them.
+  const leader0 = (await west.partition(TOPIC, 0, (v) => v.isr.length === 3)).leader;
+  const asked = west.nodes.find((b) => b.nodeId !== leader0)!;
+  const again = west.nodes.find((b) => b.nodeId !== leader0 && b.nodeId !== asked.nodeId)!;
+  const dry = await failbackVia(again.adminPort, { topic: TOPIC });
+  assert.deepEqual(dry.partitions.map((p) => p.records), ['1', '1', '1']);
+  const sideTopic = `${TOPIC}.diverged-${WEST}-e6`;
+  assert.equal(dry.sideTopic, sideTopic);
+
+  // The asked broker is SIGKILLed the moment partition 0's cut is asked in etcd (a new
+  // truncation in its state): by then its tail is copied, and partitions 1 and 2 are not.
+  const etcd = new Etcd3({ hosts: west.etcd.endpoint });
+  const stateKey = (p: number) => `/meridian-e2e/eu-west/partitions/${TOPIC}/${p}`;
+  const truncationOf = async (p: number) => (JSON.parse((await etcd.get(stateKey(p)).string())!) as { truncation?: { id: string; offset: string; status: string } }).truncation;
+  const earlier = await Promise.all([0, 1, 2].map(truncationOf));
+  const watcher = await etcd.watch().key(stateKey(0)).create();
+  let killed: Promise<void> | undefined;
+  watcher.on('put', (kv) => {
+    const cut = (JSON.parse(kv.value.toString()) as { truncation?: { id: string } }).truncation;
+    if (killed === undefined && cut !== undefined && cut.id !== earlier[0]?.id) killed = asked.kill9();
+  });
+  try {
+    const answer = await fetch(`http://127.0.0.1:${asked.adminPort}/v1/dr/failback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: TOPIC, confirm: true }) }).then(
+      async (res) => `answered ${res.status}: ${await res.text()}`,
+      () => 'no answer',
+    );
+    assert.equal(answer, 'no answer', `broker ${asked.nodeId} was killed before it answered`);
+    assert.ok(killed !== undefined, 'partition 0\'s cut was asked');
+    await killed;
+  } finally {
+    await watcher.cancel();
+  }
+  mark(`broker ${asked.nodeId} killed once partition 0's cut was asked`);
+
+  try {
+    // Partition 0 is cut without it (it leaves the ISR); 1 and 2 were never asked.
+    await waitFor('partition 0\'s cut to complete', async () => (await truncationOf(0))?.status === 'done', 20_000, 50);
+    assert.equal((await truncationOf(0))?.offset, dry.partitions[0]!.truncateAt);
+    for (const p of [1, 2]) assert.equal((await truncationOf(p))?.id, earlier[p]?.id, `partition ${p} was not cut by the killed attempt`);
+    const entry = JSON.parse((await etcd.get(`/meridian-e2e/eu-west/dr/topics/${TOPIC}`).string())!) as { phase: string; failback: { tails?: FailbackReport['partitions'] } };
+    assert.equal(entry.phase, 'failing-back');
+    assert.deepEqual(entry.failback.tails?.map((p) => [p.partition, p.records]), [[0, '1']], 'partition 0\'s tail saved with the plan before its cut');
+  } finally {
+    etcd.close();
+  }
+  const cutLeader = (await west.partition(TOPIC, 0, (v) => v.leader !== asked.nodeId && v.leader >= 0)).leader;
+  await waitFor('partition 0 read back to its cut at its leader', async () => {
+    const logs = await west.node(cutLeader).readLog(TOPIC, 0);
+    return logs.every((b) => b.baseOffset < BigInt(dry.partitions[0]!.truncateAt) || isControl(b));
+  }, 20_000, 50);
+  mark('partition 0 cut; its tail saved in the plan');
+
+  // The same command through another broker completes it and reports every tail as the dry
+  // run found it, partition 0's (no longer in the topic) from the plan.
+  const done = await failbackVia(again.adminPort, { topic: TOPIC, confirm: true });
+  assert.equal(done.completed, true);
+  const summary = (r: FailbackReport) => r.partitions.map((p) => [p.partition, p.truncateAt, p.records, p.offsets, p.timestamps]);
+  assert.deepEqual(summary(done), summary(dry), 'the resumed failback reports every tail the dry run found');
+  assert.deepEqual(done.partitions.map((p) => p.preservedAt), [0, 1, 2].map(() => ({ first: '0', last: '0' })));
+  assert.equal(done.totals.records, '3');
+  mark(`failback completed through broker ${again.nodeId}`);
+
+  await asked.start();
+  for (let p = 0; p < PARTITIONS; p++) await west.waitLogsIdentical(TOPIC, p, [1, 2, 3]);
+  assert.deepEqual(await kcatValues(west.bootstrap[0]!, sideTopic), [0, 1, 2].map((p) => [`west5-${p}`]), 'the side topic holds each tail once');
+  assert.deepEqual(await kcatValues(west.bootstrap[0]!, TOPIC), before.map((values) => values.slice(0, -1)), 'eu-west without the divergent records');
+  for (const b of west.nodes) await waitFor(`broker ${b.nodeId} to follow us-east at epoch 6`, async () => (await roleOn(b.adminPort))?.phase === 'following', 10_000, 20);
+  mark(`broker ${asked.nodeId} back; every replica identical`);
 });

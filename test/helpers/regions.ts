@@ -41,6 +41,10 @@ function ephemeralRange(): [number, number] | undefined {
   }
 }
 
+const PORT_SLICES = 6;
+/** Ports this process's freePort returned (or found taken): never returned again. */
+const handedOut = new Set<number>();
+
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -60,9 +64,16 @@ function bindable(port: number): Promise<boolean> {
 export async function freePort(): Promise<number> {
   const range = ephemeralRange();
   if (range !== undefined && range[0] > 13_024) {
-    const [hi, lo] = [range[0], range[0] - 12_000];
+    // Each test process draws from its own sixth of those ports (by pid), so two test files
+    // running side by side rarely draw the same port between the check and the bind; and
+    // never hands out one port twice (several drawn at once, then bound later, once failed a
+    // CI run with EADDRINUSE on a region's admin port).
+    const slice = 12_000 / PORT_SLICES;
+    const lo = range[0] - 12_000 + (process.pid % PORT_SLICES) * slice;
     for (let attempt = 0; attempt < 100; attempt++) {
-      const port = lo + Math.floor(Math.random() * (hi - lo));
+      const port = lo + Math.floor(Math.random() * slice);
+      if (handedOut.has(port)) continue;
+      handedOut.add(port);
       if (await bindable(port)) return port;
     }
   }
