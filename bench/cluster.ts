@@ -275,7 +275,7 @@ function writeTable(tp: Array<{ baseline: ThroughputRun; subject: ThroughputRun 
   const lease = LEASE_MS === null ? 'the config default (cluster.leaseTtlMs)' : `${LEASE_MS} ms (BENCH_CLUSTER_LEASE_MS)`;
   writeResults('cluster', 'bench:cluster — three brokers on etcd, one machine', table, [
     `One machine (2 cores, one disk): etcd and three brokers, fsync flush mode, lease ${lease}. ${TRIALS} alternating trials of ${MESSAGES} records of ${MSG} B for throughput (kcat, acks=all, linger.ms 5); latency at ${RATE}/s for ${SECONDS} s per run (bare client, acks=-1).`,
-    'What limits RF 3 here: every record is written and fdatasynced three times on the same disk, and three broker processes plus kcat share two cores; the CPU and written-bytes columns show which runs out first. On three machines each broker has its own disk and cores.',
+    'What limits RF 3 here: every record is written and fdatasynced three times on the same disk, and three broker processes plus kcat share two cores; the disk-rate row above says which ran out first. On three machines each broker has its own disk and cores.',
     'Failover: SIGKILL leaves the broker\'s etcd lease to expire (cluster.leaseTtlMs), then the controller elects an ISR member and every broker learns it through its etcd watch; the prober asks Metadata every 10 ms and has no retry backoff.',
   ]);
 }
