@@ -17,6 +17,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/logging.js';
 import type { PartitionLog } from '../../src/storage/partition-log.js';
+import type { LogIo } from '../../src/storage/fs-util.js';
 import { withRunLog } from '../helpers/run-log.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
@@ -114,6 +115,8 @@ export interface ReplicaClusterOptions {
   defaultMinInsyncReplicas?: number;
   fetchMaxWaitMs?: number;
   overrides?: BrokerConfigInput;
+  /** The storage I/O of a broker's logs (a test's gated or failing LogIo); undefined: the real one. */
+  logIo?: (nodeId: number) => LogIo | undefined;
 }
 
 export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promise<ReplicaCluster> {
@@ -126,7 +129,9 @@ export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promis
       overrides: { ...(o.overrides ?? {}), nodeId, dataDir, logging: { level: (process.env.MERIDIAN_TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn' }, kafka: { host: '127.0.0.1', port: 0 } },
     });
     const logger = createLogger({ name: `replica-${nodeId}`, ...withRunLog(config.logging.level) });
+    const logIo = o.logIo?.(nodeId);
     const broker = await Broker.start(config, logger, {
+      ...(logIo === undefined ? {} : { logIo }),
       cluster: {
         source,
         replicaLagTimeMaxMs: o.replicaLagTimeMaxMs ?? 10_000,
