@@ -10,6 +10,7 @@ import type { ClusterNode } from '../cluster/cluster-node.js';
 import { gaugeFrom, one } from './metrics-define.js';
 
 export function registerClusterMetrics(registry: Registry, cluster: ClusterNode): void {
+  gaugeFrom(registry, 'meridian_cluster_riding_etcd_outage', '1 while this broker leads on through an etcd outage that every in-sync peer of its partitions sees too (cluster.rideThroughEtcdOutage), else 0.', [], () => one(cluster.status().ridingThroughEtcdOutage ? 1 : 0));
   gaugeFrom(registry, 'meridian_cluster_etcd_up', '1 while this broker\'s etcd calls succeed, 0 since one failed (GET /v1/cluster says why).', [], () => one(cluster.region.status().reachable ? 1 : 0));
   gaugeFrom(registry, 'meridian_cluster_is_controller', '1 while this broker is the region\'s elected controller.', [], () => one(cluster.controller?.isController() === true ? 1 : 0));
   gaugeFrom(registry, 'meridian_cluster_partitions', 'Partitions by this broker\'s role in their etcd state: role="leader" led here, role="follower" a replica here led by another broker.', ['role'], () => {

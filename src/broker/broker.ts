@@ -377,7 +377,8 @@ export class Broker {
           defaultMinInsyncReplicas: c.defaultMinInsyncReplicas,
           minInsyncReplicas: (topic) => node.minInsyncReplicas(topic),
           // Self-fencing: past its lease's assured end a broker takes no produce.
-          leased: () => node.isLeased(),
+          leased: () => node.mayLead(),
+          coolingUntil: () => node.coolingUntil(),
           linkSecurity: { tls: config.replication.tls, sasl: config.replication.sasl },
           nodeId: config.nodeId,
           topics,
@@ -468,6 +469,9 @@ export class Broker {
         await cluster.join({ nodeId: config.nodeId, kafka: first, listeners: Object.fromEntries(advertised), admin: adminPort !== null && adminPort !== 0 ? { host: config.admin.host, port: adminPort } : null, rack: null, startedAt: Date.now() });
         // A lost or stale lease suspends every leadership until the states are read afresh.
         if (replicaManager !== undefined) cluster.attachLeadership(replicaManager);
+        // etcd down for the whole region: leaders ride through while every in-sync peer is out too.
+        const leaders = replicaManager;
+        if (leaders !== undefined) cluster.enableRideThrough(() => leaders.rideThroughPeers(config.cluster.uncleanLeaderElection), { tls: config.replication.tls, sasl: config.replication.sasl });
         // Group coordination follows the leadership of the offsets partitions.
         if (replicaManager !== undefined) groupOffsets?.attach(replicaManager, offsetsTopicRegion(cluster, () => config.cluster.offsetsTopicPartitions, config.cluster.defaultReplicationFactor), groups, deps.producerStates);
       }

@@ -25,11 +25,13 @@
  * resigns, the watches stop, the lease is revoked last (the broker leaves at once).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Logger } from 'pino';
-import type { BrokerConfig } from '../config/schema.js';
+import type { BrokerConfig, LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { TopicManager, TopicConfig, TopicInfo } from '../storage/topic-manager.js';
 import { EtcdProducerIds } from './cluster-producer-ids.js';
+import { ContactPeers } from './etcd-contact.js';
 import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
 import type { ClusterPolicies } from './policy-sync.js';
@@ -92,11 +94,16 @@ export interface ClusterStatus {
   readonly isController: boolean;
   readonly leaseId: string | null;
   readonly brokerEpoch: string;
-  /** ms left of this broker's self-assured membership (0: fenced). */
+  /** ms left of this broker's self-assured membership (0: fenced, or riding). */
   readonly leaseValidForMs: number;
+  /** Leading on while etcd answers neither it nor any in-sync peer (etcd-contact.ts). */
+  readonly ridingThroughEtcdOutage: boolean;
   readonly etcd: EtcdStatus;
   readonly members: ReadonlyArray<BrokerInfo>;
 }
+
+/** Where a broker records its last "no contact with etcd" answer (Membership.answerContact). */
+const NO_CONTACT_FILE = 'etcd-no-contact.json';
 
 export class ClusterNode {
   readonly region: EtcdRegion;
@@ -127,6 +134,7 @@ export class ClusterNode {
   /** Bumped at each lease event: an older fresh read of the states gives up. */
   #leadershipTurn = 0;
   #closed = false;
+  #contact: ContactPeers | undefined;
 
   private constructor(o: ClusterNodeOptions) {
     this.#o = o;
@@ -216,9 +224,41 @@ export class ClusterNode {
     return truncatePartitionRegionWide(this, topic, partition, offset, opts);
   }
 
-  /** Whether this broker may act as a member right now (its lease is fresh): leaders check it before every produce. */
+  /** Whether this broker is in contact with etcd (its lease window is open). */
   isLeased(): boolean {
     return this.membership?.isLeased() ?? false;
+  }
+
+  /** Whether this broker may act as a leader right now (its lease is fresh, or it rides through an etcd outage): leaders check it before every produce. */
+  mayLead(): boolean {
+    return this.membership?.mayLead() ?? false;
+  }
+
+  /**
+   * Turns on riding through etcd outages (cluster.rideThroughEtcdOutage; either way the
+   * broker's own "no contact" answers are recorded and kept): `peers` are the
+   * brokers whose "no contact with etcd" lets this one lead on (the in-sync replicas of what
+   * it leads), asked over the in-region link's security. After `join`.
+   */
+  enableRideThrough(peers: () => Iterable<number>, security: LinkSecurityConfig): void {
+    const m = this.membership;
+    if (m === undefined) return;
+    const noContactFile = path.join(this.#o.config.dataDir, NO_CONTACT_FILE);
+    // Off, this broker still answers its peers truthfully, and keeps what it promised them.
+    if (!this.#o.config.cluster.rideThroughEtcdOutage) return m.enableRideThrough({ noContactFile });
+    const contact = new ContactPeers({ nodeId: this.nodeId, peers, address: (id) => this.source.brokerAddress(id), security });
+    this.#contact = contact;
+    m.enableRideThrough({ round: (timeoutMs) => contact.round(timeoutMs), noContactFile });
+  }
+
+  /** A peer's question (etcd-contact.ts): whether this broker is in contact with etcd; "no" holds it off new leaderships. */
+  answerContact(): boolean {
+    return this.membership?.answerContact() ?? false;
+  }
+
+  /** Until when (performance.now()) no leadership this broker has not acted on may start acting. */
+  coolingUntil(): number {
+    return this.membership?.coolingUntil() ?? 0;
   }
 
   /**
@@ -350,6 +390,7 @@ export class ClusterNode {
       leaseId: m?.leaseId ?? null,
       brokerEpoch: (m?.brokerEpoch ?? -1n).toString(),
       leaseValidForMs: m === undefined ? 0 : Math.max(0, Math.round(m.leaseValidUntil() - performance.now())),
+      ridingThroughEtcdOutage: m?.riding ?? false,
       etcd: this.region.status(),
       members: this.brokers(),
     };
@@ -360,6 +401,7 @@ export class ClusterNode {
     if (this.#closed) return;
     this.#closed = true;
     this.#requests?.close();
+    this.#contact?.close();
     // Resign first: another broker takes over the controllership before this one leaves.
     if (this.controller?.isController()) await this.controller.resign().catch(() => undefined);
     await this.controller?.close().catch((err: unknown) => this.#o.logger?.warn({ error: describe(err) }, 'controller close'));

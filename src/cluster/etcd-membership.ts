@@ -22,17 +22,31 @@
  * SIGKILL finds its previous registration still there for up to a TTL, which is not a
  * conflict; two brokers configured with the same node id keep it alive, which is.
  *
+ * Riding through an etcd outage (`enableRideThrough`, etcd-contact.ts). Shortly before its
+ * window closes without a renewal, a broker asks the in-sync replicas of the partitions it
+ * leads whether they are in contact with etcd. If every one answers that it is not, nobody
+ * can elect another leader for those partitions now, and the broker goes on leading
+ * (`riding`) for `rideMs` from when it sent that round, asking again every third of it.
+ * The first round with a peer in contact or without an answer ends it: fenced, as without
+ * ride-through. Riding only continues a leadership without a gap (a fenced broker does not
+ * start riding). A keepalive answered again ends the ride with a `fenced` then `leased`
+ * pair, so the partition states are read afresh before produce goes on. A broker that
+ * answers "no contact" starts no new leadership for `graceMs` after it (`coolingUntil`),
+ * recorded in a file so a restart keeps the promise.
+ *
  * Lifecycle: `start()` (resolves once registered), `close()` (revokes the lease, so the
  * broker leaves at once; idempotent), `abandon()` (stops keepalives without revoking: what
  * SIGKILL does, for tests).
  */
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Lease } from 'etcd3';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { parseBrokerInfo, type BrokerInfo } from './partition-state.js';
 import { describe, etcd3, isTransient, rev, sleep, type EtcdRegion, type OpOptions } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
+import type { RoundOutcome } from './etcd-contact.js';
 
 export interface MembershipOptions {
   /** cluster.leaseTtlMs; rounded up to whole seconds for etcd. */
@@ -52,6 +66,15 @@ export interface MembershipEvents {
   leased: [];
   /** etcd said the lease is gone; a new registration follows (`registered`). */
   lost: [Error];
+  /** The window closed but every in-sync peer is out of contact too: leadership goes on (riding). */
+  riding: [];
+}
+
+export interface RideThrough {
+  /** One round of the contact question to the peers (ContactPeers.round); absent: this broker does not ride (its answers still bind it). */
+  round?(timeoutMs: number): Promise<RoundOutcome>;
+  /** Where the last "no contact" answer is recorded (wall clock), so a restart keeps `coolingUntil`. */
+  readonly noContactFile?: string;
 }
 
 export class Membership extends EventEmitter<MembershipEvents> {
@@ -71,6 +94,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
+  #ride: RideThrough | undefined;
+  /** While riding: the end of the leadership the last round of "no contact" answers allows. */
+  #rideUntil = 0;
+  #riding = false;
+  #roundTimer: NodeJS.Timeout | undefined;
+  #roundRunning = false;
+  /** When this broker last answered "no contact" (performance.now()); -Infinity: never. */
+  #noContactAt = Number.NEGATIVE_INFINITY;
+  /** From the file at start: no new leadership before this (performance.now()). */
+  #bootCoolUntil = 0;
+  #noContactPersistedAt = Number.NEGATIVE_INFINITY;
 
   constructor(region: EtcdRegion, info: BrokerInfo, options: MembershipOptions) {
     super();
@@ -100,9 +134,83 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.#validUntil;
   }
 
-  /** Whether this broker may still act as a member (lead partitions) at `now`. */
+  /** Whether this broker is in contact with etcd: a keepalive answered within its window. */
   isLeased(now = performance.now()): boolean {
     return now < this.#validUntil;
+  }
+
+  /** Whether this broker may act as a leader at `now`: leased, or riding through an etcd outage. */
+  mayLead(now = performance.now()): boolean {
+    return now < this.#validUntil || now < this.#rideUntil;
+  }
+
+  /** Whether it is riding through an etcd outage now. */
+  get riding(): boolean {
+    return this.#riding;
+  }
+
+  /** How long a ride lasts past the round that allowed it (the lease window's length). */
+  get rideMs(): number {
+    return this.ttlMs - this.#marginMs;
+  }
+
+  /** How long after a "no contact" answer this broker starts no new leadership (> rideMs + a round). */
+  get graceMs(): number {
+    return this.rideMs + this.#marginMs + this.#roundTimeoutMs;
+  }
+
+  get #roundTimeoutMs(): number {
+    return Math.min(500, Math.round(this.ttlMs / 6));
+  }
+
+  /**
+   * Turns riding through etcd outages on (with `round`, the peers' contact question) and
+   * records this broker's "no contact" answers in `noContactFile`. Reads the one recorded:
+   * a broker restarted soon after giving one keeps its promise.
+   */
+  enableRideThrough(ride: RideThrough): void {
+    this.#ride = ride;
+    // Registered before this: the first round is planned from the registration's window.
+    if (this.#validUntil > 0) this.#scheduleRound(this.#validUntil - this.#roundTimeoutMs - 100);
+    if (ride.noContactFile === undefined) return;
+    try {
+      const at = Number(JSON.parse(fs.readFileSync(ride.noContactFile, 'utf8')).at);
+      // Persisted at most every graceMs/4 ahead of the answers it covers.
+      const left = at + this.graceMs + this.graceMs / 4 - Date.now();
+      if (Number.isFinite(left) && left > 0) this.#bootCoolUntil = performance.now() + left;
+    } catch {
+      // none recorded (or unreadable: a broker writes it before it answers, so none given)
+    }
+  }
+
+  /**
+   * A peer asks whether this broker is in contact with etcd. "No" is a promise: no new
+   * leadership for graceMs (recorded first, when a file is configured).
+   */
+  answerContact(): boolean {
+    const now = performance.now();
+    // In contact: its lease window is open and its last etcd call succeeded. A window still
+    // open on a keepalive answered before etcd went away is not contact: every broker's
+    // window closes at its own time, and the first to close would find the others "in".
+    if (now < this.#validUntil && this.#region.status().reachable) return true;
+    const file = this.#ride?.noContactFile;
+    if (file !== undefined && now - this.#noContactPersistedAt >= this.graceMs / 4) {
+      const fd = fs.openSync(file, 'w');
+      try {
+        fs.writeSync(fd, JSON.stringify({ at: Date.now() }));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.#noContactPersistedAt = now;
+    }
+    this.#noContactAt = now;
+    return false;
+  }
+
+  /** No leadership this broker did not act on before may start acting before this (performance.now()). */
+  coolingUntil(): number {
+    return Math.max(this.#noContactAt + this.graceMs, this.#bootCoolUntil);
   }
 
   /** Grants the lease and registers; resolves once registered. Throws NODE_ID_IN_USE. */
@@ -134,6 +242,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.#stopped = true;
     this.#stopping.abort();
     clearTimeout(this.#fenceTimer);
+    clearTimeout(this.#roundTimer);
+    this.#rideUntil = 0;
+    this.#riding = false;
     this.#wake?.();
     this.#validUntil = 0;
   }
@@ -191,11 +302,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   #renewed(sentAt: number): void {
+    const now = performance.now();
+    // Led past the closed window on a ride: the states it rode on may be stale (a leader
+    // elected meanwhile), so leadership stops until they are read afresh (`leased` below).
+    const rodeOn = this.#rideUntil > 0 && now >= this.#validUntil;
     const until = sentAt + this.ttlMs - this.#marginMs;
     if (until > this.#validUntil) this.#validUntil = until;
+    if (rodeOn) {
+      this.#endRide('etcd answers again; the partition states are read afresh before produce goes on');
+      if (!this.#fenced) {
+        this.#fenced = true;
+        this.emit('fenced');
+      }
+    } else {
+      this.#rideUntil = 0;
+    }
     clearTimeout(this.#fenceTimer);
     this.#fenceTimer = setTimeout(() => this.#checkFence(), Math.max(0, this.#validUntil - performance.now()) + 1);
     this.#fenceTimer.unref();
+    this.#scheduleRound(this.#validUntil - this.#roundTimeoutMs - 100);
     if (this.#fenced && performance.now() < this.#validUntil) {
       this.#fenced = false;
       this.emit('leased');
@@ -204,14 +329,75 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   #checkFence(): void {
     if (this.#stopped || this.#fenced) return;
-    if (performance.now() >= this.#validUntil) {
+    const now = performance.now();
+    const until = Math.max(this.#validUntil, this.#rideUntil);
+    if (now >= until) {
       this.#fenced = true;
+      this.#endRide();
       this.#region.logger?.warn({ nodeId: this.info.nodeId }, 'etcd lease not renewed in time: this broker fences itself (no leadership) until a keepalive is answered');
       this.emit('fenced');
-    } else {
-      this.#fenceTimer = setTimeout(() => this.#checkFence(), this.#validUntil - performance.now() + 1);
-      this.#fenceTimer.unref();
+      return;
     }
+    if (now >= this.#validUntil && !this.#riding) {
+      this.#riding = true;
+      this.#region.logger?.warn({ nodeId: this.info.nodeId, rideMs: this.rideMs }, 'etcd does not answer this broker nor any in-sync peer of the partitions it leads: it goes on leading them (riding through the etcd outage) while every peer keeps saying so');
+      this.emit('riding');
+    }
+    clearTimeout(this.#fenceTimer);
+    this.#fenceTimer = setTimeout(() => this.#checkFence(), (now < this.#validUntil ? this.#validUntil : until) - now + 1);
+    this.#fenceTimer.unref();
+  }
+
+  #endRide(why?: string): void {
+    if (why !== undefined && this.#riding) this.#region.logger?.warn({ nodeId: this.info.nodeId, why }, 'riding through the etcd outage ends');
+    this.#rideUntil = 0;
+    this.#riding = false;
+  }
+
+  /** A contact round at `at` (performance.now()), when ride-through is on. */
+  #scheduleRound(at: number): void {
+    if (this.#ride?.round === undefined || this.#stopped) return;
+    clearTimeout(this.#roundTimer);
+    this.#roundTimer = setTimeout(() => void this.#round(), Math.max(0, at - performance.now()));
+    this.#roundTimer.unref();
+  }
+
+  /**
+   * Asks the peers when the window is about to close without a renewal, and again every
+   * third of a ride. Every peer out of contact, asked while this broker may still lead:
+   * it may lead on until rideMs after the round was sent (a peer's "no" holds it off new
+   * leaderships for graceMs > rideMs + a round). Otherwise the ride ends and the fence clock
+   * decides; a fenced broker does not start riding.
+   */
+  async #round(): Promise<void> {
+    const ride = this.#ride;
+    if (ride?.round === undefined || this.#stopped || this.#fenced || this.#roundRunning) return;
+    const sentAt = performance.now();
+    const timeout = this.#roundTimeoutMs;
+    // Renewed since this round was planned: the renewal planned the next one.
+    if (this.#rideUntil === 0 && sentAt < this.#validUntil - timeout - 150) return;
+    if (sentAt >= Math.max(this.#validUntil, this.#rideUntil)) return; // too late: the fence decides
+    this.#roundRunning = true;
+    let outcome: RoundOutcome;
+    try {
+      outcome = await ride.round(timeout);
+    } catch (err) {
+      outcome = { allOut: false, why: describe(err) };
+    } finally {
+      this.#roundRunning = false;
+    }
+    if (this.#stopped || this.#fenced) return;
+    if (outcome.allOut) {
+      this.#rideUntil = Math.max(this.#rideUntil, sentAt + this.rideMs);
+      this.#scheduleRound(sentAt + this.rideMs / 3);
+    } else {
+      if (this.#riding) this.#endRide(outcome.why);
+      else {
+        this.#rideUntil = 0;
+        this.#region.logger?.warn({ nodeId: this.info.nodeId, why: outcome.why }, 'etcd lease not renewed yet, and leadership cannot ride through without it');
+      }
+    }
+    this.#checkFence();
   }
 
   async #keepaliveLoop(): Promise<void> {
@@ -249,6 +435,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** The lease is gone: register again with a new one (retried until it works or we stop). */
   async #relet(err: Error): Promise<void> {
     this.#validUntil = 0;
+    this.#endRide(`etcd says the lease is gone (${describe(err)})`);
     this.#checkFence();
     this.#region.logger?.warn({ nodeId: this.info.nodeId, error: describe(err) }, 'etcd lease lost; registering again with a new lease');
     this.emit('lost', err);

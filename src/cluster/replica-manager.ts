@@ -71,6 +71,11 @@ export interface ReplicaManagerOptions {
    * controller can have elected another leader. Default: always.
    */
   leased?: () => boolean;
+  /**
+   * Until when (performance.now()) a leadership this broker has not acted on yet may not
+   * start acting: it answered a peer "no contact with etcd" (Membership.coolingUntil).
+   */
+  coolingUntil?: () => number;
   /** A topic's own min.insync.replicas, when it has one. */
   minInsyncReplicas?: (topic: string) => number | undefined;
   /** Follower fetch long-poll (Kafka replica.fetch.wait.max.ms; default 500 ms). */
@@ -117,6 +122,8 @@ export class ReplicaManager {
   #fetchersPaused = false;
   /** Why leadership is suspended (the etcd lease was lost or not renewed in time), or undefined. */
   #suspended: string | undefined;
+  /** Per partition, the leader epoch this broker has acted as leader at (`#fenced`'s cooldown). */
+  readonly #acting = new Map<string, number>();
   #closed = false;
   readonly #leadershipListeners = new Set<(topic: string, partition: number) => void>();
   /** Region-wide truncations (partition-truncate.ts): the id this broker's leadership applied, per partition. */
@@ -510,6 +517,7 @@ export class ReplicaManager {
         this.#bump(k);
         r.resign(s);
         this.#replicas.delete(k);
+        this.#acting.delete(k);
         void this.#unfollow(s.topic, s.partition);
       }
       this.#discardCopy(s);
@@ -567,6 +575,7 @@ export class ReplicaManager {
       const led = r.role === 'leader';
       r.close();
       this.#replicas.delete(k);
+      this.#acting.delete(k);
       if (led) this.#leadershipChanged(r.topic, r.partition);
       void this.#unfollow(r.topic, r.partition);
     }
@@ -756,7 +765,34 @@ export class ReplicaManager {
     if (this.#suspended !== undefined) {
       return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId} does not act as leader until it has read the partition states again from etcd (${this.#suspended})`);
     }
+    // A leadership this broker has not acted on yet waits out the promise of a "no contact
+    // with etcd" answer it gave (cluster/etcd-contact.ts): the broker that asked may still be
+    // riding through the outage as this partition's leader at an older epoch.
+    const k = keyOf(topic, partition);
+    const r = this.#replicas.get(k);
+    if (r !== undefined && r.role === 'leader' && this.#acting.get(k) !== r.leaderEpoch) {
+      const until = this.#opts.coolingUntil?.() ?? 0;
+      const wait = until - performance.now();
+      if (wait > 0) {
+        return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId} starts leading epoch ${r.leaderEpoch} in ${Math.ceil(wait)} ms: it told a peer it could not reach etcd, and that peer may still lead the partition until then`);
+      }
+      this.#acting.set(k, r.leaderEpoch);
+    }
     return null;
+  }
+
+  /**
+   * The brokers whose "no contact with etcd" lets this one lead on through an outage: the
+   * in-sync replicas of every partition it leads (every replica with unclean election on,
+   * since any may then be elected), itself excluded.
+   */
+  rideThroughPeers(allReplicas: boolean): Set<number> {
+    const out = new Set<number>();
+    for (const r of this.#replicas.values()) {
+      if (r.role !== 'leader') continue;
+      for (const id of allReplicas ? r.state.replicas : r.maximalIsr) if (id !== this.nodeId) out.add(id);
+    }
+    return out;
   }
 
   #checkEpoch(topic: string, partition: number, currentLeaderEpoch: number, r: PartitionReplica | undefined): MeridianError | null {

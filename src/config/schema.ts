@@ -57,6 +57,8 @@ export interface ClusterConfig {
     readonly prefix: string;
   };
   readonly leaseTtlMs: number;
+  /** Leaders go on leading while etcd answers neither them nor any in-sync peer (cluster/README.md). */
+  readonly rideThroughEtcdOutage: boolean;
   readonly replicaLagTimeMaxMs: number;
   /** null: min(3, live brokers). */
   readonly defaultReplicationFactor: number | null;
@@ -365,6 +367,7 @@ export interface RawBrokerConfig {
       prefix: string;
     };
     leaseTtlMs: DurationInput;
+    rideThroughEtcdOutage: boolean;
     replicaLagTimeMaxMs: DurationInput;
     defaultReplicationFactor: number | null;
     defaultMinInsyncReplicas: number;
@@ -854,6 +857,11 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       '3s',
       { minimum: 2000, maximum: 3_600_000 },
     ),
+    rideThroughEtcdOutage: {
+      description: 'When etcd answers neither a leader nor any in-sync replica of the partitions it leads (etcd down for the whole region), the leader goes on taking produce past its lease window, asking those peers again every third of the lease; a peer in contact with etcd, or one that does not answer, ends it at once, so a broker cut off alone still stops before another leader can be elected. false: every leader stops at its lease window, whatever the others see.',
+      default: true,
+      type: 'boolean',
+    },
     replicaLagTimeMaxMs: duration('A follower that has not caught up with the leader\'s log end for this long leaves the ISR (Kafka replica.lag.time.max.ms).', '10s', { minimum: 100, maximum: MAX_TIMER_MS }),
     defaultReplicationFactor: {
       description: 'Replicas per partition of a topic created without a replication factor; null: min(3, live brokers).',

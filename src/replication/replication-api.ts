@@ -62,11 +62,11 @@ import type { Writer } from '../protocol/kafka/writer.js';
 /** continuesFrom value that skips the continuity check (tools, tests). */
 export const NO_CONTINUITY_CHECK = -2n;
 
-export const ReplicationApiKey = { Handshake: 32000, Append: 32001, OffsetSync: 32002, DrProbe: 32003 } as const;
+export const ReplicationApiKey = { Handshake: 32000, Append: 32001, OffsetSync: 32002, DrProbe: 32003, EtcdContact: 32004 } as const;
 
-/** The internal API keys: these two, and disaster recovery's (dr/dr-api.ts). */
+/** The internal API keys: these two, disaster recovery's (dr/dr-api.ts) and a region cluster's contact question (cluster/etcd-contact.ts). */
 export function isReplicationApi(apiKey: number): boolean {
-  return apiKey >= ReplicationApiKey.Handshake && apiKey <= ReplicationApiKey.DrProbe;
+  return apiKey >= ReplicationApiKey.Handshake && apiKey <= ReplicationApiKey.EtcdContact;
 }
 
 export interface HandshakeRequest {

@@ -117,6 +117,8 @@ export interface ReplicaClusterOptions {
   overrides?: BrokerConfigInput;
   /** The storage I/O of a broker's logs (a test's gated or failing LogIo); undefined: the real one. */
   logIo?: (nodeId: number) => LogIo | undefined;
+  /** A broker's "no new leadership before" clock (Membership.coolingUntil on a real cluster). */
+  coolingUntil?: (nodeId: number) => (() => number) | undefined;
 }
 
 export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promise<ReplicaCluster> {
@@ -138,6 +140,7 @@ export async function startReplicaCluster(o: ReplicaClusterOptions = {}): Promis
         defaultMinInsyncReplicas: o.defaultMinInsyncReplicas ?? 1,
         fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500,
         fetchBackoffMs: 50,
+        ...(o.coolingUntil?.(nodeId) === undefined ? {} : { coolingUntil: o.coolingUntil(nodeId)! }),
       },
     });
     source.register(nodeId, { host: '127.0.0.1', port: broker.kafkaPort });

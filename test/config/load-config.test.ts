@@ -126,6 +126,7 @@ describe('defaults', () => {
         etcd: { endpoints: [], tls: { caFile: null, certFile: null, keyFile: null }, username: null, password: null, prefix: '/meridian' },
         leaseTtlMs: 3000,
         replicaLagTimeMaxMs: 10_000,
+        rideThroughEtcdOutage: true,
         defaultReplicationFactor: null,
         defaultMinInsyncReplicas: 1,
         uncleanLeaderElection: false,

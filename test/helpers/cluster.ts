@@ -445,11 +445,11 @@ export interface ProduceAnswer {
 }
 
 /**
- * Sends one record at a time (a bare Produce v7 to partition 0 of `topic`, with `acks`) to
+ * Sends one record at a time (a bare Produce v7 to `partition` of `topic`, with `acks`) to
  * broker `nodeId` until the returned function is called, recording every answer: the
  * fencing tests compare who acknowledged what, and when.
  */
-export function recordProduces(cluster: TestCluster, nodeId: number, topic: string, acks: 1 | -1, answers: ProduceAnswer[]): () => Promise<void> {
+export function recordProduces(cluster: TestCluster, nodeId: number, topic: string, acks: 1 | -1, answers: ProduceAnswer[], partition = 0): () => Promise<void> {
   const b = cluster.node(nodeId);
   let stopping = false;
   let seq = 0;
@@ -464,14 +464,14 @@ export function recordProduces(cluster: TestCluster, nodeId: number, topic: stri
           continue;
         }
       }
-      const value = `b${nodeId}-${seq++}`;
+      const value = partition === 0 ? `b${nodeId}-${seq++}` : `p${partition}-b${nodeId}-${seq++}`;
       const sentAt = performance.now();
       try {
         const r = await client.request(ApiKey.Produce, 7, {
           transactionalId: null,
           acks,
           timeoutMs: 1000,
-          topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeBatch({ records: [{ value: Buffer.from(value) }] }) }] }],
+          topicData: [{ name: topic, partitionData: [{ index: partition, records: encodeBatch({ records: [{ value: Buffer.from(value) }] }) }] }],
         });
         const p = r.body.responses[0].partitionResponses[0];
         answers.push({ broker: nodeId, value, sentAt, answeredAt: performance.now(), errorCode: p.errorCode, offset: p.baseOffset });

@@ -108,6 +108,7 @@ function apiLabel(apiKey: number): string {
   if (apiKey === ReplicationApiKey.Append) return 'ReplicatedAppend';
   if (apiKey === ReplicationApiKey.OffsetSync) return 'OffsetSync';
   if (apiKey === ReplicationApiKey.DrProbe) return 'DrProbe';
+  if (apiKey === ReplicationApiKey.EtcdContact) return 'EtcdContact';
   return apiKeyName(apiKey) ?? 'unknown';
 }
 

@@ -6,7 +6,7 @@
  * (several partitions) once every item's offsets are assigned, each item judged alone.
  * Handshakes release it at once, so a sender's many handshakes are handled concurrently.
  *
- * Every request of the four keys (handshake, append, OffsetSync, DrProbe) is first checked
+ * Every request of the five keys (handshake, append, OffsetSync, DrProbe, EtcdContact) is first checked
  * against its connection's principal: with authorization on, it needs ClusterAction on the
  * cluster (Kafka's permission for broker-to-broker requests), else CLUSTER_AUTHORIZATION_FAILED;
  * a region the registry binds to a principal is taken only from that principal
@@ -35,12 +35,14 @@ import { AclOperation } from '../../security/acl.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { readOffsetSyncRequest, readProbeRequest, writeHead, writeProbeResponse } from '../../dr/dr-api.js';
+import { readContactRequest, writeContactResponse } from '../../cluster/etcd-contact.js';
 
 const API_NAMES: Readonly<Record<number, string>> = {
   [ReplicationApiKey.Handshake]: 'ReplicationHandshake',
   [ReplicationApiKey.Append]: 'ReplicatedAppend',
   [ReplicationApiKey.OffsetSync]: 'OffsetSync',
   [ReplicationApiKey.DrProbe]: 'DrProbe',
+  [ReplicationApiKey.EtcdContact]: 'EtcdContact',
 };
 
 const DR_NOT_RUNNING = () => new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region');
@@ -72,6 +74,13 @@ export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext,
     const error = admit(deps, ctx, req.senderRegion) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : await deps.dr.handleOffsetSync(req));
     noteUnauthorized(deps, ctx, req.senderRegion, undefined, error);
     writeHead(w, withErrorCode({ error }));
+  } else if (apiKey === ReplicationApiKey.EtcdContact) {
+    const req = readContactRequest(body);
+    const refused = admit(deps, ctx, deps.replication.region) ?? (deps.cluster === undefined ? new MeridianError(ErrorCode.MetadataUnavailable, `broker ${deps.config.nodeId} is not in a region cluster`) : null);
+    noteUnauthorized(deps, ctx, deps.replication.region, undefined, refused);
+    const inContact = refused === null ? deps.cluster!.answerContact() : false;
+    if (refused === null && !inContact) deps.logger.debug({ asker: req.nodeId }, 'told a peer this broker is out of contact with etcd too');
+    writeContactResponse(w, { ...withErrorCode({ error: refused }), nodeId: deps.config.nodeId, inContact });
   } else if (apiKey === ReplicationApiKey.DrProbe) {
     const req = readProbeRequest(body);
     const refused = admit(deps, ctx, req.senderRegion, req.topic) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : null);

@@ -211,7 +211,7 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
       if (!mayCreate(deps, who, t.name)) throw denial(who, AclOperation.Create, ResourceType.Topic, t.name);
       // KafkaJS sends -1 for "broker default" when the caller gives no count, even at v3.
       const partitions = t.numPartitions === -1 ? deps.config.topics.defaultPartitions : t.numPartitions;
-      if (deps.cluster !== undefined) return await createInCluster(deps, deps.cluster, t, partitions, req.validateOnly, version, who, result);
+      if (deps.cluster !== undefined) return await createInCluster(deps, deps.cluster, t, partitions, req.validateOnly, version, who, result, req.timeoutMs);
       if (t.assignments.length > 0) throw new MeridianError(ErrorCode.InvalidPartitions, 'manual replica assignments are not supported');
       if (t.replicationFactor !== -1 && t.replicationFactor !== 1) {
         throw new MeridianError(ErrorCode.InvalidPartitions, `replication factor ${t.replicationFactor} is not available on a single-broker region; use 1 or -1`);
@@ -244,7 +244,8 @@ export async function handleCreateTopics(deps: KafkaApiDeps, req: CreateTopicsRe
  * CreateTopics in a region cluster: the controller places the replicas (the request's
  * replication_factor, -1 for cluster.defaultReplicationFactor or min(3, live brokers), or
  * its replica assignments) and writes the topic to etcd; any broker takes the request and
- * forwards it through etcd (cluster-node.ts). Answered once the topic is open here.
+ * forwards it through etcd (cluster-node.ts). Answered once the topic is open here, or
+ * after the request's timeout_ms (at least 1 s) with why it is not (etcd unreachable).
  */
 async function createInCluster(
   deps: KafkaApiDeps,
@@ -255,6 +256,7 @@ async function createInCluster(
   version: number,
   who: Requester,
   result: CreateTopicsResponseCreatableTopicResult,
+  timeoutMs: number,
 ): Promise<CreateTopicsResponseCreatableTopicResult> {
   validateTopicName(t.name);
   const assignment = [...t.assignments].sort((a, b) => a.partitionIndex - b.partitionIndex).map((a) => [...a.brokerIds]);
@@ -268,7 +270,10 @@ async function createInCluster(
     result.replicationFactor = rf;
     return result;
   }
-  const info = await cluster.createTopic(t.name, { partitions, replicationFactor: rf === -1 ? null : rf, ...(assignment.length > 0 ? { assignment } : {}), configs: record });
+  // The request's timeout_ms bounds the wait (Kafka's), at least 1 s; etcd down, the answer
+  // names why (METADATA_UNAVAILABLE with etcd's last error). The creation may still complete.
+  const wait = timeoutMs > 0 ? Math.max(1000, timeoutMs) : undefined;
+  const info = await cluster.createTopic(t.name, { partitions, replicationFactor: rf === -1 ? null : rf, ...(assignment.length > 0 ? { assignment } : {}), configs: record }, wait);
   const r = cluster.topicSync.record(t.name);
   result.topicId = info.id;
   result.numPartitions = info.partitions;
