@@ -471,7 +471,7 @@ export class Broker {
         if (replicaManager !== undefined) cluster.attachLeadership(replicaManager);
         // etcd down for the whole region: leaders ride through while every in-sync peer is out too.
         const leaders = replicaManager;
-        if (leaders !== undefined) cluster.enableRideThrough(() => leaders.rideThroughPeers(config.cluster.uncleanLeaderElection), { tls: config.replication.tls, sasl: config.replication.sasl });
+        if (leaders !== undefined) cluster.enableRideThrough(() => leaders.rideThroughQuestion(), { tls: config.replication.tls, sasl: config.replication.sasl });
         // Group coordination follows the leadership of the offsets partitions.
         if (replicaManager !== undefined) groupOffsets?.attach(replicaManager, offsetsTopicRegion(cluster, () => config.cluster.offsetsTopicPartitions, config.cluster.defaultReplicationFactor), groups, deps.producerStates);
       }

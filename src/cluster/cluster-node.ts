@@ -31,7 +31,7 @@ import type { BrokerConfig, LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { TopicManager, TopicConfig, TopicInfo } from '../storage/topic-manager.js';
 import { EtcdProducerIds } from './cluster-producer-ids.js';
-import { ContactPeers } from './etcd-contact.js';
+import { ContactPeers, type ContactPeersOptions } from './etcd-contact.js';
 import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
 import type { ClusterPolicies } from './policy-sync.js';
@@ -236,24 +236,24 @@ export class ClusterNode {
 
   /**
    * Turns on riding through etcd outages (cluster.rideThroughEtcdOutage; either way the
-   * broker's own "no contact" answers are recorded and kept): `peers` are the
-   * brokers whose "no contact with etcd" lets this one lead on (the in-sync replicas of what
-   * it leads), asked over the in-region link's security. After `join`.
+   * broker's own "no contact" answers are recorded and kept): `question` gives the brokers
+   * whose "no contact with etcd" lets this one lead on (the replicas of what it leads) and
+   * what it leads, asked over the in-region link's security. After `join`.
    */
-  enableRideThrough(peers: () => Iterable<number>, security: LinkSecurityConfig): void {
+  enableRideThrough(question: ContactPeersOptions['question'], security: LinkSecurityConfig): void {
     const m = this.membership;
     if (m === undefined) return;
     const noContactFile = path.join(this.#o.config.dataDir, NO_CONTACT_FILE);
     // Off, this broker still answers its peers truthfully, and keeps what it promised them.
     if (!this.#o.config.cluster.rideThroughEtcdOutage) return m.enableRideThrough({ noContactFile });
-    const contact = new ContactPeers({ nodeId: this.nodeId, peers, address: (id) => this.source.brokerAddress(id), security });
+    const contact = new ContactPeers({ nodeId: this.nodeId, question, members: () => this.members.members().keys(), address: (id) => this.source.brokerAddress(id), security });
     this.#contact = contact;
     m.enableRideThrough({ round: (timeoutMs) => contact.round(timeoutMs), noContactFile });
   }
 
-  /** A peer's question (etcd-contact.ts): whether this broker is in contact with etcd; "no" holds it off new leaderships. */
-  answerContact(): boolean {
-    return this.membership?.answerContact() ?? false;
+  /** A peer's question (etcd-contact.ts): whether this broker is in contact with etcd; "no" holds it off new leaderships; undefined before it can keep that promise. */
+  answerContact(): boolean | undefined {
+    return this.membership?.answerContact();
   }
 
   /** Until when (performance.now()) no leadership this broker has not acted on may start acting. */

@@ -22,10 +22,11 @@
  * SIGKILL finds its previous registration still there for up to a TTL, which is not a
  * conflict; two brokers configured with the same node id keep it alive, which is.
  *
- * Riding through an etcd outage (`enableRideThrough`, etcd-contact.ts). Shortly before its
- * window closes without a renewal, a broker asks the in-sync replicas of the partitions it
- * leads whether they are in contact with etcd. If every one answers that it is not, nobody
- * can elect another leader for those partitions now, and the broker goes on leading
+ * Riding through an etcd outage (`enableRideThrough`, etcd-contact.ts). A third of a lease
+ * before its window closes without a renewal, a broker asks the replicas of the partitions
+ * it leads whether they are in contact with etcd (and whether they agree on what it leads).
+ * If every one answers that it is not, nobody can elect another leader for those
+ * partitions now, and the broker goes on leading
  * (`riding`) for `rideMs` from when it sent that round, asking again every third of it.
  * The first round with a peer in contact or without an answer ends it: fenced, as without
  * ride-through. Riding only continues a leadership without a gap (a fenced broker does not
@@ -47,6 +48,7 @@ import { parseBrokerInfo, type BrokerInfo } from './partition-state.js';
 import { describe, etcd3, isTransient, rev, sleep, type EtcdRegion, type OpOptions } from './etcd-region.js';
 import { PrefixWatch } from './etcd-watch.js';
 import type { RoundOutcome } from './etcd-contact.js';
+import { writeFileAtomicSync } from '../storage/fs-util.js';
 
 export interface MembershipOptions {
   /** cluster.leaseTtlMs; rounded up to whole seconds for etcd. */
@@ -100,6 +102,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #riding = false;
   #roundTimer: NodeJS.Timeout | undefined;
   #roundRunning = false;
+  /** Bumped at each renewal: a round answered after it is stale. */
+  #roundGen = 0;
+  #roundRefusalLogged = false;
   /** When this broker last answered "no contact" (performance.now()); -Infinity: never. */
   #noContactAt = Number.NEGATIVE_INFINITY;
   /** From the file at start: no new leadership before this (performance.now()). */
@@ -163,6 +168,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return Math.min(500, Math.round(this.ttlMs / 6));
   }
 
+  /** How long before the window closes the first round is asked (a third of the lease: keepalives come every third). */
+  get #roundLeadMs(): number {
+    return Math.max(this.#roundTimeoutMs + 100, Math.round(this.ttlMs / 3));
+  }
+
   /**
    * Turns riding through etcd outages on (with `round`, the peers' contact question) and
    * records this broker's "no contact" answers in `noContactFile`. Reads the one recorded:
@@ -171,7 +181,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   enableRideThrough(ride: RideThrough): void {
     this.#ride = ride;
     // Registered before this: the first round is planned from the registration's window.
-    if (this.#validUntil > 0) this.#scheduleRound(this.#validUntil - this.#roundTimeoutMs - 100);
+    if (this.#validUntil > 0) this.#scheduleRound(this.#validUntil - this.#roundLeadMs);
     if (ride.noContactFile === undefined) return;
     try {
       const at = Number(JSON.parse(fs.readFileSync(ride.noContactFile, 'utf8')).at);
@@ -187,7 +197,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
    * A peer asks whether this broker is in contact with etcd. "No" is a promise: no new
    * leadership for graceMs (recorded first, when a file is configured).
    */
-  answerContact(): boolean {
+  answerContact(): boolean | undefined {
+    // Not attached yet (enableRideThrough): a "no" could not be kept across a restart.
+    if (this.#ride === undefined) return undefined;
     const now = performance.now();
     // In contact: its lease window is open and its last etcd call succeeded. A window still
     // open on a keepalive answered before etcd went away is not contact: every broker's
@@ -195,13 +207,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (now < this.#validUntil && this.#region.status().reachable) return true;
     const file = this.#ride?.noContactFile;
     if (file !== undefined && now - this.#noContactPersistedAt >= this.graceMs / 4) {
-      const fd = fs.openSync(file, 'w');
-      try {
-        fs.writeSync(fd, JSON.stringify({ at: Date.now() }));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      // Atomically (a crash leaves the old record or the new, never an empty one).
+      writeFileAtomicSync(file, JSON.stringify({ at: Date.now() }));
       this.#noContactPersistedAt = now;
     }
     this.#noContactAt = now;
@@ -317,10 +324,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     } else {
       this.#rideUntil = 0;
     }
+    this.#roundGen++;
+    this.#roundRefusalLogged = false;
     clearTimeout(this.#fenceTimer);
     this.#fenceTimer = setTimeout(() => this.#checkFence(), Math.max(0, this.#validUntil - performance.now()) + 1);
     this.#fenceTimer.unref();
-    this.#scheduleRound(this.#validUntil - this.#roundTimeoutMs - 100);
+    this.#scheduleRound(this.#validUntil - this.#roundLeadMs);
     if (this.#fenced && performance.now() < this.#validUntil) {
       this.#fenced = false;
       this.emit('leased');
@@ -363,19 +372,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   /**
-   * Asks the peers when the window is about to close without a renewal, and again every
-   * third of a ride. Every peer out of contact, asked while this broker may still lead:
-   * it may lead on until rideMs after the round was sent (a peer's "no" holds it off new
-   * leaderships for graceMs > rideMs + a round). Otherwise the ride ends and the fence clock
-   * decides; a fenced broker does not start riding.
+   * Asks the peers when the window is a third of a lease from closing without a renewal
+   * (retried every 100 ms while it stays open), and every third of a ride while riding.
+   * Every peer out of contact and agreeing on what this broker leads, asked while it may
+   * still lead: it may lead on until rideMs after the round was sent (a peer's "no" holds it
+   * off new leaderships for graceMs > rideMs + a round). Otherwise a ride ends, and the fence
+   * clock decides; a fenced broker does not start riding. A renewal meanwhile discards the
+   * round's outcome (`#roundGen`).
    */
   async #round(): Promise<void> {
     const ride = this.#ride;
     if (ride?.round === undefined || this.#stopped || this.#fenced || this.#roundRunning) return;
+    const gen = this.#roundGen;
     const sentAt = performance.now();
     const timeout = this.#roundTimeoutMs;
     // Renewed since this round was planned: the renewal planned the next one.
-    if (this.#rideUntil === 0 && sentAt < this.#validUntil - timeout - 150) return;
+    if (this.#rideUntil === 0 && sentAt < this.#validUntil - this.#roundLeadMs - 50) return;
     if (sentAt >= Math.max(this.#validUntil, this.#rideUntil)) return; // too late: the fence decides
     this.#roundRunning = true;
     let outcome: RoundOutcome;
@@ -386,16 +398,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
     } finally {
       this.#roundRunning = false;
     }
-    if (this.#stopped || this.#fenced) return;
+    if (this.#stopped || this.#fenced || gen !== this.#roundGen) return;
     if (outcome.allOut) {
       this.#rideUntil = Math.max(this.#rideUntil, sentAt + this.rideMs);
       this.#scheduleRound(sentAt + this.rideMs / 3);
+    } else if (this.#riding) {
+      this.#endRide(outcome.why);
     } else {
-      if (this.#riding) this.#endRide(outcome.why);
-      else {
-        this.#rideUntil = 0;
-        this.#region.logger?.warn({ nodeId: this.info.nodeId, why: outcome.why }, 'etcd lease not renewed yet, and leadership cannot ride through without it');
+      this.#rideUntil = 0;
+      if (!this.#roundRefusalLogged) {
+        this.#roundRefusalLogged = true;
+        this.#region.logger?.warn({ nodeId: this.info.nodeId, why: outcome.why }, 'etcd lease not renewed yet, and leadership cannot ride through without it (asked again while the window is open)');
       }
+      const now = performance.now();
+      if (now + timeout + 50 < this.#validUntil) this.#scheduleRound(now + 100);
     }
     this.#checkFence();
   }

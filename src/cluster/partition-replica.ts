@@ -60,6 +60,8 @@ export class PartitionReplica {
   #leaderSince = 0;
   /** The ISR being proposed to the state source, until the new state arrives (or a conflict). */
   #pendingIsr: readonly number[] | undefined;
+  /** Members of proposals whose outcome is unknown (proposalUnknown), until a newer state. */
+  #uncertainIsr: readonly number[] | undefined;
   #waiters: Waiter[] = [];
   #hwListeners = new Set<() => void>();
   #offOwnEnd: (() => void) | undefined;
@@ -103,10 +105,14 @@ export class PartitionReplica {
     return this.#hw;
   }
 
-  /** The ISR the high watermark counts (the committed one, or the larger one while a change is in flight). */
+  /**
+   * The ISR the high watermark counts: the committed one, with the members of a change in
+   * flight, or of one whose outcome is unknown (its write failed without an answer: etcd may
+   * hold it) until a newer state settles it.
+   */
   get maximalIsr(): readonly number[] {
-    if (this.#pendingIsr === undefined) return this.#state.isr;
-    return [...new Set([...this.#state.isr, ...this.#pendingIsr])];
+    if (this.#pendingIsr === undefined && this.#uncertainIsr === undefined) return this.#state.isr;
+    return [...new Set([...this.#state.isr, ...(this.#pendingIsr ?? []), ...(this.#uncertainIsr ?? [])])];
   }
 
   /** Where the current epoch began on this leader's log (its log end when elected). */
@@ -125,6 +131,7 @@ export class PartitionReplica {
   /** Becomes (or stays) leader of `state`'s epoch. A new epoch starts from a clean slate. */
   lead(state: NamedPartitionState, now: number): void {
     const newEpoch = this.#role !== 'leader' || state.leaderEpoch !== this.#state.leaderEpoch;
+    if (newEpoch || state.partitionEpoch > this.#state.partitionEpoch) this.#uncertainIsr = undefined;
     this.#state = state;
     this.#pendingIsr = undefined;
     if (newEpoch) {
@@ -157,6 +164,7 @@ export class PartitionReplica {
   #leave(state: NamedPartitionState, role: ReplicaRole): void {
     this.#state = state;
     this.#pendingIsr = undefined;
+    this.#uncertainIsr = undefined;
     if (this.#role === 'leader') this.#failWaiters(notLeader(this, 'this broker stopped leading the partition while the request waited for replication'));
     this.#role = role;
     this.#offOwnEnd?.();
@@ -175,6 +183,7 @@ export class PartitionReplica {
     if (state.leaderEpoch === this.#state.leaderEpoch && state.partitionEpoch <= this.#state.partitionEpoch) return;
     this.#state = state;
     this.#pendingIsr = undefined;
+    this.#uncertainIsr = undefined;
     if (this.#role === 'leader') this.recompute();
   }
 
@@ -191,8 +200,19 @@ export class PartitionReplica {
     this.#pendingIsr = isr;
   }
 
-  /** The proposal failed (conflict or error): the committed ISR is all there is. */
+  /** The proposal was refused (etcd holds another state): the committed ISR is all there is. */
   clearProposal(): void {
+    this.#pendingIsr = undefined;
+    if (this.#role === 'leader') this.recompute();
+  }
+
+  /**
+   * The proposal's write failed without an answer: etcd may hold it. Its members keep
+   * counting (maximalIsr) until a newer state of the partition says which, and another
+   * change may be proposed meanwhile.
+   */
+  proposalUnknown(): void {
+    if (this.#pendingIsr !== undefined) this.#uncertainIsr = [...new Set([...(this.#uncertainIsr ?? []), ...this.#pendingIsr])];
     this.#pendingIsr = undefined;
     if (this.#role === 'leader') this.recompute();
   }

@@ -627,6 +627,9 @@ export class ReplicaManager {
     this.#opts.producerStates.invalidate(r.log);
     this.#opts.replicaStates.invalidate(r.log);
     r.lead(s, Date.now());
+    // Begun outside any "no contact" promise: it acts from now on, also a quiet one that has
+    // acknowledged nothing yet when a later promise comes (#fenced).
+    if ((this.#opts.coolingUntil?.() ?? 0) <= performance.now()) this.#acting.set(k, s.leaderEpoch);
     this.#leadershipChanged(s.topic, s.partition);
     this.#opts.logger?.info({ topic: s.topic, partition: s.partition, leaderEpoch: s.leaderEpoch, isr: s.isr, logEnd: String(r.log.logEndOffset) }, 'leading partition');
     this.#maybeSettleTruncation(r);
@@ -751,8 +754,11 @@ export class ReplicaManager {
         else if (r.pendingIsr === desired) r.clearProposal();
       },
       (err) => {
-        if (r.pendingIsr === desired) r.clearProposal();
-        this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition, to: desired }, 'ISR change failed; retried at the next check');
+        // Unanswered, not refused: etcd may hold it, so its members keep counting for the
+        // high watermark (and are asked before a ride through an etcd outage) until a newer
+        // state of the partition settles it.
+        if (r.pendingIsr === desired) r.proposalUnknown();
+        this.#opts.logger?.warn({ err, topic: s.topic, partition: s.partition, to: desired }, 'ISR change failed without an answer; its members count until a newer state settles it, and it is retried at the next check');
       },
     );
   }
@@ -782,17 +788,36 @@ export class ReplicaManager {
   }
 
   /**
-   * The brokers whose "no contact with etcd" lets this one lead on through an outage: the
-   * in-sync replicas of every partition it leads (every replica with unclean election on,
-   * since any may then be elected), itself excluded.
+   * What a leader asks its peers before riding through an etcd outage (etcd-contact.ts):
+   * every partition it leads with its epoch, and the brokers that could be elected in its
+   * place (every replica, and every member of an ISR change that may be in etcd), itself
+   * excluded. Unclean election may elect any replica, so all are asked, whatever this
+   * broker's own setting says.
    */
-  rideThroughPeers(allReplicas: boolean): Set<number> {
-    const out = new Set<number>();
+  rideThroughQuestion(): { peers: Set<number>; led: Array<{ topic: string; partition: number; leaderEpoch: number }> } {
+    const peers = new Set<number>();
+    const led: Array<{ topic: string; partition: number; leaderEpoch: number }> = [];
     for (const r of this.#replicas.values()) {
       if (r.role !== 'leader') continue;
-      for (const id of allReplicas ? r.state.replicas : r.maximalIsr) if (id !== this.nodeId) out.add(id);
+      led.push({ topic: r.topic, partition: r.partition, leaderEpoch: r.leaderEpoch });
+      for (const id of [...r.state.replicas, ...r.maximalIsr]) if (id !== this.nodeId) peers.add(id);
     }
-    return out;
+    return { peers, led };
+  }
+
+  /**
+   * A peer riding through an etcd outage leads these partitions at these epochs: what this
+   * broker knows otherwise (another leader, another epoch, a partition it does not know, or
+   * one it leads), or null when it agrees. A conflict ends that peer's ride.
+   */
+  contradicts(asker: number, led: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number }>): string | null {
+    for (const { topic, partition, leaderEpoch } of led) {
+      const k = keyOf(topic, partition);
+      const s = this.#replicas.get(k)?.state ?? this.#states.get(k);
+      if (s === undefined) return `broker ${this.nodeId} does not know ${topic}-${partition}`;
+      if (s.leader !== asker || s.leaderEpoch !== leaderEpoch) return `broker ${this.nodeId} knows ${topic}-${partition} led by ${s.leader} at epoch ${s.leaderEpoch}, not by ${asker} at ${leaderEpoch}`;
+    }
+    return null;
   }
 
   #checkEpoch(topic: string, partition: number, currentLeaderEpoch: number, r: PartitionReplica | undefined): MeridianError | null {

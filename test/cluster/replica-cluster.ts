@@ -45,8 +45,24 @@ export class MemoryStateSource implements PartitionStateSource {
     if (cur === undefined || cur.leaderEpoch !== expected.leaderEpoch || cur.partitionEpoch !== expected.partitionEpoch) return { kind: 'conflict' };
     const next = { ...cur, isr: [...newIsr], partitionEpoch: cur.partitionEpoch + 1 };
     this.isrChanges.push({ topic, partition, isr: next.isr });
+    if (this.loseIsrAnswers) {
+      // Written, but the answer and the watch event are lost (etcd went away): the writer
+      // cannot tell whether it holds (`deliverWithheld` sends the event later).
+      this.#states.set(key(topic, partition), next);
+      this.#withheld.push(next);
+      throw new Error('etcd did not answer (the test lost the answer)');
+    }
     this.#put(next);
     return { kind: 'ok', state: next };
+  }
+
+  /** While set, ISR changes are written but their answers and watch events are lost. */
+  loseIsrAnswers = false;
+  readonly #withheld: NamedPartitionState[] = [];
+
+  /** Delivers the watch events `loseIsrAnswers` held back. */
+  deliverWithheld(): void {
+    for (const s of this.#withheld.splice(0)) this.#put(s);
   }
 
   brokerAddress(nodeId: number): HostPort | undefined {

@@ -8,7 +8,9 @@
  *   continues it);
  * - a leadership it has not acted on (elected to it, a new epoch) refuses produce with
  *   NOT_LEADER_OR_FOLLOWER saying why until the clock passes, then takes it; KafkaJS,
- *   retrying, gets its records through once it does.
+ *   retrying, gets its records through once it does;
+ * - the question a rider asks carries what it leads, and a peer that knows otherwise (a
+ *   preferred-leader election the rider missed) says so: the ride must not go on.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -66,4 +68,48 @@ test('a leadership already acknowledged at goes on through the clock; a new one 
   const log = cluster.node(2).log(TOPIC, 0);
   // a, b at epoch 0; c refused (never written); d and e at epoch 1.
   await waitFor('the four acknowledged records on broker 2', () => log.logEndOffset === 4n);
+});
+
+test('a rider\'s view of what it leads is checked by each peer: agreed while every broker knows it, contradicted once another leads or the epoch moved', async () => {
+  const topic = 'grace-view';
+  await cluster.createTopic(topic, 2, 1);
+  await waitFor('broker 1 leads both partitions', () => [0, 1].every((p) => cluster.node(1).broker.replicaManager!.replica(topic, p)?.role === 'leader'));
+  const q = cluster.node(1).broker.replicaManager!.rideThroughQuestion();
+  const mine = q.led.filter((l) => l.topic === topic).sort((a, b) => a.partition - b.partition);
+  assert.deepEqual(mine, [0, 1].map((partition) => ({ topic, partition, leaderEpoch: 0 })));
+  assert.ok(q.peers.has(2) && q.peers.has(3) && !q.peers.has(1), `asks the other replicas, not itself (${[...q.peers].join(', ')})`);
+  for (const id of [2, 3]) assert.equal(cluster.node(id).broker.replicaManager!.contradicts(1, mine), null, `broker ${id} agrees`);
+  // A preferred-leader election broker 1 missed: partition 1 moves to broker 3 at epoch 1.
+  cluster.source.elect(topic, 1, 3);
+  await waitFor('brokers 2 and 3 know the move', () => [2, 3].every((id) => cluster.node(id).broker.replicaManager!.replica(topic, 1)?.state.leaderEpoch === 1));
+  for (const id of [2, 3]) {
+    const conflict = cluster.node(id).broker.replicaManager!.contradicts(1, mine);
+    assert.match(conflict ?? '', new RegExp(`broker ${id} knows ${topic}-1 led by 3 at epoch 1, not by 1 at 0`));
+  }
+  assert.match(cluster.node(2).broker.replicaManager!.contradicts(1, [{ topic: 'gone', partition: 0, leaderEpoch: 3 }]) ?? '', /does not know gone-0/);
+});
+
+test('an ISR change whose answer was lost keeps counting its members (high watermark, and the question before a ride) until a newer state settles it', async () => {
+  cooling.clear();
+  const topic = 'grace-isr';
+  await cluster.createTopic(topic, 1, 1);
+  const leader = () => cluster.node(1).broker.replicaManager!.replica(topic, 0)!;
+  await waitFor('broker 1 leads', () => leader()?.role === 'leader');
+  // Broker 3 leaves the ISR (a controller-style write), then catches up: the leader proposes
+  // it back, and that write is made but its answer lost.
+  cluster.source.set(topic, 0, { replicas: [1, 2, 3], leader: 1, leaderEpoch: 0, isr: [1, 2] });
+  await waitFor('the leader applies the ISR [1, 2]', () => leader().state.isr.join() === '1,2');
+  cluster.source.loseIsrAnswers = true;
+  try {
+    assert.equal((await rawProduce(cluster.node(1).port, topic, 0, ['x'], -1)).errorCode, 0);
+    await waitFor('the expansion written without an answer', () => cluster.source.get(topic, 0).isr.join() === '1,2,3' && leader().pendingIsr === undefined);
+    assert.deepEqual([...leader().maximalIsr].sort(), [1, 2, 3], 'broker 3 still counts: etcd may hold it');
+    assert.equal(leader().state.isr.join(), '1,2');
+    assert.ok(cluster.node(1).broker.replicaManager!.rideThroughQuestion().peers.has(3));
+  } finally {
+    cluster.source.loseIsrAnswers = false;
+    cluster.source.deliverWithheld();
+  }
+  await waitFor('the newer state settles it', () => leader().state.isr.join() === '1,2,3');
+  assert.deepEqual([...leader().maximalIsr].sort(), [1, 2, 3]);
 });

@@ -76,11 +76,13 @@ export async function handleReplication(deps: KafkaApiDeps, ctx: RequestContext,
     writeHead(w, withErrorCode({ error }));
   } else if (apiKey === ReplicationApiKey.EtcdContact) {
     const req = readContactRequest(body);
-    const refused = admit(deps, ctx, deps.replication.region) ?? (deps.cluster === undefined ? new MeridianError(ErrorCode.MetadataUnavailable, `broker ${deps.config.nodeId} is not in a region cluster`) : null);
+    let refused = admit(deps, ctx, deps.replication.region) ?? (deps.cluster === undefined || deps.replicaManager === undefined ? new MeridianError(ErrorCode.MetadataUnavailable, `broker ${deps.config.nodeId} is not in a region cluster`) : null);
+    // Not "no" before it can keep the promise a "no" makes (registered, its record attached).
+    const inContact = refused === null ? deps.cluster!.answerContact() : undefined;
+    if (refused === null && inContact === undefined) refused = new MeridianError(ErrorCode.MetadataUnavailable, `broker ${deps.config.nodeId} is starting: it cannot answer for its contact with etcd yet`);
     noteUnauthorized(deps, ctx, deps.replication.region, undefined, refused);
-    const inContact = refused === null ? deps.cluster!.answerContact() : false;
-    if (refused === null && !inContact) deps.logger.debug({ asker: req.nodeId }, 'told a peer this broker is out of contact with etcd too');
-    writeContactResponse(w, { ...withErrorCode({ error: refused }), nodeId: deps.config.nodeId, inContact });
+    const conflict = refused === null ? deps.replicaManager!.contradicts(req.nodeId, req.led) : null;
+    writeContactResponse(w, { ...withErrorCode({ error: refused }), nodeId: deps.config.nodeId, inContact: inContact ?? true, conflict });
   } else if (apiKey === ReplicationApiKey.DrProbe) {
     const req = readProbeRequest(body);
     const refused = admit(deps, ctx, req.senderRegion, req.topic) ?? (deps.dr === undefined ? DR_NOT_RUNNING() : null);

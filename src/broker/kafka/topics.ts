@@ -271,7 +271,7 @@ async function createInCluster(
     return result;
   }
   // The request's timeout_ms bounds the wait (Kafka's), at least 1 s; etcd down, the answer
-  // names why (METADATA_UNAVAILABLE with etcd's last error). The creation may still complete.
+  // names why (REQUEST_TIMED_OUT, Kafka's code for METADATA_UNAVAILABLE here, with etcd's last error). The creation may still complete.
   const wait = timeoutMs > 0 ? Math.max(1000, timeoutMs) : undefined;
   const info = await cluster.createTopic(t.name, { partitions, replicationFactor: rf === -1 ? null : rf, ...(assignment.length > 0 ? { assignment } : {}), configs: record }, wait);
   const r = cluster.topicSync.record(t.name);
