@@ -377,7 +377,7 @@ export class Broker {
           defaultMinInsyncReplicas: c.defaultMinInsyncReplicas,
           minInsyncReplicas: (topic) => node.minInsyncReplicas(topic),
           // Self-fencing: past its lease's assured end a broker takes no produce.
-          leased: () => node.mayLead(),
+          leased: (topic, partition, leaderEpoch) => node.mayLead(topic, partition, leaderEpoch),
           coolingUntil: () => node.coolingUntil(),
           linkSecurity: { tls: config.replication.tls, sasl: config.replication.sasl },
           nodeId: config.nodeId,

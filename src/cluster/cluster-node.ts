@@ -31,7 +31,7 @@ import type { BrokerConfig, LinkSecurityConfig } from '../config/schema.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { TopicManager, TopicConfig, TopicInfo } from '../storage/topic-manager.js';
 import { EtcdProducerIds } from './cluster-producer-ids.js';
-import { ContactPeers, type ContactPeersOptions } from './etcd-contact.js';
+import { ContactPeers, ledKey, type ContactPeersOptions } from './etcd-contact.js';
 import { Controller, type CreateTopicSpec } from './etcd-controller.js';
 import { Membership, MembersView } from './etcd-membership.js';
 import type { ClusterPolicies } from './policy-sync.js';
@@ -230,8 +230,12 @@ export class ClusterNode {
   }
 
   /** Whether this broker may act as a leader right now (its lease is fresh, or it rides through an etcd outage): leaders check it before every produce. */
-  mayLead(): boolean {
-    return this.membership?.mayLead() ?? false;
+  mayLead(topic?: string, partition?: number, leaderEpoch?: number): boolean {
+    const m = this.membership;
+    if (m === undefined) return false;
+    // Leased (every produce in normal operation): no key to build.
+    if (m.isLeased()) return true;
+    return m.mayLead(topic === undefined ? undefined : ledKey(topic, partition ?? -1, leaderEpoch ?? -1));
   }
 
   /**
@@ -245,7 +249,9 @@ export class ClusterNode {
     if (m === undefined) return;
     const noContactFile = path.join(this.#o.config.dataDir, NO_CONTACT_FILE);
     // Off, this broker still answers its peers truthfully, and keeps what it promised them.
-    if (!this.#o.config.cluster.rideThroughEtcdOutage) return m.enableRideThrough({ noContactFile });
+    // With unclean election any replica may be elected, one the peers asked may not know
+    // of (a reassignment's new replica): no ride then.
+    if (!this.#o.config.cluster.rideThroughEtcdOutage || this.#o.config.cluster.uncleanLeaderElection) return m.enableRideThrough({ noContactFile });
     const contact = new ContactPeers({ nodeId: this.nodeId, question, members: () => this.members.members().keys(), address: (id) => this.source.brokerAddress(id), security });
     this.#contact = contact;
     m.enableRideThrough({ round: (timeoutMs) => contact.round(timeoutMs), noContactFile });

@@ -5,7 +5,8 @@
  *   EtcdContact (internal API key 32004, v0, on the Kafka port, never advertised; ClusterAction
  *   with authorization on, like the other broker-to-broker requests):
  *     request:  nodeId INT32 (the asker),
- *               led ARRAY<[topic STRING, partition INT32, leaderEpoch INT32]> (what it leads)
+ *               led ARRAY<[topic STRING, partition INT32, leaderEpoch INT32, partitionEpoch INT32]>
+ *               (what it leads, as it knows each partition's state)
  *     response: errorCode INT16, errorMessage NULLABLE_STRING, nodeId INT32 (the answerer),
  *               inContact BOOLEAN, conflict NULLABLE_STRING
  *
@@ -36,6 +37,12 @@ export interface LedPartition {
   readonly topic: string;
   readonly partition: number;
   readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+}
+
+/** The key a ride covers a leadership by (Membership.mayLead). */
+export function ledKey(topic: string, partition: number, leaderEpoch: number): string {
+  return `${topic}\0${partition}\0${leaderEpoch}`;
 }
 
 export interface ContactRequest {
@@ -53,13 +60,13 @@ export interface ContactResponse {
 
 export function writeContactRequest(w: Writer, req: ContactRequest): void {
   w.int32(req.nodeId).int32(req.led.length);
-  for (const l of req.led) w.string(l.topic).int32(l.partition).int32(l.leaderEpoch);
+  for (const l of req.led) w.string(l.topic).int32(l.partition).int32(l.leaderEpoch).int32(l.partitionEpoch);
 }
 
 export function readContactRequest(r: Reader): ContactRequest {
   const nodeId = r.int32('nodeId');
   const led: LedPartition[] = [];
-  for (let n = r.int32('led'); n > 0; n--) led.push({ topic: r.string('topic'), partition: r.int32('partition'), leaderEpoch: r.int32('leaderEpoch') });
+  for (let n = r.int32('led'); n > 0; n--) led.push({ topic: r.string('topic'), partition: r.int32('partition'), leaderEpoch: r.int32('leaderEpoch'), partitionEpoch: r.int32('partitionEpoch') });
   return { nodeId, led };
 }
 
@@ -71,8 +78,11 @@ export function readContactResponse(r: Reader): ContactResponse {
   return { errorCode: r.int16('errorCode'), errorMessage: r.nullableString('errorMessage'), nodeId: r.int32('nodeId'), inContact: r.boolean('inContact'), conflict: r.nullableString('conflict') };
 }
 
-/** The outcome of one round: every peer asked said it has no contact with etcd, or why not. */
-export type RoundOutcome = { readonly allOut: true } | { readonly allOut: false; readonly why: string };
+/**
+ * The outcome of one round: every peer asked said it has no contact with etcd and agreed on
+ * the leaderships asked about (`covers`, by ledKey; absent: every one), or why not.
+ */
+export type RoundOutcome = { readonly allOut: true; readonly covers?: ReadonlySet<string> } | { readonly allOut: false; readonly why: string };
 
 export interface ContactPeersOptions {
   readonly nodeId: number;
@@ -115,7 +125,7 @@ export class ContactPeers {
       if (r.inContact) return { allOut: false, why: `broker ${id} is in contact with etcd` };
       if (r.conflict !== null) return { allOut: false, why: r.conflict };
     }
-    return { allOut: true };
+    return { allOut: true, covers: new Set(q.led.map((l) => ledKey(l.topic, l.partition, l.leaderEpoch))) };
   }
 
   async #ask(id: number, req: ContactRequest, timeoutMs: number): Promise<ContactResponse> {

@@ -97,6 +97,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #wake: (() => void) | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
   #ride: RideThrough | undefined;
+  /** The leaderships the last round that allowed a ride asked about (undefined: every one). */
+  #rideCovers: ReadonlySet<string> | undefined;
   /** While riding: the end of the leadership the last round of "no contact" answers allows. */
   #rideUntil = 0;
   #riding = false;
@@ -144,9 +146,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return now < this.#validUntil;
   }
 
-  /** Whether this broker may act as a leader at `now`: leased, or riding through an etcd outage. */
-  mayLead(now = performance.now()): boolean {
-    return now < this.#validUntil || now < this.#rideUntil;
+  /**
+   * Whether this broker may act as a leader at `now`: leased, or riding through an etcd
+   * outage, then only for a leadership its last round asked about (`key`, etcd-contact.ts
+   * ledKey; one begun since was not asked about, and its replicas said nothing).
+   */
+  mayLead(key?: string, now = performance.now()): boolean {
+    if (now < this.#validUntil) return true;
+    if (now >= this.#rideUntil) return false;
+    return key === undefined || this.#rideCovers === undefined || this.#rideCovers.has(key);
   }
 
   /** Whether it is riding through an etcd outage now. */
@@ -360,6 +368,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #endRide(why?: string): void {
     if (why !== undefined && this.#riding) this.#region.logger?.warn({ nodeId: this.info.nodeId, why }, 'riding through the etcd outage ends');
     this.#rideUntil = 0;
+    this.#rideCovers = undefined;
     this.#riding = false;
   }
 
@@ -382,13 +391,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
    */
   async #round(): Promise<void> {
     const ride = this.#ride;
-    if (ride?.round === undefined || this.#stopped || this.#fenced || this.#roundRunning) return;
-    const gen = this.#roundGen;
+    if (ride?.round === undefined || this.#stopped || this.#fenced) return;
     const sentAt = performance.now();
     const timeout = this.#roundTimeoutMs;
+    if (this.#roundRunning) {
+      this.#scheduleRound(sentAt + 50);
+      return;
+    }
+    const gen = this.#roundGen;
     // Renewed since this round was planned: the renewal planned the next one.
     if (this.#rideUntil === 0 && sentAt < this.#validUntil - this.#roundLeadMs - 50) return;
     if (sentAt >= Math.max(this.#validUntil, this.#rideUntil)) return; // too late: the fence decides
+    // A slow keepalive is no outage: peers are asked only once an etcd call of this broker
+    // failed (until then it fences at the window's end, as without ride-through).
+    if (this.#rideUntil === 0 && this.#region.status().reachable) {
+      if (sentAt + timeout + 50 < this.#validUntil) this.#scheduleRound(sentAt + 100);
+      return;
+    }
     this.#roundRunning = true;
     let outcome: RoundOutcome;
     try {
@@ -401,6 +420,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.#stopped || this.#fenced || gen !== this.#roundGen) return;
     if (outcome.allOut) {
       this.#rideUntil = Math.max(this.#rideUntil, sentAt + this.rideMs);
+      this.#rideCovers = outcome.covers;
       this.#scheduleRound(sentAt + this.rideMs / 3);
     } else if (this.#riding) {
       this.#endRide(outcome.why);

@@ -270,7 +270,10 @@ export class PartitionReplica {
     }
     if (!out.includes(this.nodeId)) out.unshift(this.nodeId);
     const same = out.length === isr.length && out.every((id) => isr.includes(id));
-    return same ? undefined : out;
+    // A change whose outcome is unknown is settled by writing the ISR again: etcd then either
+    // takes it (it never held the lost one) or refuses it (a newer state, which says).
+    if (same) return this.#uncertainIsr === undefined ? undefined : [...isr];
+    return out;
   }
 
   /** Recomputes the high watermark (leader) and settles the waiters it passed. */

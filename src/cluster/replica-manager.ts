@@ -38,6 +38,7 @@
  */
 import type { Logger } from 'pino';
 import type { LinkSecurityConfig } from '../config/schema.js';
+import type { LedPartition } from './etcd-contact.js';
 import { ErrorCode, MeridianError } from '../errors.js';
 import type { ProducerStates } from '../broker/producer-states.js';
 import type { ReplicaStates } from '../replication/replica-state.js';
@@ -70,7 +71,7 @@ export interface ReplicaManagerOptions {
    * self-fencing clock). False: produce answers NOT_LEADER_OR_FOLLOWER at once, before the
    * controller can have elected another leader. Default: always.
    */
-  leased?: () => boolean;
+  leased?: (topic: string, partition: number, leaderEpoch: number) => boolean;
   /**
    * Until when (performance.now()) a leadership this broker has not acted on yet may not
    * start acting: it answered a peer "no contact with etcd" (Membership.coolingUntil).
@@ -750,8 +751,10 @@ export class ReplicaManager {
     this.#opts.source.alterIsr(s.topic, s.partition, desired, { leaderEpoch: s.leaderEpoch, partitionEpoch: s.partitionEpoch }).then(
       (res) => {
         if (res.kind === 'ok') this.#apply(res.state);
-        // Someone else changed the partition: its new state arrives through the subscription.
-        else if (r.pendingIsr === desired) r.clearProposal();
+        // Someone else changed the partition: its new state arrives through the subscription,
+        // and until it does the proposal's members keep counting (etcd may hold a lost
+        // earlier write of this leader's under it).
+        else if (r.pendingIsr === desired) r.proposalUnknown();
       },
       (err) => {
         // Unanswered, not refused: etcd may hold it, so its members keep counting for the
@@ -765,7 +768,8 @@ export class ReplicaManager {
 
   /** NOT_LEADER_OR_FOLLOWER while the lease is not fresh or leadership is suspended. */
   #fenced(topic: string, partition: number): MeridianError | null {
-    if (this.#opts.leased?.() === false) {
+    const epoch = this.#replicas.get(keyOf(topic, partition))?.leaderEpoch ?? -1;
+    if (this.#opts.leased?.(topic, partition, epoch) === false) {
       return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId}'s etcd lease was not renewed in time; it does not act as leader until it is (self-fencing)`);
     }
     if (this.#suspended !== undefined) {
@@ -794,12 +798,12 @@ export class ReplicaManager {
    * excluded. Unclean election may elect any replica, so all are asked, whatever this
    * broker's own setting says.
    */
-  rideThroughQuestion(): { peers: Set<number>; led: Array<{ topic: string; partition: number; leaderEpoch: number }> } {
+  rideThroughQuestion(): { peers: Set<number>; led: LedPartition[] } {
     const peers = new Set<number>();
-    const led: Array<{ topic: string; partition: number; leaderEpoch: number }> = [];
+    const led: LedPartition[] = [];
     for (const r of this.#replicas.values()) {
       if (r.role !== 'leader') continue;
-      led.push({ topic: r.topic, partition: r.partition, leaderEpoch: r.leaderEpoch });
+      led.push({ topic: r.topic, partition: r.partition, leaderEpoch: r.leaderEpoch, partitionEpoch: r.state.partitionEpoch });
       for (const id of [...r.state.replicas, ...r.maximalIsr]) if (id !== this.nodeId) peers.add(id);
     }
     return { peers, led };
@@ -810,12 +814,15 @@ export class ReplicaManager {
    * broker knows otherwise (another leader, another epoch, a partition it does not know, or
    * one it leads), or null when it agrees. A conflict ends that peer's ride.
    */
-  contradicts(asker: number, led: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number }>): string | null {
-    for (const { topic, partition, leaderEpoch } of led) {
+  contradicts(asker: number, led: readonly LedPartition[]): string | null {
+    for (const { topic, partition, leaderEpoch, partitionEpoch } of led) {
       const k = keyOf(topic, partition);
       const s = this.#replicas.get(k)?.state ?? this.#states.get(k);
       if (s === undefined) return `broker ${this.nodeId} does not know ${topic}-${partition}`;
       if (s.leader !== asker || s.leaderEpoch !== leaderEpoch) return `broker ${this.nodeId} knows ${topic}-${partition} led by ${s.leader} at epoch ${s.leaderEpoch}, not by ${asker} at ${leaderEpoch}`;
+      // Another state of the same leadership (replicas added by a reassignment, another ISR):
+      // one of the two views is stale, and a ride needs them to agree.
+      if (s.partitionEpoch !== partitionEpoch) return `broker ${this.nodeId} knows ${topic}-${partition} at partition epoch ${s.partitionEpoch}, not ${partitionEpoch}`;
     }
     return null;
   }

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
+import { ledKey } from '../../src/cluster/etcd-contact.js';
 import { startNode, TestEtcd, type TestNode } from '../helpers/etcd.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait.js';
@@ -43,10 +44,11 @@ test('every peer out of contact: no fence through four lease TTLs of etcd down; 
   const node = await startNode(etcd, 1, { leaseTtlMs: TTL });
   try {
     let rounds = 0;
+    const asked = ledKey('orders', 0, 4);
     node.membership.enableRideThrough({
       round: async () => {
         rounds++;
-        return { allOut: true };
+        return { allOut: true, covers: new Set([asked]) };
       },
     });
     const seen = events(node);
@@ -55,11 +57,14 @@ test('every peer out of contact: no fence through four lease TTLs of etcd down; 
     await waitFor('the ride', () => node.membership.riding, 5000, 10);
     // Leading all along: sampled until four TTLs have passed.
     await waitFor('four lease TTLs of etcd down', () => {
-      assert.equal(node.membership.mayLead(), true, `may not lead ${(performance.now() - stoppedAt).toFixed(0)} ms into the outage`);
+      assert.equal(node.membership.mayLead(asked), true, `may not lead ${(performance.now() - stoppedAt).toFixed(0)} ms into the outage`);
       return performance.now() - stoppedAt > 4 * TTL;
     }, 4 * TTL + 5000, 20);
     assert.deepEqual(seen, ['riding']);
     assert.equal(node.membership.isLeased(), false, 'not in contact');
+    assert.equal(node.membership.mayLead(asked), true, 'the leadership the rounds asked about');
+    assert.equal(node.membership.mayLead(ledKey('orders', 0, 5)), false, 'not one at another epoch, which nobody was asked about');
+    assert.equal(node.membership.mayLead(ledKey('orders', 1, 4)), false, 'nor another partition');
     assert.ok(rounds >= 8, `asked every third of a ride (${rounds} rounds)`);
     await etcd.start();
     await waitFor('leased again', () => node.membership.isLeased() && seen.includes('leased'), 15_000, 20);

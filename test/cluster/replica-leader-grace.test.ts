@@ -76,9 +76,11 @@ test('a rider\'s view of what it leads is checked by each peer: agreed while eve
   await waitFor('broker 1 leads both partitions', () => [0, 1].every((p) => cluster.node(1).broker.replicaManager!.replica(topic, p)?.role === 'leader'));
   const q = cluster.node(1).broker.replicaManager!.rideThroughQuestion();
   const mine = q.led.filter((l) => l.topic === topic).sort((a, b) => a.partition - b.partition);
-  assert.deepEqual(mine, [0, 1].map((partition) => ({ topic, partition, leaderEpoch: 0 })));
+  assert.deepEqual(mine, [0, 1].map((partition) => ({ topic, partition, leaderEpoch: 0, partitionEpoch: 0 })));
   assert.ok(q.peers.has(2) && q.peers.has(3) && !q.peers.has(1), `asks the other replicas, not itself (${[...q.peers].join(', ')})`);
   for (const id of [2, 3]) assert.equal(cluster.node(id).broker.replicaManager!.contradicts(1, mine), null, `broker ${id} agrees`);
+  // Another state of the same leadership (a reassignment's replicas, another ISR): a view is stale.
+  assert.match(cluster.node(2).broker.replicaManager!.contradicts(1, [{ ...mine[0]!, partitionEpoch: 5 }]) ?? '', /at partition epoch 0, not 5/);
   // A preferred-leader election broker 1 missed: partition 1 moves to broker 3 at epoch 1.
   cluster.source.elect(topic, 1, 3);
   await waitFor('brokers 2 and 3 know the move', () => [2, 3].every((id) => cluster.node(id).broker.replicaManager!.replica(topic, 1)?.state.leaderEpoch === 1));
@@ -86,7 +88,7 @@ test('a rider\'s view of what it leads is checked by each peer: agreed while eve
     const conflict = cluster.node(id).broker.replicaManager!.contradicts(1, mine);
     assert.match(conflict ?? '', new RegExp(`broker ${id} knows ${topic}-1 led by 3 at epoch 1, not by 1 at 0`));
   }
-  assert.match(cluster.node(2).broker.replicaManager!.contradicts(1, [{ topic: 'gone', partition: 0, leaderEpoch: 3 }]) ?? '', /does not know gone-0/);
+  assert.match(cluster.node(2).broker.replicaManager!.contradicts(1, [{ topic: 'gone', partition: 0, leaderEpoch: 3, partitionEpoch: 0 }]) ?? '', /does not know gone-0/);
 });
 
 test('an ISR change whose answer was lost keeps counting its members (high watermark, and the question before a ride) until a newer state settles it', async () => {
