@@ -4,9 +4,10 @@
  * endpoint answers. `stop()` and `start()` again keep the ports and the data, so a test can
  * make etcd unavailable and bring it back; `close()` stops it and removes the directory.
  *
- * A missing binary is an error naming the package, never a skip.
+ * With `tls`, etcd serves https and requires client certificates (`ctl` runs etcdctl with
+ * one). A missing binary is an error naming the package, never a skip.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Controller, type ControllerOptions } from '../../src/cluster/etcd-controller.js';
 import { Membership } from '../../src/cluster/etcd-membership.js';
@@ -18,6 +19,18 @@ import { tmpDir } from './tmp-dir.js';
 import { waitFor } from './wait.js';
 
 export const ETCD_BINARY = process.env.ETCD_BINARY ?? '/usr/bin/etcd';
+export const ETCDCTL_BINARY = '/usr/bin/etcdctl';
+
+export interface EtcdTls {
+  /** etcd's server certificate and key (SAN 127.0.0.1). */
+  readonly cert: string;
+  readonly key: string;
+  /** The CA clients' certificates must be signed by (and etcd's is). */
+  readonly ca: string;
+  /** A client certificate etcdctl uses here. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
 
 export class TestEtcd {
   readonly clientPort: number;
@@ -29,8 +42,12 @@ export class TestEtcd {
 
   readonly #binary: string;
 
-  private constructor(clientPort: number, peerPort: number, dir: { dir: string; cleanup: () => void }, binary: string) {
+  /** Client TLS: etcd serves https with `cert`/`key` and requires client certificates signed by `ca`. */
+  readonly #tls: EtcdTls | undefined;
+
+  private constructor(clientPort: number, peerPort: number, dir: { dir: string; cleanup: () => void }, binary: string, tls?: EtcdTls) {
     this.#binary = binary;
+    this.#tls = tls;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
     this.dataDir = dir.dir;
@@ -38,7 +55,7 @@ export class TestEtcd {
   }
 
   /** Starts a fresh etcd and waits until it is healthy. `binary` is for the test of a missing one. */
-  static async start(o: { binary?: string } = {}): Promise<TestEtcd> {
+  static async start(o: { binary?: string; tls?: EtcdTls } = {}): Promise<TestEtcd> {
     const binary = o.binary ?? ETCD_BINARY;
     if (!existsSync(binary)) {
       throw new Error(`etcd is not installed (${binary} is missing): install the Debian package etcd-server (apt-get install -y etcd-server)`);
@@ -46,9 +63,23 @@ export class TestEtcd {
     const client = await freePort();
     let peer = await freePort();
     while (peer === client) peer = await freePort();
-    const e = new TestEtcd(client, peer, tmpDir('meridian-etcd-'), binary);
+    const e = new TestEtcd(client, peer, tmpDir('meridian-etcd-'), binary, o.tls);
     await e.start();
     return e;
+  }
+
+  /** Runs etcdctl against this etcd (with the TLS client certificate when it has TLS, and `user` as --user). */
+  ctl(args: string[], user?: string): { code: number | null; out: string } {
+    const tls = this.#tls;
+    const r = spawnSync(ETCDCTL_BINARY, [
+      '--endpoints', `${tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`,
+      '--dial-timeout', '1s', '--command-timeout', '2s',
+      ...(tls ? ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : []),
+      ...(user !== undefined ? ['--user', user] : []),
+      ...args,
+    ], { encoding: 'utf8' });
+    if (r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`etcdctl is not installed (${ETCDCTL_BINARY}): install the Debian package etcd-client`);
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
   }
 
   /** host:port for the etcd3 client and cluster.etcd.endpoints. */
@@ -63,7 +94,8 @@ export class TestEtcd {
   /** (Re)starts etcd on the same ports and data directory; resolves when healthy. */
   async start(): Promise<void> {
     if (this.#proc !== undefined) return;
-    const c = `http://127.0.0.1:${this.clientPort}`;
+    const tls = this.#tls;
+    const c = `${tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`;
     const p = `http://127.0.0.1:${this.peerPort}`;
     this.#stderr = '';
     const proc = spawn(
@@ -79,6 +111,7 @@ export class TestEtcd {
         '--initial-cluster-state', 'new',
         '--log-level', 'warn',
         '--logger', 'zap',
+        ...(tls ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -95,6 +128,7 @@ export class TestEtcd {
       `etcd healthy on ${c}`,
       async () => {
         if (exited !== undefined) throw new Error(`${exited}: ${this.#stderr}`);
+        if (tls) return this.ctl(['endpoint', 'health']).code === 0;
         const res = await fetch(`${c}/health`, { signal: AbortSignal.timeout(1000) });
         const body = (await res.json()) as { health?: string };
         return body.health === 'true';
