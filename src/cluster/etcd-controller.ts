@@ -140,7 +140,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
 
   /** The node id of the region's controller as observed, -1 when there is none. */
   controllerId(): number {
-    return this.#controllerId;
+    // Elected, it knows before its watch of the election delivers its own key (Metadata
+    // would name no controller meanwhile, and KafkaJS's CreateTopics fails on that).
+    return this.#active ? this.#membership.nodeId : this.#controllerId;
   }
 
   /** Starts observing the election and campaigning (whenever the membership holds a lease). */

@@ -3,8 +3,9 @@
  * (test/helpers/cluster.ts: every broker a `meridian broker --config FILE` process):
  * - a follower killed with SIGKILL leaves the ISR, and once restarted catches up (its log
  *   byte-identical to the leader's) and rejoins it, as Metadata shows;
- * - with min.insync.replicas 2 and two brokers down, an acks=all KafkaJS producer gets
- *   NOT_ENOUGH_REPLICAS, and nothing it sent then is readable once the brokers are back;
+ * - with min.insync.replicas 2 and two brokers down, an acks=all KafkaJS producer and kcat
+ *   both get NOT_ENOUGH_REPLICAS, and nothing they sent then is readable once the brokers
+ *   are back;
  * - a follower down while every record it holds was deleted (DeleteRecords to the high
  *   watermark) starts its log over at the leader's log start and rejoins the ISR.
  */
@@ -112,6 +113,10 @@ test('min.insync.replicas 2 with two brokers down: acks=all gets NOT_ENOUGH_REPL
     );
     assert.ok(err !== undefined, 'acks=all with an ISR of one under min.insync.replicas 2 must fail');
     assert.ok(kafkaErrorTypes(err).includes('NOT_ENOUGH_REPLICAS'), `KafkaJS error types: ${kafkaErrorTypes(err).join(', ')} (${String(err)})`);
+    // librdkafka (kcat), acks=all without retries: the same refusal, named.
+    const leader = cluster.node(state.leader);
+    const refused = await kcat(['-P', '-b', `127.0.0.1:${leader.port}`, '-t', topic, '-p', '0', '-X', 'acks=all', '-X', 'message.send.max.retries=0'], Buffer.from('refused-kcat\n'));
+    assert.match(refused.stderr, /Not enough in-sync replicas|NOT_ENOUGH_REPLICAS/i, `kcat's delivery report names the refusal (exit ${refused.code}): ${refused.stderr}`);
 
     for (const id of followers) await cluster.node(id).start();
     await cluster.waitMembers([1, 2, 3]);
