@@ -213,7 +213,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // open on a keepalive answered before etcd went away is not contact: every broker's
     // window closes at its own time, and the first to close would find the others "in".
     if (now < this.#validUntil && this.#region.status().reachable) return true;
-    const file = this.#ride?.noContactFile;
+    const file = this.#ride.noContactFile;
     if (file !== undefined && now - this.#noContactPersistedAt >= this.graceMs / 4) {
       // Atomically (a crash leaves the old record or the new, never an empty one).
       writeFileAtomicSync(file, JSON.stringify({ at: Date.now() }));
@@ -258,8 +258,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.#stopping.abort();
     clearTimeout(this.#fenceTimer);
     clearTimeout(this.#roundTimer);
-    this.#rideUntil = 0;
-    this.#riding = false;
+    this.#endRide();
     this.#wake?.();
     this.#validUntil = 0;
   }

@@ -200,16 +200,11 @@ export class PartitionReplica {
     this.#pendingIsr = isr;
   }
 
-  /** The proposal was refused (etcd holds another state): the committed ISR is all there is. */
-  clearProposal(): void {
-    this.#pendingIsr = undefined;
-    if (this.#role === 'leader') this.recompute();
-  }
-
   /**
-   * The proposal's write failed without an answer: etcd may hold it. Its members keep
-   * counting (maximalIsr) until a newer state of the partition says which, and another
-   * change may be proposed meanwhile.
+   * The proposal's write failed without an answer, or was refused (etcd holds a newer
+   * state, which may carry a lost earlier write of this leader's): its members keep counting
+   * (maximalIsr) until a newer state of the partition says which, and another change may be
+   * proposed meanwhile.
    */
   proposalUnknown(): void {
     if (this.#pendingIsr !== undefined) this.#uncertainIsr = [...new Set([...(this.#uncertainIsr ?? []), ...this.#pendingIsr])];

@@ -768,8 +768,9 @@ export class ReplicaManager {
 
   /** NOT_LEADER_OR_FOLLOWER while the lease is not fresh or leadership is suspended. */
   #fenced(topic: string, partition: number): MeridianError | null {
-    const epoch = this.#replicas.get(keyOf(topic, partition))?.leaderEpoch ?? -1;
-    if (this.#opts.leased?.(topic, partition, epoch) === false) {
+    const k = keyOf(topic, partition);
+    const r = this.#replicas.get(k);
+    if (this.#opts.leased?.(topic, partition, r?.leaderEpoch ?? -1) === false) {
       return new MeridianError(ErrorCode.NotLeader, `${topic}-${partition}: broker ${this.nodeId}'s etcd lease was not renewed in time; it does not act as leader until it is (self-fencing)`);
     }
     if (this.#suspended !== undefined) {
@@ -778,8 +779,6 @@ export class ReplicaManager {
     // A leadership this broker has not acted on yet waits out the promise of a "no contact
     // with etcd" answer it gave (cluster/etcd-contact.ts): the broker that asked may still be
     // riding through the outage as this partition's leader at an older epoch.
-    const k = keyOf(topic, partition);
-    const r = this.#replicas.get(k);
     if (r !== undefined && r.role === 'leader' && this.#acting.get(k) !== r.leaderEpoch) {
       const until = this.#opts.coolingUntil?.() ?? 0;
       const wait = until - performance.now();

@@ -42,16 +42,16 @@ test('a leadership already acknowledged at goes on through the clock; a new one 
   assert.equal((await rawProduce(cluster.node(1).port, TOPIC, 0, ['b'], -1)).errorCode, 0);
 
   // Broker 2 answered "no contact" too, then is elected (epoch 1): it must not take produce
-  // before its clock passes.
-  const until = performance.now() + 1500;
-  cooling.set(2, until);
+  // before its clock passes (a minute away while it is asked).
+  cooling.set(2, performance.now() + 60_000);
   cluster.source.elect(TOPIC, 0, 2);
   await waitFor('broker 2 leads epoch 1', () => cluster.node(2).broker.replicaManager!.replica(TOPIC, 0)?.leaderEpoch === 1 && cluster.node(2).broker.replicaManager!.replica(TOPIC, 0)?.role === 'leader');
   const refused = await rawProduce(cluster.node(2).port, TOPIC, 0, ['c'], -1);
   assert.equal(refused.errorCode, NOT_LEADER_OR_FOLLOWER, 'a new leadership within the clock refuses produce');
-  assert.ok(performance.now() < until, 'refused before the clock passed');
 
   // KafkaJS retries NOT_LEADER_OR_FOLLOWER; its send lands once the clock has passed.
+  const until = performance.now() + 1000;
+  cooling.set(2, until);
   const kafka = new Kafka({ clientId: 'grace', brokers: [cluster.node(2).bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 300 } });
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
