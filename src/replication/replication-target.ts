@@ -35,7 +35,6 @@ import { encodeMarker, type MarkedBatch } from './marker.js';
 import { sendersTo, type Policy, type RegionEntry } from './policy.js';
 import { NO_CONTINUITY_CHECK, type AppendRequest, type AppendResponse, type HandshakeRequest, type HandshakeResponse } from './replication-api.js';
 import { originKey, raise, type ReplicaStates } from './replica-state.js';
-import { RunTracker } from './run-tracker.js';
 
 export interface TargetStats {
   appendedBatches: number;
@@ -345,6 +344,8 @@ export class ReplicationTarget {
       }
       const out: Buffer[] = [];
       const headers: BatchHeader[] = [];
+      /** Per run, what the table learns once it is appended: what `ReplicaTable.observe` would read back from the log. */
+      const learned: Array<{ origin: string; lastOrigin: bigint; senderEndOffset: bigint }> = [];
       let bytes = 0;
       runs.forEach((run, i) => {
         // The last marker also covers what the sender skipped after its last batch.
@@ -352,15 +353,23 @@ export class ReplicationTarget {
         const marker = encodeMarker({ originRegion: run.originRegion, originTopicId: run.originTopicId, originPartition: run.originPartition, senderRegion: req.senderRegion, senderTopicId: req.senderTopicId, hops: run.hops, batches: run.marked, senderEndOffset });
         out.push(marker, ...run.batches);
         headers.push(validateBatch(marker), ...run.headers);
-        bytes += run.batches.reduce((n, b) => n + b.length, 0);
+        for (const b of run.batches) bytes += b.length;
+        const last = run.batches.length - 1;
+        learned.push({ origin: originKey(run.originRegion, run.originTopicId), lastOrigin: run.marked[last].originBaseOffset + BigInt(run.headers[last].lastOffsetDelta), senderEndOffset });
       });
       // A cluster's leader stamps its epoch on every batch (the origin's stamp is another
       // region's epoch) and answers once the in-sync replicas hold them.
       const leaderEpoch = leadership?.leaderEpochFor(req.topic, req.partition);
       if (leadership !== undefined && leaderEpoch === undefined) return fail(new MeridianError(ErrorCode.NotLeader, `${req.topic}-${req.partition}: this broker stopped leading it in region ${this.region}`));
       const appended = log.appendValidated(out, headers, leaderEpoch === undefined ? {} : { leaderEpoch });
-      const tracker = new RunTracker();
-      out.forEach((b, i) => table.observe(tracker, b, headers[i]));
+      // The table as a walk of these batches would leave it (replica-state.ts's observe), taken
+      // from the runs just built instead of decoding their markers again: origin offsets rise
+      // within a run, so its last batch carries its highest, and each run ends complete.
+      const sender = originKey(req.senderRegion, req.senderTopicId);
+      for (const l of learned) {
+        raise(table.origins, l.origin, l.lastOrigin);
+        raise(table.senders, sender, l.senderEndOffset);
+      }
       this.stats.appendedBatches += kept;
       this.stats.appendedBytes += bytes;
       return {

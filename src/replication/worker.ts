@@ -138,7 +138,17 @@ export class PartitionWorker {
   #lastOriginOffset: bigint | null = null;
   #abort = new AbortController();
   #done: Promise<void> | undefined;
+  /** Ends the current wait (a stop); set while the worker waits or sleeps. */
   #wake: (() => void) | undefined;
+  /** The current wait's check, run at each event that may satisfy it (`#poke`). */
+  #check: (() => void) | undefined;
+  /** Events seen (appends, durable points, answers): a wait for "anything" compares it. */
+  #events = 0;
+  /** Runs the current wait's check: the log's and the committed end's listeners, subscribed once per run. */
+  readonly #poke = (): void => {
+    this.#events++;
+    this.#check?.();
+  };
   /** The replicator's shared tick: re-checks for waits whose event may never come. */
   #ticker: Ticker;
   /** A region cluster's replicated high watermark; absent on a single broker (the log end). */
@@ -276,11 +286,18 @@ export class PartitionWorker {
     return c < written ? c : written;
   }
 
-  /** Events after which `#end()` may have moved. */
-  #endSources(): Array<(listener: () => void) => () => void> {
-    const sources: Array<(listener: () => void) => () => void> = [(l) => this.log.onAppend(l)];
-    if (this.#committed !== undefined) sources.push((l) => this.#committed!.onChange(l));
-    return sources;
+  /**
+   * Subscribes `#poke` to every event a wait may be waiting for: the log's appends and
+   * durable points, and in a region cluster the committed end. Once per run, not per wait: a
+   * live partition waits several times per request, and a subscription per wait was a
+   * measurable share of the replicator's allocations over 10,000 partitions (issue 15).
+   */
+  #subscribe(): () => void {
+    const offs = [this.log.onAppend(this.#poke), this.log.onDurable(this.#poke)];
+    if (this.#committed !== undefined) offs.push(this.#committed.onChange(this.#poke));
+    return () => {
+      for (const off of offs) off();
+    };
   }
 
   get #signal(): AbortSignal {
@@ -288,6 +305,15 @@ export class PartitionWorker {
   }
 
   async #run(): Promise<void> {
+    const unsubscribe = this.#subscribe();
+    try {
+      await this.#loop();
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  async #loop(): Promise<void> {
     let backoff = this.#opts.retryInitialMs;
     while (!this.#signal.aborted) {
       try {
@@ -436,6 +462,7 @@ export class PartitionWorker {
         this.#release(chunk);
         entry.done = true;
         grant.release();
+        this.#poke();
       });
     this.#inFlight.push(entry);
   }
@@ -544,25 +571,19 @@ export class PartitionWorker {
   }
 
   /**
-   * Until the log holds more than `next`. Only the log's append event wakes an idle worker:
-   * no timer, no polling (issue 15: thousands of idle partitions cost no CPU). Nothing but
-   * an append can give an idle worker work: the log start (retention, offload, DeleteRecords)
-   * never passes the high watermark, and a stop wakes it through `#wake`.
+   * Until the log holds more than `next`. Only the log's append event (or the committed
+   * end's) wakes an idle worker: no timer, no polling (issue 15: thousands of idle partitions
+   * cost no CPU). Nothing but an append can give an idle worker work: the log start
+   * (retention, offload, DeleteRecords) never passes the high watermark, and a stop wakes it
+   * through `#wake`.
    */
   #waitForAppend(next: bigint): Promise<void> {
-    return this.#waitUntil(() => this.#end() > next, this.#endSources());
+    return this.#waitUntil(() => this.#end() > next);
   }
 
-  /** Until the log holds more than `next` or `oldest` is answered, whichever comes first. */
+  /** Until the log holds more than `next` or `oldest` is answered (its settling pokes), whichever comes first. */
   #waitForAppendOrAnswer(next: bigint, oldest: InFlight): Promise<void> {
-    const answered = (l: () => void) => {
-      let live = true;
-      void oldest.settled.then(() => live && l());
-      return () => {
-        live = false;
-      };
-    };
-    return this.#waitUntil(() => oldest.done || this.#end() > next, [...this.#endSources(), answered]);
+    return this.#waitUntil(() => oldest.done || this.#end() > next);
   }
 
   /**
@@ -571,37 +592,47 @@ export class PartitionWorker {
    * failed (the log went offline, and the caller's flush says so).
    */
   #waitForDurable(next: bigint): Promise<void> {
-    return this.#waitUntil(() => this.log.durableOffset > next || !this.log.syncPending, [(l) => this.log.onDurable(l), (l) => this.#ticker.subscribe(l)]);
+    return this.#waitUntil(() => this.log.durableOffset > next || !this.log.syncPending, (check) => this.#ticker.subscribe(check));
   }
 
   /** Until the next shared tick, or anything the log says, whichever comes first. */
   #waitForTick(): Promise<void> {
-    let woken = false;
-    const wake = (l: () => void) => () => {
-      woken = true;
-      l();
-    };
-    return this.#waitUntil(() => woken, [(l) => this.#ticker.subscribe(wake(l)), (l) => this.log.onAppend(wake(l)), (l) => this.log.onDurable(wake(l))]);
+    const seen = this.#events;
+    let ticked = false;
+    return this.#waitUntil(
+      () => ticked || this.#events !== seen,
+      (check) =>
+        this.#ticker.subscribe(() => {
+          ticked = true;
+          check();
+        }),
+    );
   }
 
-  /** Until `ready()` holds, checked now and at each event of `sources`, or the worker stops. */
-  #waitUntil(ready: () => boolean, sources: ReadonlyArray<(listener: () => void) => () => void>): Promise<void> {
+  /**
+   * Until `ready()` holds, checked now and at each event `#poke` sees (and at each of
+   * `extra`'s, if given), or the worker stops.
+   */
+  #waitUntil(ready: () => boolean, extra?: (check: () => void) => () => void): Promise<void> {
+    if (ready() || this.#signal.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
+      let off: (() => void) | undefined;
       let settled = false;
-      const offs: Array<() => void> = [];
       const done = () => {
         if (settled) return;
         settled = true;
-        for (const off of offs) off();
+        off?.();
+        this.#check = undefined;
         this.#wake = undefined;
         resolve();
       };
       const check = () => {
         if (ready() || this.#signal.aborted) done();
       };
-      for (const subscribe of sources) offs.push(subscribe(check));
+      this.#check = check;
       this.#wake = done;
-      check();
+      if (extra !== undefined) off = extra(check);
+      if (settled) off?.();
     });
   }
 

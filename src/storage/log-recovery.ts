@@ -240,7 +240,7 @@ async function scanAndRepair(seg: Segment, opts: RecoveryOptions, fileSize: numb
       reason = `offset ${h.baseOffset} where ${expected} was expected`;
       break;
     }
-    seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, opts.indexIntervalBytes, h.crc);
+    seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, opts.indexIntervalBytes, h.crc, h);
     seg.dataCrc32c = crc32c(batch, seg.dataCrc32c);
     if (epochStamps[epochStamps.length - 1]?.epoch !== h.partitionLeaderEpoch) epochStamps.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
     expected = lastOffsetOf(h) + 1n;

@@ -771,7 +771,7 @@ export class PartitionLog {
       if (seg.sizeBytes !== position) await seg.truncate(position);
       else await seg.sync(this.#io, true);
       await seg.scanHeaders(0, position, (h, pos, size) => {
-        seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, this.options.indexIntervalBytes, h.crc);
+        seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, size, this.options.indexIntervalBytes, h.crc, h);
         return true;
       });
       if (seg.nextOffset !== end) throw new Error(`the batches before byte ${position} of ${seg.logPath} end at offset ${seg.nextOffset}, not ${end}`);
@@ -1181,7 +1181,10 @@ export class PartitionLog {
    */
   async #lastBatchHeader(seg: Segment, offset: bigint): Promise<BatchHeader | undefined> {
     const pos = seg.lastBatchPos;
-    if (pos < 0 || pos + BATCH_HEADER_BYTES > seg.sizeBytes || !seg.acquire()) return undefined;
+    if (pos < 0 || pos + BATCH_HEADER_BYTES > seg.sizeBytes) return undefined;
+    const known = seg.lastBatchHeader;
+    if (known !== undefined) return pos + known.batchLength + LOG_OVERHEAD <= seg.sizeBytes && known.baseOffset <= offset && offset <= lastOffsetOf(known) ? known : undefined;
+    if (!seg.acquire()) return undefined;
     try {
       const h = readBatchHeader(await seg.read(pos, BATCH_HEADER_BYTES));
       const fits = h.magic === 2 && pos + h.batchLength + LOG_OVERHEAD <= seg.sizeBytes;
@@ -1512,7 +1515,7 @@ export class PartitionLog {
             seg.dataCrc32c = crc32c(b, seg.dataCrc32c);
             const h = readBatchHeader(b);
             bases[k] = h.baseOffset;
-            seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes, h.crc);
+            seg.recordBatch(pos, h.baseOffset, lastOffsetOf(h), h.maxTimestamp, b.length, this.options.indexIntervalBytes, h.crc, h);
             pos += b.length;
           }
           this.#tail.written(seg, at, bufs, bases);

@@ -77,6 +77,12 @@ export class Segment implements SegmentInfo, CachedFile {
   /** Position and stored CRC of the last batch (a recovery checkpoint names it). */
   lastBatchPos = -1;
   lastBatchCrc = 0;
+  /**
+   * The last batch's header as it was written, when known (undefined after a checkpoint
+   * was adopted): disaster recovery asks for the last timestamp of every partition whose
+   * end moved, and answering from memory spares a read per partition (issue 15).
+   */
+  lastBatchHeader: BatchHeader | undefined;
   readonly #ctx: SegmentContext;
   /** Undefined: a sealed segment whose index file is not loaded (ensureIndex loads it). */
   #index: SegmentIndex | undefined;
@@ -214,6 +220,7 @@ export class Segment implements SegmentInfo, CachedFile {
     this.dataCrc32c = dataCrc32c;
     this.lastBatchPos = lastBatchPos;
     this.lastBatchCrc = lastBatchCrc;
+    this.lastBatchHeader = undefined;
     this.#index = new SegmentIndex();
     this.#index.seedMaxTimestamp(maxTimestamp);
     this.#maxTimestamp = Math.max(this.#maxTimestamp, maxTimestamp);
@@ -223,7 +230,7 @@ export class Segment implements SegmentInfo, CachedFile {
   }
 
   /** Updates index and counters after a batch landed at `position` (called in log order). */
-  recordBatch(position: number, baseOffset: bigint, lastOffset: bigint, maxTimestamp: bigint, size: number, indexIntervalBytes: number, batchCrc = 0): void {
+  recordBatch(position: number, baseOffset: bigint, lastOffset: bigint, maxTimestamp: bigint, size: number, indexIntervalBytes: number, batchCrc = 0, header?: BatchHeader): void {
     const index = this.index;
     const rel = Number(baseOffset - this.baseOffset);
     if (index.offsetEntries === 0 || this.#bytesSinceIndex >= indexIntervalBytes) {
@@ -236,6 +243,7 @@ export class Segment implements SegmentInfo, CachedFile {
     this.nextOffset = lastOffset + 1n;
     this.lastBatchPos = position;
     this.lastBatchCrc = batchCrc;
+    this.lastBatchHeader = header;
   }
 
   /**
