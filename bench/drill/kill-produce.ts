@@ -22,7 +22,7 @@ const TOPIC = 'drill-produce';
 export const killProduce: Scenario = killProduceScenario({
   name: 'kill-produce',
   title: '1. SIGKILL during produce',
-  what: 'one broker; an idempotent acks=all KafkaJS producer (partition 0) and kcat with enable.idempotence=true (partition 1) write continuously while the broker is killed -9 at random moments and restarted; then kcat and KafkaJS each read the whole topic.',
+  what: 'one broker (the shared journal off); an idempotent acks=all KafkaJS producer (partition 0) and kcat with enable.idempotence=true (partition 1) write continuously while the broker is killed -9 at random moments and restarted; then kcat and KafkaJS each read the whole topic.',
   journal: false,
 });
 
@@ -38,7 +38,7 @@ function killProduceScenario(s: { name: string; title: string; what: string; jou
 }
 
 async function run(ctx: DrillContext, journal: boolean): Promise<void> {
-  const log = journal ? { log: { flush: { journal: true, journalMinPartitions: 1 } } } : {};
+  const log = { log: { flush: journal ? { journal: true, journalMinPartitions: 1 } : { journal: false } } };
   // At info the broker logs each start-up replay of the journal (counted below).
   const region = new Region('drill-produce', await freePort(), `${ctx.dir}/data`, { logging: { level: journal ? 'info' : 'warn' }, topics: { autoCreate: false }, ...log });
   const broker = ctx.watch(region);

@@ -626,8 +626,8 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
       },
       intervalMs: duration('Time between fsyncs when mode is interval.', '1s', { minimum: 1, maximum: MAX_TIMER_MS }),
       journal: {
-        description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal together with other partitions\' writes (one fdatasync for all) instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. Costs a second write of those bytes, whose space it gives back when the disk fills. Off by default: it adds to one busy partition\'s produce tail (storage/README.md, "the shared journal").',
-        default: false,
+        description: 'fsync mode: a partition\'s write of up to 256 KiB is made durable in a shared journal together with other partitions\' writes (one fdatasync for all) instead of by an fdatasync of its own segment file; a restart writes the journal back into the segments before they open. Costs a second write of those bytes, whose space it gives back when the disk fills. On by default since 2026-12-06: with many partitions written at once it cut the brokers\' CPU per byte by a fifth to a third, while one busy partition keeps its own fdatasync (journalMinPartitions; storage/README.md, "the shared journal").',
+        default: true,
         type: 'boolean',
       },
       journalMinPartitions: {

@@ -70,7 +70,7 @@ describe('defaults', () => {
         maxUncompressedBatchBytes: 64 * MiB,
         maxOpenFiles: null,
         tailCacheBytes: 32 * MiB,
-        flush: { mode: 'fsync', intervalMs: 1000, journal: false, journalMinPartitions: 4 },
+        flush: { mode: 'fsync', intervalMs: 1000, journal: true, journalMinPartitions: 4 },
         retention: { bytes: -1, ms: 7 * DAY, checkIntervalMs: 5 * 60_000 },
       },
       topics: { autoCreate: true, defaultPartitions: 3 },
