@@ -64,6 +64,15 @@ export const NO_CONTINUITY_CHECK = -2n;
 
 export const ReplicationApiKey = { Handshake: 32000, Append: 32001, OffsetSync: 32002, DrProbe: 32003, EtcdContact: 32004 } as const;
 
+/** Each internal API's name, for logs and metric labels. */
+export const REPLICATION_API_NAMES: Readonly<Record<number, string>> = {
+  [ReplicationApiKey.Handshake]: 'ReplicationHandshake',
+  [ReplicationApiKey.Append]: 'ReplicatedAppend',
+  [ReplicationApiKey.OffsetSync]: 'OffsetSync',
+  [ReplicationApiKey.DrProbe]: 'DrProbe',
+  [ReplicationApiKey.EtcdContact]: 'EtcdContact',
+};
+
 /** The internal API keys: these two, disaster recovery's (dr/dr-api.ts) and a region cluster's contact question (cluster/etcd-contact.ts). */
 export function isReplicationApi(apiKey: number): boolean {
   return apiKey >= ReplicationApiKey.Handshake && apiKey <= ReplicationApiKey.EtcdContact;

@@ -1624,6 +1624,8 @@ export class PartitionLog {
     }
     await seg.writeIndexFile();
     seg.sealed = true;
+    // Only the active segment's last header is asked for (batchHeaderAt).
+    seg.lastBatchHeader = undefined;
   }
 
   /**

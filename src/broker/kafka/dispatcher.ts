@@ -30,7 +30,7 @@ import type { Reader } from '../../protocol/kafka/reader.js';
 import { encodeResponseFrame, encodeResponseFrameChunks } from '../../protocol/kafka/request-header.js';
 import { Writer } from '../../protocol/kafka/writer.js';
 import { kafkaErrorByCode } from '../../protocol/kafka/error-codes.js';
-import { isReplicationApi, ReplicationApiKey } from '../../replication/replication-api.js';
+import { isReplicationApi, REPLICATION_API_NAMES } from '../../replication/replication-api.js';
 import type { KafkaApiDeps } from '../kafka-api.js';
 import { apiVersionsResponse, UNSUPPORTED_VERSION } from './api-versions.js';
 import { isSupported, KAFKA_APIS, SUPPORTED_VERSIONS } from './apis.js';
@@ -104,12 +104,7 @@ async function observed(
 
 /** A bounded label: every name Kafka or the replication API defines, else `unknown`. */
 function apiLabel(apiKey: number): string {
-  if (apiKey === ReplicationApiKey.Handshake) return 'ReplicationHandshake';
-  if (apiKey === ReplicationApiKey.Append) return 'ReplicatedAppend';
-  if (apiKey === ReplicationApiKey.OffsetSync) return 'OffsetSync';
-  if (apiKey === ReplicationApiKey.DrProbe) return 'DrProbe';
-  if (apiKey === ReplicationApiKey.EtcdContact) return 'EtcdContact';
-  return apiKeyName(apiKey) ?? 'unknown';
+  return REPLICATION_API_NAMES[apiKey] ?? apiKeyName(apiKey) ?? 'unknown';
 }
 
 function errorName(code: number): string {

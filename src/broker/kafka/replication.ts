@@ -25,6 +25,7 @@ import {
   readAppendRequestV1,
   readHandshakeRequest,
   ReplicationApiKey,
+  REPLICATION_API_NAMES,
   writeAppendResponse,
   writeAppendResponseV1,
   writeHandshakeResponse,
@@ -36,14 +37,6 @@ import type { KafkaApiDeps } from '../kafka-api.js';
 import { ErrorCode, MeridianError } from '../../errors.js';
 import { readOffsetSyncRequest, readProbeRequest, writeHead, writeProbeResponse } from '../../dr/dr-api.js';
 import { readContactRequest, writeContactResponse } from '../../cluster/etcd-contact.js';
-
-const API_NAMES: Readonly<Record<number, string>> = {
-  [ReplicationApiKey.Handshake]: 'ReplicationHandshake',
-  [ReplicationApiKey.Append]: 'ReplicatedAppend',
-  [ReplicationApiKey.OffsetSync]: 'OffsetSync',
-  [ReplicationApiKey.DrProbe]: 'DrProbe',
-  [ReplicationApiKey.EtcdContact]: 'EtcdContact',
-};
 
 const DR_NOT_RUNNING = () => new MeridianError(ErrorCode.RemoteUnavailable, 'disaster recovery is not running in this region');
 
@@ -144,7 +137,7 @@ async function appendV1(deps: KafkaApiDeps, ctx: RequestContext, req: MultiAppen
 function admit(deps: KafkaApiDeps, ctx: RequestContext, claimed: string, topic?: string): MeridianError | null {
   const who = { principal: ctx.principal, clientHost: ctx.clientHost };
   if (deps.security !== undefined && !deps.security.authorizeCluster(who, AclOperation.ClusterAction)) {
-    const api = API_NAMES[ctx.header.apiKey];
+    const api = REPLICATION_API_NAMES[ctx.header.apiKey];
     return new MeridianError(
       ErrorCode.ClusterAuthorizationFailed,
       `${ctx.principal} may not use the replication API (${api}${topic === undefined ? '' : ` for topic ${topic}`}, claiming region ${claimed}) of region ${deps.replication.region}: it needs ClusterAction on the cluster there`,
@@ -156,7 +149,7 @@ function admit(deps: KafkaApiDeps, ctx: RequestContext, claimed: string, topic?:
 /** A refusal for the principal or the claimed region: a warn line and a count (the target's). */
 function noteUnauthorized(deps: KafkaApiDeps, ctx: RequestContext, claimed: string, topic: string | undefined, error: Error | null): void {
   if (!(error instanceof MeridianError) || (error.code !== ErrorCode.ClusterAuthorizationFailed && error.code !== ErrorCode.ReplicationUnauthorized)) return;
-  deps.replication.noteRefused(error, { principal: ctx.principal, clientHost: ctx.clientHost, claimedRegion: claimed, ...(topic === undefined ? {} : { topic }), api: API_NAMES[ctx.header.apiKey] ?? String(ctx.header.apiKey) });
+  deps.replication.noteRefused(error, { principal: ctx.principal, clientHost: ctx.clientHost, claimedRegion: claimed, ...(topic === undefined ? {} : { topic }), api: REPLICATION_API_NAMES[ctx.header.apiKey] ?? String(ctx.header.apiKey) });
 }
 
 /** The target's result with its error as the response's error code and message. */
