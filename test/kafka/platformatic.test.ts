@@ -266,8 +266,13 @@ class FetchWatch {
   readonly #started = new Map<unknown, number>();
   readonly #completed = new Map<unknown, number>();
   readonly #seq = new WeakMap<object, number>();
+  /** Each Fetch's generation and requested offsets, in order (for a failure's message). */
+  readonly requested: string[] = [];
   readonly #handlers = {
-    start: (ctx: { client: unknown }) => {
+    start: (ctx: { client: unknown; options?: { topics?: Array<{ partitions: Array<{ partition: number; fetchOffset: bigint }> }> } }) => {
+      const c = ctx.client as { generationId?: number; memberId?: string };
+      const asked = (ctx.options?.topics ?? []).flatMap((t) => t.partitions.map((p) => `${p.partition}@${p.fetchOffset}`));
+      this.requested.push(`member …${String(c.memberId).slice(-6)} generation ${c.generationId}: ${asked.join(' ')}`);
       const n = (this.#started.get(ctx.client) ?? 0) + 1;
       this.#started.set(ctx.client, n);
       this.#seq.set(ctx, n);
@@ -376,7 +381,9 @@ test('a consumer group of two members: both get partitions, a rebalance when the
     received.a.length = 0;
     await produce(12);
     await waitFor('the third 80 records to be delivered to a', allDelivered(240), 60_000, 20, () => `(${delivered.size})`);
-    assert.equal(received.a.length, 80, 'a alone read the third 80');
+    // A failure here names what a's Fetches asked for: a request below the offsets committed
+    // (40 on every partition, checked above) is the client's; one at or above them, the broker's.
+    assert.equal(received.a.length, 80, `a alone read the third 80; Fetches sent: ${fetches.requested.slice(-30).join('; ')}`);
     await waitFor('a to have committed offset 60 on every partition', () => committedUpTo(a.c, 60n));
 
     const dups = [...delivered].filter(([, who]) => who.length > 1);
