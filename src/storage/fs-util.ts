@@ -25,36 +25,80 @@ export { openAsync, ftruncateAsync };
  */
 export interface LogIo {
   writev(fd: number, buffers: Buffer[], position: number): Promise<number>;
+  /**
+   * The same write on the calling thread, for small rounds whose durability the shared
+   * journal provides (they only reach the page cache here). Optional: without it the log
+   * writes every round through `writev`.
+   */
+  writevSync?(fd: number, buffers: Buffer[], position: number): number;
   fdatasync(fd: number): Promise<void>;
 }
 
 export const realIo: LogIo = {
   writev: (fd, buffers, position) => writevFully(fd, buffers, position),
+  writevSync: (fd, buffers, position) => writevFullySync(fd, buffers, position),
   fdatasync: (fd) => fdatasyncAsync(fd),
 };
 
 /** Linux caps one writev at IOV_MAX (1024) buffers. */
 const IOV_MAX = 1024;
 
+/**
+ * The buffers of one write still to go, in chunks of at most IOV_MAX, past short writes.
+ * The caller's array is never changed (the journal reads the same buffers after the write).
+ */
+class WriteCursor {
+  #buffers: Buffer[];
+  #copied = false;
+  #i = 0;
+  #chunk = 0;
+  #want = 0;
+  written = 0;
+
+  constructor(buffers: Buffer[]) {
+    this.#buffers = buffers;
+  }
+
+  /** The next buffers to write, or undefined once every byte is written. */
+  next(): Buffer[] | undefined {
+    if (this.#i >= this.#buffers.length) return undefined;
+    const chunk = this.#i === 0 && this.#buffers.length <= IOV_MAX ? this.#buffers : this.#buffers.slice(this.#i, this.#i + IOV_MAX);
+    this.#chunk = chunk.length;
+    this.#want = 0;
+    for (const b of chunk) this.#want += b.length;
+    return chunk;
+  }
+
+  /** `n` bytes of the buffers `next` gave were written. */
+  advance(n: number): void {
+    if (n === 0 && this.#want > 0) throw Object.assign(new Error(`EIO: writev wrote 0 of ${this.#want} bytes`), { code: 'EIO' });
+    this.written += n;
+    if (n === this.#want) {
+      this.#i += this.#chunk;
+      return;
+    }
+    // Short write: skip what was written and write the rest of this chunk again.
+    while (n > 0 && n >= this.#buffers[this.#i].length) n -= this.#buffers[this.#i++].length;
+    if (n > 0) {
+      if (!this.#copied) this.#buffers = this.#buffers.slice();
+      this.#copied = true;
+      this.#buffers[this.#i] = this.#buffers[this.#i].subarray(n);
+    }
+  }
+}
+
 /** Writes every byte of `buffers` at `position`, looping over short writes. */
 export async function writevFully(fd: number, buffers: Buffer[], position: number): Promise<number> {
-  let pos = position;
-  let i = 0;
-  while (i < buffers.length) {
-    const chunk = buffers.slice(i, i + IOV_MAX);
-    const want = chunk.reduce((s, b) => s + b.length, 0);
-    const { bytesWritten } = await writevAsync(fd, chunk, pos);
-    pos += bytesWritten;
-    if (bytesWritten === want) {
-      i += chunk.length;
-      continue;
-    }
-    // Short write: drop what was written and retry the rest of this chunk.
-    let skip = bytesWritten;
-    while (skip > 0 && skip >= buffers[i].length) skip -= buffers[i++].length;
-    if (skip > 0) buffers[i] = buffers[i].subarray(skip);
-  }
-  return pos - position;
+  const cursor = new WriteCursor(buffers);
+  for (let chunk = cursor.next(); chunk !== undefined; chunk = cursor.next()) cursor.advance((await writevAsync(fd, chunk, position + cursor.written)).bytesWritten);
+  return cursor.written;
+}
+
+/** writevFully on the calling thread. */
+export function writevFullySync(fd: number, buffers: Buffer[], position: number): number {
+  const cursor = new WriteCursor(buffers);
+  for (let chunk = cursor.next(); chunk !== undefined; chunk = cursor.next()) cursor.advance(fs.writevSync(fd, chunk, position + cursor.written));
+  return cursor.written;
 }
 
 /**

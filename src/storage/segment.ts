@@ -449,6 +449,17 @@ export class Segment implements SegmentInfo, CachedFile {
   }
 
   /**
+   * `write` on the calling thread when the descriptor is open and `io` can (LogIo.writevSync);
+   * undefined, having written nothing, when not.
+   */
+  writeNow(io: LogIo, buffers: Buffer[], position: number): number | undefined {
+    if (this.#fd < 0 || io.writevSync === undefined) return undefined;
+    this.#writes++;
+    this.#ctx.files.touched(this);
+    return io.writevSync(this.#fd, buffers, position);
+  }
+
+  /**
    * Fdatasyncs what was written through this segment (`force`: even if nothing was, e.g.
    * what recovery found after a kill -9 may sit in the page cache only).
    */

@@ -167,6 +167,11 @@ function faultyIo(which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
       if (io.failing && which === 'write') throw eio();
       return realIo.writev(fd, bufs, pos);
     },
+    // The journal's small rounds are written on the event loop's thread.
+    writevSync: (fd: number, bufs: Buffer[], pos: number) => {
+      if (io.failing && which === 'write') throw eio();
+      return realIo.writevSync!(fd, bufs, pos);
+    },
     fdatasync: async (fd: number) => {
       if (io.failing && which === 'fdatasync') throw eio();
       return realIo.fdatasync(fd);
@@ -176,8 +181,9 @@ function faultyIo(which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
 }
 
 // With the shared journal (log.flush.journal) the fdatasync that fails is the journal's: it
-// goes offline, and the log, whose segment fdatasync fails too, goes offline with it.
-for (const [which, journal] of [['write', false], ['fdatasync', false], ['fdatasync', true]] as const) {
+// goes offline, and the log, whose segment fdatasync fails too, goes offline with it. A
+// journaled round's write goes through writevSync, a write that fails there the same way.
+for (const [which, journal] of [['write', false], ['write', true], ['fdatasync', false], ['fdatasync', true]] as const) {
   test(`EIO on ${which}${journal ? ' (with the shared journal)' : ''}: the partition goes offline with KAFKA_STORAGE_ERROR, the broker stays up, and after a restart every acknowledged record is there exactly once`, async () => {
     const io = faultyIo(which);
     const overrides = { log: { segmentBytes: 1024 * 1024, retention: { ms: -1 }, flush: { journal, journalMinPartitions: 1 } }, topics: { autoCreate: true, defaultPartitions: 1 } };
