@@ -1734,6 +1734,7 @@ export class PartitionLog {
       if (this.#journalRuns.length > 0) this.#journalRuns = [];
       try {
         if (runs.length === 0) await (this.#journaledSync = this.#syncSegments(segs));
+        else if (segs.length === 0) await this.#journalWrite(runs);
         else await Promise.all([this.#syncSegments(segs), this.#journalWrite(runs)]);
       } catch (err) {
         this.#fail(err, waiters);
@@ -1782,13 +1783,18 @@ export class PartitionLog {
   async #journalWrite(runs: ReadonlyArray<{ segment: Segment; position: number; batches: Buffer[] }>): Promise<void> {
     if (runs.length === 0) return;
     const journal = this.#journal!;
-    const entries = new Set<Segment>();
-    for (const r of runs) entries.add(r.segment);
+    // Most rounds are one run into a segment whose directory entry is long durable: one
+    // promise to wait for, not a Promise.all per round (issue 15: 10,000 partitions' rounds).
+    const entries: Segment[] = [];
+    const waits: Promise<void>[] = [];
+    for (const r of runs) {
+      waits.push(journal.append(this, this.#journalName, r.segment.baseOffset, r.position, r.batches));
+      if (entries.includes(r.segment)) continue;
+      entries.push(r.segment);
+      if (r.segment.entryPending) waits.push(r.segment.entryDurable());
+    }
     try {
-      await Promise.all([
-        ...runs.map((r) => journal.append(this, this.#journalName, r.segment.baseOffset, r.position, r.batches)),
-        ...[...entries].map((seg) => seg.entryDurable()),
-      ]);
+      await (waits.length === 1 ? waits[0] : Promise.all(waits));
     } catch (err) {
       this.#events.warn('journal-fallback', { err, dir: this.dir }, 'journal refused a write round; its segments are fdatasync\'d instead');
       await this.#syncSegments(entries);

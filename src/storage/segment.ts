@@ -516,7 +516,11 @@ export class Segment implements SegmentInfo, CachedFile {
     await this.#ctx.files.transient(() => writeFileAtomic(this.indexPath, data));
   }
 
-  /** Waits for the created file's directory entry to be durable (a no-op once it is). */
+  /** Whether this segment's new file may still wait for its directory entry's fsync (entryDurable). */
+  get entryPending(): boolean {
+    return this.#entryDurable !== undefined;
+  }
+
   /** Resolves once the file's directory entry is durable (at once for a file that was not just created). */
   entryDurable(): Promise<void> {
     return this.#awaitEntry();
