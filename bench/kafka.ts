@@ -15,7 +15,7 @@
  * alternating trials, and for the rate of full logins (TCP, TLS, SCRAM).
  */
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -227,16 +227,29 @@ interface LatencyTrial {
  * write + fdatasync schedule (in this process, on the broker's disk) and the produce run,
  * which the broker's runtime window brackets.
  */
+/**
+ * Writes out what earlier rows left in the page cache (the throughput rows write gigabytes)
+ * before each latency run, raw or broker, so that neither runs under that writeback: in
+ * single-trial runs it made the broker's p99 at 10,000 msg/s 24-31 ms in 2 of 3 runs, against
+ * 5-7 ms with the latency rows alone, while the raw loop before it was unaffected.
+ */
+function settleWriteback(): void {
+  const r = spawnSync('sync', { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`sync (coreutils) failed: ${r.error?.message ?? `exit ${r.status}`}`);
+}
+
 async function latencyTrials(broker: BrokerProcess, dir: string, rate: number) {
   const topic = `latency-${rate}`;
   return alternate(
     TRIALS,
     async (t) => {
+      settleWriteback();
       const raw = await rawFsyncLatency(dir, rate, LATENCY_SECONDS, MSG);
       console.log(`  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: raw fdatasync p50 ${percentile(raw, 50).toFixed(2)} ms, p99 ${percentile(raw, 99).toFixed(2)} ms, p99.9 ${percentile(raw, 99.9).toFixed(2)} ms`);
       return raw;
     },
     async (t): Promise<LatencyTrial> => {
+      settleWriteback();
       await runtimeReset(broker.adminPort);
       const lat = await produceLatency(broker.port, topic, rate, LATENCY_SECONDS, MSG);
       const runtime = await runtimeReset(broker.adminPort);
@@ -520,7 +533,7 @@ async function main(): Promise<void> {
     `${MESSAGES} messages of ${MSG} bytes per trial (KafkaJS: ${jsMessages}). The broker is a separate process in flush mode fsync (acks=all waits for fdatasync, group commit), with ${SEGMENT_BYTES} segments so that most reads come from sealed segments.`,
     `${TRIALS} alternating trials, each: the log baseline, kcat produce into a fresh topic, kcat consume of that topic, KafkaJS produce into another fresh topic. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.`,
     'Times include client start-up and metadata. kcat consume stops at the last message (-c), so the final long-poll for more data is not counted. KafkaJS runs in the benchmark\'s own process; its core share is that process\'s CPU time over the send\'s wall time.',
-    `Latency: ${TRIALS} alternating trials of ${LATENCY_SECONDS} s per rate, each: the raw baseline, then the produce run. A minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection, to a topic of one partition; latency runs from a message's due time to its acknowledgement. The raw baseline runs the same schedule against a file on the broker's disk: each millisecond's bytes in one write, fdatasync as a group commit (one at a time, covering everything written before it began), latency from due time to the end of the covering fdatasync. The broker's event-loop delay (sampled every ${LOOP_RESOLUTION_MS} ms) and GC pauses come from its GET /v1/runtime window, reset before and read after each produce run.`,
+    `Latency: ${TRIALS} alternating trials of ${LATENCY_SECONDS} s per rate, each: the raw baseline, then the produce run, each after a \`sync\` (what the rows before left in the page cache written out first). A minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection, to a topic of one partition; latency runs from a message's due time to its acknowledgement. The raw baseline runs the same schedule against a file on the broker's disk: each millisecond's bytes in one write, fdatasync as a group commit (one at a time, covering everything written before it began), latency from due time to the end of the covering fdatasync. The broker's event-loop delay (sampled every ${LOOP_RESOLUTION_MS} ms) and GC pauses come from its GET /v1/runtime window, reset before and read after each produce run.`,
     `Read integrity: ${VERIFY_TRIALS} trials, each restarting the broker, warming it up on another topic, then reading the first trial's kcat topic twice (first read, then the re-read as its baseline).`,
     `SASL_SSL: the same broker's second listener (TLS 1.2+ with an EC P-256 certificate made by openssl for the run, SCRAM-SHA-512 as the bootstrap user); ${TRIALS} alternating trials, each: kcat produce and consume of ${MESSAGES} messages over PLAINTEXT, then the same over SASL_SSL, each into its own fresh topic; the ratio is taken within each trial. Logins: ${TRIALS} alternating trials of ${LOGIN_SECONDS} s each over PLAINTEXT then SASL_SSL; each login is a new connection (ApiVersions, Metadata, and on SASL_SSL the TLS handshake, SaslHandshake and SCRAM's two round trips); KafkaJS salts the password (4096 PBKDF2-SHA-512 iterations) for every login in the benchmark's process, on the same 2 cores.`,
     'Broker, clients and the benchmark share 2 cores.',
