@@ -223,11 +223,6 @@ interface LatencyTrial {
 }
 
 /**
- * Produce latency at `rate` against the disk's own: alternating trials of the raw
- * write + fdatasync schedule (in this process, on the broker's disk) and the produce run,
- * which the broker's runtime window brackets.
- */
-/**
  * Writes out what earlier rows left in the page cache (the throughput rows write gigabytes)
  * before each latency run, raw or broker, so that neither runs under that writeback: in
  * single-trial runs it made the broker's p99 at 10,000 msg/s 24-31 ms in 2 of 3 runs, against
@@ -238,6 +233,11 @@ function settleWriteback(): void {
   if (r.status !== 0) throw new Error(`sync (coreutils) failed: ${r.error?.message ?? `exit ${r.status}`}`);
 }
 
+/**
+ * Produce latency at `rate` against the disk's own: alternating trials of the raw
+ * write + fdatasync schedule (in this process, on the broker's disk) and the produce run,
+ * which the broker's runtime window brackets.
+ */
 async function latencyTrials(broker: BrokerProcess, dir: string, rate: number) {
   const topic = `latency-${rate}`;
   return alternate(

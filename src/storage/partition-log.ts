@@ -1536,7 +1536,7 @@ export class PartitionLog {
           if (journaled) {
             this.#journalRuns.push({ segment: seg, position: at, batches: bufs });
             this.#journaled.add(seg);
-            this.#journalDebt += pos - at;
+            this.#journalDebt += length;
           } else {
             this.#markDirty(seg);
           }
