@@ -76,6 +76,14 @@ import { localTopicConfig } from './kafka/topic-config.js';
  */
 export type ClusterReplicationInject = Omit<ReplicaManagerOptions, 'nodeId' | 'topics' | 'producerStates' | 'replicaStates' | 'flushMode' | 'logger'>;
 
+/** What tests hand Broker.start in place of real components (see there). */
+export interface BrokerInject {
+  blobStore?: BlobStore;
+  logIo?: LogIo;
+  cluster?: ClusterReplicationInject;
+  bootId?: string;
+}
+
 export function logOptionsFrom(config: BrokerConfig): LogOptions {
   const l = config.log;
   return {
@@ -207,12 +215,13 @@ export class Broker {
   /**
    * `inject.blobStore` replaces the store `config.tiered.store` describes (tests hand in a
    * store on a test server; the broker owns and closes it either way). `inject.logIo`
-   * replaces the partition logs' disk calls (tests inject EIO).
+   * replaces the partition logs' disk calls (tests inject EIO); `inject.bootId` the
+   * machine's boot id the logs compare their ship fences with (tests play a power loss).
    *
    * A failure rejects with a StartupError naming the setting to look at and the cause (or
    * with the ConfigError that already names it), everything opened so far closed again.
    */
-  static async start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo; cluster?: ClusterReplicationInject } = {}): Promise<Broker> {
+  static async start(config: BrokerConfig, logger: Logger, inject: BrokerInject = {}): Promise<Broker> {
     try {
       return await Broker.#start(config, logger, inject);
     } catch (err) {
@@ -221,7 +230,7 @@ export class Broker {
     }
   }
 
-  static async #start(config: BrokerConfig, logger: Logger, inject: { blobStore?: BlobStore; logIo?: LogIo; cluster?: ClusterReplicationInject }): Promise<Broker> {
+  static async #start(config: BrokerConfig, logger: Logger, inject: BrokerInject): Promise<Broker> {
     const log = logger.child({ region: config.region, node: config.nodeId });
     // Before anything opens: an admin API open to the network needs a token, and a SASL
     // listener needs SASL (never served unauthenticated).
@@ -244,7 +253,7 @@ export class Broker {
     const replicaStates = new ReplicaStates(log);
     try {
       const started = Date.now();
-      topics = await TopicManager.open(dataDir, { ...logOptionsFrom(config), ...(inject.logIo ? { io: inject.logIo } : {}) }, log);
+      topics = await TopicManager.open(dataDir, { ...logOptionsFrom(config), ...(inject.logIo ? { io: inject.logIo } : {}), ...(inject.bootId !== undefined ? { bootId: inject.bootId } : {}) }, log);
       // Every rule that may keep data retention would delete, each bound below as its owner
       // is built: storage/retention-guards.ts.
       const guards = new RetentionGuards(topics);

@@ -4,7 +4,9 @@
  *   1. Ask the remote where to resume (the last offset of this log it holds: the remote,
  *      not a local cursor, is the source of truth).
  *   2. Read whole batches from the next offset, up to what is durable here (a power loss
- *      must never take back a record a remote already holds) and, in a region cluster, held
+ *      must never take back a record a remote already holds; in the interval flush mode,
+ *      up to what is written, below a ship fence that keeps such a loss from reusing the
+ *      offsets: storage/ship-fence.ts) and, in a region cluster, held
  *      by every in-sync replica (`CommittedEnd`: a leader change must not take it back
  *      either), from local disk or, for offloaded offsets, from the object store.
  *   3. Keep what this link forwards: data produced here, and with relay also data received
@@ -278,6 +280,17 @@ export class PartitionWorker {
     }
   }
 
+  /**
+   * Whether acknowledged records may be sent before their fdatasync: in the interval flush
+   * mode of a single-broker region, below the log's ship fence (storage/ship-fence.ts), which
+   * keeps a power loss here from reusing offsets the remote holds. In the fsync mode a record
+   * is acknowledged only once durable; in a region cluster the committed end bounds what is
+   * sent, and only durable records are.
+   */
+  #shipsUnsynced(): boolean {
+    return this.#committed === undefined && this.log.unsyncedShipping;
+  }
+
   /** The end of what may be sent: the log end, or in a region cluster the replicated high watermark. */
   #end(): bigint {
     const written = this.log.highWatermark;
@@ -414,18 +427,21 @@ export class PartitionWorker {
       await this.#waitForAppend(next);
       return;
     }
-    if (next >= this.log.durableOffset && next >= this.log.logStartOffset) {
+    if (next >= this.log.durableOffset && next >= this.log.logStartOffset && !this.#shipsUnsynced()) {
       // Written but not yet fsynced. If a producer's fsync is on its way (acks=all), it
-      // covers this; if none is (acks=1, the interval flush mode), sync it now.
+      // covers this; if none is (acks=1), sync it now.
       if (this.log.syncPending) await this.#waitForDurable(next);
       if (next >= this.log.durableOffset) await this.log.flush();
     }
     this.#state = 'running';
     const grant = await this.#remote.acquire(this.#opts.maxRequestBytes, this.#signal);
-    let chunk: Chunk | null;
+    let chunk: Chunk | null = null;
     try {
       chunk = await this.#read(next);
+      // Records not durable yet go out only below the ship fence; where it cannot be raised, after an fdatasync.
+      if (chunk !== null && chunk.entries.length > 0 && chunk.lastOffset >= this.log.durableOffset && !(await this.log.coverUnsynced(chunk.lastOffset))) await this.log.flush();
     } catch (err) {
+      if (chunk !== null) this.#release(chunk);
       grant.release();
       throw err;
     }
@@ -495,13 +511,15 @@ export class PartitionWorker {
     let budget = this.#opts.maxRequestBytes;
     for (;;) {
       const end = this.#end();
-      const durable = this.log.durableOffset < end ? this.log.durableOffset : end;
-      const { records, pooled } = await this.#view.read(next, budget, { upTo: durable, signal: this.#signal, pool: this.#pool });
+      // What may be sent: durable records, or in the interval mode every written one (the
+      // caller raises the ship fence past them before they go).
+      const upTo = this.#shipsUnsynced() || this.log.durableOffset >= end ? end : this.log.durableOffset;
+      const { records, pooled } = await this.#view.read(next, budget, { upTo, signal: this.#signal, pool: this.#pool });
       // Where the read must stop at the latest: the end of the segment holding `next` (a
       // run never spans segments, so reaching it completes any run, torn or not) or, in the
-      // active segment, the durable end (appends are durable whole).
+      // active segment, `upTo` (appends are written, and made durable, whole).
       const segEnd = this.#view.segmentEnd(next);
-      const stop = segEnd === undefined || segEnd > durable ? durable : segEnd;
+      const stop = segEnd === undefined || segEnd > upTo ? upTo : segEnd;
       if (records.length === 0) {
         if (pooled !== undefined) this.#pool!.release(pooled);
         return null;

@@ -13,12 +13,15 @@
  *     origin-index.json                 the origin (offset translation) index as of a sealed offset
  *     replication-hold-<remote>.json    replication to <remote> stopped: this region lost data
  *                                       the remote holds; an operator deletes it to resume
+ *     ship-fence.json                   interval mode: offsets below it may be held by a remote
+ *                                       without being durable here, and the boot that wrote it
+ *                                       (ship-fence.ts)
  *     <any of the above>.tmp            being replaced atomically (writeFileAtomicSync)
  *
  * Offsets are 20 zero-padded digits, so names sort in offset order. Recovery removes `.tmp`
  * files, and `.deleted` ones (what a topic deletion renames a partition directory to before
  * removing it). Owners: `segment.ts` and `log-recovery.ts` (segments), `partition-log.ts` (the log
- * start and the leader epoch checkpoint), `broker/producer-state.ts`,
+ * start, the leader epoch checkpoint and the ship fence), `broker/producer-state.ts`,
  * `replication/replica-state.ts`, `replication/origin-index.ts`, `replication/worker.ts` (the hold file).
  * A truncation (`PartitionLog.truncateTo`) also removes the producer snapshots past its
  * offset, first, so that no crash leaves one describing records the log no longer holds.
@@ -35,6 +38,7 @@ const REPLICATION_STATE = 'replication-state.json';
 const ORIGIN_INDEX = 'origin-index.json';
 const LOG_START = 'log-start-offset.json';
 const LEADER_EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
+const SHIP_FENCE = 'ship-fence.json';
 
 const SEGMENT_LOG = /^(\d{20})\.log$/;
 const SEGMENT_INDEX = /^(\d{20})\.index$/;
@@ -90,6 +94,11 @@ export const PartitionFiles = {
   /** The leader epoch cache's checkpoint (leader-epoch-cache.ts, written by partition-log.ts). */
   leaderEpochCheckpoint(dir: string): string {
     return path.join(dir, LEADER_EPOCH_CHECKPOINT);
+  },
+
+  /** How far records may have been replicated before they were durable (ship-fence.ts, written by partition-log.ts). */
+  shipFence(dir: string): string {
+    return path.join(dir, SHIP_FENCE);
   },
 
   replicationHold(dir: string, remote: string): string {

@@ -44,7 +44,8 @@ import { crc32c } from '@node-rs/crc32';
 import type { LogJournal } from './journal.js';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomic, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { currentBootId, encodeOffsetFillers, encodeShipFence, readShipFence, SHIP_FENCE_STRIDE } from './ship-fence.js';
 import { FdCache, DEFAULT_MAX_OPEN_FILES } from './fd-cache.js';
 import { TailCache, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
@@ -124,6 +125,12 @@ export interface LogOptions {
   journal?: boolean;
   /** The journal's MIN_SHARING_LOGS (`log.flush.journalMinPartitions`). */
   journalMinLogs?: number;
+  /**
+   * This machine's boot (ship-fence.ts): undefined reads Linux's boot id; null is a machine
+   * whose boot cannot be told (nothing is replicated before it is durable). Tests pass another
+   * id to play a restart after a power loss.
+   */
+  bootId?: string | null;
 }
 
 /**
@@ -346,6 +353,13 @@ export class PartitionLog {
   readonly #tail: TailCache;
   #events: ThrottledLog;
   #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
+  readonly #bootId: string | null;
+  /** Persisted (ship-fence.json): offsets below it may be held by a remote without being durable here. */
+  #shipFence = 0n;
+  /** The fence being written, or the persisted one: a raise never asks for less. */
+  #fenceTarget = 0n;
+  /** The fence writes, chained (each writes the newest target). */
+  #fenceWrite: Promise<void> | undefined;
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, epochs: LeaderEpochCache, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
@@ -370,6 +384,7 @@ export class PartitionLog {
     // Never past the end: a crash may have taken back unsynced records DeleteRecords passed.
     this.#deletedBefore = deletedBefore < this.#nextOffset ? deletedBefore : this.#nextOffset;
     this.#recoveryPoint = this.#pointOf(this.#active);
+    this.#bootId = options.bootId === undefined ? currentBootId() : options.bootId;
   }
 
   /**
@@ -398,11 +413,89 @@ export class PartitionLog {
     const log = new PartitionLog(dir, opts, segments, ctx, resources, stats, cache, logger, readDeletedBefore(dir));
     try {
       await log.#loadEpochs(epochStamps, corrupt);
+      await log.#loadShipFence();
     } catch (err) {
       await log.close();
       throw err;
     }
     return log;
+  }
+
+  /**
+   * Reads the ship fence. When the machine restarted since it was written (another boot id)
+   * and the log ends below it, records a replicator sent before they were durable may be lost
+   * here and held by a remote: the offsets up to the fence are filled (ship-fence.ts) and
+   * durable before anything else appends, so no new record takes one of them.
+   */
+  async #loadShipFence(): Promise<void> {
+    const saved = readShipFence(PartitionFiles.shipFence(this.dir));
+    if (saved === undefined) return;
+    this.#shipFence = saved.fence;
+    this.#fenceTarget = saved.fence;
+    if (saved.bootId === this.#bootId || saved.fence <= this.#nextOffset) return;
+    const from = this.#nextOffset;
+    const fillers = encodeOffsetFillers(from, saved.fence);
+    await this.appendValidated(fillers, fillers.map((b) => readBatchHeader(b)), { sync: true }).done;
+    this.#log?.warn(
+      { dir: this.dir, fromOffset: String(from), toOffset: String(saved.fence - 1n), skipped: String(saved.fence - from) },
+      'the machine restarted since this partition replicated records before they were durable (interval flush mode): the offsets a remote may hold and this log lost are skipped, so that no new record reuses one',
+    );
+  }
+
+  /**
+   * Whether a replicator may send this log's acknowledged records before their fdatasync,
+   * below the ship fence (coverUnsynced): in the interval flush mode, on a machine whose boot
+   * can be told. In the fsync mode a record is acknowledged only once durable, and is never
+   * sent before.
+   */
+  get unsyncedShipping(): boolean {
+    return this.options.flushMode === 'interval' && this.#bootId !== null;
+  }
+
+  /** Offsets below it may be held by a remote without being durable here (0: none ever were). */
+  get shipFence(): bigint {
+    return this.#shipFence;
+  }
+
+  /**
+   * Before records up to `lastOffset` that are not durable yet are sent: resolves true once
+   * the persisted ship fence lies past `lastOffset` (at once when it already does, and then
+   * the next stride's write starts, off the caller's path, once within half a stride of it),
+   * false when they may not be sent unsynced (see unsyncedShipping; or the fence could not be
+   * written: the caller flushes instead).
+   */
+  async coverUnsynced(lastOffset: bigint): Promise<boolean> {
+    if (!this.unsyncedShipping || this.#closed || this.#failure) return false;
+    if (lastOffset + SHIP_FENCE_STRIDE / 2n >= this.#fenceTarget) this.#raiseFence(lastOffset + SHIP_FENCE_STRIDE);
+    if (lastOffset < this.#shipFence) return true;
+    try {
+      await this.#fenceWrite;
+    } catch {
+      return false;
+    }
+    return lastOffset < this.#shipFence;
+  }
+
+  #raiseFence(target: bigint): void {
+    if (target <= this.#fenceTarget) return;
+    this.#fenceTarget = target;
+    const write = (this.#fenceWrite ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        const fence = this.#fenceTarget;
+        if (fence <= this.#shipFence) return;
+        try {
+          await this.#ctx.files.transient(() => writeFileAtomic(PartitionFiles.shipFence(this.dir), encodeShipFence({ fence, bootId: this.#bootId! })));
+        } catch (err) {
+          // Sends wait for an fdatasync instead; the next one past the fence tries again.
+          if (this.#fenceTarget === fence) this.#fenceTarget = this.#shipFence;
+          this.#events.warn('ship-fence', { err, dir: this.dir }, 'writing the ship fence failed: replication sends only durable records of this partition until a write succeeds');
+          throw err;
+        }
+        if (fence > this.#shipFence) this.#shipFence = fence;
+      });
+    this.#fenceWrite = write;
+    write.catch(() => {});
   }
 
   /**
@@ -1324,6 +1417,10 @@ export class PartitionLog {
     // directory may be deleted, and a topic of the same name created, after this).
     if (!this.#failure && this.#journal !== undefined) await this.#journalBarrier(`closing ${this.dir}`).catch((err: unknown) => this.#log?.warn({ err, dir: this.dir }, 'journal barrier at close failed'));
     await this.#epochs.settled();
+    await this.#fenceWrite?.catch(() => {});
+    // Everything is durable now: no offset past the end can be lost, so a restart after a
+    // power loss has nothing to skip. (Left behind, the fence only costs a gap.)
+    if (!this.#failure && this.#shipFence > 0n) fs.rmSync(PartitionFiles.shipFence(this.dir), { force: true });
     for (const seg of this.#segments) await seg.close();
     this.#tail.clear();
     if (this.#ownScheduler) this.#scheduler.close();

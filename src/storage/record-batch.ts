@@ -183,6 +183,11 @@ export interface BatchInput {
   producerEpoch?: number;
   baseSequence?: number;
   partitionLeaderEpoch?: number;
+  /**
+   * The batch's last offset delta when it covers more offsets than it has records (the
+   * offset filler below); the records then sit at the end of its range. Default: records - 1.
+   */
+  lastOffsetDelta?: number;
 }
 
 function varintSize(v: number): number {
@@ -310,7 +315,10 @@ export function encodeBatch(input: BatchInput): Buffer {
   const n = input.records.length;
   if (n === 0) throw new MeridianError(ErrorCode.InvalidBatch, 'a record batch needs at least one record');
   const hkeys = input.records.map((r) => (r.headers ?? []).map((h) => Buffer.from(h.key, 'utf8')));
-  const bodies = input.records.map((r, i) => recordBody(r, i, hkeys[i]));
+  const lastDelta = input.lastOffsetDelta ?? n - 1;
+  if (lastDelta < n - 1) throw new MeridianError(ErrorCode.InvalidBatch, `lastOffsetDelta ${lastDelta} leaves no offset for ${n} records`);
+  const deltas = input.records.map((_, i) => lastDelta - (n - 1) + i);
+  const bodies = input.records.map((r, i) => recordBody(r, deltas[i], hkeys[i]));
   const bodyLen = bodies.reduce((sum, b) => sum + varintSize(b) + b, 0);
   const buf = Buffer.allocUnsafe(BATCH_HEADER_BYTES + bodyLen);
   const baseTs = input.baseTimestamp ?? BigInt(Date.now());
@@ -321,7 +329,7 @@ export function encodeBatch(input: BatchInput): Buffer {
   buf.writeInt8(2, MAGIC_OFFSET);
   buf.writeUInt32BE(0, CRC_OFFSET);
   buf.writeInt16BE(input.attributes ?? 0, 21);
-  buf.writeInt32BE(n - 1, 23);
+  buf.writeInt32BE(lastDelta, 23);
   buf.writeBigInt64BE(baseTs, 27);
   buf.writeBigInt64BE(baseTs + BigInt(maxDelta), 35);
   buf.writeBigInt64BE(input.producerId ?? -1n, 43);
@@ -329,7 +337,7 @@ export function encodeBatch(input: BatchInput): Buffer {
   buf.writeInt32BE(input.baseSequence ?? -1, 53);
   buf.writeInt32BE(n, 57);
   let p = BATCH_HEADER_BYTES;
-  for (let i = 0; i < n; i++) p = writeRecord(buf, p, input.records[i], i, bodies[i], hkeys[i]);
+  for (let i = 0; i < n; i++) p = writeRecord(buf, p, input.records[i], deltas[i], bodies[i], hkeys[i]);
   if (p !== buf.length) throw new Error(`encodeBatch wrote ${p} of ${buf.length} bytes`);
   buf.writeUInt32BE(computeBatchCrc(buf), CRC_OFFSET);
   return buf;

@@ -93,6 +93,11 @@ export class Region {
   readonly port: number;
   readonly dataDir: string;
   overrides: BrokerConfigInput;
+  /**
+   * The boot id the region's partition logs see from its next start (undefined: the
+   * machine's): a new one plays a restart after a power loss (storage/ship-fence.ts).
+   */
+  bootId: string | undefined;
   /** The admin API's port while running, when the region serves one (MeshOptions.admin). */
   adminPort: number | undefined;
   #proc: ChildProcess | undefined;
@@ -126,7 +131,7 @@ export class Region {
     // Every region runs with the node flags `meridian` passes (src/node-flags.ts). REGION_NODE_ARGS
     // replaces them (e.g. "--cpu-prof" when profiling; "" for node's defaults).
     const nodeArgs = (process.env.REGION_NODE_ARGS ?? BROKER_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
-    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(overrides)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(overrides), ...(this.bootId !== undefined ? [this.bootId] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     this.#exited = new Promise((r) => proc.once('exit', () => r()));
     let stderr = '';

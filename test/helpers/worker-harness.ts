@@ -17,7 +17,7 @@ import type { RemoteRegion } from '../../src/replication/remote-region.js';
 import type { AppendResponse, ReplicatedEntry } from '../../src/replication/replication-api.js';
 import { PartitionWorker, type WorkerStatus } from '../../src/replication/worker.js';
 import type { BufferPool } from '../../src/storage/buffer-pool.js';
-import { PartitionLog } from '../../src/storage/partition-log.js';
+import { PartitionLog, type LogOptions } from '../../src/storage/partition-log.js';
 import { decodeRecords, encodeBatch, readBatchHeader } from '../../src/storage/record-batch.js';
 import { tmpDir } from './tmp-dir.js';
 import { waitFor } from './wait.js';
@@ -148,12 +148,12 @@ export async function waitIdle(w: PartitionWorker, what: string, timeoutMs = 10_
 }
 
 /**
- * A fresh PartitionLog for one test. `track` registers a worker to stop (after `before`, if
+ * A fresh PartitionLog for one test (with `options`). `track` registers a worker to stop (after `before`, if
  * given) before the log closes: t.after hooks run in registration order.
  */
-export async function scratchLog(t: TestContext, prefix: string): Promise<{ log: PartitionLog; track: (w: PartitionWorker, before?: () => void) => PartitionWorker }> {
+export async function scratchLog(t: TestContext, prefix: string, options: Partial<LogOptions> = {}): Promise<{ log: PartitionLog; track: (w: PartitionWorker, before?: () => void) => PartitionWorker }> {
   const d = tmpDir(prefix);
-  const log = await PartitionLog.open(d.dir);
+  const log = await PartitionLog.open(d.dir, options);
   const workers: Array<{ w: PartitionWorker; before?: () => void }> = [];
   t.after(async () => {
     for (const { w, before } of workers) {

@@ -11,11 +11,17 @@
  *   - with the object store unreachable, the worker backs off naming it instead of skipping
  *     the offloaded history, then sends everything once the store is back;
  *   - a caught-up worker sends each new durable batch at once, while its earlier requests
- *     wait for the remote's answers (up to pipelineDepth), not one request per answer.
+ *     wait for the remote's answers (up to pipelineDepth), not one request per answer;
+ *   - in the interval flush mode it sends acknowledged records before any fdatasync, each
+ *     below the ship fence the log persisted first; records acknowledged without one in
+ *     the fsync mode (acks=1) are made durable before they go.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import { BufferPool } from '../../src/storage/buffer-pool.js';
+import { PartitionFiles } from '../../src/storage/partition-files.js';
+import { readShipFence } from '../../src/storage/ship-fence.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   appendRun,
@@ -197,4 +203,45 @@ test('a caught-up worker sends new data at once, without waiting for the answers
   const s = await waitIdle(w, 'everything to be answered');
   assert.equal(s.replicatedOffset, String(WORKER_OPTIONS.pipelineDepth));
   assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), [...Array.from({ length: WORKER_OPTIONS.pipelineDepth }, (_, i) => `live-${i}-0`), 'live-full-0']);
+});
+
+test('interval mode: records go out before any fdatasync, each below the ship fence persisted first; in the fsync mode an acks=1 record is made durable before it goes', async (t) => {
+  const { log, track } = await scratchLog(t, 'meridian-worker-', { flushMode: 'interval', flushIntervalMs: 600_000, bootId: 'boot-a' });
+  const fr = fakeRemote();
+  const fenceAtSend: bigint[] = [];
+  const append = fr.remote.append.bind(fr.remote);
+  (fr.remote as { append: typeof append }).append = (l, req, ...rest) => {
+    fenceAtSend.push(readShipFence(PartitionFiles.shipFence(log.dir))?.fence ?? -1n);
+    return append(l, req, ...rest);
+  };
+  const w = newWorker(log, fr.remote, link('c', false));
+  track(w).start();
+  for (let i = 0; i < 20; i++) {
+    await log.append(dataBatch(`i${i}`, 3), { sync: false });
+    if (i % 5 === 4) await waitFor(`the records up to batch ${i} to be sent`, () => fr.sent.at(-1)?.senderEndOffset === BigInt(i * 3 + 2), 10_000, 5);
+  }
+  const s = await waitIdle(w, 'the link to catch up');
+  assert.equal(s.replicatedOffset, '59');
+  assert.equal(log.durableOffset, 0n, 'nothing was fdatasync\'d for the sends');
+  assert.equal(log.stats().fsyncs, 0);
+  assert.deepEqual(
+    fr.sent.map((r, i) => fenceAtSend[i] > r.senderEndOffset),
+    fr.sent.map(() => true),
+    'every request was sent below a fence already on disk',
+  );
+  assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), Array.from({ length: 20 }, (_, i) => [0, 1, 2].map((k) => `i${i}-${k}`)).flat());
+
+  const fsync = await scratchLog(t, 'meridian-worker-', { bootId: 'boot-a' });
+  const fr2 = fakeRemote();
+  const durableAtSend: bigint[] = [];
+  const append2 = fr2.remote.append.bind(fr2.remote);
+  (fr2.remote as { append: typeof append2 }).append = (l, req, ...rest) => {
+    durableAtSend.push(fsync.log.durableOffset);
+    return append2(l, req, ...rest);
+  };
+  fsync.track(newWorker(fsync.log, fr2.remote, link('c', false))).start();
+  await fsync.log.append(dataBatch('acks1', 2), { sync: false }); // acks=1: answered at the write
+  await waitFor('the acks=1 record to be sent', () => fr2.sent.length === 1, 10_000, 5);
+  assert.equal(durableAtSend[0], 2n, 'made durable before it went');
+  assert.equal(fs.existsSync(PartitionFiles.shipFence(fsync.log.dir)), false, 'the fsync mode never writes a fence');
 });
