@@ -45,7 +45,7 @@ import type { LogJournal } from './journal.js';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomic, writeFileAtomicSync, type LogIo } from './fs-util.js';
-import { currentBootId, encodeOffsetFillers, encodeShipFence, readShipFence, SHIP_FENCE_STRIDE } from './ship-fence.js';
+import { currentBootId, encodeOffsetFillers, encodeShipFence, isOffsetFiller, readShipFence, SHIP_FENCE_STRIDE, UNTRUSTED_BOOT } from './ship-fence.js';
 import { FdCache, DEFAULT_MAX_OPEN_FILES } from './fd-cache.js';
 import { TailCache, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
@@ -174,6 +174,17 @@ export const JOURNAL_MAX_ROUND_BYTES = 256 * 1024;
  * much to flush; the many small logs the journal is for never reach it.
  */
 export const JOURNAL_MAX_LOG_DEBT_BYTES = 1024 * 1024;
+
+/**
+ * A fetched batch checked as a follower's append needs: an offset filler (ship-fence.ts: one
+ * record spanning many offsets, which validateBatch refuses) by its shape and CRC, anything
+ * else by validateBatch.
+ */
+function followerBatchHeader(batch: Buffer): BatchHeader {
+  const h = readBatchHeader(batch);
+  if (h.magic === 2 && h.lastOffsetDelta > 0 && computeBatchCrc(batch) === h.crc && isOffsetFiller(batch, h)) return h;
+  return validateBatch(batch);
+}
 
 /** Whether items[from..to) are all appends that wait for durability. */
 function allSync(items: readonly QueueItem[], from: number, to: number): boolean {
@@ -360,6 +371,8 @@ export class PartitionLog {
   #fenceTarget = 0n;
   /** The fence writes, chained (each writes the newest target). */
   #fenceWrite: Promise<void> | undefined;
+  /** The open-time fill (#loadShipFence) has not completed: the fence must outlive this run. */
+  #fillOwed = false;
 
   private constructor(dir: string, options: LogOptions, segments: Segment[], ctx: SegmentContext, resources: LogResources, recovery: RecoveryStats, epochs: LeaderEpochCache, logger?: Logger, deletedBefore = 0n) {
     this.dir = dir;
@@ -434,8 +447,18 @@ export class PartitionLog {
     this.#fenceTarget = saved.fence;
     if (saved.bootId === this.#bootId || saved.fence <= this.#nextOffset) return;
     const from = this.#nextOffset;
+    this.#fillOwed = true;
+    // Stamped with the newest leader epoch (a cluster's), as a leader's append would be.
+    const leaderEpoch = this.#epochs.latest()?.epoch;
     const fillers = encodeOffsetFillers(from, saved.fence);
-    await this.appendValidated(fillers, fillers.map((b) => readBatchHeader(b)), { sync: true }).done;
+    for (let i = 0; i < fillers.length; i++) {
+      // Each filler in a segment of its own beyond the first, and the records after a huge gap
+      // in a fresh one: a segment's index keeps offsets relative to its base in 32 bits.
+      if (i > 0) await this.roll();
+      await this.appendValidated([fillers[i]], [readBatchHeader(fillers[i])], { sync: true, leaderEpoch }).done;
+    }
+    if (saved.fence - from > 2n ** 30n) await this.roll();
+    this.#fillOwed = false;
     this.#log?.warn(
       { dir: this.dir, fromOffset: String(from), toOffset: String(saved.fence - 1n), skipped: String(saved.fence - from) },
       'the machine restarted since this partition replicated records before they were durable (interval flush mode): the offsets a remote may hold and this log lost are skipped, so that no new record reuses one',
@@ -476,6 +499,21 @@ export class PartitionLog {
     return lastOffset < this.#shipFence;
   }
 
+  /**
+   * After a failed write or fdatasync the kernel may have dropped pages it could not write
+   * back, so a restart on this same boot can find less than was sent unsynced: the fence is
+   * rewritten under a boot id no machine has, which makes the next open fill up to it
+   * whatever the boot. Best effort (the disk is failing); never throws.
+   */
+  #distrustPageCache(): void {
+    if (this.#shipFence === 0n) return;
+    try {
+      writeFileAtomicSync(PartitionFiles.shipFence(this.dir), encodeShipFence({ fence: this.#shipFence, bootId: UNTRUSTED_BOOT }));
+    } catch (err) {
+      this.#log?.warn({ err, dir: this.dir }, 'could not mark the ship fence after the I/O error: a restart on this boot trusts the page cache');
+    }
+  }
+
   #raiseFence(target: bigint): void {
     if (target <= this.#fenceTarget) return;
     this.#fenceTarget = target;
@@ -493,6 +531,8 @@ export class PartitionLog {
           throw err;
         }
         if (fence > this.#shipFence) this.#shipFence = fence;
+        // A write that started before the log failed must not replace the failure's mark.
+        if (this.#failure) this.#distrustPageCache();
       });
     this.#fenceWrite = write;
     write.catch(() => {});
@@ -1094,7 +1134,7 @@ export class PartitionLog {
       const batch = records.subarray(p, p + size);
       let h: BatchHeader;
       try {
-        h = validateBatch(batch);
+        h = followerBatchHeader(batch);
       } catch (err) {
         const e = err as MeridianError;
         throw new MeridianError(e.code, `follower append to ${this.dir} refused: the batch at byte ${p} of the fetched records is invalid (${e.message}); nothing was appended`, { cause: err });
@@ -1420,7 +1460,7 @@ export class PartitionLog {
     await this.#fenceWrite?.catch(() => {});
     // Everything is durable now: no offset past the end can be lost, so a restart after a
     // power loss has nothing to skip. (Left behind, the fence only costs a gap.)
-    if (!this.#failure && this.#shipFence > 0n) fs.rmSync(PartitionFiles.shipFence(this.dir), { force: true });
+    if (!this.#failure && !this.#fillOwed && this.#shipFence > 0n) fs.rmSync(PartitionFiles.shipFence(this.dir), { force: true });
     for (const seg of this.#segments) await seg.close();
     this.#tail.clear();
     if (this.#ownScheduler) this.#scheduler.close();
@@ -1924,6 +1964,7 @@ export class PartitionLog {
   #fail(err: unknown, items: QueueItem[]): void {
     this.#failure = err instanceof MeridianError ? err : storageError(`log ${this.dir} is offline after an I/O error`, err);
     this.#log?.error({ err: this.#failure, dir: this.dir }, 'partition log failed; appends refused until restart');
+    this.#distrustPageCache();
     for (const it of [...items, ...this.#queue, ...this.#syncWaiters]) {
       if (it.kind === 'append' || it.kind === 'flush') it.reject(this.#failure);
       else it.resolve?.();

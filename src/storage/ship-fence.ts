@@ -16,7 +16,9 @@
  * the fence was written (Linux's boot id differs) and the recovered log ends below it, the
  * lost tail may be held by a remote: the log fills the offsets up to the fence with one
  * control batch (the offset filler) and new records start at the fence. A process crash
- * leaves the page cache, and so every record it wrote, in place: the same boot id, no gap.
+ * leaves the page cache, and so every record it wrote, in place: the same boot id, no gap;
+ * unless a write or fdatasync failed (the kernel may then drop pages it could not write):
+ * the log rewrites its fence under a boot id no machine has, and the next open fills.
  *
  * The filler is a Kafka control batch (attribute bit 5) whose one control record sits at
  * the last offset of its range, key `version INT16 = 0, type INT16 = 0x4d47` ('MG', a type
@@ -46,6 +48,8 @@ export const SHIP_FENCE_STRIDE = 100_000n;
 const MAX_FILLER_SPAN = 2n ** 31n - 1n;
 
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+/** The boot id a fence is rewritten with when the log failed an I/O (PartitionLog: no machine has it). */
+export const UNTRUSTED_BOOT = 'untrusted-after-io-error';
 let bootId: string | null | undefined;
 
 /** This boot of the machine (Linux's random boot id), or null where it cannot be read. */

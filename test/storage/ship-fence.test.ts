@@ -9,16 +9,20 @@
  *     on another boot, with the lost offsets filled up to the fence by one control batch
  *     that reads back whole; new records start at the fence; older ones are untouched;
  *   - the same image on the same boot (a process crash cannot lose written records) and a
- *     log closed cleanly (everything durable, the fence removed) open without a gap.
+ *     log closed cleanly (everything durable, the fence removed) open without a gap;
+ *   - a fill that fails (a full disk at the open) leaves the fence for the next open; a log
+ *     whose fdatasync failed marks its fence so that even the same boot fills (the kernel
+ *     may have dropped pages it could not write); a follower takes a leader's filler.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { PartitionFiles } from '../../src/storage/partition-files.js';
+import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { PartitionLog, type LogOptions } from '../../src/storage/partition-log.js';
 import { decodeRecords, isControlBatch, lastOffsetOf, readBatchHeader, storedBatches } from '../../src/storage/record-batch.js';
-import { isOffsetFiller, readShipFence, SHIP_FENCE_STRIDE } from '../../src/storage/ship-fence.js';
+import { encodeOffsetFillers, isOffsetFiller, readShipFence, SHIP_FENCE_STRIDE, UNTRUSTED_BOOT } from '../../src/storage/ship-fence.js';
 import { makeBatch } from '../helpers/batches.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
@@ -154,3 +158,66 @@ test('a fence behind the end on another boot, or a log closed cleanly before the
   assert.equal(readBatchHeader((await opened.read(3n, 1 << 20)).records).baseOffset, 2n, 'the last batch is data, not a filler');
   await opened.close();
 });
+
+/** A LogIo whose writes (or fdatasyncs) fail with `code` while `failing` is set. */
+function failingIo(code: string, which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
+  const fail = () => Object.assign(new Error(`${code}: ${which} failed`), { code });
+  const io = {
+    failing: false,
+    writev: async (fd: number, bufs: Buffer[], pos: number) => {
+      if (io.failing && which === 'write') throw fail();
+      return realIo.writev(fd, bufs, pos);
+    },
+    fdatasync: async (fd: number) => {
+      if (io.failing && which === 'fdatasync') throw fail();
+      return realIo.fdatasync(fd);
+    },
+  };
+  return io;
+}
+
+test('a fill the disk refuses leaves the fence for the next open; a failed fdatasync makes even the same boot fill; a follower takes a filler', async () => {
+  const d = dir();
+  const log = await PartitionLog.open(d, INTERVAL);
+  cleanups.push(() => void log.close());
+  await appendN(log, 4, 'a'); // offsets 0..7
+  assert.equal(await log.coverUnsynced(7n), true);
+  const fence = log.shipFence;
+  const image = powerLossImage(d, 2);
+
+  const full = failingIo('ENOSPC', 'write');
+  full.failing = true;
+  await assert.rejects(PartitionLog.open(image, { ...INTERVAL, bootId: 'boot-b', io: full }), /ENOSPC|space/i);
+  assert.deepEqual(readShipFence(PartitionFiles.shipFence(image)), { fence, bootId: 'boot-a' }, 'the fence survives the failed open');
+  const later = await PartitionLog.open(image, { ...INTERVAL, bootId: 'boot-b' });
+  assert.equal(later.logEndOffset, fence, 'space freed: the next open fills');
+  await later.close();
+
+  // EIO on the fdatasync: the log goes offline and marks its fence.
+  const e = dir();
+  const eio = failingIo('EIO', 'fdatasync');
+  const failing = await PartitionLog.open(e, { ...INTERVAL, io: eio });
+  await appendN(failing, 3, 'b'); // offsets 0..5
+  assert.equal(await failing.coverUnsynced(5n), true);
+  eio.failing = true;
+  await assert.rejects(failing.flush());
+  assert.equal(readShipFence(PartitionFiles.shipFence(e))?.bootId, UNTRUSTED_BOOT);
+  const cut = powerLossImage(e, 1); // what the kernel kept of the pages it could not write
+  await failing.close();
+  const sameBoot = await PartitionLog.open(cut, INTERVAL);
+  assert.equal(sameBoot.logEndOffset, failing.shipFence, 'filled although the boot is the same');
+  await sameBoot.close();
+
+  // A follower (a region cluster's replica) appends its leader's filler as fetched.
+  const follower = await PartitionLog.open(dir(), { retentionMs: -1 });
+  const fillers = encodeOffsetFillers(0n, 1000n);
+  await follower.appendAsFollower(Buffer.concat([...fillers, makeBatchAt(1000n)]));
+  assert.equal(follower.logEndOffset, 1001n);
+  await follower.close();
+});
+
+function makeBatchAt(base: bigint): Buffer {
+  const b = makeBatch('after', 1, 10);
+  b.writeBigInt64BE(base, 0);
+  return b;
+}
