@@ -26,10 +26,11 @@ import { killProduce, killProduceJournal } from './drill/kill-produce.js';
 import { killReplication } from './drill/kill-replication.js';
 import { linkFaults } from './drill/link-faults.js';
 import { poisonBatches } from './drill/poison-batches.js';
+import { powerLoss } from './drill/power-loss.js';
 import { brokerNodeArgs, DrillContext, type Scenario } from './drill/shared/context.js';
 import { storeOutage } from './drill/store-outage.js';
 
-const SCENARIOS: Scenario[] = [killProduce, killProduceJournal, killReplication, killOffload, linkFaults, storeOutage, diskFull, poisonBatches, connectionFlood];
+const SCENARIOS: Scenario[] = [killProduce, killProduceJournal, killReplication, powerLoss, killOffload, linkFaults, storeOutage, diskFull, poisonBatches, connectionFlood];
 
 interface Result {
   scenario: Scenario;

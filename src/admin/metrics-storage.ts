@@ -108,6 +108,17 @@ export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts:
   );
   gaugeFrom(registry, 'meridian_storage_recovery_scanned_bytes', 'Bytes of segment data the last start-up\'s recovery read: the unflushed tails, not the history.', [], () => one(topics.recoveryStats().scannedBytes));
 
+  // Interval mode: records replicated before their fdatasync, below a ship fence (storage/ship-fence.ts).
+  const fenceWrites = logTotals((s) => s.shipFenceWrites);
+  counterFrom(registry, 'meridian_storage_ship_fence_writes_total', 'Ship fences persisted (flush mode interval): each lets a partition\'s replicators send the next 100,000 offsets before their fdatasync.', [], () => one(sum(fenceWrites())));
+  gaugeFrom(
+    registry,
+    'meridian_storage_recovery_skipped_offsets',
+    'Offsets the last start-up skipped because the machine had lost power since records below the ship fence were replicated unsynced (flush mode interval): new records start past any a remote may hold. Not 0 means records acknowledged here were lost here (the remote regions may still hold them).',
+    [],
+    () => one(topics.listTopics().reduce((n, t) => n + topics.partitions(t.name).reduce((m, l) => m + l.stats().skippedOffsets, 0), 0)),
+  );
+
   const refused = logTotals((s) => s.refusedOutOfSpace);
   counterFrom(registry, 'meridian_storage_refused_appends_total', 'Appends refused because the disk was full (the producer gets a retriable KAFKA_STORAGE_ERROR).', [], () => one(sum(refused())));
 }

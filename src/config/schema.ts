@@ -619,7 +619,7 @@ export const brokerConfigSchema: ObjectSchema = section('A Meridian broker: one 
     ),
     flush: section('When appended data is made durable.', {
       mode: {
-        description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss).',
+        description: 'fsync: fsync before acknowledging a produce. interval: fsync every intervalMs (faster, may lose the last interval on power loss); replicators send records before their fsync, and after a power loss a partition skips the offsets a remote may hold (its ship fence, storage/ship-fence.ts) instead of reusing them.',
         default: 'fsync',
         type: 'string',
         enum: FLUSH_MODES,

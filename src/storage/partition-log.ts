@@ -363,7 +363,8 @@ export class PartitionLog {
   /** The newest bytes of the active segment, for reads at the end of the log. */
   readonly #tail: TailCache;
   #events: ThrottledLog;
-  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0 };
+  /** shipFenceWrites: ship fences persisted; skippedOffsets: offsets the open filled after a power loss (ship-fence.ts). */
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0, shipFenceWrites: 0, skippedOffsets: 0 };
   readonly #bootId: string | null;
   /** Persisted (ship-fence.json): offsets below it may be held by a remote without being durable here. */
   #shipFence = 0n;
@@ -459,6 +460,7 @@ export class PartitionLog {
     }
     if (saved.fence - from > 2n ** 30n) await this.roll();
     this.#fillOwed = false;
+    this.#stats.skippedOffsets = Number(saved.fence - from);
     this.#log?.warn(
       { dir: this.dir, fromOffset: String(from), toOffset: String(saved.fence - 1n), skipped: String(saved.fence - from) },
       'the machine restarted since this partition replicated records before they were durable (interval flush mode): the offsets a remote may hold and this log lost are skipped, so that no new record reuses one',
@@ -531,6 +533,7 @@ export class PartitionLog {
           throw err;
         }
         if (fence > this.#shipFence) this.#shipFence = fence;
+        this.#stats.shipFenceWrites++;
         // A write that started before the log failed must not replace the failure's mark.
         if (this.#failure) this.#distrustPageCache();
       });
@@ -941,7 +944,7 @@ export class PartitionLog {
    * appends refused because the disk was full, reads that found a corrupt batch, and the
    * bytes of sealed segments whose batch CRCs reads checked.
    */
-  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number; bytesCrcChecked: number }> {
+  stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number; bytesCrcChecked: number; shipFenceWrites: number; skippedOffsets: number }> {
     return { ...this.#stats };
   }
 

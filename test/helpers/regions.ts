@@ -28,7 +28,7 @@ export interface RegionStatus {
   /** The broker process's resident set size, bytes. */
   rss: number;
   tiered: Array<{ topic: string; partition: number; remoteEndOffset: string }>;
-  topics: Array<{ name: string; partitions: Array<{ logStartOffset: string; highWatermark: string; segments: number }> }>;
+  topics: Array<{ name: string; partitions: Array<{ logStartOffset: string; highWatermark: string; durableOffset: string; segments: number }> }>;
 }
 
 /** The kernel's range for the local ports of outgoing connections (and listen(0)). */

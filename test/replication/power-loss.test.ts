@@ -11,7 +11,7 @@
  * eu-west has never seen: eu-west ends with all 70, each once, in produce order (with the old
  * offsets reused it would take the first new ones for duplicates of the lost ones and drop
  * them). us-east holds what survived and the new records, and both clients read across the
- * skipped offsets.
+ * skipped offsets, which its metrics report.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -62,6 +62,14 @@ function cutSegment(partitionDir: string, keep: number): number {
   return records;
 }
 
+/** The one sample of a metric without labels of its own (the registry adds `region`) from the region's GET /metrics. */
+async function metric(region: Region, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${region.adminPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  assert.ok(line, `${name} in ${region.name}'s metrics`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 function produced(values: readonly string[]): Produced {
   const p = emptyProduced(1);
   p.set(0, values.map((v) => ({ key: null, value: Buffer.from(v) })));
@@ -73,6 +81,7 @@ test('a power loss in the interval mode loses unsynced records that eu-west hold
     names: [US, EU],
     policies: [{ name: 'dr', topics: [TOPIC], topology: 'one-way', source: US, targets: [EU] }],
     overrides: { log: { flush: { mode: 'interval', intervalMs: 600_000 } } },
+    admin: true,
   });
   const us = regions.get(US);
   const eu = regions.get(EU);
@@ -93,6 +102,8 @@ test('a power loss in the interval mode loses unsynced records that eu-west hold
     assert.ok(fence !== undefined, 'us-east sent records before they were durable, under a ship fence');
     assert.equal(fence.bootId, 'boot-before');
     assert.ok(fence.fence >= 40n, `the fence (${fence.fence}) lies past every record sent`);
+    assert.ok((await metric(us, 'meridian_storage_ship_fence_writes_total')) >= 1, 'the fence writes are counted');
+    assert.equal(await metric(us, 'meridian_storage_recovery_skipped_offsets'), 0);
 
     // The power loss: the process dies, and the disk lacks the records the page cache held.
     await us.kill9();
@@ -101,6 +112,7 @@ test('a power loss in the interval mode loses unsynced records that eu-west hold
     us.bootId = 'boot-after';
     await us.start();
     assert.equal(await highWatermark(us), fence.fence, 'us-east continues at its fence');
+    assert.equal(await metric(us, 'meridian_storage_recovery_skipped_offsets'), Number(fence.fence) - kept, 'the skipped offsets are reported');
     assert.ok(
       us.logLines.some((l) => l.includes('replicated records before they were durable')),
       'the skip is logged',
