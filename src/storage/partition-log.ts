@@ -44,8 +44,8 @@ import { crc32c } from '@node-rs/crc32';
 import type { LogJournal } from './journal.js';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomic, writeFileAtomicSync, type LogIo } from './fs-util.js';
-import { currentBootId, encodeOffsetFillers, encodeShipFence, isOffsetFiller, readShipFence, SHIP_FENCE_STRIDE, UNTRUSTED_BOOT } from './ship-fence.js';
+import { fsyncDirSync, isOutOfSpace, realIo, storageError, writeFileAtomicSync, type LogIo } from './fs-util.js';
+import { currentBootId, encodeOffsetFillers, isOffsetFiller, ShipFenceFile } from './ship-fence.js';
 import { FdCache, DEFAULT_MAX_OPEN_FILES } from './fd-cache.js';
 import { TailCache, TailCacheBudget } from './tail-cache.js';
 import { FlushScheduler } from './flush-scheduler.js';
@@ -363,15 +363,11 @@ export class PartitionLog {
   /** The newest bytes of the active segment, for reads at the end of the log. */
   readonly #tail: TailCache;
   #events: ThrottledLog;
-  /** shipFenceWrites: ship fences persisted; skippedOffsets: offsets the open filled after a power loss (ship-fence.ts). */
-  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0, shipFenceWrites: 0, skippedOffsets: 0 };
+  /** skippedOffsets: offsets the open filled after a power loss (ship-fence.ts). */
+  #stats = { appends: 0, batches: 0, bytesWritten: 0, writes: 0, fsyncs: 0, refusedOutOfSpace: 0, corruptReads: 0, bytesCrcChecked: 0, skippedOffsets: 0 };
   readonly #bootId: string | null;
-  /** Persisted (ship-fence.json): offsets below it may be held by a remote without being durable here. */
-  #shipFence = 0n;
-  /** The fence being written, or the persisted one: a raise never asks for less. */
-  #fenceTarget = 0n;
-  /** The fence writes, chained (each writes the newest target). */
-  #fenceWrite: Promise<void> | undefined;
+  /** ship-fence.json (ship-fence.ts): set by open. */
+  #fence!: ShipFenceFile;
   /** The open-time fill (#loadShipFence) has not completed: the fence must outlive this run. */
   #fillOwed = false;
 
@@ -442,27 +438,25 @@ export class PartitionLog {
    * durable before anything else appends, so no new record takes one of them.
    */
   async #loadShipFence(): Promise<void> {
-    const saved = readShipFence(PartitionFiles.shipFence(this.dir));
-    if (saved === undefined) return;
-    this.#shipFence = saved.fence;
-    this.#fenceTarget = saved.fence;
-    if (saved.bootId === this.#bootId || saved.fence <= this.#nextOffset) return;
+    this.#fence = new ShipFenceFile(PartitionFiles.shipFence(this.dir), this.#bootId, (fn) => this.#ctx.files.transient(fn), (fields, message) => this.#events.warn('ship-fence', fields, message));
+    const fence = this.#fence.fillTo(this.#nextOffset);
+    if (fence === undefined) return;
     const from = this.#nextOffset;
     this.#fillOwed = true;
     // Stamped with the newest leader epoch (a cluster's), as a leader's append would be.
     const leaderEpoch = this.#epochs.latest()?.epoch;
-    const fillers = encodeOffsetFillers(from, saved.fence);
+    const fillers = encodeOffsetFillers(from, fence);
     for (let i = 0; i < fillers.length; i++) {
       // Each filler in a segment of its own beyond the first, and the records after a huge gap
       // in a fresh one: a segment's index keeps offsets relative to its base in 32 bits.
       if (i > 0) await this.roll();
       await this.appendValidated([fillers[i]], [readBatchHeader(fillers[i])], { sync: true, leaderEpoch }).done;
     }
-    if (saved.fence - from > 2n ** 30n) await this.roll();
+    if (fence - from > 2n ** 30n) await this.roll();
     this.#fillOwed = false;
-    this.#stats.skippedOffsets = Number(saved.fence - from);
+    this.#stats.skippedOffsets = Number(fence - from);
     this.#log?.warn(
-      { dir: this.dir, fromOffset: String(from), toOffset: String(saved.fence - 1n), skipped: String(saved.fence - from) },
+      { dir: this.dir, fromOffset: String(from), toOffset: String(fence - 1n), skipped: String(fence - from) },
       'the machine restarted since this partition replicated records before they were durable (interval flush mode): the offsets a remote may hold and this log lost are skipped, so that no new record reuses one',
     );
   }
@@ -479,66 +473,18 @@ export class PartitionLog {
 
   /** Offsets below it may be held by a remote without being durable here (0: none ever were). */
   get shipFence(): bigint {
-    return this.#shipFence;
+    return this.#fence.fence;
   }
 
   /**
    * Before records up to `lastOffset` that are not durable yet are sent: resolves true once
-   * the persisted ship fence lies past `lastOffset` (at once when it already does, and then
-   * the next stride's write starts, off the caller's path, once within half a stride of it),
-   * false when they may not be sent unsynced (see unsyncedShipping; or the fence could not be
-   * written: the caller flushes instead).
+   * the persisted ship fence lies past `lastOffset` (ShipFenceFile.cover), false when they
+   * may not be sent unsynced (see unsyncedShipping; or the fence could not be written: the
+   * caller flushes instead).
    */
-  async coverUnsynced(lastOffset: bigint): Promise<boolean> {
-    if (!this.unsyncedShipping || this.#closed || this.#failure) return false;
-    if (lastOffset + SHIP_FENCE_STRIDE / 2n >= this.#fenceTarget) this.#raiseFence(lastOffset + SHIP_FENCE_STRIDE);
-    if (lastOffset < this.#shipFence) return true;
-    try {
-      await this.#fenceWrite;
-    } catch {
-      return false;
-    }
-    return lastOffset < this.#shipFence;
-  }
-
-  /**
-   * After a failed write or fdatasync the kernel may have dropped pages it could not write
-   * back, so a restart on this same boot can find less than was sent unsynced: the fence is
-   * rewritten under a boot id no machine has, which makes the next open fill up to it
-   * whatever the boot. Best effort (the disk is failing); never throws.
-   */
-  #distrustPageCache(): void {
-    if (this.#shipFence === 0n) return;
-    try {
-      writeFileAtomicSync(PartitionFiles.shipFence(this.dir), encodeShipFence({ fence: this.#shipFence, bootId: UNTRUSTED_BOOT }));
-    } catch (err) {
-      this.#log?.warn({ err, dir: this.dir }, 'could not mark the ship fence after the I/O error: a restart on this boot trusts the page cache');
-    }
-  }
-
-  #raiseFence(target: bigint): void {
-    if (target <= this.#fenceTarget) return;
-    this.#fenceTarget = target;
-    const write = (this.#fenceWrite ?? Promise.resolve())
-      .catch(() => {})
-      .then(async () => {
-        const fence = this.#fenceTarget;
-        if (fence <= this.#shipFence) return;
-        try {
-          await this.#ctx.files.transient(() => writeFileAtomic(PartitionFiles.shipFence(this.dir), encodeShipFence({ fence, bootId: this.#bootId! })));
-        } catch (err) {
-          // Sends wait for an fdatasync instead; the next one past the fence tries again.
-          if (this.#fenceTarget === fence) this.#fenceTarget = this.#shipFence;
-          this.#events.warn('ship-fence', { err, dir: this.dir }, 'writing the ship fence failed: replication sends only durable records of this partition until a write succeeds');
-          throw err;
-        }
-        if (fence > this.#shipFence) this.#shipFence = fence;
-        this.#stats.shipFenceWrites++;
-        // A write that started before the log failed must not replace the failure's mark.
-        if (this.#failure) this.#distrustPageCache();
-      });
-    this.#fenceWrite = write;
-    write.catch(() => {});
+  coverUnsynced(lastOffset: bigint): Promise<boolean> {
+    if (!this.unsyncedShipping || this.#closed || this.#failure) return Promise.resolve(false);
+    return this.#fence.cover(lastOffset);
   }
 
   /**
@@ -945,7 +891,7 @@ export class PartitionLog {
    * bytes of sealed segments whose batch CRCs reads checked.
    */
   stats(): Readonly<{ appends: number; batches: number; bytesWritten: number; writes: number; fsyncs: number; refusedOutOfSpace: number; corruptReads: number; bytesCrcChecked: number; shipFenceWrites: number; skippedOffsets: number }> {
-    return { ...this.#stats };
+    return { ...this.#stats, shipFenceWrites: this.#fence?.writes ?? 0 };
   }
 
   /** Whether the log went offline after an I/O error it cannot recover from (until a restart). */
@@ -1460,10 +1406,10 @@ export class PartitionLog {
     // directory may be deleted, and a topic of the same name created, after this).
     if (!this.#failure && this.#journal !== undefined) await this.#journalBarrier(`closing ${this.dir}`).catch((err: unknown) => this.#log?.warn({ err, dir: this.dir }, 'journal barrier at close failed'));
     await this.#epochs.settled();
-    await this.#fenceWrite?.catch(() => {});
+    await this.#fence?.settled();
     // Everything is durable now: no offset past the end can be lost, so a restart after a
     // power loss has nothing to skip. (Left behind, the fence only costs a gap.)
-    if (!this.#failure && !this.#fillOwed && this.#shipFence > 0n) fs.rmSync(PartitionFiles.shipFence(this.dir), { force: true });
+    if (!this.#failure && !this.#fillOwed) this.#fence?.remove();
     for (const seg of this.#segments) await seg.close();
     this.#tail.clear();
     if (this.#ownScheduler) this.#scheduler.close();
@@ -1967,7 +1913,7 @@ export class PartitionLog {
   #fail(err: unknown, items: QueueItem[]): void {
     this.#failure = err instanceof MeridianError ? err : storageError(`log ${this.dir} is offline after an I/O error`, err);
     this.#log?.error({ err: this.#failure, dir: this.dir }, 'partition log failed; appends refused until restart');
-    this.#distrustPageCache();
+    this.#fence?.distrust();
     for (const it of [...items, ...this.#queue, ...this.#syncWaiters]) {
       if (it.kind === 'append' || it.kind === 'flush') it.reject(this.#failure);
       else it.resolve?.();

@@ -31,6 +31,7 @@
  */
 import fs from 'node:fs';
 import { ErrorCode, MeridianError } from '../errors.js';
+import { writeFileAtomic, writeFileAtomicSync } from './fs-util.js';
 import { Attributes, decodeRecords, encodeBatch, isControlBatch, type BatchHeader } from './record-batch.js';
 
 /** 'MG': a control type Kafka does not define (Meridian's replication markers use 'MR'). */
@@ -120,4 +121,121 @@ export function isOffsetFiller(batch: Buffer, h: BatchHeader): boolean {
   if (!isControlBatch(h) || h.recordCount !== 1 || (h.attributes & Attributes.codecMask) !== 0) return false;
   const key = decodeRecords(batch)[0]?.key;
   return key !== null && key !== undefined && key.equals(FILLER_KEY);
+}
+
+/**
+ * One partition's ship fence file: what it holds, raising it in strides (one write at a
+ * time, each writing the newest target), and marking it untrusted after an I/O error.
+ * PartitionLog owns one per log and decides when records may be sent unsynced.
+ */
+export class ShipFenceFile {
+  readonly #file: string;
+  readonly #bootId: string | null;
+  /** Runs a file write under the descriptor budget (FdCache.transient). */
+  readonly #transient: <T>(fn: () => Promise<T>) => Promise<T>;
+  readonly #warn: (fields: Record<string, unknown>, message: string) => void;
+  /** As read at open (undefined: no file). */
+  readonly saved: ShipFence | undefined;
+  /** Persisted: offsets below it may be held by a remote without being durable here. */
+  #fence: bigint;
+  /** The fence being written, or the persisted one: a raise never asks for less. */
+  #target: bigint;
+  #write: Promise<void> | undefined;
+  #untrusted = false;
+  /** Fences persisted by this process. */
+  writes = 0;
+
+  constructor(file: string, bootId: string | null, transient: <T>(fn: () => Promise<T>) => Promise<T>, warn: (fields: Record<string, unknown>, message: string) => void) {
+    this.#file = file;
+    this.#bootId = bootId;
+    this.#transient = transient;
+    this.#warn = warn;
+    this.saved = readShipFence(file);
+    this.#fence = this.saved?.fence ?? 0n;
+    this.#target = this.#fence;
+  }
+
+  get fence(): bigint {
+    return this.#fence;
+  }
+
+  /**
+   * Where a log that recovered up to `end` must fill to before anything appends: the saved
+   * fence, when this is not the boot that wrote it and the log ends below it; else undefined.
+   */
+  fillTo(end: bigint): bigint | undefined {
+    const s = this.saved;
+    return s !== undefined && s.bootId !== this.#bootId && s.fence > end ? s.fence : undefined;
+  }
+
+  /**
+   * Resolves true once the persisted fence lies past `lastOffset` (at once when it already
+   * does; the next stride's write then starts in the background within half a stride of
+   * it), false when the write failed. Only on a machine whose boot can be told.
+   */
+  async cover(lastOffset: bigint): Promise<boolean> {
+    if (this.#bootId === null || this.#untrusted) return false;
+    if (lastOffset + SHIP_FENCE_STRIDE / 2n >= this.#target) this.#raise(lastOffset + SHIP_FENCE_STRIDE);
+    if (lastOffset < this.#fence) return true;
+    try {
+      await this.#write;
+    } catch {
+      return false;
+    }
+    return lastOffset < this.#fence;
+  }
+
+  #raise(target: bigint): void {
+    if (target <= this.#target) return;
+    this.#target = target;
+    const write = (this.#write ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        const fence = this.#target;
+        if (fence <= this.#fence || this.#untrusted) return;
+        try {
+          await this.#transient(() => writeFileAtomic(this.#file, encodeShipFence({ fence, bootId: this.#bootId! })));
+        } catch (err) {
+          // Sends wait for an fdatasync instead; the next one past the fence tries again.
+          if (this.#target === fence) this.#target = this.#fence;
+          this.#warn({ err, file: this.#file }, 'writing the ship fence failed: replication sends only durable records of this partition until a write succeeds');
+          throw err;
+        }
+        if (fence > this.#fence) this.#fence = fence;
+        this.writes++;
+        // A write that started before the log failed must not replace the failure's mark.
+        if (this.#untrusted) this.#markUntrusted();
+      });
+    this.#write = write;
+    write.catch(() => {});
+  }
+
+  /**
+   * After a failed write or fdatasync the kernel may have dropped pages it could not write
+   * back, so a restart on this same boot can find less than was sent unsynced: the fence is
+   * rewritten under a boot id no machine has (UNTRUSTED_BOOT), which makes the next open fill
+   * up to it whatever the boot. Best effort (the disk is failing); never throws.
+   */
+  distrust(): void {
+    this.#untrusted = true;
+    if (this.#fence > 0n) this.#markUntrusted();
+  }
+
+  #markUntrusted(): void {
+    try {
+      writeFileAtomicSync(this.#file, encodeShipFence({ fence: this.#fence, bootId: UNTRUSTED_BOOT }));
+    } catch (err) {
+      this.#warn({ err, file: this.#file }, 'could not mark the ship fence after the I/O error: a restart on this boot trusts the page cache');
+    }
+  }
+
+  /** Waits for the write under way, if any (its failure is already reported). */
+  async settled(): Promise<void> {
+    await this.#write?.catch(() => {});
+  }
+
+  /** Removes the file: only once everything the log holds is durable (a clean close). */
+  remove(): void {
+    if (this.#fence > 0n || this.saved !== undefined) fs.rmSync(this.#file, { force: true });
+  }
 }
