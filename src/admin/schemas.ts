@@ -46,6 +46,8 @@ export const SHARED_SCHEMAS = [
           logStartOffset: { ...offset, description: 'first offset readable, across both tiers' },
           localStartOffset: offset,
           highWatermark: offset,
+          durableOffset: { ...offset, description: 'one past the last record fdatasync\'d here (below the high watermark between fdatasyncs in the interval flush mode)' },
+          shipFence: { ...nullableOffset, description: 'interval flush mode: records below it may have been replicated before they were durable here, so a power loss skips to it (storage/ship-fence.ts); null: none' },
           localBytes: int,
           localSegments: int,
           tieredBytes: int,

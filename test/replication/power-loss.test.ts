@@ -103,6 +103,9 @@ test('a power loss in the interval mode loses unsynced records that eu-west hold
     assert.equal(fence.bootId, 'boot-before');
     assert.ok(fence.fence >= 40n, `the fence (${fence.fence}) lies past every record sent`);
     assert.ok((await metric(us, 'meridian_storage_ship_fence_writes_total')) >= 1, 'the fence writes are counted');
+    const described = (await (await fetch(`http://127.0.0.1:${us.adminPort}/v1/topics/${TOPIC}`)).json()) as { partitions: Array<{ highWatermark: string; durableOffset: string; shipFence: string | null }> };
+    assert.deepEqual(described.partitions[0], { ...described.partitions[0], highWatermark: '40', shipFence: String(fence.fence) }, 'the admin API shows the fence');
+    assert.ok(BigInt(described.partitions[0].durableOffset) < 40n, `records went out before they were durable (durable to ${described.partitions[0].durableOffset})`);
     assert.equal(await metric(us, 'meridian_storage_recovery_skipped_offsets'), 0);
 
     // The power loss: the process dies, and the disk lacks the records the page cache held.

@@ -55,6 +55,8 @@ export function describeTopic(broker: Broker, name: string) {
         logStartOffset: String(view.logStartOffset),
         localStartOffset: String(log.logStartOffset),
         highWatermark: String(log.highWatermark),
+        durableOffset: String(log.durableOffset),
+        shipFence: log.shipFence === 0n ? null : String(log.shipFence),
         localBytes: log.sizeBytes,
         localSegments: log.segments().length,
         tieredBytes: tier?.remoteBytes ?? 0,
