@@ -70,7 +70,10 @@ test('topic create, list and describe show what a Kafka client sees: partitions,
       topic.partitions.map((p: { partition: number; highWatermark: string; logStartOffset: string }) => [p.partition, p.logStartOffset, p.highWatermark]),
       offsets.sort((a, b) => a.partition - b.partition).map((o) => [o.partition, o.low, o.high]),
     );
-    assert.ok(topic.partitions.every((p: { highWatermark: string }) => p.highWatermark === '150'));
+    assert.ok(topic.partitions.every((p: { highWatermark: string; durableOffset: string }) => p.highWatermark === '150' && p.durableOffset === '150'), 'fsync mode: every acknowledged record is durable');
+    const text = await meridian(['topic', 'describe', 'orders', '--admin', admin]);
+    assert.match(text.stdout, /^PARTITION\s+LOG-START\s+HIGH-WATERMARK\s+NOT-DURABLE\s/m);
+    assert.match(text.stdout, /^\s*0\s+0\s+150\s+0\s/m);
     assert.equal(topic.configs.find((c: { name: string }) => c.name === 'retention.ms').value, '86400000');
   } finally {
     await kadmin.disconnect();

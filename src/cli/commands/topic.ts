@@ -12,7 +12,9 @@ const USAGE = `Usage:
                                                create a topic with N partitions (default: the
                                                broker's topics.defaultPartitions) and Kafka
                                                topic configs, e.g. -c retention.ms=86400000
-  meridian topic describe NAME                 configs and per-partition offsets and bytes
+  meridian topic describe NAME                 configs and per-partition offsets and bytes;
+                                               NOT-DURABLE: records not fdatasync'd yet (the
+                                               interval flush mode, between fdatasyncs)
   meridian topic delete NAME                   delete the topic, its data in both tiers and
                                                its committed group offsets
 
@@ -37,6 +39,8 @@ export interface TopicDetail {
     partition: number;
     logStartOffset: string;
     highWatermark: string;
+    /** One past the last record fdatasync'd (absent from brokers before 2026-12-06). */
+    durableOffset?: string;
     localBytes: number;
     tieredBytes: number;
     remoteStartOffset: string | null;
@@ -137,11 +141,13 @@ function describeText(t: TopicDetail): string {
     `overrides    ${overrides.map((c) => `${c.name}=${c.value ?? ''}`).join(', ') || '-'}`,
   ].join('\n');
   const parts = table(
-    ['partition>', 'log-start>', 'high-watermark>', 'local>', 'tiered>', 'remote-offsets'],
+    ['partition>', 'log-start>', 'high-watermark>', 'not-durable>', 'local>', 'tiered>', 'remote-offsets'],
     t.partitions.map((p) => [
       p.partition,
       p.logStartOffset,
       p.highWatermark,
+      // Records a power loss would take (the interval flush mode, between fdatasyncs).
+      p.durableOffset === undefined ? '?' : String(BigInt(p.highWatermark) - BigInt(p.durableOffset)),
       bytes(p.localBytes),
       bytes(p.tieredBytes),
       p.remoteEndOffset === null ? '-' : `${p.remoteStartOffset ?? '?'}..${p.remoteEndOffset}`,
