@@ -30,9 +30,14 @@ const PARTITIONS = 2;
 const US = 'us-east';
 const EU = 'eu-west';
 
-/** The record ids (`stream#seq`) a read holds. */
+/** A record's id (`stream#seq`) from its value (shared/ledger.ts), '?' for anything else. */
+function recordId(value: Buffer | null): string {
+  return /^([^#|]+#\d+)\|/.exec(value?.toString('latin1') ?? '')?.[1] ?? '?';
+}
+
+/** The record ids a read holds. */
 function idsOf(records: readonly ReadRecord[]): Set<string> {
-  return new Set(records.map((r) => /^([^#|]+#\d+)\|/.exec(r.value?.toString('latin1') ?? '')?.[1] ?? '?'));
+  return new Set(records.map((r) => recordId(r.value)));
 }
 
 /**
@@ -49,7 +54,7 @@ function cutUnsynced(ctx: DrillContext, broker: WatchedBroker, p: number, durabl
   const cutAt = ctx.between(firstUnsynced, batches.length);
   const cut = batches.slice(cutAt);
   fs.truncateSync(file, batches.slice(0, cutAt).reduce((n, b) => n + b.buf.length, 0));
-  return cut.filter((b) => !isControlBatch(b.h)).flatMap((b) => decodeRecords(b.buf).map((r) => /^([^#|]+#\d+)\|/.exec(r.value?.toString('latin1') ?? '')?.[1] ?? '?'));
+  return cut.filter((b) => !isControlBatch(b.h)).flatMap((b) => decodeRecords(b.buf).map((r) => recordId(r.value)));
 }
 
 export const powerLoss: Scenario = {

@@ -15,8 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { faultyIo } from '../helpers/faulty-io.js';
 import { waitFor } from '../helpers/wait.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -158,27 +158,6 @@ for (const journal of [false, true]) test(`disk full${journal ? ' (with the shar
   assertExactlyOnce('after a restart', await readAll(tb, 'full'), out);
 });
 
-/** A LogIo whose writes or fdatasyncs fail with EIO while `failing` is set. */
-function faultyIo(which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
-  const eio = () => Object.assign(new Error(`EIO: i/o error, ${which}`), { code: 'EIO', errno: -5 });
-  const io = {
-    failing: false,
-    writev: async (fd: number, bufs: Buffer[], pos: number) => {
-      if (io.failing && which === 'write') throw eio();
-      return realIo.writev(fd, bufs, pos);
-    },
-    // The journal's small rounds are written on the event loop's thread.
-    writevSync: (fd: number, bufs: Buffer[], pos: number) => {
-      if (io.failing && which === 'write') throw eio();
-      return realIo.writevSync!(fd, bufs, pos);
-    },
-    fdatasync: async (fd: number) => {
-      if (io.failing && which === 'fdatasync') throw eio();
-      return realIo.fdatasync(fd);
-    },
-  };
-  return io;
-}
 
 // With the shared journal (log.flush.journal) the fdatasync that fails is the journal's: it
 // goes offline, and the log, whose segment fdatasync fails too, goes offline with it. A

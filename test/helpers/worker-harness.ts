@@ -67,9 +67,10 @@ export function receivedRecords(sent: readonly SentRequest[]): Array<{ key: stri
 
 /**
  * A remote region that acknowledges every append (as a RemoteRegion would, minus the
- * network); with `hold`, each answer waits until the test releases it.
+ * network); with `hold`, each answer waits until the test releases it; `onSend` sees each
+ * request as it arrives (what the sender's state was at that moment).
  */
-export function fakeRemote(opts: { cursor?: bigint; hold?: boolean; copy?: boolean } = {}) {
+export function fakeRemote(opts: { cursor?: bigint; hold?: boolean; copy?: boolean; onSend?: (req: SentRequest) => void } = {}) {
   const sent: SentRequest[] = [];
   /** With `copy`: each request's batches as they were when it was sent (what a link writes out). */
   const copies: SentRequest[] = [];
@@ -96,6 +97,7 @@ export function fakeRemote(opts: { cursor?: bigint; hold?: boolean; copy?: boole
       };
     },
     append: async (_l: Link, req: SentRequest): Promise<AppendResponse> => {
+      opts.onSend?.(req);
       sent.push({ continuesFrom: req.continuesFrom, senderEndOffset: req.senderEndOffset, entries: req.entries });
       if (opts.copy) copies.push({ ...sent.at(-1)!, entries: req.entries.map((e) => ({ ...e, batches: e.batches.map((b) => ({ ...b, batch: Buffer.from(b.batch) })) })) });
       if (opts.hold) await new Promise<void>((r) => held.push(r)); // a slow WAN: answered when the test says

@@ -207,13 +207,8 @@ test('a caught-up worker sends new data at once, without waiting for the answers
 
 test('interval mode: records go out before any fdatasync, each below the ship fence persisted first; in the fsync mode an acks=1 record is made durable before it goes', async (t) => {
   const { log, track } = await scratchLog(t, 'meridian-worker-', { flushMode: 'interval', flushIntervalMs: 600_000, bootId: 'boot-a' });
-  const fr = fakeRemote();
   const fenceAtSend: bigint[] = [];
-  const append = fr.remote.append.bind(fr.remote);
-  (fr.remote as { append: typeof append }).append = (l, req, ...rest) => {
-    fenceAtSend.push(readShipFence(PartitionFiles.shipFence(log.dir))?.fence ?? -1n);
-    return append(l, req, ...rest);
-  };
+  const fr = fakeRemote({ onSend: () => fenceAtSend.push(readShipFence(PartitionFiles.shipFence(log.dir))?.fence ?? -1n) });
   const w = newWorker(log, fr.remote, link('c', false));
   track(w).start();
   for (let i = 0; i < 20; i++) {
@@ -232,13 +227,8 @@ test('interval mode: records go out before any fdatasync, each below the ship fe
   assert.deepEqual(receivedRecords(fr.sent).map((r) => r.key), Array.from({ length: 20 }, (_, i) => [0, 1, 2].map((k) => `i${i}-${k}`)).flat());
 
   const fsync = await scratchLog(t, 'meridian-worker-', { bootId: 'boot-a' });
-  const fr2 = fakeRemote();
   const durableAtSend: bigint[] = [];
-  const append2 = fr2.remote.append.bind(fr2.remote);
-  (fr2.remote as { append: typeof append2 }).append = (l, req, ...rest) => {
-    durableAtSend.push(fsync.log.durableOffset);
-    return append2(l, req, ...rest);
-  };
+  const fr2 = fakeRemote({ onSend: () => durableAtSend.push(fsync.log.durableOffset) });
   fsync.track(newWorker(fsync.log, fr2.remote, link('c', false))).start();
   await fsync.log.append(dataBatch('acks1', 2), { sync: false }); // acks=1: answered at the write
   await waitFor('the acks=1 record to be sent', () => fr2.sent.length === 1, 10_000, 5);

@@ -19,11 +19,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { PartitionFiles } from '../../src/storage/partition-files.js';
-import { realIo, type LogIo } from '../../src/storage/fs-util.js';
 import { PartitionLog, type LogOptions } from '../../src/storage/partition-log.js';
 import { decodeRecords, isControlBatch, lastOffsetOf, readBatchHeader, storedBatches } from '../../src/storage/record-batch.js';
 import { encodeOffsetFillers, isOffsetFiller, readShipFence, SHIP_FENCE_STRIDE, UNTRUSTED_BOOT } from '../../src/storage/ship-fence.js';
 import { makeBatch } from '../helpers/batches.js';
+import { faultyIo } from '../helpers/faulty-io.js';
 import { tmpDir } from '../helpers/tmp-dir.js';
 
 const cleanups: Array<() => void> = [];
@@ -159,22 +159,6 @@ test('a fence behind the end on another boot, or a log closed cleanly before the
   await opened.close();
 });
 
-/** A LogIo whose writes (or fdatasyncs) fail with `code` while `failing` is set. */
-function failingIo(code: string, which: 'write' | 'fdatasync'): LogIo & { failing: boolean } {
-  const fail = () => Object.assign(new Error(`${code}: ${which} failed`), { code });
-  const io = {
-    failing: false,
-    writev: async (fd: number, bufs: Buffer[], pos: number) => {
-      if (io.failing && which === 'write') throw fail();
-      return realIo.writev(fd, bufs, pos);
-    },
-    fdatasync: async (fd: number) => {
-      if (io.failing && which === 'fdatasync') throw fail();
-      return realIo.fdatasync(fd);
-    },
-  };
-  return io;
-}
 
 test('a fill the disk refuses leaves the fence for the next open; a failed fdatasync makes even the same boot fill; a follower takes a filler', async () => {
   const d = dir();
@@ -185,7 +169,7 @@ test('a fill the disk refuses leaves the fence for the next open; a failed fdata
   const fence = log.shipFence;
   const image = powerLossImage(d, 2);
 
-  const full = failingIo('ENOSPC', 'write');
+  const full = faultyIo('write', 'ENOSPC');
   full.failing = true;
   await assert.rejects(PartitionLog.open(image, { ...INTERVAL, bootId: 'boot-b', io: full }), /ENOSPC|space/i);
   assert.deepEqual(readShipFence(PartitionFiles.shipFence(image)), { fence, bootId: 'boot-a' }, 'the fence survives the failed open');
@@ -195,7 +179,7 @@ test('a fill the disk refuses leaves the fence for the next open; a failed fdata
 
   // EIO on the fdatasync: the log goes offline and marks its fence.
   const e = dir();
-  const eio = failingIo('EIO', 'fdatasync');
+  const eio = faultyIo('fdatasync', 'EIO');
   const failing = await PartitionLog.open(e, { ...INTERVAL, io: eio });
   await appendN(failing, 3, 'b'); // offsets 0..5
   assert.equal(await failing.coverUnsynced(5n), true);
