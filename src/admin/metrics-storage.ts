@@ -88,7 +88,8 @@ export function registerStorageMetrics(registry: Registry, scrape: Scrape, opts:
   );
   counterFrom(registry, 'meridian_storage_journal_syncs_total', 'Journal group commits: one write and one fdatasync each, for every record pending at the time.', [], () => one(topics.resourceStats().journalGroups));
   counterFrom(registry, 'meridian_storage_journal_bytes_total', 'Bytes written to the shared journal (records and their headers).', [], () => one(topics.resourceStats().journalBytes));
-  counterFrom(registry, 'meridian_storage_journal_rotations_total', 'Journal generations started; each older one is deleted once one syncfs made its segments durable.', [], () => one(topics.resourceStats().journalRotations));
+  counterFrom(registry, 'meridian_storage_journal_rotations_total', 'Journal generations started; each older one is kept as a spare file (or deleted) once one syncfs made its segments durable.', [], () => one(topics.resourceStats().journalRotations));
+  counterFrom(registry, 'meridian_storage_journal_reused_total', 'Journal generations started in a spare file (a retired generation written over, so its fdatasyncs commit no file-system metadata) rather than a new one.', [], () => one(topics.resourceStats().journalReused));
   counterFrom(registry, 'meridian_storage_journal_checkpoints_total', 'Times a journal write ran out of space and the journal gave back the space it held (one sync, then its file cut to nothing) before trying again.', [], () =>
     one(topics.resourceStats().journalCheckpoints),
   );

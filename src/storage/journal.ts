@@ -15,12 +15,27 @@
  * record of `log` is void (the log synced its segments, then truncated or was deleted), so a
  * replay never writes back a tail that was cut.
  *
+ * The CRC is seeded with the generation (the CRC-32C of its number, 8 bytes big-endian): a
+ * record checks only in the generation it was written for. Files written before the seed
+ * (no generation in the CRC) still replay: a file whose first record checks unseeded and not
+ * seeded is read unseeded.
+ *
  * Appends are grouped: one group is written and fdatasync'd at a time, and each append
  * resolves when the group holding it is durable. The journal rotates once a generation holds
  * `generationBytes`: new records go to the next generation, one syncfs of the file system
  * (or, failing that, every member that appended to the old one syncing its segments,
  * `JournalMember.syncForJournal`) makes the old one's records redundant, and then its file is
- * deleted.
+ * kept as a spare (`<generation>.spare`, up to MAX_SPARES) or deleted.
+ *
+ * A new generation reuses a spare when there is one: renamed, and written over from its
+ * start. Its blocks are allocated and written, so a group written over them changes no
+ * metadata of the file, and its fdatasync flushes the data without committing ext4's journal;
+ * a file that grows commits ext4's journal at every fdatasync, with the inode of every other
+ * file written since (10,000 partitions' segments). What the file held before is records of
+ * older generations, which fail the seeded CRC: a replay stops there as at a torn record.
+ * Generation numbers only grow, across restarts too (a new journal starts after every
+ * generation and spare in the directory), so no older record can check in a newer
+ * generation. A spare holds disk space: giving back space on a full disk deletes them first.
  *
  * The journal holds a second copy of what its logs wrote since the last retirement, so a
  * full disk would fill with half the data. A write that runs out of space therefore gives
@@ -57,6 +72,10 @@ export const MIN_SHARING_LOGS = 4;
 export const SHARING_WINDOW_MS = 10;
 const SUFFIX = '.journal';
 const GENERATION = /^(\d{20})\.journal$/;
+const SPARE_SUFFIX = '.spare';
+const SPARE = /^(\d{20})\.spare$/;
+/** Retired generation files kept for reuse (two: a rotation may come before the last retirement is done). */
+export const MAX_SPARES = 2;
 
 const KIND_DATA = 1;
 const KIND_BARRIER = 2;
@@ -96,6 +115,8 @@ export interface JournalStats {
   groups: number;
   bytes: number;
   rotations: number;
+  /** Rotations into a reused file (a spare) rather than a new one. */
+  reused: number;
   /** Times a write ran out of space and the journal gave its space back (a checkpoint). */
   checkpoints: number;
 }
@@ -133,23 +154,41 @@ function header(kind: number, log: string, segmentBase: bigint, position: number
   return h;
 }
 
-/** Frames one record: its header (with the CRC over everything after the CRC field) and its data. */
+/**
+ * Frames one record: its header and its data. The CRC is left for `seal`, once the group
+ * holding the record knows its generation (a rotation may come between append and write).
+ */
 function frame(kind: number, log: string, segmentBase: bigint, position: number, data: readonly Buffer[]): Buffer[] {
   let dataBytes = 0;
   for (const d of data) dataBytes += d.length;
-  const h = header(kind, log, segmentBase, position, dataBytes);
-  let crc = crc32c(h.subarray(FRAME_BYTES));
-  for (const d of data) crc = crc32c(d, crc);
+  return [header(kind, log, segmentBase, position, dataBytes), ...data];
+}
+
+/** The CRC seed of a generation's records: the CRC-32C of its number (8 bytes, big-endian). */
+export function generationSeed(generation: number): number {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(BigInt(generation));
+  return crc32c(b);
+}
+
+/** Sets a framed record's CRC: over everything after the CRC field, from `seed`. */
+function seal(bufs: readonly Buffer[], seed: number): void {
+  const h = bufs[0]!;
+  let crc = crc32c(h.subarray(FRAME_BYTES), seed);
+  for (let i = 1; i < bufs.length; i++) crc = crc32c(bufs[i]!, crc);
   h.writeUInt32BE(crc >>> 0, 4);
-  return [h, ...data];
 }
 
 function generationName(n: number): string {
   return paddedOffset(BigInt(n)) + SUFFIX;
 }
 
-/** The generations present in `dir`, oldest first. */
-function generations(dir: string): number[] {
+function spareName(n: number): string {
+  return paddedOffset(BigInt(n)) + SPARE_SUFFIX;
+}
+
+/** The numbers of the files in `dir` named by `pattern`, smallest first. */
+function numbered(dir: string, pattern: RegExp): number[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -158,10 +197,33 @@ function generations(dir: string): number[] {
     throw err;
   }
   return names
-    .map((n) => GENERATION.exec(n))
+    .map((n) => pattern.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
+}
+
+/** The generations present in `dir`, oldest first. */
+function generations(dir: string): number[] {
+  return numbered(dir, GENERATION);
+}
+
+/**
+ * Starts generation `generation`'s file: the oldest of `spares` (taken off the list), renamed
+ * and written over from its start, or a new file. Returns its descriptor and current size.
+ */
+async function startGeneration(dir: string, generation: number, spares: number[]): Promise<{ fd: number; size: number; reused: boolean }> {
+  const file = path.join(dir, generationName(generation));
+  const spare = spares.shift();
+  let fd: number;
+  if (spare !== undefined) {
+    await fs.promises.rename(path.join(dir, spareName(spare)), file);
+    fd = await openAsync(file, 'r+');
+  } else {
+    fd = await openAsync(file, 'wx');
+  }
+  await fsyncDir(dir);
+  return { fd, size: spare === undefined ? 0 : (await fs.promises.stat(file)).size, reused: spare !== undefined };
 }
 
 export class LogJournal {
@@ -172,8 +234,14 @@ export class LogJournal {
   readonly #io: LogIo;
   readonly #minSharing: number;
   #generation: number;
+  /** The current generation's CRC seed (`generationSeed`). */
+  #seed: number;
   #fd: number;
   #position = 0;
+  /** The current file's size: past `#position` in a reused file (older records, never read back). */
+  #fileSize: number;
+  /** Spare files (retired generations kept for reuse), oldest first, by the generation they last held. */
+  #spares: number[];
   #pending: Pending = emptyGroup();
   /** The group being written. */
   #inflight: Pending | undefined;
@@ -189,16 +257,19 @@ export class LogJournal {
   #closed = false;
   /** Settles when the generations retired so far are deleted. */
   #retiring: Promise<void> = Promise.resolve();
-  #stats = { records: 0, groups: 0, bytes: 0, rotations: 0, checkpoints: 0 };
+  #stats = { records: 0, groups: 0, bytes: 0, rotations: 0, reused: 0, checkpoints: 0 };
   #idle: Array<() => void> = [];
   /** Logs that wrote a round in the current window, and how many did in the one before. */
   #window = { start: -Infinity, logs: new Set<string>() };
   #previousWindowLogs = 0;
 
-  private constructor(dir: string, generation: number, fd: number, options: JournalOptions) {
+  private constructor(dir: string, generation: number, file: { fd: number; size: number }, spares: number[], options: JournalOptions) {
     this.dir = dir;
     this.#generation = generation;
-    this.#fd = fd;
+    this.#seed = generationSeed(generation);
+    this.#fd = file.fd;
+    this.#fileSize = file.size;
+    this.#spares = spares;
     this.#generationBytes = options.generationBytes ?? 256 * 1024 * 1024;
     this.#log = options.log;
     this.#syncFs = options.syncFileSystem ?? true;
@@ -207,15 +278,16 @@ export class LogJournal {
   }
 
   /**
-   * Opens a new generation after any left in `dir` (start-up replays and removes those first:
-   * `replayJournal`).
+   * Opens a new generation after any generation or spare left in `dir` (start-up replays and
+   * removes the generations first: `replayJournal`), reusing a spare if there is one.
    */
   static async open(dir: string, options: JournalOptions = {}): Promise<LogJournal> {
     fs.mkdirSync(dir, { recursive: true });
-    const generation = (generations(dir).at(-1) ?? 0) + 1;
-    const fd = await openAsync(path.join(dir, generationName(generation)), 'wx');
-    await fsyncDir(dir);
-    return new LogJournal(dir, generation, fd, options);
+    const spares = numbered(dir, SPARE);
+    for (const extra of spares.splice(0, Math.max(0, spares.length - MAX_SPARES))) fs.rmSync(path.join(dir, spareName(extra)), { force: true });
+    const generation = Math.max(0, ...generations(dir), ...spares) + 1;
+    const file = await startGeneration(dir, generation, spares);
+    return new LogJournal(dir, generation, file, spares, options);
   }
 
   /** Journals `data`, written at `position` of segment `segmentBase` of `log`; resolves once durable. */
@@ -279,6 +351,9 @@ export class LogJournal {
     if (this.#writing || this.#pending.waiters.length > 0) await new Promise<void>((r) => this.#idle.push(r));
     this.#closed = true;
     await this.#retiring;
+    // A reused file's older records are cut off, so that the next start's replay reads a
+    // clean end (after a crash it stops at them as at a torn record).
+    if (this.#fileSize > this.#position && !this.#failure) await ftruncateAsync(this.#fd, this.#position);
     await closeAsync(this.#fd);
   }
 
@@ -367,16 +442,21 @@ export class LogJournal {
         added.push(log);
       }
       const bufs: Buffer[] = [];
-      for (const e of group.entries) bufs.push(...e.bufs);
+      for (const e of group.entries) {
+        seal(e.bufs, this.#seed);
+        bufs.push(...e.bufs);
+      }
       await this.#io.writev(this.#fd, bufs, this.#position);
       written = true;
       this.#position += group.bytes;
+      if (this.#position > this.#fileSize) this.#fileSize = this.#position;
       await this.#io.fdatasync(this.#fd);
       return undefined;
     } catch (err) {
       if (!written && outOfSpace(err)) {
         try {
           await ftruncateAsync(this.#fd, this.#position);
+          this.#fileSize = this.#position;
           // Not one of these records is left in the file.
           for (const log of added) this.#logs.delete(log);
         } catch (cutErr) {
@@ -395,12 +475,14 @@ export class LogJournal {
   async #checkpoint(): Promise<boolean> {
     const older = this.#retiringLogs.size;
     await this.#retiring;
-    if (this.#position === 0) return older > this.#retiringLogs.size;
-    const held = this.#position;
+    const spares = await this.#dropSpares();
+    if (this.#position === 0 && this.#fileSize === 0) return spares > 0 || older > this.#retiringLogs.size;
+    const held = this.#fileSize;
     let cut = false;
     try {
       if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...this.#members].map((m) => m.syncForJournal()));
       await ftruncateAsync(this.#fd, 0);
+      this.#fileSize = 0;
       cut = true;
       // The cut must be durable before anything is written over it.
       await this.#io.fdatasync(this.#fd);
@@ -422,6 +504,14 @@ export class LogJournal {
     return true;
   }
 
+  /** Deletes every spare file (disk space for a write that ran out of it); returns how many. */
+  async #dropSpares(): Promise<number> {
+    const dropped = this.#spares.splice(0);
+    for (const n of dropped) await fs.promises.rm(path.join(this.dir, spareName(n)), { force: true });
+    if (dropped.length > 0) await fsyncDir(this.dir);
+    return dropped.length;
+  }
+
   #dropNeedlessBarriers(group: Pending): void {
     const kept: Entry[] = [];
     for (const e of group.entries) {
@@ -431,25 +521,37 @@ export class LogJournal {
     group.entries = kept;
   }
 
-  /** Starts the next generation; the old one is deleted once its members have synced. */
+  /**
+   * Starts the next generation (in a spare file if there is one); the old one becomes a spare,
+   * or is deleted, once its members have synced.
+   */
   async #rotate(): Promise<void> {
     const old = { generation: this.#generation, fd: this.#fd, members: this.#members, logs: this.#logs };
     const next = old.generation + 1;
-    const fd = await openAsync(path.join(this.dir, generationName(next)), 'wx');
-    await fsyncDir(this.dir);
+    const file = await startGeneration(this.dir, next, this.#spares);
     this.#generation = next;
-    this.#fd = fd;
+    this.#seed = generationSeed(next);
+    this.#fd = file.fd;
+    this.#fileSize = file.size;
     this.#position = 0;
     this.#members = new Set();
     this.#logs = new Set();
     this.#retiringLogs.add(old.logs);
     this.#stats.rotations++;
+    if (file.reused) this.#stats.reused++;
     const retire = async () => {
       // One syncfs for the whole file system (coreutils' `sync -f`) makes every segment
       // written before it durable at once; without it, each member syncs its own.
       if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...old.members].map((m) => m.syncForJournal()));
       await closeAsync(old.fd);
-      await fs.promises.unlink(path.join(this.dir, generationName(old.generation)));
+      const from = path.join(this.dir, generationName(old.generation));
+      // Its records are redundant now: out of the replay's sight either way.
+      if (this.#spares.length < MAX_SPARES && !this.#closed) {
+        await fs.promises.rename(from, path.join(this.dir, spareName(old.generation)));
+        this.#spares.push(old.generation);
+      } else {
+        await fs.promises.unlink(from);
+      }
       await fsyncDir(this.dir);
       this.#retiringLogs.delete(old.logs);
     };
@@ -482,7 +584,10 @@ export interface ReplayResult {
   voided: number;
   /** Records whose segment file no longer exists (deleted by retention after it synced). */
   missing: number;
-  /** Bytes of records after the first that failed its CRC or was cut short (a torn tail). */
+  /**
+   * Bytes after each generation's last whole record: a tail torn by a crash, or in a reused
+   * file what an older generation left there (a clean close cuts that off).
+   */
   tornBytes: number;
 }
 
@@ -501,13 +606,13 @@ const REPLAY_MAX_OPEN = 128;
 const SCAN_CHUNK = 4 * 1024 * 1024;
 
 /** One record parsed at `p`, or why not: 'short' (more bytes needed), 'bad' (fails its CRC or is malformed). */
-function parseOne(buf: Buffer, p: number, limit: number): { record: ParsedRecord; size: number } | 'short' | 'bad' {
+function parseOne(buf: Buffer, p: number, limit: number, seed: number): { record: ParsedRecord; size: number } | 'short' | 'bad' {
   if (p + FRAME_BYTES + FIXED_BYTES > limit) return 'short';
   const length = buf.readUInt32BE(p);
   if (length < FIXED_BYTES) return 'bad';
   if (p + FRAME_BYTES + length > limit) return 'short';
   const body = buf.subarray(p + FRAME_BYTES, p + FRAME_BYTES + length);
-  if (crc32c(body) >>> 0 !== buf.readUInt32BE(p + 4)) return 'bad';
+  if (crc32c(body, seed) >>> 0 !== buf.readUInt32BE(p + 4)) return 'bad';
   const kind = body.readUInt8(0);
   const nameBytes = body.readUInt16BE(1);
   if (3 + nameBytes + 16 > body.length || (kind !== KIND_DATA && kind !== KIND_BARRIER)) return 'bad';
@@ -524,11 +629,13 @@ function parseOne(buf: Buffer, p: number, limit: number): { record: ParsedRecord
 }
 
 /**
- * Reads a generation's records in order, a chunk at a time (a replay never holds a whole
- * generation in memory), handing each to `each` before its bytes are reused. Stops at the
- * first record that is cut short or fails its CRC; `end` is where it starts.
+ * Reads generation `generation`'s records in order, a chunk at a time (a replay never holds a
+ * whole generation in memory), handing each to `each` before its bytes are reused. Stops at
+ * the first record that is cut short or fails its CRC (a torn write, or in a reused file what
+ * an older generation left); `end` is where it starts. A file whose first record checks only
+ * without the generation's seed was written before the seed existed, and is read that way.
  */
-async function scan(file: string, each: (r: ParsedRecord) => void | Promise<void>): Promise<{ size: number; end: number }> {
+async function scan(file: string, generation: number, each: (r: ParsedRecord) => void | Promise<void>): Promise<{ size: number; end: number }> {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -537,8 +644,13 @@ async function scan(file: string, each: (r: ParsedRecord) => void | Promise<void
     let base = 0;
     let filled = 0;
     let p = 0;
+    let seed = generationSeed(generation);
     for (;;) {
-      const step = parseOne(buf, p, filled);
+      let step = parseOne(buf, p, filled, seed);
+      if (step === 'bad' && base + p === 0) {
+        step = parseOne(buf, p, filled, 0);
+        if (step !== 'bad') seed = 0;
+      }
       if (step === 'bad') return { size, end: base + p };
       if (step !== 'short') {
         await each(step.record);
@@ -568,9 +680,12 @@ async function scan(file: string, each: (r: ParsedRecord) => void | Promise<void
 /**
  * Writes every journaled record back into its segment file under `logsDir`, then syncs those
  * files (one syncfs) and deletes the journal's generations. Runs before any log opens. A record is skipped
- * when a later barrier of its log voids it, or when its segment file is gone. Reading stops
- * at the first record that is cut short or fails its CRC: a crash during a group leaves its
- * tail torn, and nothing after it was acknowledged.
+ * when a later barrier of its log voids it, or when its segment file is gone. Reading a
+ * generation stops at the first record that is cut short or fails its CRC: a crash during a
+ * group leaves its tail torn, and nothing after it was acknowledged; in a reused file, what
+ * follows the generation's last record is an older generation's. Every generation is read:
+ * one that ends torn can only be followed by generations started after a restart whose replay
+ * did not remove it, and their records were acknowledged.
  *
  * Two passes over the files, each reading a chunk at a time: the first finds each log's last
  * barrier, the second writes back the records after it.
@@ -580,20 +695,13 @@ export async function replayJournal(dir: string, logsDir: string, options: { syn
   const result: ReplayResult = { generations: gens.length, records: 0, applied: 0, voided: 0, missing: 0, tornBytes: 0 };
   if (gens.length === 0) return result;
   const lastBarrier = new Map<string, number>();
-  /** The generations read: up to the first that ends torn (nothing after it was acknowledged). */
-  const read: string[] = [];
   let index = 0;
   for (const g of gens) {
-    const file = path.join(dir, generationName(g));
-    read.push(file);
-    const { size, end } = await scan(file, (r) => {
+    const { size, end } = await scan(path.join(dir, generationName(g)), g, (r) => {
       if (r.kind === KIND_BARRIER) lastBarrier.set(r.log, index);
       index++;
     });
-    if (end < size) {
-      result.tornBytes += size - end;
-      break;
-    }
+    result.tornBytes += size - end;
   }
   result.records = index;
   /** Segment files written back: those open, and every one (for the final sync). */
@@ -601,8 +709,8 @@ export async function replayJournal(dir: string, logsDir: string, options: { syn
   const written = new Set<string>();
   index = 0;
   try {
-    for (const file of read) {
-      await scan(file, async (r) => {
+    for (const g of gens) {
+      await scan(path.join(dir, generationName(g)), g, async (r) => {
         const i = index++;
         if (r.kind !== KIND_DATA) return;
         if ((lastBarrier.get(r.log) ?? -1) > i) {

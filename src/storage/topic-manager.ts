@@ -195,6 +195,7 @@ export class TopicManager {
     journalGroups: number;
     journalBytes: number;
     journalRotations: number;
+    journalReused: number;
     journalCheckpoints: number;
   } {
     const j = this.#journal?.stats();
@@ -203,6 +204,7 @@ export class TopicManager {
       journalGroups: j?.groups ?? 0,
       journalBytes: j?.bytes ?? 0,
       journalRotations: j?.rotations ?? 0,
+      journalReused: j?.reused ?? 0,
       journalCheckpoints: j?.checkpoints ?? 0,
       tailCacheBytes: this.#tail.bytes,
       tailCacheHits: this.#tail.hits,
@@ -264,7 +266,7 @@ export class TopicManager {
     const replayed = await replayJournal(journalDir, logsDir);
     this.#journalReplay = replayed;
     if (replayed.generations > 0) this.#log?.info({ ...replayed }, 'journal replayed into the segment files');
-    if (replayed.tornBytes > 0) this.#log?.warn({ tornBytes: replayed.tornBytes }, 'the journal ended in a torn record (a crash during a write): nothing after it was acknowledged');
+    if (replayed.tornBytes > 0) this.#log?.warn({ tornBytes: replayed.tornBytes }, 'the journal ended in bytes that are not whole records (a write torn by a crash, or older records of a reused file): nothing after them was acknowledged');
     if (this.#logOptions.journal === true) this.#journal = await LogJournal.open(journalDir, { log: this.#log, io: this.#logOptions.io, minSharingLogs: this.#logOptions.journalMinLogs });
     let file: TopicsFile = { version: 1, topics: [] };
     if (fs.existsSync(this.#topicsFile)) {

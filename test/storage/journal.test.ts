@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
 import { LogJournal, replayJournal, type JournalMember } from '../../src/storage/journal.js';
 import { realIo } from '../../src/storage/fs-util.js';
 import { segmentFileName, LOG_SUFFIX } from '../../src/storage/partition-files.js';
@@ -253,6 +254,130 @@ test('a group refused for want of space leaves no torn bytes behind: records in 
   assert.equal(r.tornBytes, 0, 'no generation ends in a torn record');
   assert.equal(r.applied, acked.length);
   assert.ok(log.contents().equals(Buffer.concat(acked)), 'every acknowledged record is back, from every generation');
+});
+
+function spareFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n.endsWith('.spare')).sort();
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('a retired generation\'s file is reused for a later one, written over: a replay after a crash reads the new records and stops at the older ones', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { generationBytes: 4096, syncFileSystem: false });
+  const old = new FakeLog(d.logs, 'old-0');
+  const fresh = new FakeLog(d.logs, 'new-0');
+  // Large records of one log until a rotation has reused a retired generation's file.
+  let at = 0;
+  for (let k = 1; journal.stats().reused < 1; k++) {
+    assert.ok(k < 200, 'a retired generation was reused within 200 records of 4 KiB generations');
+    const data = Buffer.alloc(1000, k);
+    old.write(at, data);
+    await journal.append(old, 'old-0', 0n, at, [data]);
+    at += data.length;
+  }
+  // Then records of another log, as large (the same record size, so that where the new
+  // records end an older whole record starts: only the generation in its CRC stops a replay
+  // there), until the next reused generation holds only those.
+  const reusedBefore = journal.stats().reused;
+  const acked: Buffer[] = [];
+  let inCurrent = 0;
+  let pos = 0;
+  for (let k = 1; journal.stats().reused <= reusedBefore || inCurrent < 3; k++) {
+    assert.ok(k < 500, 'the next reused generation came within 500 records');
+    const rotations = journal.stats().rotations;
+    const data = Buffer.alloc(1000, k);
+    fresh.write(pos, data);
+    await journal.append(fresh, 'new-0', 0n, pos, [data]);
+    acked.push(data);
+    pos += data.length;
+    inCurrent = journal.stats().rotations === rotations ? inCurrent + 1 : 1;
+  }
+  const current = journal.stats().generation;
+  await until('the older generations to retire', () => generationFiles(d.journal).length === 1);
+  const [file] = generationFiles(d.journal);
+  assert.equal(file, `${String(current).padStart(20, '0')}.journal`);
+  assert.ok(fs.statSync(path.join(d.journal, file!)).size > journal.stats().generationBytes + 1000, 'the current generation was written over an older one\'s file, which still holds its records past the new ones');
+  assert.ok(spareFiles(d.journal).length >= 1 && spareFiles(d.journal).length <= 2, `retired generations are kept as spares (at most 2): ${spareFiles(d.journal).join(', ')}`);
+  // The crash image: the journal's files as they are, the segments' unsynced tails lost.
+  const image = path.join(path.dirname(d.journal), 'image');
+  fs.cpSync(d.journal, image, { recursive: true });
+  const zs = Buffer.alloc(at, 0x5a);
+  old.write(0, zs); // any older record written back would show here
+  fs.truncateSync(fresh.file, 0);
+  const r = await replayJournal(image, d.logs, { syncFileSystem: false });
+  assert.equal(r.applied, inCurrent, 'exactly the records of the current generation are written back');
+  assert.equal(r.missing, 0);
+  assert.ok(r.tornBytes > 1000, `the older records past them are not read (${r.tornBytes} bytes)`);
+  assert.ok(old.contents().equals(zs), 'no older generation\'s record of old-0 was written back');
+  const got = fresh.contents();
+  const firstReplayed = acked.length - inCurrent;
+  assert.equal(got.length, pos);
+  for (let i = 0; i < acked.length; i++) {
+    const slot = got.subarray(i * 1000, (i + 1) * 1000);
+    if (i < firstReplayed) assert.ok(slot.every((b) => b === 0), `record ${i} was synced by its log before its generation retired, not replayed`);
+    else assert.ok(slot.equals(acked[i]!), `record ${i} is back byte for byte`);
+  }
+  // A clean close cuts the older records off the current generation; a new journal in the
+  // same directory (after the start-up replay removed the generations) numbers its
+  // generation past every file there, so no record a spare holds can check in it, and takes a spare.
+  await journal.close();
+  assert.equal(fs.statSync(path.join(d.journal, file!)).size, journal.stats().generationBytes, 'close cut the reused file to its last record');
+  assert.deepEqual(await replayJournal(d.journal, d.logs, { syncFileSystem: false }).then((x) => x.tornBytes), 0);
+  const spares = spareFiles(d.journal).map((n) => Number(n.slice(0, 20)));
+  const next = await LogJournal.open(d.journal, { syncFileSystem: false });
+  assert.ok(next.stats().generation > Math.max(...spares), `generation ${next.stats().generation} comes after every spare (${spares.join(', ')})`);
+  assert.equal(spareFiles(d.journal).length, spares.length - 1, 'the new generation reused a spare');
+  await next.close();
+});
+
+test('a generation written before records carried their generation in the CRC still replays', async () => {
+  const d = dirs();
+  const log = new FakeLog(d.logs, 'legacy-0');
+  fs.mkdirSync(d.journal, { recursive: true });
+  // The earlier format, built by hand: length | crc32c (unseeded) | kind | log | base | position | data.
+  const records: Buffer[] = [];
+  const datas = [Buffer.alloc(300, 1), Buffer.alloc(200, 2)];
+  let position = 0;
+  for (const data of datas) {
+    const name = Buffer.from('legacy-0');
+    const body = Buffer.alloc(1 + 2 + name.length + 16 + data.length);
+    body.writeUInt8(1, 0);
+    body.writeUInt16BE(name.length, 1);
+    name.copy(body, 3);
+    body.writeBigInt64BE(0n, 3 + name.length);
+    body.writeBigInt64BE(BigInt(position), 11 + name.length);
+    data.copy(body, 19 + name.length);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length, 0);
+    head.writeUInt32BE(crc32c(body) >>> 0, 4);
+    records.push(head, body);
+    position += data.length;
+  }
+  fs.writeFileSync(path.join(d.journal, '00000000000000000007.journal'), Buffer.concat(records));
+  const r = await replayJournal(d.journal, d.logs, { syncFileSystem: false });
+  assert.deepEqual({ applied: r.applied, tornBytes: r.tornBytes }, { applied: 2, tornBytes: 0 });
+  assert.ok(log.contents().equals(Buffer.concat(datas)));
+});
+
+test('giving back space on a full disk deletes the spare files first', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { generationBytes: 2048, syncFileSystem: false });
+  const log = new FakeLog(d.logs, 'sp-0');
+  for (let k = 0; spareFiles(d.journal).length === 0; k++) {
+    assert.ok(k < 100, 'a retired generation became a spare within 100 records');
+    await journal.append(log, 'sp-0', 0n, k * 500, [Buffer.alloc(500, k + 1)]);
+  }
+  journal.giveBackSpace();
+  await until('the checkpoint', () => journal.stats().checkpoints === 1);
+  assert.deepEqual(spareFiles(d.journal), [], 'no spare file is left');
+  await journal.close();
 });
 
 /** An io whose writes fail with ENOSPC while `full` is set (after writing half of what they were given). */
