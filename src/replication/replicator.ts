@@ -107,9 +107,12 @@ export class Replicator {
     this.#policies = opts.policies;
     this.#regions = new Map(opts.regions.map((r) => [r.name, r]));
     this.#log = opts.logger.child({ component: 'replicator' });
-    const offTopics = opts.topics.onTopicChange(() => this.reconcile());
-    // A topic that grew (CreatePartitions) gets workers for its new partitions.
-    const offGrowth = opts.topics.onPartitionsAdded(() => this.reconcile());
+    // A deleted topic's workers stop at once (its logs are closing); created topics, and
+    // topics that grew (CreatePartitions), get their workers from one reconcile at the end of
+    // the turn: a CreateTopics of 250 topics is one pass over the partitions, not 250 (over
+    // 10,000 partitions those passes took 1.6 s of bench:scale's topic creation).
+    const offTopics = opts.topics.onTopicChange((event) => (event === 'deleted' ? this.reconcile() : this.#queueReconcile()));
+    const offGrowth = opts.topics.onPartitionsAdded(() => this.#queueReconcile());
     const offLeadership = opts.leadership?.onLeadershipChange((topic, partition) => this.#leadershipChanged(topic, partition));
     this.#offTopics = () => {
       offTopics();
@@ -174,6 +177,11 @@ export class Replicator {
     if (!this.#opts.leadership!.isLeading(topic, partition)) {
       for (const [key, w] of this.#workers) if (w.topic === topic && w.partition === partition) this.#stopWorker(key);
     }
+    this.#queueReconcile();
+  }
+
+  /** A reconcile at the end of this turn: many changes at once cost one. */
+  #queueReconcile(): void {
     if (this.#reconcileQueued) return;
     this.#reconcileQueued = true;
     queueMicrotask(() => {
