@@ -33,9 +33,14 @@
  * a file that grows commits ext4's journal at every fdatasync, with the inode of every other
  * file written since (10,000 partitions' segments). What the file held before is records of
  * older generations, which fail the seeded CRC: a replay stops there as at a torn record.
- * Generation numbers only grow, across restarts too (a new journal starts after every
- * generation and spare in the directory), so no older record can check in a newer
- * generation. A spare holds disk space: giving back space on a full disk deletes them first.
+ * Within a file the generations only grow: in a run a spare is always older than the
+ * generation that takes it, a spare is named by the last generation it held, and a journal
+ * opened at start-up numbers its first generation past every generation and spare in the
+ * directory (the replay has deleted the generations, and their records with them). So no
+ * record a file holds can check in the generation it is given next. Spares hold disk space:
+ * giving back space on a full disk deletes them first, and a start with the journal turned
+ * off deletes them. A binary from before the seed cannot replay these files: after an
+ * unclean stop, do not downgrade across 2026-12-06 (a clean stop leaves nothing to replay).
  *
  * The journal holds a second copy of what its logs wrote since the last retirement, so a
  * full disk would fill with half the data. A write that runs out of space therefore gives
@@ -126,6 +131,8 @@ interface Entry {
   log: string;
   bufs: Buffer[];
   bytes: number;
+  /** The seed its CRC was set with (`seal`): the generation current at append, redone if a rotation came first. */
+  seed: number;
 }
 
 interface Pending {
@@ -155,8 +162,8 @@ function header(kind: number, log: string, segmentBase: bigint, position: number
 }
 
 /**
- * Frames one record: its header and its data. The CRC is left for `seal`, once the group
- * holding the record knows its generation (a rotation may come between append and write).
+ * Frames one record: its header and its data. The CRC is left for `seal`, with the seed of
+ * the generation it is written to.
  */
 function frame(kind: number, log: string, segmentBase: bigint, position: number, data: readonly Buffer[]): Buffer[] {
   let dataBytes = 0;
@@ -214,16 +221,32 @@ function generations(dir: string): number[] {
  */
 async function startGeneration(dir: string, generation: number, spares: number[]): Promise<{ fd: number; size: number; reused: boolean }> {
   const file = path.join(dir, generationName(generation));
-  const spare = spares.shift();
-  let fd: number;
-  if (spare !== undefined) {
-    await fs.promises.rename(path.join(dir, spareName(spare)), file);
-    fd = await openAsync(file, 'r+');
-  } else {
-    fd = await openAsync(file, 'wx');
+  const spare = spares[0];
+  if (spare === undefined) {
+    const fd = await openAsync(file, 'wx');
+    try {
+      await fsyncDir(dir);
+    } catch (err) {
+      await closeAsync(fd).catch(() => {});
+      await fs.promises.rm(file, { force: true }).catch(() => {});
+      throw err;
+    }
+    return { fd, size: 0, reused: false };
   }
-  await fsyncDir(dir);
-  return { fd, size: spare === undefined ? 0 : (await fs.promises.stat(file)).size, reused: spare !== undefined };
+  await fs.promises.rename(path.join(dir, spareName(spare)), file);
+  let fd = -1;
+  try {
+    fd = await openAsync(file, 'r+');
+    await fsyncDir(dir);
+    const size = (await fs.promises.stat(file)).size;
+    spares.shift();
+    return { fd, size, reused: true };
+  } catch (err) {
+    // Back to a spare, so that a later rotation can still start this generation.
+    if (fd >= 0) await closeAsync(fd).catch(() => {});
+    await fs.promises.rename(file, path.join(dir, spareName(spare))).catch(() => {});
+    throw err;
+  }
 }
 
 export class LogJournal {
@@ -316,7 +339,9 @@ export class LogJournal {
    * checkpoint, between two groups), so that the write's retry finds it.
    */
   giveBackSpace(): void {
-    if (this.#failure || this.#closed || this.#position === 0) return;
+    // A reused file holds its older records until written over, and spares hold whole files:
+    // both are given back, even before this generation's first write.
+    if (this.#failure || this.#closed || (this.#position === 0 && this.#fileSize === 0 && this.#spares.length === 0)) return;
     this.#checkpointWanted = true;
     if (!this.#writing) {
       this.#writing = true;
@@ -364,7 +389,9 @@ export class LogJournal {
       const p = this.#pending;
       let bytes = 0;
       for (const b of bufs) bytes += b.length;
-      p.entries.push({ kind, log, bufs, bytes });
+      // Sealed now, while the group before is syncing; a rotation before its write seals it again.
+      seal(bufs, this.#seed);
+      p.entries.push({ kind, log, bufs, bytes, seed: this.#seed });
       p.bytes += bytes;
       p.waiters.push({ resolve, reject });
       if (member !== undefined) p.members.add(member);
@@ -443,7 +470,10 @@ export class LogJournal {
       }
       const bufs: Buffer[] = [];
       for (const e of group.entries) {
-        seal(e.bufs, this.#seed);
+        if (e.seed !== this.#seed) {
+          seal(e.bufs, this.#seed);
+          e.seed = this.#seed;
+        }
         bufs.push(...e.bufs);
       }
       await this.#io.writev(this.#fd, bufs, this.#position);
@@ -457,6 +487,9 @@ export class LogJournal {
         try {
           await ftruncateAsync(this.#fd, this.#position);
           this.#fileSize = this.#position;
+          // Durable before anything is acknowledged after it: the refused group's whole records
+          // must not come back after a power loss (a log may truncate without a barrier for them).
+          await this.#io.fdatasync(this.#fd);
           // Not one of these records is left in the file.
           for (const log of added) this.#logs.delete(log);
         } catch (cutErr) {
@@ -561,6 +594,13 @@ export class LogJournal {
       this.#log?.warn({ err, dir: this.dir, generation: old.generation }, 'journal: retiring a generation failed; it stays for the next start');
     });
   }
+}
+
+/** Deletes the spare files in `dir` (the journal is turned off: nothing will reuse them). */
+export function removeJournalSpares(dir: string): number {
+  const spares = numbered(dir, SPARE);
+  for (const n of spares) fs.rmSync(path.join(dir, spareName(n)), { force: true });
+  return spares.length;
 }
 
 /**

@@ -161,11 +161,13 @@ test('a clean close leaves nothing to write back, and with the journal turned of
   crashCopy(d, copy);
   const seg = activeSegment(path.join(copy, 'logs', 'c-0'));
   fs.truncateSync(seg, fs.statSync(seg).size - 100);
+  // A spare generation file, as a journal that reuses its files leaves: nothing will reuse it now.
+  fs.writeFileSync(path.join(copy, 'journal', '00000000000000000099.spare'), Buffer.alloc(4096, 1));
   const off = await TopicManager.open(copy, { ...opts, journal: false });
   try {
     assert.equal(off.journalReplay?.applied, 1);
     assert.equal(off.partition('c', 0)!.highWatermark, 3n);
-    assert.equal(fs.existsSync(path.join(copy, 'journal')) ? fs.readdirSync(path.join(copy, 'journal')).length : 0, 0, 'no journal is kept when it is off');
+    assert.equal(fs.existsSync(path.join(copy, 'journal')) ? fs.readdirSync(path.join(copy, 'journal')).length : 0, 0, 'no journal, and no spare file, is kept when it is off');
   } finally {
     await off.close();
     await tm.close();

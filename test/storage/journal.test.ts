@@ -380,6 +380,28 @@ test('giving back space on a full disk deletes the spare files first', async () 
   await journal.close();
 });
 
+test('after a restart the journal starts in a spare: a log out of space gets the older records it holds back (and any other spare), before any write', async () => {
+  const d = dirs();
+  const j1 = await LogJournal.open(d.journal, { generationBytes: 2048, syncFileSystem: false });
+  const log = new FakeLog(d.logs, 'rs-0');
+  for (let k = 0; spareFiles(d.journal).length < 1; k++) {
+    assert.ok(k < 300, 'a spare within 300 records');
+    await j1.append(log, 'rs-0', 0n, k * 500, [Buffer.alloc(500, k + 1)]);
+  }
+  await j1.close();
+  await replayJournal(d.journal, d.logs, { syncFileSystem: false });
+  const spares = spareFiles(d.journal).length;
+  const j2 = await LogJournal.open(d.journal, { syncFileSystem: false });
+  const [current] = generationFiles(d.journal);
+  assert.equal(spareFiles(d.journal).length, spares - 1, 'the new generation took a spare');
+  assert.ok(fs.statSync(path.join(d.journal, current!)).size > 0, 'and holds its older records until written over');
+  j2.giveBackSpace();
+  await until('the checkpoint', () => j2.stats().checkpoints === 1);
+  assert.deepEqual(spareFiles(d.journal), []);
+  assert.equal(fs.statSync(path.join(d.journal, current!)).size, 0, 'the reused file is cut to nothing');
+  await j2.close();
+});
+
 /** An io whose writes fail with ENOSPC while `full` is set (after writing half of what they were given). */
 function fillingIo(): { io: typeof realIo; full: boolean; refused: number } {
   const state = {
