@@ -233,7 +233,14 @@ async function startGeneration(dir: string, generation: number, spares: number[]
     }
     return { fd, size: 0, reused: false };
   }
-  await fs.promises.rename(path.join(dir, spareName(spare)), file);
+  try {
+    await fs.promises.rename(path.join(dir, spareName(spare)), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // The spare is gone (deleted by hand): forget it, and start this generation in another.
+    spares.shift();
+    return startGeneration(dir, generation, spares);
+  }
   let fd = -1;
   try {
     fd = await openAsync(file, 'r+');
@@ -242,9 +249,15 @@ async function startGeneration(dir: string, generation: number, spares: number[]
     spares.shift();
     return { fd, size, reused: true };
   } catch (err) {
-    // Back to a spare, so that a later rotation can still start this generation.
+    // Back to a spare, so that a later rotation can still start this generation; failing
+    // that, the file goes and the spare is forgotten, so a later start of it finds neither.
     if (fd >= 0) await closeAsync(fd).catch(() => {});
-    await fs.promises.rename(file, path.join(dir, spareName(spare))).catch(() => {});
+    try {
+      await fs.promises.rename(file, path.join(dir, spareName(spare)));
+    } catch {
+      spares.shift();
+      await fs.promises.rm(file, { force: true }).catch(() => {});
+    }
     throw err;
   }
 }
@@ -341,7 +354,7 @@ export class LogJournal {
   giveBackSpace(): void {
     // A reused file holds its older records until written over, and spares hold whole files:
     // both are given back, even before this generation's first write.
-    if (this.#failure || this.#closed || (this.#position === 0 && this.#fileSize === 0 && this.#spares.length === 0)) return;
+    if (this.#failure || this.#closed || (this.#position === 0 && this.#fileSize === 0 && this.#spares.length === 0 && this.#retiringLogs.size === 0)) return;
     this.#checkpointWanted = true;
     if (!this.#writing) {
       this.#writing = true;
@@ -487,14 +500,19 @@ export class LogJournal {
         try {
           await ftruncateAsync(this.#fd, this.#position);
           this.#fileSize = this.#position;
-          // Durable before anything is acknowledged after it: the refused group's whole records
-          // must not come back after a power loss (a log may truncate without a barrier for them).
-          await this.#io.fdatasync(this.#fd);
-          // Not one of these records is left in the file.
-          for (const log of added) this.#logs.delete(log);
         } catch (cutErr) {
           return { cause: cutErr, written };
         }
+        try {
+          // Durable before anything is acknowledged after it: the refused group's whole records
+          // must not come back after a power loss (a log may truncate without a barrier for them).
+          await this.#io.fdatasync(this.#fd);
+        } catch (syncErr) {
+          // Whatever it failed with, the cut is not known to be durable: offline, never a retriable refusal.
+          return { cause: new Error(`the cut after a refused group could not be made durable: ${(syncErr as Error).message}`, { cause: syncErr }), written: true };
+        }
+        // Not one of these records is left in the file.
+        for (const log of added) this.#logs.delete(log);
       }
       return { cause: err, written };
     }
@@ -513,7 +531,8 @@ export class LogJournal {
     const held = this.#fileSize;
     let cut = false;
     try {
-      if (!(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...this.#members].map((m) => m.syncForJournal()));
+      // Records of this generation are made redundant first; a reused file with none yet holds only older ones.
+      if (this.#position > 0 && !(this.#syncFs && (await syncFileSystem(this.dir)))) await Promise.all([...this.#members].map((m) => m.syncForJournal()));
       await ftruncateAsync(this.#fd, 0);
       this.#fileSize = 0;
       cut = true;

@@ -545,6 +545,47 @@ test('the journal takes a round only while several logs write at once (minSharin
   await always.close();
 });
 
+test('a refused group whose cut cannot be made durable (its fdatasync fails, even with ENOSPC) takes the journal offline instead of refusing it as retriable', async () => {
+  const d = dirs();
+  const disk = fillingIo();
+  let syncFull = false;
+  const io = {
+    ...disk.io,
+    fdatasync: async (fd: number) => {
+      if (syncFull) throw Object.assign(new Error('ENOSPC: no space left on device, fdatasync'), { code: 'ENOSPC' });
+      return realIo.fdatasync(fd);
+    },
+  };
+  const journal = await LogJournal.open(d.journal, { io, syncFileSystem: false });
+  const a = new FakeLog(d.logs, 'cutsync-0');
+  await journal.append(a, 'cutsync-0', 0n, 0, [Buffer.alloc(1000, 1)]);
+  disk.full = true;
+  syncFull = true;
+  await assert.rejects(journal.append(a, 'cutsync-0', 0n, 1000, [Buffer.alloc(1000, 2)]), /offline/);
+  disk.full = false;
+  syncFull = false;
+  await assert.rejects(journal.append(a, 'cutsync-0', 0n, 1000, [Buffer.alloc(10, 3)]), /offline/, 'nothing is written after a cut that may not hold');
+  await journal.close();
+});
+
+test('a spare deleted by hand is skipped: the next rotation starts its generation in a new file', async () => {
+  const d = dirs();
+  const journal = await LogJournal.open(d.journal, { generationBytes: 2048, syncFileSystem: false });
+  const log = new FakeLog(d.logs, 'gone-spare-0');
+  let k = 0;
+  const put = () => journal.append(log, 'gone-spare-0', 0n, k * 500, [Buffer.alloc(500, ++k)]);
+  while (spareFiles(d.journal).length === 0) {
+    assert.ok(k < 100, 'a spare within 100 records');
+    await put();
+  }
+  for (const s of spareFiles(d.journal)) fs.rmSync(path.join(d.journal, s));
+  const rotations = journal.stats().rotations;
+  while (journal.stats().rotations < rotations + 2) await put();
+  assert.equal(generationFiles(d.journal).length >= 1, true);
+  await journal.close();
+  assert.equal((await replayJournal(d.journal, d.logs, { syncFileSystem: false })).tornBytes, 0);
+});
+
 test('a checkpoint whose fdatasync after the cut fails takes the journal offline: the file no longer matches, so nothing more is written to it', async () => {
   const d = dirs();
   const disk = fillingIo();
