@@ -402,10 +402,14 @@ test('after a restart the journal starts in a spare: a log out of space gets the
   await j2.close();
 });
 
-/** An io whose writes fail with ENOSPC while `full` is set (after writing half of what they were given). */
-function fillingIo(): { io: typeof realIo; full: boolean; refused: number } {
+/**
+ * An io whose writes fail with ENOSPC while `full` is set (after writing half of what they
+ * were given), and whose fdatasyncs fail with `syncCode` while `syncFails` is set.
+ */
+function fillingIo(syncCode = 'EIO'): { io: typeof realIo; full: boolean; syncFails: boolean; refused: number } {
   const state = {
     full: false,
+    syncFails: false,
     refused: 0,
     io: {
       ...realIo,
@@ -417,6 +421,10 @@ function fillingIo(): { io: typeof realIo; full: boolean; refused: number } {
           throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
         }
         return realIo.writev(fd, bufs, position);
+      },
+      fdatasync: async (fd: number) => {
+        if (state.syncFails) throw Object.assign(new Error(`${syncCode}: fdatasync failed`), { code: syncCode });
+        return realIo.fdatasync(fd);
       },
     },
   };
@@ -547,23 +555,15 @@ test('the journal takes a round only while several logs write at once (minSharin
 
 test('a refused group whose cut cannot be made durable (its fdatasync fails, even with ENOSPC) takes the journal offline instead of refusing it as retriable', async () => {
   const d = dirs();
-  const disk = fillingIo();
-  let syncFull = false;
-  const io = {
-    ...disk.io,
-    fdatasync: async (fd: number) => {
-      if (syncFull) throw Object.assign(new Error('ENOSPC: no space left on device, fdatasync'), { code: 'ENOSPC' });
-      return realIo.fdatasync(fd);
-    },
-  };
-  const journal = await LogJournal.open(d.journal, { io, syncFileSystem: false });
+  const disk = fillingIo('ENOSPC');
+  const journal = await LogJournal.open(d.journal, { io: disk.io, syncFileSystem: false });
   const a = new FakeLog(d.logs, 'cutsync-0');
   await journal.append(a, 'cutsync-0', 0n, 0, [Buffer.alloc(1000, 1)]);
   disk.full = true;
-  syncFull = true;
+  disk.syncFails = true;
   await assert.rejects(journal.append(a, 'cutsync-0', 0n, 1000, [Buffer.alloc(1000, 2)]), /offline/);
   disk.full = false;
-  syncFull = false;
+  disk.syncFails = false;
   await assert.rejects(journal.append(a, 'cutsync-0', 0n, 1000, [Buffer.alloc(10, 3)]), /offline/, 'nothing is written after a cut that may not hold');
   await journal.close();
 });
@@ -588,25 +588,17 @@ test('a spare deleted by hand is skipped: the next rotation starts its generatio
 
 test('a checkpoint whose fdatasync after the cut fails takes the journal offline: the file no longer matches, so nothing more is written to it', async () => {
   const d = dirs();
-  const disk = fillingIo();
-  let eio = false;
-  const io = {
-    ...disk.io,
-    fdatasync: async (fd: number) => {
-      if (eio) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      return realIo.fdatasync(fd);
-    },
-  };
-  const journal = await LogJournal.open(d.journal, { io, syncFileSystem: false });
+  const disk = fillingIo('EIO');
+  const journal = await LogJournal.open(d.journal, { io: disk.io, syncFileSystem: false });
   const a = new FakeLog(d.logs, 'cut-0');
   const first = Buffer.alloc(1000, 1);
   a.write(0, first);
   await journal.append(a, 'cut-0', 0n, 0, [first]);
   disk.full = true;
-  eio = true;
+  disk.syncFails = true;
   await assert.rejects(journal.append(a, 'cut-0', 0n, 1000, [Buffer.alloc(1000, 2)]), /out of space|offline/);
   disk.full = false;
-  eio = false;
+  disk.syncFails = false;
   await assert.rejects(journal.append(a, 'cut-0', 0n, 1000, [Buffer.alloc(10, 3)]), /offline/, 'later appends are refused, not written after a hole');
   assert.equal(journal.stats().checkpoints, 0);
   await journal.close();
