@@ -26,6 +26,8 @@
  * test/zz-no-secrets.test.ts alone: it reads every log line the run wrote.
  * MERIDIAN_TEST_PLAN=1 prints which files run in which phase, and runs nothing.
  *
+ * Each file runs as `node --import tsx --test-force-exit FILE` with the spec reporter and
+ * scripts/file-times-reporter.mjs (its tests counted from the latter's lines on stderr).
  * A file's output is printed whole when it ends (two files' lines never interleave), with
  * its outcome and wall time; a file still running after FILE_TIMEOUT_MS is killed and fails.
  * At the end: the slowest files by wall time (to refresh test-durations.json from), then
@@ -37,6 +39,7 @@
  * NEVER import this file from a test: it runs the suite.
  */
 import { spawn } from 'node:child_process';
+import { TIMES_PREFIX } from './file-times-reporter.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -172,7 +175,8 @@ const byLength = (list) => [...list].sort((a, b) => expected(b) - expected(a) ||
 const env = { ...process.env };
 if (!env.TEST_RUN_LOG_DIR) env.TEST_RUN_LOG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'meridian-test-logs-'));
 const FILE_TIMES = new URL('./file-times-reporter.mjs', import.meta.url).href;
-const timesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meridian-test-times-'));
+/** One top-level test's line from file-times-reporter.mjs, anywhere in a file's output. */
+const TIME_LINE = new RegExp(`${TIMES_PREFIX}(\\{[^\\n]*\\})\\n`, 'g');
 
 /** Results of every file run: { file, ok, wallMs, tests, failedTests }. */
 const results = [];
@@ -180,12 +184,14 @@ const results = [];
 /** Runs one file in its own process; resolves with its result once its output is printed. */
 function runFile(file) {
   const t0 = Date.now();
-  const times = path.join(timesDir, `${file.replace(/\W+/g, '-')}.jsonl`);
   // --test-force-exit: a file whose test timed out with handles still open (a broker it
-  // started) is ended once its tests are reported, instead of holding the run.
+  // started) is ended once its tests are reported, instead of holding the run. The file runs
+  // as the process's own script, not under `--test`: there the runner runs it in a child and
+  // streams its results back, and with --test-force-exit the parent lost some of them
+  // (nodejs/node#64833): schema-properties.test.ts reported 81-95 of its 95 tests, exit 0.
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${FILE_TIMES}`, `--test-reporter-destination=${times}`, file],
+    ['--import', 'tsx', '--test-force-exit', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${FILE_TIMES}`, '--test-reporter-destination=stderr', file],
     { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   const out = [];
@@ -206,19 +212,18 @@ function runFile(file) {
       const wallMs = Date.now() - t0;
       let tests = 0;
       let failedTests = 0;
-      if (fs.existsSync(times)) {
-        for (const line of fs.readFileSync(times, 'utf8').split('\n')) {
-          if (line === '') continue;
+      const text = Buffer.concat(out)
+        .toString('utf8')
+        .replace(TIME_LINE, (_, json) => {
           tests++;
-          if (JSON.parse(line).failed) failedTests++;
-        }
-      }
+          if (JSON.parse(json).failed) failedTests++;
+          return '';
+        });
       const ok = code === 0 && !timedOut;
       const why = timedOut ? `killed after ${FILE_TIMEOUT_MS / 60_000} min` : ok ? 'ok' : `FAILED (exit ${code ?? signal})`;
       process.stdout.write(`\n# ${file}: ${why}, ${(wallMs / 1000).toFixed(1)} s, ${tests} tests${failedTests ? `, ${failedTests} failed` : ''}\n`);
-      const text = Buffer.concat(out);
       process.stdout.write(text);
-      const r = { file, ok, wallMs, tests, failedTests, failure: ok ? undefined : failureExcerpt(text.toString('utf8'), why) };
+      const r = { file, ok, wallMs, tests, failedTests, failure: ok ? undefined : failureExcerpt(text, why) };
       results.push(r);
       resolve(r);
     });
@@ -294,5 +299,4 @@ const testCount = results.reduce((s, r) => s + r.tests, 0);
 console.log(`# ${results.length} files, ${testCount} tests, ${failed.length} files failed, ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
 for (const r of failed) console.log(`\n# --- why ${r.file} failed ---\n${r.failure}`);
 for (const r of failed) console.log(`# FAILED: ${r.file}${r.failedTests ? ` (${r.failedTests} of ${r.tests} tests)` : ''}`);
-fs.rmSync(timesDir, { recursive: true, force: true });
 process.exit(failed.length > 0 ? 1 : 0);
