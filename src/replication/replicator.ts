@@ -100,6 +100,7 @@ export class Replicator {
   /** Quota warnings already logged, per worker key (one line per deletion burst). */
   #quotaWarned = new Set<string>();
   #reconcileQueued = false;
+  #reconciles = 0;
 
   constructor(opts: ReplicatorOptions) {
     this.#opts = opts;
@@ -190,9 +191,15 @@ export class Replicator {
     });
   }
 
+  /** Reconcile passes so far (each walks every partition of every topic). */
+  get reconciles(): number {
+    return this.#reconciles;
+  }
+
   /** Starts the workers the policies want and stops the ones they no longer want. */
   reconcile(): void {
     if (this.#closed) return;
+    this.#reconciles++;
     const wanted = new Map<string, { topic: string; partition: number; link: ReturnType<typeof linksFor>[number] }>();
     for (const t of this.#opts.topics.listTopics()) {
       if (t.name.startsWith('__')) continue; // internal topics stay in their region
