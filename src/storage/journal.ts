@@ -320,7 +320,7 @@ export class LogJournal {
   static async open(dir: string, options: JournalOptions = {}): Promise<LogJournal> {
     fs.mkdirSync(dir, { recursive: true });
     const spares = numbered(dir, SPARE);
-    for (const extra of spares.splice(0, Math.max(0, spares.length - MAX_SPARES))) fs.rmSync(path.join(dir, spareName(extra)), { force: true });
+    await deleteSpares(dir, spares.splice(0, Math.max(0, spares.length - MAX_SPARES)));
     const generation = Math.max(0, ...generations(dir), ...spares) + 1;
     const file = await startGeneration(dir, generation, spares);
     return new LogJournal(dir, generation, file, spares, options);
@@ -509,7 +509,7 @@ export class LogJournal {
           await this.#io.fdatasync(this.#fd);
         } catch (syncErr) {
           // Whatever it failed with, the cut is not known to be durable: offline, never a retriable refusal.
-          return { cause: new Error(`the cut after a refused group could not be made durable: ${(syncErr as Error).message}`, { cause: syncErr }), written: true };
+          return { cause: new Error(`the cut after a refused group could not be made durable: ${(syncErr as Error).message}`, { cause: syncErr }), written };
         }
         // Not one of these records is left in the file.
         for (const log of added) this.#logs.delete(log);
@@ -559,8 +559,7 @@ export class LogJournal {
   /** Deletes every spare file (disk space for a write that ran out of it); returns how many. */
   async #dropSpares(): Promise<number> {
     const dropped = this.#spares.splice(0);
-    for (const n of dropped) await fs.promises.rm(path.join(this.dir, spareName(n)), { force: true });
-    if (dropped.length > 0) await fsyncDir(this.dir);
+    await deleteSpares(this.dir, dropped);
     return dropped.length;
   }
 
@@ -615,11 +614,15 @@ export class LogJournal {
   }
 }
 
-/** Deletes the spare files in `dir` (the journal is turned off: nothing will reuse them). */
-export function removeJournalSpares(dir: string): number {
-  const spares = numbered(dir, SPARE);
-  for (const n of spares) fs.rmSync(path.join(dir, spareName(n)), { force: true });
-  return spares.length;
+/** Deletes spares `numbers` of `dir`, durably. */
+async function deleteSpares(dir: string, numbers: readonly number[]): Promise<void> {
+  for (const n of numbers) await fs.promises.rm(path.join(dir, spareName(n)), { force: true });
+  if (numbers.length > 0) await fsyncDir(dir);
+}
+
+/** Deletes every spare file in `dir` (the journal is turned off: nothing will reuse them). */
+export function removeJournalSpares(dir: string): Promise<void> {
+  return deleteSpares(dir, numbered(dir, SPARE));
 }
 
 /**

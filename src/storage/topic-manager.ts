@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCode, MeridianError } from '../errors.js';
-import { fsyncDir, writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from './fs-util.js';
 import { PartitionFiles } from './partition-files.js';
 import { PartitionLog, type LogOptions, type LogResources } from './partition-log.js';
 import { JOURNAL_DIR, LogJournal, removeJournalSpares, replayJournal, type ReplayResult } from './journal.js';
@@ -268,7 +268,7 @@ export class TopicManager {
     if (replayed.generations > 0) this.#log?.info({ ...replayed }, 'journal replayed into the segment files');
     if (replayed.tornBytes > 0) this.#log?.warn({ tornBytes: replayed.tornBytes }, 'the journal ended in bytes that are not whole records (a write torn by a crash, or older records of a reused file): nothing after them was acknowledged');
     if (this.#logOptions.journal === true) this.#journal = await LogJournal.open(journalDir, { log: this.#log, io: this.#logOptions.io, minSharingLogs: this.#logOptions.journalMinLogs });
-    else if (removeJournalSpares(journalDir) > 0) await fsyncDir(journalDir);
+    else await removeJournalSpares(journalDir);
     let file: TopicsFile = { version: 1, topics: [] };
     if (fs.existsSync(this.#topicsFile)) {
       try {
