@@ -59,7 +59,7 @@ import {
   writeResults,
   type Row,
 } from './harness.js';
-import { produceLatency } from './latency.js';
+import { inChild } from './latency.js';
 
 const TRIALS = trialCount('BENCH_CLUSTER_TRIALS');
 const KILLS = Number(process.env.BENCH_CLUSTER_KILLS ?? 20);
@@ -169,8 +169,8 @@ async function main(): Promise<void> {
     const leaderOf = async (topic: string) => cluster.node((await cluster.partition(topic, 0)).leader);
     const lat = await alternate(
       TRIALS,
-      async () => produceLatency((await leaderOf('lat-rf1')).port, 'lat-rf1', RATE, SECONDS, MSG),
-      async () => produceLatency((await leaderOf('lat-rf3')).port, 'lat-rf3', RATE, SECONDS, MSG),
+      async () => (await inChild({ subject: 'produce', port: (await leaderOf('lat-rf1')).port, topic: 'lat-rf1', rate: RATE, seconds: SECONDS, messageBytes: MSG }, scratch)).latencies,
+      async () => (await inChild({ subject: 'produce', port: (await leaderOf('lat-rf3')).port, topic: 'lat-rf3', rate: RATE, seconds: SECONDS, messageBytes: MSG }, scratch)).latencies,
     );
 
     // -- failover --------------------------------------------------------------------

@@ -45,7 +45,7 @@ import {
   type RuntimeWindow,
 } from './harness.js';
 import { logWrites } from './log-measure.js';
-import { produceLatency, rawFsyncLatency } from './latency.js';
+import { inChild, type ClientGc } from './latency.js';
 import { BROKER_NODE_FLAGS } from '../src/node-flags.js';
 
 const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
@@ -220,7 +220,15 @@ async function loginRate(kafka: Kafka, brokerPid: number): Promise<LoginTrial> {
 interface LatencyTrial {
   lat: number[];
   runtime: RuntimeWindow;
+  clientGc: ClientGc;
 }
+
+interface RawTrial {
+  lat: number[];
+  clientGc: ClientGc;
+}
+
+const clientGcText = (g: ClientGc) => `client GC ${g.count} pauses, max ${g.maxMs.toFixed(1)} ms`;
 
 /**
  * Writes out what earlier rows left in the page cache (the throughput rows write gigabytes)
@@ -235,29 +243,29 @@ function settleWriteback(): void {
 
 /**
  * Produce latency at `rate` against the disk's own: alternating trials of the raw
- * write + fdatasync schedule (in this process, on the broker's disk) and the produce run,
- * which the broker's runtime window brackets.
+ * write + fdatasync schedule (on the broker's disk) and the produce run, each from a fresh client
+ * process (latency.ts `inChild`), the produce run bracketed by the broker's runtime window.
  */
 async function latencyTrials(broker: BrokerProcess, dir: string, rate: number) {
   const topic = `latency-${rate}`;
   return alternate(
     TRIALS,
-    async (t) => {
+    async (t): Promise<RawTrial> => {
       settleWriteback();
-      const raw = await rawFsyncLatency(dir, rate, LATENCY_SECONDS, MSG);
-      console.log(`  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: raw fdatasync p50 ${percentile(raw, 50).toFixed(2)} ms, p99 ${percentile(raw, 99).toFixed(2)} ms, p99.9 ${percentile(raw, 99.9).toFixed(2)} ms`);
-      return raw;
+      const { latencies: raw, clientGc } = await inChild({ subject: 'raw', dir, rate, seconds: LATENCY_SECONDS, messageBytes: MSG }, dir);
+      console.log(`  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: raw fdatasync p50 ${percentile(raw, 50).toFixed(2)} ms, p99 ${percentile(raw, 99).toFixed(2)} ms, p99.9 ${percentile(raw, 99.9).toFixed(2)} ms; ${clientGcText(clientGc)}`);
+      return { lat: raw, clientGc };
     },
     async (t): Promise<LatencyTrial> => {
       settleWriteback();
       await runtimeReset(broker.adminPort);
-      const lat = await produceLatency(broker.port, topic, rate, LATENCY_SECONDS, MSG);
+      const { latencies: lat, clientGc } = await inChild({ subject: 'produce', port: broker.port, topic, rate, seconds: LATENCY_SECONDS, messageBytes: MSG }, dir);
       const runtime = await runtimeReset(broker.adminPort);
       console.log(
         `  latency trial ${t + 1}/${TRIALS} at ${rate} msg/s: produce p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, p99.9 ${percentile(lat, 99.9).toFixed(2)} ms, max ${lat[lat.length - 1].toFixed(1)} ms; ` +
-          `broker loop delay p99 ${runtime.eventLoopDelayMs.p99.toFixed(1)} ms, max ${runtime.eventLoopDelayMs.max.toFixed(1)} ms; GC ${runtime.gc.count} pauses, max ${runtime.gc.maxMs.toFixed(1)} ms, total ${runtime.gc.totalMs.toFixed(0)} ms`,
+          `broker loop delay p99 ${runtime.eventLoopDelayMs.p99.toFixed(1)} ms, max ${runtime.eventLoopDelayMs.max.toFixed(1)} ms; GC ${runtime.gc.count} pauses, max ${runtime.gc.maxMs.toFixed(1)} ms, total ${runtime.gc.totalMs.toFixed(0)} ms; ${clientGcText(clientGc)}`,
       );
-      return { lat, runtime };
+      return { lat, runtime, clientGc };
     },
   );
 }
@@ -266,9 +274,9 @@ async function latencyTrials(broker: BrokerProcess, dir: string, rate: number) {
 function latencyRows(rate: number, trials: Awaited<ReturnType<typeof latencyTrials>>, absoluteTargetMs?: number): Row[] {
   const pcts = (ls: number[][]) =>
     `p50 ${formatMedian(ls.map((l) => percentile(l, 50)), 'ms', 2)}; p99 ${formatMedian(ls.map((l) => percentile(l, 99)), 'ms', 2)}; p99.9 ${formatMedian(ls.map((l) => percentile(l, 99.9)), 'ms', 2)}`;
-  const raws = trials.map((x) => x.baseline);
+  const raws = trials.map((x) => x.baseline.lat);
   const lats = trials.map((x) => x.subject.lat);
-  const ratios = trials.map((x) => percentile(x.subject.lat, 99) / percentile(x.baseline, 99));
+  const ratios = trials.map((x) => percentile(x.subject.lat, 99) / percentile(x.baseline.lat, 99));
   const p99s = lats.map((l) => percentile(l, 99));
   const rt = trials.map((x) => x.subject.runtime);
   const targets = [formatTarget(ratios, '<=', 3, '3x the raw p99')];
@@ -286,6 +294,12 @@ function latencyRows(rate: number, trials: Awaited<ReturnType<typeof latencyTria
       '',
       `event-loop delay p99 ${formatMedian(rt.map((r) => r.eventLoopDelayMs.p99), 'ms', 2)}, max ${formatMedian(rt.map((r) => r.eventLoopDelayMs.max), 'ms', 1)}`,
       `GC: ${formatMedian(rt.map((r) => r.gc.count), 'pauses', 0)}, longest ${formatMedian(rt.map((r) => r.gc.maxMs), 'ms', 1)}, total ${formatMedian(rt.map((r) => r.gc.totalMs), 'ms', 0)} per ${LATENCY_SECONDS} s run`,
+    ],
+    [
+      `the benchmark's own client during those runs (GC pauses of this process)`,
+      '',
+      `produce runs: ${formatMedian(trials.map((x) => x.subject.clientGc.count), 'pauses', 0)}, longest ${formatMedian(trials.map((x) => x.subject.clientGc.maxMs), 'ms', 1)}`,
+      `raw runs: ${formatMedian(trials.map((x) => x.baseline.clientGc.count), 'pauses', 0)}, longest ${formatMedian(trials.map((x) => x.baseline.clientGc.maxMs), 'ms', 1)}; a pause here delays every message due meanwhile, in both subjects`,
     ],
   ];
 }
@@ -533,7 +547,7 @@ async function main(): Promise<void> {
     `${MESSAGES} messages of ${MSG} bytes per trial (KafkaJS: ${jsMessages}). The broker is a separate process in flush mode fsync (acks=all waits for fdatasync, group commit), with ${SEGMENT_BYTES} segments so that most reads come from sealed segments.`,
     `${TRIALS} alternating trials, each: the log baseline, kcat produce into a fresh topic, kcat consume of that topic, KafkaJS produce into another fresh topic. Ratios are taken within each trial and shown as the median with its range (min–max); other figures are the median and range of the trials.`,
     'Times include client start-up and metadata. kcat consume stops at the last message (-c), so the final long-poll for more data is not counted. KafkaJS runs in the benchmark\'s own process; its core share is that process\'s CPU time over the send\'s wall time.',
-    `Latency: ${TRIALS} alternating trials of ${LATENCY_SECONDS} s per rate, each: the raw baseline, then the produce run, each after a \`sync\` (what the rows before left in the page cache written out first). A minimal Node producer in this script sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection, to a topic of one partition; latency runs from a message's due time to its acknowledgement. The raw baseline runs the same schedule against a file on the broker's disk: each millisecond's bytes in one write, fdatasync as a group commit (one at a time, covering everything written before it began), latency from due time to the end of the covering fdatasync. The broker's event-loop delay (sampled every ${LOOP_RESOLUTION_MS} ms) and GC pauses come from its GET /v1/runtime window, reset before and read after each produce run.`,
+    `Latency: ${TRIALS} alternating trials of ${LATENCY_SECONDS} s per rate, each: the raw baseline, then the produce run, each after a \`sync\` (what the rows before left in the page cache written out first). A minimal Node producer (bench/latency.ts, in a fresh process for each run, its request frames copied into one preallocated buffer so that its own garbage collector stays out of the figures; its GC pauses are reported) sends the messages due each millisecond as one batch (linger ≈ 1 ms), acks=-1, up to 5 requests in flight on one connection, to a topic of one partition; latency runs from a message's due time to its acknowledgement. The raw baseline runs the same schedule, from the same kind of fresh process, against a file on the broker's disk: each millisecond's bytes in one write, fdatasync as a group commit (one at a time, covering everything written before it began), latency from due time to the end of the covering fdatasync. The broker's event-loop delay (sampled every ${LOOP_RESOLUTION_MS} ms) and GC pauses come from its GET /v1/runtime window, reset before and read after each produce run.`,
     `Read integrity: ${VERIFY_TRIALS} trials, each restarting the broker, warming it up on another topic, then reading the first trial's kcat topic twice (first read, then the re-read as its baseline).`,
     `SASL_SSL: the same broker's second listener (TLS 1.2+ with an EC P-256 certificate made by openssl for the run, SCRAM-SHA-512 as the bootstrap user); ${TRIALS} alternating trials, each: kcat produce and consume of ${MESSAGES} messages over PLAINTEXT, then the same over SASL_SSL, each into its own fresh topic; the ratio is taken within each trial. Logins: ${TRIALS} alternating trials of ${LOGIN_SECONDS} s each over PLAINTEXT then SASL_SSL; each login is a new connection (ApiVersions, Metadata, and on SASL_SSL the TLS handshake, SaslHandshake and SCRAM's two round trips); KafkaJS salts the password (4096 PBKDF2-SHA-512 iterations) for every login in the benchmark's process, on the same 2 cores.`,
     'Broker, clients and the benchmark share 2 cores.',
