@@ -114,20 +114,45 @@ export class ScaleClient {
   }
 
   /**
-   * Produces one batch of `count` records of `value` to each of `batches` (acks=all), all in
-   * one request, without waiting: the caller pipelines. Rejects when any partition answers an
-   * error.
+   * The whole Produce request (acks=all) carrying one batch for each of `batches`, framed
+   * and ready to send with `sendProduce` (its correlation id is filled in then). Built ahead
+   * by a benchmark whose clock should not include the client's encoding.
    */
-  async produceBatches(batches: Array<PartitionRef & { batch: Buffer }>): Promise<void> {
+  static produceFrame(batches: Array<PartitionRef & { batch: Buffer }>): Buffer {
     const byTopic = new Map<string, Array<{ index: number; records: Buffer }>>();
+    let bytes = 0;
     for (const b of batches) {
       const list = byTopic.get(b.topic) ?? [];
       if (list.length === 0) byTopic.set(b.topic, list);
       list.push({ index: b.partition, records: b.batch });
+      bytes += b.batch.length + b.topic.length + 32;
     }
     const topicData = [...byTopic].map(([name, partitionData]) => ({ name, partitionData }));
-    const r = await this.#request(ApiKey.Produce, PRODUCE_VERSION, { transactionalId: null, acks: -1, timeoutMs: 30_000, topicData });
-    const res = messageCodecs.get(ApiKey.Produce)!.decodeResponse(r.body, PRODUCE_VERSION) as {
+    const w = new Writer(bytes + 128);
+    const size = w.reserveInt32();
+    w.int16(ApiKey.Produce).int16(PRODUCE_VERSION).int32(0).nullableString('bench-scale');
+    messageCodecs.get(ApiKey.Produce)!.encodeRequest(w, PRODUCE_VERSION, { transactionalId: null, acks: -1, timeoutMs: 30_000, topicData } as never);
+    w.setInt32(size, w.length - 4);
+    return w.toBuffer();
+  }
+
+  /**
+   * Sends a request built by `produceFrame` (its correlation id is written into it) without
+   * waiting for others: the caller pipelines. Rejects when any partition answers an error.
+   */
+  async sendProduce(frame: Buffer): Promise<void> {
+    if (this.#closed) throw this.#closed;
+    const corr = ++this.#corr;
+    frame.writeInt32BE(corr, 8); // after the size, the api key and the version
+    const r = await new Promise<{ body: Reader; bytes: number }>((resolve, reject) => {
+      this.#pending.set(corr, { resolve, reject });
+      this.#sock.write(frame);
+    });
+    this.#checkProduce(r.body);
+  }
+
+  #checkProduce(body: Reader): void {
+    const res = messageCodecs.get(ApiKey.Produce)!.decodeResponse(body, PRODUCE_VERSION) as {
       responses: Array<{ name: string; partitionResponses: Array<{ index: number; errorCode: number }> }>;
     };
     for (const t of res.responses) {
