@@ -158,6 +158,12 @@ export class BrokerProcess {
     return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
+  /** CPU seconds of the main thread (the event loop's: JS and the writes it makes in place), user and kernel. */
+  mainThreadCpu(): { user: number; system: number } {
+    const fields = fs.readFileSync(`/proc/${this.pid}/task/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  }
+
   /**
    * The broker's event-loop delay and GC pauses since the last call (GET /v1/runtime's
    * window, then POST /v1/runtime/reset to begin the next): what the process itself added
@@ -203,4 +209,11 @@ export class PeakSampler {
   stop(): void {
     clearInterval(this.#timer);
   }
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat, everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
 }
