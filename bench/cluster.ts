@@ -51,6 +51,7 @@ import {
   loadLine,
   median,
   percentile,
+  processCpuSeconds,
   requireKcat,
   runTimed,
   spread,
@@ -77,14 +78,6 @@ for (const [name, v] of [['BENCH_CLUSTER_KILLS', KILLS], ['BENCH_CLUSTER_MESSAGE
 if (LEASE_MS !== null && !(LEASE_MS >= 2000)) throw new Error(`BENCH_CLUSTER_LEASE_MS must be at least 2000, not ${process.env.BENCH_CLUSTER_LEASE_MS}`);
 if (KILLS < 10) console.warn(`BENCH_CLUSTER_KILLS=${KILLS}: fewer than the 10 kills the issue asks for; figures are reported as such`);
 
-/** utime + stime of a process, seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Bytes a process caused to be written to storage (/proc/<pid>/io write_bytes). */
 function writeBytes(pid: number): number {
   const m = /write_bytes: (\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'));
@@ -101,7 +94,7 @@ function usage(nodes: readonly BrokerProcess[]): Usage {
   let written = 0;
   for (const b of nodes) {
     if (b.pid === undefined) continue;
-    cpu += cpuSeconds(b.pid);
+    cpu += processCpuSeconds(b.pid);
     written += writeBytes(b.pid);
   }
   return { cpu, written };

@@ -182,6 +182,30 @@ export function formatTarget(xs: readonly number[], op: '>=' | '<=' | '<', targe
 // -- processes and inputs ------------------------------------------------------------------
 
 /** A free port on 127.0.0.1: the test helpers' own, so benches and tests pick ports alike. */
+/**
+ * CPU seconds a process (or, with `tid`, one of its threads) has used, user and kernel, from
+ * /proc (clock ticks of 10 ms). The fields are counted after the command name, which may
+ * hold spaces: utime is field 14 of stat, stime 15.
+ */
+export function procCpu(pid: number, tid?: number): { user: number; system: number } {
+  const stat = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/** User + kernel CPU seconds a process has used (`procCpu`). */
+export function processCpuSeconds(pid: number): number {
+  const c = procCpu(pid);
+  return c.user + c.system;
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat, everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
+}
+
 export { freePort } from '../test/helpers/regions.js';
 
 /**

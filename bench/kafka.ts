@@ -34,6 +34,7 @@ import {
   freePort,
   median,
   percentile,
+  processCpuSeconds,
   repeat,
   requireKcat,
   runTimed,
@@ -138,13 +139,6 @@ function saslKcatArgs(pki: Pki): string[] {
   return ['-X', 'security.protocol=SASL_SSL', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', `sasl.username=${SASL_USER}`, '-X', `sasl.password=${SECRETS.benchSasl}`, '-X', `ssl.ca.location=${pki.ca.cert}`];
 }
 
-/** CPU seconds (user + system) process `pid` has used, from /proc (clock ticks of 10 ms). */
-function processCpuSeconds(pid: number): number {
-  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** CPU seconds the finished (waited-for) child processes of this process used: the kcat runs. */
 function childrenCpuSeconds(): number {
   const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
@@ -217,15 +211,15 @@ async function loginRate(kafka: Kafka, brokerPid: number): Promise<LoginTrial> {
   return { perSecond: logins / ((performance.now() - t0) / 1000), brokerCpuMs: ((processCpuSeconds(brokerPid) - cpu0) * 1000) / logins };
 }
 
-interface LatencyTrial {
-  lat: number[];
-  runtime: RuntimeWindow;
-  clientGc: ClientGc;
-}
-
+/** One latency run of the raw loop: its latencies (ms, sorted) and the client's GC. */
 interface RawTrial {
   lat: number[];
   clientGc: ClientGc;
+}
+
+/** One produce latency run, with the broker's runtime window over it. */
+interface LatencyTrial extends RawTrial {
+  runtime: RuntimeWindow;
 }
 
 const clientGcText = (g: ClientGc) => `client GC ${g.count} pauses, max ${g.maxMs.toFixed(1)} ms`;

@@ -31,7 +31,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ApiKey } from '../src/protocol/kafka/api-keys.js';
@@ -74,21 +74,18 @@ export interface LatencyRun {
 /** Collects this process's GC pauses until `stop()`. */
 function watchGc(): { stop: () => ClientGc } {
   const gc: ClientGc = { count: 0, maxMs: 0, totalMs: 0 };
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
+  const add = (entries: readonly PerformanceEntry[]) => {
+    for (const e of entries) {
       gc.count++;
       gc.totalMs += e.duration;
       gc.maxMs = Math.max(gc.maxMs, e.duration);
     }
-  });
+  };
+  const obs = new PerformanceObserver((list) => add(list.getEntries()));
   obs.observe({ entryTypes: ['gc'] });
   return {
     stop: () => {
-      for (const e of obs.takeRecords()) {
-        gc.count++;
-        gc.totalMs += e.duration;
-        gc.maxMs = Math.max(gc.maxMs, e.duration);
-      }
+      add(obs.takeRecords());
       obs.disconnect();
       return gc;
     },

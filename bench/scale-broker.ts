@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScaleClient } from './scale-client.js';
 import { BROKER_NODE_FLAGS } from '../src/node-flags.js';
+import { processCpuSeconds, procCpu } from './harness.js';
 
 const BIN = fileURLToPath(new URL('../bin/meridian.js', import.meta.url));
 /** Lines of the broker's output kept for the error message of a failed start. */
@@ -154,14 +155,12 @@ export class BrokerProcess {
 
   /** CPU seconds (user + system) used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
   cpuSeconds(): number {
-    const fields = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return processCpuSeconds(this.pid);
   }
 
   /** CPU seconds of the main thread (the event loop's: JS and the writes it makes in place), user and kernel. */
   mainThreadCpu(): { user: number; system: number } {
-    const fields = fs.readFileSync(`/proc/${this.pid}/task/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+    return procCpu(this.pid, this.pid);
   }
 
   /**
@@ -211,9 +210,3 @@ export class PeakSampler {
   }
 }
 
-/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat, everything but idle and iowait). */
-export function machineBusySeconds(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
-  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
-}

@@ -48,6 +48,7 @@ import {
   formatTable,
   formatTarget,
   freePort,
+  machineBusySeconds,
   median,
   percentile,
   requireKcat,
@@ -55,7 +56,7 @@ import {
   writeResults,
   type Row,
 } from './harness.js';
-import { BrokerProcess, machineBusySeconds, PeakSampler, type RuntimeWindow } from './scale-broker.js';
+import { BrokerProcess, PeakSampler, type RuntimeWindow } from './scale-broker.js';
 import { produceProbes, ScaleClient, type PartitionRef } from './scale-client.js';
 import { encodeBatch } from '../src/storage/record-batch.js';
 

@@ -581,7 +581,6 @@ test('a spare deleted by hand is skipped: the next rotation starts its generatio
   for (const s of spareFiles(d.journal)) fs.rmSync(path.join(d.journal, s));
   const rotations = journal.stats().rotations;
   while (journal.stats().rotations < rotations + 2) await put();
-  assert.equal(generationFiles(d.journal).length >= 1, true);
   await journal.close();
   assert.equal((await replayJournal(d.journal, d.logs, { syncFileSystem: false })).tornBytes, 0);
 });
