@@ -80,6 +80,15 @@ export function registerReplicationMetrics(registry: Registry, scrape: Scrape): 
     broker.replicator.links().map((l) => ({ labels: { remote_region: l.remote }, value: l.inFlightBytes })),
   );
 
+  gaugeFrom(registry, 'meridian_replication_read_buffer_pool_bytes', 'Memory of read buffers kept free for the replicator\'s next reads (each is given back once its request is answered).', [], () => one(broker.replicator.readBuffers().pooledBytes));
+  counterFrom(registry, 'meridian_replication_read_buffers_total', 'Replicator reads of 16 KiB or more, by whether their buffer was reused from the pool or newly allocated.', ['outcome'], () => {
+    const b = broker.replicator.readBuffers();
+    return [
+      { labels: { outcome: 'reused' }, value: b.reused },
+      { labels: { outcome: 'allocated' }, value: b.allocated },
+    ];
+  });
+
   const target = broker.replicationTarget.stats;
   counterFrom(registry, 'meridian_replication_received_bytes_total', 'Batch bytes other regions replicated into this region\'s logs.', [], () => one(target.appendedBytes));
   counterFrom(registry, 'meridian_replication_received_batches_total', 'Batches other regions replicated into this region\'s logs.', [], () => one(target.appendedBatches));

@@ -352,6 +352,11 @@ export class Replicator {
     return [...this.#workers.values()].map((w) => w.status(now)).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || a.remote.localeCompare(b.remote));
   }
 
+  /** The workers' read buffers: memory kept free, and reads served from it or newly allocated. */
+  readBuffers(): { pooledBytes: number; reused: number; allocated: number } {
+    return { pooledBytes: this.#pool.pooledBytes, reused: this.#pool.reused, allocated: this.#pool.allocated };
+  }
+
   links(): LinkSummary[] {
     return [...this.#remotes.values()].map((r) => {
       const workers = [...this.#workers.values()].filter((w) => w.link.remote === r.name);

@@ -464,22 +464,18 @@ export class PartitionWorker {
     const continuesFrom = this.#sentEnd;
     this.#sentEnd = chunk.lastOffset;
     const entry: InFlight = { chunk, settled: Promise.resolve(), done: false, error: undefined };
+    const settle = (err?: unknown): void => {
+      if (err !== undefined) entry.error = err ?? new Error('replication request failed');
+      // Answered or failed: the link wrote the batches or dropped them with its
+      // connection, so their buffer may be reused.
+      this.#release(chunk);
+      entry.done = true;
+      grant.release();
+      this.#poke();
+    };
     entry.settled = this.#remote
       .append(this.link, { topic: this.topic, senderTopicId: this.topicId, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
-      .then(
-        () => {},
-        (err: unknown) => {
-          entry.error = err ?? new Error('replication request failed');
-        },
-      )
-      .finally(() => {
-        // Answered or failed: the link wrote the batches or dropped them with its
-        // connection, so their buffer may be reused.
-        this.#release(chunk);
-        entry.done = true;
-        grant.release();
-        this.#poke();
-      });
+      .then(() => settle(), (err: unknown) => settle(err ?? null));
     this.#inFlight.push(entry);
   }
 

@@ -287,6 +287,15 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
   assert.equal(euLive.value('meridian_kafka_requests_total', { api: 'Produce' }), 0, 'each broker counts only its own requests (one registry each)');
   assert.ok(euLive.value('meridian_kafka_requests_total', { api: 'ReplicatedAppend', outcome: 'ok' }) > 0, 'replication arrives at eu-west\'s Kafka listener');
   assert.equal(euLive.series('meridian_replication_lag_seconds').length, 0, 'eu-west sends nothing');
+  // A batch of 16 KiB or more is read into one of the replicator's pooled buffers, given back once eu-west answers.
+  assert.equal(live.value('meridian_replication_read_buffers_total', { outcome: 'allocated' }) + live.value('meridian_replication_read_buffers_total', { outcome: 'reused' }), 0, 'the first records were small reads');
+  await producer.send({ topic: TOPIC, messages: [{ value: Buffer.alloc(40 * 1024, 0x61) }] });
+  const large = await waitFor('a 40 KiB record to be replicated', async () => {
+    const s = await usMetrics();
+    return s.value('meridian_replication_sent_records_total', link) === 51 ? s : undefined;
+  });
+  assert.equal(large.value('meridian_replication_read_buffers_total', { outcome: 'allocated' }) + large.value('meridian_replication_read_buffers_total', { outcome: 'reused' }), 1, 'one pooled read');
+  assert.equal(large.value('meridian_replication_read_buffer_pool_bytes'), 64 * 1024, 'its buffer is back in the pool');
 
   // Cut: the link refuses connections while us-east keeps producing.
   const steady = steadyProducer(producer, TOPIC);
@@ -314,7 +323,7 @@ test('two regions: the replication lag of a live link is in /metrics, rises whil
     return s.value('meridian_replication_lag_seconds', link) < peak && s.value('meridian_replication_sent_records_total', link) > live.value('meridian_replication_sent_records_total', link) ? s : undefined;
   });
   await steady.stop();
-  const produced = 50 + steady.acked();
+  const produced = 51 + steady.acked();
   const caughtUp = await waitFor('the link to catch up', async () => {
     const s = await usMetrics();
     return s.value('meridian_replication_lag_records', link) === 0 ? s : undefined;

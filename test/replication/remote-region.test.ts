@@ -2,7 +2,8 @@
  * RemoteRegion, the client side of one replication link: its in-flight byte budget and its
  * close. Closing a link settles every request, also those queued behind its concurrency, so
  * Broker.close returns promptly with a hung or a busy remote; waiting for budget under
- * contention leaves no abort listeners behind on the worker's signal.
+ * contention leaves no abort listeners behind on the worker's signal; a stopped worker's
+ * appends still in the outbox leave it unsent, with one abort listener per worker signal.
  */
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
@@ -135,4 +136,36 @@ test('abort listeners do not pile up on a worker signal: 10 000 contended budget
   } finally {
     remote.close();
   }
+});
+
+test("a stopped worker's appends leave the outbox unsent, others' stay queued, and a signal carries one abort listener however many appends it sends", async (t) => {
+  const { port, receivedBytes } = await silentPeer(t);
+  const remote = new RemoteRegion({ region: 'b', remote: 'c', address: `127.0.0.1:${port}`, maxInFlightBytes: 1 << 20, concurrency: 1, requestTimeoutMs: 60_000, partitionCountOf: () => 1, logger });
+  t.after(() => remote.close());
+  const append = (partition: number, i: number, signal: AbortSignal) =>
+    remote.append(link('c', false), { topic: 't', senderTopicId: 'tid', partition, senderEndOffset: BigInt(i), continuesFrom: BigInt(i - 1), entries: [{ originRegion: 'b', originTopicId: 'tid', originPartition: partition, hops: ['b'], batches: [{ originBaseOffset: BigInt(i), senderBaseOffset: BigInt(i), batch: dataBatch(`p${partition}-${i}`) }] }] }, 100, signal);
+  const first = new AbortController();
+  const stopping = new AbortController();
+  const staying = new AbortController();
+  const outcome = new Map<string, string>();
+  const track = (name: string, p: Promise<unknown>) =>
+    p.then(
+      () => outcome.set(name, 'answered'),
+      (err: Error) => outcome.set(name, `failed: ${err.message}`),
+    );
+  // The first request goes out (and is never answered): the link, of concurrency 1, is full.
+  void track('first', append(0, 0, first.signal));
+  await waitFor('the first request to reach the peer', () => (receivedBytes() > 0 ? true : undefined), 5000, 10);
+  const sentBefore = receivedBytes();
+  const queued = [...Array.from({ length: 50 }, (_, i) => track(`stopping-${i}`, append(1, i, stopping.signal))), track('staying', append(2, 0, staying.signal))];
+  assert.equal(getEventListeners(stopping.signal, 'abort').length, 1, 'one listener for 50 appends of one signal');
+  stopping.abort();
+  await Promise.all(queued.slice(0, 50));
+  for (let i = 0; i < 50; i++) assert.equal(outcome.get(`stopping-${i}`), 'failed: stopped');
+  assert.equal(outcome.get('staying'), undefined, "another worker's append is still queued");
+  assert.equal(outcome.get('first'), undefined, 'the request sent is still waiting for its answer');
+  assert.equal(receivedBytes(), sentBefore, 'nothing of the stopped worker was sent');
+  remote.close();
+  await queued[50];
+  assert.match(outcome.get('staying')!, /^failed: link to region c closed/);
 });
