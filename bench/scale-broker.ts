@@ -176,9 +176,9 @@ export class BrokerProcess {
   }
 
   /** GET on the admin API: status, body size in bytes, and milliseconds to the last byte. */
-  async admin(route: string): Promise<{ status: number; bytes: number; ms: number; body: string }> {
+  async admin(route: string, init?: RequestInit): Promise<{ status: number; bytes: number; ms: number; body: string }> {
     const t0 = performance.now();
-    const res = await fetch(`http://127.0.0.1:${this.spec.adminPort}${route}`);
+    const res = await fetch(`http://127.0.0.1:${this.spec.adminPort}${route}`, init);
     const body = await res.text();
     return { status: res.status, bytes: Buffer.byteLength(body), ms: performance.now() - t0, body };
   }

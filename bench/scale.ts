@@ -19,7 +19,8 @@
  *        from the produce acknowledgement in us-east to kcat printing the record in eu-west;
  *      - produce through one connection (this script's producer, ~1 MB requests, 5 in flight):
  *        over all N partitions round-robin against the same bytes into one partition (the
- *        target's ratio: what spreading costs the broker);
+ *        target's ratio: what spreading costs the broker); then the same pair with us-east's
+ *        replication policy taken away at run time (what spreading costs one broker alone);
  *      - produce with kcat, same total bytes each: the baseline is one kcat into a one-partition topic
  *        (its best case); the subject is one kcat per topic (random partitioner over its 10
  *        partitions, acks=all), 8 at a time; a control row sends the same kcat fleet into the
@@ -322,6 +323,24 @@ async function untilReplicated(us: BrokerProcess, timeoutMs = 600_000): Promise<
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * Takes us-east's replication policy away at run time (PUT /v1/replication/policies with none:
+ * its workers stop), or reverts to its config file's (DELETE), and waits until its links run
+ * `workers` partition workers.
+ */
+async function setReplication(us: BrokerProcess, on: boolean, workers: number): Promise<void> {
+  const r = await us.admin('/v1/replication/policies', on ? { method: 'DELETE' } : { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ policies: [] }) });
+  if (r.status !== 200) throw new Error(`${on ? 'DELETE' : 'PUT'} /v1/replication/policies answered ${r.status}: ${r.body.slice(0, 300)}`);
+  const t0 = performance.now();
+  for (;;) {
+    const s = await us.admin('/v1/replication/status?workers=false');
+    const running = (JSON.parse(s.body) as { remotes: Array<{ workers: number }> }).remotes.reduce((n, l) => n + l.workers, 0);
+    if (running === workers) return;
+    if (performance.now() - t0 > 120_000) throw new Error(`us-east runs ${running} replication workers 120 s after the policy change, not ${workers}`);
+    await sleep(100);
+  }
+}
+
 interface Restart {
   metadataSeconds: number;
   produceSeconds: number;
@@ -528,6 +547,11 @@ interface TrialResult {
   /** One connection over every partition, and the same into one partition (MB/s). */
   spreadMBps: number;
   spreadBaselineMBps: number;
+  /** The same pair with us-east's replication policy taken away (MB/s), and its CPU. */
+  aloneMBps: number;
+  aloneBaselineMBps: number;
+  aloneCpu: RunCpu;
+  aloneBaselineCpu: RunCpu;
   /** The disk alone in the same two patterns (diskPattern). */
   disk: { single: PatternRun; spread: PatternRun };
   baselineMBps: number;
@@ -595,6 +619,14 @@ async function main(): Promise<void> {
       const { result: spreadMBps, cpu: spreadCpu } = await withCpu(us, eu, () => oneConnection(us, ALL, total));
       log(`  one connection over ${PARTITIONS} partitions: ${spreadMBps.toFixed(1)} MB/s; into one partition: ${spreadBaselineMBps.toFixed(1)} MB/s (${((spreadMBps / spreadBaselineMBps) * 100).toFixed(0)}%)`);
       await untilReplicated(us);
+      // The same pair with no replication policy in us-east: what spreading costs one broker
+      // by itself, without the replicator's and eu-west's share of these 2 cores.
+      await setReplication(us, false, 0);
+      const { result: aloneBaselineMBps, cpu: aloneBaselineCpu } = await withCpu(us, eu, () => oneConnection(us, [{ topic: SINGLE, partition: 0 }], total));
+      const { result: aloneMBps, cpu: aloneCpu } = await withCpu(us, eu, () => oneConnection(us, ALL, total));
+      await setReplication(us, true, ALL.length + 1);
+      const aloneCatchUp = await untilReplicated(us);
+      log(`  the same without replication: ${aloneMBps.toFixed(1)} MB/s; into one partition: ${aloneBaselineMBps.toFixed(1)} MB/s (${((aloneMBps / aloneBaselineMBps) * 100).toFixed(0)}%); eu-west caught up ${aloneCatchUp.toFixed(1)} s after the policy came back`);
       const disk = await diskPattern(dir, total);
       log(`  the disk alone, two writers, an fdatasync per file written: ${disk.spread.mbps.toFixed(1)} MB/s over ${PARTITIONS} files vs ${disk.single.mbps.toFixed(1)} MB/s into one (${((disk.spread.mbps / disk.single.mbps) * 100).toFixed(0)}%); system CPU ${disk.spread.systemSeconds.toFixed(2)} s vs ${disk.single.systemSeconds.toFixed(2)} s`);
       await untilReplicated(us);
@@ -619,7 +651,7 @@ async function main(): Promise<void> {
       log(`  restart after SIGKILL under load: Metadata for every topic after ${restart.metadataSeconds.toFixed(1)} s, a Produce after ${restart.produceSeconds.toFixed(1)} s; ${restart.fleetFailed} kcat runs failed`);
       await untilReplicated(us);
       log(`  us-east during the subject: ${stalls(subjectRuntime)}`);
-      trials.push({ lag, spreadMBps, spreadBaselineMBps, spreadCpu, spreadBaselineCpu, disk, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
+      trials.push({ lag, spreadMBps, spreadBaselineMBps, spreadCpu, spreadBaselineCpu, aloneMBps, aloneBaselineMBps, aloneCpu, aloneBaselineCpu, disk, baselineMBps, controlMBps, subjectMBps, subjectRuntime, catchUpSeconds, restart });
     }
     sampler.stop();
 
@@ -640,6 +672,7 @@ async function main(): Promise<void> {
     const controlRatios = trials.map((x) => x.subjectMBps / x.controlMBps);
     const spreadRatios = trials.map((x) => x.spreadMBps / x.spreadBaselineMBps);
     const diskRatios = trials.map((x) => x.disk.spread.mbps / x.disk.single.mbps);
+    const aloneRatios = trials.map((x) => x.aloneMBps / x.aloneBaselineMBps);
     const lagP99s = trials.map((x) => x.lag.remote.p99 / 1000);
     const restarts = trials.map((x) => x.restart.metadataSeconds);
     const rows: Row[] = [
@@ -665,6 +698,11 @@ async function main(): Promise<void> {
         'where the time goes (bench/README, "One connection over 10,000 partitions"): the kernel share of the event loop rises on this VM once the page cache grows into memory the hypervisor took back',
       ],
       [
+        'the same pair without replication (us-east\'s policy taken away for these two runs, then put back): MB/s; CPU (the machine; us-east)',
+        `${f(trials.map((x) => x.aloneMBps), 'MB/s')} vs ${f(trials.map((x) => x.aloneBaselineMBps), 'MB/s')}: **${formatRatio(aloneRatios)}**; ${f(trials.map((x) => x.aloneCpu.machine), 's', 2)}, us-east ${f(trials.map((x) => x.aloneCpu.us), 's', 2)} — ${f(trials.map((x) => x.aloneBaselineCpu.machine), 's', 2)}, us-east ${f(trials.map((x) => x.aloneBaselineCpu.us), 's', 2)}`,
+        `what spreading costs one broker by itself; ${formatTarget(aloneRatios, '>=', 0.5, '50%')}. The target's row above also carries the replicator's and eu-west's share of the same 2 cores`,
+      ],
+      [
         `the disk alone in the same two patterns: two writers at once (as the two regions), an fdatasync per file written; over ${PARTITIONS} files vs into one`,
         `${f(trials.map((x) => x.disk.spread.mbps), 'MB/s')} vs ${f(trials.map((x) => x.disk.single.mbps), 'MB/s')}: **${formatRatio(diskRatios)}**`,
         `what an fdatasync per partition leaves of the disk (the ceiling of the row above with log.flush.journal off; on, the default, the broker makes those writes durable with one fdatasync per group); the writers' system CPU ${f(trials.map((x) => x.disk.spread.systemSeconds), 's', 2)} vs ${f(trials.map((x) => x.disk.single.systemSeconds), 's', 2)}`,
@@ -688,6 +726,7 @@ async function main(): Promise<void> {
       `Figures with a range are the median and range (min–max) of ${TRIALS} trial(s); the produce ratio is taken within each trial, the baseline run right before its subject.`,
       '',
       `- Produce, one connection (the target's row): this script's producer sends ${total} messages of ${MSG} B, acks=all, with ${IN_FLIGHT} requests of about 1 MB in flight on one connection; over all partitions each request carries one batch for each of the next partitions in turn (round-robin, ${Math.max(1, Math.floor(total / PARTITIONS))} records a batch), into one partition each request is one batch. Both run back to back in each trial, the one-partition baseline first; the ratio is what spreading the same bytes over ${PARTITIONS} partitions costs the broker (more, smaller batches; with the shared journal, on by default, one fdatasync per group of partitions written, else one per partition).`,
+      `- Without replication: right after that pair, us-east's replication policy is replaced at run time by none (\`PUT /v1/replication/policies\`, its ${PARTITIONS + 1} workers stop), the same two runs go again, and the config file's policy comes back (\`DELETE\`); eu-west then catches up on both runs' bytes before the next row.`,
       `- The disk alone (bench/fsync-pattern.ts, no broker): right after that pair, two processes at once (us-east and eu-west each write every byte) each write the same ${total * MSG} bytes with ${IN_FLIGHT} requests in flight: into one file, ~1 MB per write; then over ${PARTITIONS} files (one per partition) in the produce's pattern, one partition batch's bytes per file per request, each write followed by an fdatasync of its file, as a log per partition in fsync mode does without the shared journal. MB/s is the slower writer's. The ratio is what the disk itself gives up for an fdatasync per partition, before any broker code runs.`,
       `- Produce, kcat: ${total} messages of ${MSG} B per run, acks=all. Subject: one kcat per topic (${perTopic} messages each, \`topic.partitioner=random\` over its ${PER_TOPIC} partitions), ${KCAT_PARALLEL} at a time; kcat produces to one topic per run, so ${TOPICS} processes start, connect and fetch metadata. Its baseline: the same fleet, same messages, into partition 0 of the one-partition topic \`${SINGLE}\`, run right before it: the ratio is what spreading over ${PARTITIONS} partitions costs. Second baseline: one kcat sends all ${total} messages into \`${SINGLE}\` (no process starts to pay for).`,
       `- Replication lag: ${LAG_RATE} one-record batches/s (100 B values) for ${LAG_SECONDS} s, round-robin over all ${PARTITIONS} partitions, acks=all, one connection with up to 5 requests in flight; a kcat consumer group in eu-west (regex subscription, from the latest offsets, shown to read every partition before the run) prints each record unbuffered; lag is from the Produce acknowledgement in us-east to the line arriving here (same clock). A probe not read ${LAG_DRAIN_MS / 1000} s after the last was sent counts as infinitely late (a p99 of Infinity: more than 1% never arrived in time). A second kcat group reads the same records in us-east: the consumer's own share of the lag.`,
