@@ -132,28 +132,17 @@ class ByteBudget {
     return this.#used;
   }
 
+  /** A grant at once when the budget has room and nobody waits (FIFO); undefined otherwise. */
+  tryAcquire(bytes: number): Grant | undefined {
+    if (this.#waiters.length > 0 || (this.#used !== 0 && this.#used + bytes > this.capacity)) return undefined;
+    return this.#grant(bytes);
+  }
+
   acquire(bytes: number, signal: AbortSignal): Promise<Grant> {
     return new Promise<Grant>((resolve, reject) => {
-      const grant = () => {
-        this.#used += bytes;
-        let held = bytes;
-        resolve({
-          shrink: (n) => {
-            if (n < held) {
-              this.#used -= held - n;
-              held = n;
-              this.#pump();
-            }
-          },
-          release: () => {
-            this.#used -= held;
-            held = 0;
-            this.#pump();
-          },
-        });
-      };
       if (signal.aborted) return reject(new MeridianError(ErrorCode.Aborted, 'stopped'));
-      if (this.#waiters.length === 0 && (this.#used === 0 || this.#used + bytes <= this.capacity)) return grant();
+      const now = this.tryAcquire(bytes);
+      if (now !== undefined) return resolve(now);
       const onAbort = () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) {
@@ -165,12 +154,31 @@ class ByteBudget {
         bytes,
         grant: () => {
           signal.removeEventListener('abort', onAbort);
-          grant();
+          resolve(this.#grant(bytes));
         },
       };
       this.#waiters.push(waiter);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  #grant(bytes: number): Grant {
+    this.#used += bytes;
+    let held = bytes;
+    return {
+      shrink: (n) => {
+        if (n < held) {
+          this.#used -= held - n;
+          held = n;
+          this.#pump();
+        }
+      },
+      release: () => {
+        this.#used -= held;
+        held = 0;
+        this.#pump();
+      },
+    };
   }
 
   #pump(): void {
@@ -402,6 +410,11 @@ export class RemoteRegion {
 
   acquire(bytes: number, signal: AbortSignal): Promise<Grant> {
     return this.#budget.acquire(bytes, signal);
+  }
+
+  /** The same grant without a wait: undefined when the budget is full or others wait for it. */
+  tryAcquire(bytes: number): Grant | undefined {
+    return this.#budget.tryAcquire(bytes);
   }
 
   /**

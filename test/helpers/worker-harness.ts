@@ -76,26 +76,29 @@ export function fakeRemote(opts: { cursor?: bigint; hold?: boolean; copy?: boole
   const copies: SentRequest[] = [];
   const held: Array<() => void> = [];
   let grantedBytes = 0;
+  const grant = (bytes: number) => {
+    let have = bytes;
+    grantedBytes += have;
+    return {
+      shrink: (n: number) => {
+        if (n < have) {
+          grantedBytes -= have - n;
+          have = n;
+        }
+      },
+      release: () => {
+        grantedBytes -= have;
+        have = 0;
+      },
+    };
+  };
   const remote = {
     name: 'c',
     partitionCountOf: () => 1,
     resumePoint: async () => opts.cursor ?? -1n,
-    acquire: async (bytes: number) => {
-      let have = bytes;
-      grantedBytes += have;
-      return {
-        shrink: (n: number) => {
-          if (n < have) {
-            grantedBytes -= have - n;
-            have = n;
-          }
-        },
-        release: () => {
-          grantedBytes -= have;
-          have = 0;
-        },
-      };
-    },
+    // An unbounded budget: every grant at once, counted so a test sees what is held.
+    tryAcquire: grant,
+    acquire: async (bytes: number) => grant(bytes),
     append: async (_l: Link, req: SentRequest): Promise<AppendResponse> => {
       opts.onSend?.(req);
       sent.push({ continuesFrom: req.continuesFrom, senderEndOffset: req.senderEndOffset, entries: req.entries });

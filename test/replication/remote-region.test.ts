@@ -169,3 +169,30 @@ test("a stopped worker's appends leave the outbox unsent, others' stay queued, a
   await queued[50];
   assert.match(outcome.get('staying')!, /^failed: link to region c closed/);
 });
+
+test('the in-flight budget grants at once only when it has room and nobody waits (FIFO)', async () => {
+  const remote = new RemoteRegion({ region: 'b', remote: 'c', address: '127.0.0.1:1', maxInFlightBytes: 1000, concurrency: 1, requestTimeoutMs: 1000, partitionCountOf: () => 1, logger });
+  try {
+    const ac = new AbortController();
+    const first = remote.tryAcquire(600);
+    assert.ok(first !== undefined, 'room: granted at once');
+    assert.equal(remote.tryAcquire(600), undefined, 'no room for 600 more');
+    let waited = false;
+    const queued = remote.acquire(600, ac.signal).then((g) => ((waited = true), g));
+    assert.equal(remote.tryAcquire(100), undefined, 'room for 100, but a reader waits first');
+    first.shrink(300);
+    const second = await queued;
+    assert.ok(waited, 'the waiter got the room the shrink gave back');
+    assert.equal(remote.inFlightBytes, 900);
+    assert.equal(remote.tryAcquire(200), undefined, 'no room for 200 more');
+    const third = remote.tryAcquire(100);
+    assert.ok(third !== undefined);
+    for (const g of [first, second, third]) g.release();
+    assert.equal(remote.inFlightBytes, 0);
+    const alone = remote.tryAcquire(5000);
+    assert.ok(alone !== undefined, 'a grant larger than the whole budget runs alone when nothing is held');
+    alone.release();
+  } finally {
+    remote.close();
+  }
+});
