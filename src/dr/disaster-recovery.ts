@@ -641,11 +641,14 @@ export class DisasterRecovery {
   }
 
   /** The largest timestamp of a partition's last data batch (-1: empty). */
-  async #lastTimestamp(topic: string, partition: number): Promise<number> {
+  /** The timestamp of a partition's last batch: without a promise when the log has its header in memory. */
+  #lastTimestamp(topic: string, partition: number): number | Promise<number> {
     const log = this.topics.partition(topic, partition);
     if (log === undefined || log.highWatermark <= log.logStartOffset) return -1;
-    const h = await log.batchHeaderAt(log.highWatermark - 1n);
-    return h === undefined ? -1 : Number(h.maxTimestamp);
+    const end = log.highWatermark - 1n;
+    const known = log.cachedBatchHeaderAt(end);
+    if (known !== undefined) return Number(known.maxTimestamp);
+    return log.batchHeaderAt(end).then((h) => (h === undefined ? -1 : Number(h.maxTimestamp)));
   }
 
   // ---- status ------------------------------------------------------------------------

@@ -202,6 +202,7 @@ test('batches larger than the first buffer over more partitions than the budget 
       assert.ok(r.records.equals(want), `partition ${i}, round ${round}: the read differs from the write`);
       const h = await log.batchHeaderAt(baseOffset + 7n);
       assert.deepEqual(h, readBatchHeader(want), 'the header read in place is the written one');
+      assert.deepEqual(log.cachedBatchHeaderAt(baseOffset + 7n), h, 'and known without a promise');
     }
     assert.ok(budget.bytes <= budget.limit, `${budget.bytes} bytes held over a limit of ${budget.limit}`);
   }
@@ -244,6 +245,9 @@ test('a log whose readers stopped is no longer cached once its tail is evicted u
     const file = await fileReader(log);
     const want = readBatchHeader((await file.read(log.highWatermark - 1n, 1)).records);
     await file.close();
+    assert.deepEqual(log.cachedBatchHeaderAt(log.highWatermark - 1n), want, 'the last batch header, known as written without a read');
+    assert.equal(log.cachedBatchHeaderAt(0n), undefined, 'an older batch of an unfollowed log needs a read');
+    assert.equal(log.cachedBatchHeaderAt(log.highWatermark), undefined, 'past the end: none');
     assert.deepEqual(await log.batchHeaderAt(log.highWatermark - 1n), want, 'the last batch header, read from the file');
   }
   await writes('after-headers');
