@@ -479,11 +479,16 @@ export class RemoteRegion {
    * aborts first.
    */
   append(link: Link, req: PartitionAppend, bytes: number, signal: AbortSignal): Promise<AppendResponse> {
+    // Never throws: the caller releases its budget and buffer when the promise settles.
     const rate = link.policy.rateLimit;
     if (rate > 0) {
-      let limiter = this.#limiters.get(link.policy.name);
-      if (limiter === undefined || limiter.rate !== rate) this.#limiters.set(link.policy.name, (limiter = new RateLimiter(rate)));
-      return limiter.take(bytes, signal).then(() => this.#enqueue(req, bytes, signal));
+      try {
+        let limiter = this.#limiters.get(link.policy.name);
+        if (limiter === undefined || limiter.rate !== rate) this.#limiters.set(link.policy.name, (limiter = new RateLimiter(rate)));
+        return limiter.take(bytes, signal).then(() => this.#enqueue(req, bytes, signal));
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
     return this.#enqueue(req, bytes, signal);
   }

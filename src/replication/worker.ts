@@ -437,6 +437,8 @@ export class PartitionWorker {
       if (next >= this.log.durableOffset) await this.log.flush();
     }
     this.#state = 'running';
+    // Stopped while waiting for the fdatasync: no read, no append (acquire refuses an aborted signal; tryAcquire does not look).
+    if (this.#signal.aborted) return;
     const grant = this.#remote.tryAcquire(this.#opts.maxRequestBytes) ?? (await this.#remote.acquire(this.#opts.maxRequestBytes, this.#signal));
     let chunk: Chunk | null = null;
     try {
