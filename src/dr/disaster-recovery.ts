@@ -640,8 +640,7 @@ export class DisasterRecovery {
     };
   }
 
-  /** The largest timestamp of a partition's last data batch (-1: empty). */
-  /** The timestamp of a partition's last batch: without a promise when the log has its header in memory. */
+  /** The largest timestamp of a partition's last data batch (-1: empty): without a promise when the log has its header in memory. */
   #lastTimestamp(topic: string, partition: number): number | Promise<number> {
     const log = this.topics.partition(topic, partition);
     if (log === undefined || log.highWatermark <= log.logStartOffset) return -1;

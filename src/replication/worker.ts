@@ -470,7 +470,7 @@ export class PartitionWorker {
     this.#sentEnd = chunk.lastOffset;
     const entry: InFlight = { chunk, settled: Promise.resolve(), done: false, error: undefined };
     const settle = (err?: unknown): void => {
-      if (err !== undefined) entry.error = err ?? new Error('replication request failed');
+      if (err !== undefined) entry.error = err;
       // Answered or failed: the link wrote the batches or dropped them with its
       // connection, so their buffer may be reused.
       this.#release(chunk);
@@ -480,7 +480,7 @@ export class PartitionWorker {
     };
     entry.settled = this.#remote
       .append(this.link, { topic: this.topic, senderTopicId: this.topicId, partition: this.partition, senderEndOffset: chunk.lastOffset, continuesFrom, entries: chunk.entries }, chunk.bytes, this.#signal)
-      .then(() => settle(), (err: unknown) => settle(err ?? null));
+      .then(() => settle(), (err: unknown) => settle(err ?? new Error('replication request failed')));
     this.#inFlight.push(entry);
   }
 
