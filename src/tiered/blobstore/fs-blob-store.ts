@@ -13,7 +13,9 @@
  * Open handles: a cold reader asks for the same segment object in 1 MiB ranges, hundreds of
  * times in a row, and an open + fstat + close per range cost more than the read. So ranged
  * GETs keep the object's file handle (and the size fstat gave) open for reuse: at most
- * `maxOpenHandles` of them, least recently used closed first, each closed once idle for
+ * `maxOpenHandles` of them, least recently used closed first (and closed, not only
+ * forgotten, before the next one opens, so the process holds no more descriptors than
+ * that while GETs of different objects take turns), each closed once idle for
  * `handleIdleMs` and never reused more than `handleMaxAgeMs` after it was opened. A put or
  * delete of the key through this store drops its handle at once, and an open of it under way
  * then serves only the GETs already waiting for it (it may be the old object's descriptor;
@@ -339,6 +341,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #open(file: string, opening: Opening): Promise<KeptHandle> {
+    // Room first: the least recently used idle handle is closed, not only forgotten, before
+    // this descriptor opens, so the process's descriptors (as /proc counts them) stay within
+    // the bound, not only this store's count (a close runs on libuv's thread pool).
+    await this.#evictDownTo(this.#maxHandles - 1);
     const fh = await fsp.open(file, 'r');
     let size: number;
     try {
@@ -355,11 +361,9 @@ export class FsBlobStore implements BlobStore {
     if (!h.retired) {
       this.#dropHandle(file); // a handle of a replaced object, opened by a GET still running
       this.#handles.set(file, h);
-      for (const [victim] of this.#handles) {
-        if (this.#handles.size <= this.#maxHandles) break;
-        this.#dropHandle(victim);
-      }
       this.#sweeper ??= setInterval(() => this.#sweep(), Math.max(10, Math.min(this.#handleIdleMs, this.#handleMaxAgeMs) / 2)).unref();
+      // Opens that ran side by side: the excess is closed before any of their GETs returns.
+      await this.#evictDownTo(this.#maxHandles);
     }
     return h;
   }
@@ -383,21 +387,33 @@ export class FsBlobStore implements BlobStore {
     this.#dropHandle(file);
   }
 
-  /** Stops handing out `file`'s handle; it closes now or when its last GET ends. */
-  #dropHandle(file: string): void {
-    const h = this.#handles.get(file);
-    if (h === undefined) return;
-    this.#handles.delete(file);
-    h.retired = true;
-    if (h.users === 0) this.#closeHandle(h);
+  /** Drops the least recently used kept handles until at most `limit` are kept; resolves once those not in use are closed. */
+  async #evictDownTo(limit: number): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [victim] of this.#handles) {
+      if (this.#handles.size <= Math.max(0, limit)) break;
+      const c = this.#dropHandle(victim);
+      if (c !== undefined) closing.push(c);
+    }
+    if (closing.length > 0) await Promise.all(closing);
   }
 
-  #closeHandle(h: KeptHandle): void {
+  /** Stops handing out `file`'s handle; it closes now (the promise) or when its last GET ends. */
+  #dropHandle(file: string): Promise<void> | undefined {
+    const h = this.#handles.get(file);
+    if (h === undefined) return undefined;
+    this.#handles.delete(file);
+    h.retired = true;
+    return h.users === 0 ? this.#closeHandle(h) : undefined;
+  }
+
+  #closeHandle(h: KeptHandle): Promise<void> {
     h.closed = true;
     this.#openHandles--;
     const closing = h.fh.close().catch(() => {}); // read-only: a close error loses nothing
     this.#closingHandles.add(closing);
     void closing.finally(() => this.#closingHandles.delete(closing));
+    return closing;
   }
 
   #sweep(): void {
