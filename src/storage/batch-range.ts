@@ -9,6 +9,7 @@
  * remote segment reader (`tiered/remote-reader.ts`, header by header through its block
  * cache). The rule lives here once, so a read gives the same bytes from either tier.
  */
+import { readInt64BE } from './int64.js';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD } from './record-batch.js';
 
 export class BatchRange {
@@ -80,7 +81,7 @@ export function selectBatchRange(window: Buffer, offset: bigint, maxBytes: numbe
   let p = 0;
   while (p + BATCH_HEADER_BYTES <= window.length) {
     const size = window.readInt32BE(p + 8) + LOG_OVERHEAD;
-    const base = window.readBigInt64BE(p);
+    const base = readInt64BE(window, p);
     if (!range.offer(p, size, base, base + BigInt(window.readInt32BE(p + 23)))) break;
     p += size;
     if (range.found && range.end > window.length) break;

@@ -63,6 +63,7 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { closeAsync, fdatasyncAsync, fsyncDir, ftruncateAsync, openAsync, realIo, storageError, writevFully, type LogIo } from './fs-util.js';
+import { writeInt64BE } from './int64.js';
 import { paddedOffset, segmentFileName, LOG_SUFFIX } from './partition-files.js';
 
 export const JOURNAL_DIR = 'journal';
@@ -156,8 +157,8 @@ function header(kind: number, log: string, segmentBase: bigint, position: number
   h.writeUInt8(kind, 8);
   h.writeUInt16BE(name.length, 9);
   name.copy(h, 11);
-  h.writeBigInt64BE(segmentBase, 11 + name.length);
-  h.writeBigInt64BE(BigInt(position), 19 + name.length);
+  writeInt64BE(h, segmentBase, 11 + name.length);
+  writeInt64BE(h, BigInt(position), 19 + name.length);
   return h;
 }
 

@@ -21,6 +21,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode, MeridianError } from '../errors.js';
 import { decompress } from './compression/decompress.js';
+import { readInt64BE, writeInt64BE } from './int64.js';
 
 export const BATCH_HEADER_BYTES = 61;
 /** Bytes before batchLength's coverage starts: baseOffset + batchLength. */
@@ -65,16 +66,16 @@ export function batchSizeAt(buf: Buffer, pos: number): number {
 /** Parses the fixed header; `buf` must hold at least BATCH_HEADER_BYTES from `pos`. */
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   return {
-    baseOffset: buf.readBigInt64BE(pos),
+    baseOffset: readInt64BE(buf, pos),
     batchLength: buf.readInt32BE(pos + 8),
     partitionLeaderEpoch: buf.readInt32BE(pos + 12),
     magic: buf.readInt8(pos + MAGIC_OFFSET),
     crc: buf.readUInt32BE(pos + CRC_OFFSET),
     attributes: buf.readInt16BE(pos + 21),
     lastOffsetDelta: buf.readInt32BE(pos + 23),
-    baseTimestamp: buf.readBigInt64BE(pos + 27),
-    maxTimestamp: buf.readBigInt64BE(pos + 35),
-    producerId: buf.readBigInt64BE(pos + 43),
+    baseTimestamp: readInt64BE(buf, pos + 27),
+    maxTimestamp: readInt64BE(buf, pos + 35),
+    producerId: readInt64BE(buf, pos + 43),
     producerEpoch: buf.readInt16BE(pos + 51),
     baseSequence: buf.readInt32BE(pos + 53),
     recordCount: buf.readInt32BE(pos + 57),
@@ -143,7 +144,7 @@ export function validateBatch(batch: Buffer, maxBatchBytes = Number.MAX_SAFE_INT
  * that time lookups and retention see the truth.
  */
 export function setMaxTimestamp(batch: Buffer, ts: bigint): void {
-  batch.writeBigInt64BE(ts, MAX_TIMESTAMP_OFFSET);
+  writeInt64BE(batch, ts, MAX_TIMESTAMP_OFFSET);
   batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
 }
 
@@ -160,7 +161,7 @@ export function stampLogAppendTime(batch: Buffer, now: bigint): void {
 
 /** Stamps the broker-assigned base offset; outside the CRC, so the batch stays valid. */
 export function setBaseOffset(batch: Buffer, baseOffset: bigint): void {
-  batch.writeBigInt64BE(baseOffset, 0);
+  writeInt64BE(batch, baseOffset, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -323,16 +324,16 @@ export function encodeBatch(input: BatchInput): Buffer {
   const buf = Buffer.allocUnsafe(BATCH_HEADER_BYTES + bodyLen);
   const baseTs = input.baseTimestamp ?? BigInt(Date.now());
   const maxDelta = input.records.reduce((m, r) => Math.max(m, r.timestampDelta ?? 0), 0);
-  buf.writeBigInt64BE(input.baseOffset ?? 0n, 0);
+  writeInt64BE(buf, input.baseOffset ?? 0n, 0);
   buf.writeInt32BE(buf.length - LOG_OVERHEAD, 8);
   buf.writeInt32BE(input.partitionLeaderEpoch ?? 0, 12);
   buf.writeInt8(2, MAGIC_OFFSET);
   buf.writeUInt32BE(0, CRC_OFFSET);
   buf.writeInt16BE(input.attributes ?? 0, 21);
   buf.writeInt32BE(lastDelta, 23);
-  buf.writeBigInt64BE(baseTs, 27);
-  buf.writeBigInt64BE(baseTs + BigInt(maxDelta), 35);
-  buf.writeBigInt64BE(input.producerId ?? -1n, 43);
+  writeInt64BE(buf, baseTs, 27);
+  writeInt64BE(buf, baseTs + BigInt(maxDelta), 35);
+  writeInt64BE(buf, input.producerId ?? -1n, 43);
   buf.writeInt16BE(input.producerEpoch ?? -1, 51);
   buf.writeInt32BE(input.baseSequence ?? -1, 53);
   buf.writeInt32BE(n, 57);
