@@ -19,13 +19,16 @@ interface ReasonState {
   level: 'warn' | 'error';
 }
 
+const performanceNow = (): number => performance.now();
+
 export class ThrottledLog {
   readonly #logger: Logger | undefined;
   readonly #intervalMs: number;
   readonly #now: () => number;
-  #reasons = new Map<string, ReasonState>();
+  /** Made at the first event: a log per partition (10,000 of them) mostly never has one. */
+  #reasons: Map<string, ReasonState> | undefined;
 
-  constructor(logger: Logger | undefined, intervalMs = 10_000, now: () => number = () => performance.now()) {
+  constructor(logger: Logger | undefined, intervalMs = 10_000, now: () => number = performanceNow) {
     this.#logger = logger;
     this.#intervalMs = intervalMs;
     this.#now = now;
@@ -42,7 +45,7 @@ export class ThrottledLog {
 
   #event(level: 'warn' | 'error', reason: string, fields: Record<string, unknown>, message: string): void {
     const now = this.#now();
-    const state = this.#reasons.get(reason);
+    const state = this.#reasons?.get(reason);
     if (state !== undefined && now - state.loggedAt < this.#intervalMs) {
       state.suppressed++;
       state.last = fields;
@@ -50,12 +53,13 @@ export class ThrottledLog {
       return;
     }
     const suppressed = state?.suppressed ?? 0;
-    this.#reasons.set(reason, { loggedAt: now, suppressed: 0, last: fields, message, level });
+    (this.#reasons ??= new Map()).set(reason, { loggedAt: now, suppressed: 0, last: fields, message, level });
     this.#logger?.[level]({ ...fields, reason, ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 
   /** Logs the counts of reasons whose interval has passed since their last line. */
   tick(): void {
+    if (this.#reasons === undefined) return;
     const now = this.#now();
     for (const [reason, state] of this.#reasons) {
       if (now - state.loggedAt >= this.#intervalMs) this.#summarize(reason, state, now);
@@ -64,6 +68,7 @@ export class ThrottledLog {
 
   /** Logs every count not logged yet. */
   flush(): void {
+    if (this.#reasons === undefined) return;
     const now = this.#now();
     for (const [reason, state] of this.#reasons) this.#summarize(reason, state, now);
   }
@@ -71,7 +76,7 @@ export class ThrottledLog {
   #summarize(reason: string, state: ReasonState, now: number): void {
     if (state.suppressed === 0) {
       // Nothing pending: forget the reason so the map holds only recent ones.
-      if (now - state.loggedAt >= this.#intervalMs) this.#reasons.delete(reason);
+      if (now - state.loggedAt >= this.#intervalMs) this.#reasons?.delete(reason);
       return;
     }
     // The fields are those of the latest event counted: a sample of the flood.
