@@ -207,7 +207,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.#path(key);
     let h: KeptHandle | undefined;
     try {
-      h = await this.#acquire(file);
+      h = await this.#acquire(ctx, file);
       if (range.start >= h.size) {
         throw new BlobStoreError('fatal', ctx, `range ${range.start}-${range.end} not satisfiable (size ${h.size})`, { status: 416 });
       }
@@ -305,7 +305,7 @@ export class FsBlobStore implements BlobStore {
 
   // -- kept handles -----------------------------------------------------------------------
 
-  async #acquire(file: string): Promise<KeptHandle> {
+  async #acquire(ctx: BlobErrorContext, file: string): Promise<KeptHandle> {
     const now = Date.now();
     const kept = this.#handles.get(file);
     if (kept !== undefined && now - kept.openedAt < this.#handleMaxAgeMs) {
@@ -332,10 +332,17 @@ export class FsBlobStore implements BlobStore {
         this.#stats.handleReuses++;
       }
       const h = await opening.promise;
-      // Dropped (its key written meanwhile) before this continuation ran: open afresh.
-      if (h.closed) continue;
+      // Dropped before this continuation ran (its key written meanwhile): open afresh,
+      // unless the store closed meanwhile (close() waits only for the opens it saw).
+      if (h.closed) {
+        if (this.#closed) throw new BlobStoreError('fatal', ctx, 'the store is closed');
+        continue;
+      }
       h.users++;
       h.lastUsed = Date.now();
+      // Opens that ran side by side: the excess is closed before this GET reads. Held by
+      // this GET, `h` itself is only retired by it, never closed under it.
+      await this.#evictDownTo(this.#maxHandles);
       return h;
     }
   }
@@ -362,8 +369,6 @@ export class FsBlobStore implements BlobStore {
       this.#dropHandle(file); // a handle of a replaced object, opened by a GET still running
       this.#handles.set(file, h);
       this.#sweeper ??= setInterval(() => this.#sweep(), Math.max(10, Math.min(this.#handleIdleMs, this.#handleMaxAgeMs) / 2)).unref();
-      // Opens that ran side by side: the excess is closed before any of their GETs returns.
-      await this.#evictDownTo(this.#maxHandles);
     }
     return h;
   }

@@ -32,6 +32,22 @@ function fdsUnder(dir: string): string[] {
   return out;
 }
 
+/**
+ * Keeps three of libuv's four pool threads hashing, as a broker's other disk work keeps them
+ * busy, so a descriptor's close queues behind them; resolves, once stopped, when they are done.
+ */
+function busyThreadPool(): () => Promise<void> {
+  let busy = true;
+  const hashing = async (): Promise<void> => {
+    while (busy) await new Promise<void>((resolve) => crypto.pbkdf2('k', 's', 2000, 32, 'sha256', () => resolve()));
+  };
+  const threads = [hashing(), hashing(), hashing()];
+  return async () => {
+    busy = false;
+    await Promise.all(threads);
+  };
+}
+
 function object(size: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) & 0xff;
@@ -69,13 +85,8 @@ test('ranged GETs of one object share one descriptor, bytes exact, and it closes
 test('kept descriptors are bounded: many objects read in turn hold at most maxOpenHandles', async () => {
   const dir = path.join(t.dir, 'bounded');
   const store = new FsBlobStore({ dir, maxOpenHandles: 2, handleIdleMs: 60_000 });
-  // libuv's thread pool kept busy, as a broker's other disk work keeps it: a descriptor's
-  // close then finishes after the GET that evicted it, unless the store waits for it.
-  let busy = true;
-  const hashing = async (): Promise<void> => {
-    while (busy) await new Promise<void>((resolve) => crypto.pbkdf2('k', 's', 2000, 32, 'sha256', () => resolve()));
-  };
-  const pool = [hashing(), hashing(), hashing()];
+  // A descriptor's close then finishes after the GET that evicted it, unless the store waits for it.
+  const stopBusy = busyThreadPool();
   try {
     const bodies = Array.from({ length: 6 }, (_, i) => object(8192 + i, i));
     for (const [i, b] of bodies.entries()) await store.put(`seg/${i}.log`, b, { signal });
@@ -89,12 +100,38 @@ test('kept descriptors are bounded: many objects read in turn hold at most maxOp
     }
     assert.ok(store.stats().openHandles <= 2);
   } finally {
-    busy = false;
-    await Promise.all(pool);
+    await stopBusy();
     await store.close();
   }
   assert.equal(store.stats().openHandles, 0, 'close() closes every kept descriptor');
   assert.deepEqual(fdsUnder(dir), []);
+});
+
+test('close() while ranged GETs open and evict: nothing opens after it resolves, no descriptor is left', async () => {
+  for (let round = 0; round < 20; round++) {
+    const dir = path.join(t.dir, `closing-${round}`);
+    const store = new FsBlobStore({ dir, maxOpenHandles: 2, handleIdleMs: 60_000 });
+    const stopBusy = busyThreadPool();
+    try {
+      for (const k of ['a', 'b', 'c', 'd']) await store.put(`${k}.log`, object(8192, k.charCodeAt(0)), { signal });
+      for (const k of ['a', 'b']) await store.get(`${k}.log`, { signal, range: { start: 0, end: 99 } });
+      // Two more objects at once: each open evicts a kept handle and waits for its close.
+      const gets = ['c', 'd'].map((k) => store.get(`${k}.log`, { signal, range: { start: 0, end: 4095 } }));
+      while (store.stats().handleOpens < 3 + (round % 2)) await new Promise((r) => setImmediate(r));
+      await store.close();
+      const opensAtClose = store.stats().handleOpens;
+      for (const r of await Promise.allSettled(gets)) {
+        // Served, or refused because the store closed: never anything else.
+        if (r.status === 'rejected') assert.match(String(r.reason), /closed/, `round ${round}`);
+        else assert.equal(r.value.length, 4096);
+      }
+      assert.equal(store.stats().handleOpens, opensAtClose, `round ${round}: a descriptor was opened after close() resolved`);
+      assert.equal(store.stats().openHandles, 0);
+      await waitFor('every descriptor closed', () => fdsUnder(dir).length === 0, 5_000, 5, () => fdsUnder(dir).join(', '));
+    } finally {
+      await stopBusy();
+    }
+  }
 });
 
 test('a put or delete through the store is seen by the next ranged GET despite a kept descriptor', async () => {
